@@ -1,0 +1,194 @@
+/* convbi.h -- the public C API of convbi, a text-to-SQL workflow engine.
+ *
+ * Ask a question in plain language about a SQLite database; convbi
+ * classifies the intent, writes one read-only SELECT, checks it through a
+ * layered gate, runs it with time and row limits, and answers in words,
+ * remembering the conversation so that follow-ups work.  Every model call
+ * goes through one client that rotates across Azure OpenAI (or
+ * OpenAI-compatible) endpoints, retries and fails over.
+ *
+ * Objects (all opaque):
+ *   convbi_engine   configuration, endpoint pool, prompts, schema cache.
+ *                   Thread-safe once open: many sessions may share one.
+ *   convbi_session  one conversation (its history and its read-only
+ *                   database connection).  One thread at a time.
+ *   convbi_answer   the immutable outcome of one question, read through
+ *                   accessors, freed by the caller.
+ *
+ * Conventions: functions return a CONVBI_* status (0 = success); the
+ * detailed one-line message is on the handle (convbi_engine_errmsg,
+ * convbi_session_errmsg, convbi_answer_errmsg).  Strings returned by
+ * accessors are borrowed from their handle; strings returned through a
+ * `char **out` are owned by the caller and freed with convbi_free().
+ * Every *_free/_close accepts NULL.  The library never prints and never
+ * exits; it never reveals an API key in any message, event or result.
+ */
+#ifndef CONVBI_CONVBI_H
+#define CONVBI_CONVBI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(CONVBI_BUILDING)
+#define CONVBI_API __attribute__((visibility("default")))
+#else
+#define CONVBI_API
+#endif
+
+#define CONVBI_VERSION_STRING "0.1.0"
+
+/* ---- status codes (stable numbers) ------------------------------------ */
+#define CONVBI_STATUS_MAP(X)                                                   \
+	X(OK, 0, "success")                                                    \
+	X(EINVAL, 1, "invalid argument")                                       \
+	X(ENOMEM, 2, "out of memory")                                          \
+	X(EMISUSE, 3, "library misuse (NULL, closed or foreign handle)")       \
+	X(ECONFIG, 4, "invalid configuration")                                 \
+	X(ENOENDPOINT, 5, "no model endpoint is configured")                   \
+	X(ETOOBIG, 6, "input or output exceeds a size limit")                  \
+	X(EIO, 7, "file input/output error")                                   \
+	X(ELLM, 8, "the model call failed on every endpoint")                  \
+	X(ERATELIMIT, 9, "every endpoint is rate-limited past the deadline")   \
+	X(ETIMEOUT, 10, "the deadline passed")                                 \
+	X(EFILTERED, 11, "the service's content filter refused the request")   \
+	X(ECONTEXT, 12, "the prompt exceeds the model's context length")       \
+	X(EBADREQUEST, 13, "the service rejected the request as invalid")      \
+	X(EAUTH, 14, "every endpoint rejected its key or deployment")          \
+	X(EREJECTED, 15, "the SQL was rejected by the read-only gate")         \
+	X(ESQL, 16, "the SQL failed to run")                                   \
+	X(EDB, 17, "the database cannot be opened or read")                    \
+	X(ECANCELED, 18, "canceled")                                           \
+	X(EPROTOCOL, 19, "malformed reply from the service or the model")      \
+	X(ETEMPLATE, 20, "invalid prompt template")                            \
+	X(EREPAIR, 21, "no valid SQL after the allowed repair attempts")       \
+	X(ESTATE, 22, "shared endpoint state is unavailable")
+
+typedef enum {
+#define CONVBI_X_(name, num, text) CONVBI_##name = num,
+	CONVBI_STATUS_MAP(CONVBI_X_)
+#undef CONVBI_X_
+} convbi_status;
+
+/* The static text for a status code ("unknown status" for others). */
+CONVBI_API const char *convbi_errstr(int code);
+/* The symbolic name of a status code, e.g. "EREJECTED" ("?" for others). */
+CONVBI_API const char *convbi_errname(int code);
+/* Frees a string or buffer the library handed to the caller. */
+CONVBI_API void convbi_free(void *p);
+CONVBI_API const char *convbi_version(void);
+
+typedef struct convbi_engine convbi_engine;
+typedef struct convbi_session convbi_session;
+typedef struct convbi_answer convbi_answer;
+
+/* ---- events ------------------------------------------------------------ */
+typedef enum {
+	CONVBI_EVENT_STAGE = 1,  /* a workflow stage starts; stage = its name */
+	CONVBI_EVENT_TOKEN = 2,  /* a streamed text delta of the answer */
+	CONVBI_EVENT_SQL = 3,    /* SQL about to run; text = the SQL */
+	CONVBI_EVENT_RETRY = 4   /* a model attempt failed and the client retries
+	                            or fails over; text = what happened */
+} convbi_event_kind;
+
+typedef struct {
+	int kind;              /* a convbi_event_kind */
+	const char *stage;     /* current stage name ("intent", "sql", ...) */
+	const char *text;      /* event text (borrowed, valid during the call) */
+	size_t len;            /* bytes in text */
+	const char *endpoint;  /* endpoint name for RETRY events, else NULL */
+} convbi_event;
+
+/* Called from the thread that asked; a non-zero return cancels the
+ * question (the ask returns CONVBI_ECANCELED). */
+typedef int (*convbi_event_fn)(const convbi_event *ev, void *payload);
+
+/* ---- engine ------------------------------------------------------------ */
+#define CONVBI_OPTIONS_VERSION 1
+
+typedef struct {
+	unsigned int version;     /* CONVBI_OPTIONS_VERSION */
+	const char *db_path;      /* SQLite file; NULL = model-only engine */
+	const char *config_path;  /* JSON config; NULL = $CONVBI_CONFIG, then
+	                             AZURE_OPENAI_*_<i> variables */
+	const char *prompts_dir;  /* NULL = $CONVBI_PROMPTS, then the built-in
+	                             directory */
+	int max_repairs;          /* SQL repair attempts, default 3 */
+	int row_cap;              /* rows kept per result, default 1000 */
+	int sql_timeout_ms;       /* per statement, default 5000 */
+	int history_tokens;       /* conversation memory budget, default 1500 */
+	int schema_tokens;        /* schema text budget, default 6000 */
+	int model_review;         /* 1 = add the model-side SQL review */
+	int stream;               /* 1 = stream the answer as TOKEN events */
+} convbi_options;
+
+#define CONVBI_OPTIONS_INIT {CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1}
+
+/* Opens an engine.  *out is set even on failure (unless ENOMEM) so that
+ * convbi_engine_errmsg() can say what went wrong; close it either way. */
+CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opts);
+CONVBI_API void convbi_engine_close(convbi_engine *engine);
+CONVBI_API const char *convbi_engine_errmsg(const convbi_engine *engine);
+
+/* Sends one chat completion through the rotating client.  On success and
+ * on model failure alike, *json_out (caller frees) is a JSON object with
+ * content, endpoint, model, usage, attempts and elapsed_ms (plus error and
+ * error_class on failure).  cb receives TOKEN events when stream != 0. */
+CONVBI_API int convbi_engine_chat(convbi_engine *engine, const char *system, const char *prompt,
+                                  int stream, convbi_event_fn cb, void *payload, char **json_out);
+/* The configured endpoints and their live shared state as a JSON array
+ * (caller frees).  Never contains keys. */
+CONVBI_API int convbi_engine_endpoints(convbi_engine *engine, char **json_out);
+/* The schema text exactly as the SQL agent is given it (caller frees). */
+CONVBI_API int convbi_engine_schema(convbi_engine *engine, const char *question, char **text_out);
+/* The workflow graph, format "mermaid" or "dot" (caller frees). */
+CONVBI_API int convbi_workflow_graph(const char *format, char **text_out);
+
+/* ---- session ----------------------------------------------------------- */
+CONVBI_API int convbi_session_new(convbi_session **out, convbi_engine *engine);
+CONVBI_API void convbi_session_free(convbi_session *session);
+/* Forgets the conversation history. */
+CONVBI_API void convbi_session_reset(convbi_session *session);
+/* The history as JSON (caller frees). */
+CONVBI_API int convbi_session_history(convbi_session *session, char **json_out);
+CONVBI_API const char *convbi_session_errmsg(const convbi_session *session);
+
+/* Answers one question.  hint (may be NULL) is extra evidence for the SQL
+ * agent (BIRD's "evidence").  *out receives an answer whenever memory
+ * allows, also on failure: its status and errmsg say what failed, and the
+ * return value equals convbi_answer_status(*out). */
+CONVBI_API int convbi_session_ask(convbi_session *session, const char *question, const char *hint,
+                                  convbi_event_fn cb, void *payload, convbi_answer **out);
+
+/* ---- answer ------------------------------------------------------------ */
+CONVBI_API void convbi_answer_free(convbi_answer *answer);
+CONVBI_API int convbi_answer_status(const convbi_answer *answer);
+CONVBI_API const char *convbi_answer_errmsg(const convbi_answer *answer);
+/* "data_question", "follow_up", "chitchat" or "out_of_scope" ("" if none). */
+CONVBI_API const char *convbi_answer_intent(const convbi_answer *answer);
+/* The standalone (rewritten) question. */
+CONVBI_API const char *convbi_answer_question(const convbi_answer *answer);
+CONVBI_API const char *convbi_answer_text(const convbi_answer *answer);
+/* The SQL that ran ("" if none). */
+CONVBI_API const char *convbi_answer_sql(const convbi_answer *answer);
+CONVBI_API int convbi_answer_column_count(const convbi_answer *answer);
+CONVBI_API const char *convbi_answer_column_name(const convbi_answer *answer, int col);
+CONVBI_API int64_t convbi_answer_row_count(const convbi_answer *answer);
+/* Cell text, NULL for SQL NULL or out of range. */
+CONVBI_API const char *convbi_answer_cell(const convbi_answer *answer, int64_t row, int col);
+/* 1 when the row cap cut the result. */
+CONVBI_API int convbi_answer_truncated(const convbi_answer *answer);
+CONVBI_API int64_t convbi_answer_tokens(const convbi_answer *answer);
+CONVBI_API int64_t convbi_answer_elapsed_ms(const convbi_answer *answer);
+/* The whole answer as one JSON object (question, intent, sql, columns,
+ * rows, truncated, answer, error, error_class, usage, stages, attempts,
+ * elapsed_ms); caller frees. */
+CONVBI_API int convbi_answer_json(const convbi_answer *answer, char **json_out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

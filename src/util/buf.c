@@ -1,0 +1,158 @@
+/* buf.c -- the bounded growable buffer (see buf.h).
+ *
+ * Growth doubles the allocation; the cap check happens before any
+ * allocation so a refused append changes nothing.
+ */
+#include "util/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "util/alloc.h"
+
+void buf_init(struct buf *b, size_t max)
+{
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	b->max = max;
+}
+
+void buf_release(struct buf *b)
+{
+	if (!b)
+		return;
+	free(b->data);
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+}
+
+void buf_reset(struct buf *b)
+{
+	b->len = 0;
+	if (b->data)
+		b->data[0] = '\0';
+}
+
+int buf_reserve(struct buf *b, size_t extra)
+{
+	if (extra > SIZE_MAX / 2 - b->len)
+		return CONVBI_ETOOBIG;
+	size_t need = b->len + extra + 1;
+	if (b->max && b->len + extra > b->max)
+		return CONVBI_ETOOBIG;
+	if (need <= b->cap)
+		return CONVBI_OK;
+	size_t cap = b->cap ? b->cap : 64;
+	while (cap < need)
+		cap *= 2;
+	char *p = xrealloc(b->data, cap);
+	if (!p)
+		return CONVBI_ENOMEM;
+	if (!b->data)
+		p[0] = '\0';
+	b->data = p;
+	b->cap = cap;
+	return CONVBI_OK;
+}
+
+int buf_add(struct buf *b, const void *data, size_t len)
+{
+	int rc = buf_reserve(b, len);
+	if (rc)
+		return rc;
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return CONVBI_OK;
+}
+
+int buf_puts(struct buf *b, const char *s)
+{
+	return buf_add(b, s, strlen(s));
+}
+
+int buf_putc(struct buf *b, char c)
+{
+	return buf_add(b, &c, 1);
+}
+
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
+{
+	va_list cp;
+	va_copy(cp, ap);
+	int n = vsnprintf(NULL, 0, fmt, cp);
+	va_end(cp);
+	if (n < 0)
+		return CONVBI_EINVAL;
+	int rc = buf_reserve(b, (size_t)n);
+	if (rc)
+		return rc;
+	vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+	b->len += (size_t)n;
+	return CONVBI_OK;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int rc = buf_vprintf(b, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
+int buf_json_str(struct buf *b, const char *s, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t old = b->len;
+	int rc = buf_putc(b, '"');
+	for (size_t i = 0; !rc && i < len; i++) {
+		unsigned char c = (unsigned char)s[i];
+		switch (c) {
+		case '"': rc = buf_add(b, "\\\"", 2); break;
+		case '\\': rc = buf_add(b, "\\\\", 2); break;
+		case '\n': rc = buf_add(b, "\\n", 2); break;
+		case '\r': rc = buf_add(b, "\\r", 2); break;
+		case '\t': rc = buf_add(b, "\\t", 2); break;
+		default:
+			if (c < 0x20 || c == 0x7f) {
+				char esc[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+				rc = buf_add(b, esc, 6);
+			} else {
+				rc = buf_putc(b, (char)c);
+			}
+		}
+	}
+	if (!rc)
+		rc = buf_putc(b, '"');
+	if (rc) {
+		b->len = old;
+		if (b->data)
+			b->data[old] = '\0';
+	}
+	return rc;
+}
+
+char *buf_take(struct buf *b)
+{
+	char *p = b->data;
+	if (!p) {
+		p = xmalloc(1);
+		if (p)
+			p[0] = '\0';
+	}
+	b->data = NULL;
+	b->len = 0;
+	b->cap = 0;
+	return p;
+}
+
+const char *buf_str(const struct buf *b)
+{
+	return b->data ? b->data : "";
+}

@@ -1,0 +1,42 @@
+/* buf.h -- a bounded, growable byte buffer (git's strbuf, with a cap).
+ *
+ * A struct buf owns its bytes; `data` is always NUL-terminated when non-NULL
+ * so it can be read as a C string.  Every buffer has a `max` (0 = no cap):
+ * appends that would exceed it fail with CONVBI_ETOOBIG and leave the buffer
+ * as it was, so a model or network reply can never grow without bound.
+ * On allocation failure an append returns CONVBI_ENOMEM and the buffer is
+ * left unchanged (still valid, still owned by the caller).
+ */
+#ifndef CONVBI_UTIL_BUF_H
+#define CONVBI_UTIL_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct buf {
+	char *data;  /* owned; NUL-terminated when non-NULL */
+	size_t len;  /* bytes used, not counting the NUL */
+	size_t cap;  /* bytes allocated */
+	size_t max;  /* cap on len, 0 = unbounded */
+};
+
+#define BUF_INIT {NULL, 0, 0, 0}
+
+void buf_init(struct buf *b, size_t max);
+void buf_release(struct buf *b);   /* frees, back to BUF_INIT (keeps max) */
+void buf_reset(struct buf *b);     /* len = 0, keeps the allocation */
+int buf_reserve(struct buf *b, size_t extra);
+int buf_add(struct buf *b, const void *data, size_t len);
+int buf_puts(struct buf *b, const char *s);
+int buf_putc(struct buf *b, char c);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends s as a JSON string literal, quotes included. */
+int buf_json_str(struct buf *b, const char *s, size_t len);
+/* Hands the bytes to the caller (who frees them) and resets the buffer.
+ * Returns an empty malloc'd string for an empty buffer; NULL only on ENOMEM. */
+char *buf_take(struct buf *b);
+/* A view of the contents as a string: "" when empty, never NULL. */
+const char *buf_str(const struct buf *b);
+
+#endif

@@ -1,0 +1,85 @@
+/* secret.c -- secret storage and the redaction registry (see secret.h).
+ *
+ * The registry is a small fixed table of copies of the keys (at most
+ * SECRET_REGISTRY_MAX; keys shorter than 4 bytes are not registered since
+ * they would match ordinary text).  It only grows: a key once loaded stays
+ * redacted for the life of the process.
+ */
+#include "util/secret.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "util/alloc.h"
+
+#define SECRET_REGISTRY_MAX 256
+
+static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *reg_keys[SECRET_REGISTRY_MAX];  /* owned copies, never freed */
+static int reg_n;
+
+static void registry_add(const char *value)
+{
+	if (strlen(value) < 4)
+		return;
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < reg_n; i++)
+		if (!strcmp(reg_keys[i], value))
+			goto out;
+	if (reg_n < SECRET_REGISTRY_MAX) {
+		char *copy = strdup(value);
+		if (copy)
+			reg_keys[reg_n++] = copy;
+	}
+out:
+	pthread_mutex_unlock(&reg_lock);
+}
+
+int secret_set(struct secret *s, const char *value)
+{
+	secret_release(s);
+	if (!value)
+		return CONVBI_OK;
+	s->value_ = xstrdup(value);
+	if (!s->value_)
+		return CONVBI_ENOMEM;
+	registry_add(value);
+	return CONVBI_OK;
+}
+
+void secret_release(struct secret *s)
+{
+	if (!s || !s->value_)
+		return;
+	volatile char *p = s->value_;
+	while (*p)
+		*p++ = '\0';
+	free(s->value_);
+	s->value_ = NULL;
+}
+
+const char *secret_value(const struct secret *s)
+{
+	return s->value_ ? s->value_ : "";
+}
+
+int secret_is_set(const struct secret *s)
+{
+	return s->value_ && s->value_[0];
+}
+
+void secret_redact(char *text)
+{
+	if (!text)
+		return;
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < reg_n; i++) {
+		size_t klen = strlen(reg_keys[i]);
+		char *hit;
+		while ((hit = strstr(text, reg_keys[i])) != NULL)
+			memset(hit, '*', klen);
+	}
+	pthread_mutex_unlock(&reg_lock);
+}
