@@ -163,6 +163,11 @@ CONVBI_API const char *convbi_session_errmsg(const convbi_session *session);
 CONVBI_API int convbi_session_ask(convbi_session *session, const char *question, const char *hint,
                                   convbi_event_fn cb, void *payload, convbi_answer **out);
 
+/* Runs SQL written by the caller through the same read-only gate and
+ * limits as model-written SQL (no model call, no history).  *out receives
+ * an answer with the rows, or with the gate's or SQLite's message. */
+CONVBI_API int convbi_session_run_sql(convbi_session *session, const char *sql, convbi_answer **out);
+
 /* ---- answer ------------------------------------------------------------ */
 CONVBI_API void convbi_answer_free(convbi_answer *answer);
 CONVBI_API int convbi_answer_status(const convbi_answer *answer);
@@ -183,6 +188,10 @@ CONVBI_API const char *convbi_answer_cell(const convbi_answer *answer, int64_t r
 CONVBI_API int convbi_answer_truncated(const convbi_answer *answer);
 CONVBI_API int64_t convbi_answer_tokens(const convbi_answer *answer);
 CONVBI_API int64_t convbi_answer_elapsed_ms(const convbi_answer *answer);
+/* The rows rendered as text: mode "table" (aligned box), "csv", "json"
+ * (array of objects) or "markdown"; at most max_rows rows (< 0 = all).
+ * Caller frees; CONVBI_EINVAL for an unknown mode. */
+CONVBI_API int convbi_answer_format(const convbi_answer *answer, const char *mode, int64_t max_rows, char **text_out);
 /* The whole answer as one JSON object (question, intent, sql, columns,
  * rows, truncated, answer, error, error_class, usage, stages, attempts,
  * elapsed_ms); caller frees. */

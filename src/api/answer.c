@@ -1,0 +1,130 @@
+/* answer.c -- convbi_answer accessors: a read-only view of one turn. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "db/table.h"
+
+#define OK_ANSWER(a) ((a) && (a)->magic == ANSWER_MAGIC)
+
+CONVBI_API void convbi_answer_free(convbi_answer *a)
+{
+	if (!OK_ANSWER(a))
+		return;
+	a->magic = DEAD_MAGIC;
+	turn_release(&a->turn);
+	free(a);
+}
+
+CONVBI_API int convbi_answer_status(const convbi_answer *a)
+{
+	return OK_ANSWER(a) ? a->turn.status : CONVBI_EMISUSE;
+}
+
+CONVBI_API const char *convbi_answer_errmsg(const convbi_answer *a)
+{
+	if (!OK_ANSWER(a))
+		return convbi_errstr(CONVBI_EMISUSE);
+	return a->turn.status ? a->turn.err.msg : "";
+}
+
+CONVBI_API const char *convbi_answer_intent(const convbi_answer *a)
+{
+	return OK_ANSWER(a) ? turn_intent_name(a->turn.intent) : "";
+}
+
+CONVBI_API const char *convbi_answer_question(const convbi_answer *a)
+{
+	if (!OK_ANSWER(a))
+		return "";
+	return a->turn.standalone ? a->turn.standalone : a->turn.question ? a->turn.question : "";
+}
+
+CONVBI_API const char *convbi_answer_text(const convbi_answer *a)
+{
+	return OK_ANSWER(a) ? buf_str(&a->turn.answer) : "";
+}
+
+CONVBI_API const char *convbi_answer_sql(const convbi_answer *a)
+{
+	const char *s = OK_ANSWER(a) ? turn_sql(&a->turn) : NULL;
+	return s ? s : "";
+}
+
+CONVBI_API int convbi_answer_column_count(const convbi_answer *a)
+{
+	return OK_ANSWER(a) && a->turn.result ? a->turn.result->ncols : 0;
+}
+
+CONVBI_API const char *convbi_answer_column_name(const convbi_answer *a, int col)
+{
+	if (!OK_ANSWER(a) || !a->turn.result || col < 0 || col >= a->turn.result->ncols)
+		return NULL;
+	return a->turn.result->cols[col].name;
+}
+
+CONVBI_API int64_t convbi_answer_row_count(const convbi_answer *a)
+{
+	return OK_ANSWER(a) && a->turn.result ? a->turn.result->nrows : 0;
+}
+
+CONVBI_API const char *convbi_answer_cell(const convbi_answer *a, int64_t row, int col)
+{
+	return OK_ANSWER(a) && a->turn.result ? table_cell(a->turn.result, row, col) : NULL;
+}
+
+CONVBI_API int convbi_answer_truncated(const convbi_answer *a)
+{
+	return OK_ANSWER(a) && a->turn.result ? a->turn.result->truncated : 0;
+}
+
+CONVBI_API int64_t convbi_answer_tokens(const convbi_answer *a)
+{
+	return OK_ANSWER(a) ? turn_tokens(&a->turn) : 0;
+}
+
+CONVBI_API int64_t convbi_answer_elapsed_ms(const convbi_answer *a)
+{
+	return OK_ANSWER(a) ? a->turn.elapsed_ms : 0;
+}
+
+CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
+{
+	if (!OK_ANSWER(a) || !json_out)
+		return CONVBI_EMISUSE;
+	struct buf b;
+	buf_init(&b, 0);
+	if (turn_json(&b, &a->turn, -1)) {
+		buf_release(&b);
+		*json_out = NULL;
+		return CONVBI_ENOMEM;
+	}
+	*json_out = buf_take(&b);
+	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+CONVBI_API int convbi_answer_format(const convbi_answer *a, const char *mode, int64_t max_rows, char **text_out)
+{
+	if (!OK_ANSWER(a) || !text_out || !mode)
+		return CONVBI_EMISUSE;
+	*text_out = NULL;
+	static const struct { const char *name; enum table_mode mode; } modes[] = {
+		{"table", TABLE_ALIGNED}, {"csv", TABLE_CSV}, {"json", TABLE_JSON}, {"markdown", TABLE_MARKDOWN}};
+	int m = -1;
+	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
+		if (!strcmp(mode, modes[i].name))
+			m = (int)modes[i].mode;
+	if (m < 0)
+		return CONVBI_EINVAL;
+	struct buf b;
+	buf_init(&b, 0);
+	if (a->turn.result) {
+		int rc = table_render(&b, a->turn.result, (enum table_mode)m, max_rows);
+		if (rc) {
+			buf_release(&b);
+			return rc;
+		}
+	}
+	*text_out = buf_take(&b);
+	return *text_out ? CONVBI_OK : CONVBI_ENOMEM;
+}

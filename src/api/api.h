@@ -1,0 +1,55 @@
+/* api.h -- the handles behind the public API (private to src/api/).
+ *
+ * Every handle starts with a magic number so that entry points can return
+ * CONVBI_EMISUSE for a NULL, closed or foreign pointer instead of
+ * crashing.  The engine owns what is shared and read-only after open
+ * (configuration, the llm client, prompts, the schema cache); a session
+ * owns its conversation and its own read-only database connection; an
+ * answer owns one finished turn.
+ */
+#ifndef CONVBI_API_API_H
+#define CONVBI_API_API_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "convbi/convbi.h"
+#include "db/exec.h"
+#include "flow/flow.h"
+#include "flow/history.h"
+#include "flow/turn.h"
+#include "util/err.h"
+
+#define ENGINE_MAGIC 0x43425645u  /* "CBVE" */
+#define SESSION_MAGIC 0x43425653u
+#define ANSWER_MAGIC 0x43425641u
+#define DEAD_MAGIC 0xDEADBEEFu
+
+struct convbi_engine {
+	uint32_t magic;
+	struct err err;               /* last error on this handle */
+	pthread_mutex_t err_lock;
+	convbi_options opts;          /* copy; strings below */
+	char *db_path;                /* owned */
+	char *prompts_dir;            /* owned, resolved */
+	struct llm *llm;              /* owned; NULL when no endpoint is configured */
+	struct err llm_err;           /* why llm is NULL */
+	struct tmpl_set *prompts;     /* owned */
+	struct schema *schema;        /* owned; NULL without a database */
+	char *table_list;             /* owned */
+};
+
+struct convbi_session {
+	uint32_t magic;
+	struct err err;
+	convbi_engine *engine;        /* borrowed */
+	struct exec *exec;            /* owned connection */
+	struct history history;
+};
+
+struct convbi_answer {
+	uint32_t magic;
+	struct turn turn;
+};
+
+#endif

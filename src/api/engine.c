@@ -1,0 +1,262 @@
+/* engine.c -- convbi_engine: open, close, chat, endpoints, schema, graph.
+ *
+ * Opening resolves the prompts directory (option, $CONVBI_PROMPTS, the
+ * source tree's prompts/ when run from a build tree, the installed copy),
+ * loads and checks every template, loads the endpoint configuration and
+ * the shared pool, and introspects the database once (the schema cache).
+ * No endpoint configured is not an open failure: the engine still serves
+ * the schema, and every model call returns CONVBI_ENOENDPOINT with the
+ * message saying what to set.  A bad configuration is a failure.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "db/schema.h"
+#include "llm/config.h"
+#include "llm/llm.h"
+#include "prompt/tmpl.h"
+#include "util/alloc.h"
+
+static void engine_fail(convbi_engine *e, const struct err *err)
+{
+	pthread_mutex_lock(&e->err_lock);
+	e->err = *err;
+	pthread_mutex_unlock(&e->err_lock);
+}
+
+static const char *resolve_prompts(const char *opt)
+{
+	if (opt && *opt)
+		return opt;
+	const char *env = getenv("CONVBI_PROMPTS");
+	if (env && *env)
+		return env;
+	if (access(CONVBI_PROMPTS_SRC_DIR "/sql.txt", R_OK) == 0)
+		return CONVBI_PROMPTS_SRC_DIR;
+	return CONVBI_PROMPTS_INSTALL_DIR;
+}
+
+/* "customers, orders, ..." for the intent agent. */
+static char *table_list_of(const struct schema *s)
+{
+	struct buf b;
+	buf_init(&b, 1 << 16);
+	for (size_t i = 0; i < schema_table_count(s); i++)
+		if (buf_printf(&b, "%s%s", i ? ", " : "", schema_table_name(s, i)))
+			break;
+	return buf_take(&b);
+}
+
+CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opts)
+{
+	if (!out)
+		return CONVBI_EMISUSE;
+	*out = NULL;
+	convbi_engine *e = xcalloc(1, sizeof *e);
+	if (!e)
+		return CONVBI_ENOMEM;
+	e->magic = ENGINE_MAGIC;
+	pthread_mutex_init(&e->err_lock, NULL);
+	*out = e;
+	struct err err = ERR_INIT;
+	int rc;
+	if (!opts || opts->version != CONVBI_OPTIONS_VERSION) {
+		rc = err_set(&err, CONVBI_EMISUSE, "the options struct is missing or of another version; initialise it with CONVBI_OPTIONS_INIT");
+		goto fail;
+	}
+	e->opts = *opts;
+	if (e->opts.max_repairs < 0 || e->opts.max_repairs > 10) {
+		rc = err_set(&err, CONVBI_EINVAL, "max_repairs is %d; use 0 to 10", e->opts.max_repairs);
+		goto fail;
+	}
+	if (e->opts.row_cap <= 0 || e->opts.sql_timeout_ms <= 0 || e->opts.schema_tokens <= 0 || e->opts.history_tokens < 0) {
+		rc = err_set(&err, CONVBI_EINVAL, "row_cap, sql_timeout_ms and schema_tokens must be positive");
+		goto fail;
+	}
+	e->prompts_dir = xstrdup(resolve_prompts(opts->prompts_dir));
+	if (!e->prompts_dir || (opts->db_path && !(e->db_path = xstrdup(opts->db_path)))) {
+		rc = err_code(&err, CONVBI_ENOMEM);
+		goto fail;
+	}
+	e->opts.db_path = e->db_path;
+	e->opts.prompts_dir = e->prompts_dir;
+	e->opts.config_path = NULL;
+	if ((rc = tmpl_set_load(&e->prompts, e->prompts_dir, flow_templates, flow_ntemplates, &err)))
+		goto fail;
+	struct llm_config cfg;
+	rc = config_load(&cfg, opts->config_path, &e->llm_err);
+	if (rc == CONVBI_ENOENDPOINT) {
+		rc = CONVBI_OK;
+	} else if (rc) {
+		err = e->llm_err;
+		goto fail;
+	} else if ((rc = llm_open(&e->llm, &cfg, &err))) {
+		goto fail;
+	}
+	if (e->db_path) {
+		if ((rc = schema_load(&e->schema, e->db_path, &err)))
+			goto fail;
+		if (!(e->table_list = table_list_of(e->schema))) {
+			rc = err_code(&err, CONVBI_ENOMEM);
+			goto fail;
+		}
+	}
+	return CONVBI_OK;
+fail:
+	engine_fail(e, &err);
+	return rc;
+}
+
+CONVBI_API void convbi_engine_close(convbi_engine *e)
+{
+	if (!e || e->magic != ENGINE_MAGIC)
+		return;
+	e->magic = DEAD_MAGIC;
+	llm_close(e->llm);
+	tmpl_set_free(e->prompts);
+	schema_free(e->schema);
+	free(e->table_list);
+	free(e->db_path);
+	free(e->prompts_dir);
+	pthread_mutex_destroy(&e->err_lock);
+	free(e);
+}
+
+CONVBI_API const char *convbi_engine_errmsg(const convbi_engine *e)
+{
+	if (!e || e->magic != ENGINE_MAGIC)
+		return convbi_errstr(CONVBI_EMISUSE);
+	return e->err.code ? e->err.msg : "";
+}
+
+/* Fails with ENOENDPOINT (and its message) when no endpoint is set. */
+static int need_llm(convbi_engine *e)
+{
+	if (e->llm)
+		return CONVBI_OK;
+	engine_fail(e, &e->llm_err);
+	return e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;
+}
+
+struct chat_cb {
+	convbi_event_fn cb;
+	void *payload;
+	int canceled;
+};
+
+static int chat_delta(void *payload, const char *text, size_t len)
+{
+	struct chat_cb *c = payload;
+	convbi_event ev = {CONVBI_EVENT_TOKEN, "chat", text, len, NULL};
+	if (c->cb && c->cb(&ev, c->payload))
+		c->canceled = 1;
+	return c->canceled;
+}
+
+static void chat_retry(void *payload, const struct llm_attempt *a, int restarted)
+{
+	struct chat_cb *c = payload;
+	char text[400];
+	int n = snprintf(text, sizeof text, "%s%s; trying again", restarted ? "stream restarted: " : "", a->error);
+	convbi_event ev = {CONVBI_EVENT_RETRY, "chat", text, (size_t)(n < (int)sizeof text ? n : (int)sizeof text - 1), a->endpoint};
+	if (c->cb && c->cb(&ev, c->payload))
+		c->canceled = 1;
+}
+
+static int chat_cancel(void *payload)
+{
+	return ((struct chat_cb *)payload)->canceled;
+}
+
+CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const char *prompt, int stream,
+                                  convbi_event_fn cb, void *payload, char **json_out)
+{
+	if (json_out)
+		*json_out = NULL;
+	if (!e || e->magic != ENGINE_MAGIC || !prompt || !json_out)
+		return CONVBI_EMISUSE;
+	int rc = need_llm(e);
+	if (rc)
+		return rc;
+	struct chat_msg msgs[2];
+	size_t n = 0;
+	if (system && *system)
+		msgs[n++] = (struct chat_msg){"system", system};
+	msgs[n++] = (struct chat_msg){"user", prompt};
+	struct chat_cb c = {cb, payload, 0};
+	struct llm_request req = {.msgs = msgs, .n = n, .temperature = -1, .stream = stream,
+		.on_delta = chat_delta, .on_retry = chat_retry, .cancel = chat_cancel, .payload = &c};
+	struct llm_reply rep;
+	struct err err = ERR_INIT;
+	rc = llm_chat(e->llm, &req, &rep, &err);
+	if (rc)
+		engine_fail(e, &err);
+	struct buf b;
+	buf_init(&b, 0);
+	int jrc = llm_reply_json(&b, &rep, rc, err.msg);
+	llm_reply_release(&rep);
+	if (jrc) {
+		buf_release(&b);
+		return CONVBI_ENOMEM;
+	}
+	*json_out = buf_take(&b);
+	return *json_out ? rc : CONVBI_ENOMEM;
+}
+
+CONVBI_API int convbi_engine_endpoints(convbi_engine *e, char **json_out)
+{
+	if (json_out)
+		*json_out = NULL;
+	if (!e || e->magic != ENGINE_MAGIC || !json_out)
+		return CONVBI_EMISUSE;
+	int rc = need_llm(e);
+	if (rc)
+		return rc;
+	struct buf b;
+	buf_init(&b, 0);
+	if (llm_endpoints_json(e->llm, &b)) {
+		buf_release(&b);
+		return CONVBI_ENOMEM;
+	}
+	*json_out = buf_take(&b);
+	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+CONVBI_API int convbi_engine_schema(convbi_engine *e, const char *question, char **text_out)
+{
+	if (text_out)
+		*text_out = NULL;
+	if (!e || e->magic != ENGINE_MAGIC || !text_out)
+		return CONVBI_EMISUSE;
+	if (!e->schema) {
+		struct err err;
+		engine_fail(e, (err_set(&err, CONVBI_EDB, "the engine has no database; open it with db_path set"), &err));
+		return CONVBI_EDB;
+	}
+	struct buf b;
+	buf_init(&b, 0);
+	if (schema_render(&b, e->schema, question, (size_t)e->opts.schema_tokens * 4)) {
+		buf_release(&b);
+		return CONVBI_ENOMEM;
+	}
+	*text_out = buf_take(&b);
+	return *text_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+CONVBI_API int convbi_workflow_graph(const char *format, char **text_out)
+{
+	if (!text_out)
+		return CONVBI_EMISUSE;
+	*text_out = NULL;
+	struct buf b;
+	buf_init(&b, 0);
+	int rc = flow_graph(&b, format);
+	if (rc) {
+		buf_release(&b);
+		return rc;
+	}
+	*text_out = buf_take(&b);
+	return *text_out ? CONVBI_OK : CONVBI_ENOMEM;
+}

@@ -1,0 +1,202 @@
+/* session.c -- convbi_session: one conversation over its own connection.
+ *
+ * A session opens its own read-only connection (through the SQL gate) so
+ * that sessions of one engine can run on different threads.  Asking runs
+ * the workflow on a fresh turn; a successful data answer is added to the
+ * history (standalone question, SQL, a short result summary, the answer)
+ * so that follow-ups can use it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "db/table.h"
+#include "util/alloc.h"
+
+#define QUESTION_MAX_BYTES (64u << 10)
+#define HINT_MAX_BYTES (16u << 10)
+#define SUMMARY_MAX_BYTES 400
+
+CONVBI_API int convbi_session_new(convbi_session **out, convbi_engine *e)
+{
+	if (!out)
+		return CONVBI_EMISUSE;
+	*out = NULL;
+	if (!e || e->magic != ENGINE_MAGIC)
+		return CONVBI_EMISUSE;
+	convbi_session *s = xcalloc(1, sizeof *s);
+	if (!s)
+		return CONVBI_ENOMEM;
+	s->magic = SESSION_MAGIC;
+	s->engine = e;
+	history_init(&s->history, (size_t)e->opts.history_tokens);
+	*out = s;
+	if (!e->db_path)
+		return err_set(&s->err, CONVBI_EDB, "the engine has no database; open it with db_path set");
+	return exec_open(&s->exec, e->db_path, &s->err);
+}
+
+CONVBI_API void convbi_session_free(convbi_session *s)
+{
+	if (!s || s->magic != SESSION_MAGIC)
+		return;
+	s->magic = DEAD_MAGIC;
+	exec_close(s->exec);
+	history_release(&s->history);
+	free(s);
+}
+
+CONVBI_API void convbi_session_reset(convbi_session *s)
+{
+	if (!s || s->magic != SESSION_MAGIC)
+		return;
+	history_release(&s->history);
+	err_clear(&s->err);
+}
+
+CONVBI_API const char *convbi_session_errmsg(const convbi_session *s)
+{
+	if (!s || s->magic != SESSION_MAGIC)
+		return convbi_errstr(CONVBI_EMISUSE);
+	return s->err.code ? s->err.msg : "";
+}
+
+CONVBI_API int convbi_session_history(convbi_session *s, char **json_out)
+{
+	if (!s || s->magic != SESSION_MAGIC || !json_out)
+		return CONVBI_EMISUSE;
+	struct buf b;
+	buf_init(&b, 0);
+	if (history_json(&b, &s->history)) {
+		buf_release(&b);
+		*json_out = NULL;
+		return CONVBI_ENOMEM;
+	}
+	*json_out = buf_take(&b);
+	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+/* Checks the question: size, NUL-free (it is a C string), valid UTF-8 is
+ * repaired by the caller's choice -- we reject it with a clear message. */
+static int check_text(struct err *err, const char *what, const char *s, size_t max)
+{
+	size_t n = strnlen(s, max + 1);
+	if (n > max)
+		return err_set(err, CONVBI_ETOOBIG, "the %s is longer than %zu bytes; shorten it", what, max);
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		unsigned c = p[i];
+		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+		if (!len || i + len > n || (len == 2 && c < 0xC2))
+			return err_set(err, CONVBI_EINVAL, "the %s is not valid UTF-8 (byte %zu); send UTF-8 text", what, i);
+		for (size_t k = 1; k < len; k++)
+			if ((p[i + k] & 0xC0) != 0x80)
+				return err_set(err, CONVBI_EINVAL, "the %s is not valid UTF-8 (byte %zu); send UTF-8 text", what, i);
+		i += len;
+	}
+	size_t k = 0;
+	while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
+		k++;
+	if (k == n)
+		return err_set(err, CONVBI_EINVAL, "the %s is empty; ask something", what);
+	return CONVBI_OK;
+}
+
+static void remember(convbi_session *s, const struct turn *t)
+{
+	const char *sql = turn_sql(t);
+	struct buf summary;
+	buf_init(&summary, SUMMARY_MAX_BYTES + 64);
+	if (t->result)
+		table_summary(&summary, t->result, SUMMARY_MAX_BYTES);
+	history_add(&s->history, t->standalone ? t->standalone : t->question, sql, summary.len ? summary.data : NULL,
+	            t->answer.len ? t->answer.data : NULL);
+	buf_release(&summary);
+}
+
+static void limits_of(struct exec_limits *lim, const convbi_engine *e)
+{
+	*lim = (struct exec_limits)EXEC_LIMITS_INIT;
+	lim->timeout_ms = e->opts.sql_timeout_ms;
+	lim->row_cap = e->opts.row_cap;
+}
+
+CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi_answer **out)
+{
+	if (out)
+		*out = NULL;
+	if (!s || s->magic != SESSION_MAGIC || !sql || !out)
+		return CONVBI_EMISUSE;
+	convbi_answer *a = xcalloc(1, sizeof *a);
+	if (!a)
+		return CONVBI_ENOMEM;
+	a->magic = ANSWER_MAGIC;
+	struct turn *t = &a->turn;
+	turn_init(t);
+	*out = a;
+	int rc = CONVBI_OK;
+	if (!s->exec)
+		rc = err_set(&t->err, CONVBI_EDB, "%s", s->err.msg[0] ? s->err.msg : "the session has no database connection");
+	else if (!(t->question = xstrdup(sql)) || !(t->cand[0].sql = xstrdup(sql)))
+		rc = err_code(&t->err, CONVBI_ENOMEM);
+	if (!rc) {
+		struct exec_limits lim;
+		limits_of(&lim, s->engine);
+		t->ncand = 1;
+		rc = exec_run(s->exec, sql, &lim, NULL, NULL, &t->result, &t->err);
+		if (rc) {
+			t->cand[0].error = xstrdup(t->err.msg);
+			t->cand[0].status = rc;
+		}
+	}
+	t->status = rc;
+	return rc;
+}
+
+CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const char *hint, convbi_event_fn cb,
+                                  void *payload, convbi_answer **out)
+{
+	if (out)
+		*out = NULL;
+	if (!s || s->magic != SESSION_MAGIC || !question || !out)
+		return CONVBI_EMISUSE;
+	convbi_engine *e = s->engine;
+	convbi_answer *a = xcalloc(1, sizeof *a);
+	if (!a)
+		return CONVBI_ENOMEM;
+	a->magic = ANSWER_MAGIC;
+	struct turn *t = &a->turn;
+	turn_init(t);
+	*out = a;
+	int rc = check_text(&t->err, "question", question, QUESTION_MAX_BYTES);
+	if (!rc && hint)
+		rc = check_text(&t->err, "hint", hint, HINT_MAX_BYTES);
+	if (rc == CONVBI_EINVAL && hint && !*hint)
+		rc = CONVBI_OK;  /* an empty hint is no hint */
+	if (!rc && (!(t->question = xstrdup(question)) || (hint && *hint && !(t->hint = xstrdup(hint)))))
+		rc = err_code(&t->err, CONVBI_ENOMEM);
+	if (!rc && !s->exec)
+		rc = err_set(&t->err, s->err.code ? s->err.code : CONVBI_EDB, "%s", s->err.msg[0] ? s->err.msg : "the session has no database connection");
+	if (!rc && !e->llm) {
+		t->err = e->llm_err;
+		rc = e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;
+	}
+	if (rc) {
+		t->status = rc;
+		t->err.code = rc;
+		s->err = t->err;
+		return rc;
+	}
+	struct flow_env env = {
+		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .exec = s->exec,
+		.max_repairs = e->opts.max_repairs, .schema_budget = (size_t)e->opts.schema_tokens * 4,
+		.model_review = e->opts.model_review, .stream = e->opts.stream, .deadline_ms = 0,
+	};
+	limits_of(&env.limits, e);
+	rc = flow_run(&env, &s->history, t, cb, payload);
+	if (rc == CONVBI_OK)
+		remember(s, t);
+	else
+		s->err = t->err;
+	return rc;
+}

@@ -1,0 +1,67 @@
+/* cli.h -- the convbi command line: shared options and command handlers.
+ *
+ * The CLI is a client of the public API (include/convbi/convbi.h) only.
+ * Every sub-command is one row of the table in main.c {name, usage, help,
+ * handler}; `convbi help` is generated from it.  The CLI owns stderr and
+ * one table of exit codes:
+ *   0  success
+ *   1  the work failed (a model call, a question, some batch questions)
+ *   2  usage or configuration error (bad flag, bad config, no endpoint)
+ *   130 interrupted
+ */
+#ifndef CONVBI_CLI_CLI_H
+#define CONVBI_CLI_CLI_H
+
+#include "convbi/convbi.h"
+
+#define EXIT_OK 0
+#define EXIT_FAIL 1
+#define EXIT_USAGE 2
+#define EXIT_INTERRUPTED 130
+
+struct cli_opts {
+	const char *config;     /* --config */
+	const char *db;         /* --db */
+	const char *prompts;    /* --prompts */
+	const char *system;     /* --system */
+	const char *format;     /* --format */
+	const char *out;        /* --out */
+	const char *only_db;    /* --only-db */
+	const char *dataset;    /* --dataset spider|bird */
+	const char *mode;       /* --mode table|csv|json|markdown */
+	const char *history_file; /* --history-file */
+	int json;               /* --json */
+	int stream;             /* --stream / --no-stream: 1, 0, -1 unset */
+	int jobs;               /* -j */
+	int resume;             /* --resume */
+	long limit;             /* --limit, -1 none */
+	int max_repairs;        /* --max-repairs, -1 default */
+	int row_cap;            /* --row-cap, -1 default */
+	int sql_timeout_ms;     /* --sql-timeout-ms, -1 default */
+	int review;             /* --review */
+	int verbose;            /* -v */
+	int show_sql;           /* --sql (ask) */
+	char **args;            /* positional arguments (borrowed from argv) */
+	int nargs;
+};
+
+/* Prints "convbi: <msg>" on stderr (one line). */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Fills engine options from the CLI options. */
+void cli_engine_options(convbi_options *o, const struct cli_opts *c);
+/* Opens the engine or prints the reason; returns an exit code (0 = ok). */
+int cli_open_engine(convbi_engine **out, const struct cli_opts *c);
+const char *cli_default_db(void);
+/* Exit code for a library status. */
+int cli_exit_code(int status);
+
+int cmd_llm(struct cli_opts *o);
+int cmd_endpoints(struct cli_opts *o);
+int cmd_schema(struct cli_opts *o);
+int cmd_graph(struct cli_opts *o);
+int cmd_ask(struct cli_opts *o);
+int cmd_repl(struct cli_opts *o);
+int cmd_batch(struct cli_opts *o);
+int cmd_eval(struct cli_opts *o);
+
+#endif

@@ -1,0 +1,142 @@
+/* cmd_llm.c -- `convbi llm`, `convbi endpoints`, `convbi schema` and
+ * `convbi graph`: the commands that look at one part of the engine. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static int print_event(const convbi_event *ev, void *payload)
+{
+	if (ev->kind == CONVBI_EVENT_TOKEN) {
+		fwrite(ev->text, 1, ev->len, stdout);
+		fflush(stdout);
+	} else if (ev->kind == CONVBI_EVENT_RETRY) {
+		if (*(int *)payload)
+			fputc('\n', stdout);
+		fprintf(stderr, "convbi: endpoint `%s`: %.*s\n", ev->endpoint ? ev->endpoint : "?", (int)ev->len, ev->text);
+	}
+	return 0;
+}
+
+/* Opens a model-only engine (no database). */
+static int open_model_engine(convbi_engine **e, const struct cli_opts *o)
+{
+	convbi_options opts;
+	cli_engine_options(&opts, o);
+	opts.db_path = NULL;
+	int rc = convbi_engine_open(e, &opts);
+	if (rc) {
+		cli_error("%s", *e ? convbi_engine_errmsg(*e) : convbi_errstr(rc));
+		convbi_engine_close(*e);
+		*e = NULL;
+	}
+	return rc;
+}
+
+int cmd_llm(struct cli_opts *o)
+{
+	convbi_engine *e = NULL;
+	int rc = open_model_engine(&e, o);
+	if (rc)
+		return cli_exit_code(rc);
+	char *json = NULL;
+	int stream = o->stream == 1, printing = stream && !o->json;
+	rc = convbi_engine_chat(e, o->system, o->args[0], stream, printing ? print_event : NULL, &printing, &json);
+	if (o->json && json) {
+		fputs(json, stdout);
+		fputc('\n', stdout);
+	} else if (rc == CONVBI_OK && !stream && json) {
+		cJSON *root = cJSON_Parse(json);
+		const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "content");
+		if (cJSON_IsString(c))
+			fputs(c->valuestring, stdout);
+		fputc('\n', stdout);
+		cJSON_Delete(root);
+	} else if (rc == CONVBI_OK) {
+		fputc('\n', stdout);
+	}
+	if (rc)
+		cli_error("%s", convbi_engine_errmsg(e));
+	convbi_free(json);
+	convbi_engine_close(e);
+	return rc == CONVBI_ENOENDPOINT || rc == CONVBI_ECONFIG ? EXIT_USAGE : rc ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_endpoints(struct cli_opts *o)
+{
+	convbi_engine *e = NULL;
+	int rc = open_model_engine(&e, o);
+	if (rc)
+		return cli_exit_code(rc);
+	char *json = NULL;
+	rc = convbi_engine_endpoints(e, &json);
+	if (rc) {
+		cli_error("%s", convbi_engine_errmsg(e));
+		convbi_engine_close(e);
+		return cli_exit_code(rc);
+	}
+	if (o->json) {
+		printf("%s\n", json);
+	} else {
+		cJSON *arr = cJSON_Parse(json);
+		printf("%-14s %-8s %4s %6s  %-10s %-9s %9s %9s %7s %5s %8s\n", "NAME", "KIND", "TIER", "WEIGHT", "COOLING",
+		       "BREAKER", "REM_REQ", "REM_TOK", "CALLS", "429S", "FAILURES");
+		const cJSON *it;
+		cJSON_ArrayForEach(it, arr) {
+			char cooling[32] = "-";
+			double ms = cJSON_GetObjectItem(it, "cooling_ms")->valuedouble;
+			if (ms > 0)
+				snprintf(cooling, sizeof cooling, "%.1fs", ms / 1000.0);
+			char rr[24] = "-", rt[24] = "-";
+			double v = cJSON_GetObjectItem(it, "remaining_requests")->valuedouble;
+			if (v >= 0)
+				snprintf(rr, sizeof rr, "%.0f", v);
+			v = cJSON_GetObjectItem(it, "remaining_tokens")->valuedouble;
+			if (v >= 0)
+				snprintf(rt, sizeof rt, "%.0f", v);
+			printf("%-14s %-8s %4d %6d  %-10s %-9s %9s %9s %7.0f %5.0f %8.0f\n",
+			       cJSON_GetObjectItem(it, "name")->valuestring, cJSON_GetObjectItem(it, "kind")->valuestring,
+			       cJSON_GetObjectItem(it, "tier")->valueint, cJSON_GetObjectItem(it, "weight")->valueint, cooling,
+			       cJSON_GetObjectItem(it, "breaker")->valuestring, rr, rt,
+			       cJSON_GetObjectItem(it, "calls")->valuedouble, cJSON_GetObjectItem(it, "rate_limited")->valuedouble,
+			       cJSON_GetObjectItem(it, "failures")->valuedouble);
+		}
+		cJSON_Delete(arr);
+	}
+	convbi_free(json);
+	convbi_engine_close(e);
+	return EXIT_OK;
+}
+
+int cmd_schema(struct cli_opts *o)
+{
+	convbi_engine *e = NULL;
+	int rc = cli_open_engine(&e, o);
+	if (rc)
+		return rc;
+	char *text = NULL;
+	rc = convbi_engine_schema(e, o->nargs ? o->args[0] : NULL, &text);
+	if (rc)
+		cli_error("%s", convbi_engine_errmsg(e));
+	else
+		fputs(text, stdout);
+	convbi_free(text);
+	convbi_engine_close(e);
+	return cli_exit_code(rc);
+}
+
+int cmd_graph(struct cli_opts *o)
+{
+	char *text = NULL;
+	int rc = convbi_workflow_graph(o->format ? o->format : "mermaid", &text);
+	if (rc == CONVBI_EINVAL) {
+		cli_error("--format is `%s`; use mermaid or dot", o->format);
+		return EXIT_USAGE;
+	}
+	if (rc)
+		return cli_exit_code(rc);
+	fputs(text, stdout);
+	convbi_free(text);
+	return EXIT_OK;
+}

@@ -1,0 +1,221 @@
+/* main.c -- `convbi`: the command table, option parsing and dispatch.
+ *
+ * Options are parsed once with getopt_long over the union of every
+ * command's flags; each command row lists the flags it accepts so that a
+ * flag given to the wrong command is a usage error naming the fix.
+ */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+struct command {
+	const char *name;
+	const char *usage;
+	const char *help;
+	int (*run)(struct cli_opts *o);
+	const char *flags;  /* accepted long flags, space-separated */
+	int min_args, max_args;
+};
+
+static const struct command commands[] = {
+	{"repl", "[--db F] [--config F] [--prompts DIR] [--review]", "ask questions interactively (the default)",
+	 cmd_repl, "db config prompts review max-repairs row-cap sql-timeout-ms history-file no-stream stream mode verbose", 0, 0},
+	{"ask", "[--db F] [--config F] [--json] QUESTION", "answer one question",
+	 cmd_ask, "db config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose", 1, 1},
+	{"batch", "--db F [--config F] [-j N] [--format jsonl|csv] [--out F] [--resume] INPUT",
+	 "answer a file of questions in parallel", cmd_batch,
+	 "db config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose", 1, 1},
+	{"eval", "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] DIR|FILE",
+	 "execution accuracy on a Spider or BIRD set", cmd_eval,
+	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db", 1, 1},
+	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT", "send one chat request through the client",
+	 cmd_llm, "config stream json system", 1, 1},
+	{"endpoints", "[--config F] [--json]", "list endpoints and their live shared state", cmd_endpoints,
+	 "config json", 0, 0},
+	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db config prompts", 0, 1},
+	{"graph", "[--format mermaid|dot]", "print the workflow graph", cmd_graph, "format", 0, 0},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+enum {
+	OPT_CONFIG = 256, OPT_DB, OPT_PROMPTS, OPT_SYSTEM, OPT_FORMAT, OPT_OUT, OPT_ONLY_DB, OPT_DATASET,
+	OPT_JSON, OPT_STREAM, OPT_NO_STREAM, OPT_RESUME, OPT_LIMIT, OPT_MAX_REPAIRS, OPT_ROW_CAP,
+	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION
+};
+
+static const struct option long_opts[] = {
+	{"config", required_argument, NULL, OPT_CONFIG}, {"db", required_argument, NULL, OPT_DB},
+	{"prompts", required_argument, NULL, OPT_PROMPTS}, {"system", required_argument, NULL, OPT_SYSTEM},
+	{"format", required_argument, NULL, OPT_FORMAT}, {"out", required_argument, NULL, OPT_OUT},
+	{"only-db", required_argument, NULL, OPT_ONLY_DB}, {"dataset", required_argument, NULL, OPT_DATASET},
+	{"json", no_argument, NULL, OPT_JSON}, {"stream", no_argument, NULL, OPT_STREAM},
+	{"no-stream", no_argument, NULL, OPT_NO_STREAM}, {"resume", no_argument, NULL, OPT_RESUME},
+	{"limit", required_argument, NULL, OPT_LIMIT}, {"max-repairs", required_argument, NULL, OPT_MAX_REPAIRS},
+	{"row-cap", required_argument, NULL, OPT_ROW_CAP}, {"sql-timeout-ms", required_argument, NULL, OPT_SQL_TIMEOUT},
+	{"review", no_argument, NULL, OPT_REVIEW}, {"mode", required_argument, NULL, OPT_MODE},
+	{"history-file", required_argument, NULL, OPT_HISTORY_FILE}, {"jobs", required_argument, NULL, 'j'},
+	{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, OPT_HELP},
+	{"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+};
+
+void cli_error(const char *fmt, ...)
+{
+	va_list ap;
+	fputs("convbi: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: convbi [COMMAND] [OPTIONS]\n\nCommands:\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n             convbi %s %s\n", commands[i].name, commands[i].help, commands[i].name,
+		        commands[i].usage);
+	fprintf(f, "\nWith no command, convbi opens the REPL on --db (default: the bundled sample database).\n"
+	           "Endpoints come from --config FILE, $CONVBI_CONFIG, or AZURE_OPENAI_ENDPOINT_0,\n"
+	           "AZURE_OPENAI_DEPLOYMENT_NAME_0, AZURE_OPENAI_API_KEY_0 (_1, _2 ...).\n");
+}
+
+static int parse_int(const char *flag, const char *v, long min, long max, long *out)
+{
+	char *end;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || n < min || n > max) {
+		cli_error("%s takes a whole number from %ld to %ld, not `%s`", flag, min, max, v);
+		return -1;
+	}
+	*out = n;
+	return 0;
+}
+
+static const char *flag_name(int c)
+{
+	if (c == 'j')
+		return "jobs";
+	if (c == 'v')
+		return "verbose";
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == c)
+			return o->name;
+	return "?";
+}
+
+static int accepts(const struct command *cmd, const char *flag)
+{
+	size_t n = strlen(flag);
+	for (const char *p = cmd->flags; (p = strstr(p, flag)); p += n)
+		if ((p == cmd->flags || p[-1] == ' ') && (p[n] == ' ' || p[n] == '\0'))
+			return 1;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const struct command *cmd = &commands[0];
+	int first = 1;
+	if (argc > 1 && argv[1][0] != '-') {
+		cmd = NULL;
+		for (size_t i = 0; i < NCOMMANDS; i++)
+			if (!strcmp(argv[1], commands[i].name))
+				cmd = &commands[i];
+		if (!strcmp(argv[1], "help")) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (!cmd) {
+			cli_error("unknown command `%s`; run `convbi help` for the list", argv[1]);
+			return EXIT_USAGE;
+		}
+		first = 2;
+	}
+	struct cli_opts o;
+	memset(&o, 0, sizeof o);
+	o.stream = -1;
+	o.jobs = 4;
+	o.limit = -1;
+	o.max_repairs = -1;
+	o.row_cap = -1;
+	o.sql_timeout_ms = -1;
+	int c;
+	long n;
+	optind = first;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+j:v", long_opts, NULL)) != -1) {
+		if (c == '?' || c == ':') {
+			cli_error("unknown or incomplete option `%s`; run `convbi help`", argv[optind - 1]);
+			return EXIT_USAGE;
+		}
+		if (c == OPT_HELP) {
+			usage(stdout);
+			return EXIT_OK;
+		}
+		if (c == OPT_VERSION) {
+			printf("convbi %s\n", convbi_version());
+			return EXIT_OK;
+		}
+		if (!accepts(cmd, flag_name(c))) {
+			cli_error("`convbi %s` does not take --%s; usage: convbi %s %s", cmd->name, flag_name(c), cmd->name, cmd->usage);
+			return EXIT_USAGE;
+		}
+		switch (c) {
+		case OPT_CONFIG: o.config = optarg; break;
+		case OPT_DB: o.db = optarg; break;
+		case OPT_PROMPTS: o.prompts = optarg; break;
+		case OPT_SYSTEM: o.system = optarg; break;
+		case OPT_FORMAT: o.format = optarg; break;
+		case OPT_OUT: o.out = optarg; break;
+		case OPT_ONLY_DB: o.only_db = optarg; break;
+		case OPT_DATASET: o.dataset = optarg; break;
+		case OPT_MODE: o.mode = optarg; break;
+		case OPT_HISTORY_FILE: o.history_file = optarg; break;
+		case OPT_JSON: o.json = 1; break;
+		case OPT_STREAM: o.stream = 1; break;
+		case OPT_NO_STREAM: o.stream = 0; break;
+		case OPT_RESUME: o.resume = 1; break;
+		case OPT_REVIEW: o.review = 1; break;
+		case 'v': o.verbose = 1; break;
+		case 'j':
+			if (parse_int("-j", optarg, 1, 256, &n))
+				return EXIT_USAGE;
+			o.jobs = (int)n;
+			break;
+		case OPT_LIMIT:
+			if (parse_int("--limit", optarg, 0, 100000000, &n))
+				return EXIT_USAGE;
+			o.limit = n;
+			break;
+		case OPT_MAX_REPAIRS:
+			if (parse_int("--max-repairs", optarg, 0, 10, &n))
+				return EXIT_USAGE;
+			o.max_repairs = (int)n;
+			break;
+		case OPT_ROW_CAP:
+			if (parse_int("--row-cap", optarg, 1, 10000000, &n))
+				return EXIT_USAGE;
+			o.row_cap = (int)n;
+			break;
+		case OPT_SQL_TIMEOUT:
+			if (parse_int("--sql-timeout-ms", optarg, 1, 3600000, &n))
+				return EXIT_USAGE;
+			o.sql_timeout_ms = (int)n;
+			break;
+		}
+	}
+	o.args = argv + optind;
+	o.nargs = argc - optind;
+	if (o.nargs < cmd->min_args || o.nargs > cmd->max_args) {
+		cli_error("`convbi %s` takes %s; usage: convbi %s %s", cmd->name,
+		          cmd->max_args == 0 ? "no arguments" : cmd->min_args == 1 ? "exactly one argument" : "at most one argument",
+		          cmd->name, cmd->usage);
+		return EXIT_USAGE;
+	}
+	return cmd->run(&o);
+}

@@ -1,0 +1,87 @@
+/* agent_sql.c -- the SQL generation agent.
+ *
+ * Renders the schema (cut to the budget around the question's tables), the
+ * conversation, the optional evidence and, on a repair, the previous SQL
+ * with the exact error that sent it back; expects one SQLite SELECT,
+ * ideally in a ```sql fence (bare SQL and {"sql": ...} are tolerated).
+ * A reply with no SQL in it becomes a candidate whose error says so, and
+ * goes through the same bounded repair loop as a rejected query.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "db/schema.h"
+#include "flow/extract.h"
+#include "flow/flow.h"
+#include "prompt/tmpl.h"
+#include "util/alloc.h"
+
+/* Records a failed candidate and decides: repair (back to SQL) or fail. */
+int flow_repair_or_fail(struct flow_run *r, int code, const char *why);
+
+int flow_repair_or_fail(struct flow_run *r, int code, const char *why)
+{
+	struct turn *t = r->turn;
+	struct candidate *c = t->ncand ? &t->cand[t->ncand - 1] : NULL;
+	if (c && !c->error) {
+		c->error = xstrdup(why);
+		c->status = code;
+	}
+	if (t->repairs < r->env->max_repairs && t->ncand < TURN_MAX_CANDIDATES) {
+		t->repairs++;
+		return STAGE_SQL;
+	}
+	struct err e;
+	err_set(&e, CONVBI_EREPAIR, "no valid SQL after %d repair attempt%s; last error: %s", t->repairs,
+	        t->repairs == 1 ? "" : "s", why);
+	return flow_fail(r, &e);
+}
+
+int agent_sql(struct flow_run *r)
+{
+	struct turn *t = r->turn;
+	const struct candidate *prev = t->ncand ? &t->cand[t->ncand - 1] : NULL;
+	struct buf schema, hist, reply, sql;
+	buf_init(&schema, 1 << 22);
+	buf_init(&hist, 1 << 20);
+	buf_init(&reply, 1 << 20);
+	buf_init(&sql, 1 << 20);
+	struct err err = ERR_INIT;
+	int next = FLOW_FAIL;
+	if (schema_render(&schema, r->env->schema, t->standalone, r->env->schema_budget) ||
+	    history_render(&hist, r->history)) {
+		err_set(&err, CONVBI_ENOMEM, "out of memory rendering the schema");
+		next = flow_fail(r, &err);
+		goto done;
+	}
+	struct tmpl_slot slots[] = {
+		{"schema", buf_str(&schema), 0},
+		{"history", buf_str(&hist), 0},
+		{"hint", t->hint, 4000},
+		{"question", t->standalone, 8000},
+		{"previous_sql", prev && prev->error ? prev->sql : NULL, 8000},
+		{"error", prev && prev->error ? prev->error : NULL, 2000},
+	};
+	if (agent_call(r, STAGE_SQL, "sql", slots, 6, 0, 1000, &reply))
+		goto done;
+	int rc = extract_sql(&sql, reply.data, reply.len, &err);
+	struct candidate *c = &t->cand[t->ncand++];
+	c->sql = xstrdup(rc ? reply.data : sql.data);
+	if (!c->sql) {
+		t->ncand--;
+		err_set(&err, CONVBI_ENOMEM, "out of memory");
+		next = flow_fail(r, &err);
+		goto done;
+	}
+	if (rc) {
+		next = flow_repair_or_fail(r, rc, err.msg);
+		goto done;
+	}
+	next = STAGE_VALIDATE;
+done:
+	buf_release(&schema);
+	buf_release(&hist);
+	buf_release(&reply);
+	buf_release(&sql);
+	return next;
+}

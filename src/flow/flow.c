@@ -1,0 +1,220 @@
+/* flow.c -- the workflow table, its runner and its graph (see flow.h).
+ *
+ * The runner loops `stage = table[stage].step(run)` until FLOW_DONE or
+ * FLOW_FAIL, emitting a STAGE event as each stage starts and timing it.
+ * A hard cap on steps (FLOW_MAX_STEPS) guards against a table bug ever
+ * looping forever.  agent_call is the one place agents reach the model.
+ */
+#include "flow/flow.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "llm/llm.h"
+#include "prompt/tmpl.h"
+#include "util/clock.h"
+
+#define FLOW_MAX_STEPS 64
+
+struct edge {
+	int to;              /* stage id, FLOW_DONE or FLOW_FAIL */
+	const char *label;
+};
+
+struct stage_row {
+	int id;
+	const char *name;
+	int (*step)(struct flow_run *r);
+	struct edge edges[4];  /* for the graph; terminated by label NULL */
+};
+
+static const struct stage_row stages[STAGE_COUNT] = {
+	{STAGE_INTENT, "intent", agent_intent,
+	 {{STAGE_SQL, "data_question / follow_up"}, {STAGE_REPLY, "chitchat / out_of_scope"}, {0, NULL}}},
+	{STAGE_SQL, "sql", agent_sql, {{STAGE_VALIDATE, "candidate"}, {FLOW_FAIL, "model failure"}, {0, NULL}}},
+	{STAGE_VALIDATE, "validate", agent_validate,
+	 {{STAGE_EXECUTE, "accepted"}, {STAGE_SQL, "rejected, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
+	{STAGE_EXECUTE, "execute", agent_execute,
+	 {{STAGE_ANSWER, "rows"}, {STAGE_SQL, "error, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
+	{STAGE_ANSWER, "answer", agent_answer, {{FLOW_DONE, "answered"}, {0, NULL}}},
+	{STAGE_REPLY, "reply", agent_reply, {{FLOW_DONE, "replied"}, {0, NULL}}},
+};
+
+const char *turn_stage_name(int stage)
+{
+	return stage >= 0 && stage < STAGE_COUNT ? stages[stage].name : "?";
+}
+
+int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint)
+{
+	if (!r->cb || r->canceled)
+		return r->canceled;
+	convbi_event ev = {kind, turn_stage_name(r->stage), text ? text : "", text ? len : 0, endpoint};
+	if (r->cb(&ev, r->payload))
+		r->canceled = 1;
+	return r->canceled;
+}
+
+int flow_fail(struct flow_run *r, const struct err *err)
+{
+	struct turn *t = r->turn;
+	t->status = err->code ? err->code : CONVBI_ELLM;
+	t->err = *err;
+	snprintf(t->fail_stage, sizeof t->fail_stage, "%s", turn_stage_name(r->stage));
+	return FLOW_FAIL;
+}
+
+int flow_run(const struct flow_env *env, const struct history *h, struct turn *t, convbi_event_fn cb, void *payload)
+{
+	struct flow_run r;
+	memset(&r, 0, sizeof r);
+	r.env = env;
+	r.turn = t;
+	r.history = h;
+	r.cb = cb;
+	r.payload = payload;
+	buf_init(&r.reply, 1 << 16);
+	int64_t start = clock_mono_ms(), cpu0 = clock_thread_cpu_ns();
+	r.deadline_mono = start + (env->deadline_ms > 0 ? env->deadline_ms : 120000);
+	int stage = STAGE_INTENT;
+	for (int steps = 0; stage >= 0; steps++) {
+		if (steps == FLOW_MAX_STEPS) {
+			struct err e;
+			err_set(&e, CONVBI_EREPAIR, "the workflow took more than %d steps; this is a bug, please report it", FLOW_MAX_STEPS);
+			stage = flow_fail(&r, &e);
+			break;
+		}
+		r.stage = stage;
+		if (flow_emit(&r, CONVBI_EVENT_STAGE, stages[stage].name, strlen(stages[stage].name), NULL) || r.canceled) {
+			struct err e;
+			err_set(&e, CONVBI_ECANCELED, "the question was canceled");
+			stage = flow_fail(&r, &e);
+			break;
+		}
+		if (clock_mono_ms() >= r.deadline_mono) {
+			struct err e;
+			err_set(&e, CONVBI_ETIMEOUT, "the question's %lld ms deadline passed before the %s stage; raise the deadline or simplify the question",
+			        (long long)(r.deadline_mono - start), stages[stage].name);
+			stage = flow_fail(&r, &e);
+			break;
+		}
+		int64_t t0 = clock_mono_ms();
+		int next = stages[stage].step(&r);
+		t->stage[stage].ms += clock_mono_ms() - t0;
+		stage = next;
+	}
+	if (stage == FLOW_DONE)
+		t->status = CONVBI_OK;
+	t->elapsed_ms = clock_mono_ms() - start;
+	t->cpu_ns = clock_thread_cpu_ns() - cpu0;
+	buf_release(&r.reply);
+	return t->status;
+}
+
+/* ---- agent_call: the one way an agent reaches the model ------------------ */
+
+static int run_cancel(void *payload)
+{
+	struct flow_run *r = payload;
+	return r->canceled || clock_mono_ms() >= r->deadline_mono;
+}
+
+static int run_delta(void *payload, const char *text, size_t len)
+{
+	struct flow_run *r = payload;
+	return flow_emit(r, CONVBI_EVENT_TOKEN, text, len, NULL);
+}
+
+static void run_retry(void *payload, const struct llm_attempt *a, int restarted_stream)
+{
+	struct flow_run *r = payload;
+	char text[400];
+	int n = snprintf(text, sizeof text, "%s%s; trying again", restarted_stream ? "stream restarted: " : "", a->error);
+	if (n > (int)sizeof text - 1)
+		n = (int)sizeof text - 1;
+	flow_emit(r, CONVBI_EVENT_RETRY, text, (size_t)n, a->endpoint);
+}
+
+int agent_call(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n, int stream,
+               int max_tokens, struct buf *reply)
+{
+	struct turn *t = r->turn;
+	struct buf prompt;
+	struct err err = ERR_INIT;
+	buf_init(&prompt, 1 << 20);
+	const char *text = tmpl_text(r->env->prompts, name);
+	if (!text) {
+		err_set(&err, CONVBI_ETEMPLATE, "the prompt template `%s` is not loaded; check the prompts directory", name);
+		return flow_fail(r, &err), CONVBI_ETEMPLATE;
+	}
+	int rc = tmpl_render(&prompt, text, slots, n, &err);
+	if (rc) {
+		if (rc == CONVBI_ETOOBIG)
+			err_set(&err, rc, "the %s prompt exceeds %zu bytes; shorten the question or the history", name, prompt.max);
+		flow_fail(r, &err);
+		buf_release(&prompt);
+		return rc;
+	}
+	struct chat_msg msg = {"user", buf_str(&prompt)};
+	int64_t left = r->deadline_mono - clock_mono_ms();
+	struct llm_request req = {
+		.msgs = &msg, .n = 1, .max_tokens = max_tokens, .temperature = 0, .stream = stream,
+		.deadline_ms = left > 0 ? (int)(left < 3600000 ? left : 3600000) : 1,
+		.on_delta = stream ? run_delta : NULL, .on_retry = run_retry, .cancel = run_cancel, .payload = r};
+	const struct llm_config *cfg = llm_config_of(r->env->llm);
+	if (cfg->retry.deadline_ms < req.deadline_ms)
+		req.deadline_ms = cfg->retry.deadline_ms;
+	struct llm_reply rep;
+	rc = llm_chat(r->env->llm, &req, &rep, &err);
+	struct stage_stats *st = &t->stage[stage];
+	st->calls++;
+	if (rep.prompt_tokens > 0)
+		st->prompt_tokens += rep.prompt_tokens;
+	if (rep.completion_tokens > 0)
+		st->completion_tokens += rep.completion_tokens;
+	if (rep.nattempts)
+		snprintf(st->endpoint, sizeof st->endpoint, "%s", rep.attempts[rep.nattempts - 1].endpoint);
+	for (size_t i = 0; i < rep.nattempts && t->nattempts < TURN_MAX_ATTEMPTS; i++) {
+		t->attempts[t->nattempts].stage = stage;
+		t->attempts[t->nattempts++].a = rep.attempts[i];
+	}
+	if (rc == CONVBI_OK) {
+		buf_reset(reply);
+		rc = buf_puts(reply, rep.content);
+		if (rc)
+			err_set(&err, rc, "the model's %s reply is larger than %zu bytes", name, reply->max);
+	}
+	if (rc) {
+		if (r->canceled && rc != CONVBI_ETOOBIG)
+			err_set(&err, CONVBI_ECANCELED, "the question was canceled");
+		else if (rc == CONVBI_ECANCELED)
+			err_set(&err, CONVBI_ETIMEOUT, "the question's deadline passed during the %s stage", turn_stage_name(stage));
+		flow_fail(r, &err);
+	}
+	llm_reply_release(&rep);
+	buf_release(&prompt);
+	return rc;
+}
+
+/* ---- the graph, printed from the same table ------------------------------ */
+
+static const char *node_name(int id)
+{
+	return id == FLOW_DONE ? "done" : id == FLOW_FAIL ? "fail" : stages[id].name;
+}
+
+int flow_graph(struct buf *out, const char *format)
+{
+	int dot = format && !strcmp(format, "dot");
+	if (format && !dot && strcmp(format, "mermaid"))
+		return CONVBI_EINVAL;
+	int rc = buf_puts(out, dot ? "digraph convbi {\n  rankdir=LR;\n  start [shape=point];\n  done [shape=doublecircle];\n  fail [shape=octagon];\n  start -> intent;\n"
+	                           : "flowchart LR\n  start((start)) --> intent\n");
+	for (int s = 0; !rc && s < STAGE_COUNT; s++)
+		for (const struct edge *e = stages[s].edges; !rc && e->label; e++)
+			rc = dot ? buf_printf(out, "  %s -> %s [label=\"%s\"];\n", stages[s].name, node_name(e->to), e->label)
+			         : buf_printf(out, "  %s -->|%s| %s\n", stages[s].name, e->label, node_name(e->to));
+	if (!rc && dot)
+		rc = buf_puts(out, "}\n");
+	return rc;
+}

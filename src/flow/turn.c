@@ -1,0 +1,154 @@
+/* turn.c -- the per-question state: lifecycle and JSON view (see turn.h). */
+#include "flow/turn.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "db/table.h"
+#include "flow/flow.h"
+#include "prompt/tmpl.h"
+
+static const char *const intent_names[] = {"", "data_question", "follow_up", "chitchat", "out_of_scope"};
+
+/* Template names and their slots: the contract with prompts/ (see
+ * prompts/README.md). */
+static const char *const intent_slots[] = {"tables", "history", "question"};
+static const char *const sql_slots[] = {"schema", "history", "hint", "question", "previous_sql", "error"};
+static const char *const review_slots[] = {"schema", "question", "sql"};
+static const char *const answer_slots[] = {"question", "sql", "rows", "row_count", "truncated", "notes"};
+static const char *const reply_slots[] = {"question"};
+
+const struct tmpl_spec flow_templates[] = {
+	{"intent", intent_slots, 3}, {"sql", sql_slots, 6}, {"review", review_slots, 3},
+	{"answer", answer_slots, 6}, {"refuse", reply_slots, 1}, {"help", reply_slots, 1},
+};
+const size_t flow_ntemplates = sizeof flow_templates / sizeof flow_templates[0];
+
+void turn_init(struct turn *t)
+{
+	memset(t, 0, sizeof *t);
+	buf_init(&t->answer, 1 << 20);
+}
+
+void turn_release(struct turn *t)
+{
+	if (!t)
+		return;
+	free(t->question);
+	free(t->hint);
+	free(t->standalone);
+	for (int i = 0; i < t->ncand; i++) {
+		free(t->cand[i].sql);
+		free(t->cand[i].error);
+	}
+	table_free(t->result);
+	buf_release(&t->answer);
+	memset(t, 0, sizeof *t);
+}
+
+const char *turn_intent_name(int intent)
+{
+	return intent >= 0 && intent <= INTENT_OUT_OF_SCOPE ? intent_names[intent] : "";
+}
+
+const char *turn_sql(const struct turn *t)
+{
+	for (int i = t->ncand - 1; i >= 0; i--)
+		if (!t->cand[i].error && t->cand[i].status == CONVBI_OK && t->result)
+			return t->cand[i].sql;
+	return NULL;
+}
+
+int64_t turn_tokens(const struct turn *t)
+{
+	int64_t n = 0;
+	for (int s = 0; s < STAGE_COUNT; s++)
+		n += t->stage[s].prompt_tokens + t->stage[s].completion_tokens;
+	return n;
+}
+
+static int str_or_null(struct buf *out, const char *s)
+{
+	return s ? buf_json_str(out, s, strlen(s)) : buf_puts(out, "null");
+}
+
+int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
+{
+	int rc = buf_puts(out, "{\"question\":");
+	if (!rc) rc = str_or_null(out, t->question);
+	if (!rc) rc = buf_puts(out, ",\"standalone_question\":");
+	if (!rc) rc = str_or_null(out, t->standalone);
+	if (!rc) rc = buf_printf(out, ",\"intent\":%s%s%s", t->intent ? "\"" : "", t->intent ? turn_intent_name(t->intent) : "null", t->intent ? "\"" : "");
+	if (!rc) rc = buf_puts(out, ",\"sql\":");
+	if (!rc) rc = str_or_null(out, turn_sql(t));
+	if (!rc) rc = buf_puts(out, ",\"columns\":[");
+	const struct table *res = t->result;
+	for (int c = 0; !rc && res && c < res->ncols; c++) {
+		if (c) rc = buf_putc(out, ',');
+		if (!rc) rc = str_or_null(out, res->cols[c].name);
+	}
+	if (!rc) rc = buf_puts(out, "],\"rows\":[");
+	int64_t nr = res ? res->nrows : 0;
+	if (max_rows >= 0 && nr > max_rows)
+		nr = max_rows;
+	for (int64_t r = 0; !rc && r < nr; r++) {
+		rc = buf_puts(out, r ? ",[" : "[");
+		for (int c = 0; !rc && c < res->ncols; c++) {
+			if (c) rc = buf_putc(out, ',');
+			const char *v = table_cell(res, r, c);
+			int ty = table_cell_type(res, r, c);
+			if (!rc) rc = v && (ty == TABLE_INT || ty == TABLE_REAL) && strcmp(v, "inf") && strcmp(v, "-inf") && strcmp(v, "nan")
+			                  ? buf_puts(out, v) : str_or_null(out, v);
+		}
+		if (!rc) rc = buf_putc(out, ']');
+	}
+	if (!rc) rc = buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"answer\":", (long long)(res ? res->nrows : 0),
+	                         (res && (res->truncated || nr < res->nrows)) ? "true" : "false");
+	if (!rc) rc = t->status && !t->answer.len ? buf_puts(out, "null") : buf_json_str(out, buf_str(&t->answer), t->answer.len);
+	if (!rc) rc = buf_puts(out, ",\"error\":");
+	if (!rc) rc = t->status ? buf_json_str(out, t->err.msg, strlen(t->err.msg)) : buf_puts(out, "null");
+	if (!rc) rc = buf_printf(out, ",\"error_class\":%s%s%s", t->status ? "\"" : "", t->status ? convbi_errname(t->status) : "null", t->status ? "\"" : "");
+	if (!rc) rc = buf_puts(out, ",\"failed_stage\":");
+	if (!rc) rc = str_or_null(out, t->fail_stage[0] ? t->fail_stage : NULL);
+	if (!rc) rc = buf_printf(out, ",\"repairs\":%d,\"candidates\":[", t->repairs);
+	for (int i = 0; !rc && i < t->ncand; i++) {
+		rc = buf_puts(out, i ? ",{\"sql\":" : "{\"sql\":");
+		if (!rc) rc = str_or_null(out, t->cand[i].sql);
+		if (!rc) rc = buf_puts(out, ",\"error\":");
+		if (!rc) rc = str_or_null(out, t->cand[i].error);
+		if (!rc) rc = buf_putc(out, '}');
+	}
+	int64_t pt = 0, ct = 0;
+	for (int s = 0; s < STAGE_COUNT; s++) {
+		pt += t->stage[s].prompt_tokens;
+		ct += t->stage[s].completion_tokens;
+	}
+	if (!rc) rc = buf_printf(out, "],\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld},\"stages\":{",
+	                         (long long)pt, (long long)ct, (long long)(pt + ct));
+	int first = 1;
+	for (int s = 0; !rc && s < STAGE_COUNT; s++) {
+		const struct stage_stats *st = &t->stage[s];
+		if (!st->ms && !st->calls)
+			continue;
+		rc = buf_printf(out, "%s\"%s\":{\"ms\":%lld,\"calls\":%d,\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"endpoint\":",
+		                first ? "" : ",", turn_stage_name(s), (long long)st->ms, st->calls,
+		                (long long)st->prompt_tokens, (long long)st->completion_tokens);
+		if (!rc) rc = str_or_null(out, st->endpoint[0] ? st->endpoint : NULL);
+		if (!rc) rc = buf_putc(out, '}');
+		first = 0;
+	}
+	if (!rc) rc = buf_puts(out, "},\"attempts\":[");
+	for (int i = 0; !rc && i < t->nattempts; i++) {
+		const struct llm_attempt *a = &t->attempts[i].a;
+		rc = buf_printf(out, "%s{\"stage\":\"%s\",\"endpoint\":", i ? "," : "", turn_stage_name(t->attempts[i].stage));
+		if (!rc) rc = buf_json_str(out, a->endpoint, strlen(a->endpoint));
+		if (!rc) rc = buf_printf(out, ",\"status\":%ld,\"class\":\"%s\",\"error\":", a->status, llm_class_name(a->cls));
+		if (!rc) rc = buf_json_str(out, a->error, strlen(a->error));
+		if (!rc) rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a->wait_ms);
+		if (!rc) rc = str_or_null(out, a->retry_from);
+		if (!rc) rc = buf_printf(out, ",\"elapsed_ms\":%lld}", (long long)a->elapsed_ms);
+	}
+	if (!rc) rc = buf_printf(out, "],\"elapsed_ms\":%lld,\"cpu_us\":%lld}", (long long)t->elapsed_ms, (long long)(t->cpu_ns / 1000));
+	return rc;
+}

@@ -1,0 +1,194 @@
+/* aoai.c -- building requests and parsing replies (see aoai.h).
+ *
+ * Bodies are written by hand with buf_json_str (fast, no tree); replies
+ * are parsed with cJSON and copied into struct aoai_reply at once.
+ */
+#include "llm/aoai.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "util/jsonx.h"
+
+int aoai_url(struct buf *out, const struct ep_cfg *ep)
+{
+	switch (ep->kind) {
+	case EP_AZURE:
+		return buf_printf(out, "%s/openai/deployments/%s/chat/completions?api-version=%s", ep->url,
+		                  ep->deployment, ep->api_version);
+	case EP_AZURE_V1:
+		return buf_printf(out, "%s/openai/v1/chat/completions", ep->url);
+	default:
+		return buf_printf(out, "%s/chat/completions", ep->url);
+	}
+}
+
+int aoai_auth_header(struct buf *out, const struct ep_cfg *ep)
+{
+	if (!secret_is_set(&ep->key))
+		return CONVBI_OK;
+	if (ep->kind == EP_OPENAI)
+		return buf_printf(out, "Authorization: Bearer %s", secret_value(&ep->key));
+	return buf_printf(out, "api-key: %s", secret_value(&ep->key));
+}
+
+int aoai_body(struct buf *out, const struct ep_cfg *ep, const struct chat_req *req)
+{
+	int rc = buf_puts(out, "{\"messages\":[");
+	for (size_t i = 0; !rc && i < req->n; i++) {
+		const char *c = req->msgs[i].content ? req->msgs[i].content : "";
+		rc = buf_printf(out, "%s{\"role\":\"%s\",\"content\":", i ? "," : "", req->msgs[i].role);
+		if (!rc)
+			rc = buf_json_str(out, c, strlen(c));
+		if (!rc)
+			rc = buf_putc(out, '}');
+	}
+	if (!rc)
+		rc = buf_putc(out, ']');
+	const char *model = ep->kind == EP_AZURE_V1 ? ep->deployment : ep->kind == EP_OPENAI ? (ep->model ? ep->model : "default") : NULL;
+	if (!rc && model) {
+		rc = buf_puts(out, ",\"model\":");
+		if (!rc)
+			rc = buf_json_str(out, model, strlen(model));
+	}
+	if (!rc && req->max_tokens > 0)
+		rc = buf_printf(out, ",\"max_tokens\":%d", req->max_tokens);
+	if (!rc && req->temperature >= 0)
+		rc = buf_printf(out, ",\"temperature\":%.3g", req->temperature);
+	if (!rc && req->stream)
+		rc = buf_puts(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
+	if (!rc)
+		rc = buf_putc(out, '}');
+	return rc;
+}
+
+void aoai_reply_init(struct aoai_reply *r)
+{
+	memset(r, 0, sizeof *r);
+	buf_init(&r->content, AOAI_MAX_REPLY_BYTES);
+	r->prompt_tokens = r->completion_tokens = -1;
+}
+
+void aoai_reply_release(struct aoai_reply *r)
+{
+	buf_release(&r->content);
+}
+
+static void copy_str(char *dst, size_t cap, const char *src)
+{
+	if (src)
+		snprintf(dst, cap, "%s", src);
+}
+
+static void read_usage(struct aoai_reply *out, const cJSON *root)
+{
+	const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
+	if (!cJSON_IsObject(u))
+		return;
+	out->prompt_tokens = jsonx_int(u, "prompt_tokens", out->prompt_tokens, NULL);
+	out->completion_tokens = jsonx_int(u, "completion_tokens", out->completion_tokens, NULL);
+}
+
+int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struct err *err)
+{
+	int rc = CONVBI_OK;
+	cJSON *root = jsonx_parse(body, len);
+	if (!cJSON_IsObject(root)) {
+		rc = err_set(err, CONVBI_EPROTOCOL, "the reply is not a JSON object");
+		goto done;
+	}
+	copy_str(out->model, sizeof out->model, jsonx_str(root, "model"));
+	read_usage(out, root);
+	const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+	const cJSON *c0 = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
+	const cJSON *msg = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
+	if (!cJSON_IsObject(msg)) {
+		rc = err_set(err, CONVBI_EPROTOCOL, "the reply has no choices[0].message");
+		goto done;
+	}
+	copy_str(out->finish_reason, sizeof out->finish_reason, jsonx_str(c0, "finish_reason"));
+	const char *content = jsonx_str(msg, "content");
+	buf_reset(&out->content);
+	if (content && (rc = buf_puts(&out->content, content)))
+		err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %u bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+done:
+	cJSON_Delete(root);
+	return rc;
+}
+
+int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const char **delta, size_t *dlen,
+                     struct err *err)
+{
+	*delta = NULL;
+	*dlen = 0;
+	while (len && (data[len - 1] == ' ' || data[len - 1] == '\r' || data[len - 1] == '\n'))
+		len--;
+	if (len == 6 && !memcmp(data, "[DONE]", 6)) {
+		out->done = 1;
+		return CONVBI_OK;
+	}
+	int rc = CONVBI_OK;
+	cJSON *root = jsonx_parse(data, len);
+	if (!cJSON_IsObject(root)) {
+		rc = err_set(err, CONVBI_EPROTOCOL, "a stream chunk is not valid JSON");
+		goto done;
+	}
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+	if (e) {
+		rc = err_set(err, CONVBI_EPROTOCOL, "the stream carried an error: %s", jsonx_str(e, "message") ? jsonx_str(e, "message") : "unknown");
+		goto done;
+	}
+	if (jsonx_str(root, "model") && *jsonx_str(root, "model"))
+		copy_str(out->model, sizeof out->model, jsonx_str(root, "model"));
+	read_usage(out, root);
+	const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
+	if (choices && !cJSON_IsArray(choices)) {
+		rc = err_set(err, CONVBI_EPROTOCOL, "a stream chunk has a non-array `choices`");
+		goto done;
+	}
+	const cJSON *c0 = cJSON_GetArrayItem(choices, 0);  /* Azure: first chunk may be empty */
+	if (!c0)
+		goto done;
+	copy_str(out->finish_reason, sizeof out->finish_reason, jsonx_str(c0, "finish_reason"));
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(c0, "delta");
+	const char *text = d ? jsonx_str(d, "content") : NULL;
+	if (text && *text) {
+		size_t off = out->content.len;
+		if ((rc = buf_puts(&out->content, text))) {
+			err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %u bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+			goto done;
+		}
+		*delta = out->content.data + off;
+		*dlen = out->content.len - off;
+	}
+done:
+	cJSON_Delete(root);
+	return rc;
+}
+
+void aoai_parse_error(struct aoai_error *out, const char *body, size_t len)
+{
+	memset(out, 0, sizeof *out);
+	cJSON *root = jsonx_parse(body, len);
+	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+	if (cJSON_IsObject(e)) {
+		const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+		if (cJSON_IsString(code))
+			copy_str(out->code, sizeof out->code, code->valuestring);
+		else if (cJSON_IsNumber(code))
+			snprintf(out->code, sizeof out->code, "%d", code->valueint);
+		copy_str(out->message, sizeof out->message, jsonx_str(e, "message"));
+		const cJSON *inner = cJSON_GetObjectItemCaseSensitive(e, "innererror");
+		if (!out->code[0] && inner)
+			copy_str(out->code, sizeof out->code, jsonx_str(inner, "code"));
+	} else if (len) {
+		size_t n = len < sizeof out->message - 1 ? len : sizeof out->message - 1;
+		memcpy(out->message, body, n);
+		out->message[n] = '\0';
+	}
+	for (char *p = out->message; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+	cJSON_Delete(root);
+}

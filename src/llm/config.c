@@ -1,0 +1,346 @@
+/* config.c -- reading the endpoint configuration (see config.h).
+ *
+ * Validation is strict and every message is one line that names the
+ * source, the endpoint and the fix: an unknown kind, a missing url or
+ * deployment, a non-http(s) URL, a duplicate name, a key variable that is
+ * not set.  Defaults: kind azure, api_version 2024-10-21, weight 1,
+ * priority 0; retry 6 attempts, 60 s deadline, 3 s connect, 30 s first
+ * byte, 15 s idle.
+ */
+#include "llm/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "util/alloc.h"
+#include "util/jsonx.h"
+
+#define DEFAULT_API_VERSION "2024-10-21"
+
+static const char *const kind_names[] = {"azure", "azure-v1", "openai"};
+
+const char *config_kind_name(int kind)
+{
+	return kind >= 0 && kind <= EP_OPENAI ? kind_names[kind] : "?";
+}
+
+static void retry_defaults(struct retry_cfg *r)
+{
+	r->max_attempts = 6;
+	r->deadline_ms = 60000;
+	r->connect_timeout_ms = 3000;
+	r->first_byte_timeout_ms = 30000;
+	r->idle_timeout_ms = 15000;
+}
+
+void config_release(struct llm_config *c)
+{
+	if (!c)
+		return;
+	for (size_t i = 0; i < c->n; i++) {
+		struct ep_cfg *e = &c->eps[i];
+		free(e->name);
+		free(e->url);
+		free(e->deployment);
+		free(e->model);
+		free(e->api_version);
+		secret_release(&e->key);
+	}
+	free(c->eps);
+	free(c->state.backend);
+	free(c->state.path);
+	free(c->state.url);
+	free(c->state.prefix);
+	free(c->source);
+	memset(c, 0, sizeof *c);
+}
+
+static int dup_opt(char **dst, const char *src)
+{
+	if (!src)
+		return CONVBI_OK;
+	*dst = xstrdup(src);
+	return *dst ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+static char *trim_url(const char *url)
+{
+	char *u = xstrdup(url);
+	if (!u)
+		return NULL;
+	size_t n = strlen(u);
+	while (n && (u[n - 1] == '/' || u[n - 1] == ' '))
+		u[--n] = '\0';
+	return u;
+}
+
+/* Checks one parsed endpoint for the fields its kind needs. */
+static int check_endpoint(const struct ep_cfg *e, const char *src, struct err *err)
+{
+	if (!e->url || !*e->url)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no `url`; add its base URL, e.g. https://NAME.openai.azure.com", src, e->name);
+	if (strncmp(e->url, "http://", 7) && strncmp(e->url, "https://", 8))
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has url `%s`; it must start with http:// or https://", src, e->name, e->url);
+	if (e->kind != EP_OPENAI && (!e->deployment || !*e->deployment))
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind %s) has no `deployment`; add the deployment name", src, e->name, config_kind_name(e->kind));
+	if (e->kind != EP_OPENAI && !secret_is_set(&e->key))
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no API key; set `api_key` or `api_key_env` to a variable that holds it", src, e->name);
+	if (e->weight < 1 || e->weight > 1000)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has weight %d; use a whole number from 1 to 1000", src, e->name, e->weight);
+	if (e->priority < 0 || e->priority > 1000)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has priority %d; use a whole number from 0 (first) to 1000", src, e->name, e->priority);
+	if (e->rpm < 0 || e->tpm < 0)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has a negative rpm or tpm; use 0 for no limit", src, e->name);
+	return CONVBI_OK;
+}
+
+static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const char *src, struct err *err)
+{
+	int bad = 0, rc;
+	char fallback[32];
+	if (!cJSON_IsObject(o))
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoints[%zu] is not an object; write {\"name\": ..., \"url\": ...}", src, idx);
+	const char *name = jsonx_str(o, "name");
+	snprintf(fallback, sizeof fallback, "endpoint-%zu", idx);
+	if ((rc = dup_opt(&e->name, name && *name ? name : fallback)))
+		return rc;
+	const char *kind = jsonx_str(o, "kind");
+	e->kind = EP_AZURE;
+	if (kind) {
+		int k = -1;
+		for (int i = 0; i <= EP_OPENAI; i++)
+			if (!strcmp(kind, kind_names[i]))
+				k = i;
+		if (k < 0)
+			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has kind `%s`; use \"azure\", \"azure-v1\" or \"openai\"", src, e->name, kind);
+		e->kind = k;
+	}
+	const char *url = jsonx_str(o, "url");
+	if (!url)
+		url = jsonx_str(o, "endpoint");
+	if (url && !(e->url = trim_url(url)))
+		return CONVBI_ENOMEM;
+	if ((rc = dup_opt(&e->deployment, jsonx_str(o, "deployment"))) ||
+	    (rc = dup_opt(&e->model, jsonx_str(o, "model"))))
+		return rc;
+	const char *ver = jsonx_str(o, "api_version");
+	if ((rc = dup_opt(&e->api_version, ver ? ver : DEFAULT_API_VERSION)))
+		return rc;
+	const char *key = jsonx_str(o, "api_key");
+	const char *key_env = jsonx_str(o, "api_key_env");
+	if (key_env) {
+		const char *v = getenv(key_env);
+		if (!v || !*v)
+			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` reads its key from $%s, which is not set; export it or set `api_key`", src, e->name, key_env);
+		key = v;
+	}
+	if (key && (rc = secret_set(&e->key, key)))
+		return rc;
+	e->priority = (int)jsonx_int(o, "priority", 0, &bad);
+	e->weight = (int)jsonx_int(o, "weight", 1, &bad);
+	e->rpm = (int)jsonx_int(o, "rpm", 0, &bad);
+	e->tpm = (int)jsonx_int(o, "tpm", 0, &bad);
+	if (bad)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has a non-numeric priority, weight, rpm or tpm; write them as numbers", src, e->name);
+	return check_endpoint(e, src, err);
+}
+
+static int parse_retry(struct retry_cfg *r, const cJSON *o, const char *src, struct err *err)
+{
+	if (!o)
+		return CONVBI_OK;
+	if (!cJSON_IsObject(o))
+		return err_set(err, CONVBI_ECONFIG, "%s: `retry` is not an object; write {\"max_attempts\": 6, ...}", src);
+	static const struct { const char *key; size_t off; int min, max; } fields[] = {
+		{"max_attempts", offsetof(struct retry_cfg, max_attempts), 1, 100},
+		{"deadline_ms", offsetof(struct retry_cfg, deadline_ms), 100, 3600000},
+		{"connect_timeout_ms", offsetof(struct retry_cfg, connect_timeout_ms), 10, 600000},
+		{"first_byte_timeout_ms", offsetof(struct retry_cfg, first_byte_timeout_ms), 10, 3600000},
+		{"idle_timeout_ms", offsetof(struct retry_cfg, idle_timeout_ms), 10, 3600000},
+	};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		int bad = 0;
+		int *slot = (int *)((char *)r + fields[i].off);
+		int64_t v = jsonx_int(o, fields[i].key, *slot, &bad);
+		if (bad || v < fields[i].min || v > fields[i].max)
+			return err_set(err, CONVBI_ECONFIG, "%s: retry.%s must be a number from %d to %d", src, fields[i].key, fields[i].min, fields[i].max);
+		*slot = (int)v;
+	}
+	return CONVBI_OK;
+}
+
+static int parse_state(struct state_cfg *s, const cJSON *o, const char *src, struct err *err)
+{
+	int rc, bad = 0;
+	s->redis_timeout_ms = 250;
+	s->cache_ms = 0;
+	if (!o)
+		return CONVBI_OK;
+	if (!cJSON_IsObject(o))
+		return err_set(err, CONVBI_ECONFIG, "%s: `state` is not an object; write {\"path\": \"/tmp/convbi-state\"}", src);
+	const char *backend = jsonx_str(o, "backend");
+	if (backend && strcmp(backend, "file") && strcmp(backend, "redis"))
+		return err_set(err, CONVBI_ECONFIG, "%s: state.backend is `%s`; use \"file\" or \"redis\"", src, backend);
+	if ((rc = dup_opt(&s->backend, backend)) || (rc = dup_opt(&s->path, jsonx_str(o, "path"))) ||
+	    (rc = dup_opt(&s->url, jsonx_str(o, "url"))) || (rc = dup_opt(&s->prefix, jsonx_str(o, "prefix"))))
+		return rc;
+	s->redis_timeout_ms = (int)jsonx_int(o, "timeout_ms", 250, &bad);
+	s->cache_ms = (int)jsonx_int(o, "cache_ms", 0, &bad);
+	if (bad || s->redis_timeout_ms < 1 || s->cache_ms < 0)
+		return err_set(err, CONVBI_ECONFIG, "%s: state.timeout_ms and state.cache_ms must be positive numbers", src);
+	return CONVBI_OK;
+}
+
+int config_parse(struct llm_config *out, const char *text, size_t len, const char *source, struct err *err)
+{
+	int rc = CONVBI_OK;
+	memset(out, 0, sizeof *out);
+	retry_defaults(&out->retry);
+	cJSON *root = jsonx_parse(text, len);
+	if (!root) {
+		rc = err_set(err, CONVBI_ECONFIG, "%s is not valid JSON; fix the syntax (see README \"Configuration\")", source);
+		goto done;
+	}
+	if (!cJSON_IsObject(root)) {
+		rc = err_set(err, CONVBI_ECONFIG, "%s: the top level must be an object with an \"endpoints\" array", source);
+		goto done;
+	}
+	const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "endpoints");
+	if (!cJSON_IsArray(eps) || cJSON_GetArraySize(eps) == 0) {
+		rc = err_set(err, CONVBI_ECONFIG, "%s has no \"endpoints\" array; add at least one endpoint", source);
+		goto done;
+	}
+	size_t n = (size_t)cJSON_GetArraySize(eps);
+	if (n > CONFIG_MAX_ENDPOINTS) {
+		rc = err_set(err, CONVBI_ECONFIG, "%s has %zu endpoints; at most %d are supported", source, n, CONFIG_MAX_ENDPOINTS);
+		goto done;
+	}
+	if (!(out->eps = xcalloc(n, sizeof *out->eps))) {
+		rc = err_code(err, CONVBI_ENOMEM);
+		goto done;
+	}
+	size_t i = 0;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, eps) {
+		out->n = i + 1;
+		if ((rc = parse_endpoint(&out->eps[i], it, i, source, err)))
+			goto done;
+		for (size_t j = 0; j < i; j++)
+			if (!strcmp(out->eps[j].name, out->eps[i].name)) {
+				rc = err_set(err, CONVBI_ECONFIG, "%s: two endpoints are named `%s`; give each a unique name", source, out->eps[i].name);
+				goto done;
+			}
+		i++;
+	}
+	if ((rc = parse_retry(&out->retry, cJSON_GetObjectItemCaseSensitive(root, "retry"), source, err)) ||
+	    (rc = parse_state(&out->state, cJSON_GetObjectItemCaseSensitive(root, "state"), source, err)))
+		goto done;
+	if (!(out->source = xstrdup(source)))
+		rc = err_code(err, CONVBI_ENOMEM);
+done:
+	cJSON_Delete(root);
+	if (rc) {
+		if (rc == CONVBI_ENOMEM)
+			err_code(err, rc);
+		config_release(out);
+	}
+	return rc;
+}
+
+static int load_file(struct llm_config *out, const char *path, struct err *err)
+{
+	char src[600];
+	snprintf(src, sizeof src, "config file %s", path);
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return err_set(err, CONVBI_ECONFIG, "cannot read config file %s: %s; check the path given to --config or $CONVBI_CONFIG", path, strerror(errno));
+	char *text = xmalloc(CONFIG_MAX_FILE_BYTES + 1);
+	if (!text) {
+		fclose(f);
+		return err_code(err, CONVBI_ENOMEM);
+	}
+	size_t len = fread(text, 1, CONFIG_MAX_FILE_BYTES + 1, f);
+	int rd_err = ferror(f);
+	fclose(f);
+	int rc;
+	if (rd_err)
+		rc = err_set(err, CONVBI_ECONFIG, "cannot read config file %s; check that it is a regular file", path);
+	else if (len > CONFIG_MAX_FILE_BYTES)
+		rc = err_set(err, CONVBI_ECONFIG, "config file %s is larger than %d bytes; it should be a small JSON file", path, CONFIG_MAX_FILE_BYTES);
+	else
+		rc = config_parse(out, text, len, src, err);
+	free(text);
+	return rc;
+}
+
+/* The seed's variables: AZURE_OPENAI_ENDPOINT_i & co., i from 0 (or 1). */
+static int load_env(struct llm_config *out, struct err *err)
+{
+	char name[64];
+	int first = getenv("AZURE_OPENAI_ENDPOINT_0") ? 0 : 1;
+	size_t n = 0;
+	for (int i = first; n < CONFIG_MAX_ENDPOINTS; i++, n++) {
+		snprintf(name, sizeof name, "AZURE_OPENAI_ENDPOINT_%d", i);
+		if (!getenv(name))
+			break;
+	}
+	memset(out, 0, sizeof *out);
+	retry_defaults(&out->retry);
+	out->state.redis_timeout_ms = 250;
+	if (!n)
+		return err_set(err, CONVBI_ENOENDPOINT, "no model endpoint is configured; pass --config FILE, set $CONVBI_CONFIG, or export AZURE_OPENAI_ENDPOINT_0, AZURE_OPENAI_DEPLOYMENT_NAME_0, AZURE_OPENAI_API_KEY_0 (and _1, _2 ...)");
+	if (!(out->eps = xcalloc(n, sizeof *out->eps)) || !(out->source = xstrdup("environment"))) {
+		config_release(out);
+		return err_code(err, CONVBI_ENOMEM);
+	}
+	int rc = CONVBI_OK;
+	for (size_t k = 0; k < n && !rc; k++) {
+		int i = (int)k + first;
+		struct ep_cfg *e = &out->eps[k];
+		out->n = k + 1;
+		const char *v;
+		snprintf(name, sizeof name, "env-%d", i);
+		e->kind = EP_AZURE;
+		e->weight = 1;
+		if ((rc = dup_opt(&e->name, name)))
+			break;
+		snprintf(name, sizeof name, "AZURE_OPENAI_ENDPOINT_%d", i);
+		if (!(e->url = trim_url(getenv(name)))) {
+			rc = CONVBI_ENOMEM;
+			break;
+		}
+		snprintf(name, sizeof name, "AZURE_OPENAI_DEPLOYMENT_NAME_%d", i);
+		if ((rc = dup_opt(&e->deployment, getenv(name))))
+			break;
+		snprintf(name, sizeof name, "AZURE_OPENAI_API_VERSION_%d", i);
+		v = getenv(name);
+		if ((rc = dup_opt(&e->api_version, v && *v ? v : DEFAULT_API_VERSION)))
+			break;
+		snprintf(name, sizeof name, "AZURE_OPENAI_API_KEY_%d", i);
+		if ((v = getenv(name)) && (rc = secret_set(&e->key, v)))
+			break;
+		char src[96];
+		snprintf(src, sizeof src, "environment (AZURE_OPENAI_*_%d)", i);
+		rc = check_endpoint(e, src, err);
+	}
+	if (rc) {
+		if (rc == CONVBI_ENOMEM)
+			err_code(err, rc);
+		config_release(out);
+	}
+	return rc;
+}
+
+int config_load(struct llm_config *out, const char *path, struct err *err)
+{
+	memset(out, 0, sizeof *out);
+	if (path && *path)
+		return load_file(out, path, err);
+	const char *envp = getenv("CONVBI_CONFIG");
+	if (envp && *envp)
+		return load_file(out, envp, err);
+	return load_env(out, err);
+}

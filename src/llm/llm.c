@@ -1,0 +1,659 @@
+/* llm.c -- the one door to the model (see llm.h).
+ *
+ * One call = a loop of attempts within one deadline:
+ *   pick (pool) -> send (http) -> classify -> report (pool) -> decide.
+ * Within a call, an endpoint that was silent (timeout, stall), refused our
+ * key or deployment, is excluded for good ("hard"); one that failed
+ * otherwise (5xx, reset, cut stream) is excluded until every other
+ * endpoint was tried ("soft"), after which a short exponential backoff
+ * precedes another round.  Rate-limited endpoints are not excluded here:
+ * the pool's shared cooldown keeps every process away from them until the
+ * retry time passes.  When the pool says everything is cooling, we sleep
+ * until the earliest endpoint frees up (with jitter), if that is within
+ * the deadline; otherwise the call fails at once with ERATELIMIT.
+ */
+#include "llm/llm.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "http/http.h"
+#include "http/ratelimit.h"
+#include "http/sse.h"
+#include "llm/backoff.h"
+#include "llm/pool.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+
+#define LLM_ERROR_BODY_MAX (64u << 10)  /* error bodies kept for their reason */
+#define LLM_SSE_EVENT_MAX (1u << 20)    /* one SSE event */
+#define LLM_HEADER_LINE_MAX 1024
+
+struct llm {
+	struct llm_config cfg;      /* owned */
+	struct http_client *http;   /* owned */
+	struct pool *pool;          /* owned */
+	char **urls;                /* owned; per endpoint */
+	char **auth;                /* owned; per endpoint auth header line (secret) */
+};
+
+static const char *const class_names[] = {"ok", "rate_limited", "server_error", "timeout", "transport",
+	"stream_error", "auth", "not_found", "content_filter", "context_length", "bad_request", "protocol",
+	"too_big", "canceled", "deadline"};
+
+const char *llm_class_name(int cls)
+{
+	return cls >= 0 && cls <= LLM_DEADLINE ? class_names[cls] : "?";
+}
+
+const struct llm_config *llm_config_of(const struct llm *l)
+{
+	return &l->cfg;
+}
+
+void llm_close(struct llm *l)
+{
+	if (!l)
+		return;
+	for (size_t i = 0; i < l->cfg.n; i++) {
+		if (l->urls)
+			free(l->urls[i]);
+		if (l->auth && l->auth[i]) {
+			memset(l->auth[i], 0, strlen(l->auth[i]));
+			free(l->auth[i]);
+		}
+	}
+	free(l->urls);
+	free(l->auth);
+	pool_close(l->pool);
+	http_client_free(l->http);
+	config_release(&l->cfg);
+	free(l);
+}
+
+int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
+{
+	int rc;
+	struct pool_ep_cfg *peps = NULL;
+	struct buf b = BUF_INIT;
+	struct llm *l = xcalloc(1, sizeof *l);
+	*out = NULL;
+	if (!l) {
+		config_release(cfg);
+		return err_code(err, CONVBI_ENOMEM);
+	}
+	l->cfg = *cfg;
+	memset(cfg, 0, sizeof *cfg);
+	size_t n = l->cfg.n;
+	l->urls = xcalloc(n, sizeof *l->urls);
+	l->auth = xcalloc(n, sizeof *l->auth);
+	peps = xcalloc(n, sizeof *peps);
+	char **ident = xcalloc(n, sizeof *ident);
+	if (!l->urls || !l->auth || !peps || !ident) {
+		rc = err_code(err, CONVBI_ENOMEM);
+		goto done;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct ep_cfg *e = &l->cfg.eps[i];
+		buf_reset(&b);
+		if ((rc = aoai_url(&b, e)) || !(l->urls[i] = xstrdup(b.data)))
+			goto nomem;
+		buf_reset(&b);
+		if ((rc = aoai_auth_header(&b, e)) || !(l->auth[i] = xstrdup(buf_str(&b))))
+			goto nomem;
+		buf_reset(&b);
+		if (buf_printf(&b, "%s|%s|%s", e->url, e->deployment ? e->deployment : "", e->model ? e->model : "") ||
+		    !(ident[i] = xstrdup(b.data)))
+			goto nomem;
+		peps[i] = (struct pool_ep_cfg){e->name, ident[i], e->priority, e->weight, e->rpm, e->tpm};
+	}
+	if ((rc = http_client_new(&l->http, err)))
+		goto done;
+	if ((rc = pool_open(&l->pool, peps, n, l->cfg.state.path, err)))
+		goto done;
+	*out = l;
+	l = NULL;
+	rc = CONVBI_OK;
+	goto done;
+nomem:
+	rc = err_code(err, CONVBI_ENOMEM);
+done:
+	if (b.data)
+		memset(b.data, 0, b.len);
+	buf_release(&b);
+	if (ident)
+		for (size_t i = 0; i < n; i++)
+			free(ident[i]);
+	free(ident);
+	free(peps);
+	llm_close(l);
+	return rc;
+}
+
+void llm_reply_release(struct llm_reply *r)
+{
+	if (!r)
+		return;
+	free(r->content);
+	r->content = NULL;
+}
+
+/* ---- one attempt --------------------------------------------------------- */
+
+struct attempt_ctx {
+	const struct llm_request *req;
+	struct rl_info rl;
+	struct sse_parser sse;
+	struct aoai_reply reply;
+	struct buf body;            /* non-stream body or error body */
+	struct err proto;           /* why our callback aborted */
+	int proto_cls;              /* class for that abort */
+	int is_sse;                 /* response is text/event-stream */
+	int streamed;               /* deltas were given to on_delta */
+	int delta_cancel;           /* on_delta asked to cancel */
+	long status;                /* final HTTP status, once known */
+	int64_t now_wall;
+};
+
+static void on_header(void *payload, const char *name, size_t nlen, const char *value, size_t vlen)
+{
+	struct attempt_ctx *a = payload;
+	if (nlen == 12 && !strncasecmp(name, "content-type", 12))
+		a->is_sse = vlen >= 17 && !strncasecmp(value, "text/event-stream", 17);
+	rl_feed_header(&a->rl, name, nlen, value, vlen, a->now_wall);
+}
+
+static int on_event(const char *event, const char *data, size_t len, void *payload)
+{
+	struct attempt_ctx *a = payload;
+	const char *delta;
+	size_t dlen;
+	if (event && *event && !strcmp(event, "error")) {
+		err_set(&a->proto, CONVBI_EPROTOCOL, "the stream carried an error event");
+		a->proto_cls = LLM_STREAM_ERROR;
+		return 1;
+	}
+	int rc = aoai_parse_chunk(&a->reply, data, len, &delta, &dlen, &a->proto);
+	if (rc) {
+		a->proto_cls = rc == CONVBI_ETOOBIG ? LLM_TOO_BIG : LLM_STREAM_ERROR;
+		if (rc == CONVBI_EPROTOCOL)
+			err_prefix(&a->proto, "malformed stream chunk: ");
+		return 1;
+	}
+	if (dlen && a->req->on_delta) {
+		a->streamed = 1;
+		if (a->req->on_delta(a->req->payload, delta, dlen)) {
+			a->delta_cancel = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int on_body(void *payload, long status, const char *data, size_t n)
+{
+	struct attempt_ctx *a = payload;
+	a->status = status;
+	if (a->status == 200 && a->is_sse)
+		return sse_feed(&a->sse, data, n, on_event, a) ? 1 : 0;
+	int rc = buf_add(&a->body, data, n);
+	if (rc == CONVBI_ETOOBIG && a->status != 200)
+		return 0;  /* keep the head of a huge error body */
+	if (rc) {
+		err_set(&a->proto, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %u bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+		a->proto_cls = LLM_TOO_BIG;
+		return 1;
+	}
+	return 0;
+}
+
+static int on_cancel(void *payload)
+{
+	struct attempt_ctx *a = payload;
+	return a->req->cancel && a->req->cancel(a->req->payload);
+}
+
+static int classify_status(long status, const struct aoai_error *ae)
+{
+	if (status == 429)
+		return LLM_RATE_LIMITED;
+	if (status == 408 || status == 409 || status >= 500)
+		return LLM_SERVER_ERROR;
+	if (status == 401 || status == 403)
+		return LLM_AUTH;
+	if (status == 404)
+		return LLM_NOT_FOUND;
+	if (!strcmp(ae->code, "content_filter") || strstr(ae->message, "content management policy"))
+		return LLM_CONTENT_FILTER;
+	if (!strcmp(ae->code, "context_length_exceeded") || strstr(ae->message, "maximum context length"))
+		return LLM_CONTEXT_LENGTH;
+	return LLM_BAD_REQUEST;
+}
+
+static int classify_fail(int fail)
+{
+	switch (fail) {
+	case HTTP_FAIL_CONNECT_TIMEOUT:
+	case HTTP_FAIL_FIRST_BYTE_TIMEOUT:
+	case HTTP_FAIL_IDLE_TIMEOUT: return LLM_TIMEOUT;
+	case HTTP_FAIL_DEADLINE: return LLM_DEADLINE;
+	case HTTP_FAIL_CANCELED: return LLM_CANCELED;
+	case HTTP_FAIL_PARTIAL: return LLM_STREAM_ERROR;
+	default: return LLM_TRANSPORT;
+	}
+}
+
+static int pool_class_of(int cls)
+{
+	switch (cls) {
+	case LLM_OK: return POOL_OK;
+	case LLM_RATE_LIMITED: return POOL_RATE_LIMITED;
+	case LLM_SERVER_ERROR:
+	case LLM_PROTOCOL: return POOL_SERVER;
+	case LLM_TIMEOUT:
+	case LLM_TRANSPORT:
+	case LLM_STREAM_ERROR: return POOL_TRANSPORT;
+	case LLM_AUTH:
+	case LLM_NOT_FOUND: return POOL_BROKEN;
+	default: return POOL_CLIENT;
+	}
+}
+
+/* Sends one attempt to endpoint ep and fills the attempt record, the pool
+ * outcome and, on success, the reply. */
+static int run_attempt(struct llm *l, int ep, const struct llm_request *req, const char *body, size_t body_len,
+                       int64_t deadline_mono, struct llm_attempt *at, struct pool_outcome *po,
+                       struct aoai_reply *reply_out)
+{
+	const struct ep_cfg *e = &l->cfg.eps[ep];
+	struct attempt_ctx a;
+	memset(&a, 0, sizeof a);
+	a.req = req;
+	a.now_wall = clock_wall_ms();
+	rl_init(&a.rl);
+	sse_init(&a.sse, LLM_SSE_EVENT_MAX);
+	aoai_reply_init(&a.reply);
+	buf_init(&a.body, AOAI_MAX_REPLY_BYTES);
+	err_clear(&a.proto);
+
+	const char *headers[3];
+	size_t nh = 0;
+	headers[nh++] = "Content-Type: application/json";
+	if (l->auth[ep][0])
+		headers[nh++] = l->auth[ep];
+	if (req->stream)
+		headers[nh++] = "Accept: text/event-stream";
+	struct http_result res;
+	struct http_call call = {
+		.url = l->urls[ep], .headers = headers, .nheaders = nh, .body = body, .body_len = body_len,
+		.connect_timeout_ms = l->cfg.retry.connect_timeout_ms,
+		.first_byte_timeout_ms = l->cfg.retry.first_byte_timeout_ms,
+		.idle_timeout_ms = l->cfg.retry.idle_timeout_ms, .deadline_mono_ms = deadline_mono,
+		.on_header = on_header, .on_body = on_body, .cancel = on_cancel, .payload = &a};
+	int hrc = http_post(l->http, &call, &res);
+	int cls = LLM_OK;
+	struct aoai_error ae;
+	memset(&ae, 0, sizeof ae);
+	snprintf(at->endpoint, sizeof at->endpoint, "%s", e->name);
+	at->status = res.status;
+	at->elapsed_ms = res.total_ms;
+	at->error[0] = '\0';
+	at->retry_from = NULL;
+	at->wait_ms = 0;
+	if (hrc == CONVBI_ENOMEM) {
+		cls = LLM_TOO_BIG;
+		snprintf(at->error, sizeof at->error, "out of memory");
+	} else if (res.fail == HTTP_FAIL_ABORTED && a.delta_cancel) {
+		cls = LLM_CANCELED;
+		snprintf(at->error, sizeof at->error, "canceled by the caller");
+	} else if (res.fail == HTTP_FAIL_ABORTED) {
+		cls = a.proto_cls ? a.proto_cls : LLM_PROTOCOL;
+		snprintf(at->error, sizeof at->error, "%s", a.proto.msg[0] ? a.proto.msg : "the reply could not be read");
+	} else if (res.fail) {
+		cls = classify_fail(res.fail);
+		if (cls == LLM_STREAM_ERROR)
+			snprintf(at->error, sizeof at->error, "the %s was cut before its end (%s)", a.is_sse ? "stream" : "reply", res.detail);
+		else if (res.fail == HTTP_FAIL_FIRST_BYTE_TIMEOUT)
+			snprintf(at->error, sizeof at->error, "no response within %d ms", l->cfg.retry.first_byte_timeout_ms);
+		else if (res.fail == HTTP_FAIL_IDLE_TIMEOUT)
+			snprintf(at->error, sizeof at->error, "the %s stalled for %d ms", a.is_sse ? "stream" : "reply", l->cfg.retry.idle_timeout_ms);
+		else
+			snprintf(at->error, sizeof at->error, "%s%s%s", http_fail_name(res.fail), res.detail[0] ? ": " : "", res.detail);
+	} else if (res.status != 200) {
+		aoai_parse_error(&ae, buf_str(&a.body), a.body.len);
+		cls = classify_status(res.status, &ae);
+		snprintf(at->error, sizeof at->error, "HTTP %ld%s%s%s%s", res.status, ae.code[0] ? " " : "", ae.code,
+		         ae.message[0] ? ": " : "", ae.message);
+	} else if (a.is_sse) {
+		int partial = 0;
+		sse_finish(&a.sse, &partial);
+		if (partial && !a.reply.done) {
+			cls = LLM_STREAM_ERROR;
+			snprintf(at->error, sizeof at->error, "the stream ended in the middle of an event");
+		} else if (!a.reply.done && !a.reply.finish_reason[0]) {
+			cls = LLM_STREAM_ERROR;
+			snprintf(at->error, sizeof at->error, "the stream ended without a finish reason or [DONE]");
+		}
+	} else {
+		struct err perr = ERR_INIT;
+		int prc = aoai_parse_reply(&a.reply, buf_str(&a.body), a.body.len, &perr);
+		if (prc) {
+			cls = prc == CONVBI_ETOOBIG ? LLM_TOO_BIG : LLM_PROTOCOL;
+			snprintf(at->error, sizeof at->error, "%s", perr.msg);
+		}
+	}
+	if (cls == LLM_OK && !strcmp(a.reply.finish_reason, "content_filter")) {
+		cls = LLM_CONTENT_FILTER;
+		snprintf(at->error, sizeof at->error, "the service's content filter stopped the reply");
+	}
+	at->cls = cls;
+
+	enum rl_source src = RL_SOURCE_NONE;
+	int64_t retry = rl_retry_after_ms(&a.rl, buf_str(&a.body), a.body.len, &src);
+	if (cls == LLM_RATE_LIMITED && retry >= 0) {
+		at->wait_ms = retry;
+		at->retry_from = rl_source_name(src);
+	}
+	memset(po, 0, sizeof *po);
+	po->cls = pool_class_of(cls);
+	po->retry_after_ms = cls == LLM_RATE_LIMITED ? retry : -1;
+	po->remaining_requests = a.rl.remaining_requests;
+	po->remaining_tokens = a.rl.remaining_tokens;
+	po->reset_requests_ms = a.rl.reset_requests_ms;
+	po->reset_tokens_ms = a.rl.reset_tokens_ms;
+	po->tokens = a.reply.prompt_tokens >= 0 ? a.reply.prompt_tokens + (a.reply.completion_tokens > 0 ? a.reply.completion_tokens : 0) : 0;
+
+	if (cls == LLM_OK) {
+		*reply_out = a.reply;  /* moves the content buffer */
+		aoai_reply_init(&a.reply);
+	}
+	if (a.streamed && cls != LLM_OK)
+		at->status = at->status ? at->status : 200;
+	int streamed = a.streamed;
+	aoai_reply_release(&a.reply);
+	buf_release(&a.body);
+	sse_release(&a.sse);
+	return streamed;
+}
+
+/* ---- the call loop ------------------------------------------------------- */
+
+static int is_retryable(int cls)
+{
+	switch (cls) {
+	case LLM_RATE_LIMITED:
+	case LLM_SERVER_ERROR:
+	case LLM_TIMEOUT:
+	case LLM_TRANSPORT:
+	case LLM_STREAM_ERROR:
+	case LLM_AUTH:
+	case LLM_NOT_FOUND:
+	case LLM_PROTOCOL: return 1;
+	default: return 0;
+	}
+}
+
+static int status_of_class(int cls)
+{
+	switch (cls) {
+	case LLM_OK: return CONVBI_OK;
+	case LLM_RATE_LIMITED: return CONVBI_ERATELIMIT;
+	case LLM_CONTENT_FILTER: return CONVBI_EFILTERED;
+	case LLM_CONTEXT_LENGTH: return CONVBI_ECONTEXT;
+	case LLM_BAD_REQUEST: return CONVBI_EBADREQUEST;
+	case LLM_AUTH:
+	case LLM_NOT_FOUND: return CONVBI_EAUTH;
+	case LLM_TOO_BIG: return CONVBI_ETOOBIG;
+	case LLM_CANCELED: return CONVBI_ECANCELED;
+	case LLM_DEADLINE: return CONVBI_ETIMEOUT;
+	default: return CONVBI_ELLM;
+	}
+}
+
+/* Sleeps ms in short slices so a cancel is seen quickly; 1 if canceled. */
+static int sleep_checking(const struct llm_request *req, int64_t ms)
+{
+	int64_t end = clock_mono_ms() + ms;
+	for (;;) {
+		if (req->cancel && req->cancel(req->payload))
+			return 1;
+		int64_t left = end - clock_mono_ms();
+		if (left <= 0)
+			return 0;
+		clock_sleep_ms(left < 25 ? left : 25);
+	}
+}
+
+static int64_t estimate_tokens(const struct llm_request *req)
+{
+	size_t chars = 0;
+	for (size_t i = 0; i < req->n; i++)
+		chars += req->msgs[i].content ? strlen(req->msgs[i].content) : 0;
+	return (int64_t)(chars / 4) + (req->max_tokens > 0 ? req->max_tokens : 256);
+}
+
+int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out, struct err *err)
+{
+	memset(out, 0, sizeof *out);
+	int64_t start = clock_mono_ms();
+	int64_t deadline = start + (req->deadline_ms > 0 ? req->deadline_ms : l->cfg.retry.deadline_ms);
+	struct buf body = BUF_INIT;
+	struct chat_req creq = {req->msgs, req->n, req->max_tokens, req->temperature, req->stream};
+	uint64_t hard = 0, soft = 0;
+	int rc = CONVBI_OK, attempts = 0, rounds = 0, last_cls = LLM_OK;
+	int64_t est = estimate_tokens(req);
+	char last_err[300] = "";
+
+	while (attempts < l->cfg.retry.max_attempts) {
+		if (req->cancel && req->cancel(req->payload)) {
+			last_cls = LLM_CANCELED;
+			snprintf(last_err, sizeof last_err, "canceled by the caller");
+			break;
+		}
+		int64_t now = clock_mono_ms();
+		if (now >= deadline) {
+			char prev[sizeof last_err];
+			memcpy(prev, last_err, sizeof prev);
+			last_cls = last_cls == LLM_RATE_LIMITED ? LLM_RATE_LIMITED : LLM_DEADLINE;
+			snprintf(last_err, sizeof last_err, "the %d ms deadline passed%s%s", (int)(deadline - start),
+			         prev[0] ? "; last error: " : "", prev);
+			break;
+		}
+		struct pool_pick pick;
+		int prc = pool_pick(l->pool, clock_wall_ms(), hard | soft, est, &pick);
+		if (prc == CONVBI_ENOENDPOINT && soft) {
+			/* Every endpoint failed once in this call: back off, go round again. */
+			soft = 0;
+			int64_t d = backoff_delay_ms(rounds++, 100, 2000, backoff_random());
+			if (now + d >= deadline)
+				d = deadline - now;
+			if (sleep_checking(req, d)) {
+				last_cls = LLM_CANCELED;
+				break;
+			}
+			continue;
+		}
+		if (prc == CONVBI_ENOENDPOINT) {
+			if (!last_err[0])
+				snprintf(last_err, sizeof last_err, "no endpoint is usable");
+			break;
+		}
+		if (pick.ep < 0) {
+			int64_t w = backoff_cooling_wait_ms(pick.wait_ms, backoff_random());
+			if (now + pick.wait_ms > deadline) {
+				last_cls = LLM_RATE_LIMITED;
+				snprintf(last_err, sizeof last_err, "every endpoint is cooling down; the earliest is free in %lld ms, after the call's deadline", (long long)pick.wait_ms);
+				break;
+			}
+			if (now + w > deadline)
+				w = deadline - now;
+			if (sleep_checking(req, w)) {
+				last_cls = LLM_CANCELED;
+				break;
+			}
+			continue;
+		}
+		if (!body.len && (rc = aoai_body(&body, &l->cfg.eps[pick.ep], &creq))) {
+			last_cls = LLM_TOO_BIG;
+			snprintf(last_err, sizeof last_err, "out of memory building the request");
+			break;
+		}
+		/* Bodies differ only by model for azure-v1/openai: rebuild when needed. */
+		if (l->cfg.eps[pick.ep].kind != EP_AZURE) {
+			buf_reset(&body);
+			if ((rc = aoai_body(&body, &l->cfg.eps[pick.ep], &creq))) {
+				last_cls = LLM_TOO_BIG;
+				break;
+			}
+		}
+		struct llm_attempt at;
+		struct pool_outcome po;
+		struct aoai_reply reply;
+		aoai_reply_init(&reply);
+		int streamed = run_attempt(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply);
+		po.probe = pick.probe;
+		if (at.cls != LLM_CANCELED)
+			pool_report(l->pool, pick.ep, clock_wall_ms(), &po);
+		attempts++;
+		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
+			out->attempts[out->nattempts++] = at;
+		last_cls = at.cls;
+		snprintf(last_err, sizeof last_err, "endpoint `%s`: %s", at.endpoint, at.error);
+		if (at.cls == LLM_OK) {
+			out->content = buf_take(&reply.content);
+			aoai_reply_release(&reply);
+			if (!out->content) {
+				last_cls = LLM_TOO_BIG;
+				break;
+			}
+			snprintf(out->endpoint, sizeof out->endpoint, "%s", at.endpoint);
+			snprintf(out->model, sizeof out->model, "%s", reply.model[0] ? reply.model : (l->cfg.eps[pick.ep].deployment ? l->cfg.eps[pick.ep].deployment : ""));
+			out->prompt_tokens = reply.prompt_tokens;
+			out->completion_tokens = reply.completion_tokens;
+			break;
+		}
+		aoai_reply_release(&reply);
+		if (!is_retryable(at.cls))
+			break;
+		if (at.cls == LLM_TIMEOUT || at.cls == LLM_AUTH || at.cls == LLM_NOT_FOUND ||
+		    (at.cls == LLM_STREAM_ERROR && strstr(at.error, "stalled")))
+			hard |= 1ull << pick.ep;
+		else if (at.cls != LLM_RATE_LIMITED)
+			soft |= 1ull << pick.ep;
+		if (req->on_retry && attempts < l->cfg.retry.max_attempts)
+			req->on_retry(req->payload, &at, streamed);
+	}
+	out->elapsed_ms = clock_mono_ms() - start;
+	out->cls = last_cls;
+	buf_release(&body);
+	rc = status_of_class(last_cls);
+	if (rc == CONVBI_OK && !out->content)
+		rc = CONVBI_ELLM;
+	if (rc == CONVBI_EAUTH) {
+		/* EAUTH only when no endpoint answered otherwise. */
+		for (size_t i = 0; i < out->nattempts; i++)
+			if (out->attempts[i].cls != LLM_AUTH && out->attempts[i].cls != LLM_NOT_FOUND)
+				rc = CONVBI_ELLM;
+	}
+	if (rc)
+		err_set(err, rc, "the model call failed after %d attempt%s (%s): %s", attempts, attempts == 1 ? "" : "s",
+		        llm_class_name(last_cls), last_err[0] ? last_err : convbi_errstr(rc));
+	return rc;
+}
+
+/* ---- JSON views ---------------------------------------------------------- */
+
+int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n)
+{
+	int rc = buf_putc(out, '[');
+	for (size_t i = 0; !rc && i < n; i++) {
+		rc = buf_printf(out, "%s{\"endpoint\":", i ? "," : "");
+		if (!rc)
+			rc = buf_json_str(out, a[i].endpoint, strlen(a[i].endpoint));
+		if (!rc)
+			rc = buf_printf(out, ",\"status\":%ld,\"class\":\"%s\",\"error\":", a[i].status, llm_class_name(a[i].cls));
+		if (!rc)
+			rc = buf_json_str(out, a[i].error, strlen(a[i].error));
+		if (!rc)
+			rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a[i].wait_ms);
+		if (!rc)
+			rc = a[i].retry_from ? buf_json_str(out, a[i].retry_from, strlen(a[i].retry_from)) : buf_puts(out, "null");
+		if (!rc)
+			rc = buf_printf(out, ",\"elapsed_ms\":%lld}", (long long)a[i].elapsed_ms);
+	}
+	if (!rc)
+		rc = buf_putc(out, ']');
+	return rc;
+}
+
+int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const char *errmsg)
+{
+	const char *content = r->content ? r->content : "";
+	int rc = buf_puts(out, "{\"content\":");
+	if (!rc)
+		rc = status ? buf_puts(out, "null") : buf_json_str(out, content, strlen(content));
+	if (!rc)
+		rc = buf_puts(out, ",\"endpoint\":");
+	if (!rc)
+		rc = r->endpoint[0] ? buf_json_str(out, r->endpoint, strlen(r->endpoint)) : buf_puts(out, "null");
+	if (!rc)
+		rc = buf_puts(out, ",\"model\":");
+	if (!rc)
+		rc = r->model[0] ? buf_json_str(out, r->model, strlen(r->model)) : buf_puts(out, "null");
+	long long pt = r->prompt_tokens > 0 ? r->prompt_tokens : 0, ct = r->completion_tokens > 0 ? r->completion_tokens : 0;
+	if (!rc)
+		rc = buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld},\"attempts\":", pt, ct, pt + ct);
+	if (!rc)
+		rc = llm_attempts_json(out, r->attempts, r->nattempts);
+	if (!rc)
+		rc = buf_printf(out, ",\"elapsed_ms\":%lld", (long long)r->elapsed_ms);
+	if (!rc && status) {
+		rc = buf_printf(out, ",\"status\":\"%s\",\"error_class\":\"%s\",\"error\":", convbi_errname(status), llm_class_name(r->cls));
+		if (!rc)
+			rc = buf_json_str(out, errmsg ? errmsg : "", errmsg ? strlen(errmsg) : 0);
+	}
+	if (!rc)
+		rc = buf_putc(out, '}');
+	return rc;
+}
+
+int llm_endpoints_json(struct llm *l, struct buf *out)
+{
+	int64_t now = clock_wall_ms();
+	int rc = buf_putc(out, '[');
+	for (size_t i = 0; !rc && i < l->cfg.n; i++) {
+		const struct ep_cfg *e = &l->cfg.eps[i];
+		struct pool_live lv;
+		memset(&lv, 0, sizeof lv);
+		pool_live_get(l->pool, (int)i, now, &lv);
+		rc = buf_printf(out, "%s{\"name\":", i ? "," : "");
+		if (!rc)
+			rc = buf_json_str(out, e->name, strlen(e->name));
+		if (!rc)
+			rc = buf_printf(out, ",\"kind\":\"%s\",\"url\":", config_kind_name(e->kind));
+		if (!rc)
+			rc = buf_json_str(out, e->url, strlen(e->url));
+		if (!rc)
+			rc = buf_puts(out, ",\"deployment\":");
+		if (!rc)
+			rc = e->deployment ? buf_json_str(out, e->deployment, strlen(e->deployment)) : buf_puts(out, "null");
+		int64_t cool = lv.cool_until_ms > now ? lv.cool_until_ms - now : 0;
+		if (!rc)
+			rc = buf_printf(out, ",\"tier\":%d,\"weight\":%d,\"rpm\":%d,\"tpm\":%d,\"cooling_ms\":%lld,\"cooling_until_ms\":%lld,"
+			                "\"breaker\":\"%s\",\"remaining_requests\":%lld,\"remaining_tokens\":%lld,"
+			                "\"window_requests\":%lld,\"window_tokens\":%lld,"
+			                "\"calls\":%llu,\"ok\":%llu,\"rate_limited\":%llu,\"failures\":%llu}",
+			                e->priority, e->weight, e->rpm, e->tpm, (long long)cool, (long long)(cool ? lv.cool_until_ms : 0),
+			                pool_breaker_name(lv.breaker), (long long)lv.remaining_requests, (long long)lv.remaining_tokens,
+			                (long long)lv.window_requests, (long long)lv.window_tokens,
+			                (unsigned long long)lv.calls, (unsigned long long)lv.ok,
+			                (unsigned long long)lv.rate_limited, (unsigned long long)lv.failures);
+	}
+	if (!rc)
+		rc = buf_putc(out, ']');
+	if (!rc)
+		rc = buf_printf(out, "%s", "");
+	return rc;
+}

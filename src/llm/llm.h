@@ -1,0 +1,99 @@
+/* llm.h -- the one door to the model: every chat completion goes here.
+ *
+ * llm_chat picks an endpoint from the shared pool (priority tiers, shared
+ * weighted round-robin, skipping cooling, circuit-open and out-of-budget
+ * endpoints), sends the request, classifies the outcome, reports it to the
+ * pool (cooldowns from rate-limit headers, breaker, budgets) and on a
+ * retryable failure fails over to another endpoint at once.  It sleeps only
+ * when every endpoint is cooling, and only until the earliest is free, all
+ * within one deadline per call.  Content-filter, context-length and other
+ * 400 replies are never retried.  A streamed answer that is cut, stalls or
+ * carries a malformed chunk fails that attempt (never a truncated
+ * success); the caller's on_delta sees a reset (on_retry with
+ * restarted_stream = 1) before the next attempt streams from scratch.
+ * Thread-safe: one struct llm serves many threads.
+ */
+#ifndef CONVBI_LLM_LLM_H
+#define CONVBI_LLM_LLM_H
+
+#include <stdint.h>
+
+#include "llm/aoai.h"
+#include "llm/config.h"
+#include "util/buf.h"
+#include "util/err.h"
+
+#define LLM_MAX_ATTEMPTS_RECORDED 32
+
+/* The class of one attempt's outcome (stable strings in results). */
+enum llm_class {
+	LLM_OK,
+	LLM_RATE_LIMITED,     /* 429 */
+	LLM_SERVER_ERROR,     /* 5xx, 408, 409 */
+	LLM_TIMEOUT,          /* connect, first byte, idle */
+	LLM_TRANSPORT,        /* refused, reset, TLS */
+	LLM_STREAM_ERROR,     /* cut, stalled, malformed chunk */
+	LLM_AUTH,             /* 401, 403 */
+	LLM_NOT_FOUND,        /* 404, DeploymentNotFound */
+	LLM_CONTENT_FILTER,
+	LLM_CONTEXT_LENGTH,
+	LLM_BAD_REQUEST,      /* other 4xx */
+	LLM_PROTOCOL,         /* malformed reply */
+	LLM_TOO_BIG,          /* reply over the size cap */
+	LLM_CANCELED,
+	LLM_DEADLINE
+};
+
+struct llm_attempt {
+	char endpoint[64];
+	long status;             /* HTTP status, 0 = none */
+	int cls;                 /* enum llm_class */
+	char error[200];         /* short description, "" on success */
+	int64_t wait_ms;         /* cooldown set / time waited before it */
+	const char *retry_from;  /* header the retry time came from, or NULL */
+	int64_t elapsed_ms;
+};
+
+struct llm_request {
+	const struct chat_msg *msgs;
+	size_t n;
+	int max_tokens;            /* 0 = model default */
+	double temperature;        /* < 0 = model default */
+	int stream;
+	int deadline_ms;           /* 0 = the config's retry.deadline_ms */
+	/* Streamed text deltas; non-zero return cancels. */
+	int (*on_delta)(void *payload, const char *text, size_t len);
+	/* Told about each failed attempt before the next one. */
+	void (*on_retry)(void *payload, const struct llm_attempt *a, int restarted_stream);
+	int (*cancel)(void *payload);
+	void *payload;
+};
+
+struct llm_reply {
+	char *content;              /* owned */
+	char endpoint[64];          /* who answered ("" on failure) */
+	char model[96];
+	int64_t prompt_tokens, completion_tokens;
+	struct llm_attempt attempts[LLM_MAX_ATTEMPTS_RECORDED];
+	size_t nattempts;
+	int64_t elapsed_ms;
+	int cls;                    /* class of the final outcome */
+};
+
+struct llm;
+
+int llm_open(struct llm **out, struct llm_config *cfg, struct err *err);  /* takes cfg */
+void llm_close(struct llm *l);
+/* One chat completion.  out is filled also on failure (attempts). */
+int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out, struct err *err);
+void llm_reply_release(struct llm_reply *r);
+const char *llm_class_name(int cls);
+/* Appends the reply as JSON: content, endpoint, model, usage, attempts,
+ * elapsed_ms (and error, error_class when status != OK). */
+int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const char *errmsg);
+int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n);
+/* The endpoints and their live state as a JSON array. */
+int llm_endpoints_json(struct llm *l, struct buf *out);
+const struct llm_config *llm_config_of(const struct llm *l);
+
+#endif

@@ -1,0 +1,594 @@
+/* pool.c -- endpoint choice over the shared state (see pool.h for the rules).
+ *
+ * Owns: the copied endpoint configuration, the tiers (endpoints grouped by
+ * priority, in ascending order) and each tier's smooth WRR cycle, all
+ * immutable after pool_open; and the struct state it adopted.  Everything
+ * that changes lives in the state, so any number of threads and processes
+ * may pick and report at once.
+ *
+ * The shared protocols, each a handful of single-word atomic operations
+ * (never a lock), chosen so that a process killed between two of them
+ * leaves a state every other process can still work with:
+ *   round-robin  fetch_add on the tier's counter, one per pick (only on
+ *                the tier actually used), so positions are never reused;
+ *   cooldown     atomic max on COOL_UNTIL: a shorter retry time never
+ *                shortens a longer one set by someone else;
+ *   breaker      FAIL_STREAK counts; the failure that finds it at the
+ *                threshold CASes OPEN_UNTIL from 0 (closed) to now+pause,
+ *                so one opener wins; OPEN_UNTIL <= now means half-open, and
+ *                the single probe is a CAS of PROBE_UNTIL from a past value
+ *                to now+POOL_PROBE_TIMEOUT_MS -- a prober that dies only
+ *                holds the slot until then.  A failed probe stores the new
+ *                OPEN_UNTIL before it frees the slot;
+ *   windows      charged at pick by a CAS that refuses to pass the limit;
+ *                a refused tpm charge gives back its rpm charge.
+ * What is not atomic across fields (a budget and its reset time, the
+ * statistics among themselves) is advisory and documented as such.
+ */
+#include "llm/pool.h"
+
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "util/alloc.h"
+
+struct pool_tier {
+	uint64_t members;  /* endpoints in this tier */
+	size_t off, len;   /* the tier's WRR cycle: cycle[off .. off+len) */
+};
+
+struct pool {
+	struct state *st;                          /* owned */
+	size_t n;
+	struct pool_ep_cfg eps[POOL_MAX_ENDPOINTS];  /* name, identity owned (copies) */
+	unsigned ntiers;
+	struct pool_tier tiers[POOL_MAX_ENDPOINTS];  /* by ascending priority */
+	uint8_t *cycle;                            /* owned: every tier's cycle */
+};
+
+static uint64_t bit(int i)
+{
+	return (uint64_t)1 << i;
+}
+
+static uint64_t all_of(size_t n)
+{
+	return n >= 64 ? ~(uint64_t)0 : bit((int)n) - 1;
+}
+
+/* ---- pure decision logic ------------------------------------------------ */
+
+static int64_t max64(int64_t a, int64_t b)
+{
+	return a > b ? a : b;
+}
+
+void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
+                const struct state_snap *s, int64_t now_ms, int64_t est_tokens)
+{
+	const int64_t *f = s->f;
+	int64_t ready = now_ms;
+	int64_t next_bucket = (now_ms / STATE_WINDOW_BUCKET_MS + 1) * STATE_WINDOW_BUCKET_MS;
+	if (f[STATE_COOL_UNTIL] > now_ms)
+		ready = max64(ready, f[STATE_COOL_UNTIL]);
+	if (cfg->rpm > 0 && s->win[STATE_WIN_REQ] + 1 > cfg->rpm)
+		ready = max64(ready, next_bucket);
+	if (cfg->tpm > 0 && s->win[STATE_WIN_TOK] > 0 &&
+	    s->win[STATE_WIN_TOK] + (est_tokens > 0 ? est_tokens : 0) > cfg->tpm)
+		ready = max64(ready, next_bucket);
+	if (f[STATE_REM_REQ] == 0 && now_ms < f[STATE_RESET_REQ])
+		ready = max64(ready, f[STATE_RESET_REQ]);
+	if (f[STATE_REM_TOK] >= 0 && f[STATE_REM_TOK] < (est_tokens > 0 ? est_tokens : 1) &&
+	    now_ms < f[STATE_RESET_TOK])
+		ready = max64(ready, f[STATE_RESET_TOK]);
+
+	int64_t open_until = f[STATE_OPEN_UNTIL];
+	int breaker_blocked = 0, probe = 0;
+	if (open_until > now_ms)
+		breaker_blocked = 1;                   /* open */
+	else if (open_until != 0 && f[STATE_PROBE_UNTIL] > now_ms)
+		breaker_blocked = 1;                   /* half-open, someone is probing */
+	else if (open_until != 0)
+		probe = 1;                             /* half-open, the probe is ours to take */
+
+	int free_of_rest = ready <= now_ms;
+	out->usable = free_of_rest && !breaker_blocked;
+	out->probe = out->usable && probe;
+	out->breaker_only = free_of_rest && breaker_blocked;
+	out->ready_ms = ready;
+	out->breaker_ms = breaker_blocked ? open_until : 0;
+	out->last_fail_ms = f[STATE_LAST_FAIL];
+}
+
+size_t pool_wrr_cycle(uint8_t *out, size_t cap, const struct pool_ep_cfg *eps, size_t n,
+                      uint64_t members)
+{
+	int64_t cur[POOL_MAX_ENDPOINTS] = {0};
+	int64_t total = 0;
+	for (size_t i = 0; i < n && i < POOL_MAX_ENDPOINTS; i++)
+		if (members & bit((int)i))
+			total += eps[i].weight;
+	if (total <= 0 || (size_t)total > cap)
+		return 0;
+	/* nginx's smooth WRR: everyone gains its weight, the richest is
+	 * chosen and pays the total; over `total` rounds each endpoint is
+	 * chosen exactly weight times, interleaved as evenly as possible. */
+	for (int64_t r = 0; r < total; r++) {
+		int best = -1;
+		for (size_t i = 0; i < n && i < POOL_MAX_ENDPOINTS; i++) {
+			if (!(members & bit((int)i)))
+				continue;
+			cur[i] += eps[i].weight;
+			if (best < 0 || cur[i] > cur[best])
+				best = (int)i;
+		}
+		cur[best] -= total;
+		out[r] = (uint8_t)best;
+	}
+	return (size_t)total;
+}
+
+int pool_wrr_walk(const uint8_t *cycle, size_t len, uint64_t c, uint64_t usable)
+{
+	if (!len || !usable)
+		return -1;
+	size_t pos = (size_t)(c % len);
+	for (size_t k = 0; k < len; k++) {
+		int ep = cycle[pos];
+		if (usable & bit(ep))
+			return ep;
+		if (++pos == len)
+			pos = 0;
+	}
+	return -1;
+}
+
+int pool_fallback(const struct pool_verdict *v, size_t n, uint64_t candidates)
+{
+	int best = -1;
+	for (size_t i = 0; i < n && i < POOL_MAX_ENDPOINTS; i++) {
+		if (!(candidates & bit((int)i)))
+			continue;
+		if (best < 0 || v[i].breaker_ms < v[best].breaker_ms ||
+		    (v[i].breaker_ms == v[best].breaker_ms && v[i].last_fail_ms < v[best].last_fail_ms))
+			best = (int)i;
+	}
+	return best;
+}
+
+int64_t pool_wait(const struct pool_verdict *v, size_t n, uint64_t mask, int64_t now_ms)
+{
+	int64_t first = INT64_MAX;
+	for (size_t i = 0; i < n && i < POOL_MAX_ENDPOINTS; i++)
+		if ((mask & bit((int)i)) && v[i].ready_ms < first)
+			first = v[i].ready_ms;
+	if (first == INT64_MAX || first - now_ms < 1)
+		return 1;
+	return first - now_ms;
+}
+
+/* ---- opening ------------------------------------------------------------ */
+
+static int cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+/* The distinct priorities of eps in ascending order; returns how many. */
+static unsigned tier_priorities(int *prio, const struct pool_ep_cfg *eps, size_t n)
+{
+	int sorted[POOL_MAX_ENDPOINTS];
+	for (size_t i = 0; i < n; i++)
+		sorted[i] = eps[i].priority;
+	qsort(sorted, n, sizeof *sorted, cmp_int);
+	unsigned t = 0;
+	for (size_t i = 0; i < n; i++)
+		if (t == 0 || sorted[i] != prio[t - 1])
+			prio[t++] = sorted[i];
+	return t;
+}
+
+static int check_eps(const struct pool_ep_cfg *eps, size_t n, struct err *err)
+{
+	if (n == 0)
+		return err_set(err, CONVBI_ENOENDPOINT, "no endpoints to pick from; configure one");
+	if (!eps || n > POOL_MAX_ENDPOINTS)
+		return err_set(err, CONVBI_EINVAL, "%zu endpoints configured; at most %d are supported",
+		               n, POOL_MAX_ENDPOINTS);
+	for (size_t i = 0; i < n; i++) {
+		const struct pool_ep_cfg *e = &eps[i];
+		const char *name = e->name ? e->name : "?";
+		if (!e->name && !e->identity)
+			return err_set(err, CONVBI_EINVAL, "endpoint %zu has no name; give it one", i);
+		if (e->weight < 1 || e->weight > POOL_MAX_WEIGHT)
+			return err_set(err, CONVBI_EINVAL,
+			               "endpoint `%s` has weight %d; use 1 to %d", name, e->weight,
+			               POOL_MAX_WEIGHT);
+		if (e->rpm < 0 || e->tpm < 0)
+			return err_set(err, CONVBI_EINVAL,
+			               "endpoint `%s` has a negative rpm or tpm; use 0 for no limit", name);
+	}
+	return CONVBI_OK;
+}
+
+int pool_shape(struct state_shape *out, const struct pool_ep_cfg *eps, size_t n, struct err *err)
+{
+	int prio[POOL_MAX_ENDPOINTS];
+	int rc = check_eps(eps, n, err);
+	if (rc)
+		return rc;
+	uint64_t h = state_hash(STATE_HASH_INIT, "convbi-pool", 11);
+	uint32_t version = STATE_VERSION, count = (uint32_t)n;
+	h = state_hash(h, &version, sizeof version);
+	h = state_hash(h, &count, sizeof count);
+	for (size_t i = 0; i < n; i++) {
+		const char *id = eps[i].identity ? eps[i].identity : eps[i].name;
+		int32_t pw[2] = {eps[i].priority, eps[i].weight};
+		h = state_hash(h, id, strlen(id) + 1);
+		h = state_hash(h, pw, sizeof pw);
+	}
+	out->n_slots = (uint32_t)n;
+	out->n_tiers = tier_priorities(prio, eps, n);
+	out->set_hash = h;
+	return CONVBI_OK;
+}
+
+/* Builds everything but the state: copies, tiers, cycles. */
+static int pool_build(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct err *err)
+{
+	int prio[POOL_MAX_ENDPOINTS];
+	*out = NULL;
+	int rc = check_eps(eps, n, err);
+	if (rc)
+		return rc;
+	struct pool *p = xcalloc(1, sizeof *p);
+	if (!p)
+		return err_set(err, CONVBI_ENOMEM, "out of memory opening the endpoint pool");
+	p->n = n;
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++) {
+		p->eps[i] = eps[i];
+		p->eps[i].name = xstrdup(eps[i].name ? eps[i].name : eps[i].identity);
+		p->eps[i].identity = xstrdup(eps[i].identity ? eps[i].identity : eps[i].name);
+		total += (size_t)eps[i].weight;
+		if (!p->eps[i].name || !p->eps[i].identity)
+			goto nomem;
+	}
+	p->cycle = xmalloc(total);
+	if (!p->cycle)
+		goto nomem;
+	p->ntiers = tier_priorities(prio, eps, n);
+	size_t off = 0;
+	for (unsigned t = 0; t < p->ntiers; t++) {
+		uint64_t members = 0;
+		for (size_t i = 0; i < n; i++)
+			if (eps[i].priority == prio[t])
+				members |= bit((int)i);
+		p->tiers[t].members = members;
+		p->tiers[t].off = off;
+		p->tiers[t].len = pool_wrr_cycle(p->cycle + off, total - off, eps, n, members);
+		off += p->tiers[t].len;
+	}
+	*out = p;
+	return CONVBI_OK;
+nomem:
+	pool_close(p);
+	return err_set(err, CONVBI_ENOMEM, "out of memory opening the endpoint pool");
+}
+
+int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct state *st,
+                    struct err *err)
+{
+	struct state_shape shape;
+	*out = NULL;
+	int rc = pool_shape(&shape, eps, n, err);
+	if (!rc && (!st || st->shape.n_slots != shape.n_slots || st->shape.n_tiers != shape.n_tiers))
+		rc = err_set(err, CONVBI_EINVAL, "the endpoint state was opened for another endpoint set");
+	if (!rc)
+		rc = pool_build(out, eps, n, err);
+	if (rc) {
+		state_close(st);
+		return rc;
+	}
+	(*out)->st = st;
+	return CONVBI_OK;
+}
+
+int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const char *state_path,
+              struct err *err)
+{
+	struct state_shape shape;
+	struct state *st = NULL;
+	*out = NULL;
+	int rc = pool_shape(&shape, eps, n, err);
+	if (!rc)
+		rc = state_open(&st, state_path, &shape, err);
+	return rc ? rc : pool_open_state(out, eps, n, st, err);
+}
+
+int pool_open_private(struct pool **out, const struct pool_ep_cfg *eps, size_t n,
+                      struct err *err)
+{
+	struct state_shape shape;
+	struct state *st = NULL;
+	*out = NULL;
+	int rc = pool_shape(&shape, eps, n, err);
+	if (!rc)
+		rc = state_open_memory(&st, &shape, err);
+	return rc ? rc : pool_open_state(out, eps, n, st, err);
+}
+
+void pool_close(struct pool *p)
+{
+	if (!p)
+		return;
+	state_close(p->st);
+	for (size_t i = 0; i < p->n; i++) {
+		free((char *)p->eps[i].name);
+		free((char *)p->eps[i].identity);
+	}
+	free(p->cycle);
+	free(p);
+}
+
+int pool_is_shared(const struct pool *p) { return p && state_is_shared(p->st); }
+const char *pool_state_path(const struct pool *p) { return p ? state_path(p->st) : NULL; }
+size_t pool_size(const struct pool *p) { return p ? p->n : 0; }
+
+const char *pool_name(const struct pool *p, int ep)
+{
+	return (p && ep >= 0 && (size_t)ep < p->n) ? p->eps[ep].name : NULL;
+}
+
+void pool_reset_state(struct pool *p)
+{
+	if (p)
+		p->st->ops->reset(p->st);
+}
+
+/* ---- picking ------------------------------------------------------------ */
+
+/* Takes what ep needs for this attempt: the probe slot (CAS from the value
+ * judged free) and the window charges.  Returns 1 if all were won; on a
+ * lost race gives back what it took and returns 0. */
+static int claim(struct pool *p, int ep, const struct pool_verdict *v,
+                 const struct state_snap *s, int64_t now_ms, int64_t est)
+{
+	struct state *st = p->st;
+	const struct state_ops *ops = st->ops;
+	const struct pool_ep_cfg *c = &p->eps[ep];
+	int64_t probe_until = now_ms + POOL_PROBE_TIMEOUT_MS;
+	if (v->probe && !ops->cas(st, (unsigned)ep, STATE_PROBE_UNTIL, s->f[STATE_PROBE_UNTIL],
+	                          probe_until))
+		return 0;
+	if (!ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, c->rpm))
+		goto refused;
+	if (est > 0 && !ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, c->tpm)) {
+		ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, -1, 0);
+		goto refused;
+	}
+	return 1;
+refused:
+	if (v->probe)
+		ops->cas(st, (unsigned)ep, STATE_PROBE_UNTIL, probe_until, 0);
+	return 0;
+}
+
+int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens,
+              struct pool_pick *out)
+{
+	struct pool_verdict v[POOL_MAX_ENDPOINTS];
+	struct state_snap s[POOL_MAX_ENDPOINTS];
+	assert(p && out);
+	out->ep = -1;
+	out->wait_ms = 0;
+	out->probe = 0;
+	uint64_t live = all_of(p->n) & ~exclude;
+	if (!live)
+		return CONVBI_ENOENDPOINT;
+
+	uint64_t usable = 0, breaker_only = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		if (!(live & bit((int)i)))
+			continue;
+		const struct pool_ep_cfg *c = &p->eps[i];
+		p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
+		pool_judge(&v[i], c, &s[i], now_ms, est_tokens);
+		usable |= v[i].usable ? bit((int)i) : 0;
+		breaker_only |= v[i].breaker_only ? bit((int)i) : 0;
+	}
+
+	/* Each round takes one tier's counter; a lost claim drops that
+	 * endpoint and walks on, so this runs at most n claims. */
+	for (unsigned t = 0; t < p->ntiers; t++) {
+		const struct pool_tier *tier = &p->tiers[t];
+		if (!(usable & tier->members))
+			continue;
+		uint64_t c = p->st->ops->counter_next(p->st, t);
+		const uint8_t *cycle = p->cycle + tier->off;
+		int ep;
+		while ((ep = pool_wrr_walk(cycle, tier->len, c, usable & tier->members)) >= 0) {
+			if (claim(p, ep, &v[ep], &s[ep], now_ms, est_tokens)) {
+				out->ep = ep;
+				out->probe = v[ep].probe;
+				return CONVBI_OK;
+			}
+			usable &= ~bit(ep);
+		}
+	}
+
+	int ep = pool_fallback(v, p->n, breaker_only);
+	if (ep >= 0) {
+		p->st->ops->window_add(p->st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
+		if (est_tokens > 0)
+			p->st->ops->window_add(p->st, (unsigned)ep, STATE_WIN_TOK, now_ms, est_tokens, 0);
+		out->ep = ep;
+		return CONVBI_OK;
+	}
+	out->wait_ms = pool_wait(v, p->n, live, now_ms);
+	return CONVBI_OK;
+}
+
+/* ---- reporting ---------------------------------------------------------- */
+
+static int64_t breaker_pause(int64_t level)
+{
+	int64_t pause = POOL_BREAKER_PAUSE_MS;
+	for (int64_t i = 0; i < level && pause < POOL_BREAKER_PAUSE_MAX_MS; i++)
+		pause *= 2;
+	return pause < POOL_BREAKER_PAUSE_MAX_MS ? pause : POOL_BREAKER_PAUSE_MAX_MS;
+}
+
+/* Stores v only if the field differs: reports are frequent and every
+ * write invalidates the line that every pick in every process reads. */
+static void store_if(struct state *st, unsigned ep, int field, int64_t v)
+{
+	if (st->ops->get(st, ep, field) != v)
+		st->ops->store(st, ep, field, v);
+}
+
+static void cool(struct state *st, unsigned ep, int64_t until)
+{
+	if (st->ops->get(st, ep, STATE_COOL_UNTIL) < until)
+		st->ops->max(st, ep, STATE_COOL_UNTIL, until);
+}
+
+static void report_failure(struct pool *p, unsigned ep, int64_t now_ms, int probe)
+{
+	struct state *st = p->st;
+	const struct state_ops *ops = st->ops;
+	ops->add(st, ep, STATE_FAILURES, 1);
+	ops->store(st, ep, STATE_LAST_FAIL, now_ms);
+	int64_t streak = ops->add(st, ep, STATE_FAIL_STREAK, 1) + 1;
+	if (probe) {
+		int64_t level = ops->add(st, ep, STATE_PAUSE_LEVEL, 1) + 1;
+		ops->store(st, ep, STATE_OPEN_UNTIL, now_ms + breaker_pause(level));
+		ops->store(st, ep, STATE_PROBE_UNTIL, 0);
+	} else if (streak >= POOL_BREAKER_THRESHOLD && ops->get(st, ep, STATE_OPEN_UNTIL) == 0) {
+		int64_t level = ops->get(st, ep, STATE_PAUSE_LEVEL);
+		ops->cas(st, ep, STATE_OPEN_UNTIL, 0, now_ms + breaker_pause(level));
+	}
+}
+
+void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o)
+{
+	if (!p || !o || ep < 0 || (size_t)ep >= p->n)
+		return;
+	struct state *st = p->st;
+	const struct state_ops *ops = st->ops;
+	unsigned e = (unsigned)ep;
+	ops->add(st, e, STATE_CALLS, 1);
+	if (o->tokens > 0)
+		ops->add(st, e, STATE_TOKENS, o->tokens);
+	switch (o->cls) {
+	case POOL_OK:
+		ops->add(st, e, STATE_OK, 1);
+		store_if(st, e, STATE_FAIL_STREAK, 0);
+		store_if(st, e, STATE_COOL_STREAK, 0);
+		if (ops->get(st, e, STATE_OPEN_UNTIL) != 0) {
+			ops->store(st, e, STATE_PAUSE_LEVEL, 0);
+			ops->store(st, e, STATE_OPEN_UNTIL, 0);
+		}
+		break;
+	case POOL_RATE_LIMITED:
+		ops->add(st, e, STATE_RATE_LIMITED, 1);
+		if (o->retry_after_ms >= 0) {
+			cool(st, e, now_ms + o->retry_after_ms);
+		} else {
+			int64_t n = ops->add(st, e, STATE_COOL_STREAK, 1);
+			int64_t d = POOL_COOL_DEFAULT_MS;
+			for (int64_t i = 0; i < n && d < POOL_COOL_MAX_MS; i++)
+				d *= 2;
+			cool(st, e, now_ms + (d < POOL_COOL_MAX_MS ? d : POOL_COOL_MAX_MS));
+		}
+		break;
+	case POOL_SERVER:
+	case POOL_TRANSPORT:
+		report_failure(p, e, now_ms, o->probe);
+		if (o->retry_after_ms >= 0)
+			cool(st, e, now_ms + o->retry_after_ms);
+		break;
+	case POOL_BROKEN:
+		ops->add(st, e, STATE_FAILURES, 1);
+		cool(st, e, now_ms + POOL_BROKEN_COOL_MS);
+		break;
+	default:  /* POOL_CLIENT and unknown classes: nothing about health */
+		break;
+	}
+	/* A probe that did not fail the breaker (OK, 429, broken, client)
+	 * gives the slot back; report_failure already did for the others. */
+	if (o->probe && o->cls != POOL_SERVER && o->cls != POOL_TRANSPORT)
+		ops->store(st, e, STATE_PROBE_UNTIL, 0);
+	/* Reset time first, then the count: a reader in between sees the old
+	 * count with the new deadline, never a zero with a stale deadline. */
+	if (o->remaining_requests >= 0) {
+		int64_t r = o->reset_requests_ms >= 0 ? o->reset_requests_ms : POOL_BUDGET_RESET_DEFAULT_MS;
+		ops->store(st, e, STATE_RESET_REQ, now_ms + r);
+		store_if(st, e, STATE_REM_REQ, o->remaining_requests);
+	}
+	if (o->remaining_tokens >= 0) {
+		int64_t r = o->reset_tokens_ms >= 0 ? o->reset_tokens_ms : POOL_BUDGET_RESET_DEFAULT_MS;
+		ops->store(st, e, STATE_RESET_TOK, now_ms + r);
+		store_if(st, e, STATE_REM_TOK, o->remaining_tokens);
+	}
+}
+
+void pool_abandon(struct pool *p, const struct pool_pick *pick)
+{
+	if (p && pick && pick->probe && pick->ep >= 0 && (size_t)pick->ep < p->n)
+		p->st->ops->store(p->st, (unsigned)pick->ep, STATE_PROBE_UNTIL, 0);
+}
+
+struct pool_outcome pool_outcome_of(int cls)
+{
+	struct pool_outcome o = {cls, -1, -1, -1, -1, -1, 0, 0};
+	return o;
+}
+
+/* ---- live state ----------------------------------------------------------- */
+
+int pool_live_get(struct pool *p, int ep, int64_t now_ms, struct pool_live *out)
+{
+	struct state_snap s;
+	if (!p || !out || ep < 0 || (size_t)ep >= p->n)
+		return CONVBI_EINVAL;
+	p->st->ops->load(p->st, (unsigned)ep, now_ms, 1, &s);
+	const int64_t *f = s.f;
+	memset(out, 0, sizeof *out);
+	out->cool_until_ms = f[STATE_COOL_UNTIL];
+	out->breaker_until_ms = f[STATE_OPEN_UNTIL];
+	out->breaker = f[STATE_OPEN_UNTIL] == 0     ? POOL_BREAKER_CLOSED
+	               : f[STATE_OPEN_UNTIL] > now_ms ? POOL_BREAKER_OPEN
+	                                              : POOL_BREAKER_HALF_OPEN;
+	out->consecutive_failures = (int)f[STATE_FAIL_STREAK];
+	int req = f[STATE_REM_REQ] >= 0 && now_ms < f[STATE_RESET_REQ];
+	int tok = f[STATE_REM_TOK] >= 0 && now_ms < f[STATE_RESET_TOK];
+	out->remaining_requests = req ? f[STATE_REM_REQ] : -1;
+	out->remaining_tokens = tok ? f[STATE_REM_TOK] : -1;
+	out->budget_reset_ms = -1;
+	if (req)
+		out->budget_reset_ms = f[STATE_RESET_REQ];
+	if (tok && f[STATE_RESET_TOK] > out->budget_reset_ms)
+		out->budget_reset_ms = f[STATE_RESET_TOK];
+	out->window_requests = s.win[STATE_WIN_REQ];
+	out->window_tokens = s.win[STATE_WIN_TOK];
+	out->calls = (uint64_t)f[STATE_CALLS];
+	out->ok = (uint64_t)f[STATE_OK];
+	out->rate_limited = (uint64_t)f[STATE_RATE_LIMITED];
+	out->failures = (uint64_t)f[STATE_FAILURES];
+	out->tokens = (uint64_t)f[STATE_TOKENS];
+	return CONVBI_OK;
+}
+
+const char *pool_breaker_name(int breaker)
+{
+	switch (breaker) {
+	case POOL_BREAKER_CLOSED: return "closed";
+	case POOL_BREAKER_OPEN: return "open";
+	case POOL_BREAKER_HALF_OPEN: return "half_open";
+	}
+	return "?";
+}

@@ -1,0 +1,215 @@
+/* pool.h -- endpoint choice: which endpoint takes the next model attempt.
+ *
+ * The pool knows the configured endpoints and, through struct state
+ * (state.h), what every process of the host has learned about them.  The
+ * LLM client asks pool_pick for an endpoint before each attempt and tells
+ * pool_report how the attempt went; nothing else.
+ *
+ * Selection (pool_pick): the first priority tier (lowest number) with a
+ * usable endpoint; within it, smooth weighted round-robin driven by one
+ * shared counter per tier: counter value c means position c mod W of the
+ * tier's smooth WRR cycle (W = sum of the tier's weights), so with every
+ * endpoint healthy, any W consecutive picks -- from any number of threads
+ * and processes -- give each endpoint exactly its weight.  An unusable
+ * endpoint at that position is skipped for the next usable one in the
+ * cycle.
+ *
+ * Usable = not excluded by the caller, not cooling (rate limit, broken
+ * key/deployment), breaker closed (or half-open with the probe slot won),
+ * inside its client-side rpm/tpm minute window, and not out of the budget
+ * the server last reported.  When nothing is usable but some endpoint is
+ * blocked by its breaker alone, that endpoint is offered anyway (the one
+ * whose breaker opened first, then the one that failed longest ago): a
+ * partial outage never becomes a total one.  Cooldowns and budgets are
+ * never overridden: the caller is told how long to wait.
+ *
+ * Times are Unix wall-clock milliseconds passed in (clock_wall_ms), so a
+ * deadline means the same in every process and tests never sleep.  A
+ * struct pool is immutable after open; every call is thread-safe.
+ */
+#ifndef CONVBI_LLM_POOL_H
+#define CONVBI_LLM_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "llm/state.h"
+#include "util/err.h"
+
+#define POOL_MAX_ENDPOINTS 64
+#define POOL_MAX_WEIGHT 1000
+
+/* Tunables (milliseconds unless said otherwise). */
+#define POOL_COOL_DEFAULT_MS 1000      /* a 429 without a retry time ... */
+#define POOL_COOL_MAX_MS 30000         /* ... doubling per bare 429 up to this */
+#define POOL_BROKEN_COOL_MS 300000     /* 401/403/404: out for 5 minutes */
+#define POOL_BREAKER_THRESHOLD 3       /* consecutive failures that open it */
+#define POOL_BREAKER_PAUSE_MS 2000     /* open this long, doubling per failed probe */
+#define POOL_BREAKER_PAUSE_MAX_MS 30000
+#define POOL_PROBE_TIMEOUT_MS 30000    /* a probe not reported by then is presumed dead */
+#define POOL_BUDGET_RESET_DEFAULT_MS 1000  /* a server budget without a reset time */
+
+enum pool_breaker { POOL_BREAKER_CLOSED, POOL_BREAKER_OPEN, POOL_BREAKER_HALF_OPEN };
+
+struct pool_ep_cfg {
+	const char *name;      /* shown in messages (copied) */
+	const char *identity;  /* url + deployment: keys the endpoint set (copied); NULL = name */
+	int priority;          /* tier, 0 = first */
+	int weight;            /* 1..POOL_MAX_WEIGHT */
+	int rpm;               /* client-side requests per minute, 0 = none */
+	int tpm;               /* client-side tokens per minute, 0 = none */
+};
+
+struct pool;
+
+/* Opens the pool over n endpoints (1..POOL_MAX_ENDPOINTS).  state_path
+ * names the shared state file; NULL = state_default_path (derived from
+ * the uid and the endpoint set, so two different configs never share).
+ * A missing, foreign, damaged or wrong-version file is rebuilt with a
+ * log_warn; a location that cannot be used falls back to in-process state
+ * with a log_warn (pool_is_shared then says 0).  Returns CONVBI_OK,
+ * CONVBI_ENOENDPOINT for n = 0, CONVBI_EINVAL for a bad endpoint (message
+ * names it), CONVBI_ENOMEM.  On failure *out is NULL. */
+int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const char *state_path,
+              struct err *err);
+/* As pool_open, on in-process state only (tests; one-shot tools). */
+int pool_open_private(struct pool **out, const struct pool_ep_cfg *eps, size_t n,
+                      struct err *err);
+/* As pool_open, on a state the caller opened for pool_shape(eps, n) --
+ * another backend, say.  The pool adopts st: pool_close closes it, and so
+ * does a failing pool_open_state. */
+int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct state *st,
+                    struct err *err);
+/* The state shape (slots, tiers, set hash) of an endpoint set; checks the
+ * endpoints as pool_open does. */
+int pool_shape(struct state_shape *out, const struct pool_ep_cfg *eps, size_t n, struct err *err);
+void pool_close(struct pool *p);
+
+/* 1 when the state is shared with other processes (file-backed). */
+int pool_is_shared(const struct pool *p);
+/* The shared state file (borrowed from p), or NULL for in-process state. */
+const char *pool_state_path(const struct pool *p);
+size_t pool_size(const struct pool *p);
+/* Endpoint ep's name (borrowed from p), or NULL if out of range. */
+const char *pool_name(const struct pool *p, int ep);
+/* Forgets everything learned (cooldowns, breakers, budgets, windows,
+ * statistics, counters) for every process sharing the state. */
+void pool_reset_state(struct pool *p);
+
+struct pool_pick {
+	int ep;           /* endpoint index, -1 if none is usable now */
+	int64_t wait_ms;  /* ep == -1: ms until the earliest may be usable (> 0) */
+	int probe;        /* 1 = this attempt is the breaker's half-open probe */
+};
+
+/* Picks an endpoint for the next attempt.  exclude: bit i set = don't use
+ * endpoint i in this call (failed or silent already).  est_tokens: the
+ * request's estimated tokens (prompt + max_tokens), charged to the tpm
+ * window now, as Azure does; 0 if unknown.  Returns CONVBI_OK with
+ * ep >= 0; CONVBI_OK with ep = -1 and wait_ms > 0 when everything not
+ * excluded is cooling or out of budget (sleep min(wait, deadline), with
+ * jitter, then pick again); CONVBI_ENOENDPOINT when every endpoint is
+ * excluded.  A pick with probe = 1 holds the endpoint's probe slot until
+ * its pool_report (or POOL_PROBE_TIMEOUT_MS). */
+int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens,
+              struct pool_pick *out);
+
+enum pool_class {
+	POOL_OK,
+	POOL_RATE_LIMITED,  /* 429 */
+	POOL_SERVER,        /* 5xx, 408, 409 */
+	POOL_TRANSPORT,     /* refused, reset, TLS, timeout */
+	POOL_BROKEN,        /* 401/403/404 */
+	POOL_CLIENT         /* other 400s: says nothing about health */
+};
+
+struct pool_outcome {
+	int cls;                     /* enum pool_class */
+	int64_t retry_after_ms;      /* relative; -1 = none given */
+	int64_t remaining_requests;  /* server-reported; -1 = unknown */
+	int64_t remaining_tokens;    /* server-reported; -1 = unknown */
+	int64_t reset_requests_ms;   /* relative: until remaining_requests refills; -1 = unknown */
+	int64_t reset_tokens_ms;     /* relative: until remaining_tokens refills; -1 = unknown */
+	int64_t tokens;              /* used, or estimated; statistics only */
+	int probe;                   /* echo of pool_pick.probe */
+};
+
+/* Records how an attempt on ep went (ep out of range: ignored).
+ *   OK            resets the failure count, closes the breaker, frees the probe;
+ *   RATE_LIMITED  cools the endpoint for retry_after_ms (atomic max with any
+ *                 cooldown already set), or without one for 1 s doubling
+ *                 per bare 429 in a row up to 30 s;
+ *   SERVER        like TRANSPORT, plus a cooldown when retry_after_ms >= 0;
+ *   TRANSPORT     counts a failure; the POOL_BREAKER_THRESHOLD-th in a row
+ *                 opens the breaker for 2 s; a failed probe re-opens it
+ *                 for twice the last pause (<= 30 s);
+ *   BROKEN        cools it for POOL_BROKEN_COOL_MS;
+ *   CLIENT        statistics only.
+ * Any class with remaining_* >= 0 updates the server budget. */
+void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o);
+
+/* The attempt picked was canceled or never made: gives back its probe
+ * slot at once (rather than after POOL_PROBE_TIMEOUT_MS), records nothing
+ * else.  A no-op for picks without a probe. */
+void pool_abandon(struct pool *p, const struct pool_pick *pick);
+
+/* An outcome with nothing known: cls as given, every number -1, tokens 0. */
+struct pool_outcome pool_outcome_of(int cls);
+
+struct pool_live {
+	int64_t cool_until_ms;       /* no calls before this */
+	int breaker;                 /* POOL_BREAKER_* */
+	int64_t breaker_until_ms;    /* open until then (0 when closed) */
+	int consecutive_failures;
+	int64_t remaining_requests;  /* server budget in force, -1 = unknown */
+	int64_t remaining_tokens;
+	int64_t budget_reset_ms;     /* when the budgets in force refill, -1 = none */
+	int64_t window_requests;     /* in the client-side minute window */
+	int64_t window_tokens;
+	uint64_t calls, ok, rate_limited, failures;
+	uint64_t tokens;             /* tokens reported */
+};
+
+/* Fills out with endpoint ep's live shared state at now_ms.  Returns
+ * CONVBI_OK or CONVBI_EINVAL for an ep out of range. */
+int pool_live_get(struct pool *p, int ep, int64_t now_ms, struct pool_live *out);
+/* "closed", "open", "half_open" ("?" for others); static. */
+const char *pool_breaker_name(int breaker);
+
+/* ---- the pure decision logic (exposed for tests) -------------------------
+ * pool_pick = load snapshots -> pool_judge each -> first tier with a usable
+ * endpoint -> its counter -> pool_wrr_walk -> claim (probe slot, windows);
+ * else pool_fallback, else pool_wait.  These take values and return
+ * values: no state, no clock. */
+
+struct pool_verdict {
+	int usable;            /* may take the attempt now */
+	int probe;             /* usable as the half-open probe only */
+	int breaker_only;      /* blocked by its breaker alone: partial-outage candidate */
+	int64_t ready_ms;      /* when cooldown, windows and budgets stop blocking (now if none) */
+	int64_t breaker_ms;    /* breaker-blocked: when it opened / opens (fallback order) */
+	int64_t last_fail_ms;  /* fallback tie-break: older first */
+};
+
+/* Judges one endpoint from a snapshot (windows loaded when cfg has rpm or
+ * tpm) at now_ms for a request of est_tokens. */
+void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
+                const struct state_snap *s, int64_t now_ms, int64_t est_tokens);
+/* Writes the smooth weighted round-robin cycle over the endpoints in
+ * members (bit i = eps[i]) into out: endpoint indices, sum of their
+ * weights long (ties go to the lower index).  Returns the length, or 0 if
+ * it exceeds cap or members is empty. */
+size_t pool_wrr_cycle(uint8_t *out, size_t cap, const struct pool_ep_cfg *eps, size_t n,
+                      uint64_t members);
+/* The endpoint for counter value c: the first in usable at or after
+ * position c mod len of the cycle; -1 when none of usable is in it. */
+int pool_wrr_walk(const uint8_t *cycle, size_t len, uint64_t c, uint64_t usable);
+/* Of the endpoints in candidates, the one to offer despite its breaker:
+ * the earliest breaker_ms, then the oldest last_fail_ms, then the lowest
+ * index.  -1 if candidates is empty. */
+int pool_fallback(const struct pool_verdict *v, size_t n, uint64_t candidates);
+/* How long until the first endpoint in mask may be usable: min ready_ms
+ * minus now, at least 1. */
+int64_t pool_wait(const struct pool_verdict *v, size_t n, uint64_t mask, int64_t now_ms);
+
+#endif

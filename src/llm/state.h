@@ -1,0 +1,207 @@
+/* state.h -- the endpoint pool's shared state: one interface, swappable backends.
+ *
+ * Everything the pool remembers between calls -- cooldowns, breakers,
+ * budgets, the round-robin counters, statistics -- lives behind struct
+ * state, a first-field vtable (struct state_ops) of small atomic
+ * operations on numbered fields of numbered endpoint slots.  The pool's
+ * logic (pool.c) only ever calls these operations, so another backend (a
+ * Redis server, say) is one more state_*.c file and never a change there.
+ *
+ * Backends today (state.c):
+ *   "file"    a small versioned memory-mapped file shared by every process
+ *             and thread of the host that uses the same endpoint set;
+ *   "memory"  the same layout and code on an anonymous mapping: this
+ *             process only (the fallback when no file can be used, and
+ *             what the unit tests use).
+ *
+ * Contract of every backend:
+ *   - each operation is atomic on its own field, and lock-free: a process
+ *     killed at any instruction never leaves another process blocked or a
+ *     field half-written (fields are independent 64-bit words; there is no
+ *     multi-field transaction, so readers tolerate a mix of old and new
+ *     fields -- the pool is written for that);
+ *   - a fresh slot reads: every field 0 except the server budgets
+ *     (STATE_REM_REQ, STATE_REM_TOK), which read -1 (unknown);
+ *   - time is Unix wall-clock milliseconds passed in by the caller, so a
+ *     deadline means the same in every process; backends never read a
+ *     clock themselves.
+ *
+ * Ownership: state_open* hand back a state the caller releases with
+ * state_close (NULL is fine).  The file backend never deletes its file:
+ * other processes may be using it.
+ */
+#ifndef CONVBI_LLM_STATE_H
+#define CONVBI_LLM_STATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/err.h"
+
+/* Bump whenever the file layout below changes: an older file is rebuilt. */
+#define STATE_VERSION 1
+#define STATE_MAX_SLOTS 64
+#define STATE_MAX_TIERS 64
+
+/* The client-side sliding minute window: a ring of buckets of
+ * STATE_WINDOW_BUCKET_MS.  The sum counts the current bucket, the
+ * STATE_WINDOW_FULL before it, and the bucket before those weighted by the
+ * part of it still inside the last 60 s -- a sliding minute under the
+ * assumption that calls spread evenly within a 10 s bucket. */
+#define STATE_WINDOW_BUCKET_MS 10000
+#define STATE_WINDOW_FULL 5
+#define STATE_WINDOW_RING 8
+
+/* The fields of one endpoint slot.  Units in the comments. */
+enum state_field {
+	STATE_COOL_UNTIL,    /* ms: no calls before this (rate limit, broken) */
+	STATE_COOL_STREAK,   /* bare 429s in a row (grows the default cooldown) */
+	STATE_OPEN_UNTIL,    /* ms: breaker; 0 = closed, > now = open, else half-open */
+	STATE_PROBE_UNTIL,   /* ms: half-open probe claimed until then; 0 = free */
+	STATE_FAIL_STREAK,   /* consecutive server/transport failures */
+	STATE_PAUSE_LEVEL,   /* re-opens in a row (doubles the breaker pause) */
+	STATE_LAST_FAIL,     /* ms: last server/transport failure, 0 = never */
+	STATE_REM_REQ,       /* server-reported remaining requests, -1 = unknown */
+	STATE_REM_TOK,       /* server-reported remaining tokens, -1 = unknown */
+	STATE_RESET_REQ,     /* ms: when STATE_REM_REQ stops applying */
+	STATE_RESET_TOK,     /* ms: when STATE_REM_TOK stops applying */
+	STATE_CALLS,         /* attempts reported */
+	STATE_OK,            /* ... that succeeded */
+	STATE_RATE_LIMITED,  /* ... that were 429s */
+	STATE_FAILURES,      /* ... that failed (server, transport, broken) */
+	STATE_TOKENS,        /* tokens reported used */
+	STATE_NFIELDS
+};
+
+/* The two sliding windows of a slot. */
+enum state_window { STATE_WIN_REQ, STATE_WIN_TOK, STATE_NWINDOWS };
+
+/* A point-in-time copy of one slot.  Fields are loaded one by one, so two
+ * fields may come from either side of a concurrent update. */
+struct state_snap {
+	int64_t f[STATE_NFIELDS];     /* indexed by enum state_field */
+	int64_t win[STATE_NWINDOWS];  /* sliding-minute sums; 0 unless asked for */
+};
+
+/* What a state is laid out for.  Processes share a state only when the
+ * whole shape matches (the file backend checks it on open). */
+struct state_shape {
+	uint32_t n_slots;   /* endpoints, 1..STATE_MAX_SLOTS */
+	uint32_t n_tiers;   /* round-robin counters, 1..STATE_MAX_TIERS */
+	uint64_t set_hash;  /* hash of the endpoint set (identities, tiers, weights) */
+};
+
+struct state;
+
+/* The operations.  ep is a slot index < n_slots, tier < n_tiers, field an
+ * enum state_field, win an enum state_window; the backend asserts them. */
+struct state_ops {
+	const char *name;  /* "file", "memory", ... */
+	/* Returns the tier's shared counter and advances it by one. */
+	uint64_t (*counter_next)(struct state *st, unsigned tier);
+	/* Copies the slot into out; the window sums at now_ms only when
+	 * windows != 0 (they cost a few more loads). */
+	void (*load)(struct state *st, unsigned ep, int64_t now_ms, int windows, struct state_snap *out);
+	/* Adds delta to a field; returns the value before. */
+	int64_t (*get)(struct state *st, unsigned ep, int field);
+	int64_t (*add)(struct state *st, unsigned ep, int field, int64_t delta);
+	void (*store)(struct state *st, unsigned ep, int field, int64_t v);
+	/* Sets the field to desired if it holds expect; returns 1 if it did. */
+	int (*cas)(struct state *st, unsigned ep, int field, int64_t expect, int64_t desired);
+	/* Raises the field to v if it is lower; returns the value after. */
+	int64_t (*max)(struct state *st, unsigned ep, int field, int64_t v);
+	/* Charges amount (may be negative, to undo) to a window at now_ms.
+	 * With limit > 0 the charge is refused, returning 0, when it would
+	 * take the sliding sum over limit -- except that a charge into an
+	 * empty window is always accepted, so one request larger than the
+	 * whole budget can still go.  Returns 1 when charged. */
+	int (*window_add)(struct state *st, unsigned ep, int win, int64_t now_ms, int64_t amount,
+	                  int64_t limit);
+	/* Puts every slot and counter back to fresh. Not atomic as a whole:
+	 * meant for tests and for an operator's "reset". */
+	void (*reset)(struct state *st);
+	void (*close)(struct state *st);
+};
+
+/* Every backend's struct begins with this. */
+struct state {
+	const struct state_ops *ops;
+	struct state_shape shape;  /* what it was opened for */
+};
+
+/* Opens the file backend at path, or (path NULL) at state_default_path.
+ * A missing file is created; a foreign, damaged, truncated or
+ * wrong-version one is rebuilt with one log_warn; a location that cannot
+ * be used falls back to the memory backend with one log_warn.  Returns
+ * CONVBI_OK (check state_is_shared for which), CONVBI_ENOMEM, or
+ * CONVBI_EINVAL for a bad shape. */
+int state_open(struct state **out, const char *path, const struct state_shape *shape,
+               struct err *err);
+/* Opens the file backend only: CONVBI_ESTATE (message says why) where
+ * state_open would fall back.  Still rebuilds a bad file with a warning. */
+int state_open_file(struct state **out, const char *path, const struct state_shape *shape,
+                    struct err *err);
+/* Opens the memory backend: this process only (shared with children it
+ * forks afterwards, as it is a shared anonymous mapping). */
+int state_open_memory(struct state **out, const struct state_shape *shape, struct err *err);
+void state_close(struct state *st);
+
+/* 1 for the file backend (shared across processes), 0 otherwise. */
+int state_is_shared(const struct state *st);
+/* The file's path (borrowed from st), or NULL when not file-backed. */
+const char *state_path(const struct state *st);
+
+/* Writes the default path for a shape into out (cap bytes):
+ * $XDG_RUNTIME_DIR/convbi-<hash>.state when that is an absolute directory
+ * path, else $TMPDIR (or /tmp)/convbi-<uid>-<hash>.state, where <hash> is
+ * 16 hex digits of the set hash.  Returns CONVBI_ETOOBIG if it won't fit. */
+int state_default_path(char *out, size_t cap, const struct state_shape *shape);
+
+/* FNV-1a, 64-bit: continues hash h over n bytes (start with STATE_HASH_INIT). */
+#define STATE_HASH_INIT 0xcbf29ce484222325ULL
+uint64_t state_hash(uint64_t h, const void *p, size_t n);
+
+/* ---- the file layout (for state_*.c only) ------------------------------
+ *
+ *   offset 0                  struct state_header (64 bytes, immutable)
+ *   64                        n_tiers counters, one 64-byte line each
+ *   64 + 64*n_tiers           n_slots struct state_slot (320 bytes each)
+ *
+ * Every line is 64-byte aligned (mmap gives a page-aligned base).  The
+ * header is written once, into a private temp file, before the file is
+ * linked or renamed into place, so no process ever sees a half-built
+ * file; after that only the 64-bit atomics below change. */
+#define STATE_MAGIC 0x5441545349425643ULL  /* "CVBISTAT" little-endian */
+#define STATE_LINE 64
+
+struct state_header {
+	uint64_t magic;        /* STATE_MAGIC */
+	uint32_t version;      /* STATE_VERSION */
+	uint32_t header_size;  /* sizeof(struct state_header) */
+	uint64_t file_size;    /* bytes of the whole layout */
+	uint64_t set_hash;     /* state_shape.set_hash */
+	uint32_t n_slots;
+	uint32_t n_tiers;
+	uint32_t slot_size;    /* sizeof(struct state_slot) */
+	uint32_t bucket_ms;    /* STATE_WINDOW_BUCKET_MS */
+	int64_t created_ms;    /* wall clock at creation, informational */
+	uint64_t checksum;     /* state_hash of every byte above */
+};
+
+/* One endpoint.  word[] holds the fields (state.c maps each enum
+ * state_field to a word): line 0 (words 0-7) is read by every pick and
+ * written on failures; line 1 (8-15) takes the budget headers of every
+ * reply; line 2 (16-23) the statistics; lines 3-4 the windows.  A window
+ * bucket packs (epoch << 32 | count), epoch = the bucket's start time /
+ * STATE_WINDOW_BUCKET_MS, mod 2^32. */
+#define STATE_SLOT_WORDS 24
+struct state_slot {
+	_Alignas(STATE_LINE) _Atomic int64_t word[STATE_SLOT_WORDS];
+	_Alignas(STATE_LINE) _Atomic uint64_t win[STATE_NWINDOWS][STATE_WINDOW_RING];
+};
+
+struct state_counter {
+	_Alignas(STATE_LINE) _Atomic uint64_t value;
+};
+
+#endif
