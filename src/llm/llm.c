@@ -516,6 +516,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		po.probe = pick.probe;
 		if (at.cls != LLM_CANCELED)
 			pool_report(l->pool, pick.ep, clock_wall_ms(), &po);
+		else
+			pool_abandon(l->pool, &pick);
 		attempts++;
 		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
 			out->attempts[out->nattempts++] = at;

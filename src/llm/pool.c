@@ -40,14 +40,15 @@ struct pool_tier {
 };
 
 struct pool {
-	struct state *st;                          /* owned */
-	size_t n;
+	struct state *st;                            /* owned */
+	size_t n;                                    /* endpoints */
 	struct pool_ep_cfg eps[POOL_MAX_ENDPOINTS];  /* name, identity owned (copies) */
 	unsigned ntiers;
 	struct pool_tier tiers[POOL_MAX_ENDPOINTS];  /* by ascending priority */
-	uint8_t *cycle;                            /* owned: every tier's cycle */
+	uint8_t *cycle;                              /* owned: every tier's cycle */
 };
 
+/* Endpoint sets travel as 64-bit masks, bit i = endpoint i. */
 static uint64_t bit(int i)
 {
 	return (uint64_t)1 << i;
@@ -65,6 +66,10 @@ static int64_t max64(int64_t a, int64_t b)
 	return a > b ? a : b;
 }
 
+/* Two questions, kept apart on purpose: when do the blockers the caller
+ * must respect (cooldown, windows, server budgets) let go -- ready_ms --
+ * and is the breaker in the way.  The partial-outage rule may override
+ * the second, never the first. */
 void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
                 const struct state_snap *s, int64_t now_ms, int64_t est_tokens)
 {
@@ -195,9 +200,10 @@ static int check_eps(const struct pool_ep_cfg *eps, size_t n, struct err *err)
 {
 	if (n == 0)
 		return err_set(err, CONVBI_ENOENDPOINT, "no endpoints to pick from; configure one");
-	if (!eps || n > POOL_MAX_ENDPOINTS)
+	if (n > POOL_MAX_ENDPOINTS)
 		return err_set(err, CONVBI_EINVAL, "%zu endpoints configured; at most %d are supported",
 		               n, POOL_MAX_ENDPOINTS);
+	assert(eps);
 	for (size_t i = 0; i < n; i++) {
 		const struct pool_ep_cfg *e = &eps[i];
 		const char *name = e->name ? e->name : "?";
@@ -285,7 +291,8 @@ int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, 
 	struct state_shape shape;
 	*out = NULL;
 	int rc = pool_shape(&shape, eps, n, err);
-	if (!rc && (!st || st->shape.n_slots != shape.n_slots || st->shape.n_tiers != shape.n_tiers))
+	if (!rc && (!st || st->shape.n_slots != shape.n_slots || st->shape.n_tiers != shape.n_tiers ||
+	            st->shape.set_hash != shape.set_hash))
 		rc = err_set(err, CONVBI_EINVAL, "the endpoint state was opened for another endpoint set");
 	if (!rc)
 		rc = pool_build(out, eps, n, err);
@@ -353,7 +360,8 @@ void pool_reset_state(struct pool *p)
 
 /* Takes what ep needs for this attempt: the probe slot (CAS from the value
  * judged free) and the window charges.  Returns 1 if all were won; on a
- * lost race gives back what it took and returns 0. */
+ * lost race gives back what it took and returns 0 (a window was full) or
+ * -1 (another picker took the probe: ep is now half-open and busy). */
 static int claim(struct pool *p, int ep, const struct pool_verdict *v,
                  const struct state_snap *s, int64_t now_ms, int64_t est)
 {
@@ -363,7 +371,7 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v,
 	int64_t probe_until = now_ms + POOL_PROBE_TIMEOUT_MS;
 	if (v->probe && !ops->cas(st, (unsigned)ep, STATE_PROBE_UNTIL, s->f[STATE_PROBE_UNTIL],
 	                          probe_until))
-		return 0;
+		return -1;
 	if (!ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, c->rpm))
 		goto refused;
 	if (est > 0 && !ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, c->tpm)) {
@@ -411,12 +419,18 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 		const uint8_t *cycle = p->cycle + tier->off;
 		int ep;
 		while ((ep = pool_wrr_walk(cycle, tier->len, c, usable & tier->members)) >= 0) {
-			if (claim(p, ep, &v[ep], &s[ep], now_ms, est_tokens)) {
+			int won = claim(p, ep, &v[ep], &s[ep], now_ms, est_tokens);
+			if (won > 0) {
 				out->ep = ep;
 				out->probe = v[ep].probe;
 				return CONVBI_OK;
 			}
 			usable &= ~bit(ep);
+			if (won < 0) {  /* lost the probe: a fallback candidate like any busy one */
+				v[ep].breaker_only = 1;
+				v[ep].breaker_ms = s[ep].f[STATE_OPEN_UNTIL];
+				breaker_only |= bit(ep);
+			}
 		}
 	}
 

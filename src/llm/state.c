@@ -39,11 +39,11 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "convbi/convbi.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared state needs lock-free 64-bit atomics");
@@ -265,8 +265,6 @@ static const struct state_ops memory_ops = {
 
 static void header_fill(struct state_header *h, const struct state_shape *s)
 {
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
 	memset(h, 0, sizeof *h);
 	h->magic = STATE_MAGIC;
 	h->version = STATE_VERSION;
@@ -277,7 +275,7 @@ static void header_fill(struct state_header *h, const struct state_shape *s)
 	h->n_tiers = s->n_tiers;
 	h->slot_size = sizeof(struct state_slot);
 	h->bucket_ms = STATE_WINDOW_BUCKET_MS;
-	h->created_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+	h->created_ms = clock_wall_ms();
 	h->checksum = state_hash(STATE_HASH_INIT, h, offsetof(struct state_header, checksum));
 }
 

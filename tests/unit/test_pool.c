@@ -1,0 +1,790 @@
+/* test_pool.c -- endpoint selection: tiers, weights, cooldowns, breaker, budgets.
+ *
+ * Pure logic first (pool_judge, the WRR cycle and walk, fallback, wait),
+ * then pool_pick/pool_report end to end on in-process state
+ * (pool_open_private: no files).  Time is passed in -- T0 and offsets from
+ * it -- so nothing here sleeps and every case is exact.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "convbi/convbi.h"
+#include "llm/pool.h"
+#include "llm/state.h"
+#include "util/alloc.h"
+
+#define T0 ((int64_t)1700000000000)  /* a wall-clock instant on a window-bucket boundary */
+
+static struct pool *open_pool(const struct pool_ep_cfg *eps, size_t n)
+{
+	struct pool *p = NULL;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_open_private(&p, eps, n, &e), CONVBI_OK);
+	assert_non_null(p);
+	return p;
+}
+
+static struct pool_pick pick_full(struct pool *p, int64_t now, uint64_t exclude, int64_t est)
+{
+	struct pool_pick k;
+	assert_int_equal(pool_pick(p, now, exclude, est, &k), CONVBI_OK);
+	if (k.ep < 0)
+		assert_true(k.wait_ms > 0);
+	return k;
+}
+
+static int pick(struct pool *p, int64_t now)
+{
+	return pick_full(p, now, 0, 0).ep;
+}
+
+static void report(struct pool *p, int ep, int64_t now, int cls, int64_t retry_after_ms)
+{
+	struct pool_outcome o = pool_outcome_of(cls);
+	o.retry_after_ms = retry_after_ms;
+	pool_report(p, ep, now, &o);
+}
+
+static struct state_snap fresh_snap(void)
+{
+	struct state_snap s;
+	memset(&s, 0, sizeof s);
+	s.f[STATE_REM_REQ] = -1;
+	s.f[STATE_REM_TOK] = -1;
+	return s;
+}
+
+static const struct pool_ep_cfg W123[] = {
+	{"a", "https://a/dep", 0, 1, 0, 0},
+	{"b", "https://b/dep", 0, 2, 0, 0},
+	{"c", "https://c/dep", 0, 3, 0, 0},
+};
+
+/* ---- pure logic ---------------------------------------------------------- */
+
+static void wrr_cycle_of_weights_1_2_3_is_smooth_and_exact(void **state)
+{
+	uint8_t cyc[16];
+	size_t len = pool_wrr_cycle(cyc, sizeof cyc, W123, 3, 7);
+	assert_int_equal(len, 6);
+	const uint8_t want[6] = {2, 1, 0, 2, 1, 2};
+	assert_memory_equal(cyc, want, 6);
+	/* a subset, and a cap too small */
+	assert_int_equal(pool_wrr_cycle(cyc, sizeof cyc, W123, 3, 1u << 1 | 1u << 2), 5);
+	assert_int_equal(pool_wrr_cycle(cyc, 5, W123, 3, 7), 0);
+	assert_int_equal(pool_wrr_cycle(cyc, sizeof cyc, W123, 3, 0), 0);
+}
+
+static void wrr_walk_skips_unusable_to_the_next_in_the_cycle(void **state)
+{
+	const uint8_t cyc[6] = {2, 1, 0, 2, 1, 2};
+	assert_int_equal(pool_wrr_walk(cyc, 6, 0, 7), 2);
+	assert_int_equal(pool_wrr_walk(cyc, 6, 7, 7), 1);          /* 7 mod 6 = 1 */
+	assert_int_equal(pool_wrr_walk(cyc, 6, 0, 1u << 0 | 1u << 1), 1);
+	assert_int_equal(pool_wrr_walk(cyc, 6, 4, 1u << 0), 0);    /* wraps round */
+	assert_int_equal(pool_wrr_walk(cyc, 6, 3, 0), -1);
+	assert_int_equal(pool_wrr_walk(cyc, 6, 3, 1u << 5), -1);   /* not in this cycle */
+	assert_int_equal(pool_wrr_walk(cyc, 6, UINT64_MAX, 7), cyc[UINT64_MAX % 6]);
+}
+
+static void judge_reads_each_blocker_from_a_snapshot(void **state)
+{
+	struct pool_ep_cfg cfg = {"x", "x", 0, 1, 10, 1000};
+	struct pool_verdict v;
+	struct state_snap s = fresh_snap();
+
+	pool_judge(&v, &cfg, &s, T0, 100);
+	assert_true(v.usable);
+	assert_false(v.probe);
+	assert_int_equal(v.ready_ms, T0);
+
+	s.f[STATE_COOL_UNTIL] = T0 + 500;
+	pool_judge(&v, &cfg, &s, T0, 100);
+	assert_false(v.usable);
+	assert_false(v.breaker_only);
+	assert_int_equal(v.ready_ms, T0 + 500);
+	pool_judge(&v, &cfg, &s, T0 + 500, 100);  /* cooldown ends exactly then */
+	assert_true(v.usable);
+
+	s = fresh_snap();
+	s.win[STATE_WIN_REQ] = 10;  /* rpm 10 used up: wait for the next bucket */
+	pool_judge(&v, &cfg, &s, T0 + 1234, 100);
+	assert_false(v.usable);
+	assert_int_equal(v.ready_ms, T0 + STATE_WINDOW_BUCKET_MS);
+
+	s = fresh_snap();
+	s.win[STATE_WIN_TOK] = 950;
+	pool_judge(&v, &cfg, &s, T0, 40);
+	assert_true(v.usable);
+	pool_judge(&v, &cfg, &s, T0, 60);
+	assert_false(v.usable);
+	s.win[STATE_WIN_TOK] = 0;  /* an empty window takes even an oversized request */
+	pool_judge(&v, &cfg, &s, T0, 5000);
+	assert_true(v.usable);
+
+	s = fresh_snap();
+	s.f[STATE_REM_REQ] = 0;
+	s.f[STATE_RESET_REQ] = T0 + 700;
+	pool_judge(&v, &cfg, &s, T0, 0);
+	assert_false(v.usable);
+	assert_int_equal(v.ready_ms, T0 + 700);
+	pool_judge(&v, &cfg, &s, T0 + 700, 0);
+	assert_true(v.usable);
+
+	s = fresh_snap();
+	s.f[STATE_REM_TOK] = 300;
+	s.f[STATE_RESET_TOK] = T0 + 900;
+	pool_judge(&v, &cfg, &s, T0, 200);
+	assert_true(v.usable);
+	pool_judge(&v, &cfg, &s, T0, 400);
+	assert_false(v.usable);
+	assert_int_equal(v.ready_ms, T0 + 900);
+}
+
+static void judge_tells_open_half_open_and_busy_probe_apart(void **state)
+{
+	struct pool_ep_cfg cfg = {"x", "x", 0, 1, 0, 0};
+	struct pool_verdict v;
+	struct state_snap s = fresh_snap();
+	s.f[STATE_OPEN_UNTIL] = T0 + 2000;
+	s.f[STATE_LAST_FAIL] = T0 - 1;
+	pool_judge(&v, &cfg, &s, T0, 0);
+	assert_false(v.usable);
+	assert_true(v.breaker_only);
+	assert_int_equal(v.breaker_ms, T0 + 2000);
+	assert_int_equal(v.last_fail_ms, T0 - 1);
+
+	pool_judge(&v, &cfg, &s, T0 + 2000, 0);  /* half-open, probe free */
+	assert_true(v.usable);
+	assert_true(v.probe);
+
+	s.f[STATE_PROBE_UNTIL] = T0 + 3000;      /* someone is probing */
+	pool_judge(&v, &cfg, &s, T0 + 2500, 0);
+	assert_false(v.usable);
+	assert_true(v.breaker_only);
+	pool_judge(&v, &cfg, &s, T0 + 3000, 0);  /* ... and their claim ran out */
+	assert_true(v.probe);
+
+	s.f[STATE_COOL_UNTIL] = T0 + 9000;       /* cooling too: not a fallback candidate */
+	pool_judge(&v, &cfg, &s, T0, 0);
+	assert_false(v.usable);
+	assert_false(v.breaker_only);
+	assert_int_equal(v.ready_ms, T0 + 9000);
+}
+
+static void fallback_prefers_breaker_opening_soonest_then_oldest_failure(void **state)
+{
+	struct pool_verdict v[4];
+	memset(v, 0, sizeof v);
+	v[0].breaker_ms = T0 + 3000; v[0].last_fail_ms = T0 - 10;
+	v[1].breaker_ms = T0 + 1000; v[1].last_fail_ms = T0 - 5;
+	v[2].breaker_ms = T0 + 1000; v[2].last_fail_ms = T0 - 50;
+	v[3].breaker_ms = T0 + 500;  v[3].last_fail_ms = T0;
+	assert_int_equal(pool_fallback(v, 4, 0xf), 3);
+	assert_int_equal(pool_fallback(v, 4, 0x7), 2);
+	assert_int_equal(pool_fallback(v, 4, 0x3), 1);
+	assert_int_equal(pool_fallback(v, 4, 0x1), 0);
+	assert_int_equal(pool_fallback(v, 4, 0), -1);
+}
+
+static void wait_is_the_earliest_ready_endpoint_and_never_zero(void **state)
+{
+	struct pool_verdict v[3];
+	memset(v, 0, sizeof v);
+	v[0].ready_ms = T0 + 5000;
+	v[1].ready_ms = T0 + 3000;
+	v[2].ready_ms = T0 + 100;
+	assert_int_equal(pool_wait(v, 3, 0x7, T0), 100);
+	assert_int_equal(pool_wait(v, 3, 0x3, T0), 3000);
+	assert_int_equal(pool_wait(v, 3, 0x1, T0), 5000);
+	assert_int_equal(pool_wait(v, 3, 0x4, T0 + 100), 1);
+}
+
+/* ---- picking end to end --------------------------------------------------- */
+
+static void weights_1_2_3_get_exactly_their_share_of_every_cycle(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	for (int warmup = 0; warmup < 7; warmup++) {  /* any starting counter value */
+		int n[3] = {0};
+		for (int i = 0; i < 6 * 1000; i++) {
+			int ep = pick(p, T0);
+			assert_in_range(ep, 0, 2);
+			n[ep]++;
+			report(p, ep, T0, POOL_OK, -1);
+		}
+		assert_int_equal(n[0], 1000);
+		assert_int_equal(n[1], 2000);
+		assert_int_equal(n[2], 3000);
+		pick(p, T0);  /* shift the phase by one */
+	}
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(p, 2, T0, &lv), CONVBI_OK);
+	assert_int_equal(lv.calls, 7 * 3000);
+	assert_int_equal(lv.ok, 7 * 3000);
+	pool_close(p);
+}
+
+static void first_tier_is_used_while_any_of_it_is_usable(void **state)
+{
+	const struct pool_ep_cfg eps[] = {
+		{"backup", "u/backup", 1, 5, 0, 0},
+		{"main1", "u/main1", 0, 1, 0, 0},
+		{"main2", "u/main2", 0, 1, 0, 0},
+		{"last", "u/last", 7, 1, 0, 0},
+	};
+	struct pool *p = open_pool(eps, 4);
+	int n[4] = {0};
+	for (int i = 0; i < 100; i++)
+		n[pick(p, T0)]++;
+	assert_int_equal(n[1], 50);
+	assert_int_equal(n[2], 50);
+	assert_int_equal(n[0] + n[3], 0);
+
+	report(p, 1, T0, POOL_RATE_LIMITED, 10000);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick(p, T0 + 1), 2);
+	report(p, 2, T0, POOL_RATE_LIMITED, 20000);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick(p, T0 + 2), 0);
+	report(p, 0, T0, POOL_BROKEN, -1);
+	assert_int_equal(pick(p, T0 + 3), 3);
+	assert_int_equal(pick(p, T0 + 10000), 1);  /* main1 back: tier 0 again */
+	pool_close(p);
+}
+
+static void cooling_endpoint_is_skipped_until_retry_after_passes(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	report(p, 2, T0, POOL_RATE_LIMITED, 5000);
+	for (int i = 0; i < 300; i++)
+		assert_int_not_equal(pick(p, T0 + 4999), 2);
+	int seen = 0;
+	for (int i = 0; i < 6; i++)
+		seen |= pick(p, T0 + 5000) == 2;
+	assert_true(seen);
+	struct pool_live lv;
+	pool_live_get(p, 2, T0, &lv);
+	assert_int_equal(lv.cool_until_ms, T0 + 5000);
+	assert_int_equal(lv.rate_limited, 1);
+	pool_close(p);
+}
+
+static void cooldown_only_ever_grows(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	struct pool_live lv;
+	report(p, 0, T0, POOL_RATE_LIMITED, 10000);
+	report(p, 0, T0 + 1, POOL_RATE_LIMITED, 1000);
+	pool_live_get(p, 0, T0, &lv);
+	assert_int_equal(lv.cool_until_ms, T0 + 10000);
+	report(p, 0, T0 + 2, POOL_RATE_LIMITED, 20000);
+	pool_live_get(p, 0, T0, &lv);
+	assert_int_equal(lv.cool_until_ms, T0 + 20002);
+	pool_close(p);
+}
+
+static void bare_429s_cool_for_one_second_doubling_to_thirty(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	struct pool_live lv;
+	const int64_t want[] = {1000, 2000, 4000, 8000, 16000, 30000, 30000};
+	int64_t now = T0;
+	for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+		report(p, 1, now, POOL_RATE_LIMITED, -1);
+		pool_live_get(p, 1, now, &lv);
+		assert_int_equal(lv.cool_until_ms - now, want[i]);
+		now += want[i];
+	}
+	report(p, 1, now, POOL_OK, -1);  /* a success starts the doubling over */
+	report(p, 1, now, POOL_RATE_LIMITED, -1);
+	pool_live_get(p, 1, now, &lv);
+	assert_int_equal(lv.cool_until_ms - now, 1000);
+	pool_close(p);
+}
+
+static void daily_quota_429_takes_out_that_endpoint_only(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	const int64_t day = (int64_t)86400 * 1000;
+	report(p, 1, T0, POOL_RATE_LIMITED, day);
+	int n[3] = {0};
+	for (int64_t t = 0; t < 1000; t++) {
+		int ep = pick(p, T0 + t * 80000);  /* spread over the whole day */
+		n[ep]++;
+	}
+	assert_int_equal(n[1], 0);
+	assert_true(n[0] > 0 && n[2] > 0);
+	assert_int_equal(n[0] + n[2], 1000);
+	int seen = 0;
+	for (int i = 0; i < 6; i++)
+		seen |= pick(p, T0 + day) == 1;
+	assert_true(seen);
+	pool_close(p);
+}
+
+static void exclude_mask_is_honoured_and_all_excluded_is_no_endpoint(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	for (int i = 0; i < 60; i++) {
+		int ep = pick_full(p, T0, 1u << 2, 0).ep;
+		assert_true(ep == 0 || ep == 1);
+	}
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick_full(p, T0, 0x3 | 0xf0, 0).ep, 2);  /* bits past n ignored */
+	struct pool_pick k;
+	assert_int_equal(pool_pick(p, T0, 0x7, 0, &k), CONVBI_ENOENDPOINT);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(pool_pick(p, T0, ~(uint64_t)0, 0, &k), CONVBI_ENOENDPOINT);
+	pool_close(p);
+}
+
+static void everything_cooling_gives_the_wait_for_the_earliest(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	report(p, 0, T0, POOL_RATE_LIMITED, 7000);
+	report(p, 1, T0, POOL_RATE_LIMITED, 3000);
+	report(p, 2, T0, POOL_RATE_LIMITED, 86400000);
+	struct pool_pick k = pick_full(p, T0 + 1000, 0, 0);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, 2000);
+	k = pick_full(p, T0 + 1000, 1u << 1, 0);  /* excluded ones don't count */
+	assert_int_equal(k.wait_ms, 6000);
+	assert_int_equal(pick(p, T0 + 3000), 1);
+	pool_close(p);
+}
+
+static void three_failures_open_the_breaker_and_a_probe_closes_it(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	struct pool_live lv;
+	report(p, 2, T0, POOL_SERVER, -1);
+	report(p, 2, T0, POOL_TRANSPORT, -1);
+	pool_live_get(p, 2, T0, &lv);
+	assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
+	assert_int_equal(lv.consecutive_failures, 2);
+	report(p, 2, T0 + 10, POOL_SERVER, -1);
+	pool_live_get(p, 2, T0 + 10, &lv);
+	assert_int_equal(lv.breaker, POOL_BREAKER_OPEN);
+	assert_int_equal(lv.breaker_until_ms, T0 + 10 + POOL_BREAKER_PAUSE_MS);
+	assert_string_equal(pool_breaker_name(lv.breaker), "open");
+	for (int i = 0; i < 100; i++)
+		assert_int_not_equal(pick(p, T0 + 2009), 2);
+
+	/* half-open: exactly one probe, and nobody else while it runs */
+	int probes = 0;
+	for (int i = 0; i < 12; i++) {
+		struct pool_pick k = pick_full(p, T0 + 2010, 0, 0);
+		if (k.ep == 2) {
+			assert_true(k.probe);
+			probes++;
+		} else {
+			assert_false(k.probe);
+		}
+	}
+	assert_int_equal(probes, 1);
+	pool_live_get(p, 2, T0 + 2010, &lv);
+	assert_int_equal(lv.breaker, POOL_BREAKER_HALF_OPEN);
+	struct pool_outcome o = pool_outcome_of(POOL_OK);
+	o.probe = 1;
+	pool_report(p, 2, T0 + 2500, &o);
+	pool_live_get(p, 2, T0 + 2500, &lv);
+	assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
+	assert_int_equal(lv.consecutive_failures, 0);
+	int n[3] = {0};
+	for (int i = 0; i < 60; i++)
+		n[pick(p, T0 + 2500)]++;
+	assert_int_equal(n[2], 30);
+	pool_close(p);
+}
+
+static void failed_probes_double_the_pause_up_to_thirty_seconds(void **state)
+{
+	struct pool *p = open_pool(W123, 1);
+	struct pool_live lv;
+	int64_t now = T0;
+	for (int i = 0; i < POOL_BREAKER_THRESHOLD; i++)
+		report(p, 0, now, POOL_TRANSPORT, -1);
+	int64_t pause = POOL_BREAKER_PAUSE_MS;
+	for (int round = 0; round < 8; round++) {
+		pool_live_get(p, 0, now, &lv);
+		assert_int_equal(lv.breaker_until_ms - now, pause);
+		now += pause;
+		struct pool_pick k = pick_full(p, now, 0, 0);
+		assert_int_equal(k.ep, 0);
+		assert_true(k.probe);
+		struct pool_outcome o = pool_outcome_of(POOL_SERVER);
+		o.probe = 1;
+		pool_report(p, 0, now, &o);
+		pause = pause * 2 > POOL_BREAKER_PAUSE_MAX_MS ? POOL_BREAKER_PAUSE_MAX_MS : pause * 2;
+	}
+	assert_int_equal(pause, POOL_BREAKER_PAUSE_MAX_MS);
+	pool_close(p);
+}
+
+static void a_success_resets_the_failure_count(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	struct pool_live lv;
+	for (int round = 0; round < 5; round++) {
+		report(p, 0, T0, POOL_SERVER, -1);
+		report(p, 0, T0, POOL_TRANSPORT, -1);
+		report(p, 0, T0, POOL_OK, -1);
+	}
+	pool_live_get(p, 0, T0, &lv);
+	assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
+	assert_int_equal(lv.failures, 10);
+	assert_int_equal(lv.ok, 5);
+	assert_int_equal(lv.calls, 15);
+	pool_close(p);
+}
+
+static void probe_slot_frees_itself_after_the_probe_timeout(void **state)
+{
+	struct pool *p = open_pool(W123, 2);
+	for (int i = 0; i < 3; i++)
+		report(p, 0, T0, POOL_TRANSPORT, -1);
+	int64_t half = T0 + POOL_BREAKER_PAUSE_MS;
+	struct pool_pick k = pick_full(p, half, 1u << 1, 0);  /* the prober, who then vanishes */
+	assert_int_equal(k.ep, 0);
+	assert_true(k.probe);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick(p, half + POOL_PROBE_TIMEOUT_MS - 1), 1);
+	k = pick_full(p, half + POOL_PROBE_TIMEOUT_MS, 1u << 1, 0);
+	assert_int_equal(k.ep, 0);
+	assert_true(k.probe);
+	pool_abandon(p, &k);  /* given back at once */
+	k = pick_full(p, half + POOL_PROBE_TIMEOUT_MS + 1, 1u << 1, 0);
+	assert_true(k.probe);
+	pool_close(p);
+}
+
+static void partial_outage_still_offers_the_breaker_opening_soonest(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	for (int i = 0; i < 3; i++) {
+		report(p, 0, T0 + 300, POOL_SERVER, -1);
+		report(p, 1, T0 + 100, POOL_SERVER, -1);
+		report(p, 2, T0 + 200, POOL_TRANSPORT, -1);
+	}
+	for (int i = 0; i < 5; i++) {
+		struct pool_pick k = pick_full(p, T0 + 400, 0, 0);
+		assert_int_equal(k.ep, 1);
+		assert_false(k.probe);
+	}
+	assert_int_equal(pick_full(p, T0 + 400, 1u << 1, 0).ep, 2);
+	/* its breaker lapses into half-open and its probe is taken: the
+	 * others, still open, come after the one already half-open */
+	struct pool_pick k = pick_full(p, T0 + 2100, 0, 0);
+	assert_int_equal(k.ep, 1);
+	assert_true(k.probe);
+	assert_int_equal(pick_full(p, T0 + 2150, 0, 0).ep, 1);
+	/* a forced attempt that succeeds closes that breaker */
+	report(p, 1, T0 + 2160, POOL_OK, -1);
+	struct pool_live lv;
+	pool_live_get(p, 1, T0 + 2160, &lv);
+	assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
+	pool_close(p);
+}
+
+static void partial_outage_rule_never_overrides_a_cooldown(void **state)
+{
+	struct pool *p = open_pool(W123, 2);
+	for (int i = 0; i < 3; i++)
+		report(p, 0, T0, POOL_SERVER, -1);
+	report(p, 1, T0, POOL_RATE_LIMITED, 5000);
+	assert_int_equal(pick(p, T0 + 10), 0);  /* open beats cooling: the server asked 1 to wait */
+	report(p, 0, T0 + 10, POOL_RATE_LIMITED, 9000);
+	struct pool_pick k = pick_full(p, T0 + 20, 0, 0);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, 4980);
+	assert_int_equal(pick(p, T0 + 5000), 1);
+	pool_close(p);
+}
+
+static void rpm_window_holds_an_endpoint_back_for_the_rest_of_the_minute(void **state)
+{
+	const struct pool_ep_cfg eps[] = {{"solo", "u/solo", 0, 1, 3, 0}};
+	struct pool *p = open_pool(eps, 1);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pick(p, T0 + 1000 * i), 0);
+	struct pool_pick k = pick_full(p, T0 + 5000, 0, 0);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, 5000);  /* the next bucket boundary */
+	assert_int_equal(pick_full(p, T0 + 59999, 0, 0).ep, -1);
+	struct pool_live lv;
+	pool_live_get(p, 0, T0 + 1, &lv);
+	assert_int_equal(lv.window_requests, 3);
+	/* the oldest bucket fades out over the seventh ten seconds */
+	assert_int_equal(pick(p, T0 + 65000), 0);
+	pool_close(p);
+}
+
+static void tpm_window_counts_estimated_tokens_at_pick(void **state)
+{
+	const struct pool_ep_cfg eps[] = {
+		{"small", "u/small", 0, 1, 0, 1000},
+		{"big", "u/big", 1, 1, 0, 0},
+	};
+	struct pool *p = open_pool(eps, 2);
+	assert_int_equal(pick_full(p, T0, 0, 600).ep, 0);
+	assert_int_equal(pick_full(p, T0, 0, 600).ep, 1);  /* 1200 > 1000: next tier */
+	assert_int_equal(pick_full(p, T0, 0, 400).ep, 0);  /* exactly 1000 fits */
+	assert_int_equal(pick_full(p, T0, 0, 1).ep, 1);
+	struct pool_live lv;
+	pool_live_get(p, 0, T0, &lv);
+	assert_int_equal(lv.window_tokens, 1000);
+	assert_int_equal(lv.window_requests, 2);
+	pool_close(p);
+
+	p = open_pool(eps, 1);
+	assert_int_equal(pick_full(p, T0, 0, 5000).ep, 0);  /* oversized, empty window: goes */
+	struct pool_pick k = pick_full(p, T0, 0, 10);
+	assert_int_equal(k.ep, -1);
+	pool_close(p);
+}
+
+static void server_budget_blocks_until_its_reset(void **state)
+{
+	struct pool *p = open_pool(W123, 2);
+	struct pool_outcome o = pool_outcome_of(POOL_OK);
+	o.remaining_requests = 0;
+	o.reset_requests_ms = 1500;
+	pool_report(p, 0, T0, &o);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick(p, T0 + 1499), 1);
+	struct pool_live lv;
+	pool_live_get(p, 0, T0, &lv);
+	assert_int_equal(lv.remaining_requests, 0);
+	assert_int_equal(lv.budget_reset_ms, T0 + 1500);
+	pool_live_get(p, 0, T0 + 1500, &lv);
+	assert_int_equal(lv.remaining_requests, -1);
+	int seen = 0;
+	for (int i = 0; i < 3; i++)
+		seen |= pick(p, T0 + 1500) == 0;
+	assert_true(seen);
+
+	o = pool_outcome_of(POOL_OK);
+	o.remaining_tokens = 300;  /* no reset given: the default applies */
+	pool_report(p, 1, T0 + 2000, &o);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick_full(p, T0 + 2001, 0, 500).ep, 0);
+	seen = 0;
+	for (int i = 0; i < 6; i++)
+		seen |= pick_full(p, T0 + 2001, 0, 200).ep == 1;
+	assert_true(seen);
+	assert_int_not_equal(pick_full(p, T0 + 2000 + POOL_BUDGET_RESET_DEFAULT_MS, 1u << 0, 500).ep, -1);
+	pool_close(p);
+}
+
+static void broken_endpoint_is_out_for_five_minutes(void **state)
+{
+	struct pool *p = open_pool(W123, 2);
+	report(p, 1, T0, POOL_BROKEN, -1);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick(p, T0 + POOL_BROKEN_COOL_MS - 1), 0);
+	struct pool_live lv;
+	pool_live_get(p, 1, T0, &lv);
+	assert_int_equal(lv.failures, 1);
+	assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
+	int seen = 0;
+	for (int i = 0; i < 3; i++)
+		seen |= pick(p, T0 + POOL_BROKEN_COOL_MS) == 1;
+	assert_true(seen);
+	pool_close(p);
+}
+
+static void client_errors_and_probes_that_are_not_failures_leave_health_alone(void **state)
+{
+	struct pool *p = open_pool(W123, 2);
+	for (int i = 0; i < 10; i++)
+		report(p, 0, T0, POOL_CLIENT, -1);
+	struct pool_live lv;
+	pool_live_get(p, 0, T0, &lv);
+	assert_int_equal(lv.calls, 10);
+	assert_int_equal(lv.failures + lv.ok + lv.rate_limited, 0);
+	assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
+	assert_int_equal(lv.cool_until_ms, 0);
+
+	for (int i = 0; i < 3; i++)
+		report(p, 0, T0, POOL_SERVER, -1);
+	struct pool_pick k = pick_full(p, T0 + 2000, 1u << 1, 0);
+	assert_true(k.probe);
+	struct pool_outcome o = pool_outcome_of(POOL_CLIENT);
+	o.probe = 1;
+	pool_report(p, 0, T0 + 2001, &o);  /* the slot is free again, still half-open */
+	pool_live_get(p, 0, T0 + 2001, &lv);
+	assert_int_equal(lv.breaker, POOL_BREAKER_HALF_OPEN);
+	k = pick_full(p, T0 + 2002, 1u << 1, 0);
+	assert_true(k.probe);
+	pool_close(p);
+}
+
+static void open_checks_the_endpoints(void **state)
+{
+	struct pool *p = (struct pool *)&p;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_open_private(&p, W123, 0, &e), CONVBI_ENOENDPOINT);
+	assert_null(p);
+	struct pool_ep_cfg bad[2] = {W123[0], W123[1]};
+	bad[1].weight = 0;
+	assert_int_equal(pool_open_private(&p, bad, 2, &e), CONVBI_EINVAL);
+	assert_non_null(strstr(e.msg, "`b`"));
+	bad[1].weight = POOL_MAX_WEIGHT + 1;
+	assert_int_equal(pool_open_private(&p, bad, 2, &e), CONVBI_EINVAL);
+	bad[1].weight = 1;
+	bad[1].rpm = -1;
+	assert_int_equal(pool_open_private(&p, bad, 2, &e), CONVBI_EINVAL);
+	struct pool_ep_cfg many[POOL_MAX_ENDPOINTS + 1];
+	for (size_t i = 0; i < POOL_MAX_ENDPOINTS + 1; i++)
+		many[i] = W123[0];
+	assert_int_equal(pool_open_private(&p, many, POOL_MAX_ENDPOINTS + 1, &e), CONVBI_EINVAL);
+	assert_null(p);
+	pool_close(NULL);
+}
+
+static void open_state_adopts_the_state_and_checks_its_shape(void **state)
+{
+	struct state_shape shape;
+	struct state *st = NULL;
+	struct pool *p = NULL;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_shape(&shape, W123, 2, &e), CONVBI_OK);
+	assert_int_equal(shape.n_slots, 2);
+	assert_int_equal(shape.n_tiers, 1);
+	assert_int_equal(state_open_memory(&st, &shape, &e), CONVBI_OK);
+	/* three endpoints on a state shaped for two: refused, and st closed */
+	assert_int_equal(pool_open_state(&p, W123, 3, st, &e), CONVBI_EINVAL);
+	assert_null(p);
+	struct pool_ep_cfg other[2] = {W123[0], W123[1]};
+	other[1].weight = 7;  /* same counts, different set */
+	assert_int_equal(state_open_memory(&st, &shape, &e), CONVBI_OK);
+	assert_int_equal(pool_open_state(&p, other, 2, st, &e), CONVBI_EINVAL);
+	assert_int_equal(state_open_memory(&st, &shape, &e), CONVBI_OK);
+	assert_int_equal(pool_open_state(&p, W123, 2, st, &e), CONVBI_OK);
+	assert_int_equal(pick(p, T0), 1);
+	pool_close(p);
+
+	struct state_shape again;
+	assert_int_equal(pool_shape(&again, W123, 2, &e), CONVBI_OK);
+	assert_true(again.set_hash == shape.set_hash);  /* deterministic */
+	other[1] = W123[1];
+	other[1].priority = 1;
+	assert_int_equal(pool_shape(&again, other, 2, &e), CONVBI_OK);
+	assert_int_equal(again.n_tiers, 2);
+	assert_true(again.set_hash != shape.set_hash);
+}
+
+static void every_failed_allocation_in_open_is_enomem_and_leaks_nothing(void **state)
+{
+	int opened = 0;
+	for (long n = 1; n < 100 && !opened; n++) {
+		struct pool *p = (struct pool *)&p;
+		struct err e = ERR_INIT;
+		alloc_fail_at(n, 1);
+		int rc = pool_open_private(&p, W123, 3, &e);
+		alloc_fail_at(0, 0);
+		if (rc == CONVBI_OK) {
+			opened = 1;
+			assert_int_equal(pick(p, T0), 2);
+		} else {
+			assert_int_equal(rc, CONVBI_ENOMEM);
+			assert_int_equal(e.code, CONVBI_ENOMEM);
+			assert_null(p);
+		}
+		pool_close(p);
+	}
+	assert_true(opened);
+}
+
+static void sixty_four_endpoints_in_many_tiers_work(void **state)
+{
+	struct pool_ep_cfg many[POOL_MAX_ENDPOINTS];
+	char names[POOL_MAX_ENDPOINTS][8];
+	for (int i = 0; i < POOL_MAX_ENDPOINTS; i++) {
+		snprintf(names[i], sizeof names[i], "e%d", i);
+		many[i] = (struct pool_ep_cfg){names[i], NULL, i % 4, 1 + i % 3, 0, 0};
+	}
+	struct pool *p = open_pool(many, POOL_MAX_ENDPOINTS);
+	assert_int_equal(pool_size(p), POOL_MAX_ENDPOINTS);
+	assert_string_equal(pool_name(p, 63), "e63");
+	assert_null(pool_name(p, 64));
+	int n[POOL_MAX_ENDPOINTS] = {0};
+	int tier0_weight = 0;
+	for (int i = 0; i < POOL_MAX_ENDPOINTS; i += 4)
+		tier0_weight += many[i].weight;
+	for (int i = 0; i < tier0_weight * 10; i++)
+		n[pick(p, T0)]++;
+	for (int i = 0; i < POOL_MAX_ENDPOINTS; i++)
+		assert_int_equal(n[i], i % 4 == 0 ? 10 * many[i].weight : 0);
+	/* everything but endpoint 63 (the last tier) excluded */
+	assert_int_equal(pick_full(p, T0, ~(uint64_t)0 >> 1, 0).ep, 63);
+	pool_close(p);
+}
+
+static void reset_state_forgets_what_was_learned(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	report(p, 0, T0, POOL_RATE_LIMITED, 60000);
+	for (int i = 0; i < 3; i++)
+		report(p, 1, T0, POOL_SERVER, -1);
+	pool_reset_state(p);
+	struct pool_live lv;
+	for (int i = 0; i < 3; i++) {
+		pool_live_get(p, i, T0, &lv);
+		assert_int_equal(lv.cool_until_ms, 0);
+		assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
+		assert_int_equal(lv.calls, 0);
+		assert_int_equal(lv.remaining_requests, -1);
+	}
+	assert_int_equal(pick(p, T0), 2);  /* counters back at the start of the cycle */
+	assert_int_equal(pool_live_get(p, 3, T0, &lv), CONVBI_EINVAL);
+	assert_string_equal(pool_breaker_name(POOL_BREAKER_HALF_OPEN), "half_open");
+	assert_string_equal(pool_breaker_name(42), "?");
+	assert_false(pool_is_shared(p));
+	assert_null(pool_state_path(p));
+	pool_close(p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(wrr_cycle_of_weights_1_2_3_is_smooth_and_exact),
+		cmocka_unit_test(wrr_walk_skips_unusable_to_the_next_in_the_cycle),
+		cmocka_unit_test(judge_reads_each_blocker_from_a_snapshot),
+		cmocka_unit_test(judge_tells_open_half_open_and_busy_probe_apart),
+		cmocka_unit_test(fallback_prefers_breaker_opening_soonest_then_oldest_failure),
+		cmocka_unit_test(wait_is_the_earliest_ready_endpoint_and_never_zero),
+		cmocka_unit_test(weights_1_2_3_get_exactly_their_share_of_every_cycle),
+		cmocka_unit_test(first_tier_is_used_while_any_of_it_is_usable),
+		cmocka_unit_test(cooling_endpoint_is_skipped_until_retry_after_passes),
+		cmocka_unit_test(cooldown_only_ever_grows),
+		cmocka_unit_test(bare_429s_cool_for_one_second_doubling_to_thirty),
+		cmocka_unit_test(daily_quota_429_takes_out_that_endpoint_only),
+		cmocka_unit_test(exclude_mask_is_honoured_and_all_excluded_is_no_endpoint),
+		cmocka_unit_test(everything_cooling_gives_the_wait_for_the_earliest),
+		cmocka_unit_test(three_failures_open_the_breaker_and_a_probe_closes_it),
+		cmocka_unit_test(failed_probes_double_the_pause_up_to_thirty_seconds),
+		cmocka_unit_test(a_success_resets_the_failure_count),
+		cmocka_unit_test(probe_slot_frees_itself_after_the_probe_timeout),
+		cmocka_unit_test(partial_outage_still_offers_the_breaker_opening_soonest),
+		cmocka_unit_test(partial_outage_rule_never_overrides_a_cooldown),
+		cmocka_unit_test(rpm_window_holds_an_endpoint_back_for_the_rest_of_the_minute),
+		cmocka_unit_test(tpm_window_counts_estimated_tokens_at_pick),
+		cmocka_unit_test(server_budget_blocks_until_its_reset),
+		cmocka_unit_test(broken_endpoint_is_out_for_five_minutes),
+		cmocka_unit_test(client_errors_and_probes_that_are_not_failures_leave_health_alone),
+		cmocka_unit_test(open_checks_the_endpoints),
+		cmocka_unit_test(open_state_adopts_the_state_and_checks_its_shape),
+		cmocka_unit_test(every_failed_allocation_in_open_is_enomem_and_leaks_nothing),
+		cmocka_unit_test(sixty_four_endpoints_in_many_tiers_work),
+		cmocka_unit_test(reset_state_forgets_what_was_learned),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
