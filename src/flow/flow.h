@@ -63,7 +63,7 @@ int flow_run(const struct flow_env *env, const struct history *h, struct turn *t
 int flow_graph(struct buf *out, const char *format);
 
 /* ---- shared by the agents ------------------------------------------------ */
-struct tmpl_slot;
+#include "prompt/tmpl.h"
 /* Renders template `name`, calls the model, records usage, time and
  * attempts for `stage` in the turn.  reply receives the content. */
 int agent_call(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n,

@@ -1,0 +1,412 @@
+/* batch.c -- `convbi batch`: answer a file of questions in parallel.
+ *
+ *   convbi batch --db F [--config F] [-j N] [--format jsonl|csv] [--out F]
+ *                [--resume] [--limit N] INPUT
+ *
+ * INPUT is read and checked whole first (batch_input.c), then grouped into
+ * conversations; N worker threads take conversations from a shared cursor
+ * and answer each one's questions in order on one convbi_session, so
+ * follow-ups see their history while different conversations run in
+ * parallel.  Every worker shares the engine of its conversation's database
+ * (one engine per database file, opened once before the workers start);
+ * engines are thread-safe, sessions stay on one thread.
+ *
+ * Output: each result is one line, written as soon as its question
+ * finishes with one write(2) on an O_APPEND descriptor under a mutex and
+ * synced (jsonl.h), so a crash loses at most the questions in flight.
+ *   jsonl  the answer's JSON (convbi_answer_json) with "id" (and "session",
+ *          "db" when given) in front, rows cut to BATCH_ROW_CAP with
+ *          "truncated": true, and "attempts_per_endpoint"
+ *   csv    id,question,intent,sql,answer,error,error_class,elapsed_ms
+ *          (RFC 4180, CRLF, a header line when the file starts empty)
+ * Without --out, lines go to stdout.  --out F is emptied first unless
+ * --resume, which keeps it, cuts a torn last line, skips every id already
+ * in it and appends the rest.
+ *
+ * Ctrl-C: the first stops taking questions (those in flight finish and
+ * are written); the second cancels those in flight (a canceled question is
+ * not written, so --resume asks it again); the third kills.  Exit 130.
+ * Canceling acts at the library's next event (stage change, streamed
+ * token, retry): the public API has no asynchronous interrupt.
+ *
+ * Exit codes: 0 every question answered, 1 some failed (or the output
+ * could not be written), 2 usage (INPUT, flags, database, configuration),
+ * 130 interrupted.  Progress and the summary go to stderr.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/batch.h"
+
+#define BATCH_ROW_CAP 100 /* rows kept per result line */
+
+struct batch {
+	const struct cli_opts *o;
+	struct binput in;
+	int csv;                  /* --format csv */
+	struct engines engines;
+	struct outfile out;
+	pthread_mutex_t mu;       /* guards everything below */
+	pthread_cond_t cv;        /* a question finished or a worker left */
+	int next_conv;            /* the next conversation to take */
+	int running;              /* workers still running */
+	int canceled;             /* questions canceled by the second Ctrl-C */
+	int werr;                 /* errno of the first failed output write */
+	struct runstats st;
+};
+
+/* No new question once Ctrl-C came or the output cannot be written. */
+static int stopping(struct batch *b)
+{
+	pthread_mutex_lock(&b->mu);
+	int stop = bulk_interrupts() > 0 || b->werr;
+	pthread_mutex_unlock(&b->mu);
+	return stop;
+}
+
+/* ---- one result line ------------------------------------------------------------ */
+
+/* Replaces the number cells of the kept rows by the exact text the
+ * library printed: cJSON reads numbers as doubles, which would round an
+ * integer beyond 2^53. */
+static void exact_numbers(cJSON *rows, const convbi_answer *a)
+{
+	int r = 0;
+	for (cJSON *row = rows ? rows->child : NULL; row; row = row->next, r++) {
+		int c = 0;
+		for (cJSON *cell = row->child, *next; cell; cell = next, c++) {
+			next = cell->next;
+			const char *text = a ? convbi_answer_cell(a, r, c) : NULL;
+			cJSON *raw;
+			if (cJSON_IsNumber(cell) && text && (raw = cJSON_CreateRaw(text)))
+				cJSON_ReplaceItemViaPointer(row, cell, raw);
+		}
+	}
+}
+
+static cJSON *id_value(const char *text, int num)
+{
+	return num ? cJSON_CreateRaw(text) : cJSON_CreateString(text);
+}
+
+/* The result object for one question: id first, then the answer's fields.
+ * Returns NULL without memory. */
+static cJSON *result_object(const struct bitem *it, const convbi_answer *a, cJSON *ans, int status,
+                            const char *errmsg)
+{
+	cJSON *line = cJSON_CreateObject();
+	if (!line)
+		return NULL;
+	cJSON_AddItemToObject(line, "id", id_value(it->id, it->id_num));
+	if (it->session)
+		cJSON_AddItemToObject(line, "session", id_value(it->session, it->session_num));
+	if (it->db)
+		cJSON_AddStringToObject(line, "db", it->db);
+	cJSON_AddStringToObject(line, "question", it->question);
+	if (!ans) {
+		cJSON_AddStringToObject(line, "error", a ? convbi_answer_errmsg(a) : errmsg ? errmsg : convbi_errstr(status));
+		cJSON_AddStringToObject(line, "error_class", convbi_errname(status ? status : CONVBI_ENOMEM));
+		return line;
+	}
+	cJSON *per_ep = attempts_per_endpoint(ans);
+	while (ans->child) {
+		cJSON *f = cJSON_DetachItemViaPointer(ans, ans->child);
+		if (!strcmp(f->string, "question")) {
+			cJSON_Delete(f); /* the input's text is already there */
+			continue;
+		}
+		if (!strcmp(f->string, "rows")) {
+			int n = cJSON_GetArraySize(f);
+			for (int i = n - 1; i >= BATCH_ROW_CAP; i--)
+				cJSON_DeleteItemFromArray(f, i);
+			if (n > BATCH_ROW_CAP)
+				cJSON_ReplaceItemInObjectCaseSensitive(ans, "truncated", cJSON_CreateTrue());
+			exact_numbers(f, a);
+		}
+		cJSON_AddItemToObject(line, f->string, f);
+	}
+	if (per_ep)
+		cJSON_AddItemToObject(line, "attempts_per_endpoint", per_ep);
+	return line;
+}
+
+static const char *str_of(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void csv_line(struct tbuf *t, const struct bitem *it, const cJSON *line)
+{
+	const cJSON *ms = cJSON_GetObjectItemCaseSensitive(line, "elapsed_ms");
+	tb_csv(t, it->id);
+	tb_add(t, ",", 1);
+	tb_csv(t, it->question);
+	static const char *const fields[] = {"intent", "sql", "answer", "error", "error_class"};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		tb_add(t, ",", 1);
+		tb_csv(t, str_of(line, fields[i]));
+	}
+	tb_printf(t, ",%lld\r\n", cJSON_IsNumber(ms) ? (long long)ms->valuedouble : 0LL);
+}
+
+/* Writes one finished question and counts it.  Without an answer (no
+ * session, no memory) errmsg says what went wrong. */
+static void record(struct batch *b, const struct bitem *it, const convbi_answer *a, int status, const char *errmsg)
+{
+	char *json = NULL;
+	cJSON *ans = NULL, *line = NULL;
+	char *text = NULL;
+	struct tbuf t = TBUF_INIT;
+	if (a && convbi_answer_json(a, &json) == CONVBI_OK)
+		ans = cJSON_Parse(json);
+	line = result_object(it, a, ans, status, errmsg);
+	if (line && b->csv) {
+		csv_line(&t, it, line);
+	} else if (line && (text = cJSON_PrintUnformatted(line))) {
+		tb_puts(&t, text);
+		tb_add(&t, "\n", 1);
+	}
+	int werr = t.oom || !t.len ? ENOMEM : outfile_write(&b->out, t.p, t.len);
+	pthread_mutex_lock(&b->mu);
+	runstats_add(&b->st, status, line);
+	if (werr && !b->werr)
+		b->werr = werr;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	tb_release(&t);
+	cJSON_free(text);
+	cJSON_Delete(line);
+	cJSON_Delete(ans);
+	convbi_free(json);
+}
+
+/* ---- workers ---------------------------------------------------------------------- */
+
+static void run_conv(struct batch *b, struct bconv *c)
+{
+	convbi_session *s = NULL;
+	int src = convbi_session_new(&s, c->engine);
+	for (int k = 0; k < c->n && !stopping(b); k++) {
+		struct bitem *it = &b->in.items[c->items[k]];
+		if (it->done)
+			continue;
+		convbi_answer *a = NULL;
+		int rc = src ? src : convbi_session_ask(s, it->question, NULL, bulk_event, NULL, &a);
+		if (rc == CONVBI_ECANCELED && bulk_interrupts() >= 2) {
+			pthread_mutex_lock(&b->mu);
+			b->canceled++;
+			pthread_mutex_unlock(&b->mu);
+		} else {
+			/* without a session every question says why, as an answer would */
+			record(b, it, a, rc, src ? convbi_session_errmsg(s) : NULL);
+		}
+		convbi_answer_free(a);
+	}
+	convbi_session_free(s);
+}
+
+static void *worker(void *arg)
+{
+	struct batch *b = arg;
+	for (;;) {
+		pthread_mutex_lock(&b->mu);
+		int c = stopping(b) || b->next_conv >= b->in.nconvs ? -1 : b->next_conv++;
+		pthread_mutex_unlock(&b->mu);
+		if (c < 0)
+			break;
+		run_conv(b, &b->in.convs[c]);
+	}
+	pthread_mutex_lock(&b->mu);
+	b->running--;
+	pthread_cond_signal(&b->cv);
+	pthread_mutex_unlock(&b->mu);
+	return NULL;
+}
+
+/* ---- the command -------------------------------------------------------------------- */
+
+/* Opens one engine per database the pending questions use. */
+static int open_engines(struct batch *b)
+{
+	char msg[512];
+	for (int i = 0; i < b->in.nconvs; i++) {
+		struct bconv *c = &b->in.convs[i];
+		const struct bitem *first = &b->in.items[c->items[0]];
+		int pending = 0;
+		for (int k = 0; k < c->n && !pending; k++)
+			pending = !b->in.items[c->items[k]].done;
+		if (!pending)
+			continue;
+		const char *db = first->db ? first->db : b->o->db;
+		if (!db) {
+			cli_error("%s:%d: no database: the line has no `db` and --db is not given; add --db FILE", b->in.path,
+			          first->line);
+			return EXIT_USAGE;
+		}
+		int rc = engines_get(&b->engines, b->o, db, &c->engine, msg, sizeof msg);
+		if (rc) {
+			if (first->db)
+				cli_error("%s:%d: %s", b->in.path, first->line, msg);
+			else
+				cli_error("%s", msg);
+			return rc == CONVBI_ENOMEM ? EXIT_FAIL : EXIT_USAGE;
+		}
+	}
+	return EXIT_OK;
+}
+
+static void summary(const struct batch *b, int64_t pending)
+{
+	const struct runstats *s = &b->st;
+	struct tbuf f = TBUF_INIT;
+	runstats_failures(s, &f);
+	double secs = (double)(bulk_now_ms() - s->start_ms) / 1000.0;
+	fprintf(stderr, "convbi: batch: %lld of %lld questions in %.1f s (%.1f/s): %lld answered, %lld failed%s%s%s",
+	        (long long)s->done, (long long)pending, secs, secs > 0 ? (double)s->done / secs : 0.0,
+	        (long long)(s->done - s->failed), (long long)s->failed, f.len ? " (" : "", tb_str(&f), f.len ? ")" : "");
+	if (pending > s->done)
+		fprintf(stderr, ", %lld not run%s", (long long)(pending - s->done),
+		        b->canceled ? " (canceled or interrupted)" : "");
+	fputc('\n', stderr);
+	runstats_print_usage(s, "convbi: batch: ", stderr);
+	tb_release(&f);
+}
+
+static int run(struct batch *b, int64_t pending)
+{
+	int jobs = b->o->jobs > 0 ? b->o->jobs : 1;
+	if (jobs > b->in.nconvs)
+		jobs = b->in.nconvs;
+	pthread_t *tids = calloc((size_t)jobs, sizeof *tids);
+	if (!tids) {
+		cli_error("out of memory");
+		return EXIT_FAIL;
+	}
+	struct progress pg;
+	progress_init(&pg, "batch");
+	runstats_init(&b->st, pending);
+	bulk_catch_sigint();
+	bulk_block_sigint(1); /* workers inherit the mask: Ctrl-C lands in main */
+	int started = 0;
+	for (; started < jobs; started++) {
+		pthread_mutex_lock(&b->mu);
+		b->running++;
+		pthread_mutex_unlock(&b->mu);
+		if (pthread_create(&tids[started], NULL, worker, b)) {
+			pthread_mutex_lock(&b->mu);
+			b->running--;
+			pthread_mutex_unlock(&b->mu);
+			break;
+		}
+	}
+	bulk_block_sigint(0);
+	int told = 0;
+	pthread_mutex_lock(&b->mu);
+	while (b->running > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&b->cv, &b->mu, &ts);
+		int n = bulk_interrupts();
+		if (n > told) {
+			progress_end(&pg);
+			fprintf(stderr, n == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
+			                       : "convbi: canceling the questions in flight\n");
+			told = n;
+		}
+		progress_show(&pg, &b->st, 0);
+	}
+	if (b->st.done)
+		progress_show(&pg, &b->st, 1);
+	progress_end(&pg);
+	pthread_mutex_unlock(&b->mu);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+	if (!started) {
+		cli_error("cannot start a worker thread");
+		return EXIT_FAIL;
+	}
+	summary(b, pending);
+	if (b->werr) {
+		cli_error("cannot write the output %s: %s", b->o->out ? b->o->out : "(stdout)", strerror(b->werr));
+		return EXIT_FAIL;
+	}
+	if (bulk_interrupts())
+		return EXIT_INTERRUPTED;
+	return b->st.failed ? EXIT_FAIL : EXIT_OK;
+}
+
+int cmd_batch(struct cli_opts *o)
+{
+	struct batch b;
+	int rc, empty = 1;
+	memset(&b, 0, sizeof b);
+	b.o = o;
+	b.out.fd = -1;
+	struct engines none = ENGINES_INIT;
+	b.engines = none;
+	pthread_mutex_init(&b.mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&b.cv, &ca);
+	pthread_condattr_destroy(&ca);
+
+	if (o->format && strcmp(o->format, "jsonl") && strcmp(o->format, "csv")) {
+		cli_error("--format takes jsonl or csv, not `%s`", o->format);
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	b.csv = o->format && !strcmp(o->format, "csv");
+	if (o->resume && !o->out) {
+		cli_error("--resume needs --out FILE: the output of the run to resume");
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	if ((rc = binput_load(&b.in, o->args[0], o->limit)))
+		goto done;
+	if (o->resume && (rc = resume_scan(&b.in, o->out, b.csv, &empty)))
+		goto done;
+	int64_t pending = 0;
+	for (int i = 0; i < b.in.n; i++)
+		pending += !b.in.items[i].done;
+	if (o->resume)
+		fprintf(stderr, "convbi: batch: resuming %s: %lld of %d questions already answered, %lld to go\n", o->out,
+		        (long long)(b.in.n - pending), b.in.n, (long long)pending);
+	if ((rc = open_engines(&b)))
+		goto done;
+	int e = outfile_open(&b.out, o->out, !o->resume);
+	if (e) {
+		cli_error("cannot open the output `%s`: %s", o->out, strerror(e));
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	if (b.csv && (!o->resume || empty)) {
+		static const char header[] = "id,question,intent,sql,answer,error,error_class,elapsed_ms\r\n";
+		if ((e = outfile_write(&b.out, header, sizeof header - 1))) {
+			cli_error("cannot write the output: %s", strerror(e));
+			rc = EXIT_FAIL;
+			goto done;
+		}
+	}
+	rc = pending ? run(&b, pending) : EXIT_OK;
+	if (!pending)
+		fprintf(stderr, "convbi: batch: nothing to do: every question is already in %s\n", o->out ? o->out : "the output");
+done:
+	if (b.out.fd >= 0)
+		outfile_close(&b.out);
+	engines_close(&b.engines);
+	binput_release(&b.in);
+	pthread_cond_destroy(&b.cv);
+	pthread_mutex_destroy(&b.mu);
+	return rc;
+}

@@ -1,0 +1,158 @@
+/* batch.h -- what the bulk commands (`convbi batch`, `convbi eval`) share:
+ * Ctrl-C handling, the cache of engines (one per database file), the run
+ * statistics gathered from each answer's JSON, and the progress display.
+ *
+ * Threads: the statistics and the progress belong to the caller's mutex;
+ * the engine cache is filled by the main thread before workers start and
+ * only read afterwards (engines themselves are thread-safe).  The Ctrl-C
+ * counter is a sig_atomic_t any thread may read.
+ */
+#ifndef CONVBI_CLI_BATCH_H
+#define CONVBI_CLI_BATCH_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "cli/jsonl.h"
+
+struct cJSON;
+
+/* ---- Ctrl-C ----------------------------------------------------------------- */
+
+/* Counts SIGINTs (the third one restores the default action, so a stuck
+ * run can still be killed from the keyboard) and ignores SIGPIPE. */
+void bulk_catch_sigint(void);
+int bulk_interrupts(void);
+/* Event callback for convbi_session_ask: cancels the question once Ctrl-C
+ * has come twice.  payload is unused. */
+int bulk_event(const convbi_event *ev, void *payload);
+/* Blocks SIGINT in the calling thread (workers), so that only the main
+ * thread runs the handler. */
+void bulk_block_sigint(int block);
+
+/* ---- engines, one per database ---------------------------------------------- */
+
+struct engine_ent {
+	char *key;          /* owned: realpath of the database, or the path as given */
+	convbi_engine *e;   /* owned */
+};
+
+struct engines {
+	struct strmap idx;      /* key -> index in v */
+	struct engine_ent *v;   /* owned array */
+	int n, cap;
+	int checked;            /* the endpoint configuration was checked */
+};
+
+#define ENGINES_INIT {STRMAP_INIT, NULL, 0, 0, 0}
+
+/* The engine for database path, opened (with the command line's options)
+ * on first use; every later call with the same file returns the same
+ * engine.  Main thread only.  Returns CONVBI_OK and *out (borrowed from c),
+ * or the library status with one line in msg (no endpoint configured is an
+ * error here: a bulk run would fail every question). */
+int engines_get(struct engines *c, const struct cli_opts *o, const char *path, convbi_engine **out, char *msg,
+                size_t msglen);
+void engines_close(struct engines *c);
+
+/* ---- statistics --------------------------------------------------------------- */
+
+#define RUNSTATS_MAX_ENDPOINTS 32
+#define RUNSTATS_MAX_STATUS 64
+
+struct ep_stats {
+	char name[64];
+	int64_t attempts;      /* HTTP calls made to it */
+	int64_t rate_limited;  /* of which answered 429 (class rate_limited) */
+};
+
+struct runstats {
+	int64_t total;            /* questions this run will try */
+	int64_t done;             /* finished (written) */
+	int64_t failed;           /* finished with a non-OK status */
+	int64_t by_status[RUNSTATS_MAX_STATUS]; /* failed questions per CONVBI_* status */
+	int64_t rate_limited;     /* attempts whose class was rate_limited */
+	int64_t prompt_tokens, completion_tokens;
+	struct ep_stats ep[RUNSTATS_MAX_ENDPOINTS];
+	int nep;
+	int64_t start_ms;         /* monotonic */
+};
+
+void runstats_init(struct runstats *s, int64_t total);
+/* Adds one finished question: its status and the attempts and usage of
+ * its answer JSON (which may be NULL). */
+void runstats_add(struct runstats *s, int status, const struct cJSON *answer);
+/* {"east": {"attempts": 2, "rate_limited": 1}, ...} for one answer JSON;
+ * NULL without memory.  Caller deletes. */
+struct cJSON *attempts_per_endpoint(const struct cJSON *answer);
+/* The CONVBI_* status named by an answer's "error_class" ("ESQL" -> 16),
+ * CONVBI_OK when it is null or absent. */
+int status_of_answer(const struct cJSON *answer);
+/* Prints "<prefix>tokens ..." and "<prefix>calls per endpoint ..." lines. */
+void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f);
+/* "ESQL 3, ERATELIMIT 1" into b ("" when nothing failed). */
+void runstats_failures(const struct runstats *s, struct tbuf *b);
+
+/* ---- progress ------------------------------------------------------------------ */
+
+struct progress {
+	int tty;            /* stderr is a terminal: redraw one bar */
+	int drawn;          /* a bar is on screen */
+	int64_t last_ms;    /* when it was last shown */
+	const char *what;   /* "batch", "eval" */
+};
+
+void progress_init(struct progress *p, const char *what);
+/* Shows the state: a redrawn bar on a terminal (at most every 200 ms), a
+ * plain line every 2 s otherwise; force shows it now.  Caller holds the
+ * lock that guards s. */
+void progress_show(struct progress *p, const struct runstats *s, int force);
+/* Ends the bar line so that the next message starts clean. */
+void progress_end(struct progress *p);
+
+int64_t bulk_now_ms(void);
+
+/* ---- batch input (batch_input.c) ------------------------------------------------ */
+
+struct bitem {
+	char *id;          /* owned: the id's text (see json_key_text) */
+	int id_num;        /* write the id as a JSON number */
+	char *question;    /* owned */
+	char *session;     /* owned, or NULL: a conversation of its own */
+	int session_num;   /* write the session as a JSON number */
+	char *db;          /* owned, or NULL for --db: the database as given */
+	int line;          /* 1-based line of INPUT */
+	int done;          /* already in the output (--resume) */
+};
+
+struct bconv {             /* one conversation: answered in order, one session */
+	int *items;            /* owned: indexes into binput.items, input order */
+	int n, cap;
+	convbi_engine *engine; /* borrowed from the engine cache */
+};
+
+struct binput {
+	const char *path;      /* borrowed: INPUT */
+	int jsonl;             /* INPUT is JSON lines (else one question a line) */
+	struct bitem *items;   /* owned array */
+	int n, cap;
+	struct bconv *convs;   /* owned array */
+	int nconvs, capconvs;
+	struct strmap ids;     /* id text -> index in items */
+};
+
+/* Reads INPUT (at most limit questions when limit >= 0), checks every
+ * line and groups the lines into conversations.  Returns EXIT_OK, or
+ * EXIT_USAGE after printing one line that names INPUT:LINE and the fix. */
+int binput_load(struct binput *in, const char *path, long limit);
+void binput_release(struct binput *in);
+/* --resume: reads the existing output at out_path (jsonl or csv), marks
+ * the items whose id it holds as done, and cuts off a torn last line (one
+ * without its newline, or that does not parse) so that appending starts
+ * on a clean line.  *empty says the file is now empty or absent.  Returns
+ * EXIT_OK, EXIT_USAGE (a damaged line before the last one: named, with the
+ * fix) or EXIT_FAIL (the file cannot be read or cut). */
+int resume_scan(struct binput *in, const char *out_path, int csv, int *empty);
+
+#endif

@@ -1,0 +1,318 @@
+/* batch_common.c -- Ctrl-C, the engine cache, run statistics and the
+ * progress display shared by `convbi batch` and `convbi eval` (batch.h).
+ *
+ * Statistics come from each answer's JSON (convbi_answer_json): "attempts"
+ * holds every HTTP attempt with its endpoint and class, "usage" the tokens,
+ * "error_class" the status name.  Nothing here knows the library's
+ * internals.
+ */
+#include "cli/batch.h"
+
+#include <cjson/cJSON.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- Ctrl-C ----------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupts;
+
+static void on_sigint(int sig)
+{
+	(void)sig;
+	if (interrupts < 100)
+		interrupts++;
+	if (interrupts >= 3)
+		signal(SIGINT, SIG_DFL); /* async-signal-safe; the next one kills */
+}
+
+void bulk_catch_sigint(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_sigint;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+int bulk_interrupts(void)
+{
+	return interrupts;
+}
+
+int bulk_event(const convbi_event *ev, void *payload)
+{
+	(void)ev;
+	(void)payload;
+	return interrupts >= 2;
+}
+
+void bulk_block_sigint(int block)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+}
+
+int64_t bulk_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- engines ----------------------------------------------------------------- */
+
+int engines_get(struct engines *c, const struct cli_opts *o, const char *path, convbi_engine **out, char *msg,
+                size_t msglen)
+{
+	char real[PATH_MAX];
+	const char *key = realpath(path, real) ? real : path;
+	int i;
+	*out = NULL;
+	if (strmap_get(&c->idx, key, &i)) {
+		*out = c->v[i].e;
+		return CONVBI_OK;
+	}
+	if (c->n == c->cap) {
+		int cap = c->cap ? c->cap * 2 : 8;
+		struct engine_ent *v = realloc(c->v, (size_t)cap * sizeof *v);
+		if (!v)
+			return snprintf(msg, msglen, "out of memory"), CONVBI_ENOMEM;
+		c->v = v;
+		c->cap = cap;
+	}
+	convbi_options opts;
+	cli_engine_options(&opts, o);
+	opts.db_path = path;
+	convbi_engine *e = NULL;
+	int rc = convbi_engine_open(&e, &opts);
+	if (rc) {
+		snprintf(msg, msglen, "%s", e ? convbi_engine_errmsg(e) : convbi_errstr(rc));
+		convbi_engine_close(e);
+		return rc;
+	}
+	if (!c->checked) {
+		/* Without endpoints every question would fail the same way:
+		 * say it once, before the run. */
+		char *json = NULL;
+		rc = convbi_engine_endpoints(e, &json);
+		convbi_free(json);
+		if (rc) {
+			snprintf(msg, msglen, "%s", convbi_engine_errmsg(e));
+			convbi_engine_close(e);
+			return rc;
+		}
+		c->checked = 1;
+	}
+	struct engine_ent *ent = &c->v[c->n];
+	ent->e = e;
+	ent->key = strdup(key);
+	if (!ent->key || strmap_put(&c->idx, key, c->n, NULL) < 0) {
+		free(ent->key);
+		convbi_engine_close(e);
+		return snprintf(msg, msglen, "out of memory"), CONVBI_ENOMEM;
+	}
+	c->n++;
+	*out = e;
+	return CONVBI_OK;
+}
+
+void engines_close(struct engines *c)
+{
+	for (int i = 0; i < c->n; i++) {
+		convbi_engine_close(c->v[i].e);
+		free(c->v[i].key);
+	}
+	free(c->v);
+	strmap_release(&c->idx);
+	memset(c, 0, sizeof *c);
+}
+
+/* ---- statistics ---------------------------------------------------------------- */
+
+void runstats_init(struct runstats *s, int64_t total)
+{
+	memset(s, 0, sizeof *s);
+	s->total = total;
+	s->start_ms = bulk_now_ms();
+}
+
+static int64_t num_of(const cJSON *o, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+}
+
+int status_of_answer(const cJSON *answer)
+{
+	const cJSON *cls = cJSON_GetObjectItemCaseSensitive(answer, "error_class");
+	if (!cJSON_IsString(cls))
+		return CONVBI_OK;
+	for (int code = 1; code < RUNSTATS_MAX_STATUS; code++)
+		if (!strcmp(convbi_errname(code), cls->valuestring))
+			return code;
+	return CONVBI_ELLM;
+}
+
+static struct ep_stats *ep_of(struct ep_stats *ep, int *n, int max, const char *name)
+{
+	for (int i = 0; i < *n; i++)
+		if (!strcmp(ep[i].name, name))
+			return &ep[i];
+	if (*n == max)
+		return NULL;
+	struct ep_stats *e = &ep[(*n)++];
+	memset(e, 0, sizeof *e);
+	snprintf(e->name, sizeof e->name, "%s", name);
+	return e;
+}
+
+void runstats_add(struct runstats *s, int status, const cJSON *answer)
+{
+	s->done++;
+	if (status) {
+		s->failed++;
+		if (status > 0 && status < RUNSTATS_MAX_STATUS)
+			s->by_status[status]++;
+	}
+	const cJSON *usage = cJSON_GetObjectItemCaseSensitive(answer, "usage");
+	s->prompt_tokens += num_of(usage, "prompt_tokens");
+	s->completion_tokens += num_of(usage, "completion_tokens");
+	const cJSON *a;
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(answer, "attempts")) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(a, "endpoint");
+		const cJSON *cls = cJSON_GetObjectItemCaseSensitive(a, "class");
+		int limited = cJSON_IsString(cls) && !strcmp(cls->valuestring, "rate_limited");
+		s->rate_limited += limited;
+		struct ep_stats *e = ep_of(s->ep, &s->nep, RUNSTATS_MAX_ENDPOINTS,
+		                           cJSON_IsString(name) ? name->valuestring : "?");
+		if (e) {
+			e->attempts++;
+			e->rate_limited += limited;
+		}
+	}
+}
+
+cJSON *attempts_per_endpoint(const cJSON *answer)
+{
+	struct ep_stats ep[RUNSTATS_MAX_ENDPOINTS];
+	int n = 0;
+	const cJSON *a;
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(answer, "attempts")) {
+		const cJSON *name = cJSON_GetObjectItemCaseSensitive(a, "endpoint");
+		const cJSON *cls = cJSON_GetObjectItemCaseSensitive(a, "class");
+		struct ep_stats *e = ep_of(ep, &n, RUNSTATS_MAX_ENDPOINTS, cJSON_IsString(name) ? name->valuestring : "?");
+		if (e) {
+			e->attempts++;
+			e->rate_limited += cJSON_IsString(cls) && !strcmp(cls->valuestring, "rate_limited");
+		}
+	}
+	cJSON *o = cJSON_CreateObject();
+	for (int i = 0; o && i < n; i++) {
+		cJSON *e = cJSON_AddObjectToObject(o, ep[i].name);
+		if (!e || !cJSON_AddNumberToObject(e, "attempts", (double)ep[i].attempts) ||
+		    !cJSON_AddNumberToObject(e, "rate_limited", (double)ep[i].rate_limited)) {
+			cJSON_Delete(o);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+void runstats_failures(const struct runstats *s, struct tbuf *b)
+{
+	int first = 1;
+	for (int code = 1; code < RUNSTATS_MAX_STATUS; code++) {
+		if (!s->by_status[code])
+			continue;
+		tb_printf(b, "%s%s %lld", first ? "" : ", ", convbi_errname(code), (long long)s->by_status[code]);
+		first = 0;
+	}
+}
+
+void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f)
+{
+	fprintf(f, "%stokens: %lld (prompt %lld, completion %lld)\n", prefix,
+	        (long long)(s->prompt_tokens + s->completion_tokens), (long long)s->prompt_tokens,
+	        (long long)s->completion_tokens);
+	fprintf(f, "%scalls per endpoint:", prefix);
+	if (!s->nep)
+		fputs(" none", f);
+	for (int i = 0; i < s->nep; i++) {
+		fprintf(f, "%s %s %lld", i ? "," : "", s->ep[i].name, (long long)s->ep[i].attempts);
+		if (s->ep[i].rate_limited)
+			fprintf(f, " (%lld rate-limited)", (long long)s->ep[i].rate_limited);
+	}
+	fputc('\n', f);
+}
+
+/* ---- progress --------------------------------------------------------------------- */
+
+#define PROGRESS_TTY_MS 200
+#define PROGRESS_LINE_MS 2000
+#define PROGRESS_BAR 24
+
+void progress_init(struct progress *p, const char *what)
+{
+	memset(p, 0, sizeof *p);
+	p->tty = isatty(STDERR_FILENO);
+	p->what = what;
+	p->last_ms = bulk_now_ms();
+}
+
+static void fmt_duration(char *out, size_t n, int64_t ms)
+{
+	int64_t s = (ms + 500) / 1000;
+	if (s >= 3600)
+		snprintf(out, n, "%lldh%02lldm", (long long)(s / 3600), (long long)(s % 3600 / 60));
+	else if (s >= 60)
+		snprintf(out, n, "%lldm%02llds", (long long)(s / 60), (long long)(s % 60));
+	else
+		snprintf(out, n, "%llds", (long long)s);
+}
+
+void progress_show(struct progress *p, const struct runstats *s, int force)
+{
+	int64_t now = bulk_now_ms();
+	if (!force && now - p->last_ms < (p->tty ? PROGRESS_TTY_MS : PROGRESS_LINE_MS))
+		return;
+	p->last_ms = now;
+	double secs = (double)(now - s->start_ms) / 1000.0;
+	double rate = secs > 0 ? (double)s->done / secs : 0;
+	char eta[32] = "?";
+	if (s->done >= s->total)
+		snprintf(eta, sizeof eta, "0s");
+	else if (rate > 0)
+		fmt_duration(eta, sizeof eta, (int64_t)((double)(s->total - s->done) / rate * 1000.0));
+	int pct = s->total ? (int)(s->done * 100 / s->total) : 100;
+	if (p->tty) {
+		char bar[PROGRESS_BAR + 1];
+		int fill = s->total ? (int)(s->done * PROGRESS_BAR / s->total) : PROGRESS_BAR;
+		for (int i = 0; i < PROGRESS_BAR; i++)
+			bar[i] = i < fill ? '#' : '-';
+		bar[PROGRESS_BAR] = '\0';
+		fprintf(stderr, "\r\033[K[%s] %lld/%lld %3d%%  %.1f/s  ETA %s  failed %lld  429s %lld", bar,
+		        (long long)s->done, (long long)s->total, pct, rate, eta, (long long)s->failed,
+		        (long long)s->rate_limited);
+		p->drawn = 1;
+	} else {
+		fprintf(stderr, "convbi: %s: %lld/%lld done (%d%%), %.1f/s, ETA %s, %lld failed, %lld rate-limited attempts\n",
+		        p->what, (long long)s->done, (long long)s->total, pct, rate, eta, (long long)s->failed,
+		        (long long)s->rate_limited);
+	}
+	fflush(stderr);
+}
+
+void progress_end(struct progress *p)
+{
+	if (p->tty && p->drawn) {
+		fputc('\n', stderr);
+		p->drawn = 0;
+	}
+}

@@ -1,0 +1,441 @@
+/* batch_input.c -- reading `convbi batch` INPUT and, for --resume, the
+ * output of an earlier run.
+ *
+ * INPUT is JSON lines when its name ends in .jsonl/.ndjson or its first
+ * non-blank line starts with '{'; otherwise every non-blank line is one
+ * question whose id is its 1-based line number.  A JSON line is an object
+ *   {"question": "...", "id": string|number (default: the line number),
+ *    "db": "path" (default: --db), "session": string|number}
+ * (other fields are ignored).  Lines that share a session form one
+ * conversation, answered in input order; a line without one is a
+ * conversation of its own.  Ids must be unique and a conversation keeps one
+ * database.  Any problem stops the run before it starts, with one line
+ * naming INPUT:LINE and the fix.
+ *
+ * The resume scan reads the previous output back: every complete line (a
+ * JSON object with an "id", or a CSV record whose first field is the id)
+ * counts as done.  Lines are only ever written whole, so the one damage a
+ * crash can leave is a torn last line; it is cut off (ftruncate) so that
+ * the next line does not glue onto it.  Damage anywhere else was not made
+ * by us and is reported instead of guessed at.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/batch.h"
+
+#define SESSION_KEY_MAX 1024 /* bytes of a session's text */
+
+static int ends_with(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+static int is_blank(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\f' && s[i] != '\v')
+			return 0;
+	return 1;
+}
+
+static int oom(void)
+{
+	cli_error("out of memory reading the input");
+	return EXIT_FAIL;
+}
+
+/* Returns the conversation for a session text (NULL: a new one). */
+static struct bconv *conv_for(struct binput *in, struct strmap *sessions, const char *session, int *first_item)
+{
+	int idx;
+	*first_item = -1;
+	if (session && strmap_get(sessions, session, &idx)) {
+		*first_item = in->convs[idx].items[0];
+		return &in->convs[idx];
+	}
+	if (in->nconvs == in->capconvs) {
+		int cap = in->capconvs ? in->capconvs * 2 : 64;
+		struct bconv *v = realloc(in->convs, (size_t)cap * sizeof *v);
+		if (!v)
+			return NULL;
+		in->convs = v;
+		in->capconvs = cap;
+	}
+	struct bconv *c = &in->convs[in->nconvs];
+	memset(c, 0, sizeof *c);
+	if (session && strmap_put(sessions, session, in->nconvs, NULL) < 0)
+		return NULL;
+	in->nconvs++;
+	return c;
+}
+
+static int conv_add(struct bconv *c, int item)
+{
+	if (c->n == c->cap) {
+		int cap = c->cap ? c->cap * 2 : 4;
+		int *v = realloc(c->items, (size_t)cap * sizeof *v);
+		if (!v)
+			return -1;
+		c->items = v;
+		c->cap = cap;
+	}
+	c->items[c->n++] = item;
+	return 0;
+}
+
+/* Fills it from one JSON line; 0, or -1 after printing the problem. */
+static int parse_json_line(struct binput *in, struct bitem *it, const char *line, size_t len)
+{
+	const char *end = NULL;
+	cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, 0);
+	int rc = -1;
+	if (!cJSON_IsObject(o)) {
+		cli_error("%s:%d: not a JSON object; write one {\"question\": \"...\"} object per line", in->path, it->line);
+		goto done;
+	}
+	if (!is_blank(end, len - (size_t)(end - line))) {
+		cli_error("%s:%d: text after the JSON object; write exactly one object per line", in->path, it->line);
+		goto done;
+	}
+	const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "question");
+	if (!cJSON_IsString(q) || is_blank(q->valuestring, strlen(q->valuestring))) {
+		cli_error("%s:%d: `question` is missing, empty or not a string; add \"question\": \"...\"", in->path, it->line);
+		goto done;
+	}
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+	if (id && !cJSON_IsNull(id)) {
+		if (!(it->id = json_key_text(id, &it->id_num)) || !it->id[0]) {
+			cli_error("%s:%d: `id` must be a non-empty string or a number", in->path, it->line);
+			goto done;
+		}
+	}
+	const cJSON *db = cJSON_GetObjectItemCaseSensitive(o, "db");
+	if (db && !cJSON_IsNull(db)) {
+		if (!cJSON_IsString(db) || !db->valuestring[0]) {
+			cli_error("%s:%d: `db` must be the path of a SQLite file", in->path, it->line);
+			goto done;
+		}
+		if (!(it->db = strdup(db->valuestring))) {
+			rc = -1, oom();
+			goto done;
+		}
+	}
+	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "session");
+	if (s && !cJSON_IsNull(s)) {
+		if (!(it->session = json_key_text(s, &it->session_num)) || !it->session[0] ||
+		    strlen(it->session) > SESSION_KEY_MAX) {
+			cli_error("%s:%d: `session` must be a non-empty string (at most %d bytes) or a number", in->path,
+			          it->line, SESSION_KEY_MAX);
+			goto done;
+		}
+	}
+	if (!(it->question = strdup(q->valuestring))) {
+		oom();
+		goto done;
+	}
+	rc = 0;
+done:
+	cJSON_Delete(o);
+	return rc;
+}
+
+static int add_item(struct binput *in, struct strmap *sessions, struct bitem *it)
+{
+	char num[32];
+	if (!it->id) {
+		snprintf(num, sizeof num, "%d", it->line);
+		it->id_num = 1;
+		if (!(it->id = strdup(num)))
+			return oom();
+	}
+	int prev;
+	int rc = strmap_put(&in->ids, it->id, in->n, &prev);
+	if (rc < 0)
+		return oom();
+	if (rc == 1) {
+		cli_error("%s:%d: id `%s` is already used on line %d; give every line its own id", in->path, it->line, it->id,
+		          in->items[prev].line);
+		return EXIT_USAGE;
+	}
+	int first;
+	struct bconv *c = conv_for(in, sessions, it->session, &first);
+	if (!c)
+		return oom();
+	if (first >= 0) {
+		const char *a = in->items[first].db, *b = it->db;
+		if ((a || b) && (!a || !b || strcmp(a, b))) {
+			cli_error("%s:%d: session `%s` uses database `%s` since line %d; a session keeps one database", in->path,
+			          it->line, it->session, a ? a : "(--db)", in->items[first].line);
+			return EXIT_USAGE;
+		}
+	}
+	if (in->n == in->cap) {
+		int cap = in->cap ? in->cap * 2 : 256;
+		struct bitem *v = realloc(in->items, (size_t)cap * sizeof *v);
+		if (!v)
+			return oom();
+		in->items = v;
+		in->cap = cap;
+	}
+	if (conv_add(c, in->n))
+		return oom();
+	in->items[in->n++] = *it;
+	memset(it, 0, sizeof *it);
+	return EXIT_OK;
+}
+
+static void item_release(struct bitem *it)
+{
+	free(it->id);
+	free(it->question);
+	free(it->session);
+	free(it->db);
+	memset(it, 0, sizeof *it);
+}
+
+int binput_load(struct binput *in, const char *path, long limit)
+{
+	char *text = NULL;
+	size_t len = 0;
+	struct strmap sessions = STRMAP_INIT;
+	int rc = EXIT_USAGE, lineno = 0;
+	struct bitem it;
+
+	memset(in, 0, sizeof *in);
+	memset(&it, 0, sizeof it);
+	in->path = path;
+	int e = read_file(path, JSONL_FILE_MAX, &text, &len);
+	if (e) {
+		cli_error("cannot read INPUT `%s`: %s; give a text file with one question per line, or JSON lines", path,
+		          e == EFBIG ? "larger than 1 GiB" : strerror(e));
+		goto done;
+	}
+	const char *p = text, *end = text + len;
+	if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
+		p += 3; /* a UTF-8 byte order mark */
+	in->jsonl = ends_with(path, ".jsonl") || ends_with(path, ".ndjson");
+	for (const char *q = p; !in->jsonl && q < end; q++) {
+		if (*q == '{')
+			in->jsonl = 1;
+		if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n')
+			break;
+	}
+	while (p < end && (limit < 0 || in->n < limit)) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		const char *line = p;
+		p = nl ? nl + 1 : end;
+		lineno++;
+		if (n && line[n - 1] == '\r')
+			n--;
+		if (is_blank(line, n))
+			continue;
+		size_t bad;
+		if (!utf8_valid(line, n, &bad)) {
+			cli_error("%s:%d: byte %zu is not valid UTF-8; save the file as UTF-8", path, lineno, bad + 1);
+			goto done;
+		}
+		if (memchr(line, '\0', n)) {
+			cli_error("%s:%d: the line holds a NUL byte; remove it", path, lineno);
+			goto done;
+		}
+		it.line = lineno;
+		if (in->jsonl) {
+			if (parse_json_line(in, &it, line, n))
+				goto done;
+		} else {
+			while (*line == ' ' || *line == '\t')
+				line++, n--;
+			while (n && (line[n - 1] == ' ' || line[n - 1] == '\t'))
+				n--;
+			if (!(it.question = strndup(line, n))) {
+				rc = oom();
+				goto done;
+			}
+		}
+		if ((rc = add_item(in, &sessions, &it)) != EXIT_OK)
+			goto done;
+		rc = EXIT_USAGE;
+	}
+	if (in->n == 0) {
+		cli_error("INPUT `%s` holds no question; write one question per line (or JSON lines)", path);
+		goto done;
+	}
+	rc = EXIT_OK;
+done:
+	item_release(&it);
+	strmap_release(&sessions);
+	free(text);
+	return rc;
+}
+
+void binput_release(struct binput *in)
+{
+	for (int i = 0; i < in->n; i++)
+		item_release(&in->items[i]);
+	free(in->items);
+	for (int i = 0; i < in->nconvs; i++)
+		free(in->convs[i].items);
+	free(in->convs);
+	strmap_release(&in->ids);
+	memset(in, 0, sizeof *in);
+}
+
+/* ---- --resume ------------------------------------------------------------------------ */
+
+static void mark_done(struct binput *in, const char *id)
+{
+	int i;
+	if (strmap_get(&in->ids, id, &i))
+		in->items[i].done = 1;
+}
+
+/* One JSON result line: its id text, or NULL when it is not one. */
+static char *jsonl_id(const char *line, size_t n)
+{
+	cJSON *o = cJSON_ParseWithLength(line, n);
+	int num;
+	char *id = cJSON_IsObject(o) ? json_key_text(cJSON_GetObjectItemCaseSensitive(o, "id"), &num) : NULL;
+	cJSON_Delete(o);
+	return id;
+}
+
+/* One CSV record starting at s[*pos]: its first field in *first (caller
+ * frees) and its field count.  Returns 1 for a complete record (ending in
+ * a line break outside quotes; *pos moves past it), 0 when the data ends
+ * first (a torn record), -1 when it is malformed (a quote followed by
+ * something other than a comma or a line break). */
+static int csv_record(const char *s, size_t len, size_t *pos, char **first, int *nfields)
+{
+	struct tbuf f = TBUF_INIT;
+	size_t i = *pos;
+	int rc = 0;
+	*first = NULL;
+	*nfields = 0;
+	for (;;) {
+		tb_reset(&f);
+		tb_add(&f, "", 0);
+		if (i < len && s[i] == '"') {
+			for (i++;; i++) {
+				if (i >= len)
+					goto done;
+				if (s[i] != '"')
+					tb_add(&f, s + i, 1);
+				else if (i + 1 < len && s[i + 1] == '"')
+					tb_add(&f, "\"", 1), i++;
+				else
+					break;
+			}
+			i++;
+		} else {
+			size_t j = i;
+			while (j < len && s[j] != ',' && s[j] != '\r' && s[j] != '\n')
+				j++;
+			tb_add(&f, s + i, j - i);
+			i = j;
+		}
+		if (++*nfields == 1 && !(*first = strdup(tb_str(&f)))) {
+			rc = -1;
+			goto done;
+		}
+		if (i >= len)
+			goto done;
+		if (s[i] == ',') {
+			i++;
+			continue;
+		}
+		if (s[i] == '\n' || (s[i] == '\r' && i + 1 < len && s[i + 1] == '\n')) {
+			i += s[i] == '\r' ? 2 : 1;
+			rc = 1;
+		} else {
+			rc = i + 1 < len || s[i] != '\r' ? -1 : 0;
+		}
+		break;
+	}
+done:
+	tb_release(&f);
+	if (rc == 1)
+		*pos = i;
+	else
+		free(*first), *first = NULL;
+	return rc;
+}
+
+#define CSV_FIELDS 8
+
+int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
+{
+	char *text = NULL;
+	size_t len = 0, pos = 0;
+	int rc = EXIT_OK, lineno = 0;
+	*empty = 1;
+	int e = read_file(out_path, JSONL_FILE_MAX, &text, &len);
+	if (e == ENOENT)
+		return EXIT_OK;
+	if (e) {
+		cli_error("cannot read the output `%s` to resume: %s", out_path, strerror(e));
+		return EXIT_FAIL;
+	}
+	while (pos < len) {
+		size_t start = pos;
+		char *id = NULL;
+		int whole; /* 1 complete, 0 torn (the data ends inside it), -1 malformed */
+		lineno++;
+		if (csv) {
+			int nf;
+			whole = csv_record(text, len, &pos, &id, &nf);
+			if (whole == 1 && lineno == 1 && !strcmp(id, "id")) {
+				free(id);
+				continue; /* the header */
+			}
+			if (whole == 1 && nf != CSV_FIELDS)
+				whole = -1;
+		} else {
+			const char *nl = memchr(text + pos, '\n', len - pos);
+			whole = nl != NULL;
+			if (nl) {
+				pos = (size_t)(nl - text) + 1;
+				if (is_blank(text + start, pos - start - 1))
+					continue;
+				if (!(id = jsonl_id(text + start, pos - start - 1)))
+					whole = -1;
+			}
+		}
+		if (whole == 1) {
+			mark_done(in, id);
+			free(id);
+			continue;
+		}
+		free(id);
+		if (whole < 0 && pos < len) {
+			cli_error("%s:%d: not a result line of `convbi batch`; remove the line or write to another --out",
+			          out_path, lineno);
+			rc = EXIT_USAGE;
+			goto done;
+		}
+		pos = start; /* torn, or damaged and last: cut it off */
+		break;
+	}
+	if (pos < len) {
+		int fd = open(out_path, O_WRONLY | O_CLOEXEC);
+		if (fd < 0 || ftruncate(fd, (off_t)pos)) {
+			cli_error("cannot cut the torn last line off `%s`: %s", out_path, strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			rc = EXIT_FAIL;
+			goto done;
+		}
+		close(fd);
+		fprintf(stderr, "convbi: dropped a torn last line (%zu bytes) from %s\n", len - pos, out_path);
+	}
+	*empty = pos == 0;
+done:
+	free(text);
+	return rc;
+}

@@ -1,0 +1,300 @@
+/* exec.c -- the read-only connection and the gated, bounded run (see exec.h).
+ *
+ * exec_open: ro_open (read-only, hardened), sqlite3_limit()s, capped
+ * randomblob/zeroblob, a warm-up of the schema's virtual tables and of the
+ * JSON table-valued functions, then guard_init, which installs the
+ * authorizer -- last, because from then on every statement on the
+ * connection is judged by it.  The warm-up exists because a virtual
+ * table's first use runs sqlite3_declare_vtab, whose internal CREATE TABLE
+ * the authorizer would see (and refuse) as a write to sqlite_schema; once
+ * connected, a virtual table is reused for the connection's life.
+ *
+ * exec_run: guard_prepare, then sqlite3_step under a progress handler that
+ * polls the cancel callback and the deadline every EXEC_PROGRESS_OPS
+ * instructions.  Rows are copied as they come; the row cap stops the
+ * statement at cap+1 rows, the byte cap drops the row that overflowed.
+ */
+#include "db/exec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "db/exec_impl.h"
+#include "db/guard.h"
+#include "db/ro.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+
+/* ---- capped BLOB makers ----------------------------------------------------- */
+
+/* randomblob(N) and zeroblob(N) with N over EXEC_BLOB_FN_MAX fail with
+ * SQLITE_TOOBIG instead of filling memory (SQLite's own cap is
+ * EXEC_VALUE_MAX, far larger). */
+static int blob_size(sqlite3_context *ctx, sqlite3_value *arg, const char *fn, sqlite3_int64 *n)
+{
+	*n = sqlite3_value_int64(arg);
+	if (*n < 1)
+		*n = fn[0] == 'r' ? 1 : 0; /* as SQLite: randomblob gives at least one byte */
+	if (*n > EXEC_BLOB_FN_MAX) {
+		char msg[128];
+		sqlite3_snprintf((int)sizeof msg, msg, "%s(%lld) exceeds the %d-byte limit", fn, (long long)*n,
+		                 EXEC_BLOB_FN_MAX);
+		sqlite3_result_error(ctx, msg, -1);
+		sqlite3_result_error_code(ctx, SQLITE_TOOBIG);
+		return 0;
+	}
+	return 1;
+}
+
+static void capped_randomblob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	sqlite3_int64 n;
+	(void)argc;
+	if (!blob_size(ctx, argv[0], "randomblob", &n))
+		return;
+	unsigned char *p = sqlite3_malloc64((sqlite3_uint64)n);
+	if (!p) {
+		sqlite3_result_error_nomem(ctx);
+		return;
+	}
+	sqlite3_randomness((int)n, p);
+	sqlite3_result_blob64(ctx, p, (sqlite3_uint64)n, sqlite3_free);
+}
+
+static void capped_zeroblob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	sqlite3_int64 n;
+	(void)argc;
+	if (blob_size(ctx, argv[0], "zeroblob", &n))
+		sqlite3_result_zeroblob64(ctx, (sqlite3_uint64)n);
+}
+
+/* ---- open / close -------------------------------------------------------------- */
+
+static void set_limits(sqlite3 *db)
+{
+	static const struct {
+		int id, value;
+	} lim[] = {
+		{SQLITE_LIMIT_LENGTH, EXEC_VALUE_MAX},
+		{SQLITE_LIMIT_SQL_LENGTH, EXEC_SQL_MAX},
+		{SQLITE_LIMIT_EXPR_DEPTH, EXEC_EXPR_DEPTH_MAX},
+		{SQLITE_LIMIT_COMPOUND_SELECT, EXEC_COMPOUND_MAX},
+		{SQLITE_LIMIT_VDBE_OP, EXEC_VDBE_OP_MAX},
+		{SQLITE_LIMIT_FUNCTION_ARG, EXEC_FUNCTION_ARGS_MAX},
+		{SQLITE_LIMIT_ATTACHED, 0},
+		{SQLITE_LIMIT_LIKE_PATTERN_LENGTH, EXEC_LIKE_PATTERN_MAX},
+		{SQLITE_LIMIT_VARIABLE_NUMBER, EXEC_VARIABLES_MAX},
+		{SQLITE_LIMIT_TRIGGER_DEPTH, 1},
+		{SQLITE_LIMIT_WORKER_THREADS, 0},
+	};
+	for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
+		sqlite3_limit(db, lim[i].id, lim[i].value);
+}
+
+/* Connects every virtual table of the schema (FTS, R-Tree) once, before
+ * the authorizer is installed: a connection's first use of a virtual
+ * table declares its columns through an internal CREATE TABLE that the
+ * authorizer would refuse.  Failures are left for the query to report. */
+static void warm_virtual_tables(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_schema WHERE type = 'table' AND "
+	                           "sql LIKE 'CREATE VIRTUAL TABLE%'", -1, &st, NULL) != SQLITE_OK)
+		return;
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		char *q = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT 0", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_stmt *probe = NULL;
+		if (q)
+			sqlite3_prepare_v2(db, q, -1, &probe, NULL);
+		sqlite3_finalize(probe);
+		sqlite3_free(q);
+	}
+	sqlite3_finalize(st);
+}
+
+int exec_open(struct exec **out, const char *path, struct err *err)
+{
+	struct exec *x = NULL;
+	int rc;
+
+	*out = NULL;
+	x = xcalloc(1, sizeof *x);
+	if (!x)
+		return err_set(err, CONVBI_ENOMEM, "out of memory opening a database");
+	rc = ro_open(&x->db, path, err);
+	if (rc)
+		goto fail;
+	x->path = xstrdup(path);
+	if (!x->path) {
+		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
+		goto fail;
+	}
+	set_limits(x->db);
+	int flags = SQLITE_UTF8 | SQLITE_INNOCUOUS;
+	if (sqlite3_create_function(x->db, "randomblob", 1, flags, NULL, capped_randomblob, NULL, NULL) ||
+	    sqlite3_create_function(x->db, "zeroblob", 1, flags | SQLITE_DETERMINISTIC, NULL, capped_zeroblob,
+	                            NULL, NULL)) {
+		rc = err_set(err, CONVBI_ENOMEM, "cannot register the capped BLOB functions on `%s` (%s)", path,
+		             sqlite3_errmsg(x->db));
+		goto fail;
+	}
+	warm_virtual_tables(x->db);
+	if (sqlite3_exec(x->db, "SELECT 1 FROM json_each('[]'), json_tree('[]')", NULL, NULL, NULL) != SQLITE_OK) {
+		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be prepared for queries (%s); check the SQLite build",
+		             path, sqlite3_errmsg(x->db));
+		goto fail;
+	}
+	rc = guard_init(x, err);
+	if (rc)
+		goto fail;
+	*out = x;
+	return CONVBI_OK;
+fail:
+	exec_close(x);
+	return rc;
+}
+
+void exec_close(struct exec *x)
+{
+	if (!x)
+		return;
+	guard_release(x);
+	sqlite3_close_v2(x->db);
+	free(x->path);
+	free(x);
+}
+
+const char *exec_path(const struct exec *x)
+{
+	return x->path;
+}
+
+sqlite3 *exec_sqlite(struct exec *x)
+{
+	return x->db;
+}
+
+/* ---- run ------------------------------------------------------------------------ */
+
+/* Called by SQLite every EXEC_PROGRESS_OPS instructions; non-zero stops
+ * the statement with SQLITE_INTERRUPT. */
+static int progress(void *p)
+{
+	struct exec *x = p;
+	if (x->cancel && x->cancel(x->cancel_payload)) {
+		x->stopped = CONVBI_ECANCELED;
+		return 1;
+	}
+	if (x->deadline_ms && clock_mono_ms() >= x->deadline_ms) {
+		x->stopped = CONVBI_ETIMEOUT;
+		return 1;
+	}
+	return 0;
+}
+
+static int stop_error(struct exec *x, struct err *err)
+{
+	if (x->stopped == CONVBI_ECANCELED)
+		return err_set(err, CONVBI_ECANCELED, "the query was canceled");
+	return err_set(err, CONVBI_ETIMEOUT,
+	               "the query ran longer than %d ms; filter earlier, aggregate, avoid cross joins or add a LIMIT",
+	               x->timeout_ms);
+}
+
+static int copy_row(struct table *t, sqlite3_stmt *st, size_t cell_max)
+{
+	int rc = table_add_row(t);
+	int64_t row = t->nrows - 1;
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		int type = sqlite3_column_type(st, c);
+		const void *data = NULL;
+		int ty = TABLE_NULL;
+		switch (type) {
+		case SQLITE_INTEGER: ty = TABLE_INT; data = sqlite3_column_text(st, c); break;
+		case SQLITE_FLOAT: ty = TABLE_REAL; data = sqlite3_column_text(st, c); break;
+		case SQLITE_TEXT: ty = TABLE_TEXT; data = sqlite3_column_text(st, c); break;
+		case SQLITE_BLOB: ty = TABLE_BLOB; data = sqlite3_column_blob(st, c); break;
+		}
+		size_t len = ty == TABLE_NULL ? 0 : (size_t)sqlite3_column_bytes(st, c);
+		if (ty != TABLE_NULL && !data && len)
+			return CONVBI_ENOMEM; /* a conversion failed */
+		/* only a prefix is needed when the cell will be cut anyway */
+		if (ty == TABLE_TEXT && cell_max && len > cell_max + 1)
+			len = cell_max + 1;
+		rc = table_set_cell(t, row, c, ty, data, len, cell_max);
+	}
+	return rc;
+}
+
+int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
+             void *cancel_payload, struct table **out, struct err *err)
+{
+	static const struct exec_limits defaults = EXEC_LIMITS_INIT;
+	sqlite3_stmt *st = NULL;
+	struct table *t = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!lim)
+		lim = &defaults;
+	x->stopped = 0;
+	x->cancel = cancel;
+	x->cancel_payload = cancel_payload;
+	x->timeout_ms = lim->timeout_ms;
+	x->deadline_ms = lim->timeout_ms > 0 ? clock_mono_ms() + lim->timeout_ms : 0;
+	if (cancel && cancel(cancel_payload))
+		return err_set(err, CONVBI_ECANCELED, "the query was canceled");
+
+	rc = guard_prepare(x, sql, strlen(sql), &st, err);
+	if (rc)
+		goto done;
+	int ncols = sqlite3_column_count(st);
+	rc = table_new(&t, ncols);
+	for (int c = 0; c < ncols && !rc; c++)
+		rc = table_set_column(t, c, sqlite3_column_name(st, c), sqlite3_column_decltype(st, c));
+	if (rc) {
+		err_set(err, rc, "out of memory reading the result");
+		goto done;
+	}
+
+	sqlite3_progress_handler(x->db, EXEC_PROGRESS_OPS, progress, x);
+	for (;;) {
+		x->deny[0] = '\0';
+		int src = sqlite3_step(st);
+		if (src == SQLITE_DONE)
+			break;
+		if (src != SQLITE_ROW) {
+			rc = x->stopped ? stop_error(x, err) : guard_sqlite_error(x, src, sql, strlen(sql), -1, err);
+			goto done;
+		}
+		if (lim->row_cap > 0 && t->nrows >= lim->row_cap) {
+			t->truncated = 1;
+			t->cut = TABLE_CUT_ROWS;
+			break;
+		}
+		rc = copy_row(t, st, lim->cell_max);
+		if (rc) {
+			err_set(err, rc, "out of memory reading the result");
+			goto done;
+		}
+		if (lim->result_max && t->bytes > lim->result_max) {
+			table_pop_row(t);
+			t->truncated = 1;
+			t->cut = TABLE_CUT_BYTES;
+			break;
+		}
+	}
+	*out = t;
+	t = NULL;
+	rc = CONVBI_OK;
+done:
+	sqlite3_progress_handler(x->db, 0, NULL, NULL);
+	sqlite3_finalize(st);
+	table_free(t);
+	x->cancel = NULL;
+	x->cancel_payload = NULL;
+	x->deadline_ms = 0;
+	return rc;
+}

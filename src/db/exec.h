@@ -1,0 +1,79 @@
+/* exec.h -- running model-written SQL read-only, behind the gate.
+ *
+ * A struct exec is one hardened read-only connection (see ro.h) with
+ * tight sqlite3_limit()s, the gate's authorizer installed for its whole
+ * life (see guard.h), and randomblob()/zeroblob() replaced by versions
+ * capped at EXEC_BLOB_FN_MAX bytes.  exec_run checks a statement through
+ * the gate, then steps it under a deadline and a cancel callback polled
+ * from a progress handler every EXEC_PROGRESS_OPS virtual-machine
+ * instructions, and copies at most row_cap rows into a struct table, each
+ * cell cut to cell_max bytes and the whole to result_max bytes.
+ *
+ * Belt and braces: the file is opened with mode=ro and SQLITE_OPEN_READONLY,
+ * PRAGMA query_only is on, and the gate's layers (statement kind,
+ * sqlite3_stmt_readonly, the authorizer allow-list) each refuse writes on
+ * their own.  One thread at a time per struct exec.
+ */
+#ifndef CONVBI_DB_EXEC_H
+#define CONVBI_DB_EXEC_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "db/table.h"
+#include "util/err.h"
+
+/* Limits set with sqlite3_limit() on every exec connection. */
+#define EXEC_SQL_MAX (100 * 1024)         /* bytes of SQL text */
+#define EXEC_VALUE_MAX (16 * 1024 * 1024) /* bytes of one string/BLOB/row */
+#define EXEC_EXPR_DEPTH_MAX 250           /* expression tree depth */
+#define EXEC_COMPOUND_MAX 50              /* terms of a UNION/INTERSECT/EXCEPT */
+#define EXEC_FUNCTION_ARGS_MAX 64         /* arguments of one function call */
+#define EXEC_LIKE_PATTERN_MAX 1000        /* bytes of a LIKE/GLOB pattern */
+#define EXEC_VARIABLES_MAX 32             /* parameters (any is rejected) */
+#define EXEC_VDBE_OP_MAX 500000           /* instructions in one program */
+#define EXEC_BLOB_FN_MAX (1024 * 1024)    /* bytes from randomblob()/zeroblob() */
+#define EXEC_PROGRESS_OPS 1000            /* instructions between deadline checks */
+
+struct exec_limits {
+	int timeout_ms;     /* wall time for one statement; 0 = none */
+	int64_t row_cap;    /* rows kept; more make the table truncated; 0 = no cap */
+	size_t cell_max;    /* bytes kept of one cell; 0 = no cap */
+	size_t result_max;  /* bytes kept of all cells together; 0 = no cap */
+};
+
+#define EXEC_LIMITS_INIT {5000, 1000, 4096, 1024 * 1024}
+
+struct exec;
+
+/* Opens path read-only for running gated SQL.  Returns CONVBI_OK and *out
+ * (close with exec_close), or CONVBI_EDB with one line naming the file and
+ * the fix (missing, a directory, unreadable, not a database), EINVAL for
+ * an empty path, ENOMEM; *out is NULL on failure. */
+int exec_open(struct exec **out, const char *path, struct err *err);
+
+/* Closes the connection and frees x; accepts NULL. */
+void exec_close(struct exec *x);
+
+/* Checks sql through the gate and runs it.  lim may be NULL (defaults);
+ * cancel (may be NULL) is polled while the statement runs and a non-zero
+ * return stops it.  On success returns CONVBI_OK and *out (caller frees
+ * with table_free), truncated when a row or byte cap left rows out.  On
+ * failure *out is NULL and the code says why: EREJECTED (the gate refused;
+ * the message says what to change), ESQL (SQLite's message, with the
+ * offset for syntax errors), ETOOBIG (a complexity or value-size limit),
+ * ETIMEOUT ("the query ran longer than N ms; ..."), ECANCELED, EDB (the
+ * file became unreadable or locked), ENOMEM. */
+int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
+             void *cancel_payload, struct table **out, struct err *err);
+
+/* The path x was opened with, borrowed from x. */
+const char *exec_path(const struct exec *x);
+
+/* The underlying connection, borrowed from x, for tests that check the
+ * layers below the gate.  Anything run on it directly bypasses the gate's
+ * statement checks (the authorizer still applies). */
+sqlite3 *exec_sqlite(struct exec *x);
+
+#endif

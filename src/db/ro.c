@@ -1,0 +1,129 @@
+/* ro.c -- the hardened read-only SQLite connection (see ro.h).
+ *
+ * Order matters: the file is checked with stat() first only to phrase the
+ * message (SQLite says "unable to open database file" for every cause);
+ * the open itself is the authority.  SQLite opens lazily, so a text file
+ * "opens" fine and fails on the first read: the probe query below forces
+ * that read while we can still name the file.
+ */
+#include "db/ro.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "convbi/convbi.h"
+
+int ro_uri(struct buf *out, const char *path)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int rc = buf_puts(out, path[0] == '/' ? "file://" : "file:");
+	for (const unsigned char *p = (const unsigned char *)path; *p && !rc; p++) {
+		unsigned char c = *p;
+		int plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		            c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
+		if (plain) {
+			rc = buf_putc(out, (char)c);
+		} else {
+			char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
+			rc = buf_add(out, esc, 3);
+		}
+	}
+	return rc ? rc : buf_puts(out, "?mode=ro");
+}
+
+/* Phrases why path cannot be opened, from what the file system says. */
+static int explain_path(const char *path, struct err *err)
+{
+	struct stat st;
+	if (stat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return err_set(err, CONVBI_EDB, "database `%s` does not exist; check the path", path);
+		return err_set(err, CONVBI_EDB, "database `%s` cannot be opened (%s); check the path and its permissions",
+		               path, strerror(errno));
+	}
+	if (S_ISDIR(st.st_mode))
+		return err_set(err, CONVBI_EDB, "database `%s` is a directory; give the path of a SQLite file", path);
+	if (!S_ISREG(st.st_mode))
+		return err_set(err, CONVBI_EDB, "database `%s` is not a regular file; give the path of a SQLite file",
+		               path);
+	if (access(path, R_OK) != 0)
+		return err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); make it readable", path,
+		               strerror(errno));
+	return CONVBI_OK;
+}
+
+static int harden(sqlite3 *db)
+{
+	static const int off[] = {SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, SQLITE_DBCONFIG_ENABLE_TRIGGER,
+	                          SQLITE_DBCONFIG_WRITABLE_SCHEMA, SQLITE_DBCONFIG_TRUSTED_SCHEMA,
+	                          SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER};
+	int got;
+	for (size_t i = 0; i < sizeof off / sizeof off[0]; i++)
+		if (sqlite3_db_config(db, off[i], 0, &got) != SQLITE_OK || got != 0)
+			return SQLITE_ERROR;
+	if (sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, &got) != SQLITE_OK || got != 1)
+		return SQLITE_ERROR;
+	sqlite3_busy_timeout(db, RO_BUSY_TIMEOUT_MS);
+	return sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL);
+}
+
+int ro_open(sqlite3 **out, const char *path, struct err *err)
+{
+	struct buf uri = BUF_INIT;
+	sqlite3 *db = NULL;
+	int rc;
+
+	*out = NULL;
+	if (!path || !*path)
+		return err_set(err, CONVBI_EINVAL, "no database path was given; pass the path of a SQLite file");
+	rc = explain_path(path, err);
+	if (rc)
+		return rc;
+	if (ro_uri(&uri, path))
+		return err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
+
+	int src = sqlite3_open_v2(uri.data, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
+	                          NULL);
+	buf_release(&uri);
+	if (src == SQLITE_NOMEM || !db) {
+		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
+		goto fail;
+	}
+	if (src != SQLITE_OK) {
+		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be opened (%s); check the path and its permissions",
+		             path, sqlite3_errmsg(db));
+		goto fail;
+	}
+	sqlite3_extended_result_codes(db, 1);
+	if (harden(db) != SQLITE_OK) {
+		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be made read-only (%s); check the SQLite build",
+		             path, sqlite3_errmsg(db));
+		goto fail;
+	}
+	/* the probe: reads the header and the schema */
+	src = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
+	if (src != SQLITE_OK) {
+		int primary = src & 0xff;
+		if (primary == SQLITE_NOTADB)
+			rc = err_set(err, CONVBI_EDB, "`%s` is not a SQLite database (%s); give the path of a SQLite 3 file",
+			             path, sqlite3_errmsg(db));
+		else if (primary == SQLITE_CORRUPT)
+			rc = err_set(err, CONVBI_EDB, "database `%s` is corrupt (%s); restore it from a backup", path,
+			             sqlite3_errmsg(db));
+		else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
+			rc = err_set(err, CONVBI_EDB, "database `%s` is locked by another process; try again", path);
+		else if (primary == SQLITE_NOMEM)
+			rc = err_set(err, CONVBI_ENOMEM, "out of memory reading database `%s`", path);
+		else
+			rc = err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); check the file", path,
+			             sqlite3_errmsg(db));
+		goto fail;
+	}
+	*out = db;
+	return CONVBI_OK;
+fail:
+	sqlite3_close_v2(db);
+	return rc;
+}

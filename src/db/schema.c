@@ -1,0 +1,407 @@
+/* schema.c -- loading a database's schema (see schema.h); rendering is in
+ * schema_render.c.
+ *
+ * Everything is read through SQLite itself: sqlite_schema for the list of
+ * objects, the pragma_table_info and pragma_foreign_key_list table-valued
+ * functions (bound by parameter, never by string pasting), and plain
+ * SELECTs for counts and samples, with identifiers double-quoted.  A
+ * progress handler stops any of our queries at its deadline; a stopped
+ * count keeps what it had counted, a stopped sample keeps the values found.
+ * A broken view (one naming a missing table) is kept with no columns
+ * rather than failing the load.
+ */
+#include "db/schema.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "db/ro.h"
+#include "db/text.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+
+struct loader {
+	sqlite3 *db;
+	int64_t deadline_ms;  /* for the query being run */
+	int64_t end_ms;       /* end of the whole counting/sampling budget */
+};
+
+static int on_progress(void *p)
+{
+	struct loader *l = p;
+	return clock_mono_ms() >= l->deadline_ms;
+}
+
+/* A repaired, owned copy of SQLite text (NULL in, "" out), or NULL on ENOMEM. */
+static char *dup_text(const unsigned char *s, size_t len)
+{
+	struct buf b = BUF_INIT;
+	if (text_add_utf8(&b, s ? (const char *)s : "", s ? len : 0))
+		return NULL;
+	return buf_take(&b);
+}
+
+static char *col_dup(sqlite3_stmt *st, int c)
+{
+	return dup_text(sqlite3_column_text(st, c), (size_t)sqlite3_column_bytes(st, c));
+}
+
+static int quote_ident(struct buf *b, const char *name)
+{
+	int rc = buf_putc(b, '"');
+	for (const char *p = name; *p && !rc; p++)
+		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
+	return rc ? rc : buf_putc(b, '"');
+}
+
+static void free_table(struct schema_table *t)
+{
+	for (int c = 0; c < t->ncols; c++) {
+		free(t->cols[c].name);
+		free(t->cols[c].type);
+		for (int i = 0; i < t->cols[c].nsamples; i++)
+			free(t->cols[c].samples[i]);
+		free(t->cols[c].samples);
+	}
+	for (int f = 0; f < t->nfks; f++) {
+		free(t->fks[f].from);
+		free(t->fks[f].table);
+		free(t->fks[f].to);
+	}
+	free(t->cols);
+	free(t->fks);
+	free(t->name);
+}
+
+void schema_free(struct schema *s)
+{
+	if (!s)
+		return;
+	for (size_t i = 0; i < s->ntables; i++)
+		free_table(&s->tables[i]);
+	free(s->tables);
+	free(s);
+}
+
+size_t schema_table_count(const struct schema *s)
+{
+	return s ? s->ntables : 0;
+}
+
+const struct schema_table *schema_find(const struct schema *s, const char *name)
+{
+	for (size_t i = 0; s && name && i < s->ntables; i++)
+		if (sqlite3_stricmp(s->tables[i].name, name) == 0)
+			return &s->tables[i];
+	return NULL;
+}
+
+/* ---- columns and keys -------------------------------------------------------- */
+
+static int load_columns(struct loader *l, struct schema_table *t)
+{
+	sqlite3_stmt *st = NULL;
+	int cap = 0, rc = CONVBI_OK, src;
+
+	src = sqlite3_prepare_v2(l->db, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)", -1, &st, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (t->ncols == cap) {
+			cap = cap ? cap * 2 : 8;
+			struct schema_column *p = xrealloc(t->cols, (size_t)cap * sizeof *p);
+			if (!p) {
+				rc = CONVBI_ENOMEM;
+				break;
+			}
+			t->cols = p;
+		}
+		struct schema_column *c = &t->cols[t->ncols];
+		memset(c, 0, sizeof *c);
+		t->ncols++;
+		c->name = col_dup(st, 0);
+		c->type = col_dup(st, 1);
+		c->notnull = sqlite3_column_int(st, 2);
+		c->pk = sqlite3_column_int(st, 3);
+		if (!c->name || !c->type) {
+			rc = CONVBI_ENOMEM;
+			break;
+		}
+		src = SQLITE_OK;
+	}
+	if (!rc && (src & 0xff) == SQLITE_NOMEM)
+		rc = CONVBI_ENOMEM;
+	/* any other failure (a broken view) leaves the columns read so far */
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static int load_fks(struct loader *l, struct schema_table *t)
+{
+	sqlite3_stmt *st = NULL;
+	int cap = 0, rc = CONVBI_OK, src;
+
+	src = sqlite3_prepare_v2(l->db, "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) "
+	                                "ORDER BY id, seq", -1, &st, NULL);
+	if (src == SQLITE_OK)
+		src = sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
+	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		if (t->nfks == cap) {
+			cap = cap ? cap * 2 : 4;
+			struct schema_fk *p = xrealloc(t->fks, (size_t)cap * sizeof *p);
+			if (!p) {
+				rc = CONVBI_ENOMEM;
+				break;
+			}
+			t->fks = p;
+		}
+		struct schema_fk *f = &t->fks[t->nfks];
+		memset(f, 0, sizeof *f);
+		t->nfks++;
+		f->id = sqlite3_column_int(st, 0);
+		f->table = col_dup(st, 1);
+		f->from = col_dup(st, 2);
+		f->to = sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : col_dup(st, 3);
+		if (!f->table || !f->from || (sqlite3_column_type(st, 3) != SQLITE_NULL && !f->to)) {
+			rc = CONVBI_ENOMEM;
+			break;
+		}
+		src = SQLITE_OK;
+	}
+	if (!rc && (src & 0xff) == SQLITE_NOMEM)
+		rc = CONVBI_ENOMEM;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+/* ---- counts and samples -------------------------------------------------------- */
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static int count_rows(struct loader *l, struct schema_table *t)
+{
+	struct buf q = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int64_t now = clock_mono_ms();
+	int rc;
+
+	t->rows = -1;
+	if (now >= l->end_ms)
+		return CONVBI_OK;
+	rc = buf_puts(&q, "SELECT 1 FROM ");
+	if (!rc)
+		rc = quote_ident(&q, t->name);
+	if (rc)
+		goto done;
+	l->deadline_ms = min64(now + SCHEMA_COUNT_MS, l->end_ms);
+	if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) != SQLITE_OK)
+		goto done;
+	int64_t n = 0;
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW && n < SCHEMA_COUNT_CAP)
+		n++;
+	t->rows = n;
+	t->rows_cut = src != SQLITE_DONE;
+	if ((src & 0xff) == SQLITE_NOMEM)
+		rc = CONVBI_ENOMEM;
+done:
+	sqlite3_finalize(st);
+	buf_release(&q);
+	return rc;
+}
+
+/* 1 when a declared type has TEXT affinity (or none, which holds anything). */
+static int texty(const char *type)
+{
+	if (!*type)
+		return 1;
+	static const char *const marks[] = {"CHAR", "CLOB", "TEXT"};
+	for (size_t i = 0; i < 3; i++)
+		if (strcasestr(type, marks[i]))
+			return 1;
+	return 0;
+}
+
+/* Stores one sample value, cut to SCHEMA_SAMPLE_CHARS characters. */
+static int add_sample(struct schema_column *c, const unsigned char *s, size_t len)
+{
+	struct buf b = BUF_INIT;
+	int rc = text_add_utf8(&b, (const char *)s, len);
+	if (!rc) {
+		size_t keep = text_prefix_chars(b.data ? b.data : "", b.len, SCHEMA_SAMPLE_CHARS);
+		if (keep < b.len) {
+			b.len = keep;
+			b.data[keep] = '\0';
+			rc = buf_puts(&b, "\xE2\x80\xA6");
+		}
+	}
+	char *v = rc ? NULL : buf_take(&b);
+	buf_release(&b);
+	if (!v)
+		return CONVBI_ENOMEM;
+	if (!c->samples) {
+		c->samples = xcalloc(SCHEMA_SAMPLES, sizeof *c->samples);
+		if (!c->samples) {
+			free(v);
+			return CONVBI_ENOMEM;
+		}
+	}
+	c->samples[c->nsamples++] = v;
+	return CONVBI_OK;
+}
+
+static int sample_column(struct loader *l, struct schema_table *t, struct schema_column *c)
+{
+	struct buf q = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int64_t now = clock_mono_ms();
+	int rc = CONVBI_OK;
+
+	if (now >= l->end_ms || !texty(c->type))
+		return CONVBI_OK;
+	/* one character more than kept, to know whether a value was cut */
+	rc = buf_printf(&q, "SELECT DISTINCT substr(v, 1, %d) FROM (SELECT ", SCHEMA_SAMPLE_CHARS + 1);
+	if (!rc)
+		rc = quote_ident(&q, c->name);
+	if (!rc)
+		rc = buf_puts(&q, " AS v FROM ");
+	if (!rc)
+		rc = quote_ident(&q, t->name);
+	if (!rc)
+		rc = buf_printf(&q, ") WHERE typeof(v) = 'text' AND v <> '' LIMIT %d", SCHEMA_SAMPLES);
+	if (rc)
+		goto done;
+	l->deadline_ms = min64(now + SCHEMA_SAMPLE_MS, l->end_ms);
+	if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) != SQLITE_OK)
+		goto done;
+	while (!rc && c->nsamples < SCHEMA_SAMPLES && sqlite3_step(st) == SQLITE_ROW)
+		rc = add_sample(c, sqlite3_column_text(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+done:
+	sqlite3_finalize(st);
+	buf_release(&q);
+	return rc;
+}
+
+/* ---- the object list ------------------------------------------------------------ */
+
+/* Names of virtual tables' shadow tables: `<vtab>_<suffix>`. */
+static int is_shadow(const struct schema *s, const char *name)
+{
+	static const char *const suffixes[] = {"content", "segments", "segdir", "docsize", "stat",   "data",
+	                                       "idx",     "config",   "node",   "rowid",   "parent"};
+	const char *us = strrchr(name, '_');
+	if (!us)
+		return 0;
+	for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+		if (sqlite3_stricmp(us + 1, suffixes[i]) != 0)
+			continue;
+		for (size_t t = 0; t < s->ntables; t++) {
+			size_t n = strlen(s->tables[t].name);
+			if (s->tables[t].rows == -2 && n == (size_t)(us - name) &&
+			    sqlite3_strnicmp(s->tables[t].name, name, (int)n) == 0)
+				return 1;
+		}
+	}
+	return 0;
+}
+
+static int load_objects(struct loader *l, struct schema *s)
+{
+	sqlite3_stmt *st = NULL;
+	size_t cap = 0;
+	int rc = CONVBI_OK, src;
+
+	/* virtual tables first (marked rows = -2 while loading) so their
+	 * shadow tables, created after them, can be recognised */
+	src = sqlite3_prepare_v2(l->db,
+	                         "SELECT name, type, sql LIKE 'CREATE VIRTUAL TABLE%' FROM sqlite_schema "
+	                         "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+	                         "ORDER BY rowid",
+	                         -1, &st, NULL);
+	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(st, 0);
+		if (!name || is_shadow(s, name)) {
+			src = SQLITE_OK;
+			continue;
+		}
+		if (s->ntables == cap) {
+			cap = cap ? cap * 2 : 16;
+			struct schema_table *p = xrealloc(s->tables, cap * sizeof *p);
+			if (!p) {
+				rc = CONVBI_ENOMEM;
+				break;
+			}
+			s->tables = p;
+		}
+		struct schema_table *t = &s->tables[s->ntables];
+		memset(t, 0, sizeof *t);
+		s->ntables++;
+		t->name = col_dup(st, 0);
+		t->is_view = sqlite3_stricmp((const char *)sqlite3_column_text(st, 1), "view") == 0;
+		t->rows = sqlite3_column_int(st, 2) ? -2 : -1;
+		if (!t->name) {
+			rc = CONVBI_ENOMEM;
+			break;
+		}
+		src = SQLITE_OK;
+	}
+	if (!rc && src != SQLITE_DONE)
+		rc = (src & 0xff) == SQLITE_NOMEM ? CONVBI_ENOMEM : CONVBI_EDB;
+	sqlite3_finalize(st);
+	return rc;
+}
+
+int schema_load(struct schema **out, const char *db_path, struct err *err)
+{
+	struct loader l = {NULL, 0, 0};
+	struct schema *s = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = ro_open(&l.db, db_path, err);
+	if (rc)
+		return rc;
+	s = xcalloc(1, sizeof *s);
+	if (!s) {
+		rc = CONVBI_ENOMEM;
+		goto fail;
+	}
+	rc = load_objects(&l, s);
+	for (size_t i = 0; i < s->ntables && !rc; i++) {
+		rc = load_columns(&l, &s->tables[i]);
+		if (!rc)
+			rc = load_fks(&l, &s->tables[i]);
+	}
+	if (rc)
+		goto fail;
+
+	l.end_ms = clock_mono_ms() + SCHEMA_LOAD_MS;
+	l.deadline_ms = l.end_ms;
+	sqlite3_progress_handler(l.db, 1000, on_progress, &l);
+	for (size_t i = 0; i < s->ntables && !rc; i++) {
+		struct schema_table *t = &s->tables[i];
+		t->rows = -1;
+		if (t->is_view)
+			continue;
+		rc = count_rows(&l, t);
+		for (int c = 0; c < t->ncols && !rc; c++)
+			rc = sample_column(&l, t, &t->cols[c]);
+	}
+	if (rc)
+		goto fail;
+	sqlite3_close_v2(l.db);
+	*out = s;
+	return CONVBI_OK;
+fail:
+	if (rc == CONVBI_ENOMEM)
+		err_set(err, rc, "out of memory reading the schema of `%s`", db_path);
+	else
+		err_set(err, rc, "database `%s` cannot be read (%s); check the file", db_path, sqlite3_errmsg(l.db));
+	sqlite3_close_v2(l.db);
+	schema_free(s);
+	return rc;
+}

@@ -1,0 +1,521 @@
+/* schema_render.c -- the schema as prompt text under a byte budget (see
+ * schema.h for the format).
+ *
+ * Each table is rendered twice up front: bare (DDL and row count) and
+ * full (plus its sample values).  Then, cheapest loss first:
+ *   1. everything full, if it fits;
+ *   2. else every table bare, upgraded to full in priority order while
+ *      the budget allows;
+ *   3. else tables kept bare in priority order while they fit (keeping
+ *      room for the omitted-tables line), then upgraded as in 2.
+ * Kept tables are written in their original order.  Priority: the tables
+ * relevant to the question (by score), then those on foreign-key paths
+ * between two relevant tables, then direct foreign-key neighbours of a
+ * relevant table, then the rest, each group by score then original order.
+ *
+ * Relevance: question words (lower-cased, stop words dropped, plurals
+ * stemmed: "countries" -> "country", "boxes" -> "box", "singers" ->
+ * "singer") against identifier words (names split at '_', spaces, digits
+ * and camelCase).  A word naming the table counts TABLE_HIT, one naming a
+ * column COLUMN_HIT divided by the number of tables having such a column
+ * (so "name" or "id" weigh little), one found in a sample value
+ * SAMPLE_HIT.  A prefix match of at least four letters counts half.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "convbi/convbi.h"
+#include "db/schema.h"
+#include "util/alloc.h"
+
+#define TABLE_HIT 8.0
+#define COLUMN_HIT 3.0
+#define SAMPLE_HIT 1.0
+#define RELEVANT_MIN 1.0   /* score that makes a table "relevant" */
+#define WORDS_MAX 64       /* question words considered */
+#define WORD_MAX 32        /* bytes of one word */
+#define OMITTED_RESERVE 40 /* room always kept for "-- N more tables omitted" */
+
+/* ---- words ------------------------------------------------------------------ */
+
+struct words {
+	char w[WORDS_MAX][WORD_MAX];
+	int n;
+};
+
+static int is_stop(const char *w)
+{
+	static const char *const stop[] = {
+		"a", "about", "all", "also", "an", "and", "any", "are", "as", "at", "be", "by", "can", "did", "do",
+		"does", "each", "every", "find", "for", "from", "get", "give", "had", "has", "have", "how", "i",
+		"in", "into", "is", "it", "its", "list", "many", "me", "much", "of", "on", "or", "our", "please",
+		"return", "show", "than", "that", "the", "their", "them", "there", "these", "they", "this", "those",
+		"to", "us", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why",
+		"with", "you", "your"};
+	for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
+		if (!strcmp(w, stop[i]))
+			return 1;
+	return 0;
+}
+
+/* Plural and possessive endings off, in place. */
+static void stem(char *w)
+{
+	size_t n = strlen(w);
+	while (n && w[n - 1] == '\'')
+		w[--n] = '\0';
+	if (n > 2 && w[n - 2] == '\'' && w[n - 1] == 's')
+		w[n -= 2] = '\0';
+	if (n > 4 && !strcmp(w + n - 3, "ies")) {
+		strcpy(w + n - 3, "y");
+	} else if (n > 4 && (!strcmp(w + n - 4, "sses") || !strcmp(w + n - 4, "ches") || !strcmp(w + n - 4, "shes") ||
+	                     !strcmp(w + n - 3, "xes"))) {
+		w[n - 2] = '\0';
+	} else if (n > 3 && w[n - 1] == 's' && w[n - 2] != 's' && w[n - 2] != 'u' && w[n - 2] != 'i') {
+		w[n - 1] = '\0';
+	}
+}
+
+/* Appends the words of s (split at non-alphanumerics, digits and
+ * lower-to-upper case changes), lower-cased and stemmed. */
+static void split_words(struct words *ws, const char *s, int drop_stop)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p && ws->n < WORDS_MAX) {
+		while (*p && !isalpha(*p) && *p < 0x80)
+			p++;
+		if (!*p)
+			break;
+		char *w = ws->w[ws->n];
+		size_t n = 0;
+		int prev_lower = 0;
+		while (*p && (isalpha(*p) || *p >= 0x80 || *p == '\'')) {
+			if (n && prev_lower && isupper(*p))
+				break; /* camelCase boundary */
+			if (n + 1 < WORD_MAX)
+				w[n++] = (char)tolower(*p);
+			prev_lower = islower(*p);
+			p++;
+		}
+		w[n] = '\0';
+		stem(w);
+		if (n >= 2 && !(drop_stop && is_stop(w)))
+			ws->n++;
+	}
+}
+
+/* 2 = same word, 1 = one is a prefix (>= 4 letters) of the other, 0 = no. */
+static int word_match(const char *a, const char *b)
+{
+	if (!strcmp(a, b))
+		return 2;
+	size_t la = strlen(a), lb = strlen(b), m = la < lb ? la : lb;
+	return m >= 4 && !strncmp(a, b, m) ? 1 : 0;
+}
+
+static int best_match(const char *q, const struct words *ws)
+{
+	int best = 0;
+	for (int i = 0; i < ws->n && best < 2; i++) {
+		int m = word_match(q, ws->w[i]);
+		if (m > best)
+			best = m;
+	}
+	return best;
+}
+
+/* ---- scoring ---------------------------------------------------------------- */
+
+static void score_tables(const struct schema *s, const char *question, double *score)
+{
+	struct words q = {.n = 0};
+	if (question)
+		split_words(&q, question, 1);
+	for (int i = 0; i < q.n; i++) {
+		double col_df = 0;
+		int *col_hit = xcalloc(s->ntables + 1, sizeof *col_hit);
+		if (!col_hit)
+			return; /* scores stay partial: only the order suffers */
+		for (size_t t = 0; t < s->ntables; t++) {
+			const struct schema_table *tb = &s->tables[t];
+			struct words name = {.n = 0};
+			split_words(&name, tb->name, 0);
+			int m = best_match(q.w[i], &name);
+			if (m)
+				score[t] += TABLE_HIT * m / 2;
+			int sample_hit = 0;
+			for (int c = 0; c < tb->ncols; c++) {
+				struct words cw = {.n = 0};
+				split_words(&cw, tb->cols[c].name, 0);
+				int cm = best_match(q.w[i], &cw);
+				if (cm > col_hit[t])
+					col_hit[t] = cm;
+				for (int k = 0; k < tb->cols[c].nsamples && !sample_hit; k++) {
+					struct words sw = {.n = 0};
+					split_words(&sw, tb->cols[c].samples[k], 0);
+					sample_hit = best_match(q.w[i], &sw) == 2;
+				}
+			}
+			if (col_hit[t])
+				col_df++;
+			if (sample_hit)
+				score[t] += SAMPLE_HIT;
+		}
+		for (size_t t = 0; t < s->ntables; t++)
+			if (col_hit[t])
+				score[t] += COLUMN_HIT * col_hit[t] / 2 / col_df;
+		free(col_hit);
+	}
+}
+
+/* ---- foreign-key graph --------------------------------------------------------- */
+
+static long table_index(const struct schema *s, const char *name)
+{
+	for (size_t i = 0; i < s->ntables; i++)
+		if (sqlite3_stricmp(s->tables[i].name, name) == 0)
+			return (long)i;
+	return -1;
+}
+
+/* 1 when tables a and b are joined by a foreign key either way. */
+static int linked(const struct schema *s, size_t a, size_t b)
+{
+	for (int f = 0; f < s->tables[a].nfks; f++)
+		if (sqlite3_stricmp(s->tables[a].fks[f].table, s->tables[b].name) == 0)
+			return 1;
+	for (int f = 0; f < s->tables[b].nfks; f++)
+		if (sqlite3_stricmp(s->tables[b].fks[f].table, s->tables[a].name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Marks tier 1 on the inner tables of a shortest FK path from a to b. */
+static void mark_path(const struct schema *s, const unsigned char *adj, size_t a, size_t b, int *tier,
+                      long *prev, size_t *queue)
+{
+	size_t n = s->ntables, head = 0, tail = 0;
+	for (size_t i = 0; i < n; i++)
+		prev[i] = -1;
+	prev[a] = (long)a;
+	queue[tail++] = a;
+	while (head < tail && prev[b] < 0) {
+		size_t u = queue[head++];
+		for (size_t v = 0; v < n; v++)
+			if (adj[u * n + v] && prev[v] < 0) {
+				prev[v] = (long)u;
+				queue[tail++] = v;
+			}
+	}
+	if (prev[b] < 0)
+		return;
+	for (size_t v = (size_t)prev[b]; v != a; v = (size_t)prev[v])
+		if (tier[v] > 1)
+			tier[v] = 1;
+}
+
+/* Fills tier[]: 0 relevant, 1 on a path between relevant tables, 2 next
+ * to a relevant table, 3 the rest.  Returns CONVBI_OK or ENOMEM. */
+static int assign_tiers(const struct schema *s, const double *score, int *tier)
+{
+	size_t n = s->ntables;
+	unsigned char *adj = xcalloc(n * n + 1, 1);
+	long *prev = xcalloc(n + 1, sizeof *prev);
+	size_t *queue = xcalloc(n + 1, sizeof *queue);
+	int rc = CONVBI_OK;
+	if (!adj || !prev || !queue) {
+		rc = CONVBI_ENOMEM;
+		goto done;
+	}
+	for (size_t a = 0; a < n; a++) {
+		tier[a] = score[a] >= RELEVANT_MIN ? 0 : 3;
+		for (int f = 0; f < s->tables[a].nfks; f++) {
+			long b = table_index(s, s->tables[a].fks[f].table);
+			if (b >= 0 && (size_t)b != a)
+				adj[a * n + (size_t)b] = adj[(size_t)b * n + a] = 1;
+		}
+	}
+	for (size_t a = 0; a < n; a++)
+		for (size_t b = a + 1; b < n; b++)
+			if (tier[a] == 0 && tier[b] == 0)
+				mark_path(s, adj, a, b, tier, prev, queue);
+	for (size_t a = 0; a < n; a++)
+		if (tier[a] == 3)
+			for (size_t b = 0; b < n; b++)
+				if (tier[b] == 0 && linked(s, a, b)) {
+					tier[a] = 2;
+					break;
+				}
+done:
+	free(adj);
+	free(prev);
+	free(queue);
+	return rc;
+}
+
+/* ---- one table's text ---------------------------------------------------------- */
+
+static int ident(struct buf *b, const char *name)
+{
+	int plain = (isalpha((unsigned char)name[0]) || name[0] == '_') &&
+	            !sqlite3_keyword_check(name, (int)strlen(name));
+	for (const char *p = name; plain && *p; p++)
+		plain = isalnum((unsigned char)*p) || *p == '_';
+	if (plain)
+		return buf_puts(b, name);
+	int rc = buf_putc(b, '"');
+	for (const char *p = name; *p && !rc; p++)
+		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
+	return rc ? rc : buf_putc(b, '"');
+}
+
+static int literal(struct buf *b, const char *v)
+{
+	int rc = buf_putc(b, '\'');
+	for (const char *p = v; *p && !rc; p++)
+		rc = *p == '\'' ? buf_puts(b, "''") : (*p == '\n' || *p == '\r') ? buf_putc(b, ' ') : buf_putc(b, *p);
+	return rc ? rc : buf_putc(b, '\'');
+}
+
+static int npk(const struct schema_table *t)
+{
+	int n = 0;
+	for (int c = 0; c < t->ncols; c++)
+		n += t->cols[c].pk > 0;
+	return n;
+}
+
+static int fk_size(const struct schema_table *t, int id)
+{
+	int n = 0;
+	for (int f = 0; f < t->nfks; f++)
+		n += t->fks[f].id == id;
+	return n;
+}
+
+static int render_table(struct buf *b, const struct schema_table *t, int samples)
+{
+	int rc = buf_puts(b, t->is_view ? "CREATE VIEW " : "CREATE TABLE ");
+	if (!rc)
+		rc = ident(b, t->name);
+	if (!rc)
+		rc = buf_puts(b, " (");
+	int single_pk = npk(t) == 1;
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		const struct schema_column *col = &t->cols[c];
+		rc = c ? buf_puts(b, ", ") : CONVBI_OK;
+		if (!rc)
+			rc = ident(b, col->name);
+		if (!rc && col->type[0])
+			rc = buf_printf(b, " %s", col->type);
+		if (!rc && single_pk && col->pk)
+			rc = buf_puts(b, " PRIMARY KEY");
+		for (int f = 0; f < t->nfks && !rc; f++) {
+			const struct schema_fk *fk = &t->fks[f];
+			if (fk_size(t, fk->id) != 1 || sqlite3_stricmp(fk->from, col->name))
+				continue;
+			rc = buf_puts(b, " REFERENCES ");
+			if (!rc)
+				rc = ident(b, fk->table);
+			if (!rc && fk->to) {
+				rc = buf_putc(b, '(');
+				if (!rc)
+					rc = ident(b, fk->to);
+				if (!rc)
+					rc = buf_putc(b, ')');
+			}
+			break;
+		}
+	}
+	if (!rc && npk(t) > 1) {
+		rc = buf_puts(b, ", PRIMARY KEY (");
+		for (int k = 1, first = 1; k <= t->ncols && !rc; k++)
+			for (int c = 0; c < t->ncols && !rc; c++)
+				if (t->cols[c].pk == k) {
+					rc = first ? CONVBI_OK : buf_puts(b, ", ");
+					first = 0;
+					if (!rc)
+						rc = ident(b, t->cols[c].name);
+				}
+		if (!rc)
+			rc = buf_putc(b, ')');
+	}
+	for (int f = 0; f < t->nfks && !rc; f++) {
+		int id = t->fks[f].id;
+		if (fk_size(t, id) < 2 || (f > 0 && t->fks[f - 1].id == id))
+			continue;
+		int n = fk_size(t, id);
+		rc = buf_puts(b, ", FOREIGN KEY (");
+		for (int k = 0; k < n && !rc; k++) {
+			rc = k ? buf_puts(b, ", ") : CONVBI_OK;
+			if (!rc)
+				rc = ident(b, t->fks[f + k].from);
+		}
+		if (!rc)
+			rc = buf_puts(b, ") REFERENCES ");
+		if (!rc)
+			rc = ident(b, t->fks[f].table);
+		if (!rc && t->fks[f].to) {
+			rc = buf_putc(b, '(');
+			for (int k = 0; k < n && !rc; k++) {
+				rc = k ? buf_puts(b, ", ") : CONVBI_OK;
+				if (!rc)
+					rc = ident(b, t->fks[f + k].to ? t->fks[f + k].to : "?");
+			}
+			if (!rc)
+				rc = buf_putc(b, ')');
+		}
+	}
+	if (!rc)
+		rc = buf_puts(b, ");");
+	if (!rc && t->is_view)
+		rc = buf_puts(b, " -- view");
+	else if (!rc && t->rows >= 0)
+		rc = buf_printf(b, t->rows_cut ? " -- ~%lld+ rows" : " -- %lld rows", (long long)t->rows);
+	for (int c = 0; c < t->ncols && samples && !rc; c++) {
+		const struct schema_column *col = &t->cols[c];
+		if (!col->nsamples)
+			continue;
+		rc = buf_puts(b, t->rows >= 0 ? "; " : " -- ");
+		if (!rc)
+			rc = buf_printf(b, "%s: ", col->name);
+		for (int k = 0; k < col->nsamples && !rc; k++) {
+			rc = k ? buf_putc(b, ',') : CONVBI_OK;
+			if (!rc)
+				rc = literal(b, col->samples[k]);
+		}
+	}
+	return rc ? rc : buf_putc(b, '\n');
+}
+
+/* ---- choosing what fits ------------------------------------------------------------- */
+
+struct entry {
+	size_t index;     /* in s->tables */
+	int tier;
+	double score;
+	size_t bare, full; /* bytes of the two renderings */
+	int kept, samples;
+};
+
+static int by_priority(const void *pa, const void *pb)
+{
+	const struct entry *a = pa, *b = pb;
+	if (a->tier != b->tier)
+		return a->tier - b->tier;
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static int by_index(const void *pa, const void *pb)
+{
+	const struct entry *a = pa, *b = pb;
+	return a->index < b->index ? -1 : a->index > b->index;
+}
+
+static int omitted_line(struct buf *b, const struct schema *s, const struct entry *e, size_t n, size_t room)
+{
+	size_t omitted = 0;
+	for (size_t i = 0; i < n; i++)
+		omitted += !e[i].kept;
+	if (!omitted)
+		return CONVBI_OK;
+	struct buf line = BUF_INIT;
+	int rc = buf_puts(&line, "-- omitted as less relevant:");
+	size_t listed = 0;
+	for (size_t i = 0; i < n && !rc; i++) {
+		if (e[i].kept)
+			continue;
+		size_t before = line.len;
+		rc = buf_puts(&line, listed ? ", " : " ");
+		if (!rc)
+			rc = ident(&line, s->tables[e[i].index].name);
+		if (!rc && line.len + 32 > room && listed + 1 < omitted) {
+			line.len = before; /* keep room to say how many are left */
+			line.data[before] = '\0';
+			break;
+		}
+		listed++;
+	}
+	if (!rc && listed < omitted)
+		rc = buf_printf(&line, listed ? " and %zu more tables" : " %zu tables", omitted - listed);
+	if (!rc)
+		rc = buf_putc(&line, '\n');
+	if (!rc && line.len <= room)
+		rc = buf_add(b, line.data, line.len);
+	buf_release(&line);
+	return rc;
+}
+
+int schema_render(struct buf *out, const struct schema *s, const char *question, size_t budget_bytes)
+{
+	size_t n = s->ntables, used = 0;
+	struct entry *e = xcalloc(n + 1, sizeof *e);
+	double *score = xcalloc(n + 1, sizeof *score);
+	int *tier = xcalloc(n + 1, sizeof *tier);
+	struct buf tmp = BUF_INIT, acc = BUF_INIT;
+	int rc = CONVBI_OK;
+
+	if (!e || !score || !tier) {
+		rc = CONVBI_ENOMEM;
+		goto done;
+	}
+	score_tables(s, question, score);
+	rc = assign_tiers(s, score, tier);
+	for (size_t i = 0; i < n && !rc; i++) {
+		e[i].index = i;
+		e[i].tier = tier[i];
+		e[i].score = score[i];
+		buf_reset(&tmp);
+		rc = render_table(&tmp, &s->tables[i], 0);
+		e[i].bare = tmp.len;
+		buf_reset(&tmp);
+		if (!rc)
+			rc = render_table(&tmp, &s->tables[i], 1);
+		e[i].full = tmp.len;
+	}
+	if (rc)
+		goto done;
+
+	size_t all_full = 0, all_bare = 0;
+	for (size_t i = 0; i < n; i++)
+		all_full += e[i].full, all_bare += e[i].bare;
+	qsort(e, n, sizeof *e, by_priority);
+	if (all_full <= budget_bytes) {
+		for (size_t i = 0; i < n; i++)
+			e[i].kept = e[i].samples = 1;
+	} else {
+		size_t room = all_bare <= budget_bytes ? budget_bytes
+		              : budget_bytes > OMITTED_RESERVE ? budget_bytes - OMITTED_RESERVE : 0;
+		for (size_t i = 0; i < n; i++)
+			if (used + e[i].bare <= room) {
+				e[i].kept = 1;
+				used += e[i].bare;
+			}
+		for (size_t i = 0; i < n; i++)
+			if (e[i].kept && used - e[i].bare + e[i].full <= room) {
+				e[i].samples = 1;
+				used += e[i].full - e[i].bare;
+			}
+	}
+	qsort(e, n, sizeof *e, by_index);
+
+	for (size_t i = 0; i < n && !rc; i++)
+		if (e[i].kept)
+			rc = render_table(&acc, &s->tables[e[i].index], e[i].samples);
+	if (!rc && acc.len <= budget_bytes)
+		rc = omitted_line(&acc, s, e, n, budget_bytes - acc.len);
+	if (!rc)
+		rc = buf_add(out, buf_str(&acc), acc.len);
+done:
+	free(e);
+	free(score);
+	free(tier);
+	buf_release(&tmp);
+	buf_release(&acc);
+	return rc;
+}

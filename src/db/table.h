@@ -1,0 +1,121 @@
+/* table.h -- a query result held in memory, and its renderings.
+ *
+ * A struct table is what exec_run hands back: column names and declared
+ * types, then rows of cells stored as text (SQL NULL is a NULL pointer),
+ * each with the storage class SQLite reported for it.  Every cell is valid
+ * UTF-8 without NUL bytes: invalid bytes become U+FFFD, BLOBs become
+ * X'hex' (up to TABLE_BLOB_HEX_MAX bytes) or "<blob N bytes>", and text
+ * longer than the caller's cell cap is cut on a character boundary and
+ * ends in "…".  Numbers keep SQLite's own text form.
+ *
+ * The builder functions (table_new .. table_pop_row) are for exec.c and
+ * for tests; everyone else reads a finished table, which is immutable and
+ * may be read from several threads.  Rendering (table_render.c) never
+ * exceeds the output buffer's own cap: it fails with CONVBI_ETOOBIG.
+ */
+#ifndef CONVBI_DB_TABLE_H
+#define CONVBI_DB_TABLE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "util/buf.h"
+
+/* Storage class of a cell, as sqlite3_column_type reports it. */
+enum table_type { TABLE_NULL = 0, TABLE_INT, TABLE_REAL, TABLE_TEXT, TABLE_BLOB };
+
+/* Why rows are missing from a truncated table. */
+enum table_cut {
+	TABLE_CUT_NONE = 0,
+	TABLE_CUT_ROWS,  /* the row cap was reached */
+	TABLE_CUT_BYTES  /* the total result byte cap was reached */
+};
+
+enum table_mode { TABLE_ALIGNED, TABLE_CSV, TABLE_JSON, TABLE_MARKDOWN };
+
+/* BLOBs up to this many bytes are shown as X'..' hex, longer ones as
+ * "<blob N bytes>". */
+#define TABLE_BLOB_HEX_MAX 16
+/* An ALIGNED or MARKDOWN column is never wider than this (display
+ * columns); longer cells are cut and end in "…". */
+#define TABLE_COLUMN_WIDTH_MAX 60
+
+struct table_column {
+	char *name;      /* owned, valid UTF-8 */
+	char *decltype;  /* owned, "" for expressions */
+};
+
+struct table {
+	int ncols;
+	struct table_column *cols;  /* ncols entries, owned */
+	int64_t nrows;
+	char **cells;               /* nrows * ncols, row-major, owned; NULL = SQL NULL */
+	unsigned char *types;       /* nrows * ncols enum table_type, owned */
+	int64_t alloc_rows;         /* rows allocated in cells/types */
+	size_t bytes;               /* total bytes of all cell texts */
+	int truncated;              /* 1 = rows were left out; see cut */
+	int cut;                    /* enum table_cut */
+	int64_t cells_cut;          /* cells shortened to the cell cap */
+};
+
+/* Creates an empty table with ncols columns (named "" until set).
+ * Returns CONVBI_OK and *out (caller frees with table_free), or
+ * CONVBI_ENOMEM / CONVBI_EINVAL (ncols < 0) with *out = NULL. */
+int table_new(struct table **out, int ncols);
+
+/* Sets a column's name and declared type (decltype may be NULL); both are
+ * copied and repaired to valid UTF-8.  Returns CONVBI_OK or ENOMEM. */
+int table_set_column(struct table *t, int col, const char *name, const char *decltype);
+
+/* Appends a row of NULL cells.  Returns CONVBI_OK or ENOMEM. */
+int table_add_row(struct table *t);
+
+/* Stores one cell of an existing row.  type is an enum table_type; data
+ * and len are the value as SQLite gives it (the text form for numbers, the
+ * raw bytes for TEXT and BLOB; ignored for NULL).  Text longer than
+ * cell_max bytes (0 = no cap) is cut and counted in cells_cut.  Replaces
+ * any previous value.  Returns CONVBI_OK or ENOMEM. */
+int table_set_cell(struct table *t, int64_t row, int col, int type, const void *data, size_t len,
+                   size_t cell_max);
+
+/* Removes the last row (used when it overflowed a byte cap). */
+void table_pop_row(struct table *t);
+
+/* Frees the table and everything in it; accepts NULL. */
+void table_free(struct table *t);
+
+/* The text of a cell, borrowed from t; NULL for SQL NULL or when row/col
+ * is out of range. */
+const char *table_cell(const struct table *t, int64_t row, int col);
+
+/* The storage class of a cell (TABLE_NULL when out of range). */
+int table_cell_type(const struct table *t, int64_t row, int col);
+
+/* The storage class shared by every non-NULL cell of a column, TABLE_NULL
+ * when the column holds only NULLs, -1 when the cells are mixed. */
+int table_column_type(const struct table *t, int col);
+
+/* Appends the table to out in the given mode, showing at most max_rows
+ * rows (< 0 = all).  ALIGNED is a boxed table like sqlite3's ".mode
+ * table" (numbers right-aligned, NULL shown as NULL, control characters
+ * escaped, wide characters counted twice) followed by a line saying how
+ * many rows were not shown or were cut by a cap; CSV is RFC 4180 (CRLF,
+ * header row, NULL as an empty field); JSON is an array of objects keyed
+ * by column name (a repeated name gets a suffix ":2", ":3", ...; numbers
+ * stay numbers, NULL is null); MARKDOWN is a GitHub pipe table.  CSV, JSON
+ * and MARKDOWN carry no footer.  Returns CONVBI_OK, CONVBI_ENOMEM or
+ * CONVBI_ETOOBIG when out's cap is reached (out then keeps what it held
+ * before the call), CONVBI_EINVAL for an unknown mode. */
+int table_render(struct buf *out, const struct table *t, enum table_mode mode, int64_t max_rows);
+
+/* Appends a compact description for conversation history: the columns,
+ * the row count (and whether it was capped), then as many of the first
+ * rows (at most TABLE_SUMMARY_ROWS, cells shortened) as fit, never adding
+ * more than max_bytes bytes to out.  Returns CONVBI_OK or CONVBI_ENOMEM /
+ * CONVBI_ETOOBIG from out (out then keeps what it held). */
+int table_summary(struct buf *out, const struct table *t, size_t max_bytes);
+
+#define TABLE_SUMMARY_ROWS 5
+#define TABLE_SUMMARY_CELL_CHARS 40
+
+#endif

@@ -1,0 +1,498 @@
+/* table_render.c -- a struct table as aligned text, CSV, JSON or Markdown,
+ * and its compact summary for conversation history (see table.h).
+ *
+ * ALIGNED and MARKDOWN share one layout pass: every visible cell is turned
+ * into its display form (control characters escaped as \n, \t, \xHH; cut
+ * to TABLE_COLUMN_WIDTH_MAX display columns with "…") and measured with
+ * text_width, then written padded.  Numeric columns (every non-NULL cell
+ * an INTEGER or REAL) are right-aligned, headers centred as sqlite3 does.
+ * All output is built in a scratch buffer capped at the caller's remaining
+ * room and appended in one piece, so a failure leaves `out` unchanged.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "db/table.h"
+#include "db/text.h"
+#include "util/alloc.h"
+
+static const char ELLIPSIS[] = "\xE2\x80\xA6";
+
+/* ---- display form -------------------------------------------------------- */
+
+/* The next display unit of s at byte i: an escape (written to esc, elen
+ * bytes) or one character; sets its byte length *n and width *cw. */
+static void next_unit(const unsigned char *p, size_t i, size_t len, int pipe, char esc[5],
+                      size_t *elen, size_t *n, size_t *cw)
+{
+	static const char hex[] = "0123456789abcdef";
+	uint32_t cp;
+	*elen = 0;
+	*n = 1;
+	if (p[i] < 0x20 || p[i] == 0x7f) {
+		esc[0] = '\\';
+		if (p[i] == '\n')
+			esc[1] = 'n', *elen = 2;
+		else if (p[i] == '\r')
+			esc[1] = 'r', *elen = 2;
+		else if (p[i] == '\t')
+			esc[1] = 't', *elen = 2;
+		else
+			esc[1] = 'x', esc[2] = hex[p[i] >> 4], esc[3] = hex[p[i] & 15], *elen = 4;
+		*cw = *elen;
+	} else if (pipe && p[i] == '|') {
+		esc[0] = '\\', esc[1] = '|', *elen = 2, *cw = 2;
+	} else {
+		*n = text_decode(p + i, len - i, &cp);
+		if (!*n) {
+			*n = 1;
+			cp = '?';
+		}
+		*cw = (size_t)text_cp_width(cp);
+	}
+}
+
+/* Appends the display form of s to b: control characters escaped as \n,
+ * \r, \t or \xHH, '|' escaped when `pipe`, and cut with "…" so that it is
+ * at most max_width columns wide (0 = no cut).  *width gets the width
+ * written. */
+static int display_add(struct buf *b, const char *s, size_t max_width, int pipe, size_t *width)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t len = strlen(s), total = 0, w = 0, elen, n, cw;
+	char esc[5];
+	int rc = CONVBI_OK;
+
+	for (size_t i = 0; i < len; i += n) { /* pass 1: the full width */
+		next_unit(p, i, len, pipe, esc, &elen, &n, &cw);
+		total += cw;
+	}
+	int cut = max_width && total > max_width;
+	for (size_t i = 0; i < len && !rc; i += n) {
+		next_unit(p, i, len, pipe, esc, &elen, &n, &cw);
+		if (cut && w + cw > max_width - 1)
+			break;
+		rc = elen ? buf_add(b, esc, elen) : buf_add(b, s + i, n);
+		w += cw;
+	}
+	if (!rc && cut) {
+		rc = buf_add(b, ELLIPSIS, 3);
+		w++;
+	}
+	*width = w;
+	return rc;
+}
+
+static size_t display_width(const char *s, int pipe)
+{
+	struct buf scratch = BUF_INIT;
+	size_t w = 0;
+	if (display_add(&scratch, s, TABLE_COLUMN_WIDTH_MAX, pipe, &w))
+		w = TABLE_COLUMN_WIDTH_MAX; /* only on ENOMEM: a safe guess */
+	buf_release(&scratch);
+	return w;
+}
+
+static int pad(struct buf *b, size_t n)
+{
+	int rc = CONVBI_OK;
+	while (n-- && !rc)
+		rc = buf_putc(b, ' ');
+	return rc;
+}
+
+static int repeat(struct buf *b, char c, size_t n)
+{
+	int rc = CONVBI_OK;
+	while (n-- && !rc)
+		rc = buf_putc(b, c);
+	return rc;
+}
+
+static int is_numeric_column(const struct table *t, int col)
+{
+	int seen = 0;
+	for (int64_t r = 0; r < t->nrows; r++) {
+		int ty = table_cell_type(t, r, col);
+		if (ty == TABLE_NULL)
+			continue;
+		if (ty != TABLE_INT && ty != TABLE_REAL)
+			return 0;
+		seen = 1;
+	}
+	return seen;
+}
+
+/* One padded cell: align 'l', 'r' or 'c'. */
+static int put_cell(struct buf *b, const char *s, size_t width, char align, int pipe)
+{
+	struct buf cell = BUF_INIT;
+	size_t w = 0;
+	int rc = display_add(&cell, s, TABLE_COLUMN_WIDTH_MAX, pipe, &w);
+	size_t gap = width > w ? width - w : 0;
+	size_t left = align == 'r' ? gap : align == 'c' ? gap / 2 : 0;
+	if (!rc)
+		rc = pad(b, left);
+	if (!rc)
+		rc = buf_add(b, buf_str(&cell), cell.len);
+	if (!rc)
+		rc = pad(b, gap - left);
+	buf_release(&cell);
+	return rc;
+}
+
+/* ---- ALIGNED and MARKDOWN ----------------------------------------------- */
+
+static int footer(struct buf *b, const struct table *t, int64_t shown)
+{
+	int rc;
+	if (shown < t->nrows)
+		rc = buf_printf(b, "(showing %lld of %lld rows", (long long)shown, (long long)t->nrows);
+	else
+		rc = buf_printf(b, "(%lld row%s", (long long)t->nrows, t->nrows == 1 ? "" : "s");
+	if (!rc && t->truncated)
+		rc = buf_puts(b, t->cut == TABLE_CUT_BYTES ? ", truncated by the result size cap"
+		                                           : ", truncated by the row cap");
+	return rc ? rc : buf_puts(b, ")\n");
+}
+
+static int render_grid(struct buf *b, const struct table *t, int64_t shown, int markdown)
+{
+	size_t *width = xcalloc((size_t)t->ncols + 1, sizeof *width);
+	char *align = xcalloc((size_t)t->ncols + 1, 1);
+	int rc = CONVBI_OK;
+	if (!width || !align) {
+		rc = CONVBI_ENOMEM;
+		goto done;
+	}
+	for (int c = 0; c < t->ncols; c++) {
+		align[c] = is_numeric_column(t, c) ? 'r' : 'l';
+		width[c] = display_width(t->cols[c].name, markdown);
+		for (int64_t r = 0; r < shown; r++) {
+			const char *s = table_cell(t, r, c);
+			size_t w = display_width(s ? s : "NULL", markdown);
+			if (w > width[c])
+				width[c] = w;
+		}
+		if (markdown && width[c] < 3)
+			width[c] = 3; /* "---" is the shortest separator */
+	}
+
+	/* top border (ALIGNED) */
+	if (!markdown) {
+		for (int c = 0; c < t->ncols && !rc; c++) {
+			rc = buf_putc(b, '+');
+			if (!rc)
+				rc = repeat(b, '-', width[c] + 2);
+		}
+		if (!rc)
+			rc = buf_puts(b, t->ncols ? "+\n" : "(no columns)\n");
+	}
+	/* header */
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		rc = buf_puts(b, "| ");
+		if (!rc)
+			rc = put_cell(b, t->cols[c].name, width[c], 'c', markdown);
+		if (!rc)
+			rc = buf_putc(b, ' ');
+	}
+	if (!rc && t->ncols)
+		rc = buf_puts(b, "|\n");
+	/* separator */
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		if (markdown) {
+			rc = buf_putc(b, '|');
+			if (!rc)
+				rc = repeat(b, '-', width[c] + 1);
+			if (!rc)
+				rc = buf_putc(b, align[c] == 'r' ? ':' : '-');
+		} else {
+			rc = buf_putc(b, '+');
+			if (!rc)
+				rc = repeat(b, '-', width[c] + 2);
+		}
+	}
+	if (!rc && t->ncols)
+		rc = buf_puts(b, markdown ? "|\n" : "+\n");
+	/* rows */
+	for (int64_t r = 0; r < shown && !rc; r++) {
+		for (int c = 0; c < t->ncols && !rc; c++) {
+			const char *s = table_cell(t, r, c);
+			rc = buf_puts(b, "| ");
+			if (!rc)
+				rc = put_cell(b, s ? s : "NULL", width[c], align[c], markdown);
+			if (!rc)
+				rc = buf_putc(b, ' ');
+		}
+		if (!rc && t->ncols)
+			rc = buf_puts(b, "|\n");
+	}
+	/* bottom border and footer (ALIGNED) */
+	if (!markdown && shown > 0) {
+		for (int c = 0; c < t->ncols && !rc; c++) {
+			rc = buf_putc(b, '+');
+			if (!rc)
+				rc = repeat(b, '-', width[c] + 2);
+		}
+		if (!rc && t->ncols)
+			rc = buf_puts(b, "+\n");
+	}
+	if (!markdown && !rc)
+		rc = footer(b, t, shown);
+done:
+	free(width);
+	free(align);
+	return rc;
+}
+
+/* ---- CSV ------------------------------------------------------------------ */
+
+static int csv_field(struct buf *b, const char *s)
+{
+	if (!s)
+		return CONVBI_OK; /* NULL: empty field */
+	if (!*s)
+		return buf_puts(b, "\"\""); /* empty string, told apart from NULL */
+	if (!strpbrk(s, ",\"\r\n"))
+		return buf_puts(b, s);
+	int rc = buf_putc(b, '"');
+	for (const char *p = s; *p && !rc; p++)
+		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
+	return rc ? rc : buf_putc(b, '"');
+}
+
+static int render_csv(struct buf *b, const struct table *t, int64_t shown)
+{
+	int rc = CONVBI_OK;
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		rc = c ? buf_putc(b, ',') : CONVBI_OK;
+		if (!rc)
+			rc = csv_field(b, t->cols[c].name);
+	}
+	if (!rc)
+		rc = buf_puts(b, "\r\n");
+	for (int64_t r = 0; r < shown && !rc; r++) {
+		for (int c = 0; c < t->ncols && !rc; c++) {
+			rc = c ? buf_putc(b, ',') : CONVBI_OK;
+			if (!rc)
+				rc = csv_field(b, table_cell(t, r, c));
+		}
+		if (!rc)
+			rc = buf_puts(b, "\r\n");
+	}
+	return rc;
+}
+
+/* ---- JSON ----------------------------------------------------------------- */
+
+/* 1 when s is a JSON number (SQLite can print "Inf" or "-Inf"). */
+static int is_json_number(const char *s)
+{
+	const char *p = s;
+	if (*p == '-')
+		p++;
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++;
+	else
+		return 0;
+	if (*p == '.') {
+		p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'e' || *p == 'E') {
+		p++;
+		if (*p == '+' || *p == '-')
+			p++;
+		if (!(*p >= '0' && *p <= '9'))
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return *p == '\0';
+}
+
+/* Object keys: column names, a repeated name suffixed ":2", ":3", ... */
+static int json_keys(char ***out, const struct table *t)
+{
+	char **keys = xcalloc((size_t)t->ncols + 1, sizeof *keys);
+	if (!keys)
+		return CONVBI_ENOMEM;
+	for (int c = 0; c < t->ncols; c++) {
+		int dup = 1;
+		for (int k = 0; k < c; k++)
+			if (!strcmp(t->cols[k].name, t->cols[c].name))
+				dup++;
+		struct buf b = BUF_INIT;
+		int rc = dup > 1 ? buf_printf(&b, "%s:%d", t->cols[c].name, dup) : buf_puts(&b, t->cols[c].name);
+		keys[c] = rc ? NULL : buf_take(&b);
+		buf_release(&b);
+		if (!keys[c]) {
+			for (int k = 0; k < c; k++)
+				free(keys[k]);
+			free(keys);
+			return CONVBI_ENOMEM;
+		}
+	}
+	*out = keys;
+	return CONVBI_OK;
+}
+
+static int render_json(struct buf *b, const struct table *t, int64_t shown)
+{
+	char **keys = NULL;
+	int rc = json_keys(&keys, t);
+	if (rc)
+		return rc;
+	rc = buf_putc(b, '[');
+	for (int64_t r = 0; r < shown && !rc; r++) {
+		rc = buf_puts(b, r ? ",\n{" : "{");
+		for (int c = 0; c < t->ncols && !rc; c++) {
+			const char *s = table_cell(t, r, c);
+			int ty = table_cell_type(t, r, c);
+			if (c)
+				rc = buf_putc(b, ',');
+			if (!rc)
+				rc = buf_json_str(b, keys[c], strlen(keys[c]));
+			if (!rc)
+				rc = buf_putc(b, ':');
+			if (rc)
+				break;
+			if (!s)
+				rc = buf_puts(b, "null");
+			else if ((ty == TABLE_INT || ty == TABLE_REAL) && is_json_number(s))
+				rc = buf_puts(b, s);
+			else
+				rc = buf_json_str(b, s, strlen(s));
+		}
+		if (!rc)
+			rc = buf_putc(b, '}');
+	}
+	if (!rc)
+		rc = buf_puts(b, "]\n");
+	for (int c = 0; c < t->ncols; c++)
+		free(keys[c]);
+	free(keys);
+	return rc;
+}
+
+/* ---- entry points ---------------------------------------------------------- */
+
+int table_render(struct buf *out, const struct table *t, enum table_mode mode, int64_t max_rows)
+{
+	int64_t shown = max_rows < 0 || max_rows > t->nrows ? t->nrows : max_rows;
+	struct buf b;
+	int rc;
+
+	/* build aside, capped at what out can still take */
+	if (out->max && out->len >= out->max)
+		return CONVBI_ETOOBIG;
+	buf_init(&b, out->max ? out->max - out->len : 0);
+	switch (mode) {
+	case TABLE_ALIGNED: rc = render_grid(&b, t, shown, 0); break;
+	case TABLE_MARKDOWN: rc = render_grid(&b, t, shown, 1); break;
+	case TABLE_CSV: rc = render_csv(&b, t, shown); break;
+	case TABLE_JSON: rc = render_json(&b, t, shown); break;
+	default: rc = CONVBI_EINVAL;
+	}
+	if (!rc)
+		rc = buf_add(out, buf_str(&b), b.len);
+	buf_release(&b);
+	return rc;
+}
+
+/* Appends one summary cell: NULL shown as NULL, cut to a few characters. */
+static int summary_cell(struct buf *b, const char *s)
+{
+	size_t w;
+	if (!s)
+		return buf_puts(b, "NULL");
+	size_t len = strlen(s);
+	size_t keep = text_prefix_chars(s, len, TABLE_SUMMARY_CELL_CHARS);
+	char *copy = xstrndup(s, keep);
+	if (!copy)
+		return CONVBI_ENOMEM;
+	int rc = display_add(b, copy, 0, 0, &w);
+	if (!rc && keep < len)
+		rc = buf_add(b, ELLIPSIS, 3);
+	free(copy);
+	return rc;
+}
+
+int table_summary(struct buf *out, const struct table *t, size_t max_bytes)
+{
+	struct buf cols = BUF_INIT, rows = BUF_INIT, line = BUF_INIT, acc = BUF_INIT;
+	int64_t shown = 0;
+	int rc;
+
+	rc = buf_puts(&cols, "columns: ");
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		if (c)
+			rc = buf_puts(&cols, ", ");
+		if (!rc)
+			rc = summary_cell(&cols, t->cols[c].name);
+	}
+	if (!rc)
+		rc = buf_putc(&cols, '\n');
+	if (!rc)
+		rc = buf_printf(&rows, "rows: %lld%s\n", (long long)t->nrows,
+		                !t->truncated                ? ""
+		                : t->cut == TABLE_CUT_BYTES ? " (truncated by the result size cap)"
+		                                            : " (truncated by the row cap)");
+	if (rc)
+		goto done;
+
+	/* the row count always fits first; the column list is cut to fit */
+	if (rows.len > max_bytes)
+		goto flush;
+	if (cols.len + rows.len <= max_bytes) {
+		rc = buf_add(&acc, cols.data, cols.len);
+	} else if (max_bytes - rows.len > 14) {
+		size_t keep = text_cut(cols.data, cols.len, max_bytes - rows.len - 4);
+		rc = buf_add(&acc, cols.data, keep);
+		if (!rc)
+			rc = buf_add(&acc, "\xE2\x80\xA6\n", 4);
+	}
+	if (!rc)
+		rc = buf_add(&acc, rows.data, rows.len);
+
+	/* then rows while they fit, keeping room for the "more rows" line */
+	for (int64_t r = 0; r < t->nrows && r < TABLE_SUMMARY_ROWS && !rc; r++) {
+		buf_reset(&line);
+		for (int c = 0; c < t->ncols && !rc; c++) {
+			if (c)
+				rc = buf_puts(&line, " | ");
+			if (!rc)
+				rc = summary_cell(&line, table_cell(t, r, c));
+		}
+		if (!rc)
+			rc = buf_putc(&line, '\n');
+		size_t reserve = r + 1 < t->nrows ? 40 : 0;
+		if (rc || acc.len + line.len + reserve > max_bytes)
+			break;
+		rc = buf_add(&acc, line.data, line.len);
+		shown++;
+	}
+	if (!rc && shown < t->nrows) {
+		buf_reset(&line);
+		rc = buf_printf(&line, "(%lld more row%s not shown)\n", (long long)(t->nrows - shown),
+		                t->nrows - shown == 1 ? "" : "s");
+		if (!rc && acc.len + line.len <= max_bytes)
+			rc = buf_add(&acc, line.data, line.len);
+	}
+flush:
+	if (!rc)
+		rc = buf_add(out, buf_str(&acc), acc.len);
+done:
+	buf_release(&cols);
+	buf_release(&rows);
+	buf_release(&line);
+	buf_release(&acc);
+	return rc;
+}
