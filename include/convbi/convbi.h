@@ -123,9 +123,11 @@ typedef struct {
 	int schema_tokens;        /* schema text budget, default 6000 */
 	int model_review;         /* 1 = add the model-side SQL review */
 	int stream;               /* 1 = stream the answer as TOKEN events */
+	int question_timeout_ms;  /* whole question, model calls included,
+	                             default 120000 */
 } convbi_options;
 
-#define CONVBI_OPTIONS_INIT {CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1}
+#define CONVBI_OPTIONS_INIT {CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1, 120000}
 
 /* Opens an engine.  *out is set even on failure (unless ENOMEM) so that
  * convbi_engine_errmsg() can say what went wrong; close it either way. */

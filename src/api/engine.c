@@ -71,8 +71,9 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 		rc = err_set(&err, CONVBI_EINVAL, "max_repairs is %d; use 0 to 10", e->opts.max_repairs);
 		goto fail;
 	}
-	if (e->opts.row_cap <= 0 || e->opts.sql_timeout_ms <= 0 || e->opts.schema_tokens <= 0 || e->opts.history_tokens < 0) {
-		rc = err_set(&err, CONVBI_EINVAL, "row_cap, sql_timeout_ms and schema_tokens must be positive");
+	if (e->opts.row_cap <= 0 || e->opts.sql_timeout_ms <= 0 || e->opts.schema_tokens <= 0 || e->opts.history_tokens < 0 ||
+	    e->opts.question_timeout_ms <= 0) {
+		rc = err_set(&err, CONVBI_EINVAL, "row_cap, sql_timeout_ms, schema_tokens and question_timeout_ms must be positive");
 		goto fail;
 	}
 	e->prompts_dir = xstrdup(resolve_prompts(opts->prompts_dir));

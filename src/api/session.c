@@ -190,7 +190,8 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 	struct flow_env env = {
 		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .exec = s->exec,
 		.max_repairs = e->opts.max_repairs, .schema_budget = (size_t)e->opts.schema_tokens * 4,
-		.model_review = e->opts.model_review, .stream = e->opts.stream, .deadline_ms = 0,
+		.model_review = e->opts.model_review, .stream = e->opts.stream,
+		.deadline_ms = e->opts.question_timeout_ms,
 	};
 	limits_of(&env.limits, e);
 	rc = flow_run(&env, &s->history, t, cb, payload);
