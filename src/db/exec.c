@@ -1,7 +1,7 @@
 /* exec.c -- the read-only connection and the gated, bounded run (see exec.h).
  *
- * exec_open: ro_open (read-only, hardened), sqlite3_limit()s, capped
- * randomblob/zeroblob, a warm-up of the schema's virtual tables and of the
+ * exec_open: ro_open (read-only, hardened), sqlite3_limit()s, the capped
+ * functions of capped.h, a warm-up of the schema's virtual tables and of the
  * JSON table-valued functions, then guard_init, which installs the
  * authorizer -- last, because from then on every statement on the
  * connection is judged by it.  The warm-up exists because a virtual
@@ -20,55 +20,12 @@
 #include <string.h>
 
 #include "convbi/convbi.h"
+#include "db/capped.h"
 #include "db/exec_impl.h"
 #include "db/guard.h"
 #include "db/ro.h"
 #include "util/alloc.h"
 #include "util/clock.h"
-
-/* ---- capped BLOB makers ----------------------------------------------------- */
-
-/* randomblob(N) and zeroblob(N) with N over EXEC_BLOB_FN_MAX fail with
- * SQLITE_TOOBIG instead of filling memory (SQLite's own cap is
- * EXEC_VALUE_MAX, far larger). */
-static int blob_size(sqlite3_context *ctx, sqlite3_value *arg, const char *fn, sqlite3_int64 *n)
-{
-	*n = sqlite3_value_int64(arg);
-	if (*n < 1)
-		*n = fn[0] == 'r' ? 1 : 0; /* as SQLite: randomblob gives at least one byte */
-	if (*n > EXEC_BLOB_FN_MAX) {
-		char msg[128];
-		sqlite3_snprintf((int)sizeof msg, msg, "%s(%lld) exceeds the %d-byte limit", fn, (long long)*n,
-		                 EXEC_BLOB_FN_MAX);
-		sqlite3_result_error(ctx, msg, -1);
-		sqlite3_result_error_code(ctx, SQLITE_TOOBIG);
-		return 0;
-	}
-	return 1;
-}
-
-static void capped_randomblob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-	sqlite3_int64 n;
-	(void)argc;
-	if (!blob_size(ctx, argv[0], "randomblob", &n))
-		return;
-	unsigned char *p = sqlite3_malloc64((sqlite3_uint64)n);
-	if (!p) {
-		sqlite3_result_error_nomem(ctx);
-		return;
-	}
-	sqlite3_randomness((int)n, p);
-	sqlite3_result_blob64(ctx, p, (sqlite3_uint64)n, sqlite3_free);
-}
-
-static void capped_zeroblob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
-{
-	sqlite3_int64 n;
-	(void)argc;
-	if (blob_size(ctx, argv[0], "zeroblob", &n))
-		sqlite3_result_zeroblob64(ctx, (sqlite3_uint64)n);
-}
 
 /* ---- open / close -------------------------------------------------------------- */
 
@@ -132,14 +89,9 @@ int exec_open(struct exec **out, const char *path, struct err *err)
 		goto fail;
 	}
 	set_limits(x->db);
-	int flags = SQLITE_UTF8 | SQLITE_INNOCUOUS;
-	if (sqlite3_create_function(x->db, "randomblob", 1, flags, NULL, capped_randomblob, NULL, NULL) ||
-	    sqlite3_create_function(x->db, "zeroblob", 1, flags | SQLITE_DETERMINISTIC, NULL, capped_zeroblob,
-	                            NULL, NULL)) {
-		rc = err_set(err, CONVBI_ENOMEM, "cannot register the capped BLOB functions on `%s` (%s)", path,
-		             sqlite3_errmsg(x->db));
+	rc = capped_install(x->db, EXEC_VALUE_MAX, err);
+	if (rc)
 		goto fail;
-	}
 	warm_virtual_tables(x->db);
 	if (sqlite3_exec(x->db, "SELECT 1 FROM json_each('[]'), json_tree('[]')", NULL, NULL, NULL) != SQLITE_OK) {
 		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be prepared for queries (%s); check the SQLite build",
@@ -262,6 +214,7 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 	sqlite3_progress_handler(x->db, EXEC_PROGRESS_OPS, progress, x);
 	for (;;) {
 		x->deny[0] = '\0';
+		x->deny_weak = 0;
 		int src = sqlite3_step(st);
 		if (src == SQLITE_DONE)
 			break;

@@ -2,9 +2,9 @@
  *
  * A struct exec is one hardened read-only connection (see ro.h) with
  * tight sqlite3_limit()s, the gate's authorizer installed for its whole
- * life (see guard.h), and randomblob()/zeroblob() replaced by versions
- * capped at EXEC_BLOB_FN_MAX bytes.  exec_run checks a statement through
- * the gate, then steps it under a deadline and a cancel callback polled
+ * life (see guard.h), and the built-ins that could run long inside one
+ * step replaced by capped versions (see capped.h).  exec_run checks a
+ * statement through the gate, then steps it under a deadline and a cancel callback polled
  * from a progress handler every EXEC_PROGRESS_OPS virtual-machine
  * instructions, and copies at most row_cap rows into a struct table, each
  * cell cut to cell_max bytes and the whole to result_max bytes.
@@ -33,7 +33,6 @@
 #define EXEC_LIKE_PATTERN_MAX 1000        /* bytes of a LIKE/GLOB pattern */
 #define EXEC_VARIABLES_MAX 32             /* parameters (any is rejected) */
 #define EXEC_VDBE_OP_MAX 500000           /* instructions in one program */
-#define EXEC_BLOB_FN_MAX (1024 * 1024)    /* bytes from randomblob()/zeroblob() */
 #define EXEC_PROGRESS_OPS 1000            /* instructions between deadline checks */
 
 struct exec_limits {

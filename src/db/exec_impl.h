@@ -24,6 +24,8 @@ struct exec {
 	size_t nobjects;
 	pcre2_code *filter[EXEC_FILTER_SLOTS]; /* guard: owned, compiled first-filter patterns */
 	char deny[EXEC_REASON_MAX];   /* guard: why the authorizer refused, "" = it did not */
+	int deny_weak;                /* guard: 1 = deny is about an internal sqlite_master
+	                                 write, which a later, clearer refusal replaces */
 	int64_t deadline_ms;          /* clock_mono_ms() after which to stop; 0 = none */
 	int timeout_ms;               /* the limit behind deadline_ms, for messages */
 	int (*cancel)(void *);        /* polled from the progress handler; may be NULL */

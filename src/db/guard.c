@@ -223,12 +223,29 @@ static int read_allowed(const struct exec *x, const char *table)
 static int deny(struct exec *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int deny(struct exec *x, const char *fmt, ...)
 {
-	if (!x->deny[0]) {
+	if (!x->deny[0] || x->deny_weak) {
 		va_list ap;
 		va_start(ap, fmt);
 		vsnprintf(x->deny, sizeof x->deny, fmt, ap);
 		va_end(ap);
+		x->deny_weak = 0;
 	}
+	return SQLITE_DENY;
+}
+
+static int is_schema_table(const char *name)
+{
+	return name && (!sqlite3_stricmp(name, "sqlite_master") || !sqlite3_stricmp(name, "sqlite_schema") ||
+	                !sqlite3_stricmp(name, "sqlite_temp_master") || !sqlite3_stricmp(name, "sqlite_temp_schema"));
+}
+
+/* A write to the schema table: DDL makes SQLite check those before the
+ * CREATE/DROP itself, so the refusal is kept only until a clearer one. */
+static int deny_schema_write(struct exec *x, const char *verb, const char *table)
+{
+	int first = !x->deny[0];
+	deny(x, "the SQL writes to table `%s` (%s); only SELECT is allowed", table, verb);
+	x->deny_weak = first;
 	return SQLITE_DENY;
 }
 
@@ -253,9 +270,14 @@ static int authorize(void *p, int op, const char *a, const char *b, const char *
 			return SQLITE_OK;
 		return deny(x, "function %s() is not allowed; use SQLite's core, date, math, window or JSON functions",
 		            S(b));
-	case SQLITE_INSERT: return deny(x, "the SQL writes to table `%s` (INSERT)" ONLY, S(a));
-	case SQLITE_UPDATE: return deny(x, "the SQL writes to table `%s` (UPDATE)" ONLY, S(a));
-	case SQLITE_DELETE: return deny(x, "the SQL writes to table `%s` (DELETE)" ONLY, S(a));
+	case SQLITE_INSERT:
+	case SQLITE_UPDATE:
+	case SQLITE_DELETE: {
+		const char *verb = op == SQLITE_INSERT ? "INSERT" : op == SQLITE_UPDATE ? "UPDATE" : "DELETE";
+		if (is_schema_table(a))
+			return deny_schema_write(x, verb, a);
+		return deny(x, "the SQL writes to table `%s` (%s)" ONLY, S(a), verb);
+	}
 	case SQLITE_CREATE_INDEX:
 	case SQLITE_CREATE_TEMP_INDEX:
 		return deny(x, "the SQL creates index `%s` on `%s` (CREATE INDEX)" ONLY, S(a), S(b));
@@ -283,6 +305,10 @@ static int authorize(void *p, int op, const char *a, const char *b, const char *
 	case SQLITE_DROP_VTABLE: return deny(x, "the SQL drops virtual table `%s` (DROP TABLE)" ONLY, S(a));
 	case SQLITE_ALTER_TABLE: return deny(x, "the SQL alters table `%s` (ALTER TABLE)" ONLY, S(b));
 	case SQLITE_PRAGMA:
+		/* FTS5 reads PRAGMA data_version in its own statements; the
+		 * statement checks keep PRAGMA out of model SQL regardless */
+		if (a && !b && !sqlite3_stricmp(a, "data_version"))
+			return SQLITE_OK;
 		return deny(x, "PRAGMA %s is not allowed; the schema is already given, so send one SELECT", S(a));
 	case SQLITE_TRANSACTION:
 		return deny(x, "transaction control (%s) is not allowed; send one SELECT without BEGIN/COMMIT", S(a));
@@ -438,6 +464,7 @@ int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **ou
 
 	*out = NULL;
 	x->deny[0] = '\0';
+	x->deny_weak = 0;
 	if (len > EXEC_SQL_MAX)
 		return err_set(err, CONVBI_ETOOBIG, "the SQL is %zu bytes, over the %d-byte limit; write a shorter query",
 		               len, EXEC_SQL_MAX);

@@ -1,0 +1,542 @@
+/* eval.c -- `convbi eval`: execution accuracy (EX) on Spider or BIRD.
+ *
+ *   convbi eval [--config F] [--dataset spider|bird] [-j N] [--limit N]
+ *               [--only-db ID] [--out F] [--db DIR] DIR|FILE
+ *
+ * For every question (eval_data.c reads the files): a fresh session on the
+ * engine of its database (one engine per database file, opened once before
+ * the workers start and shared by them), the gold SQL run first through
+ * the same read-only gate as the model's (convbi_session_run_sql), then the
+ * question asked (BIRD's evidence as the hint), then the two results
+ * compared (eval_compare.c).  Verdicts:
+ *   correct        the predicted result equals the gold one
+ *   wrong_result   it ran and differs
+ *   sql_error      the predicted SQL failed to run (after the repairs)
+ *   rejected       the read-only gate refused it (after the repairs)
+ *   model_failure  no SQL: a model call failed, or the intent agent did not
+ *                  see a data question
+ *   gold_failure   the gold SQL does not run (or its database cannot be
+ *                  opened): excluded from EX and listed; the model is not
+ *                  asked
+ * A question whose repairs ran out (EREPAIR) is classified by running its
+ * last candidate again through the gate: EREJECTED -> rejected, another
+ * error -> sql_error, no error (the model reviewer sent it back) ->
+ * model_failure.
+ *
+ * EX = correct / (questions run - gold failures), overall, per database
+ * and per difficulty, printed on stdout with the count of every verdict,
+ * the gold failures, tokens and calls per endpoint.  --out F gets one JSON
+ * line per question in dataset order, for diffing two runs:
+ *   {"index", "id"?, "db_id", "question", "evidence"?, "gold_sql",
+ *    "pred_sql", "verdict", "difficulty", "error", "truncated", "elapsed_ms"}
+ * The row cap is raised to EVAL_ROW_CAP unless --row-cap is given, so that
+ * results are compared whole; a result still cut says "truncated": true.
+ *
+ * Exit: 0 when the run completed (whatever the EX), 1 when the run itself
+ * failed (the output cannot be written, no memory, no thread), 2 usage,
+ * 130 interrupted (the report covers the questions that finished).
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/batch.h"
+#include "cli/eval.h"
+
+#define EVAL_ROW_CAP 100000   /* rows kept per result unless --row-cap */
+#define EVAL_LIST_MAX 100     /* gold failures listed in the report */
+
+/* Declared in convbi.h by the lead; repeated here (a compatible
+ * redeclaration) so that this file builds against either header. */
+CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi_answer **out);
+
+const char *const verdict_names[V_COUNT] = {"pending", "correct", "wrong_result", "sql_error",
+                                            "rejected", "model_failure", "gold_failure"};
+
+struct eval {
+	struct cli_opts *o;
+	struct dataset d;
+	struct engines engines;
+	char **db_errors;         /* owned: per question, why its database cannot be opened, or NULL */
+	struct outfile out;
+	int have_out;
+	pthread_mutex_t mu;       /* guards everything below */
+	pthread_cond_t cv;
+	int next;                 /* the next question to take */
+	int written;              /* questions [0, written) are settled in --out */
+	int running;              /* workers still running */
+	int werr;                 /* errno of the first failed --out write */
+	unsigned char *done;      /* owned: per question, finished */
+	struct runstats st;
+};
+
+/* ---- one question ------------------------------------------------------------------ */
+
+static char *dup_or_null(const char *s)
+{
+	return s && *s ? strdup(s) : NULL;
+}
+
+static void set_error(struct eq *q, int verdict, const char *msg)
+{
+	q->verdict = verdict;
+	free(q->error);
+	q->error = dup_or_null(msg);
+}
+
+/* The SQL of the last candidate the model wrote, from the answer JSON. */
+static char *last_candidate(const convbi_answer *a)
+{
+	char *json = NULL, *sql = NULL;
+	if (convbi_answer_json(a, &json) != CONVBI_OK)
+		return NULL;
+	cJSON *root = cJSON_Parse(json);
+	const cJSON *cands = cJSON_GetObjectItemCaseSensitive(root, "candidates");
+	const cJSON *last = cJSON_GetArrayItem(cands, cJSON_GetArraySize(cands) - 1);
+	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "sql"));
+	sql = dup_or_null(s);
+	cJSON_Delete(root);
+	convbi_free(json);
+	return sql;
+}
+
+/* Sets the verdict of a question whose answer holds no result. */
+static void classify_failure(convbi_session *s, struct eq *q, const convbi_answer *a)
+{
+	int status = convbi_answer_status(a);
+	const char *msg = convbi_answer_errmsg(a);
+	free(q->pred);
+	q->pred = last_candidate(a);
+	if (status == CONVBI_OK) {
+		char why[160];
+		snprintf(why, sizeof why, "the intent agent classified the question as `%s` and wrote no SQL",
+		         convbi_answer_intent(a));
+		set_error(q, V_MODEL, why);
+	} else if (status == CONVBI_EREJECTED) {
+		set_error(q, V_REJECTED, msg);
+	} else if (status == CONVBI_ESQL) {
+		set_error(q, V_SQL_ERROR, msg);
+	} else if (status == CONVBI_EREPAIR && q->pred) {
+		convbi_answer *again = NULL;
+		int rc = convbi_session_run_sql(s, q->pred, &again);
+		set_error(q, rc == CONVBI_EREJECTED ? V_REJECTED : rc ? V_SQL_ERROR : V_MODEL, msg);
+		convbi_answer_free(again);
+	} else {
+		set_error(q, V_MODEL, msg);
+	}
+}
+
+/* Runs question q; returns its answer status for the statistics (the
+ * answer JSON, when there is one, in *json_out for the caller to free). */
+static int run_one(struct eval *ev, struct eq *q, int qi, char **json_out)
+{
+	convbi_session *s = NULL;
+	convbi_answer *gold = NULL, *a = NULL;
+	int status = CONVBI_OK;
+	int64_t t0 = bulk_now_ms();
+	*json_out = NULL;
+	if (!q->engine) {
+		set_error(q, V_GOLD, ev->db_errors[qi]);
+		goto done;
+	}
+	if (convbi_session_new(&s, q->engine)) {
+		set_error(q, V_GOLD, convbi_session_errmsg(s));
+		goto done;
+	}
+	int rc = convbi_session_run_sql(s, q->gold, &gold);
+	if (rc) {
+		char why[600];
+		snprintf(why, sizeof why, "the gold SQL fails: %s", gold ? convbi_answer_errmsg(gold) : convbi_errstr(rc));
+		set_error(q, V_GOLD, why);
+		goto done;
+	}
+	status = convbi_session_ask(s, q->question, q->evidence, bulk_event, NULL, &a);
+	if (status == CONVBI_ECANCELED && bulk_interrupts() >= 2) {
+		q->verdict = V_PENDING;
+		goto done;
+	}
+	if (!a) {
+		set_error(q, V_MODEL, convbi_errstr(status));
+		goto done;
+	}
+	convbi_answer_json(a, json_out);
+	const char *sql = convbi_answer_sql(a);
+	if (!sql || !*sql) {
+		classify_failure(s, q, a);
+		goto done;
+	}
+	q->pred = strdup(sql);
+	q->truncated = convbi_answer_truncated(gold) || convbi_answer_truncated(a);
+	char why[400] = "";
+	int same = results_match(gold, a, sql_orders_result(q->gold), why, sizeof why);
+	if (same < 0)
+		set_error(q, V_MODEL, "out of memory comparing the results");
+	else
+		set_error(q, same ? V_CORRECT : V_WRONG, same ? NULL : why);
+done:
+	q->elapsed_ms = bulk_now_ms() - t0;
+	convbi_answer_free(a);
+	convbi_answer_free(gold);
+	convbi_session_free(s);
+	return status;
+}
+
+/* ---- the --out lines --------------------------------------------------------------- */
+
+static char *question_line(const struct eq *q)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *text = NULL;
+	if (!o)
+		return NULL;
+	cJSON_AddNumberToObject(o, "index", q->index);
+	if (q->id)
+		cJSON_AddStringToObject(o, "id", q->id);
+	cJSON_AddStringToObject(o, "db_id", q->db_id);
+	cJSON_AddStringToObject(o, "question", q->question);
+	if (q->evidence)
+		cJSON_AddStringToObject(o, "evidence", q->evidence);
+	cJSON_AddStringToObject(o, "gold_sql", q->gold);
+	if (q->pred)
+		cJSON_AddStringToObject(o, "pred_sql", q->pred);
+	else
+		cJSON_AddNullToObject(o, "pred_sql");
+	cJSON_AddStringToObject(o, "verdict", verdict_names[q->verdict]);
+	cJSON_AddStringToObject(o, "difficulty", q->difficulty);
+	if (q->error)
+		cJSON_AddStringToObject(o, "error", q->error);
+	else
+		cJSON_AddNullToObject(o, "error");
+	cJSON_AddBoolToObject(o, "truncated", q->truncated);
+	cJSON_AddNumberToObject(o, "elapsed_ms", (double)q->elapsed_ms);
+	text = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return text;
+}
+
+/* Writes the finished questions from the cursor on, in dataset order,
+ * stopping at the first unfinished one unless all is set.  Caller holds
+ * ev->mu. */
+static void flush_lines(struct eval *ev, int all)
+{
+	for (; ev->written < ev->d.n; ev->written++) {
+		int i = ev->written;
+		if (!ev->done[i] || ev->d.q[i].verdict == V_PENDING) {
+			if (!all)
+				return;
+			continue;
+		}
+		if (!ev->have_out || ev->werr)
+			continue;
+		char *line = question_line(&ev->d.q[i]);
+		struct tbuf t = TBUF_INIT;
+		if (line) {
+			tb_puts(&t, line);
+			tb_add(&t, "\n", 1);
+		}
+		int e = !line || t.oom ? ENOMEM : outfile_write(&ev->out, t.p, t.len);
+		if (e)
+			ev->werr = e;
+		tb_release(&t);
+		cJSON_free(line);
+	}
+}
+
+/* ---- workers ------------------------------------------------------------------------- */
+
+static void *worker(void *arg)
+{
+	struct eval *ev = arg;
+	for (;;) {
+		pthread_mutex_lock(&ev->mu);
+		int i = bulk_interrupts() || ev->werr || ev->next >= ev->d.n ? -1 : ev->next++;
+		pthread_mutex_unlock(&ev->mu);
+		if (i < 0)
+			break;
+		struct eq *q = &ev->d.q[i];
+		char *json = NULL;
+		int status = run_one(ev, q, i, &json);
+		cJSON *ans = json ? cJSON_Parse(json) : NULL;
+		convbi_free(json);
+		pthread_mutex_lock(&ev->mu);
+		ev->done[i] = 1;
+		if (q->verdict != V_PENDING)
+			runstats_add(&ev->st, status, ans);
+		flush_lines(ev, 0);
+		pthread_cond_signal(&ev->cv);
+		pthread_mutex_unlock(&ev->mu);
+		cJSON_Delete(ans);
+	}
+	pthread_mutex_lock(&ev->mu);
+	ev->running--;
+	pthread_cond_signal(&ev->cv);
+	pthread_mutex_unlock(&ev->mu);
+	return NULL;
+}
+
+/* ---- the report --------------------------------------------------------------------- */
+
+struct tally {
+	const char *name;   /* borrowed: a db_id or a difficulty */
+	long run, correct, gold;
+};
+
+static struct tally *tally_of(struct tally *t, int *n, const char *name)
+{
+	for (int i = 0; i < *n; i++)
+		if (!strcmp(t[i].name, name))
+			return &t[i];
+	struct tally *e = &t[(*n)++];
+	memset(e, 0, sizeof *e);
+	e->name = name;
+	return e;
+}
+
+static void tally_add(struct tally *t, const struct eq *q)
+{
+	t->run++;
+	t->correct += q->verdict == V_CORRECT;
+	t->gold += q->verdict == V_GOLD;
+}
+
+static void print_ex(const char *label, const struct tally *t)
+{
+	long n = t->run - t->gold;
+	char ex[16] = "-";
+	if (n)
+		snprintf(ex, sizeof ex, "%.2f%%", 100.0 * (double)t->correct / (double)n);
+	printf("  %-26s %5ld %7ld %8s", label, n, t->correct, ex);
+	if (t->gold)
+		printf("  (%ld excluded)", t->gold);
+	putchar('\n');
+}
+
+static const char *const hardness_order[] = {"easy", "medium", "hard", "extra", "simple", "moderate", "challenging"};
+
+static int hardness_rank(const char *name)
+{
+	for (size_t i = 0; i < sizeof hardness_order / sizeof hardness_order[0]; i++)
+		if (!strcmp(name, hardness_order[i]))
+			return (int)i;
+	return 100;
+}
+
+static int by_hardness(const void *x, const void *y)
+{
+	const struct tally *a = x, *b = y;
+	int ra = hardness_rank(a->name), rb = hardness_rank(b->name);
+	return ra != rb ? ra - rb : strcmp(a->name, b->name);
+}
+
+static int by_name(const void *x, const void *y)
+{
+	return strcmp(((const struct tally *)x)->name, ((const struct tally *)y)->name);
+}
+
+static int report(struct eval *ev, int jobs)
+{
+	const struct dataset *d = &ev->d;
+	struct tally all = {"all", 0, 0, 0};
+	struct tally *dbs = calloc((size_t)d->n, sizeof *dbs), *hard = calloc((size_t)d->n, sizeof *hard);
+	long counts[V_COUNT] = {0};
+	int ndbs = 0, nhard = 0;
+	if (!dbs || !hard) {
+		free(dbs);
+		free(hard);
+		cli_error("out of memory");
+		return EXIT_FAIL;
+	}
+	for (int i = 0; i < d->n; i++) {
+		const struct eq *q = &d->q[i];
+		counts[q->verdict]++;
+		if (q->verdict == V_PENDING)
+			continue;
+		tally_add(&all, q);
+		tally_add(tally_of(dbs, &ndbs, q->db_id), q);
+		tally_add(tally_of(hard, &nhard, q->difficulty), q);
+	}
+	qsort(dbs, (size_t)ndbs, sizeof *dbs, by_name);
+	qsort(hard, (size_t)nhard, sizeof *hard, by_hardness);
+	double secs = (double)(bulk_now_ms() - ev->st.start_ms) / 1000.0;
+	long runnable = all.run - all.gold;
+	printf("convbi eval: %s %s: %ld of %d questions run (%d in the file), -j %d, %.1f s\n", d->kind, d->file, all.run,
+	       d->n, d->total, jobs, secs);
+	if (runnable)
+		printf("EX %.2f%% (%ld/%ld runnable; %ld gold failures excluded)\n", 100.0 * (double)all.correct / (double)runnable,
+		       all.correct, runnable, all.gold);
+	else
+		printf("EX - (no runnable question; %ld gold failures excluded)\n", all.gold);
+	printf("\noutcomes:");
+	for (int v = V_CORRECT; v < V_COUNT; v++)
+		printf(" %s %ld%s", verdict_names[v], counts[v], v + 1 < V_COUNT ? "," : "");
+	if (counts[V_PENDING])
+		printf(", not run %ld", counts[V_PENDING]);
+	printf("\n\n  %-26s %5s %7s %8s\n", "difficulty", "n", "correct", "EX");
+	for (int i = 0; i < nhard; i++)
+		print_ex(hard[i].name, &hard[i]);
+	printf("\n  %-26s %5s %7s %8s\n", "database", "n", "correct", "EX");
+	for (int i = 0; i < ndbs; i++)
+		print_ex(dbs[i].name, &dbs[i]);
+	if (counts[V_GOLD]) {
+		printf("\ngold failures (excluded from EX):\n");
+		int listed = 0;
+		for (int i = 0; i < d->n && listed < EVAL_LIST_MAX; i++)
+			if (d->q[i].verdict == V_GOLD)
+				printf("  #%d %s: %s\n", d->q[i].index, d->q[i].db_id, d->q[i].error ? d->q[i].error : "?"), listed++;
+		if (counts[V_GOLD] > listed)
+			printf("  ... and %ld more%s\n", counts[V_GOLD] - listed, ev->have_out ? " (see --out)" : "");
+	}
+	putchar('\n');
+	runstats_print_usage(&ev->st, "", stdout);
+	fflush(stdout);
+	free(dbs);
+	free(hard);
+	return EXIT_OK;
+}
+
+/* ---- the command ------------------------------------------------------------------------ */
+
+/* Opens the engine of every database; one that cannot be opened (a missing
+ * file) makes its questions gold failures, a configuration problem stops
+ * the run. */
+static int open_engines(struct eval *ev)
+{
+	struct strmap failed = STRMAP_INIT;
+	char msg[600];
+	int rc = EXIT_OK;
+	if (!(ev->db_errors = calloc((size_t)ev->d.n, sizeof *ev->db_errors)))
+		return cli_error("out of memory"), EXIT_FAIL;
+	for (int i = 0; i < ev->d.n; i++) {
+		struct eq *q = &ev->d.q[i];
+		int k;
+		if (strmap_get(&failed, q->db_path, &k)) {
+			ev->db_errors[i] = strdup(ev->db_errors[k]);
+			continue;
+		}
+		int e = engines_get(&ev->engines, ev->o, q->db_path, &q->engine, msg, sizeof msg);
+		if (e == CONVBI_EDB || e == CONVBI_EIO) {
+			ev->db_errors[i] = strdup(msg);
+			if (strmap_put(&failed, q->db_path, i, NULL) < 0)
+				e = CONVBI_ENOMEM;
+			else
+				continue;
+		}
+		if (e) {
+			cli_error("%s", msg);
+			rc = e == CONVBI_ENOMEM ? EXIT_FAIL : EXIT_USAGE;
+			break;
+		}
+	}
+	strmap_release(&failed);
+	return rc;
+}
+
+static int run(struct eval *ev)
+{
+	int jobs = ev->o->jobs > 0 ? ev->o->jobs : 1;
+	if (jobs > ev->d.n)
+		jobs = ev->d.n;
+	pthread_t *tids = calloc((size_t)jobs, sizeof *tids);
+	if (!tids || !(ev->done = calloc((size_t)ev->d.n, 1))) {
+		free(tids);
+		return cli_error("out of memory"), EXIT_FAIL;
+	}
+	struct progress pg;
+	progress_init(&pg, "eval");
+	runstats_init(&ev->st, ev->d.n);
+	bulk_catch_sigint();
+	bulk_block_sigint(1);
+	int started = 0;
+	for (; started < jobs; started++) {
+		pthread_mutex_lock(&ev->mu);
+		ev->running++;
+		pthread_mutex_unlock(&ev->mu);
+		if (pthread_create(&tids[started], NULL, worker, ev)) {
+			pthread_mutex_lock(&ev->mu);
+			ev->running--;
+			pthread_mutex_unlock(&ev->mu);
+			break;
+		}
+	}
+	bulk_block_sigint(0);
+	int told = 0;
+	pthread_mutex_lock(&ev->mu);
+	while (ev->running > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
+		if (bulk_interrupts() > told) {
+			told = bulk_interrupts();
+			progress_end(&pg);
+			fprintf(stderr, told == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
+			                          : "convbi: canceling the questions in flight\n");
+		}
+		progress_show(&pg, &ev->st, 0);
+	}
+	progress_end(&pg);
+	flush_lines(ev, 1);
+	pthread_mutex_unlock(&ev->mu);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+	if (!started)
+		return cli_error("cannot start a worker thread"), EXIT_FAIL;
+	int rc = report(ev, jobs);
+	if (ev->werr) {
+		cli_error("cannot write --out %s: %s", ev->o->out, strerror(ev->werr));
+		return EXIT_FAIL;
+	}
+	return rc ? rc : bulk_interrupts() ? EXIT_INTERRUPTED : EXIT_OK;
+}
+
+int cmd_eval(struct cli_opts *o)
+{
+	struct eval ev;
+	memset(&ev, 0, sizeof ev);
+	struct engines none = ENGINES_INIT;
+	ev.engines = none;
+	ev.o = o;
+	pthread_mutex_init(&ev.mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ev.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	if (o->row_cap < 0)
+		o->row_cap = EVAL_ROW_CAP;
+	int rc = dataset_load(&ev.d, o->args[0], o->dataset, o->only_db, o->limit, o->db);
+	if (rc)
+		goto done;
+	if ((rc = open_engines(&ev)))
+		goto done;
+	if (o->out) {
+		int e = outfile_open(&ev.out, o->out, 1);
+		if (e) {
+			cli_error("cannot open --out `%s`: %s", o->out, strerror(e));
+			rc = EXIT_USAGE;
+			goto done;
+		}
+		ev.out.sync = 0; /* rewritten by every run: no need to sync each line */
+		ev.have_out = 1;
+	}
+	rc = run(&ev);
+done:
+	if (ev.have_out)
+		outfile_close(&ev.out);
+	if (ev.db_errors)
+		for (int i = 0; i < ev.d.n; i++)
+			free(ev.db_errors[i]);
+	free(ev.db_errors);
+	free(ev.done);
+	engines_close(&ev.engines);
+	dataset_release(&ev.d);
+	pthread_cond_destroy(&ev.cv);
+	pthread_mutex_destroy(&ev.mu);
+	return rc;
+}
