@@ -89,8 +89,11 @@ static const struct filter {
 	{F_STMT, LEAD "(?:INSERT|REPLACE|UPSERT)\\b", "the SQL is an INSERT statement; only SELECT is allowed"},
 	{F_STMT, LEAD "UPDATE\\b", "the SQL is an UPDATE statement; only SELECT is allowed"},
 	{F_STMT, LEAD "DELETE\\b", "the SQL is a DELETE statement; only SELECT is allowed"},
-	{F_STMT, LEAD "(?:CREATE|DROP|ALTER)\\b",
-	 "the SQL changes the schema (CREATE/DROP/ALTER); only SELECT is allowed"},
+	{F_STMT, LEAD "CREATE\\s+(?:TEMP|TEMPORARY)\\s+(?:TABLE|VIEW)\\b",
+	 "the SQL creates a temporary table or view (CREATE TEMP); use a WITH clause instead, only SELECT is allowed"},
+	{F_STMT, LEAD "CREATE\\b", "the SQL is a CREATE statement and changes the schema; only SELECT is allowed"},
+	{F_STMT, LEAD "DROP\\b", "the SQL is a DROP statement and changes the schema; only SELECT is allowed"},
+	{F_STMT, LEAD "ALTER\\b", "the SQL is an ALTER statement and changes the schema; only SELECT is allowed"},
 	{F_STMT, LEAD "PRAGMA\\b",
 	 "PRAGMA statements are not allowed; the schema is already given, so send one SELECT"},
 	{F_STMT, LEAD "(?:ATTACH|DETACH)\\b",
@@ -101,6 +104,8 @@ static const struct filter {
 	 "maintenance statements (VACUUM, REINDEX, ANALYZE) are not allowed; send one SELECT"},
 	{F_STMT, LEAD "EXPLAIN\\b", "EXPLAIN is not allowed; send the SELECT itself"},
 	{F_STMT, "\\bload_extension\\s*\\(", "function load_extension() is not allowed"},
+	{F_STMT, "\\b(?:pragma_\\w+|dbstat|sqlite_stmt|sqlite_dbpage)\\b",
+	 "table-valued functions pragma_*, dbstat and sqlite_stmt are not allowed; query the database's own tables"},
 	{F_HINT, "\\bSELECT\\s+(?:DISTINCT\\s+)?TOP\\b", "SQLite has no TOP; put LIMIT n at the end"},
 	{F_HINT, "\\bILIKE\\b", "SQLite has no ILIKE; LIKE already ignores ASCII case"},
 	{F_HINT, "\\b(?:NOW|GETDATE|CURDATE|SYSDATE|SYSDATETIME)\\s*\\(",
@@ -447,13 +452,15 @@ void guard_release(struct exec *x)
 /* ---- the gate ------------------------------------------------------------------ */
 
 /* A refusal: the authorizer's reason, else the first filter's statement
- * message, else the layer's own. */
+ * message, else the layer's own.  A weak reason (an internal write to
+ * sqlite_master, checked by DDL before the DDL itself) yields to the
+ * filter's "changes the schema". */
 static int refuse(struct exec *x, const char *sql, size_t len, struct err *err, const char *fallback)
 {
-	if (x->deny[0])
+	if (x->deny[0] && !x->deny_weak)
 		return err_set(err, CONVBI_EREJECTED, "%s", x->deny);
 	const char *m = filter_match(x, F_STMT, sql, len);
-	return err_set(err, CONVBI_EREJECTED, "%s", m ? m : fallback);
+	return err_set(err, CONVBI_EREJECTED, "%s", m ? m : x->deny[0] ? x->deny : fallback);
 }
 
 int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **out, struct err *err)
@@ -484,9 +491,9 @@ int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **ou
 	if (src != SQLITE_OK) {
 		/* a refusal by the authorizer or a write-like first word is a
 		 * rejection; anything else is SQLite's own error (a typo) */
-		const char *kind = is_select ? NULL : filter_match(x, F_STMT, sql, len);
-		rc = kind && !x->deny[0] ? err_set(err, CONVBI_EREJECTED, "%s", kind)
-		                         : guard_sqlite_error(x, src, sql, len, (int)start, err);
+		const char *kind = !is_select || x->deny_weak ? filter_match(x, F_STMT, sql, len) : NULL;
+		rc = kind && (!x->deny[0] || x->deny_weak) ? err_set(err, CONVBI_EREJECTED, "%s", kind)
+		                                           : guard_sqlite_error(x, src, sql, len, (int)start, err);
 		goto fail;
 	}
 	if (!st) { /* unreachable after skip_ignorable, but SQLite has the last word */

@@ -125,7 +125,8 @@ int table_set_cell(struct table *t, int64_t row, int col, int type, const void *
 		else
 			rc = text_add_utf8(&b, len ? data : "", len);
 		if (!rc && cell_max && b.len > cell_max) {
-			size_t keep = cell_max > 3 ? text_cut(b.data, b.len, cell_max - 3) : 0;
+			/* room for "…" when the cap allows it, else a bare cut */
+			size_t keep = text_cut(b.data, b.len, cell_max > 3 ? cell_max - 3 : cell_max);
 			b.len = keep;
 			b.data[keep] = '\0';
 			if (cell_max > 3)

@@ -484,6 +484,8 @@ static int fenced_sql(struct scan *sc, struct buf *out, int want_sql_info)
 
 static int check_input(const char *text, size_t len, struct err *err)
 {
+	if (!text && len)
+		return err_set(err, CONVBI_EINVAL, "no reply text to read");
 	if (len > EXTRACT_MAX_INPUT)
 		return err_set(err, CONVBI_ETOOBIG, "the model's reply is %zu bytes; the limit is %zu",
 		               len, EXTRACT_MAX_INPUT);
@@ -497,6 +499,8 @@ static int check_input(const char *text, size_t len, struct err *err)
 int extract_sql(struct buf *out, const char *text, size_t len, struct err *err)
 {
 	struct scan sc = {0};
+	if (!text && !len)
+		text = "";
 	int rc = check_input(text, len, err);
 	if (!rc)
 		rc = scan_open(&sc, text, len);
@@ -532,6 +536,8 @@ int extract_sql(struct buf *out, const char *text, size_t len, struct err *err)
 int extract_json_object(struct buf *out, const char *text, size_t len)
 {
 	struct scan sc = {0};
+	if (!text && !len)
+		text = "";
 	size_t a = 0, b = 0;
 	int found = 0, budget = EXTRACT_MAX_JSON_TRIES;
 	int rc = check_input(text, len, NULL);

@@ -37,15 +37,16 @@
  * A leading "sql" line, leading whitespace and trailing ';' and whitespace
  * are stripped.  Returns CONVBI_OK; CONVBI_EPROTOCOL when the reply has no
  * SQL or holds a NUL byte; CONVBI_ETOOBIG over EXTRACT_MAX_INPUT or out's
- * cap; CONVBI_ENOMEM.  On failure out is released and err says why. */
+ * cap; CONVBI_EINVAL for NULL text with a non-zero len; CONVBI_ENOMEM.  On
+ * failure out is released and err says why. */
 int extract_sql(struct buf *out, const char *text, size_t len, struct err *err);
 
 /* Appends the first JSON object in text[0..len) to out: the first '{' that
  * begins a balanced object (braces inside strings and escapes are not
  * counted) which parses as JSON.  A ```json fence is searched first, then
  * the whole text.  Returns CONVBI_OK, CONVBI_EPROTOCOL if there is none (or
- * the text holds a NUL byte), CONVBI_ETOOBIG, CONVBI_ENOMEM; on failure
- * out is released. */
+ * the text holds a NUL byte), CONVBI_ETOOBIG, CONVBI_EINVAL (NULL text with
+ * a non-zero len), CONVBI_ENOMEM; on failure out is released. */
 int extract_json_object(struct buf *out, const char *text, size_t len);
 
 /* The index in labels[0..n) of the label that occurs first in text as a

@@ -1,0 +1,407 @@
+/* test_schema.c -- schema introspection and its prompt rendering
+ * (src/db/schema.c, schema_render.c).
+ *
+ * Against Spider: every dev database loads, with exactly the tables and
+ * columns tables.json lists; and for every dev question, rendering under a
+ * budget far smaller than the schema keeps the tables its gold query uses
+ * (measured as recall, with a floor) while staying within the budget and
+ * naming what it left out.  Against databases built here: the exact text
+ * of keys, counts and samples; counts cut to a lower bound; samples
+ * dropped before tables; shadow tables of FTS hidden; broken views kept.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <cjson/cJSON.h>
+#include <sqlite3.h>
+
+#include "convbi/convbi.h"
+#include "db/schema.h"
+#include "testutil.h"
+
+#define DATABASES SPIDER_DIR "/database"
+#define RECALL_FLOOR 0.90   /* share of gold-query tables kept under the budget */
+#define BUDGET_SHARE 0.5
+
+static char *scratch;
+
+static int group_setup(void **state)
+{
+	(void)state;
+	scratch = tu_mkdtemp("db-schema");
+	return scratch ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	(void)state;
+	tu_rmtree(scratch);
+	free(scratch);
+	return 0;
+}
+
+static char *make_db(const char *name, const char *sql)
+{
+	size_t n = strlen(scratch) + strlen(name) + 2;
+	char *path = malloc(n);
+	assert_non_null(path);
+	snprintf(path, n, "%s/%s", scratch, name);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	char *msg = NULL;
+	if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+		fail_msg("setup: %s", msg);
+	sqlite3_close(db);
+	return path;
+}
+
+static struct schema *load(const char *path)
+{
+	struct schema *s = NULL;
+	struct err e = ERR_INIT;
+	if (schema_load(&s, path, &e))
+		fail_msg("schema_load(%s): %s", path, e.msg);
+	return s;
+}
+
+static char *render(const struct schema *s, const char *question, size_t budget)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(schema_render(&b, s, question, budget), CONVBI_OK);
+	assert_true(b.len <= budget);
+	return buf_take(&b);
+}
+
+static cJSON *read_json(const char *path)
+{
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	cJSON *j = cJSON_Parse(text);
+	free(text);
+	assert_non_null(j);
+	return j;
+}
+
+static const cJSON *spider_entry(const cJSON *tables, const char *db_id)
+{
+	const cJSON *e;
+	cJSON_ArrayForEach(e, tables)
+	{
+		const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "db_id");
+		if (cJSON_IsString(id) && !strcmp(id->valuestring, db_id))
+			return e;
+	}
+	return NULL;
+}
+
+/* ---- Spider --------------------------------------------------------------------- */
+
+static void every_spider_database_loads_with_the_tables_and_columns_tables_json_lists(void **state)
+{
+	(void)state;
+	cJSON *tables = read_json(SPIDER_DIR "/tables.json");
+	DIR *d = opendir(DATABASES);
+	assert_non_null(d);
+	struct dirent *de;
+	int loaded = 0;
+	while ((de = readdir(d)) != NULL) {
+		char path[4096];
+		struct stat st;
+		snprintf(path, sizeof path, "%s/%s/%s.sqlite", DATABASES, de->d_name, de->d_name);
+		if (de->d_name[0] == '.' || stat(path, &st) != 0)
+			continue;
+		struct schema *s = load(path);
+		const cJSON *entry = spider_entry(tables, de->d_name);
+		assert_non_null(entry);
+		const cJSON *names = cJSON_GetObjectItemCaseSensitive(entry, "table_names_original");
+		const cJSON *cols = cJSON_GetObjectItemCaseSensitive(entry, "column_names_original");
+		int ntables = cJSON_GetArraySize(names);
+		if ((int)schema_table_count(s) != ntables)
+			fail_msg("%s: %zu tables loaded, tables.json lists %d", de->d_name, schema_table_count(s), ntables);
+		for (int i = 0; i < ntables; i++) {
+			const char *name = cJSON_GetArrayItem(names, i)->valuestring;
+			const struct schema_table *t = schema_find(s, name);
+			if (!t)
+				fail_msg("%s: table %s is missing", de->d_name, name);
+			int want = 0;
+			const cJSON *c;
+			cJSON_ArrayForEach(c, cols) want += cJSON_GetArrayItem(c, 0)->valueint == i;
+			if (t->ncols != want)
+				fail_msg("%s.%s: %d columns, tables.json lists %d", de->d_name, name, t->ncols, want);
+			assert_true(t->rows >= 0 && !t->rows_cut);
+		}
+		char *text = render(s, NULL, 1 << 20);
+		assert_null(strstr(text, "-- omitted"));
+		free(text);
+		schema_free(s);
+		loaded++;
+	}
+	closedir(d);
+	cJSON_Delete(tables);
+	print_message("spider: %d databases loaded\n", loaded);
+	assert_int_equal(loaded, 19);
+}
+
+/* 1 when word occurs in sql as a whole identifier (ASCII case-insensitive). */
+static int uses_word(const char *sql, const char *word)
+{
+	size_t n = strlen(word);
+	for (const char *p = sql; (p = strcasestr(p, word)) != NULL; p++) {
+		int before = p > sql && (isalnum((unsigned char)p[-1]) || p[-1] == '_');
+		int after = isalnum((unsigned char)p[n]) || p[n] == '_';
+		if (!before && !after)
+			return 1;
+	}
+	return 0;
+}
+
+/* 1 when the rendered text shows table `name` as a CREATE line. */
+static int shows_table(const char *text, const char *name)
+{
+	char a[300], b[300];
+	snprintf(a, sizeof a, "CREATE TABLE %s (", name);
+	snprintf(b, sizeof b, "CREATE TABLE \"%s\" (", name);
+	return strcasestr(text, a) || strcasestr(text, b);
+}
+
+static void a_small_budget_keeps_the_tables_each_spider_question_needs(void **state)
+{
+	(void)state;
+	cJSON *dev = read_json(SPIDER_DIR "/dev.json");
+	struct {
+		char id[64];
+		struct schema *s;
+		size_t full;
+	} cache[32];
+	int ncache = 0, questions = 0, squeezed = 0;
+	long needed = 0, kept = 0;
+	const cJSON *q;
+	cJSON_ArrayForEach(q, dev)
+	{
+		const char *db_id = cJSON_GetObjectItemCaseSensitive(q, "db_id")->valuestring;
+		const char *question = cJSON_GetObjectItemCaseSensitive(q, "question")->valuestring;
+		const char *sql = cJSON_GetObjectItemCaseSensitive(q, "query")->valuestring;
+		int k = -1;
+		for (int i = 0; i < ncache; i++)
+			if (!strcmp(cache[i].id, db_id))
+				k = i;
+		if (k < 0) {
+			char path[4096];
+			struct stat st;
+			snprintf(path, sizeof path, "%s/%s/%s.sqlite", DATABASES, db_id, db_id);
+			if (stat(path, &st) != 0)
+				continue;
+			assert_true(ncache < 32);
+			k = ncache++;
+			snprintf(cache[k].id, sizeof cache[k].id, "%s", db_id);
+			cache[k].s = load(path);
+			char *all = render(cache[k].s, NULL, 1 << 20);
+			cache[k].full = strlen(all);
+			free(all);
+		}
+		const struct schema *s = cache[k].s;
+		if (s->ntables < 3)
+			continue; /* nothing to choose between */
+		size_t budget = (size_t)(cache[k].full * BUDGET_SHARE);
+		char *text = render(s, question, budget);
+		questions++;
+		if (strstr(text, "-- omitted"))
+			squeezed++;
+		for (size_t t = 0; t < s->ntables; t++) {
+			if (!uses_word(sql, s->tables[t].name))
+				continue;
+			needed++;
+			kept += shows_table(text, s->tables[t].name);
+		}
+		free(text);
+	}
+	for (int i = 0; i < ncache; i++)
+		schema_free(cache[i].s);
+	cJSON_Delete(dev);
+	double recall = needed ? (double)kept / needed : 0;
+	print_message("schema budget: %d questions, %d rendered with tables omitted, %ld of %ld gold tables kept "
+	              "(recall %.3f)\n", questions, squeezed, kept, needed, recall);
+	assert_true(squeezed > questions / 2);
+	assert_true(recall >= RECALL_FLOOR);
+}
+
+static void foreign_key_paths_between_relevant_tables_are_kept(void **state)
+{
+	(void)state;
+	struct schema *s = load(DATABASES "/concert_singer/concert_singer.sqlite");
+	/* "singer" and "concert" are named; singer_in_concert joins them */
+	char *text = render(s, "Which singers performed in concerts in 2014?", 700);
+	assert_true(shows_table(text, "singer"));
+	assert_true(shows_table(text, "concert"));
+	assert_true(shows_table(text, "singer_in_concert"));
+	assert_false(shows_table(text, "stadium"));
+	assert_non_null(strstr(text, "-- omitted as less relevant: stadium\n"));
+	free(text);
+	/* a sample value alone ("France") points at singer */
+	text = render(s, "How many are from France?", 400);
+	assert_true(shows_table(text, "singer"));
+	free(text);
+	schema_free(s);
+}
+
+/* ---- databases built here -------------------------------------------------------------- */
+
+static const char shop_sql[] =
+	"CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT NOT NULL, country TEXT, photo BLOB);"
+	"CREATE TABLE \"order\" (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id),"
+	"  status TEXT, \"total amount\" REAL);"
+	"CREATE TABLE order_lines (order_id INTEGER, line INTEGER, sku TEXT, qty INT,"
+	"  PRIMARY KEY (order_id, line), FOREIGN KEY (order_id) REFERENCES \"order\"(id));"
+	"CREATE TABLE shipments (order_id INTEGER, line INTEGER, note TEXT,"
+	"  FOREIGN KEY (order_id, line) REFERENCES order_lines (order_id, line));"
+	"CREATE VIEW big_orders AS SELECT id, \"total amount\" FROM \"order\" WHERE \"total amount\" > 100;"
+	"INSERT INTO customers VALUES (1, 'Ann', 'France', x'00'), (2, 'Bob', 'Peru', NULL),"
+	"  (3, 'O''Hara', NULL, NULL), (4, 'Dee', '', NULL), (5, 'Eve', 'France', NULL), (6, 'Fay', 'Chad', NULL),"
+	"  (7, 'Gil', 'Mali', NULL), (8, 'Hal', 'Iran', NULL);"
+	"INSERT INTO \"order\" VALUES (1, 1, 'paid', 10.5), (2, 1, 'shipped', 120), (3, 2, 'paid', 3);"
+	"INSERT INTO order_lines VALUES (1, 1, 'a-very-long-stock-keeping-unit-code-that-goes-on-and-on', 2);"
+	"INSERT INTO shipments VALUES (1, 1, 'left the warehouse');";
+
+static const char shop_full[] =
+	"CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT, photo BLOB); -- 8 rows; "
+	"name: 'Ann','Bob','O''Hara','Dee','Eve'; country: 'France','Peru','Chad','Mali','Iran'\n"
+	"CREATE TABLE \"order\" (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), status TEXT, "
+	"\"total amount\" REAL); -- 3 rows; status: 'paid','shipped'\n"
+	"CREATE TABLE order_lines (order_id INTEGER REFERENCES \"order\"(id), line INTEGER, sku TEXT, qty INT, "
+	"PRIMARY KEY (order_id, line)); -- 1 rows; sku: 'a-very-long-stock-keeping-unit-code-that\xE2\x80\xA6'\n"
+	"CREATE TABLE shipments (order_id INTEGER, line INTEGER, note TEXT, FOREIGN KEY (order_id, line) "
+	"REFERENCES order_lines(order_id, line)); -- 1 rows; note: 'left the warehouse'\n"
+	"CREATE VIEW big_orders (id, \"total amount\"); -- view\n";
+
+static void the_full_rendering_shows_keys_counts_and_samples(void **state)
+{
+	(void)state;
+	char *path = make_db("shop.sqlite", shop_sql);
+	struct schema *s = load(path);
+	assert_int_equal(schema_table_count(s), 5);
+	const struct schema_table *lines = schema_find(s, "ORDER_LINES");
+	assert_non_null(lines);
+	assert_int_equal(lines->cols[0].pk, 1);
+	assert_int_equal(lines->cols[1].pk, 2);
+	assert_int_equal(schema_find(s, "customers")->cols[1].notnull, 1);
+	assert_int_equal(schema_find(s, "customers")->cols[3].nsamples, 0); /* BLOB: no samples */
+	assert_int_equal(schema_find(s, "big_orders")->rows, -1);
+	char *text = render(s, NULL, 1 << 20);
+	if (strcmp(text, shop_full))
+		fail_msg("got:\n%s\nwant:\n%s", text, shop_full);
+	free(text);
+	schema_free(s);
+	free(path);
+}
+
+static void samples_go_before_tables_and_omitted_tables_are_named(void **state)
+{
+	(void)state;
+	char *path = make_db("shop2.sqlite", shop_sql);
+	struct schema *s = load(path);
+	size_t full = strlen(shop_full);
+	/* just under the full size: every table stays, some samples go */
+	char *text = render(s, "total amount of paid orders", full - 20);
+	for (size_t t = 0; t < s->ntables; t++)
+		assert_non_null(strstr(text, s->tables[t].name));
+	assert_null(strstr(text, "-- omitted"));
+	assert_non_null(strstr(text, "status: 'paid','shipped'")); /* the relevant table keeps its samples */
+	free(text);
+	/* much smaller: the relevant table and its join path stay, the rest is named */
+	text = render(s, "Which customers have shipments?", 520);
+	assert_true(shows_table(text, "customers"));
+	assert_true(shows_table(text, "shipments"));
+	assert_true(shows_table(text, "\"order\"") || strstr(text, "CREATE TABLE \"order\" ("));
+	assert_true(shows_table(text, "order_lines"));
+	assert_non_null(strstr(text, "-- omitted as less relevant: big_orders\n"));
+	free(text);
+	/* any budget at all: never over it, and valid text */
+	for (size_t budget = 0; budget < full + 50; budget += 13) {
+		text = render(s, "orders by country", budget);
+		free(text);
+	}
+	text = render(s, NULL, 60);
+	assert_string_equal(text, "-- omitted as less relevant: 5 tables\n");
+	free(text);
+	schema_free(s);
+	free(path);
+}
+
+static void a_count_cut_by_its_cap_or_time_is_a_lower_bound(void **state)
+{
+	(void)state;
+	char *path = make_db("big.sqlite", "CREATE TABLE big (x INTEGER);"
+	                                   "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 1000100)"
+	                                   "INSERT INTO big SELECT x FROM c;");
+	struct schema *s = load(path);
+	const struct schema_table *t = schema_find(s, "big");
+	assert_int_equal(t->rows_cut, 1);
+	assert_true(t->rows > 0 && t->rows <= SCHEMA_COUNT_CAP);
+	char *text = render(s, NULL, 4096);
+	char want[64];
+	snprintf(want, sizeof want, "-- ~%lld+ rows", (long long)t->rows);
+	assert_non_null(strstr(text, want));
+	free(text);
+	schema_free(s);
+	free(path);
+}
+
+static void shadow_tables_are_hidden_and_broken_views_are_kept(void **state)
+{
+	(void)state;
+	char *path = make_db("odd.sqlite", "CREATE VIRTUAL TABLE docs USING fts5(title, body);"
+	                                   "INSERT INTO docs VALUES ('hello', 'world');"
+	                                   "CREATE TABLE docs_notes (id INTEGER PRIMARY KEY, text TEXT);"
+	                                   "CREATE VIEW broken AS SELECT * FROM no_such_table;"
+	                                   "CREATE TABLE \"select\" (\"from\" TEXT, \"two words\" INT);");
+	struct schema *s = load(path);
+	assert_int_equal(schema_table_count(s), 4);
+	assert_non_null(schema_find(s, "docs"));
+	assert_non_null(schema_find(s, "docs_notes"));
+	assert_null(schema_find(s, "docs_data"));
+	assert_null(schema_find(s, "docs_content"));
+	assert_int_equal(schema_find(s, "broken")->ncols, 0);
+	char *text = render(s, NULL, 4096);
+	assert_non_null(strstr(text, "CREATE TABLE \"select\" (\"from\" TEXT, \"two words\" INT); -- 0 rows\n"));
+	assert_non_null(strstr(text, "CREATE TABLE docs (title, body); -- 1 rows; title: 'hello'; body: 'world'\n"));
+	free(text);
+	schema_free(s);
+	free(path);
+}
+
+static void schema_load_says_which_file_it_cannot_read(void **state)
+{
+	(void)state;
+	struct schema *s = (struct schema *)&s;
+	struct err e = ERR_INIT;
+	assert_int_equal(schema_load(&s, "/nonexistent/x.sqlite", &e), CONVBI_EDB);
+	assert_null(s);
+	assert_non_null(strstr(e.msg, "database `/nonexistent/x.sqlite` does not exist"));
+	schema_free(NULL);
+	assert_int_equal(schema_table_count(NULL), 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(every_spider_database_loads_with_the_tables_and_columns_tables_json_lists),
+		cmocka_unit_test(a_small_budget_keeps_the_tables_each_spider_question_needs),
+		cmocka_unit_test(foreign_key_paths_between_relevant_tables_are_kept),
+		cmocka_unit_test(the_full_rendering_shows_keys_counts_and_samples),
+		cmocka_unit_test(samples_go_before_tables_and_omitted_tables_are_named),
+		cmocka_unit_test(a_count_cut_by_its_cap_or_time_is_a_lower_bound),
+		cmocka_unit_test(shadow_tables_are_hidden_and_broken_views_are_kept),
+		cmocka_unit_test(schema_load_says_which_file_it_cannot_read),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
