@@ -216,7 +216,7 @@ static void *worker(void *arg)
 	struct batch *b = arg;
 	for (;;) {
 		pthread_mutex_lock(&b->mu);
-		int c = stopping(b) || b->next_conv >= b->in.nconvs ? -1 : b->next_conv++;
+		int c = bulk_interrupts() || b->werr || b->next_conv >= b->in.nconvs ? -1 : b->next_conv++;
 		pthread_mutex_unlock(&b->mu);
 		if (c < 0)
 			break;
@@ -324,8 +324,8 @@ static int run(struct batch *b, int64_t pending)
 		}
 		progress_show(&pg, &b->st, 0);
 	}
-	if (b->st.done)
-		progress_show(&pg, &b->st, 1);
+	if (pg.tty && b->st.done)
+		progress_show(&pg, &b->st, 1); /* the bar at its final state */
 	progress_end(&pg);
 	pthread_mutex_unlock(&b->mu);
 	for (int i = 0; i < started; i++)

@@ -308,7 +308,7 @@ static void print_ex(const char *label, const struct tally *t)
 	char ex[16] = "-";
 	if (n)
 		snprintf(ex, sizeof ex, "%.2f%%", 100.0 * (double)t->correct / (double)n);
-	printf("  %-26s %5ld %7ld %8s", label, n, t->correct, ex);
+	printf("  %-30s %5ld %7ld %8s", label, n, t->correct, ex);
 	if (t->gold)
 		printf("  (%ld excluded)", t->gold);
 	putchar('\n');
@@ -374,10 +374,10 @@ static int report(struct eval *ev, int jobs)
 		printf(" %s %ld%s", verdict_names[v], counts[v], v + 1 < V_COUNT ? "," : "");
 	if (counts[V_PENDING])
 		printf(", not run %ld", counts[V_PENDING]);
-	printf("\n\n  %-26s %5s %7s %8s\n", "difficulty", "n", "correct", "EX");
+	printf("\n\n  %-30s %5s %7s %8s\n", "difficulty", "n", "correct", "EX");
 	for (int i = 0; i < nhard; i++)
 		print_ex(hard[i].name, &hard[i]);
-	printf("\n  %-26s %5s %7s %8s\n", "database", "n", "correct", "EX");
+	printf("\n  %-30s %5s %7s %8s\n", "database", "n", "correct", "EX");
 	for (int i = 0; i < ndbs; i++)
 		print_ex(dbs[i].name, &dbs[i]);
 	if (counts[V_GOLD]) {

@@ -480,7 +480,9 @@ int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **ou
 		return err_set(err, CONVBI_EREJECTED, "the SQL contains a NUL byte at offset %zu; send plain text",
 		               (size_t)(nul - sql));
 
-	size_t start = skip_ignorable(sql, len, 0, 1);
+	/* a UTF-8 byte-order mark is not SQL; SQLite would call it a bad token */
+	size_t bom = len >= 3 && !memcmp(sql, "\xEF\xBB\xBF", 3) ? 3 : 0;
+	size_t start = skip_ignorable(sql, len, bom, 1);
 	if (start == len)
 		return err_set(err, CONVBI_EREJECTED, "the SQL is empty; send exactly one SELECT statement");
 	size_t wlen = word_len(sql, len, start);

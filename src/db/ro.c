@@ -81,8 +81,10 @@ int ro_open(sqlite3 **out, const char *path, struct err *err)
 	rc = explain_path(path, err);
 	if (rc)
 		return rc;
-	if (ro_uri(&uri, path))
+	if (ro_uri(&uri, path)) {
+		buf_release(&uri);
 		return err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
+	}
 
 	int src = sqlite3_open_v2(uri.data, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
 	                          NULL);

@@ -21,7 +21,7 @@
  * every byte outside [A-Za-z0-9-._~/] percent-encoded (so '?', '#', '%'
  * and spaces cannot change the URI's meaning), then "?mode=ro".  Absolute
  * paths get an empty authority ("file:///abs").  Returns CONVBI_OK or the
- * buffer's error. */
+ * buffer's error (out may then hold part of the URI). */
 int ro_uri(struct buf *out, const char *path);
 
 /* Opens path read-only and hardened (see above).  Returns CONVBI_OK and

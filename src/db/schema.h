@@ -94,4 +94,9 @@ const struct schema_table *schema_find(const struct schema *s, const char *name)
  * out's own cap is reached (out then keeps what it held). */
 int schema_render(struct buf *out, const struct schema *s, const char *question, size_t budget_bytes);
 
+/* Appends one table's line as schema_render writes it, with its sample
+ * values when `samples` is non-zero.  Returns CONVBI_OK, ENOMEM or
+ * ETOOBIG from out (out may then hold part of the line). */
+int schema_render_table(struct buf *out, const struct schema_table *t, int samples);
+
 #endif

@@ -16,10 +16,12 @@
  * Relevance: question words (lower-cased, stop words dropped, plurals
  * stemmed: "countries" -> "country", "boxes" -> "box", "singers" ->
  * "singer") against identifier words (names split at '_', spaces, digits
- * and camelCase).  A word naming the table counts TABLE_HIT, one naming a
- * column COLUMN_HIT divided by the number of tables having such a column
- * (so "name" or "id" weigh little), one found in a sample value
- * SAMPLE_HIT.  A prefix match of at least four letters counts half.
+ * and camelCase).  A word naming the table counts TABLE_HIT divided by the
+ * number of words in the table's name (so "template" names Templates more
+ * than Ref_Template_Types), one naming a column COLUMN_HIT divided by the
+ * number of tables having such a column (so "name" or "id" weigh little),
+ * one found in a sample value SAMPLE_HIT.  A prefix match of at least four
+ * letters counts half.
  */
 #include <ctype.h>
 #include <stdlib.h>
@@ -129,7 +131,7 @@ static int best_match(const char *q, const struct words *ws)
 
 /* ---- scoring ---------------------------------------------------------------- */
 
-static void score_tables(const struct schema *s, const char *question, double *score)
+static int score_tables(const struct schema *s, const char *question, double *score)
 {
 	struct words q = {.n = 0};
 	if (question)
@@ -138,14 +140,14 @@ static void score_tables(const struct schema *s, const char *question, double *s
 		double col_df = 0;
 		int *col_hit = xcalloc(s->ntables + 1, sizeof *col_hit);
 		if (!col_hit)
-			return; /* scores stay partial: only the order suffers */
+			return CONVBI_ENOMEM;
 		for (size_t t = 0; t < s->ntables; t++) {
 			const struct schema_table *tb = &s->tables[t];
 			struct words name = {.n = 0};
 			split_words(&name, tb->name, 0);
 			int m = best_match(q.w[i], &name);
-			if (m)
-				score[t] += TABLE_HIT * m / 2;
+			if (m) /* "template" names Templates more than Ref_Template_Types */
+				score[t] += TABLE_HIT * m / 2 / (name.n ? name.n : 1);
 			int sample_hit = 0;
 			for (int c = 0; c < tb->ncols; c++) {
 				struct words cw = {.n = 0};
@@ -169,6 +171,7 @@ static void score_tables(const struct schema *s, const char *question, double *s
 				score[t] += COLUMN_HIT * col_hit[t] / 2 / col_df;
 		free(col_hit);
 	}
+	return CONVBI_OK;
 }
 
 /* ---- foreign-key graph --------------------------------------------------------- */
@@ -296,7 +299,7 @@ static int fk_size(const struct schema_table *t, int id)
 	return n;
 }
 
-static int render_table(struct buf *b, const struct schema_table *t, int samples)
+int schema_render_table(struct buf *b, const struct schema_table *t, int samples)
 {
 	int rc = buf_puts(b, t->is_view ? "CREATE VIEW " : "CREATE TABLE ");
 	if (!rc)
@@ -464,18 +467,19 @@ int schema_render(struct buf *out, const struct schema *s, const char *question,
 		rc = CONVBI_ENOMEM;
 		goto done;
 	}
-	score_tables(s, question, score);
-	rc = assign_tiers(s, score, tier);
+	rc = score_tables(s, question, score);
+	if (!rc)
+		rc = assign_tiers(s, score, tier);
 	for (size_t i = 0; i < n && !rc; i++) {
 		e[i].index = i;
 		e[i].tier = tier[i];
 		e[i].score = score[i];
 		buf_reset(&tmp);
-		rc = render_table(&tmp, &s->tables[i], 0);
+		rc = schema_render_table(&tmp, &s->tables[i], 0);
 		e[i].bare = tmp.len;
 		buf_reset(&tmp);
 		if (!rc)
-			rc = render_table(&tmp, &s->tables[i], 1);
+			rc = schema_render_table(&tmp, &s->tables[i], 1);
 		e[i].full = tmp.len;
 	}
 	if (rc)
@@ -506,7 +510,7 @@ int schema_render(struct buf *out, const struct schema *s, const char *question,
 
 	for (size_t i = 0; i < n && !rc; i++)
 		if (e[i].kept)
-			rc = render_table(&acc, &s->tables[e[i].index], e[i].samples);
+			rc = schema_render_table(&acc, &s->tables[e[i].index], e[i].samples);
 	if (!rc && acc.len <= budget_bytes)
 		rc = omitted_line(&acc, s, e, n, budget_bytes - acc.len);
 	if (!rc)

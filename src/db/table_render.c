@@ -84,14 +84,13 @@ static int display_add(struct buf *b, const char *s, size_t max_width, int pipe,
 	return rc;
 }
 
-static size_t display_width(const char *s, int pipe)
+/* The width display_add would give s, through *w. */
+static int display_width(const char *s, int pipe, size_t *w)
 {
 	struct buf scratch = BUF_INIT;
-	size_t w = 0;
-	if (display_add(&scratch, s, TABLE_COLUMN_WIDTH_MAX, pipe, &w))
-		w = TABLE_COLUMN_WIDTH_MAX; /* only on ENOMEM: a safe guess */
+	int rc = display_add(&scratch, s, TABLE_COLUMN_WIDTH_MAX, pipe, w);
 	buf_release(&scratch);
-	return w;
+	return rc;
 }
 
 static int pad(struct buf *b, size_t n)
@@ -166,12 +165,13 @@ static int render_grid(struct buf *b, const struct table *t, int64_t shown, int 
 		rc = CONVBI_ENOMEM;
 		goto done;
 	}
-	for (int c = 0; c < t->ncols; c++) {
+	for (int c = 0; c < t->ncols && !rc; c++) {
 		align[c] = is_numeric_column(t, c) ? 'r' : 'l';
-		width[c] = display_width(t->cols[c].name, markdown);
-		for (int64_t r = 0; r < shown; r++) {
+		rc = display_width(t->cols[c].name, markdown, &width[c]);
+		for (int64_t r = 0; r < shown && !rc; r++) {
 			const char *s = table_cell(t, r, c);
-			size_t w = display_width(s ? s : "NULL", markdown);
+			size_t w = 0;
+			rc = display_width(s ? s : "NULL", markdown, &w);
 			if (w > width[c])
 				width[c] = w;
 		}

@@ -64,16 +64,20 @@ int agent_intent(struct flow_run *r)
 	struct buf hist, reply;
 	buf_init(&hist, 1 << 20);
 	buf_init(&reply, 1 << 16);
+	struct err err = ERR_INIT;
 	int next = FLOW_FAIL;
-	if (history_render(&hist, r->history))
+	if (history_render(&hist, r->history)) {
+		err_set(&err, CONVBI_ENOMEM, "out of memory rendering the history");
+		next = flow_fail(r, &err);
 		goto done;
+	}
 	struct tmpl_slot slots[] = {
 		{"tables", r->env->table_list, 4000},
 		{"history", buf_str(&hist), 0},
 		{"question", t->question, 8000},
 	};
 	if (agent_call(r, STAGE_INTENT, "intent", slots, 3, 0, 400, &reply))
-		goto done;
+		goto done;  /* agent_call failed the turn */
 	t->intent = parse_intent(r, reply.data, reply.len);
 	if (t->intent == INTENT_FOLLOW_UP && r->history->n == 0)
 		t->intent = INTENT_DATA;
@@ -83,14 +87,11 @@ int agent_intent(struct flow_run *r)
 		t->standalone = NULL;
 	}
 	if (!t->standalone && !(t->standalone = xstrdup(t->question))) {
-		struct err e;
-		err_set(&e, CONVBI_ENOMEM, "out of memory");
-		goto fail;
+		err_set(&err, CONVBI_ENOMEM, "out of memory");
+		next = flow_fail(r, &err);
+		goto done;
 	}
 	next = t->intent == INTENT_DATA || t->intent == INTENT_FOLLOW_UP ? STAGE_SQL : STAGE_REPLY;
-	goto done;
-fail:
-	next = FLOW_FAIL;
 done:
 	buf_release(&hist);
 	buf_release(&reply);

@@ -29,8 +29,12 @@ static int review_says_revise(struct flow_run *r, const char *sql, struct buf *w
 	buf_init(&reply, 1 << 16);
 	buf_init(&js, 1 << 16);
 	int revise = -1;
-	if (schema_render(&schema, r->env->schema, t->standalone, r->env->schema_budget))
+	if (schema_render(&schema, r->env->schema, t->standalone, r->env->schema_budget)) {
+		struct err e;
+		err_set(&e, CONVBI_ENOMEM, "out of memory rendering the schema");
+		flow_fail(r, &e);
 		goto done;
+	}
 	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0}, {"question", t->standalone, 8000}, {"sql", sql, 0}};
 	if (agent_call(r, STAGE_VALIDATE, "review", slots, 3, 0, 200, &reply))
 		goto done;

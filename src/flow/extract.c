@@ -22,9 +22,10 @@
 #include "flow/extract.h"
 
 #define PCRE2_CODE_UNIT_WIDTH 8
+#include <assert.h>
+#include <limits.h>
 #include <pcre2.h>
 #include <pthread.h>
-#include <limits.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,9 +90,9 @@ static void drop_patterns(void)
 	gctx = NULL;
 }
 
-/* Compiles the patterns once.  A compile error in our own pattern is a
- * programmer error caught by the unit tests; at run time it can only mean
- * memory ran out, so both report CONVBI_ENOMEM and are retried later. */
+/* Compiles the patterns once.  A syntax error in our own pattern is a
+ * programmer error (the assert); at run time a failure can only mean memory
+ * ran out: CONVBI_ENOMEM, and the next call tries again. */
 static int patterns_init(void)
 {
 	if (atomic_load_explicit(&patterns_ready, memory_order_acquire))
@@ -115,6 +116,7 @@ static int patterns_init(void)
 				PCRE2_SIZE eoff;
 				patterns[k] = pcre2_compile((PCRE2_SPTR)pattern_src[k], PCRE2_ZERO_TERMINATED,
 				                            0, &ecode, &eoff, cctx);
+				assert(patterns[k] || ecode == PCRE2_ERROR_HEAP_FAILED);
 				if (!patterns[k])
 					rc = CONVBI_ENOMEM;
 			}
@@ -129,12 +131,13 @@ static int patterns_init(void)
 	return rc;
 }
 
-/* Per-call state: the reply and one match data block for every pattern. */
+/* Per-call state: the reply and the match data block all patterns share. */
 struct scan {
 	const char *s;
 	size_t n;
 	pcre2_match_data *md; /* owned by the call */
 	int nomem;            /* a match ran out of memory: the call fails */
+	size_t no_closer;     /* no line starts with ``` at or after this */
 };
 
 static int scan_open(struct scan *sc, const char *text, size_t len)
@@ -143,6 +146,7 @@ static int scan_open(struct scan *sc, const char *text, size_t len)
 	sc->n = len;
 	sc->md = NULL;
 	sc->nomem = 0;
+	sc->no_closer = len;
 	int rc = patterns_init();
 	if (rc)
 		return rc;
@@ -238,16 +242,20 @@ static int find_fence(struct scan *sc, size_t from, struct fence *f)
 	f->info = ov[2];
 	f->info_len = ov[3] - ov[2];
 	f->body = ov[1];
-	/* the closer: a line starting with ```, else ``` anywhere, else the end */
+	/* the closer: a line starting with ```, else ``` anywhere, else the end;
+	 * a fruitless line scan is remembered, or replies with many mid-line
+	 * fences would be rescanned to the end once per fence */
 	const char *s = sc->s;
 	size_t n = sc->n, close = n;
-	for (size_t line = f->body; line < n; line = next_line(s, n, line)) {
+	for (size_t line = f->body; line < sc->no_closer; line = next_line(s, n, line)) {
 		size_t p = skip_blanks(s, n, line);
 		if (p + 3 <= n && !memcmp(s + p, "```", 3)) {
 			close = line;
 			break;
 		}
 	}
+	if (close == n && f->body < sc->no_closer)
+		sc->no_closer = f->body;
 	if (close == n) {
 		const char *tick = memmem(s + f->body, n - f->body, "```", 3);
 		if (tick)

@@ -42,11 +42,11 @@ struct llm {
 
 static const char *const class_names[] = {"ok", "rate_limited", "server_error", "timeout", "transport",
 	"stream_error", "auth", "not_found", "content_filter", "context_length", "bad_request", "protocol",
-	"too_big", "canceled", "deadline"};
+	"too_big", "canceled", "deadline", "out_of_memory"};
 
 const char *llm_class_name(int cls)
 {
-	return cls >= 0 && cls <= LLM_DEADLINE ? class_names[cls] : "?";
+	return cls >= 0 && cls <= LLM_NOMEM ? class_names[cls] : "?";
 }
 
 const struct llm_config *llm_config_of(const struct llm *l)
@@ -186,7 +186,7 @@ static int on_event(const char *event, const char *data, size_t len, void *paylo
 	}
 	int rc = aoai_parse_chunk(&a->reply, data, len, &delta, &dlen, &a->proto);
 	if (rc) {
-		a->proto_cls = rc == CONVBI_ETOOBIG ? LLM_TOO_BIG : LLM_STREAM_ERROR;
+		a->proto_cls = rc == CONVBI_ETOOBIG ? LLM_TOO_BIG : rc == CONVBI_ENOMEM ? LLM_NOMEM : LLM_STREAM_ERROR;
 		if (rc == CONVBI_EPROTOCOL)
 			err_prefix(&a->proto, "malformed stream chunk: ");
 		return 1;
@@ -205,14 +205,21 @@ static int on_body(void *payload, long status, const char *data, size_t n)
 {
 	struct attempt_ctx *a = payload;
 	a->status = status;
-	if (a->status == 200 && a->is_sse)
-		return sse_feed(&a->sse, data, n, on_event, a) ? 1 : 0;
+	if (a->status == 200 && a->is_sse) {
+		int rc = sse_feed(&a->sse, data, n, on_event, a);
+		if (rc && !a->proto_cls && !a->delta_cancel) {
+			/* The parser itself failed (not our callback). */
+			a->proto_cls = rc == CONVBI_ENOMEM ? LLM_NOMEM : LLM_STREAM_ERROR;
+			err_set(&a->proto, rc, rc == CONVBI_ENOMEM ? "out of memory" : "a stream event exceeds %u bytes", LLM_SSE_EVENT_MAX);
+		}
+		return rc ? 1 : 0;
+	}
 	int rc = buf_add(&a->body, data, n);
 	if (rc == CONVBI_ETOOBIG && a->status != 200)
 		return 0;  /* keep the head of a huge error body */
 	if (rc) {
 		err_set(&a->proto, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %u bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
-		a->proto_cls = LLM_TOO_BIG;
+		a->proto_cls = rc == CONVBI_ETOOBIG ? LLM_TOO_BIG : LLM_NOMEM;
 		return 1;
 	}
 	return 0;
@@ -312,7 +319,7 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	at->retry_from = NULL;
 	at->wait_ms = 0;
 	if (hrc == CONVBI_ENOMEM) {
-		cls = LLM_TOO_BIG;
+		cls = LLM_NOMEM;
 		snprintf(at->error, sizeof at->error, "out of memory");
 	} else if (res.fail == HTTP_FAIL_ABORTED && a.delta_cancel) {
 		cls = LLM_CANCELED;
@@ -349,7 +356,7 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 		struct err perr = ERR_INIT;
 		int prc = aoai_parse_reply(&a.reply, buf_str(&a.body), a.body.len, &perr);
 		if (prc) {
-			cls = prc == CONVBI_ETOOBIG ? LLM_TOO_BIG : LLM_PROTOCOL;
+			cls = prc == CONVBI_ETOOBIG ? LLM_TOO_BIG : prc == CONVBI_ENOMEM ? LLM_NOMEM : LLM_PROTOCOL;
 			snprintf(at->error, sizeof at->error, "%s", perr.msg);
 		}
 	}
@@ -417,6 +424,7 @@ static int status_of_class(int cls)
 	case LLM_TOO_BIG: return CONVBI_ETOOBIG;
 	case LLM_CANCELED: return CONVBI_ECANCELED;
 	case LLM_DEADLINE: return CONVBI_ETIMEOUT;
+	case LLM_NOMEM: return CONVBI_ENOMEM;
 	default: return CONVBI_ELLM;
 	}
 }
@@ -505,7 +513,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			continue;
 		}
 		if (!body.len && (rc = aoai_body(&body, &l->cfg.eps[pick.ep], &creq))) {
-			last_cls = LLM_TOO_BIG;
+			last_cls = LLM_NOMEM;
 			snprintf(last_err, sizeof last_err, "out of memory building the request");
 			break;
 		}
@@ -513,7 +521,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (l->cfg.eps[pick.ep].kind != EP_AZURE) {
 			buf_reset(&body);
 			if ((rc = aoai_body(&body, &l->cfg.eps[pick.ep], &creq))) {
-				last_cls = LLM_TOO_BIG;
+				last_cls = LLM_NOMEM;
+				snprintf(last_err, sizeof last_err, "out of memory building the request");
 				break;
 			}
 		}
@@ -536,7 +545,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			out->content = buf_take(&reply.content);
 			aoai_reply_release(&reply);
 			if (!out->content) {
-				last_cls = LLM_TOO_BIG;
+				last_cls = LLM_NOMEM;
+				snprintf(last_err, sizeof last_err, "out of memory");
 				break;
 			}
 			snprintf(out->endpoint, sizeof out->endpoint, "%s", at.endpoint);

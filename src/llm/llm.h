@@ -41,7 +41,8 @@ enum llm_class {
 	LLM_PROTOCOL,         /* malformed reply */
 	LLM_TOO_BIG,          /* reply over the size cap */
 	LLM_CANCELED,
-	LLM_DEADLINE
+	LLM_DEADLINE,
+	LLM_NOMEM             /* out of memory on our side */
 };
 
 struct llm_attempt {

@@ -23,10 +23,11 @@ build=${2:-${TMPDIR:-/tmp}/convbi-fuzz-build}
 cc=${CC:-clang}
 
 flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+mkdir -p "$build"
 cmake -S "$src" -B "$build" -DCMAKE_C_COMPILER="$cc" -DCONVBI_FUZZ=ON \
 	-DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS="$flags" \
-	-DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$build.configure.log" 2>&1 || {
-	cat "$build.configure.log" >&2
+	-DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >"$build/configure.log" 2>&1 || {
+	cat "$build/configure.log" >&2
 	exit 1
 }
 

@@ -351,6 +351,7 @@ static void hostile_megabyte_replies_finish_in_linear_time(void **state)
 		{"{", ""},                       /* unbalanced braces */
 		{"{\"", ""},                     /* unbalanced strings */
 		{"```\n", ""},                   /* fences everywhere */
+		{"a ```\n", ""},                 /* mid-line fences, no line-start closer */
 		{"```sql\n;\n```\n", ""},        /* empty sql fences */
 		{"\n\n", "SELECT 1"},             /* blank lines */
 		{"SELECT 1\n\n \n", "done."},    /* blank lines inside a statement */

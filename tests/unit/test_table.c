@@ -6,7 +6,9 @@
  * rendered in every mode and compared byte for byte; then the edges -- no
  * rows, a truncated result, very long cells, control characters, repeated
  * column names, a capped output buffer, invalid UTF-8 given to the
- * builder, and the summary's byte budget.
+ * builder, and the summary's byte budget.  Every allocation of building
+ * and rendering is also made to fail in turn: each must end in
+ * CONVBI_ENOMEM with the output untouched (leaks show under ASan).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -14,12 +16,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "convbi/convbi.h"
 #include "db/table.h"
 #include "db/text.h"
+#include "util/alloc.h"
 #include "util/buf.h"
 
 static void set(struct table *t, int64_t r, int c, int type, const char *s)
@@ -340,6 +344,76 @@ static void display_widths_count_wide_and_combining_characters(void **state)
 		assert_int_equal(text_width(cases[i].s, strlen(cases[i].s)), cases[i].width);
 }
 
+/* The sample table again, returning the first failure instead of
+ * asserting (for the allocation torture). */
+static int build_sample(struct table **out)
+{
+	static const struct {
+		int type;
+		const char *text;
+	} cells[] = {{TABLE_INT, "1"},   {TABLE_TEXT, "Alice"}, {TABLE_REAL, "2.5"},  {TABLE_TEXT, "a\nb"},
+	             {TABLE_INT, "22"},  {TABLE_TEXT, "B\xC3\xB6rk"}, {TABLE_NULL, NULL}, {TABLE_BLOB, "\x01\x02"}};
+	struct table *t = NULL;
+	int rc = table_new(&t, 4);
+	for (int c = 0; c < 4 && !rc; c++)
+		rc = table_set_column(t, c, c ? "col" : "id", "TEXT");
+	for (int r = 0; r < 2 && !rc; r++) {
+		rc = table_add_row(t);
+		for (int c = 0; c < 4 && !rc; c++) {
+			const char *s = cells[r * 4 + c].text;
+			rc = table_set_cell(t, r, c, cells[r * 4 + c].type, s, s ? strlen(s) : 0, 3);
+		}
+	}
+	if (rc) {
+		table_free(t);
+		t = NULL;
+	}
+	*out = t;
+	return rc;
+}
+
+static void every_failed_allocation_ends_in_enomem_with_the_output_untouched(void **state)
+{
+	(void)state;
+	/* building */
+	for (long n = 1;; n++) {
+		struct table *t = NULL;
+		alloc_fail_at(n, 0);
+		int rc = build_sample(&t);
+		long seen = alloc_fail_at(0, 0);
+		table_free(t);
+		if (seen < n) {
+			assert_int_equal(rc, CONVBI_OK);
+			break;
+		}
+		assert_int_equal(rc, CONVBI_ENOMEM);
+		assert_null(t);
+	}
+	/* rendering and summarising: mode -1 is table_summary */
+	struct table *t = NULL;
+	assert_int_equal(build_sample(&t), CONVBI_OK);
+	for (int mode = -1; mode <= TABLE_MARKDOWN; mode++) {
+		for (long n = 1;; n++) {
+			struct buf b = BUF_INIT;
+			assert_int_equal(buf_puts(&b, "kept|"), CONVBI_OK);
+			alloc_fail_at(n, 0);
+			int rc = mode < 0 ? table_summary(&b, t, 4096) : table_render(&b, t, (enum table_mode)mode, -1);
+			long seen = alloc_fail_at(0, 0);
+			if (seen < n) {
+				assert_int_equal(rc, CONVBI_OK);
+				assert_true(n > 1); /* at least one allocation was made to fail */
+				buf_release(&b);
+				break;
+			}
+			if (rc != CONVBI_ENOMEM)
+				fail_msg("mode %d, allocation %ld failed: got %s", mode, n, convbi_errname(rc));
+			assert_string_equal(buf_str(&b), "kept|");
+			buf_release(&b);
+		}
+	}
+	table_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -353,6 +427,7 @@ int main(void)
 		cmocka_unit_test(column_types_are_shared_mixed_or_null),
 		cmocka_unit_test(the_summary_fits_its_budget_and_keeps_the_row_count),
 		cmocka_unit_test(display_widths_count_wide_and_combining_characters),
+		cmocka_unit_test(every_failed_allocation_ends_in_enomem_with_the_output_untouched),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

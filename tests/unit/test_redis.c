@@ -1,0 +1,1373 @@
+/* test_redis.c -- the "redis" state backend against real redis-server processes.
+ *
+ * Every test starts its own redis-server on a free loopback port (bind
+ * 127.0.0.1:0, read the port, close, start the server on it) with no
+ * persistence, and kills it at the end, also when an assertion fails (the
+ * per-test teardown kills every server still registered).  A missing
+ * redis-server FAILS the test with a message saying so: nothing here is
+ * skipped.  Processes are real (fork), the kill is a real SIGKILL, a hung
+ * server is a real SIGSTOP.  Warnings go through log_set_sink and are
+ * counted: a fallback must say so exactly once.
+ *
+ * The differential test is the backbone: one random sequence of operations
+ * runs on the memory backend and on the redis backend (in each of its
+ * modes), and every answer and every snapshot must be identical.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <hiredis/hiredis.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "convbi/convbi.h"
+#include "fake.h"
+#include "llm/config.h"
+#include "llm/llm.h"
+#include "llm/pool.h"
+#include "llm/state.h"
+#include "llm/state_redis.h"
+#include "testutil.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+#define T0 ((int64_t)1700000000000)
+#define TIMEOUT_MS 200  /* the backend's bound in these tests */
+
+static const struct pool_ep_cfg W123[] = {
+	{"a", "https://a/dep", 0, 1, 0, 0},
+	{"b", "https://b/dep", 0, 2, 0, 0},
+	{"c", "https://c/dep", 0, 3, 0, 0},
+};
+
+static char dir[512];  /* this run's scratch directory */
+
+/* ---- warnings ---------------------------------------------------------------- */
+
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static int warnings, infos;
+static char warning_text[4096];  /* every warning, one per line */
+
+static void sink(int level, const char *line, void *payload)
+{
+	pthread_mutex_lock(&log_mu);
+	if (level >= LOG_WARN) {
+		warnings++;
+		size_t n = strlen(warning_text);
+		snprintf(warning_text + n, sizeof warning_text - n, "%s\n", line);
+	} else if (level == LOG_INFO) {
+		infos++;
+	}
+	pthread_mutex_unlock(&log_mu);
+}
+
+static void log_reset(void)
+{
+	pthread_mutex_lock(&log_mu);
+	warnings = infos = 0;
+	warning_text[0] = '\0';
+	pthread_mutex_unlock(&log_mu);
+}
+
+static int warnings_now(void)
+{
+	pthread_mutex_lock(&log_mu);
+	int n = warnings;
+	pthread_mutex_unlock(&log_mu);
+	return n;
+}
+
+/* ---- redis-server ---------------------------------------------------------------- */
+
+#define MAX_SERVERS 8
+
+struct rsrv {
+	pid_t pid;        /* 0 when not running */
+	int port;
+	char pass[64];    /* requirepass, "" = none */
+	char dir[600];    /* its directory: redis.log */
+};
+
+static struct rsrv *running[MAX_SERVERS];  /* for the teardown */
+
+static const char *redis_server_bin(void)
+{
+	static const char *const where[] = {"/usr/bin/redis-server", "/usr/local/bin/redis-server",
+	                                    "/usr/sbin/redis-server"};
+	const char *env = getenv("REDIS_SERVER");
+	if (env && *env)
+		return access(env, X_OK) == 0 ? env : NULL;
+	for (size_t i = 0; i < sizeof where / sizeof *where; i++)
+		if (access(where[i], X_OK) == 0)
+			return where[i];
+	return NULL;
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* A plain hiredis connection (authenticated, on db), or NULL. */
+static redisContext *admin_db(const struct rsrv *s, int db)
+{
+	struct timeval tv = {1, 0};
+	redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+	if (!c || c->err) {
+		redisFree(c);
+		return NULL;
+	}
+	redisSetTimeout(c, tv);
+	redisReply *rep;
+	if (s->pass[0]) {
+		rep = redisCommand(c, "AUTH %s", s->pass);
+		int ok = rep && rep->type == REDIS_REPLY_STATUS;
+		freeReplyObject(rep);
+		if (!ok) {
+			redisFree(c);
+			return NULL;
+		}
+	}
+	rep = redisCommand(c, "SELECT %d", db);
+	int ok = rep && rep->type == REDIS_REPLY_STATUS;
+	freeReplyObject(rep);
+	if (!ok) {
+		redisFree(c);
+		return NULL;
+	}
+	return c;
+}
+
+static redisContext *admin(const struct rsrv *s)
+{
+	return admin_db(s, 0);
+}
+
+static int srv_ping(const struct rsrv *s)
+{
+	redisContext *c = admin(s);
+	if (!c)
+		return 0;
+	redisReply *rep = redisCommand(c, "PING");
+	int ok = rep && rep->type == REDIS_REPLY_STATUS && !strcmp(rep->str, "PONG");
+	freeReplyObject(rep);
+	redisFree(c);
+	return ok;
+}
+
+static void srv_register(struct rsrv *s)
+{
+	for (int i = 0; i < MAX_SERVERS; i++)
+		if (!running[i] || running[i] == s) {
+			running[i] = s;
+			return;
+		}
+}
+
+/* Starts redis-server on port; 0 when it answers PING, -1 when it exited
+ * (port taken, say), failing the test on anything else. */
+static int srv_try(struct rsrv *s, int port)
+{
+	const char *bin = redis_server_bin();
+	if (!bin)
+		fail_msg("redis-server not found ($REDIS_SERVER, /usr/bin, /usr/local/bin): install it "
+		         "(Debian: apt-get install redis-server); these tests need a real server and "
+		         "never skip");
+	char ports[16], log[700];
+	snprintf(ports, sizeof ports, "%d", port);
+	snprintf(log, sizeof log, "%s/redis.log", s->dir);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		const char *argv[20] = {bin, "--port", ports, "--bind", "127.0.0.1", "--save", "",
+		                        "--appendonly", "no", "--daemonize", "no", "--dir", s->dir,
+		                        "--loglevel", "warning"};
+		int n = 15;
+		if (s->pass[0]) {
+			argv[n++] = "--requirepass";
+			argv[n++] = s->pass;
+		}
+		argv[n] = NULL;
+		execv(bin, (char *const *)argv);
+		_exit(127);
+	}
+	s->pid = pid;
+	s->port = port;
+	srv_register(s);
+	for (int i = 0; i < 250; i++) {  /* 5 s */
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			s->pid = 0;
+			return -1;
+		}
+		if (srv_ping(s))
+			return 0;
+		usleep(20000);
+	}
+	fail_msg("redis-server on port %d did not answer within 5 s; see %s", port, log);
+	return -1;
+}
+
+static void srv_start_pass(struct rsrv *s, const char *pass)
+{
+	memset(s, 0, sizeof *s);
+	snprintf(s->pass, sizeof s->pass, "%s", pass ? pass : "");
+	snprintf(s->dir, sizeof s->dir, "%s/redis-XXXXXX", dir);
+	assert_non_null(mkdtemp(s->dir));
+	for (int tries = 0; tries < 5; tries++) {
+		int port = free_port();
+		assert_true(port > 0);
+		if (srv_try(s, port) == 0)
+			return;
+	}
+	fail_msg("redis-server would not start; see %s/redis.log", s->dir);
+}
+
+static void srv_start(struct rsrv *s)
+{
+	srv_start_pass(s, NULL);
+}
+
+/* Starts it again on the port it had (after a kill). */
+static void srv_restart(struct rsrv *s)
+{
+	for (int tries = 0; tries < 50; tries++) {
+		if (srv_try(s, s->port) == 0)
+			return;
+		usleep(100000);  /* the old socket may linger a moment */
+	}
+	fail_msg("redis-server would not restart on port %d", s->port);
+}
+
+static void srv_kill(struct rsrv *s)
+{
+	if (s->pid > 0) {
+		kill(s->pid, SIGCONT);
+		kill(s->pid, SIGKILL);
+		waitpid(s->pid, NULL, 0);
+	}
+	s->pid = 0;
+}
+
+static void srv_stop(struct rsrv *s)
+{
+	srv_kill(s);
+	for (int i = 0; i < MAX_SERVERS; i++)
+		if (running[i] == s)
+			running[i] = NULL;
+}
+
+/* An integer reply of a command, or LLONG_MIN; a string reply is parsed. */
+static long long cmd_int(redisContext *c, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	redisReply *rep = redisvCommand(c, fmt, ap);
+	va_end(ap);
+	long long v = -999999999;
+	if (rep && rep->type == REDIS_REPLY_INTEGER)
+		v = rep->integer;
+	else if (rep && rep->type == REDIS_REPLY_STRING)
+		v = strtoll(rep->str, NULL, 10);
+	else if (rep && rep->type == REDIS_REPLY_NIL)
+		v = -1000000000;
+	freeReplyObject(rep);
+	return v;
+}
+
+#define NIL_REPLY (-1000000000LL)
+
+/* ---- fixtures -------------------------------------------------------------------- */
+
+static int setup_group(void **state)
+{
+	snprintf(dir, sizeof dir, "%s/test_redis.XXXXXX", SCRATCH_DIR);
+	mkdir(SCRATCH_DIR, 0700);
+	if (!mkdtemp(dir))
+		return -1;
+	log_set_sink(sink, NULL, LOG_INFO);
+	return 0;
+}
+
+static int teardown_group(void **state)
+{
+	log_set_sink(NULL, NULL, LOG_WARN);
+	return getenv("KEEP_SCRATCH") ? 0 : tu_rmtree(dir);
+}
+
+static int setup(void **state)
+{
+	log_reset();
+	return 0;
+}
+
+/* Kills what a failed test left running. */
+static int teardown(void **state)
+{
+	for (int i = 0; i < MAX_SERVERS; i++)
+		if (running[i]) {
+			srv_kill(running[i]);
+			running[i] = NULL;
+		}
+	unsetenv("CONVBI_REDIS_URL");
+	return 0;
+}
+
+static void url_of(char *out, size_t cap, const struct rsrv *s, const char *cred, int db)
+{
+	snprintf(out, cap, "redis://%s127.0.0.1:%d/%d", cred ? cred : "", s->port, db);
+}
+
+static void local_path(char *out, size_t cap, const char *name)
+{
+	snprintf(out, cap, "%s/%s.state", dir, name);
+}
+
+static struct state_shape shape_of(const struct pool_ep_cfg *eps, size_t n)
+{
+	struct state_shape sh;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_shape(&sh, eps, n, &e), CONVBI_OK);
+	return sh;
+}
+
+struct rs_open {
+	const char *prefix;
+	const char *cred;   /* "user:pass@" or ":pass@", NULL = none */
+	int db;
+	int cache_ms;
+	int ttl_ms;
+	unsigned flags;
+	const char *local;  /* fallback file name in dir */
+};
+
+static struct state *open_state(const struct rsrv *s, const struct rs_open *w,
+                                const struct state_shape *sh)
+{
+	char url[256], path[700];
+	struct state *st = NULL;
+	struct err e = ERR_INIT;
+	url_of(url, sizeof url, s, w->cred, w->db);
+	local_path(path, sizeof path, w->local ? w->local : "local");
+	struct state_redis_opts o = STATE_REDIS_OPTS_INIT;
+	o.url = url;
+	o.prefix = w->prefix;
+	o.timeout_ms = TIMEOUT_MS;
+	o.cache_ms = w->cache_ms;
+	o.ttl_ms = w->ttl_ms;
+	o.flags = w->flags;
+	o.local_path = path;
+	int rc = state_open_redis(&st, &o, sh, &e);
+	if (rc)
+		fail_msg("state_open_redis: %s", e.msg);
+	return st;
+}
+
+/* A pool over W123 on a redis state; *st_out borrows the state. */
+static struct pool *open_pool(const struct rsrv *s, const struct rs_open *w, struct state **st_out)
+{
+	struct state_shape sh = shape_of(W123, 3);
+	struct state *st = open_state(s, w, &sh);
+	struct pool *p = NULL;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_open_state(&p, W123, 3, st, &e), CONVBI_OK);
+	if (st_out)
+		*st_out = st;
+	return p;
+}
+
+static int pick(struct pool *p, int64_t now)
+{
+	struct pool_pick k;
+	if (pool_pick(p, now, 0, 0, &k) != CONVBI_OK)
+		return -2;
+	return k.ep;
+}
+
+static void report(struct pool *p, int ep, int64_t now, int cls, int64_t retry_after_ms)
+{
+	struct pool_outcome o = pool_outcome_of(cls);
+	o.retry_after_ms = retry_after_ms;
+	pool_report(p, ep, now, &o);
+}
+
+/* ---- the URL --------------------------------------------------------------------- */
+
+struct url_case {
+	const char *url;
+	int ok;
+	const char *host;
+	int port, db;
+	const char *user, *pass;
+};
+
+static void url_parser_accepts_the_documented_forms_and_rejects_the_rest(void **state)
+{
+	static const struct url_case cases[] = {
+		{"redis://127.0.0.1:6379/0", 1, "127.0.0.1", 6379, 0, "", ""},
+		{"redis://localhost", 1, "localhost", 6379, 0, "", ""},
+		{"redis://localhost/", 1, "localhost", 6379, 0, "", ""},
+		{"REDIS://cache.internal:7000/12", 1, "cache.internal", 7000, 12, "", ""},
+		{"redis://:hunter2-pass@10.0.0.5:6380/1", 1, "10.0.0.5", 6380, 1, "", "hunter2-pass"},
+		{"redis://fleet:s3cret@h:1/2", 1, "h", 1, 2, "fleet", "s3cret"},
+		{"redis://fl%65et:p%40ss%3Aw%2Frd@h:65535/3", 1, "h", 65535, 3, "fleet", "p@ss:w/rd"},
+		{"redis://:a@b@h/0", 1, "h", 6379, 0, "", "a@b"},
+		{"redis://[::1]:6390/4", 1, "::1", 6390, 4, "", ""},
+		{"redis://[::1]", 1, "::1", 6379, 0, "", ""},
+		{"", 0, NULL, 0, 0, NULL, NULL},
+		{"http://h:6379", 0, NULL, 0, 0, NULL, NULL},
+		{"rediss://:topsecret@h:6379", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://:6379/0", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://h:0", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://h:65536", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://h:63x9", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://h:", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://h/db1", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://h/0?timeout=1", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://onlyuser@h/0", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://user:@h/0", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://:secret-pw@h:70000/0", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://:secret-pw@h/x", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://:secret-pw@/0", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://:bad%zzsecret@h/0", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://:nul%00secret@h/0", 0, NULL, 0, 0, NULL, NULL},
+		{"redis://[::1/0", 0, NULL, 0, 0, NULL, NULL},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		const struct url_case *c = &cases[i];
+		struct state_redis_url u;
+		struct err e = ERR_INIT;
+		int rc = state_redis_url_parse(&u, c->url, &e);
+		if (c->ok) {
+			if (rc != CONVBI_OK)
+				fail_msg("%s: %s", c->url, e.msg);
+			assert_string_equal(u.host, c->host);
+			assert_int_equal(u.port, c->port);
+			assert_int_equal(u.db, c->db);
+			assert_string_equal(u.user, c->user);
+			assert_string_equal(u.pass, c->pass);
+		} else {
+			if (rc != CONVBI_ECONFIG)
+				fail_msg("%s was accepted", c->url);
+			assert_true(strlen(e.msg) > 10);
+			assert_null(strstr(e.msg, "secret"));  /* never repeats the password */
+		}
+	}
+}
+
+/* ---- the contract: identical to the memory backend ------------------------------ */
+
+static uint64_t rng = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rnd(void)
+{
+	rng ^= rng >> 12;
+	rng ^= rng << 25;
+	rng ^= rng >> 27;
+	return rng * 0x2545f4914f6cdd1dULL;
+}
+
+static int64_t rnd_in(int64_t lo, int64_t hi)
+{
+	return lo + (int64_t)(rnd() % (uint64_t)(hi - lo + 1));
+}
+
+static void snap_equal(const struct state_snap *a, const struct state_snap *b, int step, unsigned ep)
+{
+	for (int f = 0; f < STATE_NFIELDS; f++)
+		if (a->f[f] != b->f[f])
+			fail_msg("step %d: slot %u field %d: memory %lld, redis %lld", step, ep, f,
+			         (long long)a->f[f], (long long)b->f[f]);
+	for (int w = 0; w < STATE_NWINDOWS; w++)
+		if (a->win[w] != b->win[w])
+			fail_msg("step %d: slot %u window %d: memory %lld, redis %lld", step, ep, w,
+			         (long long)a->win[w], (long long)b->win[w]);
+}
+
+/* Runs the same seeded sequence on memory and on st; every answer must
+ * match.  Returns the number of operations. */
+static int differential(struct state *st, uint64_t seed, int steps)
+{
+	static const struct pool_ep_cfg five[] = {
+		{"p", "https://p/d", 0, 1, 0, 0}, {"q", "https://q/d", 0, 2, 0, 0},
+		{"r", "https://r/d", 1, 1, 0, 0}, {"s", "https://s/d", 1, 3, 0, 0},
+		{"t", "https://t/d", 2, 1, 0, 0},
+	};
+	struct state_shape sh = shape_of(five, 5);
+	struct state *mem = NULL;
+	struct err e = ERR_INIT;
+	assert_int_equal(state_open_memory(&mem, &sh, &e), CONVBI_OK);
+	const struct state_ops *m = mem->ops, *r = st->ops;
+	int64_t now = T0 + 3;
+	rng = seed;
+	for (int i = 0; i < steps; i++) {
+		unsigned ep = (unsigned)rnd_in(0, 4);
+		int field = (int)rnd_in(0, STATE_NFIELDS - 1);
+		int64_t dt = rnd_in(0, 10) == 0 ? -rnd_in(0, 25000) : rnd_in(0, 4000);
+		now += dt;
+		switch (rnd_in(0, 11)) {
+		case 0: {
+			unsigned tier = (unsigned)rnd_in(0, 2);
+			assert_int_equal(m->counter_next(mem, tier), r->counter_next(st, tier));
+			break;
+		}
+		case 1:
+		case 2: {  /* a pick's run of loads: every slot, one now */
+			int windows = (int)rnd_in(0, 1);
+			for (unsigned k = 0; k < 5; k++) {
+				struct state_snap a, b;
+				m->load(mem, k, now, windows, &a);
+				r->load(st, k, now, windows, &b);
+				snap_equal(&a, &b, i, k);
+			}
+			break;
+		}
+		case 3: {
+			struct state_snap a, b;
+			m->load(mem, ep, now, 1, &a);
+			r->load(st, ep, now, 1, &b);
+			snap_equal(&a, &b, i, ep);
+			break;
+		}
+		case 4:
+			assert_int_equal(m->get(mem, ep, field), r->get(st, ep, field));
+			break;
+		case 5: {
+			int64_t d = rnd_in(-3, 5);
+			assert_int_equal(m->add(mem, ep, field, d), r->add(st, ep, field, d));
+			break;
+		}
+		case 6: {
+			int64_t v = rnd_in(0, 2) ? now + rnd_in(-5000, 60000) : rnd_in(-1, 3);
+			m->store(mem, ep, field, v);
+			r->store(st, ep, field, v);
+			break;
+		}
+		case 7: {
+			int64_t cur = m->get(mem, ep, field);
+			int64_t expect = rnd_in(0, 1) ? cur : cur + rnd_in(1, 3);
+			int64_t desired = now + rnd_in(0, 30000);
+			assert_int_equal(m->cas(mem, ep, field, expect, desired),
+			                 r->cas(st, ep, field, expect, desired));
+			break;
+		}
+		case 8: {
+			int64_t v = now + rnd_in(-10000, 60000);
+			assert_int_equal(m->max(mem, ep, field, v), r->max(st, ep, field, v));
+			break;
+		}
+		case 9:
+		case 10: {
+			int win = (int)rnd_in(0, 1);
+			int64_t amount = rnd_in(0, 6) == 0 ? -rnd_in(1, 80) : rnd_in(1, 400);
+			int64_t limit = rnd_in(0, 1) ? 0 : rnd_in(50, 2500);
+			assert_int_equal(m->window_add(mem, ep, win, now, amount, limit),
+			                 r->window_add(st, ep, win, now, amount, limit));
+			break;
+		}
+		default:
+			if (rnd_in(0, 40) == 0) {
+				m->reset(mem);
+				r->reset(st);
+			}
+			break;
+		}
+	}
+	/* and a last full comparison */
+	for (unsigned k = 0; k < 5; k++) {
+		struct state_snap a, b;
+		m->load(mem, k, now, 1, &a);
+		r->load(st, k, now, 1, &b);
+		snap_equal(&a, &b, steps, k);
+	}
+	state_close(mem);
+	return steps;
+}
+
+static void redis_backend_answers_exactly_like_the_memory_backend_in_every_mode(void **state)
+{
+	static const struct pool_ep_cfg five[] = {
+		{"p", "https://p/d", 0, 1, 0, 0}, {"q", "https://q/d", 0, 2, 0, 0},
+		{"r", "https://r/d", 1, 1, 0, 0}, {"s", "https://s/d", 1, 3, 0, 0},
+		{"t", "https://t/d", 2, 1, 0, 0},
+	};
+	static const struct {
+		const char *prefix;
+		int cache_ms;
+		unsigned flags;
+	} modes[] = {
+		{"diff-default:", 0, 0},
+		{"diff-naive:", 0, STATE_REDIS_NO_BATCH | STATE_REDIS_NO_PIPELINE},
+		{"diff-cache:", 1 << 30, 0},  /* one writer: the write-through copy must stay exact */
+	};
+	struct rsrv s;
+	srv_start(&s);
+	struct state_shape sh = shape_of(five, 5);
+	for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
+		struct rs_open w = {.prefix = modes[i].prefix, .cache_ms = modes[i].cache_ms,
+		                    .flags = modes[i].flags};
+		struct state *st = open_state(&s, &w, &sh);
+		assert_string_equal(state_describe(st), "redis");
+		differential(st, 0x1234567ULL + i, 2500);
+		struct state_redis_stats k;
+		state_redis_stats(st, &k);
+		assert_int_equal(k.fallbacks, 0);
+		assert_int_equal(k.local_ops, 0);
+		if (modes[i].flags)
+			assert_int_equal(k.pipelined, 0);
+		else
+			assert_true(k.pipelined > 0 && k.snapshot_loads > 0);
+		state_close(st);
+	}
+	assert_int_equal(warnings_now(), 0);
+	srv_stop(&s);
+}
+
+static void a_pick_costs_two_round_trips_and_its_batch_of_loads_ends_with_the_pick(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct state *st;
+	struct rs_open w = {.prefix = "rt:"};
+	struct pool *p = open_pool(&s, &w, &st);
+	struct state_redis_stats a, b;
+	pick(p, T0);  /* warm */
+	state_redis_stats(st, &a);
+	assert_true(pick(p, T0 + 1) >= 0);
+	state_redis_stats(st, &b);
+	/* HGETALL + the tier counter; the rpm/tpm-less window charge is pipelined */
+	assert_int_equal(b.round_trips - a.round_trips, 2);
+	assert_int_equal(b.snapshot_loads - a.snapshot_loads, 2);
+	/* same thread, same now_ms, but a write in between: the next load reads again */
+	report(p, 2, T0 + 1, POOL_RATE_LIMITED, 60000);
+	for (int i = 0; i < 12; i++)
+		assert_int_not_equal(pick(p, T0 + 1), 2);
+	/* a pick that loads a and b only; another host cools c; then a pick of
+	 * c alone at the same instant: c's load would continue the batch
+	 * (higher slot, same thread, same now_ms), but the first pick's counter
+	 * and claim ended it, so c is read afresh */
+	struct rs_open wq = {.prefix = "rt:", .local = "rt-other"};
+	struct pool *q = open_pool(&s, &wq, NULL);
+	struct pool_pick k;
+	assert_int_equal(pool_pick(p, T0 + 2, 1u << 2, 0, &k), CONVBI_OK);
+	assert_true(k.ep == 0 || k.ep == 1);
+	report(q, 2, T0 + 2, POOL_RATE_LIMITED, 90000);
+	assert_int_equal(pool_pick(p, T0 + 2, 3u, 0, &k), CONVBI_OK);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, 90000);
+	pool_close(q);
+	pool_close(p);
+	srv_stop(&s);
+}
+
+/* ---- several processes, one Redis ------------------------------------------------ */
+
+static void processes_sharing_redis_keep_exact_global_round_robin(void **state)
+{
+	enum { PROCS = 4, PICKS = 90 };
+	struct rsrv s;
+	srv_start(&s);
+	int go[2], res[2];
+	assert_int_equal(pipe(go), 0);
+	assert_int_equal(pipe(res), 0);
+	pid_t kids[PROCS];
+	for (int k = 0; k < PROCS; k++) {
+		kids[k] = fork();
+		assert_true(kids[k] >= 0);
+		if (kids[k] == 0) {  /* no cmocka in here: exit codes only */
+			close(go[1]);
+			close(res[0]);
+			char name[32], url[128], path[700];
+			snprintf(name, sizeof name, "rr-local-%d", k);
+			local_path(path, sizeof path, name);
+			url_of(url, sizeof url, &s, NULL, 0);
+			struct state_shape sh;
+			struct state *st = NULL;
+			struct pool *p = NULL;
+			struct err e = ERR_INIT;
+			struct state_redis_opts o = STATE_REDIS_OPTS_INIT;
+			o.url = url;
+			o.prefix = "rr:";
+			o.local_path = path;
+			o.timeout_ms = 1000;
+			if (pool_shape(&sh, W123, 3, &e) || state_open_redis(&st, &o, &sh, &e) ||
+			    pool_open_state(&p, W123, 3, st, &e))
+				_exit(2);
+			char c;
+			if (read(go[0], &c, 1) != 0)  /* EOF = everyone go */
+				_exit(2);
+			int count[3] = {0, 0, 0};
+			for (int i = 0; i < PICKS; i++) {
+				int64_t now = clock_wall_ms();
+				int ep = pick(p, now);
+				if (ep < 0)
+					_exit(3);
+				count[ep]++;
+				report(p, ep, now, POOL_OK, -1);
+			}
+			struct state_redis_stats k2;
+			state_redis_stats(st, &k2);
+			if (write(res[1], count, sizeof count) != (ssize_t)sizeof count)
+				_exit(2);
+			pool_close(p);
+			_exit(k2.local_ops == 0 && k2.fallbacks == 0 ? 0 : 4);
+		}
+	}
+	close(go[0]);
+	close(res[1]);
+	usleep(200000);
+	close(go[1]);
+	int total[3] = {0, 0, 0};
+	for (int k = 0; k < PROCS; k++) {
+		int count[3];
+		assert_int_equal(read(res[0], count, sizeof count), (ssize_t)sizeof count);
+		for (int i = 0; i < 3; i++)
+			total[i] += count[i];
+	}
+	for (int k = 0; k < PROCS; k++) {
+		int st;
+		assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+		assert_true(WIFEXITED(st));
+		if (WEXITSTATUS(st))
+			fail_msg("child %d exited %d (3: no endpoint, 4: used its local state)", k,
+			         WEXITSTATUS(st));
+	}
+	close(res[0]);
+	/* 360 picks over weights 1:2:3 = 60 whole cycles */
+	assert_int_equal(total[0], PROCS * PICKS / 6);
+	assert_int_equal(total[1], 2 * PROCS * PICKS / 6);
+	assert_int_equal(total[2], 3 * PROCS * PICKS / 6);
+	/* the counter lives in Redis, and no child's local state saw a pick */
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	struct state_shape sh = shape_of(W123, 3);
+	assert_int_equal(cmd_int(c, "HGET rr:state1:%016llx t0", (unsigned long long)sh.set_hash),
+	                 PROCS * PICKS);
+	redisFree(c);
+	for (int k = 0; k < PROCS; k++) {
+		char name[32], path[700];
+		struct state *loc = NULL;
+		struct err e = ERR_INIT;
+		snprintf(name, sizeof name, "rr-local-%d", k);
+		local_path(path, sizeof path, name);
+		assert_int_equal(state_open_file(&loc, path, &sh, &e), CONVBI_OK);
+		assert_int_equal(loc->ops->counter_next(loc, 0), 0);
+		state_close(loc);
+	}
+	assert_int_equal(warnings_now(), 0);
+	srv_stop(&s);
+}
+
+static void a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct rs_open w = {.prefix = "cool:", .local = "cool-parent"};
+	struct pool *p = open_pool(&s, &w, NULL);
+	int64_t now = clock_wall_ms();
+	assert_true(pick(p, now) >= 0);  /* the parent has looked once */
+	pid_t kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		char url[128], path[700];
+		url_of(url, sizeof url, &s, NULL, 0);
+		local_path(path, sizeof path, "cool-child");
+		struct state_shape sh;
+		struct state *st = NULL;
+		struct pool *q = NULL;
+		struct err e = ERR_INIT;
+		struct state_redis_opts o = STATE_REDIS_OPTS_INIT;
+		o.url = url;
+		o.prefix = "cool:";
+		o.local_path = path;
+		if (pool_shape(&sh, W123, 3, &e) || state_open_redis(&st, &o, &sh, &e) ||
+		    pool_open_state(&q, W123, 3, st, &e))
+			_exit(2);
+		report(q, 2, now, POOL_RATE_LIMITED, 60000);  /* c: 429, retry in 60 s */
+		for (int i = 0; i < POOL_BREAKER_THRESHOLD; i++)
+			report(q, 1, now, POOL_TRANSPORT, -1);  /* b: breaker opens */
+		int local = 0;
+		struct state_redis_stats k;
+		state_redis_stats(st, &k);
+		local = k.local_ops != 0;
+		pool_close(q);
+		_exit(local ? 4 : 0);
+	}
+	int st;
+	assert_int_equal(waitpid(kid, &st, 0), kid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	for (int i = 0; i < 30; i++) {
+		int ep = pick(p, now + 1);
+		assert_int_equal(ep, 0);
+		report(p, ep, now + 1, POOL_OK, -1);
+	}
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(p, 2, now + 1, &lv), CONVBI_OK);
+	assert_int_equal(lv.cool_until_ms, now + 60000);
+	assert_int_equal(lv.rate_limited, 1);
+	assert_int_equal(pool_live_get(p, 1, now + 1, &lv), CONVBI_OK);
+	assert_int_equal(lv.breaker, POOL_BREAKER_OPEN);
+	assert_int_equal(lv.failures, POOL_BREAKER_THRESHOLD);
+	pool_close(p);
+	srv_stop(&s);
+}
+
+static void with_cache_ms_own_writes_show_at_once_and_others_within_the_interval(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct state *sa;
+	struct rs_open wa = {.prefix = "cache:", .cache_ms = 500, .local = "cache-a"};
+	struct rs_open wb = {.prefix = "cache:", .local = "cache-b"};
+	struct pool *a = open_pool(&s, &wa, &sa);
+	struct pool *b = open_pool(&s, &wb, NULL);
+	struct pool_live lv;
+	assert_true(pick(a, T0) >= 0);  /* a holds a snapshot taken at T0 */
+	report(b, 2, T0, POOL_RATE_LIMITED, 60000);
+	/* a's copy is younger than 500 ms: it does not know yet (the trade-off) */
+	assert_int_equal(pool_live_get(a, 2, T0 + 100, &lv), CONVBI_OK);
+	assert_int_equal(lv.cool_until_ms, 0);
+	/* but its own report shows at once */
+	report(a, 1, T0 + 100, POOL_RATE_LIMITED, 30000);
+	assert_int_equal(pool_live_get(a, 1, T0 + 101, &lv), CONVBI_OK);
+	assert_int_equal(lv.cool_until_ms, T0 + 100 + 30000);
+	/* at 500 ms the copy is too old and is read again */
+	assert_int_equal(pool_live_get(a, 2, T0 + 500, &lv), CONVBI_OK);
+	assert_int_equal(lv.cool_until_ms, T0 + 60000);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick(a, T0 + 500 + i), 0);
+	struct state_redis_stats k;
+	state_redis_stats(sa, &k);
+	assert_true(k.snapshot_loads > 10);
+	pool_close(a);
+	pool_close(b);
+	srv_stop(&s);
+}
+
+/* ---- Redis going away --------------------------------------------------------------- */
+
+static void redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after_restart(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct state *st;
+	struct rs_open w = {.prefix = "kill:", .local = "kill-local"};
+	struct pool *p = open_pool(&s, &w, &st);
+	for (int i = 0; i < 12; i++) {
+		int64_t now = clock_wall_ms();
+		int ep = pick(p, now);
+		assert_true(ep >= 0);
+		report(p, ep, now, POOL_OK, -1);
+	}
+	assert_string_equal(state_describe(st), "redis");
+	assert_int_equal(warnings_now(), 0);
+
+	srv_kill(&s);
+	struct state_redis_stats before, after;
+	state_redis_stats(st, &before);
+	int64_t start = clock_mono_ms(), worst = 0, cool_until = 0;
+	int picks = 0;
+	while (clock_mono_ms() - start < 2500) {
+		int64_t t = clock_mono_ms(), now = clock_wall_ms();
+		int ep = pick(p, now);
+		int64_t took = clock_mono_ms() - t;
+		worst = took > worst ? took : worst;
+		assert_true(ep >= 0);
+		if (picks == 5) {  /* learned while Redis is away: must reach it later */
+			report(p, 2, now, POOL_RATE_LIMITED, 120000);
+			cool_until = now + 120000;
+		} else {
+			report(p, ep, now, POOL_OK, -1);
+		}
+		picks++;
+		usleep(2000);
+	}
+	state_redis_stats(st, &after);
+	assert_true(picks > 100);
+	assert_true(worst <= TIMEOUT_MS + 150);
+	assert_int_equal(warnings_now(), 1);
+	assert_non_null(strstr(warning_text, "Redis at 127.0.0.1:"));
+	assert_string_equal(state_describe(st), "file (redis unreachable)");
+	/* lazily, with a backoff: never more than one attempt a second */
+	assert_true(after.connects - before.connects <= 3);
+	assert_true(after.local_ops > (uint64_t)picks);
+
+	srv_restart(&s);
+	int64_t t0 = clock_mono_ms();
+	while (strcmp(state_describe(st), "redis") && clock_mono_ms() - t0 < 6000) {
+		int64_t now = clock_wall_ms();
+		int ep = pick(p, now);
+		assert_true(ep >= 0);
+		report(p, ep, now, POOL_OK, -1);
+		usleep(20000);
+	}
+	assert_string_equal(state_describe(st), "redis");
+	for (int i = 0; i < 6; i++) {
+		int64_t now = clock_wall_ms();
+		int ep = pick(p, now);
+		assert_true(ep == 0 || ep == 1);  /* c still cools, from the merged local state */
+		report(p, ep, now, POOL_OK, -1);
+	}
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	const char *key = state_redis_key(st);
+	assert_true(cmd_int(c, "HGET %s t0", key) >= 6);
+	assert_int_equal(cmd_int(c, "HGET %s 2.cool_until", key), cool_until);
+	redisFree(c);
+	assert_int_equal(warnings_now(), 1);  /* the comeback is an info, not a warning */
+	assert_true(infos >= 1);
+	pool_close(p);
+	srv_stop(&s);
+}
+
+static void a_hung_redis_costs_one_timeout_then_picks_go_local_without_waiting(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct state *st;
+	struct rs_open w = {.prefix = "hung:", .local = "hung-local"};
+	struct pool *p = open_pool(&s, &w, &st);
+	assert_true(pick(p, clock_wall_ms()) >= 0);
+	kill(s.pid, SIGSTOP);
+	int64_t t = clock_mono_ms();
+	assert_true(pick(p, clock_wall_ms()) >= 0);
+	int64_t first = clock_mono_ms() - t;
+	assert_true(first >= TIMEOUT_MS - 20 && first <= TIMEOUT_MS + 150);
+	assert_string_equal(state_describe(st), "file (redis unreachable)");
+	t = clock_mono_ms();
+	for (int i = 0; i < 50; i++)
+		assert_true(pick(p, clock_wall_ms()) >= 0);
+	assert_true(clock_mono_ms() - t < 100);  /* no waiting: the backoff is not due */
+	assert_int_equal(warnings_now(), 1);
+	assert_non_null(strstr(warning_text, "no reply within 200 ms"));
+	kill(s.pid, SIGCONT);
+	usleep(1100 * 1000);
+	assert_true(pick(p, clock_wall_ms()) >= 0);
+	assert_string_equal(state_describe(st), "redis");
+	pool_close(p);
+	srv_stop(&s);
+}
+
+static void a_server_gone_between_pipelined_writes_raises_no_sigpipe(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct state_shape sh = shape_of(W123, 3);
+	struct rs_open w = {.prefix = "pipe:", .local = "pipe-local"};
+	struct state *st = open_state(&s, &w, &sh);
+	st->ops->store(st, 0, STATE_LAST_FAIL, 1);  /* pipelined, reply unread */
+	srv_kill(&s);
+	for (int i = 0; i < 4; i++) {  /* the first write draws a RST, the next ones EPIPE */
+		usleep(30000);
+		st->ops->store(st, 0, STATE_LAST_FAIL, 2 + i);
+	}
+	/* still alive (SIGPIPE is at its default, fatal disposition here) */
+	assert_string_equal(state_describe(st), "file (redis unreachable)");
+	assert_int_equal(st->ops->get(st, 0, STATE_LAST_FAIL), 5);
+	assert_int_equal(warnings_now(), 1);
+	sigset_t pend;
+	sigpending(&pend);
+	assert_false(sigismember(&pend, SIGPIPE));
+	state_close(st);
+	srv_stop(&s);
+}
+
+static void an_unreachable_redis_at_open_is_a_warning_not_an_error(void **state)
+{
+	int port = free_port();
+	char url[128], path[700];
+	snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
+	local_path(path, sizeof path, "nobody-local");
+	struct state_shape sh = shape_of(W123, 3);
+	struct state *st = NULL;
+	struct pool *p = NULL;
+	struct err e = ERR_INIT;
+	struct state_redis_opts o = STATE_REDIS_OPTS_INIT;
+	o.url = url;
+	o.local_path = path;
+	int64_t t = clock_mono_ms();
+	assert_int_equal(state_open_redis(&st, &o, &sh, &e), CONVBI_OK);
+	assert_true(clock_mono_ms() - t < STATE_REDIS_TIMEOUT_MS + 100);
+	assert_int_equal(pool_open_state(&p, W123, 3, st, &e), CONVBI_OK);
+	assert_string_equal(state_describe(st), "file (redis unreachable)");
+	assert_int_equal(warnings_now(), 1);
+	assert_non_null(strstr(warning_text, "cannot use Redis"));
+	for (int i = 0; i < 20; i++)
+		assert_true(pick(p, T0 + i) >= 0);
+	assert_int_equal(warnings_now(), 1);
+	/* a URL that does not parse is a configuration error */
+	struct state *bad = NULL;
+	o.url = "redis://:topsecret@h:99999/0";
+	assert_int_equal(state_open_redis(&bad, &o, &sh, &e), CONVBI_ECONFIG);
+	assert_null(bad);
+	assert_null(strstr(e.msg, "topsecret"));
+	pool_close(p);
+}
+
+/* ---- auth, databases, prefixes, expiry, the script cache --------------------------- */
+
+static void auth_by_password_and_by_acl_user_and_a_wrong_password_falls_back_quietly(void **state)
+{
+	struct rsrv s;
+	srv_start_pass(&s, "s3cret@pa:ss");
+	struct state_shape sh = shape_of(W123, 3);
+	struct rs_open w = {.prefix = "auth:", .cred = ":s3cret%40pa%3Ass@"};
+	struct state *st = open_state(&s, &w, &sh);
+	assert_string_equal(state_describe(st), "redis");
+	st->ops->counter_next(st, 0);
+	state_close(st);
+
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	redisReply *rep = redisCommand(c, "ACL SETUSER fleet on >fleet-pass-42 ~auth:* +@all");
+	assert_true(rep && rep->type == REDIS_REPLY_STATUS);
+	freeReplyObject(rep);
+	struct rs_open wu = {.prefix = "auth:", .cred = "fleet:fleet-pass-42@", .db = 3};
+	st = open_state(&s, &wu, &sh);
+	assert_string_equal(state_describe(st), "redis");
+	assert_int_equal(st->ops->counter_next(st, 0), 0);  /* db 3 is not db 0 */
+	assert_int_equal(st->ops->counter_next(st, 0), 1);
+	redisContext *c3 = admin_db(&s, 3);
+	assert_non_null(c3);
+	assert_int_equal(cmd_int(c3, "HGET %s t0", state_redis_key(st)), 2);
+	assert_int_equal(cmd_int(c, "HGET %s t0", state_redis_key(st)), 1);
+	redisFree(c3);
+	state_close(st);
+	assert_int_equal(warnings_now(), 0);
+
+	struct rs_open wrong = {.prefix = "auth:", .cred = "fleet:not-the-fleet-pass@"};
+	st = open_state(&s, &wrong, &sh);
+	assert_string_equal(state_describe(st), "file (redis unreachable)");
+	assert_int_equal(warnings_now(), 1);
+	assert_non_null(strstr(warning_text, "authentication failed"));
+	assert_null(strstr(warning_text, "not-the-fleet-pass"));
+	state_close(st);
+
+	struct rs_open none = {.prefix = "auth:"};
+	st = open_state(&s, &none, &sh);
+	assert_string_equal(state_describe(st), "file (redis unreachable)");
+	assert_non_null(strstr(warning_text, "NOAUTH"));
+	state_close(st);
+	redisFree(c);
+	srv_stop(&s);
+}
+
+static void two_prefixes_on_one_server_do_not_interfere(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct rs_open wa = {.prefix = "team-a:", .local = "pfx-a"};
+	struct rs_open wb = {.prefix = "team-b:", .local = "pfx-b"};
+	struct state *sa, *sb;
+	struct pool *a = open_pool(&s, &wa, &sa);
+	struct pool *b = open_pool(&s, &wb, &sb);
+	assert_string_not_equal(state_redis_key(sa), state_redis_key(sb));
+	int first_a = pick(a, T0), first_b;
+	for (int i = 0; i < 5; i++)
+		pick(a, T0);
+	first_b = pick(b, T0);
+	assert_int_equal(first_a, first_b);  /* b's counter did not move with a's */
+	report(a, 2, T0, POOL_RATE_LIMITED, 60000);
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(b, 2, T0 + 1, &lv), CONVBI_OK);
+	assert_int_equal(lv.cool_until_ms, 0);
+	assert_int_equal(pool_live_get(a, 2, T0 + 1, &lv), CONVBI_OK);
+	assert_int_equal(lv.cool_until_ms, T0 + 60000);
+	pool_reset_state(b);  /* b's reset leaves a alone */
+	assert_int_equal(pool_live_get(a, 2, T0 + 2, &lv), CONVBI_OK);
+	assert_int_equal(lv.cool_until_ms, T0 + 60000);
+	pool_close(a);
+	pool_close(b);
+	srv_stop(&s);
+}
+
+static void keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct state_shape sh = shape_of(W123, 3);
+	struct rs_open w = {.prefix = "ttl:"};
+	struct state *st = open_state(&s, &w, &sh);
+	st->ops->store(st, 1, STATE_COOL_UNTIL, T0);
+	st->ops->get(st, 1, STATE_COOL_UNTIL);  /* reads behind the pipelined store */
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	long long pttl = cmd_int(c, "PTTL %s", state_redis_key(st));
+	assert_true(pttl > STATE_REDIS_TTL_MS - 60000 && pttl <= STATE_REDIS_TTL_MS);
+	state_close(st);
+
+	struct rs_open shortl = {.prefix = "ttl-short:", .ttl_ms = 300};
+	st = open_state(&s, &shortl, &sh);
+	assert_int_equal(st->ops->counter_next(st, 0), 0);
+	pttl = cmd_int(c, "PTTL %s", state_redis_key(st));
+	assert_true(pttl > 0 && pttl <= 300);
+	usleep(450 * 1000);
+	assert_int_equal(cmd_int(c, "EXISTS %s", state_redis_key(st)), 0);
+	assert_int_equal(st->ops->counter_next(st, 0), 0);  /* fresh again */
+	assert_int_equal(st->ops->get(st, 0, STATE_REM_REQ), -1);
+	state_close(st);
+	redisFree(c);
+	srv_stop(&s);
+}
+
+static void a_flushed_script_cache_is_answered_with_eval_without_falling_back(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct state_shape sh = shape_of(W123, 3);
+	struct rs_open w = {.prefix = "flush:"};
+	struct state *st = open_state(&s, &w, &sh);
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	redisReply *rep = redisCommand(c, "SCRIPT FLUSH");
+	freeReplyObject(rep);
+	st->ops->store(st, 0, STATE_OPEN_UNTIL, 77);  /* pipelined: NOSCRIPT comes back later */
+	st->ops->store(st, 1, STATE_OPEN_UNTIL, 78);
+	assert_int_equal(st->ops->add(st, 2, STATE_CALLS, 5), 0);
+	assert_int_equal(st->ops->get(st, 0, STATE_OPEN_UNTIL), 77);
+	assert_int_equal(st->ops->get(st, 1, STATE_OPEN_UNTIL), 78);
+	assert_int_equal(st->ops->get(st, 2, STATE_CALLS), 5);
+	rep = redisCommand(c, "SCRIPT FLUSH");
+	freeReplyObject(rep);
+	assert_int_equal(st->ops->max(st, 0, STATE_COOL_UNTIL, T0), T0);
+	struct state_redis_stats k;
+	state_redis_stats(st, &k);
+	assert_true(k.evals >= 3);
+	assert_int_equal(k.fallbacks, 0);
+	assert_string_equal(state_describe(st), "redis");
+	assert_int_equal(warnings_now(), 0);
+	state_close(st);
+	redisFree(c);
+	srv_stop(&s);
+}
+
+static void a_forked_child_opens_its_own_connection(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct state_shape sh = shape_of(W123, 3);
+	struct rs_open w = {.prefix = "fork:"};
+	struct state *st = open_state(&s, &w, &sh);
+	assert_int_equal(st->ops->counter_next(st, 0), 0);
+	pid_t kid = fork();
+	assert_true(kid >= 0);
+	if (kid == 0) {
+		int ok = 1;
+		for (int i = 0; i < 50; i++)
+			ok &= st->ops->counter_next(st, 0) > 0;
+		struct state_redis_stats k;
+		state_redis_stats(st, &k);
+		_exit(ok && k.local_ops == 0 && k.connects == 2 ? 0 : 1);
+	}
+	for (int i = 0; i < 50; i++)
+		assert_true(st->ops->counter_next(st, 0) > 0);
+	int ws;
+	assert_int_equal(waitpid(kid, &ws, 0), kid);
+	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	assert_int_equal(st->ops->counter_next(st, 0), 101);
+	state_close(st);
+	srv_stop(&s);
+}
+
+/* ---- through the LLM door --------------------------------------------------------------- */
+
+static const char scenario3[] =
+	"{\"endpoints\": ["
+	"{\"name\":\"east\",\"api_key\":\"k-east-5c2a9e71d3\",\"deployment\":\"gpt-4o\"},"
+	"{\"name\":\"west\",\"api_key\":\"k-west-0b8d3f6a2e\",\"deployment\":\"gpt-4o\"},"
+	"{\"name\":\"north\",\"api_key\":\"k-north-7e4c1a9b5f\",\"deployment\":\"gpt-4o\"}],"
+	"\"default_reply\": \"OK\"}";
+
+static struct llm *llm_on(const struct fake *f, const char *extra)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/config.json", f->dir);
+	assert_int_equal(fake_write_config(f, path, extra), 0);
+	struct llm_config cfg;
+	struct llm *l = NULL;
+	struct err e = ERR_INIT;
+	if (config_load(&cfg, path, &e))
+		fail_msg("config: %s", e.msg);
+	if (llm_open(&l, &cfg, &e))
+		fail_msg("llm_open: %s", e.msg);
+	return l;
+}
+
+static int ask(struct llm *l)
+{
+	struct chat_msg m = {"user", "hello"};
+	struct llm_request req = {.msgs = &m, .n = 1, .temperature = -1};
+	struct llm_reply rep;
+	struct err e = ERR_INIT;
+	int rc = llm_chat(l, &req, &rep, &e);
+	llm_reply_release(&rep);
+	return rc;
+}
+
+/* The one key under prefix on s (there must be exactly one), into out. */
+static void only_key(char *out, size_t cap, const struct rsrv *s, const char *prefix)
+{
+	redisContext *c = admin(s);
+	assert_non_null(c);
+	redisReply *rep = redisCommand(c, "KEYS %s*", prefix);
+	assert_true(rep && rep->type == REDIS_REPLY_ARRAY);
+	if (rep->elements != 1)
+		fail_msg("%zu keys under %s, expected one", rep->elements, prefix);
+	snprintf(out, cap, "%s", rep->element[0]->str);
+	freeReplyObject(rep);
+	redisFree(c);
+}
+
+static long long hget(const struct rsrv *s, const char *key, const char *field)
+{
+	redisContext *c = admin(s);
+	assert_non_null(c);
+	long long v = cmd_int(c, "HGET %s %s", key, field);
+	redisFree(c);
+	return v;
+}
+
+static void llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_restart(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct fake f;
+	assert_int_equal(fake_start(&f, scenario3), 0);
+	char extra[512], key[256];
+	snprintf(extra, sizeof extra,
+	         "{\"state\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:%d/0\", "
+	         "\"prefix\": \"llm:\", \"timeout_ms\": %d}}",
+	         s.port, TIMEOUT_MS);
+	struct llm *l = llm_on(&f, extra);
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(ask(l), CONVBI_OK);
+	only_key(key, sizeof key, &s, "llm:");
+	assert_int_equal(hget(&s, key, "t0"), 9);
+	assert_int_equal(hget(&s, key, "0.ok") + hget(&s, key, "1.ok") + hget(&s, key, "2.ok"), 9);
+
+	srv_kill(&s);
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(ask(l), CONVBI_OK);
+	assert_int_equal(warnings_now(), 1);
+
+	srv_restart(&s);
+	usleep(1100 * 1000);
+	int64_t t0 = clock_mono_ms();
+	int calls = 0;
+	long long n = NIL_REPLY;
+	while (clock_mono_ms() - t0 < 8000) {
+		assert_int_equal(ask(l), CONVBI_OK);
+		calls++;
+		redisContext *c = admin(&s);
+		assert_non_null(c);
+		n = cmd_int(c, "HGET %s t0", key);
+		redisFree(c);
+		if (n >= 3)
+			break;
+		usleep(50000);
+	}
+	assert_true(n >= 3);  /* the restarted server carries the state again */
+	assert_int_equal(warnings_now(), 1);
+	assert_int_equal(fake_stat(&f, "east", "requests") + fake_stat(&f, "west", "requests") +
+	                     fake_stat(&f, "north", "requests"),
+	                 29 + calls);
+	llm_close(l);
+	fake_stop(&f);
+	srv_stop(&s);
+}
+
+static void convbi_redis_url_in_the_environment_switches_llm_to_redis(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct fake f;
+	assert_int_equal(fake_start(&f, scenario3), 0);
+	char url[128], key[256];
+	url_of(url, sizeof url, &s, NULL, 5);
+	setenv("CONVBI_REDIS_URL", url, 1);
+	struct llm *l = llm_on(&f, "{\"state\": {\"prefix\": \"env:\"}}");
+	assert_int_equal(ask(l), CONVBI_OK);
+	assert_int_equal(ask(l), CONVBI_OK);
+	llm_close(l);
+	unsetenv("CONVBI_REDIS_URL");
+	redisContext *c = admin_db(&s, 5);
+	assert_non_null(c);
+	redisReply *rep = redisCommand(c, "KEYS env:*");
+	assert_true(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1);
+	snprintf(key, sizeof key, "%s", rep->element[0]->str);
+	freeReplyObject(rep);
+	assert_int_equal(cmd_int(c, "HGET %s t0", key), 2);
+	redisFree(c);
+	/* and a bad URL there is a configuration error naming the variable */
+	setenv("CONVBI_REDIS_URL", "redis://:leaky-secret@h:0/0", 1);
+	char path[1024];
+	snprintf(path, sizeof path, "%s/config.json", f.dir);
+	struct llm_config cfg;
+	struct err e = ERR_INIT;
+	assert_int_equal(config_load(&cfg, path, &e), CONVBI_OK);
+	assert_int_equal(llm_open(&l, &cfg, &e), CONVBI_ECONFIG);
+	assert_non_null(strstr(e.msg, "CONVBI_REDIS_URL"));
+	assert_null(strstr(e.msg, "leaky-secret"));
+	unsetenv("CONVBI_REDIS_URL");
+	fake_stop(&f);
+	srv_stop(&s);
+}
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_DFL);  /* the backend must cope without help */
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(url_parser_accepts_the_documented_forms_and_rejects_the_rest, setup, teardown),
+		cmocka_unit_test_setup_teardown(redis_backend_answers_exactly_like_the_memory_backend_in_every_mode, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_pick_costs_two_round_trips_and_its_batch_of_loads_ends_with_the_pick, setup, teardown),
+		cmocka_unit_test_setup_teardown(processes_sharing_redis_keep_exact_global_round_robin, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(with_cache_ms_own_writes_show_at_once_and_others_within_the_interval, setup, teardown),
+		cmocka_unit_test_setup_teardown(redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_hung_redis_costs_one_timeout_then_picks_go_local_without_waiting, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_server_gone_between_pipelined_writes_raises_no_sigpipe, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_unreachable_redis_at_open_is_a_warning_not_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(auth_by_password_and_by_acl_user_and_a_wrong_password_falls_back_quietly, setup, teardown),
+		cmocka_unit_test_setup_teardown(two_prefixes_on_one_server_do_not_interfere, setup, teardown),
+		cmocka_unit_test_setup_teardown(keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_flushed_script_cache_is_answered_with_eval_without_falling_back, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_forked_child_opens_its_own_connection, setup, teardown),
+		cmocka_unit_test_setup_teardown(llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_restart, setup, teardown),
+		cmocka_unit_test_setup_teardown(convbi_redis_url_in_the_environment_switches_llm_to_redis, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, setup_group, teardown_group);
+}
