@@ -41,6 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -122,6 +123,8 @@ static void redis_start(void)
 		snprintf(log, sizeof log, "%s/redis.log", dir);
 		redis_pid = fork();
 		if (redis_pid == 0) {
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+				_exit(126);
 			int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
 			if (fd >= 0) {
 				dup2(fd, 1);

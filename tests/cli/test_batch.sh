@@ -163,7 +163,7 @@ usage() { # WHAT EXPECTED-STDERR-REGEX ARGS...
 	"$CONVBI" batch "$@" >"$T/usage.out" 2>"$T/usage.err"
 	local rc=$?
 	check "$what exits 2 (got $rc)" test "$rc" -eq 2
-	check "$what says so in one line" bash -c 'test "$(grep -c . "$1")" -eq 1 && grep -qE "$2" "$1"' _ "$T/usage.err" "$re"
+	check "$what says so in one line" bash -c 'test "$(grep -c . "$1")" -eq 1 && grep -qE -e "$2" "$1"' _ "$T/usage.err" "$re"
 	check "$what writes no result" test ! -s "$T/usage.out"
 }
 usage "a missing INPUT" "cannot read INPUT .*nope.txt.*No such file" --db "$SAMPLE_DB" --config "$T/fast.json" "$T/nope.txt"

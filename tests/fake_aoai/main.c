@@ -139,11 +139,17 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
+	/* A background job inherits SIGINT ignored, and an ignored signal is
+	 * discarded instead of becoming pending: sigwait would never see it.
+	 * Default dispositions first, then block, then sigwait. */
 	sigset_t stop;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
 	sigaddset(&stop, SIGINT);
 	sigaddset(&stop, SIGHUP);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
 	pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	signal(SIGPIPE, SIG_IGN);
 

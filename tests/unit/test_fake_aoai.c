@@ -1004,7 +1004,7 @@ static void scenario_errors_exit_2_with_one_line(void **state)
 	free(dir);
 }
 
-static void sigterm_exits_cleanly_with_the_log_intact(void **state)
+static void sigterm_and_sigint_exit_cleanly_with_the_log_intact(void **state)
 {
 	(void)state;
 	struct fake f;
@@ -1022,6 +1022,20 @@ static void sigterm_exits_cleanly_with_the_log_intact(void **state)
 	fake_stop(&f);
 	fake_stop(&f); /* harmless twice */
 	fake_stop(NULL);
+
+	/* SIGINT works even when inherited as ignored (a shell's background job) */
+	s = q("{'endpoints':[{'name':'solo','api_key':'k-solo','deployment':'d'}]}");
+	void (*old)(int) = signal(SIGINT, SIG_IGN);
+	int started = fake_start(&f, s);
+	signal(SIGINT, old);
+	free(s);
+	assert_int_equal(started, 0);
+	assert_int_equal(kill(f.pid, SIGINT), 0);
+	assert_int_equal(waitpid(f.pid, &ws, 0), f.pid);
+	f.pid = 0;
+	assert_true(WIFEXITED(ws));
+	assert_int_equal(WEXITSTATUS(ws), 0);
+	fake_stop(&f);
 }
 
 static void testutil_helpers_do_what_they_say(void **state)
@@ -1195,7 +1209,7 @@ int main(void)
 		cmocka_unit_test_setup(control_api_rejects_bad_fault_lists_and_unknown_paths, reset_faulty),
 		cmocka_unit_test(port_file_and_config_describe_every_endpoint),
 		cmocka_unit_test(scenario_errors_exit_2_with_one_line),
-		cmocka_unit_test(sigterm_exits_cleanly_with_the_log_intact),
+		cmocka_unit_test(sigterm_and_sigint_exit_cleanly_with_the_log_intact),
 		cmocka_unit_test(testutil_helpers_do_what_they_say),
 		cmocka_unit_test(serves_32_keep_alive_clients_at_hundreds_per_second),
 		cmocka_unit_test(log_records_every_request_and_never_a_key),

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# test_repl_cancel.sh -- Ctrl-C (SIGINT) while a question runs cancels that
+# question, not the REPL: the next line is still read and answered.
+. "$(dirname "$0")/lib.sh"
+K=k-cancel-3e5a7c9b1d
+start_fake '{"endpoints":[{"name":"slow","api_key":"'$K'","deployment":"gpt-4o","latency_ms":4000}],"default_reply":"OK"}'
+C=$T/config.json
+write_config "$C" slow:$K
+mkfifo "$T/in"
+start=$(date +%s%N)
+"$CONVBI" repl --config "$C" --db "$SAMPLE_DB" <"$T/in" >"$T/out" 2>"$T/err" &
+pid=$!
+exec 3>"$T/in"
+echo "How many customers?" >&3
+sleep 1
+kill -INT "$pid"
+sleep 0.5
+kill -0 "$pid" 2>/dev/null && ok "the REPL survives Ctrl-C" || bad "the REPL died on Ctrl-C"
+echo ".schema" >&3
+echo ".quit" >&3
+exec 3>&-
+wait "$pid"; rc=$?
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+[ $rc = 0 ] && ok "the REPL exits 0 after .quit" || bad "exit $rc"
+contains "$(cat "$T/err")" "canceled" "the question was canceled"
+contains "$(cat "$T/out")" "CREATE TABLE" "the next line was still served"
+[ "$elapsed" -lt 3500 ] && ok "canceled at once (${elapsed} ms in all, the model takes 4000)" || bad "took ${elapsed} ms"
+finish
