@@ -340,6 +340,8 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	} else if (res.status != 200) {
 		aoai_parse_error(&ae, buf_str(&a.body), a.body.len);
 		cls = classify_status(res.status, &ae);
+		if (atol(ae.code) == res.status)
+			ae.code[0] = '\0';  /* "HTTP 429 429: ..." says nothing more */
 		snprintf(at->error, sizeof at->error, "HTTP %ld%s%s%s%s", res.status, ae.code[0] ? " " : "", ae.code,
 		         ae.message[0] ? ": " : "", ae.message);
 	} else if (a.is_sse) {
@@ -506,6 +508,10 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			}
 			if (now + w > deadline)
 				w = deadline - now;
+			if (last_cls == LLM_OK || last_cls == LLM_RATE_LIMITED) {
+				last_cls = LLM_RATE_LIMITED;  /* if the deadline now passes, this is why */
+				snprintf(last_err, sizeof last_err, "every endpoint is cooling down (rate limits)");
+			}
 			if (sleep_checking(req, w)) {
 				last_cls = LLM_CANCELED;
 				break;
