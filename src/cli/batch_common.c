@@ -236,8 +236,16 @@ void runstats_failures(const struct runstats *s, struct tbuf *b)
 	}
 }
 
+static int ep_by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct ep_stats *)a)->name, ((const struct ep_stats *)b)->name);
+}
+
 void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f)
 {
+	struct ep_stats ep[RUNSTATS_MAX_ENDPOINTS];
+	memcpy(ep, s->ep, (size_t)s->nep * sizeof *ep);
+	qsort(ep, (size_t)s->nep, sizeof *ep, ep_by_name);
 	fprintf(f, "%stokens: %lld (prompt %lld, completion %lld)\n", prefix,
 	        (long long)(s->prompt_tokens + s->completion_tokens), (long long)s->prompt_tokens,
 	        (long long)s->completion_tokens);
@@ -245,9 +253,9 @@ void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f)
 	if (!s->nep)
 		fputs(" none", f);
 	for (int i = 0; i < s->nep; i++) {
-		fprintf(f, "%s %s %lld", i ? "," : "", s->ep[i].name, (long long)s->ep[i].attempts);
-		if (s->ep[i].rate_limited)
-			fprintf(f, " (%lld rate-limited)", (long long)s->ep[i].rate_limited);
+		fprintf(f, "%s %s %lld", i ? "," : "", ep[i].name, (long long)ep[i].attempts);
+		if (ep[i].rate_limited)
+			fprintf(f, " (%lld rate-limited)", (long long)ep[i].rate_limited);
 	}
 	fputc('\n', f);
 }

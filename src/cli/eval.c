@@ -87,46 +87,58 @@ static void set_error(struct eq *q, int verdict, const char *msg)
 	q->error = dup_or_null(msg);
 }
 
-/* The SQL of the last candidate the model wrote, from the answer JSON. */
-static char *last_candidate(const convbi_answer *a)
+/* The SQL of the last candidate the model wrote (caller frees), from the
+ * answer JSON, and its status when the JSON names it ("error_class" of
+ * the candidate; -1 when absent). */
+static char *last_candidate(const convbi_answer *a, int *status)
 {
 	char *json = NULL, *sql = NULL;
+	*status = -1;
 	if (convbi_answer_json(a, &json) != CONVBI_OK)
 		return NULL;
 	cJSON *root = cJSON_Parse(json);
 	const cJSON *cands = cJSON_GetObjectItemCaseSensitive(root, "candidates");
 	const cJSON *last = cJSON_GetArrayItem(cands, cJSON_GetArraySize(cands) - 1);
-	const char *s = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "sql"));
-	sql = dup_or_null(s);
+	sql = dup_or_null(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(last, "sql")));
+	const cJSON *cls = cJSON_GetObjectItemCaseSensitive(last, "error_class");
+	if (cJSON_IsString(cls))
+		for (int code = 1; code < RUNSTATS_MAX_STATUS && *status < 0; code++)
+			if (!strcmp(cls->valuestring, convbi_errname(code)))
+				*status = code;
 	cJSON_Delete(root);
 	convbi_free(json);
 	return sql;
 }
 
-/* Sets the verdict of a question whose answer holds no result. */
+/* Sets the verdict of a question whose answer holds no result.  When the
+ * repairs ran out, the last candidate decides: by its own class when the
+ * answer JSON gives one, else by running it again through the gate
+ * (which cannot tell a reply without SQL, whose text became the
+ * candidate, from a syntax error: both come out sql_error). */
 static void classify_failure(convbi_session *s, struct eq *q, const convbi_answer *a)
 {
-	int status = convbi_answer_status(a);
+	int status = convbi_answer_status(a), cls;
 	const char *msg = convbi_answer_errmsg(a);
 	free(q->pred);
-	q->pred = last_candidate(a);
+	q->pred = last_candidate(a, &cls);
 	if (status == CONVBI_OK) {
 		char why[160];
 		snprintf(why, sizeof why, "the intent agent classified the question as `%s` and wrote no SQL",
 		         convbi_answer_intent(a));
 		set_error(q, V_MODEL, why);
-	} else if (status == CONVBI_EREJECTED) {
-		set_error(q, V_REJECTED, msg);
-	} else if (status == CONVBI_ESQL) {
-		set_error(q, V_SQL_ERROR, msg);
-	} else if (status == CONVBI_EREPAIR && q->pred) {
-		convbi_answer *again = NULL;
-		int rc = convbi_session_run_sql(s, q->pred, &again);
-		set_error(q, rc == CONVBI_EREJECTED ? V_REJECTED : rc ? V_SQL_ERROR : V_MODEL, msg);
-		convbi_answer_free(again);
-	} else {
-		set_error(q, V_MODEL, msg);
+		return;
 	}
+	if (status != CONVBI_EREPAIR) {
+		set_error(q, status == CONVBI_EREJECTED ? V_REJECTED : status == CONVBI_ESQL ? V_SQL_ERROR : V_MODEL, msg);
+		return;
+	}
+	if (q->pred && cls < 0) {
+		convbi_answer *again = NULL;
+		cls = convbi_session_run_sql(s, q->pred, &again);
+		convbi_answer_free(again);
+	}
+	/* cls 0: it runs, so the model reviewer sent it back; EPROTOCOL: no SQL */
+	set_error(q, cls == CONVBI_EREJECTED ? V_REJECTED : cls > 0 && cls != CONVBI_EPROTOCOL ? V_SQL_ERROR : V_MODEL, msg);
 }
 
 /* Runs question q; returns its answer status for the statistics (the
@@ -194,7 +206,7 @@ static char *question_line(const struct eq *q)
 		return NULL;
 	cJSON_AddNumberToObject(o, "index", q->index);
 	if (q->id)
-		cJSON_AddStringToObject(o, "id", q->id);
+		cJSON_AddItemToObject(o, "id", q->id_num ? cJSON_CreateRaw(q->id) : cJSON_CreateString(q->id));
 	cJSON_AddStringToObject(o, "db_id", q->db_id);
 	cJSON_AddStringToObject(o, "question", q->question);
 	if (q->evidence)

@@ -28,6 +28,7 @@ extern const char *const verdict_names[V_COUNT];
 struct eq {
 	int index;             /* 0-based position in the question file */
 	char *id;              /* owned or NULL: the dataset's own id (BIRD question_id) */
+	int id_num;            /* the id is a number */
 	char *db_id;           /* owned */
 	char *question;        /* owned */
 	char *evidence;        /* owned or NULL: BIRD's evidence, passed as the hint */

@@ -300,8 +300,7 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
 			continue;
 		struct eq *q = &d->q[d->n++];
 		q->index = i;
-		int num;
-		q->id = bird && get(o, "question_id") ? json_key_text(get(o, "question_id"), &num) : NULL;
+		q->id = bird && get(o, "question_id") ? json_key_text(get(o, "question_id"), &q->id_num) : NULL;
 		q->db_id = strdup(db_id->valuestring);
 		q->question = strdup(question->valuestring);
 		q->evidence = bird ? str_dup_of(o, "evidence") : NULL;

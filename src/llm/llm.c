@@ -14,6 +14,7 @@
  */
 #include "llm/llm.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,9 @@ struct llm {
 	struct pool *pool;          /* owned */
 	char **urls;                /* owned; per endpoint */
 	char **auth;                /* owned; per endpoint auth header line (secret) */
+	pthread_mutex_t last_lock;
+	int *last_cls;              /* owned; per endpoint, class of its last attempt here */
+	char (*last_err)[200];      /* owned; per endpoint, its last error text */
 };
 
 static const char *const class_names[] = {"ok", "rate_limited", "server_error", "timeout", "transport",
@@ -68,6 +72,9 @@ void llm_close(struct llm *l)
 	}
 	free(l->urls);
 	free(l->auth);
+	free(l->last_cls);
+	free(l->last_err);
+	pthread_mutex_destroy(&l->last_lock);
 	pool_close(l->pool);
 	http_client_free(l->http);
 	config_release(&l->cfg);
@@ -87,12 +94,15 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	}
 	l->cfg = *cfg;
 	memset(cfg, 0, sizeof *cfg);
+	pthread_mutex_init(&l->last_lock, NULL);
 	size_t n = l->cfg.n;
+	l->last_cls = xcalloc(n, sizeof *l->last_cls);
+	l->last_err = xcalloc(n, sizeof *l->last_err);
 	l->urls = xcalloc(n, sizeof *l->urls);
 	l->auth = xcalloc(n, sizeof *l->auth);
 	peps = xcalloc(n, sizeof *peps);
 	char **ident = xcalloc(n, sizeof *ident);
-	if (!l->urls || !l->auth || !peps || !ident) {
+	if (!l->urls || !l->auth || !peps || !ident || !l->last_cls || !l->last_err) {
 		rc = err_code(err, CONVBI_ENOMEM);
 		goto done;
 	}
@@ -398,6 +408,30 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 
 /* ---- the call loop ------------------------------------------------------- */
 
+static void remember_outcome(struct llm *l, int ep, const struct llm_attempt *at)
+{
+	pthread_mutex_lock(&l->last_lock);
+	l->last_cls[ep] = at->cls;
+	snprintf(l->last_err[ep], sizeof l->last_err[ep], "%s", at->error);
+	pthread_mutex_unlock(&l->last_lock);
+}
+
+/* When a call ends without an answer because no endpoint is usable, the
+ * reason may lie in other calls' attempts: if every endpoint's last
+ * outcome in this process was a refused key or a missing deployment, say
+ * so (EAUTH) instead of "cooling down".  Returns 1 and fills msg then. */
+static int all_broken(struct llm *l, char *msg, size_t cap)
+{
+	int broken = 1;
+	pthread_mutex_lock(&l->last_lock);
+	for (size_t i = 0; i < l->cfg.n && broken; i++)
+		broken = l->last_cls[i] == LLM_AUTH || l->last_cls[i] == LLM_NOT_FOUND;
+	if (broken)
+		snprintf(msg, cap, "every endpoint rejects its key or deployment; endpoint `%s`: %s", l->cfg.eps[0].name, l->last_err[0]);
+	pthread_mutex_unlock(&l->last_lock);
+	return broken;
+}
+
 static int is_retryable(int cls)
 {
 	switch (cls) {
@@ -537,6 +571,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		struct aoai_reply reply;
 		aoai_reply_init(&reply);
 		int streamed = run_attempt(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply);
+		if (at.cls != LLM_CANCELED && at.cls != LLM_DEADLINE)
+			remember_outcome(l, pick.ep, &at);
 		po.probe = pick.probe;
 		if (at.cls != LLM_CANCELED)
 			pool_report(l->pool, pick.ep, clock_wall_ms(), &po);
@@ -572,6 +608,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (req->on_retry && attempts < l->cfg.retry.max_attempts)
 			req->on_retry(req->payload, &at, streamed);
 	}
+	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) && all_broken(l, last_err, sizeof last_err))
+		last_cls = LLM_AUTH;
 	out->elapsed_ms = clock_mono_ms() - start;
 	out->cls = last_cls;
 	buf_release(&body);

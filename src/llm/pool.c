@@ -20,8 +20,14 @@
  *                to now+POOL_PROBE_TIMEOUT_MS -- a prober that dies only
  *                holds the slot until then.  A failed probe stores the new
  *                OPEN_UNTIL before it frees the slot;
- *   windows      charged at pick by a CAS that refuses to pass the limit;
- *                a refused tpm charge gives back its rpm charge.
+ *   pacing       rpm and tpm are enforced as a GCRA (a leaky bucket with no
+ *                burst): PACE_REQ/PACE_TOK hold the theoretical arrival
+ *                time in microseconds; a pick claims the next slot by a CAS
+ *                that advances it by 60 s/rpm (or tokens x 60 s/tpm), times
+ *                POOL_PACE_MARGIN.  Azure evaluates RPM/TPM over 1 s or
+ *                10 s windows, so a minute's budget sent in a burst is
+ *                answered with 429s; evenly spaced calls are not;
+ *   windows      the sliding-minute sums, kept for `convbi endpoints`.
  * What is not atomic across fields (a budget and its reset time, the
  * statistics among themselves) is advisory and documented as such.
  */
@@ -75,14 +81,12 @@ void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
 {
 	const int64_t *f = s->f;
 	int64_t ready = now_ms;
-	int64_t next_bucket = (now_ms / STATE_WINDOW_BUCKET_MS + 1) * STATE_WINDOW_BUCKET_MS;
 	if (f[STATE_COOL_UNTIL] > now_ms)
 		ready = max64(ready, f[STATE_COOL_UNTIL]);
-	if (cfg->rpm > 0 && s->win[STATE_WIN_REQ] + 1 > cfg->rpm)
-		ready = max64(ready, next_bucket);
-	if (cfg->tpm > 0 && s->win[STATE_WIN_TOK] > 0 &&
-	    s->win[STATE_WIN_TOK] + (est_tokens > 0 ? est_tokens : 0) > cfg->tpm)
-		ready = max64(ready, next_bucket);
+	if (cfg->rpm > 0 && f[STATE_PACE_REQ] > now_ms * 1000)
+		ready = max64(ready, (f[STATE_PACE_REQ] + 999) / 1000);
+	if (cfg->tpm > 0 && f[STATE_PACE_TOK] > now_ms * 1000)
+		ready = max64(ready, (f[STATE_PACE_TOK] + 999) / 1000);
 	if (f[STATE_REM_REQ] == 0 && now_ms < f[STATE_RESET_REQ])
 		ready = max64(ready, f[STATE_RESET_REQ]);
 	if (f[STATE_REM_TOK] >= 0 && f[STATE_REM_TOK] < (est_tokens > 0 ? est_tokens : 1) &&
@@ -166,9 +170,15 @@ int pool_fallback(const struct pool_verdict *v, size_t n, uint64_t candidates)
 int64_t pool_wait(const struct pool_verdict *v, size_t n, uint64_t mask, int64_t now_ms)
 {
 	int64_t first = INT64_MAX;
-	for (size_t i = 0; i < n && i < POOL_MAX_ENDPOINTS; i++)
-		if ((mask & bit((int)i)) && v[i].ready_ms < first)
-			first = v[i].ready_ms;
+	for (size_t i = 0; i < n && i < POOL_MAX_ENDPOINTS; i++) {
+		if (!(mask & bit((int)i)))
+			continue;
+		int64_t t = v[i].ready_ms;
+		if (v[i].breaker_only)  /* open: until it half-opens; probing: a little while */
+			t = max64(t, v[i].breaker_ms > now_ms ? v[i].breaker_ms : now_ms + 50);
+		if (t < first)
+			first = t;
+	}
 	if (first == INT64_MAX || first - now_ms < 1)
 		return 1;
 	return first - now_ms;
@@ -358,6 +368,27 @@ void pool_reset_state(struct pool *p)
 
 /* ---- picking ------------------------------------------------------------ */
 
+/* Microseconds that `amount` requests or tokens occupy under a per-minute
+ * budget, with the safety margin. */
+static int64_t pace_us(int64_t amount, int64_t per_minute)
+{
+	return (int64_t)((double)amount * 60e6 / (double)per_minute * POOL_PACE_MARGIN);
+}
+
+/* Claims the next paced slot of a field: free when its theoretical
+ * arrival time has passed.  The new time starts from the old one when it
+ * is recent (within half a slot), so a waiter's wake-up latency is not
+ * lost from the budget, and from now otherwise. */
+static int pace_claim(struct state *st, unsigned ep, int field, int64_t now_ms, int64_t slot_us)
+{
+	int64_t now_us = now_ms * 1000;
+	int64_t old = st->ops->get(st, ep, field);
+	if (old > now_us)
+		return 0;
+	int64_t start = old >= now_us - slot_us / 2 ? old : now_us;
+	return st->ops->cas(st, ep, field, old, start + slot_us);
+}
+
 /* Takes what ep needs for this attempt: the probe slot (CAS from the value
  * judged free) and the window charges.  Returns 1 if all were won; on a
  * lost race gives back what it took and returns 0 (a window was full) or
@@ -372,12 +403,13 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v,
 	if (v->probe && !ops->cas(st, (unsigned)ep, STATE_PROBE_UNTIL, s->f[STATE_PROBE_UNTIL],
 	                          probe_until))
 		return -1;
-	if (!ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, c->rpm))
+	if (c->rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, c->rpm)))
 		goto refused;
-	if (est > 0 && !ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, c->tpm)) {
-		ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, -1, 0);
-		goto refused;
-	}
+	if (c->tpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, c->tpm)))
+		goto refused;  /* the rpm slot taken is lost: a small, safe waste */
+	ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
+	if (est > 0)
+		ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, 0);
 	return 1;
 refused:
 	if (v->probe)
@@ -434,7 +466,14 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 		}
 	}
 
-	int ep = pool_fallback(v, p->n, breaker_only);
+	/* The partial-outage rule: offer a breaker-blocked endpoint only when
+	 * no other endpoint frees up soon by itself (a rate-limited or paced
+	 * one is healthy: waiting for it beats calling a failing one). */
+	int64_t soonest = INT64_MAX;
+	for (size_t i = 0; i < p->n; i++)
+		if ((live & bit((int)i)) && !v[i].breaker_only && v[i].ready_ms > now_ms && v[i].ready_ms < soonest)
+			soonest = v[i].ready_ms;
+	int ep = soonest - now_ms > POOL_BREAKER_PAUSE_MAX_MS ? pool_fallback(v, p->n, breaker_only) : -1;
 	if (ep >= 0) {
 		p->st->ops->window_add(p->st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 		if (est_tokens > 0)

@@ -47,6 +47,7 @@
 #define POOL_BREAKER_PAUSE_MS 2000     /* open this long, doubling per failed probe */
 #define POOL_BREAKER_PAUSE_MAX_MS 30000
 #define POOL_PROBE_TIMEOUT_MS 30000    /* a probe not reported by then is presumed dead */
+#define POOL_PACE_MARGIN 1.02           /* rpm/tpm pacing runs 2 % under the budget */
 #define POOL_BUDGET_RESET_DEFAULT_MS 1000  /* a server budget without a reset time */
 
 enum pool_breaker { POOL_BREAKER_CLOSED, POOL_BREAKER_OPEN, POOL_BREAKER_HALF_OPEN };

@@ -61,7 +61,7 @@ static const unsigned char field_word[STATE_NFIELDS] = {
 	[STATE_LAST_FAIL] = 6, [STATE_REM_REQ] = 8, [STATE_REM_TOK] = 9,
 	[STATE_RESET_REQ] = 10, [STATE_RESET_TOK] = 11, [STATE_CALLS] = 16,
 	[STATE_OK] = 17, [STATE_RATE_LIMITED] = 18, [STATE_FAILURES] = 19,
-	[STATE_TOKENS] = 20,
+	[STATE_TOKENS] = 20, [STATE_PACE_REQ] = 7, [STATE_PACE_TOK] = 12,
 };
 
 struct state_shm {

@@ -39,7 +39,7 @@
 #include "util/err.h"
 
 /* Bump whenever the file layout below changes: an older file is rebuilt. */
-#define STATE_VERSION 1
+#define STATE_VERSION 2
 #define STATE_MAX_SLOTS 64
 #define STATE_MAX_TIERS 64
 
@@ -70,6 +70,8 @@ enum state_field {
 	STATE_RATE_LIMITED,  /* ... that were 429s */
 	STATE_FAILURES,      /* ... that failed (server, transport, broken) */
 	STATE_TOKENS,        /* tokens reported used */
+	STATE_PACE_REQ,      /* us: rpm pacing, no request before this */
+	STATE_PACE_TOK,      /* us: tpm pacing, no request before this */
 	STATE_NFIELDS
 };
 

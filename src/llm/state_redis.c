@@ -47,7 +47,9 @@
  * (at most one a minute; later ones are log_info).  The cooldowns of the
  * last snapshot are carried into the local state so the fallback does not
  * start blind.  A connection attempt is made lazily by the next operation,
- * at most once a second (then every 2 s, 4 s), with the mutex released so
+ * at most once a second (then every 2 s, 4 s; the backoff starts over only
+ * once a connection has served RS_STABLE_MS, so a server that accepts and
+ * then fails every time is not hammered), with the mutex released so
  * other threads keep going on the local state; connect plus handshake fit
  * in one timeout_ms.  On success the local cooldowns are merged into
  * Redis (max) and Redis serves again.  What Redis held and the local state
@@ -86,6 +88,7 @@
 #define RS_RETRY_MIN_MS 1000     /* first reconnect attempt after a failure */
 #define RS_RETRY_MAX_MS 4000     /* backoff cap between attempts */
 #define RS_WARN_EVERY_MS 60000   /* at most one fallback warning per minute */
+#define RS_STABLE_MS 10000       /* a connection this old resets the backoff */
 #define RS_PIPELINE_MAX 16       /* unanswered pipelined writes before a drain */
 #define RS_ARGS 8                /* script arguments of a pipelined write */
 #define RS_ARG_LEN 48            /* bytes of one such argument, NUL included */
@@ -153,7 +156,7 @@ static const char rs_script[] =
 	"    for j = 1, FULL + 1 do\n"
 	"      local be, bc = bucket((e - j) % RING)\n"
 	"      if be == e - j then\n"
-	"        if j == FULL + 1 then bc = math.floor((bc * (B - into) + B - 1) / B) end\n"
+	"        \n"
 	"        others = others + bc\n"
 	"      end\n"
 	"    end\n"
@@ -240,6 +243,7 @@ struct state_redis {
 	int connecting;                /* a thread is connecting with mu released */
 	int64_t next_try_ms;           /* monotonic: no attempt before */
 	int64_t retry_ms;              /* the next backoff step */
+	int64_t connected_ms;          /* monotonic: when c was made */
 	int64_t last_warn_ms;          /* monotonic; INT64_MIN = never warned */
 	char why[RS_WHY_LEN];          /* the last failure, for the open warning */
 	struct rs_pending pend[RS_PIPELINE_MAX];
@@ -511,9 +515,11 @@ static void rs_down(struct state_redis *r, const char *why)
 	snap_clear(r);
 	atomic_store(&r->up, 0);
 	r->stats.fallbacks++;
-	r->retry_ms = RS_RETRY_MIN_MS;
 	int64_t now = clock_mono_ms();
+	if (now - r->connected_ms >= RS_STABLE_MS)  /* a flapping server keeps its backoff */
+		r->retry_ms = RS_RETRY_MIN_MS;
 	r->next_try_ms = now + r->retry_ms;
+	r->retry_ms = r->retry_ms * 2 > RS_RETRY_MAX_MS ? RS_RETRY_MAX_MS : r->retry_ms * 2;
 	snprintf(r->why, sizeof r->why, "%s", why);
 	int warn = r->last_warn_ms == INT64_MIN || now - r->last_warn_ms >= RS_WARN_EVERY_MS;
 	if (warn)
@@ -745,8 +751,8 @@ static int rs_begin(struct state_redis *r, struct rs_guard *g, int is_load)
 	}
 	r->c = c;
 	r->pid = getpid();
+	r->connected_ms = clock_mono_ms();
 	memcpy(r->sha, sha, sizeof r->sha);
-	r->retry_ms = RS_RETRY_MIN_MS;
 	snap_clear(r);
 	rs_merge_local(r);
 	if (!r->c)

@@ -139,9 +139,10 @@ int main(int argc, char **argv)
 		return 2;
 	}
 
-	/* A background job inherits SIGINT ignored, and an ignored signal is
-	 * discarded instead of becoming pending: sigwait would never see it.
-	 * Default dispositions first, then block, then sigwait. */
+	/* A shell's background job inherits SIGINT ignored, and POSIX leaves it
+	 * unspecified whether a blocked, ignored signal stays pending for
+	 * sigwait (Linux keeps it; others may drop it).  Default dispositions
+	 * first, then block, then sigwait. */
 	sigset_t stop;
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);

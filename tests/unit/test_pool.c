@@ -113,20 +113,18 @@ static void judge_reads_each_blocker_from_a_snapshot(void **state)
 	assert_true(v.usable);
 
 	s = fresh_snap();
-	s.win[STATE_WIN_REQ] = 10;  /* rpm 10 used up: wait for the next bucket */
+	s.f[STATE_PACE_REQ] = (T0 + 1234) * 1000 + 1;  /* rpm pacing: next slot just after */
 	pool_judge(&v, &cfg, &s, T0 + 1234, 100);
 	assert_false(v.usable);
-	assert_int_equal(v.ready_ms, T0 + STATE_WINDOW_BUCKET_MS);
+	assert_int_equal(v.ready_ms, T0 + 1235);
+	pool_judge(&v, &cfg, &s, T0 + 1235, 100);
+	assert_true(v.usable);
 
 	s = fresh_snap();
-	s.win[STATE_WIN_TOK] = 950;
+	s.f[STATE_PACE_TOK] = (T0 + 40) * 1000;  /* tpm pacing */
 	pool_judge(&v, &cfg, &s, T0, 40);
-	assert_true(v.usable);
-	pool_judge(&v, &cfg, &s, T0, 60);
 	assert_false(v.usable);
-	s.win[STATE_WIN_TOK] = 0;  /* an empty window takes even an oversized request */
-	pool_judge(&v, &cfg, &s, T0, 5000);
-	assert_true(v.usable);
+	assert_int_equal(v.ready_ms, T0 + 40);
 
 	s = fresh_snap();
 	s.f[STATE_REM_REQ] = 0;
@@ -493,60 +491,65 @@ static void partial_outage_still_offers_the_breaker_opening_soonest(void **state
 	pool_close(p);
 }
 
-static void partial_outage_rule_never_overrides_a_cooldown(void **state)
+static void partial_outage_rule_waits_for_a_healthy_endpoint_that_frees_soon(void **state)
 {
 	struct pool *p = open_pool(W123, 2);
 	for (int i = 0; i < 3; i++)
 		report(p, 0, T0, POOL_SERVER, -1);
 	report(p, 1, T0, POOL_RATE_LIMITED, 5000);
-	assert_int_equal(pick(p, T0 + 10), 0);  /* open beats cooling: the server asked 1 to wait */
-	report(p, 0, T0 + 10, POOL_RATE_LIMITED, 9000);
-	struct pool_pick k = pick_full(p, T0 + 20, 0, 0);
+	/* 1 is healthy and free in 5 s: wait for it rather than call 0, which is failing */
+	struct pool_pick k = pick_full(p, T0 + 10, 0, 0);
 	assert_int_equal(k.ep, -1);
-	assert_int_equal(k.wait_ms, 4980);
-	assert_int_equal(pick(p, T0 + 5000), 1);
+	assert_int_equal(k.wait_ms, 1990);  /* 0's breaker half-opens first (2 s pause) */
+	report(p, 1, T0 + 10, POOL_RATE_LIMITED, 60000);
+	/* ... but a long cooldown (past the longest breaker pause) does not hold the call */
+	assert_int_equal(pick(p, T0 + 20), 0);
+	report(p, 0, T0 + 20, POOL_RATE_LIMITED, 90000);
+	k = pick_full(p, T0 + 30, 0, 0);  /* the rule never overrides a cooldown */
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, 59980);
+	assert_int_equal(pick(p, T0 + 60010), 1);
 	pool_close(p);
 }
 
-static void rpm_window_holds_an_endpoint_back_for_the_rest_of_the_minute(void **state)
+static void rpm_paces_requests_evenly_across_the_minute(void **state)
 {
-	const struct pool_ep_cfg eps[] = {{"solo", "u/solo", 0, 1, 3, 0}};
+	const struct pool_ep_cfg eps[] = {{"solo", "u/solo", 0, 1, 600, 0}};  /* one per 100 ms */
 	struct pool *p = open_pool(eps, 1);
-	for (int i = 0; i < 3; i++)
-		assert_int_equal(pick(p, T0 + 1000 * i), 0);
-	struct pool_pick k = pick_full(p, T0 + 5000, 0, 0);
+	assert_int_equal(pick(p, T0), 0);
+	struct pool_pick k = pick_full(p, T0 + 50, 0, 0);
 	assert_int_equal(k.ep, -1);
-	assert_int_equal(k.wait_ms, 5000);  /* the next bucket boundary */
-	assert_int_equal(pick_full(p, T0 + 59999, 0, 0).ep, -1);
+	assert_int_equal(k.wait_ms, 52);  /* 100 ms x the 2 % margin, from T0 */
+	assert_int_equal(pick(p, T0 + 102), 0);
+	/* a late picker (within half a slot) does not lose the budget it slept through */
+	assert_int_equal(pick_full(p, T0 + 203, 0, 0).ep, -1);
+	assert_int_equal(pick(p, T0 + 204), 0);
+	/* over a minute, at most rpm requests go */
+	int n = 0;
+	for (int64_t t = T0 + 1000; t < T0 + 61000; t += 10)
+		n += pick_full(p, t, 0, 0).ep == 0;
+	assert_true(n <= 600 && n >= 580);
 	struct pool_live lv;
-	pool_live_get(p, 0, T0 + 1, &lv);
-	assert_int_equal(lv.window_requests, 3);
-	/* the oldest bucket fades out over the seventh ten seconds */
-	assert_int_equal(pick(p, T0 + 65000), 0);
+	pool_live_get(p, 0, T0 + 61000, &lv);
+	assert_true(lv.window_requests > 500);
 	pool_close(p);
 }
 
-static void tpm_window_counts_estimated_tokens_at_pick(void **state)
+static void tpm_paces_by_estimated_tokens(void **state)
 {
 	const struct pool_ep_cfg eps[] = {
-		{"small", "u/small", 0, 1, 0, 1000},
+		{"small", "u/small", 0, 1, 0, 60000},  /* 1000 tokens a second */
 		{"big", "u/big", 1, 1, 0, 0},
 	};
 	struct pool *p = open_pool(eps, 2);
 	assert_int_equal(pick_full(p, T0, 0, 600).ep, 0);
-	assert_int_equal(pick_full(p, T0, 0, 600).ep, 1);  /* 1200 > 1000: next tier */
-	assert_int_equal(pick_full(p, T0, 0, 400).ep, 0);  /* exactly 1000 fits */
-	assert_int_equal(pick_full(p, T0, 0, 1).ep, 1);
+	assert_int_equal(pick_full(p, T0, 0, 600).ep, 1);      /* small is busy for 612 ms: next tier */
+	assert_int_equal(pick_full(p, T0 + 611, 0, 10).ep, 1);
+	assert_int_equal(pick_full(p, T0 + 612, 0, 10).ep, 0);
 	struct pool_live lv;
-	pool_live_get(p, 0, T0, &lv);
-	assert_int_equal(lv.window_tokens, 1000);
+	pool_live_get(p, 0, T0 + 700, &lv);
+	assert_int_equal(lv.window_tokens, 610);
 	assert_int_equal(lv.window_requests, 2);
-	pool_close(p);
-
-	p = open_pool(eps, 1);
-	assert_int_equal(pick_full(p, T0, 0, 5000).ep, 0);  /* oversized, empty window: goes */
-	struct pool_pick k = pick_full(p, T0, 0, 10);
-	assert_int_equal(k.ep, -1);
 	pool_close(p);
 }
 
@@ -774,9 +777,9 @@ int main(void)
 		cmocka_unit_test(a_success_resets_the_failure_count),
 		cmocka_unit_test(probe_slot_frees_itself_after_the_probe_timeout),
 		cmocka_unit_test(partial_outage_still_offers_the_breaker_opening_soonest),
-		cmocka_unit_test(partial_outage_rule_never_overrides_a_cooldown),
-		cmocka_unit_test(rpm_window_holds_an_endpoint_back_for_the_rest_of_the_minute),
-		cmocka_unit_test(tpm_window_counts_estimated_tokens_at_pick),
+		cmocka_unit_test(partial_outage_rule_waits_for_a_healthy_endpoint_that_frees_soon),
+		cmocka_unit_test(rpm_paces_requests_evenly_across_the_minute),
+		cmocka_unit_test(tpm_paces_by_estimated_tokens),
 		cmocka_unit_test(server_budget_blocks_until_its_reset),
 		cmocka_unit_test(broken_endpoint_is_out_for_five_minutes),
 		cmocka_unit_test(client_errors_and_probes_that_are_not_failures_leave_health_alone),
