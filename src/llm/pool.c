@@ -87,9 +87,12 @@ void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
 		ready = max64(ready, (f[STATE_PACE_REQ] + 999) / 1000);
 	if (cfg->tpm > 0 && f[STATE_PACE_TOK] > now_ms * 1000)
 		ready = max64(ready, (f[STATE_PACE_TOK] + 999) / 1000);
-	if (f[STATE_REM_REQ] == 0 && now_ms < f[STATE_RESET_REQ])
+	/* A server budget read off a reply is stale by the reply's latency and
+	 * usually comes without a reset time; where the user configured the
+	 * quota, the pacing above is the better authority (a 429 still cools). */
+	if (cfg->rpm == 0 && f[STATE_REM_REQ] == 0 && now_ms < f[STATE_RESET_REQ])
 		ready = max64(ready, f[STATE_RESET_REQ]);
-	if (f[STATE_REM_TOK] >= 0 && f[STATE_REM_TOK] < (est_tokens > 0 ? est_tokens : 1) &&
+	if (cfg->tpm == 0 && f[STATE_REM_TOK] >= 0 && f[STATE_REM_TOK] < (est_tokens > 0 ? est_tokens : 1) &&
 	    now_ms < f[STATE_RESET_TOK])
 		ready = max64(ready, f[STATE_RESET_TOK]);
 

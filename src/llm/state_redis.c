@@ -39,8 +39,9 @@
  *     limit, which always charges) are pipelined: sent at once, their
  *     replies read in front of the next synchronous call.  Ordering on the
  *     one connection is kept, so our own later reads see them.
- * A pick is then two round trips (snapshot, counter) and a report one per
- * add/get/cas the pool makes.
+ * A pick is then two round trips (snapshot, counter), plus a get and a cas
+ * for each paced budget (rpm, tpm) the endpoint has; a report is one per
+ * add/get/cas the pool makes (8 for a success with budget headers).
  *
  * Failure: any I/O error, timeout or error reply drops the connection and
  * switches every operation to the local state (rs_down) with one log_warn
@@ -156,7 +157,7 @@ static const char rs_script[] =
 	"    for j = 1, FULL + 1 do\n"
 	"      local be, bc = bucket((e - j) % RING)\n"
 	"      if be == e - j then\n"
-	"        \n"
+	"        if j == FULL + 1 then bc = math.floor((bc * (B - into) + B - 1) / B) end\n"
 	"        others = others + bc\n"
 	"      end\n"
 	"    end\n"
@@ -194,8 +195,9 @@ static const char *const field_name[STATE_NFIELDS] = {
 	[STATE_LAST_FAIL] = "last_fail", [STATE_REM_REQ] = "rem_req", [STATE_REM_TOK] = "rem_tok",
 	[STATE_RESET_REQ] = "reset_req", [STATE_RESET_TOK] = "reset_tok", [STATE_CALLS] = "calls",
 	[STATE_OK] = "ok", [STATE_RATE_LIMITED] = "rate_limited", [STATE_FAILURES] = "failures",
-	[STATE_TOKENS] = "tokens",
+	[STATE_TOKENS] = "tokens", [STATE_PACE_REQ] = "pace_req", [STATE_PACE_TOK] = "pace_tok",
 };
+_Static_assert(STATE_NFIELDS == 18, "a state field was added: name it in field_name[]");
 static const char *const window_name[STATE_NWINDOWS] = {"wreq", "wtok"};
 
 struct rs_bucket {

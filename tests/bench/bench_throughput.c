@@ -97,9 +97,10 @@ static void scenario_json(const struct scen *s, char *out, size_t n)
 		}
 		off += snprintf(out + off, n - off,
 		                "%s{\"name\":\"%s\",\"api_key\":\"%s\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
-		                "\"latency_ms\":{\"median\":%d,\"p95\":%d},\"faults\":%s}",
+		                "\"latency_ms\":{\"median\":%d,\"p95\":%d},\"faults\":%s,"
+		                "\"client\":{\"rpm\":%d}}",
 		                i ? "," : "", EP_NAMES[i], EP_KEYS[i], RPS_PER_EP, med, p95,
-		                s->down == i ? "[{\"kind\":\"http503\"}]" : "[]");
+		                s->down == i ? "[{\"kind\":\"http503\"}]" : "[]", RPS_PER_EP * 60);
 	}
 	snprintf(out + off, n - off, "],\"rules\":[],\"default_reply\":\"OK\"}");
 }

@@ -93,6 +93,43 @@ static int warnings_now(void)
 	return n;
 }
 
+/* ---- children ----------------------------------------------------------------------
+ * A forked child reports through a pipe, never through its exit status:
+ * under valgrind (CI sets CONVBI_VALGRIND) a child's status is replaced
+ * by --error-exitcode when its leak check finds the parent's inherited
+ * heap, which the child never frees. */
+
+struct child_msg {
+	int status;    /* 0 = all good; else what went wrong */
+	int count[3];  /* picks per endpoint, when the child counts */
+};
+
+static _Noreturn void child_done(int fd, int status, const int *count)
+{
+	struct child_msg m = {status, {0, 0, 0}};
+	if (count)
+		memcpy(m.count, count, sizeof m.count);
+	ssize_t n = write(fd, &m, sizeof m);
+	(void)n;
+	_exit(0);
+}
+
+/* The child's message (status -1 when it died without one); reaps it. */
+static struct child_msg child_wait(pid_t pid, int fd)
+{
+	struct child_msg m;
+	if (read(fd, &m, sizeof m) != (ssize_t)sizeof m)
+		m.status = -1;
+	waitpid(pid, NULL, 0);
+	return m;
+}
+
+/* Under valgrind everything runs slower: time limits get this factor. */
+static int64_t slack(int64_t ms)
+{
+	return getenv("CONVBI_VALGRIND") ? ms * 10 : ms;
+}
+
 /* ---- redis-server ---------------------------------------------------------------- */
 
 #define MAX_SERVERS 8
@@ -708,16 +745,17 @@ static void processes_sharing_redis_keep_exact_global_round_robin(void **state)
 	enum { PROCS = 4, PICKS = 90 };
 	struct rsrv s;
 	srv_start(&s);
-	int go[2], res[2];
+	int go[2], res[PROCS][2];
 	assert_int_equal(pipe(go), 0);
-	assert_int_equal(pipe(res), 0);
 	pid_t kids[PROCS];
 	for (int k = 0; k < PROCS; k++) {
+		assert_int_equal(pipe(res[k]), 0);
 		kids[k] = fork();
 		assert_true(kids[k] >= 0);
-		if (kids[k] == 0) {  /* no cmocka in here: exit codes only */
+		if (kids[k] == 0) {  /* no cmocka in here: a message on the pipe */
+			int out = res[k][1];
 			close(go[1]);
-			close(res[0]);
+			close(res[k][0]);
 			char name[32], url[128], path[700];
 			snprintf(name, sizeof name, "rr-local-%d", k);
 			local_path(path, sizeof path, name);
@@ -733,47 +771,40 @@ static void processes_sharing_redis_keep_exact_global_round_robin(void **state)
 			o.timeout_ms = 1000;
 			if (pool_shape(&sh, W123, 3, &e) || state_open_redis(&st, &o, &sh, &e) ||
 			    pool_open_state(&p, W123, 3, st, &e))
-				_exit(2);
+				child_done(out, 2, NULL);
 			char c;
 			if (read(go[0], &c, 1) != 0)  /* EOF = everyone go */
-				_exit(2);
+				child_done(out, 2, NULL);
 			int count[3] = {0, 0, 0};
 			for (int i = 0; i < PICKS; i++) {
 				int64_t now = clock_wall_ms();
 				int ep = pick(p, now);
 				if (ep < 0)
-					_exit(3);
+					child_done(out, 3, NULL);
 				count[ep]++;
 				report(p, ep, now, POOL_OK, -1);
 			}
 			struct state_redis_stats k2;
 			state_redis_stats(st, &k2);
-			if (write(res[1], count, sizeof count) != (ssize_t)sizeof count)
-				_exit(2);
 			pool_close(p);
-			_exit(k2.local_ops == 0 && k2.fallbacks == 0 ? 0 : 4);
+			child_done(out, k2.local_ops == 0 && k2.fallbacks == 0 ? 0 : 4, count);
 		}
+		close(res[k][1]);
 	}
 	close(go[0]);
-	close(res[1]);
 	usleep(200000);
 	close(go[1]);
 	int total[3] = {0, 0, 0};
 	for (int k = 0; k < PROCS; k++) {
-		int count[3];
-		assert_int_equal(read(res[0], count, sizeof count), (ssize_t)sizeof count);
+		struct child_msg m = child_wait(kids[k], res[k][0]);
+		close(res[k][0]);
+		if (m.status)
+			fail_msg("child %d says %d (-1: died, 2: setup, 3: no endpoint, 4: used its local "
+			         "state)",
+			         k, m.status);
 		for (int i = 0; i < 3; i++)
-			total[i] += count[i];
+			total[i] += m.count[i];
 	}
-	for (int k = 0; k < PROCS; k++) {
-		int st;
-		assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
-		assert_true(WIFEXITED(st));
-		if (WEXITSTATUS(st))
-			fail_msg("child %d exited %d (3: no endpoint, 4: used its local state)", k,
-			         WEXITSTATUS(st));
-	}
-	close(res[0]);
 	/* 360 picks over weights 1:2:3 = 60 whole cycles */
 	assert_int_equal(total[0], PROCS * PICKS / 6);
 	assert_int_equal(total[1], 2 * PROCS * PICKS / 6);
@@ -865,9 +896,12 @@ static void a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once(
 	struct pool *p = open_pool(&s, &w, NULL);
 	int64_t now = clock_wall_ms();
 	assert_true(pick(p, now) >= 0);  /* the parent has looked once */
+	int res[2];
+	assert_int_equal(pipe(res), 0);
 	pid_t kid = fork();
 	assert_true(kid >= 0);
 	if (kid == 0) {
+		close(res[0]);
 		char url[128], path[700];
 		url_of(url, sizeof url, &s, NULL, 0);
 		local_path(path, sizeof path, "cool-child");
@@ -881,7 +915,7 @@ static void a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once(
 		o.local_path = path;
 		if (pool_shape(&sh, W123, 3, &e) || state_open_redis(&st, &o, &sh, &e) ||
 		    pool_open_state(&q, W123, 3, st, &e))
-			_exit(2);
+			child_done(res[1], 2, NULL);
 		report(q, 2, now, POOL_RATE_LIMITED, 60000);  /* c: 429, retry in 60 s */
 		for (int i = 0; i < POOL_BREAKER_THRESHOLD; i++)
 			report(q, 1, now, POOL_TRANSPORT, -1);  /* b: breaker opens */
@@ -890,11 +924,12 @@ static void a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once(
 		state_redis_stats(st, &k);
 		local = k.local_ops != 0;
 		pool_close(q);
-		_exit(local ? 4 : 0);
+		child_done(res[1], local ? 4 : 0, NULL);
 	}
-	int st;
-	assert_int_equal(waitpid(kid, &st, 0), kid);
-	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(res[1]);
+	struct child_msg m = child_wait(kid, res[0]);
+	close(res[0]);
+	assert_int_equal(m.status, 0);
 	for (int i = 0; i < 30; i++) {
 		int ep = pick(p, now + 1);
 		assert_int_equal(ep, 0);
@@ -992,8 +1027,8 @@ static void redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after
 		usleep(2000);
 	}
 	state_redis_stats(st, &after);
-	assert_true(picks > 100);
-	assert_true(worst <= TIMEOUT_MS + 150);
+	assert_true(picks > (getenv("CONVBI_VALGRIND") ? 20 : 100));
+	assert_true(worst <= TIMEOUT_MS + slack(150));
 	assert_int_equal(warnings_now(), 1);
 	assert_non_null(strstr(warning_text, "Redis at 127.0.0.1:"));
 	assert_string_equal(state_describe(st), "file (redis unreachable)");
@@ -1042,12 +1077,12 @@ static void a_hung_redis_costs_one_timeout_then_picks_go_local_without_waiting(v
 	int64_t t = clock_mono_ms();
 	assert_true(pick(p, clock_wall_ms()) >= 0);
 	int64_t first = clock_mono_ms() - t;
-	assert_true(first >= TIMEOUT_MS - 20 && first <= TIMEOUT_MS + 150);
+	assert_true(first >= TIMEOUT_MS - 20 && first <= TIMEOUT_MS + slack(150));
 	assert_string_equal(state_describe(st), "file (redis unreachable)");
 	t = clock_mono_ms();
 	for (int i = 0; i < 50; i++)
 		assert_true(pick(p, clock_wall_ms()) >= 0);
-	assert_true(clock_mono_ms() - t < 100);  /* no waiting: the backoff is not due */
+	assert_true(clock_mono_ms() - t < slack(100));  /* no waiting: the backoff is not due */
 	assert_int_equal(warnings_now(), 1);
 	assert_non_null(strstr(warning_text, "no reply within 200 ms"));
 	kill(s.pid, SIGCONT);
@@ -1097,7 +1132,7 @@ static void an_unreachable_redis_at_open_is_a_warning_not_an_error(void **state)
 	o.local_path = path;
 	int64_t t = clock_mono_ms();
 	assert_int_equal(state_open_redis(&st, &o, &sh, &e), CONVBI_OK);
-	assert_true(clock_mono_ms() - t < STATE_REDIS_TIMEOUT_MS + 100);
+	assert_true(clock_mono_ms() - t < STATE_REDIS_TIMEOUT_MS + slack(100));
 	assert_int_equal(pool_open_state(&p, W123, 3, st, &e), CONVBI_OK);
 	assert_string_equal(state_describe(st), "file (redis unreachable)");
 	assert_int_equal(warnings_now(), 1);
@@ -1259,21 +1294,25 @@ static void a_forked_child_opens_its_own_connection(void **state)
 	struct rs_open w = {.prefix = "fork:"};
 	struct state *st = open_state(&s, &w, &sh);
 	assert_int_equal(st->ops->counter_next(st, 0), 0);
+	int res[2];
+	assert_int_equal(pipe(res), 0);
 	pid_t kid = fork();
 	assert_true(kid >= 0);
 	if (kid == 0) {
+		close(res[0]);
 		int ok = 1;
 		for (int i = 0; i < 50; i++)
 			ok &= st->ops->counter_next(st, 0) > 0;
 		struct state_redis_stats k;
 		state_redis_stats(st, &k);
-		_exit(ok && k.local_ops == 0 && k.connects == 2 ? 0 : 1);
+		child_done(res[1], ok && k.local_ops == 0 && k.connects == 2 ? 0 : 1, NULL);
 	}
+	close(res[1]);
 	for (int i = 0; i < 50; i++)
 		assert_true(st->ops->counter_next(st, 0) > 0);
-	int ws;
-	assert_int_equal(waitpid(kid, &ws, 0), kid);
-	assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+	struct child_msg m = child_wait(kid, res[0]);
+	close(res[0]);
+	assert_int_equal(m.status, 0);
 	assert_int_equal(st->ops->counter_next(st, 0), 101);
 	state_close(st);
 	srv_stop(&s);
