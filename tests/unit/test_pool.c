@@ -126,23 +126,30 @@ static void judge_reads_each_blocker_from_a_snapshot(void **state)
 	assert_false(v.usable);
 	assert_int_equal(v.ready_ms, T0 + 40);
 
+	/* Server budgets apply where no client-side quota is configured ... */
+	struct pool_ep_cfg open_cfg = {"x", "x", 0, 1, 0, 0};
 	s = fresh_snap();
 	s.f[STATE_REM_REQ] = 0;
 	s.f[STATE_RESET_REQ] = T0 + 700;
-	pool_judge(&v, &cfg, &s, T0, 0);
+	pool_judge(&v, &open_cfg, &s, T0, 0);
 	assert_false(v.usable);
 	assert_int_equal(v.ready_ms, T0 + 700);
-	pool_judge(&v, &cfg, &s, T0 + 700, 0);
+	pool_judge(&v, &open_cfg, &s, T0 + 700, 0);
+	assert_true(v.usable);
+	/* ... and give way to the pacing where one is */
+	pool_judge(&v, &cfg, &s, T0, 0);
 	assert_true(v.usable);
 
 	s = fresh_snap();
 	s.f[STATE_REM_TOK] = 300;
 	s.f[STATE_RESET_TOK] = T0 + 900;
-	pool_judge(&v, &cfg, &s, T0, 200);
+	pool_judge(&v, &open_cfg, &s, T0, 200);
 	assert_true(v.usable);
-	pool_judge(&v, &cfg, &s, T0, 400);
+	pool_judge(&v, &open_cfg, &s, T0, 400);
 	assert_false(v.usable);
 	assert_int_equal(v.ready_ms, T0 + 900);
+	pool_judge(&v, &cfg, &s, T0, 400);
+	assert_true(v.usable);
 }
 
 static void judge_tells_open_half_open_and_busy_probe_apart(void **state)
