@@ -21,13 +21,18 @@
  *          (RFC 4180, CRLF, a header line when the file starts empty)
  * Without --out, lines go to stdout.  --out F is emptied first unless
  * --resume, which keeps it, cuts a torn last line, skips every id already
- * in it and appends the rest.
+ * in it and appends the rest.  A conversation cut in the middle resumes
+ * without the history of its answered turns (said on stderr): the public
+ * API has no way to give a session back its history.
  *
  * Ctrl-C: the first stops taking questions (those in flight finish and
  * are written); the second cancels those in flight (a canceled question is
  * not written, so --resume asks it again); the third kills.  Exit 130.
  * Canceling acts at the library's next event (stage change, streamed
  * token, retry): the public API has no asynchronous interrupt.
+ *
+ * -v prints every failed question (id, class, message) on stderr as it
+ * comes.
  *
  * Exit codes: 0 every question answered, 1 some failed (or the output
  * could not be written), 2 usage (INPUT, flags, database, configuration),
@@ -58,6 +63,7 @@ struct batch {
 	int canceled;             /* questions canceled by the second Ctrl-C */
 	int werr;                 /* errno of the first failed output write */
 	struct runstats st;
+	struct progress pg;
 };
 
 /* No new question once Ctrl-C came or the output cannot be written. */
@@ -175,6 +181,11 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	int werr = t.oom || !t.len ? ENOMEM : outfile_write(&b->out, t.p, t.len);
 	pthread_mutex_lock(&b->mu);
 	runstats_add(&b->st, status, line);
+	if (status && b->o->verbose) {
+		progress_end(&b->pg);
+		fprintf(stderr, "convbi: batch: id %s failed: %s: %s\n", it->id, convbi_errname(status),
+		        str_of(line, "error") ? str_of(line, "error") : convbi_errstr(status));
+	}
 	if (werr && !b->werr)
 		b->werr = werr;
 	pthread_cond_signal(&b->cv);
@@ -288,8 +299,7 @@ static int run(struct batch *b, int64_t pending)
 		cli_error("out of memory");
 		return EXIT_FAIL;
 	}
-	struct progress pg;
-	progress_init(&pg, "batch");
+	progress_init(&b->pg, "batch");
 	runstats_init(&b->st, pending);
 	bulk_catch_sigint();
 	bulk_block_sigint(1); /* workers inherit the mask: Ctrl-C lands in main */
@@ -317,16 +327,16 @@ static int run(struct batch *b, int64_t pending)
 		pthread_cond_timedwait(&b->cv, &b->mu, &ts);
 		int n = bulk_interrupts();
 		if (n > told) {
-			progress_end(&pg);
+			progress_end(&b->pg);
 			fprintf(stderr, n == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
 			                       : "convbi: canceling the questions in flight\n");
 			told = n;
 		}
-		progress_show(&pg, &b->st, 0);
+		progress_show(&b->pg, &b->st, 0);
 	}
-	if (pg.tty && b->st.done)
-		progress_show(&pg, &b->st, 1); /* the bar at its final state */
-	progress_end(&pg);
+	if (b->pg.tty && b->st.done)
+		progress_show(&b->pg, &b->st, 1); /* the bar at its final state */
+	progress_end(&b->pg);
 	pthread_mutex_unlock(&b->mu);
 	for (int i = 0; i < started; i++)
 		pthread_join(tids[i], NULL);
@@ -379,9 +389,21 @@ int cmd_batch(struct cli_opts *o)
 	int64_t pending = 0;
 	for (int i = 0; i < b.in.n; i++)
 		pending += !b.in.items[i].done;
-	if (o->resume)
+	if (o->resume) {
 		fprintf(stderr, "convbi: batch: resuming %s: %lld of %d questions already answered, %lld to go\n", o->out,
 		        (long long)(b.in.n - pending), b.in.n, (long long)pending);
+		int split = 0;
+		for (int i = 0; i < b.in.nconvs; i++) {
+			const struct bconv *c = &b.in.convs[i];
+			int done = 0;
+			for (int k = 0; k < c->n; k++)
+				done += b.in.items[c->items[k]].done;
+			split += done > 0 && done < c->n;
+		}
+		if (split)
+			fprintf(stderr, "convbi: batch: %d conversation%s resume part-way: %s later questions run without the "
+			        "earlier turns' history\n", split, split == 1 ? "" : "s", split == 1 ? "its" : "their");
+	}
 	if ((rc = open_engines(&b)))
 		goto done;
 	int e = outfile_open(&b.out, o->out, !o->resume);

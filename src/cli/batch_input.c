@@ -1,9 +1,10 @@
 /* batch_input.c -- reading `convbi batch` INPUT and, for --resume, the
  * output of an earlier run.
  *
- * INPUT is JSON lines when its name ends in .jsonl/.ndjson or its first
- * non-blank line starts with '{'; otherwise every non-blank line is one
- * question whose id is its 1-based line number.  A JSON line is an object
+ * INPUT is JSON lines when its name ends in .jsonl/.ndjson, or when it
+ * does not end in .txt and its first non-blank character is '{';
+ * otherwise every non-blank line is one question (trimmed) whose id is its
+ * 1-based line number.  A JSON line is an object
  *   {"question": "...", "id": string|number (default: the line number),
  *    "db": "path" (default: --db), "session": string|number}
  * (other fields are ignored).  Lines that share a session form one
@@ -220,7 +221,7 @@ int binput_load(struct binput *in, const char *path, long limit)
 	if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
 		p += 3; /* a UTF-8 byte order mark */
 	in->jsonl = ends_with(path, ".jsonl") || ends_with(path, ".ndjson");
-	for (const char *q = p; !in->jsonl && q < end; q++) {
+	for (const char *q = p; !in->jsonl && !ends_with(path, ".txt") && q < end; q++) {
 		if (*q == '{')
 			in->jsonl = 1;
 		if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n')

@@ -32,6 +32,8 @@
  * The row cap is raised to EVAL_ROW_CAP unless --row-cap is given, so that
  * results are compared whole; a result still cut says "truncated": true.
  *
+ * -v prints every verdict other than correct on stderr as it comes.
+ *
  * Exit: 0 when the run completed (whatever the EX), 1 when the run itself
  * failed (the output cannot be written, no memory, no thread), 2 usage,
  * 130 interrupted (the report covers the questions that finished).
@@ -71,6 +73,7 @@ struct eval {
 	int werr;                 /* errno of the first failed --out write */
 	unsigned char *done;      /* owned: per question, finished */
 	struct runstats st;
+	struct progress pg;
 };
 
 /* ---- one question ------------------------------------------------------------------ */
@@ -277,6 +280,11 @@ static void *worker(void *arg)
 		ev->done[i] = 1;
 		if (q->verdict != V_PENDING)
 			runstats_add(&ev->st, status, ans);
+		if (ev->o->verbose && q->verdict != V_PENDING && q->verdict != V_CORRECT) {
+			progress_end(&ev->pg);
+			fprintf(stderr, "convbi: eval: #%d %s: %s: %s\n", q->index, q->db_id, verdict_names[q->verdict],
+			        q->error ? q->error : "");
+		}
 		flush_lines(ev, 0);
 		pthread_cond_signal(&ev->cv);
 		pthread_mutex_unlock(&ev->mu);
@@ -456,8 +464,7 @@ static int run(struct eval *ev)
 		free(tids);
 		return cli_error("out of memory"), EXIT_FAIL;
 	}
-	struct progress pg;
-	progress_init(&pg, "eval");
+	progress_init(&ev->pg, "eval");
 	runstats_init(&ev->st, ev->d.n);
 	bulk_catch_sigint();
 	bulk_block_sigint(1);
@@ -485,13 +492,13 @@ static int run(struct eval *ev)
 		pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
 		if (bulk_interrupts() > told) {
 			told = bulk_interrupts();
-			progress_end(&pg);
+			progress_end(&ev->pg);
 			fprintf(stderr, told == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
 			                          : "convbi: canceling the questions in flight\n");
 		}
-		progress_show(&pg, &ev->st, 0);
+		progress_show(&ev->pg, &ev->st, 0);
 	}
-	progress_end(&pg);
+	progress_end(&ev->pg);
 	flush_lines(ev, 1);
 	pthread_mutex_unlock(&ev->mu);
 	for (int i = 0; i < started; i++)

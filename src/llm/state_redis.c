@@ -14,7 +14,8 @@
  *   <ep>.wreq<i> .wtok<i> window bucket i of 8, "<epoch>:<count>", the
  *                         same ring as the file backend (state.h)
  * Numbers travel as decimal strings; the scripts compare them as Lua
- * doubles, exact below 2^53 (every timestamp and counter the pool keeps).
+ * doubles, exact below 2^53: every counter and timestamp the pool keeps,
+ * pacing's microsecond times included (2^53 us is the year 2255).
  *
  * The external contract relied on (Redis >= 2.6 semantics, tested on 7.0):
  *   EVALSHA sha 1 KEY op ttl_ms field default a b c   -- the script below;
@@ -1195,6 +1196,7 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
 	struct state_redis_url u;
 	struct state_redis *r = NULL;
 	struct state *local = NULL;
+	assert(out && o && shape);
 	*out = NULL;
 	const char *url = o->url;
 	if (!url)
@@ -1239,7 +1241,7 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
 	struct rs_guard g;
 	if (rs_begin(r, &g, 0)) {
 		rs_end(r, &g);
-	} else {
+	} else if (!r->stats.fallbacks) {  /* rs_down has not said so already */
 		r->last_warn_ms = clock_mono_ms();
 		log_warn("endpoint state: cannot use Redis at %s (%s); using the local state (%s) "
 		         "until it answers",

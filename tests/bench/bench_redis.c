@@ -17,13 +17,16 @@
  *
  * Part 2, benefit: quota-bound throughput.  The fake Azure server
  * (tests/fake_aoai) serves two endpoints limited to RPS requests per
- * sliding second each; 4 processes call llm_chat in a loop for SECONDS,
- * each process with
+ * sliding second each; 4 processes call llm_chat in a loop for a fixed
+ * time, each process with
  *   separate      its own state file (what 4 hosts without fleet mode do);
  *   shared file   one state file (4 processes on one host);
- *   shared redis  separate local files but one Redis (4 hosts in fleet mode).
- * The table gives calls that succeeded, calls/s against the quota bound,
- * the 429s the server sent, and calls that failed.
+ *   shared redis  separate local files but one Redis (4 hosts in fleet mode);
+ * twice: "reactive" (no client-side limit: the clients learn from 429s and
+ * retry-after) and "paced" (each endpoint configured with rpm = the quota,
+ * which the pool enforces by pacing through the state).  The table gives
+ * calls that succeeded, calls/s against the quota bound, the 429s the
+ * server sent, and calls that failed.
  *
  * Usage: bench_redis [--out FILE] [--quick] [--no-quota]
  * Needs redis-server (started on a free loopback port, killed at exit) and
@@ -155,12 +158,15 @@ static const char *const mode_name[NMODES] = {"file", "redis naive", "redis", "r
 static struct pool_ep_cfg eps[MAX_EPS];
 static char ep_names[MAX_EPS][16], ep_ids[MAX_EPS][64];
 
-static void make_eps(int n)
+/* n endpoints, weights 1, 2, 3, 1 ...; paced: with rpm and tpm budgets so
+ * large they never hold a call back, to measure what pacing costs. */
+static void make_eps(int n, int paced)
 {
 	for (int i = 0; i < n; i++) {
 		snprintf(ep_names[i], sizeof ep_names[i], "ep%d", i);
 		snprintf(ep_ids[i], sizeof ep_ids[i], "https://ep%d.example/openai/deployments/gpt", i);
-		eps[i] = (struct pool_ep_cfg){ep_names[i], ep_ids[i], 0, 1 + i % 3, 0, 0};
+		eps[i] = (struct pool_ep_cfg){ep_names[i], ep_ids[i], 0, 1 + i % 3,
+		                              paced ? 100000000 : 0, paced ? 2000000000 : 0};
 	}
 }
 
@@ -260,13 +266,13 @@ static struct cost summarise(int64_t *lat, long n, int64_t wall_ns, long errors,
 	return c;
 }
 
-static struct cost cost_single(enum mode m, int neps, long n)
+static struct cost cost_single(enum mode m, int neps, int paced, long n)
 {
 	static int run;
 	char tag[64];
 	struct state *st;
 	snprintf(tag, sizeof tag, "cost%d", run++);
-	make_eps(neps);
+	make_eps(neps, paced);
 	struct pool *p = open_mode(m, neps, tag, tag, &st);
 	int64_t *lat = malloc((size_t)n * sizeof *lat);
 	if (!lat)
@@ -293,7 +299,7 @@ static struct cost cost_multi(enum mode m, int neps, long n)
 	static int run;
 	char tag[64];
 	snprintf(tag, sizeof tag, "multi%d", run++);
-	make_eps(neps);
+	make_eps(neps, 0);
 	long total = (long)PROCS * n;
 	size_t bytes = (size_t)total * sizeof(int64_t) + 2 * PROCS * sizeof(long);
 	int64_t *lat = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -355,13 +361,42 @@ struct tput {
 	double seconds;       /* wall time of the run */
 	double ok_per_s;
 	double bound_per_s;   /* the quota */
+	double mean_ms;       /* per successful call, waits included */
 };
+
+/* Writes the harness's config with every endpoint limited to rpm (the
+ * pool paces it): the harness merges objects but replaces arrays, so the
+ * endpoints are edited here. */
+static int rewrite_rpm(const struct fake *f, const char *path, const char *extra, int rpm)
+{
+	if (fake_write_config(f, path, extra))
+		return -1;
+	char *text = tu_read_file(path, NULL);
+	cJSON *root = text ? cJSON_Parse(text) : NULL;
+	free(text);
+	cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "endpoints"), *ep;
+	if (!cJSON_IsArray(list)) {
+		cJSON_Delete(root);
+		return -1;
+	}
+	cJSON_ArrayForEach(ep, list)
+	{
+		cJSON_DeleteItemFromObjectCaseSensitive(ep, "rpm");
+		cJSON_AddNumberToObject(ep, "rpm", rpm);
+	}
+	char *out = cJSON_Print(root);
+	int rc = out ? tu_write_file(path, out) : -1;
+	free(out);
+	cJSON_Delete(root);
+	return rc;
+}
 
 struct child_result {
 	long ok, failed;
+	int64_t ok_ms;  /* summed wall time of the calls that succeeded */
 };
 
-static struct tput throughput(const struct fake *f, enum share s, int seconds)
+static struct tput throughput(const struct fake *f, enum share s, int seconds, int rpm)
 {
 	struct tput t;
 	memset(&t, 0, sizeof t);
@@ -395,10 +430,12 @@ static struct tput throughput(const struct fake *f, enum share s, int seconds)
 			         state, redis_port, run);
 		else
 			snprintf(extra, sizeof extra, "{\"state\": {\"path\": \"%s\"}}", state);
+		if (rpm > 0 && rewrite_rpm(f, cfgpath, extra, rpm))
+			_exit(1);
 		struct llm_config cfg;
 		struct llm *l = NULL;
 		struct err e = ERR_INIT;
-		if (fake_write_config(f, cfgpath, extra) || config_load(&cfg, cfgpath, &e) ||
+		if ((rpm <= 0 && fake_write_config(f, cfgpath, extra)) || config_load(&cfg, cfgpath, &e) ||
 		    llm_open(&l, &cfg, &e)) {
 			fprintf(stderr, "bench_redis: child: %s\n", e.msg);
 			_exit(1);
@@ -406,16 +443,19 @@ static struct tput throughput(const struct fake *f, enum share s, int seconds)
 		char c;
 		if (read(go[0], &c, 1) < 0)
 			_exit(1);
-		struct child_result r = {0, 0};
+		struct child_result r = {0, 0, 0};
 		int64_t end = clock_mono_ms() + seconds * 1000L;
 		struct chat_msg m = {"user", "hello"};
 		struct llm_request req = {.msgs = &m, .n = 1, .temperature = -1};
 		while (clock_mono_ms() < end) {
 			struct llm_reply rep;
-			if (llm_chat(l, &req, &rep, &e) == CONVBI_OK)
+			int64_t began = clock_mono_ms();
+			if (llm_chat(l, &req, &rep, &e) == CONVBI_OK) {
 				r.ok++;
-			else
+				r.ok_ms += clock_mono_ms() - began;
+			} else {
 				r.failed++;
+			}
 			llm_reply_release(&rep);
 		}
 		llm_close(l);
@@ -433,6 +473,7 @@ static struct tput throughput(const struct fake *f, enum share s, int seconds)
 		if (read(res[0], &r, sizeof r) == (ssize_t)sizeof r) {
 			t.ok += r.ok;
 			t.failed += r.failed;
+			t.mean_ms += (double)r.ok_ms;
 		}
 	}
 	t.seconds = (double)(clock_mono_ms() - t0) / 1000.0;
@@ -446,6 +487,7 @@ static struct tput throughput(const struct fake *f, enum share s, int seconds)
 	t.requests -= req0;
 	t.rate_limited -= rl0;
 	t.ok_per_s = (double)t.ok / t.seconds;
+	t.mean_ms = t.ok ? t.mean_ms / (double)t.ok : 0;
 	t.bound_per_s = QUOTA_EPS * RPS;
 	return t;
 }
@@ -454,7 +496,7 @@ static struct tput throughput(const struct fake *f, enum share s, int seconds)
 
 static void cost_row(const char *what, const struct cost *c)
 {
-	printf("  %-32s %10lld %10lld %10.0f %8.1f %8ld\n", what, (long long)c->median,
+	printf("  %-38s %10lld %10lld %10.0f %8.1f %8ld\n", what, (long long)c->median,
 	       (long long)c->p99, c->calls_per_s, c->round_trips, c->samples);
 }
 
@@ -475,8 +517,9 @@ static cJSON *cost_json(const char *mode, const char *workers, int neps, const s
 
 static void tput_row(const char *what, const struct tput *t)
 {
-	printf("  %-28s %6ld %8.1f %8.0f%% %8ld %8ld %8ld\n", what, t->ok, t->ok_per_s,
-	       100.0 * t->ok_per_s / t->bound_per_s, t->rate_limited, t->requests, t->failed);
+	printf("  %-36s %6ld %8.1f %8.0f%% %8ld %8ld %8ld %8.0f\n", what, t->ok, t->ok_per_s,
+	       100.0 * t->ok_per_s / t->bound_per_s, t->rate_limited, t->requests, t->failed,
+	       t->mean_ms);
 }
 
 static cJSON *tput_json(const char *what, const struct tput *t)
@@ -490,6 +533,7 @@ static cJSON *tput_json(const char *what, const struct tput *t)
 	cJSON_AddNumberToObject(o, "server_429s", (double)t->rate_limited);
 	cJSON_AddNumberToObject(o, "server_requests", (double)t->requests);
 	cJSON_AddNumberToObject(o, "seconds", t->seconds);
+	cJSON_AddNumberToObject(o, "mean_ms_per_ok_call", t->mean_ms);
 	return o;
 }
 
@@ -520,18 +564,20 @@ int main(int argc, char **argv)
 	long q = quick ? 10 : 1;
 	long n_file = 200000 / q, n_redis = 20000 / q;
 
-	struct cost c1[NMODES], cm[NMODES], c16[NMODES];
+	struct cost c1[NMODES], cm[NMODES], c16[NMODES], cp[NMODES];
 	for (int m = 0; m < NMODES; m++)
-		c1[m] = cost_single((enum mode)m, 3, m == M_FILE ? n_file : n_redis);
+		c1[m] = cost_single((enum mode)m, 3, 0, m == M_FILE ? n_file : n_redis);
 	for (int m = 0; m < NMODES; m++)
 		cm[m] = cost_multi((enum mode)m, 3, m == M_FILE ? n_file / 4 : n_redis / 4);
 	int m16[] = {M_FILE, M_NAIVE, M_REDIS, M_CACHE};
 	for (size_t i = 0; i < sizeof m16 / sizeof *m16; i++)
-		c16[m16[i]] = cost_single((enum mode)m16[i], 16, m16[i] == M_FILE ? n_file : n_redis / 2);
+		c16[m16[i]] = cost_single((enum mode)m16[i], 16, 0, m16[i] == M_FILE ? n_file : n_redis / 2);
+	for (int m = 0; m < NMODES; m++)
+		cp[m] = cost_single((enum mode)m, 3, 1, m == M_FILE ? n_file : n_redis);
 
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	printf("pick + report (OK, with budget headers), redis-server 127.0.0.1, %ld CPUs\n", cpus);
-	printf("  %-32s %10s %10s %10s %8s %8s\n", "", "median ns", "p99 ns", "calls/s", "RT/call",
+	printf("  %-38s %10s %10s %10s %8s %8s\n", "", "median ns", "p99 ns", "calls/s", "RT/call",
 	       "samples");
 	char label[96];
 	for (int m = 0; m < NMODES; m++) {
@@ -546,6 +592,10 @@ int main(int argc, char **argv)
 		snprintf(label, sizeof label, "%s, 16 eps, 1 proc", mode_name[m16[i]]);
 		cost_row(label, &c16[m16[i]]);
 	}
+	for (int m = 0; m < NMODES; m++) {
+		snprintf(label, sizeof label, "%s, 3 paced eps, 1 proc", mode_name[m]);
+		cost_row(label, &cp[m]);
+	}
 
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "bench", "redis");
@@ -557,9 +607,14 @@ int main(int argc, char **argv)
 		cJSON_AddItemToArray(costs, cost_json(mode_name[m], "4 processes", 3, &cm[m]));
 	for (size_t i = 0; i < sizeof m16 / sizeof *m16; i++)
 		cJSON_AddItemToArray(costs, cost_json(mode_name[m16[i]], "1 process", 16, &c16[m16[i]]));
+	for (int m = 0; m < NMODES; m++) {
+		cJSON *o = cost_json(mode_name[m], "1 process", 3, &cp[m]);
+		cJSON_AddBoolToObject(o, "paced_rpm_tpm", 1);
+		cJSON_AddItemToArray(costs, o);
+	}
 
 	if (quota) {
-		int seconds = quick ? 4 : 10;
+		int seconds = quick ? 4 : 12;
 		char scen[1024];
 		snprintf(scen, sizeof scen,
 		         "{\"endpoints\": ["
@@ -574,22 +629,26 @@ int main(int argc, char **argv)
 			fprintf(stderr, "bench_redis: the fake server would not start\n");
 			return 1;
 		}
-		struct tput t[NSHARES];
-		for (int s = 0; s < NSHARES; s++) {
-			clock_sleep_ms(1100);  /* let the quota windows empty */
-			t[s] = throughput(&f, (enum share)s, seconds);
-		}
+		struct tput t[2][NSHARES];
+		for (int paced = 0; paced < 2; paced++)
+			for (int s = 0; s < NSHARES; s++) {
+				clock_sleep_ms(1100);  /* let the quota windows empty */
+				t[paced][s] = throughput(&f, (enum share)s, seconds, paced ? RPS * 60 : 0);
+			}
 		fake_stop(&f);
 		printf("\nquota-bound throughput: %d processes, %d endpoints x %d req/s (bound %d/s), "
 		       "%d s each\n",
 		       PROCS, QUOTA_EPS, RPS, QUOTA_EPS * RPS, seconds);
-		printf("  %-28s %6s %8s %9s %8s %8s %8s\n", "", "ok", "ok/s", "of bound", "429s",
-		       "requests", "failed");
+		printf("  %-36s %6s %8s %9s %8s %8s %8s %8s\n", "", "ok", "ok/s", "of bound", "429s",
+		       "requests", "failed", "ms/call");
 		cJSON *tp = cJSON_AddArrayToObject(root, "throughput");
-		for (int s = 0; s < NSHARES; s++) {
-			tput_row(share_name[s], &t[s]);
-			cJSON_AddItemToArray(tp, tput_json(share_name[s], &t[s]));
-		}
+		for (int paced = 0; paced < 2; paced++)
+			for (int s = 0; s < NSHARES; s++) {
+				snprintf(label, sizeof label, "%s, %s", paced ? "paced rpm" : "reactive",
+				         share_name[s]);
+				tput_row(label, &t[paced][s]);
+				cJSON_AddItemToArray(tp, tput_json(label, &t[paced][s]));
+			}
 	}
 
 	char *text = cJSON_Print(root);

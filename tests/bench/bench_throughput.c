@@ -5,7 +5,9 @@
  * lognormal (median 150 ms, p95 400 ms).  N requests (--requests, default
  * 2000) from 32 threads, two ways, in the same run, each on a fresh fake
  * server (so the server's counters are per way):
- *   convbi  one struct llm (llm_open) shared by the 32 threads, llm_chat;
+ *   convbi  one struct llm (llm_open) shared by the 32 threads, llm_chat,
+ *           each endpoint configured with its quota ("rpm": 1200, what a
+ *           user copies from the Azure portal) so the client paces itself;
  *   legacy  a replica of the old practice: round-robin over the endpoints
  *           via a JSON file {"counter":N} read-modify-written under
  *           flock(LOCK_EX) on every try, a fresh curl easy handle per try
@@ -15,7 +17,8 @@
  * Scenarios: healthy; one endpoint down (http503 forever); one endpoint 5x
  * slower (median 750 ms, p95 2000 ms).
  * Reported: requests/s achieved over the summed quota (60/s) and over the
- * quota of the endpoints that can answer (40/s when one is down), the
+ * quota of the endpoints that can answer (40/s when one is down: the bound
+ * the targets are judged against), the
  * fraction of HTTP requests the server answered 429 (its own counters),
  * failures, p50/p95/p99 of the per-call latency (retries included).
  *
@@ -370,7 +373,7 @@ int main(int argc, char **argv)
 			}
 			const char *target = "";
 			if (mode == 0)
-				target = (res.frac_quota >= 0.95 && res.frac_429 <= 0.02 && res.failures == 0) ? "PASS" : "MISS";
+				target = (res.frac_live_quota >= 0.95 && res.frac_429 <= 0.02 && res.failures == 0) ? "PASS" : "MISS";
 			printf("%-9s %-7s %7.2f %8.2f %7.1f%% %8.1f%% %6.2f%% %6ld %6d %8.0f %8.0f %8.0f %s\n", SCENS[si].name,
 			       mode ? "legacy" : "convbi", res.wall_s, res.rps, 100 * res.frac_quota, 100 * res.frac_live_quota,
 			       100 * res.frac_429, res.http_requests, res.failures, res.p50, res.p95, res.p99, target);

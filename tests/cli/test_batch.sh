@@ -149,12 +149,13 @@ check "a plain row" grep -q '^8,How many customers are there?,data_question,SELE
 
 # ---- exit 1: some questions fail ---------------------------------------------------------
 printf 'How many customers are there?\nWrite broken SQL\n' >"$T/some.txt"
-"$CONVBI" batch --db "$SAMPLE_DB" --config "$T/fast.json" --max-repairs 0 "$T/some.txt" >"$T/some.out" 2>"$T/some.err"
+"$CONVBI" batch --db "$SAMPLE_DB" --config "$T/fast.json" --max-repairs 0 -v "$T/some.txt" >"$T/some.out" 2>"$T/some.err"
 rc=$?
 check "a failed question makes the exit code 1 (got $rc)" test "$rc" -eq 1
 check "the failure is written with its class" grep -q '"error_class":"EREPAIR"' <<<"$(line_of "$T/some.out" 2)"
 check "the good question is written too" grep -q '"error":null' <<<"$(line_of "$T/some.out" 1)"
 check "the summary counts failures by class" grep -q '1 answered, 1 failed (EREPAIR 1)' "$T/some.err"
+check "-v names the failed question as it fails" grep -q '^convbi: batch: id 2 failed: EREPAIR: no valid SQL' "$T/some.err"
 
 # ---- exit 2: usage ---------------------------------------------------------------------------
 usage() { # WHAT EXPECTED-STDERR-REGEX ARGS...
@@ -181,6 +182,12 @@ printf '{"question": "q", "db": "%s"}\n' "$T/other-missing.db" >"$T/baddb.jsonl"
 usage "a missing per-line db" "baddb.jsonl:1: .*does not exist" --db "$SAMPLE_DB" --config "$T/fast.json" "$T/baddb.jsonl"
 printf '\n\n' >"$T/empty.txt"
 usage "an INPUT without questions" "holds no question" --db "$SAMPLE_DB" --config "$T/fast.json" "$T/empty.txt"
+
+env -u CONVBI_CONFIG -u AZURE_OPENAI_ENDPOINT_0 -u AZURE_OPENAI_API_KEY_0 -u AZURE_OPENAI_DEPLOYMENT_NAME_0 \
+	"$CONVBI" batch --db "$SAMPLE_DB" "$T/fields.txt" >"$T/noep.out" 2>"$T/noep.err"
+rc=$?
+check "no endpoint configured exits 2 before asking anything (got $rc)" test "$rc" -eq 2 -a ! -s "$T/noep.out"
+check "and says what to set" grep -q 'no model endpoint is configured; pass --config FILE' "$T/noep.err"
 
 # ---- a per-line db: one engine per database file ------------------------------------------
 cp "$SAMPLE_DB" "$T/copy.db"

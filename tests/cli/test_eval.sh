@@ -152,7 +152,7 @@ check "and no other" test "$(grep -c . "$T/pets.jsonl")" -eq 42
 # ---- a known subset answered wrongly ----------------------------------------------------------------------
 make_maps subset || { echo "FAIL: cannot build the subset map" >&2; exit 1; }
 start_fake
-"$CONVBI" eval --config "$T/config.json" -j 8 --limit 300 --out "$T/subset.jsonl" "$SPIDER_DIR" >"$T/subset.txt" 2>"$T/subset.err"
+"$CONVBI" eval --config "$T/config.json" -j 8 -v --limit 300 --out "$T/subset.jsonl" "$SPIDER_DIR" >"$T/subset.txt" 2>"$T/subset.err"
 rc=$?
 check "a run with wrong answers still exits 0 (got $rc)" test "$rc" -eq 0
 verdicts "$T/subset.jsonl" >"$T/subset.got"
@@ -162,6 +162,7 @@ check "every verdict is the expected one" cmp -s "$T/subset.got" "$T/subset.want
 diff "$T/subset.want" "$T/subset.got" | head -n 5
 check "the outcome counts" grep -q '^outcomes: correct 180, wrong_result 30, sql_error 30, rejected 30, model_failure 30, gold_failure 0$' "$T/subset.txt"
 check "EX is 60%" grep -q '^EX 60.00% (180/300 runnable' "$T/subset.txt"
+check "-v names each question that is not correct" test "$(grep -c '^convbi: eval: #[0-9]* [A-Za-z_0-9]*: [a-z_]*: ' "$T/subset.err")" -eq 120
 check "a wrong result says how" grep -q '"verdict":"wrong_result".*"error":"[0-9]* rows\? where the gold result has\|"verdict":"wrong_result".*"error":".*column\|"verdict":"wrong_result".*"error":"the rows differ' "$T/subset.jsonl"
 check "a rejected query keeps its SQL and the gate's reason" grep -q '"pred_sql":"DELETE FROM no_such_table","verdict":"rejected",.*only SELECT' "$T/subset.jsonl"
 check "a model failure says why" grep -q '"pred_sql":null,"verdict":"model_failure",.*"error":"the intent agent classified the question as `chitchat`' "$T/subset.jsonl"

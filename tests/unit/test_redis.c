@@ -44,6 +44,7 @@
 #include "llm/state.h"
 #include "llm/state_redis.h"
 #include "testutil.h"
+#include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -1149,6 +1150,42 @@ static void an_unreachable_redis_at_open_is_a_warning_not_an_error(void **state)
 	pool_close(p);
 }
 
+static void opening_under_failing_allocations_returns_enomem_and_leaks_nothing(void **state)
+{
+	struct rsrv s;
+	srv_start_pass(&s, "enomem-pass");  /* so the password's copy is on the way too */
+	struct state_shape sh = shape_of(W123, 3);
+	char url[128], path[700];
+	url_of(url, sizeof url, &s, ":enomem-pass@", 0);
+	local_path(path, sizeof path, "enomem-local");
+	struct state_redis_opts o = STATE_REDIS_OPTS_INIT;
+	o.url = url;
+	o.prefix = "enomem:";
+	o.local_path = path;
+	int failed = 0, n;
+	for (n = 1; n < 200; n++) {
+		struct state *st = (struct state *)&n;  /* must be reset to NULL on failure */
+		struct err e = ERR_INIT;
+		alloc_fail_at(n, 1);
+		int rc = state_open_redis(&st, &o, &sh, &e);
+		long used = alloc_fail_at(0, 0);
+		if (rc == CONVBI_ENOMEM) {
+			assert_null(st);
+			failed++;
+			continue;
+		}
+		assert_int_equal(rc, CONVBI_OK);
+		assert_string_equal(state_describe(st), "redis");
+		st->ops->counter_next(st, 0);
+		state_close(st);
+		if (used < n)  /* every allocation succeeded: done */
+			break;
+	}
+	assert_true(failed >= 5);
+	assert_true(n < 200);
+	srv_stop(&s);
+}
+
 /* ---- auth, databases, prefixes, expiry, the script cache --------------------------- */
 
 static void auth_by_password_and_by_acl_user_and_a_wrong_password_falls_back_quietly(void **state)
@@ -1477,6 +1514,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_hung_redis_costs_one_timeout_then_picks_go_local_without_waiting, setup, teardown),
 		cmocka_unit_test_setup_teardown(a_server_gone_between_pipelined_writes_raises_no_sigpipe, setup, teardown),
 		cmocka_unit_test_setup_teardown(an_unreachable_redis_at_open_is_a_warning_not_an_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(opening_under_failing_allocations_returns_enomem_and_leaks_nothing, setup, teardown),
 		cmocka_unit_test_setup_teardown(auth_by_password_and_by_acl_user_and_a_wrong_password_falls_back_quietly, setup, teardown),
 		cmocka_unit_test_setup_teardown(two_prefixes_on_one_server_do_not_interfere, setup, teardown),
 		cmocka_unit_test_setup_teardown(keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind, setup, teardown),
