@@ -123,7 +123,7 @@ static int parse_json_line(struct binput *in, struct bitem *it, const char *line
 			goto done;
 		}
 		if (!(it->db = strdup(db->valuestring))) {
-			rc = -1, oom();
+			oom();
 			goto done;
 		}
 	}

@@ -49,7 +49,8 @@
 #include "util/log.h"
 
 #define T0 ((int64_t)1700000000000)
-#define TIMEOUT_MS 200  /* the backend's bound in these tests */
+#define TIMEOUT_MS 200        /* the bound where a test is about timeouts */
+#define CALM_TIMEOUT_MS 2000  /* elsewhere: a loaded CI box must not fall back */
 
 static const struct pool_ep_cfg W123[] = {
 	{"a", "https://a/dep", 0, 1, 0, 0},
@@ -417,6 +418,7 @@ struct rs_open {
 	int ttl_ms;
 	unsigned flags;
 	const char *local;  /* fallback file name in dir */
+	int timeout_ms;     /* 0 = CALM_TIMEOUT_MS */
 };
 
 static struct state *open_state(const struct rsrv *s, const struct rs_open *w,
@@ -430,7 +432,7 @@ static struct state *open_state(const struct rsrv *s, const struct rs_open *w,
 	struct state_redis_opts o = STATE_REDIS_OPTS_INIT;
 	o.url = url;
 	o.prefix = w->prefix;
-	o.timeout_ms = TIMEOUT_MS;
+	o.timeout_ms = w->timeout_ms ? w->timeout_ms : CALM_TIMEOUT_MS;
 	o.cache_ms = w->cache_ms;
 	o.ttl_ms = w->ttl_ms;
 	o.flags = w->flags;
@@ -769,7 +771,7 @@ static void processes_sharing_redis_keep_exact_global_round_robin(void **state)
 			o.url = url;
 			o.prefix = "rr:";
 			o.local_path = path;
-			o.timeout_ms = 1000;
+			o.timeout_ms = CALM_TIMEOUT_MS;
 			if (pool_shape(&sh, W123, 3, &e) || state_open_redis(&st, &o, &sh, &e) ||
 			    pool_open_state(&p, W123, 3, st, &e))
 				child_done(out, 2, NULL);
@@ -914,6 +916,7 @@ static void a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once(
 		o.url = url;
 		o.prefix = "cool:";
 		o.local_path = path;
+		o.timeout_ms = CALM_TIMEOUT_MS;
 		if (pool_shape(&sh, W123, 3, &e) || state_open_redis(&st, &o, &sh, &e) ||
 		    pool_open_state(&q, W123, 3, st, &e))
 			child_done(res[1], 2, NULL);
@@ -986,7 +989,7 @@ static void redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after
 	struct rsrv s;
 	srv_start(&s);
 	struct state *st;
-	struct rs_open w = {.prefix = "kill:", .local = "kill-local"};
+	struct rs_open w = {.prefix = "kill:", .local = "kill-local", .timeout_ms = TIMEOUT_MS};
 	struct pool *p = open_pool(&s, &w, &st);
 	for (int i = 0; i < 12; i++) {
 		int64_t now = clock_wall_ms();
@@ -1071,7 +1074,7 @@ static void a_hung_redis_costs_one_timeout_then_picks_go_local_without_waiting(v
 	struct rsrv s;
 	srv_start(&s);
 	struct state *st;
-	struct rs_open w = {.prefix = "hung:", .local = "hung-local"};
+	struct rs_open w = {.prefix = "hung:", .local = "hung-local", .timeout_ms = TIMEOUT_MS};
 	struct pool *p = open_pool(&s, &w, &st);
 	assert_true(pick(p, clock_wall_ms()) >= 0);
 	kill(s.pid, SIGSTOP);
@@ -1162,6 +1165,7 @@ static void opening_under_failing_allocations_returns_enomem_and_leaks_nothing(v
 	o.url = url;
 	o.prefix = "enomem:";
 	o.local_path = path;
+	o.timeout_ms = CALM_TIMEOUT_MS;
 	int failed = 0, n;
 	for (n = 1; n < 200; n++) {
 		struct state *st = (struct state *)&n;  /* must be reset to NULL on failure */
