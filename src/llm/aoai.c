@@ -90,9 +90,26 @@ static void read_usage(struct aoai_reply *out, const cJSON *root)
 	out->completion_tokens = jsonx_int(u, "completion_tokens", out->completion_tokens, NULL);
 }
 
+/* cJSON turns "\u0000" into a NUL that would silently cut the text at
+ * that point; a model reply carrying one is refused as malformed. */
+static int has_escaped_nul(const char *s, size_t len)
+{
+	for (size_t i = 0; i + 6 <= len; i++)
+		if (s[i] == '\\' && (s[i + 1] == 'u' || s[i + 1] == 'U') && !memcmp(s + i + 2, "0000", 4)) {
+			size_t k = i;  /* an escaped backslash before it makes it literal text */
+			while (k > 0 && s[k - 1] == '\\')
+				k--;
+			if ((i - k) % 2 == 0)
+				return 1;
+		}
+	return memchr(s, '\0', len) != NULL;
+}
+
 int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struct err *err)
 {
 	int rc = CONVBI_OK;
+	if (has_escaped_nul(body, len))
+		return err_set(err, CONVBI_EPROTOCOL, "the reply contains a NUL character");
 	cJSON *root = jsonx_parse(body, len);
 	if (!cJSON_IsObject(root)) {
 		rc = err_set(err, CONVBI_EPROTOCOL, "the reply is not a JSON object");
@@ -129,6 +146,8 @@ int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const
 		return CONVBI_OK;
 	}
 	int rc = CONVBI_OK;
+	if (has_escaped_nul(data, len))
+		return err_set(err, CONVBI_EPROTOCOL, "a stream chunk contains a NUL character");
 	cJSON *root = jsonx_parse(data, len);
 	if (!cJSON_IsObject(root)) {
 		rc = err_set(err, CONVBI_EPROTOCOL, "a stream chunk is not valid JSON");
