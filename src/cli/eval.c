@@ -53,7 +53,6 @@
 
 /* Declared in convbi.h by the lead; repeated here (a compatible
  * redeclaration) so that this file builds against either header. */
-CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi_answer **out);
 
 const char *const verdict_names[V_COUNT] = {"pending", "correct", "wrong_result", "sql_error",
                                             "rejected", "model_failure", "gold_failure"};

@@ -80,6 +80,26 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 node "$LG/flow.mjs" --write-scenario "$TMP" --limit "$LIMIT" --spider "$SPIDER_DIR" >/dev/null
+
+# better-sqlite3 compiles SQLite with SQLITE_DQS=0: a double-quoted string
+# literal ("JetBlue Airways") is an error there, while convbi's SQLite
+# accepts it as SQLite does by default.  ~22% of the Spider gold SQL has
+# such literals and would spin through the repair loop on the LangGraph side
+# only, so flow.mjs loads this tiny extension on each connection to turn
+# DQS back on: both sides then run the same flow with the same model calls.
+cat >"$TMP/dqs.c" <<'C'
+#include <sqlite3ext.h>
+SQLITE_EXTENSION_INIT1
+int sqlite3_extension_init(sqlite3 *db, char **err, const sqlite3_api_routines *api)
+{
+	(void)err;
+	SQLITE_EXTENSION_INIT2(api);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DML, 1, (int *)0);
+	sqlite3_db_config(db, SQLITE_DBCONFIG_DQS_DDL, 1, (int *)0);
+	return SQLITE_OK;
+}
+C
+${CC:-cc} -O2 -shared -fPIC -I "$LG/node_modules/better-sqlite3/deps/sqlite3" -o "$TMP/dqs.so" "$TMP/dqs.c"
 "$FAKE" --scenario "$TMP/scenario.json" --port-file "$TMP/ports" --log "$TMP/requests.log" >"$TMP/server.err" 2>&1 &
 FAKE_PID=$!
 for _ in $(seq 100); do
@@ -97,7 +117,7 @@ echo "== convbi: bench_engine ${LIMIT_ARGS[*]}"
 echo
 echo "== LangGraph.js: flow.mjs ${LIMIT_ARGS[*]} (fake server $(cut -d' ' -f2 "$TMP/ports"))"
 node "$LG/flow.mjs" --port-file "$TMP/ports" --spider "$SPIDER_DIR" --questions "$TMP/questions.json" \
-	--out "$TMP/langgraph.json" 2>"$TMP/langgraph.err" | grep -v '^JSON:'
+	--sqlite-extension "$TMP/dqs.so" --out "$TMP/langgraph.json" 2>"$TMP/langgraph.err" | grep -v '^JSON:'
 echo
 
 # ---- 5. side by side ---------------------------------------------------------

@@ -26,10 +26,16 @@
 // timing and closed before the next database; questions run one at a time.
 // Peak RSS: process.resourceUsage().maxRSS at the end.
 //
+// --sqlite-extension FILE is loaded into every connection; the runner passes
+// one that re-enables double-quoted string literals, which better-sqlite3's
+// SQLite (SQLITE_DQS=0) refuses but convbi's SQLite accepts -- without it,
+// the Spider gold SQL that uses them fails here only and runs the repair loop.
+//
 // Usage:
 //   node flow.mjs --port PORT | --port-file FILE  [--endpoint NAME]
 //                 [--deployment gpt-4o] [--api-key KEY] [--limit N]
 //                 [--out FILE] [--spider DIR] [--prompts DIR] [--questions FILE]
+//                 [--sqlite-extension FILE]
 //   node flow.mjs --write-scenario DIR [--limit N] [--spider DIR]
 //       writes DIR/scenario.json and DIR/map.json -- the same scenario
 //       bench_engine.c writes for itself (zero latency), for fake_aoai -- and
@@ -62,7 +68,7 @@ function parseArgs(argv) {
 		port: null, portFile: null, endpoint: "local", deployment: SCENARIO_DEPLOYMENT,
 		apiKey: SCENARIO_API_KEY, limit: -1, out: "bench_langgraph.json",
 		spider: process.env.SPIDER_DIR || "/work/shared/data/spider-dev",
-		prompts: resolve(HERE, "../../../prompts"), writeScenario: null, questions: null,
+		prompts: resolve(HERE, "../../../prompts"), writeScenario: null, questions: null, extension: null,
 	};
 	const need = (i) => {
 		if (i + 1 >= argv.length) usage();
@@ -81,6 +87,7 @@ function parseArgs(argv) {
 		case "--prompts": a.prompts = need(i); i++; break;
 		case "--write-scenario": a.writeScenario = need(i); i++; break;
 		case "--questions": a.questions = need(i); i++; break;
+		case "--sqlite-extension": a.extension = need(i); i++; break;
 		default: usage();
 		}
 	}
@@ -92,6 +99,7 @@ function usage() {
 	process.stderr.write(
 		"usage: node flow.mjs --port PORT | --port-file FILE [--endpoint NAME] [--deployment D] [--api-key K]\n" +
 		"                     [--limit N] [--out FILE] [--spider DIR] [--prompts DIR] [--questions FILE]\n" +
+		"                     [--sqlite-extension FILE]\n" +
 		"       node flow.mjs --write-scenario DIR [--limit N] [--spider DIR]\n");
 	process.exit(2);
 }
@@ -302,10 +310,11 @@ function pct(sorted, p) {
 	return sorted[Math.min(Math.max(i, 0), sorted.length - 1)];
 }
 
-function openDb(spider, name) {
+function openDb(spider, name, extension) {
 	const path = join(spider, "database", name, `${name}.sqlite`);
 	if (!existsSync(path)) throw new Error(`database \`${path}\` does not exist`);
 	const conn = new Database(path, { readonly: true, fileMustExist: true });
+	if (extension) conn.loadExtension(extension);
 	const objs = conn.prepare("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' ORDER BY rowid").all();
 	return {
 		conn,
@@ -376,7 +385,7 @@ async function main() {
 		const name = qs[i].db;
 		let db;
 		try {
-			db = openDb(args.spider, name);
+			db = openDb(args.spider, name, args.extension);
 		} catch (e) {
 			process.stderr.write(`engine ${name}: ${e.message}\n`);
 			for (let j = i; j < qs.length; j++) if (!done[j] && qs[j].db === name) { done[j] = true; openFail++; }
