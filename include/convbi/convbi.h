@@ -81,6 +81,14 @@ CONVBI_API const char *convbi_errname(int code);
 CONVBI_API void convbi_free(void *p);
 CONVBI_API const char *convbi_version(void);
 
+/* Where the library's warnings go (a rebuilt state file, a fallback from
+ * Redis to local state, ...): fn receives one line without a newline,
+ * never containing a key.  Level 1 info, 2 warning, 3 error; lines below
+ * min_level are dropped.  Process-wide; the default drops everything.
+ * fn may be called from any thread, one call at a time. */
+typedef void (*convbi_log_fn)(int level, const char *line, void *payload);
+CONVBI_API void convbi_set_log(convbi_log_fn fn, void *payload, int min_level);
+
 typedef struct convbi_engine convbi_engine;
 typedef struct convbi_session convbi_session;
 typedef struct convbi_answer convbi_answer;

@@ -8,6 +8,7 @@
  * the schema, and every model call returns CONVBI_ENOENDPOINT with the
  * message saying what to set.  A bad configuration is a failure.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>

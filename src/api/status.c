@@ -5,6 +5,7 @@
 #include <stdlib.h>
 
 #include "convbi/convbi.h"
+#include "util/log.h"
 
 CONVBI_API const char *convbi_errstr(int code)
 {
@@ -34,4 +35,9 @@ CONVBI_API void convbi_free(void *p)
 CONVBI_API const char *convbi_version(void)
 {
 	return CONVBI_VERSION_STRING;
+}
+
+CONVBI_API void convbi_set_log(convbi_log_fn fn, void *payload, int min_level)
+{
+	log_set_sink(fn, payload, min_level);
 }

@@ -80,6 +80,9 @@ int cmd_endpoints(struct cli_opts *o)
 		printf("%s\n", json);
 	} else {
 		cJSON *arr = cJSON_Parse(json);
+		const cJSON *sb = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "state_backend");
+		if (cJSON_IsString(sb))
+			printf("shared state: %s\n", sb->valuestring);
 		printf("%-14s %-8s %4s %6s  %-10s %-9s %9s %9s %7s %5s %8s\n", "NAME", "KIND", "TIER", "WEIGHT", "COOLING",
 		       "BREAKER", "REM_REQ", "REM_TOK", "CALLS", "429S", "FAILURES");
 		const cJSON *it;

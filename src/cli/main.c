@@ -117,8 +117,14 @@ static int accepts(const struct command *cmd, const char *flag)
 	return 0;
 }
 
+static void log_to_stderr(int level, const char *line, void *payload)
+{
+	fprintf(stderr, "convbi: %s%s\n", level >= 3 ? "error: " : level == 2 ? "warning: " : "", line);
+}
+
 int main(int argc, char **argv)
 {
+	convbi_set_log(log_to_stderr, NULL, 2);
 	const struct command *cmd = &commands[0];
 	int first = 1;
 	if (argc > 1 && argv[1][0] != '-') {

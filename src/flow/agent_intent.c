@@ -9,6 +9,7 @@
  * a wrong guess costs one model call, not a refusal of a fair question).
  * A follow_up with no history is a data_question.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "flow/extract.h"

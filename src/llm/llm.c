@@ -706,6 +706,8 @@ int llm_endpoints_json(struct llm *l, struct buf *out)
 			rc = e->deployment ? buf_json_str(out, e->deployment, strlen(e->deployment)) : buf_puts(out, "null");
 		int64_t cool = lv.cool_until_ms > now ? lv.cool_until_ms - now : 0;
 		if (!rc)
+			rc = buf_printf(out, ",\"state_backend\":\"%s\"", pool_backend_status(l->pool));
+		if (!rc)
 			rc = buf_printf(out, ",\"tier\":%d,\"weight\":%d,\"rpm\":%d,\"tpm\":%d,\"cooling_ms\":%lld,\"cooling_until_ms\":%lld,"
 			                "\"breaker\":\"%s\",\"remaining_requests\":%lld,\"remaining_tokens\":%lld,"
 			                "\"window_requests\":%lld,\"window_tokens\":%lld,"

@@ -39,6 +39,7 @@
 
 #include "convbi/convbi.h"
 #include "util/alloc.h"
+#include "llm/state_redis.h"
 
 struct pool_tier {
 	uint64_t members;  /* endpoints in this tier */
@@ -355,6 +356,7 @@ void pool_close(struct pool *p)
 }
 
 int pool_is_shared(const struct pool *p) { return p && state_is_shared(p->st); }
+const char *pool_backend_status(const struct pool *p) { return p ? state_describe(p->st) : "none"; }
 const char *pool_state_path(const struct pool *p) { return p ? state_path(p->st) : NULL; }
 size_t pool_size(const struct pool *p) { return p ? p->n : 0; }
 

@@ -88,6 +88,9 @@ void pool_close(struct pool *p);
 
 /* 1 when the state is shared with other processes (file-backed). */
 int pool_is_shared(const struct pool *p);
+/* Where the state lives: "file", "memory", "redis" or
+ * "file (redis unreachable)" (borrowed, static). */
+const char *pool_backend_status(const struct pool *p);
 /* The shared state file (borrowed from p), or NULL for in-process state. */
 const char *pool_state_path(const struct pool *p);
 size_t pool_size(const struct pool *p);

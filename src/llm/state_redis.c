@@ -1268,7 +1268,9 @@ done:
 int state_redis_wanted(const struct state_cfg *cfg)
 {
 	const char *env = getenv("CONVBI_REDIS_URL");
-	return (cfg && cfg->backend && !strcmp(cfg->backend, "redis")) || (env && *env);
+	if (cfg && cfg->backend)  /* an explicit backend wins over the environment */
+		return !strcmp(cfg->backend, "redis");
+	return env && *env;
 }
 
 int state_redis_open_cfg(struct state **out, const struct state_cfg *cfg,
