@@ -38,35 +38,8 @@ check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi;
 # "oracle" answers every question with its gold SQL, "subset" answers the
 # questions with index % 10 == 3, 5, 7, 9 wrongly (see expected()).
 make_maps() {
-	awk -v gold="$SPIDER_DIR/dev_gold.sql" -v mode="$1" -v sqlmap="$T/sql_map.json" -v intmap="$T/intent_map.json" '
-	function jesc(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, "\\t", s); return s }
-	BEGIN {
-		while ((getline line < gold) > 0) {
-			sub(/\r$/, "", line)
-			if (line == "") continue
-			sub(/\t[^\t]*$/, "", line)
-			g[n++] = line
-		}
-	}
-	/^        "question": "/ { q = $0; sub(/^        "question": /, "", q); sub(/,$/, "", q); qs[m++] = q }
-	END {
-		if (m != n || m == 0) { print "dev.json has " m " questions, dev_gold.sql " n " lines" > "/dev/stderr"; exit 1 }
-		printf "{" > sqlmap
-		printf "{" > intmap
-		k = 0
-		for (i = 0; i < m; i++) {
-			sql = "```sql\\n" jesc(g[i]) "\\n```"
-			if (mode == "subset" && i % 10 == 3) sql = "```sql\\nSELECT '"'"'convbi-wrong'"'"' AS w\\n```"
-			if (mode == "subset" && i % 10 == 5) sql = "```sql\\nSELECT no_such_column FROM no_such_table\\n```"
-			if (mode == "subset" && i % 10 == 7) sql = "```sql\\nDELETE FROM no_such_table\\n```"
-			printf "%s\n%s: \"%s\"", (i ? "," : ""), qs[i], sql > sqlmap
-			if (mode == "subset" && i % 10 == 9) {
-				printf "%s\n%s: \"{\\\"intent\\\": \\\"chitchat\\\", \\\"standalone_question\\\": \\\"\\\", \\\"reply\\\": \\\"Hi!\\\"}\"", (k++ ? "," : ""), qs[i] > intmap
-			}
-		}
-		print "}" > sqlmap
-		print "}" > intmap
-	}' "$SPIDER_DIR/dev.json"
+	awk -v gold="$SPIDER_DIR/dev_gold.sql" -v mode="$1" -v sqlmap="$T/sql_map.json" -v intmap="$T/intent_map.json" \
+		-f "$SOURCE_DIR/tests/support/spider_maps.awk" "$SPIDER_DIR/dev.json"
 }
 # expected INDEX DB_ID: the verdict the subset map must produce
 expected() {
