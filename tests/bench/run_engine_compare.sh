@@ -6,7 +6,7 @@
 #
 # 1. builds bench_engine and fake_aoai (cmake; BUILD_DIR or --build-dir,
 #    default <repo>/build),
-# 2. `npm ci` in tests/bench/langgraph when its node_modules is absent,
+# 2. `npm ci` in tests/bench/langgraph when its packages do not resolve,
 # 3. writes the zero-latency scenario + map.json (the same one bench_engine
 #    writes for itself) into a temp dir and starts one fake_aoai on it,
 # 4. runs bench_engine (it cannot take an external server, so it starts its
@@ -61,7 +61,7 @@ SPIDER_DIR=${SPIDER_DIR:-$ROOT/../shared/data/spider-dev}
 [ -f "$SPIDER_DIR/dev.json" ] || { echo "no Spider dev set at $SPIDER_DIR (dev.json)" >&2; exit 1; }
 
 # ---- 2. node modules ---------------------------------------------------------
-if [ ! -d "$LG/node_modules" ]; then
+if ! (cd "$LG" && node -e 'for (const m of ["@langchain/langgraph", "@langchain/openai", "better-sqlite3"]) require.resolve(m)' 2>/dev/null); then
 	echo "== npm ci ($LG)"
 	(cd "$LG" && npm ci --no-audit --no-fund --loglevel=error)
 fi
