@@ -20,6 +20,7 @@ secs=$1
 here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 build=${2:-${TMPDIR:-/tmp}/convbi-fuzz-build}
+mkdir -p "$build" && build=$(cd "$build" && pwd)  # absolute: the runs happen elsewhere
 cc=${CC:-clang}
 
 flags="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
