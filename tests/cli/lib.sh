@@ -1,21 +1,37 @@
-# lib.sh -- shared helpers for the CLI tests: a scratch dir, the fake Azure
-# OpenAI server, a convbi config for it, and assertions.  Sourced, not run.
+# lib.sh -- shared harness of the CLI tests (sourced, not run): a scratch
+# dir $T under $BUILD_DIR/scratch removed at exit (kept with KEEP_SCRATCH
+# or on failure), the fake Azure OpenAI server, a convbi config for it,
+# and assertions that count.  The last line of every test is finish's
+# "N passed, N failed", which is also what CI reads.
 set -u
-T=$(mktemp -d "${BUILD_DIR:-/tmp}/scratch/cli.XXXXXX")
+: "${CONVBI:?}" "${FAKE_AOAI:?}" "${BUILD_DIR:?}"
+mkdir -p "$BUILD_DIR/scratch"
+T=$(mktemp -d "$BUILD_DIR/scratch/$(basename "$0" .sh).XXXXXX")
 FAKE_PID=""
+RUN_PID=""   # a convbi run a test may have in the background
 FAILS=0
 PASSES=0
-cleanup() { [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null; wait 2>/dev/null; [ -z "${KEEP_SCRATCH:-}" ] && rm -rf "$T"; }
+cleanup() {
+  [ -n "$RUN_PID" ] && kill -9 "$RUN_PID" 2>/dev/null
+  [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
+  [ -z "${KEEP_SCRATCH:-}" ] && rm -rf "$T"
+}
 trap cleanup EXIT
 
-# start_fake SCENARIO_JSON -- starts the server; sets PORT_<name> variables.
+# launch_fake FILE -- starts the server on a scenario file (relative
+# map_file paths resolve next to it); sets PORT_<name> for each endpoint.
+launch_fake() {
+  rm -f "$T/ports"
+  "$FAKE_AOAI" --scenario "$1" --port-file "$T/ports" --log "$T/requests.log" >"$T/fake.out" 2>&1 &
+  FAKE_PID=$!
+  for _ in $(seq 200); do [ -s "$T/ports" ] && break; sleep 0.05; done
+  [ -s "$T/ports" ] || { echo "FAIL: the fake server did not start: $(cat "$T/fake.out")" >&2; exit 1; }
+  while read -r name port; do eval "PORT_$name=$port"; done < "$T/ports"
+}
+# start_fake SCENARIO_JSON -- the same from text.
 start_fake() {
   printf '%s' "$1" > "$T/scenario.json"
-  "$FAKE_AOAI" --scenario "$T/scenario.json" --port-file "$T/ports" --log "$T/requests.log" 2>"$T/fake.err" &
-  FAKE_PID=$!
-  for _ in $(seq 100); do [ -s "$T/ports" ] && break; sleep 0.05; done
-  [ -s "$T/ports" ] || { echo "fake server did not start: $(cat "$T/fake.err")"; exit 1; }
-  while read -r name port; do eval "PORT_$name=$port"; done < "$T/ports"
+  launch_fake "$T/scenario.json"
 }
 
 # write_config FILE NAME:KEY ... -- a config with azure endpoints on the fake.
@@ -31,8 +47,11 @@ write_config() {
   printf '{"endpoints":[%s],"retry":{"deadline_ms":10000,"first_byte_timeout_ms":2000,"idle_timeout_ms":1000},"state":{"path":"%s/state"}}' "$eps" "$T" > "$file"
 }
 
-ok()   { PASSES=$((PASSES+1)); echo "ok - $1"; }
-bad()  { FAILS=$((FAILS+1)); echo "FAIL - $1"; }
+ok()    { PASSES=$((PASSES+1)); echo "ok - $1"; }
+bad()   { FAILS=$((FAILS+1)); echo "FAIL - $1" >&2; }
+fail()  { bad "$@"; }
+# check DESC COMMAND... -- passes when COMMAND succeeds.
+check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
 # expect_code WANT DESC CMD... -- runs CMD, output in $OUT/$ERR, checks exit.
 expect_code() {
   local want=$1 desc=$2; shift 2
@@ -42,4 +61,8 @@ expect_code() {
 }
 contains() { case "$1" in *"$2"*) ok "$3";; *) bad "$3: missing [$2] in: ${1:0:400}";; esac; }
 lacks()    { case "$1" in *"$2"*) bad "$3: found [$2]";; *) ok "$3";; esac; }
-finish()   { echo "$PASSES passed, $FAILS failed"; [ "$FAILS" = 0 ]; }
+finish() {
+  echo "$PASSES passed, $FAILS failed"
+  [ "$FAILS" = 0 ] || { echo "scratch kept in $T" >&2; KEEP_SCRATCH=1; }
+  [ "$FAILS" = 0 ]
+}

@@ -10,20 +10,8 @@
 # (usage: missing or bad INPUT named as FILE:LINE, duplicate ids, no --db,
 # bad flags).  Assertions are bash, grep and awk only.
 # Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB.
-set -u
+. "$(dirname "$0")/lib.sh"
 : "${CONVBI:?}" "${FAKE_AOAI:?}" "${BUILD_DIR:?}" "${SAMPLE_DB:?}"
-mkdir -p "$BUILD_DIR/scratch"
-T=$(mktemp -d "$BUILD_DIR/scratch/batch-XXXXXX")
-FAKE_PID=
-cleanup() {
-	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
-	[ -z "${KEEP_SCRATCH:-}" ] && rm -rf "$T"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $1"; }
-fail() { echo "FAIL: $1" >&2; FAILS=$((FAILS + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
 # ---- the fake server ---------------------------------------------------------
 cat >"$T/sql_map.json" <<'EOF'
@@ -56,10 +44,7 @@ cat >"$T/scenario.json" <<'EOF'
  ]
 }
 EOF
-"$FAKE_AOAI" --scenario "$T/scenario.json" --port-file "$T/ports" --log "$T/requests.log" >"$T/fake.out" 2>&1 &
-FAKE_PID=$!
-for _ in $(seq 200); do [ -s "$T/ports" ] && break; sleep 0.05; done
-[ -s "$T/ports" ] || { echo "FAIL: the fake server did not start: $(cat "$T/fake.out")" >&2; exit 1; }
+launch_fake "$T/scenario.json"
 
 # config NAME FILE: a convbi config with the one endpoint NAME
 config() {
@@ -199,5 +184,4 @@ check "a per-line db exits 0 (got $rc)" test "$rc" -eq 0
 check "the per-line db is echoed" grep -qF "\"db\":\"$T/copy.db\"" <<<"$(line_of "$T/twodb.out" 2)"
 check "both databases answer the same" test "$(grep -c '"rows":\[\[200\]\]' "$T/twodb.out")" -eq 2
 
-[ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed; scratch kept in $T" >&2; KEEP_SCRATCH=1; exit 1; }
-echo "all batch checks passed"
+finish

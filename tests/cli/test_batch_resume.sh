@@ -8,22 +8,8 @@
 # leave every id exactly once, every line whole.  A second --resume has
 # nothing to do.  The same for --format csv, with a record torn inside a
 # quoted field.  Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB.
-set -u
+. "$(dirname "$0")/lib.sh"
 : "${CONVBI:?}" "${FAKE_AOAI:?}" "${BUILD_DIR:?}" "${SAMPLE_DB:?}"
-mkdir -p "$BUILD_DIR/scratch"
-T=$(mktemp -d "$BUILD_DIR/scratch/batch-resume-XXXXXX")
-FAKE_PID=
-RUN_PID=
-cleanup() {
-	[ -n "$RUN_PID" ] && kill -9 "$RUN_PID" 2>/dev/null
-	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
-	[ -z "${KEEP_SCRATCH:-}" ] && rm -rf "$T"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $1"; }
-fail() { echo "FAIL: $1" >&2; FAILS=$((FAILS + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
 cat >"$T/scenario.json" <<'EOF'
 {
@@ -35,10 +21,7 @@ cat >"$T/scenario.json" <<'EOF'
  ]
 }
 EOF
-"$FAKE_AOAI" --scenario "$T/scenario.json" --port-file "$T/ports" --log "$T/requests.log" >"$T/fake.out" 2>&1 &
-FAKE_PID=$!
-for _ in $(seq 200); do [ -s "$T/ports" ] && break; sleep 0.05; done
-[ -s "$T/ports" ] || { echo "FAIL: the fake server did not start: $(cat "$T/fake.out")" >&2; exit 1; }
+launch_fake "$T/scenario.json"
 PORT=$(awk '$1 == "east" { print $2 }' "$T/ports")
 cat >"$T/config.json" <<EOF
 {"endpoints": [{"name": "east", "kind": "azure", "url": "http://127.0.0.1:$PORT", "deployment": "gpt-4o",
@@ -125,5 +108,4 @@ check "every CSV id exactly once" test "$(sed -n 's/^\([0-9]*\),Question number 
 check "the torn id ($last_id) is whole again" grep -q "^$last_id,Question number $last_id,data_question," "$CSV"
 check "10 records end in CRLF outside quotes" test "$(grep -c '[0-9]'$'\r''$' "$CSV")" -eq 10
 
-[ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed; scratch kept in $T" >&2; KEEP_SCRATCH=1; exit 1; }
-echo "all resume checks passed"
+finish

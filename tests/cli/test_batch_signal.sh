@@ -7,22 +7,8 @@
 # flight are canceled and not written.  After either, --resume answers the
 # rest and every id is there exactly once.
 # Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB.
-set -u
+. "$(dirname "$0")/lib.sh"
 : "${CONVBI:?}" "${FAKE_AOAI:?}" "${BUILD_DIR:?}" "${SAMPLE_DB:?}"
-mkdir -p "$BUILD_DIR/scratch"
-T=$(mktemp -d "$BUILD_DIR/scratch/batch-signal-XXXXXX")
-FAKE_PID=
-RUN_PID=
-cleanup() {
-	[ -n "$RUN_PID" ] && kill -9 "$RUN_PID" 2>/dev/null
-	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
-	[ -z "${KEEP_SCRATCH:-}" ] && rm -rf "$T"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $1"; }
-fail() { echo "FAIL: $1" >&2; FAILS=$((FAILS + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
 # Two endpoints: "quick" answers after 300 ms, "slow" after 2 s.
 cat >"$T/scenario.json" <<'EOF'
@@ -36,10 +22,7 @@ cat >"$T/scenario.json" <<'EOF'
  ]
 }
 EOF
-"$FAKE_AOAI" --scenario "$T/scenario.json" --port-file "$T/ports" --log "$T/requests.log" >"$T/fake.out" 2>&1 &
-FAKE_PID=$!
-for _ in $(seq 200); do [ -s "$T/ports" ] && break; sleep 0.05; done
-[ -s "$T/ports" ] || { echo "FAIL: the fake server did not start: $(cat "$T/fake.out")" >&2; exit 1; }
+launch_fake "$T/scenario.json"
 config() {
 	local port
 	port=$(awk -v n="$1" '$1 == n { print $2 }' "$T/ports")
@@ -120,5 +103,4 @@ rc=$?
 check "--resume after two Ctrl-C exits 0 (got $rc)" test "$rc" -eq 0
 check "every id exactly once after resuming" every_id_once "$OUT"
 
-[ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed; scratch kept in $T" >&2; KEEP_SCRATCH=1; exit 1; }
-echo "all signal checks passed"
+finish

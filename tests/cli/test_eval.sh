@@ -12,21 +12,8 @@
 # question's verdict in --out must be the expected one.  Also: --only-db,
 # the official difficulty split, usage errors.
 # Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SPIDER_DIR.
-set -u
+. "$(dirname "$0")/lib.sh"
 : "${CONVBI:?}" "${FAKE_AOAI:?}" "${BUILD_DIR:?}" "${SPIDER_DIR:?}"
-[ -f "$SPIDER_DIR/dev.json" ] || { echo "FAIL: no Spider dev set at $SPIDER_DIR" >&2; exit 1; }
-mkdir -p "$BUILD_DIR/scratch"
-T=$(mktemp -d "$BUILD_DIR/scratch/eval-XXXXXX")
-FAKE_PID=
-cleanup() {
-	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
-	[ -z "${KEEP_SCRATCH:-}" ] && rm -rf "$T"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $1"; }
-fail() { echo "FAIL: $1" >&2; FAILS=$((FAILS + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
 # ---- the maps ------------------------------------------------------------------------------
 # dev.json is Spider's own pretty-printed file: each question sits on one
@@ -61,14 +48,11 @@ cat >"$T/scenario.json" <<'EOF'
  ]
 }
 EOF
-# start_fake: (re)starts the server, which reads the maps once
-start_fake() {
+# restart_fake: (re)starts the server, which reads the maps once
+restart_fake() {
 	if [ -n "$FAKE_PID" ]; then kill "$FAKE_PID" && wait "$FAKE_PID" 2>/dev/null; fi
 	rm -f "$T/ports"
-	"$FAKE_AOAI" --scenario "$T/scenario.json" --port-file "$T/ports" --log "$T/requests.log" >"$T/fake.out" 2>&1 &
-	FAKE_PID=$!
-	for _ in $(seq 200); do [ -s "$T/ports" ] && break; sleep 0.05; done
-	[ -s "$T/ports" ] || { echo "FAIL: the fake server did not start: $(cat "$T/fake.out")" >&2; exit 1; }
+	launch_fake "$T/scenario.json"
 	local east west
 	east=$(awk '$1 == "east" { print $2 }' "$T/ports")
 	west=$(awk '$1 == "west" { print $2 }' "$T/ports")
@@ -88,7 +72,7 @@ verdicts() { sed -n 's/^{"index":\([0-9]*\),"db_id":"\([^"]*\)",.*"verdict":"\([
 
 make_maps oracle || { echo "FAIL: cannot build the oracle map" >&2; exit 1; }
 check "the oracle map has 1034 questions" test "$(grep -c '```sql' "$T/sql_map.json")" -eq 1034
-start_fake
+restart_fake
 
 # ---- the oracle, limited and parallel --------------------------------------------------------------
 "$CONVBI" eval --config "$T/config.json" -j 8 --limit 200 --out "$T/limit.jsonl" "$SPIDER_DIR" >"$T/limit.txt" 2>"$T/limit.err"
@@ -124,7 +108,7 @@ check "and no other" test "$(grep -c . "$T/pets.jsonl")" -eq 42
 
 # ---- a known subset answered wrongly ----------------------------------------------------------------------
 make_maps subset || { echo "FAIL: cannot build the subset map" >&2; exit 1; }
-start_fake
+restart_fake
 "$CONVBI" eval --config "$T/config.json" -j 8 -v --limit 300 --out "$T/subset.jsonl" "$SPIDER_DIR" >"$T/subset.txt" 2>"$T/subset.err"
 rc=$?
 check "a run with wrong answers still exits 0 (got $rc)" test "$rc" -eq 0
@@ -155,5 +139,4 @@ usage "an unknown --only-db" "no question .* is for database .nosuch." --config 
 printf '{"not": "a list"}' >"$T/notalist.json"
 usage "a file that is not a question list" "is not a JSON array of question objects" --config "$T/config.json" "$T/notalist.json"
 
-[ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed; scratch kept in $T" >&2; KEEP_SCRATCH=1; exit 1; }
-echo "all eval checks passed"
+finish

@@ -12,20 +12,8 @@
 # subquery does not count), duplicates counted, a gold query that fails
 # (excluded, and the model not asked).
 # Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB.
-set -u
+. "$(dirname "$0")/lib.sh"
 : "${CONVBI:?}" "${FAKE_AOAI:?}" "${BUILD_DIR:?}" "${SAMPLE_DB:?}"
-mkdir -p "$BUILD_DIR/scratch"
-T=$(mktemp -d "$BUILD_DIR/scratch/eval-bird-XXXXXX")
-FAKE_PID=
-cleanup() {
-	[ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
-	[ -z "${KEEP_SCRATCH:-}" ] && rm -rf "$T"
-}
-trap cleanup EXIT
-FAILS=0
-ok() { echo "ok: $1"; }
-fail() { echo "FAIL: $1" >&2; FAILS=$((FAILS + 1)); }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else fail "$what"; fi; }
 
 mkdir -p "$T/bird/dev_databases/shop"
 cp "$SAMPLE_DB" "$T/bird/dev_databases/shop/shop.sqlite"
@@ -64,10 +52,7 @@ cat >"$T/scenario.json" <<'EOF'
  ]
 }
 EOF
-"$FAKE_AOAI" --scenario "$T/scenario.json" --port-file "$T/ports" --log "$T/requests.log" >"$T/fake.out" 2>&1 &
-FAKE_PID=$!
-for _ in $(seq 200); do [ -s "$T/ports" ] && break; sleep 0.05; done
-[ -s "$T/ports" ] || { echo "FAIL: the fake server did not start: $(cat "$T/fake.out")" >&2; exit 1; }
+launch_fake "$T/scenario.json"
 PORT=$(awk '$1 == "east" { print $2 }' "$T/ports")
 cat >"$T/config.json" <<EOF
 {"endpoints": [{"name": "east", "kind": "azure", "url": "http://127.0.0.1:$PORT", "deployment": "gpt-4o",
@@ -101,5 +86,4 @@ rc=$?
 check "a BIRD file read as Spider is a usage error (exit $rc)" test "$rc" -eq 2
 check "naming the missing field" grep -q 'lacks a string .db_id., .question. or .query.' "$T/wrong.txt"
 
-[ "$FAILS" -eq 0 ] || { echo "$FAILS check(s) failed; scratch kept in $T" >&2; KEEP_SCRATCH=1; exit 1; }
-echo "all BIRD checks passed"
+finish
