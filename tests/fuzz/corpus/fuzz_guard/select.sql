@@ -1,0 +1,1 @@
+SELECT name, amount FROM t WHERE amount > 1 ORDER BY 2
