@@ -48,7 +48,7 @@
 #define POOL_BREAKER_PAUSE_MAX_MS 30000
 #define POOL_PROBE_TIMEOUT_MS 30000    /* a probe not reported by then is presumed dead */
 #define POOL_PACE_MARGIN 1.02           /* rpm/tpm pacing runs 2 % under the budget */
-#define POOL_BUDGET_RESET_DEFAULT_MS 1000  /* a server budget without a reset time */
+#define POOL_BUDGET_RESET_DEFAULT_MS 250   /* a server budget without a reset time: look again soon (a 429 then says exactly when) */
 
 enum pool_breaker { POOL_BREAKER_CLOSED, POOL_BREAKER_OPEN, POOL_BREAKER_HALF_OPEN };
 
