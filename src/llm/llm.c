@@ -429,7 +429,24 @@ static int all_broken(struct llm *l, char *msg, size_t cap)
 	if (broken)
 		snprintf(msg, cap, "every endpoint rejects its key or deployment; endpoint `%s`: %s", l->cfg.eps[0].name, l->last_err[0]);
 	pthread_mutex_unlock(&l->last_lock);
-	return broken;
+	if (broken)
+		return 1;
+	/* Another process may have found them broken: the shared state says
+	 * why each endpoint cools. */
+	int64_t now = clock_wall_ms(), soonest = INT64_MAX;
+	for (size_t i = 0; i < l->cfg.n; i++) {
+		struct pool_live lv;
+		memset(&lv, 0, sizeof lv);
+		pool_live_get(l->pool, (int)i, now, &lv);
+		if (lv.cool_until_ms <= now || lv.cool_class != POOL_BROKEN)
+			return 0;
+		if (lv.cool_until_ms < soonest)
+			soonest = lv.cool_until_ms;
+	}
+	snprintf(msg, cap, "every endpoint refused its key or deployment (HTTP 401, 403 or 404) in a recent call and is "
+	         "out for %lld s more; check the keys, deployment names and URLs in the configuration",
+	         (long long)((soonest - now) / 1000));
+	return 1;
 }
 
 static int is_retryable(int cls)

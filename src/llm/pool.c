@@ -508,10 +508,14 @@ static void store_if(struct state *st, unsigned ep, int field, int64_t v)
 		st->ops->store(st, ep, field, v);
 }
 
-static void cool(struct state *st, unsigned ep, int64_t until)
+/* Raises the cooldown and notes why (advisory: the class and the
+ * deadline are two words, and the class is only used for messages). */
+static void cool(struct state *st, unsigned ep, int64_t until, int cls)
 {
-	if (st->ops->get(st, ep, STATE_COOL_UNTIL) < until)
+	if (st->ops->get(st, ep, STATE_COOL_UNTIL) < until) {
 		st->ops->max(st, ep, STATE_COOL_UNTIL, until);
+		store_if(st, ep, STATE_COOL_CLASS, cls);
+	}
 }
 
 static void report_failure(struct pool *p, unsigned ep, int64_t now_ms, int probe)
@@ -554,24 +558,24 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 	case POOL_RATE_LIMITED:
 		ops->add(st, e, STATE_RATE_LIMITED, 1);
 		if (o->retry_after_ms >= 0) {
-			cool(st, e, now_ms + o->retry_after_ms);
+			cool(st, e, now_ms + o->retry_after_ms, POOL_RATE_LIMITED);
 		} else {
 			int64_t n = ops->add(st, e, STATE_COOL_STREAK, 1);
 			int64_t d = POOL_COOL_DEFAULT_MS;
 			for (int64_t i = 0; i < n && d < POOL_COOL_MAX_MS; i++)
 				d *= 2;
-			cool(st, e, now_ms + (d < POOL_COOL_MAX_MS ? d : POOL_COOL_MAX_MS));
+			cool(st, e, now_ms + (d < POOL_COOL_MAX_MS ? d : POOL_COOL_MAX_MS), POOL_RATE_LIMITED);
 		}
 		break;
 	case POOL_SERVER:
 	case POOL_TRANSPORT:
 		report_failure(p, e, now_ms, o->probe);
 		if (o->retry_after_ms >= 0)
-			cool(st, e, now_ms + o->retry_after_ms);
+			cool(st, e, now_ms + o->retry_after_ms, POOL_SERVER);
 		break;
 	case POOL_BROKEN:
 		ops->add(st, e, STATE_FAILURES, 1);
-		cool(st, e, now_ms + POOL_BROKEN_COOL_MS);
+		cool(st, e, now_ms + POOL_BROKEN_COOL_MS, POOL_BROKEN);
 		break;
 	default:  /* POOL_CLIENT and unknown classes: nothing about health */
 		break;
@@ -631,6 +635,7 @@ int pool_live_get(struct pool *p, int ep, int64_t now_ms, struct pool_live *out)
 		out->budget_reset_ms = f[STATE_RESET_REQ];
 	if (tok && f[STATE_RESET_TOK] > out->budget_reset_ms)
 		out->budget_reset_ms = f[STATE_RESET_TOK];
+	out->cool_class = (int)s.f[STATE_COOL_CLASS];
 	out->window_requests = s.win[STATE_WIN_REQ];
 	out->window_tokens = s.win[STATE_WIN_TOK];
 	out->calls = (uint64_t)f[STATE_CALLS];

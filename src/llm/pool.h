@@ -162,6 +162,7 @@ struct pool_outcome pool_outcome_of(int cls);
 
 struct pool_live {
 	int64_t cool_until_ms;       /* no calls before this */
+	int cool_class;              /* why: POOL_RATE_LIMITED, POOL_BROKEN or POOL_SERVER */
 	int breaker;                 /* POOL_BREAKER_* */
 	int64_t breaker_until_ms;    /* open until then (0 when closed) */
 	int consecutive_failures;

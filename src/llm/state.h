@@ -39,7 +39,7 @@
 #include "util/err.h"
 
 /* Bump whenever the file layout below changes: an older file is rebuilt. */
-#define STATE_VERSION 2
+#define STATE_VERSION 3
 #define STATE_MAX_SLOTS 64
 #define STATE_MAX_TIERS 64
 
@@ -72,6 +72,7 @@ enum state_field {
 	STATE_TOKENS,        /* tokens reported used */
 	STATE_PACE_REQ,      /* us: rpm pacing, no request before this */
 	STATE_PACE_TOK,      /* us: tpm pacing, no request before this */
+	STATE_COOL_CLASS,    /* pool class that set the latest cooldown (429 or broken) */
 	STATE_NFIELDS
 };
 

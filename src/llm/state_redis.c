@@ -196,9 +196,9 @@ static const char *const field_name[STATE_NFIELDS] = {
 	[STATE_LAST_FAIL] = "last_fail", [STATE_REM_REQ] = "rem_req", [STATE_REM_TOK] = "rem_tok",
 	[STATE_RESET_REQ] = "reset_req", [STATE_RESET_TOK] = "reset_tok", [STATE_CALLS] = "calls",
 	[STATE_OK] = "ok", [STATE_RATE_LIMITED] = "rate_limited", [STATE_FAILURES] = "failures",
-	[STATE_TOKENS] = "tokens", [STATE_PACE_REQ] = "pace_req", [STATE_PACE_TOK] = "pace_tok",
+	[STATE_TOKENS] = "tokens", [STATE_PACE_REQ] = "pace_req", [STATE_PACE_TOK] = "pace_tok", [STATE_COOL_CLASS] = "cool_class",
 };
-_Static_assert(STATE_NFIELDS == 18, "a state field was added: name it in field_name[]");
+_Static_assert(STATE_NFIELDS == 19, "a state field was added: name it in field_name[]");
 static const char *const window_name[STATE_NWINDOWS] = {"wreq", "wtok"};
 
 struct rs_bucket {
