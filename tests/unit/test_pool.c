@@ -603,6 +603,10 @@ static void broken_endpoint_is_out_for_five_minutes(void **state)
 	pool_live_get(p, 1, T0, &lv);
 	assert_int_equal(lv.failures, 1);
 	assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
+	assert_int_equal(lv.cool_class, POOL_BROKEN);  /* why it cools, for messages */
+	report(p, 0, T0, POOL_RATE_LIMITED, 5000);
+	pool_live_get(p, 0, T0, &lv);
+	assert_int_equal(lv.cool_class, POOL_RATE_LIMITED);
 	int seen = 0;
 	for (int i = 0; i < 3; i++)
 		seen |= pick(p, T0 + POOL_BROKEN_COOL_MS) == 1;
