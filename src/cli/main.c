@@ -79,6 +79,29 @@ static void usage(FILE *f)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-10s %s\n             convbi %s %s\n", commands[i].name, commands[i].help, commands[i].name,
 		        commands[i].usage);
+	static const struct { const char *flag, *help; } opts[] = {
+		{"--config F", "endpoint configuration (JSON); else $CONVBI_CONFIG or AZURE_OPENAI_*_i"},
+		{"--db F", "the SQLite database (default: the bundled sample)"},
+		{"--prompts DIR", "prompt templates to use instead of the built-in ones"},
+		{"--json", "machine-readable output"},
+		{"--stream / --no-stream", "stream the answer as it is written (default: on a terminal)"},
+		{"--system TEXT", "a system message (llm)"},
+		{"-j, --jobs N", "parallel workers (batch, eval; default 4)"},
+		{"--format F", "jsonl|csv (batch), mermaid|dot (graph)"},
+		{"--out F", "result file (batch, eval)"},
+		{"--resume", "skip ids already in --out and append the rest (batch)"},
+		{"--limit N, --only-db ID, --dataset spider|bird", "select questions (eval)"},
+		{"--max-repairs N", "SQL repair attempts (default 3)"},
+		{"--row-cap N", "rows kept per result (default 1000)"},
+		{"--sql-timeout-ms N", "time limit per SQL statement (default 5000)"},
+		{"--review", "add the model-side SQL review"},
+		{"--mode table|csv|json|markdown", "how the REPL prints rows"},
+		{"--history-file F", "the REPL's line history (default ~/.convbi_history)"},
+		{"-v, --verbose", "stages, retries and fail-overs on stderr"},
+	};
+	fprintf(f, "\nOptions:\n");
+	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+		fprintf(f, "  %-32s %s\n", opts[i].flag, opts[i].help);
 	fprintf(f, "\nWith no command, convbi opens the REPL on --db (default: the bundled sample database).\n"
 	           "Endpoints come from --config FILE, $CONVBI_CONFIG, or AZURE_OPENAI_ENDPOINT_0,\n"
 	           "AZURE_OPENAI_DEPLOYMENT_NAME_0, AZURE_OPENAI_API_KEY_0 (_1, _2 ...).\n");
