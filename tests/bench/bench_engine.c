@@ -31,6 +31,7 @@
 
 #include "convbi/convbi.h"
 #include "fake.h"
+#include "benchutil.h"
 
 #ifndef SPIDER_DIR
 #error "SPIDER_DIR must be defined"
@@ -75,19 +76,6 @@ static double ts_s(const struct timespec *t)
 	return t->tv_sec + t->tv_nsec / 1e9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const double *sorted, int n, double p)
-{
-	if (n <= 0)
-		return NAN;
-	int i = (int)ceil(p / 100.0 * n) - 1;
-	return sorted[i < 0 ? 0 : i >= n ? n - 1 : i];
-}
 
 struct q {
 	const char *question;
@@ -313,8 +301,8 @@ int main(int argc, char **argv)
 	double *cs = malloc(sizeof(double) * (nrun ? nrun : 1)), *ws = malloc(sizeof(double) * (nrun ? nrun : 1));
 	memcpy(cs, cpu, sizeof(double) * nrun);
 	memcpy(ws, wall, sizeof(double) * nrun);
-	qsort(cs, nrun, sizeof *cs, cmp_double);
-	qsort(ws, nrun, sizeof *ws, cmp_double);
+	bench_sort(cs, nrun);
+	bench_sort(ws, nrun);
 	double csum = 0;
 	for (int i = 0; i < nrun; i++)
 		csum += cs[i];
@@ -325,11 +313,11 @@ int main(int argc, char **argv)
 		if (stat_count[k])
 			printf("  status %-12s %d\n", convbi_errname(k), stat_count[k]);
 	printf("\n%-28s %10s %10s %10s %10s %10s\n", "per question", "median", "p95", "p99", "max", "mean");
-	printf("%-28s %10.3f %10.3f %10.3f %10.3f %10.3f\n", "thread CPU (ms)", 1e3 * pct(cs, nrun, 50),
-	       1e3 * pct(cs, nrun, 95), 1e3 * pct(cs, nrun, 99), nrun ? 1e3 * cs[nrun - 1] : NAN,
+	printf("%-28s %10.3f %10.3f %10.3f %10.3f %10.3f\n", "thread CPU (ms)", 1e3 * bench_pct(cs, nrun, 50),
+	       1e3 * bench_pct(cs, nrun, 95), 1e3 * bench_pct(cs, nrun, 99), nrun ? 1e3 * cs[nrun - 1] : NAN,
 	       nrun ? 1e3 * csum / nrun : NAN);
-	printf("%-28s %10.3f %10.3f %10.3f %10.3f\n", "wall (ms, incl. fake server)", 1e3 * pct(ws, nrun, 50),
-	       1e3 * pct(ws, nrun, 95), 1e3 * pct(ws, nrun, 99), nrun ? 1e3 * ws[nrun - 1] : NAN);
+	printf("%-28s %10.3f %10.3f %10.3f %10.3f\n", "wall (ms, incl. fake server)", 1e3 * bench_pct(ws, nrun, 50),
+	       1e3 * bench_pct(ws, nrun, 95), 1e3 * bench_pct(ws, nrun, 99), nrun ? 1e3 * ws[nrun - 1] : NAN);
 	printf("peak RSS: %.1f MiB (ru_maxrss %ld KiB)\n", ru.ru_maxrss / 1024.0, ru.ru_maxrss);
 
 	cJSON *root = cJSON_CreateObject();
@@ -342,13 +330,13 @@ int main(int argc, char **argv)
 	cJSON_AddNumberToObject(root, "map_collisions", collisions);
 	cJSON_AddNumberToObject(root, "map_misses", nmap_miss);
 	cJSON_AddNumberToObject(root, "fake_requests", fake_requests);
-	cJSON_AddNumberToObject(root, "cpu_ms_median", 1e3 * pct(cs, nrun, 50));
-	cJSON_AddNumberToObject(root, "cpu_ms_p95", 1e3 * pct(cs, nrun, 95));
-	cJSON_AddNumberToObject(root, "cpu_ms_p99", 1e3 * pct(cs, nrun, 99));
+	cJSON_AddNumberToObject(root, "cpu_ms_median", 1e3 * bench_pct(cs, nrun, 50));
+	cJSON_AddNumberToObject(root, "cpu_ms_p95", 1e3 * bench_pct(cs, nrun, 95));
+	cJSON_AddNumberToObject(root, "cpu_ms_p99", 1e3 * bench_pct(cs, nrun, 99));
 	cJSON_AddNumberToObject(root, "cpu_ms_max", nrun ? 1e3 * cs[nrun - 1] : 0);
 	cJSON_AddNumberToObject(root, "cpu_ms_mean", nrun ? 1e3 * csum / nrun : 0);
-	cJSON_AddNumberToObject(root, "wall_ms_median", 1e3 * pct(ws, nrun, 50));
-	cJSON_AddNumberToObject(root, "wall_ms_p95", 1e3 * pct(ws, nrun, 95));
+	cJSON_AddNumberToObject(root, "wall_ms_median", 1e3 * bench_pct(ws, nrun, 50));
+	cJSON_AddNumberToObject(root, "wall_ms_p95", 1e3 * bench_pct(ws, nrun, 95));
 	cJSON_AddNumberToObject(root, "peak_rss_kib", ru.ru_maxrss);
 	char *text = cJSON_Print(root);
 	if (write_file(out, text) == 0)

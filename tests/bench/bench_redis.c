@@ -58,6 +58,7 @@
 #include "llm/state_redis.h"
 #include "testutil.h"
 #include "util/clock.h"
+#include "benchutil.h"
 
 #ifndef SCRATCH_DIR
 #define SCRATCH_DIR "/tmp"
@@ -212,21 +213,6 @@ fail:
 	exit(1);
 }
 
-static int call(struct pool *p)
-{
-	struct pool_pick k;
-	if (pool_pick(p, clock_wall_ms(), 0, 800, &k) != CONVBI_OK || k.ep < 0)
-		return -1;
-	struct pool_outcome o = pool_outcome_of(POOL_OK);
-	o.remaining_requests = 900;
-	o.remaining_tokens = 90000;
-	o.reset_requests_ms = 6000;
-	o.reset_tokens_ms = 6000;
-	o.tokens = 750;
-	o.probe = k.probe;
-	pool_report(p, k.ep, clock_wall_ms(), &o);
-	return k.ep;
-}
 
 struct cost {
 	int64_t median, p99;  /* ns per call */
@@ -247,7 +233,7 @@ static long timed(struct pool *p, int64_t *lat, long n)
 	long errors = 0;
 	for (long i = 0; i < n; i++) {
 		int64_t t = clock_mono_ns();
-		errors += call(p) < 0;
+		errors += bench_pick_report(p) < 0;
 		lat[i] = clock_mono_ns() - t;
 	}
 	return errors;

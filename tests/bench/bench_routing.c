@@ -40,6 +40,7 @@
 #include "convbi/convbi.h"
 #include "llm/pool.h"
 #include "util/clock.h"
+#include "benchutil.h"
 
 #ifndef SCRATCH_DIR
 #define SCRATCH_DIR "/tmp"
@@ -59,21 +60,6 @@ static char shm_path[512], json_path[512];  /* this run's files */
 
 /* ---- the two ways ----------------------------------------------------------- */
 
-static int shared_call(struct pool *p)
-{
-	struct pool_pick k;
-	if (pool_pick(p, clock_wall_ms(), 0, 800, &k) != CONVBI_OK || k.ep < 0)
-		return -1;
-	struct pool_outcome o = pool_outcome_of(POOL_OK);
-	o.remaining_requests = 900;
-	o.remaining_tokens = 90000;
-	o.reset_requests_ms = 6000;
-	o.reset_tokens_ms = 6000;
-	o.tokens = 750;
-	o.probe = k.probe;
-	pool_report(p, k.ep, clock_wall_ms(), &o);
-	return k.ep;
-}
 
 static void json_init(void)
 {
@@ -149,7 +135,7 @@ static void *run_worker(void *arg)
 	struct run *r = arg;
 	for (long i = 0; i < r->n; i++) {
 		int64_t t = clock_mono_ns();
-		int ep = r->use_flock ? flock_call() : shared_call(r->p);
+		int ep = r->use_flock ? flock_call() : bench_pick_report(r->p);
 		r->lat[i] = clock_mono_ns() - t;
 		r->errors += ep < 0;
 	}

@@ -40,6 +40,7 @@
 
 #include "convbi/convbi.h"
 #include "fake.h"
+#include "benchutil.h"
 #include "llm/config.h"
 #include "llm/llm.h"
 
@@ -57,23 +58,6 @@ static double now_s(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
-
-static double pct(const double *sorted, int n, double p)
-{
-	if (n <= 0)
-		return NAN;
-	int i = (int)ceil(p / 100.0 * n) - 1;
-	if (i < 0)
-		i = 0;
-	if (i >= n)
-		i = n - 1;
-	return sorted[i];
-}
 
 /* ---- scenarios ------------------------------------------------------------ */
 
@@ -322,10 +306,10 @@ static int run_one(const struct scen *s, int mode, int nreq, struct result *res)
 			res->failures++;
 		okl[nok++] = r.lat[i];  /* latency of every call, failed ones too */
 	}
-	qsort(okl, nok, sizeof *okl, cmp_double);
-	res->p50 = pct(okl, nok, 50) * 1000;
-	res->p95 = pct(okl, nok, 95) * 1000;
-	res->p99 = pct(okl, nok, 99) * 1000;
+	bench_sort(okl, nok);
+	res->p50 = bench_pct(okl, nok, 50) * 1000;
+	res->p95 = bench_pct(okl, nok, 95) * 1000;
+	res->p99 = bench_pct(okl, nok, 99) * 1000;
 	int served = nreq - res->failures;
 	res->rps = served / res->wall_s;
 	res->frac_quota = res->rps / (NEPS * RPS_PER_EP);
