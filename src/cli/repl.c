@@ -3,7 +3,7 @@
  * Each line is either a dot-command (one row of `dot_commands`; `.help` is
  * generated from the table) or a question for the session.  Ctrl-C while
  * a question runs cancels that question (the event callback returns
- * non-zero), not the REPL; at the prompt it is ignored.  When stdin is not
+ * non-zero), not the REPL; at the prompt it drops the line being typed.  When stdin is not
  * a terminal, lines are read plainly and no prompt is printed, so the REPL
  * can be tested by piping.
  */
@@ -181,7 +181,16 @@ int cmd_repl(struct cli_opts *o)
 	if (interactive)
 		printf("convbi %s on %s. Ask a question, or .help\n", convbi_version(), o->db ? o->db : cli_default_db());
 	char *line;
-	while (!r.quit && ls && (line = ls->read(ls, interactive ? "convbi> " : ""))) {
+	while (!r.quit && ls) {
+		line = ls->read(ls, interactive ? "convbi> " : "");
+		if (!line && cli_interrupted && interactive) {
+			/* Ctrl-C at the prompt drops the line being typed, as a shell does */
+			cli_interrupted = 0;
+			fputc('\n', stdout);
+			continue;
+		}
+		if (!line)
+			break;
 		char *p = line + strspn(line, " \t");
 		size_t n = strlen(p);
 		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
