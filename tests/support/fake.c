@@ -10,6 +10,7 @@
  * Content-Length, chunked and read-to-EOF bodies.
  */
 #include "fake.h"
+#include "rawhttp.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -338,20 +339,6 @@ static int dial(int port)
 	return fd;
 }
 
-static int send_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* Decodes a chunked body in place; returns its length or -1. */
 static long dechunk(char *p, size_t n)
 {
@@ -389,8 +376,8 @@ int fake_control(const struct fake *f, const char *endpoint, const char *method,
 			  "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
 			  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
 			  method, path, port, blen);
-	if (hn < 0 || (size_t)hn >= sizeof head || send_all(fd, head, (size_t)hn) ||
-	    send_all(fd, body ? body : "", blen))
+	if (hn < 0 || (size_t)hn >= sizeof head || rawhttp_send_n(fd, head, (size_t)hn) ||
+	    rawhttp_send_n(fd, body ? body : "", blen))
 		goto done;
 	for (;;) {
 		ssize_t n = recv(fd, buf, sizeof buf, 0);

@@ -39,19 +39,23 @@ int rawhttp_dial(int port)
 	return fd;
 }
 
-int rawhttp_send(int fd, const char *text)
+int rawhttp_send_n(int fd, const char *p, size_t n)
 {
-	size_t n = strlen(text);
 	while (n > 0) {
-		ssize_t w = send(fd, text, n, MSG_NOSIGNAL);
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return -1;
-		text += w;
+		p += w;
 		n -= (size_t)w;
 	}
 	return 0;
+}
+
+int rawhttp_send(int fd, const char *text)
+{
+	return rawhttp_send_n(fd, text, strlen(text));
 }
 
 char *rawhttp_request(const char *method, const char *path, const char *headers, const char *body)

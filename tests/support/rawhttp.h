@@ -33,6 +33,8 @@ int rawhttp_dial(int port);
 
 /* Sends all of text; 0, or -1 when the connection failed. */
 int rawhttp_send(int fd, const char *text);
+/* The same for n bytes that need not be a string. */
+int rawhttp_send_n(int fd, const char *p, size_t n);
 
 /* "METHOD path HTTP/1.1" with Host, the given header lines (each ending in
  * "\r\n", or ""), Content-Type: application/json and Content-Length, then

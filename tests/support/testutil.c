@@ -344,3 +344,21 @@ done:
 		free(se.p);
 	return status;
 }
+
+int tu_copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	int rc = in && out ? 0 : -1;
+	char block[65536];
+	size_t n;
+	while (!rc && (n = fread(block, 1, sizeof block, in)) > 0)
+		if (fwrite(block, 1, n, out) != n)
+			rc = -1;
+	if (in && ferror(in))
+		rc = -1;
+	if (in)
+		fclose(in);
+	if (out && fclose(out))
+		rc = -1;
+	return rc;
+}

@@ -30,6 +30,8 @@ char *tu_read_file(const char *path, size_t *len);
 /* The 64-bit FNV-1a hash of the file's bytes (offset basis
  * 0xcbf29ce484222325, prime 0x100000001b3); 0 when it cannot be read. */
 uint64_t tu_file_checksum(const char *path);
+/* Copies a file byte for byte; returns 0 or -1. */
+int tu_copy_file(const char *from, const char *to);
 
 /* Runs argv[0] (searched in PATH when it has no '/') with argv, feeding it
  * stdin_text (NULL: empty stdin) and capturing stdout and stderr into *out

@@ -65,19 +65,6 @@ static char *in_scratch(const char *name)
 	return p;
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-	assert_non_null(in);
-	assert_non_null(out);
-	char block[65536];
-	size_t n;
-	while ((n = fread(block, 1, sizeof block, in)) > 0)
-		assert_int_equal(fwrite(block, 1, n, out), n);
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
-}
-
 static struct exec *open_exec(const char *path)
 {
 	struct exec *x = NULL;
@@ -146,7 +133,7 @@ static void paths_with_uri_characters_open_as_plain_files(void **state)
 	buf_release(&uri);
 
 	char *odd = in_scratch("we?ird #name%20 &mode=rwc \xC3\xBC.sqlite");
-	copy_file(SPIDER_DB, odd);
+	assert_int_equal(tu_copy_file(SPIDER_DB, odd), 0);
 	struct exec *x = open_exec(odd);
 	struct table *t = run_ok(x, "SELECT count(*) FROM singer", NULL);
 	assert_string_equal(table_cell(t, 0, 0), "6");

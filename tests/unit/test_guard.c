@@ -56,19 +56,6 @@ static char *path_in(const char *dir, const char *name)
 	return p;
 }
 
-static void copy_file(const char *from, const char *to)
-{
-	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
-	assert_non_null(in);
-	assert_non_null(out);
-	char block[65536];
-	size_t n;
-	while ((n = fread(block, 1, sizeof block, in)) > 0)
-		assert_int_equal(fwrite(block, 1, n, out), n);
-	fclose(in);
-	assert_int_equal(fclose(out), 0);
-}
-
 static void sql_rw(const char *path, const char *sql)
 {
 	sqlite3 *db = NULL;
@@ -119,8 +106,8 @@ static int group_setup(void **state)
 	assert_int_equal(mkdir(env.attack, 0777), 0);
 	env.spider = path_in(env.dir, "concert_singer.sqlite");
 	env.writable = path_in(env.dir, "writable.sqlite");
-	copy_file(SPIDER_DB, env.spider);
-	copy_file(SPIDER_DB, env.writable);
+	assert_int_equal(tu_copy_file(SPIDER_DB, env.spider), 0);
+	assert_int_equal(tu_copy_file(SPIDER_DB, env.writable), 0);
 	sql_rw(env.writable,
 	       "CREATE TABLE audit (what TEXT);"
 	       "CREATE TRIGGER singer_gone AFTER DELETE ON singer BEGIN INSERT INTO audit VALUES ('deleted'); END;"
