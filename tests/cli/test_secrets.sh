@@ -22,6 +22,11 @@ printf '{"endpoints":[{"name":"east","url":"http://127.0.0.1:%s","deployment":"g
 printf '{"endpoints":[{"name":"east","url":"http://127.0.0.1:%s","deployment":"gpt-4o","api_key":"%s"}],"retry":{"deadline_ms":3000},"state":{"path":"%s/state-bad"}}' \
   "$PORT_east" "$KBAD" "$T" > "$T/bad.json"
 printf 'How many customers?\nHow many customers, again?\n' > "$T/questions.txt"
+# a three-question evaluation set in BIRD's layout over the sample database
+mkdir -p "$T/bird/dev_databases/shop" && cp "$SAMPLE_DB" "$T/bird/dev_databases/shop/shop.sqlite"
+printf '[{"question_id":%d,"db_id":"shop","question":"How many customers? (%d)","evidence":"","SQL":"SELECT count(*) FROM customers","difficulty":"simple"}' 0 0 > "$T/bird/dev.json"
+printf ',{"question_id":%d,"db_id":"shop","question":"How many customers? (%d)","evidence":"","SQL":"SELECT count(*) FROM customers","difficulty":"simple"}' 1 1 2 2 >> "$T/bird/dev.json"
+printf ']\n' >> "$T/bird/dev.json"
 run() { "$@" >>"$T/all.out" 2>>"$T/all.err"; echo "rc=$? $*" >> "$T/rcs"; }
 
 run "$CONVBI" llm --config "$C" --json "hello"
@@ -36,7 +41,7 @@ printf 'How many customers?\n.endpoints\n.history\n.quit\n' | run "$CONVBI" repl
 run "$CONVBI" batch --config "$C" --db "$SAMPLE_DB" -j 2 --out "$T/batch.jsonl" -v "$T/questions.txt"
 run "$CONVBI" batch --config "$C" --db "$SAMPLE_DB" --format csv --out "$T/batch.csv" "$T/questions.txt"
 run "$CONVBI" batch --config "$T/bad.json" --db "$SAMPLE_DB" --out "$T/batch-bad.jsonl" "$T/questions.txt"
-run "$CONVBI" eval --config "$C" --limit 3 --out "$T/eval.jsonl" -v "$SPIDER_DIR"
+run "$CONVBI" eval --config "$C" --limit 3 --out "$T/eval.jsonl" -v "$T/bird"
 # the seed's variables
 env -u CONVBI_CONFIG AZURE_OPENAI_ENDPOINT_0="http://127.0.0.1:$PORT_seed" AZURE_OPENAI_DEPLOYMENT_NAME_0=gpt-4o \
   AZURE_OPENAI_API_KEY_0="$K3" AZURE_OPENAI_ENDPOINT_1="http://127.0.0.1:$PORT_down" AZURE_OPENAI_DEPLOYMENT_NAME_1=gpt-4o \

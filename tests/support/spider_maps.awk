@@ -4,7 +4,7 @@
 # question answered with its gold SQL; "subset": questions with index % 10
 # == 3, 5, 7 answered wrongly and % 10 == 9 classified as chitchat),
 # sqlmap and intmap (output paths).  Input: dev.json.
-# Used by tests/cli/test_eval.sh and tests/bench/run_batch_e2e.sh.
+# Used by tests/spider/test_eval.sh and tests/bench/run_batch_e2e.sh.
 function jesc(s) { gsub(/\\/, "\\\\", s); gsub(/"/, "\\\"", s); gsub(/\t/, "\\t", s); return s }
 	BEGIN {
 		while ((getline line < gold) > 0) {

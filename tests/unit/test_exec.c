@@ -2,7 +2,7 @@
  * (src/db/exec.c, ro.c, capped.c) against real files.
  *
  * Covers: the one-line errors of exec_open; URI escaping of odd paths;
- * every Spider dev gold query passing the gate and running; the deadline,
+ * the deadline,
  * the cancel callback, the row, cell and result caps; how NULLs, BLOBs
  * and invalid UTF-8 come back; the capped functions giving exactly the
  * built-ins' results; and a stored prompt injection being only data.
@@ -27,10 +27,7 @@
 #include "testutil.h"
 #include "util/alloc.h"
 
-#define SPIDER_DB SPIDER_DIR "/database/concert_singer/concert_singer.sqlite"
-#define GOLD SPIDER_DIR "/dev_gold.sql"
-#define GOLD_LINES 1034
-#define GOLD_WITH_DATABASE 972 /* wta_1 ships without its .sqlite (README.md) */
+#define TEST_DB TEST_DATA_DIR "/concerts.db" /* built from tests/data/concerts.sql */
 
 static char *scratch;
 
@@ -133,7 +130,7 @@ static void paths_with_uri_characters_open_as_plain_files(void **state)
 	buf_release(&uri);
 
 	char *odd = in_scratch("we?ird #name%20 &mode=rwc \xC3\xBC.sqlite");
-	assert_int_equal(tu_copy_file(SPIDER_DB, odd), 0);
+	assert_int_equal(tu_copy_file(TEST_DB, odd), 0);
 	struct exec *x = open_exec(odd);
 	struct table *t = run_ok(x, "SELECT count(*) FROM singer", NULL);
 	assert_string_equal(table_cell(t, 0, 0), "6");
@@ -143,68 +140,6 @@ static void paths_with_uri_characters_open_as_plain_files(void **state)
 	free(odd);
 }
 
-/* ---- Spider gold ---------------------------------------------------------------- */
-
-static void every_spider_gold_query_passes_the_gate_and_runs(void **state)
-{
-	(void)state;
-	char *text = tu_read_file(GOLD, NULL);
-	assert_non_null(text);
-	struct {
-		char id[64];
-		struct exec *x;
-	} open[32];
-	int nopen = 0, lines = 0, available = 0, accepted = 0, runnable = 0;
-	struct exec_limits lim = EXEC_LIMITS_INIT;
-
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		char *tab = strrchr(l, '\t');
-		assert_non_null(tab);
-		*tab = '\0';
-		const char *db_id = tab + 1;
-		lines++;
-		struct exec *x = NULL;
-		for (int i = 0; i < nopen && !x; i++)
-			if (!strcmp(open[i].id, db_id))
-				x = open[i].x;
-		if (!x) {
-			char path[4096];
-			snprintf(path, sizeof path, "%s/database/%s/%s.sqlite", SPIDER_DIR, db_id, db_id);
-			struct stat st;
-			if (stat(path, &st) != 0)
-				continue;
-			assert_true(nopen < 32);
-			x = open_exec(path);
-			snprintf(open[nopen].id, sizeof open[nopen].id, "%s", db_id);
-			open[nopen++].x = x;
-		}
-		available++;
-		struct err e = ERR_INIT;
-		int rc = guard_check(x, l, &e);
-		if (rc) {
-			print_error("refused (%s): %s -> %s %s\n", db_id, l, convbi_errname(rc), e.msg);
-			continue;
-		}
-		accepted++;
-		struct table *t = NULL;
-		rc = exec_run(x, l, &lim, NULL, NULL, &t, &e);
-		if (rc)
-			print_error("failed (%s): %s -> %s %s\n", db_id, l, convbi_errname(rc), e.msg);
-		else
-			runnable++;
-		table_free(t);
-	}
-	for (int i = 0; i < nopen; i++)
-		exec_close(open[i].x);
-	free(text);
-	print_message("spider gold: %d lines, %d with a database, %d accepted by the gate, %d ran\n", lines, available,
-	              accepted, runnable);
-	assert_int_equal(lines, GOLD_LINES);
-	assert_int_equal(available, GOLD_WITH_DATABASE);
-	assert_int_equal(accepted, available);
-	assert_int_equal(runnable, available);
-}
-
 /* ---- deadline and cancel ---------------------------------------------------------- */
 
 #define RUNAWAY "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c"
@@ -212,7 +147,7 @@ static void every_spider_gold_query_passes_the_gate_and_runs(void **state)
 static void the_deadline_stops_a_runaway_query_with_a_clear_message(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	struct exec_limits lim = {200, 100, 1000, 65536};
 	struct err e = ERR_INIT;
 	struct table *t = NULL;
@@ -245,7 +180,7 @@ static int cancel_now(void *payload)
 static void a_cancel_callback_stops_the_query(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	struct err e = ERR_INIT;
 	struct table *t = NULL;
 	int polls = 0;
@@ -266,7 +201,7 @@ static void a_cancel_callback_stops_the_query(void **state)
 static void the_row_cap_keeps_cap_rows_and_marks_the_table_truncated(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	struct exec_limits lim = {2000, 10, 1000, 65536};
 	struct table *t = run_ok(x, HUNDRED_ROWS "SELECT x FROM c", &lim);
 	assert_int_equal(t->nrows, 10);
@@ -295,7 +230,7 @@ static void the_row_cap_keeps_cap_rows_and_marks_the_table_truncated(void **stat
 static void the_result_byte_cap_drops_the_row_that_overflows(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	struct exec_limits lim = {2000, 1000, 1000, 100};
 	struct table *t = run_ok(x, HUNDRED_ROWS "SELECT printf('%030d', x) FROM c", &lim);
 	assert_int_equal(t->nrows, 3);
@@ -309,7 +244,7 @@ static void the_result_byte_cap_drops_the_row_that_overflows(void **state)
 static void long_cells_are_cut_on_a_character_boundary(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	struct exec_limits lim = {2000, 1000, 10, 65536};
 	struct table *t = run_ok(x, "SELECT 'aaaaaaaaaaaaaaa', 'short', '\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9'", &lim);
 	assert_string_equal(table_cell(t, 0, 0), "aaaaaaa\xE2\x80\xA6");
@@ -324,7 +259,7 @@ static void long_cells_are_cut_on_a_character_boundary(void **state)
 static void blobs_nulls_and_invalid_utf8_come_back_as_safe_text(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	struct table *t = run_ok(x,
 	                         "SELECT x'00ff', zeroblob(100), CAST(x'41ff42' AS TEXT), CAST(x'410042' AS TEXT), "
 	                         "NULL, 1.5, 7, Name FROM singer WHERE Singer_ID = 1",
@@ -335,7 +270,7 @@ static void blobs_nulls_and_invalid_utf8_come_back_as_safe_text(void **state)
 	} want[] = {{"X'00ff'", TABLE_BLOB},          {"<blob 100 bytes>", TABLE_BLOB},
 	            {"A\xEF\xBF\xBD" "B", TABLE_TEXT}, {"A\xEF\xBF\xBD" "B", TABLE_TEXT},
 	            {NULL, TABLE_NULL},                {"1.5", TABLE_REAL},
-	            {"7", TABLE_INT},                  {"Joe Sharp", TABLE_TEXT}};
+	            {"7", TABLE_INT},                  {"Ada Byrne", TABLE_TEXT}};
 	assert_int_equal(t->ncols, 8);
 	for (int c = 0; c < 8; c++) {
 		if (want[c].text)
@@ -356,7 +291,7 @@ static void blobs_nulls_and_invalid_utf8_come_back_as_safe_text(void **state)
 static void runtime_errors_are_esql_with_sqlites_message(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	struct err e = ERR_INIT;
 	struct table *t = NULL;
 	assert_int_equal(exec_run(x, "SELECT json('not json')", NULL, NULL, NULL, &t, &e), CONVBI_ESQL);
@@ -380,7 +315,7 @@ static void capped_functions_give_exactly_the_builtins_results(void **state)
 		"trim('\xC3\xA9hi\xC3\xA9', '\xC3\xA9')", "typeof(replace(x'00', 'a', 'b'))", "length(randomblob(16))",
 		"zeroblob(4)", "typeof(printf('%d', 1))", "trim('  both  ')",
 	};
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	sqlite3 *plain = NULL;
 	assert_int_equal(sqlite3_open(":memory:", &plain), SQLITE_OK);
 	for (size_t i = 0; i < sizeof exprs / sizeof exprs[0]; i++) {
@@ -427,7 +362,7 @@ static void capped_functions_refuse_runaway_arguments_quickly(void **state)
 		{"SELECT trim(hex(zeroblob(1000000)), hex(zeroblob(100000)))", "trim() on arguments"},
 		{"SELECT randomblob(2000000)", "randomblob(2000000) exceeds the 1048576-byte limit"},
 	};
-	struct exec *x = open_exec(SPIDER_DB);
+	struct exec *x = open_exec(TEST_DB);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct err e = ERR_INIT;
 		struct table *t = NULL;
@@ -484,7 +419,7 @@ static void every_failed_allocation_ends_in_enomem(void **state)
 		struct table *t = NULL;
 		struct err e = ERR_INIT;
 		alloc_fail_at(n, 0);
-		int rc = exec_open(&x, SPIDER_DB, &e);
+		int rc = exec_open(&x, TEST_DB, &e);
 		if (!rc)
 			rc = exec_run(x, sql, NULL, NULL, NULL, &t, &e);
 		long seen = alloc_fail_at(0, 0);
@@ -506,7 +441,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(exec_open_names_the_file_and_the_fix_when_it_cannot_open),
 		cmocka_unit_test(paths_with_uri_characters_open_as_plain_files),
-		cmocka_unit_test(every_spider_gold_query_passes_the_gate_and_runs),
 		cmocka_unit_test(the_deadline_stops_a_runaway_query_with_a_clear_message),
 		cmocka_unit_test(a_cancel_callback_stops_the_query),
 		cmocka_unit_test(the_row_cap_keeps_cap_rows_and_marks_the_table_truncated),

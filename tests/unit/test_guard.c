@@ -2,7 +2,7 @@
  * under it.
  *
  * Two real databases are built in a scratch directory for the whole
- * program: a byte copy of Spider's concert_singer, and a writable copy that
+ * program: a byte copy of tests/data/concerts.sql's database, and a writable copy that
  * also has triggers, a view, an index, an audit table and an FTS5 table.
  * Tables of cases check that each kind of refusal says what to change and
  * that ordinary read-only SQL passes; the layers below the gate are checked
@@ -32,7 +32,7 @@
 #include "testutil.h"
 #include "util/buf.h"
 
-#define SPIDER_DB SPIDER_DIR "/database/concert_singer/concert_singer.sqlite"
+#define TEST_DB TEST_DATA_DIR "/concerts.db" /* built from tests/data/concerts.sql */
 #define CORPUS SOURCE_DIR "/tests/data/hostile_sql.txt"
 #define CORPUS_MIN 120
 #define HOSTILE_TIMEOUT_MS 300  /* per statement in the corpus */
@@ -41,7 +41,7 @@
 static struct env {
 	char *dir;       /* scratch directory, removed at the end */
 	char *attack;    /* @DIR@ of the corpus: must stay empty */
-	char *spider;    /* copy of concert_singer */
+	char *pristine;    /* copy of the concerts test database */
 	char *writable;  /* copy with triggers, a view and FTS */
 } env;
 
@@ -104,10 +104,10 @@ static int group_setup(void **state)
 	assert_non_null(env.dir);
 	env.attack = path_in(env.dir, "attack");
 	assert_int_equal(mkdir(env.attack, 0777), 0);
-	env.spider = path_in(env.dir, "concert_singer.sqlite");
+	env.pristine = path_in(env.dir, "concerts.sqlite");
 	env.writable = path_in(env.dir, "writable.sqlite");
-	assert_int_equal(tu_copy_file(SPIDER_DB, env.spider), 0);
-	assert_int_equal(tu_copy_file(SPIDER_DB, env.writable), 0);
+	assert_int_equal(tu_copy_file(TEST_DB, env.pristine), 0);
+	assert_int_equal(tu_copy_file(TEST_DB, env.writable), 0);
 	sql_rw(env.writable,
 	       "CREATE TABLE audit (what TEXT);"
 	       "CREATE TRIGGER singer_gone AFTER DELETE ON singer BEGIN INSERT INTO audit VALUES ('deleted'); END;"
@@ -128,7 +128,7 @@ static int group_teardown(void **state)
 	tu_rmtree(env.dir);
 	free(env.dir);
 	free(env.attack);
-	free(env.spider);
+	free(env.pristine);
 	free(env.writable);
 	return 0;
 }
@@ -226,7 +226,7 @@ static void expand(struct buf *out, const char *in)
 static void refusals_say_what_to_change(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(env.spider);
+	struct exec *x = open_exec(env.pristine);
 	struct buf sql = BUF_INIT;
 	for (size_t i = 0; i < sizeof message_cases / sizeof message_cases[0]; i++) {
 		const struct message_case *c = &message_cases[i];
@@ -277,7 +277,7 @@ static const char *const accepted[] = {
 static void read_only_selects_pass_the_gate(void **state)
 {
 	(void)state;
-	struct exec *x = open_exec(env.spider);
+	struct exec *x = open_exec(env.pristine);
 	for (size_t i = 0; i < sizeof accepted / sizeof accepted[0]; i++) {
 		struct err e = ERR_INIT;
 		struct table *t = NULL;
@@ -469,10 +469,10 @@ static void hostile_corpus_on(const char *db)
 	assert_true(dir_is_empty(env.attack));
 }
 
-static void hostile_corpus_changes_nothing_in_a_spider_copy(void **state)
+static void hostile_corpus_changes_nothing_in_a_copy_of_the_test_database(void **state)
 {
 	(void)state;
-	hostile_corpus_on(env.spider);
+	hostile_corpus_on(env.pristine);
 }
 
 static void hostile_corpus_changes_nothing_in_a_writable_database_with_triggers(void **state)
@@ -499,7 +499,7 @@ static void hostile_refusals_need_no_execution(void **state)
 	(void)state;
 	struct hostile *cases = NULL;
 	size_t n = load_corpus(&cases);
-	struct exec *x = open_exec(env.spider);
+	struct exec *x = open_exec(env.pristine);
 	struct buf sql = BUF_INIT;
 	int failures = 0;
 	for (size_t i = 0; i < n; i++) {
@@ -528,7 +528,7 @@ int main(void)
 		cmocka_unit_test(the_authorizer_alone_refuses_writes_prepared_directly),
 		cmocka_unit_test(writes_fail_without_the_authorizer_and_with_query_only_off),
 		cmocka_unit_test(hostile_refusals_need_no_execution),
-		cmocka_unit_test(hostile_corpus_changes_nothing_in_a_spider_copy),
+		cmocka_unit_test(hostile_corpus_changes_nothing_in_a_copy_of_the_test_database),
 		cmocka_unit_test(hostile_corpus_changes_nothing_in_a_writable_database_with_triggers),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

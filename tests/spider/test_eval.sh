@@ -12,7 +12,7 @@
 # question's verdict in --out must be the expected one.  Also: --only-db,
 # the official difficulty split, usage errors.
 # Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SPIDER_DIR.
-. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/../cli/lib.sh"
 : "${CONVBI:?}" "${FAKE_AOAI:?}" "${BUILD_DIR:?}" "${SPIDER_DIR:?}"
 
 # ---- the maps ------------------------------------------------------------------------------
