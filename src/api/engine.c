@@ -85,7 +85,7 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	e->opts.db_path = e->db_path;
 	e->opts.prompts_dir = e->prompts_dir;
 	e->opts.config_path = NULL;
-	if ((rc = tmpl_set_load(&e->prompts, e->prompts_dir, flow_templates, flow_ntemplates, &err)))
+	if ((rc = flow_prompts_load(&e->prompts, e->prompts_dir, &err)))
 		goto fail;
 	struct llm_config cfg;
 	rc = config_load(&cfg, opts->config_path, &e->llm_err);

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "db/table.h"
-#include "flow/flow.h"
+#include "flow/agent.h"
 #include "prompt/tmpl.h"
 
 #define ANSWER_ROWS 50

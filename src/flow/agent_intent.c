@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "flow/extract.h"
-#include "flow/flow.h"
+#include "flow/agent.h"
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
 #include "util/jsonx.h"

@@ -12,30 +12,9 @@
 
 #include "db/schema.h"
 #include "flow/extract.h"
-#include "flow/flow.h"
+#include "flow/agent.h"
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
-
-/* Records a failed candidate and decides: repair (back to SQL) or fail. */
-int flow_repair_or_fail(struct flow_run *r, int code, const char *why);
-
-int flow_repair_or_fail(struct flow_run *r, int code, const char *why)
-{
-	struct turn *t = r->turn;
-	struct candidate *c = t->ncand ? &t->cand[t->ncand - 1] : NULL;
-	if (c && !c->error) {
-		c->error = xstrdup(why);
-		c->status = code;
-	}
-	if (t->repairs < r->env->max_repairs && t->ncand < TURN_MAX_CANDIDATES) {
-		t->repairs++;
-		return STAGE_SQL;
-	}
-	struct err e;
-	err_set(&e, CONVBI_EREPAIR, "no valid SQL after %d repair attempt%s; last error: %s", t->repairs,
-	        t->repairs == 1 ? "" : "s", why);
-	return flow_fail(r, &e);
-}
 
 int agent_sql(struct flow_run *r)
 {

@@ -14,11 +14,9 @@
 #include "db/table.h"
 #include "db/schema.h"
 #include "flow/extract.h"
-#include "flow/flow.h"
+#include "flow/agent.h"
 #include "prompt/tmpl.h"
 #include "util/jsonx.h"
-
-int flow_repair_or_fail(struct flow_run *r, int code, const char *why);
 
 /* Asks the model to review; returns 1 and fills why when it says revise. */
 static int review_says_revise(struct flow_run *r, const char *sql, struct buf *why)

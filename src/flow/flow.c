@@ -5,13 +5,14 @@
  * A hard cap on steps (FLOW_MAX_STEPS) guards against a table bug ever
  * looping forever.  agent_call is the one place agents reach the model.
  */
-#include "flow/flow.h"
+#include "flow/agent.h"
 
 #include <stdio.h>
 #include <string.h>
 
 #include "llm/llm.h"
 #include "prompt/tmpl.h"
+#include "util/alloc.h"
 #include "util/clock.h"
 
 #define FLOW_MAX_STEPS 64
@@ -21,35 +22,62 @@ struct edge {
 	const char *label;
 };
 
+#define STAGE_MAX_TEMPLATES 2
+#define STAGE_MAX_EDGES 4
+
+/* A template and the slots it may use: the contract with prompts/ (see
+ * prompts/README.md).  SLOTS(...) lists them and counts them. */
+#define SLOTS(...) (const char *const[]){__VA_ARGS__}, \
+	sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)
+
 struct stage_row {
 	int id;
 	const char *name;
 	int (*step)(struct flow_run *r);
-	struct edge edges[4];  /* for the graph; terminated by label NULL */
+	struct tmpl_spec templates[STAGE_MAX_TEMPLATES]; /* the prompts it renders; name NULL ends */
+	struct edge edges[STAGE_MAX_EDGES];  /* for the graph; terminated by label NULL */
 };
 
 static const struct stage_row stages[STAGE_COUNT] = {
 	{STAGE_INTENT, "intent", agent_intent,
+	 {{"intent", SLOTS("tables", "history", "question")}},
 	 {{STAGE_SQL, "data_question / follow_up"}, {STAGE_REPLY, "chitchat / out_of_scope"}, {0, NULL}}},
-	{STAGE_SQL, "sql", agent_sql, {{STAGE_VALIDATE, "candidate"}, {FLOW_FAIL, "model failure"}, {0, NULL}}},
+	{STAGE_SQL, "sql", agent_sql,
+	 {{"sql", SLOTS("schema", "history", "hint", "question", "previous_sql", "error")}},
+	 {{STAGE_VALIDATE, "candidate"}, {FLOW_FAIL, "model failure"}, {0, NULL}}},
 	{STAGE_VALIDATE, "validate", agent_validate,
+	 {{"review", SLOTS("schema", "question", "sql")}},
 	 {{STAGE_EXECUTE, "accepted"}, {STAGE_SQL, "rejected, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
-	{STAGE_EXECUTE, "execute", agent_execute,
+	{STAGE_EXECUTE, "execute", agent_execute, {{NULL, NULL, 0}},
 	 {{STAGE_ANSWER, "rows"}, {STAGE_SQL, "error, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
-	{STAGE_ANSWER, "answer", agent_answer, {{FLOW_DONE, "answered"}, {0, NULL}}},
-	{STAGE_REPLY, "reply", agent_reply, {{FLOW_DONE, "replied"}, {0, NULL}}},
+	{STAGE_ANSWER, "answer", agent_answer,
+	 {{"answer", SLOTS("question", "sql", "rows", "row_count", "truncated", "notes")}},
+	 {{FLOW_DONE, "answered"}, {0, NULL}}},
+	{STAGE_REPLY, "reply", agent_reply,
+	 {{"refuse", SLOTS("question")}, {"help", SLOTS("question")}},
+	 {{FLOW_DONE, "replied"}, {0, NULL}}},
 };
 
-const char *turn_stage_name(int stage)
+const char *flow_stage_name(int stage)
 {
 	return stage >= 0 && stage < STAGE_COUNT ? stages[stage].name : "?";
+}
+
+int flow_prompts_load(struct tmpl_set **out, const char *dir, struct err *err)
+{
+	struct tmpl_spec specs[STAGE_COUNT * STAGE_MAX_TEMPLATES];
+	size_t n = 0;
+	for (int s = 0; s < STAGE_COUNT; s++)
+		for (int i = 0; i < STAGE_MAX_TEMPLATES && stages[s].templates[i].name; i++)
+			specs[n++] = stages[s].templates[i];
+	return tmpl_set_load(out, dir, specs, n, err);
 }
 
 int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint)
 {
 	if (!r->cb || r->canceled)
 		return r->canceled;
-	convbi_event ev = {kind, turn_stage_name(r->stage), text ? text : "", text ? len : 0, endpoint};
+	convbi_event ev = {kind, flow_stage_name(r->stage), text ? text : "", text ? len : 0, endpoint};
 	if (r->cb(&ev, r->payload))
 		r->canceled = 1;
 	return r->canceled;
@@ -60,8 +88,26 @@ int flow_fail(struct flow_run *r, const struct err *err)
 	struct turn *t = r->turn;
 	t->status = err->code ? err->code : CONVBI_ELLM;
 	t->err = *err;
-	snprintf(t->fail_stage, sizeof t->fail_stage, "%s", turn_stage_name(r->stage));
+	snprintf(t->fail_stage, sizeof t->fail_stage, "%s", flow_stage_name(r->stage));
 	return FLOW_FAIL;
+}
+
+int flow_repair_or_fail(struct flow_run *r, int code, const char *why)
+{
+	struct turn *t = r->turn;
+	struct candidate *c = t->ncand ? &t->cand[t->ncand - 1] : NULL;
+	if (c && !c->error) {
+		c->error = xstrdup(why);
+		c->status = code;
+	}
+	if (t->repairs < r->env->max_repairs && t->ncand < TURN_MAX_CANDIDATES) {
+		t->repairs++;
+		return STAGE_SQL;
+	}
+	struct err e;
+	err_set(&e, CONVBI_EREPAIR, "no valid SQL after %d repair attempt%s; last error: %s", t->repairs,
+	        t->repairs == 1 ? "" : "s", why);
+	return flow_fail(r, &e);
 }
 
 int flow_run(const struct flow_env *env, const struct history *h, struct turn *t, convbi_event_fn cb, void *payload)
@@ -188,7 +234,7 @@ int agent_call(struct flow_run *r, int stage, const char *name, const struct tmp
 		if (r->canceled && rc != CONVBI_ETOOBIG)
 			err_set(&err, CONVBI_ECANCELED, "the question was canceled");
 		else if (rc == CONVBI_ECANCELED)
-			err_set(&err, CONVBI_ETIMEOUT, "the question's deadline passed during the %s stage", turn_stage_name(stage));
+			err_set(&err, CONVBI_ETIMEOUT, "the question's deadline passed during the %s stage", flow_stage_name(stage));
 		flow_fail(r, &err);
 	}
 	llm_reply_release(&rep);

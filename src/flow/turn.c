@@ -7,23 +7,8 @@
 #include "convbi/convbi.h"
 #include "db/table.h"
 #include "flow/flow.h"
-#include "prompt/tmpl.h"
 
 static const char *const intent_names[] = {"", "data_question", "follow_up", "chitchat", "out_of_scope"};
-
-/* Template names and their slots: the contract with prompts/ (see
- * prompts/README.md). */
-static const char *const intent_slots[] = {"tables", "history", "question"};
-static const char *const sql_slots[] = {"schema", "history", "hint", "question", "previous_sql", "error"};
-static const char *const review_slots[] = {"schema", "question", "sql"};
-static const char *const answer_slots[] = {"question", "sql", "rows", "row_count", "truncated", "notes"};
-static const char *const reply_slots[] = {"question"};
-
-const struct tmpl_spec flow_templates[] = {
-	{"intent", intent_slots, 3}, {"sql", sql_slots, 6}, {"review", review_slots, 3},
-	{"answer", answer_slots, 6}, {"refuse", reply_slots, 1}, {"help", reply_slots, 1},
-};
-const size_t flow_ntemplates = sizeof flow_templates / sizeof flow_templates[0];
 
 void turn_init(struct turn *t)
 {
@@ -132,7 +117,7 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		if (!st->ms && !st->calls)
 			continue;
 		rc = buf_printf(out, "%s\"%s\":{\"ms\":%lld,\"calls\":%d,\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"endpoint\":",
-		                first ? "" : ",", turn_stage_name(s), (long long)st->ms, st->calls,
+		                first ? "" : ",", flow_stage_name(s), (long long)st->ms, st->calls,
 		                (long long)st->prompt_tokens, (long long)st->completion_tokens);
 		if (!rc) rc = str_or_null(out, st->endpoint[0] ? st->endpoint : NULL);
 		if (!rc) rc = buf_putc(out, '}');
@@ -141,7 +126,7 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 	if (!rc) rc = buf_puts(out, "},\"attempts\":[");
 	for (int i = 0; !rc && i < t->nattempts; i++) {
 		const struct llm_attempt *a = &t->attempts[i].a;
-		rc = buf_printf(out, "%s{\"stage\":\"%s\",\"endpoint\":", i ? "," : "", turn_stage_name(t->attempts[i].stage));
+		rc = buf_printf(out, "%s{\"stage\":\"%s\",\"endpoint\":", i ? "," : "", flow_stage_name(t->attempts[i].stage));
 		if (!rc) rc = buf_json_str(out, a->endpoint, strlen(a->endpoint));
 		if (!rc) rc = buf_printf(out, ",\"status\":%ld,\"class\":\"%s\",\"error\":", a->status, llm_class_name(a->cls));
 		if (!rc) rc = buf_json_str(out, a->error, strlen(a->error));

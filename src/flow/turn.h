@@ -66,7 +66,6 @@ struct turn {
 void turn_init(struct turn *t);
 void turn_release(struct turn *t);
 const char *turn_intent_name(int intent);
-const char *turn_stage_name(int stage);
 /* The SQL that ran (the last candidate without error), or NULL. */
 const char *turn_sql(const struct turn *t);
 int64_t turn_tokens(const struct turn *t);

@@ -71,7 +71,7 @@ static int path_templates(void *ctx)
 {
 	struct tmpl_set *set = NULL;
 	struct err err = ERR_INIT;
-	int rc = tmpl_set_load(&set, SOURCE_DIR "/prompts", flow_templates, flow_ntemplates, &err);
+	int rc = flow_prompts_load(&set, SOURCE_DIR "/prompts", &err);
 	if (rc)
 		return rc;
 	struct buf out;

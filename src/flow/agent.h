@@ -1,0 +1,54 @@
+/* agent.h -- what the workflow's stages share; private to src/flow/.
+ *
+ * struct flow_run is one question in flight.  Every stage is a step
+ * function (agent_*) that reads and writes the run's turn and returns the
+ * next stage id, FLOW_DONE or FLOW_FAIL.  Agents reach the model only
+ * through agent_call, tell the caller what happens only through flow_emit,
+ * and end a turn only through flow_fail or flow_repair_or_fail, so the
+ * accounting (tokens, time, attempts, the failing stage) has one home.
+ * Nothing outside src/flow/ includes this header.
+ */
+#ifndef CONVBI_FLOW_AGENT_H
+#define CONVBI_FLOW_AGENT_H
+
+#include "flow/flow.h"
+#include "prompt/tmpl.h"
+
+/* One question in flight. */
+struct flow_run {
+	const struct flow_env *env;
+	struct turn *turn;
+	const struct history *history;
+	convbi_event_fn cb;
+	void *payload;
+	int canceled;
+	int stage;                   /* the running stage */
+	int64_t deadline_mono;
+	const char *intent_reply;    /* borrowed from run-local storage */
+	struct buf reply;            /* intent agent's reply text, if any */
+};
+
+/* Renders template `name`, calls the model, records usage, time and
+ * attempts for `stage` in the turn.  reply receives the content.  On
+ * failure the turn is already failed (flow_fail) and the code returned. */
+int agent_call(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n,
+               int stream, int max_tokens, struct buf *reply);
+/* Emits an event; returns non-zero (and marks the run canceled) when the
+ * callback asks to cancel. */
+int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint);
+/* Fails the turn with code and message from err; returns FLOW_FAIL. */
+int flow_fail(struct flow_run *r, const struct err *err);
+/* Records why the last candidate failed and decides: back to the SQL stage
+ * while repairs are left (returns STAGE_SQL), else fails the turn with
+ * CONVBI_EREPAIR (returns FLOW_FAIL). */
+int flow_repair_or_fail(struct flow_run *r, int code, const char *why);
+
+/* The step functions, one per row of the stage table (flow.c). */
+int agent_intent(struct flow_run *r);
+int agent_reply(struct flow_run *r);
+int agent_sql(struct flow_run *r);
+int agent_validate(struct flow_run *r);
+int agent_execute(struct flow_run *r);
+int agent_answer(struct flow_run *r);
+
+#endif
