@@ -182,8 +182,8 @@ static int parse_state(struct state_cfg *s, const cJSON *o, const char *src, str
 	if (!cJSON_IsObject(o))
 		return err_set(err, CONVBI_ECONFIG, "%s: `state` is not an object; write {\"path\": \"/tmp/convbi-state\"}", src);
 	const char *backend = jsonx_str(o, "backend");
-	if (backend && strcmp(backend, "file") && strcmp(backend, "redis"))
-		return err_set(err, CONVBI_ECONFIG, "%s: state.backend is `%s`; use \"file\" or \"redis\"", src, backend);
+	if (backend && strcmp(backend, "file") && strcmp(backend, "memory") && strcmp(backend, "redis"))
+		return err_set(err, CONVBI_ECONFIG, "%s: state.backend is `%s`; use \"file\", \"memory\" or \"redis\"", src, backend);
 	if ((rc = dup_opt(&s->backend, backend)) || (rc = dup_opt(&s->path, jsonx_str(o, "path"))) ||
 	    (rc = dup_opt(&s->url, jsonx_str(o, "url"))) || (rc = dup_opt(&s->prefix, jsonx_str(o, "prefix"))))
 		return rc;

@@ -12,7 +12,7 @@
  *      "priority", "weight", "rpm", "tpm"}],
  *    "retry": {"max_attempts", "deadline_ms", "connect_timeout_ms",
  *              "first_byte_timeout_ms", "idle_timeout_ms"},
- *    "state": {"backend": "file"|"redis", "path", "url", "prefix"}}
+ *    "state": {"backend": "file"|"memory"|"redis", "path", "url", "prefix"}}
  * Keys live only in struct secret; every error names the file, the
  * endpoint and the fix, never the key.
  */
@@ -48,7 +48,7 @@ struct retry_cfg {
 };
 
 struct state_cfg {
-	char *backend;   /* owned; "file" (default) or "redis" */
+	char *backend;   /* owned; "file" (default), "memory" (this process only) or "redis" */
 	char *path;      /* owned; shared state file, NULL = default */
 	char *url;       /* owned; redis URL */
 	char *prefix;    /* owned; redis key prefix */

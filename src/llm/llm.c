@@ -25,7 +25,7 @@
 #include "http/sse.h"
 #include "llm/backoff.h"
 #include "llm/pool.h"
-#include "llm/state_redis.h"
+#include "llm/state.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 
@@ -122,16 +122,11 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	}
 	if ((rc = http_client_new(&l->http, err)))
 		goto done;
-	if (state_redis_wanted(&l->cfg.state)) {  /* fleet mode: the state lives in Redis */
-		struct state_shape shape;
-		struct state *st = NULL;
-		if ((rc = pool_shape(&shape, peps, n, err)) ||
-		    (rc = state_redis_open_cfg(&st, &l->cfg.state, &shape, err)) ||
-		    (rc = pool_open_state(&l->pool, peps, n, st, err)))
-			goto done;
-	} else if ((rc = pool_open(&l->pool, peps, n, l->cfg.state.path, err))) {
+	struct state_shape shape;
+	struct state *st = NULL;
+	if ((rc = pool_shape(&shape, peps, n, err)) || (rc = state_open(&st, &l->cfg.state, &shape, err)) ||
+	    (rc = pool_open_state(&l->pool, peps, n, st, err)))
 		goto done;
-	}
 	*out = l;
 	l = NULL;
 	rc = CONVBI_OK;

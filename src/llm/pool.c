@@ -39,7 +39,6 @@
 
 #include "convbi/convbi.h"
 #include "util/alloc.h"
-#include "llm/state_redis.h"
 
 struct pool_tier {
 	uint64_t members;  /* endpoints in this tier */
@@ -326,7 +325,7 @@ int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const 
 	*out = NULL;
 	int rc = pool_shape(&shape, eps, n, err);
 	if (!rc)
-		rc = state_open(&st, state_path, &shape, err);
+		rc = state_open_path(&st, state_path, &shape, err);
 	return rc ? rc : pool_open_state(out, eps, n, st, err);
 }
 

@@ -251,13 +251,18 @@ static void shm_close(struct state *st)
 	free(m);
 }
 
+static const char *shm_describe(const struct state *st)
+{
+	return st->ops->name;
+}
+
 static const struct state_ops file_ops = {
-	"file", shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
+	"file", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
 	shm_reset, shm_close,
 };
 
 static const struct state_ops memory_ops = {
-	"memory", shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
+	"memory", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
 	shm_reset, shm_close,
 };
 
@@ -526,8 +531,8 @@ int state_open_memory(struct state **out, const struct state_shape *shape, struc
 	return CONVBI_OK;
 }
 
-int state_open(struct state **out, const char *path, const struct state_shape *shape,
-               struct err *err)
+int state_open_path(struct state **out, const char *path, const struct state_shape *shape,
+                    struct err *err)
 {
 	struct err why = ERR_INIT;
 	int rc = state_open_file(out, path, shape, &why);
@@ -544,6 +549,11 @@ void state_close(struct state *st)
 {
 	if (st)
 		st->ops->close(st);
+}
+
+const char *state_describe(const struct state *st)
+{
+	return st ? st->ops->describe(st) : "none";
 }
 
 int state_is_shared(const struct state *st)

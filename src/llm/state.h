@@ -100,6 +100,10 @@ struct state;
  * enum state_field, win an enum state_window; the backend asserts them. */
 struct state_ops {
 	const char *name;  /* "file", "memory", ... */
+	/* What backs st now, for `convbi endpoints` (static text): the name,
+	 * or for a backend with a fallback which one serves ("redis", "file
+	 * (redis unreachable)").  Thread-safe. */
+	const char *(*describe)(const struct state *st);
 	/* Returns the tier's shared counter and advances it by one. */
 	uint64_t (*counter_next)(struct state *st, unsigned tier);
 	/* Copies the slot into out; the window sums at now_ms only when
@@ -132,16 +136,26 @@ struct state {
 	struct state_shape shape;  /* what it was opened for */
 };
 
+struct state_cfg;  /* llm/config.h */
+
+/* The state factory: opens the backend the configuration names for shape.
+ *   redis   state.backend "redis", or $CONVBI_REDIS_URL set (state_redis.h);
+ *   file    otherwise, at state.path or state_default_path, falling back
+ *           to memory with one log_warn when the file cannot be used.
+ * cfg NULL means all defaults.  Returns CONVBI_OK, CONVBI_ECONFIG (a bad
+ * Redis URL), CONVBI_EINVAL (a bad shape) or CONVBI_ENOMEM. */
+int state_open(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape,
+               struct err *err);
 /* Opens the file backend at path, or (path NULL) at state_default_path.
  * A missing file is created; a foreign, damaged, truncated or
  * wrong-version one is rebuilt with one log_warn; a location that cannot
  * be used falls back to the memory backend with one log_warn.  Returns
  * CONVBI_OK (check state_is_shared for which), CONVBI_ENOMEM, or
  * CONVBI_EINVAL for a bad shape. */
-int state_open(struct state **out, const char *path, const struct state_shape *shape,
-               struct err *err);
+int state_open_path(struct state **out, const char *path, const struct state_shape *shape,
+                    struct err *err);
 /* Opens the file backend only: CONVBI_ESTATE (message says why) where
- * state_open would fall back.  Still rebuilds a bad file with a warning. */
+ * state_open_path would fall back.  Still rebuilds a bad file with a warning. */
 int state_open_file(struct state **out, const char *path, const struct state_shape *shape,
                     struct err *err);
 /* Opens the memory backend: this process only (shared with children it
@@ -149,6 +163,8 @@ int state_open_file(struct state **out, const char *path, const struct state_sha
 int state_open_memory(struct state **out, const struct state_shape *shape, struct err *err);
 void state_close(struct state *st);
 
+/* What backs st now (st->ops->describe); "none" for NULL. */
+const char *state_describe(const struct state *st);
 /* 1 for the file backend (shared across processes), 0 otherwise. */
 int state_is_shared(const struct state *st);
 /* The file's path (borrowed from st), or NULL when not file-backed. */

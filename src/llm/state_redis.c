@@ -86,6 +86,7 @@
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/secret.h"
+#include "llm/state_redis_url.h"
 
 #define RS_RETRY_MIN_MS 1000     /* first reconnect attempt after a failure */
 #define RS_RETRY_MAX_MS 4000     /* backoff cap between attempts */
@@ -885,19 +886,30 @@ static int64_t rs_get(struct state *st, unsigned ep, int field)
 	return r->local->ops->get(r->local, ep, field);
 }
 
+/* Sends one field operation of the script for slot ep: op, the field's
+ * fresh value, then nargs (0-2) numbers.  With result it waits for the
+ * integer answer; without, the write is pipelined.  1 when Redis took it,
+ * 0 when it has gone down (the caller then uses the local state). */
+static int rs_field_op(struct state_redis *r, const char *op, unsigned ep, int field, int nargs,
+                       int64_t a, int64_t b, int64_t *result)
+{
+	char f[RS_FIELD_LEN], d[RS_NUM_LEN], x[RS_NUM_LEN], y[RS_NUM_LEN];
+	slot_field(f, ep, field);
+	num(d, fresh_value(field));
+	num(x, a);
+	num(y, b);
+	const char *args[] = {op, r->ttl_arg, f, d, x, y};
+	return result ? rs_script_int(r, result, 4 + nargs, args) : rs_async(r, 4 + nargs, args);
+}
+
 static int64_t rs_add(struct state *st, unsigned ep, int field, int64_t delta)
 {
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
+	int64_t before = 0;
 	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
 	if (rs_begin(r, &g, 0)) {
-		char f[RS_FIELD_LEN], d[RS_NUM_LEN], a[RS_NUM_LEN];
-		int64_t before = 0;
-		slot_field(f, ep, field);
-		num(d, fresh_value(field));
-		num(a, delta);
-		const char *args[] = {"add", r->ttl_arg, f, d, a};
-		int ok = rs_script_int(r, &before, 5, args);
+		int ok = rs_field_op(r, "add", ep, field, 1, delta, 0, &before);
 		if (ok && r->snap.have)
 			snap_f(r, ep)[field] = before + delta;
 		rs_end(r, &g);
@@ -913,11 +925,7 @@ static void rs_store(struct state *st, unsigned ep, int field, int64_t v)
 	struct rs_guard g;
 	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
 	if (rs_begin(r, &g, 0)) {
-		char f[RS_FIELD_LEN], a[RS_NUM_LEN];
-		slot_field(f, ep, field);
-		num(a, v);
-		const char *args[] = {"store", r->ttl_arg, f, "0", a};
-		int ok = rs_async(r, 5, args);
+		int ok = rs_field_op(r, "store", ep, field, 1, v, 0, NULL);
 		if (ok && r->snap.have)
 			snap_f(r, ep)[field] = v;
 		rs_end(r, &g);
@@ -931,16 +939,10 @@ static int rs_cas(struct state *st, unsigned ep, int field, int64_t expect, int6
 {
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
+	int64_t won = 0;
 	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
 	if (rs_begin(r, &g, 0)) {
-		char f[RS_FIELD_LEN], d[RS_NUM_LEN], a[RS_NUM_LEN], b[RS_NUM_LEN];
-		int64_t won = 0;
-		slot_field(f, ep, field);
-		num(d, fresh_value(field));
-		num(a, expect);
-		num(b, desired);
-		const char *args[] = {"cas", r->ttl_arg, f, d, a, b};
-		int ok = rs_script_int(r, &won, 6, args);
+		int ok = rs_field_op(r, "cas", ep, field, 2, expect, desired, &won);
 		if (ok && won && r->snap.have)
 			snap_f(r, ep)[field] = desired;
 		else if (ok)
@@ -956,15 +958,10 @@ static int64_t rs_max(struct state *st, unsigned ep, int field, int64_t v)
 {
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
+	int64_t after = 0;
 	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
 	if (rs_begin(r, &g, 0)) {
-		char f[RS_FIELD_LEN], d[RS_NUM_LEN], a[RS_NUM_LEN];
-		int64_t after = 0;
-		slot_field(f, ep, field);
-		num(d, fresh_value(field));
-		num(a, v);
-		const char *args[] = {"max", r->ttl_arg, f, d, a};
-		int ok = rs_script_int(r, &after, 5, args);
+		int ok = rs_field_op(r, "max", ep, field, 1, v, 0, &after);
 		if (ok && r->snap.have)
 			snap_f(r, ep)[field] = after;
 		rs_end(r, &g);
@@ -1051,142 +1048,12 @@ static void rs_close(struct state *st)
 	free(r);
 }
 
+static const char *rs_describe(const struct state *st);
+
 static const struct state_ops redis_ops = {
-	"redis", rs_counter_next, rs_load, rs_get, rs_add, rs_store, rs_cas, rs_max, rs_window_add,
+	"redis", rs_describe, rs_counter_next, rs_load, rs_get, rs_add, rs_store, rs_cas, rs_max, rs_window_add,
 	rs_reset, rs_close,
 };
-
-/* ---- the URL ------------------------------------------------------------ */
-
-static int hex_digit(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Percent-decodes s[0..n) into out; -1 for a bad escape, a NUL or no room. */
-static int pct_decode(char *out, size_t cap, const char *s, size_t n)
-{
-	size_t o = 0;
-	for (size_t i = 0; i < n; i++) {
-		int c = (unsigned char)s[i];
-		if (c == '%') {
-			if (i + 2 >= n)
-				return -1;
-			int a = hex_digit((unsigned char)s[i + 1]), b = hex_digit((unsigned char)s[i + 2]);
-			if (a < 0 || b < 0)
-				return -1;
-			c = a * 16 + b;
-			i += 2;
-		}
-		if (c == 0 || o + 1 >= cap)
-			return -1;
-		out[o++] = (char)c;
-	}
-	out[o] = '\0';
-	return 0;
-}
-
-/* Parses decimal s[0..n) in [lo, hi]; -1 if it is not that. */
-static long parse_range(const char *s, size_t n, long lo, long hi)
-{
-	long v = 0;
-	if (n == 0 || n > 9)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return -1;
-		v = v * 10 + (s[i] - '0');
-	}
-	return v < lo || v > hi ? -1 : v;
-}
-
-#define URL_FORM "redis://[[user]:password@]host[:port][/db]"
-
-int state_redis_url_parse(struct state_redis_url *out, const char *url, struct err *err)
-{
-	memset(out, 0, sizeof *out);
-	out->port = STATE_REDIS_PORT;
-	if (!url || !*url)
-		return err_set(err, CONVBI_ECONFIG, "the Redis URL is empty; write " URL_FORM);
-	if (!strncasecmp(url, "rediss://", 9))
-		return err_set(err, CONVBI_ECONFIG,
-		               "TLS Redis URLs (rediss://) are not supported; use redis:// (through a "
-		               "TLS tunnel if needed)");
-	if (strncasecmp(url, "redis://", 8))
-		return err_set(err, CONVBI_ECONFIG,
-		               "the Redis URL does not start with redis://; write " URL_FORM);
-	const char *p = url + 8;
-	const char *end = p + strcspn(p, "/?#");  /* end of the authority */
-	const char *at = NULL;
-	for (const char *q = p; q < end; q++)
-		if (*q == '@')
-			at = q;
-	if (at) {
-		const char *colon = memchr(p, ':', (size_t)(at - p));
-		if (!colon)
-			return err_set(err, CONVBI_ECONFIG,
-			               "the Redis URL names a user without a password; write "
-			               "user:password@ or :password@");
-		if (pct_decode(out->user, sizeof out->user, p, (size_t)(colon - p)) ||
-		    pct_decode(out->pass, sizeof out->pass, colon + 1, (size_t)(at - colon - 1)))
-			goto bad_cred;
-		if (!out->pass[0])
-			return err_set(err, CONVBI_ECONFIG,
-			               "the Redis URL has an empty password; drop the '@' part or give one");
-		p = at + 1;
-	}
-	const char *host = p, *host_end;
-	if (*p == '[') {
-		const char *close = memchr(p, ']', (size_t)(end - p));
-		if (!close)
-			goto bad_host;
-		host = p + 1;
-		host_end = close;
-		p = close + 1;
-	} else {
-		for (host_end = p; host_end < end && *host_end != ':'; host_end++)
-			;
-		p = host_end;
-	}
-	if (host_end == host || (size_t)(host_end - host) >= sizeof out->host)
-		goto bad_host;
-	memcpy(out->host, host, (size_t)(host_end - host));
-	if (p < end) {
-		long port = *p == ':' ? parse_range(p + 1, (size_t)(end - p - 1), 1, 65535) : -1;
-		if (port < 0)
-			return err_set(err, CONVBI_ECONFIG,
-			               "the Redis URL has a bad port; use a number from 1 to 65535");
-		out->port = (int)port;
-	}
-	if (*end == '/' && end[1]) {
-		long db = parse_range(end + 1, strcspn(end + 1, "?#"), 0, 99999);
-		if (db < 0)
-			return err_set(err, CONVBI_ECONFIG,
-			               "the Redis URL's path is not a database number; write .../0");
-		out->db = (int)db;
-		end = end + 1 + strcspn(end + 1, "?#");
-	} else if (*end == '/') {
-		end++;
-	}
-	if (*end)
-		return err_set(err, CONVBI_ECONFIG,
-		               "the Redis URL has options after '?' or '#', which are not supported; "
-		               "write " URL_FORM);
-	return CONVBI_OK;
-bad_cred:
-	memset(out, 0, sizeof *out);
-	return err_set(err, CONVBI_ECONFIG,
-	               "the Redis URL's user or password is badly percent-encoded or too long");
-bad_host:
-	memset(out->pass, 0, sizeof out->pass);
-	return err_set(err, CONVBI_ECONFIG, "the Redis URL has no usable host; write " URL_FORM);
-}
 
 /* ---- opening ------------------------------------------------------------ */
 
@@ -1206,7 +1073,7 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
 	int rc = state_redis_url_parse(&u, url, err);
 	if (rc)
 		return rc;
-	if ((rc = state_open(&local, o->local_path, shape, err)))
+	if ((rc = state_open_path(&local, o->local_path, shape, err)))
 		goto done;
 	r = xcalloc(1, sizeof *r);
 	const char *prefix = o->prefix ? o->prefix : STATE_REDIS_PREFIX;
@@ -1296,12 +1163,8 @@ int state_is_redis(const struct state *st)
 	return st && st->ops == &redis_ops;
 }
 
-const char *state_describe(const struct state *st)
+static const char *rs_describe(const struct state *st)
 {
-	if (!st)
-		return "none";
-	if (!state_is_redis(st))
-		return st->ops->name;
 	const struct state_redis *r = (const struct state_redis *)st;
 	if (atomic_load(&r->up))
 		return "redis";

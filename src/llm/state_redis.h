@@ -14,7 +14,7 @@
  * first failure switches the backend to a local state (the file backend at
  * local_path, else in-process memory) with one log_warn; it tries to
  * reconnect lazily, at most once a second, and resumes in Redis when that
- * works.  state_describe says which is in use.
+ * works.  state_describe (state.h) says which is in use.
  */
 #ifndef CONVBI_LLM_STATE_REDIS_H
 #define CONVBI_LLM_STATE_REDIS_H
@@ -23,12 +23,12 @@
 
 #include "llm/config.h"
 #include "llm/state.h"
+#include "llm/state_redis_url.h"
 #include "util/err.h"
 
 #define STATE_REDIS_TIMEOUT_MS 250        /* default bound on a connect or command */
 #define STATE_REDIS_TTL_MS (3600 * 1000)  /* default: a set unused this long expires */
 #define STATE_REDIS_PREFIX "convbi:"      /* default key prefix */
-#define STATE_REDIS_PORT 6379
 
 /* Tuning switches, for benchmarks and tests; 0 is the production setting. */
 #define STATE_REDIS_NO_BATCH 0x1     /* every load is its own round trip */
@@ -59,20 +59,15 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
                      const struct state_shape *shape, struct err *err);
 
 /* 1 when the configuration asks for the redis backend: state.backend is
- * "redis", or $CONVBI_REDIS_URL is set and not empty. */
+ * "redis", or $CONVBI_REDIS_URL is set and not empty (state_open uses it). */
 int state_redis_wanted(const struct state_cfg *cfg);
 /* state_open_redis with options from the configuration: url from
  * $CONVBI_REDIS_URL when set (so a password can stay out of files), else
  * state.url; prefix, timeout_ms, cache_ms from state; the fallback file at
- * state.path. */
+ * state.path.  What state_open calls for the redis backend. */
 int state_redis_open_cfg(struct state **out, const struct state_cfg *cfg,
                          const struct state_shape *shape, struct err *err);
 
-/* What backs st now, for `convbi endpoints` (static text): "redis",
- * "file (redis unreachable)", "memory (redis unreachable)" for this
- * backend; the ops name ("file", "memory") for the others; "none" for
- * NULL.  Thread-safe. */
-const char *state_describe(const struct state *st);
 /* 1 when st is a redis-backend state (serving from Redis or not). */
 int state_is_redis(const struct state *st);
 
@@ -92,21 +87,5 @@ struct state_redis_stats {
 void state_redis_stats(const struct state *st, struct state_redis_stats *out);
 /* The Redis key holding st's state (borrowed), or NULL for other backends. */
 const char *state_redis_key(const struct state *st);
-
-/* A parsed redis:// URL (exposed for tests). */
-#define STATE_REDIS_HOST_MAX 256
-#define STATE_REDIS_CRED_MAX 256
-struct state_redis_url {
-	char host[STATE_REDIS_HOST_MAX];  /* name or address, IPv6 without brackets */
-	int port;                         /* default STATE_REDIS_PORT */
-	int db;                           /* default 0 */
-	char user[STATE_REDIS_CRED_MAX];  /* "" = the default user */
-	char pass[STATE_REDIS_CRED_MAX];  /* "" = no AUTH; percent-decoded */
-};
-/* Parses redis://[[user]:password@]host[:port][/db] (user and password
- * percent-encoded, host may be [IPv6]).  Returns CONVBI_OK or
- * CONVBI_ECONFIG with a message that names the problem but never repeats
- * the URL (it may hold a password).  Zero out->pass after use. */
-int state_redis_url_parse(struct state_redis_url *out, const char *url, struct err *err);
 
 #endif

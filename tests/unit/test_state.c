@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "convbi/convbi.h"
+#include "llm/config.h"
 #include "llm/pool.h"
 #include "llm/state.h"
 #include "util/alloc.h"
@@ -738,6 +739,45 @@ static void processes_killed_mid_loop_leave_the_file_consistent(void **state)
 	pool_close(p);
 }
 
+/* state_open: the one factory picks the backend from the configuration. */
+static void the_factory_opens_the_backend_the_configuration_names(void **state)
+{
+	struct state_shape shape;
+	struct state *st = NULL;
+	struct err e = ERR_INIT;
+	char path[600], rpath[600];
+	unsetenv("CONVBI_REDIS_URL");
+	assert_int_equal(pool_shape(&shape, W123, 3, &e), CONVBI_OK);
+	path_of(path, sizeof path, "factory.state");
+	path_of(rpath, sizeof rpath, "factory-redis.state");
+
+	struct state_cfg file = {.path = path};
+	assert_int_equal(state_open(&st, &file, &shape, &e), CONVBI_OK);
+	assert_string_equal(state_describe(st), "file");
+	assert_string_equal(state_path(st), path);
+	state_close(st);
+
+	struct state_cfg memory = {.backend = "memory", .path = path};
+	assert_int_equal(state_open(&st, &memory, &shape, &e), CONVBI_OK);
+	assert_string_equal(state_describe(st), "memory");
+	assert_false(state_is_shared(st));
+	state_close(st);
+
+	warn_reset();
+	struct state_cfg redis = {.backend = "redis", .url = "redis://127.0.0.1:1/0", .path = rpath,
+	                          .redis_timeout_ms = 200};
+	assert_int_equal(state_open(&st, &redis, &shape, &e), CONVBI_OK);
+	assert_string_equal(state_describe(st), "file (redis unreachable)");
+	assert_int_equal(warnings, 1);
+	state_close(st);
+
+	struct state_cfg bad = {.backend = "redis", .url = "http://127.0.0.1:1/0"};
+	assert_int_equal(state_open(&st, &bad, &shape, &e), CONVBI_ECONFIG);
+	assert_null(st);
+	assert_non_null(strstr(e.msg, "state.url"));
+	assert_string_equal(state_describe(NULL), "none");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -752,6 +792,7 @@ int main(void)
 		cmocka_unit_test(exactly_one_process_wins_the_half_open_probe),
 		cmocka_unit_test(a_killed_prober_frees_its_slot_after_the_probe_timeout),
 		cmocka_unit_test(processes_killed_mid_loop_leave_the_file_consistent),
+		cmocka_unit_test(the_factory_opens_the_backend_the_configuration_names),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
