@@ -207,6 +207,25 @@ CONVBI_API int convbi_answer_format(const convbi_answer *answer, const char *mod
  * elapsed_ms); caller frees. */
 CONVBI_API int convbi_answer_json(const convbi_answer *answer, char **json_out);
 
+/* ---- charts and cancellation (convbi serve) ----------------------------- */
+/* The answer's chart: a Vega-Lite v5 spec (compact JSON, caller frees)
+ * chosen deterministically from the result's column types -- a date/time
+ * column and a number: line; a category and a number: bar (horizontal
+ * when labels are long), or arc for 2..6 distinct non-negative parts; two
+ * numbers: point; a further category: color -- and built from a whitelist
+ * (inline data.values; never url, transform, params or expr).  *json_out
+ * is NULL (and the return CONVBI_OK) when the result suits no chart.  The
+ * answer JSON (convbi_answer_json) carries the same spec as "chart". */
+CONVBI_API int convbi_answer_chart_json(const convbi_answer *answer, char **json_out);
+
+/* Asks the question running on session (from another thread) to stop, as
+ * sqlite3_interrupt does: the ask returns CONVBI_ECANCELED at its next
+ * check (a model call is abandoned within the client's poll interval).
+ * Safe to call at any time from any thread while the session is alive; an
+ * interrupt that arrives when no question runs is forgotten by the next
+ * ask.  Returns CONVBI_OK, or CONVBI_EMISUSE for a bad handle. */
+CONVBI_API int convbi_session_interrupt(convbi_session *session);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/chart.h"
 #include "db/table.h"
 
 #define OK_ANSWER(a) ((a) && (a)->magic == ANSWER_MAGIC)
@@ -94,7 +95,14 @@ CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
 		return CONVBI_EMISUSE;
 	struct buf b;
 	buf_init(&b, 0);
-	if (turn_json(&b, &a->turn, -1)) {
+	char *chart = NULL;
+	int rc = turn_json(&b, &a->turn, -1);
+	if (!rc && b.len && b.data[b.len - 1] == '}' && !(rc = chart_build(&chart, a->turn.result))) {
+		b.len--;  /* the chart goes in as the object's last member */
+		rc = buf_printf(&b, ",\"chart\":%s}", chart ? chart : "null");
+	}
+	free(chart);
+	if (rc) {
 		buf_release(&b);
 		*json_out = NULL;
 		return CONVBI_ENOMEM;
@@ -127,4 +135,13 @@ CONVBI_API int convbi_answer_format(const convbi_answer *a, const char *mode, in
 	}
 	*text_out = buf_take(&b);
 	return *text_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+CONVBI_API int convbi_answer_chart_json(const convbi_answer *a, char **json_out)
+{
+	if (json_out)
+		*json_out = NULL;
+	if (!OK_ANSWER(a) || !json_out)
+		return CONVBI_EMISUSE;
+	return chart_build(json_out, a->turn.result);
 }

@@ -11,6 +11,7 @@
 #define CONVBI_API_API_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "convbi/convbi.h"
@@ -45,6 +46,7 @@ struct convbi_session {
 	convbi_engine *engine;        /* borrowed */
 	struct exec *exec;            /* owned connection */
 	struct history history;
+	atomic_int interrupted;       /* set by convbi_session_interrupt */
 };
 
 struct convbi_answer {

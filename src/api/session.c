@@ -161,6 +161,7 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 	if (!s || s->magic != SESSION_MAGIC || !question || !out)
 		return CONVBI_EMISUSE;
 	convbi_engine *e = s->engine;
+	atomic_store(&s->interrupted, 0);
 	convbi_answer *a = xcalloc(1, sizeof *a);
 	if (!a)
 		return CONVBI_ENOMEM;
@@ -191,7 +192,7 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .exec = s->exec,
 		.max_repairs = e->opts.max_repairs, .schema_budget = (size_t)e->opts.schema_tokens * 4,
 		.model_review = e->opts.model_review, .stream = e->opts.stream,
-		.deadline_ms = e->opts.question_timeout_ms,
+		.deadline_ms = e->opts.question_timeout_ms, .interrupt = &s->interrupted,
 	};
 	limits_of(&env.limits, e);
 	rc = flow_run(&env, &s->history, t, cb, payload);
@@ -200,4 +201,12 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 	else
 		s->err = t->err;
 	return rc;
+}
+
+CONVBI_API int convbi_session_interrupt(convbi_session *s)
+{
+	if (!s || s->magic != SESSION_MAGIC)
+		return CONVBI_EMISUSE;
+	atomic_store(&s->interrupted, 1);
+	return CONVBI_OK;
 }

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "serve/serve.h"
 
 struct command {
 	const char *name;
@@ -39,6 +40,9 @@ static const struct command commands[] = {
 	 "config json", 0, 0},
 	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db config prompts", 0, 1},
 	{"graph", "[--format mermaid|dot]", "print the workflow graph", cmd_graph, "format", 0, 0},
+	{"serve", "[--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE] [--help]",
+	 "HTTP/SSE API, MCP over HTTP and the page", NULL, "", 0, 0},
+	{"mcp", "[--db [NAME=]FILE]... [--config F] [--help]", "MCP server on stdin/stdout", NULL, "", 0, 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -164,6 +168,8 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		first = 2;
+		if (!cmd->run)  /* serve and mcp parse their own options (src/serve/) */
+			return (!strcmp(cmd->name, "serve") ? serve_main : mcp_main)(argc - 1, argv + 1);
 	}
 	struct cli_opts o;
 	memset(&o, 0, sizeof o);

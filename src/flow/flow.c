@@ -75,6 +75,8 @@ int flow_prompts_load(struct tmpl_set **out, const char *dir, struct err *err)
 
 int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint)
 {
+	if (r->env->interrupt && atomic_load(r->env->interrupt))
+		r->canceled = 1;
 	if (!r->cb || r->canceled)
 		return r->canceled;
 	convbi_event ev = {kind, flow_stage_name(r->stage), text ? text : "", text ? len : 0, endpoint};
@@ -162,6 +164,8 @@ int flow_run(const struct flow_env *env, const struct history *h, struct turn *t
 static int run_cancel(void *payload)
 {
 	struct flow_run *r = payload;
+	if (r->env->interrupt && atomic_load(r->env->interrupt))
+		r->canceled = 1;
 	return r->canceled || clock_mono_ms() >= r->deadline_mono;
 }
 

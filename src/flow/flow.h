@@ -17,6 +17,7 @@
 #ifndef CONVBI_FLOW_FLOW_H
 #define CONVBI_FLOW_FLOW_H
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "convbi/convbi.h"
@@ -44,6 +45,7 @@ struct flow_env {
 	int model_review;
 	int stream;
 	int64_t deadline_ms;         /* whole question */
+	const atomic_int *interrupt; /* non-zero = stop (another thread sets it); may be NULL */
 };
 
 /* Runs the workflow for t (question already set).  Returns t->status. */

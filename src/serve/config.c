@@ -1,0 +1,354 @@
+/* config.c -- `convbi serve` / `convbi mcp` options, the databases (one
+ * engine each), the tokens file and the constant-time token check.
+ *
+ * The tokens file has one token per line, optionally followed by the
+ * names of the databases it may use (a tenant); no names = every
+ * database.  `#` starts a comment.  A token is 16 to 255 printable ASCII
+ * characters without spaces.  Tokens are never printed: messages name the
+ * line number.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "serve/serve.h"
+
+#define TOKEN_MIN_BYTES 16
+#define TOKENS_FILE_MAX_BYTES (1u << 20)
+
+enum {
+	OPT_LISTEN = 256, OPT_DB, OPT_CONFIG, OPT_TOKENS, OPT_PROMPTS, OPT_REVIEW, OPT_MAX_REPAIRS, OPT_ROW_CAP,
+	OPT_SQL_TIMEOUT, OPT_MAX_QUESTIONS, OPT_MAX_SESSIONS, OPT_SESSION_IDLE, OPT_QUESTION_TIMEOUT, OPT_ALLOW_HOST,
+	OPT_ALLOW_ORIGIN, OPT_WEB, OPT_HELP
+};
+
+static const struct option long_opts[] = {
+	{"listen", required_argument, NULL, OPT_LISTEN}, {"db", required_argument, NULL, OPT_DB},
+	{"config", required_argument, NULL, OPT_CONFIG}, {"tokens", required_argument, NULL, OPT_TOKENS},
+	{"prompts", required_argument, NULL, OPT_PROMPTS}, {"review", no_argument, NULL, OPT_REVIEW},
+	{"max-repairs", required_argument, NULL, OPT_MAX_REPAIRS}, {"row-cap", required_argument, NULL, OPT_ROW_CAP},
+	{"sql-timeout-ms", required_argument, NULL, OPT_SQL_TIMEOUT},
+	{"max-questions", required_argument, NULL, OPT_MAX_QUESTIONS},
+	{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+	{"session-idle-s", required_argument, NULL, OPT_SESSION_IDLE},
+	{"question-timeout-ms", required_argument, NULL, OPT_QUESTION_TIMEOUT},
+	{"allow-host", required_argument, NULL, OPT_ALLOW_HOST}, {"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN},
+	{"web", required_argument, NULL, OPT_WEB}, {"help", no_argument, NULL, OPT_HELP}, {NULL, 0, NULL, 0},
+};
+
+/* Flags `convbi mcp` does not take (they are about the HTTP server). */
+static const int http_only[] = {OPT_LISTEN, OPT_TOKENS, OPT_MAX_QUESTIONS, OPT_MAX_SESSIONS, OPT_SESSION_IDLE,
+                                OPT_ALLOW_HOST, OPT_ALLOW_ORIGIN, OPT_WEB};
+
+static const char serve_usage[] =
+	"usage: convbi serve [--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE]\n"
+	"                    [--prompts DIR] [--review] [--max-repairs N] [--row-cap N] [--sql-timeout-ms N]\n"
+	"                    [--max-questions N] [--max-sessions N] [--session-idle-s N] [--question-timeout-ms N]\n"
+	"                    [--allow-host HOST[:PORT]]... [--allow-origin ORIGIN]...\n"
+	"       convbi mcp [--db [NAME=]FILE]... [--config F] [--prompts DIR] [engine options]\n";
+
+static int whole(const char *flag, const char *v, long min, long max, int *out)
+{
+	char *end;
+	errno = 0;
+	long n = strtol(v, &end, 10);
+	if (!*v || *end || errno || n < min || n > max) {
+		fprintf(stderr, "convbi: %s takes a whole number from %ld to %ld, not `%s`\n", flag, min, max, v);
+		return -1;
+	}
+	*out = (int)n;
+	return 0;
+}
+
+int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
+{
+	memset(c, 0, sizeof *c);
+	c->listen = "127.0.0.1:8765";
+	c->max_repairs = c->row_cap = c->sql_timeout_ms = -1;
+	c->max_questions = 16;
+	c->max_sessions = 10000;
+	c->session_idle_s = 900;
+	c->question_timeout_ms = 120000;
+	const char *cmd = mcp ? "mcp" : "serve";
+	int opt, bad = 0;
+	optind = 1;
+	opterr = 0;
+	while (!bad && (opt = getopt_long(argc, argv, "+", long_opts, NULL)) != -1) {
+		for (size_t i = 0; mcp && i < sizeof http_only / sizeof http_only[0]; i++)
+			if (opt == http_only[i]) {
+				fprintf(stderr, "convbi: `convbi mcp` does not take %s (it speaks over stdin/stdout); use `convbi serve` for HTTP\n",
+				        argv[optind - 1]);
+				return SERVE_EXIT_USAGE;
+			}
+		switch (opt) {
+		case OPT_LISTEN: c->listen = optarg; break;
+		case OPT_DB:
+			if (c->ndb_specs == SERVE_DBS_MAX) {
+				fprintf(stderr, "convbi: at most %d --db options\n", SERVE_DBS_MAX);
+				return SERVE_EXIT_USAGE;
+			}
+			c->db_specs[c->ndb_specs++] = optarg;
+			break;
+		case OPT_CONFIG: c->config_path = optarg; break;
+		case OPT_TOKENS: c->tokens_path = optarg; break;
+		case OPT_PROMPTS: c->prompts_dir = optarg; break;
+		case OPT_WEB: c->web_dir = optarg; break;
+		case OPT_REVIEW: c->review = 1; break;
+		case OPT_MAX_REPAIRS: bad = whole("--max-repairs", optarg, 0, 10, &c->max_repairs); break;
+		case OPT_ROW_CAP: bad = whole("--row-cap", optarg, 1, 10000000, &c->row_cap); break;
+		case OPT_SQL_TIMEOUT: bad = whole("--sql-timeout-ms", optarg, 1, 3600000, &c->sql_timeout_ms); break;
+		case OPT_MAX_QUESTIONS: bad = whole("--max-questions", optarg, 1, 4096, &c->max_questions); break;
+		case OPT_MAX_SESSIONS: bad = whole("--max-sessions", optarg, 1, 1000000, &c->max_sessions); break;
+		case OPT_SESSION_IDLE: bad = whole("--session-idle-s", optarg, 1, 604800, &c->session_idle_s); break;
+		case OPT_QUESTION_TIMEOUT: bad = whole("--question-timeout-ms", optarg, 1, 3600000, &c->question_timeout_ms); break;
+		case OPT_ALLOW_HOST:
+		case OPT_ALLOW_ORIGIN: {
+			int host = opt == OPT_ALLOW_HOST;
+			int *n = host ? &c->nallow_hosts : &c->nallow_origins;
+			if (*n == SERVE_ALLOW_MAX) {
+				fprintf(stderr, "convbi: at most %d %s options\n", SERVE_ALLOW_MAX, host ? "--allow-host" : "--allow-origin");
+				return SERVE_EXIT_USAGE;
+			}
+			(host ? c->allow_hosts : c->allow_origins)[(*n)++] = optarg;
+			break;
+		}
+		case OPT_HELP:
+			fputs(serve_usage, stdout);
+			exit(SERVE_EXIT_OK);
+		default:
+			fprintf(stderr, "convbi: unknown or incomplete option `%s` for `convbi %s`\n%s", argv[optind - 1], cmd, serve_usage);
+			return SERVE_EXIT_USAGE;
+		}
+	}
+	if (bad)
+		return SERVE_EXIT_USAGE;
+	if (optind < argc) {
+		fprintf(stderr, "convbi: `convbi %s` takes no arguments (got `%s`)\n%s", cmd, argv[optind], serve_usage);
+		return SERVE_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- databases ------------------------------------------------------------ */
+
+static int valid_name(const char *s, size_t n)
+{
+	if (n == 0 || n >= SERVE_NAME_MAX_BYTES)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') ||
+		      s[i] == '_' || s[i] == '-'))
+			return 0;
+	return 1;
+}
+
+/* "NAME=FILE" or "FILE" (the name is the file's base name without its
+ * extension). */
+static int parse_db(struct serve_db *d, const char *spec)
+{
+	const char *eq = strchr(spec, '=');
+	const char *path = eq ? eq + 1 : spec;
+	const char *name = spec;
+	size_t n = eq ? (size_t)(eq - spec) : 0;
+	if (!eq) {
+		const char *slash = strrchr(path, '/');
+		name = slash ? slash + 1 : path;
+		const char *dot = strchr(name, '.');
+		n = dot ? (size_t)(dot - name) : strlen(name);
+	}
+	if (!valid_name(name, n)) {
+		fprintf(stderr, "convbi: --db `%s`: the name must be 1-%d letters, digits, '_' or '-'; write --db NAME=FILE\n", spec,
+		        SERVE_NAME_MAX_BYTES - 1);
+		return -1;
+	}
+	memcpy(d->name, name, n);
+	d->name[n] = '\0';
+	if (!*path) {
+		fprintf(stderr, "convbi: --db `%s` names no file; write --db NAME=FILE\n", spec);
+		return -1;
+	}
+	d->path = strdup(path);
+	return d->path ? 0 : -1;
+}
+
+static int open_engine(struct serve_db *d, const struct serve_config *c)
+{
+	convbi_options o = CONVBI_OPTIONS_INIT;
+	o.db_path = d->path;
+	o.config_path = c->config_path;
+	o.prompts_dir = c->prompts_dir;
+	o.model_review = c->review;
+	o.stream = 1;
+	o.question_timeout_ms = c->question_timeout_ms;
+	if (c->max_repairs >= 0)
+		o.max_repairs = c->max_repairs;
+	if (c->row_cap > 0)
+		o.row_cap = c->row_cap;
+	if (c->sql_timeout_ms > 0)
+		o.sql_timeout_ms = c->sql_timeout_ms;
+	int rc = convbi_engine_open(&d->engine, &o);
+	if (rc) {
+		fprintf(stderr, "convbi: database `%s` (%s): %s\n", d->name, d->path,
+		        d->engine ? convbi_engine_errmsg(d->engine) : convbi_errstr(rc));
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- tokens ---------------------------------------------------------------- */
+
+static int load_tokens(struct server *s, const char *path)
+{
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		fprintf(stderr, "convbi: cannot read the tokens file %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
+		fprintf(stderr, "convbi: warning: the tokens file %s is readable by other users; chmod 600 it\n", path);
+	if (fstat(fileno(f), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > (off_t)TOKENS_FILE_MAX_BYTES)) {
+		fprintf(stderr, "convbi: the tokens file %s is not a regular file of at most %u bytes\n", path, TOKENS_FILE_MAX_BYTES);
+		fclose(f);
+		return -1;
+	}
+	s->tokens = calloc(SERVE_TOKENS_MAX, sizeof *s->tokens);
+	char line[4096];
+	int lineno = 0, rc = s->tokens ? 0 : -1;
+	while (!rc && fgets(line, sizeof line, f)) {
+		lineno++;
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *save = NULL, *tok = strtok_r(line, " \t\r\n", &save);
+		if (!tok)
+			continue;
+		size_t n = strlen(tok);
+		int printable = 1;
+		for (size_t i = 0; i < n; i++)
+			printable &= tok[i] > 0x20 && tok[i] < 0x7f;
+		if (n < TOKEN_MIN_BYTES || n >= SERVE_TOKEN_MAX_BYTES || !printable) {
+			fprintf(stderr, "convbi: %s line %d: a token must be %d to %d printable characters without spaces\n", path, lineno,
+			        TOKEN_MIN_BYTES, SERVE_TOKEN_MAX_BYTES - 1);
+			rc = -1;
+			break;
+		}
+		if (s->ntokens == SERVE_TOKENS_MAX) {
+			fprintf(stderr, "convbi: %s: more than %d tokens\n", path, SERVE_TOKENS_MAX);
+			rc = -1;
+			break;
+		}
+		struct serve_token *t = &s->tokens[s->ntokens++];
+		memcpy(t->secret, tok, n + 1);
+		t->len = n;
+		for (char *name; !rc && (name = strtok_r(NULL, " \t\r\n,", &save));) {
+			if (!server_db(s, name)) {
+				fprintf(stderr, "convbi: %s line %d: no database is named `%s`; add --db %s=FILE or fix the line\n", path, lineno,
+				        name, name);
+				rc = -1;
+				break;
+			}
+			size_t old = t->dbs ? strlen(t->dbs) : 0;
+			char *dbs = realloc(t->dbs, old + strlen(name) + 3);
+			if (!dbs) {
+				rc = -1;
+				break;
+			}
+			if (!old)
+				strcpy(dbs, " ");
+			strcat(strcat(dbs, name), " ");
+			t->dbs = dbs;
+		}
+	}
+	fclose(f);
+	if (!rc && !s->ntokens) {
+		fprintf(stderr, "convbi: the tokens file %s holds no token; add one per line\n", path);
+		rc = -1;
+	}
+	return rc;
+}
+
+/* Equal in time that depends only on the stored token's length. */
+static int same_secret(const char *stored, size_t stored_len, const char *given, size_t given_len)
+{
+	unsigned char diff = (unsigned char)(stored_len != given_len);
+	for (size_t i = 0; i < stored_len; i++)
+		diff |= (unsigned char)(stored[i] ^ (i < given_len ? given[i] : 0));
+	return diff == 0;
+}
+
+int server_token_find(const struct server *s, const char *presented)
+{
+	size_t n = strnlen(presented, SERVE_TOKEN_MAX_BYTES);
+	int found = -1;
+	for (int i = 0; i < s->ntokens; i++)  /* no early exit: every token is compared */
+		if (same_secret(s->tokens[i].secret, s->tokens[i].len, presented, n) && found < 0)
+			found = i;
+	return found;
+}
+
+int server_token_allows(const struct server *s, int tok, const struct serve_db *db)
+{
+	if (tok < 0)
+		return s->ntokens == 0;
+	const char *dbs = s->tokens[tok].dbs;
+	if (!dbs)
+		return 1;
+	char needle[SERVE_NAME_MAX_BYTES + 3];
+	snprintf(needle, sizeof needle, " %s ", db->name);
+	return strstr(dbs, needle) != NULL;
+}
+
+struct serve_db *server_db(struct server *s, const char *name)
+{
+	if (!name || !*name)
+		return s->ndbs ? &s->dbs[0] : NULL;
+	for (int i = 0; i < s->ndbs; i++)
+		if (!strcmp(s->dbs[i].name, name))
+			return &s->dbs[i];
+	return NULL;
+}
+
+int server_setup(struct server *s, const struct serve_config *c)
+{
+	s->cfg = *c;
+	const char *sample = access(CONVBI_SAMPLE_DB_BUILD, R_OK) == 0 ? CONVBI_SAMPLE_DB_BUILD : CONVBI_SAMPLE_DB_INSTALL;
+	int n = c->ndb_specs ? c->ndb_specs : 1;
+	for (int i = 0; i < n; i++) {
+		struct serve_db *d = &s->dbs[s->ndbs];
+		if (c->ndb_specs ? parse_db(d, c->db_specs[i]) : parse_db(d, sample))
+			return -1;
+		if (server_db(s, d->name)) {
+			fprintf(stderr, "convbi: two databases are named `%s`; write --db NAME=FILE with distinct names\n", d->name);
+			free(d->path);
+			d->path = NULL;
+			return -1;
+		}
+		s->ndbs++;
+		if (open_engine(d, c))
+			return -1;
+	}
+	if (c->tokens_path && load_tokens(s, c->tokens_path))
+		return -1;
+	return 0;
+}
+
+void server_teardown(struct server *s)
+{
+	for (int i = 0; i < s->ndbs; i++) {
+		convbi_engine_close(s->dbs[i].engine);
+		free(s->dbs[i].path);
+	}
+	s->ndbs = 0;
+	for (int i = 0; i < s->ntokens; i++) {
+		free(s->tokens[i].dbs);
+		explicit_bzero(s->tokens[i].secret, sizeof s->tokens[i].secret);
+	}
+	free(s->tokens);
+	s->tokens = NULL;
+	s->ntokens = 0;
+}

@@ -1,0 +1,472 @@
+/* mcp.c -- the Model Context Protocol server of convbi, shared by `convbi
+ * mcp` (stdio) and `/mcp` on `convbi serve` (Streamable HTTP).
+ *
+ * It speaks revision 2025-11-25 (initialize, ping, tools/list, tools/call,
+ * notifications; also accepting 2025-06-18 and 2025-03-26 clients) and
+ * revision 2026-07-28, the stateless one: server/discover, and requests
+ * that carry their version in params._meta["io.modelcontextprotocol/
+ * protocolVersion"] get results with "resultType":"complete"; a version
+ * neither knows gets UnsupportedProtocolVersionError (-32004) listing the
+ * supported ones.  Every tool is read-only (annotations.readOnlyHint):
+ *   ask             a question; "conversation" continues one the server
+ *                   minted in an earlier result
+ *   run_sql         caller's SQL through the same read-only gate
+ *   schema          the schema text the SQL agent is given
+ *   list_databases  the databases this caller may use
+ * Results are text (the answer, the SQL, a Markdown table) plus
+ * structuredContent (question, sql, columns, rows, row_count, truncated,
+ * answer, chart, conversation).  A failed tool is a result with isError.
+ */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/serve.h"
+
+#define MCP_LEGACY_VERSION "2025-11-25"
+#define MCP_MODERN_VERSION "2026-07-28"
+#define MCP_META_VERSION "io.modelcontextprotocol/protocolVersion"
+#define MCP_TABLE_ROWS 50  /* rows shown in a tool's text; all rows are in structuredContent */
+
+/* JSON-RPC and MCP error codes. */
+#define RPC_PARSE_ERROR (-32700)
+#define RPC_INVALID_REQUEST (-32600)
+#define RPC_METHOD_NOT_FOUND (-32601)
+#define RPC_INVALID_PARAMS (-32602)
+#define RPC_UNSUPPORTED_VERSION (-32004)
+
+static const char *const legacy_versions[] = {MCP_LEGACY_VERSION, "2025-06-18", "2025-03-26", NULL};
+
+static const char instructions[] =
+	"convbi answers questions about SQL databases. Call list_databases, then ask with a question in plain language; "
+	"pass the returned conversation to ask follow-ups. run_sql runs your own SELECT through the same read-only gate; "
+	"schema shows the tables and columns.";
+
+struct mcp {
+	struct server *s;
+};
+
+struct mcp *mcp_new(struct server *s)
+{
+	struct mcp *m = calloc(1, sizeof *m);
+	if (m)
+		m->s = s;
+	return m;
+}
+
+void mcp_free(struct mcp *m)
+{
+	free(m);
+}
+
+/* ---- tools ------------------------------------------------------------------ */
+
+static const char tools_json[] =
+	"[{\"name\":\"ask\",\"title\":\"Ask a question about the data\","
+	"\"description\":\"Answers a question in plain language about a database: writes one read-only SELECT, checks it, runs it "
+	"and answers in words, with the rows, the SQL and a Vega-Lite chart when the result suits one. Pass the conversation from a "
+	"previous result to ask a follow-up.\","
+	"\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+	"\"question\":{\"type\":\"string\",\"description\":\"the question\"},"
+	"\"conversation\":{\"type\":\"string\",\"description\":\"continue this conversation (from an earlier ask result)\"},"
+	"\"db\":{\"type\":\"string\",\"description\":\"database name (see list_databases); default the first\"}},"
+	"\"required\":[\"question\"],\"additionalProperties\":false},"
+	"\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":false,\"openWorldHint\":false}},"
+	"{\"name\":\"run_sql\",\"title\":\"Run a SELECT\","
+	"\"description\":\"Runs one SQL SELECT through the same read-only gate and limits as model-written SQL; returns the rows.\","
+	"\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+	"\"sql\":{\"type\":\"string\",\"description\":\"one SELECT statement\"},"
+	"\"db\":{\"type\":\"string\",\"description\":\"database name; default the first\"}},"
+	"\"required\":[\"sql\"],\"additionalProperties\":false},"
+	"\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
+	"{\"name\":\"schema\",\"title\":\"Show the schema\","
+	"\"description\":\"The tables, columns and sample values of a database, as the SQL writer sees them (narrowed to a question "
+	"when one is given).\","
+	"\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+	"\"db\":{\"type\":\"string\",\"description\":\"database name; default the first\"},"
+	"\"question\":{\"type\":\"string\",\"description\":\"narrow the schema to this question\"}},"
+	"\"additionalProperties\":false},"
+	"\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
+	"{\"name\":\"list_databases\",\"title\":\"List the databases\","
+	"\"description\":\"The databases this server answers questions about.\","
+	"\"inputSchema\":{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false},"
+	"\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}}]";
+
+/* A tool result: text content plus structuredContent (taken). */
+static cJSON *tool_result(const char *text, cJSON *structured, int is_error)
+{
+	cJSON *r = cJSON_CreateObject(), *content = cJSON_AddArrayToObject(r, "content"), *t = cJSON_CreateObject();
+	cJSON_AddStringToObject(t, "type", "text");
+	cJSON_AddStringToObject(t, "text", text);
+	cJSON_AddItemToArray(content, t);
+	if (structured)
+		cJSON_AddItemToObject(r, "structuredContent", structured);
+	cJSON_AddBoolToObject(r, "isError", is_error);
+	return r;
+}
+
+static cJSON *tool_error(const char *message)
+{
+	cJSON *st = cJSON_CreateObject();
+	cJSON_AddStringToObject(st, "error", message);
+	return tool_result(message, st, 1);
+}
+
+static const char *arg_str(const cJSON *args, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(args, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static struct serve_db *tool_db(struct mcp *m, int tok, const cJSON *args, char *why, size_t cap)
+{
+	const char *name = arg_str(args, "db");
+	struct serve_db *db = server_db(m->s, name);
+	if (!db)
+		snprintf(why, cap, "no database is named `%.64s`; call list_databases", name ? name : "");
+	else if (!server_token_allows(m->s, tok, db))
+		snprintf(why, cap, "this token may not use database `%s`", db->name);
+	return db && server_token_allows(m->s, tok, db) ? db : NULL;
+}
+
+/* The answer as text and structuredContent (the answer JSON's fields). */
+static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
+{
+	char *json = NULL, *table = NULL;
+	convbi_answer_json(a, &json);
+	convbi_answer_format(a, "markdown", MCP_TABLE_ROWS, &table);
+	cJSON *full = json ? cJSON_Parse(json) : NULL, *st = cJSON_CreateObject();
+	static const char *const keys[] = {"question", "sql", "columns", "rows", "row_count", "truncated", "answer", "chart"};
+	for (size_t i = 0; full && i < sizeof keys / sizeof keys[0]; i++) {
+		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(full, keys[i]);
+		if (v)
+			cJSON_AddItemToObject(st, keys[i], v);
+	}
+	if (conversation)
+		cJSON_AddStringToObject(st, "conversation", conversation);
+	if (rc) {
+		cJSON_AddStringToObject(st, "error", convbi_answer_errmsg(a));
+		cJSON_AddStringToObject(st, "error_class", convbi_errname(rc));
+	}
+	size_t n = strlen(convbi_answer_text(a)) + strlen(convbi_answer_sql(a)) + (table ? strlen(table) : 0) +
+	           strlen(convbi_answer_errmsg(a)) + 200;
+	char *text = malloc(n);
+	if (text) {
+		int k = snprintf(text, n, "%s", rc ? convbi_answer_errmsg(a) : convbi_answer_text(a));
+		if (*convbi_answer_sql(a))
+			k += snprintf(text + k, n - (size_t)k, "\n\nSQL:\n```sql\n%s\n```", convbi_answer_sql(a));
+		if (table && *table)
+			k += snprintf(text + k, n - (size_t)k, "\n\n%s", table);
+		if (convbi_answer_row_count(a) > MCP_TABLE_ROWS)
+			snprintf(text + k, n - (size_t)k, "\n(%lld rows; all are in structuredContent)", (long long)convbi_answer_row_count(a));
+	}
+	cJSON *r = tool_result(text ? text : "", st, rc != 0);
+	free(text);
+	cJSON_Delete(full);
+	convbi_free(json);
+	convbi_free(table);
+	return r;
+}
+
+static int take_slot(struct server *s)
+{
+	if (atomic_load(&s->draining))
+		return -1;
+	if (atomic_fetch_add(&s->questions_running, 1) >= s->cfg.max_questions) {
+		atomic_fetch_sub(&s->questions_running, 1);
+		return -1;
+	}
+	return 0;
+}
+
+static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args)
+{
+	const char *question = arg_str(args, "question"), *conversation = arg_str(args, "conversation");
+	char why[200];
+	if (!question || !*question)
+		return tool_error("ask needs \"question\": the question to answer");
+	if (strlen(question) > SERVE_QUESTION_MAX_BYTES)
+		return tool_error("the question is too long; shorten it");
+	struct serve_session *ss = NULL;
+	if (conversation) {
+		if (!(ss = sessions_get(m->s->sessions, conversation, tok)))
+			return tool_error("no such conversation (it may have expired); ask without \"conversation\" to start one");
+	} else {
+		struct serve_db *db = tool_db(m, tok, args, why, sizeof why);
+		if (!db)
+			return tool_error(why);
+		int rc = sessions_create(m->s->sessions, db, tok, &ss);
+		if (rc)
+			return tool_error(rc == CONVBI_ETOOBIG ? "too many conversations are open; retry later" : convbi_errstr(rc));
+	}
+	cJSON *r = NULL;
+	if (sessions_begin(m->s->sessions, ss)) {
+		sessions_release(m->s->sessions, ss);
+		return tool_error("this conversation is answering another question; wait for it");
+	}
+	if (take_slot(m->s)) {
+		r = tool_error("the server is busy (too many questions running); retry shortly");
+		goto done;
+	}
+	int rc = ss->conv ? CONVBI_OK : convbi_session_new(&ss->conv, ss->db->engine);
+	if (rc) {
+		r = tool_error(ss->conv ? convbi_session_errmsg(ss->conv) : convbi_errstr(rc));
+		convbi_session_free(ss->conv);
+		ss->conv = NULL;
+	} else {
+		convbi_answer *a = NULL;
+		rc = convbi_session_ask(ss->conv, question, NULL, NULL, NULL, &a);
+		char *json = NULL;
+		if (a)
+			convbi_answer_json(a, &json);
+		metrics_answer(m->s->metrics, json, rc);
+		convbi_free(json);
+		r = a ? answer_result(a, rc, ss->id) : tool_error(convbi_errstr(rc));
+		convbi_answer_free(a);
+	}
+	atomic_fetch_sub(&m->s->questions_running, 1);
+done:
+	sessions_end(m->s->sessions, ss);
+	sessions_release(m->s->sessions, ss);
+	return r;
+}
+
+static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args)
+{
+	const char *sql = arg_str(args, "sql");
+	char why[200];
+	if (!sql || !*sql)
+		return tool_error("run_sql needs \"sql\": one SELECT statement");
+	if (strlen(sql) > SERVE_SQL_MAX_BYTES)
+		return tool_error("the SQL is too long; shorten it");
+	struct serve_db *db = tool_db(m, tok, args, why, sizeof why);
+	if (!db)
+		return tool_error(why);
+	if (take_slot(m->s))
+		return tool_error("the server is busy (too many questions running); retry shortly");
+	convbi_session *conv = NULL;
+	convbi_answer *a = NULL;
+	int rc = convbi_session_new(&conv, db->engine);
+	if (!rc || conv)
+		rc = convbi_session_run_sql(conv, sql, &a);
+	cJSON *r = a ? answer_result(a, rc, NULL) : tool_error(conv ? convbi_session_errmsg(conv) : convbi_errstr(rc));
+	convbi_answer_free(a);
+	convbi_session_free(conv);
+	atomic_fetch_sub(&m->s->questions_running, 1);
+	return r;
+}
+
+static cJSON *tool_schema(struct mcp *m, int tok, const cJSON *args)
+{
+	char why[200];
+	struct serve_db *db = tool_db(m, tok, args, why, sizeof why);
+	if (!db)
+		return tool_error(why);
+	const char *question = arg_str(args, "question");
+	if (question && strlen(question) > SERVE_QUESTION_MAX_BYTES)
+		return tool_error("the question is too long; shorten it");
+	char *text = NULL;
+	int rc = convbi_engine_schema(db->engine, question && *question ? question : NULL, &text);
+	if (rc)
+		return tool_error(convbi_engine_errmsg(db->engine));
+	cJSON *st = cJSON_CreateObject();
+	cJSON_AddStringToObject(st, "db", db->name);
+	cJSON_AddStringToObject(st, "schema", text);
+	cJSON *r = tool_result(text, st, 0);
+	convbi_free(text);
+	return r;
+}
+
+static cJSON *tool_list_databases(struct mcp *m, int tok)
+{
+	cJSON *st = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(st, "databases");
+	char text[SERVE_DBS_MAX * (SERVE_NAME_MAX_BYTES + 4)] = "";
+	size_t k = 0;
+	for (int i = 0; i < m->s->ndbs; i++) {
+		if (!server_token_allows(m->s, tok, &m->s->dbs[i]))
+			continue;
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "name", m->s->dbs[i].name);
+		cJSON_AddItemToArray(arr, d);
+		k += (size_t)snprintf(text + k, sizeof text - k, "%s%s", k ? "\n" : "", m->s->dbs[i].name);
+	}
+	return tool_result(k ? text : "(no database)", st, 0);
+}
+
+/* ---- JSON-RPC ------------------------------------------------------------------ */
+
+static char *rpc_error(const cJSON *id, int code, const char *message, cJSON *data)
+{
+	cJSON *o = cJSON_CreateObject(), *e = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+	cJSON_AddItemToObject(o, "id", id ? cJSON_Duplicate(id, 1) : cJSON_CreateNull());
+	cJSON_AddNumberToObject(e, "code", code);
+	cJSON_AddStringToObject(e, "message", message);
+	if (data)
+		cJSON_AddItemToObject(e, "data", data);
+	cJSON_AddItemToObject(o, "error", e);
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static char *rpc_result(const cJSON *id, cJSON *result, int modern)
+{
+	if (modern && !cJSON_HasObjectItem(result, "resultType"))
+		cJSON_AddStringToObject(result, "resultType", "complete");
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "jsonrpc", "2.0");
+	cJSON_AddItemToObject(o, "id", cJSON_Duplicate(id, 1));
+	cJSON_AddItemToObject(o, "result", result);
+	char *s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+static int known_legacy(const char *v)
+{
+	for (const char *const *p = legacy_versions; v && *p; p++)
+		if (!strcmp(v, *p))
+			return 1;
+	return 0;
+}
+
+static cJSON *supported_versions(void)
+{
+	cJSON *a = cJSON_CreateArray();
+	cJSON_AddItemToArray(a, cJSON_CreateString(MCP_MODERN_VERSION));
+	for (const char *const *p = legacy_versions; *p; p++)
+		cJSON_AddItemToArray(a, cJSON_CreateString(*p));
+	return a;
+}
+
+static cJSON *server_info(void)
+{
+	cJSON *i = cJSON_CreateObject();
+	cJSON_AddStringToObject(i, "name", "convbi");
+	cJSON_AddStringToObject(i, "title", "convbi text-to-SQL");
+	cJSON_AddStringToObject(i, "version", convbi_version());
+	return i;
+}
+
+static cJSON *capabilities(void)
+{
+	cJSON *c = cJSON_CreateObject(), *t = cJSON_AddObjectToObject(c, "tools");
+	cJSON_AddBoolToObject(t, "listChanged", 0);
+	return c;
+}
+
+static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, int *unknown)
+{
+	const char *name = arg_str(params, "name");
+	const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+	if (args && !cJSON_IsObject(args))
+		return tool_error("\"arguments\" must be an object");
+	*unknown = 0;
+	if (name && !strcmp(name, "ask"))
+		return tool_ask(m, tok, args);
+	if (name && !strcmp(name, "run_sql"))
+		return tool_run_sql(m, tok, args);
+	if (name && !strcmp(name, "schema"))
+		return tool_schema(m, tok, args);
+	if (name && !strcmp(name, "list_databases"))
+		return tool_list_databases(m, tok);
+	*unknown = 1;
+	return NULL;
+}
+
+int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version,
+               const char *header_method, char **reply_out, int *new_session)
+{
+	*reply_out = NULL;
+	*new_session = 0;
+	cJSON *msg = cJSON_ParseWithLength(text, len);
+	if (!msg) {
+		*reply_out = rpc_error(NULL, RPC_PARSE_ERROR, "Parse error: the message is not JSON", NULL);
+		return 400;
+	}
+	int status = 200;
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	if (!cJSON_IsObject(msg) || (method && !cJSON_IsString(method)) || (id && !cJSON_IsString(id) && !cJSON_IsNumber(id))) {
+		*reply_out = rpc_error(cJSON_IsObject(msg) ? id : NULL, RPC_INVALID_REQUEST,
+		                       "Invalid Request: send one JSON-RPC 2.0 object (batches are not part of MCP 2025-11-25)", NULL);
+		status = 400;
+		goto done;
+	}
+	if (!method || !id) {  /* a notification, or a response to us: acknowledged */
+		status = 202;
+		goto done;
+	}
+	const char *name = method->valuestring;
+	const cJSON *meta = cJSON_GetObjectItemCaseSensitive(params, "_meta");
+	const cJSON *mv = cJSON_GetObjectItemCaseSensitive(meta, MCP_META_VERSION);
+	const char *version = cJSON_IsString(mv) ? mv->valuestring : NULL;
+	int modern = version && !strcmp(version, MCP_MODERN_VERSION);
+	if (version && !modern && !known_legacy(version)) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddItemToObject(data, "supported", supported_versions());
+		cJSON_AddStringToObject(data, "requested", version);
+		*reply_out = rpc_error(id, RPC_UNSUPPORTED_VERSION, "Unsupported protocol version", data);
+		status = 400;
+		goto done;
+	}
+	if (header_version && version && strcmp(header_version, version)) {
+		*reply_out = rpc_error(id, RPC_INVALID_REQUEST, "the MCP-Protocol-Version header differs from params._meta", NULL);
+		status = 400;
+		goto done;
+	}
+	if (header_version && !version && strcmp(name, "initialize") && !known_legacy(header_version) &&
+	    strcmp(header_version, MCP_MODERN_VERSION)) {
+		cJSON *data = cJSON_CreateObject();
+		cJSON_AddItemToObject(data, "supported", supported_versions());
+		cJSON_AddStringToObject(data, "requested", header_version);
+		*reply_out = rpc_error(id, RPC_UNSUPPORTED_VERSION, "Unsupported protocol version", data);
+		status = 400;
+		goto done;
+	}
+	if (header_method && strcmp(header_method, name)) {
+		*reply_out = rpc_error(id, RPC_INVALID_REQUEST, "the Mcp-Method header differs from the body's method", NULL);
+		status = 400;
+		goto done;
+	}
+	cJSON *result = NULL;
+	if (!strcmp(name, "initialize")) {
+		const char *want = arg_str(params, "protocolVersion");
+		result = cJSON_CreateObject();
+		cJSON_AddStringToObject(result, "protocolVersion", known_legacy(want) ? want : MCP_LEGACY_VERSION);
+		cJSON_AddItemToObject(result, "capabilities", capabilities());
+		cJSON_AddItemToObject(result, "serverInfo", server_info());
+		cJSON_AddStringToObject(result, "instructions", instructions);
+		*new_session = 1;
+	} else if (!strcmp(name, "server/discover")) {
+		result = cJSON_CreateObject();
+		cJSON_AddItemToObject(result, "supportedVersions", supported_versions());
+		cJSON_AddItemToObject(result, "capabilities", capabilities());
+		cJSON_AddItemToObject(result, "serverInfo", server_info());
+		cJSON_AddStringToObject(result, "instructions", instructions);
+		modern = 1;  /* only modern clients call it; its result has resultType */
+	} else if (!strcmp(name, "ping")) {
+		result = cJSON_CreateObject();
+	} else if (!strcmp(name, "tools/list")) {
+		result = cJSON_CreateObject();
+		cJSON_AddItemToObject(result, "tools", cJSON_Parse(tools_json));
+	} else if (!strcmp(name, "tools/call")) {
+		int unknown = 0;
+		result = call_tool(m, tok, params, &unknown);
+		if (unknown) {
+			*reply_out = rpc_error(id, RPC_INVALID_PARAMS, "Unknown tool: call tools/list for the names", NULL);
+			goto done;
+		}
+	} else {
+		*reply_out = rpc_error(id, RPC_METHOD_NOT_FOUND, "Method not found", NULL);
+		status = modern ? 404 : 200;
+		goto done;
+	}
+	*reply_out = result ? rpc_result(id, result, modern) : rpc_error(id, -32603, "Internal error: out of memory", NULL);
+done:
+	cJSON_Delete(msg);
+	return status;
+}

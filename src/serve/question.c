@@ -1,0 +1,334 @@
+/* question.c -- one question of `convbi serve`, on its own worker thread.
+ *
+ * The worker opens the session's conversation on first use, asks, and
+ * turns every event into SSE text (`event: stage|retry|sql|token`, data a
+ * JSON object) queued for the connection thread, which copies it out as
+ * the client reads.  At the end come `rows` (when the answer has rows)
+ * and one terminal event: `done` with the answer JSON (the same as
+ * `convbi ask --json`, chart included) or `error` with the error shape
+ * {"error":{"code","message"}} and the answer.  question_cancel (the
+ * client went away, or the server drains) interrupts the ask.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "serve/serve.h"
+
+#define QUESTION_QUEUE_MAX_BYTES (8u << 20)  /* unread SSE text kept per question */
+
+struct question {
+	struct server *s;
+	struct serve_session *ss;       /* borrowed (the caller holds a ref) */
+	char *text;                     /* owned */
+	int sse;
+	pthread_t thread;
+	int started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	char *out;                      /* owned: queued SSE bytes */
+	size_t out_len, out_cap, out_pos;
+	int overflow;
+	int done;
+	atomic_int canceled;
+	atomic_int conv_ready;          /* the session's conversation is open */
+	char *hint;                     /* owned, may be NULL */
+	int status;
+	char *answer_json;              /* owned */
+};
+
+/* Appends bytes to the SSE queue; past the cap the stream is cut (the
+ * client reads too slowly) and the question canceled. */
+static void enqueue(struct question *q, const char *data, size_t n)
+{
+	pthread_mutex_lock(&q->lock);
+	if (q->out_pos == q->out_len)
+		q->out_pos = q->out_len = 0;
+	if (q->out_len + n > QUESTION_QUEUE_MAX_BYTES) {
+		q->overflow = 1;
+		atomic_store(&q->canceled, 1);
+	} else {
+		if (q->out_len + n > q->out_cap) {
+			size_t cap = q->out_cap ? q->out_cap : 4096;
+			while (cap < q->out_len + n)
+				cap *= 2;
+			char *d = realloc(q->out, cap);
+			if (d) {
+				q->out = d;
+				q->out_cap = cap;
+			}
+		}
+		if (q->out_len + n <= q->out_cap) {
+			memcpy(q->out + q->out_len, data, n);
+			q->out_len += n;
+		}
+	}
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* `event: NAME\ndata: JSON\n\n` (JSON is compact: no newlines). */
+static void emit(struct question *q, const char *event, const char *json)
+{
+	if (!q->sse || !json)
+		return;
+	size_t n = strlen(event) + strlen(json) + 20;
+	char *line = malloc(n);
+	if (!line)
+		return;
+	int len = snprintf(line, n, "event: %s\ndata: %s\n\n", event, json);
+	enqueue(q, line, (size_t)len);
+	free(line);
+}
+
+static void emit_object(struct question *q, const char *event, cJSON *o)
+{
+	char *json = o ? cJSON_PrintUnformatted(o) : NULL;
+	emit(q, event, json);
+	free(json);
+	cJSON_Delete(o);
+}
+
+static int on_event(const convbi_event *ev, void *payload)
+{
+	struct question *q = payload;
+	if (!q->sse)
+		return atomic_load(&q->canceled);
+	cJSON *o = cJSON_CreateObject();
+	const char *name = NULL;
+	char *text = strndup(ev->text ? ev->text : "", ev->len);
+	if (o && text) {
+		switch (ev->kind) {
+		case CONVBI_EVENT_STAGE: name = "stage"; cJSON_AddStringToObject(o, "stage", text); break;
+		case CONVBI_EVENT_TOKEN: name = "token"; cJSON_AddStringToObject(o, "text", text); break;
+		case CONVBI_EVENT_SQL: name = "sql"; cJSON_AddStringToObject(o, "sql", text); break;
+		case CONVBI_EVENT_RETRY:
+			name = "retry";
+			cJSON_AddStringToObject(o, "message", text);
+			if (ev->endpoint)
+				cJSON_AddStringToObject(o, "endpoint", ev->endpoint);
+			break;
+		}
+		if (name && ev->stage && ev->kind != CONVBI_EVENT_STAGE)
+			cJSON_AddStringToObject(o, "stage", ev->stage);
+	}
+	free(text);
+	if (name)
+		emit_object(q, name, o);
+	else
+		cJSON_Delete(o);
+	return atomic_load(&q->canceled);
+}
+
+/* The `rows` event: columns, rows, row_count, truncated of the answer. */
+static void emit_rows(struct question *q, const cJSON *answer)
+{
+	const cJSON *cols = cJSON_GetObjectItemCaseSensitive(answer, "columns");
+	if (!cJSON_GetArraySize(cols))
+		return;
+	cJSON *o = cJSON_CreateObject();
+	static const char *const keys[] = {"columns", "rows", "row_count", "truncated"};
+	for (size_t i = 0; o && i < sizeof keys / sizeof keys[0]; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(answer, keys[i]);
+		if (v)
+			cJSON_AddItemToObject(o, keys[i], cJSON_Duplicate(v, 1));
+	}
+	emit_object(q, "rows", o);
+}
+
+char *serve_json_error(const char *code, const char *message)
+{
+	cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+	if (e) {
+		cJSON_AddStringToObject(e, "code", code);
+		cJSON_AddStringToObject(e, "message", message);
+	}
+	char *s = e ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	return s;
+}
+
+static int open_conversation(struct serve_session *ss, char **err_json)
+{
+	if (ss->conv)
+		return CONVBI_OK;
+	int rc = convbi_session_new(&ss->conv, ss->db->engine);
+	if (rc) {
+		*err_json = serve_json_error(convbi_errname(rc), ss->conv ? convbi_session_errmsg(ss->conv) : convbi_errstr(rc));
+		convbi_session_free(ss->conv);
+		ss->conv = NULL;
+	}
+	return rc;
+}
+
+int question_run_sync(struct server *s, convbi_session *conv, const char *text, char **json_out)
+{
+	convbi_answer *a = NULL;
+	int rc = convbi_session_ask(conv, text, NULL, NULL, NULL, &a);
+	*json_out = NULL;
+	if (a)
+		convbi_answer_json(a, json_out);
+	metrics_answer(s->metrics, *json_out, rc);
+	convbi_answer_free(a);
+	return rc;
+}
+
+static void *worker(void *payload)
+{
+	struct question *q = payload;
+	char *err_json = NULL;
+	int rc = open_conversation(q->ss, &err_json);
+	convbi_answer *a = NULL;
+	if (!rc) {
+		atomic_store(&q->conv_ready, 1);
+		rc = convbi_session_ask(q->ss->conv, q->text, q->hint, on_event, q, &a);
+		if (a)
+			convbi_answer_json(a, &q->answer_json);
+		if (!q->answer_json)
+			rc = rc ? rc : CONVBI_ENOMEM;
+		metrics_answer(q->s->metrics, q->answer_json, rc);
+	}
+	cJSON *answer = q->answer_json ? cJSON_Parse(q->answer_json) : NULL;
+	if (q->sse) {
+		emit_rows(q, answer);
+		if (!rc) {
+			emit(q, "done", q->answer_json);
+		} else {
+			cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+			const char *msg = a ? convbi_answer_errmsg(a) : convbi_errstr(rc);
+			if (err_json) {
+				cJSON *parsed = cJSON_Parse(err_json);
+				cJSON_Delete(o);
+				o = parsed;
+			} else if (e) {
+				cJSON_AddStringToObject(e, "code", convbi_errname(rc));
+				cJSON_AddStringToObject(e, "message", msg);
+				if (answer)
+					cJSON_AddItemToObject(o, "answer", cJSON_Duplicate(answer, 1));
+			}
+			emit_object(q, "error", o);
+		}
+	}
+	cJSON_Delete(answer);
+	if (err_json && !q->answer_json)
+		q->answer_json = err_json;
+	else
+		free(err_json);
+	convbi_answer_free(a);
+	pthread_mutex_lock(&q->lock);
+	q->status = rc;
+	q->done = 1;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+struct question *question_start(struct server *s, struct serve_session *ss, const char *text, const char *hint, int sse)
+{
+	struct question *q = calloc(1, sizeof *q);
+	if (!q || !(q->text = strdup(text)) || (hint && !(q->hint = strdup(hint)))) {
+		if (q)
+			free(q->text);
+		free(q);
+		return NULL;
+	}
+	q->s = s;
+	q->ss = ss;
+	q->sse = sse;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&q->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (pthread_create(&q->thread, NULL, worker, q)) {
+		q->done = 1;
+		q->status = CONVBI_ENOMEM;
+		q->answer_json = serve_json_error("ENOMEM", "cannot start a worker thread; try again");
+	} else {
+		q->started = 1;
+	}
+	return q;
+}
+
+/* Waits on q->cond until pred holds or wait_ms passes (lock held). */
+static void timed_wait(struct question *q, int wait_ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&q->cond, &q->lock, &ts);
+}
+
+long question_read(struct question *q, char *out, size_t max, int wait_ms)
+{
+	pthread_mutex_lock(&q->lock);
+	if (q->out_pos == q->out_len && !q->done)
+		timed_wait(q, wait_ms);
+	long n = 0;
+	if (q->out_pos < q->out_len && !q->overflow) {
+		size_t k = q->out_len - q->out_pos < max ? q->out_len - q->out_pos : max;
+		memcpy(out, q->out + q->out_pos, k);
+		q->out_pos += k;
+		n = (long)k;
+	} else if (q->done || q->overflow) {
+		n = -1;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return n;
+}
+
+int question_wait(struct question *q, int wait_ms)
+{
+	pthread_mutex_lock(&q->lock);
+	if (!q->done)
+		timed_wait(q, wait_ms);
+	int done = q->done;
+	pthread_mutex_unlock(&q->lock);
+	return done;
+}
+
+void question_cancel(struct question *q)
+{
+	atomic_store(&q->canceled, 1);
+	pthread_mutex_lock(&q->lock);
+	int running = !q->done;
+	pthread_mutex_unlock(&q->lock);
+	/* the conversation exists once the worker asked; it is not freed while
+	 * the session is busy, and interrupting is safe from any thread */
+	if (running && atomic_load(&q->conv_ready))
+		convbi_session_interrupt(q->ss->conv);
+}
+
+const char *question_answer_json(const struct question *q)
+{
+	return q->answer_json;
+}
+
+int question_status(const struct question *q)
+{
+	return q->status;
+}
+
+void question_free(struct question *q)
+{
+	if (!q)
+		return;
+	if (q->started)
+		pthread_join(q->thread, NULL);
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->cond);
+	free(q->text);
+	free(q->hint);
+	free(q->out);
+	free(q->answer_json);
+	free(q);
+}

@@ -1,0 +1,598 @@
+/* routes.c -- the routes of `convbi serve` (web/openapi.json documents
+ * them; a test checks the two agree):
+ *
+ *   POST   /v1/sessions                    {"db"?} -> 201 {"session","db"}
+ *   DELETE /v1/sessions/{id}               -> 204
+ *   POST   /v1/sessions/{id}/questions     {"question","hint"?}: SSE with
+ *          `Accept: text/event-stream`, else one JSON answer
+ *   POST   /v1/sql                         {"db"?,"sql"} through the gate
+ *   GET    /v1/schema?db=&question=        the schema text the SQL agent gets
+ *   GET    /v1/databases, /healthz, /metrics, /v1/openapi.json
+ *   POST   /mcp                            MCP over Streamable HTTP
+ *   GET    /, /assets/NAME                 the page and its pinned scripts
+ */
+#include <cjson/cJSON.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "serve/routes.h"
+
+#define SSE_BLOCK_BYTES (16u << 10)
+#define SSE_POLL_MS 50
+#define SSE_KEEPALIVE_MS 15000
+
+/* ---- helpers ---------------------------------------------------------------- */
+
+/* The HTTP status for a failed question or SQL run. */
+static int http_status_of(int code)
+{
+	switch (code) {
+	case CONVBI_EINVAL: case CONVBI_EBADREQUEST: return 400;
+	case CONVBI_ETOOBIG: return 413;
+	case CONVBI_EREJECTED: case CONVBI_ESQL: case CONVBI_EREPAIR: case CONVBI_EFILTERED: case CONVBI_ECONTEXT: return 422;
+	case CONVBI_ENOENDPOINT: case CONVBI_ERATELIMIT: case CONVBI_ECANCELED: return 503;
+	case CONVBI_ELLM: case CONVBI_EAUTH: case CONVBI_EPROTOCOL: return 502;
+	case CONVBI_ETIMEOUT: return 504;
+	default: return 500;
+	}
+}
+
+/* {"error":{"code","message"},"answer":ANSWER} for a failed answer. */
+static enum MHD_Result respond_failed_answer(struct request *req, int rc, const char *message, const char *answer_json)
+{
+	cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+	cJSON_AddStringToObject(e, "code", convbi_errname(rc));
+	cJSON_AddStringToObject(e, "message", message);
+	cJSON *a = answer_json ? cJSON_Parse(answer_json) : NULL;
+	if (a && !cJSON_HasObjectItem(a, "error_class"))
+		cJSON_Delete(a), a = NULL;  /* an error shape already, not an answer */
+	if (a)
+		cJSON_AddItemToObject(o, "answer", a);
+	char *json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	int status = http_status_of(rc);
+	enum MHD_Result r = json ? respond(req, status, "application/json", json, strlen(json), status == 503 ? "1" : NULL)
+	                         : MHD_NO;
+	free(json);
+	return r;
+}
+
+/* Parses the body as a JSON object whose keys are all in `allowed`
+ * (NULL-terminated).  Queues a 400 and returns NULL otherwise; an empty
+ * body is an empty object. */
+static cJSON *body_object(struct request *req, const char *const *allowed, enum MHD_Result *res)
+{
+	cJSON *o = req->len ? cJSON_ParseWithLength(req->body, req->len) : cJSON_CreateObject();
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		*res = respond_error(req, 400, "bad_request", "the body is not a JSON object; send e.g. {\"question\": \"...\"}");
+		return NULL;
+	}
+	const cJSON *k;
+	cJSON_ArrayForEach(k, o) {
+		int ok = 0;
+		for (const char *const *a = allowed; *a && !ok; a++)
+			ok = k->string && !strcmp(k->string, *a);
+		if (!ok) {
+			char msg[200];
+			snprintf(msg, sizeof msg, "unknown field `%.60s`; this route takes only the fields its documentation lists", k->string ? k->string : "");
+			cJSON_Delete(o);
+			*res = respond_error(req, 400, "bad_request", msg);
+			return NULL;
+		}
+	}
+	return o;
+}
+
+/* A string field: NULL when missing; queues a 400 when not a string. */
+static const char *string_field(struct request *req, const cJSON *o, const char *key, enum MHD_Result *res, int *bad)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!v || cJSON_IsNull(v))
+		return NULL;
+	if (!cJSON_IsString(v)) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "`%s` must be a string", key);
+		*res = respond_error(req, 400, "bad_request", msg);
+		*bad = 1;
+		return NULL;
+	}
+	return v->valuestring;
+}
+
+/* The database a request names, checked against its token.  Queues the
+ * 404/403 and returns NULL when it may not be used. */
+static struct serve_db *usable_db(struct server *s, struct request *req, const char *name, enum MHD_Result *res)
+{
+	struct serve_db *db = server_db(s, name);
+	if (!db) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "no database is named `%.64s`; GET /v1/databases lists them", name ? name : "");
+		*res = respond_error(req, 404, "unknown_database", msg);
+		return NULL;
+	}
+	if (!server_token_allows(s, req->token, db)) {
+		*res = respond_error(req, 403, "forbidden_database", "this token may not use that database");
+		return NULL;
+	}
+	return db;
+}
+
+/* Takes a concurrent-question slot; 0, or queues a 503 and returns -1. */
+static int take_slot(struct server *s, struct request *req, enum MHD_Result *res)
+{
+	if (atomic_load(&s->draining)) {
+		*res = respond_error(req, 503, "draining", "the server is shutting down; retry against another instance");
+		return -1;
+	}
+	if (atomic_fetch_add(&s->questions_running, 1) >= s->cfg.max_questions) {
+		atomic_fetch_sub(&s->questions_running, 1);
+		*res = respond_error(req, 503, "busy", "too many questions are running; retry after the Retry-After seconds");
+		return -1;
+	}
+	return 0;
+}
+
+static void give_slot(struct server *s)
+{
+	atomic_fetch_sub(&s->questions_running, 1);
+}
+
+/* ---- sessions and questions ------------------------------------------------- */
+
+static enum MHD_Result create_session(struct server *s, struct request *req)
+{
+	static const char *const keys[] = {"db", NULL};
+	enum MHD_Result res = MHD_YES;
+	int bad = 0;
+	cJSON *o = body_object(req, keys, &res);
+	if (!o)
+		return res;
+	const char *name = string_field(req, o, "db", &res, &bad);
+	struct serve_db *db = bad ? NULL : usable_db(s, req, name, &res);
+	struct serve_session *ss = NULL;
+	int rc = db ? sessions_create(s->sessions, db, req->token, &ss) : CONVBI_OK;
+	if (db && rc == CONVBI_ETOOBIG) {
+		char msg[160];
+		snprintf(msg, sizeof msg, "%d sessions are open, the most this server keeps; close one (DELETE) or retry later",
+		         s->cfg.max_sessions);
+		res = respond_error(req, 503, "too_many_sessions", msg);
+	} else if (db && rc) {
+		res = respond_error(req, 500, convbi_errname(rc), convbi_errstr(rc));
+	} else if (db) {
+		char json[160];
+		snprintf(json, sizeof json, "{\"session\":\"%s\",\"db\":\"%s\"}", ss->id, db->name);
+		res = respond_json(req, 201, json);
+		sessions_release(s->sessions, ss);
+	}
+	cJSON_Delete(o);
+	return res;
+}
+
+struct sse {
+	struct server *s;
+	struct serve_session *ss;
+	struct question *q;
+	int fd;
+	int64_t last_write_ms;
+};
+
+static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct sse *x = cls;
+	for (;;) {
+		long n = question_read(x->q, buf, max, SSE_POLL_MS);
+		if (n > 0) {
+			x->last_write_ms = serve_now_ms();
+			return n;
+		}
+		if (n < 0)
+			return MHD_CONTENT_READER_END_OF_STREAM;
+		if (!client_alive(x->fd)) {
+			question_cancel(x->q);
+			return MHD_CONTENT_READER_END_WITH_ERROR;
+		}
+		if (serve_now_ms() - x->last_write_ms > SSE_KEEPALIVE_MS) {
+			static const char ping[] = ": keep-alive\n\n";
+			x->last_write_ms = serve_now_ms();
+			memcpy(buf, ping, sizeof ping - 1);
+			return (ssize_t)(sizeof ping - 1);
+		}
+	}
+}
+
+static void sse_free(void *cls)
+{
+	struct sse *x = cls;
+	question_cancel(x->q);  /* a no-op when it finished */
+	question_free(x->q);
+	sessions_end(x->s->sessions, x->ss);
+	sessions_release(x->s->sessions, x->ss);
+	give_slot(x->s);
+	free(x);
+}
+
+static enum MHD_Result ask(struct server *s, struct request *req, const char *id)
+{
+	static const char *const keys[] = {"question", "hint", NULL};
+	enum MHD_Result res = MHD_YES;
+	int bad = 0;
+	cJSON *o = body_object(req, keys, &res);
+	if (!o)
+		return res;
+	const char *question = string_field(req, o, "question", &res, &bad);
+	const char *hint = bad ? NULL : string_field(req, o, "hint", &res, &bad);
+	struct serve_session *ss = NULL;
+	if (bad)
+		goto done;
+	if (!question || !*question) {
+		res = respond_error(req, 400, "bad_request", "the body needs \"question\": the question to answer");
+		goto done;
+	}
+	if (strlen(question) > SERVE_QUESTION_MAX_BYTES || (hint && strlen(hint) > SERVE_QUESTION_MAX_BYTES)) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the question or hint is longer than %u bytes; shorten it", SERVE_QUESTION_MAX_BYTES);
+		res = respond_error(req, 413, "too_large", msg);
+		goto done;
+	}
+	if (!(ss = sessions_get(s->sessions, id, req->token))) {
+		res = respond_error(req, 404, "unknown_session", "no such session (it may have expired); POST /v1/sessions for a new one");
+		goto done;
+	}
+	if (sessions_begin(s->sessions, ss)) {
+		res = respond_error(req, 409, "session_busy", "this session is answering another question; wait for it or use another session");
+		goto done;
+	}
+	if (take_slot(s, req, &res)) {
+		sessions_end(s->sessions, ss);
+		goto done;
+	}
+	const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept");
+	int sse = accept && strstr(accept, "text/event-stream");
+	struct question *q = question_start(s, ss, question, hint, sse);
+	if (!q) {
+		give_slot(s);
+		sessions_end(s->sessions, ss);
+		res = respond_error(req, 500, "ENOMEM", "out of memory; try again");
+		goto done;
+	}
+	if (sse) {
+		struct sse *x = calloc(1, sizeof *x);
+		struct MHD_Response *r = x ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_BYTES, sse_read, x, sse_free) : NULL;
+		if (!r) {
+			question_cancel(q);
+			question_free(q);
+			free(x);
+			give_slot(s);
+			sessions_end(s->sessions, ss);
+			res = MHD_NO;
+			goto done;
+		}
+		*x = (struct sse){s, ss, q, req->fd, serve_now_ms()};
+		ss = NULL;  /* the stream holds the reference now */
+		MHD_add_response_header(r, "Content-Type", "text/event-stream");
+		MHD_add_response_header(r, "Cache-Control", "no-store");
+		MHD_add_response_header(r, "X-Accel-Buffering", "no");
+		MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+		if (req->origin_ok && req->origin[0])
+			MHD_add_response_header(r, "Access-Control-Allow-Origin", req->origin);
+		req->status = 200;
+		res = MHD_queue_response(req->conn, 200, r);
+		MHD_destroy_response(r);
+		goto done;
+	}
+	int gone = 0;
+	while (!question_wait(q, SSE_POLL_MS))
+		if (!gone && !client_alive(req->fd)) {
+			gone = 1;
+			question_cancel(q);
+		}
+	int rc = question_status(q);
+	if (gone) {
+		req->status = 499;  /* the client closed the request */
+		res = MHD_NO;
+	} else if (!rc) {
+		res = respond_json(req, 200, question_answer_json(q));
+	} else {
+		const char *json = question_answer_json(q);
+		cJSON *a = json ? cJSON_Parse(json) : NULL;
+		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(a, "error");
+		if (cJSON_IsObject(msg))
+			msg = cJSON_GetObjectItemCaseSensitive(msg, "message");
+		res = respond_failed_answer(req, rc, cJSON_IsString(msg) ? msg->valuestring : convbi_errstr(rc), json);
+		cJSON_Delete(a);
+	}
+	question_free(q);
+	give_slot(s);
+	sessions_end(s->sessions, ss);
+done:
+	sessions_release(s->sessions, ss);
+	cJSON_Delete(o);
+	return res;
+}
+
+/* ---- SQL, schema, databases ------------------------------------------------- */
+
+static enum MHD_Result run_sql(struct server *s, struct request *req)
+{
+	static const char *const keys[] = {"db", "sql", NULL};
+	enum MHD_Result res = MHD_YES;
+	int bad = 0;
+	cJSON *o = body_object(req, keys, &res);
+	if (!o)
+		return res;
+	const char *name = string_field(req, o, "db", &res, &bad);
+	const char *sql = bad ? NULL : string_field(req, o, "sql", &res, &bad);
+	struct serve_db *db = NULL;
+	if (bad)
+		goto done;
+	if (!sql || !*sql) {
+		res = respond_error(req, 400, "bad_request", "the body needs \"sql\": one SELECT statement");
+		goto done;
+	}
+	if (strlen(sql) > SERVE_SQL_MAX_BYTES) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the SQL is longer than %u bytes; shorten it", SERVE_SQL_MAX_BYTES);
+		res = respond_error(req, 413, "too_large", msg);
+		goto done;
+	}
+	if (!(db = usable_db(s, req, name, &res)) || take_slot(s, req, &res))
+		goto done;
+	convbi_session *conv = NULL;
+	convbi_answer *a = NULL;
+	char *json = NULL;
+	int rc = convbi_session_new(&conv, db->engine);
+	if (!rc)
+		rc = convbi_session_run_sql(conv, sql, &a);
+	if (a)
+		convbi_answer_json(a, &json);
+	if (!rc)
+		res = respond_json(req, 200, json);
+	else
+		res = respond_failed_answer(req, rc, a ? convbi_answer_errmsg(a) : conv ? convbi_session_errmsg(conv) : convbi_errstr(rc), json);
+	free(json);
+	convbi_answer_free(a);
+	convbi_session_free(conv);
+	give_slot(s);
+done:
+	cJSON_Delete(o);
+	return res;
+}
+
+static enum MHD_Result schema(struct server *s, struct request *req)
+{
+	const char *name = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "db");
+	const char *question = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "question");
+	enum MHD_Result res = MHD_YES;
+	struct serve_db *db = usable_db(s, req, name, &res);
+	if (!db)
+		return res;
+	if (question && strlen(question) > SERVE_QUESTION_MAX_BYTES)
+		return respond_error(req, 413, "too_large", "the question is too long; shorten it");
+	char *text = NULL;
+	int rc = convbi_engine_schema(db->engine, question && *question ? question : NULL, &text);
+	if (rc) {
+		res = respond_error(req, http_status_of(rc), convbi_errname(rc), convbi_engine_errmsg(db->engine));
+	} else {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddStringToObject(o, "db", db->name);
+		cJSON_AddStringToObject(o, "schema", text);
+		char *json = cJSON_PrintUnformatted(o);
+		res = respond_json(req, 200, json);
+		free(json);
+		cJSON_Delete(o);
+	}
+	convbi_free(text);
+	return res;
+}
+
+static enum MHD_Result databases(struct server *s, struct request *req)
+{
+	cJSON *o = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(o, "databases");
+	for (int i = 0; arr && i < s->ndbs; i++) {
+		if (!server_token_allows(s, req->token, &s->dbs[i]))
+			continue;
+		cJSON *d = cJSON_CreateObject();
+		cJSON_AddStringToObject(d, "name", s->dbs[i].name);
+		cJSON_AddItemToArray(arr, d);
+	}
+	char *json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	enum MHD_Result res = respond_json(req, 200, json);
+	free(json);
+	return res;
+}
+
+static enum MHD_Result metrics(struct server *s, struct request *req)
+{
+	char *eps = NULL;
+	if (s->ndbs)
+		convbi_engine_endpoints(s->dbs[0].engine, &eps);
+	char *text = metrics_render(s->metrics, eps, atomic_load(&s->questions_running), sessions_count(s->sessions));
+	convbi_free(eps);
+	if (!text)
+		return respond_error(req, 500, "ENOMEM", "out of memory; try again");
+	enum MHD_Result res = respond(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text), NULL);
+	free(text);
+	return res;
+}
+
+/* ---- MCP over Streamable HTTP -------------------------------------------------- */
+
+static enum MHD_Result mcp_post(struct server *s, struct request *req)
+{
+	const char *version = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "MCP-Protocol-Version");
+	const char *method = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Mcp-Method");
+	char *reply = NULL;
+	int new_session = 0;
+	int status = mcp_handle(s->mcp, req->token, req->body ? req->body : "", req->len, version, method, &reply, &new_session);
+	enum MHD_Result res = reply ? respond(req, status, "application/json", reply, strlen(reply), NULL)
+	                            : respond(req, status, NULL, "", 0, NULL);
+	free(reply);
+	return res;
+}
+
+/* ---- the page and its assets ------------------------------------------------------ */
+
+static const char *content_type(const char *name)
+{
+	const char *dot = strrchr(name, '.');
+	if (dot && !strcmp(dot, ".html"))
+		return "text/html; charset=utf-8";
+	if (dot && !strcmp(dot, ".js"))
+		return "text/javascript; charset=utf-8";
+	if (dot && !strcmp(dot, ".css"))
+		return "text/css; charset=utf-8";
+	if (dot && !strcmp(dot, ".json"))
+		return "application/json";
+	return "text/plain; charset=utf-8";
+}
+
+static enum MHD_Result static_file(struct server *s, struct request *req, const char *rel)
+{
+	for (const char *p = rel; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
+		      *p == '/' || (*p == '.' && p[1] != '.')))
+			return respond_error(req, 404, "not_found", "no such file");
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/%s", s->web_dir, rel);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		if (fd >= 0)
+			close(fd);
+		return respond_error(req, 404, "not_found", "no such file");
+	}
+	struct MHD_Response *r = MHD_create_response_from_fd((uint64_t)st.st_size, fd);
+	if (!r) {
+		close(fd);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, "Content-Type", content_type(rel));
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Cache-Control", "no-cache");
+	if (strstr(rel, ".html")) {
+		MHD_add_response_header(r, "Content-Security-Policy",
+		                        "default-src 'self'; script-src 'self' 'unsafe-eval'; style-src 'self' 'unsafe-inline'; "
+		                        "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'");
+		MHD_add_response_header(r, "X-Frame-Options", "DENY");
+	}
+	req->status = 200;
+	enum MHD_Result res = MHD_queue_response(req->conn, 200, r);
+	MHD_destroy_response(r);
+	return res;
+}
+
+/* ---- dispatch ------------------------------------------------------------------------ */
+
+#define SESSIONS_PREFIX "/v1/sessions/"
+
+enum MHD_Result routes_dispatch(struct server *s, struct request *req, const char *method, const char *url)
+{
+	int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
+	int del = !strcmp(method, "DELETE");
+	if (!strcmp(method, "OPTIONS") && req->origin_ok) {
+		req->route = "preflight";
+		struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+		MHD_add_response_header(r, "Access-Control-Allow-Origin", req->origin);
+		MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE");
+		MHD_add_response_header(r, "Access-Control-Allow-Headers",
+		                        "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Session-Id");
+		MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+		req->status = 204;
+		enum MHD_Result res = MHD_queue_response(req->conn, 204, r);
+		MHD_destroy_response(r);
+		return res;
+	}
+	static const struct {
+		const char *path;
+		const char *allow;
+	} fixed[] = {
+		{"/", "GET"}, {"/healthz", "GET"}, {"/metrics", "GET"}, {"/v1/openapi.json", "GET"}, {"/v1/databases", "GET"},
+		{"/v1/schema", "GET"}, {"/v1/sql", "POST"}, {"/v1/sessions", "POST"}, {"/mcp", "POST"},
+	};
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+		if (strcmp(url, fixed[i].path))
+			continue;
+		req->route = fixed[i].path;
+		int ok = !strcmp(fixed[i].allow, "GET") ? get : post;
+		if (!ok) {
+			req->allow = fixed[i].allow;
+			return respond_error(req, 405, "method_not_allowed", "this path does not take that method; see /v1/openapi.json");
+		}
+		switch (i) {
+		case 0: return static_file(s, req, "index.html");
+		case 1:
+			return atomic_load(&s->draining) ? respond_json(req, 503, "{\"status\":\"draining\"}")
+			                                 : respond_json(req, 200, "{\"status\":\"ok\"}");
+		case 2: return metrics(s, req);
+		case 3: return static_file(s, req, "openapi.json");
+		case 4: return databases(s, req);
+		case 5: return schema(s, req);
+		case 6: return run_sql(s, req);
+		case 7: return create_session(s, req);
+		case 8: return mcp_post(s, req);
+		}
+	}
+	if (!strncmp(url, "/assets/", 8) && get) {
+		req->route = "/assets/{name}";
+		return static_file(s, req, url + 1);
+	}
+	if (!strncmp(url, SESSIONS_PREFIX, strlen(SESSIONS_PREFIX))) {
+		const char *id = url + strlen(SESSIONS_PREFIX);
+		const char *slash = strchr(id, '/');
+		char sid[SESSION_ID_BYTES + 1] = "";
+		size_t n = slash ? (size_t)(slash - id) : strlen(id);
+		if (n <= SESSION_ID_BYTES) {
+			memcpy(sid, id, n);
+			sid[n] = '\0';
+		}
+		if (!slash) {
+			req->route = "/v1/sessions/{id}";
+			if (!del) {
+				req->allow = "DELETE";
+				return respond_error(req, 405, "method_not_allowed", "a session takes DELETE; see /v1/openapi.json");
+			}
+			if (sessions_close(s->sessions, sid, req->token))
+				return respond_error(req, 404, "unknown_session", "no such session");
+			return respond(req, 204, NULL, "", 0, NULL);
+		}
+		if (!strcmp(slash, "/questions")) {
+			req->route = "/v1/sessions/{id}/questions";
+			if (!post) {
+				req->allow = "POST";
+				return respond_error(req, 405, "method_not_allowed", "questions are POSTed; see /v1/openapi.json");
+			}
+			return ask(s, req, sid);
+		}
+	}
+	return respond_error(req, 404, "not_found", "no such route; GET /v1/openapi.json lists them");
+}
+
+/* ---- setup ------------------------------------------------------------------------------ */
+
+int routes_setup(struct server *s)
+{
+	const char *dir = s->cfg.web_dir;
+	if (!dir || !*dir)
+		dir = getenv("CONVBI_WEB");
+	if (!dir || !*dir)
+		dir = access(CONVBI_WEB_SRC_DIR "/index.html", R_OK) == 0 ? CONVBI_WEB_SRC_DIR : CONVBI_WEB_INSTALL_DIR;
+	snprintf(s->web_dir, sizeof s->web_dir, "%s", dir);
+	if (!(s->mcp = mcp_new(s))) {
+		fprintf(stderr, "convbi: out of memory\n");
+		return -1;
+	}
+	return 0;
+}
+
+void routes_teardown(struct server *s)
+{
+	mcp_free(s->mcp);
+	s->mcp = NULL;
+}

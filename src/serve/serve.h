@@ -1,0 +1,213 @@
+/* serve.h -- `convbi serve` (HTTP/SSE API, MCP over Streamable HTTP, the
+ * page) and `convbi mcp` (MCP over stdio): a client of the public API.
+ *
+ * The module includes only include/convbi/convbi.h, libmicrohttpd and
+ * cJSON.  One struct server holds what every request shares: the
+ * databases (one engine each), the tokens, the session table, the metrics
+ * and the limits.  Files:
+ *   config.c    options, databases, the tokens file, constant-time compare
+ *   sessions.c  the session table (ids, idle expiry, cap)
+ *   metrics.c   counters and histograms, the Prometheus text
+ *   question.c  one question on a worker thread: events queued for SSE,
+ *               a client that goes away interrupts it
+ *   server.c    the daemon: security checks, dispatch, errors, drain
+ *   routes.c    the REST routes
+ *   mcp.c       MCP JSON-RPC (2025-11-25 and 2026-07-28) and its tools
+ *   mcp_stdio.c `convbi mcp`
+ */
+#ifndef CONVBI_SERVE_SERVE_H
+#define CONVBI_SERVE_SERVE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "convbi/convbi.h"
+
+/* ---- limits ------------------------------------------------------------- */
+#define SERVE_BODY_MAX_BYTES (256u << 10)      /* a request body */
+#define SERVE_QUESTION_MAX_BYTES (16u << 10)   /* one question */
+#define SERVE_SQL_MAX_BYTES (64u << 10)        /* SQL sent to /v1/sql */
+#define SERVE_HEADERS_MAX_BYTES (32u << 10)    /* request line + headers */
+#define SERVE_TOKEN_MAX_BYTES 256
+#define SERVE_TOKENS_MAX 1024
+#define SERVE_DBS_MAX 64
+#define SERVE_NAME_MAX_BYTES 64
+#define SERVE_ALLOW_MAX 16
+#define SERVE_CONNECTIONS_MAX 1024
+
+/* Exit codes, as the CLI's. */
+#define SERVE_EXIT_OK 0
+#define SERVE_EXIT_FAIL 1
+#define SERVE_EXIT_USAGE 2
+
+/* ---- configuration ------------------------------------------------------ */
+struct serve_db {
+	char name[SERVE_NAME_MAX_BYTES];
+	char *path;               /* owned */
+	convbi_engine *engine;    /* owned */
+};
+
+struct serve_token {
+	char secret[SERVE_TOKEN_MAX_BYTES];
+	size_t len;
+	char *dbs;                /* owned: " a b " (space-delimited names), NULL = every database */
+};
+
+struct serve_config {
+	const char *listen;       /* HOST:PORT */
+	const char *tokens_path;
+	const char *config_path;
+	const char *prompts_dir;
+	int review, max_repairs, row_cap, sql_timeout_ms;
+	int max_questions;        /* concurrent questions */
+	int max_sessions;
+	int session_idle_s;
+	int question_timeout_ms;
+	const char *allow_hosts[SERVE_ALLOW_MAX];
+	int nallow_hosts;
+	const char *allow_origins[SERVE_ALLOW_MAX];
+	int nallow_origins;
+	const char *db_specs[SERVE_DBS_MAX];
+	int ndb_specs;
+	const char *web_dir;      /* the page and its assets */
+};
+
+/* Parses argv (after the command name) into c.  Returns 0, or prints one
+ * line and returns SERVE_EXIT_USAGE; `mcp` = 1 refuses serve-only flags. */
+int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp);
+
+/* ---- metrics ------------------------------------------------------------ */
+#define METRICS_BUCKETS 12
+struct histogram {
+	uint64_t counts[METRICS_BUCKETS + 1];  /* per bucket, last = +Inf */
+	double sum;
+	uint64_t n;
+};
+
+struct metrics;
+struct metrics *metrics_new(void);
+void metrics_free(struct metrics *m);
+/* Counts an HTTP request (route template, status) and its latency. */
+void metrics_request(struct metrics *m, const char *route, int status, double seconds);
+/* Counts a finished question from its answer JSON: outcome, stage
+ * latencies, per-endpoint attempts and latencies. */
+void metrics_answer(struct metrics *m, const char *answer_json, int status);
+/* The Prometheus text exposition (caller frees); endpoints_json is the
+ * live endpoint state (convbi_engine_endpoints) or NULL. */
+char *metrics_render(struct metrics *m, const char *endpoints_json, int questions_running, int sessions_open);
+
+/* ---- the shared server state -------------------------------------------- */
+struct session_table;
+
+struct server {
+	struct serve_config cfg;
+	struct serve_db dbs[SERVE_DBS_MAX];
+	int ndbs;
+	struct serve_token *tokens;   /* owned; NULL = no auth (loopback only) */
+	int ntokens;
+	struct session_table *sessions;
+	struct metrics *metrics;
+	atomic_int questions_running;
+	atomic_int draining;
+	char web_dir[4096];           /* the page and its assets */
+	struct mcp *mcp;              /* owned */
+	char host[256];               /* what --listen bound */
+	int port;
+	int loopback;
+};
+
+/* Opens the databases' engines (one per --db; the bundled sample when
+ * none) and reads the tokens file.  Prints one line and returns non-zero
+ * on failure. */
+int server_setup(struct server *s, const struct serve_config *c);
+void server_teardown(struct server *s);
+/* The token index matching `presented` (constant time over all tokens),
+ * or -1. */
+int server_token_find(const struct server *s, const char *presented);
+/* 1 when token index tok (-1 = no auth configured) may use database db. */
+int server_token_allows(const struct server *s, int tok, const struct serve_db *db);
+/* The database by name; NULL name = the first one.  NULL when unknown. */
+struct serve_db *server_db(struct server *s, const char *name);
+
+/* ---- sessions ----------------------------------------------------------- */
+#define SESSION_ID_BYTES 32       /* hex characters */
+
+struct serve_session {
+	char id[SESSION_ID_BYTES + 1];
+	struct serve_db *db;
+	int token;                    /* who created it (-1 without auth) */
+	convbi_session *conv;         /* owned; opened at the first question */
+	int64_t last_used_ms;
+	int busy;                     /* a question is running on it */
+	int refs;                     /* borrowed by running requests */
+	int closed;
+};
+
+struct session_table *sessions_new(int max, int idle_s);
+void sessions_free(struct session_table *t);
+/* Creates a session; CONVBI_OK, or CONVBI_ETOOBIG when the cap is reached
+ * after expiring idle sessions.  *out is borrowed (release it). */
+int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out);
+/* Looks up and borrows a session of `token`; NULL when unknown, expired or
+ * another token's. */
+struct serve_session *sessions_get(struct session_table *t, const char *id, int token);
+void sessions_release(struct session_table *t, struct serve_session *ss);
+/* Marks the session for closing; it is freed when the last borrower
+ * releases it.  Returns 0, or -1 when unknown. */
+int sessions_close(struct session_table *t, const char *id, int token);
+/* Takes the session's question slot (busy); 0, or -1 when taken. */
+int sessions_begin(struct session_table *t, struct serve_session *ss);
+void sessions_end(struct session_table *t, struct serve_session *ss);
+int sessions_count(struct session_table *t);
+void sessions_expire(struct session_table *t);
+
+/* ---- questions ---------------------------------------------------------- */
+/* What a question sends back as it runs (for SSE): events in order. */
+struct question;
+typedef int (*question_alive_fn)(void *payload);
+
+/* Starts answering `question` on ss's conversation on a worker thread.
+ * Returns NULL when out of memory.  Events are queued as SSE text. */
+struct question *question_start(struct server *s, struct serve_session *ss, const char *question, const char *hint, int sse);
+/* Copies up to max queued SSE bytes into out, waiting at most wait_ms for
+ * some; returns bytes copied, 0 when nothing yet, -1 at the end. */
+long question_read(struct question *q, char *out, size_t max, int wait_ms);
+/* Waits at most wait_ms for the end; 1 when finished. */
+int question_wait(struct question *q, int wait_ms);
+/* Interrupts it (the client went away). */
+void question_cancel(struct question *q);
+/* The finished answer JSON (borrowed) and status. */
+const char *question_answer_json(const struct question *q);
+int question_status(const struct question *q);
+/* Joins the worker and frees everything (the session's slot too). */
+void question_free(struct question *q);
+
+/* Runs a question to its end on the calling thread (MCP): *json_out is
+ * the answer JSON (caller frees).  Returns the answer's status. */
+int question_run_sync(struct server *s, convbi_session *conv, const char *question, char **json_out);
+
+/* ---- MCP ---------------------------------------------------------------- */
+struct mcp;
+struct mcp *mcp_new(struct server *s);
+void mcp_free(struct mcp *m);
+/* Handles one JSON-RPC message (text, len) from a caller holding token
+ * index tok.  *reply_out is the response text (caller frees) or NULL for
+ * a notification.  header_version is the HTTP MCP-Protocol-Version header
+ * (NULL on stdio).  Returns an HTTP status for the Streamable HTTP
+ * transport (200, 202 for notifications, 400 for a bad message). */
+int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version,
+               const char *header_method, char **reply_out, int *new_session);
+
+/* ---- entry points --------------------------------------------------------- */
+int serve_main(int argc, char **argv);
+int mcp_main(int argc, char **argv);
+
+/* Small helpers (server.c). */
+void serve_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+int64_t serve_now_ms(void);
+/* Appends JSON string text of s to a growable heap string; NULL on OOM. */
+char *serve_json_error(const char *code, const char *message);
+
+#endif

@@ -1,0 +1,440 @@
+/* server.c -- the `convbi serve` daemon on libmicrohttpd: binding, the
+ * security checks every request passes, body limits, dispatch, the one
+ * error shape, the access log, and draining on SIGTERM.
+ *
+ * Security by default:
+ *   - the listening address is loopback unless --tokens is given (a
+ *     non-loopback --listen without it is refused);
+ *   - with --tokens every route but /healthz, the page and its assets
+ *     needs `Authorization: Bearer TOKEN`, compared in constant time;
+ *   - Host must name this server (loopback names, the --listen host, or
+ *     --allow-host) and a browser's Origin must match one of those or
+ *     --allow-origin: a DNS-rebinding page cannot reach it;
+ *   - request line + headers, body, question and SQL have size limits;
+ *   - concurrent questions and open sessions are capped (503 + Retry-After);
+ *   - nothing logged or returned contains a key or a token.
+ * Connections get a thread each (MHD_USE_THREAD_PER_CONNECTION) so that a
+ * streamed answer may block waiting for its question's next event.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "serve/routes.h"
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void serve_log(const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&log_lock);
+	fputs("convbi serve: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	pthread_mutex_unlock(&log_lock);
+}
+
+int64_t serve_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- responses ------------------------------------------------------------ */
+
+static void common_headers(struct MHD_Response *r)
+{
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+}
+
+static void cors_headers(struct request *req, struct MHD_Response *r)
+{
+	if (req->origin_ok && req->origin[0]) {
+		MHD_add_response_header(r, "Access-Control-Allow-Origin", req->origin);
+		MHD_add_response_header(r, "Vary", "Origin");
+	}
+}
+
+enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len,
+                        const char *retry_after)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	if (!r)
+		return MHD_NO;
+	common_headers(r);
+	cors_headers(req, r);
+	if (type)
+		MHD_add_response_header(r, "Content-Type", type);
+	if (retry_after)
+		MHD_add_response_header(r, "Retry-After", retry_after);
+	if (status == MHD_HTTP_UNAUTHORIZED)
+		MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"convbi\"");
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED && req->allow)
+		MHD_add_response_header(r, "Allow", req->allow);
+	req->status = status;
+	enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)status, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
+enum MHD_Result respond_json(struct request *req, int status, const char *json)
+{
+	if (!json)
+		return respond_error(req, 500, "ENOMEM", "out of memory; try again");
+	return respond(req, status, "application/json", json, strlen(json), NULL);
+}
+
+enum MHD_Result respond_error(struct request *req, int status, const char *code, const char *message)
+{
+	char *json = serve_json_error(code, message);
+	if (!json)
+		return MHD_NO;
+	const char *retry = status == MHD_HTTP_SERVICE_UNAVAILABLE ? "1" : NULL;
+	enum MHD_Result rc = respond(req, status, "application/json", json, strlen(json), retry);
+	free(json);
+	return rc;
+}
+
+/* ---- the client's connection ------------------------------------------------ */
+
+int client_alive(int fd)
+{
+	if (fd < 0)
+		return 1;
+	struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
+	if (poll(&p, 1, 0) <= 0)
+		return 1;
+	if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL))
+		return 0;
+	char c;
+	return !(p.revents & POLLIN) || recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) != 0;
+}
+
+/* ---- security checks -------------------------------------------------------- */
+
+static int host_matches(const char *allowed, const char *host, int port)
+{
+	size_t n = strlen(allowed);
+	if (!strcmp(allowed, host))
+		return 1;
+	/* an allowed name without a port matches it on our port */
+	char with_port[300];
+	snprintf(with_port, sizeof with_port, "%s:%d", allowed, port);
+	return !strchr(allowed + (allowed[0] == '[' ? n - 1 : 0), ':') && !strcmp(with_port, host);
+}
+
+static int host_allowed(const struct server *s, const char *host)
+{
+	static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]"};
+	for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++)
+		if (host_matches(loopback[i], host, s->port))
+			return 1;
+	if (host_matches(s->host, host, s->port))
+		return 1;
+	for (int i = 0; i < s->cfg.nallow_hosts; i++)
+		if (host_matches(s->cfg.allow_hosts[i], host, s->port))
+			return 1;
+	return 0;
+}
+
+static int origin_allowed(const struct server *s, const char *origin)
+{
+	for (int i = 0; i < s->cfg.nallow_origins; i++)
+		if (!strcmp(s->cfg.allow_origins[i], origin))
+			return 1;
+	const char *host = !strncmp(origin, "http://", 7) ? origin + 7 : !strncmp(origin, "https://", 8) ? origin + 8 : NULL;
+	return host && !strchr(host, '/') && host_allowed(s, host);
+}
+
+/* Routes reachable without a token: they hold no data. */
+static int public_route(const char *method, const char *url)
+{
+	return !strcmp(url, "/healthz") || (!strcmp(method, "GET") && (!strcmp(url, "/") || !strncmp(url, "/assets/", 8) ||
+	                                                                 !strcmp(url, "/v1/openapi.json")));
+}
+
+/* Host, Origin, token, declared body size.  Queues the refusal and
+ * returns non-zero when the request may not go on. */
+static int refuse(struct server *s, struct request *req, const char *method, const char *url)
+{
+	const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
+	if (!host || !host_allowed(s, host)) {
+		respond_error(req, 403, "forbidden_host",
+		              "the Host header does not name this server; start it with --allow-host NAME for the name clients use");
+		return 1;
+	}
+	const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
+	if (origin) {
+		if (!origin_allowed(s, origin)) {
+			respond_error(req, 403, "forbidden_origin",
+			              "requests from this Origin are not allowed; start the server with --allow-origin ORIGIN");
+			return 1;
+		}
+		snprintf(req->origin, sizeof req->origin, "%s", origin);
+		req->origin_ok = 1;
+	}
+	const char *cl = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Content-Length");
+	if (cl && strtoull(cl, NULL, 10) > SERVE_BODY_MAX_BYTES) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the request body is larger than %u bytes; send less", SERVE_BODY_MAX_BYTES);
+		respond_error(req, 413, "too_large", msg);
+		return 1;
+	}
+	req->token = -1;
+	if (!s->ntokens || public_route(method, url))
+		return 0;
+	const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+	if (auth && !strncasecmp(auth, "Bearer ", 7))
+		req->token = server_token_find(s, auth + 7);
+	if (req->token < 0) {
+		respond_error(req, 401, "unauthorized", "send `Authorization: Bearer TOKEN` with a token from the server's --tokens file");
+		return 1;
+	}
+	return 0;
+}
+
+/* ---- the access handler ------------------------------------------------------- */
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+	struct server *s = cls;
+	struct request *req = *con_cls;
+	if (!req) {
+		if (!(req = calloc(1, sizeof *req)))
+			return MHD_NO;
+		*con_cls = req;
+		req->conn = conn;
+		req->start_ms = serve_now_ms();
+		req->route = "other";
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		req->fd = ci ? ci->connect_fd : -1;
+		snprintf(req->method, sizeof req->method, "%s", method);
+		if (refuse(s, req, method, url))
+			req->refused = 1;
+		return MHD_YES;
+	}
+	if (*upload_size) {
+		if (!req->refused && !req->too_big) {
+			if (req->len + *upload_size > SERVE_BODY_MAX_BYTES) {
+				req->too_big = 1;
+			} else {
+				char *b = realloc(req->body, req->len + *upload_size + 1);
+				if (!b)
+					return MHD_NO;
+				memcpy(b + req->len, upload, *upload_size);
+				req->body = b;
+				req->len += *upload_size;
+				b[req->len] = '\0';
+			}
+		}
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (req->refused)
+		return MHD_YES;
+	if (req->too_big) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the request body is larger than %u bytes; send less", SERVE_BODY_MAX_BYTES);
+		return respond_error(req, 413, "too_large", msg);
+	}
+	return routes_dispatch(s, req, method, url);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode why)
+{
+	struct server *s = cls;
+	struct request *req = *con_cls;
+	if (!req)
+		return;
+	double seconds = (double)(serve_now_ms() - req->start_ms) / 1000;
+	metrics_request(s->metrics, req->route, req->status, seconds);
+	serve_log("%s %s %d %.1f ms%s", req->method, req->route, req->status, seconds * 1000,
+	          why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+	free(req->body);
+	free(req);
+	*con_cls = NULL;
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	vsnprintf(line, sizeof line, fmt, ap);
+	line[strcspn(line, "\n")] = '\0';
+	serve_log("%s", line);
+}
+
+/* ---- binding ------------------------------------------------------------------- */
+
+/* "HOST:PORT", "[V6]:PORT".  Binds and listens; returns the socket, or
+ * after printing one line -2 for a usage error, -1 when binding fails. */
+static int bind_listen(struct server *s, const char *spec)
+{
+	const char *colon = strrchr(spec, ':');
+	if (!colon || colon == spec || !colon[1]) {
+		fprintf(stderr, "convbi: --listen `%s` is not HOST:PORT (e.g. 127.0.0.1:8765)\n", spec);
+		return -2;
+	}
+	char host[256];
+	size_t hn = (size_t)(colon - spec);
+	if (hn >= sizeof host) {
+		fprintf(stderr, "convbi: --listen: the host name is too long\n");
+		return -2;
+	}
+	memcpy(host, spec, hn);
+	host[hn] = '\0';
+	char *end;
+	long port = strtol(colon + 1, &end, 10);
+	if (*end || port < 0 || port > 65535) {
+		fprintf(stderr, "convbi: --listen `%s`: the port must be 0 to 65535\n", spec);
+		return -2;
+	}
+	char bare[256];
+	snprintf(bare, sizeof bare, "%s", host);
+	if (bare[0] == '[' && hn > 2) {
+		memmove(bare, bare + 1, hn - 2);
+		bare[hn - 2] = '\0';
+	}
+	struct addrinfo hints = {0}, *ai = NULL;
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+	int gai = getaddrinfo(bare, colon + 1, &hints, &ai);
+	if (gai) {
+		fprintf(stderr, "convbi: --listen `%s`: %s\n", spec, gai_strerror(gai));
+		return -2;
+	}
+	int loopback = 1;
+	for (struct addrinfo *p = ai; p; p = p->ai_next) {
+		if (p->ai_family == AF_INET)
+			loopback &= (ntohl(((struct sockaddr_in *)p->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+		else if (p->ai_family == AF_INET6)
+			loopback &= IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)p->ai_addr)->sin6_addr);
+		else
+			loopback = 0;
+	}
+	if (!loopback && !s->cfg.tokens_path) {
+		freeaddrinfo(ai);
+		fprintf(stderr, "convbi: refusing to listen on %s without --tokens: anyone who can reach it could ask questions; "
+		                "give --tokens FILE or listen on 127.0.0.1\n", spec);
+		return -2;
+	}
+	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 128)) {
+		fprintf(stderr, "convbi: cannot listen on %s: %s\n", spec, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	snprintf(s->host, sizeof s->host, "%s", host);
+	s->loopback = loopback;
+	return fd;
+}
+
+/* ---- the main loop ---------------------------------------------------------------- */
+
+static void drain(struct server *s, struct MHD_Daemon *d)
+{
+	atomic_store(&s->draining, 1);
+	int running = atomic_load(&s->questions_running);
+	serve_log("draining: %d question(s) in flight; new questions get 503", running);
+	MHD_socket lfd = MHD_quiesce_daemon(d);
+	if (lfd != MHD_INVALID_SOCKET)
+		close(lfd);
+	int64_t until = serve_now_ms() + s->cfg.question_timeout_ms + 5000;
+	while (atomic_load(&s->questions_running) > 0 && serve_now_ms() < until) {
+		struct timespec ts = {0, 20 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	serve_log("drained; stopping");
+}
+
+int serve_main(int argc, char **argv)
+{
+	struct server *s = calloc(1, sizeof *s);
+	struct serve_config c;
+	int rc = s ? serve_parse_args(&c, argc, argv, 0) : SERVE_EXIT_FAIL;
+	if (rc) {
+		free(s);
+		return rc;
+	}
+	s->cfg = c;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);  /* every thread inherits it; the main thread waits */
+	signal(SIGPIPE, SIG_IGN);
+	int lfd = bind_listen(s, c.listen);
+	if (lfd < 0 || server_setup(s, &c) || routes_setup(s)) {
+		if (lfd >= 0)
+			close(lfd);
+		server_teardown(s);
+		routes_teardown(s);
+		free(s);
+		return lfd == -2 ? SERVE_EXIT_USAGE : SERVE_EXIT_FAIL;
+	}
+	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
+	s->metrics = metrics_new();
+	struct MHD_Daemon *d = NULL;
+	if (s->sessions && s->metrics)
+		d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
+		                     MHD_USE_ERROR_LOG | MHD_USE_POLL,
+		                     0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		                     MHD_OPTION_LISTEN_SOCKET, lfd,
+		                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVE_HEADERS_MAX_BYTES,
+		                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_CONNECTIONS_MAX,
+		                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+	if (!d) {
+		fprintf(stderr, "convbi: cannot start the HTTP server on %s\n", c.listen);
+		close(lfd);
+		rc = SERVE_EXIT_FAIL;
+		goto done;
+	}
+	serve_log("listening on http://%s:%d (%d database%s, %s)", s->host, s->port, s->ndbs, s->ndbs == 1 ? "" : "s",
+	          s->ntokens ? "bearer tokens required" : "loopback only, no tokens");
+	for (;;) {
+		struct timespec tick = {1, 0};
+		int sig = sigtimedwait(&set, NULL, &tick);
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		sessions_expire(s->sessions);
+	}
+	drain(s, d);
+	MHD_stop_daemon(d);
+	rc = SERVE_EXIT_OK;
+done:
+	sessions_free(s->sessions);
+	metrics_free(s->metrics);
+	routes_teardown(s);
+	server_teardown(s);
+	free(s);
+	return rc;
+}

@@ -1,0 +1,223 @@
+/* sessions.c -- the session table of `convbi serve`.
+ *
+ * A session is one conversation: an unguessable id (128 random bits as
+ * hex), the database, the token that created it (only that token may use
+ * it) and, from its first question on, a convbi_session.  The table is a
+ * hash of open addressing over ids, capped at --max-sessions; a session
+ * idle longer than --session-idle-s is closed when the table needs room
+ * and on each sweep.  Requests borrow a session (refs) so that closing it
+ * while a question runs frees it only when that question ends.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "serve/serve.h"
+
+struct session_table {
+	pthread_mutex_t lock;
+	struct serve_session **slots;  /* open addressing, NULL = empty */
+	size_t nslots;
+	int count, max;
+	int64_t idle_ms;
+};
+
+static uint64_t hash_id(const char *id)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+	return h;
+}
+
+struct session_table *sessions_new(int max, int idle_s)
+{
+	struct session_table *t = calloc(1, sizeof *t);
+	if (!t)
+		return NULL;
+	t->max = max;
+	t->idle_ms = (int64_t)idle_s * 1000;
+	t->nslots = 64;
+	while (t->nslots < (size_t)max * 2)
+		t->nslots *= 2;
+	t->slots = calloc(t->nslots, sizeof *t->slots);
+	if (!t->slots) {
+		free(t);
+		return NULL;
+	}
+	pthread_mutex_init(&t->lock, NULL);
+	return t;
+}
+
+static void session_destroy(struct serve_session *ss)
+{
+	convbi_session_free(ss->conv);
+	free(ss);
+}
+
+void sessions_free(struct session_table *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < t->nslots; i++)
+		if (t->slots[i])
+			session_destroy(t->slots[i]);
+	free(t->slots);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+static size_t find_slot(const struct session_table *t, const char *id)
+{
+	size_t mask = t->nslots - 1;
+	for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask)
+		if (!t->slots[i] || !strcmp(t->slots[i]->id, id))
+			return i;
+}
+
+/* Removes slot i keeping every probe chain intact (backward shift). */
+static void remove_slot(struct session_table *t, size_t i)
+{
+	size_t mask = t->nslots - 1;
+	t->slots[i] = NULL;
+	t->count--;
+	for (size_t j = (i + 1) & mask; t->slots[j]; j = (j + 1) & mask) {
+		struct serve_session *ss = t->slots[j];
+		t->slots[j] = NULL;
+		t->slots[find_slot(t, ss->id)] = ss;
+	}
+}
+
+/* Drops a session from the table; it is destroyed now or by its last
+ * borrower. */
+static void unlink_session(struct session_table *t, size_t i)
+{
+	struct serve_session *ss = t->slots[i];
+	remove_slot(t, i);
+	ss->closed = 1;
+	if (!ss->refs)
+		session_destroy(ss);
+}
+
+static void expire_locked(struct session_table *t)
+{
+	int64_t now = serve_now_ms();
+	for (size_t i = 0; i < t->nslots;) {
+		struct serve_session *ss = t->slots[i];
+		if (ss && !ss->refs && !ss->busy && now - ss->last_used_ms > t->idle_ms)
+			unlink_session(t, i);  /* a shifted entry may now sit at i: look again */
+		else
+			i++;
+	}
+}
+
+void sessions_expire(struct session_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	expire_locked(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out)
+{
+	*out = NULL;
+	unsigned char raw[SESSION_ID_BYTES / 2];
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+		return CONVBI_EIO;
+	struct serve_session *ss = calloc(1, sizeof *ss);
+	if (!ss)
+		return CONVBI_ENOMEM;
+	for (size_t i = 0; i < sizeof raw; i++)
+		snprintf(ss->id + 2 * i, 3, "%02x", raw[i]);
+	ss->db = db;
+	ss->token = token;
+	ss->last_used_ms = serve_now_ms();
+	ss->refs = 1;
+	pthread_mutex_lock(&t->lock);
+	if (t->count >= t->max)
+		expire_locked(t);
+	if (t->count >= t->max) {
+		pthread_mutex_unlock(&t->lock);
+		free(ss);
+		return CONVBI_ETOOBIG;
+	}
+	t->slots[find_slot(t, ss->id)] = ss;
+	t->count++;
+	pthread_mutex_unlock(&t->lock);
+	*out = ss;
+	return CONVBI_OK;
+}
+
+struct serve_session *sessions_get(struct session_table *t, const char *id, int token)
+{
+	if (strlen(id) != SESSION_ID_BYTES)
+		return NULL;
+	pthread_mutex_lock(&t->lock);
+	struct serve_session *ss = t->slots[find_slot(t, id)];
+	if (ss && ss->token != token) {
+		ss = NULL;  /* another token's session does not exist for this one */
+	} else if (ss && !ss->busy && !ss->refs && serve_now_ms() - ss->last_used_ms > t->idle_ms) {
+		unlink_session(t, find_slot(t, id));  /* expired */
+		ss = NULL;
+	}
+	if (ss) {
+		ss->refs++;
+		ss->last_used_ms = serve_now_ms();
+	}
+	pthread_mutex_unlock(&t->lock);
+	return ss;
+}
+
+void sessions_release(struct session_table *t, struct serve_session *ss)
+{
+	if (!ss)
+		return;
+	pthread_mutex_lock(&t->lock);
+	ss->last_used_ms = serve_now_ms();
+	int destroy = --ss->refs == 0 && ss->closed;
+	pthread_mutex_unlock(&t->lock);
+	if (destroy)
+		session_destroy(ss);
+}
+
+int sessions_close(struct session_table *t, const char *id, int token)
+{
+	if (strlen(id) != SESSION_ID_BYTES)
+		return -1;
+	pthread_mutex_lock(&t->lock);
+	size_t i = find_slot(t, id);
+	int rc = -1;
+	if (t->slots[i] && t->slots[i]->token == token) {
+		unlink_session(t, i);  /* a running question finishes first */
+		rc = 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+int sessions_begin(struct session_table *t, struct serve_session *ss)
+{
+	pthread_mutex_lock(&t->lock);
+	int rc = ss->busy || ss->closed ? -1 : 0;
+	if (!rc)
+		ss->busy = 1;
+	pthread_mutex_unlock(&t->lock);
+	return rc;
+}
+
+void sessions_end(struct session_table *t, struct serve_session *ss)
+{
+	pthread_mutex_lock(&t->lock);
+	ss->busy = 0;
+	ss->last_used_ms = serve_now_ms();
+	pthread_mutex_unlock(&t->lock);
+}
+
+int sessions_count(struct session_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	int n = t->count;
+	pthread_mutex_unlock(&t->lock);
+	return n;
+}
