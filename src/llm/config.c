@@ -6,6 +6,16 @@
  * not set.  Defaults: kind azure, api_version 2024-10-21, weight 1,
  * priority 0; retry 6 attempts, 60 s deadline, 3 s connect, 30 s first
  * byte, 15 s idle.
+ *
+ * Nothing is mangled on the way in: the file must be one JSON object and
+ * nothing after it, with no NUL (raw or \u0000) to cut a string short;
+ * every number field is a whole number inside its range (1.9 is not 1,
+ * 4294967297 does not wrap to 1), and a message names the field and its
+ * range; values that end up in an HTTP header or the URL (key, url,
+ * deployment, api_version, model, name) hold no control character, so a
+ * CR LF can never inject a header.  The file itself must be a regular
+ * file of at most CONFIG_MAX_FILE_BYTES: a FIFO or a device is refused
+ * before any read, and nothing past the limit is read.
  */
 #include "llm/config.h"
 
@@ -17,6 +27,7 @@
 #include "convbi/convbi.h"
 #include "util/alloc.h"
 #include "util/jsonx.h"
+#include "util/regfile.h"
 
 #define DEFAULT_API_VERSION "2024-10-21"
 
@@ -77,9 +88,85 @@ static char *trim_url(const char *url)
 	return u;
 }
 
+/* How a JSON value that should be a whole number looks, for messages. */
+static void shown_value(char *out, size_t cap, const cJSON *v)
+{
+	if (cJSON_IsNumber(v))
+		snprintf(out, cap, "%.15g", v->valuedouble);
+	else if (cJSON_IsString(v))
+		snprintf(out, cap, "\"%.40s\" (a string)", v->valuestring);
+	else if (cJSON_IsBool(v))
+		snprintf(out, cap, "%s (a boolean)", cJSON_IsTrue(v) ? "true" : "false");
+	else
+		snprintf(out, cap, "%s", cJSON_IsArray(v) ? "an array" : "an object");
+}
+
+/* Reads the field key of o into *slot when present (null counts as
+ * absent): it must be a whole number from min to max.  Returns 0, or -1
+ * with the offending value written to shown. */
+static int whole_number(const cJSON *o, const char *key, int64_t min, int64_t max, int *slot, char *shown,
+                        size_t cap)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+	if (!v || cJSON_IsNull(v))
+		return 0;
+	double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+	if (!cJSON_IsNumber(v) || d != d || d < (double)min || d > (double)max || d != (double)(int64_t)d) {
+		shown_value(shown, cap, v);
+		return -1;
+	}
+	*slot = (int)d;
+	return 0;
+}
+
+/* The name of the first control character in s (a CR or LF would end an
+ * HTTP header line and start another), or NULL when there is none. */
+static const char *control_char(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; s && *p; p++) {
+		if (*p == '\r')
+			return "a carriage return (CR)";
+		if (*p == '\n')
+			return "a line feed (LF)";
+		if (*p < 0x20 || *p == 0x7f)
+			return "a control character";
+	}
+	return NULL;
+}
+
+/* Refuses control characters in every value that reaches a header, the
+ * URL or a log line.  The key is never shown, only named. */
+static int check_one_line(const struct ep_cfg *e, const char *src, struct err *err)
+{
+	const struct { const char *field, *value; } f[] = {
+		{"name", e->name}, {"url", e->url}, {"deployment", e->deployment}, {"model", e->model},
+		{"api_version", e->api_version},
+	};
+	const char *what;
+	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+		if ((what = control_char(f[i].value)))
+			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s in its `%s`; remove it (these values go into HTTP requests as they are)",
+			               src, i == 0 ? "(unnamed)" : e->name, what, f[i].field);
+	return CONVBI_OK;
+}
+
+/* Stores an API key after checking it: the key goes into an HTTP header,
+ * so a CR or LF in it would inject another header.  It is never shown. */
+static int set_key(struct ep_cfg *e, const char *key, const char *src, struct err *err)
+{
+	const char *what = control_char(key);
+	if (what)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s in its API key; remove it (the key goes into an HTTP header)",
+		               src, e->name, what);
+	return secret_set(&e->key, key);
+}
+
 /* Checks one parsed endpoint for the fields its kind needs. */
 static int check_endpoint(const struct ep_cfg *e, const char *src, struct err *err)
 {
+	int rc = check_one_line(e, src, err);
+	if (rc)
+		return rc;
 	if (!e->url || !*e->url)
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no `url`; add its base URL, e.g. https://NAME.openai.azure.com", src, e->name);
 	if (strncmp(e->url, "http://", 7) && strncmp(e->url, "https://", 8))
@@ -88,18 +175,12 @@ static int check_endpoint(const struct ep_cfg *e, const char *src, struct err *e
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind %s) has no `deployment`; add the deployment name", src, e->name, config_kind_name(e->kind));
 	if (e->kind != EP_OPENAI && !secret_is_set(&e->key))
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no API key; set `api_key` or `api_key_env` to a variable that holds it", src, e->name);
-	if (e->weight < 1 || e->weight > 1000)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has weight %d; use a whole number from 1 to 1000", src, e->name, e->weight);
-	if (e->priority < 0 || e->priority > 1000)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has priority %d; use a whole number from 0 (first) to 1000", src, e->name, e->priority);
-	if (e->rpm < 0 || e->tpm < 0)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has a negative rpm or tpm; use 0 for no limit", src, e->name);
 	return CONVBI_OK;
 }
 
 static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const char *src, struct err *err)
 {
-	int bad = 0, rc;
+	int rc;
 	char fallback[32];
 	if (!cJSON_IsObject(o))
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoints[%zu] is not an object; write {\"name\": ..., \"url\": ...}", src, idx);
@@ -107,6 +188,9 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	snprintf(fallback, sizeof fallback, "endpoint-%zu", idx);
 	if ((rc = dup_opt(&e->name, name && *name ? name : fallback)))
 		return rc;
+	const char *what = control_char(e->name);
+	if (what)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoints[%zu] has %s in its `name`; remove it", src, idx, what);
 	const char *kind = jsonx_str(o, "kind");
 	e->kind = EP_AZURE;
 	if (kind) {
@@ -137,14 +221,21 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` reads its key from $%s, which is not set; export it or set `api_key`", src, e->name, key_env);
 		key = v;
 	}
-	if (key && (rc = secret_set(&e->key, key)))
+	if (key && (rc = set_key(e, key, src, err)))
 		return rc;
-	e->priority = (int)jsonx_int(o, "priority", 0, &bad);
-	e->weight = (int)jsonx_int(o, "weight", 1, &bad);
-	e->rpm = (int)jsonx_int(o, "rpm", 0, &bad);
-	e->tpm = (int)jsonx_int(o, "tpm", 0, &bad);
-	if (bad)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has a non-numeric priority, weight, rpm or tpm; write them as numbers", src, e->name);
+	static const struct { const char *key; size_t off; int min, max; const char *hint; } nums[] = {
+		{"priority", offsetof(struct ep_cfg, priority), 0, CONFIG_MAX_PRIORITY, " (0 is tried first)"},
+		{"weight", offsetof(struct ep_cfg, weight), 1, CONFIG_MAX_WEIGHT, ""},
+		{"rpm", offsetof(struct ep_cfg, rpm), 0, CONFIG_MAX_RPM, " (0 = no limit)"},
+		{"tpm", offsetof(struct ep_cfg, tpm), 0, CONFIG_MAX_TPM, " (0 = no limit)"},
+	};
+	e->weight = 1;
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		char shown[64];
+		if (whole_number(o, nums[i].key, nums[i].min, nums[i].max, (int *)((char *)e + nums[i].off), shown, sizeof shown))
+			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s %s; use a whole number from %d to %d%s", src,
+			               e->name, nums[i].key, shown, nums[i].min, nums[i].max, nums[i].hint);
+	}
 	return check_endpoint(e, src, err);
 }
 
@@ -162,19 +253,17 @@ static int parse_retry(struct retry_cfg *r, const cJSON *o, const char *src, str
 		{"idle_timeout_ms", offsetof(struct retry_cfg, idle_timeout_ms), 10, 3600000},
 	};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-		int bad = 0;
-		int *slot = (int *)((char *)r + fields[i].off);
-		int64_t v = jsonx_int(o, fields[i].key, *slot, &bad);
-		if (bad || v < fields[i].min || v > fields[i].max)
-			return err_set(err, CONVBI_ECONFIG, "%s: retry.%s must be a number from %d to %d", src, fields[i].key, fields[i].min, fields[i].max);
-		*slot = (int)v;
+		char shown[64];
+		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)r + fields[i].off), shown, sizeof shown))
+			return err_set(err, CONVBI_ECONFIG, "%s: retry.%s is %s; use a whole number from %d to %d", src, fields[i].key,
+			               shown, fields[i].min, fields[i].max);
 	}
 	return CONVBI_OK;
 }
 
 static int parse_state(struct state_cfg *s, const cJSON *o, const char *src, struct err *err)
 {
-	int rc, bad = 0;
+	int rc;
 	s->redis_timeout_ms = 250;
 	s->cache_ms = 0;
 	if (!o)
@@ -187,10 +276,16 @@ static int parse_state(struct state_cfg *s, const cJSON *o, const char *src, str
 	if ((rc = dup_opt(&s->backend, backend)) || (rc = dup_opt(&s->path, jsonx_str(o, "path"))) ||
 	    (rc = dup_opt(&s->url, jsonx_str(o, "url"))) || (rc = dup_opt(&s->prefix, jsonx_str(o, "prefix"))))
 		return rc;
-	s->redis_timeout_ms = (int)jsonx_int(o, "timeout_ms", 250, &bad);
-	s->cache_ms = (int)jsonx_int(o, "cache_ms", 0, &bad);
-	if (bad || s->redis_timeout_ms < 1 || s->cache_ms < 0)
-		return err_set(err, CONVBI_ECONFIG, "%s: state.timeout_ms and state.cache_ms must be positive numbers", src);
+	static const struct { const char *key; size_t off; int min, max; } fields[] = {
+		{"timeout_ms", offsetof(struct state_cfg, redis_timeout_ms), 1, 600000},
+		{"cache_ms", offsetof(struct state_cfg, cache_ms), 0, 3600000},
+	};
+	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+		char shown[64];
+		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)s + fields[i].off), shown, sizeof shown))
+			return err_set(err, CONVBI_ECONFIG, "%s: state.%s is %s; use a whole number from %d to %d", src, fields[i].key,
+			               shown, fields[i].min, fields[i].max);
+	}
 	return CONVBI_OK;
 }
 
@@ -199,9 +294,14 @@ int config_parse(struct llm_config *out, const char *text, size_t len, const cha
 	int rc = CONVBI_OK;
 	memset(out, 0, sizeof *out);
 	retry_defaults(&out->retry);
-	cJSON *root = jsonx_parse(text, len);
+	const char *why;
+	size_t at;
+	cJSON *root = jsonx_parse_strict(text, len, &why, &at);
 	if (!root) {
-		rc = err_set(err, CONVBI_ECONFIG, "%s is not valid JSON; fix the syntax (see README \"Configuration\")", source);
+		int line, col;
+		jsonx_line_col(text, at, &line, &col);
+		rc = err_set(err, CONVBI_ECONFIG, "%s %s (line %d, column %d); fix it (see README \"Configuration\")", source,
+		             why, line, col);
 		goto done;
 	}
 	if (!cJSON_IsObject(root)) {
@@ -253,25 +353,23 @@ done:
 static int load_file(struct llm_config *out, const char *path, struct err *err)
 {
 	char src[600];
+	char *text = NULL;
+	size_t len = 0;
+	mode_t mode = 0;
 	snprintf(src, sizeof src, "config file %s", path);
-	FILE *f = fopen(path, "rb");
-	if (!f)
-		return err_set(err, CONVBI_ECONFIG, "cannot read config file %s: %s; check the path given to --config or $CONVBI_CONFIG", path, strerror(errno));
-	char *text = xmalloc(CONFIG_MAX_FILE_BYTES + 1);
-	if (!text) {
-		fclose(f);
+	int e = regfile_read(path, CONFIG_MAX_FILE_BYTES, &text, &len, &mode);
+	if (e == REGFILE_NOT_REGULAR)
+		return err_set(err, CONVBI_ECONFIG, "config file %s is %s, not a regular file; give the path of a JSON file to --config or $CONVBI_CONFIG",
+		               path, regfile_kind(mode));
+	if (e == EFBIG)
+		return err_set(err, CONVBI_ECONFIG, "config file %s is larger than %d bytes; it should be a small JSON file", path,
+		               CONFIG_MAX_FILE_BYTES);
+	if (e == ENOMEM)
 		return err_code(err, CONVBI_ENOMEM);
-	}
-	size_t len = fread(text, 1, CONFIG_MAX_FILE_BYTES + 1, f);
-	int rd_err = ferror(f);
-	fclose(f);
-	int rc;
-	if (rd_err)
-		rc = err_set(err, CONVBI_ECONFIG, "cannot read config file %s; check that it is a regular file", path);
-	else if (len > CONFIG_MAX_FILE_BYTES)
-		rc = err_set(err, CONVBI_ECONFIG, "config file %s is larger than %d bytes; it should be a small JSON file", path, CONFIG_MAX_FILE_BYTES);
-	else
-		rc = config_parse(out, text, len, src, err);
+	if (e)
+		return err_set(err, CONVBI_ECONFIG, "cannot read config file %s: %s; check the path given to --config or $CONVBI_CONFIG",
+		               path, strerror(e));
+	int rc = config_parse(out, text, len, src, err);
 	free(text);
 	return rc;
 }
@@ -319,11 +417,11 @@ static int load_env(struct llm_config *out, struct err *err)
 		v = getenv(name);
 		if ((rc = dup_opt(&e->api_version, v && *v ? v : DEFAULT_API_VERSION)))
 			break;
-		snprintf(name, sizeof name, "AZURE_OPENAI_API_KEY_%d", i);
-		if ((v = getenv(name)) && (rc = secret_set(&e->key, v)))
-			break;
 		char src[96];
 		snprintf(src, sizeof src, "environment (AZURE_OPENAI_*_%d)", i);
+		snprintf(name, sizeof name, "AZURE_OPENAI_API_KEY_%d", i);
+		if ((v = getenv(name)) && (rc = set_key(e, v, src, err)))
+			break;
 		rc = check_endpoint(e, src, err);
 	}
 	if (rc) {

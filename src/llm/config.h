@@ -66,6 +66,10 @@ struct llm_config {
 
 #define CONFIG_MAX_ENDPOINTS 64
 #define CONFIG_MAX_FILE_BYTES (1 << 20)
+#define CONFIG_MAX_PRIORITY 1000      /* tiers 0 .. 1000 */
+#define CONFIG_MAX_WEIGHT 1000
+#define CONFIG_MAX_RPM 100000000      /* requests per minute a deployment may declare */
+#define CONFIG_MAX_TPM 2000000000     /* tokens per minute: fits an int */
 
 /* Loads from path, else $CONVBI_CONFIG, else the environment.  Returns
  * CONVBI_ENOENDPOINT (with a message naming what to set) when nothing is

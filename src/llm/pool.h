@@ -66,11 +66,13 @@ struct pool;
 /* Opens the pool over n endpoints (1..POOL_MAX_ENDPOINTS).  state_path
  * names the shared state file; NULL = state_default_path (derived from
  * the uid and the endpoint set, so two different configs never share).
- * A missing, foreign, damaged or wrong-version file is rebuilt with a
- * log_warn; a location that cannot be used falls back to in-process state
- * with a log_warn (pool_is_shared then says 0).  Returns CONVBI_OK,
- * CONVBI_ENOENDPOINT for n = 0, CONVBI_EINVAL for a bad endpoint (message
- * names it), CONVBI_ENOMEM.  On failure *out is NULL. */
+ * A missing file is created; a damaged or old file of ours is rebuilt
+ * with a log_warn; a file that is not ours is never touched (see
+ * state_open: CONVBI_ECONFIG for a configured path); a location that
+ * cannot be used falls back to in-process state with a log_warn
+ * (pool_is_shared then says 0).  Returns CONVBI_OK, CONVBI_ENOENDPOINT for
+ * n = 0, CONVBI_EINVAL for a bad endpoint (message names it),
+ * CONVBI_ECONFIG, CONVBI_ENOMEM.  On failure *out is NULL. */
 int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const char *state_path,
               struct err *err);
 /* As pool_open, on in-process state only (tests; one-shot tools). */

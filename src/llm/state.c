@@ -9,16 +9,26 @@
  * other process ever waits on it.
  *
  * Opening a file (state_open_file), crash-safe by construction:
- *   1. open(path, O_NOFOLLOW) and check it: a regular file of ours, of the
- *      exact size, whose immutable header (magic, version, layout sizes,
- *      endpoint-set hash, checksum) matches.  Valid -> map it, done.
+ *   1. lstat(path), then open(path, O_NOFOLLOW | O_NONBLOCK) and check it:
+ *      a regular file of ours, of the exact size, whose immutable header
+ *      (magic, version, layout sizes, endpoint-set hash, checksum)
+ *      matches.  Valid -> map it, done.
  *   2. Missing -> build a complete file under a temp name in the same
  *      directory and link() it into place: link fails with EEXIST if a
  *      racing process got there first, and then we use theirs (step 1).
- *   3. Invalid -> flock(LOCK_EX) the bad file (the only lock, held for the
- *      few microseconds of a rebuild, and only among rebuilders), check the
- *      path still names it, build a temp file and rename() it over, warn
- *      once.  A racing rebuilder finds the path renamed and starts over.
+ *   3. Ours but unusable (our magic and a version we know -- this one or
+ *      an older one -- with a bad checksum, another layout or endpoint
+ *      set, a wrong size) -> flock(LOCK_EX) it (the only lock, held for
+ *      the few microseconds of a rebuild, and only among rebuilders),
+ *      check the path still names it, build a temp file and rename() it
+ *      over, warn once.  A racing rebuilder finds the path renamed and
+ *      starts over.
+ *   4. Anything else is never touched: a symbolic link, a FIFO, a device
+ *      or a directory (never even opened), a file of another user, an
+ *      empty file, one without our magic, or one of a newer version.  The
+ *      open fails with a message that says so (CONVBI_ECONFIG when the
+ *      path was configured, CONVBI_ESTATE for the default path, where
+ *      state_open falls back to in-process state).
  * A file is therefore never seen half-built: its header is written before
  * it has a name.  Temp files of a process killed mid-build are left
  * behind (named <path>.<pid>.<n>.tmp) but never used.
@@ -45,6 +55,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/regfile.h"
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared state needs lock-free 64-bit atomics");
 _Static_assert(sizeof(struct state_header) == STATE_LINE, "the header is one line");
@@ -52,6 +63,7 @@ _Static_assert(sizeof(struct state_slot) == 5 * STATE_LINE, "a slot is five line
 _Static_assert(sizeof(struct state_counter) == STATE_LINE, "a counter is one line");
 
 #define STATE_OPEN_TRIES 8  /* races lost in a row before giving up */
+#define STATE_REFUSED (-1)  /* open_once: the path holds a file that is not ours */
 
 /* Where each field lives in state_slot.word[]: line 0 for what picks
  * read, line 1 for the budgets, line 2 for the statistics. */
@@ -319,20 +331,26 @@ static const char *header_problem(const struct state_header *h, off_t size,
 	return NULL;
 }
 
-/* Checks an open file; returns NULL when usable, else the reason. */
-static const char *file_problem(int fd, const struct state_shape *s, struct stat *st)
+/* Checks an open file; returns NULL when usable, else the reason.  *ours
+ * says whether the file is one convbi wrote (so rebuilding it destroys
+ * nothing of anyone's): our magic and a version not newer than ours. */
+static const char *file_problem(int fd, const struct state_shape *s, struct stat *st, int *ours)
 {
 	struct state_header h;
+	*ours = 0;
 	if (fstat(fd, st) != 0)
 		return "unreadable";
 	if (!S_ISREG(st->st_mode))
-		return "not a regular file";
+		return regfile_kind(st->st_mode);
 	if (st->st_uid != geteuid())
 		return "owned by another user";
 	memset(&h, 0, sizeof h);
 	ssize_t got = pread(fd, &h, sizeof h, 0);
-	if (got != (ssize_t)sizeof h)
-		return (st->st_size == 0) ? "empty" : "not a convbi state file";
+	if (got != (ssize_t)sizeof h || h.magic != STATE_MAGIC)
+		return (st->st_size == 0) ? "empty, not a convbi state file" : "not a convbi state file";
+	if (h.version == 0 || h.version > STATE_VERSION)
+		return "of a newer convbi (another state version)";
+	*ours = 1;
 	return header_problem(&h, st->st_size, s);
 }
 
@@ -388,14 +406,21 @@ static int same_file(const char *path, const struct stat *st)
 }
 
 /* One pass of the open protocol (see the top of the file).  Returns 0 when
- * m is mapped, EAGAIN when a race was lost and the caller should retry, or
- * an errno for a location that cannot be used; *what names the step. */
+ * m is mapped, EAGAIN when a race was lost and the caller should retry,
+ * STATE_REFUSED when the path holds a file that is not ours (*what says
+ * what it is), or an errno for a location that cannot be used (*what names
+ * the step). */
 static int open_once(struct state_shm *m, const char *path, const struct state_shape *s,
                      const char **what)
 {
 	char tmp[4096];
 	struct stat st;
-	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+	if (lstat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* never opened: opening a device or a FIFO can block or act */
+		*what = S_ISLNK(st.st_mode) ? "a symbolic link" : regfile_kind(st.st_mode);
+		return STATE_REFUSED;
+	}
+	int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0 && errno == ENOENT) {
 		*what = "create";
 		int e = build_temp(m, path, s, tmp, sizeof tmp);
@@ -408,32 +433,38 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 		unmap(m);
 		return e == EEXIST ? EAGAIN : e;
 	}
-	const char *why;
 	if (fd < 0) {
 		*what = "open";
-		if (errno != ELOOP)
-			return errno;
-		why = "a symbolic link";  /* never followed: rename replaces the link itself */
-	} else {
-		why = file_problem(fd, s, &st);
-		if (!why) {
-			*what = "map";
-			int e = map_fd(m, fd, layout_size(s)) == 0 ? 0 : errno;
-			close(fd);
-			if (!e)
-				layout_attach(m, s, 0);
-			return e;
+		if (errno == ELOOP) {  /* it became a link after our lstat */
+			*what = "a symbolic link";
+			return STATE_REFUSED;
 		}
-		*what = "lock";
-		if (flock(fd, LOCK_EX) != 0) {
-			int e = errno;
-			close(fd);
-			return e;
-		}
-		if (!same_file(path, &st)) {  /* a racing rebuilder replaced it */
-			close(fd);
-			return EAGAIN;
-		}
+		return errno;
+	}
+	int ours;
+	const char *why = file_problem(fd, s, &st, &ours);
+	if (!why) {
+		*what = "map";
+		int e = map_fd(m, fd, layout_size(s)) == 0 ? 0 : errno;
+		close(fd);
+		if (!e)
+			layout_attach(m, s, 0);
+		return e;
+	}
+	if (!ours) {
+		close(fd);
+		*what = why;
+		return STATE_REFUSED;
+	}
+	*what = "lock";
+	if (flock(fd, LOCK_EX) != 0) {
+		int e = errno;
+		close(fd);
+		return e;
+	}
+	if (!same_file(path, &st)) {  /* a racing rebuilder replaced it */
+		close(fd);
+		return EAGAIN;
 	}
 	*what = "rebuild";
 	int e = build_temp(m, path, s, tmp, sizeof tmp);
@@ -442,8 +473,7 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 		unlink(tmp);
 		unmap(m);
 	}
-	if (fd >= 0)
-		close(fd);  /* releases the lock */
+	close(fd);  /* releases the lock */
 	if (!e)
 		log_warn("endpoint state file %s was %s; rebuilt it", path, why);
 	return e;
@@ -477,6 +507,7 @@ int state_open_file(struct state **out, const char *path, const struct state_sha
 	int rc = shape_check(shape, err);
 	if (rc)
 		return rc;
+	int configured = path != NULL;
 	if (!path) {
 		if (state_default_path(def, sizeof def, shape))
 			return err_set(err, CONVBI_ESTATE, "the default state path is too long; set one");
@@ -495,6 +526,12 @@ int state_open_file(struct state **out, const char *path, const struct state_sha
 	int e = EAGAIN;
 	for (int i = 0; i < STATE_OPEN_TRIES && e == EAGAIN; i++)
 		e = open_once(m, path, shape, &what);
+	if (e == STATE_REFUSED) {
+		shm_close(&m->base);
+		return err_set(err, configured ? CONVBI_ECONFIG : CONVBI_ESTATE,
+		               "endpoint state file %s is %s; convbi never overwrites a file it did not write: "
+		               "set state.path to a new file name", path, what);
+	}
 	if (e) {
 		shm_close(&m->base);
 		if (e == EAGAIN)

@@ -38,7 +38,8 @@
 
 #include "util/err.h"
 
-/* Bump whenever the file layout below changes: an older file is rebuilt. */
+/* Bump whenever the file layout below changes: an older file is rebuilt
+ * (a newer one, another convbi's, is left alone). */
 #define STATE_VERSION 3
 #define STATE_MAX_SLOTS 64
 #define STATE_MAX_TIERS 64
@@ -147,15 +148,19 @@ struct state_cfg;  /* llm/config.h */
 int state_open(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape,
                struct err *err);
 /* Opens the file backend at path, or (path NULL) at state_default_path.
- * A missing file is created; a foreign, damaged, truncated or
- * wrong-version one is rebuilt with one log_warn; a location that cannot
- * be used falls back to the memory backend with one log_warn.  Returns
- * CONVBI_OK (check state_is_shared for which), CONVBI_ENOMEM, or
- * CONVBI_EINVAL for a bad shape. */
+ * A missing file is created; one of ours that is damaged, truncated, of
+ * an older version or another endpoint set is rebuilt with one log_warn;
+ * anything else at the path (another program's file, a link, a FIFO, a
+ * device, a newer convbi's file) is never touched: CONVBI_ECONFIG when the
+ * path was given, a fallback as below for the default path.  A location
+ * that cannot be used falls back to the memory backend with one log_warn.
+ * Returns CONVBI_OK (check state_is_shared for which), CONVBI_ENOMEM,
+ * CONVBI_ECONFIG, or CONVBI_EINVAL for a bad shape. */
 int state_open_path(struct state **out, const char *path, const struct state_shape *shape,
                     struct err *err);
 /* Opens the file backend only: CONVBI_ESTATE (message says why) where
- * state_open_path would fall back.  Still rebuilds a bad file with a warning. */
+ * state_open_path would fall back.  Still rebuilds a bad file of ours with
+ * a warning; refuses any other file as state_open_path does. */
 int state_open_file(struct state **out, const char *path, const struct state_shape *shape,
                     struct err *err);
 /* Opens the memory backend: this process only (shared with children it

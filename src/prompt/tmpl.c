@@ -22,9 +22,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "convbi/convbi.h"
 #include "util/alloc.h"
+#include "util/regfile.h"
 
 struct tmpl_item {
 	char *name; /* owned */
@@ -443,50 +445,34 @@ static int valid_name(const char *name)
 	return 1;
 }
 
-/* Reads at most TMPL_MAX_BYTES + 1 bytes of path into *text (owned,
- * NUL-terminated); one more than the cap is enough for check() to say the
- * file is too big.  The buffer grows by doubling, so it never holds more
- * than twice the text. */
+/* Reads path whole into *text (owned, NUL-terminated): a regular file of
+ * at most TMPL_MAX_BYTES.  A FIFO or a device is refused before any read
+ * (it could block or never end), a bigger file before reading a byte. */
 static int read_file(const char *path, char **text, size_t *len, struct err *err)
 {
-	*text = NULL;
-	FILE *f = fopen(path, "rb");
-	if (!f) {
-		int e = errno;
-		if (e == ENOENT)
-			return err_set(err, CONVBI_ETEMPLATE, "%s is missing; restore it or point "
-			               "prompts_dir at a directory that has it", path);
-		if (e == EACCES)
-			return err_set(err, CONVBI_ETEMPLATE, "%s is not readable (permission denied); "
-			               "fix its permissions", path);
-		return err_set(err, CONVBI_ETEMPLATE, "cannot open %s (errno %d); check the path",
-		               path, e);
-	}
-	struct buf b = BUF_INIT;
-	char chunk[4096];
-	size_t got;
-	int rc = CONVBI_OK;
-	while (!rc && b.len <= TMPL_MAX_BYTES && (got = fread(chunk, 1, sizeof chunk, f)) > 0) {
-		if (got > TMPL_MAX_BYTES + 1 - b.len)
-			got = TMPL_MAX_BYTES + 1 - b.len;
-		rc = buf_add(&b, chunk, got);
-	}
-	int bad = ferror(f), e = errno;
-	fclose(f);
-	if (rc) {
-		buf_release(&b);
-		return err_code(err, rc);
-	}
-	if (bad) {
-		buf_release(&b);
-		if (e == EISDIR)
-			return err_set(err, CONVBI_ETEMPLATE, "%s is a directory; it must be a text file",
-			               path);
-		return err_set(err, CONVBI_ETEMPLATE, "cannot read %s (errno %d)", path, e);
-	}
-	*len = b.len;
-	*text = buf_take(&b);
-	return *text ? CONVBI_OK : err_code(err, CONVBI_ENOMEM);
+	mode_t mode = 0;
+	int e = regfile_read(path, TMPL_MAX_BYTES, text, len, &mode);
+	if (!e)
+		return CONVBI_OK;
+	if (e == ENOENT)
+		return err_set(err, CONVBI_ETEMPLATE, "%s is missing; restore it or point "
+		               "prompts_dir at a directory that has it", path);
+	if (e == EACCES)
+		return err_set(err, CONVBI_ETEMPLATE, "%s is not readable (permission denied); "
+		               "fix its permissions", path);
+	if (e == REGFILE_NOT_REGULAR)
+		return err_set(err, CONVBI_ETEMPLATE, "%s is %s; it must be a text file", path,
+		               regfile_kind(mode));
+	struct stat st;
+	if (e == EFBIG && stat(path, &st) == 0)
+		return err_set(err, CONVBI_ETEMPLATE, "%s is %lld bytes; the limit is %zu, shorten it",
+		               path, (long long)st.st_size, TMPL_MAX_BYTES);
+	if (e == EFBIG)
+		return err_set(err, CONVBI_ETEMPLATE, "%s is larger than %zu bytes, the limit; shorten it",
+		               path, TMPL_MAX_BYTES);
+	if (e == ENOMEM)
+		return err_code(err, CONVBI_ENOMEM);
+	return err_set(err, CONVBI_ETEMPLATE, "cannot read %s (%s); check the path", path, strerror(e));
 }
 
 int tmpl_set_load(struct tmpl_set **out, const char *dir, const struct tmpl_spec *specs, size_t n,

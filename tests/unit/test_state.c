@@ -216,8 +216,11 @@ static void *valid_image(const char *path, size_t *n)
 	return img;
 }
 
-enum bad_kind { BAD_FOREIGN, BAD_EMPTY, BAD_TRUNCATED, BAD_VERSION, BAD_GARBAGE, BAD_CHECKSUM,
-	BAD_OTHER_SET, BAD_SYMLINK, BAD_NKINDS };
+/* The first four are files of ours (rebuilt), the rest are not (left
+ * alone): BAD_VERSION is a newer convbi's, BAD_OLDER an older one's. */
+enum bad_kind { BAD_TRUNCATED, BAD_CHECKSUM, BAD_OTHER_SET, BAD_OLDER, BAD_FOREIGN, BAD_EMPTY, BAD_VERSION,
+	BAD_GARBAGE, BAD_SYMLINK, BAD_FIFO, BAD_NKINDS };
+#define BAD_FIRST_FOREIGN BAD_FOREIGN
 
 static void make_bad(const char *path, int kind)
 {
@@ -233,6 +236,14 @@ static void make_bad(const char *path, int kind)
 		break;
 	case BAD_TRUNCATED:
 		write_bytes(path, img, n / 2);
+		break;
+	case BAD_OLDER:
+		h->version = STATE_VERSION - 1;
+		h->checksum = state_hash(STATE_HASH_INIT, h, offsetof(struct state_header, checksum));
+		write_bytes(path, img, n);
+		break;
+	case BAD_FIFO:
+		assert_int_equal(mkfifo(path, 0600), 0);
 		break;
 	case BAD_VERSION:
 		h->version = STATE_VERSION + 98;
@@ -265,18 +276,19 @@ static void make_bad(const char *path, int kind)
 	free(img);
 }
 
-static void bad_files_are_rebuilt_with_one_warning(void **state)
+static const char *const bad_names[BAD_NKINDS] = {"truncated", "checksum", "other_set", "older", "foreign",
+                                                   "empty", "version", "garbage", "symlink", "fifo"};
+
+static void bad_files_of_ours_are_rebuilt_with_one_warning(void **state)
 {
-	static const char *names[BAD_NKINDS] = {"foreign", "empty", "truncated", "version",
-	                                        "garbage", "checksum", "other_set", "symlink"};
-	for (int kind = 0; kind < BAD_NKINDS; kind++) {
+	for (int kind = 0; kind < BAD_FIRST_FOREIGN; kind++) {
 		char path[600];
-		path_of(path, sizeof path, names[kind]);
+		path_of(path, sizeof path, bad_names[kind]);
 		make_bad(path, kind);
 		warn_reset();
 		struct pool *p = open_at(path, W123, 3);
 		if (warnings != 1)
-			fail_msg("%s: %d warnings", names[kind], warnings);
+			fail_msg("%s: %d warnings", bad_names[kind], warnings);
 		assert_non_null(strstr(last_warning, "rebuilt"));
 		assert_non_null(strstr(last_warning, path));
 		assert_true(pool_is_shared(p));
@@ -296,13 +308,118 @@ static void bad_files_are_rebuilt_with_one_warning(void **state)
 		pool_close(q);
 		pool_close(p);
 	}
+}
+
+/* The bytes of path (a link's own target path for a link), for before/after. */
+static size_t snapshot(const char *path, char *out, size_t cap, mode_t *mode)
+{
+	struct stat st;
+	assert_int_equal(lstat(path, &st), 0);
+	*mode = st.st_mode;
+	if (S_ISLNK(st.st_mode))
+		return (size_t)readlink(path, out, cap);
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	ssize_t n = read(fd, out, cap);
+	close(fd);
+	return n < 0 ? 0 : (size_t)n;
+}
+
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "opening the state hung on a non-regular file\n";
+	(void)!write(2, msg, sizeof msg - 1);
+	_exit(1);
+}
+
+/* A file convbi did not write -- the user's database named by mistake,
+ * another program's data, an empty file, a newer convbi's state, a link,
+ * a FIFO -- is never replaced: a configured path is a clear error, the
+ * default path falls back to in-process state with the same words. */
+static void a_file_that_is_not_ours_is_never_touched(void **state)
+{
+	signal(SIGALRM, on_alarm);
+	alarm(20);
+	for (int kind = BAD_FIRST_FOREIGN; kind < BAD_NKINDS; kind++) {
+		char path[600];
+		path_of(path, sizeof path, bad_names[kind]);
+		make_bad(path, kind);
+		static char before[1 << 16], after[1 << 16];
+		mode_t m0, m1;
+		size_t n0 = snapshot(path, before, sizeof before, &m0);
+
+		struct pool *p = (struct pool *)&p;
+		struct err e = ERR_INIT;
+		warn_reset();
+		int rc = pool_open(&p, W123, 3, path, &e);
+		if (rc != CONVBI_ECONFIG || !strstr(e.msg, path) || !strstr(e.msg, "never overwrites a file it did not write") ||
+		    !strstr(e.msg, "state.path"))
+			fail_msg("%s: rc %d, %s", bad_names[kind], rc, e.msg);
+		assert_null(p);
+		assert_int_equal(warnings, 0);
+
+		struct state_shape shape;
+		assert_int_equal(pool_shape(&shape, W123, 3, &e), CONVBI_OK);
+		struct state *st = NULL;
+		assert_int_equal(state_open_file(&st, path, &shape, &e), CONVBI_ECONFIG);
+		assert_null(st);
+
+		size_t n1 = snapshot(path, after, sizeof after, &m1);
+		if (m0 != m1 || n0 != n1 || memcmp(before, after, n0))
+			fail_msg("%s: the file was changed", bad_names[kind]);
+	}
+	/* a device is never even opened (as root, /dev/null used to be replaced) */
+	struct pool *p = (struct pool *)&p;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_open(&p, W123, 3, "/dev/null", &e), CONVBI_ECONFIG);
+	assert_non_null(strstr(e.msg, "/dev/null is a character device"));
+	struct stat st;
+	assert_int_equal(stat("/dev/null", &st), 0);
+	assert_true(S_ISCHR(st.st_mode));
+	alarm(0);
+
 	char target[700];
 	path_of(target, sizeof target, "symlink.target");
 	char buf[16] = {0};
 	int fd = open(target, O_RDONLY);
 	assert_int_equal(read(fd, buf, sizeof buf), 8);
 	close(fd);
-	assert_string_equal(buf, "precious");  /* the link was replaced, never followed */
+	assert_string_equal(buf, "precious");  /* never followed */
+}
+
+/* At the default path (nobody chose it) the same refusal falls back to
+ * in-process state with one warning, so a stray file cannot stop convbi. */
+static void a_foreign_file_at_the_default_path_falls_back_with_one_warning(void **state)
+{
+	struct state_shape shape;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_shape(&shape, W123, 3, &e), CONVBI_OK);
+	char *old_xdg = getenv("XDG_RUNTIME_DIR") ? strdup(getenv("XDG_RUNTIME_DIR")) : NULL;
+	setenv("XDG_RUNTIME_DIR", dir, 1);
+	char path[4096];
+	assert_int_equal(state_default_path(path, sizeof path, &shape), CONVBI_OK);
+	write_bytes(path, "not ours", 8);
+	warn_reset();
+	struct pool *p = open_at(NULL, W123, 3);
+	assert_int_equal(warnings, 1);
+	assert_non_null(strstr(last_warning, "never overwrites"));
+	assert_non_null(strstr(last_warning, "in-process"));
+	assert_false(pool_is_shared(p));
+	pool_close(p);
+	char buf[16] = {0};
+	int fd = open(path, O_RDONLY);
+	assert_int_equal(read(fd, buf, sizeof buf), 8);
+	close(fd);
+	assert_string_equal(buf, "not ours");
+	unlink(path);
+	if (old_xdg)
+		setenv("XDG_RUNTIME_DIR", old_xdg, 1);
+	else
+		unsetenv("XDG_RUNTIME_DIR");
+	free(old_xdg);
 }
 
 static void unusable_location_falls_back_to_in_process_state(void **state)
@@ -783,7 +900,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(creates_the_file_and_a_reopen_sees_the_same_state),
 		cmocka_unit_test(default_path_follows_runtime_dir_and_the_endpoint_set),
-		cmocka_unit_test(bad_files_are_rebuilt_with_one_warning),
+		cmocka_unit_test(bad_files_of_ours_are_rebuilt_with_one_warning),
+		cmocka_unit_test(a_file_that_is_not_ours_is_never_touched),
+		cmocka_unit_test(a_foreign_file_at_the_default_path_falls_back_with_one_warning),
 		cmocka_unit_test(unusable_location_falls_back_to_in_process_state),
 		cmocka_unit_test(failed_allocations_opening_a_file_are_enomem_and_leak_nothing),
 		cmocka_unit_test(windows_count_a_sliding_minute_and_refuse_past_the_limit),

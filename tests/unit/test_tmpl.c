@@ -19,6 +19,8 @@
 
 #include <cmocka.h>
 
+#include <signal.h>
+
 #include "convbi/convbi.h"
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
@@ -344,6 +346,31 @@ static void load_rejects_a_directory_in_place_of_a_file(void **state)
 	rm_file("folder.txt");
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+	static const char msg[] = "tmpl_set_load hung on a FIFO\n";
+	(void)!write(2, msg, sizeof msg - 1);
+	_exit(1);
+}
+
+/* open() of a FIFO blocks until a writer comes: refused before that. */
+static void load_rejects_a_fifo_in_place_of_a_file_without_blocking(void **state)
+{
+	char path[600];
+	snprintf(path, sizeof path, "%s/pipe.txt", dir);
+	assert_int_equal(mkfifo(path, 0600), 0);
+	struct tmpl_spec spec = {"pipe", sql_only, 2};
+	struct tmpl_set *set = NULL;
+	struct err err = ERR_INIT;
+	signal(SIGALRM, on_alarm);
+	alarm(10);
+	assert_int_equal(tmpl_set_load(&set, dir, &spec, 1, &err), CONVBI_ETEMPLATE);
+	alarm(0);
+	assert_non_null(strstr(err.msg, "pipe.txt is a FIFO (named pipe); it must be a text file"));
+	rm_file("pipe.txt");
+}
+
 static void load_enforces_the_size_cap_to_the_byte(void **state)
 {
 	char *big = malloc(TMPL_MAX_BYTES + 1);
@@ -468,6 +495,7 @@ int main(void)
 		cmocka_unit_test(load_names_the_path_of_a_missing_file),
 		cmocka_unit_test(load_rejects_a_directory_in_place_of_a_file),
 		cmocka_unit_test(load_enforces_the_size_cap_to_the_byte),
+		cmocka_unit_test(load_rejects_a_fifo_in_place_of_a_file_without_blocking),
 		cmocka_unit_test(load_names_the_line_of_invalid_utf8),
 		cmocka_unit_test(load_with_no_slot_list_rejects_placeholders),
 		cmocka_unit_test(load_refuses_a_template_name_that_is_not_a_plain_word),
