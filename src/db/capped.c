@@ -10,7 +10,9 @@
  * the connection closes (or a registration is replaced).
  *
  * randomblob and zeroblob need no delegate: they are simple enough to
- * implement here.
+ * implement here; LIKE and GLOB call sqlite3_strlike()/sqlite3_strglob(),
+ * the built-ins' own matcher, directly (a delegate would cost a statement
+ * step on every row of the most common filter there is).
  */
 #include "db/capped.h"
 
@@ -18,8 +20,10 @@
 #include <string.h>
 
 #include "convbi/convbi.h"
+#include "db/text.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/clock.h"
 
 #define CAPPED_ARGS_MAX 127 /* SQLite's SQLITE_MAX_FUNCTION_ARG */
 
@@ -27,6 +31,7 @@ typedef int (*check_fn)(int argc, sqlite3_value **argv, const char *name, char *
 
 static int check_printf(int argc, sqlite3_value **argv, const char *name, char *msg, int msglen);
 static int check_work(int argc, sqlite3_value **argv, const char *name, char *msg, int msglen);
+static int check_json(int argc, sqlite3_value **argv, const char *name, char *msg, int msglen);
 
 static const struct delegated {
 	const char *name;
@@ -35,7 +40,7 @@ static const struct delegated {
 } delegated[] = {
 	{"printf", -1, check_printf}, {"format", -1, check_printf}, {"instr", 2, check_work},
 	{"replace", 3, check_work},   {"trim", 2, check_work},      {"ltrim", 2, check_work},
-	{"rtrim", 2, check_work},
+	{"rtrim", 2, check_work},     {"json_patch", 2, check_json},
 };
 
 #define NDELEGATED (sizeof delegated / sizeof delegated[0])
@@ -44,13 +49,17 @@ struct capped;
 
 struct slot {
 	struct capped *c;
-	int fn; /* index in delegated[], -1 for the BLOB makers */
+	int fn; /* index in delegated[], or -1 - the NATIVE_* of a native one */
 };
+
+enum { NATIVE_RANDOMBLOB, NATIVE_ZEROBLOB, NATIVE_LIKE2, NATIVE_LIKE3, NATIVE_GLOB, NNATIVE };
 
 struct capped {
 	sqlite3 *helper;                      /* owned: where the built-ins run */
 	int refs;                             /* registrations still holding this */
-	struct slot slots[NDELEGATED + 2];
+	const int64_t *deadline_ms;           /* borrowed from exec; 0 = none */
+	int like_max;                         /* db's SQLITE_LIMIT_LIKE_PATTERN_LENGTH at install */
+	struct slot slots[NDELEGATED + NNATIVE];
 	sqlite3_stmt *stmt[NDELEGATED][CAPPED_ARGS_MAX + 1]; /* owned, lazily prepared */
 };
 
@@ -71,6 +80,17 @@ static void too_big(sqlite3_context *ctx, const char *msg)
 {
 	sqlite3_result_error(ctx, msg, -1);
 	sqlite3_result_error_code(ctx, SQLITE_TOOBIG);
+}
+
+/* 1 (and the call fails with SQLITE_INTERRUPT) once the deadline passed. */
+static int too_late(sqlite3_context *ctx, const struct capped *c)
+{
+	int64_t d = *c->deadline_ms;
+	if (!d || clock_mono_ms() < d)
+		return 0;
+	sqlite3_result_error(ctx, "interrupted", -1);
+	sqlite3_result_error_code(ctx, SQLITE_INTERRUPT);
+	return 1;
 }
 
 /* ---- checks ---------------------------------------------------------------- */
@@ -145,6 +165,13 @@ static int check_work(int argc, sqlite3_value **argv, const char *name, char *ms
 	return 0;
 }
 
+/* json_patch walks the patch's keys and, for each, the target's: the
+ * product of their sizes bounds it. */
+static int check_json(int argc, sqlite3_value **argv, const char *name, char *msg, int msglen)
+{
+	return check_work(argc, argv, name, msg, msglen);
+}
+
 /* ---- the delegating function ---------------------------------------------------- */
 
 static sqlite3_stmt *statement(struct capped *c, int fn, int argc)
@@ -173,6 +200,8 @@ static void call_delegated(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 		sqlite3_result_error(ctx, "wrong number of arguments", -1);
 		return;
 	}
+	if (too_late(ctx, c))
+		return;
 	if (!delegated[s->fn].check(argc, argv, delegated[s->fn].name, msg, (int)sizeof msg)) {
 		too_big(ctx, msg);
 		return;
@@ -199,13 +228,13 @@ static void call_delegated(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 
 static int blob_size(sqlite3_context *ctx, sqlite3_value *arg, const char *fn, sqlite3_int64 *n)
 {
+	int max = fn[0] == 'r' ? CAPPED_RANDOMBLOB_MAX : CAPPED_BLOB_MAX;
 	*n = sqlite3_value_int64(arg);
 	if (*n < 1)
 		*n = fn[0] == 'r' ? 1 : 0; /* as SQLite: randomblob gives at least one byte */
-	if (*n > CAPPED_BLOB_MAX) {
+	if (*n > max) {
 		char msg[128];
-		sqlite3_snprintf((int)sizeof msg, msg, "%s(%lld) exceeds the %d-byte limit", fn, (long long)*n,
-		                 CAPPED_BLOB_MAX);
+		sqlite3_snprintf((int)sizeof msg, msg, "%s(%lld) exceeds the %d-byte limit", fn, (long long)*n, max);
 		too_big(ctx, msg);
 		return 0;
 	}
@@ -216,7 +245,7 @@ static void capped_randomblob(sqlite3_context *ctx, int argc, sqlite3_value **ar
 {
 	sqlite3_int64 n;
 	(void)argc;
-	if (!blob_size(ctx, argv[0], "randomblob", &n))
+	if (too_late(ctx, ((struct slot *)sqlite3_user_data(ctx))->c) || !blob_size(ctx, argv[0], "randomblob", &n))
 		return;
 	unsigned char *p = sqlite3_malloc64((sqlite3_uint64)n);
 	if (!p) {
@@ -231,17 +260,86 @@ static void capped_zeroblob(sqlite3_context *ctx, int argc, sqlite3_value **argv
 {
 	sqlite3_int64 n;
 	(void)argc;
-	if (blob_size(ctx, argv[0], "zeroblob", &n))
+	if (!too_late(ctx, ((struct slot *)sqlite3_user_data(ctx))->c) && blob_size(ctx, argv[0], "zeroblob", &n))
 		sqlite3_result_zeroblob64(ctx, (sqlite3_uint64)n);
+}
+
+/* ---- LIKE and GLOB ------------------------------------------------------------------ */
+
+/* The backtracking bound of a pattern: 1 + its longest run between two
+ * multi-character wildcards + the number of them. */
+static double match_factor(const unsigned char *p, int n, char many)
+{
+	int run = 0, longest = 0, wild = 0;
+	for (int i = 0; i < n; i++) {
+		if (p[i] == (unsigned char)many) {
+			wild++;
+			run = 0;
+		} else if (++run > longest) {
+			longest = run;
+		}
+	}
+	return 1.0 + longest + wild;
+}
+
+/* like(pattern, value [, escape]) and glob(pattern, value), as SQLite's
+ * own: NULL in, NULL out; the pattern length limit; a one-character
+ * ESCAPE; numbers compared as their text. */
+static void capped_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	struct slot *s = sqlite3_user_data(ctx);
+	int glob = s->fn == -1 - NATIVE_GLOB;
+	unsigned int esc = 0;
+	if (too_late(ctx, s->c))
+		return;
+	const unsigned char *pat = sqlite3_value_text(argv[0]);
+	int plen = sqlite3_value_bytes(argv[0]);
+	const unsigned char *val = sqlite3_value_text(argv[1]);
+	int vlen = sqlite3_value_bytes(argv[1]);
+	if (!pat || !val)
+		return;
+	if (plen > s->c->like_max) {
+		sqlite3_result_error(ctx, "LIKE or GLOB pattern too complex", -1);
+		sqlite3_result_error_code(ctx, SQLITE_TOOBIG);
+		return;
+	}
+	if (argc == 3) {
+		const unsigned char *e = sqlite3_value_text(argv[2]);
+		if (!e)
+			return;
+		uint32_t cp = 0;
+		int elen = sqlite3_value_bytes(argv[2]);
+		int n = elen ? (int)text_decode(e, (size_t)elen, &cp) : 0;
+		if (n == 0 || n != elen) {
+			sqlite3_result_error(ctx, "ESCAPE expression must be a single character", -1);
+			return;
+		}
+		esc = cp;
+	}
+	double work = (double)vlen * match_factor(pat, plen, glob ? '*' : '%');
+	if (work > CAPPED_MATCH_WORK_MAX) {
+		char msg[200];
+		sqlite3_snprintf((int)sizeof msg, msg,
+		                 "%s on a value of %d bytes with a pattern of %d bytes exceeds the work limit; use a shorter "
+		                 "pattern or value",
+		                 glob ? "GLOB" : "LIKE", vlen, plen);
+		too_big(ctx, msg);
+		return;
+	}
+	int miss = glob ? sqlite3_strglob((const char *)pat, (const char *)val)
+	                : sqlite3_strlike((const char *)pat, (const char *)val, esc);
+	sqlite3_result_int(ctx, miss == 0);
 }
 
 /* ---- install ------------------------------------------------------------------------ */
 
-int capped_install(sqlite3 *db, int value_max, struct err *err)
+int capped_install(sqlite3 *db, int value_max, const int64_t *deadline_ms, struct err *err)
 {
 	struct capped *c = xcalloc(1, sizeof *c);
 	if (!c)
 		return err_set(err, CONVBI_ENOMEM, "out of memory installing the capped SQL functions");
+	c->deadline_ms = deadline_ms;
+	c->like_max = sqlite3_limit(db, SQLITE_LIMIT_LIKE_PATTERN_LENGTH, -1);
 	int src = sqlite3_open_v2(":memory:", &c->helper, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (src != SQLITE_OK) {
 		sqlite3_close_v2(c->helper);
@@ -256,20 +354,31 @@ int capped_install(sqlite3 *db, int value_max, struct err *err)
 	 * a failed registration releases its own through xDestroy */
 	c->refs = 1; /* ours, until the loop is done */
 	int flags = SQLITE_UTF8 | SQLITE_INNOCUOUS;
-	for (size_t f = 0; f < NDELEGATED + 2 && src == SQLITE_OK; f++) {
+	static const struct {
+		const char *name;
+		int nargs, flags;
+		void (*fn)(sqlite3_context *, int, sqlite3_value **);
+	} native[NNATIVE] = {
+		[NATIVE_RANDOMBLOB] = {"randomblob", 1, 0, capped_randomblob},
+		[NATIVE_ZEROBLOB] = {"zeroblob", 1, SQLITE_DETERMINISTIC, capped_zeroblob},
+		[NATIVE_LIKE2] = {"like", 2, SQLITE_DETERMINISTIC, capped_match},
+		[NATIVE_LIKE3] = {"like", 3, SQLITE_DETERMINISTIC, capped_match},
+		[NATIVE_GLOB] = {"glob", 2, SQLITE_DETERMINISTIC, capped_match},
+	};
+	for (size_t f = 0; f < NDELEGATED + NNATIVE && src == SQLITE_OK; f++) {
 		struct slot *s = &c->slots[f];
 		s->c = c;
-		s->fn = f < NDELEGATED ? (int)f : -1;
 		c->refs++;
-		if (f < NDELEGATED)
+		if (f < NDELEGATED) {
+			s->fn = (int)f;
 			src = sqlite3_create_function_v2(db, delegated[f].name, delegated[f].nargs, flags | SQLITE_DETERMINISTIC,
 			                                 s, call_delegated, NULL, NULL, capped_unref);
-		else if (f == NDELEGATED)
-			src = sqlite3_create_function_v2(db, "randomblob", 1, flags, s, capped_randomblob, NULL, NULL,
-			                                 capped_unref);
-		else
-			src = sqlite3_create_function_v2(db, "zeroblob", 1, flags | SQLITE_DETERMINISTIC, s, capped_zeroblob,
-			                                 NULL, NULL, capped_unref);
+		} else {
+			size_t k = f - NDELEGATED;
+			s->fn = -1 - (int)k;
+			src = sqlite3_create_function_v2(db, native[k].name, native[k].nargs, flags | native[k].flags, s,
+			                                 native[k].fn, NULL, NULL, capped_unref);
+		}
 	}
 	capped_unref(&c->slots[0]); /* drop ours */
 	if (src != SQLITE_OK)

@@ -9,10 +9,17 @@
  * the authorizer would see (and refuse) as a write to sqlite_schema; once
  * connected, a virtual table is reused for the connection's life.
  *
- * exec_run: guard_prepare, then sqlite3_step under a progress handler that
- * polls the cancel callback and the deadline every EXEC_PROGRESS_OPS
- * instructions.  Rows are copied as they come; the row cap stops the
- * statement at cap+1 rows, the byte cap drops the row that overflowed.
+ * The connection is opened on its own tempvfs (the temporary-file budget)
+ * and gets a membudget and a watchdog; all three live as long as it.
+ *
+ * exec_run: enter the memory budget, arm the watchdog, then guard_prepare
+ * and sqlite3_step under a progress handler that polls the cancel callback
+ * and the deadline every EXEC_PROGRESS_OPS instructions (the authorizer
+ * checks both during prepare).  Rows are copied as they come; the row cap
+ * stops the statement at cap+1 rows, the byte cap drops the row that
+ * overflowed.  Whatever SQLite reports when a bound stopped it (INTERRUPT,
+ * NOMEM, FULL), the bound that was hit decides the error: cancel, then
+ * deadline, then memory, then disk.
  */
 #include "db/exec.h"
 
@@ -23,7 +30,10 @@
 #include "db/capped.h"
 #include "db/exec_impl.h"
 #include "db/guard.h"
+#include "db/membudget.h"
 #include "db/ro.h"
+#include "db/tempvfs.h"
+#include "db/watchdog.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 
@@ -44,7 +54,7 @@ static void set_limits(sqlite3 *db)
 		{SQLITE_LIMIT_LIKE_PATTERN_LENGTH, EXEC_LIKE_PATTERN_MAX},
 		{SQLITE_LIMIT_VARIABLE_NUMBER, EXEC_VARIABLES_MAX},
 		{SQLITE_LIMIT_TRIGGER_DEPTH, 1},
-		{SQLITE_LIMIT_WORKER_THREADS, 0},
+		{SQLITE_LIMIT_WORKER_THREADS, 0}, /* sorter work stays on the thread the budgets watch */
 	};
 	for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
 		sqlite3_limit(db, lim[i].id, lim[i].value);
@@ -80,16 +90,29 @@ int exec_open(struct exec **out, const char *path, struct err *err)
 	x = xcalloc(1, sizeof *x);
 	if (!x)
 		return err_set(err, CONVBI_ENOMEM, "out of memory opening a database");
-	rc = ro_open(&x->db, path, err);
+	rc = tempvfs_new(&x->temp, EXEC_TEMP_MAX_DEFAULT, err);
 	if (rc)
 		goto fail;
+	x->mem = membudget_new(0);
+	if (!x->mem) {
+		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
+		goto fail;
+	}
+	rc = ro_open_vfs(&x->db, path, tempvfs_name(x->temp), err);
+	if (rc)
+		goto fail;
+	x->watchdog = watchdog_new(x->db);
+	if (!x->watchdog) {
+		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
+		goto fail;
+	}
 	x->path = xstrdup(path);
 	if (!x->path) {
 		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
 		goto fail;
 	}
 	set_limits(x->db);
-	rc = capped_install(x->db, EXEC_VALUE_MAX, err);
+	rc = capped_install(x->db, EXEC_VALUE_MAX, &x->deadline_ms, err);
 	if (rc)
 		goto fail;
 	warm_virtual_tables(x->db);
@@ -113,7 +136,10 @@ void exec_close(struct exec *x)
 	if (!x)
 		return;
 	guard_release(x);
+	watchdog_free(x->watchdog);
 	sqlite3_close_v2(x->db);
+	tempvfs_free(x->temp);
+	membudget_free(x->mem);
 	free(x->path);
 	free(x);
 }
@@ -126,6 +152,11 @@ const char *exec_path(const struct exec *x)
 sqlite3 *exec_sqlite(struct exec *x)
 {
 	return x->db;
+}
+
+void exec_last_usage(const struct exec *x, struct exec_usage *out)
+{
+	*out = x->usage;
 }
 
 /* ---- run ------------------------------------------------------------------------ */
@@ -155,6 +186,35 @@ static int stop_error(struct exec *x, struct err *err)
 	               x->timeout_ms);
 }
 
+static int64_t mb_of(int64_t bytes)
+{
+	return (bytes + (1 << 20) - 1) >> 20;
+}
+
+/* The error of a run that failed with rc: a bound that was hit explains it
+ * better than what SQLite made of it (INTERRUPT, NOMEM, FULL, a refusal
+ * from the authorizer at the deadline). */
+static int bound_error(struct exec *x, int rc, int fired, struct err *err)
+{
+	if (x->stopped)
+		return stop_error(x, err);
+	if (fired || (x->deadline_ms && clock_mono_ms() >= x->deadline_ms && rc != CONVBI_EREJECTED)) {
+		x->stopped = CONVBI_ETIMEOUT;
+		return stop_error(x, err);
+	}
+	if (membudget_exceeded(x->mem))
+		return err_set(err, CONVBI_ETOOBIG,
+		               "the query needs more than %lld MB of memory; select fewer or shorter columns, aggregate "
+		               "less text or add a LIMIT",
+		               (long long)mb_of(x->mem_limit));
+	if (tempvfs_exceeded(x->temp))
+		return err_set(err, CONVBI_ETOOBIG,
+		               "the query needs more than %lld MB of temporary storage for sorting and grouping; filter "
+		               "earlier or sort fewer rows",
+		               (long long)mb_of(x->temp_limit));
+	return rc;
+}
+
 static int copy_row(struct table *t, sqlite3_stmt *st, size_t cell_max)
 {
 	int rc = table_add_row(t);
@@ -167,7 +227,12 @@ static int copy_row(struct table *t, sqlite3_stmt *st, size_t cell_max)
 		case SQLITE_INTEGER: ty = TABLE_INT; data = sqlite3_column_text(st, c); break;
 		case SQLITE_FLOAT: ty = TABLE_REAL; data = sqlite3_column_text(st, c); break;
 		case SQLITE_TEXT: ty = TABLE_TEXT; data = sqlite3_column_text(st, c); break;
-		case SQLITE_BLOB: ty = TABLE_BLOB; data = sqlite3_column_blob(st, c); break;
+		case SQLITE_BLOB:
+			/* a long BLOB is shown by its size alone: never materialise
+			 * it (a zeroblob(N) would take N bytes) */
+			ty = TABLE_BLOB;
+			data = sqlite3_column_bytes(st, c) > TABLE_BLOB_HEX_MAX ? "" : sqlite3_column_blob(st, c);
+			break;
 		}
 		size_t len = ty == TABLE_NULL ? 0 : (size_t)sqlite3_column_bytes(st, c);
 		if (ty != TABLE_NULL && !data && len)
@@ -178,6 +243,42 @@ static int copy_row(struct table *t, sqlite3_stmt *st, size_t cell_max)
 		rc = table_set_cell(t, row, c, ty, data, len, cell_max);
 	}
 	return rc;
+}
+
+/* Starts the bounds of one run: deadline, watchdog, memory and disk. */
+static void begin_run(struct exec *x, const struct exec_limits *lim, int (*cancel)(void *), void *payload)
+{
+	x->stopped = 0;
+	x->cancel = cancel;
+	x->cancel_payload = payload;
+	x->timeout_ms = lim->timeout_ms;
+	x->started_ms = clock_mono_ms();
+	x->deadline_ms = lim->timeout_ms > 0 ? x->started_ms + lim->timeout_ms : 0;
+	x->mem_base = membudget_used(x->mem);
+	x->mem_limit = lim->mem_max == 0 ? EXEC_MEM_MAX_DEFAULT : lim->mem_max;
+	x->temp_limit = lim->temp_max == 0 ? EXEC_TEMP_MAX_DEFAULT : lim->temp_max;
+	membudget_reset(x->mem, x->mem_limit > 0 ? x->mem_base + x->mem_limit : 0);
+	membudget_set_deadline(x->mem, x->deadline_ms);
+	tempvfs_reset(x->temp, x->temp_limit > 0 ? x->temp_limit : 0);
+	if (x->deadline_ms)
+		watchdog_arm(x->watchdog, x->deadline_ms);
+	sqlite3_progress_handler(x->db, EXEC_PROGRESS_OPS, progress, x);
+}
+
+/* Ends them; returns 1 when the watchdog interrupted the run. */
+static int end_run(struct exec *x)
+{
+	int fired = x->deadline_ms ? watchdog_disarm(x->watchdog) : 0;
+	membudget_set_deadline(x->mem, 0);
+	sqlite3_progress_handler(x->db, 0, NULL, NULL);
+	x->usage.elapsed_ms = clock_mono_ms() - x->started_ms;
+	x->usage.mem_peak = membudget_peak(x->mem) - x->mem_base;
+	x->usage.temp_peak = tempvfs_peak(x->temp);
+	x->usage.mem_counted = membudget_active();
+	x->cancel = NULL;
+	x->cancel_payload = NULL;
+	x->deadline_ms = 0;
+	return fired;
 }
 
 int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
@@ -191,14 +292,11 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 	*out = NULL;
 	if (!lim)
 		lim = &defaults;
-	x->stopped = 0;
-	x->cancel = cancel;
-	x->cancel_payload = cancel_payload;
-	x->timeout_ms = lim->timeout_ms;
-	x->deadline_ms = lim->timeout_ms > 0 ? clock_mono_ms() + lim->timeout_ms : 0;
 	if (cancel && cancel(cancel_payload))
 		return err_set(err, CONVBI_ECANCELED, "the query was canceled");
 
+	struct membudget *outer = membudget_enter(x->mem);
+	begin_run(x, lim, cancel, cancel_payload);
 	rc = guard_prepare(x, sql, strlen(sql), &st, err);
 	if (rc)
 		goto done;
@@ -211,7 +309,6 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 		goto done;
 	}
 
-	sqlite3_progress_handler(x->db, EXEC_PROGRESS_OPS, progress, x);
 	for (;;) {
 		x->deny[0] = '\0';
 		x->deny_weak = 0;
@@ -219,7 +316,7 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 		if (src == SQLITE_DONE)
 			break;
 		if (src != SQLITE_ROW) {
-			rc = x->stopped ? stop_error(x, err) : guard_sqlite_error(x, src, sql, strlen(sql), -1, err);
+			rc = guard_sqlite_error(x, src, sql, strlen(sql), -1, err);
 			goto done;
 		}
 		if (lim->row_cap > 0 && t->nrows >= lim->row_cap) {
@@ -243,11 +340,11 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 	t = NULL;
 	rc = CONVBI_OK;
 done:
-	sqlite3_progress_handler(x->db, 0, NULL, NULL);
 	sqlite3_finalize(st);
 	table_free(t);
-	x->cancel = NULL;
-	x->cancel_payload = NULL;
-	x->deadline_ms = 0;
+	int fired = end_run(x);
+	membudget_leave(outer);
+	if (rc)
+		rc = bound_error(x, rc, fired, err);
 	return rc;
 }

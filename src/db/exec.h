@@ -4,10 +4,20 @@
  * tight sqlite3_limit()s, the gate's authorizer installed for its whole
  * life (see guard.h), and the built-ins that could run long inside one
  * step replaced by capped versions (see capped.h).  exec_run checks a
- * statement through the gate, then steps it under a deadline and a cancel callback polled
- * from a progress handler every EXEC_PROGRESS_OPS virtual-machine
- * instructions, and copies at most row_cap rows into a struct table, each
- * cell cut to cell_max bytes and the whole to result_max bytes.
+ * statement through the gate, then steps it and copies at most row_cap
+ * rows into a struct table, each cell cut to cell_max bytes and the whole
+ * to result_max bytes, within four bounds:
+ *   time    one deadline over prepare and step, checked by a progress
+ *           handler every EXEC_PROGRESS_OPS instructions, by the authorizer
+ *           during prepare, and enforced by a watchdog thread that calls
+ *           sqlite3_interrupt() at the deadline (watchdog.h);
+ *   memory  SQLite memory the statement allocates beyond what the
+ *           connection held before it (membudget.h);
+ *   disk    bytes held by its temporary files (tempvfs.h);
+ *   size    sqlite3_limit()s below, and views weighed before they are
+ *           expanded (views.h).
+ * A statement over its memory or disk bound fails with ETOOBIG and a
+ * message naming the bound.
  *
  * Belt and braces: the file is opened with mode=ro and SQLITE_OPEN_READONLY,
  * PRAGMA query_only is on, and the gate's layers (statement kind,
@@ -24,25 +34,48 @@
 #include "db/table.h"
 #include "util/err.h"
 
-/* Limits set with sqlite3_limit() on every exec connection. */
+/* Limits set with sqlite3_limit() on every exec connection, and the
+ * gate's own.  EXEC_VALUE_MAX also bounds the cost of one function call
+ * over one value: every built-in is at most linear in its arguments once
+ * the capped ones (capped.h) are in place, so no single step can run long
+ * past the deadline. */
 #define EXEC_SQL_MAX (100 * 1024)         /* bytes of SQL text */
-#define EXEC_VALUE_MAX (16 * 1024 * 1024) /* bytes of one string/BLOB/row */
+#define EXEC_VALUE_MAX (2 * 1024 * 1024)  /* bytes of one string/BLOB/row/aggregate */
 #define EXEC_EXPR_DEPTH_MAX 250           /* expression tree depth */
 #define EXEC_COMPOUND_MAX 50              /* terms of a UNION/INTERSECT/EXCEPT */
 #define EXEC_FUNCTION_ARGS_MAX 64         /* arguments of one function call */
 #define EXEC_LIKE_PATTERN_MAX 1000        /* bytes of a LIKE/GLOB pattern */
 #define EXEC_VARIABLES_MAX 32             /* parameters (any is rejected) */
 #define EXEC_VDBE_OP_MAX 500000           /* instructions in one program */
-#define EXEC_PROGRESS_OPS 1000            /* instructions between deadline checks */
+#define EXEC_RESULT_COLUMNS_MAX 1000      /* columns of one result */
+#define EXEC_VIEW_REFS_MAX 200            /* table references after expanding views (views.h) */
+#define EXEC_PROGRESS_OPS 100             /* instructions between deadline and cancel checks */
+
+/* Defaults of the per-statement resource limits (struct exec_limits). */
+#define EXEC_MEM_MAX_DEFAULT ((int64_t)256 << 20)   /* SQLite memory beyond the connection's base */
+#define EXEC_TEMP_MAX_DEFAULT ((int64_t)512 << 20)  /* bytes of temporary files */
 
 struct exec_limits {
-	int timeout_ms;     /* wall time for one statement; 0 = none */
+	int timeout_ms;     /* wall time for one statement, prepare included; 0 = none */
 	int64_t row_cap;    /* rows kept; more make the table truncated; 0 = no cap */
 	size_t cell_max;    /* bytes kept of one cell; 0 = no cap */
 	size_t result_max;  /* bytes kept of all cells together; 0 = no cap */
+	int64_t mem_max;    /* bytes of SQLite memory the statement may take beyond
+	                       what the connection held before it; 0 = default, < 0 = none */
+	int64_t temp_max;   /* bytes of temporary files (sorters, temporary b-trees);
+	                       0 = default, < 0 = none */
 };
 
-#define EXEC_LIMITS_INIT {5000, 1000, 4096, 1024 * 1024}
+#define EXEC_LIMITS_INIT {5000, 1000, 4096, 1024 * 1024, EXEC_MEM_MAX_DEFAULT, EXEC_TEMP_MAX_DEFAULT}
+
+/* What the last exec_run on a connection used, measured by the limits
+ * themselves (see exec_last_usage). */
+struct exec_usage {
+	int64_t elapsed_ms;  /* prepare to finalize */
+	int64_t mem_peak;    /* bytes of SQLite memory beyond the base, at the peak */
+	int64_t temp_peak;   /* bytes of temporary files, at the peak */
+	int mem_counted;     /* 0 = the accounting allocator is not in place */
+};
 
 struct exec;
 
@@ -66,6 +99,9 @@ void exec_close(struct exec *x);
  * file became unreadable or locked), ENOMEM. */
 int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
              void *cancel_payload, struct table **out, struct err *err);
+
+/* What the last exec_run on x used (zeros before the first). */
+void exec_last_usage(const struct exec *x, struct exec_usage *out);
 
 /* The path x was opened with, borrowed from x. */
 const char *exec_path(const struct exec *x);

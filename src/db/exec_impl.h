@@ -11,6 +11,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db/exec.h"
+
+struct membudget;
+struct tempvfs;
+struct views;
+struct watchdog;
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
@@ -31,6 +38,15 @@ struct exec {
 	int (*cancel)(void *);        /* polled from the progress handler; may be NULL */
 	void *cancel_payload;
 	int stopped;                  /* CONVBI_ETIMEOUT or ECANCELED once the handler stopped a run */
+	struct tempvfs *temp;         /* owned: the VFS the connection was opened on */
+	struct membudget *mem;        /* owned: charged while exec_run runs */
+	struct watchdog *watchdog;    /* owned: interrupts db at the deadline */
+	struct views *views;          /* guard: owned view weights, from guard_init */
+	int64_t mem_limit;            /* bytes beyond the base, for messages */
+	int64_t temp_limit;           /* bytes, for messages */
+	int64_t started_ms;           /* clock_mono_ms() when the run began */
+	int64_t mem_base;             /* membudget_used() when the run began */
+	struct exec_usage usage;      /* of the last run */
 };
 
 #endif

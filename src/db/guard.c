@@ -26,7 +26,9 @@
 #include "convbi/convbi.h"
 #include "db/exec.h"
 #include "db/exec_impl.h"
+#include "db/views.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 
 /* ---- scanner ---------------------------------------------------------------- */
 
@@ -257,10 +259,26 @@ static int deny_schema_write(struct exec *x, const char *verb, const char *table
 #define ONLY "; only SELECT is allowed"
 #define S(v) ((v) ? (v) : "?")
 
+/* The authorizer is called all through prepare, where the progress
+ * handler is not: it is where prepare sees the deadline and the cancel
+ * callback.  exec_run reports the stop; the refusal text is never shown. */
+static int out_of_time(struct exec *x)
+{
+	if (x->stopped)
+		return 1;
+	if (x->cancel && x->cancel(x->cancel_payload))
+		x->stopped = CONVBI_ECANCELED;
+	else if (x->deadline_ms && clock_mono_ms() >= x->deadline_ms)
+		x->stopped = CONVBI_ETIMEOUT;
+	return x->stopped != 0;
+}
+
 static int authorize(void *p, int op, const char *a, const char *b, const char *c, const char *d)
 {
 	struct exec *x = p;
 	(void)c, (void)d;
+	if (out_of_time(x))
+		return SQLITE_DENY;
 	switch (op) {
 	case SQLITE_SELECT:
 	case SQLITE_RECURSIVE:
@@ -432,6 +450,12 @@ int guard_init(struct exec *x, struct err *err)
 	if (x->nobjects)
 		qsort(x->objects, x->nobjects, sizeof *x->objects, cmp_name);
 
+	src = views_load(&x->views, x->db);
+	if (src != SQLITE_OK)
+		return src == SQLITE_NOMEM ? err_set(err, CONVBI_ENOMEM, "out of memory reading the views of `%s`", x->path)
+		                           : err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); check the file",
+		                                     x->path, sqlite3_errmsg(x->db));
+
 	sqlite3_set_authorizer(x->db, authorize, x);
 	return CONVBI_OK;
 }
@@ -447,6 +471,8 @@ void guard_release(struct exec *x)
 	free(x->objects);
 	x->objects = NULL;
 	x->nobjects = 0;
+	views_free(x->views);
+	x->views = NULL;
 }
 
 /* ---- the gate ------------------------------------------------------------------ */
@@ -488,6 +514,16 @@ int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **ou
 	size_t wlen = word_len(sql, len, start);
 	const char *w = sql + start;
 	int is_select = word_is(w, wlen, "SELECT") || word_is(w, wlen, "WITH") || word_is(w, wlen, "VALUES");
+
+	/* SQLite expands views while preparing, out of the deadline's reach:
+	 * weigh them first */
+	const char *heaviest = NULL;
+	int64_t refs = views_sql_weight(x->views, sql, len, &heaviest);
+	if (refs > EXEC_VIEW_REFS_MAX && heaviest)
+		return err_set(err, CONVBI_ETOOBIG,
+		               "the SQL expands to over %d table references through views (`%s` alone nests %lld); query "
+		               "the tables under the views",
+		               EXEC_VIEW_REFS_MAX, heaviest, (long long)views_weight(x->views, heaviest));
 
 	int src = sqlite3_prepare_v2(x->db, sql + start, (int)(len - start), &st, &tail);
 	if (src != SQLITE_OK) {
@@ -535,6 +571,11 @@ int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **ou
 	}
 	if (sqlite3_column_count(st) == 0) {
 		rc = refuse(x, sql, len, err, "the SQL returns no columns; send a SELECT");
+		goto fail;
+	}
+	if (sqlite3_column_count(st) > EXEC_RESULT_COLUMNS_MAX) {
+		rc = err_set(err, CONVBI_ETOOBIG, "the SQL returns %d columns, over the limit of %d; select fewer columns",
+		             sqlite3_column_count(st), EXEC_RESULT_COLUMNS_MAX);
 		goto fail;
 	}
 	*out = st;

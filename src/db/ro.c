@@ -71,6 +71,11 @@ static int harden(sqlite3 *db)
 
 int ro_open(sqlite3 **out, const char *path, struct err *err)
 {
+	return ro_open_vfs(out, path, NULL, err);
+}
+
+int ro_open_vfs(sqlite3 **out, const char *path, const char *vfs, struct err *err)
+{
 	struct buf uri = BUF_INIT;
 	sqlite3 *db = NULL;
 	int rc;
@@ -87,7 +92,7 @@ int ro_open(sqlite3 **out, const char *path, struct err *err)
 	}
 
 	int src = sqlite3_open_v2(uri.data, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-	                          NULL);
+	                          vfs);
 	buf_release(&uri);
 	if (src == SQLITE_NOMEM || !db) {
 		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);

@@ -31,6 +31,9 @@ int ro_uri(struct buf *out, const char *path);
  * failure. */
 int ro_open(sqlite3 **out, const char *path, struct err *err);
 
+/* ro_open through the VFS registered as vfs (NULL = the default). */
+int ro_open_vfs(sqlite3 **out, const char *path, const char *vfs, struct err *err);
+
 /* Busy timeout of every connection: a writer elsewhere holding the file
  * makes readers wait this long before SQLITE_BUSY. */
 #define RO_BUSY_TIMEOUT_MS 250

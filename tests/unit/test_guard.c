@@ -409,7 +409,7 @@ static void free_corpus(struct hostile *h, size_t n)
 /* Runs one case; returns NULL when it behaved, else what went wrong. */
 static const char *run_case(struct exec *x, const struct hostile *c, struct buf *sql, char *why, size_t whylen)
 {
-	struct exec_limits lim = {HOSTILE_TIMEOUT_MS, 100, 1000, 64 * 1024};
+	struct exec_limits lim = {HOSTILE_TIMEOUT_MS, 100, 1000, 64 * 1024, 0, 0};
 	struct err e = ERR_INIT;
 	struct table *t = NULL;
 	int rc;

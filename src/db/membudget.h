@@ -1,0 +1,64 @@
+/* membudget.h -- per-query memory accounting for SQLite.
+ *
+ * sqlite3_hard_heap_limit64() bounds the whole process; a query needs a
+ * bound of its own.  membudget wraps SQLite's allocator (installed with
+ * SQLITE_CONFIG_MALLOC by a constructor, before anything can initialise
+ * SQLite) and charges every allocation made by a thread that has entered a
+ * budget to that budget; the block remembers its budget, so a free from
+ * any thread, any time later, credits the right one.  An allocation that
+ * would take the budget over its limit fails (SQLite reports SQLITE_NOMEM)
+ * and marks the budget exceeded, which exec turns into ETOOBIG.
+ *
+ * A budget lives until its owner frees it and the last block charged to it
+ * is freed (a reference count), so a page kept in a cache after the query
+ * never points at freed memory.  Allocations of threads that entered no
+ * budget are not counted (the engine's base: schema, caches of other
+ * statements).
+ *
+ * When the host initialised SQLite before this library was loaded, the
+ * wrapper is not in place: membudget_active() says 0 and budgets count
+ * nothing (exec then still has its other limits).
+ */
+#ifndef CONVBI_DB_MEMBUDGET_H
+#define CONVBI_DB_MEMBUDGET_H
+
+#include <stdint.h>
+
+struct membudget;
+
+/* 1 when SQLite runs on the accounting allocator. */
+int membudget_active(void);
+
+/* A budget of limit bytes (<= 0 = unlimited, counting only).  Returns
+ * NULL when out of memory. */
+struct membudget *membudget_new(int64_t limit);
+
+/* Drops the owner's reference; the budget is freed with its last block.
+ * Accepts NULL. */
+void membudget_free(struct membudget *b);
+
+/* Makes b (may be NULL) the calling thread's budget; returns the previous
+ * one, to be given back to membudget_leave. */
+struct membudget *membudget_enter(struct membudget *b);
+void membudget_leave(struct membudget *previous);
+
+/* Sets the limit (<= 0 = unlimited), clears the exceeded mark and starts
+ * a new peak at the current use. */
+void membudget_reset(struct membudget *b, int64_t limit);
+
+/* From deadline_ms on (clock_mono_ms(); 0 = never), allocations of at
+ * least MEMBUDGET_LATE_BYTES charged to b fail: every SQL function that
+ * builds a large value allocates it, so a run of such calls in straight-
+ * line code -- where SQLite checks for no interrupt -- stops at the
+ * deadline too.  Small allocations go on, so the statement can unwind. */
+#define MEMBUDGET_LATE_BYTES (16 * 1024)
+void membudget_set_deadline(struct membudget *b, int64_t deadline_ms);
+
+/* Bytes charged now, the peak since the last reset, the limit, and
+ * whether an allocation was refused since the last reset. */
+int64_t membudget_used(const struct membudget *b);
+int64_t membudget_peak(const struct membudget *b);
+int64_t membudget_limit(const struct membudget *b);
+int membudget_exceeded(const struct membudget *b);
+
+#endif
