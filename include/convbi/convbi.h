@@ -115,7 +115,7 @@ typedef struct {
 typedef int (*convbi_event_fn)(const convbi_event *ev, void *payload);
 
 /* ---- engine ------------------------------------------------------------ */
-#define CONVBI_OPTIONS_VERSION 1
+#define CONVBI_OPTIONS_VERSION 2  /* 1: up to question_timeout_ms (still accepted) */
 
 typedef struct {
 	unsigned int version;     /* CONVBI_OPTIONS_VERSION */
@@ -133,9 +133,24 @@ typedef struct {
 	int stream;               /* 1 = stream the answer as TOKEN events */
 	int question_timeout_ms;  /* whole question, model calls included,
 	                             default 120000 */
+	/* version 2: grounding */
+	const char *today;        /* "YYYY-MM-DD" the prompts call today
+	                             ({{today}}); NULL = the local date */
+	const char *notes_path;   /* business notes (Markdown, sections per
+	                             topic); NULL = DB.notes.md beside the
+	                             database when it exists; "" = none */
+	const char *examples_path;/* verified examples, JSONL {"question",
+	                             "sql", "db"}; NULL = none */
+	int candidates;           /* SQL candidates voted on by their results,
+	                             1..16, default 1 */
+	int value_index;          /* 1 = name the stored values a question
+	                             mentions in the schema text (value index
+	                             cached under $XDG_CACHE_HOME/convbi),
+	                             0 = off; default 1 */
 } convbi_options;
 
-#define CONVBI_OPTIONS_INIT {CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1, 120000}
+#define CONVBI_OPTIONS_INIT {CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1, 120000, \
+                             NULL, NULL, NULL, 1, 1}
 
 /* Opens an engine.  *out is set even on failure (unless ENOMEM) so that
  * convbi_engine_errmsg() can say what went wrong; close it either way. */
@@ -154,6 +169,18 @@ CONVBI_API int convbi_engine_chat(convbi_engine *engine, const char *system, con
 CONVBI_API int convbi_engine_endpoints(convbi_engine *engine, char **json_out);
 /* The schema text exactly as the SQL agent is given it (caller frees). */
 CONVBI_API int convbi_engine_schema(convbi_engine *engine, const char *question, char **text_out);
+/* Progress of a value-index build: after each column read. */
+typedef void (*convbi_index_progress_fn)(const char *table, const char *column, size_t columns_done,
+                                         size_t columns, int64_t values, void *payload);
+/* Builds the value index of the engine's database now (as the first
+ * question would), or reuses it when it is fresh and rebuild == 0; fn (may
+ * be NULL) hears progress.  *json_out (caller frees) describes it:
+ * {"path", "values", "columns", "build_ms", "partial", "built"}.  The
+ * database itself is only read.  Not to be called while sessions of this
+ * engine are asking.  Errors: CONVBI_EDB (no database), EIO (the cache
+ * directory is not writable; the message names it), ENOMEM. */
+CONVBI_API int convbi_engine_index(convbi_engine *engine, int rebuild, convbi_index_progress_fn fn, void *payload,
+                                   char **json_out);
 /* The workflow graph, format "mermaid" or "dot" (caller frees). */
 CONVBI_API int convbi_workflow_graph(const char *format, char **text_out);
 

@@ -25,6 +25,7 @@
 #define SESSION_MAGIC 0x43425653u
 #define ANSWER_MAGIC 0x43425641u
 #define DEAD_MAGIC 0xDEADBEEFu
+#define ENGINE_MAX_CANDIDATES 16  /* SQL candidates per question */
 
 struct convbi_engine {
 	uint32_t magic;
@@ -38,6 +39,8 @@ struct convbi_engine {
 	struct tmpl_set *prompts;     /* owned */
 	struct schema *schema;        /* owned; NULL without a database */
 	char *table_list;             /* owned */
+	struct vindex *vindex;        /* owned; NULL when off or not buildable */
+	char *today;                  /* owned copy of opts.today, or NULL */
 };
 
 struct convbi_session {

@@ -8,6 +8,7 @@
  * the schema, and every model call returns CONVBI_ENOENDPOINT with the
  * message saying what to set.  A bad configuration is a failure.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,10 +16,12 @@
 
 #include "api/api.h"
 #include "db/schema.h"
+#include "db/vindex.h"
 #include "llm/config.h"
 #include "llm/llm.h"
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
+#include "util/log.h"
 
 static void engine_fail(convbi_engine *e, const struct err *err)
 {
@@ -37,6 +40,20 @@ static const char *resolve_prompts(const char *opt)
 	if (access(CONVBI_PROMPTS_SRC_DIR "/sql.txt", R_OK) == 0)
 		return CONVBI_PROMPTS_SRC_DIR;
 	return CONVBI_PROMPTS_INSTALL_DIR;
+}
+
+/* 1 for a real calendar date written YYYY-MM-DD. */
+static int valid_date(const char *s)
+{
+	static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	for (int i = 0; i < 10; i++)
+		if (i == 4 || i == 7 ? s[i] != '-' : !(s[i] >= '0' && s[i] <= '9'))
+			return 0;
+	if (s[10])
+		return 0;
+	int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	return m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1] && !(m == 2 && d == 29 && !leap);
 }
 
 /* "customers, orders, ..." for the intent agent. */
@@ -63,11 +80,26 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	*out = e;
 	struct err err = ERR_INIT;
 	int rc;
-	if (!opts || opts->version != CONVBI_OPTIONS_VERSION) {
+	if (!opts || opts->version < 1 || opts->version > CONVBI_OPTIONS_VERSION) {
 		rc = err_set(&err, CONVBI_EMISUSE, "the options struct is missing or of another version; initialise it with CONVBI_OPTIONS_INIT");
 		goto fail;
 	}
-	e->opts = *opts;
+	e->opts = (convbi_options)CONVBI_OPTIONS_INIT;
+	memcpy(&e->opts, opts, opts->version == 1 ? offsetof(convbi_options, today) : sizeof *opts);
+	e->opts.version = CONVBI_OPTIONS_VERSION;
+	if (e->opts.today && !valid_date(e->opts.today)) {
+		rc = err_set(&err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", e->opts.today);
+		goto fail;
+	}
+	if (e->opts.candidates < 1 || e->opts.candidates > ENGINE_MAX_CANDIDATES) {
+		rc = err_set(&err, CONVBI_EINVAL, "candidates is %d; use 1 to %d", e->opts.candidates, ENGINE_MAX_CANDIDATES);
+		goto fail;
+	}
+	if (e->opts.today && !(e->today = xstrdup(e->opts.today))) {
+		rc = err_code(&err, CONVBI_ENOMEM);
+		goto fail;
+	}
+	e->opts.today = e->today;
 	if (e->opts.max_repairs < 0 || e->opts.max_repairs > 10) {
 		rc = err_set(&err, CONVBI_EINVAL, "max_repairs is %d; use 0 to 10", e->opts.max_repairs);
 		goto fail;
@@ -104,6 +136,16 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 			rc = err_code(&err, CONVBI_ENOMEM);
 			goto fail;
 		}
+		if (e->opts.value_index) {
+			struct err verr = ERR_INIT;
+			int vrc = vindex_open(&e->vindex, e->db_path, e->schema, 1, NULL, NULL, &verr);
+			if (vrc == CONVBI_ENOMEM) {
+				rc = err_code(&err, vrc);
+				goto fail;
+			}
+			if (vrc) /* answers still work, only without value grounding */
+				log_msg(2, "no value index: %s", verr.msg);
+		}
 	}
 	return CONVBI_OK;
 fail:
@@ -119,7 +161,9 @@ CONVBI_API void convbi_engine_close(convbi_engine *e)
 	llm_close(e->llm);
 	tmpl_set_free(e->prompts);
 	schema_free(e->schema);
+	vindex_close(e->vindex);
 	free(e->table_list);
+	free(e->today);
 	free(e->db_path);
 	free(e->prompts_dir);
 	pthread_mutex_destroy(&e->err_lock);
@@ -238,13 +282,69 @@ CONVBI_API int convbi_engine_schema(convbi_engine *e, const char *question, char
 		return CONVBI_EDB;
 	}
 	struct buf b;
+	struct ground g = GROUND_INIT;
+	struct err err = ERR_INIT;
 	buf_init(&b, 0);
-	if (schema_render(&b, e->schema, question, (size_t)e->opts.schema_tokens * 4)) {
+	int rc = e->vindex && question ? vindex_match(e->vindex, e->schema, question, &g, &err) : CONVBI_OK;
+	if (rc == CONVBI_EDB)
+		log_msg(2, "%s", err.msg); /* the schema text without grounding is still right */
+	rc = rc == CONVBI_ENOMEM ? rc : schema_render_grounded(&b, e->schema, question, &g, (size_t)e->opts.schema_tokens * 4);
+	ground_release(&g);
+	if (rc) {
 		buf_release(&b);
 		return CONVBI_ENOMEM;
 	}
 	*text_out = buf_take(&b);
 	return *text_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+struct index_cb {
+	convbi_index_progress_fn fn;
+	void *payload;
+};
+
+static void index_progress(const struct vindex_progress *p, void *payload)
+{
+	struct index_cb *c = payload;
+	c->fn(p->table, p->column, p->columns_done, p->columns, p->values, c->payload);
+}
+
+CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_progress_fn fn, void *payload,
+                                   char **json_out)
+{
+	if (json_out)
+		*json_out = NULL;
+	if (!e || e->magic != ENGINE_MAGIC || !json_out)
+		return CONVBI_EMISUSE;
+	struct err err = ERR_INIT;
+	if (!e->schema) {
+		engine_fail(e, (err_set(&err, CONVBI_EDB, "the engine has no database; open it with db_path set"), &err));
+		return CONVBI_EDB;
+	}
+	struct index_cb c = {fn, payload};
+	struct vindex *v = NULL;
+	int rc = vindex_open(&v, e->db_path, e->schema, rebuild ? 2 : 1, fn ? index_progress : NULL, &c, &err);
+	if (rc) {
+		engine_fail(e, &err);
+		return rc;
+	}
+	vindex_close(e->vindex);
+	e->vindex = v;
+	const struct vindex_info *i = vindex_info(v);
+	struct buf b;
+	buf_init(&b, 0);
+	rc = buf_puts(&b, "{\"path\":");
+	if (!rc)
+		rc = buf_json_str(&b, i->path, strlen(i->path));
+	if (!rc)
+		rc = buf_printf(&b, ",\"values\":%lld,\"columns\":%lld,\"build_ms\":%lld,\"partial\":%s,\"built\":%s}",
+		                (long long)i->values, (long long)i->columns, (long long)i->build_ms,
+		                i->partial ? "true" : "false", i->built ? "true" : "false");
+	if (rc || !(*json_out = buf_take(&b))) {
+		buf_release(&b);
+		return CONVBI_ENOMEM;
+	}
+	return CONVBI_OK;
 }
 
 CONVBI_API int convbi_workflow_graph(const char *format, char **text_out)

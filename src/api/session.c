@@ -6,8 +6,10 @@
  * history (standalone question, SQL, a short result summary, the answer)
  * so that follow-ups can use it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "db/table.h"
@@ -188,11 +190,21 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		s->err = t->err;
 		return rc;
 	}
+	char today[16];
+	if (e->today) {
+		snprintf(today, sizeof today, "%s", e->today);
+	} else { /* the local date, read per question: a session may live past midnight */
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(today, sizeof today, "%Y-%m-%d", &tm);
+	}
 	struct flow_env env = {
 		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .exec = s->exec,
 		.max_repairs = e->opts.max_repairs, .schema_budget = (size_t)e->opts.schema_tokens * 4,
 		.model_review = e->opts.model_review, .stream = e->opts.stream,
 		.deadline_ms = e->opts.question_timeout_ms, .interrupt = &s->interrupted,
+		.vindex = e->vindex, .today = today,
 	};
 	limits_of(&env.limits, e);
 	rc = flow_run(&env, &s->history, t, cb, payload);

@@ -41,6 +41,11 @@ struct cli_opts {
 	int review;             /* --review */
 	int verbose;            /* -v */
 	int show_sql;           /* --sql (ask) */
+	const char *today;      /* --today YYYY-MM-DD */
+	const char *notes;      /* --notes FILE */
+	const char *examples;   /* --examples FILE */
+	int candidates;         /* --candidates N, -1 default */
+	int rebuild;            /* --rebuild (index) */
 	char **args;            /* positional arguments (borrowed from argv) */
 	int nargs;
 };
@@ -63,5 +68,6 @@ int cmd_ask(struct cli_opts *o);
 int cmd_repl(struct cli_opts *o);
 int cmd_batch(struct cli_opts *o);
 int cmd_eval(struct cli_opts *o);
+int cmd_index(struct cli_opts *o);
 
 #endif

@@ -31,6 +31,11 @@ void cli_engine_options(convbi_options *o, const struct cli_opts *c)
 		o->sql_timeout_ms = c->sql_timeout_ms;
 	o->model_review = c->review;
 	o->stream = c->stream != 0;
+	o->today = c->today;
+	o->notes_path = c->notes;
+	o->examples_path = c->examples;
+	if (c->candidates > 0)
+		o->candidates = c->candidates;
 }
 
 int cli_exit_code(int status)

@@ -25,20 +25,22 @@ struct command {
 
 static const struct command commands[] = {
 	{"repl", "[--db F] [--config F] [--prompts DIR] [--review]", "ask questions interactively (the default)",
-	 cmd_repl, "db config prompts review max-repairs row-cap sql-timeout-ms history-file no-stream stream mode verbose", 0, 0},
+	 cmd_repl, "db config prompts review max-repairs row-cap sql-timeout-ms history-file no-stream stream mode verbose today notes examples candidates", 0, 0},
 	{"ask", "[--db F] [--config F] [--json] QUESTION", "answer one question",
-	 cmd_ask, "db config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose", 1, 1},
+	 cmd_ask, "db config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose today notes examples candidates", 1, 1},
 	{"batch", "--db F [--config F] [-j N] [--format jsonl|csv] [--out F] [--resume] INPUT",
 	 "answer a file of questions in parallel", cmd_batch,
-	 "db config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose", 1, 1},
+	 "db config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose today notes examples candidates", 1, 1},
 	{"eval", "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] DIR|FILE",
 	 "execution accuracy on a Spider or BIRD set", cmd_eval,
-	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db", 1, 1},
+	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db today notes examples candidates", 1, 1},
 	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT", "send one chat request through the client",
 	 cmd_llm, "config stream json system", 1, 1},
 	{"endpoints", "[--config F] [--json]", "list endpoints and their live shared state", cmd_endpoints,
 	 "config json", 0, 0},
 	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db config prompts", 0, 1},
+	{"index", "[--db F] [--rebuild] [--json]", "build the value index of a database ahead of time", cmd_index,
+	 "db config prompts rebuild json", 0, 0},
 	{"graph", "[--format mermaid|dot]", "print the workflow graph", cmd_graph, "format", 0, 0},
 	{"serve", "[--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE] [--help]",
 	 "HTTP/SSE API, MCP over HTTP and the page", NULL, "", 0, 0},
@@ -49,7 +51,8 @@ static const struct command commands[] = {
 enum {
 	OPT_CONFIG = 256, OPT_DB, OPT_PROMPTS, OPT_SYSTEM, OPT_FORMAT, OPT_OUT, OPT_ONLY_DB, OPT_DATASET,
 	OPT_JSON, OPT_STREAM, OPT_NO_STREAM, OPT_RESUME, OPT_LIMIT, OPT_MAX_REPAIRS, OPT_ROW_CAP,
-	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION
+	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION,
+	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD
 };
 
 static const struct option long_opts[] = {
@@ -64,7 +67,10 @@ static const struct option long_opts[] = {
 	{"review", no_argument, NULL, OPT_REVIEW}, {"mode", required_argument, NULL, OPT_MODE},
 	{"history-file", required_argument, NULL, OPT_HISTORY_FILE}, {"jobs", required_argument, NULL, 'j'},
 	{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, OPT_HELP},
-	{"version", no_argument, NULL, OPT_VERSION}, {NULL, 0, NULL, 0},
+	{"version", no_argument, NULL, OPT_VERSION}, {"today", required_argument, NULL, OPT_TODAY},
+	{"notes", required_argument, NULL, OPT_NOTES}, {"examples", required_argument, NULL, OPT_EXAMPLES},
+	{"candidates", required_argument, NULL, OPT_CANDIDATES}, {"rebuild", no_argument, NULL, OPT_REBUILD},
+	{NULL, 0, NULL, 0},
 };
 
 void cli_error(const char *fmt, ...)
@@ -102,6 +108,11 @@ static void usage(FILE *f)
 		{"--mode table|csv|json|markdown", "how the REPL prints rows"},
 		{"--history-file F", "the REPL's line history (default ~/.convbi_history)"},
 		{"-v, --verbose", "stages, retries and fail-overs on stderr"},
+		{"--today YYYY-MM-DD", "the date the prompts call today (default: the local date)"},
+		{"--notes F", "business notes, Markdown (default: DB.notes.md beside the database)"},
+		{"--examples F", "verified question/SQL examples, JSONL {\"question\",\"sql\",\"db\"}"},
+		{"--candidates N", "SQL candidates voted on by their results (default 1)"},
+		{"--rebuild", "rebuild the value index even when it is up to date (index)"},
 	};
 	fprintf(f, "\nOptions:\n");
 	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
@@ -179,6 +190,7 @@ int main(int argc, char **argv)
 	o.max_repairs = -1;
 	o.row_cap = -1;
 	o.sql_timeout_ms = -1;
+	o.candidates = -1;
 	int c;
 	long n;
 	optind = first;
@@ -216,6 +228,15 @@ int main(int argc, char **argv)
 		case OPT_NO_STREAM: o.stream = 0; break;
 		case OPT_RESUME: o.resume = 1; break;
 		case OPT_REVIEW: o.review = 1; break;
+		case OPT_TODAY: o.today = optarg; break;
+		case OPT_NOTES: o.notes = optarg; break;
+		case OPT_EXAMPLES: o.examples = optarg; break;
+		case OPT_REBUILD: o.rebuild = 1; break;
+		case OPT_CANDIDATES:
+			if (parse_int("--candidates", optarg, 1, 16, &n))
+				return EXIT_USAGE;
+			o.candidates = (int)n;
+			break;
 		case 'v': o.verbose = 1; break;
 		case 'j':
 			if (parse_int("-j", optarg, 1, 256, &n))

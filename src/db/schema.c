@@ -63,6 +63,7 @@ static void free_table(struct schema_table *t)
 		for (int i = 0; i < t->cols[c].nsamples; i++)
 			free(t->cols[c].samples[i]);
 		free(t->cols[c].samples);
+		free(t->cols[c].range);
 	}
 	for (int f = 0; f < t->nfks; f++) {
 		free(t->fks[f].from);
@@ -286,6 +287,101 @@ done:
 	return rc;
 }
 
+/* ---- ranges ---------------------------------------------------------------------- */
+
+#define RANGE_VALUE_CHARS 24  /* characters kept of a bound */
+
+static int has_any(const char *type, const char *const *marks, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasestr(type, marks[i]))
+			return 1;
+	return 0;
+}
+
+int schema_column_is_key(const struct schema_table *t, const struct schema_column *c)
+{
+	int npk = 0;
+	for (int i = 0; i < t->ncols; i++)
+		npk += t->cols[i].pk > 0;
+	if (c->pk && npk == 1 && strcasestr(c->type, "INT"))
+		return 1; /* a rowid-like key; a text key ("JPN") or a composite one is data too */
+	for (int f = 0; f < t->nfks; f++)
+		if (!sqlite3_stricmp(t->fks[f].from, c->name))
+			return 1;
+	size_t n = strlen(c->name);
+	return !sqlite3_stricmp(c->name, "id") || (n > 2 && !sqlite3_stricmp(c->name + n - 2, "id") &&
+	                                           (c->name[n - 3] == '_' || c->name[n - 2] == 'I'));
+}
+
+/* 1 for "YYYY-MM-DD..." text. */
+static int datelike(const char *v)
+{
+	for (int i = 0; i < 10; i++)
+		if (i == 4 || i == 7 ? v[i] != '-' : !(v[i] >= '0' && v[i] <= '9'))
+			return 0;
+	return 1;
+}
+
+/* Reads min..max of a numeric column (numbers only) or a date-like one
+ * (dates as quoted text); no range when the scan does not finish in time. */
+static int range_column(struct loader *l, struct schema_table *t, struct schema_column *c)
+{
+	static const char *const numeric[] = {"INT", "REAL", "FLOA", "DOUB", "NUM", "DEC"};
+	static const char *const dated[] = {"DATE", "TIME", "YEAR"};
+	struct buf q = BUF_INIT, r = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int64_t now = clock_mono_ms();
+	int rc = CONVBI_OK;
+
+	int is_date = has_any(c->type, dated, 3) || (c->nsamples && datelike(c->samples[0]));
+	int is_num = !is_date && has_any(c->type, numeric, 6);
+	if (now >= l->end_ms || schema_column_is_key(t, c) || (!is_date && !is_num))
+		return CONVBI_OK;
+	rc = buf_puts(&q, "SELECT min(v), max(v) FROM (SELECT ");
+	if (!rc)
+		rc = quote_ident(&q, c->name);
+	if (!rc)
+		rc = buf_puts(&q, " AS v FROM ");
+	if (!rc)
+		rc = quote_ident(&q, t->name);
+	if (!rc)
+		rc = buf_puts(&q, is_date ? ") WHERE typeof(v) IN ('text', 'integer') AND v <> ''"
+		                          : ") WHERE typeof(v) IN ('integer', 'real')");
+	if (rc)
+		goto done;
+	l->deadline_ms = min64(now + SCHEMA_RANGE_MS, l->end_ms);
+	if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
+	    sqlite3_column_type(st, 0) == SQLITE_NULL)
+		goto done;
+	for (int i = 0; i < 2 && !rc; i++) {
+		const unsigned char *v = sqlite3_column_text(st, i);
+		if (!v) {
+			rc = CONVBI_ENOMEM;
+			break;
+		}
+		size_t len = (size_t)sqlite3_column_bytes(st, i);
+		size_t keep = text_prefix_chars((const char *)v, len, RANGE_VALUE_CHARS);
+		int quoted = sqlite3_column_type(st, i) == SQLITE_TEXT;
+		rc = buf_puts(&r, i ? ".." : "");
+		if (!rc && quoted)
+			rc = buf_putc(&r, '\'');
+		for (size_t k = 0; k < keep && !rc; k++)
+			rc = v[k] == '\'' ? buf_puts(&r, "''") : v[k] < 0x20 ? buf_putc(&r, ' ') : buf_putc(&r, (char)v[k]);
+		if (!rc && quoted)
+			rc = buf_putc(&r, '\'');
+	}
+	if (!rc && !text_is_utf8(r.data, r.len))
+		goto done;
+	if (!rc && !(c->range = buf_take(&r)))
+		rc = CONVBI_ENOMEM;
+done:
+	sqlite3_finalize(st);
+	buf_release(&q);
+	buf_release(&r);
+	return rc;
+}
+
 /* ---- the object list ------------------------------------------------------------ */
 
 /* Names of virtual tables' shadow tables: `<vtab>_<suffix>`. */
@@ -390,6 +486,8 @@ int schema_load(struct schema **out, const char *db_path, struct err *err)
 		rc = count_rows(&l, t);
 		for (int c = 0; c < t->ncols && !rc; c++)
 			rc = sample_column(&l, t, &t->cols[c]);
+		for (int c = 0; c < t->ncols && !rc; c++)
+			rc = range_column(&l, t, &t->cols[c]);
 	}
 	if (rc)
 		goto fail;

@@ -30,6 +30,7 @@
 #define SCHEMA_COUNT_MS 200          /* time to count one table */
 #define SCHEMA_SAMPLE_MS 50          /* time to sample one column */
 #define SCHEMA_LOAD_MS 3000          /* time for all counts and samples */
+#define SCHEMA_RANGE_MS 50           /* time to read one column's min..max */
 
 struct schema_column {
 	char *name;      /* owned */
@@ -39,6 +40,8 @@ struct schema_column {
 	char **samples;  /* owned: nsamples values, each at most SCHEMA_SAMPLE_CHARS
 	                    characters (a cut one ends in "…") */
 	int nsamples;
+	char *range;     /* owned: "min..max" of a numeric or date-like column
+	                    (keys left out), NULL when not known */
 };
 
 struct schema_fk {
@@ -93,6 +96,40 @@ const struct schema_table *schema_find(const struct schema *s, const char *name)
  * neighbours are kept next.  Returns CONVBI_OK, ENOMEM, or ETOOBIG when
  * out's own cap is reached (out then keeps what it held). */
 int schema_render(struct buf *out, const struct schema *s, const char *question, size_t budget_bytes);
+
+/* 1 when column c of t is a key: an integer primary key of its own, in
+ * a foreign key, or named like one ("id", "x_id", "xId"). */
+int schema_column_is_key(const struct schema_table *t, const struct schema_column *c);
+
+/* 1 when the lower-case word w is a stop word ("the", "of", "how", ...). */
+int schema_is_stop_word(const char *w);
+
+/* Stored values a question names (from the value index, vindex.h). */
+struct ground_value {
+	char *table;     /* owned */
+	char *column;    /* owned */
+	char *value;     /* owned, as stored */
+	double score;    /* higher = a closer match */
+};
+
+struct ground {
+	struct ground_value *v;  /* owned, n entries, best first */
+	int n, cap;
+};
+
+#define GROUND_INIT {NULL, 0, 0}
+
+/* Appends one value (copied) to g.  Returns CONVBI_OK or ENOMEM. */
+int ground_add(struct ground *g, const char *table, const char *column, const char *value, double score);
+/* Frees what g holds and empties it; accepts NULL. */
+void ground_release(struct ground *g);
+
+/* schema_render, naming the values of g (may be NULL) per column ahead of
+ * the sample values (`-- country: 'Japan','United States'`): matched
+ * values stay with a kept table even when samples are dropped for the
+ * budget, and a table holding one counts as relevant. */
+int schema_render_grounded(struct buf *out, const struct schema *s, const char *question, const struct ground *g,
+                           size_t budget_bytes);
 
 /* Appends one table's line as schema_render writes it, with its sample
  * values when `samples` is non-zero.  Returns CONVBI_OK, ENOMEM or

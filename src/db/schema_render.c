@@ -36,6 +36,7 @@
 #define TABLE_HIT 8.0
 #define COLUMN_HIT 3.0
 #define SAMPLE_HIT 1.0
+#define VALUE_HIT 4.0      /* a stored value the question names (times its match score) */
 #define RELEVANT_MIN 1.0   /* score that makes a table "relevant" */
 #define WORDS_MAX 64       /* question words considered */
 #define WORD_MAX 32        /* bytes of one word */
@@ -48,7 +49,7 @@ struct words {
 	int n;
 };
 
-static int is_stop(const char *w)
+int schema_is_stop_word(const char *w)
 {
 	static const char *const stop[] = {
 		"a", "about", "all", "also", "an", "and", "any", "are", "as", "at", "be", "by", "can", "did", "do",
@@ -104,7 +105,7 @@ static void split_words(struct words *ws, const char *s, int drop_stop)
 		}
 		w[n] = '\0';
 		stem(w);
-		if (n >= 2 && !(drop_stop && is_stop(w)))
+		if (n >= 2 && !(drop_stop && schema_is_stop_word(w)))
 			ws->n++;
 	}
 }
@@ -259,6 +260,47 @@ done:
 	return rc;
 }
 
+/* ---- grounded values ---------------------------------------------------------- */
+
+int ground_add(struct ground *g, const char *table, const char *column, const char *value, double score)
+{
+	if (g->n == g->cap) {
+		int cap = g->cap ? g->cap * 2 : 8;
+		struct ground_value *p = xrealloc(g->v, (size_t)cap * sizeof *p);
+		if (!p)
+			return CONVBI_ENOMEM;
+		g->v = p;
+		g->cap = cap;
+	}
+	struct ground_value *v = &g->v[g->n];
+	v->table = xstrdup(table);
+	v->column = xstrdup(column);
+	v->value = xstrdup(value);
+	v->score = score;
+	if (!v->table || !v->column || !v->value) {
+		free(v->table);
+		free(v->column);
+		free(v->value);
+		return CONVBI_ENOMEM;
+	}
+	g->n++;
+	return CONVBI_OK;
+}
+
+void ground_release(struct ground *g)
+{
+	if (!g)
+		return;
+	for (int i = 0; i < g->n; i++) {
+		free(g->v[i].table);
+		free(g->v[i].column);
+		free(g->v[i].value);
+	}
+	free(g->v);
+	g->v = NULL;
+	g->n = g->cap = 0;
+}
+
 /* ---- one table's text ---------------------------------------------------------- */
 
 static int ident(struct buf *b, const char *name)
@@ -299,7 +341,67 @@ static int fk_size(const struct schema_table *t, int id)
 	return n;
 }
 
+/* 1 when g holds value v for (table, column). */
+static int grounded(const struct ground *g, const char *table, const char *column, const char *v)
+{
+	for (int i = 0; g && i < g->n; i++)
+		if (!sqlite3_stricmp(g->v[i].table, table) && !sqlite3_stricmp(g->v[i].column, column) &&
+		    !strcmp(g->v[i].value, v))
+			return 1;
+	return 0;
+}
+
+/* The column's tail: matched values (always), then samples and range (when
+ * `samples`).  *first says whether a separator is still owed. */
+static int render_values(struct buf *b, const struct schema_table *t, const struct schema_column *col,
+                         const struct ground *g, int samples, int *first)
+{
+	int rc = CONVBI_OK, k = 0;
+	for (int i = 0; g && i < g->n && !rc; i++) {
+		if (sqlite3_stricmp(g->v[i].table, t->name) || sqlite3_stricmp(g->v[i].column, col->name))
+			continue;
+		if (!k++) {
+			rc = buf_puts(b, *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
+			*first = 0;
+			if (!rc)
+				rc = buf_printf(b, "%s: ", col->name);
+		} else {
+			rc = buf_putc(b, ',');
+		}
+		if (!rc)
+			rc = literal(b, g->v[i].value);
+	}
+	for (int i = 0; samples && i < col->nsamples && !rc; i++) {
+		if (grounded(g, t->name, col->name, col->samples[i]))
+			continue;
+		if (!k++) {
+			rc = buf_puts(b, *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
+			*first = 0;
+			if (!rc)
+				rc = buf_printf(b, "%s: ", col->name);
+		} else {
+			rc = buf_putc(b, ',');
+		}
+		if (!rc)
+			rc = literal(b, col->samples[i]);
+	}
+	if (samples && col->range && !rc) {
+		rc = buf_puts(b, k ? " " : *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
+		*first = 0;
+		if (!rc)
+			rc = k ? buf_printf(b, "(%s)", col->range) : buf_printf(b, "%s: %s", col->name, col->range);
+	}
+	return rc;
+}
+
+static int render_table(struct buf *b, const struct schema_table *t, int samples, const struct ground *g);
+
 int schema_render_table(struct buf *b, const struct schema_table *t, int samples)
+{
+	return render_table(b, t, samples, NULL);
+}
+
+static int render_table(struct buf *b, const struct schema_table *t, int samples, const struct ground *g)
 {
 	int rc = buf_puts(b, t->is_view ? "CREATE VIEW " : "CREATE TABLE ");
 	if (!rc)
@@ -378,19 +480,9 @@ int schema_render_table(struct buf *b, const struct schema_table *t, int samples
 		rc = buf_puts(b, " -- view");
 	else if (!rc && t->rows >= 0)
 		rc = buf_printf(b, t->rows_cut ? " -- ~%lld+ rows" : " -- %lld rows", (long long)t->rows);
-	for (int c = 0; c < t->ncols && samples && !rc; c++) {
-		const struct schema_column *col = &t->cols[c];
-		if (!col->nsamples)
-			continue;
-		rc = buf_puts(b, t->rows >= 0 ? "; " : " -- ");
-		if (!rc)
-			rc = buf_printf(b, "%s: ", col->name);
-		for (int k = 0; k < col->nsamples && !rc; k++) {
-			rc = k ? buf_putc(b, ',') : CONVBI_OK;
-			if (!rc)
-				rc = literal(b, col->samples[k]);
-		}
-	}
+	int first = 1;
+	for (int c = 0; c < t->ncols && !rc; c++)
+		rc = render_values(b, t, &t->cols[c], g, samples, &first);
 	return rc ? rc : buf_putc(b, '\n');
 }
 
@@ -456,6 +548,12 @@ static int omitted_line(struct buf *b, const struct schema *s, const struct entr
 
 int schema_render(struct buf *out, const struct schema *s, const char *question, size_t budget_bytes)
 {
+	return schema_render_grounded(out, s, question, NULL, budget_bytes);
+}
+
+int schema_render_grounded(struct buf *out, const struct schema *s, const char *question, const struct ground *g,
+                           size_t budget_bytes)
+{
 	size_t n = s->ntables, used = 0;
 	struct entry *e = xcalloc(n + 1, sizeof *e);
 	double *score = xcalloc(n + 1, sizeof *score);
@@ -468,6 +566,13 @@ int schema_render(struct buf *out, const struct schema *s, const char *question,
 		goto done;
 	}
 	rc = score_tables(s, question, score);
+	for (size_t t = 0; g && t < n && !rc; t++) { /* the table's best match counts once */
+		double best = 0;
+		for (int i = 0; i < g->n; i++)
+			if (g->v[i].score > best && !sqlite3_stricmp(g->v[i].table, s->tables[t].name))
+				best = g->v[i].score;
+		score[t] += VALUE_HIT * best;
+	}
 	if (!rc)
 		rc = assign_tiers(s, score, tier);
 	for (size_t i = 0; i < n && !rc; i++) {
@@ -475,11 +580,11 @@ int schema_render(struct buf *out, const struct schema *s, const char *question,
 		e[i].tier = tier[i];
 		e[i].score = score[i];
 		buf_reset(&tmp);
-		rc = schema_render_table(&tmp, &s->tables[i], 0);
+		rc = render_table(&tmp, &s->tables[i], 0, g);
 		e[i].bare = tmp.len;
 		buf_reset(&tmp);
 		if (!rc)
-			rc = schema_render_table(&tmp, &s->tables[i], 1);
+			rc = render_table(&tmp, &s->tables[i], 1, g);
 		e[i].full = tmp.len;
 	}
 	if (rc)
@@ -510,7 +615,7 @@ int schema_render(struct buf *out, const struct schema *s, const char *question,
 
 	for (size_t i = 0; i < n && !rc; i++)
 		if (e[i].kept)
-			rc = schema_render_table(&acc, &s->tables[e[i].index], e[i].samples);
+			rc = render_table(&acc, &s->tables[e[i].index], e[i].samples, g);
 	if (!rc && acc.len <= budget_bytes)
 		rc = omitted_line(&acc, s, e, n, budget_bytes - acc.len);
 	if (!rc)

@@ -43,6 +43,11 @@ int flow_fail(struct flow_run *r, const struct err *err);
  * CONVBI_EREPAIR (returns FLOW_FAIL). */
 int flow_repair_or_fail(struct flow_run *r, int code, const char *why);
 
+/* Appends the schema text for the run's question: rendered within the
+ * budget, grounded by the value index when there is one.  Returns
+ * CONVBI_OK or ENOMEM/ETOOBIG. */
+int flow_schema_text(struct flow_run *r, struct buf *out);
+
 /* The step functions, one per row of the stage table (flow.c). */
 int agent_intent(struct flow_run *r);
 int agent_reply(struct flow_run *r);

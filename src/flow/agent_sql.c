@@ -11,10 +11,23 @@
 #include <string.h>
 
 #include "db/schema.h"
+#include "db/vindex.h"
 #include "flow/extract.h"
 #include "flow/agent.h"
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
+
+int flow_schema_text(struct flow_run *r, struct buf *out)
+{
+	struct ground g = GROUND_INIT;
+	struct err err = ERR_INIT;
+	const char *q = r->turn->standalone;
+	int rc = r->env->vindex && q ? vindex_match(r->env->vindex, r->env->schema, q, &g, &err) : CONVBI_OK;
+	if (rc == CONVBI_OK || rc == CONVBI_EDB) /* an unreadable index only costs the grounding */
+		rc = schema_render_grounded(out, r->env->schema, q, &g, r->env->schema_budget);
+	ground_release(&g);
+	return rc;
+}
 
 int agent_sql(struct flow_run *r)
 {
@@ -27,7 +40,7 @@ int agent_sql(struct flow_run *r)
 	buf_init(&sql, 1 << 20);
 	struct err err = ERR_INIT;
 	int next = FLOW_FAIL;
-	if (schema_render(&schema, r->env->schema, t->standalone, r->env->schema_budget) ||
+	if (flow_schema_text(r, &schema) ||
 	    history_render(&hist, r->history)) {
 		err_set(&err, CONVBI_ENOMEM, "out of memory rendering the schema");
 		next = flow_fail(r, &err);
@@ -40,8 +53,9 @@ int agent_sql(struct flow_run *r)
 		{"question", t->standalone, 8000},
 		{"previous_sql", prev && prev->error ? prev->sql : NULL, 8000},
 		{"error", prev && prev->error ? prev->error : NULL, 2000},
+		{"today", r->env->today, 16},
 	};
-	if (agent_call(r, STAGE_SQL, "sql", slots, 6, 0, 1000, &reply))
+	if (agent_call(r, STAGE_SQL, "sql", slots, sizeof slots / sizeof slots[0], 0, 1000, &reply))
 		goto done;
 	int rc = extract_sql(&sql, reply.data, reply.len, &err);
 	struct candidate *c = &t->cand[t->ncand++];

@@ -27,7 +27,7 @@ static int review_says_revise(struct flow_run *r, const char *sql, struct buf *w
 	buf_init(&reply, 1 << 16);
 	buf_init(&js, 1 << 16);
 	int revise = -1;
-	if (schema_render(&schema, r->env->schema, t->standalone, r->env->schema_budget)) {
+	if (flow_schema_text(r, &schema)) {
 		struct err e;
 		err_set(&e, CONVBI_ENOMEM, "out of memory rendering the schema");
 		flow_fail(r, &e);

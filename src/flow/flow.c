@@ -40,10 +40,11 @@ struct stage_row {
 
 static const struct stage_row stages[STAGE_COUNT] = {
 	{STAGE_INTENT, "intent", agent_intent,
-	 {{"intent", SLOTS("tables", "history", "question")}},
+	 {{"intent", SLOTS("tables", "history", "question", "today")}},
 	 {{STAGE_SQL, "data_question / follow_up"}, {STAGE_REPLY, "chitchat / out_of_scope"}, {0, NULL}}},
 	{STAGE_SQL, "sql", agent_sql,
-	 {{"sql", SLOTS("schema", "history", "hint", "question", "previous_sql", "error")}},
+	 {{"sql", SLOTS("schema", "history", "hint", "question", "previous_sql", "error", "today", "notes",
+	                "examples")}},
 	 {{STAGE_VALIDATE, "candidate"}, {FLOW_FAIL, "model failure"}, {0, NULL}}},
 	{STAGE_VALIDATE, "validate", agent_validate,
 	 {{"review", SLOTS("schema", "question", "sql")}},

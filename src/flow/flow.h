@@ -28,6 +28,7 @@
 struct llm;
 struct tmpl_set;
 struct schema;
+struct vindex;
 
 #define FLOW_DONE (-1)
 #define FLOW_FAIL (-2)
@@ -46,6 +47,8 @@ struct flow_env {
 	int stream;
 	int64_t deadline_ms;         /* whole question */
 	const atomic_int *interrupt; /* non-zero = stop (another thread sets it); may be NULL */
+	struct vindex *vindex;       /* value index, or NULL (no grounding) */
+	const char *today;           /* "YYYY-MM-DD" for {{today}} */
 };
 
 /* Runs the workflow for t (question already set).  Returns t->status. */

@@ -141,9 +141,9 @@ static const char shop_full[] =
 	"CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT, country TEXT, photo BLOB); -- 8 rows; "
 	"name: 'Ann','Bob','O''Hara','Dee','Eve'; country: 'France','Peru','Chad','Mali','Iran'\n"
 	"CREATE TABLE \"order\" (id INTEGER PRIMARY KEY, customer_id INTEGER REFERENCES customers(id), status TEXT, "
-	"\"total amount\" REAL); -- 3 rows; status: 'paid','shipped'\n"
+	"\"total amount\" REAL); -- 3 rows; status: 'paid','shipped'; total amount: 3.0..120.0\n"
 	"CREATE TABLE order_lines (order_id INTEGER REFERENCES \"order\"(id), line INTEGER, sku TEXT, qty INT, "
-	"PRIMARY KEY (order_id, line)); -- 1 rows; sku: 'a-very-long-stock-keeping-unit-code-that\xE2\x80\xA6'\n"
+	"PRIMARY KEY (order_id, line)); -- 1 rows; line: 1..1; sku: 'a-very-long-stock-keeping-unit-code-that\xE2\x80\xA6'; qty: 2..2\n"
 	"CREATE TABLE shipments (order_id INTEGER, line INTEGER, note TEXT, FOREIGN KEY (order_id, line) "
 	"REFERENCES order_lines(order_id, line)); -- 1 rows; note: 'left the warehouse'\n"
 	"CREATE VIEW big_orders (id INTEGER, \"total amount\" REAL); -- view\n";

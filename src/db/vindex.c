@@ -1,0 +1,733 @@
+/* vindex.c -- the value index (see vindex.h): the cache file, its build and
+ * question-to-value matching.
+ *
+ * The cache file is named after the database's absolute path
+ * (`<base>-<fnv64 hex>.vindex`) and holds
+ *   meta(k PRIMARY KEY, v)       format, path, size, mtime_ns, cookie,
+ *                                values, columns, build_ms, partial
+ *   vals(id, value, norm, tbl, col) one row per distinct value per column,
+ *                                norm = lower(value), indexed
+ *   v                            FTS5 over vals.value, tokenize 'trigram'
+ *                                (external content: no second copy)
+ * A build writes `<cache>.tmp.<pid>` with journalling off and renames it
+ * over the cache when complete.  Readers open the cache read-only with a
+ * serialized (FULLMUTEX) connection, so one vindex serves many threads.
+ */
+#include "db/vindex.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "convbi/convbi.h"
+#include "db/ro.h"
+#include "db/text.h"
+#include "util/alloc.h"
+#include "util/clock.h"
+
+struct vindex {
+	sqlite3 *db;             /* owned, read-only, serialized */
+	struct vindex_info info;
+};
+
+/* The database's identity: the cache is valid only for the same one. */
+struct vkey {
+	char path[PATH_MAX];
+	int64_t size, mtime_ns, cookie;
+};
+
+/* ---- where the cache lives ------------------------------------------------------ */
+
+static int cache_dir(struct buf *out, struct err *err)
+{
+	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+	if (xdg && xdg[0] == '/')
+		return buf_printf(out, "%s/convbi", xdg);
+	if (home && *home)
+		return buf_printf(out, "%s/.cache/convbi", home);
+	return err_set(err, CONVBI_EIO, "no cache directory for the value index; set XDG_CACHE_HOME or HOME");
+}
+
+int vindex_cache_path(struct buf *out, const char *db_path, struct err *err)
+{
+	char abs[PATH_MAX];
+	if (!realpath(db_path, abs))
+		return err_set(err, CONVBI_EDB, "database `%s` cannot be found (%s); check the path", db_path, strerror(errno));
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)abs; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	const char *base = strrchr(abs, '/') ? strrchr(abs, '/') + 1 : abs;
+	int rc = cache_dir(out, err);
+	if (!rc)
+		rc = buf_putc(out, '/');
+	for (int i = 0; base[i] && i < 48 && !rc; i++) /* a readable name, file-safe */
+		rc = buf_putc(out, (base[i] >= 'a' && base[i] <= 'z') || (base[i] >= 'A' && base[i] <= 'Z') ||
+		                           (base[i] >= '0' && base[i] <= '9') || base[i] == '.' || base[i] == '_'
+		                       ? base[i] : '_');
+	return rc ? rc : buf_printf(out, "-%016llx.vindex", (unsigned long long)h);
+}
+
+static int read_key(struct vkey *k, const char *db_path, struct err *err)
+{
+	struct stat st;
+	sqlite3 *db = NULL;
+	if (!realpath(db_path, k->path) || stat(k->path, &st) != 0)
+		return err_set(err, CONVBI_EDB, "database `%s` cannot be found (%s); check the path", db_path, strerror(errno));
+	k->size = (int64_t)st.st_size;
+	k->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	int rc = ro_open(&db, db_path, err);
+	if (rc)
+		return rc;
+	sqlite3_stmt *q = NULL;
+	k->cookie = -1;
+	if (sqlite3_prepare_v2(db, "PRAGMA schema_version", -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+		k->cookie = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	sqlite3_close_v2(db);
+	return k->cookie < 0 ? err_set(err, CONVBI_EDB, "database `%s` has no readable schema; check the file", db_path)
+	                     : CONVBI_OK;
+}
+
+/* ---- reading an existing cache ---------------------------------------------------- */
+
+static int64_t meta_int(sqlite3 *db, const char *k)
+{
+	sqlite3_stmt *q = NULL;
+	int64_t v = -1;
+	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = ?1", -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_bind_text(q, 1, k, -1, SQLITE_STATIC) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+		v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+/* 1 when the cache at path was built for key k by this format. */
+static int cache_fresh(sqlite3 *db, const struct vkey *k)
+{
+	sqlite3_stmt *q = NULL;
+	int same_path = 0;
+	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'path'", -1, &q, NULL) == SQLITE_OK &&
+	    sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
+		same_path = !strcmp((const char *)sqlite3_column_text(q, 0), k->path);
+	sqlite3_finalize(q);
+	return same_path && meta_int(db, "format") == VINDEX_FORMAT && meta_int(db, "size") == k->size &&
+	       meta_int(db, "mtime_ns") == k->mtime_ns && meta_int(db, "cookie") == k->cookie;
+}
+
+static int open_cache(sqlite3 **out, const char *path)
+{
+	*out = NULL;
+	if (access(path, R_OK) != 0)
+		return SQLITE_CANTOPEN;
+	int src = sqlite3_open_v2(path, out, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
+	if (src == SQLITE_OK)
+		sqlite3_busy_timeout(*out, RO_BUSY_TIMEOUT_MS);
+	return src;
+}
+
+/* ---- building ------------------------------------------------------------------ */
+
+struct builder {
+	sqlite3 *src, *dst;
+	sqlite3_stmt *ins_val, *ins_fts;
+	int64_t deadline_ms, end_ms, next_id;
+	struct vindex_info *info;
+};
+
+static int on_progress(void *p)
+{
+	return clock_mono_ms() >= ((struct builder *)p)->deadline_ms;
+}
+
+static int quote_ident(struct buf *b, const char *name)
+{
+	int rc = buf_putc(b, '"');
+	for (const char *p = name; *p && !rc; p++)
+		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
+	return rc ? rc : buf_putc(b, '"');
+}
+
+/* 1 when the column holds free text: most of its samples were cut. */
+static int free_text(const struct schema_column *c)
+{
+	int cut = 0;
+	for (int i = 0; i < c->nsamples; i++)
+		cut += strstr(c->samples[i], "\xE2\x80\xA6") != NULL;
+	return c->nsamples && cut * 2 >= c->nsamples;
+}
+
+static int indexable(const struct schema_table *t, const struct schema_column *c)
+{
+	if (t->is_view || schema_column_is_key(t, c) || free_text(c))
+		return 0;
+	if (!c->type[0])
+		return 1;
+	static const char *const marks[] = {"CHAR", "CLOB", "TEXT"};
+	for (size_t i = 0; i < 3; i++)
+		if (strcasestr(c->type, marks[i]))
+			return 1;
+	return 0;
+}
+
+/* Copies one column's distinct short text values into the index.  A scan
+ * stopped by its deadline keeps what it read and marks the build partial. */
+static int index_column(struct builder *b, const struct schema_table *t, const struct schema_column *c)
+{
+	struct buf q = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int rc = buf_puts(&q, "SELECT DISTINCT v FROM (SELECT ");
+	if (!rc)
+		rc = quote_ident(&q, c->name);
+	if (!rc)
+		rc = buf_puts(&q, " AS v FROM ");
+	if (!rc)
+		rc = quote_ident(&q, t->name);
+	if (!rc)
+		rc = buf_printf(&q, ") WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d",
+		                VINDEX_VALUE_MAX_CHARS, VINDEX_PER_COLUMN);
+	if (rc)
+		goto done;
+	int64_t now = clock_mono_ms();
+	b->deadline_ms = now + VINDEX_COLUMN_MS < b->end_ms ? now + VINDEX_COLUMN_MS : b->end_ms;
+	if (sqlite3_prepare_v2(b->src, q.data, -1, &st, NULL) != SQLITE_OK)
+		goto done; /* a broken table: nothing to index */
+	int src, n = 0;
+	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		int len = sqlite3_column_bytes(st, 0);
+		if (!v || !text_is_utf8(v, (size_t)len))
+			continue;
+		int64_t id = ++b->next_id;
+		sqlite3_reset(b->ins_val);
+		sqlite3_bind_int64(b->ins_val, 1, id);
+		sqlite3_bind_text(b->ins_val, 2, v, len, SQLITE_TRANSIENT);
+		sqlite3_bind_text(b->ins_val, 3, t->name, -1, SQLITE_STATIC);
+		sqlite3_bind_text(b->ins_val, 4, c->name, -1, SQLITE_STATIC);
+		sqlite3_reset(b->ins_fts);
+		sqlite3_bind_int64(b->ins_fts, 1, id);
+		sqlite3_bind_text(b->ins_fts, 2, v, len, SQLITE_TRANSIENT);
+		if (sqlite3_step(b->ins_val) != SQLITE_DONE || sqlite3_step(b->ins_fts) != SQLITE_DONE)
+			rc = CONVBI_EIO;
+		n++;
+	}
+	if (!rc && n)
+		b->info->columns++;
+	b->info->values += n;
+	if (!rc && src != SQLITE_DONE && src != SQLITE_ROW)
+		b->info->partial |= clock_mono_ms() >= b->deadline_ms;
+done:
+	sqlite3_finalize(st);
+	buf_release(&q);
+	return rc;
+}
+
+static int write_meta(sqlite3 *db, const struct vkey *k, const struct vindex_info *info)
+{
+	sqlite3_stmt *q = NULL;
+	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)", -1, &q, NULL) != SQLITE_OK)
+		return CONVBI_EIO;
+	const char *names[] = {"format", "size", "mtime_ns", "cookie", "values", "columns", "build_ms", "partial"};
+	int64_t vals[] = {VINDEX_FORMAT, k->size, k->mtime_ns, k->cookie, info->values, info->columns, info->build_ms,
+	                  info->partial};
+	int ok = 1;
+	for (size_t i = 0; i < sizeof names / sizeof names[0] && ok; i++) {
+		sqlite3_reset(q);
+		sqlite3_bind_text(q, 1, names[i], -1, SQLITE_STATIC);
+		sqlite3_bind_int64(q, 2, vals[i]);
+		ok = sqlite3_step(q) == SQLITE_DONE;
+	}
+	sqlite3_reset(q);
+	sqlite3_bind_text(q, 1, "path", -1, SQLITE_STATIC);
+	sqlite3_bind_text(q, 2, k->path, -1, SQLITE_STATIC);
+	ok = ok && sqlite3_step(q) == SQLITE_DONE;
+	sqlite3_finalize(q);
+	return ok ? CONVBI_OK : CONVBI_EIO;
+}
+
+static const char create_sql[] =
+	"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+	"CREATE TABLE meta(k TEXT PRIMARY KEY, v);"
+	"CREATE TABLE vals(id INTEGER PRIMARY KEY, value TEXT NOT NULL, tbl TEXT NOT NULL, col TEXT NOT NULL);"
+	"CREATE VIRTUAL TABLE v USING fts5(value, content='vals', content_rowid='id', tokenize='trigram');"
+	"BEGIN;";
+
+/* Builds the cache for key k at path (through a temporary file). */
+static int build(const char *path, const char *db_path, const struct vkey *k, const struct schema *s,
+                 vindex_progress_fn progress, void *payload, struct vindex_info *info, struct err *err)
+{
+	struct buf tmp = BUF_INIT, dir = BUF_INIT;
+	struct builder b = {NULL, NULL, NULL, NULL, 0, 0, 0, info};
+	int64_t start = clock_mono_ms();
+	int rc = cache_dir(&dir, err);
+	if (rc)
+		goto done;
+	for (char *p = dir.data + 1; *p; p++) { /* mkdir -p, private: the values are the user's data */
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		mkdir(dir.data, 0700);
+		*p = '/';
+	}
+	if (mkdir(dir.data, 0700) != 0 && errno != EEXIST) {
+		rc = err_set(err, CONVBI_EIO, "cannot create the cache directory `%s` (%s); set XDG_CACHE_HOME to a writable one",
+		             dir.data, strerror(errno));
+		goto done;
+	}
+	if ((rc = buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid())))
+		goto done;
+	unlink(tmp.data);
+	if ((rc = ro_open(&b.src, db_path, err)))
+		goto done;
+	char pragma[64];
+	snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%d", VINDEX_CACHE_KIB);
+	sqlite3_exec(b.src, pragma, NULL, NULL, NULL);
+	sqlite3_exec(b.src, "PRAGMA temp_store=FILE", NULL, NULL, NULL);
+	if (sqlite3_open_v2(tmp.data, &b.dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
+	    sqlite3_exec(b.dst, create_sql, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(b.dst, "INSERT INTO vals(id, value, tbl, col) VALUES (?1, ?2, ?3, ?4)", -1, &b.ins_val,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(b.dst, "INSERT INTO v(rowid, value) VALUES (?1, ?2)", -1, &b.ins_fts, NULL) != SQLITE_OK) {
+		rc = err_set(err, CONVBI_EIO, "cannot write the value index `%s` (%s); set XDG_CACHE_HOME to a writable directory",
+		             tmp.data, b.dst ? sqlite3_errmsg(b.dst) : "out of memory");
+		goto done;
+	}
+	chmod(tmp.data, 0600);
+	size_t ncols = 0, done_cols = 0;
+	for (size_t i = 0; i < s->ntables; i++)
+		for (int c = 0; c < s->tables[i].ncols; c++)
+			ncols += indexable(&s->tables[i], &s->tables[i].cols[c]);
+	b.end_ms = start + VINDEX_BUILD_MS;
+	sqlite3_progress_handler(b.src, 1000, on_progress, &b);
+	for (size_t i = 0; i < s->ntables && !rc; i++) {
+		const struct schema_table *t = &s->tables[i];
+		for (int c = 0; c < t->ncols && !rc; c++) {
+			if (!indexable(t, &t->cols[c]))
+				continue;
+			if (clock_mono_ms() >= b.end_ms) {
+				info->partial = 1;
+				break;
+			}
+			rc = index_column(&b, t, &t->cols[c]);
+			done_cols++;
+			if (progress) {
+				struct vindex_progress p = {t->name, t->cols[c].name, done_cols, ncols, info->values,
+				                            clock_mono_ms() - start};
+				progress(&p, payload);
+			}
+		}
+	}
+	if (!rc) {
+		sqlite3_exec(b.dst, "CREATE INDEX vals_norm ON vals(lower(value))", NULL, NULL, NULL);
+		info->build_ms = clock_mono_ms() - start;
+		rc = write_meta(b.dst, k, info);
+	}
+	if (!rc && sqlite3_exec(b.dst, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+		rc = CONVBI_EIO;
+	if (rc == CONVBI_EIO)
+		err_set(err, rc, "cannot write the value index `%s` (%s); free some space or set XDG_CACHE_HOME elsewhere",
+		        tmp.data, sqlite3_errmsg(b.dst));
+	sqlite3_finalize(b.ins_val);
+	sqlite3_finalize(b.ins_fts);
+	b.ins_val = b.ins_fts = NULL;
+	if (sqlite3_close(b.dst) != SQLITE_OK && !rc)
+		rc = err_set(err, CONVBI_EIO, "cannot close the value index `%s`; check the cache directory", tmp.data);
+	b.dst = NULL;
+	if (!rc && rename(tmp.data, path) != 0)
+		rc = err_set(err, CONVBI_EIO, "cannot move the value index into `%s` (%s); check the cache directory", path,
+		             strerror(errno));
+	if (!rc)
+		info->built = 1;
+done:
+	sqlite3_finalize(b.ins_val);
+	sqlite3_finalize(b.ins_fts);
+	sqlite3_close(b.dst);
+	sqlite3_close_v2(b.src);
+	if (tmp.data)
+		unlink(tmp.data);
+	buf_release(&tmp);
+	buf_release(&dir);
+	return rc;
+}
+
+/* ---- open / close ------------------------------------------------------------------ */
+
+int vindex_open(struct vindex **out, const char *db_path, const struct schema *s, int want_build,
+                vindex_progress_fn progress, void *payload, struct err *err)
+{
+	struct buf path = BUF_INIT;
+	struct vkey k;
+	struct vindex *v = NULL;
+	int rc;
+
+	*out = NULL;
+	if ((rc = vindex_cache_path(&path, db_path, err)) || (rc = read_key(&k, db_path, err)))
+		goto done;
+	v = xcalloc(1, sizeof *v);
+	if (!v) {
+		rc = CONVBI_ENOMEM;
+		goto done;
+	}
+	snprintf(v->info.path, sizeof v->info.path, "%s", path.data);
+	if (want_build < 2 && open_cache(&v->db, path.data) == SQLITE_OK && cache_fresh(v->db, &k)) {
+		v->info.values = meta_int(v->db, "values");
+		v->info.columns = meta_int(v->db, "columns");
+		v->info.partial = meta_int(v->db, "partial") > 0;
+		goto done;
+	}
+	sqlite3_close(v->db);
+	v->db = NULL;
+	if (!want_build) {
+		rc = err_set(err, CONVBI_EIO, "the value index of `%s` is missing or stale; build it with `convbi index --db %s`",
+		             db_path, db_path);
+		goto done;
+	}
+	if ((rc = build(path.data, db_path, &k, s, progress, payload, &v->info, err)))
+		goto done;
+	if (open_cache(&v->db, path.data) != SQLITE_OK)
+		rc = err_set(err, CONVBI_EIO, "cannot open the value index `%s`; check the cache directory", path.data);
+done:
+	buf_release(&path);
+	if (rc) {
+		vindex_close(v);
+		return rc;
+	}
+	*out = v;
+	return CONVBI_OK;
+}
+
+void vindex_close(struct vindex *v)
+{
+	if (!v)
+		return;
+	sqlite3_close(v->db);
+	free(v);
+}
+
+const struct vindex_info *vindex_info(const struct vindex *v)
+{
+	return &v->info;
+}
+
+/* ---- matching a question ---------------------------------------------------------- */
+
+#define SPANS_MAX 256       /* question spans looked up */
+#define FOUND_MAX 512       /* candidate values considered per question */
+#define CONTAIN_LIMIT 32    /* containment hits read per span */
+#define FUZZY_LIMIT 64      /* fuzzy candidates read per word */
+#define FUZZY_WORDS 4       /* words looked up fuzzily per question */
+
+struct span {
+	size_t off, len;    /* in the question */
+	int words;
+	int found;          /* 1 = an exact or containment match */
+};
+
+struct found {
+	char *table, *column, *value;  /* owned */
+	double score;
+	int words;
+};
+
+struct matcher {
+	struct vindex *v;
+	const char *q;
+	struct found f[FOUND_MAX];
+	int n;
+};
+
+static int word_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80;
+}
+
+/* Splits q into spans of 1..VINDEX_SPAN_WORDS words (a word: letters,
+ * digits and non-ASCII, joined by one of -'.&/ between word bytes) and
+ * the text between matching quotes. */
+static int make_spans(const char *q, struct span *sp)
+{
+	size_t woff[64], wend[64];
+	int nw = 0, n = 0;
+	const unsigned char *u = (const unsigned char *)q;
+	for (size_t i = 0; u[i] && nw < 64;) {
+		if (!word_byte(u[i])) {
+			i++;
+			continue;
+		}
+		size_t j = i;
+		while (word_byte(u[j]) || (strchr("-'.&/", u[j]) && u[j] && j > i && word_byte(u[j + 1])))
+			j++;
+		woff[nw] = i;
+		wend[nw++] = j;
+		i = j;
+	}
+	for (int a = 0; a < nw; a++)
+		for (int w = 1; w <= VINDEX_SPAN_WORDS && a + w <= nw && n < SPANS_MAX; w++) {
+			size_t off = woff[a], len = wend[a + w - 1] - off;
+			if (w == 1) {
+				char low[32];
+				if (len < 2 && !(u[off] >= '0' && u[off] <= '9'))
+					continue; /* a lone letter names nothing */
+				if (len < sizeof low) {
+					for (size_t k = 0; k < len; k++)
+						low[k] = (char)(u[off + k] >= 'A' && u[off + k] <= 'Z' ? u[off + k] + 32 : u[off + k]);
+					low[len] = '\0';
+					if (schema_is_stop_word(low))
+						continue;
+				}
+			}
+			sp[n++] = (struct span){off, len, w, 0};
+		}
+	for (const char *p = q; *p && n < SPANS_MAX; p++) {
+		if (*p != '"' && *p != '\'')
+			continue;
+		if ((*p == '\'') && p > q && word_byte((unsigned char)p[-1]))
+			continue; /* an apostrophe, not a quote */
+		const char *end = strchr(p + 1, *p);
+		if (end && end > p + 1 && end - p <= VINDEX_VALUE_MAX_CHARS * 4) {
+			sp[n++] = (struct span){(size_t)(p + 1 - q), (size_t)(end - p - 1), VINDEX_SPAN_WORDS + 1, 0};
+			p = end;
+		}
+	}
+	return n;
+}
+
+static int add_found(struct matcher *m, sqlite3_stmt *st, double score, int words)
+{
+	const char *t = (const char *)sqlite3_column_text(st, 1), *c = (const char *)sqlite3_column_text(st, 2),
+		   *v = (const char *)sqlite3_column_text(st, 0);
+	if (!t || !c || !v)
+		return CONVBI_OK;
+	for (int i = 0; i < m->n; i++)
+		if (!strcmp(m->f[i].value, v) && !strcmp(m->f[i].column, c) && !strcmp(m->f[i].table, t)) {
+			if (score > m->f[i].score || (score == m->f[i].score && words > m->f[i].words)) {
+				m->f[i].score = score;
+				m->f[i].words = words;
+			}
+			return CONVBI_OK;
+		}
+	if (m->n == FOUND_MAX)
+		return CONVBI_OK;
+	struct found *f = &m->f[m->n];
+	f->table = xstrdup(t);
+	f->column = xstrdup(c);
+	f->value = xstrdup(v);
+	if (!f->table || !f->column || !f->value) {
+		free(f->table);
+		free(f->column);
+		free(f->value);
+		return CONVBI_ENOMEM;
+	}
+	f->score = score;
+	f->words = words;
+	m->n++;
+	return CONVBI_OK;
+}
+
+/* Exact, case-insensitive (ASCII, as SQLite's lower()). */
+static int match_exact(struct matcher *m, sqlite3_stmt *st, const char *text, size_t len, double score, int words,
+                       int *hit)
+{
+	int rc = CONVBI_OK;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, text, (int)len, SQLITE_TRANSIENT);
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		rc = add_found(m, st, score, words);
+		*hit = 1;
+	}
+	return rc;
+}
+
+/* The stored value contains the span, at word boundaries. */
+static int match_contains(struct matcher *m, sqlite3_stmt *st, const char *text, size_t len, int words, int *hit)
+{
+	struct buf phrase = BUF_INIT;
+	int rc = buf_putc(&phrase, '"');
+	for (size_t i = 0; i < len && !rc; i++)
+		rc = text[i] == '"' ? buf_puts(&phrase, "\"\"") : buf_putc(&phrase, text[i]);
+	if (!rc)
+		rc = buf_putc(&phrase, '"');
+	if (rc)
+		goto done;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, phrase.data, (int)phrase.len, SQLITE_STATIC);
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		size_t vlen = (size_t)sqlite3_column_bytes(st, 0);
+		for (const char *p = v; p && *p && !rc; p++) {
+			if (sqlite3_strnicmp(p, text, (int)len) != 0)
+				continue;
+			int left = p == v || !word_byte((unsigned char)p[-1]);
+			int right = !word_byte((unsigned char)p[len]);
+			if (left && right) {
+				rc = add_found(m, st, 0.5 + 0.4 * (double)len / (double)vlen, words);
+				*hit = 1;
+				break;
+			}
+		}
+	}
+	sqlite3_reset(st);
+done:
+	buf_release(&phrase);
+	return rc;
+}
+
+/* Trigrams of a lower-cased ASCII-ish word, for overlap. */
+static int trigrams(const char *s, size_t len, char (*out)[4], int max)
+{
+	int n = 0;
+	for (size_t i = 0; i + 3 <= len && n < max; i++) {
+		for (int k = 0; k < 3; k++)
+			out[n][k] = (char)(s[i + k] >= 'A' && s[i + k] <= 'Z' ? s[i + k] + 32 : s[i + k]);
+		out[n][3] = '\0';
+		int dup = 0;
+		for (int j = 0; j < n && !dup; j++)
+			dup = !strcmp(out[j], out[n]);
+		n += !dup;
+	}
+	return n;
+}
+
+static double overlap(const char *a, size_t alen, const char *b, size_t blen)
+{
+	char ta[64][4], tb[64][4];
+	int na = trigrams(a, alen, ta, 64), nb = trigrams(b, blen, tb, 64), common = 0;
+	for (int i = 0; i < na; i++)
+		for (int j = 0; j < nb; j++)
+			if (!strcmp(ta[i], tb[j])) {
+				common++;
+				break;
+			}
+	return na + nb - common ? (double)common / (double)(na + nb - common) : 0;
+}
+
+/* A word near a stored value (a typo, another inflection). */
+static int match_fuzzy(struct matcher *m, sqlite3_stmt *st, const char *text, size_t len)
+{
+	char tg[64][4];
+	int n = trigrams(text, len, tg, 64), rc = CONVBI_OK;
+	struct buf q = BUF_INIT;
+	for (int i = 0; i < n && !rc; i++) {
+		int plain = 1;
+		for (int k = 0; k < 3; k++)
+			plain &= word_byte((unsigned char)tg[i][k]) && tg[i][k] != '"';
+		if (plain)
+			rc = buf_printf(&q, "%s\"%s\"", q.len ? " OR " : "", tg[i]);
+	}
+	if (rc || !q.len)
+		goto done;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, q.data, (int)q.len, SQLITE_STATIC);
+	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		double o = v ? overlap(text, len, v, (size_t)sqlite3_column_bytes(st, 0)) : 0;
+		if (o >= VINDEX_FUZZY_MIN)
+			rc = add_found(m, st, 0.4 * o, 1);
+	}
+	sqlite3_reset(st);
+done:
+	buf_release(&q);
+	return rc;
+}
+
+/* 1 when the word (len bytes) names a table or column of s, so that a
+ * question's "countries" does not fish for 'Baltic Countries'. */
+static int schema_word(const struct schema *s, const char *w, size_t len)
+{
+	if (len && (w[len - 1] == 's' || w[len - 1] == 'S') && len > 3)
+		len--;
+	for (size_t t = 0; s && t < s->ntables; t++)
+		for (int c = -1; c < s->tables[t].ncols; c++) {
+			const char *name = c < 0 ? s->tables[t].name : s->tables[t].cols[c].name;
+			for (const char *p = name; *p;) {
+				const char *e = p + 1;
+				while (*e && *e != '_' && *e != ' ' && !(e[-1] >= 'a' && e[-1] <= 'z' && *e >= 'A' && *e <= 'Z'))
+					e++;
+				size_t n = (size_t)(e - p);
+				if ((n == len || (n == len + 1 && (p[len] == 's' || p[len] == 'S'))) &&
+				    !sqlite3_strnicmp(p, w, (int)len))
+					return 1;
+				p = *e ? e + (*e == '_' || *e == ' ') : e;
+			}
+		}
+	return 0;
+}
+
+static int by_score(const void *pa, const void *pb)
+{
+	const struct found *a = pa, *b = pb;
+	if (a->score != b->score)
+		return a->score > b->score ? -1 : 1;
+	return b->words - a->words;
+}
+
+int vindex_match(struct vindex *v, const struct schema *s, const char *question, struct ground *out, struct err *err)
+{
+	struct span sp[SPANS_MAX];
+	struct matcher *m = xcalloc(1, sizeof *m);
+	sqlite3_stmt *exact = NULL, *contains = NULL, *fuzzy = NULL;
+	int rc = CONVBI_OK;
+	if (!m)
+		return CONVBI_ENOMEM;
+	m->v = v;
+	m->q = question;
+	if (sqlite3_prepare_v2(v->db, "SELECT value, tbl, col FROM vals WHERE lower(value) = lower(?1) LIMIT 16", -1,
+	                       &exact, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(v->db, "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
+	                              "LIMIT " "32", -1, &contains, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(v->db, "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
+	                              "ORDER BY rank LIMIT 64", -1, &fuzzy, NULL) != SQLITE_OK) {
+		rc = err_set(err, CONVBI_EDB, "the value index `%s` cannot be read (%s); rebuild it with `convbi index`",
+		             v->info.path, sqlite3_errmsg(v->db));
+		goto done;
+	}
+	int n = make_spans(question, sp);
+	for (int i = 0; i < n && !rc; i++) { /* exact first, and the singular of a plural word */
+		const char *text = question + sp[i].off;
+		size_t len = sp[i].len;
+		double bonus = 0.01 * sp[i].words;
+		rc = match_exact(m, exact, text, len, 0.95 + bonus, sp[i].words, &sp[i].found);
+		if (!rc && !sp[i].found && len > 3 && (text[len - 1] == 's' || text[len - 1] == 'S'))
+			rc = match_exact(m, exact, text, len - 1, 0.9 + bonus, sp[i].words, &sp[i].found);
+	}
+	for (int i = 0; i < n; i++) /* schema words are matched exactly or not at all */
+		if (sp[i].words == 1 && schema_word(s, question + sp[i].off, sp[i].len))
+			sp[i].found = -1;
+	for (int i = 0; i < n && !rc; i++)
+		if (!sp[i].found && sp[i].len >= 4 && sp[i].words <= 3)
+			rc = match_contains(m, contains, question + sp[i].off, sp[i].len, sp[i].words, &sp[i].found);
+	for (int i = 0, tries = 0; i < n && !rc && tries < FUZZY_WORDS; i++)
+		if (!sp[i].found && sp[i].len >= 5 && sp[i].words == 1) {
+			int near = 0; /* a word inside a longer span that matched needs no fuzz */
+			for (int j = 0; j < n && !near; j++)
+				near = sp[j].found > 0 && sp[j].off <= sp[i].off && sp[j].off + sp[j].len >= sp[i].off + sp[i].len;
+			if (!near) {
+				tries++;
+				rc = match_fuzzy(m, fuzzy, question + sp[i].off, sp[i].len);
+			}
+		}
+	qsort(m->f, (size_t)m->n, sizeof m->f[0], by_score);
+	for (int i = 0; i < m->n && !rc && out->n < VINDEX_MATCH_MAX; i++) {
+		int same = 0;
+		for (int j = 0; j < out->n; j++)
+			same += !strcmp(out->v[j].table, m->f[i].table) && !strcmp(out->v[j].column, m->f[i].column);
+		if (same < VINDEX_MATCH_PER_COLUMN)
+			rc = ground_add(out, m->f[i].table, m->f[i].column, m->f[i].value, m->f[i].score);
+	}
+done:
+	sqlite3_finalize(exact);
+	sqlite3_finalize(contains);
+	sqlite3_finalize(fuzzy);
+	for (int i = 0; i < m->n; i++) {
+		free(m->f[i].table);
+		free(m->f[i].column);
+		free(m->f[i].value);
+	}
+	free(m);
+	return rc;
+}

@@ -1,0 +1,227 @@
+/* test_vindex.c -- the value index (src/db/vindex.c) and what it adds to the
+ * schema text: matched values ahead of samples, ranges, the cache's
+ * location and invalidation, and that the user's database is never
+ * written. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "convbi/convbi.h"
+#include "db/schema.h"
+#include "db/vindex.h"
+#include "testutil.h"
+
+struct fx {
+	char *dir;
+	char db[1024];
+};
+
+static void make_db(const char *path, const char *sql)
+{
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* Stations: more than five names, so "Kursk-1" is no generic sample. */
+static const char stations_sql[] =
+	"CREATE TABLE region (id INTEGER PRIMARY KEY, name TEXT, country TEXT);"
+	"INSERT INTO region VALUES (1, 'Alpha', 'Norway'), (2, 'Beta', 'Norway'), (3, 'Gamma', 'Sweden'),"
+	" (4, 'Delta', 'Finland'), (5, 'Epsilon', 'Denmark'), (6, 'Zeta', 'Iceland'), (7, 'Eta', 'Japan'),"
+	" (8, 'Theta', 'United States');"
+	"CREATE TABLE station (id INTEGER PRIMARY KEY, region_id INTEGER REFERENCES region(id), name TEXT,"
+	" code TEXT, opened DATE, power REAL, notes TEXT);"
+	"INSERT INTO station VALUES (1, 1, 'Alta', 'A1', '1971-03-01', 120.5, NULL), (2, 1, 'Bodo', 'B2', '1980-06-30', 80, NULL),"
+	" (3, 2, 'Cora', 'C3', '1999-01-01', 10, NULL), (4, 2, 'Dora', 'D4', '2001-12-31', 55, NULL),"
+	" (5, 3, 'Edda', 'E5', '2010-05-05', 70, NULL), (6, 3, 'Fjord', 'F6', '2012-01-01', 90, NULL),"
+	" (7, 4, 'Kursk-1', 'K7', '2015-07-07', 1000, NULL), (8, 4, 'Volvo Works', 'V8', '2020-02-02', 2.25, NULL);";
+
+static int setup(void **state)
+{
+	struct fx *f = calloc(1, sizeof *f);
+	f->dir = tu_mkdtemp("vindex");
+	char cache[1100];
+	snprintf(cache, sizeof cache, "%s/cache", f->dir);
+	setenv("XDG_CACHE_HOME", cache, 1);
+	snprintf(f->db, sizeof f->db, "%s/stations.db", f->dir);
+	make_db(f->db, stations_sql);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fx *f = *state;
+	tu_rmtree(f->dir);
+	free(f->dir);
+	free(f);
+	return 0;
+}
+
+static void open_both(struct fx *f, struct schema **s, struct vindex **v)
+{
+	struct err err = ERR_INIT;
+	assert_int_equal(schema_load(s, f->db, &err), CONVBI_OK);
+	assert_int_equal(vindex_open(v, f->db, *s, 1, NULL, NULL, &err), CONVBI_OK);
+}
+
+static int grounded_has(const struct ground *g, const char *column, const char *value)
+{
+	for (int i = 0; i < g->n; i++)
+		if (!strcmp(g->v[i].column, column) && !strcmp(g->v[i].value, value))
+			return 1;
+	return 0;
+}
+
+static void index_lives_in_the_cache_dir_and_never_writes_the_database(void **state)
+{
+	struct fx *f = *state;
+	uint64_t before = tu_file_checksum(f->db);
+	struct stat st0, st1;
+	assert_int_equal(stat(f->db, &st0), 0);
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	open_both(f, &s, &v);
+	const struct vindex_info *i = vindex_info(v);
+	char expect[1200];
+	snprintf(expect, sizeof expect, "%s/cache/convbi/stations.db-", f->dir);
+	assert_memory_equal(i->path, expect, strlen(expect));
+	assert_true(i->built);
+	assert_int_equal(access(i->path, R_OK), 0);
+	/* name, region.name, region.country, code: keys and the all-NULL notes are not indexed */
+	assert_int_equal(i->columns, 4);
+	assert_int_equal(tu_file_checksum(f->db), before);
+	assert_int_equal(stat(f->db, &st1), 0);
+	assert_int_equal(st0.st_mtim.tv_sec, st1.st_mtim.tv_sec);
+	assert_int_equal(st0.st_mtim.tv_nsec, st1.st_mtim.tv_nsec);
+	vindex_close(v);
+	schema_free(s);
+}
+
+static void a_fresh_index_is_reused_and_a_changed_database_rebuilds_it(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	open_both(f, &s, &v);
+	vindex_close(v);
+	assert_int_equal(vindex_open(&v, f->db, s, 0, NULL, NULL, &err), CONVBI_OK);
+	assert_false(vindex_info(v)->built);
+	vindex_close(v);
+	schema_free(s);
+	make_db(f->db, "CREATE TABLE extra (label TEXT); INSERT INTO extra VALUES ('Quokka');");
+	assert_int_equal(schema_load(&s, f->db, &err), CONVBI_OK);
+	assert_int_equal(vindex_open(&v, f->db, s, 0, NULL, NULL, &err), CONVBI_EIO);
+	assert_non_null(strstr(err.msg, "convbi index --db"));
+	assert_null(v);
+	assert_int_equal(vindex_open(&v, f->db, s, 1, NULL, NULL, &err), CONVBI_OK);
+	assert_true(vindex_info(v)->built);
+	struct ground g = GROUND_INIT;
+	assert_int_equal(vindex_match(v, s, "how many quokka labels", &g, &err), CONVBI_OK);
+	assert_true(grounded_has(&g, "label", "Quokka"));
+	ground_release(&g);
+	vindex_close(v);
+	schema_free(s);
+}
+
+static void question_spans_find_values_exactly_by_containment_and_fuzzily(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	open_both(f, &s, &v);
+	struct ground g = GROUND_INIT;
+	assert_int_equal(vindex_match(v, s, "which stations are in japan or the united states", &g, &err), CONVBI_OK);
+	assert_true(grounded_has(&g, "country", "Japan"));          /* case-insensitive */
+	assert_true(grounded_has(&g, "country", "United States"));  /* a two-word span */
+	ground_release(&g);
+	assert_int_equal(vindex_match(v, s, "power of Kursk", &g, &err), CONVBI_OK);
+	assert_true(grounded_has(&g, "name", "Kursk-1"));           /* the stored value contains the span */
+	ground_release(&g);
+	assert_int_equal(vindex_match(v, s, "stations of the volvo works", &g, &err), CONVBI_OK);
+	assert_true(grounded_has(&g, "name", "Volvo Works"));
+	ground_release(&g);
+	assert_int_equal(vindex_match(v, s, "stations in Finnland", &g, &err), CONVBI_OK);
+	assert_true(grounded_has(&g, "country", "Finland"));        /* a typo */
+	ground_release(&g);
+	/* a word naming the schema ("region", "name") fishes for nothing */
+	assert_int_equal(vindex_match(v, s, "region name", &g, &err), CONVBI_OK);
+	assert_int_equal(g.n, 0);
+	ground_release(&g);
+	vindex_close(v);
+	schema_free(s);
+}
+
+static void schema_text_names_matched_values_ahead_of_samples_and_ranges(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	open_both(f, &s, &v);
+	struct buf plain = BUF_INIT, grounded = BUF_INIT;
+	struct ground g = GROUND_INIT;
+	const char *q = "what is the power of Kursk-1";
+	assert_int_equal(schema_render(&plain, s, q, 24000), CONVBI_OK);
+	assert_null(strstr(buf_str(&plain), "Kursk-1")); /* not among the first five samples */
+	assert_int_equal(vindex_match(v, s, q, &g, &err), CONVBI_OK);
+	assert_int_equal(schema_render_grounded(&grounded, s, q, &g, 24000), CONVBI_OK);
+	assert_non_null(strstr(buf_str(&grounded), "name: 'Kursk-1','Alta'"));
+	/* ranges: numeric and date-like columns, not keys */
+	assert_non_null(strstr(buf_str(&grounded), "power: 2.25..1000.0"));
+	assert_non_null(strstr(buf_str(&grounded), "opened: '1971-03-01'..'2020-02-02'"));
+	assert_null(strstr(buf_str(&grounded), "region_id: 1..4"));
+	/* a budget too small for samples keeps the matched value */
+	buf_release(&grounded);
+	assert_int_equal(schema_render_grounded(&grounded, s, q, &g, 300), CONVBI_OK);
+	assert_non_null(strstr(buf_str(&grounded), "'Kursk-1'"));
+	assert_null(strstr(buf_str(&grounded), "'Alta'"));
+	assert_true(grounded.len <= 300);
+	ground_release(&g);
+	buf_release(&plain);
+	buf_release(&grounded);
+	vindex_close(v);
+	schema_free(s);
+}
+
+static void an_unwritable_cache_is_a_clear_error(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	char blocker[1100];
+	snprintf(blocker, sizeof blocker, "%s/blocker", f->dir);
+	assert_int_equal(tu_write_file(blocker, "not a directory"), 0);
+	setenv("XDG_CACHE_HOME", blocker, 1);
+	assert_int_equal(schema_load(&s, f->db, &err), CONVBI_OK);
+	int rc = vindex_open(&v, f->db, s, 1, NULL, NULL, &err);
+	assert_int_equal(rc, CONVBI_EIO);
+	assert_non_null(strstr(err.msg, "XDG_CACHE_HOME"));
+	assert_null(v);
+	schema_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(index_lives_in_the_cache_dir_and_never_writes_the_database, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_fresh_index_is_reused_and_a_changed_database_rebuilds_it, setup, teardown),
+		cmocka_unit_test_setup_teardown(question_spans_find_values_exactly_by_containment_and_fuzzily, setup, teardown),
+		cmocka_unit_test_setup_teardown(schema_text_names_matched_values_ahead_of_samples_and_ranges, setup, teardown),
+		cmocka_unit_test_setup_teardown(an_unwritable_cache_is_a_clear_error, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
