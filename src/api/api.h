@@ -41,6 +41,7 @@ struct convbi_engine {
 	char *table_list;             /* owned */
 	struct vindex *vindex;        /* owned; NULL when off or not buildable */
 	char *today;                  /* owned copy of opts.today, or NULL */
+	char *notes;                  /* owned business notes text, or NULL */
 };
 
 struct convbi_session {

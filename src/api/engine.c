@@ -17,6 +17,7 @@
 #include "api/api.h"
 #include "db/schema.h"
 #include "db/vindex.h"
+#include "prompt/notes.h"
 #include "llm/config.h"
 #include "llm/llm.h"
 #include "prompt/tmpl.h"
@@ -54,6 +55,34 @@ static int valid_date(const char *s)
 	int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
 	return m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1] && !(m == 2 && d == 29 && !leap);
+}
+
+/* Loads the business notes: notes_path, else DB.notes.md beside the
+ * database (shop.db -> shop.notes.md, else shop.db.notes.md) when it
+ * exists; "" means none. */
+static int load_notes(convbi_engine *e, struct err *err)
+{
+	const char *given = e->opts.notes_path;
+	if (given)
+		return *given ? notes_load(&e->notes, given, err) : CONVBI_OK;
+	if (!e->db_path)
+		return CONVBI_OK;
+	struct buf p = BUF_INIT;
+	const char *slash = strrchr(e->db_path, '/'), *dot = strrchr(e->db_path, '.');
+	size_t stem = dot && (!slash || dot > slash + 1) ? (size_t)(dot - e->db_path) : strlen(e->db_path);
+	int rc = buf_add(&p, e->db_path, stem);
+	if (!rc)
+		rc = buf_puts(&p, ".notes.md");
+	if (!rc && access(p.data, F_OK) != 0) {
+		buf_reset(&p);
+		rc = buf_printf(&p, "%s.notes.md", e->db_path);
+	}
+	if (!rc && access(p.data, F_OK) == 0)
+		rc = notes_load(&e->notes, p.data, err);
+	else if (rc)
+		rc = err_code(err, CONVBI_ENOMEM);
+	buf_release(&p);
+	return rc;
 }
 
 /* "customers, orders, ..." for the intent agent. */
@@ -129,6 +158,8 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	} else if ((rc = llm_open(&e->llm, &cfg, &err))) {
 		goto fail;
 	}
+	if ((rc = load_notes(e, &err)))
+		goto fail;
 	if (e->db_path) {
 		if ((rc = schema_load(&e->schema, e->db_path, &err)))
 			goto fail;
@@ -164,6 +195,7 @@ CONVBI_API void convbi_engine_close(convbi_engine *e)
 	vindex_close(e->vindex);
 	free(e->table_list);
 	free(e->today);
+	free(e->notes);
 	free(e->db_path);
 	free(e->prompts_dir);
 	pthread_mutex_destroy(&e->err_lock);

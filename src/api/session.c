@@ -204,7 +204,7 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		.max_repairs = e->opts.max_repairs, .schema_budget = (size_t)e->opts.schema_tokens * 4,
 		.model_review = e->opts.model_review, .stream = e->opts.stream,
 		.deadline_ms = e->opts.question_timeout_ms, .interrupt = &s->interrupted,
-		.vindex = e->vindex, .today = today,
+		.vindex = e->vindex, .today = today, .notes = e->notes,
 	};
 	limits_of(&env.limits, e);
 	rc = flow_run(&env, &s->history, t, cb, payload);

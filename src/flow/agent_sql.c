@@ -8,10 +8,12 @@
  * goes through the same bounded repair loop as a rejected query.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "db/schema.h"
 #include "db/vindex.h"
+#include "prompt/notes.h"
 #include "flow/extract.h"
 #include "flow/agent.h"
 #include "prompt/tmpl.h"
@@ -29,20 +31,36 @@ int flow_schema_text(struct flow_run *r, struct buf *out)
 	return rc;
 }
 
+/* The notes sections the question needs ({{notes}}), "" without notes. */
+static int notes_text(struct flow_run *r, struct buf *out)
+{
+	const struct schema *s = r->env->schema;
+	if (!r->env->notes || !s)
+		return CONVBI_OK;
+	const char **names = xcalloc(s->ntables + 1, sizeof *names);
+	if (!names)
+		return CONVBI_ENOMEM;
+	for (size_t i = 0; i < s->ntables; i++)
+		names[i] = s->tables[i].name;
+	int rc = notes_select(out, r->env->notes, r->turn->standalone, names, s->ntables, NOTES_BUDGET_BYTES);
+	free(names);
+	return rc;
+}
+
 int agent_sql(struct flow_run *r)
 {
 	struct turn *t = r->turn;
 	const struct candidate *prev = t->ncand ? &t->cand[t->ncand - 1] : NULL;
-	struct buf schema, hist, reply, sql;
+	struct buf schema, hist, reply, sql, notes;
+	buf_init(&notes, NOTES_BUDGET_BYTES + 1024);
 	buf_init(&schema, 1 << 22);
 	buf_init(&hist, 1 << 20);
 	buf_init(&reply, 1 << 20);
 	buf_init(&sql, 1 << 20);
 	struct err err = ERR_INIT;
 	int next = FLOW_FAIL;
-	if (flow_schema_text(r, &schema) ||
-	    history_render(&hist, r->history)) {
-		err_set(&err, CONVBI_ENOMEM, "out of memory rendering the schema");
+	if (flow_schema_text(r, &schema) || history_render(&hist, r->history) || notes_text(r, &notes)) {
+		err_set(&err, CONVBI_ENOMEM, "out of memory rendering the schema, history or notes");
 		next = flow_fail(r, &err);
 		goto done;
 	}
@@ -54,6 +72,7 @@ int agent_sql(struct flow_run *r)
 		{"previous_sql", prev && prev->error ? prev->sql : NULL, 8000},
 		{"error", prev && prev->error ? prev->error : NULL, 2000},
 		{"today", r->env->today, 16},
+		{"notes", buf_str(&notes), 0},
 	};
 	if (agent_call(r, STAGE_SQL, "sql", slots, sizeof slots / sizeof slots[0], 0, 1000, &reply))
 		goto done;
@@ -72,6 +91,7 @@ int agent_sql(struct flow_run *r)
 	}
 	next = STAGE_VALIDATE;
 done:
+	buf_release(&notes);
 	buf_release(&schema);
 	buf_release(&hist);
 	buf_release(&reply);

@@ -49,6 +49,7 @@ struct flow_env {
 	const atomic_int *interrupt; /* non-zero = stop (another thread sets it); may be NULL */
 	struct vindex *vindex;       /* value index, or NULL (no grounding) */
 	const char *today;           /* "YYYY-MM-DD" for {{today}} */
+	const char *notes;           /* business notes text, or NULL */
 };
 
 /* Runs the workflow for t (question already set).  Returns t->status. */
