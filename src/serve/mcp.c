@@ -27,7 +27,8 @@
 #define MCP_LEGACY_VERSION "2025-11-25"
 #define MCP_MODERN_VERSION "2026-07-28"
 #define MCP_META_VERSION "io.modelcontextprotocol/protocolVersion"
-#define MCP_TABLE_ROWS 50  /* rows shown in a tool's text; all rows are in structuredContent */
+#define MCP_TABLE_ROWS 50
+#define MCP_LIST_TTL_MS 300000  /* tools never change while the server runs */  /* rows shown in a tool's text; all rows are in structuredContent */
 
 /* JSON-RPC and MCP error codes. */
 #define RPC_PARSE_ERROR (-32700)
@@ -137,7 +138,8 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
 	convbi_answer_json(a, &json);
 	convbi_answer_format(a, "markdown", MCP_TABLE_ROWS, &table);
 	cJSON *full = json ? cJSON_Parse(json) : NULL, *st = cJSON_CreateObject();
-	static const char *const keys[] = {"question", "sql", "columns", "rows", "row_count", "truncated", "answer", "chart"};
+	static const char *const keys[] = {"question", "standalone_question", "sql", "columns", "rows", "row_count", "truncated",
+	                                   "answer", "chart"};
 	for (size_t i = 0; full && i < sizeof keys / sizeof keys[0]; i++) {
 		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(full, keys[i]);
 		if (v)
@@ -447,12 +449,18 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 		cJSON_AddItemToObject(result, "capabilities", capabilities());
 		cJSON_AddItemToObject(result, "serverInfo", server_info());
 		cJSON_AddStringToObject(result, "instructions", instructions);
+		cJSON_AddNumberToObject(result, "ttlMs", MCP_LIST_TTL_MS);
+		cJSON_AddStringToObject(result, "cacheScope", "public");
 		modern = 1;  /* only modern clients call it; its result has resultType */
 	} else if (!strcmp(name, "ping")) {
 		result = cJSON_CreateObject();
 	} else if (!strcmp(name, "tools/list")) {
 		result = cJSON_CreateObject();
 		cJSON_AddItemToObject(result, "tools", cJSON_Parse(tools_json));
+		if (modern) {  /* 2026-07-28 list results are cacheable: both hints are required */
+			cJSON_AddNumberToObject(result, "ttlMs", MCP_LIST_TTL_MS);
+			cJSON_AddStringToObject(result, "cacheScope", "public");
+		}
 	} else if (!strcmp(name, "tools/call")) {
 		int unknown = 0;
 		result = call_tool(m, tok, params, &unknown);

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# test_mcp.sh -- MCP with real clients: the official TypeScript SDKs
+# (pinned in tests/node/package-lock.json; v1 speaks 2025-11-25, v2 probes
+# with server/discover and speaks 2026-07-28) drive `convbi mcp` over stdio
+# and `/mcp` on `convbi serve` over Streamable HTTP with a bearer token
+# (tests/node/mcp_test.mjs), plus raw JSON-RPC edge cases over stdio:
+# server/discover, an unknown protocol version, an unknown method, a
+# notification, malformed JSON.  Needs the `node` fixture.
+. "$(dirname "$0")/lib.sh"
+N=$BUILD_DIR/node
+[ -d "$N/node_modules/@modelcontextprotocol/sdk" ] || { bad "the node fixture did not run (tests/node/setup.sh)"; finish; exit 1; }
+KEY=k-mcp-east-3c5e7a9b1d
+TOK=tok-mcp-0f1e2d3c4b5a69788796a5b4
+I='You are the intent classifier'; S='You are the SQL writer'; A='You are the answer writer'
+start_fake '{"endpoints":[{"name":"east","api_key":"'$KEY'","deployment":"gpt-4o"}],
+ "rules":[{"match":"'"$I"'[\\s\\S]*User message: and by country","reply":"{\"intent\":\"follow_up\",\"standalone_question\":\"How many customers per country?\"}"},
+          {"match":"'"$I"'","reply":"{\"intent\":\"data_question\"}"},
+          {"match":"'"$S"'","reply":"```sql\nSELECT country_code, count(*) AS n FROM customers GROUP BY 1 ORDER BY 2 DESC LIMIT 8\n```"},
+          {"match":"'"$A"'","reply":"Most customers are in the United States."}],
+ "default_reply":"OK"}'
+C=$T/config.json
+write_config "$C" east:$KEY
+printf '%s\n' "$TOK" > "$T/tokens"; chmod 600 "$T/tokens"
+
+"$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --tokens "$T/tokens" 2>"$T/serve.log" &
+RUN_PID=$!
+for _ in $(seq 200); do PORT=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve.log"); [ -n "$PORT" ] && break; sleep 0.05; done
+[ -n "$PORT" ] || { bad "serve did not start: $(cat "$T/serve.log")"; finish; exit 1; }
+
+node "$N/mcp_test.mjs" "$CONVBI" "$C" "$SAMPLE_DB" "http://127.0.0.1:$PORT/mcp" "$TOK" > "$T/node.out" 2>&1; rc=$?
+grep -v '^ok' "$T/node.out" | head -30
+[ $rc = 0 ] && ok "the SDK clients pass over stdio and HTTP ($(tail -1 "$T/node.out"))" || bad "SDK clients: $(tail -1 "$T/node.out")"
+
+# Raw JSON-RPC over stdio.
+M='"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
+printf '%s\n' \
+  '{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{'"$M"'}}' \
+  '{"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"1999-01-01"}}}' \
+  '{"jsonrpc":"2.0","id":3,"method":"resources/list","params":{}}' \
+  '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
+  'not json' \
+  '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope","arguments":{}}}' \
+  '{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{'"$M"'}}' |
+  "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" > "$T/raw.out" 2>"$T/raw.err"; rc=$?
+R=$(cat "$T/raw.out")
+[ $rc = 0 ] && ok "convbi mcp exits 0 at EOF" || bad "convbi mcp exit $rc: $(cat "$T/raw.err")"
+[ "$(wc -l < "$T/raw.out")" = 6 ] && ok "six replies for six requests (none for the notification)" || bad "replies: $R"
+L1=$(sed -n 1p "$T/raw.out")
+contains "$L1" '"id":1,"result":{"supportedVersions":["2026-07-28","2025-11-25"' "discover lists the versions"
+contains "$L1" '"resultType":"complete"' "discover's result has resultType"
+contains "$L1" '"serverInfo":{"name":"convbi"' "discover has serverInfo"
+contains "$L1" '"capabilities":{"tools":' "discover has the tools capability"
+contains "$(sed -n 2p "$T/raw.out")" '"code":-32004,"message":"Unsupported protocol version","data":{"supported":["2026-07-28"' "an unknown version gets -32004"
+contains "$(sed -n 3p "$T/raw.out")" '"id":3,"error":{"code":-32601' "an unknown method gets -32601"
+contains "$(sed -n 4p "$T/raw.out")" '"id":null,"error":{"code":-32700' "malformed JSON gets -32700"
+contains "$(sed -n 5p "$T/raw.out")" '"id":4,"error":{"code":-32602' "an unknown tool gets -32602"
+L6=$(sed -n 6p "$T/raw.out")
+contains "$L6" '"readOnlyHint":true' "tools/list marks readOnlyHint"
+contains "$L6" '"ttlMs":' "a 2026-07-28 tools/list carries ttlMs"
+contains "$L6" '"cacheScope":"public","resultType":"complete"' "and cacheScope and resultType"
+lacks "$R$(cat "$T/raw.err" "$T/serve.log" "$T/node.out")" "$KEY" "no key in any output"
+lacks "$(cat "$T/serve.log" "$T/node.out")" "$TOK" "no token in any output"
+finish
