@@ -539,8 +539,12 @@ enum MHD_Result routes_dispatch(struct server *s, struct request *req, const cha
 		case 8: return mcp_post(s, req);
 		}
 	}
-	if (!strncmp(url, "/assets/", 8) && get) {
+	if (!strncmp(url, "/assets/", 8)) {
 		req->route = "/assets/{name}";
+		if (!get) {
+			req->allow = "GET";
+			return respond_error(req, 405, "method_not_allowed", "assets are read with GET");
+		}
 		return static_file(s, req, url + 1);
 	}
 	if (!strncmp(url, SESSIONS_PREFIX, strlen(SESSIONS_PREFIX))) {

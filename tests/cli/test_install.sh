@@ -13,6 +13,9 @@ PC=$(ls "$P"/lib*/pkgconfig/convbi.pc 2>/dev/null | head -1)
 [ -n "$PC" ] && ok "convbi.pc installed" || bad "no convbi.pc"
 ls "$P"/lib*/cmake/convbi/convbiConfig.cmake >/dev/null 2>&1 && ok "CMake package installed" || bad "no CMake package"
 [ -f "$P/share/convbi/prompts/sql.txt" ] && ok "prompts installed" || bad "no prompts"
+for f in index.html openapi.json assets/app.js assets/vendor/vega-embed.min.js assets/vendor/LICENSE-vega; do
+  [ -f "$P/share/convbi/web/$f" ] && ok "the page's $f installed" || bad "no share/convbi/web/$f"
+done
 
 cmake -S "$SOURCE_DIR/tests/example" -B "$T/ex" -DCMAKE_PREFIX_PATH="$P" >"$T/ex.log" 2>&1 &&
   cmake --build "$T/ex" >>"$T/ex.log" 2>&1 && ok "example builds with find_package(convbi)" || bad "example build: $(tail -5 "$T/ex.log")"

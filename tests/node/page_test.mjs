@@ -1,0 +1,54 @@
+// page_test.mjs -- drives the page at GET / in headless Chromium (Debian's
+// `chromium`, through the pinned puppeteer-core): asks a question, waits for
+// the done event (body[data-state=done]), takes a screenshot, and checks that
+// the answer, the SQL, the table and the chart's SVG (with marks) are there;
+// then edits the SQL and re-runs it through /v1/sql.
+// Usage: node page_test.mjs CHROMIUM URL SCREENSHOT
+import puppeteer from 'puppeteer-core';
+
+const [chromium, url, shot] = process.argv.slice(2);
+let passed = 0, failed = 0;
+const check = (what, cond, detail) => {
+  if (cond) { passed++; console.log(`ok - ${what}`); }
+  else { failed++; console.log(`FAIL - ${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail).slice(0, 400)}`); }
+};
+const browser = await puppeteer.launch({ executablePath: chromium, headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'] });
+try {
+  const page = await browser.newPage();
+  await page.setViewport({ width: 1200, height: 1100 });
+  const external = [];
+  page.on('request', r => { if (!r.url().startsWith(new URL(url).origin)) external.push(r.url()); });
+  const errors = [];
+  page.on('pageerror', e => errors.push(String(e)));
+  await page.goto(url + '?q=' + encodeURIComponent('customers per country?'));
+  await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 60000 });
+  const state = await page.$eval('body', b => b.dataset.state);
+  check('the page received the done event', state === 'done', await page.$eval('#status', e => e.textContent));
+  await page.waitForSelector('#chart svg.marks', { timeout: 30000 }).catch(() => {});
+  await page.screenshot({ path: shot, fullPage: true });
+  check('the streamed answer is shown', (await page.$eval('#answer', e => e.textContent)).includes('Most customers are in the United States'));
+  check('the SQL is shown', (await page.$eval('#sql', e => e.value)).startsWith('SELECT country_code'));
+  const table = await page.$$eval('#table tr', rows => rows.map(r => [...r.children].map(c => c.textContent)));
+  check('the table is there', table.length === 9 && table[0].join() === 'country_code,n' && table[1].join() === 'US,44', table);
+  const svg = await page.$('#chart svg.marks');
+  check("the chart's SVG is there", svg !== null);
+  const width = svg ? await svg.evaluate(e => Number(e.getAttribute('width'))) : 0;
+  check('the chart has a width', width > 100, width);
+  const bars = await page.$$eval('#chart svg .mark-rect path', p => p.length);
+  check('the chart draws its bars', bars === 8, bars);
+
+  await page.$eval('#sql', e => { e.value = 'SELECT status, count(*) AS n FROM orders GROUP BY 1'; });
+  await page.click('#rerun');
+  await page.waitForFunction(() => document.querySelector('#table th') && document.querySelector('#table th').textContent === 'status', { timeout: 30000 });
+  const arcs = await page.waitForSelector('#chart svg .mark-arc path', { timeout: 30000 }).then(() => true, () => false);
+  check('re-running edited SQL shows its table and its (arc) chart', arcs);
+  check('nothing was loaded from another origin', external.length === 0, external);
+  check('no script error', errors.length === 0, errors);
+} catch (e) {
+  check('no exception', false, String(e && e.stack || e));
+} finally {
+  await browser.close();
+}
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
