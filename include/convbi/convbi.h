@@ -253,6 +253,14 @@ CONVBI_API int convbi_answer_chart_json(const convbi_answer *answer, char **json
  * ask.  Returns CONVBI_OK, or CONVBI_EMISUSE for a bad handle. */
 CONVBI_API int convbi_session_interrupt(convbi_session *session);
 
+/* Closes the session's database connection until its next question or
+ * SQL run, which reopens it (a few milliseconds); the conversation is
+ * kept.  For servers holding many idle conversations: an idle session then
+ * costs its history, not a connection.  Not while a question runs on it
+ * (one thread at a time, as for every session call).  Returns CONVBI_OK,
+ * or CONVBI_EMISUSE for a bad handle. */
+CONVBI_API int convbi_session_idle(convbi_session *session);
+
 #ifdef __cplusplus
 }
 #endif

@@ -51,6 +51,7 @@ struct convbi_session {
 	struct exec *exec;            /* owned connection */
 	struct history history;
 	atomic_int interrupted;       /* set by convbi_session_interrupt */
+	int idle;                     /* convbi_session_idle closed exec; the next question reopens it */
 };
 
 struct convbi_answer {

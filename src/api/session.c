@@ -38,6 +38,30 @@ CONVBI_API int convbi_session_new(convbi_session **out, convbi_engine *e)
 	return exec_open(&s->exec, e->db_path, &s->err);
 }
 
+/* Reopens the connection convbi_session_idle closed; CONVBI_OK when the
+ * session has one (or never had one: the caller reports that). */
+static int wake(convbi_session *s)
+{
+	if (s->exec || !s->idle)
+		return CONVBI_OK;
+	int rc = exec_open(&s->exec, s->engine->db_path, &s->err);
+	if (!rc)
+		s->idle = 0;
+	return rc;
+}
+
+CONVBI_API int convbi_session_idle(convbi_session *s)
+{
+	if (!s || s->magic != SESSION_MAGIC)
+		return CONVBI_EMISUSE;
+	if (s->exec) {
+		exec_close(s->exec);
+		s->exec = NULL;
+		s->idle = 1;
+	}
+	return CONVBI_OK;
+}
+
 CONVBI_API void convbi_session_free(convbi_session *s)
 {
 	if (!s || s->magic != SESSION_MAGIC)
@@ -136,8 +160,10 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 	struct turn *t = &a->turn;
 	turn_init(t);
 	*out = a;
-	int rc = CONVBI_OK;
-	if (!s->exec)
+	int rc = wake(s);
+	if (rc)
+		err_set(&t->err, rc, "%s", s->err.msg);
+	else if (!s->exec)
 		rc = err_set(&t->err, CONVBI_EDB, "%s", s->err.msg[0] ? s->err.msg : "the session has no database connection");
 	else if (!(t->question = xstrdup(sql)) || !(t->cand[0].sql = xstrdup(sql)))
 		rc = err_code(&t->err, CONVBI_ENOMEM);
@@ -178,6 +204,8 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		rc = CONVBI_OK;  /* an empty hint is no hint */
 	if (!rc && (!(t->question = xstrdup(question)) || (hint && *hint && !(t->hint = xstrdup(hint)))))
 		rc = err_code(&t->err, CONVBI_ENOMEM);
+	if (!rc && (rc = wake(s)))
+		err_set(&t->err, rc, "%s", s->err.msg);
 	if (!rc && !s->exec)
 		rc = err_set(&t->err, s->err.code ? s->err.code : CONVBI_EDB, "%s", s->err.msg[0] ? s->err.msg : "the session has no database connection");
 	if (!rc && !e->llm) {

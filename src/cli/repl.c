@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/chart_term.h"
 #include "cli/cli.h"
 #include "cli/lineedit.h"
 #include "cli/print.h"
@@ -20,6 +21,7 @@ struct repl {
 	convbi_engine *engine;
 	convbi_session *session;
 	struct print_state ps;
+	int chart;  /* .chart on: draw the answer's chart after its rows */
 	int quit;
 };
 
@@ -50,6 +52,16 @@ static void dot_sql(struct repl *r, const char *arg)
 		r->ps.show_sql = 0;
 	else
 		cli_error(".sql takes on or off");
+}
+
+static void dot_chart(struct repl *r, const char *arg)
+{
+	if (!strcmp(arg, "on"))
+		r->chart = 1;
+	else if (!strcmp(arg, "off"))
+		r->chart = 0;
+	else
+		cli_error(".chart takes on or off");
 }
 
 static void dot_mode(struct repl *r, const char *arg)
@@ -95,6 +107,7 @@ static const struct dot_command dot_commands[] = {
 	{".schema", "[QUESTION]", "show the schema the SQL agent is given", dot_schema},
 	{".sql", "on|off", "show the SQL before it runs", dot_sql},
 	{".mode", "table|csv|json|markdown", "how rows are printed", dot_mode},
+	{".chart", "on|off", "draw the answer's chart in the terminal", dot_chart},
 	{".reset", "", "forget the conversation", dot_reset},
 	{".history", "", "show the conversation memory", dot_history},
 	{".endpoints", "", "show endpoints and their live state", dot_endpoints},
@@ -131,6 +144,8 @@ static void ask(struct repl *r, const char *question)
 	int rc = convbi_session_ask(r->session, question, NULL, print_event, &r->ps, &a);
 	if (rc == CONVBI_OK) {
 		print_answer(a, &r->ps);
+		if (r->chart)
+			chart_term_print(stdout, a, chart_term_utf8());
 	} else {
 		if (r->ps.streamed)
 			fputc('\n', stdout);

@@ -164,13 +164,19 @@ static int open_conversation(struct serve_session *ss, char **err_json)
 	return rc;
 }
 
-int question_run_sync(struct server *s, convbi_session *conv, const char *text, char **json_out)
+int question_run_sync(struct server *s, struct serve_session *ss, const char *text, const char *hint, convbi_event_fn cb,
+                      void *payload, char **json_out)
 {
-	convbi_answer *a = NULL;
-	int rc = convbi_session_ask(conv, text, NULL, NULL, NULL, &a);
 	*json_out = NULL;
+	int rc = open_conversation(ss, json_out);
+	if (rc)
+		return rc;
+	convbi_answer *a = NULL;
+	rc = convbi_session_ask(ss->conv, text, hint, cb, payload, &a);
 	if (a)
 		convbi_answer_json(a, json_out);
+	if (!*json_out)
+		rc = rc ? rc : CONVBI_ENOMEM;
 	metrics_answer(s->metrics, *json_out, rc);
 	convbi_answer_free(a);
 	return rc;
@@ -284,16 +290,6 @@ long question_read(struct question *q, char *out, size_t max, int wait_ms)
 	}
 	pthread_mutex_unlock(&q->lock);
 	return n;
-}
-
-int question_wait(struct question *q, int wait_ms)
-{
-	pthread_mutex_lock(&q->lock);
-	if (!q->done)
-		timed_wait(q, wait_ms);
-	int done = q->done;
-	pthread_mutex_unlock(&q->lock);
-	return done;
 }
 
 void question_cancel(struct question *q)

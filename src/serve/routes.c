@@ -145,6 +145,35 @@ static void give_slot(struct server *s)
 
 /* ---- sessions and questions ------------------------------------------------- */
 
+/* A question answered on the connection's thread notices the client
+ * leaving at its next event (stage, token, retry) and cancels. */
+struct watch {
+	int fd;
+	int gone;
+};
+
+static int watch_client(const convbi_event *ev, void *payload)
+{
+	struct watch *w = payload;
+	if (!w->gone && !client_alive(w->fd))
+		w->gone = 1;
+	return w->gone;
+}
+
+/* 200 with the answer JSON, or the error shape with the answer. */
+static enum MHD_Result respond_answer(struct request *req, int rc, const char *json)
+{
+	if (!rc)
+		return respond_json(req, 200, json);
+	cJSON *a = json ? cJSON_Parse(json) : NULL;
+	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(a, "error");
+	if (cJSON_IsObject(msg))
+		msg = cJSON_GetObjectItemCaseSensitive(msg, "message");
+	enum MHD_Result res = respond_failed_answer(req, rc, cJSON_IsString(msg) ? msg->valuestring : convbi_errstr(rc), json);
+	cJSON_Delete(a);
+	return res;
+}
+
 static enum MHD_Result create_session(struct server *s, struct request *req)
 {
 	static const char *const keys[] = {"db", NULL};
@@ -254,6 +283,16 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 	}
 	const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept");
 	int sse = accept && strstr(accept, "text/event-stream");
+	if (!sse) {  /* one JSON answer: asked on this connection's thread, no hand-off */
+		struct watch w = {req->fd, 0};
+		char *json = NULL;
+		int rc = question_run_sync(s, ss, question, hint, watch_client, &w, &json);
+		res = w.gone ? (req->status = 499, MHD_NO) : respond_answer(req, rc, json);
+		free(json);
+		give_slot(s);
+		sessions_end(s->sessions, ss);
+		goto done;
+	}
 	struct question *q = question_start(s, ss, question, hint, sse);
 	if (!q) {
 		give_slot(s);
@@ -261,7 +300,7 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		res = respond_error(req, 500, "ENOMEM", "out of memory; try again");
 		goto done;
 	}
-	if (sse) {
+	{
 		struct sse *x = calloc(1, sizeof *x);
 		struct MHD_Response *r = x ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_BYTES, sse_read, x, sse_free) : NULL;
 		if (!r) {
@@ -286,30 +325,6 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		MHD_destroy_response(r);
 		goto done;
 	}
-	int gone = 0;
-	while (!question_wait(q, SSE_POLL_MS))
-		if (!gone && !client_alive(req->fd)) {
-			gone = 1;
-			question_cancel(q);
-		}
-	int rc = question_status(q);
-	if (gone) {
-		req->status = 499;  /* the client closed the request */
-		res = MHD_NO;
-	} else if (!rc) {
-		res = respond_json(req, 200, question_answer_json(q));
-	} else {
-		const char *json = question_answer_json(q);
-		cJSON *a = json ? cJSON_Parse(json) : NULL;
-		const cJSON *msg = cJSON_GetObjectItemCaseSensitive(a, "error");
-		if (cJSON_IsObject(msg))
-			msg = cJSON_GetObjectItemCaseSensitive(msg, "message");
-		res = respond_failed_answer(req, rc, cJSON_IsString(msg) ? msg->valuestring : convbi_errstr(rc), json);
-		cJSON_Delete(a);
-	}
-	question_free(q);
-	give_slot(s);
-	sessions_end(s->sessions, ss);
 done:
 	sessions_release(s->sessions, ss);
 	cJSON_Delete(o);

@@ -36,6 +36,7 @@
 #define SERVE_NAME_MAX_BYTES 64
 #define SERVE_ALLOW_MAX 16
 #define SERVE_CONNECTIONS_MAX 1024
+#define SERVE_CONN_IDLE_MS 2000  /* a conversation unused this long gives back its database connection */
 
 /* Exit codes, as the CLI's. */
 #define SERVE_EXIT_OK 0
@@ -141,6 +142,7 @@ struct serve_session {
 	convbi_session *conv;         /* owned; opened at the first question */
 	int64_t last_used_ms;
 	int busy;                     /* a question is running on it */
+	int awake;                    /* conv holds a database connection */
 	int refs;                     /* borrowed by running requests */
 	int closed;
 };
@@ -161,7 +163,9 @@ int sessions_close(struct session_table *t, const char *id, int token);
 int sessions_begin(struct session_table *t, struct serve_session *ss);
 void sessions_end(struct session_table *t, struct serve_session *ss);
 int sessions_count(struct session_table *t);
-void sessions_expire(struct session_table *t);
+/* Expires idle sessions; closes the database connections of conversations
+ * unused for SERVE_CONN_IDLE_MS.  Returns how many connections it closed. */
+int sessions_expire(struct session_table *t);
 
 /* ---- questions ---------------------------------------------------------- */
 /* What a question sends back as it runs (for SSE): events in order. */
@@ -174,8 +178,6 @@ struct question *question_start(struct server *s, struct serve_session *ss, cons
 /* Copies up to max queued SSE bytes into out, waiting at most wait_ms for
  * some; returns bytes copied, 0 when nothing yet, -1 at the end. */
 long question_read(struct question *q, char *out, size_t max, int wait_ms);
-/* Waits at most wait_ms for the end; 1 when finished. */
-int question_wait(struct question *q, int wait_ms);
 /* Interrupts it (the client went away). */
 void question_cancel(struct question *q);
 /* The finished answer JSON (borrowed) and status. */
@@ -184,9 +186,12 @@ int question_status(const struct question *q);
 /* Joins the worker and frees everything (the session's slot too). */
 void question_free(struct question *q);
 
-/* Runs a question to its end on the calling thread (MCP): *json_out is
- * the answer JSON (caller frees).  Returns the answer's status. */
-int question_run_sync(struct server *s, convbi_session *conv, const char *question, char **json_out);
+/* Runs a question to its end on the calling thread (the JSON answer of
+ * POST .../questions): opens ss's conversation when needed; *json_out is
+ * the answer JSON, or the error shape when the conversation could not be
+ * opened (caller frees).  Returns the answer's status. */
+int question_run_sync(struct server *s, struct serve_session *ss, const char *question, const char *hint,
+                      convbi_event_fn cb, void *payload, char **json_out);
 
 /* ---- MCP ---------------------------------------------------------------- */
 struct mcp;

@@ -19,6 +19,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -425,7 +426,8 @@ int serve_main(int argc, char **argv)
 		int sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		sessions_expire(s->sessions);
+		if (sessions_expire(s->sessions) > 0)
+			malloc_trim(0);  /* give the closed connections' memory back to the system */
 	}
 	drain(s, d);
 	MHD_stop_daemon(d);

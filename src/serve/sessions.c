@@ -100,23 +100,33 @@ static void unlink_session(struct session_table *t, size_t i)
 		session_destroy(ss);
 }
 
-static void expire_locked(struct session_table *t)
+/* Expires idle sessions and closes the connections of conversations
+ * unused for SERVE_CONN_IDLE_MS; returns how many connections it closed. */
+static int expire_locked(struct session_table *t)
 {
-	int64_t now = serve_now_ms();
+	int64_t now = serve_now_ms(), closed = 0;
 	for (size_t i = 0; i < t->nslots;) {
 		struct serve_session *ss = t->slots[i];
-		if (ss && !ss->refs && !ss->busy && now - ss->last_used_ms > t->idle_ms)
+		if (ss && !ss->refs && !ss->busy && now - ss->last_used_ms > t->idle_ms) {
 			unlink_session(t, i);  /* a shifted entry may now sit at i: look again */
-		else
-			i++;
+			continue;
+		}
+		if (ss && ss->conv && ss->awake && !ss->refs && !ss->busy && now - ss->last_used_ms > SERVE_CONN_IDLE_MS) {
+			convbi_session_idle(ss->conv);  /* keeps the conversation, gives back the connection */
+			ss->awake = 0;
+			closed++;
+		}
+		i++;
 	}
+	return (int)closed;
 }
 
-void sessions_expire(struct session_table *t)
+int sessions_expire(struct session_table *t)
 {
 	pthread_mutex_lock(&t->lock);
-	expire_locked(t);
+	int closed = expire_locked(t);
 	pthread_mutex_unlock(&t->lock);
+	return closed;
 }
 
 int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out)
@@ -201,7 +211,7 @@ int sessions_begin(struct session_table *t, struct serve_session *ss)
 	pthread_mutex_lock(&t->lock);
 	int rc = ss->busy || ss->closed ? -1 : 0;
 	if (!rc)
-		ss->busy = 1;
+		ss->busy = ss->awake = 1;  /* the question (re)opens the connection */
 	pthread_mutex_unlock(&t->lock);
 	return rc;
 }
