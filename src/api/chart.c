@@ -187,7 +187,10 @@ static int add_channel(cJSON *enc, const char *name, cJSON *c)
 {
 	if (!c)
 		return -1;
-	cJSON_AddItemToObject(enc, name, c);
+	if (!cJSON_AddItemToObject(enc, name, c)) {
+		cJSON_Delete(c);
+		return -1;
+	}
 	return 0;
 }
 
@@ -196,22 +199,22 @@ static cJSON *values_of(const struct table *t)
 	cJSON *values = cJSON_CreateArray();
 	for (int64_t r = 0; values && r < t->nrows; r++) {
 		cJSON *row = cJSON_CreateObject();
-		if (!row) {
+		if (!row || !cJSON_AddItemToArray(values, row)) {
+			cJSON_Delete(row);
 			cJSON_Delete(values);
 			return NULL;
 		}
-		cJSON_AddItemToArray(values, row);
 		for (int c = 0; c < t->ncols; c++) {
 			const char *v = table_cell(t, r, c);
 			int ty = table_cell_type(t, r, c);
 			double d = v && (ty == TABLE_INT || ty == TABLE_REAL) ? strtod(v, NULL) : NAN;
 			cJSON *cell = !v ? cJSON_CreateNull() : (ty == TABLE_INT || ty == TABLE_REAL)
 			              ? (isfinite(d) ? cJSON_CreateNumber(d) : cJSON_CreateNull()) : cJSON_CreateString(v);
-			if (!cell) {
+			if (!cell || !cJSON_AddItemToObject(row, t->cols[c].name, cell)) {
+				cJSON_Delete(cell);
 				cJSON_Delete(values);
 				return NULL;
 			}
-			cJSON_AddItemToObject(row, t->cols[c].name, cell);
 		}
 	}
 	return values;
@@ -272,7 +275,10 @@ static cJSON *build(const struct table *t, const struct pick *p)
 		goto fail;
 	if (!(data = cJSON_AddObjectToObject(spec, "data")) || !(values = values_of(t)))
 		goto fail;
-	cJSON_AddItemToObject(data, "values", values);
+	if (!cJSON_AddItemToObject(data, "values", values)) {
+		cJSON_Delete(values);
+		goto fail;
+	}
 	if (!(mark = cJSON_AddObjectToObject(spec, "mark")) || !cJSON_AddStringToObject(mark, "type", p->mark) ||
 	    !cJSON_AddTrueToObject(mark, "tooltip") ||
 	    (!strcmp(p->mark, "line") && !cJSON_AddTrueToObject(mark, "point")))
