@@ -171,6 +171,17 @@ static void draw_bars(FILE *f, const cJSON *values, const cJSON *enc, int arc, i
 	free(g);
 }
 
+/* Row r's number in column y when r belongs to the series named key
+ * (column series; "" = one series); NULL otherwise. */
+static const cJSON *series_value(const cJSON *r, const char *series, const char *key, const char *y)
+{
+	char k[96] = "";
+	if (*series)
+		value_text(k, sizeof k, cJSON_GetObjectItemCaseSensitive(r, series));
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, y);
+	return strcmp(k, key) || !cJSON_IsNumber(v) ? NULL : v;
+}
+
 static void draw_lines(FILE *f, const cJSON *values, const cJSON *enc, int utf8)
 {
 	static const char *const blocks[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
@@ -196,11 +207,8 @@ static void draw_lines(FILE *f, const cJSON *values, const cJSON *enc, int utf8)
 		char first[96] = "", last[96] = "";
 		const cJSON *r;
 		cJSON_ArrayForEach(r, values) {
-			char k[96] = "";
-			if (*series)
-				value_text(k, sizeof k, cJSON_GetObjectItemCaseSensitive(r, series));
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, y);
-			if (strcmp(k, key) || !cJSON_IsNumber(v))
+			const cJSON *v = series_value(r, series, key, y);
+			if (!v)
 				continue;
 			lo = fmin(lo, v->valuedouble);
 			hi = fmax(hi, v->valuedouble);
@@ -208,11 +216,8 @@ static void draw_lines(FILE *f, const cJSON *values, const cJSON *enc, int utf8)
 		if (*series)
 			fprintf(f, "%s: ", key);
 		cJSON_ArrayForEach(r, values) {
-			char k[96] = "";
-			if (*series)
-				value_text(k, sizeof k, cJSON_GetObjectItemCaseSensitive(r, series));
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(r, y);
-			if (strcmp(k, key) || !cJSON_IsNumber(v))
+			const cJSON *v = series_value(r, series, key, y);
+			if (!v)
 				continue;
 			int level = hi > lo ? (int)((v->valuedouble - lo) / (hi - lo) * 7.999) : 3;
 			if (utf8)
