@@ -151,7 +151,7 @@ char *serve_json_error(const char *code, const char *message)
 	return s;
 }
 
-static int open_conversation(struct serve_session *ss, char **err_json)
+int question_open(struct serve_session *ss, char **err_json)
 {
 	if (ss->conv)
 		return CONVBI_OK;
@@ -168,7 +168,7 @@ int question_run_sync(struct server *s, struct serve_session *ss, const char *te
                       void *payload, char **json_out)
 {
 	*json_out = NULL;
-	int rc = open_conversation(ss, json_out);
+	int rc = question_open(ss, json_out);
 	if (rc)
 		return rc;
 	convbi_answer *a = NULL;
@@ -186,7 +186,7 @@ static void *worker(void *payload)
 {
 	struct question *q = payload;
 	char *err_json = NULL;
-	int rc = open_conversation(q->ss, &err_json);
+	int rc = question_open(q->ss, &err_json);
 	convbi_answer *a = NULL;
 	if (!rc) {
 		atomic_store(&q->conv_ready, 1);

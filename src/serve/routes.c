@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "serve/routes.h"
@@ -145,19 +146,65 @@ static void give_slot(struct server *s)
 
 /* ---- sessions and questions ------------------------------------------------- */
 
-/* A question answered on the connection's thread notices the client
- * leaving at its next event (stage, token, retry) and cancels. */
+/* A question answered on the connection's thread is watched: the
+ * watchdog thread looks at every watched client's socket each
+ * WATCH_POLL_MS and interrupts the question of one that left, even in the
+ * middle of a model call; the event callback notices it too. */
+#define WATCH_POLL_MS 50
+
 struct watch {
 	int fd;
-	int gone;
+	atomic_int gone;
+	convbi_session *conv;   /* set once the conversation is open */
+	struct watch *next;
 };
+
+static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct watch *watched;
+static pthread_t watchdog;
+static atomic_int watchdog_stop;
+static int watchdog_started;
+
+static void *watchdog_run(void *payload)
+{
+	while (!atomic_load(&watchdog_stop)) {
+		pthread_mutex_lock(&watch_lock);
+		for (struct watch *w = watched; w; w = w->next)
+			if (!atomic_load(&w->gone) && !client_alive(w->fd)) {
+				atomic_store(&w->gone, 1);
+				if (w->conv)
+					convbi_session_interrupt(w->conv);
+			}
+		pthread_mutex_unlock(&watch_lock);
+		struct timespec ts = {0, WATCH_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static void watch_add(struct watch *w)
+{
+	pthread_mutex_lock(&watch_lock);
+	w->next = watched;
+	watched = w;
+	pthread_mutex_unlock(&watch_lock);
+}
+
+static void watch_remove(struct watch *w)
+{
+	pthread_mutex_lock(&watch_lock);
+	for (struct watch **p = &watched; *p; p = &(*p)->next)
+		if (*p == w) {
+			*p = w->next;
+			break;
+		}
+	pthread_mutex_unlock(&watch_lock);
+}
 
 static int watch_client(const convbi_event *ev, void *payload)
 {
 	struct watch *w = payload;
-	if (!w->gone && !client_alive(w->fd))
-		w->gone = 1;
-	return w->gone;
+	return atomic_load(&w->gone);
 }
 
 /* 200 with the answer JSON, or the error shape with the answer. */
@@ -284,10 +331,15 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 	const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept");
 	int sse = accept && strstr(accept, "text/event-stream");
 	if (!sse) {  /* one JSON answer: asked on this connection's thread, no hand-off */
-		struct watch w = {req->fd, 0};
 		char *json = NULL;
+		question_open(ss, &json);  /* a failure is reported by question_run_sync */
+		free(json);
+		json = NULL;
+		struct watch w = {.fd = req->fd, .conv = ss->conv};
+		watch_add(&w);
 		int rc = question_run_sync(s, ss, question, hint, watch_client, &w, &json);
-		res = w.gone ? (req->status = 499, MHD_NO) : respond_answer(req, rc, json);
+		watch_remove(&w);
+		res = atomic_load(&w.gone) ? (req->status = 499, MHD_NO) : respond_answer(req, rc, json);
 		free(json);
 		give_slot(s);
 		sessions_end(s->sessions, ss);
@@ -607,11 +659,22 @@ int routes_setup(struct server *s)
 		fprintf(stderr, "convbi: out of memory\n");
 		return -1;
 	}
+	atomic_store(&watchdog_stop, 0);
+	if (pthread_create(&watchdog, NULL, watchdog_run, NULL)) {
+		fprintf(stderr, "convbi: cannot start a thread\n");
+		return -1;
+	}
+	watchdog_started = 1;
 	return 0;
 }
 
 void routes_teardown(struct server *s)
 {
+	if (watchdog_started) {
+		atomic_store(&watchdog_stop, 1);
+		pthread_join(watchdog, NULL);
+		watchdog_started = 0;
+	}
 	mcp_free(s->mcp);
 	s->mcp = NULL;
 }

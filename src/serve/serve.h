@@ -186,6 +186,10 @@ int question_status(const struct question *q);
 /* Joins the worker and frees everything (the session's slot too). */
 void question_free(struct question *q);
 
+/* Opens ss's conversation (a convbi_session) if it has none; on failure
+ * *err_json gets the error shape (caller frees).  The caller holds the
+ * session's question slot (sessions_begin). */
+int question_open(struct serve_session *ss, char **err_json);
 /* Runs a question to its end on the calling thread (the JSON answer of
  * POST .../questions): opens ss's conversation when needed; *json_out is
  * the answer JSON, or the error shape when the conversation could not be

@@ -37,4 +37,13 @@ lacks "$R" "█" ".chart off draws nothing"
 R=$(repl '.chart maybe\n.help\n' C.UTF-8)
 contains "$(cat "$T/err")" ".chart takes on or off" "a bad argument gets one line"
 contains "$R" ".chart" ".help lists .chart"
+
+# The same chart is "chart" in ask --json and in batch JSONL.
+expect_code 0 "ask --json" "$CONVBI" ask --config "$C" --db "$SAMPLE_DB" --json "customers per country?"
+contains "$OUT" '"chart":{"$schema":"https://vega.github.io/schema/vega-lite/v5.json"' "ask --json has the chart"
+printf 'customers per country?\norders per month?\n' > "$T/questions.txt"
+expect_code 0 "batch" "$CONVBI" batch --config "$C" --db "$SAMPLE_DB" --format jsonl --out "$T/out.jsonl" "$T/questions.txt"
+B=$(cat "$T/out.jsonl")
+contains "$B" '"mark":{"type":"bar"' "batch JSONL has the bar chart"
+contains "$B" '"mark":{"type":"line"' "batch JSONL has the line chart"
 finish

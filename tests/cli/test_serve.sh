@@ -127,6 +127,17 @@ sleep 0.5
 after=$(grep -c '"endpoint":"east"' "$T/requests.log")
 [ $((after - before)) -le 1 ] && ok "no model call after the client left ($((after - before)))" || bad "$((after - before)) model calls after the client left"
 
+# The same for a JSON answer, in the middle of a model call: the question
+# ends long before the 8 s model reply would have come.
+curl -s -X POST --data '[{"kind":"slow_first_token","delay_ms":8000,"count":1}]' "http://127.0.0.1:$PORT_east/_fake/faults" >/dev/null
+curl -s --max-time 0.7 -X POST "$SV/v1/sessions/$SID/questions" -d '{"question":"customers per country?"}' >/dev/null
+t0=$(date +%s%N)
+for _ in $(seq 100); do curl -s "$SV/metrics" | grep -q 'convbi_questions_total{outcome="ECANCELED"} 2' && break; sleep 0.05; done
+waited=$(( ($(date +%s%N) - t0) / 1000000 ))
+M=$(curl -s "$SV/metrics")
+contains "$M" 'convbi_questions_total{outcome="ECANCELED"} 2' "a JSON client leaving cancels its question"
+[ "$waited" -lt 6000 ] && ok "it was canceled during the model call (${waited} ms after the client left)" || bad "canceled only after ${waited} ms"
+
 # metrics
 for m in 'convbi_questions_total{outcome="ok"}' 'convbi_stage_duration_seconds_bucket{stage="sql",le="0.005"}' \
          'convbi_endpoint_calls_total{endpoint="east"}' 'convbi_endpoint_429_total{endpoint="east"}' \
