@@ -29,7 +29,8 @@
 #define SERVE_BODY_MAX_BYTES (256u << 10)      /* a request body */
 #define SERVE_QUESTION_MAX_BYTES (16u << 10)   /* one question */
 #define SERVE_SQL_MAX_BYTES (64u << 10)        /* SQL sent to /v1/sql */
-#define SERVE_HEADERS_MAX_BYTES (32u << 10)    /* request line + headers */
+#define SERVE_HEADERS_MAX_BYTES (16u << 10)    /* request target + headers (431 beyond) */
+#define SERVE_CONN_MEMORY_BYTES (64u << 10)    /* libmicrohttpd's per-connection pool */
 #define SERVE_TOKEN_MAX_BYTES 256
 #define SERVE_TOKENS_MAX 1024
 #define SERVE_DBS_MAX 64

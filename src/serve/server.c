@@ -172,10 +172,26 @@ static int public_route(const char *method, const char *url)
 	                                                                 !strcmp(url, "/v1/openapi.json")));
 }
 
-/* Host, Origin, token, declared body size.  Queues the refusal and
- * returns non-zero when the request may not go on. */
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	*(size_t *)cls += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
+/* Header size, Host, Origin, token, declared body size.  Queues the
+ * refusal and returns non-zero when the request may not go on.  (Headers
+ * past libmicrohttpd's own pool get its plain 431.) */
 static int refuse(struct server *s, struct request *req, const char *method, const char *url)
 {
+	size_t header_bytes = strlen(url);
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
+	if (header_bytes > SERVE_HEADERS_MAX_BYTES) {
+		char msg[128];
+		snprintf(msg, sizeof msg, "the request target and headers exceed %u bytes; send fewer or shorter headers",
+		         SERVE_HEADERS_MAX_BYTES);
+		respond_error(req, 431, "headers_too_large", msg);
+		return 1;
+	}
 	const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
 	if (!host || !host_allowed(s, host)) {
 		respond_error(req, 403, "forbidden_host",
@@ -410,7 +426,7 @@ int serve_main(int argc, char **argv)
 		                     0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		                     MHD_OPTION_LISTEN_SOCKET, lfd,
 		                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVE_HEADERS_MAX_BYTES,
+		                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVE_CONN_MEMORY_BYTES,
 		                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_CONNECTIONS_MAX,
 		                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
 	if (!d) {

@@ -80,6 +80,8 @@ printf '{"question":"%s"}' "$(cat "$T/q.txt")" > "$T/big.json"
 req POST "/v1/sessions/$SID/questions" --data-binary @"$T/big.json";    is 413 "a question over the limit"
 head -c 300000 /dev/zero | tr '\0' 'a' > "$T/huge.json"
 req POST /v1/sql --data-binary @"$T/huge.json";                          is 413 "a body over the limit"
+req GET /v1/databases -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' 'a')"; is 431 "headers over the limit"
+contains "$BODY" '{"error":{"code":"headers_too_large"' "431 has the error shape"
 req POST "/v1/sessions/0123456789abcdef0123456789abcdef/questions" -d '{"question":"hi"}'; is 404 "an unknown session"
 
 # /v1/sql through the gate
