@@ -115,11 +115,13 @@ typedef struct {
 typedef int (*convbi_event_fn)(const convbi_event *ev, void *payload);
 
 /* ---- engine ------------------------------------------------------------ */
-#define CONVBI_OPTIONS_VERSION 2  /* 1: up to question_timeout_ms (still accepted) */
+#define CONVBI_OPTIONS_VERSION 3  /* 1: up to question_timeout_ms, 2: up to value_index (both still accepted) */
 
 typedef struct {
 	unsigned int version;     /* CONVBI_OPTIONS_VERSION */
-	const char *db_path;      /* SQLite file; NULL = model-only engine */
+	const char *db_path;      /* SQLite file, postgres:// or postgresql://
+	                             URI, or libpq "key=value" string; NULL =
+	                             model-only engine */
 	const char *config_path;  /* JSON config; NULL = $CONVBI_CONFIG, then
 	                             AZURE_OPENAI_*_<i> variables */
 	const char *prompts_dir;  /* NULL = $CONVBI_PROMPTS, then the built-in
@@ -147,10 +149,13 @@ typedef struct {
 	                             mentions in the schema text (value index
 	                             cached under $XDG_CACHE_HOME/convbi),
 	                             0 = off; default 1 */
+	/* version 3 */
+	const char *db_schemas;   /* PostgreSQL schemas to use, "a,b"; NULL =
+	                             the server's search path */
 } convbi_options;
 
 #define CONVBI_OPTIONS_INIT {CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1, 120000, \
-                             NULL, NULL, NULL, 1, 1}
+                             NULL, NULL, NULL, 1, 1, NULL}
 
 /* Opens an engine.  *out is set even on failure (unless ENOMEM) so that
  * convbi_engine_errmsg() can say what went wrong; close it either way. */

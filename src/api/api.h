@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "convbi/convbi.h"
-#include "db/exec.h"
+#include "db/db.h"
 #include "flow/flow.h"
 #include "flow/history.h"
 #include "flow/turn.h"
@@ -32,7 +32,10 @@ struct convbi_engine {
 	struct err err;               /* last error on this handle */
 	pthread_mutex_t err_lock;
 	convbi_options opts;          /* copy; strings below */
-	char *db_path;                /* owned */
+	char *db_path;                /* owned: file path, postgresql:// URI or key=value */
+	char *db_schemas;             /* owned: PostgreSQL schemas "a,b", or NULL */
+	struct db_options db_opts;    /* points into the strings above */
+	char *dialect;                /* owned: db_dialect() of the database, or NULL */
 	char *prompts_dir;            /* owned, resolved */
 	struct llm *llm;              /* owned; NULL when no endpoint is configured */
 	struct err llm_err;           /* why llm is NULL */
@@ -48,10 +51,10 @@ struct convbi_session {
 	uint32_t magic;
 	struct err err;
 	convbi_engine *engine;        /* borrowed */
-	struct exec *exec;            /* owned connection */
+	struct db *db;                /* owned connection */
 	struct history history;
 	atomic_int interrupted;       /* set by convbi_session_interrupt */
-	int idle;                     /* convbi_session_idle closed exec; the next question reopens it */
+	int idle;                     /* convbi_session_idle closed db; the next question reopens it */
 };
 
 struct convbi_answer {

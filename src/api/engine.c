@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "db/db.h"
 #include "db/schema.h"
 #include "db/vindex.h"
 #include "prompt/notes.h"
@@ -96,6 +97,20 @@ static char *table_list_of(const struct schema *s)
 	return buf_take(&b);
 }
 
+/* Introspects the database once (the schema cache) and notes its
+ * dialect; sessions open connections of their own. */
+static int load_schema(convbi_engine *e, struct err *err)
+{
+	struct db *d = NULL;
+	int rc = db_open(&d, e->db_path, &e->db_opts, err);
+	if (!rc)
+		rc = db_introspect(d, &e->schema, err);
+	if (!rc && !(e->dialect = xstrdup(db_dialect(d))))
+		rc = err_code(err, CONVBI_ENOMEM);
+	db_close(d);
+	return rc;
+}
+
 CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opts)
 {
 	if (!out)
@@ -114,7 +129,10 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 		goto fail;
 	}
 	e->opts = (convbi_options)CONVBI_OPTIONS_INIT;
-	memcpy(&e->opts, opts, opts->version == 1 ? offsetof(convbi_options, today) : sizeof *opts);
+	/* an older caller's struct ends before the later fields */
+	memcpy(&e->opts, opts, opts->version == 1   ? offsetof(convbi_options, today)
+	                       : opts->version == 2 ? offsetof(convbi_options, db_schemas)
+	                                            : sizeof *opts);
 	e->opts.version = CONVBI_OPTIONS_VERSION;
 	if (e->opts.today && !valid_date(e->opts.today)) {
 		rc = err_set(&err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", e->opts.today);
@@ -139,12 +157,15 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 		goto fail;
 	}
 	e->prompts_dir = xstrdup(resolve_prompts(opts->prompts_dir));
-	if (!e->prompts_dir || (opts->db_path && !(e->db_path = xstrdup(opts->db_path)))) {
+	if (!e->prompts_dir || (e->opts.db_path && !(e->db_path = xstrdup(e->opts.db_path))) ||
+	    (e->opts.db_schemas && !(e->db_schemas = xstrdup(e->opts.db_schemas)))) {
 		rc = err_code(&err, CONVBI_ENOMEM);
 		goto fail;
 	}
 	e->opts.db_path = e->db_path;
 	e->opts.prompts_dir = e->prompts_dir;
+	e->opts.db_schemas = e->db_schemas;
+	e->db_opts.schemas = e->db_schemas;
 	e->opts.config_path = NULL;
 	if ((rc = flow_prompts_load(&e->prompts, e->prompts_dir, &err)))
 		goto fail;
@@ -161,7 +182,7 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	if ((rc = load_notes(e, &err)))
 		goto fail;
 	if (e->db_path) {
-		if ((rc = schema_load(&e->schema, e->db_path, &err)))
+		if ((rc = load_schema(e, &err)))
 			goto fail;
 		if (!(e->table_list = table_list_of(e->schema))) {
 			rc = err_code(&err, CONVBI_ENOMEM);
@@ -197,6 +218,8 @@ CONVBI_API void convbi_engine_close(convbi_engine *e)
 	free(e->today);
 	free(e->notes);
 	free(e->db_path);
+	free(e->db_schemas);
+	free(e->dialect);
 	free(e->prompts_dir);
 	pthread_mutex_destroy(&e->err_lock);
 	free(e);

@@ -35,16 +35,16 @@ CONVBI_API int convbi_session_new(convbi_session **out, convbi_engine *e)
 	*out = s;
 	if (!e->db_path)
 		return err_set(&s->err, CONVBI_EDB, "the engine has no database; open it with db_path set");
-	return exec_open(&s->exec, e->db_path, &s->err);
+	return db_open(&s->db, e->db_path, &e->db_opts, &s->err);
 }
 
 /* Reopens the connection convbi_session_idle closed; CONVBI_OK when the
  * session has one (or never had one: the caller reports that). */
 static int wake(convbi_session *s)
 {
-	if (s->exec || !s->idle)
+	if (s->db || !s->idle)
 		return CONVBI_OK;
-	int rc = exec_open(&s->exec, s->engine->db_path, &s->err);
+	int rc = db_open(&s->db, s->engine->db_path, &s->engine->db_opts, &s->err);
 	if (!rc)
 		s->idle = 0;
 	return rc;
@@ -54,9 +54,9 @@ CONVBI_API int convbi_session_idle(convbi_session *s)
 {
 	if (!s || s->magic != SESSION_MAGIC)
 		return CONVBI_EMISUSE;
-	if (s->exec) {
-		exec_close(s->exec);
-		s->exec = NULL;
+	if (s->db) {
+		db_close(s->db);
+		s->db = NULL;
 		s->idle = 1;
 	}
 	return CONVBI_OK;
@@ -67,7 +67,7 @@ CONVBI_API void convbi_session_free(convbi_session *s)
 	if (!s || s->magic != SESSION_MAGIC)
 		return;
 	s->magic = DEAD_MAGIC;
-	exec_close(s->exec);
+	db_close(s->db);
 	history_release(&s->history);
 	free(s);
 }
@@ -163,7 +163,7 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 	int rc = wake(s);
 	if (rc)
 		err_set(&t->err, rc, "%s", s->err.msg);
-	else if (!s->exec)
+	else if (!s->db)
 		rc = err_set(&t->err, CONVBI_EDB, "%s", s->err.msg[0] ? s->err.msg : "the session has no database connection");
 	else if (!(t->question = xstrdup(sql)) || !(t->cand[0].sql = xstrdup(sql)))
 		rc = err_code(&t->err, CONVBI_ENOMEM);
@@ -171,7 +171,7 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 		struct exec_limits lim;
 		limits_of(&lim, s->engine);
 		t->ncand = 1;
-		rc = exec_run(s->exec, sql, &lim, NULL, NULL, &t->result, &t->err);
+		rc = db_run(s->db, sql, &lim, NULL, NULL, &t->result, &t->err);
 		if (rc) {
 			t->cand[0].error = xstrdup(t->err.msg);
 			t->cand[0].status = rc;
@@ -206,7 +206,7 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		rc = err_code(&t->err, CONVBI_ENOMEM);
 	if (!rc && (rc = wake(s)))
 		err_set(&t->err, rc, "%s", s->err.msg);
-	if (!rc && !s->exec)
+	if (!rc && !s->db)
 		rc = err_set(&t->err, s->err.code ? s->err.code : CONVBI_EDB, "%s", s->err.msg[0] ? s->err.msg : "the session has no database connection");
 	if (!rc && !e->llm) {
 		t->err = e->llm_err;
@@ -228,7 +228,7 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		strftime(today, sizeof today, "%Y-%m-%d", &tm);
 	}
 	struct flow_env env = {
-		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .exec = s->exec,
+		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .db = s->db, .dialect = e->dialect,
 		.max_repairs = e->opts.max_repairs, .schema_budget = (size_t)e->opts.schema_tokens * 4,
 		.model_review = e->opts.model_review, .stream = e->opts.stream,
 		.deadline_ms = e->opts.question_timeout_ms, .interrupt = &s->interrupted,

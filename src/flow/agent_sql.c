@@ -2,7 +2,8 @@
  *
  * Renders the schema (cut to the budget around the question's tables), the
  * conversation, the optional evidence and, on a repair, the previous SQL
- * with the exact error that sent it back; expects one SQLite SELECT,
+ * with the exact error that sent it back; expects one SELECT in the
+ * database's dialect ({{dialect}}: SQLite or PostgreSQL, with the version),
  * ideally in a ```sql fence (bare SQL and {"sql": ...} are tolerated).
  * A reply with no SQL in it becomes a candidate whose error says so, and
  * goes through the same bounded repair loop as a rejected query.
@@ -72,6 +73,7 @@ int agent_sql(struct flow_run *r)
 		{"previous_sql", prev && prev->error ? prev->sql : NULL, 8000},
 		{"error", prev && prev->error ? prev->error : NULL, 2000},
 		{"today", r->env->today, 16},
+		{"dialect", r->env->dialect, 200},
 		{"notes", buf_str(&notes), 0},
 	};
 	if (agent_call(r, STAGE_SQL, "sql", slots, sizeof slots / sizeof slots[0], 0, 1000, &reply))

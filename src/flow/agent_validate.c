@@ -1,6 +1,6 @@
 /* agent_validate.c -- the validation stage and the execution stage.
  *
- * Validation is the hard SQL gate (db/guard via exec: read-only
+ * Validation is the hard SQL gate (db_check: the backend's read-only
  * connection, one statement, authorizer allow-list, limits) and, when the
  * engine enables it, a model-side review that may send the SQL back with a
  * reason.  Execution runs the accepted SQL through the same gate with the
@@ -9,8 +9,7 @@
  */
 #include <string.h>
 
-#include "db/exec.h"
-#include "db/guard.h"
+#include "db/db.h"
 #include "db/table.h"
 #include "db/schema.h"
 #include "flow/extract.h"
@@ -33,8 +32,9 @@ static int review_says_revise(struct flow_run *r, const char *sql, struct buf *w
 		flow_fail(r, &e);
 		goto done;
 	}
-	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0}, {"question", t->standalone, 8000}, {"sql", sql, 0}};
-	if (agent_call(r, STAGE_VALIDATE, "review", slots, 3, 0, 200, &reply))
+	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0}, {"question", t->standalone, 8000}, {"sql", sql, 0},
+	                            {"dialect", r->env->dialect, 200}};
+	if (agent_call(r, STAGE_VALIDATE, "review", slots, 4, 0, 200, &reply))
 		goto done;
 	revise = 0;
 	if (extract_json_object(&js, reply.data, reply.len) == CONVBI_OK) {
@@ -59,7 +59,7 @@ int agent_validate(struct flow_run *r)
 	struct turn *t = r->turn;
 	struct candidate *c = &t->cand[t->ncand - 1];
 	struct err err = ERR_INIT;
-	int rc = guard_check(r->env->exec, c->sql, &err);
+	int rc = db_check(r->env->db, c->sql, &err);
 	if (rc == CONVBI_EREJECTED || rc == CONVBI_ESQL)
 		return flow_repair_or_fail(r, rc, err.msg);
 	if (rc)
@@ -92,7 +92,7 @@ int agent_execute(struct flow_run *r)
 	}
 	table_free(t->result);
 	t->result = NULL;
-	int rc = exec_run(r->env->exec, c->sql, &r->env->limits, exec_cancel, r, &t->result, &err);
+	int rc = db_run(r->env->db, c->sql, &r->env->limits, exec_cancel, r, &t->result, &err);
 	if (rc == CONVBI_EREJECTED || rc == CONVBI_ESQL || rc == CONVBI_ETIMEOUT)
 		return flow_repair_or_fail(r, rc, err.msg);
 	if (rc)

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "convbi/convbi.h"
-#include "db/exec.h"
+#include "db/db.h"
 #include "flow/history.h"
 #include "flow/turn.h"
 
@@ -39,7 +39,8 @@ struct flow_env {
 	const struct tmpl_set *prompts;
 	const struct schema *schema;
 	const char *table_list;      /* "customers, orders, ..." for the intent agent */
-	struct exec *exec;           /* the session's read-only connection */
+	const char *dialect;         /* "SQLite 3.40.1", "PostgreSQL 15.18" for the prompts */
+	struct db *db;               /* the session's read-only connection */
 	struct exec_limits limits;
 	int max_repairs;
 	size_t schema_budget;        /* bytes of schema text */
