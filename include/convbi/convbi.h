@@ -162,6 +162,10 @@ typedef struct {
 CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opts);
 CONVBI_API void convbi_engine_close(convbi_engine *engine);
 CONVBI_API const char *convbi_engine_errmsg(const convbi_engine *engine);
+/* The engine's database for display: the SQLite path, or the PostgreSQL
+ * target as postgresql://user@host:port/dbname -- never its password.
+ * "" without a database.  Borrowed from the engine. */
+CONVBI_API const char *convbi_engine_database(const convbi_engine *engine);
 
 /* Sends one chat completion through the rotating client.  On success and
  * on model failure alike, *json_out (caller frees) is a JSON object with

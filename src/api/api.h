@@ -36,6 +36,7 @@ struct convbi_engine {
 	char *db_schemas;             /* owned: PostgreSQL schemas "a,b", or NULL */
 	struct db_options db_opts;    /* points into the strings above */
 	char *dialect;                /* owned: db_dialect() of the database, or NULL */
+	char *db_describe;            /* owned: db_describe(), without a password */
 	char *prompts_dir;            /* owned, resolved */
 	struct llm *llm;              /* owned; NULL when no endpoint is configured */
 	struct err llm_err;           /* why llm is NULL */

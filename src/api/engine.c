@@ -105,7 +105,7 @@ static int load_schema(convbi_engine *e, struct err *err)
 	int rc = db_open(&d, e->db_path, &e->db_opts, err);
 	if (!rc)
 		rc = db_introspect(d, &e->schema, err);
-	if (!rc && !(e->dialect = xstrdup(db_dialect(d))))
+	if (!rc && (!(e->dialect = xstrdup(db_dialect(d))) || !(e->db_describe = xstrdup(db_describe(d)))))
 		rc = err_code(err, CONVBI_ENOMEM);
 	db_close(d);
 	return rc;
@@ -220,6 +220,7 @@ CONVBI_API void convbi_engine_close(convbi_engine *e)
 	free(e->db_path);
 	free(e->db_schemas);
 	free(e->dialect);
+	free(e->db_describe);
 	free(e->prompts_dir);
 	pthread_mutex_destroy(&e->err_lock);
 	free(e);
@@ -230,6 +231,13 @@ CONVBI_API const char *convbi_engine_errmsg(const convbi_engine *e)
 	if (!e || e->magic != ENGINE_MAGIC)
 		return convbi_errstr(CONVBI_EMISUSE);
 	return e->err.code ? e->err.msg : "";
+}
+
+CONVBI_API const char *convbi_engine_database(const convbi_engine *e)
+{
+	if (!e || e->magic != ENGINE_MAGIC || !e->db_describe)
+		return "";
+	return e->db_describe;
 }
 
 /* Fails with ENOENDPOINT (and its message) when no endpoint is set. */

@@ -22,6 +22,7 @@
 struct cli_opts {
 	const char *config;     /* --config */
 	const char *db;         /* --db */
+	const char *schemas;    /* --schemas (PostgreSQL) */
 	const char *prompts;    /* --prompts */
 	const char *system;     /* --system */
 	const char *format;     /* --format */

@@ -21,6 +21,7 @@ void cli_engine_options(convbi_options *o, const struct cli_opts *c)
 	convbi_options init = CONVBI_OPTIONS_INIT;
 	*o = init;
 	o->db_path = c->db ? c->db : cli_default_db();
+	o->db_schemas = c->schemas;
 	o->config_path = c->config;
 	o->prompts_dir = c->prompts;
 	if (c->max_repairs >= 0)

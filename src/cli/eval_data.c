@@ -205,7 +205,11 @@ static int gold_lines(char *text, char ***sql, char ***db)
 static char *database_path(const char *dbdir, const char *db_id)
 {
 	struct tbuf t = TBUF_INIT;
-	tb_printf(&t, "%s/%s/%s.sqlite", dbdir, db_id, db_id);
+	const char *slot = strstr(dbdir, "{db_id}");
+	if (slot) /* a PostgreSQL URI template: postgresql://.../{db_id} */
+		tb_printf(&t, "%.*s%s%s", (int)(slot - dbdir), dbdir, db_id, slot + 7);
+	else
+		tb_printf(&t, "%s/%s/%s.sqlite", dbdir, db_id, db_id);
 	if (t.oom)
 		tb_release(&t);
 	return t.p;

@@ -25,20 +25,20 @@ struct command {
 
 static const struct command commands[] = {
 	{"repl", "[--db F] [--config F] [--prompts DIR] [--review]", "ask questions interactively (the default)",
-	 cmd_repl, "db config prompts review max-repairs row-cap sql-timeout-ms history-file no-stream stream mode verbose today notes examples candidates", 0, 0},
+	 cmd_repl, "db schemas config prompts review max-repairs row-cap sql-timeout-ms history-file no-stream stream mode verbose today notes examples candidates", 0, 0},
 	{"ask", "[--db F] [--config F] [--json] QUESTION", "answer one question",
-	 cmd_ask, "db config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose today notes examples candidates", 1, 1},
+	 cmd_ask, "db schemas config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose today notes examples candidates", 1, 1},
 	{"batch", "--db F [--config F] [-j N] [--format jsonl|csv] [--out F] [--resume] INPUT",
 	 "answer a file of questions in parallel", cmd_batch,
-	 "db config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose today notes examples candidates", 1, 1},
+	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose today notes examples candidates", 1, 1},
 	{"eval", "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] DIR|FILE",
 	 "execution accuracy on a Spider or BIRD set", cmd_eval,
-	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db today notes examples candidates", 1, 1},
+	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db schemas today notes examples candidates", 1, 1},
 	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT", "send one chat request through the client",
 	 cmd_llm, "config stream json system", 1, 1},
 	{"endpoints", "[--config F] [--json]", "list endpoints and their live shared state", cmd_endpoints,
 	 "config json", 0, 0},
-	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db config prompts", 0, 1},
+	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db schemas config prompts", 0, 1},
 	{"index", "[--db F] [--rebuild] [--json]", "build the value index of a database ahead of time", cmd_index,
 	 "db config prompts rebuild json", 0, 0},
 	{"graph", "[--format mermaid|dot]", "print the workflow graph", cmd_graph, "format", 0, 0},
@@ -52,11 +52,12 @@ enum {
 	OPT_CONFIG = 256, OPT_DB, OPT_PROMPTS, OPT_SYSTEM, OPT_FORMAT, OPT_OUT, OPT_ONLY_DB, OPT_DATASET,
 	OPT_JSON, OPT_STREAM, OPT_NO_STREAM, OPT_RESUME, OPT_LIMIT, OPT_MAX_REPAIRS, OPT_ROW_CAP,
 	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION,
-	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD
+	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS
 };
 
 static const struct option long_opts[] = {
 	{"config", required_argument, NULL, OPT_CONFIG}, {"db", required_argument, NULL, OPT_DB},
+	{"schemas", required_argument, NULL, OPT_SCHEMAS},
 	{"prompts", required_argument, NULL, OPT_PROMPTS}, {"system", required_argument, NULL, OPT_SYSTEM},
 	{"format", required_argument, NULL, OPT_FORMAT}, {"out", required_argument, NULL, OPT_OUT},
 	{"only-db", required_argument, NULL, OPT_ONLY_DB}, {"dataset", required_argument, NULL, OPT_DATASET},
@@ -91,7 +92,8 @@ static void usage(FILE *f)
 		        commands[i].usage);
 	static const struct { const char *flag, *help; } opts[] = {
 		{"--config F", "endpoint configuration (JSON); else $CONVBI_CONFIG or AZURE_OPENAI_*_i"},
-		{"--db F", "the SQLite database (default: the bundled sample)"},
+		{"--db F", "the database: a SQLite file, a postgresql:// URI or a libpq \"key=value\" string (default: the bundled sample)"},
+		{"--schemas a,b", "PostgreSQL schemas to use (default: the server's search path)"},
 		{"--prompts DIR", "prompt templates to use instead of the built-in ones"},
 		{"--json", "machine-readable output"},
 		{"--stream / --no-stream", "stream the answer as it is written (default: on a terminal)"},
@@ -215,6 +217,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case OPT_CONFIG: o.config = optarg; break;
 		case OPT_DB: o.db = optarg; break;
+		case OPT_SCHEMAS: o.schemas = optarg; break;
 		case OPT_PROMPTS: o.prompts = optarg; break;
 		case OPT_SYSTEM: o.system = optarg; break;
 		case OPT_FORMAT: o.format = optarg; break;

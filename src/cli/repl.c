@@ -194,7 +194,7 @@ int cmd_repl(struct cli_opts *o)
 	}
 	struct line_source *ls = lineedit_open(interactive, hf);
 	if (interactive)
-		printf("convbi %s on %s. Ask a question, or .help\n", convbi_version(), o->db ? o->db : cli_default_db());
+		printf("convbi %s on %s. Ask a question, or .help\n", convbi_version(), convbi_engine_database(r.engine));
 	char *line;
 	while (!r.quit && ls) {
 		line = ls->read(ls, interactive ? "convbi> " : "");

@@ -141,9 +141,3 @@ const char *db_describe(const struct db *d)
 	return d->describe;
 }
 
-/* Until the PostgreSQL backend lands, say so instead of misreading the
- * URI as a file name. */
-int db_pg_open(struct db *d, const char *conninfo, const struct db_options *opt, struct err *err)
-{
-	return err_set(err, CONVBI_EINVAL, "PostgreSQL databases are not supported by this build; use a SQLite file");
-}

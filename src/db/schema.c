@@ -64,15 +64,19 @@ static void free_table(struct schema_table *t)
 			free(t->cols[c].samples[i]);
 		free(t->cols[c].samples);
 		free(t->cols[c].range);
+		free(t->cols[c].comment);
 	}
 	for (int f = 0; f < t->nfks; f++) {
 		free(t->fks[f].from);
 		free(t->fks[f].table);
 		free(t->fks[f].to);
+		free(t->fks[f].schema);
 	}
 	free(t->cols);
 	free(t->fks);
 	free(t->name);
+	free(t->schema);
+	free(t->comment);
 }
 
 void schema_free(struct schema *s)

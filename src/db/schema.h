@@ -42,12 +42,14 @@ struct schema_column {
 	int nsamples;
 	char *range;     /* owned: "min..max" of a numeric or date-like column
 	                    (keys left out), NULL when not known */
+	char *comment;   /* owned: the column's comment (PostgreSQL), or NULL */
 };
 
 struct schema_fk {
 	int id;       /* the columns of one composite key share an id */
 	char *from;   /* owned: the column in this table */
 	char *table;  /* owned: the referenced table */
+	char *schema; /* owned: the referenced table's schema (PostgreSQL), or NULL */
 	char *to;     /* owned: the referenced column; NULL = its primary key */
 };
 
@@ -60,6 +62,9 @@ struct schema_table {
 	int nfks;
 	int64_t rows;                  /* row count; -1 = not counted */
 	int rows_cut;                  /* 1 = rows is a lower bound (cap or time) */
+	int rows_estimated;            /* 1 = rows is the planner's estimate (PostgreSQL) */
+	char *schema;                  /* owned: the schema (PostgreSQL), or NULL */
+	char *comment;                 /* owned: the table's comment (PostgreSQL), or NULL */
 };
 
 struct schema {

@@ -307,8 +307,9 @@ static int ident(struct buf *b, const char *name)
 {
 	int plain = (isalpha((unsigned char)name[0]) || name[0] == '_') &&
 	            !sqlite3_keyword_check(name, (int)strlen(name));
+	/* upper case is quoted: PostgreSQL folds unquoted names to lower case */
 	for (const char *p = name; plain && *p; p++)
-		plain = isalnum((unsigned char)*p) || *p == '_';
+		plain = islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_';
 	if (plain)
 		return buf_puts(b, name);
 	int rc = buf_putc(b, '"');
@@ -396,6 +397,36 @@ static int render_values(struct buf *b, const struct schema_table *t, const stru
 
 static int render_table(struct buf *b, const struct schema_table *t, int samples, const struct ground *g);
 
+/* schema.name, each part quoted as ident() does; SQLite tables have no
+ * schema. */
+static int qualified(struct buf *b, const char *schema, const char *name)
+{
+	int rc = CONVBI_OK;
+	if (schema && *schema) {
+		rc = ident(b, schema);
+		if (!rc)
+			rc = buf_putc(b, '.');
+	}
+	return rc ? rc : ident(b, name);
+}
+
+/* A comment (PostgreSQL's COMMENT ON) on the line: line breaks become
+ * spaces and a comment terminator cannot close the surrounding comment,
+ * so the schema stays one line per table whatever the comment holds. */
+static int comment(struct buf *b, const char *open, const char *text, const char *close)
+{
+	int rc = buf_puts(b, open);
+	for (const char *p = text; *p && !rc; p++) {
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			rc = buf_putc(b, ' ');
+		else if (p[0] == '*' && p[1] == '/')
+			rc = buf_puts(b, "* /"), p++;
+		else
+			rc = buf_putc(b, *p);
+	}
+	return rc ? rc : buf_puts(b, close);
+}
+
 int schema_render_table(struct buf *b, const struct schema_table *t, int samples)
 {
 	return render_table(b, t, samples, NULL);
@@ -405,7 +436,7 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 {
 	int rc = buf_puts(b, t->is_view ? "CREATE VIEW " : "CREATE TABLE ");
 	if (!rc)
-		rc = ident(b, t->name);
+		rc = qualified(b, t->schema, t->name);
 	if (!rc)
 		rc = buf_puts(b, " (");
 	int single_pk = npk(t) == 1;
@@ -416,6 +447,8 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 			rc = ident(b, col->name);
 		if (!rc && col->type[0])
 			rc = buf_printf(b, " %s", col->type);
+		if (!rc && col->comment)
+			rc = comment(b, " /* ", col->comment, " */");
 		if (!rc && single_pk && col->pk)
 			rc = buf_puts(b, " PRIMARY KEY");
 		for (int f = 0; f < t->nfks && !rc; f++) {
@@ -424,7 +457,7 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 				continue;
 			rc = buf_puts(b, " REFERENCES ");
 			if (!rc)
-				rc = ident(b, fk->table);
+				rc = qualified(b, fk->schema, fk->table);
 			if (!rc && fk->to) {
 				rc = buf_putc(b, '(');
 				if (!rc)
@@ -462,7 +495,7 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 		if (!rc)
 			rc = buf_puts(b, ") REFERENCES ");
 		if (!rc)
-			rc = ident(b, t->fks[f].table);
+			rc = qualified(b, t->fks[f].schema, t->fks[f].table);
 		if (!rc && t->fks[f].to) {
 			rc = buf_putc(b, '(');
 			for (int k = 0; k < n && !rc; k++) {
@@ -479,8 +512,11 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 	if (!rc && t->is_view)
 		rc = buf_puts(b, " -- view");
 	else if (!rc && t->rows >= 0)
-		rc = buf_printf(b, t->rows_cut ? " -- ~%lld+ rows" : " -- %lld rows", (long long)t->rows);
-	int first = 1;
+		rc = buf_printf(b, t->rows_estimated ? " -- ~%lld rows (estimate)" : t->rows_cut ? " -- ~%lld+ rows" : " -- %lld rows",
+		                (long long)t->rows);
+	if (!rc && t->comment)
+		rc = comment(b, t->is_view || t->rows >= 0 ? "; " : " -- ", t->comment, "");
+	int first = !t->comment;
 	for (int c = 0; c < t->ncols && !rc; c++)
 		rc = render_values(b, t, &t->cols[c], g, samples, &first);
 	return rc ? rc : buf_putc(b, '\n');

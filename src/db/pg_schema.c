@@ -1,0 +1,354 @@
+/* pg_schema.c -- reading a PostgreSQL database's schema from pg_catalog.
+ *
+ * Four set-based queries, joined by oid, whatever the number of tables
+ * (a catalog of 10,000 tables costs four round trips, not 10,000):
+ *   tables   pg_class (tables, partitioned tables, views, materialized
+ *            views, foreign tables; partitions are left out -- their parent
+ *            stands for them), the table comment from pg_description and
+ *            the planner's row estimate pg_class.reltuples (-1, never
+ *            analysed, renders no count);
+ *   columns  pg_attribute with format_type() and the column comments;
+ *   keys     pg_constraint's primary and foreign keys, unnested pairwise
+ *            (conkey, confkey) so composite keys keep their order;
+ *   values   pg_stats.most_common_vals of text columns, as the sample values
+ *            SQLite's introspection reads from the data.
+ * Only what the role can read appears: tables with SELECT on some column
+ * (has_any_column_privilege), columns with SELECT (has_column_privilege),
+ * and pg_stats, which filters by privilege itself.  The schemas are those
+ * of the session's search path (current_schemas(false), which leaves out
+ * schemas without USAGE) -- the server's default, or --schemas, which
+ * pg.c made the search path.  A schema named in --schemas that is missing
+ * or unreadable is an error naming it.
+ *
+ * The catalog queries run in a read-only transaction with their own
+ * statement_timeout (PG_INTROSPECT_TIMEOUT_MS), rolled back after.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "db/pg_impl.h"
+#include "db/text.h"
+#include "util/alloc.h"
+#include "util/buf.h"
+
+/* The schemas in search-path order, with their position. */
+#define NS_CTE                                                                                          \
+	"WITH ns AS (SELECT n.oid, n.nspname, o.ord FROM unnest(current_schemas(false)) WITH ORDINALITY "  \
+	"AS o(name, ord) JOIN pg_namespace n ON n.nspname = o.name), "                                    \
+	"rel AS (SELECT c.oid, c.relname, c.relkind, c.reltuples, ns.nspname, ns.ord FROM pg_class c "     \
+	"JOIN ns ON c.relnamespace = ns.oid WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') "                 \
+	"AND NOT c.relispartition AND has_any_column_privilege(c.oid, 'SELECT')) "
+
+static const char tables_sql[] = NS_CTE
+	"SELECT rel.oid, rel.nspname, rel.relname, rel.relkind IN ('v', 'm'), rel.reltuples::float8, d.description "
+	"FROM rel LEFT JOIN pg_description d ON d.objoid = rel.oid AND d.classoid = 'pg_class'::regclass "
+	"AND d.objsubid = 0 ORDER BY rel.ord, rel.relname";
+
+static const char columns_sql[] = NS_CTE
+	"SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, d.description "
+	"FROM rel JOIN pg_attribute a ON a.attrelid = rel.oid "
+	"LEFT JOIN pg_description d ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass "
+	"AND d.objsubid = a.attnum "
+	"WHERE a.attnum > 0 AND NOT a.attisdropped AND has_column_privilege(a.attrelid, a.attnum, 'SELECT') "
+	"ORDER BY a.attrelid, a.attnum";
+
+static const char keys_sql[] = NS_CTE
+	"SELECT con.conrelid, con.contype, con.oid, sa.attname, fn.nspname, fc.relname, fa.attname "
+	"FROM rel JOIN pg_constraint con ON con.conrelid = rel.oid "
+	"CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(src, dst, ord) "
+	"JOIN pg_attribute sa ON sa.attrelid = con.conrelid AND sa.attnum = k.src "
+	"LEFT JOIN pg_class fc ON fc.oid = con.confrelid "
+	"LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace "
+	"LEFT JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.dst "
+	"WHERE con.contype IN ('p', 'f') ORDER BY con.conrelid, con.contype, con.oid, k.ord";
+
+static const char values_sql[] = NS_CTE
+	"SELECT rel.oid, s.attname, s.most_common_vals::text FROM rel "
+	"JOIN pg_stats s ON s.schemaname = rel.nspname AND s.tablename = rel.relname "
+	"WHERE s.most_common_vals IS NOT NULL";
+
+struct by_oid {
+	unsigned oid;
+	size_t index;  /* in schema->tables */
+};
+
+struct loader {
+	struct pg *p;
+	struct schema *s;
+	struct by_oid *oids;  /* owned, sorted by oid */
+};
+
+static int cmp_oid(const void *a, const void *b)
+{
+	unsigned x = ((const struct by_oid *)a)->oid, y = ((const struct by_oid *)b)->oid;
+	return x < y ? -1 : x > y;
+}
+
+static struct schema_table *table_of(struct loader *l, const char *oid_text)
+{
+	struct by_oid key = {(unsigned)strtoul(oid_text, NULL, 10), 0};
+	struct by_oid *hit = bsearch(&key, l->oids, l->s->ntables, sizeof key, cmp_oid);
+	return hit ? &l->s->tables[hit->index] : NULL;
+}
+
+static struct schema_column *column_of(struct schema_table *t, const char *name)
+{
+	for (int c = 0; c < t->ncols; c++)
+		if (!strcmp(t->cols[c].name, name))
+			return &t->cols[c];
+	return NULL;
+}
+
+/* A copy of v (or NULL for SQL NULL) with invalid UTF-8 repaired. */
+static char *text_copy(const PGresult *res, int row, int col, int *oom)
+{
+	if (PQgetisnull(res, row, col))
+		return NULL;
+	struct buf b;
+	buf_init(&b, 0);
+	if (text_add_utf8(&b, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col)) || !buf_str(&b)) {
+		*oom = 1;
+		buf_release(&b);
+		return NULL;
+	}
+	char *s = buf_take(&b);
+	if (!s)
+		*oom = 1;
+	return s;
+}
+
+static int load_tables(struct loader *l, struct err *err)
+{
+	PGresult *res = NULL;
+	int rc = pg_exec_ours(l->p, tables_sql, 0, NULL, PGRES_TUPLES_OK, "reading the tables", &res, err);
+	if (rc)
+		return rc;
+	int n = PQntuples(res), oom = 0;
+	l->s->tables = xcalloc((size_t)n + 1, sizeof *l->s->tables);
+	l->oids = xcalloc((size_t)n + 1, sizeof *l->oids);
+	if (!l->s->tables || !l->oids)
+		oom = 1;
+	for (int i = 0; i < n && !oom; i++) {
+		struct schema_table *t = &l->s->tables[i];
+		l->s->ntables = (size_t)i + 1;
+		l->oids[i] = (struct by_oid){(unsigned)strtoul(PQgetvalue(res, i, 0), NULL, 10), (size_t)i};
+		t->schema = text_copy(res, i, 1, &oom);
+		t->name = text_copy(res, i, 2, &oom);
+		t->is_view = PQgetvalue(res, i, 3)[0] == 't';
+		double est = strtod(PQgetvalue(res, i, 4), NULL);
+		t->rows = t->is_view || est < 0 ? -1 : (int64_t)est;
+		t->rows_estimated = t->rows >= 0;
+		t->comment = text_copy(res, i, 5, &oom);
+		if (!t->schema || !t->name)
+			oom = 1;
+	}
+	PQclear(res);
+	if (oom)
+		return err_set(err, CONVBI_ENOMEM, "out of memory reading the schema");
+	qsort(l->oids, l->s->ntables, sizeof *l->oids, cmp_oid);
+	return CONVBI_OK;
+}
+
+static int load_columns(struct loader *l, struct err *err)
+{
+	PGresult *res = NULL;
+	int rc = pg_exec_ours(l->p, columns_sql, 0, NULL, PGRES_TUPLES_OK, "reading the columns", &res, err);
+	if (rc)
+		return rc;
+	int n = PQntuples(res), oom = 0;
+	/* rows come grouped by table: count each group, then fill it */
+	for (int i = 0; i < n && !oom;) {
+		struct schema_table *t = table_of(l, PQgetvalue(res, i, 0));
+		int j = i;
+		while (j < n && !strcmp(PQgetvalue(res, j, 0), PQgetvalue(res, i, 0)))
+			j++;
+		if (t && !t->cols) {
+			t->cols = xcalloc((size_t)(j - i), sizeof *t->cols);
+			if (!t->cols)
+				oom = 1;
+			for (int k = i; k < j && !oom; k++) {
+				struct schema_column *c = &t->cols[t->ncols++];
+				c->name = text_copy(res, k, 1, &oom);
+				c->type = text_copy(res, k, 2, &oom);
+				c->notnull = PQgetvalue(res, k, 3)[0] == 't';
+				c->comment = text_copy(res, k, 4, &oom);
+				if (!c->name || !c->type)
+					oom = 1;
+			}
+		}
+		i = j;
+	}
+	PQclear(res);
+	return oom ? err_set(err, CONVBI_ENOMEM, "out of memory reading the schema") : CONVBI_OK;
+}
+
+static int load_keys(struct loader *l, struct err *err)
+{
+	PGresult *res = NULL;
+	int rc = pg_exec_ours(l->p, keys_sql, 0, NULL, PGRES_TUPLES_OK, "reading the keys", &res, err);
+	if (rc)
+		return rc;
+	int n = PQntuples(res), oom = 0;
+	for (int i = 0; i < n && !oom; i++) {
+		struct schema_table *t = table_of(l, PQgetvalue(res, i, 0));
+		struct schema_column *col = t ? column_of(t, PQgetvalue(res, i, 3)) : NULL;
+		if (!col)
+			continue; /* a key on a column the role cannot read */
+		if (PQgetvalue(res, i, 1)[0] == 'p') {
+			int pos = 1;
+			for (int c = 0; c < t->ncols; c++)
+				pos += t->cols[c].pk > 0;
+			col->pk = pos;
+			continue;
+		}
+		struct schema_fk *fks = xrealloc(t->fks, (size_t)(t->nfks + 1) * sizeof *fks);
+		if (!fks) {
+			oom = 1;
+			break;
+		}
+		t->fks = fks;
+		struct schema_fk *fk = &t->fks[t->nfks++];
+		memset(fk, 0, sizeof *fk);
+		fk->id = (int)strtol(PQgetvalue(res, i, 2), NULL, 10);
+		fk->from = text_copy(res, i, 3, &oom);
+		fk->schema = text_copy(res, i, 4, &oom);
+		fk->table = text_copy(res, i, 5, &oom);
+		fk->to = text_copy(res, i, 6, &oom);
+		if (!fk->from || !fk->table)
+			oom = 1;
+	}
+	PQclear(res);
+	return oom ? err_set(err, CONVBI_ENOMEM, "out of memory reading the schema") : CONVBI_OK;
+}
+
+static int is_text_type(const char *type)
+{
+	return !strcmp(type, "text") || !strncmp(type, "character", 9) || !strcmp(type, "citext") ||
+	       !strcmp(type, "name");
+}
+
+/* Reads up to SCHEMA_SAMPLES elements of an array literal {a,"b c",NULL}
+ * into col's samples, each cut to SCHEMA_SAMPLE_CHARS characters. */
+static int add_samples(struct schema_column *col, const char *lit)
+{
+	if (*lit != '{')
+		return CONVBI_OK;
+	col->samples = xcalloc(SCHEMA_SAMPLES, sizeof *col->samples);
+	if (!col->samples)
+		return CONVBI_ENOMEM;
+	const char *p = lit + 1;
+	struct buf v;
+	buf_init(&v, 0);
+	int rc = CONVBI_OK;
+	while (*p && *p != '}' && col->nsamples < SCHEMA_SAMPLES && !rc) {
+		buf_reset(&v);
+		int quoted = *p == '"', null = 0;
+		if (quoted) {
+			for (p++; *p && *p != '"' && !rc; p++) {
+				if (*p == '\\' && p[1])
+					p++;
+				rc = buf_putc(&v, *p);
+			}
+			if (*p == '"')
+				p++;
+		} else {
+			const char *start = p;
+			while (*p && *p != ',' && *p != '}')
+				p++;
+			rc = buf_add(&v, start, (size_t)(p - start));
+			null = p - start == 4 && !strncmp(start, "NULL", 4);
+		}
+		if (*p == ',')
+			p++;
+		if (rc || null)
+			continue;
+		size_t keep = text_prefix_chars(v.data ? v.data : "", v.len, SCHEMA_SAMPLE_CHARS);
+		struct buf s;
+		buf_init(&s, 0);
+		rc = text_add_utf8(&s, v.data ? v.data : "", keep);
+		if (!rc && keep < v.len)
+			rc = buf_puts(&s, "…");
+		if (!rc && !buf_str(&s))
+			rc = CONVBI_ENOMEM;
+		if (!rc)
+			col->samples[col->nsamples++] = buf_take(&s);
+		else
+			buf_release(&s);
+	}
+	buf_release(&v);
+	return rc;
+}
+
+static int load_values(struct loader *l, struct err *err)
+{
+	PGresult *res = NULL;
+	int rc = pg_exec_ours(l->p, values_sql, 0, NULL, PGRES_TUPLES_OK, "reading the frequent values", &res, err);
+	if (rc)
+		return rc;
+	int n = PQntuples(res);
+	for (int i = 0; i < n && !rc; i++) {
+		struct schema_table *t = table_of(l, PQgetvalue(res, i, 0));
+		struct schema_column *col = t ? column_of(t, PQgetvalue(res, i, 1)) : NULL;
+		if (col && !col->samples && is_text_type(col->type))
+			rc = add_samples(col, PQgetvalue(res, i, 2));
+	}
+	PQclear(res);
+	return rc ? err_set(err, CONVBI_ENOMEM, "out of memory reading the schema") : CONVBI_OK;
+}
+
+/* Every schema named in --schemas must be on the effective search path. */
+static int check_schemas(struct pg *p, struct err *err)
+{
+	PGresult *res = NULL;
+	int rc = pg_exec_ours(p, "SELECT n FROM unnest(current_schemas(false)) AS n", 0, NULL, PGRES_TUPLES_OK,
+	                      "reading the search path", &res, err);
+	if (rc || !p->schemas)
+		goto done;
+	for (const char *s = p->schemas; *s && !rc;) {
+		while (*s == ' ' || *s == '\t' || *s == ',')
+			s++;
+		size_t len = strcspn(s, ",");
+		size_t trimmed = len;
+		while (trimmed && (s[trimmed - 1] == ' ' || s[trimmed - 1] == '\t'))
+			trimmed--;
+		int found = !trimmed;
+		for (int i = 0; i < PQntuples(res) && !found; i++)
+			found = strlen(PQgetvalue(res, i, 0)) == trimmed && !strncmp(PQgetvalue(res, i, 0), s, trimmed);
+		if (!found)
+			rc = err_set(err, CONVBI_EDB, "schema `%.*s` does not exist or the role cannot use it; check --schemas",
+			             (int)(trimmed > 63 ? 63 : trimmed), s);
+		s += len;
+	}
+done:
+	PQclear(res);
+	return rc;
+}
+
+int pg_introspect(struct pg *p, struct schema **out, struct err *err)
+{
+	struct loader l = {p, NULL, NULL};
+	char timeout[64];
+	int rc;
+	*out = NULL;
+	l.s = xcalloc(1, sizeof *l.s);
+	if (!l.s)
+		return err_set(err, CONVBI_ENOMEM, "out of memory reading the schema");
+	snprintf(timeout, sizeof timeout, "SET LOCAL statement_timeout = %d", PG_INTROSPECT_TIMEOUT_MS);
+	if ((rc = pg_exec_ours(p, "BEGIN READ ONLY", 0, NULL, PGRES_COMMAND_OK, "starting a read-only transaction", NULL, err)))
+		goto fail;
+	if (!(rc = pg_exec_ours(p, timeout, 0, NULL, PGRES_COMMAND_OK, "setting the timeout", NULL, err)) &&
+	    !(rc = check_schemas(p, err)) && !(rc = load_tables(&l, err)) && !(rc = load_columns(&l, err)) &&
+	    !(rc = load_keys(&l, err)))
+		rc = load_values(&l, err);
+	PQclear(PQexec(p->conn, "ROLLBACK"));
+	if (rc)
+		goto fail;
+	free(l.oids);
+	*out = l.s;
+	return CONVBI_OK;
+fail:
+	free(l.oids);
+	schema_free(l.s);
+	return rc;
+}

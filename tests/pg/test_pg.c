@@ -1,0 +1,466 @@
+/* test_pg.c -- the PostgreSQL backend against a real server.
+ *
+ * Needs the "pg" CTest fixture (tests/pg/fixture.sh): a throw-away cluster
+ * on loopback with the shop database, whose connection facts are in
+ * SCRATCH_DIR/pg/env.  The hostile corpus (tests/data/hostile_pg.txt) runs
+ * as the cluster's superuser, so every refusal is the gate's own, not the
+ * role's; afterwards a checksum of every table and the pg_stat_database
+ * write counters must be unchanged and the attack directory empty.
+ * Timed-out, cancelled and capped queries must leave no backend running.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "convbi/convbi.h"
+#include "db/db.h"
+#include "testutil.h"
+#include "util/buf.h"
+
+#define ENV_FILE SCRATCH_DIR "/pg/env"
+
+static struct {
+	char port[16];
+	char super_uri[512];
+	char ro_uri[512];
+	char *attack;  /* a directory nothing may write into */
+	int slow;      /* instrumented run: scale time bounds */
+} env;
+
+static void read_env(void)
+{
+	FILE *f = fopen(ENV_FILE, "r");
+	if (!f)
+		fail_msg("%s is missing: run the suite with ctest (the pg fixture starts the cluster)", ENV_FILE);
+	char line[1024];
+	while (fgets(line, sizeof line, f)) {
+		line[strcspn(line, "\n")] = '\0';
+		char *eq = strchr(line, '=');
+		if (!eq)
+			continue;
+		*eq = '\0';
+		if (!strcmp(line, "PGPORT"))
+			snprintf(env.port, sizeof env.port, "%s", eq + 1);
+		else if (!strcmp(line, "PG_SUPER_URI"))
+			snprintf(env.super_uri, sizeof env.super_uri, "%s", eq + 1);
+		else if (!strcmp(line, "PG_RO_URI"))
+			snprintf(env.ro_uri, sizeof env.ro_uri, "%s", eq + 1);
+	}
+	fclose(f);
+}
+
+static int group_setup(void **state)
+{
+	read_env();
+	env.attack = tu_mkdtemp("pg-attack");
+	chmod(env.attack, 0777); /* the server runs as another user: let it try */
+	env.slow = getenv("CONVBI_VALGRIND") != NULL;
+	unsetenv("PGPASSWORD");
+	return env.attack ? 0 : -1;
+}
+
+static int group_teardown(void **state)
+{
+	tu_rmtree(env.attack);
+	free(env.attack);
+	return 0;
+}
+
+static PGconn *admin(void)
+{
+	PGconn *c = PQconnectdb(env.super_uri);
+	if (PQstatus(c) != CONNECTION_OK)
+		fail_msg("admin connection: %s", PQerrorMessage(c));
+	return c;
+}
+
+static char *scalar(PGconn *c, const char *sql)
+{
+	PGresult *r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) < 1)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(r));
+	char *v = strdup(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	return v;
+}
+
+/* md5 of every row of every user table, and the list of tables. */
+static char *checksum_all(PGconn *c)
+{
+	struct buf out = BUF_INIT;
+	PGresult *r = PQexec(c, "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+	                        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1");
+	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+	for (int i = 0; i < PQntuples(r); i++) {
+		char sql[512];
+		snprintf(sql, sizeof sql, "SELECT md5(coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '')) FROM %s t",
+		         PQgetvalue(r, i, 0));
+		char *sum = scalar(c, sql);
+		buf_printf(&out, "%s=%s\n", PQgetvalue(r, i, 0), sum);
+		free(sum);
+	}
+	PQclear(r);
+	return buf_take(&out);
+}
+
+static char *write_counters(PGconn *c)
+{
+	PQclear(PQexec(c, "SELECT pg_stat_clear_snapshot()"));
+	return scalar(c, "SELECT concat_ws(' ', tup_inserted, tup_updated, tup_deleted) "
+	                 "FROM pg_stat_database WHERE datname = current_database()");
+}
+
+/* Waits until no convbi backend is running a query (or, with gone, until
+ * none is connected at all); fails after a generous bound. */
+static void wait_backends(PGconn *c, int gone)
+{
+	const char *sql = gone ? "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'convbi'"
+	                       : "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'convbi' "
+	                         "AND state NOT IN ('idle')";
+	int64_t until = tu_now_ms() + (env.slow ? 30000 : 10000);
+	for (;;) {
+		char *n = scalar(c, sql);
+		int zero = !strcmp(n, "0");
+		free(n);
+		if (zero)
+			return;
+		if (tu_now_ms() > until)
+			fail_msg("a convbi backend is still %s", gone ? "connected" : "running a query");
+		usleep(20000);
+	}
+}
+
+static struct db *open_db(const char *uri, const char *schemas)
+{
+	struct db *d = NULL;
+	struct err e = ERR_INIT;
+	struct db_options o = {schemas};
+	if (db_open(&d, uri, &o, &e))
+		fail_msg("db_open: %s", e.msg);
+	return d;
+}
+
+/* ---- the hostile corpus -------------------------------------------------------- */
+
+static char *unescape(const char *s)
+{
+	struct buf b = BUF_INIT;
+	for (; *s; s++) {
+		if (*s == '\\' && s[1] == 'n')
+			buf_putc(&b, '\n'), s++;
+		else if (*s == '\\' && s[1] == 't')
+			buf_putc(&b, '\t'), s++;
+		else if (*s == '\\' && s[1] == '\\')
+			buf_putc(&b, '\\'), s++;
+		else if (!strncmp(s, "@DIR@", 5))
+			buf_puts(&b, env.attack), s += 4;
+		else
+			buf_putc(&b, *s);
+	}
+	buf_putc(&b, '\0');
+	return buf_take(&b);
+}
+
+static void hostile_corpus_as_superuser_changes_nothing(void **state)
+{
+	PGconn *c = admin();
+	char *sum_before = checksum_all(c), *counters_before = write_counters(c);
+	char *text = tu_read_file(SOURCE_DIR "/tests/data/hostile_pg.txt", NULL);
+	assert_non_null(text);
+	struct db *d = open_db(env.super_uri, NULL);
+	struct exec_limits lim = {env.slow ? 3000 : 1000, 1000, 4096, 1 << 20};
+	int n = 0, failures = 0;
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		if (line[0] == '#' || !strchr(line, '\t'))
+			continue;
+		char *tab = strchr(line, '\t');
+		*tab = '\0';
+		char *sql = unescape(tab + 1);
+		struct err ce = ERR_INIT, re = ERR_INIT;
+		struct table *t = NULL;
+		int64_t t0 = tu_now_ms();
+		int crc = db_check(d, sql, &ce);
+		int rrc = db_run(d, sql, &lim, NULL, NULL, &t, &re);
+		int ok;
+		if (!strcmp(line, "reject"))
+			ok = (crc == CONVBI_EREJECTED || crc == CONVBI_ESQL) && (rrc == CONVBI_EREJECTED || rrc == CONVBI_ESQL) &&
+			     ce.msg[0] && !strchr(ce.msg, '\n');
+		else if (!strcmp(line, "limit"))
+			ok = rrc == CONVBI_ETIMEOUT || rrc == CONVBI_ETOOBIG || (rrc == CONVBI_OK && t->truncated);
+		else
+			ok = rrc != CONVBI_OK;
+		if (!ok) {
+			print_error("%s: %s -> check %s \"%s\", run %s \"%s\"\n", line, sql, convbi_errname(crc), ce.msg,
+			            convbi_errname(rrc), re.msg);
+			failures++;
+		}
+		if (tu_now_ms() - t0 > 3000)
+			print_message("slow case (%lld ms): %s\n", (long long)(tu_now_ms() - t0), sql);
+		table_free(t);
+		free(sql);
+		n++;
+	}
+	db_close(d);
+	wait_backends(c, 1); /* a backend reports its statistics when it exits */
+	char *sum_after = checksum_all(c), *counters_after = write_counters(c);
+	assert_true(n >= 100);
+	assert_int_equal(failures, 0);
+	assert_string_equal(sum_before, sum_after);
+	assert_string_equal(counters_before, counters_after);
+	char *files[] = {"x", "customers.csv", "pwned"};
+	for (size_t i = 0; i < 3; i++) {
+		char p[1024];
+		snprintf(p, sizeof p, "%s/%s", env.attack, files[i]);
+		assert_int_not_equal(access(p, F_OK), 0);
+	}
+	free(sum_before), free(sum_after), free(counters_before), free(counters_after), free(text);
+	PQfinish(c);
+}
+
+/* ---- limits, cancel, deadline ----------------------------------------------------- */
+
+static void a_timed_out_query_stops_and_leaves_no_backend_running(void **state)
+{
+	PGconn *c = admin();
+	struct db *d = open_db(env.super_uri, NULL);
+	struct exec_limits lim = {300, 1000, 4096, 1 << 20};
+	struct table *t = NULL;
+	struct err e = ERR_INIT;
+	int64_t t0 = tu_now_ms();
+	assert_int_equal(db_run(d, "SELECT count(*) FROM generate_series(1, 100000000000) g", &lim, NULL, NULL, &t, &e),
+	                 CONVBI_ETIMEOUT);
+	assert_true(tu_now_ms() - t0 < (env.slow ? 20000 : 5000));
+	assert_non_null(strstr(e.msg, "300 ms"));
+	wait_backends(c, 0);
+	/* the connection is still good */
+	assert_int_equal(db_run(d, "SELECT 1 AS one", &lim, NULL, NULL, &t, &e), CONVBI_OK);
+	assert_string_equal(table_cell(t, 0, 0), "1");
+	table_free(t);
+	db_close(d);
+	PQfinish(c);
+}
+
+static void *cancel_later(void *p)
+{
+	usleep(300000);
+	db_cancel(p);
+	return NULL;
+}
+
+static void db_cancel_from_another_thread_stops_the_query_and_leaves_no_backend(void **state)
+{
+	PGconn *c = admin();
+	struct db *d = open_db(env.super_uri, NULL);
+	struct exec_limits lim = {60000, 1000, 4096, 1 << 20};
+	struct table *t = NULL;
+	struct err e = ERR_INIT;
+	pthread_t th;
+	pthread_create(&th, NULL, cancel_later, d);
+	int64_t t0 = tu_now_ms();
+	assert_int_equal(db_run(d, "SELECT count(*) FROM generate_series(1, 100000000000) g", &lim, NULL, NULL, &t, &e),
+	                 CONVBI_ECANCELED);
+	pthread_join(th, NULL);
+	assert_true(tu_now_ms() - t0 < (env.slow ? 20000 : 5000));
+	wait_backends(c, 0);
+	assert_int_equal(db_run(d, "SELECT 2", &lim, NULL, NULL, &t, &e), CONVBI_OK);
+	table_free(t);
+	db_close(d);
+	PQfinish(c);
+}
+
+static int64_t cancel_at_ms;
+static int cancel_after(void *p)
+{
+	return tu_now_ms() >= cancel_at_ms;
+}
+
+static void the_cancel_callback_stops_the_query(void **state)
+{
+	PGconn *c = admin();
+	struct db *d = open_db(env.super_uri, NULL);
+	struct exec_limits lim = {60000, 1000, 4096, 1 << 20};
+	struct table *t = NULL;
+	struct err e = ERR_INIT;
+	cancel_at_ms = tu_now_ms() + 200;
+	assert_int_equal(db_run(d, "SELECT count(*) FROM generate_series(1, 100000000000) g", &lim, cancel_after, NULL, &t, &e),
+	                 CONVBI_ECANCELED);
+	wait_backends(c, 0);
+	db_close(d);
+	PQfinish(c);
+}
+
+static void the_row_cap_keeps_cap_rows_and_cancels_the_rest(void **state)
+{
+	PGconn *c = admin();
+	struct db *d = open_db(env.super_uri, NULL);
+	struct exec_limits lim = {60000, 10, 4096, 1 << 20};
+	struct table *t = NULL;
+	struct err e = ERR_INIT;
+	int64_t t0 = tu_now_ms();
+	assert_int_equal(db_run(d, "SELECT generate_series(1, 1000000000) AS g", &lim, NULL, NULL, &t, &e), CONVBI_OK);
+	assert_true(tu_now_ms() - t0 < (env.slow ? 20000 : 5000));
+	assert_int_equal(t->nrows, 10);
+	assert_true(t->truncated);
+	assert_int_equal(t->cut, TABLE_CUT_ROWS);
+	assert_string_equal(table_cell(t, 9, 0), "10");
+	table_free(t);
+	wait_backends(c, 0);
+	/* the byte cap, as for SQLite: the row that overflows is dropped */
+	lim = (struct exec_limits){60000, 100000, 4096, 1000};
+	assert_int_equal(db_run(d, "SELECT md5(g::text) AS h FROM generate_series(1, 100000) g", &lim, NULL, NULL, &t, &e),
+	                 CONVBI_OK);
+	assert_true(t->truncated);
+	assert_int_equal(t->cut, TABLE_CUT_BYTES);
+	assert_true(t->bytes <= 1000);
+	table_free(t);
+	/* cells are cut to cell_max */
+	lim = (struct exec_limits){60000, 10, 8, 1 << 20};
+	assert_int_equal(db_run(d, "SELECT md5('x') AS h", &lim, NULL, NULL, &t, &e), CONVBI_OK);
+	assert_true(strlen(table_cell(t, 0, 0)) <= 8 + 3);
+	table_free(t);
+	wait_backends(c, 0);
+	db_close(d);
+	PQfinish(c);
+}
+
+/* ---- messages -------------------------------------------------------------------- */
+
+static void errors_carry_postgresqls_message_and_position(void **state)
+{
+	struct db *d = open_db(env.super_uri, NULL);
+	struct err e = ERR_INIT;
+	assert_int_equal(db_check(d, "SELECT nme FROM customers", &e), CONVBI_ESQL);
+	assert_non_null(strstr(e.msg, "column \"nme\" does not exist"));
+	assert_non_null(strstr(e.msg, "at character 8"));
+	assert_int_equal(db_check(d, "SELECT * FORM customers", &e), CONVBI_ESQL);
+	assert_non_null(strstr(e.msg, "syntax error"));
+	assert_non_null(strstr(e.msg, "at character"));
+	assert_int_equal(db_check(d, "SELECT * FROM customers; DELETE FROM customers", &e), CONVBI_EREJECTED);
+	assert_non_null(strstr(e.msg, "2 statements"));
+	assert_int_equal(db_check(d, "SELECT * FROM pg_read_file('/etc/passwd') f", &e), CONVBI_EREJECTED);
+	assert_non_null(strstr(e.msg, "pg_read_file"));
+	assert_int_equal(db_check(d, "SELECT count(*), lower(name) FROM customers GROUP BY 2", &e), CONVBI_OK);
+	assert_int_equal(strncmp(db_dialect(d), "PostgreSQL 15.", 14), 0);
+	assert_int_equal(db_kind(d), DB_POSTGRES);
+	db_close(d);
+}
+
+static void passwords_come_from_pgpassword_or_pgpass_and_are_never_printed(void **state)
+{
+	struct db *d = NULL;
+	struct err e = ERR_INIT;
+	d = open_db(env.super_uri, NULL);
+	assert_null(strstr(db_describe(d), "owner-secret"));
+	assert_non_null(strstr(db_describe(d), "owner@127.0.0.1"));
+	db_close(d);
+
+	assert_int_equal(db_open(&d, env.ro_uri, NULL, &e), CONVBI_EDB);
+	assert_non_null(strstr(e.msg, "needs a password"));
+	setenv("PGPASSWORD", "reader-secret", 1);
+	d = open_db(env.ro_uri, NULL);
+	db_close(d);
+	unsetenv("PGPASSWORD");
+
+	char *dir = tu_mkdtemp("pgpass"), path[1024], line[256];
+	snprintf(path, sizeof path, "%s/pgpass", dir);
+	snprintf(line, sizeof line, "127.0.0.1:%s:shop:reader:reader-secret\n", env.port);
+	assert_int_equal(tu_write_file(path, line), 0);
+	chmod(path, 0600);
+	setenv("PGPASSFILE", path, 1);
+	d = open_db(env.ro_uri, NULL);
+	db_close(d);
+	unsetenv("PGPASSFILE");
+	tu_rmtree(dir);
+	free(dir);
+
+	char wrong[600];
+	snprintf(wrong, sizeof wrong, "postgresql://reader:Wr0ng-Pa55@127.0.0.1:%s/shop", env.port);
+	assert_int_equal(db_open(&d, wrong, NULL, &e), CONVBI_EDB);
+	assert_null(strstr(e.msg, "Wr0ng-Pa55"));
+	assert_non_null(strstr(e.msg, "password authentication failed"));
+	char kv[600];
+	snprintf(kv, sizeof kv, "host=127.0.0.1 port=%s dbname=shop user=reader password=Wr0ng-Pa55", env.port);
+	assert_int_equal(db_target_kind(kv), DB_POSTGRES);
+	assert_int_equal(db_open(&d, kv, NULL, &e), CONVBI_EDB);
+	assert_null(strstr(e.msg, "Wr0ng-Pa55"));
+	assert_int_equal(db_open(&d, "postgresql://a:Wr0ng-Pa55@[broken", NULL, &e), CONVBI_EINVAL);
+	assert_null(strstr(e.msg, "Wr0ng-Pa55"));
+}
+
+/* ---- introspection ------------------------------------------------------------------ */
+
+static char *render(struct db *d)
+{
+	struct schema *s = NULL;
+	struct err e = ERR_INIT;
+	if (db_introspect(d, &s, &e))
+		fail_msg("db_introspect: %s", e.msg);
+	struct buf b = BUF_INIT;
+	assert_int_equal(schema_render(&b, s, NULL, 1 << 20), CONVBI_OK);
+	schema_free(s);
+	return buf_take(&b);
+}
+
+static void introspection_reads_schemas_keys_comments_and_values_quoted(void **state)
+{
+	struct db *d = open_db(env.super_uri, "Sales, public");
+	char *text = render(d);
+	db_close(d);
+	assert_non_null(strstr(text, "CREATE TABLE \"Sales\".\"Orders\" (\"OrderId\" integer PRIMARY KEY, \"Customer\" bigint "
+	                             "REFERENCES public.customers(id), \"Total Amount\" numeric(10,2), note text);"));
+	assert_non_null(strstr(text, "CREATE VIEW \"Sales\".\"BigOrders\""));
+	assert_non_null(strstr(text, "People and companies who bought at least once"));
+	assert_non_null(strstr(text, "segment text /* consumer, business or wholesale */"));
+	assert_non_null(strstr(text, "rows (estimate)"));
+	assert_non_null(strstr(text, "'gift'"));
+	assert_non_null(strstr(text, "CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES "
+	                             "public.customers(id)"));
+	/* the search path order: Sales first */
+	assert_true(strstr(text, "\"Sales\".\"Orders\"") < strstr(text, "public.customers"));
+	assert_null(strstr(text, "hidden."));
+	free(text);
+
+	/* the default is the search path; a role sees only what it can read */
+	setenv("PGPASSWORD", "reader-secret", 1);
+	d = open_db(env.ro_uri, NULL);
+	text = render(d);
+	db_close(d);
+	assert_non_null(strstr(text, "public.customers"));
+	assert_null(strstr(text, "secrets"));
+	assert_null(strstr(text, "Sales"));
+	free(text);
+	struct err e = ERR_INIT;
+	struct db_options o = {"hidden"};
+	d = open_db(env.ro_uri, NULL);
+	db_close(d);
+	assert_int_equal(db_open(&d, env.ro_uri, &o, &e), CONVBI_OK);
+	struct schema *s = NULL;
+	assert_int_equal(db_introspect(d, &s, &e), CONVBI_EDB);
+	assert_non_null(strstr(e.msg, "schema `hidden`"));
+	db_close(d);
+	unsetenv("PGPASSWORD");
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(hostile_corpus_as_superuser_changes_nothing),
+		cmocka_unit_test(a_timed_out_query_stops_and_leaves_no_backend_running),
+		cmocka_unit_test(db_cancel_from_another_thread_stops_the_query_and_leaves_no_backend),
+		cmocka_unit_test(the_cancel_callback_stops_the_query),
+		cmocka_unit_test(the_row_cap_keeps_cap_rows_and_cancels_the_rest),
+		cmocka_unit_test(errors_carry_postgresqls_message_and_position),
+		cmocka_unit_test(passwords_come_from_pgpassword_or_pgpass_and_are_never_printed),
+		cmocka_unit_test(introspection_reads_schemas_keys_comments_and_values_quoted),
+	};
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
