@@ -188,7 +188,10 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 			rc = err_code(&err, CONVBI_ENOMEM);
 			goto fail;
 		}
-		if (e->opts.value_index) {
+		/* the value index reads a SQLite file; a PostgreSQL schema carries
+		 * pg_stats' frequent values instead (and a URI must not reach a
+		 * message that would print its password) */
+		if (e->opts.value_index && db_target_kind(e->db_path) == DB_SQLITE) {
 			struct err verr = ERR_INIT;
 			int vrc = vindex_open(&e->vindex, e->db_path, e->schema, 1, NULL, NULL, &verr);
 			if (vrc == CONVBI_ENOMEM) {
@@ -383,6 +386,11 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 	if (!e->schema) {
 		engine_fail(e, (err_set(&err, CONVBI_EDB, "the engine has no database; open it with db_path set"), &err));
 		return CONVBI_EDB;
+	}
+	if (db_target_kind(e->db_path) != DB_SQLITE) {
+		engine_fail(e, (err_set(&err, CONVBI_EINVAL, "the value index is built for SQLite databases; on PostgreSQL "
+		                                            "the schema carries pg_stats' frequent values instead"), &err));
+		return CONVBI_EINVAL;
 	}
 	struct index_cb c = {fn, payload};
 	struct vindex *v = NULL;

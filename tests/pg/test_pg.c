@@ -139,6 +139,16 @@ static void wait_backends(PGconn *c, int gone)
 	}
 }
 
+static struct exec_limits limits(int timeout_ms, int64_t row_cap, size_t cell_max, size_t result_max)
+{
+	struct exec_limits lim = EXEC_LIMITS_INIT;
+	lim.timeout_ms = timeout_ms;
+	lim.row_cap = row_cap;
+	lim.cell_max = cell_max;
+	lim.result_max = result_max;
+	return lim;
+}
+
 static struct db *open_db(const char *uri, const char *schemas)
 {
 	struct db *d = NULL;
@@ -177,7 +187,7 @@ static void hostile_corpus_as_superuser_changes_nothing(void **state)
 	char *text = tu_read_file(SOURCE_DIR "/tests/data/hostile_pg.txt", NULL);
 	assert_non_null(text);
 	struct db *d = open_db(env.super_uri, NULL);
-	struct exec_limits lim = {env.slow ? 3000 : 1000, 1000, 4096, 1 << 20};
+	struct exec_limits lim = limits(env.slow ? 3000 : 1000, 1000, 4096, 1 << 20);
 	int n = 0, failures = 0;
 	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
 		if (line[0] == '#' || !strchr(line, '\t'))
@@ -232,7 +242,7 @@ static void a_timed_out_query_stops_and_leaves_no_backend_running(void **state)
 {
 	PGconn *c = admin();
 	struct db *d = open_db(env.super_uri, NULL);
-	struct exec_limits lim = {300, 1000, 4096, 1 << 20};
+	struct exec_limits lim = limits(300, 1000, 4096, 1 << 20);
 	struct table *t = NULL;
 	struct err e = ERR_INIT;
 	int64_t t0 = tu_now_ms();
@@ -260,7 +270,7 @@ static void db_cancel_from_another_thread_stops_the_query_and_leaves_no_backend(
 {
 	PGconn *c = admin();
 	struct db *d = open_db(env.super_uri, NULL);
-	struct exec_limits lim = {60000, 1000, 4096, 1 << 20};
+	struct exec_limits lim = limits(60000, 1000, 4096, 1 << 20);
 	struct table *t = NULL;
 	struct err e = ERR_INIT;
 	pthread_t th;
@@ -287,7 +297,7 @@ static void the_cancel_callback_stops_the_query(void **state)
 {
 	PGconn *c = admin();
 	struct db *d = open_db(env.super_uri, NULL);
-	struct exec_limits lim = {60000, 1000, 4096, 1 << 20};
+	struct exec_limits lim = limits(60000, 1000, 4096, 1 << 20);
 	struct table *t = NULL;
 	struct err e = ERR_INIT;
 	cancel_at_ms = tu_now_ms() + 200;
@@ -302,7 +312,7 @@ static void the_row_cap_keeps_cap_rows_and_cancels_the_rest(void **state)
 {
 	PGconn *c = admin();
 	struct db *d = open_db(env.super_uri, NULL);
-	struct exec_limits lim = {60000, 10, 4096, 1 << 20};
+	struct exec_limits lim = limits(60000, 10, 4096, 1 << 20);
 	struct table *t = NULL;
 	struct err e = ERR_INIT;
 	int64_t t0 = tu_now_ms();
@@ -315,7 +325,7 @@ static void the_row_cap_keeps_cap_rows_and_cancels_the_rest(void **state)
 	table_free(t);
 	wait_backends(c, 0);
 	/* the byte cap, as for SQLite: the row that overflows is dropped */
-	lim = (struct exec_limits){60000, 100000, 4096, 1000};
+	lim = limits(60000, 100000, 4096, 1000);
 	assert_int_equal(db_run(d, "SELECT md5(g::text) AS h FROM generate_series(1, 100000) g", &lim, NULL, NULL, &t, &e),
 	                 CONVBI_OK);
 	assert_true(t->truncated);
@@ -323,7 +333,7 @@ static void the_row_cap_keeps_cap_rows_and_cancels_the_rest(void **state)
 	assert_true(t->bytes <= 1000);
 	table_free(t);
 	/* cells are cut to cell_max */
-	lim = (struct exec_limits){60000, 10, 8, 1 << 20};
+	lim = limits(60000, 10, 8, 1 << 20);
 	assert_int_equal(db_run(d, "SELECT md5('x') AS h", &lim, NULL, NULL, &t, &e), CONVBI_OK);
 	assert_true(strlen(table_cell(t, 0, 0)) <= 8 + 3);
 	table_free(t);
