@@ -34,7 +34,7 @@ start)
     (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && continue   # taken
     if as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
          -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$dir -c fsync=off -c max_connections=60" \
-         start >/dev/null; then
+         start >/dev/null 2>>"$dir/pg_ctl.err"; then
       echo "$port" > "$dir/port"
       echo "$port"
       exit 0

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# test_pg_cli.sh -- the convbi command on PostgreSQL, unchanged: ask, the
+# REPL through piped stdin, batch, schema with --schemas, eval over a small
+# dataset whose databases are PostgreSQL URIs ({db_id} template), the
+# dialect in the SQL prompt, PostgreSQL's error with its position fed back
+# to the repair loop, and no password in any output, log or result file.
+# Needs the "pg" fixture (SCRATCH: $BUILD_DIR/scratch/pg/env).
+. "$(dirname "$0")/../cli/lib.sh"
+. "$BUILD_DIR/scratch/pg/env" || { echo "FAIL: no pg fixture env" >&2; exit 1; }
+I='You are the intent classifier'; S='You are the SQL writer'; A='You are the answer writer'
+start_fake '{"endpoints":[{"name":"east","api_key":"k-pg-1","deployment":"gpt-4o"}],
+ "rules":[{"match":"'"$I"'","reply":"{\"intent\":\"data_question\"}"},
+          {"match":"'"$S"'[\\s\\S]*column \\\"nme\\\" does not exist","reply":"```sql\nSELECT count(*) AS n FROM customers\n```"},
+          {"match":"'"$S"'[\\s\\S]*Question: typo","reply":"```sql\nSELECT nme FROM customers\n```"},
+          {"match":"'"$S"'[\\s\\S]*Question: gift orders","reply":"```sql\nSELECT count(*) AS n FROM \"Sales\".\"Orders\" WHERE note = '"'"'gift'"'"'\n```"},
+          {"match":"'"$S"'[\\s\\S]*Question: stacked","reply":"```sql\nSELECT 1; COMMIT; DELETE FROM customers\n```"},
+          {"match":"'"$S"'","reply":"```sql\nSELECT count(*) AS n FROM customers\n```"},
+          {"match":"'"$A"'","reply":"There are that many."}]}'
+write_config "$T/config.json" east:k-pg-1
+SECRET=owner-secret
+DB=$PG_SUPER_URI
+
+expect_code 0 "ask on PostgreSQL" "$CONVBI" ask --config "$T/config.json" --db "$DB" "how many customers?"
+contains "$OUT" "200" "the count comes from PostgreSQL"
+contains "$(cat "$T/requests.log")" "PostgreSQL 15" "the SQL prompt names the dialect and version"
+
+expect_code 0 "a PostgreSQL error goes back to the model with its position" \
+  "$CONVBI" ask --json --config "$T/config.json" --db "$DB" "typo"
+contains "$OUT" 'at character 8' "the repair saw PostgreSQL's position"
+contains "$OUT" '200' "the repaired query answered"
+
+expect_code 0 "--schemas reaches a mixed-case schema" \
+  "$CONVBI" ask --config "$T/config.json" --db "$DB" --schemas 'Sales,public' "gift orders"
+contains "$OUT" "100" "the quoted, schema-qualified table answered"
+
+expect_code 1 "a stacked COMMIT never runs" "$CONVBI" ask --config "$T/config.json" --db "$DB" --max-repairs 0 "stacked"
+contains "$ERR$OUT" "statements; only one SELECT is allowed" "the gate names the extra statements"
+n=$(psql -X -At -h "$PG_SOCKET" -p "$PGPORT" -U owner -d shop -c "SELECT count(*) FROM customers")
+check "customers are all still there ($n)" test "$n" = 200
+
+expect_code 0 "schema with --schemas" "$CONVBI" schema --db "$DB" --schemas Sales
+contains "$OUT" 'CREATE TABLE "Sales"."Orders"' "quoted, schema-qualified names"
+
+printf 'how many customers?\n' > "$T/in.txt"
+expect_code 0 "the REPL on PostgreSQL" bash -c "'$CONVBI' repl --config '$T/config.json' --db '$DB' < '$T/in.txt'"
+contains "$OUT" "200" "the REPL answered from PostgreSQL"
+
+printf 'how many customers?\ntypo\n' > "$T/questions.txt"
+expect_code 0 "batch on PostgreSQL" "$CONVBI" batch --config "$T/config.json" --db "$DB" -j 2 --out "$T/batch.jsonl" "$T/questions.txt"
+check "batch wrote two answers" test "$(grep -c '"error":null,' "$T/batch.jsonl")" -eq 2
+
+# eval: a two-question dataset whose database is the shop copy
+mkdir -p "$T/ds"
+cat > "$T/ds/dev.json" <<'JSON'
+[
+    {
+        "db_id": "shop",
+        "query": "SELECT count(*) FROM customers",
+        "question": "how many customers?"
+    },
+    {
+        "db_id": "shop",
+        "query": "SELECT count(*) FROM customers",
+        "question": "typo"
+    }
+]
+JSON
+printf 'SELECT count(*) FROM customers\tshop\nSELECT count(*) FROM customers\tshop\n' > "$T/ds/dev_gold.sql"
+expect_code 0 "eval with PostgreSQL databases" \
+  "$CONVBI" eval --config "$T/config.json" --db "$PG_URI_BASE/{db_id}" --out "$T/eval.jsonl" "$T/ds"
+check "both eval answers are correct" test "$(grep -c '"verdict":"correct"' "$T/eval.jsonl")" -eq 2
+
+wrong="postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT/shop"
+expect_code 2 "a wrong password is a usage error" "$CONVBI" ask --config "$T/config.json" --db "$wrong" "x"
+contains "$ERR" "password authentication failed" "the message says why"
+for f in "$T"/*; do
+  [ -f "$f" ] || continue
+  check "no password in $(basename "$f")" bash -c "! grep -aq -e '$SECRET' -e 'Wr0ng-Pa55' '$f'"
+done
+finish
