@@ -26,6 +26,7 @@
 #include "convbi/convbi.h"
 #include "db/exec.h"
 #include "db/exec_impl.h"
+#include "db/ro.h"
 #include "db/views.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -382,7 +383,8 @@ int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int
 		return err_set(err, CONVBI_ENOMEM, "out of memory running the SQL");
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-		return err_set(err, CONVBI_EDB, "database `%s` is locked by another process (%s); try again", x->path, m);
+	case SQLITE_SCHEMA:
+		return ro_busy_error(err, x->path);
 	case SQLITE_IOERR:
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
@@ -445,8 +447,7 @@ int guard_init(struct exec *x, struct err *err)
 	if (src == SQLITE_NOMEM)
 		return err_set(err, CONVBI_ENOMEM, "out of memory reading the schema of `%s`", x->path);
 	if (src != SQLITE_DONE)
-		return err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); check the file", x->path,
-		               sqlite3_errmsg(x->db));
+		return ro_schema_error(err, x->path, src, sqlite3_errmsg(x->db));
 	if (x->nobjects)
 		qsort(x->objects, x->nobjects, sizeof *x->objects, cmp_name);
 

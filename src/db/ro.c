@@ -112,20 +112,7 @@ int ro_open_vfs(sqlite3 **out, const char *path, const char *vfs, struct err *er
 	/* the probe: reads the header and the schema */
 	src = sqlite3_exec(db, "SELECT count(*) FROM sqlite_schema", NULL, NULL, NULL);
 	if (src != SQLITE_OK) {
-		int primary = src & 0xff;
-		if (primary == SQLITE_NOTADB)
-			rc = err_set(err, CONVBI_EDB, "`%s` is not a SQLite database (%s); give the path of a SQLite 3 file",
-			             path, sqlite3_errmsg(db));
-		else if (primary == SQLITE_CORRUPT)
-			rc = err_set(err, CONVBI_EDB, "database `%s` is corrupt (%s); restore it from a backup", path,
-			             sqlite3_errmsg(db));
-		else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED)
-			rc = err_set(err, CONVBI_EDB, "database `%s` is locked by another process; try again", path);
-		else if (primary == SQLITE_NOMEM)
-			rc = err_set(err, CONVBI_ENOMEM, "out of memory reading database `%s`", path);
-		else
-			rc = err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); check the file", path,
-			             sqlite3_errmsg(db));
+		rc = ro_schema_error(err, path, src, sqlite3_errmsg(db));
 		goto fail;
 	}
 	*out = db;
@@ -133,4 +120,42 @@ int ro_open_vfs(sqlite3 **out, const char *path, const char *vfs, struct err *er
 fail:
 	sqlite3_close_v2(db);
 	return rc;
+}
+
+int ro_is_busy(int src)
+{
+	int primary = src & 0xff;
+	return primary == SQLITE_BUSY || primary == SQLITE_LOCKED || primary == SQLITE_SCHEMA;
+}
+
+int ro_busy_error(struct err *err, const char *path)
+{
+	return err_set(err, CONVBI_EDB, "database `%s` is locked or being changed by another process; try again when it "
+	                                "is done", path);
+}
+
+int ro_schema_error(struct err *err, const char *path, int src, const char *msg)
+{
+	int primary = src & 0xff;
+	const char *unsafe = msg ? strstr(msg, "unsafe use of ") : NULL;
+	if (unsafe) {
+		/* "malformed database schema (TABLE) - unsafe use of FN()" */
+		const char *fn = unsafe + 14;
+		const char *open = strchr(msg, '('), *close = open ? strchr(open, ')') : NULL;
+		int tlen = open && close && close < unsafe ? (int)(close - open - 1) : 0;
+		return err_set(err, CONVBI_EDB,
+		               "database `%s` uses %s in its schema%s%.*s%s (a generated column, index, view or trigger), "
+		               "which convbi does not run on a database it does not trust; query a copy without it",
+		               path, fn, tlen ? " (in `" : "", tlen, tlen ? open + 1 : "", tlen ? "`)" : "");
+	}
+	if (ro_is_busy(src))
+		return ro_busy_error(err, path);
+	if (primary == SQLITE_NOTADB)
+		return err_set(err, CONVBI_EDB, "`%s` is not a SQLite database (%s); give the path of a SQLite 3 file", path,
+		               msg);
+	if (primary == SQLITE_CORRUPT)
+		return err_set(err, CONVBI_EDB, "database `%s` is corrupt (%s); restore it from a backup", path, msg);
+	if (primary == SQLITE_NOMEM)
+		return err_set(err, CONVBI_ENOMEM, "out of memory reading database `%s`", path);
+	return err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); check the file", path, msg);
 }

@@ -34,6 +34,21 @@ int ro_open(sqlite3 **out, const char *path, struct err *err);
 /* ro_open through the VFS registered as vfs (NULL = the default). */
 int ro_open_vfs(sqlite3 **out, const char *path, const char *vfs, struct err *err);
 
+/* The one message for a database another process holds or is changing
+ * (SQLITE_BUSY, SQLITE_LOCKED, SQLITE_SCHEMA anywhere in the db module):
+ * CONVBI_EDB, "database `PATH` is locked or being changed by another
+ * process; try again when it is done".  Returns CONVBI_EDB. */
+int ro_busy_error(struct err *err, const char *path);
+
+/* 1 when a SQLite result code (primary or extended) is one of those. */
+int ro_is_busy(int src);
+
+/* The message for a failure to read the schema at open: a schema that
+ * uses a function SQLite will not run on an untrusted database ("unsafe
+ * use of json_patch()") is named as such, not as corruption; a busy
+ * database gets ro_busy_error.  Returns the code set in err. */
+int ro_schema_error(struct err *err, const char *path, int src, const char *msg);
+
 /* Busy timeout of every connection: a writer elsewhere holding the file
  * makes readers wait this long before SQLITE_BUSY. */
 #define RO_BUSY_TIMEOUT_MS 250

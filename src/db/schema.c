@@ -16,13 +16,16 @@
 #include <string.h>
 
 #include "convbi/convbi.h"
+#include "db/exec.h"
 #include "db/ro.h"
 #include "db/text.h"
+#include "db/views.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 
 struct loader {
 	sqlite3 *db;
+	struct views *views;  /* owned: view weights */
 	int64_t deadline_ms;  /* for the query being run */
 	int64_t end_ms;       /* end of the whole counting/sampling budget */
 };
@@ -109,7 +112,12 @@ static int load_columns(struct loader *l, struct schema_table *t)
 	sqlite3_stmt *st = NULL;
 	int cap = 0, rc = CONVBI_OK, src;
 
-	src = sqlite3_prepare_v2(l->db, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)", -1, &st, NULL);
+	if (t->is_view && views_weight(l->views, t->name) > EXEC_VIEW_REFS_MAX)
+		return CONVBI_OK; /* expanding it is what takes long; the gate refuses it too */
+	/* table_xinfo, not table_info: generated columns are columns too;
+	 * hidden = 1 are a virtual table's hidden columns */
+	src = sqlite3_prepare_v2(l->db, "SELECT name, type, \"notnull\", pk, hidden IN (2, 3) FROM "
+	                                "pragma_table_xinfo(?1) WHERE hidden <> 1", -1, &st, NULL);
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -129,6 +137,7 @@ static int load_columns(struct loader *l, struct schema_table *t)
 		c->type = col_dup(st, 1);
 		c->notnull = sqlite3_column_int(st, 2);
 		c->pk = sqlite3_column_int(st, 3);
+		c->generated = sqlite3_column_int(st, 4);
 		if (!c->name || !c->type) {
 			rc = CONVBI_ENOMEM;
 			break;
@@ -259,6 +268,90 @@ static int add_sample(struct schema_column *c, const unsigned char *s, size_t le
 	return CONVBI_OK;
 }
 
+/* Bytes read of a cell: enough for SCHEMA_SAMPLE_CHARS + 1 characters. */
+#define SAMPLE_PREFIX_BYTES ((SCHEMA_SAMPLE_CHARS + 1) * 4)
+
+static int have_sample(const struct schema_column *c, const char *v, size_t len)
+{
+	for (int i = 0; i < c->nsamples; i++)
+		if (strlen(c->samples[i]) == len && !memcmp(c->samples[i], v, len))
+			return 1;
+	return 0;
+}
+
+/* Stores a prefix read from a cell unless it is empty or already kept. */
+static int add_prefix(struct schema_column *c, const unsigned char *p, size_t len, size_t cell_len)
+{
+	struct buf b = BUF_INIT;
+	size_t keep = text_prefix_chars((const char *)p, len, SCHEMA_SAMPLE_CHARS + 1);
+	(void)cell_len;
+	if (!len)
+		return CONVBI_OK;
+	/* the candidate as add_sample would store it, to find duplicates */
+	int rc = text_add_utf8(&b, (const char *)p, keep);
+	if (rc)
+		return rc;
+	size_t cut = text_prefix_chars(b.data, b.len, SCHEMA_SAMPLE_CHARS);
+	int dup = 0;
+	if (cut == b.len) {
+		dup = have_sample(c, b.data, b.len);
+	} else {
+		b.len = cut;
+		b.data[cut] = '\0';
+		if (buf_puts(&b, "\xE2\x80\xA6") == 0)
+			dup = have_sample(c, b.data, b.len);
+	}
+	buf_release(&b);
+	return dup ? CONVBI_OK : add_sample(c, p, keep);
+}
+
+/* Samples a rowid table's column by reading a prefix of each text cell
+ * with incremental BLOB I/O.  Returns CONVBI_OK (also when the table has
+ * no rowid: *done is then 0 and the caller uses SQL), or ENOMEM. */
+static int sample_by_prefix(struct loader *l, struct schema_table *t, struct schema_column *c, int *done)
+{
+	struct buf q = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	sqlite3_blob *blob = NULL;
+	unsigned char prefix[SAMPLE_PREFIX_BYTES];
+	int rc = CONVBI_OK;
+
+	*done = 0;
+	/* typeof() of a stored column does not load the value */
+	rc = buf_puts(&q, "SELECT rowid FROM ");
+	if (!rc)
+		rc = quote_ident(&q, t->name);
+	if (!rc)
+		rc = buf_puts(&q, " WHERE typeof(");
+	if (!rc)
+		rc = quote_ident(&q, c->name);
+	if (!rc)
+		rc = buf_printf(&q, ") = 'text' LIMIT %d", SCHEMA_SAMPLE_ROWS);
+	if (rc)
+		goto out;
+	if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) != SQLITE_OK)
+		goto out;
+	*done = 1;
+	while (!rc && c->nsamples < SCHEMA_SAMPLES && sqlite3_step(st) == SQLITE_ROW) {
+		sqlite3_int64 rowid = sqlite3_column_int64(st, 0);
+		int src = blob ? sqlite3_blob_reopen(blob, rowid)
+		               : sqlite3_blob_open(l->db, "main", t->name, c->name, rowid, 0, &blob);
+		if (src != SQLITE_OK) {
+			*done = blob != NULL; /* the first open failing: no rowid access, use SQL */
+			break;
+		}
+		int n = sqlite3_blob_bytes(blob);
+		int want = n < (int)sizeof prefix ? n : (int)sizeof prefix;
+		if (want > 0 && sqlite3_blob_read(blob, prefix, want, 0) == SQLITE_OK)
+			rc = add_prefix(c, prefix, (size_t)want, (size_t)n);
+	}
+out:
+	sqlite3_blob_close(blob);
+	sqlite3_finalize(st);
+	buf_release(&q);
+	return rc;
+}
+
 static int sample_column(struct loader *l, struct schema_table *t, struct schema_column *c)
 {
 	struct buf q = BUF_INIT;
@@ -266,8 +359,13 @@ static int sample_column(struct loader *l, struct schema_table *t, struct schema
 	int64_t now = clock_mono_ms();
 	int rc = CONVBI_OK;
 
-	if (now >= l->end_ms || !texty(c->type))
-		return CONVBI_OK;
+	if (now >= l->end_ms || !texty(c->type) || c->generated)
+		return CONVBI_OK; /* a generated value is computed: reading it runs the schema's expression */
+	l->deadline_ms = min64(now + SCHEMA_SAMPLE_MS, l->end_ms);
+	int done = 0;
+	rc = sample_by_prefix(l, t, c, &done);
+	if (rc || done)
+		return rc;
 	/* one character more than kept, to know whether a value was cut */
 	rc = buf_printf(&q, "SELECT DISTINCT substr(v, 1, %d) FROM (SELECT ", SCHEMA_SAMPLE_CHARS + 1);
 	if (!rc)
@@ -457,7 +555,7 @@ static int load_objects(struct loader *l, struct schema *s)
 
 int schema_load(struct schema **out, const char *db_path, struct err *err)
 {
-	struct loader l = {NULL, 0, 0};
+	struct loader l = {NULL, NULL, 0, 0};
 	struct schema *s = NULL;
 	int rc;
 
@@ -465,6 +563,12 @@ int schema_load(struct schema **out, const char *db_path, struct err *err)
 	rc = ro_open(&l.db, db_path, err);
 	if (rc)
 		return rc;
+	sqlite3_limit(l.db, SQLITE_LIMIT_LENGTH, SCHEMA_VALUE_MAX);
+	int vsrc = views_load(&l.views, l.db);
+	if (vsrc != SQLITE_OK) {
+		rc = vsrc == SQLITE_NOMEM ? CONVBI_ENOMEM : CONVBI_EDB;
+		goto fail;
+	}
 	s = xcalloc(1, sizeof *s);
 	if (!s) {
 		rc = CONVBI_ENOMEM;
@@ -496,14 +600,16 @@ int schema_load(struct schema **out, const char *db_path, struct err *err)
 	if (rc)
 		goto fail;
 	sqlite3_close_v2(l.db);
+	views_free(l.views);
 	*out = s;
 	return CONVBI_OK;
 fail:
 	if (rc == CONVBI_ENOMEM)
 		err_set(err, rc, "out of memory reading the schema of `%s`", db_path);
 	else
-		err_set(err, rc, "database `%s` cannot be read (%s); check the file", db_path, sqlite3_errmsg(l.db));
+		rc = ro_schema_error(err, db_path, sqlite3_extended_errcode(l.db), sqlite3_errmsg(l.db));
 	sqlite3_close_v2(l.db);
+	views_free(l.views);
 	schema_free(s);
 	return rc;
 }

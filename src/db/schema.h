@@ -4,7 +4,13 @@
  * reads every table and view (internal sqlite_* tables and the shadow
  * tables of FTS/R-Tree virtual tables left out): columns with declared
  * types, primary keys, foreign keys, a row count, and up to SCHEMA_SAMPLES
- * distinct sample values of each text column.  Counting and sampling are
+ * distinct sample values of each text column (generated columns included,
+ * and marked).  A sample is read as a prefix of the cell through
+ * incremental BLOB I/O, never the whole value, so a 300 MB cell costs a
+ * page, not 300 MB; tables without rowid fall back to SQL under a 1 MB
+ * value limit.  Views that expand to more than EXEC_VIEW_REFS_MAX table
+ * references (views.h) keep no columns: expanding them is what takes
+ * long.  Counting and sampling are
  * bounded: a count stops at SCHEMA_COUNT_CAP rows or SCHEMA_COUNT_MS and
  * is then a lower bound (rendered "~N+ rows"); sampling a column stops
  * after SCHEMA_SAMPLE_MS; past SCHEMA_LOAD_MS in all, remaining tables get
@@ -31,12 +37,15 @@
 #define SCHEMA_SAMPLE_MS 50          /* time to sample one column */
 #define SCHEMA_LOAD_MS 3000          /* time for all counts and samples */
 #define SCHEMA_RANGE_MS 50           /* time to read one column's min..max */
+#define SCHEMA_SAMPLE_ROWS 1000      /* rows looked at for one column's samples */
+#define SCHEMA_VALUE_MAX (1024 * 1024) /* SQLITE_LIMIT_LENGTH of the loader's connection */
 
 struct schema_column {
 	char *name;      /* owned */
 	char *type;      /* owned declared type, "" when none */
 	int pk;          /* 1-based position in the primary key, 0 = not in it */
 	int notnull;     /* 1 = declared NOT NULL */
+	int generated;   /* 1 = a generated column (VIRTUAL or STORED) */
 	char **samples;  /* owned: nsamples values, each at most SCHEMA_SAMPLE_CHARS
 	                    characters (a cut one ends in "…") */
 	int nsamples;

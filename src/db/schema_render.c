@@ -451,6 +451,8 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 			rc = comment(b, " /* ", col->comment, " */");
 		if (!rc && single_pk && col->pk)
 			rc = buf_puts(b, " PRIMARY KEY");
+		if (!rc && col->generated)
+			rc = buf_puts(b, " GENERATED");
 		for (int f = 0; f < t->nfks && !rc; f++) {
 			const struct schema_fk *fk = &t->fks[f];
 			if (fk_size(t, fk->id) != 1 || sqlite3_stricmp(fk->from, col->name))
