@@ -98,9 +98,16 @@ typedef enum {
 	CONVBI_EVENT_STAGE = 1,  /* a workflow stage starts; stage = its name */
 	CONVBI_EVENT_TOKEN = 2,  /* a streamed text delta of the answer */
 	CONVBI_EVENT_SQL = 3,    /* SQL about to run; text = the SQL */
-	CONVBI_EVENT_RETRY = 4   /* a model attempt failed and the client retries
+	CONVBI_EVENT_RETRY = 4,  /* a model attempt failed and the client retries
 	                            or fails over; text = what happened */
+	CONVBI_EVENT_PROGRESS = 5 /* still working: sent about every
+	                            CONVBI_PROGRESS_MS while a model call or the
+	                            SQL runs; text = "" .  Lets the callback
+	                            cancel within that time and show progress */
 } convbi_event_kind;
+
+/* How often PROGRESS events come while the work is silent (ms). */
+#define CONVBI_PROGRESS_MS 100
 
 typedef struct {
 	int kind;              /* a convbi_event_kind */
@@ -111,7 +118,9 @@ typedef struct {
 } convbi_event;
 
 /* Called from the thread that asked; a non-zero return cancels the
- * question (the ask returns CONVBI_ECANCELED). */
+ * question (the ask returns CONVBI_ECANCELED): an HTTP transfer in flight
+ * is aborted at once and the canceled attempt is not held against its
+ * endpoint.  Callbacks ignore kinds they do not know. */
 typedef int (*convbi_event_fn)(const convbi_event *ev, void *payload);
 
 /* ---- engine ------------------------------------------------------------ */
@@ -190,6 +199,10 @@ typedef void (*convbi_index_progress_fn)(const char *table, const char *column, 
  * directory is not writable; the message names it), ENOMEM. */
 CONVBI_API int convbi_engine_index(convbi_engine *engine, int rebuild, convbi_index_progress_fn fn, void *payload,
                                    char **json_out);
+/* The database's tables and views as a JSON array of {"name", "view",
+ * "rows" (-1 = not counted), "columns": [{"name", "type"}]} (caller
+ * frees); CONVBI_EDB without a database. */
+CONVBI_API int convbi_engine_tables(convbi_engine *engine, char **json_out);
 /* The workflow graph, format "mermaid" or "dot" (caller frees). */
 CONVBI_API int convbi_workflow_graph(const char *format, char **text_out);
 
@@ -213,6 +226,14 @@ CONVBI_API int convbi_session_ask(convbi_session *session, const char *question,
  * limits as model-written SQL (no model call, no history).  *out receives
  * an answer with the rows, or with the gate's or SQLite's message. */
 CONVBI_API int convbi_session_run_sql(convbi_session *session, const char *sql, convbi_answer **out);
+
+/* Asks the model to explain sql in plain words (prompts/explain.txt, with
+ * the schema around it); nothing runs and the history is unchanged.
+ * *text_out (caller frees) receives the explanation; on failure the
+ * message is on the session.  cb receives PROGRESS and RETRY events and
+ * may cancel (CONVBI_ECANCELED). */
+CONVBI_API int convbi_session_explain_sql(convbi_session *session, const char *sql, convbi_event_fn cb, void *payload,
+                                          char **text_out);
 
 /* ---- answer ------------------------------------------------------------ */
 CONVBI_API void convbi_answer_free(convbi_answer *answer);
@@ -238,6 +259,27 @@ CONVBI_API int64_t convbi_answer_elapsed_ms(const convbi_answer *answer);
  * (array of objects) or "markdown"; at most max_rows rows (< 0 = all).
  * Caller frees; CONVBI_EINVAL for an unknown mode. */
 CONVBI_API int convbi_answer_format(const convbi_answer *answer, const char *mode, int64_t max_rows, char **text_out);
+/* How convbi_answer_format_view shows rows on a screen. */
+#define CONVBI_VIEW_VERSION 1
+enum { CONVBI_FIT_NONE = 0, CONVBI_FIT_VERTICAL = 1, CONVBI_FIT_CUT = 2 };
+typedef struct {
+	unsigned int version;  /* CONVBI_VIEW_VERSION */
+	const char *mode;      /* "table", "csv", "json", "markdown" or "line"
+	                          (one "column = value" line per cell, a blank
+	                          line between rows) */
+	int64_t max_rows;      /* rows shown; < 0 = all */
+	int width;             /* display columns available; 0 = no limit */
+	int fit;               /* a table wider than width: CONVBI_FIT_VERTICAL
+	                          shows it as "line", CONVBI_FIT_CUT shows the
+	                          columns that fit and a "…" column */
+	int color;             /* ANSI styles: bold header, dim NULL */
+	int align_decimals;    /* numbers lined up on the decimal point */
+	int footer;            /* table and line: the "(N rows)" line */
+} convbi_view;
+#define CONVBI_VIEW_INIT {CONVBI_VIEW_VERSION, "table", -1, 0, CONVBI_FIT_NONE, 0, 1, 1}
+/* The rows rendered as view says (see convbi_view); caller frees.
+ * CONVBI_EINVAL for an unknown mode or version. */
+CONVBI_API int convbi_answer_format_view(const convbi_answer *answer, const convbi_view *view, char **text_out);
 /* The whole answer as one JSON object (question, intent, sql, columns,
  * rows, truncated, answer, error, error_class, usage, stages, attempts,
  * elapsed_ms); caller frees. */

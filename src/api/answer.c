@@ -111,23 +111,24 @@ CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
 	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
 }
 
-CONVBI_API int convbi_answer_format(const convbi_answer *a, const char *mode, int64_t max_rows, char **text_out)
+static const struct { const char *name; enum table_mode mode; } modes[] = {
+	{"table", TABLE_ALIGNED}, {"csv", TABLE_CSV}, {"json", TABLE_JSON}, {"markdown", TABLE_MARKDOWN}, {"line", TABLE_LINE}};
+
+/* The rows of a as v says into *text_out; shared by both formatters. */
+static int format_rows(const convbi_answer *a, const char *mode, const struct table_view *v, char **text_out)
 {
-	if (!OK_ANSWER(a) || !text_out || !mode)
-		return CONVBI_EMISUSE;
-	*text_out = NULL;
-	static const struct { const char *name; enum table_mode mode; } modes[] = {
-		{"table", TABLE_ALIGNED}, {"csv", TABLE_CSV}, {"json", TABLE_JSON}, {"markdown", TABLE_MARKDOWN}};
+	struct table_view view = *v;
 	int m = -1;
 	for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
 		if (!strcmp(mode, modes[i].name))
 			m = (int)modes[i].mode;
 	if (m < 0)
 		return CONVBI_EINVAL;
+	view.mode = (enum table_mode)m;
 	struct buf b;
 	buf_init(&b, 0);
 	if (a->turn.result) {
-		int rc = table_render(&b, a->turn.result, (enum table_mode)m, max_rows);
+		int rc = table_render_view(&b, a->turn.result, &view);
 		if (rc) {
 			buf_release(&b);
 			return rc;
@@ -144,4 +145,28 @@ CONVBI_API int convbi_answer_chart_json(const convbi_answer *a, char **json_out)
 	if (!OK_ANSWER(a) || !json_out)
 		return CONVBI_EMISUSE;
 	return chart_build(json_out, a->turn.result);
+}
+
+CONVBI_API int convbi_answer_format(const convbi_answer *a, const char *mode, int64_t max_rows, char **text_out)
+{
+	if (!OK_ANSWER(a) || !text_out || !mode)
+		return CONVBI_EMISUSE;
+	*text_out = NULL;
+	if (!strcmp(mode, "line"))
+		return CONVBI_EINVAL;  /* the published modes stay as they were */
+	struct table_view v = {TABLE_ALIGNED, max_rows, 0, TABLE_FIT_NONE, 0, 0, 1};
+	return format_rows(a, mode, &v, text_out);
+}
+
+CONVBI_API int convbi_answer_format_view(const convbi_answer *a, const convbi_view *view, char **text_out)
+{
+	if (!OK_ANSWER(a) || !text_out || !view || !view->mode)
+		return CONVBI_EMISUSE;
+	*text_out = NULL;
+	if (view->version != CONVBI_VIEW_VERSION || view->width < 0)
+		return CONVBI_EINVAL;
+	struct table_view v = {TABLE_ALIGNED, view->max_rows, (size_t)view->width,
+	                       view->fit == CONVBI_FIT_CUT ? TABLE_FIT_CUT : view->fit == CONVBI_FIT_VERTICAL ? TABLE_FIT_VERTICAL : TABLE_FIT_NONE,
+	                       view->color, view->align_decimals, view->footer};
+	return format_rows(a, view->mode, &v, text_out);
 }

@@ -24,6 +24,7 @@
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
 #include "util/log.h"
+#include "util/clock.h"
 
 static void engine_fail(convbi_engine *e, const struct err *err)
 {
@@ -256,12 +257,14 @@ struct chat_cb {
 	convbi_event_fn cb;
 	void *payload;
 	int canceled;
+	int64_t last_event_ms;  /* monotonic: when cb was last called */
 };
 
 static int chat_delta(void *payload, const char *text, size_t len)
 {
 	struct chat_cb *c = payload;
 	convbi_event ev = {CONVBI_EVENT_TOKEN, "chat", text, len, NULL};
+	c->last_event_ms = clock_mono_ms();
 	if (c->cb && c->cb(&ev, c->payload))
 		c->canceled = 1;
 	return c->canceled;
@@ -273,13 +276,24 @@ static void chat_retry(void *payload, const struct llm_attempt *a, int restarted
 	char text[400];
 	int n = snprintf(text, sizeof text, "%s%s; trying again", restarted ? "stream restarted: " : "", a->error);
 	convbi_event ev = {CONVBI_EVENT_RETRY, "chat", text, (size_t)(n < (int)sizeof text ? n : (int)sizeof text - 1), a->endpoint};
+	c->last_event_ms = clock_mono_ms();
 	if (c->cb && c->cb(&ev, c->payload))
 		c->canceled = 1;
 }
 
+/* Polled by the transfer every few ms: a PROGRESS event when the caller
+ * has heard nothing for CONVBI_PROGRESS_MS lets it cancel promptly. */
 static int chat_cancel(void *payload)
 {
-	return ((struct chat_cb *)payload)->canceled;
+	struct chat_cb *c = payload;
+	int64_t now = clock_mono_ms();
+	if (c->cb && !c->canceled && now - c->last_event_ms >= CONVBI_PROGRESS_MS) {
+		convbi_event ev = {CONVBI_EVENT_PROGRESS, "chat", "", 0, NULL};
+		c->last_event_ms = now;
+		if (c->cb(&ev, c->payload))
+			c->canceled = 1;
+	}
+	return c->canceled;
 }
 
 CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const char *prompt, int stream,
@@ -297,7 +311,7 @@ CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const ch
 	if (system && *system)
 		msgs[n++] = (struct chat_msg){"system", system};
 	msgs[n++] = (struct chat_msg){"user", prompt};
-	struct chat_cb c = {cb, payload, 0};
+	struct chat_cb c = {cb, payload, 0, clock_mono_ms()};
 	struct llm_request req = {.msgs = msgs, .n = n, .temperature = -1, .stream = stream,
 		.on_delta = chat_delta, .on_retry = chat_retry, .cancel = chat_cancel, .payload = &c};
 	struct llm_reply rep;
@@ -416,6 +430,55 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 		return CONVBI_ENOMEM;
 	}
 	return CONVBI_OK;
+}
+
+static int tables_json(struct buf *b, const struct schema *s)
+{
+	int rc = buf_putc(b, '[');
+	for (size_t i = 0; !rc && i < s->ntables; i++) {
+		const struct schema_table *t = &s->tables[i];
+		rc = buf_puts(b, i ? ",{\"name\":" : "{\"name\":");
+		if (!rc)
+			rc = buf_json_str(b, t->name, strlen(t->name));
+		if (!rc)
+			rc = buf_printf(b, ",\"view\":%s,\"rows\":%lld,\"columns\":[", t->is_view ? "true" : "false",
+			                (long long)(t->is_view ? -1 : t->rows));
+		for (int c = 0; !rc && c < t->ncols; c++) {
+			rc = buf_puts(b, c ? ",{\"name\":" : "{\"name\":");
+			if (!rc)
+				rc = buf_json_str(b, t->cols[c].name, strlen(t->cols[c].name));
+			if (!rc)
+				rc = buf_puts(b, ",\"type\":");
+			if (!rc)
+				rc = buf_json_str(b, t->cols[c].type, strlen(t->cols[c].type));
+			if (!rc)
+				rc = buf_putc(b, '}');
+		}
+		if (!rc)
+			rc = buf_puts(b, "]}");
+	}
+	return rc ? rc : buf_putc(b, ']');
+}
+
+CONVBI_API int convbi_engine_tables(convbi_engine *e, char **json_out)
+{
+	if (json_out)
+		*json_out = NULL;
+	if (!e || e->magic != ENGINE_MAGIC || !json_out)
+		return CONVBI_EMISUSE;
+	if (!e->schema) {
+		struct err err;
+		engine_fail(e, (err_set(&err, CONVBI_EDB, "the engine has no database; open it with db_path set"), &err));
+		return CONVBI_EDB;
+	}
+	struct buf b;
+	buf_init(&b, 0);
+	if (tables_json(&b, e->schema)) {
+		buf_release(&b);
+		return CONVBI_ENOMEM;
+	}
+	*json_out = buf_take(&b);
+	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
 }
 
 CONVBI_API int convbi_workflow_graph(const char *format, char **text_out)

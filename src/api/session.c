@@ -181,6 +181,38 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 	return rc;
 }
 
+CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, convbi_event_fn cb, void *payload,
+                                          char **text_out)
+{
+	if (text_out)
+		*text_out = NULL;
+	if (!s || s->magic != SESSION_MAGIC || !sql || !text_out)
+		return CONVBI_EMISUSE;
+	convbi_engine *e = s->engine;
+	int rc = check_text(&s->err, "SQL", sql, QUESTION_MAX_BYTES);
+	if (rc)
+		return rc;
+	if (!e->llm) {
+		s->err = e->llm_err;
+		return e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;
+	}
+	struct flow_env env = {
+		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .exec = s->exec,
+		.schema_budget = (size_t)e->opts.schema_tokens * 4, .deadline_ms = e->opts.question_timeout_ms,
+	};
+	struct turn t;
+	struct buf text;
+	turn_init(&t);
+	rc = flow_explain(&env, sql, &t, cb, payload, &text);
+	if (rc == CONVBI_OK && !(*text_out = buf_take(&text)))
+		rc = err_code(&s->err, CONVBI_ENOMEM);
+	else if (rc)
+		s->err = t.err;
+	buf_release(&text);
+	turn_release(&t);
+	return rc;
+}
+
 CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const char *hint, convbi_event_fn cb,
                                   void *payload, convbi_answer **out)
 {

@@ -12,12 +12,17 @@
 #ifndef CONVBI_CLI_CLI_H
 #define CONVBI_CLI_CLI_H
 
+#include <stdio.h>
+
 #include "convbi/convbi.h"
 
 #define EXIT_OK 0
 #define EXIT_FAIL 1
 #define EXIT_USAGE 2
 #define EXIT_INTERRUPTED 130
+
+/* A question or prompt read from stdin (`ask -`, `llm -`) is at most this. */
+#define CLI_STDIN_MAX_BYTES (1 << 20)
 
 struct cli_opts {
 	const char *config;     /* --config */
@@ -47,6 +52,10 @@ struct cli_opts {
 	const char *examples;   /* --examples FILE */
 	int candidates;         /* --candidates N, -1 default */
 	int rebuild;            /* --rebuild (index) */
+	int answer;             /* --answer (ask --format) */
+	const char *rows_dir;   /* --rows DIR (batch --format csv) */
+	const char *question;   /* the words of the question joined, or read
+	                           from stdin for `-` (borrowed from main) */
 	char **args;            /* positional arguments (borrowed from argv) */
 	int nargs;
 };
@@ -58,6 +67,8 @@ void cli_engine_options(convbi_options *o, const struct cli_opts *c);
 /* Opens the engine or prints the reason; returns an exit code (0 = ok). */
 int cli_open_engine(convbi_engine **out, const struct cli_opts *c);
 const char *cli_default_db(void);
+/* Prints the endpoints JSON (convbi_engine_endpoints) as an aligned table. */
+void print_endpoints(const char *json, FILE *f);
 /* Exit code for a library status. */
 int cli_exit_code(int status);
 

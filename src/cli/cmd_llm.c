@@ -3,18 +3,41 @@
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/print.h"
+#include "cli/term.h"
 
-static int print_event(const convbi_event *ev, void *payload)
+struct llm_print {
+	int printing;          /* tokens are written to stdout */
+	int printed;           /* some were */
+	int verbose;
+	struct spinner spin;
+	int err_tty;
+};
+
+/* Streams tokens, shows retries and the spinner; Ctrl-C cancels at once. */
+static int llm_event(const convbi_event *ev, void *payload)
 {
-	if (ev->kind == CONVBI_EVENT_TOKEN) {
+	struct llm_print *p = payload;
+	if (cli_interrupted) {
+		spinner_clear(&p->spin);
+		return 1;
+	}
+	if (ev->kind == CONVBI_EVENT_PROGRESS && !p->printed) {
+		spinner_tick(&p->spin);
+	} else if (ev->kind == CONVBI_EVENT_TOKEN && p->printing) {
+		spinner_clear(&p->spin);
 		fwrite(ev->text, 1, ev->len, stdout);
 		fflush(stdout);
+		p->printed = 1;
 	} else if (ev->kind == CONVBI_EVENT_RETRY) {
-		if (*(int *)payload)
+		spinner_clear(&p->spin);
+		if (p->printed)
 			fputc('\n', stdout);
-		fprintf(stderr, "convbi: endpoint `%s`: %.*s\n", ev->endpoint ? ev->endpoint : "?", (int)ev->len, ev->text);
+		if (p->verbose || p->err_tty)
+			fprintf(stderr, "convbi: %s: %.*s\n", ev->endpoint ? ev->endpoint : "?", (int)ev->len, ev->text);
 	}
 	return 0;
 }
@@ -41,8 +64,21 @@ int cmd_llm(struct cli_opts *o)
 	if (rc)
 		return cli_exit_code(rc);
 	char *json = NULL;
-	int stream = o->stream == 1, printing = stream && !o->json;
-	rc = convbi_engine_chat(e, o->system, o->args[0], stream, printing ? print_event : NULL, &printing, &json);
+	int stream = o->stream == 1;
+	struct llm_print p = {stream && !o->json, 0, o->verbose, {0}, isatty(2)};
+	spinner_start(&p.spin, p.err_tty);
+	spinner_stage(&p.spin, "waiting for the model");
+	cli_catch_sigint();
+	rc = convbi_engine_chat(e, o->system, o->question, stream, llm_event, &p, &json);
+	spinner_clear(&p.spin);
+	if (rc == CONVBI_ECANCELED) {
+		if (p.printed)
+			fputc('\n', stdout);
+		cli_error("canceled");
+		convbi_free(json);
+		convbi_engine_close(e);
+		return EXIT_INTERRUPTED;
+	}
 	if (o->json && json) {
 		fputs(json, stdout);
 		fputc('\n', stdout);
@@ -63,6 +99,38 @@ int cmd_llm(struct cli_opts *o)
 	return rc == CONVBI_ENOENDPOINT || rc == CONVBI_ECONFIG ? EXIT_USAGE : rc ? EXIT_FAIL : EXIT_OK;
 }
 
+/* The endpoints JSON as an aligned table (also the REPL's .endpoints). */
+void print_endpoints(const char *json, FILE *f)
+{
+	cJSON *arr = cJSON_Parse(json);
+	const cJSON *sb = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "state_backend");
+	if (cJSON_IsString(sb))
+		fprintf(f, "shared state: %s\n", sb->valuestring);
+	fprintf(f, "%-14s %-8s %4s %6s  %-10s %-9s %9s %9s %7s %5s %8s\n", "NAME", "KIND", "TIER", "WEIGHT", "COOLING",
+	        "BREAKER", "REM_REQ", "REM_TOK", "CALLS", "429S", "FAILURES");
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) {
+		char cooling[32] = "-";
+		double ms = cJSON_GetObjectItem(it, "cooling_ms")->valuedouble;
+		if (ms > 0)
+			snprintf(cooling, sizeof cooling, "%.1fs", ms / 1000.0);
+		char rr[24] = "-", rt[24] = "-";
+		double v = cJSON_GetObjectItem(it, "remaining_requests")->valuedouble;
+		if (v >= 0)
+			snprintf(rr, sizeof rr, "%.0f", v);
+		v = cJSON_GetObjectItem(it, "remaining_tokens")->valuedouble;
+		if (v >= 0)
+			snprintf(rt, sizeof rt, "%.0f", v);
+		fprintf(f, "%-14s %-8s %4d %6d  %-10s %-9s %9s %9s %7.0f %5.0f %8.0f\n",
+		       cJSON_GetObjectItem(it, "name")->valuestring, cJSON_GetObjectItem(it, "kind")->valuestring,
+		       cJSON_GetObjectItem(it, "tier")->valueint, cJSON_GetObjectItem(it, "weight")->valueint, cooling,
+		       cJSON_GetObjectItem(it, "breaker")->valuestring, rr, rt,
+		       cJSON_GetObjectItem(it, "calls")->valuedouble, cJSON_GetObjectItem(it, "rate_limited")->valuedouble,
+		       cJSON_GetObjectItem(it, "failures")->valuedouble);
+	}
+	cJSON_Delete(arr);
+}
+
 int cmd_endpoints(struct cli_opts *o)
 {
 	convbi_engine *e = NULL;
@@ -76,37 +144,10 @@ int cmd_endpoints(struct cli_opts *o)
 		convbi_engine_close(e);
 		return cli_exit_code(rc);
 	}
-	if (o->json) {
+	if (o->json)
 		printf("%s\n", json);
-	} else {
-		cJSON *arr = cJSON_Parse(json);
-		const cJSON *sb = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "state_backend");
-		if (cJSON_IsString(sb))
-			printf("shared state: %s\n", sb->valuestring);
-		printf("%-14s %-8s %4s %6s  %-10s %-9s %9s %9s %7s %5s %8s\n", "NAME", "KIND", "TIER", "WEIGHT", "COOLING",
-		       "BREAKER", "REM_REQ", "REM_TOK", "CALLS", "429S", "FAILURES");
-		const cJSON *it;
-		cJSON_ArrayForEach(it, arr) {
-			char cooling[32] = "-";
-			double ms = cJSON_GetObjectItem(it, "cooling_ms")->valuedouble;
-			if (ms > 0)
-				snprintf(cooling, sizeof cooling, "%.1fs", ms / 1000.0);
-			char rr[24] = "-", rt[24] = "-";
-			double v = cJSON_GetObjectItem(it, "remaining_requests")->valuedouble;
-			if (v >= 0)
-				snprintf(rr, sizeof rr, "%.0f", v);
-			v = cJSON_GetObjectItem(it, "remaining_tokens")->valuedouble;
-			if (v >= 0)
-				snprintf(rt, sizeof rt, "%.0f", v);
-			printf("%-14s %-8s %4d %6d  %-10s %-9s %9s %9s %7.0f %5.0f %8.0f\n",
-			       cJSON_GetObjectItem(it, "name")->valuestring, cJSON_GetObjectItem(it, "kind")->valuestring,
-			       cJSON_GetObjectItem(it, "tier")->valueint, cJSON_GetObjectItem(it, "weight")->valueint, cooling,
-			       cJSON_GetObjectItem(it, "breaker")->valuestring, rr, rt,
-			       cJSON_GetObjectItem(it, "calls")->valuedouble, cJSON_GetObjectItem(it, "rate_limited")->valuedouble,
-			       cJSON_GetObjectItem(it, "failures")->valuedouble);
-		}
-		cJSON_Delete(arr);
-	}
+	else
+		print_endpoints(json, stdout);
 	convbi_free(json);
 	convbi_engine_close(e);
 	return EXIT_OK;
@@ -119,7 +160,7 @@ int cmd_schema(struct cli_opts *o)
 	if (rc)
 		return rc;
 	char *text = NULL;
-	rc = convbi_engine_schema(e, o->nargs ? o->args[0] : NULL, &text);
+	rc = convbi_engine_schema(e, o->question, &text);
 	if (rc)
 		cli_error("%s", convbi_engine_errmsg(e));
 	else

@@ -10,6 +10,47 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+static char **words;  /* owned: what Tab completes */
+static int nwords;
+
+void lineedit_set_words(const char *const *list, int n)
+{
+	for (int i = 0; i < nwords; i++)
+		free(words[i]);
+	free(words);
+	words = NULL;
+	nwords = 0;
+	if (n <= 0 || !(words = calloc((size_t)n, sizeof *words)))
+		return;
+	for (int i = 0; i < n; i++)
+		if ((words[nwords] = strdup(list[i])))
+			nwords++;
+}
+
+/* libedit calls this with state 0, then 1, 2 ... until it returns NULL. */
+static char *complete_word(const char *text, int state)
+{
+	static int next;
+	if (!state)
+		next = 0;
+	size_t n = strlen(text);
+	while (next < nwords) {
+		const char *w = words[next++];
+		if (!strncasecmp(w, text, n))
+			return strdup(w);
+	}
+	return NULL;
+}
+
+static char **complete(const char *text, int start, int end)
+{
+	(void)start;
+	(void)end;
+	rl_attempted_completion_over = 1;  /* never fall back to file names */
+	return rl_completion_matches(text, complete_word);
+}
 
 struct edit_source {
 	struct line_source base;
@@ -76,6 +117,8 @@ struct line_source *lineedit_open(int interactive, const char *history_file)
 	if (!es)
 		return NULL;
 	es->base = (struct line_source){edit_read, edit_remember, edit_close};
+	rl_attempted_completion_function = complete;
+	rl_basic_word_break_characters = " \t\n\"'`@$><=;|&{(,";
 	if (history_file && (es->history_file = strdup(history_file)))
 		read_history(es->history_file);
 	return &es->base;

@@ -1,8 +1,13 @@
 /* main.c -- `convbi`: the command table, option parsing and dispatch.
  *
- * Options are parsed once with getopt_long over the union of every
- * command's flags; each command row lists the flags it accepts so that a
- * flag given to the wrong command is a usage error naming the fix.
+ * The command is the first word that is not an option (or an option's
+ * value), so options go before or after it and after the question:
+ * `convbi --config F ask how many orders? -v` works.  Options are then
+ * parsed with getopt_long over the union of every command's flags; each
+ * command row lists the flags it accepts so that a flag given to the
+ * wrong command is a usage error naming the fix.  The words of a question
+ * are joined with spaces; `-` reads it from stdin.  `convbi COMMAND
+ * --help` (or `convbi help COMMAND`) shows one command's usage.
  */
 #include <getopt.h>
 #include <stdarg.h>
@@ -20,25 +25,26 @@ struct command {
 	const char *help;
 	int (*run)(struct cli_opts *o);
 	const char *flags;  /* accepted long flags, space-separated */
-	int min_args, max_args;
+	int min_args, max_args;  /* max_args < 0: any number of words, joined as one question */
 };
 
 static const struct command commands[] = {
 	{"repl", "[--db F] [--config F] [--prompts DIR] [--review]", "ask questions interactively (the default)",
 	 cmd_repl, "db schemas config prompts review max-repairs row-cap sql-timeout-ms history-file no-stream stream mode verbose today notes examples candidates", 0, 0},
-	{"ask", "[--db F] [--config F] [--json] QUESTION", "answer one question",
-	 cmd_ask, "db schemas config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose today notes examples candidates", 1, 1},
-	{"batch", "--db F [--config F] [-j N] [--format jsonl|csv] [--out F] [--resume] INPUT",
+	{"ask", "[--db F] [--config F] [--format table|csv|json|markdown|line] [--answer] [--out F] [--json] QUESTION|-",
+	 "answer one question", cmd_ask,
+	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose format answer out today notes examples candidates", 1, -1},
+	{"batch", "[--db F] [--config F] [-j N] [--format jsonl|csv] [--rows DIR] [--out F] [--resume] INPUT",
 	 "answer a file of questions in parallel", cmd_batch,
-	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose today notes examples candidates", 1, 1},
+	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose rows today notes examples candidates", 1, 1},
 	{"eval", "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] DIR|FILE",
 	 "execution accuracy on a Spider or BIRD set", cmd_eval,
 	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db schemas today notes examples candidates", 1, 1},
-	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT", "send one chat request through the client",
-	 cmd_llm, "config stream json system", 1, 1},
+	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT|-", "send one chat request through the client",
+	 cmd_llm, "config stream json system verbose", 1, -1},
 	{"endpoints", "[--config F] [--json]", "list endpoints and their live shared state", cmd_endpoints,
 	 "config json", 0, 0},
-	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db schemas config prompts", 0, 1},
+	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db schemas config prompts", 0, -1},
 	{"index", "[--db F] [--rebuild] [--json]", "build the value index of a database ahead of time", cmd_index,
 	 "db config prompts rebuild json", 0, 0},
 	{"graph", "[--format mermaid|dot]", "print the workflow graph", cmd_graph, "format", 0, 0},
@@ -52,7 +58,7 @@ enum {
 	OPT_CONFIG = 256, OPT_DB, OPT_PROMPTS, OPT_SYSTEM, OPT_FORMAT, OPT_OUT, OPT_ONLY_DB, OPT_DATASET,
 	OPT_JSON, OPT_STREAM, OPT_NO_STREAM, OPT_RESUME, OPT_LIMIT, OPT_MAX_REPAIRS, OPT_ROW_CAP,
 	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION,
-	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS
+	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS, OPT_ANSWER, OPT_ROWS
 };
 
 static const struct option long_opts[] = {
@@ -68,6 +74,7 @@ static const struct option long_opts[] = {
 	{"review", no_argument, NULL, OPT_REVIEW}, {"mode", required_argument, NULL, OPT_MODE},
 	{"history-file", required_argument, NULL, OPT_HISTORY_FILE}, {"jobs", required_argument, NULL, 'j'},
 	{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, OPT_HELP},
+	{"answer", no_argument, NULL, OPT_ANSWER}, {"rows", required_argument, NULL, OPT_ROWS},
 	{"version", no_argument, NULL, OPT_VERSION}, {"today", required_argument, NULL, OPT_TODAY},
 	{"notes", required_argument, NULL, OPT_NOTES}, {"examples", required_argument, NULL, OPT_EXAMPLES},
 	{"candidates", required_argument, NULL, OPT_CANDIDATES}, {"rebuild", no_argument, NULL, OPT_REBUILD},
@@ -84,42 +91,57 @@ void cli_error(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
-static void usage(FILE *f)
+/* The options' help; name is the long flag the command rows list. */
+static const struct { const char *name, *flag, *help; } option_help[] = {
+	{"config", "--config F", "endpoint configuration (JSON); else $CONVBI_CONFIG or AZURE_OPENAI_*_i"},
+	{"db", "--db F", "the database: a SQLite file, a postgresql:// URI or a libpq \"key=value\" string (default: the bundled sample)"},
+	{"schemas", "--schemas a,b", "PostgreSQL schemas to use (default: the server's search path)"},
+	{"prompts", "--prompts DIR", "prompt templates to use instead of the built-in ones"},
+	{"json", "--json", "machine-readable output"},
+	{"stream", "--stream / --no-stream", "stream the answer as it is written (default: on a terminal)"},
+	{"system", "--system TEXT", "a system message (llm)"},
+	{"jobs", "-j, --jobs N", "parallel workers (batch, eval; default 4)"},
+	{"format", "--format F", "table|csv|json|markdown|line (ask: rows only on stdout), jsonl|csv (batch), mermaid|dot (graph)"},
+	{"answer", "--answer", "with ask --format: the answer sentence on stdout too (else on stderr)"},
+	{"out", "--out F", "result file (ask: the rows; batch, eval)"},
+	{"rows", "--rows DIR", "batch --format csv: each question's rows as DIR/<id>.csv"},
+	{"resume", "--resume", "skip ids already answered in --out and append the rest (batch)"},
+	{"limit", "--limit N, --only-db ID, --dataset spider|bird", "select questions (eval; --limit also batch)"},
+	{"max-repairs", "--max-repairs N", "SQL repair attempts (default 3)"},
+	{"row-cap", "--row-cap N", "rows kept per result (default 1000; also per batch JSONL line)"},
+	{"sql-timeout-ms", "--sql-timeout-ms N", "time limit per SQL statement (default 5000)"},
+	{"review", "--review", "add the model-side SQL review"},
+	{"mode", "--mode table|csv|json|markdown|line", "how the REPL prints rows"},
+	{"history-file", "--history-file F", "the REPL's line history (default ~/.convbi_history)"},
+	{"verbose", "-v, --verbose", "stages with times, rewrites, rejected SQL, retries and fail-overs on stderr"},
+	{"today", "--today YYYY-MM-DD", "the date the prompts call today (default: the local date)"},
+	{"notes", "--notes F", "business notes, Markdown (default: DB.notes.md beside the database)"},
+	{"examples", "--examples F", "verified question/SQL examples, JSONL {\"question\",\"sql\",\"db\"}"},
+	{"candidates", "--candidates N", "SQL candidates voted on by their results (default 1)"},
+	{"rebuild", "--rebuild", "rebuild the value index even when it is up to date (index)"},
+};
+
+static int accepts(const struct command *cmd, const char *flag);
+
+static void usage(FILE *f, const struct command *only)
 {
+	if (only) {
+		fprintf(f, "usage: convbi %s %s\n\n%s.\n\nOptions:\n", only->name, only->usage, only->help);
+		for (size_t i = 0; i < sizeof option_help / sizeof option_help[0]; i++)
+			if (accepts(only, option_help[i].name))
+				fprintf(f, "  %-32s %s\n", option_help[i].flag, option_help[i].help);
+		fprintf(f, "\nOptions may come before or after the command and after the question.\n");
+		return;
+	}
 	fprintf(f, "usage: convbi [COMMAND] [OPTIONS]\n\nCommands:\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(f, "  %-10s %s\n             convbi %s %s\n", commands[i].name, commands[i].help, commands[i].name,
 		        commands[i].usage);
-	static const struct { const char *flag, *help; } opts[] = {
-		{"--config F", "endpoint configuration (JSON); else $CONVBI_CONFIG or AZURE_OPENAI_*_i"},
-		{"--db F", "the database: a SQLite file, a postgresql:// URI or a libpq \"key=value\" string (default: the bundled sample)"},
-		{"--schemas a,b", "PostgreSQL schemas to use (default: the server's search path)"},
-		{"--prompts DIR", "prompt templates to use instead of the built-in ones"},
-		{"--json", "machine-readable output"},
-		{"--stream / --no-stream", "stream the answer as it is written (default: on a terminal)"},
-		{"--system TEXT", "a system message (llm)"},
-		{"-j, --jobs N", "parallel workers (batch, eval; default 4)"},
-		{"--format F", "jsonl|csv (batch), mermaid|dot (graph)"},
-		{"--out F", "result file (batch, eval)"},
-		{"--resume", "skip ids already in --out and append the rest (batch)"},
-		{"--limit N, --only-db ID, --dataset spider|bird", "select questions (eval)"},
-		{"--max-repairs N", "SQL repair attempts (default 3)"},
-		{"--row-cap N", "rows kept per result (default 1000)"},
-		{"--sql-timeout-ms N", "time limit per SQL statement (default 5000)"},
-		{"--review", "add the model-side SQL review"},
-		{"--mode table|csv|json|markdown", "how the REPL prints rows"},
-		{"--history-file F", "the REPL's line history (default ~/.convbi_history)"},
-		{"-v, --verbose", "stages, retries and fail-overs on stderr"},
-		{"--today YYYY-MM-DD", "the date the prompts call today (default: the local date)"},
-		{"--notes F", "business notes, Markdown (default: DB.notes.md beside the database)"},
-		{"--examples F", "verified question/SQL examples, JSONL {\"question\",\"sql\",\"db\"}"},
-		{"--candidates N", "SQL candidates voted on by their results (default 1)"},
-		{"--rebuild", "rebuild the value index even when it is up to date (index)"},
-	};
 	fprintf(f, "\nOptions:\n");
-	for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
-		fprintf(f, "  %-32s %s\n", opts[i].flag, opts[i].help);
+	for (size_t i = 0; i < sizeof option_help / sizeof option_help[0]; i++)
+		fprintf(f, "  %-32s %s\n", option_help[i].flag, option_help[i].help);
 	fprintf(f, "\nWith no command, convbi opens the REPL on --db (default: the bundled sample database).\n"
+	           "Options may come before or after the command; `convbi COMMAND --help` shows one command.\n"
 	           "Endpoints come from --config FILE, $CONVBI_CONFIG, or AZURE_OPENAI_ENDPOINT_0,\n"
 	           "AZURE_OPENAI_DEPLOYMENT_NAME_0, AZURE_OPENAI_API_KEY_0 (_1, _2 ...).\n");
 }
@@ -162,27 +184,115 @@ static void log_to_stderr(int level, const char *line, void *payload)
 	fprintf(stderr, "convbi: %s%s\n", level >= 3 ? "error: " : level == 2 ? "warning: " : "", line);
 }
 
+/* Finds the command: the first word that is neither an option nor an
+ * option's value; removes it from argv.  NULL when there is none. */
+static const char *take_command(int *argc, char **argv)
+{
+	for (int i = 1; i < *argc; i++) {
+		const char *a = argv[i];
+		if (!strcmp(a, "--"))
+			return NULL;
+		if (a[0] == '-' && a[1] == '-') {
+			const char *name = a + 2;
+			size_t n = strcspn(name, "=");
+			for (const struct option *o = long_opts; o->name; o++)
+				if (strlen(o->name) == n && !strncmp(o->name, name, n) && o->has_arg == required_argument && !name[n])
+					i++;
+			continue;
+		}
+		if (a[0] == '-' && a[1]) {
+			const char *j = strchr(a + 1, 'j');
+			if (j && !j[1])
+				i++;  /* -j N, -vj N */
+			continue;
+		}
+		for (size_t k = 0; k < NCOMMANDS; k++)
+			if (!strcmp(a, commands[k].name) || !strcmp(a, "help")) {
+				memmove(&argv[i], &argv[i + 1], (size_t)(*argc - i) * sizeof *argv);
+				(*argc)--;
+				return a;
+			}
+		return a;  /* not a command: the caller names it */
+	}
+	return NULL;
+}
+
+/* Reads the question from stdin for `-` (caller frees); NULL after
+ * printing why. */
+static char *read_stdin_question(const char *cmd)
+{
+	size_t cap = 4096, len = 0;
+	char *text = malloc(cap);
+	while (text) {
+		if (len + 1 == cap) {
+			if (cap >= CLI_STDIN_MAX_BYTES) {
+				cli_error("the %s read from stdin is larger than %d bytes; shorten it", cmd, CLI_STDIN_MAX_BYTES);
+				free(text);
+				return NULL;
+			}
+			char *more = realloc(text, cap * 2);
+			if (!more)
+				break;
+			text = more;
+			cap *= 2;
+		}
+		size_t n = fread(text + len, 1, cap - 1 - len, stdin);
+		len += n;
+		if (n == 0)
+			break;
+	}
+	if (!text) {
+		cli_error("out of memory reading stdin");
+		return NULL;
+	}
+	text[len] = '\0';
+	while (len && (text[len - 1] == '\n' || text[len - 1] == '\r' || text[len - 1] == ' '))
+		text[--len] = '\0';
+	if (!len || memchr(text, '\0', len)) {
+		cli_error(!len ? "stdin held no text; pipe the %s in, e.g. echo 'how many orders?' | convbi %s -"
+		               : "the %s read from stdin holds a NUL byte; send text (convbi %s -)", cmd, cmd);
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/* The words of the question joined with spaces (caller frees). */
+static char *join_words(char **words, int n)
+{
+	size_t len = 1;
+	for (int i = 0; i < n; i++)
+		len += strlen(words[i]) + 1;
+	char *s = malloc(len), *p = s;
+	for (int i = 0; s && i < n; i++)
+		p += sprintf(p, "%s%s", i ? " " : "", words[i]);
+	if (s)
+		*p = '\0';
+	return s;
+}
+
 int main(int argc, char **argv)
 {
 	convbi_set_log(log_to_stderr, NULL, 2);
 	const struct command *cmd = &commands[0];
-	int first = 1;
-	if (argc > 1 && argv[1][0] != '-') {
+	const char *word = take_command(&argc, argv);
+	int help_for = 0;
+	if (word) {
 		cmd = NULL;
 		for (size_t i = 0; i < NCOMMANDS; i++)
-			if (!strcmp(argv[1], commands[i].name))
+			if (!strcmp(word, commands[i].name))
 				cmd = &commands[i];
-		if (!strcmp(argv[1], "help")) {
-			usage(stdout);
-			return EXIT_OK;
-		}
-		if (!cmd) {
-			cli_error("unknown command `%s`; run `convbi help` for the list", argv[1]);
+		if (!strcmp(word, "help")) {
+			help_for = 1;
+			cmd = &commands[0];
+		} else if (!cmd) {
+			cli_error("unknown command `%s`; run `convbi help` for the list (a question goes after `ask`)", word);
 			return EXIT_USAGE;
 		}
-		first = 2;
-		if (!cmd->run)  /* serve and mcp parse their own options (src/serve/) */
-			return (!strcmp(cmd->name, "serve") ? serve_main : mcp_main)(argc - 1, argv + 1);
+		if (!cmd->run) {  /* serve and mcp parse their own options (src/serve/) */
+			argv[0] = (char *)cmd->name;
+			return (!strcmp(cmd->name, "serve") ? serve_main : mcp_main)(argc, argv);
+		}
 	}
 	struct cli_opts o;
 	memset(&o, 0, sizeof o);
@@ -195,21 +305,23 @@ int main(int argc, char **argv)
 	o.candidates = -1;
 	int c;
 	long n;
-	optind = first;
+	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, "+j:v", long_opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "j:v", long_opts, NULL)) != -1) {
 		if (c == '?' || c == ':') {
-			cli_error("unknown or incomplete option `%s`; run `convbi help`", argv[optind - 1]);
+			cli_error("unknown or incomplete option `%s`; run `convbi %s --help`", argv[optind - 1], word && cmd ? cmd->name : "help");
 			return EXIT_USAGE;
 		}
 		if (c == OPT_HELP) {
-			usage(stdout);
+			usage(stdout, word && !help_for ? cmd : NULL);
 			return EXIT_OK;
 		}
 		if (c == OPT_VERSION) {
 			printf("convbi %s\n", convbi_version());
 			return EXIT_OK;
 		}
+		if (help_for)
+			continue;
 		if (!accepts(cmd, flag_name(c))) {
 			cli_error("`convbi %s` does not take --%s; usage: convbi %s %s", cmd->name, flag_name(c), cmd->name, cmd->usage);
 			return EXIT_USAGE;
@@ -226,6 +338,8 @@ int main(int argc, char **argv)
 		case OPT_DATASET: o.dataset = optarg; break;
 		case OPT_MODE: o.mode = optarg; break;
 		case OPT_HISTORY_FILE: o.history_file = optarg; break;
+		case OPT_ROWS: o.rows_dir = optarg; break;
+		case OPT_ANSWER: o.answer = 1; break;
 		case OPT_JSON: o.json = 1; break;
 		case OPT_STREAM: o.stream = 1; break;
 		case OPT_NO_STREAM: o.stream = 0; break;
@@ -270,11 +384,31 @@ int main(int argc, char **argv)
 	}
 	o.args = argv + optind;
 	o.nargs = argc - optind;
-	if (o.nargs < cmd->min_args || o.nargs > cmd->max_args) {
+	if (help_for) {
+		const struct command *only = NULL;
+		for (size_t i = 0; o.nargs && i < NCOMMANDS; i++)
+			if (!strcmp(o.args[0], commands[i].name))
+				only = &commands[i];
+		usage(stdout, only);
+		return EXIT_OK;
+	}
+	if (o.nargs < cmd->min_args || (cmd->max_args >= 0 && o.nargs > cmd->max_args)) {
 		cli_error("`convbi %s` takes %s; usage: convbi %s %s", cmd->name,
-		          cmd->max_args == 0 ? "no arguments" : cmd->min_args == 1 ? "exactly one argument" : "at most one argument",
+		          cmd->max_args == 0 ? "no arguments" : cmd->min_args == 1 && cmd->max_args == 1 ? "exactly one argument"
+		          : cmd->min_args == 1 ? "a question" : "at most one argument",
 		          cmd->name, cmd->usage);
 		return EXIT_USAGE;
 	}
-	return cmd->run(&o);
+	char *question = NULL;
+	if (cmd->max_args < 0 && o.nargs) {
+		question = o.nargs == 1 && !strcmp(o.args[0], "-") ? read_stdin_question(cmd->name) : join_words(o.args, o.nargs);
+		if (!question)
+			return EXIT_USAGE;
+		o.question = question;
+	} else if (o.nargs) {
+		o.question = o.args[0];
+	}
+	int rc = cmd->run(&o);
+	free(question);
+	return rc;
 }

@@ -1,30 +1,76 @@
-/* print.h -- printing answers and rows for the CLI (ask, REPL, batch). */
+/* print.h -- printing answers and rows for the CLI (ask, the REPL).
+ *
+ * One struct print_state per command run says where each part of an
+ * answer goes: the streamed or printed sentence, the SQL line, the rows
+ * (stdout, the pager, or a file from --out, .output or .once), and the
+ * work shown on stderr (a follow-up's rewrite, rejected SQL with its
+ * error, retries and fail-overs, the trace with -v).  In "rows only"
+ * modes (CSV and JSON, and `ask --format`) stdout carries the rows alone:
+ * the sentence and the SQL go to stderr.
+ */
 #ifndef CONVBI_CLI_PRINT_H
 #define CONVBI_CLI_PRINT_H
 
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 
+#include "cli/term.h"
 #include "convbi/convbi.h"
 
-enum print_mode { PRINT_TABLE, PRINT_CSV, PRINT_JSON, PRINT_MARKDOWN };
+enum print_mode { PRINT_TABLE, PRINT_CSV, PRINT_JSON, PRINT_MARKDOWN, PRINT_LINE };
+
+/* What .confirm's question got: run it, skip it, or edit it first. */
+enum confirm_reply { CONFIRM_RUN, CONFIRM_SKIP, CONFIRM_EDIT };
 
 struct print_state {
-	int mode;       /* enum print_mode */
-	int show_sql;   /* print the SQL before it runs */
-	int stream;     /* print answer tokens as they arrive */
-	int streamed;   /* tokens were printed for the current answer */
-	int verbose;    /* stages and retries on stderr */
+	int mode;          /* enum print_mode */
+	int rows_only;     /* --format given: the sentence goes to stderr */
+	int answer_out;    /* --answer: the sentence on stdout too */
+	int show_sql;      /* print the SQL before it runs */
+	int stream;        /* print answer tokens as they arrive */
+	int streamed;      /* tokens were printed for the current answer */
+	int verbose;       /* -v: stages with times, the trace after */
+	int show_work;     /* the REPL: rewrite, rejected SQL, retries */
+	int64_t maxrows;   /* rows shown; < 0 = all */
+	int pager;         /* long results through $PAGER on a terminal */
+	int fit;           /* CONVBI_FIT_* for a table wider than the screen */
+	int confirm;       /* ask "run this? [Y/n/e]" before model SQL runs */
+	int confirm_reply; /* enum confirm_reply of the last question */
+	char *edit_sql;    /* owned: the SQL to edit after CONFIRM_EDIT */
+	FILE *out;         /* owned: rows go here (--out, .output, .once); NULL = stdout */
+	char *out_path;    /* owned: its name */
+	int once;          /* close out after the next rows */
+	int64_t start_ms;  /* the question started (monotonic) */
+	struct term term;
+	struct spinner spin;
 };
+
+void print_init(struct print_state *ps);
+void print_release(struct print_state *ps);
 
 extern volatile sig_atomic_t cli_interrupted;
 void cli_catch_sigint(void);
 /* Event callback; payload is a struct print_state.  Cancels on Ctrl-C. */
 int print_event(const convbi_event *ev, void *payload);
+/* Resets the per-question state before an ask. */
+void print_begin(struct print_state *ps);
+/* Prints a finished answer: the sentence, the work, the rows. */
 void print_answer(const convbi_answer *a, struct print_state *ps);
-/* Prints the answer's rows in mode. */
-void print_rows(const convbi_answer *a, int mode, FILE *f);
-/* -1 for an unknown name. */
+/* Prints what a failed answer shows (the work, then the error line). */
+void print_failure(const convbi_answer *a, int rc, struct print_state *ps);
+/* Prints the answer's rows as ps says (destination, pager, fitting). */
+void print_rows(const convbi_answer *a, struct print_state *ps);
+/* The stream the sentence goes to. */
+FILE *print_sentence_stream(const struct print_state *ps);
+/* -1 for an unknown name; NULL means table. */
 int print_mode_of(const char *name);
+const char *print_mode_name(int mode);
+/* Sends rows to path (truncated) from now on (once: for the next result
+ * only); NULL path: back to stdout.  Returns 0 or prints why and -1. */
+int print_redirect(struct print_state *ps, const char *path, int once);
+/* The work an answer shows (follow-up rewrite, each rejected or failed
+ * SQL with its error, each failed attempt) as lines on f. */
+void print_work(const convbi_answer *a, FILE *f, int full);
 
 #endif

@@ -1,184 +1,179 @@
-/* repl.c -- the interactive loop: questions, and dot-commands from a table.
+/* repl.c -- the interactive loop: questions, SQL in hand, and dot-commands
+ * (repl_dot.c).
  *
- * Each line is either a dot-command (one row of `dot_commands`; `.help` is
- * generated from the table) or a question for the session.  Ctrl-C while
- * a question runs cancels that question (the event callback returns
- * non-zero), not the REPL; at the prompt it drops the line being typed.  When stdin is not
- * a terminal, lines are read plainly and no prompt is printed, so the REPL
- * can be tested by piping.
+ * Each line is a dot-command, SQL (a line whose first word is SELECT or
+ * WITH runs through the same read-only gate and limits as the model's SQL,
+ * with no model call), or a question for the session.  Ctrl-C while a
+ * question runs cancels it at once (the library aborts the HTTP transfer
+ * in flight), not the REPL; at the prompt it drops the line being typed.
+ * The work is shown on stderr as it happens: retries and fail-overs, then
+ * a follow-up's rewritten question and each rejected or failed SQL with
+ * its error.  When stdin is not a terminal, lines are read plainly and no
+ * prompt is printed, so the REPL can be driven by piping; it then exits 1
+ * when a question or a query failed (a mistyped dot-command does not).
  */
+#include "cli/repl.h"
+
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli/chart_term.h"
-#include "cli/cli.h"
 #include "cli/lineedit.h"
-#include "cli/print.h"
 
-struct repl {
-	convbi_engine *engine;
-	convbi_session *session;
-	struct print_state ps;
-	int chart;  /* .chart on: draw the answer's chart after its rows */
-	int quit;
-};
-
-struct dot_command {
-	const char *name;
-	const char *args;
-	const char *help;
-	void (*run)(struct repl *r, const char *arg);
-};
-
-static void dot_help(struct repl *r, const char *arg);
-
-static void dot_schema(struct repl *r, const char *arg)
+static void keep_last(struct repl *r, convbi_answer *a)
 {
+	convbi_answer_free(r->last);
+	r->last = a;
+}
+
+void repl_run_sql(struct repl *r, const char *sql)
+{
+	convbi_answer *a = NULL;
+	print_begin(&r->ps);
+	int rc = convbi_session_run_sql(r->session, sql, &a);
+	if (rc == CONVBI_OK) {
+		print_rows(a, &r->ps);
+	} else {
+		cli_error("%s", a ? convbi_answer_errmsg(a) : convbi_errstr(rc));
+		r->failures++;
+	}
+	keep_last(r, a);
+}
+
+/* Runs the editor on path through the shell, as git does with $EDITOR. */
+static int run_editor(const char *path)
+{
+	const char *ed = getenv("VISUAL");
+	if (!ed || !*ed)
+		ed = getenv("EDITOR");
+	if (!ed || !*ed)
+		ed = "vi";
+	size_t n = strlen(ed) + strlen(path) + 8;
+	char *cmd = malloc(n);
+	if (!cmd)
+		return -1;
+	snprintf(cmd, n, "%s '%s'", ed, path);
+	int st = system(cmd);
+	free(cmd);
+	return st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) ? -1 : 0;
+}
+
+void repl_edit_and_run(struct repl *r, const char *sql)
+{
+	const char *tmp = getenv("TMPDIR");
+	char path[4096];
+	snprintf(path, sizeof path, "%s/convbi-edit-XXXXXX.sql", tmp && *tmp ? tmp : "/tmp");
+	int fd = mkstemps(path, 4);
+	if (fd < 0) {
+		cli_error("cannot create a file to edit: %s; set TMPDIR to a folder you can write", strerror(errno));
+		r->failures++;
+		return;
+	}
+	FILE *f = fdopen(fd, "w+");
+	fprintf(f, "%s\n", sql);
+	fclose(f);
+	if (run_editor(path)) {
+		cli_error("the editor failed or was left with an error; nothing was run (set $VISUAL or $EDITOR)");
+		unlink(path);
+		r->failures++;
+		return;
+	}
+	f = fopen(path, "r");
 	char *text = NULL;
-	if (convbi_engine_schema(r->engine, arg && *arg ? arg : NULL, &text) == CONVBI_OK)
-		fputs(text, stdout);
-	else
-		cli_error("%s", convbi_engine_errmsg(r->engine));
-	convbi_free(text);
-}
-
-static void dot_sql(struct repl *r, const char *arg)
-{
-	if (!strcmp(arg, "on"))
-		r->ps.show_sql = 1;
-	else if (!strcmp(arg, "off"))
-		r->ps.show_sql = 0;
-	else
-		cli_error(".sql takes on or off");
-}
-
-static void dot_chart(struct repl *r, const char *arg)
-{
-	if (!strcmp(arg, "on"))
-		r->chart = 1;
-	else if (!strcmp(arg, "off"))
-		r->chart = 0;
-	else
-		cli_error(".chart takes on or off");
-}
-
-static void dot_mode(struct repl *r, const char *arg)
-{
-	int m = print_mode_of(arg);
-	if (m < 0)
-		cli_error(".mode takes table, csv, json or markdown");
-	else
-		r->ps.mode = m;
-}
-
-static void dot_reset(struct repl *r, const char *arg)
-{
-	convbi_session_reset(r->session);
-	printf("The conversation was forgotten.\n");
-}
-
-static void dot_history(struct repl *r, const char *arg)
-{
-	char *json = NULL;
-	if (convbi_session_history(r->session, &json) == CONVBI_OK)
-		printf("%s\n", json);
-	convbi_free(json);
-}
-
-static void dot_endpoints(struct repl *r, const char *arg)
-{
-	char *json = NULL;
-	if (convbi_engine_endpoints(r->engine, &json) == CONVBI_OK)
-		printf("%s\n", json);
-	else
-		cli_error("%s", convbi_engine_errmsg(r->engine));
-	convbi_free(json);
-}
-
-static void dot_quit(struct repl *r, const char *arg)
-{
-	r->quit = 1;
-}
-
-static const struct dot_command dot_commands[] = {
-	{".help", "", "show this help", dot_help},
-	{".schema", "[QUESTION]", "show the schema the SQL agent is given", dot_schema},
-	{".sql", "on|off", "show the SQL before it runs", dot_sql},
-	{".mode", "table|csv|json|markdown", "how rows are printed", dot_mode},
-	{".chart", "on|off", "draw the answer's chart in the terminal", dot_chart},
-	{".reset", "", "forget the conversation", dot_reset},
-	{".history", "", "show the conversation memory", dot_history},
-	{".endpoints", "", "show endpoints and their live state", dot_endpoints},
-	{".quit", "", "leave (also .exit, Ctrl-D)", dot_quit},
-	{".exit", "", NULL, dot_quit},
-};
-
-static void dot_help(struct repl *r, const char *arg)
-{
-	printf("Ask a question in plain words, or use a command:\n");
-	for (size_t i = 0; i < sizeof dot_commands / sizeof dot_commands[0]; i++)
-		if (dot_commands[i].help)
-			printf("  %-10s %-26s %s\n", dot_commands[i].name, dot_commands[i].args, dot_commands[i].help);
-}
-
-static void run_dot(struct repl *r, char *line)
-{
-	char *arg = line + strcspn(line, " \t");
-	if (*arg)
-		*arg++ = '\0';
-	arg += strspn(arg, " \t");
-	for (size_t i = 0; i < sizeof dot_commands / sizeof dot_commands[0]; i++)
-		if (!strcmp(line, dot_commands[i].name)) {
-			dot_commands[i].run(r, arg);
-			return;
-		}
-	cli_error("unknown command `%s`; type .help", line);
+	size_t cap = 0;
+	ssize_t len = f ? getdelim(&text, &cap, '\0', f) : -1;
+	if (f)
+		fclose(f);
+	unlink(path);
+	while (len > 0 && strchr(" \t\r\n;", text[len - 1]))
+		text[--len] = '\0';
+	if (len <= 0) {
+		printf("The file was left empty; nothing was run.\n");
+	} else {
+		printf("SQL: %s\n", text);
+		repl_run_sql(r, text);
+	}
+	free(text);
 }
 
 static void ask(struct repl *r, const char *question)
 {
 	convbi_answer *a = NULL;
 	cli_interrupted = 0;
+	print_begin(&r->ps);
 	int rc = convbi_session_ask(r->session, question, NULL, print_event, &r->ps, &a);
 	if (rc == CONVBI_OK) {
 		print_answer(a, &r->ps);
 		if (r->chart)
 			chart_term_print(stdout, a, chart_term_utf8());
 	} else {
-		if (r->ps.streamed)
-			fputc('\n', stdout);
-		r->ps.streamed = 0;
-		fflush(stdout);
-		if (rc == CONVBI_ECANCELED)
-			cli_error("canceled");
-		else
-			cli_error("%s", a ? convbi_answer_errmsg(a) : convbi_errstr(rc));
+		print_failure(a, rc, &r->ps);
 	}
-	convbi_answer_free(a);
+	if (rc && r->ps.confirm_reply == CONFIRM_SKIP) {
+		printf("Not run.\n");
+	} else if (rc && r->ps.confirm_reply == CONFIRM_EDIT) {
+		char *sql = r->ps.edit_sql;
+		r->ps.edit_sql = NULL;
+		keep_last(r, a);
+		a = NULL;
+		repl_edit_and_run(r, sql);
+		free(sql);
+	} else if (rc && rc != CONVBI_ECANCELED) {
+		r->failures++;  /* Ctrl-C is the user's choice, not a failure */
+	}
+	if (a)
+		keep_last(r, a);
 	cli_interrupted = 0;
+}
+
+/* 1 when line's first word is SELECT or WITH (any case). */
+static int is_sql(const char *line)
+{
+	size_t n = strcspn(line, " \t\n(");
+	return (n == 6 && !strncasecmp(line, "select", 6)) || (n == 4 && !strncasecmp(line, "with", 4));
+}
+
+static int open_session(struct repl *r, const struct cli_opts *o)
+{
+	int rc = cli_open_engine(&r->engine, o);
+	if (rc)
+		return rc;
+	rc = convbi_session_new(&r->session, r->engine);
+	if (rc) {
+		cli_error("%s", convbi_session_errmsg(r->session));
+		return cli_exit_code(rc);
+	}
+	return EXIT_OK;
 }
 
 int cmd_repl(struct cli_opts *o)
 {
 	struct repl r;
 	memset(&r, 0, sizeof r);
-	int rc = cli_open_engine(&r.engine, o);
-	if (rc)
-		return rc;
-	rc = convbi_session_new(&r.session, r.engine);
+	print_init(&r.ps);
+	r.interactive = isatty(0);
+	r.db = o->db ? o->db : cli_default_db();
+	r.ps.mode = print_mode_of(o->mode);
+	r.ps.show_sql = 1;
+	r.ps.show_work = 1;
+	r.ps.stream = o->stream != 0;
+	r.ps.verbose = o->verbose;
+	if (r.ps.mode < 0) {
+		cli_error("--mode takes table, csv, json, markdown or line");
+		r.ps.mode = PRINT_TABLE;
+	}
+	int rc = open_session(&r, o);
 	if (rc) {
-		cli_error("%s", convbi_session_errmsg(r.session));
 		convbi_session_free(r.session);
 		convbi_engine_close(r.engine);
-		return cli_exit_code(rc);
-	}
-	int interactive = isatty(0);
-	r.ps = (struct print_state){print_mode_of(o->mode), 1, o->stream != 0, 0, o->verbose};
-	if (r.ps.mode < 0) {
-		cli_error("--mode takes table, csv, json or markdown");
-		r.ps.mode = 0;
+		print_release(&r.ps);
+		return rc;
 	}
 	char *endpoints = NULL;
 	if (convbi_engine_endpoints(r.engine, &endpoints) != CONVBI_OK)
@@ -188,24 +183,28 @@ int cmd_repl(struct cli_opts *o)
 	char hist[4096];
 	const char *home = getenv("HOME");
 	const char *hf = o->history_file;
-	if (!hf && home && interactive) {
+	if (!hf && home && r.interactive) {
 		snprintf(hist, sizeof hist, "%s/.convbi_history", home);
 		hf = hist;
 	}
-	struct line_source *ls = lineedit_open(interactive, hf);
-	if (interactive)
-		printf("convbi %s on %s. Ask a question, or .help\n", convbi_version(), convbi_engine_database(r.engine));
-	char *line;
+	struct line_source *ls = lineedit_open(r.interactive, hf);
+	if (r.interactive) {
+		repl_set_completion(&r);
+		printf("convbi %s on %s. Ask a question, type SQL, or .help\n", convbi_version(), convbi_engine_database(r.engine));
+	}
 	while (!r.quit && ls) {
-		line = ls->read(ls, interactive ? "convbi> " : "");
-		if (!line && cli_interrupted && interactive) {
+		char *line = ls->read(ls, r.interactive ? "convbi> " : "");
+		if (!line && cli_interrupted && r.interactive) {
 			/* Ctrl-C at the prompt drops the line being typed, as a shell does */
 			cli_interrupted = 0;
 			fputc('\n', stdout);
 			continue;
 		}
-		if (!line)
+		if (!line) {
+			if (r.interactive)
+				fputc('\n', stdout);  /* Ctrl-D: the shell's prompt starts on its own line */
 			break;
+		}
 		char *p = line + strspn(line, " \t");
 		size_t n = strlen(p);
 		while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
@@ -213,7 +212,9 @@ int cmd_repl(struct cli_opts *o)
 		if (*p) {
 			ls->remember(ls, p);
 			if (*p == '.')
-				run_dot(&r, p);
+				repl_dot(&r, p);
+			else if (is_sql(p))
+				repl_run_sql(&r, p);
 			else
 				ask(&r, p);
 		}
@@ -222,7 +223,10 @@ int cmd_repl(struct cli_opts *o)
 	}
 	if (ls)
 		ls->close(ls);
+	lineedit_set_words(NULL, 0);
+	convbi_answer_free(r.last);
 	convbi_session_free(r.session);
 	convbi_engine_close(r.engine);
-	return EXIT_OK;
+	print_release(&r.ps);
+	return !r.interactive && r.failures ? EXIT_FAIL : EXIT_OK;
 }

@@ -31,7 +31,22 @@ enum table_cut {
 	TABLE_CUT_BYTES  /* the total result byte cap was reached */
 };
 
-enum table_mode { TABLE_ALIGNED, TABLE_CSV, TABLE_JSON, TABLE_MARKDOWN };
+enum table_mode { TABLE_ALIGNED, TABLE_CSV, TABLE_JSON, TABLE_MARKDOWN, TABLE_LINE };
+
+/* What to do with an ALIGNED table wider than table_view.width. */
+enum table_fit { TABLE_FIT_NONE = 0, TABLE_FIT_VERTICAL, TABLE_FIT_CUT };
+
+/* How table_render_view shows a table on a screen. */
+struct table_view {
+	enum table_mode mode;  /* LINE: one "name = value" line per cell,
+	                          a blank line between rows (sqlite3's .mode line) */
+	int64_t max_rows;      /* < 0 = all */
+	size_t width;          /* display columns available; 0 = no limit */
+	int fit;               /* enum table_fit, for ALIGNED wider than width */
+	int color;             /* ANSI styles: bold header, dim NULL */
+	int decimals;          /* numbers lined up on the decimal point */
+	int footer;            /* ALIGNED and LINE: the "(N rows)" line */
+};
 
 /* BLOBs up to this many bytes are shown as X'..' hex, longer ones as
  * "<blob N bytes>". */
@@ -107,6 +122,14 @@ int table_column_type(const struct table *t, int col);
  * CONVBI_ETOOBIG when out's cap is reached (out then keeps what it held
  * before the call), CONVBI_EINVAL for an unknown mode. */
 int table_render(struct buf *out, const struct table *t, enum table_mode mode, int64_t max_rows);
+
+/* Appends the table to out as view says: the modes of table_render, plus
+ * LINE; numbers lined up on their decimal point when view->decimals;
+ * when an ALIGNED table is wider than view->width, it is shown as LINE
+ * (FIT_VERTICAL, like psql's \x auto) or only the columns that fit are
+ * shown, followed by a "…" column (FIT_CUT); LINE values are cut to the
+ * width with "…".  Errors as table_render. */
+int table_render_view(struct buf *out, const struct table *t, const struct table_view *view);
 
 /* Appends a compact description for conversation history: the columns,
  * the row count (and whether it was capped), then as many of the first

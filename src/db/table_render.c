@@ -19,6 +19,10 @@
 
 static const char ELLIPSIS[] = "\xE2\x80\xA6";
 
+#define SGR_BOLD "\033[1m"
+#define SGR_DIM "\033[2m"
+#define SGR_OFF "\033[0m"
+
 /* ---- display form -------------------------------------------------------- */
 
 /* The next display unit of s at byte i: an escape (written to esc, elen
@@ -123,8 +127,9 @@ static int is_numeric_column(const struct table *t, int col)
 	return seen;
 }
 
-/* One padded cell: align 'l', 'r' or 'c'. */
-static int put_cell(struct buf *b, const char *s, size_t width, char align, int pipe)
+/* One padded cell: align 'l', 'r' or 'c'; sgr (may be NULL) styles the
+ * text but not the padding, and counts for no width. */
+static int put_cell(struct buf *b, const char *s, size_t width, char align, int pipe, const char *sgr)
 {
 	struct buf cell = BUF_INIT;
 	size_t w = 0;
@@ -133,8 +138,12 @@ static int put_cell(struct buf *b, const char *s, size_t width, char align, int 
 	size_t left = align == 'r' ? gap : align == 'c' ? gap / 2 : 0;
 	if (!rc)
 		rc = pad(b, left);
+	if (!rc && sgr)
+		rc = buf_puts(b, sgr);
 	if (!rc)
 		rc = buf_add(b, buf_str(&cell), cell.len);
+	if (!rc && sgr)
+		rc = buf_puts(b, SGR_OFF);
 	if (!rc)
 		rc = pad(b, gap - left);
 	buf_release(&cell);
@@ -143,7 +152,7 @@ static int put_cell(struct buf *b, const char *s, size_t width, char align, int 
 
 /* ---- ALIGNED and MARKDOWN ----------------------------------------------- */
 
-static int footer(struct buf *b, const struct table *t, int64_t shown)
+static int footer(struct buf *b, const struct table *t, int64_t shown, int hidden_cols)
 {
 	int rc;
 	if (shown < t->nrows)
@@ -151,98 +160,212 @@ static int footer(struct buf *b, const struct table *t, int64_t shown)
 	else
 		rc = buf_printf(b, "(%lld row%s", (long long)t->nrows, t->nrows == 1 ? "" : "s");
 	if (!rc && t->truncated)
-		rc = buf_puts(b, t->cut == TABLE_CUT_BYTES ? ", truncated by the result size cap"
-		                                           : ", truncated by the row cap");
+		rc = buf_puts(b, t->cut == TABLE_CUT_BYTES ? "; more were left out by the result size cap"
+		                                           : "; more were left out by the row cap");
+	if (!rc && hidden_cols)
+		rc = buf_printf(b, "; %d more column%s not shown", hidden_cols, hidden_cols == 1 ? "" : "s");
 	return rc ? rc : buf_puts(b, ")\n");
 }
 
-static int render_grid(struct buf *b, const struct table *t, int64_t shown, int markdown)
+/* Bytes from the decimal point to the end of a plain decimal number ("12.50"
+ * -> 3), 0 for integers and for exponents, inf and nan. */
+static size_t frac_len(const char *s)
 {
-	size_t *width = xcalloc((size_t)t->ncols + 1, sizeof *width);
-	char *align = xcalloc((size_t)t->ncols + 1, 1);
-	int rc = CONVBI_OK;
-	if (!width || !align) {
-		rc = CONVBI_ENOMEM;
-		goto done;
-	}
-	for (int c = 0; c < t->ncols && !rc; c++) {
-		align[c] = is_numeric_column(t, c) ? 'r' : 'l';
-		rc = display_width(t->cols[c].name, markdown, &width[c]);
-		for (int64_t r = 0; r < shown && !rc; r++) {
-			const char *s = table_cell(t, r, c);
-			size_t w = 0;
-			rc = display_width(s ? s : "NULL", markdown, &w);
-			if (w > width[c])
-				width[c] = w;
-		}
-		if (markdown && width[c] < 3)
-			width[c] = 3; /* "---" is the shortest separator */
-	}
+	if (!s || strpbrk(s, "eEnN"))
+		return 0;
+	const char *dot = strchr(s, '.');
+	return dot ? strlen(dot) : 0;
+}
 
-	/* top border (ALIGNED) */
-	if (!markdown) {
-		for (int c = 0; c < t->ncols && !rc; c++) {
-			rc = buf_putc(b, '+');
-			if (!rc)
-				rc = repeat(b, '-', width[c] + 2);
+/* One layout of a grid: the widths and alignment of the columns shown. */
+struct grid {
+	const struct table *t;
+	const struct table_view *v;
+	int64_t shown;
+	int markdown;
+	int ncols;        /* columns shown; with a cut, a "…" column follows */
+	size_t *width;    /* owned: display columns per column */
+	size_t *frac;     /* owned: the widest fraction of a numeric column */
+	char *align;      /* owned: 'l' or 'r' */
+};
+
+/* A cell's text as shown: "NULL", or a number padded on the right so
+ * that its decimal point lines up with the column's (tmp holds it). */
+static int cell_text(const struct grid *g, int64_t r, int c, struct buf *tmp, const char **out)
+{
+	const char *s = table_cell(g->t, r, c);
+	*out = s ? s : "NULL";
+	if (!s || !g->frac[c])
+		return CONVBI_OK;
+	buf_reset(tmp);
+	int rc = buf_puts(tmp, s);
+	if (!rc)
+		rc = pad(tmp, g->frac[c] - frac_len(s));
+	if (!rc)
+		*out = buf_str(tmp);
+	return rc;
+}
+
+static int grid_layout(struct grid *g)
+{
+	const struct table *t = g->t;
+	struct buf tmp = BUF_INIT;
+	int rc = CONVBI_OK;
+	g->width = xcalloc((size_t)t->ncols + 1, sizeof *g->width);
+	g->frac = xcalloc((size_t)t->ncols + 1, sizeof *g->frac);
+	g->align = xcalloc((size_t)t->ncols + 1, 1);
+	if (!g->width || !g->frac || !g->align)
+		return CONVBI_ENOMEM;
+	g->ncols = t->ncols;
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		g->align[c] = is_numeric_column(t, c) ? 'r' : 'l';
+		for (int64_t r = 0; g->v->decimals && g->align[c] == 'r' && r < g->shown; r++) {
+			size_t f = frac_len(table_cell(t, r, c));
+			if (f > g->frac[c])
+				g->frac[c] = f;
 		}
-		if (!rc)
-			rc = buf_puts(b, t->ncols ? "+\n" : "(no columns)\n");
+		rc = display_width(t->cols[c].name, g->markdown, &g->width[c]);
+		for (int64_t r = 0; r < g->shown && !rc; r++) {
+			const char *s;
+			size_t w = 0;
+			rc = cell_text(g, r, c, &tmp, &s);
+			if (!rc)
+				rc = display_width(s, g->markdown, &w);
+			if (w > g->width[c])
+				g->width[c] = w;
+		}
+		if (g->markdown && g->width[c] < 3)
+			g->width[c] = 3; /* "---" is the shortest separator */
 	}
-	/* header */
-	for (int c = 0; c < t->ncols && !rc; c++) {
-		rc = buf_puts(b, "| ");
-		if (!rc)
-			rc = put_cell(b, t->cols[c].name, width[c], 'c', markdown);
-		if (!rc)
-			rc = buf_putc(b, ' ');
-	}
-	if (!rc && t->ncols)
-		rc = buf_puts(b, "|\n");
-	/* separator */
-	for (int c = 0; c < t->ncols && !rc; c++) {
-		if (markdown) {
+	buf_release(&tmp);
+	return rc;
+}
+
+/* Display columns of the grid's lines when the first n columns show. */
+static size_t grid_width(const struct grid *g, int n)
+{
+	size_t w = 1;
+	for (int c = 0; c < n; c++)
+		w += g->width[c] + 3;
+	return w;
+}
+
+/* FIT_CUT: keep the columns that fit beside a "…" column (at least one). */
+static void grid_cut(struct grid *g)
+{
+	while (g->ncols > 1 && grid_width(g, g->ncols) + 4 > g->v->width)
+		g->ncols--;
+}
+
+/* A border or separator line. */
+static int grid_rule(struct buf *b, const struct grid *g, int cut)
+{
+	int rc = CONVBI_OK;
+	for (int c = 0; c < g->ncols + cut && !rc; c++) {
+		size_t w = c < g->ncols ? g->width[c] : 1;
+		if (g->markdown) {
 			rc = buf_putc(b, '|');
 			if (!rc)
-				rc = repeat(b, '-', width[c] + 1);
+				rc = repeat(b, '-', w + 1);
 			if (!rc)
-				rc = buf_putc(b, align[c] == 'r' ? ':' : '-');
+				rc = buf_putc(b, c < g->ncols && g->align[c] == 'r' ? ':' : '-');
 		} else {
 			rc = buf_putc(b, '+');
 			if (!rc)
-				rc = repeat(b, '-', width[c] + 2);
+				rc = repeat(b, '-', w + 2);
 		}
 	}
-	if (!rc && t->ncols)
-		rc = buf_puts(b, markdown ? "|\n" : "+\n");
-	/* rows */
+	return rc ? rc : buf_puts(b, g->markdown ? "|\n" : "+\n");
+}
+
+/* One line of cells: row r, or the header when r < 0. */
+static int grid_line(struct buf *b, const struct grid *g, int64_t r, int cut, struct buf *tmp)
+{
+	int rc = CONVBI_OK;
+	const char *bold = g->v->color ? SGR_BOLD : NULL, *dim = g->v->color ? SGR_DIM : NULL;
+	for (int c = 0; c < g->ncols && !rc; c++) {
+		const char *s = g->t->cols[c].name;
+		rc = buf_puts(b, "| ");
+		if (!rc && r >= 0)
+			rc = cell_text(g, r, c, tmp, &s);
+		if (!rc)
+			rc = put_cell(b, s, g->width[c], r < 0 ? 'c' : g->align[c], g->markdown,
+			              r < 0 ? bold : table_cell(g->t, r, c) ? NULL : dim);
+		if (!rc)
+			rc = buf_putc(b, ' ');
+	}
+	if (!rc && cut)
+		rc = buf_puts(b, "| " "\xE2\x80\xA6" " ");
+	return rc ? rc : buf_puts(b, "|\n");
+}
+
+static int render_grid(struct buf *b, const struct table *t, const struct table_view *v, int64_t shown)
+{
+	struct grid g = {t, v, shown, v->mode == TABLE_MARKDOWN, 0, NULL, NULL, NULL};
+	struct buf tmp = BUF_INIT;
+	int rc = grid_layout(&g), cut = 0;
+	if (rc)
+		goto done;
+	if (v->width && v->fit == TABLE_FIT_CUT && grid_width(&g, g.ncols) > v->width) {
+		grid_cut(&g);
+		cut = g.ncols < t->ncols;
+	}
+	if (!t->ncols) {
+		rc = g.markdown ? CONVBI_OK : buf_puts(b, "(no columns)\n");
+		goto done;
+	}
+	if (!g.markdown)
+		rc = grid_rule(b, &g, cut);
+	if (!rc)
+		rc = grid_line(b, &g, -1, cut, &tmp);
+	if (!rc)
+		rc = grid_rule(b, &g, cut);
+	for (int64_t r = 0; r < shown && !rc; r++)
+		rc = grid_line(b, &g, r, cut, &tmp);
+	if (!rc && !g.markdown && shown > 0)
+		rc = grid_rule(b, &g, cut);
+	if (!rc && !g.markdown && v->footer)
+		rc = footer(b, t, shown, t->ncols - g.ncols);
+done:
+	buf_release(&tmp);
+	free(g.width);
+	free(g.frac);
+	free(g.align);
+	return rc;
+}
+
+/* ---- LINE ------------------------------------------------------------------ */
+
+static int render_line(struct buf *b, const struct table *t, const struct table_view *v, int64_t shown)
+{
+	size_t nw = 0, w;
+	int rc = CONVBI_OK;
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		rc = display_width(t->cols[c].name, 0, &w);
+		if (w > nw)
+			nw = w;
+	}
+	size_t vmax = !v->width ? 0 : v->width > nw + 4 ? v->width - nw - 3 : 1;
 	for (int64_t r = 0; r < shown && !rc; r++) {
+		if (r)
+			rc = buf_putc(b, '\n');
 		for (int c = 0; c < t->ncols && !rc; c++) {
 			const char *s = table_cell(t, r, c);
-			rc = buf_puts(b, "| ");
+			rc = put_cell(b, t->cols[c].name, nw, 'r', 0, v->color ? SGR_BOLD : NULL);
 			if (!rc)
-				rc = put_cell(b, s ? s : "NULL", width[c], align[c], markdown);
+				rc = buf_puts(b, " = ");
+			if (!rc && !s)
+				rc = buf_puts(b, v->color ? SGR_DIM "NULL" SGR_OFF : "NULL");
+			else if (!rc)
+				rc = display_add(b, s, vmax, 0, &w);
 			if (!rc)
-				rc = buf_putc(b, ' ');
+				rc = buf_putc(b, '\n');
 		}
-		if (!rc && t->ncols)
-			rc = buf_puts(b, "|\n");
 	}
-	/* bottom border and footer (ALIGNED) */
-	if (!markdown && shown > 0) {
-		for (int c = 0; c < t->ncols && !rc; c++) {
-			rc = buf_putc(b, '+');
-			if (!rc)
-				rc = repeat(b, '-', width[c] + 2);
-		}
-		if (!rc && t->ncols)
-			rc = buf_puts(b, "+\n");
-	}
-	if (!markdown && !rc)
-		rc = footer(b, t, shown);
-done:
-	free(width);
-	free(align);
+	if (!rc && v->footer)
+		rc = buf_puts(b, shown ? "\n" : "");
+	if (!rc && v->footer)
+		rc = footer(b, t, shown, 0);
 	return rc;
 }
 
@@ -384,9 +507,10 @@ static int render_json(struct buf *b, const struct table *t, int64_t shown)
 
 /* ---- entry points ---------------------------------------------------------- */
 
-int table_render(struct buf *out, const struct table *t, enum table_mode mode, int64_t max_rows)
+int table_render_view(struct buf *out, const struct table *t, const struct table_view *view)
 {
-	int64_t shown = max_rows < 0 || max_rows > t->nrows ? t->nrows : max_rows;
+	struct table_view v = *view;
+	int64_t shown = v.max_rows < 0 || v.max_rows > t->nrows ? t->nrows : v.max_rows;
 	struct buf b;
 	int rc;
 
@@ -394,9 +518,20 @@ int table_render(struct buf *out, const struct table *t, enum table_mode mode, i
 	if (out->max && out->len >= out->max)
 		return CONVBI_ETOOBIG;
 	buf_init(&b, out->max ? out->max - out->len : 0);
-	switch (mode) {
-	case TABLE_ALIGNED: rc = render_grid(&b, t, shown, 0); break;
-	case TABLE_MARKDOWN: rc = render_grid(&b, t, shown, 1); break;
+	switch (v.mode) {
+	case TABLE_ALIGNED:
+		rc = render_grid(&b, t, &v, shown);
+		if (!rc && v.width && v.fit == TABLE_FIT_VERTICAL) {
+			/* wider than the screen: the first line is the top border */
+			size_t first = strcspn(buf_str(&b), "\n");
+			if (text_width(buf_str(&b), first) > v.width) {
+				buf_reset(&b);
+				rc = render_line(&b, t, &v, shown);
+			}
+		}
+		break;
+	case TABLE_MARKDOWN: rc = render_grid(&b, t, &v, shown); break;
+	case TABLE_LINE: rc = render_line(&b, t, &v, shown); break;
 	case TABLE_CSV: rc = render_csv(&b, t, shown); break;
 	case TABLE_JSON: rc = render_json(&b, t, shown); break;
 	default: rc = CONVBI_EINVAL;
@@ -405,6 +540,12 @@ int table_render(struct buf *out, const struct table *t, enum table_mode mode, i
 		rc = buf_add(out, buf_str(&b), b.len);
 	buf_release(&b);
 	return rc;
+}
+
+int table_render(struct buf *out, const struct table *t, enum table_mode mode, int64_t max_rows)
+{
+	struct table_view v = {mode, max_rows, 0, TABLE_FIT_NONE, 0, 0, 1};
+	return table_render_view(out, t, &v);
 }
 
 /* Appends one summary cell: NULL shown as NULL, cut to a few characters. */

@@ -22,6 +22,7 @@ struct flow_run {
 	convbi_event_fn cb;
 	void *payload;
 	int canceled;
+	int64_t last_event_ms;       /* monotonic: when the callback was last called */
 	int stage;                   /* the running stage */
 	int64_t deadline_mono;
 	const char *intent_reply;    /* borrowed from run-local storage */
@@ -36,6 +37,10 @@ int agent_call(struct flow_run *r, int stage, const char *name, const struct tmp
 /* Emits an event; returns non-zero (and marks the run canceled) when the
  * callback asks to cancel. */
 int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint);
+/* Called while waiting on the model or the SQL: sends a PROGRESS event
+ * when the callback has heard nothing for CONVBI_PROGRESS_MS, so that it
+ * can cancel promptly.  Returns non-zero when the run is canceled. */
+int flow_poll(struct flow_run *r);
 /* Fails the turn with code and message from err; returns FLOW_FAIL. */
 int flow_fail(struct flow_run *r, const struct err *err);
 /* Records why the last candidate failed and decides: back to the SQL stage

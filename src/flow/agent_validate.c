@@ -77,8 +77,7 @@ int agent_validate(struct flow_run *r)
 
 static int exec_cancel(void *payload)
 {
-	struct flow_run *r = payload;
-	return r->canceled;
+	return flow_poll(payload);
 }
 
 int agent_execute(struct flow_run *r)

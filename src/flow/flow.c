@@ -52,7 +52,8 @@ static const struct stage_row stages[STAGE_COUNT] = {
 	{STAGE_EXECUTE, "execute", agent_execute, {{NULL, NULL, 0}},
 	 {{STAGE_ANSWER, "rows"}, {STAGE_SQL, "error, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
 	{STAGE_ANSWER, "answer", agent_answer,
-	 {{"answer", SLOTS("question", "sql", "rows", "row_count", "truncated", "notes")}},
+	 {{"answer", SLOTS("question", "sql", "rows", "row_count", "truncated", "notes")},
+	  {"explain", SLOTS("schema", "sql")}},  /* .explain (agent_explain.c), accounted here */
 	 {{FLOW_DONE, "answered"}, {0, NULL}}},
 	{STAGE_REPLY, "reply", agent_reply,
 	 {{"refuse", SLOTS("question")}, {"help", SLOTS("question")}},
@@ -81,8 +82,16 @@ int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const 
 	if (!r->cb || r->canceled)
 		return r->canceled;
 	convbi_event ev = {kind, flow_stage_name(r->stage), text ? text : "", text ? len : 0, endpoint};
+	r->last_event_ms = clock_mono_ms();
 	if (r->cb(&ev, r->payload))
 		r->canceled = 1;
+	return r->canceled;
+}
+
+int flow_poll(struct flow_run *r)
+{
+	if (r->cb && !r->canceled && clock_mono_ms() - r->last_event_ms >= CONVBI_PROGRESS_MS)
+		flow_emit(r, CONVBI_EVENT_PROGRESS, "", 0, NULL);
 	return r->canceled;
 }
 
@@ -167,7 +176,7 @@ static int run_cancel(void *payload)
 	struct flow_run *r = payload;
 	if (r->env->interrupt && atomic_load(r->env->interrupt))
 		r->canceled = 1;
-	return r->canceled || clock_mono_ms() >= r->deadline_mono;
+	return flow_poll(r) || clock_mono_ms() >= r->deadline_mono;
 }
 
 static int run_delta(void *payload, const char *text, size_t len)

@@ -55,6 +55,11 @@ struct flow_env {
 
 /* Runs the workflow for t (question already set).  Returns t->status. */
 int flow_run(const struct flow_env *env, const struct history *h, struct turn *t, convbi_event_fn cb, void *payload);
+/* Asks the model to explain sql in plain words (prompts/explain.txt);
+ * runs nothing.  t (initialised by the caller) receives the attempts,
+ * usage and, on failure, the error; out the text.  Returns t->status. */
+int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, convbi_event_fn cb, void *payload,
+                 struct buf *out);
 /* The workflow graph, "mermaid" or "dot". */
 int flow_graph(struct buf *out, const char *format);
 

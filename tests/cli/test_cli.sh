@@ -70,7 +70,7 @@ R=$(cat "$T/repl.out"); RE=$(cat "$T/repl.err")
 contains "$R" "SQL: SELECT count(*) AS n FROM customers" "repl shows the SQL"
 contains "$R" "There are 200 customers." "repl streams the answer"
 contains "$R" "country_code,n" "repl follow-up printed as csv"
-contains "$R" '"question":"How many customers per country?"' ".history shows the rewritten follow-up"
+contains "$R" 'How many customers per country?' ".history shows the rewritten follow-up"
 contains "$R" ".endpoints" ".help lists the dot-commands"
 contains "$RE" "unknown command \`.bogus\`" "unknown dot-command gets one line"
 ALL="$ALL$R$RE"

@@ -1,0 +1,38 @@
+/* agent_explain.c -- the explain agent: a query in plain words.
+ *
+ * Not a stage of the workflow: the REPL's `.explain` (through
+ * convbi_session_explain_sql) asks it about the last SQL.  The model sees
+ * the schema, cut around the SQL text, and the SQL; nothing runs.  The
+ * model call is accounted on the turn's answer stage.
+ */
+#include <string.h>
+
+#include "db/schema.h"
+#include "flow/agent.h"
+#include "util/clock.h"
+
+#define EXPLAIN_SQL_BYTES 8000
+#define EXPLAIN_REPLY_BYTES (64u << 10)
+
+int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, convbi_event_fn cb, void *payload,
+                 struct buf *out)
+{
+	struct flow_run r;
+	memset(&r, 0, sizeof r);
+	r.env = env;
+	r.turn = t;
+	r.cb = cb;
+	r.payload = payload;
+	r.stage = STAGE_ANSWER;
+	r.deadline_mono = clock_mono_ms() + (env->deadline_ms > 0 ? env->deadline_ms : 120000);
+	struct buf schema;
+	buf_init(&schema, env->schema_budget + 1024);
+	if (env->schema)
+		schema_render(&schema, env->schema, sql, env->schema_budget);
+	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0}, {"sql", sql, EXPLAIN_SQL_BYTES}};
+	buf_init(out, EXPLAIN_REPLY_BYTES);
+	if (agent_call(&r, STAGE_ANSWER, "explain", slots, 2, 0, 600, out) == CONVBI_OK)
+		t->status = CONVBI_OK;
+	buf_release(&schema);
+	return t->status;
+}
