@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -178,6 +179,13 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 		err = e->llm_err;
 		goto fail;
 	} else if ((rc = llm_open(&e->llm, &cfg, &err))) {
+		goto fail;
+	}
+	struct stat st;
+	if (e->db_path && stat(e->db_path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0) {
+		/* SQLite would take it as a new, empty database */
+		rc = err_set(&err, CONVBI_EDB, "`%s` is empty (0 bytes), not a SQLite database; give --db a database file",
+		             e->db_path);
 		goto fail;
 	}
 	if ((rc = load_notes(e, &err)))

@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "api/api.h"
+#include "db/schema.h"
 #include "db/table.h"
 #include "util/alloc.h"
 
@@ -240,6 +241,9 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		err_set(&t->err, rc, "%s", s->err.msg);
 	if (!rc && !s->db)
 		rc = err_set(&t->err, s->err.code ? s->err.code : CONVBI_EDB, "%s", s->err.msg[0] ? s->err.msg : "the session has no database connection");
+	if (!rc && e->schema && !schema_table_count(e->schema))
+		rc = err_set(&t->err, CONVBI_EDB, "the database `%s` has no tables or views to ask about; give --db a database with data",
+		             e->db_path);
 	if (!rc && !e->llm) {
 		t->err = e->llm_err;
 		rc = e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;

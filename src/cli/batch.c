@@ -1,7 +1,7 @@
 /* batch.c -- `convbi batch`: answer a file of questions in parallel.
  *
- *   convbi batch --db F [--config F] [-j N] [--format jsonl|csv] [--out F]
- *                [--resume] [--limit N] INPUT
+ *   convbi batch [--db F] [--config F] [-j N] [--format jsonl|csv] [--out F]
+ *                [--rows DIR] [--resume] [--limit N] INPUT
  *
  * INPUT is read and checked whole first (batch_input.c), then grouped into
  * conversations; N worker threads take conversations from a shared cursor
@@ -15,10 +15,13 @@
  * finishes with one write(2) on an O_APPEND descriptor under a mutex and
  * synced (jsonl.h), so a crash loses at most the questions in flight.
  *   jsonl  the answer's JSON (convbi_answer_json) with "id" (and "session",
- *          "db" when given) in front, rows cut to BATCH_ROW_CAP with
- *          "truncated": true, and "attempts_per_endpoint"
+ *          "db" when given) in front, rows cut to --row-cap (default as in
+ *          ask) with "truncated": true, and "attempts_per_endpoint"
  *   csv    id,question,intent,sql,answer,error,error_class,elapsed_ms
- *          (RFC 4180, CRLF, a header line when the file starts empty)
+ *          (RFC 4180, CRLF, a header line when the file starts empty); the
+ *          rows themselves go to one file per question with --rows DIR
+ *          (DIR/<id>.csv, RFC 4180), written aside and renamed
+ * Without --db, questions without a `db` use the bundled sample, as ask.
  * Without --out, lines go to stdout.  --out F is emptied first unless
  * --resume, which keeps it, cuts a torn last line, skips every id already
  * in it and appends the rest.  A conversation cut in the middle resumes
@@ -44,11 +47,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/batch.h"
 
-#define BATCH_ROW_CAP 100 /* rows kept per result line */
+#define BATCH_ROW_CAP_DEFAULT 1000 /* rows kept per result line: as in ask (convbi_options.row_cap) */
 
 struct batch {
 	const struct cli_opts *o;
@@ -56,10 +60,7 @@ struct batch {
 	int csv;                  /* --format csv */
 	struct engines engines;
 	struct outfile out;
-	pthread_mutex_t mu;       /* guards everything below */
-	pthread_cond_t cv;        /* a question finished or a worker left */
-	int next_conv;            /* the next conversation to take */
-	int running;              /* workers still running */
+	struct workers w;         /* w.mu guards everything below */
 	int canceled;             /* questions canceled by the second Ctrl-C */
 	int werr;                 /* errno of the first failed output write */
 	struct runstats st;
@@ -69,10 +70,16 @@ struct batch {
 /* No new question once Ctrl-C came or the output cannot be written. */
 static int stopping(struct batch *b)
 {
-	pthread_mutex_lock(&b->mu);
+	pthread_mutex_lock(&b->w.mu);
 	int stop = bulk_interrupts() > 0 || b->werr;
-	pthread_mutex_unlock(&b->mu);
+	pthread_mutex_unlock(&b->w.mu);
 	return stop;
+}
+
+/* Under w.mu: the supervisor's test (Ctrl-C it checks itself). */
+static int output_failed(void *ctx)
+{
+	return ((struct batch *)ctx)->werr != 0;
 }
 
 /* ---- one result line ------------------------------------------------------------ */
@@ -103,7 +110,7 @@ static cJSON *id_value(const char *text, int num)
 /* The result object for one question: id first, then the answer's fields.
  * Returns NULL without memory. */
 static cJSON *result_object(const struct bitem *it, const convbi_answer *a, cJSON *ans, int status,
-                            const char *errmsg)
+                            const char *errmsg, int row_cap)
 {
 	cJSON *line = cJSON_CreateObject();
 	if (!line)
@@ -128,9 +135,9 @@ static cJSON *result_object(const struct bitem *it, const convbi_answer *a, cJSO
 		}
 		if (!strcmp(f->string, "rows")) {
 			int n = cJSON_GetArraySize(f);
-			for (int i = n - 1; i >= BATCH_ROW_CAP; i--)
+			for (int i = n - 1; i >= row_cap; i--)
 				cJSON_DeleteItemFromArray(f, i);
-			if (n > BATCH_ROW_CAP)
+			if (n > row_cap)
 				cJSON_ReplaceItemInObjectCaseSensitive(ans, "truncated", cJSON_CreateTrue());
 			exact_numbers(f, a);
 		}
@@ -161,6 +168,63 @@ static void csv_line(struct tbuf *t, const struct bitem *it, const cJSON *line)
 	tb_printf(t, ",%lld\r\n", cJSON_IsNumber(ms) ? (long long)ms->valuedouble : 0LL);
 }
 
+/* The rows file of an item: DIR/<id>.csv, the id kept when it is made of
+ * letters, digits, '.', '_' and '-' (and does not start with '.'), else
+ * with the others replaced by '_' and "-L<input line>" added so that two
+ * ids never share a file. */
+static void rows_path(char *out, size_t n, const char *dir, const struct bitem *it)
+{
+	char name[200];
+	size_t k = 0;
+	int changed = it->id[0] == '.' || !it->id[0];
+	for (const char *p = it->id; *p && k < sizeof name - 1; p++) {
+		int safe = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+		           *p == '_' || *p == '-';
+		name[k++] = safe ? *p : '_';
+		changed |= !safe;
+	}
+	name[k] = '\0';
+	changed |= strlen(it->id) >= sizeof name - 1;
+	if (changed)
+		snprintf(out, n, "%s/%s-L%d.csv", dir, name, it->line);
+	else
+		snprintf(out, n, "%s/%s.csv", dir, name);
+}
+
+/* --rows DIR: the answer's rows as RFC 4180 CSV in their own file,
+ * written aside and renamed so a reader never sees half a file. */
+static void save_rows(struct batch *b, const struct bitem *it, const convbi_answer *a)
+{
+	char path[4096], tmp[4200];
+	char *text = NULL;
+	rows_path(path, sizeof path, b->o->rows_dir, it);
+	snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+	int e = convbi_answer_format(a, "csv", -1, &text) ? ENOMEM : 0;
+	FILE *f = e ? NULL : fopen(tmp, "w");
+	if (!e && !f)
+		e = errno;
+	if (f) {
+		size_t len = strlen(text);
+		if (fwrite(text, 1, len, f) != len)
+			e = errno ? errno : EIO;
+		if (fclose(f) && !e)
+			e = errno;
+		if (!e && rename(tmp, path))
+			e = errno;
+		if (e)
+			unlink(tmp);
+	}
+	convbi_free(text);
+	if (e) {
+		pthread_mutex_lock(&b->w.mu);
+		if (!b->werr)
+			b->werr = e;
+		progress_end(&b->pg);
+		cli_error("cannot write the rows file %s: %s", path, strerror(e));
+		pthread_mutex_unlock(&b->w.mu);
+	}
+}
+
 /* Writes one finished question and counts it.  Without an answer (no
  * session, no memory) errmsg says what went wrong. */
 static void record(struct batch *b, const struct bitem *it, const convbi_answer *a, int status, const char *errmsg)
@@ -171,7 +235,9 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	struct tbuf t = TBUF_INIT;
 	if (a && convbi_answer_json(a, &json) == CONVBI_OK)
 		ans = cJSON_Parse(json);
-	line = result_object(it, a, ans, status, errmsg);
+	line = result_object(it, a, ans, status, errmsg, b->o->row_cap > 0 ? b->o->row_cap : BATCH_ROW_CAP_DEFAULT);
+	if (b->o->rows_dir && a && status == CONVBI_OK && convbi_answer_column_count(a) > 0)
+		save_rows(b, it, a);
 	if (line && b->csv) {
 		csv_line(&t, it, line);
 	} else if (line && (text = cJSON_PrintUnformatted(line))) {
@@ -179,7 +245,7 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 		tb_add(&t, "\n", 1);
 	}
 	int werr = t.oom || !t.len ? ENOMEM : outfile_write(&b->out, t.p, t.len);
-	pthread_mutex_lock(&b->mu);
+	pthread_mutex_lock(&b->w.mu);
 	runstats_add(&b->st, status, line);
 	if (status && b->o->verbose) {
 		progress_end(&b->pg);
@@ -188,8 +254,8 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	}
 	if (werr && !b->werr)
 		b->werr = werr;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
+	workers_notify(&b->w);
+	pthread_mutex_unlock(&b->w.mu);
 	tb_release(&t);
 	cJSON_free(text);
 	cJSON_Delete(line);
@@ -210,9 +276,9 @@ static void run_conv(struct batch *b, struct bconv *c)
 		convbi_answer *a = NULL;
 		int rc = src ? src : convbi_session_ask(s, it->question, NULL, bulk_event, NULL, &a);
 		if (rc == CONVBI_ECANCELED && bulk_interrupts() >= 2) {
-			pthread_mutex_lock(&b->mu);
+			pthread_mutex_lock(&b->w.mu);
 			b->canceled++;
-			pthread_mutex_unlock(&b->mu);
+			pthread_mutex_unlock(&b->w.mu);
 		} else {
 			/* without a session every question says why, as an answer would */
 			record(b, it, a, rc, src ? convbi_session_errmsg(s) : NULL);
@@ -222,22 +288,23 @@ static void run_conv(struct batch *b, struct bconv *c)
 	convbi_session_free(s);
 }
 
-static void *worker(void *arg)
+/* A worker's task: one conversation. */
+static void run_task(void *ctx, int task)
 {
-	struct batch *b = arg;
-	for (;;) {
-		pthread_mutex_lock(&b->mu);
-		int c = bulk_interrupts() || b->werr || b->next_conv >= b->in.nconvs ? -1 : b->next_conv++;
-		pthread_mutex_unlock(&b->mu);
-		if (c < 0)
-			break;
-		run_conv(b, &b->in.convs[c]);
-	}
-	pthread_mutex_lock(&b->mu);
-	b->running--;
-	pthread_cond_signal(&b->cv);
-	pthread_mutex_unlock(&b->mu);
-	return NULL;
+	struct batch *b = ctx;
+	run_conv(b, &b->in.convs[task]);
+}
+
+/* Under w.mu, every 100 ms and at the end: the progress bar. */
+static void tick(void *ctx, int final)
+{
+	struct batch *b = ctx;
+	if (!final)
+		progress_show(&b->pg, &b->st, 0);
+	else if (b->pg.tty && b->st.done)
+		progress_show(&b->pg, &b->st, 1); /* the bar at its final state */
+	if (final)
+		progress_end(&b->pg);
 }
 
 /* ---- the command -------------------------------------------------------------------- */
@@ -254,12 +321,7 @@ static int open_engines(struct batch *b)
 			pending = !b->in.items[c->items[k]].done;
 		if (!pending)
 			continue;
-		const char *db = first->db ? first->db : b->o->db;
-		if (!db) {
-			cli_error("%s:%d: no database: the line has no `db` and --db is not given; add --db FILE", b->in.path,
-			          first->line);
-			return EXIT_USAGE;
-		}
+		const char *db = first->db ? first->db : b->o->db ? b->o->db : cli_default_db();
 		int rc = engines_get(&b->engines, b->o, db, &c->engine, msg, sizeof msg);
 		if (rc) {
 			if (first->db)
@@ -291,57 +353,15 @@ static void summary(const struct batch *b, int64_t pending)
 
 static int run(struct batch *b, int64_t pending)
 {
-	int jobs = b->o->jobs > 0 ? b->o->jobs : 1;
-	if (jobs > b->in.nconvs)
-		jobs = b->in.nconvs;
-	pthread_t *tids = calloc((size_t)jobs, sizeof *tids);
-	if (!tids) {
-		cli_error("out of memory");
-		return EXIT_FAIL;
-	}
 	progress_init(&b->pg, "batch");
 	runstats_init(&b->st, pending);
-	bulk_catch_sigint();
-	bulk_block_sigint(1); /* workers inherit the mask: Ctrl-C lands in main */
-	int started = 0;
-	for (; started < jobs; started++) {
-		pthread_mutex_lock(&b->mu);
-		b->running++;
-		pthread_mutex_unlock(&b->mu);
-		if (pthread_create(&tids[started], NULL, worker, b)) {
-			pthread_mutex_lock(&b->mu);
-			b->running--;
-			pthread_mutex_unlock(&b->mu);
-			break;
-		}
-	}
-	bulk_block_sigint(0);
-	int told = 0;
-	pthread_mutex_lock(&b->mu);
-	while (b->running > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L)
-			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-		pthread_cond_timedwait(&b->cv, &b->mu, &ts);
-		int n = bulk_interrupts();
-		if (n > told) {
-			progress_end(&b->pg);
-			fprintf(stderr, n == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
-			                       : "convbi: canceling the questions in flight\n");
-			told = n;
-		}
-		progress_show(&b->pg, &b->st, 0);
-	}
-	if (b->pg.tty && b->st.done)
-		progress_show(&b->pg, &b->st, 1); /* the bar at its final state */
-	progress_end(&b->pg);
-	pthread_mutex_unlock(&b->mu);
-	for (int i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	free(tids);
-	if (!started) {
+	b->w.ntasks = b->in.nconvs;
+	b->w.ctx = b;
+	b->w.run = run_task;
+	b->w.stopping = output_failed;
+	b->w.tick = tick;
+	b->w.pg = &b->pg;
+	if (!workers_run(&b->w, b->o->jobs)) {
 		cli_error("cannot start a worker thread");
 		return EXIT_FAIL;
 	}
@@ -364,12 +384,7 @@ int cmd_batch(struct cli_opts *o)
 	b.out.fd = -1;
 	struct engines none = ENGINES_INIT;
 	b.engines = none;
-	pthread_mutex_init(&b.mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&b.cv, &ca);
-	pthread_condattr_destroy(&ca);
+	workers_init(&b.w);
 
 	if (o->format && strcmp(o->format, "jsonl") && strcmp(o->format, "csv")) {
 		cli_error("--format takes jsonl or csv, not `%s`", o->format);
@@ -382,6 +397,14 @@ int cmd_batch(struct cli_opts *o)
 		rc = EXIT_USAGE;
 		goto done;
 	}
+	if (o->rows_dir && mkdir(o->rows_dir, 0755) && errno != EEXIST) {
+		cli_error("cannot create the rows folder `%s`: %s", o->rows_dir, strerror(errno));
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	if (b.csv && !o->rows_dir)
+		fprintf(stderr, "convbi: batch: the CSV has one line per question; add --rows DIR to save each question's "
+		                "rows as DIR/<id>.csv\n");
 	if ((rc = binput_load(&b.in, o->args[0], o->limit)))
 		goto done;
 	if (o->resume && (rc = resume_scan(&b.in, o->out, b.csv, &empty)))
@@ -428,7 +451,6 @@ done:
 		outfile_close(&b.out);
 	engines_close(&b.engines);
 	binput_release(&b.in);
-	pthread_cond_destroy(&b.cv);
-	pthread_mutex_destroy(&b.mu);
+	workers_release(&b.w);
 	return rc;
 }

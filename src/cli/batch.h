@@ -10,6 +10,7 @@
 #ifndef CONVBI_CLI_BATCH_H
 #define CONVBI_CLI_BATCH_H
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -113,6 +114,35 @@ void progress_end(struct progress *p);
 
 int64_t bulk_now_ms(void);
 
+/* ---- the worker supervisor --------------------------------------------------- */
+
+/* N worker threads take tasks 0..ntasks-1 in order and run each without
+ * the lock; the calling thread supervises: it wakes every 100 ms or when
+ * a task finishes, says what the first and second Ctrl-C do, and calls
+ * tick (progress).  No new task starts after Ctrl-C or once stopping()
+ * says so.  mu also guards the caller's shared state (results, stats). */
+struct workers {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;      /* a task finished or a worker left */
+	int ntasks;
+	int next;               /* the next task to take */
+	int running;            /* workers still running */
+	void *ctx;              /* the caller's, passed to the hooks */
+	void (*run)(void *ctx, int task);       /* on a worker, mu not held */
+	int (*stopping)(void *ctx);             /* under mu; may be NULL */
+	void (*tick)(void *ctx, int final);     /* under mu; final once at the end */
+	struct progress *pg;    /* ended before the Ctrl-C messages */
+};
+
+void workers_init(struct workers *w);
+void workers_release(struct workers *w);
+/* Runs the tasks on at most jobs threads and returns when every worker
+ * has left; returns the number of threads started (0: none could be). */
+int workers_run(struct workers *w, int jobs);
+/* Wakes the supervisor; call with mu held after recording a result. */
+void workers_notify(struct workers *w);
+
+
 /* ---- batch input (batch_input.c) ------------------------------------------------ */
 
 struct bitem {
@@ -148,7 +178,9 @@ struct binput {
 int binput_load(struct binput *in, const char *path, long limit);
 void binput_release(struct binput *in);
 /* --resume: reads the existing output at out_path (jsonl or csv), marks
- * the items whose id it holds as done, and cuts off a torn last line (one
+ * the items it holds an answer for as done (a line that records a failure
+ * does not count: the question is asked again and its new line appended
+ * after the old one), and cuts off a torn last line (one
  * without its newline, or that does not parse) so that appending starts
  * on a clean line.  *empty says the file is now empty or absent.  Returns
  * EXIT_OK, EXIT_USAGE (a damaged line before the last one: named, with the

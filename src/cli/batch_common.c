@@ -324,3 +324,98 @@ void progress_end(struct progress *p)
 		p->drawn = 0;
 	}
 }
+
+/* ---- the worker supervisor ----------------------------------------------------- */
+
+void workers_init(struct workers *w)
+{
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&w->cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void workers_release(struct workers *w)
+{
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+}
+
+void workers_notify(struct workers *w)
+{
+	pthread_cond_signal(&w->cv);
+}
+
+static void *worker_main(void *arg)
+{
+	struct workers *w = arg;
+	for (;;) {
+		pthread_mutex_lock(&w->mu);
+		int stop = bulk_interrupts() || (w->stopping && w->stopping(w->ctx));
+		int task = stop || w->next >= w->ntasks ? -1 : w->next++;
+		pthread_mutex_unlock(&w->mu);
+		if (task < 0)
+			break;
+		w->run(w->ctx, task);
+	}
+	pthread_mutex_lock(&w->mu);
+	w->running--;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+int workers_run(struct workers *w, int jobs)
+{
+	if (jobs > w->ntasks)
+		jobs = w->ntasks;
+	if (jobs < 1)
+		jobs = 1;
+	pthread_t *tids = calloc((size_t)jobs, sizeof *tids);
+	if (!tids)
+		return 0;
+	bulk_catch_sigint();
+	bulk_block_sigint(1); /* workers inherit the mask: Ctrl-C lands in this thread */
+	int started = 0;
+	for (; started < jobs; started++) {
+		pthread_mutex_lock(&w->mu);
+		w->running++;
+		pthread_mutex_unlock(&w->mu);
+		if (pthread_create(&tids[started], NULL, worker_main, w)) {
+			pthread_mutex_lock(&w->mu);
+			w->running--;
+			pthread_mutex_unlock(&w->mu);
+			break;
+		}
+	}
+	bulk_block_sigint(0);
+	int told = 0;
+	pthread_mutex_lock(&w->mu);
+	while (w->running > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_nsec += 100 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L)
+			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
+		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+		int n = bulk_interrupts();
+		if (n > told) {
+			if (w->pg)
+				progress_end(w->pg);
+			fprintf(stderr, n == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
+			                       : "convbi: canceling the questions in flight\n");
+			told = n;
+		}
+		if (w->tick)
+			w->tick(w->ctx, 0);
+	}
+	if (w->tick)
+		w->tick(w->ctx, 1);
+	pthread_mutex_unlock(&w->mu);
+	for (int i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	free(tids);
+	return started;
+}

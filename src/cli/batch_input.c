@@ -297,28 +297,33 @@ static void mark_done(struct binput *in, const char *id)
 		in->items[i].done = 1;
 }
 
-/* One JSON result line: its id text, or NULL when it is not one. */
-static char *jsonl_id(const char *line, size_t n)
+/* One JSON result line: its id text, or NULL when it is not one; *failed
+ * says the line records a failure (its "error" is not null). */
+static char *jsonl_id(const char *line, size_t n, int *failed)
 {
 	cJSON *o = cJSON_ParseWithLength(line, n);
 	int num;
 	char *id = cJSON_IsObject(o) ? json_key_text(cJSON_GetObjectItemCaseSensitive(o, "id"), &num) : NULL;
+	const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
+	*failed = err && !cJSON_IsNull(err);
 	cJSON_Delete(o);
 	return id;
 }
 
 /* One CSV record starting at s[*pos]: its first field in *first (caller
- * frees) and its field count.  Returns 1 for a complete record (ending in
+ * frees), whether field number `nonempty` (1-based) holds text in *set,
+ * and its field count.  Returns 1 for a complete record (ending in
  * a line break outside quotes; *pos moves past it), 0 when the data ends
  * first (a torn record), -1 when it is malformed (a quote followed by
  * something other than a comma or a line break). */
-static int csv_record(const char *s, size_t len, size_t *pos, char **first, int *nfields)
+static int csv_record(const char *s, size_t len, size_t *pos, char **first, int nonempty, int *set, int *nfields)
 {
 	struct tbuf f = TBUF_INIT;
 	size_t i = *pos;
 	int rc = 0;
 	*first = NULL;
 	*nfields = 0;
+	*set = 0;
 	for (;;) {
 		tb_reset(&f);
 		tb_add(&f, "", 0);
@@ -341,7 +346,9 @@ static int csv_record(const char *s, size_t len, size_t *pos, char **first, int 
 			tb_add(&f, s + i, j - i);
 			i = j;
 		}
-		if (++*nfields == 1 && !(*first = strdup(tb_str(&f)))) {
+		if (++*nfields == nonempty)
+			*set = f.len > 0;
+		if (*nfields == 1 && !(*first = strdup(tb_str(&f)))) {
 			rc = -1;
 			goto done;
 		}
@@ -369,6 +376,7 @@ done:
 }
 
 #define CSV_FIELDS 8
+#define CSV_ERROR_FIELD 6 /* id,question,intent,sql,answer,error,... */
 
 int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 {
@@ -387,10 +395,11 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 		size_t start = pos;
 		char *id = NULL;
 		int whole; /* 1 complete, 0 torn (the data ends inside it), -1 malformed */
+		int failed = 0; /* the line records a failure: ask it again */
 		lineno++;
 		if (csv) {
 			int nf;
-			whole = csv_record(text, len, &pos, &id, &nf);
+			whole = csv_record(text, len, &pos, &id, CSV_ERROR_FIELD, &failed, &nf);
 			if (whole == 1 && lineno == 1 && !strcmp(id, "id")) {
 				free(id);
 				continue; /* the header */
@@ -404,12 +413,13 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 				pos = (size_t)(nl - text) + 1;
 				if (is_blank(text + start, pos - start - 1))
 					continue;
-				if (!(id = jsonl_id(text + start, pos - start - 1)))
+				if (!(id = jsonl_id(text + start, pos - start - 1, &failed)))
 					whole = -1;
 			}
 		}
 		if (whole == 1) {
-			mark_done(in, id);
+			if (!failed)
+				mark_done(in, id);
 			free(id);
 			continue;
 		}

@@ -64,11 +64,8 @@ struct eval {
 	char **db_errors;         /* owned: per question, why its database cannot be opened, or NULL */
 	struct outfile out;
 	int have_out;
-	pthread_mutex_t mu;       /* guards everything below */
-	pthread_cond_t cv;
-	int next;                 /* the next question to take */
+	struct workers w;         /* w.mu guards everything below */
 	int written;              /* questions [0, written) are settled in --out */
-	int running;              /* workers still running */
 	int werr;                 /* errno of the first failed --out write */
 	unsigned char *done;      /* owned: per question, finished */
 	struct runstats st;
@@ -233,7 +230,7 @@ static char *question_line(const struct eq *q)
 
 /* Writes the finished questions from the cursor on, in dataset order,
  * stopping at the first unfinished one unless all is set.  Caller holds
- * ev->mu. */
+ * ev->w.mu. */
 static void flush_lines(struct eval *ev, int all)
 {
 	for (; ev->written < ev->d.n; ev->written++) {
@@ -261,39 +258,46 @@ static void flush_lines(struct eval *ev, int all)
 
 /* ---- workers ------------------------------------------------------------------------- */
 
-static void *worker(void *arg)
+/* A worker's task: one question. */
+static void run_task(void *ctx, int i)
 {
-	struct eval *ev = arg;
-	for (;;) {
-		pthread_mutex_lock(&ev->mu);
-		int i = bulk_interrupts() || ev->werr || ev->next >= ev->d.n ? -1 : ev->next++;
-		pthread_mutex_unlock(&ev->mu);
-		if (i < 0)
-			break;
-		struct eq *q = &ev->d.q[i];
-		char *json = NULL;
-		int status = run_one(ev, q, i, &json);
-		cJSON *ans = json ? cJSON_Parse(json) : NULL;
-		convbi_free(json);
-		pthread_mutex_lock(&ev->mu);
-		ev->done[i] = 1;
-		if (q->verdict != V_PENDING)
-			runstats_add(&ev->st, status, ans);
-		if (ev->o->verbose && q->verdict != V_PENDING && q->verdict != V_CORRECT) {
-			progress_end(&ev->pg);
-			fprintf(stderr, "convbi: eval: #%d %s: %s: %s\n", q->index, q->db_id, verdict_names[q->verdict],
-			        q->error ? q->error : "");
-		}
-		flush_lines(ev, 0);
-		pthread_cond_signal(&ev->cv);
-		pthread_mutex_unlock(&ev->mu);
-		cJSON_Delete(ans);
+	struct eval *ev = ctx;
+	struct eq *q = &ev->d.q[i];
+	char *json = NULL;
+	int status = run_one(ev, q, i, &json);
+	cJSON *ans = json ? cJSON_Parse(json) : NULL;
+	convbi_free(json);
+	pthread_mutex_lock(&ev->w.mu);
+	ev->done[i] = 1;
+	if (q->verdict != V_PENDING)
+		runstats_add(&ev->st, status, ans);
+	if (ev->o->verbose && q->verdict != V_PENDING && q->verdict != V_CORRECT) {
+		progress_end(&ev->pg);
+		fprintf(stderr, "convbi: eval: #%d %s: %s: %s\n", q->index, q->db_id, verdict_names[q->verdict],
+		        q->error ? q->error : "");
 	}
-	pthread_mutex_lock(&ev->mu);
-	ev->running--;
-	pthread_cond_signal(&ev->cv);
-	pthread_mutex_unlock(&ev->mu);
-	return NULL;
+	flush_lines(ev, 0);
+	workers_notify(&ev->w);
+	pthread_mutex_unlock(&ev->w.mu);
+	cJSON_Delete(ans);
+}
+
+/* Under w.mu: no new question once --out cannot be written. */
+static int output_failed(void *ctx)
+{
+	return ((struct eval *)ctx)->werr != 0;
+}
+
+/* Under w.mu, every 100 ms and at the end: progress, then the last lines. */
+static void tick(void *ctx, int final)
+{
+	struct eval *ev = ctx;
+	if (!final) {
+		progress_show(&ev->pg, &ev->st, 0);
+		return;
+	}
+	progress_end(&ev->pg);
+	flush_lines(ev, 1);
 }
 
 /* ---- the report --------------------------------------------------------------------- */
@@ -458,52 +462,17 @@ static int run(struct eval *ev)
 	int jobs = ev->o->jobs > 0 ? ev->o->jobs : 1;
 	if (jobs > ev->d.n)
 		jobs = ev->d.n;
-	pthread_t *tids = calloc((size_t)jobs, sizeof *tids);
-	if (!tids || !(ev->done = calloc((size_t)ev->d.n, 1))) {
-		free(tids);
+	if (!(ev->done = calloc((size_t)ev->d.n, 1)))
 		return cli_error("out of memory"), EXIT_FAIL;
-	}
 	progress_init(&ev->pg, "eval");
 	runstats_init(&ev->st, ev->d.n);
-	bulk_catch_sigint();
-	bulk_block_sigint(1);
-	int started = 0;
-	for (; started < jobs; started++) {
-		pthread_mutex_lock(&ev->mu);
-		ev->running++;
-		pthread_mutex_unlock(&ev->mu);
-		if (pthread_create(&tids[started], NULL, worker, ev)) {
-			pthread_mutex_lock(&ev->mu);
-			ev->running--;
-			pthread_mutex_unlock(&ev->mu);
-			break;
-		}
-	}
-	bulk_block_sigint(0);
-	int told = 0;
-	pthread_mutex_lock(&ev->mu);
-	while (ev->running > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L)
-			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-		pthread_cond_timedwait(&ev->cv, &ev->mu, &ts);
-		if (bulk_interrupts() > told) {
-			told = bulk_interrupts();
-			progress_end(&ev->pg);
-			fprintf(stderr, told == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
-			                          : "convbi: canceling the questions in flight\n");
-		}
-		progress_show(&ev->pg, &ev->st, 0);
-	}
-	progress_end(&ev->pg);
-	flush_lines(ev, 1);
-	pthread_mutex_unlock(&ev->mu);
-	for (int i = 0; i < started; i++)
-		pthread_join(tids[i], NULL);
-	free(tids);
-	if (!started)
+	ev->w.ntasks = ev->d.n;
+	ev->w.ctx = ev;
+	ev->w.run = run_task;
+	ev->w.stopping = output_failed;
+	ev->w.tick = tick;
+	ev->w.pg = &ev->pg;
+	if (!workers_run(&ev->w, jobs))
 		return cli_error("cannot start a worker thread"), EXIT_FAIL;
 	int rc = report(ev, jobs);
 	if (ev->werr) {
@@ -520,12 +489,7 @@ int cmd_eval(struct cli_opts *o)
 	struct engines none = ENGINES_INIT;
 	ev.engines = none;
 	ev.o = o;
-	pthread_mutex_init(&ev.mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ev.cv, &ca);
-	pthread_condattr_destroy(&ca);
+	workers_init(&ev.w);
 	if (o->row_cap < 0)
 		o->row_cap = EVAL_ROW_CAP;
 	int rc = dataset_load(&ev.d, o->args[0], o->dataset, o->only_db, o->limit, o->db);
@@ -554,7 +518,6 @@ done:
 	free(ev.done);
 	engines_close(&ev.engines);
 	dataset_release(&ev.d);
-	pthread_cond_destroy(&ev.cv);
-	pthread_mutex_destroy(&ev.mu);
+	workers_release(&ev.w);
 	return rc;
 }

@@ -195,11 +195,11 @@ int results_match(const convbi_answer *gold, const convbi_answer *pred, int orde
 	int gc = convbi_answer_column_count(gold), pc = convbi_answer_column_count(pred);
 	long long gr = convbi_answer_row_count(gold), pr = convbi_answer_row_count(pred);
 	if (gc != pc) {
-		snprintf(why, whylen, "%d column%s where the gold result has %d", pc, pc == 1 ? "" : "s", gc);
+		snprintf(why, whylen, "the prediction has %d column%s where the gold result has %d", pc, pc == 1 ? "" : "s", gc);
 		return 0;
 	}
 	if (gr != pr) {
-		snprintf(why, whylen, "%lld row%s where the gold result has %lld", pr, pr == 1 ? "" : "s", gr);
+		snprintf(why, whylen, "the prediction has %lld row%s where the gold result has %lld", pr, pr == 1 ? "" : "s", gr);
 		return 0;
 	}
 	struct cell *gcells = NULL, *pcells = NULL;
@@ -221,10 +221,11 @@ int results_match(const convbi_answer *gold, const convbi_answer *pred, int orde
 			describe_cell(g, sizeof g, &grows[r].c[c]);
 			describe_cell(p, sizeof p, &prows[r].c[c]);
 			if (ordered)
-				snprintf(why, whylen, "row %lld column %d is %s where the gold result has %s", r + 1, c + 1, p, g);
+				snprintf(why, whylen, "row %lld column %d holds the value %s where the gold result has the value %s", r + 1,
+				         c + 1, p, g);
 			else
-				snprintf(why, whylen, "the rows differ (as multisets): %s in the prediction where the gold result has %s",
-				         p, g);
+				snprintf(why, whylen, "the rows differ (as multisets): column %d holds the value %s in the prediction "
+				         "where the gold result has the value %s", c + 1, p, g);
 			rc = 0;
 			break;
 		}

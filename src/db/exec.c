@@ -177,6 +177,22 @@ static int progress(void *p)
 	return 0;
 }
 
+/* After the row cap: steps through the rows left, copying nothing, so that
+ * the answer can say "1000 of 12345"; at most EXEC_COUNT_MS and never past
+ * the statement's own deadline.  -1 when it ran out of time (or failed):
+ * the kept rows stand either way. */
+static int64_t count_rest(struct exec *x, sqlite3_stmt *st, int64_t seen)
+{
+	int64_t until = clock_mono_ms() + EXEC_COUNT_MS;
+	if (!x->deadline_ms || until < x->deadline_ms)
+		x->deadline_ms = until;
+	int src;
+	while ((src = sqlite3_step(st)) == SQLITE_ROW)
+		seen++;
+	x->stopped = 0;
+	return src == SQLITE_DONE ? seen : -1;
+}
+
 static int stop_error(struct exec *x, struct err *err)
 {
 	if (x->stopped == CONVBI_ECANCELED)
@@ -322,6 +338,7 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 		if (lim->row_cap > 0 && t->nrows >= lim->row_cap) {
 			t->truncated = 1;
 			t->cut = TABLE_CUT_ROWS;
+			t->total_rows = count_rest(x, st, t->nrows + 1);
 			break;
 		}
 		rc = copy_row(t, st, lim->cell_max);

@@ -54,6 +54,7 @@
 /* Defaults of the per-statement resource limits (struct exec_limits). */
 #define EXEC_MEM_MAX_DEFAULT ((int64_t)256 << 20)   /* SQLite memory beyond the connection's base */
 #define EXEC_TEMP_MAX_DEFAULT ((int64_t)512 << 20)  /* bytes of temporary files */
+#define EXEC_COUNT_MS 1000                /* counting the rows past the row cap, at most */
 
 struct exec_limits {
 	int timeout_ms;     /* wall time for one statement, prepare included; 0 = none */

@@ -27,6 +27,7 @@ int table_new(struct table **out, int ncols)
 	if (!t)
 		return CONVBI_ENOMEM;
 	t->ncols = ncols;
+	t->total_rows = -1;
 	t->cols = xcalloc((size_t)ncols, sizeof *t->cols);
 	if (!t->cols) {
 		free(t);

@@ -70,6 +70,8 @@ struct table {
 	size_t bytes;               /* total bytes of all cell texts */
 	int truncated;              /* 1 = rows were left out; see cut */
 	int cut;                    /* enum table_cut */
+	int64_t total_rows;         /* TABLE_CUT_ROWS: the rows the query returned,
+	                               counted past the cap; -1 = not known */
 	int64_t cells_cut;          /* cells shortened to the cell cap */
 };
 

@@ -159,7 +159,9 @@ static int footer(struct buf *b, const struct table *t, int64_t shown, int hidde
 		rc = buf_printf(b, "(showing %lld of %lld rows", (long long)shown, (long long)t->nrows);
 	else
 		rc = buf_printf(b, "(%lld row%s", (long long)t->nrows, t->nrows == 1 ? "" : "s");
-	if (!rc && t->truncated)
+	if (!rc && t->truncated && t->cut == TABLE_CUT_ROWS && t->total_rows > t->nrows)
+		rc = buf_printf(b, "; the query returned %lld, cut by the row cap", (long long)t->total_rows);
+	else if (!rc && t->truncated)
 		rc = buf_puts(b, t->cut == TABLE_CUT_BYTES ? "; more were left out by the result size cap"
 		                                           : "; more were left out by the row cap");
 	if (!rc && hidden_cols)

@@ -120,7 +120,7 @@ diff "$T/subset.want" "$T/subset.got" | head -n 5
 check "the outcome counts" grep -q '^outcomes: correct 180, wrong_result 30, sql_error 30, rejected 30, model_failure 30, gold_failure 0$' "$T/subset.txt"
 check "EX is 60%" grep -q '^EX 60.00% (180/300 runnable' "$T/subset.txt"
 check "-v names each question that is not correct" test "$(grep -c '^convbi: eval: #[0-9]* [A-Za-z_0-9]*: [a-z_]*: ' "$T/subset.err")" -eq 120
-check "a wrong result says how" grep -q '"verdict":"wrong_result".*"error":"[0-9]* rows\? where the gold result has\|"verdict":"wrong_result".*"error":".*column\|"verdict":"wrong_result".*"error":"the rows differ' "$T/subset.jsonl"
+check "a wrong result says how" grep -q '"verdict":"wrong_result".*"error":"the prediction has [0-9]* rows\? where the gold result has\|"verdict":"wrong_result".*"error":".*column\|"verdict":"wrong_result".*"error":"the rows differ' "$T/subset.jsonl"
 check "a rejected query keeps its SQL and the gate's reason" grep -q '"pred_sql":"DELETE FROM no_such_table","verdict":"rejected",.*only SELECT' "$T/subset.jsonl"
 check "a model failure says why" grep -q '"pred_sql":null,"verdict":"model_failure",.*"error":"the intent agent classified the question as `chitchat`' "$T/subset.jsonl"
 
