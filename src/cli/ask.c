@@ -70,5 +70,5 @@ int cmd_ask(struct cli_opts *o)
 	convbi_session_free(s);
 	convbi_engine_close(e);
 	print_release(&ps);
-	return rc == CONVBI_ENOENDPOINT ? EXIT_USAGE : rc == CONVBI_ECANCELED ? EXIT_INTERRUPTED : rc ? EXIT_FAIL : EXIT_OK;
+	return cli_exit_code(rc);
 }

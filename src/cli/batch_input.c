@@ -15,7 +15,9 @@
  *
  * The resume scan reads the previous output back: every complete line (a
  * JSON object with an "id", or a CSV record whose first field is the id)
- * counts as done.  Lines are only ever written whole, so the one damage a
+ * that records an answer counts as done; a line that records a failure
+ * ("error" not null, a non-empty error field) does not, so the question
+ * is asked again.  Lines are only ever written whole, so the one damage a
  * crash can leave is a torn last line; it is cut off (ftruncate) so that
  * the next line does not glue onto it.  Damage anywhere else was not made
  * by us and is reported instead of guessed at.

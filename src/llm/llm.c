@@ -284,6 +284,19 @@ static int pool_class_of(int cls)
 
 /* Sends one attempt to endpoint ep and fills the attempt record, the pool
  * outcome and, on success, the reply. */
+/* scheme://host[:port] of an endpoint's URL, for messages about reaching
+ * it: user info, path and query are left out (they may hold secrets). */
+static void url_origin(char *out, size_t n, const char *url)
+{
+	const char *p = strstr(url ? url : "", "://");
+	const char *host = p ? p + 3 : url ? url : "";
+	const char *at = host + strcspn(host, "/?#");
+	const char *user = memchr(host, '@', (size_t)(at - host));
+	if (user)
+		host = user + 1;
+	snprintf(out, n, "%.*s%.*s", p ? (int)(p + 3 - url) : 0, url ? url : "", (int)(at - host), host);
+}
+
 static int run_attempt(struct llm *l, int ep, const struct llm_request *req, const char *body, size_t body_len,
                        int64_t deadline_mono, struct llm_attempt *at, struct pool_outcome *po,
                        struct aoai_reply *reply_out)
@@ -340,7 +353,12 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 			snprintf(at->error, sizeof at->error, "no response within %d ms", l->cfg.retry.first_byte_timeout_ms);
 		else if (res.fail == HTTP_FAIL_IDLE_TIMEOUT)
 			snprintf(at->error, sizeof at->error, "the %s stalled for %d ms", a.is_sse ? "stream" : "reply", l->cfg.retry.idle_timeout_ms);
-		else
+		else if (res.fail == HTTP_FAIL_CONNECT || res.fail == HTTP_FAIL_CONNECT_TIMEOUT || res.fail == HTTP_FAIL_TLS) {
+			char where[120];
+			url_origin(where, sizeof where, l->cfg.eps[ep].url);
+			snprintf(at->error, sizeof at->error, "%s%s%s (%s)", http_fail_name(res.fail), res.detail[0] ? ": " : "",
+			         res.detail, where);
+		} else
 			snprintf(at->error, sizeof at->error, "%s%s%s", http_fail_name(res.fail), res.detail[0] ? ": " : "", res.detail);
 	} else if (res.status != 200) {
 		aoai_parse_error(&ae, buf_str(&a.body), a.body.len);

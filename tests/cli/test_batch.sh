@@ -7,7 +7,7 @@
 # parallel (seen in the fake's request log: several requests arrive at
 # once); the JSONL fields, the row cap, exact big integers; the CSV format
 # (RFC 4180 quoting); exit codes 0 (all answered), 1 (some failed) and 2
-# (usage: missing or bad INPUT named as FILE:LINE, duplicate ids, no --db,
+# (usage: missing or bad INPUT named as FILE:LINE, duplicate ids,
 # bad flags).  Assertions are bash, grep and awk only.
 # Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB.
 . "$(dirname "$0")/lib.sh"
@@ -115,8 +115,14 @@ for f in id question intent sql columns rows row_count truncated answer error er
 	check "the JSON line has \"$f\"" grep -q "\"$f\":" <<<"$l1"
 done
 nrows=$(sed 's/.*"rows":\[\(.*\)\],"row_count".*/\1/' <<<"$l1" | grep -o '\[' | wc -l)
-check "rows are cut at 100 (got $nrows)" test "$nrows" -eq 100
-check "row_count keeps the whole count" grep -q '"row_count":150,"truncated":true' <<<"$l1"
+check "JSONL keeps every row up to the default row cap, as ask (got $nrows)" test "$nrows" -eq 150
+check "row_count is the whole count" grep -q '"row_count":150,"truncated":false' <<<"$l1"
+"$CONVBI" batch --db "$SAMPLE_DB" --config "$T/fast.json" --row-cap 100 "$T/fields.txt" >"$T/cap.out" 2>"$T/cap.err"
+l1=$(line_of "$T/cap.out" 1)
+nrows=$(sed 's/.*"rows":\[\(.*\)\],"row_count".*/\1/' <<<"$l1" | grep -o '\[' | wc -l)
+check "--row-cap 100 keeps 100 rows (got $nrows)" test "$nrows" -eq 100
+check "a cut result says truncated" grep -q '"truncated":true' <<<"$l1"
+l1=$(line_of "$T/fields.out" 1)
 check "ids default to the line number" test "$(ids "$T/fields.out" | sort | tr '\n' ' ')" = "1 2 "
 check "a 64-bit integer is written exactly" grep -q '"rows":\[\[9007199254740993,0.5\]\]' <<<"$(line_of "$T/fields.out" 2)"
 check "attempts per endpoint are counted" grep -q '"attempts_per_endpoint":{"fast":{"attempts":3,"rate_limited":0}}' <<<"$l1"
@@ -159,7 +165,9 @@ printf '{"question": "q"}\n{"id": 5}\n' >"$T/noq.jsonl"
 usage "a line without question" "noq.jsonl:2: .question. is missing" --db "$SAMPLE_DB" --config "$T/fast.json" "$T/noq.jsonl"
 printf '{"id": 1, "question": "a"}\n{"id": 1, "question": "b"}\n' >"$T/dup.jsonl"
 usage "a duplicate id" "dup.jsonl:2: id .1. is already used on line 1" --db "$SAMPLE_DB" --config "$T/fast.json" "$T/dup.jsonl"
-usage "no --db" "fields.txt:1: no database.*add --db FILE" --config "$T/fast.json" "$T/fields.txt"
+"$CONVBI" batch --config "$T/fast.json" "$T/fields.txt" >"$T/nodb.out" 2>"$T/nodb.err"; rc=$?
+check "without --db the sample database is used, as in ask (got $rc)" test "$rc" -eq 0
+check "without --db every question is answered" test "$(grep -c '"error":null' "$T/nodb.out")" -eq 2
 usage "a bad --format" "--format takes jsonl or csv" --db "$SAMPLE_DB" --format xml "$T/fields.txt"
 usage "--resume without --out" "--resume needs --out" --db "$SAMPLE_DB" --resume "$T/fields.txt"
 usage "a missing database" "does not exist" --db "$T/missing.db" --config "$T/fast.json" "$T/fields.txt"

@@ -5,7 +5,7 @@
 # the pager (less -FRX); a table wider than the screen is shown vertically
 # or cut with a marker; NULL is styled, and not with NO_COLOR; Tab completes
 # dot-commands, tables and columns; .edit opens $EDITOR and runs the saved
-# SQL.
+# SQL; after Ctrl-D the shell's prompt starts on its own line.
 . "$(dirname "$0")/lib.sh"
 command -v tmux >/dev/null || { bad "tmux is not installed (bash .ci/deps installs it)"; finish; exit 1; }
 command -v less >/dev/null || { bad "less is not installed (bash .ci/deps installs it)"; finish; exit 1; }
@@ -97,11 +97,14 @@ check ".quit leaves with exit 0" wait_screen "REPL-EXITED 0" 5
 tm kill-server 2>/dev/null
 
 # NO_COLOR: no styles at all
-tm new-session -d -s r -x 100 -y 30 "HOME=$T NO_COLOR=1 '$CONVBI' --config '$T/c.json' --db '$SAMPLE_DB' --history-file '$T/hist'; sleep 30"
+tm new-session -d -s r -x 100 -y 30 "HOME=$T NO_COLOR=1 '$CONVBI' --config '$T/c.json' --db '$SAMPLE_DB' --history-file '$T/hist'; echo REPL-EXITED \$?; sleep 30"
 wait_screen "convbi>" 5
 tm send-keys -t r "SELECT NULL AS z" Enter
 wait_screen "(1 row)" 3
 tm capture-pane -t r -p -e > "$T/plain"
 grep -q $'\033\\[[0-9;]*m' "$T/plain" && bad "NO_COLOR set, yet styles were sent" || ok "NO_COLOR: no colours"
+tm send-keys -t r C-d
+check "Ctrl-D leaves with exit 0" wait_screen "REPL-EXITED 0" 5
+check "after Ctrl-D the shell's output starts on its own line" bash -c "tmux -S '$SOCK' capture-pane -t r -p | grep -q '^REPL-EXITED 0'"
 tm kill-server 2>/dev/null
 finish

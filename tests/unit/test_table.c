@@ -134,6 +134,112 @@ static void aligned_mode_says_how_many_rows_it_left_out(void **state)
 	table_free(t);
 }
 
+static void the_row_cap_footer_gives_the_total_once_it_is_known(void **state)
+{
+	(void)state;
+	struct table *t = sample();
+	t->truncated = 1;
+	t->cut = TABLE_CUT_ROWS;
+	t->total_rows = 12345;
+	struct buf b = BUF_INIT;
+	assert_int_equal(table_render(&b, t, TABLE_ALIGNED, -1), CONVBI_OK);
+	assert_non_null(strstr(buf_str(&b), "(3 rows; the query returned 12345, cut by the row cap)\n"));
+	buf_release(&b);
+	table_free(t);
+}
+
+/* A table of one numeric column v (1.5, 10.25, 3) and a text column z
+ * (NULL, 'x', 'y'). */
+static struct table *decimals(void)
+{
+	struct table *t = NULL;
+	assert_int_equal(table_new(&t, 2), CONVBI_OK);
+	table_set_column(t, 0, "v", NULL);
+	table_set_column(t, 1, "z", NULL);
+	static const struct { int ty; const char *v; const char *z; } rows[] = {
+		{TABLE_REAL, "1.5", NULL}, {TABLE_REAL, "10.25", "x"}, {TABLE_INT, "3", "y"}};
+	for (int r = 0; r < 3; r++) {
+		table_add_row(t);
+		table_set_cell(t, r, 0, rows[r].ty, rows[r].v, strlen(rows[r].v), 0);
+		if (rows[r].z)
+			table_set_cell(t, r, 1, TABLE_TEXT, rows[r].z, 1, 0);
+	}
+	return t;
+}
+
+static void the_view_lines_numbers_up_on_the_decimal_point(void **state)
+{
+	(void)state;
+	struct table *t = decimals();
+	struct table_view v = {TABLE_ALIGNED, -1, 0, TABLE_FIT_NONE, 0, 1, 1};
+	struct buf b = BUF_INIT;
+	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
+	assert_string_equal(buf_str(&b), "+-------+------+\n"
+	                                 "|   v   |  z   |\n"
+	                                 "+-------+------+\n"
+	                                 "|  1.5  | NULL |\n"
+	                                 "| 10.25 | x    |\n"
+	                                 "|  3    | y    |\n"
+	                                 "+-------+------+\n"
+	                                 "(3 rows)\n");
+	buf_release(&b);
+	table_free(t);
+}
+
+static void the_view_styles_null_and_headers_only_with_color(void **state)
+{
+	(void)state;
+	struct table *t = decimals();
+	struct table_view v = {TABLE_ALIGNED, -1, 0, TABLE_FIT_NONE, 1, 0, 1};
+	struct buf b = BUF_INIT;
+	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
+	assert_non_null(strstr(buf_str(&b), "| \033[2mNULL\033[0m |"));
+	assert_non_null(strstr(buf_str(&b), "\033[1mv\033[0m"));
+	v.color = 0;
+	buf_reset(&b);
+	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
+	assert_null(strchr(buf_str(&b), '\033'));
+	buf_release(&b);
+	table_free(t);
+}
+
+static void line_mode_shows_one_column_per_line(void **state)
+{
+	(void)state;
+	struct table *t = decimals();
+	struct table_view v = {TABLE_LINE, 2, 0, TABLE_FIT_NONE, 0, 0, 0};
+	struct buf b = BUF_INIT;
+	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
+	assert_string_equal(buf_str(&b), "v = 1.5\nz = NULL\n\nv = 10.25\nz = x\n");
+	buf_release(&b);
+	table_free(t);
+}
+
+static void a_table_wider_than_the_screen_turns_vertical_or_is_cut(void **state)
+{
+	(void)state;
+	struct table *t = sample();
+	struct table_view v = {TABLE_ALIGNED, -1, 30, TABLE_FIT_VERTICAL, 0, 0, 1};
+	struct buf b = BUF_INIT;
+	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
+	assert_non_null(strstr(buf_str(&b), "   id = 1\n name = Alice\n"));
+	v.fit = TABLE_FIT_CUT;
+	buf_reset(&b);
+	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
+	const char *out = buf_str(&b);
+	assert_non_null(strstr(out, "| \xE2\x80\xA6 |"));
+	assert_non_null(strstr(out, "not shown)"));
+	for (const char *line = out; *line; line = strchr(line, '\n') + 1)
+		if (*line == '+' || *line == '|')
+			assert_true(text_width(line, strcspn(line, "\n")) <= 30);
+	v.width = 0;  /* no limit: the whole table */
+	buf_reset(&b);
+	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
+	assert_null(strstr(buf_str(&b), "\xE2\x80\xA6 |"));
+	buf_release(&b);
+	table_free(t);
+}
+
 static void an_empty_result_still_shows_its_columns(void **state)
 {
 	(void)state;
@@ -423,6 +529,11 @@ int main(void)
 		cmocka_unit_test(long_cells_and_control_characters_stay_on_one_readable_line),
 		cmocka_unit_test(repeated_column_names_get_distinct_json_keys),
 		cmocka_unit_test(a_capped_buffer_refuses_the_whole_rendering_and_keeps_its_contents),
+		cmocka_unit_test(the_row_cap_footer_gives_the_total_once_it_is_known),
+		cmocka_unit_test(the_view_lines_numbers_up_on_the_decimal_point),
+		cmocka_unit_test(the_view_styles_null_and_headers_only_with_color),
+		cmocka_unit_test(line_mode_shows_one_column_per_line),
+		cmocka_unit_test(a_table_wider_than_the_screen_turns_vertical_or_is_cut),
 		cmocka_unit_test(the_builder_repairs_utf8_and_cuts_to_the_cell_cap),
 		cmocka_unit_test(column_types_are_shared_mixed_or_null),
 		cmocka_unit_test(the_summary_fits_its_budget_and_keeps_the_row_count),
