@@ -198,8 +198,8 @@ CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, co
 		return e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;
 	}
 	struct flow_env env = {
-		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .exec = s->exec,
-		.schema_budget = (size_t)e->opts.schema_tokens * 4, .deadline_ms = e->opts.question_timeout_ms,
+		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .db = s->db, .dialect = e->dialect,
+		.schema_budget = (size_t)e->opts.schema_tokens * 4, .deadline_ms = e->opts.question_timeout_ms, .interrupt = &s->interrupted,
 	};
 	struct turn t;
 	struct buf text;
