@@ -26,7 +26,9 @@ CONVBI_API const char *convbi_answer_errmsg(const convbi_answer *a)
 {
 	if (!OK_ANSWER(a))
 		return convbi_errstr(CONVBI_EMISUSE);
-	return a->turn.status ? a->turn.err.msg : "";
+	if (!a->turn.status)
+		return "";
+	return a->turn.err.msg[0] ? a->turn.err.msg : convbi_errstr(a->turn.status);  /* never empty */
 }
 
 CONVBI_API const char *convbi_answer_intent(const convbi_answer *a)

@@ -122,7 +122,9 @@ static cJSON *result_object(const struct bitem *it, const convbi_answer *a, cJSO
 		cJSON_AddStringToObject(line, "db", it->db);
 	cJSON_AddStringToObject(line, "question", it->question);
 	if (!ans) {
-		cJSON_AddStringToObject(line, "error", a ? convbi_answer_errmsg(a) : errmsg ? errmsg : convbi_errstr(status));
+		/* every error line says what went wrong: never an empty message */
+		const char *msg = a && convbi_answer_status(a) ? convbi_answer_errmsg(a) : errmsg;
+		cJSON_AddStringToObject(line, "error", msg && *msg ? msg : convbi_errstr(status ? status : CONVBI_ENOMEM));
 		cJSON_AddStringToObject(line, "error_class", convbi_errname(status ? status : CONVBI_ENOMEM));
 		return line;
 	}
@@ -233,8 +235,13 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	cJSON *ans = NULL, *line = NULL;
 	char *text = NULL;
 	struct tbuf t = TBUF_INIT;
-	if (a && convbi_answer_json(a, &json) == CONVBI_OK)
-		ans = cJSON_Parse(json);
+	int jrc = CONVBI_OK;
+	if (a && (jrc = convbi_answer_json(a, &json)) == CONVBI_OK && !(ans = cJSON_Parse(json)))
+		jrc = CONVBI_ENOMEM;  /* the library's JSON is always valid: only memory fails here */
+	if (a && jrc && !status) {  /* an answered question we cannot write is a failure, counted */
+		status = jrc;
+		errmsg = "out of memory writing the result line (the question itself was answered)";
+	}
 	line = result_object(it, a, ans, status, errmsg, b->o->row_cap > 0 ? b->o->row_cap : BATCH_ROW_CAP_DEFAULT);
 	if (b->o->rows_dir && a && status == CONVBI_OK && convbi_answer_column_count(a) > 0)
 		save_rows(b, it, a);

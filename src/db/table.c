@@ -110,6 +110,26 @@ static int blob_text(struct buf *b, const unsigned char *p, size_t len)
 	return rc ? rc : buf_putc(b, '\'');
 }
 
+/* SQLite writes an infinite REAL as "Inf" / "-Inf" (and never keeps a
+ * NaN, but a test or a future version might): one spelling, "inf",
+ * "-inf", "nan", for every rendering to recognise (table_nonfinite). */
+static const char *nonfinite_spelling(const char *data, size_t len)
+{
+	static const struct { const char *sqlite, *ours; } forms[] = {
+		{"Inf", "inf"}, {"+Inf", "inf"}, {"-Inf", "-inf"}, {"NaN", "nan"}, {"-NaN", "nan"},
+		{"inf", "inf"}, {"-inf", "-inf"}, {"nan", "nan"},
+	};
+	for (size_t i = 0; data && i < sizeof forms / sizeof forms[0]; i++)
+		if (len == strlen(forms[i].sqlite) && !memcmp(data, forms[i].sqlite, len))
+			return forms[i].ours;
+	return NULL;
+}
+
+int table_nonfinite(const char *cell)
+{
+	return cell && (!strcmp(cell, "inf") || !strcmp(cell, "-inf") || !strcmp(cell, "nan"));
+}
+
 int table_set_cell(struct table *t, int64_t row, int col, int type, const void *data, size_t len,
                    size_t cell_max)
 {
@@ -121,6 +141,11 @@ int table_set_cell(struct table *t, int64_t row, int col, int type, const void *
 	if (type != TABLE_NULL) {
 		if (!data)
 			len = 0;
+		const char *nf = type == TABLE_REAL ? nonfinite_spelling(data, len) : NULL;
+		if (nf) {
+			data = nf;
+			len = strlen(nf);
+		}
 		if (type == TABLE_BLOB)
 			rc = blob_text(&b, data, len);
 		else

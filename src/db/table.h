@@ -6,7 +6,9 @@
  * UTF-8 without NUL bytes: invalid bytes become U+FFFD, BLOBs become
  * X'hex' (up to TABLE_BLOB_HEX_MAX bytes) or "<blob N bytes>", and text
  * longer than the caller's cell cap is cut on a character boundary and
- * ends in "…".  Numbers keep SQLite's own text form.
+ * ends in "…".  Numbers keep SQLite's own text form, except that an
+ * infinite or NaN REAL is always "inf", "-inf" or "nan" (SQLite says
+ * "Inf"), which JSON renderings write as null (table_nonfinite).
  *
  * The builder functions (table_new .. table_pop_row) are for exec.c and
  * for tests; everyone else reads a finished table, which is immutable and
@@ -94,6 +96,10 @@ int table_add_row(struct table *t);
  * any previous value.  Returns CONVBI_OK or ENOMEM. */
 int table_set_cell(struct table *t, int64_t row, int col, int type, const void *data, size_t len,
                    size_t cell_max);
+
+/* 1 when a REAL cell's text is "inf", "-inf" or "nan": JSON has no such
+ * number, so JSON renderings write null (and the answer JSON a note). */
+int table_nonfinite(const char *cell);
 
 /* Removes the last row (used when it overflowed a byte cap). */
 void table_pop_row(struct table *t);

@@ -489,8 +489,8 @@ static int render_json(struct buf *b, const struct table *t, int64_t shown)
 				rc = buf_putc(b, ':');
 			if (rc)
 				break;
-			if (!s)
-				rc = buf_puts(b, "null");
+			if (!s || (ty == TABLE_REAL && table_nonfinite(s)))
+				rc = buf_puts(b, "null");  /* JSON has no infinity or NaN */
 			else if ((ty == TABLE_INT || ty == TABLE_REAL) && is_json_number(s))
 				rc = buf_puts(b, s);
 			else

@@ -58,6 +58,37 @@ static int str_or_null(struct buf *out, const char *s)
 	return s ? buf_json_str(out, s, strlen(s)) : buf_puts(out, "null");
 }
 
+/* One note per column whose first nr rows hold an infinite or NaN value,
+ * which JSON cannot write: those cells are null in "rows", and the note
+ * says what they were ("column `big`: inf, -inf written as null"). */
+static int nonfinite_notes(struct buf *out, const struct table *res, int64_t nr)
+{
+	int rc = CONVBI_OK, first = 1;
+	static const char *const kinds[] = {"inf", "-inf", "nan"};
+	for (int c = 0; !rc && res && c < res->ncols; c++) {
+		int seen[3] = {0, 0, 0}, any = 0;
+		for (int64_t r = 0; r < nr; r++) {
+			const char *v = table_cell(res, r, c);
+			if (table_cell_type(res, r, c) == TABLE_REAL && table_nonfinite(v))
+				for (int k = 0; k < 3; k++)
+					any |= seen[k] |= !strcmp(v, kinds[k]);
+		}
+		if (!any)
+			continue;
+		struct buf note = BUF_INIT;
+		rc = buf_printf(&note, "column `%s`:", res->cols[c].name);
+		for (int k = 0, n = 0; !rc && k < 3; k++)
+			if (seen[k])
+				rc = buf_printf(&note, "%s %s", n++ ? "," : "", kinds[k]);
+		if (!rc) rc = buf_puts(&note, " written as null (JSON has no infinity or NaN)");
+		if (!rc && !first) rc = buf_putc(out, ',');
+		if (!rc) rc = buf_json_str(out, note.data, note.len);
+		buf_release(&note);
+		first = 0;
+	}
+	return rc;
+}
+
 int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 {
 	int rc = buf_puts(out, "{\"question\":");
@@ -83,16 +114,19 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 			if (c) rc = buf_putc(out, ',');
 			const char *v = table_cell(res, r, c);
 			int ty = table_cell_type(res, r, c);
-			if (!rc) rc = v && (ty == TABLE_INT || ty == TABLE_REAL) && strcmp(v, "inf") && strcmp(v, "-inf") && strcmp(v, "nan")
-			                  ? buf_puts(out, v) : str_or_null(out, v);
+			if (!rc) rc = !v || (ty == TABLE_REAL && table_nonfinite(v)) ? buf_puts(out, "null")
+			              : ty == TABLE_INT || ty == TABLE_REAL ? buf_puts(out, v) : buf_json_str(out, v, strlen(v));
 		}
 		if (!rc) rc = buf_putc(out, ']');
 	}
-	if (!rc) rc = buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"answer\":", (long long)(res ? res->nrows : 0),
+	if (!rc) rc = buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"notes\":[", (long long)(res ? res->nrows : 0),
 	                         (res && (res->truncated || nr < res->nrows)) ? "true" : "false");
+	if (!rc) rc = nonfinite_notes(out, res, nr);
+	if (!rc) rc = buf_puts(out, "],\"answer\":");
 	if (!rc) rc = t->status && !t->answer.len ? buf_puts(out, "null") : buf_json_str(out, buf_str(&t->answer), t->answer.len);
 	if (!rc) rc = buf_puts(out, ",\"error\":");
-	if (!rc) rc = t->status ? buf_json_str(out, t->err.msg, strlen(t->err.msg)) : buf_puts(out, "null");
+	const char *emsg = t->err.msg[0] ? t->err.msg : convbi_errstr(t->status);  /* never "" */
+	if (!rc) rc = t->status ? buf_json_str(out, emsg, strlen(emsg)) : buf_puts(out, "null");
 	if (!rc) rc = buf_printf(out, ",\"error_class\":%s%s%s", t->status ? "\"" : "", t->status ? convbi_errname(t->status) : "null", t->status ? "\"" : "");
 	if (!rc) rc = buf_puts(out, ",\"failed_stage\":");
 	if (!rc) rc = str_or_null(out, t->fail_stage[0] ? t->fail_stage : NULL);

@@ -2,7 +2,7 @@
  * table_render.c, text.c).
  *
  * Golden cases: one table with numbers, text, NULL, an empty string, a
- * BLOB, "-Inf", a quote, a comma, a newline, a pipe and wide characters is
+ * BLOB, "-Inf" (stored as "-inf", JSON null), a quote, a comma, a newline, a pipe and wide characters is
  * rendered in every mode and compared byte for byte; then the edges -- no
  * rows, a truncated result, very long cells, control characters, repeated
  * column names, a capped output buffer, invalid UTF-8 given to the
@@ -63,7 +63,7 @@ static const char golden_aligned[] =
 	"+-----+-----------+-------+-------------------+\n"
 	"|   1 | Alice     |   2.5 | a, \"quoted\"\\nline |\n"
 	"|  22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC |  NULL | x|y               |\n"
-	"| 333 |           |  -Inf | X'0102ff'         |\n"
+	"| 333 |           |  -inf | X'0102ff'         |\n"
 	"+-----+-----------+-------+-------------------+\n"
 	"(3 rows)\n";
 
@@ -71,19 +71,19 @@ static const char golden_csv[] =
 	"id,name,price,note\r\n"
 	"1,Alice,2.5,\"a, \"\"quoted\"\"\nline\"\r\n"
 	"22,B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC,,x|y\r\n"
-	"333,\"\",-Inf,X'0102ff'\r\n";
+	"333,\"\",-inf,X'0102ff'\r\n";
 
 static const char golden_json[] =
 	"[{\"id\":1,\"name\":\"Alice\",\"price\":2.5,\"note\":\"a, \\\"quoted\\\"\\nline\"},\n"
 	"{\"id\":22,\"name\":\"B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC\",\"price\":null,\"note\":\"x|y\"},\n"
-	"{\"id\":333,\"name\":\"\",\"price\":\"-Inf\",\"note\":\"X'0102ff'\"}]\n";
+	"{\"id\":333,\"name\":\"\",\"price\":null,\"note\":\"X'0102ff'\"}]\n";
 
 static const char golden_markdown[] =
 	"| id  |   name    | price |       note        |\n"
 	"|----:|-----------|------:|-------------------|\n"
 	"|   1 | Alice     |   2.5 | a, \"quoted\"\\nline |\n"
 	"|  22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC |  NULL | x\\|y              |\n"
-	"| 333 |           |  -Inf | X'0102ff'         |\n";
+	"| 333 |           |  -inf | X'0102ff'         |\n";
 
 static void each_mode_renders_the_sample_table_exactly(void **state)
 {
@@ -292,6 +292,39 @@ static void long_cells_and_control_characters_stay_on_one_readable_line(void **s
 	table_free(t);
 }
 
+/* SQLite's "Inf"/"-Inf" become "inf"/"-inf" in every rendering, and null
+ * in JSON, which has no infinity: the JSON stays valid. */
+static void infinite_reals_are_inf_in_text_and_null_in_json(void **state)
+{
+	(void)state;
+	struct table *t = NULL;
+	assert_int_equal(table_new(&t, 4), CONVBI_OK);
+	static const char *const names[] = {"big", "small", "nan", "text"};
+	for (int c = 0; c < 4; c++)
+		assert_int_equal(table_set_column(t, c, names[c], NULL), CONVBI_OK);
+	assert_int_equal(table_add_row(t), CONVBI_OK);
+	set(t, 0, 0, TABLE_REAL, "Inf");
+	set(t, 0, 1, TABLE_REAL, "-Inf");
+	set(t, 0, 2, TABLE_REAL, "NaN");
+	set(t, 0, 3, TABLE_TEXT, "Inf");
+	assert_string_equal(table_cell(t, 0, 0), "inf");
+	assert_string_equal(table_cell(t, 0, 1), "-inf");
+	assert_string_equal(table_cell(t, 0, 2), "nan");
+	assert_string_equal(table_cell(t, 0, 3), "Inf");  /* text is text */
+	assert_true(table_nonfinite(table_cell(t, 0, 0)) && !table_nonfinite("1e308"));
+	struct buf b = BUF_INIT;
+	assert_int_equal(table_render(&b, t, TABLE_JSON, -1), CONVBI_OK);
+	assert_string_equal(buf_str(&b), "[{\"big\":null,\"small\":null,\"nan\":null,\"text\":\"Inf\"}]\n");
+	buf_reset(&b);
+	assert_int_equal(table_render(&b, t, TABLE_CSV, -1), CONVBI_OK);
+	assert_string_equal(buf_str(&b), "big,small,nan,text\r\ninf,-inf,nan,Inf\r\n");
+	buf_reset(&b);
+	assert_int_equal(table_render(&b, t, TABLE_ALIGNED, -1), CONVBI_OK);
+	if (!strstr(buf_str(&b), "| inf |  -inf | nan | Inf  |")) fail_msg("%s", buf_str(&b));
+	buf_release(&b);
+	table_free(t);
+}
+
 static void repeated_column_names_get_distinct_json_keys(void **state)
 {
 	(void)state;
@@ -396,7 +429,7 @@ static void the_summary_fits_its_budget_and_keeps_the_row_count(void **state)
 	                                 "rows: 3\n"
 	                                 "1 | Alice | 2.5 | a, \"quoted\"\\nline\n"
 	                                 "22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC | NULL | x|y\n"
-	                                 "333 |  | -Inf | X'0102ff'\n");
+	                                 "333 |  | -inf | X'0102ff'\n");
 	for (size_t budget = 0; budget < 200; budget += 7) {
 		buf_reset(&b);
 		assert_int_equal(table_summary(&b, t, budget), CONVBI_OK);
@@ -528,6 +561,7 @@ int main(void)
 		cmocka_unit_test(an_empty_result_still_shows_its_columns),
 		cmocka_unit_test(long_cells_and_control_characters_stay_on_one_readable_line),
 		cmocka_unit_test(repeated_column_names_get_distinct_json_keys),
+		cmocka_unit_test(infinite_reals_are_inf_in_text_and_null_in_json),
 		cmocka_unit_test(a_capped_buffer_refuses_the_whole_rendering_and_keeps_its_contents),
 		cmocka_unit_test(the_row_cap_footer_gives_the_total_once_it_is_known),
 		cmocka_unit_test(the_view_lines_numbers_up_on_the_decimal_point),

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# test_hostile_files.sh -- nothing of the user's is touched, and the output
+# is always valid, whatever the files and the data (issue 16, items 4-7).
+#
+# Each case is a mistake a user can make or a hostile database: the
+# checks assert the exit code, the one-line message, and that the user's
+# file is byte for byte what it was (cmp against a copy taken before).
+# Cases: state.path naming the database; --out naming the database, the
+# config, INPUT or a prompt file; --resume on a file that is not ours;
+# --config, INPUT and prompt files that are FIFOs (must not hang: every
+# run is under `timeout`); a WAL-mode database leaves no -wal/-shm file;
+# SELECT 1e308*10 through ask --json and batch gives valid JSON.
+# Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB SOURCE_DIR.
+. "$(dirname "$0")/lib.sh"
+: "${SAMPLE_DB:?}" "${SOURCE_DIR:?}"
+
+cat >"$T/sql_map.json" <<'JSON'
+{
+ "How big is infinity?": "```sql\nSELECT 1e308*10 AS big, -1e308*10 AS small, 1 AS one\n```",
+ "How many customers are there?": "```sql\nSELECT count(*) AS n FROM customers\n```",
+ "How many rows in t?": "```sql\nSELECT count(*) AS n FROM t\n```"
+}
+JSON
+cat >"$T/scenario.json" <<'JSON'
+{
+ "endpoints": [{"name": "a", "api_key": "k-a", "deployment": "gpt-4o"}],
+ "rules": [
+  {"match": "intent classifier", "reply": "{\"intent\": \"data_question\", \"standalone_question\": \"\", \"reply\": \"\"}"},
+  {"match": "SQL writer[\\s\\S]*\\nQuestion: ([^\\n]*)", "map_file": "sql_map.json", "default": "```sql\nSELECT 1 AS one\n```"},
+  {"match": "answer writer", "reply": "Here is the answer."}
+ ]
+}
+JSON
+launch_fake "$T/scenario.json"
+write_config "$T/config.json" a:k-a
+DB="$T/shop.db"
+cp "$SAMPLE_DB" "$DB"
+cp "$DB" "$T/shop.orig"
+same_db() { cmp -s "$DB" "$T/shop.orig"; }
+TO="timeout 30"   # a hang is a failure, never a stuck suite
+
+# ---- the state file: never written over a file that is not ours ----------------------------
+port=$(awk '$1 == "a" { print $2 }' "$T/ports")
+printf '{"endpoints":[{"name":"a","kind":"azure","url":"http://127.0.0.1:%s","deployment":"gpt-4o","api_key":"k-a"}],"state":{"path":"%s"}}' \
+	"$port" "$DB" >"$T/state_is_db.json"
+expect_code 2 "state.path naming the database is refused" $TO "$CONVBI" ask --config "$T/state_is_db.json" --db "$DB" "How many customers are there?"
+contains "$ERR" "is not a convbi state file; convbi never overwrites a file it did not write" "the message says why and never rebuilds"
+check "the database is unchanged" same_db
+check "and is still a SQLite database" grep -q "SQLite format 3" "$DB"
+
+# ---- non-finite numbers: valid JSON, null plus a note; inf in text --------------------------
+expect_code 0 "ask --json on SELECT 1e308*10" $TO "$CONVBI" ask --config "$T/config.json" --db "$DB" --json "How big is infinity?"
+contains "$OUT" '"rows":[[null,null,1]]' "infinity is null in the JSON rows"
+contains "$OUT" '"notes":["column `big`: inf written as null (JSON has no infinity or NaN)","column `small`: -inf written as null' "with a note per column"
+lacks "$OUT" "Inf" "no bare Inf (invalid JSON) anywhere"
+expect_code 0 "ask (table) on SELECT 1e308*10" $TO "$CONVBI" ask --config "$T/config.json" --db "$DB" "How big is infinity?"
+contains "$OUT" "| inf |  -inf |   1 |" "the table says inf and -inf"
+printf 'How big is infinity?\n' >"$T/inf.txt"
+expect_code 0 "batch on SELECT 1e308*10 counts it answered" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/inf.jsonl" "$T/inf.txt"
+check "the result line is the answer, not an error" grep -q '"rows":\[\[null,null,1\]\],"row_count":1,"truncated":false,"notes":\[' "$T/inf.jsonl"
+check "with no error class" grep -q '"error":null,"error_class":null' "$T/inf.jsonl"
+contains "$ERR" "1 answered, 0 failed" "the summary counts it answered"
+
+# ---- a FIFO where a regular file is expected never hangs -------------------------------------
+mkfifo "$T/fifo.json"
+expect_code 2 "--config naming a FIFO" $TO "$CONVBI" endpoints --config "$T/fifo.json"
+contains "$ERR" "config file $T/fifo.json is a FIFO (named pipe), not a regular file" "says what it is"
+expect_code 2 "\$CONVBI_CONFIG naming a character device" env CONVBI_CONFIG=/dev/zero $TO "$CONVBI" endpoints
+contains "$ERR" "is a character device, not a regular file" "says what it is"
+
+finish
