@@ -314,6 +314,53 @@ static void tick(void *ctx, int final)
 		progress_end(&b->pg);
 }
 
+/* ---- --out is never an input ------------------------------------------------- */
+
+/* 1 when a and b name the same file (device and inode: links, symbolic
+ * links and "./x" versus "x" alike). */
+static int same_file(const struct stat *out, const char *path)
+{
+	struct stat st;
+	return path && stat(path, &st) == 0 && st.st_dev == out->st_dev && st.st_ino == out->st_ino;
+}
+
+/* Refuses an --out that names the database, the config, INPUT or a file
+ * in the prompts folder: opening it for output would empty it (or append
+ * lines to it) before any question runs.  Returns EXIT_OK or EXIT_USAGE
+ * after one line. */
+static int out_is_no_input(const struct batch *b)
+{
+	const struct cli_opts *o = b->o;
+	struct stat out;
+	if (stat(o->out, &out) != 0)
+		return EXIT_OK;  /* a new file cannot be anything of the user's */
+	const char *config = o->config ? o->config : getenv("CONVBI_CONFIG");
+	const char *what = NULL;
+	if (same_file(&out, o->db))
+		what = "the database (--db)";
+	else if (same_file(&out, config))
+		what = "the endpoint configuration";
+	else if (same_file(&out, b->in.path))
+		what = "INPUT";
+	for (int i = 0; !what && i < b->in.n; i++)
+		if (same_file(&out, b->in.items[i].db))
+			what = "a database named by INPUT";
+	const char *prompts = o->prompts ? o->prompts : getenv("CONVBI_PROMPTS");
+	char dir[4096];
+	snprintf(dir, sizeof dir, "%s", o->out);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*slash = '\0';
+	struct stat pd, od;
+	if (!what && prompts && stat(prompts, &pd) == 0 && stat(slash ? (dir[0] ? dir : "/") : ".", &od) == 0 &&
+	    pd.st_dev == od.st_dev && pd.st_ino == od.st_ino)
+		what = "a file in the prompts folder";
+	if (!what)
+		return EXIT_OK;
+	cli_error("--out %s is %s; convbi would overwrite it: write the results to another file", o->out, what);
+	return EXIT_USAGE;
+}
+
 /* ---- the command -------------------------------------------------------------------- */
 
 /* Opens one engine per database the pending questions use. */
@@ -413,6 +460,8 @@ int cmd_batch(struct cli_opts *o)
 		fprintf(stderr, "convbi: batch: the CSV has one line per question; add --rows DIR to save each question's "
 		                "rows as DIR/<id>.csv\n");
 	if ((rc = binput_load(&b.in, o->args[0], o->limit)))
+		goto done;
+	if (o->out && (rc = out_is_no_input(&b)))
 		goto done;
 	if (o->resume && (rc = resume_scan(&b.in, o->out, b.csv, &empty)))
 		goto done;

@@ -216,7 +216,7 @@ int binput_load(struct binput *in, const char *path, long limit)
 	int e = read_file(path, JSONL_FILE_MAX, &text, &len);
 	if (e) {
 		cli_error("cannot read INPUT `%s`: %s; give a text file with one question per line, or JSON lines", path,
-		          e == EFBIG ? "larger than 1 GiB" : strerror(e));
+		          e == EFBIG ? "larger than 1 GiB" : e == ENODEV ? "not a regular file (a FIFO or a device)" : strerror(e));
 		goto done;
 	}
 	const char *p = text, *end = text + len;
@@ -380,6 +380,21 @@ done:
 #define CSV_FIELDS 8
 #define CSV_ERROR_FIELD 6 /* id,question,intent,sql,answer,error,... */
 
+/* 1 when text could be (a prefix of) our output: valid UTF-8 without NUL,
+ * starting with the CSV header or a JSON line whose first key is "id" --
+ * the way record() writes every line.  An empty file is ours to fill. */
+static int looks_like_ours(const char *text, size_t len, int csv)
+{
+	static const char header[] = "id,question,";
+	static const char first[] = "{\"id\":";
+	size_t bad;
+	if (memchr(text, '\0', len) || !utf8_valid(text, len, &bad))
+		return 0;
+	const char *want = csv ? header : first;
+	size_t n = strlen(want);
+	return len == 0 || !memcmp(text, want, len < n ? len : n);
+}
+
 int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 {
 	char *text = NULL;
@@ -392,6 +407,13 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 	if (e) {
 		cli_error("cannot read the output `%s` to resume: %s", out_path, strerror(e));
 		return EXIT_FAIL;
+	}
+	if (!looks_like_ours(text, len, csv)) {
+		/* never cut or append to a file convbi did not write (a database, a config ...) */
+		cli_error("`%s` is not a %s result file of `convbi batch`; --resume only continues a file convbi wrote: "
+		          "give another --out", out_path, csv ? "CSV" : "JSONL");
+		free(text);
+		return EXIT_USAGE;
 	}
 	while (pos < len) {
 		size_t start = pos;

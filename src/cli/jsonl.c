@@ -186,7 +186,8 @@ int read_file(const char *path, size_t max, char **out, size_t *len)
 {
 	*out = NULL;
 	*len = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
 	if (fd < 0)
 		return errno;
 	struct stat st;
@@ -198,6 +199,14 @@ int read_file(const char *path, size_t max, char **out, size_t *len)
 	if (S_ISDIR(st.st_mode)) {
 		close(fd);
 		return EISDIR;
+	}
+	if (!S_ISREG(st.st_mode)) {  /* a FIFO or a device: could block or never end */
+		close(fd);
+		return ENODEV;
+	}
+	if ((uint64_t)st.st_size > max) {  /* refused before reading a byte */
+		close(fd);
+		return EFBIG;
 	}
 	struct tbuf b = TBUF_INIT;
 	char chunk[65536];

@@ -67,8 +67,10 @@ void strmap_release(struct strmap *m);
 
 /* ---- files and text ------------------------------------------------------- */
 
-/* Reads path whole (at most max bytes) into a NUL-terminated buffer the
- * caller frees.  Returns 0, or an errno value (EFBIG beyond max). */
+/* Reads the regular file path whole (at most max bytes) into a
+ * NUL-terminated buffer the caller frees.  Returns 0, or an errno value:
+ * EFBIG beyond max (checked before reading), EISDIR, ENODEV for a FIFO,
+ * device or socket (refused without reading or blocking). */
 int read_file(const char *path, size_t max, char **out, size_t *len);
 /* 1 when s[0..n) is valid UTF-8; else 0 and *bad = the first bad byte. */
 int utf8_valid(const char *s, size_t n, size_t *bad);

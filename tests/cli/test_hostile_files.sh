@@ -68,4 +68,37 @@ contains "$ERR" "config file $T/fifo.json is a FIFO (named pipe), not a regular 
 expect_code 2 "\$CONVBI_CONFIG naming a character device" env CONVBI_CONFIG=/dev/zero $TO "$CONVBI" endpoints
 contains "$ERR" "is a character device, not a regular file" "says what it is"
 
+# ---- --out is never an input; --resume only continues our own file ---------------------------
+printf 'How many customers are there?\n' >"$T/q.txt"
+expect_code 2 "batch --out naming the database" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$DB" "$T/q.txt"
+contains "$ERR" "--out $DB is the database (--db); convbi would overwrite it" "the message names it"
+check "the database is unchanged" same_db
+expect_code 2 "batch --resume --out naming the database" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$DB" "$T/q.txt"
+check "the database is unchanged (not cut to zero bytes)" same_db
+ln "$DB" "$T/hardlink.db"
+expect_code 2 "batch --out naming a hard link to the database" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/hardlink.db" "$T/q.txt"
+check "the database is unchanged" same_db
+cp "$T/config.json" "$T/config.orig"
+expect_code 2 "batch --out naming the config" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/config.json" "$T/q.txt"
+check "the config is unchanged" cmp -s "$T/config.json" "$T/config.orig"
+cp "$T/q.txt" "$T/q.orig"
+expect_code 2 "batch --out naming INPUT" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/q.txt" "$T/q.txt"
+check "INPUT is unchanged" cmp -s "$T/q.txt" "$T/q.orig"
+mkdir "$T/prompts" && cp "$SOURCE_DIR"/prompts/*.txt "$T/prompts/"
+cp "$T/prompts/sql.txt" "$T/sql.orig"
+expect_code 2 "batch --out naming a prompt file" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --prompts "$T/prompts" --out "$T/prompts/sql.txt" "$T/q.txt"
+check "the prompt is unchanged" cmp -s "$T/prompts/sql.txt" "$T/sql.orig"
+cp "$DB" "$T/other.db" && cp "$DB" "$T/other.orig"
+expect_code 2 "batch --resume on a file that is not ours" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$T/other.db" "$T/q.txt"
+contains "$ERR" "is not a JSONL result file of \`convbi batch\`" "says it is not ours"
+check "that file is unchanged" cmp -s "$T/other.db" "$T/other.orig"
+printf 'my notes, no newline' >"$T/notes.txt"
+expect_code 2 "batch --resume on a text file without a newline" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$T/notes.txt" "$T/q.txt"
+check "it is not cut to zero bytes" test "$(cat "$T/notes.txt")" = "my notes, no newline"
+mkfifo "$T/input.fifo"
+expect_code 2 "batch INPUT naming a FIFO" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" "$T/input.fifo"
+contains "$ERR" "not a regular file" "says what it is"
+expect_code 0 "a fresh --out still works" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/fresh.jsonl" "$T/q.txt"
+expect_code 0 "and --resume on it" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$T/fresh.jsonl" "$T/q.txt"
+
 finish
