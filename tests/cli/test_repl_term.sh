@@ -96,13 +96,20 @@ tm send-keys -t r ".quit" Enter
 check ".quit leaves with exit 0" wait_screen "REPL-EXITED 0" 5
 tm kill-server 2>/dev/null
 
-# NO_COLOR: no styles at all
+# NO_COLOR: no styles at all (a server of its own: the first may still be
+# shutting down)
+SOCK="$T/tmux2.sock"
 tm new-session -d -s r -x 100 -y 30 "HOME=$T NO_COLOR=1 '$CONVBI' --config '$T/c.json' --db '$SAMPLE_DB' --history-file '$T/hist'; echo REPL-EXITED \$?; sleep 30"
 wait_screen "convbi>" 5
 tm send-keys -t r "SELECT NULL AS z" Enter
-wait_screen "(1 row)" 3
+check "the query ran" wait_screen "(1 row)" 10
 tm capture-pane -t r -p -e > "$T/plain"
 grep -q $'\033\\[[0-9;]*m' "$T/plain" && bad "NO_COLOR set, yet styles were sent" || ok "NO_COLOR: no colours"
+# Ctrl-D only once readline waits at the prompt (a ^D typed while the query
+# runs is taken by the terminal in cooked mode, before libedit sees it)
+at_prompt() { screen | grep -v '^$' | tail -n 1 | grep -q '^convbi> *$'; }
+for _ in $(seq 200); do at_prompt && break; sleep 0.05; done
+sleep 0.2
 tm send-keys -t r C-d
 check "Ctrl-D leaves with exit 0" wait_screen "REPL-EXITED 0" 5
 check "after Ctrl-D the shell's output starts on its own line" bash -c "tmux -S '$SOCK' capture-pane -t r -p | grep -q '^REPL-EXITED 0'"
