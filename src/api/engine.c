@@ -93,9 +93,7 @@ static char *table_list_of(const struct schema *s)
 {
 	struct buf b;
 	buf_init(&b, 1 << 16);
-	for (size_t i = 0; i < schema_table_count(s); i++)
-		if (buf_printf(&b, "%s%s", i ? ", " : "", s->tables[i].name))
-			break;
+	schema_table_list(&b, s);  /* names quoted: they are data, not prompt text */
 	return buf_take(&b);
 }
 

@@ -149,5 +149,9 @@ int schema_render_grounded(struct buf *out, const struct schema *s, const char *
  * values when `samples` is non-zero.  Returns CONVBI_OK, ENOMEM or
  * ETOOBIG from out (out may then hold part of the line). */
 int schema_render_table(struct buf *out, const struct schema_table *t, int samples);
+/* "customers, orders, \"Odd Name\"": every table and view name, quoted
+ * as in schema_render (control characters flattened), for the intent
+ * prompt.  Returns CONVBI_OK or the buffer's error. */
+int schema_table_list(struct buf *out, const struct schema *s);
 
 #endif

@@ -303,6 +303,27 @@ void ground_release(struct ground *g)
 
 /* ---- one table's text ---------------------------------------------------------- */
 
+/* Appends the byte at *p, or a space for a line break or control
+ * character (C0, DEL, U+0085, U+2028, U+2029), advancing *p past it: a
+ * name or value from the database is data, and must never start a line
+ * of the prompt (an injected ```sql block on its own line, say). */
+static int flat_char(struct buf *b, const char **p)
+{
+	const unsigned char *u = (const unsigned char *)*p;
+	size_t skip = 0;
+	if (*u < 0x20 || *u == 0x7f)
+		skip = 1;
+	else if (u[0] == 0xC2 && u[1] == 0x85)
+		skip = 2;
+	else if (u[0] == 0xE2 && u[1] == 0x80 && (u[2] == 0xA8 || u[2] == 0xA9))
+		skip = 3;
+	if (skip) {
+		*p += skip;
+		return buf_putc(b, ' ');
+	}
+	return buf_putc(b, *(*p)++);
+}
+
 static int ident(struct buf *b, const char *name)
 {
 	int plain = (isalpha((unsigned char)name[0]) || name[0] == '_') &&
@@ -313,17 +334,39 @@ static int ident(struct buf *b, const char *name)
 	if (plain)
 		return buf_puts(b, name);
 	int rc = buf_putc(b, '"');
-	for (const char *p = name; *p && !rc; p++)
-		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
+	for (const char *p = name; *p && !rc;)
+		rc = *p == '"' ? (p++, buf_puts(b, "\"\"")) : flat_char(b, &p);
 	return rc ? rc : buf_putc(b, '"');
 }
 
 static int literal(struct buf *b, const char *v)
 {
 	int rc = buf_putc(b, '\'');
-	for (const char *p = v; *p && !rc; p++)
-		rc = *p == '\'' ? buf_puts(b, "''") : (*p == '\n' || *p == '\r') ? buf_putc(b, ' ') : buf_putc(b, *p);
+	for (const char *p = v; *p && !rc;)
+		rc = *p == '\'' ? (p++, buf_puts(b, "''")) : flat_char(b, &p);
 	return rc ? rc : buf_putc(b, '\'');
+}
+
+/* A declared type as written when it is plain ("VARCHAR(20)", "NUMERIC(10,
+ * 2)", "UNSIGNED BIG INT"), else as a quoted literal -- SQLite accepts a
+ * string as a type name, and anything else in a type is data. */
+static int decltype_text(struct buf *b, const char *type)
+{
+	int plain = 1;
+	for (const char *p = type; plain && *p; p++)
+		plain = isalnum((unsigned char)*p) || strchr(" _(),.+-", *p) != NULL;
+	return plain ? buf_puts(b, type) : literal(b, type);
+}
+
+int schema_table_list(struct buf *out, const struct schema *s)
+{
+	int rc = CONVBI_OK;
+	for (size_t i = 0; i < s->ntables && !rc; i++) {
+		rc = i ? buf_puts(out, ", ") : CONVBI_OK;
+		if (!rc)
+			rc = ident(out, s->tables[i].name);
+	}
+	return rc;
 }
 
 static int npk(const struct schema_table *t)
@@ -365,7 +408,9 @@ static int render_values(struct buf *b, const struct schema_table *t, const stru
 			rc = buf_puts(b, *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
 			*first = 0;
 			if (!rc)
-				rc = buf_printf(b, "%s: ", col->name);
+				rc = ident(b, col->name);
+			if (!rc)
+				rc = buf_puts(b, ": ");
 		} else {
 			rc = buf_putc(b, ',');
 		}
@@ -379,7 +424,9 @@ static int render_values(struct buf *b, const struct schema_table *t, const stru
 			rc = buf_puts(b, *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
 			*first = 0;
 			if (!rc)
-				rc = buf_printf(b, "%s: ", col->name);
+				rc = ident(b, col->name);
+			if (!rc)
+				rc = buf_puts(b, ": ");
 		} else {
 			rc = buf_putc(b, ',');
 		}
@@ -446,7 +493,9 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 		if (!rc)
 			rc = ident(b, col->name);
 		if (!rc && col->type[0])
-			rc = buf_printf(b, " %s", col->type);
+			rc = buf_putc(b, ' ');
+		if (!rc && col->type[0])
+			rc = decltype_text(b, col->type);
 		if (!rc && col->comment)
 			rc = comment(b, " /* ", col->comment, " */");
 		if (!rc && single_pk && col->pk)
