@@ -9,7 +9,9 @@
 # SQL written for SQLite resolve the same way), a column type chosen from
 # the data -- bigint when every value is an integer, double precision when
 # every value is a number, text otherwise (SQLite's declared types are only
-# hints) -- then the rows through COPY ... CSV, then ANALYZE.  Primary and
+# hints; text holding only canonical integers becomes bigint, as SQLite's
+# affinity compares it with numbers) -- then the rows through COPY ... CSV,
+# then ANALYZE.  Primary and
 # foreign keys are added last, each in a statement of its own, so a key
 # the data breaks (Spider has some) is skipped with psql's error instead of
 # failing the load.  Views, triggers and indexes are not converted.
@@ -28,6 +30,13 @@ while IFS= read -r t; do
   while IFS='|' read -r cid name; do
     qc=${name//\"/\"\"}
     kinds=$(q "SELECT group_concat(k) FROM (SELECT DISTINCT typeof(\"$qc\") AS k FROM \"$qt\" WHERE \"$qc\" IS NOT NULL ORDER BY 1)")
+    if [ "$kinds" = text ] || [ "$kinds" = integer,text ]; then
+      # text that is every time a canonical integer ('42', not '042' or ''):
+      # SQLite compares it with integers by affinity, PostgreSQL needs bigint
+      odd=$(q "SELECT count(*) FROM \"$qt\" WHERE typeof(\"$qc\") = 'text' AND
+               CAST(CAST(\"$qc\" AS INTEGER) AS TEXT) IS NOT \"$qc\"")
+      [ "$odd" = 0 ] && kinds=integer
+    fi
     case $kinds in
       integer|'') type=bigint ;;
       integer,real|real) type="double precision" ;;
