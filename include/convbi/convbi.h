@@ -185,6 +185,12 @@ CONVBI_API int convbi_engine_chat(convbi_engine *engine, const char *system, con
 /* The configured endpoints and their live shared state as a JSON array
  * (caller frees).  Never contains keys. */
 CONVBI_API int convbi_engine_endpoints(convbi_engine *engine, char **json_out);
+/* Clears the shared state of the endpoint called name (NULL: of every
+ * endpoint) for every process sharing it: cooldowns, breaker, budgets,
+ * learned rates, statistics.  *json_out (caller frees) is an array of
+ * what each endpoint held before, as convbi_engine_endpoints shows it.
+ * CONVBI_EINVAL for an unknown name (the message lists the names). */
+CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *engine, const char *name, char **json_out);
 /* The schema text exactly as the SQL agent is given it (caller frees). */
 CONVBI_API int convbi_engine_schema(convbi_engine *engine, const char *question, char **text_out);
 /* Progress of a value-index build: after each column read. */

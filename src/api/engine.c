@@ -356,6 +356,27 @@ CONVBI_API int convbi_engine_endpoints(convbi_engine *e, char **json_out)
 	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
 }
 
+CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *e, const char *name, char **json_out)
+{
+	if (json_out)
+		*json_out = NULL;
+	if (!e || e->magic != ENGINE_MAGIC || !json_out)
+		return CONVBI_EMISUSE;
+	int rc = need_llm(e);
+	if (rc)
+		return rc;
+	struct buf b;
+	struct err err = ERR_INIT;
+	buf_init(&b, 0);
+	if ((rc = llm_endpoints_reset(e->llm, name, &b, &err))) {
+		buf_release(&b);
+		engine_fail(e, &err);
+		return rc;
+	}
+	*json_out = buf_take(&b);
+	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
 CONVBI_API int convbi_engine_schema(convbi_engine *e, const char *question, char **text_out)
 {
 	if (text_out)

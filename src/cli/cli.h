@@ -37,6 +37,7 @@ struct cli_opts {
 	const char *mode;       /* --mode table|csv|json|markdown */
 	const char *history_file; /* --history-file */
 	int json;               /* --json */
+	int reset;              /* --reset (endpoints) */
 	int stream;             /* --stream / --no-stream: 1, 0, -1 unset */
 	int jobs;               /* -j */
 	int resume;             /* --resume */

@@ -99,6 +99,28 @@ int cmd_llm(struct cli_opts *o)
 	return rc == CONVBI_ENOENDPOINT || rc == CONVBI_ECONFIG ? EXIT_USAGE : rc ? EXIT_FAIL : EXIT_OK;
 }
 
+static double num_of(const cJSON *it, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItem(it, name);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str_of(const cJSON *it, const char *name)
+{
+	const cJSON *v = cJSON_GetObjectItem(it, name);
+	return cJSON_IsString(v) ? v->valuestring : "?";
+}
+
+/* "285 (429)", or "-" when nothing is learned. */
+static void learned_cell(char *out, size_t cap, const cJSON *it, const char *rate, const char *from)
+{
+	double v = num_of(it, rate);
+	if (v > 0)
+		snprintf(out, cap, "%.0f (%s)", v, str_of(it, from));
+	else
+		snprintf(out, cap, "-");
+}
+
 /* The endpoints JSON as an aligned table (also the REPL's .endpoints). */
 void print_endpoints(const char *json, FILE *f)
 {
@@ -106,46 +128,78 @@ void print_endpoints(const char *json, FILE *f)
 	const cJSON *sb = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "state_backend");
 	if (cJSON_IsString(sb))
 		fprintf(f, "shared state: %s\n", sb->valuestring);
-	fprintf(f, "%-14s %-8s %4s %6s  %-10s %-9s %9s %9s %7s %5s %8s\n", "NAME", "KIND", "TIER", "WEIGHT", "COOLING",
-	        "BREAKER", "REM_REQ", "REM_TOK", "CALLS", "429S", "FAILURES");
+	fprintf(f, "%-14s %-8s %4s %6s  %-10s %-9s %9s %9s %-14s %-16s %7s %5s %8s\n", "NAME", "KIND", "TIER", "WEIGHT",
+	        "COOLING", "BREAKER", "REM_REQ", "REM_TOK", "LEARNED_RPM", "LEARNED_TPM", "CALLS", "429S", "FAILURES");
 	const cJSON *it;
 	cJSON_ArrayForEach(it, arr) {
 		char cooling[32] = "-";
-		double ms = cJSON_GetObjectItem(it, "cooling_ms")->valuedouble;
+		double ms = num_of(it, "cooling_ms");
 		if (ms > 0)
 			snprintf(cooling, sizeof cooling, "%.1fs", ms / 1000.0);
-		char rr[24] = "-", rt[24] = "-";
-		double v = cJSON_GetObjectItem(it, "remaining_requests")->valuedouble;
+		char rr[24] = "-", rt[24] = "-", lr[32], lt[32];
+		double v = num_of(it, "remaining_requests");
 		if (v >= 0)
 			snprintf(rr, sizeof rr, "%.0f", v);
-		v = cJSON_GetObjectItem(it, "remaining_tokens")->valuedouble;
+		v = num_of(it, "remaining_tokens");
 		if (v >= 0)
 			snprintf(rt, sizeof rt, "%.0f", v);
-		fprintf(f, "%-14s %-8s %4d %6d  %-10s %-9s %9s %9s %7.0f %5.0f %8.0f\n",
-		       cJSON_GetObjectItem(it, "name")->valuestring, cJSON_GetObjectItem(it, "kind")->valuestring,
-		       cJSON_GetObjectItem(it, "tier")->valueint, cJSON_GetObjectItem(it, "weight")->valueint, cooling,
-		       cJSON_GetObjectItem(it, "breaker")->valuestring, rr, rt,
-		       cJSON_GetObjectItem(it, "calls")->valuedouble, cJSON_GetObjectItem(it, "rate_limited")->valuedouble,
-		       cJSON_GetObjectItem(it, "failures")->valuedouble);
+		learned_cell(lr, sizeof lr, it, "learned_rpm", "learned_rpm_from");
+		learned_cell(lt, sizeof lt, it, "learned_tpm", "learned_tpm_from");
+		fprintf(f, "%-14s %-8s %4d %6d  %-10s %-9s %9s %9s %-14s %-16s %7.0f %5.0f %8.0f\n", str_of(it, "name"),
+		        str_of(it, "kind"), (int)num_of(it, "tier"), (int)num_of(it, "weight"), cooling, str_of(it, "breaker"),
+		        rr, rt, lr, lt, num_of(it, "calls"), num_of(it, "rate_limited"), num_of(it, "failures"));
+	}
+	cJSON_Delete(arr);
+}
+
+/* One line per endpoint reset, saying what its shared state held. */
+static void print_cleared(const char *json)
+{
+	cJSON *arr = cJSON_Parse(json);
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) {
+		char what[512] = "";
+		size_t n = 0;
+		double ms = num_of(it, "cooling_ms");
+		if (ms > 0)
+			n += (size_t)snprintf(what + n, sizeof what - n, ", a %s cooldown with %.1f s left", str_of(it, "cooling_reason"), ms / 1000.0);
+		if (strcmp(str_of(it, "breaker"), "closed") && n < sizeof what)
+			n += (size_t)snprintf(what + n, sizeof what - n, ", a breaker %s", str_of(it, "breaker"));
+		if (num_of(it, "learned_rpm") > 0 && n < sizeof what)
+			n += (size_t)snprintf(what + n, sizeof what - n, ", learned rpm %.0f (from %s)", num_of(it, "learned_rpm"), str_of(it, "learned_rpm_from"));
+		if (num_of(it, "learned_tpm") > 0 && n < sizeof what)
+			n += (size_t)snprintf(what + n, sizeof what - n, ", learned tpm %.0f (from %s)", num_of(it, "learned_tpm"), str_of(it, "learned_tpm_from"));
+		if (num_of(it, "calls") > 0 && n < sizeof what)
+			n += (size_t)snprintf(what + n, sizeof what - n, ", statistics of %.0f calls", num_of(it, "calls"));
+		printf("endpoint `%s`: cleared %s\n", str_of(it, "name"), n ? what + 2 : "its shared state (it held nothing)");
 	}
 	cJSON_Delete(arr);
 }
 
 int cmd_endpoints(struct cli_opts *o)
 {
+	if (o->nargs && !o->reset) {
+		cli_error("`convbi endpoints` takes a NAME only with --reset; usage: convbi endpoints --reset [NAME]");
+		return EXIT_USAGE;
+	}
 	convbi_engine *e = NULL;
 	int rc = open_model_engine(&e, o);
 	if (rc)
 		return cli_exit_code(rc);
 	char *json = NULL;
-	rc = convbi_engine_endpoints(e, &json);
+	if (o->reset)
+		rc = convbi_engine_endpoints_reset(e, o->nargs ? o->args[0] : NULL, &json);
+	else
+		rc = convbi_engine_endpoints(e, &json);
 	if (rc) {
 		cli_error("%s", convbi_engine_errmsg(e));
 		convbi_engine_close(e);
-		return cli_exit_code(rc);
+		return rc == CONVBI_EINVAL ? EXIT_USAGE : cli_exit_code(rc);
 	}
 	if (o->json)
 		printf("%s\n", json);
+	else if (o->reset)
+		print_cleared(json);
 	else
 		print_endpoints(json, stdout);
 	convbi_free(json);

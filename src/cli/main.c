@@ -42,8 +42,9 @@ static const struct command commands[] = {
 	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db schemas today notes examples candidates", 1, 1},
 	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT|-", "send one chat request through the client",
 	 cmd_llm, "config stream json system verbose", 1, -1},
-	{"endpoints", "[--config F] [--json]", "list endpoints and their live shared state", cmd_endpoints,
-	 "config json", 0, 0},
+	{"endpoints", "[--config F] [--json] [--reset [NAME]]",
+	 "list endpoints and their live shared state; --reset clears it (of NAME, or of all)", cmd_endpoints,
+	 "config json reset", 0, 1},
 	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db schemas config prompts", 0, -1},
 	{"index", "[--db F] [--rebuild] [--json]", "build the value index of a database ahead of time", cmd_index,
 	 "db config prompts rebuild json", 0, 0},
@@ -58,7 +59,7 @@ enum {
 	OPT_CONFIG = 256, OPT_DB, OPT_PROMPTS, OPT_SYSTEM, OPT_FORMAT, OPT_OUT, OPT_ONLY_DB, OPT_DATASET,
 	OPT_JSON, OPT_STREAM, OPT_NO_STREAM, OPT_RESUME, OPT_LIMIT, OPT_MAX_REPAIRS, OPT_ROW_CAP,
 	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION,
-	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS, OPT_ANSWER, OPT_ROWS
+	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS, OPT_ANSWER, OPT_ROWS, OPT_RESET
 };
 
 static const struct option long_opts[] = {
@@ -78,6 +79,7 @@ static const struct option long_opts[] = {
 	{"version", no_argument, NULL, OPT_VERSION}, {"today", required_argument, NULL, OPT_TODAY},
 	{"notes", required_argument, NULL, OPT_NOTES}, {"examples", required_argument, NULL, OPT_EXAMPLES},
 	{"candidates", required_argument, NULL, OPT_CANDIDATES}, {"rebuild", no_argument, NULL, OPT_REBUILD},
+	{"reset", no_argument, NULL, OPT_RESET},
 	{NULL, 0, NULL, 0},
 };
 
@@ -119,6 +121,7 @@ static const struct { const char *name, *flag, *help; } option_help[] = {
 	{"examples", "--examples F", "verified question/SQL examples, JSONL {\"question\",\"sql\",\"db\"}"},
 	{"candidates", "--candidates N", "SQL candidates voted on by their results (default 1)"},
 	{"rebuild", "--rebuild", "rebuild the value index even when it is up to date (index)"},
+	{"reset", "--reset [NAME]", "clear an endpoint's shared state: cooldowns, breaker, learned rates (endpoints)"},
 };
 
 static int accepts(const struct command *cmd, const char *flag);
@@ -341,6 +344,7 @@ int main(int argc, char **argv)
 		case OPT_ROWS: o.rows_dir = optarg; break;
 		case OPT_ANSWER: o.answer = 1; break;
 		case OPT_JSON: o.json = 1; break;
+		case OPT_RESET: o.reset = 1; break;
 		case OPT_STREAM: o.stream = 1; break;
 		case OPT_NO_STREAM: o.stream = 0; break;
 		case OPT_RESUME: o.resume = 1; break;

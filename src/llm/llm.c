@@ -8,9 +8,12 @@
  * endpoint was tried ("soft"), after which a short exponential backoff
  * precedes another round.  Rate-limited endpoints are not excluded here:
  * the pool's shared cooldown keeps every process away from them until the
- * retry time passes.  When the pool says everything is cooling, we sleep
- * until the earliest endpoint frees up (with jitter), if that is within
- * the deadline; otherwise the call fails at once with ERATELIMIT.
+ * retry time passes.  When the pool says everything is cooling or paced,
+ * we sleep until the earliest endpoint frees up (with jitter), if that is
+ * within the deadline; otherwise the call fails at once with ERATELIMIT,
+ * saying until when and what the deadline is.  A rate limit never spends
+ * the retry budget: max_attempts bounds the attempts that failed
+ * otherwise, and 429s and waits are bounded by the deadline alone.
  */
 #include "llm/llm.h"
 
@@ -18,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "convbi/convbi.h"
 #include "http/http.h"
@@ -127,6 +131,8 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	if ((rc = pool_shape(&shape, peps, n, err)) || (rc = state_open(&st, &l->cfg.state, &shape, err)) ||
 	    (rc = pool_open_state(&l->pool, peps, n, st, err)))
 		goto done;
+	for (size_t i = 0; i < n; i++)
+		pool_set_key_fp(l->pool, (int)i, pool_key_fp(ident[i], l->auth[i], strlen(l->auth[i])));
 	*out = l;
 	l = NULL;
 	rc = CONVBI_OK;
@@ -404,6 +410,11 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	po->remaining_tokens = a.rl.remaining_tokens;
 	po->reset_requests_ms = a.rl.reset_requests_ms;
 	po->reset_tokens_ms = a.rl.reset_tokens_ms;
+	po->limit_requests = a.rl.limit_requests;
+	po->limit_tokens = a.rl.limit_tokens;
+	po->tokens_bound = cls == LLM_RATE_LIMITED &&
+	                   (strstr(at->error, "token rate limit") || a.rl.remaining_tokens == 0);
+	po->auth = cls == LLM_AUTH;
 	po->tokens = a.reply.prompt_tokens >= 0 ? a.reply.prompt_tokens + (a.reply.completion_tokens > 0 ? a.reply.completion_tokens : 0) : 0;
 
 	if (cls == LLM_OK) {
@@ -429,37 +440,71 @@ static void remember_outcome(struct llm *l, int ep, const struct llm_attempt *at
 	pthread_mutex_unlock(&l->last_lock);
 }
 
+/* The fix for endpoint i's refused key, named in every auth message. */
+static void broken_hint(struct llm *l, size_t i, char *msg, size_t cap, const char *why)
+{
+	const struct ep_cfg *e = &l->cfg.eps[i];
+	snprintf(msg, cap, "%s; endpoint `%s` (%s): check its key, deployment and URL in the configuration, "
+	         "then clear the shared cooldown with `convbi endpoints --reset %s`", why, e->name, e->url, e->name);
+}
+
 /* When a call ends without an answer because no endpoint is usable, the
  * reason may lie in other calls' attempts: if every endpoint's last
  * outcome in this process was a refused key or a missing deployment, say
  * so (EAUTH) instead of "cooling down".  Returns 1 and fills msg then. */
 static int all_broken(struct llm *l, char *msg, size_t cap)
 {
+	char why[400];
 	int broken = 1;
 	pthread_mutex_lock(&l->last_lock);
 	for (size_t i = 0; i < l->cfg.n && broken; i++)
 		broken = l->last_cls[i] == LLM_AUTH || l->last_cls[i] == LLM_NOT_FOUND;
 	if (broken)
-		snprintf(msg, cap, "every endpoint rejects its key or deployment; endpoint `%s`: %s", l->cfg.eps[0].name, l->last_err[0]);
+		snprintf(why, sizeof why, "every endpoint rejects its key or deployment (%s)", l->last_err[0]);
 	pthread_mutex_unlock(&l->last_lock);
-	if (broken)
+	if (broken) {
+		broken_hint(l, 0, msg, cap, why);
 		return 1;
+	}
 	/* Another process may have found them broken: the shared state says
-	 * why each endpoint cools. */
+	 * why each endpoint cools (and for which key). */
 	int64_t now = clock_wall_ms(), soonest = INT64_MAX;
+	size_t first = 0;
 	for (size_t i = 0; i < l->cfg.n; i++) {
 		struct pool_live lv;
 		memset(&lv, 0, sizeof lv);
 		pool_live_get(l->pool, (int)i, now, &lv);
-		if (lv.cool_until_ms <= now || lv.cool_class != POOL_BROKEN)
+		if (lv.cool_until_ms <= now || lv.cool_class != POOL_BROKEN || lv.key_fp_other)
 			return 0;
-		if (lv.cool_until_ms < soonest)
+		if (lv.cool_until_ms < soonest) {
 			soonest = lv.cool_until_ms;
+			first = i;
+		}
 	}
-	snprintf(msg, cap, "every endpoint refused its key or deployment (HTTP 401, 403 or 404) in a recent call and is "
-	         "out for %lld s more; check the keys, deployment names and URLs in the configuration",
-	         (long long)((soonest - now) / 1000));
+	snprintf(why, sizeof why, "every endpoint refused its key or deployment (HTTP 401, 403 or 404) in a recent call "
+	         "and is out for %lld s more", (long long)((soonest - now) / 1000));
+	broken_hint(l, first, msg, cap, why);
 	return 1;
+}
+
+/* "21:03:04.123 UTC" for a wall-clock time in ms. */
+static void wall_str(char *out, size_t cap, int64_t wall_ms)
+{
+	time_t t = (time_t)(wall_ms / 1000);
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	snprintf(out, cap, "%02d:%02d:%02d.%03d UTC", tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+}
+
+/* ERATELIMIT's message: until when, and the deadline it would miss. */
+static void rate_limited_msg(char *out, size_t cap, int64_t wait_ms, int64_t deadline_left_ms)
+{
+	char until[32], deadline[32];
+	int64_t now = clock_wall_ms();
+	wall_str(until, sizeof until, now + wait_ms);
+	wall_str(deadline, sizeof deadline, now + deadline_left_ms);
+	snprintf(out, cap, "every endpoint is rate limited until %s (%lld ms from now); the call's deadline is %s "
+	         "(%lld ms from now)", until, (long long)wait_ms, deadline, (long long)(deadline_left_ms > 0 ? deadline_left_ms : 0));
 }
 
 static int is_retryable(int cls)
@@ -525,11 +570,11 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	struct buf body = BUF_INIT;
 	struct chat_req creq = {req->msgs, req->n, req->max_tokens, req->temperature, req->stream};
 	uint64_t hard = 0, soft = 0;
-	int rc = CONVBI_OK, attempts = 0, rounds = 0, last_cls = LLM_OK;
+	int rc = CONVBI_OK, attempts = 0, failed = 0, rounds = 0, last_cls = LLM_OK;
 	int64_t est = estimate_tokens(req);
 	char last_err[300] = "";
 
-	while (attempts < l->cfg.retry.max_attempts) {
+	while (failed < l->cfg.retry.max_attempts) {
 		if (req->cancel && req->cancel(req->payload)) {
 			last_cls = LLM_CANCELED;
 			snprintf(last_err, sizeof last_err, "canceled by the caller");
@@ -539,7 +584,12 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (now >= deadline) {
 			char prev[sizeof last_err];
 			memcpy(prev, last_err, sizeof prev);
-			last_cls = last_cls == LLM_RATE_LIMITED ? LLM_RATE_LIMITED : LLM_DEADLINE;
+			if (last_cls == LLM_RATE_LIMITED && strncmp(last_err, "every endpoint is rate limited", 30))
+				snprintf(last_err, sizeof last_err, "every endpoint was rate limited until the call's %d ms "
+				         "deadline passed; last: %s", (int)(deadline - start), prev);
+			if (last_cls == LLM_RATE_LIMITED)
+				break;
+			last_cls = LLM_DEADLINE;
 			snprintf(last_err, sizeof last_err, "the %d ms deadline passed%s%s", (int)(deadline - start),
 			         prev[0] ? "; last error: " : "", prev);
 			break;
@@ -567,14 +617,14 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			int64_t w = backoff_cooling_wait_ms(pick.wait_ms, backoff_random());
 			if (now + pick.wait_ms > deadline) {
 				last_cls = LLM_RATE_LIMITED;
-				snprintf(last_err, sizeof last_err, "every endpoint is cooling down; the earliest is free in %lld ms, after the call's deadline", (long long)pick.wait_ms);
+				rate_limited_msg(last_err, sizeof last_err, pick.wait_ms, deadline - now);
 				break;
 			}
 			if (now + w > deadline)
 				w = deadline - now;
 			if (last_cls == LLM_OK || last_cls == LLM_RATE_LIMITED) {
 				last_cls = LLM_RATE_LIMITED;  /* if the deadline now passes, this is why */
-				snprintf(last_err, sizeof last_err, "every endpoint is cooling down (rate limits)");
+				rate_limited_msg(last_err, sizeof last_err, pick.wait_ms, deadline - now);
 			}
 			if (sleep_checking(req, w)) {
 				last_cls = LLM_CANCELED;
@@ -601,6 +651,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		struct aoai_reply reply;
 		aoai_reply_init(&reply);
 		int streamed = run_attempt(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply);
+		po.est_tokens = est;
 		if (at.cls != LLM_CANCELED && at.cls != LLM_DEADLINE)
 			remember_outcome(l, pick.ep, &at);
 		po.probe = pick.probe;
@@ -609,6 +660,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		else
 			pool_abandon(l->pool, &pick);
 		attempts++;
+		failed += at.cls != LLM_RATE_LIMITED;  /* a rate limit is waited out, not counted */
 		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
 			out->attempts[out->nattempts++] = at;
 		last_cls = at.cls;
@@ -635,7 +687,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			hard |= 1ull << pick.ep;
 		else if (at.cls != LLM_RATE_LIMITED)
 			soft |= 1ull << pick.ep;
-		if (req->on_retry && attempts < l->cfg.retry.max_attempts)
+		if (req->on_retry && failed < l->cfg.retry.max_attempts)
 			req->on_retry(req->payload, &at, streamed);
 	}
 	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) && all_broken(l, last_err, sizeof last_err))
@@ -714,43 +766,85 @@ int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const
 	return rc;
 }
 
+/* One endpoint's configuration and live state as a JSON object. */
+static int endpoint_json(struct llm *l, size_t i, int64_t now, struct buf *out)
+{
+	const struct ep_cfg *e = &l->cfg.eps[i];
+	struct pool_live lv;
+	memset(&lv, 0, sizeof lv);
+	pool_live_get(l->pool, (int)i, now, &lv);
+	int rc = buf_puts(out, "{\"name\":");
+	if (!rc)
+		rc = buf_json_str(out, e->name, strlen(e->name));
+	if (!rc)
+		rc = buf_printf(out, ",\"kind\":\"%s\",\"url\":", config_kind_name(e->kind));
+	if (!rc)
+		rc = buf_json_str(out, e->url, strlen(e->url));
+	if (!rc)
+		rc = buf_puts(out, ",\"deployment\":");
+	if (!rc)
+		rc = e->deployment ? buf_json_str(out, e->deployment, strlen(e->deployment)) : buf_puts(out, "null");
+	int64_t cool = lv.cool_until_ms > now && !lv.key_fp_other ? lv.cool_until_ms - now : 0;
+	if (!rc)
+		rc = buf_printf(out, ",\"state_backend\":\"%s\"", pool_backend_status(l->pool));
+	if (!rc)
+		rc = buf_printf(out, ",\"tier\":%d,\"weight\":%d,\"rpm\":%d,\"tpm\":%d,\"cooling_ms\":%lld,\"cooling_until_ms\":%lld,"
+		                "\"cooling_reason\":\"%s\",\"breaker\":\"%s\",\"remaining_requests\":%lld,\"remaining_tokens\":%lld,"
+		                "\"window_requests\":%lld,\"window_tokens\":%lld,"
+		                "\"learned_rpm\":%lld,\"learned_rpm_from\":\"%s\",\"learned_tpm\":%lld,\"learned_tpm_from\":\"%s\","
+		                "\"calls\":%llu,\"ok\":%llu,\"rate_limited\":%llu,\"failures\":%llu}",
+		                e->priority, e->weight, e->rpm, e->tpm, (long long)cool, (long long)(cool ? lv.cool_until_ms : 0),
+		                !cool ? "none" : lv.cool_class == POOL_BROKEN ? "auth" : lv.cool_class == POOL_SERVER ? "server" : "rate_limit",
+		                pool_breaker_name(lv.breaker), (long long)lv.remaining_requests, (long long)lv.remaining_tokens,
+		                (long long)lv.window_requests, (long long)lv.window_tokens,
+		                (long long)lv.learned_rpm, pool_learn_from_name(lv.learned_rpm_from),
+		                (long long)lv.learned_tpm, pool_learn_from_name(lv.learned_tpm_from),
+		                (unsigned long long)lv.calls, (unsigned long long)lv.ok,
+		                (unsigned long long)lv.rate_limited, (unsigned long long)lv.failures);
+	return rc;
+}
+
 int llm_endpoints_json(struct llm *l, struct buf *out)
 {
 	int64_t now = clock_wall_ms();
 	int rc = buf_putc(out, '[');
 	for (size_t i = 0; !rc && i < l->cfg.n; i++) {
-		const struct ep_cfg *e = &l->cfg.eps[i];
-		struct pool_live lv;
-		memset(&lv, 0, sizeof lv);
-		pool_live_get(l->pool, (int)i, now, &lv);
-		rc = buf_printf(out, "%s{\"name\":", i ? "," : "");
+		if (i)
+			rc = buf_putc(out, ',');
 		if (!rc)
-			rc = buf_json_str(out, e->name, strlen(e->name));
-		if (!rc)
-			rc = buf_printf(out, ",\"kind\":\"%s\",\"url\":", config_kind_name(e->kind));
-		if (!rc)
-			rc = buf_json_str(out, e->url, strlen(e->url));
-		if (!rc)
-			rc = buf_puts(out, ",\"deployment\":");
-		if (!rc)
-			rc = e->deployment ? buf_json_str(out, e->deployment, strlen(e->deployment)) : buf_puts(out, "null");
-		int64_t cool = lv.cool_until_ms > now ? lv.cool_until_ms - now : 0;
-		if (!rc)
-			rc = buf_printf(out, ",\"state_backend\":\"%s\"", pool_backend_status(l->pool));
-		if (!rc)
-			rc = buf_printf(out, ",\"tier\":%d,\"weight\":%d,\"rpm\":%d,\"tpm\":%d,\"cooling_ms\":%lld,\"cooling_until_ms\":%lld,"
-			                "\"breaker\":\"%s\",\"remaining_requests\":%lld,\"remaining_tokens\":%lld,"
-			                "\"window_requests\":%lld,\"window_tokens\":%lld,"
-			                "\"calls\":%llu,\"ok\":%llu,\"rate_limited\":%llu,\"failures\":%llu}",
-			                e->priority, e->weight, e->rpm, e->tpm, (long long)cool, (long long)(cool ? lv.cool_until_ms : 0),
-			                pool_breaker_name(lv.breaker), (long long)lv.remaining_requests, (long long)lv.remaining_tokens,
-			                (long long)lv.window_requests, (long long)lv.window_tokens,
-			                (unsigned long long)lv.calls, (unsigned long long)lv.ok,
-			                (unsigned long long)lv.rate_limited, (unsigned long long)lv.failures);
+			rc = endpoint_json(l, i, now, out);
 	}
 	if (!rc)
 		rc = buf_putc(out, ']');
-	if (!rc)
-		rc = buf_printf(out, "%s", "");
 	return rc;
+}
+
+int llm_endpoints_reset(struct llm *l, const char *name, struct buf *out, struct err *err)
+{
+	int64_t now = clock_wall_ms();
+	size_t found = 0;
+	int rc = buf_putc(out, '[');
+	for (size_t i = 0; !rc && i < l->cfg.n; i++) {
+		if (name && strcmp(name, l->cfg.eps[i].name))
+			continue;
+		if (found++)
+			rc = buf_putc(out, ',');
+		if (!rc)
+			rc = endpoint_json(l, i, now, out);
+		pool_reset_endpoint(l->pool, (int)i);
+	}
+	if (!rc)
+		rc = buf_putc(out, ']');
+	if (rc)
+		return err_code(err, rc);
+	if (!found) {
+		struct buf names = BUF_INIT;
+		for (size_t i = 0; i < l->cfg.n && !rc; i++)
+			rc = buf_printf(&names, "%s`%s`", i ? ", " : "", l->cfg.eps[i].name);
+		rc = err_set(err, CONVBI_EINVAL, "no endpoint is named `%s`; the configured ones are %s", name,
+		             rc ? "?" : buf_str(&names));
+		buf_release(&names);
+		return rc;
+	}
+	return CONVBI_OK;
 }

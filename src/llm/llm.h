@@ -95,6 +95,12 @@ int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const
 int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n);
 /* The endpoints and their live state as a JSON array. */
 int llm_endpoints_json(struct llm *l, struct buf *out);
+/* Clears the shared state (cooldowns, breaker, budgets, learned rates,
+ * statistics) of the endpoint called name, or of every endpoint for NULL,
+ * for every process sharing it; appends to out a JSON array of what each
+ * held before.  Returns CONVBI_OK, CONVBI_EINVAL for an unknown name (the
+ * message lists the names), CONVBI_ENOMEM. */
+int llm_endpoints_reset(struct llm *l, const char *name, struct buf *out, struct err *err);
 const struct llm_config *llm_config_of(const struct llm *l);
 
 #endif

@@ -52,6 +52,7 @@ struct pool {
 	unsigned ntiers;
 	struct pool_tier tiers[POOL_MAX_ENDPOINTS];  /* by ascending priority */
 	uint8_t *cycle;                              /* owned: every tier's cycle */
+	uint64_t key_fp[POOL_MAX_ENDPOINTS];         /* our keys' fingerprints, 0 = unknown */
 };
 
 /* Endpoint sets travel as 64-bit masks, bit i = endpoint i. */
@@ -72,20 +73,39 @@ static int64_t max64(int64_t a, int64_t b)
 	return a > b ? a : b;
 }
 
+/* The rates that pace an endpoint: configured, else learned (0 = none). */
+static int64_t rate_rpm(const struct pool_ep_cfg *c, const int64_t *f)
+{
+	return c->rpm > 0 ? c->rpm : f[STATE_LEARN_RPM];
+}
+
+static int64_t rate_tpm(const struct pool_ep_cfg *c, const int64_t *f)
+{
+	return c->tpm > 0 ? c->tpm : f[STATE_LEARN_TPM];
+}
+
+/* An auth cooldown set for another key than ours: a fixed key need not
+ * wait for it. */
+static int foreign_key_cooldown(uint64_t key_fp, const int64_t *f)
+{
+	return f[STATE_COOL_CLASS] == POOL_BROKEN && f[STATE_KEY_FP] != 0 && key_fp != 0 &&
+	       (uint64_t)f[STATE_KEY_FP] != key_fp;
+}
+
 /* Two questions, kept apart on purpose: when do the blockers the caller
  * must respect (cooldown, windows, server budgets) let go -- ready_ms --
  * and is the breaker in the way.  The partial-outage rule may override
  * the second, never the first. */
-void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
-                const struct state_snap *s, int64_t now_ms, int64_t est_tokens)
+static void judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, uint64_t key_fp,
+                  const struct state_snap *s, int64_t now_ms, int64_t est_tokens)
 {
 	const int64_t *f = s->f;
 	int64_t ready = now_ms;
-	if (f[STATE_COOL_UNTIL] > now_ms)
+	if (f[STATE_COOL_UNTIL] > now_ms && !foreign_key_cooldown(key_fp, f))
 		ready = max64(ready, f[STATE_COOL_UNTIL]);
-	if (cfg->rpm > 0 && f[STATE_PACE_REQ] > now_ms * 1000)
+	if (rate_rpm(cfg, f) > 0 && f[STATE_PACE_REQ] > now_ms * 1000)
 		ready = max64(ready, (f[STATE_PACE_REQ] + 999) / 1000);
-	if (cfg->tpm > 0 && f[STATE_PACE_TOK] > now_ms * 1000)
+	if (rate_tpm(cfg, f) > 0 && f[STATE_PACE_TOK] > now_ms * 1000)
 		ready = max64(ready, (f[STATE_PACE_TOK] + 999) / 1000);
 	/* A server budget read off a reply is stale by the reply's latency and
 	 * usually comes without a reset time; where the user configured the
@@ -112,6 +132,12 @@ void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
 	out->ready_ms = ready;
 	out->breaker_ms = breaker_blocked ? open_until : 0;
 	out->last_fail_ms = f[STATE_LAST_FAIL];
+}
+
+void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
+                const struct state_snap *s, int64_t now_ms, int64_t est_tokens)
+{
+	judge(out, cfg, 0, s, now_ms, est_tokens);
 }
 
 size_t pool_wrr_cycle(uint8_t *out, size_t cap, const struct pool_ep_cfg *eps, size_t n,
@@ -370,13 +396,34 @@ void pool_reset_state(struct pool *p)
 		p->st->ops->reset(p->st);
 }
 
+void pool_set_key_fp(struct pool *p, int ep, uint64_t fp)
+{
+	if (p && ep >= 0 && (size_t)ep < p->n)
+		p->key_fp[ep] = fp;
+}
+
+int pool_reset_endpoint(struct pool *p, int ep)
+{
+	if (!p || ep < 0 || (size_t)ep >= p->n)
+		return CONVBI_EINVAL;
+	p->st->ops->clear(p->st, (unsigned)ep);
+	return CONVBI_OK;
+}
+
 /* ---- picking ------------------------------------------------------------ */
 
 /* Microseconds that `amount` requests or tokens occupy under a per-minute
- * budget, with the safety margin. */
-static int64_t pace_us(int64_t amount, int64_t per_minute)
+ * budget: with the safety margin for a configured or announced budget,
+ * without it for one learned by AIMD (which already sits under the
+ * quota). */
+static int64_t pace_us(int64_t amount, int64_t per_minute, int learned)
 {
-	return (int64_t)((double)amount * 60e6 / (double)per_minute * POOL_PACE_MARGIN);
+	return (int64_t)((double)amount * 60e6 / (double)per_minute * (learned ? 1.0 : POOL_PACE_MARGIN));
+}
+
+static int learned_from(int64_t packed, int tokens)
+{
+	return (int)((packed >> (tokens ? 8 : 0)) & 0xff);
 }
 
 /* Claims the next paced slot of a field: free when its theoretical
@@ -407,9 +454,12 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v,
 	if (v->probe && !ops->cas(st, (unsigned)ep, STATE_PROBE_UNTIL, s->f[STATE_PROBE_UNTIL],
 	                          probe_until))
 		return -1;
-	if (c->rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, c->rpm)))
+	int64_t rpm = rate_rpm(c, s->f), tpm = rate_tpm(c, s->f);
+	int by429 = c->rpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 0) == POOL_LEARN_429;
+	int tby429 = c->tpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 1) == POOL_LEARN_429;
+	if (rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, rpm, by429)))
 		goto refused;
-	if (c->tpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, c->tpm)))
+	if (tpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, tpm, tby429)))
 		goto refused;  /* the rpm slot taken is lost: a small, safe waste */
 	ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 	if (est > 0)
@@ -440,7 +490,7 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 			continue;
 		const struct pool_ep_cfg *c = &p->eps[i];
 		p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
-		pool_judge(&v[i], c, &s[i], now_ms, est_tokens);
+		judge(&v[i], c, p->key_fp[i], &s[i], now_ms, est_tokens);
 		usable |= v[i].usable ? bit((int)i) : 0;
 		breaker_only |= v[i].breaker_only ? bit((int)i) : 0;
 	}
@@ -534,6 +584,160 @@ static void report_failure(struct pool *p, unsigned ep, int64_t now_ms, int prob
 	}
 }
 
+/* ---- learning the quota ---------------------------------------------------
+ * For an endpoint without a configured rpm (tpm), STATE_LEARN_RPM (TPM)
+ * holds what every process has learned, and paces exactly as a configured
+ * figure would.  Each update is a few single-word operations; the two
+ * that must happen once per event are CASes: LEARN_UNTIL (one cut per
+ * cooldown episode, however many processes see its 429s) and LEARN_RUN
+ * (one raise per run of successes). */
+
+static void set_from(struct state *st, unsigned ep, int tokens, int from)
+{
+	int shift = tokens ? 8 : 0;
+	for (int i = 0; i < 8; i++) {
+		int64_t old = st->ops->get(st, ep, STATE_LEARN_FROM);
+		int64_t v = (old & ~((int64_t)0xff << shift)) | (int64_t)from << shift;
+		if (old == v || st->ops->cas(st, ep, STATE_LEARN_FROM, old, v))
+			return;
+	}
+}
+
+static void set_step(struct state *st, unsigned ep, int tokens, int64_t step)
+{
+	int shift = tokens ? 32 : 0;
+	int64_t mask = (int64_t)0xffffffff << shift;
+	if (step > 0xffffffffLL)
+		step = 0xffffffffLL;
+	for (int i = 0; i < 8; i++) {
+		int64_t old = st->ops->get(st, ep, STATE_LEARN_STEP);
+		int64_t v = (old & ~mask) | step << shift;
+		if (old == v || st->ops->cas(st, ep, STATE_LEARN_STEP, old, v))
+			return;
+	}
+}
+
+static int64_t step_of(int64_t packed, int tokens)
+{
+	return (packed >> (tokens ? 32 : 0)) & 0xffffffff;
+}
+
+/* The budgets the service announces: x-ratelimit-limit-tokens is a
+ * per-minute figure (Azure and OpenAI alike) and seeds the learned tpm;
+ * x-ratelimit-limit-requests is per minute only when sent with
+ * x-ratelimit-reset-requests (OpenAI's form; Azure counts requests over
+ * 1 or 10 s windows and says not which), and then seeds the learned rpm.
+ * A rate already cut by a 429 is only ever lowered to the announcement. */
+static void learn_from_headers(struct pool *p, unsigned e, const struct pool_outcome *o)
+{
+	struct state *st = p->st;
+	const struct pool_ep_cfg *c = &p->eps[e];
+	int64_t from = st->ops->get(st, e, STATE_LEARN_FROM);
+	for (int tokens = 0; tokens < 2; tokens++) {
+		int64_t limit = tokens ? o->limit_tokens : (o->reset_requests_ms > 0 ? o->limit_requests : -1);
+		int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
+		if (limit <= 0 || (tokens ? c->tpm : c->rpm) > 0)
+			continue;
+		int64_t cur = st->ops->get(st, e, field);
+		if (learned_from(from, tokens) == POOL_LEARN_429) {
+			if (cur > limit)
+				st->ops->store(st, e, field, limit);
+		} else if (cur != limit) {
+			st->ops->store(st, e, field, limit);
+			set_from(st, e, tokens, POOL_LEARN_HEADER);
+		}
+	}
+}
+
+/* The rate (per minute) the endpoint admitted since the measurement
+ * began, or -1 when the measurement is too young or too thin to say. */
+static double admitted_rpm(struct state *st, unsigned e, int64_t now_ms)
+{
+	int64_t since = st->ops->get(st, e, STATE_MEAS_SINCE);
+	int64_t n = st->ops->get(st, e, STATE_OK) - st->ops->get(st, e, STATE_MEAS_OK);
+	if (since <= 0 || now_ms - since < POOL_LEARN_MEASURE_MIN_MS || n < 2)
+		return -1;
+	return (double)n * 60000.0 / (double)(now_ms - since);
+}
+
+static void measure_restart(struct state *st, unsigned e, int64_t now_ms)
+{
+	st->ops->store(st, e, STATE_MEAS_SINCE, now_ms);
+	st->ops->store(st, e, STATE_MEAS_OK, st->ops->get(st, e, STATE_OK));
+}
+
+/* A 429: the first of its episode cuts the learned rate (requests, or
+ * tokens when the 429 was for tokens) to POOL_LEARN_CUT of what the
+ * endpoint admitted, or of the rate in force if that is lower. */
+static void learn_cut(struct pool *p, unsigned e, int64_t now_ms, int64_t cool_until,
+                      const struct pool_outcome *o)
+{
+	struct state *st = p->st;
+	const struct pool_ep_cfg *c = &p->eps[e];
+	int tokens = o->tokens_bound;
+	if ((tokens ? c->tpm : c->rpm) > 0)
+		return;
+	int64_t until = st->ops->get(st, e, STATE_LEARN_UNTIL);
+	double admitted = admitted_rpm(st, e, now_ms);
+	if (now_ms < until || admitted < 0)
+		return;
+	if (!st->ops->cas(st, e, STATE_LEARN_UNTIL, until, max64(cool_until, now_ms) + POOL_LEARN_EPISODE_MS))
+		return;  /* another process cut for this episode */
+	int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
+	if (tokens)
+		admitted *= (double)(o->est_tokens > 0 ? o->est_tokens : 1);
+	int64_t cur = st->ops->get(st, e, field);
+	double base = cur > 0 && (double)cur < admitted ? (double)cur : admitted;
+	int64_t next = (int64_t)(base * POOL_LEARN_CUT);
+	next = next < 1 ? 1 : next;
+	st->ops->store(st, e, field, next);
+	set_step(st, e, tokens, next / POOL_LEARN_STEP_DIV > 0 ? next / POOL_LEARN_STEP_DIV : 1);
+	set_from(st, e, tokens, POOL_LEARN_429);
+	st->ops->store(st, e, STATE_LEARN_RUN, 0);
+	measure_restart(st, e, now_ms);
+}
+
+/* A success: every POOL_LEARN_RUN of them, a rate learned from 429s that
+ * the traffic is actually pressing against (the endpoint admitted at least
+ * 80 % of it since the last cut) goes up by its step. */
+static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
+{
+	struct state *st = p->st;
+	const struct pool_ep_cfg *c = &p->eps[e];
+	int64_t since = st->ops->get(st, e, STATE_MEAS_SINCE);
+	if (since <= 0 || now_ms - since > POOL_LEARN_MEASURE_STALE_MS) {
+		if (st->ops->cas(st, e, STATE_MEAS_SINCE, since, now_ms))
+			st->ops->store(st, e, STATE_MEAS_OK, st->ops->get(st, e, STATE_OK));
+		return;
+	}
+	int64_t from = st->ops->get(st, e, STATE_LEARN_FROM);
+	int rpm429 = c->rpm == 0 && learned_from(from, 0) == POOL_LEARN_429;
+	int tpm429 = c->tpm == 0 && learned_from(from, 1) == POOL_LEARN_429;
+	if (!rpm429 && !tpm429)
+		return;
+	int64_t run = st->ops->add(st, e, STATE_LEARN_RUN, 1) + 1;
+	if (run < POOL_LEARN_RUN || !st->ops->cas(st, e, STATE_LEARN_RUN, run, 0))
+		return;
+	double admitted = admitted_rpm(st, e, now_ms);
+	int64_t rpm = st->ops->get(st, e, STATE_LEARN_RPM), steps = st->ops->get(st, e, STATE_LEARN_STEP);
+	if (rpm429 && admitted >= 0.8 * (double)rpm)
+		st->ops->add(st, e, STATE_LEARN_RPM, step_of(steps, 0) > 0 ? step_of(steps, 0) : 1);
+	if (tpm429 && (!rpm429 || admitted >= 0.8 * (double)rpm))
+		st->ops->add(st, e, STATE_LEARN_TPM, step_of(steps, 1) > 0 ? step_of(steps, 1) : 1);
+}
+
+uint64_t pool_key_fp(const char *identity, const char *key, size_t key_len)
+{
+	uint64_t h = state_hash(STATE_HASH_INIT, "convbi-key-fp", 13);
+	h = state_hash(h, identity ? identity : "", identity ? strlen(identity) + 1 : 1);
+	h = state_hash(h, key ? key : "", key ? key_len : 0);
+	h = state_hash(h, identity ? identity : "", identity ? strlen(identity) : 0);  /* key both sides */
+	h ^= h >> 31;  /* finish: every input bit reaches every output bit */
+	h *= 0x7fb5d329728ea185ULL;
+	h ^= h >> 27;
+	return h ? h : 1;
+}
+
 void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o)
 {
 	if (!p || !o || ep < 0 || (size_t)ep >= p->n)
@@ -553,19 +757,34 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 			ops->store(st, e, STATE_PAUSE_LEVEL, 0);
 			ops->store(st, e, STATE_OPEN_UNTIL, 0);
 		}
+		/* The key works: an auth cooldown (another key's) is over. */
+		if (ops->get(st, e, STATE_COOL_CLASS) == POOL_BROKEN && ops->get(st, e, STATE_KEY_FP) != 0 &&
+		    ops->get(st, e, STATE_COOL_UNTIL) > now_ms) {
+			ops->store(st, e, STATE_COOL_UNTIL, 0);
+			ops->store(st, e, STATE_KEY_FP, 0);
+		}
+		learn_raise(p, e, now_ms);
 		break;
-	case POOL_RATE_LIMITED:
+	case POOL_RATE_LIMITED: {
 		ops->add(st, e, STATE_RATE_LIMITED, 1);
+		int64_t until;
 		if (o->retry_after_ms >= 0) {
-			cool(st, e, now_ms + o->retry_after_ms, POOL_RATE_LIMITED);
+			until = now_ms + o->retry_after_ms;
 		} else {
 			int64_t n = ops->add(st, e, STATE_COOL_STREAK, 1);
 			int64_t d = POOL_COOL_DEFAULT_MS;
 			for (int64_t i = 0; i < n && d < POOL_COOL_MAX_MS; i++)
 				d *= 2;
-			cool(st, e, now_ms + (d < POOL_COOL_MAX_MS ? d : POOL_COOL_MAX_MS), POOL_RATE_LIMITED);
+			until = now_ms + (d < POOL_COOL_MAX_MS ? d : POOL_COOL_MAX_MS);
 		}
+		cool(st, e, until, POOL_RATE_LIMITED);
+		learn_cut(p, e, now_ms, until, o);
+		/* When the cooldown ends, the paced callers go one slot at a
+		 * time from its end, not all at once. */
+		ops->max(st, e, STATE_PACE_REQ, until * 1000);
+		ops->max(st, e, STATE_PACE_TOK, until * 1000);
 		break;
+	}
 	case POOL_SERVER:
 	case POOL_TRANSPORT:
 		report_failure(p, e, now_ms, o->probe);
@@ -574,7 +793,12 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 		break;
 	case POOL_BROKEN:
 		ops->add(st, e, STATE_FAILURES, 1);
+		/* An auth cooldown names the key it is for (a keyed fingerprint,
+		 * never the key): a process whose key differs ignores it. */
+		store_if(st, e, STATE_KEY_FP, o->auth ? (int64_t)p->key_fp[e] : 0);
 		cool(st, e, now_ms + POOL_BROKEN_COOL_MS, POOL_BROKEN);
+		if (ops->get(st, e, STATE_COOL_CLASS) != POOL_BROKEN)
+			ops->store(st, e, STATE_COOL_CLASS, POOL_BROKEN);
 		break;
 	default:  /* POOL_CLIENT and unknown classes: nothing about health */
 		break;
@@ -595,6 +819,8 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 		ops->store(st, e, STATE_RESET_TOK, now_ms + r);
 		store_if(st, e, STATE_REM_TOK, o->remaining_tokens);
 	}
+	if (o->limit_requests > 0 || o->limit_tokens > 0)
+		learn_from_headers(p, e, o);
 }
 
 void pool_abandon(struct pool *p, const struct pool_pick *pick)
@@ -605,7 +831,7 @@ void pool_abandon(struct pool *p, const struct pool_pick *pick)
 
 struct pool_outcome pool_outcome_of(int cls)
 {
-	struct pool_outcome o = {cls, -1, -1, -1, -1, -1, 0, 0};
+	struct pool_outcome o = {cls, -1, -1, -1, -1, -1, 0, 0, -1, -1, 0, 0, 0};
 	return o;
 }
 
@@ -642,7 +868,23 @@ int pool_live_get(struct pool *p, int ep, int64_t now_ms, struct pool_live *out)
 	out->rate_limited = (uint64_t)f[STATE_RATE_LIMITED];
 	out->failures = (uint64_t)f[STATE_FAILURES];
 	out->tokens = (uint64_t)f[STATE_TOKENS];
+	const struct pool_ep_cfg *c = &p->eps[ep];
+	out->key_fp_other = f[STATE_COOL_UNTIL] > now_ms && foreign_key_cooldown(p->key_fp[ep], f);
+	out->learned_rpm = c->rpm > 0 ? 0 : f[STATE_LEARN_RPM];
+	out->learned_tpm = c->tpm > 0 ? 0 : f[STATE_LEARN_TPM];
+	out->learned_rpm_from = out->learned_rpm ? learned_from(f[STATE_LEARN_FROM], 0) : POOL_LEARN_NONE;
+	out->learned_tpm_from = out->learned_tpm ? learned_from(f[STATE_LEARN_FROM], 1) : POOL_LEARN_NONE;
 	return CONVBI_OK;
+}
+
+const char *pool_learn_from_name(int from)
+{
+	switch (from) {
+	case POOL_LEARN_NONE: return "none";
+	case POOL_LEARN_HEADER: return "header";
+	case POOL_LEARN_429: return "429";
+	}
+	return "?";
 }
 
 const char *pool_breaker_name(int breaker)

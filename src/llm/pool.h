@@ -50,6 +50,23 @@
 #define POOL_PACE_MARGIN 1.02           /* rpm/tpm pacing runs 2 % under the budget */
 #define POOL_BUDGET_RESET_DEFAULT_MS 250   /* a server budget without a reset time: look again soon (a 429 then says exactly when) */
 
+/* Learned quotas (endpoints without a configured rpm/tpm): AIMD, as TCP.
+ * The first 429 of a cooldown episode cuts the learned rate to
+ * POOL_LEARN_CUT times the smaller of it and the rate the endpoint
+ * admitted since the last cut (measured over at least
+ * POOL_LEARN_MEASURE_MIN_MS); every POOL_LEARN_RUN successes that the
+ * pacing held back raise it by a fixed step, 1/POOL_LEARN_STEP_DIV of the
+ * rate at the cut. */
+#define POOL_LEARN_CUT 0.95
+#define POOL_LEARN_RUN 40
+#define POOL_LEARN_STEP_DIV 50
+#define POOL_LEARN_MEASURE_MIN_MS 1000
+#define POOL_LEARN_EPISODE_MS 1000     /* 429s this long after a cooldown still belong to it */
+#define POOL_LEARN_MEASURE_STALE_MS 30000  /* an older measurement restarts */
+
+/* Where a learned rate came from. */
+enum pool_learn_from { POOL_LEARN_NONE, POOL_LEARN_HEADER, POOL_LEARN_429 };
+
 enum pool_breaker { POOL_BREAKER_CLOSED, POOL_BREAKER_OPEN, POOL_BREAKER_HALF_OPEN };
 
 struct pool_ep_cfg {
@@ -57,8 +74,8 @@ struct pool_ep_cfg {
 	const char *identity;  /* url + deployment: keys the endpoint set (copied); NULL = name */
 	int priority;          /* tier, 0 = first */
 	int weight;            /* 1..POOL_MAX_WEIGHT */
-	int rpm;               /* client-side requests per minute, 0 = none */
-	int tpm;               /* client-side tokens per minute, 0 = none */
+	int rpm;               /* client-side requests per minute, 0 = none: learned */
+	int tpm;               /* client-side tokens per minute, 0 = none: learned */
 };
 
 struct pool;
@@ -101,6 +118,16 @@ const char *pool_name(const struct pool *p, int ep);
 /* Forgets everything learned (cooldowns, breakers, budgets, windows,
  * statistics, counters) for every process sharing the state. */
 void pool_reset_state(struct pool *p);
+/* The same for endpoint ep alone (cooldowns, breaker, budgets, learned
+ * rates, statistics).  Returns CONVBI_OK or CONVBI_EINVAL (out of range). */
+int pool_reset_endpoint(struct pool *p, int ep);
+/* Tells the pool the fingerprint (pool_key_fp) of the key this process
+ * uses for endpoint ep; call right after opening, before any pick. */
+void pool_set_key_fp(struct pool *p, int ep, uint64_t fp);
+/* A keyed fingerprint of an endpoint's key: 64 bits of a hash keyed with
+ * the endpoint's identity, never 0.  The shared state keeps it with an
+ * auth cooldown so that a process holding another key ignores it. */
+uint64_t pool_key_fp(const char *identity, const char *key, size_t key_len);
 
 struct pool_pick {
 	int ep;           /* endpoint index, -1 if none is usable now */
@@ -138,6 +165,11 @@ struct pool_outcome {
 	int64_t reset_tokens_ms;     /* relative: until remaining_tokens refills; -1 = unknown */
 	int64_t tokens;              /* used, or estimated; statistics only */
 	int probe;                   /* echo of pool_pick.probe */
+	int64_t limit_requests;      /* x-ratelimit-limit-requests; -1 = unknown */
+	int64_t limit_tokens;        /* x-ratelimit-limit-tokens (per minute); -1 = unknown */
+	int tokens_bound;            /* a 429 for tokens, not requests */
+	int auth;                    /* BROKEN for the key (401/403), not the deployment */
+	int64_t est_tokens;          /* the request's estimate (prompt + max_tokens), 0 = unknown */
 };
 
 /* Records how an attempt on ep went (ep out of range: ignored).
@@ -149,9 +181,14 @@ struct pool_outcome {
  *   TRANSPORT     counts a failure; the POOL_BREAKER_THRESHOLD-th in a row
  *                 opens the breaker for 2 s; a failed probe re-opens it
  *                 for twice the last pause (<= 30 s);
- *   BROKEN        cools it for POOL_BROKEN_COOL_MS;
+ *   BROKEN        cools it for POOL_BROKEN_COOL_MS (auth: for this key only);
  *   CLIENT        statistics only.
- * Any class with remaining_* >= 0 updates the server budget. */
+ * Any class with remaining_* >= 0 updates the server budget.  For an
+ * endpoint without a configured rpm/tpm, a 429 (the first of its episode)
+ * cuts the learned rate and a run of paced successes raises it (see
+ * POOL_LEARN_*); x-ratelimit-limit-tokens seeds the learned tpm and
+ * x-ratelimit-limit-requests, sent with x-ratelimit-reset-requests (the
+ * per-minute form), the learned rpm. */
 void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o);
 
 /* The attempt picked was canceled or never made: gives back its probe
@@ -175,7 +212,14 @@ struct pool_live {
 	int64_t window_tokens;
 	uint64_t calls, ok, rate_limited, failures;
 	uint64_t tokens;             /* tokens reported */
+	int key_fp_other;            /* an auth cooldown that is for another key than ours */
+	int64_t learned_rpm;         /* 0 = nothing learned (or configured) */
+	int64_t learned_tpm;
+	int learned_rpm_from;        /* enum pool_learn_from */
+	int learned_tpm_from;
 };
+/* "none", "header", "429" ("?" for others); static. */
+const char *pool_learn_from_name(int from);
 
 /* Fills out with endpoint ep's live shared state at now_ms.  Returns
  * CONVBI_OK or CONVBI_EINVAL for an ep out of range. */
@@ -198,8 +242,8 @@ struct pool_verdict {
 	int64_t last_fail_ms;  /* fallback tie-break: older first */
 };
 
-/* Judges one endpoint from a snapshot (windows loaded when cfg has rpm or
- * tpm) at now_ms for a request of est_tokens. */
+/* Judges one endpoint from a snapshot at now_ms for a request of
+ * est_tokens: the configured rpm/tpm pace it, else the learned ones. */
 void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
                 const struct state_snap *s, int64_t now_ms, int64_t est_tokens);
 /* Writes the smooth weighted round-robin cycle over the endpoints in

@@ -59,7 +59,7 @@
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared state needs lock-free 64-bit atomics");
 _Static_assert(sizeof(struct state_header) == STATE_LINE, "the header is one line");
-_Static_assert(sizeof(struct state_slot) == 5 * STATE_LINE, "a slot is five lines");
+_Static_assert(sizeof(struct state_slot) == 6 * STATE_LINE, "a slot is six lines");
 _Static_assert(sizeof(struct state_counter) == STATE_LINE, "a counter is one line");
 
 #define STATE_OPEN_TRIES 8  /* races lost in a row before giving up */
@@ -74,6 +74,9 @@ static const unsigned char field_word[STATE_NFIELDS] = {
 	[STATE_RESET_REQ] = 10, [STATE_RESET_TOK] = 11, [STATE_CALLS] = 16,
 	[STATE_OK] = 17, [STATE_RATE_LIMITED] = 18, [STATE_FAILURES] = 19,
 	[STATE_TOKENS] = 20, [STATE_PACE_REQ] = 7, [STATE_PACE_TOK] = 12, [STATE_COOL_CLASS] = 13,
+	[STATE_KEY_FP] = 14, [STATE_LEARN_RPM] = 24, [STATE_LEARN_TPM] = 25, [STATE_LEARN_FROM] = 26,
+	[STATE_LEARN_STEP] = 27, [STATE_LEARN_UNTIL] = 28, [STATE_LEARN_RUN] = 29,
+	[STATE_MEAS_SINCE] = 30, [STATE_MEAS_OK] = 31,
 };
 
 struct state_shm {
@@ -254,6 +257,13 @@ static void shm_reset(struct state *st)
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
+static void shm_clear(struct state *st, unsigned ep)
+{
+	assert(ep < st->shape.n_slots);
+	slot_fresh(&shm_of(st)->slots[ep]);
+	atomic_thread_fence(memory_order_seq_cst);
+}
+
 static void shm_close(struct state *st)
 {
 	struct state_shm *m = shm_of(st);
@@ -270,12 +280,12 @@ static const char *shm_describe(const struct state *st)
 
 static const struct state_ops file_ops = {
 	"file", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
-	shm_reset, shm_close,
+	shm_reset, shm_clear, shm_close,
 };
 
 static const struct state_ops memory_ops = {
 	"memory", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
-	shm_reset, shm_close,
+	shm_reset, shm_clear, shm_close,
 };
 
 /* ---- building and checking a layout ----------------------------------- */

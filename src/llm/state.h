@@ -40,7 +40,7 @@
 
 /* Bump whenever the file layout below changes: an older file is rebuilt
  * (a newer one, another convbi's, is left alone). */
-#define STATE_VERSION 3
+#define STATE_VERSION 4
 #define STATE_MAX_SLOTS 64
 #define STATE_MAX_TIERS 64
 
@@ -74,6 +74,15 @@ enum state_field {
 	STATE_PACE_REQ,      /* us: rpm pacing, no request before this */
 	STATE_PACE_TOK,      /* us: tpm pacing, no request before this */
 	STATE_COOL_CLASS,    /* pool class that set the latest cooldown (429 or broken) */
+	STATE_KEY_FP,        /* keyed fingerprint of the key an auth cooldown is for, 0 = any */
+	STATE_LEARN_RPM,     /* learned requests per minute, 0 = nothing learned */
+	STATE_LEARN_TPM,     /* learned tokens per minute, 0 = nothing learned */
+	STATE_LEARN_FROM,    /* where they came from: rpm source | tpm source << 8 */
+	STATE_LEARN_STEP,    /* additive increase: rpm step | tpm step << 32 */
+	STATE_LEARN_UNTIL,   /* ms: a 429 before this is of the episode already cut */
+	STATE_LEARN_RUN,     /* paced successes since the last increase */
+	STATE_MEAS_SINCE,    /* ms: start of the admitted-rate measurement, 0 = none */
+	STATE_MEAS_OK,       /* STATE_OK at that start */
 	STATE_NFIELDS
 };
 
@@ -128,6 +137,9 @@ struct state_ops {
 	/* Puts every slot and counter back to fresh. Not atomic as a whole:
 	 * meant for tests and for an operator's "reset". */
 	void (*reset)(struct state *st);
+	/* Puts one slot back to fresh (an operator's `endpoints --reset NAME`);
+	 * not atomic as a whole either. */
+	void (*clear)(struct state *st, unsigned ep);
 	void (*close)(struct state *st);
 };
 
@@ -189,7 +201,7 @@ uint64_t state_hash(uint64_t h, const void *p, size_t n);
  *
  *   offset 0                  struct state_header (64 bytes, immutable)
  *   64                        n_tiers counters, one 64-byte line each
- *   64 + 64*n_tiers           n_slots struct state_slot (320 bytes each)
+ *   64 + 64*n_tiers           n_slots struct state_slot (384 bytes each)
  *
  * Every line is 64-byte aligned (mmap gives a page-aligned base).  The
  * header is written once, into a private temp file, before the file is
@@ -215,10 +227,11 @@ struct state_header {
 /* One endpoint.  word[] holds the fields (state.c maps each enum
  * state_field to a word): line 0 (words 0-7) is read by every pick and
  * written on failures; line 1 (8-15) takes the budget headers of every
- * reply; line 2 (16-23) the statistics; lines 3-4 the windows.  A window
+ * reply; line 2 (16-23) the statistics; line 3 (24-31) the learned rates;
+ * lines 4-5 the windows.  A window
  * bucket packs (epoch << 32 | count), epoch = the bucket's start time /
  * STATE_WINDOW_BUCKET_MS, mod 2^32. */
-#define STATE_SLOT_WORDS 24
+#define STATE_SLOT_WORDS 32
 struct state_slot {
 	_Alignas(STATE_LINE) _Atomic int64_t word[STATE_SLOT_WORDS];
 	_Alignas(STATE_LINE) _Atomic uint64_t win[STATE_NWINDOWS][STATE_WINDOW_RING];

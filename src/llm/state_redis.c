@@ -198,8 +198,12 @@ static const char *const field_name[STATE_NFIELDS] = {
 	[STATE_RESET_REQ] = "reset_req", [STATE_RESET_TOK] = "reset_tok", [STATE_CALLS] = "calls",
 	[STATE_OK] = "ok", [STATE_RATE_LIMITED] = "rate_limited", [STATE_FAILURES] = "failures",
 	[STATE_TOKENS] = "tokens", [STATE_PACE_REQ] = "pace_req", [STATE_PACE_TOK] = "pace_tok", [STATE_COOL_CLASS] = "cool_class",
+	[STATE_KEY_FP] = "key_fp", [STATE_LEARN_RPM] = "learn_rpm", [STATE_LEARN_TPM] = "learn_tpm",
+	[STATE_LEARN_FROM] = "learn_from", [STATE_LEARN_STEP] = "learn_step",
+	[STATE_LEARN_UNTIL] = "learn_until", [STATE_LEARN_RUN] = "learn_run",
+	[STATE_MEAS_SINCE] = "meas_since", [STATE_MEAS_OK] = "meas_ok",
 };
-_Static_assert(STATE_NFIELDS == 19, "a state field was added: name it in field_name[]");
+_Static_assert(STATE_NFIELDS == 28, "a state field was added: name it in field_name[]");
 static const char *const window_name[STATE_NWINDOWS] = {"wreq", "wtok"};
 
 struct rs_bucket {
@@ -1025,6 +1029,31 @@ static void rs_reset(struct state *st)
 	r->local->ops->reset(r->local);
 }
 
+/* Deletes the slot's fields in Redis and clears the local copy too. */
+static void rs_clear(struct state *st, unsigned ep)
+{
+	struct state_redis *r = rs_of(st);
+	struct rs_guard g;
+	assert(ep < st->shape.n_slots);
+	if (rs_begin(r, &g, 0)) {
+		enum { NAMES = STATE_NFIELDS + STATE_NWINDOWS * STATE_WINDOW_RING };
+		char names[NAMES][RS_FIELD_LEN];
+		const char *args[2 + NAMES] = {"HDEL", r->key};
+		int n = 0;
+		for (int f = 0; f < STATE_NFIELDS; f++, n++)
+			slot_field(names[n], ep, f);
+		for (int w = 0; w < STATE_NWINDOWS; w++)
+			for (int i = 0; i < STATE_WINDOW_RING; i++, n++)
+				snprintf(names[n], RS_FIELD_LEN, "%u.%s%d", ep, window_name[w], i);
+		for (int i = 0; i < n; i++)
+			args[2 + i] = names[i];
+		rs_sync(r, 0, 2 + n, args, NULL);
+		snap_clear(r);
+		rs_end(r, &g);
+	}
+	r->local->ops->clear(r->local, ep);
+}
+
 static void rs_close(struct state *st)
 {
 	struct state_redis *r = rs_of(st);
@@ -1052,7 +1081,7 @@ static const char *rs_describe(const struct state *st);
 
 static const struct state_ops redis_ops = {
 	"redis", rs_describe, rs_counter_next, rs_load, rs_get, rs_add, rs_store, rs_cas, rs_max, rs_window_add,
-	rs_reset, rs_close,
+	rs_reset, rs_clear, rs_close,
 };
 
 /* ---- opening ------------------------------------------------------------ */
