@@ -9,6 +9,8 @@
 #include "db/ro.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,6 +71,52 @@ static int harden(sqlite3 *db)
 	return sqlite3_exec(db, "PRAGMA query_only=1", NULL, NULL, NULL);
 }
 
+/* Whether path+suffix exists, and its size. */
+static int side_file(const char *path, const char *suffix, off_t *size)
+{
+	char name[4200];
+	struct stat st;
+	*size = 0;
+	if ((size_t)snprintf(name, sizeof name, "%s%s", path, suffix) >= sizeof name)
+		return 1;  /* cannot say: assume it exists, open as usual */
+	if (lstat(name, &st) != 0)
+		return 0;
+	*size = st.st_size;
+	return 1;
+}
+
+/* A WAL-mode database (header bytes 18 and 19 are 2) makes even a
+ * read-only connection create path-wal and path-shm beside it, in the
+ * user's folder.  Both present: another connection has it open, nothing
+ * new appears, open as usual.  No WAL content (no -wal, or an empty one):
+ * the file holds everything, so it is opened immutable=1 -- no locks, no
+ * side files; the trade-off is that a writer starting while the session
+ * lives is not seen.  A -wal with content but no -shm (a crash) cannot be
+ * read without creating -shm: refused with the fix. */
+static int wal_side_files(const char *path, int *immutable, struct err *err)
+{
+	unsigned char hdr[20];
+	*immutable = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+	if (fd < 0)
+		return CONVBI_OK;  /* the open below phrases it */
+	ssize_t n = pread(fd, hdr, sizeof hdr, 0);
+	close(fd);
+	if (n != (ssize_t)sizeof hdr || memcmp(hdr, "SQLite format 3", 16) || hdr[18] != 2 || hdr[19] != 2)
+		return CONVBI_OK;
+	off_t wal_size, shm_size;
+	int wal = side_file(path, "-wal", &wal_size), shm = side_file(path, "-shm", &shm_size);
+	if (wal && shm)
+		return CONVBI_OK;
+	if (!wal || wal_size == 0) {
+		*immutable = 1;
+		return CONVBI_OK;
+	}
+	return err_set(err, CONVBI_EDB, "database `%s` is in WAL mode and `%s-wal` holds changes but `%s-shm` is missing; "
+	               "convbi never creates files beside your database: checkpoint it first "
+	               "(sqlite3 '%s' 'PRAGMA wal_checkpoint(TRUNCATE)')", path, path, path, path);
+}
+
 int ro_open(sqlite3 **out, const char *path, struct err *err)
 {
 	return ro_open_vfs(out, path, NULL, err);
@@ -86,7 +134,10 @@ int ro_open_vfs(sqlite3 **out, const char *path, const char *vfs, struct err *er
 	rc = explain_path(path, err);
 	if (rc)
 		return rc;
-	if (ro_uri(&uri, path)) {
+	int immutable = 0;
+	if ((rc = wal_side_files(path, &immutable, err)))
+		return rc;
+	if (ro_uri(&uri, path) || (immutable && buf_puts(&uri, "&immutable=1"))) {
 		buf_release(&uri);
 		return err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
 	}

@@ -101,4 +101,13 @@ contains "$ERR" "not a regular file" "says what it is"
 expect_code 0 "a fresh --out still works" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/fresh.jsonl" "$T/q.txt"
 expect_code 0 "and --resume on it" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$T/fresh.jsonl" "$T/q.txt"
 
+# ---- a WAL-mode database: no -wal or -shm appears beside it ---------------------------------
+mkdir "$T/wal" && cp "$DB" "$T/wal/shop.db"
+sqlite3 "$T/wal/shop.db" "PRAGMA journal_mode=WAL" >/dev/null
+check "the copy is in WAL mode with no side files" test "$(ls "$T/wal")" = "shop.db"
+expect_code 0 "schema of a WAL-mode database" $TO "$CONVBI" schema --db "$T/wal/shop.db"
+expect_code 0 "a question on it" $TO "$CONVBI" ask --config "$T/config.json" --db "$T/wal/shop.db" "How many customers are there?"
+contains "$OUT" "200" "answered from the database"
+check "nothing new in the user's folder" test "$(ls "$T/wal")" = "shop.db"
+
 finish
