@@ -469,6 +469,8 @@ struct run {
 	struct pg *p;
 	const struct exec_limits *lim;
 	struct table *t;
+	int (*cancel)(void *); /* db.c's wrapper: the caller's callback or db_cancel */
+	void *cancel_payload;
 	int stopped;        /* 0, CONVBI_ETIMEOUT or ECANCELED: we cancelled the query */
 	int cut;            /* a cap was reached: the rest was cancelled */
 	int64_t cancel_at;  /* clock_mono_ms() of our first PQcancel, 0 = none */
@@ -532,6 +534,8 @@ static void take_result(struct run *r, PGresult *res, const char *sql, struct er
 	}
 	if (r->cut && !strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "", "57014"))
 		return; /* our own cancel after a cap: the rows kept are the answer */
+	if (!r->stopped && r->cancel && r->cancel(r->cancel_payload))
+		r->stopped = CONVBI_ECANCELED; /* db_cancel's PQcancel landed before our loop saw its flag */
 	r->rc = map_error(res, sql, r->stopped, r->lim->timeout_ms, err);
 	r->failed = 1;
 }
@@ -541,7 +545,7 @@ static int pg_run(struct db *d, const char *sql, const struct exec_limits *lim, 
 {
 	static const struct exec_limits defaults = EXEC_LIMITS_INIT;
 	struct pg *p = d->impl;
-	struct run r = {.p = p, .lim = lim ? lim : &defaults};
+	struct run r = {.p = p, .lim = lim ? lim : &defaults, .cancel = cancel, .cancel_payload = cancel_payload};
 	int rc;
 	*out = NULL;
 	if (cancel && cancel(cancel_payload))
