@@ -58,7 +58,9 @@ void config_release(struct llm_config *c)
 		free(e->deployment);
 		free(e->model);
 		free(e->api_version);
+		free(e->spillover_deployment);
 		secret_release(&e->key);
+		config_auth_release(&e->auth);
 	}
 	free(c->eps);
 	free(c->state.backend);
@@ -121,7 +123,7 @@ static int whole_number(const cJSON *o, const char *key, int64_t min, int64_t ma
 
 /* The name of the first control character in s (a CR or LF would end an
  * HTTP header line and start another), or NULL when there is none. */
-static const char *control_char(const char *s)
+const char *config_control_char(const char *s)
 {
 	for (const unsigned char *p = (const unsigned char *)s; s && *p; p++) {
 		if (*p == '\r')
@@ -140,11 +142,11 @@ static int check_one_line(const struct ep_cfg *e, const char *src, struct err *e
 {
 	const struct { const char *field, *value; } f[] = {
 		{"name", e->name}, {"url", e->url}, {"deployment", e->deployment}, {"model", e->model},
-		{"api_version", e->api_version},
+		{"api_version", e->api_version}, {"spillover_deployment", e->spillover_deployment},
 	};
 	const char *what;
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
-		if ((what = control_char(f[i].value)))
+		if ((what = config_control_char(f[i].value)))
 			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s in its `%s`; remove it (these values go into HTTP requests as they are)",
 			               src, i == 0 ? "(unnamed)" : e->name, what, f[i].field);
 	return CONVBI_OK;
@@ -154,7 +156,7 @@ static int check_one_line(const struct ep_cfg *e, const char *src, struct err *e
  * so a CR or LF in it would inject another header.  It is never shown. */
 static int set_key(struct ep_cfg *e, const char *key, const char *src, struct err *err)
 {
-	const char *what = control_char(key);
+	const char *what = config_control_char(key);
 	if (what)
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s in its API key; remove it (the key goes into an HTTP header)",
 		               src, e->name, what);
@@ -173,8 +175,10 @@ static int check_endpoint(const struct ep_cfg *e, const char *src, struct err *e
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has url `%s`; it must start with http:// or https://", src, e->name, e->url);
 	if (e->kind != EP_OPENAI && (!e->deployment || !*e->deployment))
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind %s) has no `deployment`; add the deployment name", src, e->name, config_kind_name(e->kind));
-	if (e->kind != EP_OPENAI && !secret_is_set(&e->key))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no API key; set `api_key` or `api_key_env` to a variable that holds it", src, e->name);
+	if (e->kind != EP_OPENAI && e->auth.type == AUTH_API_KEY && !secret_is_set(&e->key))
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no API key; set `api_key` or `api_key_env` to a variable that holds it, or an Entra ID `auth`", src, e->name);
+	if (e->spillover_deployment && e->kind == EP_OPENAI)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind openai) has a `spillover_deployment`; spillover is an Azure feature, remove it", src, e->name);
 	return CONVBI_OK;
 }
 
@@ -188,7 +192,7 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	snprintf(fallback, sizeof fallback, "endpoint-%zu", idx);
 	if ((rc = dup_opt(&e->name, name && *name ? name : fallback)))
 		return rc;
-	const char *what = control_char(e->name);
+	const char *what = config_control_char(e->name);
 	if (what)
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoints[%zu] has %s in its `name`; remove it", src, idx, what);
 	const char *kind = jsonx_str(o, "kind");
@@ -210,6 +214,11 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	if ((rc = dup_opt(&e->deployment, jsonx_str(o, "deployment"))) ||
 	    (rc = dup_opt(&e->model, jsonx_str(o, "model"))))
 		return rc;
+	const char *spill = jsonx_str(o, "spillover_deployment");
+	if (spill && !*spill)
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has an empty `spillover_deployment`; name a standard deployment or remove it", src, e->name);
+	if ((rc = dup_opt(&e->spillover_deployment, spill)))
+		return rc;
 	const char *ver = jsonx_str(o, "api_version");
 	if ((rc = dup_opt(&e->api_version, ver ? ver : DEFAULT_API_VERSION)))
 		return rc;
@@ -223,11 +232,14 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	}
 	if (key && (rc = set_key(e, key, src, err)))
 		return rc;
+	if ((rc = config_parse_auth(e, cJSON_GetObjectItemCaseSensitive(o, "auth"), src, err)))
+		return rc;
 	static const struct { const char *key; size_t off; int min, max; const char *hint; } nums[] = {
 		{"priority", offsetof(struct ep_cfg, priority), 0, CONFIG_MAX_PRIORITY, " (0 is tried first)"},
 		{"weight", offsetof(struct ep_cfg, weight), 1, CONFIG_MAX_WEIGHT, ""},
 		{"rpm", offsetof(struct ep_cfg, rpm), 0, CONFIG_MAX_RPM, " (0 = no limit)"},
 		{"tpm", offsetof(struct ep_cfg, tpm), 0, CONFIG_MAX_TPM, " (0 = no limit)"},
+		{"context_window", offsetof(struct ep_cfg, context_window), 0, CONFIG_MAX_CONTEXT_WINDOW, " (tokens; 0 = not said)"},
 	};
 	e->weight = 1;
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {

@@ -9,7 +9,9 @@
  * File format (every field but endpoints optional):
  *   {"endpoints": [{"name", "kind": "azure"|"azure-v1"|"openai", "url",
  *      "deployment", "model", "api_version", "api_key" | "api_key_env",
- *      "priority", "weight", "rpm", "tpm"}],
+ *      "priority", "weight", "rpm", "tpm", "spillover_deployment",
+ *      "context_window", "auth": {"type", "token_url", "client_id",
+ *      "tenant_id", "client_secret_env", "scope"}}],
  *    "retry": {"max_attempts", "deadline_ms", "connect_timeout_ms",
  *              "first_byte_timeout_ms", "idle_timeout_ms"},
  *    "state": {"backend": "file"|"memory"|"redis", "path", "url", "prefix"}}
@@ -26,6 +28,28 @@
 
 enum ep_kind { EP_AZURE, EP_AZURE_V1, EP_OPENAI };
 
+/* How an endpoint authenticates: its key (api-key / Bearer KEY), or a
+ * Microsoft Entra ID token from one of three sources (llm/token.h). */
+enum auth_type { AUTH_API_KEY, AUTH_MANAGED_IDENTITY, AUTH_WORKLOAD_IDENTITY, AUTH_CLIENT_SECRET };
+
+#define AUTH_DEFAULT_SCOPE "https://cognitiveservices.azure.com/.default"
+#define AUTH_DEFAULT_AUTHORITY "https://login.microsoftonline.com/"
+
+/* The "auth" object of an endpoint, with what the environment adds
+ * (read once, when the configuration is loaded). */
+struct auth_cfg {
+	int type;                  /* enum auth_type; AUTH_API_KEY by default */
+	char *token_url;           /* owned; overrides the type's token endpoint, NULL = default */
+	char *client_id;           /* owned; NULL = system-assigned (managed identity) */
+	char *tenant_id;           /* owned; workload_identity, client_secret */
+	char *scope;               /* owned; never NULL for a token type */
+	char *authority;           /* owned; workload_identity: $AZURE_AUTHORITY_HOST or the default */
+	char *token_file;          /* owned; workload_identity: $AZURE_FEDERATED_TOKEN_FILE */
+	char *identity_endpoint;   /* owned; managed_identity: $IDENTITY_ENDPOINT when set with the header */
+	struct secret identity_header;  /* managed_identity: $IDENTITY_HEADER; never printed */
+	struct secret client_secret;    /* client_secret: from the variable client_secret_env */
+};
+
 struct ep_cfg {
 	char *name;         /* owned; unique, shown in logs and results */
 	int kind;           /* enum ep_kind */
@@ -37,6 +61,9 @@ struct ep_cfg {
 	int priority;       /* tier, 0 first */
 	int weight;         /* >= 1 */
 	int rpm, tpm;       /* client-side budgets, 0 = none */
+	struct auth_cfg auth;
+	char *spillover_deployment;  /* owned; sent as x-ms-spillover-deployment, NULL = none */
+	int context_window; /* tokens the deployment accepts, 0 = not said */
 };
 
 struct retry_cfg {
@@ -70,6 +97,7 @@ struct llm_config {
 #define CONFIG_MAX_WEIGHT 1000
 #define CONFIG_MAX_RPM 100000000      /* requests per minute a deployment may declare */
 #define CONFIG_MAX_TPM 2000000000     /* tokens per minute: fits an int */
+#define CONFIG_MAX_CONTEXT_WINDOW 100000000  /* tokens */
 
 /* Loads from path, else $CONVBI_CONFIG, else the environment.  Returns
  * CONVBI_ENOENDPOINT (with a message naming what to set) when nothing is
@@ -80,5 +108,18 @@ int config_parse(struct llm_config *out, const char *text, size_t len, const cha
                  struct err *err);
 void config_release(struct llm_config *c);
 const char *config_kind_name(int kind);
+/* "api_key", "managed_identity", "workload_identity", "client_secret". */
+const char *config_auth_name(int type);
+
+/* For config*.c only. */
+/* The name of the first control character in s ("a line feed (LF)"), or
+ * NULL when there is none (NULL s has none). */
+const char *config_control_char(const char *s);
+/* Reads the endpoint's "auth" object (o may be NULL: api_key) and what its
+ * type takes from the environment; src names the file in messages.
+ * CONVBI_ECONFIG with one line naming the endpoint and the fix. */
+struct cJSON;
+int config_parse_auth(struct ep_cfg *e, const struct cJSON *o, const char *src, struct err *err);
+void config_auth_release(struct auth_cfg *a);
 
 #endif

@@ -112,6 +112,11 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct ep_cfg *e = &l->cfg.eps[i];
+		if (e->auth.type != AUTH_API_KEY) {
+			rc = err_set(err, CONVBI_ECONFIG, "endpoint `%s`: auth type %s is not available in this build yet; use an API key",
+			             e->name, config_auth_name(e->auth.type));
+			goto done;
+		}
 		buf_reset(&b);
 		if ((rc = aoai_url(&b, e)) || !(l->urls[i] = xstrdup(b.data)))
 			goto nomem;

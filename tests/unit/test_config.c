@@ -293,6 +293,103 @@ static void the_config_file_must_be_a_small_regular_file(void **state)
 	unlink(big);
 }
 
+/* ---- Entra ID auth, spillover, context window (issue 17) ---------------- */
+
+#define AZ "{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\""
+
+static void clear_azure_identity_env(void)
+{
+	const char *vars[] = {"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST",
+	                      "AZURE_CLIENT_SECRET", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "CONVBI_TEST_SECRET"};
+	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+		unsetenv(vars[i]);
+}
+
+static void each_auth_type_is_read_with_what_the_environment_adds(void **state)
+{
+	struct llm_config c;
+	struct err err = ERR_INIT;
+	clear_azure_identity_env();
+	setenv("CONVBI_TEST_SECRET", "sec-ret-value-9", 1);
+	setenv("AZURE_FEDERATED_TOKEN_FILE", "/var/run/secrets/azure/tokens/azure-identity-token", 1);
+	setenv("AZURE_TENANT_ID", "tenant-from-env", 1);
+	setenv("AZURE_CLIENT_ID", "client-from-env", 1);
+	setenv("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token", 1);
+	setenv("IDENTITY_HEADER", "853b9a84-header", 1);
+	const char *text = "{\"endpoints\":["
+		AZ ",\"api_key\":\"kkkk\"},"
+		"{\"name\":\"mi\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"managed_identity\",\"client_id\":\"uami\"},"
+		" \"spillover_deployment\":\"std\",\"context_window\":128000},"
+		"{\"name\":\"wi\",\"kind\":\"azure-v1\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"workload_identity\"}},"
+		"{\"name\":\"cs\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"client_secret\",\"tenant_id\":\"t1\","
+		" \"client_id\":\"c1\",\"client_secret_env\":\"CONVBI_TEST_SECRET\",\"token_url\":\"http://127.0.0.1:9/tok\",\"scope\":\"https://x/.default\"}}]}";
+	assert_int_equal(parse(&c, text, &err), CONVBI_OK);
+	assert_int_equal(c.eps[0].auth.type, AUTH_API_KEY);
+	assert_null(c.eps[0].spillover_deployment);
+	assert_int_equal(c.eps[0].context_window, 0);
+	const struct auth_cfg *mi = &c.eps[1].auth, *wi = &c.eps[2].auth, *cs = &c.eps[3].auth;
+	assert_int_equal(mi->type, AUTH_MANAGED_IDENTITY);
+	assert_string_equal(mi->client_id, "uami");
+	assert_string_equal(mi->scope, AUTH_DEFAULT_SCOPE);
+	assert_string_equal(mi->identity_endpoint, "http://localhost:42356/msi/token");
+	assert_string_equal(secret_value(&mi->identity_header), "853b9a84-header");
+	assert_string_equal(c.eps[1].spillover_deployment, "std");
+	assert_int_equal(c.eps[1].context_window, 128000);
+	assert_int_equal(wi->type, AUTH_WORKLOAD_IDENTITY);
+	assert_string_equal(wi->client_id, "client-from-env");
+	assert_string_equal(wi->tenant_id, "tenant-from-env");
+	assert_string_equal(wi->authority, AUTH_DEFAULT_AUTHORITY);
+	assert_string_equal(wi->token_file, "/var/run/secrets/azure/tokens/azure-identity-token");
+	assert_int_equal(cs->type, AUTH_CLIENT_SECRET);
+	assert_string_equal(cs->tenant_id, "t1");
+	assert_string_equal(cs->client_id, "c1");
+	assert_string_equal(cs->token_url, "http://127.0.0.1:9/tok");
+	assert_string_equal(cs->scope, "https://x/.default");
+	assert_string_equal(secret_value(&cs->client_secret), "sec-ret-value-9");
+	config_release(&c);
+	clear_azure_identity_env();
+}
+
+static void auth_mistakes_get_one_line_each_and_never_the_secret(void **state)
+{
+	static const struct bad_case cases[] = {
+		{"{\"endpoints\":[" AZ ",\"auth\":\"mi\"}]}", "`auth` that is not an object"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{}}]}", "`auth` without `type`"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"kerberos\"}}]}", "auth type `kerberos`; use \"api_key\""},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"clientid\":\"x\"}}]}", "unknown field `auth.clientid`"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_id\":7}}]}", "non-string `auth.client_id`"},
+		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"auth\":{\"type\":\"managed_identity\"}}]}", "both an API key and auth type managed_identity"},
+		{"{\"endpoints\":[{\"name\":\"e\",\"kind\":\"openai\",\"url\":\"https://a\",\"auth\":{\"type\":\"managed_identity\"}}]}", "Entra ID tokens are for Azure endpoints"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"api_key\",\"token_url\":\"http://x\"}}]}", "auth type api_key with other `auth` fields"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"tenant_id\":\"t\"}}]}", "a managed identity belongs to the resource's tenant"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_secret_env\":\"X\"}}]}", "belongs to auth type client_secret"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"token_url\":\"ftp://x\"}}]}", "auth.token_url `ftp://x`; it must start with http"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_id\":\"a\\r\\nX-Evil: 1\"}}]}", "carriage return (CR) in auth.client_id"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"workload_identity\",\"client_id\":\"c\",\"tenant_id\":\"t\"}}]}", "$AZURE_FEDERATED_TOKEN_FILE is not set"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"workload_identity\",\"tenant_id\":\"t\"}}]}", "no client id; set `auth.client_id` or export AZURE_CLIENT_ID"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\"}}]}", "no tenant id; set `auth.tenant_id` or export AZURE_TENANT_ID"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\",\"tenant_id\":\"t\"}}]}", "$AZURE_CLIENT_SECRET, which is not set"},
+		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\",\"tenant_id\":\"t\",\"client_secret_env\":\"CONVBI_BAD_SECRET\"}}]}", "carriage return (CR) in the client secret"},
+		{"{\"endpoints\":[{\"name\":\"e\",\"kind\":\"openai\",\"url\":\"https://a\",\"api_key\":\"kkkk\",\"spillover_deployment\":\"s\"}]}", "spillover is an Azure feature"},
+		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"spillover_deployment\":\"\"}]}", "empty `spillover_deployment`"},
+		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"spillover_deployment\":\"s\\n\"}]}", "line feed (LF) in its `spillover_deployment`"},
+		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"context_window\":-5}]}", "context_window -5; use a whole number from 0 to 100000000"},
+		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"context_window\":8192.5}]}", "context_window 8192.5"},
+	};
+	clear_azure_identity_env();
+	setenv("CONVBI_BAD_SECRET", "top-secret-value\r\nX: y", 1);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct llm_config c;
+		struct err err = ERR_INIT;
+		int rc = parse(&c, cases[i].text, &err);
+		if (rc != CONVBI_ECONFIG || !strstr(err.msg, cases[i].must_contain) || !strstr(err.msg, "t.json") ||
+		    strchr(err.msg, '\n') || strstr(err.msg, "kkkk") || strstr(err.msg, "top-secret"))
+			fail_msg("case %zu: rc %d, message \"%s\"", i, rc, err.msg);
+		assert_int_equal(c.n, 0);
+	}
+	unsetenv("CONVBI_BAD_SECRET");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -305,6 +402,8 @@ int main(void)
 		cmocka_unit_test(numbers_must_be_whole_and_in_range_and_strings_whole),
 		cmocka_unit_test(header_values_with_cr_lf_or_control_characters_are_refused),
 		cmocka_unit_test(the_config_file_must_be_a_small_regular_file),
+		cmocka_unit_test(each_auth_type_is_read_with_what_the_environment_adds),
+		cmocka_unit_test(auth_mistakes_get_one_line_each_and_never_the_secret),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
