@@ -65,7 +65,8 @@ extern "C" {
 	X(EPROTOCOL, 19, "malformed reply from the service or the model")      \
 	X(ETEMPLATE, 20, "invalid prompt template")                            \
 	X(EREPAIR, 21, "no valid SQL after the allowed repair attempts")       \
-	X(ESTATE, 22, "shared endpoint state is unavailable")
+	X(ESTATE, 22, "shared endpoint state is unavailable")                  \
+	X(EBUDGET, 23, "a spending budget is used up")
 
 typedef enum {
 #define CONVBI_X_(name, num, text) CONVBI_##name = num,

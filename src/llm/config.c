@@ -248,6 +248,8 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s %s; use a whole number from %d to %d%s", src,
 			               e->name, nums[i].key, shown, nums[i].min, nums[i].max, nums[i].hint);
 	}
+	if ((rc = config_parse_cost(e, o, src, err)))
+		return rc;
 	return check_endpoint(e, src, err);
 }
 
@@ -348,7 +350,8 @@ int config_parse(struct llm_config *out, const char *text, size_t len, const cha
 		i++;
 	}
 	if ((rc = parse_retry(&out->retry, cJSON_GetObjectItemCaseSensitive(root, "retry"), source, err)) ||
-	    (rc = parse_state(&out->state, cJSON_GetObjectItemCaseSensitive(root, "state"), source, err)))
+	    (rc = parse_state(&out->state, cJSON_GetObjectItemCaseSensitive(root, "state"), source, err)) ||
+	    (rc = config_parse_budget(out, root, source, err)))
 		goto done;
 	if (!(out->source = xstrdup(source)))
 		rc = err_code(err, CONVBI_ENOMEM);

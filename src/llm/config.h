@@ -11,7 +11,10 @@
  *      "deployment", "model", "api_version", "api_key" | "api_key_env",
  *      "priority", "weight", "rpm", "tpm", "spillover_deployment",
  *      "context_window", "auth": {"type", "token_url", "client_id",
- *      "tenant_id", "client_secret_env", "scope"}}],
+ *      "tenant_id", "client_secret_env", "scope"},
+ *      "price": {"input", "cached_input", "output"} | "reserved": true,
+ *      "budget": {"daily", "monthly"}}],
+ *    "budget": {"daily", "monthly"},
  *    "retry": {"max_attempts", "deadline_ms", "connect_timeout_ms",
  *              "first_byte_timeout_ms", "idle_timeout_ms"},
  *    "state": {"backend": "file"|"memory"|"redis", "path", "url", "prefix"}}
@@ -22,6 +25,7 @@
 #define CONVBI_LLM_CONFIG_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/err.h"
 #include "util/secret.h"
@@ -50,6 +54,22 @@ struct auth_cfg {
 	struct secret client_secret;    /* client_secret: from the variable client_secret_env */
 };
 
+/* What an endpoint's calls cost (config_cost.c). */
+struct price_cfg {
+	int set;              /* "price" was given */
+	int reserved;         /* "reserved": true -- provisioned (PTU): cost 0, counted apart */
+	double input;         /* USD per million prompt tokens not served from the cache */
+	double cached_input;  /* USD per million cached prompt tokens (default: input) */
+	double output;        /* USD per million completion tokens */
+};
+
+/* A spending cap, in micro-USD (1e-6 USD); 0 = none.  Periods are UTC
+ * calendar days and months. */
+struct budget_cfg {
+	int64_t daily_uusd;
+	int64_t monthly_uusd;
+};
+
 struct ep_cfg {
 	char *name;         /* owned; unique, shown in logs and results */
 	int kind;           /* enum ep_kind */
@@ -64,6 +84,8 @@ struct ep_cfg {
 	struct auth_cfg auth;
 	char *spillover_deployment;  /* owned; sent as x-ms-spillover-deployment, NULL = none */
 	int context_window; /* tokens the deployment accepts, 0 = not said */
+	struct price_cfg price;
+	struct budget_cfg budget;  /* this endpoint's spending cap */
 };
 
 struct retry_cfg {
@@ -88,6 +110,7 @@ struct llm_config {
 	size_t n;
 	struct retry_cfg retry;
 	struct state_cfg state;
+	struct budget_cfg budget;  /* the whole configuration's spending cap */
 	char *source;         /* owned; "config file X" or "environment" */
 };
 
@@ -98,6 +121,8 @@ struct llm_config {
 #define CONFIG_MAX_RPM 100000000      /* requests per minute a deployment may declare */
 #define CONFIG_MAX_TPM 2000000000     /* tokens per minute: fits an int */
 #define CONFIG_MAX_CONTEXT_WINDOW 100000000  /* tokens */
+#define CONFIG_MAX_PRICE_USD 100000.0  /* per million tokens */
+#define CONFIG_MAX_BUDGET_USD 1e8      /* a day's or a month's cap (fits the state's 48 bits of micro-USD) */
 
 /* Loads from path, else $CONVBI_CONFIG, else the environment.  Returns
  * CONVBI_ENOENDPOINT (with a message naming what to set) when nothing is
@@ -107,6 +132,15 @@ int config_load(struct llm_config *out, const char *path, struct err *err);
 int config_parse(struct llm_config *out, const char *text, size_t len, const char *source,
                  struct err *err);
 void config_release(struct llm_config *c);
+/* Reads an endpoint's "price", "reserved" and "budget" fields from o into
+ * e (config_cost.c).  Returns CONVBI_OK or CONVBI_ECONFIG with a message
+ * naming src, the endpoint, the field and the fix. */
+struct cJSON;
+int config_parse_cost(struct ep_cfg *e, const struct cJSON *o, const char *src, struct err *err);
+/* Reads the top-level "budget" into c->budget and checks that every budget
+ * can be counted: a budgeted endpoint has a price, and a configuration
+ * budget needs every endpoint priced or reserved. */
+int config_parse_budget(struct llm_config *c, const struct cJSON *root, const char *src, struct err *err);
 const char *config_kind_name(int kind);
 /* "api_key", "managed_identity", "workload_identity", "client_secret". */
 const char *config_auth_name(int type);

@@ -35,6 +35,7 @@ static int http_status_of(int code)
 	switch (code) {
 	case CONVBI_EINVAL: case CONVBI_EBADREQUEST: return 400;
 	case CONVBI_ETOOBIG: return 413;
+	case CONVBI_EBUDGET: return 402;
 	case CONVBI_EREJECTED: case CONVBI_ESQL: case CONVBI_EREPAIR: case CONVBI_EFILTERED: case CONVBI_ECONTEXT: return 422;
 	case CONVBI_ENOENDPOINT: case CONVBI_ERATELIMIT: case CONVBI_ECANCELED: return 503;
 	case CONVBI_ELLM: case CONVBI_EAUTH: case CONVBI_EPROTOCOL: return 502;

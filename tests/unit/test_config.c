@@ -109,6 +109,58 @@ static void every_mistake_gets_one_line_naming_source_endpoint_and_fix(void **st
 	}
 }
 
+static void prices_reserved_and_budgets_are_read_in_dollars(void **state)
+{
+	struct llm_config c;
+	struct err err = ERR_INIT;
+	const char *text = "{\"endpoints\":[" EP ",\"price\":{\"input\":2.5,\"cached_input\":1.25,\"output\":10},"
+	                   "\"budget\":{\"daily\":5,\"monthly\":100.005}},"
+	                   "{\"name\":\"m\",\"url\":\"https://b\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"price\":{\"input\":0.15,\"output\":0.6}},"
+	                   "{\"name\":\"ptu\",\"url\":\"https://c\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"reserved\":true},"
+	                   "{\"name\":\"ptu2\",\"url\":\"https://d\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"price\":{\"reserved\":true}}],"
+	                   "\"budget\":{\"daily\":20}}";
+	assert_int_equal(parse(&c, text, &err), CONVBI_OK);
+	assert_true(c.eps[0].price.set);
+	assert_true(c.eps[0].price.input == 2.5 && c.eps[0].price.cached_input == 1.25 && c.eps[0].price.output == 10);
+	assert_int_equal(c.eps[0].budget.daily_uusd, 5000000);
+	assert_int_equal(c.eps[0].budget.monthly_uusd, 100005000);
+	assert_true(c.eps[1].price.cached_input == 0.15);  /* defaults to input */
+	assert_int_equal(c.eps[1].budget.daily_uusd, 0);
+	assert_true(c.eps[2].price.reserved && !c.eps[2].price.set);
+	assert_true(c.eps[3].price.reserved && !c.eps[3].price.set);
+	assert_int_equal(c.budget.daily_uusd, 20000000);
+	assert_int_equal(c.budget.monthly_uusd, 0);
+	config_release(&c);
+}
+
+static void a_budget_that_cannot_be_counted_is_refused(void **state)
+{
+	static const struct bad_case cases[] = {
+		{"{\"endpoints\":[" EP ",\"budget\":{\"daily\":5}}]}", "endpoint `e` has a budget but no price"},
+		{"{\"endpoints\":[" EP "}],\"budget\":{\"monthly\":5}}", "the configuration has a budget but endpoint `e` has no price"},
+		{"{\"endpoints\":[" EP ",\"reserved\":true,\"budget\":{\"daily\":5}}]}", "is reserved (PTU, cost 0)"},
+		{"{\"endpoints\":[" EP ",\"reserved\":true,\"price\":{\"input\":1,\"output\":2}}]}", "both a price and \"reserved\": true"},
+		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1}}]}", "a `price` without `output`"},
+		{"{\"endpoints\":[" EP ",\"price\":{\"input\":-1,\"output\":2}}]}", "price.input -1; use a number of US dollars per million tokens"},
+		{"{\"endpoints\":[" EP ",\"price\":{\"input\":\"1\",\"output\":2}}]}", "price.input \"1\" (a string)"},
+		{"{\"endpoints\":[" EP ",\"price\":5}]}", "a `price` that is not an object"},
+		{"{\"endpoints\":[" EP ",\"reserved\":\"yes\"}]}", "a `reserved` that is not true or false"},
+		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2},\"budget\":{\"daily\":0}}]}", "budget.daily 0; use a positive number"},
+		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2},\"budget\":{}}]}", "an empty `budget`"},
+		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2}}],\"budget\":{\"daily\":1e12}}", "the configuration has budget.daily 1000000000000"},
+		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2}}],\"budget\":[1]}", "a `budget` that is not an object"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct llm_config c;
+		struct err err = ERR_INIT;
+		int rc = parse(&c, cases[i].text, &err);
+		if (rc != CONVBI_ECONFIG || !strstr(err.msg, cases[i].must_contain) || !strstr(err.msg, "t.json") ||
+		    strchr(err.msg, '\n') || strstr(err.msg, "kkkk"))
+			fail_msg("case %zu: rc %d, message \"%s\"", i, rc, err.msg);
+		assert_int_equal(c.n, 0);
+	}
+}
+
 static void seed_environment_variables_are_discovered_until_the_first_gap(void **state)
 {
 	setenv("AZURE_OPENAI_ENDPOINT_0", "https://zero.openai.azure.com/", 1);
@@ -396,6 +448,8 @@ int main(void)
 		cmocka_unit_test(full_file_is_read_with_every_field),
 		cmocka_unit_test(defaults_fill_what_the_file_leaves_out),
 		cmocka_unit_test(every_mistake_gets_one_line_naming_source_endpoint_and_fix),
+		cmocka_unit_test(prices_reserved_and_budgets_are_read_in_dollars),
+		cmocka_unit_test(a_budget_that_cannot_be_counted_is_refused),
 		cmocka_unit_test(seed_environment_variables_are_discovered_until_the_first_gap),
 		cmocka_unit_test(nothing_configured_says_what_to_set),
 		cmocka_unit_test(a_missing_file_is_named),
