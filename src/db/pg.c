@@ -10,10 +10,11 @@
  *      checked with SHOW after connecting and set again when a pooler
  *      dropped it;
  *   3. each run is `BEGIN READ ONLY` with SET LOCAL statement_timeout,
- *      lock_timeout and idle_in_transaction_session_timeout, then the
- *      statement alone through the extended protocol (PQsendQueryParams,
- *      which refuses a second statement), then ROLLBACK -- whatever
- *      happened;
+ *      lock_timeout and idle_in_transaction_session_timeout, work_mem and
+ *      temp_file_limit from the run's memory and disk limits (see begin),
+ *      then the statement alone through the extended protocol
+ *      (PQsendQueryParams, which refuses a second statement), then
+ *      ROLLBACK -- whatever happened;
  *   4. rows are read in single-row mode: at the row cap or the byte cap
  *      the rest is cancelled (PQcancel), and so is a run past its deadline
  *      or whose cancel callback fires; a query that ignores the cancel for
@@ -190,15 +191,29 @@ int pg_exec_ours(struct pg *p, const char *sql, int nparams, const char *const *
 }
 
 /* The startup options can be dropped by a connection pooler: check, and
- * set them again on the session when they were. */
+ * set them again on the session when they were.  The same round trip
+ * reads what begin() needs for the memory and disk limits: the session's
+ * work_mem (in kB) and whether the role may set temp_file_limit -- a
+ * superuser-only setting that PostgreSQL 15 lets an administrator grant
+ * (GRANT SET ON PARAMETER). */
 static int check_session(struct pg *p, const char *search_path, struct err *err)
 {
 	PGresult *res = NULL;
-	int rc = pg_exec_ours(p, "SELECT current_setting('default_transaction_read_only')", 0, NULL, PGRES_TUPLES_OK,
-	                      "reading the session's settings", &res, err);
+	const char *sql = PQserverVersion(p->conn) >= 150000
+	        ? "SELECT current_setting('default_transaction_read_only'), "
+	          "(SELECT setting FROM pg_settings WHERE name = 'work_mem'), "
+	          "current_setting('is_superuser') = 'on' OR has_parameter_privilege('temp_file_limit', 'SET'), "
+	          "(SELECT setting FROM pg_settings WHERE name = 'temp_file_limit')"
+	        : "SELECT current_setting('default_transaction_read_only'), "
+	          "(SELECT setting FROM pg_settings WHERE name = 'work_mem'), current_setting('is_superuser') = 'on', "
+	          "(SELECT setting FROM pg_settings WHERE name = 'temp_file_limit')";
+	int rc = pg_exec_ours(p, sql, 0, NULL, PGRES_TUPLES_OK, "reading the session's settings", &res, err);
 	if (rc)
 		return rc;
 	int ro = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "on");
+	p->work_mem_kb = PQntuples(res) == 1 ? strtol(PQgetvalue(res, 0, 1), NULL, 10) : 0;
+	p->temp_limit_settable = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 2), "t");
+	p->temp_limit_kb = PQntuples(res) == 1 ? strtol(PQgetvalue(res, 0, 3), NULL, 10) : -1;
 	PQclear(res);
 	if (!ro && (rc = pg_exec_ours(p, "SET SESSION default_transaction_read_only = on", 0, NULL, PGRES_COMMAND_OK,
 	                              "making the session read-only", NULL, err)))
@@ -448,15 +463,47 @@ static int copy_row(struct table *t, const PGresult *res, size_t cell_max)
 	return rc;
 }
 
-/* BEGIN READ ONLY with this run's timeouts, in one round trip. */
-static int begin(struct pg *p, int timeout_ms, struct err *err)
+/* BEGIN READ ONLY with this run's limits, in one round trip:
+ *   time    statement_timeout and lock_timeout at the deadline, and
+ *           idle_in_transaction_session_timeout in case we vanish;
+ *   memory  work_mem -- what each sort, hash or materialising step may
+ *           hold before it spills to temporary files -- at mem_max split
+ *           over PG_WORK_MEM_SHARES steps, never above the session's own
+ *           setting, with hash_mem_multiplier 1 so hashes keep to it too;
+ *   disk    temp_file_limit at temp_max, never above the session's own,
+ *           when the role may set it (see check_session); otherwise the
+ *           server's or the role's own temp_file_limit applies, and the
+ *           deadline.
+ * PostgreSQL has no cap on a whole query's memory: work_mem bounds each
+ * step, a value is at most 1 GB, and the deadline bounds the rest. */
+static int begin(struct pg *p, const struct exec_limits *lim, struct err *err)
 {
-	char sql[256];
-	int t = timeout_ms > 0 ? timeout_ms : 0;
-	snprintf(sql, sizeof sql,
-	         "BEGIN READ ONLY; SET LOCAL statement_timeout = %d; SET LOCAL lock_timeout = %d; "
-	         "SET LOCAL idle_in_transaction_session_timeout = %d",
-	         t, t, t ? 2 * t + 5000 : 60000);
+	char sql[512];
+	int t = lim->timeout_ms > 0 ? lim->timeout_ms : 0;
+	int n = snprintf(sql, sizeof sql,
+	                 "BEGIN READ ONLY; SET LOCAL statement_timeout = %d; SET LOCAL lock_timeout = %d; "
+	                 "SET LOCAL idle_in_transaction_session_timeout = %d",
+	                 t, t, t ? 2 * t + 5000 : 60000);
+	int64_t mem = lim->mem_max ? lim->mem_max : EXEC_MEM_MAX_DEFAULT;
+	if (mem > 0) {
+		int64_t kb = mem / PG_WORK_MEM_SHARES / 1024;
+		if (p->work_mem_kb > 0 && kb > p->work_mem_kb)
+			kb = p->work_mem_kb;
+		if (kb < PG_WORK_MEM_MIN_KB)
+			kb = PG_WORK_MEM_MIN_KB;
+		n += snprintf(sql + n, sizeof sql - (size_t)n, "; SET LOCAL work_mem = %lld", (long long)kb);
+		if (PQserverVersion(p->conn) >= 130000)
+			n += snprintf(sql + n, sizeof sql - (size_t)n, "; SET LOCAL hash_mem_multiplier = 1");
+	}
+	int64_t temp = lim->temp_max ? lim->temp_max : EXEC_TEMP_MAX_DEFAULT;
+	if (temp > 0 && p->temp_limit_settable) {
+		int64_t kb = temp / 1024 > 0 ? temp / 1024 : 1;
+		if (p->temp_limit_kb >= 0 && kb > p->temp_limit_kb)
+			kb = p->temp_limit_kb; /* never above the role's or the server's own */
+		if (kb > INT32_MAX)
+			kb = INT32_MAX;
+		snprintf(sql + n, sizeof sql - (size_t)n, "; SET LOCAL temp_file_limit = %lld", (long long)kb);
+	}
 	PGresult *res = PQexec(p->conn, sql);
 	int ok = res && PQresultStatus(res) == PGRES_COMMAND_OK;
 	char why[300];
@@ -554,10 +601,10 @@ static int pg_run(struct db *d, const char *sql, const struct exec_limits *lim, 
 		return rc;
 	if (PQstatus(p->conn) != CONNECTION_OK && (rc = reconnect(d, err)))
 		return rc;
-	if ((rc = begin(p, r.lim->timeout_ms, err)) && PQstatus(p->conn) != CONNECTION_OK) {
+	if ((rc = begin(p, r.lim, err)) && PQstatus(p->conn) != CONNECTION_OK) {
 		/* the server closed an idle connection: once more on a new one */
 		if (!(rc = reconnect(d, err)))
-			rc = begin(p, r.lim->timeout_ms, err);
+			rc = begin(p, r.lim, err);
 	}
 	if (rc)
 		return rc;

@@ -17,6 +17,8 @@
 #define PG_CANCEL_RETRY_MS 200      /* a cancel request is repeated this often until the query ends */
 #define PG_CANCEL_WAIT_MS 5000       /* time for a cancelled query to end before the connection is dropped */
 #define PG_INTROSPECT_TIMEOUT_MS 30000 /* statement_timeout of catalog queries */
+#define PG_WORK_MEM_SHARES 16        /* a run's mem_max is split over this many sort/hash steps */
+#define PG_WORK_MEM_MIN_KB 64        /* PostgreSQL's smallest work_mem */
 
 struct pg {
 	PGconn *conn;                /* owned */
@@ -25,6 +27,10 @@ struct pg {
 	char *schemas;               /* owned: the configured schema list "a,b", or NULL */
 	char *conninfo;              /* owned: the target, for reconnecting */
 	char *options;               /* owned: the libpq `options` we connect with */
+	long work_mem_kb;            /* the session's work_mem (server, role or database setting) */
+	long temp_limit_kb;          /* the session's temp_file_limit, -1 = none */
+	int temp_limit_settable;     /* 1 when the role may SET temp_file_limit (a superuser, or
+	                                GRANT SET ON PARAMETER temp_file_limit, PostgreSQL 15+) */
 };
 
 /* Introspects the catalog of p's database (pg_schema.c). */

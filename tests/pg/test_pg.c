@@ -342,6 +342,92 @@ static void the_row_cap_keeps_cap_rows_and_cancels_the_rest(void **state)
 	PQfinish(c);
 }
 
+/* ---- memory and temporary files ------------------------------------------------------ */
+
+/* Sorting 10,000 md5 strings for count(DISTINCT) fits in the server's
+ * default work_mem (4 MB) but not in 64 kB, where it spills ~500 kB to a
+ * temporary file. */
+#define SPILL_SQL "SELECT count(DISTINCT h) AS n FROM (SELECT md5(g::text) AS h FROM generate_series(1, 10000) g) s"
+
+static int run_spill(struct db *d, int64_t mem_max, int64_t temp_max, struct err *e)
+{
+	struct exec_limits lim = limits(60000, 10, 4096, 1 << 20);
+	lim.mem_max = mem_max;
+	lim.temp_max = temp_max;
+	struct table *t = NULL;
+	int rc = db_run(d, SPILL_SQL, &lim, NULL, NULL, &t, e);
+	if (!rc)
+		assert_string_equal(table_cell(t, 0, 0), "10000");
+	table_free(t);
+	return rc;
+}
+
+static void mem_max_sets_work_mem_and_temp_max_stops_a_spill_with_etoobig(void **state)
+{
+	PGconn *c = admin();
+	struct db *d = open_db(env.super_uri, NULL);
+	struct err e = ERR_INIT;
+	/* defaults: the sort stays in memory */
+	assert_int_equal(run_spill(d, 0, 256 << 10, &e), CONVBI_OK);
+	/* mem_max 1 MiB: work_mem 64 kB, the sort spills past temp_max */
+	int64_t t0 = tu_now_ms();
+	assert_int_equal(run_spill(d, 1 << 20, 256 << 10, &e), CONVBI_ETOOBIG);
+	assert_true(tu_now_ms() - t0 < (env.slow ? 20000 : 5000));
+	assert_non_null(strstr(e.msg, "temp_file_limit (256kB)"));
+	assert_null(strchr(e.msg, '\n'));
+	/* the same spill within a larger temp_max, or with no bound, runs */
+	assert_int_equal(run_spill(d, 1 << 20, 64 << 20, &e), CONVBI_OK);
+	assert_int_equal(run_spill(d, 1 << 20, -1, &e), CONVBI_OK);
+	/* the settings end with each run's transaction: the defaults hold again */
+	assert_int_equal(run_spill(d, 0, 256 << 10, &e), CONVBI_OK);
+	wait_backends(c, 0);
+	db_close(d);
+	PQfinish(c);
+}
+
+/* temp_file_limit is a superuser setting: a role sets it when granted
+ * SET ON PARAMETER (PostgreSQL 15), else the role's own setting applies. */
+static void a_role_bounds_temporary_files_when_granted_else_by_its_own_setting(void **state)
+{
+	PGconn *c = admin();
+	struct err e = ERR_INIT;
+	setenv("PGPASSWORD", "reader-secret", 1);
+	struct db *d = open_db(env.ro_uri, NULL);
+	/* not granted, server limit -1: the run works, unbounded by temp_max */
+	assert_int_equal(run_spill(d, 1 << 20, 256 << 10, &e), CONVBI_OK);
+	db_close(d);
+
+	PQclear(PQexec(c, "GRANT SET ON PARAMETER temp_file_limit TO reader"));
+	d = open_db(env.ro_uri, NULL);
+	assert_int_equal(run_spill(d, 1 << 20, 256 << 10, &e), CONVBI_ETOOBIG);
+	assert_non_null(strstr(e.msg, "temp_file_limit (256kB)"));
+	db_close(d);
+
+	/* a lower bound the administrator set for the role wins, granted or not */
+	PQclear(PQexec(c, "ALTER ROLE reader SET temp_file_limit = '128kB'"));
+	for (int granted = 1; granted >= 0; granted--) {
+		if (!granted)
+			PQclear(PQexec(c, "REVOKE SET ON PARAMETER temp_file_limit FROM reader"));
+		d = open_db(env.ro_uri, NULL);
+		assert_int_equal(run_spill(d, 1 << 20, 256 << 10, &e), CONVBI_ETOOBIG);
+		assert_non_null(strstr(e.msg, "temp_file_limit (128kB)"));
+		db_close(d);
+	}
+	wait_backends(c, 1);
+	PQfinish(c);
+}
+
+/* Leaves the role as the fixture made it, also when the test failed. */
+static int reader_restore(void **state)
+{
+	PGconn *c = admin();
+	PQclear(PQexec(c, "REVOKE SET ON PARAMETER temp_file_limit FROM reader"));
+	PQclear(PQexec(c, "ALTER ROLE reader RESET temp_file_limit"));
+	PQfinish(c);
+	unsetenv("PGPASSWORD");
+	return 0;
+}
+
 /* ---- messages -------------------------------------------------------------------- */
 
 static void errors_carry_postgresqls_message_and_position(void **state)
@@ -468,6 +554,8 @@ int main(void)
 		cmocka_unit_test(db_cancel_from_another_thread_stops_the_query_and_leaves_no_backend),
 		cmocka_unit_test(the_cancel_callback_stops_the_query),
 		cmocka_unit_test(the_row_cap_keeps_cap_rows_and_cancels_the_rest),
+		cmocka_unit_test(mem_max_sets_work_mem_and_temp_max_stops_a_spill_with_etoobig),
+		cmocka_unit_test_teardown(a_role_bounds_temporary_files_when_granted_else_by_its_own_setting, reader_restore),
 		cmocka_unit_test(errors_carry_postgresqls_message_and_position),
 		cmocka_unit_test(passwords_come_from_pgpassword_or_pgpass_and_are_never_printed),
 		cmocka_unit_test(introspection_reads_schemas_keys_comments_and_values_quoted),
