@@ -59,7 +59,8 @@
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared state needs lock-free 64-bit atomics");
 _Static_assert(sizeof(struct state_header) == STATE_LINE, "the header is one line");
-_Static_assert(sizeof(struct state_slot) == 6 * STATE_LINE, "a slot is six lines");
+_Static_assert(sizeof(struct state_slot) == 7 * STATE_LINE, "a slot is seven lines");
+_Static_assert(sizeof(struct state_spend_line) == STATE_LINE, "the set's spending is one line");
 _Static_assert(sizeof(struct state_counter) == STATE_LINE, "a counter is one line");
 
 #define STATE_OPEN_TRIES 8  /* races lost in a row before giving up */
@@ -85,6 +86,7 @@ struct state_shm {
 	size_t map_size;
 	struct state_counter *counters;  /* into map: n_tiers */
 	struct state_slot *slots;        /* into map: n_slots */
+	struct state_spend_line *set;    /* into map: the whole set's spending */
 	char *path;                      /* owned; NULL for "memory" */
 };
 
@@ -101,7 +103,7 @@ uint64_t state_hash(uint64_t h, const void *p, size_t n)
 static size_t layout_size(const struct state_shape *s)
 {
 	return sizeof(struct state_header) + (size_t)s->n_tiers * sizeof(struct state_counter) +
-	       (size_t)s->n_slots * sizeof(struct state_slot);
+	       (size_t)s->n_slots * sizeof(struct state_slot) + sizeof(struct state_spend_line);
 }
 
 static int shape_check(const struct state_shape *s, struct err *err)
@@ -236,6 +238,100 @@ static int shm_window_add(struct state *st, unsigned ep, int win, int64_t now_ms
 	}
 }
 
+/* ---- spending ------------------------------------------------------------
+ * A spend word packs (period mod 2^16) << 48 | micro-USD.  Periods compare
+ * modulo 2^16 (a difference read as a signed 16-bit number), and a word
+ * holding 0 micro-USD belongs to nobody: it is taken over by any period,
+ * which also covers the fresh word 0 far from period 0. */
+
+static _Atomic uint64_t *spend_word(struct state *st, unsigned ep, int which)
+{
+	assert(which >= 0 && which < STATE_NSPENDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
+	struct state_shm *m = shm_of(st);
+	return ep == STATE_SET_SLOT ? &m->set->spend[which] : &m->slots[ep].spent.spend[which];
+}
+
+/* > 0 when the word's period is newer than period, < 0 when older. */
+static int spend_age(uint64_t w, uint32_t period)
+{
+	return (int16_t)(uint16_t)((uint16_t)(w >> 48) - (uint16_t)period);
+}
+
+static int shm_spend_add(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount, int64_t limit,
+                         int64_t *after)
+{
+	_Atomic uint64_t *w = spend_word(st, ep, which);
+	uint64_t old = atomic_load_explicit(w, memory_order_acquire);
+	int64_t dummy;
+	if (!after)
+		after = &dummy;
+	for (;;) {
+		int64_t cur = (int64_t)(old & STATE_SPEND_MAX);
+		uint64_t p = old >> 48;
+		int age = spend_age(old, period);
+		if (cur == 0 || age < 0) {
+			cur = 0;
+			p = (uint16_t)period;
+		} else if (age > 0 && amount < 0) {
+			*after = cur;
+			return 1;
+		}
+		if (limit > 0 && amount > 0 && cur + amount > limit) {
+			*after = cur;
+			return 0;
+		}
+		int64_t next = cur + amount;
+		next = next < 0 ? 0 : next > STATE_SPEND_MAX ? STATE_SPEND_MAX : next;
+		if (atomic_compare_exchange_weak_explicit(w, &old, p << 48 | (uint64_t)next, memory_order_acq_rel,
+		                                          memory_order_acquire)) {
+			*after = next;
+			return 1;
+		}
+	}
+}
+
+static int64_t shm_spend_get(struct state *st, unsigned ep, int which, uint32_t period)
+{
+	uint64_t w = atomic_load_explicit(spend_word(st, ep, which), memory_order_acquire);
+	return spend_age(w, period) < 0 ? 0 : (int64_t)(w & STATE_SPEND_MAX);
+}
+
+/* Days since 1970-01-01 of a civil date (Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, unsigned m, unsigned d)
+{
+	y -= m <= 2;
+	int64_t era = (y >= 0 ? y : y - 399) / 400;
+	unsigned yoe = (unsigned)(y - era * 400);
+	unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+	unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + (int64_t)doe - 719468;
+}
+
+uint32_t state_period(int which, int64_t now_ms)
+{
+	int64_t days = (now_ms < 0 ? 0 : now_ms) / 86400000;
+	if (which == STATE_SPEND_DAY)
+		return (uint32_t)days;
+	/* civil_from_days, year and month only */
+	int64_t z = days + 719468;
+	int64_t era = z / 146097;
+	unsigned doe = (unsigned)(z - era * 146097);
+	unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+	unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+	unsigned mp = (5 * doy + 2) / 153;
+	unsigned m = mp < 10 ? mp + 3 : mp - 9;
+	int64_t y = (int64_t)yoe + era * 400 + (m <= 2);
+	return (uint32_t)((y - 1970) * 12 + (m - 1));
+}
+
+int64_t state_period_start_ms(int which, uint32_t period)
+{
+	if (which == STATE_SPEND_DAY)
+		return (int64_t)period * 86400000;
+	return days_from_civil(1970 + period / 12, period % 12 + 1, 1) * 86400000;
+}
+
+/* Forgets a slot's learned state; its spending stays (see state.h). */
 static void slot_fresh(struct state_slot *s)
 {
 	for (int i = 0; i < STATE_SLOT_WORDS; i++)
@@ -252,8 +348,13 @@ static void shm_reset(struct state *st)
 	struct state_shm *m = shm_of(st);
 	for (uint32_t t = 0; t < st->shape.n_tiers; t++)
 		atomic_store_explicit(&m->counters[t].value, 0, memory_order_relaxed);
-	for (uint32_t i = 0; i < st->shape.n_slots; i++)
+	for (uint32_t i = 0; i < st->shape.n_slots; i++) {
 		slot_fresh(&m->slots[i]);
+		for (int k = 0; k < STATE_NSPENDS; k++)
+			atomic_store_explicit(&m->slots[i].spent.spend[k], 0, memory_order_relaxed);
+	}
+	for (int k = 0; k < STATE_NSPENDS; k++)
+		atomic_store_explicit(&m->set->spend[k], 0, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 }
 
@@ -280,12 +381,12 @@ static const char *shm_describe(const struct state *st)
 
 static const struct state_ops file_ops = {
 	"file", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
-	shm_reset, shm_clear, shm_close,
+	shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
 };
 
 static const struct state_ops memory_ops = {
 	"memory", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
-	shm_reset, shm_clear, shm_close,
+	shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
 };
 
 /* ---- building and checking a layout ----------------------------------- */
@@ -313,6 +414,7 @@ static void layout_attach(struct state_shm *m, const struct state_shape *s, int 
 	m->counters = (struct state_counter *)(m->map + sizeof(struct state_header));
 	m->slots = (struct state_slot *)(m->map + sizeof(struct state_header) +
 	                                 s->n_tiers * sizeof(struct state_counter));
+	m->set = (struct state_spend_line *)(m->slots + s->n_slots);
 	m->base.shape = *s;
 	if (!fresh)
 		return;

@@ -40,7 +40,7 @@
 
 /* Bump whenever the file layout below changes: an older file is rebuilt
  * (a newer one, another convbi's, is left alone). */
-#define STATE_VERSION 4
+#define STATE_VERSION 5
 #define STATE_MAX_SLOTS 64
 #define STATE_MAX_TIERS 64
 
@@ -88,6 +88,23 @@ enum state_field {
 
 /* The two sliding windows of a slot. */
 enum state_window { STATE_WIN_REQ, STATE_WIN_TOK, STATE_NWINDOWS };
+
+/* Spending (llm/budget.h): what each endpoint, and the whole set, has spent in
+ * the current UTC calendar day and month, in micro-USD (1e-6 USD).  Each
+ * of these counters carries its period, so it starts over by itself when
+ * the day or month changes, and it survives an endpoint's clear (an
+ * operator's reset forgets what was learned, not what was spent). */
+enum state_spend { STATE_SPEND_DAY, STATE_SPEND_MONTH, STATE_NSPENDS };
+#define STATE_SET_SLOT 0xffffffffu           /* ep of the spend ops meaning the whole endpoint set */
+#define STATE_SPEND_MAX ((INT64_C(1) << 48) - 1)  /* micro-USD one period can hold (~$281M) */
+
+/* The period of a spend counter at now_ms (Unix ms, UTC): days since
+ * 1970-01-01 for STATE_SPEND_DAY, months since January 1970 for
+ * STATE_SPEND_MONTH. */
+uint32_t state_period(int which, int64_t now_ms);
+/* Unix ms at which period (of which) begins: the next period's start is
+ * when a budget resets. */
+int64_t state_period_start_ms(int which, uint32_t period);
 
 /* A point-in-time copy of one slot.  Fields are loaded one by one, so two
  * fields may come from either side of a concurrent update. */
@@ -140,6 +157,22 @@ struct state_ops {
 	/* Puts one slot back to fresh (an operator's `endpoints --reset NAME`);
 	 * not atomic as a whole either. */
 	void (*clear)(struct state *st, unsigned ep);
+	/* Adds amount micro-USD (negative: gives back) to what ep -- or the
+	 * whole set, ep = STATE_SET_SLOT -- spent in period of which (enum
+	 * state_spend), atomically: a counter holding an older period starts
+	 * over at 0; one holding a newer period (another process's clock ran
+	 * ahead, or a call that began before midnight settles after it) takes
+	 * positive amounts and ignores negative ones, so a period's spending is
+	 * never lowered by an earlier one's.  With limit > 0 a positive amount
+	 * that would take the counter over limit is refused.  The counter stays
+	 * within 0..STATE_SPEND_MAX.  *after (may be NULL) receives the
+	 * counter's amount afterwards (or as it stands, when refused).  Returns
+	 * 1 when applied, 0 when refused. */
+	int (*spend_add)(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount,
+	                 int64_t limit, int64_t *after);
+	/* What ep (or STATE_SET_SLOT) spent in period (0 when the counter holds
+	 * an older one). */
+	int64_t (*spend_get)(struct state *st, unsigned ep, int which, uint32_t period);
 	void (*close)(struct state *st);
 };
 
@@ -201,7 +234,8 @@ uint64_t state_hash(uint64_t h, const void *p, size_t n);
  *
  *   offset 0                  struct state_header (64 bytes, immutable)
  *   64                        n_tiers counters, one 64-byte line each
- *   64 + 64*n_tiers           n_slots struct state_slot (384 bytes each)
+ *   64 + 64*n_tiers           n_slots struct state_slot (448 bytes each)
+ *   ... + 448*n_slots         struct state_spend_line: the whole set's spending
  *
  * Every line is 64-byte aligned (mmap gives a page-aligned base).  The
  * header is written once, into a private temp file, before the file is
@@ -228,13 +262,18 @@ struct state_header {
  * state_field to a word): line 0 (words 0-7) is read by every pick and
  * written on failures; line 1 (8-15) takes the budget headers of every
  * reply; line 2 (16-23) the statistics; line 3 (24-31) the learned rates;
- * lines 4-5 the windows.  A window
+ * lines 4-5 the windows; line 6 the spending.  A window
  * bucket packs (epoch << 32 | count), epoch = the bucket's start time /
- * STATE_WINDOW_BUCKET_MS, mod 2^32. */
+ * STATE_WINDOW_BUCKET_MS, mod 2^32.  A spend word packs (period << 48 |
+ * micro-USD), period mod 2^16 (179 years of days). */
 #define STATE_SLOT_WORDS 32
+struct state_spend_line {
+	_Alignas(STATE_LINE) _Atomic uint64_t spend[STATE_NSPENDS];
+};
 struct state_slot {
 	_Alignas(STATE_LINE) _Atomic int64_t word[STATE_SLOT_WORDS];
 	_Alignas(STATE_LINE) _Atomic uint64_t win[STATE_NWINDOWS][STATE_WINDOW_RING];
+	struct state_spend_line spent;
 };
 
 struct state_counter {

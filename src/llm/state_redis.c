@@ -13,13 +13,18 @@
  *                         fresh: 0, or -1 for rem_req and rem_tok
  *   <ep>.wreq<i> .wtok<i> window bucket i of 8, "<epoch>:<count>", the
  *                         same ring as the file backend (state.h)
+ * Spending lives apart, in SPEND = <prefix>spend1:<16 hex digits>, whose
+ * TTL (STATE_REDIS_SPEND_TTL_MS, 40 days) outlives a month's budget and
+ * which an endpoint's clear leaves alone.  Fields "<ep>.day", "<ep>.month",
+ * "set.day", "set.month", each "<period>:<micro-USD>".
  * Numbers travel as decimal strings; the scripts compare them as Lua
  * doubles, exact below 2^53: every counter and timestamp the pool keeps,
  * pacing's microsecond times included (2^53 us is the year 2255).
  *
  * The external contract relied on (Redis >= 2.6 semantics, tested on 7.0):
- *   EVALSHA sha 1 KEY op ttl_ms field default a b c   -- the script below;
- *     every write runs in it, atomically, and ends with PEXPIRE KEY ttl_ms;
+ *   EVALSHA sha 2 KEY SPEND op ttl_ms field default a b c -- the script
+ *     below; every write runs in it, atomically, and ends with PEXPIRE of
+ *     the key it wrote;
  *   SCRIPT LOAD at connect; a NOSCRIPT error (script cache flushed, a
  *     promoted replica) is answered by sending the same call as EVAL;
  *   HGETALL KEY (snapshot), HGET KEY field (get), DEL KEY (reset);
@@ -110,9 +115,13 @@
  *   wadd   field = bucket prefix ("3.wreq"), a = now_ms, b = amount,
  *          c = limit; the file backend's shm_window_add, returning
  *          {charged, epoch, count} of the current bucket
- *   merge  ARGV[3..] = field, value pairs, each raised to value (max) */
+ *   merge  ARGV[3..] = field, value pairs, each raised to value (max)
+ *   spend  in SPEND: field = "<ep>.day" ..., a = period, b = micro-USD,
+ *          c = limit; the file backend's shm_spend_add, returning
+ *          {applied, amount after}; TTL ARGV[2] on SPEND
+ *   sget   in SPEND: a = period; the amount of that period (0 if older) */
 static const char rs_script[] =
-	"local k, op = KEYS[1], ARGV[1]\n"
+	"local k, ks, op = KEYS[1], KEYS[2], ARGV[1]\n"
 	"local function num(f, d)\n"
 	"  local v = redis.call('HGET', k, f)\n"
 	"  if v then return tonumber(v) end\n"
@@ -176,6 +185,27 @@ static const char rs_script[] =
 	"  if n < 0 then n = 0 elseif n > 4294967295 then n = 4294967295 end\n"
 	"  redis.call('HSET', k, ARGV[3] .. idx, string.format('%d:%d', epoch, n))\n"
 	"  r = {1, epoch, n}\n"
+	"elseif op == 'spend' or op == 'sget' then\n"
+	"  local p = tonumber(ARGV[5])\n"
+	"  local sp, cur = -1, 0\n"
+	"  local v = redis.call('HGET', ks, ARGV[3])\n"
+	"  if v then\n"
+	"    local a, b = string.match(v, '^(%d+):(%d+)$')\n"
+	"    if a then sp, cur = tonumber(a), tonumber(b) end\n"
+	"  end\n"
+	"  if op == 'sget' then\n"
+	"    if sp < p then return 0 end\n"
+	"    return cur\n"
+	"  end\n"
+	"  local amount, limit = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+	"  if cur == 0 or sp < p then sp, cur = p, 0\n"
+	"  elseif sp > p and amount < 0 then return {1, cur} end\n"
+	"  if limit > 0 and amount > 0 and cur + amount > limit then return {0, cur} end\n"
+	"  local n = cur + amount\n"
+	"  if n < 0 then n = 0 elseif n > 281474976710655 then n = 281474976710655 end\n"
+	"  redis.call('HSET', ks, ARGV[3], string.format('%d:%d', sp, n))\n"
+	"  redis.call('PEXPIRE', ks, ARGV[2])\n"
+	"  return {1, n}\n"
 	"elseif op == 'merge' then\n"
 	"  for i = 3, #ARGV - 1, 2 do\n"
 	"    if num(ARGV[i], 0) < tonumber(ARGV[i + 1]) then\n"
@@ -237,10 +267,12 @@ struct state_redis {
 	char *user;                    /* owned; NULL = default user */
 	struct secret pass;            /* unset = no AUTH */
 	char *key;                     /* owned: the hash */
+	char *spend_key;               /* owned: the spending hash */
 	char *where;                   /* owned: "host:port/db" for messages */
 	int timeout_ms, cache_ms;
 	unsigned flags;
 	char ttl_arg[RS_NUM_LEN];      /* ttl_ms in decimal */
+	char spend_ttl_arg[RS_NUM_LEN];  /* STATE_REDIS_SPEND_TTL_MS in decimal */
 	_Atomic int up;                /* 1 while Redis serves: state_describe */
 	_Atomic uint64_t local_ops;
 
@@ -543,12 +575,13 @@ static int rs_append(struct state_redis *r, int script, int eval, int argc, cons
 	const char *argv[RS_MAX_ARGV];
 	size_t len[RS_MAX_ARGV];
 	int n = 0;
-	assert(argc + 4 <= RS_MAX_ARGV);
+	assert(argc + 5 <= RS_MAX_ARGV);
 	if (script) {
 		argv[n++] = eval ? "EVAL" : "EVALSHA";
 		argv[n++] = eval ? rs_script : r->sha;
-		argv[n++] = "1";
+		argv[n++] = "2";
 		argv[n++] = r->key;
+		argv[n++] = r->spend_key;
 	}
 	for (int i = 0; i < argc; i++)
 		argv[n++] = args[i];
@@ -1021,8 +1054,8 @@ static void rs_reset(struct state *st)
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
 	if (rs_begin(r, &g, 0)) {
-		const char *args[] = {"DEL", r->key};
-		rs_sync(r, 0, 2, args, NULL);
+		const char *args[] = {"DEL", r->key, r->spend_key};
+		rs_sync(r, 0, 3, args, NULL);
 		snap_clear(r);
 		rs_end(r, &g);
 	}
@@ -1054,6 +1087,68 @@ static void rs_clear(struct state *st, unsigned ep)
 	r->local->ops->clear(r->local, ep);
 }
 
+static void spend_field(char *out, unsigned ep, int which)
+{
+	if (ep == STATE_SET_SLOT)
+		snprintf(out, RS_FIELD_LEN, "set.%s", which == STATE_SPEND_DAY ? "day" : "month");
+	else
+		snprintf(out, RS_FIELD_LEN, "%u.%s", ep, which == STATE_SPEND_DAY ? "day" : "month");
+}
+
+/* Always synchronous: a refusal decides the call, and a settlement is
+ * rare enough (one per model call) not to need the pipeline. */
+static int rs_spend_add(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount, int64_t limit,
+                        int64_t *after)
+{
+	struct state_redis *r = rs_of(st);
+	struct rs_guard g;
+	assert(which >= 0 && which < STATE_NSPENDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
+	if (rs_begin(r, &g, 0)) {
+		char f[RS_FIELD_LEN], p[RS_NUM_LEN], a[RS_NUM_LEN], l[RS_NUM_LEN];
+		spend_field(f, ep, which);
+		num(p, period);
+		num(a, amount);
+		num(l, limit);
+		const char *args[] = {"spend", r->spend_ttl_arg, f, "0", p, a, l};
+		redisReply *rep = NULL;
+		int ok = rs_sync(r, 1, 7, args, &rep), applied = 1;
+		if (ok && (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+		           rep->element[0]->type != REDIS_REPLY_INTEGER || rep->element[1]->type != REDIS_REPLY_INTEGER)) {
+			rs_down(r, "unexpected reply to the state script");
+			ok = 0;
+		}
+		if (ok) {
+			applied = rep->element[0]->integer != 0;
+			if (after)
+				*after = rep->element[1]->integer;
+		}
+		freeReplyObject(rep);
+		rs_end(r, &g);
+		if (ok)
+			return applied;
+	}
+	return r->local->ops->spend_add(r->local, ep, which, period, amount, limit, after);
+}
+
+static int64_t rs_spend_get(struct state *st, unsigned ep, int which, uint32_t period)
+{
+	struct state_redis *r = rs_of(st);
+	struct rs_guard g;
+	assert(which >= 0 && which < STATE_NSPENDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
+	if (rs_begin(r, &g, 0)) {
+		char f[RS_FIELD_LEN], p[RS_NUM_LEN];
+		spend_field(f, ep, which);
+		num(p, period);
+		const char *args[] = {"sget", r->spend_ttl_arg, f, "0", p};
+		int64_t v = 0;
+		int ok = rs_script_int(r, &v, 5, args);
+		rs_end(r, &g);
+		if (ok)
+			return v;
+	}
+	return r->local->ops->spend_get(r->local, ep, which, period);
+}
+
 static void rs_close(struct state *st)
 {
 	struct state_redis *r = rs_of(st);
@@ -1071,6 +1166,7 @@ static void rs_close(struct state *st)
 	free(r->host);
 	free(r->user);
 	free(r->key);
+	free(r->spend_key);
 	free(r->where);
 	free(r->snap.f);
 	free(r->snap.win);
@@ -1081,7 +1177,7 @@ static const char *rs_describe(const struct state *st);
 
 static const struct state_ops redis_ops = {
 	"redis", rs_describe, rs_counter_next, rs_load, rs_get, rs_add, rs_store, rs_cas, rs_max, rs_window_add,
-	rs_reset, rs_clear, rs_close,
+	rs_reset, rs_clear, rs_spend_add, rs_spend_get, rs_close,
 };
 
 /* ---- opening ------------------------------------------------------------ */
@@ -1107,7 +1203,7 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
 	r = xcalloc(1, sizeof *r);
 	const char *prefix = o->prefix ? o->prefix : STATE_REDIS_PREFIX;
 	size_t keylen = strlen(prefix) + 32, wherelen = strlen(u.host) + 32;
-	if (!r || !(r->host = xstrdup(u.host)) || !(r->key = xmalloc(keylen)) ||
+	if (!r || !(r->host = xstrdup(u.host)) || !(r->key = xmalloc(keylen)) || !(r->spend_key = xmalloc(keylen)) ||
 	    !(r->where = xmalloc(wherelen)) || (u.user[0] && !(r->user = xstrdup(u.user))) ||
 	    (u.pass[0] && secret_set(&r->pass, u.pass)) ||
 	    !(r->snap.f = xcalloc((size_t)shape->n_slots * STATE_NFIELDS, sizeof *r->snap.f)) ||
@@ -1123,12 +1219,14 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
 	r->port = u.port;
 	r->db = u.db;
 	snprintf(r->key, keylen, "%sstate1:%016llx", prefix, (unsigned long long)shape->set_hash);
+	snprintf(r->spend_key, keylen, "%sspend1:%016llx", prefix, (unsigned long long)shape->set_hash);
 	snprintf(r->where, wherelen, strchr(u.host, ':') ? "[%s]:%d/%d" : "%s:%d/%d", u.host, u.port,
 	         u.db);
 	r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : STATE_REDIS_TIMEOUT_MS;
 	r->cache_ms = o->cache_ms > 0 ? o->cache_ms : 0;
 	r->flags = o->flags;
 	num(r->ttl_arg, o->ttl_ms > 0 ? o->ttl_ms : STATE_REDIS_TTL_MS);
+	num(r->spend_ttl_arg, STATE_REDIS_SPEND_TTL_MS);
 	r->retry_ms = RS_RETRY_MIN_MS;
 	r->last_warn_ms = INT64_MIN;
 	r->pid = getpid();
@@ -1151,6 +1249,7 @@ done:
 		free(r->host);
 		free(r->user);
 		free(r->key);
+		free(r->spend_key);
 		free(r->where);
 		free(r->snap.f);
 		free(r->snap.win);

@@ -29,6 +29,7 @@
 #define STATE_REDIS_TIMEOUT_MS 250        /* default bound on a connect or command */
 #define STATE_REDIS_TTL_MS (3600 * 1000)  /* default: a set unused this long expires */
 #define STATE_REDIS_PREFIX "convbi:"      /* default key prefix */
+#define STATE_REDIS_SPEND_TTL_MS (40LL * 86400 * 1000)  /* spending unused this long expires (> a month) */
 
 /* Tuning switches, for benchmarks and tests; 0 is the production setting. */
 #define STATE_REDIS_NO_BATCH 0x1     /* every load is its own round trip */

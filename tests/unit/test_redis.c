@@ -521,7 +521,26 @@ static int differential(struct state *st, uint64_t seed, int steps)
 		int field = (int)rnd_in(0, STATE_NFIELDS - 1);
 		int64_t dt = rnd_in(0, 10) == 0 ? -rnd_in(0, 25000) : rnd_in(0, 4000);
 		now += dt;
-		switch (rnd_in(0, 11)) {
+		switch (rnd_in(0, 13)) {
+		case 11:
+		case 12: {  /* spending: periods around one day, the set or a slot */
+			unsigned who = rnd_in(0, 5) == 5 ? STATE_SET_SLOT : ep;
+			int which = (int)rnd_in(0, 1);
+			uint32_t period = (uint32_t)(20790 + rnd_in(0, 3));
+			int64_t amount = rnd_in(0, 4) == 0 ? -rnd_in(1, 900) : rnd_in(1, 3000);
+			int64_t limit = rnd_in(0, 1) ? 0 : rnd_in(1000, 20000);
+			int64_t a1 = -1, a2 = -2;
+			assert_int_equal(m->spend_add(mem, who, which, period, amount, limit, &a1),
+			                 r->spend_add(st, who, which, period, amount, limit, &a2));
+			assert_int_equal(a1, a2);
+			uint32_t q = (uint32_t)(20790 + rnd_in(0, 3));
+			assert_int_equal(m->spend_get(mem, who, which, q), r->spend_get(st, who, which, q));
+			if (rnd_in(0, 20) == 0) {  /* a clear keeps what was spent */
+				m->clear(mem, ep);
+				r->clear(st, ep);
+			}
+			break;
+		}
 		case 0: {
 			unsigned tier = (unsigned)rnd_in(0, 2);
 			assert_int_equal(m->counter_next(mem, tier), r->counter_next(st, tier));

@@ -118,7 +118,7 @@ static size_t file_size(const char *path)
 static size_t layout_bytes(unsigned slots, unsigned tiers)
 {
 	return sizeof(struct state_header) + tiers * sizeof(struct state_counter) +
-	       slots * sizeof(struct state_slot);
+	       slots * sizeof(struct state_slot) + sizeof(struct state_spend_line);
 }
 
 static void write_bytes(const char *path, const void *p, size_t n)
@@ -532,6 +532,74 @@ static void windows_count_a_sliding_minute_and_refuse_past_the_limit(void **stat
 	state_close(NULL);
 }
 
+static void spending_counts_per_period_refuses_past_the_limit_and_survives_a_clear(void **state)
+{
+	struct state_shape shape = {2, 1, 1};
+	struct state *st = NULL;
+	struct err e = ERR_INIT;
+	assert_int_equal(state_open_memory(&st, &shape, &e), CONVBI_OK);
+	const struct state_ops *ops = st->ops;
+	uint32_t d = state_period(STATE_SPEND_DAY, T0), m = state_period(STATE_SPEND_MONTH, T0);
+	int64_t after = -1;
+	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 600, 1000, &after));
+	assert_int_equal(after, 600);
+	assert_false(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 401, 1000, &after));  /* 1001 > 1000 */
+	assert_int_equal(after, 600);
+	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 400, 1000, &after));   /* exactly the limit */
+	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, -150, 0, &after));     /* a settlement gives back */
+	assert_int_equal(after, 850);
+	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d), 850);
+	assert_int_equal(ops->spend_get(st, 1, STATE_SPEND_DAY, d), 0);               /* slots are separate */
+	assert_int_equal(ops->spend_get(st, STATE_SET_SLOT, STATE_SPEND_DAY, d), 0);  /* and so is the set */
+	assert_true(ops->spend_add(st, STATE_SET_SLOT, STATE_SPEND_MONTH, m, 7, 0, NULL));
+	assert_int_equal(ops->spend_get(st, STATE_SET_SLOT, STATE_SPEND_MONTH, m), 7);
+	/* the next day starts over; the day before reads as nothing spent */
+	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d + 1), 0);
+	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d + 1, 999, 1000, &after));
+	assert_int_equal(after, 999);
+	/* a late settlement of the day before never lowers the new day, and a
+	 * late charge is counted in it */
+	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, -500, 0, &after));
+	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d + 1), 999);
+	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 5, 0, &after));
+	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d + 1), 1004);
+	/* never below 0, never above the 48-bit cap */
+	assert_true(ops->spend_add(st, 1, STATE_SPEND_DAY, d, -5, 0, &after));
+	assert_int_equal(after, 0);
+	assert_true(ops->spend_add(st, 1, STATE_SPEND_DAY, d, STATE_SPEND_MAX, 0, &after));
+	assert_true(ops->spend_add(st, 1, STATE_SPEND_DAY, d, 10, 0, &after));
+	assert_int_equal(after, STATE_SPEND_MAX);
+	/* clearing an endpoint forgets what it learned, not what it spent */
+	ops->store(st, 0, STATE_COOL_UNTIL, 5);
+	ops->clear(st, 0);
+	assert_int_equal(ops->get(st, 0, STATE_COOL_UNTIL), 0);
+	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d + 1), 1004);
+	ops->reset(st);  /* a reset is everything */
+	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d + 1), 0);
+	assert_int_equal(ops->spend_get(st, STATE_SET_SLOT, STATE_SPEND_MONTH, m), 0);
+	state_close(st);
+}
+
+static void periods_are_utc_calendar_days_and_months(void **state)
+{
+	/* 2026-12-07T00:00:00Z = 1796601600 s; 2026-12-01 = 1796083200 s */
+	const int64_t dec7 = INT64_C(1796601600000), dec1 = INT64_C(1796083200000), jan1 = INT64_C(1798761600000);
+	assert_int_equal(state_period(STATE_SPEND_DAY, dec7), 20794);
+	assert_int_equal(state_period(STATE_SPEND_DAY, dec7 - 1), 20793);
+	assert_int_equal(state_period(STATE_SPEND_MONTH, dec7), (2026 - 1970) * 12 + 11);
+	assert_int_equal(state_period(STATE_SPEND_MONTH, dec1 - 1), (2026 - 1970) * 12 + 10);
+	assert_int_equal(state_period(STATE_SPEND_MONTH, jan1), (2027 - 1970) * 12);
+	assert_int_equal(state_period_start_ms(STATE_SPEND_DAY, 20794), dec7);
+	assert_int_equal(state_period_start_ms(STATE_SPEND_MONTH, (2026 - 1970) * 12 + 11), dec1);
+	assert_int_equal(state_period_start_ms(STATE_SPEND_MONTH, (2027 - 1970) * 12), jan1);
+	assert_int_equal(state_period_start_ms(STATE_SPEND_MONTH, (2024 - 1970) * 12 + 2), INT64_C(1709251200000)); /* 2024-03-01 */
+	assert_int_equal(state_period(STATE_SPEND_MONTH, INT64_C(1709251200000) - 1), (2024 - 1970) * 12 + 1);  /* Feb 29 */
+	for (int64_t t = 0; t < INT64_C(4102444800000); t += INT64_C(86400000) * 13 + 3600000) {  /* to 2100 */
+		uint32_t p = state_period(STATE_SPEND_MONTH, t);
+		assert_true(state_period_start_ms(STATE_SPEND_MONTH, p) <= t && t < state_period_start_ms(STATE_SPEND_MONTH, p + 1));
+	}
+}
+
 /* ---- many processes ----------------------------------------------------- */
 
 #define PROCS 8
@@ -644,6 +712,82 @@ static void eight_processes_of_four_threads_share_the_cycle_exactly(void **state
 		assert_int_equal(lv.ok, (uint64_t)cycles * (ep + 1));
 	}
 	pool_close(p);
+}
+
+/* Each child reserves 7 micro-USD at a time against a limit of 10,000 on
+ * the set and on endpoint 1, gives back 2 of each reservation (a call that
+ * cost less than its estimate), until refused; it reports what it kept. */
+static void child_spends(const char *path, int fd, int go)
+{
+	char c;
+	if (read(go, &c, 1) < 0)
+		_exit(3);
+	struct state_shape shape;
+	struct state *st = NULL;
+	struct err e = ERR_INIT;
+	if (pool_shape(&shape, W123, 3, &e) || state_open_file(&st, path, &shape, &e))
+		_exit(2);
+	uint32_t d = state_period(STATE_SPEND_DAY, clock_wall_ms());
+	int64_t kept = 0;
+	for (;;) {
+		if (!st->ops->spend_add(st, STATE_SET_SLOT, STATE_SPEND_DAY, d, 7, 10000, NULL))
+			break;
+		if (!st->ops->spend_add(st, 1, STATE_SPEND_DAY, d, 7, 10000, NULL)) {
+			st->ops->spend_add(st, STATE_SET_SLOT, STATE_SPEND_DAY, d, -7, 0, NULL);
+			break;
+		}
+		st->ops->spend_add(st, STATE_SET_SLOT, STATE_SPEND_DAY, d, -2, 0, NULL);
+		st->ops->spend_add(st, 1, STATE_SPEND_DAY, d, -2, 0, NULL);
+		kept += 5;
+	}
+	state_close(st);
+	_exit(write(fd, &kept, sizeof kept) == (ssize_t)sizeof kept ? 0 : 5);
+}
+
+static void eight_processes_reserving_against_one_budget_never_pass_it(void **state)
+{
+	char path[600];
+	path_of(path, sizeof path, "spend.state");
+	unlink(path);
+	int res[2], go[2];
+	assert_int_equal(pipe(res), 0);
+	assert_int_equal(pipe(go), 0);
+	pid_t pid[PROCS];
+	for (int i = 0; i < PROCS; i++) {
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0) {
+			close(res[0]);
+			close(go[1]);
+			child_spends(path, res[1], go[0]);
+		}
+	}
+	close(res[1]);
+	close(go[0]);
+	close(go[1]);
+	int64_t total = 0;
+	for (int i = 0; i < PROCS; i++) {
+		int64_t kept;
+		assert_int_equal(read(res[0], &kept, sizeof kept), (ssize_t)sizeof kept);
+		total += kept;
+	}
+	close(res[0]);
+	for (int i = 0; i < PROCS; i++)
+		assert_true(wait_ok(pid[i]));
+	struct state_shape shape;
+	struct state *st = NULL;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_shape(&shape, W123, 3, &e), CONVBI_OK);
+	assert_int_equal(state_open_file(&st, path, &shape, &e), CONVBI_OK);
+	uint32_t d = state_period(STATE_SPEND_DAY, clock_wall_ms());
+	int64_t set = st->ops->spend_get(st, STATE_SET_SLOT, STATE_SPEND_DAY, d);
+	/* every kept charge is counted, none is lost, and the limit holds: a
+	 * reservation fails only once fewer than 7 are left, counting the 2 of
+	 * each other process's reservation not yet given back */
+	assert_int_equal(set, total);
+	assert_int_equal(st->ops->spend_get(st, 1, STATE_SPEND_DAY, d), total);
+	assert_true(total <= 10000 && total > 10000 - 7 - 2 * PROCS);
+	state_close(st);
 }
 
 static void a_cooldown_set_in_one_process_is_seen_at_once_by_another(void **state)
@@ -906,7 +1050,10 @@ int main(void)
 		cmocka_unit_test(unusable_location_falls_back_to_in_process_state),
 		cmocka_unit_test(failed_allocations_opening_a_file_are_enomem_and_leak_nothing),
 		cmocka_unit_test(windows_count_a_sliding_minute_and_refuse_past_the_limit),
+		cmocka_unit_test(spending_counts_per_period_refuses_past_the_limit_and_survives_a_clear),
+		cmocka_unit_test(periods_are_utc_calendar_days_and_months),
 		cmocka_unit_test(eight_processes_of_four_threads_share_the_cycle_exactly),
+		cmocka_unit_test(eight_processes_reserving_against_one_budget_never_pass_it),
 		cmocka_unit_test(a_cooldown_set_in_one_process_is_seen_at_once_by_another),
 		cmocka_unit_test(exactly_one_process_wins_the_half_open_probe),
 		cmocka_unit_test(a_killed_prober_frees_its_slot_after_the_probe_timeout),
