@@ -96,7 +96,7 @@ CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
 	if (!OK_ANSWER(a) || !json_out)
 		return CONVBI_EMISUSE;
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	char *chart = NULL;
 	int rc = turn_json(&b, &a->turn, -1);
 	if (!rc && b.len && b.data[b.len - 1] == '}' && !(rc = chart_build(&chart, a->turn.result))) {
@@ -128,7 +128,7 @@ static int format_rows(const convbi_answer *a, const char *mode, const struct ta
 		return CONVBI_EINVAL;
 	view.mode = (enum table_mode)m;
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	if (a->turn.result) {
 		int rc = table_render_view(&b, a->turn.result, &view);
 		if (rc) {

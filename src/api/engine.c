@@ -24,6 +24,7 @@
 #include "llm/llm.h"
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
+#include "util/limits.h"
 #include "util/log.h"
 #include "util/clock.h"
 
@@ -92,7 +93,7 @@ static int load_notes(convbi_engine *e, struct err *err)
 static char *table_list_of(const struct schema *s)
 {
 	struct buf b;
-	buf_init(&b, 1 << 16);
+	buf_init(&b, TABLE_LIST_MAX_BYTES);
 	schema_table_list(&b, s);  /* names quoted: they are data, not prompt text */
 	return buf_take(&b);
 }
@@ -326,7 +327,7 @@ CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const ch
 	if (rc)
 		engine_fail(e, &err);
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	int jrc = llm_reply_json(&b, &rep, rc, err.msg);
 	llm_reply_release(&rep);
 	if (jrc) {
@@ -347,7 +348,7 @@ CONVBI_API int convbi_engine_endpoints(convbi_engine *e, char **json_out)
 	if (rc)
 		return rc;
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	if (llm_endpoints_json(e->llm, &b)) {
 		buf_release(&b);
 		return CONVBI_ENOMEM;
@@ -367,7 +368,7 @@ CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *e, const char *name,
 		return rc;
 	struct buf b;
 	struct err err = ERR_INIT;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	if ((rc = llm_endpoints_reset(e->llm, name, &b, &err))) {
 		buf_release(&b);
 		engine_fail(e, &err);
@@ -391,7 +392,7 @@ CONVBI_API int convbi_engine_schema(convbi_engine *e, const char *question, char
 	struct buf b;
 	struct ground g = GROUND_INIT;
 	struct err err = ERR_INIT;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	int rc = e->vindex && question ? vindex_match(e->vindex, e->schema, question, &g, &err) : CONVBI_OK;
 	if (rc == CONVBI_EDB)
 		log_msg(2, "%s", err.msg); /* the schema text without grounding is still right */
@@ -444,7 +445,7 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 	e->vindex = v;
 	const struct vindex_info *i = vindex_info(v);
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	rc = buf_puts(&b, "{\"path\":");
 	if (!rc)
 		rc = buf_json_str(&b, i->path, strlen(i->path));
@@ -499,7 +500,7 @@ CONVBI_API int convbi_engine_tables(convbi_engine *e, char **json_out)
 		return CONVBI_EDB;
 	}
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	if (tables_json(&b, e->schema)) {
 		buf_release(&b);
 		return CONVBI_ENOMEM;
@@ -514,7 +515,7 @@ CONVBI_API int convbi_workflow_graph(const char *format, char **text_out)
 		return CONVBI_EMISUSE;
 	*text_out = NULL;
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	int rc = flow_graph(&b, format);
 	if (rc) {
 		buf_release(&b);

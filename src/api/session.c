@@ -15,10 +15,9 @@
 #include "db/schema.h"
 #include "db/table.h"
 #include "util/alloc.h"
+#include "util/limits.h"
+#include "util/utf8.h"
 
-#define QUESTION_MAX_BYTES (64u << 10)
-#define HINT_MAX_BYTES (16u << 10)
-#define SUMMARY_MAX_BYTES 400
 
 CONVBI_API int convbi_session_new(convbi_session **out, convbi_engine *e)
 {
@@ -93,7 +92,7 @@ CONVBI_API int convbi_session_history(convbi_session *s, char **json_out)
 	if (!s || s->magic != SESSION_MAGIC || !json_out)
 		return CONVBI_EMISUSE;
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	if (history_json(&b, &s->history)) {
 		buf_release(&b);
 		*json_out = NULL;
@@ -110,17 +109,9 @@ static int check_text(struct err *err, const char *what, const char *s, size_t m
 	size_t n = strnlen(s, max + 1);
 	if (n > max)
 		return err_set(err, CONVBI_ETOOBIG, "the %s is longer than %zu bytes; shorten it", what, max);
-	const unsigned char *p = (const unsigned char *)s;
-	for (size_t i = 0; i < n;) {
-		unsigned c = p[i];
-		size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-		if (!len || i + len > n || (len == 2 && c < 0xC2))
-			return err_set(err, CONVBI_EINVAL, "the %s is not valid UTF-8 (byte %zu); send UTF-8 text", what, i);
-		for (size_t k = 1; k < len; k++)
-			if ((p[i + k] & 0xC0) != 0x80)
-				return err_set(err, CONVBI_EINVAL, "the %s is not valid UTF-8 (byte %zu); send UTF-8 text", what, i);
-		i += len;
-	}
+	size_t bad;
+	if (!utf8_valid(s, n, &bad))
+		return err_set(err, CONVBI_EINVAL, "the %s is not valid UTF-8 (byte %zu); send UTF-8 text", what, bad);
 	size_t k = 0;
 	while (k < n && (s[k] == ' ' || s[k] == '\t' || s[k] == '\n' || s[k] == '\r'))
 		k++;

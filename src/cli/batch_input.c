@@ -30,6 +30,8 @@
 #include <unistd.h>
 
 #include "cli/batch.h"
+#include "util/regfile.h"
+#include "util/utf8.h"
 
 #define SESSION_KEY_MAX 1024 /* bytes of a session's text */
 
@@ -213,10 +215,11 @@ int binput_load(struct binput *in, const char *path, long limit)
 	memset(in, 0, sizeof *in);
 	memset(&it, 0, sizeof it);
 	in->path = path;
-	int e = read_file(path, JSONL_FILE_MAX, &text, &len);
+	mode_t mode = 0;
+	int e = regfile_read(path, INPUT_FILE_MAX_BYTES, &text, &len, &mode);
 	if (e) {
 		cli_error("cannot read INPUT `%s`: %s; give a text file with one question per line, or JSON lines", path,
-		          e == EFBIG ? "larger than 1 GiB" : e == ENODEV ? "not a regular file (a FIFO or a device)" : strerror(e));
+		          e == EFBIG ? "larger than 1 GiB" : regfile_strerror(e, mode));
 		goto done;
 	}
 	const char *p = text, *end = text + len;
@@ -401,11 +404,12 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 	size_t len = 0, pos = 0;
 	int rc = EXIT_OK, lineno = 0;
 	*empty = 1;
-	int e = read_file(out_path, JSONL_FILE_MAX, &text, &len);
+	mode_t mode = 0;
+	int e = regfile_read(out_path, INPUT_FILE_MAX_BYTES, &text, &len, &mode);
 	if (e == ENOENT)
 		return EXIT_OK;
 	if (e) {
-		cli_error("cannot read the output `%s` to resume: %s", out_path, strerror(e));
+		cli_error("cannot read the output `%s` to resume: %s", out_path, regfile_strerror(e, mode));
 		return EXIT_FAIL;
 	}
 	if (!looks_like_ours(text, len, csv)) {

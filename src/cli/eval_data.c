@@ -33,6 +33,7 @@
 
 #include "cli/eval.h"
 #include "cli/jsonl.h"
+#include "util/regfile.h"
 
 /* ---- Spider's hardness ------------------------------------------------------------- */
 
@@ -232,10 +233,11 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
 		cli_error("out of memory");
 		goto done;
 	}
-	int e = read_file(d->file, JSONL_FILE_MAX, &text, &len);
+	mode_t mode = 0;
+	int e = regfile_read(d->file, INPUT_FILE_MAX_BYTES, &text, &len, &mode);
 	if (e) {
 		cli_error("cannot read the question file `%s`: %s; give a Spider or BIRD directory (with dev.json) or the "
-		          "question file itself", d->file, strerror(e));
+		          "question file itself", d->file, regfile_strerror(e, mode));
 		goto done;
 	}
 	root = cJSON_ParseWithLength(text, len);
@@ -269,7 +271,7 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
 		struct tbuf t = TBUF_INIT;
 		tb_printf(&t, "%s/%.*s_gold.sql", dir, (int)stem, base);
 		gold_path = t.p;
-		if (gold_path && read_file(gold_path, JSONL_FILE_MAX, &gold_text, &len) == 0 &&
+		if (gold_path && regfile_read(gold_path, INPUT_FILE_MAX_BYTES, &gold_text, &len, NULL) == 0 &&
 		    (ngold = gold_lines(gold_text, &gsql, &gdb)) != cJSON_GetArraySize(root)) {
 			cli_error("`%s` has %d lines for %d questions in `%s`; the files are not aligned", gold_path, ngold,
 			          cJSON_GetArraySize(root), d->file);

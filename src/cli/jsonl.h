@@ -19,8 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include "util/limits.h"
 
-#define JSONL_FILE_MAX ((size_t)1 << 30) /* bytes of one input or output file we read */
 
 /* ---- text buffer --------------------------------------------------------- */
 
@@ -67,13 +67,6 @@ void strmap_release(struct strmap *m);
 
 /* ---- files and text ------------------------------------------------------- */
 
-/* Reads the regular file path whole (at most max bytes) into a
- * NUL-terminated buffer the caller frees.  Returns 0, or an errno value:
- * EFBIG beyond max (checked before reading), EISDIR, ENODEV for a FIFO,
- * device or socket (refused without reading or blocking). */
-int read_file(const char *path, size_t max, char **out, size_t *len);
-/* 1 when s[0..n) is valid UTF-8; else 0 and *bad = the first bad byte. */
-int utf8_valid(const char *s, size_t n, size_t *bad);
 /* The canonical text of a JSON id or session value: a string's value, an
  * integral number without a fraction ("12"), another number as %.17g.
  * *is_num says which.  NULL for other types or no memory; caller frees. */

@@ -24,6 +24,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/utf8.h"
 
 #define CAPPED_ARGS_MAX 127 /* SQLite's SQLITE_MAX_FUNCTION_ARG */
 
@@ -309,7 +310,7 @@ static void capped_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 			return;
 		uint32_t cp = 0;
 		int elen = sqlite3_value_bytes(argv[2]);
-		int n = elen ? (int)text_decode(e, (size_t)elen, &cp) : 0;
+		int n = elen ? (int)utf8_decode(e, (size_t)elen, &cp) : 0;
 		if (n == 0 || n != elen) {
 			sqlite3_result_error(ctx, "ESCAPE expression must be a single character", -1);
 			return;

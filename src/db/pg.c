@@ -45,6 +45,7 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/clock.h"
+#include "util/limits.h"
 
 #define PG_OPTIONS_MAX 8192  /* bytes of the libpq options string we build */
 
@@ -115,7 +116,7 @@ static char *describe_of(PQconninfoOption *opts)
 			dbname = o->val;
 	}
 	struct buf b;
-	buf_init(&b, 1024);
+	buf_init(&b, DB_DESCRIBE_MAX_BYTES);
 	buf_printf(&b, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
 	           host ? host : hostaddr ? hostaddr : "", port ? ":" : "", port ? port : "", dbname ? dbname : "");
 	return buf_take(&b);

@@ -106,7 +106,7 @@ static char *text_copy(const PGresult *res, int row, int col, int *oom)
 	if (PQgetisnull(res, row, col))
 		return NULL;
 	struct buf b;
-	buf_init(&b, 0);
+	buf_init(&b, BUF_UNBOUNDED);
 	if (text_add_utf8(&b, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col)) || !buf_str(&b)) {
 		*oom = 1;
 		buf_release(&b);
@@ -239,7 +239,7 @@ static int add_samples(struct schema_column *col, const char *lit)
 		return CONVBI_ENOMEM;
 	const char *p = lit + 1;
 	struct buf v;
-	buf_init(&v, 0);
+	buf_init(&v, BUF_UNBOUNDED);
 	int rc = CONVBI_OK;
 	while (*p && *p != '}' && col->nsamples < SCHEMA_SAMPLES && !rc) {
 		buf_reset(&v);
@@ -265,7 +265,7 @@ static int add_samples(struct schema_column *col, const char *lit)
 			continue;
 		size_t keep = text_prefix_chars(v.data ? v.data : "", v.len, SCHEMA_SAMPLE_CHARS);
 		struct buf s;
-		buf_init(&s, 0);
+		buf_init(&s, BUF_UNBOUNDED);
 		rc = text_add_utf8(&s, v.data ? v.data : "", keep);
 		if (!rc && keep < v.len)
 			rc = buf_puts(&s, "…");

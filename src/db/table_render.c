@@ -16,6 +16,7 @@
 #include "db/table.h"
 #include "db/text.h"
 #include "util/alloc.h"
+#include "util/utf8.h"
 
 static const char ELLIPSIS[] = "\xE2\x80\xA6";
 
@@ -48,7 +49,7 @@ static void next_unit(const unsigned char *p, size_t i, size_t len, int pipe, ch
 	} else if (pipe && p[i] == '|') {
 		esc[0] = '\\', esc[1] = '|', *elen = 2, *cw = 2;
 	} else {
-		*n = text_decode(p + i, len - i, &cp);
+		*n = utf8_decode(p + i, len - i, &cp);
 		if (!*n) {
 			*n = 1;
 			cp = '?';

@@ -1,46 +1,15 @@
 /* text.c -- UTF-8 repair, cutting and display width (see text.h).
  *
- * The decoder is strict (RFC 3629): no overlong forms, no surrogates,
- * nothing above U+10FFFF.  The width table is a short list of ranges, not
+ * Decoding is util/utf8's strict decoder.  The width table is a short list of ranges, not
  * a full Unicode database: enough for Latin, Greek, Cyrillic, CJK, Hangul
  * and common emoji to line up in an aligned table.
  */
 #include "db/text.h"
 
 #include "convbi/convbi.h"
+#include "util/utf8.h"
 
 static const char REPLACEMENT[] = "\xEF\xBF\xBD"; /* U+FFFD */
-
-size_t text_decode(const unsigned char *s, size_t len, uint32_t *cp)
-{
-	unsigned char c = s[0];
-	size_t n;
-	uint32_t v, min;
-
-	if (c < 0x80) {
-		*cp = c;
-		return 1;
-	} else if (c >= 0xC2 && c <= 0xDF) {
-		n = 2, v = c & 0x1F, min = 0x80;
-	} else if (c >= 0xE0 && c <= 0xEF) {
-		n = 3, v = c & 0x0F, min = 0x800;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		n = 4, v = c & 0x07, min = 0x10000;
-	} else {
-		return 0;
-	}
-	if (len < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xC0) != 0x80)
-			return 0;
-		v = (v << 6) | (s[i] & 0x3F);
-	}
-	if (v < min || v > 0x10FFFF || (v >= 0xD800 && v <= 0xDFFF))
-		return 0;
-	*cp = v;
-	return n;
-}
 
 int text_add_utf8(struct buf *out, const char *s, size_t len)
 {
@@ -50,7 +19,7 @@ int text_add_utf8(struct buf *out, const char *s, size_t len)
 
 	while (i < len && !rc) {
 		uint32_t cp;
-		size_t n = p[i] ? text_decode(p + i, len - i, &cp) : 0;
+		size_t n = p[i] ? utf8_decode(p + i, len - i, &cp) : 0;
 		if (n) {
 			i += n;
 			run += n;
@@ -78,7 +47,7 @@ int text_is_utf8(const char *s, size_t len)
 	const unsigned char *p = (const unsigned char *)s;
 	for (size_t i = 0; i < len;) {
 		uint32_t cp;
-		size_t n = p[i] ? text_decode(p + i, len - i, &cp) : 0;
+		size_t n = p[i] ? utf8_decode(p + i, len - i, &cp) : 0;
 		if (!n)
 			return 0;
 		i += n;
@@ -160,7 +129,7 @@ size_t text_width(const char *s, size_t len)
 	size_t w = 0;
 	for (size_t i = 0; i < len;) {
 		uint32_t cp;
-		size_t n = text_decode(p + i, len - i, &cp);
+		size_t n = utf8_decode(p + i, len - i, &cp);
 		if (!n) { /* not expected for repaired text: count the byte */
 			w++;
 			i++;

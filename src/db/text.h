@@ -16,11 +16,6 @@
 
 #include "util/buf.h"
 
-/* Decodes one UTF-8 character from s (len > 0 bytes available) into *cp.
- * Returns its length (1..4), or 0 when the bytes are not valid UTF-8
- * (overlong, surrogate, above U+10FFFF, truncated). */
-size_t text_decode(const unsigned char *s, size_t len, uint32_t *cp);
-
 /* Appends s[0..len) to out, replacing invalid sequences and NUL bytes by
  * U+FFFD.  Returns CONVBI_OK, or the buffer's CONVBI_ENOMEM/ETOOBIG (the
  * buffer then keeps what it held before the call). */

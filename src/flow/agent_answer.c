@@ -1,7 +1,7 @@
 /* agent_answer.c -- the answer agent: words grounded on the result rows.
  *
  * The model sees the question, the SQL and the rows (Markdown, at most
- * ANSWER_ROWS rows and ANSWER_ROWS_BYTES bytes), with the row count and
+ * ANSWER_ROWS rows and ANSWER_ROWS_MAX_BYTES bytes), with the row count and
  * notes it must state: rows cut by the cap, NULLs present.  The answer is
  * streamed as TOKEN events when the engine streams.
  */
@@ -11,9 +11,9 @@
 #include "db/table.h"
 #include "flow/agent.h"
 #include "prompt/tmpl.h"
+#include "util/limits.h"
 
 #define ANSWER_ROWS 50
-#define ANSWER_ROWS_BYTES (16u << 10)
 
 static int has_nulls(const struct table *t)
 {
@@ -29,7 +29,7 @@ int agent_answer(struct flow_run *r)
 	struct turn *t = r->turn;
 	const struct table *res = t->result;
 	struct buf rows;
-	buf_init(&rows, ANSWER_ROWS_BYTES);
+	buf_init(&rows, ANSWER_ROWS_MAX_BYTES);
 	char count[32], truncated[160] = "", notes[300] = "";
 	snprintf(count, sizeof count, "%lld", (long long)res->nrows);
 	if (table_render(&rows, res, TABLE_MARKDOWN, ANSWER_ROWS) == CONVBI_ETOOBIG) {
@@ -50,7 +50,7 @@ int agent_answer(struct flow_run *r)
 		{"row_count", count, 0}, {"truncated", truncated, 0}, {"notes", notes, 0},
 	};
 	struct buf reply;
-	buf_init(&reply, 1 << 20);
+	buf_init(&reply, MODEL_REPLY_MAX_BYTES);
 	int next = FLOW_DONE;
 	if (agent_call(r, STAGE_ANSWER, "answer", slots, 6, r->env->stream, 500, &reply))
 		next = FLOW_FAIL;

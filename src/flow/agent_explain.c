@@ -10,9 +10,8 @@
 #include "db/schema.h"
 #include "flow/agent.h"
 #include "util/clock.h"
+#include "util/limits.h"
 
-#define EXPLAIN_SQL_BYTES 8000
-#define EXPLAIN_REPLY_BYTES (64u << 10)
 
 int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, convbi_event_fn cb, void *payload,
                  struct buf *out)
@@ -29,8 +28,8 @@ int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, co
 	buf_init(&schema, env->schema_budget + 1024);
 	if (env->schema)
 		schema_render(&schema, env->schema, sql, env->schema_budget);
-	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0}, {"sql", sql, EXPLAIN_SQL_BYTES}};
-	buf_init(out, EXPLAIN_REPLY_BYTES);
+	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0}, {"sql", sql, EXPLAIN_SQL_MAX_BYTES}};
+	buf_init(out, MODEL_REPLY_MAX_BYTES);
 	if (agent_call(&r, STAGE_ANSWER, "explain", slots, 2, 0, 600, out) == CONVBI_OK)
 		t->status = CONVBI_OK;
 	buf_release(&schema);

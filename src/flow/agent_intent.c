@@ -17,6 +17,7 @@
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
 #include "util/jsonx.h"
+#include "util/limits.h"
 
 static const char *const intent_labels[] = {"data_question", "follow_up", "chitchat", "out_of_scope"};
 static const int intent_ids[] = {INTENT_DATA, INTENT_FOLLOW_UP, INTENT_CHITCHAT, INTENT_OUT_OF_SCOPE};
@@ -34,7 +35,7 @@ static int parse_intent(struct flow_run *r, const char *text, size_t len)
 {
 	struct turn *t = r->turn;
 	struct buf js;
-	buf_init(&js, 1 << 20);
+	buf_init(&js, MODEL_REPLY_MAX_BYTES);
 	int intent = INTENT_NONE;
 	if (extract_json_object(&js, text, len) == CONVBI_OK) {
 		cJSON *root = jsonx_parse(js.data, js.len);
@@ -63,8 +64,8 @@ int agent_intent(struct flow_run *r)
 {
 	struct turn *t = r->turn;
 	struct buf hist, reply;
-	buf_init(&hist, 1 << 20);
-	buf_init(&reply, 1 << 16);
+	buf_init(&hist, HISTORY_TEXT_MAX_BYTES);
+	buf_init(&reply, MODEL_REPLY_MAX_BYTES);
 	struct err err = ERR_INIT;
 	int next = FLOW_FAIL;
 	if (history_render(&hist, r->history)) {

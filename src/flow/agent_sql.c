@@ -19,6 +19,7 @@
 #include "flow/agent.h"
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
+#include "util/limits.h"
 
 int flow_schema_text(struct flow_run *r, struct buf *out)
 {
@@ -54,10 +55,10 @@ int agent_sql(struct flow_run *r)
 	const struct candidate *prev = t->ncand ? &t->cand[t->ncand - 1] : NULL;
 	struct buf schema, hist, reply, sql, notes;
 	buf_init(&notes, NOTES_BUDGET_BYTES + 1024);
-	buf_init(&schema, 1 << 22);
-	buf_init(&hist, 1 << 20);
-	buf_init(&reply, 1 << 20);
-	buf_init(&sql, 1 << 20);
+	buf_init(&schema, SCHEMA_TEXT_MAX_BYTES);
+	buf_init(&hist, HISTORY_TEXT_MAX_BYTES);
+	buf_init(&reply, MODEL_REPLY_MAX_BYTES);
+	buf_init(&sql, SQL_TEXT_MAX_BYTES);
 	struct err err = ERR_INIT;
 	int next = FLOW_FAIL;
 	if (flow_schema_text(r, &schema) || history_render(&hist, r->history) || notes_text(r, &notes)) {

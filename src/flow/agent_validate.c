@@ -16,15 +16,16 @@
 #include "flow/agent.h"
 #include "prompt/tmpl.h"
 #include "util/jsonx.h"
+#include "util/limits.h"
 
 /* Asks the model to review; returns 1 and fills why when it says revise. */
 static int review_says_revise(struct flow_run *r, const char *sql, struct buf *why)
 {
 	struct turn *t = r->turn;
 	struct buf schema, reply, js;
-	buf_init(&schema, 1 << 22);
-	buf_init(&reply, 1 << 16);
-	buf_init(&js, 1 << 16);
+	buf_init(&schema, SCHEMA_TEXT_MAX_BYTES);
+	buf_init(&reply, MODEL_REPLY_MAX_BYTES);
+	buf_init(&js, MODEL_REPLY_MAX_BYTES);
 	int revise = -1;
 	if (flow_schema_text(r, &schema)) {
 		struct err e;
@@ -66,7 +67,7 @@ int agent_validate(struct flow_run *r)
 		return flow_fail(r, &err);
 	if (r->env->model_review) {
 		struct buf why;
-		buf_init(&why, 4096);
+		buf_init(&why, REASON_MAX_BYTES);
 		int revise = review_says_revise(r, c->sql, &why);
 		int next = revise < 0 ? FLOW_FAIL : revise ? flow_repair_or_fail(r, CONVBI_EREJECTED, buf_str(&why)) : STAGE_EXECUTE;
 		buf_release(&why);

@@ -14,6 +14,7 @@
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/limits.h"
 
 #define FLOW_MAX_STEPS 64
 
@@ -131,7 +132,7 @@ int flow_run(const struct flow_env *env, const struct history *h, struct turn *t
 	r.history = h;
 	r.cb = cb;
 	r.payload = payload;
-	buf_init(&r.reply, 1 << 16);
+	buf_init(&r.reply, MODEL_REPLY_MAX_BYTES);
 	int64_t start = clock_mono_ms(), cpu0 = clock_thread_cpu_ns();
 	r.deadline_mono = start + (env->deadline_ms > 0 ? env->deadline_ms : 120000);
 	int stage = STAGE_INTENT;
@@ -201,7 +202,7 @@ int agent_call(struct flow_run *r, int stage, const char *name, const struct tmp
 	struct turn *t = r->turn;
 	struct buf prompt;
 	struct err err = ERR_INIT;
-	buf_init(&prompt, 1 << 20);
+	buf_init(&prompt, PROMPT_MAX_BYTES);
 	const char *text = tmpl_text(r->env->prompts, name);
 	if (!text) {
 		err_set(&err, CONVBI_ETEMPLATE, "the prompt template `%s` is not loaded; check the prompts directory", name);

@@ -7,13 +7,14 @@
 #include "convbi/convbi.h"
 #include "db/table.h"
 #include "flow/flow.h"
+#include "util/limits.h"
 
 static const char *const intent_names[] = {"", "data_question", "follow_up", "chitchat", "out_of_scope"};
 
 void turn_init(struct turn *t)
 {
 	memset(t, 0, sizeof *t);
-	buf_init(&t->answer, 1 << 20);
+	buf_init(&t->answer, ANSWER_TEXT_MAX_BYTES);
 }
 
 void turn_release(struct turn *t)

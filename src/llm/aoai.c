@@ -128,7 +128,7 @@ int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struc
 	const char *content = jsonx_str(msg, "content");
 	buf_reset(&out->content);
 	if (content && (rc = buf_puts(&out->content, content)))
-		err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %u bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+		err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
 done:
 	cJSON_Delete(root);
 	return rc;
@@ -175,7 +175,7 @@ int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const
 	if (text && *text) {
 		size_t off = out->content.len;
 		if ((rc = buf_puts(&out->content, text))) {
-			err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %u bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+			err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
 			goto done;
 		}
 		*delta = out->content.data + off;

@@ -25,8 +25,8 @@
 #include "llm/config.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/limits.h"
 
-#define AOAI_MAX_REPLY_BYTES (8u << 20)  /* a model reply larger than this fails */
 
 struct chat_msg {
 	const char *role;     /* "system", "user", "assistant" */

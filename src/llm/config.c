@@ -377,7 +377,7 @@ static int load_file(struct llm_config *out, const char *path, struct err *err)
 		return err_set(err, CONVBI_ECONFIG, "config file %s is %s, not a regular file; give the path of a JSON file to --config or $CONVBI_CONFIG",
 		               path, regfile_kind(mode));
 	if (e == EFBIG)
-		return err_set(err, CONVBI_ECONFIG, "config file %s is larger than %d bytes; it should be a small JSON file", path,
+		return err_set(err, CONVBI_ECONFIG, "config file %s is larger than %zu bytes; it should be a small JSON file", path,
 		               CONFIG_MAX_FILE_BYTES);
 	if (e == ENOMEM)
 		return err_code(err, CONVBI_ENOMEM);

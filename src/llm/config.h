@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "util/err.h"
+#include "util/limits.h"
 #include "util/secret.h"
 
 enum ep_kind { EP_AZURE, EP_AZURE_V1, EP_OPENAI };
@@ -115,7 +116,6 @@ struct llm_config {
 };
 
 #define CONFIG_MAX_ENDPOINTS 64
-#define CONFIG_MAX_FILE_BYTES (1 << 20)
 #define CONFIG_MAX_PRIORITY 1000      /* tiers 0 .. 1000 */
 #define CONFIG_MAX_WEIGHT 1000
 #define CONFIG_MAX_RPM 100000000      /* requests per minute a deployment may declare */

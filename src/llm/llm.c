@@ -234,7 +234,7 @@ static int on_body(void *payload, long status, const char *data, size_t n)
 	if (rc == CONVBI_ETOOBIG && a->status != 200)
 		return 0;  /* keep the head of a huge error body */
 	if (rc) {
-		err_set(&a->proto, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %u bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+		err_set(&a->proto, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
 		a->proto_cls = rc == CONVBI_ETOOBIG ? LLM_TOO_BIG : LLM_NOMEM;
 		return 1;
 	}

@@ -9,28 +9,9 @@
 
 #include "convbi/convbi.h"
 #include "util/alloc.h"
+#include "util/regfile.h"
+#include "util/utf8.h"
 #include "util/words.h"
-
-/* Valid UTF-8 (no overlongs, no surrogates).  A copy until util has the
- * one validator (issue 10): prompt may not include db/text.h. */
-static int utf8_ok(const char *s, size_t n)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	for (size_t i = 0; i < n;) {
-		unsigned c = u[i];
-		size_t k = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-		if (!k || i + k > n || (k == 2 && c < 0xC2) || (k == 4 && c > 0xF4))
-			return 0;
-		for (size_t j = 1; j < k; j++)
-			if ((u[i + j] & 0xC0) != 0x80)
-				return 0;
-		if ((k == 3 && c == 0xE0 && u[i + 1] < 0xA0) || (k == 3 && c == 0xED && u[i + 1] >= 0xA0) ||
-		    (k == 4 && c == 0xF0 && u[i + 1] < 0x90) || (k == 4 && c == 0xF4 && u[i + 1] >= 0x90))
-			return 0;
-		i += k;
-	}
-	return 1;
-}
 
 static int isalnum_ascii(char c)
 {
@@ -40,30 +21,24 @@ static int isalnum_ascii(char c)
 int notes_load(char **out, const char *path, struct err *err)
 {
 	*out = NULL;
-	FILE *f = fopen(path, "rb");
-	if (!f)
+	char *text = NULL;
+	size_t len = 0;
+	mode_t mode = 0;
+	int e = regfile_read(path, NOTES_MAX_BYTES, &text, &len, &mode);
+	if (e == EFBIG)
+		return err_set(err, CONVBI_ETOOBIG, "notes file `%s` is over %zu bytes; keep the notes shorter", path,
+		               NOTES_MAX_BYTES);
+	if (e == ENOMEM)
+		return err_code(err, CONVBI_ENOMEM);
+	if (e)
 		return err_set(err, CONVBI_EINVAL, "notes file `%s` cannot be read (%s); check the path given to --notes", path,
-		               strerror(errno));
-	struct buf b;
-	buf_init(&b, NOTES_MAX_BYTES);
-	char chunk[8192];
-	size_t n;
-	int rc = CONVBI_OK;
-	while (!rc && (n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		rc = buf_add(&b, chunk, n);
-	if (!rc && ferror(f))
-		rc = err_set(err, CONVBI_EIO, "notes file `%s` cannot be read; check the file", path);
-	fclose(f);
-	if (rc == CONVBI_ETOOBIG)
-		err_set(err, rc, "notes file `%s` is over %zu bytes; keep the notes shorter", path, NOTES_MAX_BYTES);
-	else if (rc == CONVBI_ENOMEM)
-		err_code(err, rc);
-	if (!rc && (memchr(buf_str(&b), '\0', b.len) || !utf8_ok(buf_str(&b), b.len)))
-		rc = err_set(err, CONVBI_EINVAL, "notes file `%s` is not UTF-8 text; save it as UTF-8", path);
-	if (!rc && !(*out = b.data ? buf_take(&b) : xstrdup("")))
-		rc = err_code(err, CONVBI_ENOMEM);
-	buf_release(&b);
-	return rc;
+		               regfile_strerror(e, mode));
+	if (memchr(text, '\0', len) || !utf8_valid(text, len, NULL)) {
+		free(text);
+		return err_set(err, CONVBI_EINVAL, "notes file `%s` is not UTF-8 text; save it as UTF-8", path);
+	}
+	*out = text;
+	return CONVBI_OK;
 }
 
 struct section {

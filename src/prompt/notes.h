@@ -16,9 +16,8 @@
 
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/limits.h"
 
-#define NOTES_MAX_BYTES ((size_t)256 * 1024)  /* a notes file may hold this much */
-#define NOTES_BUDGET_BYTES 3000               /* of notes in one prompt */
 #define NOTES_MAX_SECTIONS 256
 
 /* Reads the notes file at path into *out (caller frees): at most

@@ -27,6 +27,7 @@
 #include "convbi/convbi.h"
 #include "util/alloc.h"
 #include "util/regfile.h"
+#include "util/utf8.h"
 
 struct tmpl_item {
 	char *name; /* owned */
@@ -360,40 +361,6 @@ static int walk(const struct walker *w)
 
 /* ---- checking ------------------------------------------------------------- */
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned c = s[0];
-	if (c < 0x80)
-		return 1;
-	size_t need;
-	unsigned lo = 0x80, hi = 0xBF;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 2;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		need = 3;
-		if (c == 0xE0)
-			lo = 0xA0;
-		if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 4;
-		if (c == 0xF0)
-			lo = 0x90;
-		if (c == 0xF4)
-			hi = 0x8F;
-	} else {
-		return 0;
-	}
-	if (n < need || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i < need; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return need;
-}
-
 static int check(const struct walker *w)
 {
 	if (w->len > TMPL_MAX_BYTES) {
@@ -407,7 +374,7 @@ static int check(const struct walker *w)
 	for (size_t i = 0; i < w->len;) {
 		if (!u[i])
 			return fail(w, i, "NUL byte in the template; remove it");
-		size_t k = utf8_seq(u + i, w->len - i);
+		size_t k = utf8_decode(u + i, w->len - i, NULL);
 		if (!k)
 			return fail(w, i, "invalid UTF-8 (byte 0x%02x); save the file as UTF-8", u[i]);
 		i += k;

@@ -22,9 +22,9 @@
 
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/limits.h"
 
 /* A template file may hold at most this many bytes. */
-#define TMPL_MAX_BYTES ((size_t)64 * 1024)
 /* Longest slot name, bytes. */
 #define TMPL_MAX_NAME 64
 /* Deepest section nesting. */

@@ -16,9 +16,10 @@
 #include <unistd.h>
 
 #include "serve/serve.h"
+#include "util/limits.h"
+#include "util/regfile.h"
 
 #define TOKEN_MIN_BYTES 16
-#define TOKENS_FILE_MAX_BYTES (1u << 20)
 
 enum {
 	OPT_LISTEN = 256, OPT_DB, OPT_CONFIG, OPT_TOKENS, OPT_PROMPTS, OPT_REVIEW, OPT_MAX_REPAIRS, OPT_ROW_CAP,
@@ -203,16 +204,22 @@ static int open_engine(struct serve_db *d, const struct serve_config *c)
 
 static int load_tokens(struct server *s, const char *path)
 {
-	FILE *f = fopen(path, "r");
+	int fd;
+	mode_t mode = 0;
+	int e = regfile_open(path, &fd, &mode);  /* a FIFO or device is refused, never waited on */
+	FILE *f = e ? NULL : fdopen(fd, "r");
 	if (!f) {
-		fprintf(stderr, "convbi: cannot read the tokens file %s: %s\n", path, strerror(errno));
+		if (!e)
+			close(fd);
+		fprintf(stderr, "convbi: cannot read the tokens file %s: %s; give a regular file with one token per line\n",
+		        path, regfile_strerror(e ? e : errno, mode));
 		return -1;
 	}
 	struct stat st;
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
 		fprintf(stderr, "convbi: warning: the tokens file %s is readable by other users; chmod 600 it\n", path);
 	if (fstat(fileno(f), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > (off_t)TOKENS_FILE_MAX_BYTES)) {
-		fprintf(stderr, "convbi: the tokens file %s is not a regular file of at most %u bytes\n", path, TOKENS_FILE_MAX_BYTES);
+		fprintf(stderr, "convbi: the tokens file %s is not a regular file of at most %zu bytes\n", path, TOKENS_FILE_MAX_BYTES);
 		fclose(f);
 		return -1;
 	}

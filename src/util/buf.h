@@ -21,6 +21,7 @@ struct buf {
 };
 
 #define BUF_INIT {NULL, 0, 0, 0}
+#define BUF_UNBOUNDED 0  /* buf_init max: output its inputs already bound (limits.h names the caps) */
 
 void buf_init(struct buf *b, size_t max);
 void buf_release(struct buf *b);   /* frees, back to BUF_INIT (keeps max) */

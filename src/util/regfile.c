@@ -10,7 +10,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +31,18 @@ const char *regfile_kind(mode_t mode)
 	if (S_ISSOCK(mode))
 		return "a socket";
 	return "not a regular file";
+}
+
+const char *regfile_strerror(int e, mode_t mode)
+{
+	static _Thread_local char why[64];
+	if (e == REGFILE_NOT_REGULAR) {
+		snprintf(why, sizeof why, "%s, not a regular file", regfile_kind(mode));
+		return why;
+	}
+	if (e == EFBIG)
+		return "larger than the limit";
+	return strerror(e);
 }
 
 int regfile_open(const char *path, int *fd_out, mode_t *mode_out)

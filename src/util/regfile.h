@@ -35,4 +35,10 @@ int regfile_read(const char *path, size_t max, char **out, size_t *len, mode_t *
  * "not a regular file". */
 const char *regfile_kind(mode_t mode);
 
+/* A short reason for a regfile_open/regfile_read failure e, for messages:
+ * "a FIFO (named pipe), not a regular file" (regfile_kind(mode)) for
+ * REGFILE_NOT_REGULAR, "larger than the limit" for EFBIG, else strerror(e).
+ * The text lives until the calling thread's next call. */
+const char *regfile_strerror(int e, mode_t mode);
+
 #endif

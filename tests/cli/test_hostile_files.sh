@@ -7,7 +7,7 @@
 # file is byte for byte what it was (cmp against a copy taken before).
 # Cases: state.path naming the database; --out naming the database, the
 # config, INPUT or a prompt file; --resume on a file that is not ours;
-# --config, INPUT and prompt files that are FIFOs (must not hang: every
+# --config, INPUT, --notes, --tokens, eval's question file and prompt files that are FIFOs (must not hang: every
 # run is under `timeout`); a WAL-mode database leaves no -wal/-shm file;
 # SELECT 1e308*10 through ask --json and batch gives valid JSON.
 # Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB SOURCE_DIR.
@@ -97,7 +97,13 @@ expect_code 2 "batch --resume on a text file without a newline" $TO "$CONVBI" ba
 check "it is not cut to zero bytes" test "$(cat "$T/notes.txt")" = "my notes, no newline"
 mkfifo "$T/input.fifo"
 expect_code 2 "batch INPUT naming a FIFO" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" "$T/input.fifo"
-contains "$ERR" "not a regular file" "says what it is"
+contains "$ERR" "INPUT \`$T/input.fifo\`: a FIFO (named pipe), not a regular file" "says what it is"
+expect_code 2 "--notes naming a FIFO" $TO "$CONVBI" ask --config "$T/config.json" --db "$DB" --notes "$T/input.fifo" "How many customers are there?"
+contains "$ERR" "cannot be read (a FIFO (named pipe), not a regular file)" "says what it is"
+expect_code 1 "serve --tokens naming a FIFO" $TO "$CONVBI" serve --config "$T/config.json" --db "$DB" --listen 127.0.0.1:0 --tokens "$T/input.fifo"
+contains "$ERR" "cannot read the tokens file $T/input.fifo: a FIFO (named pipe), not a regular file" "says what it is"
+expect_code 2 "eval on a question file that is a FIFO" $TO "$CONVBI" eval --config "$T/config.json" "$T/input.fifo"
+contains "$ERR" "a FIFO (named pipe), not a regular file" "says what it is"
 expect_code 0 "a fresh --out still works" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/fresh.jsonl" "$T/q.txt"
 expect_code 0 "and --resume on it" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$T/fresh.jsonl" "$T/q.txt"
 

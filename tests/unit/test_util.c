@@ -1,0 +1,221 @@
+/* test_util.c -- the bottom layer's one-of-each helpers: the strict UTF-8
+ * decoder every module shares (overlong forms, surrogates, bad lead bytes,
+ * truncation), the regular-file reader (FIFO, directory, device, a file
+ * over the limit refused before a byte is read, a file growing past it)
+ * and the status names.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "convbi/convbi.h"
+#include "util/regfile.h"
+#include "util/utf8.h"
+
+/* ---- UTF-8 ---------------------------------------------------------------------- */
+
+struct utf8_case {
+	const char *bytes;
+	size_t len;
+	size_t want;     /* utf8_decode's length, 0 = invalid */
+	uint32_t cp;     /* the code point when valid */
+};
+
+#define U(s, want, cp) {s, sizeof s - 1, want, cp}
+
+static const struct utf8_case utf8_cases[] = {
+	U("A", 1, 0x41),
+	U("\x7F", 1, 0x7F),
+	U("\xC2\x80", 2, 0x80),
+	U("\xDF\xBF", 2, 0x7FF),
+	U("\xE0\xA0\x80", 3, 0x800),
+	U("\xED\x9F\xBF", 3, 0xD7FF),          /* the last before the surrogates */
+	U("\xEE\x80\x80", 3, 0xE000),          /* the first after them */
+	U("\xEF\xBF\xBF", 3, 0xFFFF),
+	U("\xF0\x90\x80\x80", 4, 0x10000),
+	U("\xF4\x8F\xBF\xBF", 4, 0x10FFFF),
+	U("\xC0\x80", 0, 0),                   /* overlong NUL */
+	U("\xC1\xBF", 0, 0),                   /* overlong DEL */
+	U("\xE0\x80\x80", 0, 0),               /* overlong 3-byte */
+	U("\xE0\x9F\xBF", 0, 0),
+	U("\xF0\x80\x80\x80", 0, 0),           /* overlong 4-byte */
+	U("\xF0\x8F\xBF\xBF", 0, 0),
+	U("\xED\xA0\x80", 0, 0),               /* U+D800 */
+	U("\xED\xBF\xBF", 0, 0),               /* U+DFFF */
+	U("\xF4\x90\x80\x80", 0, 0),           /* U+110000 */
+	U("\xF5\x80\x80\x80", 0, 0),           /* lead bytes F5..FF */
+	U("\xF7\xBF\xBF\xBF", 0, 0),
+	U("\xFF", 0, 0),
+	U("\x80", 0, 0),                       /* a lone continuation byte */
+	U("\xC3", 0, 0),                       /* truncated */
+	U("\xE2\x82", 0, 0),
+	U("\xF0\x9F\x98", 0, 0),
+	U("\xC3\x28", 0, 0),                   /* bad continuation */
+	U("\xE2\x28\xA1", 0, 0),
+};
+
+static void utf8_decode_is_strict(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof utf8_cases / sizeof *utf8_cases; i++) {
+		const struct utf8_case *c = &utf8_cases[i];
+		uint32_t cp = 0xFFFFFFFF;
+		size_t n = utf8_decode((const unsigned char *)c->bytes, c->len, &cp);
+		if (n != c->want)
+			fail_msg("case %zu: length %zu, want %zu", i, n, c->want);
+		if (n)
+			assert_int_equal(cp, c->cp);
+		size_t bad = 99;
+		assert_int_equal(utf8_valid(c->bytes, c->len, &bad), c->want == c->len);
+		if (!c->want)
+			assert_int_equal(bad, 0);
+	}
+}
+
+static void utf8_valid_names_the_first_bad_byte(void **state)
+{
+	(void)state;
+	const char s[] = "caf\xC3\xA9 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 ok \xED\xA0\x80 tail";
+	size_t bad = 0;
+	assert_false(utf8_valid(s, sizeof s - 1, &bad));
+	assert_int_equal(bad, strstr(s, "\xED") - s);
+	assert_true(utf8_valid(s, (size_t)(strstr(s, "\xED") - s), NULL));
+	assert_true(utf8_valid("a\0b", 3, NULL)); /* NUL is a character; callers refuse it themselves */
+	assert_true(utf8_valid("", 0, NULL));
+	assert_false(utf8_valid("ab\xC3", 3, NULL));
+	assert_int_equal(utf8_decode((const unsigned char *)"\xC3\xA9", 2, NULL), 2); /* cp may be NULL */
+}
+
+/* ---- regular files -------------------------------------------------------------- */
+
+static char dir[512];
+
+static int make_dir(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "%s/test_util.XXXXXX", SCRATCH_DIR);
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int remove_dir(void **state)
+{
+	(void)state;
+	char cmd[600];
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static char *path_in(const char *name)
+{
+	static char p[600];
+	snprintf(p, sizeof p, "%s/%s", dir, name);
+	return p;
+}
+
+static void regfile_reads_a_regular_file_whole(void **state)
+{
+	(void)state;
+	const char *p = path_in("small.txt");
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs("hello\nworld", f);
+	fclose(f);
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(regfile_read(p, 100, &text, &len, NULL), 0);
+	assert_int_equal(len, 11);
+	assert_string_equal(text, "hello\nworld");
+	free(text);
+	/* exactly at the limit is fine, one byte over is not */
+	assert_int_equal(regfile_read(p, 11, &text, &len, NULL), 0);
+	free(text);
+	assert_int_equal(regfile_read(p, 10, &text, &len, NULL), EFBIG);
+	assert_null(text);
+	assert_string_equal(regfile_strerror(EFBIG, 0), "larger than the limit");
+	assert_int_equal(regfile_read(path_in("absent"), 10, &text, &len, NULL), ENOENT);
+	assert_string_equal(regfile_strerror(ENOENT, 0), strerror(ENOENT));
+}
+
+static void regfile_refuses_what_is_not_a_regular_file_without_blocking(void **state)
+{
+	(void)state;
+	char *text = NULL;
+	size_t len = 0;
+	mode_t mode = 0;
+	const char *fifo = path_in("fifo");
+	assert_int_equal(mkfifo(fifo, 0600), 0);
+	/* no writer: a blocking open would hang the test here */
+	assert_int_equal(regfile_read(fifo, 100, &text, &len, &mode), REGFILE_NOT_REGULAR);
+	assert_string_equal(regfile_strerror(REGFILE_NOT_REGULAR, mode), "a FIFO (named pipe), not a regular file");
+	assert_int_equal(regfile_read(dir, 100, &text, &len, &mode), REGFILE_NOT_REGULAR);
+	assert_string_equal(regfile_kind(mode), "a directory");
+	assert_int_equal(regfile_read("/dev/zero", 100, &text, &len, &mode), REGFILE_NOT_REGULAR);
+	assert_string_equal(regfile_kind(mode), "a character device");
+	assert_null(text);
+	int fd = -1;
+	assert_int_equal(regfile_open("/dev/null", &fd, NULL), REGFILE_NOT_REGULAR);
+	assert_int_equal(fd, -1);
+}
+
+static void a_huge_file_is_refused_before_a_byte_is_read(void **state)
+{
+	(void)state;
+	const char *p = path_in("sparse");
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)4 << 30), 0); /* 4 GiB, sparse: reading it would take seconds */
+	close(fd);
+	char *text = NULL;
+	size_t len = 0;
+	assert_int_equal(regfile_read(p, 1 << 20, &text, &len, NULL), EFBIG);
+	assert_null(text);
+}
+
+/* ---- status names --------------------------------------------------------------- */
+
+static void every_status_has_a_name_and_a_message(void **state)
+{
+	(void)state;
+	assert_string_equal(convbi_errname(CONVBI_OK), "OK");
+	assert_string_equal(convbi_errname(CONVBI_ECANCELED), "ECANCELED");
+	assert_string_equal(convbi_errname(CONVBI_EDB), "EDB");
+	for (int code = 0; code < 64; code++) {
+		const char *name = convbi_errname(code), *msg = convbi_errstr(code);
+		assert_non_null(name);
+		assert_non_null(msg);
+		assert_true(msg[0] != '\0');
+	}
+	assert_non_null(convbi_errname(-5));
+	assert_non_null(convbi_errstr(100000));
+}
+
+int main(void)
+{
+	const struct CMUnitTest utf8[] = {
+		cmocka_unit_test(utf8_decode_is_strict),
+		cmocka_unit_test(utf8_valid_names_the_first_bad_byte),
+	};
+	const struct CMUnitTest files[] = {
+		cmocka_unit_test(regfile_reads_a_regular_file_whole),
+		cmocka_unit_test(regfile_refuses_what_is_not_a_regular_file_without_blocking),
+		cmocka_unit_test(a_huge_file_is_refused_before_a_byte_is_read),
+	};
+	const struct CMUnitTest status[] = {
+		cmocka_unit_test(every_status_has_a_name_and_a_message),
+	};
+	int failed = cmocka_run_group_tests_name("utf8", utf8, NULL, NULL);
+	failed += cmocka_run_group_tests_name("regfile", files, make_dir, remove_dir);
+	failed += cmocka_run_group_tests_name("status", status, NULL, NULL);
+	return failed ? 1 : 0;
+}
