@@ -156,18 +156,18 @@ static const char *str_of(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static void csv_line(struct tbuf *t, const struct bitem *it, const cJSON *line)
+static void csv_line(struct buf *t, const struct bitem *it, const cJSON *line)
 {
 	const cJSON *ms = cJSON_GetObjectItemCaseSensitive(line, "elapsed_ms");
-	tb_csv(t, it->id);
-	tb_add(t, ",", 1);
-	tb_csv(t, it->question);
+	buf_csv_field(t, it->id);
+	buf_add(t, ",", 1);
+	buf_csv_field(t, it->question);
 	static const char *const fields[] = {"intent", "sql", "answer", "error", "error_class"};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-		tb_add(t, ",", 1);
-		tb_csv(t, str_of(line, fields[i]));
+		buf_add(t, ",", 1);
+		buf_csv_field(t, str_of(line, fields[i]));
 	}
-	tb_printf(t, ",%lld\r\n", cJSON_IsNumber(ms) ? (long long)ms->valuedouble : 0LL);
+	buf_printf(t, ",%lld\r\n", cJSON_IsNumber(ms) ? (long long)ms->valuedouble : 0LL);
 }
 
 /* The rows file of an item: DIR/<id>.csv, the id kept when it is made of
@@ -234,7 +234,7 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	char *json = NULL;
 	cJSON *ans = NULL, *line = NULL;
 	char *text = NULL;
-	struct tbuf t = TBUF_INIT;
+	struct buf t = BUF_INIT;
 	int jrc = CONVBI_OK;
 	if (a && (jrc = convbi_answer_json(a, &json)) == CONVBI_OK && !(ans = cJSON_Parse(json)))
 		jrc = CONVBI_ENOMEM;  /* the library's JSON is always valid: only memory fails here */
@@ -248,10 +248,10 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	if (line && b->csv) {
 		csv_line(&t, it, line);
 	} else if (line && (text = cJSON_PrintUnformatted(line))) {
-		tb_puts(&t, text);
-		tb_add(&t, "\n", 1);
+		buf_puts(&t, text);
+		buf_add(&t, "\n", 1);
 	}
-	int werr = t.oom || !t.len ? ENOMEM : outfile_write(&b->out, t.p, t.len);
+	int werr = t.err || !t.len ? ENOMEM : outfile_write(&b->out, t.data, t.len);
 	pthread_mutex_lock(&b->w.mu);
 	runstats_add(&b->st, status, line);
 	if (status && b->o->verbose) {
@@ -263,7 +263,7 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 		b->werr = werr;
 	workers_notify(&b->w);
 	pthread_mutex_unlock(&b->w.mu);
-	tb_release(&t);
+	buf_release(&t);
 	cJSON_free(text);
 	cJSON_Delete(line);
 	cJSON_Delete(ans);
@@ -391,18 +391,18 @@ static int open_engines(struct batch *b)
 static void summary(const struct batch *b, int64_t pending)
 {
 	const struct runstats *s = &b->st;
-	struct tbuf f = TBUF_INIT;
+	struct buf f = BUF_INIT;
 	runstats_failures(s, &f);
 	double secs = (double)(bulk_now_ms() - s->start_ms) / 1000.0;
 	fprintf(stderr, "convbi: batch: %lld of %lld questions in %.1f s (%.1f/s): %lld answered, %lld failed%s%s%s",
 	        (long long)s->done, (long long)pending, secs, secs > 0 ? (double)s->done / secs : 0.0,
-	        (long long)(s->done - s->failed), (long long)s->failed, f.len ? " (" : "", tb_str(&f), f.len ? ")" : "");
+	        (long long)(s->done - s->failed), (long long)s->failed, f.len ? " (" : "", buf_str(&f), f.len ? ")" : "");
 	if (pending > s->done)
 		fprintf(stderr, ", %lld not run%s", (long long)(pending - s->done),
 		        b->canceled ? " (canceled or interrupted)" : "");
 	fputc('\n', stderr);
 	runstats_print_usage(s, "convbi: batch: ", stderr);
-	tb_release(&f);
+	buf_release(&f);
 }
 
 static int run(struct batch *b, int64_t pending)

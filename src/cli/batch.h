@@ -93,7 +93,7 @@ int status_of_answer(const struct cJSON *answer);
 /* Prints "<prefix>tokens ..." and "<prefix>calls per endpoint ..." lines. */
 void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f);
 /* "ESQL 3, ERATELIMIT 1" into b ("" when nothing failed). */
-void runstats_failures(const struct runstats *s, struct tbuf *b);
+void runstats_failures(const struct runstats *s, struct buf *b);
 
 /* ---- progress ------------------------------------------------------------------ */
 

@@ -225,13 +225,13 @@ cJSON *attempts_per_endpoint(const cJSON *answer)
 	return o;
 }
 
-void runstats_failures(const struct runstats *s, struct tbuf *b)
+void runstats_failures(const struct runstats *s, struct buf *b)
 {
 	int first = 1;
 	for (int code = 1; code < RUNSTATS_MAX_STATUS; code++) {
 		if (!s->by_status[code])
 			continue;
-		tb_printf(b, "%s%s %lld", first ? "" : ", ", convbi_errname(code), (long long)s->by_status[code]);
+		buf_printf(b, "%s%s %lld", first ? "" : ", ", convbi_errname(code), (long long)s->by_status[code]);
 		first = 0;
 	}
 }

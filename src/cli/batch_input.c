@@ -323,23 +323,23 @@ static char *jsonl_id(const char *line, size_t n, int *failed)
  * something other than a comma or a line break). */
 static int csv_record(const char *s, size_t len, size_t *pos, char **first, int nonempty, int *set, int *nfields)
 {
-	struct tbuf f = TBUF_INIT;
+	struct buf f = BUF_INIT;
 	size_t i = *pos;
 	int rc = 0;
 	*first = NULL;
 	*nfields = 0;
 	*set = 0;
 	for (;;) {
-		tb_reset(&f);
-		tb_add(&f, "", 0);
+		buf_reset(&f);
+		buf_add(&f, "", 0);
 		if (i < len && s[i] == '"') {
 			for (i++;; i++) {
 				if (i >= len)
 					goto done;
 				if (s[i] != '"')
-					tb_add(&f, s + i, 1);
+					buf_add(&f, s + i, 1);
 				else if (i + 1 < len && s[i + 1] == '"')
-					tb_add(&f, "\"", 1), i++;
+					buf_add(&f, "\"", 1), i++;
 				else
 					break;
 			}
@@ -348,12 +348,12 @@ static int csv_record(const char *s, size_t len, size_t *pos, char **first, int 
 			size_t j = i;
 			while (j < len && s[j] != ',' && s[j] != '\r' && s[j] != '\n')
 				j++;
-			tb_add(&f, s + i, j - i);
+			buf_add(&f, s + i, j - i);
 			i = j;
 		}
 		if (++*nfields == nonempty)
 			*set = f.len > 0;
-		if (*nfields == 1 && !(*first = strdup(tb_str(&f)))) {
+		if (*nfields == 1 && !(*first = strdup(buf_str(&f)))) {
 			rc = -1;
 			goto done;
 		}
@@ -372,7 +372,7 @@ static int csv_record(const char *s, size_t len, size_t *pos, char **first, int 
 		break;
 	}
 done:
-	tb_release(&f);
+	buf_release(&f);
 	if (rc == 1)
 		*pos = i;
 	else

@@ -243,15 +243,15 @@ static void flush_lines(struct eval *ev, int all)
 		if (!ev->have_out || ev->werr)
 			continue;
 		char *line = question_line(&ev->d.q[i]);
-		struct tbuf t = TBUF_INIT;
+		struct buf t = BUF_INIT;
 		if (line) {
-			tb_puts(&t, line);
-			tb_add(&t, "\n", 1);
+			buf_puts(&t, line);
+			buf_add(&t, "\n", 1);
 		}
-		int e = !line || t.oom ? ENOMEM : outfile_write(&ev->out, t.p, t.len);
+		int e = !line || t.err ? ENOMEM : outfile_write(&ev->out, t.data, t.len);
 		if (e)
 			ev->werr = e;
-		tb_release(&t);
+		buf_release(&t);
 		cJSON_free(line);
 	}
 }

@@ -157,11 +157,11 @@ static int is_dir(const char *path)
 
 static char *path_join(const char *a, const char *b)
 {
-	struct tbuf t = TBUF_INIT;
-	tb_printf(&t, "%s/%s", a, b);
-	if (t.oom)
-		tb_release(&t);
-	return t.p;
+	struct buf t = BUF_INIT;
+	buf_printf(&t, "%s/%s", a, b);
+	if (t.err)
+		buf_release(&t);
+	return t.data;
 }
 
 static char *str_dup_of(const cJSON *o, const char *key)
@@ -205,15 +205,15 @@ static int gold_lines(char *text, char ***sql, char ***db)
 
 static char *database_path(const char *dbdir, const char *db_id)
 {
-	struct tbuf t = TBUF_INIT;
+	struct buf t = BUF_INIT;
 	const char *slot = strstr(dbdir, "{db_id}");
 	if (slot) /* a PostgreSQL URI template: postgresql://.../{db_id} */
-		tb_printf(&t, "%.*s%s%s", (int)(slot - dbdir), dbdir, db_id, slot + 7);
+		buf_printf(&t, "%.*s%s%s", (int)(slot - dbdir), dbdir, db_id, slot + 7);
 	else
-		tb_printf(&t, "%s/%s/%s.sqlite", dbdir, db_id, db_id);
-	if (t.oom)
-		tb_release(&t);
-	return t.p;
+		buf_printf(&t, "%s/%s/%s.sqlite", dbdir, db_id, db_id);
+	if (t.err)
+		buf_release(&t);
+	return t.data;
 }
 
 int dataset_load(struct dataset *d, const char *path, const char *kind, const char *only_db, long limit,
@@ -268,9 +268,9 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
 		const char *base = strrchr(d->file, '/');
 		base = base ? base + 1 : d->file;
 		size_t stem = strlen(base) > 5 && !strcmp(base + strlen(base) - 5, ".json") ? strlen(base) - 5 : strlen(base);
-		struct tbuf t = TBUF_INIT;
-		tb_printf(&t, "%s/%.*s_gold.sql", dir, (int)stem, base);
-		gold_path = t.p;
+		struct buf t = BUF_INIT;
+		buf_printf(&t, "%s/%.*s_gold.sql", dir, (int)stem, base);
+		gold_path = t.data;
 		if (gold_path && regfile_read(gold_path, INPUT_FILE_MAX_BYTES, &gold_text, &len, NULL) == 0 &&
 		    (ngold = gold_lines(gold_text, &gsql, &gdb)) != cJSON_GetArraySize(root)) {
 			cli_error("`%s` has %d lines for %d questions in `%s`; the files are not aligned", gold_path, ngold,

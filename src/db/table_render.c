@@ -374,27 +374,13 @@ static int render_line(struct buf *b, const struct table *t, const struct table_
 
 /* ---- CSV ------------------------------------------------------------------ */
 
-static int csv_field(struct buf *b, const char *s)
-{
-	if (!s)
-		return CONVBI_OK; /* NULL: empty field */
-	if (!*s)
-		return buf_puts(b, "\"\""); /* empty string, told apart from NULL */
-	if (!strpbrk(s, ",\"\r\n"))
-		return buf_puts(b, s);
-	int rc = buf_putc(b, '"');
-	for (const char *p = s; *p && !rc; p++)
-		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
-	return rc ? rc : buf_putc(b, '"');
-}
-
 static int render_csv(struct buf *b, const struct table *t, int64_t shown)
 {
 	int rc = CONVBI_OK;
 	for (int c = 0; c < t->ncols && !rc; c++) {
 		rc = c ? buf_putc(b, ',') : CONVBI_OK;
 		if (!rc)
-			rc = csv_field(b, t->cols[c].name);
+			rc = buf_csv_field(b, t->cols[c].name);
 	}
 	if (!rc)
 		rc = buf_puts(b, "\r\n");
@@ -402,7 +388,7 @@ static int render_csv(struct buf *b, const struct table *t, int64_t shown)
 		for (int c = 0; c < t->ncols && !rc; c++) {
 			rc = c ? buf_putc(b, ',') : CONVBI_OK;
 			if (!rc)
-				rc = csv_field(b, table_cell(t, r, c));
+				rc = buf_csv_field(b, table_cell(t, r, c));
 		}
 		if (!rc)
 			rc = buf_puts(b, "\r\n");

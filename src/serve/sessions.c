@@ -14,6 +14,7 @@
 #include <sys/random.h>
 
 #include "serve/serve.h"
+#include "util/strmap.h"
 
 struct session_table {
 	pthread_mutex_t lock;
@@ -22,14 +23,6 @@ struct session_table {
 	int count, max;
 	int64_t idle_ms;
 };
-
-static uint64_t hash_id(const char *id)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (; *id; id++)
-		h = (h ^ (unsigned char)*id) * 1099511628211ull;
-	return h;
-}
 
 struct session_table *sessions_new(int max, int idle_s)
 {
@@ -71,7 +64,7 @@ void sessions_free(struct session_table *t)
 static size_t find_slot(const struct session_table *t, const char *id)
 {
 	size_t mask = t->nslots - 1;
-	for (size_t i = hash_id(id) & mask;; i = (i + 1) & mask)
+	for (size_t i = strmap_hash(id) & mask;; i = (i + 1) & mask)
 		if (!t->slots[i] || !strcmp(t->slots[i]->id, id))
 			return i;
 }

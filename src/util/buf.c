@@ -18,6 +18,7 @@ void buf_init(struct buf *b, size_t max)
 	b->len = 0;
 	b->cap = 0;
 	b->max = max;
+	b->err = 0;
 }
 
 void buf_release(struct buf *b)
@@ -28,22 +29,31 @@ void buf_release(struct buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
 }
 
 void buf_reset(struct buf *b)
 {
 	b->len = 0;
+	b->err = 0;
 	if (b->data)
 		b->data[0] = '\0';
+}
+
+static int failed(struct buf *b, int rc)
+{
+	if (!b->err)
+		b->err = rc;
+	return rc;
 }
 
 int buf_reserve(struct buf *b, size_t extra)
 {
 	if (extra > SIZE_MAX / 2 - b->len)
-		return CONVBI_ETOOBIG;
+		return failed(b, CONVBI_ETOOBIG);
 	size_t need = b->len + extra + 1;
 	if (b->max && b->len + extra > b->max)
-		return CONVBI_ETOOBIG;
+		return failed(b, CONVBI_ETOOBIG);
 	if (need <= b->cap)
 		return CONVBI_OK;
 	size_t cap = b->cap ? b->cap : 64;
@@ -51,7 +61,7 @@ int buf_reserve(struct buf *b, size_t extra)
 		cap *= 2;
 	char *p = xrealloc(b->data, cap);
 	if (!p)
-		return CONVBI_ENOMEM;
+		return failed(b, CONVBI_ENOMEM);
 	if (!b->data)
 		p[0] = '\0';
 	b->data = p;
@@ -88,7 +98,7 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 	int n = vsnprintf(NULL, 0, fmt, cp);
 	va_end(cp);
 	if (n < 0)
-		return CONVBI_EINVAL;
+		return failed(b, CONVBI_EINVAL);
 	int rc = buf_reserve(b, (size_t)n);
 	if (rc)
 		return rc;
@@ -103,6 +113,30 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	va_start(ap, fmt);
 	int rc = buf_vprintf(b, fmt, ap);
 	va_end(ap);
+	return rc;
+}
+
+int buf_csv_field(struct buf *b, const char *s)
+{
+	if (!s)
+		return CONVBI_OK;
+	size_t n = strlen(s);
+	if (!n)
+		return buf_puts(b, "\"\"");
+	if (!strpbrk(s, ",\"\r\n") && s[0] != ' ' && s[n - 1] != ' ')
+		return buf_add(b, s, n);
+	size_t old = b->len;
+	int rc = buf_putc(b, '"');
+	for (const char *q; !rc && (q = strchr(s, '"')); s = q + 1)
+		if (!(rc = buf_add(b, s, (size_t)(q - s) + 1)))
+			rc = buf_putc(b, '"');
+	if (!rc && !(rc = buf_puts(b, s)))
+		rc = buf_putc(b, '"');
+	if (rc) {
+		b->len = old;
+		if (b->data)
+			b->data[old] = '\0';
+	}
 	return rc;
 }
 
@@ -149,6 +183,7 @@ char *buf_take(struct buf *b)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->err = 0;
 	return p;
 }
 

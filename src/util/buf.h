@@ -18,20 +18,26 @@ struct buf {
 	size_t len;  /* bytes used, not counting the NUL */
 	size_t cap;  /* bytes allocated */
 	size_t max;  /* cap on len, 0 = unbounded */
+	int err;     /* the first failed append's code, kept until reset or release:
+	              * builders that append freely check it once at the end */
 };
 
-#define BUF_INIT {NULL, 0, 0, 0}
+#define BUF_INIT {NULL, 0, 0, 0, 0}
 #define BUF_UNBOUNDED 0  /* buf_init max: output its inputs already bound (limits.h names the caps) */
 
 void buf_init(struct buf *b, size_t max);
 void buf_release(struct buf *b);   /* frees, back to BUF_INIT (keeps max) */
-void buf_reset(struct buf *b);     /* len = 0, keeps the allocation */
+void buf_reset(struct buf *b);     /* len = 0 and err = 0, keeps the allocation */
 int buf_reserve(struct buf *b, size_t extra);
 int buf_add(struct buf *b, const void *data, size_t len);
 int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends s as one RFC 4180 field: NULL is an empty field, "" is a quoted
+ * empty string (told apart from NULL); quoted, quotes doubled, when it
+ * holds a comma, a quote, CR or LF or starts or ends with a space. */
+int buf_csv_field(struct buf *b, const char *s);
 /* Appends s as a JSON string literal, quotes included. */
 int buf_json_str(struct buf *b, const char *s, size_t len);
 /* Hands the bytes to the caller (who frees them) and resets the buffer.

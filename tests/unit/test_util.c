@@ -1,8 +1,8 @@
 /* test_util.c -- the bottom layer's one-of-each helpers: the strict UTF-8
  * decoder every module shares (overlong forms, surrogates, bad lead bytes,
  * truncation), the regular-file reader (FIFO, directory, device, a file
- * over the limit refused before a byte is read, a file growing past it)
- * and the status names.
+ * over the limit refused before a byte is read), CSV fields, the buffer's
+ * sticky error, the string map and the status names.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +20,9 @@
 #include <unistd.h>
 
 #include "convbi/convbi.h"
+#include "util/buf.h"
 #include "util/regfile.h"
+#include "util/strmap.h"
 #include "util/utf8.h"
 
 /* ---- UTF-8 ---------------------------------------------------------------------- */
@@ -182,6 +184,66 @@ static void a_huge_file_is_refused_before_a_byte_is_read(void **state)
 	assert_null(text);
 }
 
+/* ---- buffers and maps ----------------------------------------------------------- */
+
+static void csv_fields_follow_rfc_4180(void **state)
+{
+	(void)state;
+	static const char *const cases[][2] = {
+		{"plain", "plain"}, {"", "\"\""}, {"a,b", "\"a,b\""}, {"say \"hi\"", "\"say \"\"hi\"\"\""},
+		{"two\nlines", "\"two\nlines\""}, {"cr\r", "\"cr\r\""}, {" lead", "\" lead\""}, {"trail ", "\"trail \""},
+		{"\"", "\"\"\"\""}, {"in side", "in side"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+		struct buf b = BUF_INIT;
+		assert_int_equal(buf_csv_field(&b, cases[i][0]), CONVBI_OK);
+		assert_string_equal(buf_str(&b), cases[i][1]);
+		buf_release(&b);
+	}
+	struct buf b = BUF_INIT;
+	assert_int_equal(buf_csv_field(&b, NULL), CONVBI_OK); /* NULL: an empty field */
+	assert_int_equal(b.len, 0);
+	buf_init(&b, 4);
+	assert_int_equal(buf_csv_field(&b, "a,bc"), CONVBI_ETOOBIG); /* refused whole, nothing half-written */
+	assert_int_equal(b.len, 0);
+	buf_release(&b);
+}
+
+static void a_failed_append_is_remembered_until_reset(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 8);
+	assert_int_equal(b.err, 0);
+	assert_int_equal(buf_puts(&b, "12345"), CONVBI_OK);
+	assert_int_equal(buf_puts(&b, "6789"), CONVBI_ETOOBIG);
+	assert_int_equal(buf_puts(&b, "6"), CONVBI_OK);   /* later appends still work ... */
+	assert_int_equal(b.err, CONVBI_ETOOBIG);          /* ... and the builder still learns of the loss */
+	buf_reset(&b);
+	assert_int_equal(b.err, 0);
+	buf_release(&b);
+}
+
+static void strmap_keeps_the_first_value_of_a_key(void **state)
+{
+	(void)state;
+	struct strmap m = STRMAP_INIT;
+	char key[32];
+	for (int i = 0; i < 1000; i++) {
+		snprintf(key, sizeof key, "id-%d", i);
+		assert_int_equal(strmap_put(&m, key, i, NULL), 0);
+	}
+	int old = -1, v = -1;
+	assert_int_equal(strmap_put(&m, "id-7", 99, &old), 1);
+	assert_int_equal(old, 7);
+	assert_int_equal(strmap_get(&m, "id-999", &v), 1);
+	assert_int_equal(v, 999);
+	assert_int_equal(strmap_get(&m, "id-1000", &v), 0);
+	assert_int_equal(m.n, 1000);
+	assert_true(strmap_hash("a") != strmap_hash("b"));
+	strmap_release(&m);
+}
+
 /* ---- status names --------------------------------------------------------------- */
 
 static void every_status_has_a_name_and_a_message(void **state)
@@ -211,11 +273,17 @@ int main(void)
 		cmocka_unit_test(regfile_refuses_what_is_not_a_regular_file_without_blocking),
 		cmocka_unit_test(a_huge_file_is_refused_before_a_byte_is_read),
 	};
+	const struct CMUnitTest bufs[] = {
+		cmocka_unit_test(csv_fields_follow_rfc_4180),
+		cmocka_unit_test(a_failed_append_is_remembered_until_reset),
+		cmocka_unit_test(strmap_keeps_the_first_value_of_a_key),
+	};
 	const struct CMUnitTest status[] = {
 		cmocka_unit_test(every_status_has_a_name_and_a_message),
 	};
 	int failed = cmocka_run_group_tests_name("utf8", utf8, NULL, NULL);
 	failed += cmocka_run_group_tests_name("regfile", files, make_dir, remove_dir);
+	failed += cmocka_run_group_tests_name("buf", bufs, NULL, NULL);
 	failed += cmocka_run_group_tests_name("status", status, NULL, NULL);
 	return failed ? 1 : 0;
 }
