@@ -32,6 +32,7 @@
 #include "convbi/convbi.h"
 #include "fake.h"
 #include "benchutil.h"
+#include "testutil.h"
 
 #ifndef SPIDER_DIR
 #error "SPIDER_DIR must be defined"
@@ -43,125 +44,9 @@
 #define SCRATCH_DIR "/tmp"
 #endif
 
-static char *slurp(const char *path)
-{
-	FILE *fp = fopen(path, "rb");
-	if (!fp)
-		return NULL;
-	fseek(fp, 0, SEEK_END);
-	long n = ftell(fp);
-	fseek(fp, 0, SEEK_SET);
-	char *p = malloc(n + 1);
-	if (p && fread(p, 1, n, fp) != (size_t)n) {
-		free(p);
-		p = NULL;
-	}
-	if (p)
-		p[n] = 0;
-	fclose(fp);
-	return p;
-}
-
-static int write_file(const char *path, const char *text)
-{
-	FILE *fp = fopen(path, "w");
-	if (!fp)
-		return -1;
-	fputs(text, fp);
-	return fclose(fp);
-}
-
 static double ts_s(const struct timespec *t)
 {
 	return t->tv_sec + t->tv_nsec / 1e9;
-}
-
-
-struct q {
-	const char *question;
-	const char *db;
-	char *gold;
-};
-
-/* Reads the questions, their databases and gold SQL.  dev.json is 3.6 MB
- * whose cJSON tree takes ~15 MB; parsing it here would put the bench's own
- * data into the peak RSS we report for the engine, so a child process
- * parses it and sends back compact records (fields split by 0x1f, records
- * by 0x1e).  Returns the count, -1 on error. */
-static int load_questions(int limit, struct q **out)
-{
-	int fd[2];
-	if (pipe(fd))
-		return -1;
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(fd[0]);
-		char *devtext = slurp(SPIDER_DIR "/dev.json");
-		char *goldtext = slurp(SPIDER_DIR "/dev_gold.sql");
-		if (!devtext || !goldtext) {
-			fprintf(stderr, "cannot read %s/dev.json or dev_gold.sql\n", SPIDER_DIR);
-			_exit(1);
-		}
-		cJSON *dev = cJSON_Parse(devtext);
-		int n = cJSON_GetArraySize(dev);
-		if (limit >= 0 && limit < n)
-			n = limit;
-		FILE *w = fdopen(fd[1], "w");
-		char *line = goldtext;
-		for (int i = 0; i < n; i++) {
-			cJSON *e = cJSON_GetArrayItem(dev, i);
-			const char *db = cJSON_GetObjectItem(e, "db_id")->valuestring;
-			if (!line || !*line) {
-				fprintf(stderr, "dev_gold.sql has fewer lines than dev.json\n");
-				_exit(1);
-			}
-			char *nl = strchr(line, '\n');
-			if (nl)
-				*nl = 0;
-			char *tab = strrchr(line, '\t');
-			if (tab)
-				*tab = 0;
-			if (tab && strcmp(tab + 1, db))
-				fprintf(stderr, "warning: gold line %d is for %s, question for %s\n", i + 1, tab + 1, db);
-			fprintf(w, "%s\x1f%s\x1f%s\x1e", db, cJSON_GetObjectItem(e, "question")->valuestring, line);
-			line = nl ? nl + 1 : NULL;
-		}
-		fclose(w);
-		_exit(0);
-	}
-	close(fd[1]);
-	size_t cap = 1 << 16, len = 0;
-	char *buf = malloc(cap);
-	ssize_t r;
-	while ((r = read(fd[0], buf + len, cap - len - 1)) > 0) {
-		len += (size_t)r;
-		if (cap - len < 4096)
-			buf = realloc(buf, cap *= 2);
-	}
-	close(fd[0]);
-	int status;
-	waitpid(pid, &status, 0);
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		return -1;
-	buf[len] = 0;
-	int n = 0;
-	for (size_t i = 0; i < len; i++)
-		n += buf[i] == '\x1e';
-	struct q *qs = calloc(n ? n : 1, sizeof *qs);
-	char *p = buf;
-	for (int i = 0; i < n; i++) {
-		qs[i].db = p;
-		p = strchr(p, '\x1f');
-		*p++ = 0;
-		qs[i].question = p;
-		p = strchr(p, '\x1f');
-		*p++ = 0;
-		qs[i].gold = p;
-		p = strchr(p, '\x1e');
-		*p++ = 0;
-	}
-	*out = qs;
-	return n;
 }
 
 int main(int argc, char **argv)
@@ -178,56 +63,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	struct q *qs = NULL;
-	int nq = load_questions(limit, &qs);
-	if (nq < 0)
+	struct bench_oracle oracle;
+	if (bench_oracle_start(&oracle, limit))
 		return 1;
-
-	/* The map file and scenario, in our own scratch dir. */
-	char dir[512];
-	snprintf(dir, sizeof dir, "%s/bench-engine-XXXXXX", SCRATCH_DIR);
-	mkdir(SCRATCH_DIR, 0755);
-	if (!mkdtemp(dir)) {
-		perror(dir);
-		return 1;
-	}
-	cJSON *map = cJSON_CreateObject();
-	int collisions = 0;
-	for (int i = 0; i < nq; i++) {
-		size_t n = strlen(qs[i].gold) + 16;
-		char *v = malloc(n);
-		snprintf(v, n, "```sql\n%s\n```", qs[i].gold);
-		const cJSON *have = cJSON_GetObjectItemCaseSensitive(map, qs[i].question);
-		if (have)
-			collisions += strcmp(have->valuestring, v) != 0;
-		else
-			cJSON_AddStringToObject(map, qs[i].question, v);
-		free(v);
-	}
-	char path[1024], scen_path[1024], cfg_path[1024];
-	snprintf(path, sizeof path, "%s/map.json", dir);
-	char *maptext = cJSON_PrintUnformatted(map);
-	write_file(path, maptext);
-	free(maptext);
-	cJSON_Delete(map);
-	snprintf(scen_path, sizeof scen_path, "%s/scenario.json", dir);
-	write_file(scen_path,
-	           "{\"endpoints\":[{\"name\":\"local\",\"api_key\":\"k-local-5c2e8a1f\",\"deployment\":\"gpt-4o\","
-	           "\"latency_ms\":0}],"
-	           "\"rules\":["
-	           "{\"match\":\"You are the intent classifier\",\"reply\":\"{\\\"intent\\\":\\\"data_question\\\"}\"},"
-	           "{\"match\":\"(?s)You are the SQL writer.*\\\\nQuestion: ([^\\\\n]*)\",\"map_file\":\"map.json\","
-	           "\"default\":\"```sql\\nSELECT 'no gold for this question'\\n```\"},"
-	           "{\"match\":\"You are the answer writer\",\"reply\":\"Here is what the data says.\"}],"
-	           "\"default_reply\":\"OK\"}");
-	struct fake f;
-	if (fake_start_file(&f, scen_path))
-		return 1;
-	snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
-	if (fake_write_config(&f, cfg_path, NULL)) {
-		fake_stop(&f);
-		return 1;
-	}
+	const struct bench_question *qs = oracle.qs;
+	int nq = oracle.n;
 
 	double *cpu = calloc(nq, sizeof *cpu), *wall = calloc(nq, sizeof *wall);
 	int *status = calloc(nq, sizeof *status);
@@ -242,7 +82,7 @@ int main(int argc, char **argv)
 		snprintf(dbpath, sizeof dbpath, SPIDER_DIR "/database/%s/%s.sqlite", db, db);
 		convbi_options o = CONVBI_OPTIONS_INIT;
 		o.db_path = dbpath;
-		o.config_path = cfg_path;
+		o.config_path = oracle.config;
 		o.prompts_dir = SOURCE_DIR "/prompts";
 		convbi_engine *eng = NULL;
 		int rc = convbi_engine_open(&eng, &o);
@@ -293,8 +133,8 @@ int main(int argc, char **argv)
 		}
 		convbi_engine_close(eng);
 	}
-	long fake_requests = fake_stat(&f, "local", "requests");
-	fake_stop(&f);
+	long fake_requests = fake_stat(&oracle.fake, "local", "requests");
+	bench_oracle_stop(&oracle);
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 
@@ -308,7 +148,7 @@ int main(int argc, char **argv)
 		csum += cs[i];
 	printf("bench_engine: %d Spider dev questions (%d asked), zero-latency fake server\n", nq, nrun);
 	printf("  answered OK %d, failed %d, engine open failures %d; SQL = gold %d; map misses %d; question map collisions %d; fake requests %ld\n",
-	       nok, nrun - nok, nengine_fail, nsql_match, nmap_miss, collisions, fake_requests);
+	       nok, nrun - nok, nengine_fail, nsql_match, nmap_miss, oracle.collisions, fake_requests);
 	for (int k = 1; k < 32; k++)
 		if (stat_count[k])
 			printf("  status %-12s %d\n", convbi_errname(k), stat_count[k]);
@@ -327,7 +167,7 @@ int main(int argc, char **argv)
 	cJSON_AddNumberToObject(root, "failed", nrun - nok);
 	cJSON_AddNumberToObject(root, "engine_open_failures", nengine_fail);
 	cJSON_AddNumberToObject(root, "sql_equals_gold", nsql_match);
-	cJSON_AddNumberToObject(root, "map_collisions", collisions);
+	cJSON_AddNumberToObject(root, "map_collisions", oracle.collisions);
 	cJSON_AddNumberToObject(root, "map_misses", nmap_miss);
 	cJSON_AddNumberToObject(root, "fake_requests", fake_requests);
 	cJSON_AddNumberToObject(root, "cpu_ms_median", 1e3 * bench_pct(cs, nrun, 50));
@@ -339,17 +179,11 @@ int main(int argc, char **argv)
 	cJSON_AddNumberToObject(root, "wall_ms_p95", 1e3 * bench_pct(ws, nrun, 95));
 	cJSON_AddNumberToObject(root, "peak_rss_kib", ru.ru_maxrss);
 	char *text = cJSON_Print(root);
-	if (write_file(out, text) == 0)
+	if (tu_write_file(out, text) == 0)
 		printf("JSON: %s\n", out);
 	else
 		perror(out);
 	free(text);
 	cJSON_Delete(root);
-	char cmd[1200];
-	if (!getenv("KEEP_SCRATCH")) {
-		snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-		if (system(cmd) != 0)
-			fprintf(stderr, "could not remove %s\n", dir);
-	}
 	return 0;
 }
