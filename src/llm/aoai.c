@@ -88,6 +88,11 @@ static void read_usage(struct aoai_reply *out, const cJSON *root)
 		return;
 	out->prompt_tokens = jsonx_int(u, "prompt_tokens", out->prompt_tokens, NULL);
 	out->completion_tokens = jsonx_int(u, "completion_tokens", out->completion_tokens, NULL);
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(u, "prompt_tokens_details");
+	if (cJSON_IsObject(d)) {
+		int64_t c = jsonx_int(d, "cached_tokens", 0, NULL);
+		out->cached_tokens = c > 0 ? c : 0;
+	}
 }
 
 /* cJSON turns "\u0000" into a NUL that would silently cut the text at

@@ -10,7 +10,8 @@
  *  - Request: {"messages":[{"role","content"}], "max_tokens",
  *    "temperature", "stream", "stream_options":{"include_usage":true}}.
  *  - Reply: {"model", "choices":[{"message":{"content"}, "finish_reason"}],
- *    "usage":{"prompt_tokens","completion_tokens","total_tokens"}}.
+ *    "usage":{"prompt_tokens","completion_tokens","total_tokens",
+ *    "prompt_tokens_details":{"cached_tokens"}}} (cached: Azure's prompt cache).
  *  - Stream: SSE events whose data is a chat.completion.chunk
  *    ({"choices":[{"delta":{"content"}, "finish_reason"}], "usage"}) or
  *    "[DONE]"; Azure's first chunk may have empty `choices`.
@@ -46,6 +47,7 @@ struct aoai_reply {
 	char model[96];
 	char finish_reason[32];
 	int64_t prompt_tokens, completion_tokens;  /* -1 = not reported */
+	int64_t cached_tokens;     /* of prompt_tokens, served from the prompt cache; 0 if not reported */
 	int done;                  /* stream: [DONE] seen */
 };
 

@@ -28,6 +28,7 @@
 #include "http/ratelimit.h"
 #include "http/sse.h"
 #include "llm/backoff.h"
+#include "llm/budget.h"
 #include "llm/pool.h"
 #include "llm/state.h"
 #include "util/alloc.h"
@@ -50,11 +51,11 @@ struct llm {
 
 static const char *const class_names[] = {"ok", "rate_limited", "server_error", "timeout", "transport",
 	"stream_error", "auth", "not_found", "content_filter", "context_length", "bad_request", "protocol",
-	"too_big", "canceled", "deadline", "out_of_memory"};
+	"too_big", "canceled", "deadline", "out_of_memory", "budget"};
 
 const char *llm_class_name(int cls)
 {
-	return cls >= 0 && cls <= LLM_NOMEM ? class_names[cls] : "?";
+	return cls >= 0 && cls <= LLM_BUDGET ? class_names[cls] : "?";
 }
 
 const struct llm_config *llm_config_of(const struct llm *l)
@@ -541,6 +542,7 @@ static int status_of_class(int cls)
 	case LLM_CANCELED: return CONVBI_ECANCELED;
 	case LLM_DEADLINE: return CONVBI_ETIMEOUT;
 	case LLM_NOMEM: return CONVBI_ENOMEM;
+	case LLM_BUDGET: return CONVBI_EBUDGET;
 	default: return CONVBI_ELLM;
 	}
 }
@@ -559,12 +561,27 @@ static int sleep_checking(const struct llm_request *req, int64_t ms)
 	}
 }
 
-static int64_t estimate_tokens(const struct llm_request *req)
+/* The request's prompt tokens, estimated as a quarter of its characters. */
+static int64_t estimate_prompt_tokens(const struct llm_request *req)
 {
 	size_t chars = 0;
 	for (size_t i = 0; i < req->n; i++)
 		chars += req->msgs[i].content ? strlen(req->msgs[i].content) : 0;
-	return (int64_t)(chars / 4) + (req->max_tokens > 0 ? req->max_tokens : 256);
+	return (int64_t)((chars + 3) / 4);
+}
+
+/* Holds the call's estimated cost on ep's budgets.  Returns BUDGET_OK, or
+ * the scope that refused with its message in msg. */
+static int budget_claim(struct llm *l, int ep, const struct llm_request *req, int64_t prompt_est,
+                        struct budget_hold *hold, char *msg, size_t cap)
+{
+	struct budget_refusal why;
+	int64_t now = clock_wall_ms();
+	int64_t need = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, req->max_tokens);
+	int scope = budget_reserve(hold, &why, pool_state(l->pool), &l->cfg, ep, now, need);
+	if (scope != BUDGET_OK)
+		budget_refusal_msg(msg, cap, &why, l->cfg.eps[ep].name, now);
+	return scope;
 }
 
 int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out, struct err *err)
@@ -576,7 +593,10 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	struct chat_req creq = {req->msgs, req->n, req->max_tokens, req->temperature, req->stream};
 	uint64_t hard = 0, soft = 0;
 	int rc = CONVBI_OK, attempts = 0, failed = 0, rounds = 0, last_cls = LLM_OK;
-	int64_t est = estimate_tokens(req);
+	int64_t prompt_est = estimate_prompt_tokens(req);
+	int64_t est = prompt_est + (req->max_tokens > 0 ? req->max_tokens : 256);
+	uint64_t over = 0;          /* endpoints skipped in this call: over their budget */
+	char over_err[300] = "";    /* why the first of them was */
 	char last_err[300] = "";
 
 	while (failed < l->cfg.retry.max_attempts) {
@@ -600,7 +620,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			break;
 		}
 		struct pool_pick pick;
-		int prc = pool_pick(l->pool, clock_wall_ms(), hard | soft, est, &pick);
+		int prc = pool_pick(l->pool, clock_wall_ms(), hard | soft | over, est, &pick);
 		if (prc == CONVBI_ENOENDPOINT && soft) {
 			/* Every endpoint failed once in this call: back off, go round again. */
 			soft = 0;
@@ -614,7 +634,10 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			continue;
 		}
 		if (prc == CONVBI_ENOENDPOINT) {
-			if (!last_err[0])
+			if (over && (!attempts || !(hard & ~over))) {
+				last_cls = LLM_BUDGET;
+				snprintf(last_err, sizeof last_err, "every endpoint left is over its budget; first: %s", over_err);
+			} else if (!last_err[0])
 				snprintf(last_err, sizeof last_err, "no endpoint is usable");
 			break;
 		}
@@ -651,11 +674,29 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 				break;
 			}
 		}
+		struct budget_hold hold;
+		char why[300];
+		int scope = budget_claim(l, pick.ep, req, prompt_est, &hold, why, sizeof why);
+		if (scope != BUDGET_OK) {
+			pool_abandon(l->pool, &pick);
+			if (scope == BUDGET_SET) {  /* the whole purse is empty: no other endpoint helps */
+				last_cls = LLM_BUDGET;
+				snprintf(last_err, sizeof last_err, "%s", why);
+				break;
+			}
+			if (!over)
+				snprintf(over_err, sizeof over_err, "%s", why);
+			over |= 1ull << pick.ep;
+			continue;
+		}
 		struct llm_attempt at;
 		struct pool_outcome po;
 		struct aoai_reply reply;
 		aoai_reply_init(&reply);
 		int streamed = run_attempt(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply);
+		const struct price_cfg *price = &l->cfg.eps[pick.ep].price;
+		at.cost_usd = at.cls == LLM_OK ? budget_cost_usd(price, reply.prompt_tokens, reply.cached_tokens, reply.completion_tokens) : 0;
+		budget_settle(pool_state(l->pool), &hold, budget_uusd(at.cost_usd));
 		po.est_tokens = est;
 		if (at.cls != LLM_CANCELED && at.cls != LLM_DEADLINE)
 			remember_outcome(l, pick.ep, &at);
@@ -682,6 +723,9 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			snprintf(out->model, sizeof out->model, "%s", reply.model[0] ? reply.model : (l->cfg.eps[pick.ep].deployment ? l->cfg.eps[pick.ep].deployment : ""));
 			out->prompt_tokens = reply.prompt_tokens;
 			out->completion_tokens = reply.completion_tokens;
+			out->cached_tokens = reply.cached_tokens;
+			out->cost_usd = at.cost_usd;
+			out->reserved = price->reserved;
 			break;
 		}
 		aoai_reply_release(&reply);
@@ -709,7 +753,9 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			if (out->attempts[i].cls != LLM_AUTH && out->attempts[i].cls != LLM_NOT_FOUND)
 				rc = CONVBI_ELLM;
 	}
-	if (rc)
+	if (rc == CONVBI_EBUDGET && !attempts)
+		err_set(err, rc, "no model call was made: %s", last_err);
+	else if (rc)
 		err_set(err, rc, "the model call failed after %d attempt%s (%s): %s", attempts, attempts == 1 ? "" : "s",
 		        llm_class_name(last_cls), last_err[0] ? last_err : convbi_errstr(rc));
 	return rc;
@@ -733,7 +779,7 @@ int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n)
 		if (!rc)
 			rc = a[i].retry_from ? buf_json_str(out, a[i].retry_from, strlen(a[i].retry_from)) : buf_puts(out, "null");
 		if (!rc)
-			rc = buf_printf(out, ",\"elapsed_ms\":%lld}", (long long)a[i].elapsed_ms);
+			rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a[i].elapsed_ms, a[i].cost_usd);
 	}
 	if (!rc)
 		rc = buf_putc(out, ']');
@@ -756,7 +802,9 @@ int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const
 		rc = r->model[0] ? buf_json_str(out, r->model, strlen(r->model)) : buf_puts(out, "null");
 	long long pt = r->prompt_tokens > 0 ? r->prompt_tokens : 0, ct = r->completion_tokens > 0 ? r->completion_tokens : 0;
 	if (!rc)
-		rc = buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld},\"attempts\":", pt, ct, pt + ct);
+		rc = buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+		                "\"cached_tokens\":%lld},\"cost_usd\":%.6f,\"reserved\":%s,\"attempts\":",
+		                pt, ct, pt + ct, (long long)r->cached_tokens, r->cost_usd, r->reserved ? "true" : "false");
 	if (!rc)
 		rc = llm_attempts_json(out, r->attempts, r->nattempts);
 	if (!rc)
@@ -766,6 +814,40 @@ int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const
 		if (!rc)
 			rc = buf_json_str(out, errmsg ? errmsg : "", errmsg ? strlen(errmsg) : 0);
 	}
+	if (!rc)
+		rc = buf_putc(out, '}');
+	return rc;
+}
+
+/* "budget":{"daily":USD|null,"monthly":USD|null}|null,"spent_today_usd":X,"spent_month_usd":Y
+ * for the endpoint ep, or the whole set (STATE_SET_SLOT). */
+static int spend_json(struct llm *l, unsigned ep, const struct budget_cfg *b, int64_t now, struct buf *out)
+{
+	struct state *st = pool_state(l->pool);
+	int rc = buf_puts(out, "\"budget\":");
+	if (!rc && !b->daily_uusd && !b->monthly_uusd)
+		rc = buf_puts(out, "null");
+	else if (!rc) {
+		rc = buf_puts(out, "{\"daily\":");
+		if (!rc)
+			rc = b->daily_uusd ? buf_printf(out, "%.6f", b->daily_uusd / 1e6) : buf_puts(out, "null");
+		if (!rc)
+			rc = buf_puts(out, ",\"monthly\":");
+		if (!rc)
+			rc = b->monthly_uusd ? buf_printf(out, "%.6f}", b->monthly_uusd / 1e6) : buf_puts(out, "null}");
+	}
+	int64_t day = st->ops->spend_get(st, ep, STATE_SPEND_DAY, state_period(STATE_SPEND_DAY, now));
+	int64_t month = st->ops->spend_get(st, ep, STATE_SPEND_MONTH, state_period(STATE_SPEND_MONTH, now));
+	if (!rc)
+		rc = buf_printf(out, ",\"spent_today_usd\":%.6f,\"spent_month_usd\":%.6f", day / 1e6, month / 1e6);
+	return rc;
+}
+
+int llm_spend_json(struct llm *l, struct buf *out)
+{
+	int rc = buf_putc(out, '{');
+	if (!rc)
+		rc = spend_json(l, STATE_SET_SLOT, &l->cfg.budget, clock_wall_ms(), out);
 	if (!rc)
 		rc = buf_putc(out, '}');
 	return rc;
@@ -797,7 +879,7 @@ static int endpoint_json(struct llm *l, size_t i, int64_t now, struct buf *out)
 		                "\"cooling_reason\":\"%s\",\"breaker\":\"%s\",\"remaining_requests\":%lld,\"remaining_tokens\":%lld,"
 		                "\"window_requests\":%lld,\"window_tokens\":%lld,"
 		                "\"learned_rpm\":%lld,\"learned_rpm_from\":\"%s\",\"learned_tpm\":%lld,\"learned_tpm_from\":\"%s\","
-		                "\"calls\":%llu,\"ok\":%llu,\"rate_limited\":%llu,\"failures\":%llu}",
+		                "\"calls\":%llu,\"ok\":%llu,\"rate_limited\":%llu,\"failures\":%llu",
 		                e->priority, e->weight, e->rpm, e->tpm, (long long)cool, (long long)(cool ? lv.cool_until_ms : 0),
 		                !cool ? "none" : lv.cool_class == POOL_BROKEN ? "auth" : lv.cool_class == POOL_SERVER ? "server" : "rate_limit",
 		                pool_breaker_name(lv.breaker), (long long)lv.remaining_requests, (long long)lv.remaining_tokens,
@@ -806,6 +888,17 @@ static int endpoint_json(struct llm *l, size_t i, int64_t now, struct buf *out)
 		                (long long)lv.learned_tpm, pool_learn_from_name(lv.learned_tpm_from),
 		                (unsigned long long)lv.calls, (unsigned long long)lv.ok,
 		                (unsigned long long)lv.rate_limited, (unsigned long long)lv.failures);
+	if (!rc && e->price.set)
+		rc = buf_printf(out, ",\"price\":{\"input\":%g,\"cached_input\":%g,\"output\":%g}", e->price.input,
+		                e->price.cached_input, e->price.output);
+	else if (!rc)
+		rc = buf_puts(out, ",\"price\":null");
+	if (!rc)
+		rc = buf_printf(out, ",\"reserved\":%s,", e->price.reserved ? "true" : "false");
+	if (!rc)
+		rc = spend_json(l, (unsigned)i, &e->budget, now, out);
+	if (!rc)
+		rc = buf_putc(out, '}');
 	return rc;
 }
 

@@ -42,7 +42,8 @@ enum llm_class {
 	LLM_TOO_BIG,          /* reply over the size cap */
 	LLM_CANCELED,
 	LLM_DEADLINE,
-	LLM_NOMEM             /* out of memory on our side */
+	LLM_NOMEM,            /* out of memory on our side */
+	LLM_BUDGET            /* a spending budget refused the call (no request sent) */
 };
 
 struct llm_attempt {
@@ -53,6 +54,7 @@ struct llm_attempt {
 	int64_t wait_ms;         /* cooldown set / time waited before it */
 	const char *retry_from;  /* header the retry time came from, or NULL */
 	int64_t elapsed_ms;
+	double cost_usd;         /* what it cost by the endpoint's price (0 unless it succeeded) */
 };
 
 struct llm_request {
@@ -75,6 +77,9 @@ struct llm_reply {
 	char endpoint[64];          /* who answered ("" on failure) */
 	char model[96];
 	int64_t prompt_tokens, completion_tokens;
+	int64_t cached_tokens;      /* of prompt_tokens, from the prompt cache */
+	double cost_usd;            /* by the answering endpoint's price; 0 if reserved or unpriced */
+	int reserved;               /* answered by a reserved (PTU) endpoint */
 	struct llm_attempt attempts[LLM_MAX_ATTEMPTS_RECORDED];
 	size_t nattempts;
 	int64_t elapsed_ms;
@@ -89,12 +94,17 @@ void llm_close(struct llm *l);
 int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out, struct err *err);
 void llm_reply_release(struct llm_reply *r);
 const char *llm_class_name(int cls);
-/* Appends the reply as JSON: content, endpoint, model, usage, attempts,
- * elapsed_ms (and error, error_class when status != OK). */
+/* Appends the reply as JSON: content, endpoint, model, usage (with
+ * cached_tokens), cost_usd, reserved, attempts, elapsed_ms (and error,
+ * error_class when status != OK). */
 int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const char *errmsg);
 int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n);
-/* The endpoints and their live state as a JSON array. */
+/* The endpoints and their live state as a JSON array; with each one's
+ * price, reserved, budget and what it spent today and this month (UTC). */
 int llm_endpoints_json(struct llm *l, struct buf *out);
+/* The whole configuration's budget and spending, every process's:
+ * {"budget":{"daily","monthly"}|null,"spent_today_usd","spent_month_usd"}. */
+int llm_spend_json(struct llm *l, struct buf *out);
 /* Clears the shared state (cooldowns, breaker, budgets, learned rates,
  * statistics) of the endpoint called name, or of every endpoint for NULL,
  * for every process sharing it; appends to out a JSON array of what each

@@ -382,6 +382,11 @@ void pool_close(struct pool *p)
 
 int pool_is_shared(const struct pool *p) { return p && state_is_shared(p->st); }
 const char *pool_backend_status(const struct pool *p) { return p ? state_describe(p->st) : "none"; }
+struct state *pool_state(struct pool *p)
+{
+	return p->st;
+}
+
 const char *pool_state_path(const struct pool *p) { return p ? state_path(p->st) : NULL; }
 size_t pool_size(const struct pool *p) { return p ? p->n : 0; }
 

@@ -110,6 +110,9 @@ int pool_is_shared(const struct pool *p);
 /* Where the state lives: "file", "memory", "redis" or
  * "file (redis unreachable)" (borrowed, static). */
 const char *pool_backend_status(const struct pool *p);
+/* The shared state the pool works on (borrowed from p): for the modules
+ * that keep more per endpoint than the pool does (budget.c's spending). */
+struct state *pool_state(struct pool *p);
 /* The shared state file (borrowed from p), or NULL for in-process state. */
 const char *pool_state_path(const struct pool *p);
 size_t pool_size(const struct pool *p);

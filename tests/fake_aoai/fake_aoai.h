@@ -189,6 +189,10 @@ struct stats {
 	long ok;           /* replies sent with status 200 */
 	long rate_limited; /* replies sent with status 429 (quota or fault) */
 	long faulted;      /* requests that drew a fault */
+	long prompt_tokens;      /* billed: of the replies sent with status 200 */
+	long cached_tokens;      /* ... of them served from the prompt cache */
+	long completion_tokens;
+	double cost_usd;         /* ... at the endpoint's `price` */
 };
 
 struct endpoint {
@@ -199,6 +203,8 @@ struct endpoint {
 	int lat_median_ms; /* latency before a success; 0 = none */
 	int lat_p95_ms;    /* > median: lognormal spread; else constant */
 	int chunk_ms;      /* gap between SSE events */
+	long cached_tokens;  /* prompt tokens reported as cached (capped at the prompt) */
+	double price[3];     /* USD per million: input, cached_input, output */
 	int rps, rp10s, rpm;
 	long tpm;
 	int listen_fd;
@@ -353,6 +359,7 @@ struct answer {               /* one successful reply, ready to send */
 	int include_usage;
 	long prompt_tokens;
 	long completion_tokens;
+	long cached_tokens;       /* of prompt_tokens (usage.prompt_tokens_details) */
 	int chunk_ms;             /* gap between SSE events */
 	const char *headers;      /* extra header lines (x-ratelimit-*) */
 };

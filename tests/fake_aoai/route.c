@@ -87,6 +87,19 @@ static void count_status(struct endpoint *ep, int status)
 	pthread_mutex_unlock(&ep->mu);
 }
 
+/* Adds a success's usage and its cost at the endpoint's price to the stats:
+ * what the real service would bill. */
+static void bill(struct endpoint *ep, const struct answer *a)
+{
+	pthread_mutex_lock(&ep->mu);
+	ep->stats.prompt_tokens += a->prompt_tokens;
+	ep->stats.cached_tokens += a->cached_tokens;
+	ep->stats.completion_tokens += a->completion_tokens;
+	ep->stats.cost_usd += ((double)(a->prompt_tokens - a->cached_tokens) * ep->price[0] +
+			       (double)a->cached_tokens * ep->price[1] + (double)a->completion_tokens * ep->price[2]) / 1e6;
+	pthread_mutex_unlock(&ep->mu);
+}
+
 /* Logs, counts and sends one complete reply; returns 1 to keep the
  * connection. */
 static int finish(struct conn *c, const struct request *rq, int status, const char *headers,
@@ -128,8 +141,10 @@ static int control(struct conn *c, struct request *rq)
 		pthread_mutex_lock(&ep->mu);
 		struct stats st = ep->stats;
 		pthread_mutex_unlock(&ep->mu);
-		sb_printf(&b, "{\"requests\":%ld,\"ok\":%ld,\"rate_limited\":%ld,\"faulted\":%ld}",
-			  st.requests, st.ok, st.rate_limited, st.faulted);
+		sb_printf(&b, "{\"requests\":%ld,\"ok\":%ld,\"rate_limited\":%ld,\"faulted\":%ld,\"prompt_tokens\":%ld,"
+			  "\"cached_tokens\":%ld,\"completion_tokens\":%ld,\"cost_usd\":%.9f}",
+			  st.requests, st.ok, st.rate_limited, st.faulted, st.prompt_tokens, st.cached_tokens,
+			  st.completion_tokens, st.cost_usd);
 	} else if (post && strcmp(rq->path, "/_fake/reset") == 0) {
 		pthread_mutex_lock(&ep->mu);
 		memset(&ep->stats, 0, sizeof ep->stats);
@@ -315,6 +330,8 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 		.chunk_ms = ep->chunk_ms,
 		.headers = h.p,
 	};
+	a.cached_tokens = ep->cached_tokens < a.prompt_tokens ? ep->cached_tokens : a.prompt_tokens;
+	bill(ep, &a);
 	count_status(ep, 200);
 	reqlog_write(c->srv, ep, rq, 200, hit->name, ch->stream);
 	keep = ch->stream ? wire_stream(c, rq, &a, hit) : wire_json(c, rq, &a, hit);

@@ -3,7 +3,9 @@
  * A scenario is one JSON object:
  *   {"endpoints": [{"name", "api_key", "deployment", "model"?, "rps"?, "rp10s"?,
  *                   "rpm"?, "tpm"?, "latency_ms"? (ms or {"median","p95"}),
- *                   "chunk_ms"?, "faults"?, "client"? (read by the harness)}],
+ *                   "chunk_ms"?, "cached_tokens"?, "price"? ({"input",
+ *                   "cached_input", "output"} USD per million tokens: billed
+ *                   into the stats), "faults"?, "client"? (read by the harness)}],
  *    "rules": [{"match": regex, one of "reply" (string or {"echo": true}) |
  *               "map_file" (+ "default") | "sequence", "reply_bytes"?}],
  *    "default_reply": "OK"}
@@ -28,7 +30,7 @@
 
 static const char *const endpoint_fields[] = {
 	"name", "api_key", "deployment", "model", "rps", "rp10s", "rpm", "tpm",
-	"latency_ms", "chunk_ms", "faults", "client", "comment",
+	"latency_ms", "chunk_ms", "cached_tokens", "price", "faults", "client", "comment",
 };
 static const char *const rule_fields[] = {
 	"match", "reply", "map_file", "default", "sequence", "reply_bytes", "comment",
@@ -178,6 +180,18 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 		return fail(msg, mlen, "`chunk_ms` must be a non-negative integer (ms)");
 	if (load_latency(o, e, msg, mlen))
 		return -1;
+	if (int_field(o, "cached_tokens", 1000000000L, &e->cached_tokens))
+		return fail(msg, mlen, "`cached_tokens` must be a non-negative integer (prompt tokens reported as cached)");
+	const cJSON *price = cJSON_GetObjectItemCaseSensitive(o, "price");
+	if (price) {
+		static const char *const keys[3] = {"input", "cached_input", "output"};
+		for (int i = 0; i < 3; i++) {
+			const cJSON *v = cJSON_IsObject(price) ? cJSON_GetObjectItemCaseSensitive(price, keys[i]) : NULL;
+			if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0))
+				return fail(msg, mlen, "`price` must be {\"input\", \"cached_input\", \"output\"}, each USD per million tokens >= 0");
+			e->price[i] = v->valuedouble;
+		}
+	}
 	const cJSON *client = cJSON_GetObjectItemCaseSensitive(o, "client");
 	if (client && !cJSON_IsObject(client))
 		return fail(msg, mlen, "`client` must be an object (config overrides for the harness)");

@@ -61,8 +61,9 @@ static void ids_make(struct conn *c, struct ids *x)
 
 static void usage_json(struct sbuf *b, const struct answer *a)
 {
-	sb_printf(b, "{\"completion_tokens\":%ld,\"prompt_tokens\":%ld,\"total_tokens\":%ld}",
-		  a->completion_tokens, a->prompt_tokens, a->prompt_tokens + a->completion_tokens);
+	sb_printf(b, "{\"completion_tokens\":%ld,\"completion_tokens_details\":{\"reasoning_tokens\":0},"
+		  "\"prompt_tokens\":%ld,\"prompt_tokens_details\":{\"cached_tokens\":%ld},\"total_tokens\":%ld}",
+		  a->completion_tokens, a->prompt_tokens, a->cached_tokens, a->prompt_tokens + a->completion_tokens);
 }
 
 static void completion_json(struct sbuf *b, const struct answer *a, const struct ids *x)

@@ -425,19 +425,24 @@ done:
 	return status;
 }
 
-long fake_stat(const struct fake *f, const char *endpoint, const char *field)
+double fake_stat_num(const struct fake *f, const char *endpoint, const char *field)
 {
 	char *reply = NULL;
-	long v = -1;
+	double v = -1;
 	if (fake_control(f, endpoint, "GET", "/_fake/stats", NULL, &reply) == 200) {
 		cJSON *o = cJSON_Parse(reply);
 		const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, field);
 		if (cJSON_IsNumber(n))
-			v = (long)n->valuedouble;
+			v = n->valuedouble;
 		cJSON_Delete(o);
 	}
 	free(reply);
 	return v;
+}
+
+long fake_stat(const struct fake *f, const char *endpoint, const char *field)
+{
+	return (long)fake_stat_num(f, endpoint, field);
 }
 
 char *fake_log(const struct fake *f)

@@ -82,6 +82,10 @@ int fake_control(const struct fake *f, const char *endpoint, const char *method,
  * "faulted") for an endpoint, or -1. */
 long fake_stat(const struct fake *f, const char *endpoint, const char *field);
 
+/* A numeric field of GET /_fake/stats as it is (the billed "cost_usd",
+ * "prompt_tokens", "cached_tokens", "completion_tokens", ...), or -1. */
+double fake_stat_num(const struct fake *f, const char *endpoint, const char *field);
+
 /* The whole request log (malloc'd, caller frees; "" before any request),
  * or NULL when it cannot be read. */
 char *fake_log(const struct fake *f);

@@ -1,0 +1,337 @@
+/* test_budget.c -- what calls cost and the budgets every process shares,
+ * against the fake Azure OpenAI server, which bills each success at its
+ * own copy of the prices (the witness: its stats, not our counters).
+ *
+ * Every call here sends a 400-character prompt (100 tokens, as both the
+ * fake and the client count them) with max_tokens 20 and gets a reply of
+ * 80 characters (20 tokens).  At gpt-4o prices (2.50 / 1.25 / 10.00 USD per
+ * million) with 64 prompt tokens cached, one call costs 36 x 2.5 + 64 x
+ * 1.25 + 20 x 10 = 370 micro-USD, and is estimated (every prompt token at
+ * the input price) at 100 x 2.5 + 20 x 10 = 450 micro-USD. */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "convbi/convbi.h"
+#include "fake.h"
+#include "llm/config.h"
+#include "llm/llm.h"
+#include "testutil.h"
+#include "util/clock.h"
+
+#define COST_UUSD 370
+#define EST_UUSD 450
+#define PRICE "{\"input\":2.5,\"cached_input\":1.25,\"output\":10}"
+#define REPLY "0123456789012345678901234567890123456789012345678901234567890123456789012345678X"
+
+static char scenario[4096];
+static char prompt[401];
+
+/* east and west bill at PRICE with 64 cached tokens; north bills nothing.
+ * client_east/west/north are each endpoint's "client" (its configuration);
+ * by default east and west are priced and north is a reserved (PTU)
+ * deployment in the second tier. */
+static const char *scenario_of(const char *client_east, const char *client_west, const char *client_north, int lat_ms)
+{
+	snprintf(scenario, sizeof scenario,
+	         "{\"endpoints\": ["
+	         "{\"name\":\"east\",\"api_key\":\"k-east-123456\",\"deployment\":\"d\",\"cached_tokens\":64,\"price\":" PRICE
+	         ",\"latency_ms\":%d,\"client\":%s},"
+	         "{\"name\":\"west\",\"api_key\":\"k-west-123456\",\"deployment\":\"d\",\"cached_tokens\":64,\"price\":" PRICE
+	         ",\"latency_ms\":%d,\"client\":%s},"
+	         "{\"name\":\"north\",\"api_key\":\"k-north-12345\",\"deployment\":\"d\",\"latency_ms\":%d,\"client\":%s}],"
+	         "\"default_reply\": \"" REPLY "\"}",
+	         lat_ms, client_east ? client_east : "{\"price\":" PRICE "}", lat_ms,
+	         client_west ? client_west : "{\"price\":" PRICE "}", lat_ms,
+	         client_north ? client_north : "{\"reserved\":true,\"priority\":1}");
+	return scenario;
+}
+
+struct env {
+	struct fake f;
+	char config[1024];
+	struct llm *l;
+};
+
+static struct llm *open_llm(const char *config)
+{
+	struct llm_config cfg;
+	struct err err = ERR_INIT;
+	struct llm *l = NULL;
+	if (config_load(&cfg, config, &err))
+		fail_msg("config: %s", err.msg);
+	if (llm_open(&l, &cfg, &err))
+		fail_msg("llm_open: %s", err.msg);
+	return l;
+}
+
+static void start(struct env *e, const char *scen, const char *extra)
+{
+	memset(e, 0, sizeof *e);
+	memset(prompt, 'p', sizeof prompt - 1);
+	assert_int_equal(fake_start(&e->f, scen), 0);
+	snprintf(e->config, sizeof e->config, "%s/config.json", e->f.dir);
+	assert_int_equal(fake_write_config(&e->f, e->config, extra), 0);
+	e->l = open_llm(e->config);
+}
+
+static void stop(struct env *e)
+{
+	llm_close(e->l);
+	fake_stop(&e->f);
+}
+
+/* Time bounds are generous, and ten times so under valgrind or the sanitizers. */
+static int64_t slack(int64_t ms)
+{
+	return getenv("CONVBI_VALGRIND") ? ms * 10 : ms;
+}
+
+static int call(struct llm *l, struct llm_reply *rep, struct err *err)
+{
+	struct chat_msg m = {"user", prompt};
+	struct llm_request req = {.msgs = &m, .n = 1, .max_tokens = 20, .temperature = -1};
+	return llm_chat(l, &req, rep, err);
+}
+
+static double billed(const struct fake *f)
+{
+	return fake_stat_num(f, "east", "cost_usd") + fake_stat_num(f, "west", "cost_usd");
+}
+
+static long requests(const struct fake *f)
+{
+	return fake_stat(f, "east", "requests") + fake_stat(f, "west", "requests") + fake_stat(f, "north", "requests");
+}
+
+static void a_call_costs_its_usage_at_the_price_with_cached_tokens_at_theirs(void **state)
+{
+	struct env e;
+	start(&e, scenario_of(NULL, NULL, NULL, 0), NULL);
+	struct llm_reply rep;
+	struct err err = ERR_INIT;
+	assert_int_equal(call(e.l, &rep, &err), CONVBI_OK);
+	assert_int_equal(rep.prompt_tokens, 100);
+	assert_int_equal(rep.cached_tokens, 64);
+	assert_int_equal(rep.completion_tokens, 20);
+	assert_true(rep.cost_usd > 0.000369999 && rep.cost_usd < 0.000370001);
+	assert_false(rep.reserved);
+	double b = billed(&e.f);
+	assert_true(b > 0.000369999 && b < 0.000370001);  /* what the service billed */
+	struct buf js = BUF_INIT;
+	assert_int_equal(llm_reply_json(&js, &rep, 0, NULL), CONVBI_OK);
+	assert_non_null(strstr(buf_str(&js), "\"cached_tokens\":64}"));
+	assert_non_null(strstr(buf_str(&js), "\"cost_usd\":0.000370,\"reserved\":false"));
+	buf_release(&js);
+	llm_reply_release(&rep);
+	stop(&e);
+}
+
+static void a_reserved_endpoint_costs_nothing_and_says_so(void **state)
+{
+	struct env e;
+	start(&e, scenario_of("{\"price\":" PRICE ",\"priority\":1}", "{\"price\":" PRICE ",\"priority\":1}", "{\"reserved\":true}", 0),
+	      NULL);
+	struct llm_reply rep;
+	struct err err = ERR_INIT;
+	assert_int_equal(call(e.l, &rep, &err), CONVBI_OK);
+	assert_string_equal(rep.endpoint, "north");
+	assert_true(rep.reserved);
+	assert_true(rep.cost_usd == 0);
+	llm_reply_release(&rep);
+	stop(&e);
+}
+
+static void an_endpoint_over_its_budget_is_skipped_and_the_others_take_the_calls(void **state)
+{
+	struct env e;
+	/* east: $0.002 a day holds four calls of 370 and a fifth (1480 + 450
+	 * <= 2000); a sixth would need 1850 + 450 > 2000 */
+	start(&e, scenario_of("{\"price\":" PRICE ",\"budget\":{\"daily\":0.002}}", NULL, NULL, 0), NULL);
+	for (int i = 0; i < 20; i++) {
+		struct llm_reply rep;
+		struct err err = ERR_INIT;
+		if (call(e.l, &rep, &err))
+			fail_msg("call %d: %s", i, err.msg);
+		llm_reply_release(&rep);
+	}
+	assert_int_equal(fake_stat(&e.f, "east", "ok"), 5);
+	assert_int_equal(fake_stat(&e.f, "west", "ok"), 15);
+	assert_true(fake_stat_num(&e.f, "east", "cost_usd") <= 0.002);
+	stop(&e);
+}
+
+static void a_spent_configuration_budget_fails_the_call_at_once_naming_the_budget(void **state)
+{
+	struct env e;
+	/* $0.003: seven calls (2220 + 450 <= 3000), not an eighth (2590 + 450) */
+	start(&e, scenario_of(NULL, NULL, NULL, 0), "{\"budget\":{\"daily\":0.003}}");
+	int ok = 0, rc = CONVBI_OK;
+	struct err err = ERR_INIT;
+	struct llm_reply rep;
+	while (ok < 100 && (rc = call(e.l, &rep, &err)) == CONVBI_OK) {
+		ok++;
+		llm_reply_release(&rep);
+	}
+	assert_int_equal(ok, 7);
+	assert_int_equal(rc, CONVBI_EBUDGET);
+	assert_int_equal(rep.nattempts, 0);
+	assert_true(rep.elapsed_ms < slack(1000));
+	assert_non_null(strstr(err.msg, "the configuration's daily budget of $0.0030 is spent ($0.0026"));
+	assert_non_null(strstr(err.msg, "raise budget.daily or wait"));
+	assert_null(strchr(err.msg, '\n'));
+	assert_int_equal(requests(&e.f), 7);  /* nothing was sent for the refused call */
+	double b = billed(&e.f);
+	assert_true(b > 7 * 0.000369999 && b < 7 * 0.000370001);
+	struct buf js = BUF_INIT;
+	assert_int_equal(llm_reply_json(&js, &rep, rc, err.msg), CONVBI_OK);
+	assert_non_null(strstr(buf_str(&js), "\"status\":\"EBUDGET\",\"error_class\":\"budget\""));
+	buf_release(&js);
+	llm_reply_release(&rep);
+	stop(&e);
+}
+
+static void every_endpoint_over_its_budget_is_ebudget_too(void **state)
+{
+	struct env e;
+	start(&e, scenario_of("{\"price\":" PRICE ",\"budget\":{\"monthly\":0.0005}}",
+	                      "{\"price\":" PRICE ",\"budget\":{\"daily\":0.0004}}",
+	                      "{\"priority\":1,\"price\":" PRICE ",\"budget\":{\"daily\":0.0001}}", 0),
+	      NULL);
+	struct llm_reply rep;
+	struct err err = ERR_INIT;
+	assert_int_equal(call(e.l, &rep, &err), CONVBI_OK);  /* east: 450 <= 500 */
+	assert_string_equal(rep.endpoint, "east");
+	llm_reply_release(&rep);
+	assert_int_equal(call(e.l, &rep, &err), CONVBI_EBUDGET);  /* west 450 > 400, north 450 > 100 */
+	assert_non_null(strstr(err.msg, "every endpoint left is over its budget"));
+	assert_non_null(strstr(err.msg, "budget of $"));
+	llm_reply_release(&rep);
+	assert_int_equal(requests(&e.f), 1);
+	stop(&e);
+}
+
+/* ---- many processes ------------------------------------------------------ */
+
+#define PROCS 8
+#define THREADS 2
+#define SHARED_BUDGET_UUSD 20000  /* $0.02: 53 calls of 370 */
+
+struct spender {
+	struct llm *l;
+	int ok, refused, other;
+};
+
+static void *spend_run(void *arg)
+{
+	struct spender *s = arg;
+	for (;;) {
+		struct llm_reply rep;
+		struct err err = ERR_INIT;
+		int rc = call(s->l, &rep, &err);
+		llm_reply_release(&rep);
+		if (rc == CONVBI_OK)
+			s->ok++;
+		else if (rc == CONVBI_EBUDGET) {
+			s->refused++;
+			return NULL;
+		} else if (++s->other > 3)
+			return NULL;
+	}
+}
+
+static void eight_processes_spend_one_budget_and_stop_within_it(void **state)
+{
+	struct env e;
+	start(&e, scenario_of(NULL, NULL, NULL, 20), "{\"budget\":{\"daily\":0.02}}");
+	llm_close(e.l);
+	e.l = NULL;
+	int res[2];
+	assert_int_equal(pipe(res), 0);
+	pid_t pid[PROCS];
+	for (int i = 0; i < PROCS; i++) {
+		pid[i] = fork();
+		assert_true(pid[i] >= 0);
+		if (pid[i] == 0) {
+			close(res[0]);
+			struct spender sp[THREADS];
+			pthread_t t[THREADS];
+			memset(sp, 0, sizeof sp);
+			struct llm *l = open_llm(e.config);
+			for (int k = 0; k < THREADS; k++) {
+				sp[k].l = l;
+				pthread_create(&t[k], NULL, spend_run, &sp[k]);
+			}
+			int sum[3] = {0, 0, 0};
+			for (int k = 0; k < THREADS; k++) {
+				pthread_join(t[k], NULL);
+				sum[0] += sp[k].ok;
+				sum[1] += sp[k].refused;
+				sum[2] += sp[k].other;
+			}
+			llm_close(l);
+			_exit(write(res[1], sum, sizeof sum) == (ssize_t)sizeof sum ? 0 : 5);
+		}
+	}
+	close(res[1]);
+	int total[3] = {0, 0, 0};
+	for (int i = 0; i < PROCS; i++) {
+		int sum[3];
+		assert_int_equal(read(res[0], sum, sizeof sum), (ssize_t)sizeof sum);
+		for (int k = 0; k < 3; k++)
+			total[k] += sum[k];
+	}
+	close(res[0]);
+	for (int i = 0; i < PROCS; i++) {
+		int status;
+		assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
+		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	}
+	assert_int_equal(total[2], 0);
+	assert_int_equal(total[1], PROCS * THREADS);  /* every thread ended on the budget */
+	double b = billed(&e.f);
+	print_message("8 processes x %d threads: %d calls billed $%.6f of a $%.6f budget (overshoot $%.6f)\n", THREADS,
+	              total[0], b, SHARED_BUDGET_UUSD / 1e6, b > SHARED_BUDGET_UUSD / 1e6 ? b - SHARED_BUDGET_UUSD / 1e6 : 0);
+	assert_int_equal(fake_stat(&e.f, "east", "ok") + fake_stat(&e.f, "west", "ok"), total[0]);
+	/* the estimates cover the actual costs here, so the budget holds
+	 * exactly; and the last refusals came only when less than the calls in
+	 * flight could still hold was left */
+	assert_true(b <= SHARED_BUDGET_UUSD / 1e6 + 1e-9);
+	assert_true(total[0] * COST_UUSD > SHARED_BUDGET_UUSD - PROCS * THREADS * EST_UUSD);
+	/* and what every process counted is what was billed */
+	struct llm *l = open_llm(e.config);
+	struct buf js = BUF_INIT;
+	assert_int_equal(llm_spend_json(l, &js), CONVBI_OK);
+	char want[128];
+	snprintf(want, sizeof want, "{\"budget\":{\"daily\":0.020000,\"monthly\":null},\"spent_today_usd\":%.6f,",
+	         total[0] * COST_UUSD / 1e6);
+	if (!strstr(buf_str(&js), want))
+		fail_msg("%s lacks %s", buf_str(&js), want);
+	buf_reset(&js);
+	assert_int_equal(llm_endpoints_json(l, &js), CONVBI_OK);
+	snprintf(want, sizeof want, "\"spent_today_usd\":%.6f", fake_stat(&e.f, "east", "ok") * COST_UUSD / 1e6);
+	assert_non_null(strstr(buf_str(&js), want));
+	buf_release(&js);
+	llm_close(l);
+	stop(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(a_call_costs_its_usage_at_the_price_with_cached_tokens_at_theirs),
+		cmocka_unit_test(a_reserved_endpoint_costs_nothing_and_says_so),
+		cmocka_unit_test(an_endpoint_over_its_budget_is_skipped_and_the_others_take_the_calls),
+		cmocka_unit_test(a_spent_configuration_budget_fails_the_call_at_once_naming_the_budget),
+		cmocka_unit_test(every_endpoint_over_its_budget_is_ebudget_too),
+		cmocka_unit_test(eight_processes_spend_one_budget_and_stop_within_it),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
