@@ -147,29 +147,80 @@ static int valid_name(const char *s, size_t n)
 	return 1;
 }
 
-/* "NAME=FILE" or "FILE" (the name is the file's base name without its
- * extension). */
+static int is_uri(const char *s)
+{
+	return !strncmp(s, "postgres://", 11) || !strncmp(s, "postgresql://", 13);
+}
+
+/* A libpq "key=value key=value" string: its first word is a pair and so
+ * is a later one (a single pair needs NAME=). */
+static int is_keyvalue(const char *s)
+{
+	int pairs = 0;
+	for (const char *w = s + strspn(s, " \t"); *w; w += strspn(w, " \t")) {
+		size_t len = strcspn(w, " \t");
+		if (memchr(w, '=', len))
+			pairs++;
+		else if (!pairs)
+			return 0;
+		w += len;
+	}
+	return pairs >= 2;
+}
+
+/* The name an unnamed target gets: a file's base name without its
+ * extension, a URI's database (the path before any '?'), a key=value
+ * string's dbname. */
+static void default_name(const char *target, const char **name, size_t *n)
+{
+	if (is_keyvalue(target)) {
+		const char *k = strstr(target, "dbname=");
+		while (k && k != target && k[-1] != ' ' && k[-1] != '\t')
+			k = strstr(k + 1, "dbname=");
+		*name = k ? k + 7 : "";
+		*n = k ? strcspn(*name, " \t") : 0;
+		return;
+	}
+	size_t len = is_uri(target) ? strcspn(target, "?") : strlen(target);
+	const char *slash = NULL;
+	for (const char *p = target; p < target + len; p++)
+		if (*p == '/')
+			slash = p;
+	*name = slash ? slash + 1 : target;
+	const char *dot = is_uri(target) ? NULL : memchr(*name, '.', len - (size_t)(*name - target));
+	*n = dot ? (size_t)(dot - *name) : len - (size_t)(*name - target);
+}
+
+/* "NAME=TARGET" or "TARGET": a SQLite file, a postgres:// or
+ * postgresql:// URI, or a libpq key=value string (unnamed, it is the
+ * whole spec: "host=h dbname=d" is not the database "host").  A target
+ * may hold a password: messages name the database, never echo it. */
 static int parse_db(struct serve_db *d, const char *spec)
 {
 	const char *eq = strchr(spec, '=');
-	const char *path = eq ? eq + 1 : spec;
-	const char *name = spec;
+	const char *name = spec, *path = spec;
 	size_t n = eq ? (size_t)(eq - spec) : 0;
-	if (!eq) {
-		const char *slash = strrchr(path, '/');
-		name = slash ? slash + 1 : path;
-		const char *dot = strchr(name, '.');
-		n = dot ? (size_t)(dot - name) : strlen(name);
-	}
+	int named = eq && !is_uri(spec) && valid_name(spec, n);
+	if (named && is_keyvalue(spec) && !is_keyvalue(eq + 1) && !is_uri(eq + 1))
+		named = 0; /* "host=h dbname=d": the first pair, not a name */
+	int pg = is_uri(spec) || is_keyvalue(spec) || (named && (is_uri(eq + 1) || is_keyvalue(eq + 1)));
+	if (named)
+		path = eq + 1;
+	else
+		default_name(spec, &name, &n);
 	if (!valid_name(name, n)) {
-		fprintf(stderr, "convbi: --db `%s`: the name must be 1-%d letters, digits, '_' or '-'; write --db NAME=FILE\n", spec,
-		        SERVE_NAME_MAX_BYTES - 1);
+		if (pg && !named) /* never echo a target: it may hold a password */
+			fprintf(stderr, "convbi: --db: the PostgreSQL target's database name is not 1-%d letters, digits, "
+			                "'_' or '-'; write --db NAME=TARGET\n", SERVE_NAME_MAX_BYTES - 1);
+		else
+			fprintf(stderr, "convbi: --db `%.*s`: the name must be 1-%d letters, digits, '_' or '-'; write --db NAME=%s\n",
+			        (int)(named ? n : strlen(spec)), spec, SERVE_NAME_MAX_BYTES - 1, pg ? "TARGET" : "FILE");
 		return -1;
 	}
 	memcpy(d->name, name, n);
 	d->name[n] = '\0';
 	if (!*path) {
-		fprintf(stderr, "convbi: --db `%s` names no file; write --db NAME=FILE\n", spec);
+		fprintf(stderr, "convbi: --db `%s=` names no database; write --db NAME=FILE or NAME=postgresql://...\n", d->name);
 		return -1;
 	}
 	d->path = strdup(path);
@@ -193,7 +244,8 @@ static int open_engine(struct serve_db *d, const struct serve_config *c)
 		o.sql_timeout_ms = c->sql_timeout_ms;
 	int rc = convbi_engine_open(&d->engine, &o);
 	if (rc) {
-		fprintf(stderr, "convbi: database `%s` (%s): %s\n", d->name, d->path,
+		/* the message names the file or the server, never a password */
+		fprintf(stderr, "convbi: database `%s`: %s\n", d->name,
 		        d->engine ? convbi_engine_errmsg(d->engine) : convbi_errstr(rc));
 		return -1;
 	}

@@ -70,6 +70,32 @@ expect_code 0 "eval with PostgreSQL databases" \
   "$CONVBI" eval --config "$T/config.json" --db "$PG_URI_BASE/{db_id}" --out "$T/eval.jsonl" "$T/ds"
 check "both eval answers are correct" test "$(grep -c '"verdict":"correct"' "$T/eval.jsonl")" -eq 2
 
+# serve: a URI named on the command line, and an unnamed key=value string
+# (named after its dbname, not after its first key)
+C=$T/config.json
+. "$SOURCE_DIR/tests/cli/serve_lib.sh"
+serve_start "$T/serve.log" --db pg="$DB" --db "host=127.0.0.1 port=$PGPORT dbname=shop user=owner password=$SECRET"
+req GET /v1/databases;           is 200 "serve lists the PostgreSQL databases"
+contains "$BODY" '{"name":"pg"},{"name":"shop"}' "by the names given or their dbname"
+req POST /v1/sessions -d '{"db":"pg"}'; is 201 "a session on PostgreSQL"
+sid=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+req POST "/v1/sessions/$sid/questions" -d '{"question":"how many customers?"}'; is 200 "serve answers from PostgreSQL"
+contains "$BODY" '"rows":[[200]]' "the count came from PostgreSQL"
+req POST /v1/sql -d '{"db":"shop","sql":"SELECT count(*) AS n FROM \"Sales\".\"Orders\""}'; is 200 "/v1/sql on PostgreSQL"
+contains "$BODY" '[[200]]' "through the gate, unchanged"
+req POST /v1/sql -d '{"db":"shop","sql":"SELECT 1; COMMIT; DELETE FROM customers"}'
+contains "$BODY" 'only one SELECT is allowed' "/v1/sql refuses a stacked COMMIT"
+req GET "/v1/schema?db=pg";      is 200 "/v1/schema on PostgreSQL"
+contains "$BODY" 'public.customers' "the schema is PostgreSQL's"
+serve_stop
+printf '%s' "$ALL" > "$T/serve_responses.txt"
+expect_code 1 "serve with a wrong password" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" \
+  --db "bad=postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT/shop"
+contains "$ERR" 'database `bad`: cannot connect' "names the database"
+expect_code 1 "an unnamed target without a database name" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" \
+  --db "postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT"
+contains "$ERR" "database name is not 1-63 letters, digits, '_' or '-'; write --db NAME=TARGET" "asks for a name"
+
 wrong="postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT/shop"
 expect_code 2 "a wrong password is a usage error" "$CONVBI" ask --config "$T/config.json" --db "$wrong" "x"
 contains "$ERR" "password authentication failed" "the message says why"
