@@ -115,8 +115,6 @@ int schema_render(struct buf *out, const struct schema *s, const char *question,
  * a foreign key, or named like one ("id", "x_id", "xId"). */
 int schema_column_is_key(const struct schema_table *t, const struct schema_column *c);
 
-/* 1 when the lower-case word w is a stop word ("the", "of", "how", ...). */
-int schema_is_stop_word(const char *w);
 
 /* Stored values a question names (from the value index, vindex.h). */
 struct ground_value {

@@ -32,83 +32,16 @@
 #include "convbi/convbi.h"
 #include "db/schema.h"
 #include "util/alloc.h"
+#include "util/words.h"
 
 #define TABLE_HIT 8.0
 #define COLUMN_HIT 3.0
 #define SAMPLE_HIT 1.0
 #define VALUE_HIT 4.0      /* a stored value the question names (times its match score) */
 #define RELEVANT_MIN 1.0   /* score that makes a table "relevant" */
-#define WORDS_MAX 64       /* question words considered */
-#define WORD_MAX 32        /* bytes of one word */
 #define OMITTED_RESERVE 40 /* room always kept for "-- N more tables omitted" */
 
 /* ---- words ------------------------------------------------------------------ */
-
-struct words {
-	char w[WORDS_MAX][WORD_MAX];
-	int n;
-};
-
-int schema_is_stop_word(const char *w)
-{
-	static const char *const stop[] = {
-		"a", "about", "all", "also", "an", "and", "any", "are", "as", "at", "be", "by", "can", "did", "do",
-		"does", "each", "every", "find", "for", "from", "get", "give", "had", "has", "have", "how", "i",
-		"in", "into", "is", "it", "its", "list", "many", "me", "much", "of", "on", "or", "our", "please",
-		"return", "show", "than", "that", "the", "their", "them", "there", "these", "they", "this", "those",
-		"to", "us", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why",
-		"with", "you", "your"};
-	for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
-		if (!strcmp(w, stop[i]))
-			return 1;
-	return 0;
-}
-
-/* Plural and possessive endings off, in place. */
-static void stem(char *w)
-{
-	size_t n = strlen(w);
-	while (n && w[n - 1] == '\'')
-		w[--n] = '\0';
-	if (n > 2 && w[n - 2] == '\'' && w[n - 1] == 's')
-		w[n -= 2] = '\0';
-	if (n > 4 && !strcmp(w + n - 3, "ies")) {
-		strcpy(w + n - 3, "y");
-	} else if (n > 4 && (!strcmp(w + n - 4, "sses") || !strcmp(w + n - 4, "ches") || !strcmp(w + n - 4, "shes") ||
-	                     !strcmp(w + n - 3, "xes"))) {
-		w[n - 2] = '\0';
-	} else if (n > 3 && w[n - 1] == 's' && w[n - 2] != 's' && w[n - 2] != 'u' && w[n - 2] != 'i') {
-		w[n - 1] = '\0';
-	}
-}
-
-/* Appends the words of s (split at non-alphanumerics, digits and
- * lower-to-upper case changes), lower-cased and stemmed. */
-static void split_words(struct words *ws, const char *s, int drop_stop)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p && ws->n < WORDS_MAX) {
-		while (*p && !isalpha(*p) && *p < 0x80)
-			p++;
-		if (!*p)
-			break;
-		char *w = ws->w[ws->n];
-		size_t n = 0;
-		int prev_lower = 0;
-		while (*p && (isalpha(*p) || *p >= 0x80 || *p == '\'')) {
-			if (n && prev_lower && isupper(*p))
-				break; /* camelCase boundary */
-			if (n + 1 < WORD_MAX)
-				w[n++] = (char)tolower(*p);
-			prev_lower = islower(*p);
-			p++;
-		}
-		w[n] = '\0';
-		stem(w);
-		if (n >= 2 && !(drop_stop && schema_is_stop_word(w)))
-			ws->n++;
-	}
-}
 
 /* 2 = same word, 1 = one is a prefix (>= 4 letters) of the other, 0 = no. */
 static int word_match(const char *a, const char *b)
@@ -136,7 +69,7 @@ static int score_tables(const struct schema *s, const char *question, double *sc
 {
 	struct words q = {.n = 0};
 	if (question)
-		split_words(&q, question, 1);
+		words_split(&q, question, WORDS_LETTERS | WORDS_DROP_STOP);
 	for (int i = 0; i < q.n; i++) {
 		double col_df = 0;
 		int *col_hit = xcalloc(s->ntables + 1, sizeof *col_hit);
@@ -145,20 +78,20 @@ static int score_tables(const struct schema *s, const char *question, double *sc
 		for (size_t t = 0; t < s->ntables; t++) {
 			const struct schema_table *tb = &s->tables[t];
 			struct words name = {.n = 0};
-			split_words(&name, tb->name, 0);
+			words_split(&name, tb->name, WORDS_LETTERS);
 			int m = best_match(q.w[i], &name);
 			if (m) /* "template" names Templates more than Ref_Template_Types */
 				score[t] += TABLE_HIT * m / 2 / (name.n ? name.n : 1);
 			int sample_hit = 0;
 			for (int c = 0; c < tb->ncols; c++) {
 				struct words cw = {.n = 0};
-				split_words(&cw, tb->cols[c].name, 0);
+				words_split(&cw, tb->cols[c].name, WORDS_LETTERS);
 				int cm = best_match(q.w[i], &cw);
 				if (cm > col_hit[t])
 					col_hit[t] = cm;
 				for (int k = 0; k < tb->cols[c].nsamples && !sample_hit; k++) {
 					struct words sw = {.n = 0};
-					split_words(&sw, tb->cols[c].samples[k], 0);
+					words_split(&sw, tb->cols[c].samples[k], WORDS_LETTERS);
 					sample_hit = best_match(q.w[i], &sw) == 2;
 				}
 			}

@@ -30,6 +30,7 @@
 #include "db/text.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/words.h"
 
 struct vindex {
 	sqlite3 *db;             /* owned, read-only, serialized */
@@ -477,7 +478,7 @@ static int make_spans(const char *q, struct span *sp)
 					for (size_t k = 0; k < len; k++)
 						low[k] = (char)(u[off + k] >= 'A' && u[off + k] <= 'Z' ? u[off + k] + 32 : u[off + k]);
 					low[len] = '\0';
-					if (schema_is_stop_word(low))
+					if (words_is_stop(low))
 						continue;
 				}
 			}

@@ -36,11 +36,12 @@ static void stem(char *w)
 	}
 }
 
-void words_split(struct words *ws, const char *s, int drop_stop)
+void words_split(struct words *ws, const char *s, int flags)
 {
 	const unsigned char *p = (const unsigned char *)s;
+	int drop_stop = flags & WORDS_DROP_STOP, letters = flags & WORDS_LETTERS;
 	while (p && *p && ws->n < WORDS_MAX) {
-		while (*p && !isalnum(*p) && *p < 0x80)
+		while (*p && (letters ? !isalpha(*p) : !isalnum(*p)) && *p < 0x80)
 			p++;
 		if (!*p)
 			break;
@@ -58,7 +59,7 @@ void words_split(struct words *ws, const char *s, int drop_stop)
 		w[n] = '\0';
 		if (!digits)
 			stem(w);
-		if (w[0] && !(drop_stop && (words_is_stop(w) || (!digits && !w[1]))))
+		if (w[0] && !((drop_stop || letters) && !digits && !w[1]) && !(drop_stop && words_is_stop(w)))
 			ws->n++;
 	}
 }

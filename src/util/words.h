@@ -19,9 +19,11 @@ struct words {
 	int n;
 };
 
-/* Appends the words of s to ws (until WORDS_MAX); with drop_stop, stop
- * words ("the", "of", "how", ...) and one-letter words are left out. */
-void words_split(struct words *ws, const char *s, int drop_stop);
+#define WORDS_DROP_STOP 1  /* leave out stop words ("the", "of", "how", ...) and one-letter words */
+#define WORDS_LETTERS 2    /* runs of digits separate words and are not words; words of one letter are dropped */
+
+/* Appends the words of s to ws (until WORDS_MAX); flags are WORDS_* bits. */
+void words_split(struct words *ws, const char *s, int flags);
 
 /* 1 when the lower-case word w is a stop word. */
 int words_is_stop(const char *w);
