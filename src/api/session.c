@@ -139,18 +139,27 @@ static void limits_of(struct exec_limits *lim, const convbi_engine *e)
 	lim->row_cap = e->opts.row_cap;
 }
 
+/* A fresh answer (its turn initialised), or NULL out of memory. */
+static convbi_answer *answer_new(void)
+{
+	convbi_answer *a = xcalloc(1, sizeof *a);
+	if (a) {
+		a->magic = ANSWER_MAGIC;
+		turn_init(&a->turn);
+	}
+	return a;
+}
+
 CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi_answer **out)
 {
 	if (out)
 		*out = NULL;
 	if (!s || s->magic != SESSION_MAGIC || !sql || !out)
 		return CONVBI_EMISUSE;
-	convbi_answer *a = xcalloc(1, sizeof *a);
+	convbi_answer *a = answer_new();
 	if (!a)
 		return CONVBI_ENOMEM;
-	a->magic = ANSWER_MAGIC;
 	struct turn *t = &a->turn;
-	turn_init(t);
 	*out = a;
 	int rc = wake(s);
 	if (rc)
@@ -214,12 +223,10 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		return CONVBI_EMISUSE;
 	convbi_engine *e = s->engine;
 	atomic_store(&s->interrupted, 0);
-	convbi_answer *a = xcalloc(1, sizeof *a);
+	convbi_answer *a = answer_new();
 	if (!a)
 		return CONVBI_ENOMEM;
-	a->magic = ANSWER_MAGIC;
 	struct turn *t = &a->turn;
-	turn_init(t);
 	*out = a;
 	int rc = check_text(&t->err, "question", question, QUESTION_MAX_BYTES);
 	if (!rc && hint)

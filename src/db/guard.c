@@ -27,6 +27,7 @@
 #include "db/exec.h"
 #include "db/exec_impl.h"
 #include "db/ro.h"
+#include "db/sqltext.h"
 #include "db/views.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -39,19 +40,13 @@ static size_t skip_ignorable(const char *s, size_t len, size_t i, int semis)
 {
 	while (i < len) {
 		char c = s[i];
-		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || (semis && c == ';')) {
+		size_t end;
+		if (c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || (semis && c == ';'))
 			i++;
-		} else if (c == '-' && i + 1 < len && s[i + 1] == '-') {
-			while (i < len && s[i] != '\n')
-				i++;
-		} else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
-			i += 2;
-			while (i < len && !(s[i] == '*' && i + 1 < len && s[i + 1] == '/'))
-				i++;
-			i = i < len ? i + 2 : len;
-		} else {
+		else if ((end = sql_comment_end(s, len, i)) != i)
+			i = end;
+		else
 			break;
-		}
 	}
 	return i;
 }

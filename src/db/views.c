@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/sqltext.h"
 #include "util/alloc.h"
 
 struct object {
@@ -75,14 +76,9 @@ static int scan(const char *s, size_t len, ident_fn fn, void *payload)
 	char name[256];
 	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)s[i];
-		if (c == '-' && i + 1 < len && s[i + 1] == '-') {
-			while (i < len && s[i] != '\n')
-				i++;
-		} else if (c == '/' && i + 1 < len && s[i + 1] == '*') {
-			i += 2;
-			while (i < len && !(s[i] == '*' && i + 1 < len && s[i + 1] == '/'))
-				i++;
-			i = i < len ? i + 2 : len;
+		size_t end = sql_comment_end(s, len, i);
+		if (end != i) {
+			i = end;
 		} else if (c == '\'') {
 			for (i++; i < len; i++) {
 				if (s[i] != '\'')
