@@ -277,12 +277,12 @@ static int chat_delta(void *payload, const char *text, size_t len)
 	return c->canceled;
 }
 
-static void chat_retry(void *payload, const struct llm_attempt *a, int restarted)
+static void chat_retry(void *payload, const struct llm_attempt *a, int restarted, const char *next)
 {
 	struct chat_cb *c = payload;
 	char text[400];
-	int n = snprintf(text, sizeof text, "%s%s; trying again", restarted ? "stream restarted: " : "", a->error);
-	convbi_event ev = {CONVBI_EVENT_RETRY, "chat", text, (size_t)(n < (int)sizeof text ? n : (int)sizeof text - 1), a->endpoint};
+	int n = llm_retry_text(text, sizeof text, a, restarted, next);
+	convbi_event ev = {CONVBI_EVENT_RETRY, "chat", text, (size_t)n, a->endpoint};
 	c->last_event_ms = clock_mono_ms();
 	if (c->cb && c->cb(&ev, c->payload))
 		c->canceled = 1;

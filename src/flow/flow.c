@@ -186,13 +186,11 @@ static int run_delta(void *payload, const char *text, size_t len)
 	return flow_emit(r, CONVBI_EVENT_TOKEN, text, len, NULL);
 }
 
-static void run_retry(void *payload, const struct llm_attempt *a, int restarted_stream)
+static void run_retry(void *payload, const struct llm_attempt *a, int restarted_stream, const char *next)
 {
 	struct flow_run *r = payload;
 	char text[400];
-	int n = snprintf(text, sizeof text, "%s%s; trying again", restarted_stream ? "stream restarted: " : "", a->error);
-	if (n > (int)sizeof text - 1)
-		n = (int)sizeof text - 1;
+	int n = llm_retry_text(text, sizeof text, a, restarted_stream, next);
 	flow_emit(r, CONVBI_EVENT_RETRY, text, (size_t)n, a->endpoint);
 }
 

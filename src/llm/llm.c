@@ -548,6 +548,27 @@ static int status_of_class(int cls)
 }
 
 /* Sleeps ms in short slices so a cancel is seen quickly; 1 if canceled. */
+int llm_retry_text(char *out, size_t size, const struct llm_attempt *a, int restarted_stream, const char *next)
+{
+	int n = next ? snprintf(out, size, "%s%s; retrying on %s", restarted_stream ? "stream restarted: " : "", a->error, next)
+	             : snprintf(out, size, "%s%s; waiting for an endpoint", restarted_stream ? "stream restarted: " : "", a->error);
+	return n < 0 ? 0 : n > (int)size - 1 ? (int)size - 1 : n;
+}
+
+/* A failed attempt the caller hears of once the next step is known. */
+struct pending_retry {
+	int set;
+	struct llm_attempt at;
+	int streamed;
+};
+
+static void tell_retry(const struct llm_request *req, struct pending_retry *p, const char *next)
+{
+	if (p->set && req->on_retry)
+		req->on_retry(req->payload, &p->at, p->streamed, next);
+	p->set = 0;
+}
+
 static int sleep_checking(const struct llm_request *req, int64_t ms)
 {
 	int64_t end = clock_mono_ms() + ms;
@@ -599,6 +620,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	char over_err[300] = "";    /* why the first of them was */
 	char last_err[300] = "";
 
+	struct pending_retry pend = {.set = 0};
 	while (failed < l->cfg.retry.max_attempts) {
 		if (req->cancel && req->cancel(req->payload)) {
 			last_cls = LLM_CANCELED;
@@ -627,6 +649,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			int64_t d = backoff_delay_ms(rounds++, 100, 2000, backoff_random());
 			if (now + d >= deadline)
 				d = deadline - now;
+			tell_retry(req, &pend, NULL);
 			if (sleep_checking(req, d)) {
 				last_cls = LLM_CANCELED;
 				break;
@@ -654,6 +677,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 				last_cls = LLM_RATE_LIMITED;  /* if the deadline now passes, this is why */
 				rate_limited_msg(last_err, sizeof last_err, pick.wait_ms, deadline - now);
 			}
+			tell_retry(req, &pend, NULL);
 			if (sleep_checking(req, w)) {
 				last_cls = LLM_CANCELED;
 				break;
@@ -693,6 +717,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		struct pool_outcome po;
 		struct aoai_reply reply;
 		aoai_reply_init(&reply);
+		tell_retry(req, &pend, l->cfg.eps[pick.ep].name);
 		int streamed = run_attempt(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply);
 		const struct price_cfg *price = &l->cfg.eps[pick.ep].price;
 		at.cost_usd = at.cls == LLM_OK ? budget_cost_usd(price, reply.prompt_tokens, reply.cached_tokens, reply.completion_tokens) : 0;
@@ -737,7 +762,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		else if (at.cls != LLM_RATE_LIMITED)
 			soft |= 1ull << pick.ep;
 		if (req->on_retry && failed < l->cfg.retry.max_attempts)
-			req->on_retry(req->payload, &at, streamed);
+			pend = (struct pending_retry){.set = 1, .at = at, .streamed = streamed};
 	}
 	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) && all_broken(l, last_err, sizeof last_err))
 		last_cls = LLM_AUTH;

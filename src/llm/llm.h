@@ -66,11 +66,18 @@ struct llm_request {
 	int deadline_ms;           /* 0 = the config's retry.deadline_ms */
 	/* Streamed text deltas; non-zero return cancels. */
 	int (*on_delta)(void *payload, const char *text, size_t len);
-	/* Told about each failed attempt before the next one. */
-	void (*on_retry)(void *payload, const struct llm_attempt *a, int restarted_stream);
+	/* Told about each failed attempt once the client knows what comes
+	 * next: next = the endpoint the next attempt goes to, or NULL when it
+	 * first waits (every endpoint cooling or paced). */
+	void (*on_retry)(void *payload, const struct llm_attempt *a, int restarted_stream, const char *next);
 	int (*cancel)(void *payload);
 	void *payload;
 };
+
+/* The one line a retry event carries: "[stream restarted: ]ERROR;
+ * retrying on NEXT" (or "; waiting for an endpoint" when next is NULL).
+ * Returns its length (cut to size - 1). */
+int llm_retry_text(char *out, size_t size, const struct llm_attempt *a, int restarted_stream, const char *next);
 
 struct llm_reply {
 	char *content;              /* owned */

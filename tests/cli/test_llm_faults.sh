@@ -41,4 +41,14 @@ for i in "${!faults[@]}"; do
     done
   done
 done
+# ---- a fail-over is shown as it happens, naming where the call goes next ----------------------
+[ -n "$FAKE_PID" ] && { kill "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null; }
+rm -f "$T/state"
+start_fake '{"endpoints":[{"name":"a","api_key":"'$K1'","deployment":"gpt-4o","faults":[{"kind":"http503"}]},{"name":"b","api_key":"'$K2'","deployment":"gpt-4o"}],"default_reply":"'"$REPLY"'"}'
+write_config "$T/c.json" a:$K1 b:$K2
+sed -i 's/"api_key":"'$K2'"}/"api_key":"'$K2'","priority":1}/' "$T/c.json"   # a is tried first
+"$CONVBI" llm --config "$T/c.json" -v "hello" >"$T/o" 2>"$T/e"; rc=$?
+[ $rc = 0 ] && grep -q "$REPLY" "$T/o" && ok "fail-over: answered by b" || bad "fail-over: rc $rc $(cat "$T/o" "$T/e")"
+grep -q '^convbi: a: .*503.*; retrying on b$' "$T/e" && ok "-v says a failed and the call goes on to b" ||
+  bad "no 'a: ...; retrying on b' line: $(cat "$T/e")"
 finish

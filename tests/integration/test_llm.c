@@ -80,8 +80,9 @@ static int on_delta(void *payload, const char *text, size_t len)
 	return 0;
 }
 
-static void on_retry(void *payload, const struct llm_attempt *a, int restarted)
+static void on_retry(void *payload, const struct llm_attempt *a, int restarted, const char *next)
 {
+	(void)next;
 	struct collect *c = payload;
 	c->retries++;
 	if (restarted) {
