@@ -446,12 +446,29 @@ static void remember_outcome(struct llm *l, int ep, const struct llm_attempt *at
 	pthread_mutex_unlock(&l->last_lock);
 }
 
-/* The fix for endpoint i's refused key, named in every auth message. */
-static void broken_hint(struct llm *l, size_t i, char *msg, size_t cap, const char *why)
+/* Room kept in an auth message for err_set's prefix ("the model call
+ * failed after N attempts (auth): "). */
+#define BROKEN_PREFIX_ROOM 64
+
+/* The fix for endpoint i's refused key, named in every auth message: the
+ * endpoint, its URL and the reset command.  why (the service's text) is
+ * cut short rather than the fix, so that the message still fits
+ * ERR_MSG_MAX behind err_set's prefix. */
+static void broken_hint(struct llm *l, size_t i, int every, char *msg, size_t cap, const char *why)
 {
 	const struct ep_cfg *e = &l->cfg.eps[i];
-	snprintf(msg, cap, "%s; endpoint `%s` (%s): check its key, deployment and URL in the configuration, "
-	         "then clear the shared cooldown with `convbi endpoints --reset %s`", why, e->name, e->url, e->name);
+	char fix[ERR_MSG_MAX];
+	int n = every && l->cfg.n > 1
+	        ? snprintf(fix, sizeof fix, "; endpoint `%s` (%s) and the others: check the keys, deployments and URLs in the "
+	                   "configuration, then clear the shared cooldowns with `convbi endpoints --reset`", e->name, e->url)
+	        : snprintf(fix, sizeof fix, "; endpoint `%s` (%s): check its key, deployment and URL in the configuration, "
+	                   "then clear the shared cooldown with `convbi endpoints --reset %s`", e->name, e->url, e->name);
+	size_t room = cap < ERR_MSG_MAX ? cap : ERR_MSG_MAX;
+	int keep = (int)room - BROKEN_PREFIX_ROOM - n, len = (int)strlen(why);
+	while (len > 0 && (why[len - 1] == '.' || why[len - 1] == ' '))
+		len--;  /* the service's sentence ends where ours goes on */
+	keep = keep > 40 ? keep : 40;
+	snprintf(msg, cap, "%.*s%s", len < keep ? len : keep, why, fix);
 }
 
 /* When a call ends without an answer because no endpoint is usable, the
@@ -469,7 +486,7 @@ static int all_broken(struct llm *l, char *msg, size_t cap)
 		snprintf(why, sizeof why, "every endpoint rejects its key or deployment (%s)", l->last_err[0]);
 	pthread_mutex_unlock(&l->last_lock);
 	if (broken) {
-		broken_hint(l, 0, msg, cap, why);
+		broken_hint(l, 0, 1, msg, cap, why);
 		return 1;
 	}
 	/* Another process may have found them broken: the shared state says
@@ -489,7 +506,7 @@ static int all_broken(struct llm *l, char *msg, size_t cap)
 	}
 	snprintf(why, sizeof why, "every endpoint refused its key or deployment (HTTP 401, 403 or 404) in a recent call "
 	         "and is out for %lld s more", (long long)((soonest - now) / 1000));
-	broken_hint(l, first, msg, cap, why);
+	broken_hint(l, first, 1, msg, cap, why);
 	return 1;
 }
 
@@ -618,7 +635,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	int64_t est = prompt_est + (req->max_tokens > 0 ? req->max_tokens : 256);
 	uint64_t over = 0;          /* endpoints skipped in this call: over their budget */
 	char over_err[300] = "";    /* why the first of them was */
-	char last_err[300] = "";
+	char last_err[ERR_MSG_MAX] = "";
+	int last_ep = -1;  /* endpoint of the last attempt made */
 
 	struct pending_retry pend = {.set = 0};
 	while (failed < l->cfg.retry.max_attempts) {
@@ -735,6 +753,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
 			out->attempts[out->nattempts++] = at;
 		last_cls = at.cls;
+		last_ep = pick.ep;
 		snprintf(last_err, sizeof last_err, "endpoint `%s`: %s", at.endpoint, at.error);
 		if (at.cls == LLM_OK) {
 			out->content = buf_take(&reply.content);
@@ -766,6 +785,13 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	}
 	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) && all_broken(l, last_err, sizeof last_err))
 		last_cls = LLM_AUTH;
+	else if ((last_cls == LLM_AUTH || last_cls == LLM_NOT_FOUND) && last_ep >= 0) {
+		char why[sizeof l->last_err[0]];
+		pthread_mutex_lock(&l->last_lock);
+		memcpy(why, l->last_err[last_ep], sizeof why);
+		pthread_mutex_unlock(&l->last_lock);
+		broken_hint(l, (size_t)last_ep, 0, last_err, sizeof last_err, why);
+	}
 	out->elapsed_ms = clock_mono_ms() - start;
 	out->cls = last_cls;
 	buf_release(&body);
