@@ -164,6 +164,9 @@ void llm_reply_release(struct llm_reply *r)
 		return;
 	free(r->content);
 	r->content = NULL;
+	for (int i = 0; i < r->nextra; i++)
+		free(r->extra[i]);
+	r->nextra = 0;
 }
 
 /* ---- one attempt --------------------------------------------------------- */
@@ -615,7 +618,8 @@ static int budget_claim(struct llm *l, int ep, const struct llm_request *req, in
 {
 	struct budget_refusal why;
 	int64_t now = clock_wall_ms();
-	int64_t need = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, req->max_tokens);
+	int choices = req->choices > 1 ? req->choices : 1; /* each choice is billed its completion */
+	int64_t need = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, req->max_tokens * choices);
 	int scope = budget_reserve(hold, &why, pool_state(l->pool), &l->cfg, ep, now, need);
 	if (scope != BUDGET_OK)
 		budget_refusal_msg(msg, cap, &why, l->cfg.eps[ep].name, now);
@@ -628,11 +632,11 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	int64_t start = clock_mono_ms();
 	int64_t deadline = start + (req->deadline_ms > 0 ? req->deadline_ms : l->cfg.retry.deadline_ms);
 	struct buf body = BUF_INIT;
-	struct chat_req creq = {req->msgs, req->n, req->max_tokens, req->temperature, req->stream};
+	struct chat_req creq = {req->msgs, req->n, req->max_tokens, req->temperature, req->stream, req->choices};
 	uint64_t hard = 0, soft = 0;
 	int rc = CONVBI_OK, attempts = 0, failed = 0, rounds = 0, last_cls = LLM_OK;
 	int64_t prompt_est = estimate_prompt_tokens(req);
-	int64_t est = prompt_est + (req->max_tokens > 0 ? req->max_tokens : 256);
+	int64_t est = prompt_est + (int64_t)(req->choices > 1 ? req->choices : 1) * (req->max_tokens > 0 ? req->max_tokens : 256);
 	uint64_t over = 0;          /* endpoints skipped in this call: over their budget */
 	char over_err[300] = "";    /* why the first of them was */
 	char last_err[ERR_MSG_MAX] = "";
@@ -757,6 +761,10 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		snprintf(last_err, sizeof last_err, "endpoint `%s`: %s", at.endpoint, at.error);
 		if (at.cls == LLM_OK) {
 			out->content = buf_take(&reply.content);
+			for (int i = 0; i < reply.nextra && i < LLM_MAX_CHOICES - 1; i++) { /* moved */
+				out->extra[out->nextra++] = reply.extra[i];
+				reply.extra[i] = NULL;
+			}
 			aoai_reply_release(&reply);
 			if (!out->content) {
 				last_cls = LLM_NOMEM;

@@ -18,6 +18,8 @@
 #define CONFIG_MAX_FILE_BYTES ((size_t)1 << 20)   /* the endpoints config file */
 #define TMPL_MAX_BYTES ((size_t)64 << 10)         /* one prompt template file */
 #define NOTES_MAX_BYTES ((size_t)256 << 10)       /* a business notes file */
+#define EXAMPLES_MAX_BYTES ((size_t)16 << 20)     /* a verified examples file (JSON lines) */
+#define EXAMPLES_TEXT_MAX_BYTES ((size_t)8192)    /* one example's question or SQL */
 #define INPUT_FILE_MAX_BYTES ((size_t)1 << 30)    /* a batch/eval input or a result file read back */
 #define TOKENS_FILE_MAX_BYTES ((size_t)1 << 20)   /* serve's bearer tokens file */
 
@@ -34,6 +36,7 @@
 #define ANSWER_ROWS_MAX_BYTES ((size_t)16 << 10)  /* rows shown to the answer writer */
 #define EXPLAIN_SQL_MAX_BYTES ((size_t)8000)      /* SQL given to the explainer */
 #define NOTES_BUDGET_BYTES ((size_t)3000)         /* business notes in one prompt */
+#define EXAMPLES_BUDGET_BYTES ((size_t)4000)      /* verified examples in one prompt */
 #define TABLE_LIST_MAX_BYTES ((size_t)64 << 10)   /* the intent prompt's table list */
 #define REASON_MAX_BYTES ((size_t)4096)           /* a reviewer's one-line reason */
 #define SUMMARY_MAX_BYTES ((size_t)400)           /* one turn's summary kept in the history */

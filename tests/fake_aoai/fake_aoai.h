@@ -195,6 +195,10 @@ struct stats {
 	double cost_usd;         /* ... at the endpoint's `price` */
 };
 
+/* How an endpoint treats `n` > 1 (scenario "n"): Azure and OpenAI send n
+ * choices; Ollama ignores it (one choice); llama.cpp's server refuses it. */
+enum n_mode { N_CHOICES, N_IGNORE, N_REJECT };
+
 struct endpoint {
 	char *name;        /* owned: [A-Za-z0-9._-]+, unique */
 	char *api_key;     /* owned: never logged */
@@ -205,6 +209,7 @@ struct endpoint {
 	int chunk_ms;      /* gap between SSE events */
 	long cached_tokens;  /* prompt tokens reported as cached (capped at the prompt) */
 	double price[3];     /* USD per million: input, cached_input, output */
+	int n_mode;        /* enum n_mode: what a request's `n` > 1 gets */
 	int rps, rp10s, rpm;
 	long tpm;
 	int listen_fd;
@@ -265,7 +270,10 @@ struct chat {              /* the parts of a chat request the fake reads */
 	int stream;            /* "stream": true */
 	int include_usage;     /* "stream_options": {"include_usage": true} */
 	long max_tokens;       /* max_tokens / max_completion_tokens, -1 absent */
+	int n;                 /* choices asked for ("n"), 1 when absent */
 };
+
+#define FK_MAX_CHOICES 128     /* the service refuses a larger `n` */
 
 /* Parses a request body.  Returns 0, or -1 with the OpenAI-style message
  * for a 400 in err; `stream` is filled even on error when readable. */
@@ -352,8 +360,10 @@ void reqlog_seal(struct server *s);
 /* ---- wire.c ------------------------------------------------------------ */
 
 struct answer {               /* one successful reply, ready to send */
-	const char *text;         /* the assistant's content */
+	const char *text;         /* the assistant's content (choice 0) */
 	size_t len;
+	char *const *extra;       /* the other choices' contents (non-stream only) */
+	int nextra;
 	const char *model;
 	int azure;                /* Azure's content-filter annotations */
 	int include_usage;

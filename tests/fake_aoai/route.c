@@ -257,8 +257,8 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	char apiver[64] = FK_DEFAULT_API_VERSION;
 	const char *dep = NULL;
 	size_t dep_len = 0;
-	char *text = NULL;
-	int status = 0, keep = 0;
+	char *text = NULL, **extra = NULL;
+	int status = 0, keep = 0, nextra = 0;
 
 	enum api_kind kind = api_of(rq->path, &dep, &dep_len);
 	if (kind == API_NONE) {
@@ -291,6 +291,10 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 		status = 401;
 		openai_error(&b, OPENAI_KEY_MSG, "invalid_request_error", "invalid_api_key");
 	}
+	if (!status && !perr && ch->n > 1 && ep->n_mode == N_REJECT) {
+		status = 400;
+		openai_error(&b, "Only one completion choice is allowed", "invalid_request_error", NULL);
+	}
 	if (!status && perr) {
 		status = 400;
 		openai_error(&b, perr, "invalid_request_error", NULL);
@@ -312,6 +316,13 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	ratelimit_headers(&h, &v);
 
 	text = reply_pick(&c->srv->sc, ch);
+	nextra = ch->stream || ep->n_mode != N_CHOICES ? 0 : ch->n - 1;
+	extra = nextra ? xcalloc((size_t)nextra, sizeof *extra) : NULL;
+	size_t extra_len = 0;
+	for (int i = 0; i < nextra; i++) { /* each choice draws its own reply: a sequence advances */
+		extra[i] = reply_pick(&c->srv->sc, ch);
+		extra_len += strlen(extra[i]);
+	}
 	int wait = latency_draw(c, ep);
 	if (wait > 0 && http_wait(c, wait) != 0) {
 		reqlog_write(c->srv, ep, rq, 0, hit->name, ch->stream); /* the client left */
@@ -322,11 +333,13 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	struct answer a = {
 		.text = text,
 		.len = len,
+		.extra = extra,
+		.nextra = nextra,
 		.model = kind == API_OPENAI && ch->model ? ch->model : ep->model,
 		.azure = kind != API_OPENAI,
 		.include_usage = ch->include_usage,
 		.prompt_tokens = tokens_of(ch->content_chars),
-		.completion_tokens = tokens_of(len),
+		.completion_tokens = tokens_of(len + extra_len),
 		.chunk_ms = ep->chunk_ms,
 		.headers = h.p,
 	};
@@ -337,6 +350,9 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	keep = ch->stream ? wire_stream(c, rq, &a, hit) : wire_json(c, rq, &a, hit);
 done:
 	free(text);
+	for (int i = 0; i < nextra; i++)
+		free(extra[i]);
+	free(extra);
 	sb_release(&b);
 	sb_release(&h);
 	return keep;

@@ -5,7 +5,9 @@
  *                   "rpm"?, "tpm"?, "latency_ms"? (ms or {"median","p95"}),
  *                   "chunk_ms"?, "cached_tokens"?, "price"? ({"input",
  *                   "cached_input", "output"} USD per million tokens: billed
- *                   into the stats), "faults"?, "client"? (read by the harness)}],
+ *                   into the stats), "faults"?, "client"? (read by the harness),
+ *                   "n"? ("choices" default, "ignore", "reject": how a request's
+ *                   n > 1 is served)}],
  *    "rules": [{"match": regex, one of "reply" (string or {"echo": true}) |
  *               "map_file" (+ "default") | "sequence", "reply_bytes"?}],
  *    "default_reply": "OK"}
@@ -30,7 +32,7 @@
 
 static const char *const endpoint_fields[] = {
 	"name", "api_key", "deployment", "model", "rps", "rp10s", "rpm", "tpm",
-	"latency_ms", "chunk_ms", "cached_tokens", "price", "faults", "client", "comment",
+	"latency_ms", "chunk_ms", "cached_tokens", "price", "faults", "client", "comment", "n",
 };
 static const char *const rule_fields[] = {
 	"match", "reply", "map_file", "default", "sequence", "reply_bytes", "comment",
@@ -191,6 +193,13 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 				return fail(msg, mlen, "`price` must be {\"input\", \"cached_input\", \"output\"}, each USD per million tokens >= 0");
 			e->price[i] = v->valuedouble;
 		}
+	}
+	const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "n");
+	if (nm) {
+		const char *v = cJSON_GetStringValue(nm);
+		if (!v || (strcmp(v, "choices") && strcmp(v, "ignore") && strcmp(v, "reject")))
+			return fail(msg, mlen, "`n` must be \"choices\", \"ignore\" or \"reject\"");
+		e->n_mode = !strcmp(v, "ignore") ? N_IGNORE : !strcmp(v, "reject") ? N_REJECT : N_CHOICES;
 	}
 	const cJSON *client = cJSON_GetObjectItemCaseSensitive(o, "client");
 	if (client && !cJSON_IsObject(client))
