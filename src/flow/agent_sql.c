@@ -193,6 +193,7 @@ static int draft_examples(struct flow_run *r, struct sql_prompt *p, struct buf *
 		return r->turn->status ? r->turn->status : CONVBI_ELLM;
 	struct buf draft;
 	buf_init(&draft, SQL_TEXT_MAX_BYTES);
+	*use_draft = 1; /* a draft without SQL goes to the repair loop as it is */
 	if (extract_sql(&draft, reply->data, reply->len, &err) == CONVBI_OK) {
 		size_t before[EXAMPLES_K];
 		int nbefore = r->nexamples;

@@ -71,6 +71,11 @@ R=$(sql_requests)
 [ "$(printf '%s\n' "$R" | grep -c .)" = 4 ] && ok "a refused n, then one request each" || bad "SQL requests: $(printf '%s\n' "$R" | grep -c .)"
 contains "$(jq_ 'd["sql"], len(d["candidates"]), d["error"]')" "SELECT 6 AS n 3 None" "the answer stands"
 
+curl -s -X POST "http://127.0.0.1:$PORT_full/_fake/reset" >/dev/null
+printf 'majority\n.why\n' | "$CONVBI" --config "$T/full.json" --db "$DB" --candidates 3 >"$T/out" 2>"$T/err"
+contains "$(cat "$T/out")" "vote:     3 candidates, 2 distinct results; SQL 2 answers with 2 votes" ".why shows the vote"
+contains "$(cat "$T/out")" "ran, result 2" ".why shows each candidate's result group"
+
 expect_code 2 "--candidates 17 is refused" "$CONVBI" ask --config "$T/full.json" --db "$DB" --candidates 17 "majority"
 contains "$ERR" "--candidates" "the message names the option"
 finish
