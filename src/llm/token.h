@@ -48,10 +48,8 @@
 #include "llm/config.h"
 #include "util/buf.h"
 #include "util/err.h"
+#include "util/limits.h"
 
-#define TOKEN_MAX_BYTES (16u << 10)           /* an access token larger than this is refused */
-#define TOKEN_REPLY_MAX_BYTES (64u << 10)     /* the token service's reply */
-#define TOKEN_FED_FILE_MAX_BYTES (64u << 10)  /* the federated token file */
 #define TOKEN_REFRESH_MARGIN_MS 300000        /* refresh this long before expiry... */
 #define TOKEN_REFRESH_FRACTION 12             /* ...or 1/12 of the lifetime, when shorter */
 #define TOKEN_FETCH_TRIES 3                   /* per refresh, on 429, 5xx, 404, 410, transport */

@@ -27,9 +27,9 @@
 
 void token_req_init(struct token_req *r)
 {
-	buf_init(&r->url, 0);
-	buf_init(&r->header, 0);
-	buf_init(&r->body, 0);
+	buf_init(&r->url, BUF_UNBOUNDED);     /* built from the configuration's bounded values */
+	buf_init(&r->header, BUF_UNBOUNDED);
+	buf_init(&r->body, BUF_UNBOUNDED);
 	r->get = 0;
 }
 
@@ -201,7 +201,7 @@ int token_parse_reply(struct token_val *out, const char *body, size_t len, int64
 		goto done;
 	}
 	if (strlen(tok) > TOKEN_MAX_BYTES) {
-		rc = err_set(err, CONVBI_EAUTH, "the token service's access_token is larger than %u bytes", TOKEN_MAX_BYTES);
+		rc = err_set(err, CONVBI_EAUTH, "the token service's access_token is larger than %zu bytes", TOKEN_MAX_BYTES);
 		goto done;
 	}
 	for (const unsigned char *p = (const unsigned char *)tok; *p; p++)

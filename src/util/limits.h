@@ -27,6 +27,11 @@
 #define AOAI_MAX_REPLY_BYTES ((size_t)8 << 20)    /* one HTTP reply body; larger fails */
 #define MODEL_REPLY_MAX_BYTES ((size_t)1 << 20)   /* one reply's text (and JSON in it) in a stage */
 
+/* ---- what the Entra ID token service sends back (llm/token*.c) ----------- */
+#define TOKEN_MAX_BYTES ((size_t)16 << 10)          /* one access token; larger is refused */
+#define TOKEN_REPLY_MAX_BYTES ((size_t)64 << 10)    /* the token service's reply */
+#define TOKEN_FED_FILE_MAX_BYTES ((size_t)64 << 10) /* the federated token file (workload identity) */
+
 /* ---- what the workflow builds --------------------------------------------- */
 #define PROMPT_MAX_BYTES ((size_t)1 << 20)        /* one rendered prompt */
 #define SCHEMA_TEXT_MAX_BYTES ((size_t)4 << 20)   /* the schema text before its budget cut */
