@@ -18,6 +18,7 @@
 
 #define FLOW_CANDIDATE_TEMPERATURE 0.7  /* sampling for a vote's candidates */
 #define FLOW_SQL_MAX_TOKENS 1000        /* of one SQL reply */
+#define FLOW_DEADLINE_MS 120000         /* a question's deadline when the engine sets none */
 
 /* One question in flight. */
 struct flow_run {
@@ -39,6 +40,11 @@ struct flow_run {
 	int nexamples;
 	int examples_chosen;         /* 1 once chosen for good (after the draft) */
 };
+
+/* Starts a run of env on turn t (history h may be NULL): everything
+ * zeroed, the deadline set from env (FLOW_DEADLINE_MS when it has none). */
+void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct history *h, struct turn *t,
+                    convbi_event_fn cb, void *payload);
 
 /* How agent_call_ex calls the model. */
 struct agent_call_opts {

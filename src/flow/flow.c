@@ -125,18 +125,24 @@ int flow_repair_or_fail(struct flow_run *r, int code, const char *why)
 	return flow_fail(r, &e);
 }
 
+void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct history *h, struct turn *t,
+                    convbi_event_fn cb, void *payload)
+{
+	memset(r, 0, sizeof *r);
+	r->env = env;
+	r->turn = t;
+	r->history = h;
+	r->cb = cb;
+	r->payload = payload;
+	buf_init(&r->reply, MODEL_REPLY_MAX_BYTES);
+	r->deadline_mono = clock_mono_ms() + (env->deadline_ms > 0 ? env->deadline_ms : FLOW_DEADLINE_MS);
+}
+
 int flow_run(const struct flow_env *env, const struct history *h, struct turn *t, convbi_event_fn cb, void *payload)
 {
 	struct flow_run r;
-	memset(&r, 0, sizeof r);
-	r.env = env;
-	r.turn = t;
-	r.history = h;
-	r.cb = cb;
-	r.payload = payload;
-	buf_init(&r.reply, MODEL_REPLY_MAX_BYTES);
 	int64_t start = clock_mono_ms(), cpu0 = clock_thread_cpu_ns();
-	r.deadline_mono = start + (env->deadline_ms > 0 ? env->deadline_ms : 120000);
+	flow_run_start(&r, env, h, t, cb, payload);
 	int stage = STAGE_INTENT;
 	for (int steps = 0; stage >= 0; steps++) {
 		if (steps == FLOW_MAX_STEPS) {
