@@ -216,7 +216,13 @@ int binput_load(struct binput *in, const char *path, long limit)
 	memset(&it, 0, sizeof it);
 	in->path = path;
 	mode_t mode = 0;
-	int e = regfile_read(path, INPUT_FILE_MAX_BYTES, &text, &len, &mode);
+	long long_line = 0;
+	int e = regfile_read_lines(path, INPUT_FILE_MAX_BYTES, INPUT_LINE_MAX_BYTES, &text, &len, &mode, &long_line);
+	if (e == REGFILE_LONG_LINE) {
+		cli_error("%s:%ld: the line is longer than %zu bytes; put one question per line (a question is at most %zu "
+		          "bytes)", path, long_line, INPUT_LINE_MAX_BYTES, QUESTION_MAX_BYTES);
+		goto done;
+	}
 	if (e) {
 		cli_error("cannot read INPUT `%s`: %s; give a text file with one question per line, or JSON lines", path,
 		          e == EFBIG ? "larger than 1 GiB" : regfile_strerror(e, mode));

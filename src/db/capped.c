@@ -150,8 +150,8 @@ static int check_printf(int argc, sqlite3_value **argv, const char *name, char *
 	}
 	return 1;
 big:
-	sqlite3_snprintf(msglen, msg, "%s() field width or precision %lld exceeds the limit of %d", name,
-	                 (long long)v, CAPPED_PRINTF_FIELD_MAX);
+	sqlite3_snprintf(msglen, msg, "%s() field width or precision %lld exceeds the limit of %d; use a smaller one",
+	                 name, (long long)v, CAPPED_PRINTF_FIELD_MAX);
 	return 0;
 }
 
@@ -235,7 +235,8 @@ static int blob_size(sqlite3_context *ctx, sqlite3_value *arg, const char *fn, s
 		*n = fn[0] == 'r' ? 1 : 0; /* as SQLite: randomblob gives at least one byte */
 	if (*n > max) {
 		char msg[128];
-		sqlite3_snprintf((int)sizeof msg, msg, "%s(%lld) exceeds the %d-byte limit", fn, (long long)*n, max);
+		sqlite3_snprintf((int)sizeof msg, msg, "%s(%lld) exceeds the %d-byte limit; ask for fewer bytes", fn,
+		                 (long long)*n, max);
 		too_big(ctx, msg);
 		return 0;
 	}
@@ -300,8 +301,11 @@ static void capped_match(sqlite3_context *ctx, int argc, sqlite3_value **argv)
 	if (!pat || !val)
 		return;
 	if (plen > s->c->like_max) {
-		sqlite3_result_error(ctx, "LIKE or GLOB pattern too complex", -1);
-		sqlite3_result_error_code(ctx, SQLITE_TOOBIG);
+		char msg[128];
+		sqlite3_snprintf((int)sizeof msg, msg,
+		                 "LIKE or GLOB pattern too complex (%d bytes, over %d); use a shorter pattern", plen,
+		                 s->c->like_max);
+		too_big(ctx, msg);
 		return;
 	}
 	if (argc == 3) {

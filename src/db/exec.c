@@ -209,12 +209,14 @@ static int64_t mb_of(int64_t bytes)
 
 /* The error of a run that failed with rc: a bound that was hit explains it
  * better than what SQLite made of it (INTERRUPT, NOMEM, FULL, a refusal
- * from the authorizer at the deadline). */
-static int bound_error(struct exec *x, int rc, int fired, struct err *err)
+ * from the authorizer at the deadline).  late: the deadline had passed
+ * when the run ended (whoever noticed it: the watchdog, a capped function,
+ * the memory budget refusing a large allocation). */
+static int bound_error(struct exec *x, int rc, int late, struct err *err)
 {
 	if (x->stopped)
 		return stop_error(x, err);
-	if (fired || (x->deadline_ms && clock_mono_ms() >= x->deadline_ms && rc != CONVBI_EREJECTED)) {
+	if (late && rc != CONVBI_EREJECTED) {
 		x->stopped = CONVBI_ETIMEOUT;
 		return stop_error(x, err);
 	}
@@ -359,9 +361,11 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 done:
 	sqlite3_finalize(st);
 	table_free(t);
-	int fired = end_run(x);
+	int late = x->deadline_ms && clock_mono_ms() >= x->deadline_ms;
+	late |= end_run(x); /* end_run clears the deadline */
 	membudget_leave(outer);
 	if (rc)
-		rc = bound_error(x, rc, fired, err);
+		rc = bound_error(x, rc, late, err);
+	x->stopped = 0; /* the authorizer refuses everything while it is set */
 	return rc;
 }

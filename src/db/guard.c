@@ -388,7 +388,13 @@ int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int
 	case SQLITE_READONLY:
 		return err_set(err, CONVBI_EREJECTED, "the SQL tried to write (%s)" ONLY, m);
 	case SQLITE_TOOBIG:
-		return err_set(err, CONVBI_ETOOBIG, "the SQL produces a value over the size limit (%s); select less data", m);
+		/* a capped function's own message already names the limit and the fix */
+		if (strcmp(m, "string or blob too big"))
+			return err_set(err, CONVBI_ETOOBIG, "%s", m);
+		return err_set(err, CONVBI_ETOOBIG,
+		               "the SQL reads or makes a value over the %d MB limit; select less data (a stored value that "
+		               "large cannot be read)",
+		               EXEC_VALUE_MAX >> 20);
 	}
 	if (is_limit_message(m))
 		return err_set(err, CONVBI_ETOOBIG, "the SQL exceeds a complexity limit (%s); simplify the query", m);

@@ -75,7 +75,70 @@ int regfile_open(const char *path, int *fd_out, mode_t *mode_out)
 	return 0;
 }
 
-int regfile_read(const char *path, size_t max, char **out, size_t *len, mode_t *mode_out)
+/* Reads fd to its end into *out (NUL-terminated), at most max bytes, the
+ * buffer first sized for size bytes.  With line_max > 0 the bytes are
+ * read in READ_CHUNK pieces and scanned as they come: the first line
+ * longer than line_max stops the read (REGFILE_LONG_LINE, its number in
+ * *long_line), so no more than line_max + READ_CHUNK bytes of it are read. */
+#define READ_CHUNK ((size_t)64 << 10)
+static int read_fd(int fd, size_t size, size_t max, size_t line_max, char **out, size_t *len, long *long_line)
+{
+	int rc = 0;
+	/* room for what fstat gave, plus one byte to see a file growing; a
+	 * line-limited read starts small: it may stop early */
+	size_t cap = line_max && size + 2 > READ_CHUNK ? READ_CHUNK : size + 2, got = 0;
+	size_t line_len = 0;
+	long line = 1;
+	char *data = xmalloc(cap);
+	while (data && !rc) {
+		if (got + 1 >= cap) {
+			size_t next = cap > max / 2 ? max + 2 : cap * 2;
+			char *p = next > cap ? xrealloc(data, next) : NULL;
+			if (!p) {
+				rc = next > cap ? ENOMEM : EFBIG;
+				break;
+			}
+			data = p;
+			cap = next;
+		}
+		size_t want = cap - 1 - got;
+		if (line_max && want > READ_CHUNK)
+			want = READ_CHUNK;
+		ssize_t n = read(fd, data + got, want);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			rc = errno;
+		} else if (n == 0) {
+			break;
+		} else {
+			for (size_t i = got; line_max && i < got + (size_t)n && !rc; i++) {
+				if (data[i] == '\n') {
+					line++;
+					line_len = 0;
+				} else if (++line_len > line_max) {
+					*long_line = line;
+					rc = REGFILE_LONG_LINE;
+				}
+			}
+			if ((got += (size_t)n) > max && !rc)
+				rc = EFBIG;  /* it grew past the limit while we read */
+		}
+	}
+	if (!data)
+		rc = ENOMEM;
+	if (rc) {
+		free(data);
+		return rc;
+	}
+	data[got] = '\0';
+	*out = data;
+	*len = got;
+	return 0;
+}
+
+int regfile_read_lines(const char *path, size_t max, size_t line_max, char **out, size_t *len, mode_t *mode_out,
+                       long *long_line)
 {
 	int fd;
 	struct stat st;
@@ -93,39 +156,12 @@ int regfile_read(const char *path, size_t max, char **out, size_t *len, mode_t *
 		close(fd);
 		return EFBIG;
 	}
-	/* room for the size fstat gave, plus one byte to see a file growing */
-	size_t cap = (size_t)st.st_size + 2, got = 0;
-	char *data = xmalloc(cap);
-	while (data && !rc) {
-		if (got + 1 >= cap) {
-			size_t next = cap > max / 2 ? max + 2 : cap * 2;
-			char *p = next > cap ? xrealloc(data, next) : NULL;
-			if (!p) {
-				rc = next > cap ? ENOMEM : EFBIG;
-				break;
-			}
-			data = p;
-			cap = next;
-		}
-		ssize_t n = read(fd, data + got, cap - 1 - got);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			rc = errno;
-		else if (n == 0)
-			break;
-		else if ((got += (size_t)n) > max)
-			rc = EFBIG;  /* it grew past the limit while we read */
-	}
+	rc = read_fd(fd, (size_t)st.st_size, max, line_max, out, len, long_line);
 	close(fd);
-	if (!data)
-		rc = ENOMEM;
-	if (rc) {
-		free(data);
-		return rc;
-	}
-	data[got] = '\0';
-	*out = data;
-	*len = got;
-	return 0;
+	return rc;
+}
+
+int regfile_read(const char *path, size_t max, char **out, size_t *len, mode_t *mode_out)
+{
+	return regfile_read_lines(path, max, 0, out, len, mode_out, NULL);
 }

@@ -17,6 +17,8 @@
 /* Returned instead of an errno value when the path exists but is not a
  * regular file (negative, so it never collides with an errno). */
 #define REGFILE_NOT_REGULAR (-1)
+/* Returned by regfile_read_lines when a line is longer than its limit. */
+#define REGFILE_LONG_LINE (-2)
 
 /* Opens path read-only (O_CLOEXEC, O_NONBLOCK so that a FIFO never blocks
  * the open) and checks that it is a regular file.  Returns 0 and *fd_out,
@@ -29,6 +31,13 @@ int regfile_open(const char *path, int *fd_out, mode_t *mode_out);
  * larger than max bytes (nothing beyond max + 1 bytes is ever read); or
  * REGFILE_NOT_REGULAR with *mode_out set (mode_out may be NULL). */
 int regfile_read(const char *path, size_t max, char **out, size_t *len, mode_t *mode_out);
+
+/* As regfile_read, for a file of lines: the bytes are scanned as they are
+ * read, and the first line longer than line_max bytes stops the read with
+ * REGFILE_LONG_LINE and its 1-based number in *long_line; nothing more
+ * than line_max + 64 KiB of that line is read, however long it is. */
+int regfile_read_lines(const char *path, size_t max, size_t line_max, char **out, size_t *len, mode_t *mode_out,
+                       long *long_line);
 
 /* What a non-regular file is, for messages: "a FIFO (named pipe)",
  * "a directory", "a character device", "a block device", "a socket",

@@ -47,6 +47,25 @@ write_config() {
   printf '{"endpoints":[%s],"retry":{"deadline_ms":10000,"first_byte_timeout_ms":2000,"idle_timeout_ms":1000},"state":{"path":"%s/state"}}' "$eps" "$T" > "$file"
 }
 
+# launch_map_fake -- the fake as a model that classifies every question as
+# a data question, writes the SQL $T/sql_map.json maps the question to
+# ("SELECT 1 AS one" when it has none) and answers "Here is the answer.";
+# one endpoint `a` (key k-a) and its config in $T/config.json.
+launch_map_fake() {
+  cat >"$T/scenario.json" <<'JSON'
+{
+ "endpoints": [{"name": "a", "api_key": "k-a", "deployment": "gpt-4o"}],
+ "rules": [
+  {"match": "intent classifier", "reply": "{\"intent\": \"data_question\", \"standalone_question\": \"\", \"reply\": \"\"}"},
+  {"match": "SQL writer[\\s\\S]*\\nQuestion: ([^\\n]*)", "map_file": "sql_map.json", "default": "```sql\nSELECT 1 AS one\n```"},
+  {"match": "answer writer", "reply": "Here is the answer."}
+ ]
+}
+JSON
+  launch_fake "$T/scenario.json"
+  write_config "$T/config.json" a:k-a
+}
+
 ok()    { PASSES=$((PASSES+1)); echo "ok - $1"; }
 bad()   { FAILS=$((FAILS+1)); echo "FAIL - $1" >&2; }
 fail()  { bad "$@"; }

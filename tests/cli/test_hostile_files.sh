@@ -21,18 +21,7 @@ cat >"$T/sql_map.json" <<'JSON'
  "How many rows in t?": "```sql\nSELECT count(*) AS n FROM t\n```"
 }
 JSON
-cat >"$T/scenario.json" <<'JSON'
-{
- "endpoints": [{"name": "a", "api_key": "k-a", "deployment": "gpt-4o"}],
- "rules": [
-  {"match": "intent classifier", "reply": "{\"intent\": \"data_question\", \"standalone_question\": \"\", \"reply\": \"\"}"},
-  {"match": "SQL writer[\\s\\S]*\\nQuestion: ([^\\n]*)", "map_file": "sql_map.json", "default": "```sql\nSELECT 1 AS one\n```"},
-  {"match": "answer writer", "reply": "Here is the answer."}
- ]
-}
-JSON
-launch_fake "$T/scenario.json"
-write_config "$T/config.json" a:k-a
+launch_map_fake
 DB="$T/shop.db"
 cp "$SAMPLE_DB" "$DB"
 cp "$DB" "$T/shop.orig"

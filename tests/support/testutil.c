@@ -68,6 +68,15 @@ char *tu_mkdtemp(const char *tag)
 	return path;
 }
 
+char *tu_path(const char *dir, const char *name)
+{
+	size_t n = strlen(dir) + strlen(name) + 2;
+	char *p = malloc(n);
+	if (p)
+		snprintf(p, n, "%s/%s", dir, name);
+	return p;
+}
+
 int tu_rmtree(const char *path)
 {
 	struct stat st;

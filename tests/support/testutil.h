@@ -16,6 +16,9 @@
  * if needed) and returns its path, or NULL. */
 char *tu_mkdtemp(const char *tag);
 
+/* dir/name in a malloc'd string, or NULL when out of memory. */
+char *tu_path(const char *dir, const char *name);
+
 /* Removes path and everything under it (like rm -rf); 0, or -1 when some
  * entry could not be removed.  A missing path is success. */
 int tu_rmtree(const char *path);

@@ -27,6 +27,7 @@
 #include <sqlite3.h>
 
 #include "convbi/convbi.h"
+#include "corpus.h"
 #include "db/exec.h"
 #include "db/guard.h"
 #include "testutil.h"
@@ -35,7 +36,7 @@
 #define TEST_DB TEST_DATA_DIR "/concerts.db" /* built from tests/data/concerts.sql */
 #define CORPUS SOURCE_DIR "/tests/data/hostile_sql.txt"
 #define CORPUS_MIN 120
-#define HOSTILE_TIMEOUT_MS 300  /* per statement in the corpus */
+#define HOSTILE_TIMEOUT_MS 100  /* per statement in the corpus (test_limits.c checks the bounds) */
 #define TIMEOUT_SLACK_MS 700    /* scheduling noise allowed past it (x10 under valgrind) */
 
 static struct env {
@@ -49,10 +50,8 @@ static struct env {
 
 static char *path_in(const char *dir, const char *name)
 {
-	size_t n = strlen(dir) + strlen(name) + 2;
-	char *p = malloc(n);
+	char *p = tu_path(dir, name);
 	assert_non_null(p);
-	snprintf(p, n, "%s/%s", dir, name);
 	return p;
 }
 
@@ -197,30 +196,15 @@ static const struct message_case {
 	{"SELECT 'a' LIKE '{{1200*%}}'", CONVBI_ETOOBIG, "pattern too complex"},
 };
 
-/* Expands the corpus notation: \n \t \0 \\, {{N*text}}, @DIR@. */
+/* Expands the corpus notation (corpus.h) into out. */
 static void expand(struct buf *out, const char *in)
 {
+	size_t len = 0;
+	char *sql = corpus_expand(in, env.attack, &len);
+	assert_non_null(sql);
 	buf_reset(out);
-	for (const char *p = in; *p;) {
-		if (p[0] == '\\' && p[1]) {
-			char c = p[1] == 'n' ? '\n' : p[1] == 't' ? '\t' : p[1] == '0' ? '\0' : p[1];
-			assert_int_equal(buf_add(out, &c, 1), 0);
-			p += 2;
-		} else if (p[0] == '{' && p[1] == '{') {
-			char *star;
-			long n = strtol(p + 2, &star, 10);
-			const char *end = strstr(star, "}}");
-			assert_true(*star == '*' && end && n > 0);
-			for (long i = 0; i < n; i++)
-				assert_int_equal(buf_add(out, star + 1, (size_t)(end - star - 1)), 0);
-			p = end + 2;
-		} else if (!strncmp(p, "@DIR@", 5)) {
-			assert_int_equal(buf_puts(out, env.attack), 0);
-			p += 5;
-		} else {
-			assert_int_equal(buf_putc(out, *p++), 0);
-		}
-	}
+	assert_int_equal(buf_add(out, sql, len), 0);
+	free(sql);
 }
 
 static void refusals_say_what_to_change(void **state)
@@ -361,53 +345,26 @@ static void writes_fail_without_the_authorizer_and_with_query_only_off(void **st
 
 /* ---- the hostile corpus ------------------------------------------------------------------ */
 
-struct hostile {
-	int line;
-	char kind[8];
-	char *sql;  /* as written in the file */
-};
-
-static size_t load_corpus(struct hostile **out)
+/* The corpus's cases for the two databases here: those that need the
+ * heavy fixture run in test_limits.c. */
+static long load_corpus(struct corpus_case **out)
 {
-	char *text = tu_read_file(CORPUS, NULL);
-	assert_non_null(text);
-	struct hostile *h = NULL;
-	size_t n = 0, cap = 0;
-	int line = 0;
-	for (char *save = NULL, *l = strtok_r(text, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-		line++;
-		if (l[0] == '#' || !l[0])
-			continue;
-		char *tab = strchr(l, '\t');
-		if (!tab)
-			fail_msg("%s: a case without a tab: %s", CORPUS, l);
-		*tab = '\0';
-		if (strcmp(l, "reject") && strcmp(l, "limit") && strcmp(l, "fail"))
-			fail_msg("%s: unknown expectation `%s`", CORPUS, l);
-		if (n == cap) {
-			cap = cap ? cap * 2 : 64;
-			h = realloc(h, cap * sizeof *h);
-			assert_non_null(h);
-		}
-		h[n].line = line;
-		snprintf(h[n].kind, sizeof h[n].kind, "%s", l);
-		h[n].sql = strdup(tab + 1);
-		n++;
+	char err[256];
+	long n = corpus_load(CORPUS, out, err, sizeof err);
+	if (n < 0)
+		fail_msg("%s", err);
+	long kept = 0;
+	for (long i = 0; i < n; i++) {
+		if ((*out)[i].fixture[0])
+			free((*out)[i].sql);
+		else
+			(*out)[kept++] = (*out)[i];
 	}
-	free(text);
-	*out = h;
-	return n;
-}
-
-static void free_corpus(struct hostile *h, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(h[i].sql);
-	free(h);
+	return kept;
 }
 
 /* Runs one case; returns NULL when it behaved, else what went wrong. */
-static const char *run_case(struct exec *x, const struct hostile *c, struct buf *sql, char *why, size_t whylen)
+static const char *run_case(struct exec *x, const struct corpus_case *c, struct buf *sql, char *why, size_t whylen)
 {
 	struct exec_limits lim = {HOSTILE_TIMEOUT_MS, 100, 1000, 64 * 1024, 0, 0};
 	struct err e = ERR_INIT;
@@ -442,8 +399,8 @@ static const char *run_case(struct exec *x, const struct hostile *c, struct buf 
 
 static void hostile_corpus_on(const char *db)
 {
-	struct hostile *cases = NULL;
-	size_t n = load_corpus(&cases);
+	struct corpus_case *cases = NULL;
+	long n = load_corpus(&cases);
 	assert_true(n >= CORPUS_MIN);
 	uint64_t before = tu_file_checksum(db);
 	assert_true(before != 0);
@@ -451,7 +408,7 @@ static void hostile_corpus_on(const char *db)
 	struct exec *x = open_exec(db);
 	struct buf sql = BUF_INIT;
 	int failures = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (long i = 0; i < n; i++) {
 		char why[1024];
 		const char *bad = run_case(x, &cases[i], &sql, why, sizeof why);
 		if (bad) {
@@ -461,7 +418,7 @@ static void hostile_corpus_on(const char *db)
 	}
 	exec_close(x);
 	buf_release(&sql);
-	free_corpus(cases, n);
+	corpus_free(cases, n);
 
 	assert_int_equal(failures, 0);
 	assert_true(tu_file_checksum(db) == before);
@@ -497,12 +454,12 @@ static void hostile_corpus_changes_nothing_in_a_writable_database_with_triggers(
 static void hostile_refusals_need_no_execution(void **state)
 {
 	(void)state;
-	struct hostile *cases = NULL;
-	size_t n = load_corpus(&cases);
+	struct corpus_case *cases = NULL;
+	long n = load_corpus(&cases);
 	struct exec *x = open_exec(env.pristine);
 	struct buf sql = BUF_INIT;
 	int failures = 0;
-	for (size_t i = 0; i < n; i++) {
+	for (long i = 0; i < n; i++) {
 		if (strcmp(cases[i].kind, "reject"))
 			continue;
 		struct err e = ERR_INIT;
@@ -515,7 +472,7 @@ static void hostile_refusals_need_no_execution(void **state)
 	}
 	buf_release(&sql);
 	exec_close(x);
-	free_corpus(cases, n);
+	corpus_free(cases, n);
 	assert_int_equal(failures, 0);
 }
 

@@ -184,6 +184,37 @@ static void a_huge_file_is_refused_before_a_byte_is_read(void **state)
 	assert_null(text);
 }
 
+static void a_line_over_its_limit_stops_the_read(void **state)
+{
+	(void)state;
+	const char *p = path_in("lines.txt");
+	FILE *f = fopen(p, "w");
+	assert_non_null(f);
+	fputs("short\n", f);
+	for (int i = 0; i < 300000; i++)
+		fputc('x', f);
+	fputs("\nend\n", f);
+	fclose(f);
+	char *text = NULL;
+	size_t len = 0;
+	long line = 0;
+	assert_int_equal(regfile_read_lines(p, 1 << 20, 1000, &text, &len, NULL, &line), REGFILE_LONG_LINE);
+	assert_int_equal(line, 2);
+	assert_null(text);
+	/* a line exactly at the limit passes */
+	assert_int_equal(regfile_read_lines(p, 1 << 20, 300000, &text, &len, NULL, &line), 0);
+	assert_int_equal(len, 6 + 300001 + 4);
+	free(text);
+	/* one line of 1 GiB (sparse: zeros, no line break) is refused after its first bytes */
+	p = path_in("one-line");
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(ftruncate(fd, (off_t)1 << 30), 0);
+	close(fd);
+	assert_int_equal(regfile_read_lines(p, (size_t)2 << 30, 1 << 16, &text, &len, NULL, &line), REGFILE_LONG_LINE);
+	assert_int_equal(line, 1);
+}
+
 /* ---- buffers and maps ----------------------------------------------------------- */
 
 static void csv_fields_follow_rfc_4180(void **state)
@@ -272,6 +303,7 @@ int main(void)
 		cmocka_unit_test(regfile_reads_a_regular_file_whole),
 		cmocka_unit_test(regfile_refuses_what_is_not_a_regular_file_without_blocking),
 		cmocka_unit_test(a_huge_file_is_refused_before_a_byte_is_read),
+		cmocka_unit_test(a_line_over_its_limit_stops_the_read),
 	};
 	const struct CMUnitTest bufs[] = {
 		cmocka_unit_test(csv_fields_follow_rfc_4180),
