@@ -46,6 +46,7 @@ struct convbi_engine {
 	struct vindex *vindex;        /* owned; NULL when off or not buildable */
 	char *today;                  /* owned copy of opts.today, or NULL */
 	char *notes;                  /* owned business notes text, or NULL */
+	struct examples *examples;    /* owned verified examples, or NULL */
 };
 
 struct convbi_session {

@@ -19,6 +19,7 @@
 #include "db/db.h"
 #include "db/schema.h"
 #include "db/vindex.h"
+#include "prompt/examples.h"
 #include "prompt/notes.h"
 #include "llm/config.h"
 #include "llm/llm.h"
@@ -189,6 +190,10 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	}
 	if ((rc = load_notes(e, &err)))
 		goto fail;
+	if (e->opts.examples_path && *e->opts.examples_path &&
+	    (rc = examples_load(&e->examples, e->opts.examples_path, &err)))
+		goto fail;
+	e->opts.examples_path = NULL; /* the caller's string is not kept */
 	if (e->db_path) {
 		if ((rc = load_schema(e, &err)))
 			goto fail;
@@ -228,6 +233,7 @@ CONVBI_API void convbi_engine_close(convbi_engine *e)
 	free(e->table_list);
 	free(e->today);
 	free(e->notes);
+	examples_free(e->examples);
 	free(e->db_path);
 	free(e->db_schemas);
 	free(e->dialect);

@@ -267,6 +267,7 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		.model_review = e->opts.model_review, .stream = e->opts.stream,
 		.deadline_ms = e->opts.question_timeout_ms, .interrupt = &s->interrupted,
 		.vindex = e->vindex, .today = today, .notes = e->notes,
+		.examples = e->examples, .candidates = e->opts.candidates,
 	};
 	limits_of(&env.limits, e);
 	rc = flow_run(&env, &s->history, t, cb, payload);

@@ -82,5 +82,20 @@ int cmd_repl(struct cli_opts *o);
 int cmd_batch(struct cli_opts *o);
 int cmd_eval(struct cli_opts *o);
 int cmd_index(struct cli_opts *o);
+int cmd_examples(struct cli_opts *o);
+
+/* The name an example records as its "db": a file's name without its
+ * extension, a PostgreSQL database's name (caller frees; NULL without
+ * memory). */
+char *cli_db_name(const char *db);
+/* Appends {"question", "sql", "db"} to the examples file at path (created
+ * when missing) unless it has this question on db already; the file must
+ * load as the engine reads it.  Returns 0 added, 1 already there, -1 after
+ * printing why. */
+/* 0 when the examples file at path loads as the engine reads it, else -1
+ * after printing the engine's message (FILE:LINE: problem; fix). */
+int cli_examples_check(const char *path, const struct cli_opts *o);
+int cli_examples_append(const char *path, const char *question, const char *sql, const char *db,
+                        const struct cli_opts *o);
 
 #endif

@@ -161,8 +161,11 @@ static void print_cleared(const char *json)
 		char what[512] = "";
 		size_t n = 0;
 		double ms = num_of(it, "cooling_ms");
+		const char *reason = str_of(it, "cooling_reason");
 		if (ms > 0)
-			n += (size_t)snprintf(what + n, sizeof what - n, ", a %s cooldown with %.1f s left", str_of(it, "cooling_reason"), ms / 1000.0);
+			n += (size_t)snprintf(what + n, sizeof what - n, ", %s cooldown with %.1f s left",
+			                      !strcmp(reason, "auth") ? "an auth" : !strcmp(reason, "server") ? "a server" : "a rate-limit",
+			                      ms / 1000.0);
 		if (strcmp(str_of(it, "breaker"), "closed") && n < sizeof what)
 			n += (size_t)snprintf(what + n, sizeof what - n, ", a breaker %s", str_of(it, "breaker"));
 		if (num_of(it, "learned_rpm") > 0 && n < sizeof what)
@@ -170,7 +173,8 @@ static void print_cleared(const char *json)
 		if (num_of(it, "learned_tpm") > 0 && n < sizeof what)
 			n += (size_t)snprintf(what + n, sizeof what - n, ", learned tpm %.0f (from %s)", num_of(it, "learned_tpm"), str_of(it, "learned_tpm_from"));
 		if (num_of(it, "calls") > 0 && n < sizeof what)
-			n += (size_t)snprintf(what + n, sizeof what - n, ", statistics of %.0f calls", num_of(it, "calls"));
+			n += (size_t)snprintf(what + n, sizeof what - n, ", statistics of %.0f call%s", num_of(it, "calls"),
+			                      num_of(it, "calls") == 1 ? "" : "s");
 		printf("endpoint `%s`: cleared %s\n", str_of(it, "name"), n ? what + 2 : "its shared state (it held nothing)");
 	}
 	cJSON_Delete(arr);

@@ -47,12 +47,10 @@
 
 #include "cli/batch.h"
 #include "cli/eval.h"
+#include "util/rescmp.h"
 
 #define EVAL_ROW_CAP 100000   /* rows kept per result unless --row-cap */
 #define EVAL_LIST_MAX 100     /* gold failures listed in the report */
-
-/* Declared in convbi.h by the lead; repeated here (a compatible
- * redeclaration) so that this file builds against either header. */
 
 const char *const verdict_names[V_COUNT] = {"pending", "correct", "wrong_result", "sql_error",
                                             "rejected", "model_failure", "gold_failure"};
@@ -60,6 +58,7 @@ const char *const verdict_names[V_COUNT] = {"pending", "correct", "wrong_result"
 struct eval {
 	struct cli_opts *o;
 	struct dataset d;
+	struct eval_context cx;
 	struct engines engines;
 	char **db_errors;         /* owned: per question, why its database cannot be opened, or NULL */
 	struct outfile out;
@@ -182,7 +181,7 @@ static int run_one(struct eval *ev, struct eq *q, int qi, char **json_out)
 	q->pred = strdup(sql);
 	q->truncated = convbi_answer_truncated(gold) || convbi_answer_truncated(a);
 	char why[400] = "";
-	int same = results_match(gold, a, sql_orders_result(q->gold), why, sizeof why);
+	int same = results_match(gold, a, rescmp_sql_orders(q->gold), why, sizeof why);
 	if (same < 0)
 		set_error(q, V_MODEL, "out of memory comparing the results");
 	else
@@ -222,6 +221,8 @@ static char *question_line(const struct eq *q)
 	else
 		cJSON_AddNullToObject(o, "error");
 	cJSON_AddBoolToObject(o, "truncated", q->truncated);
+	cJSON_AddNumberToObject(o, "tokens", (double)q->tokens);
+	cJSON_AddNumberToObject(o, "calls", q->calls);
 	cJSON_AddNumberToObject(o, "elapsed_ms", (double)q->elapsed_ms);
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
@@ -267,6 +268,13 @@ static void run_task(void *ctx, int i)
 	int status = run_one(ev, q, i, &json);
 	cJSON *ans = json ? cJSON_Parse(json) : NULL;
 	convbi_free(json);
+	const cJSON *st;
+	q->tokens = (long long)cJSON_GetNumberValue(
+		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ans, "usage"), "total_tokens"));
+	if (q->tokens < 0)
+		q->tokens = 0; /* NaN when absent */
+	cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(ans, "stages"))
+		q->calls += (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "calls"));
 	pthread_mutex_lock(&ev->w.mu);
 	ev->done[i] = 1;
 	if (q->verdict != V_PENDING)
@@ -305,6 +313,7 @@ static void tick(void *ctx, int final)
 struct tally {
 	const char *name;   /* borrowed: a db_id or a difficulty */
 	long run, correct, gold;
+	long long tokens;   /* of the questions asked (gold failures are not) */
 };
 
 static struct tally *tally_of(struct tally *t, int *n, const char *name)
@@ -323,15 +332,18 @@ static void tally_add(struct tally *t, const struct eq *q)
 	t->run++;
 	t->correct += q->verdict == V_CORRECT;
 	t->gold += q->verdict == V_GOLD;
+	t->tokens += q->tokens;
 }
 
 static void print_ex(const char *label, const struct tally *t)
 {
 	long n = t->run - t->gold;
-	char ex[16] = "-";
-	if (n)
+	char ex[16] = "-", tok[24] = "-";
+	if (n) {
 		snprintf(ex, sizeof ex, "%.2f%%", 100.0 * (double)t->correct / (double)n);
-	printf("  %-30s %5ld %7ld %8s", label, n, t->correct, ex);
+		snprintf(tok, sizeof tok, "%.0f", (double)t->tokens / (double)n);
+	}
+	printf("  %-30s %5ld %7ld %8s %9s", label, n, t->correct, ex, tok);
 	if (t->gold)
 		printf("  (%ld excluded)", t->gold);
 	putchar('\n');
@@ -354,6 +366,12 @@ static int by_hardness(const void *x, const void *y)
 	return ra != rb ? ra - rb : strcmp(a->name, b->name);
 }
 
+static int by_count(const void *x, const void *y)
+{
+	long long a = *(const long long *)x, b = *(const long long *)y;
+	return a < b ? -1 : a > b;
+}
+
 static int by_name(const void *x, const void *y)
 {
 	return strcmp(((const struct tally *)x)->name, ((const struct tally *)y)->name);
@@ -362,7 +380,7 @@ static int by_name(const void *x, const void *y)
 static int report(struct eval *ev, int jobs)
 {
 	const struct dataset *d = &ev->d;
-	struct tally all = {"all", 0, 0, 0};
+	struct tally all = {"all", 0, 0, 0, 0};
 	struct tally *dbs = calloc((size_t)d->n, sizeof *dbs), *hard = calloc((size_t)d->n, sizeof *hard);
 	long counts[V_COUNT] = {0};
 	int ndbs = 0, nhard = 0;
@@ -387,20 +405,39 @@ static int report(struct eval *ev, int jobs)
 	long runnable = all.run - all.gold;
 	printf("convbi eval: %s %s: %ld of %d questions run (%d in the file), -j %d, %.1f s\n", d->kind, d->file, all.run,
 	       d->n, d->total, jobs, secs);
+	const struct cli_opts *o = ev->o;
+	printf("context: %s%s%s, notes %s, candidates %d", o->examples ? "examples " : "no examples",
+	       o->examples ? o->examples : "", o->examples ? " (this run's own questions left out)" : "",
+	       !o->notes ? "beside each database if any" : !*o->notes ? "off" : o->notes, o->candidates > 0 ? o->candidates : 1);
+	if (o->examples)
+		printf("; %ld example line%s left out", ev->cx.left_out, ev->cx.left_out == 1 ? "" : "s");
+	putchar('\n');
+	long long *tok = calloc((size_t)d->n + 1, sizeof *tok), calls = 0;
+	long ntok = 0;
+	for (int i = 0; tok && i < d->n; i++)
+		if (d->q[i].verdict != V_PENDING && d->q[i].verdict != V_GOLD) {
+			tok[ntok++] = d->q[i].tokens;
+			calls += d->q[i].calls;
+		}
+	if (tok && ntok)
+		qsort(tok, (size_t)ntok, sizeof *tok, by_count);
 	if (runnable)
-		printf("EX %.2f%% (%ld/%ld runnable; %ld gold failures excluded)\n", 100.0 * (double)all.correct / (double)runnable,
-		       all.correct, runnable, all.gold);
+		printf("EX %.2f%% (%ld/%ld runnable; %ld gold failures excluded); tokens per question %.0f (median %lld, p95 %lld), "
+		       "model calls per question %.2f\n", 100.0 * (double)all.correct / (double)runnable, all.correct, runnable,
+		       all.gold, (double)all.tokens / (double)runnable, ntok ? tok[(ntok - 1) / 2] : 0LL,
+		       ntok ? tok[(long)((double)(ntok - 1) * 0.95 + 0.5)] : 0LL, (double)calls / (double)runnable);
 	else
 		printf("EX - (no runnable question; %ld gold failures excluded)\n", all.gold);
+	free(tok);
 	printf("\noutcomes:");
 	for (int v = V_CORRECT; v < V_COUNT; v++)
 		printf(" %s %ld%s", verdict_names[v], counts[v], v + 1 < V_COUNT ? "," : "");
 	if (counts[V_PENDING])
 		printf(", not run %ld", counts[V_PENDING]);
-	printf("\n\n  %-30s %5s %7s %8s\n", "difficulty", "n", "correct", "EX");
+	printf("\n\n  %-30s %5s %7s %8s %9s\n", "difficulty", "n", "correct", "EX", "tokens/q");
 	for (int i = 0; i < nhard; i++)
 		print_ex(hard[i].name, &hard[i]);
-	printf("\n  %-30s %5s %7s %8s\n", "database", "n", "correct", "EX");
+	printf("\n  %-30s %5s %7s %8s %9s\n", "database", "n", "correct", "EX", "tokens/q");
 	for (int i = 0; i < ndbs; i++)
 		print_ex(dbs[i].name, &dbs[i]);
 	if (counts[V_GOLD]) {
@@ -439,7 +476,14 @@ static int open_engines(struct eval *ev)
 			ev->db_errors[i] = strdup(ev->db_errors[k]);
 			continue;
 		}
-		int e = engines_get(&ev->engines, ev->o, q->db_path, &q->engine, msg, sizeof msg);
+		struct cli_opts per;
+		char paths[2 * 4096 + 600];
+		if (eval_context_opts(&ev->cx, ev->o, q->db_id, &per, paths, sizeof paths)) {
+			cli_error("the notes path for `%s` is too long", q->db_id);
+			rc = EXIT_USAGE;
+			break;
+		}
+		int e = engines_get(&ev->engines, &per, q->db_path, &q->engine, msg, sizeof msg);
 		if (e == CONVBI_EDB || e == CONVBI_EIO) {
 			ev->db_errors[i] = strdup(msg);
 			if (strmap_put(&failed, q->db_path, i, NULL) < 0)
@@ -495,7 +539,11 @@ int cmd_eval(struct cli_opts *o)
 	int rc = dataset_load(&ev.d, o->args[0], o->dataset, o->only_db, o->limit, o->db);
 	if (rc)
 		goto done;
-	if ((rc = open_engines(&ev)))
+	if ((rc = eval_context_open(&ev.cx, &ev.d, o)))
+		goto done;
+	rc = open_engines(&ev);
+	eval_context_close(&ev.cx); /* the engines have read their copies */
+	if (rc)
 		goto done;
 	if (o->out) {
 		int e = outfile_open(&ev.out, o->out, 1);
@@ -516,6 +564,7 @@ done:
 			free(ev.db_errors[i]);
 	free(ev.db_errors);
 	free(ev.done);
+	eval_context_close(&ev.cx);
 	engines_close(&ev.engines);
 	dataset_release(&ev.d);
 	workers_release(&ev.w);

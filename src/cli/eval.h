@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "cli/cli.h"
+#include "cli/jsonl.h"
 
 enum verdict {
 	V_PENDING,      /* not run (interrupted) */
@@ -42,6 +43,8 @@ struct eq {
 	char *error;           /* owned or NULL: why it is not correct */
 	int truncated;         /* a result hit the row cap: compared as cut */
 	long long elapsed_ms;  /* the whole question */
+	long long tokens;      /* prompt + completion tokens of every model call */
+	int calls;             /* model calls */
 };
 
 struct dataset {
@@ -61,19 +64,30 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
                  const char *dbdir);
 void dataset_release(struct dataset *d);
 
-/* 1 when sql has an ORDER BY outside any parentheses (after a compound
- * SELECT it orders the whole result), skipping strings, quoted names and
- * comments. */
-int sql_orders_result(const char *sql);
+/* What each database's engine gets beyond the command line (eval_context.c):
+ * a copy of --examples without the examples of the questions the run asks
+ * on that database, and --notes with {db_id} filled in. */
+struct eval_context {
+	char dir[4096];        /* the private temporary directory, "" if none */
+	int nfiles;            /* copies written: dir/<k>.jsonl */
+	struct strmap dbs;     /* db_id -> k */
+	long left_out;         /* example lines left out, all copies together */
+};
 
-/* Compares two results as multisets of rows (as sequences when ordered):
- * same column count, and cells equal when both are NULL, or both read as
- * decimal numbers within EVAL_REL_TOL relative (EVAL_ABS_TOL absolute near
- * zero) -- so "1" equals "1.0" -- or the texts are identical.  Returns 1
- * when they match; else 0 with the first difference in why.  Returns -1
- * without memory. */
-#define EVAL_REL_TOL 1e-6
-#define EVAL_ABS_TOL 1e-9
+/* Prepares the copies for the questions of d.  Returns EXIT_OK, or
+ * EXIT_USAGE / EXIT_FAIL after printing why. */
+int eval_context_open(struct eval_context *cx, const struct dataset *d, const struct cli_opts *o);
+/* The command line for db_id's engine: o with its examples copy and its
+ * notes; strings in buf.  0, or -1 when buf is too small. */
+int eval_context_opts(const struct eval_context *cx, const struct cli_opts *o, const char *db_id, struct cli_opts *out,
+                      char *buf, size_t buflen);
+/* Removes the copies; safe to call twice. */
+void eval_context_close(struct eval_context *cx);
+
+/* Compares two answers' results with util's rescmp_match (see
+ * util/rescmp.h: multisets of rows, or sequences when ordered; numbers
+ * within a tolerance).  Returns 1 when they match; else 0 with the first
+ * difference in why.  Returns -1 without memory. */
 int results_match(const convbi_answer *gold, const convbi_answer *pred, int ordered, char *why, size_t whylen);
 
 #endif

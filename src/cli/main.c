@@ -48,6 +48,9 @@ static const struct command commands[] = {
 	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db schemas config prompts", 0, -1},
 	{"index", "[--db F] [--rebuild] [--json]", "build the value index of a database ahead of time", cmd_index,
 	 "db config prompts rebuild json", 0, 0},
+	{"examples", "add --examples F [--db F] QUESTION SQL | import --examples F RESULT.jsonl",
+	 "add verified question/SQL examples: SQL that passes the gate, or an eval run's correct answers", cmd_examples,
+	 "db schemas config prompts examples", 2, 3},
 	{"graph", "[--format mermaid|dot]", "print the workflow graph", cmd_graph, "format", 0, 0},
 	{"serve", "[--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE] [--help]",
 	 "HTTP/SSE API, MCP over HTTP and the page", NULL, "", 0, 0},
@@ -118,7 +121,7 @@ static const struct { const char *name, *flag, *help; } option_help[] = {
 	{"verbose", "-v, --verbose", "stages with times, rewrites, rejected SQL, retries and fail-overs on stderr"},
 	{"today", "--today YYYY-MM-DD", "the date the prompts call today (default: the local date)"},
 	{"notes", "--notes F", "business notes, Markdown (default: DB.notes.md beside the database)"},
-	{"examples", "--examples F", "verified question/SQL examples, JSONL {\"question\",\"sql\",\"db\"}"},
+	{"examples", "--examples F", "verified question/SQL examples, JSONL {\"question\",\"sql\",\"db\"}: the most similar go into the SQL prompt"},
 	{"candidates", "--candidates N", "SQL candidates voted on by their results (default 1)"},
 	{"rebuild", "--rebuild", "rebuild the value index even when it is up to date (index)"},
 	{"reset", "--reset [NAME]", "clear an endpoint's shared state: cooldowns, breaker, learned rates (endpoints)"},
@@ -399,7 +402,8 @@ int main(int argc, char **argv)
 	if (o.nargs < cmd->min_args || (cmd->max_args >= 0 && o.nargs > cmd->max_args)) {
 		cli_error("`convbi %s` takes %s; usage: convbi %s %s", cmd->name,
 		          cmd->max_args == 0 ? "no arguments" : cmd->min_args == 1 && cmd->max_args == 1 ? "exactly one argument"
-		          : cmd->min_args == 1 ? "a question" : "at most one argument",
+		          : cmd->min_args == 1 ? "a question" : cmd->min_args > 1 ? "a sub-command and its arguments"
+		          : "at most one argument",
 		          cmd->name, cmd->usage);
 		return EXIT_USAGE;
 	}

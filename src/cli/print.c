@@ -239,7 +239,20 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 			continue;
 		fprintf(f, full ? "SQL %d:    " : "convbi: SQL %d failed: ", i);
 		put_flat(f, sql ? sql : "");
-		fprintf(f, "\n%s%s\n", full ? "          " : "        ", err ? err : "ran");
+		const cJSON *g = cJSON_GetObjectItemCaseSensitive(c, "group");
+		fprintf(f, "\n%s%s", full ? "          " : "        ", err ? err : "ran");
+		if (cJSON_IsNumber(g))
+			fprintf(f, ", result %d", g->valueint + 1);
+		fputc('\n', f);
+	}
+	const cJSON *vote = cJSON_GetObjectItemCaseSensitive(root, "vote");
+	if (full && vote) {
+		const cJSON *w = cJSON_GetObjectItemCaseSensitive(vote, "winner");
+		fprintf(f, "vote:     %.0f candidates, %.0f distinct result%s", jnum(vote, "candidates"), jnum(vote, "groups"),
+		        jnum(vote, "groups") == 1 ? "" : "s");
+		if (cJSON_IsNumber(w))
+			fprintf(f, "; SQL %d answers with %.0f vote%s", w->valueint + 1, jnum(vote, "votes"), jnum(vote, "votes") == 1 ? "" : "s");
+		fputc('\n', f);
 	}
 	const cJSON *at;
 	cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(root, "attempts")) {

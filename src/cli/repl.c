@@ -139,9 +139,14 @@ static int is_sql(const char *line)
 	return (n == 6 && !strncasecmp(line, "select", 6)) || (n == 4 && !strncasecmp(line, "with", 4));
 }
 
+/* An --examples file that does not exist yet is where .save will start
+ * one: the engine opens without examples. */
 static int open_session(struct repl *r, const struct cli_opts *o)
 {
-	int rc = cli_open_engine(&r->engine, o);
+	struct cli_opts eo = *o;
+	if (eo.examples && *eo.examples && access(eo.examples, F_OK) != 0 && errno == ENOENT)
+		eo.examples = NULL;
+	int rc = cli_open_engine(&r->engine, &eo);
 	if (rc)
 		return rc;
 	rc = convbi_session_new(&r->session, r->engine);
@@ -159,6 +164,7 @@ int cmd_repl(struct cli_opts *o)
 	print_init(&r.ps);
 	r.interactive = isatty(0);
 	r.db = o->db ? o->db : cli_default_db();
+	r.opts = o;
 	r.ps.mode = print_mode_of(o->mode);
 	r.ps.show_sql = 1;
 	r.ps.show_work = 1;

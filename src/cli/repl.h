@@ -12,6 +12,7 @@ struct repl {
 	struct print_state ps;
 	convbi_answer *last;   /* owned: the last answer (for .why, .edit, .explain) */
 	const char *db;        /* the database path shown in the banner */
+	const struct cli_opts *opts; /* the command line (--examples for .save) */
 	int interactive;       /* stdin is a terminal */
 	int failures;          /* questions or queries that failed */
 	int chart;             /* .chart on: draw the answer's chart after its rows */

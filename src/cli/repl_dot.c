@@ -292,6 +292,38 @@ static void dot_explain(struct repl *r, const char *arg)
 	convbi_free(text);
 }
 
+/* .save [FILE]: the last question (as it stands alone) and its SQL, to
+ * the examples file.  Only an answered question is saved: the person at
+ * the REPL has seen its rows. */
+static void dot_save(struct repl *r, const char *arg)
+{
+	const char *path = *arg ? arg : r->opts->examples;
+	if (!path || !*path) {
+		failed(r, "give the examples file: .save FILE, or start the REPL with --examples FILE");
+		return;
+	}
+	const char *intent = r->last ? convbi_answer_intent(r->last) : "";
+	if (!r->last || !last_sql(r) || convbi_answer_status(r->last) || !intent || !*intent) {
+		failed(r, "there is no answered question to save yet; ask one, check its rows, then .save");
+		return;
+	}
+	char *json = NULL, *db = NULL;
+	cJSON *root = NULL;
+	if (convbi_answer_json(r->last, &json) == CONVBI_OK)
+		root = cJSON_Parse(json);
+	const char *q = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(root, "standalone_question"));
+	if (!q || !*q)
+		q = convbi_answer_question(r->last);
+	if (!(db = cli_db_name(convbi_engine_database(r->engine))))
+		failed(r, "out of memory");
+	int rc = db ? cli_examples_append(path, q, last_sql(r), db, r->opts) : -1;
+	if (rc >= 0)
+		printf(rc ? "%s already has this question\n" : "saved to %s: %s\n", path, q);
+	free(db);
+	cJSON_Delete(root);
+	convbi_free(json);
+}
+
 static void dot_quit(struct repl *r, const char *arg)
 {
 	r->quit = 1;
@@ -305,6 +337,7 @@ static const struct dot_command dot_commands[] = {
 	{".edit", "[SQL]", "edit the last SQL in $VISUAL/$EDITOR, then run it", dot_edit},
 	{".explain", "[SQL]", "the model explains the last SQL in plain words", dot_explain},
 	{".why", "", "the last question's trace: stages, SQL tried, attempts, tokens, time", dot_why},
+	{".save", "[FILE]", "keep the last question and its SQL as a verified example (--examples file)", dot_save},
 	{".confirm", "on|off", "ask \"run this? [Y/n/e]\" before the model's SQL runs", dot_confirm},
 	{".mode", "[table|csv|json|markdown|line]", "how rows are printed (no argument: show it)", dot_mode},
 	{".chart", "on|off", "draw the answer's chart in the terminal", dot_chart},

@@ -11,8 +11,14 @@
 #ifndef CONVBI_FLOW_AGENT_H
 #define CONVBI_FLOW_AGENT_H
 
+#include "db/schema.h"
 #include "flow/flow.h"
+#include "prompt/examples.h"
 #include "prompt/tmpl.h"
+
+#define FLOW_CANDIDATE_TEMPERATURE 0.7  /* sampling for a vote's candidates */
+#define FLOW_SQL_MAX_TOKENS 1000        /* of one SQL reply */
+#define FLOW_DEADLINE_MS 120000         /* a question's deadline when the engine sets none */
 
 /* One question in flight. */
 struct flow_run {
@@ -27,6 +33,27 @@ struct flow_run {
 	int64_t deadline_mono;
 	const char *intent_reply;    /* borrowed from run-local storage */
 	struct buf reply;            /* intent agent's reply text, if any */
+	struct ground ground;        /* the value-index matches of the question */
+	int grounded;                /* ground looked up (once per question) */
+	int ground_rc;               /* and how that went: OK or ENOMEM */
+	size_t examples[EXAMPLES_K]; /* the verified examples shown, best first */
+	int nexamples;
+	int examples_chosen;         /* 1 once chosen for good (after the draft) */
+};
+
+/* Starts a run of env on turn t (history h may be NULL): everything
+ * zeroed, the deadline set from env (FLOW_DEADLINE_MS when it has none). */
+void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct history *h, struct turn *t,
+                    convbi_event_fn cb, void *payload);
+
+/* How agent_call_ex calls the model. */
+struct agent_call_opts {
+	int stream;                  /* stream TOKEN events */
+	int max_tokens;              /* per choice */
+	double temperature;
+	int choices;                 /* completions wanted (1 = one) */
+	int soft_bad_request;        /* a 400 the endpoint sends (say, for `n`)
+	                                returns CONVBI_EINVAL without failing the turn */
 };
 
 /* Renders template `name`, calls the model, records usage, time and
@@ -34,6 +61,10 @@ struct flow_run {
  * failure the turn is already failed (flow_fail) and the code returned. */
 int agent_call(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n,
                int stream, int max_tokens, struct buf *reply);
+/* agent_call with o's settings; replies[0..*nreplies) receive the choices
+ * the endpoint sent (at most o->choices; replies holds that many bufs). */
+int agent_call_ex(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n,
+                  const struct agent_call_opts *o, struct buf *replies, int *nreplies);
 /* Emits an event; returns non-zero (and marks the run canceled) when the
  * callback asks to cancel. */
 int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint);
@@ -59,6 +90,7 @@ int agent_reply(struct flow_run *r);
 int agent_sql(struct flow_run *r);
 int agent_validate(struct flow_run *r);
 int agent_execute(struct flow_run *r);
+int agent_vote(struct flow_run *r);
 int agent_answer(struct flow_run *r);
 
 #endif

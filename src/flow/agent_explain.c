@@ -9,23 +9,16 @@
 
 #include "db/schema.h"
 #include "flow/agent.h"
-#include "util/clock.h"
 #include "util/limits.h"
-
 
 int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, convbi_event_fn cb, void *payload,
                  struct buf *out)
 {
 	struct flow_run r;
-	memset(&r, 0, sizeof r);
-	r.env = env;
-	r.turn = t;
-	r.cb = cb;
-	r.payload = payload;
+	flow_run_start(&r, env, NULL, t, cb, payload);
 	r.stage = STAGE_ANSWER;
-	r.deadline_mono = clock_mono_ms() + (env->deadline_ms > 0 ? env->deadline_ms : 120000);
 	struct buf schema;
-	buf_init(&schema, env->schema_budget + 1024);
+	buf_init(&schema, SCHEMA_TEXT_MAX_BYTES);
 	if (env->schema)
 		schema_render(&schema, env->schema, sql, env->schema_budget);
 	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0}, {"sql", sql, EXPLAIN_SQL_MAX_BYTES}};
@@ -33,5 +26,6 @@ int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, co
 	if (agent_call(&r, STAGE_ANSWER, "explain", slots, 2, 0, 600, out) == CONVBI_OK)
 		t->status = CONVBI_OK;
 	buf_release(&schema);
+	buf_release(&r.reply);
 	return t->status;
 }

@@ -1,4 +1,4 @@
-/* agent_validate.c -- the validation stage and the execution stage.
+/* agent_validate.c -- the validation, execution and vote stages.
  *
  * Validation is the hard SQL gate (db_check: the backend's read-only
  * connection, one statement, authorizer allow-list, limits) and, when the
@@ -6,6 +6,15 @@
  * reason.  Execution runs the accepted SQL through the same gate with the
  * time limit, row cap and cancellation.  Any rejection or error goes back
  * to the SQL agent with its exact message, within the repair budget.
+ *
+ * The vote (`--candidates N`) takes the candidates of one SQL stage, runs
+ * each through the same gate and limits, groups those that ran by equal
+ * results (util/rescmp, the comparison `convbi eval` makes: rows as a
+ * multiset, in order when both SQLs order them) and answers with the first
+ * candidate of the largest group, a tie going to the group seen first.
+ * The model review is not asked about a vote's candidates: the vote is the
+ * check.  When none ran, the last one's error goes back to the SQL agent as
+ * any failure does.
  */
 #include <string.h>
 
@@ -15,8 +24,10 @@
 #include "flow/extract.h"
 #include "flow/agent.h"
 #include "prompt/tmpl.h"
+#include "util/alloc.h"
 #include "util/jsonx.h"
 #include "util/limits.h"
+#include "util/rescmp.h"
 
 /* Asks the model to review; returns 1 and fills why when it says revise. */
 static int review_says_revise(struct flow_run *r, const char *sql, struct buf *why)
@@ -98,5 +109,91 @@ int agent_execute(struct flow_run *r)
 	if (rc)
 		return flow_fail(r, &err);
 	c->status = CONVBI_OK;
+	t->chosen = t->ncand - 1;
+	return STAGE_ANSWER;
+}
+
+/* ---- the vote ------------------------------------------------------------------- */
+
+static const char *table_cell_of(const void *obj, int64_t row, int col)
+{
+	return table_cell(obj, row, col);
+}
+
+/* 1 when two candidates' results are the same (util/rescmp: the
+ * comparison `convbi eval` makes), in order when both SQLs order them;
+ * -1 without memory. */
+static int same_result(const struct candidate *a, const struct candidate *b)
+{
+	struct rescmp_result x = {a->result->ncols, a->result->nrows, table_cell_of, a->result};
+	struct rescmp_result y = {b->result->ncols, b->result->nrows, table_cell_of, b->result};
+	return rescmp_match(&x, &y, rescmp_sql_orders(a->sql) && rescmp_sql_orders(b->sql), NULL, 0);
+}
+
+/* Checks and runs candidate c; CONVBI_OK when it ran (c->result), its
+ * gate or database error recorded on it, or another failure to stop on. */
+static int run_candidate(struct flow_run *r, struct candidate *c, struct err *err)
+{
+	int rc = db_check(r->env->db, c->sql, err);
+	if (!rc && flow_emit(r, CONVBI_EVENT_SQL, c->sql, strlen(c->sql), NULL))
+		return err_set(err, CONVBI_ECANCELED, "the question was canceled");
+	if (!rc)
+		rc = db_run(r->env->db, c->sql, &r->env->limits, exec_cancel, r, &c->result, err);
+	if (rc == CONVBI_EREJECTED || rc == CONVBI_ESQL || rc == CONVBI_ETIMEOUT) {
+		c->status = rc;
+		if (!(c->error = xstrdup(err->msg)))
+			return err_set(err, CONVBI_ENOMEM, "out of memory");
+		return CONVBI_OK;
+	}
+	c->status = rc;
+	return rc;
+}
+
+int agent_vote(struct flow_run *r)
+{
+	struct turn *t = r->turn;
+	struct err err = ERR_INIT;
+	int rep[TURN_MAX_CANDIDATES], size[TURN_MAX_CANDIDATES], ngroups = 0;
+	for (int i = t->vote_first; i < t->ncand; i++) {
+		struct candidate *c = &t->cand[i];
+		c->group = -1;
+		if (c->error)
+			continue; /* the reply held no SQL */
+		if (run_candidate(r, c, &err))
+			return flow_fail(r, &err);
+		if (c->error)
+			continue;
+		for (int g = 0; g < ngroups && c->group < 0; g++) {
+			int same = same_result(&t->cand[rep[g]], c);
+			if (same < 0) {
+				err_set(&err, CONVBI_ENOMEM, "out of memory comparing the candidates' results");
+				return flow_fail(r, &err);
+			}
+			if (same)
+				c->group = g, size[g]++;
+		}
+		if (c->group < 0) {
+			rep[ngroups] = i;
+			size[ngroups] = 1;
+			c->group = ngroups++;
+		}
+	}
+	t->vote_groups = ngroups;
+	if (!ngroups) {
+		const struct candidate *last = &t->cand[t->ncand - 1];
+		return flow_repair_or_fail(r, last->status ? last->status : CONVBI_ESQL, last->error ? last->error : "no candidate ran");
+	}
+	int won = 0;
+	for (int g = 1; g < ngroups; g++)
+		if (size[g] > size[won])
+			won = g; /* a tie goes to the group seen first */
+	t->chosen = rep[won];
+	table_free(t->result);
+	t->result = t->cand[t->chosen].result;
+	t->cand[t->chosen].result = NULL;
+	for (int i = t->vote_first; i < t->ncand; i++) { /* only the answer's rows are kept */
+		table_free(t->cand[i].result);
+		t->cand[i].result = NULL;
+	}
 	return STAGE_ANSWER;
 }

@@ -46,12 +46,14 @@ static const struct stage_row stages[STAGE_COUNT] = {
 	{STAGE_SQL, "sql", agent_sql,
 	 {{"sql", SLOTS("schema", "history", "hint", "question", "previous_sql", "error", "today", "notes", "dialect",
 	                "examples")}},
-	 {{STAGE_VALIDATE, "candidate"}, {FLOW_FAIL, "model failure"}, {0, NULL}}},
+	 {{STAGE_VALIDATE, "candidate"}, {STAGE_VOTE, "candidates"}, {FLOW_FAIL, "model failure"}, {0, NULL}}},
 	{STAGE_VALIDATE, "validate", agent_validate,
 	 {{"review", SLOTS("schema", "question", "sql", "dialect")}},
 	 {{STAGE_EXECUTE, "accepted"}, {STAGE_SQL, "rejected, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
 	{STAGE_EXECUTE, "execute", agent_execute, {{NULL, NULL, 0}},
 	 {{STAGE_ANSWER, "rows"}, {STAGE_SQL, "error, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
+	{STAGE_VOTE, "vote", agent_vote, {{NULL, NULL, 0}},
+	 {{STAGE_ANSWER, "a result won"}, {STAGE_SQL, "none ran, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
 	{STAGE_ANSWER, "answer", agent_answer,
 	 {{"answer", SLOTS("question", "sql", "rows", "row_count", "truncated", "notes")},
 	  {"explain", SLOTS("schema", "sql")}},  /* .explain (agent_explain.c), accounted here */
@@ -123,18 +125,24 @@ int flow_repair_or_fail(struct flow_run *r, int code, const char *why)
 	return flow_fail(r, &e);
 }
 
+void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct history *h, struct turn *t,
+                    convbi_event_fn cb, void *payload)
+{
+	memset(r, 0, sizeof *r);
+	r->env = env;
+	r->turn = t;
+	r->history = h;
+	r->cb = cb;
+	r->payload = payload;
+	buf_init(&r->reply, MODEL_REPLY_MAX_BYTES);
+	r->deadline_mono = clock_mono_ms() + (env->deadline_ms > 0 ? env->deadline_ms : FLOW_DEADLINE_MS);
+}
+
 int flow_run(const struct flow_env *env, const struct history *h, struct turn *t, convbi_event_fn cb, void *payload)
 {
 	struct flow_run r;
-	memset(&r, 0, sizeof r);
-	r.env = env;
-	r.turn = t;
-	r.history = h;
-	r.cb = cb;
-	r.payload = payload;
-	buf_init(&r.reply, MODEL_REPLY_MAX_BYTES);
 	int64_t start = clock_mono_ms(), cpu0 = clock_thread_cpu_ns();
-	r.deadline_mono = start + (env->deadline_ms > 0 ? env->deadline_ms : 120000);
+	flow_run_start(&r, env, h, t, cb, payload);
 	int stage = STAGE_INTENT;
 	for (int steps = 0; stage >= 0; steps++) {
 		if (steps == FLOW_MAX_STEPS) {
@@ -167,6 +175,7 @@ int flow_run(const struct flow_env *env, const struct history *h, struct turn *t
 	t->elapsed_ms = clock_mono_ms() - start;
 	t->cpu_ns = clock_thread_cpu_ns() - cpu0;
 	buf_release(&r.reply);
+	ground_release(&r.ground);
 	return t->status;
 }
 
@@ -197,9 +206,18 @@ static void run_retry(void *payload, const struct llm_attempt *a, int restarted_
 int agent_call(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n, int stream,
                int max_tokens, struct buf *reply)
 {
+	struct agent_call_opts o = {stream, max_tokens, 0, 1, 0};
+	int got = 0;
+	return agent_call_ex(r, stage, name, slots, n, &o, reply, &got);
+}
+
+int agent_call_ex(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n,
+                  const struct agent_call_opts *o, struct buf *replies, int *nreplies)
+{
 	struct turn *t = r->turn;
 	struct buf prompt;
 	struct err err = ERR_INIT;
+	*nreplies = 0;
 	buf_init(&prompt, PROMPT_MAX_BYTES);
 	const char *text = tmpl_text(r->env->prompts, name);
 	if (!text) {
@@ -217,9 +235,9 @@ int agent_call(struct flow_run *r, int stage, const char *name, const struct tmp
 	struct chat_msg msg = {"user", buf_str(&prompt)};
 	int64_t left = r->deadline_mono - clock_mono_ms();
 	struct llm_request req = {
-		.msgs = &msg, .n = 1, .max_tokens = max_tokens, .temperature = 0, .stream = stream,
-		.deadline_ms = left > 0 ? (int)(left < 3600000 ? left : 3600000) : 1,
-		.on_delta = stream ? run_delta : NULL, .on_retry = run_retry, .cancel = run_cancel, .payload = r};
+		.msgs = &msg, .n = 1, .max_tokens = o->max_tokens, .temperature = o->temperature, .stream = o->stream,
+		.choices = o->choices, .deadline_ms = left > 0 ? (int)(left < 3600000 ? left : 3600000) : 1,
+		.on_delta = o->stream ? run_delta : NULL, .on_retry = run_retry, .cancel = run_cancel, .payload = r};
 	const struct llm_config *cfg = llm_config_of(r->env->llm);
 	if (cfg->retry.deadline_ms < req.deadline_ms)
 		req.deadline_ms = cfg->retry.deadline_ms;
@@ -237,11 +255,19 @@ int agent_call(struct flow_run *r, int stage, const char *name, const struct tmp
 		t->attempts[t->nattempts].stage = stage;
 		t->attempts[t->nattempts++].a = rep.attempts[i];
 	}
-	if (rc == CONVBI_OK) {
-		buf_reset(reply);
-		rc = buf_puts(reply, rep.content);
+	int want = o->choices > 1 ? o->choices : 1;
+	for (int i = 0; rc == CONVBI_OK && i < want && i <= rep.nextra; i++) {
+		buf_reset(&replies[i]);
+		rc = buf_puts(&replies[i], i ? rep.extra[i - 1] : rep.content);
 		if (rc)
-			err_set(&err, rc, "the model's %s reply is larger than %zu bytes", name, reply->max);
+			err_set(&err, rc, "the model's %s reply is larger than %zu bytes", name, replies[i].max);
+		else
+			(*nreplies)++;
+	}
+	if (rc && o->soft_bad_request && rep.cls == LLM_BAD_REQUEST && !r->canceled) {
+		llm_reply_release(&rep);
+		buf_release(&prompt);
+		return CONVBI_EINVAL;
 	}
 	if (rc) {
 		if (r->canceled && rc != CONVBI_ETOOBIG)

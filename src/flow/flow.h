@@ -29,6 +29,7 @@ struct llm;
 struct tmpl_set;
 struct schema;
 struct vindex;
+struct examples;
 
 #define FLOW_DONE (-1)
 #define FLOW_FAIL (-2)
@@ -51,6 +52,8 @@ struct flow_env {
 	struct vindex *vindex;       /* value index, or NULL (no grounding) */
 	const char *today;           /* "YYYY-MM-DD" for {{today}} */
 	const char *notes;           /* business notes text, or NULL */
+	const struct examples *examples; /* verified examples, or NULL */
+	int candidates;              /* SQL candidates voted on by their results; 1 = no vote */
 };
 
 /* Runs the workflow for t (question already set).  Returns t->status. */

@@ -15,6 +15,10 @@ void turn_init(struct turn *t)
 {
 	memset(t, 0, sizeof *t);
 	buf_init(&t->answer, ANSWER_TEXT_MAX_BYTES);
+	t->chosen = -1;
+	t->vote_first = -1;
+	for (int i = 0; i < TURN_MAX_CANDIDATES; i++)
+		t->cand[i].group = -1;
 }
 
 void turn_release(struct turn *t)
@@ -27,6 +31,7 @@ void turn_release(struct turn *t)
 	for (int i = 0; i < t->ncand; i++) {
 		free(t->cand[i].sql);
 		free(t->cand[i].error);
+		table_free(t->cand[i].result);
 	}
 	table_free(t->result);
 	buf_release(&t->answer);
@@ -40,6 +45,8 @@ const char *turn_intent_name(int intent)
 
 const char *turn_sql(const struct turn *t)
 {
+	if (t->chosen >= 0 && t->chosen < t->ncand)
+		return t->result ? t->cand[t->chosen].sql : NULL;
 	for (int i = t->ncand - 1; i >= 0; i--)
 		if (!t->cand[i].error && t->cand[i].status == CONVBI_OK && t->result)
 			return t->cand[i].sql;
@@ -137,14 +144,25 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		if (!rc) rc = str_or_null(out, t->cand[i].sql);
 		if (!rc) rc = buf_puts(out, ",\"error\":");
 		if (!rc) rc = str_or_null(out, t->cand[i].error);
+		if (!rc && t->vote_first >= 0 && i >= t->vote_first)
+			rc = t->cand[i].group >= 0 ? buf_printf(out, ",\"group\":%d", t->cand[i].group) : buf_puts(out, ",\"group\":null");
 		if (!rc) rc = buf_putc(out, '}');
+	}
+	if (!rc) rc = buf_putc(out, ']');
+	if (!rc && t->vote_first >= 0) { /* which group won, and by how many */
+		int won = t->chosen >= 0 ? t->cand[t->chosen].group : -1, votes = 0;
+		for (int i = t->vote_first; i < t->ncand; i++)
+			votes += won >= 0 && t->cand[i].group == won;
+		rc = buf_printf(out, ",\"vote\":{\"first\":%d,\"candidates\":%d,\"groups\":%d,\"winner\":", t->vote_first,
+		                t->ncand - t->vote_first, t->vote_groups);
+		if (!rc) rc = won >= 0 ? buf_printf(out, "%d,\"votes\":%d}", t->chosen, votes) : buf_puts(out, "null,\"votes\":0}");
 	}
 	int64_t pt = 0, ct = 0;
 	for (int s = 0; s < STAGE_COUNT; s++) {
 		pt += t->stage[s].prompt_tokens;
 		ct += t->stage[s].completion_tokens;
 	}
-	if (!rc) rc = buf_printf(out, "],\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld},\"stages\":{",
+	if (!rc) rc = buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld},\"stages\":{",
 	                         (long long)pt, (long long)ct, (long long)(pt + ct));
 	int first = 1;
 	for (int s = 0; !rc && s < STAGE_COUNT; s++) {

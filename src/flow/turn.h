@@ -18,9 +18,9 @@
 
 struct table;
 
-enum stage_id { STAGE_INTENT, STAGE_SQL, STAGE_VALIDATE, STAGE_EXECUTE, STAGE_ANSWER, STAGE_REPLY, STAGE_COUNT };
+enum stage_id { STAGE_INTENT, STAGE_SQL, STAGE_VALIDATE, STAGE_EXECUTE, STAGE_VOTE, STAGE_ANSWER, STAGE_REPLY, STAGE_COUNT };
 
-#define TURN_MAX_CANDIDATES 16
+#define TURN_MAX_CANDIDATES 32  /* a vote of 16 plus every repair (at most 10) */
 #define TURN_MAX_ATTEMPTS 64
 
 enum intent_id { INTENT_NONE, INTENT_DATA, INTENT_FOLLOW_UP, INTENT_CHITCHAT, INTENT_OUT_OF_SCOPE };
@@ -29,6 +29,9 @@ struct candidate {
 	char *sql;     /* owned */
 	char *error;   /* owned; why it was sent back, NULL if it ran */
 	int status;    /* CONVBI_EREJECTED, CONVBI_ESQL, ... or OK */
+	int group;     /* a vote: its result's group (0 = the first result
+	                  seen), -1 when it did not run or there was no vote */
+	struct table *result;  /* owned; only while a vote compares results */
 };
 
 struct stage_stats {
@@ -51,6 +54,9 @@ struct turn {
 	struct candidate cand[TURN_MAX_CANDIDATES];
 	int ncand;
 	int repairs;               /* times the flow went back to SQL */
+	int chosen;                /* the candidate whose result is the answer, -1 = none yet */
+	int vote_first;            /* a vote: its first candidate, -1 = no vote */
+	int vote_groups;           /* a vote: distinct results among those that ran */
 	struct table *result;      /* owned */
 	struct buf answer;         /* the answer text */
 	struct stage_stats stage[STAGE_COUNT];
@@ -66,7 +72,8 @@ struct turn {
 void turn_init(struct turn *t);
 void turn_release(struct turn *t);
 const char *turn_intent_name(int intent);
-/* The SQL that ran (the last candidate without error), or NULL. */
+/* The SQL whose result is the answer (the chosen candidate, else the
+ * last candidate without error), or NULL. */
 const char *turn_sql(const struct turn *t);
 int64_t turn_tokens(const struct turn *t);
 /* Appends the turn as the answer JSON object (see convbi_answer_json). */

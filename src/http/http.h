@@ -1,4 +1,4 @@
-/* http.h -- one HTTP POST through libcurl, with the timeouts we need.
+/* http.h -- one HTTP request (POST, or GET) through libcurl, with the timeouts we need.
  *
  * libcurl's own timeouts are coarse (whole seconds for low-speed checks),
  * so each transfer runs on a curl multi handle in a poll loop of at most
@@ -38,6 +38,7 @@ enum http_fail {
 };
 
 struct http_call {
+	const char *method;          /* "POST" (NULL means POST) or "GET" (body ignored) */
 	const char *url;
 	const char *const *headers;  /* "Name: value" lines */
 	size_t nheaders;
@@ -69,7 +70,7 @@ struct http_client;
 
 int http_client_new(struct http_client **out, struct err *err);
 void http_client_free(struct http_client *c);
-/* Performs one POST; returns CONVBI_OK when a response (any status) came
+/* Performs one request (a POST unless call->method says GET); returns CONVBI_OK when a response (any status) came
  * back whole, else CONVBI_ELLM with res->fail set (CONVBI_ENOMEM if
  * memory ran out). */
 int http_post(struct http_client *c, const struct http_call *call, struct http_result *res);

@@ -6,9 +6,11 @@
 #include "llm/aoai.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "convbi/convbi.h"
+#include "util/alloc.h"
 #include "util/jsonx.h"
 
 int aoai_url(struct buf *out, const struct ep_cfg *ep)
@@ -56,6 +58,8 @@ int aoai_body(struct buf *out, const struct ep_cfg *ep, const struct chat_req *r
 		rc = buf_printf(out, ",\"max_tokens\":%d", req->max_tokens);
 	if (!rc && req->temperature >= 0)
 		rc = buf_printf(out, ",\"temperature\":%.3g", req->temperature);
+	if (!rc && req->choices > 1 && !req->stream)
+		rc = buf_printf(out, ",\"n\":%d", req->choices < AOAI_MAX_CHOICES ? req->choices : AOAI_MAX_CHOICES);
 	if (!rc && req->stream)
 		rc = buf_puts(out, ",\"stream\":true,\"stream_options\":{\"include_usage\":true}");
 	if (!rc)
@@ -73,6 +77,9 @@ void aoai_reply_init(struct aoai_reply *r)
 void aoai_reply_release(struct aoai_reply *r)
 {
 	buf_release(&r->content);
+	for (int i = 0; i < r->nextra; i++)
+		free(r->extra[i]);
+	r->nextra = 0;
 }
 
 static void copy_str(char *dst, size_t cap, const char *src)
@@ -110,6 +117,29 @@ static int has_escaped_nul(const char *s, size_t len)
 	return memchr(s, '\0', len) != NULL;
 }
 
+/* The first AOAI_MAX_CHOICES choices in the order of their "index"
+ * (their position when it is missing); returns how many. */
+static int choices_by_index(const cJSON *choices, const cJSON **out)
+{
+	double key[AOAI_MAX_CHOICES];
+	int n = 0;
+	const cJSON *c;
+	cJSON_ArrayForEach(c, choices) {
+		if (n == AOAI_MAX_CHOICES)
+			break;
+		const cJSON *ix = cJSON_GetObjectItemCaseSensitive(c, "index");
+		double k = cJSON_IsNumber(ix) ? ix->valuedouble : (double)n;
+		int at = n++;
+		for (; at > 0 && key[at - 1] > k; at--) { /* insertion: a handful of choices, stable */
+			key[at] = key[at - 1];
+			out[at] = out[at - 1];
+		}
+		key[at] = k;
+		out[at] = c;
+	}
+	return n;
+}
+
 int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struct err *err)
 {
 	int rc = CONVBI_OK;
@@ -123,7 +153,9 @@ int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struc
 	copy_str(out->model, sizeof out->model, jsonx_str(root, "model"));
 	read_usage(out, root);
 	const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
-	const cJSON *c0 = cJSON_IsArray(choices) ? cJSON_GetArrayItem(choices, 0) : NULL;
+	const cJSON *by_index[AOAI_MAX_CHOICES];
+	int nc = cJSON_IsArray(choices) ? choices_by_index(choices, by_index) : 0;
+	const cJSON *c0 = nc ? by_index[0] : NULL;
 	const cJSON *msg = c0 ? cJSON_GetObjectItemCaseSensitive(c0, "message") : NULL;
 	if (!cJSON_IsObject(msg)) {
 		rc = err_set(err, CONVBI_EPROTOCOL, "the reply has no choices[0].message");
@@ -132,8 +164,21 @@ int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struc
 	copy_str(out->finish_reason, sizeof out->finish_reason, jsonx_str(c0, "finish_reason"));
 	const char *content = jsonx_str(msg, "content");
 	buf_reset(&out->content);
-	if (content && (rc = buf_puts(&out->content, content)))
+	if (content && (rc = buf_puts(&out->content, content))) {
 		err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+		goto done;
+	}
+	for (int i = 1; i < nc; i++) { /* the other choices; a filtered or empty one is left out */
+		const char *text = jsonx_str(cJSON_GetObjectItemCaseSensitive(by_index[i], "message"), "content");
+		const char *why = jsonx_str(by_index[i], "finish_reason");
+		if (!text || (why && !strcmp(why, "content_filter")))
+			continue;
+		if (!(out->extra[out->nextra] = xstrdup(text))) {
+			rc = err_set(err, CONVBI_ENOMEM, "out of memory");
+			goto done;
+		}
+		out->nextra++;
+	}
 done:
 	cJSON_Delete(root);
 	return rc;

@@ -8,8 +8,11 @@
  *  - openai:   POST {url}/chat/completions, `Authorization: Bearer KEY`,
  *              body `model` = configured model.
  *  - Request: {"messages":[{"role","content"}], "max_tokens",
- *    "temperature", "stream", "stream_options":{"include_usage":true}}.
- *  - Reply: {"model", "choices":[{"message":{"content"}, "finish_reason"}],
+ *    "temperature", "n" (only when more than one), "stream",
+ *    "stream_options":{"include_usage":true}}.
+ *  - Reply: {"model", "choices":[{"index", "message":{"content"},
+ *    "finish_reason"}] (one choice per `n`, in any order: sorted by index;
+ *    an endpoint that ignores `n` sends one),
  *    "usage":{"prompt_tokens","completion_tokens","total_tokens",
  *    "prompt_tokens_details":{"cached_tokens"}}} (cached: Azure's prompt cache).
  *  - Stream: SSE events whose data is a chat.completion.chunk
@@ -28,6 +31,7 @@
 #include "util/err.h"
 #include "util/limits.h"
 
+#define AOAI_MAX_CHOICES 16              /* choices read from one reply */
 
 struct chat_msg {
 	const char *role;     /* "system", "user", "assistant" */
@@ -40,10 +44,13 @@ struct chat_req {
 	int max_tokens;       /* 0 = not sent */
 	double temperature;   /* < 0 = not sent */
 	int stream;
+	int choices;          /* `n`; sent only when > 1 */
 };
 
 struct aoai_reply {
-	struct buf content;        /* owned; the assistant text */
+	struct buf content;        /* owned; the assistant text (the first choice) */
+	char *extra[AOAI_MAX_CHOICES - 1]; /* owned: the other choices' texts, by index */
+	int nextra;
 	char model[96];
 	char finish_reason[32];
 	int64_t prompt_tokens, completion_tokens;  /* -1 = not reported */

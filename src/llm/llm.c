@@ -31,6 +31,7 @@
 #include "llm/budget.h"
 #include "llm/pool.h"
 #include "llm/state.h"
+#include "llm/token.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 
@@ -43,7 +44,10 @@ struct llm {
 	struct http_client *http;   /* owned */
 	struct pool *pool;          /* owned */
 	char **urls;                /* owned; per endpoint */
-	char **auth;                /* owned; per endpoint auth header line (secret) */
+	char **auth;                /* owned; per endpoint auth header line (secret); "" with a token */
+	struct token_src **srcs;    /* owned; one per distinct Entra ID identity */
+	size_t nsrcs;
+	struct token_src **tok;     /* owned array of borrowed srcs: per endpoint, NULL = its key */
 	pthread_mutex_t last_lock;
 	int *last_cls;              /* owned; per endpoint, class of its last attempt here */
 	char (*last_err)[200];      /* owned; per endpoint, its last error text */
@@ -77,6 +81,10 @@ void llm_close(struct llm *l)
 	}
 	free(l->urls);
 	free(l->auth);
+	for (size_t i = 0; i < l->nsrcs; i++)
+		token_src_close(l->srcs[i]);
+	free(l->srcs);
+	free(l->tok);
 	free(l->last_cls);
 	free(l->last_err);
 	pthread_mutex_destroy(&l->last_lock);
@@ -84,6 +92,61 @@ void llm_close(struct llm *l)
 	http_client_free(l->http);
 	config_release(&l->cfg);
 	free(l);
+}
+
+/* Where the Entra ID token cache files go: beside the shared state file
+ * (the configured state.path, else the default one); NULL in *out for
+ * state kept in this process only (backend "memory"). */
+static int token_cache_dir(char **out, const struct state_cfg *s, const struct state_shape *shape)
+{
+	char def[4096];
+	*out = NULL;
+	if (s->backend && !strcmp(s->backend, "memory"))
+		return CONVBI_OK;
+	const char *path = s->path;
+	if (!path) {
+		if (state_default_path(def, sizeof def, shape))
+			return CONVBI_OK;
+		path = def;
+	}
+	const char *slash = strrchr(path, '/');
+	*out = slash ? xstrndup(path, slash == path ? 1 : (size_t)(slash - path)) : xstrdup(".");
+	return *out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+/* One token source per distinct identity, shared by its endpoints; their
+ * identity strings go to tok_ident (owned by the caller). */
+static int open_tokens(struct llm *l, const struct state_shape *shape, char **tok_ident, struct err *err)
+{
+	char *dir = NULL;
+	struct buf b = BUF_INIT;
+	int rc = CONVBI_OK, have_dir = 0;
+	for (size_t i = 0; i < l->cfg.n && !rc; i++) {
+		const struct auth_cfg *a = &l->cfg.eps[i].auth;
+		if (a->type == AUTH_API_KEY)
+			continue;
+		if (!have_dir && (rc = token_cache_dir(&dir, &l->cfg.state, shape)))
+			break;
+		have_dir = 1;
+		buf_reset(&b);
+		if ((rc = token_identity(&b, a)) || !(tok_ident[i] = xstrdup(b.data))) {
+			rc = CONVBI_ENOMEM;
+			break;
+		}
+		for (size_t j = 0; j < i && !l->tok[i]; j++)
+			if (tok_ident[j] && !strcmp(tok_ident[j], tok_ident[i]))
+				l->tok[i] = l->tok[j];
+		if (l->tok[i])
+			continue;
+		if ((rc = token_src_open(&l->srcs[l->nsrcs], a, dir, l->http, &l->cfg.retry, err)))
+			break;
+		l->tok[i] = l->srcs[l->nsrcs++];
+	}
+	free(dir);
+	buf_release(&b);
+	if (rc == CONVBI_ENOMEM)
+		err_code(err, rc);
+	return rc;
 }
 
 int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
@@ -105,19 +168,17 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	l->last_err = xcalloc(n, sizeof *l->last_err);
 	l->urls = xcalloc(n, sizeof *l->urls);
 	l->auth = xcalloc(n, sizeof *l->auth);
+	l->srcs = xcalloc(n, sizeof *l->srcs);
+	l->tok = xcalloc(n, sizeof *l->tok);
 	peps = xcalloc(n, sizeof *peps);
 	char **ident = xcalloc(n, sizeof *ident);
-	if (!l->urls || !l->auth || !peps || !ident || !l->last_cls || !l->last_err) {
+	char **tok_ident = xcalloc(n, sizeof *tok_ident);
+	if (!l->urls || !l->auth || !peps || !ident || !tok_ident || !l->last_cls || !l->last_err || !l->srcs || !l->tok) {
 		rc = err_code(err, CONVBI_ENOMEM);
 		goto done;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct ep_cfg *e = &l->cfg.eps[i];
-		if (e->auth.type != AUTH_API_KEY) {
-			rc = err_set(err, CONVBI_ECONFIG, "endpoint `%s`: auth type %s is not available in this build yet; use an API key",
-			             e->name, config_auth_name(e->auth.type));
-			goto done;
-		}
 		buf_reset(&b);
 		if ((rc = aoai_url(&b, e)) || !(l->urls[i] = xstrdup(b.data)))
 			goto nomem;
@@ -135,10 +196,12 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	struct state_shape shape;
 	struct state *st = NULL;
 	if ((rc = pool_shape(&shape, peps, n, err)) || (rc = state_open(&st, &l->cfg.state, &shape, err)) ||
-	    (rc = pool_open_state(&l->pool, peps, n, st, err)))
+	    (rc = pool_open_state(&l->pool, peps, n, st, err)) || (rc = open_tokens(l, &shape, tok_ident, err)))
 		goto done;
-	for (size_t i = 0; i < n; i++)
-		pool_set_key_fp(l->pool, (int)i, pool_key_fp(ident[i], l->auth[i], strlen(l->auth[i])));
+	for (size_t i = 0; i < n; i++) {
+		const char *k = l->tok[i] ? tok_ident[i] : l->auth[i];  /* a token rotates: its identity is the "key" */
+		pool_set_key_fp(l->pool, (int)i, pool_key_fp(ident[i], k, strlen(k)));
+	}
 	*out = l;
 	l = NULL;
 	rc = CONVBI_OK;
@@ -153,6 +216,10 @@ done:
 		for (size_t i = 0; i < n; i++)
 			free(ident[i]);
 	free(ident);
+	if (tok_ident)
+		for (size_t i = 0; i < n; i++)
+			free(tok_ident[i]);
+	free(tok_ident);
 	free(peps);
 	llm_close(l);
 	return rc;
@@ -164,6 +231,9 @@ void llm_reply_release(struct llm_reply *r)
 		return;
 	free(r->content);
 	r->content = NULL;
+	for (int i = 0; i < r->nextra; i++)
+		free(r->extra[i]);
+	r->nextra = 0;
 }
 
 /* ---- one attempt --------------------------------------------------------- */
@@ -310,12 +380,13 @@ static void url_origin(char *out, size_t n, const char *url)
 }
 
 static int run_attempt(struct llm *l, int ep, const struct llm_request *req, const char *body, size_t body_len,
-                       int64_t deadline_mono, struct llm_attempt *at, struct pool_outcome *po,
+                       int64_t deadline_mono, const char *auth, struct llm_attempt *at, struct pool_outcome *po,
                        struct aoai_reply *reply_out)
 {
 	const struct ep_cfg *e = &l->cfg.eps[ep];
 	struct attempt_ctx a;
 	memset(&a, 0, sizeof a);
+	memset(at, 0, sizeof *at);
 	a.req = req;
 	a.now_wall = clock_wall_ms();
 	rl_init(&a.rl);
@@ -327,8 +398,8 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	const char *headers[3];
 	size_t nh = 0;
 	headers[nh++] = "Content-Type: application/json";
-	if (l->auth[ep][0])
-		headers[nh++] = l->auth[ep];
+	if (auth && auth[0])
+		headers[nh++] = auth;
 	if (req->stream)
 		headers[nh++] = "Accept: text/event-stream";
 	struct http_result res;
@@ -436,6 +507,58 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	return streamed;
 }
 
+/* Zeroes a buffer that held a secret and frees it. */
+static void wipe(struct buf *b)
+{
+	if (b->data)
+		memset(b->data, 0, b->cap);
+	buf_release(b);
+}
+
+/* Runs one attempt on endpoint ep with its credentials: its key, or a
+ * token of its Entra ID identity.  A 401 to a token rejects that token and
+ * tries once more with a fresh one at once (the refused attempt goes into
+ * out's attempts and to on_retry).  When no token can be had, nothing is
+ * sent: *no_send = 1 and at says why.  *refused counts the attempts
+ * recorded here.  Returns what run_attempt returns. */
+static int attempt_on(struct llm *l, int ep, const struct llm_request *req, const char *body, size_t len, int64_t deadline,
+                      struct llm_attempt *at, struct pool_outcome *po, struct aoai_reply *reply, struct llm_reply *out,
+                      int *no_send, int *refused)
+{
+	*no_send = 0;
+	*refused = 0;
+	if (!l->tok[ep])
+		return run_attempt(l, ep, req, body, len, deadline, l->auth[ep], at, po, reply);
+	for (int pass = 0;; pass++) {
+		struct buf hdr = BUF_INIT;
+		struct err terr = ERR_INIT;
+		uint64_t fp = 0;
+		int64_t t0 = clock_mono_ms();
+		int rc = token_get(l->tok[ep], deadline, &hdr, &fp, &terr);
+		if (rc) {
+			wipe(&hdr);
+			memset(at, 0, sizeof *at);
+			memset(po, 0, sizeof *po);
+			snprintf(at->endpoint, sizeof at->endpoint, "%s", l->cfg.eps[ep].name);
+			at->cls = rc == CONVBI_ETIMEOUT ? LLM_DEADLINE : rc == CONVBI_ENOMEM ? LLM_NOMEM : LLM_AUTH;
+			snprintf(at->error, sizeof at->error, "%s", terr.msg);
+			at->elapsed_ms = clock_mono_ms() - t0;
+			*no_send = 1;
+			return 0;
+		}
+		int streamed = run_attempt(l, ep, req, body, len, deadline, hdr.data, at, po, reply);
+		wipe(&hdr);
+		if (pass > 0 || at->cls != LLM_AUTH || at->status != 401 || streamed)
+			return streamed;
+		token_reject(l->tok[ep], fp);
+		(*refused)++;
+		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
+			out->attempts[out->nattempts++] = *at;
+		if (req->on_retry)  /* the same endpoint, with a fresh token */
+			req->on_retry(req->payload, at, 0, l->cfg.eps[ep].name);
+	}
+}
+
 /* ---- the call loop ------------------------------------------------------- */
 
 static void remember_outcome(struct llm *l, int ep, const struct llm_attempt *at)
@@ -446,12 +569,34 @@ static void remember_outcome(struct llm *l, int ep, const struct llm_attempt *at
 	pthread_mutex_unlock(&l->last_lock);
 }
 
-/* The fix for endpoint i's refused key, named in every auth message. */
-static void broken_hint(struct llm *l, size_t i, char *msg, size_t cap, const char *why)
+/* Room kept in an auth message for err_set's prefix ("the model call
+ * failed after N attempts (auth): "). */
+#define BROKEN_PREFIX_ROOM 64
+
+/* The fix for endpoint i's refused key, named in every auth message: the
+ * endpoint, its URL and the reset command.  why (the service's text) is
+ * cut short rather than the fix, so that the message still fits
+ * ERR_MSG_MAX behind err_set's prefix. */
+static void broken_hint(struct llm *l, size_t i, int every, char *msg, size_t cap, const char *why)
 {
 	const struct ep_cfg *e = &l->cfg.eps[i];
-	snprintf(msg, cap, "%s; endpoint `%s` (%s): check its key, deployment and URL in the configuration, "
-	         "then clear the shared cooldown with `convbi endpoints --reset %s`", why, e->name, e->url, e->name);
+	char fix[ERR_MSG_MAX];
+	int n = e->auth.type != AUTH_API_KEY
+	        ? snprintf(fix, sizeof fix, "; endpoint `%s` (%s): give its Entra ID identity (%s%s%s) the role \"Cognitive "
+	                   "Services OpenAI User\" on the resource, check the deployment, then run `convbi endpoints --reset %s`",
+	                   e->name, e->url, config_auth_name(e->auth.type), e->auth.client_id ? ", client id " : "",
+	                   e->auth.client_id ? e->auth.client_id : "", e->name)
+	        : every && l->cfg.n > 1
+	        ? snprintf(fix, sizeof fix, "; endpoint `%s` (%s) and the others: check the keys, deployments and URLs in the "
+	                   "configuration, then clear the shared cooldowns with `convbi endpoints --reset`", e->name, e->url)
+	        : snprintf(fix, sizeof fix, "; endpoint `%s` (%s): check its key, deployment and URL in the configuration, "
+	                   "then clear the shared cooldown with `convbi endpoints --reset %s`", e->name, e->url, e->name);
+	size_t room = cap < ERR_MSG_MAX ? cap : ERR_MSG_MAX;
+	int keep = (int)room - BROKEN_PREFIX_ROOM - n, len = (int)strlen(why);
+	while (len > 0 && (why[len - 1] == '.' || why[len - 1] == ' '))
+		len--;  /* the service's sentence ends where ours goes on */
+	keep = keep > 40 ? keep : 40;
+	snprintf(msg, cap, "%.*s%s", len < keep ? len : keep, why, fix);
 }
 
 /* When a call ends without an answer because no endpoint is usable, the
@@ -469,7 +614,7 @@ static int all_broken(struct llm *l, char *msg, size_t cap)
 		snprintf(why, sizeof why, "every endpoint rejects its key or deployment (%s)", l->last_err[0]);
 	pthread_mutex_unlock(&l->last_lock);
 	if (broken) {
-		broken_hint(l, 0, msg, cap, why);
+		broken_hint(l, 0, 1, msg, cap, why);
 		return 1;
 	}
 	/* Another process may have found them broken: the shared state says
@@ -489,7 +634,7 @@ static int all_broken(struct llm *l, char *msg, size_t cap)
 	}
 	snprintf(why, sizeof why, "every endpoint refused its key or deployment (HTTP 401, 403 or 404) in a recent call "
 	         "and is out for %lld s more", (long long)((soonest - now) / 1000));
-	broken_hint(l, first, msg, cap, why);
+	broken_hint(l, first, 1, msg, cap, why);
 	return 1;
 }
 
@@ -598,7 +743,8 @@ static int budget_claim(struct llm *l, int ep, const struct llm_request *req, in
 {
 	struct budget_refusal why;
 	int64_t now = clock_wall_ms();
-	int64_t need = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, req->max_tokens);
+	int choices = req->choices > 1 ? req->choices : 1; /* each choice is billed its completion */
+	int64_t need = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, req->max_tokens * choices);
 	int scope = budget_reserve(hold, &why, pool_state(l->pool), &l->cfg, ep, now, need);
 	if (scope != BUDGET_OK)
 		budget_refusal_msg(msg, cap, &why, l->cfg.eps[ep].name, now);
@@ -611,14 +757,15 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	int64_t start = clock_mono_ms();
 	int64_t deadline = start + (req->deadline_ms > 0 ? req->deadline_ms : l->cfg.retry.deadline_ms);
 	struct buf body = BUF_INIT;
-	struct chat_req creq = {req->msgs, req->n, req->max_tokens, req->temperature, req->stream};
+	struct chat_req creq = {req->msgs, req->n, req->max_tokens, req->temperature, req->stream, req->choices};
 	uint64_t hard = 0, soft = 0;
 	int rc = CONVBI_OK, attempts = 0, failed = 0, rounds = 0, last_cls = LLM_OK;
 	int64_t prompt_est = estimate_prompt_tokens(req);
-	int64_t est = prompt_est + (req->max_tokens > 0 ? req->max_tokens : 256);
+	int64_t est = prompt_est + (int64_t)(req->choices > 1 ? req->choices : 1) * (req->max_tokens > 0 ? req->max_tokens : 256);
 	uint64_t over = 0;          /* endpoints skipped in this call: over their budget */
 	char over_err[300] = "";    /* why the first of them was */
-	char last_err[300] = "";
+	char last_err[ERR_MSG_MAX] = "";
+	int last_ep = -1;  /* endpoint of the last attempt made */
 
 	struct pending_retry pend = {.set = 0};
 	while (failed < l->cfg.retry.max_attempts) {
@@ -718,15 +865,17 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		struct aoai_reply reply;
 		aoai_reply_init(&reply);
 		tell_retry(req, &pend, l->cfg.eps[pick.ep].name);
-		int streamed = run_attempt(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply);
+		int no_send = 0, refused = 0;
+		int streamed = attempt_on(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply, out, &no_send, &refused);
+		attempts += refused;
 		const struct price_cfg *price = &l->cfg.eps[pick.ep].price;
 		at.cost_usd = at.cls == LLM_OK ? budget_cost_usd(price, reply.prompt_tokens, reply.cached_tokens, reply.completion_tokens) : 0;
 		budget_settle(pool_state(l->pool), &hold, budget_uusd(at.cost_usd));
 		po.est_tokens = est;
-		if (at.cls != LLM_CANCELED && at.cls != LLM_DEADLINE)
+		if (at.cls != LLM_CANCELED && at.cls != LLM_DEADLINE && !no_send)
 			remember_outcome(l, pick.ep, &at);
 		po.probe = pick.probe;
-		if (at.cls != LLM_CANCELED)
+		if (at.cls != LLM_CANCELED && !no_send)
 			pool_report(l->pool, pick.ep, clock_wall_ms(), &po);
 		else
 			pool_abandon(l->pool, &pick);
@@ -735,9 +884,14 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
 			out->attempts[out->nattempts++] = at;
 		last_cls = at.cls;
+		last_ep = no_send ? -1 : pick.ep;  /* no token, nothing sent: no key or role to blame */
 		snprintf(last_err, sizeof last_err, "endpoint `%s`: %s", at.endpoint, at.error);
 		if (at.cls == LLM_OK) {
 			out->content = buf_take(&reply.content);
+			for (int i = 0; i < reply.nextra && i < LLM_MAX_CHOICES - 1; i++) { /* moved */
+				out->extra[out->nextra++] = reply.extra[i];
+				reply.extra[i] = NULL;
+			}
 			aoai_reply_release(&reply);
 			if (!out->content) {
 				last_cls = LLM_NOMEM;
@@ -766,6 +920,13 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	}
 	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) && all_broken(l, last_err, sizeof last_err))
 		last_cls = LLM_AUTH;
+	else if ((last_cls == LLM_AUTH || last_cls == LLM_NOT_FOUND) && last_ep >= 0) {
+		char why[sizeof l->last_err[0]];
+		pthread_mutex_lock(&l->last_lock);
+		memcpy(why, l->last_err[last_ep], sizeof why);
+		pthread_mutex_unlock(&l->last_lock);
+		broken_hint(l, (size_t)last_ep, 0, last_err, sizeof last_err, why);
+	}
 	out->elapsed_ms = clock_mono_ms() - start;
 	out->cls = last_cls;
 	buf_release(&body);
@@ -889,7 +1050,7 @@ static int endpoint_json(struct llm *l, size_t i, int64_t now, struct buf *out)
 	if (!rc)
 		rc = buf_json_str(out, e->name, strlen(e->name));
 	if (!rc)
-		rc = buf_printf(out, ",\"kind\":\"%s\",\"url\":", config_kind_name(e->kind));
+		rc = buf_printf(out, ",\"kind\":\"%s\",\"auth\":\"%s\",\"url\":", config_kind_name(e->kind), config_auth_name(e->auth.type));
 	if (!rc)
 		rc = buf_json_str(out, e->url, strlen(e->url));
 	if (!rc)

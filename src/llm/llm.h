@@ -24,6 +24,7 @@
 #include "util/err.h"
 
 #define LLM_MAX_ATTEMPTS_RECORDED 32
+#define LLM_MAX_CHOICES AOAI_MAX_CHOICES  /* completions one request may ask for */
 
 /* The class of one attempt's outcome (stable strings in results). */
 enum llm_class {
@@ -63,6 +64,9 @@ struct llm_request {
 	int max_tokens;            /* 0 = model default */
 	double temperature;        /* < 0 = model default */
 	int stream;
+	int choices;               /* completions wanted (OpenAI's `n`; not with
+	                              stream); 0 or 1 = one.  An endpoint may
+	                              return fewer: see llm_reply.nextra */
 	int deadline_ms;           /* 0 = the config's retry.deadline_ms */
 	/* Streamed text deltas; non-zero return cancels. */
 	int (*on_delta)(void *payload, const char *text, size_t len);
@@ -80,7 +84,9 @@ struct llm_request {
 int llm_retry_text(char *out, size_t size, const struct llm_attempt *a, int restarted_stream, const char *next);
 
 struct llm_reply {
-	char *content;              /* owned */
+	char *content;              /* owned; the first choice */
+	char *extra[LLM_MAX_CHOICES - 1]; /* owned: the other choices, in order */
+	int nextra;
 	char endpoint[64];          /* who answered ("" on failure) */
 	char model[96];
 	int64_t prompt_tokens, completion_tokens;

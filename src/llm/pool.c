@@ -73,6 +73,11 @@ static int64_t max64(int64_t a, int64_t b)
 	return a > b ? a : b;
 }
 
+static int learned_from(int64_t packed, int tokens)
+{
+	return (int)((packed >> (tokens ? 8 : 0)) & 0xff);
+}
+
 /* The rates that pace an endpoint: configured, else learned (0 = none). */
 static int64_t rate_rpm(const struct pool_ep_cfg *c, const int64_t *f)
 {
@@ -109,10 +114,13 @@ static void judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, uint6
 		ready = max64(ready, (f[STATE_PACE_TOK] + 999) / 1000);
 	/* A server budget read off a reply is stale by the reply's latency and
 	 * usually comes without a reset time; where the user configured the
-	 * quota, the pacing above is the better authority (a 429 still cools). */
-	if (cfg->rpm == 0 && f[STATE_REM_REQ] == 0 && now_ms < f[STATE_RESET_REQ])
+	 * quota, or 429s taught one, the pacing above is the better authority
+	 * (a 429 still cools, and corrects a learned rate). */
+	int by429 = learned_from(f[STATE_LEARN_FROM], 0) == POOL_LEARN_429;
+	int tby429 = learned_from(f[STATE_LEARN_FROM], 1) == POOL_LEARN_429;
+	if (cfg->rpm == 0 && !by429 && f[STATE_REM_REQ] == 0 && now_ms < f[STATE_RESET_REQ])
 		ready = max64(ready, f[STATE_RESET_REQ]);
-	if (cfg->tpm == 0 && f[STATE_REM_TOK] >= 0 && f[STATE_REM_TOK] < (est_tokens > 0 ? est_tokens : 1) &&
+	if (cfg->tpm == 0 && !tby429 && f[STATE_REM_TOK] >= 0 && f[STATE_REM_TOK] < (est_tokens > 0 ? est_tokens : 1) &&
 	    now_ms < f[STATE_RESET_TOK])
 		ready = max64(ready, f[STATE_RESET_TOK]);
 
@@ -415,6 +423,237 @@ int pool_reset_endpoint(struct pool *p, int ep)
 	return CONVBI_OK;
 }
 
+/* ---- learning the quota ---------------------------------------------------
+ * For an endpoint without a configured rpm (tpm), STATE_LEARN_RPM (TPM)
+ * holds what every process has learned, and paces exactly as a configured
+ * figure would.  Each update is a few single-word operations; the two
+ * that must happen once per event are CASes: LEARN_UNTIL (one cut per
+ * cooldown episode, however many processes see its 429s) and LEARN_RUN
+ * (one raise per run of successes). */
+
+static void set_from(struct state *st, unsigned ep, int tokens, int from)
+{
+	int shift = tokens ? 8 : 0;
+	for (int i = 0; i < 8; i++) {
+		int64_t old = st->ops->get(st, ep, STATE_LEARN_FROM);
+		int64_t v = (old & ~((int64_t)0xff << shift)) | (int64_t)from << shift;
+		if (old == v || st->ops->cas(st, ep, STATE_LEARN_FROM, old, v))
+			return;
+	}
+}
+
+static void set_step(struct state *st, unsigned ep, int tokens, int64_t step)
+{
+	int shift = tokens ? 32 : 0;
+	int64_t mask = (int64_t)0xffffffff << shift;
+	if (step > 0xffffffffLL)
+		step = 0xffffffffLL;
+	for (int i = 0; i < 8; i++) {
+		int64_t old = st->ops->get(st, ep, STATE_LEARN_STEP);
+		int64_t v = (old & ~mask) | step << shift;
+		if (old == v || st->ops->cas(st, ep, STATE_LEARN_STEP, old, v))
+			return;
+	}
+}
+
+static int64_t step_of(int64_t packed, int tokens)
+{
+	return (packed >> (tokens ? 32 : 0)) & 0xffffffff;
+}
+
+/* A per-minute budget implied by x-ratelimit-remaining-* and its
+ * x-ratelimit-reset-*, for a service that sends them without the limit:
+ * a bucket of L per minute refilling evenly is full again after
+ * T = (L - R) * 60 s / L, so L = R * 60 s / (60 s - T).  -1 when the pair
+ * does not say (no reset, or one a minute or longer away). */
+static int64_t implied_limit(int64_t remaining, int64_t reset_ms)
+{
+	if (remaining < 1 || reset_ms < 0 || reset_ms >= 60000)
+		return -1;
+	return (int64_t)((double)remaining * 60000.0 / (double)(60000 - reset_ms));
+}
+
+/* The budgets the service announces: x-ratelimit-limit-tokens is a
+ * per-minute figure (Azure and OpenAI alike) and seeds the learned tpm;
+ * x-ratelimit-limit-requests is per minute only when sent with
+ * x-ratelimit-reset-requests (OpenAI's form; Azure counts requests over
+ * 1 or 10 s windows and says not which), and then seeds the learned rpm.
+ * Without a limit, a remaining count with its reset time seeds a rate
+ * nothing else has (implied_limit).  A rate already cut by a 429 is only
+ * ever lowered to an announcement, never to an implied figure. */
+static void learn_from_headers(struct pool *p, unsigned e, const struct pool_outcome *o)
+{
+	struct state *st = p->st;
+	const struct pool_ep_cfg *c = &p->eps[e];
+	int64_t from = st->ops->get(st, e, STATE_LEARN_FROM);
+	for (int tokens = 0; tokens < 2; tokens++) {
+		int64_t limit = tokens ? o->limit_tokens : (o->reset_requests_ms > 0 ? o->limit_requests : -1);
+		int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM, was = learned_from(from, tokens);
+		if ((tokens ? c->tpm : c->rpm) > 0)
+			continue;
+		int64_t cur = st->ops->get(st, e, field);
+		if (limit <= 0) {
+			limit = tokens ? implied_limit(o->remaining_tokens, o->reset_tokens_ms)
+			               : implied_limit(o->remaining_requests, o->reset_requests_ms);
+			if (limit > 0 && (was == POOL_LEARN_NONE || cur == 0)) {
+				st->ops->store(st, e, field, limit);
+				set_from(st, e, tokens, POOL_LEARN_HEADER);
+			}
+		} else if (was == POOL_LEARN_429) {
+			if (cur > limit)
+				st->ops->store(st, e, field, limit);
+		} else if (cur != limit) {
+			st->ops->store(st, e, field, limit);
+			set_from(st, e, tokens, POOL_LEARN_HEADER);
+		}
+	}
+}
+
+/* The rate (per minute) the endpoint admitted from the measurement's
+ * start to until_ms -- requests, or their estimated tokens (what Azure
+ * counts against a TPM) -- or -1 when that span is too short or too thin
+ * to say.  "Admitted" counts at the send (STATE_ADM: +1 at a pick, -1 at
+ * a refusal), so a request on its way counts from the instant it went,
+ * as it does at the service.  A cut measures up to the end of the
+ * cooldown the 429 asked for: the service's window has admitted what it
+ * admits until then, so a burst at the start of a window is not taken for
+ * the rate (a window of L per W admits L in an instant, then nothing until
+ * W has passed). */
+static double admitted_rate(struct state *st, unsigned e, int64_t until_ms, int tokens)
+{
+	int64_t since = st->ops->get(st, e, STATE_MEAS_SINCE);
+	int64_t n = st->ops->get(st, e, STATE_ADM) - st->ops->get(st, e, STATE_MEAS_ADM);
+	if (since <= 0 || until_ms - since < POOL_LEARN_MEASURE_MIN_MS || n < 2)
+		return -1;
+	if (tokens)
+		n = st->ops->get(st, e, STATE_ADM_TOK) - st->ops->get(st, e, STATE_MEAS_TOK);
+	return (double)n * 60000.0 / (double)(until_ms - since);
+}
+
+/* Restarts the admitted-rate measurement from since_ms: for a cut, the
+ * end of its cooldown (the endpoint admits nothing before it, and
+ * counting that time would understate what it admits). */
+static void measure_restart(struct state *st, unsigned e, int64_t since_ms)
+{
+	st->ops->store(st, e, STATE_MEAS_SINCE, since_ms);
+	st->ops->store(st, e, STATE_MEAS_ADM, st->ops->get(st, e, STATE_ADM));
+	st->ops->store(st, e, STATE_MEAS_TOK, st->ops->get(st, e, STATE_ADM_TOK));
+}
+
+/* 1 when endpoint c learns anything (a rate is not configured). */
+static int learns(const struct pool_ep_cfg *c)
+{
+	return c->rpm == 0 || c->tpm == 0;
+}
+
+/* A request sent to a learning endpoint counts as admitted until refused;
+ * the first one starts the measurement (one more round trip, once, for a
+ * remote state). */
+static void count_sent(struct pool *p, unsigned e, const struct state_snap *s, int64_t now_ms, int64_t est)
+{
+	struct state *st = p->st;
+	if (!learns(&p->eps[e]))
+		return;
+	if (s->f[STATE_MEAS_SINCE] == 0 && st->ops->cas(st, e, STATE_MEAS_SINCE, 0, now_ms)) {
+		st->ops->store(st, e, STATE_MEAS_ADM, s->f[STATE_ADM]);  /* nothing counted before it */
+		st->ops->store(st, e, STATE_MEAS_TOK, s->f[STATE_ADM_TOK]);
+	}
+	st->ops->bump(st, e, STATE_ADM, 1);
+	if (est > 0)
+		st->ops->bump(st, e, STATE_ADM_TOK, est);
+}
+
+/* A refused request (429, failure) was not admitted after all. */
+static void count_refused(struct pool *p, unsigned e, int64_t est)
+{
+	struct state *st = p->st;
+	if (!learns(&p->eps[e]))
+		return;
+	st->ops->bump(st, e, STATE_ADM, -1);
+	if (est > 0)
+		st->ops->bump(st, e, STATE_ADM_TOK, -est);
+}
+
+/* The first 429 of an episode (one per cooldown, however many processes
+ * see its 429s) owes a cut, made when the cooldown ends (learn_settle):
+ * by then every request sent before it has been answered or is on its
+ * way to an answer that counts. */
+static void learn_owe(struct pool *p, unsigned e, int64_t now_ms, int64_t cool_until, int tokens)
+{
+	struct state *st = p->st;
+	const struct pool_ep_cfg *c = &p->eps[e];
+	if ((tokens ? c->tpm : c->rpm) > 0)
+		return;
+	int64_t until = st->ops->get(st, e, STATE_LEARN_UNTIL);
+	if (now_ms < until)
+		return;
+	if (!st->ops->cas(st, e, STATE_LEARN_UNTIL, until, max64(cool_until, now_ms) + POOL_LEARN_EPISODE_MS))
+		return;  /* another process owes it already */
+	st->ops->store(st, e, STATE_LEARN_PEND, max64(cool_until, now_ms) << 1 | tokens);
+}
+
+/* The cut owed (pend, as STATE_LEARN_PEND holds it), made once by the
+ * first picker after the cooldown: the learned rate goes to
+ * POOL_LEARN_CUT of the rate the traffic reached -- the learned rate
+ * itself when the endpoint admitted at least POOL_LEARN_REACHED of it
+ * since the last cut, else what it admitted (the first cut, or a rate the
+ * traffic never got near). */
+static void learn_settle(struct pool *p, unsigned e, int64_t pend)
+{
+	struct state *st = p->st;
+	if (!st->ops->cas(st, e, STATE_LEARN_PEND, pend, 0))
+		return;  /* another picker settled it */
+	int64_t horizon = pend >> 1;
+	int tokens = (int)(pend & 1);
+	double admitted = admitted_rate(st, e, horizon, tokens);
+	if (admitted <= 0)
+		return;
+	int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
+	int64_t cur = st->ops->get(st, e, field);
+	double base = cur > 0 && admitted >= POOL_LEARN_REACHED * (double)cur ? (double)cur : admitted;
+	int64_t next = (int64_t)(base * POOL_LEARN_CUT);
+	next = next < 1 ? 1 : next;
+	st->ops->store(st, e, field, next);
+	set_step(st, e, tokens, next / POOL_LEARN_STEP_DIV > 0 ? next / POOL_LEARN_STEP_DIV : 1);
+	set_from(st, e, tokens, POOL_LEARN_429);
+	st->ops->store(st, e, STATE_LEARN_RUN, 0);
+	measure_restart(st, e, horizon);
+}
+
+/* A success: every POOL_LEARN_RUN of them, a rate learned from 429s that
+ * the traffic is actually pressing against (the endpoint admitted at
+ * least POOL_LEARN_PRESSING of it since the last cut) goes up by its
+ * step.  A measurement gone stale (no traffic for a while) starts over. */
+static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
+{
+	struct state *st = p->st;
+	const struct pool_ep_cfg *c = &p->eps[e];
+	int64_t since = st->ops->get(st, e, STATE_MEAS_SINCE);
+	if (since > 0 && now_ms - since > POOL_LEARN_MEASURE_STALE_MS) {
+		if (st->ops->cas(st, e, STATE_MEAS_SINCE, since, now_ms)) {
+			st->ops->store(st, e, STATE_MEAS_ADM, st->ops->get(st, e, STATE_ADM));
+			st->ops->store(st, e, STATE_MEAS_TOK, st->ops->get(st, e, STATE_ADM_TOK));
+		}
+		return;
+	}
+	int64_t from = st->ops->get(st, e, STATE_LEARN_FROM);
+	int rpm429 = c->rpm == 0 && learned_from(from, 0) == POOL_LEARN_429;
+	int tpm429 = c->tpm == 0 && learned_from(from, 1) == POOL_LEARN_429;
+	if (!rpm429 && !tpm429)
+		return;
+	int64_t run = st->ops->add(st, e, STATE_LEARN_RUN, 1) + 1;
+	if (run < POOL_LEARN_RUN || !st->ops->cas(st, e, STATE_LEARN_RUN, run, 0))
+		return;
+	int64_t steps = st->ops->get(st, e, STATE_LEARN_STEP);
+	for (int tokens = 0; tokens < 2; tokens++) {
+		int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
+		double admitted = admitted_rate(st, e, now_ms, tokens);
+		if ((tokens ? tpm429 : rpm429) &&
+		    admitted >= POOL_LEARN_PRESSING * (double)st->ops->get(st, e, field))
+			st->ops->add(st, e, field, step_of(steps, tokens) > 0 ? step_of(steps, tokens) : 1);
+	}
+}
+
 /* ---- picking ------------------------------------------------------------ */
 
 /* Microseconds that `amount` requests or tokens occupy under a per-minute
@@ -426,10 +665,6 @@ static int64_t pace_us(int64_t amount, int64_t per_minute, int learned)
 	return (int64_t)((double)amount * 60e6 / (double)per_minute * (learned ? 1.0 : POOL_PACE_MARGIN));
 }
 
-static int learned_from(int64_t packed, int tokens)
-{
-	return (int)((packed >> (tokens ? 8 : 0)) & 0xff);
-}
 
 /* Claims the next paced slot of a field: free when its theoretical
  * arrival time has passed.  The new time starts from the old one when it
@@ -469,6 +704,7 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v,
 	ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 	if (est > 0)
 		ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, 0);
+	count_sent(p, (unsigned)ep, s, now_ms, est);
 	return 1;
 refused:
 	if (v->probe)
@@ -495,6 +731,11 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 			continue;
 		const struct pool_ep_cfg *c = &p->eps[i];
 		p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
+		int64_t pend = s[i].f[STATE_LEARN_PEND];
+		if (pend != 0 && (pend >> 1) <= now_ms) {  /* a cooldown ended: its cut is due */
+			learn_settle(p, (unsigned)i, pend);
+			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
+		}
 		judge(&v[i], c, p->key_fp[i], &s[i], now_ms, est_tokens);
 		usable |= v[i].usable ? bit((int)i) : 0;
 		breaker_only |= v[i].breaker_only ? bit((int)i) : 0;
@@ -537,6 +778,7 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 		p->st->ops->window_add(p->st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 		if (est_tokens > 0)
 			p->st->ops->window_add(p->st, (unsigned)ep, STATE_WIN_TOK, now_ms, est_tokens, 0);
+		count_sent(p, (unsigned)ep, &s[ep], now_ms, est_tokens);
 		out->ep = ep;
 		return CONVBI_OK;
 	}
@@ -587,148 +829,6 @@ static void report_failure(struct pool *p, unsigned ep, int64_t now_ms, int prob
 		int64_t level = ops->get(st, ep, STATE_PAUSE_LEVEL);
 		ops->cas(st, ep, STATE_OPEN_UNTIL, 0, now_ms + breaker_pause(level));
 	}
-}
-
-/* ---- learning the quota ---------------------------------------------------
- * For an endpoint without a configured rpm (tpm), STATE_LEARN_RPM (TPM)
- * holds what every process has learned, and paces exactly as a configured
- * figure would.  Each update is a few single-word operations; the two
- * that must happen once per event are CASes: LEARN_UNTIL (one cut per
- * cooldown episode, however many processes see its 429s) and LEARN_RUN
- * (one raise per run of successes). */
-
-static void set_from(struct state *st, unsigned ep, int tokens, int from)
-{
-	int shift = tokens ? 8 : 0;
-	for (int i = 0; i < 8; i++) {
-		int64_t old = st->ops->get(st, ep, STATE_LEARN_FROM);
-		int64_t v = (old & ~((int64_t)0xff << shift)) | (int64_t)from << shift;
-		if (old == v || st->ops->cas(st, ep, STATE_LEARN_FROM, old, v))
-			return;
-	}
-}
-
-static void set_step(struct state *st, unsigned ep, int tokens, int64_t step)
-{
-	int shift = tokens ? 32 : 0;
-	int64_t mask = (int64_t)0xffffffff << shift;
-	if (step > 0xffffffffLL)
-		step = 0xffffffffLL;
-	for (int i = 0; i < 8; i++) {
-		int64_t old = st->ops->get(st, ep, STATE_LEARN_STEP);
-		int64_t v = (old & ~mask) | step << shift;
-		if (old == v || st->ops->cas(st, ep, STATE_LEARN_STEP, old, v))
-			return;
-	}
-}
-
-static int64_t step_of(int64_t packed, int tokens)
-{
-	return (packed >> (tokens ? 32 : 0)) & 0xffffffff;
-}
-
-/* The budgets the service announces: x-ratelimit-limit-tokens is a
- * per-minute figure (Azure and OpenAI alike) and seeds the learned tpm;
- * x-ratelimit-limit-requests is per minute only when sent with
- * x-ratelimit-reset-requests (OpenAI's form; Azure counts requests over
- * 1 or 10 s windows and says not which), and then seeds the learned rpm.
- * A rate already cut by a 429 is only ever lowered to the announcement. */
-static void learn_from_headers(struct pool *p, unsigned e, const struct pool_outcome *o)
-{
-	struct state *st = p->st;
-	const struct pool_ep_cfg *c = &p->eps[e];
-	int64_t from = st->ops->get(st, e, STATE_LEARN_FROM);
-	for (int tokens = 0; tokens < 2; tokens++) {
-		int64_t limit = tokens ? o->limit_tokens : (o->reset_requests_ms > 0 ? o->limit_requests : -1);
-		int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
-		if (limit <= 0 || (tokens ? c->tpm : c->rpm) > 0)
-			continue;
-		int64_t cur = st->ops->get(st, e, field);
-		if (learned_from(from, tokens) == POOL_LEARN_429) {
-			if (cur > limit)
-				st->ops->store(st, e, field, limit);
-		} else if (cur != limit) {
-			st->ops->store(st, e, field, limit);
-			set_from(st, e, tokens, POOL_LEARN_HEADER);
-		}
-	}
-}
-
-/* The rate (per minute) the endpoint admitted since the measurement
- * began, or -1 when the measurement is too young or too thin to say. */
-static double admitted_rpm(struct state *st, unsigned e, int64_t now_ms)
-{
-	int64_t since = st->ops->get(st, e, STATE_MEAS_SINCE);
-	int64_t n = st->ops->get(st, e, STATE_OK) - st->ops->get(st, e, STATE_MEAS_OK);
-	if (since <= 0 || now_ms - since < POOL_LEARN_MEASURE_MIN_MS || n < 2)
-		return -1;
-	return (double)n * 60000.0 / (double)(now_ms - since);
-}
-
-static void measure_restart(struct state *st, unsigned e, int64_t now_ms)
-{
-	st->ops->store(st, e, STATE_MEAS_SINCE, now_ms);
-	st->ops->store(st, e, STATE_MEAS_OK, st->ops->get(st, e, STATE_OK));
-}
-
-/* A 429: the first of its episode cuts the learned rate (requests, or
- * tokens when the 429 was for tokens) to POOL_LEARN_CUT of what the
- * endpoint admitted, or of the rate in force if that is lower. */
-static void learn_cut(struct pool *p, unsigned e, int64_t now_ms, int64_t cool_until,
-                      const struct pool_outcome *o)
-{
-	struct state *st = p->st;
-	const struct pool_ep_cfg *c = &p->eps[e];
-	int tokens = o->tokens_bound;
-	if ((tokens ? c->tpm : c->rpm) > 0)
-		return;
-	int64_t until = st->ops->get(st, e, STATE_LEARN_UNTIL);
-	double admitted = admitted_rpm(st, e, now_ms);
-	if (now_ms < until || admitted < 0)
-		return;
-	if (!st->ops->cas(st, e, STATE_LEARN_UNTIL, until, max64(cool_until, now_ms) + POOL_LEARN_EPISODE_MS))
-		return;  /* another process cut for this episode */
-	int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
-	if (tokens)
-		admitted *= (double)(o->est_tokens > 0 ? o->est_tokens : 1);
-	int64_t cur = st->ops->get(st, e, field);
-	double base = cur > 0 && (double)cur < admitted ? (double)cur : admitted;
-	int64_t next = (int64_t)(base * POOL_LEARN_CUT);
-	next = next < 1 ? 1 : next;
-	st->ops->store(st, e, field, next);
-	set_step(st, e, tokens, next / POOL_LEARN_STEP_DIV > 0 ? next / POOL_LEARN_STEP_DIV : 1);
-	set_from(st, e, tokens, POOL_LEARN_429);
-	st->ops->store(st, e, STATE_LEARN_RUN, 0);
-	measure_restart(st, e, now_ms);
-}
-
-/* A success: every POOL_LEARN_RUN of them, a rate learned from 429s that
- * the traffic is actually pressing against (the endpoint admitted at least
- * 80 % of it since the last cut) goes up by its step. */
-static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
-{
-	struct state *st = p->st;
-	const struct pool_ep_cfg *c = &p->eps[e];
-	int64_t since = st->ops->get(st, e, STATE_MEAS_SINCE);
-	if (since <= 0 || now_ms - since > POOL_LEARN_MEASURE_STALE_MS) {
-		if (st->ops->cas(st, e, STATE_MEAS_SINCE, since, now_ms))
-			st->ops->store(st, e, STATE_MEAS_OK, st->ops->get(st, e, STATE_OK));
-		return;
-	}
-	int64_t from = st->ops->get(st, e, STATE_LEARN_FROM);
-	int rpm429 = c->rpm == 0 && learned_from(from, 0) == POOL_LEARN_429;
-	int tpm429 = c->tpm == 0 && learned_from(from, 1) == POOL_LEARN_429;
-	if (!rpm429 && !tpm429)
-		return;
-	int64_t run = st->ops->add(st, e, STATE_LEARN_RUN, 1) + 1;
-	if (run < POOL_LEARN_RUN || !st->ops->cas(st, e, STATE_LEARN_RUN, run, 0))
-		return;
-	double admitted = admitted_rpm(st, e, now_ms);
-	int64_t rpm = st->ops->get(st, e, STATE_LEARN_RPM), steps = st->ops->get(st, e, STATE_LEARN_STEP);
-	if (rpm429 && admitted >= 0.8 * (double)rpm)
-		st->ops->add(st, e, STATE_LEARN_RPM, step_of(steps, 0) > 0 ? step_of(steps, 0) : 1);
-	if (tpm429 && (!rpm429 || admitted >= 0.8 * (double)rpm))
-		st->ops->add(st, e, STATE_LEARN_TPM, step_of(steps, 1) > 0 ? step_of(steps, 1) : 1);
 }
 
 uint64_t pool_key_fp(const char *identity, const char *key, size_t key_len)
@@ -783,7 +883,7 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 			until = now_ms + (d < POOL_COOL_MAX_MS ? d : POOL_COOL_MAX_MS);
 		}
 		cool(st, e, until, POOL_RATE_LIMITED);
-		learn_cut(p, e, now_ms, until, o);
+		learn_owe(p, e, now_ms, until, o->tokens_bound);
 		/* When the cooldown ends, the paced callers go one slot at a
 		 * time from its end, not all at once. */
 		ops->max(st, e, STATE_PACE_REQ, until * 1000);
@@ -808,6 +908,8 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 	default:  /* POOL_CLIENT and unknown classes: nothing about health */
 		break;
 	}
+	if (o->cls != POOL_OK && o->cls != POOL_CLIENT)
+		count_refused(p, e, o->est_tokens);
 	/* A probe that did not fail the breaker (OK, 429, broken, client)
 	 * gives the slot back; report_failure already did for the others. */
 	if (o->probe && o->cls != POOL_SERVER && o->cls != POOL_TRANSPORT)
@@ -824,7 +926,8 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 		ops->store(st, e, STATE_RESET_TOK, now_ms + r);
 		store_if(st, e, STATE_REM_TOK, o->remaining_tokens);
 	}
-	if (o->limit_requests > 0 || o->limit_tokens > 0)
+	if (o->limit_requests > 0 || o->limit_tokens > 0 || (o->remaining_requests > 0 && o->reset_requests_ms >= 0) ||
+	    (o->remaining_tokens > 0 && o->reset_tokens_ms >= 0))
 		learn_from_headers(p, e, o);
 }
 

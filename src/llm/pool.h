@@ -15,9 +15,10 @@
  * cycle.
  *
  * Usable = not excluded by the caller, not cooling (rate limit, broken
- * key/deployment), breaker closed (or half-open with the probe slot won),
- * inside its client-side rpm/tpm minute window, and not out of the budget
- * the server last reported.  When nothing is usable but some endpoint is
+ * key/deployment -- an auth cooldown only for the key it was set for),
+ * breaker closed (or half-open with the probe slot won), its paced slot
+ * come (a configured rpm/tpm, else a learned one), and, unless 429s
+ * taught its rate, not out of the budget the server last reported.  When nothing is usable but some endpoint is
  * blocked by its breaker alone, that endpoint is offered anyway (the one
  * whose breaker opened first, then the one that failed longest ago): a
  * partial outage never becomes a total one.  Cooldowns and budgets are
@@ -51,16 +52,23 @@
 #define POOL_BUDGET_RESET_DEFAULT_MS 250   /* a server budget without a reset time: look again soon (a 429 then says exactly when) */
 
 /* Learned quotas (endpoints without a configured rpm/tpm): AIMD, as TCP.
- * The first 429 of a cooldown episode cuts the learned rate to
- * POOL_LEARN_CUT times the smaller of it and the rate the endpoint
- * admitted since the last cut (measured over at least
- * POOL_LEARN_MEASURE_MIN_MS); every POOL_LEARN_RUN successes that the
- * pacing held back raise it by a fixed step, 1/POOL_LEARN_STEP_DIV of the
- * rate at the cut. */
+ * The first 429 of a cooldown episode (one per episode, however many
+ * processes see its 429s) owes a cut, made by the first pick after the
+ * cooldown: the learned rate goes to POOL_LEARN_CUT times the rate the
+ * traffic reached -- the learned rate itself when the endpoint admitted
+ * at least POOL_LEARN_REACHED of it since the last cut, else the rate it
+ * admitted, counted at the send and measured up to the cooldown's end
+ * (over at least POOL_LEARN_MEASURE_MIN_MS).  Every POOL_LEARN_RUN
+ * successes, a rate the traffic presses against (admitted at least
+ * POOL_LEARN_PRESSING of it) rises by a fixed step, 1/POOL_LEARN_STEP_DIV
+ * of the rate at the cut.  Tokens count as Azure counts them: the
+ * request's estimate (prompt + max_tokens). */
 #define POOL_LEARN_CUT 0.95
+#define POOL_LEARN_REACHED 0.9
+#define POOL_LEARN_PRESSING 0.8
 #define POOL_LEARN_RUN 40
 #define POOL_LEARN_STEP_DIV 50
-#define POOL_LEARN_MEASURE_MIN_MS 1000
+#define POOL_LEARN_MEASURE_MIN_MS 500
 #define POOL_LEARN_EPISODE_MS 1000     /* 429s this long after a cooldown still belong to it */
 #define POOL_LEARN_MEASURE_STALE_MS 30000  /* an older measurement restarts */
 
@@ -188,10 +196,13 @@ struct pool_outcome {
  *   CLIENT        statistics only.
  * Any class with remaining_* >= 0 updates the server budget.  For an
  * endpoint without a configured rpm/tpm, a 429 (the first of its episode)
- * cuts the learned rate and a run of paced successes raises it (see
- * POOL_LEARN_*); x-ratelimit-limit-tokens seeds the learned tpm and
- * x-ratelimit-limit-requests, sent with x-ratelimit-reset-requests (the
- * per-minute form), the learned rpm. */
+ * owes a cut of the learned rate and a run of successes raises it (see
+ * POOL_LEARN_*); x-ratelimit-limit-tokens seeds the learned tpm,
+ * x-ratelimit-limit-requests sent with x-ratelimit-reset-requests (the
+ * per-minute form) the learned rpm, and without a limit a remaining count
+ * with its reset time seeds a rate nothing else has.  A 429 also moves the
+ * endpoint's pacing to the cooldown's end, so the callers waiting for it,
+ * in every process, go one paced slot at a time. */
 void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o);
 
 /* The attempt picked was canceled or never made: gives back its probe

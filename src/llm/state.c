@@ -77,7 +77,8 @@ static const unsigned char field_word[STATE_NFIELDS] = {
 	[STATE_TOKENS] = 20, [STATE_PACE_REQ] = 7, [STATE_PACE_TOK] = 12, [STATE_COOL_CLASS] = 13,
 	[STATE_KEY_FP] = 14, [STATE_LEARN_RPM] = 24, [STATE_LEARN_TPM] = 25, [STATE_LEARN_FROM] = 26,
 	[STATE_LEARN_STEP] = 27, [STATE_LEARN_UNTIL] = 28, [STATE_LEARN_RUN] = 29,
-	[STATE_MEAS_SINCE] = 30, [STATE_MEAS_OK] = 31,
+	[STATE_MEAS_SINCE] = 30, [STATE_MEAS_ADM] = 31, [STATE_ADM] = 21, [STATE_ADM_TOK] = 22,
+	[STATE_MEAS_TOK] = 23, [STATE_LEARN_PEND] = 15,
 };
 
 struct state_shm {
@@ -186,6 +187,11 @@ static int64_t shm_get(struct state *st, unsigned ep, int field)
 static int64_t shm_add(struct state *st, unsigned ep, int field, int64_t delta)
 {
 	return atomic_fetch_add_explicit(word_of(st, ep, field), delta, memory_order_acq_rel);
+}
+
+static void shm_bump(struct state *st, unsigned ep, int field, int64_t delta)
+{
+	atomic_fetch_add_explicit(word_of(st, ep, field), delta, memory_order_acq_rel);
 }
 
 static void shm_store(struct state *st, unsigned ep, int field, int64_t v)
@@ -380,13 +386,13 @@ static const char *shm_describe(const struct state *st)
 }
 
 static const struct state_ops file_ops = {
-	"file", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
-	shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
+	"file", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_bump, shm_store, shm_cas, shm_max,
+	shm_window_add, shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
 };
 
 static const struct state_ops memory_ops = {
-	"memory", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_store, shm_cas, shm_max, shm_window_add,
-	shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
+	"memory", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_bump, shm_store, shm_cas, shm_max,
+	shm_window_add, shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
 };
 
 /* ---- building and checking a layout ----------------------------------- */

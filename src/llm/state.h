@@ -40,7 +40,7 @@
 
 /* Bump whenever the file layout below changes: an older file is rebuilt
  * (a newer one, another convbi's, is left alone). */
-#define STATE_VERSION 5
+#define STATE_VERSION 6
 #define STATE_MAX_SLOTS 64
 #define STATE_MAX_TIERS 64
 
@@ -82,7 +82,11 @@ enum state_field {
 	STATE_LEARN_UNTIL,   /* ms: a 429 before this is of the episode already cut */
 	STATE_LEARN_RUN,     /* paced successes since the last increase */
 	STATE_MEAS_SINCE,    /* ms: start of the admitted-rate measurement, 0 = none */
-	STATE_MEAS_OK,       /* STATE_OK at that start */
+	STATE_MEAS_ADM,      /* STATE_ADM at that start */
+	STATE_ADM,           /* requests sent and not refused (+1 at a pick, -1 at a refusal) */
+	STATE_ADM_TOK,       /* their estimated tokens (prompt + max_tokens), likewise */
+	STATE_MEAS_TOK,      /* STATE_ADM_TOK at the measurement's start */
+	STATE_LEARN_PEND,    /* a cut owed: (ms << 1 | tokens), measured to ms (a cooldown's end); 0 = none */
 	STATE_NFIELDS
 };
 
@@ -139,6 +143,9 @@ struct state_ops {
 	/* Adds delta to a field; returns the value before. */
 	int64_t (*get)(struct state *st, unsigned ep, int field);
 	int64_t (*add)(struct state *st, unsigned ep, int field, int64_t delta);
+	/* Adds delta to a field without asking for the value: a backend may
+	 * send it without waiting (Redis pipelines it).  Atomic all the same. */
+	void (*bump)(struct state *st, unsigned ep, int field, int64_t delta);
 	void (*store)(struct state *st, unsigned ep, int field, int64_t v);
 	/* Sets the field to desired if it holds expect; returns 1 if it did. */
 	int (*cas)(struct state *st, unsigned ep, int field, int64_t expect, int64_t desired);
@@ -261,8 +268,8 @@ struct state_header {
 /* One endpoint.  word[] holds the fields (state.c maps each enum
  * state_field to a word): line 0 (words 0-7) is read by every pick and
  * written on failures; line 1 (8-15) takes the budget headers of every
- * reply; line 2 (16-23) the statistics; line 3 (24-31) the learned rates;
- * lines 4-5 the windows; line 6 the spending.  A window
+ * reply; line 2 (16-23) the statistics and the admitted counts; line 3
+ * (24-31) the learned rates; lines 4-5 the windows; line 6 the spending.  A window
  * bucket packs (epoch << 32 | count), epoch = the bucket's start time /
  * STATE_WINDOW_BUCKET_MS, mod 2^32.  A spend word packs (period << 48 |
  * micro-USD), period mod 2^16 (179 years of days). */

@@ -231,9 +231,10 @@ static const char *const field_name[STATE_NFIELDS] = {
 	[STATE_KEY_FP] = "key_fp", [STATE_LEARN_RPM] = "learn_rpm", [STATE_LEARN_TPM] = "learn_tpm",
 	[STATE_LEARN_FROM] = "learn_from", [STATE_LEARN_STEP] = "learn_step",
 	[STATE_LEARN_UNTIL] = "learn_until", [STATE_LEARN_RUN] = "learn_run",
-	[STATE_MEAS_SINCE] = "meas_since", [STATE_MEAS_OK] = "meas_ok",
+	[STATE_MEAS_SINCE] = "meas_since", [STATE_MEAS_ADM] = "meas_adm", [STATE_ADM] = "adm",
+	[STATE_ADM_TOK] = "adm_tok", [STATE_MEAS_TOK] = "meas_tok", [STATE_LEARN_PEND] = "learn_pend",
 };
-_Static_assert(STATE_NFIELDS == 28, "a state field was added: name it in field_name[]");
+_Static_assert(STATE_NFIELDS == 32, "a state field was added: name it in field_name[]");
 static const char *const window_name[STATE_NWINDOWS] = {"wreq", "wtok"};
 
 struct rs_bucket {
@@ -956,6 +957,23 @@ static int64_t rs_add(struct state *st, unsigned ep, int field, int64_t delta)
 	return r->local->ops->add(r->local, ep, field, delta);
 }
 
+/* An add whose result nobody waits for: pipelined, as a store is. */
+static void rs_bump(struct state *st, unsigned ep, int field, int64_t delta)
+{
+	struct state_redis *r = rs_of(st);
+	struct rs_guard g;
+	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
+	if (rs_begin(r, &g, 0)) {
+		int ok = rs_field_op(r, "add", ep, field, 1, delta, 0, NULL);
+		if (ok && r->snap.have)
+			snap_f(r, ep)[field] += delta;
+		rs_end(r, &g);
+		if (ok)
+			return;
+	}
+	r->local->ops->bump(r->local, ep, field, delta);
+}
+
 static void rs_store(struct state *st, unsigned ep, int field, int64_t v)
 {
 	struct state_redis *r = rs_of(st);
@@ -1176,8 +1194,8 @@ static void rs_close(struct state *st)
 static const char *rs_describe(const struct state *st);
 
 static const struct state_ops redis_ops = {
-	"redis", rs_describe, rs_counter_next, rs_load, rs_get, rs_add, rs_store, rs_cas, rs_max, rs_window_add,
-	rs_reset, rs_clear, rs_spend_add, rs_spend_get, rs_close,
+	"redis", rs_describe, rs_counter_next, rs_load, rs_get, rs_add, rs_bump, rs_store, rs_cas, rs_max,
+	rs_window_add, rs_reset, rs_clear, rs_spend_add, rs_spend_get, rs_close,
 };
 
 /* ---- opening ------------------------------------------------------------ */

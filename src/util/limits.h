@@ -18,6 +18,8 @@
 #define CONFIG_MAX_FILE_BYTES ((size_t)1 << 20)   /* the endpoints config file */
 #define TMPL_MAX_BYTES ((size_t)64 << 10)         /* one prompt template file */
 #define NOTES_MAX_BYTES ((size_t)256 << 10)       /* a business notes file */
+#define EXAMPLES_MAX_BYTES ((size_t)16 << 20)     /* a verified examples file (JSON lines) */
+#define EXAMPLES_TEXT_MAX_BYTES ((size_t)8192)    /* one example's question or SQL */
 #define INPUT_FILE_MAX_BYTES ((size_t)1 << 30)    /* a batch/eval input or a result file read back */
 #define INPUT_LINE_MAX_BYTES ((size_t)1 << 20)    /* one line of batch INPUT (a question and its JSON) */
 #define TOKENS_FILE_MAX_BYTES ((size_t)1 << 20)   /* serve's bearer tokens file */
@@ -25,6 +27,11 @@
 /* ---- what the model sends back ------------------------------------------- */
 #define AOAI_MAX_REPLY_BYTES ((size_t)8 << 20)    /* one HTTP reply body; larger fails */
 #define MODEL_REPLY_MAX_BYTES ((size_t)1 << 20)   /* one reply's text (and JSON in it) in a stage */
+
+/* ---- what the Entra ID token service sends back (llm/token*.c) ----------- */
+#define TOKEN_MAX_BYTES ((size_t)16 << 10)          /* one access token; larger is refused */
+#define TOKEN_REPLY_MAX_BYTES ((size_t)64 << 10)    /* the token service's reply */
+#define TOKEN_FED_FILE_MAX_BYTES ((size_t)64 << 10) /* the federated token file (workload identity) */
 
 /* ---- what the workflow builds --------------------------------------------- */
 #define PROMPT_MAX_BYTES ((size_t)1 << 20)        /* one rendered prompt */
@@ -35,6 +42,7 @@
 #define ANSWER_ROWS_MAX_BYTES ((size_t)16 << 10)  /* rows shown to the answer writer */
 #define EXPLAIN_SQL_MAX_BYTES ((size_t)8000)      /* SQL given to the explainer */
 #define NOTES_BUDGET_BYTES ((size_t)3000)         /* business notes in one prompt */
+#define EXAMPLES_BUDGET_BYTES ((size_t)4000)      /* verified examples in one prompt */
 #define TABLE_LIST_MAX_BYTES ((size_t)64 << 10)   /* the intent prompt's table list */
 #define REASON_MAX_BYTES ((size_t)4096)           /* a reviewer's one-line reason */
 #define SUMMARY_MAX_BYTES ((size_t)400)           /* one turn's summary kept in the history */

@@ -2,8 +2,11 @@
  *
  * The registry is a small fixed table of copies of the keys (at most
  * SECRET_REGISTRY_MAX; keys shorter than 4 bytes are not registered since
- * they would match ordinary text).  It only grows: a key once loaded stays
- * redacted for the life of the process.
+ * they would match ordinary text).  A key once loaded stays redacted for
+ * the life of the process; only rotating secrets (Entra ID tokens) are
+ * taken out again, by secret_forget, once they are replaced.  Entries are
+ * counted: a value registered twice (two engines holding the same token)
+ * stays until both forget it.
  */
 #include "util/secret.h"
 
@@ -17,7 +20,8 @@
 #define SECRET_REGISTRY_MAX 256
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *reg_keys[SECRET_REGISTRY_MAX];  /* owned copies, never freed */
+static char *reg_keys[SECRET_REGISTRY_MAX];  /* owned copies */
+static int reg_refs[SECRET_REGISTRY_MAX];     /* secret_set calls not yet forgotten */
 static int reg_n;
 
 static void registry_add(const char *value)
@@ -26,12 +30,16 @@ static void registry_add(const char *value)
 		return;
 	pthread_mutex_lock(&reg_lock);
 	for (int i = 0; i < reg_n; i++)
-		if (!strcmp(reg_keys[i], value))
+		if (!strcmp(reg_keys[i], value)) {
+			reg_refs[i]++;
 			goto out;
+		}
 	if (reg_n < SECRET_REGISTRY_MAX) {
 		char *copy = strdup(value);
-		if (copy)
+		if (copy) {
+			reg_refs[reg_n] = 1;
 			reg_keys[reg_n++] = copy;
+		}
 	}
 out:
 	pthread_mutex_unlock(&reg_lock);
@@ -68,6 +76,25 @@ const char *secret_value(const struct secret *s)
 int secret_is_set(const struct secret *s)
 {
 	return s->value_ && s->value_[0];
+}
+
+void secret_forget(const char *value)
+{
+	if (!value)
+		return;
+	pthread_mutex_lock(&reg_lock);
+	for (int i = 0; i < reg_n; i++)
+		if (!strcmp(reg_keys[i], value)) {
+			if (--reg_refs[i] > 0)
+				break;
+			memset(reg_keys[i], 0, strlen(reg_keys[i]));
+			free(reg_keys[i]);
+			reg_n--;
+			reg_keys[i] = reg_keys[reg_n];
+			reg_refs[i] = reg_refs[reg_n];
+			break;
+		}
+	pthread_mutex_unlock(&reg_lock);
 }
 
 void secret_redact(char *text)

@@ -20,6 +20,10 @@ int secret_set(struct secret *s, const char *value);
 void secret_release(struct secret *s);
 const char *secret_value(const struct secret *s);
 int secret_is_set(const struct secret *s);
+/* Undoes one secret_set's registration of value (a rotated token no
+ * longer in use), so the registry does not fill with expired tokens; the
+ * value stays redacted while other holders registered it too. */
+void secret_forget(const char *value);
 /* Replaces every registered key found in the NUL-terminated text, in
  * place, by "***" (padded with '*' to the key's length). */
 void secret_redact(char *text);

@@ -19,10 +19,13 @@
  * (tables renamed <db_id>__<table>; build it with
  * tests/bench/make_merged_spider.py), and times a full index build of it.
  *
- * Example selection (DAIL-SQL-style, --examples-check): for each question,
- * with the questions of the other databases as the pool, how often the
- * first chosen example has the gold SQL's skeleton, next to a random pick
- * (seeded, same pool) -- see src/prompt/examples.c.
+ * Example selection (src/prompt/examples.c, as the SQL agent chooses): for
+ * each question, with the questions of the other databases as the pool
+ * (leave one database out), how often the first chosen example, and any of
+ * the three, has the gold SQL's skeleton -- chosen by the masked question
+ * alone, by the masked question and the skeleton of a perfect draft (the
+ * gold SQL itself: an upper bound for the draft step), and at random
+ * (seeded, same pool).  Also the prompt tokens with the three examples.
  *
  * Usage: context_recall [--spider DIR] [--merged FILE] [--limit N] [--out FILE]
  * Targets (printed, never an exit status): value recall >= 97 % (Spider dev),
@@ -43,6 +46,7 @@
 #include "db/schema.h"
 #include "db/vindex.h"
 #include "flow/flow.h"
+#include "prompt/examples.h"
 #include "prompt/tmpl.h"
 #include "util/clock.h"
 #include "benchutil.h"
@@ -201,12 +205,14 @@ static void score(struct tally *t, const struct gold *g, const char *text, const
 	}
 }
 
-static double prompt_tokens(const struct tmpl_set *prompts, const char *schema, const char *question)
+static double prompt_tokens(const struct tmpl_set *prompts, const char *schema, const char *question,
+                            const char *examples)
 {
 	struct buf b = BUF_INIT;
 	struct err err = ERR_INIT;
-	struct tmpl_slot slots[] = {{"schema", schema, 0}, {"question", question, 8000}, {"today", "2026-01-01", 16}};
-	tmpl_render(&b, tmpl_text(prompts, "sql"), slots, 3, &err);
+	struct tmpl_slot slots[] = {{"schema", schema, 0}, {"question", question, 8000}, {"today", "2026-01-01", 16},
+	                            {"examples", examples, 0}};
+	tmpl_render(&b, tmpl_text(prompts, "sql"), slots, 4, &err);
 	double tokens = (double)b.len / 4.0;
 	buf_release(&b);
 	return tokens;
@@ -280,6 +286,77 @@ struct question {
 	char *db_id, *text, *sql;
 };
 
+/* ---- example selection ------------------------------------------------------------ */
+
+struct pick_tally {
+	long n, top1, any3;
+};
+
+static void skeleton_of(struct buf *b, const char *sql)
+{
+	buf_reset(b);
+	examples_skeleton(b, sql);
+}
+
+/* Scores the picks against the gold skeleton. */
+static void pick_score(struct pick_tally *t, const struct examples *ex, const size_t *picked, int n, const char *gold)
+{
+	struct buf g = BUF_INIT, e = BUF_INIT;
+	skeleton_of(&g, gold);
+	int any = 0;
+	for (int i = 0; i < n; i++) {
+		skeleton_of(&e, ex->v[picked[i]].sql);
+		int same = !strcmp(buf_str(&g), buf_str(&e));
+		if (same && i == 0)
+			t->top1++;
+		any |= same;
+	}
+	t->any3 += any;
+	t->n++;
+	buf_release(&g);
+	buf_release(&e);
+}
+
+/* The masked words of the question: the database's names and the values
+ * the value index finds for it, as the SQL agent has them. */
+static const char **domain_of(const struct dbctx *d, const struct ground *gr, size_t *n)
+{
+	size_t cap = (size_t)gr->n + 1;
+	for (size_t t = 0; t < d->s->ntables; t++)
+		cap += 1 + (size_t)d->s->tables[t].ncols;
+	const char **dom = calloc(cap, sizeof *dom);
+	size_t k = 0;
+	for (size_t t = 0; t < d->s->ntables; t++) {
+		dom[k++] = d->s->tables[t].name;
+		for (int c = 0; c < d->s->tables[t].ncols; c++)
+			dom[k++] = d->s->tables[t].cols[c].name;
+	}
+	for (int i = 0; i < gr->n; i++)
+		dom[k++] = gr->v[i].value;
+	*n = k;
+	return dom;
+}
+
+static uint64_t rng_state = 0x2545F4914F6CDD1Dull;
+
+static uint64_t rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static void pick_report(const char *label, const struct pick_tally *t, cJSON *out)
+{
+	double top1 = 100.0 * (double)t->top1 / (double)(t->n ? t->n : 1), any3 = 100.0 * (double)t->any3 / (double)(t->n ? t->n : 1);
+	printf("| %-44s | %6.1f %% | %6.1f %% |\n", label, top1, any3);
+	cJSON *o = cJSON_AddObjectToObject(out, label);
+	cJSON_AddNumberToObject(o, "first_same_skeleton", top1);
+	cJSON_AddNumberToObject(o, "any_of_3_same_skeleton", any3);
+	cJSON_AddNumberToObject(o, "questions", (double)t->n);
+}
+
 static int load_questions(const char *spider, struct question **out)
 {
 	char path[4096];
@@ -320,12 +397,12 @@ static void measure(struct dbctx *d, const struct tmpl_set *prompts, const struc
 	schema_render(&b, d->s, q->text, BUDGET_BYTES);
 	ranges_swap(d, 1);
 	score(before, g, buf_str(&b), prefix);
-	before->tokens[before->n++] = prompt_tokens(prompts, buf_str(&b), q->text);
+	before->tokens[before->n++] = prompt_tokens(prompts, buf_str(&b), q->text, NULL);
 	buf_release(&b);
 	vindex_match(d->v, d->s, q->text, &gr, &err);
 	schema_render_grounded(&b, d->s, q->text, &gr, BUDGET_BYTES);
 	score(after, g, buf_str(&b), prefix);
-	after->tokens[after->n++] = prompt_tokens(prompts, buf_str(&b), q->text);
+	after->tokens[after->n++] = prompt_tokens(prompts, buf_str(&b), q->text, NULL);
 	ground_release(&gr);
 	buf_release(&b);
 }
@@ -369,6 +446,17 @@ int main(int argc, char **argv)
 	mb.tokens = calloc((size_t)nq, sizeof(double));
 	ma.tokens = calloc((size_t)nq, sizeof(double));
 	struct dbctx cur = {0}, big = {0};
+	struct examples *pool = NULL;
+	struct pick_tally p_random = {0}, p_question = {0}, p_draft = {0};
+	struct tally sx = {0};
+	sx.tokens = calloc((size_t)nq, sizeof(double));
+	examples_new(&pool);
+	for (int i = 0; i < nq; i++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/database/%s/%s.sqlite", spider, qs[i].db_id, qs[i].db_id);
+		if (access(path, R_OK) == 0)
+			examples_add(pool, qs[i].text, qs[i].sql, qs[i].db_id);
+	}
 	if (merged) {
 		/* a fresh build, timed: the figure is the build, not a cache hit */
 		struct schema *s = NULL;
@@ -411,6 +499,34 @@ int main(int argc, char **argv)
 		}
 		used++;
 		measure(&cur, prompts, &qs[i], &g, "", &sb, &sa);
+		{ /* example selection, leaving this database out */
+			struct ground gr = GROUND_INIT;
+			struct buf text = BUF_INIT, exs = BUF_INIT;
+			vindex_match(cur.v, cur.s, qs[i].text, &gr, &err);
+			size_t nd = 0, picked[EXAMPLES_K];
+			const char **dom = domain_of(&cur, &gr, &nd);
+			int n = 0;
+			struct examples_query q = {qs[i].text, dom, nd, NULL, qs[i].db_id};
+			examples_choose(pool, &q, EXAMPLES_K, picked, &n);
+			pick_score(&p_question, pool, picked, n, qs[i].sql);
+			schema_render_grounded(&text, cur.s, qs[i].text, &gr, BUDGET_BYTES);
+			examples_render(&exs, pool, picked, n, EXAMPLES_BUDGET_BYTES);
+			sx.tokens[sx.n++] = prompt_tokens(prompts, buf_str(&text), qs[i].text, buf_str(&exs));
+			q.draft = qs[i].sql;
+			examples_choose(pool, &q, EXAMPLES_K, picked, &n);
+			pick_score(&p_draft, pool, picked, n, qs[i].sql);
+			n = 0;
+			while (n < EXAMPLES_K) {
+				size_t k = (size_t)(rng() % pool->n);
+				if (strcmp(pool->v[k].db, qs[i].db_id))
+					picked[n++] = k;
+			}
+			pick_score(&p_random, pool, picked, n, qs[i].sql);
+			free(dom);
+			buf_release(&text);
+			buf_release(&exs);
+			ground_release(&gr);
+		}
 		if (merged) {
 			char prefix[160];
 			snprintf(prefix, sizeof prefix, "%s__", qs[i].db_id);
@@ -432,6 +548,19 @@ int main(int argc, char **argv)
 		double gm = bench_pct(ma.tokens, ma.n, 50) / bench_pct(mb.tokens, mb.n, 50) - 1;
 		printf("median prompt tokens, merged:     %+.1f %% %s\n", 100 * gm, gm <= 0.15 ? "PASS (<= +15 %)" : "FAIL (> +15 %)");
 	}
+	bench_sort(sx.tokens, sx.n);
+	printf("\nprompt tokens with the schema text after and 3 examples: median %.0f / p95 %.0f\n",
+	       bench_pct(sx.tokens, sx.n, 50), bench_pct(sx.tokens, sx.n, 95));
+	cJSON_AddNumberToObject(json, "tokens_with_examples_median", bench_pct(sx.tokens, sx.n, 50));
+	cJSON_AddNumberToObject(json, "tokens_with_examples_p95", bench_pct(sx.tokens, sx.n, 95));
+	printf("\nexample selection, %ld questions, pool: the dev questions of the other databases (%zu in all)\n\n",
+	       p_random.n, pool->n);
+	printf("| %-44s | first    | any of 3 |\n|---|---|---|\n", "same SQL skeleton as the gold");
+	cJSON *pj = cJSON_AddObjectToObject(json, "example_selection");
+	pick_report("random (seeded)", &p_random, pj);
+	pick_report("masked question", &p_question, pj);
+	pick_report("masked question + skeleton of a perfect draft", &p_draft, pj);
+	examples_free(pool);
 	dbctx_close(&cur);
 	dbctx_close(&big);
 	tmpl_set_free(prompts);

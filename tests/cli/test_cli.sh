@@ -42,7 +42,25 @@ contains "$OUT" '"name":"east"' "endpoints lists east"
 echo "$OUT" | grep -q '"name":"east"[^}]*"cooling_ms":1[0-9][0-9][0-9][0-9]' && ok "east shows its cooldown" || bad "east cooldown not shown: $OUT"
 expect_code 0 "endpoints table" "$CONVBI" endpoints --config "$C"
 contains "$OUT" "BREAKER" "the table has a header"
+contains "$OUT" "LEARNED_RPM" "the table shows learned request rates"
+contains "$OUT" "LEARNED_TPM" "the table shows learned token rates"
 ALL="$ALL$OUT$ERR$(cat "$T/many")"
+expect_code 0 "endpoints --json (learned)" "$CONVBI" endpoints --config "$C" --json
+for f in '"learned_rpm":' '"learned_rpm_from":"' '"learned_tpm":' '"learned_tpm_from":"' '"cooling_reason":"rate_limit"'; do
+  contains "$OUT" "$f" "endpoints --json has $f"
+done
+# --reset NAME clears that endpoint's shared state and says what it held
+expect_code 2 "endpoints --reset of an unknown name" "$CONVBI" endpoints --config "$C" --reset nowhere
+contains "$ERR" 'no endpoint is named `nowhere`; the configured ones are `east`, `west`' "the unknown name is named, with the known ones"
+expect_code 2 "endpoints NAME without --reset" "$CONVBI" endpoints --config "$C" east
+expect_code 0 "endpoints --reset east" "$CONVBI" endpoints --config "$C" --reset east
+contains "$OUT" 'endpoint `east`: cleared a rate-limit cooldown with 1' "the reset says what it cleared"
+lacks "$OUT" 'endpoint `west`' "the reset leaves west alone"
+expect_code 0 "endpoints --json after the reset" "$CONVBI" endpoints --config "$C" --json
+echo "$OUT" | grep -q '"name":"east"[^}]*"cooling_ms":0,' && ok "east no longer cools" || bad "east still cools: $OUT"
+expect_code 0 "endpoints --reset (all)" "$CONVBI" endpoints --config "$C" --reset
+contains "$OUT" 'endpoint `west`: cleared' "a reset without a name clears every endpoint"
+ALL="$ALL$OUT$ERR"
 
 # ask, schema, graph
 expect_code 0 "ask answers" "$CONVBI" ask --config "$C" --db "$SAMPLE_DB" "How many customers?"

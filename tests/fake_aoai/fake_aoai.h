@@ -12,6 +12,8 @@
  *   fault.c     fault kinds and presets, the per-endpoint fault queue
  *   quota.c     per-endpoint sliding windows (rps, rp10s, rpm, tpm)
  *   http.c      HTTP/1.1 on one socket: request parsing, replies, chunks, waits
+ *   entra.c     the Entra ID token service (IMDS, App Service, v2.0) and
+ *               the check of the tokens it issued
  *   reqlog.c    the JSON-lines request log (keys redacted)
  *   util.c      growable strings, JSON escaping, clocks, random numbers
  * It links only libc, pthreads, cJSON and PCRE2, never the library under
@@ -42,6 +44,9 @@
 #define FK_MAX_FILE (64u << 20)         /* scenario and map file size cap */
 #define FK_MAX_REPLY_BYTES (256L << 20) /* cap on a rule's reply_bytes */
 #define FK_DEFAULT_API_VERSION "2024-10-21"
+#define FK_MAX_TOKENS 4096              /* issued tokens remembered (a ring) */
+#define FK_TOKEN_LEN 60                 /* an issued token's length */
+#define FK_MAX_SPILLOVER 8              /* spillover deployments per endpoint */
 
 /* ---- util.c ------------------------------------------------------------ */
 
@@ -195,9 +200,18 @@ struct stats {
 	double cost_usd;         /* ... at the endpoint's `price` */
 };
 
+/* How an endpoint treats `n` > 1 (scenario "n"): Azure and OpenAI send n
+ * choices; Ollama ignores it (one choice); llama.cpp's server refuses it. */
+enum n_mode { N_CHOICES, N_IGNORE, N_REJECT };
+
 struct endpoint {
 	char *name;        /* owned: [A-Za-z0-9._-]+, unique */
 	char *api_key;     /* owned: never logged */
+	int local_auth;    /* 1 (default): the key works; 0: keys get 401, only Entra ID tokens */
+	char *region;      /* owned or NULL: sent as x-ms-region */
+	char *spill[FK_MAX_SPILLOVER]; /* owned: deployments that take spillover */
+	int nspill;
+	long context_window; /* tokens; 0 = no limit */
 	char *deployment;  /* owned */
 	char *model;       /* owned: reported as `model` (default: deployment) */
 	int lat_median_ms; /* latency before a success; 0 = none */
@@ -205,6 +219,7 @@ struct endpoint {
 	int chunk_ms;      /* gap between SSE events */
 	long cached_tokens;  /* prompt tokens reported as cached (capped at the prompt) */
 	double price[3];     /* USD per million: input, cached_input, output */
+	int n_mode;        /* enum n_mode: what a request's `n` > 1 gets */
 	int rps, rp10s, rpm;
 	long tpm;
 	int listen_fd;
@@ -238,8 +253,22 @@ struct rule {
 	long reply_bytes;     /* > 0: pad or cut the reply to exactly this */
 };
 
+/* The fake token service's configuration (the scenario's "entra"). */
+struct entra_cfg {
+	int on;                /* an "entra" object was given */
+	char *tenant_id;       /* owned or NULL */
+	char *client_id;       /* owned or NULL */
+	char *client_secret;   /* owned or NULL: never logged */
+	char *federated_token; /* owned or NULL: the assertion workload identity sends */
+	char *identity_header; /* owned or NULL: App Service's X-IDENTITY-HEADER */
+	char *scope;           /* owned */
+	long lifetime_s;       /* of every issued token */
+	int latency_ms;        /* before each token reply */
+};
+
 struct scenario {
 	char *dir;             /* owned: the scenario file's directory */
+	struct entra_cfg entra;
 	struct endpoint *ep;   /* owned array */
 	int nep;
 	struct rule *rules;    /* owned array, first match wins */
@@ -265,7 +294,10 @@ struct chat {              /* the parts of a chat request the fake reads */
 	int stream;            /* "stream": true */
 	int include_usage;     /* "stream_options": {"include_usage": true} */
 	long max_tokens;       /* max_tokens / max_completion_tokens, -1 absent */
+	int n;                 /* choices asked for ("n"), 1 when absent */
 };
+
+#define FK_MAX_CHOICES 128     /* the service refuses a larger `n` */
 
 /* Parses a request body.  Returns 0, or -1 with the OpenAI-style message
  * for a 400 in err; `stream` is filled even on error when readable. */
@@ -335,8 +367,23 @@ void http_reset(struct conn *c); /* SO_LINGER {1,0}: RST */
 
 /* ---- reqlog.c ---------------------------------------------------------- */
 
+struct issued {
+	char tok[FK_TOKEN_LEN + 1];
+	int64_t exp_ms;  /* Unix ms */
+	int revoked;
+};
+
+struct tokens {
+	pthread_mutex_t mu;   /* guards everything below */
+	struct issued ring[FK_MAX_TOKENS];
+	int n, next;
+	long requests;        /* requests to the token paths */
+	long issued;          /* tokens issued */
+};
+
 struct server {
 	struct scenario sc;
+	struct tokens tokens;
 	void *log;              /* FILE *, owned; NULL without --log */
 	pthread_mutex_t log_mu; /* one line at a time */
 };
@@ -352,8 +399,10 @@ void reqlog_seal(struct server *s);
 /* ---- wire.c ------------------------------------------------------------ */
 
 struct answer {               /* one successful reply, ready to send */
-	const char *text;         /* the assistant's content */
+	const char *text;         /* the assistant's content (choice 0) */
 	size_t len;
+	char *const *extra;       /* the other choices' contents (non-stream only) */
+	int nextra;
 	const char *model;
 	int azure;                /* Azure's content-filter annotations */
 	int include_usage;
@@ -370,6 +419,29 @@ int wire_json(struct conn *c, const struct request *rq, const struct answer *a,
 	      const struct fault_hit *hit);
 int wire_stream(struct conn *c, const struct request *rq, const struct answer *a,
 		const struct fault_hit *hit);
+
+/* ---- entra.c ----------------------------------------------------------- */
+
+enum { TOKEN_UNKNOWN, TOKEN_VALID, TOKEN_EXPIRED, TOKEN_REVOKED };
+
+/* Reads the scenario's "entra" (o may be NULL: off).  0, or -1 with msg. */
+int entra_load(const struct cJSON *o, struct entra_cfg *e, char *msg, size_t mlen);
+void entra_release(struct entra_cfg *e);
+void entra_init(struct tokens *t);
+/* 1 for the three token paths. */
+int entra_is_token_path(const char *path);
+/* Answers one token request (logged); returns 1 to keep the connection. */
+int entra_serve(struct conn *c, struct request *rq);
+/* TOKEN_VALID, TOKEN_EXPIRED, TOKEN_REVOKED or TOKEN_UNKNOWN. */
+int entra_token_state(struct server *s, const char *tok);
+void entra_revoke(struct server *s);
+void entra_counts(struct server *s, long *requests, long *issued);
+/* The log's stand-in for a header value that is a secret of the token
+ * service (identity header, issued token), or NULL. */
+const char *entra_redact_header(struct server *s, const char *name, const char *value);
+/* A form body with client_secret and client_assertion values replaced;
+ * caller frees. */
+char *entra_redact_body(const char *body);
 
 /* ---- route.c ----------------------------------------------------------- */
 

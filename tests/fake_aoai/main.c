@@ -134,6 +134,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "fake_aoai: %s\n", err);
 		return 2;
 	}
+	entra_init(&srv.tokens);
 	if (reqlog_open(&srv, log_path)) {
 		fprintf(stderr, "fake_aoai: cannot open the log %s: %s\n", log_path, strerror(errno));
 		return 2;

@@ -57,6 +57,7 @@ int chat_parse(struct chat *ch, const char *body, size_t len, char *err, size_t 
 
 	memset(ch, 0, sizeof *ch);
 	ch->max_tokens = -1;
+	ch->n = 1;
 	ch->last_user = xstrdup("");
 	root = len ? cJSON_ParseWithLength(body, len) : NULL;
 	if (!cJSON_IsObject(root)) {
@@ -71,6 +72,14 @@ int chat_parse(struct chat *ch, const char *body, size_t len, char *err, size_t 
 		mt = cJSON_GetObjectItemCaseSensitive(root, "max_tokens");
 	if (cJSON_IsNumber(mt) && mt->valuedouble >= 0 && mt->valuedouble < 1e9)
 		ch->max_tokens = (long)mt->valuedouble;
+	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(root, "n");
+	if (nc && (!cJSON_IsNumber(nc) || nc->valuedouble < 1 || nc->valuedouble > FK_MAX_CHOICES ||
+		   nc->valuedouble != (double)(int)nc->valuedouble)) {
+		snprintf(err, errlen, "Invalid 'n': an integer from 1 to %d is expected", FK_MAX_CHOICES);
+		goto done;
+	}
+	if (nc)
+		ch->n = (int)nc->valuedouble;
 	const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
 	if (cJSON_IsString(model))
 		ch->model = xstrdup(model->valuestring);

@@ -7,7 +7,11 @@
  * Repeated headers are joined with ", ".  The values of api-key and
  * authorization are never written: they become "<match>" when they carry the
  * endpoint's key (authorization: "Bearer <key>") and "<mismatch>" otherwise,
- * so a test can grep the whole log for a key and expect no hit.  Everything
+ * so a test can grep the whole log for a key and expect no hit.  The token
+ * service's secrets are hidden too: a Bearer token it issued becomes
+ * "<token>" ("<expired token>", "<revoked token>"), x-identity-header
+ * "<match>"/"<mismatch>", and the client_secret and client_assertion of a
+ * token request body "<redacted>" (entra.c).  Everything
  * else is logged verbatim (a key leaked into a URL or body shows up).
  * "status" is 0 when no reply was sent (reset, hang).  Control API requests
  * (/_fake/...) are logged too.  The line is built off-lock and written under
@@ -33,8 +37,11 @@ int reqlog_open(struct server *s, const char *path)
 	return 0;
 }
 
-static const char *redact(const struct endpoint *ep, const char *name, const char *value)
+static const char *redact(struct server *s, const struct endpoint *ep, const char *name, const char *value)
 {
+	const char *t = entra_redact_header(s, name, value);
+	if (t)
+		return t;
 	if (strcmp(name, "api-key") == 0)
 		return strcmp(value, ep->api_key) == 0 ? "<match>" : "<mismatch>";
 	if (strcmp(name, "authorization") == 0) {
@@ -77,7 +84,7 @@ void reqlog_write(struct server *s, const struct endpoint *ep, const struct requ
 				continue;
 			if (v.len)
 				sb_puts(&v, ", ");
-			const char *r = redact(ep, name, rq->h[j].value);
+			const char *r = redact(s, ep, name, rq->h[j].value);
 			sb_puts(&v, r ? r : rq->h[j].value);
 		}
 		if (!first)
@@ -89,7 +96,13 @@ void reqlog_write(struct server *s, const struct endpoint *ep, const struct requ
 		sb_release(&v);
 	}
 	sb_puts(&b, "},\"body\":");
-	sb_json(&b, rq->body ? rq->body : "", rq->body_len);
+	if (rq->path && entra_is_token_path(rq->path) && rq->body) {
+		char *safe = entra_redact_body(rq->body);
+		sb_json(&b, safe, strlen(safe));
+		free(safe);
+	} else {
+		sb_json(&b, rq->body ? rq->body : "", rq->body_len);
+	}
 	sb_printf(&b, ",\"status\":%d,\"fault\":", status);
 	sb_json(&b, fault, strlen(fault));
 	sb_printf(&b, ",\"stream\":%s}\n", stream ? "true" : "false");

@@ -21,9 +21,26 @@
  *   5. quotas: refused → 429 with Azure's body, retry-after (whole seconds,
  *      rounded up), retry-after-ms (exact), x-ratelimit-* headers;
  *   6. the rules pick the text, the latency is slept, wire.c sends it.
+ *   Azure kinds also take `Authorization: Bearer T` with a token the fake
+ *   token service issued (entra.c); an endpoint with "local_auth": false
+ *   refuses keys (401 AuthenticationTypeDisabled), as a resource with
+ *   disableLocalAuth does.  Every Azure reply carries x-ms-region when the
+ *   endpoint has a region, and a success x-ms-deployment-name.  A request
+ *   longer than the endpoint's context_window is a 400 in Azure's words
+ *   (context_length_exceeded; "your messages resulted in N tokens", or
+ *   "you requested N tokens (P in the messages, C in the completion)" when
+ *   max_tokens is set).  Spillover: a request with x-ms-spillover-deployment
+ *   naming one of the endpoint's spillover_deployments that would get a
+ *   429 (quota or fault), a 500 or 503 (fault) or the context-length 400
+ *   is served instead, with x-ms-deployment-name: <that deployment>,
+ *   x-ms-spillover-from-deployment: <the endpoint's>, x-ms-spillover-error:
+ *   <the status it would have had>.
+ * The token paths (entra.c) are served on every port before anything else.
  * Control API (no auth) on every port, acting on that port's endpoint:
- *   POST /_fake/faults (JSON array: replaces the queue), GET /_fake/stats,
- *   POST /_fake/reset (stats, quota windows and all rules' sequences).
+ *   POST /_fake/faults (JSON array: replaces the queue), GET /_fake/stats
+ *   (also the server-wide token_requests and tokens_issued),
+ *   POST /_fake/reset (stats, quota windows and all rules' sequences),
+ *   POST /_fake/revoke_tokens (every token issued so far gets 401).
  * Every request is logged once, when its status is decided and before the
  * body goes out, so a test sees the line even while a stream stalls.
  */
@@ -48,6 +65,10 @@ static const char DENIED_MSG[] =
 static const char NOT_DEPLOYED_MSG[] =
 	"The API deployment for this resource does not exist. If you created the deployment within "
 	"the last 5 minutes, please wait a moment and try again.";
+static const char TOKEN_MSG[] =
+	"Unauthorized. Access token is missing, invalid, audience is incorrect "
+	"(https://cognitiveservices.azure.com), or have expired.";
+static const char KEY_DISABLED_MSG[] = "Key based authentication is disabled for this resource.";
 static const char OPENAI_KEY_MSG[] =
 	"Incorrect API key provided. You can find your API key at "
 	"https://platform.openai.com/account/api-keys.";
@@ -141,10 +162,16 @@ static int control(struct conn *c, struct request *rq)
 		pthread_mutex_lock(&ep->mu);
 		struct stats st = ep->stats;
 		pthread_mutex_unlock(&ep->mu);
+		long treq, tiss;
+		entra_counts(c->srv, &treq, &tiss);
 		sb_printf(&b, "{\"requests\":%ld,\"ok\":%ld,\"rate_limited\":%ld,\"faulted\":%ld,\"prompt_tokens\":%ld,"
-			  "\"cached_tokens\":%ld,\"completion_tokens\":%ld,\"cost_usd\":%.9f}",
+			  "\"cached_tokens\":%ld,\"completion_tokens\":%ld,\"cost_usd\":%.9f,"
+			  "\"token_requests\":%ld,\"tokens_issued\":%ld}",
 			  st.requests, st.ok, st.rate_limited, st.faulted, st.prompt_tokens, st.cached_tokens,
-			  st.completion_tokens, st.cost_usd);
+			  st.completion_tokens, st.cost_usd, treq, tiss);
+	} else if (post && strcmp(rq->path, "/_fake/revoke_tokens") == 0) {
+		entra_revoke(c->srv);
+		sb_puts(&b, "{\"ok\":true}");
 	} else if (post && strcmp(rq->path, "/_fake/reset") == 0) {
 		pthread_mutex_lock(&ep->mu);
 		memset(&ep->stats, 0, sizeof ep->stats);
@@ -155,7 +182,7 @@ static int control(struct conn *c, struct request *rq)
 	} else {
 		status = 404;
 		azure_error(&b, "404", "Unknown control request; use POST /_fake/faults, "
-				       "GET /_fake/stats or POST /_fake/reset.");
+				       "GET /_fake/stats, POST /_fake/reset or POST /_fake/revoke_tokens.");
 	}
 	reqlog_write(c->srv, ep, rq, status, "none", 0);
 	int keep = http_reply(c, rq, status, NULL, b.p, b.len) == 0 && rq->keep_alive;
@@ -201,6 +228,66 @@ static int bearer_ok(const struct request *rq, const struct endpoint *ep)
 	return strcmp(v, ep->api_key) == 0;
 }
 
+/* The bearer token of a request, or NULL. */
+static const char *bearer_of(const struct request *rq)
+{
+	const char *v = request_header(rq, "authorization");
+	if (!v || strncasecmp(v, "Bearer ", 7) != 0)
+		return NULL;
+	v += 7;
+	while (*v == ' ')
+		v++;
+	return v;
+}
+
+/* Azure's authentication: a token the fake issued, else the key (when
+ * local auth is on).  Returns 0, or 401 with the body written. */
+static int azure_auth(struct conn *c, const struct request *rq, const struct endpoint *ep, enum api_kind kind,
+		      struct sbuf *b)
+{
+	const char *tok = bearer_of(rq);
+	if (tok && entra_token_state(c->srv, tok) == TOKEN_VALID)
+		return 0;
+	if (tok && !(kind == API_AZURE_V1 && ep->local_auth && bearer_ok(rq, ep))) {
+		azure_error(b, "401", TOKEN_MSG);
+		return 401;
+	}
+	if (!tok && request_header(rq, "api-key") && !ep->local_auth) {
+		azure_error(b, "AuthenticationTypeDisabled", KEY_DISABLED_MSG);
+		return 401;
+	}
+	if (tok || apikey_ok(rq, ep))
+		return 0;
+	azure_error(b, "401", ep->local_auth ? DENIED_MSG : TOKEN_MSG);
+	return 401;
+}
+
+/* The deployment a request may spill over to: its x-ms-spillover-deployment
+ * when the endpoint lists it, else NULL. */
+static const char *spill_target(const struct request *rq, const struct endpoint *ep)
+{
+	const char *d = request_header(rq, "x-ms-spillover-deployment");
+	for (int i = 0; d && i < ep->nspill; i++)
+		if (strcmp(d, ep->spill[i]) == 0)
+			return ep->spill[i];
+	return NULL;
+}
+
+/* Azure's context-length 400 in its two wordings. */
+static void context_error(struct sbuf *b, const struct endpoint *ep, const struct chat *ch)
+{
+	char msg[400];
+	long prompt = tokens_of(ch->content_chars);
+	if (ch->max_tokens < 0)
+		snprintf(msg, sizeof msg, "This model's maximum context length is %ld tokens. However, your messages resulted in %ld "
+			 "tokens. Please reduce the length of the messages.", ep->context_window, prompt);
+	else
+		snprintf(msg, sizeof msg, "This model's maximum context length is %ld tokens. However, you requested %ld tokens (%ld "
+			 "in the messages, %ld in the completion). Please reduce the length of the messages or completion.",
+			 ep->context_window, prompt + ch->max_tokens, prompt, ch->max_tokens);
+	openai_error(b, msg, "invalid_request_error", "context_length_exceeded");
+}
+
 /* A latency draw: constant, or lognormal through (median, p95). */
 static int latency_draw(struct conn *c, const struct endpoint *ep)
 {
@@ -228,9 +315,11 @@ static void ratelimit_headers(struct sbuf *h, const struct quota_verdict *v)
 }
 
 static int rate_limited(struct conn *c, const struct request *rq, const struct quota_verdict *v,
-			const char *apiver, const struct fault_hit *hit, int stream)
+			const char *apiver, const struct fault_hit *hit, int stream, const char *extra)
 {
 	struct sbuf h = SBUF_INIT, b = SBUF_INIT;
+	if (extra)
+		sb_puts(&h, extra);
 	char msg[512];
 	long secs = (long)((v->retry_ms + 999) / 1000);
 	sb_printf(&h, "retry-after: %ld\r\nretry-after-ms: %lld\r\n", secs, (long long)v->retry_ms);
@@ -248,19 +337,23 @@ static int rate_limited(struct conn *c, const struct request *rq, const struct q
 	return keep;
 }
 
-/* Steps 3-6 of the file comment: checks, quota, reply. */
+/* Steps 3-6 of the file comment: checks, quota, reply.  forced: the status
+ * a fault gave this request, deferred because it may spill over (0 =
+ * none). */
 static int serve(struct conn *c, const struct request *rq, const struct chat *ch, const char *perr,
-		 const struct fault_hit *hit)
+		 const struct fault_hit *hit, int forced)
 {
 	struct endpoint *ep = c->ep;
 	struct sbuf b = SBUF_INIT, h = SBUF_INIT;
 	char apiver[64] = FK_DEFAULT_API_VERSION;
 	const char *dep = NULL;
 	size_t dep_len = 0;
-	char *text = NULL;
-	int status = 0, keep = 0;
+	char *text = NULL, **extra = NULL;
+	int status = 0, keep = 0, nextra = 0;
 
 	enum api_kind kind = api_of(rq->path, &dep, &dep_len);
+	if (kind != API_NONE && kind != API_OPENAI && ep->region)
+		sb_printf(&h, "x-ms-region: %s\r\n", ep->region);
 	if (kind == API_NONE) {
 		status = 404;
 		azure_error(&b, "404", "Resource not found");
@@ -272,17 +365,15 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 		if (!request_query(rq, "api-version", apiver, sizeof apiver) || !apiver[0]) {
 			status = 404;
 			azure_error(&b, "404", "Resource not found");
-		} else if (!apikey_ok(rq, ep)) {
-			status = 401;
-			azure_error(&b, "401", DENIED_MSG);
+		} else if ((status = azure_auth(c, rq, ep, kind, &b))) {
+			/* 401, body written */
 		} else if (dep_len != strlen(ep->deployment) || strncmp(dep, ep->deployment, dep_len) != 0) {
 			status = 404;
 			azure_error(&b, "DeploymentNotFound", NOT_DEPLOYED_MSG);
 		}
 	} else if (kind == API_AZURE_V1) {
-		if (!apikey_ok(rq, ep) && !bearer_ok(rq, ep)) {
-			status = 401;
-			azure_error(&b, "401", DENIED_MSG);
+		if ((status = azure_auth(c, rq, ep, kind, &b))) {
+			/* 401, body written */
 		} else if (!perr && (!ch->model || strcmp(ch->model, ep->deployment) != 0)) {
 			status = 404;
 			azure_error(&b, "DeploymentNotFound", NOT_DEPLOYED_MSG);
@@ -290,6 +381,10 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	} else if (!bearer_ok(rq, ep)) {
 		status = 401;
 		openai_error(&b, OPENAI_KEY_MSG, "invalid_request_error", "invalid_api_key");
+	}
+	if (!status && !perr && ch->n > 1 && ep->n_mode == N_REJECT) {
+		status = 400;
+		openai_error(&b, "Only one completion choice is allowed", "invalid_request_error", NULL);
 	}
 	if (!status && perr) {
 		status = 400;
@@ -301,17 +396,44 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	}
 
 	long estimate = tokens_of(ch->content_chars) + (ch->max_tokens >= 0 ? ch->max_tokens : 16);
+	const char *spill = kind == API_OPENAI ? NULL : spill_target(rq, ep);
+	int primary = forced;  /* the status the endpoint's own deployment gives, 0 = it serves */
+	if (!primary && ep->context_window > 0 &&
+	    tokens_of(ch->content_chars) + (ch->max_tokens > 0 ? ch->max_tokens : 0) > ep->context_window)
+		primary = 400;
 	struct quota_verdict v;
-	pthread_mutex_lock(&ep->mu);
-	quota_take(&ep->quota, mono_ms(), estimate, &v);
-	pthread_mutex_unlock(&ep->mu);
-	if (!v.ok) {
-		keep = rate_limited(c, rq, &v, apiver, hit, ch->stream);
-		goto done;
+	memset(&v, 0, sizeof v);
+	if (!primary) {
+		pthread_mutex_lock(&ep->mu);
+		quota_take(&ep->quota, mono_ms(), estimate, &v);
+		pthread_mutex_unlock(&ep->mu);
+		if (!v.ok)
+			primary = 429;
 	}
-	ratelimit_headers(&h, &v);
+	if (primary && spill) {
+		sb_printf(&h, "x-ms-deployment-name: %s\r\nx-ms-spillover-from-deployment: %s\r\nx-ms-spillover-error: %d\r\n",
+			  spill, ep->deployment, primary);
+	} else if (primary == 400) {
+		context_error(&b, ep, ch);
+		keep = finish(c, rq, 400, h.p, &b, hit->name, ch->stream);
+		goto done;
+	} else if (primary == 429) {
+		keep = rate_limited(c, rq, &v, apiver, hit, ch->stream, h.p);
+		goto done;
+	} else {
+		ratelimit_headers(&h, &v);
+		if (kind != API_OPENAI)
+			sb_printf(&h, "x-ms-deployment-name: %s\r\n", ep->deployment);
+	}
 
 	text = reply_pick(&c->srv->sc, ch);
+	nextra = ch->stream || ep->n_mode != N_CHOICES ? 0 : ch->n - 1;
+	extra = nextra ? xcalloc((size_t)nextra, sizeof *extra) : NULL;
+	size_t extra_len = 0;
+	for (int i = 0; i < nextra; i++) { /* each choice draws its own reply: a sequence advances */
+		extra[i] = reply_pick(&c->srv->sc, ch);
+		extra_len += strlen(extra[i]);
+	}
 	int wait = latency_draw(c, ep);
 	if (wait > 0 && http_wait(c, wait) != 0) {
 		reqlog_write(c->srv, ep, rq, 0, hit->name, ch->stream); /* the client left */
@@ -322,11 +444,13 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	struct answer a = {
 		.text = text,
 		.len = len,
+		.extra = extra,
+		.nextra = nextra,
 		.model = kind == API_OPENAI && ch->model ? ch->model : ep->model,
 		.azure = kind != API_OPENAI,
 		.include_usage = ch->include_usage,
 		.prompt_tokens = tokens_of(ch->content_chars),
-		.completion_tokens = tokens_of(len),
+		.completion_tokens = tokens_of(len + extra_len),
 		.chunk_ms = ep->chunk_ms,
 		.headers = h.p,
 	};
@@ -337,6 +461,9 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	keep = ch->stream ? wire_stream(c, rq, &a, hit) : wire_json(c, rq, &a, hit);
 done:
 	free(text);
+	for (int i = 0; i < nextra; i++)
+		free(extra[i]);
+	free(extra);
 	sb_release(&b);
 	sb_release(&h);
 	return keep;
@@ -352,6 +479,8 @@ static int handle(struct conn *c, struct request *rq)
 
 	if (strncmp(rq->path, "/_fake/", 7) == 0)
 		return control(c, rq);
+	if (entra_is_token_path(rq->path))
+		return entra_serve(c, rq);
 
 	int bad_body = chat_parse(&ch, rq->body, rq->body_len, perr, sizeof perr) != 0;
 	pthread_mutex_lock(&ep->mu);
@@ -373,6 +502,14 @@ static int handle(struct conn *c, struct request *rq)
 		goto done;
 	case FAULT_STATUS:
 	case FAULT_FLAP: {
+		const char *d = NULL;
+		size_t dl = 0;
+		enum api_kind kind = api_of(rq->path, &d, &dl);
+		if ((hit.status == 429 || hit.status == 500 || hit.status == 503) && kind != API_NONE &&
+		    kind != API_OPENAI && spill_target(rq, ep)) {
+			keep = serve(c, rq, &ch, bad_body ? perr : NULL, &hit, hit.status);
+			goto done;
+		}
 		struct sbuf b = SBUF_INIT;
 		sb_puts(&b, hit.body ? hit.body : "");
 		keep = finish(c, rq, hit.status, hit.headers, &b, hit.name, ch.stream);
@@ -389,7 +526,7 @@ static int handle(struct conn *c, struct request *rq)
 	default:
 		break;
 	}
-	keep = serve(c, rq, &ch, bad_body ? perr : NULL, &hit);
+	keep = serve(c, rq, &ch, bad_body ? perr : NULL, &hit, 0);
 done:
 	fault_hit_release(&hit);
 	chat_release(&ch);

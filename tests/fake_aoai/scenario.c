@@ -5,10 +5,15 @@
  *                   "rpm"?, "tpm"?, "latency_ms"? (ms or {"median","p95"}),
  *                   "chunk_ms"?, "cached_tokens"?, "price"? ({"input",
  *                   "cached_input", "output"} USD per million tokens: billed
- *                   into the stats), "faults"?, "client"? (read by the harness)}],
+ *                   into the stats), "faults"?, "client"? (read by the harness),
+ *                   "n"? ("choices" default, "ignore", "reject": how a request's
+ *                   n > 1 is served),
+ *                   "local_auth"? (false: keys refused, Entra ID tokens only),
+ *                   "region"? (x-ms-region), "spillover_deployments"? [names
+ *                   that take spillover], "context_window"? (tokens)}],
  *    "rules": [{"match": regex, one of "reply" (string or {"echo": true}) |
  *               "map_file" (+ "default") | "sequence", "reply_bytes"?}],
- *    "default_reply": "OK"}
+ *    "default_reply": "OK", "entra"? (the token service, see entra.c)}
  * Everything is checked here, once, so that serving never meets a surprise:
  * unknown fields are refused (a typo like "rmp" would otherwise silently
  * disable a quota; fields starting with '_' and "comment" are free notes),
@@ -30,12 +35,13 @@
 
 static const char *const endpoint_fields[] = {
 	"name", "api_key", "deployment", "model", "rps", "rp10s", "rpm", "tpm",
-	"latency_ms", "chunk_ms", "cached_tokens", "price", "faults", "client", "comment",
+	"latency_ms", "chunk_ms", "cached_tokens", "price", "faults", "client", "comment", "n",
+	"local_auth", "region", "spillover_deployments", "context_window",
 };
 static const char *const rule_fields[] = {
 	"match", "reply", "map_file", "default", "sequence", "reply_bytes", "comment",
 };
-static const char *const top_fields[] = {"endpoints", "rules", "default_reply", "comment"};
+static const char *const top_fields[] = {"endpoints", "rules", "default_reply", "comment", "entra"};
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -191,6 +197,29 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 				return fail(msg, mlen, "`price` must be {\"input\", \"cached_input\", \"output\"}, each USD per million tokens >= 0");
 			e->price[i] = v->valuedouble;
 		}
+	}
+	const cJSON *nm = cJSON_GetObjectItemCaseSensitive(o, "n");
+	if (nm) {
+		const char *v = cJSON_GetStringValue(nm);
+		if (!v || (strcmp(v, "choices") && strcmp(v, "ignore") && strcmp(v, "reject")))
+			return fail(msg, mlen, "`n` must be \"choices\", \"ignore\" or \"reject\"");
+		e->n_mode = !strcmp(v, "ignore") ? N_IGNORE : !strcmp(v, "reject") ? N_REJECT : N_CHOICES;
+	}
+	const cJSON *la = cJSON_GetObjectItemCaseSensitive(o, "local_auth");
+	if (la && !cJSON_IsBool(la))
+		return fail(msg, mlen, "`local_auth` must be true or false");
+	e->local_auth = !la || cJSON_IsTrue(la);
+	if (str_field(o, "region", 0, &e->region))
+		return fail(msg, mlen, "`region` must be a string");
+	if (int_field(o, "context_window", 100000000L, &e->context_window))
+		return fail(msg, mlen, "`context_window` must be a non-negative integer (tokens; 0 = no limit)");
+	const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "spillover_deployments"), *d;
+	if (sp && (!cJSON_IsArray(sp) || cJSON_GetArraySize(sp) > FK_MAX_SPILLOVER))
+		return fail(msg, mlen, "`spillover_deployments` must be an array of at most %d names", FK_MAX_SPILLOVER);
+	cJSON_ArrayForEach(d, sp) {
+		if (!cJSON_IsString(d) || !d->valuestring[0])
+			return fail(msg, mlen, "`spillover_deployments` must hold deployment names");
+		e->spill[e->nspill++] = xstrdup(d->valuestring);
 	}
 	const cJSON *client = cJSON_GetObjectItemCaseSensitive(o, "client");
 	if (client && !cJSON_IsObject(client))
@@ -391,6 +420,8 @@ static int load_root(struct scenario *sc, const cJSON *root, char *msg, size_t m
 	if (def && !cJSON_IsString(def))
 		return fail(msg, mlen, "`default_reply` must be a string");
 	sc->default_reply = xstrdup(def ? def->valuestring : "OK");
+	if (entra_load(cJSON_GetObjectItemCaseSensitive(root, "entra"), &sc->entra, msg, mlen))
+		return -1;
 	return 0;
 }
 
@@ -438,6 +469,9 @@ void scenario_release(struct scenario *sc)
 		struct endpoint *e = &sc->ep[i];
 		free(e->name);
 		free(e->api_key);
+		free(e->region);
+		for (int k = 0; k < e->nspill; k++)
+			free(e->spill[k]);
 		free(e->deployment);
 		free(e->model);
 		fault_list_free(e->faults, e->nfaults);
@@ -449,6 +483,7 @@ void scenario_release(struct scenario *sc)
 		rule_release(&sc->rules[i]);
 	free(sc->rules);
 	free(sc->default_reply);
+	entra_release(&sc->entra);
 	free(sc->dir);
 	pthread_mutex_destroy(&sc->mu);
 	memset(sc, 0, sizeof *sc);

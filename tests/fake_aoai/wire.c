@@ -1,7 +1,8 @@
 /* wire.c -- how a successful reply goes on the wire, and the stream faults
  * that break it on purpose.
  *
- * Non-stream: one chat.completion object with Content-Length:
+ * Non-stream: one chat.completion object with Content-Length (one choice
+ * per `n`, index 0..n-1, each drawn from the rules on its own):
  *   {"choices":[{"content_filter_results":{..}, "finish_reason":"stop",
  *     "index":0, "logprobs":null, "message":{"content":..., "refusal":null,
  *     "role":"assistant"}}], "created":..., "id":"chatcmpl-...",
@@ -66,15 +67,23 @@ static void usage_json(struct sbuf *b, const struct answer *a)
 		  a->completion_tokens, a->prompt_tokens, a->cached_tokens, a->prompt_tokens + a->completion_tokens);
 }
 
-static void completion_json(struct sbuf *b, const struct answer *a, const struct ids *x)
+static void choice_json(struct sbuf *b, const struct answer *a, int index, const char *text, size_t len)
 {
-	sb_puts(b, "{\"choices\":[{");
+	sb_puts(b, index ? ",{" : "{");
 	if (a->azure)
 		sb_puts(b, "\"content_filter_results\":" CFR_SAFE ",");
-	sb_puts(b, "\"finish_reason\":\"stop\",\"index\":0,\"logprobs\":null,\"message\":{\"content\":");
-	sb_json(b, a->text, a->len);
-	sb_printf(b, ",\"refusal\":null,\"role\":\"assistant\"}}],\"created\":%lld,\"id\":\"%s\",\"model\":",
-		  x->created, x->id);
+	sb_printf(b, "\"finish_reason\":\"stop\",\"index\":%d,\"logprobs\":null,\"message\":{\"content\":", index);
+	sb_json(b, text, len);
+	sb_puts(b, ",\"refusal\":null,\"role\":\"assistant\"}}");
+}
+
+static void completion_json(struct sbuf *b, const struct answer *a, const struct ids *x)
+{
+	sb_puts(b, "{\"choices\":[");
+	choice_json(b, a, 0, a->text, a->len);
+	for (int i = 0; i < a->nextra; i++)
+		choice_json(b, a, i + 1, a->extra[i], strlen(a->extra[i]));
+	sb_printf(b, "],\"created\":%lld,\"id\":\"%s\",\"model\":", x->created, x->id);
 	sb_json(b, a->model, strlen(a->model));
 	sb_puts(b, ",\"object\":\"chat.completion\",");
 	if (a->azure)

@@ -47,7 +47,7 @@ static void each_kind_builds_its_own_url_and_auth_header(void **state)
 static void bodies_escape_text_and_name_the_model_where_the_kind_needs_it(void **state)
 {
 	struct chat_msg msgs[] = {{"system", "be \"brief\""}, {"user", "line1\nline2\t\x01"}};
-	struct chat_req req = {msgs, 2, 100, 0, 1};
+	struct chat_req req = {msgs, 2, 100, 0, 1, 0};
 	struct ep_cfg e = ep_of(EP_AZURE);
 	struct buf b = BUF_INIT;
 	assert_int_equal(aoai_body(&b, &e, &req), CONVBI_OK);
@@ -83,6 +83,36 @@ static void a_reply_gives_content_model_and_usage(void **state)
 		assert_int_equal(aoai_parse_reply(&r, bad[i], strlen(bad[i]), &err), CONVBI_EPROTOCOL);
 		aoai_reply_release(&r);
 	}
+}
+
+static void n_asks_for_choices_which_come_back_in_index_order(void **state)
+{
+	struct chat_msg m = {"user", "q"};
+	struct chat_req req = {&m, 1, 100, 0.7, 0, 3};
+	struct ep_cfg e = ep_of(EP_AZURE);
+	struct buf b = BUF_INIT;
+	assert_int_equal(aoai_body(&b, &e, &req), CONVBI_OK);
+	assert_non_null(strstr(b.data, "\"n\":3"));
+	assert_non_null(strstr(b.data, "\"temperature\":0.7"));
+	buf_reset(&b);
+	req.choices = 1;
+	assert_int_equal(aoai_body(&b, &e, &req), CONVBI_OK);
+	assert_null(strstr(b.data, "\"n\":")); /* one: not sent, as before */
+	buf_release(&b);
+	secret_release(&e.key);
+	const char *body = "{\"choices\":[{\"index\":2,\"message\":{\"content\":\"C\"},\"finish_reason\":\"stop\"},"
+	                   "{\"index\":0,\"message\":{\"content\":\"A\"},\"finish_reason\":\"stop\"},"
+	                   "{\"index\":3,\"message\":{\"content\":\"bad\"},\"finish_reason\":\"content_filter\"},"
+	                   "{\"index\":1,\"message\":{\"content\":\"B\"},\"finish_reason\":\"stop\"}]}";
+	struct aoai_reply r;
+	struct err err = ERR_INIT;
+	aoai_reply_init(&r);
+	assert_int_equal(aoai_parse_reply(&r, body, strlen(body), &err), CONVBI_OK);
+	assert_string_equal(r.content.data, "A");
+	assert_int_equal(r.nextra, 2); /* the filtered one is left out */
+	assert_string_equal(r.extra[0], "B");
+	assert_string_equal(r.extra[1], "C");
+	aoai_reply_release(&r);
 }
 
 static void stream_chunks_accumulate_and_tolerate_an_empty_first_chunk(void **state)
@@ -153,6 +183,7 @@ int main(void)
 		cmocka_unit_test(each_kind_builds_its_own_url_and_auth_header),
 		cmocka_unit_test(bodies_escape_text_and_name_the_model_where_the_kind_needs_it),
 		cmocka_unit_test(a_reply_gives_content_model_and_usage),
+		cmocka_unit_test(n_asks_for_choices_which_come_back_in_index_order),
 		cmocka_unit_test(stream_chunks_accumulate_and_tolerate_an_empty_first_chunk),
 		cmocka_unit_test(error_bodies_yield_code_and_message),
 		cmocka_unit_test(backoff_grows_with_jitter_and_respects_its_cap),

@@ -766,6 +766,279 @@ static void reset_state_forgets_what_was_learned(void **state)
 	pool_close(p);
 }
 
+/* ---- learned quotas (no rpm/tpm configured) ---------------------------------- */
+
+static const struct pool_ep_cfg SOLO[] = {{"solo", "u/solo", 0, 1, 0, 0}};
+
+static struct pool_live live_of(struct pool *p, int ep, int64_t now)
+{
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(p, ep, now, &lv), CONVBI_OK);
+	return lv;
+}
+
+/* A 429 as the client reports it: for requests or for tokens. */
+static void report_429(struct pool *p, int ep, int64_t now, int64_t retry_after_ms, int tokens, int64_t est)
+{
+	struct pool_outcome o = pool_outcome_of(POOL_RATE_LIMITED);
+	o.retry_after_ms = retry_after_ms;
+	o.tokens_bound = tokens;
+	o.est_tokens = est;
+	pool_report(p, ep, now, &o);
+}
+
+static void first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end(void **state)
+{
+	struct pool *p = open_pool(SOLO, 1);
+	/* 23 sent in 220 ms (nothing paces yet), the last 3 refused: the
+	 * service admits 20 a second, and says so by its retry time */
+	for (int i = 0; i < 23; i++)
+		assert_int_equal(pick(p, T0 + 10 * i), 0);
+	for (int i = 0; i < 20; i++)
+		report(p, 0, T0 + 300, POOL_OK, -1);
+	for (int i = 0; i < 3; i++)  /* three processes see the same 429 */
+		report_429(p, 0, T0 + 230, 770, 0, 0);
+	assert_int_equal(live_of(p, 0, T0 + 999).learned_rpm, 0);  /* owed, not made */
+	assert_int_equal(pick_full(p, T0 + 999, 0, 0).ep, -1);
+	/* the first pick after the cooldown makes the cut: 20 in 1 s -> 1200/min x 0.95 */
+	assert_int_equal(pick(p, T0 + 1000), 0);
+	struct pool_live lv = live_of(p, 0, T0 + 1000);
+	assert_int_equal(lv.learned_rpm, 1140);
+	assert_int_equal(lv.learned_rpm_from, POOL_LEARN_429);
+	assert_string_equal(pool_learn_from_name(lv.learned_rpm_from), "429");
+	assert_int_equal(lv.learned_tpm, 0);
+	/* ... and paces at once: the next slot is 60 s / 1140 later */
+	struct pool_pick k = pick_full(p, T0 + 1000, 0, 0);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, 53);
+	/* a 429 still in the same episode cuts nothing more */
+	report_429(p, 0, T0 + 1500, 100, 0, 0);
+	pick_full(p, T0 + 1700, 0, 0);
+	assert_int_equal(live_of(p, 0, T0 + 1700).learned_rpm, 1140);
+	pool_close(p);
+}
+
+static void a_rate_the_traffic_reached_is_cut_by_five_percent_and_raised_by_steps(void **state)
+{
+	struct pool *p = open_pool(SOLO, 1);
+	for (int i = 0; i < 21; i++)
+		pick(p, T0 + 10 * i);
+	report_429(p, 0, T0 + 210, 790, 0, 0);
+	assert_int_equal(pick(p, T0 + 1000), 0);
+	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1140);
+	/* callers press on: every pick the pacing allows, each answered */
+	int64_t t = T0 + 1000, raised_at = 0;
+	int64_t rate = 1140;
+	while (t < T0 + 12000) {
+		t += 5;
+		if (pick_full(p, t, 0, 0).ep == 0)
+			report(p, 0, t, POOL_OK, -1);
+		int64_t now_rate = live_of(p, 0, t).learned_rpm;
+		if (now_rate != rate) {
+			assert_int_equal(now_rate, rate + 1140 / POOL_LEARN_STEP_DIV);  /* additive */
+			rate = now_rate;
+			if (!raised_at)
+				raised_at = t;
+		}
+	}
+	assert_true(raised_at > 0 && rate > 1140);
+	/* a 429 while it sends at its learned rate: 0.95 of that rate */
+	report_429(p, 0, t, 50, 0, 0);
+	assert_int_equal(pick(p, t + 50), 0);
+	assert_int_equal(live_of(p, 0, t + 50).learned_rpm, (int64_t)(rate * POOL_LEARN_CUT));
+	pool_close(p);
+}
+
+static void a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted(void **state)
+{
+	struct pool *p = open_pool(SOLO, 1);
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(pick_full(p, T0 + 20 * i, 0, 1000).ep, 0);
+	report_429(p, 0, T0 + 200, 1800, 1, 1000);  /* 9 x 1000 tokens admitted in 2 s */
+	assert_int_equal(pick_full(p, T0 + 2000, 0, 1000).ep, 0);
+	struct pool_live lv = live_of(p, 0, T0 + 2000);
+	assert_int_equal(lv.learned_tpm, 256500);  /* 270,000 a minute x 0.95 */
+	assert_int_equal(lv.learned_tpm_from, POOL_LEARN_429);
+	assert_int_equal(lv.learned_rpm, 0);
+	/* paced by tokens: 1000 tokens take 60 s x 1000 / 256500 = 234 ms */
+	struct pool_pick k = pick_full(p, T0 + 2000, 0, 1000);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, 234);
+	assert_int_equal(pick_full(p, T0 + 2234, 0, 1000).ep, 0);
+	pool_close(p);
+}
+
+static void callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time(void **state)
+{
+	struct pool *p = open_pool(SOLO, 1);
+	for (int i = 0; i < 21; i++)
+		pick(p, T0 + 10 * i);
+	report_429(p, 0, T0 + 210, 790, 0, 0);
+	assert_int_equal(pick(p, T0 + 1000), 0);  /* learned 1140/min: a slot is 52.6 ms */
+	report_429(p, 0, T0 + 3000, 2000, 0, 0);   /* another episode, cooling till +5000 */
+	int64_t rate = live_of(p, 0, T0 + 5000).learned_rpm;
+	/* everyone waiting wakes at the cooldown's end: one goes, then one a slot */
+	int went = 0;
+	for (int i = 0; i < 16; i++)
+		went += pick_full(p, T0 + 5000, 0, 0).ep == 0;
+	assert_int_equal(went, 1);
+	rate = live_of(p, 0, T0 + 5000).learned_rpm;
+	int64_t slot = 60000 / rate;
+	went = 0;
+	for (int64_t t = T0 + 5001; t <= T0 + 5000 + 10 * slot; t++)
+		went += pick_full(p, t, 0, 0).ep == 0;
+	assert_true(went >= 9 && went <= 11);
+	pool_close(p);
+}
+
+static void configured_rates_are_never_learned_or_changed(void **state)
+{
+	const struct pool_ep_cfg eps[] = {{"fixed", "u/fixed", 0, 1, 600, 60000}};
+	struct pool *p = open_pool(eps, 1);
+	for (int i = 0; i < 5; i++)
+		pick_full(p, T0 + 200 * i, 0, 100);
+	report_429(p, 0, T0 + 1000, 100, 0, 100);
+	report_429(p, 0, T0 + 1000, 100, 1, 100);
+	struct pool_outcome o = pool_outcome_of(POOL_OK);
+	o.limit_tokens = 5000;
+	o.limit_requests = 5;
+	o.reset_requests_ms = 1000;
+	pool_report(p, 0, T0 + 1100, &o);
+	pick_full(p, T0 + 1200, 0, 100);
+	struct pool_live lv = live_of(p, 0, T0 + 1200);
+	assert_int_equal(lv.learned_rpm, 0);
+	assert_int_equal(lv.learned_tpm, 0);
+	assert_int_equal(lv.learned_rpm_from, POOL_LEARN_NONE);
+	/* still paced by the configuration: 100 ms a request */
+	assert_int_equal(pick_full(p, T0 + 2000, 0, 1).ep, 0);
+	assert_int_equal(pick_full(p, T0 + 2050, 0, 1).ep, -1);
+	pool_close(p);
+}
+
+static void rate_limit_headers_seed_the_learned_rates(void **state)
+{
+	struct pool *p = open_pool(W123, 3);
+	struct pool_outcome o = pool_outcome_of(POOL_OK);
+	/* Azure's form: a token limit per minute, a request limit over an
+	 * unsaid window (not a per-minute figure: ignored) */
+	o.limit_tokens = 90000;
+	o.limit_requests = 5;
+	pool_report(p, 0, T0, &o);
+	struct pool_live lv = live_of(p, 0, T0);
+	assert_int_equal(lv.learned_tpm, 90000);
+	assert_int_equal(lv.learned_tpm_from, POOL_LEARN_HEADER);
+	assert_string_equal(pool_learn_from_name(lv.learned_tpm_from), "header");
+	assert_int_equal(lv.learned_rpm, 0);
+	/* OpenAI's: a request limit with its reset time is per minute */
+	o = pool_outcome_of(POOL_OK);
+	o.limit_requests = 600;
+	o.remaining_requests = 599;
+	o.reset_requests_ms = 100;
+	pool_report(p, 1, T0, &o);
+	assert_int_equal(live_of(p, 1, T0).learned_rpm, 600);
+	/* no limit, but a remaining count with its reset: a bucket of L a
+	 * minute with 50 left is full in 30 s when L = 100 */
+	o = pool_outcome_of(POOL_OK);
+	o.remaining_requests = 50;
+	o.reset_requests_ms = 30000;
+	o.remaining_tokens = 1000;
+	o.reset_tokens_ms = 40000;
+	pool_report(p, 2, T0, &o);
+	lv = live_of(p, 2, T0);
+	assert_int_equal(lv.learned_rpm, 100);
+	assert_int_equal(lv.learned_tpm, 3000);
+	assert_int_equal(lv.learned_rpm_from, POOL_LEARN_HEADER);
+	/* a rate learned from 429s is lowered by an announcement, never raised */
+	for (int i = 0; i < 21; i++)
+		pick_full(p, T0 + 10 * i, 3u << 1, 0);
+	report_429(p, 0, T0 + 210, 790, 0, 0);
+	pick_full(p, T0 + 1000, 3u << 1, 0);
+	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1140);
+	o = pool_outcome_of(POOL_OK);
+	o.limit_requests = 6000;
+	o.reset_requests_ms = 100;
+	pool_report(p, 0, T0 + 1001, &o);
+	assert_int_equal(live_of(p, 0, T0 + 1001).learned_rpm, 1140);
+	o.limit_requests = 900;
+	pool_report(p, 0, T0 + 1002, &o);
+	assert_int_equal(live_of(p, 0, T0 + 1002).learned_rpm, 900);
+	pool_close(p);
+}
+
+static void a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_teach(void **state)
+{
+	struct pool *p = open_pool(W123, 2);
+	for (int i = 0; i < 21; i++)
+		pick_full(p, T0 + 10 * i, 1u << 1, 0);
+	report_429(p, 0, T0 + 210, 790, 0, 0);
+	pick_full(p, T0 + 1000, 1u << 1, 0);
+	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1140);
+	struct pool_outcome o = pool_outcome_of(POOL_OK);
+	o.remaining_requests = 0;  /* no reset time: the default applies */
+	pool_report(p, 0, T0 + 2000, &o);
+	pool_report(p, 1, T0 + 2000, &o);
+	/* a (learned) goes by its pacing; b (nothing learned) waits for the budget */
+	assert_int_equal(pick_full(p, T0 + 2001, 1u << 1, 0).ep, 0);
+	struct pool_pick k = pick_full(p, T0 + 2001, 1u << 0, 0);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, POOL_BUDGET_RESET_DEFAULT_MS - 1);
+	pool_close(p);
+}
+
+static void an_auth_cooldown_holds_back_only_the_key_it_was_for(void **state)
+{
+	struct pool *p = open_pool(SOLO, 1);
+	uint64_t wrong = pool_key_fp("u/solo", "k-wrong", 7), right = pool_key_fp("u/solo", "k-right", 7);
+	assert_true(wrong != right && wrong != 0 && right != 0);
+	assert_true(pool_key_fp("u/solo", "k-wrong", 7) == wrong);
+	assert_true(pool_key_fp("u/other", "k-wrong", 7) != wrong);  /* keyed by the endpoint */
+	pool_set_key_fp(p, 0, wrong);
+	struct pool_outcome o = pool_outcome_of(POOL_BROKEN);
+	o.auth = 1;
+	pool_report(p, 0, T0, &o);
+	struct pool_pick k = pick_full(p, T0 + 1000, 0, 0);
+	assert_int_equal(k.ep, -1);
+	assert_int_equal(k.wait_ms, POOL_BROKEN_COOL_MS - 1000);
+	assert_false(live_of(p, 0, T0 + 1000).key_fp_other);
+	/* the fixed key (another process's, as far as the state can tell) goes */
+	pool_set_key_fp(p, 0, right);
+	assert_true(live_of(p, 0, T0 + 1000).key_fp_other);
+	assert_int_equal(pick(p, T0 + 1000), 0);
+	report(p, 0, T0 + 1100, POOL_OK, -1);  /* and its success ends the cooldown for all */
+	pool_set_key_fp(p, 0, wrong);
+	assert_int_equal(live_of(p, 0, T0 + 1100).cool_until_ms, 0);
+	/* a missing deployment (404) holds back every key */
+	pool_report(p, 0, T0 + 2000, &(struct pool_outcome){.cls = POOL_BROKEN, .retry_after_ms = -1,
+	            .remaining_requests = -1, .remaining_tokens = -1, .reset_requests_ms = -1,
+	            .reset_tokens_ms = -1, .limit_requests = -1, .limit_tokens = -1});
+	pool_set_key_fp(p, 0, right);
+	assert_int_equal(pick_full(p, T0 + 2001, 0, 0).ep, -1);
+	pool_close(p);
+}
+
+static void reset_endpoint_clears_that_endpoint_alone(void **state)
+{
+	struct pool *p = open_pool(W123, 2);
+	for (int i = 0; i < 21; i++)
+		pick_full(p, T0 + 10 * i, 1u << 1, 0);
+	report_429(p, 0, T0 + 210, 790, 0, 0);
+	pick_full(p, T0 + 1000, 1u << 1, 0);
+	report_429(p, 0, T0 + 3000, 60000, 0, 0);
+	report(p, 1, T0 + 3000, POOL_BROKEN, -1);
+	assert_int_equal(pool_reset_endpoint(p, 0), CONVBI_OK);
+	struct pool_live a = live_of(p, 0, T0 + 3001), b = live_of(p, 1, T0 + 3001);
+	assert_int_equal(a.cool_until_ms, 0);
+	assert_int_equal(a.learned_rpm, 0);
+	assert_int_equal(a.learned_rpm_from, POOL_LEARN_NONE);
+	assert_int_equal(a.calls, 0);
+	assert_int_equal(b.cool_class, POOL_BROKEN);
+	assert_true(b.cool_until_ms > T0 + 3001);
+	assert_int_equal(pick(p, T0 + 3001), 0);
+	assert_int_equal(pool_reset_endpoint(p, 2), CONVBI_EINVAL);
+	assert_int_equal(pool_reset_endpoint(p, -1), CONVBI_EINVAL);
+	pool_close(p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -799,6 +1072,15 @@ int main(void)
 		cmocka_unit_test(every_failed_allocation_in_open_is_enomem_and_leaks_nothing),
 		cmocka_unit_test(sixty_four_endpoints_in_many_tiers_work),
 		cmocka_unit_test(reset_state_forgets_what_was_learned),
+		cmocka_unit_test(first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end),
+		cmocka_unit_test(a_rate_the_traffic_reached_is_cut_by_five_percent_and_raised_by_steps),
+		cmocka_unit_test(a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted),
+		cmocka_unit_test(callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time),
+		cmocka_unit_test(configured_rates_are_never_learned_or_changed),
+		cmocka_unit_test(rate_limit_headers_seed_the_learned_rates),
+		cmocka_unit_test(a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_teach),
+		cmocka_unit_test(an_auth_cooldown_holds_back_only_the_key_it_was_for),
+		cmocka_unit_test(reset_endpoint_clears_that_endpoint_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -128,7 +128,7 @@ static int path_wire(void *ctx)
 	e.deployment = "d";
 	e.api_version = "2024-10-21";
 	struct chat_msg m = {"user", "hello \"world\""};
-	struct chat_req req = {&m, 1, 50, 0, 0};
+	struct chat_req req = {&m, 1, 50, 0, 0, 0};
 	struct buf b;
 	buf_init(&b, 0);
 	int rc = aoai_body(&b, &e, &req);

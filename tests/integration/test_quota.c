@@ -1,0 +1,327 @@
+/* test_quota.c -- quotas nobody declared, keys that get fixed (issue 11),
+ * through the public API against the fake Azure OpenAI server.
+ *
+ * The endpoints here have real quotas in the fake (requests per sliding
+ * second) and none in convbi's configuration, so everything convbi knows
+ * about them it learns from 429s and shares through the state file:
+ *   - 32 callers in 4 processes (8 threads each, one engine per process,
+ *     one state file) lose no call;
+ *   - the learned request rate of an endpoint ends within 10 % of its
+ *     true quota;
+ *   - a key refused once (an auth cooldown in the shared state) does not
+ *     keep a fixed key out: the first call after the fix is answered; the
+ *     refusal names the endpoint, its URL and `convbi endpoints --reset`,
+ *     which clears it and says what it cleared.
+ * Each test takes a few seconds; the bounds on counts are the contracts,
+ * the figures printed with '#' are for the reader. */
+#include <cjson/cJSON.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "convbi/convbi.h"
+#include "fake.h"
+#include "testutil.h"
+
+#define KEY_A "k-quota-a-5d1e9f"
+#define KEY_B "k-quota-b-8c2a4b"
+#define KEY_C "k-quota-c-3f7e0d"
+
+/* Opens an engine on the config at path; fails the test if it cannot. */
+static convbi_engine *engine_on(const char *path)
+{
+	convbi_options o = CONVBI_OPTIONS_INIT;
+	o.config_path = path;
+	o.prompts_dir = SOURCE_DIR "/prompts";
+	convbi_engine *e = NULL;
+	if (convbi_engine_open(&e, &o))
+		fail_msg("open: %s", convbi_engine_errmsg(e));
+	return e;
+}
+
+/* The config for the fake: no rpm/tpm anywhere, the fake's default state
+ * file, a deadline long enough for any wait the quotas impose. */
+static void write_config(const struct fake *f, char *path, size_t cap, const char *name, const char *extra)
+{
+	snprintf(path, cap, "%s/%s", f->dir, name);
+	assert_int_equal(fake_write_config(f, path, extra ? extra :
+	                 "{\"retry\":{\"deadline_ms\":60000,\"max_attempts\":6}}"), 0);
+}
+
+/* One endpoint's field in a convbi_engine_endpoints array (-1 if absent). */
+static double endpoint_num(const char *json, const char *name, const char *field)
+{
+	cJSON *arr = cJSON_Parse(json);
+	double v = -1;
+	const cJSON *it;
+	cJSON_ArrayForEach(it, arr) {
+		const cJSON *n = cJSON_GetObjectItem(it, "name"), *f = cJSON_GetObjectItem(it, field);
+		if (cJSON_IsString(n) && !strcmp(n->valuestring, name) && cJSON_IsNumber(f))
+			v = f->valuedouble;
+	}
+	cJSON_Delete(arr);
+	return v;
+}
+
+/* ---- 32 callers, 4 processes ---------------------------------------------- */
+
+#define PROCS 4
+#define THREADS 8
+#define CALLS_EACH 5
+
+struct tally {
+	atomic_int ok, failed;
+	char why[256];  /* the first failure's message */
+	atomic_flag why_taken;
+};
+
+struct proc {
+	convbi_engine *e;
+	struct tally *t;  /* shared with the parent (MAP_SHARED) */
+};
+
+static void *hammer(void *arg)
+{
+	struct proc *p = arg;
+	for (int i = 0; i < CALLS_EACH; i++) {
+		char *js = NULL;
+		int rc = convbi_engine_chat(p->e, NULL, "how many orders", 0, NULL, NULL, &js);
+		if (rc == CONVBI_OK) {
+			atomic_fetch_add(&p->t->ok, 1);
+		} else {
+			atomic_fetch_add(&p->t->failed, 1);
+			if (!atomic_flag_test_and_set(&p->t->why_taken))
+				snprintf(p->t->why, sizeof p->t->why, "%s: %s", convbi_errname(rc), convbi_engine_errmsg(p->e));
+		}
+		convbi_free(js);
+	}
+	return NULL;
+}
+
+static void thirty_two_callers_in_four_processes_lose_no_call_to_undeclared_quotas(void **state)
+{
+	(void)state;
+	struct fake f;
+	assert_int_equal(fake_start(&f,
+	    "{\"endpoints\":["
+	    "{\"name\":\"a\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
+	    "{\"name\":\"b\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
+	    "{\"name\":\"c\",\"api_key\":\"" KEY_C "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40}],"
+	    "\"default_reply\":\"OK\"}"), 0);
+	char cfg[1024];
+	write_config(&f, cfg, sizeof cfg, "config.json", NULL);
+	struct tally *t = mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	assert_true(t != MAP_FAILED);
+	memset(t, 0, sizeof *t);
+	int64_t t0 = tu_now_ms();
+	pid_t kids[PROCS];
+	for (int k = 0; k < PROCS; k++) {
+		kids[k] = fork();
+		assert_true(kids[k] >= 0);
+		if (kids[k] == 0) {
+			struct proc p = {NULL, t};
+			convbi_options o = CONVBI_OPTIONS_INIT;
+			o.config_path = cfg;
+			o.prompts_dir = SOURCE_DIR "/prompts";
+			if (convbi_engine_open(&p.e, &o))
+				_exit(3);
+			pthread_t th[THREADS];
+			for (int i = 0; i < THREADS; i++)
+				pthread_create(&th[i], NULL, hammer, &p);
+			for (int i = 0; i < THREADS; i++)
+				pthread_join(th[i], NULL);
+			convbi_engine_close(p.e);
+			_exit(0);
+		}
+	}
+	for (int k = 0; k < PROCS; k++) {
+		int st = 0;
+		assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+		assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	int64_t ms = tu_now_ms() - t0;
+	long http = 0, r429 = 0;
+	const char *names[] = {"a", "b", "c"};
+	for (int i = 0; i < 3; i++) {
+		http += fake_stat(&f, names[i], "requests");
+		r429 += fake_stat(&f, names[i], "rate_limited");
+	}
+	int ok = atomic_load(&t->ok), failed = atomic_load(&t->failed);
+	printf("# %d calls in %lld ms (%.2f of the 30/s bound), %ld HTTP requests, %.2f 429s per success\n", ok + failed,
+	       (long long)ms, ok * 1000.0 / (double)ms / 30.0, http, ok ? (double)r429 / ok : 0.0);
+	if (failed)
+		fail_msg("%d of %d calls failed; the first: %s", failed, ok + failed, t->why);
+	assert_int_equal(ok, PROCS * THREADS * CALLS_EACH);
+	/* Every call was answered; rate limits were learned, not hammered:
+	 * the old client sent 1.8-2.5 429s per success here. */
+	assert_true(r429 < ok);
+	munmap(t, sizeof *t);
+	fake_stop(&f);
+}
+
+/* ---- convergence ---------------------------------------------------------- */
+
+#define TRUE_RPS 20
+#define LEARN_THREADS 8
+#define LEARN_MS 5000
+
+struct learner {
+	convbi_engine *e;
+	int64_t until_ms;
+	atomic_int ok, failed;
+};
+
+static void *keep_calling(void *arg)
+{
+	struct learner *l = arg;
+	while (tu_now_ms() < l->until_ms) {
+		char *js = NULL;
+		int rc = convbi_engine_chat(l->e, NULL, "ping", 0, NULL, NULL, &js);
+		atomic_fetch_add(rc == CONVBI_OK ? &l->ok : &l->failed, 1);
+		convbi_free(js);
+	}
+	return NULL;
+}
+
+static void learned_rate_converges_within_ten_percent_of_the_true_quota(void **state)
+{
+	(void)state;
+	char scen[512];
+	snprintf(scen, sizeof scen,
+	         "{\"endpoints\":[{\"name\":\"solo\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
+	         "\"latency_ms\":10}],\"default_reply\":\"OK\"}", TRUE_RPS);
+	struct fake f;
+	assert_int_equal(fake_start(&f, scen), 0);
+	char cfg[1024];
+	write_config(&f, cfg, sizeof cfg, "config.json", NULL);
+	struct learner l = {engine_on(cfg), tu_now_ms() + LEARN_MS, 0, 0};
+	pthread_t th[LEARN_THREADS];
+	for (int i = 0; i < LEARN_THREADS; i++)
+		pthread_create(&th[i], NULL, keep_calling, &l);
+	for (int i = 0; i < LEARN_THREADS; i++)
+		pthread_join(th[i], NULL);
+	char *js = NULL;
+	assert_int_equal(convbi_engine_endpoints(l.e, &js), CONVBI_OK);
+	double learned = endpoint_num(js, "solo", "learned_rpm"), truth = TRUE_RPS * 60.0;
+	cJSON *arr = cJSON_Parse(js);
+	const cJSON *from = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "learned_rpm_from");
+	long r429 = fake_stat(&f, "solo", "rate_limited");
+	printf("# learned %.0f rpm (from %s) for a true %.0f rpm; %d calls answered, %ld 429s\n", learned,
+	       cJSON_IsString(from) ? from->valuestring : "?", truth, atomic_load(&l.ok), r429);
+	assert_true(cJSON_IsString(from) && !strcmp(from->valuestring, "429"));
+	cJSON_Delete(arr);
+	convbi_free(js);
+	assert_int_equal(atomic_load(&l.failed), 0);
+	if (learned < 0.9 * truth || learned > 1.1 * truth)
+		fail_msg("learned %.0f rpm; the true quota is %.0f rpm (wanted within 10 %%)", learned, truth);
+	convbi_engine_close(l.e);
+	fake_stop(&f);
+}
+
+/* ---- keys ----------------------------------------------------------------- */
+
+/* convbi_engine_chat's outcome: its status, and the error text (copied). */
+static int chat_once(convbi_engine *e, char *errtext, size_t cap)
+{
+	char *js = NULL;
+	int rc = convbi_engine_chat(e, NULL, "ping", 0, NULL, NULL, &js);
+	cJSON *root = js ? cJSON_Parse(js) : NULL;
+	const cJSON *err = cJSON_GetObjectItem(root, "error");
+	snprintf(errtext, cap, "%s", cJSON_IsString(err) ? err->valuestring : "");
+	cJSON_Delete(root);
+	convbi_free(js);
+	return rc;
+}
+
+/* Rewrites the config at path with every key replaced by a wrong one of
+ * the same length (the fake answers a wrong key with a 401). */
+static void with_wrong_keys(const char *path)
+{
+	char *text = tu_read_file(path, NULL);
+	assert_non_null(text);
+	const char *keys[] = {KEY_A, KEY_B};
+	for (size_t i = 0; i < 2; i++) {
+		char *at = strstr(text, keys[i]);
+		assert_non_null(at);
+		memcpy(at, "k-wrong-", 8);
+	}
+	assert_int_equal(tu_write_file(path, text), 0);
+	free(text);
+}
+
+static void a_fixed_key_works_on_the_first_call_after_the_fix(void **state)
+{
+	(void)state;
+	struct fake f;
+	assert_int_equal(fake_start(&f,
+	    "{\"endpoints\":["
+	    "{\"name\":\"east\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\"},"
+	    "{\"name\":\"west\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\"}],"
+	    "\"default_reply\":\"OK\"}"), 0);
+	char good[1024], bad[1024], url[64], msg[1024];
+	write_config(&f, good, sizeof good, "good.json", NULL);
+	write_config(&f, bad, sizeof bad, "bad.json", NULL);
+	with_wrong_keys(bad);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d", fake_port(&f, "east"));
+
+	/* A wrong key: refused, and the message says where and how to clear it. */
+	convbi_engine *e = engine_on(bad);
+	assert_int_equal(chat_once(e, msg, sizeof msg), CONVBI_EAUTH);
+	printf("# first refusal: %s\n", msg);
+	assert_true(tu_contains(msg, "endpoint `"));
+	assert_true(tu_contains(msg, "http://127.0.0.1:"));
+	assert_true(tu_contains(msg, "convbi endpoints --reset"));
+	convbi_engine_close(e);
+
+	/* Another process with the same wrong key: out at once, told the same. */
+	e = engine_on(bad);
+	long before = fake_stat(&f, "east", "requests") + fake_stat(&f, "west", "requests");
+	assert_int_equal(chat_once(e, msg, sizeof msg), CONVBI_EAUTH);
+	assert_int_equal(fake_stat(&f, "east", "requests") + fake_stat(&f, "west", "requests"), before);
+	printf("# the same key again: %s\n", msg);
+	assert_true(tu_contains(msg, url) && tu_contains(msg, "convbi endpoints --reset"));
+	convbi_engine_close(e);
+
+	/* The key fixed: the very first call is answered, by either endpoint. */
+	e = engine_on(good);
+	assert_int_equal(chat_once(e, msg, sizeof msg), CONVBI_OK);
+	convbi_engine_close(e);
+
+	/* --reset clears a cooldown and says what it held. */
+	e = engine_on(bad);
+	assert_int_equal(chat_once(e, msg, sizeof msg), CONVBI_EAUTH);
+	char *js = NULL;
+	assert_int_equal(convbi_engine_endpoints_reset(e, "nowhere", &js), CONVBI_EINVAL);
+	assert_null(js);
+	assert_true(tu_contains(convbi_engine_errmsg(e), "`east`, `west`"));
+	assert_int_equal(convbi_engine_endpoints_reset(e, "west", &js), CONVBI_OK);
+	assert_true(tu_contains(js, "\"name\":\"west\"") && !tu_contains(js, "\"name\":\"east\""));
+	assert_true(tu_contains(js, "\"cooling_reason\":\"auth\""));
+	convbi_free(js);
+	assert_int_equal(convbi_engine_endpoints(e, &js), CONVBI_OK);
+	assert_true(endpoint_num(js, "west", "cooling_ms") == 0 && endpoint_num(js, "west", "calls") == 0);
+	assert_true(endpoint_num(js, "east", "cooling_ms") > 0);
+	assert_false(tu_contains(js, "k-wrong") || tu_contains(js, KEY_A) || tu_contains(js, KEY_B));
+	convbi_free(js);
+	convbi_engine_close(e);
+	fake_stop(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(thirty_two_callers_in_four_processes_lose_no_call_to_undeclared_quotas),
+		cmocka_unit_test(learned_rate_converges_within_ten_percent_of_the_true_quota),
+		cmocka_unit_test(a_fixed_key_works_on_the_first_call_after_the_fix),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
