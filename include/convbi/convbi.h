@@ -186,9 +186,14 @@ CONVBI_API int convbi_engine_chat(convbi_engine *engine, const char *system, con
 /* The configured endpoints and their live shared state as a JSON array
  * (caller frees).  Never contains keys. */
 CONVBI_API int convbi_engine_endpoints(convbi_engine *engine, char **json_out);
+/* The whole configuration's budget and what every process sharing its
+ * state spent today and this month (UTC), as a JSON object (caller frees):
+ * {"budget": {"daily", "monthly"} | null, "spent_today_usd",
+ * "spent_month_usd"}.  Each endpoint's own are in convbi_engine_endpoints. */
+CONVBI_API int convbi_engine_spend(convbi_engine *engine, char **json_out);
 /* Clears the shared state of the endpoint called name (NULL: of every
- * endpoint) for every process sharing it: cooldowns, breaker, budgets,
- * learned rates, statistics.  *json_out (caller frees) is an array of
+ * endpoint) for every process sharing it: cooldowns, breaker, server
+ * budgets, learned rates, statistics (never what it spent).  *json_out (caller frees) is an array of
  * what each endpoint held before, as convbi_engine_endpoints shows it.
  * CONVBI_EINVAL for an unknown name (the message lists the names). */
 CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *engine, const char *name, char **json_out);
@@ -261,6 +266,9 @@ CONVBI_API const char *convbi_answer_cell(const convbi_answer *answer, int64_t r
 /* 1 when the row cap cut the result. */
 CONVBI_API int convbi_answer_truncated(const convbi_answer *answer);
 CONVBI_API int64_t convbi_answer_tokens(const convbi_answer *answer);
+/* What the question's model calls cost in US dollars, by each answering
+ * endpoint's configured price (0 for reserved or unpriced endpoints). */
+CONVBI_API double convbi_answer_cost_usd(const convbi_answer *answer);
 CONVBI_API int64_t convbi_answer_elapsed_ms(const convbi_answer *answer);
 /* The rows rendered as text: mode "table" (aligned box), "csv", "json"
  * (array of objects) or "markdown"; at most max_rows rows (< 0 = all).

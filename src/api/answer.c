@@ -86,6 +86,11 @@ CONVBI_API int64_t convbi_answer_tokens(const convbi_answer *a)
 	return OK_ANSWER(a) ? turn_tokens(&a->turn) : 0;
 }
 
+CONVBI_API double convbi_answer_cost_usd(const convbi_answer *a)
+{
+	return OK_ANSWER(a) ? turn_cost_usd(&a->turn) : 0;
+}
+
 CONVBI_API int64_t convbi_answer_elapsed_ms(const convbi_answer *a)
 {
 	return OK_ANSWER(a) ? a->turn.elapsed_ms : 0;

@@ -344,7 +344,8 @@ CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const ch
 	return *json_out ? rc : CONVBI_ENOMEM;
 }
 
-CONVBI_API int convbi_engine_endpoints(convbi_engine *e, char **json_out)
+/* A JSON view of the model client (fn), handed to the caller. */
+static int llm_view(convbi_engine *e, int (*fn)(struct llm *, struct buf *), char **json_out)
 {
 	if (json_out)
 		*json_out = NULL;
@@ -355,12 +356,22 @@ CONVBI_API int convbi_engine_endpoints(convbi_engine *e, char **json_out)
 		return rc;
 	struct buf b;
 	buf_init(&b, BUF_UNBOUNDED);
-	if (llm_endpoints_json(e->llm, &b)) {
+	if (fn(e->llm, &b)) {
 		buf_release(&b);
 		return CONVBI_ENOMEM;
 	}
 	*json_out = buf_take(&b);
 	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+CONVBI_API int convbi_engine_endpoints(convbi_engine *e, char **json_out)
+{
+	return llm_view(e, llm_endpoints_json, json_out);
+}
+
+CONVBI_API int convbi_engine_spend(convbi_engine *e, char **json_out)
+{
+	return llm_view(e, llm_spend_json, json_out);
 }
 
 CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *e, const char *name, char **json_out)

@@ -17,7 +17,7 @@
  *   jsonl  the answer's JSON (convbi_answer_json) with "id" (and "session",
  *          "db" when given) in front, rows cut to --row-cap (default as in
  *          ask) with "truncated": true, and "attempts_per_endpoint"
- *   csv    id,question,intent,sql,answer,error,error_class,elapsed_ms
+ *   csv    id,question,intent,sql,answer,error,error_class,elapsed_ms,cost_usd
  *          (RFC 4180, CRLF, a header line when the file starts empty); the
  *          rows themselves go to one file per question with --rows DIR
  *          (DIR/<id>.csv, RFC 4180), written aside and renamed
@@ -67,11 +67,12 @@ struct batch {
 	struct progress pg;
 };
 
-/* No new question once Ctrl-C came or the output cannot be written. */
+/* No new question once Ctrl-C came, the output cannot be written or the
+ * run has cost --max-cost. */
 static int stopping(struct batch *b)
 {
 	pthread_mutex_lock(&b->w.mu);
-	int stop = bulk_interrupts() > 0 || b->werr;
+	int stop = bulk_interrupts() > 0 || b->werr || runstats_over_cost(&b->st, b->o->max_cost);
 	pthread_mutex_unlock(&b->w.mu);
 	return stop;
 }
@@ -79,7 +80,8 @@ static int stopping(struct batch *b)
 /* Under w.mu: the supervisor's test (Ctrl-C it checks itself). */
 static int output_failed(void *ctx)
 {
-	return ((struct batch *)ctx)->werr != 0;
+	struct batch *b = ctx;
+	return b->werr != 0 || runstats_over_cost(&b->st, b->o->max_cost);
 }
 
 /* ---- one result line ------------------------------------------------------------ */
@@ -167,7 +169,9 @@ static void csv_line(struct buf *t, const struct bitem *it, const cJSON *line)
 		buf_add(t, ",", 1);
 		buf_csv_field(t, str_of(line, fields[i]));
 	}
-	buf_printf(t, ",%lld\r\n", cJSON_IsNumber(ms) ? (long long)ms->valuedouble : 0LL);
+	const cJSON *cost = cJSON_GetObjectItemCaseSensitive(line, "cost_usd");
+	buf_printf(t, ",%lld,%.6f\r\n", cJSON_IsNumber(ms) ? (long long)ms->valuedouble : 0LL,
+	           cJSON_IsNumber(cost) ? cost->valuedouble : 0.0);
 }
 
 /* The rows file of an item: DIR/<id>.csv, the id kept when it is made of
@@ -402,6 +406,8 @@ static void summary(const struct batch *b, int64_t pending)
 		        b->canceled ? " (canceled or interrupted)" : "");
 	fputc('\n', stderr);
 	runstats_print_usage(s, "convbi: batch: ", stderr);
+	if (runstats_over_cost(s, b->o->max_cost) && pending > s->done)
+		runstats_print_stopped(s, b->o->max_cost, pending - s->done, "convbi: batch: ", stderr);
 	buf_release(&f);
 }
 
@@ -426,7 +432,7 @@ static int run(struct batch *b, int64_t pending)
 	}
 	if (bulk_interrupts())
 		return EXIT_INTERRUPTED;
-	return b->st.failed ? EXIT_FAIL : EXIT_OK;
+	return b->st.failed || b->st.done < pending ? EXIT_FAIL : EXIT_OK;  /* stopped by --max-cost: not all done */
 }
 
 int cmd_batch(struct cli_opts *o)
@@ -492,7 +498,7 @@ int cmd_batch(struct cli_opts *o)
 		goto done;
 	}
 	if (b.csv && (!o->resume || empty)) {
-		static const char header[] = "id,question,intent,sql,answer,error,error_class,elapsed_ms\r\n";
+		static const char header[] = "id,question,intent,sql,answer,error,error_class,elapsed_ms,cost_usd\r\n";
 		if ((e = outfile_write(&b.out, header, sizeof header - 1))) {
 			cli_error("cannot write the output: %s", strerror(e));
 			rc = EXIT_FAIL;

@@ -66,6 +66,7 @@ struct ep_stats {
 	char name[64];
 	int64_t attempts;      /* HTTP calls made to it */
 	int64_t rate_limited;  /* of which answered 429 (class rate_limited) */
+	double cost_usd;       /* what its answers cost */
 };
 
 struct runstats {
@@ -75,22 +76,31 @@ struct runstats {
 	int64_t by_status[RUNSTATS_MAX_STATUS]; /* failed questions per CONVBI_* status */
 	int64_t rate_limited;     /* attempts whose class was rate_limited */
 	int64_t prompt_tokens, completion_tokens;
+	int64_t reserved_tokens;  /* of them, served by reserved (PTU) endpoints */
+	double cost_usd;          /* what the finished questions cost */
 	struct ep_stats ep[RUNSTATS_MAX_ENDPOINTS];
 	int nep;
 	int64_t start_ms;         /* monotonic */
 };
 
 void runstats_init(struct runstats *s, int64_t total);
+/* 1 once the finished questions have cost max_cost (> 0) or more: the run
+ * takes no new question.  Caller holds the lock that guards s. */
+int runstats_over_cost(const struct runstats *s, double max_cost);
+/* The summary's line for a run stopped by --max-cost: what it cost, how
+ * many questions were not asked, and how to continue. */
+void runstats_print_stopped(const struct runstats *s, double max_cost, int64_t not_run, const char *prefix, FILE *f);
 /* Adds one finished question: its status and the attempts and usage of
  * its answer JSON (which may be NULL). */
 void runstats_add(struct runstats *s, int status, const struct cJSON *answer);
-/* {"east": {"attempts": 2, "rate_limited": 1}, ...} for one answer JSON;
+/* {"east": {"attempts": 2, "rate_limited": 1, "cost_usd": 0.0012}, ...} for one answer JSON;
  * NULL without memory.  Caller deletes. */
 struct cJSON *attempts_per_endpoint(const struct cJSON *answer);
 /* The CONVBI_* status named by an answer's "error_class" ("ESQL" -> 16),
  * CONVBI_OK when it is null or absent. */
 int status_of_answer(const struct cJSON *answer);
-/* Prints "<prefix>tokens ..." and "<prefix>calls per endpoint ..." lines. */
+/* Prints "<prefix>tokens ...", "<prefix>cost ..." and "<prefix>calls per
+ * endpoint ..." (with each one's cost) lines. */
 void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f);
 /* "ESQL 3, ERATELIMIT 1" into b ("" when nothing failed). */
 void runstats_failures(const struct runstats *s, struct buf *b);

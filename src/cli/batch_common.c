@@ -143,10 +143,26 @@ void runstats_init(struct runstats *s, int64_t total)
 	s->start_ms = bulk_now_ms();
 }
 
-static int64_t num_of(const cJSON *o, const char *key)
+int runstats_over_cost(const struct runstats *s, double max_cost)
+{
+	return max_cost > 0 && s->cost_usd >= max_cost;
+}
+
+void runstats_print_stopped(const struct runstats *s, double max_cost, int64_t not_run, const char *prefix, FILE *f)
+{
+	fprintf(f, "%sstopped: the questions answered cost $%.6f, reaching --max-cost $%.2f; %lld not asked: run the same "
+	        "command with --resume to continue\n", prefix, s->cost_usd, max_cost, (long long)not_run);
+}
+
+static double usd_of(const cJSON *o, const char *key)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : 0;
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int64_t num_of(const cJSON *o, const char *key)
+{
+	return (int64_t)usd_of(o, key);
 }
 
 int status_of_answer(const cJSON *answer)
@@ -184,6 +200,8 @@ void runstats_add(struct runstats *s, int status, const cJSON *answer)
 	const cJSON *usage = cJSON_GetObjectItemCaseSensitive(answer, "usage");
 	s->prompt_tokens += num_of(usage, "prompt_tokens");
 	s->completion_tokens += num_of(usage, "completion_tokens");
+	s->reserved_tokens += num_of(usage, "reserved_tokens");
+	s->cost_usd += usd_of(answer, "cost_usd");
 	const cJSON *a;
 	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(answer, "attempts")) {
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(a, "endpoint");
@@ -195,6 +213,7 @@ void runstats_add(struct runstats *s, int status, const cJSON *answer)
 		if (e) {
 			e->attempts++;
 			e->rate_limited += limited;
+			e->cost_usd += usd_of(a, "cost_usd");
 		}
 	}
 }
@@ -211,13 +230,15 @@ cJSON *attempts_per_endpoint(const cJSON *answer)
 		if (e) {
 			e->attempts++;
 			e->rate_limited += cJSON_IsString(cls) && !strcmp(cls->valuestring, "rate_limited");
+			e->cost_usd += usd_of(a, "cost_usd");
 		}
 	}
 	cJSON *o = cJSON_CreateObject();
 	for (int i = 0; o && i < n; i++) {
 		cJSON *e = cJSON_AddObjectToObject(o, ep[i].name);
 		if (!e || !cJSON_AddNumberToObject(e, "attempts", (double)ep[i].attempts) ||
-		    !cJSON_AddNumberToObject(e, "rate_limited", (double)ep[i].rate_limited)) {
+		    !cJSON_AddNumberToObject(e, "rate_limited", (double)ep[i].rate_limited) ||
+		    !cJSON_AddNumberToObject(e, "cost_usd", ep[i].cost_usd)) {
 			cJSON_Delete(o);
 			return NULL;
 		}
@@ -246,9 +267,15 @@ void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f)
 	struct ep_stats ep[RUNSTATS_MAX_ENDPOINTS];
 	memcpy(ep, s->ep, (size_t)s->nep * sizeof *ep);
 	qsort(ep, (size_t)s->nep, sizeof *ep, ep_by_name);
-	fprintf(f, "%stokens: %lld (prompt %lld, completion %lld)\n", prefix,
+	fprintf(f, "%stokens: %lld (prompt %lld, completion %lld", prefix,
 	        (long long)(s->prompt_tokens + s->completion_tokens), (long long)s->prompt_tokens,
 	        (long long)s->completion_tokens);
+	if (s->reserved_tokens)
+		fprintf(f, "; %lld on reserved endpoints, cost 0", (long long)s->reserved_tokens);
+	fprintf(f, ")\n%scost: $%.6f", prefix, s->cost_usd);
+	if (s->done)
+		fprintf(f, " ($%.6f per question)", s->cost_usd / (double)s->done);
+	fputc('\n', f);
 	fprintf(f, "%scalls per endpoint:", prefix);
 	if (!s->nep)
 		fputs(" none", f);
@@ -256,6 +283,8 @@ void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f)
 		fprintf(f, "%s %s %lld", i ? "," : "", ep[i].name, (long long)ep[i].attempts);
 		if (ep[i].rate_limited)
 			fprintf(f, " (%lld rate-limited)", (long long)ep[i].rate_limited);
+		if (ep[i].cost_usd > 0)
+			fprintf(f, " for $%.6f", ep[i].cost_usd);
 	}
 	fputc('\n', f);
 }

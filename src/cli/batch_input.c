@@ -386,7 +386,8 @@ done:
 	return rc;
 }
 
-#define CSV_FIELDS 8
+#define CSV_FIELDS 9       /* ...,elapsed_ms,cost_usd */
+#define CSV_FIELDS_OLD 8   /* a file written before cost_usd */
 #define CSV_ERROR_FIELD 6 /* id,question,intent,sql,answer,error,... */
 
 /* 1 when text could be (a prefix of) our output: valid UTF-8 without NUL,
@@ -438,7 +439,7 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 				free(id);
 				continue; /* the header */
 			}
-			if (whole == 1 && nf != CSV_FIELDS)
+			if (whole == 1 && nf != CSV_FIELDS && nf != CSV_FIELDS_OLD)
 				whole = -1;
 		} else {
 			const char *nl = memchr(text + pos, '\n', len - pos);

@@ -55,6 +55,7 @@ struct cli_opts {
 	int rebuild;            /* --rebuild (index) */
 	int answer;             /* --answer (ask --format) */
 	const char *rows_dir;   /* --rows DIR (batch --format csv) */
+	double max_cost;        /* --max-cost USD (batch, eval), 0 = none */
 	const char *question;   /* the words of the question joined, or read
 	                           from stdin for `-` (borrowed from main) */
 	char **args;            /* positional arguments (borrowed from argv) */

@@ -121,6 +121,22 @@ static void learned_cell(char *out, size_t cap, const cJSON *it, const char *rat
 		snprintf(out, cap, "-");
 }
 
+/* What an endpoint spent today: "$0.0123" ("/ $5.00" with a daily
+ * budget), "reserved" for a PTU deployment, "-" without a price. */
+static void spent_cell(char *out, size_t cap, const cJSON *it)
+{
+	const cJSON *budget = cJSON_GetObjectItem(it, "budget");
+	double daily = num_of(budget, "daily");
+	if (cJSON_IsTrue(cJSON_GetObjectItem(it, "reserved")))
+		snprintf(out, cap, "reserved");
+	else if (!cJSON_IsObject(cJSON_GetObjectItem(it, "price")))
+		snprintf(out, cap, "-");
+	else if (daily > 0)
+		snprintf(out, cap, "$%.4f/$%.2f", num_of(it, "spent_today_usd"), daily);
+	else
+		snprintf(out, cap, "$%.4f", num_of(it, "spent_today_usd"));
+}
+
 /* The endpoints JSON as an aligned table (also the REPL's .endpoints). */
 void print_endpoints(const char *json, FILE *f)
 {
@@ -128,8 +144,9 @@ void print_endpoints(const char *json, FILE *f)
 	const cJSON *sb = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "state_backend");
 	if (cJSON_IsString(sb))
 		fprintf(f, "shared state: %s\n", sb->valuestring);
-	fprintf(f, "%-14s %-8s %4s %6s  %-10s %-9s %9s %9s %-14s %-16s %7s %5s %8s\n", "NAME", "KIND", "TIER", "WEIGHT",
-	        "COOLING", "BREAKER", "REM_REQ", "REM_TOK", "LEARNED_RPM", "LEARNED_TPM", "CALLS", "429S", "FAILURES");
+	fprintf(f, "%-14s %-8s %4s %6s  %-10s %-9s %9s %9s %-14s %-16s %7s %5s %8s  %s\n", "NAME", "KIND", "TIER", "WEIGHT",
+	        "COOLING", "BREAKER", "REM_REQ", "REM_TOK", "LEARNED_RPM", "LEARNED_TPM", "CALLS", "429S", "FAILURES",
+	        "SPENT_TODAY");
 	const cJSON *it;
 	cJSON_ArrayForEach(it, arr) {
 		char cooling[32] = "-";
@@ -145,9 +162,11 @@ void print_endpoints(const char *json, FILE *f)
 			snprintf(rt, sizeof rt, "%.0f", v);
 		learned_cell(lr, sizeof lr, it, "learned_rpm", "learned_rpm_from");
 		learned_cell(lt, sizeof lt, it, "learned_tpm", "learned_tpm_from");
-		fprintf(f, "%-14s %-8s %4d %6d  %-10s %-9s %9s %9s %-14s %-16s %7.0f %5.0f %8.0f\n", str_of(it, "name"),
+		char spent[48];
+		spent_cell(spent, sizeof spent, it);
+		fprintf(f, "%-14s %-8s %4d %6d  %-10s %-9s %9s %9s %-14s %-16s %7.0f %5.0f %8.0f  %s\n", str_of(it, "name"),
 		        str_of(it, "kind"), (int)num_of(it, "tier"), (int)num_of(it, "weight"), cooling, str_of(it, "breaker"),
-		        rr, rt, lr, lt, num_of(it, "calls"), num_of(it, "rate_limited"), num_of(it, "failures"));
+		        rr, rt, lr, lt, num_of(it, "calls"), num_of(it, "rate_limited"), num_of(it, "failures"), spent);
 	}
 	cJSON_Delete(arr);
 }
@@ -180,6 +199,29 @@ static void print_cleared(const char *json)
 	cJSON_Delete(arr);
 }
 
+/* "spent today (UTC, every process): $X of a $Y daily budget; this
+ * month: ..." when the configuration has a budget or a priced endpoint. */
+static void print_spend(convbi_engine *e)
+{
+	char *json = NULL;
+	if (convbi_engine_spend(e, &json))
+		return;
+	cJSON *o = cJSON_Parse(json);
+	const cJSON *b = cJSON_GetObjectItem(o, "budget");
+	double today = num_of(o, "spent_today_usd"), month = num_of(o, "spent_month_usd");
+	if (cJSON_IsObject(b) || month > 0) {
+		printf("spent today (UTC, every process): $%.4f", today);
+		if (num_of(b, "daily") > 0)
+			printf(" of a $%.2f daily budget", num_of(b, "daily"));
+		printf("; this month: $%.4f", month);
+		if (num_of(b, "monthly") > 0)
+			printf(" of a $%.2f monthly budget", num_of(b, "monthly"));
+		putchar('\n');
+	}
+	cJSON_Delete(o);
+	convbi_free(json);
+}
+
 int cmd_endpoints(struct cli_opts *o)
 {
 	if (o->nargs && !o->reset) {
@@ -204,8 +246,10 @@ int cmd_endpoints(struct cli_opts *o)
 		printf("%s\n", json);
 	else if (o->reset)
 		print_cleared(json);
-	else
+	else {
 		print_endpoints(json, stdout);
+		print_spend(e);
+	}
 	convbi_free(json);
 	convbi_engine_close(e);
 	return EXIT_OK;

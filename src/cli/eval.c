@@ -1,7 +1,8 @@
 /* eval.c -- `convbi eval`: execution accuracy (EX) on Spider or BIRD.
  *
  *   convbi eval [--config F] [--dataset spider|bird] [-j N] [--limit N]
- *               [--only-db ID] [--out F] [--db DIR] DIR|FILE
+ *               [--only-db ID] [--out F] [--resume] [--max-cost USD]
+ *               [--db DIR] DIR|FILE
  *
  * For every question (eval_data.c reads the files): a fresh session on the
  * engine of its database (one engine per database file, opened once before
@@ -28,14 +29,19 @@
  * the gold failures, tokens and calls per endpoint.  --out F gets one JSON
  * line per question in dataset order, for diffing two runs:
  *   {"index", "id"?, "db_id", "question", "evidence"?, "gold_sql",
- *    "pred_sql", "verdict", "difficulty", "error", "truncated", "elapsed_ms"}
+ *    "pred_sql", "verdict", "difficulty", "error", "truncated", "elapsed_ms",
+ *    "cost_usd"}
+ * --max-cost USD stops taking questions once those answered have cost USD
+ * (the ones in flight finish); --resume continues from --out
+ * (eval_resume.c). 
  * The row cap is raised to EVAL_ROW_CAP unless --row-cap is given, so that
  * results are compared whole; a result still cut says "truncated": true.
  *
  * -v prints every verdict other than correct on stderr as it comes.
  *
  * Exit: 0 when the run completed (whatever the EX), 1 when the run itself
- * failed (the output cannot be written, no memory, no thread), 2 usage,
+ * failed (the output cannot be written, no memory, no thread) or stopped
+ * at --max-cost, 2 usage,
  * 130 interrupted (the report covers the questions that finished).
  */
 #include <cjson/cJSON.h>
@@ -67,6 +73,7 @@ struct eval {
 	int written;              /* questions [0, written) are settled in --out */
 	int werr;                 /* errno of the first failed --out write */
 	unsigned char *done;      /* owned: per question, finished */
+	unsigned char *kept;      /* owned: per question, settled by --out before this run (--resume) */
 	struct runstats st;
 	struct progress pg;
 };
@@ -173,6 +180,7 @@ static int run_one(struct eval *ev, struct eq *q, int qi, char **json_out)
 		goto done;
 	}
 	convbi_answer_json(a, json_out);
+	q->cost_usd = convbi_answer_cost_usd(a);
 	const char *sql = convbi_answer_sql(a);
 	if (!sql || !*sql) {
 		classify_failure(s, q, a);
@@ -224,6 +232,7 @@ static char *question_line(const struct eq *q)
 	cJSON_AddNumberToObject(o, "tokens", (double)q->tokens);
 	cJSON_AddNumberToObject(o, "calls", q->calls);
 	cJSON_AddNumberToObject(o, "elapsed_ms", (double)q->elapsed_ms);
+	cJSON_AddNumberToObject(o, "cost_usd", q->cost_usd);
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return text;
@@ -241,7 +250,7 @@ static void flush_lines(struct eval *ev, int all)
 				return;
 			continue;
 		}
-		if (!ev->have_out || ev->werr)
+		if (!ev->have_out || ev->werr || ev->kept[i])
 			continue;
 		char *line = question_line(&ev->d.q[i]);
 		struct buf t = BUF_INIT;
@@ -265,6 +274,8 @@ static void run_task(void *ctx, int i)
 	struct eval *ev = ctx;
 	struct eq *q = &ev->d.q[i];
 	char *json = NULL;
+	if (ev->kept[i])  /* settled by --out before this run */
+		return;
 	int status = run_one(ev, q, i, &json);
 	cJSON *ans = json ? cJSON_Parse(json) : NULL;
 	convbi_free(json);
@@ -290,10 +301,12 @@ static void run_task(void *ctx, int i)
 	cJSON_Delete(ans);
 }
 
-/* Under w.mu: no new question once --out cannot be written. */
+/* Under w.mu: no new question once --out cannot be written or the run has
+ * cost --max-cost. */
 static int output_failed(void *ctx)
 {
-	return ((struct eval *)ctx)->werr != 0;
+	struct eval *ev = ctx;
+	return ev->werr != 0 || runstats_over_cost(&ev->st, ev->o->max_cost);
 }
 
 /* Under w.mu, every 100 ms and at the end: progress, then the last lines. */
@@ -451,6 +464,8 @@ static int report(struct eval *ev, int jobs)
 	}
 	putchar('\n');
 	runstats_print_usage(&ev->st, "", stdout);
+	if (runstats_over_cost(&ev->st, ev->o->max_cost) && counts[V_PENDING])
+		runstats_print_stopped(&ev->st, ev->o->max_cost, counts[V_PENDING], "", stdout);
 	fflush(stdout);
 	free(dbs);
 	free(hard);
@@ -506,10 +521,13 @@ static int run(struct eval *ev)
 	int jobs = ev->o->jobs > 0 ? ev->o->jobs : 1;
 	if (jobs > ev->d.n)
 		jobs = ev->d.n;
-	if (!(ev->done = calloc((size_t)ev->d.n, 1)))
+	if (!ev->done && !(ev->done = calloc((size_t)ev->d.n, 1)))
 		return cli_error("out of memory"), EXIT_FAIL;
 	progress_init(&ev->pg, "eval");
-	runstats_init(&ev->st, ev->d.n);
+	int pending = 0;
+	for (int i = 0; i < ev->d.n; i++)
+		pending += !ev->kept[i];
+	runstats_init(&ev->st, pending);
 	ev->w.ntasks = ev->d.n;
 	ev->w.ctx = ev;
 	ev->w.run = run_task;
@@ -519,10 +537,16 @@ static int run(struct eval *ev)
 	if (!workers_run(&ev->w, jobs))
 		return cli_error("cannot start a worker thread"), EXIT_FAIL;
 	int rc = report(ev, jobs);
+	if (!ev->werr && ev->have_out && ev->o->resume)
+		ev->werr = eval_resume_sort(ev->o->out);
 	if (ev->werr) {
 		cli_error("cannot write --out %s: %s", ev->o->out, strerror(ev->werr));
 		return EXIT_FAIL;
 	}
+	if (!rc && runstats_over_cost(&ev->st, ev->o->max_cost))
+		for (int i = 0; i < ev->d.n; i++)
+			if (ev->d.q[i].verdict == V_PENDING)
+				return EXIT_FAIL;
 	return rc ? rc : bulk_interrupts() ? EXIT_INTERRUPTED : EXIT_OK;
 }
 
@@ -539,6 +563,24 @@ int cmd_eval(struct cli_opts *o)
 	int rc = dataset_load(&ev.d, o->args[0], o->dataset, o->only_db, o->limit, o->db);
 	if (rc)
 		goto done;
+	if (o->resume && !o->out) {
+		cli_error("--resume needs --out FILE: the output of the run to resume");
+		rc = EXIT_USAGE;
+		goto done;
+	}
+	if (!(ev.done = calloc((size_t)ev.d.n + 1, 1)) || !(ev.kept = calloc((size_t)ev.d.n + 1, 1))) {
+		cli_error("out of memory");
+		rc = EXIT_FAIL;
+		goto done;
+	}
+	if (o->resume) {
+		int nkept = 0;
+		if ((rc = eval_resume_load(&ev.d, o->out, ev.kept, &nkept)))
+			goto done;
+		memcpy(ev.done, ev.kept, (size_t)ev.d.n);
+		if (nkept)
+			fprintf(stderr, "convbi: eval: %d of %d questions already in %s; asking the rest\n", nkept, ev.d.n, o->out);
+	}
 	if ((rc = eval_context_open(&ev.cx, &ev.d, o)))
 		goto done;
 	rc = open_engines(&ev);
@@ -546,7 +588,7 @@ int cmd_eval(struct cli_opts *o)
 	if (rc)
 		goto done;
 	if (o->out) {
-		int e = outfile_open(&ev.out, o->out, 1);
+		int e = outfile_open(&ev.out, o->out, !o->resume);
 		if (e) {
 			cli_error("cannot open --out `%s`: %s", o->out, strerror(e));
 			rc = EXIT_USAGE;
@@ -565,6 +607,7 @@ done:
 	free(ev.db_errors);
 	free(ev.done);
 	eval_context_close(&ev.cx);
+	free(ev.kept);
 	engines_close(&ev.engines);
 	dataset_release(&ev.d);
 	workers_release(&ev.w);

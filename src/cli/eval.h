@@ -45,6 +45,7 @@ struct eq {
 	long long elapsed_ms;  /* the whole question */
 	long long tokens;      /* prompt + completion tokens of every model call */
 	int calls;             /* model calls */
+	double cost_usd;       /* what its model calls cost */
 };
 
 struct dataset {
@@ -74,6 +75,11 @@ struct eval_context {
 	long left_out;         /* example lines left out, all copies together */
 };
 
+/* 1 when sql has an ORDER BY outside any parentheses (after a compound
+ * SELECT it orders the whole result), skipping strings, quoted names and
+ * comments. */
+int sql_orders_result(const char *sql);
+
 /* Prepares the copies for the questions of d.  Returns EXIT_OK, or
  * EXIT_USAGE / EXIT_FAIL after printing why. */
 int eval_context_open(struct eval_context *cx, const struct dataset *d, const struct cli_opts *o);
@@ -83,6 +89,16 @@ int eval_context_opts(const struct eval_context *cx, const struct cli_opts *o, c
                       char *buf, size_t buflen);
 /* Removes the copies; safe to call twice. */
 void eval_context_close(struct eval_context *cx);
+
+/* --resume (eval_resume.c): takes the outcomes --out at path already holds
+ * into d (kept[i] = 1 for each question it settles; model failures are
+ * left to be asked again), cutting a torn last line.  *nkept counts them.
+ * A missing file is an empty one.  Returns EXIT_OK, or EXIT_USAGE /
+ * EXIT_FAIL after one line (a file not ours, a line not ours, I/O). */
+int eval_resume_load(struct dataset *d, const char *path, unsigned char *kept, int *nkept);
+/* Rewrites the --out file at path in dataset order, the last line of an
+ * index winning.  Returns 0 or an errno value. */
+int eval_resume_sort(const char *path);
 
 /* Compares two answers' results with util's rescmp_match (see
  * util/rescmp.h: multisets of rows, or sequences when ordered; numbers

@@ -34,12 +34,12 @@ static const struct command commands[] = {
 	{"ask", "[--db F] [--config F] [--format table|csv|json|markdown|line] [--answer] [--out F] [--json] QUESTION|-",
 	 "answer one question", cmd_ask,
 	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose format answer out today notes examples candidates", 1, -1},
-	{"batch", "[--db F] [--config F] [-j N] [--format jsonl|csv] [--rows DIR] [--out F] [--resume] INPUT",
+	{"batch", "[--db F] [--config F] [-j N] [--format jsonl|csv] [--rows DIR] [--out F] [--resume] [--max-cost USD] INPUT",
 	 "answer a file of questions in parallel", cmd_batch,
-	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose rows today notes examples candidates", 1, 1},
-	{"eval", "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] DIR|FILE",
+	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose rows today notes examples candidates max-cost", 1, 1},
+	{"eval", "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] [--resume] [--max-cost USD] DIR|FILE",
 	 "execution accuracy on a Spider or BIRD set", cmd_eval,
-	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db schemas today notes examples candidates", 1, 1},
+	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db schemas today notes examples candidates resume max-cost", 1, 1},
 	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT|-", "send one chat request through the client",
 	 cmd_llm, "config stream json system verbose", 1, -1},
 	{"endpoints", "[--config F] [--json] [--reset [NAME]]",
@@ -62,7 +62,8 @@ enum {
 	OPT_CONFIG = 256, OPT_DB, OPT_PROMPTS, OPT_SYSTEM, OPT_FORMAT, OPT_OUT, OPT_ONLY_DB, OPT_DATASET,
 	OPT_JSON, OPT_STREAM, OPT_NO_STREAM, OPT_RESUME, OPT_LIMIT, OPT_MAX_REPAIRS, OPT_ROW_CAP,
 	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION,
-	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS, OPT_ANSWER, OPT_ROWS, OPT_RESET
+	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS, OPT_ANSWER, OPT_ROWS, OPT_RESET,
+	OPT_MAX_COST
 };
 
 static const struct option long_opts[] = {
@@ -82,7 +83,7 @@ static const struct option long_opts[] = {
 	{"version", no_argument, NULL, OPT_VERSION}, {"today", required_argument, NULL, OPT_TODAY},
 	{"notes", required_argument, NULL, OPT_NOTES}, {"examples", required_argument, NULL, OPT_EXAMPLES},
 	{"candidates", required_argument, NULL, OPT_CANDIDATES}, {"rebuild", no_argument, NULL, OPT_REBUILD},
-	{"reset", no_argument, NULL, OPT_RESET},
+	{"reset", no_argument, NULL, OPT_RESET}, {"max-cost", required_argument, NULL, OPT_MAX_COST},
 	{NULL, 0, NULL, 0},
 };
 
@@ -110,7 +111,8 @@ static const struct { const char *name, *flag, *help; } option_help[] = {
 	{"answer", "--answer", "with ask --format: the answer sentence on stdout too (else on stderr)"},
 	{"out", "--out F", "result file (ask: the rows; batch, eval)"},
 	{"rows", "--rows DIR", "batch --format csv: each question's rows as DIR/<id>.csv"},
-	{"resume", "--resume", "skip ids already answered in --out and append the rest (batch)"},
+	{"resume", "--resume", "skip what --out already holds and append the rest (batch: answered ids; eval: questions)"},
+	{"max-cost", "--max-cost USD", "stop taking questions once this run's have cost USD (batch, eval; resumable)"},
 	{"limit", "--limit N, --only-db ID, --dataset spider|bird", "select questions (eval; --limit also batch)"},
 	{"max-repairs", "--max-repairs N", "SQL repair attempts (default 3)"},
 	{"row-cap", "--row-cap N", "rows kept per result (default 1000; also per batch JSONL line)"},
@@ -161,6 +163,19 @@ static int parse_int(const char *flag, const char *v, long min, long max, long *
 		return -1;
 	}
 	*out = n;
+	return 0;
+}
+
+/* A positive amount of US dollars. */
+static int parse_usd(const char *flag, const char *v, double *out)
+{
+	char *end;
+	double d = strtod(v, &end);
+	if (!*v || *end || !(d > 0) || d > 1e9) {
+		cli_error("%s takes a positive amount of US dollars, e.g. 2.50, not `%s`", flag, v);
+		return -1;
+	}
+	*out = d;
 	return 0;
 }
 
@@ -381,6 +396,10 @@ int main(int argc, char **argv)
 			if (parse_int("--row-cap", optarg, 1, 10000000, &n))
 				return EXIT_USAGE;
 			o.row_cap = (int)n;
+			break;
+		case OPT_MAX_COST:
+			if (parse_usd("--max-cost", optarg, &o.max_cost))
+				return EXIT_USAGE;
 			break;
 		case OPT_SQL_TIMEOUT:
 			if (parse_int("--sql-timeout-ms", optarg, 1, 3600000, &n))

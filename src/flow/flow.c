@@ -249,6 +249,11 @@ int agent_call_ex(struct flow_run *r, int stage, const char *name, const struct 
 		st->prompt_tokens += rep.prompt_tokens;
 	if (rep.completion_tokens > 0)
 		st->completion_tokens += rep.completion_tokens;
+	st->cached_tokens += rep.cached_tokens;
+	st->cost_usd += rep.cost_usd;
+	if (rep.reserved && rc == CONVBI_OK)
+		st->reserved_tokens += (rep.prompt_tokens > 0 ? rep.prompt_tokens : 0) +
+		                       (rep.completion_tokens > 0 ? rep.completion_tokens : 0);
 	if (rep.nattempts)
 		snprintf(st->endpoint, sizeof st->endpoint, "%s", rep.attempts[rep.nattempts - 1].endpoint);
 	for (size_t i = 0; i < rep.nattempts && t->nattempts < TURN_MAX_ATTEMPTS; i++) {

@@ -61,6 +61,14 @@ int64_t turn_tokens(const struct turn *t)
 	return n;
 }
 
+double turn_cost_usd(const struct turn *t)
+{
+	double c = 0;
+	for (int s = 0; s < STAGE_COUNT; s++)
+		c += t->stage[s].cost_usd;
+	return c;
+}
+
 static int str_or_null(struct buf *out, const char *s)
 {
 	return s ? buf_json_str(out, s, strlen(s)) : buf_puts(out, "null");
@@ -157,21 +165,26 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		                t->ncand - t->vote_first, t->vote_groups);
 		if (!rc) rc = won >= 0 ? buf_printf(out, "%d,\"votes\":%d}", t->chosen, votes) : buf_puts(out, "null,\"votes\":0}");
 	}
-	int64_t pt = 0, ct = 0;
+	int64_t pt = 0, ct = 0, cached = 0, resv = 0;
 	for (int s = 0; s < STAGE_COUNT; s++) {
 		pt += t->stage[s].prompt_tokens;
 		ct += t->stage[s].completion_tokens;
+		cached += t->stage[s].cached_tokens;
+		resv += t->stage[s].reserved_tokens;
 	}
-	if (!rc) rc = buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld},\"stages\":{",
-	                         (long long)pt, (long long)ct, (long long)(pt + ct));
+	if (!rc) rc = buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+	                         "\"cached_tokens\":%lld,\"reserved_tokens\":%lld},\"cost_usd\":%.6f,\"stages\":{",
+	                         (long long)pt, (long long)ct, (long long)(pt + ct), (long long)cached, (long long)resv,
+	                         turn_cost_usd(t));
 	int first = 1;
 	for (int s = 0; !rc && s < STAGE_COUNT; s++) {
 		const struct stage_stats *st = &t->stage[s];
 		if (!st->ms && !st->calls)
 			continue;
-		rc = buf_printf(out, "%s\"%s\":{\"ms\":%lld,\"calls\":%d,\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"endpoint\":",
+		rc = buf_printf(out, "%s\"%s\":{\"ms\":%lld,\"calls\":%d,\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+		                "\"cost_usd\":%.6f,\"endpoint\":",
 		                first ? "" : ",", flow_stage_name(s), (long long)st->ms, st->calls,
-		                (long long)st->prompt_tokens, (long long)st->completion_tokens);
+		                (long long)st->prompt_tokens, (long long)st->completion_tokens, st->cost_usd);
 		if (!rc) rc = str_or_null(out, st->endpoint[0] ? st->endpoint : NULL);
 		if (!rc) rc = buf_putc(out, '}');
 		first = 0;
@@ -185,7 +198,7 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		if (!rc) rc = buf_json_str(out, a->error, strlen(a->error));
 		if (!rc) rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a->wait_ms);
 		if (!rc) rc = str_or_null(out, a->retry_from);
-		if (!rc) rc = buf_printf(out, ",\"elapsed_ms\":%lld}", (long long)a->elapsed_ms);
+		if (!rc) rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a->elapsed_ms, a->cost_usd);
 	}
 	if (!rc) rc = buf_printf(out, "],\"elapsed_ms\":%lld,\"cpu_us\":%lld}", (long long)t->elapsed_ms, (long long)(t->cpu_ns / 1000));
 	return rc;

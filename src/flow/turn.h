@@ -36,6 +36,9 @@ struct candidate {
 
 struct stage_stats {
 	int64_t prompt_tokens, completion_tokens;
+	int64_t cached_tokens;     /* of prompt_tokens, from the prompt cache */
+	int64_t reserved_tokens;   /* tokens served by reserved (PTU) endpoints */
+	double cost_usd;           /* by the answering endpoints' prices */
 	int64_t ms;            /* wall time spent in the stage */
 	int calls;             /* model calls */
 	char endpoint[64];     /* endpoint of its last model call */
@@ -76,6 +79,8 @@ const char *turn_intent_name(int intent);
  * last candidate without error), or NULL. */
 const char *turn_sql(const struct turn *t);
 int64_t turn_tokens(const struct turn *t);
+/* What the turn's model calls cost, USD, by the endpoints' prices. */
+double turn_cost_usd(const struct turn *t);
 /* Appends the turn as the answer JSON object (see convbi_answer_json). */
 int turn_json(struct buf *out, const struct turn *t, int64_t max_rows);
 

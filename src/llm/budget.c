@@ -129,8 +129,9 @@ void budget_refusal_msg(char *out, size_t cap, const struct budget_refusal *r, c
 	else
 		snprintf(when, sizeof when, "on the 1st at 00:00 UTC (in %lld d %lld h)", (long long)(left_min / 1440),
 		         (long long)(left_min % 1440 / 60));
-	snprintf(out, cap, "%s %s budget of %s is spent (%s of it used or held by calls in flight this %s, UTC, "
+	snprintf(out, cap, "%s %s budget of %s %s (%s of it used or held by calls in flight this %s, UTC, "
 	         "and this call needs up to %s); it resets %s: raise %sbudget.%s or wait",
-	         who, day ? "daily" : "monthly", limit, spent, day ? "day" : "month", need, when,
-	         r->scope == BUDGET_SET ? "" : "the endpoint's ", day ? "daily" : "monthly");
+	         who, day ? "daily" : "monthly", limit, r->spent_uusd >= r->limit_uusd ? "is spent" : "cannot cover this call",
+	         spent, day ? "day" : "month", need, when, r->scope == BUDGET_SET ? "" : "the endpoint's ",
+	         day ? "daily" : "monthly");
 }

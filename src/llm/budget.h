@@ -71,9 +71,10 @@ int budget_reserve(struct budget_hold *out, struct budget_refusal *why, struct s
  * is a no-op. */
 void budget_settle(struct state *st, const struct budget_hold *h, int64_t actual_uusd);
 /* One line naming the budget and the fix, e.g. "the configuration's daily
- * budget of $20.00 is spent ($19.9961 of it used or held by calls in
- * flight, and this call needs up to $0.0125); it resets at 00:00 UTC (in
- * 3 h 12 min): raise budget.daily or wait".  ep_name names the endpoint
+ * budget of $20.00 cannot cover this call ($19.9961 of it used or held by
+ * calls in flight this day, UTC, and this call needs up to $0.0125); it
+ * resets at 00:00 UTC (in 3 h 12 min): raise budget.daily or wait" ("is
+ * spent" once nothing is left).  ep_name names the endpoint
  * for BUDGET_ENDPOINT. */
 void budget_refusal_msg(char *out, size_t cap, const struct budget_refusal *r, const char *ep_name, int64_t now_ms);
 /* "$12.34" for a money amount in micro-USD: cents, or more digits below a

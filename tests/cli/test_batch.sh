@@ -125,7 +125,7 @@ check "a cut result says truncated" grep -q '"truncated":true' <<<"$l1"
 l1=$(line_of "$T/fields.out" 1)
 check "ids default to the line number" test "$(ids "$T/fields.out" | sort | tr '\n' ' ')" = "1 2 "
 check "a 64-bit integer is written exactly" grep -q '"rows":\[\[9007199254740993,0.5\]\]' <<<"$(line_of "$T/fields.out" 2)"
-check "attempts per endpoint are counted" grep -q '"attempts_per_endpoint":{"fast":{"attempts":3,"rate_limited":0}}' <<<"$l1"
+check "attempts per endpoint are counted" grep -q '"attempts_per_endpoint":{"fast":{"attempts":3,"rate_limited":0,"cost_usd":0}}' <<<"$l1"
 
 # ---- CSV -----------------------------------------------------------------------------
 printf '%s\n' '{"id": 7, "question": "List three, \"quoted\" things"}' '{"id": 8, "question": "How many customers are there?"}' \
@@ -133,10 +133,10 @@ printf '%s\n' '{"id": 7, "question": "List three, \"quoted\" things"}' '{"id": 8
 "$CONVBI" batch --db "$SAMPLE_DB" --config "$T/fast.json" --format csv --out "$T/out.csv" "$T/csv.jsonl" 2>"$T/csv.err"
 rc=$?
 check "--format csv exits 0 (got $rc)" test "$rc" -eq 0
-check "the CSV header" test "$(head -n1 "$T/out.csv")" = $'id,question,intent,sql,answer,error,error_class,elapsed_ms\r'
+check "the CSV header" test "$(head -n1 "$T/out.csv")" = $'id,question,intent,sql,answer,error,error_class,elapsed_ms,cost_usd\r'
 check "3 CSV records" test "$(grep -c $'\r$' "$T/out.csv")" -eq 3
-check "a field with a comma and quotes is quoted, quotes doubled" grep -q '^7,"List three, ""quoted"" things",data_question,SELECT 1 AS one,Here is the answer.,,,[0-9]*'$'\r''$' "$T/out.csv"
-check "a plain row" grep -q '^8,How many customers are there?,data_question,SELECT count(\*) AS n FROM customers,Here is the answer.,,,[0-9]*'$'\r''$' "$T/out.csv"
+check "a field with a comma and quotes is quoted, quotes doubled" grep -q '^7,"List three, ""quoted"" things",data_question,SELECT 1 AS one,Here is the answer.,,,[0-9]*,0.000000'$'\r''$' "$T/out.csv"
+check "a plain row" grep -q '^8,How many customers are there?,data_question,SELECT count(\*) AS n FROM customers,Here is the answer.,,,[0-9]*,0.000000'$'\r''$' "$T/out.csv"
 
 # ---- exit 1: some questions fail ---------------------------------------------------------
 printf 'How many customers are there?\nWrite broken SQL\n' >"$T/some.txt"

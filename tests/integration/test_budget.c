@@ -184,7 +184,7 @@ static void a_spent_configuration_budget_fails_the_call_at_once_naming_the_budge
 	assert_int_equal(rc, CONVBI_EBUDGET);
 	assert_int_equal(rep.nattempts, 0);
 	assert_true(rep.elapsed_ms < slack(1000));
-	assert_non_null(strstr(err.msg, "the configuration's daily budget of $0.0030 is spent ($0.0026"));
+	assert_non_null(strstr(err.msg, "the configuration's daily budget of $0.0030 cannot cover this call ($0.0026"));
 	assert_non_null(strstr(err.msg, "raise budget.daily or wait"));
 	assert_null(strchr(err.msg, '\n'));
 	assert_int_equal(requests(&e.f), 7);  /* nothing was sent for the refused call */
