@@ -299,6 +299,16 @@ CONVBI_API int convbi_answer_format_view(const convbi_answer *answer, const conv
  * rows, truncated, answer, error, error_class, usage, stages, attempts,
  * elapsed_ms); caller frees. */
 CONVBI_API int convbi_answer_json(const convbi_answer *answer, char **json_out);
+/* The answer's accounting one item at a time, as "stages" and "attempts"
+ * in that JSON, for metrics without serialising the answer.  Stage i (from
+ * 0, of the stages that ran, in flow order): its name ("intent", "sql",
+ * ...) and wall time in ms.  Model attempt i: the endpoint's name, its
+ * outcome ("class" in the JSON: "ok", "rate_limited", ...) and its time in
+ * ms.  Out-params may be NULL; strings are borrowed from the answer.
+ * CONVBI_OK, or CONVBI_EINVAL past the last one. */
+CONVBI_API int convbi_answer_stage(const convbi_answer *answer, int i, const char **name, int64_t *ms);
+CONVBI_API int convbi_answer_attempt(const convbi_answer *answer, int i, const char **endpoint, const char **outcome,
+                                     int64_t *ms);
 
 /* ---- charts and cancellation (convbi serve) ----------------------------- */
 /* The answer's chart: a Vega-Lite v5 spec (compact JSON, caller frees)

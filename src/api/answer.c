@@ -106,7 +106,11 @@ CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
 	int rc = turn_json(&b, &a->turn, -1);
 	if (!rc && b.len && b.data[b.len - 1] == '}' && !(rc = chart_build(&chart, a->turn.result))) {
 		b.len--;  /* the chart goes in as the object's last member */
-		rc = buf_printf(&b, ",\"chart\":%s}", chart ? chart : "null");
+		rc = buf_puts(&b, ",\"chart\":");
+		if (!rc)
+			rc = buf_puts(&b, chart ? chart : "null");
+		if (!rc)
+			rc = buf_putc(&b, '}');
 	}
 	free(chart);
 	if (rc) {
@@ -116,6 +120,42 @@ CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
 	}
 	*json_out = buf_take(&b);
 	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+CONVBI_API int convbi_answer_stage(const convbi_answer *a, int i, const char **name, int64_t *ms)
+{
+	if (!OK_ANSWER(a))
+		return CONVBI_EMISUSE;
+	for (int s = 0, k = 0; s < STAGE_COUNT; s++) {
+		const struct stage_stats *st = &a->turn.stage[s];
+		if (!st->ms && !st->calls)
+			continue;  /* did not run: left out, as in the answer JSON */
+		if (k++ < i)
+			continue;
+		if (name)
+			*name = flow_stage_name(s);
+		if (ms)
+			*ms = st->ms;
+		return CONVBI_OK;
+	}
+	return CONVBI_EINVAL;
+}
+
+CONVBI_API int convbi_answer_attempt(const convbi_answer *a, int i, const char **endpoint, const char **outcome,
+                                     int64_t *ms)
+{
+	if (!OK_ANSWER(a))
+		return CONVBI_EMISUSE;
+	if (i < 0 || i >= a->turn.nattempts)
+		return CONVBI_EINVAL;
+	const struct llm_attempt *at = &a->turn.attempts[i].a;
+	if (endpoint)
+		*endpoint = at->endpoint;
+	if (outcome)
+		*outcome = llm_class_name(at->cls);
+	if (ms)
+		*ms = at->elapsed_ms;
+	return CONVBI_OK;
 }
 
 static const struct { const char *name; enum table_mode mode; } modes[] = {

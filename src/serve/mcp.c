@@ -219,11 +219,7 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args)
 	} else {
 		convbi_answer *a = NULL;
 		rc = convbi_session_ask(ss->conv, question, NULL, NULL, NULL, &a);
-		char *json = NULL;
-		if (a)
-			convbi_answer_json(a, &json);
-		metrics_answer(m->s->metrics, json, rc);
-		convbi_free(json);
+		metrics_answer(m->s->metrics, a, rc);
 		r = a ? answer_result(a, rc, ss->id) : tool_error(convbi_errstr(rc));
 		convbi_answer_free(a);
 	}

@@ -130,43 +130,30 @@ void metrics_request(struct metrics *m, const char *route, int status, double se
 	pthread_mutex_unlock(&m->lock);
 }
 
-void metrics_answer(struct metrics *m, const char *answer_json, int status)
+void metrics_answer(struct metrics *m, const convbi_answer *a, int status)
 {
-	cJSON *a = answer_json ? cJSON_Parse(answer_json) : NULL;
-	char labels[METRICS_LABELS_BYTES], v[96];
+	char labels[METRICS_LABELS_BYTES], v[96], c[64];
+	const char *name, *cls;
+	int64_t ms;
 	pthread_mutex_lock(&m->lock);
 	snprintf(labels, sizeof labels, "outcome=\"%s\"", status ? convbi_errname(status) : "ok");
 	count(m, "convbi_questions_total", labels, 1);
-	const cJSON *el = cJSON_GetObjectItemCaseSensitive(a, "elapsed_ms");
-	if (cJSON_IsNumber(el))
-		observe(m, "convbi_question_duration_seconds", "", el->valuedouble / 1000);
-	const cJSON *stage;
-	cJSON_ArrayForEach(stage, cJSON_GetObjectItemCaseSensitive(a, "stages")) {
-		const cJSON *ms = cJSON_GetObjectItemCaseSensitive(stage, "ms");
-		if (!stage->string || !cJSON_IsNumber(ms))
-			continue;
-		label_value(v, sizeof v, stage->string);
+	if (a)
+		observe(m, "convbi_question_duration_seconds", "", (double)convbi_answer_elapsed_ms(a) / 1000);
+	for (int i = 0; a && convbi_answer_stage(a, i, &name, &ms) == CONVBI_OK; i++) {
+		label_value(v, sizeof v, name);
 		snprintf(labels, sizeof labels, "stage=\"%s\"", v);
-		observe(m, "convbi_stage_duration_seconds", labels, ms->valuedouble / 1000);
+		observe(m, "convbi_stage_duration_seconds", labels, (double)ms / 1000);
 	}
-	const cJSON *at;
-	cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(a, "attempts")) {
-		const cJSON *ep = cJSON_GetObjectItemCaseSensitive(at, "endpoint");
-		const cJSON *cls = cJSON_GetObjectItemCaseSensitive(at, "class");
-		const cJSON *ms = cJSON_GetObjectItemCaseSensitive(at, "elapsed_ms");
-		if (!cJSON_IsString(ep))
-			continue;
-		char c[64];
-		label_value(v, sizeof v, ep->valuestring);
-		label_value(c, sizeof c, cJSON_IsString(cls) ? cls->valuestring : "unknown");
+	for (int i = 0; a && convbi_answer_attempt(a, i, &name, &cls, &ms) == CONVBI_OK; i++) {
+		label_value(v, sizeof v, name);
+		label_value(c, sizeof c, cls);
 		snprintf(labels, sizeof labels, "endpoint=\"%s\",class=\"%s\"", v, c);
 		count(m, "convbi_endpoint_attempts_total", labels, 1);
 		snprintf(labels, sizeof labels, "endpoint=\"%s\"", v);
-		if (cJSON_IsNumber(ms))
-			observe(m, "convbi_endpoint_attempt_duration_seconds", labels, ms->valuedouble / 1000);
+		observe(m, "convbi_endpoint_attempt_duration_seconds", labels, (double)ms / 1000);
 	}
 	pthread_mutex_unlock(&m->lock);
-	cJSON_Delete(a);
 }
 
 /* ---- rendering -------------------------------------------------------------- */

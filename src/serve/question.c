@@ -177,7 +177,7 @@ int question_run_sync(struct server *s, struct serve_session *ss, const char *te
 		convbi_answer_json(a, json_out);
 	if (!*json_out)
 		rc = rc ? rc : CONVBI_ENOMEM;
-	metrics_answer(s->metrics, *json_out, rc);
+	metrics_answer(s->metrics, a, rc);
 	convbi_answer_free(a);
 	return rc;
 }
@@ -195,7 +195,7 @@ static void *worker(void *payload)
 			convbi_answer_json(a, &q->answer_json);
 		if (!q->answer_json)
 			rc = rc ? rc : CONVBI_ENOMEM;
-		metrics_answer(q->s->metrics, q->answer_json, rc);
+		metrics_answer(q->s->metrics, a, rc);
 	}
 	cJSON *answer = q->answer_json ? cJSON_Parse(q->answer_json) : NULL;
 	if (q->sse) {

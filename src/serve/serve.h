@@ -37,6 +37,7 @@
 #define SERVE_NAME_MAX_BYTES 64
 #define SERVE_ALLOW_MAX 16
 #define SERVE_CONNECTIONS_MAX 1024
+#define SERVE_LOG_LINE_BYTES 1024      /* one log line; longer ones are cut */
 #define SERVE_CONN_IDLE_MS 2000  /* a conversation unused this long gives back its database connection */
 
 /* Exit codes, as the CLI's. */
@@ -93,9 +94,10 @@ struct metrics *metrics_new(void);
 void metrics_free(struct metrics *m);
 /* Counts an HTTP request (route template, status) and its latency. */
 void metrics_request(struct metrics *m, const char *route, int status, double seconds);
-/* Counts a finished question from its answer JSON: outcome, stage
- * latencies, per-endpoint attempts and latencies. */
-void metrics_answer(struct metrics *m, const char *answer_json, int status);
+/* Counts a finished question (a may be NULL): outcome, stage latencies,
+ * per-endpoint attempts and latencies, read through the answer's
+ * accessors (never by serialising and parsing it back). */
+void metrics_answer(struct metrics *m, const convbi_answer *a, int status);
 /* The Prometheus text exposition (caller frees); endpoints_json is the
  * live endpoint state (convbi_engine_endpoints) or NULL. */
 char *metrics_render(struct metrics *m, const char *endpoints_json, int questions_running, int sessions_open);

@@ -113,6 +113,30 @@ static void a_data_question_yields_sql_rows_and_a_streamed_answer(void **state)
 	assert_non_null(strstr(js, "\"stages\":{\"intent\""));
 	assert_non_null(strstr(js, "\"attempts\":[{\"stage\":\"intent\""));
 	assert_null(strstr(js, "k-flow-east"));
+	/* the accounting through the accessors: the stages and attempts of the JSON */
+	const char *name = NULL, *endpoint = NULL, *outcome = NULL;
+	int64_t ms = -1;
+	char stages[128] = "";
+	for (int i = 0; convbi_answer_stage(a, i, &name, &ms) == CONVBI_OK; i++) {
+		assert_true(ms >= 0);
+		char key[48];
+		snprintf(key, sizeof key, "\"%s\":{\"ms\":%lld,", name, (long long)ms);
+		assert_non_null(strstr(js, key));
+		strcat(strcat(stages, name), " ");
+	}
+	/* validate and execute are left out when they took under 1 ms, as in the JSON */
+	assert_int_equal(strncmp(stages, "intent sql ", 11), 0);
+	assert_non_null(strstr(stages, " answer "));
+	assert_int_equal(convbi_answer_stage(a, 5, &name, &ms), CONVBI_EINVAL);
+	int n = 0;
+	while (convbi_answer_attempt(a, n, &endpoint, &outcome, &ms) == CONVBI_OK) {
+		assert_string_equal(outcome, "ok");
+		assert_true(!strcmp(endpoint, "east") || !strcmp(endpoint, "west"));
+		n++;
+	}
+	assert_int_equal(n, 3);  /* intent, sql, answer */
+	assert_int_equal(convbi_answer_attempt(a, -1, NULL, NULL, NULL), CONVBI_EINVAL);
+	assert_int_equal(convbi_answer_attempt(NULL, 0, NULL, NULL, NULL), CONVBI_EMISUSE);
 	convbi_free(js);
 	char *txt = NULL;
 	assert_int_equal(convbi_answer_format(a, "csv", -1, &txt), CONVBI_OK);
