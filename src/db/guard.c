@@ -590,6 +590,7 @@ fail:
 int guard_check_len(struct exec *x, const char *sql, size_t len, struct err *err)
 {
 	sqlite3_stmt *st = NULL;
+	x->stopped = 0; /* a check is outside any run: no deadline, no cancel */
 	int rc = guard_prepare(x, sql, len, &st, err);
 	sqlite3_finalize(st);
 	return rc;
