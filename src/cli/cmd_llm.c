@@ -79,6 +79,8 @@ int cmd_llm(struct cli_opts *o)
 		convbi_engine_close(e);
 		return EXIT_INTERRUPTED;
 	}
+	if (o->verbose && json)
+		print_attempts_json(stderr, json);
 	if (o->json && json) {
 		fputs(json, stdout);
 		fputc('\n', stdout);

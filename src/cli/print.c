@@ -260,9 +260,11 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 		int okay = cls && !strcmp(cls, "ok");
 		if (!full)
 			continue;  /* failed attempts were shown as they happened */
-		fprintf(f, "attempt:  %-8s %-12s %s%s%.0f ms%s%s\n", jstr(at, "stage") ? jstr(at, "stage") : "?", ep ? ep : "?",
+		fprintf(f, "attempt:  %-8s %-12s %s%s%.0f ms%s%s", jstr(at, "stage") ? jstr(at, "stage") : "?", ep ? ep : "?",
 		        okay ? "" : cls ? cls : "?", okay ? "" : ", ", jnum(at, "elapsed_ms"), !okay && err ? ": " : "",
 		        !okay && err ? err : "");
+		print_provenance(f, at);
+		fputc('\n', f);
 	}
 	if (full) {
 		const cJSON *st;
@@ -281,6 +283,31 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 			fprintf(f, "error:    %s\n", err);
 	}
 	cJSON_Delete(root);
+}
+
+void print_provenance(FILE *f, const cJSON *at)
+{
+	const char *dep = jstr(at, "deployment_name"), *from = jstr(at, "spillover_from_deployment");
+	const char *why = jstr(at, "spillover_error"), *region = jstr(at, "region"), *id = jstr(at, "apim_request_id");
+	const char *sep = " [";
+	if (dep) {
+		fprintf(f, "%sdeployment %s", sep, dep);
+		sep = ", ";
+	}
+	if (from) {
+		fprintf(f, "%sspilled over from %s%s%s", sep, from, why ? " after HTTP " : "", why ? why : "");
+		sep = ", ";
+	}
+	if (region) {
+		fprintf(f, "%sregion %s", sep, region);
+		sep = ", ";
+	}
+	if (id) {
+		fprintf(f, "%sapim-request-id %s", sep, id);
+		sep = ", ";
+	}
+	if (sep[0] == ',')
+		fputc(']', f);
 }
 
 /* ---- rows ------------------------------------------------------------------------ */
@@ -326,6 +353,29 @@ void print_rows(const convbi_answer *a, struct print_state *ps)
 		print_redirect(ps, NULL, 0);
 }
 
+void print_attempts_json(FILE *f, const char *json)
+{
+	cJSON *root = cJSON_Parse(json);
+	const cJSON *at;
+	cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(root, "attempts")) {
+		const char *stage = jstr(at, "stage"), *ep = jstr(at, "endpoint"), *cls = jstr(at, "class");
+		fprintf(f, "convbi: attempt: %s%s%s HTTP %.0f %s, %.0f ms", stage ? stage : "", stage ? " " : "", ep ? ep : "?",
+		        jnum(at, "status"), cls ? cls : "?", jnum(at, "elapsed_ms"));
+		print_provenance(f, at);
+		fputc('\n', f);
+	}
+	cJSON_Delete(root);
+}
+
+/* -v: the answer's model attempts (print_attempts_json). */
+static void print_attempts(const convbi_answer *a, FILE *f)
+{
+	char *json = NULL;
+	if (a && convbi_answer_json(a, &json) == CONVBI_OK)
+		print_attempts_json(f, json);
+	convbi_free(json);
+}
+
 void print_answer(const convbi_answer *a, struct print_state *ps)
 {
 	spinner_clear(&ps->spin);
@@ -338,6 +388,8 @@ void print_answer(const convbi_answer *a, struct print_state *ps)
 	fflush(sentence);
 	if (ps->show_work || ps->verbose)
 		print_work(a, stderr, 0);
+	if (ps->verbose)
+		print_attempts(a, stderr);
 	if (ps->verbose)
 		fprintf(stderr, "convbi: answered in %lld ms with %lld tokens\n", (long long)convbi_answer_elapsed_ms(a),
 		        (long long)convbi_answer_tokens(a));
@@ -357,6 +409,8 @@ void print_failure(const convbi_answer *a, int rc, struct print_state *ps)
 		return;  /* the user declined or edits it: no error */
 	if ((ps->show_work || ps->verbose) && rc != CONVBI_ECANCELED)
 		print_work(a, stderr, 0);
+	if (ps->verbose && rc != CONVBI_ECANCELED)
+		print_attempts(a, stderr);
 	if (rc == CONVBI_ECANCELED)
 		cli_error("canceled");
 	else

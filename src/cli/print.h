@@ -72,5 +72,14 @@ int print_redirect(struct print_state *ps, const char *path, int once);
 /* The work an answer shows (follow-up rewrite, each rejected or failed
  * SQL with its error, each failed attempt) as lines on f. */
 void print_work(const convbi_answer *a, FILE *f, int full);
+/* Appends an attempt's provenance (JSON members deployment_name,
+ * spillover_from_deployment, spillover_error, region, apim_request_id) as
+ * " [deployment D, spilled over from P after HTTP 429, region R,
+ * apim-request-id X]"; nothing when it has none. */
+struct cJSON;
+void print_provenance(FILE *f, const struct cJSON *at);
+/* -v: one line per element of the JSON's "attempts" array: "convbi:
+ * attempt: [STAGE ]ENDPOINT HTTP STATUS CLASS, MS ms" and its provenance. */
+void print_attempts_json(FILE *f, const char *json);
 
 #endif

@@ -39,6 +39,10 @@ struct flow_run {
 	size_t examples[EXAMPLES_K]; /* the verified examples shown, best first */
 	int nexamples;
 	int examples_chosen;         /* 1 once chosen for good (after the draft) */
+	size_t schema_budget;        /* bytes of schema text: env's, less after a context-length refusal */
+	int schema_shrunk;           /* the SQL stage already retried with less schema */
+	int64_t context_limit;       /* the last context-length refusal: window and tokens asked (0 = not said) */
+	int64_t context_used;
 };
 
 /* Starts a run of env on turn t (history h may be NULL): everything
@@ -74,6 +78,9 @@ int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const 
 int flow_poll(struct flow_run *r);
 /* Fails the turn with code and message from err; returns FLOW_FAIL. */
 int flow_fail(struct flow_run *r, const struct err *err);
+/* Takes back a flow_fail the running stage recovers from (the model
+ * calls and their attempts stay recorded). */
+void flow_unfail(struct flow_run *r);
 /* Records why the last candidate failed and decides: back to the SQL stage
  * while repairs are left (returns STAGE_SQL), else fails the turn with
  * CONVBI_EREPAIR (returns FLOW_FAIL). */

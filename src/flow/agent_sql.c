@@ -36,6 +36,9 @@
 #include "util/alloc.h"
 #include "util/limits.h"
 
+#define SQL_SHRUNK_SCHEMA_MIN_BYTES 256  /* less schema than this is not worth a second try */
+#define SQL_SHRINK_SLACK_BYTES 256       /* cut this much more than the reported overflow */
+
 int flow_schema_text(struct flow_run *r, struct buf *out)
 {
 	const char *q = r->turn->standalone;
@@ -47,7 +50,7 @@ int flow_schema_text(struct flow_run *r, struct buf *out)
 	r->grounded = 1;
 	if (r->ground_rc)
 		return r->ground_rc;
-	return schema_render_grounded(out, r->env->schema, q, &r->ground, r->env->schema_budget);
+	return schema_render_grounded(out, r->env->schema, q, &r->ground, r->schema_budget);
 }
 
 /* The notes sections the question needs ({{notes}}), "" without notes. */
@@ -232,6 +235,44 @@ static int ask_candidates(struct flow_run *r, const struct sql_prompt *p, int wa
 	return CONVBI_OK;
 }
 
+/* The schema budget for one more try after the SQL prompt was refused as
+ * longer than every endpoint's context (schema_len bytes of schema were
+ * in it): cut by the overflow the service reported (used - limit tokens,
+ * at 4 bytes a token, plus a quarter for safety), else halved.  0 when
+ * what is left would be too little to be worth asking with. */
+static size_t shrunk_budget(size_t schema_len, int64_t limit, int64_t used)
+{
+	size_t target = schema_len / 2;
+	if (limit > 0 && used > limit) {
+		size_t cut = (size_t)(used - limit) * 5 + SQL_SHRINK_SLACK_BYTES;
+		target = cut < schema_len ? schema_len - cut : 0;
+	}
+	return target >= SQL_SHRUNK_SCHEMA_MIN_BYTES ? target : 0;
+}
+
+/* A context-length refusal in the SQL stage: once per question, cut the
+ * schema text and run the stage again (the model calls so far stay on
+ * the record).  Returns STAGE_SQL, or FLOW_FAIL (the turn failed already;
+ * its message now says the schema could not be cut further). */
+static int shrink_and_retry(struct flow_run *r, size_t schema_len)
+{
+	struct turn *t = r->turn;
+	size_t budget = r->schema_shrunk ? 0 : shrunk_budget(schema_len, r->context_limit, r->context_used);
+	if (!budget) {
+		if (!r->schema_shrunk)
+			err_prefix(&t->err, "the SQL prompt is too long even without most of the schema (%zu bytes of it): ", schema_len);
+		return FLOW_FAIL;
+	}
+	r->schema_shrunk = 1;
+	r->schema_budget = budget;
+	flow_unfail(r);
+	char text[200];
+	int n = snprintf(text, sizeof text, "the prompt is longer than the model's context; trying once more with the schema cut "
+	                 "from %zu to %zu bytes", schema_len, budget);
+	flow_emit(r, CONVBI_EVENT_RETRY, text, (size_t)(n < (int)sizeof text ? n : (int)sizeof text - 1), NULL);
+	return STAGE_SQL;
+}
+
 int agent_sql(struct flow_run *r)
 {
 	struct turn *t = r->turn;
@@ -290,6 +331,8 @@ int agent_sql(struct flow_run *r)
 		next = STAGE_VALIDATE;
 	}
 done:
+	if (next == FLOW_FAIL && t->status == CONVBI_ECONTEXT)
+		next = shrink_and_retry(r, p.schema.len);
 	prompt_release(&p);
 	for (int i = 0; i < want; i++)
 		buf_release(&replies[i]);

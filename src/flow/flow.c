@@ -24,7 +24,7 @@ struct edge {
 };
 
 #define STAGE_MAX_TEMPLATES 2
-#define STAGE_MAX_EDGES 4
+#define STAGE_MAX_EDGES 5
 
 /* A template and the slots it may use: the contract with prompts/ (see
  * prompts/README.md).  SLOTS(...) lists them and counts them. */
@@ -46,7 +46,8 @@ static const struct stage_row stages[STAGE_COUNT] = {
 	{STAGE_SQL, "sql", agent_sql,
 	 {{"sql", SLOTS("schema", "history", "hint", "question", "previous_sql", "error", "today", "notes", "dialect",
 	                "examples")}},
-	 {{STAGE_VALIDATE, "candidate"}, {STAGE_VOTE, "candidates"}, {FLOW_FAIL, "model failure"}, {0, NULL}}},
+	 {{STAGE_VALIDATE, "candidate"}, {STAGE_VOTE, "candidates"}, {STAGE_SQL, "prompt too long: less schema, once"},
+	  {FLOW_FAIL, "model failure"}, {0, NULL}}},
 	{STAGE_VALIDATE, "validate", agent_validate,
 	 {{"review", SLOTS("schema", "question", "sql", "dialect")}},
 	 {{STAGE_EXECUTE, "accepted"}, {STAGE_SQL, "rejected, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
@@ -107,6 +108,14 @@ int flow_fail(struct flow_run *r, const struct err *err)
 	return FLOW_FAIL;
 }
 
+void flow_unfail(struct flow_run *r)
+{
+	struct turn *t = r->turn;
+	t->status = CONVBI_OK;
+	err_clear(&t->err);
+	t->fail_stage[0] = '\0';
+}
+
 int flow_repair_or_fail(struct flow_run *r, int code, const char *why)
 {
 	struct turn *t = r->turn;
@@ -135,6 +144,7 @@ void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct
 	r->cb = cb;
 	r->payload = payload;
 	buf_init(&r->reply, MODEL_REPLY_MAX_BYTES);
+	r->schema_budget = env->schema_budget;
 	r->deadline_mono = clock_mono_ms() + (env->deadline_ms > 0 ? env->deadline_ms : FLOW_DEADLINE_MS);
 }
 
@@ -273,6 +283,10 @@ int agent_call_ex(struct flow_run *r, int stage, const char *name, const struct 
 		llm_reply_release(&rep);
 		buf_release(&prompt);
 		return CONVBI_EINVAL;
+	}
+	if (rc == CONVBI_ECONTEXT) {
+		r->context_limit = rep.context_limit;
+		r->context_used = rep.context_used;
 	}
 	if (rc) {
 		if (r->canceled && rc != CONVBI_ETOOBIG)

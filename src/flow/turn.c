@@ -198,6 +198,7 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		if (!rc) rc = buf_json_str(out, a->error, strlen(a->error));
 		if (!rc) rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a->wait_ms);
 		if (!rc) rc = str_or_null(out, a->retry_from);
+		if (!rc) rc = llm_attempt_provenance_json(out, a);
 		if (!rc) rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a->elapsed_ms, a->cost_usd);
 	}
 	if (!rc) rc = buf_printf(out, "],\"elapsed_ms\":%lld,\"cpu_us\":%lld}", (long long)t->elapsed_ms, (long long)(t->cpu_ns / 1000));

@@ -236,6 +236,35 @@ done:
 	return rc;
 }
 
+/* The whole number after the first occurrence of key in s, 0 if none. */
+static int64_t number_after(const char *s, const char *key)
+{
+	const char *p = strstr(s, key);
+	if (!p)
+		return 0;
+	p += strlen(key);
+	int64_t v = 0;
+	for (int i = 0; i < 12 && *p >= '0' && *p <= '9'; i++, p++)
+		v = v * 10 + (*p - '0');
+	return v;
+}
+
+void aoai_context_numbers(const char *message, int64_t *limit, int64_t *used)
+{
+	*limit = number_after(message, "maximum context length is ");
+	if (!*limit)
+		*limit = number_after(message, "configured limit of ");
+	*used = number_after(message, "resulted in ");
+	if (!*used)
+		*used = number_after(message, "you requested ");
+}
+
+int aoai_is_context_length(const struct aoai_error *e)
+{
+	return !strcmp(e->code, "context_length_exceeded") || strstr(e->message, "maximum context length") ||
+	       (strstr(e->message, "exceed the configured limit of") && strstr(e->message, "tokens"));
+}
+
 void aoai_parse_error(struct aoai_error *out, const char *body, size_t len)
 {
 	memset(out, 0, sizeof *out);

@@ -76,6 +76,16 @@ int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struc
  * out->content (dlen 0 if none).  CONVBI_EPROTOCOL when malformed. */
 int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const char **delta,
                      size_t *dlen, struct err *err);
+/* The numbers in a context-length refusal, 0 when absent.  Azure's two
+ * wordings: "This model's maximum context length is N tokens. However,
+ * your messages resulted in M tokens." and "... However, you requested M
+ * tokens (P in the messages, C in the completion)."; and the newer "Input
+ * tokens exceed the configured limit of N tokens. Your messages resulted
+ * in M tokens."  limit = N, used = M. */
+void aoai_context_numbers(const char *message, int64_t *limit, int64_t *used);
+/* 1 when an error's code or message says the prompt is longer than the
+ * model's context. */
+int aoai_is_context_length(const struct aoai_error *e);
 /* Best effort: fills code/message from an error body. */
 void aoai_parse_error(struct aoai_error *out, const char *body, size_t len);
 

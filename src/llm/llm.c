@@ -18,6 +18,7 @@
 #include "llm/llm.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,7 @@ struct llm {
 	struct pool *pool;          /* owned */
 	char **urls;                /* owned; per endpoint */
 	char **auth;                /* owned; per endpoint auth header line (secret); "" with a token */
+	char **spill;               /* owned; per endpoint "x-ms-spillover-deployment: D" line, or NULL */
 	struct token_src **srcs;    /* owned; one per distinct Entra ID identity */
 	size_t nsrcs;
 	struct token_src **tok;     /* owned array of borrowed srcs: per endpoint, NULL = its key */
@@ -79,6 +81,9 @@ void llm_close(struct llm *l)
 			free(l->auth[i]);
 		}
 	}
+	for (size_t i = 0; l->spill && i < l->cfg.n; i++)
+		free(l->spill[i]);
+	free(l->spill);
 	free(l->urls);
 	free(l->auth);
 	for (size_t i = 0; i < l->nsrcs; i++)
@@ -168,12 +173,13 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	l->last_err = xcalloc(n, sizeof *l->last_err);
 	l->urls = xcalloc(n, sizeof *l->urls);
 	l->auth = xcalloc(n, sizeof *l->auth);
+	l->spill = xcalloc(n, sizeof *l->spill);
 	l->srcs = xcalloc(n, sizeof *l->srcs);
 	l->tok = xcalloc(n, sizeof *l->tok);
 	peps = xcalloc(n, sizeof *peps);
 	char **ident = xcalloc(n, sizeof *ident);
 	char **tok_ident = xcalloc(n, sizeof *tok_ident);
-	if (!l->urls || !l->auth || !peps || !ident || !tok_ident || !l->last_cls || !l->last_err || !l->srcs || !l->tok) {
+	if (!l->urls || !l->auth || !peps || !ident || !tok_ident || !l->last_cls || !l->last_err || !l->srcs || !l->tok || !l->spill) {
 		rc = err_code(err, CONVBI_ENOMEM);
 		goto done;
 	}
@@ -184,6 +190,10 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 			goto nomem;
 		buf_reset(&b);
 		if ((rc = aoai_auth_header(&b, e)) || !(l->auth[i] = xstrdup(buf_str(&b))))
+			goto nomem;
+		buf_reset(&b);
+		if (e->spillover_deployment && e->kind != EP_OPENAI &&
+		    (buf_printf(&b, "x-ms-spillover-deployment: %s", e->spillover_deployment) || !(l->spill[i] = xstrdup(b.data))))
 			goto nomem;
 		buf_reset(&b);
 		if (buf_printf(&b, "%s|%s|%s", e->url, e->deployment ? e->deployment : "", e->model ? e->model : "") ||
@@ -251,13 +261,34 @@ struct attempt_ctx {
 	int delta_cancel;           /* on_delta asked to cancel */
 	long status;                /* final HTTP status, once known */
 	int64_t now_wall;
+	struct llm_attempt *at;     /* where the provenance headers go */
 };
+
+/* Copies a header value into a provenance field: printable ASCII only, so
+ * that a terminal or a log line shows it as it is. */
+static void keep_header(char *dst, size_t cap, const char *value, size_t vlen)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < vlen && n + 1 < cap; i++)
+		dst[n++] = value[i] >= 0x20 && value[i] < 0x7f ? value[i] : '?';
+	dst[n] = '\0';
+}
 
 static void on_header(void *payload, const char *name, size_t nlen, const char *value, size_t vlen)
 {
 	struct attempt_ctx *a = payload;
+	static const struct { const char *name; size_t off, cap; } prov[] = {
+		{"x-ms-deployment-name", offsetof(struct llm_attempt, deployment), sizeof a->at->deployment},
+		{"x-ms-spillover-from-deployment", offsetof(struct llm_attempt, spillover_from), sizeof a->at->spillover_from},
+		{"x-ms-spillover-error", offsetof(struct llm_attempt, spillover_error), sizeof a->at->spillover_error},
+		{"x-ms-region", offsetof(struct llm_attempt, region), sizeof a->at->region},
+		{"apim-request-id", offsetof(struct llm_attempt, request_id), sizeof a->at->request_id},
+	};
 	if (nlen == 12 && !strncasecmp(name, "content-type", 12))
 		a->is_sse = vlen >= 17 && !strncasecmp(value, "text/event-stream", 17);
+	for (size_t i = 0; i < sizeof prov / sizeof prov[0]; i++)
+		if (nlen == strlen(prov[i].name) && !strncasecmp(name, prov[i].name, nlen))
+			keep_header((char *)a->at + prov[i].off, prov[i].cap, value, vlen);
 	rl_feed_header(&a->rl, name, nlen, value, vlen, a->now_wall);
 }
 
@@ -330,7 +361,7 @@ static int classify_status(long status, const struct aoai_error *ae)
 		return LLM_NOT_FOUND;
 	if (!strcmp(ae->code, "content_filter") || strstr(ae->message, "content management policy"))
 		return LLM_CONTENT_FILTER;
-	if (!strcmp(ae->code, "context_length_exceeded") || strstr(ae->message, "maximum context length"))
+	if (aoai_is_context_length(ae))
 		return LLM_CONTEXT_LENGTH;
 	return LLM_BAD_REQUEST;
 }
@@ -387,6 +418,7 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	struct attempt_ctx a;
 	memset(&a, 0, sizeof a);
 	memset(at, 0, sizeof *at);
+	a.at = at;
 	a.req = req;
 	a.now_wall = clock_wall_ms();
 	rl_init(&a.rl);
@@ -395,9 +427,11 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	buf_init(&a.body, AOAI_MAX_REPLY_BYTES);
 	err_clear(&a.proto);
 
-	const char *headers[3];
+	const char *headers[4];
 	size_t nh = 0;
 	headers[nh++] = "Content-Type: application/json";
+	if (l->spill[ep])
+		headers[nh++] = l->spill[ep];
 	if (auth && auth[0])
 		headers[nh++] = auth;
 	if (req->stream)
@@ -692,6 +726,40 @@ static int status_of_class(int cls)
 	}
 }
 
+/* A context-length refusal from endpoint ep: the call may go on only to an
+ * endpoint whose configured context_window is larger than ep's window (its
+ * configured one, else the limit the refusal names) and, when the refusal
+ * says how many tokens were asked for, no smaller than that -- never to
+ * another of the same window.  Returns 1 and excludes every other endpoint
+ * in *hard when there is one; 0 (last_err says why) when there is none.
+ * Records the numbers in out for a caller that can shorten its prompt. */
+static int context_failover(struct llm *l, int ep, const struct llm_attempt *at, struct llm_reply *out, uint64_t *hard,
+                            char *last_err, size_t cap)
+{
+	int64_t limit = 0, used = 0;
+	aoai_context_numbers(at->error, &limit, &used);
+	int64_t window = l->cfg.eps[ep].context_window > 0 ? l->cfg.eps[ep].context_window : limit;
+	out->context_limit = window;
+	out->context_used = used;
+	uint64_t larger = 0;
+	for (size_t j = 0; window > 0 && j < l->cfg.n; j++) {
+		int64_t w = l->cfg.eps[j].context_window;
+		if (w > window && (used <= 0 || w >= used) && !(*hard & (1ull << j)))
+			larger |= 1ull << j;
+	}
+	if (!larger) {
+		size_t n = strlen(last_err);
+		if (window > 0)
+			snprintf(last_err + n, cap - n, "; no other endpoint has a context_window above %lld tokens%s", (long long)window,
+			         used > 0 ? " that holds the request" : "");
+		else
+			snprintf(last_err + n, cap - n, "; set `context_window` on the endpoints to let a larger one take such requests");
+		return 0;
+	}
+	*hard |= ~larger;
+	return 1;
+}
+
 /* Sleeps ms in short slices so a cancel is seen quickly; 1 if canceled. */
 int llm_retry_text(char *out, size_t size, const struct llm_attempt *a, int restarted_stream, const char *next)
 {
@@ -908,6 +976,13 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			break;
 		}
 		aoai_reply_release(&reply);
+		if (at.cls == LLM_CONTEXT_LENGTH) {
+			if (!context_failover(l, pick.ep, &at, out, &hard, last_err, sizeof last_err))
+				break;
+			if (req->on_retry && failed < l->cfg.retry.max_attempts)
+				pend = (struct pending_retry){.set = 1, .at = at, .streamed = streamed};
+			continue;
+		}
 		if (!is_retryable(at.cls))
 			break;
 		if (at.cls == LLM_TIMEOUT || at.cls == LLM_AUTH || at.cls == LLM_NOT_FOUND ||
@@ -949,6 +1024,19 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 
 /* ---- JSON views ---------------------------------------------------------- */
 
+int llm_attempt_provenance_json(struct buf *out, const struct llm_attempt *a)
+{
+	const struct { const char *key, *value; } f[] = {
+		{"deployment_name", a->deployment}, {"spillover_from_deployment", a->spillover_from},
+		{"spillover_error", a->spillover_error}, {"region", a->region}, {"apim_request_id", a->request_id},
+	};
+	int rc = CONVBI_OK;
+	for (size_t i = 0; !rc && i < sizeof f / sizeof f[0]; i++)
+		if (f[i].value[0] && !(rc = buf_printf(out, ",\"%s\":", f[i].key)))
+			rc = buf_json_str(out, f[i].value, strlen(f[i].value));
+	return rc;
+}
+
 int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n)
 {
 	int rc = buf_putc(out, '[');
@@ -964,6 +1052,8 @@ int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n)
 			rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a[i].wait_ms);
 		if (!rc)
 			rc = a[i].retry_from ? buf_json_str(out, a[i].retry_from, strlen(a[i].retry_from)) : buf_puts(out, "null");
+		if (!rc)
+			rc = llm_attempt_provenance_json(out, &a[i]);
 		if (!rc)
 			rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a[i].elapsed_ms, a[i].cost_usd);
 	}

@@ -56,6 +56,12 @@ struct llm_attempt {
 	const char *retry_from;  /* header the retry time came from, or NULL */
 	int64_t elapsed_ms;
 	double cost_usd;         /* what it cost by the endpoint's price (0 unless it succeeded) */
+	/* Provenance from Azure's reply headers, "" when not sent: */
+	char deployment[64];      /* x-ms-deployment-name: the deployment that served it */
+	char spillover_from[64];  /* x-ms-spillover-from-deployment: the one that spilled it */
+	char spillover_error[16]; /* x-ms-spillover-error: the status that made it spill */
+	char region[48];          /* x-ms-region */
+	char request_id[64];      /* apim-request-id: what Azure support asks for */
 };
 
 struct llm_request {
@@ -97,6 +103,8 @@ struct llm_reply {
 	size_t nattempts;
 	int64_t elapsed_ms;
 	int cls;                    /* class of the final outcome */
+	int64_t context_limit;      /* context-length refusal: the window refused (tokens), 0 = not known */
+	int64_t context_used;       /* ... and the tokens the request took by the service's count, 0 = not said */
 };
 
 struct llm;
@@ -112,6 +120,10 @@ const char *llm_class_name(int cls);
  * error_class when status != OK). */
 int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const char *errmsg);
 int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n);
+/* Appends the attempt's provenance as JSON members, each only when the
+ * service sent it: ,"deployment_name", ,"spillover_from_deployment",
+ * ,"spillover_error", ,"region", ,"apim_request_id" (all strings). */
+int llm_attempt_provenance_json(struct buf *out, const struct llm_attempt *a);
 /* The endpoints and their live state as a JSON array; with each one's
  * price, reserved, budget and what it spent today and this month (UTC). */
 int llm_endpoints_json(struct llm *l, struct buf *out);
