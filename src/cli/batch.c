@@ -20,7 +20,9 @@
  *   csv    id,question,intent,sql,answer,error,error_class,elapsed_ms,cost_usd
  *          (RFC 4180, CRLF, a header line when the file starts empty); the
  *          rows themselves go to one file per question with --rows DIR
- *          (DIR/<id>.csv, RFC 4180), written aside and renamed
+ *          (DIR/<id>.csv, RFC 4180, the id escaped one to one: see
+ *          rows_path), written aside and renamed; DIR is new, empty or
+ *          one an earlier run wrote (marked by DIR/.convbi-rows)
  * Without --db, questions without a `db` use the bundled sample, as ask.
  * Without --out, lines go to stdout.  --out F is emptied first unless
  * --resume, which keeps it, cuts a torn last line, skips every id already
@@ -42,6 +44,7 @@
  * 130 interrupted.  Progress and the summary go to stderr.
  */
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -51,6 +54,7 @@
 #include <unistd.h>
 
 #include "cli/batch.h"
+#include "cli/userfile.h"
 
 #define BATCH_ROW_CAP_DEFAULT 1000 /* rows kept per result line: as in ask (convbi_options.row_cap) */
 
@@ -174,52 +178,45 @@ static void csv_line(struct buf *t, const struct bitem *it, const cJSON *line)
 	           cJSON_IsNumber(cost) ? cost->valuedouble : 0.0);
 }
 
-/* The rows file of an item: DIR/<id>.csv, the id kept when it is made of
- * letters, digits, '.', '_' and '-' (and does not start with '.'), else
- * with the others replaced by '_' and "-L<input line>" added so that two
- * ids never share a file. */
+/* The rows file of an item: DIR/<name>.csv where name is the id with
+ * every byte other than a letter, a digit, '.' and '-' (and a leading
+ * '.') written _XX in hex: "x/" -> x_2F, "x_2F" -> x_5F2F.  The mapping
+ * is one to one, so two ids never share a file.  A name longer than
+ * ROWS_NAME_MAX is cut and ends in "~L<input line>" instead ('~' is
+ * always escaped otherwise); an empty id is "_". */
+#define ROWS_NAME_MAX 200 /* bytes of a rows file's name before ".csv" */
 static void rows_path(char *out, size_t n, const char *dir, const struct bitem *it)
 {
-	char name[200];
+	static const char hex[] = "0123456789ABCDEF";
+	char name[ROWS_NAME_MAX + 4];
 	size_t k = 0;
-	int changed = it->id[0] == '.' || !it->id[0];
-	for (const char *p = it->id; *p && k < sizeof name - 1; p++) {
-		int safe = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
-		           *p == '_' || *p == '-';
-		name[k++] = safe ? *p : '_';
-		changed |= !safe;
+	const unsigned char *p = (const unsigned char *)it->id;
+	for (; *p && k <= ROWS_NAME_MAX; p++) {
+		int keep = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		           (*p == '.' && k > 0);
+		if (keep) {
+			name[k++] = (char)*p;
+		} else {
+			name[k++] = '_';
+			name[k++] = hex[*p >> 4];
+			name[k++] = hex[*p & 15];
+		}
 	}
 	name[k] = '\0';
-	changed |= strlen(it->id) >= sizeof name - 1;
-	if (changed)
-		snprintf(out, n, "%s/%s-L%d.csv", dir, name, it->line);
+	if (*p || k > ROWS_NAME_MAX)
+		snprintf(out, n, "%s/%.*s~L%d.csv", dir, ROWS_NAME_MAX - 16, name, it->line);
 	else
-		snprintf(out, n, "%s/%s.csv", dir, name);
+		snprintf(out, n, "%s/%s.csv", dir, k ? name : "_");
 }
 
 /* --rows DIR: the answer's rows as RFC 4180 CSV in their own file,
  * written aside and renamed so a reader never sees half a file. */
 static void save_rows(struct batch *b, const struct bitem *it, const convbi_answer *a)
 {
-	char path[4096], tmp[4200];
+	char path[4096];
 	char *text = NULL;
 	rows_path(path, sizeof path, b->o->rows_dir, it);
-	snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-	int e = convbi_answer_format(a, "csv", -1, &text) ? ENOMEM : 0;
-	FILE *f = e ? NULL : fopen(tmp, "w");
-	if (!e && !f)
-		e = errno;
-	if (f) {
-		size_t len = strlen(text);
-		if (fwrite(text, 1, len, f) != len)
-			e = errno ? errno : EIO;
-		if (fclose(f) && !e)
-			e = errno;
-		if (!e && rename(tmp, path))
-			e = errno;
-		if (e)
-			unlink(tmp);
-	}
+	int e = convbi_answer_format(a, "csv", -1, &text) ? ENOMEM : resfile_write_whole(path, text, strlen(text));
 	convbi_free(text);
 	if (e) {
 		pthread_mutex_lock(&b->w.mu);
@@ -229,6 +226,44 @@ static void save_rows(struct batch *b, const struct bitem *it, const convbi_answ
 		cli_error("cannot write the rows file %s: %s", path, strerror(e));
 		pthread_mutex_unlock(&b->w.mu);
 	}
+}
+
+#define ROWS_MARK ".convbi-rows" /* in a --rows folder: its files are convbi's */
+
+/* --rows DIR is a new folder, an empty one, or one an earlier run wrote
+ * (it holds ROWS_MARK): the files in it are then convbi's to replace.  A
+ * folder holding anything else is refused.  Returns EXIT_OK, or
+ * EXIT_USAGE after one line. */
+static int rows_dir_ready(const char *dir)
+{
+	char mark[4096];
+	snprintf(mark, sizeof mark, "%s/" ROWS_MARK, dir);
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST) {
+		cli_error("cannot create the rows folder `%s`: %s", dir, strerror(errno));
+		return EXIT_USAGE;
+	}
+	if (access(mark, F_OK) == 0)
+		return EXIT_OK;
+	DIR *d = opendir(dir);
+	if (!d) {
+		cli_error("cannot open the rows folder `%s`: %s", dir, strerror(errno));
+		return EXIT_USAGE;
+	}
+	int others = 0;
+	for (struct dirent *de; !others && (de = readdir(d));)
+		others = strcmp(de->d_name, ".") && strcmp(de->d_name, "..");
+	closedir(d);
+	if (others) {
+		cli_error("the rows folder `%s` holds files convbi did not write; give --rows a new or empty folder", dir);
+		return EXIT_USAGE;
+	}
+	static const char text[] = "convbi batch --rows: the files in this folder are convbi's and a new run replaces them\n";
+	int e = resfile_write_whole(mark, text, sizeof text - 1);
+	if (e) {
+		cli_error("cannot write in the rows folder `%s`: %s", dir, strerror(e));
+		return EXIT_USAGE;
+	}
+	return EXIT_OK;
 }
 
 /* Writes one finished question and counts it.  Without an answer (no
@@ -320,49 +355,22 @@ static void tick(void *ctx, int final)
 
 /* ---- --out is never an input ------------------------------------------------- */
 
-/* 1 when a and b name the same file (device and inode: links, symbolic
- * links and "./x" versus "x" alike). */
-static int same_file(const struct stat *out, const char *path)
-{
-	struct stat st;
-	return path && stat(path, &st) == 0 && st.st_dev == out->st_dev && st.st_ino == out->st_ino;
-}
-
-/* Refuses an --out that names the database, the config, INPUT or a file
- * in the prompts folder: opening it for output would empty it (or append
- * lines to it) before any question runs.  Returns EXIT_OK or EXIT_USAGE
- * after one line. */
+/* Refuses an --out that is one of the run's inputs (userfile.h): opening
+ * it for output would empty it (or append lines to it) before any
+ * question runs.  Returns EXIT_OK or EXIT_USAGE after one line. */
 static int out_is_no_input(const struct batch *b)
 {
-	const struct cli_opts *o = b->o;
-	struct stat out;
-	if (stat(o->out, &out) != 0)
-		return EXIT_OK;  /* a new file cannot be anything of the user's */
-	const char *config = o->config ? o->config : getenv("CONVBI_CONFIG");
-	const char *what = NULL;
-	if (same_file(&out, o->db))
-		what = "the database (--db)";
-	else if (same_file(&out, config))
-		what = "the endpoint configuration";
-	else if (same_file(&out, b->in.path))
-		what = "INPUT";
-	for (int i = 0; !what && i < b->in.n; i++)
-		if (same_file(&out, b->in.items[i].db))
-			what = "a database named by INPUT";
-	const char *prompts = o->prompts ? o->prompts : getenv("CONVBI_PROMPTS");
-	char dir[4096];
-	snprintf(dir, sizeof dir, "%s", o->out);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*slash = '\0';
-	struct stat pd, od;
-	if (!what && prompts && stat(prompts, &pd) == 0 && stat(slash ? (dir[0] ? dir : "/") : ".", &od) == 0 &&
-	    pd.st_dev == od.st_dev && pd.st_ino == od.st_ino)
-		what = "a file in the prompts folder";
-	if (!what)
-		return EXIT_OK;
-	cli_error("--out %s is %s; convbi would overwrite it: write the results to another file", o->out, what);
-	return EXIT_USAGE;
+	struct userfile_input *more = calloc((size_t)b->in.n + 1, sizeof *more);
+	if (!more) {
+		cli_error("out of memory");
+		return EXIT_FAIL;
+	}
+	more[0] = (struct userfile_input){b->in.path, "INPUT"};
+	for (int i = 0; i < b->in.n; i++)
+		more[i + 1] = (struct userfile_input){b->in.items[i].db, "a database named by INPUT"};
+	int rc = userfile_check("--out", b->o->out, b->o, NULL, more, b->in.n + 1);
+	free(more);
+	return rc;
 }
 
 /* ---- the command -------------------------------------------------------------------- */
@@ -457,17 +465,14 @@ int cmd_batch(struct cli_opts *o)
 		rc = EXIT_USAGE;
 		goto done;
 	}
-	if (o->rows_dir && mkdir(o->rows_dir, 0755) && errno != EEXIST) {
-		cli_error("cannot create the rows folder `%s`: %s", o->rows_dir, strerror(errno));
-		rc = EXIT_USAGE;
-		goto done;
-	}
 	if (b.csv && !o->rows_dir)
 		fprintf(stderr, "convbi: batch: the CSV has one line per question; add --rows DIR to save each question's "
 		                "rows as DIR/<id>.csv\n");
 	if ((rc = binput_load(&b.in, o->args[0], o->limit)))
 		goto done;
 	if (o->out && (rc = out_is_no_input(&b)))
+		goto done;
+	if (o->rows_dir && (rc = rows_dir_ready(o->rows_dir)))
 		goto done;
 	if (o->resume && (rc = resume_scan(&b.in, o->out, b.csv, &empty)))
 		goto done;

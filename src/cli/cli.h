@@ -23,6 +23,9 @@
 
 /* A question or prompt read from stdin (`ask -`, `llm -`) is at most this. */
 #define CLI_STDIN_MAX_BYTES (1 << 20)
+/* A REPL history file larger than this is not one of convbi's. */
+#define CLI_HISTORY_MAX_BYTES ((size_t)16 << 20)
+#define CLI_HISTORY_MAX_TEXT "16 MB"
 
 struct cli_opts {
 	const char *config;     /* --config */

@@ -53,6 +53,7 @@
 
 #include "cli/batch.h"
 #include "cli/eval.h"
+#include "cli/userfile.h"
 #include "util/rescmp.h"
 
 #define EVAL_ROW_CAP 100000   /* rows kept per result unless --row-cap */
@@ -562,6 +563,9 @@ int cmd_eval(struct cli_opts *o)
 		o->row_cap = EVAL_ROW_CAP;
 	int rc = dataset_load(&ev.d, o->args[0], o->dataset, o->only_db, o->limit, o->db);
 	if (rc)
+		goto done;
+	struct userfile_input q = {ev.d.file, "the question file"};
+	if (o->out && (rc = userfile_check("--out", o->out, o, NULL, &q, 1)))
 		goto done;
 	if (o->resume && !o->out) {
 		cli_error("--resume needs --out FILE: the output of the run to resume");

@@ -119,7 +119,7 @@ static const struct { const char *name, *flag, *help; } option_help[] = {
 	{"sql-timeout-ms", "--sql-timeout-ms N", "time limit per SQL statement (default 5000)"},
 	{"review", "--review", "add the model-side SQL review"},
 	{"mode", "--mode table|csv|json|markdown|line", "how the REPL prints rows"},
-	{"history-file", "--history-file F", "the REPL's line history (default ~/.convbi_history)"},
+	{"history-file", "--history-file F", "the REPL's line history (default ~/.convbi_history; '' keeps none)"},
 	{"verbose", "-v, --verbose", "stages with times, rewrites, rejected SQL, retries and fail-overs on stderr"},
 	{"today", "--today YYYY-MM-DD", "the date the prompts call today (default: the local date)"},
 	{"notes", "--notes F", "business notes, Markdown (default: DB.notes.md beside the database)"},

@@ -48,9 +48,11 @@ void print_init(struct print_state *ps)
 	term_probe(&ps->term);
 }
 
+static void output_end(struct print_state *ps);
+
 void print_release(struct print_state *ps)
 {
-	print_redirect(ps, NULL, 0);
+	output_end(ps);
 	free(ps->edit_sql);
 	ps->edit_sql = NULL;
 }
@@ -81,25 +83,47 @@ FILE *print_sentence_stream(const struct print_state *ps)
 	return rows_only(ps) && !ps->answer_out && !ps->out ? stderr : stdout;
 }
 
-int print_redirect(struct print_state *ps, const char *path, int once)
+/* Back to stdout: what was never committed is removed (the file at
+ * out_path stays as it was). */
+static void output_end(struct print_state *ps)
 {
-	if (ps->out && fclose(ps->out) != 0)
-		cli_error("writing `%s` failed: %s", ps->out_path, strerror(errno));
+	int e = ps->res.f ? resfile_close(&ps->res) : 0;
+	if (e)
+		cli_error("writing `%s` failed: %s", ps->out_path, strerror(e));
 	ps->out = NULL;
 	free(ps->out_path);
 	ps->out_path = NULL;
 	ps->once = 0;
+}
+
+int print_redirect(struct print_state *ps, const char *flag, const char *path, int once)
+{
+	if (path && ps->opts && userfile_check(flag, path, ps->opts, ps->db, NULL, 0))
+		return -1;
+	output_end(ps);
 	if (!path)
 		return 0;
-	FILE *f = fopen(path, "w");
-	if (!f) {
-		cli_error("cannot write `%s`: %s; choose a file in a folder you can write", path, strerror(errno));
+	int e = resfile_open(&ps->res, path);
+	if (!e && !(ps->out_path = strdup(path)))
+		e = ENOMEM;
+	if (e) {
+		cli_error("cannot write `%s`: %s; choose a file in a folder you can write", path, strerror(e));
+		output_end(ps);
 		return -1;
 	}
-	ps->out = f;
-	ps->out_path = strdup(path);
+	ps->out = ps->res.f;
 	ps->once = once;
 	return 0;
+}
+
+int print_commit(struct print_state *ps)
+{
+	int was = ps->res.committed, e = ps->out ? resfile_commit(&ps->res) : 0;
+	if (!e)
+		return 0;
+	cli_error(was ? "writing `%s` failed: %s" : "writing `%s` failed: %s; the file was left as it was", ps->out_path,
+	          strerror(e));
+	return -1;
 }
 
 /* ---- events ----------------------------------------------------------------- */
@@ -347,10 +371,10 @@ void print_rows(const convbi_answer *a, struct print_state *ps)
 	}
 	convbi_free(text);
 	fflush(dest);
-	if (ps->out && ferror(ps->out))
-		cli_error("writing `%s` failed", ps->out_path);
+	if (!rc)
+		print_commit(ps);
 	if (ps->once)
-		print_redirect(ps, NULL, 0);
+		output_end(ps);
 }
 
 void print_attempts_json(FILE *f, const char *json)

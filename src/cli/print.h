@@ -16,6 +16,7 @@
 #include <stdio.h>
 
 #include "cli/term.h"
+#include "cli/userfile.h"
 #include "convbi/convbi.h"
 
 enum print_mode { PRINT_TABLE, PRINT_CSV, PRINT_JSON, PRINT_MARKDOWN, PRINT_LINE };
@@ -38,8 +39,11 @@ struct print_state {
 	int confirm;       /* ask "run this? [Y/n/e]" before model SQL runs */
 	int confirm_reply; /* enum confirm_reply of the last question */
 	char *edit_sql;    /* owned: the SQL to edit after CONFIRM_EDIT */
-	FILE *out;         /* owned: rows go here (--out, .output, .once); NULL = stdout */
-	char *out_path;    /* owned: its name */
+	FILE *out;         /* borrowed from res: rows go here (--out, .output, .once); NULL = stdout */
+	char *out_path;    /* owned: its name as given */
+	struct resfile res;            /* owned: the file out writes, renamed over out_path on the first rows */
+	const struct cli_opts *opts;   /* borrowed: the inputs an output may not be (userfile.h) */
+	const char *db;                /* borrowed: the database the command opened */
 	int once;          /* close out after the next rows */
 	int64_t start_ms;  /* the question started (monotonic) */
 	struct term term;
@@ -66,9 +70,17 @@ FILE *print_sentence_stream(const struct print_state *ps);
 /* -1 for an unknown name; NULL means table. */
 int print_mode_of(const char *name);
 const char *print_mode_name(int mode);
-/* Sends rows to path (truncated) from now on (once: for the next result
- * only); NULL path: back to stdout.  Returns 0 or prints why and -1. */
-int print_redirect(struct print_state *ps, const char *path, int once);
+/* Sends rows to path from now on (once: for the next result only); NULL
+ * path: back to stdout.  path is refused when it is one of the run's
+ * inputs (ps->opts, ps->db; userfile.h), and the previous output is then
+ * kept; an existing file is replaced only when the first rows were
+ * written whole (print_commit).  flag names the request in messages
+ * ("--out", ".output").  Returns 0 or prints why and -1. */
+int print_redirect(struct print_state *ps, const char *flag, const char *path, int once);
+/* What was written to ps->out is whole: the first time, it replaces the
+ * file at out_path.  Returns 0, or -1 after printing why (the file is
+ * then left as it was). */
+int print_commit(struct print_state *ps);
 /* The work an answer shows (follow-up rewrite, each rejected or failed
  * SQL with its error, each failed attempt) as lines on f. */
 void print_work(const convbi_answer *a, FILE *f, int full);

@@ -25,6 +25,7 @@
 
 #include "cli/chart_term.h"
 #include "cli/lineedit.h"
+#include "cli/userfile.h"
 
 static void keep_last(struct repl *r, convbi_answer *a)
 {
@@ -43,6 +44,8 @@ void repl_run_sql(struct repl *r, const char *sql)
 		cli_error("%s", a ? convbi_answer_errmsg(a) : convbi_errstr(rc));
 		r->failures++;
 	}
+	if (r->ps.once)  /* .once is for this result, even one that failed */
+		print_redirect(&r->ps, NULL, NULL, 0);
 	keep_last(r, a);
 }
 
@@ -129,6 +132,8 @@ static void ask(struct repl *r, const char *question)
 	}
 	if (a)
 		keep_last(r, a);
+	if (r->ps.once)  /* .once is for this question's result, even without rows */
+		print_redirect(&r->ps, NULL, NULL, 0);
 	cli_interrupted = 0;
 }
 
@@ -165,6 +170,8 @@ int cmd_repl(struct cli_opts *o)
 	r.interactive = isatty(0);
 	r.db = o->db ? o->db : cli_default_db();
 	r.opts = o;
+	r.ps.opts = o;
+	r.ps.db = r.db;
 	r.ps.mode = print_mode_of(o->mode);
 	r.ps.show_sql = 1;
 	r.ps.show_work = 1;
@@ -173,6 +180,14 @@ int cmd_repl(struct cli_opts *o)
 	if (r.ps.mode < 0) {
 		cli_error("--mode takes table, csv, json, markdown or line");
 		r.ps.mode = PRINT_TABLE;
+	}
+	/* the history file is checked first: nothing of the user's is written over */
+	const char *bad = o->history_file && *o->history_file ? userfile_history_what(o->history_file, o, r.db) : NULL;
+	if (bad) {
+		cli_error("--history-file %s is %s, not a history file; convbi would overwrite it: give a new file or "
+		          "convbi's own history file (--history-file '' keeps none)", o->history_file, bad);
+		print_release(&r.ps);
+		return EXIT_USAGE;
 	}
 	int rc = open_session(&r, o);
 	if (rc) {
@@ -192,6 +207,11 @@ int cmd_repl(struct cli_opts *o)
 	if (!hf && home && r.interactive) {
 		snprintf(hist, sizeof hist, "%s/.convbi_history", home);
 		hf = hist;
+		if ((bad = userfile_history_what(hf, o, r.db))) {
+			cli_error("warning: %s is %s, not a history file; the line history is not kept (move it away, or give "
+			          "--history-file)", hf, bad);
+			hf = NULL;
+		}
 	}
 	struct line_source *ls = lineedit_open(r.interactive, hf);
 	if (r.interactive) {

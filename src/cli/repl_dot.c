@@ -189,7 +189,7 @@ static void dot_tables(struct repl *r, const char *arg)
 
 static void dot_output(struct repl *r, const char *arg)
 {
-	print_redirect(&r->ps, *arg ? arg : NULL, 0);
+	print_redirect(&r->ps, ".output", *arg ? arg : NULL, 0);
 }
 
 static void dot_once(struct repl *r, const char *arg)
@@ -197,7 +197,7 @@ static void dot_once(struct repl *r, const char *arg)
 	if (!*arg)
 		failed(r, ".once takes a file name: the next result's rows go there");
 	else
-		print_redirect(&r->ps, arg, 1);
+		print_redirect(&r->ps, ".once", arg, 1);
 }
 
 static void dot_pager(struct repl *r, const char *arg)

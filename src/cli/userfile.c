@@ -1,0 +1,250 @@
+/* userfile.c -- the files of the user's a command never writes over, and
+ * result files written aside then renamed (see userfile.h).
+ *
+ * The checks run before any output is opened.  Inputs are compared by
+ * device and inode (stat follows symbolic links), the prompts folder by
+ * the device and inode of the output's folder.  Only an existing path can
+ * be anything of the user's: a new file is always fine.
+ */
+#include "cli/userfile.h"
+
+#include "util/regfile.h"
+#include "util/utf8.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define SQLITE_MAGIC "SQLite format 3" /* the first 16 bytes of every SQLite 3 database, NUL included */
+
+/* 1 when path names the file st describes. */
+static int same_file(const struct stat *st, const char *path)
+{
+	struct stat o;
+	return path && *path && stat(path, &o) == 0 && o.st_dev == st->st_dev && o.st_ino == st->st_ino;
+}
+
+/* 1 when the folder holding path is the folder dir. */
+static int in_folder(const char *path, const char *dir)
+{
+	struct stat d, p;
+	if (!dir || !*dir || stat(dir, &d) != 0 || !S_ISDIR(d.st_mode))
+		return 0;
+	char *copy = strdup(path);
+	if (!copy)
+		return 0;
+	char *slash = strrchr(copy, '/');
+	const char *folder = !slash ? "." : slash == copy ? "/" : (*slash = '\0', copy);
+	int same = stat(folder, &p) == 0 && p.st_dev == d.st_dev && p.st_ino == d.st_ino;
+	free(copy);
+	return same;
+}
+
+/* 1 when the regular file path starts with SQLite's 16-byte header. */
+static int is_sqlite(const char *path)
+{
+	char head[16];
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, head, sizeof head);
+	close(fd);
+	return n == (ssize_t)sizeof head && !memcmp(head, SQLITE_MAGIC, sizeof head);
+}
+
+/* 1 when st is one of the notes files the engine reads for db: --notes,
+ * else DB.notes.md beside the database (shop.db -> shop.notes.md, then
+ * shop.db.notes.md). */
+static int is_notes(const struct stat *st, const struct cli_opts *o, const char *db)
+{
+	if (o->notes)
+		return same_file(st, o->notes);
+	size_t n = strlen(db), cap = n + sizeof ".notes.md";
+	char *p = malloc(cap);
+	if (!p)
+		return 0;
+	const char *slash = strrchr(db, '/'), *dot = strrchr(db, '.');
+	int stem = dot && (!slash || dot > slash + 1) ? (int)(dot - db) : (int)n;
+	snprintf(p, cap, "%.*s.notes.md", stem, db);
+	int hit = same_file(st, p);
+	snprintf(p, cap, "%s.notes.md", db);
+	hit |= same_file(st, p);
+	free(p);
+	return hit;
+}
+
+/* What the existing file st at path is among the run's inputs, else NULL.
+ * The history file counts unless history is 0 (the check of the history
+ * file itself). */
+static const char *input_what(const struct stat *st, const char *path, const struct cli_opts *o, const char *db,
+                              const struct userfile_input *more, int n, int history)
+{
+	if (!db)
+		db = o->db ? o->db : cli_default_db();
+	if (same_file(st, db))
+		return o->db ? "the database (--db)" : "the database";
+	const char *config = o->config ? o->config : getenv("CONVBI_CONFIG");
+	if (same_file(st, config))
+		return "the endpoint configuration";
+	for (int i = 0; i < n; i++)
+		if (same_file(st, more[i].path))
+			return more[i].what;
+	if (is_notes(st, o, db))
+		return o->notes ? "the business notes (--notes)" : "the business notes";
+	if (same_file(st, o->examples))
+		return "the examples file (--examples)";
+	const char *home = getenv("HOME");
+	char hist[4096];
+	snprintf(hist, sizeof hist, "%s/.convbi_history", home ? home : "");
+	if (history && (same_file(st, o->history_file) || (home && *home && same_file(st, hist))))
+		return "the REPL's history file";
+	const char *prompts[] = {o->prompts, getenv("CONVBI_PROMPTS"), CONVBI_PROMPTS_SRC_DIR, CONVBI_PROMPTS_INSTALL_DIR};
+	for (size_t i = 0; i < sizeof prompts / sizeof prompts[0]; i++)
+		if (in_folder(path, prompts[i]))
+			return "a file in the prompts folder";
+	return NULL;
+}
+
+const char *userfile_what(const char *path, const struct cli_opts *o, const char *db,
+                          const struct userfile_input *more, int n)
+{
+	struct stat st;
+	if (!path || stat(path, &st) != 0)
+		return NULL;  /* a new file cannot be anything of the user's */
+	if (S_ISDIR(st.st_mode))
+		return "a directory";
+	if (S_ISBLK(st.st_mode))
+		return "a block device";
+	if (S_ISSOCK(st.st_mode))
+		return "a socket";
+	const char *what = input_what(&st, path, o, db, more, n, 1);
+	if (!what && S_ISREG(st.st_mode) && is_sqlite(path))
+		what = "a SQLite database";
+	return what;
+}
+
+const char *userfile_history_what(const char *path, const struct cli_opts *o, const char *db)
+{
+	struct stat st;
+	if (stat(path, &st) != 0)
+		return NULL;  /* a new file: libedit creates it, private (0600) */
+	if (!S_ISREG(st.st_mode))
+		return regfile_kind(st.st_mode);
+	const char *what = input_what(&st, path, o, db, NULL, 0, 0);
+	if (what)
+		return what;
+	if (is_sqlite(path))
+		return "a SQLite database";
+	char *text = NULL;
+	size_t len = 0;
+	mode_t mode = 0;
+	int e = regfile_read(path, CLI_HISTORY_MAX_BYTES, &text, &len, &mode);
+	if (e == EFBIG)
+		what = "larger than a history file is (" CLI_HISTORY_MAX_TEXT ")";
+	else if (e == REGFILE_NOT_REGULAR)
+		what = regfile_kind(mode);
+	else if (!e && memchr(text, '\0', len))
+		what = "a binary file (it holds NUL bytes)";
+	else if (!e && !utf8_valid(text, len, NULL))
+		what = "not a text file (it is not UTF-8)";
+	free(text);
+	return what;  /* unreadable (EACCES...): libedit's read fails quietly, as for a new file */
+}
+
+int userfile_check(const char *flag, const char *path, const struct cli_opts *o, const char *db,
+                   const struct userfile_input *more, int n)
+{
+	const char *what = userfile_what(path, o, db, more, n);
+	if (!what)
+		return EXIT_OK;
+	cli_error("%s %s is %s; convbi would overwrite it: write the results to another file", flag, path, what);
+	return EXIT_USAGE;
+}
+
+/* ---- a result file written aside -------------------------------------------- */
+
+int resfile_open(struct resfile *r, const char *path)
+{
+	struct stat st, lst;
+	int e = 0, fd = -1;
+	memset(r, 0, sizeof *r);
+	int exists = stat(path, &st) == 0;
+	if (exists && !S_ISREG(st.st_mode)) {
+		/* a FIFO or a character device: nothing there to keep */
+		if (!(r->f = fopen(path, "w")) || !(r->path = strdup(path)))
+			goto fail;
+		r->committed = 1;
+		return 0;
+	}
+	/* through a symbolic link: the file it names is replaced, the link stays */
+	if (exists && lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode))
+		r->path = realpath(path, NULL);
+	if (!r->path && !(r->path = strdup(path)))
+		goto fail;
+	size_t len = strlen(r->path) + sizeof ".tmpXXXXXX";
+	if (!(r->tmp = malloc(len)))
+		goto fail;
+	snprintf(r->tmp, len, "%s.tmpXXXXXX", r->path);
+	if ((fd = mkostemp(r->tmp, O_CLOEXEC)) < 0) {
+		free(r->tmp);
+		r->tmp = NULL;  /* nothing was created */
+		goto fail;
+	}
+	mode_t mask = umask(0);
+	umask(mask);
+	if (fchmod(fd, exists ? st.st_mode & 07777 : 0666 & ~mask) != 0 || !(r->f = fdopen(fd, "w")))
+		goto fail;
+	return 0;
+fail:
+	e = errno ? errno : ENOMEM;
+	if (fd >= 0 && !r->f)
+		close(fd);
+	resfile_close(r);
+	return e;
+}
+
+int resfile_commit(struct resfile *r)
+{
+	if (!r->f)
+		return EBADF;
+	if (fflush(r->f) != 0 || ferror(r->f))
+		return errno ? errno : EIO;
+	if (r->committed)
+		return 0;
+	if (rename(r->tmp, r->path) != 0)
+		return errno;
+	free(r->tmp);
+	r->tmp = NULL;
+	r->committed = 1;
+	return 0;
+}
+
+int resfile_close(struct resfile *r)
+{
+	int e = 0;
+	if (r->f && fclose(r->f) != 0)
+		e = errno;
+	if (r->tmp)
+		unlink(r->tmp);
+	free(r->tmp);
+	free(r->path);
+	memset(r, 0, sizeof *r);
+	return e;
+}
+
+int resfile_write_whole(const char *path, const char *data, size_t len)
+{
+	struct resfile r;
+	int e = resfile_open(&r, path);
+	if (e)
+		return e;
+	if (fwrite(data, 1, len, r.f) != len)
+		e = errno ? errno : EIO;
+	if (!e)
+		e = resfile_commit(&r);
+	int ce = resfile_close(&r);
+	return e ? e : ce;
+}
