@@ -96,6 +96,9 @@ char *cli_db_name(const char *db);
  * when missing) unless it has this question on db already; the file must
  * load as the engine reads it.  Returns 0 added, 1 already there, -1 after
  * printing why. */
+/* "db\nquestion": what makes two examples the same one (caller frees;
+ * NULL without memory). */
+char *cli_example_key(const char *db, const char *question);
 /* 0 when the examples file at path loads as the engine reads it, else -1
  * after printing the engine's message (FILE:LINE: problem; fix). */
 int cli_examples_check(const char *path, const struct cli_opts *o);

@@ -29,8 +29,7 @@
 #include "util/regfile.h"
 
 
-/* The key of an example for "already there": db, question. */
-static char *example_key(const char *db, const char *question)
+char *cli_example_key(const char *db, const char *question)
 {
 	struct buf b = BUF_INIT;
 	buf_printf(&b, "%s\n%s", db ? db : "", question ? question : "");
@@ -81,7 +80,7 @@ static int existing_examples(const char *path, const struct cli_opts *o, struct 
 		if (next)
 			*next++ = '\0';
 		cJSON *j = cJSON_Parse(line);
-		char *key = j ? example_key(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "db")),
+		char *key = j ? cli_example_key(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "db")),
 		                            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "question")))
 		              : NULL;
 		if (key && strmap_put(keys, key, 1, NULL) < 0)
@@ -145,7 +144,7 @@ int cli_examples_append(const char *path, const char *question, const char *sql,
 {
 	struct strmap keys = STRMAP_INIT;
 	int nl = 1, rc = existing_examples(path, o, &keys, &nl);
-	char *key = rc ? NULL : example_key(db, question);
+	char *key = rc ? NULL : cli_example_key(db, question);
 	if (!rc && !key) {
 		cli_error("out of memory");
 		rc = -1;
@@ -244,7 +243,7 @@ static int examples_import(struct cli_opts *o, const char *results)
 			rc = EXIT_USAGE;
 		} else if (!strcmp(verdict, "correct") && sql && *sql) {
 			correct++;
-			char *key = example_key(db, q), *ex = example_line(q, sql, db);
+			char *key = cli_example_key(db, q), *ex = example_line(q, sql, db);
 			int put = key ? strmap_put(&keys, key, 1, NULL) : -1;
 			if (put == 0 && ex) {
 				buf_puts(&out, ex);

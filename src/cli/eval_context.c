@@ -25,18 +25,6 @@
 #include "util/regfile.h"
 
 
-/* The key of a (db, question) pair. */
-static char *pair_key(const char *db, const char *question)
-{
-	struct buf b = BUF_INIT;
-	buf_printf(&b, "%s\n%s", db ? db : "", question ? question : "");
-	if (b.err) {
-		buf_release(&b);
-		return NULL;
-	}
-	return buf_take(&b);
-}
-
 /* The copy of the examples for db_id: every line of text except the
  * examples of asked questions on db_id.  0, or -1 after printing why. */
 static int write_copy(struct eval_context *cx, const char *text, const struct strmap *asked, const char *db_id,
@@ -54,7 +42,7 @@ static int write_copy(struct eval_context *cx, const char *text, const struct st
 		cJSON *j = cJSON_ParseWithLength(line, n);
 		const char *db = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "db"));
 		const char *q = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "question"));
-		char *key = db && q && !strcmp(db, db_id) ? pair_key(db, q) : NULL;
+		char *key = db && q && !strcmp(db, db_id) ? cli_example_key(db, q) : NULL;
 		int v, drop = key && strmap_get(asked, key, &v);
 		if (drop)
 			cx->left_out++;
@@ -96,7 +84,7 @@ int eval_context_open(struct eval_context *cx, const struct dataset *d, const st
 		rc = EXIT_FAIL;
 	}
 	for (int i = 0; !rc && i < d->n; i++) {
-		char *key = pair_key(d->q[i].db_id, d->q[i].question);
+		char *key = cli_example_key(d->q[i].db_id, d->q[i].question);
 		if (!key || strmap_put(&asked, key, 1, NULL) < 0 || strmap_put(&dbs, d->q[i].db_id, 1, NULL) < 0) {
 			cli_error("out of memory");
 			rc = EXIT_FAIL;

@@ -369,8 +369,12 @@ static int render_values(struct buf *b, const struct schema_table *t, const stru
 	if (samples && col->range && !rc) {
 		rc = buf_puts(b, k ? " " : *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
 		*first = 0;
-		if (!rc)
-			rc = k ? buf_printf(b, "(%s)", col->range) : buf_printf(b, "%s: %s", col->name, col->range);
+		if (!rc && k)
+			rc = buf_printf(b, "(%s)", col->range);
+		else if (!rc) /* the name as the samples write it: quoted where it needs it, never raw */
+			rc = ident(b, col->name);
+		if (!rc && !k)
+			rc = buf_printf(b, ": %s", col->range);
 	}
 	return rc;
 }
