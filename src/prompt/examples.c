@@ -1,7 +1,7 @@
 /* examples.c -- verified examples: loading, choosing, rendering (see examples.h).
  *
  * Both similarities are Jaccard indexes over sets of 64-bit feature hashes
- * (FNV-1a of a token for a unigram, of two tokens for a bigram), kept
+ * (FNV-1a of a token for a unigram, of two or three for an n-gram), kept
  * sorted so that one merge counts the intersection.  An example's features
  * are computed once, when it is added; a query's once per choice.
  *
@@ -62,7 +62,8 @@ static int cmp_u64(const void *x, const void *y)
 /* Sorts and de-duplicates f[0..n); returns the new count. */
 static int set_of(uint64_t *f, int n)
 {
-	qsort(f, (size_t)n, sizeof *f, cmp_u64);
+	if (n > 1)
+		qsort(f, (size_t)n, sizeof *f, cmp_u64);
 	int k = 0;
 	for (int i = 0; i < n; i++)
 		if (!k || f[k - 1] != f[i])
@@ -70,13 +71,16 @@ static int set_of(uint64_t *f, int n)
 	return k;
 }
 
-/* Unigrams (of tokens other than skip) and bigrams of a token sequence,
- * as a sorted set in a new array (*out, caller frees).  CONVBI_OK or ENOMEM. */
+/* Unigrams (of tokens other than skip), bigrams and trigrams of a token
+ * sequence, as a sorted set in a new array (*out, caller frees).
+ * (Trigrams add four points to the skeleton match of context_recall's
+ * example check; weighting by inverse document frequency added nothing.)
+ * CONVBI_OK or ENOMEM. */
 static int features(const uint64_t *tok, int n, uint64_t skip, uint64_t **out, int *nout)
 {
 	*out = NULL;
 	*nout = 0;
-	uint64_t *f = xmalloc(((size_t)n * 2 + 1) * sizeof *f);
+	uint64_t *f = xmalloc(((size_t)n * 3 + 1) * sizeof *f);
 	if (!f)
 		return CONVBI_ENOMEM;
 	int k = 0;
@@ -85,6 +89,8 @@ static int features(const uint64_t *tok, int n, uint64_t skip, uint64_t **out, i
 			f[k++] = tok[i];
 		if (i + 1 < n)
 			f[k++] = hash_pair(tok[i], tok[i + 1]);
+		if (i + 2 < n)
+			f[k++] = hash_pair(hash_pair(tok[i], tok[i + 1]), tok[i + 2]);
 	}
 	*out = f;
 	*nout = set_of(f, k);

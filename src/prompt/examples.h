@@ -13,12 +13,12 @@
  *                    names; for an example, the names and literals of its
  *                    own SQL), so that "How many singers are older than
  *                    30?" and "How many ships are longer than 200?" read
- *                    alike: Jaccard similarity of their word unigrams and
- *                    bigrams (a run of masked words is one "#" token);
+ *                    alike: Jaccard similarity of their word 1-, 2- and
+ *                    3-grams (a run of masked words is one "#" token);
  *   SQL skeleton     the SQL with names, aliases and literals replaced by
  *                    "_" ("SELECT count(*) FROM _ WHERE _ > _"), compared
  *                    with a first draft's skeleton (Jaccard of token
- *                    unigrams and bigrams) when there is a draft.
+ *                    1-, 2- and 3-grams) when there is a draft.
  * An example scores the sum of the two similarities (the question's alone
  * without a draft); ties go to the earlier line.  "db" records which
  * database an example is about; any example may be chosen (a pattern
