@@ -27,7 +27,8 @@
  * gold SQL itself: an upper bound for the draft step), and at random
  * (seeded, same pool).  Also the prompt tokens with the three examples.
  *
- * Usage: context_recall [--spider DIR] [--merged FILE] [--limit N] [--out FILE]
+ * Usage: context_recall [--spider DIR] [--merged FILE] [--limit N] [--out FILE] [--misses]
+ * (--misses lists every table, column and value an "after" text lacks.)
  * Targets (printed, never an exit status): value recall >= 97 % (Spider dev),
  * >= 90 % (merged), table and column recall 100 %, median prompt tokens
  * +15 % at most, merged index build < 2 s.
@@ -188,20 +189,32 @@ static int has_word(const char *line, const char *w)
 	return 0;
 }
 
-static void score(struct tally *t, const struct gold *g, const char *text, const char *prefix)
+static int show_misses; /* --misses: each miss of an "after" text on stderr */
+
+static void score(struct tally *t, const struct gold *g, const char *text, const char *prefix, const char *question)
 {
 	static char line[1 << 16];
+	int say = show_misses && question;
 	for (int i = 0; i < g->ntables; i++) {
+		int hit = table_line(text, prefix, g->tables[i], line, sizeof line) != NULL;
 		t->tables++;
-		t->tables_hit += table_line(text, prefix, g->tables[i], line, sizeof line) != NULL;
+		t->tables_hit += hit;
+		if (!hit && say)
+			fprintf(stderr, "miss table %s%s: %s\n", prefix, g->tables[i], question);
 	}
 	for (int i = 0; i < g->ncols; i++) {
+		int hit = table_line(text, prefix, g->cols[i][0], line, sizeof line) && has_word(line, g->cols[i][1]);
 		t->cols++;
-		t->cols_hit += table_line(text, prefix, g->cols[i][0], line, sizeof line) && has_word(line, g->cols[i][1]);
+		t->cols_hit += hit;
+		if (!hit && say)
+			fprintf(stderr, "miss column %s%s.%s: %s\n", prefix, g->cols[i][0], g->cols[i][1], question);
 	}
 	for (int i = 0; i < g->nlits; i++) {
+		int hit = strcasestr(text, g->lits[i]) != NULL;
 		t->lits++;
-		t->lits_hit += strcasestr(text, g->lits[i]) != NULL;
+		t->lits_hit += hit;
+		if (!hit && say)
+			fprintf(stderr, "miss value '%s' (%s): %s\n", g->lits[i], prefix, question);
 	}
 }
 
@@ -396,12 +409,12 @@ static void measure(struct dbctx *d, const struct tmpl_set *prompts, const struc
 	ranges_swap(d, 0);
 	schema_render(&b, d->s, q->text, BUDGET_BYTES);
 	ranges_swap(d, 1);
-	score(before, g, buf_str(&b), prefix);
+	score(before, g, buf_str(&b), prefix, NULL);
 	before->tokens[before->n++] = prompt_tokens(prompts, buf_str(&b), q->text, NULL);
 	buf_release(&b);
 	vindex_match(d->v, d->s, q->text, &gr, &err);
 	schema_render_grounded(&b, d->s, q->text, &gr, BUDGET_BYTES);
-	score(after, g, buf_str(&b), prefix);
+	score(after, g, buf_str(&b), prefix, q->text);
 	after->tokens[after->n++] = prompt_tokens(prompts, buf_str(&b), q->text, NULL);
 	ground_release(&gr);
 	buf_release(&b);
@@ -420,8 +433,10 @@ int main(int argc, char **argv)
 			limit = atol(argv[++i]);
 		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
 			out_path = argv[++i];
+		else if (!strcmp(argv[i], "--misses"))
+			show_misses = 1;
 		else {
-			fprintf(stderr, "usage: context_recall [--spider DIR] [--merged FILE] [--limit N] [--out FILE]\n");
+			fprintf(stderr, "usage: context_recall [--spider DIR] [--merged FILE] [--limit N] [--out FILE] [--misses]\n");
 			return 2;
 		}
 	}
