@@ -125,7 +125,8 @@ typedef struct {
 typedef int (*convbi_event_fn)(const convbi_event *ev, void *payload);
 
 /* ---- engine ------------------------------------------------------------ */
-#define CONVBI_OPTIONS_VERSION 3  /* 1: up to question_timeout_ms, 2: up to value_index (both still accepted) */
+#define CONVBI_OPTIONS_VERSION 4  /* 1: up to question_timeout_ms, 2: up to value_index, 3: up to db_schemas
+                                     (all still accepted) */
 
 typedef struct {
 	unsigned int version;     /* CONVBI_OPTIONS_VERSION */
@@ -162,10 +163,18 @@ typedef struct {
 	/* version 3 */
 	const char *db_schemas;   /* PostgreSQL schemas to use, "a,b"; NULL =
 	                             the server's search path */
+	/* version 4: the budgets of one SQL statement */
+	int sql_memory_mb;        /* memory beyond what its connection held
+	                             before it (SQLite); PostgreSQL's work_mem
+	                             is derived from it; default 256 */
+	int sql_temp_mb;          /* its temporary files (sorts, grouping);
+	                             PostgreSQL's temp_file_limit; default 512 */
 } convbi_options;
 
+#define CONVBI_SQL_BUDGET_MAX_MB 1048576  /* the largest sql_memory_mb and sql_temp_mb (1 TB) */
+
 #define CONVBI_OPTIONS_INIT {CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1, 120000, \
-                             NULL, NULL, NULL, 1, 1, NULL}
+                             NULL, NULL, NULL, 1, 1, NULL, 256, 512}
 
 /* Opens an engine.  *out is set even on failure (unless ENOMEM) so that
  * convbi_engine_errmsg() can say what went wrong; close it either way. */

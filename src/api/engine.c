@@ -134,6 +134,7 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	/* an older caller's struct ends before the later fields */
 	memcpy(&e->opts, opts, opts->version == 1   ? offsetof(convbi_options, today)
 	                       : opts->version == 2 ? offsetof(convbi_options, db_schemas)
+	                       : opts->version == 3 ? offsetof(convbi_options, sql_memory_mb)
 	                                            : sizeof *opts);
 	e->opts.version = CONVBI_OPTIONS_VERSION;
 	if (e->opts.today && !valid_date(e->opts.today)) {
@@ -156,6 +157,12 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	if (e->opts.row_cap <= 0 || e->opts.sql_timeout_ms <= 0 || e->opts.schema_tokens <= 0 || e->opts.history_tokens < 0 ||
 	    e->opts.question_timeout_ms <= 0) {
 		rc = err_set(&err, CONVBI_EINVAL, "row_cap, sql_timeout_ms, schema_tokens and question_timeout_ms must be positive");
+		goto fail;
+	}
+	if (e->opts.sql_memory_mb < 1 || e->opts.sql_memory_mb > CONVBI_SQL_BUDGET_MAX_MB || e->opts.sql_temp_mb < 1 ||
+	    e->opts.sql_temp_mb > CONVBI_SQL_BUDGET_MAX_MB) {
+		rc = err_set(&err, CONVBI_EINVAL, "sql_memory_mb is %d and sql_temp_mb %d; each must be 1 to %d", e->opts.sql_memory_mb,
+		             e->opts.sql_temp_mb, CONVBI_SQL_BUDGET_MAX_MB);
 		goto fail;
 	}
 	e->prompts_dir = xstrdup(resolve_prompts(opts->prompts_dir));

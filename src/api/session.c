@@ -137,6 +137,8 @@ static void limits_of(struct exec_limits *lim, const convbi_engine *e)
 	*lim = (struct exec_limits)EXEC_LIMITS_INIT;
 	lim->timeout_ms = e->opts.sql_timeout_ms;
 	lim->row_cap = e->opts.row_cap;
+	lim->mem_max = (int64_t)e->opts.sql_memory_mb << 20;
+	lim->temp_max = (int64_t)e->opts.sql_temp_mb << 20;
 }
 
 /* A fresh answer (its turn initialised), or NULL out of memory. */

@@ -48,6 +48,8 @@ struct cli_opts {
 	int max_repairs;        /* --max-repairs, -1 default */
 	int row_cap;            /* --row-cap, -1 default */
 	int sql_timeout_ms;     /* --sql-timeout-ms, -1 default */
+	int sql_memory_mb;      /* --sql-memory-mb, -1 default */
+	int sql_temp_mb;        /* --sql-temp-mb, -1 default */
 	int review;             /* --review */
 	int verbose;            /* -v */
 	int show_sql;           /* --sql (ask) */

@@ -30,6 +30,10 @@ void cli_engine_options(convbi_options *o, const struct cli_opts *c)
 		o->row_cap = c->row_cap;
 	if (c->sql_timeout_ms > 0)
 		o->sql_timeout_ms = c->sql_timeout_ms;
+	if (c->sql_memory_mb > 0)
+		o->sql_memory_mb = c->sql_memory_mb;
+	if (c->sql_temp_mb > 0)
+		o->sql_temp_mb = c->sql_temp_mb;
 	o->model_review = c->review;
 	o->stream = c->stream != 0;
 	o->today = c->today;

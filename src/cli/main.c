@@ -30,16 +30,16 @@ struct command {
 
 static const struct command commands[] = {
 	{"repl", "[--db F] [--config F] [--prompts DIR] [--review]", "ask questions interactively (the default)",
-	 cmd_repl, "db schemas config prompts review max-repairs row-cap sql-timeout-ms history-file no-stream stream mode verbose today notes examples candidates", 0, 0},
+	 cmd_repl, "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb history-file no-stream stream mode verbose today notes examples candidates", 0, 0},
 	{"ask", "[--db F] [--config F] [--format table|csv|json|markdown|line] [--answer] [--out F] [--json] QUESTION|-",
 	 "answer one question", cmd_ask,
-	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms json no-stream stream verbose format answer out today notes examples candidates", 1, -1},
+	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb json no-stream stream verbose format answer out today notes examples candidates", 1, -1},
 	{"batch", "[--db F] [--config F] [-j N] [--format jsonl|csv] [--rows DIR] [--out F] [--resume] [--max-cost USD] INPUT",
 	 "answer a file of questions in parallel", cmd_batch,
-	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms jobs format out resume limit verbose rows today notes examples candidates max-cost", 1, 1},
+	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb jobs format out resume limit verbose rows today notes examples candidates max-cost", 1, 1},
 	{"eval", "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] [--resume] [--max-cost USD] DIR|FILE",
 	 "execution accuracy on a Spider or BIRD set", cmd_eval,
-	 "config prompts review max-repairs row-cap sql-timeout-ms jobs out limit only-db dataset verbose db schemas today notes examples candidates resume max-cost", 1, 1},
+	 "config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb jobs out limit only-db dataset verbose db schemas today notes examples candidates resume max-cost", 1, 1},
 	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT|-", "send one chat request through the client",
 	 cmd_llm, "config stream json system verbose", 1, -1},
 	{"endpoints", "[--config F] [--json] [--reset [NAME]]",
@@ -63,7 +63,7 @@ enum {
 	OPT_JSON, OPT_STREAM, OPT_NO_STREAM, OPT_RESUME, OPT_LIMIT, OPT_MAX_REPAIRS, OPT_ROW_CAP,
 	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION,
 	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS, OPT_ANSWER, OPT_ROWS, OPT_RESET,
-	OPT_MAX_COST
+	OPT_MAX_COST, OPT_SQL_MEMORY, OPT_SQL_TEMP
 };
 
 static const struct option long_opts[] = {
@@ -84,6 +84,7 @@ static const struct option long_opts[] = {
 	{"notes", required_argument, NULL, OPT_NOTES}, {"examples", required_argument, NULL, OPT_EXAMPLES},
 	{"candidates", required_argument, NULL, OPT_CANDIDATES}, {"rebuild", no_argument, NULL, OPT_REBUILD},
 	{"reset", no_argument, NULL, OPT_RESET}, {"max-cost", required_argument, NULL, OPT_MAX_COST},
+	{"sql-memory-mb", required_argument, NULL, OPT_SQL_MEMORY}, {"sql-temp-mb", required_argument, NULL, OPT_SQL_TEMP},
 	{NULL, 0, NULL, 0},
 };
 
@@ -117,6 +118,8 @@ static const struct { const char *name, *flag, *help; } option_help[] = {
 	{"max-repairs", "--max-repairs N", "SQL repair attempts (default 3)"},
 	{"row-cap", "--row-cap N", "rows kept per result (default 1000; also per batch JSONL line)"},
 	{"sql-timeout-ms", "--sql-timeout-ms N", "time limit per SQL statement (default 5000)"},
+	{"sql-memory-mb", "--sql-memory-mb N", "memory one SQL statement may take, in MB (default 256)"},
+	{"sql-temp-mb", "--sql-temp-mb N", "temporary files of one SQL statement, in MB (default 512)"},
 	{"review", "--review", "add the model-side SQL review"},
 	{"mode", "--mode table|csv|json|markdown|line", "how the REPL prints rows"},
 	{"history-file", "--history-file F", "the REPL's line history (default ~/.convbi_history; '' keeps none)"},
@@ -323,6 +326,8 @@ int main(int argc, char **argv)
 	o.max_repairs = -1;
 	o.row_cap = -1;
 	o.sql_timeout_ms = -1;
+	o.sql_memory_mb = -1;
+	o.sql_temp_mb = -1;
 	o.candidates = -1;
 	int c;
 	long n;
@@ -405,6 +410,13 @@ int main(int argc, char **argv)
 			if (parse_int("--sql-timeout-ms", optarg, 1, 3600000, &n))
 				return EXIT_USAGE;
 			o.sql_timeout_ms = (int)n;
+			break;
+		case OPT_SQL_MEMORY:
+		case OPT_SQL_TEMP:
+			if (parse_int(c == OPT_SQL_MEMORY ? "--sql-memory-mb" : "--sql-temp-mb", optarg, 1,
+			              CONVBI_SQL_BUDGET_MAX_MB, &n))
+				return EXIT_USAGE;
+			*(c == OPT_SQL_MEMORY ? &o.sql_memory_mb : &o.sql_temp_mb) = (int)n;
 			break;
 		}
 	}

@@ -24,7 +24,7 @@
 enum {
 	OPT_LISTEN = 256, OPT_DB, OPT_CONFIG, OPT_TOKENS, OPT_PROMPTS, OPT_REVIEW, OPT_MAX_REPAIRS, OPT_ROW_CAP,
 	OPT_SQL_TIMEOUT, OPT_MAX_QUESTIONS, OPT_MAX_SESSIONS, OPT_SESSION_IDLE, OPT_QUESTION_TIMEOUT, OPT_ALLOW_HOST,
-	OPT_ALLOW_ORIGIN, OPT_WEB, OPT_HELP
+	OPT_ALLOW_ORIGIN, OPT_WEB, OPT_HELP, OPT_SQL_MEMORY, OPT_SQL_TEMP
 };
 
 static const struct option long_opts[] = {
@@ -33,6 +33,7 @@ static const struct option long_opts[] = {
 	{"prompts", required_argument, NULL, OPT_PROMPTS}, {"review", no_argument, NULL, OPT_REVIEW},
 	{"max-repairs", required_argument, NULL, OPT_MAX_REPAIRS}, {"row-cap", required_argument, NULL, OPT_ROW_CAP},
 	{"sql-timeout-ms", required_argument, NULL, OPT_SQL_TIMEOUT},
+	{"sql-memory-mb", required_argument, NULL, OPT_SQL_MEMORY}, {"sql-temp-mb", required_argument, NULL, OPT_SQL_TEMP},
 	{"max-questions", required_argument, NULL, OPT_MAX_QUESTIONS},
 	{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
 	{"session-idle-s", required_argument, NULL, OPT_SESSION_IDLE},
@@ -48,6 +49,7 @@ static const int http_only[] = {OPT_LISTEN, OPT_TOKENS, OPT_MAX_QUESTIONS, OPT_M
 static const char serve_usage[] =
 	"usage: convbi serve [--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE]\n"
 	"                    [--prompts DIR] [--review] [--max-repairs N] [--row-cap N] [--sql-timeout-ms N]\n"
+	"                    [--sql-memory-mb N] [--sql-temp-mb N]\n"
 	"                    [--max-questions N] [--max-sessions N] [--session-idle-s N] [--question-timeout-ms N]\n"
 	"                    [--allow-host HOST[:PORT]]... [--allow-origin ORIGIN]...\n"
 	"       convbi mcp [--db [NAME=]FILE]... [--config F] [--prompts DIR] [engine options]\n";
@@ -69,7 +71,7 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 {
 	memset(c, 0, sizeof *c);
 	c->listen = "127.0.0.1:8765";
-	c->max_repairs = c->row_cap = c->sql_timeout_ms = -1;
+	c->max_repairs = c->row_cap = c->sql_timeout_ms = c->sql_memory_mb = c->sql_temp_mb = -1;
 	c->max_questions = 16;
 	c->max_sessions = 10000;
 	c->session_idle_s = 900;
@@ -102,6 +104,8 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 		case OPT_MAX_REPAIRS: bad = whole("--max-repairs", optarg, 0, 10, &c->max_repairs); break;
 		case OPT_ROW_CAP: bad = whole("--row-cap", optarg, 1, 10000000, &c->row_cap); break;
 		case OPT_SQL_TIMEOUT: bad = whole("--sql-timeout-ms", optarg, 1, 3600000, &c->sql_timeout_ms); break;
+		case OPT_SQL_MEMORY: bad = whole("--sql-memory-mb", optarg, 1, CONVBI_SQL_BUDGET_MAX_MB, &c->sql_memory_mb); break;
+		case OPT_SQL_TEMP: bad = whole("--sql-temp-mb", optarg, 1, CONVBI_SQL_BUDGET_MAX_MB, &c->sql_temp_mb); break;
 		case OPT_MAX_QUESTIONS: bad = whole("--max-questions", optarg, 1, 4096, &c->max_questions); break;
 		case OPT_MAX_SESSIONS: bad = whole("--max-sessions", optarg, 1, 1000000, &c->max_sessions); break;
 		case OPT_SESSION_IDLE: bad = whole("--session-idle-s", optarg, 1, 604800, &c->session_idle_s); break;
@@ -242,6 +246,10 @@ static int open_engine(struct serve_db *d, const struct serve_config *c)
 		o.row_cap = c->row_cap;
 	if (c->sql_timeout_ms > 0)
 		o.sql_timeout_ms = c->sql_timeout_ms;
+	if (c->sql_memory_mb > 0)
+		o.sql_memory_mb = c->sql_memory_mb;
+	if (c->sql_temp_mb > 0)
+		o.sql_temp_mb = c->sql_temp_mb;
 	int rc = convbi_engine_open(&d->engine, &o);
 	if (rc) {
 		/* the message names the file or the server, never a password */

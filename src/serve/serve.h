@@ -64,6 +64,7 @@ struct serve_config {
 	const char *config_path;
 	const char *prompts_dir;
 	int review, max_repairs, row_cap, sql_timeout_ms;
+	int sql_memory_mb, sql_temp_mb; /* one statement's budgets, -1 = default */
 	int max_questions;        /* concurrent questions */
 	int max_sessions;
 	int session_idle_s;

@@ -61,6 +61,11 @@ expect_code 1 "1,000 columns of zeroblob(1 MB)" measured "$T/m4" $TO "$CONVBI" a
 contains "$ERR" "the query needs more than 256 MB of memory" "the memory budget names itself"
 at_most "$T/m4" rss_kb $(((256 + 64) * 1024)) "peak RSS within the 256 MB budget and the engine's base"
 at_most "$T/m4" temp_bytes 0 "no temporary files"
+expect_code 1 "the same row within --sql-memory-mb 8" measured "$T/m4b" $TO "$CONVBI" ask --config "$T/config.json" --db "$DB" --sql-memory-mb 8 "Show a very wide row"
+contains "$ERR" "the query needs more than 8 MB of memory" "the budget is the option's"
+at_most "$T/m4b" rss_kb $(((8 + 40) * 1024)) "peak RSS within 8 MB and the engine's base"
+expect_code 2 "--sql-memory-mb 0" $TO "$CONVBI" ask --config "$T/config.json" --db "$DB" --sql-memory-mb 0 "Show a very wide row"
+contains "$ERR" "--sql-memory-mb" "names the option"
 expect_code 1 "a recursive CTE that never ends, one repair" measured "$T/m5" $TO "$CONVBI" ask --config "$T/config.json" --db "$DB" --sql-timeout-ms 500 --max-repairs 1 "Count forever"
 contains "$ERR" "ran longer than 500 ms" "the deadline names itself"
 # two runs of 500 ms + 100 ms each, the model calls and start-up: generous for a loaded machine

@@ -79,6 +79,53 @@ static void a_result_of_millions_of_rows_is_capped(void **state)
 	convbi_engine_close(e);
 }
 
+static void the_memory_and_disk_budgets_are_the_options(void **state)
+{
+	(void)state;
+	convbi_options o = CONVBI_OPTIONS_INIT;
+	o.db_path = SAMPLE_DB;
+	o.prompts_dir = SOURCE_DIR "/prompts";
+	o.sql_memory_mb = 8;
+	o.sql_temp_mb = 1;
+	convbi_engine *e = NULL;
+	assert_int_equal(convbi_engine_open(&e, &o), CONVBI_OK);
+	convbi_session *s = NULL;
+	assert_int_equal(convbi_session_new(&s, e), CONVBI_OK);
+	convbi_answer *a = NULL;
+	/* ten columns of 1 MB: fine within the default 256 MB, not within 8 */
+	static const char wide[] = "SELECT hex(zeroblob(500000)) AS a, hex(zeroblob(500001)) AS b, "
+	                           "hex(zeroblob(500002)) AS c, hex(zeroblob(500003)) AS d, hex(zeroblob(500004)) AS e, "
+	                           "hex(zeroblob(500005)) AS f, hex(zeroblob(500006)) AS g, hex(zeroblob(500007)) AS h, "
+	                           "hex(zeroblob(500008)) AS i, hex(zeroblob(500009)) AS j";
+	int rc = convbi_session_run_sql(s, wide, &a);
+	assert_int_equal(rc, CONVBI_ETOOBIG);
+	assert_non_null(strstr(convbi_answer_errmsg(a), "the query needs more than 8 MB of memory"));
+	convbi_answer_free(a);
+	rc = convbi_session_run_sql(s, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) "
+	                               "SELECT x FROM c ORDER BY hex(zeroblob(100)) || x DESC", &a);
+	assert_int_equal(rc, CONVBI_ETOOBIG);
+	assert_non_null(strstr(convbi_answer_errmsg(a), "more than 1 MB of temporary storage"));
+	convbi_answer_free(a);
+	convbi_session_free(s);
+	convbi_engine_close(e);
+
+	/* out of range: one line naming both */
+	o.sql_memory_mb = 0;
+	assert_int_equal(convbi_engine_open(&e, &o), CONVBI_EINVAL);
+	assert_non_null(strstr(convbi_engine_errmsg(e), "sql_memory_mb is 0 and sql_temp_mb 1; each must be 1 to 1048576"));
+	convbi_engine_close(e);
+	/* a version 3 caller's struct ends before them: the defaults apply */
+	o.version = 3;
+	assert_int_equal(convbi_engine_open(&e, &o), CONVBI_OK);
+	assert_int_equal(convbi_session_new(&s, e), CONVBI_OK);
+	rc = convbi_session_run_sql(s, wide, &a);
+	assert_int_equal(rc, CONVBI_OK);
+	assert_true(convbi_answer_row_count(a) == 1);
+	convbi_answer_free(a);
+	convbi_session_free(s);
+	convbi_engine_close(e);
+}
+
 static void huge_and_nul_laden_model_replies_fail_cleanly(void **state)
 {
 	struct fake f;
@@ -129,6 +176,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(a_schema_of_thousands_of_tables_is_cut_to_the_budget),
 		cmocka_unit_test(a_result_of_millions_of_rows_is_capped),
+		cmocka_unit_test(the_memory_and_disk_budgets_are_the_options),
 		cmocka_unit_test(huge_and_nul_laden_model_replies_fail_cleanly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
