@@ -44,6 +44,15 @@ int64_t budget_estimate_uusd(const struct price_cfg *p, int64_t prompt_tokens, i
 	return (int64_t)ceil((double)nonneg(prompt_tokens) * p->input + (double)completion_tokens * p->output);
 }
 
+int64_t budget_scale_next(int64_t scale, int64_t est_uusd, int64_t actual_uusd)
+{
+	if (est_uusd <= 0 || actual_uusd <= 0)
+		return scale;
+	int64_t r = actual_uusd * BUDGET_SCALE_ONE / est_uusd;
+	r = r < BUDGET_SCALE_ONE ? BUDGET_SCALE_ONE : r > BUDGET_SCALE_MAX ? BUDGET_SCALE_MAX : r;
+	return r >= scale ? r : (scale * 7 + r) / 8;
+}
+
 static const struct budget_cfg *cap_of(const struct llm_config *cfg, int scope, int ep)
 {
 	return scope == 0 ? &cfg->budget : &cfg->eps[ep].budget;

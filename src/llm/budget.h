@@ -40,6 +40,18 @@ double budget_cost_usd(const struct price_cfg *p, int64_t prompt, int64_t cached
  * above) at the output price. */
 int64_t budget_estimate_uusd(const struct price_cfg *p, int64_t prompt_tokens, int64_t completion_tokens);
 
+/* Calibration: estimates count a prompt token per 4 characters, which
+ * undercounts some text (other scripts, code).  A process keeps, per
+ * endpoint, the ratio of actual cost to estimate it has seen, in
+ * thousandths (BUDGET_SCALE_ONE = 1.0, never below): it jumps to a higher
+ * ratio at once and decays towards lower ones by 1/8 per call, and every
+ * estimate is multiplied by it.  Returns the new scale after a call whose
+ * estimate was est_uusd and actual cost actual_uusd (both > 0, else the
+ * scale unchanged). */
+#define BUDGET_SCALE_ONE 1000
+#define BUDGET_SCALE_MAX 100000  /* a 100x undercount is as far as it follows */
+int64_t budget_scale_next(int64_t scale, int64_t est_uusd, int64_t actual_uusd);
+
 enum budget_scope { BUDGET_OK, BUDGET_SET, BUDGET_ENDPOINT };
 
 /* One call's claim on the counters, from budget_reserve to budget_settle. */

@@ -18,6 +18,7 @@
 #include "llm/llm.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,6 +53,7 @@ struct llm {
 	struct token_src **tok;     /* owned array of borrowed srcs: per endpoint, NULL = its key */
 	pthread_mutex_t last_lock;
 	int *last_cls;              /* owned; per endpoint, class of its last attempt here */
+	_Atomic int64_t *est_scale; /* owned; per endpoint, budget_scale_next's calibration of cost estimates */
 	char (*last_err)[200];      /* owned; per endpoint, its last error text */
 };
 
@@ -91,6 +93,7 @@ void llm_close(struct llm *l)
 	free(l->srcs);
 	free(l->tok);
 	free(l->last_cls);
+	free((void *)l->est_scale);
 	free(l->last_err);
 	pthread_mutex_destroy(&l->last_lock);
 	pool_close(l->pool);
@@ -170,6 +173,9 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	pthread_mutex_init(&l->last_lock, NULL);
 	size_t n = l->cfg.n;
 	l->last_cls = xcalloc(n, sizeof *l->last_cls);
+	l->est_scale = xcalloc(n, sizeof *l->est_scale);
+	for (size_t i = 0; l->est_scale && i < n; i++)
+		atomic_init(&l->est_scale[i], BUDGET_SCALE_ONE);
 	l->last_err = xcalloc(n, sizeof *l->last_err);
 	l->urls = xcalloc(n, sizeof *l->urls);
 	l->auth = xcalloc(n, sizeof *l->auth);
@@ -179,7 +185,7 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	peps = xcalloc(n, sizeof *peps);
 	char **ident = xcalloc(n, sizeof *ident);
 	char **tok_ident = xcalloc(n, sizeof *tok_ident);
-	if (!l->urls || !l->auth || !peps || !ident || !tok_ident || !l->last_cls || !l->last_err || !l->srcs || !l->tok || !l->spill) {
+	if (!l->urls || !l->auth || !peps || !ident || !tok_ident || !l->last_cls || !l->est_scale || !l->last_err || !l->srcs || !l->tok || !l->spill) {
 		rc = err_code(err, CONVBI_ENOMEM);
 		goto done;
 	}
@@ -804,15 +810,18 @@ static int64_t estimate_prompt_tokens(const struct llm_request *req)
 	return (int64_t)((chars + 3) / 4);
 }
 
-/* Holds the call's estimated cost on ep's budgets.  Returns BUDGET_OK, or
- * the scope that refused with its message in msg. */
+/* Holds the call's estimated cost on ep's budgets; *raw gets the estimate
+ * before calibration.  Returns BUDGET_OK, or the scope that refused with
+ * its message in msg. */
 static int budget_claim(struct llm *l, int ep, const struct llm_request *req, int64_t prompt_est,
-                        struct budget_hold *hold, char *msg, size_t cap)
+                        struct budget_hold *hold, int64_t *raw, char *msg, size_t cap)
 {
 	struct budget_refusal why;
 	int64_t now = clock_wall_ms();
 	int choices = req->choices > 1 ? req->choices : 1; /* each choice is billed its completion */
-	int64_t need = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, req->max_tokens * choices);
+	int64_t completion = (req->max_tokens > 0 ? req->max_tokens : BUDGET_DEFAULT_COMPLETION) * (int64_t)choices;
+	*raw = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, completion);
+	int64_t need = *raw * atomic_load_explicit(&l->est_scale[ep], memory_order_relaxed) / BUDGET_SCALE_ONE;
 	int scope = budget_reserve(hold, &why, pool_state(l->pool), &l->cfg, ep, now, need);
 	if (scope != BUDGET_OK)
 		budget_refusal_msg(msg, cap, &why, l->cfg.eps[ep].name, now);
@@ -915,7 +924,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		}
 		struct budget_hold hold;
 		char why[300];
-		int scope = budget_claim(l, pick.ep, req, prompt_est, &hold, why, sizeof why);
+		int64_t raw_est = 0;
+		int scope = budget_claim(l, pick.ep, req, prompt_est, &hold, &raw_est, why, sizeof why);
 		if (scope != BUDGET_OK) {
 			pool_abandon(l->pool, &pick);
 			if (scope == BUDGET_SET) {  /* the whole purse is empty: no other endpoint helps */
@@ -939,6 +949,10 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		const struct price_cfg *price = &l->cfg.eps[pick.ep].price;
 		at.cost_usd = at.cls == LLM_OK ? budget_cost_usd(price, reply.prompt_tokens, reply.cached_tokens, reply.completion_tokens) : 0;
 		budget_settle(pool_state(l->pool), &hold, budget_uusd(at.cost_usd));
+		if (at.cls == LLM_OK)
+			atomic_store_explicit(&l->est_scale[pick.ep],
+			                      budget_scale_next(atomic_load_explicit(&l->est_scale[pick.ep], memory_order_relaxed),
+			                                        raw_est, budget_uusd(at.cost_usd)), memory_order_relaxed);
 		po.est_tokens = est;
 		if (at.cls != LLM_CANCELED && at.cls != LLM_DEADLINE && !no_send)
 			remember_outcome(l, pick.ep, &at);

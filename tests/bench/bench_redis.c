@@ -70,85 +70,12 @@
 #define QUOTA_EPS 2
 
 static char dir[512];     /* this run's scratch directory */
-static pid_t redis_pid;   /* our redis-server */
-static int redis_port;
-
-/* ---- redis-server ------------------------------------------------------------- */
+static struct bench_redis redis;  /* our redis-server */
+#define redis_port (redis.port)
 
 static void redis_stop(void)
 {
-	if (redis_pid > 0) {
-		kill(redis_pid, SIGKILL);
-		waitpid(redis_pid, NULL, 0);
-		redis_pid = 0;
-	}
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	         getsockname(fd, (struct sockaddr *)&a, &len) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok ? ntohs(a.sin_port) : -1;
-}
-
-static int redis_answers(int port)
-{
-	char cmd[64];
-	snprintf(cmd, sizeof cmd, "%d", port);
-	const char *argv[] = {"redis-cli", "-p", cmd, "PING", NULL};
-	char *out = NULL;
-	int rc = tu_run(argv, NULL, &out, NULL, 2000);
-	int ok = rc == 0 && out && !strncmp(out, "PONG", 4);
-	free(out);
-	return ok;
-}
-
-static void redis_start(void)
-{
-	const char *bin = getenv("REDIS_SERVER");
-	if (!bin || !*bin)
-		bin = "/usr/bin/redis-server";
-	if (access(bin, X_OK) != 0) {
-		fprintf(stderr, "bench_redis: %s not found; install redis-server\n", bin);
-		exit(1);
-	}
-	for (int tries = 0; tries < 5; tries++) {
-		char port[16], log[600];
-		redis_port = free_port();
-		snprintf(port, sizeof port, "%d", redis_port);
-		snprintf(log, sizeof log, "%s/redis.log", dir);
-		redis_pid = fork();
-		if (redis_pid == 0) {
-			if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
-				_exit(126);
-			int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
-			if (fd >= 0) {
-				dup2(fd, 1);
-				dup2(fd, 2);
-			}
-			execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly",
-			      "no", "--dir", dir, "--loglevel", "warning", (char *)NULL);
-			_exit(127);
-		}
-		for (int i = 0; i < 100; i++) {
-			if (waitpid(redis_pid, NULL, WNOHANG) == redis_pid)
-				break;
-			if (redis_answers(redis_port))
-				return;
-			usleep(20000);
-		}
-		redis_stop();
-	}
-	fprintf(stderr, "bench_redis: redis-server would not start; see %s/redis.log\n", dir);
-	exit(1);
+	bench_redis_stop(&redis);
 }
 
 /* ---- part 1: cost ----------------------------------------------------------------- */
@@ -545,7 +472,8 @@ int main(int argc, char **argv)
 		perror(dir);
 		return 1;
 	}
-	redis_start();
+	if (bench_redis_start(&redis, dir))
+		return 1;
 	atexit(redis_stop);
 	long q = quick ? 10 : 1;
 	long n_file = 200000 / q, n_redis = 20000 / q;

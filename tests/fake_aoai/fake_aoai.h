@@ -218,6 +218,7 @@ struct endpoint {
 	int lat_p95_ms;    /* > median: lognormal spread; else constant */
 	int chunk_ms;      /* gap between SSE events */
 	long cached_tokens;  /* prompt tokens reported as cached (capped at the prompt) */
+	int token_chars;     /* prompt characters per reported token (default 4, as tokens_of) */
 	double price[3];     /* USD per million: input, cached_input, output */
 	int n_mode;        /* enum n_mode: what a request's `n` > 1 gets */
 	int rps, rp10s, rpm;

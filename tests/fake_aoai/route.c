@@ -449,7 +449,8 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 		.model = kind == API_OPENAI && ch->model ? ch->model : ep->model,
 		.azure = kind != API_OPENAI,
 		.include_usage = ch->include_usage,
-		.prompt_tokens = tokens_of(ch->content_chars),
+		.prompt_tokens = ep->token_chars == 4 ? tokens_of(ch->content_chars)
+		                                      : (long)((ch->content_chars + (size_t)ep->token_chars - 1) / (size_t)ep->token_chars),
 		.completion_tokens = tokens_of(len + extra_len),
 		.chunk_ms = ep->chunk_ms,
 		.headers = h.p,

@@ -3,7 +3,8 @@
  * A scenario is one JSON object:
  *   {"endpoints": [{"name", "api_key", "deployment", "model"?, "rps"?, "rp10s"?,
  *                   "rpm"?, "tpm"?, "latency_ms"? (ms or {"median","p95"}),
- *                   "chunk_ms"?, "cached_tokens"?, "price"? ({"input",
+ *                   "chunk_ms"?, "cached_tokens"?, "token_chars"? (prompt
+ *                   characters per reported token, default 4), "price"? ({"input",
  *                   "cached_input", "output"} USD per million tokens: billed
  *                   into the stats), "faults"?, "client"? (read by the harness),
  *                   "n"? ("choices" default, "ignore", "reject": how a request's
@@ -35,7 +36,7 @@
 
 static const char *const endpoint_fields[] = {
 	"name", "api_key", "deployment", "model", "rps", "rp10s", "rpm", "tpm",
-	"latency_ms", "chunk_ms", "cached_tokens", "price", "faults", "client", "comment", "n",
+	"latency_ms", "chunk_ms", "cached_tokens", "token_chars", "price", "faults", "client", "comment", "n",
 	"local_auth", "region", "spillover_deployments", "context_window",
 };
 static const char *const rule_fields[] = {
@@ -188,6 +189,10 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 		return -1;
 	if (int_field(o, "cached_tokens", 1000000000L, &e->cached_tokens))
 		return fail(msg, mlen, "`cached_tokens` must be a non-negative integer (prompt tokens reported as cached)");
+	long tchars = 4;
+	if (int_field(o, "token_chars", 100, &tchars) || tchars < 1)
+		return fail(msg, mlen, "`token_chars` must be 1-100 (prompt characters per reported token)");
+	e->token_chars = (int)tchars;
 	const cJSON *price = cJSON_GetObjectItemCaseSensitive(o, "price");
 	if (price) {
 		static const char *const keys[3] = {"input", "cached_input", "output"};

@@ -1,8 +1,14 @@
 /* benchutil.c -- shared benchmark helpers (see benchutil.h). */
 #include "benchutil.h"
 
+#include <arpa/inet.h>
 #include <cjson/cJSON.h>
+#include <fcntl.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -209,4 +215,82 @@ void bench_oracle_stop(struct bench_oracle *o)
 	free(o->qs);
 	o->qs = NULL;
 	o->n = 0;
+}
+
+/* ---- a redis-server of our own -------------------------------------------- */
+
+void bench_redis_stop(struct bench_redis *r)
+{
+	if (r->pid > 0) {
+		kill(r->pid, SIGKILL);
+		waitpid(r->pid, NULL, 0);
+		r->pid = 0;
+	}
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	         getsockname(fd, (struct sockaddr *)&a, &len) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok ? ntohs(a.sin_port) : -1;
+}
+
+static int redis_answers(int port)
+{
+	char cmd[64];
+	snprintf(cmd, sizeof cmd, "%d", port);
+	const char *argv[] = {"redis-cli", "-p", cmd, "PING", NULL};
+	char *out = NULL;
+	int rc = tu_run(argv, NULL, &out, NULL, 2000);
+	int ok = rc == 0 && out && !strncmp(out, "PONG", 4);
+	free(out);
+	return ok;
+}
+
+int bench_redis_start(struct bench_redis *r, const char *dir)
+{
+	const char *bin = getenv("REDIS_SERVER");
+	if (!bin || !*bin)
+		bin = "/usr/bin/redis-server";
+	if (access(bin, X_OK) != 0) {
+		fprintf(stderr, "bench: %s not found; install redis-server\n", bin);
+		return -1;
+	}
+	for (int tries = 0; tries < 5; tries++) {
+		char port[16], log[600];
+		r->port = free_port();
+		snprintf(port, sizeof port, "%d", r->port);
+		snprintf(log, sizeof log, "%s/redis.log", dir);
+		r->pid = fork();
+		if (r->pid == 0) {
+			if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() == 1)
+				_exit(126);
+			int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+			if (fd >= 0) {
+				dup2(fd, 1);
+				dup2(fd, 2);
+			}
+			execl(bin, bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", dir,
+			      "--loglevel", "warning", (char *)NULL);
+			_exit(127);
+		}
+		for (int i = 0; i < 100; i++) {
+			if (waitpid(r->pid, NULL, WNOHANG) == r->pid)
+				break;
+			if (redis_answers(r->port))
+				return 0;
+			usleep(20000);
+		}
+		bench_redis_stop(r);
+	}
+	fprintf(stderr, "bench: redis-server would not start; see %s/redis.log\n", dir);
+	return -1;
 }

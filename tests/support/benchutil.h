@@ -19,6 +19,18 @@ double bench_pct(const double *sorted, int n, double p);
 int bench_pick_report(struct pool *p);
 
 
+/* A redis-server of our own on a free loopback port (bench_redis,
+ * bench_budget): no persistence, files in dir, killed with its parent. */
+struct bench_redis {
+	int pid;   /* 0 when not running */
+	int port;
+};
+/* Starts $REDIS_SERVER (default /usr/bin/redis-server) and waits until it
+ * answers PING.  Returns 0, or -1 after one line on stderr. */
+int bench_redis_start(struct bench_redis *r, const char *dir);
+/* Kills and reaps it; harmless when not running. */
+void bench_redis_stop(struct bench_redis *r);
+
 /* One Spider dev question: its database id, text and gold SQL. */
 struct bench_question {
 	const char *db;

@@ -1426,6 +1426,87 @@ static void llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_
 	srv_stop(&s);
 }
 
+/* Each call: a 5-character prompt (2 tokens) with max_tokens 1 and the
+ * reply "OK" (1 token), at 1,000 USD per million tokens: 3,000 micro-USD,
+ * exactly its estimate. */
+static const char scenario_priced[] =
+	"{\"endpoints\": ["
+	"{\"name\":\"east\",\"api_key\":\"k-east-5c2a9e71d3\",\"deployment\":\"gpt-4o\",\"latency_ms\":5,"
+	"\"price\":{\"input\":1000,\"cached_input\":1000,\"output\":1000},"
+	"\"client\":{\"price\":{\"input\":1000,\"output\":1000}}},"
+	"{\"name\":\"west\",\"api_key\":\"k-west-0b8d3f6a2e\",\"deployment\":\"gpt-4o\",\"latency_ms\":5,"
+	"\"price\":{\"input\":1000,\"cached_input\":1000,\"output\":1000},"
+	"\"client\":{\"price\":{\"input\":1000,\"output\":1000}}}],"
+	"\"default_reply\": \"OK\"}";
+
+static void processes_sharing_redis_spend_one_budget_kept_in_its_own_hash(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct fake f;
+	assert_int_equal(fake_start(&f, scenario_priced), 0);
+	char extra[512];
+	snprintf(extra, sizeof extra,
+	         "{\"budget\": {\"daily\": 0.3}, \"state\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:%d/0\", "
+	         "\"prefix\": \"spend:\", \"timeout_ms\": %d}}",
+	         s.port, TIMEOUT_MS);
+	enum { KIDS = 4 };
+	pid_t pid[KIDS];
+	int fds[KIDS];
+	for (int k = 0; k < KIDS; k++) {
+		int p[2];
+		assert_int_equal(pipe(p), 0);
+		pid[k] = fork();
+		assert_true(pid[k] >= 0);
+		if (pid[k] == 0) {
+			close(p[0]);
+			struct llm *l = llm_on(&f, extra);
+			int count[3] = {0, 0, 0}, rc;
+			struct chat_msg m = {"user", "hello"};
+			struct llm_request req = {.msgs = &m, .n = 1, .max_tokens = 1, .temperature = -1};
+			do {
+				struct llm_reply rep;
+				struct err e = ERR_INIT;
+				rc = llm_chat(l, &req, &rep, &e);
+				llm_reply_release(&rep);
+				count[rc == CONVBI_OK ? 0 : rc == CONVBI_EBUDGET ? 1 : 2]++;
+			} while (rc == CONVBI_OK && count[0] < 1000);
+			llm_close(l);
+			child_done(p[1], 0, count);
+		}
+		close(p[1]);
+		fds[k] = p[0];
+	}
+	int ok = 0;
+	for (int k = 0; k < KIDS; k++) {
+		struct child_msg msg = child_wait(pid[k], fds[k]);
+		close(fds[k]);
+		assert_int_equal(msg.status, 0);
+		assert_int_equal(msg.count[1], 1);  /* each ended on the budget */
+		assert_int_equal(msg.count[2], 0);
+		ok += msg.count[0];
+	}
+	assert_int_equal(ok, 100);  /* $0.30 / $0.003, not a call more or less */
+	double billed = fake_stat_num(&f, "east", "cost_usd") + fake_stat_num(&f, "west", "cost_usd");
+	assert_true(billed > 0.299999 && billed < 0.300001);
+	/* the spending lives in its own hash, with a TTL longer than a month */
+	char key[256];
+	only_key(key, sizeof key, &s, "spend:spend1:");
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	redisReply *rep = redisCommand(c, "HGET %s set.day", key);
+	assert_true(rep && rep->type == REDIS_REPLY_STRING);
+	char want[64];
+	snprintf(want, sizeof want, "%u:300000", state_period(STATE_SPEND_DAY, clock_wall_ms()));
+	assert_string_equal(rep->str, want);
+	freeReplyObject(rep);
+	long long pttl = cmd_int(c, "PTTL %s", key);
+	assert_true(pttl > STATE_REDIS_SPEND_TTL_MS - 60000 && pttl <= STATE_REDIS_SPEND_TTL_MS);
+	redisFree(c);
+	fake_stop(&f);
+	srv_stop(&s);
+}
+
 static void convbi_redis_url_in_the_environment_switches_llm_to_redis(void **state)
 {
 	struct rsrv s;
@@ -1485,6 +1566,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(a_forked_child_opens_its_own_connection, setup, teardown),
 		cmocka_unit_test_setup_teardown(llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_restart, setup, teardown),
 		cmocka_unit_test_setup_teardown(convbi_redis_url_in_the_environment_switches_llm_to_redis, setup, teardown),
+		cmocka_unit_test_setup_teardown(processes_sharing_redis_spend_one_budget_kept_in_its_own_hash, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
