@@ -1450,6 +1450,9 @@ static void processes_sharing_redis_spend_one_budget_kept_in_its_own_hash(void *
 	         "{\"budget\": {\"daily\": 0.3}, \"state\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:%d/0\", "
 	         "\"prefix\": \"spend:\", \"timeout_ms\": %d}}",
 	         s.port, TIMEOUT_MS);
+	char path[1024];  /* written once here: the children only read it */
+	snprintf(path, sizeof path, "%s/spend.json", f.dir);
+	assert_int_equal(fake_write_config(&f, path, extra), 0);
 	enum { KIDS = 4 };
 	pid_t pid[KIDS];
 	int fds[KIDS];
@@ -1460,7 +1463,11 @@ static void processes_sharing_redis_spend_one_budget_kept_in_its_own_hash(void *
 		assert_true(pid[k] >= 0);
 		if (pid[k] == 0) {
 			close(p[0]);
-			struct llm *l = llm_on(&f, extra);
+			struct llm_config cfg;
+			struct llm *l = NULL;
+			struct err ce = ERR_INIT;
+			if (config_load(&cfg, path, &ce) || llm_open(&l, &cfg, &ce))
+				child_done(p[1], 2, NULL);
 			int count[3] = {0, 0, 0}, rc;
 			struct chat_msg m = {"user", "hello"};
 			struct llm_request req = {.msgs = &m, .n = 1, .max_tokens = 1, .temperature = -1};
