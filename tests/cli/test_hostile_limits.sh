@@ -87,8 +87,9 @@ hold_lock() {
 	sqlite3 "$T/lock.db" <"$T/lockctl" >/dev/null 2>&1 &
 	LOCK_PID=$!
 	exec 3>"$T/lockctl"
+	echo ".timeout 10000" >&3
 	echo "BEGIN EXCLUSIVE; CREATE TABLE held (a);" >&3
-	for _ in $(seq 100); do sqlite3 "$T/lock.db" "SELECT 1 FROM customers LIMIT 1" >/dev/null 2>&1 || return 0; sleep 0.05; done
+	for _ in $(seq 200); do sqlite3 "$T/lock.db" "SELECT 1 FROM customers LIMIT 1" >/dev/null 2>&1 || return 0; sleep 0.05; done
 	bad "the lock was not taken"
 }
 release_lock() { echo "ROLLBACK;" >&3; exec 3>&-; wait "$LOCK_PID"; }
@@ -102,13 +103,18 @@ contains "$ERR" "$LOCKED" "the same message"
 expect_code 2 "batch on a locked database" $TO "$CONVBI" batch --config "$T/config.json" --db "$T/lock.db" --out "$T/lock.jsonl" "$T/q.txt"
 contains "$ERR" "$LOCKED" "the same message"
 release_lock
-# locked after the engine opened it: the model's first reply comes 1.2 s late
-curl -s -X POST --data '[{"kind":"slow_first_token","delay_ms":1200,"count":1}]' "http://127.0.0.1:$PORT_a/_fake/faults" >/dev/null
-$TO "$CONVBI" ask --config "$T/config.json" --db "$T/lock.db" "How many customers are there?" >"$T/late.out" 2>"$T/late.err" &
-ASK_PID=$!
-sleep 0.5
+# locked after the engine opened it: the model's first two replies come
+# 1.5 s late each, and the lock is taken once convbi has the file open
+curl -s -X POST --data '[{"kind":"slow_first_token","delay_ms":1500,"count":2}]' "http://127.0.0.1:$PORT_a/_fake/faults" >/dev/null
+"$CONVBI" ask --config "$T/config.json" --db "$T/lock.db" "How many customers are there?" >"$T/late.out" 2>"$T/late.err" &
+RUN_PID=$!  # killed at exit if it hangs (lib.sh)
+for _ in $(seq 200); do
+	ls -l "/proc/$RUN_PID/fd" 2>/dev/null | grep -q "lock.db" && break
+	sleep 0.05
+done
 hold_lock
-wait "$ASK_PID"; rc=$?
+wait "$RUN_PID"; rc=$?
+RUN_PID=""
 if [ "$rc" = 2 ]; then ok "ask locked out after it opened the database (exit 2)"; else bad "ask locked out after it opened the database: exit $rc, wanted 2; $(cat "$T/late.err")"; fi
 contains "$(cat "$T/late.err")" "$LOCKED" "the same message"
 release_lock
