@@ -91,14 +91,30 @@ static int open_llm(struct env *e, struct llm **out, struct err *err)
 	return llm_open(out, &cfg, err);
 }
 
-static void start(struct env *e, int lifetime_s, const char *names, const char *auth)
+static void start_fake_only(struct env *e, int lifetime_s)
 {
 	memset(e, 0, sizeof *e);
 	assert_int_equal(fake_start(&e->f, scenario(lifetime_s, 0)), 0);
+}
+
+/* Opens the client on the named endpoints with auth, while the variables
+ * vars (name, value, ..., NULL) are set: a type reads them at load. */
+static void open_with(struct env *e, const char *names, const char *auth, const char *const *vars)
+{
+	for (size_t i = 0; vars && vars[i]; i += 2)
+		setenv(vars[i], vars[i + 1], 1);
 	write_config(e, names, auth, NULL);
 	struct err err = ERR_INIT;
 	if (open_llm(e, &e->l, &err))
 		fail_msg("open: %s", err.msg);
+	for (size_t i = 0; vars && vars[i]; i += 2)
+		unsetenv(vars[i]);
+}
+
+static void start(struct env *e, int lifetime_s, const char *names, const char *auth)
+{
+	start_fake_only(e, lifetime_s);
+	open_with(e, names, auth, NULL);
 }
 
 static void stop(struct env *e)
@@ -166,18 +182,11 @@ static void managed_identity_from_the_metadata_service_sends_a_bearer_token_to_a
 static void managed_identity_on_app_service_uses_identity_endpoint_and_header(void **state)
 {
 	struct env e;
-	memset(&e, 0, sizeof e);
-	assert_int_equal(fake_start(&e.f, scenario(3600, 0)), 0);
+	start_fake_only(&e, 3600);
 	char ep[256];
 	snprintf(ep, sizeof ep, "http://127.0.0.1:%d/msi/token", fake_port(&e.f, "east"));
-	setenv("IDENTITY_ENDPOINT", ep, 1);
-	setenv("IDENTITY_HEADER", IDH, 1);
-	write_config(&e, "east", "{\"type\": \"managed_identity\"}", NULL);
-	struct err err = ERR_INIT;
-	if (open_llm(&e, &e.l, &err))
-		fail_msg("open: %s", err.msg);
-	unsetenv("IDENTITY_ENDPOINT");
-	unsetenv("IDENTITY_HEADER");
+	const char *const vars[] = {"IDENTITY_ENDPOINT", ep, "IDENTITY_HEADER", IDH, NULL};
+	open_with(&e, "east", "{\"type\": \"managed_identity\"}", vars);
 	assert_chat_ok(e.l);
 	assert_int_equal(fake_log_count(&e.f, "/msi/token?api-version=2019-08-01&resource="), 1);
 	assert_int_equal(fake_log_count(&e.f, "\"x-identity-header\":\"<match>\""), 1);
@@ -189,24 +198,14 @@ static void managed_identity_on_app_service_uses_identity_endpoint_and_header(vo
 static void workload_identity_exchanges_the_federated_token_at_the_authority(void **state)
 {
 	struct env e;
-	memset(&e, 0, sizeof e);
-	assert_int_equal(fake_start(&e.f, scenario(3600, 0)), 0);
+	start_fake_only(&e, 3600);
 	char authority[128], fed[1024];
 	snprintf(authority, sizeof authority, "http://127.0.0.1:%d/", fake_port(&e.f, "east"));
 	snprintf(fed, sizeof fed, "%s/azure-identity-token", e.f.dir);
 	assert_int_equal(tu_write_file(fed, FED "\n"), 0);
-	setenv("AZURE_AUTHORITY_HOST", authority, 1);
-	setenv("AZURE_FEDERATED_TOKEN_FILE", fed, 1);
-	setenv("AZURE_TENANT_ID", "tnt-1", 1);
-	setenv("AZURE_CLIENT_ID", "cid-1", 1);
-	write_config(&e, "east", "{\"type\": \"workload_identity\"}", NULL);
-	struct err err = ERR_INIT;
-	if (open_llm(&e, &e.l, &err))
-		fail_msg("open: %s", err.msg);
-	unsetenv("AZURE_AUTHORITY_HOST");
-	unsetenv("AZURE_FEDERATED_TOKEN_FILE");
-	unsetenv("AZURE_TENANT_ID");
-	unsetenv("AZURE_CLIENT_ID");
+	const char *const vars[] = {"AZURE_AUTHORITY_HOST", authority, "AZURE_FEDERATED_TOKEN_FILE", fed,
+	                            "AZURE_TENANT_ID", "tnt-1", "AZURE_CLIENT_ID", "cid-1", NULL};
+	open_with(&e, "east", "{\"type\": \"workload_identity\"}", vars);
 	assert_chat_ok(e.l);
 	assert_int_equal(fake_log_count(&e.f, "\"path\":\"/tnt-1/oauth2/v2.0/token\""), 1);
 	assert_int_equal(fake_log_count(&e.f, "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=<redacted>"), 1);
@@ -237,8 +236,7 @@ static void client_secret_gets_a_token_with_the_client_credentials_grant(void **
 static void a_key_on_a_resource_with_key_auth_disabled_is_refused_with_a_clear_error(void **state)
 {
 	struct env e;
-	memset(&e, 0, sizeof e);
-	assert_int_equal(fake_start(&e.f, scenario(3600, 0)), 0);
+	start_fake_only(&e, 3600);
 	write_config(&e, "east", "{\"type\": \"api_key\"}", NULL);
 	/* an api_key auth needs the key: add it */
 	char *text = tu_read_file(e.cfg, NULL);
