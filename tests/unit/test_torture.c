@@ -20,11 +20,15 @@
 #include "flow/history.h"
 #include "llm/aoai.h"
 #include "llm/config.h"
+#include "prompt/examples.h"
 #include "prompt/tmpl.h"
 #include "testutil.h"
 #include "util/alloc.h"
 
 typedef int (*path_fn)(void *ctx);
+
+#define EXAMPLES_TEXT "{\"question\":\"How many stores are there?\",\"sql\":\"SELECT count(*) FROM stores\",\"db\":\"shop\"}\n" \
+                      "{\"question\":\"List the names of all singers\",\"sql\":\"SELECT name FROM singer AS s\",\"db\":\"c\"}\n"
 
 struct tally {
 	long runs, nomem, ok;
@@ -145,8 +149,32 @@ static int path_wire(void *ctx)
 	return rc;
 }
 
+/* Verified examples: load a file, choose with a draft, render. */
+static int path_examples(void *ctx)
+{
+	struct examples *ex = NULL;
+	struct err err = ERR_INIT;
+	struct buf b = BUF_INIT;
+	static const char *const domain[] = {"singer", "age", "name"};
+	int rc = examples_load(&ex, ctx, &err);
+	size_t picked[EXAMPLES_K];
+	int n = 0;
+	struct examples_query q = {"How many singers are older than 30?", domain, 3, "SELECT count(*) FROM singer WHERE age > 30",
+	                           NULL};
+	if (!rc)
+		rc = examples_choose(ex, &q, EXAMPLES_K, picked, &n);
+	if (!rc)
+		rc = examples_render(&b, ex, picked, n, EXAMPLES_BUDGET_BYTES);
+	if (!rc)
+		rc = examples_skeleton(&b, q.draft);
+	buf_release(&b);
+	examples_free(ex);
+	return rc;
+}
+
 struct api_ctx {
 	char config[1024];
+	char examples[1024];
 };
 
 /* The whole public path: open an engine, a session, ask, read the JSON. */
@@ -157,6 +185,7 @@ static int path_api(void *ctx)
 	o.db_path = SAMPLE_DB;
 	o.config_path = c->config;
 	o.prompts_dir = SOURCE_DIR "/prompts";
+	o.examples_path = c->examples;
 	convbi_engine *e = NULL;
 	convbi_session *s = NULL;
 	convbi_answer *a = NULL;
@@ -186,6 +215,13 @@ static void pure_paths_return_enomem_at_every_failing_allocation(void **state)
 	torture("extract", path_extract, NULL);
 	torture("history", path_history, NULL);
 	torture("aoai wire", path_wire, NULL);
+	char *dir = tu_mkdtemp("torture-examples");
+	char path[1100];
+	snprintf(path, sizeof path, "%s/ex.jsonl", dir);
+	assert_int_equal(tu_write_file(path, EXAMPLES_TEXT), 0);
+	torture("examples load+choose+render", path_examples, path);
+	tu_rmtree(dir);
+	free(dir);
 }
 
 static void the_public_ask_path_returns_enomem_at_every_failing_allocation(void **state)
@@ -197,6 +233,8 @@ static void the_public_ask_path_returns_enomem_at_every_failing_allocation(void 
 	                                "\"default_reply\":\"There are 200 customers.\"}"), 0);
 	struct api_ctx c;
 	snprintf(c.config, sizeof c.config, "%s/config.json", f.dir);
+	snprintf(c.examples, sizeof c.examples, "%s/examples.jsonl", f.dir); /* the SQL prompt's {{examples}} too */
+	assert_int_equal(tu_write_file(c.examples, EXAMPLES_TEXT), 0);
 	assert_int_equal(fake_write_config(&f, c.config, "{\"retry\":{\"max_attempts\":2,\"deadline_ms\":5000}}"), 0);
 	struct tally t = torture("engine open + ask + answer json", path_api, &c);
 	assert_true(t.nomem > 0);
