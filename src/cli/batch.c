@@ -54,6 +54,7 @@
 #include <unistd.h>
 
 #include "cli/batch.h"
+#include "cli/term.h"
 #include "cli/userfile.h"
 
 #define BATCH_ROW_CAP_DEFAULT 1000 /* rows kept per result line: as in ask (convbi_options.row_cap) */
@@ -295,7 +296,7 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	runstats_add(&b->st, status, line);
 	if (status && b->o->verbose) {
 		progress_end(&b->pg);
-		fprintf(stderr, "convbi: batch: id %s failed: %s: %s\n", it->id, convbi_errname(status),
+		term_printf(stderr, "convbi: batch: id %s failed: %s: %s\n", it->id, convbi_errname(status),
 		        str_of(line, "error") ? str_of(line, "error") : convbi_errstr(status));
 	}
 	if (werr && !b->werr)

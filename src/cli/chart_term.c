@@ -19,6 +19,7 @@
 #include <strings.h>
 
 #include "cli/chart_term.h"
+#include "cli/term.h"
 
 #define BAR_WIDTH 40
 #define LABEL_MAX_CHARS 24
@@ -79,7 +80,7 @@ static void put_label(FILE *f, const char *s, int width)
 		const char *q = p + 1;
 		while (*q && ((unsigned char)*q & 0xC0) == 0x80)
 			q++;
-		fwrite(p, 1, (size_t)(q - p), f);
+		term_put(f, p, (size_t)(q - p));
 		p = q;
 	}
 	for (; n < width; n++)
@@ -214,7 +215,7 @@ static void draw_lines(FILE *f, const cJSON *values, const cJSON *enc, int utf8)
 			hi = fmax(hi, v->valuedouble);
 		}
 		if (*series)
-			fprintf(f, "%s: ", key);
+			term_printf(f, "%s: ", key);
 		cJSON_ArrayForEach(r, values) {
 			const cJSON *v = series_value(r, series, key, y);
 			if (!v)
@@ -226,7 +227,7 @@ static void draw_lines(FILE *f, const cJSON *values, const cJSON *enc, int utf8)
 				fputc(ascii[level], f);
 			value_text(*first ? last : first, sizeof first, cJSON_GetObjectItemCaseSensitive(r, x));
 		}
-		fprintf(f, "  %s .. %s, %g to %g\n", first, *last ? last : first, lo, hi);
+		term_printf(f, "  %s .. %s, %g to %g\n", first, *last ? last : first, lo, hi);
 	}
 }
 
@@ -256,7 +257,7 @@ static void draw_points(FILE *f, const cJSON *values, const cJSON *enc, int utf8
 		int l = y1 > y0 ? (int)((b->valuedouble - y0) / (y1 - y0) * (GRID_H - 1)) : 0;
 		grid[GRID_H - 1 - l][c] = 1;
 	}
-	fprintf(f, "%s %g to %g\n", y, y0, y1);
+	term_printf(f, "%s %g to %g\n", y, y0, y1);
 	for (int l = 0; l < GRID_H; l++) {
 		fputs(utf8 ? "│" : "|", f);
 		for (int c = 0; c < GRID_W; c++)
@@ -266,7 +267,7 @@ static void draw_points(FILE *f, const cJSON *values, const cJSON *enc, int utf8
 	fputs(utf8 ? "└" : "+", f);
 	for (int c = 0; c < GRID_W; c++)
 		fputs(utf8 ? "─" : "-", f);
-	fprintf(f, "\n %s %g to %g\n", x, x0, x1);
+	term_printf(f, "\n %s %g to %g\n", x, x0, x1);
 }
 
 int chart_term_print(FILE *f, const convbi_answer *a, int utf8)

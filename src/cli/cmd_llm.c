@@ -15,6 +15,7 @@ struct llm_print {
 	int verbose;
 	struct spinner spin;
 	int err_tty;
+	struct term_text text; /* the streamed reply, made safe piece by piece */
 };
 
 /* Streams tokens, shows retries and the spinner; Ctrl-C cancels at once. */
@@ -29,15 +30,16 @@ static int llm_event(const convbi_event *ev, void *payload)
 		spinner_tick(&p->spin);
 	} else if (ev->kind == CONVBI_EVENT_TOKEN && p->printing) {
 		spinner_clear(&p->spin);
-		fwrite(ev->text, 1, ev->len, stdout);
+		term_text_put(&p->text, stdout, ev->text, ev->len);
 		fflush(stdout);
 		p->printed = 1;
 	} else if (ev->kind == CONVBI_EVENT_RETRY) {
 		spinner_clear(&p->spin);
+		term_text_end(&p->text, stdout);
 		if (p->printed)
 			fputc('\n', stdout);
 		if (p->verbose || p->err_tty)
-			fprintf(stderr, "convbi: %s: %.*s\n", ev->endpoint ? ev->endpoint : "?", (int)ev->len, ev->text);
+			term_printf(stderr, "convbi: %s: %.*s\n", ev->endpoint ? ev->endpoint : "?", (int)ev->len, ev->text);
 	}
 	return 0;
 }
@@ -65,12 +67,13 @@ int cmd_llm(struct cli_opts *o)
 		return cli_exit_code(rc);
 	char *json = NULL;
 	int stream = o->stream == 1;
-	struct llm_print p = {stream && !o->json, 0, o->verbose, {0}, isatty(2)};
+	struct llm_print p = {stream && !o->json, 0, o->verbose, {0}, isatty(2), {{0}, 0}};
 	spinner_start(&p.spin, p.err_tty);
 	spinner_stage(&p.spin, "waiting for the model");
 	cli_catch_sigint();
 	rc = convbi_engine_chat(e, o->system, o->question, stream, llm_event, &p, &json);
 	spinner_clear(&p.spin);
+	term_text_end(&p.text, stdout);
 	if (rc == CONVBI_ECANCELED) {
 		if (p.printed)
 			fputc('\n', stdout);
@@ -88,7 +91,7 @@ int cmd_llm(struct cli_opts *o)
 		cJSON *root = cJSON_Parse(json);
 		const cJSON *c = cJSON_GetObjectItemCaseSensitive(root, "content");
 		if (cJSON_IsString(c))
-			fputs(c->valuestring, stdout);
+			term_put(stdout, c->valuestring, strlen(c->valuestring));
 		fputc('\n', stdout);
 		cJSON_Delete(root);
 	} else if (rc == CONVBI_OK) {
@@ -268,7 +271,7 @@ int cmd_schema(struct cli_opts *o)
 	if (rc)
 		cli_error("%s", convbi_engine_errmsg(e));
 	else
-		fputs(text, stdout);
+		term_put(stdout, text, strlen(text));
 	convbi_free(text);
 	convbi_engine_close(e);
 	return cli_exit_code(rc);

@@ -53,6 +53,7 @@
 
 #include "cli/batch.h"
 #include "cli/eval.h"
+#include "cli/term.h"
 #include "cli/userfile.h"
 #include "util/rescmp.h"
 
@@ -293,7 +294,7 @@ static void run_task(void *ctx, int i)
 		runstats_add(&ev->st, status, ans);
 	if (ev->o->verbose && q->verdict != V_PENDING && q->verdict != V_CORRECT) {
 		progress_end(&ev->pg);
-		fprintf(stderr, "convbi: eval: #%d %s: %s: %s\n", q->index, q->db_id, verdict_names[q->verdict],
+		term_printf(stderr, "convbi: eval: #%d %s: %s: %s\n", q->index, q->db_id, verdict_names[q->verdict],
 		        q->error ? q->error : "");
 	}
 	flush_lines(ev, 0);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/term.h"
 #include "serve/serve.h"
 
 struct command {
@@ -88,12 +89,14 @@ static const struct option long_opts[] = {
 	{NULL, 0, NULL, 0},
 };
 
+/* Messages quote the model's SQL, the database's names and remote error
+ * text: they go through the terminal sanitizer (term.h). */
 void cli_error(const char *fmt, ...)
 {
 	va_list ap;
 	fputs("convbi: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	term_vprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
 }
@@ -205,7 +208,7 @@ static int accepts(const struct command *cmd, const char *flag)
 
 static void log_to_stderr(int level, const char *line, void *payload)
 {
-	fprintf(stderr, "convbi: %s%s\n", level >= 3 ? "error: " : level == 2 ? "warning: " : "", line);
+	term_printf(stderr, "convbi: %s%s\n", level >= 3 ? "error: " : level == 2 ? "warning: " : "", line);
 }
 
 /* Finds the command: the first word that is neither an option nor an

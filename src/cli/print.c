@@ -131,7 +131,7 @@ int print_commit(struct print_state *ps)
 /* .confirm: asks on the terminal whether the model's SQL may run. */
 static int confirm_sql(struct print_state *ps, const char *sql, size_t len)
 {
-	fprintf(stderr, "SQL: %.*s\nrun this? [Y/n/e] ", (int)len, sql);
+	term_printf(stderr, "SQL: %.*s\nrun this? [Y/n/e] ", (int)len, sql);
 	fflush(stderr);
 	char line[64];
 	if (!fgets(line, sizeof line, stdin) || cli_interrupted) {
@@ -178,23 +178,24 @@ int print_event(const convbi_event *ev, void *payload)
 		if (ps->confirm)
 			return confirm_sql(ps, ev->text, ev->len);
 		if (ps->show_sql)
-			fprintf(rows_only(ps) ? stderr : stdout, "SQL: %.*s\n", (int)ev->len, ev->text);
+			term_printf(rows_only(ps) ? stderr : stdout, "SQL: %.*s\n", (int)ev->len, ev->text);
 		break;
 	case CONVBI_EVENT_TOKEN:
 		spinner_clear(&ps->spin);
 		if (ps->stream) {
-			fwrite(ev->text, 1, ev->len, sentence);
+			term_text_put(&ps->text, sentence, ev->text, ev->len);
 			ps->streamed = 1;
 		}
 		break;
 	case CONVBI_EVENT_RETRY:
 		spinner_clear(&ps->spin);
 		if (ps->streamed && strstr(ev->text, "stream restarted")) {
+			term_text_end(&ps->text, sentence);
 			fputs("\n[the answer is being restarted on another endpoint]\n", sentence);
 			ps->streamed = 0;
 		}
 		if (ps->verbose || ps->show_work || ps->term.err_tty)
-			fprintf(stderr, "convbi: %s: %.*s\n", ev->endpoint ? ev->endpoint : "?", (int)ev->len, ev->text);
+			term_printf(stderr, "convbi: %s: %.*s\n", ev->endpoint ? ev->endpoint : "?", (int)ev->len, ev->text);
 		break;
 	}
 	fflush(stdout);
@@ -227,16 +228,14 @@ static double jnum(const cJSON *o, const char *key)
 /* SQL on one line: runs of white space become one space. */
 static void put_flat(FILE *f, const char *s)
 {
-	int space = 0;
-	for (; *s; s++) {
-		if (*s == ' ' || *s == '\n' || *s == '\t' || *s == '\r') {
-			space = 1;
-			continue;
-		}
-		if (space)
+	while (*s) {
+		size_t word = strcspn(s, " \n\t\r");
+		term_put(f, s, word);
+		s += word;
+		size_t space = strspn(s, " \n\t\r");
+		if (space && s[space])
 			fputc(' ', f);
-		space = 0;
-		fputc(*s, f);
+		s += space;
 	}
 }
 
@@ -251,9 +250,9 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 		return;
 	const char *q = jstr(root, "question"), *sq = jstr(root, "standalone_question"), *intent = jstr(root, "intent");
 	if (full)
-		fprintf(f, "question: %s\nintent:   %s\n", q ? q : "", intent ? intent : "-");
+		term_printf(f, "question: %s\nintent:   %s\n", q ? q : "", intent ? intent : "-");
 	if (sq && q && strcmp(sq, q) && (full || (intent && !strcmp(intent, "follow_up"))))
-		fprintf(f, "%s%s\n", full ? "as:       " : "convbi: follow-up understood as: ", sq);
+		term_printf(f, "%s%s\n", full ? "as:       " : "convbi: follow-up understood as: ", sq);
 	const cJSON *c;
 	int i = 0;
 	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "candidates")) {
@@ -261,21 +260,21 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 		i++;
 		if (!full && !err)
 			continue;
-		fprintf(f, full ? "SQL %d:    " : "convbi: SQL %d failed: ", i);
+		term_printf(f, full ? "SQL %d:    " : "convbi: SQL %d failed: ", i);
 		put_flat(f, sql ? sql : "");
 		const cJSON *g = cJSON_GetObjectItemCaseSensitive(c, "group");
-		fprintf(f, "\n%s%s", full ? "          " : "        ", err ? err : "ran");
+		term_printf(f, "\n%s%s", full ? "          " : "        ", err ? err : "ran");
 		if (cJSON_IsNumber(g))
-			fprintf(f, ", result %d", g->valueint + 1);
+			term_printf(f, ", result %d", g->valueint + 1);
 		fputc('\n', f);
 	}
 	const cJSON *vote = cJSON_GetObjectItemCaseSensitive(root, "vote");
 	if (full && vote) {
 		const cJSON *w = cJSON_GetObjectItemCaseSensitive(vote, "winner");
-		fprintf(f, "vote:     %.0f candidates, %.0f distinct result%s", jnum(vote, "candidates"), jnum(vote, "groups"),
+		term_printf(f, "vote:     %.0f candidates, %.0f distinct result%s", jnum(vote, "candidates"), jnum(vote, "groups"),
 		        jnum(vote, "groups") == 1 ? "" : "s");
 		if (cJSON_IsNumber(w))
-			fprintf(f, "; SQL %d answers with %.0f vote%s", w->valueint + 1, jnum(vote, "votes"), jnum(vote, "votes") == 1 ? "" : "s");
+			term_printf(f, "; SQL %d answers with %.0f vote%s", w->valueint + 1, jnum(vote, "votes"), jnum(vote, "votes") == 1 ? "" : "s");
 		fputc('\n', f);
 	}
 	const cJSON *at;
@@ -284,7 +283,7 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 		int okay = cls && !strcmp(cls, "ok");
 		if (!full)
 			continue;  /* failed attempts were shown as they happened */
-		fprintf(f, "attempt:  %-8s %-12s %s%s%.0f ms%s%s", jstr(at, "stage") ? jstr(at, "stage") : "?", ep ? ep : "?",
+		term_printf(f, "attempt:  %-8s %-12s %s%s%.0f ms%s%s", jstr(at, "stage") ? jstr(at, "stage") : "?", ep ? ep : "?",
 		        okay ? "" : cls ? cls : "?", okay ? "" : ", ", jnum(at, "elapsed_ms"), !okay && err ? ": " : "",
 		        !okay && err ? err : "");
 		print_provenance(f, at);
@@ -294,17 +293,17 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 		const cJSON *st;
 		cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(root, "stages")) {
 			const char *ep = jstr(st, "endpoint");
-			fprintf(f, "stage:    %-8s %6.0f ms  %d call%s  %5.0f + %.0f tokens%s%s\n", st->string, jnum(st, "ms"),
+			term_printf(f, "stage:    %-8s %6.0f ms  %d call%s  %5.0f + %.0f tokens%s%s\n", st->string, jnum(st, "ms"),
 			        (int)jnum(st, "calls"), jnum(st, "calls") == 1 ? "" : "s", jnum(st, "prompt_tokens"),
 			        jnum(st, "completion_tokens"), ep ? "  " : "", ep ? ep : "");
 		}
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
-		fprintf(f, "total:    %.0f ms, %.0f tokens (%.0f prompt + %.0f completion), %d repair%s\n", jnum(root, "elapsed_ms"),
+		term_printf(f, "total:    %.0f ms, %.0f tokens (%.0f prompt + %.0f completion), %d repair%s\n", jnum(root, "elapsed_ms"),
 		        jnum(u, "total_tokens"), jnum(u, "prompt_tokens"), jnum(u, "completion_tokens"), (int)jnum(root, "repairs"),
 		        jnum(root, "repairs") == 1 ? "" : "s");
 		const char *err = jstr(root, "error");
 		if (err)
-			fprintf(f, "error:    %s\n", err);
+			term_printf(f, "error:    %s\n", err);
 	}
 	cJSON_Delete(root);
 }
@@ -315,19 +314,19 @@ void print_provenance(FILE *f, const cJSON *at)
 	const char *why = jstr(at, "spillover_error"), *region = jstr(at, "region"), *id = jstr(at, "apim_request_id");
 	const char *sep = " [";
 	if (dep) {
-		fprintf(f, "%sdeployment %s", sep, dep);
+		term_printf(f, "%sdeployment %s", sep, dep);
 		sep = ", ";
 	}
 	if (from) {
-		fprintf(f, "%sspilled over from %s%s%s", sep, from, why ? " after HTTP " : "", why ? why : "");
+		term_printf(f, "%sspilled over from %s%s%s", sep, from, why ? " after HTTP " : "", why ? why : "");
 		sep = ", ";
 	}
 	if (region) {
-		fprintf(f, "%sregion %s", sep, region);
+		term_printf(f, "%sregion %s", sep, region);
 		sep = ", ";
 	}
 	if (id) {
-		fprintf(f, "%sapim-request-id %s", sep, id);
+		term_printf(f, "%sapim-request-id %s", sep, id);
 		sep = ", ";
 	}
 	if (sep[0] == ',')
@@ -356,11 +355,23 @@ void print_rows(const convbi_answer *a, struct print_state *ps)
 		cli_error("the rows cannot be shown: %s", convbi_errstr(rc));
 	} else {
 		size_t n = strlen(text);
+		char *safe = NULL;
+		size_t safelen = 0;
+		FILE *m;
+		if (screen && (ps->mode == PRINT_CSV || ps->mode == PRINT_JSON) && (m = open_memstream(&safe, &safelen))) {
+			/* raw data on a terminal: made safe (the other modes escape cells themselves) */
+			term_put(m, text, n);
+			if (fclose(m) == 0) {
+				convbi_free(text);
+				text = NULL;
+				n = safelen;
+			}
+		}
 		if (screen)
-			term_page(text, n, ps->pager);
+			term_page(text ? text : safe, n, ps->pager);
 		else
 			fwrite(text, 1, n, dest);
-		if (n && text[n - 1] != '\n')
+		if (n && (text ? text : safe)[n - 1] != '\n')
 			fputc('\n', dest);
 		if (ps->maxrows >= 0 && convbi_answer_row_count(a) > ps->maxrows && ps->mode != PRINT_TABLE && ps->mode != PRINT_LINE)
 			fprintf(stderr, "convbi: showing %lld of %lld rows (.maxrows)\n", (long long)ps->maxrows,
@@ -368,6 +379,7 @@ void print_rows(const convbi_answer *a, struct print_state *ps)
 		if (convbi_answer_truncated(a) && ps->mode != PRINT_TABLE && ps->mode != PRINT_LINE)
 			fprintf(stderr, "convbi: %lld rows kept; more were left out by the row cap (raise --row-cap)\n",
 			        (long long)convbi_answer_row_count(a));
+		free(safe);
 	}
 	convbi_free(text);
 	fflush(dest);
@@ -404,10 +416,11 @@ void print_answer(const convbi_answer *a, struct print_state *ps)
 {
 	spinner_clear(&ps->spin);
 	FILE *sentence = print_sentence_stream(ps);
+	term_text_end(&ps->text, sentence);
 	if (ps->streamed)
 		fputc('\n', sentence);
 	else if (convbi_answer_text(a)[0])
-		fprintf(sentence, "%s\n", convbi_answer_text(a));
+		term_printf(sentence, "%s\n", convbi_answer_text(a));
 	ps->streamed = 0;
 	fflush(sentence);
 	if (ps->show_work || ps->verbose)
@@ -425,6 +438,7 @@ void print_answer(const convbi_answer *a, struct print_state *ps)
 void print_failure(const convbi_answer *a, int rc, struct print_state *ps)
 {
 	spinner_clear(&ps->spin);
+	term_text_end(&ps->text, print_sentence_stream(ps));
 	if (ps->streamed)
 		fputc('\n', print_sentence_stream(ps));
 	ps->streamed = 0;

@@ -46,6 +46,7 @@ struct print_state {
 	const char *db;                /* borrowed: the database the command opened */
 	int once;          /* close out after the next rows */
 	int64_t start_ms;  /* the question started (monotonic) */
+	struct term_text text;  /* the streamed sentence, made safe piece by piece */
 	struct term term;
 	struct spinner spin;
 };

@@ -99,7 +99,7 @@ void repl_edit_and_run(struct repl *r, const char *sql)
 	if (len <= 0) {
 		printf("The file was left empty; nothing was run.\n");
 	} else {
-		printf("SQL: %s\n", text);
+		term_printf(stdout, "SQL: %s\n", text);
 		repl_run_sql(r, text);
 	}
 	free(text);

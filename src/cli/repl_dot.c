@@ -43,7 +43,7 @@ static void dot_schema(struct repl *r, const char *arg)
 {
 	char *text = NULL;
 	if (convbi_engine_schema(r->engine, *arg ? arg : NULL, &text) == CONVBI_OK)
-		fputs(text, stdout);
+		term_put(stdout, text, strlen(text));
 	else
 		failed(r, convbi_engine_errmsg(r->engine));
 	convbi_free(text);
@@ -88,7 +88,8 @@ static void dot_reset(struct repl *r, const char *arg)
 }
 
 /* Prints s cut to at most max characters ("…" when cut), padded to max
- * when pad; newlines and tabs become spaces. */
+ * when pad; newlines and tabs become spaces, other control characters
+ * are made visible (term_put). */
 static void put_cut(const char *s, int max, int pad)
 {
 	const unsigned char *p = (const unsigned char *)(s ? s : "");
@@ -96,12 +97,16 @@ static void put_cut(const char *s, int max, int pad)
 	for (const unsigned char *q = p; *q; q++)
 		total += (*q & 0xC0) != 0x80;
 	int keep = total > max ? max - 1 : total;
-	for (; *p; p++) {
-		int lead = (*p & 0xC0) != 0x80;
-		if (lead && chars == keep)
-			break;
-		chars += lead;
-		fputc(*p == '\n' || *p == '\t' || *p == '\r' ? ' ' : *p, stdout);
+	while (*p && chars < keep) {
+		size_t n = 1;
+		while (p[n] && (p[n] & 0xC0) == 0x80)
+			n++;  /* one character: its lead byte and what continues it */
+		if (*p == '\n' || *p == '\t' || *p == '\r')
+			fputc(' ', stdout);
+		else
+			term_put(stdout, (const char *)p, n);
+		p += n;
+		chars++;
 	}
 	if (total > max) {
 		fputs("…", stdout);
@@ -176,10 +181,10 @@ static void dot_tables(struct repl *r, const char *arg)
 		char count[32] = "view";
 		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "view")))
 			snprintf(count, sizeof count, "%.0f", rows && rows->valuedouble >= 0 ? rows->valuedouble : 0);
-		printf("%-*s %10s  ", w, jstr(t, "name"), count);
+		term_printf(stdout, "%-*s %10s  ", w, jstr(t, "name"), count);
 		int first = 1;
 		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(t, "columns")) {
-			printf("%s%s", first ? "" : ", ", jstr(c, "name"));
+			term_printf(stdout, "%s%s", first ? "" : ", ", jstr(c, "name"));
 			first = 0;
 		}
 		fputc('\n', stdout);
@@ -286,7 +291,7 @@ static void dot_explain(struct repl *r, const char *arg)
 	int rc = convbi_session_explain_sql(r->session, sql, print_event, &r->ps, &text);
 	spinner_clear(&r->ps.spin);
 	if (rc == CONVBI_OK)
-		printf("%s\n", text);
+		term_printf(stdout, "%s\n", text);
 	else
 		failed(r, rc == CONVBI_ECANCELED ? "canceled" : convbi_session_errmsg(r->session));
 	convbi_free(text);
@@ -318,7 +323,7 @@ static void dot_save(struct repl *r, const char *arg)
 		failed(r, "out of memory");
 	int rc = db ? cli_examples_append(path, q, last_sql(r), db, r->opts) : -1;
 	if (rc >= 0)
-		printf(rc ? "%s already has this question\n" : "saved to %s: %s\n", path, q);
+		term_printf(stdout, rc ? "%s already has this question\n" : "saved to %s: %s\n", path, q);
 	free(db);
 	cJSON_Delete(root);
 	convbi_free(json);

@@ -2,11 +2,14 @@
 #include "cli/term.h"
 
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "util/utf8.h"
 
 static int64_t mono_ms(void)
 {
@@ -129,4 +132,106 @@ void term_page(const char *text, size_t len, int page)
 	}
 	sigaction(SIGPIPE, &old, NULL);
 	fflush(stdout);
+}
+
+/* ---- text from the model or the database ------------------------------------ */
+
+/* The length a UTF-8 lead byte announces (0: not a lead byte). */
+static size_t utf8_len(unsigned char c)
+{
+	return c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+}
+
+/* Writes s[0..len) made safe; returns how many bytes at the end were not
+ * written because they start a character cut there (only when hold). */
+static size_t put_safe(FILE *f, const unsigned char *s, size_t len, int hold)
+{
+	size_t i = 0, start = 0; /* s[start..i) is plain text not yet written */
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c == '\n' || c == '\t' || (c >= 0x20 && c < 0x7F) || (c == '\r' && i + 1 < len && s[i + 1] == '\n')) {
+			i++;
+			continue;
+		}
+		uint32_t cp = 0;
+		size_t n = c >= 0x80 ? utf8_decode(s + i, len - i, &cp) : 0;
+		if (n && cp >= 0xA0) {
+			i += n;
+			continue;
+		}
+		fwrite(s + start, 1, i - start, f);
+		if (!n && hold && utf8_len(c) > len - i) {
+			size_t k = i + 1;
+			while (k < len && (s[k] & 0xC0) == 0x80)
+				k++;
+			if (k == len)
+				return len - i;  /* a character cut at the end: the next piece ends it */
+		}
+		if (c == '\r')
+			fputs("\\r", f);
+		else
+			fprintf(f, "\\x%02x", n ? (unsigned)cp : c);  /* C0, DEL, a C1 control, a stray byte */
+		i += n ? n : 1;
+		start = i;
+	}
+	fwrite(s + start, 1, i - start, f);
+	return 0;
+}
+
+void term_put(FILE *f, const char *s, size_t len)
+{
+	put_safe(f, (const unsigned char *)s, len, 0);
+}
+
+void term_vprintf(FILE *f, const char *fmt, va_list ap)
+{
+	char small[512], *text = small;
+	va_list again;
+	va_copy(again, ap);
+	int n = vsnprintf(small, sizeof small, fmt, ap);
+	if (n >= 0 && (size_t)n >= sizeof small && (text = malloc((size_t)n + 1)))
+		vsnprintf(text, (size_t)n + 1, fmt, again);
+	va_end(again);
+	if (n < 0)
+		return;
+	if (!text) {
+		text = small;  /* no memory: the first part is still said */
+		n = (int)strlen(small);
+	}
+	term_put(f, text, (size_t)n);
+	if (text != small)
+		free(text);
+}
+
+void term_printf(FILE *f, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	term_vprintf(f, fmt, ap);
+	va_end(ap);
+}
+
+void term_text_put(struct term_text *t, FILE *f, const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned char *joined = NULL;
+	if (t->nheld && (joined = malloc(t->nheld + len))) {  /* the held start, then this piece */
+		memcpy(joined, t->held, t->nheld);
+		memcpy(joined + t->nheld, s, len);
+		p = joined;
+		len += t->nheld;
+	} else if (t->nheld) {
+		put_safe(f, t->held, t->nheld, 0);  /* no memory: shown as bytes */
+	}
+	t->nheld = 0;
+	size_t rest = put_safe(f, p, len, 1);
+	memcpy(t->held, p + len - rest, rest);
+	t->nheld = rest;
+	free(joined);
+}
+
+void term_text_end(struct term_text *t, FILE *f)
+{
+	put_safe(f, t->held, t->nheld, 0);
+	t->nheld = 0;
 }

@@ -2,7 +2,8 @@
  * and its compact summary for conversation history (see table.h).
  *
  * ALIGNED and MARKDOWN share one layout pass: every visible cell is turned
- * into its display form (control characters escaped as \n, \t, \xHH; cut
+ * into its display form (control characters, C1 included, and bytes that
+ * are not UTF-8 escaped as \n, \t, \xHH; cut
  * to TABLE_COLUMN_WIDTH_MAX display columns with "…") and measured with
  * text_width, then written padded.  Numeric columns (every non-NULL cell
  * an INTEGER or REAL) are right-aligned, headers centred as sqlite3 does.
@@ -50,16 +51,21 @@ static void next_unit(const unsigned char *p, size_t i, size_t len, int pipe, ch
 		esc[0] = '\\', esc[1] = '|', *elen = 2, *cw = 2;
 	} else {
 		*n = utf8_decode(p + i, len - i, &cp);
-		if (!*n) {
-			*n = 1;
-			cp = '?';
+		if (!*n || (cp >= 0x80 && cp < 0xA0)) {
+			/* a byte that is not UTF-8, or a C1 control (0x9b is CSI to a
+			 * terminal): shown as \xHH, as the CLI shows them in text */
+			unsigned v = *n ? cp : p[i];
+			*n = *n ? *n : 1;
+			esc[0] = '\\', esc[1] = 'x', esc[2] = hex[v >> 4], esc[3] = hex[v & 15], *elen = 4;
+			*cw = 4;
+		} else {
+			*cw = (size_t)text_cp_width(cp);
 		}
-		*cw = (size_t)text_cp_width(cp);
 	}
 }
 
-/* Appends the display form of s to b: control characters escaped as \n,
- * \r, \t or \xHH, '|' escaped when `pipe`, and cut with "…" so that it is
+/* Appends the display form of s to b: control characters (C0, DEL, C1)
+ * and bytes that are not UTF-8 escaped as \n, \r, \t or \xHH, '|' escaped when `pipe`, and cut with "…" so that it is
  * at most max_width columns wide (0 = no cut).  *width gets the width
  * written. */
 static int display_add(struct buf *b, const char *s, size_t max_width, int pipe, size_t *width)
