@@ -245,7 +245,9 @@ CONVBI_API int convbi_session_ask(convbi_session *session, const char *question,
 
 /* Runs SQL written by the caller through the same read-only gate and
  * limits as model-written SQL (no model call, no history).  *out receives
- * an answer with the rows, or with the gate's or SQLite's message. */
+ * an answer with the rows, or with the gate's or SQLite's message, and
+ * the time the run took (convbi_answer_elapsed_ms).  An interrupt
+ * (convbi_session_interrupt) stops it with CONVBI_ECANCELED. */
 CONVBI_API int convbi_session_run_sql(convbi_session *session, const char *sql, convbi_answer **out);
 
 /* Asks the model to explain sql in plain words (prompts/explain.txt, with
@@ -330,8 +332,8 @@ CONVBI_API int convbi_answer_attempt(const convbi_answer *answer, int i, const c
  * answer JSON (convbi_answer_json) carries the same spec as "chart". */
 CONVBI_API int convbi_answer_chart_json(const convbi_answer *answer, char **json_out);
 
-/* Asks the question running on session (from another thread) to stop, as
- * sqlite3_interrupt does: the ask returns CONVBI_ECANCELED at its next
+/* Asks the question (or run_sql) running on session, from another thread,
+ * to stop, as sqlite3_interrupt does: it returns CONVBI_ECANCELED at its next
  * check (a model call is abandoned within the client's poll interval).
  * Safe to call at any time from any thread while the session is alive; an
  * interrupt that arrives when no question runs is forgotten by the next

@@ -15,6 +15,7 @@
 #include "db/schema.h"
 #include "db/table.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/limits.h"
 #include "util/utf8.h"
 
@@ -152,12 +153,21 @@ static convbi_answer *answer_new(void)
 	return a;
 }
 
+/* db_run's cancel check: convbi_session_interrupt stops run_sql too. */
+static int sql_interrupted(void *payload)
+{
+	convbi_session *s = payload;
+	return atomic_load(&s->interrupted);
+}
+
 CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi_answer **out)
 {
 	if (out)
 		*out = NULL;
 	if (!s || s->magic != SESSION_MAGIC || !sql || !out)
 		return CONVBI_EMISUSE;
+	atomic_store(&s->interrupted, 0);
+	int64_t start = clock_mono_ms();
 	convbi_answer *a = answer_new();
 	if (!a)
 		return CONVBI_ENOMEM;
@@ -174,13 +184,14 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 		struct exec_limits lim;
 		limits_of(&lim, s->engine);
 		t->ncand = 1;
-		rc = db_run(s->db, sql, &lim, NULL, NULL, &t->result, &t->err);
+		rc = db_run(s->db, sql, &lim, sql_interrupted, s, &t->result, &t->err);
 		if (rc) {
 			t->cand[0].error = xstrdup(t->err.msg);
 			t->cand[0].status = rc;
 		}
 	}
 	t->status = rc;
+	t->elapsed_ms = clock_mono_ms() - start;
 	return rc;
 }
 

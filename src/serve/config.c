@@ -24,7 +24,8 @@
 enum {
 	OPT_LISTEN = 256, OPT_DB, OPT_CONFIG, OPT_TOKENS, OPT_PROMPTS, OPT_REVIEW, OPT_MAX_REPAIRS, OPT_ROW_CAP,
 	OPT_SQL_TIMEOUT, OPT_MAX_QUESTIONS, OPT_MAX_SESSIONS, OPT_SESSION_IDLE, OPT_QUESTION_TIMEOUT, OPT_ALLOW_HOST,
-	OPT_ALLOW_ORIGIN, OPT_WEB, OPT_HELP, OPT_SQL_MEMORY, OPT_SQL_TEMP
+	OPT_ALLOW_ORIGIN, OPT_WEB, OPT_HELP, OPT_SQL_MEMORY, OPT_SQL_TEMP, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_IP,
+	OPT_REQUEST_TIMEOUT
 };
 
 static const struct option long_opts[] = {
@@ -39,12 +40,16 @@ static const struct option long_opts[] = {
 	{"session-idle-s", required_argument, NULL, OPT_SESSION_IDLE},
 	{"question-timeout-ms", required_argument, NULL, OPT_QUESTION_TIMEOUT},
 	{"allow-host", required_argument, NULL, OPT_ALLOW_HOST}, {"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN},
+	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+	{"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_IP},
+	{"request-timeout-s", required_argument, NULL, OPT_REQUEST_TIMEOUT},
 	{"web", required_argument, NULL, OPT_WEB}, {"help", no_argument, NULL, OPT_HELP}, {NULL, 0, NULL, 0},
 };
 
 /* Flags `convbi mcp` does not take (they are about the HTTP server). */
 static const int http_only[] = {OPT_LISTEN, OPT_TOKENS, OPT_MAX_QUESTIONS, OPT_MAX_SESSIONS, OPT_SESSION_IDLE,
-                                OPT_ALLOW_HOST, OPT_ALLOW_ORIGIN, OPT_WEB};
+                                OPT_ALLOW_HOST, OPT_ALLOW_ORIGIN, OPT_WEB, OPT_MAX_CONNECTIONS,
+                                OPT_MAX_CONNECTIONS_PER_IP, OPT_REQUEST_TIMEOUT};
 
 static const char serve_usage[] =
 	"usage: convbi serve [--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE]\n"
@@ -52,6 +57,7 @@ static const char serve_usage[] =
 	"                    [--sql-memory-mb N] [--sql-temp-mb N]\n"
 	"                    [--max-questions N] [--max-sessions N] [--session-idle-s N] [--question-timeout-ms N]\n"
 	"                    [--allow-host HOST[:PORT]]... [--allow-origin ORIGIN]...\n"
+	"                    [--max-connections N] [--max-connections-per-ip N] [--request-timeout-s N]\n"
 	"       convbi mcp [--db [NAME=]FILE]... [--config F] [--prompts DIR] [engine options]\n";
 
 static int whole(const char *flag, const char *v, long min, long max, int *out)
@@ -76,6 +82,9 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 	c->max_sessions = 10000;
 	c->session_idle_s = 900;
 	c->question_timeout_ms = 120000;
+	c->max_connections = SERVE_CONNECTIONS_DEFAULT;
+	c->max_connections_per_ip = SERVE_CONNECTIONS_PER_IP_DEFAULT;
+	c->request_timeout_s = SERVE_REQUEST_TIMEOUT_S_DEFAULT;
 	const char *cmd = mcp ? "mcp" : "serve";
 	int opt, bad = 0;
 	optind = 1;
@@ -110,6 +119,11 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 		case OPT_MAX_SESSIONS: bad = whole("--max-sessions", optarg, 1, 1000000, &c->max_sessions); break;
 		case OPT_SESSION_IDLE: bad = whole("--session-idle-s", optarg, 1, 604800, &c->session_idle_s); break;
 		case OPT_QUESTION_TIMEOUT: bad = whole("--question-timeout-ms", optarg, 1, 3600000, &c->question_timeout_ms); break;
+		case OPT_MAX_CONNECTIONS: bad = whole("--max-connections", optarg, 1, 100000, &c->max_connections); break;
+		case OPT_MAX_CONNECTIONS_PER_IP:
+			bad = whole("--max-connections-per-ip", optarg, 1, 100000, &c->max_connections_per_ip);
+			break;
+		case OPT_REQUEST_TIMEOUT: bad = whole("--request-timeout-s", optarg, 1, 3600, &c->request_timeout_s); break;
 		case OPT_ALLOW_HOST:
 		case OPT_ALLOW_ORIGIN: {
 			int host = opt == OPT_ALLOW_HOST;
@@ -219,16 +233,32 @@ static int parse_db(struct serve_db *d, const char *spec)
 		else
 			fprintf(stderr, "convbi: --db `%.*s`: the name must be 1-%d letters, digits, '_' or '-'; write --db NAME=%s\n",
 			        (int)(named ? n : strlen(spec)), spec, SERVE_NAME_MAX_BYTES - 1, pg ? "TARGET" : "FILE");
-		return -1;
+		return SERVE_EXIT_USAGE;
 	}
 	memcpy(d->name, name, n);
 	d->name[n] = '\0';
 	if (!*path) {
 		fprintf(stderr, "convbi: --db `%s=` names no database; write --db NAME=FILE or NAME=postgresql://...\n", d->name);
-		return -1;
+		return SERVE_EXIT_USAGE;
 	}
 	d->path = strdup(path);
-	return d->path ? 0 : -1;
+	return d->path ? SERVE_EXIT_OK : SERVE_EXIT_FAIL;
+}
+
+/* The exit code for a status, as the CLI's table has it: what the user
+ * configured wrong is a usage error (2), the rest a failure (1). */
+static int exit_code_of(int status)
+{
+	switch (status) {
+	case CONVBI_OK: return SERVE_EXIT_OK;
+	case CONVBI_EINVAL:
+	case CONVBI_EMISUSE:
+	case CONVBI_ECONFIG:
+	case CONVBI_ENOENDPOINT:
+	case CONVBI_ETEMPLATE:
+	case CONVBI_EDB: return SERVE_EXIT_USAGE;
+	default: return SERVE_EXIT_FAIL;
+	}
 }
 
 static int open_engine(struct serve_db *d, const struct serve_config *c)
@@ -255,7 +285,7 @@ static int open_engine(struct serve_db *d, const struct serve_config *c)
 		/* the message names the file or the server, never a password */
 		fprintf(stderr, "convbi: database `%s`: %s\n", d->name,
 		        d->engine ? convbi_engine_errmsg(d->engine) : convbi_errstr(rc));
-		return -1;
+		return exit_code_of(rc);
 	}
 	return 0;
 }
@@ -273,7 +303,7 @@ static int load_tokens(struct server *s, const char *path)
 			close(fd);
 		fprintf(stderr, "convbi: cannot read the tokens file %s: %s; give a regular file with one token per line\n",
 		        path, regfile_strerror(e ? e : errno, mode));
-		return -1;
+		return SERVE_EXIT_USAGE;
 	}
 	struct stat st;
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
@@ -281,11 +311,11 @@ static int load_tokens(struct server *s, const char *path)
 	if (fstat(fileno(f), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > (off_t)TOKENS_FILE_MAX_BYTES)) {
 		fprintf(stderr, "convbi: the tokens file %s is not a regular file of at most %zu bytes\n", path, TOKENS_FILE_MAX_BYTES);
 		fclose(f);
-		return -1;
+		return SERVE_EXIT_USAGE;
 	}
 	s->tokens = calloc(SERVE_TOKENS_MAX, sizeof *s->tokens);
 	char line[4096];
-	int lineno = 0, rc = s->tokens ? 0 : -1;
+	int lineno = 0, rc = s->tokens ? 0 : -1, oom = !s->tokens;
 	while (!rc && fgets(line, sizeof line, f)) {
 		lineno++;
 		char *hash = strchr(line, '#');
@@ -323,6 +353,7 @@ static int load_tokens(struct server *s, const char *path)
 			char *dbs = realloc(t->dbs, old + strlen(name) + 3);
 			if (!dbs) {
 				rc = -1;
+				oom = 1;
 				break;
 			}
 			if (!old)
@@ -336,7 +367,7 @@ static int load_tokens(struct server *s, const char *path)
 		fprintf(stderr, "convbi: the tokens file %s holds no token; add one per line\n", path);
 		rc = -1;
 	}
-	return rc;
+	return !rc ? SERVE_EXIT_OK : oom ? SERVE_EXIT_FAIL : SERVE_EXIT_USAGE;
 }
 
 /* Equal in time that depends only on the stored token's length. */
@@ -383,25 +414,25 @@ struct serve_db *server_db(struct server *s, const char *name)
 int server_setup(struct server *s, const struct serve_config *c)
 {
 	s->cfg = *c;
+	pthread_mutex_init(&s->runs_lock, NULL);
 	const char *sample = access(CONVBI_SAMPLE_DB_BUILD, R_OK) == 0 ? CONVBI_SAMPLE_DB_BUILD : CONVBI_SAMPLE_DB_INSTALL;
 	int n = c->ndb_specs ? c->ndb_specs : 1;
 	for (int i = 0; i < n; i++) {
 		struct serve_db *d = &s->dbs[s->ndbs];
-		if (c->ndb_specs ? parse_db(d, c->db_specs[i]) : parse_db(d, sample))
-			return -1;
+		int rc = parse_db(d, c->ndb_specs ? c->db_specs[i] : sample);
+		if (rc)
+			return rc;
 		if (server_db(s, d->name)) {
 			fprintf(stderr, "convbi: two databases are named `%s`; write --db NAME=FILE with distinct names\n", d->name);
 			free(d->path);
 			d->path = NULL;
-			return -1;
+			return SERVE_EXIT_USAGE;
 		}
 		s->ndbs++;
-		if (open_engine(d, c))
-			return -1;
+		if ((rc = open_engine(d, c)))
+			return rc;
 	}
-	if (c->tokens_path && load_tokens(s, c->tokens_path))
-		return -1;
-	return 0;
+	return c->tokens_path ? load_tokens(s, c->tokens_path) : SERVE_EXIT_OK;
 }
 
 void server_teardown(struct server *s)

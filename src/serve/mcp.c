@@ -218,7 +218,10 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args)
 		ss->conv = NULL;
 	} else {
 		convbi_answer *a = NULL;
+		struct serve_run run;
+		server_run_begin(m->s, &run, ss->conv);
 		rc = convbi_session_ask(ss->conv, question, NULL, NULL, NULL, &a);
+		server_run_end(m->s, &run);
 		metrics_answer(m->s->metrics, a, rc);
 		r = a ? answer_result(a, rc, ss->id) : tool_error(convbi_errstr(rc));
 		convbi_answer_free(a);
@@ -246,8 +249,12 @@ static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args)
 	convbi_session *conv = NULL;
 	convbi_answer *a = NULL;
 	int rc = convbi_session_new(&conv, db->engine);
-	if (!rc || conv)
+	if (!rc) {
+		struct serve_run run;
+		server_run_begin(m->s, &run, conv);
 		rc = convbi_session_run_sql(conv, sql, &a);
+		server_run_end(m->s, &run);
+	}
 	cJSON *r = a ? answer_result(a, rc, NULL) : tool_error(conv ? convbi_session_errmsg(conv) : convbi_errstr(rc));
 	convbi_answer_free(a);
 	convbi_session_free(conv);
@@ -379,18 +386,38 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 {
 	*reply_out = NULL;
 	*new_session = 0;
+	char why[300], field[64];
+	int bad_input = input_check_json(text, len, why, sizeof why, field, sizeof field);
 	cJSON *msg = cJSON_ParseWithLength(text, len);
-	if (!msg) {
-		*reply_out = rpc_error(NULL, RPC_PARSE_ERROR, "Parse error: the message is not JSON", NULL);
+	if (!msg || (bad_input && !field[0])) {
+		char line[360];
+		snprintf(line, sizeof line, "Parse error: %s", bad_input ? why : "the message is not JSON");
+		*reply_out = rpc_error(NULL, RPC_PARSE_ERROR, line, NULL);
+		cJSON_Delete(msg);
 		return 400;
 	}
 	int status = 200;
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
 	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
 	const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-	if (!cJSON_IsObject(msg) || (method && !cJSON_IsString(method)) || (id && !cJSON_IsString(id) && !cJSON_IsNumber(id))) {
-		*reply_out = rpc_error(cJSON_IsObject(msg) ? id : NULL, RPC_INVALID_REQUEST,
-		                       "Invalid Request: send one JSON-RPC 2.0 object (batches are not part of MCP 2025-11-25)", NULL);
+	const char *invalid = !cJSON_IsObject(msg) ? (cJSON_IsArray(msg) ? "batches are not part of MCP 2025-11-25; send one object"
+	                                                                   : "send one JSON-RPC 2.0 object")
+	                      : method && !cJSON_IsString(method) ? "\"method\" must be a string"
+	                      : id && !cJSON_IsString(id) && !cJSON_IsNumber(id) ? "\"id\" must be a string or a number"
+	                      : NULL;
+	if (invalid) {
+		char line[200];
+		snprintf(line, sizeof line, "Invalid Request: %s", invalid);
+		int id_ok = cJSON_IsObject(msg) && (cJSON_IsString(id) || cJSON_IsNumber(id));
+		*reply_out = rpc_error(id_ok ? id : NULL, RPC_INVALID_REQUEST, line, NULL);
+		status = 400;
+		goto done;
+	}
+	if (bad_input) {  /* a NUL or bytes that are not UTF-8 in a string: never echoed, never run */
+		int envelope = !strcmp(field, "id") || !strcmp(field, "method") || !strcmp(field, "jsonrpc");
+		char line[360];
+		snprintf(line, sizeof line, "%s: %s", envelope ? "Invalid Request" : "Invalid params", why);
+		*reply_out = rpc_error(strcmp(field, "id") ? id : NULL, envelope ? RPC_INVALID_REQUEST : RPC_INVALID_PARAMS, line, NULL);
 		status = 400;
 		goto done;
 	}

@@ -41,12 +41,13 @@ int mcp_main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	struct server *s = calloc(1, sizeof *s);
 	char *line = malloc(MCP_LINE_MAX_BYTES);
-	if (!s || !line || server_setup(s, &c)) {
+	rc = !s || !line ? SERVE_EXIT_FAIL : server_setup(s, &c);
+	if (rc) {
 		if (s)
 			server_teardown(s);
 		free(s);
 		free(line);
-		return SERVE_EXIT_FAIL;
+		return rc;
 	}
 	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
 	s->metrics = metrics_new();

@@ -172,7 +172,10 @@ int question_run_sync(struct server *s, struct serve_session *ss, const char *te
 	if (rc)
 		return rc;
 	convbi_answer *a = NULL;
+	struct serve_run run;
+	server_run_begin(s, &run, ss->conv);
 	rc = convbi_session_ask(ss->conv, text, hint, cb, payload, &a);
+	server_run_end(s, &run);
 	if (a)
 		convbi_answer_json(a, json_out);
 	if (!*json_out)
@@ -190,7 +193,10 @@ static void *worker(void *payload)
 	convbi_answer *a = NULL;
 	if (!rc) {
 		atomic_store(&q->conv_ready, 1);
+		struct serve_run run;
+		server_run_begin(q->s, &run, q->ss->conv);
 		rc = convbi_session_ask(q->ss->conv, q->text, q->hint, on_event, q, &a);
+		server_run_end(q->s, &run);
 		if (a)
 			convbi_answer_json(a, &q->answer_json);
 		if (!q->answer_json)

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "serve/routes.h"
+#include "util/utf8.h"
 
 #define SSE_BLOCK_BYTES (16u << 10)
 #define SSE_POLL_MS 50
@@ -65,14 +66,22 @@ static enum MHD_Result respond_failed_answer(struct request *req, int rc, const 
 }
 
 /* Parses the body as a JSON object whose keys are all in `allowed`
- * (NULL-terminated).  Queues a 400 and returns NULL otherwise; an empty
- * body is an empty object. */
-static cJSON *body_object(struct request *req, const char *const *allowed, enum MHD_Result *res)
+ * (NULL-terminated).  Queues a 400 naming the problem (the message shows
+ * `example`, the route's body) and returns NULL otherwise; an empty body
+ * is an empty object. */
+static cJSON *body_object(struct request *req, const char *const *allowed, const char *example, enum MHD_Result *res)
 {
+	char msg[300], field[64];
+	if (req->len && input_check_json(req->body, req->len, msg, sizeof msg, field, sizeof field)) {
+		*res = respond_error(req, 400, "bad_request", msg);
+		return NULL;
+	}
 	cJSON *o = req->len ? cJSON_ParseWithLength(req->body, req->len) : cJSON_CreateObject();
 	if (!cJSON_IsObject(o)) {
+		snprintf(msg, sizeof msg, "the body is %s; send a JSON object, e.g. %s",
+		         !o ? "not valid JSON" : cJSON_IsArray(o) ? "a JSON array" : "a JSON value but not an object", example);
 		cJSON_Delete(o);
-		*res = respond_error(req, 400, "bad_request", "the body is not a JSON object; send e.g. {\"question\": \"...\"}");
+		*res = respond_error(req, 400, "bad_request", msg);
 		return NULL;
 	}
 	const cJSON *k;
@@ -81,7 +90,6 @@ static cJSON *body_object(struct request *req, const char *const *allowed, enum 
 		for (const char *const *a = allowed; *a && !ok; a++)
 			ok = k->string && !strcmp(k->string, *a);
 		if (!ok) {
-			char msg[200];
 			snprintf(msg, sizeof msg, "unknown field `%.60s`; this route takes only the fields its documentation lists", k->string ? k->string : "");
 			cJSON_Delete(o);
 			*res = respond_error(req, 400, "bad_request", msg);
@@ -227,7 +235,7 @@ static enum MHD_Result create_session(struct server *s, struct request *req)
 	static const char *const keys[] = {"db", NULL};
 	enum MHD_Result res = MHD_YES;
 	int bad = 0;
-	cJSON *o = body_object(req, keys, &res);
+	cJSON *o = body_object(req, keys, "{\"db\": \"NAME\"} or nothing for the first database", &res);
 	if (!o)
 		return res;
 	const char *name = string_field(req, o, "db", &res, &bad);
@@ -299,7 +307,7 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 	static const char *const keys[] = {"question", "hint", NULL};
 	enum MHD_Result res = MHD_YES;
 	int bad = 0;
-	cJSON *o = body_object(req, keys, &res);
+	cJSON *o = body_object(req, keys, "{\"question\": \"...\"}", &res);
 	if (!o)
 		return res;
 	const char *question = string_field(req, o, "question", &res, &bad);
@@ -391,7 +399,7 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 	static const char *const keys[] = {"db", "sql", NULL};
 	enum MHD_Result res = MHD_YES;
 	int bad = 0;
-	cJSON *o = body_object(req, keys, &res);
+	cJSON *o = body_object(req, keys, "{\"sql\": \"SELECT ...\"}", &res);
 	if (!o)
 		return res;
 	const char *name = string_field(req, o, "db", &res, &bad);
@@ -414,9 +422,13 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 	convbi_session *conv = NULL;
 	convbi_answer *a = NULL;
 	char *json = NULL;
+	struct serve_run run;
 	int rc = convbi_session_new(&conv, db->engine);
-	if (!rc)
+	if (!rc) {
+		server_run_begin(s, &run, conv);
 		rc = convbi_session_run_sql(conv, sql, &a);
+		server_run_end(s, &run);
+	}
 	if (a)
 		convbi_answer_json(a, &json);
 	if (!rc)
@@ -437,6 +449,8 @@ static enum MHD_Result schema(struct server *s, struct request *req)
 	const char *name = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "db");
 	const char *question = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "question");
 	enum MHD_Result res = MHD_YES;
+	if ((name && !utf8_valid(name, strlen(name), NULL)) || (question && !utf8_valid(question, strlen(question), NULL)))
+		return respond_error(req, 400, "bad_request", "`db` and `question` must be UTF-8 text (percent-encoded in the URL)");
 	struct serve_db *db = usable_db(s, req, name, &res);
 	if (!db)
 		return res;

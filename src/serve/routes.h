@@ -1,5 +1,6 @@
-/* routes.h -- one HTTP request of `convbi serve` and the route handlers
- * (private to src/serve/: server.c accepts and checks, routes.c answers). */
+/* routes.h -- one HTTP request of `convbi serve`, the route handlers and
+ * the front door (private to src/serve/: door.c accepts, server.c checks,
+ * routes.c answers). */
 #ifndef CONVBI_SERVE_ROUTES_H
 #define CONVBI_SERVE_ROUTES_H
 
@@ -31,6 +32,30 @@ enum MHD_Result respond_json(struct request *req, int status, const char *json);
 enum MHD_Result respond_error(struct request *req, int status, const char *code, const char *message);
 /* 0 once the peer has closed the connection. */
 int client_alive(int fd);
+
+/* ---- the front door (door.c) ---------------------------------------------- */
+/* A door on the listening socket lfd (taken on success), sized by
+ * s->cfg.max_connections (fewer when descriptors do not allow it).  NULL
+ * when out of memory or descriptors. */
+struct door *door_new(struct server *s, int lfd);
+/* How many connections it keeps at most: libmicrohttpd's limit must be above. */
+int door_limit(const struct door *dr);
+/* Starts accepting for d (started with MHD_USE_NO_LISTEN_SOCKET and
+ * door_notify); 0, or -1 when the thread does not start. */
+int door_start(struct door *dr, struct MHD_Daemon *d);
+/* Stops accepting: the thread ends, the listening socket and the
+ * connections still waiting for a head are closed. */
+void door_stop(struct door *dr);
+/* Frees it, after MHD_stop_daemon (it takes NULL). */
+void door_free(struct door *dr);
+/* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback (cls = the door). */
+void door_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe);
+/* A request on c is being answered (no deadline) / was answered (the next
+ * must be complete within the request timeout). */
+void door_request_begin(struct door *dr, struct MHD_Connection *c);
+void door_request_end(struct door *dr, struct MHD_Connection *c);
+/* Connections whose request is being answered now. */
+int door_busy_connections(struct door *dr);
 
 int routes_setup(struct server *s);
 void routes_teardown(struct server *s);

@@ -11,7 +11,11 @@
  *   question.c  one question on a worker thread: events queued for SSE,
  *               a client that goes away interrupts it
  *   server.c    the daemon: security checks, dispatch, errors, drain
+ *               and Ctrl-C
+ *   door.c      the front door: accepts, waits for complete request
+ *               heads, connection caps and deadlines
  *   routes.c    the REST routes
+ *   input.c     checks on request JSON text (NUL, UTF-8, depth)
  *   mcp.c       MCP JSON-RPC (2025-11-25 and 2026-07-28) and its tools
  *   mcp_stdio.c `convbi mcp`
  */
@@ -30,13 +34,16 @@
 #define SERVE_QUESTION_MAX_BYTES (16u << 10)   /* one question */
 #define SERVE_SQL_MAX_BYTES (64u << 10)        /* SQL sent to /v1/sql */
 #define SERVE_HEADERS_MAX_BYTES (16u << 10)    /* request target + headers (431 beyond) */
+#define SERVE_JSON_DEPTH_MAX 64                /* nested objects/arrays in a request body */
 #define SERVE_CONN_MEMORY_BYTES (64u << 10)    /* libmicrohttpd's per-connection pool */
 #define SERVE_TOKEN_MAX_BYTES 256
 #define SERVE_TOKENS_MAX 1024
 #define SERVE_DBS_MAX 64
 #define SERVE_NAME_MAX_BYTES 64
 #define SERVE_ALLOW_MAX 16
-#define SERVE_CONNECTIONS_MAX 1024
+#define SERVE_CONNECTIONS_DEFAULT 4096       /* --max-connections */
+#define SERVE_CONNECTIONS_PER_IP_DEFAULT 256  /* --max-connections-per-ip */
+#define SERVE_REQUEST_TIMEOUT_S_DEFAULT 10    /* --request-timeout-s */
 #define SERVE_LOG_LINE_BYTES 1024      /* one log line; longer ones are cut */
 #define SERVE_CONN_IDLE_MS 2000  /* a conversation unused this long gives back its database connection */
 
@@ -44,6 +51,7 @@
 #define SERVE_EXIT_OK 0
 #define SERVE_EXIT_FAIL 1
 #define SERVE_EXIT_USAGE 2
+#define SERVE_EXIT_INTERRUPTED 130
 
 /* ---- configuration ------------------------------------------------------ */
 struct serve_db {
@@ -69,6 +77,9 @@ struct serve_config {
 	int max_sessions;
 	int session_idle_s;
 	int question_timeout_ms;
+	int max_connections;      /* open at once, waiting ones included */
+	int max_connections_per_ip;
+	int request_timeout_s;    /* to deliver a request (head and body) */
 	const char *allow_hosts[SERVE_ALLOW_MAX];
 	int nallow_hosts;
 	const char *allow_origins[SERVE_ALLOW_MAX];
@@ -105,6 +116,14 @@ char *metrics_render(struct metrics *m, const char *endpoints_json, int question
 
 /* ---- the shared server state -------------------------------------------- */
 struct session_table;
+struct door;
+
+/* A question or SQL run in progress, listed so that Ctrl-C can interrupt
+ * it (the caller's storage, linked while it runs). */
+struct serve_run {
+	convbi_session *conv;         /* borrowed */
+	struct serve_run *next, *prev;
+};
 
 struct server {
 	struct serve_config cfg;
@@ -116,6 +135,10 @@ struct server {
 	struct metrics *metrics;
 	atomic_int questions_running;
 	atomic_int draining;
+	atomic_int canceling;         /* Ctrl-C: every run is interrupted */
+	pthread_mutex_t runs_lock;
+	struct serve_run *runs;       /* in progress */
+	struct door *door;            /* owned */
 	char web_dir[4096];           /* the page and its assets */
 	struct mcp *mcp;              /* owned */
 	char host[256];               /* what --listen bound */
@@ -124,8 +147,10 @@ struct server {
 };
 
 /* Opens the databases' engines (one per --db; the bundled sample when
- * none) and reads the tokens file.  Prints one line and returns non-zero
- * on failure. */
+ * none) and reads the tokens file.  Returns SERVE_EXIT_OK, or prints one
+ * line and returns the exit code: SERVE_EXIT_USAGE for what the options or
+ * files got wrong (a bad --db, two databases of one name, a database or
+ * config that does not open, a bad tokens file), SERVE_EXIT_FAIL else. */
 int server_setup(struct server *s, const struct serve_config *c);
 void server_teardown(struct server *s);
 /* The token index matching `presented` (constant time over all tokens),
@@ -135,6 +160,10 @@ int server_token_find(const struct server *s, const char *presented);
 int server_token_allows(const struct server *s, int tok, const struct serve_db *db);
 /* The database by name; NULL name = the first one.  NULL when unknown. */
 struct serve_db *server_db(struct server *s, const char *name);
+/* Lists r as running on conv until server_run_end; interrupted at once
+ * when the server is canceling (Ctrl-C). */
+void server_run_begin(struct server *s, struct serve_run *r, convbi_session *conv);
+void server_run_end(struct server *s, struct serve_run *r);
 
 /* ---- sessions ----------------------------------------------------------- */
 #define SESSION_ID_BYTES 32       /* hex characters */
@@ -212,6 +241,14 @@ void mcp_free(struct mcp *m);
  * transport (200, 202 for notifications, 400 for a bad message). */
 int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version,
                const char *header_method, char **reply_out, int *new_session);
+
+/* ---- request input -------------------------------------------------------- */
+/* Checks JSON text (len bytes) before it is parsed: no NUL byte, raw or as
+ * \u0000 in a string; strings valid UTF-8; nesting at most
+ * SERVE_JSON_DEPTH_MAX.  Returns 0, or -1 with one line in msg (cap bytes)
+ * naming the problem and the field, and in field the innermost key around
+ * the bad string ("" when none). */
+int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *field, size_t field_cap);
 
 /* ---- entry points --------------------------------------------------------- */
 int serve_main(int argc, char **argv);

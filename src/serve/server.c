@@ -12,11 +12,20 @@
  *     --allow-origin: a DNS-rebinding page cannot reach it;
  *   - request line + headers, body, question and SQL have size limits;
  *   - concurrent questions and open sessions are capped (503 + Retry-After);
+ *   - connections are capped, in all and per address, and must deliver a
+ *     request within --request-timeout-s (door.c);
  *   - nothing logged or returned contains a key or a token.
- * Connections get a thread each (MHD_USE_THREAD_PER_CONNECTION) so that a
+ * The door accepts and hands libmicrohttpd complete request heads; a
+ * connection then gets a thread (MHD_USE_THREAD_PER_CONNECTION) so that a
  * streamed answer may block waiting for its question's next event.
+ *
+ * Signals: SIGTERM drains -- every new request gets 503 `draining`
+ * (/healthz too, so a balancer takes the server out), the running
+ * questions finish, then it exits 0; Ctrl-C (SIGINT), also during a
+ * drain, interrupts every running question and SQL at once and exits 130.
  */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
@@ -162,13 +171,37 @@ static int host_allowed(const struct server *s, const char *host)
 	return 0;
 }
 
+/* A browser's Origin ("scheme://host[:port]") is allowed when it equals an
+ * --allow-origin, or when it is this server's own origin: http (the only
+ * scheme it serves), and a host and port -- the port written, else 80 --
+ * that name it as a Host header would.  A page at http://localhost (port
+ * 80) or https://localhost:8765 is another origin than the server on
+ * http://localhost:8765, and is refused. */
 static int origin_allowed(const struct server *s, const char *origin)
 {
 	for (int i = 0; i < s->cfg.nallow_origins; i++)
 		if (!strcmp(s->cfg.allow_origins[i], origin))
 			return 1;
-	const char *host = !strncmp(origin, "http://", 7) ? origin + 7 : !strncmp(origin, "https://", 8) ? origin + 8 : NULL;
-	return host && !strchr(host, '/') && host_allowed(s, host);
+	if (strncmp(origin, "http://", 7))
+		return 0;
+	const char *h = origin + 7;
+	const char *end = h[0] == '[' ? strchr(h, ']') : h;
+	if (!end)
+		return 0;
+	const char *colon = strchr(end, ':');
+	size_t hn = colon ? (size_t)(colon - h) : strlen(h);
+	long port = 80;
+	if (colon) {
+		char *after;
+		port = strtol(colon + 1, &after, 10);
+		if (!isdigit((unsigned char)colon[1]) || *after || port < 1 || port > 65535)
+			return 0;
+	}
+	if (!hn || hn > 255 || memchr(h, '/', hn) || memchr(h, '@', hn))
+		return 0;
+	char host[300];
+	snprintf(host, sizeof host, "%.*s:%ld", (int)hn, h, port);
+	return host_allowed(s, host);
 }
 
 /* Routes reachable without a token: they hold no data. */
@@ -185,12 +218,14 @@ static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const
 }
 
 /* Header size, Host, Origin, token, declared body size.  Queues the
- * refusal and returns non-zero when the request may not go on.  (Headers
- * past libmicrohttpd's own pool get its plain 431.) */
+ * refusal and returns non-zero when the request may not go on.  (The
+ * door checks a connection's first request head before libmicrohttpd
+ * parses it; these checks cover the later ones of a keep-alive
+ * connection too.) */
 static int refuse(struct server *s, struct request *req, const char *method, const char *url)
 {
 	size_t header_bytes = strlen(url);
-	MHD_get_connection_values(req->conn, MHD_HEADER_KIND, add_header_size, &header_bytes);
+	MHD_get_connection_values(req->conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, add_header_size, &header_bytes);
 	if (header_bytes > SERVE_HEADERS_MAX_BYTES) {
 		char msg[128];
 		snprintf(msg, sizeof msg, "the request target and headers exceed %u bytes; send fewer or shorter headers",
@@ -234,6 +269,20 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 	return 0;
 }
 
+/* URL unescaping that notices %00: it would cut the path or an argument
+ * short ("/v1/sessions/ID%00x" naming session ID).  Runs on the
+ * connection's thread just before its access handler, which reads and
+ * clears the flag. */
+static _Thread_local int target_nul;
+
+static size_t unescape(void *cls, struct MHD_Connection *c, char *text)
+{
+	size_t n = MHD_http_unescape(text);
+	if (strlen(text) != n)
+		target_nul = 1;
+	return n;
+}
+
 /* ---- the access handler ------------------------------------------------------- */
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -251,8 +300,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		req->fd = ci ? ci->connect_fd : -1;
 		snprintf(req->method, sizeof req->method, "%s", method);
-		if (refuse(s, req, method, url))
+		if (target_nul) {
+			target_nul = 0;
+			respond_error(req, 400, "bad_request", "the request target holds %00 (a NUL byte); remove it");
 			req->refused = 1;
+		} else if (refuse(s, req, method, url)) {
+			req->refused = 1;
+		}
 		return MHD_YES;
 	}
 	if (*upload_size) {
@@ -272,8 +326,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	door_request_begin(s->door, conn);
 	if (req->refused)
 		return MHD_YES;
+	if (atomic_load(&s->draining) && strcmp(url, "/healthz")) {
+		req->route = "(draining)";
+		return respond_error(req, 503, "draining", "the server is shutting down; retry against another instance");
+	}
 	if (req->too_big) {
 		char msg[128];
 		snprintf(msg, sizeof msg, "the request body is larger than %u bytes; send less", SERVE_BODY_MAX_BYTES);
@@ -286,6 +345,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
 	struct server *s = cls;
 	struct request *req = *con_cls;
+	door_request_end(s->door, conn);
 	if (!req)
 		return;
 	double seconds = (double)(serve_now_ms() - req->start_ms) / 1000;
@@ -380,22 +440,96 @@ static int bind_listen(struct server *s, const char *spec)
 	return fd;
 }
 
+/* ---- running questions (for Ctrl-C) ------------------------------------------------ */
+
+void server_run_begin(struct server *s, struct serve_run *r, convbi_session *conv)
+{
+	r->conv = conv;
+	r->prev = NULL;
+	pthread_mutex_lock(&s->runs_lock);
+	r->next = s->runs;
+	if (s->runs)
+		s->runs->prev = r;
+	s->runs = r;
+	if (atomic_load(&s->canceling) && conv)
+		convbi_session_interrupt(conv);
+	pthread_mutex_unlock(&s->runs_lock);
+}
+
+void server_run_end(struct server *s, struct serve_run *r)
+{
+	pthread_mutex_lock(&s->runs_lock);
+	if (r->prev)
+		r->prev->next = r->next;
+	else if (s->runs == r)
+		s->runs = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->next = r->prev = NULL;
+	pthread_mutex_unlock(&s->runs_lock);
+}
+
+/* Interrupts every run; returns how many there are.  Called again and
+ * again while they end: an ask or run_sql forgets an interrupt that
+ * arrived just before it began. */
+static int interrupt_runs(struct server *s)
+{
+	int n = 0;
+	pthread_mutex_lock(&s->runs_lock);
+	for (struct serve_run *r = s->runs; r; r = r->next, n++)
+		if (r->conv)
+			convbi_session_interrupt(r->conv);
+	pthread_mutex_unlock(&s->runs_lock);
+	return n;
+}
+
 /* ---- the main loop ---------------------------------------------------------------- */
 
-static void drain(struct server *s, struct MHD_Daemon *d)
+#define SIGNAL_POLL_MS 20
+#define CANCEL_WAIT_MS 5000  /* Ctrl-C: how long interrupted runs get to end */
+#define ANSWERS_WAIT_MS 1000 /* then how long their answers get to be sent */
+
+/* Waits up to ms for a signal of set; returns it, or 0. */
+static int wait_signal(const sigset_t *set, int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	int sig = sigtimedwait(set, NULL, &ts);
+	return sig > 0 ? sig : 0;
+}
+
+/* SIGTERM: new requests get 503 `draining` while the questions in flight
+ * finish (at most the question timeout and a little).  Returns SIGINT
+ * when Ctrl-C comes meanwhile, else 0. */
+static int drain(struct server *s, const sigset_t *set)
 {
 	atomic_store(&s->draining, 1);
 	int running = atomic_load(&s->questions_running);
-	serve_log("draining: %d question(s) in flight; new questions get 503", running);
-	MHD_socket lfd = MHD_quiesce_daemon(d);
-	if (lfd != MHD_INVALID_SOCKET)
-		close(lfd);
+	serve_log("draining: %d question(s) in flight; new requests get 503 (Ctrl-C cancels them)", running);
 	int64_t until = serve_now_ms() + s->cfg.question_timeout_ms + 5000;
-	while (atomic_load(&s->questions_running) > 0 && serve_now_ms() < until) {
-		struct timespec ts = {0, 20 * 1000000L};
+	while (atomic_load(&s->questions_running) > 0 && serve_now_ms() < until)
+		if (wait_signal(set, SIGNAL_POLL_MS) == SIGINT)
+			return SIGINT;
+	serve_log("drained; stopping");
+	return 0;
+}
+
+/* Ctrl-C: every running question and SQL is interrupted (its client gets
+ * the ECANCELED answer); returns 0 once they ended, -1 when some did not
+ * within CANCEL_WAIT_MS. */
+static int cancel_all(struct server *s)
+{
+	atomic_store(&s->draining, 1);
+	atomic_store(&s->canceling, 1);
+	int n = interrupt_runs(s);
+	serve_log("interrupted: canceling %d running question(s) and SQL", n);
+	int64_t until = serve_now_ms() + CANCEL_WAIT_MS;
+	while ((n = interrupt_runs(s)) > 0 && serve_now_ms() < until) {
+		struct timespec ts = {0, SIGNAL_POLL_MS * 1000000L};
 		nanosleep(&ts, NULL);
 	}
-	serve_log("drained; stopping");
+	if (n > 0)
+		serve_log("%d run(s) did not stop within %d ms; exiting without waiting for them", n, CANCEL_WAIT_MS);
+	return n > 0 ? -1 : 0;
 }
 
 int serve_main(int argc, char **argv)
@@ -415,46 +549,64 @@ int serve_main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);  /* every thread inherits it; the main thread waits */
 	signal(SIGPIPE, SIG_IGN);
 	int lfd = bind_listen(s, c.listen);
-	if (lfd < 0 || server_setup(s, &c) || routes_setup(s)) {
+	rc = lfd == -2 ? SERVE_EXIT_USAGE : lfd < 0 ? SERVE_EXIT_FAIL : server_setup(s, &c);
+	if (!rc && routes_setup(s))
+		rc = SERVE_EXIT_FAIL;
+	if (rc) {
 		if (lfd >= 0)
 			close(lfd);
 		server_teardown(s);
 		routes_teardown(s);
 		free(s);
-		return lfd == -2 ? SERVE_EXIT_USAGE : SERVE_EXIT_FAIL;
+		return rc;
 	}
 	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
 	s->metrics = metrics_new();
 	struct MHD_Daemon *d = NULL;
-	if (s->sessions && s->metrics)
+	if (s->sessions && s->metrics && (s->door = door_new(s, lfd)))
+		lfd = -1;  /* the door's now */
+	if (s->door)
 		d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
-		                     MHD_USE_ERROR_LOG | MHD_USE_POLL,
+		                     MHD_USE_ERROR_LOG | MHD_USE_POLL | MHD_USE_NO_LISTEN_SOCKET,
 		                     0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		                     MHD_OPTION_LISTEN_SOCKET, lfd,
 		                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		                     MHD_OPTION_NOTIFY_CONNECTION, door_notify, s->door,
+		                     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
 		                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVE_CONN_MEMORY_BYTES,
-		                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)SERVE_CONNECTIONS_MAX,
+		                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)door_limit(s->door) + 16,
 		                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
-	if (!d) {
+	if (!d || door_start(s->door, d)) {
 		fprintf(stderr, "convbi: cannot start the HTTP server on %s\n", c.listen);
-		close(lfd);
+		if (lfd >= 0)
+			close(lfd);
+		if (d)
+			MHD_stop_daemon(d);
 		rc = SERVE_EXIT_FAIL;
 		goto done;
 	}
 	serve_log("listening on http://%s:%d (%d database%s, %s)", s->host, s->port, s->ndbs, s->ndbs == 1 ? "" : "s",
 	          s->ntokens ? "bearer tokens required" : "loopback only, no tokens");
-	for (;;) {
-		struct timespec tick = {1, 0};
-		int sig = sigtimedwait(&set, NULL, &tick);
-		if (sig == SIGTERM || sig == SIGINT)
-			break;
+	int sig = 0;
+	while (!(sig = wait_signal(&set, 1000)) || (sig != SIGTERM && sig != SIGINT))
 		if (sessions_expire(s->sessions) > 0)
 			malloc_trim(0);  /* give the closed connections' memory back to the system */
+	if (sig == SIGTERM)
+		sig = drain(s, &set);
+	if (sig == SIGINT && cancel_all(s)) {
+		fflush(stderr);
+		_exit(SERVE_EXIT_INTERRUPTED);  /* a run that would not stop holds an engine: no teardown */
 	}
-	drain(s, d);
+	/* the answers of the last questions (503 ECANCELED after Ctrl-C) go out
+	 * before libmicrohttpd shuts the connections */
+	for (int64_t until = serve_now_ms() + ANSWERS_WAIT_MS; door_busy_connections(s->door) > 0 && serve_now_ms() < until;) {
+		struct timespec ts = {0, SIGNAL_POLL_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	door_stop(s->door);
 	MHD_stop_daemon(d);
-	rc = SERVE_EXIT_OK;
+	rc = sig == SIGINT ? SERVE_EXIT_INTERRUPTED : SERVE_EXIT_OK;
 done:
+	door_free(s->door);
 	sessions_free(s->sessions);
 	metrics_free(s->metrics);
 	routes_teardown(s);

@@ -93,7 +93,7 @@ expect_code 2 "batch INPUT naming a FIFO" $TO "$CONVBI" batch --config "$T/confi
 contains "$ERR" "INPUT \`$T/input.fifo\`: a FIFO (named pipe), not a regular file" "says what it is"
 expect_code 2 "--notes naming a FIFO" $TO "$CONVBI" ask --config "$T/config.json" --db "$DB" --notes "$T/input.fifo" "How many customers are there?"
 contains "$ERR" "cannot be read (a FIFO (named pipe), not a regular file)" "says what it is"
-expect_code 1 "serve --tokens naming a FIFO" $TO "$CONVBI" serve --config "$T/config.json" --db "$DB" --listen 127.0.0.1:0 --tokens "$T/input.fifo"
+expect_code 2 "serve --tokens naming a FIFO" $TO "$CONVBI" serve --config "$T/config.json" --db "$DB" --listen 127.0.0.1:0 --tokens "$T/input.fifo"
 contains "$ERR" "cannot read the tokens file $T/input.fifo: a FIFO (named pipe), not a regular file" "says what it is"
 expect_code 2 "eval on a question file that is a FIFO" $TO "$CONVBI" eval --config "$T/config.json" "$T/input.fifo"
 contains "$ERR" "a FIFO (named pipe), not a regular file" "says what it is"

@@ -1,0 +1,558 @@
+/* door.c -- the front door of `convbi serve`: it accepts every connection
+ * itself and hands libmicrohttpd only those that have sent a complete,
+ * sane request head, so that a slow or hostile client costs an epoll
+ * entry instead of a connection thread, and every refusal has the JSON
+ * error shape.
+ *
+ * One thread waits (epoll) on the listening socket and on the connections
+ * whose request head has not arrived yet ("waiting" slots).  It looks at a
+ * waiting connection's bytes with MSG_PEEK -- nothing is consumed, so
+ * libmicrohttpd later reads the request from the start -- and:
+ *   - refuses beyond --max-connections (503) or --max-connections-per-ip
+ *     from one address (503), before reading anything;
+ *   - answers 408 when the head is not complete within
+ *     --request-timeout-s of connecting (slowloris), or when it arrives
+ *     in so many small pieces that looking at it costs more than
+ *     DOOR_PEEK_BUDGET_BYTES;
+ *   - answers 414 when the request line, 431 when the head, exceeds
+ *     SERVE_HEADERS_MAX_BYTES, and 400/413 for a Content-Length that is
+ *     not a number or is over SERVE_BODY_MAX_BYTES (libmicrohttpd would
+ *     answer those in HTML, and 0.9.75 sends its status line twice);
+ *   - hands the rest to libmicrohttpd (MHD_add_connection).
+ * Handed connections stay in their slot ("handed"), holding a dup() of the
+ * socket: a request whose body, or a keep-alive connection whose next
+ * request, is not complete within --request-timeout-s is shut down
+ * through it (the dup keeps the descriptor ours, so a number libmicrohttpd
+ * closed and the process reused is never touched).  libmicrohttpd's
+ * connection notifications free the slot; while the server answers a
+ * request (door_request_begin .. door_request_end) there is no deadline.
+ *
+ * The first request of a connection is checked here; the later requests
+ * of a keep-alive connection are parsed by libmicrohttpd alone.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "serve/routes.h"
+
+#define DOOR_PEEK_BUDGET_BYTES (16 * SERVE_HEADERS_MAX_BYTES)  /* looked at per head, over all peeks */
+#define DOOR_TICK_MS 100                                       /* deadline resolution */
+#define DOOR_EVENTS 64
+#define DOOR_FDS_SPARE 256          /* descriptors kept for databases, the model, logs */
+#define DOOR_DRAIN_BYTES (64u << 10) /* unread input read away before a refusal's close */
+#define EV_LISTEN UINT32_MAX
+#define EV_WAKE (UINT32_MAX - 1)
+
+enum { SLOT_FREE, SLOT_WAITING, SLOT_HANDED };
+
+struct slot {
+	int state;
+	int fd;                      /* WAITING: the socket; HANDED: our dup() of it */
+	int mhd_fd;                  /* HANDED: the descriptor libmicrohttpd holds */
+	int started;                 /* HANDED: libmicrohttpd announced it */
+	int busy;                    /* HANDED: a request is being answered */
+	int reaped;                  /* HANDED: shut down for its deadline */
+	int64_t since_ms;            /* connected (WAITING) */
+	int64_t deadline_ms;         /* the request must be complete by then */
+	size_t peeked;               /* WAITING: bytes looked at so far */
+	unsigned char ip[16];        /* the peer's address, for the per-address cap */
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+};
+
+struct door {
+	struct server *s;
+	struct MHD_Daemon *d;
+	int lfd, ep, wake;
+	int64_t accept_paused_until; /* out of descriptors: accept later */
+	pthread_t thread;
+	int started;
+	atomic_int stop;
+	pthread_mutex_t lock;        /* slots, used */
+	struct slot *slots;          /* owned: max_connections of them */
+	int nslots, used;
+	char head[SERVE_HEADERS_MAX_BYTES + 1];  /* the door thread's peek buffer */
+};
+
+/* ---- slots --------------------------------------------------------------------- */
+
+static void peer_ip(const struct sockaddr_storage *a, unsigned char ip[16])
+{
+	memset(ip, 0, 16);
+	if (a->ss_family == AF_INET)
+		memcpy(ip, &((const struct sockaddr_in *)a)->sin_addr, 4);
+	else if (a->ss_family == AF_INET6)
+		memcpy(ip, &((const struct sockaddr_in6 *)a)->sin6_addr, 16);
+}
+
+/* Frees slot i (lock held); closes its descriptor. */
+static void slot_free(struct door *dr, struct slot *sl)
+{
+	if (sl->fd >= 0)
+		close(sl->fd);
+	memset(sl, 0, sizeof *sl);
+	sl->state = SLOT_FREE;
+	sl->fd = sl->mhd_fd = -1;
+	dr->used--;
+}
+
+/* ---- refusals --------------------------------------------------------------------- */
+
+/* Answers status with the JSON error shape on a connection libmicrohttpd
+ * never saw, then closes it.  The unread request is read away first, so
+ * the close sends FIN, not a reset that could destroy the answer. */
+static void refuse(struct door *dr, int fd, int64_t since_ms, int status, const char *code, const char *message)
+{
+	char *json = serve_json_error(code, message);
+	char head[320];
+	const char *reason = MHD_get_reason_phrase_for((unsigned)status);
+	int n = snprintf(head, sizeof head,
+	                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n"
+	                 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
+	                 status, reason && *reason ? reason : "Error", json ? strlen(json) : 0,
+	                 status == 503 ? "Retry-After: 1\r\n" : "");
+	char sink[4096];
+	for (size_t got = 0; got < DOOR_DRAIN_BYTES;) {
+		ssize_t k = recv(fd, sink, sizeof sink, MSG_DONTWAIT);
+		if (k <= 0)
+			break;
+		got += (size_t)k;
+	}
+	if (send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT | (json ? MSG_MORE : 0)) == n && json)
+		send(fd, json, strlen(json), MSG_NOSIGNAL | MSG_DONTWAIT);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+	free(json);
+	double seconds = (double)(serve_now_ms() - since_ms) / 1000;
+	metrics_request(dr->s->metrics, "(connection)", status, seconds);
+	serve_log("(connection) %d %.1f ms %s", status, seconds * 1000, code);
+}
+
+static void refuse_timeout(struct door *dr, int fd, int64_t since_ms)
+{
+	char msg[160];
+	snprintf(msg, sizeof msg, "the request did not arrive within %d s; send the request line and headers at once",
+	         dr->s->cfg.request_timeout_s);
+	refuse(dr, fd, since_ms, 408, "request_timeout", msg);
+}
+
+/* ---- the request head --------------------------------------------------------------- */
+
+/* The length of the head in b[0..n) (through its empty line), or 0. */
+static size_t head_length(const char *b, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (b[i] != '\n')
+			continue;
+		if (b[i + 1] == '\n')
+			return i + 2;
+		if (b[i + 1] == '\r' && i + 2 < n && b[i + 2] == '\n')
+			return i + 3;
+	}
+	return 0;
+}
+
+/* Checks the Content-Length headers of a complete head.  Returns 0, or the
+ * status to refuse with (message in msg). */
+static int check_head(const char *b, size_t n, char *msg, size_t cap, const char **code)
+{
+	const char *end = b + n, *line = memchr(b, '\n', n);
+	long long seen = -1;
+	while (line && ++line < end) {
+		const char *eol = memchr(line, '\n', (size_t)(end - line));
+		if (!eol)
+			break;
+		static const char name[] = "content-length:";
+		if ((size_t)(eol - line) >= sizeof name - 1 && !strncasecmp(line, name, sizeof name - 1)) {
+			const char *v = line + sizeof name - 1, *ve = eol;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			long long len = 0;
+			int digits = 0;
+			for (const char *p = v; p < ve; p++) {
+				if (*p < '0' || *p > '9') {
+					digits = -1;
+					break;
+				}
+				if (++digits <= 18)
+					len = len * 10 + (*p - '0');
+				else
+					len = LLONG_MAX;  /* over any limit */
+			}
+			if (digits <= 0 || (seen >= 0 && seen != len)) {
+				snprintf(msg, cap, "%s; send one Content-Length with the body's size in bytes",
+				         digits <= 0 ? "the Content-Length header is not a number of bytes" : "two Content-Length headers differ");
+				*code = "bad_request";
+				return 400;
+			}
+			if (len > (long long)SERVE_BODY_MAX_BYTES) {
+				snprintf(msg, cap, "the request body is larger than %u bytes; send less", SERVE_BODY_MAX_BYTES);
+				*code = "too_large";
+				return 413;
+			}
+			seen = len;
+		}
+		line = eol;
+	}
+	return 0;
+}
+
+/* Hands a waiting connection to libmicrohttpd (lock held). */
+static void hand_over(struct door *dr, struct slot *sl)
+{
+	epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
+	int fd = sl->fd, mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+	if (mine < 0) {
+		refuse(dr, fd, sl->since_ms, 503, "too_many_connections", "the server is out of file descriptors; retry later");
+		sl->fd = -1;
+		slot_free(dr, sl);
+		return;
+	}
+	sl->state = SLOT_HANDED;
+	sl->fd = mine;
+	sl->mhd_fd = fd;
+	sl->deadline_ms = sl->since_ms + (int64_t)dr->s->cfg.request_timeout_s * 1000;  /* the body too */
+	struct sockaddr_storage addr = sl->addr;
+	socklen_t addrlen = sl->addrlen;
+	/* libmicrohttpd announces the connection (door_notify) from this call
+	 * or from its thread; either takes the lock, so let it go */
+	pthread_mutex_unlock(&dr->lock);
+	enum MHD_Result ok = MHD_add_connection(dr->d, fd, (const struct sockaddr *)&addr, addrlen);
+	pthread_mutex_lock(&dr->lock);
+	if (ok != MHD_YES && sl->state == SLOT_HANDED && sl->fd == mine && !sl->started)
+		slot_free(dr, sl);  /* it closed fd; ours goes too */
+}
+
+/* Looks at what a waiting connection has sent (lock held). */
+static void look(struct door *dr, struct slot *sl)
+{
+	ssize_t n = recv(sl->fd, dr->head, sizeof dr->head, MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
+		slot_free(dr, sl);  /* the client left */
+		return;
+	}
+	if (n < 0)
+		return;
+	sl->peeked += (size_t)n;
+	size_t hl = head_length(dr->head, (size_t)n);
+	char msg[200];
+	const char *code = NULL;
+	int status = 0;
+	if (!hl && (size_t)n > SERVE_HEADERS_MAX_BYTES) {
+		int line_too_long = !memchr(dr->head, '\n', (size_t)n);
+		snprintf(msg, sizeof msg, "the %s exceeds %u bytes; %s", line_too_long ? "request target" : "request head",
+		         SERVE_HEADERS_MAX_BYTES, line_too_long ? "send a shorter URL" : "send fewer or shorter headers");
+		status = line_too_long ? 414 : 431;
+		code = line_too_long ? "uri_too_long" : "headers_too_large";
+	} else if (hl) {
+		status = check_head(dr->head, hl, msg, sizeof msg, &code);
+	} else if (sl->peeked > DOOR_PEEK_BUDGET_BYTES) {
+		epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
+		refuse_timeout(dr, sl->fd, sl->since_ms);
+		sl->fd = -1;
+		slot_free(dr, sl);
+		return;
+	}
+	if (status) {
+		epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
+		refuse(dr, sl->fd, sl->since_ms, status, code, msg);
+		sl->fd = -1;
+		slot_free(dr, sl);
+	} else if (hl) {
+		hand_over(dr, sl);
+	}
+}
+
+/* ---- accepting ---------------------------------------------------------------------- */
+
+static void accept_all(struct door *dr)
+{
+	for (;;) {
+		struct sockaddr_storage addr;
+		socklen_t addrlen = sizeof addr;
+		int fd = accept4(dr->lfd, (struct sockaddr *)&addr, &addrlen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* nothing to answer with: let the backlog wait a moment */
+				dr->accept_paused_until = serve_now_ms() + 100;
+				struct epoll_event ev = {0, {.u32 = EV_LISTEN}};
+				epoll_ctl(dr->ep, EPOLL_CTL_MOD, dr->lfd, &ev);
+			}
+			return;
+		}
+		int64_t now = serve_now_ms();
+		unsigned char ip[16];
+		peer_ip(&addr, ip);
+		pthread_mutex_lock(&dr->lock);
+		int from_ip = 0;
+		struct slot *sl = NULL;
+		for (int i = 0; i < dr->nslots; i++) {
+			if (dr->slots[i].state == SLOT_FREE) {
+				if (!sl)
+					sl = &dr->slots[i];
+			} else if (!memcmp(dr->slots[i].ip, ip, 16)) {
+				from_ip++;
+			}
+		}
+		char msg[200];
+		if (!sl || from_ip >= dr->s->cfg.max_connections_per_ip) {
+			pthread_mutex_unlock(&dr->lock);
+			if (!sl)
+				snprintf(msg, sizeof msg, "%d connections are open, the most this server keeps; retry later", dr->nslots);
+			else
+				snprintf(msg, sizeof msg, "%d connections from your address are open, the most it may have; close some or retry later",
+				         from_ip);
+			refuse(dr, fd, now, 503, "too_many_connections", msg);
+			continue;
+		}
+		*sl = (struct slot){.state = SLOT_WAITING, .fd = fd, .mhd_fd = -1, .since_ms = now, .addr = addr, .addrlen = addrlen};
+		sl->deadline_ms = now + (int64_t)dr->s->cfg.request_timeout_s * 1000;
+		memcpy(sl->ip, ip, 16);
+		dr->used++;
+		struct epoll_event ev = {EPOLLIN | EPOLLRDHUP | EPOLLET, {.u32 = (uint32_t)(sl - dr->slots)}};
+		if (epoll_ctl(dr->ep, EPOLL_CTL_ADD, fd, &ev))
+			slot_free(dr, sl);
+		else
+			look(dr, sl);  /* the head may be here already */
+		pthread_mutex_unlock(&dr->lock);
+	}
+}
+
+/* Deadlines: a waiting head gets 408; a handed connection past its
+ * deadline and not being answered is shut down. */
+static void reap(struct door *dr)
+{
+	int64_t now = serve_now_ms();
+	pthread_mutex_lock(&dr->lock);
+	for (int i = 0; i < dr->nslots; i++) {
+		struct slot *sl = &dr->slots[i];
+		if (sl->state == SLOT_WAITING && now >= sl->deadline_ms) {
+			epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
+			refuse_timeout(dr, sl->fd, sl->since_ms);
+			sl->fd = -1;
+			slot_free(dr, sl);
+		} else if (sl->state == SLOT_HANDED && sl->started && !sl->busy && !sl->reaped && now >= sl->deadline_ms) {
+			sl->reaped = 1;
+			shutdown(sl->fd, SHUT_RDWR);
+		}
+	}
+	pthread_mutex_unlock(&dr->lock);
+	if (dr->accept_paused_until && now >= dr->accept_paused_until) {
+		dr->accept_paused_until = 0;
+		struct epoll_event ev = {EPOLLIN, {.u32 = EV_LISTEN}};
+		epoll_ctl(dr->ep, EPOLL_CTL_MOD, dr->lfd, &ev);
+	}
+}
+
+static void *door_run(void *payload)
+{
+	struct door *dr = payload;
+	struct epoll_event evs[DOOR_EVENTS];
+	int64_t next_reap = serve_now_ms() + DOOR_TICK_MS;
+	while (!atomic_load(&dr->stop)) {
+		int n = epoll_wait(dr->ep, evs, DOOR_EVENTS, DOOR_TICK_MS);
+		for (int i = 0; i < n; i++) {
+			uint32_t k = evs[i].data.u32;
+			if (k == EV_LISTEN) {
+				accept_all(dr);
+			} else if (k == EV_WAKE) {
+				uint64_t v;
+				if (read(dr->wake, &v, sizeof v) < 0)
+					continue;
+			} else if (k < (uint32_t)dr->nslots) {
+				pthread_mutex_lock(&dr->lock);
+				if (dr->slots[k].state == SLOT_WAITING)
+					look(dr, &dr->slots[k]);
+				pthread_mutex_unlock(&dr->lock);
+			}
+		}
+		if (serve_now_ms() >= next_reap) {
+			reap(dr);
+			next_reap = serve_now_ms() + DOOR_TICK_MS;
+		}
+	}
+	return NULL;
+}
+
+/* ---- the descriptor budget ------------------------------------------------------------ */
+
+/* Raises the soft descriptor limit toward what max connections need (two
+ * each: libmicrohttpd's and our dup); lowers max when the hard limit is
+ * too low, saying so. */
+static int fit_descriptors(int max)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return max;
+	rlim_t want = (rlim_t)max * 2 + DOOR_FDS_SPARE;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur < want) {
+		int fit = rl.rlim_cur > 2 * DOOR_FDS_SPARE ? (int)((rl.rlim_cur - DOOR_FDS_SPARE) / 2) : DOOR_FDS_SPARE / 2;
+		serve_log("warning: %d connections need %llu file descriptors and the limit is %llu; serving at most %d (raise ulimit -n)",
+		          max, (unsigned long long)want, (unsigned long long)rl.rlim_cur, fit);
+		return fit;
+	}
+	return max;
+}
+
+/* ---- the door's API ------------------------------------------------------------------- */
+
+struct door *door_new(struct server *s, int lfd)
+{
+	struct door *dr = calloc(1, sizeof *dr);
+	if (!dr)
+		return NULL;
+	dr->s = s;
+	dr->lfd = lfd;
+	dr->ep = dr->wake = -1;
+	pthread_mutex_init(&dr->lock, NULL);
+	dr->nslots = fit_descriptors(s->cfg.max_connections);
+	dr->slots = calloc((size_t)dr->nslots, sizeof *dr->slots);
+	dr->ep = epoll_create1(EPOLL_CLOEXEC);
+	dr->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct epoll_event lev = {EPOLLIN, {.u32 = EV_LISTEN}}, wev = {EPOLLIN, {.u32 = EV_WAKE}};
+	if (!dr->slots || dr->ep < 0 || dr->wake < 0 || epoll_ctl(dr->ep, EPOLL_CTL_ADD, lfd, &lev) ||
+	    epoll_ctl(dr->ep, EPOLL_CTL_ADD, dr->wake, &wev)) {
+		dr->lfd = -1;  /* the caller still owns it */
+		door_free(dr);
+		return NULL;
+	}
+	for (int i = 0; i < dr->nslots; i++)
+		dr->slots[i].fd = dr->slots[i].mhd_fd = -1;
+	fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
+	return dr;
+}
+
+int door_limit(const struct door *dr)
+{
+	return dr->nslots;
+}
+
+int door_start(struct door *dr, struct MHD_Daemon *d)
+{
+	dr->d = d;
+	if (pthread_create(&dr->thread, NULL, door_run, dr))
+		return -1;
+	dr->started = 1;
+	return 0;
+}
+
+void door_stop(struct door *dr)
+{
+	if (!dr)
+		return;
+	if (dr->started) {
+		atomic_store(&dr->stop, 1);
+		uint64_t one = 1;
+		if (write(dr->wake, &one, sizeof one) < 0)
+			serve_log("cannot wake the door thread: %s", strerror(errno));
+		pthread_join(dr->thread, NULL);
+		dr->started = 0;
+	}
+	if (dr->lfd >= 0)
+		close(dr->lfd);
+	dr->lfd = -1;
+	pthread_mutex_lock(&dr->lock);
+	for (int i = 0; i < dr->nslots; i++)
+		if (dr->slots[i].state == SLOT_WAITING)
+			slot_free(dr, &dr->slots[i]);
+	pthread_mutex_unlock(&dr->lock);
+}
+
+void door_free(struct door *dr)
+{
+	if (!dr)
+		return;
+	door_stop(dr);
+	for (int i = 0; dr->slots && i < dr->nslots; i++)
+		if (dr->slots[i].state != SLOT_FREE)
+			slot_free(dr, &dr->slots[i]);
+	if (dr->ep >= 0)
+		close(dr->ep);
+	if (dr->wake >= 0)
+		close(dr->wake);
+	pthread_mutex_destroy(&dr->lock);
+	free(dr->slots);
+	free(dr);
+}
+
+void door_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe)
+{
+	struct door *dr = cls;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		int fd = ci ? ci->connect_fd : -1;
+		pthread_mutex_lock(&dr->lock);
+		for (int i = 0; fd >= 0 && i < dr->nslots; i++) {
+			struct slot *sl = &dr->slots[i];
+			if (sl->state == SLOT_HANDED && !sl->started && sl->mhd_fd == fd) {
+				sl->started = 1;
+				*socket_context = sl;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&dr->lock);
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+		pthread_mutex_lock(&dr->lock);
+		slot_free(dr, *socket_context);
+		pthread_mutex_unlock(&dr->lock);
+		*socket_context = NULL;
+	}
+}
+
+/* The slot of a connection libmicrohttpd runs (NULL when the door did not
+ * hand it over). */
+static struct slot *slot_of(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	return ci ? ci->socket_context : NULL;
+}
+
+void door_request_begin(struct door *dr, struct MHD_Connection *c)
+{
+	struct slot *sl = slot_of(c);
+	if (!sl)
+		return;
+	pthread_mutex_lock(&dr->lock);
+	sl->busy = 1;
+	pthread_mutex_unlock(&dr->lock);
+}
+
+void door_request_end(struct door *dr, struct MHD_Connection *c)
+{
+	struct slot *sl = slot_of(c);
+	if (!sl)
+		return;
+	pthread_mutex_lock(&dr->lock);
+	sl->busy = 0;
+	sl->deadline_ms = serve_now_ms() + (int64_t)dr->s->cfg.request_timeout_s * 1000;
+	pthread_mutex_unlock(&dr->lock);
+}
+
+int door_busy_connections(struct door *dr)
+{
+	int n = 0;
+	pthread_mutex_lock(&dr->lock);
+	for (int i = 0; i < dr->nslots; i++)
+		n += dr->slots[i].state == SLOT_HANDED && dr->slots[i].busy;
+	pthread_mutex_unlock(&dr->lock);
+	return n;
+}

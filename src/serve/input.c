@@ -1,0 +1,123 @@
+/* input.c -- the checks a request's JSON text passes before cJSON sees it.
+ *
+ * cJSON turns "\u0000" into a NUL byte that ends the C string (so
+ * {"sql":"SELECT 1\u0000; DELETE ..."} would run "SELECT 1"), stops at a
+ * raw NUL, and keeps bytes that are not UTF-8 as they are (and then prints
+ * them back into a response that is no longer valid JSON).  One lexical
+ * pass over the text refuses all three, and objects or arrays nested
+ * deeper than SERVE_JSON_DEPTH_MAX, with one line naming the field: the
+ * innermost object key around the bad string ("sql", "question", "id").
+ * Everything else (syntax) is left to cJSON.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "serve/serve.h"
+#include "util/utf8.h"
+
+#define FIELD_SHOWN_BYTES 40  /* of a field name in a message */
+
+struct scope {
+	int object;          /* 1 = {, 0 = [ */
+	const char *key;     /* the current key (into the text), NULL = none yet */
+	size_t key_len;
+};
+
+/* The innermost key around a string at this scope ("" = none: a bare
+ * value, or the string is itself a key). */
+static void field_of(const struct scope *sc, int depth, int is_key, char *field, size_t cap)
+{
+	field[0] = '\0';
+	for (int d = depth; !is_key && d >= 1; d--)
+		if (sc[d].key) {
+			int shown = sc[d].key_len > FIELD_SHOWN_BYTES ? FIELD_SHOWN_BYTES : (int)sc[d].key_len;
+			snprintf(field, cap, "%.*s", shown, sc[d].key);
+			return;
+		}
+}
+
+/* Scans the string starting after its opening quote at text[*i]; leaves
+ * *i on the closing quote (or at len when it is unterminated).  Returns 0,
+ * 1 for an escaped NUL, 2 for bytes that are not UTF-8. */
+static int scan_string(const char *text, size_t len, size_t *i)
+{
+	int problem = 0;
+	size_t j = *i;
+	while (j < len && text[j] != '"') {
+		unsigned char c = (unsigned char)text[j];
+		if (c == '\\') {
+			if (j + 5 < len && text[j + 1] == 'u' && !memcmp(text + j + 2, "0000", 4) && !problem)
+				problem = 1;
+			j += j + 1 < len ? 2 : 1;
+		} else if (c >= 0x80) {
+			size_t k = utf8_decode((const unsigned char *)text + j, len - j, NULL);
+			if (!k) {
+				if (!problem)
+					problem = 2;
+				k = 1;
+			}
+			j += k;
+		} else {
+			j++;
+		}
+	}
+	*i = j;
+	return problem;
+}
+
+int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *field, size_t field_cap)
+{
+	struct scope sc[SERVE_JSON_DEPTH_MAX + 1] = {{0}};
+	int depth = 0;
+	char name[FIELD_SHOWN_BYTES + 16];
+	field[0] = '\0';
+	const char *nul = memchr(text, '\0', len);
+	if (nul) {
+		snprintf(msg, cap, "the request holds a NUL byte (at byte %zu); send JSON text without one", (size_t)(nul - text));
+		return -1;
+	}
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		if (c == '{' || c == '[') {
+			if (depth == SERVE_JSON_DEPTH_MAX) {
+				snprintf(msg, cap, "the request nests objects or arrays deeper than %d levels; send a flatter document",
+				         SERVE_JSON_DEPTH_MAX);
+				return -1;
+			}
+			depth++;
+			sc[depth] = (struct scope){c == '{', NULL, 0};
+		} else if (c == '}' || c == ']') {
+			if (depth > 0)
+				depth--;
+		} else if (c == '"') {
+			size_t start = ++i;
+			int problem = scan_string(text, len, &i);
+			size_t k = i + 1;
+			while (k < len && (text[k] == ' ' || text[k] == '\t' || text[k] == '\n' || text[k] == '\r'))
+				k++;
+			int is_key = depth > 0 && sc[depth].object && k < len && text[k] == ':';
+			if (problem) {
+				field_of(sc, depth, is_key, field, field_cap);
+				if (is_key)
+					snprintf(name, sizeof name, "a field name");
+				else if (field[0])
+					snprintf(name, sizeof name, "`%s`", field);
+				else
+					snprintf(name, sizeof name, "a string");
+				if (problem == 1)
+					snprintf(msg, cap, "%s holds a NUL character (\\u0000); remove it", name);
+				else
+					snprintf(msg, cap, "%s is not valid UTF-8; send UTF-8 text", name);
+				return -1;
+			}
+			if (is_key) {
+				sc[depth].key = text + start;
+				sc[depth].key_len = i - start;
+			}
+		} else if ((unsigned char)c >= 0x80 && !utf8_decode((const unsigned char *)text + i, len - i, NULL)) {
+			snprintf(msg, cap, "the request is not valid UTF-8 (byte %zu); send UTF-8 JSON", i);
+			return -1;
+		}
+	}
+	return 0;
+}

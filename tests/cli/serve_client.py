@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""serve_client.py -- raw-socket clients for test_serve_hostile.sh: what curl
+cannot do (slow and partial requests, many connections from several loopback
+addresses, malformed heads), and a strict check that output is UTF-8 JSON.
+
+  slow PORT N NSRC          open N connections from 127.0.0.2.. (NSRC of them),
+                            each with half a request head; then GET /healthz on
+                            a fresh connection from 127.0.0.1; prints
+                            "opened N" and "healthz STATUS"
+  trickle PORT SECONDS      send a head one header line every 0.2 s; prints
+                            "closed after S s: FIRST-LINE" (or "open after ...")
+  slowbody PORT SECONDS     a complete head, then the body a byte every 0.2 s
+  idle PORT SECONDS         one request, then keep the connection idle
+  raw PORT FILE             send FILE's bytes, print the whole response
+  jsonlines FILE            every line of FILE is UTF-8 JSON (exit 1 if not)
+"""
+import json
+import socket
+import sys
+import time
+
+
+def connect(port, src="127.0.0.1", timeout=5):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((src, 0))
+    s.settimeout(timeout)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def read_all(s, limit=1 << 20):
+    out = b""
+    try:
+        while len(out) < limit:
+            d = s.recv(65536)
+            if not d:
+                break
+            out += d
+    except (socket.timeout, ConnectionResetError):
+        pass
+    return out
+
+
+def status_of(port, path="/healthz"):
+    s = connect(port, timeout=20)
+    s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    first = read_all(s).split(b"\r\n", 1)[0].decode("latin1")
+    s.close()
+    return first.split(" ")[1] if first.startswith("HTTP/") else "none"
+
+
+def until_closed(s, seconds, feed):
+    """Calls feed(s) every 0.2 s until the server closes s or seconds pass."""
+    t0 = time.time()
+    got = b""
+    s.settimeout(0.2)
+    while time.time() - t0 < seconds:
+        try:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+            continue
+        except socket.timeout:
+            pass
+        except ConnectionResetError:
+            break
+        try:
+            feed(s)
+        except (BrokenPipeError, ConnectionResetError):
+            break
+    else:
+        print("open after %.1f s" % (time.time() - t0))
+        return
+    first = got.split(b"\r\n", 1)[0].decode("latin1")
+    print("closed after %.1f s: %s" % (time.time() - t0, first))
+
+
+def main():
+    cmd = sys.argv[1]
+    if cmd == "slow":
+        port, n, nsrc = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+        socks = []
+        for i in range(n):
+            s = connect(port, "127.0.0.%d" % (2 + i % nsrc))
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+            socks.append(s)
+        print("opened %d" % len(socks))
+        print("healthz %s" % status_of(port))
+        for s in socks:
+            s.close()
+    elif cmd == "trickle":
+        port, secs = int(sys.argv[2]), float(sys.argv[3])
+        s = connect(port)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        until_closed(s, secs, lambda s: s.sendall(b"X-a: b\r\n"))
+    elif cmd == "slowbody":
+        port, secs = int(sys.argv[2]), float(sys.argv[3])
+        s = connect(port)
+        s.sendall(b"POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n{\"sql\":\"")
+        until_closed(s, secs, lambda s: s.sendall(b"a"))
+    elif cmd == "idle":
+        port, secs = int(sys.argv[2]), float(sys.argv[3])
+        s = connect(port)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        time.sleep(0.3)
+        s.recv(65536)  # the answer
+        until_closed(s, secs, lambda s: None)
+    elif cmd == "raw":
+        port = int(sys.argv[2])
+        s = connect(port)
+        s.sendall(open(sys.argv[3], "rb").read())
+        sys.stdout.write(read_all(s).decode("latin1"))
+    elif cmd == "jsonlines":
+        bad = 0
+        for no, line in enumerate(open(sys.argv[2], "rb").read().splitlines(), 1):
+            try:
+                json.loads(line.decode("utf-8", errors="strict"))
+            except (UnicodeDecodeError, ValueError) as e:
+                print("line %d is not UTF-8 JSON: %s" % (no, e))
+                bad = 1
+        sys.exit(bad)
+    else:
+        sys.exit("unknown command " + cmd)
+
+
+if __name__ == "__main__":
+    main()
