@@ -89,10 +89,10 @@ req GET "/v1/schema?db=pg";      is 200 "/v1/schema on PostgreSQL"
 contains "$BODY" 'public.customers' "the schema is PostgreSQL's"
 serve_stop
 printf '%s' "$ALL" > "$T/serve_responses.txt"
-expect_code 1 "serve with a wrong password" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" \
+expect_code 2 "serve with a wrong password" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" \
   --db "bad=postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT/shop"
 contains "$ERR" 'database `bad`: cannot connect' "names the database"
-expect_code 1 "an unnamed target without a database name" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" \
+expect_code 2 "an unnamed target without a database name" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" \
   --db "postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT"
 contains "$ERR" "database name is not 1-63 letters, digits, '_' or '-'; write --db NAME=TARGET" "asks for a name"
 
