@@ -153,9 +153,14 @@ typedef struct {
 	                             topic); NULL = DB.notes.md beside the
 	                             database when it exists; "" = none */
 	const char *examples_path;/* verified examples, JSONL {"question",
-	                             "sql", "db"}; NULL = none */
+	                             "sql", "db"}: the three most like the
+	                             question (and its first draft) go into
+	                             the SQL prompt; NULL = none */
 	int candidates;           /* SQL candidates voted on by their results,
-	                             1..16, default 1 */
+	                             1..16, default 1: N completions at
+	                             temperature 0.7, each run through the gate;
+	                             the largest group of equal results answers
+	                             (the answer JSON's "vote") */
 	int value_index;          /* 1 = name the stored values a question
 	                             mentions in the schema text (value index
 	                             cached under $XDG_CACHE_HOME/convbi),

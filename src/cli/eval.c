@@ -2,7 +2,7 @@
  *
  *   convbi eval [--config F] [--dataset spider|bird] [-j N] [--limit N]
  *               [--only-db ID] [--out F] [--resume] [--max-cost USD]
- *               [--db DIR] DIR|FILE
+ *               [--db DIR] [--examples F] [--notes F] [--candidates N] DIR|FILE
  *
  * For every question (eval_data.c reads the files): a fresh session on the
  * engine of its database (one engine per database file, opened once before
@@ -25,12 +25,15 @@
  * model_failure.
  *
  * EX = correct / (questions run - gold failures), overall, per database
- * and per difficulty, printed on stdout with the count of every verdict,
- * the gold failures, tokens and calls per endpoint.  --out F gets one JSON
- * line per question in dataset order, for diffing two runs:
+ * and per difficulty, printed on stdout with the tokens per question
+ * beside it (mean; median and p95 overall) and model calls per question,
+ * what the model was given (examples, notes, candidates: eval_context.c),
+ * the count of every verdict, the gold failures, tokens and calls per
+ * endpoint.  --out F gets one JSON line per question in dataset order,
+ * for diffing two runs:
  *   {"index", "id"?, "db_id", "question", "evidence"?, "gold_sql",
- *    "pred_sql", "verdict", "difficulty", "error", "truncated", "elapsed_ms",
- *    "cost_usd"}
+ *    "pred_sql", "verdict", "difficulty", "error", "truncated", "tokens",
+ *    "calls", "elapsed_ms", "cost_usd"}
  * --max-cost USD stops taking questions once those answered have cost USD
  * (the ones in flight finish); --resume continues from --out
  * (eval_resume.c). 
