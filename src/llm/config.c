@@ -171,8 +171,11 @@ static int check_endpoint(const struct ep_cfg *e, const char *src, struct err *e
 		return rc;
 	if (!e->url || !*e->url)
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no `url`; add its base URL, e.g. https://NAME.openai.azure.com", src, e->name);
-	if (strncmp(e->url, "http://", 7) && strncmp(e->url, "https://", 8))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has url `%s`; it must start with http:// or https://", src, e->name, e->url);
+	if (strncmp(e->url, "http://", 7) && strncmp(e->url, "https://", 8)) {
+		char url[256];
+		secret_url_shown(url, sizeof url, e->url);
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has url `%s`; it must start with http:// or https://", src, e->name, url);
+	}
 	if (e->kind != EP_OPENAI && (!e->deployment || !*e->deployment))
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind %s) has no `deployment`; add the deployment name", src, e->name, config_kind_name(e->kind));
 	if (e->kind != EP_OPENAI && e->auth.type == AUTH_API_KEY && !secret_is_set(&e->key))

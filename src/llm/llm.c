@@ -620,17 +620,18 @@ static void remember_outcome(struct llm *l, int ep, const struct llm_attempt *at
 static void broken_hint(struct llm *l, size_t i, int every, char *msg, size_t cap, const char *why)
 {
 	const struct ep_cfg *e = &l->cfg.eps[i];
-	char fix[ERR_MSG_MAX];
+	char fix[ERR_MSG_MAX], url[256];
+	secret_url_shown(url, sizeof url, e->url);  /* never a password or a query's key */
 	int n = e->auth.type != AUTH_API_KEY
 	        ? snprintf(fix, sizeof fix, "; endpoint `%s` (%s): give its Entra ID identity (%s%s%s) the role \"Cognitive "
 	                   "Services OpenAI User\" on the resource, check the deployment, then run `convbi endpoints --reset %s`",
-	                   e->name, e->url, config_auth_name(e->auth.type), e->auth.client_id ? ", client id " : "",
+	                   e->name, url, config_auth_name(e->auth.type), e->auth.client_id ? ", client id " : "",
 	                   e->auth.client_id ? e->auth.client_id : "", e->name)
 	        : every && l->cfg.n > 1
 	        ? snprintf(fix, sizeof fix, "; endpoint `%s` (%s) and the others: check the keys, deployments and URLs in the "
-	                   "configuration, then clear the shared cooldowns with `convbi endpoints --reset`", e->name, e->url)
+	                   "configuration, then clear the shared cooldowns with `convbi endpoints --reset`", e->name, url)
 	        : snprintf(fix, sizeof fix, "; endpoint `%s` (%s): check its key, deployment and URL in the configuration, "
-	                   "then clear the shared cooldown with `convbi endpoints --reset %s`", e->name, e->url, e->name);
+	                   "then clear the shared cooldown with `convbi endpoints --reset %s`", e->name, url, e->name);
 	size_t room = cap < ERR_MSG_MAX ? cap : ERR_MSG_MAX;
 	int keep = (int)room - BROKEN_PREFIX_ROOM - n, len = (int)strlen(why);
 	while (len > 0 && (why[len - 1] == '.' || why[len - 1] == ' '))
@@ -1155,8 +1156,10 @@ static int endpoint_json(struct llm *l, size_t i, int64_t now, struct buf *out)
 		rc = buf_json_str(out, e->name, strlen(e->name));
 	if (!rc)
 		rc = buf_printf(out, ",\"kind\":\"%s\",\"auth\":\"%s\",\"url\":", config_kind_name(e->kind), config_auth_name(e->auth.type));
+	char url[2048];
+	secret_url_shown(url, sizeof url, e->url);  /* never a password or a query's key */
 	if (!rc)
-		rc = buf_json_str(out, e->url, strlen(e->url));
+		rc = buf_json_str(out, url, strlen(url));
 	if (!rc)
 		rc = buf_puts(out, ",\"deployment\":");
 	if (!rc)

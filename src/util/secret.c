@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "convbi/convbi.h"
 #include "util/alloc.h"
@@ -109,4 +110,64 @@ void secret_redact(char *text)
 			memset(hit, '*', klen);
 	}
 	pthread_mutex_unlock(&reg_lock);
+}
+
+/* ---- URLs as they may be shown -------------------------------------------- */
+
+/* Appends n bytes of s to out[*len..cap - 1), always NUL-terminated. */
+static void put_cut(char *out, size_t cap, size_t *len, const char *s, size_t n)
+{
+	size_t room = cap - 1 - *len;
+	if (n > room)
+		n = room;
+	memcpy(out + *len, s, n);
+	*len += n;
+	out[*len] = '\0';
+}
+
+void secret_url_shown(char *out, size_t cap, const char *url)
+{
+	size_t len = 0;
+	if (!cap)
+		return;
+	out[0] = '\0';
+	if (!url)
+		return;
+	const char *p = strstr(url, "://");
+	p = p ? p + 3 : url;
+	put_cut(out, cap, &len, url, (size_t)(p - url));
+	size_t host = strcspn(p, "/?#");
+	const char *at = NULL;
+	for (const char *q = p; q < p + host; q++)
+		if (*q == '@')
+			at = q;  /* the last '@': a password may hold one */
+	if (at) {
+		put_cut(out, cap, &len, "***", 3);
+		p = at;
+		host = strcspn(p, "/?#");
+	}
+	size_t path = host + strcspn(p + host, "?#");
+	put_cut(out, cap, &len, p, path);
+	p += path;
+	if (*p == '?') {
+		p++;
+		put_cut(out, cap, &len, "?", 1);
+		for (int first = 1; *p && *p != '#'; first = 0) {
+			size_t n = strcspn(p, "&#"), name = strcspn(p, "=&#");
+			if (!first)
+				put_cut(out, cap, &len, "&", 1);
+			if (name < n && name == 11 && !strncasecmp(p, "api-version", 11))
+				put_cut(out, cap, &len, p, n);
+			else if (name < n) {
+				put_cut(out, cap, &len, p, name + 1);
+				put_cut(out, cap, &len, "***", 3);
+			} else
+				put_cut(out, cap, &len, "***", 3);
+			p += n;
+			if (*p == '&')
+				p++;
+		}
+	}
+	if (*p == '#')
+		put_cut(out, cap, &len, "#***", 4);
 }

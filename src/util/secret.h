@@ -28,4 +28,11 @@ void secret_forget(const char *value);
  * place, by "***" (padded with '*' to the key's length). */
 void secret_redact(char *text);
 
+/* The URL as it may be shown (endpoints, messages): a user name and
+ * password ("user:pass@") become "***@", every query parameter's value
+ * becomes "***" (api-version, which says nothing secret, is kept; a
+ * parameter without '=' becomes "***"), a fragment becomes "#***".  out
+ * gets at most cap - 1 bytes and a NUL. */
+void secret_url_shown(char *out, size_t cap, const char *url);
+
 #endif

@@ -22,6 +22,7 @@
 #include "convbi/convbi.h"
 #include "util/buf.h"
 #include "util/regfile.h"
+#include "util/secret.h"
 #include "util/strmap.h"
 #include "util/utf8.h"
 
@@ -293,6 +294,30 @@ static void every_status_has_a_name_and_a_message(void **state)
 	assert_non_null(convbi_errstr(100000));
 }
 
+/* ---- URLs as they may be shown --------------------------------------------- */
+
+static void a_shown_url_never_holds_a_password_or_a_query_value(void **state)
+{
+	(void)state;
+	static const struct { const char *url, *shown; } cases[] = {
+		{"https://east.openai.azure.com", "https://east.openai.azure.com"},
+		{"http://u:p@h:1/x", "http://***@h:1/x"},
+		{"http://u:p@ss@h/", "http://***@h/"},  /* the last '@' ends the user info */
+		{"http://h/p?api-key=K&api-version=2024-10-21&sig=S", "http://h/p?api-key=***&api-version=2024-10-21&sig=***"},
+		{"http://h?tok", "http://h?***"},
+		{"http://h/p#frag", "http://h/p#***"},
+		{"h@x/y?k=v", "***@x/y?k=***"},  /* no scheme */
+		{"http://h/a@b", "http://h/a@b"},  /* an '@' in the path is not user info */
+	};
+	char out[128];
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		secret_url_shown(out, sizeof out, cases[i].url);
+		assert_string_equal(out, cases[i].shown);
+	}
+	secret_url_shown(out, 12, "http://user:secret@host");
+	assert_string_equal(out, "http://***@");  /* cut, never past the cap */
+}
+
 int main(void)
 {
 	const struct CMUnitTest utf8[] = {
@@ -312,6 +337,7 @@ int main(void)
 	};
 	const struct CMUnitTest status[] = {
 		cmocka_unit_test(every_status_has_a_name_and_a_message),
+		cmocka_unit_test(a_shown_url_never_holds_a_password_or_a_query_value),
 	};
 	int failed = cmocka_run_group_tests_name("utf8", utf8, NULL, NULL);
 	failed += cmocka_run_group_tests_name("regfile", files, make_dir, remove_dir);
