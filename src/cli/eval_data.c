@@ -225,6 +225,10 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
 	int rc = EXIT_USAGE, ngold = -1;
 
 	memset(d, 0, sizeof *d);
+	if (kind && strcmp(kind, "spider") && strcmp(kind, "bird")) {  /* said before any file is looked at */
+		cli_error("--dataset takes spider or bird, not `%s`", kind);
+		return EXIT_USAGE;
+	}
 	d->file = is_dir(path) ? path_join(path, "dev.json") : strdup(path);
 	char *copy = d->file ? strdup(d->file) : NULL;
 	dir = copy ? strdup(dirname(copy)) : NULL;

@@ -430,6 +430,10 @@ int main(int argc, char **argv)
 		for (size_t i = 0; o.nargs && i < NCOMMANDS; i++)
 			if (!strcmp(o.args[0], commands[i].name))
 				only = &commands[i];
+		if (o.nargs && !only) {
+			cli_error("no command %s; try convbi help", o.args[0]);
+			return EXIT_USAGE;
+		}
 		usage(stdout, only);
 		return EXIT_OK;
 	}

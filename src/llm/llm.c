@@ -679,22 +679,28 @@ static int all_broken(struct llm *l, char *msg, size_t cap)
 	return 1;
 }
 
-/* "21:03:04.123 UTC" for a wall-clock time in ms. */
-static void wall_str(char *out, size_t cap, int64_t wall_ms)
+/* "21:03:04.123 UTC" for a wall-clock time in ms, with its date in front
+ * ("2026-12-08 21:03:04.123 UTC") when that is not today's (UTC) at now_ms:
+ * a daily quota's reset is tomorrow. */
+static void wall_str(char *out, size_t cap, int64_t wall_ms, int64_t now_ms)
 {
-	time_t t = (time_t)(wall_ms / 1000);
-	struct tm tm;
+	time_t t = (time_t)(wall_ms / 1000), now = (time_t)(now_ms / 1000);
+	struct tm tm, today;
 	gmtime_r(&t, &tm);
-	snprintf(out, cap, "%02d:%02d:%02d.%03d UTC", tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
+	gmtime_r(&now, &today);
+	char date[16] = "";
+	if (tm.tm_year != today.tm_year || tm.tm_yday != today.tm_yday)
+		snprintf(date, sizeof date, "%04d-%02d-%02d ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday);
+	snprintf(out, cap, "%s%02d:%02d:%02d.%03d UTC", date, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
 }
 
 /* ERATELIMIT's message: until when, and the deadline it would miss. */
 static void rate_limited_msg(char *out, size_t cap, int64_t wait_ms, int64_t deadline_left_ms)
 {
-	char until[32], deadline[32];
+	char until[48], deadline[48];
 	int64_t now = clock_wall_ms();
-	wall_str(until, sizeof until, now + wait_ms);
-	wall_str(deadline, sizeof deadline, now + deadline_left_ms);
+	wall_str(until, sizeof until, now + wait_ms, now);
+	wall_str(deadline, sizeof deadline, now + deadline_left_ms, now);
 	snprintf(out, cap, "every endpoint is rate limited until %s (%lld ms from now); the call's deadline is %s "
 	         "(%lld ms from now)", until, (long long)wait_ms, deadline, (long long)(deadline_left_ms > 0 ? deadline_left_ms : 0));
 }
