@@ -272,6 +272,7 @@ static double run_clients(struct run *r, void *(*fn)(void *))
 	for (int i = 0; i < r->clients; i++) {
 		w[i] = (struct worker){r, i};
 		pthread_create(&t[i], NULL, fn, &w[i]);
+		pthread_setname_np(t[i], fn == lib_worker ? "bench-library" : "bench-http");  /* for perf sched */
 	}
 	for (int i = 0; i < r->clients; i++)
 		pthread_join(t[i], NULL);
