@@ -185,5 +185,6 @@ int main(int argc, char **argv)
 		perror(out);
 	free(text);
 	cJSON_Delete(root);
+	free(cs), free(ws), free(cpu), free(wall), free(status), free(done);
 	return 0;
 }
