@@ -91,12 +91,22 @@ int buf_putc(struct buf *b, char c)
 	return buf_add(b, &c, 1);
 }
 
+/* One pass when the text fits in the room already allocated (the common
+ * case: the engine formats a few hundred small pieces per question), a
+ * second after growing when it does not. */
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 {
+	size_t room = b->cap > b->len ? b->cap - b->len : 0;
 	va_list cp;
 	va_copy(cp, ap);
-	int n = vsnprintf(NULL, 0, fmt, cp);
+	int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, cp);
 	va_end(cp);
+	if (n >= 0 && (size_t)n < room && !(b->max && b->len + (size_t)n > b->max)) {
+		b->len += (size_t)n;
+		return CONVBI_OK;
+	}
+	if (room)
+		b->data[b->len] = '\0';  /* a refused or regrown append changes nothing yet */
 	if (n < 0)
 		return failed(b, CONVBI_EINVAL);
 	int rc = buf_reserve(b, (size_t)n);

@@ -256,6 +256,26 @@ static void a_failed_append_is_remembered_until_reset(void **state)
 	buf_release(&b);
 }
 
+static void buf_printf_fits_grows_and_refuses_past_max_without_a_trace(void **state)
+{
+	(void)state;
+	struct buf b;
+	buf_init(&b, 100);
+	assert_int_equal(buf_printf(&b, "%s-%d", "ab", 7), CONVBI_OK);   /* into a fresh buffer */
+	assert_int_equal(buf_printf(&b, "|%d|", 42), CONVBI_OK);         /* into the room left */
+	assert_string_equal(buf_str(&b), "ab-7|42|");
+	char big[80];
+	memset(big, 'x', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(buf_printf(&b, "%s", big), CONVBI_OK);           /* past the room: grown */
+	assert_int_equal(b.len, 8 + 79);
+	assert_int_equal(buf_printf(&b, "%s", "0123456789abcdef"), CONVBI_ETOOBIG);  /* fits the room, not max */
+	assert_int_equal(b.len, 8 + 79);
+	assert_int_equal(strlen(buf_str(&b)), 8 + 79);                     /* nothing of it is left */
+	assert_int_equal(strncmp(buf_str(&b), "ab-7|42|xxx", 11), 0);
+	buf_release(&b);
+}
+
 static void strmap_keeps_the_first_value_of_a_key(void **state)
 {
 	(void)state;
@@ -321,6 +341,7 @@ static void a_shown_url_never_holds_a_password_or_a_query_value(void **state)
 int main(void)
 {
 	const struct CMUnitTest utf8[] = {
+		cmocka_unit_test(buf_printf_fits_grows_and_refuses_past_max_without_a_trace),
 		cmocka_unit_test(utf8_decode_is_strict),
 		cmocka_unit_test(utf8_valid_names_the_first_bad_byte),
 	};
