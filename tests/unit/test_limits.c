@@ -72,7 +72,7 @@ static struct env {
 	char *tmp;       /* SQLITE_TMPDIR of the children */
 	char *heavy;     /* the fixture database */
 	struct exec *x;  /* opened once on heavy; children inherit it */
-	int slow;        /* 1 = instrumented (valgrind or sanitizers) */
+	int slow;        /* 1 = instrumented (the sanitizers; .ci/run keeps this test from valgrind) */
 } env;
 
 /* What the child reports through its pipe. */
