@@ -526,25 +526,28 @@ static struct slot *slot_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-void door_request_begin(struct door *dr, struct MHD_Connection *c)
+/* Marks c's request as being answered (no deadline) or answered (the
+ * next must come within the timeout). */
+static void mark(struct door *dr, struct MHD_Connection *c, int busy)
 {
 	struct slot *sl = slot_of(c);
 	if (!sl)
 		return;
 	pthread_mutex_lock(&dr->lock);
-	sl->busy = 1;
+	sl->busy = busy;
+	if (!busy)
+		sl->deadline_ms = serve_now_ms() + (int64_t)dr->s->cfg.request_timeout_s * 1000;
 	pthread_mutex_unlock(&dr->lock);
+}
+
+void door_request_begin(struct door *dr, struct MHD_Connection *c)
+{
+	mark(dr, c, 1);
 }
 
 void door_request_end(struct door *dr, struct MHD_Connection *c)
 {
-	struct slot *sl = slot_of(c);
-	if (!sl)
-		return;
-	pthread_mutex_lock(&dr->lock);
-	sl->busy = 0;
-	sl->deadline_ms = serve_now_ms() + (int64_t)dr->s->cfg.request_timeout_s * 1000;
-	pthread_mutex_unlock(&dr->lock);
+	mark(dr, c, 0);
 }
 
 int door_busy_connections(struct door *dr)
