@@ -468,18 +468,8 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 		pos = start; /* torn, or damaged and last: cut it off */
 		break;
 	}
-	if (pos < len) {
-		int fd = open(out_path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || ftruncate(fd, (off_t)pos)) {
-			cli_error("cannot cut the torn last line off `%s`: %s", out_path, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			rc = EXIT_FAIL;
-			goto done;
-		}
-		close(fd);
-		fprintf(stderr, "convbi: dropped a torn last line (%zu bytes) from %s\n", len - pos, out_path);
-	}
+	if (pos < len && (rc = outfile_cut_torn(out_path, pos, len)))
+		goto done;
 	*empty = pos == 0;
 done:
 	free(text);

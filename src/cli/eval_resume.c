@@ -18,7 +18,6 @@
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,17 +123,9 @@ int eval_resume_load(struct dataset *d, const char *path, unsigned char *kept, i
 			return EXIT_USAGE;
 		}
 	}
-	if (pos < len) {
-		int fd = open(path, O_WRONLY | O_CLOEXEC);
-		if (fd < 0 || ftruncate(fd, (off_t)pos)) {
-			cli_error("cannot cut the torn last line off `%s`: %s", path, strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			free(text);
-			return EXIT_FAIL;
-		}
-		close(fd);
-		fprintf(stderr, "convbi: dropped a torn last line (%zu bytes) from %s\n", len - pos, path);
+	if (pos < len && outfile_cut_torn(path, pos, len)) {
+		free(text);
+		return EXIT_FAIL;
 	}
 	for (int i = 0; i < d->n; i++)
 		*nkept += kept[i];

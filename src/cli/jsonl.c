@@ -22,6 +22,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
+
 /* ---- files and text ------------------------------------------------------- */
 
 char *json_key_text(const cJSON *v, int *is_num)
@@ -42,6 +44,20 @@ char *json_key_text(const cJSON *v, int *is_num)
 }
 
 /* ---- the output file ------------------------------------------------------- */
+
+int outfile_cut_torn(const char *path, size_t keep, size_t size)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0 || ftruncate(fd, (off_t)keep)) {
+		cli_error("cannot cut the torn last line off `%s`: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return EXIT_FAIL;
+	}
+	close(fd);
+	fprintf(stderr, "convbi: dropped a torn last line (%zu bytes) from %s\n", size - keep, path);
+	return EXIT_OK;
+}
 
 int outfile_open(struct outfile *f, const char *path, int truncate)
 {

@@ -31,6 +31,11 @@
 struct cJSON;
 char *json_key_text(const struct cJSON *v, int *is_num);
 
+/* --resume: cuts the file at path to its first keep bytes (a torn last
+ * line of size - keep bytes) and says so on stderr.  Returns EXIT_OK, or
+ * EXIT_FAIL after one line. */
+int outfile_cut_torn(const char *path, size_t keep, size_t size);
+
 /* ---- the output file ------------------------------------------------------- */
 
 struct outfile {

@@ -298,9 +298,9 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 			        jnum(st, "completion_tokens"), ep ? "  " : "", ep ? ep : "");
 		}
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
-		term_printf(f, "total:    %.0f ms, %.0f tokens (%.0f prompt + %.0f completion), %d repair%s\n", jnum(root, "elapsed_ms"),
-		        jnum(u, "total_tokens"), jnum(u, "prompt_tokens"), jnum(u, "completion_tokens"), (int)jnum(root, "repairs"),
-		        jnum(root, "repairs") == 1 ? "" : "s");
+		term_printf(f, "total:    %.0f ms, %.0f tokens (%.0f prompt + %.0f completion), $%.6f, %d repair%s\n",
+		        jnum(root, "elapsed_ms"), jnum(u, "total_tokens"), jnum(u, "prompt_tokens"), jnum(u, "completion_tokens"),
+		        jnum(root, "cost_usd"), (int)jnum(root, "repairs"), jnum(root, "repairs") == 1 ? "" : "s");
 		const char *err = jstr(root, "error");
 		if (err)
 			term_printf(f, "error:    %s\n", err);
@@ -428,8 +428,8 @@ void print_answer(const convbi_answer *a, struct print_state *ps)
 	if (ps->verbose)
 		print_attempts(a, stderr);
 	if (ps->verbose)
-		fprintf(stderr, "convbi: answered in %lld ms with %lld tokens\n", (long long)convbi_answer_elapsed_ms(a),
-		        (long long)convbi_answer_tokens(a));
+		fprintf(stderr, "convbi: answered in %lld ms with %lld tokens for $%.6f\n", (long long)convbi_answer_elapsed_ms(a),
+		        (long long)convbi_answer_tokens(a), convbi_answer_cost_usd(a));
 	if (convbi_answer_column_count(a) > 0)
 		print_rows(a, ps);
 	fflush(stdout);

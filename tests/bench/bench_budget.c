@@ -29,12 +29,10 @@
  * to --out (default bench_budget.json).  Never part of pass/fail.
  */
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "benchutil.h"
@@ -42,12 +40,9 @@
 #include "fake.h"
 #include "llm/config.h"
 #include "llm/llm.h"
+#include "spend.h"
 #include "testutil.h"
 #include "util/clock.h"
-
-#ifndef SCRATCH_DIR
-#define SCRATCH_DIR "/tmp"
-#endif
 
 #define PROCS 8
 #define THREADS 4
@@ -111,61 +106,6 @@ static void config_path(char *out, size_t cap, const struct fake *f, enum mode m
 		exit(1);
 }
 
-struct worker {
-	struct llm *l;
-	long ok, refused, other;
-};
-
-static void *work(void *arg)
-{
-	struct worker *w = arg;
-	while (w->ok < CALLS_CAP / THREADS) {
-		struct chat_msg m = {"user", prompt};
-		struct llm_request req = {.msgs = &m, .n = 1, .max_tokens = MAX_TOKENS, .temperature = -1};
-		struct llm_reply rep;
-		struct err err = ERR_INIT;
-		int rc = llm_chat(w->l, &req, &rep, &err);
-		llm_reply_release(&rep);
-		if (rc == CONVBI_OK)
-			w->ok++;
-		else if (rc == CONVBI_EBUDGET) {
-			w->refused++;
-			break;
-		} else if (++w->other > 5) {
-			fprintf(stderr, "bench_budget: %s\n", err.msg);
-			break;
-		}
-	}
-	return NULL;
-}
-
-static void child(const char *config, int fd)
-{
-	struct llm_config cfg;
-	struct err err = ERR_INIT;
-	struct llm *l = NULL;
-	if (config_load(&cfg, config, &err) || llm_open(&l, &cfg, &err)) {
-		fprintf(stderr, "bench_budget: %s\n", err.msg);
-		_exit(2);
-	}
-	struct worker w[THREADS];
-	pthread_t t[THREADS];
-	memset(w, 0, sizeof w);
-	for (int i = 0; i < THREADS; i++) {
-		w[i].l = l;
-		pthread_create(&t[i], NULL, work, &w[i]);
-	}
-	long sum[3] = {0, 0, 0};
-	for (int i = 0; i < THREADS; i++) {
-		pthread_join(t[i], NULL);
-		sum[0] += w[i].ok;
-		sum[1] += w[i].refused;
-		sum[2] += w[i].other;
-	}
-	llm_close(l);
-	_exit(write(fd, sum, sizeof sum) == (ssize_t)sizeof sum ? 0 : 3);
-}
-
 static struct run run_mode(struct fake *f, enum mode m, const char *tag)
 {
 	struct run r;
@@ -175,30 +115,16 @@ static struct run run_mode(struct fake *f, enum mode m, const char *tag)
 		config_path(cfg[k], sizeof cfg[k], f, m, tag, k);
 	fake_control(f, "east", "POST", "/_fake/reset", NULL, NULL);
 	fake_control(f, "west", "POST", "/_fake/reset", NULL, NULL);
-	int res[2];
-	if (pipe(res))
-		exit(1);
-	int64_t t0 = clock_mono_ms();
-	pid_t pid[PROCS];
-	for (int k = 0; k < PROCS; k++) {
-		pid[k] = fork();
-		if (pid[k] == 0) {
-			close(res[0]);
-			child(cfg[k], res[1]);
-		}
-	}
-	close(res[1]);
-	for (int k = 0; k < PROCS; k++) {
-		long sum[3];
-		if (read(res[0], sum, sizeof sum) == (ssize_t)sizeof sum) {
-			r.calls += sum[0];
-			r.refused += sum[1];
-			r.other += sum[2];
-		}
-	}
-	close(res[0]);
+	const char *configs[PROCS];
 	for (int k = 0; k < PROCS; k++)
-		waitpid(pid[k], NULL, 0);
+		configs[k] = cfg[k];
+	struct spend_total t;
+	int64_t t0 = clock_mono_ms();
+	if (spend_processes(configs, PROCS, PROCS, THREADS, prompt, MAX_TOKENS, CALLS_CAP / THREADS, &t))
+		exit(1);
+	r.calls = t.ok;
+	r.refused = t.refused;
+	r.other = t.other;
 	r.secs = (double)(clock_mono_ms() - t0) / 1000.0;
 	r.billed = fake_stat_num(f, "east", "cost_usd") + fake_stat_num(f, "west", "cost_usd");
 	r.per_call = r.calls ? r.billed / (double)r.calls : 0;
@@ -238,13 +164,7 @@ int main(int argc, char **argv)
 		}
 	}
 	memset(prompt, 'w', PROMPT_CHARS);
-	mkdir(SCRATCH_DIR, 0700);
-	snprintf(dir, sizeof dir, "%s/bench_budget.XXXXXX", SCRATCH_DIR);
-	if (!mkdtemp(dir)) {
-		perror(dir);
-		return 1;
-	}
-	if (bench_redis_start(&redis, dir))
+	if (bench_scratch_dir(dir, sizeof dir, "bench_budget") || bench_redis_start(&redis, dir))
 		return 1;
 	atexit(redis_stop);
 	cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "runs");

@@ -466,13 +466,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	mkdir(SCRATCH_DIR, 0700);
-	snprintf(dir, sizeof dir, "%s/bench_redis.XXXXXX", SCRATCH_DIR);
-	if (!mkdtemp(dir)) {
-		perror(dir);
-		return 1;
-	}
-	if (bench_redis_start(&redis, dir))
+	if (bench_scratch_dir(dir, sizeof dir, "bench_redis") || bench_redis_start(&redis, dir))
 		return 1;
 	atexit(redis_stop);
 	long q = quick ? 10 : 1;

@@ -71,6 +71,8 @@ contains "$OUT" '"intent":{"ms":' "stages are listed"
 check "each stage has its cost" test "$(grep -o '"calls":1,"prompt_tokens":[0-9]*,"completion_tokens":[0-9]*,"cost_usd":0\.[0-9]*' <<<"$OUT" | wc -l)" -ge 3
 check "each attempt has its cost" test "$(grep -o '"elapsed_ms":[0-9]*,"cost_usd":0\.[0-9]*}' <<<"$OUT" | wc -l)" -ge 3
 
+expect_code 0 "ask -v" "$CONVBI" --config "$T/c.json" ask -v --db "$SAMPLE_DB" how many customers
+check "-v says what the question cost" grep -Eq 'answered in [0-9]+ ms with [0-9]+ tokens for \$0\.[0-9]{6}' <<<"$ERR"
 expect_code 0 "endpoints" "$CONVBI" --config "$T/c.json" endpoints
 contains "$OUT" "SPENT_TODAY" "endpoints has a SPENT_TODAY column"
 check "east shows what it spent today" grep -Eq '^east .* \$0\.[0-9]{4}$' <<<"$OUT"

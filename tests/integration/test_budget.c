@@ -8,7 +8,6 @@
  * million) with 64 prompt tokens cached, one call costs 36 x 2.5 + 64 x
  * 1.25 + 20 x 10 = 370 micro-USD, and is estimated (every prompt token at
  * the input price) at 100 x 2.5 + 20 x 10 = 450 micro-USD. */
-#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -23,6 +22,7 @@
 #include "fake.h"
 #include "llm/config.h"
 #include "llm/llm.h"
+#include "spend.h"
 #include "testutil.h"
 #include "util/clock.h"
 
@@ -224,76 +224,16 @@ static void every_endpoint_over_its_budget_is_ebudget_too(void **state)
 #define THREADS 2
 #define SHARED_BUDGET_UUSD 20000  /* $0.02: 53 calls of 370 */
 
-struct spender {
-	struct llm *l;
-	int ok, refused, other;
-};
-
-static void *spend_run(void *arg)
-{
-	struct spender *s = arg;
-	for (;;) {
-		struct llm_reply rep;
-		struct err err = ERR_INIT;
-		int rc = call(s->l, &rep, &err);
-		llm_reply_release(&rep);
-		if (rc == CONVBI_OK)
-			s->ok++;
-		else if (rc == CONVBI_EBUDGET) {
-			s->refused++;
-			return NULL;
-		} else if (++s->other > 3)
-			return NULL;
-	}
-}
-
 static void eight_processes_spend_one_budget_and_stop_within_it(void **state)
 {
 	struct env e;
 	start(&e, scenario_of(NULL, NULL, NULL, 20), "{\"budget\":{\"daily\":0.02}}");
 	llm_close(e.l);
 	e.l = NULL;
-	int res[2];
-	assert_int_equal(pipe(res), 0);
-	pid_t pid[PROCS];
-	for (int i = 0; i < PROCS; i++) {
-		pid[i] = fork();
-		assert_true(pid[i] >= 0);
-		if (pid[i] == 0) {
-			close(res[0]);
-			struct spender sp[THREADS];
-			pthread_t t[THREADS];
-			memset(sp, 0, sizeof sp);
-			struct llm *l = open_llm(e.config);
-			for (int k = 0; k < THREADS; k++) {
-				sp[k].l = l;
-				pthread_create(&t[k], NULL, spend_run, &sp[k]);
-			}
-			int sum[3] = {0, 0, 0};
-			for (int k = 0; k < THREADS; k++) {
-				pthread_join(t[k], NULL);
-				sum[0] += sp[k].ok;
-				sum[1] += sp[k].refused;
-				sum[2] += sp[k].other;
-			}
-			llm_close(l);
-			_exit(write(res[1], sum, sizeof sum) == (ssize_t)sizeof sum ? 0 : 5);
-		}
-	}
-	close(res[1]);
-	int total[3] = {0, 0, 0};
-	for (int i = 0; i < PROCS; i++) {
-		int sum[3];
-		assert_int_equal(read(res[0], sum, sizeof sum), (ssize_t)sizeof sum);
-		for (int k = 0; k < 3; k++)
-			total[k] += sum[k];
-	}
-	close(res[0]);
-	for (int i = 0; i < PROCS; i++) {
-		int status;
-		assert_int_equal(waitpid(pid[i], &status, 0), pid[i]);
-		assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	}
+	const char *config = e.config;
+	struct spend_total t;
+	assert_int_equal(spend_processes(&config, 1, PROCS, THREADS, prompt, 20, 1000, &t), 0);
+	int total[3] = {(int)t.ok, (int)t.refused, (int)t.other};
 	assert_int_equal(total[2], 0);
 	assert_int_equal(total[1], PROCS * THREADS);  /* every thread ended on the budget */
 	double b = billed(&e.f);

@@ -1,14 +1,12 @@
 /* benchutil.c -- shared benchmark helpers (see benchutil.h). */
 #include "benchutil.h"
 
-#include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -217,6 +215,21 @@ void bench_oracle_stop(struct bench_oracle *o)
 	o->n = 0;
 }
 
+#ifndef SCRATCH_DIR
+#define SCRATCH_DIR "/tmp"
+#endif
+
+int bench_scratch_dir(char *dir, size_t cap, const char *name)
+{
+	mkdir(SCRATCH_DIR, 0700);
+	snprintf(dir, cap, "%s/%s.XXXXXX", SCRATCH_DIR, name);
+	if (!mkdtemp(dir)) {
+		perror(dir);
+		return -1;
+	}
+	return 0;
+}
+
 /* ---- a redis-server of our own -------------------------------------------- */
 
 void bench_redis_stop(struct bench_redis *r)
@@ -226,21 +239,6 @@ void bench_redis_stop(struct bench_redis *r)
 		waitpid(r->pid, NULL, 0);
 		r->pid = 0;
 	}
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	         getsockname(fd, (struct sockaddr *)&a, &len) == 0;
-	if (fd >= 0)
-		close(fd);
-	return ok ? ntohs(a.sin_port) : -1;
 }
 
 static int redis_answers(int port)
@@ -266,7 +264,7 @@ int bench_redis_start(struct bench_redis *r, const char *dir)
 	}
 	for (int tries = 0; tries < 5; tries++) {
 		char port[16], log[600];
-		r->port = free_port();
+		r->port = tu_free_port();
 		snprintf(port, sizeof port, "%d", r->port);
 		snprintf(log, sizeof log, "%s/redis.log", dir);
 		r->pid = fork();

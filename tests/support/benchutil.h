@@ -6,6 +6,8 @@
 #ifndef CONVBI_TESTS_BENCHUTIL_H
 #define CONVBI_TESTS_BENCHUTIL_H
 
+#include <stddef.h>
+
 #include "fake.h"
 
 struct pool;
@@ -18,6 +20,10 @@ double bench_pct(const double *sorted, int n, double p);
  * the endpoint, -1 if none could be picked. */
 int bench_pick_report(struct pool *p);
 
+
+/* Makes a fresh directory SCRATCH_DIR/<name>.XXXXXX into dir.  Returns 0,
+ * or -1 after perror. */
+int bench_scratch_dir(char *dir, size_t cap, const char *name);
 
 /* A redis-server of our own on a free loopback port (bench_redis,
  * bench_budget): no persistence, files in dir, killed with its parent. */

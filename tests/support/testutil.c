@@ -9,15 +9,18 @@
  */
 #include "testutil.h"
 
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -370,4 +373,19 @@ int tu_copy_file(const char *from, const char *to)
 	if (out && fclose(out))
 		rc = -1;
 	return rc;
+}
+
+int tu_free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	         getsockname(fd, (struct sockaddr *)&a, &len) == 0;
+	if (fd >= 0)
+		close(fd);
+	return ok ? ntohs(a.sin_port) : -1;
 }

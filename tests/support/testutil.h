@@ -50,5 +50,7 @@ int tu_contains(const char *hay, const char *needle);
 
 /* Monotonic milliseconds, for measuring durations in tests. */
 int64_t tu_now_ms(void);
+/* A TCP port on 127.0.0.1 free a moment ago (bound and released), or -1. */
+int tu_free_port(void);
 
 #endif

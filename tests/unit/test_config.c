@@ -77,6 +77,21 @@ struct bad_case {
 	const char *must_contain;
 };
 
+/* Each case must be refused with ECONFIG, one line naming the file and
+ * holding must_contain, never the key "kkkk". */
+static void expect_config_errors(const struct bad_case *cases, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct llm_config c;
+		struct err err = ERR_INIT;
+		int rc = parse(&c, cases[i].text, &err);
+		if (rc != CONVBI_ECONFIG || !strstr(err.msg, cases[i].must_contain) || !strstr(err.msg, "t.json") ||
+		    strchr(err.msg, '\n') || strstr(err.msg, "kkkk"))
+			fail_msg("case %zu: rc %d, message \"%s\"", i, rc, err.msg);
+		assert_int_equal(c.n, 0);
+	}
+}
+
 static void every_mistake_gets_one_line_naming_source_endpoint_and_fix(void **state)
 {
 	static const struct bad_case cases[] = {
@@ -98,15 +113,7 @@ static void every_mistake_gets_one_line_naming_source_endpoint_and_fix(void **st
 		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}],\"state\":{\"backend\":\"etcd\"}}", "state.backend"},
 	};
 	unsetenv("CONVBI_TEST_UNSET_VAR");
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct llm_config c;
-		struct err err = ERR_INIT;
-		int rc = parse(&c, cases[i].text, &err);
-		if (rc != CONVBI_ECONFIG || !strstr(err.msg, cases[i].must_contain) || !strstr(err.msg, "t.json") ||
-		    strchr(err.msg, '\n') || strstr(err.msg, "kkkk"))
-			fail_msg("case %zu: rc %d, message \"%s\"", i, rc, err.msg);
-		assert_int_equal(c.n, 0);
-	}
+	expect_config_errors(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void prices_reserved_and_budgets_are_read_in_dollars(void **state)
@@ -150,15 +157,7 @@ static void a_budget_that_cannot_be_counted_is_refused(void **state)
 		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2}}],\"budget\":{\"daily\":1e12}}", "the configuration has budget.daily 1000000000000"},
 		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2}}],\"budget\":[1]}", "a `budget` that is not an object"},
 	};
-	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-		struct llm_config c;
-		struct err err = ERR_INIT;
-		int rc = parse(&c, cases[i].text, &err);
-		if (rc != CONVBI_ECONFIG || !strstr(err.msg, cases[i].must_contain) || !strstr(err.msg, "t.json") ||
-		    strchr(err.msg, '\n') || strstr(err.msg, "kkkk"))
-			fail_msg("case %zu: rc %d, message \"%s\"", i, rc, err.msg);
-		assert_int_equal(c.n, 0);
-	}
+	expect_config_errors(cases, sizeof cases / sizeof cases[0]);
 }
 
 static void seed_environment_variables_are_discovered_until_the_first_gap(void **state)

@@ -160,24 +160,6 @@ static const char *redis_server_bin(void)
 	return NULL;
 }
 
-static int free_port(void)
-{
-	struct sockaddr_in a;
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	memset(&a, 0, sizeof a);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
-	    getsockname(fd, (struct sockaddr *)&a, &len) != 0) {
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* A plain hiredis connection (authenticated, on db), or NULL. */
 static redisContext *admin_db(const struct rsrv *s, int db)
 {
@@ -304,7 +286,7 @@ static void srv_start_pass(struct rsrv *s, const char *pass)
 	snprintf(s->dir, sizeof s->dir, "%s/redis-XXXXXX", dir);
 	assert_non_null(mkdtemp(s->dir));
 	for (int tries = 0; tries < 5; tries++) {
-		int port = free_port();
+		int port = tu_free_port();
 		assert_true(port > 0);
 		if (srv_try(s, port) == 0)
 			return;
@@ -1083,7 +1065,7 @@ static void a_server_gone_between_pipelined_writes_raises_no_sigpipe(void **stat
 
 static void an_unreachable_redis_at_open_is_a_warning_not_an_error(void **state)
 {
-	int port = free_port();
+	int port = tu_free_port();
 	char url[128], path[700];
 	snprintf(url, sizeof url, "redis://127.0.0.1:%d/0", port);
 	local_path(path, sizeof path, "nobody-local");

@@ -665,11 +665,10 @@ static int wait_ok(pid_t pid)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-static void eight_processes_of_four_threads_share_the_cycle_exactly(void **state)
+/* Forks PROCS children running fn(path, result fd, start fd) at once and
+ * adds up the nwords int64 each writes into total; every child must exit 0. */
+static void run_children(const char *path, void (*fn)(const char *, int, int), int64_t *total, size_t nwords)
 {
-	char path[600];
-	path_of(path, sizeof path, "multi.state");
-	unlink(path);  /* the children race to create it */
 	int res[2], go[2];
 	assert_int_equal(pipe(res), 0);
 	assert_int_equal(pipe(go), 0);
@@ -680,22 +679,32 @@ static void eight_processes_of_four_threads_share_the_cycle_exactly(void **state
 		if (pid[i] == 0) {
 			close(res[0]);
 			close(go[1]);
-			child_picks(path, res[1], go[0]);
+			fn(path, res[1], go[0]);
 		}
 	}
 	close(res[1]);
 	close(go[0]);
 	close(go[1]);  /* start */
-	int64_t total[4] = {0};
+	memset(total, 0, nwords * sizeof *total);
 	for (int i = 0; i < PROCS; i++) {
 		int64_t sum[4];
-		assert_int_equal(read(res[0], sum, sizeof sum), (ssize_t)sizeof sum);
-		for (int k = 0; k < 4; k++)
+		assert_true(nwords <= 4);
+		assert_int_equal(read(res[0], sum, nwords * sizeof *sum), (ssize_t)(nwords * sizeof *sum));
+		for (size_t k = 0; k < nwords; k++)
 			total[k] += sum[k];
 	}
 	close(res[0]);
 	for (int i = 0; i < PROCS; i++)
 		assert_true(wait_ok(pid[i]));
+}
+
+static void eight_processes_of_four_threads_share_the_cycle_exactly(void **state)
+{
+	char path[600];
+	path_of(path, sizeof path, "multi.state");
+	unlink(path);  /* the children race to create it */
+	int64_t total[4];
+	run_children(path, child_picks, total, 4);
 	const int64_t cycles = (int64_t)PROCS * THREADS * PICKS / 6;
 	assert_int_equal(total[3], 0);
 	assert_int_equal(total[0], cycles * 1);
@@ -749,31 +758,8 @@ static void eight_processes_reserving_against_one_budget_never_pass_it(void **st
 	char path[600];
 	path_of(path, sizeof path, "spend.state");
 	unlink(path);
-	int res[2], go[2];
-	assert_int_equal(pipe(res), 0);
-	assert_int_equal(pipe(go), 0);
-	pid_t pid[PROCS];
-	for (int i = 0; i < PROCS; i++) {
-		pid[i] = fork();
-		assert_true(pid[i] >= 0);
-		if (pid[i] == 0) {
-			close(res[0]);
-			close(go[1]);
-			child_spends(path, res[1], go[0]);
-		}
-	}
-	close(res[1]);
-	close(go[0]);
-	close(go[1]);
-	int64_t total = 0;
-	for (int i = 0; i < PROCS; i++) {
-		int64_t kept;
-		assert_int_equal(read(res[0], &kept, sizeof kept), (ssize_t)sizeof kept);
-		total += kept;
-	}
-	close(res[0]);
-	for (int i = 0; i < PROCS; i++)
-		assert_true(wait_ok(pid[i]));
+	int64_t total;
+	run_children(path, child_spends, &total, 1);
 	struct state_shape shape;
 	struct state *st = NULL;
 	struct err e = ERR_INIT;
