@@ -25,6 +25,7 @@
 #include "flow/agent.h"
 #include "prompt/tmpl.h"
 #include "util/alloc.h"
+#include "util/clock.h"
 #include "util/jsonx.h"
 #include "util/limits.h"
 #include "util/rescmp.h"
@@ -92,6 +93,20 @@ static int exec_cancel(void *payload)
 	return flow_poll(payload);
 }
 
+/* The engine's limits with the time cut to what is left of the question's
+ * deadline, so that N candidates (or a repair late in the question) never
+ * run past it; at least 1 ms, the flow fails the turn at its next step. */
+static struct exec_limits run_limits(const struct flow_run *r)
+{
+	struct exec_limits lim = r->env->limits;
+	int64_t left = r->deadline_mono - clock_mono_ms();
+	if (left < 1)
+		left = 1;
+	if (lim.timeout_ms <= 0 || left < lim.timeout_ms)
+		lim.timeout_ms = (int)left;
+	return lim;
+}
+
 int agent_execute(struct flow_run *r)
 {
 	struct turn *t = r->turn;
@@ -103,7 +118,8 @@ int agent_execute(struct flow_run *r)
 	}
 	table_free(t->result);
 	t->result = NULL;
-	int rc = db_run(r->env->db, c->sql, &r->env->limits, exec_cancel, r, &t->result, &err);
+	struct exec_limits lim = run_limits(r);
+	int rc = db_run(r->env->db, c->sql, &lim, exec_cancel, r, &t->result, &err);
 	if (rc == CONVBI_EREJECTED || rc == CONVBI_ESQL || rc == CONVBI_ETIMEOUT)
 		return flow_repair_or_fail(r, rc, err.msg);
 	if (rc)
@@ -137,8 +153,9 @@ static int run_candidate(struct flow_run *r, struct candidate *c, struct err *er
 	int rc = db_check(r->env->db, c->sql, err);
 	if (!rc && flow_emit(r, CONVBI_EVENT_SQL, c->sql, strlen(c->sql), NULL))
 		return err_set(err, CONVBI_ECANCELED, "the question was canceled");
+	struct exec_limits lim = run_limits(r);
 	if (!rc)
-		rc = db_run(r->env->db, c->sql, &r->env->limits, exec_cancel, r, &c->result, err);
+		rc = db_run(r->env->db, c->sql, &lim, exec_cancel, r, &c->result, err);
 	if (rc == CONVBI_EREJECTED || rc == CONVBI_ESQL || rc == CONVBI_ETIMEOUT) {
 		c->status = rc;
 		if (!(c->error = xstrdup(err->msg)))

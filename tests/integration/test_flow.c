@@ -27,6 +27,8 @@ struct env {
 	uint64_t sum;
 };
 
+static int start_candidates; /* convbi_options.candidates for the next start(), 0 = default */
+
 /* rules: JSON array text of the scenario's rules (before the defaults). */
 static void start(struct env *v, const char *rules, const char *endpoint_extra, int max_repairs, int timeout_ms)
 {
@@ -53,6 +55,9 @@ static void start(struct env *v, const char *rules, const char *endpoint_extra, 
 	o.max_repairs = max_repairs;
 	if (timeout_ms)
 		o.question_timeout_ms = timeout_ms;
+	if (start_candidates)
+		o.candidates = start_candidates;
+	start_candidates = 0;
 	int rc = convbi_engine_open(&v->e, &o);
 	if (rc)
 		fail_msg("open: %s", convbi_engine_errmsg(v->e));
@@ -270,6 +275,26 @@ static void the_question_deadline_bounds_slow_models(void **state)
 	stop(&v);
 }
 
+/* Four runaway candidates at 5 s each would take 20 s: each run gets only
+ * what is left of the question's 1.5 s. */
+static void the_question_deadline_bounds_the_candidates_runs(void **state)
+{
+	(void)state;
+	struct env v;
+	start_candidates = 4;
+	start(&v, "{\"match\":\"" SQLW "\",\"reply\":\"```sql\\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+	          "SELECT x + 1 FROM c) SELECT count(*) FROM c\\n```\"}", NULL, 0, 1500);
+	convbi_answer *a = NULL;
+	int64_t t0 = tu_now_ms();
+	int rc = convbi_session_ask(v.s, "How many customers?", NULL, NULL, NULL, &a);
+	int64_t dt = tu_now_ms() - t0;
+	assert_int_not_equal(rc, CONVBI_OK);
+	if (dt >= 1500 + (getenv("CONVBI_VALGRIND") ? 15000 : 1500))
+		fail_msg("the question took %lld ms; its deadline is 1500 ms", (long long)dt);
+	convbi_answer_free(a);
+	stop(&v);
+}
+
 static void misuse_is_reported_not_crashed(void **state)
 {
 	convbi_answer *a = (convbi_answer *)"garbage-pointer-not-an-answer";
@@ -342,6 +367,7 @@ int main(void)
 		cmocka_unit_test(a_reply_without_sql_is_sent_back_too),
 		cmocka_unit_test(the_event_callback_can_cancel_a_question),
 		cmocka_unit_test(the_question_deadline_bounds_slow_models),
+		cmocka_unit_test(the_question_deadline_bounds_the_candidates_runs),
 		cmocka_unit_test(misuse_is_reported_not_crashed),
 		cmocka_unit_test(bad_questions_get_one_clear_line),
 		cmocka_unit_test(the_graph_is_printed_from_the_table),
