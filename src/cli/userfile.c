@@ -166,6 +166,22 @@ int userfile_check(const char *flag, const char *path, const struct cli_opts *o,
 
 /* ---- a result file written aside -------------------------------------------- */
 
+/* Creates PATH.tmp<pid>.<n> exclusively (never through a link), with
+ * mode as open(2) applies the umask; its name goes to tmp.  umask(2) is
+ * never called: batch writes rows files from several threads. */
+static int open_aside(char *tmp, size_t cap, const char *path, mode_t mode)
+{
+	static unsigned counter;
+	for (int tries = 0; tries < 100; tries++) {
+		unsigned n = __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED);
+		snprintf(tmp, cap, "%s.tmp%ld.%u", path, (long)getpid(), n);
+		int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+		if (fd >= 0 || errno != EEXIST)
+			return fd;
+	}
+	return -1;
+}
+
 int resfile_open(struct resfile *r, const char *path)
 {
 	struct stat st, lst;
@@ -184,18 +200,16 @@ int resfile_open(struct resfile *r, const char *path)
 		r->path = realpath(path, NULL);
 	if (!r->path && !(r->path = strdup(path)))
 		goto fail;
-	size_t len = strlen(r->path) + sizeof ".tmpXXXXXX";
+	size_t len = strlen(r->path) + 32;
 	if (!(r->tmp = malloc(len)))
 		goto fail;
-	snprintf(r->tmp, len, "%s.tmpXXXXXX", r->path);
-	if ((fd = mkostemp(r->tmp, O_CLOEXEC)) < 0) {
+	if ((fd = open_aside(r->tmp, len, r->path, exists ? st.st_mode & 07777 : 0666)) < 0) {
 		free(r->tmp);
 		r->tmp = NULL;  /* nothing was created */
 		goto fail;
 	}
-	mode_t mask = umask(0);
-	umask(mask);
-	if (fchmod(fd, exists ? st.st_mode & 07777 : 0666 & ~mask) != 0 || !(r->f = fdopen(fd, "w")))
+	/* an existing file keeps its mode exactly (open applied the umask) */
+	if ((exists && fchmod(fd, st.st_mode & 07777) != 0) || !(r->f = fdopen(fd, "w")))
 		goto fail;
 	return 0;
 fail:

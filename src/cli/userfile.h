@@ -10,7 +10,7 @@
  * caught alike.  A directory, a block device and any existing SQLite
  * database are refused too: rows never go over a database, ours or not.
  *
- * struct resfile then writes the result aside (PATH.tmpXXXXXX, created
+ * struct resfile then writes the result aside (PATH.tmp<pid>.<n>, created
  * exclusively beside PATH) and renames it over PATH only once the first
  * result was written whole (resfile_commit), so a question that fails, a
  * full disk or a Ctrl-C leaves an existing PATH byte for byte as it was.

@@ -61,11 +61,15 @@ check "on a terminal another database is refused" wait_screen "REPL-EXITED 2" 10
 check "the database is unchanged" cmp -s "$T/other.db" "$DB"
 check "and its mode too" test "$(stat -c %a "$T/other.db")" = 644
 
+# recalls HISTORY WHAT LINE -- the REPL opens on HISTORY and Up recalls LINE
+recalls() {
+  run_repl "$1"
+  check "$2 is accepted" wait_screen "convbi>" 10
+  tm send-keys -t r Up
+  check "its lines are read" wait_screen "$3" 3
+}
 printf 'SELECT 1 AS old_one\nSELECT 2 AS old_two\n' >"$T/plain_hist" && chmod 644 "$T/plain_hist"
-run_repl "$T/plain_hist"
-check "a plain-lines history is accepted" wait_screen "convbi>" 10
-tm send-keys -t r Up
-check "its lines are read" wait_screen "old_two" 3
+recalls "$T/plain_hist" "a plain-lines history" old_two
 tm send-keys -t r C-u "SELECT 3 AS new_three" Enter
 check "the query runs" wait_screen "new_three" 5
 tm send-keys -t r ".quit" Enter
@@ -77,10 +81,7 @@ check "no file is left aside" bash -c "! ls '$T' | grep -q 'plain_hist.tmp'"
 
 printf '_HiStOrY_V2_\nSELECT\\0401\\040AS\\040from_libedit\n' >"$T/edit_hist" && chmod 640 "$T/edit_hist"
 ln -s edit_hist "$T/hist_link"
-run_repl "$T/hist_link"
-check "libedit's format is accepted through a link" wait_screen "convbi>" 10
-tm send-keys -t r Up
-check "its line is read" wait_screen "from_libedit" 3
+recalls "$T/hist_link" "libedit's format through a link" from_libedit
 tm send-keys -t r C-u ".quit" Enter
 check "the REPL leaves" wait_screen "REPL-EXITED 0" 5
 check "the link is still a link" test -L "$T/hist_link"

@@ -93,6 +93,8 @@ expect_code 0 "ask --out on an answered question" "${ASK[@]}" --format csv --out
 check "the file holds the rows" cmp -s "$T/keep.csv" <(printf 'n\r\n200\r\n')
 check "and kept its mode" test "$(stat -c %a "$T/keep.csv")" = 640
 check "no file is left aside" no_tmp "$T"
+(umask 027 && "${ASK[@]}" --format csv --out "$T/new.csv" "How many customers are there?" 2>/dev/null)
+check "a new file gets its mode from the umask" test "$(stat -c %a "$T/new.csv")" = 640
 printf 'old\n' >"$T/target.csv"
 ln -s target.csv "$T/link.csv"
 expect_code 0 "ask --out through a symbolic link" "${ASK[@]}" --format csv --out "$T/link.csv" "How many customers are there?"

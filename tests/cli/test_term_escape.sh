@@ -72,24 +72,28 @@ check ".mode line shows a C1 control as \\x9b" visible "$T/r.out" 'line\x9b\x07'
 check "rows written to a file keep the value as it is" raw_esc "$T/rows.csv"
 
 # ---- on a terminal: the same, and CSV/JSON rows (raw data) made visible on the screen ---------
-SOCK="$T/tmux.sock"
 tm() { tmux -S "$SOCK" "$@"; }
 pane_has() { for _ in $(seq 200); do tm capture-pane -t r -p | grep -q "$1" && return 0; sleep 0.05; done; return 1; }
-tm new-session -d -s r -x 160 -y 30 "'$CONVBI' ask --config '$C' --db '$SAMPLE_DB' 'How many customers?'; echo ASK-EXITED \$?; sleep 30"
-pane_has "ASK-EXITED"
-tm capture-pane -t r -p -e >"$T/pane"
-check "the pane shows the sentence with \\x1b" grep -qF 'There are \x1b[31m200' "$T/pane"
-check "the pane shows the SQL with \\x1b" grep -qF "'v\\x1b[31mx'" "$T/pane"
-check "no red text on the terminal (the model's ESC[31m was not obeyed)" bash -c "! grep -q \$'\\x1b\\[[0-9;]*31m' '$T/pane'"
-tm kill-server 2>/dev/null
-SOCK="$T/tmux2.sock"
-tm new-session -d -s r -x 160 -y 30 "PAGER= '$CONVBI' --config '$C' --db '$SAMPLE_DB' --history-file ''; echo REPL-EXITED \$?; sleep 30"
-pane_has "convbi>"
-tm send-keys -t r ".mode csv" Enter "SELECT char(27) || '[31mcsv' AS c" Enter ".mode json" Enter "SELECT char(27) || '[31mjson' || char(155) AS j" Enter ".quit" Enter
-pane_has "REPL-EXITED"
-tm capture-pane -t r -p -e >"$T/pane2"
-check "CSV rows on the screen show \\x1b" grep -qF '\x1b[31mcsv' "$T/pane2"
-check "JSON rows on the screen show the C1 control as \\x9b" grep -qF '\u001b[31mjson\x9b' "$T/pane2"
-check "no red text on the terminal" bash -c "! grep -q \$'\\x1b\\[[0-9;]*31m' '$T/pane2'"
-tm kill-server 2>/dev/null
+no_red() { ! grep -q $'\x1b\\[[0-9;]*31m' "$1"; }  # the model's ESC[31m was not obeyed
+# in_pane SOCKET COMMAND -- runs COMMAND on a terminal of its own
+in_pane() { SOCK="$T/$1"; tm new-session -d -s r -x 160 -y 30 "$2; echo EXITED \$?; sleep 30"; }
+# screen_of SOCKET COMMAND [KEYS...] -- COMMAND on a terminal of its own (KEYS typed once
+# it prompts); what the pane showed, with its styles, goes to $T/SOCKET.pane
+screen_of() {
+  local sock=$1 cmd=$2; shift 2
+  in_pane "$sock" "$cmd"
+  [ $# -gt 0 ] && pane_has "convbi>" && tm send-keys -t r "$@"
+  pane_has "EXITED"
+  tm capture-pane -t r -p -e >"$T/$sock.pane"
+  tm kill-server 2>/dev/null
+  check "no red text on the terminal ($sock)" no_red "$T/$sock.pane"
+}
+screen_of ask "'$CONVBI' ask --config '$C' --db '$SAMPLE_DB' 'How many customers?'"
+check "the pane shows the sentence with \\x1b" grep -qF 'There are \x1b[31m200' "$T/ask.pane"
+check "the pane shows the SQL with \\x1b" grep -qF "'v\\x1b[31mx'" "$T/ask.pane"
+screen_of repl "PAGER= '$CONVBI' --config '$C' --db '$SAMPLE_DB' --history-file ''" \
+  ".mode csv" Enter "SELECT char(27) || '[31mcsv' AS c" Enter ".mode json" Enter \
+  "SELECT char(27) || '[31mjson' || char(155) AS j" Enter ".quit" Enter
+check "CSV rows on the screen show \\x1b" grep -qF '\x1b[31mcsv' "$T/repl.pane"
+check "JSON rows on the screen show the C1 control as \\x9b" grep -qF '\u001b[31mjson\x9b' "$T/repl.pane"
 finish
