@@ -91,6 +91,24 @@ contains "$OUT" '"error_class":"EBUDGET"' "the answer's error_class is EBUDGET"
 expect_code 0 "endpoints with a configuration budget" "$CONVBI" --config "$T/b.json" endpoints
 contains "$OUT" 'of a $0.00 daily budget' "the budget is shown beside the spend"
 
+# ---- the API: cost in the answer, 402 when the budget is spent ---------------------
+. "$(dirname "$0")/serve_lib.sh"
+C="$T/c.json"
+serve_start "$T/serve.log" --db "shop=$SAMPLE_DB"
+S=$(curl -s -X POST "$SV/v1/sessions" -d '{"db":"shop"}' | sed 's/.*"session":"\([0-9a-f]*\)".*/\1/')
+req POST "/v1/sessions/$S/questions" -d '{"question":"how many customers?"}'
+is 200 "a question through the API"
+contains "$BODY" '"cost_usd":0.0' "the API's answer has its cost"
+serve_stop
+C="$T/b.json"
+serve_start "$T/serve-b.log" --db "shop=$SAMPLE_DB"
+S=$(curl -s -X POST "$SV/v1/sessions" -d '{"db":"shop"}' | sed 's/.*"session":"\([0-9a-f]*\)".*/\1/')
+req POST "/v1/sessions/$S/questions" -d '{"question":"how many customers?"}'
+is 402 "a spent budget is 402 in the API"
+contains "$BODY" '"code":"EBUDGET"' "with the code EBUDGET"
+contains "$BODY" "daily budget of \$0.0001" "and the message naming the budget"
+serve_stop
+
 # ---- batch --max-cost and --resume ----------------------------------------------
 for i in $(seq 1 8); do echo "how many customers, take $i?"; done >"$T/q.txt"
 reset_fake
