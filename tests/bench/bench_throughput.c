@@ -1,138 +1,196 @@
-/* bench_throughput.c -- quota-bound throughput: convbi's rotating client vs
- * the old practice, against the fake Azure OpenAI server.
+/* bench_throughput.c -- quota-bound throughput with concurrent caller
+ * processes: convbi told the quotas, convbi not told (it learns them), and
+ * the old practice, side by side against the fake Azure OpenAI server.
  *
- * Three endpoints, each limited to 20 requests/s (rps 20), latency
- * lognormal (median 150 ms, p95 400 ms).  N requests (--requests, default
- * 2000) from 32 threads, two ways, in the same run, each on a fresh fake
- * server (so the server's counters are per way):
- *   convbi  one struct llm (llm_open) shared by the 32 threads, llm_chat,
- *           each endpoint configured with its quota ("rpm": 1200, what a
- *           user copies from the Azure portal) so the client paces itself;
- *   legacy  a replica of the old practice: round-robin over the endpoints
- *           via a JSON file {"counter":N} read-modify-written under
- *           flock(LOCK_EX) on every try, a fresh curl easy handle per try
- *           (plain POST to the Azure path with the api-key header), retry
- *           only when the error text (HTTP status + body) contains "429",
- *           sleep 2^n + U(0,1) s (n = 0, 1), 3 tries in all.
- * Scenarios: healthy; one endpoint down (http503 forever); one endpoint 5x
- * slower (median 750 ms, p95 2000 ms).
- * Reported: requests/s achieved over the summed quota (60/s) and over the
- * quota of the endpoints that can answer (40/s when one is down: the bound
- * the targets are judged against), the
- * fraction of HTTP requests the server answered 429 (its own counters),
- * failures, p50/p95/p99 of the per-call latency (retries included).
+ * Three endpoints, each limited to --rps requests per sliding second
+ * (default 10), latency lognormal (median 150 ms, p95 400 ms).  Every run
+ * starts a fresh fake server (its counters are the run's) and a fresh
+ * shared state, then forks C caller processes (--callers, default
+ * 8,24,64) that take request numbers from one shared counter until N
+ * (--requests, default 2000) have been made.  Clients:
+ *   declared    convbi, each endpoint's quota in the config ("rpm", and
+ *               "tpm" in the TPM-bound scenario): one llm_open per
+ *               process, all sharing the state file;
+ *   undeclared  the same with no rpm/tpm anywhere: what convbi knows of
+ *               the quotas it learns (429s, x-ratelimit-*) and shares;
+ *   legacy      a replica of the old practice: round-robin over the
+ *               endpoints via a JSON file {"counter":N} read-modify-
+ *               written under flock(LOCK_EX) on every try, a fresh curl
+ *               handle per try, retry only when the error text (HTTP
+ *               status + body) contains "429", sleep 2^n + U(0,1) s
+ *               (n = 0, 1), 3 tries in all.
+ * Scenarios: healthy; one_down (an endpoint answers 503 forever);
+ * one_slow (an endpoint 5x slower); tpm_bound (each endpoint's tokens per
+ * minute, not its requests, are the limit: 10 requests/s of 101 estimated
+ * tokens, max_tokens 100, with rps 2x that; the fake evaluates the tpm
+ * over 10-s windows, as Azure evaluates requests, so that tokens bind in
+ * a run shorter than minutes -- over a 60-s window the first minute's
+ * budget would go in one burst and nothing would bind).
  *
- * Usage: bench_throughput [--requests N] [--out FILE]
+ * Reported per run: the quota bound (requests/s the endpoints that can
+ * answer admit), answered requests/s over it for the whole run and for
+ * the first 150 answers, HTTP 429s per success overall and after the
+ * first 5 s (the server's counters, read at 5 s and at the end), failed
+ * calls, latency percentiles.  Targets (issue 11, undeclared): 0 failed;
+ * >= 0.95 of the bound healthy and one_down (>= 0.90 over the first 150);
+ * <= 0.05 429s per success after 5 s; one_slow >= 0.85.  The bound is the
+ * steady state's: in tpm_bound the first 10-s window admits its budget at
+ * once, so a client that bursts can pass it early (no throughput target
+ * there, only failures and 429s).
+ *
+ * Usage: bench_throughput [--requests N] [--callers 8,24,64]
+ *          [--clients declared,undeclared,legacy] [--undeclared]
+ *          [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R]
+ *          [--out FILE]
+ * --undeclared runs the undeclared client alone.
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "benchutil.h"
 #include "convbi/convbi.h"
 #include "fake.h"
-#include "benchutil.h"
 #include "llm/config.h"
 #include "llm/llm.h"
 
-#define THREADS 32
 #define NEPS 3
-#define RPS_PER_EP 20
+#define MAX_CALLERS 256
+#define FIRST_N 150          /* "the first 150 calls" */
+#define SETTLE_MS 5000       /* 429s counted after this */
+#define TPM_RPS 10           /* tpm_bound: requests/s each endpoint's tokens admit */
+#define TPM_MAX_TOKENS 100
+#define TPM_EST (1 + TPM_MAX_TOKENS)  /* "ping": 1 prompt token + max_tokens, as both sides count */
 
 static const char *const EP_NAMES[NEPS] = {"east", "west", "north"};
 static const char *const EP_KEYS[NEPS] = {"k-east-7f3a9c1e5b", "k-west-2d8b4f6a0c", "k-north-9e1c3a5b7d"};
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-
-/* ---- scenarios ------------------------------------------------------------ */
+enum client { DECLARED, UNDECLARED, LEGACY, NCLIENTS };
+static const char *const CLIENT_NAMES[NCLIENTS] = {"declared", "undeclared", "legacy"};
 
 struct scen {
 	const char *name;
-	int down;        /* endpoint index answering 503, or -1 */
-	int slow;        /* endpoint index 5x slower, or -1 */
+	int down;  /* endpoint answering 503, or -1 */
+	int slow;  /* endpoint 5x slower, or -1 */
+	int tpm;   /* tokens, not requests, bind */
 };
 
 static const struct scen SCENS[] = {
-	{"healthy", -1, -1},
-	{"one_down", 0, -1},
-	{"one_slow", -1, 0},
+	{"healthy", -1, -1, 0},
+	{"one_down", 0, -1, 0},
+	{"one_slow", -1, 0, 0},
+	{"tpm_bound", -1, -1, 1},
 };
+#define NSCENS ((int)(sizeof SCENS / sizeof *SCENS))
 
-static void scenario_json(const struct scen *s, char *out, size_t n)
+static int rps = 10;
+
+static double mono_s(void)
 {
-	size_t off = snprintf(out, n, "{\"endpoints\":[");
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Requests/s the endpoints that can answer admit. */
+static double bound_of(const struct scen *s)
+{
+	int live = NEPS - (s->down >= 0);
+	return s->tpm ? live * TPM_RPS : live * rps;
+}
+
+static void scenario_json(const struct scen *s, int declared, char *out, size_t n)
+{
+	size_t off = (size_t)snprintf(out, n, "{\"endpoints\":[");
 	for (int i = 0; i < NEPS; i++) {
-		int med = 150, p95 = 400;
-		if (s->slow == i) {
-			med *= 5;
-			p95 *= 5;
-		}
-		off += snprintf(out + off, n - off,
-		                "%s{\"name\":\"%s\",\"api_key\":\"%s\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
-		                "\"latency_ms\":{\"median\":%d,\"p95\":%d},\"faults\":%s,"
-		                "\"client\":{\"rpm\":%d}}",
-		                i ? "," : "", EP_NAMES[i], EP_KEYS[i], RPS_PER_EP, med, p95,
-		                s->down == i ? "[{\"kind\":\"http503\"}]" : "[]", RPS_PER_EP * 60);
+		int med = s->slow == i ? 750 : 150, p95 = s->slow == i ? 2000 : 400;
+		int ep_rps = s->tpm ? 2 * TPM_RPS : rps;
+		long tpm = s->tpm ? (long)TPM_RPS * 60 * TPM_EST : 0;
+		char client[128] = "{}";
+		if (declared && s->tpm)
+			snprintf(client, sizeof client, "{\"tpm\":%ld}", tpm);
+		else if (declared)
+			snprintf(client, sizeof client, "{\"rpm\":%d}", ep_rps * 60);
+		off += (size_t)snprintf(out + off, n - off,
+		                        "%s{\"name\":\"%s\",\"api_key\":\"%s\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
+		                        "\"tpm\":%ld,\"tpm_span_ms\":10000,\"latency_ms\":{\"median\":%d,\"p95\":%d},\"faults\":%s,\"client\":%s}",
+		                        i ? "," : "", EP_NAMES[i], EP_KEYS[i], ep_rps, tpm, med, p95,
+		                        s->down == i ? "[{\"kind\":\"http503\"}]" : "[]", client);
 	}
 	snprintf(out + off, n - off, "],\"rules\":[],\"default_reply\":\"OK\"}");
 }
 
-/* ---- one run -------------------------------------------------------------- */
+/* ---- what the callers share (one MAP_SHARED mapping) ---------------------- */
+
+struct shared {
+	double t0;           /* the start (CLOCK_MONOTONIC s), set before the callers go */
+	atomic_int next;     /* the next request number */
+	atomic_int done;     /* answered or failed */
+	atomic_int failed;
+	char first_err[300]; /* the first failure's message */
+	atomic_flag err_taken;
+	/* per request, then: double lat[n]; double end[n]; char ok[n] */
+};
 
 struct run {
-	int mode;               /* 0 convbi, 1 legacy */
-	int nreq;
-	atomic_int next;
-	double *lat;            /* seconds, per request */
+	const struct scen *s;
+	int client, callers, nreq, max_tokens;
+	struct shared *sh;
+	double *lat, *end;   /* seconds: per-call latency; completion time since the start */
 	char *ok;
-	struct llm *l;          /* convbi */
-	const struct fake *f;   /* legacy */
+	const struct fake *f;
+	char config[1024];
 	char counter_path[1024];
-	atomic_long legacy_sleep_ms;
+	double t0;
 };
 
-struct result {
-	double wall_s, rps, frac_quota, frac_live_quota, frac_429;
-	long http_requests, http_429, http_ok, http_faulted;
-	int failures;
-	double p50, p95, p99;
-};
-
-static void *convbi_worker(void *arg)
+static void note_failure(struct run *r, const char *msg)
 {
-	struct run *r = arg;
+	atomic_fetch_add(&r->sh->failed, 1);
+	if (!atomic_flag_test_and_set(&r->sh->err_taken))
+		snprintf(r->sh->first_err, sizeof r->sh->first_err, "%s", msg);
+}
+
+static void convbi_caller(struct run *r)
+{
+	struct llm_config cfg;
+	struct llm *l = NULL;
+	struct err err = ERR_INIT;
+	if (config_load(&cfg, r->config, &err) || llm_open(&l, &cfg, &err)) {
+		fprintf(stderr, "convbi client: %s\n", err.msg);
+		_exit(3);
+	}
 	struct chat_msg m = {"user", "ping"};
 	for (;;) {
-		int i = atomic_fetch_add(&r->next, 1);
+		int i = atomic_fetch_add(&r->sh->next, 1);
 		if (i >= r->nreq)
 			break;
-		struct llm_request req = {.msgs = &m, .n = 1, .temperature = -1, .stream = 0};
+		struct llm_request req = {.msgs = &m, .n = 1, .temperature = -1, .max_tokens = r->max_tokens};
 		struct llm_reply rep;
-		struct err err = ERR_INIT;
-		double t0 = now_s();
-		int rc = llm_chat(r->l, &req, &rep, &err);
-		r->lat[i] = now_s() - t0;
+		struct err e2 = ERR_INIT;
+		double t = mono_s();
+		int rc = llm_chat(l, &req, &rep, &e2);
+		double now = mono_s();
+		r->lat[i] = now - t;
+		r->end[i] = now - r->t0;
 		r->ok[i] = rc == CONVBI_OK;
-		if (rc != CONVBI_OK && i < 3)
-			fprintf(stderr, "convbi failure: %s\n", err.msg);
+		if (rc != CONVBI_OK)
+			note_failure(r, e2.msg);
+		atomic_fetch_add(&r->sh->done, 1);
 		llm_reply_release(&rep);
 	}
-	return NULL;
+	llm_close(l);
 }
 
 /* The old round-robin: {"counter": N} under flock, read-modify-write. */
@@ -154,15 +212,12 @@ static int legacy_pick(const char *path)
 		cJSON_Delete(j);
 	}
 	int pick = (int)(counter % NEPS);
-	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "counter", (double)(counter + 1));
-	char *text = cJSON_PrintUnformatted(o);
-	cJSON_Delete(o);
+	char text[64];
+	int len = snprintf(text, sizeof text, "{\"counter\":%ld}", counter + 1);
 	if (ftruncate(fd, 0) == 0 && lseek(fd, 0, SEEK_SET) == 0) {
-		ssize_t w = write(fd, text, strlen(text));
+		ssize_t w = write(fd, text, (size_t)len);
 		(void)w;
 	}
-	free(text);
 	flock(fd, LOCK_UN);
 	close(fd);
 	return pick;
@@ -187,21 +242,26 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 	return add;
 }
 
-/* One try: returns 0 on a 200 with a body, else fills errtext. */
+/* One try: returns 0 on a 200, else fills errtext. */
 static int legacy_try(const struct run *r, int ep, char *errtext, size_t elen)
 {
-	char url[512], hdr[128];
+	char url[512], hdr[128], body[160];
 	snprintf(url, sizeof url,
 	         "http://127.0.0.1:%d/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
 	         fake_port(r->f, EP_NAMES[ep]));
 	snprintf(hdr, sizeof hdr, "api-key: %s", EP_KEYS[ep]);
+	if (r->max_tokens > 0)
+		snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}],\"max_tokens\":%d}",
+		         r->max_tokens);
+	else
+		snprintf(body, sizeof body, "{\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}");
 	CURL *c = curl_easy_init();
 	struct curl_slist *h = curl_slist_append(NULL, "Content-Type: application/json");
 	h = curl_slist_append(h, hdr);
 	struct body b = {NULL, 0};
 	curl_easy_setopt(c, CURLOPT_URL, url);
 	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
-	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"messages\":[{\"role\":\"user\",\"content\":\"ping\"}]}");
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -223,19 +283,18 @@ static int legacy_try(const struct run *r, int ep, char *errtext, size_t elen)
 	return rc;
 }
 
-static void *legacy_worker(void *arg)
+static void legacy_caller(struct run *r)
 {
-	struct run *r = arg;
-	unsigned int seed = (unsigned int)(uintptr_t)pthread_self() ^ (unsigned int)time(NULL);
+	unsigned int seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
 	for (;;) {
-		int i = atomic_fetch_add(&r->next, 1);
+		int i = atomic_fetch_add(&r->sh->next, 1);
 		if (i >= r->nreq)
 			break;
-		double t0 = now_s();
+		double t = mono_s();
 		int ok = 0;
+		char errtext[512] = "";
 		for (int n = 0; n < 3; n++) {
 			int ep = legacy_pick(r->counter_path);
-			char errtext[512];
 			if (legacy_try(r, ep, errtext, sizeof errtext) == 0) {
 				ok = 1;
 				break;
@@ -243,144 +302,291 @@ static void *legacy_worker(void *arg)
 			if (!strstr(errtext, "429") || n == 2)
 				break;
 			double s = pow(2, n) + (double)rand_r(&seed) / RAND_MAX;
-			atomic_fetch_add(&r->legacy_sleep_ms, (long)(s * 1000));
 			struct timespec ts = {(time_t)s, (long)((s - floor(s)) * 1e9)};
 			nanosleep(&ts, NULL);
 		}
-		r->lat[i] = now_s() - t0;
-		r->ok[i] = ok;
+		double now = mono_s();
+		r->lat[i] = now - t;
+		r->end[i] = now - r->t0;
+		r->ok[i] = (char)ok;
+		if (!ok)
+			note_failure(r, errtext);
+		atomic_fetch_add(&r->sh->done, 1);
 	}
-	return NULL;
 }
 
-static int run_one(const struct scen *s, int mode, int nreq, struct result *res)
+/* ---- one run ---------------------------------------------------------------- */
+
+struct result {
+	double bound, wall_s, of_bound, first_of_bound;
+	long http_requests, http_429, http_ok, r429_settled, ok_settled;
+	double per_success_429, per_success_429_settled;
+	int failures;
+	double p50, p95, p99;
+	char first_err[300];
+};
+
+static long stat_sum(const struct fake *f, const char *field)
+{
+	long sum = 0;
+	for (int i = 0; i < NEPS; i++)
+		sum += fake_stat(f, EP_NAMES[i], field);
+	return sum;
+}
+
+static int run_one(const struct scen *s, int client, int callers, int nreq, struct result *res)
 {
 	char scen[4096];
-	scenario_json(s, scen, sizeof scen);
+	scenario_json(s, client == DECLARED, scen, sizeof scen);
 	struct fake f;
 	if (fake_start(&f, scen))
 		return -1;
+	size_t shared_size = sizeof(struct shared) + (size_t)nreq * (2 * sizeof(double) + 1);
+	void *map = mmap(NULL, shared_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (map == MAP_FAILED) {
+		fake_stop(&f);
+		return -1;
+	}
+	memset(map, 0, shared_size);
 	struct run r;
 	memset(&r, 0, sizeof r);
-	r.mode = mode;
+	r.s = s;
+	r.client = client;
+	r.callers = callers;
 	r.nreq = nreq;
-	r.lat = calloc(nreq, sizeof *r.lat);
-	r.ok = calloc(nreq, 1);
+	r.max_tokens = s->tpm ? TPM_MAX_TOKENS : 0;
+	r.sh = map;
+	r.lat = (double *)((char *)map + sizeof(struct shared));
+	r.end = r.lat + nreq;
+	r.ok = (char *)(r.end + nreq);
 	r.f = &f;
 	snprintf(r.counter_path, sizeof r.counter_path, "%s/counter.json", f.dir);
-	if (mode == 0) {
-		char path[1024];
-		snprintf(path, sizeof path, "%s/config.json", f.dir);
-		struct llm_config cfg;
-		struct err err = ERR_INIT;
-		if (fake_write_config(&f, path, "{\"retry\":{\"deadline_ms\":60000,\"max_attempts\":10,"
-		                                "\"first_byte_timeout_ms\":10000}}") ||
-		    config_load(&cfg, path, &err) || llm_open(&r.l, &cfg, &err)) {
-			fprintf(stderr, "convbi client: %s\n", err.msg);
-			fake_stop(&f);
+	snprintf(r.config, sizeof r.config, "%s/config.json", f.dir);
+	if (client != LEGACY &&
+	    fake_write_config(&f, r.config, "{\"retry\":{\"deadline_ms\":60000,\"max_attempts\":10,"
+	                                    "\"first_byte_timeout_ms\":10000}}")) {
+		munmap(map, shared_size);
+		fake_stop(&f);
+		return -1;
+	}
+	int go[2];
+	if (pipe(go)) {
+		munmap(map, shared_size);
+		fake_stop(&f);
+		return -1;
+	}
+	pid_t kids[MAX_CALLERS];
+	int nkids = 0;
+	for (int k = 0; k < callers; k++) {
+		pid_t pid = fork();
+		if (pid == 0) {
+			close(go[1]);
+			char c;
+			while (read(go[0], &c, 1) > 0) {}  /* wait for the start */
+			close(go[0]);
+			r.t0 = r.sh->t0;
+			if (client == LEGACY)
+				legacy_caller(&r);
+			else
+				convbi_caller(&r);
+			_exit(0);
+		}
+		if (pid > 0)
+			kids[nkids++] = pid;
+	}
+	close(go[0]);
+	usleep(200000);  /* let every caller reach its read */
+	double t0 = mono_s();
+	r.sh->t0 = t0;
+	close(go[1]);  /* go */
+	int settled = 0;
+	while (atomic_load(&r.sh->done) < nreq) {
+		for (int k = 0; k < nkids; k++)
+			if (kids[k] && waitpid(kids[k], NULL, WNOHANG) == kids[k])
+				kids[k] = 0;
+		int alive = 0;
+		for (int k = 0; k < nkids; k++)
+			alive += kids[k] != 0;
+		if (!alive)
+			break;
+		if (!settled && mono_s() - t0 >= SETTLE_MS / 1000.0) {
+			res->r429_settled = stat_sum(&f, "rate_limited");
+			res->ok_settled = stat_sum(&f, "ok");
+			settled = 1;
+		}
+		usleep(20000);
+	}
+	double wall = mono_s() - t0;
+	for (int k = 0; k < nkids; k++)
+		if (kids[k])
+			waitpid(kids[k], NULL, 0);
+	res->http_requests = stat_sum(&f, "requests");
+	res->http_429 = stat_sum(&f, "rate_limited");
+	res->http_ok = stat_sum(&f, "ok");
+	if (!settled) {  /* the run took under 5 s: nothing after it */
+		res->r429_settled = res->http_429;
+		res->ok_settled = res->http_ok;
+	}
+	fake_stop(&f);
+
+	int done = atomic_load(&r.sh->done);
+	res->failures = atomic_load(&r.sh->failed) + (nreq - done);
+	snprintf(res->first_err, sizeof res->first_err, "%s", r.sh->first_err);
+	double *lat = malloc(sizeof(double) * (size_t)nreq), *ends = malloc(sizeof(double) * (size_t)nreq);
+	int n = 0, nok = 0;
+	for (int i = 0; i < nreq && i < done; i++) {
+		lat[n++] = r.lat[i];
+		if (r.ok[i])
+			ends[nok++] = r.end[i];
+	}
+	bench_sort(lat, n);
+	bench_sort(ends, nok);
+	res->p50 = bench_pct(lat, n, 50) * 1000;
+	res->p95 = bench_pct(lat, n, 95) * 1000;
+	res->p99 = bench_pct(lat, n, 99) * 1000;
+	res->bound = bound_of(s);
+	res->wall_s = nok ? ends[nok - 1] : wall;
+	res->of_bound = nok / res->wall_s / res->bound;
+	res->first_of_bound = nok >= FIRST_N ? FIRST_N / ends[FIRST_N - 1] / res->bound : 0;
+	long ok_total = res->http_ok > 0 ? res->http_ok : 1;
+	res->per_success_429 = (double)res->http_429 / (double)ok_total;
+	long ok_after = res->http_ok - res->ok_settled;
+	res->per_success_429_settled = ok_after > 0 ? (double)(res->http_429 - res->r429_settled) / (double)ok_after : 0;
+	free(lat);
+	free(ends);
+	munmap(map, shared_size);
+	return 0;
+}
+
+/* ---- targets ---------------------------------------------------------------- */
+
+/* "PASS", "MISS" or "" (no target for this client/scenario). */
+static const char *verdict(int client, const struct scen *s, const struct result *r)
+{
+	if (client != UNDECLARED)
+		return "";
+	int ok = r->failures == 0 && r->per_success_429_settled <= 0.05;
+	if (!strcmp(s->name, "one_slow"))
+		ok = ok && r->of_bound >= 0.85;
+	else if (!s->tpm)  /* tpm_bound: a window's burst at the start; no throughput target */
+		ok = ok && r->of_bound >= 0.95 && r->first_of_bound >= 0.90;
+	return ok ? "PASS" : "MISS";
+}
+
+static int parse_list(const char *arg, const char *const *names, int n, int *on)
+{
+	memset(on, 0, sizeof(int) * (size_t)n);
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", arg);
+	for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		int found = 0;
+		for (int i = 0; i < n; i++)
+			if (!strcmp(t, names[i]))
+				on[i] = found = 1;
+		if (!found) {
+			fprintf(stderr, "bench_throughput: unknown name `%s`\n", t);
 			return -1;
 		}
 	}
-	pthread_t th[THREADS];
-	double t0 = now_s();
-	for (int i = 0; i < THREADS; i++)
-		pthread_create(&th[i], NULL, mode == 0 ? convbi_worker : legacy_worker, &r);
-	for (int i = 0; i < THREADS; i++)
-		pthread_join(th[i], NULL);
-	res->wall_s = now_s() - t0;
-	memset(&res->http_requests, 0, sizeof(long) * 4);
-	for (int i = 0; i < NEPS; i++) {
-		res->http_requests += fake_stat(&f, EP_NAMES[i], "requests");
-		res->http_429 += fake_stat(&f, EP_NAMES[i], "rate_limited");
-		res->http_ok += fake_stat(&f, EP_NAMES[i], "ok");
-		res->http_faulted += fake_stat(&f, EP_NAMES[i], "faulted");
-	}
-	if (r.l)
-		llm_close(r.l);
-	fake_stop(&f);
-	res->failures = 0;
-	double *okl = malloc(sizeof(double) * nreq);
-	int nok = 0;
-	for (int i = 0; i < nreq; i++) {
-		if (!r.ok[i])
-			res->failures++;
-		okl[nok++] = r.lat[i];  /* latency of every call, failed ones too */
-	}
-	bench_sort(okl, nok);
-	res->p50 = bench_pct(okl, nok, 50) * 1000;
-	res->p95 = bench_pct(okl, nok, 95) * 1000;
-	res->p99 = bench_pct(okl, nok, 99) * 1000;
-	int served = nreq - res->failures;
-	res->rps = served / res->wall_s;
-	res->frac_quota = res->rps / (NEPS * RPS_PER_EP);
-	res->frac_live_quota = res->rps / ((NEPS - (s->down >= 0)) * RPS_PER_EP);
-	res->frac_429 = res->http_requests ? (double)res->http_429 / res->http_requests : 0;
-	free(okl);
-	free(r.lat);
-	free(r.ok);
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	int nreq = 2000;
+	int nreq = 2000, ncallers = 3, callers[8] = {8, 24, 64};
+	int client_on[NCLIENTS] = {1, 1, 1}, scen_on[NSCENS] = {1, 1, 1, 1};
 	const char *out = "bench_throughput.json";
+	const char *scen_names[NSCENS];
+	for (int i = 0; i < NSCENS; i++)
+		scen_names[i] = SCENS[i].name;
 	for (int i = 1; i < argc; i++) {
-		if (!strcmp(argv[i], "--requests") && i + 1 < argc)
+		if (!strcmp(argv[i], "--requests") && i + 1 < argc) {
 			nreq = atoi(argv[++i]);
-		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
+		} else if (!strcmp(argv[i], "--rps") && i + 1 < argc) {
+			rps = atoi(argv[++i]);
+		} else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
 			out = argv[++i];
-		else {
-			fprintf(stderr, "usage: %s [--requests N] [--out FILE]\n", argv[0]);
+		} else if (!strcmp(argv[i], "--undeclared")) {
+			client_on[DECLARED] = client_on[LEGACY] = 0;
+			client_on[UNDECLARED] = 1;
+		} else if (!strcmp(argv[i], "--clients") && i + 1 < argc) {
+			if (parse_list(argv[++i], CLIENT_NAMES, NCLIENTS, client_on))
+				return 2;
+		} else if (!strcmp(argv[i], "--scenarios") && i + 1 < argc) {
+			if (parse_list(argv[++i], scen_names, NSCENS, scen_on))
+				return 2;
+		} else if (!strcmp(argv[i], "--callers") && i + 1 < argc) {
+			ncallers = 0;
+			char buf[128];
+			snprintf(buf, sizeof buf, "%s", argv[++i]);
+			for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && ncallers < 8; t = strtok_r(NULL, ",", &save))
+				callers[ncallers++] = atoi(t);
+		} else {
+			fprintf(stderr, "usage: %s [--requests N] [--callers 8,24,64] [--clients declared,undeclared,legacy] "
+			        "[--undeclared] [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R] [--out FILE]\n", argv[0]);
 			return 2;
 		}
 	}
-	if (nreq <= 0)
-		nreq = 2000;
+	for (int c = 0; c < ncallers; c++)
+		if (callers[c] < 1 || callers[c] > MAX_CALLERS) {
+			fprintf(stderr, "bench_throughput: callers must be 1..%d\n", MAX_CALLERS);
+			return 2;
+		}
+	if (nreq < FIRST_N || rps < 1) {
+		fprintf(stderr, "bench_throughput: --requests must be at least %d and --rps at least 1\n", FIRST_N);
+		return 2;
+	}
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	cJSON *root = cJSON_CreateObject();
 	cJSON_AddNumberToObject(root, "requests", nreq);
-	cJSON_AddNumberToObject(root, "threads", THREADS);
-	cJSON_AddNumberToObject(root, "quota_rps", NEPS * RPS_PER_EP);
+	cJSON_AddNumberToObject(root, "rps_per_endpoint", rps);
 	cJSON *arr = cJSON_AddArrayToObject(root, "runs");
-	printf("bench_throughput: %d requests, %d threads, 3 endpoints x %d rps (quota %d/s), latency median 150 ms p95 400 ms\n\n",
-	       nreq, THREADS, RPS_PER_EP, NEPS * RPS_PER_EP);
-	printf("%-9s %-7s %7s %8s %8s %9s %7s %6s %6s %8s %8s %8s %s\n", "scenario", "client", "wall_s", "req/s",
-	       "of_60/s", "of_live", "429s", "http", "fails", "p50_ms", "p95_ms", "p99_ms", "target(convbi)");
-	for (size_t si = 0; si < sizeof SCENS / sizeof *SCENS; si++) {
-		for (int mode = 0; mode < 2; mode++) {
-			struct result res;
-			memset(&res, 0, sizeof res);
-			if (run_one(&SCENS[si], mode, nreq, &res)) {
-				fprintf(stderr, "run %s/%d failed to start\n", SCENS[si].name, mode);
-				continue;
+	printf("bench_throughput: %d requests per run, callers as processes, 3 endpoints x %d rps (tpm_bound: %d rps of "
+	       "%d tokens by tpm), latency median 150 ms p95 400 ms\n\n", nreq, rps, TPM_RPS, TPM_EST);
+	printf("%-9s %7s %-10s %6s %7s %8s %8s %7s %8s %6s %7s %7s %7s %s\n", "scenario", "callers", "client", "bound",
+	       "wall_s", "of_bound", "first150", "429/ok", "429/ok5s", "fails", "p50_ms", "p95_ms", "p99_ms", "target");
+	for (int si = 0; si < NSCENS; si++) {
+		if (!scen_on[si])
+			continue;
+		for (int c = 0; c < ncallers; c++) {
+			for (int client = 0; client < NCLIENTS; client++) {
+				if (!client_on[client])
+					continue;
+				struct result res;
+				memset(&res, 0, sizeof res);
+				if (run_one(&SCENS[si], client, callers[c], nreq, &res)) {
+					fprintf(stderr, "run %s/%d/%s failed to start\n", SCENS[si].name, callers[c], CLIENT_NAMES[client]);
+					continue;
+				}
+				const char *target = verdict(client, &SCENS[si], &res);
+				printf("%-9s %7d %-10s %6.0f %7.1f %7.1f%% %7.1f%% %7.3f %8.3f %6d %7.0f %7.0f %7.0f %s\n", SCENS[si].name,
+				       callers[c], CLIENT_NAMES[client], res.bound, res.wall_s, 100 * res.of_bound,
+				       100 * res.first_of_bound, res.per_success_429, res.per_success_429_settled, res.failures,
+				       res.p50, res.p95, res.p99, target);
+				if (res.failures && res.first_err[0])
+					printf("          first failure: %.200s\n", res.first_err);
+				fflush(stdout);
+				cJSON *o = cJSON_CreateObject();
+				cJSON_AddStringToObject(o, "scenario", SCENS[si].name);
+				cJSON_AddNumberToObject(o, "callers", callers[c]);
+				cJSON_AddStringToObject(o, "client", CLIENT_NAMES[client]);
+				const struct {
+					const char *name;
+					double v;
+				} nums[] = {
+					{"bound_rps", res.bound}, {"wall_s", res.wall_s}, {"fraction_of_bound", res.of_bound},
+					{"fraction_of_bound_first150", res.first_of_bound}, {"http_requests", (double)res.http_requests},
+					{"http_429", (double)res.http_429}, {"http_ok", (double)res.http_ok},
+					{"http_429_per_success", res.per_success_429},
+					{"http_429_per_success_after_5s", res.per_success_429_settled},
+					{"failures", res.failures}, {"p50_ms", res.p50}, {"p95_ms", res.p95}, {"p99_ms", res.p99},
+				};
+				for (size_t k = 0; k < sizeof nums / sizeof *nums; k++)
+					cJSON_AddNumberToObject(o, nums[k].name, nums[k].v);
+				if (*target)
+					cJSON_AddStringToObject(o, "target", target);
+				cJSON_AddItemToArray(arr, o);
 			}
-			const char *target = "";
-			if (mode == 0)
-				target = (res.frac_live_quota >= 0.95 && res.frac_429 <= 0.02 && res.failures == 0) ? "PASS" : "MISS";
-			printf("%-9s %-7s %7.2f %8.2f %7.1f%% %8.1f%% %6.2f%% %6ld %6d %8.0f %8.0f %8.0f %s\n", SCENS[si].name,
-			       mode ? "legacy" : "convbi", res.wall_s, res.rps, 100 * res.frac_quota, 100 * res.frac_live_quota,
-			       100 * res.frac_429, res.http_requests, res.failures, res.p50, res.p95, res.p99, target);
-			fflush(stdout);
-			cJSON *o = cJSON_CreateObject();
-			cJSON_AddStringToObject(o, "scenario", SCENS[si].name);
-			cJSON_AddStringToObject(o, "client", mode ? "legacy" : "convbi");
-			cJSON_AddNumberToObject(o, "wall_s", res.wall_s);
-			cJSON_AddNumberToObject(o, "answered_rps", res.rps);
-			cJSON_AddNumberToObject(o, "fraction_of_quota", res.frac_quota);
-			cJSON_AddNumberToObject(o, "fraction_of_live_quota", res.frac_live_quota);
-			cJSON_AddNumberToObject(o, "fraction_429", res.frac_429);
-			cJSON_AddNumberToObject(o, "http_requests", res.http_requests);
-			cJSON_AddNumberToObject(o, "http_429", res.http_429);
-			cJSON_AddNumberToObject(o, "http_ok", res.http_ok);
-			cJSON_AddNumberToObject(o, "http_faulted", res.http_faulted);
-			cJSON_AddNumberToObject(o, "failures", res.failures);
-			cJSON_AddNumberToObject(o, "p50_ms", res.p50);
-			cJSON_AddNumberToObject(o, "p95_ms", res.p95);
-			cJSON_AddNumberToObject(o, "p99_ms", res.p99);
-			if (mode == 0)
-				cJSON_AddStringToObject(o, "target", target);
-			cJSON_AddItemToArray(arr, o);
 		}
 	}
 	char *text = cJSON_Print(root);

@@ -107,12 +107,14 @@ struct twin {              /* the token window (tpm) */
 	struct tokent *e;      /* owned; live entries are e[head..n) */
 	size_t head, n, cap;
 	long sum;              /* tokens in e[head..n) */
-	long limit;            /* 0 = quota off */
+	long limit;            /* tokens per span_ms; 0 = quota off */
+	long per_minute;       /* the tpm (what x-ratelimit-limit-tokens says) */
+	int64_t span_ms;       /* window length, 60 s unless the scenario says */
 };
 
 struct quota {
 	struct rwin req[3]; /* rps (1 s), rp10s (10 s), rpm (60 s) */
-	struct twin tok;    /* tpm (60 s) */
+	struct twin tok;    /* tpm (over tpm_span_ms, 60 s by default) */
 };
 
 struct quota_verdict {
@@ -125,7 +127,9 @@ struct quota_verdict {
 	long lim_tok;     /* token limit, -1 = off */
 };
 
-void quota_init(struct quota *q, int rps, int rp10s, int rpm, long tpm);
+/* tpm_span_ms: the window the tpm is evaluated over (tpm x span / 60 s
+ * tokens per sliding span); 60000 is Azure's minute. */
+void quota_init(struct quota *q, int rps, int rp10s, int rpm, long tpm, int64_t tpm_span_ms);
 void quota_release(struct quota *q);
 void quota_reset(struct quota *q);
 /* Admits (and charges) one request of `tokens` at now_ms, or refuses it and

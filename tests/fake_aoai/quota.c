@@ -5,7 +5,9 @@
  *   rps   requests per sliding 1-s window
  *   rp10s requests per sliding 10-s window
  *   rpm   requests per sliding 60-s window
- *   tpm   estimated tokens per sliding 60-s window
+ *   tpm   estimated tokens per sliding 60-s window -- or, with the
+ *         scenario's tpm_span_ms, tpm x span / 60 s per sliding span (so a
+ *         short benchmark can be bound by tokens, not by a minute's burst)
  * A request window keeps a ring with the times of its last `limit` admitted
  * requests: a request fits when fewer than `limit` of them are younger than
  * the window, and when it does not, the oldest says to the millisecond when
@@ -21,11 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define TOKEN_SPAN_MS 60000
-
 static const int64_t req_span_ms[3] = {1000, 10000, 60000};
 
-void quota_init(struct quota *q, int rps, int rp10s, int rpm, long tpm)
+void quota_init(struct quota *q, int rps, int rp10s, int rpm, long tpm, int64_t tpm_span_ms)
 {
 	const int limits[3] = {rps, rp10s, rpm};
 	memset(q, 0, sizeof *q);
@@ -35,7 +35,11 @@ void quota_init(struct quota *q, int rps, int rp10s, int rpm, long tpm)
 		if (limits[i] > 0)
 			q->req[i].t = xcalloc((size_t)limits[i], sizeof(int64_t));
 	}
-	q->tok.limit = tpm;
+	q->tok.per_minute = tpm;
+	q->tok.span_ms = tpm_span_ms;
+	q->tok.limit = tpm > 0 ? (long)((double)tpm * (double)tpm_span_ms / 60000.0) : 0;
+	if (tpm > 0 && q->tok.limit < 1)
+		q->tok.limit = 1;
 }
 
 void quota_release(struct quota *q)
@@ -64,7 +68,7 @@ static void rwin_expire(struct rwin *w, int64_t now)
 
 static void twin_expire(struct twin *w, int64_t now)
 {
-	while (w->head < w->n && w->e[w->head].t <= now - TOKEN_SPAN_MS) {
+	while (w->head < w->n && w->e[w->head].t <= now - w->span_ms) {
 		w->sum -= w->e[w->head].tokens;
 		w->head++;
 	}
@@ -79,14 +83,14 @@ static void twin_expire(struct twin *w, int64_t now)
 static int64_t twin_retry_ms(const struct twin *w, int64_t now, long tokens)
 {
 	if (tokens > w->limit)
-		return TOKEN_SPAN_MS;
+		return w->span_ms;
 	long excess = w->sum + tokens - w->limit, freed = 0;
 	for (size_t i = w->head; i < w->n; i++) {
 		freed += w->e[i].tokens;
 		if (freed >= excess)
-			return w->e[i].t + TOKEN_SPAN_MS - now;
+			return w->e[i].t + w->span_ms - now;
 	}
-	return TOKEN_SPAN_MS;
+	return w->span_ms;
 }
 
 static void twin_push(struct twin *w, int64_t now, long tokens)
@@ -162,7 +166,7 @@ void quota_take(struct quota *q, int64_t now, long tokens, struct quota_verdict 
 		}
 	}
 	if (tw->limit > 0) {
-		v->lim_tok = tw->limit;
+		v->lim_tok = tw->per_minute;
 		v->rem_tok = tw->limit - tw->sum > 0 ? tw->limit - tw->sum : 0;
 	}
 }

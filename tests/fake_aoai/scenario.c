@@ -2,7 +2,7 @@
  *
  * A scenario is one JSON object:
  *   {"endpoints": [{"name", "api_key", "deployment", "model"?, "rps"?, "rp10s"?,
- *                   "rpm"?, "tpm"?, "latency_ms"? (ms or {"median","p95"}),
+ *                   "rpm"?, "tpm"?, "tpm_span_ms"?, "latency_ms"? (ms or {"median","p95"}),
  *                   "chunk_ms"?, "cached_tokens"?, "token_chars"? (prompt
  *                   characters per reported token, default 4), "price"? ({"input",
  *                   "cached_input", "output"} USD per million tokens: billed
@@ -35,7 +35,7 @@
 #include <string.h>
 
 static const char *const endpoint_fields[] = {
-	"name", "api_key", "deployment", "model", "rps", "rp10s", "rpm", "tpm",
+	"name", "api_key", "deployment", "model", "rps", "rp10s", "rpm", "tpm", "tpm_span_ms",
 	"latency_ms", "chunk_ms", "cached_tokens", "token_chars", "price", "faults", "client", "comment", "n",
 	"local_auth", "region", "spillover_deployments", "context_window",
 };
@@ -161,7 +161,7 @@ static int load_latency(const cJSON *o, struct endpoint *e, char *msg, size_t ml
 
 static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t mlen)
 {
-	long rps = 0, rp10s = 0, rpm = 0, tpm = 0, chunk = 0;
+	long rps = 0, rp10s = 0, rpm = 0, tpm = 0, tpm_span = 60000, chunk = 0;
 	const char *bad;
 
 	pthread_mutex_init(&e->mu, NULL);
@@ -183,6 +183,8 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 	if (int_field(o, "rps", 1000000, &rps) || int_field(o, "rp10s", 10000000, &rp10s) ||
 	    int_field(o, "rpm", 10000000, &rpm) || int_field(o, "tpm", 1000000000L, &tpm))
 		return fail(msg, mlen, "quotas (`rps`, `rp10s`, `rpm`, `tpm`) must be non-negative integers (0 = off)");
+	if (int_field(o, "tpm_span_ms", 60000, &tpm_span) || tpm_span < 1000)
+		return fail(msg, mlen, "`tpm_span_ms` must be 1000 to 60000 (the window the tpm is evaluated over)");
 	if (int_field(o, "chunk_ms", 600000, &chunk))
 		return fail(msg, mlen, "`chunk_ms` must be a non-negative integer (ms)");
 	if (load_latency(o, e, msg, mlen))
@@ -234,7 +236,7 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 	e->rpm = (int)rpm;
 	e->tpm = tpm;
 	e->chunk_ms = (int)chunk;
-	quota_init(&e->quota, e->rps, e->rp10s, e->rpm, e->tpm);
+	quota_init(&e->quota, e->rps, e->rp10s, e->rpm, e->tpm, tpm_span);
 	const cJSON *faults = cJSON_GetObjectItemCaseSensitive(o, "faults");
 	if (faults) {
 		char ferr[300];
