@@ -63,7 +63,7 @@
  * POOL_LEARN_PRESSING of it) rises by a fixed step, 1/POOL_LEARN_STEP_DIV
  * of the rate at the cut.  Tokens count as Azure counts them: the
  * request's estimate (prompt + max_tokens). */
-#define POOL_LEARN_CUT 0.95
+#define POOL_LEARN_CUT 0.97
 #define POOL_LEARN_REACHED 0.9
 #define POOL_LEARN_PRESSING 0.8
 #define POOL_LEARN_RUN 40

@@ -800,21 +800,21 @@ static void first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end(v
 		report_429(p, 0, T0 + 230, 770, 0, 0);
 	assert_int_equal(live_of(p, 0, T0 + 999).learned_rpm, 0);  /* owed, not made */
 	assert_int_equal(pick_full(p, T0 + 999, 0, 0).ep, -1);
-	/* the first pick after the cooldown makes the cut: 20 in 1 s -> 1200/min x 0.95 */
+	/* the first pick after the cooldown makes the cut: 20 in 1 s -> 1200/min x 0.97 */
 	assert_int_equal(pick(p, T0 + 1000), 0);
 	struct pool_live lv = live_of(p, 0, T0 + 1000);
-	assert_int_equal(lv.learned_rpm, 1140);
+	assert_int_equal(lv.learned_rpm, 1164);
 	assert_int_equal(lv.learned_rpm_from, POOL_LEARN_429);
 	assert_string_equal(pool_learn_from_name(lv.learned_rpm_from), "429");
 	assert_int_equal(lv.learned_tpm, 0);
-	/* ... and paces at once: the next slot is 60 s / 1140 later */
+	/* ... and paces at once: the next slot is 60 s / 1164 later */
 	struct pool_pick k = pick_full(p, T0 + 1000, 0, 0);
 	assert_int_equal(k.ep, -1);
-	assert_int_equal(k.wait_ms, 53);
+	assert_int_equal(k.wait_ms, 52);
 	/* a 429 still in the same episode cuts nothing more */
 	report_429(p, 0, T0 + 1500, 100, 0, 0);
 	pick_full(p, T0 + 1700, 0, 0);
-	assert_int_equal(live_of(p, 0, T0 + 1700).learned_rpm, 1140);
+	assert_int_equal(live_of(p, 0, T0 + 1700).learned_rpm, 1164);
 	pool_close(p);
 }
 
@@ -825,23 +825,23 @@ static void a_rate_the_traffic_reached_is_cut_by_five_percent_and_raised_by_step
 		pick(p, T0 + 10 * i);
 	report_429(p, 0, T0 + 210, 790, 0, 0);
 	assert_int_equal(pick(p, T0 + 1000), 0);
-	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1140);
+	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164);
 	/* callers press on: every pick the pacing allows, each answered */
 	int64_t t = T0 + 1000, raised_at = 0;
-	int64_t rate = 1140;
+	int64_t rate = 1164;
 	while (t < T0 + 12000) {
 		t += 5;
 		if (pick_full(p, t, 0, 0).ep == 0)
 			report(p, 0, t, POOL_OK, -1);
 		int64_t now_rate = live_of(p, 0, t).learned_rpm;
 		if (now_rate != rate) {
-			assert_int_equal(now_rate, rate + 1140 / POOL_LEARN_STEP_DIV);  /* additive */
+			assert_int_equal(now_rate, rate + 1164 / POOL_LEARN_STEP_DIV);  /* additive */
 			rate = now_rate;
 			if (!raised_at)
 				raised_at = t;
 		}
 	}
-	assert_true(raised_at > 0 && rate > 1140);
+	assert_true(raised_at > 0 && rate > 1164);
 	/* a 429 while it sends at its learned rate: 0.95 of that rate */
 	report_429(p, 0, t, 50, 0, 0);
 	assert_int_equal(pick(p, t + 50), 0);
@@ -857,14 +857,14 @@ static void a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted(vo
 	report_429(p, 0, T0 + 200, 1800, 1, 1000);  /* 9 x 1000 tokens admitted in 2 s */
 	assert_int_equal(pick_full(p, T0 + 2000, 0, 1000).ep, 0);
 	struct pool_live lv = live_of(p, 0, T0 + 2000);
-	assert_int_equal(lv.learned_tpm, 256500);  /* 270,000 a minute x 0.95 */
+	assert_int_equal(lv.learned_tpm, 261900);  /* 270,000 a minute x 0.97 */
 	assert_int_equal(lv.learned_tpm_from, POOL_LEARN_429);
 	assert_int_equal(lv.learned_rpm, 0);
-	/* paced by tokens: 1000 tokens take 60 s x 1000 / 256500 = 234 ms */
+	/* paced by tokens: 1000 tokens take 60 s x 1000 / 261900 = 229.1 ms */
 	struct pool_pick k = pick_full(p, T0 + 2000, 0, 1000);
 	assert_int_equal(k.ep, -1);
-	assert_int_equal(k.wait_ms, 234);
-	assert_int_equal(pick_full(p, T0 + 2234, 0, 1000).ep, 0);
+	assert_int_equal(k.wait_ms, 230);
+	assert_int_equal(pick_full(p, T0 + 2230, 0, 1000).ep, 0);
 	pool_close(p);
 }
 
@@ -874,7 +874,7 @@ static void callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time(void **st
 	for (int i = 0; i < 21; i++)
 		pick(p, T0 + 10 * i);
 	report_429(p, 0, T0 + 210, 790, 0, 0);
-	assert_int_equal(pick(p, T0 + 1000), 0);  /* learned 1140/min: a slot is 52.6 ms */
+	assert_int_equal(pick(p, T0 + 1000), 0);  /* learned 1164/min: a slot is 51.5 ms */
 	report_429(p, 0, T0 + 3000, 2000, 0, 0);   /* another episode, cooling till +5000 */
 	int64_t rate = live_of(p, 0, T0 + 5000).learned_rpm;
 	/* everyone waiting wakes at the cooldown's end: one goes, then one a slot */
@@ -953,12 +953,12 @@ static void rate_limit_headers_seed_the_learned_rates(void **state)
 		pick_full(p, T0 + 10 * i, 3u << 1, 0);
 	report_429(p, 0, T0 + 210, 790, 0, 0);
 	pick_full(p, T0 + 1000, 3u << 1, 0);
-	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1140);
+	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164);
 	o = pool_outcome_of(POOL_OK);
 	o.limit_requests = 6000;
 	o.reset_requests_ms = 100;
 	pool_report(p, 0, T0 + 1001, &o);
-	assert_int_equal(live_of(p, 0, T0 + 1001).learned_rpm, 1140);
+	assert_int_equal(live_of(p, 0, T0 + 1001).learned_rpm, 1164);
 	o.limit_requests = 900;
 	pool_report(p, 0, T0 + 1002, &o);
 	assert_int_equal(live_of(p, 0, T0 + 1002).learned_rpm, 900);
@@ -972,7 +972,7 @@ static void a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_t
 		pick_full(p, T0 + 10 * i, 1u << 1, 0);
 	report_429(p, 0, T0 + 210, 790, 0, 0);
 	pick_full(p, T0 + 1000, 1u << 1, 0);
-	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1140);
+	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164);
 	struct pool_outcome o = pool_outcome_of(POOL_OK);
 	o.remaining_requests = 0;  /* no reset time: the default applies */
 	pool_report(p, 0, T0 + 2000, &o);
