@@ -224,6 +224,22 @@ static int check_session(struct pg *p, const char *search_path, struct err *err)
 		rc = pg_exec_ours(p, "SELECT set_config('search_path', $1, false)", 1, params, PGRES_TUPLES_OK,
 		                  "setting the search path", NULL, err);
 	}
+	/* what a run's DISCARD ALL undoes of ours, to do again after it */
+	free(p->restore_sql);
+	p->restore_sql = NULL;
+	if (!rc && (!ro || search_path)) {
+		char *lit = search_path ? PQescapeLiteral(p->conn, search_path, strlen(search_path)) : NULL;
+		struct buf b;
+		buf_init(&b, PG_OPTIONS_MAX);
+		if (!ro)
+			buf_puts(&b, "SET SESSION default_transaction_read_only = on;");
+		if (lit)
+			buf_printf(&b, "SELECT set_config('search_path', %s, false);", lit);
+		PQfreemem(lit);
+		if (b.err || (search_path && !lit) || !(p->restore_sql = buf_take(&b)))
+			rc = err_set(err, CONVBI_ENOMEM, "out of memory");
+		buf_release(&b);
+	}
 	return rc;
 }
 
@@ -317,6 +333,7 @@ static void pg_close(struct db *d)
 	free(p->conninfo);
 	free(p->options);
 	free(p->schemas);
+	free(p->restore_sql);
 	free(p);
 	d->impl = NULL;
 }
@@ -675,6 +692,16 @@ finish:
 			PQclear(res);
 		res = PQexec(p->conn, "ROLLBACK");
 		PQclear(res);
+		/* Views run functions the gate never saw in the query text: what
+		 * they left on the session outlives ROLLBACK (an advisory lock,
+		 * set_config(..., false), SET ROLE through set_config).  DISCARD
+		 * ALL drops it all; our own settings are made again. */
+		res = PQexec(p->conn, "DISCARD ALL");
+		PQclear(res);
+		if (p->restore_sql) {
+			res = PQexec(p->conn, p->restore_sql);
+			PQclear(res);
+		}
 	}
 	if (r.stopped && !r.failed) { /* it ended as we stopped it: the rows are incomplete */
 		r.rc = map_error(NULL, sql, r.stopped, r.lim->timeout_ms, err);

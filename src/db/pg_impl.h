@@ -31,6 +31,7 @@ struct pg {
 	long temp_limit_kb;          /* the session's temp_file_limit, -1 = none */
 	int temp_limit_settable;     /* 1 when the role may SET temp_file_limit (a superuser, or
 	                                GRANT SET ON PARAMETER temp_file_limit, PostgreSQL 15+) */
+	char *restore_sql;           /* owned: after DISCARD ALL, our session settings again (or NULL) */
 };
 
 /* Introspects the catalog of p's database (pg_schema.c). */

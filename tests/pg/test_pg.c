@@ -420,6 +420,38 @@ static void a_role_bounds_temporary_files_when_granted_else_by_its_own_setting(v
 	PQfinish(c);
 }
 
+/* A view runs functions the gate never sees in the query text: whatever
+ * they leave on the session (an advisory lock, a session-level setting)
+ * must not outlive the run. */
+static void what_a_view_leaves_on_the_session_is_discarded_after_each_run(void **state)
+{
+	(void)state;
+	PGconn *c = admin();
+	PQclear(PQexec(c, "CREATE OR REPLACE VIEW public.convbi_lock_view AS SELECT pg_advisory_lock(4242)::text AS l"));
+	PQclear(PQexec(c, "CREATE OR REPLACE VIEW public.convbi_path_view AS "
+	                  "SELECT set_config('search_path', 'pg_catalog', false) AS p"));
+	PQclear(PQexec(c, "GRANT SELECT ON public.convbi_lock_view, public.convbi_path_view TO reader"));
+	setenv("PGPASSWORD", "reader-secret", 1);
+	struct db *d = open_db(env.ro_uri, NULL);
+	struct exec_limits lim = limits(5000, 1000, 4096, 1 << 20);
+	struct err e = ERR_INIT;
+	struct table *t = NULL;
+	assert_int_equal(db_run(d, "SELECT * FROM convbi_lock_view", &lim, NULL, NULL, &t, &e), CONVBI_OK);
+	table_free(t);
+	char *locks = scalar(c, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242");
+	assert_string_equal(locks, "0"); /* another session can take it: no lock-based denial of service */
+	free(locks);
+	assert_int_equal(db_run(d, "SELECT * FROM convbi_path_view", &lim, NULL, NULL, &t, &e), CONVBI_OK);
+	table_free(t);
+	/* the search path is ours again: unqualified names still find the user's tables */
+	assert_int_equal(db_run(d, "SELECT count(*) FROM customers", &lim, NULL, NULL, &t, &e), CONVBI_OK);
+	table_free(t);
+	db_close(d);
+	wait_backends(c, 1);
+	PQclear(PQexec(c, "DROP VIEW public.convbi_lock_view, public.convbi_path_view"));
+	PQfinish(c);
+}
+
 /* Leaves the role as the fixture made it, also when the test failed. */
 static int reader_restore(void **state)
 {
@@ -559,6 +591,7 @@ int main(void)
 		cmocka_unit_test(the_row_cap_keeps_cap_rows_and_cancels_the_rest),
 		cmocka_unit_test(mem_max_sets_work_mem_and_temp_max_stops_a_spill_with_etoobig),
 		cmocka_unit_test_teardown(a_role_bounds_temporary_files_when_granted_else_by_its_own_setting, reader_restore),
+		cmocka_unit_test_teardown(what_a_view_leaves_on_the_session_is_discarded_after_each_run, reader_restore),
 		cmocka_unit_test(errors_carry_postgresqls_message_and_position),
 		cmocka_unit_test(passwords_come_from_pgpassword_or_pgpass_and_are_never_printed),
 		cmocka_unit_test(introspection_reads_schemas_keys_comments_and_values_quoted),
