@@ -520,12 +520,20 @@ int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **ou
 	/* SQLite expands views while preparing, out of the deadline's reach:
 	 * weigh them first */
 	const char *heaviest = NULL;
-	int64_t refs = views_sql_weight(x->views, sql, len, &heaviest);
-	if (refs > EXEC_VIEW_REFS_MAX && heaviest)
+	int64_t heavy = 0;
+	int64_t refs = views_sql_weight(x->views, sql, len, &heaviest, &heavy);
+	if (refs < 0)
+		return err_set(err, CONVBI_ENOMEM, "out of memory weighing the SQL");
+	if (refs > EXEC_VIEW_REFS_MAX && heavy && heaviest)
 		return err_set(err, CONVBI_ETOOBIG,
 		               "the SQL expands to over %d table references through views (`%s` alone nests %lld); query "
 		               "the tables under the views",
-		               EXEC_VIEW_REFS_MAX, heaviest, (long long)views_weight(x->views, heaviest));
+		               EXEC_VIEW_REFS_MAX, heaviest, (long long)heavy);
+	if (refs > EXEC_VIEW_REFS_MAX && heavy)
+		return err_set(err, CONVBI_ETOOBIG,
+		               "the SQL expands to over %d table references through its WITH clauses (one alone nests %lld); "
+		               "name each step fewer times, or aggregate earlier",
+		               EXEC_VIEW_REFS_MAX, (long long)heavy);
 
 	int src = sqlite3_prepare_v2(x->db, sql + start, (int)(len - start), &st, &tail);
 	if (src != SQLITE_OK) {

@@ -58,7 +58,9 @@ static int64_t add_sat(int64_t a, int64_t b)
 	return a >= VIEWS_WEIGHT_CAP - b ? VIEWS_WEIGHT_CAP : a + b;
 }
 
-/* Called for every identifier of a scanned text; returns non-zero to stop. */
+/* Called for every identifier of a scanned text, and with len 0 and name
+ * "(" or ")" for every parenthesis outside strings and comments; returns
+ * non-zero to stop. */
 typedef int (*ident_fn)(void *payload, const char *name, size_t len);
 
 static int is_ident_char(unsigned char c)
@@ -112,6 +114,8 @@ static int scan(const char *s, size_t len, ident_fn fn, void *payload)
 			if (!(c >= '0' && c <= '9') && i - start < sizeof name && fn(payload, s + start, i - start))
 				return 1;
 		} else {
+			if ((c == '(' || c == ')') && fn(payload, c == '(' ? "(" : ")", 0))
+				return 1;
 			i++;
 		}
 	}
@@ -128,6 +132,8 @@ struct collect {
 static int collect_ref(void *payload, const char *name, size_t len)
 {
 	struct collect *c = payload;
+	if (!len)
+		return 0; /* a parenthesis */
 	struct object *hit = find(c->v, name, len);
 	if (!hit || hit == c->o) /* CREATE VIEW names the view itself */
 		return 0;
@@ -285,33 +291,158 @@ int64_t views_weight(const struct views *v, const char *name)
 	return !o ? 0 : o->sql ? o->weight : 1;
 }
 
-struct total {
-	const struct views *v;
-	int64_t sum;
-	const char *heaviest;
-	int64_t heaviest_weight;
+/* ---- a statement's weight, its common table expressions included ---------- */
+
+/* One token of a statement: an identifier (len > 0) or a parenthesis. */
+struct token {
+	char name[64]; /* longer identifiers are cut: they name nothing we weigh */
+	size_t len;    /* 0 for a parenthesis */
+	char paren;    /* '(' or ')' */
 };
 
-static int add_ident(void *payload, const char *name, size_t len)
+struct tokens {
+	struct token *t;
+	size_t n, cap;
+	int nomem;
+};
+
+static int add_token(void *payload, const char *name, size_t len)
 {
-	struct total *t = payload;
-	const struct object *o = find(t->v, name, len);
-	if (!o)
-		return 0;
-	t->sum = add_sat(t->sum, o->weight);
-	if (o->sql && o->weight > t->heaviest_weight) {
-		t->heaviest = o->name;
-		t->heaviest_weight = o->weight;
+	struct tokens *ts = payload;
+	if (ts->n == ts->cap) {
+		size_t ncap = ts->cap ? ts->cap * 2 : 64;
+		struct token *p = xrealloc(ts->t, ncap * sizeof *p);
+		if (!p) {
+			ts->nomem = 1;
+			return 1;
+		}
+		ts->t = p;
+		ts->cap = ncap;
 	}
+	struct token *t = &ts->t[ts->n++];
+	t->len = len < sizeof t->name ? len : sizeof t->name - 1;
+	t->paren = len ? 0 : name[0];
+	memcpy(t->name, name, t->len);
+	t->name[t->len] = '\0';
 	return 0;
 }
 
-int64_t views_sql_weight(const struct views *v, const char *sql, size_t len, const char **heaviest)
+static int is_word(const struct token *t, const char *w)
 {
-	struct total t = {v, 0, NULL, 0};
-	if (v)
-		scan(sql, len, add_ident, &t);
-	if (heaviest)
-		*heaviest = t.heaviest;
-	return t.sum;
+	return t->len && !sqlite3_stricmp(t->name, w);
+}
+
+/* The index of the parenthesis closing the one at open (n when none). */
+static size_t closing(const struct tokens *ts, size_t open)
+{
+	int depth = 0;
+	for (size_t i = open; i < ts->n; i++) {
+		depth += ts->t[i].paren == '(' ? 1 : ts->t[i].paren == ')' ? -1 : 0;
+		if (!depth)
+			return i;
+	}
+	return ts->n;
+}
+
+/* A common table expression: `name [(columns)] AS [[NOT] MATERIALIZED] (body)`. */
+struct cte {
+	size_t name;          /* token index of its name */
+	size_t open, close;   /* its body's parentheses */
+	int64_t weight;
+};
+
+/* When a CTE's definition starts at token i, fills *c and returns 1. */
+static int cte_at(const struct tokens *ts, size_t i, struct cte *c)
+{
+	if (!ts->t[i].len || is_word(&ts->t[i], "AS"))
+		return 0;
+	size_t j = i + 1;
+	if (j < ts->n && ts->t[j].paren == '(')
+		j = closing(ts, j) + 1;
+	if (j >= ts->n || !is_word(&ts->t[j], "AS"))
+		return 0;
+	j++;
+	if (j < ts->n && is_word(&ts->t[j], "NOT"))
+		j++;
+	if (j < ts->n && is_word(&ts->t[j], "MATERIALIZED"))
+		j++;
+	if (j >= ts->n || ts->t[j].paren != '(')
+		return 0;
+	c->name = i;
+	c->open = j;
+	c->close = closing(ts, j);
+	c->weight = 1;
+	return 1;
+}
+
+/* The weight a name stands for at token `at`: the latest CTE of that name
+ * defined before it (not the one whose body holds it: a recursive
+ * reference), else a view's or table's. */
+static int64_t name_weight(const struct views *v, const struct tokens *ts, const struct cte *ctes, size_t nctes,
+                           size_t at, const char **what)
+{
+	const struct token *t = &ts->t[at];
+	for (size_t k = nctes; k-- > 0;) {
+		const struct cte *c = &ctes[k];
+		if (c->name < at && !(at > c->open && at < c->close) && !sqlite3_stricmp(ts->t[c->name].name, t->name)) {
+			*what = ts->t[c->name].name;
+			return c->weight;
+		}
+	}
+	const struct object *o = v ? find(v, t->name, t->len) : NULL;
+	*what = o && o->sql ? o->name : NULL;
+	return !o ? 0 : o->sql ? o->weight : 1;
+}
+
+int64_t views_sql_weight(const struct views *v, const char *sql, size_t len, const char **heaviest,
+                         int64_t *heaviest_weight)
+{
+	struct tokens ts = {NULL, 0, 0, 0};
+	struct cte *ctes = NULL;
+	size_t nctes = 0;
+	int64_t sum = 0, top = 0;
+	const char *top_name = NULL;
+	scan(sql, len, add_token, &ts);
+	if (ts.nomem || !(ctes = xcalloc(ts.n ? ts.n : 1, sizeof *ctes))) {
+		sum = -1;
+		goto done;
+	}
+	for (size_t i = 0; i < ts.n; i++)
+		if (cte_at(&ts, i, &ctes[nctes]))
+			nctes++;
+	/* in text order: a CTE names only those defined before it */
+	for (size_t k = 0; k < nctes; k++) {
+		struct cte *c = &ctes[k];
+		for (size_t i = c->open + 1; i < c->close; i++) {
+			if (!ts.t[i].len)
+				continue;
+			const char *what;
+			c->weight = add_sat(c->weight, name_weight(v, &ts, ctes, k, i, &what));
+		}
+	}
+	/* the statement: every name outside the CTEs' bodies and definitions */
+	for (size_t i = 0; i < ts.n; i++) {
+		int inside = 0;
+		for (size_t k = 0; k < nctes && !inside; k++)
+			inside = i == ctes[k].name || (i > ctes[k].open && i < ctes[k].close);
+		if (inside || !ts.t[i].len)
+			continue;
+		const char *what;
+		int64_t w = name_weight(v, &ts, ctes, nctes, i, &what);
+		sum = add_sat(sum, w);
+		if (what && w > top) {
+			top = w;
+			top_name = what;
+		}
+	}
+done:
+	if (heaviest) {
+		const struct object *o = top_name && v ? find(v, top_name, strlen(top_name)) : NULL;
+		*heaviest = o && o->sql ? o->name : NULL; /* a CTE's name dies with the tokens */
+	}
+	if (heaviest_weight)
+		*heaviest_weight = top;
+	free(ctes);
+	free(ts.t);
+	return sum;
 }

@@ -39,8 +39,13 @@ void views_free(struct views *v);
  * view's weight, 1 for a table, 0 for an unknown name. */
 int64_t views_weight(const struct views *v, const char *name);
 
-/* The total weight of the names in sql[0..len).  *heaviest (may be NULL)
- * receives the heaviest view named (borrowed from v), or NULL. */
-int64_t views_sql_weight(const struct views *v, const char *sql, size_t len, const char **heaviest);
+/* The total weight of the names in sql[0..len), its common table
+ * expressions weighed like views (SQLite expands them while preparing
+ * too: a WITH chain naming each step twice doubles at every step), each
+ * a bound from above.  *heaviest_weight (may be NULL) receives the largest
+ * weight of one view or CTE named (0 when only tables are), *heaviest (may
+ * be NULL) that view's name (borrowed from v), or NULL when it is a CTE. */
+int64_t views_sql_weight(const struct views *v, const char *sql, size_t len, const char **heaviest,
+                         int64_t *heaviest_weight); /* -1: out of memory */
 
 #endif
