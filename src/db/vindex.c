@@ -16,7 +16,9 @@
 #include "db/vindex.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -258,6 +260,30 @@ static const char create_sql[] =
 	"CREATE VIRTUAL TABLE v USING fts5(value, content='vals', content_rowid='id', tokenize='trigram');"
 	"BEGIN;";
 
+/* Removes `<path>.tmp.<pid>` files left by builds whose process is gone
+ * (killed, or interrupted with Ctrl-C): one build's leftovers must not
+ * pile up in the user's cache. */
+static void sweep_stale(const char *path)
+{
+	struct buf pat = BUF_INIT;
+	glob_t g;
+	if (buf_printf(&pat, "%s.tmp.*", path) || glob(pat.data, GLOB_NOSORT, NULL, &g) != 0) {
+		buf_release(&pat);
+		return;
+	}
+	for (size_t i = 0; i < g.gl_pathc; i++) {
+		const char *pid = strrchr(g.gl_pathv[i], '.') + 1;
+		char *end;
+		long n = strtol(pid, &end, 10);
+		if (*end || n <= 0 || n == (long)getpid())
+			continue;
+		if (kill((pid_t)n, 0) != 0 && errno == ESRCH)
+			unlink(g.gl_pathv[i]);
+	}
+	globfree(&g);
+	buf_release(&pat);
+}
+
 /* Builds the cache for key k at path (through a temporary file). */
 static int build(const char *path, const char *db_path, const struct vkey *k, const struct schema *s,
                  vindex_progress_fn progress, void *payload, struct vindex_info *info, struct err *err)
@@ -280,6 +306,7 @@ static int build(const char *path, const char *db_path, const struct vkey *k, co
 		             dir.data, strerror(errno));
 		goto done;
 	}
+	sweep_stale(path);
 	if ((rc = buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid())))
 		goto done;
 	unlink(tmp.data);

@@ -26,7 +26,7 @@ int notes_load(char **out, const char *path, struct err *err)
 	mode_t mode = 0;
 	int e = regfile_read(path, NOTES_MAX_BYTES, &text, &len, &mode);
 	if (e == EFBIG)
-		return err_set(err, CONVBI_ETOOBIG, "notes file `%s` is over %zu bytes; keep the notes shorter", path,
+		return err_set(err, CONVBI_EINVAL, "notes file `%s` is over %zu bytes; keep the notes shorter", path,
 		               NOTES_MAX_BYTES);
 	if (e == ENOMEM)
 		return err_code(err, CONVBI_ENOMEM);

@@ -26,6 +26,16 @@ contains "$ERR" "convbi: indexing " "progress is shown on stderr"
 expect_code 0 "index again" "$CONVBI" index --db "$T/shop.db"
 contains "$OUT" "reused value index" "a fresh index is reused"
 [ "$(sha256sum "$T/shop.db" | cut -d' ' -f1)" = "$SUM" ] && ok "the database's bytes are unchanged" || bad "the database changed"
+# a build that was killed (Ctrl-C) left its temporary file: the next build sweeps it, a live one's stays
+IDX=$(ls "$T"/cache/convbi/shop.db-*.vindex | head -1)
+DEAD=$(sh -c 'echo $$')
+printf 'partial' >"$IDX.tmp.$DEAD"
+sleep 300 & LIVE=$!
+printf 'partial' >"$IDX.tmp.$LIVE"
+expect_code 0 "index --rebuild" "$CONVBI" index --rebuild --db "$T/shop.db"
+check "a dead build's temporary file is removed" test ! -e "$IDX.tmp.$DEAD"
+check "a running build's is left alone" test -e "$IDX.tmp.$LIVE"
+kill $LIVE; rm -f "$IDX.tmp.$LIVE"
 
 # a customer's name is no generic sample: only the index can name it
 NAME=$(sqlite3 "$T/shop.db" "SELECT name FROM customers ORDER BY id DESC LIMIT 1")
