@@ -445,12 +445,14 @@ static void set_from(struct state *st, unsigned ep, int tokens, int from)
 static void set_step(struct state *st, unsigned ep, int tokens, int64_t step)
 {
 	int shift = tokens ? 32 : 0;
-	int64_t mask = (int64_t)0xffffffff << shift;
+	uint64_t mask = (uint64_t)0xffffffff << shift; /* unsigned: 0xffffffff << 32 overflows int64_t */
 	if (step > 0xffffffffLL)
 		step = 0xffffffffLL;
+	if (step < 0)
+		step = 0;
 	for (int i = 0; i < 8; i++) {
 		int64_t old = st->ops->get(st, ep, STATE_LEARN_STEP);
-		int64_t v = (old & ~mask) | step << shift;
+		int64_t v = (int64_t)(((uint64_t)old & ~mask) | (uint64_t)step << shift);
 		if (old == v || st->ops->cas(st, ep, STATE_LEARN_STEP, old, v))
 			return;
 	}
