@@ -93,6 +93,7 @@ int exec_open(struct exec **out, const char *path, struct err *err)
 	rc = tempvfs_new(&x->temp, EXEC_TEMP_MAX_DEFAULT, err);
 	if (rc)
 		goto fail;
+	membudget_set_process_limit(EXEC_PROCESS_MEM_MAX);
 	x->mem = membudget_new(0);
 	if (!x->mem) {
 		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
@@ -220,6 +221,11 @@ static int bound_error(struct exec *x, int rc, int late, struct err *err)
 		x->stopped = CONVBI_ETIMEOUT;
 		return stop_error(x, err);
 	}
+	if (membudget_exceeded(x->mem) == 2)
+		return err_set(err, CONVBI_ETOOBIG,
+		               "the queries running at once need more than %lld MB of memory together; try again when "
+		               "fewer run, or select less",
+		               (long long)mb_of(membudget_process_limit()));
 	if (membudget_exceeded(x->mem))
 		return err_set(err, CONVBI_ETOOBIG,
 		               "the query needs more than %lld MB of memory; select fewer or shorter columns, aggregate "

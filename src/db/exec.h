@@ -12,7 +12,8 @@
  *           during prepare, and enforced by a watchdog thread that calls
  *           sqlite3_interrupt() at the deadline (watchdog.h);
  *   memory  SQLite memory the statement allocates beyond what the
- *           connection held before it (membudget.h);
+ *           connection held before it, and what all connections hold
+ *           together (membudget.h);
  *   disk    bytes held by its temporary files (tempvfs.h);
  *   size    sqlite3_limit()s below, and views weighed before they are
  *           expanded (views.h).
@@ -54,6 +55,8 @@
 /* Defaults of the per-statement resource limits (struct exec_limits). */
 #define EXEC_MEM_MAX_DEFAULT ((int64_t)256 << 20)   /* SQLite memory beyond the connection's base */
 #define EXEC_TEMP_MAX_DEFAULT ((int64_t)512 << 20)  /* bytes of temporary files */
+#define EXEC_PROCESS_MEM_MAX ((int64_t)1 << 30)     /* SQLite memory of all connections' statements
+                                                       together, or one statement's own budget when larger */
 #define EXEC_COUNT_MS 1000                /* counting the rows past the row cap, at most */
 
 struct exec_limits {

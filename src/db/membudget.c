@@ -34,6 +34,8 @@ struct header {
 #define HDR ((int)sizeof(struct header)) /* 16: keeps the 8-byte alignment SQLite needs */
 
 static sqlite3_mem_methods real;      /* the default allocator */
+static _Atomic int64_t process_used;  /* bytes charged to all budgets */
+static _Atomic int64_t process_limit; /* <= 0 = none */
 static atomic_int active;             /* our xInit ran */
 static _Thread_local struct membudget *current;
 
@@ -48,7 +50,24 @@ static void budget_unref(struct membudget *b)
 		free(b);
 }
 
-/* Charges n bytes to b unless that passes its limit or its deadline. */
+/* Takes n bytes from the process-wide total, within max(its limit, lim). */
+static int charge_process(struct membudget *b, int64_t n, int64_t lim)
+{
+	int64_t plim = atomic_load(&process_limit);
+	if (plim > 0 && lim > plim)
+		plim = lim;
+	int64_t used = atomic_load(&process_used);
+	do {
+		if (plim > 0 && n > 0 && used + n > plim) {
+			atomic_store(&b->exceeded, 2);
+			return 0;
+		}
+	} while (!atomic_compare_exchange_weak(&process_used, &used, used + n));
+	return 1;
+}
+
+/* Charges n bytes to b unless that passes its limit, the process's or
+ * its deadline. */
 static int charge(struct membudget *b, int64_t n)
 {
 	if (n >= MEMBUDGET_LATE_BYTES) {
@@ -64,10 +83,20 @@ static int charge(struct membudget *b, int64_t n)
 			return 0;
 		}
 	} while (!atomic_compare_exchange_weak(&b->used, &used, used + n));
+	if (!charge_process(b, n, lim)) {
+		atomic_fetch_sub(&b->used, n);
+		return 0;
+	}
 	int64_t peak = atomic_load(&b->peak);
 	while (used + n > peak && !atomic_compare_exchange_weak(&b->peak, &peak, used + n))
 		;
 	return 1;
+}
+
+static void uncharge(struct membudget *b, int64_t n)
+{
+	atomic_fetch_sub(&b->used, n);
+	atomic_fetch_sub(&process_used, n);
 }
 
 static void *mb_malloc(int n)
@@ -78,7 +107,7 @@ static void *mb_malloc(int n)
 	char *p = real.xMalloc(n + HDR);
 	if (!p) {
 		if (b)
-			atomic_fetch_sub(&b->used, n);
+			uncharge(b, n);
 		return NULL;
 	}
 	struct header *h = (struct header *)p;
@@ -98,7 +127,7 @@ static void mb_free(void *p)
 	int64_t size = h->size;
 	real.xFree(h);
 	if (b) {
-		atomic_fetch_sub(&b->used, size);
+		uncharge(b, size);
 		budget_unref(b);
 	}
 }
@@ -115,12 +144,12 @@ static void *mb_realloc(void *p, int n)
 	struct header *nh = real.xRealloc(h, n + HDR);
 	if (!nh) {
 		if (b && n > old)
-			atomic_fetch_sub(&b->used, n - old);
+			uncharge(b, n - old);
 		return NULL;
 	}
 	nh->size = n;
 	if (b && n < old)
-		atomic_fetch_sub(&b->used, old - n);
+		uncharge(b, old - n);
 	return (char *)nh + HDR;
 }
 
@@ -229,4 +258,19 @@ int64_t membudget_limit(const struct membudget *b)
 int membudget_exceeded(const struct membudget *b)
 {
 	return atomic_load(&b->exceeded);
+}
+
+void membudget_set_process_limit(int64_t limit)
+{
+	atomic_store(&process_limit, limit);
+}
+
+int64_t membudget_process_limit(void)
+{
+	return atomic_load(&process_limit);
+}
+
+int64_t membudget_process_used(void)
+{
+	return atomic_load(&process_used);
 }

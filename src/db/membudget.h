@@ -15,6 +15,13 @@
  * budget are not counted (the engine's base: schema, caches of other
  * statements).
  *
+ * Every budget also draws on one process-wide total: an allocation fails
+ * when what all budgets hold together would pass max(the process limit,
+ * the budget's own limit), so statements running at once on many
+ * connections (serve's concurrent questions, batch's workers) cannot add
+ * up past it, while one statement always gets its own budget.  The
+ * budget then says which of the two limits refused it.
+ *
  * When the host initialised SQLite before this library was loaded, the
  * wrapper is not in place: membudget_active() says 0 and budgets count
  * nothing (exec then still has its other limits).
@@ -55,10 +62,17 @@ void membudget_reset(struct membudget *b, int64_t limit);
 void membudget_set_deadline(struct membudget *b, int64_t deadline_ms);
 
 /* Bytes charged now, the peak since the last reset, the limit, and
- * whether an allocation was refused since the last reset. */
+ * whether an allocation was refused since the last reset: 1 by the
+ * budget's own limit, 2 by the process-wide one. */
 int64_t membudget_used(const struct membudget *b);
 int64_t membudget_peak(const struct membudget *b);
 int64_t membudget_limit(const struct membudget *b);
 int membudget_exceeded(const struct membudget *b);
+
+/* The process-wide limit (<= 0 = none, the start) and what all budgets
+ * hold now. */
+void membudget_set_process_limit(int64_t limit);
+int64_t membudget_process_limit(void);
+int64_t membudget_process_used(void);
 
 #endif

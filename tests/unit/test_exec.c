@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@
 #include "convbi/convbi.h"
 #include "db/exec.h"
 #include "db/guard.h"
+#include "db/membudget.h"
 #include "db/ro.h"
 #include "testutil.h"
 #include "util/alloc.h"
@@ -194,6 +196,76 @@ static void a_cancel_callback_stops_the_query(void **state)
 	assert_int_equal(exec_run(x, "SELECT 1", NULL, cancel_now, NULL, &t, &e), CONVBI_ECANCELED);
 	assert_null(t);
 	exec_close(x);
+}
+
+/* ---- memory of all connections together ------------------------------------------------- */
+
+/* 4 MB in two cells, about 10 MB at its peak */
+#define SECOND "SELECT hex(zeroblob(999999)) || 'b1', hex(zeroblob(999999)) || 'b2'"
+/* its own budget, and the process's in this test */
+#define SECOND_LIMITS {5000, 1000, 4096, 1 << 20, (int64_t)16 << 20, 0}
+#define PROCESS_MAX ((int64_t)24 << 20)
+
+static struct {
+	struct exec *second;
+	int rc;        /* the second query's outcome */
+	char msg[256];
+	int ran;       /* 1 once it ran, while the first held its memory */
+} both;
+
+/* The first query's cancel callback: once it holds 20 MB, the second
+ * query runs (and must not fit beside it), then the first is canceled.
+ * The first's own budget (256 MB) is above the process's, so it may pass
+ * the process limit itself: one statement always gets its own budget. */
+static int hold_and_run_second(void *payload)
+{
+	(void)payload;
+	if (both.ran)
+		return 1;
+	if (membudget_process_used() < ((int64_t)20 << 20))
+		return 0;
+	struct err e = ERR_INIT;
+	struct table *t = NULL;
+	/* within its own 16 MB, not beside the first's 20 in 24 */
+	struct exec_limits lim = SECOND_LIMITS;
+	both.rc = exec_run(both.second, SECOND,
+	                   &lim, NULL, NULL, &t, &e);
+	snprintf(both.msg, sizeof both.msg, "%s", e.msg);
+	table_free(t);
+	both.ran = 1;
+	return 1;
+}
+
+static void queries_at_once_share_one_process_wide_memory_limit(void **state)
+{
+	(void)state;
+	struct exec *first = open_exec(TEST_DB);
+	both.second = open_exec(TEST_DB);
+	int64_t was = membudget_process_limit();
+	membudget_set_process_limit(PROCESS_MAX);
+	struct err e = ERR_INIT;
+	struct table *t = NULL;
+	/* the second runs on this thread, from inside the first's progress
+	 * callback: exec_run is per connection, and each charges its own budget */
+	int rc = exec_run(first,
+	                  "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT "
+	                  "hex(zeroblob(999999)) || x, hex(zeroblob(999999)) || x, hex(zeroblob(999999)) || x, "
+	                  "hex(zeroblob(999999)) || x, hex(zeroblob(999999)) || x, hex(zeroblob(999999)) || x, "
+	                  "hex(zeroblob(999999)) || x, hex(zeroblob(999999)) || x, hex(zeroblob(999999)) || x, "
+	                  "hex(zeroblob(999999)) || x, hex(zeroblob(999999)) || x, hex(zeroblob(999999)) || x FROM c",
+	                  NULL, hold_and_run_second, NULL, &t, &e);
+	assert_int_equal(rc, CONVBI_ECANCELED);
+	assert_true(both.ran);
+	assert_int_equal(both.rc, CONVBI_ETOOBIG);
+	assert_string_equal(both.msg, "the queries running at once need more than 24 MB of memory together; try again "
+	                              "when fewer run, or select less");
+	/* alone, the same query fits */
+	struct exec_limits lim = SECOND_LIMITS;
+	t = run_ok(both.second, SECOND, &lim);
+	table_free(t);
+	membudget_set_process_limit(was);
+	exec_close(both.second);
+	exec_close(first);
 }
 
 /* ---- caps ---------------------------------------------------------------------------- */
@@ -445,6 +517,7 @@ int main(void)
 		cmocka_unit_test(paths_with_uri_characters_open_as_plain_files),
 		cmocka_unit_test(the_deadline_stops_a_runaway_query_with_a_clear_message),
 		cmocka_unit_test(a_cancel_callback_stops_the_query),
+		cmocka_unit_test(queries_at_once_share_one_process_wide_memory_limit),
 		cmocka_unit_test(the_row_cap_keeps_cap_rows_and_marks_the_table_truncated),
 		cmocka_unit_test(the_result_byte_cap_drops_the_row_that_overflows),
 		cmocka_unit_test(long_cells_are_cut_on_a_character_boundary),
