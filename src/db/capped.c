@@ -166,11 +166,20 @@ static int check_work(int argc, sqlite3_value **argv, const char *name, char *ms
 	return 0;
 }
 
-/* json_patch walks the patch's keys and, for each, the target's: the
- * product of their sizes bounds it. */
+/* json_patch walks the patch's keys and, for each, the target's -- and
+ * every key of the patch the target lacks is appended to the target and
+ * walked by the keys after it: patch x (target + patch) bounds it.  (A
+ * 10-byte target with a 100,000-key patch ran 18 s in one call; the
+ * product of the two sizes alone let it through.) */
 static int check_json(int argc, sqlite3_value **argv, const char *name, char *msg, int msglen)
 {
-	return check_work(argc, argv, name, msg, msglen);
+	(void)argc;
+	double a = sqlite3_value_bytes(argv[0]), b = sqlite3_value_bytes(argv[1]);
+	if (b * (a + b) <= CAPPED_WORK_MAX)
+		return 1;
+	sqlite3_snprintf(msglen, msg, "%s() on arguments of %.0f and %.0f bytes exceeds the work limit; use shorter values",
+	                 name, a, b);
+	return 0;
 }
 
 /* ---- the delegating function ---------------------------------------------------- */

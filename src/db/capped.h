@@ -32,7 +32,8 @@
 #define CAPPED_BLOB_MAX (1024 * 1024)      /* bytes from zeroblob() */
 #define CAPPED_RANDOMBLOB_MAX (64 * 1024)  /* bytes from randomblob() */
 #define CAPPED_PRINTF_FIELD_MAX 100000     /* printf() field width or precision */
-#define CAPPED_WORK_MAX 20000000.0         /* len(a) * len(b) for instr, replace, trim,
+#define CAPPED_WORK_MAX 20000000.0         /* len(a) * len(b) for instr, replace, trim, and
+                                              len(patch) * (len(target) + len(patch)) for
                                               json_patch; about 20 ms at worst */
 /* LIKE/GLOB: bytes of the value times (1 + the longest run of the pattern
  * between two `%`/`*` + the number of `%`/`*`), the backtracking's bound. */

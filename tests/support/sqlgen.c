@@ -1,7 +1,8 @@
 /* sqlgen.c -- the hostile statement generator (see sqlgen.h).
  *
  * A statement is
- *   WITH RECURSIVE c(x) AS (counter [LIMIT n]) [, r(s) AS (recursive UNION)]
+ *   WITH RECURSIVE c(x) AS (counter [LIMIT n]), r(s) AS (recursive UNION),
+ *     k0(v) AS (...), k1(v) AS (k0 named 1-3 times), ... (a chain of 1-40)
  *   SELECT [DISTINCT] items FROM sources [WHERE cond] [GROUP BY e [HAVING cond]]
  *   [ORDER BY e] [LIMIT n]
  * where every piece is drawn by pick().  Expressions know which columns
@@ -35,6 +36,7 @@ struct gen {
 	int ncols;
 	int nsources;
 	int agg_ok;   /* 1 = an aggregate or window function may appear here */
+	int chain;    /* CTEs k0..k<chain-1> exist */
 };
 
 /* Writes the argument of an aggregate, where no other aggregate may be. */
@@ -248,7 +250,8 @@ static void source(struct gen *s)
 	int a = s->nsources++;
 	if (a)
 		put(s, pick(s->g, 4) ? ", " : " JOIN ");
-	switch (pick(s->g, 9)) {
+	switch (pick(s->g, 10)) {
+	case 9: put(s, "k%d AS s%d", s->chain - 1, a); add_col(s, a, "v", K_INT); return;
 	case 0: put(s, "rows AS s%d", a); add_col(s, a, "id", K_INT); add_col(s, a, "t", K_TEXT); return;
 	case 1: put(s, "big AS s%d", a); add_col(s, a, "id", K_INT); add_col(s, a, "t", K_TEXT); return;
 	case 2: put(s, "js AS s%d", a); add_col(s, a, "id", K_INT); add_col(s, a, "j", K_JSON); return;
@@ -279,12 +282,25 @@ void sqlgen_select(struct sqlgen *g, char out[SQLGEN_SQL_MAX])
 		put(&s, " LIMIT %lld", size(&s));
 	put(&s, "), r(s) AS (SELECT 'x' UNION SELECT ");
 	put(&s, pick(g, 2) ? "s || hex(zeroblob(%lld))" : "substr(s || s, 1, %lld)", size(&s));
-	put(&s, " FROM r) SELECT ");
+	put(&s, " FROM r)");
+	/* a chain of CTEs, each naming the one before once or more: what
+	 * SQLite expands while preparing grows with the product */
+	static const int depths[] = {1, 4, 16, 40};
+	s.chain = depths[pick(g, sizeof depths / sizeof depths[0])];
+	int fan = 1 + (int)pick(g, 3);
+	put(&s, ", k0(v) AS (SELECT x FROM c LIMIT 10)");
+	for (int i = 1; i < s.chain; i++) {
+		put(&s, ", k%d(v) AS (SELECT v FROM k%d", i, i - 1);
+		for (int j = 1; j < fan; j++)
+			put(&s, " UNION ALL SELECT v FROM k%d", i - 1);
+		put(&s, ")");
+	}
+	put(&s, " SELECT ");
 
 	/* the FROM clause decides which columns exist: draw it first, into
 	 * a side buffer, then write the items before it */
 	char from[2048];
-	struct gen f = {.g = g, .p = from, .cap = sizeof from};
+	struct gen f = {.g = g, .p = from, .cap = sizeof from, .chain = s.chain};
 	from[0] = '\0';
 	int nsrc = 1 + (int)pick(g, SOURCES_MAX);
 	for (int i = 0; i < nsrc; i++)
