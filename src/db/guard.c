@@ -357,6 +357,30 @@ static int is_limit_message(const char *m)
 	return 0;
 }
 
+/* "unknown function: f()" or "no such function: f" about a function the
+ * SQL does not name: the schema's (a generated column, a view) -- its
+ * offset is in the schema's text, not the SQL's.  Returns "f()" in a
+ * static buffer, or NULL. */
+static const char *schema_function(const char *m, const char *sql, size_t len)
+{
+	static _Thread_local char name[80];
+	const char *p = NULL;
+	if (!strncmp(m, "unknown function: ", 18))
+		p = m + 18;
+	else if (!strncmp(m, "no such function: ", 18))
+		p = m + 18;
+	if (!p || !sql)
+		return NULL;
+	size_t n = strcspn(p, "( ");
+	if (!n || n >= sizeof name - 3)
+		return NULL;
+	for (size_t i = 0; i + n <= len; i++)
+		if (!sqlite3_strnicmp(sql + i, p, (int)n))
+			return NULL; /* the SQL names it: an ordinary error */
+	snprintf(name, sizeof name, "%.*s()", (int)n, p);
+	return name;
+}
+
 int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int offset_base,
                        struct err *err)
 {
@@ -396,6 +420,12 @@ int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int
 		               "large cannot be read)",
 		               EXEC_VALUE_MAX >> 20);
 	}
+	const char *fn = schema_function(m, sql, len);
+	if (fn)
+		return err_set(err, CONVBI_ESQL,
+		               "the database's schema uses %s (in a generated column, view or trigger), which this SQLite "
+		               "does not have; select columns that do not need it",
+		               fn);
 	if (is_limit_message(m))
 		return err_set(err, CONVBI_ETOOBIG, "the SQL exceeds a complexity limit (%s); simplify the query", m);
 

@@ -362,6 +362,41 @@ static void blobs_nulls_and_invalid_utf8_come_back_as_safe_text(void **state)
 	exec_close(x);
 }
 
+static void echo_text(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	(void)argc;
+	sqlite3_result_value(ctx, argv[0]);
+}
+
+static void a_schema_function_this_sqlite_lacks_is_named_as_the_schemas(void **state)
+{
+	(void)state;
+	char *path = in_scratch("genfn.db");
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	/* made by a program that had its own function; convbi does not have it */
+	assert_int_equal(sqlite3_create_function(db, "app_clean", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, echo_text,
+	                                         NULL, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "CREATE TABLE g (id INTEGER PRIMARY KEY, a TEXT, b TEXT GENERATED ALWAYS AS "
+	                                  "(app_clean(a)) VIRTUAL); INSERT INTO g (a) VALUES ('x');", NULL, NULL, NULL),
+	                 SQLITE_OK);
+	sqlite3_close(db);
+	struct exec *x = open_exec(path);
+	struct err e = ERR_INIT;
+	struct table *t = NULL;
+	assert_int_equal(exec_run(x, "SELECT * FROM g", NULL, NULL, NULL, &t, &e), CONVBI_ESQL);
+	assert_string_equal(e.msg, "the database's schema uses app_clean() (in a generated column, view or trigger), "
+	                           "which this SQLite does not have; select columns that do not need it");
+	t = run_ok(x, "SELECT a FROM g", NULL);
+	assert_string_equal(table_cell(t, 0, 0), "x");
+	table_free(t);
+	/* a function the SQL itself names keeps SQLite's message and offset */
+	assert_int_equal(exec_run(x, "SELECT nosuch(a) FROM g", NULL, NULL, NULL, &t, &e), CONVBI_ESQL);
+	assert_non_null(strstr(e.msg, "no such function: nosuch at offset 7"));
+	exec_close(x);
+	free(path);
+}
+
 static void runtime_errors_are_esql_with_sqlites_message(void **state)
 {
 	(void)state;
@@ -523,6 +558,7 @@ int main(void)
 		cmocka_unit_test(long_cells_are_cut_on_a_character_boundary),
 		cmocka_unit_test(blobs_nulls_and_invalid_utf8_come_back_as_safe_text),
 		cmocka_unit_test(runtime_errors_are_esql_with_sqlites_message),
+		cmocka_unit_test(a_schema_function_this_sqlite_lacks_is_named_as_the_schemas),
 		cmocka_unit_test(capped_functions_give_exactly_the_builtins_results),
 		cmocka_unit_test(capped_functions_refuse_runaway_arguments_quickly),
 		cmocka_unit_test(a_stored_instruction_to_drop_a_table_changes_nothing_when_selected),
