@@ -126,6 +126,15 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return rc;
 }
 
+/* A failed composite append leaves nothing of itself: back to len old. */
+static int undo(struct buf *b, size_t old, int rc)
+{
+	b->len = old;
+	if (b->data)
+		b->data[old] = '\0';
+	return rc;
+}
+
 int buf_csv_field(struct buf *b, const char *s)
 {
 	if (!s)
@@ -142,12 +151,7 @@ int buf_csv_field(struct buf *b, const char *s)
 			rc = buf_putc(b, '"');
 	if (!rc && !(rc = buf_puts(b, s)))
 		rc = buf_putc(b, '"');
-	if (rc) {
-		b->len = old;
-		if (b->data)
-			b->data[old] = '\0';
-	}
-	return rc;
+	return rc ? undo(b, old, rc) : CONVBI_OK;
 }
 
 int buf_json_str(struct buf *b, const char *s, size_t len)
@@ -174,12 +178,7 @@ int buf_json_str(struct buf *b, const char *s, size_t len)
 	}
 	if (!rc)
 		rc = buf_putc(b, '"');
-	if (rc) {
-		b->len = old;
-		if (b->data)
-			b->data[old] = '\0';
-	}
-	return rc;
+	return rc ? undo(b, old, rc) : CONVBI_OK;
 }
 
 char *buf_take(struct buf *b)
