@@ -1014,6 +1014,21 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (req->on_retry && failed < l->cfg.retry.max_attempts)
 			pend = (struct pending_retry){.set = 1, .at = at, .streamed = streamed};
 	}
+	if (last_cls == LLM_DEADLINE && out->nattempts > 1 &&
+	    out->attempts[out->nattempts - 1].cls == LLM_DEADLINE) {
+		/* the call's deadline cut its last attempt: when every attempt
+		 * before it was rate limited, rate limits are why the call failed */
+		size_t i = 0;
+		while (i + 1 < out->nattempts && out->attempts[i].cls == LLM_RATE_LIMITED)
+			i++;
+		if (i + 1 == out->nattempts) {
+			char prev[sizeof last_err];
+			memcpy(prev, last_err, sizeof prev);
+			last_cls = LLM_RATE_LIMITED;
+			snprintf(last_err, sizeof last_err, "every endpoint was rate limited until the call's %d ms "
+			         "deadline passed; last: %s", (int)(deadline - start), prev);
+		}
+	}
 	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) && all_broken(l, last_err, sizeof last_err))
 		last_cls = LLM_AUTH;
 	else if ((last_cls == LLM_AUTH || last_cls == LLM_NOT_FOUND) && last_ep >= 0) {
