@@ -442,14 +442,16 @@ static void set_from(struct state *st, unsigned ep, int tokens, int from)
 	}
 }
 
+/* STATE_LEARN_STEP packs the rpm step in bits 0-31 and the tpm step in
+ * 32-62 (kept under 2^31, so the word stays non-negative); the bit work is
+ * unsigned, where shifts are defined. */
+#define STEP_MAX ((int64_t)0x7fffffff)
+
 static void set_step(struct state *st, unsigned ep, int tokens, int64_t step)
 {
 	int shift = tokens ? 32 : 0;
-	uint64_t mask = (uint64_t)0xffffffff << shift; /* unsigned: 0xffffffff << 32 overflows int64_t */
-	if (step > 0xffffffffLL)
-		step = 0xffffffffLL;
-	if (step < 0)
-		step = 0;
+	uint64_t mask = (uint64_t)0xffffffffu << shift;
+	step = step < 0 ? 0 : step > STEP_MAX ? STEP_MAX : step;
 	for (int i = 0; i < 8; i++) {
 		int64_t old = st->ops->get(st, ep, STATE_LEARN_STEP);
 		int64_t v = (int64_t)(((uint64_t)old & ~mask) | (uint64_t)step << shift);
@@ -460,7 +462,7 @@ static void set_step(struct state *st, unsigned ep, int tokens, int64_t step)
 
 static int64_t step_of(int64_t packed, int tokens)
 {
-	return (packed >> (tokens ? 32 : 0)) & 0xffffffff;
+	return (int64_t)(((uint64_t)packed >> (tokens ? 32 : 0)) & 0xffffffffu);
 }
 
 /* A per-minute budget implied by x-ratelimit-remaining-* and its
