@@ -67,30 +67,35 @@
 
 #define NEPS 3
 #define MAX_CALLERS 256
-#define FIRST_N 150          /* "the first 150 calls" */
-#define SETTLE_MS 5000       /* 429s counted after this */
-#define TPM_RPS 10           /* tpm_bound: requests/s each endpoint's tokens admit */
+#define FIRST_N 150    /* "the first 150 calls" */
+#define SETTLE_MS 5000 /* 429s counted after this */
+#define TPM_RPS 10     /* tpm_bound: requests/s each endpoint's tokens admit */
 #define TPM_MAX_TOKENS 100
-#define TPM_EST (1 + TPM_MAX_TOKENS)  /* "ping": 1 prompt token + max_tokens, as both sides count */
+#define TPM_EST (1 + TPM_MAX_TOKENS) /* "ping": 1 prompt token + max_tokens, as both sides count */
 
 static const char *const EP_NAMES[NEPS] = {"east", "west", "north"};
 static const char *const EP_KEYS[NEPS] = {"k-east-7f3a9c1e5b", "k-west-2d8b4f6a0c", "k-north-9e1c3a5b7d"};
 
-enum client { DECLARED, UNDECLARED, LEGACY, NCLIENTS };
+enum client {
+	DECLARED,
+	UNDECLARED,
+	LEGACY,
+	NCLIENTS
+};
 static const char *const CLIENT_NAMES[NCLIENTS] = {"declared", "undeclared", "legacy"};
 
 struct scen {
 	const char *name;
-	int down;  /* endpoint answering 503, or -1 */
-	int slow;  /* endpoint 5x slower, or -1 */
-	int tpm;   /* tokens, not requests, bind */
+	int down; /* endpoint answering 503, or -1 */
+	int slow; /* endpoint 5x slower, or -1 */
+	int tpm;  /* tokens, not requests, bind */
 };
 
 static const struct scen SCENS[] = {
-	{"healthy", -1, -1, 0},
-	{"one_down", 0, -1, 0},
-	{"one_slow", -1, 0, 0},
-	{"tpm_bound", -1, -1, 1},
+        {"healthy", -1, -1, 0},
+        {"one_down", 0, -1, 0},
+        {"one_slow", -1, 0, 0},
+        {"tpm_bound", -1, -1, 1},
 };
 #define NSCENS ((int)(sizeof SCENS / sizeof *SCENS))
 
@@ -122,11 +127,12 @@ static void scenario_json(const struct scen *s, int declared, char *out, size_t 
 			snprintf(client, sizeof client, "{\"tpm\":%ld}", tpm);
 		else if (declared)
 			snprintf(client, sizeof client, "{\"rpm\":%d}", ep_rps * 60);
-		off += (size_t)snprintf(out + off, n - off,
-		                        "%s{\"name\":\"%s\",\"api_key\":\"%s\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
-		                        "\"tpm\":%ld,\"tpm_span_ms\":10000,\"latency_ms\":{\"median\":%d,\"p95\":%d},\"faults\":%s,\"client\":%s}",
-		                        i ? "," : "", EP_NAMES[i], EP_KEYS[i], ep_rps, tpm, med, p95,
-		                        s->down == i ? "[{\"kind\":\"http503\"}]" : "[]", client);
+		off += (size_t)snprintf(
+		        out + off, n - off,
+		        "%s{\"name\":\"%s\",\"api_key\":\"%s\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
+		        "\"tpm\":%ld,\"tpm_span_ms\":10000,\"latency_ms\":{\"median\":%d,\"p95\":%d},\"faults\":%s,\"client\":%s}",
+		        i ? "," : "", EP_NAMES[i], EP_KEYS[i], ep_rps, tpm, med, p95,
+		        s->down == i ? "[{\"kind\":\"http503\"}]" : "[]", client);
 	}
 	snprintf(out + off, n - off, "],\"rules\":[],\"default_reply\":\"OK\"}");
 }
@@ -134,9 +140,9 @@ static void scenario_json(const struct scen *s, int declared, char *out, size_t 
 /* ---- what the callers share (one MAP_SHARED mapping) ---------------------- */
 
 struct shared {
-	double t0;           /* the start (CLOCK_MONOTONIC s), set before the callers go */
-	atomic_int next;     /* the next request number */
-	atomic_int done;     /* answered or failed */
+	double t0;       /* the start (CLOCK_MONOTONIC s), set before the callers go */
+	atomic_int next; /* the next request number */
+	atomic_int done; /* answered or failed */
 	atomic_int failed;
 	char first_err[300]; /* the first failure's message */
 	atomic_flag err_taken;
@@ -147,7 +153,7 @@ struct run {
 	const struct scen *s;
 	int client, callers, nreq, max_tokens;
 	struct shared *sh;
-	double *lat, *end;   /* seconds: per-call latency; completion time since the start */
+	double *lat, *end; /* seconds: per-call latency; completion time since the start */
 	char *ok;
 	const struct fake *f;
 	char config[1024];
@@ -246,8 +252,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
 static int legacy_try(const struct run *r, int ep, char *errtext, size_t elen)
 {
 	char url[512], hdr[128], body[160];
-	snprintf(url, sizeof url,
-	         "http://127.0.0.1:%d/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
 	         fake_port(r->f, EP_NAMES[ep]));
 	snprintf(hdr, sizeof hdr, "api-key: %s", EP_KEYS[ep]);
 	if (r->max_tokens > 0)
@@ -362,9 +367,9 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 	r.f = &f;
 	snprintf(r.counter_path, sizeof r.counter_path, "%s/counter.json", f.dir);
 	snprintf(r.config, sizeof r.config, "%s/config.json", f.dir);
-	if (client != LEGACY &&
-	    fake_write_config(&f, r.config, "{\"retry\":{\"deadline_ms\":60000,\"max_attempts\":10,"
-	                                    "\"first_byte_timeout_ms\":10000}}")) {
+	if (client != LEGACY && fake_write_config(&f, r.config,
+	                                          "{\"retry\":{\"deadline_ms\":60000,\"max_attempts\":10,"
+	                                          "\"first_byte_timeout_ms\":10000}}")) {
 		munmap(map, shared_size);
 		fake_stop(&f);
 		return -1;
@@ -382,7 +387,8 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 		if (pid == 0) {
 			close(go[1]);
 			char c;
-			while (read(go[0], &c, 1) > 0) {}  /* wait for the start */
+			while (read(go[0], &c, 1) > 0) {
+			} /* wait for the start */
 			close(go[0]);
 			r.t0 = r.sh->t0;
 			if (client == LEGACY)
@@ -395,10 +401,10 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 			kids[nkids++] = pid;
 	}
 	close(go[0]);
-	usleep(200000);  /* let every caller reach its read */
+	usleep(200000); /* let every caller reach its read */
 	double t0 = mono_s();
 	r.sh->t0 = t0;
-	close(go[1]);  /* go */
+	close(go[1]); /* go */
 	int settled = 0;
 	while (atomic_load(&r.sh->done) < nreq) {
 		for (int k = 0; k < nkids; k++)
@@ -423,7 +429,7 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 	res->http_requests = stat_sum(&f, "requests");
 	res->http_429 = stat_sum(&f, "rate_limited");
 	res->http_ok = stat_sum(&f, "ok");
-	if (!settled) {  /* the run took under 5 s: nothing after it */
+	if (!settled) { /* the run took under 5 s: nothing after it */
 		res->r429_settled = res->http_429;
 		res->ok_settled = res->http_ok;
 	}
@@ -468,7 +474,7 @@ static const char *verdict(int client, const struct scen *s, const struct result
 	int ok = r->failures == 0 && r->per_success_429_settled <= 0.05;
 	if (!strcmp(s->name, "one_slow"))
 		ok = ok && r->of_bound >= 0.85;
-	else if (!s->tpm)  /* tpm_bound: a window's burst at the start; no throughput target */
+	else if (!s->tpm) /* tpm_bound: a window's burst at the start; no throughput target */
 		ok = ok && r->of_bound >= 0.95 && r->first_of_bound >= 0.90;
 	return ok ? "PASS" : "MISS";
 }
@@ -522,8 +528,10 @@ int main(int argc, char **argv)
 			for (char *save = NULL, *t = strtok_r(buf, ",", &save); t && ncallers < 8; t = strtok_r(NULL, ",", &save))
 				callers[ncallers++] = atoi(t);
 		} else {
-			fprintf(stderr, "usage: %s [--requests N] [--callers 8,24,64] [--clients declared,undeclared,legacy] "
-			        "[--undeclared] [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R] [--out FILE]\n", argv[0]);
+			fprintf(stderr,
+			        "usage: %s [--requests N] [--callers 8,24,64] [--clients declared,undeclared,legacy] "
+			        "[--undeclared] [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R] [--out FILE]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
@@ -542,9 +550,10 @@ int main(int argc, char **argv)
 	cJSON_AddNumberToObject(root, "rps_per_endpoint", rps);
 	cJSON *arr = cJSON_AddArrayToObject(root, "runs");
 	printf("bench_throughput: %d requests per run, callers as processes, 3 endpoints x %d rps (tpm_bound: %d rps of "
-	       "%d tokens by tpm), latency median 150 ms p95 400 ms\n\n", nreq, rps, TPM_RPS, TPM_EST);
-	printf("%-9s %7s %-10s %6s %7s %8s %8s %7s %8s %6s %7s %7s %7s %s\n", "scenario", "callers", "client", "bound",
-	       "wall_s", "of_bound", "first150", "429/ok", "429/ok5s", "fails", "p50_ms", "p95_ms", "p99_ms", "target");
+	       "%d tokens by tpm), latency median 150 ms p95 400 ms\n\n",
+	       nreq, rps, TPM_RPS, TPM_EST);
+	printf("%-9s %7s %-10s %6s %7s %8s %8s %7s %8s %6s %7s %7s %7s %s\n", "scenario", "callers", "client", "bound", "wall_s",
+	       "of_bound", "first150", "429/ok", "429/ok5s", "fails", "p50_ms", "p95_ms", "p99_ms", "target");
 	for (int si = 0; si < NSCENS; si++) {
 		if (!scen_on[si])
 			continue;
@@ -555,14 +564,15 @@ int main(int argc, char **argv)
 				struct result res;
 				memset(&res, 0, sizeof res);
 				if (run_one(&SCENS[si], client, callers[c], nreq, &res)) {
-					fprintf(stderr, "run %s/%d/%s failed to start\n", SCENS[si].name, callers[c], CLIENT_NAMES[client]);
+					fprintf(stderr, "run %s/%d/%s failed to start\n", SCENS[si].name, callers[c],
+					        CLIENT_NAMES[client]);
 					continue;
 				}
 				const char *target = verdict(client, &SCENS[si], &res);
-				printf("%-9s %7d %-10s %6.0f %7.1f %7.1f%% %7.1f%% %7.3f %8.3f %6d %7.0f %7.0f %7.0f %s\n", SCENS[si].name,
-				       callers[c], CLIENT_NAMES[client], res.bound, res.wall_s, 100 * res.of_bound,
-				       100 * res.first_of_bound, res.per_success_429, res.per_success_429_settled, res.failures,
-				       res.p50, res.p95, res.p99, target);
+				printf("%-9s %7d %-10s %6.0f %7.1f %7.1f%% %7.1f%% %7.3f %8.3f %6d %7.0f %7.0f %7.0f %s\n",
+				       SCENS[si].name, callers[c], CLIENT_NAMES[client], res.bound, res.wall_s,
+				       100 * res.of_bound, 100 * res.first_of_bound, res.per_success_429,
+				       res.per_success_429_settled, res.failures, res.p50, res.p95, res.p99, target);
 				if (res.failures && res.first_err[0])
 					printf("          first failure: %.200s\n", res.first_err);
 				fflush(stdout);
@@ -574,12 +584,19 @@ int main(int argc, char **argv)
 					const char *name;
 					double v;
 				} nums[] = {
-					{"bound_rps", res.bound}, {"wall_s", res.wall_s}, {"fraction_of_bound", res.of_bound},
-					{"fraction_of_bound_first150", res.first_of_bound}, {"http_requests", (double)res.http_requests},
-					{"http_429", (double)res.http_429}, {"http_ok", (double)res.http_ok},
-					{"http_429_per_success", res.per_success_429},
-					{"http_429_per_success_after_5s", res.per_success_429_settled},
-					{"failures", res.failures}, {"p50_ms", res.p50}, {"p95_ms", res.p95}, {"p99_ms", res.p99},
+				        {"bound_rps", res.bound},
+				        {"wall_s", res.wall_s},
+				        {"fraction_of_bound", res.of_bound},
+				        {"fraction_of_bound_first150", res.first_of_bound},
+				        {"http_requests", (double)res.http_requests},
+				        {"http_429", (double)res.http_429},
+				        {"http_ok", (double)res.http_ok},
+				        {"http_429_per_success", res.per_success_429},
+				        {"http_429_per_success_after_5s", res.per_success_429_settled},
+				        {"failures", res.failures},
+				        {"p50_ms", res.p50},
+				        {"p95_ms", res.p95},
+				        {"p99_ms", res.p99},
 				};
 				for (size_t k = 0; k < sizeof nums / sizeof *nums; k++)
 					cJSON_AddNumberToObject(o, nums[k].name, nums[k].v);

@@ -53,8 +53,7 @@ static convbi_engine *engine_on(const char *path)
 static void write_config(const struct fake *f, char *path, size_t cap, const char *name, const char *extra)
 {
 	snprintf(path, cap, "%s/%s", f->dir, name);
-	assert_int_equal(fake_write_config(f, path, extra ? extra :
-	                 "{\"retry\":{\"deadline_ms\":60000,\"max_attempts\":6}}"), 0);
+	assert_int_equal(fake_write_config(f, path, extra ? extra : "{\"retry\":{\"deadline_ms\":60000,\"max_attempts\":6}}"), 0);
 }
 
 /* One endpoint's field in a convbi_engine_endpoints array (-1 if absent). */
@@ -63,7 +62,8 @@ static double endpoint_num(const char *json, const char *name, const char *field
 	cJSON *arr = cJSON_Parse(json);
 	double v = -1;
 	const cJSON *it;
-	cJSON_ArrayForEach(it, arr) {
+	cJSON_ArrayForEach(it, arr)
+	{
 		const cJSON *n = cJSON_GetObjectItem(it, "name"), *f = cJSON_GetObjectItem(it, field);
 		if (cJSON_IsString(n) && !strcmp(n->valuestring, name) && cJSON_IsNumber(f))
 			v = f->valuedouble;
@@ -80,13 +80,13 @@ static double endpoint_num(const char *json, const char *name, const char *field
 
 struct tally {
 	atomic_int ok, failed;
-	char why[256];  /* the first failure's message */
+	char why[256]; /* the first failure's message */
 	atomic_flag why_taken;
 };
 
 struct proc {
 	convbi_engine *e;
-	struct tally *t;  /* shared with the parent (MAP_SHARED) */
+	struct tally *t; /* shared with the parent (MAP_SHARED) */
 };
 
 static void *hammer(void *arg)
@@ -111,12 +111,15 @@ static void thirty_two_callers_in_four_processes_lose_no_call_to_undeclared_quot
 {
 	(void)state;
 	struct fake f;
-	assert_int_equal(fake_start(&f,
-	    "{\"endpoints\":["
-	    "{\"name\":\"a\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
-	    "{\"name\":\"b\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
-	    "{\"name\":\"c\",\"api_key\":\"" KEY_C "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40}],"
-	    "\"default_reply\":\"OK\"}"), 0);
+	assert_int_equal(fake_start(&f, "{\"endpoints\":["
+	                                "{\"name\":\"a\",\"api_key\":\"" KEY_A
+	                                "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
+	                                "{\"name\":\"b\",\"api_key\":\"" KEY_B
+	                                "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
+	                                "{\"name\":\"c\",\"api_key\":\"" KEY_C
+	                                "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40}],"
+	                                "\"default_reply\":\"OK\"}"),
+	                 0);
 	char cfg[1024];
 	write_config(&f, cfg, sizeof cfg, "config.json", NULL);
 	struct tally *t = mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -198,7 +201,8 @@ static void learned_rate_converges_within_ten_percent_of_the_true_quota(void **s
 	char scen[512];
 	snprintf(scen, sizeof scen,
 	         "{\"endpoints\":[{\"name\":\"solo\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
-	         "\"latency_ms\":10}],\"default_reply\":\"OK\"}", TRUE_RPS);
+	         "\"latency_ms\":10}],\"default_reply\":\"OK\"}",
+	         TRUE_RPS);
 	struct fake f;
 	assert_int_equal(fake_start(&f, scen), 0);
 	char cfg[1024];
@@ -262,11 +266,11 @@ static void a_fixed_key_works_on_the_first_call_after_the_fix(void **state)
 {
 	(void)state;
 	struct fake f;
-	assert_int_equal(fake_start(&f,
-	    "{\"endpoints\":["
-	    "{\"name\":\"east\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\"},"
-	    "{\"name\":\"west\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\"}],"
-	    "\"default_reply\":\"OK\"}"), 0);
+	assert_int_equal(fake_start(&f, "{\"endpoints\":["
+	                                "{\"name\":\"east\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\"},"
+	                                "{\"name\":\"west\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\"}],"
+	                                "\"default_reply\":\"OK\"}"),
+	                 0);
 	char good[1024], bad[1024], url[64], msg[1024];
 	write_config(&f, good, sizeof good, "good.json", NULL);
 	write_config(&f, bad, sizeof bad, "bad.json", NULL);
@@ -319,9 +323,9 @@ static void a_fixed_key_works_on_the_first_call_after_the_fix(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(thirty_two_callers_in_four_processes_lose_no_call_to_undeclared_quotas),
-		cmocka_unit_test(learned_rate_converges_within_ten_percent_of_the_true_quota),
-		cmocka_unit_test(a_fixed_key_works_on_the_first_call_after_the_fix),
+	        cmocka_unit_test(thirty_two_callers_in_four_processes_lose_no_call_to_undeclared_quotas),
+	        cmocka_unit_test(learned_rate_converges_within_ten_percent_of_the_true_quota),
+	        cmocka_unit_test(a_fixed_key_works_on_the_first_call_after_the_fix),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
