@@ -42,30 +42,30 @@ extern "C" {
 #define CONVBI_VERSION_STRING "0.1.0"
 
 /* ---- status codes (stable numbers) ------------------------------------ */
-#define CONVBI_STATUS_MAP(X)                                                   \
-	X(OK, 0, "success")                                                    \
-	X(EINVAL, 1, "invalid argument")                                       \
-	X(ENOMEM, 2, "out of memory")                                          \
-	X(EMISUSE, 3, "library misuse (NULL, closed or foreign handle)")       \
-	X(ECONFIG, 4, "invalid configuration")                                 \
-	X(ENOENDPOINT, 5, "no model endpoint is configured")                   \
-	X(ETOOBIG, 6, "input or output exceeds a size limit")                  \
-	X(EIO, 7, "file input/output error")                                   \
-	X(ELLM, 8, "the model call failed on every endpoint")                  \
-	X(ERATELIMIT, 9, "every endpoint is rate-limited past the deadline")   \
-	X(ETIMEOUT, 10, "the deadline passed")                                 \
-	X(EFILTERED, 11, "the service's content filter refused the request")   \
-	X(ECONTEXT, 12, "the prompt exceeds the model's context length")       \
-	X(EBADREQUEST, 13, "the service rejected the request as invalid")      \
-	X(EAUTH, 14, "every endpoint rejected its key or deployment")          \
-	X(EREJECTED, 15, "the SQL was rejected by the read-only gate")         \
-	X(ESQL, 16, "the SQL failed to run")                                   \
-	X(EDB, 17, "the database cannot be opened or read")                    \
-	X(ECANCELED, 18, "canceled")                                           \
-	X(EPROTOCOL, 19, "malformed reply from the service or the model")      \
-	X(ETEMPLATE, 20, "invalid prompt template")                            \
-	X(EREPAIR, 21, "no valid SQL after the allowed repair attempts")       \
-	X(ESTATE, 22, "shared endpoint state is unavailable")                  \
+#define CONVBI_STATUS_MAP(X)                                                 \
+	X(OK, 0, "success")                                                  \
+	X(EINVAL, 1, "invalid argument")                                     \
+	X(ENOMEM, 2, "out of memory")                                        \
+	X(EMISUSE, 3, "library misuse (NULL, closed or foreign handle)")     \
+	X(ECONFIG, 4, "invalid configuration")                               \
+	X(ENOENDPOINT, 5, "no model endpoint is configured")                 \
+	X(ETOOBIG, 6, "input or output exceeds a size limit")                \
+	X(EIO, 7, "file input/output error")                                 \
+	X(ELLM, 8, "the model call failed on every endpoint")                \
+	X(ERATELIMIT, 9, "every endpoint is rate-limited past the deadline") \
+	X(ETIMEOUT, 10, "the deadline passed")                               \
+	X(EFILTERED, 11, "the service's content filter refused the request") \
+	X(ECONTEXT, 12, "the prompt exceeds the model's context length")     \
+	X(EBADREQUEST, 13, "the service rejected the request as invalid")    \
+	X(EAUTH, 14, "every endpoint rejected its key or deployment")        \
+	X(EREJECTED, 15, "the SQL was rejected by the read-only gate")       \
+	X(ESQL, 16, "the SQL failed to run")                                 \
+	X(EDB, 17, "the database cannot be opened or read")                  \
+	X(ECANCELED, 18, "canceled")                                         \
+	X(EPROTOCOL, 19, "malformed reply from the service or the model")    \
+	X(ETEMPLATE, 20, "invalid prompt template")                          \
+	X(EREPAIR, 21, "no valid SQL after the allowed repair attempts")     \
+	X(ESTATE, 22, "shared endpoint state is unavailable")                \
 	X(EBUDGET, 23, "a spending budget is used up")
 
 typedef enum {
@@ -96,10 +96,10 @@ typedef struct convbi_answer convbi_answer;
 
 /* ---- events ------------------------------------------------------------ */
 typedef enum {
-	CONVBI_EVENT_STAGE = 1,  /* a workflow stage starts; stage = its name */
-	CONVBI_EVENT_TOKEN = 2,  /* a streamed text delta of the answer */
-	CONVBI_EVENT_SQL = 3,    /* SQL about to run; text = the SQL */
-	CONVBI_EVENT_RETRY = 4,  /* a model attempt failed and the client retries
+	CONVBI_EVENT_STAGE = 1,   /* a workflow stage starts; stage = its name */
+	CONVBI_EVENT_TOKEN = 2,   /* a streamed text delta of the answer */
+	CONVBI_EVENT_SQL = 3,     /* SQL about to run; text = the SQL */
+	CONVBI_EVENT_RETRY = 4,   /* a model attempt failed and the client retries
 	                            or fails over; text = what happened */
 	CONVBI_EVENT_PROGRESS = 5 /* still working: sent about every
 	                            CONVBI_PROGRESS_MS while a model call or the
@@ -111,11 +111,11 @@ typedef enum {
 #define CONVBI_PROGRESS_MS 100
 
 typedef struct {
-	int kind;              /* a convbi_event_kind */
-	const char *stage;     /* current stage name ("intent", "sql", ...) */
-	const char *text;      /* event text (borrowed, valid during the call) */
-	size_t len;            /* bytes in text */
-	const char *endpoint;  /* endpoint name for RETRY events, else NULL */
+	int kind;             /* a convbi_event_kind */
+	const char *stage;    /* current stage name ("intent", "sql", ...) */
+	const char *text;     /* event text (borrowed, valid during the call) */
+	size_t len;           /* bytes in text */
+	const char *endpoint; /* endpoint name for RETRY events, else NULL */
 } convbi_event;
 
 /* Called from the thread that asked; a non-zero return cancels the
@@ -125,61 +125,65 @@ typedef struct {
 typedef int (*convbi_event_fn)(const convbi_event *ev, void *payload);
 
 /* ---- engine ------------------------------------------------------------ */
-#define CONVBI_OPTIONS_VERSION 4  /* 1: up to question_timeout_ms, 2: up to value_index, 3: up to db_schemas
+#define CONVBI_OPTIONS_VERSION \
+	4 /* 1: up to question_timeout_ms, 2: up to value_index, 3: up to db_schemas
                                      (all still accepted) */
 
 typedef struct {
-	unsigned int version;     /* CONVBI_OPTIONS_VERSION */
-	const char *db_path;      /* SQLite file, postgres:// or postgresql://
+	unsigned int version;    /* CONVBI_OPTIONS_VERSION */
+	const char *db_path;     /* SQLite file, postgres:// or postgresql://
 	                             URI, or libpq "key=value" string; NULL =
 	                             model-only engine */
-	const char *config_path;  /* JSON config; NULL = $CONVBI_CONFIG, then
+	const char *config_path; /* JSON config; NULL = $CONVBI_CONFIG, then
 	                             AZURE_OPENAI_*_<i> variables */
-	const char *prompts_dir;  /* NULL = $CONVBI_PROMPTS, then the built-in
+	const char *prompts_dir; /* NULL = $CONVBI_PROMPTS, then the built-in
 	                             directory */
-	int max_repairs;          /* SQL repair attempts, default 3 */
-	int row_cap;              /* rows kept per result, default 1000 */
-	int sql_timeout_ms;       /* per statement, default 5000 */
-	int history_tokens;       /* conversation memory budget, default 1500 */
-	int schema_tokens;        /* schema text budget, default 6000 */
-	int model_review;         /* 1 = add the model-side SQL review */
-	int stream;               /* 1 = stream the answer as TOKEN events */
-	int question_timeout_ms;  /* whole question, model calls included,
+	int max_repairs;         /* SQL repair attempts, default 3 */
+	int row_cap;             /* rows kept per result, default 1000 */
+	int sql_timeout_ms;      /* per statement, default 5000 */
+	int history_tokens;      /* conversation memory budget, default 1500 */
+	int schema_tokens;       /* schema text budget, default 6000 */
+	int model_review;        /* 1 = add the model-side SQL review */
+	int stream;              /* 1 = stream the answer as TOKEN events */
+	int question_timeout_ms; /* whole question, model calls included,
 	                             default 120000 */
 	/* version 2: grounding */
-	const char *today;        /* "YYYY-MM-DD" the prompts call today
+	const char *today;         /* "YYYY-MM-DD" the prompts call today
 	                             ({{today}}); NULL = the local date */
-	const char *notes_path;   /* business notes (Markdown, sections per
+	const char *notes_path;    /* business notes (Markdown, sections per
 	                             topic); NULL = DB.notes.md beside the
 	                             database when it exists; "" = none */
-	const char *examples_path;/* verified examples, JSONL {"question",
+	const char *examples_path; /* verified examples, JSONL {"question",
 	                             "sql", "db"}: the three most like the
 	                             question (and its first draft) go into
 	                             the SQL prompt; NULL = none */
-	int candidates;           /* SQL candidates voted on by their results,
+	int candidates;            /* SQL candidates voted on by their results,
 	                             1..16, default 1: N completions at
 	                             temperature 0.7, each run through the gate;
 	                             the largest group of equal results answers
 	                             (the answer JSON's "vote") */
-	int value_index;          /* 1 = name the stored values a question
+	int value_index;           /* 1 = name the stored values a question
 	                             mentions in the schema text (value index
 	                             cached under $XDG_CACHE_HOME/convbi),
 	                             0 = off; default 1 */
 	/* version 3 */
-	const char *db_schemas;   /* PostgreSQL schemas to use, "a,b"; NULL =
+	const char *db_schemas; /* PostgreSQL schemas to use, "a,b"; NULL =
 	                             the server's search path */
 	/* version 4: the budgets of one SQL statement */
-	int sql_memory_mb;        /* memory beyond what its connection held
+	int sql_memory_mb; /* memory beyond what its connection held
 	                             before it (SQLite); PostgreSQL's work_mem
 	                             is derived from it; default 256 */
-	int sql_temp_mb;          /* its temporary files (sorts, grouping);
+	int sql_temp_mb;   /* its temporary files (sorts, grouping);
 	                             PostgreSQL's temp_file_limit; default 512 */
 } convbi_options;
 
-#define CONVBI_SQL_BUDGET_MAX_MB 1048576  /* the largest sql_memory_mb and sql_temp_mb (1 TB) */
+#define CONVBI_SQL_BUDGET_MAX_MB 1048576 /* the largest sql_memory_mb and sql_temp_mb (1 TB) */
 
-#define CONVBI_OPTIONS_INIT {CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1, 120000, \
-                             NULL, NULL, NULL, 1, 1, NULL, 256, 512}
+#define CONVBI_OPTIONS_INIT                                                                                                      \
+	{                                                                                                                        \
+		CONVBI_OPTIONS_VERSION, NULL, NULL, NULL, 3, 1000, 5000, 1500, 6000, 0, 1, 120000, NULL, NULL, NULL, 1, 1, NULL, \
+		        256, 512                                                                                                 \
+	}
 
 /* Opens an engine.  *out is set even on failure (unless ENOMEM) so that
  * convbi_engine_errmsg() can say what went wrong; close it either way. */
@@ -195,8 +199,8 @@ CONVBI_API const char *convbi_engine_database(const convbi_engine *engine);
  * on model failure alike, *json_out (caller frees) is a JSON object with
  * content, endpoint, model, usage, attempts and elapsed_ms (plus error and
  * error_class on failure).  cb receives TOKEN events when stream != 0. */
-CONVBI_API int convbi_engine_chat(convbi_engine *engine, const char *system, const char *prompt,
-                                  int stream, convbi_event_fn cb, void *payload, char **json_out);
+CONVBI_API int convbi_engine_chat(convbi_engine *engine, const char *system, const char *prompt, int stream, convbi_event_fn cb,
+                                  void *payload, char **json_out);
 /* The configured endpoints and their live shared state as a JSON array
  * (caller frees).  Never contains keys. */
 CONVBI_API int convbi_engine_endpoints(convbi_engine *engine, char **json_out);
@@ -214,8 +218,8 @@ CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *engine, const char *
 /* The schema text exactly as the SQL agent is given it (caller frees). */
 CONVBI_API int convbi_engine_schema(convbi_engine *engine, const char *question, char **text_out);
 /* Progress of a value-index build: after each column read. */
-typedef void (*convbi_index_progress_fn)(const char *table, const char *column, size_t columns_done,
-                                         size_t columns, int64_t values, void *payload);
+typedef void (*convbi_index_progress_fn)(const char *table, const char *column, size_t columns_done, size_t columns,
+                                         int64_t values, void *payload);
 /* Builds the value index of the engine's database now (as the first
  * question would), or reuses it when it is fresh and rebuild == 0; fn (may
  * be NULL) hears progress.  *json_out (caller frees) describes it:
@@ -245,8 +249,8 @@ CONVBI_API const char *convbi_session_errmsg(const convbi_session *session);
  * agent (BIRD's "evidence").  *out receives an answer whenever memory
  * allows, also on failure: its status and errmsg say what failed, and the
  * return value equals convbi_answer_status(*out). */
-CONVBI_API int convbi_session_ask(convbi_session *session, const char *question, const char *hint,
-                                  convbi_event_fn cb, void *payload, convbi_answer **out);
+CONVBI_API int convbi_session_ask(convbi_session *session, const char *question, const char *hint, convbi_event_fn cb,
+                                  void *payload, convbi_answer **out);
 
 /* Runs SQL written by the caller through the same read-only gate and
  * limits as model-written SQL (no model call, no history).  *out receives
@@ -294,20 +298,23 @@ CONVBI_API int convbi_answer_format(const convbi_answer *answer, const char *mod
 #define CONVBI_VIEW_VERSION 1
 enum { CONVBI_FIT_NONE = 0, CONVBI_FIT_VERTICAL = 1, CONVBI_FIT_CUT = 2 };
 typedef struct {
-	unsigned int version;  /* CONVBI_VIEW_VERSION */
-	const char *mode;      /* "table", "csv", "json", "markdown" or "line"
+	unsigned int version; /* CONVBI_VIEW_VERSION */
+	const char *mode;     /* "table", "csv", "json", "markdown" or "line"
 	                          (one "column = value" line per cell, a blank
 	                          line between rows) */
-	int64_t max_rows;      /* rows shown; < 0 = all */
-	int width;             /* display columns available; 0 = no limit */
-	int fit;               /* a table wider than width: CONVBI_FIT_VERTICAL
+	int64_t max_rows;     /* rows shown; < 0 = all */
+	int width;            /* display columns available; 0 = no limit */
+	int fit;              /* a table wider than width: CONVBI_FIT_VERTICAL
 	                          shows it as "line", CONVBI_FIT_CUT shows the
 	                          columns that fit and a "…" column */
-	int color;             /* ANSI styles: bold header, dim NULL */
-	int align_decimals;    /* numbers lined up on the decimal point */
-	int footer;            /* table and line: the "(N rows)" line */
+	int color;            /* ANSI styles: bold header, dim NULL */
+	int align_decimals;   /* numbers lined up on the decimal point */
+	int footer;           /* table and line: the "(N rows)" line */
 } convbi_view;
-#define CONVBI_VIEW_INIT {CONVBI_VIEW_VERSION, "table", -1, 0, CONVBI_FIT_NONE, 0, 1, 1}
+#define CONVBI_VIEW_INIT                                                      \
+	{                                                                     \
+		CONVBI_VIEW_VERSION, "table", -1, 0, CONVBI_FIT_NONE, 0, 1, 1 \
+	}
 /* The rows rendered as view says (see convbi_view); caller frees.
  * CONVBI_EINVAL for an unknown mode or version. */
 CONVBI_API int convbi_answer_format_view(const convbi_answer *answer, const convbi_view *view, char **text_out);

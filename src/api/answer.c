@@ -28,7 +28,7 @@ CONVBI_API const char *convbi_answer_errmsg(const convbi_answer *a)
 		return convbi_errstr(CONVBI_EMISUSE);
 	if (!a->turn.status)
 		return "";
-	return a->turn.err.msg[0] ? a->turn.err.msg : convbi_errstr(a->turn.status);  /* never empty */
+	return a->turn.err.msg[0] ? a->turn.err.msg : convbi_errstr(a->turn.status); /* never empty */
 }
 
 CONVBI_API const char *convbi_answer_intent(const convbi_answer *a)
@@ -105,7 +105,7 @@ CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
 	char *chart = NULL;
 	int rc = turn_json(&b, &a->turn, -1);
 	if (!rc && b.len && b.data[b.len - 1] == '}' && !(rc = chart_build(&chart, a->turn.result))) {
-		b.len--;  /* the chart goes in as the object's last member */
+		b.len--; /* the chart goes in as the object's last member */
 		rc = buf_puts(&b, ",\"chart\":");
 		if (!rc)
 			rc = buf_puts(&b, chart ? chart : "null");
@@ -129,7 +129,7 @@ CONVBI_API int convbi_answer_stage(const convbi_answer *a, int i, const char **n
 	for (int s = 0, k = 0; s < STAGE_COUNT; s++) {
 		const struct stage_stats *st = &a->turn.stage[s];
 		if (!st->ms && !st->calls)
-			continue;  /* did not run: left out, as in the answer JSON */
+			continue; /* did not run: left out, as in the answer JSON */
 		if (k++ < i)
 			continue;
 		if (name)
@@ -141,8 +141,7 @@ CONVBI_API int convbi_answer_stage(const convbi_answer *a, int i, const char **n
 	return CONVBI_EINVAL;
 }
 
-CONVBI_API int convbi_answer_attempt(const convbi_answer *a, int i, const char **endpoint, const char **outcome,
-                                     int64_t *ms)
+CONVBI_API int convbi_answer_attempt(const convbi_answer *a, int i, const char **endpoint, const char **outcome, int64_t *ms)
 {
 	if (!OK_ANSWER(a))
 		return CONVBI_EMISUSE;
@@ -158,8 +157,11 @@ CONVBI_API int convbi_answer_attempt(const convbi_answer *a, int i, const char *
 	return CONVBI_OK;
 }
 
-static const struct { const char *name; enum table_mode mode; } modes[] = {
-	{"table", TABLE_ALIGNED}, {"csv", TABLE_CSV}, {"json", TABLE_JSON}, {"markdown", TABLE_MARKDOWN}, {"line", TABLE_LINE}};
+static const struct {
+	const char *name;
+	enum table_mode mode;
+} modes[] = {
+        {"table", TABLE_ALIGNED}, {"csv", TABLE_CSV}, {"json", TABLE_JSON}, {"markdown", TABLE_MARKDOWN}, {"line", TABLE_LINE}};
 
 /* The rows of a as v says into *text_out; shared by both formatters. */
 static int format_rows(const convbi_answer *a, const char *mode, const struct table_view *v, char **text_out)
@@ -200,7 +202,7 @@ CONVBI_API int convbi_answer_format(const convbi_answer *a, const char *mode, in
 		return CONVBI_EMISUSE;
 	*text_out = NULL;
 	if (!strcmp(mode, "line"))
-		return CONVBI_EINVAL;  /* the published modes stay as they were */
+		return CONVBI_EINVAL; /* the published modes stay as they were */
 	struct table_view v = {TABLE_ALIGNED, max_rows, 0, TABLE_FIT_NONE, 0, 0, 1};
 	return format_rows(a, mode, &v, text_out);
 }
@@ -212,8 +214,14 @@ CONVBI_API int convbi_answer_format_view(const convbi_answer *a, const convbi_vi
 	*text_out = NULL;
 	if (view->version != CONVBI_VIEW_VERSION || view->width < 0)
 		return CONVBI_EINVAL;
-	struct table_view v = {TABLE_ALIGNED, view->max_rows, (size_t)view->width,
-	                       view->fit == CONVBI_FIT_CUT ? TABLE_FIT_CUT : view->fit == CONVBI_FIT_VERTICAL ? TABLE_FIT_VERTICAL : TABLE_FIT_NONE,
-	                       view->color, view->align_decimals, view->footer};
+	struct table_view v = {TABLE_ALIGNED,
+	                       view->max_rows,
+	                       (size_t)view->width,
+	                       view->fit == CONVBI_FIT_CUT        ? TABLE_FIT_CUT
+	                       : view->fit == CONVBI_FIT_VERTICAL ? TABLE_FIT_VERTICAL
+	                                                          : TABLE_FIT_NONE,
+	                       view->color,
+	                       view->align_decimals,
+	                       view->footer};
 	return format_rows(a, view->mode, &v, text_out);
 }

@@ -21,42 +21,42 @@
 #include "flow/turn.h"
 #include "util/err.h"
 
-#define ENGINE_MAGIC 0x43425645u  /* "CBVE" */
+#define ENGINE_MAGIC 0x43425645u /* "CBVE" */
 #define SESSION_MAGIC 0x43425653u
 #define ANSWER_MAGIC 0x43425641u
 #define DEAD_MAGIC 0xDEADBEEFu
-#define ENGINE_MAX_CANDIDATES 16  /* SQL candidates per question */
+#define ENGINE_MAX_CANDIDATES 16 /* SQL candidates per question */
 
 struct convbi_engine {
 	uint32_t magic;
-	struct err err;               /* last error on this handle */
+	struct err err; /* last error on this handle */
 	pthread_mutex_t err_lock;
-	convbi_options opts;          /* copy; strings below */
-	char *db_path;                /* owned: file path, postgresql:// URI or key=value */
-	char *db_schemas;             /* owned: PostgreSQL schemas "a,b", or NULL */
-	struct db_options db_opts;    /* points into the strings above */
-	char *dialect;                /* owned: db_dialect() of the database, or NULL */
-	char *db_describe;            /* owned: db_describe(), without a password */
-	char *prompts_dir;            /* owned, resolved */
-	struct llm *llm;              /* owned; NULL when no endpoint is configured */
-	struct err llm_err;           /* why llm is NULL */
-	struct tmpl_set *prompts;     /* owned */
-	struct schema *schema;        /* owned; NULL without a database */
-	char *table_list;             /* owned */
-	struct vindex *vindex;        /* owned; NULL when off or not buildable */
-	char *today;                  /* owned copy of opts.today, or NULL */
-	char *notes;                  /* owned business notes text, or NULL */
-	struct examples *examples;    /* owned verified examples, or NULL */
+	convbi_options opts;       /* copy; strings below */
+	char *db_path;             /* owned: file path, postgresql:// URI or key=value */
+	char *db_schemas;          /* owned: PostgreSQL schemas "a,b", or NULL */
+	struct db_options db_opts; /* points into the strings above */
+	char *dialect;             /* owned: db_dialect() of the database, or NULL */
+	char *db_describe;         /* owned: db_describe(), without a password */
+	char *prompts_dir;         /* owned, resolved */
+	struct llm *llm;           /* owned; NULL when no endpoint is configured */
+	struct err llm_err;        /* why llm is NULL */
+	struct tmpl_set *prompts;  /* owned */
+	struct schema *schema;     /* owned; NULL without a database */
+	char *table_list;          /* owned */
+	struct vindex *vindex;     /* owned; NULL when off or not buildable */
+	char *today;               /* owned copy of opts.today, or NULL */
+	char *notes;               /* owned business notes text, or NULL */
+	struct examples *examples; /* owned verified examples, or NULL */
 };
 
 struct convbi_session {
 	uint32_t magic;
 	struct err err;
-	convbi_engine *engine;        /* borrowed */
-	struct db *db;                /* owned connection */
+	convbi_engine *engine; /* borrowed */
+	struct db *db;         /* owned connection */
 	struct history history;
-	atomic_int interrupted;       /* set by convbi_session_interrupt */
-	int idle;                     /* convbi_session_idle closed db; the next question reopens it */
+	atomic_int interrupted; /* set by convbi_session_interrupt */
+	int idle;               /* convbi_session_idle closed db; the next question reopens it */
 };
 
 struct convbi_answer {

@@ -76,10 +76,10 @@ static int time_precision(const char *s)
 
 struct column_info {
 	enum kind kind;
-	int precision;      /* time columns: the coarsest-needed timeUnit index */
-	size_t longest;     /* categories: the longest label in characters */
-	int64_t distinct;   /* categories: distinct values (bounded count) */
-	int negative;       /* numbers: a value below 0 */
+	int precision;    /* time columns: the coarsest-needed timeUnit index */
+	size_t longest;   /* categories: the longest label in characters */
+	int64_t distinct; /* categories: distinct values (bounded count) */
+	int negative;     /* numbers: a value below 0 */
 };
 
 static size_t utf8_chars(const char *s)
@@ -119,7 +119,7 @@ static void classify(struct column_info *ci, const struct table *t, int col)
 		return;
 	}
 	if (type != TABLE_TEXT)
-		return;  /* all NULL, BLOBs or mixed: not chartable */
+		return; /* all NULL, BLOBs or mixed: not chartable */
 	int precision = 0, seen = 0;
 	for (int64_t r = 0; r < t->nrows; r++) {
 		const char *v = table_cell(t, r, col);
@@ -131,7 +131,7 @@ static void classify(struct column_info *ci, const struct table *t, int col)
 			break;
 		}
 		if (!seen || p < precision)
-			precision = p;  /* the coarsest value decides the time unit */
+			precision = p; /* the coarsest value decides the time unit */
 		seen = 1;
 	}
 	if (seen) {
@@ -175,7 +175,7 @@ static cJSON *channel(const struct table *t, int col, const char *type, const ch
 	if (!c || !cJSON_AddStringToObject(c, "field", field) || !cJSON_AddStringToObject(c, "type", type) ||
 	    (time_unit && !cJSON_AddStringToObject(c, "timeUnit", time_unit)) ||
 	    (aggregate && !cJSON_AddStringToObject(c, "aggregate", aggregate)) ||
-	    (!strcmp(type, "nominal") && !cJSON_AddNullToObject(c, "sort")) ||  /* keep the SQL's order */
+	    (!strcmp(type, "nominal") && !cJSON_AddNullToObject(c, "sort")) || /* keep the SQL's order */
 	    !cJSON_AddStringToObject(c, "title", t->cols[col].name)) {
 		cJSON_Delete(c);
 		return NULL;
@@ -208,8 +208,10 @@ static cJSON *values_of(const struct table *t)
 			const char *v = table_cell(t, r, c);
 			int ty = table_cell_type(t, r, c);
 			double d = v && (ty == TABLE_INT || ty == TABLE_REAL) ? strtod(v, NULL) : NAN;
-			cJSON *cell = !v ? cJSON_CreateNull() : (ty == TABLE_INT || ty == TABLE_REAL)
-			              ? (isfinite(d) ? cJSON_CreateNumber(d) : cJSON_CreateNull()) : cJSON_CreateString(v);
+			cJSON *cell = !v ? cJSON_CreateNull()
+			              : (ty == TABLE_INT || ty == TABLE_REAL)
+			                      ? (isfinite(d) ? cJSON_CreateNumber(d) : cJSON_CreateNull())
+			                      : cJSON_CreateString(v);
 			if (!cell || !cJSON_AddItemToObject(row, t->cols[c].name, cell)) {
 				cJSON_Delete(cell);
 				cJSON_Delete(values);
@@ -221,8 +223,8 @@ static cJSON *values_of(const struct table *t)
 }
 
 struct pick {
-	const char *mark;  /* NULL = no chart */
-	int x, y, color, theta, offset;  /* column indexes, -1 = unused */
+	const char *mark;               /* NULL = no chart */
+	int x, y, color, theta, offset; /* column indexes, -1 = unused */
 	const char *x_type, *y_type;
 	const char *time_unit, *aggregate;
 };
@@ -241,8 +243,8 @@ static void choose(struct pick *p, const struct table *t, const struct column_in
 		return;
 	if (nt == 1 && nn == 1 && nc <= 1) {
 		int tc = k->first[KIND_TIME][0];
-		*p = (struct pick){"line", tc, k->first[KIND_NUMBER][0], nc ? k->first[KIND_CATEGORY][0] : -1, -1, -1,
-		                   "temporal", "quantitative", time_units[ci[tc].precision], NULL};
+		*p = (struct pick){"line", tc,         k->first[KIND_NUMBER][0], nc ? k->first[KIND_CATEGORY][0] : -1, -1,
+		                   -1,     "temporal", "quantitative",           time_units[ci[tc].precision],         NULL};
 		return;
 	}
 	if (nt == 0 && nn == 1 && nc == 1) {
@@ -264,8 +266,16 @@ static void choose(struct pick *p, const struct table *t, const struct column_in
 		return;
 	}
 	if (nt == 0 && nn == 2 && nc <= 1)
-		*p = (struct pick){"point", k->first[KIND_NUMBER][0], k->first[KIND_NUMBER][1],
-		                   nc ? k->first[KIND_CATEGORY][0] : -1, -1, -1, "quantitative", "quantitative", NULL, NULL};
+		*p = (struct pick){"point",
+		                   k->first[KIND_NUMBER][0],
+		                   k->first[KIND_NUMBER][1],
+		                   nc ? k->first[KIND_CATEGORY][0] : -1,
+		                   -1,
+		                   -1,
+		                   "quantitative",
+		                   "quantitative",
+		                   NULL,
+		                   NULL};
 }
 
 static cJSON *build(const struct table *t, const struct pick *p)
@@ -280,8 +290,7 @@ static cJSON *build(const struct table *t, const struct pick *p)
 		goto fail;
 	}
 	if (!(mark = cJSON_AddObjectToObject(spec, "mark")) || !cJSON_AddStringToObject(mark, "type", p->mark) ||
-	    !cJSON_AddTrueToObject(mark, "tooltip") ||
-	    (!strcmp(p->mark, "line") && !cJSON_AddTrueToObject(mark, "point")))
+	    !cJSON_AddTrueToObject(mark, "tooltip") || (!strcmp(p->mark, "line") && !cJSON_AddTrueToObject(mark, "point")))
 		goto fail;
 	if (!(enc = cJSON_AddObjectToObject(spec, "encoding")))
 		goto fail;
@@ -289,11 +298,16 @@ static cJSON *build(const struct table *t, const struct pick *p)
 	if (p->theta >= 0)
 		rc |= add_channel(enc, "theta", channel(t, p->theta, "quantitative", NULL, NULL));
 	if (p->x >= 0)
-		rc |= add_channel(enc, "x", channel(t, p->x, p->x_type, !strcmp(p->x_type, "temporal") ? p->time_unit : NULL,
-		                                    !strcmp(p->x_type, "quantitative") && p->y_type && !strcmp(p->y_type, "nominal") ? p->aggregate : NULL));
+		rc |= add_channel(enc, "x",
+		                  channel(t, p->x, p->x_type, !strcmp(p->x_type, "temporal") ? p->time_unit : NULL,
+		                          !strcmp(p->x_type, "quantitative") && p->y_type && !strcmp(p->y_type, "nominal")
+		                                  ? p->aggregate
+		                                  : NULL));
 	if (p->y >= 0)
-		rc |= add_channel(enc, "y", channel(t, p->y, p->y_type, NULL,
-		                                    !strcmp(p->y_type, "quantitative") && !strcmp(p->x_type, "nominal") ? p->aggregate : NULL));
+		rc |= add_channel(enc, "y",
+		                  channel(t, p->y, p->y_type, NULL,
+		                          !strcmp(p->y_type, "quantitative") && !strcmp(p->x_type, "nominal") ? p->aggregate
+		                                                                                              : NULL));
 	if (p->color >= 0)
 		rc |= add_channel(enc, "color", channel(t, p->color, "nominal", NULL, NULL));
 	if (p->offset >= 0)
@@ -314,7 +328,7 @@ int chart_build(char **out, const struct table *t)
 	for (int c = 0; c < t->ncols; c++)
 		for (int d = 0; d < c; d++)
 			if (!strcmp(t->cols[c].name, t->cols[d].name) || !t->cols[c].name[0])
-				return CONVBI_OK;  /* a field must name one column */
+				return CONVBI_OK; /* a field must name one column */
 	struct column_info ci[3];
 	struct kinds k;
 	memset(&k, 0, sizeof k);

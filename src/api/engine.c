@@ -95,7 +95,7 @@ static char *table_list_of(const struct schema *s)
 {
 	struct buf b;
 	buf_init(&b, TABLE_LIST_MAX_BYTES);
-	schema_table_list(&b, s);  /* names quoted: they are data, not prompt text */
+	schema_table_list(&b, s); /* names quoted: they are data, not prompt text */
 	return buf_take(&b);
 }
 
@@ -127,15 +127,17 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	struct err err = ERR_INIT;
 	int rc;
 	if (!opts || opts->version < 1 || opts->version > CONVBI_OPTIONS_VERSION) {
-		rc = err_set(&err, CONVBI_EMISUSE, "the options struct is missing or of another version; initialise it with CONVBI_OPTIONS_INIT");
+		rc = err_set(&err, CONVBI_EMISUSE,
+		             "the options struct is missing or of another version; initialise it with CONVBI_OPTIONS_INIT");
 		goto fail;
 	}
 	e->opts = (convbi_options)CONVBI_OPTIONS_INIT;
 	/* an older caller's struct ends before the later fields */
-	memcpy(&e->opts, opts, opts->version == 1   ? offsetof(convbi_options, today)
-	                       : opts->version == 2 ? offsetof(convbi_options, db_schemas)
-	                       : opts->version == 3 ? offsetof(convbi_options, sql_memory_mb)
-	                                            : sizeof *opts);
+	memcpy(&e->opts, opts,
+	       opts->version == 1   ? offsetof(convbi_options, today)
+	       : opts->version == 2 ? offsetof(convbi_options, db_schemas)
+	       : opts->version == 3 ? offsetof(convbi_options, sql_memory_mb)
+	                            : sizeof *opts);
 	e->opts.version = CONVBI_OPTIONS_VERSION;
 	if (e->opts.today && !valid_date(e->opts.today)) {
 		rc = err_set(&err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", e->opts.today);
@@ -156,13 +158,14 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	}
 	if (e->opts.row_cap <= 0 || e->opts.sql_timeout_ms <= 0 || e->opts.schema_tokens <= 0 || e->opts.history_tokens < 0 ||
 	    e->opts.question_timeout_ms <= 0) {
-		rc = err_set(&err, CONVBI_EINVAL, "row_cap, sql_timeout_ms, schema_tokens and question_timeout_ms must be positive");
+		rc = err_set(&err, CONVBI_EINVAL,
+		             "row_cap, sql_timeout_ms, schema_tokens and question_timeout_ms must be positive");
 		goto fail;
 	}
 	if (e->opts.sql_memory_mb < 1 || e->opts.sql_memory_mb > CONVBI_SQL_BUDGET_MAX_MB || e->opts.sql_temp_mb < 1 ||
 	    e->opts.sql_temp_mb > CONVBI_SQL_BUDGET_MAX_MB) {
-		rc = err_set(&err, CONVBI_EINVAL, "sql_memory_mb is %d and sql_temp_mb %d; each must be 1 to %d", e->opts.sql_memory_mb,
-		             e->opts.sql_temp_mb, CONVBI_SQL_BUDGET_MAX_MB);
+		rc = err_set(&err, CONVBI_EINVAL, "sql_memory_mb is %d and sql_temp_mb %d; each must be 1 to %d",
+		             e->opts.sql_memory_mb, e->opts.sql_temp_mb, CONVBI_SQL_BUDGET_MAX_MB);
 		goto fail;
 	}
 	e->prompts_dir = xstrdup(resolve_prompts(opts->prompts_dir));
@@ -197,8 +200,7 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	}
 	if ((rc = load_notes(e, &err)))
 		goto fail;
-	if (e->opts.examples_path && *e->opts.examples_path &&
-	    (rc = examples_load(&e->examples, e->opts.examples_path, &err)))
+	if (e->opts.examples_path && *e->opts.examples_path && (rc = examples_load(&e->examples, e->opts.examples_path, &err)))
 		goto fail;
 	e->opts.examples_path = NULL; /* the caller's string is not kept */
 	if (e->db_path) {
@@ -277,7 +279,7 @@ struct chat_cb {
 	convbi_event_fn cb;
 	void *payload;
 	int canceled;
-	int64_t last_event_ms;  /* monotonic: when cb was last called */
+	int64_t last_event_ms; /* monotonic: when cb was last called */
 };
 
 static int chat_delta(void *payload, const char *text, size_t len)
@@ -316,8 +318,8 @@ static int chat_cancel(void *payload)
 	return c->canceled;
 }
 
-CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const char *prompt, int stream,
-                                  convbi_event_fn cb, void *payload, char **json_out)
+CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const char *prompt, int stream, convbi_event_fn cb,
+                                  void *payload, char **json_out)
 {
 	if (json_out)
 		*json_out = NULL;
@@ -332,8 +334,14 @@ CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const ch
 		msgs[n++] = (struct chat_msg){"system", system};
 	msgs[n++] = (struct chat_msg){"user", prompt};
 	struct chat_cb c = {cb, payload, 0, clock_mono_ms()};
-	struct llm_request req = {.msgs = msgs, .n = n, .temperature = -1, .stream = stream,
-		.on_delta = chat_delta, .on_retry = chat_retry, .cancel = chat_cancel, .payload = &c};
+	struct llm_request req = {.msgs = msgs,
+	                          .n = n,
+	                          .temperature = -1,
+	                          .stream = stream,
+	                          .on_delta = chat_delta,
+	                          .on_retry = chat_retry,
+	                          .cancel = chat_cancel,
+	                          .payload = &c};
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
 	rc = llm_chat(e->llm, &req, &rep, &err);
@@ -441,8 +449,7 @@ static void index_progress(const struct vindex_progress *p, void *payload)
 	c->fn(p->table, p->column, p->columns_done, p->columns, p->values, c->payload);
 }
 
-CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_progress_fn fn, void *payload,
-                                   char **json_out)
+CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_progress_fn fn, void *payload, char **json_out)
 {
 	if (json_out)
 		*json_out = NULL;
@@ -454,8 +461,10 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 		return CONVBI_EDB;
 	}
 	if (db_target_kind(e->db_path) != DB_SQLITE) {
-		engine_fail(e, (err_set(&err, CONVBI_EINVAL, "the value index is built for SQLite databases; on PostgreSQL "
-		                                            "the schema carries pg_stats' frequent values instead"), &err));
+		engine_fail(e, (err_set(&err, CONVBI_EINVAL,
+		                        "the value index is built for SQLite databases; on PostgreSQL "
+		                        "the schema carries pg_stats' frequent values instead"),
+		                &err));
 		return CONVBI_EINVAL;
 	}
 	struct index_cb c = {fn, payload};

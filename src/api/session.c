@@ -19,7 +19,6 @@
 #include "util/limits.h"
 #include "util/utf8.h"
 
-
 CONVBI_API int convbi_session_new(convbi_session **out, convbi_engine *e)
 {
 	if (!out)
@@ -195,8 +194,7 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 	return rc;
 }
 
-CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, convbi_event_fn cb, void *payload,
-                                          char **text_out)
+CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, convbi_event_fn cb, void *payload, char **text_out)
 {
 	if (text_out)
 		*text_out = NULL;
@@ -211,8 +209,15 @@ CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, co
 		return e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;
 	}
 	struct flow_env env = {
-		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .db = s->db, .dialect = e->dialect,
-		.schema_budget = (size_t)e->opts.schema_tokens * 4, .deadline_ms = e->opts.question_timeout_ms, .interrupt = &s->interrupted,
+	        .llm = e->llm,
+	        .prompts = e->prompts,
+	        .schema = e->schema,
+	        .table_list = e->table_list,
+	        .db = s->db,
+	        .dialect = e->dialect,
+	        .schema_budget = (size_t)e->opts.schema_tokens * 4,
+	        .deadline_ms = e->opts.question_timeout_ms,
+	        .interrupt = &s->interrupted,
 	};
 	struct turn t;
 	struct buf text;
@@ -227,8 +232,8 @@ CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, co
 	return rc;
 }
 
-CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const char *hint, convbi_event_fn cb,
-                                  void *payload, convbi_answer **out)
+CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const char *hint, convbi_event_fn cb, void *payload,
+                                  convbi_answer **out)
 {
 	if (out)
 		*out = NULL;
@@ -245,16 +250,17 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 	if (!rc && hint)
 		rc = check_text(&t->err, "hint", hint, HINT_MAX_BYTES);
 	if (rc == CONVBI_EINVAL && hint && !*hint)
-		rc = CONVBI_OK;  /* an empty hint is no hint */
+		rc = CONVBI_OK; /* an empty hint is no hint */
 	if (!rc && (!(t->question = xstrdup(question)) || (hint && *hint && !(t->hint = xstrdup(hint)))))
 		rc = err_code(&t->err, CONVBI_ENOMEM);
 	if (!rc && (rc = wake(s)))
 		err_set(&t->err, rc, "%s", s->err.msg);
 	if (!rc && !s->db)
-		rc = err_set(&t->err, s->err.code ? s->err.code : CONVBI_EDB, "%s", s->err.msg[0] ? s->err.msg : "the session has no database connection");
+		rc = err_set(&t->err, s->err.code ? s->err.code : CONVBI_EDB, "%s",
+		             s->err.msg[0] ? s->err.msg : "the session has no database connection");
 	if (!rc && e->schema && !schema_table_count(e->schema))
-		rc = err_set(&t->err, CONVBI_EDB, "the database `%s` has no tables or views to ask about; give --db a database with data",
-		             e->db_path);
+		rc = err_set(&t->err, CONVBI_EDB,
+		             "the database `%s` has no tables or views to ask about; give --db a database with data", e->db_path);
 	if (!rc && !e->llm) {
 		t->err = e->llm_err;
 		rc = e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;
@@ -275,12 +281,23 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		strftime(today, sizeof today, "%Y-%m-%d", &tm);
 	}
 	struct flow_env env = {
-		.llm = e->llm, .prompts = e->prompts, .schema = e->schema, .table_list = e->table_list, .db = s->db, .dialect = e->dialect,
-		.max_repairs = e->opts.max_repairs, .schema_budget = (size_t)e->opts.schema_tokens * 4,
-		.model_review = e->opts.model_review, .stream = e->opts.stream,
-		.deadline_ms = e->opts.question_timeout_ms, .interrupt = &s->interrupted,
-		.vindex = e->vindex, .today = today, .notes = e->notes,
-		.examples = e->examples, .candidates = e->opts.candidates,
+	        .llm = e->llm,
+	        .prompts = e->prompts,
+	        .schema = e->schema,
+	        .table_list = e->table_list,
+	        .db = s->db,
+	        .dialect = e->dialect,
+	        .max_repairs = e->opts.max_repairs,
+	        .schema_budget = (size_t)e->opts.schema_tokens * 4,
+	        .model_review = e->opts.model_review,
+	        .stream = e->opts.stream,
+	        .deadline_ms = e->opts.question_timeout_ms,
+	        .interrupt = &s->interrupted,
+	        .vindex = e->vindex,
+	        .today = today,
+	        .notes = e->notes,
+	        .examples = e->examples,
+	        .candidates = e->opts.candidates,
 	};
 	limits_of(&env.limits, e);
 	rc = flow_run(&env, &s->history, t, cb, payload);

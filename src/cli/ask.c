@@ -87,7 +87,7 @@ int cmd_ask(struct cli_opts *o)
 			if (convbi_answer_column_count(a) == 0)
 				fprintf(stderr, "convbi: the answer has no rows; %s was left as it was\n", o->out);
 			else
-				rc = CONVBI_EIO;  /* print_rows said why */
+				rc = CONVBI_EIO; /* print_rows said why */
 		}
 	} else {
 		print_failure(a, rc, &ps);

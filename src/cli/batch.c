@@ -62,12 +62,12 @@
 struct batch {
 	const struct cli_opts *o;
 	struct binput in;
-	int csv;                  /* --format csv */
+	int csv; /* --format csv */
 	struct engines engines;
 	struct outfile out;
-	struct workers w;         /* w.mu guards everything below */
-	int canceled;             /* questions canceled by the second Ctrl-C */
-	int werr;                 /* errno of the first failed output write */
+	struct workers w; /* w.mu guards everything below */
+	int canceled;     /* questions canceled by the second Ctrl-C */
+	int werr;         /* errno of the first failed output write */
 	struct runstats st;
 	struct progress pg;
 };
@@ -116,8 +116,8 @@ static cJSON *id_value(const char *text, int num)
 
 /* The result object for one question: id first, then the answer's fields.
  * Returns NULL without memory. */
-static cJSON *result_object(const struct bitem *it, const convbi_answer *a, cJSON *ans, int status,
-                            const char *errmsg, int row_cap)
+static cJSON *result_object(const struct bitem *it, const convbi_answer *a, cJSON *ans, int status, const char *errmsg,
+                            int row_cap)
 {
 	cJSON *line = cJSON_CreateObject();
 	if (!line)
@@ -277,8 +277,8 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	struct buf t = BUF_INIT;
 	int jrc = CONVBI_OK;
 	if (a && (jrc = convbi_answer_json(a, &json)) == CONVBI_OK && !(ans = cJSON_Parse(json)))
-		jrc = CONVBI_ENOMEM;  /* the library's JSON is always valid: only memory fails here */
-	if (a && jrc && !status) {  /* an answered question we cannot write is a failure, counted */
+		jrc = CONVBI_ENOMEM; /* the library's JSON is always valid: only memory fails here */
+	if (a && jrc && !status) {   /* an answered question we cannot write is a failure, counted */
 		status = jrc;
 		errmsg = "out of memory writing the result line (the question itself was answered)";
 	}
@@ -297,7 +297,7 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 	if (status && b->o->verbose) {
 		progress_end(&b->pg);
 		term_printf(stderr, "convbi: batch: id %s failed: %s: %s\n", it->id, convbi_errname(status),
-		        str_of(line, "error") ? str_of(line, "error") : convbi_errstr(status));
+		            str_of(line, "error") ? str_of(line, "error") : convbi_errstr(status));
 	}
 	if (werr && !b->werr)
 		b->werr = werr;
@@ -441,7 +441,7 @@ static int run(struct batch *b, int64_t pending)
 	}
 	if (bulk_interrupts())
 		return EXIT_INTERRUPTED;
-	return b->st.failed || b->st.done < pending ? EXIT_FAIL : EXIT_OK;  /* stopped by --max-cost: not all done */
+	return b->st.failed || b->st.done < pending ? EXIT_FAIL : EXIT_OK; /* stopped by --max-cost: not all done */
 }
 
 int cmd_batch(struct cli_opts *o)
@@ -467,8 +467,9 @@ int cmd_batch(struct cli_opts *o)
 		goto done;
 	}
 	if (b.csv && !o->rows_dir)
-		fprintf(stderr, "convbi: batch: the CSV has one line per question; add --rows DIR to save each question's "
-		                "rows as DIR/<id>.csv\n");
+		fprintf(stderr,
+		        "convbi: batch: the CSV has one line per question; add --rows DIR to save each question's "
+		        "rows as DIR/<id>.csv\n");
 	if ((rc = binput_load(&b.in, o->args[0], o->limit)))
 		goto done;
 	if (o->out && (rc = out_is_no_input(&b)))
@@ -492,8 +493,10 @@ int cmd_batch(struct cli_opts *o)
 			split += done > 0 && done < c->n;
 		}
 		if (split)
-			fprintf(stderr, "convbi: batch: %d conversation%s resume part-way: %s later questions run without the "
-			        "earlier turns' history\n", split, split == 1 ? "" : "s", split == 1 ? "its" : "their");
+			fprintf(stderr,
+			        "convbi: batch: %d conversation%s resume part-way: %s later questions run without the "
+			        "earlier turns' history\n",
+			        split, split == 1 ? "" : "s", split == 1 ? "its" : "their");
 	}
 	if ((rc = open_engines(&b)))
 		goto done;
@@ -513,7 +516,8 @@ int cmd_batch(struct cli_opts *o)
 	}
 	rc = pending ? run(&b, pending) : EXIT_OK;
 	if (!pending)
-		fprintf(stderr, "convbi: batch: nothing to do: every question is already in %s\n", o->out ? o->out : "the output");
+		fprintf(stderr, "convbi: batch: nothing to do: every question is already in %s\n",
+		        o->out ? o->out : "the output");
 done:
 	if (b.out.fd >= 0)
 		outfile_close(&b.out);

@@ -35,26 +35,28 @@ void bulk_block_sigint(int block);
 /* ---- engines, one per database ---------------------------------------------- */
 
 struct engine_ent {
-	char *key;          /* owned: realpath of the database, or the path as given */
-	convbi_engine *e;   /* owned */
+	char *key;        /* owned: realpath of the database, or the path as given */
+	convbi_engine *e; /* owned */
 };
 
 struct engines {
-	struct strmap idx;      /* key -> index in v */
-	struct engine_ent *v;   /* owned array */
+	struct strmap idx;    /* key -> index in v */
+	struct engine_ent *v; /* owned array */
 	int n, cap;
-	int checked;            /* the endpoint configuration was checked */
+	int checked; /* the endpoint configuration was checked */
 };
 
-#define ENGINES_INIT {STRMAP_INIT, NULL, 0, 0, 0}
+#define ENGINES_INIT                       \
+	{                                  \
+		STRMAP_INIT, NULL, 0, 0, 0 \
+	}
 
 /* The engine for database path, opened (with the command line's options)
  * on first use; every later call with the same file returns the same
  * engine.  Main thread only.  Returns CONVBI_OK and *out (borrowed from c),
  * or the library status with one line in msg (no endpoint configured is an
  * error here: a bulk run would fail every question). */
-int engines_get(struct engines *c, const struct cli_opts *o, const char *path, convbi_engine **out, char *msg,
-                size_t msglen);
+int engines_get(struct engines *c, const struct cli_opts *o, const char *path, convbi_engine **out, char *msg, size_t msglen);
 void engines_close(struct engines *c);
 
 /* ---- statistics --------------------------------------------------------------- */
@@ -64,23 +66,23 @@ void engines_close(struct engines *c);
 
 struct ep_stats {
 	char name[64];
-	int64_t attempts;      /* HTTP calls made to it */
-	int64_t rate_limited;  /* of which answered 429 (class rate_limited) */
-	double cost_usd;       /* what its answers cost */
+	int64_t attempts;     /* HTTP calls made to it */
+	int64_t rate_limited; /* of which answered 429 (class rate_limited) */
+	double cost_usd;      /* what its answers cost */
 };
 
 struct runstats {
-	int64_t total;            /* questions this run will try */
-	int64_t done;             /* finished (written) */
-	int64_t failed;           /* finished with a non-OK status */
+	int64_t total;                          /* questions this run will try */
+	int64_t done;                           /* finished (written) */
+	int64_t failed;                         /* finished with a non-OK status */
 	int64_t by_status[RUNSTATS_MAX_STATUS]; /* failed questions per CONVBI_* status */
-	int64_t rate_limited;     /* attempts whose class was rate_limited */
+	int64_t rate_limited;                   /* attempts whose class was rate_limited */
 	int64_t prompt_tokens, completion_tokens;
-	int64_t reserved_tokens;  /* of them, served by reserved (PTU) endpoints */
-	double cost_usd;          /* what the finished questions cost */
+	int64_t reserved_tokens; /* of them, served by reserved (PTU) endpoints */
+	double cost_usd;         /* what the finished questions cost */
 	struct ep_stats ep[RUNSTATS_MAX_ENDPOINTS];
 	int nep;
-	int64_t start_ms;         /* monotonic */
+	int64_t start_ms; /* monotonic */
 };
 
 void runstats_init(struct runstats *s, int64_t total);
@@ -108,10 +110,10 @@ void runstats_failures(const struct runstats *s, struct buf *b);
 /* ---- progress ------------------------------------------------------------------ */
 
 struct progress {
-	int tty;            /* stderr is a terminal: redraw one bar */
-	int drawn;          /* a bar is on screen */
-	int64_t last_ms;    /* when it was last shown */
-	const char *what;   /* "batch", "eval" */
+	int tty;          /* stderr is a terminal: redraw one bar */
+	int drawn;        /* a bar is on screen */
+	int64_t last_ms;  /* when it was last shown */
+	const char *what; /* "batch", "eval" */
 };
 
 void progress_init(struct progress *p, const char *what);
@@ -133,15 +135,15 @@ int64_t bulk_now_ms(void);
  * says so.  mu also guards the caller's shared state (results, stats). */
 struct workers {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;      /* a task finished or a worker left */
+	pthread_cond_t cv; /* a task finished or a worker left */
 	int ntasks;
-	int next;               /* the next task to take */
-	int running;            /* workers still running */
-	void *ctx;              /* the caller's, passed to the hooks */
-	void (*run)(void *ctx, int task);       /* on a worker, mu not held */
-	int (*stopping)(void *ctx);             /* under mu; may be NULL */
-	void (*tick)(void *ctx, int final);     /* under mu; final once at the end */
-	struct progress *pg;    /* ended before the Ctrl-C messages */
+	int next;                           /* the next task to take */
+	int running;                        /* workers still running */
+	void *ctx;                          /* the caller's, passed to the hooks */
+	void (*run)(void *ctx, int task);   /* on a worker, mu not held */
+	int (*stopping)(void *ctx);         /* under mu; may be NULL */
+	void (*tick)(void *ctx, int final); /* under mu; final once at the end */
+	struct progress *pg;                /* ended before the Ctrl-C messages */
 };
 
 void workers_init(struct workers *w);
@@ -152,34 +154,33 @@ int workers_run(struct workers *w, int jobs);
 /* Wakes the supervisor; call with mu held after recording a result. */
 void workers_notify(struct workers *w);
 
-
 /* ---- batch input (batch_input.c) ------------------------------------------------ */
 
 struct bitem {
-	char *id;          /* owned: the id's text (see json_key_text) */
-	int id_num;        /* write the id as a JSON number */
-	char *question;    /* owned */
-	char *session;     /* owned, or NULL: a conversation of its own */
-	int session_num;   /* write the session as a JSON number */
-	char *db;          /* owned, or NULL for --db: the database as given */
-	int line;          /* 1-based line of INPUT */
-	int done;          /* already in the output (--resume) */
+	char *id;        /* owned: the id's text (see json_key_text) */
+	int id_num;      /* write the id as a JSON number */
+	char *question;  /* owned */
+	char *session;   /* owned, or NULL: a conversation of its own */
+	int session_num; /* write the session as a JSON number */
+	char *db;        /* owned, or NULL for --db: the database as given */
+	int line;        /* 1-based line of INPUT */
+	int done;        /* already in the output (--resume) */
 };
 
-struct bconv {             /* one conversation: answered in order, one session */
-	int *items;            /* owned: indexes into binput.items, input order */
+struct bconv {      /* one conversation: answered in order, one session */
+	int *items; /* owned: indexes into binput.items, input order */
 	int n, cap;
 	convbi_engine *engine; /* borrowed from the engine cache */
 };
 
 struct binput {
-	const char *path;      /* borrowed: INPUT */
-	int jsonl;             /* INPUT is JSON lines (else one question a line) */
-	struct bitem *items;   /* owned array */
+	const char *path;    /* borrowed: INPUT */
+	int jsonl;           /* INPUT is JSON lines (else one question a line) */
+	struct bitem *items; /* owned array */
 	int n, cap;
-	struct bconv *convs;   /* owned array */
+	struct bconv *convs; /* owned array */
 	int nconvs, capconvs;
-	struct strmap ids;     /* id text -> index in items */
+	struct strmap ids; /* id text -> index in items */
 };
 
 /* Reads INPUT (at most limit questions when limit >= 0), checks every

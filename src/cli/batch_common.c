@@ -68,8 +68,7 @@ int64_t bulk_now_ms(void)
 
 /* ---- engines ----------------------------------------------------------------- */
 
-int engines_get(struct engines *c, const struct cli_opts *o, const char *path, convbi_engine **out, char *msg,
-                size_t msglen)
+int engines_get(struct engines *c, const struct cli_opts *o, const char *path, convbi_engine **out, char *msg, size_t msglen)
 {
 	char real[PATH_MAX];
 	const char *key = realpath(path, real) ? real : path;
@@ -150,8 +149,10 @@ int runstats_over_cost(const struct runstats *s, double max_cost)
 
 void runstats_print_stopped(const struct runstats *s, double max_cost, int64_t not_run, const char *prefix, FILE *f)
 {
-	fprintf(f, "%sstopped: the questions answered cost $%.6f, reaching --max-cost $%.2f; %lld not asked: run the same "
-	        "command with --resume to continue\n", prefix, s->cost_usd, max_cost, (long long)not_run);
+	fprintf(f,
+	        "%sstopped: the questions answered cost $%.6f, reaching --max-cost $%.2f; %lld not asked: run the same "
+	        "command with --resume to continue\n",
+	        prefix, s->cost_usd, max_cost, (long long)not_run);
 }
 
 static double usd_of(const cJSON *o, const char *key)
@@ -203,13 +204,14 @@ void runstats_add(struct runstats *s, int status, const cJSON *answer)
 	s->reserved_tokens += num_of(usage, "reserved_tokens");
 	s->cost_usd += usd_of(answer, "cost_usd");
 	const cJSON *a;
-	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(answer, "attempts")) {
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(answer, "attempts"))
+	{
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(a, "endpoint");
 		const cJSON *cls = cJSON_GetObjectItemCaseSensitive(a, "class");
 		int limited = cJSON_IsString(cls) && !strcmp(cls->valuestring, "rate_limited");
 		s->rate_limited += limited;
-		struct ep_stats *e = ep_of(s->ep, &s->nep, RUNSTATS_MAX_ENDPOINTS,
-		                           cJSON_IsString(name) ? name->valuestring : "?");
+		struct ep_stats *e =
+		        ep_of(s->ep, &s->nep, RUNSTATS_MAX_ENDPOINTS, cJSON_IsString(name) ? name->valuestring : "?");
 		if (e) {
 			e->attempts++;
 			e->rate_limited += limited;
@@ -223,7 +225,8 @@ cJSON *attempts_per_endpoint(const cJSON *answer)
 	struct ep_stats ep[RUNSTATS_MAX_ENDPOINTS];
 	int n = 0;
 	const cJSON *a;
-	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(answer, "attempts")) {
+	cJSON_ArrayForEach(a, cJSON_GetObjectItemCaseSensitive(answer, "attempts"))
+	{
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(a, "endpoint");
 		const cJSON *cls = cJSON_GetObjectItemCaseSensitive(a, "class");
 		struct ep_stats *e = ep_of(ep, &n, RUNSTATS_MAX_ENDPOINTS, cJSON_IsString(name) ? name->valuestring : "?");
@@ -267,9 +270,8 @@ void runstats_print_usage(const struct runstats *s, const char *prefix, FILE *f)
 	struct ep_stats ep[RUNSTATS_MAX_ENDPOINTS];
 	memcpy(ep, s->ep, (size_t)s->nep * sizeof *ep);
 	qsort(ep, (size_t)s->nep, sizeof *ep, ep_by_name);
-	fprintf(f, "%stokens: %lld (prompt %lld, completion %lld", prefix,
-	        (long long)(s->prompt_tokens + s->completion_tokens), (long long)s->prompt_tokens,
-	        (long long)s->completion_tokens);
+	fprintf(f, "%stokens: %lld (prompt %lld, completion %lld", prefix, (long long)(s->prompt_tokens + s->completion_tokens),
+	        (long long)s->prompt_tokens, (long long)s->completion_tokens);
 	if (s->reserved_tokens)
 		fprintf(f, "; %lld on reserved endpoints, cost 0", (long long)s->reserved_tokens);
 	fprintf(f, ")\n%scost: $%.6f", prefix, s->cost_usd);
@@ -334,9 +336,8 @@ void progress_show(struct progress *p, const struct runstats *s, int force)
 		for (int i = 0; i < PROGRESS_BAR; i++)
 			bar[i] = i < fill ? '#' : '-';
 		bar[PROGRESS_BAR] = '\0';
-		fprintf(stderr, "\r\033[K[%s] %lld/%lld %3d%%  %.1f/s  ETA %s  failed %lld  429s %lld", bar,
-		        (long long)s->done, (long long)s->total, pct, rate, eta, (long long)s->failed,
-		        (long long)s->rate_limited);
+		fprintf(stderr, "\r\033[K[%s] %lld/%lld %3d%%  %.1f/s  ETA %s  failed %lld  429s %lld", bar, (long long)s->done,
+		        (long long)s->total, pct, rate, eta, (long long)s->failed, (long long)s->rate_limited);
 		p->drawn = 1;
 	} else {
 		fprintf(stderr, "convbi: %s: %lld/%lld done (%d%%), %.1f/s, ETA %s, %lld failed, %lld rate-limited attempts\n",
@@ -433,8 +434,9 @@ int workers_run(struct workers *w, int jobs)
 		if (n > told) {
 			if (w->pg)
 				progress_end(w->pg);
-			fprintf(stderr, n == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
-			                       : "convbi: canceling the questions in flight\n");
+			fprintf(stderr,
+			        n == 1 ? "convbi: interrupted: finishing the questions in flight; Ctrl-C again cancels them\n"
+			               : "convbi: canceling the questions in flight\n");
 			told = n;
 		}
 		if (w->tick)

@@ -219,8 +219,10 @@ int binput_load(struct binput *in, const char *path, long limit)
 	long long_line = 0;
 	int e = regfile_read_lines(path, INPUT_FILE_MAX_BYTES, INPUT_LINE_MAX_BYTES, &text, &len, &mode, &long_line);
 	if (e == REGFILE_LONG_LINE) {
-		cli_error("%s:%ld: the line is longer than %zu bytes; put one question per line (a question is at most %zu "
-		          "bytes)", path, long_line, INPUT_LINE_MAX_BYTES, QUESTION_MAX_BYTES);
+		cli_error(
+		        "%s:%ld: the line is longer than %zu bytes; put one question per line (a question is at most %zu "
+		        "bytes)",
+		        path, long_line, INPUT_LINE_MAX_BYTES, QUESTION_MAX_BYTES);
 		goto done;
 	}
 	if (e) {
@@ -386,8 +388,8 @@ done:
 	return rc;
 }
 
-#define CSV_FIELDS 9       /* ...,elapsed_ms,cost_usd */
-#define CSV_FIELDS_OLD 8   /* a file written before cost_usd */
+#define CSV_FIELDS 9      /* ...,elapsed_ms,cost_usd */
+#define CSV_FIELDS_OLD 8  /* a file written before cost_usd */
 #define CSV_ERROR_FIELD 6 /* id,question,intent,sql,answer,error,... */
 
 /* 1 when text could be (a prefix of) our output: valid UTF-8 without NUL,
@@ -421,15 +423,17 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 	}
 	if (!looks_like_ours(text, len, csv)) {
 		/* never cut or append to a file convbi did not write (a database, a config ...) */
-		cli_error("`%s` is not a %s result file of `convbi batch`; --resume only continues a file convbi wrote: "
-		          "give another --out", out_path, csv ? "CSV" : "JSONL");
+		cli_error(
+		        "`%s` is not a %s result file of `convbi batch`; --resume only continues a file convbi wrote: "
+		        "give another --out",
+		        out_path, csv ? "CSV" : "JSONL");
 		free(text);
 		return EXIT_USAGE;
 	}
 	while (pos < len) {
 		size_t start = pos;
 		char *id = NULL;
-		int whole; /* 1 complete, 0 torn (the data ends inside it), -1 malformed */
+		int whole;      /* 1 complete, 0 torn (the data ends inside it), -1 malformed */
 		int failed = 0; /* the line records a failure: ask it again */
 		lineno++;
 		if (csv) {

@@ -99,7 +99,7 @@ static void put_bar(FILE *f, double frac, int utf8)
 		fputs(utf8 ? eighths[units % 8] : "#", f);
 		cells++;
 	}
-	for (; cells < BAR_WIDTH; cells++)  /* the values line up */
+	for (; cells < BAR_WIDTH; cells++) /* the values line up */
 		fputc(' ', f);
 }
 
@@ -113,7 +113,8 @@ static int group_rows(struct group *g, const cJSON *values, const char *cat, con
 {
 	int n = 0;
 	const cJSON *row;
-	cJSON_ArrayForEach(row, values) {
+	cJSON_ArrayForEach(row, values)
+	{
 		char a[96], b[96], label[128];
 		value_text(a, sizeof a, cJSON_GetObjectItemCaseSensitive(row, cat));
 		if (cat2 && *cat2) {
@@ -194,7 +195,8 @@ static void draw_lines(FILE *f, const cJSON *values, const cJSON *enc, int utf8)
 	char done[GROUPS_MAX][96];
 	int ndone = 0;
 	const cJSON *row;
-	cJSON_ArrayForEach(row, values) {
+	cJSON_ArrayForEach(row, values)
+	{
 		char key[96] = "";
 		if (*series)
 			value_text(key, sizeof key, cJSON_GetObjectItemCaseSensitive(row, series));
@@ -207,7 +209,8 @@ static void draw_lines(FILE *f, const cJSON *values, const cJSON *enc, int utf8)
 		double lo = INFINITY, hi = -INFINITY;
 		char first[96] = "", last[96] = "";
 		const cJSON *r;
-		cJSON_ArrayForEach(r, values) {
+		cJSON_ArrayForEach(r, values)
+		{
 			const cJSON *v = series_value(r, series, key, y);
 			if (!v)
 				continue;
@@ -216,7 +219,8 @@ static void draw_lines(FILE *f, const cJSON *values, const cJSON *enc, int utf8)
 		}
 		if (*series)
 			term_printf(f, "%s: ", key);
-		cJSON_ArrayForEach(r, values) {
+		cJSON_ArrayForEach(r, values)
+		{
 			const cJSON *v = series_value(r, series, key, y);
 			if (!v)
 				continue;
@@ -238,7 +242,8 @@ static void draw_points(FILE *f, const cJSON *values, const cJSON *enc, int utf8
 	channel_field(y, sizeof y, enc, "y");
 	double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
 	const cJSON *r;
-	cJSON_ArrayForEach(r, values) {
+	cJSON_ArrayForEach(r, values)
+	{
 		const cJSON *a = cJSON_GetObjectItemCaseSensitive(r, x), *b = cJSON_GetObjectItemCaseSensitive(r, y);
 		if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b))
 			continue;
@@ -249,7 +254,8 @@ static void draw_points(FILE *f, const cJSON *values, const cJSON *enc, int utf8
 		return;
 	char grid[GRID_H][GRID_W];
 	memset(grid, 0, sizeof grid);
-	cJSON_ArrayForEach(r, values) {
+	cJSON_ArrayForEach(r, values)
+	{
 		const cJSON *a = cJSON_GetObjectItemCaseSensitive(r, x), *b = cJSON_GetObjectItemCaseSensitive(r, y);
 		if (!cJSON_IsNumber(a) || !cJSON_IsNumber(b))
 			continue;

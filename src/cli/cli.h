@@ -28,42 +28,42 @@
 #define CLI_HISTORY_MAX_TEXT "16 MB"
 
 struct cli_opts {
-	const char *config;     /* --config */
-	const char *db;         /* --db */
-	const char *schemas;    /* --schemas (PostgreSQL) */
-	const char *prompts;    /* --prompts */
-	const char *system;     /* --system */
-	const char *format;     /* --format */
-	const char *out;        /* --out */
-	const char *only_db;    /* --only-db */
-	const char *dataset;    /* --dataset spider|bird */
-	const char *mode;       /* --mode table|csv|json|markdown */
+	const char *config;       /* --config */
+	const char *db;           /* --db */
+	const char *schemas;      /* --schemas (PostgreSQL) */
+	const char *prompts;      /* --prompts */
+	const char *system;       /* --system */
+	const char *format;       /* --format */
+	const char *out;          /* --out */
+	const char *only_db;      /* --only-db */
+	const char *dataset;      /* --dataset spider|bird */
+	const char *mode;         /* --mode table|csv|json|markdown */
 	const char *history_file; /* --history-file */
-	int json;               /* --json */
-	int reset;              /* --reset (endpoints) */
-	int stream;             /* --stream / --no-stream: 1, 0, -1 unset */
-	int jobs;               /* -j */
-	int resume;             /* --resume */
-	long limit;             /* --limit, -1 none */
-	int max_repairs;        /* --max-repairs, -1 default */
-	int row_cap;            /* --row-cap, -1 default */
-	int sql_timeout_ms;     /* --sql-timeout-ms, -1 default */
-	int sql_memory_mb;      /* --sql-memory-mb, -1 default */
-	int sql_temp_mb;        /* --sql-temp-mb, -1 default */
-	int review;             /* --review */
-	int verbose;            /* -v */
-	int show_sql;           /* --sql (ask) */
-	const char *today;      /* --today YYYY-MM-DD */
-	const char *notes;      /* --notes FILE */
-	const char *examples;   /* --examples FILE */
-	int candidates;         /* --candidates N, -1 default */
-	int rebuild;            /* --rebuild (index) */
-	int answer;             /* --answer (ask --format) */
-	const char *rows_dir;   /* --rows DIR (batch --format csv) */
-	double max_cost;        /* --max-cost USD (batch, eval), 0 = none */
-	const char *question;   /* the words of the question joined, or read
+	int json;                 /* --json */
+	int reset;                /* --reset (endpoints) */
+	int stream;               /* --stream / --no-stream: 1, 0, -1 unset */
+	int jobs;                 /* -j */
+	int resume;               /* --resume */
+	long limit;               /* --limit, -1 none */
+	int max_repairs;          /* --max-repairs, -1 default */
+	int row_cap;              /* --row-cap, -1 default */
+	int sql_timeout_ms;       /* --sql-timeout-ms, -1 default */
+	int sql_memory_mb;        /* --sql-memory-mb, -1 default */
+	int sql_temp_mb;          /* --sql-temp-mb, -1 default */
+	int review;               /* --review */
+	int verbose;              /* -v */
+	int show_sql;             /* --sql (ask) */
+	const char *today;        /* --today YYYY-MM-DD */
+	const char *notes;        /* --notes FILE */
+	const char *examples;     /* --examples FILE */
+	int candidates;           /* --candidates N, -1 default */
+	int rebuild;              /* --rebuild (index) */
+	int answer;               /* --answer (ask --format) */
+	const char *rows_dir;     /* --rows DIR (batch --format csv) */
+	double max_cost;          /* --max-cost USD (batch, eval), 0 = none */
+	const char *question;     /* the words of the question joined, or read
 	                           from stdin for `-` (borrowed from main) */
-	char **args;            /* positional arguments (borrowed from argv) */
+	char **args;              /* positional arguments (borrowed from argv) */
 	int nargs;
 };
 
@@ -104,7 +104,6 @@ char *cli_example_key(const char *db, const char *question);
 /* 0 when the examples file at path loads as the engine reads it, else -1
  * after printing the engine's message (FILE:LINE: problem; fix). */
 int cli_examples_check(const char *path, const struct cli_opts *o);
-int cli_examples_append(const char *path, const char *question, const char *sql, const char *db,
-                        const struct cli_opts *o);
+int cli_examples_append(const char *path, const char *question, const char *sql, const char *db, const struct cli_opts *o);
 
 #endif

@@ -28,7 +28,6 @@
 #include "cli/jsonl.h"
 #include "util/regfile.h"
 
-
 char *cli_example_key(const char *db, const char *question)
 {
 	struct buf b = BUF_INIT;
@@ -42,7 +41,7 @@ char *cli_example_key(const char *db, const char *question)
 
 int cli_examples_check(const char *path, const struct cli_opts *o)
 {
-	convbi_options opts = CONVBI_OPTIONS_INIT;  /* no database, no endpoint: only the file is read */
+	convbi_options opts = CONVBI_OPTIONS_INIT; /* no database, no endpoint: only the file is read */
 	opts.prompts_dir = o->prompts;
 	opts.examples_path = path;
 	convbi_engine *eng = NULL;
@@ -65,8 +64,7 @@ static int existing_examples(const char *path, const struct cli_opts *o, struct 
 	if (e == ENOENT)
 		return 0;
 	if (e) {
-		cli_error("cannot read the examples file `%s`: %s; check --examples", path,
-		          regfile_strerror(e, mode));
+		cli_error("cannot read the examples file `%s`: %s; check --examples", path, regfile_strerror(e, mode));
 		return -1;
 	}
 	int rc = 0;
@@ -81,7 +79,7 @@ static int existing_examples(const char *path, const struct cli_opts *o, struct 
 			*next++ = '\0';
 		cJSON *j = cJSON_Parse(line);
 		char *key = j ? cli_example_key(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "db")),
-		                            cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "question")))
+		                                cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "question")))
 		              : NULL;
 		if (key && strmap_put(keys, key, 1, NULL) < 0)
 			rc = -1;
@@ -139,8 +137,7 @@ char *cli_db_name(const char *db)
 	return strndup(s + start, end - start);
 }
 
-int cli_examples_append(const char *path, const char *question, const char *sql, const char *db,
-                        const struct cli_opts *o)
+int cli_examples_append(const char *path, const char *question, const char *sql, const char *db, const struct cli_opts *o)
 {
 	struct strmap keys = STRMAP_INIT;
 	int nl = 1, rc = existing_examples(path, o, &keys, &nl);
@@ -238,8 +235,9 @@ static int examples_import(struct cli_opts *o, const char *results)
 		const char *sql = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "pred_sql"));
 		const char *db = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "db_id"));
 		if (!verdict || !q || !db) {
-			cli_error("%s:%ld: not a `convbi eval --out` line (no verdict, question or db_id); give an eval result file",
-			          results, lines);
+			cli_error(
+			        "%s:%ld: not a `convbi eval --out` line (no verdict, question or db_id); give an eval result file",
+			        results, lines);
 			rc = EXIT_USAGE;
 		} else if (!strcmp(verdict, "correct") && sql && *sql) {
 			correct++;
@@ -277,8 +275,9 @@ int cmd_examples(struct cli_opts *o)
 	const char *sub = o->args[0];
 	int add = !strcmp(sub, "add"), import = !strcmp(sub, "import");
 	if ((!add && !import) || (add && o->nargs != 3) || (import && o->nargs != 2)) {
-		cli_error("usage: convbi examples add --examples F [--db DB] QUESTION SQL, or convbi examples import "
-		          "--examples F RESULT.jsonl");
+		cli_error(
+		        "usage: convbi examples add --examples F [--db DB] QUESTION SQL, or convbi examples import "
+		        "--examples F RESULT.jsonl");
 		return EXIT_USAGE;
 	}
 	if (!o->examples || !*o->examples) {

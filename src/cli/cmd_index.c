@@ -20,16 +20,14 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void on_progress(const char *table, const char *column, size_t done, size_t total, int64_t values,
-                        void *payload)
+static void on_progress(const char *table, const char *column, size_t done, size_t total, int64_t values, void *payload)
 {
 	struct progress *p = payload;
 	long long t = now_ms();
 	if (t - p->last_ms < PROGRESS_EVERY_MS && done < total)
 		return;
 	p->last_ms = t;
-	fprintf(stderr, "convbi: indexing %zu/%zu columns (%s.%s), %lld values\n", done, total, table, column,
-	        (long long)values);
+	fprintf(stderr, "convbi: indexing %zu/%zu columns (%s.%s), %lld values\n", done, total, table, column, (long long)values);
 }
 
 int cmd_index(struct cli_opts *o)
@@ -54,11 +52,10 @@ int cmd_index(struct cli_opts *o)
 	} else {
 		cJSON *j = cJSON_Parse(json);
 		const cJSON *built = cJSON_GetObjectItem(j, "built"), *partial = cJSON_GetObjectItem(j, "partial");
-		printf("%s value index %s: %.0f values from %.0f columns%s%s\n",
-		       cJSON_IsTrue(built) ? "built" : "reused", cJSON_GetStringValue(cJSON_GetObjectItem(j, "path")),
+		printf("%s value index %s: %.0f values from %.0f columns%s%s\n", cJSON_IsTrue(built) ? "built" : "reused",
+		       cJSON_GetStringValue(cJSON_GetObjectItem(j, "path")),
 		       cJSON_GetNumberValue(cJSON_GetObjectItem(j, "values")),
-		       cJSON_GetNumberValue(cJSON_GetObjectItem(j, "columns")),
-		       cJSON_IsTrue(built) ? "" : " (up to date)",
+		       cJSON_GetNumberValue(cJSON_GetObjectItem(j, "columns")), cJSON_IsTrue(built) ? "" : " (up to date)",
 		       cJSON_IsTrue(partial) ? "; partial: a time bound cut the build" : "");
 		if (cJSON_IsTrue(built))
 			printf("built in %.0f ms\n", cJSON_GetNumberValue(cJSON_GetObjectItem(j, "build_ms")));

@@ -10,8 +10,8 @@
 #include "cli/term.h"
 
 struct llm_print {
-	int printing;          /* tokens are written to stdout */
-	int printed;           /* some were */
+	int printing; /* tokens are written to stdout */
+	int printed;  /* some were */
 	int verbose;
 	struct spinner spin;
 	int err_tty;
@@ -153,7 +153,8 @@ void print_endpoints(const char *json, FILE *f)
 	        "COOLING", "BREAKER", "REM_REQ", "REM_TOK", "LEARNED_RPM", "LEARNED_TPM", "CALLS", "429S", "FAILURES",
 	        "SPENT_TODAY");
 	const cJSON *it;
-	cJSON_ArrayForEach(it, arr) {
+	cJSON_ArrayForEach(it, arr)
+	{
 		char cooling[32] = "-";
 		double ms = num_of(it, "cooling_ms");
 		if (ms > 0)
@@ -181,21 +182,26 @@ static void print_cleared(const char *json)
 {
 	cJSON *arr = cJSON_Parse(json);
 	const cJSON *it;
-	cJSON_ArrayForEach(it, arr) {
+	cJSON_ArrayForEach(it, arr)
+	{
 		char what[512] = "";
 		size_t n = 0;
 		double ms = num_of(it, "cooling_ms");
 		const char *reason = str_of(it, "cooling_reason");
 		if (ms > 0)
 			n += (size_t)snprintf(what + n, sizeof what - n, ", %s cooldown with %.1f s left",
-			                      !strcmp(reason, "auth") ? "an auth" : !strcmp(reason, "server") ? "a server" : "a rate-limit",
+			                      !strcmp(reason, "auth")     ? "an auth"
+			                      : !strcmp(reason, "server") ? "a server"
+			                                                  : "a rate-limit",
 			                      ms / 1000.0);
 		if (strcmp(str_of(it, "breaker"), "closed") && n < sizeof what)
 			n += (size_t)snprintf(what + n, sizeof what - n, ", a breaker %s", str_of(it, "breaker"));
 		if (num_of(it, "learned_rpm") > 0 && n < sizeof what)
-			n += (size_t)snprintf(what + n, sizeof what - n, ", learned rpm %.0f (from %s)", num_of(it, "learned_rpm"), str_of(it, "learned_rpm_from"));
+			n += (size_t)snprintf(what + n, sizeof what - n, ", learned rpm %.0f (from %s)",
+			                      num_of(it, "learned_rpm"), str_of(it, "learned_rpm_from"));
 		if (num_of(it, "learned_tpm") > 0 && n < sizeof what)
-			n += (size_t)snprintf(what + n, sizeof what - n, ", learned tpm %.0f (from %s)", num_of(it, "learned_tpm"), str_of(it, "learned_tpm_from"));
+			n += (size_t)snprintf(what + n, sizeof what - n, ", learned tpm %.0f (from %s)",
+			                      num_of(it, "learned_tpm"), str_of(it, "learned_tpm_from"));
 		if (num_of(it, "calls") > 0 && n < sizeof what)
 			n += (size_t)snprintf(what + n, sizeof what - n, ", statistics of %.0f call%s", num_of(it, "calls"),
 			                      num_of(it, "calls") == 1 ? "" : "s");

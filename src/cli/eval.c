@@ -60,10 +60,10 @@
 #include "cli/userfile.h"
 #include "util/rescmp.h"
 
-#define EVAL_ROW_CAP 100000   /* rows kept per result unless --row-cap */
-#define EVAL_LIST_MAX 100     /* gold failures listed in the report */
+#define EVAL_ROW_CAP 100000 /* rows kept per result unless --row-cap */
+#define EVAL_LIST_MAX 100   /* gold failures listed in the report */
 
-const char *const verdict_names[V_COUNT] = {"pending", "correct", "wrong_result", "sql_error",
+const char *const verdict_names[V_COUNT] = {"pending",  "correct",       "wrong_result", "sql_error",
                                             "rejected", "model_failure", "gold_failure"};
 
 struct eval {
@@ -71,14 +71,14 @@ struct eval {
 	struct dataset d;
 	struct eval_context cx;
 	struct engines engines;
-	char **db_errors;         /* owned: per question, why its database cannot be opened, or NULL */
+	char **db_errors; /* owned: per question, why its database cannot be opened, or NULL */
 	struct outfile out;
 	int have_out;
-	struct workers w;         /* w.mu guards everything below */
-	int written;              /* questions [0, written) are settled in --out */
-	int werr;                 /* errno of the first failed --out write */
-	unsigned char *done;      /* owned: per question, finished */
-	unsigned char *kept;      /* owned: per question, settled by --out before this run (--resume) */
+	struct workers w;    /* w.mu guards everything below */
+	int written;         /* questions [0, written) are settled in --out */
+	int werr;            /* errno of the first failed --out write */
+	unsigned char *done; /* owned: per question, finished */
+	unsigned char *kept; /* owned: per question, settled by --out before this run (--resume) */
 	struct runstats st;
 	struct progress pg;
 };
@@ -279,18 +279,18 @@ static void run_task(void *ctx, int i)
 	struct eval *ev = ctx;
 	struct eq *q = &ev->d.q[i];
 	char *json = NULL;
-	if (ev->kept[i])  /* settled by --out before this run */
+	if (ev->kept[i]) /* settled by --out before this run */
 		return;
 	int status = run_one(ev, q, i, &json);
 	cJSON *ans = json ? cJSON_Parse(json) : NULL;
 	convbi_free(json);
 	const cJSON *st;
 	q->tokens = (long long)cJSON_GetNumberValue(
-		cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ans, "usage"), "total_tokens"));
+	        cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(ans, "usage"), "total_tokens"));
 	if (q->tokens < 0)
 		q->tokens = 0; /* NaN when absent */
-	cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(ans, "stages"))
-		q->calls += (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "calls"));
+	cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(ans, "stages")) q->calls +=
+	        (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(st, "calls"));
 	pthread_mutex_lock(&ev->w.mu);
 	ev->done[i] = 1;
 	if (q->verdict != V_PENDING)
@@ -298,7 +298,7 @@ static void run_task(void *ctx, int i)
 	if (ev->o->verbose && q->verdict != V_PENDING && q->verdict != V_CORRECT) {
 		progress_end(&ev->pg);
 		term_printf(stderr, "convbi: eval: #%d %s: %s: %s\n", q->index, q->db_id, verdict_names[q->verdict],
-		        q->error ? q->error : "");
+		            q->error ? q->error : "");
 	}
 	flush_lines(ev, 0);
 	workers_notify(&ev->w);
@@ -329,9 +329,9 @@ static void tick(void *ctx, int final)
 /* ---- the report --------------------------------------------------------------------- */
 
 struct tally {
-	const char *name;   /* borrowed: a db_id or a difficulty */
+	const char *name; /* borrowed: a db_id or a difficulty */
 	long run, correct, gold;
-	long long tokens;   /* of the questions asked (gold failures are not) */
+	long long tokens; /* of the questions asked (gold failures are not) */
 };
 
 static struct tally *tally_of(struct tally *t, int *n, const char *name)
@@ -421,12 +421,15 @@ static int report(struct eval *ev, int jobs)
 	qsort(hard, (size_t)nhard, sizeof *hard, by_hardness);
 	double secs = (double)(bulk_now_ms() - ev->st.start_ms) / 1000.0;
 	long runnable = all.run - all.gold;
-	printf("convbi eval: %s %s: %ld of %d questions run (%d in the file), -j %d, %.1f s\n", d->kind, d->file, all.run,
-	       d->n, d->total, jobs, secs);
+	printf("convbi eval: %s %s: %ld of %d questions run (%d in the file), -j %d, %.1f s\n", d->kind, d->file, all.run, d->n,
+	       d->total, jobs, secs);
 	const struct cli_opts *o = ev->o;
 	printf("context: %s%s%s, notes %s, candidates %d", o->examples ? "examples " : "no examples",
 	       o->examples ? o->examples : "", o->examples ? " (this run's own questions left out)" : "",
-	       !o->notes ? "beside each database if any" : !*o->notes ? "off" : o->notes, o->candidates > 0 ? o->candidates : 1);
+	       !o->notes    ? "beside each database if any"
+	       : !*o->notes ? "off"
+	                    : o->notes,
+	       o->candidates > 0 ? o->candidates : 1);
 	if (o->examples)
 		printf("; %ld example line%s left out", ev->cx.left_out, ev->cx.left_out == 1 ? "" : "s");
 	putchar('\n');
@@ -441,8 +444,9 @@ static int report(struct eval *ev, int jobs)
 		qsort(tok, (size_t)ntok, sizeof *tok, by_count);
 	if (runnable)
 		printf("EX %.2f%% (%ld/%ld runnable; %ld gold failures excluded); tokens per question %.0f (median %lld, p95 %lld), "
-		       "model calls per question %.2f\n", 100.0 * (double)all.correct / (double)runnable, all.correct, runnable,
-		       all.gold, (double)all.tokens / (double)runnable, ntok ? tok[(ntok - 1) / 2] : 0LL,
+		       "model calls per question %.2f\n",
+		       100.0 * (double)all.correct / (double)runnable, all.correct, runnable, all.gold,
+		       (double)all.tokens / (double)runnable, ntok ? tok[(ntok - 1) / 2] : 0LL,
 		       ntok ? tok[(long)((double)(ntok - 1) * 0.95 + 0.5)] : 0LL, (double)calls / (double)runnable);
 	else
 		printf("EX - (no runnable question; %ld gold failures excluded)\n", all.gold);
@@ -463,7 +467,8 @@ static int report(struct eval *ev, int jobs)
 		int listed = 0;
 		for (int i = 0; i < d->n && listed < EVAL_LIST_MAX; i++)
 			if (d->q[i].verdict == V_GOLD)
-				printf("  #%d %s: %s\n", d->q[i].index, d->q[i].db_id, d->q[i].error ? d->q[i].error : "?"), listed++;
+				printf("  #%d %s: %s\n", d->q[i].index, d->q[i].db_id, d->q[i].error ? d->q[i].error : "?"),
+				        listed++;
 		if (counts[V_GOLD] > listed)
 			printf("  ... and %ld more%s\n", counts[V_GOLD] - listed, ev->have_out ? " (see --out)" : "");
 	}
@@ -587,7 +592,8 @@ int cmd_eval(struct cli_opts *o)
 			goto done;
 		memcpy(ev.done, ev.kept, (size_t)ev.d.n);
 		if (nkept)
-			fprintf(stderr, "convbi: eval: %d of %d questions already in %s; asking the rest\n", nkept, ev.d.n, o->out);
+			fprintf(stderr, "convbi: eval: %d of %d questions already in %s; asking the rest\n", nkept, ev.d.n,
+			        o->out);
 	}
 	if ((rc = eval_context_open(&ev.cx, &ev.d, o)))
 		goto done;

@@ -14,13 +14,13 @@
 #include "cli/jsonl.h"
 
 enum verdict {
-	V_PENDING,      /* not run (interrupted) */
-	V_CORRECT,      /* the predicted result equals the gold result */
-	V_WRONG,        /* it ran and differs */
-	V_SQL_ERROR,    /* the predicted SQL failed to run */
-	V_REJECTED,     /* the read-only gate refused the predicted SQL */
-	V_MODEL,        /* no SQL: a model call failed or the intent was not a data question */
-	V_GOLD,         /* the gold SQL does not run: excluded from EX */
+	V_PENDING,   /* not run (interrupted) */
+	V_CORRECT,   /* the predicted result equals the gold result */
+	V_WRONG,     /* it ran and differs */
+	V_SQL_ERROR, /* the predicted SQL failed to run */
+	V_REJECTED,  /* the read-only gate refused the predicted SQL */
+	V_MODEL,     /* no SQL: a model call failed or the intent was not a data question */
+	V_GOLD,      /* the gold SQL does not run: excluded from EX */
 	V_COUNT
 };
 
@@ -38,41 +38,40 @@ struct eq {
 	char *db_path;         /* owned: <databases>/<db_id>/<db_id>.sqlite */
 	convbi_engine *engine; /* borrowed from the engine cache; NULL if it cannot open */
 	/* the outcome */
-	int verdict;           /* enum verdict */
-	char *pred;            /* owned or NULL: the predicted SQL */
-	char *error;           /* owned or NULL: why it is not correct */
-	int truncated;         /* a result hit the row cap: compared as cut */
-	long long elapsed_ms;  /* the whole question */
-	long long tokens;      /* prompt + completion tokens of every model call */
-	int calls;             /* model calls */
-	double cost_usd;       /* what its model calls cost */
+	int verdict;          /* enum verdict */
+	char *pred;           /* owned or NULL: the predicted SQL */
+	char *error;          /* owned or NULL: why it is not correct */
+	int truncated;        /* a result hit the row cap: compared as cut */
+	long long elapsed_ms; /* the whole question */
+	long long tokens;     /* prompt + completion tokens of every model call */
+	int calls;            /* model calls */
+	double cost_usd;      /* what its model calls cost */
 };
 
 struct dataset {
-	char kind[8];          /* "spider" or "bird" */
-	char *file;            /* owned: the question file */
-	char *dbdir;           /* owned: the databases directory */
-	struct eq *q;          /* owned array */
+	char kind[8]; /* "spider" or "bird" */
+	char *file;   /* owned: the question file */
+	char *dbdir;  /* owned: the databases directory */
+	struct eq *q; /* owned array */
 	int n;
-	int total;             /* questions in the file, before --only-db and --limit */
+	int total; /* questions in the file, before --only-db and --limit */
 };
 
 /* Loads the questions from DIR or FILE (kind "spider", "bird" or NULL to
  * detect), keeping those of only_db (when set) and at most limit (when
  * >= 0).  dbdir overrides where the databases are.  Returns EXIT_OK, or
  * EXIT_USAGE after printing one line naming the file and the fix. */
-int dataset_load(struct dataset *d, const char *path, const char *kind, const char *only_db, long limit,
-                 const char *dbdir);
+int dataset_load(struct dataset *d, const char *path, const char *kind, const char *only_db, long limit, const char *dbdir);
 void dataset_release(struct dataset *d);
 
 /* What each database's engine gets beyond the command line (eval_context.c):
  * a copy of --examples without the examples of the questions the run asks
  * on that database, and --notes with {db_id} filled in. */
 struct eval_context {
-	char dir[4096];        /* the private temporary directory, "" if none */
-	int nfiles;            /* copies written: dir/<k>.jsonl */
-	struct strmap dbs;     /* db_id -> k */
-	long left_out;         /* example lines left out, all copies together */
+	char dir[4096];    /* the private temporary directory, "" if none */
+	int nfiles;        /* copies written: dir/<k>.jsonl */
+	struct strmap dbs; /* db_id -> k */
+	long left_out;     /* example lines left out, all copies together */
 };
 
 /* 1 when sql has an ORDER BY outside any parentheses (after a compound
@@ -85,8 +84,8 @@ int sql_orders_result(const char *sql);
 int eval_context_open(struct eval_context *cx, const struct dataset *d, const struct cli_opts *o);
 /* The command line for db_id's engine: o with its examples copy and its
  * notes; strings in buf.  0, or -1 when buf is too small. */
-int eval_context_opts(const struct eval_context *cx, const struct cli_opts *o, const char *db_id, struct cli_opts *out,
-                      char *buf, size_t buflen);
+int eval_context_opts(const struct eval_context *cx, const struct cli_opts *o, const char *db_id, struct cli_opts *out, char *buf,
+                      size_t buflen);
 /* Removes the copies; safe to call twice. */
 void eval_context_close(struct eval_context *cx);
 

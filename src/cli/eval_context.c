@@ -24,11 +24,9 @@
 #include "cli/jsonl.h"
 #include "util/regfile.h"
 
-
 /* The copy of the examples for db_id: every line of text except the
  * examples of asked questions on db_id.  0, or -1 after printing why. */
-static int write_copy(struct eval_context *cx, const char *text, const struct strmap *asked, const char *db_id,
-                      const char *path)
+static int write_copy(struct eval_context *cx, const char *text, const struct strmap *asked, const char *db_id, const char *path)
 {
 	FILE *f = fopen(path, "w");
 	if (!f) {
@@ -112,8 +110,8 @@ int eval_context_open(struct eval_context *cx, const struct dataset *d, const st
 	return rc;
 }
 
-int eval_context_opts(const struct eval_context *cx, const struct cli_opts *o, const char *db_id, struct cli_opts *out,
-                      char *buf, size_t buflen)
+int eval_context_opts(const struct eval_context *cx, const struct cli_opts *o, const char *db_id, struct cli_opts *out, char *buf,
+                      size_t buflen)
 {
 	*out = *o;
 	int k;
@@ -131,7 +129,7 @@ int eval_context_opts(const struct eval_context *cx, const struct cli_opts *o, c
 		int n = snprintf(buf, buflen, "%.*s%s%s", (int)(slot - o->notes), o->notes, db_id, slot + 7);
 		if (n < 0 || (size_t)n >= buflen)
 			return -1;
-		out->notes = access(buf, F_OK) == 0 ? buf : "";  /* no file: no notes for this database */
+		out->notes = access(buf, F_OK) == 0 ? buf : ""; /* no file: no notes for this database */
 	}
 	return 0;
 }

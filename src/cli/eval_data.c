@@ -216,8 +216,7 @@ static char *database_path(const char *dbdir, const char *db_id)
 	return t.data;
 }
 
-int dataset_load(struct dataset *d, const char *path, const char *kind, const char *only_db, long limit,
-                 const char *dbdir)
+int dataset_load(struct dataset *d, const char *path, const char *kind, const char *only_db, long limit, const char *dbdir)
 {
 	char *text = NULL, *gold_text = NULL, *gold_path = NULL, *dir = NULL, **gsql = NULL, **gdb = NULL;
 	cJSON *root = NULL;
@@ -225,7 +224,7 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
 	int rc = EXIT_USAGE, ngold = -1;
 
 	memset(d, 0, sizeof *d);
-	if (kind && strcmp(kind, "spider") && strcmp(kind, "bird")) {  /* said before any file is looked at */
+	if (kind && strcmp(kind, "spider") && strcmp(kind, "bird")) { /* said before any file is looked at */
 		cli_error("--dataset takes spider or bird, not `%s`", kind);
 		return EXIT_USAGE;
 	}
@@ -240,8 +239,10 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
 	mode_t mode = 0;
 	int e = regfile_read(d->file, INPUT_FILE_MAX_BYTES, &text, &len, &mode);
 	if (e) {
-		cli_error("cannot read the question file `%s`: %s; give a Spider or BIRD directory (with dev.json) or the "
-		          "question file itself", d->file, regfile_strerror(e, mode));
+		cli_error(
+		        "cannot read the question file `%s`: %s; give a Spider or BIRD directory (with dev.json) or the "
+		        "question file itself",
+		        d->file, regfile_strerror(e, mode));
 		goto done;
 	}
 	root = cJSON_ParseWithLength(text, len);
@@ -290,13 +291,14 @@ int dataset_load(struct dataset *d, const char *path, const char *kind, const ch
 	}
 	int i = -1;
 	const cJSON *o;
-	cJSON_ArrayForEach(o, root) {
+	cJSON_ArrayForEach(o, root)
+	{
 		i++;
 		const cJSON *db_id = get(o, "db_id"), *question = get(o, "question");
 		const char *gold_key = bird ? "SQL" : "query";
 		if (!cJSON_IsString(db_id) || !cJSON_IsString(question) || (ngold < 0 && !cJSON_IsString(get(o, gold_key)))) {
-			cli_error("%s: question %d (0-based) lacks a string `db_id`, `question` or `%s`; fix the file", d->file, i,
-			          gold_key);
+			cli_error("%s: question %d (0-based) lacks a string `db_id`, `question` or `%s`; fix the file", d->file,
+			          i, gold_key);
 			goto done;
 		}
 		if (ngold >= 0 && strcmp(gdb[i], db_id->valuestring)) {

@@ -105,8 +105,9 @@ int eval_resume_load(struct dataset *d, const char *path, unsigned char *kept, i
 	}
 	size_t n = strlen(eval_line_start);
 	if (len && (memchr(text, '\0', len) || memcmp(text, eval_line_start, len < n ? len : n))) {
-		cli_error("`%s` is not a result file of `convbi eval`; --resume only continues a file convbi wrote: give another --out",
-		          path);
+		cli_error(
+		        "`%s` is not a result file of `convbi eval`; --resume only continues a file convbi wrote: give another --out",
+		        path);
 		free(text);
 		return EXIT_USAGE;
 	}
@@ -114,11 +115,12 @@ int eval_resume_load(struct dataset *d, const char *path, unsigned char *kept, i
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		lineno++;
 		if (!nl)
-			break;  /* torn: cut below */
+			break; /* torn: cut below */
 		size_t start = pos;
 		pos = (size_t)(nl - text) + 1;
 		if (!take_line(d, kept, text + start, pos - start - 1)) {
-			cli_error("%s:%d: not a result line of `convbi eval`; remove the line or write to another --out", path, lineno);
+			cli_error("%s:%d: not a result line of `convbi eval`; remove the line or write to another --out", path,
+			          lineno);
 			free(text);
 			return EXIT_USAGE;
 		}
@@ -135,8 +137,8 @@ int eval_resume_load(struct dataset *d, const char *path, unsigned char *kept, i
 
 struct line {
 	long index;
-	size_t at, len;  /* into the file's text, newline included */
-	int order;       /* position in the file: the later of two lines wins */
+	size_t at, len; /* into the file's text, newline included */
+	int order;      /* position in the file: the later of two lines wins */
 };
 
 static int by_index(const void *x, const void *y)
@@ -169,7 +171,8 @@ int eval_resume_sort(const char *path)
 		const char *nl = memchr(text + pos, '\n', len - pos);
 		cJSON *o = cJSON_ParseWithLength(text + pos, (size_t)(nl - text) - pos);
 		const cJSON *index = cJSON_GetObjectItemCaseSensitive(o, "index");
-		v[k] = (struct line){cJSON_IsNumber(index) ? (long)index->valuedouble : -1, pos, (size_t)(nl - text) + 1 - pos, (int)k};
+		v[k] = (struct line){cJSON_IsNumber(index) ? (long)index->valuedouble : -1, pos, (size_t)(nl - text) + 1 - pos,
+		                     (int)k};
 		cJSON_Delete(o);
 		k++;
 		pos = (size_t)(nl - text) + 1;

@@ -22,7 +22,6 @@
 #include "util/limits.h"
 #include "util/strmap.h"
 
-
 /* ---- files and text ------------------------------------------------------- */
 
 /* The canonical text of a JSON id or session value: a string's value, an

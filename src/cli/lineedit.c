@@ -25,7 +25,7 @@
 
 #define HISTORY_COOKIE "_HiStOrY_V2_" /* the first line of libedit's history files */
 
-static char **words;  /* owned: what Tab completes */
+static char **words; /* owned: what Tab completes */
 static int nwords;
 
 void lineedit_set_words(const char *const *list, int n)
@@ -61,13 +61,13 @@ static char **complete(const char *text, int start, int end)
 {
 	(void)start;
 	(void)end;
-	rl_attempted_completion_over = 1;  /* never fall back to file names */
+	rl_attempted_completion_over = 1; /* never fall back to file names */
 	return rl_completion_matches(text, complete_word);
 }
 
 struct edit_source {
 	struct line_source base;
-	char *history_file;  /* owned, may be NULL */
+	char *history_file; /* owned, may be NULL */
 };
 
 static char *edit_read(struct line_source *ls, const char *prompt)

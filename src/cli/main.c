@@ -25,68 +25,119 @@ struct command {
 	const char *usage;
 	const char *help;
 	int (*run)(struct cli_opts *o);
-	const char *flags;  /* accepted long flags, space-separated */
-	int min_args, max_args;  /* max_args < 0: any number of words, joined as one question */
+	const char *flags;      /* accepted long flags, space-separated */
+	int min_args, max_args; /* max_args < 0: any number of words, joined as one question */
 };
 
 static const struct command commands[] = {
-	{"repl", "[--db F] [--config F] [--prompts DIR] [--review]", "ask questions interactively (the default)",
-	 cmd_repl, "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb history-file no-stream stream mode verbose today notes examples candidates", 0, 0},
-	{"ask", "[--db F] [--config F] [--format table|csv|json|markdown|line] [--answer] [--out F] [--json] QUESTION|-",
-	 "answer one question", cmd_ask,
-	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb json no-stream stream verbose format answer out today notes examples candidates", 1, -1},
-	{"batch", "[--db F] [--config F] [-j N] [--format jsonl|csv] [--rows DIR] [--out F] [--resume] [--max-cost USD] INPUT",
-	 "answer a file of questions in parallel", cmd_batch,
-	 "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb jobs format out resume limit verbose rows today notes examples candidates max-cost", 1, 1},
-	{"eval", "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] [--resume] [--max-cost USD] DIR|FILE",
-	 "execution accuracy on a Spider or BIRD set", cmd_eval,
-	 "config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb jobs out limit only-db dataset verbose db schemas today notes examples candidates resume max-cost", 1, 1},
-	{"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT|-", "send one chat request through the client",
-	 cmd_llm, "config stream json system verbose", 1, -1},
-	{"endpoints", "[--config F] [--json] [--reset [NAME]]",
-	 "list endpoints and their live shared state; --reset clears it (of NAME, or of all)", cmd_endpoints,
-	 "config json reset", 0, 1},
-	{"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db schemas config prompts", 0, -1},
-	{"index", "[--db F] [--rebuild] [--json]", "build the value index of a database ahead of time", cmd_index,
-	 "db config prompts rebuild json", 0, 0},
-	{"examples", "add --examples F [--db F] QUESTION SQL | import --examples F RESULT.jsonl",
-	 "add verified question/SQL examples: SQL that passes the gate, or an eval run's correct answers", cmd_examples,
-	 "db schemas config prompts examples", 2, 3},
-	{"graph", "[--format mermaid|dot]", "print the workflow graph", cmd_graph, "format", 0, 0},
-	{"serve", "[--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE] [--help]",
-	 "HTTP/SSE API, MCP over HTTP and the page", NULL, "", 0, 0},
-	{"mcp", "[--db [NAME=]FILE]... [--config F] [--help]", "MCP server on stdin/stdout", NULL, "", 0, 0},
+        {"repl", "[--db F] [--config F] [--prompts DIR] [--review]", "ask questions interactively (the default)", cmd_repl,
+         "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb history-file no-stream stream mode verbose today notes examples candidates",
+         0, 0},
+        {"ask", "[--db F] [--config F] [--format table|csv|json|markdown|line] [--answer] [--out F] [--json] QUESTION|-",
+         "answer one question", cmd_ask,
+         "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb json no-stream stream verbose format answer out today notes examples candidates",
+         1, -1},
+        {"batch", "[--db F] [--config F] [-j N] [--format jsonl|csv] [--rows DIR] [--out F] [--resume] [--max-cost USD] INPUT",
+         "answer a file of questions in parallel", cmd_batch,
+         "db schemas config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb jobs format out resume limit verbose rows today notes examples candidates max-cost",
+         1, 1},
+        {"eval",
+         "[--config F] [--dataset spider|bird] [-j N] [--limit N] [--only-db ID] [--out F] [--resume] [--max-cost USD] DIR|FILE",
+         "execution accuracy on a Spider or BIRD set", cmd_eval,
+         "config prompts review max-repairs row-cap sql-timeout-ms sql-memory-mb sql-temp-mb jobs out limit only-db dataset verbose db schemas today notes examples candidates resume max-cost",
+         1, 1},
+        {"llm", "[--config F] [--stream] [--json] [--system TEXT] PROMPT|-", "send one chat request through the client", cmd_llm,
+         "config stream json system verbose", 1, -1},
+        {"endpoints", "[--config F] [--json] [--reset [NAME]]",
+         "list endpoints and their live shared state; --reset clears it (of NAME, or of all)", cmd_endpoints, "config json reset",
+         0, 1},
+        {"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db schemas config prompts", 0,
+         -1},
+        {"index", "[--db F] [--rebuild] [--json]", "build the value index of a database ahead of time", cmd_index,
+         "db config prompts rebuild json", 0, 0},
+        {"examples", "add --examples F [--db F] QUESTION SQL | import --examples F RESULT.jsonl",
+         "add verified question/SQL examples: SQL that passes the gate, or an eval run's correct answers", cmd_examples,
+         "db schemas config prompts examples", 2, 3},
+        {"graph", "[--format mermaid|dot]", "print the workflow graph", cmd_graph, "format", 0, 0},
+        {"serve", "[--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE] [--help]",
+         "HTTP/SSE API, MCP over HTTP and the page", NULL, "", 0, 0},
+        {"mcp", "[--db [NAME=]FILE]... [--config F] [--help]", "MCP server on stdin/stdout", NULL, "", 0, 0},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
 enum {
-	OPT_CONFIG = 256, OPT_DB, OPT_PROMPTS, OPT_SYSTEM, OPT_FORMAT, OPT_OUT, OPT_ONLY_DB, OPT_DATASET,
-	OPT_JSON, OPT_STREAM, OPT_NO_STREAM, OPT_RESUME, OPT_LIMIT, OPT_MAX_REPAIRS, OPT_ROW_CAP,
-	OPT_SQL_TIMEOUT, OPT_REVIEW, OPT_MODE, OPT_HISTORY_FILE, OPT_HELP, OPT_VERSION,
-	OPT_TODAY, OPT_NOTES, OPT_EXAMPLES, OPT_CANDIDATES, OPT_REBUILD, OPT_SCHEMAS, OPT_ANSWER, OPT_ROWS, OPT_RESET,
-	OPT_MAX_COST, OPT_SQL_MEMORY, OPT_SQL_TEMP
+	OPT_CONFIG = 256,
+	OPT_DB,
+	OPT_PROMPTS,
+	OPT_SYSTEM,
+	OPT_FORMAT,
+	OPT_OUT,
+	OPT_ONLY_DB,
+	OPT_DATASET,
+	OPT_JSON,
+	OPT_STREAM,
+	OPT_NO_STREAM,
+	OPT_RESUME,
+	OPT_LIMIT,
+	OPT_MAX_REPAIRS,
+	OPT_ROW_CAP,
+	OPT_SQL_TIMEOUT,
+	OPT_REVIEW,
+	OPT_MODE,
+	OPT_HISTORY_FILE,
+	OPT_HELP,
+	OPT_VERSION,
+	OPT_TODAY,
+	OPT_NOTES,
+	OPT_EXAMPLES,
+	OPT_CANDIDATES,
+	OPT_REBUILD,
+	OPT_SCHEMAS,
+	OPT_ANSWER,
+	OPT_ROWS,
+	OPT_RESET,
+	OPT_MAX_COST,
+	OPT_SQL_MEMORY,
+	OPT_SQL_TEMP
 };
 
 static const struct option long_opts[] = {
-	{"config", required_argument, NULL, OPT_CONFIG}, {"db", required_argument, NULL, OPT_DB},
-	{"schemas", required_argument, NULL, OPT_SCHEMAS},
-	{"prompts", required_argument, NULL, OPT_PROMPTS}, {"system", required_argument, NULL, OPT_SYSTEM},
-	{"format", required_argument, NULL, OPT_FORMAT}, {"out", required_argument, NULL, OPT_OUT},
-	{"only-db", required_argument, NULL, OPT_ONLY_DB}, {"dataset", required_argument, NULL, OPT_DATASET},
-	{"json", no_argument, NULL, OPT_JSON}, {"stream", no_argument, NULL, OPT_STREAM},
-	{"no-stream", no_argument, NULL, OPT_NO_STREAM}, {"resume", no_argument, NULL, OPT_RESUME},
-	{"limit", required_argument, NULL, OPT_LIMIT}, {"max-repairs", required_argument, NULL, OPT_MAX_REPAIRS},
-	{"row-cap", required_argument, NULL, OPT_ROW_CAP}, {"sql-timeout-ms", required_argument, NULL, OPT_SQL_TIMEOUT},
-	{"review", no_argument, NULL, OPT_REVIEW}, {"mode", required_argument, NULL, OPT_MODE},
-	{"history-file", required_argument, NULL, OPT_HISTORY_FILE}, {"jobs", required_argument, NULL, 'j'},
-	{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, OPT_HELP},
-	{"answer", no_argument, NULL, OPT_ANSWER}, {"rows", required_argument, NULL, OPT_ROWS},
-	{"version", no_argument, NULL, OPT_VERSION}, {"today", required_argument, NULL, OPT_TODAY},
-	{"notes", required_argument, NULL, OPT_NOTES}, {"examples", required_argument, NULL, OPT_EXAMPLES},
-	{"candidates", required_argument, NULL, OPT_CANDIDATES}, {"rebuild", no_argument, NULL, OPT_REBUILD},
-	{"reset", no_argument, NULL, OPT_RESET}, {"max-cost", required_argument, NULL, OPT_MAX_COST},
-	{"sql-memory-mb", required_argument, NULL, OPT_SQL_MEMORY}, {"sql-temp-mb", required_argument, NULL, OPT_SQL_TEMP},
-	{NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"db", required_argument, NULL, OPT_DB},
+        {"schemas", required_argument, NULL, OPT_SCHEMAS},
+        {"prompts", required_argument, NULL, OPT_PROMPTS},
+        {"system", required_argument, NULL, OPT_SYSTEM},
+        {"format", required_argument, NULL, OPT_FORMAT},
+        {"out", required_argument, NULL, OPT_OUT},
+        {"only-db", required_argument, NULL, OPT_ONLY_DB},
+        {"dataset", required_argument, NULL, OPT_DATASET},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"stream", no_argument, NULL, OPT_STREAM},
+        {"no-stream", no_argument, NULL, OPT_NO_STREAM},
+        {"resume", no_argument, NULL, OPT_RESUME},
+        {"limit", required_argument, NULL, OPT_LIMIT},
+        {"max-repairs", required_argument, NULL, OPT_MAX_REPAIRS},
+        {"row-cap", required_argument, NULL, OPT_ROW_CAP},
+        {"sql-timeout-ms", required_argument, NULL, OPT_SQL_TIMEOUT},
+        {"review", no_argument, NULL, OPT_REVIEW},
+        {"mode", required_argument, NULL, OPT_MODE},
+        {"history-file", required_argument, NULL, OPT_HISTORY_FILE},
+        {"jobs", required_argument, NULL, 'j'},
+        {"verbose", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, OPT_HELP},
+        {"answer", no_argument, NULL, OPT_ANSWER},
+        {"rows", required_argument, NULL, OPT_ROWS},
+        {"version", no_argument, NULL, OPT_VERSION},
+        {"today", required_argument, NULL, OPT_TODAY},
+        {"notes", required_argument, NULL, OPT_NOTES},
+        {"examples", required_argument, NULL, OPT_EXAMPLES},
+        {"candidates", required_argument, NULL, OPT_CANDIDATES},
+        {"rebuild", no_argument, NULL, OPT_REBUILD},
+        {"reset", no_argument, NULL, OPT_RESET},
+        {"max-cost", required_argument, NULL, OPT_MAX_COST},
+        {"sql-memory-mb", required_argument, NULL, OPT_SQL_MEMORY},
+        {"sql-temp-mb", required_argument, NULL, OPT_SQL_TEMP},
+        {NULL, 0, NULL, 0},
 };
 
 /* Messages quote the model's SQL, the database's names and remote error
@@ -102,37 +153,42 @@ void cli_error(const char *fmt, ...)
 }
 
 /* The options' help; name is the long flag the command rows list. */
-static const struct { const char *name, *flag, *help; } option_help[] = {
-	{"config", "--config F", "endpoint configuration (JSON); else $CONVBI_CONFIG or AZURE_OPENAI_*_i"},
-	{"db", "--db F", "the database: a SQLite file, a postgresql:// URI or a libpq \"key=value\" string (default: the bundled sample)"},
-	{"schemas", "--schemas a,b", "PostgreSQL schemas to use (default: the server's search path)"},
-	{"prompts", "--prompts DIR", "prompt templates to use instead of the built-in ones"},
-	{"json", "--json", "machine-readable output"},
-	{"stream", "--stream / --no-stream", "stream the answer as it is written (default: on a terminal)"},
-	{"system", "--system TEXT", "a system message (llm)"},
-	{"jobs", "-j, --jobs N", "parallel workers (batch, eval; default 4)"},
-	{"format", "--format F", "table|csv|json|markdown|line (ask: rows only on stdout), jsonl|csv (batch), mermaid|dot (graph)"},
-	{"answer", "--answer", "with ask --format: the answer sentence on stdout too (else on stderr)"},
-	{"out", "--out F", "result file (ask: the rows; batch, eval)"},
-	{"rows", "--rows DIR", "batch --format csv: each question's rows as DIR/<id>.csv"},
-	{"resume", "--resume", "skip what --out already holds and append the rest (batch: answered ids; eval: questions)"},
-	{"max-cost", "--max-cost USD", "stop taking questions once this run's have cost USD (batch, eval; resumable)"},
-	{"limit", "--limit N, --only-db ID, --dataset spider|bird", "select questions (eval; --limit also batch)"},
-	{"max-repairs", "--max-repairs N", "SQL repair attempts (default 3)"},
-	{"row-cap", "--row-cap N", "rows kept per result (default 1000; also per batch JSONL line)"},
-	{"sql-timeout-ms", "--sql-timeout-ms N", "time limit per SQL statement (default 5000)"},
-	{"sql-memory-mb", "--sql-memory-mb N", "memory one SQL statement may take, in MB (default 256)"},
-	{"sql-temp-mb", "--sql-temp-mb N", "temporary files of one SQL statement, in MB (default 512)"},
-	{"review", "--review", "add the model-side SQL review"},
-	{"mode", "--mode table|csv|json|markdown|line", "how the REPL prints rows"},
-	{"history-file", "--history-file F", "the REPL's line history (default ~/.convbi_history; '' keeps none)"},
-	{"verbose", "-v, --verbose", "stages with times, rewrites, rejected SQL, retries and fail-overs on stderr"},
-	{"today", "--today YYYY-MM-DD", "the date the prompts call today (default: the local date)"},
-	{"notes", "--notes F", "business notes, Markdown (default: DB.notes.md beside the database)"},
-	{"examples", "--examples F", "verified question/SQL examples, JSONL {\"question\",\"sql\",\"db\"}: the most similar go into the SQL prompt"},
-	{"candidates", "--candidates N", "SQL candidates voted on by their results (default 1)"},
-	{"rebuild", "--rebuild", "rebuild the value index even when it is up to date (index)"},
-	{"reset", "--reset [NAME]", "clear an endpoint's shared state: cooldowns, breaker, learned rates (endpoints)"},
+static const struct {
+	const char *name, *flag, *help;
+} option_help[] = {
+        {"config", "--config F", "endpoint configuration (JSON); else $CONVBI_CONFIG or AZURE_OPENAI_*_i"},
+        {"db", "--db F",
+         "the database: a SQLite file, a postgresql:// URI or a libpq \"key=value\" string (default: the bundled sample)"},
+        {"schemas", "--schemas a,b", "PostgreSQL schemas to use (default: the server's search path)"},
+        {"prompts", "--prompts DIR", "prompt templates to use instead of the built-in ones"},
+        {"json", "--json", "machine-readable output"},
+        {"stream", "--stream / --no-stream", "stream the answer as it is written (default: on a terminal)"},
+        {"system", "--system TEXT", "a system message (llm)"},
+        {"jobs", "-j, --jobs N", "parallel workers (batch, eval; default 4)"},
+        {"format", "--format F",
+         "table|csv|json|markdown|line (ask: rows only on stdout), jsonl|csv (batch), mermaid|dot (graph)"},
+        {"answer", "--answer", "with ask --format: the answer sentence on stdout too (else on stderr)"},
+        {"out", "--out F", "result file (ask: the rows; batch, eval)"},
+        {"rows", "--rows DIR", "batch --format csv: each question's rows as DIR/<id>.csv"},
+        {"resume", "--resume", "skip what --out already holds and append the rest (batch: answered ids; eval: questions)"},
+        {"max-cost", "--max-cost USD", "stop taking questions once this run's have cost USD (batch, eval; resumable)"},
+        {"limit", "--limit N, --only-db ID, --dataset spider|bird", "select questions (eval; --limit also batch)"},
+        {"max-repairs", "--max-repairs N", "SQL repair attempts (default 3)"},
+        {"row-cap", "--row-cap N", "rows kept per result (default 1000; also per batch JSONL line)"},
+        {"sql-timeout-ms", "--sql-timeout-ms N", "time limit per SQL statement (default 5000)"},
+        {"sql-memory-mb", "--sql-memory-mb N", "memory one SQL statement may take, in MB (default 256)"},
+        {"sql-temp-mb", "--sql-temp-mb N", "temporary files of one SQL statement, in MB (default 512)"},
+        {"review", "--review", "add the model-side SQL review"},
+        {"mode", "--mode table|csv|json|markdown|line", "how the REPL prints rows"},
+        {"history-file", "--history-file F", "the REPL's line history (default ~/.convbi_history; '' keeps none)"},
+        {"verbose", "-v, --verbose", "stages with times, rewrites, rejected SQL, retries and fail-overs on stderr"},
+        {"today", "--today YYYY-MM-DD", "the date the prompts call today (default: the local date)"},
+        {"notes", "--notes F", "business notes, Markdown (default: DB.notes.md beside the database)"},
+        {"examples", "--examples F",
+         "verified question/SQL examples, JSONL {\"question\",\"sql\",\"db\"}: the most similar go into the SQL prompt"},
+        {"candidates", "--candidates N", "SQL candidates voted on by their results (default 1)"},
+        {"rebuild", "--rebuild", "rebuild the value index even when it is up to date (index)"},
+        {"reset", "--reset [NAME]", "clear an endpoint's shared state: cooldowns, breaker, learned rates (endpoints)"},
 };
 
 static int accepts(const struct command *cmd, const char *flag);
@@ -154,10 +210,11 @@ static void usage(FILE *f, const struct command *only)
 	fprintf(f, "\nOptions:\n");
 	for (size_t i = 0; i < sizeof option_help / sizeof option_help[0]; i++)
 		fprintf(f, "  %-32s %s\n", option_help[i].flag, option_help[i].help);
-	fprintf(f, "\nWith no command, convbi opens the REPL on --db (default: the bundled sample database).\n"
-	           "Options may come before or after the command; `convbi COMMAND --help` shows one command.\n"
-	           "Endpoints come from --config FILE, $CONVBI_CONFIG, or AZURE_OPENAI_ENDPOINT_0,\n"
-	           "AZURE_OPENAI_DEPLOYMENT_NAME_0, AZURE_OPENAI_API_KEY_0 (_1, _2 ...).\n");
+	fprintf(f,
+	        "\nWith no command, convbi opens the REPL on --db (default: the bundled sample database).\n"
+	        "Options may come before or after the command; `convbi COMMAND --help` shows one command.\n"
+	        "Endpoints come from --config FILE, $CONVBI_CONFIG, or AZURE_OPENAI_ENDPOINT_0,\n"
+	        "AZURE_OPENAI_DEPLOYMENT_NAME_0, AZURE_OPENAI_API_KEY_0 (_1, _2 ...).\n");
 }
 
 static int parse_int(const char *flag, const char *v, long min, long max, long *out)
@@ -223,14 +280,15 @@ static const char *take_command(int *argc, char **argv)
 			const char *name = a + 2;
 			size_t n = strcspn(name, "=");
 			for (const struct option *o = long_opts; o->name; o++)
-				if (strlen(o->name) == n && !strncmp(o->name, name, n) && o->has_arg == required_argument && !name[n])
+				if (strlen(o->name) == n && !strncmp(o->name, name, n) && o->has_arg == required_argument &&
+				    !name[n])
 					i++;
 			continue;
 		}
 		if (a[0] == '-' && a[1]) {
 			const char *j = strchr(a + 1, 'j');
 			if (j && !j[1])
-				i++;  /* -j N, -vj N */
+				i++; /* -j N, -vj N */
 			continue;
 		}
 		for (size_t k = 0; k < NCOMMANDS; k++)
@@ -239,7 +297,7 @@ static const char *take_command(int *argc, char **argv)
 				(*argc)--;
 				return a;
 			}
-		return a;  /* not a command: the caller names it */
+		return a; /* not a command: the caller names it */
 	}
 	return NULL;
 }
@@ -277,7 +335,8 @@ static char *read_stdin_question(const char *cmd)
 		text[--len] = '\0';
 	if (!len || memchr(text, '\0', len)) {
 		cli_error(!len ? "stdin held no text; pipe the %s in, e.g. echo 'how many orders?' | convbi %s -"
-		               : "the %s read from stdin holds a NUL byte; send text (convbi %s -)", cmd, cmd);
+		               : "the %s read from stdin holds a NUL byte; send text (convbi %s -)",
+		          cmd, cmd);
 		free(text);
 		return NULL;
 	}
@@ -316,7 +375,7 @@ int main(int argc, char **argv)
 			cli_error("unknown command `%s`; run `convbi help` for the list (a question goes after `ask`)", word);
 			return EXIT_USAGE;
 		}
-		if (!cmd->run) {  /* serve and mcp parse their own options (src/serve/) */
+		if (!cmd->run) { /* serve and mcp parse their own options (src/serve/) */
 			argv[0] = (char *)cmd->name;
 			return (!strcmp(cmd->name, "serve") ? serve_main : mcp_main)(argc, argv);
 		}
@@ -338,7 +397,8 @@ int main(int argc, char **argv)
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "j:v", long_opts, NULL)) != -1) {
 		if (c == '?' || c == ':') {
-			cli_error("unknown or incomplete option `%s`; run `convbi %s --help`", argv[optind - 1], word && cmd ? cmd->name : "help");
+			cli_error("unknown or incomplete option `%s`; run `convbi %s --help`", argv[optind - 1],
+			          word && cmd ? cmd->name : "help");
 			return EXIT_USAGE;
 		}
 		if (c == OPT_HELP) {
@@ -352,7 +412,8 @@ int main(int argc, char **argv)
 		if (help_for)
 			continue;
 		if (!accepts(cmd, flag_name(c))) {
-			cli_error("`convbi %s` does not take --%s; usage: convbi %s %s", cmd->name, flag_name(c), cmd->name, cmd->usage);
+			cli_error("`convbi %s` does not take --%s; usage: convbi %s %s", cmd->name, flag_name(c), cmd->name,
+			          cmd->usage);
 			return EXIT_USAGE;
 		}
 		switch (c) {
@@ -439,9 +500,11 @@ int main(int argc, char **argv)
 	}
 	if (o.nargs < cmd->min_args || (cmd->max_args >= 0 && o.nargs > cmd->max_args)) {
 		cli_error("`convbi %s` takes %s; usage: convbi %s %s", cmd->name,
-		          cmd->max_args == 0 ? "no arguments" : cmd->min_args == 1 && cmd->max_args == 1 ? "exactly one argument"
-		          : cmd->min_args == 1 ? "a question" : cmd->min_args > 1 ? "a sub-command and its arguments"
-		          : "at most one argument",
+		          cmd->max_args == 0                         ? "no arguments"
+		          : cmd->min_args == 1 && cmd->max_args == 1 ? "exactly one argument"
+		          : cmd->min_args == 1                       ? "a question"
+		          : cmd->min_args > 1                        ? "a sub-command and its arguments"
+		                                                     : "at most one argument",
 		          cmd->name, cmd->usage);
 		return EXIT_USAGE;
 	}

@@ -255,7 +255,8 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 		term_printf(f, "%s%s\n", full ? "as:       " : "convbi: follow-up understood as: ", sq);
 	const cJSON *c;
 	int i = 0;
-	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "candidates")) {
+	cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(root, "candidates"))
+	{
 		const char *sql = jstr(c, "sql"), *err = jstr(c, "error");
 		i++;
 		if (!full && !err)
@@ -271,36 +272,42 @@ void print_work(const convbi_answer *a, FILE *f, int full)
 	const cJSON *vote = cJSON_GetObjectItemCaseSensitive(root, "vote");
 	if (full && vote) {
 		const cJSON *w = cJSON_GetObjectItemCaseSensitive(vote, "winner");
-		term_printf(f, "vote:     %.0f candidates, %.0f distinct result%s", jnum(vote, "candidates"), jnum(vote, "groups"),
-		        jnum(vote, "groups") == 1 ? "" : "s");
+		term_printf(f, "vote:     %.0f candidates, %.0f distinct result%s", jnum(vote, "candidates"),
+		            jnum(vote, "groups"), jnum(vote, "groups") == 1 ? "" : "s");
 		if (cJSON_IsNumber(w))
-			term_printf(f, "; SQL %d answers with %.0f vote%s", w->valueint + 1, jnum(vote, "votes"), jnum(vote, "votes") == 1 ? "" : "s");
+			term_printf(f, "; SQL %d answers with %.0f vote%s", w->valueint + 1, jnum(vote, "votes"),
+			            jnum(vote, "votes") == 1 ? "" : "s");
 		fputc('\n', f);
 	}
 	const cJSON *at;
-	cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(root, "attempts")) {
+	cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(root, "attempts"))
+	{
 		const char *cls = jstr(at, "class"), *ep = jstr(at, "endpoint"), *err = jstr(at, "error");
 		int okay = cls && !strcmp(cls, "ok");
 		if (!full)
-			continue;  /* failed attempts were shown as they happened */
+			continue; /* failed attempts were shown as they happened */
 		term_printf(f, "attempt:  %-8s %-12s %s%s%.0f ms%s%s", jstr(at, "stage") ? jstr(at, "stage") : "?", ep ? ep : "?",
-		        okay ? "" : cls ? cls : "?", okay ? "" : ", ", jnum(at, "elapsed_ms"), !okay && err ? ": " : "",
-		        !okay && err ? err : "");
+		            okay  ? ""
+		            : cls ? cls
+		                  : "?",
+		            okay ? "" : ", ", jnum(at, "elapsed_ms"), !okay && err ? ": " : "", !okay && err ? err : "");
 		print_provenance(f, at);
 		fputc('\n', f);
 	}
 	if (full) {
 		const cJSON *st;
-		cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(root, "stages")) {
+		cJSON_ArrayForEach(st, cJSON_GetObjectItemCaseSensitive(root, "stages"))
+		{
 			const char *ep = jstr(st, "endpoint");
-			term_printf(f, "stage:    %-8s %6.0f ms  %d call%s  %5.0f + %.0f tokens%s%s\n", st->string, jnum(st, "ms"),
-			        (int)jnum(st, "calls"), jnum(st, "calls") == 1 ? "" : "s", jnum(st, "prompt_tokens"),
-			        jnum(st, "completion_tokens"), ep ? "  " : "", ep ? ep : "");
+			term_printf(f, "stage:    %-8s %6.0f ms  %d call%s  %5.0f + %.0f tokens%s%s\n", st->string,
+			            jnum(st, "ms"), (int)jnum(st, "calls"), jnum(st, "calls") == 1 ? "" : "s",
+			            jnum(st, "prompt_tokens"), jnum(st, "completion_tokens"), ep ? "  " : "", ep ? ep : "");
 		}
 		const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "usage");
 		term_printf(f, "total:    %.0f ms, %.0f tokens (%.0f prompt + %.0f completion), $%.6f, %d repair%s\n",
-		        jnum(root, "elapsed_ms"), jnum(u, "total_tokens"), jnum(u, "prompt_tokens"), jnum(u, "completion_tokens"),
-		        jnum(root, "cost_usd"), (int)jnum(root, "repairs"), jnum(root, "repairs") == 1 ? "" : "s");
+		            jnum(root, "elapsed_ms"), jnum(u, "total_tokens"), jnum(u, "prompt_tokens"),
+		            jnum(u, "completion_tokens"), jnum(root, "cost_usd"), (int)jnum(root, "repairs"),
+		            jnum(root, "repairs") == 1 ? "" : "s");
 		const char *err = jstr(root, "error");
 		if (err)
 			term_printf(f, "error:    %s\n", err);
@@ -373,7 +380,8 @@ void print_rows(const convbi_answer *a, struct print_state *ps)
 			fwrite(text, 1, n, dest);
 		if (n && (text ? text : safe)[n - 1] != '\n')
 			fputc('\n', dest);
-		if (ps->maxrows >= 0 && convbi_answer_row_count(a) > ps->maxrows && ps->mode != PRINT_TABLE && ps->mode != PRINT_LINE)
+		if (ps->maxrows >= 0 && convbi_answer_row_count(a) > ps->maxrows && ps->mode != PRINT_TABLE &&
+		    ps->mode != PRINT_LINE)
 			fprintf(stderr, "convbi: showing %lld of %lld rows (.maxrows)\n", (long long)ps->maxrows,
 			        (long long)convbi_answer_row_count(a));
 		if (convbi_answer_truncated(a) && ps->mode != PRINT_TABLE && ps->mode != PRINT_LINE)
@@ -393,7 +401,8 @@ void print_attempts_json(FILE *f, const char *json)
 {
 	cJSON *root = cJSON_Parse(json);
 	const cJSON *at;
-	cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(root, "attempts")) {
+	cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(root, "attempts"))
+	{
 		const char *stage = jstr(at, "stage"), *ep = jstr(at, "endpoint"), *cls = jstr(at, "class");
 		fprintf(f, "convbi: attempt: %s%s%s HTTP %.0f %s, %.0f ms", stage ? stage : "", stage ? " " : "", ep ? ep : "?",
 		        jnum(at, "status"), cls ? cls : "?", jnum(at, "elapsed_ms"));
@@ -428,8 +437,8 @@ void print_answer(const convbi_answer *a, struct print_state *ps)
 	if (ps->verbose)
 		print_attempts(a, stderr);
 	if (ps->verbose)
-		fprintf(stderr, "convbi: answered in %lld ms with %lld tokens for $%.6f\n", (long long)convbi_answer_elapsed_ms(a),
-		        (long long)convbi_answer_tokens(a), convbi_answer_cost_usd(a));
+		fprintf(stderr, "convbi: answered in %lld ms with %lld tokens for $%.6f\n",
+		        (long long)convbi_answer_elapsed_ms(a), (long long)convbi_answer_tokens(a), convbi_answer_cost_usd(a));
 	if (convbi_answer_column_count(a) > 0)
 		print_rows(a, ps);
 	fflush(stdout);
@@ -444,7 +453,7 @@ void print_failure(const convbi_answer *a, int rc, struct print_state *ps)
 	ps->streamed = 0;
 	fflush(stdout);
 	if (rc == CONVBI_ECANCELED && ps->confirm_reply != CONFIRM_RUN)
-		return;  /* the user declined or edits it: no error */
+		return; /* the user declined or edits it: no error */
 	if ((ps->show_work || ps->verbose) && rc != CONVBI_ECANCELED)
 		print_work(a, stderr, 0);
 	if (ps->verbose && rc != CONVBI_ECANCELED)

@@ -25,28 +25,28 @@ enum print_mode { PRINT_TABLE, PRINT_CSV, PRINT_JSON, PRINT_MARKDOWN, PRINT_LINE
 enum confirm_reply { CONFIRM_RUN, CONFIRM_SKIP, CONFIRM_EDIT };
 
 struct print_state {
-	int mode;          /* enum print_mode */
-	int rows_only;     /* --format given: the sentence goes to stderr */
-	int answer_out;    /* --answer: the sentence on stdout too */
-	int show_sql;      /* print the SQL before it runs */
-	int stream;        /* print answer tokens as they arrive */
-	int streamed;      /* tokens were printed for the current answer */
-	int verbose;       /* -v: stages with times, the trace after */
-	int show_work;     /* the REPL: rewrite, rejected SQL, retries */
-	int64_t maxrows;   /* rows shown; < 0 = all */
-	int pager;         /* long results through $PAGER on a terminal */
-	int fit;           /* CONVBI_FIT_* for a table wider than the screen */
-	int confirm;       /* ask "run this? [Y/n/e]" before model SQL runs */
-	int confirm_reply; /* enum confirm_reply of the last question */
-	char *edit_sql;    /* owned: the SQL to edit after CONFIRM_EDIT */
-	FILE *out;         /* borrowed from res: rows go here (--out, .output, .once); NULL = stdout */
-	char *out_path;    /* owned: its name as given */
-	struct resfile res;            /* owned: the file out writes, renamed over out_path on the first rows */
-	const struct cli_opts *opts;   /* borrowed: the inputs an output may not be (userfile.h) */
-	const char *db;                /* borrowed: the database the command opened */
-	int once;          /* close out after the next rows */
-	int64_t start_ms;  /* the question started (monotonic) */
-	struct term_text text;  /* the streamed sentence, made safe piece by piece */
+	int mode;                    /* enum print_mode */
+	int rows_only;               /* --format given: the sentence goes to stderr */
+	int answer_out;              /* --answer: the sentence on stdout too */
+	int show_sql;                /* print the SQL before it runs */
+	int stream;                  /* print answer tokens as they arrive */
+	int streamed;                /* tokens were printed for the current answer */
+	int verbose;                 /* -v: stages with times, the trace after */
+	int show_work;               /* the REPL: rewrite, rejected SQL, retries */
+	int64_t maxrows;             /* rows shown; < 0 = all */
+	int pager;                   /* long results through $PAGER on a terminal */
+	int fit;                     /* CONVBI_FIT_* for a table wider than the screen */
+	int confirm;                 /* ask "run this? [Y/n/e]" before model SQL runs */
+	int confirm_reply;           /* enum confirm_reply of the last question */
+	char *edit_sql;              /* owned: the SQL to edit after CONFIRM_EDIT */
+	FILE *out;                   /* borrowed from res: rows go here (--out, .output, .once); NULL = stdout */
+	char *out_path;              /* owned: its name as given */
+	struct resfile res;          /* owned: the file out writes, renamed over out_path on the first rows */
+	const struct cli_opts *opts; /* borrowed: the inputs an output may not be (userfile.h) */
+	const char *db;              /* borrowed: the database the command opened */
+	int once;                    /* close out after the next rows */
+	int64_t start_ms;            /* the question started (monotonic) */
+	struct term_text text;       /* the streamed sentence, made safe piece by piece */
 	struct term term;
 	struct spinner spin;
 };

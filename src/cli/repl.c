@@ -44,7 +44,7 @@ void repl_run_sql(struct repl *r, const char *sql)
 		cli_error("%s", a ? convbi_answer_errmsg(a) : convbi_errstr(rc));
 		r->failures++;
 	}
-	if (r->ps.once)  /* .once is for this result, even one that failed */
+	if (r->ps.once) /* .once is for this result, even one that failed */
 		print_redirect(&r->ps, NULL, NULL, 0);
 	keep_last(r, a);
 }
@@ -128,11 +128,11 @@ static void ask(struct repl *r, const char *question)
 		repl_edit_and_run(r, sql);
 		free(sql);
 	} else if (rc && rc != CONVBI_ECANCELED) {
-		r->failures++;  /* Ctrl-C is the user's choice, not a failure */
+		r->failures++; /* Ctrl-C is the user's choice, not a failure */
 	}
 	if (a)
 		keep_last(r, a);
-	if (r->ps.once)  /* .once is for this question's result, even without rows */
+	if (r->ps.once) /* .once is for this question's result, even without rows */
 		print_redirect(&r->ps, NULL, NULL, 0);
 	cli_interrupted = 0;
 }
@@ -184,8 +184,10 @@ int cmd_repl(struct cli_opts *o)
 	/* the history file is checked first: nothing of the user's is written over */
 	const char *bad = o->history_file && *o->history_file ? userfile_history_what(o->history_file, o, r.db) : NULL;
 	if (bad) {
-		cli_error("--history-file %s is %s, not a history file; convbi would overwrite it: give a new file or "
-		          "convbi's own history file (--history-file '' keeps none)", o->history_file, bad);
+		cli_error(
+		        "--history-file %s is %s, not a history file; convbi would overwrite it: give a new file or "
+		        "convbi's own history file (--history-file '' keeps none)",
+		        o->history_file, bad);
 		print_release(&r.ps);
 		return EXIT_USAGE;
 	}
@@ -208,15 +210,18 @@ int cmd_repl(struct cli_opts *o)
 		snprintf(hist, sizeof hist, "%s/.convbi_history", home);
 		hf = hist;
 		if ((bad = userfile_history_what(hf, o, r.db))) {
-			cli_error("warning: %s is %s, not a history file; the line history is not kept (move it away, or give "
-			          "--history-file)", hf, bad);
+			cli_error(
+			        "warning: %s is %s, not a history file; the line history is not kept (move it away, or give "
+			        "--history-file)",
+			        hf, bad);
 			hf = NULL;
 		}
 	}
 	struct line_source *ls = lineedit_open(r.interactive, hf);
 	if (r.interactive) {
 		repl_set_completion(&r);
-		printf("convbi %s on %s. Ask a question, type SQL, or .help\n", convbi_version(), convbi_engine_database(r.engine));
+		printf("convbi %s on %s. Ask a question, type SQL, or .help\n", convbi_version(),
+		       convbi_engine_database(r.engine));
 	}
 	while (!r.quit && ls) {
 		char *line = ls->read(ls, r.interactive ? "convbi> " : "");
@@ -228,7 +233,7 @@ int cmd_repl(struct cli_opts *o)
 		}
 		if (!line) {
 			if (r.interactive)
-				fputc('\n', stdout);  /* Ctrl-D: the shell's prompt starts on its own line */
+				fputc('\n', stdout); /* Ctrl-D: the shell's prompt starts on its own line */
 			break;
 		}
 		char *p = line + strspn(line, " \t");

@@ -10,12 +10,12 @@ struct repl {
 	convbi_engine *engine;
 	convbi_session *session;
 	struct print_state ps;
-	convbi_answer *last;   /* owned: the last answer (for .why, .edit, .explain) */
-	const char *db;        /* the database path shown in the banner */
+	convbi_answer *last;         /* owned: the last answer (for .why, .edit, .explain) */
+	const char *db;              /* the database path shown in the banner */
 	const struct cli_opts *opts; /* the command line (--examples for .save) */
-	int interactive;       /* stdin is a terminal */
-	int failures;          /* questions or queries that failed */
-	int chart;             /* .chart on: draw the answer's chart after its rows */
+	int interactive;             /* stdin is a terminal */
+	int failures;                /* questions or queries that failed */
+	int chart;                   /* .chart on: draw the answer's chart after its rows */
 	int quit;
 };
 

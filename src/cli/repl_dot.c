@@ -52,7 +52,8 @@ static void dot_schema(struct repl *r, const char *arg)
 static void dot_sql(struct repl *r, const char *arg)
 {
 	if (!*arg)
-		printf("SQL is %s before it runs (.sql on|off; .sql QUERY runs a query)\n", r->ps.show_sql ? "shown" : "not shown");
+		printf("SQL is %s before it runs (.sql on|off; .sql QUERY runs a query)\n",
+		       r->ps.show_sql ? "shown" : "not shown");
 	else if (!strcmp(arg, "on") || !strcmp(arg, "off"))
 		r->ps.show_sql = !strcmp(arg, "on");
 	else
@@ -100,7 +101,7 @@ static void put_cut(const char *s, int max, int pad)
 	while (*p && chars < keep) {
 		size_t n = 1;
 		while (p[n] && (p[n] & 0xC0) == 0x80)
-			n++;  /* one character: its lead byte and what continues it */
+			n++; /* one character: its lead byte and what continues it */
 		if (*p == '\n' || *p == '\t' || *p == '\r')
 			fputc(' ', stdout);
 		else
@@ -137,7 +138,8 @@ static void dot_history(struct repl *r, const char *arg)
 		printf("%-3s %-34s %-40s %s\n", "#", "QUESTION", "SQL", "ANSWER");
 	int i = 0;
 	const cJSON *e;
-	cJSON_ArrayForEach(e, arr) {
+	cJSON_ArrayForEach(e, arr)
+	{
 		printf("%-3d ", ++i);
 		put_cut(jstr(e, "question"), 34, 1);
 		fputc(' ', stdout);
@@ -170,20 +172,23 @@ static void dot_tables(struct repl *r, const char *arg)
 	convbi_free(json);
 	const cJSON *t;
 	int w = 4;
-	cJSON_ArrayForEach(t, arr) {
+	cJSON_ArrayForEach(t, arr)
+	{
 		int n = (int)strlen(jstr(t, "name") ? jstr(t, "name") : "");
 		if (n > w)
 			w = n;
 	}
 	printf("%-*s %10s  %s\n", w, "NAME", "ROWS", "COLUMNS");
-	cJSON_ArrayForEach(t, arr) {
+	cJSON_ArrayForEach(t, arr)
+	{
 		const cJSON *rows = cJSON_GetObjectItemCaseSensitive(t, "rows"), *c;
 		char count[32] = "view";
 		if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "view")))
 			snprintf(count, sizeof count, "%.0f", rows && rows->valuedouble >= 0 ? rows->valuedouble : 0);
 		term_printf(stdout, "%-*s %10s  ", w, jstr(t, "name"), count);
 		int first = 1;
-		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(t, "columns")) {
+		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(t, "columns"))
+		{
 			term_printf(stdout, "%s%s", first ? "" : ", ", jstr(c, "name"));
 			first = 0;
 		}
@@ -335,27 +340,27 @@ static void dot_quit(struct repl *r, const char *arg)
 }
 
 static const struct dot_command dot_commands[] = {
-	{".help", "", "show this help", dot_help},
-	{".tables", "", "list the tables, their row counts and columns", dot_tables},
-	{".schema", "[QUESTION]", "show the schema the SQL agent is given", dot_schema},
-	{".sql", "on|off|QUERY", "show the SQL before it runs; or run QUERY (no model)", dot_sql},
-	{".edit", "[SQL]", "edit the last SQL in $VISUAL/$EDITOR, then run it", dot_edit},
-	{".explain", "[SQL]", "the model explains the last SQL in plain words", dot_explain},
-	{".why", "", "the last question's trace: stages, SQL tried, attempts, tokens, time", dot_why},
-	{".save", "[FILE]", "keep the last question and its SQL as a verified example (--examples file)", dot_save},
-	{".confirm", "on|off", "ask \"run this? [Y/n/e]\" before the model's SQL runs", dot_confirm},
-	{".mode", "[table|csv|json|markdown|line]", "how rows are printed (no argument: show it)", dot_mode},
-	{".chart", "on|off", "draw the answer's chart in the terminal", dot_chart},
-	{".output", "[FILE]", "rows go to FILE from now on; no FILE: back to the screen", dot_output},
-	{".once", "FILE", "the next result's rows go to FILE", dot_once},
-	{".pager", "on|off", "long results through $PAGER (default less -FRX)", dot_pager},
-	{".maxrows", "N", "show at most N rows (0 = all)", dot_maxrows},
-	{".fit", "auto|cut|off", "a table wider than the screen: vertical, cut, or as is", dot_fit},
-	{".reset", "", "forget the conversation", dot_reset},
-	{".history", "", "show the conversation memory", dot_history},
-	{".endpoints", "", "show endpoints and their live state", dot_endpoints},
-	{".quit", "", "leave (also .exit, Ctrl-D)", dot_quit},
-	{".exit", "", NULL, dot_quit},
+        {".help", "", "show this help", dot_help},
+        {".tables", "", "list the tables, their row counts and columns", dot_tables},
+        {".schema", "[QUESTION]", "show the schema the SQL agent is given", dot_schema},
+        {".sql", "on|off|QUERY", "show the SQL before it runs; or run QUERY (no model)", dot_sql},
+        {".edit", "[SQL]", "edit the last SQL in $VISUAL/$EDITOR, then run it", dot_edit},
+        {".explain", "[SQL]", "the model explains the last SQL in plain words", dot_explain},
+        {".why", "", "the last question's trace: stages, SQL tried, attempts, tokens, time", dot_why},
+        {".save", "[FILE]", "keep the last question and its SQL as a verified example (--examples file)", dot_save},
+        {".confirm", "on|off", "ask \"run this? [Y/n/e]\" before the model's SQL runs", dot_confirm},
+        {".mode", "[table|csv|json|markdown|line]", "how rows are printed (no argument: show it)", dot_mode},
+        {".chart", "on|off", "draw the answer's chart in the terminal", dot_chart},
+        {".output", "[FILE]", "rows go to FILE from now on; no FILE: back to the screen", dot_output},
+        {".once", "FILE", "the next result's rows go to FILE", dot_once},
+        {".pager", "on|off", "long results through $PAGER (default less -FRX)", dot_pager},
+        {".maxrows", "N", "show at most N rows (0 = all)", dot_maxrows},
+        {".fit", "auto|cut|off", "a table wider than the screen: vertical, cut, or as is", dot_fit},
+        {".reset", "", "forget the conversation", dot_reset},
+        {".history", "", "show the conversation memory", dot_history},
+        {".endpoints", "", "show endpoints and their live state", dot_endpoints},
+        {".quit", "", "leave (also .exit, Ctrl-D)", dot_quit},
+        {".exit", "", NULL, dot_quit},
 };
 #define NDOT (sizeof dot_commands / sizeof dot_commands[0])
 
@@ -393,7 +398,8 @@ void repl_set_completion(struct repl *r)
 	convbi_free(json);
 	int cap = (int)NDOT;
 	const cJSON *t, *c;
-	cJSON_ArrayForEach(t, arr) {
+	cJSON_ArrayForEach(t, arr)
+	{
 		cap++;
 		cap += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(t, "columns"));
 	}
@@ -406,10 +412,10 @@ void repl_set_completion(struct repl *r)
 	words = more;
 	for (size_t i = 0; i < NDOT; i++)
 		words[n++] = dot_commands[i].name;
-	cJSON_ArrayForEach(t, arr) {
+	cJSON_ArrayForEach(t, arr)
+	{
 		words[n++] = jstr(t, "name");
-		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(t, "columns"))
-			words[n++] = jstr(c, "name");
+		cJSON_ArrayForEach(c, cJSON_GetObjectItemCaseSensitive(t, "columns")) words[n++] = jstr(c, "name");
 	}
 	/* drop repeats (a column name shared by several tables) */
 	int k = 0;

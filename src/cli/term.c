@@ -165,12 +165,12 @@ static size_t put_safe(FILE *f, const unsigned char *s, size_t len, int hold)
 			while (k < len && (s[k] & 0xC0) == 0x80)
 				k++;
 			if (k == len)
-				return len - i;  /* a character cut at the end: the next piece ends it */
+				return len - i; /* a character cut at the end: the next piece ends it */
 		}
 		if (c == '\r')
 			fputs("\\r", f);
 		else
-			fprintf(f, "\\x%02x", n ? (unsigned)cp : c);  /* C0, DEL, a C1 control, a stray byte */
+			fprintf(f, "\\x%02x", n ? (unsigned)cp : c); /* C0, DEL, a C1 control, a stray byte */
 		i += n ? n : 1;
 		start = i;
 	}
@@ -195,7 +195,7 @@ void term_vprintf(FILE *f, const char *fmt, va_list ap)
 	if (n < 0)
 		return;
 	if (!text) {
-		text = small;  /* no memory: the first part is still said */
+		text = small; /* no memory: the first part is still said */
 		n = (int)strlen(small);
 	}
 	term_put(f, text, (size_t)n);
@@ -215,13 +215,13 @@ void term_text_put(struct term_text *t, FILE *f, const char *s, size_t len)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	unsigned char *joined = NULL;
-	if (t->nheld && (joined = malloc(t->nheld + len))) {  /* the held start, then this piece */
+	if (t->nheld && (joined = malloc(t->nheld + len))) { /* the held start, then this piece */
 		memcpy(joined, t->held, t->nheld);
 		memcpy(joined + t->nheld, s, len);
 		p = joined;
 		len += t->nheld;
 	} else if (t->nheld) {
-		put_safe(f, t->held, t->nheld, 0);  /* no memory: shown as bytes */
+		put_safe(f, t->held, t->nheld, 0); /* no memory: shown as bytes */
 	}
 	t->nheld = 0;
 	size_t rest = put_safe(f, p, len, 1);

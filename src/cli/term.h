@@ -31,14 +31,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define SPINNER_DELAY_MS 300   /* quiet calls show no spinner at all */
-#define SPINNER_FRAME_MS 100   /* redraws at most this often */
+#define SPINNER_DELAY_MS 300 /* quiet calls show no spinner at all */
+#define SPINNER_FRAME_MS 100 /* redraws at most this often */
 
 struct term {
-	int out_tty;    /* stdout is a terminal */
-	int err_tty;    /* stderr is a terminal */
-	int color;      /* ANSI styles allowed on stdout */
-	int err_color;  /* ANSI styles allowed on stderr */
+	int out_tty;   /* stdout is a terminal */
+	int err_tty;   /* stderr is a terminal */
+	int color;     /* ANSI styles allowed on stdout */
+	int err_color; /* ANSI styles allowed on stderr */
 };
 
 void term_probe(struct term *t);
@@ -47,12 +47,12 @@ void term_probe(struct term *t);
 void term_size(int *cols, int *rows);
 
 struct spinner {
-	int on;              /* stderr is a terminal */
-	int drawn;           /* a spinner line is on screen */
-	int64_t start_ms;    /* the question started (monotonic) */
-	int64_t last_ms;     /* last drawn */
+	int on;           /* stderr is a terminal */
+	int drawn;        /* a spinner line is on screen */
+	int64_t start_ms; /* the question started (monotonic) */
+	int64_t last_ms;  /* last drawn */
 	int frame;
-	char stage[32];      /* the stage running */
+	char stage[32]; /* the stage running */
 };
 
 void spinner_start(struct spinner *s, int on);

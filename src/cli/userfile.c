@@ -108,12 +108,11 @@ static const char *input_what(const struct stat *st, const char *path, const str
 	return NULL;
 }
 
-const char *userfile_what(const char *path, const struct cli_opts *o, const char *db,
-                          const struct userfile_input *more, int n)
+const char *userfile_what(const char *path, const struct cli_opts *o, const char *db, const struct userfile_input *more, int n)
 {
 	struct stat st;
 	if (!path || stat(path, &st) != 0)
-		return NULL;  /* a new file cannot be anything of the user's */
+		return NULL; /* a new file cannot be anything of the user's */
 	if (S_ISDIR(st.st_mode))
 		return "a directory";
 	if (S_ISBLK(st.st_mode))
@@ -130,7 +129,7 @@ const char *userfile_history_what(const char *path, const struct cli_opts *o, co
 {
 	struct stat st;
 	if (stat(path, &st) != 0)
-		return NULL;  /* a new file: libedit creates it, private (0600) */
+		return NULL; /* a new file: libedit creates it, private (0600) */
 	if (!S_ISREG(st.st_mode))
 		return regfile_kind(st.st_mode);
 	const char *what = input_what(&st, path, o, db, NULL, 0, 0);
@@ -151,7 +150,7 @@ const char *userfile_history_what(const char *path, const struct cli_opts *o, co
 	else if (!e && !utf8_valid(text, len, NULL))
 		what = "not a text file (it is not UTF-8)";
 	free(text);
-	return what;  /* unreadable (EACCES...): libedit's read fails quietly, as for a new file */
+	return what; /* unreadable (EACCES...): libedit's read fails quietly, as for a new file */
 }
 
 int userfile_check(const char *flag, const char *path, const struct cli_opts *o, const char *db,
@@ -205,7 +204,7 @@ int resfile_open(struct resfile *r, const char *path)
 		goto fail;
 	if ((fd = open_aside(r->tmp, len, r->path, exists ? st.st_mode & 07777 : 0666)) < 0) {
 		free(r->tmp);
-		r->tmp = NULL;  /* nothing was created */
+		r->tmp = NULL; /* nothing was created */
 		goto fail;
 	}
 	/* an existing file keeps its mode exactly (open applied the umask) */

@@ -28,16 +28,15 @@
 
 /* One more file the run reads, with what to call it in the message. */
 struct userfile_input {
-	const char *path;  /* borrowed; NULL entries are skipped */
-	const char *what;  /* "INPUT", "a database named by INPUT" */
+	const char *path; /* borrowed; NULL entries are skipped */
+	const char *what; /* "INPUT", "a database named by INPUT" */
 };
 
 /* NULL when path may be written, else what it is ("the database (--db)",
  * "the endpoint configuration", "a SQLite database", ...).  db is the
  * database the run opens (NULL: o->db or the default); more lists other
  * inputs (n entries, may be NULL). */
-const char *userfile_what(const char *path, const struct cli_opts *o, const char *db,
-                          const struct userfile_input *more, int n);
+const char *userfile_what(const char *path, const struct cli_opts *o, const char *db, const struct userfile_input *more, int n);
 
 /* userfile_what, said as one line: "FLAG PATH is WHAT; convbi would
  * overwrite it: write the results to another file".  Returns EXIT_OK or
@@ -55,10 +54,10 @@ const char *userfile_history_what(const char *path, const struct cli_opts *o, co
 /* ---- a result file written aside -------------------------------------------- */
 
 struct resfile {
-	char *path;      /* owned: where the result goes (a symbolic link resolved) */
-	char *tmp;       /* owned: the file written aside; NULL once renamed or in place */
-	FILE *f;         /* owned: the open file */
-	int committed;   /* path holds what was written (renamed, or written in place) */
+	char *path;    /* owned: where the result goes (a symbolic link resolved) */
+	char *tmp;     /* owned: the file written aside; NULL once renamed or in place */
+	FILE *f;       /* owned: the open file */
+	int committed; /* path holds what was written (renamed, or written in place) */
 };
 
 /* Opens the file written aside for path (keeping an existing file's

@@ -39,9 +39,8 @@ static const struct delegated {
 	int nargs; /* -1 = any number */
 	check_fn check;
 } delegated[] = {
-	{"printf", -1, check_printf}, {"format", -1, check_printf}, {"instr", 2, check_work},
-	{"replace", 3, check_work},   {"trim", 2, check_work},      {"ltrim", 2, check_work},
-	{"rtrim", 2, check_work},     {"json_patch", 2, check_json},
+        {"printf", -1, check_printf}, {"format", -1, check_printf}, {"instr", 2, check_work}, {"replace", 3, check_work},
+        {"trim", 2, check_work},      {"ltrim", 2, check_work},     {"rtrim", 2, check_work}, {"json_patch", 2, check_json},
 };
 
 #define NDELEGATED (sizeof delegated / sizeof delegated[0])
@@ -56,10 +55,10 @@ struct slot {
 enum { NATIVE_RANDOMBLOB, NATIVE_ZEROBLOB, NATIVE_LIKE2, NATIVE_LIKE3, NATIVE_GLOB, NNATIVE };
 
 struct capped {
-	sqlite3 *helper;                      /* owned: where the built-ins run */
-	int refs;                             /* registrations still holding this */
-	const int64_t *deadline_ms;           /* borrowed from exec; 0 = none */
-	int like_max;                         /* db's SQLITE_LIMIT_LIKE_PATTERN_LENGTH at install */
+	sqlite3 *helper;            /* owned: where the built-ins run */
+	int refs;                   /* registrations still holding this */
+	const int64_t *deadline_ms; /* borrowed from exec; 0 = none */
+	int like_max;               /* db's SQLITE_LIMIT_LIKE_PATTERN_LENGTH at install */
 	struct slot slots[NDELEGATED + NNATIVE];
 	sqlite3_stmt *stmt[NDELEGATED][CAPPED_ARGS_MAX + 1]; /* owned, lazily prepared */
 };
@@ -150,8 +149,8 @@ static int check_printf(int argc, sqlite3_value **argv, const char *name, char *
 	}
 	return 1;
 big:
-	sqlite3_snprintf(msglen, msg, "%s() field width or precision %lld exceeds the limit of %d; use a smaller one",
-	                 name, (long long)v, CAPPED_PRINTF_FIELD_MAX);
+	sqlite3_snprintf(msglen, msg, "%s() field width or precision %lld exceeds the limit of %d; use a smaller one", name,
+	                 (long long)v, CAPPED_PRINTF_FIELD_MAX);
 	return 0;
 }
 
@@ -161,8 +160,8 @@ static int check_work(int argc, sqlite3_value **argv, const char *name, char *ms
 	double a = sqlite3_value_bytes(argv[0]), b = sqlite3_value_bytes(argv[1]);
 	if (a * b <= CAPPED_WORK_MAX)
 		return 1;
-	sqlite3_snprintf(msglen, msg, "%s() on arguments of %.0f and %.0f bytes exceeds the work limit; use shorter values",
-	                 name, a, b);
+	sqlite3_snprintf(msglen, msg, "%s() on arguments of %.0f and %.0f bytes exceeds the work limit; use shorter values", name,
+	                 a, b);
 	return 0;
 }
 
@@ -177,8 +176,8 @@ static int check_json(int argc, sqlite3_value **argv, const char *name, char *ms
 	double a = sqlite3_value_bytes(argv[0]), b = sqlite3_value_bytes(argv[1]);
 	if (b * (a + b) <= CAPPED_WORK_MAX)
 		return 1;
-	sqlite3_snprintf(msglen, msg, "%s() on arguments of %.0f and %.0f bytes exceeds the work limit; use shorter values",
-	                 name, a, b);
+	sqlite3_snprintf(msglen, msg, "%s() on arguments of %.0f and %.0f bytes exceeds the work limit; use shorter values", name,
+	                 a, b);
 	return 0;
 }
 
@@ -373,11 +372,11 @@ int capped_install(sqlite3 *db, int value_max, const int64_t *deadline_ms, struc
 		int nargs, flags;
 		void (*fn)(sqlite3_context *, int, sqlite3_value **);
 	} native[NNATIVE] = {
-		[NATIVE_RANDOMBLOB] = {"randomblob", 1, 0, capped_randomblob},
-		[NATIVE_ZEROBLOB] = {"zeroblob", 1, SQLITE_DETERMINISTIC, capped_zeroblob},
-		[NATIVE_LIKE2] = {"like", 2, SQLITE_DETERMINISTIC, capped_match},
-		[NATIVE_LIKE3] = {"like", 3, SQLITE_DETERMINISTIC, capped_match},
-		[NATIVE_GLOB] = {"glob", 2, SQLITE_DETERMINISTIC, capped_match},
+	        [NATIVE_RANDOMBLOB] = {"randomblob", 1, 0, capped_randomblob},
+	        [NATIVE_ZEROBLOB] = {"zeroblob", 1, SQLITE_DETERMINISTIC, capped_zeroblob},
+	        [NATIVE_LIKE2] = {"like", 2, SQLITE_DETERMINISTIC, capped_match},
+	        [NATIVE_LIKE3] = {"like", 3, SQLITE_DETERMINISTIC, capped_match},
+	        [NATIVE_GLOB] = {"glob", 2, SQLITE_DETERMINISTIC, capped_match},
 	};
 	for (size_t f = 0; f < NDELEGATED + NNATIVE && src == SQLITE_OK; f++) {
 		struct slot *s = &c->slots[f];

@@ -29,10 +29,11 @@
 
 #include <stdint.h>
 
-#define CAPPED_BLOB_MAX (1024 * 1024)      /* bytes from zeroblob() */
-#define CAPPED_RANDOMBLOB_MAX (64 * 1024)  /* bytes from randomblob() */
-#define CAPPED_PRINTF_FIELD_MAX 100000     /* printf() field width or precision */
-#define CAPPED_WORK_MAX 20000000.0         /* len(a) * len(b) for instr, replace, trim, and
+#define CAPPED_BLOB_MAX (1024 * 1024)     /* bytes from zeroblob() */
+#define CAPPED_RANDOMBLOB_MAX (64 * 1024) /* bytes from randomblob() */
+#define CAPPED_PRINTF_FIELD_MAX 100000    /* printf() field width or precision */
+#define CAPPED_WORK_MAX \
+	20000000.0 /* len(a) * len(b) for instr, replace, trim, and
                                               len(patch) * (len(target) + len(patch)) for
                                               json_patch; about 20 ms at worst */
 /* LIKE/GLOB: bytes of the value times (1 + the longest run of the pattern

@@ -64,8 +64,7 @@ int db_open(struct db **out, const char *target, const struct db_options *opt, s
 	if (!d)
 		return err_set(err, CONVBI_ENOMEM, "out of memory opening a database");
 	atomic_init(&d->stop, 0);
-	int rc = db_target_kind(target) == DB_POSTGRES ? db_pg_open(d, target, opt, err)
-	                                               : db_sqlite_open(d, target, err);
+	int rc = db_target_kind(target) == DB_POSTGRES ? db_pg_open(d, target, opt, err) : db_sqlite_open(d, target, err);
 	if (rc) {
 		db_close(d);
 		return rc;
@@ -104,8 +103,8 @@ static int run_cancel(void *payload)
 	return d->user_cancel && d->user_cancel(d->user_payload);
 }
 
-int db_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
-           void *cancel_payload, struct table **out, struct err *err)
+int db_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *), void *cancel_payload,
+           struct table **out, struct err *err)
 {
 	atomic_store(&d->stop, 0);
 	d->user_cancel = cancel;
@@ -140,4 +139,3 @@ const char *db_describe(const struct db *d)
 {
 	return d->describe;
 }
-

@@ -33,11 +33,11 @@ enum db_kind {
 	DB_POSTGRES = 1,
 };
 
-#define DB_SCHEMAS_MAX 64        /* schemas named in db_options.schemas */
-#define DB_TARGET_MAX 4096       /* bytes of a target (path, URI, key=value) */
+#define DB_SCHEMAS_MAX 64  /* schemas named in db_options.schemas */
+#define DB_TARGET_MAX 4096 /* bytes of a target (path, URI, key=value) */
 
 struct db_options {
-	const char *schemas;  /* PostgreSQL: "a,b" -- the schemas introspected and the
+	const char *schemas; /* PostgreSQL: "a,b" -- the schemas introspected and the
 	                         search_path queries run with; NULL or "" = the server's
 	                         search path.  SQLite ignores it. */
 };
@@ -74,8 +74,8 @@ int db_check(struct db *d, const char *sql, struct err *err);
  * return stops it.  On success *out holds the rows (free with
  * table_free), marked truncated when a cap left rows out; on failure *out
  * is NULL and the code says why (see above). */
-int db_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
-           void *cancel_payload, struct table **out, struct err *err);
+int db_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *), void *cancel_payload,
+           struct table **out, struct err *err);
 
 /* Stops the query d is running now (ECANCELED); safe from any thread and
  * from a signal handler's thread; a no-op when nothing runs. */

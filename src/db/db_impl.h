@@ -20,19 +20,19 @@ struct db_ops {
 	int (*introspect)(struct db *d, struct schema **out, struct err *err);
 	int (*check)(struct db *d, const char *sql, struct err *err);
 	/* cancel is db.c's wrapper: the caller's callback or db_cancel */
-	int (*run)(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
-	           void *cancel_payload, struct table **out, struct err *err);
-	void (*interrupt)(struct db *d);  /* thread-safe; may be NULL */
-	void (*close)(struct db *d);      /* frees impl, not d */
+	int (*run)(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *), void *cancel_payload,
+	           struct table **out, struct err *err);
+	void (*interrupt)(struct db *d); /* thread-safe; may be NULL */
+	void (*close)(struct db *d);     /* frees impl, not d */
 };
 
 struct db {
 	const struct db_ops *ops;
-	void *impl;                  /* owned by the backend */
-	char *describe;              /* owned: path or URI without password */
-	char *dialect;               /* owned: "SQLite 3.40.1", "PostgreSQL 15.18" */
-	atomic_int stop;             /* set by db_cancel, cleared when a run ends */
-	int (*user_cancel)(void *);  /* the running db_run's callback */
+	void *impl;                 /* owned by the backend */
+	char *describe;             /* owned: path or URI without password */
+	char *dialect;              /* owned: "SQLite 3.40.1", "PostgreSQL 15.18" */
+	atomic_int stop;            /* set by db_cancel, cleared when a run ends */
+	int (*user_cancel)(void *); /* the running db_run's callback */
 	void *user_payload;
 };
 

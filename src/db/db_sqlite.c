@@ -27,8 +27,8 @@ static int sqlite_check(struct db *d, const char *sql, struct err *err)
 	return guard_check(d->impl, sql, err);
 }
 
-static int sqlite_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
-                      void *cancel_payload, struct table **out, struct err *err)
+static int sqlite_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *), void *cancel_payload,
+                      struct table **out, struct err *err)
 {
 	return exec_run(d->impl, sql, lim, cancel, cancel_payload, out, err);
 }
@@ -40,12 +40,12 @@ static void sqlite_close(struct db *d)
 }
 
 static const struct db_ops sqlite_ops = {
-	.kind = DB_SQLITE,
-	.introspect = sqlite_introspect,
-	.check = sqlite_check,
-	.run = sqlite_run,
-	.interrupt = NULL,
-	.close = sqlite_close,
+        .kind = DB_SQLITE,
+        .introspect = sqlite_introspect,
+        .check = sqlite_check,
+        .run = sqlite_run,
+        .interrupt = NULL,
+        .close = sqlite_close,
 };
 
 int db_sqlite_open(struct db *d, const char *path, struct err *err)

@@ -44,17 +44,17 @@ static void set_limits(sqlite3 *db)
 	static const struct {
 		int id, value;
 	} lim[] = {
-		{SQLITE_LIMIT_LENGTH, EXEC_VALUE_MAX},
-		{SQLITE_LIMIT_SQL_LENGTH, EXEC_SQL_MAX},
-		{SQLITE_LIMIT_EXPR_DEPTH, EXEC_EXPR_DEPTH_MAX},
-		{SQLITE_LIMIT_COMPOUND_SELECT, EXEC_COMPOUND_MAX},
-		{SQLITE_LIMIT_VDBE_OP, EXEC_VDBE_OP_MAX},
-		{SQLITE_LIMIT_FUNCTION_ARG, EXEC_FUNCTION_ARGS_MAX},
-		{SQLITE_LIMIT_ATTACHED, 0},
-		{SQLITE_LIMIT_LIKE_PATTERN_LENGTH, EXEC_LIKE_PATTERN_MAX},
-		{SQLITE_LIMIT_VARIABLE_NUMBER, EXEC_VARIABLES_MAX},
-		{SQLITE_LIMIT_TRIGGER_DEPTH, 1},
-		{SQLITE_LIMIT_WORKER_THREADS, 0}, /* sorter work stays on the thread the budgets watch */
+	        {SQLITE_LIMIT_LENGTH, EXEC_VALUE_MAX},
+	        {SQLITE_LIMIT_SQL_LENGTH, EXEC_SQL_MAX},
+	        {SQLITE_LIMIT_EXPR_DEPTH, EXEC_EXPR_DEPTH_MAX},
+	        {SQLITE_LIMIT_COMPOUND_SELECT, EXEC_COMPOUND_MAX},
+	        {SQLITE_LIMIT_VDBE_OP, EXEC_VDBE_OP_MAX},
+	        {SQLITE_LIMIT_FUNCTION_ARG, EXEC_FUNCTION_ARGS_MAX},
+	        {SQLITE_LIMIT_ATTACHED, 0},
+	        {SQLITE_LIMIT_LIKE_PATTERN_LENGTH, EXEC_LIKE_PATTERN_MAX},
+	        {SQLITE_LIMIT_VARIABLE_NUMBER, EXEC_VARIABLES_MAX},
+	        {SQLITE_LIMIT_TRIGGER_DEPTH, 1},
+	        {SQLITE_LIMIT_WORKER_THREADS, 0}, /* sorter work stays on the thread the budgets watch */
 	};
 	for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++)
 		sqlite3_limit(db, lim[i].id, lim[i].value);
@@ -67,8 +67,10 @@ static void set_limits(sqlite3 *db)
 static void warm_virtual_tables(sqlite3 *db)
 {
 	sqlite3_stmt *st = NULL;
-	if (sqlite3_prepare_v2(db, "SELECT name FROM sqlite_schema WHERE type = 'table' AND "
-	                           "sql LIKE 'CREATE VIRTUAL TABLE%'", -1, &st, NULL) != SQLITE_OK)
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT name FROM sqlite_schema WHERE type = 'table' AND "
+	                       "sql LIKE 'CREATE VIRTUAL TABLE%'",
+	                       -1, &st, NULL) != SQLITE_OK)
 		return;
 	while (sqlite3_step(st) == SQLITE_ROW) {
 		char *q = sqlite3_mprintf("SELECT * FROM \"%w\" LIMIT 0", (const char *)sqlite3_column_text(st, 0));
@@ -118,8 +120,8 @@ int exec_open(struct exec **out, const char *path, struct err *err)
 		goto fail;
 	warm_virtual_tables(x->db);
 	if (sqlite3_exec(x->db, "SELECT 1 FROM json_each('[]'), json_tree('[]')", NULL, NULL, NULL) != SQLITE_OK) {
-		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be prepared for queries (%s); check the SQLite build",
-		             path, sqlite3_errmsg(x->db));
+		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be prepared for queries (%s); check the SQLite build", path,
+		             sqlite3_errmsg(x->db));
 		goto fail;
 	}
 	rc = guard_init(x, err);
@@ -248,9 +250,18 @@ static int copy_row(struct table *t, sqlite3_stmt *st, size_t cell_max)
 		const void *data = NULL;
 		int ty = TABLE_NULL;
 		switch (type) {
-		case SQLITE_INTEGER: ty = TABLE_INT; data = sqlite3_column_text(st, c); break;
-		case SQLITE_FLOAT: ty = TABLE_REAL; data = sqlite3_column_text(st, c); break;
-		case SQLITE_TEXT: ty = TABLE_TEXT; data = sqlite3_column_text(st, c); break;
+		case SQLITE_INTEGER:
+			ty = TABLE_INT;
+			data = sqlite3_column_text(st, c);
+			break;
+		case SQLITE_FLOAT:
+			ty = TABLE_REAL;
+			data = sqlite3_column_text(st, c);
+			break;
+		case SQLITE_TEXT:
+			ty = TABLE_TEXT;
+			data = sqlite3_column_text(st, c);
+			break;
 		case SQLITE_BLOB:
 			/* a long BLOB is shown by its size alone: never materialise
 			 * it (a zeroblob(N) would take N bytes) */
@@ -305,8 +316,8 @@ static int end_run(struct exec *x)
 	return fired;
 }
 
-int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
-             void *cancel_payload, struct table **out, struct err *err)
+int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int (*cancel)(void *), void *cancel_payload,
+             struct table **out, struct err *err)
 {
 	static const struct exec_limits defaults = EXEC_LIMITS_INIT;
 	sqlite3_stmt *st = NULL;

@@ -40,45 +40,49 @@
  * over one value: every built-in is at most linear in its arguments once
  * the capped ones (capped.h) are in place, so no single step can run long
  * past the deadline. */
-#define EXEC_SQL_MAX (100 * 1024)         /* bytes of SQL text */
-#define EXEC_VALUE_MAX (2 * 1024 * 1024)  /* bytes of one string/BLOB/row/aggregate */
-#define EXEC_EXPR_DEPTH_MAX 250           /* expression tree depth */
-#define EXEC_COMPOUND_MAX 50              /* terms of a UNION/INTERSECT/EXCEPT */
-#define EXEC_FUNCTION_ARGS_MAX 64         /* arguments of one function call */
-#define EXEC_LIKE_PATTERN_MAX 1000        /* bytes of a LIKE/GLOB pattern */
-#define EXEC_VARIABLES_MAX 32             /* parameters (any is rejected) */
-#define EXEC_VDBE_OP_MAX 500000           /* instructions in one program */
-#define EXEC_RESULT_COLUMNS_MAX 1000      /* columns of one result */
-#define EXEC_VIEW_REFS_MAX 200            /* table references after expanding views (views.h) */
-#define EXEC_PROGRESS_OPS 100             /* instructions between deadline and cancel checks */
+#define EXEC_SQL_MAX (100 * 1024)        /* bytes of SQL text */
+#define EXEC_VALUE_MAX (2 * 1024 * 1024) /* bytes of one string/BLOB/row/aggregate */
+#define EXEC_EXPR_DEPTH_MAX 250          /* expression tree depth */
+#define EXEC_COMPOUND_MAX 50             /* terms of a UNION/INTERSECT/EXCEPT */
+#define EXEC_FUNCTION_ARGS_MAX 64        /* arguments of one function call */
+#define EXEC_LIKE_PATTERN_MAX 1000       /* bytes of a LIKE/GLOB pattern */
+#define EXEC_VARIABLES_MAX 32            /* parameters (any is rejected) */
+#define EXEC_VDBE_OP_MAX 500000          /* instructions in one program */
+#define EXEC_RESULT_COLUMNS_MAX 1000     /* columns of one result */
+#define EXEC_VIEW_REFS_MAX 200           /* table references after expanding views (views.h) */
+#define EXEC_PROGRESS_OPS 100            /* instructions between deadline and cancel checks */
 
 /* Defaults of the per-statement resource limits (struct exec_limits). */
-#define EXEC_MEM_MAX_DEFAULT ((int64_t)256 << 20)   /* SQLite memory beyond the connection's base */
-#define EXEC_TEMP_MAX_DEFAULT ((int64_t)512 << 20)  /* bytes of temporary files */
-#define EXEC_PROCESS_MEM_MAX ((int64_t)1 << 30)     /* SQLite memory of all connections' statements
+#define EXEC_MEM_MAX_DEFAULT ((int64_t)256 << 20)  /* SQLite memory beyond the connection's base */
+#define EXEC_TEMP_MAX_DEFAULT ((int64_t)512 << 20) /* bytes of temporary files */
+#define EXEC_PROCESS_MEM_MAX \
+	((int64_t)1 << 30) /* SQLite memory of all connections' statements
                                                        together, or one statement's own budget when larger */
-#define EXEC_COUNT_MS 1000                /* counting the rows past the row cap, at most */
+#define EXEC_COUNT_MS 1000 /* counting the rows past the row cap, at most */
 
 struct exec_limits {
-	int timeout_ms;     /* wall time for one statement, prepare included; 0 = none */
-	int64_t row_cap;    /* rows kept; more make the table truncated; 0 = no cap */
-	size_t cell_max;    /* bytes kept of one cell; 0 = no cap */
-	size_t result_max;  /* bytes kept of all cells together; 0 = no cap */
-	int64_t mem_max;    /* bytes of SQLite memory the statement may take beyond
+	int timeout_ms;    /* wall time for one statement, prepare included; 0 = none */
+	int64_t row_cap;   /* rows kept; more make the table truncated; 0 = no cap */
+	size_t cell_max;   /* bytes kept of one cell; 0 = no cap */
+	size_t result_max; /* bytes kept of all cells together; 0 = no cap */
+	int64_t mem_max;   /* bytes of SQLite memory the statement may take beyond
 	                       what the connection held before it; 0 = default, < 0 = none */
-	int64_t temp_max;   /* bytes of temporary files (sorters, temporary b-trees);
+	int64_t temp_max;  /* bytes of temporary files (sorters, temporary b-trees);
 	                       0 = default, < 0 = none */
 };
 
-#define EXEC_LIMITS_INIT {5000, 1000, 4096, 1024 * 1024, EXEC_MEM_MAX_DEFAULT, EXEC_TEMP_MAX_DEFAULT}
+#define EXEC_LIMITS_INIT                                                                   \
+	{                                                                                  \
+		5000, 1000, 4096, 1024 * 1024, EXEC_MEM_MAX_DEFAULT, EXEC_TEMP_MAX_DEFAULT \
+	}
 
 /* What the last exec_run on a connection used, measured by the limits
  * themselves (see exec_last_usage). */
 struct exec_usage {
-	int64_t elapsed_ms;  /* prepare to finalize */
-	int64_t mem_peak;    /* bytes of SQLite memory beyond the base, at the peak */
-	int64_t temp_peak;   /* bytes of temporary files, at the peak */
-	int mem_counted;     /* 0 = the accounting allocator is not in place */
+	int64_t elapsed_ms; /* prepare to finalize */
+	int64_t mem_peak;   /* bytes of SQLite memory beyond the base, at the peak */
+	int64_t temp_peak;  /* bytes of temporary files, at the peak */
+	int mem_counted;    /* 0 = the accounting allocator is not in place */
 };
 
 struct exec;
@@ -101,8 +105,8 @@ void exec_close(struct exec *x);
  * offset for syntax errors), ETOOBIG (a complexity or value-size limit),
  * ETIMEOUT ("the query ran longer than N ms; ..."), ECANCELED, EDB (the
  * file became unreadable or locked), ENOMEM. */
-int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
-             void *cancel_payload, struct table **out, struct err *err);
+int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int (*cancel)(void *), void *cancel_payload,
+             struct table **out, struct err *err);
 
 /* What the last exec_run on x used (zeros before the first). */
 void exec_last_usage(const struct exec *x, struct exec_usage *out);

@@ -84,43 +84,41 @@ static const struct filter {
 	const char *re;
 	const char *msg;
 } filters[] = {
-	{F_STMT, LEAD "(?:INSERT|REPLACE|UPSERT)\\b", "the SQL is an INSERT statement; only SELECT is allowed"},
-	{F_STMT, LEAD "UPDATE\\b", "the SQL is an UPDATE statement; only SELECT is allowed"},
-	{F_STMT, LEAD "DELETE\\b", "the SQL is a DELETE statement; only SELECT is allowed"},
-	{F_STMT, LEAD "CREATE\\s+(?:TEMP|TEMPORARY)\\s+(?:TABLE|VIEW)\\b",
-	 "the SQL creates a temporary table or view (CREATE TEMP); use a WITH clause instead, only SELECT is allowed"},
-	{F_STMT, LEAD "CREATE\\b", "the SQL is a CREATE statement and changes the schema; only SELECT is allowed"},
-	{F_STMT, LEAD "DROP\\b", "the SQL is a DROP statement and changes the schema; only SELECT is allowed"},
-	{F_STMT, LEAD "ALTER\\b", "the SQL is an ALTER statement and changes the schema; only SELECT is allowed"},
-	{F_STMT, LEAD "PRAGMA\\b",
-	 "PRAGMA statements are not allowed; the schema is already given, so send one SELECT"},
-	{F_STMT, LEAD "(?:ATTACH|DETACH)\\b",
-	 "ATTACH and DETACH are not allowed; only the connected database can be read"},
-	{F_STMT, LEAD "(?:BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\\b",
-	 "transaction statements (BEGIN, COMMIT, SAVEPOINT, ...) are not allowed; send one SELECT"},
-	{F_STMT, LEAD "(?:VACUUM|REINDEX|ANALYZE)\\b",
-	 "maintenance statements (VACUUM, REINDEX, ANALYZE) are not allowed; send one SELECT"},
-	{F_STMT, LEAD "EXPLAIN\\b", "EXPLAIN is not allowed; send the SELECT itself"},
-	{F_STMT, "\\bload_extension\\s*\\(", "function load_extension() is not allowed"},
-	{F_STMT, "\\b(?:pragma_\\w+|dbstat|sqlite_stmt|sqlite_dbpage)\\b",
-	 "table-valued functions pragma_*, dbstat and sqlite_stmt are not allowed; query the database's own tables"},
-	{F_HINT, "\\bSELECT\\s+(?:DISTINCT\\s+)?TOP\\b", "SQLite has no TOP; put LIMIT n at the end"},
-	{F_HINT, "\\bILIKE\\b", "SQLite has no ILIKE; LIKE already ignores ASCII case"},
-	{F_HINT, "\\b(?:NOW|GETDATE|CURDATE|SYSDATE|SYSDATETIME)\\s*\\(",
-	 "SQLite has no NOW(); use datetime('now') or date('now')"},
-	{F_HINT, "\\b(?:DATEDIFF|DATE_DIFF|DATEADD|DATE_ADD|DATE_SUB|DATE_TRUNC|DATEPART|DATE_PART)\\s*\\(",
-	 "SQLite has no DATEDIFF/DATEADD; use julianday(a) - julianday(b) or date(x, '+N days')"},
-	{F_HINT, "\\bEXTRACT\\s*\\(", "SQLite has no EXTRACT; use strftime('%Y', x) and friends"},
-	{F_HINT, "\\b(?:YEAR|MONTH|DAY)\\s*\\(", "SQLite has no YEAR()/MONTH()/DAY(); use strftime('%Y', x), '%m', '%d'"},
-	{F_HINT, "::\\s*[A-Za-z]", "SQLite has no :: casts; use CAST(x AS type)"},
-	{F_HINT, "\\bINTERVAL\\s+'?\\d", "SQLite has no INTERVAL; use date(x, '+N days')"},
-	{F_HINT, "\\b(?:STRING_AGG|LISTAGG|ARRAY_AGG)\\s*\\(", "use group_concat(x, ',') to join values"},
-	{F_HINT, "\\bFETCH\\s+(?:FIRST|NEXT)\\b", "SQLite has no FETCH FIRST; use LIMIT n"},
-	{F_HINT, "\\bCONCAT\\s*\\(", "this SQLite has no CONCAT(); join strings with a || b"},
-	{F_HINT, "\\b(?:ISNULL|NVL)\\s*\\(", "use ifnull(x, y) or coalesce(x, y)"},
-	{F_HINT, "\\bLEN\\s*\\(", "SQLite has no LEN(); use length(x)"},
-	{F_HINT, "\\bCHARINDEX\\s*\\(", "SQLite has no CHARINDEX(); use instr(haystack, needle)"},
-	{F_HINT, "\\b(?:LEFT|RIGHT)\\s*\\(\\s*[^\\s(]", "SQLite has no LEFT()/RIGHT(); use substr(x, 1, n) or substr(x, -n)"},
+        {F_STMT, LEAD "(?:INSERT|REPLACE|UPSERT)\\b", "the SQL is an INSERT statement; only SELECT is allowed"},
+        {F_STMT, LEAD "UPDATE\\b", "the SQL is an UPDATE statement; only SELECT is allowed"},
+        {F_STMT, LEAD "DELETE\\b", "the SQL is a DELETE statement; only SELECT is allowed"},
+        {F_STMT, LEAD "CREATE\\s+(?:TEMP|TEMPORARY)\\s+(?:TABLE|VIEW)\\b",
+         "the SQL creates a temporary table or view (CREATE TEMP); use a WITH clause instead, only SELECT is allowed"},
+        {F_STMT, LEAD "CREATE\\b", "the SQL is a CREATE statement and changes the schema; only SELECT is allowed"},
+        {F_STMT, LEAD "DROP\\b", "the SQL is a DROP statement and changes the schema; only SELECT is allowed"},
+        {F_STMT, LEAD "ALTER\\b", "the SQL is an ALTER statement and changes the schema; only SELECT is allowed"},
+        {F_STMT, LEAD "PRAGMA\\b", "PRAGMA statements are not allowed; the schema is already given, so send one SELECT"},
+        {F_STMT, LEAD "(?:ATTACH|DETACH)\\b", "ATTACH and DETACH are not allowed; only the connected database can be read"},
+        {F_STMT, LEAD "(?:BEGIN|COMMIT|END|ROLLBACK|SAVEPOINT|RELEASE)\\b",
+         "transaction statements (BEGIN, COMMIT, SAVEPOINT, ...) are not allowed; send one SELECT"},
+        {F_STMT, LEAD "(?:VACUUM|REINDEX|ANALYZE)\\b",
+         "maintenance statements (VACUUM, REINDEX, ANALYZE) are not allowed; send one SELECT"},
+        {F_STMT, LEAD "EXPLAIN\\b", "EXPLAIN is not allowed; send the SELECT itself"},
+        {F_STMT, "\\bload_extension\\s*\\(", "function load_extension() is not allowed"},
+        {F_STMT, "\\b(?:pragma_\\w+|dbstat|sqlite_stmt|sqlite_dbpage)\\b",
+         "table-valued functions pragma_*, dbstat and sqlite_stmt are not allowed; query the database's own tables"},
+        {F_HINT, "\\bSELECT\\s+(?:DISTINCT\\s+)?TOP\\b", "SQLite has no TOP; put LIMIT n at the end"},
+        {F_HINT, "\\bILIKE\\b", "SQLite has no ILIKE; LIKE already ignores ASCII case"},
+        {F_HINT, "\\b(?:NOW|GETDATE|CURDATE|SYSDATE|SYSDATETIME)\\s*\\(",
+         "SQLite has no NOW(); use datetime('now') or date('now')"},
+        {F_HINT, "\\b(?:DATEDIFF|DATE_DIFF|DATEADD|DATE_ADD|DATE_SUB|DATE_TRUNC|DATEPART|DATE_PART)\\s*\\(",
+         "SQLite has no DATEDIFF/DATEADD; use julianday(a) - julianday(b) or date(x, '+N days')"},
+        {F_HINT, "\\bEXTRACT\\s*\\(", "SQLite has no EXTRACT; use strftime('%Y', x) and friends"},
+        {F_HINT, "\\b(?:YEAR|MONTH|DAY)\\s*\\(", "SQLite has no YEAR()/MONTH()/DAY(); use strftime('%Y', x), '%m', '%d'"},
+        {F_HINT, "::\\s*[A-Za-z]", "SQLite has no :: casts; use CAST(x AS type)"},
+        {F_HINT, "\\bINTERVAL\\s+'?\\d", "SQLite has no INTERVAL; use date(x, '+N days')"},
+        {F_HINT, "\\b(?:STRING_AGG|LISTAGG|ARRAY_AGG)\\s*\\(", "use group_concat(x, ',') to join values"},
+        {F_HINT, "\\bFETCH\\s+(?:FIRST|NEXT)\\b", "SQLite has no FETCH FIRST; use LIMIT n"},
+        {F_HINT, "\\bCONCAT\\s*\\(", "this SQLite has no CONCAT(); join strings with a || b"},
+        {F_HINT, "\\b(?:ISNULL|NVL)\\s*\\(", "use ifnull(x, y) or coalesce(x, y)"},
+        {F_HINT, "\\bLEN\\s*\\(", "SQLite has no LEN(); use length(x)"},
+        {F_HINT, "\\bCHARINDEX\\s*\\(", "SQLite has no CHARINDEX(); use instr(haystack, needle)"},
+        {F_HINT, "\\b(?:LEFT|RIGHT)\\s*\\(\\s*[^\\s(]", "SQLite has no LEFT()/RIGHT(); use substr(x, 1, n) or substr(x, -n)"},
 };
 
 #define NFILTERS (sizeof filters / sizeof filters[0])
@@ -159,30 +157,133 @@ static const char *filter_match(struct exec *x, int kind, const char *sql, size_
  * changes/total_changes/last_insert_rowid, and anything unknown.
  * randomblob and zeroblob are allowed because exec caps their size. */
 static const char *const allowed_functions[] = {
-	/* core scalar */
-	"abs", "char", "coalesce", "concat", "concat_ws", "format", "glob", "hex", "ifnull", "iif",
-	"instr", "length", "like", "likelihood", "likely", "lower", "ltrim", "max", "min", "nullif",
-	"octet_length", "printf", "quote", "random", "randomblob", "replace", "round", "rtrim", "sign",
-	"soundex", "sqlite_version", "substr", "substring", "trim", "typeof", "unhex", "unicode",
-	"unlikely", "upper", "zeroblob",
-	/* aggregate */
-	"avg", "count", "group_concat", "string_agg", "sum", "total",
-	/* window */
-	"row_number", "rank", "dense_rank", "percent_rank", "cume_dist", "ntile", "lag", "lead",
-	"first_value", "last_value", "nth_value",
-	/* date and time */
-	"date", "time", "datetime", "julianday", "unixepoch", "strftime", "timediff", "current_date",
-	"current_time", "current_timestamp",
-	/* math */
-	"acos", "acosh", "asin", "asinh", "atan", "atan2", "atanh", "ceil", "ceiling", "cos", "cosh",
-	"degrees", "exp", "floor", "ln", "log", "log10", "log2", "mod", "pi", "pow", "power", "radians",
-	"sin", "sinh", "sqrt", "tan", "tanh", "trunc",
-	/* JSON */
-	"json", "json_array", "json_array_length", "json_extract", "json_insert", "json_object",
-	"json_patch", "json_remove", "json_replace", "json_set", "json_type", "json_valid", "json_quote",
-	"json_group_array", "json_group_object", "json_error_position", "->", "->>",
-	/* full-text search over FTS tables the database already has */
-	"match", "highlight", "snippet", "bm25", "offsets", "matchinfo",
+        /* core scalar */
+        "abs",
+        "char",
+        "coalesce",
+        "concat",
+        "concat_ws",
+        "format",
+        "glob",
+        "hex",
+        "ifnull",
+        "iif",
+        "instr",
+        "length",
+        "like",
+        "likelihood",
+        "likely",
+        "lower",
+        "ltrim",
+        "max",
+        "min",
+        "nullif",
+        "octet_length",
+        "printf",
+        "quote",
+        "random",
+        "randomblob",
+        "replace",
+        "round",
+        "rtrim",
+        "sign",
+        "soundex",
+        "sqlite_version",
+        "substr",
+        "substring",
+        "trim",
+        "typeof",
+        "unhex",
+        "unicode",
+        "unlikely",
+        "upper",
+        "zeroblob",
+        /* aggregate */
+        "avg",
+        "count",
+        "group_concat",
+        "string_agg",
+        "sum",
+        "total",
+        /* window */
+        "row_number",
+        "rank",
+        "dense_rank",
+        "percent_rank",
+        "cume_dist",
+        "ntile",
+        "lag",
+        "lead",
+        "first_value",
+        "last_value",
+        "nth_value",
+        /* date and time */
+        "date",
+        "time",
+        "datetime",
+        "julianday",
+        "unixepoch",
+        "strftime",
+        "timediff",
+        "current_date",
+        "current_time",
+        "current_timestamp",
+        /* math */
+        "acos",
+        "acosh",
+        "asin",
+        "asinh",
+        "atan",
+        "atan2",
+        "atanh",
+        "ceil",
+        "ceiling",
+        "cos",
+        "cosh",
+        "degrees",
+        "exp",
+        "floor",
+        "ln",
+        "log",
+        "log10",
+        "log2",
+        "mod",
+        "pi",
+        "pow",
+        "power",
+        "radians",
+        "sin",
+        "sinh",
+        "sqrt",
+        "tan",
+        "tanh",
+        "trunc",
+        /* JSON */
+        "json",
+        "json_array",
+        "json_array_length",
+        "json_extract",
+        "json_insert",
+        "json_object",
+        "json_patch",
+        "json_remove",
+        "json_replace",
+        "json_set",
+        "json_type",
+        "json_valid",
+        "json_quote",
+        "json_group_array",
+        "json_group_object",
+        "json_error_position",
+        "->",
+        "->>",
+        /* full-text search over FTS tables the database already has */
+        "match",
+        "highlight",
+        "snippet",
+        "bm25",
+        "offsets",
+        "matchinfo",
 };
 
 static int function_allowed(const char *name)
@@ -197,8 +298,7 @@ static int function_allowed(const char *name)
 
 /* Eponymous virtual tables that expose internals: reading them is refused
  * unless the database has a real object of that name.  pragma_* too. */
-static const char *const internal_tables[] = {"dbstat", "sqlite_stmt", "sqlite_dbpage", "sqlite_dbdata",
-                                              "sqlite_dbptr"};
+static const char *const internal_tables[] = {"dbstat", "sqlite_stmt", "sqlite_dbpage", "sqlite_dbdata", "sqlite_dbptr"};
 
 static int cmp_name(const void *a, const void *b)
 {
@@ -277,18 +377,18 @@ static int authorize(void *p, int op, const char *a, const char *b, const char *
 		return SQLITE_DENY;
 	switch (op) {
 	case SQLITE_SELECT:
-	case SQLITE_RECURSIVE:
-		return SQLITE_OK;
+	case SQLITE_RECURSIVE: return SQLITE_OK;
 	case SQLITE_READ:
 		if (read_allowed(x, a))
 			return SQLITE_OK;
-		return deny(x, "table-valued function or internal table `%s` is not allowed; query the database's own "
-		               "tables", S(a));
+		return deny(x,
+		            "table-valued function or internal table `%s` is not allowed; query the database's own "
+		            "tables",
+		            S(a));
 	case SQLITE_FUNCTION:
 		if (function_allowed(b))
 			return SQLITE_OK;
-		return deny(x, "function %s() is not allowed; use SQLite's core, date, math, window or JSON functions",
-		            S(b));
+		return deny(x, "function %s() is not allowed; use SQLite's core, date, math, window or JSON functions", S(b));
 	case SQLITE_INSERT:
 	case SQLITE_UPDATE:
 	case SQLITE_DELETE: {
@@ -298,27 +398,22 @@ static int authorize(void *p, int op, const char *a, const char *b, const char *
 		return deny(x, "the SQL writes to table `%s` (%s)" ONLY, S(a), verb);
 	}
 	case SQLITE_CREATE_INDEX:
-	case SQLITE_CREATE_TEMP_INDEX:
-		return deny(x, "the SQL creates index `%s` on `%s` (CREATE INDEX)" ONLY, S(a), S(b));
+	case SQLITE_CREATE_TEMP_INDEX: return deny(x, "the SQL creates index `%s` on `%s` (CREATE INDEX)" ONLY, S(a), S(b));
 	case SQLITE_CREATE_TABLE: return deny(x, "the SQL creates table `%s` (CREATE TABLE)" ONLY, S(a));
 	case SQLITE_CREATE_TEMP_TABLE:
 		return deny(x, "the SQL creates table `%s` (CREATE TEMP TABLE); use a WITH clause instead", S(a));
 	case SQLITE_CREATE_TRIGGER:
-	case SQLITE_CREATE_TEMP_TRIGGER:
-		return deny(x, "the SQL creates trigger `%s` on `%s` (CREATE TRIGGER)" ONLY, S(a), S(b));
+	case SQLITE_CREATE_TEMP_TRIGGER: return deny(x, "the SQL creates trigger `%s` on `%s` (CREATE TRIGGER)" ONLY, S(a), S(b));
 	case SQLITE_CREATE_VIEW:
-	case SQLITE_CREATE_TEMP_VIEW:
-		return deny(x, "the SQL creates view `%s` (CREATE VIEW); use a WITH clause instead", S(a));
+	case SQLITE_CREATE_TEMP_VIEW: return deny(x, "the SQL creates view `%s` (CREATE VIEW); use a WITH clause instead", S(a));
 	case SQLITE_CREATE_VTABLE:
 		return deny(x, "the SQL creates virtual table `%s` using %s (CREATE VIRTUAL TABLE)" ONLY, S(a), S(b));
 	case SQLITE_DROP_INDEX:
-	case SQLITE_DROP_TEMP_INDEX:
-		return deny(x, "the SQL drops index `%s` on `%s` (DROP INDEX)" ONLY, S(a), S(b));
+	case SQLITE_DROP_TEMP_INDEX: return deny(x, "the SQL drops index `%s` on `%s` (DROP INDEX)" ONLY, S(a), S(b));
 	case SQLITE_DROP_TABLE:
 	case SQLITE_DROP_TEMP_TABLE: return deny(x, "the SQL drops table `%s` (DROP TABLE)" ONLY, S(a));
 	case SQLITE_DROP_TRIGGER:
-	case SQLITE_DROP_TEMP_TRIGGER:
-		return deny(x, "the SQL drops trigger `%s` on `%s` (DROP TRIGGER)" ONLY, S(a), S(b));
+	case SQLITE_DROP_TEMP_TRIGGER: return deny(x, "the SQL drops trigger `%s` on `%s` (DROP TRIGGER)" ONLY, S(a), S(b));
 	case SQLITE_DROP_VIEW:
 	case SQLITE_DROP_TEMP_VIEW: return deny(x, "the SQL drops view `%s` (DROP VIEW)" ONLY, S(a));
 	case SQLITE_DROP_VTABLE: return deny(x, "the SQL drops virtual table `%s` (DROP TABLE)" ONLY, S(a));
@@ -334,8 +429,10 @@ static int authorize(void *p, int op, const char *a, const char *b, const char *
 	case SQLITE_SAVEPOINT:
 		return deny(x, "savepoints (%s `%s`) are not allowed; send one SELECT without transactions", S(a), S(b));
 	case SQLITE_ATTACH:
-		return deny(x, "the SQL attaches database file '%s' (ATTACH or VACUUM INTO); only the connected database "
-		               "can be read", S(a));
+		return deny(x,
+		            "the SQL attaches database file '%s' (ATTACH or VACUUM INTO); only the connected database "
+		            "can be read",
+		            S(a));
 	case SQLITE_DETACH:
 		return deny(x, "the SQL detaches database `%s` (DETACH); only the connected database can be read", S(a));
 	case SQLITE_REINDEX: return deny(x, "the SQL rebuilds index `%s` (REINDEX)" ONLY, S(a));
@@ -349,8 +446,7 @@ static int authorize(void *p, int op, const char *a, const char *b, const char *
 /* Messages SQLite gives when a statement exceeds one of exec's limits. */
 static int is_limit_message(const char *m)
 {
-	static const char *const phrases[] = {"too large", "too many", "too big", "too complex",
-	                                      "stack overflow", "too deep"};
+	static const char *const phrases[] = {"too large", "too many", "too big", "too complex", "stack overflow", "too deep"};
 	for (size_t i = 0; i < sizeof phrases / sizeof phrases[0]; i++)
 		if (strstr(m, phrases[i]))
 			return 1;
@@ -381,8 +477,7 @@ static const char *schema_function(const char *m, const char *sql, size_t len)
 	return name;
 }
 
-int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int offset_base,
-                       struct err *err)
+int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int offset_base, struct err *err)
 {
 	const char *m = sqlite3_errmsg(x->db);
 	int primary = src & 0xff;
@@ -397,20 +492,17 @@ int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int
 		return err_set(err, CONVBI_EREJECTED, "%s", x->deny);
 	switch (primary) {
 	case SQLITE_AUTH:
-		return err_set(err, CONVBI_EREJECTED, "the SQL uses something that is not allowed (%s); send one plain SELECT", m);
-	case SQLITE_NOMEM:
-		return err_set(err, CONVBI_ENOMEM, "out of memory running the SQL");
+		return err_set(err, CONVBI_EREJECTED, "the SQL uses something that is not allowed (%s); send one plain SELECT",
+		               m);
+	case SQLITE_NOMEM: return err_set(err, CONVBI_ENOMEM, "out of memory running the SQL");
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
-	case SQLITE_SCHEMA:
-		return ro_busy_error(err, x->path);
+	case SQLITE_SCHEMA: return ro_busy_error(err, x->path);
 	case SQLITE_IOERR:
 	case SQLITE_CORRUPT:
 	case SQLITE_NOTADB:
-	case SQLITE_CANTOPEN:
-		return err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); check the file", x->path, m);
-	case SQLITE_READONLY:
-		return err_set(err, CONVBI_EREJECTED, "the SQL tried to write (%s)" ONLY, m);
+	case SQLITE_CANTOPEN: return err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); check the file", x->path, m);
+	case SQLITE_READONLY: return err_set(err, CONVBI_EREJECTED, "the SQL tried to write (%s)" ONLY, m);
 	case SQLITE_TOOBIG:
 		/* a capped function's own message already names the limit and the fix */
 		if (strcmp(m, "string or blob too big"))
@@ -448,10 +540,11 @@ int guard_init(struct exec *x, struct err *err)
 	for (size_t i = 0; i < NFILTERS; i++) {
 		int code;
 		PCRE2_SIZE at;
-		x->filter[i] = pcre2_compile((PCRE2_SPTR)filters[i].re, PCRE2_ZERO_TERMINATED,
-		                             PCRE2_CASELESS | PCRE2_DOTALL, &code, &at, NULL);
+		x->filter[i] = pcre2_compile((PCRE2_SPTR)filters[i].re, PCRE2_ZERO_TERMINATED, PCRE2_CASELESS | PCRE2_DOTALL,
+		                             &code, &at, NULL);
 		if (!x->filter[i])
-			return err_set(err, CONVBI_ENOMEM, "the SQL gate's filter %zu does not compile (PCRE2 error %d)", i, code);
+			return err_set(err, CONVBI_ENOMEM, "the SQL gate's filter %zu does not compile (PCRE2 error %d)", i,
+			               code);
 	}
 
 	src = sqlite3_prepare_v2(x->db, "SELECT name FROM sqlite_schema WHERE name IS NOT NULL", -1, &st, NULL);
@@ -531,8 +624,8 @@ int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **ou
 	x->deny[0] = '\0';
 	x->deny_weak = 0;
 	if (len > EXEC_SQL_MAX)
-		return err_set(err, CONVBI_ETOOBIG, "the SQL is %zu bytes, over the %d-byte limit; write a shorter query",
-		               len, EXEC_SQL_MAX);
+		return err_set(err, CONVBI_ETOOBIG, "the SQL is %zu bytes, over the %d-byte limit; write a shorter query", len,
+		               EXEC_SQL_MAX);
 	const char *nul = memchr(sql, '\0', len);
 	if (nul)
 		return err_set(err, CONVBI_EREJECTED, "the SQL contains a NUL byte at offset %zu; send plain text",
@@ -582,8 +675,7 @@ int guard_prepare(struct exec *x, const char *sql, size_t len, sqlite3_stmt **ou
 	size_t rest = skip_ignorable(sql, len, used, 1);
 	if (rest < len) {
 		rc = err_set(err, CONVBI_EREJECTED,
-		             "the SQL has more than one statement (another starts at offset %zu); send exactly one SELECT",
-		             rest);
+		             "the SQL has more than one statement (another starts at offset %zu); send exactly one SELECT", rest);
 		goto fail;
 	}
 	if (!is_select) {

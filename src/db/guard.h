@@ -65,7 +65,6 @@ void guard_release(struct exec *x);
  * ENOMEM, locking and I/O to EDB, the rest to ESQL.  offset_base is added
  * to sqlite3_error_offset() (-1 = do not show an offset); sql (may be
  * NULL) is searched for dialect hints. */
-int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int offset_base,
-                       struct err *err);
+int guard_sqlite_error(struct exec *x, int src, const char *sql, size_t len, int offset_base, struct err *err);
 
 #endif

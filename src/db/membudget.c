@@ -18,17 +18,17 @@
 #include "util/clock.h"
 
 struct membudget {
-	_Atomic int64_t used;   /* bytes charged now */
-	_Atomic int64_t peak;   /* highest `used` since the last reset */
-	_Atomic int64_t limit;  /* bytes; <= 0 = unlimited */
-	atomic_int exceeded;    /* 1 = an allocation was refused */
-	atomic_long refs;       /* 1 for the owner + one per charged block */
+	_Atomic int64_t used;        /* bytes charged now */
+	_Atomic int64_t peak;        /* highest `used` since the last reset */
+	_Atomic int64_t limit;       /* bytes; <= 0 = unlimited */
+	atomic_int exceeded;         /* 1 = an allocation was refused */
+	atomic_long refs;            /* 1 for the owner + one per charged block */
 	_Atomic int64_t deadline_ms; /* large allocations fail from then on; 0 = never */
 };
 
 struct header {
-	struct membudget *b;  /* charged budget or NULL */
-	int64_t size;         /* bytes SQLite asked for */
+	struct membudget *b; /* charged budget or NULL */
+	int64_t size;        /* bytes SQLite asked for */
 };
 
 #define HDR ((int)sizeof(struct header)) /* 16: keeps the 8-byte alignment SQLite needs */
@@ -184,8 +184,7 @@ static void mb_shutdown(void *app)
  * A host that later configures its own allocator simply replaces ours. */
 __attribute__((constructor)) static void membudget_install(void)
 {
-	static const sqlite3_mem_methods ours = {mb_malloc, mb_free, mb_realloc, mb_size, mb_roundup,
-	                                         mb_init,   mb_shutdown, NULL};
+	static const sqlite3_mem_methods ours = {mb_malloc, mb_free, mb_realloc, mb_size, mb_roundup, mb_init, mb_shutdown, NULL};
 	if (sqlite3_config(SQLITE_CONFIG_GETMALLOC, &real) != SQLITE_OK || !real.xMalloc)
 		return;
 	sqlite3_config(SQLITE_CONFIG_MALLOC, &ours);

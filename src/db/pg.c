@@ -47,7 +47,7 @@
 #include "util/clock.h"
 #include "util/limits.h"
 
-#define PG_OPTIONS_MAX 8192  /* bytes of the libpq options string we build */
+#define PG_OPTIONS_MAX 8192 /* bytes of the libpq options string we build */
 
 /* ---- open --------------------------------------------------------------------- */
 
@@ -118,7 +118,10 @@ static char *describe_of(PQconninfoOption *opts)
 	struct buf b;
 	buf_init(&b, DB_DESCRIBE_MAX_BYTES);
 	buf_printf(&b, "postgresql://%s%s%s%s%s/%s", user ? user : "", user ? "@" : "",
-	           host ? host : hostaddr ? hostaddr : "", port ? ":" : "", port ? port : "", dbname ? dbname : "");
+	           host       ? host
+	           : hostaddr ? hostaddr
+	                      : "",
+	           port ? ":" : "", port ? port : "", dbname ? dbname : "");
 	return buf_take(&b);
 }
 
@@ -158,9 +161,11 @@ static int connect_conn(struct pg *p, const char *describe, struct err *err)
 		first_line(why, sizeof why, PQerrorMessage(p->conn));
 		if (PQconnectionNeedsPassword(p->conn))
 			return err_set(err, CONVBI_EDB,
-			               "database `%s` needs a password; set PGPASSWORD, add it to ~/.pgpass or to the URI", describe);
-		return err_set(err, CONVBI_EDB, "cannot connect to database `%s` (%s); check the host, port, user and database name",
-		               describe, why);
+			               "database `%s` needs a password; set PGPASSWORD, add it to ~/.pgpass or to the URI",
+			               describe);
+		return err_set(err, CONVBI_EDB,
+		               "cannot connect to database `%s` (%s); check the host, port, user and database name", describe,
+		               why);
 	}
 	p->cancel = PQgetCancel(p->conn);
 	if (!p->cancel)
@@ -168,8 +173,8 @@ static int connect_conn(struct pg *p, const char *describe, struct err *err)
 	return CONVBI_OK;
 }
 
-int pg_exec_ours(struct pg *p, const char *sql, int nparams, const char *const *params, ExecStatusType want,
-                 const char *what, PGresult **out, struct err *err)
+int pg_exec_ours(struct pg *p, const char *sql, int nparams, const char *const *params, ExecStatusType want, const char *what,
+                 PGresult **out, struct err *err)
 {
 	if (out)
 		*out = NULL;
@@ -200,14 +205,15 @@ int pg_exec_ours(struct pg *p, const char *sql, int nparams, const char *const *
 static int check_session(struct pg *p, const char *search_path, struct err *err)
 {
 	PGresult *res = NULL;
-	const char *sql = PQserverVersion(p->conn) >= 150000
-	        ? "SELECT current_setting('default_transaction_read_only'), "
-	          "(SELECT setting FROM pg_settings WHERE name = 'work_mem'), "
-	          "current_setting('is_superuser') = 'on' OR has_parameter_privilege('temp_file_limit', 'SET'), "
-	          "(SELECT setting FROM pg_settings WHERE name = 'temp_file_limit')"
-	        : "SELECT current_setting('default_transaction_read_only'), "
-	          "(SELECT setting FROM pg_settings WHERE name = 'work_mem'), current_setting('is_superuser') = 'on', "
-	          "(SELECT setting FROM pg_settings WHERE name = 'temp_file_limit')";
+	const char *sql =
+	        PQserverVersion(p->conn) >= 150000
+	                ? "SELECT current_setting('default_transaction_read_only'), "
+	                  "(SELECT setting FROM pg_settings WHERE name = 'work_mem'), "
+	                  "current_setting('is_superuser') = 'on' OR has_parameter_privilege('temp_file_limit', 'SET'), "
+	                  "(SELECT setting FROM pg_settings WHERE name = 'temp_file_limit')"
+	                : "SELECT current_setting('default_transaction_read_only'), "
+	                  "(SELECT setting FROM pg_settings WHERE name = 'work_mem'), current_setting('is_superuser') = 'on', "
+	                  "(SELECT setting FROM pg_settings WHERE name = 'temp_file_limit')";
 	int rc = pg_exec_ours(p, sql, 0, NULL, PGRES_TUPLES_OK, "reading the session's settings", &res, err);
 	if (rc)
 		return rc;
@@ -244,8 +250,8 @@ static int check_session(struct pg *p, const char *search_path, struct err *err)
 }
 
 static int pg_check(struct db *d, const char *sql, struct err *err);
-static int pg_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
-                  void *cancel_payload, struct table **out, struct err *err);
+static int pg_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *), void *cancel_payload,
+                  struct table **out, struct err *err);
 static void pg_interrupt(struct db *d);
 static void pg_close(struct db *d);
 static int pg_introspect_db(struct db *d, struct schema **out, struct err *err)
@@ -254,12 +260,12 @@ static int pg_introspect_db(struct db *d, struct schema **out, struct err *err)
 }
 
 static const struct db_ops pg_ops = {
-	.kind = DB_POSTGRES,
-	.introspect = pg_introspect_db,
-	.check = pg_check,
-	.run = pg_run,
-	.interrupt = pg_interrupt,
-	.close = pg_close,
+        .kind = DB_POSTGRES,
+        .introspect = pg_introspect_db,
+        .check = pg_check,
+        .run = pg_run,
+        .interrupt = pg_interrupt,
+        .close = pg_close,
 };
 
 int db_pg_open(struct db *d, const char *target, const struct db_options *opt, struct err *err)
@@ -312,8 +318,7 @@ int db_pg_open(struct db *d, const char *target, const struct db_options *opt, s
 		goto done;
 	const char *version = PQparameterStatus(p->conn, "server_version");
 	char dialect[96];
-	snprintf(dialect, sizeof dialect, "PostgreSQL %.*s", (int)strcspn(version ? version : "?", " "),
-	         version ? version : "?");
+	snprintf(dialect, sizeof dialect, "PostgreSQL %.*s", (int)strcspn(version ? version : "?", " "), version ? version : "?");
 	if (!(d->dialect = xstrdup(dialect)))
 		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening a database");
 done:
@@ -446,8 +451,12 @@ static const char *type_name(Oid oid)
 static int cell_type(Oid oid)
 {
 	switch (oid) {
-	case 20: case 21: case 23: return TABLE_INT;
-	case 700: case 701: case 1700: return TABLE_REAL;
+	case 20:
+	case 21:
+	case 23: return TABLE_INT;
+	case 700:
+	case 701:
+	case 1700: return TABLE_REAL;
 	default: return TABLE_TEXT;
 	}
 }
@@ -536,11 +545,11 @@ struct run {
 	struct table *t;
 	int (*cancel)(void *); /* db.c's wrapper: the caller's callback or db_cancel */
 	void *cancel_payload;
-	int stopped;        /* 0, CONVBI_ETIMEOUT or ECANCELED: we cancelled the query */
-	int cut;            /* a cap was reached: the rest was cancelled */
-	int64_t cancel_at;  /* clock_mono_ms() of our first PQcancel, 0 = none */
+	int stopped;         /* 0, CONVBI_ETIMEOUT or ECANCELED: we cancelled the query */
+	int cut;             /* a cap was reached: the rest was cancelled */
+	int64_t cancel_at;   /* clock_mono_ms() of our first PQcancel, 0 = none */
 	int64_t cancel_last; /* clock_mono_ms() of the latest one */
-	int failed;         /* an error result was recorded in err */
+	int failed;          /* an error result was recorded in err */
 	int rc;
 };
 
@@ -597,7 +606,8 @@ static void take_result(struct run *r, PGresult *res, const char *sql, struct er
 		}
 		return;
 	}
-	if (r->cut && !strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "", "57014"))
+	if (r->cut &&
+	    !strcmp(PQresultErrorField(res, PG_DIAG_SQLSTATE) ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : "", "57014"))
 		return; /* our own cancel after a cap: the rows kept are the answer */
 	if (!r->stopped && r->cancel && r->cancel(r->cancel_payload))
 		r->stopped = CONVBI_ECANCELED; /* db_cancel's PQcancel landed before our loop saw its flag */
@@ -605,8 +615,8 @@ static void take_result(struct run *r, PGresult *res, const char *sql, struct er
 	r->failed = 1;
 }
 
-static int pg_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *),
-                  void *cancel_payload, struct table **out, struct err *err)
+static int pg_run(struct db *d, const char *sql, const struct exec_limits *lim, int (*cancel)(void *), void *cancel_payload,
+                  struct table **out, struct err *err)
 {
 	static const struct exec_limits defaults = EXEC_LIMITS_INIT;
 	struct pg *p = d->impl;

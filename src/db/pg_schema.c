@@ -33,50 +33,50 @@
 #include "util/buf.h"
 
 /* The schemas in search-path order, with their position. */
-#define NS_CTE                                                                                          \
-	"WITH ns AS (SELECT n.oid, n.nspname, o.ord FROM unnest(current_schemas(false)) WITH ORDINALITY "  \
+#define NS_CTE                                                                                            \
+	"WITH ns AS (SELECT n.oid, n.nspname, o.ord FROM unnest(current_schemas(false)) WITH ORDINALITY " \
 	"AS o(name, ord) JOIN pg_namespace n ON n.nspname = o.name), "                                    \
-	"rel AS (SELECT c.oid, c.relname, c.relkind, c.reltuples, ns.nspname, ns.ord FROM pg_class c "     \
-	"JOIN ns ON c.relnamespace = ns.oid WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') "                 \
+	"rel AS (SELECT c.oid, c.relname, c.relkind, c.reltuples, ns.nspname, ns.ord FROM pg_class c "    \
+	"JOIN ns ON c.relnamespace = ns.oid WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f') "                \
 	"AND NOT c.relispartition AND has_any_column_privilege(c.oid, 'SELECT')) "
 
 static const char tables_sql[] = NS_CTE
-	"SELECT rel.oid, rel.nspname, rel.relname, rel.relkind IN ('v', 'm'), rel.reltuples::float8, d.description "
-	"FROM rel LEFT JOIN pg_description d ON d.objoid = rel.oid AND d.classoid = 'pg_class'::regclass "
-	"AND d.objsubid = 0 ORDER BY rel.ord, rel.relname";
+        "SELECT rel.oid, rel.nspname, rel.relname, rel.relkind IN ('v', 'm'), rel.reltuples::float8, d.description "
+        "FROM rel LEFT JOIN pg_description d ON d.objoid = rel.oid AND d.classoid = 'pg_class'::regclass "
+        "AND d.objsubid = 0 ORDER BY rel.ord, rel.relname";
 
 static const char columns_sql[] = NS_CTE
-	"SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, d.description "
-	"FROM rel JOIN pg_attribute a ON a.attrelid = rel.oid "
-	"LEFT JOIN pg_description d ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass "
-	"AND d.objsubid = a.attnum "
-	"WHERE a.attnum > 0 AND NOT a.attisdropped AND has_column_privilege(a.attrelid, a.attnum, 'SELECT') "
-	"ORDER BY a.attrelid, a.attnum";
+        "SELECT a.attrelid, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, d.description "
+        "FROM rel JOIN pg_attribute a ON a.attrelid = rel.oid "
+        "LEFT JOIN pg_description d ON d.objoid = a.attrelid AND d.classoid = 'pg_class'::regclass "
+        "AND d.objsubid = a.attnum "
+        "WHERE a.attnum > 0 AND NOT a.attisdropped AND has_column_privilege(a.attrelid, a.attnum, 'SELECT') "
+        "ORDER BY a.attrelid, a.attnum";
 
 static const char keys_sql[] = NS_CTE
-	"SELECT con.conrelid, con.contype, con.oid, sa.attname, fn.nspname, fc.relname, fa.attname "
-	"FROM rel JOIN pg_constraint con ON con.conrelid = rel.oid "
-	"CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(src, dst, ord) "
-	"JOIN pg_attribute sa ON sa.attrelid = con.conrelid AND sa.attnum = k.src "
-	"LEFT JOIN pg_class fc ON fc.oid = con.confrelid "
-	"LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace "
-	"LEFT JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.dst "
-	"WHERE con.contype IN ('p', 'f') ORDER BY con.conrelid, con.contype, con.oid, k.ord";
+        "SELECT con.conrelid, con.contype, con.oid, sa.attname, fn.nspname, fc.relname, fa.attname "
+        "FROM rel JOIN pg_constraint con ON con.conrelid = rel.oid "
+        "CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(src, dst, ord) "
+        "JOIN pg_attribute sa ON sa.attrelid = con.conrelid AND sa.attnum = k.src "
+        "LEFT JOIN pg_class fc ON fc.oid = con.confrelid "
+        "LEFT JOIN pg_namespace fn ON fn.oid = fc.relnamespace "
+        "LEFT JOIN pg_attribute fa ON fa.attrelid = con.confrelid AND fa.attnum = k.dst "
+        "WHERE con.contype IN ('p', 'f') ORDER BY con.conrelid, con.contype, con.oid, k.ord";
 
 static const char values_sql[] = NS_CTE
-	"SELECT rel.oid, s.attname, s.most_common_vals::text FROM rel "
-	"JOIN pg_stats s ON s.schemaname = rel.nspname AND s.tablename = rel.relname "
-	"WHERE s.most_common_vals IS NOT NULL";
+        "SELECT rel.oid, s.attname, s.most_common_vals::text FROM rel "
+        "JOIN pg_stats s ON s.schemaname = rel.nspname AND s.tablename = rel.relname "
+        "WHERE s.most_common_vals IS NOT NULL";
 
 struct by_oid {
 	unsigned oid;
-	size_t index;  /* in schema->tables */
+	size_t index; /* in schema->tables */
 };
 
 struct loader {
 	struct pg *p;
 	struct schema *s;
-	struct by_oid *oids;  /* owned, sorted by oid */
+	struct by_oid *oids; /* owned, sorted by oid */
 };
 
 static int cmp_oid(const void *a, const void *b)
@@ -224,8 +224,7 @@ static int load_keys(struct loader *l, struct err *err)
 
 static int is_text_type(const char *type)
 {
-	return !strcmp(type, "text") || !strncmp(type, "character", 9) || !strcmp(type, "citext") ||
-	       !strcmp(type, "name");
+	return !strcmp(type, "text") || !strncmp(type, "character", 9) || !strcmp(type, "citext") || !strcmp(type, "name");
 }
 
 /* Reads up to SCHEMA_SAMPLES elements of an array literal {a,"b c",NULL}

@@ -23,8 +23,8 @@ int ro_uri(struct buf *out, const char *path)
 	int rc = buf_puts(out, path[0] == '/' ? "file://" : "file:");
 	for (const unsigned char *p = (const unsigned char *)path; *p && !rc; p++) {
 		unsigned char c = *p;
-		int plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		            c == '-' || c == '.' || c == '_' || c == '~' || c == '/';
+		int plain = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		            c == '_' || c == '~' || c == '/';
 		if (plain) {
 			rc = buf_putc(out, (char)c);
 		} else {
@@ -42,17 +42,15 @@ static int explain_path(const char *path, struct err *err)
 	if (stat(path, &st) != 0) {
 		if (errno == ENOENT)
 			return err_set(err, CONVBI_EDB, "database `%s` does not exist; check the path", path);
-		return err_set(err, CONVBI_EDB, "database `%s` cannot be opened (%s); check the path and its permissions",
-		               path, strerror(errno));
+		return err_set(err, CONVBI_EDB, "database `%s` cannot be opened (%s); check the path and its permissions", path,
+		               strerror(errno));
 	}
 	if (S_ISDIR(st.st_mode))
 		return err_set(err, CONVBI_EDB, "database `%s` is a directory; give the path of a SQLite file", path);
 	if (!S_ISREG(st.st_mode))
-		return err_set(err, CONVBI_EDB, "database `%s` is not a regular file; give the path of a SQLite file",
-		               path);
+		return err_set(err, CONVBI_EDB, "database `%s` is not a regular file; give the path of a SQLite file", path);
 	if (access(path, R_OK) != 0)
-		return err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); make it readable", path,
-		               strerror(errno));
+		return err_set(err, CONVBI_EDB, "database `%s` cannot be read (%s); make it readable", path, strerror(errno));
 	return CONVBI_OK;
 }
 
@@ -78,7 +76,7 @@ static int side_file(const char *path, const char *suffix, off_t *size)
 	struct stat st;
 	*size = 0;
 	if ((size_t)snprintf(name, sizeof name, "%s%s", path, suffix) >= sizeof name)
-		return 1;  /* cannot say: assume it exists, open as usual */
+		return 1; /* cannot say: assume it exists, open as usual */
 	if (lstat(name, &st) != 0)
 		return 0;
 	*size = st.st_size;
@@ -99,7 +97,7 @@ static int wal_side_files(const char *path, int *immutable, struct err *err)
 	*immutable = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
-		return CONVBI_OK;  /* the open below phrases it */
+		return CONVBI_OK; /* the open below phrases it */
 	ssize_t n = pread(fd, hdr, sizeof hdr, 0);
 	close(fd);
 	if (n != (ssize_t)sizeof hdr || memcmp(hdr, "SQLite format 3", 16) || hdr[18] != 2 || hdr[19] != 2)
@@ -112,9 +110,11 @@ static int wal_side_files(const char *path, int *immutable, struct err *err)
 		*immutable = 1;
 		return CONVBI_OK;
 	}
-	return err_set(err, CONVBI_EDB, "database `%s` is in WAL mode and `%s-wal` holds changes but `%s-shm` is missing; "
+	return err_set(err, CONVBI_EDB,
+	               "database `%s` is in WAL mode and `%s-wal` holds changes but `%s-shm` is missing; "
 	               "convbi never creates files beside your database: checkpoint it first "
-	               "(sqlite3 '%s' 'PRAGMA wal_checkpoint(TRUNCATE)')", path, path, path, path);
+	               "(sqlite3 '%s' 'PRAGMA wal_checkpoint(TRUNCATE)')",
+	               path, path, path, path);
 }
 
 int ro_open(sqlite3 **out, const char *path, struct err *err)
@@ -142,22 +142,21 @@ int ro_open_vfs(sqlite3 **out, const char *path, const char *vfs, struct err *er
 		return err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
 	}
 
-	int src = sqlite3_open_v2(uri.data, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX,
-	                          vfs);
+	int src = sqlite3_open_v2(uri.data, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, vfs);
 	buf_release(&uri);
 	if (src == SQLITE_NOMEM || !db) {
 		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening database `%s`", path);
 		goto fail;
 	}
 	if (src != SQLITE_OK) {
-		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be opened (%s); check the path and its permissions",
-		             path, sqlite3_errmsg(db));
+		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be opened (%s); check the path and its permissions", path,
+		             sqlite3_errmsg(db));
 		goto fail;
 	}
 	sqlite3_extended_result_codes(db, 1);
 	if (harden(db) != SQLITE_OK) {
-		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be made read-only (%s); check the SQLite build",
-		             path, sqlite3_errmsg(db));
+		rc = err_set(err, CONVBI_EDB, "database `%s` cannot be made read-only (%s); check the SQLite build", path,
+		             sqlite3_errmsg(db));
 		goto fail;
 	}
 	/* the probe: reads the header and the schema */
@@ -181,8 +180,10 @@ int ro_is_busy(int src)
 
 int ro_busy_error(struct err *err, const char *path)
 {
-	return err_set(err, CONVBI_EDB, "database `%s` is locked or being changed by another process; try again when it "
-	                                "is done", path);
+	return err_set(err, CONVBI_EDB,
+	               "database `%s` is locked or being changed by another process; try again when it "
+	               "is done",
+	               path);
 }
 
 int ro_schema_error(struct err *err, const char *path, int src, const char *msg)

@@ -25,9 +25,9 @@
 
 struct loader {
 	sqlite3 *db;
-	struct views *views;  /* owned: view weights */
-	int64_t deadline_ms;  /* for the query being run */
-	int64_t end_ms;       /* end of the whole counting/sampling budget */
+	struct views *views; /* owned: view weights */
+	int64_t deadline_ms; /* for the query being run */
+	int64_t end_ms;      /* end of the whole counting/sampling budget */
 };
 
 static int on_progress(void *p)
@@ -116,8 +116,10 @@ static int load_columns(struct loader *l, struct schema_table *t)
 		return CONVBI_OK; /* expanding it is what takes long; the gate refuses it too */
 	/* table_xinfo, not table_info: generated columns are columns too;
 	 * hidden = 1 are a virtual table's hidden columns */
-	src = sqlite3_prepare_v2(l->db, "SELECT name, type, \"notnull\", pk, hidden IN (2, 3) FROM "
-	                                "pragma_table_xinfo(?1) WHERE hidden <> 1", -1, &st, NULL);
+	src = sqlite3_prepare_v2(l->db,
+	                         "SELECT name, type, \"notnull\", pk, hidden IN (2, 3) FROM "
+	                         "pragma_table_xinfo(?1) WHERE hidden <> 1",
+	                         -1, &st, NULL);
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -156,8 +158,10 @@ static int load_fks(struct loader *l, struct schema_table *t)
 	sqlite3_stmt *st = NULL;
 	int cap = 0, rc = CONVBI_OK, src;
 
-	src = sqlite3_prepare_v2(l->db, "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) "
-	                                "ORDER BY id, seq", -1, &st, NULL);
+	src = sqlite3_prepare_v2(l->db,
+	                         "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) "
+	                         "ORDER BY id, seq",
+	                         -1, &st, NULL);
 	if (src == SQLITE_OK)
 		src = sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
 	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
@@ -391,7 +395,7 @@ done:
 
 /* ---- ranges ---------------------------------------------------------------------- */
 
-#define RANGE_VALUE_CHARS 24  /* characters kept of a bound */
+#define RANGE_VALUE_CHARS 24 /* characters kept of a bound */
 
 static int has_any(const char *type, const char *const *marks, size_t n)
 {
@@ -412,8 +416,8 @@ int schema_column_is_key(const struct schema_table *t, const struct schema_colum
 		if (!sqlite3_stricmp(t->fks[f].from, c->name))
 			return 1;
 	size_t n = strlen(c->name);
-	return !sqlite3_stricmp(c->name, "id") || (n > 2 && !sqlite3_stricmp(c->name + n - 2, "id") &&
-	                                           (c->name[n - 3] == '_' || c->name[n - 2] == 'I'));
+	return !sqlite3_stricmp(c->name, "id") ||
+	       (n > 2 && !sqlite3_stricmp(c->name + n - 2, "id") && (c->name[n - 3] == '_' || c->name[n - 2] == 'I'));
 }
 
 /* 1 for "YYYY-MM-DD..." text. */
@@ -489,7 +493,7 @@ done:
 /* Names of virtual tables' shadow tables: `<vtab>_<suffix>`. */
 static int is_shadow(const struct schema *s, const char *name)
 {
-	static const char *const suffixes[] = {"content", "segments", "segdir", "docsize", "stat",   "data",
+	static const char *const suffixes[] = {"content", "segments", "segdir", "docsize", "stat",  "data",
 	                                       "idx",     "config",   "node",   "rowid",   "parent"};
 	const char *us = strrchr(name, '_');
 	if (!us)

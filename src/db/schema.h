@@ -30,28 +30,28 @@
 #include "util/buf.h"
 #include "util/err.h"
 
-#define SCHEMA_SAMPLES 5             /* distinct sample values per text column */
-#define SCHEMA_SAMPLE_CHARS 40       /* characters kept of a sample value */
-#define SCHEMA_COUNT_CAP 1000000     /* rows counted before giving "~N+" */
-#define SCHEMA_COUNT_MS 200          /* time to count one table */
-#define SCHEMA_SAMPLE_MS 50          /* time to sample one column */
-#define SCHEMA_LOAD_MS 3000          /* time for all counts and samples */
-#define SCHEMA_RANGE_MS 50           /* time to read one column's min..max */
-#define SCHEMA_SAMPLE_ROWS 1000      /* rows looked at for one column's samples */
+#define SCHEMA_SAMPLES 5               /* distinct sample values per text column */
+#define SCHEMA_SAMPLE_CHARS 40         /* characters kept of a sample value */
+#define SCHEMA_COUNT_CAP 1000000       /* rows counted before giving "~N+" */
+#define SCHEMA_COUNT_MS 200            /* time to count one table */
+#define SCHEMA_SAMPLE_MS 50            /* time to sample one column */
+#define SCHEMA_LOAD_MS 3000            /* time for all counts and samples */
+#define SCHEMA_RANGE_MS 50             /* time to read one column's min..max */
+#define SCHEMA_SAMPLE_ROWS 1000        /* rows looked at for one column's samples */
 #define SCHEMA_VALUE_MAX (1024 * 1024) /* SQLITE_LIMIT_LENGTH of the loader's connection */
 
 struct schema_column {
-	char *name;      /* owned */
-	char *type;      /* owned declared type, "" when none */
-	int pk;          /* 1-based position in the primary key, 0 = not in it */
-	int notnull;     /* 1 = declared NOT NULL */
-	int generated;   /* 1 = a generated column (VIRTUAL or STORED) */
-	char **samples;  /* owned: nsamples values, each at most SCHEMA_SAMPLE_CHARS
+	char *name;     /* owned */
+	char *type;     /* owned declared type, "" when none */
+	int pk;         /* 1-based position in the primary key, 0 = not in it */
+	int notnull;    /* 1 = declared NOT NULL */
+	int generated;  /* 1 = a generated column (VIRTUAL or STORED) */
+	char **samples; /* owned: nsamples values, each at most SCHEMA_SAMPLE_CHARS
 	                    characters (a cut one ends in "…") */
 	int nsamples;
-	char *range;     /* owned: "min..max" of a numeric or date-like column
+	char *range;   /* owned: "min..max" of a numeric or date-like column
 	                    (keys left out), NULL when not known */
-	char *comment;   /* owned: the column's comment (PostgreSQL), or NULL */
+	char *comment; /* owned: the column's comment (PostgreSQL), or NULL */
 };
 
 struct schema_fk {
@@ -63,21 +63,21 @@ struct schema_fk {
 };
 
 struct schema_table {
-	char *name;                    /* owned */
-	int is_view;                   /* 1 = a view (no row count, no samples) */
-	struct schema_column *cols;    /* owned, ncols entries */
+	char *name;                 /* owned */
+	int is_view;                /* 1 = a view (no row count, no samples) */
+	struct schema_column *cols; /* owned, ncols entries */
 	int ncols;
-	struct schema_fk *fks;         /* owned, nfks entries, ordered by id */
+	struct schema_fk *fks; /* owned, nfks entries, ordered by id */
 	int nfks;
-	int64_t rows;                  /* row count; -1 = not counted */
-	int rows_cut;                  /* 1 = rows is a lower bound (cap or time) */
-	int rows_estimated;            /* 1 = rows is the planner's estimate (PostgreSQL) */
-	char *schema;                  /* owned: the schema (PostgreSQL), or NULL */
-	char *comment;                 /* owned: the table's comment (PostgreSQL), or NULL */
+	int64_t rows;       /* row count; -1 = not counted */
+	int rows_cut;       /* 1 = rows is a lower bound (cap or time) */
+	int rows_estimated; /* 1 = rows is the planner's estimate (PostgreSQL) */
+	char *schema;       /* owned: the schema (PostgreSQL), or NULL */
+	char *comment;      /* owned: the table's comment (PostgreSQL), or NULL */
 };
 
 struct schema {
-	struct schema_table *tables;  /* owned, in creation order */
+	struct schema_table *tables; /* owned, in creation order */
 	size_t ntables;
 };
 
@@ -115,21 +115,23 @@ int schema_render(struct buf *out, const struct schema *s, const char *question,
  * a foreign key, or named like one ("id", "x_id", "xId"). */
 int schema_column_is_key(const struct schema_table *t, const struct schema_column *c);
 
-
 /* Stored values a question names (from the value index, vindex.h). */
 struct ground_value {
-	char *table;     /* owned */
-	char *column;    /* owned */
-	char *value;     /* owned, as stored */
-	double score;    /* higher = a closer match */
+	char *table;  /* owned */
+	char *column; /* owned */
+	char *value;  /* owned, as stored */
+	double score; /* higher = a closer match */
 };
 
 struct ground {
-	struct ground_value *v;  /* owned, n entries, best first */
+	struct ground_value *v; /* owned, n entries, best first */
 	int n, cap;
 };
 
-#define GROUND_INIT {NULL, 0, 0}
+#define GROUND_INIT        \
+	{                  \
+		NULL, 0, 0 \
+	}
 
 /* Appends one value (copied) to g.  Returns CONVBI_OK or ENOMEM. */
 int ground_add(struct ground *g, const char *table, const char *column, const char *value, double score);

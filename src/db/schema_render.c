@@ -131,8 +131,7 @@ static int linked(const struct schema *s, size_t a, size_t b)
 }
 
 /* Marks tier 1 on the inner tables of a shortest FK path from a to b. */
-static void mark_path(const struct schema *s, const unsigned char *adj, size_t a, size_t b, int *tier,
-                      long *prev, size_t *queue)
+static void mark_path(const struct schema *s, const unsigned char *adj, size_t a, size_t b, int *tier, long *prev, size_t *queue)
 {
 	size_t n = s->ntables, head = 0, tail = 0;
 	for (size_t i = 0; i < n; i++)
@@ -259,8 +258,7 @@ static int flat_char(struct buf *b, const char **p)
 
 static int ident(struct buf *b, const char *name)
 {
-	int plain = (isalpha((unsigned char)name[0]) || name[0] == '_') &&
-	            !sqlite3_keyword_check(name, (int)strlen(name));
+	int plain = (isalpha((unsigned char)name[0]) || name[0] == '_') && !sqlite3_keyword_check(name, (int)strlen(name));
 	/* upper case is quoted: PostgreSQL folds unquoted names to lower case */
 	for (const char *p = name; plain && *p; p++)
 		plain = islower((unsigned char)*p) || isdigit((unsigned char)*p) || *p == '_';
@@ -330,8 +328,8 @@ static int grounded(const struct ground *g, const char *table, const char *colum
 
 /* The column's tail: matched values (always), then samples and range (when
  * `samples`).  *first says whether a separator is still owed. */
-static int render_values(struct buf *b, const struct schema_table *t, const struct schema_column *col,
-                         const struct ground *g, int samples, int *first)
+static int render_values(struct buf *b, const struct schema_table *t, const struct schema_column *col, const struct ground *g,
+                         int samples, int *first)
 {
 	int rc = CONVBI_OK, k = 0;
 	for (int i = 0; g && i < g->n && !rc; i++) {
@@ -500,7 +498,10 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 	if (!rc && t->is_view)
 		rc = buf_puts(b, " -- view");
 	else if (!rc && t->rows >= 0)
-		rc = buf_printf(b, t->rows_estimated ? " -- ~%lld rows (estimate)" : t->rows_cut ? " -- ~%lld+ rows" : " -- %lld rows",
+		rc = buf_printf(b,
+		                t->rows_estimated ? " -- ~%lld rows (estimate)"
+		                : t->rows_cut     ? " -- ~%lld+ rows"
+		                                  : " -- %lld rows",
 		                (long long)t->rows);
 	if (!rc && t->comment)
 		rc = comment(b, t->is_view || t->rows >= 0 ? "; " : " -- ", t->comment, "");
@@ -513,7 +514,7 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 /* ---- choosing what fits ------------------------------------------------------------- */
 
 struct entry {
-	size_t index;     /* in s->tables */
+	size_t index; /* in s->tables */
 	int tier;
 	double score;
 	size_t bare, full; /* bytes of the two renderings */
@@ -622,8 +623,9 @@ int schema_render_grounded(struct buf *out, const struct schema *s, const char *
 		for (size_t i = 0; i < n; i++)
 			e[i].kept = e[i].samples = 1;
 	} else {
-		size_t room = all_bare <= budget_bytes ? budget_bytes
-		              : budget_bytes > OMITTED_RESERVE ? budget_bytes - OMITTED_RESERVE : 0;
+		size_t room = all_bare <= budget_bytes         ? budget_bytes
+		              : budget_bytes > OMITTED_RESERVE ? budget_bytes - OMITTED_RESERVE
+		                                               : 0;
 		for (size_t i = 0; i < n; i++)
 			if (used + e[i].bare <= room) {
 				e[i].kept = 1;

@@ -115,9 +115,11 @@ static int blob_text(struct buf *b, const unsigned char *p, size_t len)
  * "-inf", "nan", for every rendering to recognise (table_nonfinite). */
 static const char *nonfinite_spelling(const char *data, size_t len)
 {
-	static const struct { const char *sqlite, *ours; } forms[] = {
-		{"Inf", "inf"}, {"+Inf", "inf"}, {"-Inf", "-inf"}, {"NaN", "nan"}, {"-NaN", "nan"},
-		{"inf", "inf"}, {"-inf", "-inf"}, {"nan", "nan"},
+	static const struct {
+		const char *sqlite, *ours;
+	} forms[] = {
+	        {"Inf", "inf"},  {"+Inf", "inf"}, {"-Inf", "-inf"}, {"NaN", "nan"},
+	        {"-NaN", "nan"}, {"inf", "inf"},  {"-inf", "-inf"}, {"nan", "nan"},
 	};
 	for (size_t i = 0; data && i < sizeof forms / sizeof forms[0]; i++)
 		if (len == strlen(forms[i].sqlite) && !memcmp(data, forms[i].sqlite, len))
@@ -130,8 +132,7 @@ int table_nonfinite(const char *cell)
 	return cell && (!strcmp(cell, "inf") || !strcmp(cell, "-inf") || !strcmp(cell, "nan"));
 }
 
-int table_set_cell(struct table *t, int64_t row, int col, int type, const void *data, size_t len,
-                   size_t cell_max)
+int table_set_cell(struct table *t, int64_t row, int col, int type, const void *data, size_t len, size_t cell_max)
 {
 	size_t at = (size_t)row * (size_t)t->ncols + (size_t)col;
 	struct buf b = BUF_INIT;

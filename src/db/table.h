@@ -29,8 +29,8 @@ enum table_type { TABLE_NULL = 0, TABLE_INT, TABLE_REAL, TABLE_TEXT, TABLE_BLOB 
 /* Why rows are missing from a truncated table. */
 enum table_cut {
 	TABLE_CUT_NONE = 0,
-	TABLE_CUT_ROWS,  /* the row cap was reached */
-	TABLE_CUT_BYTES  /* the total result byte cap was reached */
+	TABLE_CUT_ROWS, /* the row cap was reached */
+	TABLE_CUT_BYTES /* the total result byte cap was reached */
 };
 
 enum table_mode { TABLE_ALIGNED, TABLE_CSV, TABLE_JSON, TABLE_MARKDOWN, TABLE_LINE };
@@ -40,14 +40,14 @@ enum table_fit { TABLE_FIT_NONE = 0, TABLE_FIT_VERTICAL, TABLE_FIT_CUT };
 
 /* How table_render_view shows a table on a screen. */
 struct table_view {
-	enum table_mode mode;  /* LINE: one "name = value" line per cell,
+	enum table_mode mode; /* LINE: one "name = value" line per cell,
 	                          a blank line between rows (sqlite3's .mode line) */
-	int64_t max_rows;      /* < 0 = all */
-	size_t width;          /* display columns available; 0 = no limit */
-	int fit;               /* enum table_fit, for ALIGNED wider than width */
-	int color;             /* ANSI styles: bold header, dim NULL */
-	int decimals;          /* numbers lined up on the decimal point */
-	int footer;            /* ALIGNED and LINE: the "(N rows)" line */
+	int64_t max_rows;     /* < 0 = all */
+	size_t width;         /* display columns available; 0 = no limit */
+	int fit;              /* enum table_fit, for ALIGNED wider than width */
+	int color;            /* ANSI styles: bold header, dim NULL */
+	int decimals;         /* numbers lined up on the decimal point */
+	int footer;           /* ALIGNED and LINE: the "(N rows)" line */
 };
 
 /* BLOBs up to this many bytes are shown as X'..' hex, longer ones as
@@ -58,23 +58,23 @@ struct table_view {
 #define TABLE_COLUMN_WIDTH_MAX 60
 
 struct table_column {
-	char *name;      /* owned, valid UTF-8 */
-	char *decltype;  /* owned, "" for expressions */
+	char *name;     /* owned, valid UTF-8 */
+	char *decltype; /* owned, "" for expressions */
 };
 
 struct table {
 	int ncols;
-	struct table_column *cols;  /* ncols entries, owned */
+	struct table_column *cols; /* ncols entries, owned */
 	int64_t nrows;
-	char **cells;               /* nrows * ncols, row-major, owned; NULL = SQL NULL */
-	unsigned char *types;       /* nrows * ncols enum table_type, owned */
-	int64_t alloc_rows;         /* rows allocated in cells/types */
-	size_t bytes;               /* total bytes of all cell texts */
-	int truncated;              /* 1 = rows were left out; see cut */
-	int cut;                    /* enum table_cut */
-	int64_t total_rows;         /* TABLE_CUT_ROWS: the rows the query returned,
+	char **cells;         /* nrows * ncols, row-major, owned; NULL = SQL NULL */
+	unsigned char *types; /* nrows * ncols enum table_type, owned */
+	int64_t alloc_rows;   /* rows allocated in cells/types */
+	size_t bytes;         /* total bytes of all cell texts */
+	int truncated;        /* 1 = rows were left out; see cut */
+	int cut;              /* enum table_cut */
+	int64_t total_rows;   /* TABLE_CUT_ROWS: the rows the query returned,
 	                               counted past the cap; -1 = not known */
-	int64_t cells_cut;          /* cells shortened to the cell cap */
+	int64_t cells_cut;    /* cells shortened to the cell cap */
 };
 
 /* Creates an empty table with ncols columns (named "" until set).
@@ -94,8 +94,7 @@ int table_add_row(struct table *t);
  * raw bytes for TEXT and BLOB; ignored for NULL).  Text longer than
  * cell_max bytes (0 = no cap) is cut and counted in cells_cut.  Replaces
  * any previous value.  Returns CONVBI_OK or ENOMEM. */
-int table_set_cell(struct table *t, int64_t row, int col, int type, const void *data, size_t len,
-                   size_t cell_max);
+int table_set_cell(struct table *t, int64_t row, int col, int type, const void *data, size_t len, size_t cell_max);
 
 /* 1 when a REAL cell's text is "inf", "-inf" or "nan": JSON has no such
  * number, so JSON renderings write null (and the answer JSON a note). */

@@ -29,8 +29,7 @@ static const char ELLIPSIS[] = "\xE2\x80\xA6";
 
 /* The next display unit of s at byte i: an escape (written to esc, elen
  * bytes) or one character; sets its byte length *n and width *cw. */
-static void next_unit(const unsigned char *p, size_t i, size_t len, int pipe, char esc[5],
-                      size_t *elen, size_t *n, size_t *cw)
+static void next_unit(const unsigned char *p, size_t i, size_t len, int pipe, char esc[5], size_t *elen, size_t *n, size_t *cw)
 {
 	static const char hex[] = "0123456789abcdef";
 	uint32_t cp;
@@ -192,10 +191,10 @@ struct grid {
 	const struct table_view *v;
 	int64_t shown;
 	int markdown;
-	int ncols;        /* columns shown; with a cut, a "…" column follows */
-	size_t *width;    /* owned: display columns per column */
-	size_t *frac;     /* owned: the widest fraction of a numeric column */
-	char *align;      /* owned: 'l' or 'r' */
+	int ncols;     /* columns shown; with a cut, a "…" column follows */
+	size_t *width; /* owned: display columns per column */
+	size_t *frac;  /* owned: the widest fraction of a numeric column */
+	char *align;   /* owned: 'l' or 'r' */
 };
 
 /* A cell's text as shown: "NULL", or a number padded on the right so
@@ -299,12 +298,17 @@ static int grid_line(struct buf *b, const struct grid *g, int64_t r, int cut, st
 			rc = cell_text(g, r, c, tmp, &s);
 		if (!rc)
 			rc = put_cell(b, s, g->width[c], r < 0 ? 'c' : g->align[c], g->markdown,
-			              r < 0 ? bold : table_cell(g->t, r, c) ? NULL : dim);
+			              r < 0                    ? bold
+			              : table_cell(g->t, r, c) ? NULL
+			                                       : dim);
 		if (!rc)
 			rc = buf_putc(b, ' ');
 	}
 	if (!rc && cut)
-		rc = buf_puts(b, "| " "\xE2\x80\xA6" " ");
+		rc = buf_puts(b,
+		              "| "
+		              "\xE2\x80\xA6"
+		              " ");
 	return rc ? rc : buf_puts(b, "|\n");
 }
 
@@ -483,7 +487,7 @@ static int render_json(struct buf *b, const struct table *t, int64_t shown)
 			if (rc)
 				break;
 			if (!s || (ty == TABLE_REAL && table_nonfinite(s)))
-				rc = buf_puts(b, "null");  /* JSON has no infinity or NaN */
+				rc = buf_puts(b, "null"); /* JSON has no infinity or NaN */
 			else if ((ty == TABLE_INT || ty == TABLE_REAL) && is_json_number(s))
 				rc = buf_puts(b, s);
 			else
@@ -578,7 +582,7 @@ int table_summary(struct buf *out, const struct table *t, size_t max_bytes)
 		rc = buf_putc(&cols, '\n');
 	if (!rc)
 		rc = buf_printf(&rows, "rows: %lld%s\n", (long long)t->nrows,
-		                !t->truncated                ? ""
+		                !t->truncated               ? ""
 		                : t->cut == TABLE_CUT_BYTES ? " (truncated by the result size cap)"
 		                                            : " (truncated by the row cap)");
 	if (rc)

@@ -20,22 +20,22 @@
 #include "util/alloc.h"
 
 struct tempvfs {
-	sqlite3_vfs vfs;          /* registered; pAppData = this */
-	sqlite3_vfs *real;        /* the default VFS */
+	sqlite3_vfs vfs;   /* registered; pAppData = this */
+	sqlite3_vfs *real; /* the default VFS */
 	char name[48];
-	_Atomic int64_t used;     /* bytes held by open temporary files */
+	_Atomic int64_t used; /* bytes held by open temporary files */
 	_Atomic int64_t peak;
-	_Atomic int64_t limit;    /* <= 0 = unlimited */
+	_Atomic int64_t limit; /* <= 0 = unlimited */
 	atomic_int exceeded;
 };
 
 struct tfile {
-	sqlite3_file base;        /* base.pMethods = &t->methods or NULL */
+	sqlite3_file base; /* base.pMethods = &t->methods or NULL */
 	struct tempvfs *t;
-	int temp;                 /* 1 = counted */
-	int64_t size;             /* bytes counted for this file */
+	int temp;                   /* 1 = counted */
+	int64_t size;               /* bytes counted for this file */
 	sqlite3_io_methods methods; /* the real file's, with ours for the counted calls */
-	sqlite3_file *real;       /* follows this struct */
+	sqlite3_file *real;         /* follows this struct */
 };
 
 #define TEMP_FLAGS (SQLITE_OPEN_TEMP_DB | SQLITE_OPEN_TEMP_JOURNAL | SQLITE_OPEN_TRANSIENT_DB | SQLITE_OPEN_SUBJOURNAL)
@@ -113,20 +113,62 @@ static int t_fcntl(sqlite3_file *p, int op, void *arg)
 /* ---- pass-through methods ------------------------------------------------------ */
 
 #define REAL(p) (tf(p)->real)
-static int t_read(sqlite3_file *p, void *b, int n, sqlite3_int64 o) { return REAL(p)->pMethods->xRead(REAL(p), b, n, o); }
-static int t_sync(sqlite3_file *p, int fl) { return REAL(p)->pMethods->xSync(REAL(p), fl); }
-static int t_filesize(sqlite3_file *p, sqlite3_int64 *s) { return REAL(p)->pMethods->xFileSize(REAL(p), s); }
-static int t_lock(sqlite3_file *p, int l) { return REAL(p)->pMethods->xLock(REAL(p), l); }
-static int t_unlock(sqlite3_file *p, int l) { return REAL(p)->pMethods->xUnlock(REAL(p), l); }
-static int t_check(sqlite3_file *p, int *r) { return REAL(p)->pMethods->xCheckReservedLock(REAL(p), r); }
-static int t_sector(sqlite3_file *p) { return REAL(p)->pMethods->xSectorSize(REAL(p)); }
-static int t_devchar(sqlite3_file *p) { return REAL(p)->pMethods->xDeviceCharacteristics(REAL(p)); }
-static int t_shmmap(sqlite3_file *p, int pg, int sz, int ext, void volatile **pp) { return REAL(p)->pMethods->xShmMap(REAL(p), pg, sz, ext, pp); }
-static int t_shmlock(sqlite3_file *p, int o, int n, int fl) { return REAL(p)->pMethods->xShmLock(REAL(p), o, n, fl); }
-static void t_shmbarrier(sqlite3_file *p) { REAL(p)->pMethods->xShmBarrier(REAL(p)); }
-static int t_shmunmap(sqlite3_file *p, int del) { return REAL(p)->pMethods->xShmUnmap(REAL(p), del); }
-static int t_fetch(sqlite3_file *p, sqlite3_int64 o, int n, void **pp) { return REAL(p)->pMethods->xFetch(REAL(p), o, n, pp); }
-static int t_unfetch(sqlite3_file *p, sqlite3_int64 o, void *v) { return REAL(p)->pMethods->xUnfetch(REAL(p), o, v); }
+static int t_read(sqlite3_file *p, void *b, int n, sqlite3_int64 o)
+{
+	return REAL(p)->pMethods->xRead(REAL(p), b, n, o);
+}
+static int t_sync(sqlite3_file *p, int fl)
+{
+	return REAL(p)->pMethods->xSync(REAL(p), fl);
+}
+static int t_filesize(sqlite3_file *p, sqlite3_int64 *s)
+{
+	return REAL(p)->pMethods->xFileSize(REAL(p), s);
+}
+static int t_lock(sqlite3_file *p, int l)
+{
+	return REAL(p)->pMethods->xLock(REAL(p), l);
+}
+static int t_unlock(sqlite3_file *p, int l)
+{
+	return REAL(p)->pMethods->xUnlock(REAL(p), l);
+}
+static int t_check(sqlite3_file *p, int *r)
+{
+	return REAL(p)->pMethods->xCheckReservedLock(REAL(p), r);
+}
+static int t_sector(sqlite3_file *p)
+{
+	return REAL(p)->pMethods->xSectorSize(REAL(p));
+}
+static int t_devchar(sqlite3_file *p)
+{
+	return REAL(p)->pMethods->xDeviceCharacteristics(REAL(p));
+}
+static int t_shmmap(sqlite3_file *p, int pg, int sz, int ext, void volatile **pp)
+{
+	return REAL(p)->pMethods->xShmMap(REAL(p), pg, sz, ext, pp);
+}
+static int t_shmlock(sqlite3_file *p, int o, int n, int fl)
+{
+	return REAL(p)->pMethods->xShmLock(REAL(p), o, n, fl);
+}
+static void t_shmbarrier(sqlite3_file *p)
+{
+	REAL(p)->pMethods->xShmBarrier(REAL(p));
+}
+static int t_shmunmap(sqlite3_file *p, int del)
+{
+	return REAL(p)->pMethods->xShmUnmap(REAL(p), del);
+}
+static int t_fetch(sqlite3_file *p, sqlite3_int64 o, int n, void **pp)
+{
+	return REAL(p)->pMethods->xFetch(REAL(p), o, n, pp);
+}
+static int t_unfetch(sqlite3_file *p, sqlite3_int64 o, void *v)
+{
+	return REAL(p)->pMethods->xUnfetch(REAL(p), o, v);
+}
 #undef REAL
 
 /* Our methods table mirrors the real one: a method the real file lacks
@@ -177,18 +219,69 @@ static int v_open(sqlite3_vfs *vfs, sqlite3_filename name, sqlite3_file *p, int 
 	return rc;
 }
 
-static int v_delete(sqlite3_vfs *v, const char *n, int s) { struct tempvfs *t = v->pAppData; return t->real->xDelete(t->real, n, s); }
-static int v_access(sqlite3_vfs *v, const char *n, int fl, int *r) { struct tempvfs *t = v->pAppData; return t->real->xAccess(t->real, n, fl, r); }
-static int v_fullpath(sqlite3_vfs *v, const char *n, int sz, char *o) { struct tempvfs *t = v->pAppData; return t->real->xFullPathname(t->real, n, sz, o); }
-static void *v_dlopen(sqlite3_vfs *v, const char *n) { (void)v; (void)n; return NULL; }
-static void v_dlerror(sqlite3_vfs *v, int n, char *o) { (void)v; sqlite3_snprintf(n, o, "extensions are not loaded"); }
-static void (*v_dlsym(sqlite3_vfs *v, void *h, const char *s))(void) { (void)v; (void)h; (void)s; return NULL; }
-static void v_dlclose(sqlite3_vfs *v, void *h) { (void)v; (void)h; }
-static int v_random(sqlite3_vfs *v, int n, char *o) { struct tempvfs *t = v->pAppData; return t->real->xRandomness(t->real, n, o); }
-static int v_sleep(sqlite3_vfs *v, int us) { struct tempvfs *t = v->pAppData; return t->real->xSleep(t->real, us); }
-static int v_time(sqlite3_vfs *v, double *o) { struct tempvfs *t = v->pAppData; return t->real->xCurrentTime(t->real, o); }
-static int v_lasterr(sqlite3_vfs *v, int n, char *o) { struct tempvfs *t = v->pAppData; return t->real->xGetLastError ? t->real->xGetLastError(t->real, n, o) : 0; }
-static int v_time64(sqlite3_vfs *v, sqlite3_int64 *o) { struct tempvfs *t = v->pAppData; return t->real->xCurrentTimeInt64(t->real, o); }
+static int v_delete(sqlite3_vfs *v, const char *n, int s)
+{
+	struct tempvfs *t = v->pAppData;
+	return t->real->xDelete(t->real, n, s);
+}
+static int v_access(sqlite3_vfs *v, const char *n, int fl, int *r)
+{
+	struct tempvfs *t = v->pAppData;
+	return t->real->xAccess(t->real, n, fl, r);
+}
+static int v_fullpath(sqlite3_vfs *v, const char *n, int sz, char *o)
+{
+	struct tempvfs *t = v->pAppData;
+	return t->real->xFullPathname(t->real, n, sz, o);
+}
+static void *v_dlopen(sqlite3_vfs *v, const char *n)
+{
+	(void)v;
+	(void)n;
+	return NULL;
+}
+static void v_dlerror(sqlite3_vfs *v, int n, char *o)
+{
+	(void)v;
+	sqlite3_snprintf(n, o, "extensions are not loaded");
+}
+static void (*v_dlsym(sqlite3_vfs *v, void *h, const char *s))(void)
+{
+	(void)v;
+	(void)h;
+	(void)s;
+	return NULL;
+}
+static void v_dlclose(sqlite3_vfs *v, void *h)
+{
+	(void)v;
+	(void)h;
+}
+static int v_random(sqlite3_vfs *v, int n, char *o)
+{
+	struct tempvfs *t = v->pAppData;
+	return t->real->xRandomness(t->real, n, o);
+}
+static int v_sleep(sqlite3_vfs *v, int us)
+{
+	struct tempvfs *t = v->pAppData;
+	return t->real->xSleep(t->real, us);
+}
+static int v_time(sqlite3_vfs *v, double *o)
+{
+	struct tempvfs *t = v->pAppData;
+	return t->real->xCurrentTime(t->real, o);
+}
+static int v_lasterr(sqlite3_vfs *v, int n, char *o)
+{
+	struct tempvfs *t = v->pAppData;
+	return t->real->xGetLastError ? t->real->xGetLastError(t->real, n, o) : 0;
+}
+static int v_time64(sqlite3_vfs *v, sqlite3_int64 *o)
+{
+	struct tempvfs *t = v->pAppData;
+	return t->real->xCurrentTimeInt64(t->real, o);
+}
 
 int tempvfs_new(struct tempvfs **out, int64_t limit, struct err *err)
 {

@@ -65,8 +65,7 @@ typedef int (*ident_fn)(void *payload, const char *name, size_t len);
 
 static int is_ident_char(unsigned char c)
 {
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
-	       c >= 0x80;
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' || c == '$' || c >= 0x80;
 }
 
 /* Calls fn on every identifier of s[0..len): strings and comments are
@@ -228,8 +227,10 @@ int views_load(struct views **out, sqlite3 *db)
 	v = xcalloc(1, sizeof *v);
 	if (!v)
 		return SQLITE_NOMEM;
-	src = sqlite3_prepare_v2(db, "SELECT name, CASE type WHEN 'view' THEN sql END FROM sqlite_schema "
-	                             "WHERE type IN ('table', 'view') AND name IS NOT NULL", -1, &st, NULL);
+	src = sqlite3_prepare_v2(db,
+	                         "SELECT name, CASE type WHEN 'view' THEN sql END FROM sqlite_schema "
+	                         "WHERE type IN ('table', 'view') AND name IS NOT NULL",
+	                         -1, &st, NULL);
 	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		if (v->n == cap) {
 			size_t ncap = cap ? cap * 2 : 32;
@@ -346,8 +347,8 @@ static size_t closing(const struct tokens *ts, size_t open)
 
 /* A common table expression: `name [(columns)] AS [[NOT] MATERIALIZED] (body)`. */
 struct cte {
-	size_t name;          /* token index of its name */
-	size_t open, close;   /* its body's parentheses */
+	size_t name;        /* token index of its name */
+	size_t open, close; /* its body's parentheses */
 	int64_t weight;
 };
 
@@ -378,8 +379,8 @@ static int cte_at(const struct tokens *ts, size_t i, struct cte *c)
 /* The weight a name stands for at token `at`: the latest CTE of that name
  * defined before it (not the one whose body holds it: a recursive
  * reference), else a view's or table's. */
-static int64_t name_weight(const struct views *v, const struct tokens *ts, const struct cte *ctes, size_t nctes,
-                           size_t at, const char **what)
+static int64_t name_weight(const struct views *v, const struct tokens *ts, const struct cte *ctes, size_t nctes, size_t at,
+                           const char **what)
 {
 	const struct token *t = &ts->t[at];
 	for (size_t k = nctes; k-- > 0;) {
@@ -394,8 +395,7 @@ static int64_t name_weight(const struct views *v, const struct tokens *ts, const
 	return !o ? 0 : o->sql ? o->weight : 1;
 }
 
-int64_t views_sql_weight(const struct views *v, const char *sql, size_t len, const char **heaviest,
-                         int64_t *heaviest_weight)
+int64_t views_sql_weight(const struct views *v, const char *sql, size_t len, const char **heaviest, int64_t *heaviest_weight)
 {
 	struct tokens ts = {NULL, 0, 0, 0};
 	struct cte *ctes = NULL;

@@ -35,7 +35,7 @@
 #include "util/words.h"
 
 struct vindex {
-	sqlite3 *db;             /* owned, read-only, serialized */
+	sqlite3 *db; /* owned, read-only, serialized */
 	struct vindex_info info;
 };
 
@@ -71,8 +71,9 @@ int vindex_cache_path(struct buf *out, const char *db_path, struct err *err)
 		rc = buf_putc(out, '/');
 	for (int i = 0; base[i] && i < 48 && !rc; i++) /* a readable name, file-safe */
 		rc = buf_putc(out, (base[i] >= 'a' && base[i] <= 'z') || (base[i] >= 'A' && base[i] <= 'Z') ||
-		                           (base[i] >= '0' && base[i] <= '9') || base[i] == '.' || base[i] == '_'
-		                       ? base[i] : '_');
+		                                   (base[i] >= '0' && base[i] <= '9') || base[i] == '.' || base[i] == '_'
+		                           ? base[i]
+		                           : '_');
 	return rc ? rc : buf_printf(out, "-%016llx.vindex", (unsigned long long)h);
 }
 
@@ -192,8 +193,8 @@ static int index_column(struct builder *b, const struct schema_table *t, const s
 	if (!rc)
 		rc = quote_ident(&q, t->name);
 	if (!rc)
-		rc = buf_printf(&q, ") WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d",
-		                VINDEX_VALUE_MAX_CHARS, VINDEX_PER_COLUMN);
+		rc = buf_printf(&q, ") WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d", VINDEX_VALUE_MAX_CHARS,
+		                VINDEX_PER_COLUMN);
 	if (rc)
 		goto done;
 	int64_t now = clock_mono_ms();
@@ -236,8 +237,8 @@ static int write_meta(sqlite3 *db, const struct vkey *k, const struct vindex_inf
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)", -1, &q, NULL) != SQLITE_OK)
 		return CONVBI_EIO;
 	const char *names[] = {"format", "size", "mtime_ns", "cookie", "values", "columns", "build_ms", "partial"};
-	int64_t vals[] = {VINDEX_FORMAT, k->size, k->mtime_ns, k->cookie, info->values, info->columns, info->build_ms,
-	                  info->partial};
+	int64_t vals[] = {VINDEX_FORMAT, k->size,       k->mtime_ns,    k->cookie,
+	                  info->values,  info->columns, info->build_ms, info->partial};
 	int ok = 1;
 	for (size_t i = 0; i < sizeof names / sizeof names[0] && ok; i++) {
 		sqlite3_reset(q);
@@ -254,11 +255,11 @@ static int write_meta(sqlite3 *db, const struct vkey *k, const struct vindex_inf
 }
 
 static const char create_sql[] =
-	"PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
-	"CREATE TABLE meta(k TEXT PRIMARY KEY, v);"
-	"CREATE TABLE vals(id INTEGER PRIMARY KEY, value TEXT NOT NULL, tbl TEXT NOT NULL, col TEXT NOT NULL);"
-	"CREATE VIRTUAL TABLE v USING fts5(value, content='vals', content_rowid='id', tokenize='trigram');"
-	"BEGIN;";
+        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
+        "CREATE TABLE meta(k TEXT PRIMARY KEY, v);"
+        "CREATE TABLE vals(id INTEGER PRIMARY KEY, value TEXT NOT NULL, tbl TEXT NOT NULL, col TEXT NOT NULL);"
+        "CREATE VIRTUAL TABLE v USING fts5(value, content='vals', content_rowid='id', tokenize='trigram');"
+        "BEGIN;";
 
 /* Removes `<path>.tmp.<pid>` files left by builds whose process is gone
  * (killed, or interrupted with Ctrl-C): one build's leftovers must not
@@ -285,8 +286,8 @@ static void sweep_stale(const char *path)
 }
 
 /* Builds the cache for key k at path (through a temporary file). */
-static int build(const char *path, const char *db_path, const struct vkey *k, const struct schema *s,
-                 vindex_progress_fn progress, void *payload, struct vindex_info *info, struct err *err)
+static int build(const char *path, const char *db_path, const struct vkey *k, const struct schema *s, vindex_progress_fn progress,
+                 void *payload, struct vindex_info *info, struct err *err)
 {
 	struct buf tmp = BUF_INIT, dir = BUF_INIT;
 	struct builder b = {NULL, NULL, NULL, NULL, 0, 0, 0, info};
@@ -318,11 +319,12 @@ static int build(const char *path, const char *db_path, const struct vkey *k, co
 	sqlite3_exec(b.src, "PRAGMA temp_store=FILE", NULL, NULL, NULL);
 	if (sqlite3_open_v2(tmp.data, &b.dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_exec(b.dst, create_sql, NULL, NULL, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(b.dst, "INSERT INTO vals(id, value, tbl, col) VALUES (?1, ?2, ?3, ?4)", -1, &b.ins_val,
-	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(b.dst, "INSERT INTO vals(id, value, tbl, col) VALUES (?1, ?2, ?3, ?4)", -1, &b.ins_val, NULL) !=
+	            SQLITE_OK ||
 	    sqlite3_prepare_v2(b.dst, "INSERT INTO v(rowid, value) VALUES (?1, ?2)", -1, &b.ins_fts, NULL) != SQLITE_OK) {
-		rc = err_set(err, CONVBI_EIO, "cannot write the value index `%s` (%s); set XDG_CACHE_HOME to a writable directory",
-		             tmp.data, b.dst ? sqlite3_errmsg(b.dst) : "out of memory");
+		rc = err_set(err, CONVBI_EIO,
+		             "cannot write the value index `%s` (%s); set XDG_CACHE_HOME to a writable directory", tmp.data,
+		             b.dst ? sqlite3_errmsg(b.dst) : "out of memory");
 		goto done;
 	}
 	chmod(tmp.data, 0600);
@@ -344,8 +346,8 @@ static int build(const char *path, const char *db_path, const struct vkey *k, co
 			rc = index_column(&b, t, &t->cols[c]);
 			done_cols++;
 			if (progress) {
-				struct vindex_progress p = {t->name, t->cols[c].name, done_cols, ncols, info->values,
-				                            clock_mono_ms() - start};
+				struct vindex_progress p = {t->name, t->cols[c].name, done_cols,
+				                            ncols,   info->values,    clock_mono_ms() - start};
 				progress(&p, payload);
 			}
 		}
@@ -385,8 +387,8 @@ done:
 
 /* ---- open / close ------------------------------------------------------------------ */
 
-int vindex_open(struct vindex **out, const char *db_path, const struct schema *s, int want_build,
-                vindex_progress_fn progress, void *payload, struct err *err)
+int vindex_open(struct vindex **out, const char *db_path, const struct schema *s, int want_build, vindex_progress_fn progress,
+                void *payload, struct err *err)
 {
 	struct buf path = BUF_INIT;
 	struct vkey k;
@@ -444,20 +446,20 @@ const struct vindex_info *vindex_info(const struct vindex *v)
 
 /* ---- matching a question ---------------------------------------------------------- */
 
-#define SPANS_MAX 256       /* question spans looked up */
-#define FOUND_MAX 512       /* candidate values considered per question */
-#define CONTAIN_LIMIT 32    /* containment hits read per span */
-#define FUZZY_LIMIT 64      /* fuzzy candidates read per word */
-#define FUZZY_WORDS 4       /* words looked up fuzzily per question */
+#define SPANS_MAX 256    /* question spans looked up */
+#define FOUND_MAX 512    /* candidate values considered per question */
+#define CONTAIN_LIMIT 32 /* containment hits read per span */
+#define FUZZY_LIMIT 64   /* fuzzy candidates read per word */
+#define FUZZY_WORDS 4    /* words looked up fuzzily per question */
 
 struct span {
-	size_t off, len;    /* in the question */
+	size_t off, len; /* in the question */
 	int words;
-	int found;          /* 1 = an exact or containment match */
+	int found; /* 1 = an exact or containment match */
 };
 
 struct found {
-	char *table, *column, *value;  /* owned */
+	char *table, *column, *value; /* owned */
 	double score;
 	int words;
 };
@@ -503,7 +505,8 @@ static int make_spans(const char *q, struct span *sp)
 					continue; /* a lone letter names nothing */
 				if (len < sizeof low) {
 					for (size_t k = 0; k < len; k++)
-						low[k] = (char)(u[off + k] >= 'A' && u[off + k] <= 'Z' ? u[off + k] + 32 : u[off + k]);
+						low[k] = (char)(u[off + k] >= 'A' && u[off + k] <= 'Z' ? u[off + k] + 32
+						                                                       : u[off + k]);
 					low[len] = '\0';
 					if (words_is_stop(low))
 						continue;
@@ -528,7 +531,7 @@ static int make_spans(const char *q, struct span *sp)
 static int add_found(struct matcher *m, sqlite3_stmt *st, double score, int words)
 {
 	const char *t = (const char *)sqlite3_column_text(st, 1), *c = (const char *)sqlite3_column_text(st, 2),
-		   *v = (const char *)sqlite3_column_text(st, 0);
+	           *v = (const char *)sqlite3_column_text(st, 0);
 	if (!t || !c || !v)
 		return CONVBI_OK;
 	for (int i = 0; i < m->n; i++)
@@ -558,8 +561,7 @@ static int add_found(struct matcher *m, sqlite3_stmt *st, double score, int word
 }
 
 /* Exact, case-insensitive (ASCII, as SQLite's lower()). */
-static int match_exact(struct matcher *m, sqlite3_stmt *st, const char *text, size_t len, double score, int words,
-                       int *hit)
+static int match_exact(struct matcher *m, sqlite3_stmt *st, const char *text, size_t len, double score, int words, int *hit)
 {
 	int rc = CONVBI_OK;
 	sqlite3_reset(st);
@@ -704,12 +706,17 @@ int vindex_match(struct vindex *v, const struct schema *s, const char *question,
 		return CONVBI_ENOMEM;
 	m->v = v;
 	m->q = question;
-	if (sqlite3_prepare_v2(v->db, "SELECT value, tbl, col FROM vals WHERE lower(value) = lower(?1) LIMIT 16", -1,
-	                       &exact, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(v->db, "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
-	                              "LIMIT " "32", -1, &contains, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(v->db, "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
-	                              "ORDER BY rank LIMIT 64", -1, &fuzzy, NULL) != SQLITE_OK) {
+	if (sqlite3_prepare_v2(v->db, "SELECT value, tbl, col FROM vals WHERE lower(value) = lower(?1) LIMIT 16", -1, &exact,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(v->db,
+	                       "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
+	                       "LIMIT "
+	                       "32",
+	                       -1, &contains, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(v->db,
+	                       "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
+	                       "ORDER BY rank LIMIT 64",
+	                       -1, &fuzzy, NULL) != SQLITE_OK) {
 		rc = err_set(err, CONVBI_EDB, "the value index `%s` cannot be read (%s); rebuild it with `convbi index`",
 		             v->info.path, sqlite3_errmsg(v->db));
 		goto done;
@@ -733,7 +740,8 @@ int vindex_match(struct vindex *v, const struct schema *s, const char *question,
 		if (!sp[i].found && sp[i].len >= 5 && sp[i].words == 1) {
 			int near = 0; /* a word inside a longer span that matched needs no fuzz */
 			for (int j = 0; j < n && !near; j++)
-				near = sp[j].found > 0 && sp[j].off <= sp[i].off && sp[j].off + sp[j].len >= sp[i].off + sp[i].len;
+				near = sp[j].found > 0 && sp[j].off <= sp[i].off &&
+				       sp[j].off + sp[j].len >= sp[i].off + sp[i].len;
 			if (!near) {
 				tries++;
 				rc = match_fuzzy(m, fuzzy, question + sp[i].off, sp[i].len);

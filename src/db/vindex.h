@@ -35,38 +35,38 @@
 #include "util/buf.h"
 #include "util/err.h"
 
-#define VINDEX_FORMAT 1               /* bump when the cache's layout changes */
-#define VINDEX_VALUE_MAX_CHARS 64     /* longer values are not indexed */
-#define VINDEX_PER_COLUMN 50000       /* distinct values kept per column */
-#define VINDEX_COLUMN_MS 3000         /* time to scan one column */
-#define VINDEX_BUILD_MS 60000         /* time for the whole build */
-#define VINDEX_CACHE_KIB 16384        /* page cache of the source connection */
-#define VINDEX_SPAN_WORDS 4           /* longest question span looked up */
-#define VINDEX_MATCH_MAX 24           /* values returned per question */
-#define VINDEX_MATCH_PER_COLUMN 4     /* values returned per column */
-#define VINDEX_FUZZY_MIN 0.5          /* trigram overlap a fuzzy match needs */
+#define VINDEX_FORMAT 1           /* bump when the cache's layout changes */
+#define VINDEX_VALUE_MAX_CHARS 64 /* longer values are not indexed */
+#define VINDEX_PER_COLUMN 50000   /* distinct values kept per column */
+#define VINDEX_COLUMN_MS 3000     /* time to scan one column */
+#define VINDEX_BUILD_MS 60000     /* time for the whole build */
+#define VINDEX_CACHE_KIB 16384    /* page cache of the source connection */
+#define VINDEX_SPAN_WORDS 4       /* longest question span looked up */
+#define VINDEX_MATCH_MAX 24       /* values returned per question */
+#define VINDEX_MATCH_PER_COLUMN 4 /* values returned per column */
+#define VINDEX_FUZZY_MIN 0.5      /* trigram overlap a fuzzy match needs */
 
 struct vindex;
 
 /* What a build has done so far, for progress reports. */
 struct vindex_progress {
-	const char *table;      /* the table just read */
-	const char *column;     /* the column just read */
-	size_t columns_done;    /* columns read so far */
-	size_t columns;         /* columns to read in all */
-	int64_t values;         /* values indexed so far */
+	const char *table;   /* the table just read */
+	const char *column;  /* the column just read */
+	size_t columns_done; /* columns read so far */
+	size_t columns;      /* columns to read in all */
+	int64_t values;      /* values indexed so far */
 	int64_t elapsed_ms;
 };
 typedef void (*vindex_progress_fn)(const struct vindex_progress *p, void *payload);
 
 /* What an open index holds. */
 struct vindex_info {
-	char path[4096];        /* the cache file */
-	int64_t values;         /* values indexed */
-	int64_t columns;        /* columns indexed */
-	int64_t build_ms;       /* how long the build took (0 = reused) */
-	int partial;            /* 1 = a time bound cut the build */
-	int built;              /* 1 = built by this open, 0 = reused */
+	char path[4096];  /* the cache file */
+	int64_t values;   /* values indexed */
+	int64_t columns;  /* columns indexed */
+	int64_t build_ms; /* how long the build took (0 = reused) */
+	int partial;      /* 1 = a time bound cut the build */
+	int built;        /* 1 = built by this open, 0 = reused */
 };
 
 /* Appends the cache file's path for the database at db_path (made
@@ -81,8 +81,8 @@ int vindex_cache_path(struct buf *out, const char *db_path, struct err *err);
  * Errors: EDB (the database cannot be read), EIO (the cache cannot be
  * written: the message names the directory and the fix), ENOMEM; *out is
  * NULL on failure.  The user's database is never written. */
-int vindex_open(struct vindex **out, const char *db_path, const struct schema *s, int build,
-                vindex_progress_fn progress, void *payload, struct err *err);
+int vindex_open(struct vindex **out, const char *db_path, const struct schema *s, int build, vindex_progress_fn progress,
+                void *payload, struct err *err);
 
 /* Closes v; accepts NULL. */
 void vindex_close(struct vindex *v);

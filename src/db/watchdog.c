@@ -15,14 +15,14 @@
 #include "util/clock.h"
 
 struct watchdog {
-	sqlite3 *db;            /* borrowed */
+	sqlite3 *db; /* borrowed */
 	pthread_mutex_t lock;
-	pthread_cond_t wake;    /* on CLOCK_MONOTONIC */
+	pthread_cond_t wake; /* on CLOCK_MONOTONIC */
 	pthread_t thread;
-	int started;            /* 1 = thread runs; join it in watchdog_free */
-	int quit;               /* 1 = the thread must return */
-	int64_t deadline_ms;    /* clock_mono_ms() to interrupt at; 0 = disarmed */
-	int fired;              /* 1 = interrupted for the current arming */
+	int started;         /* 1 = thread runs; join it in watchdog_free */
+	int quit;            /* 1 = the thread must return */
+	int64_t deadline_ms; /* clock_mono_ms() to interrupt at; 0 = disarmed */
+	int fired;           /* 1 = interrupted for the current arming */
 };
 
 static void *watch(void *p)

@@ -16,9 +16,9 @@
 #include "prompt/examples.h"
 #include "prompt/tmpl.h"
 
-#define FLOW_CANDIDATE_TEMPERATURE 0.7  /* sampling for a vote's candidates */
-#define FLOW_SQL_MAX_TOKENS 1000        /* of one SQL reply */
-#define FLOW_DEADLINE_MS 120000         /* a question's deadline when the engine sets none */
+#define FLOW_CANDIDATE_TEMPERATURE 0.7 /* sampling for a vote's candidates */
+#define FLOW_SQL_MAX_TOKENS 1000       /* of one SQL reply */
+#define FLOW_DEADLINE_MS 120000        /* a question's deadline when the engine sets none */
 
 /* One question in flight. */
 struct flow_run {
@@ -28,8 +28,8 @@ struct flow_run {
 	convbi_event_fn cb;
 	void *payload;
 	int canceled;
-	int64_t last_event_ms;       /* monotonic: when the callback was last called */
-	int stage;                   /* the running stage */
+	int64_t last_event_ms; /* monotonic: when the callback was last called */
+	int stage;             /* the running stage */
 	int64_t deadline_mono;
 	const char *intent_reply;    /* borrowed from run-local storage */
 	struct buf reply;            /* intent agent's reply text, if any */
@@ -38,33 +38,33 @@ struct flow_run {
 	int ground_rc;               /* and how that went: OK or ENOMEM */
 	size_t examples[EXAMPLES_K]; /* the verified examples shown, best first */
 	int nexamples;
-	int examples_chosen;         /* 1 once chosen for good (after the draft) */
-	size_t schema_budget;        /* bytes of schema text: env's, less after a context-length refusal */
-	int schema_shrunk;           /* the SQL stage already retried with less schema */
-	int64_t context_limit;       /* the last context-length refusal: window and tokens asked (0 = not said) */
+	int examples_chosen;   /* 1 once chosen for good (after the draft) */
+	size_t schema_budget;  /* bytes of schema text: env's, less after a context-length refusal */
+	int schema_shrunk;     /* the SQL stage already retried with less schema */
+	int64_t context_limit; /* the last context-length refusal: window and tokens asked (0 = not said) */
 	int64_t context_used;
 };
 
 /* Starts a run of env on turn t (history h may be NULL): everything
  * zeroed, the deadline set from env (FLOW_DEADLINE_MS when it has none). */
-void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct history *h, struct turn *t,
-                    convbi_event_fn cb, void *payload);
+void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct history *h, struct turn *t, convbi_event_fn cb,
+                    void *payload);
 
 /* How agent_call_ex calls the model. */
 struct agent_call_opts {
-	int stream;                  /* stream TOKEN events */
-	int max_tokens;              /* per choice */
+	int stream;     /* stream TOKEN events */
+	int max_tokens; /* per choice */
 	double temperature;
-	int choices;                 /* completions wanted (1 = one) */
-	int soft_bad_request;        /* a 400 the endpoint sends (say, for `n`)
+	int choices;          /* completions wanted (1 = one) */
+	int soft_bad_request; /* a 400 the endpoint sends (say, for `n`)
 	                                returns CONVBI_EINVAL without failing the turn */
 };
 
 /* Renders template `name`, calls the model, records usage, time and
  * attempts for `stage` in the turn.  reply receives the content.  On
  * failure the turn is already failed (flow_fail) and the code returned. */
-int agent_call(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n,
-               int stream, int max_tokens, struct buf *reply);
+int agent_call(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n, int stream,
+               int max_tokens, struct buf *reply);
 /* agent_call with o's settings; replies[0..*nreplies) receive the choices
  * the endpoint sent (at most o->choices; replies holds that many bufs). */
 int agent_call_ex(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n,

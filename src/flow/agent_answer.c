@@ -46,8 +46,8 @@ int agent_answer(struct flow_run *r)
 	if (has_nulls(res) && nl < sizeof notes)
 		nl += (size_t)snprintf(notes + nl, sizeof notes - nl, "Some values are NULL (unknown); say so where it matters.");
 	struct tmpl_slot slots[] = {
-		{"question", t->standalone, 8000}, {"sql", turn_sql(t), 8000}, {"rows", buf_str(&rows), 0},
-		{"row_count", count, 0}, {"truncated", truncated, 0}, {"notes", notes, 0},
+	        {"question", t->standalone, 8000}, {"sql", turn_sql(t), 8000},  {"rows", buf_str(&rows), 0},
+	        {"row_count", count, 0},           {"truncated", truncated, 0}, {"notes", notes, 0},
 	};
 	struct buf reply;
 	buf_init(&reply, MODEL_REPLY_MAX_BYTES);

@@ -11,8 +11,7 @@
 #include "flow/agent.h"
 #include "util/limits.h"
 
-int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, convbi_event_fn cb, void *payload,
-                 struct buf *out)
+int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, convbi_event_fn cb, void *payload, struct buf *out)
 {
 	struct flow_run r;
 	flow_run_start(&r, env, NULL, t, cb, payload);

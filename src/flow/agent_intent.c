@@ -74,13 +74,13 @@ int agent_intent(struct flow_run *r)
 		goto done;
 	}
 	struct tmpl_slot slots[] = {
-		{"tables", r->env->table_list, 4000},
-		{"history", buf_str(&hist), 0},
-		{"question", t->question, 8000},
-		{"today", r->env->today, 16},
+	        {"tables", r->env->table_list, 4000},
+	        {"history", buf_str(&hist), 0},
+	        {"question", t->question, 8000},
+	        {"today", r->env->today, 16},
 	};
 	if (agent_call(r, STAGE_INTENT, "intent", slots, 4, 0, 400, &reply))
-		goto done;  /* agent_call failed the turn */
+		goto done; /* agent_call failed the turn */
 	t->intent = parse_intent(r, reply.data, reply.len);
 	if (t->intent == INTENT_FOLLOW_UP && r->history->n == 0)
 		t->intent = INTENT_DATA;

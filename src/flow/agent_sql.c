@@ -36,8 +36,8 @@
 #include "util/alloc.h"
 #include "util/limits.h"
 
-#define SQL_SHRUNK_SCHEMA_MIN_BYTES 256  /* less schema than this is not worth a second try */
-#define SQL_SHRINK_SLACK_BYTES 256       /* cut this much more than the reported overflow */
+#define SQL_SHRUNK_SCHEMA_MIN_BYTES 256 /* less schema than this is not worth a second try */
+#define SQL_SHRINK_SLACK_BYTES 256      /* cut this much more than the reported overflow */
 
 int flow_schema_text(struct flow_run *r, struct buf *out)
 {
@@ -128,16 +128,16 @@ static int prompt_render(struct flow_run *r, struct sql_prompt *p, const struct 
 	if (!rc)
 		rc = notes_text(r, &p->notes);
 	struct tmpl_slot slots[] = {
-		{"schema", buf_str(&p->schema), 0},
-		{"history", buf_str(&p->hist), 0},
-		{"hint", t->hint, 4000},
-		{"question", t->standalone, 8000},
-		{"previous_sql", prev ? prev->sql : NULL, 8000},
-		{"error", prev ? prev->error : NULL, 2000},
-		{"today", r->env->today, 16},
-		{"dialect", r->env->dialect, 200},
-		{"notes", buf_str(&p->notes), 0},
-		{"examples", NULL, 0},
+	        {"schema", buf_str(&p->schema), 0},
+	        {"history", buf_str(&p->hist), 0},
+	        {"hint", t->hint, 4000},
+	        {"question", t->standalone, 8000},
+	        {"previous_sql", prev ? prev->sql : NULL, 8000},
+	        {"error", prev ? prev->error : NULL, 2000},
+	        {"today", r->env->today, 16},
+	        {"dialect", r->env->dialect, 200},
+	        {"notes", buf_str(&p->notes), 0},
+	        {"examples", NULL, 0},
 	};
 	memcpy(p->slots, slots, sizeof slots);
 	return rc;
@@ -260,15 +260,18 @@ static int shrink_and_retry(struct flow_run *r, size_t schema_len)
 	size_t budget = r->schema_shrunk ? 0 : shrunk_budget(schema_len, r->context_limit, r->context_used);
 	if (!budget) {
 		if (!r->schema_shrunk)
-			err_prefix(&t->err, "the SQL prompt is too long even without most of the schema (%zu bytes of it): ", schema_len);
+			err_prefix(&t->err,
+			           "the SQL prompt is too long even without most of the schema (%zu bytes of it): ", schema_len);
 		return FLOW_FAIL;
 	}
 	r->schema_shrunk = 1;
 	r->schema_budget = budget;
 	flow_unfail(r);
 	char text[200];
-	int n = snprintf(text, sizeof text, "the prompt is longer than the model's context; trying once more with the schema cut "
-	                 "from %zu to %zu bytes", schema_len, budget);
+	int n = snprintf(text, sizeof text,
+	                 "the prompt is longer than the model's context; trying once more with the schema cut "
+	                 "from %zu to %zu bytes",
+	                 schema_len, budget);
 	flow_emit(r, CONVBI_EVENT_RETRY, text, (size_t)(n < (int)sizeof text ? n : (int)sizeof text - 1), NULL);
 	return STAGE_SQL;
 }

@@ -45,7 +45,9 @@ static int review_says_revise(struct flow_run *r, const char *sql, struct buf *w
 		flow_fail(r, &e);
 		goto done;
 	}
-	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0}, {"question", t->standalone, 8000}, {"sql", sql, 0},
+	struct tmpl_slot slots[] = {{"schema", buf_str(&schema), 0},
+	                            {"question", t->standalone, 8000},
+	                            {"sql", sql, 0},
 	                            {"dialect", r->env->dialect, 200}};
 	if (agent_call(r, STAGE_VALIDATE, "review", slots, 4, 0, 200, &reply))
 		goto done;
@@ -55,7 +57,8 @@ static int review_says_revise(struct flow_run *r, const char *sql, struct buf *w
 		const char *verdict = jsonx_str(root, "verdict");
 		if (verdict && !strcmp(verdict, "revise")) {
 			const char *reason = jsonx_str(root, "reason");
-			buf_printf(why, "the reviewer says: %s", reason && *reason ? reason : "the query does not answer the question");
+			buf_printf(why, "the reviewer says: %s",
+			           reason && *reason ? reason : "the query does not answer the question");
 			revise = 1;
 		}
 		cJSON_Delete(root);
@@ -81,7 +84,9 @@ int agent_validate(struct flow_run *r)
 		struct buf why;
 		buf_init(&why, REASON_MAX_BYTES);
 		int revise = review_says_revise(r, c->sql, &why);
-		int next = revise < 0 ? FLOW_FAIL : revise ? flow_repair_or_fail(r, CONVBI_EREJECTED, buf_str(&why)) : STAGE_EXECUTE;
+		int next = revise < 0 ? FLOW_FAIL
+		           : revise   ? flow_repair_or_fail(r, CONVBI_EREJECTED, buf_str(&why))
+		                      : STAGE_EXECUTE;
 		buf_release(&why);
 		return next;
 	}
@@ -198,7 +203,8 @@ int agent_vote(struct flow_run *r)
 	t->vote_groups = ngroups;
 	if (!ngroups) {
 		const struct candidate *last = &t->cand[t->ncand - 1];
-		return flow_repair_or_fail(r, last->status ? last->status : CONVBI_ESQL, last->error ? last->error : "no candidate ran");
+		return flow_repair_or_fail(r, last->status ? last->status : CONVBI_ESQL,
+		                           last->error ? last->error : "no candidate ran");
 	}
 	int won = 0;
 	for (int g = 1; g < ngroups; g++)

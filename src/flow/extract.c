@@ -46,25 +46,28 @@
 enum { P_FENCE_OPEN, P_SQL_START, P_SQL_HEAD, P_SQL_CONT, P_COUNT };
 
 static const char *const pattern_src[P_COUNT] = {
-	[P_FENCE_OPEN] = "(?m)(?:^[ \\t]*+|(?<=\\s))```++[ \\t]*+([A-Za-z0-9_+.#-]*+)[ \\t]*+\\r?(?:\\n|\\z)",
-	[P_SQL_START] = "(?im)(?:^[ \\t>]*+(?:(?:sql|query)[*_]*+[ \\t]*+:[*_]*+[ \\t]*+)?"
-	                "|\\b(?:sql|query)[*_]*+[ \\t]*+:[*_]*+\\s*+)"
-	                "\\b(select|with|values)\\b",
-	[P_SQL_HEAD] = "(?is)(?:\\s++|--[^\\n]*+|/\\*.*?\\*/)*+"
-	               "(?:select(?=[\\s*(]|\\z)|values\\s*+\\("
-	               "|with\\s++(?:recursive\\s++)?(?:\"[^\"]{1,256}+\"|`[^`]{1,256}+`|\\[[^\\]]{1,256}+\\]"
-	               "|\\w{1,256}+)\\s*+(?:\\([^)]{0,1024}+\\)\\s*+)?as\\s*+(?:(?:not\\s++)?materialized\\s*+)?\\()",
-	[P_SQL_CONT] = "(?i)[ \\t(),;*'\"0-9]|--|/\\*|(?:from|where|group|order|having|limit|offset"
-	               "|join|left|right|inner|outer|full|cross|natural|union|intersect|except|and"
-	               "|or|on|using|select|with|values|as|case|when|then|else|end|not|in|exists"
-	               "|between|like|is|window|partition|over|desc|asc|fetch)\\b",
+        [P_FENCE_OPEN] = "(?m)(?:^[ \\t]*+|(?<=\\s))```++[ \\t]*+([A-Za-z0-9_+.#-]*+)[ \\t]*+\\r?(?:\\n|\\z)",
+        [P_SQL_START] =
+                "(?im)(?:^[ \\t>]*+(?:(?:sql|query)[*_]*+[ \\t]*+:[*_]*+[ \\t]*+)?"
+                "|\\b(?:sql|query)[*_]*+[ \\t]*+:[*_]*+\\s*+)"
+                "\\b(select|with|values)\\b",
+        [P_SQL_HEAD] =
+                "(?is)(?:\\s++|--[^\\n]*+|/\\*.*?\\*/)*+"
+                "(?:select(?=[\\s*(]|\\z)|values\\s*+\\("
+                "|with\\s++(?:recursive\\s++)?(?:\"[^\"]{1,256}+\"|`[^`]{1,256}+`|\\[[^\\]]{1,256}+\\]"
+                "|\\w{1,256}+)\\s*+(?:\\([^)]{0,1024}+\\)\\s*+)?as\\s*+(?:(?:not\\s++)?materialized\\s*+)?\\()",
+        [P_SQL_CONT] =
+                "(?i)[ \\t(),;*'\"0-9]|--|/\\*|(?:from|where|group|order|having|limit|offset"
+                "|join|left|right|inner|outer|full|cross|natural|union|intersect|except|and"
+                "|or|on|using|select|with|values|as|case|when|then|else|end|not|in|exists"
+                "|between|like|is|window|partition|over|desc|asc|fetch)\\b",
 };
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
-static atomic_int patterns_ready;          /* 1 once everything below is set */
-static pcre2_general_context *gctx;        /* allocations through xmalloc */
-static pcre2_match_context *mctx;          /* the match limits */
-static pcre2_code *patterns[P_COUNT];      /* compiled once, never freed */
+static atomic_int patterns_ready;     /* 1 once everything below is set */
+static pcre2_general_context *gctx;   /* allocations through xmalloc */
+static pcre2_match_context *mctx;     /* the match limits */
+static pcre2_code *patterns[P_COUNT]; /* compiled once, never freed */
 
 static void *pcre_malloc(PCRE2_SIZE n, void *data)
 {
@@ -114,8 +117,8 @@ static int patterns_init(void)
 			for (int k = 0; k < P_COUNT && !rc; k++) {
 				int ecode;
 				PCRE2_SIZE eoff;
-				patterns[k] = pcre2_compile((PCRE2_SPTR)pattern_src[k], PCRE2_ZERO_TERMINATED,
-				                            0, &ecode, &eoff, cctx);
+				patterns[k] =
+				        pcre2_compile((PCRE2_SPTR)pattern_src[k], PCRE2_ZERO_TERMINATED, 0, &ecode, &eoff, cctx);
 				assert(patterns[k] || ecode == PCRE2_ERROR_HEAP_FAILED);
 				if (!patterns[k])
 					rc = CONVBI_ENOMEM;
@@ -169,8 +172,7 @@ static int match(struct scan *sc, int k, size_t from, size_t to, int anchored, s
 {
 	if (sc->nomem)
 		return 0;
-	int r = pcre2_match(patterns[k], (PCRE2_SPTR)sc->s, to, from, anchored ? PCRE2_ANCHORED : 0,
-	                    sc->md, mctx);
+	int r = pcre2_match(patterns[k], (PCRE2_SPTR)sc->s, to, from, anchored ? PCRE2_ANCHORED : 0, sc->md, mctx);
 	if (r == PCRE2_ERROR_NOMEMORY)
 		sc->nomem = 1;
 	if (r <= 0)
@@ -207,8 +209,7 @@ static int ieq(const char *s, size_t n, const char *lit)
 
 static int is_word(unsigned char c)
 {
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-	       c == '_' || c >= 0x80;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c >= 0x80;
 }
 
 /* The offset just past the line that contains pos (or n). */
@@ -270,9 +271,8 @@ static int find_fence(struct scan *sc, size_t from, struct fence *f)
 
 static int info_is_sql(const struct scan *sc, const struct fence *f)
 {
-	static const char *const langs[] = {"sql", "sqlite", "sqlite3", "postgresql", "postgres",
-	                                    "psql", "pgsql", "mysql", "mssql", "tsql", "t-sql",
-	                                    "plsql", "ansi-sql"};
+	static const char *const langs[] = {"sql",   "sqlite", "sqlite3", "postgresql", "postgres", "psql",    "pgsql",
+	                                    "mysql", "mssql",  "tsql",    "t-sql",      "plsql",    "ansi-sql"};
 	for (size_t k = 0; k < sizeof langs / sizeof langs[0]; k++)
 		if (ieq(sc->s + f->info, f->info_len, langs[k]))
 			return 1;
@@ -416,8 +416,7 @@ static int bare_sql(struct scan *sc, struct buf *out)
 /* Finds the first span [*a, *b) in s[from..to) that is a JSON object.
  * Each '{' tried costs one *budget; scanning stops when it is spent, which
  * bounds the work on replies full of unbalanced braces. */
-static int next_json_object(const char *s, size_t from, size_t to, int *budget, size_t *a,
-                            size_t *b)
+static int next_json_object(const char *s, size_t from, size_t to, int *budget, size_t *a, size_t *b)
 {
 	for (size_t i = from; i < to; i++) {
 		if (s[i] != '{')
@@ -495,12 +494,13 @@ static int check_input(const char *text, size_t len, struct err *err)
 	if (!text && len)
 		return err_set(err, CONVBI_EINVAL, "no reply text to read");
 	if (len > EXTRACT_MAX_INPUT)
-		return err_set(err, CONVBI_ETOOBIG, "the model's reply is %zu bytes; the limit is %zu",
-		               len, EXTRACT_MAX_INPUT);
+		return err_set(err, CONVBI_ETOOBIG, "the model's reply is %zu bytes; the limit is %zu", len, EXTRACT_MAX_INPUT);
 	const char *nul = len ? memchr(text, '\0', len) : NULL;
 	if (nul)
-		return err_set(err, CONVBI_EPROTOCOL, "the model's reply contains a NUL byte at offset "
-		               "%zu; it is not text", (size_t)(nul - text));
+		return err_set(err, CONVBI_EPROTOCOL,
+		               "the model's reply contains a NUL byte at offset "
+		               "%zu; it is not text",
+		               (size_t)(nul - text));
 	return CONVBI_OK;
 }
 
@@ -558,9 +558,7 @@ int extract_json_object(struct buf *out, const char *text, size_t len)
 				found = next_json_object(text, f.body, f.body_end, &budget, &a, &b);
 		if (!found)
 			found = next_json_object(text, 0, len, &budget, &a, &b);
-		rc = sc.nomem ? CONVBI_ENOMEM
-		     : found  ? buf_add(out, text + a, b - a)
-		              : CONVBI_EPROTOCOL;
+		rc = sc.nomem ? CONVBI_ENOMEM : found ? buf_add(out, text + a, b - a) : CONVBI_EPROTOCOL;
 	}
 	scan_close(&sc);
 	if (rc)

@@ -19,7 +19,7 @@
 #define FLOW_MAX_STEPS 64
 
 struct edge {
-	int to;              /* stage id, FLOW_DONE or FLOW_FAIL */
+	int to; /* stage id, FLOW_DONE or FLOW_FAIL */
 	const char *label;
 };
 
@@ -28,40 +28,58 @@ struct edge {
 
 /* A template and the slots it may use: the contract with prompts/ (see
  * prompts/README.md).  SLOTS(...) lists them and counts them. */
-#define SLOTS(...) (const char *const[]){__VA_ARGS__}, \
-	sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)
+#define SLOTS(...) (const char *const[]){__VA_ARGS__}, sizeof((const char *const[]){__VA_ARGS__}) / sizeof(const char *)
 
 struct stage_row {
 	int id;
 	const char *name;
 	int (*step)(struct flow_run *r);
 	struct tmpl_spec templates[STAGE_MAX_TEMPLATES]; /* the prompts it renders; name NULL ends */
-	struct edge edges[STAGE_MAX_EDGES];  /* for the graph; terminated by label NULL */
+	struct edge edges[STAGE_MAX_EDGES];              /* for the graph; terminated by label NULL */
 };
 
 static const struct stage_row stages[STAGE_COUNT] = {
-	{STAGE_INTENT, "intent", agent_intent,
-	 {{"intent", SLOTS("tables", "history", "question", "today")}},
-	 {{STAGE_SQL, "data_question / follow_up"}, {STAGE_REPLY, "chitchat / out_of_scope"}, {0, NULL}}},
-	{STAGE_SQL, "sql", agent_sql,
-	 {{"sql", SLOTS("schema", "history", "hint", "question", "previous_sql", "error", "today", "notes", "dialect",
-	                "examples")}},
-	 {{STAGE_VALIDATE, "candidate"}, {STAGE_VOTE, "candidates"}, {STAGE_SQL, "prompt too long: less schema, once"},
-	  {FLOW_FAIL, "model failure"}, {0, NULL}}},
-	{STAGE_VALIDATE, "validate", agent_validate,
-	 {{"review", SLOTS("schema", "question", "sql", "dialect")}},
-	 {{STAGE_EXECUTE, "accepted"}, {STAGE_SQL, "rejected, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
-	{STAGE_EXECUTE, "execute", agent_execute, {{NULL, NULL, 0}},
-	 {{STAGE_ANSWER, "rows"}, {STAGE_SQL, "error, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
-	{STAGE_VOTE, "vote", agent_vote, {{NULL, NULL, 0}},
-	 {{STAGE_ANSWER, "a result won"}, {STAGE_SQL, "none ran, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
-	{STAGE_ANSWER, "answer", agent_answer,
-	 {{"answer", SLOTS("question", "sql", "rows", "row_count", "truncated", "notes")},
-	  {"explain", SLOTS("schema", "sql")}},  /* .explain (agent_explain.c), accounted here */
-	 {{FLOW_DONE, "answered"}, {0, NULL}}},
-	{STAGE_REPLY, "reply", agent_reply,
-	 {{"refuse", SLOTS("question")}, {"help", SLOTS("question")}},
-	 {{FLOW_DONE, "replied"}, {0, NULL}}},
+        {STAGE_INTENT,
+         "intent",
+         agent_intent,
+         {{"intent", SLOTS("tables", "history", "question", "today")}},
+         {{STAGE_SQL, "data_question / follow_up"}, {STAGE_REPLY, "chitchat / out_of_scope"}, {0, NULL}}},
+        {STAGE_SQL,
+         "sql",
+         agent_sql,
+         {{"sql",
+           SLOTS("schema", "history", "hint", "question", "previous_sql", "error", "today", "notes", "dialect", "examples")}},
+         {{STAGE_VALIDATE, "candidate"},
+          {STAGE_VOTE, "candidates"},
+          {STAGE_SQL, "prompt too long: less schema, once"},
+          {FLOW_FAIL, "model failure"},
+          {0, NULL}}},
+        {STAGE_VALIDATE,
+         "validate",
+         agent_validate,
+         {{"review", SLOTS("schema", "question", "sql", "dialect")}},
+         {{STAGE_EXECUTE, "accepted"}, {STAGE_SQL, "rejected, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
+        {STAGE_EXECUTE,
+         "execute",
+         agent_execute,
+         {{NULL, NULL, 0}},
+         {{STAGE_ANSWER, "rows"}, {STAGE_SQL, "error, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
+        {STAGE_VOTE,
+         "vote",
+         agent_vote,
+         {{NULL, NULL, 0}},
+         {{STAGE_ANSWER, "a result won"}, {STAGE_SQL, "none ran, repairs left"}, {FLOW_FAIL, "repairs exhausted"}, {0, NULL}}},
+        {STAGE_ANSWER,
+         "answer",
+         agent_answer,
+         {{"answer", SLOTS("question", "sql", "rows", "row_count", "truncated", "notes")},
+          {"explain", SLOTS("schema", "sql")}}, /* .explain (agent_explain.c), accounted here */
+         {{FLOW_DONE, "answered"}, {0, NULL}}},
+        {STAGE_REPLY,
+         "reply",
+         agent_reply,
+         {{"refuse", SLOTS("question")}, {"help", SLOTS("question")}},
+         {{FLOW_DONE, "replied"}, {0, NULL}}},
 };
 
 const char *flow_stage_name(int stage)
@@ -134,8 +152,8 @@ int flow_repair_or_fail(struct flow_run *r, int code, const char *why)
 	return flow_fail(r, &e);
 }
 
-void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct history *h, struct turn *t,
-                    convbi_event_fn cb, void *payload)
+void flow_run_start(struct flow_run *r, const struct flow_env *env, const struct history *h, struct turn *t, convbi_event_fn cb,
+                    void *payload)
 {
 	memset(r, 0, sizeof *r);
 	r->env = env;
@@ -157,7 +175,8 @@ int flow_run(const struct flow_env *env, const struct history *h, struct turn *t
 	for (int steps = 0; stage >= 0; steps++) {
 		if (steps == FLOW_MAX_STEPS) {
 			struct err e;
-			err_set(&e, CONVBI_EREPAIR, "the workflow took more than %d steps; this is a bug, please report it", FLOW_MAX_STEPS);
+			err_set(&e, CONVBI_EREPAIR, "the workflow took more than %d steps; this is a bug, please report it",
+			        FLOW_MAX_STEPS);
 			stage = flow_fail(&r, &e);
 			break;
 		}
@@ -170,7 +189,8 @@ int flow_run(const struct flow_env *env, const struct history *h, struct turn *t
 		}
 		if (clock_mono_ms() >= r.deadline_mono) {
 			struct err e;
-			err_set(&e, CONVBI_ETIMEOUT, "the question's %lld ms deadline passed before the %s stage; raise the deadline or simplify the question",
+			err_set(&e, CONVBI_ETIMEOUT,
+			        "the question's %lld ms deadline passed before the %s stage; raise the deadline or simplify the question",
 			        (long long)(r.deadline_mono - start), stages[stage].name);
 			stage = flow_fail(&r, &e);
 			break;
@@ -237,17 +257,25 @@ int agent_call_ex(struct flow_run *r, int stage, const char *name, const struct 
 	int rc = tmpl_render(&prompt, text, slots, n, &err);
 	if (rc) {
 		if (rc == CONVBI_ETOOBIG)
-			err_set(&err, rc, "the %s prompt exceeds %zu bytes; shorten the question or the history", name, prompt.max);
+			err_set(&err, rc, "the %s prompt exceeds %zu bytes; shorten the question or the history", name,
+			        prompt.max);
 		flow_fail(r, &err);
 		buf_release(&prompt);
 		return rc;
 	}
 	struct chat_msg msg = {"user", buf_str(&prompt)};
 	int64_t left = r->deadline_mono - clock_mono_ms();
-	struct llm_request req = {
-		.msgs = &msg, .n = 1, .max_tokens = o->max_tokens, .temperature = o->temperature, .stream = o->stream,
-		.choices = o->choices, .deadline_ms = left > 0 ? (int)(left < 3600000 ? left : 3600000) : 1,
-		.on_delta = o->stream ? run_delta : NULL, .on_retry = run_retry, .cancel = run_cancel, .payload = r};
+	struct llm_request req = {.msgs = &msg,
+	                          .n = 1,
+	                          .max_tokens = o->max_tokens,
+	                          .temperature = o->temperature,
+	                          .stream = o->stream,
+	                          .choices = o->choices,
+	                          .deadline_ms = left > 0 ? (int)(left < 3600000 ? left : 3600000) : 1,
+	                          .on_delta = o->stream ? run_delta : NULL,
+	                          .on_retry = run_retry,
+	                          .cancel = run_cancel,
+	                          .payload = r};
 	const struct llm_config *cfg = llm_config_of(r->env->llm);
 	if (cfg->retry.deadline_ms < req.deadline_ms)
 		req.deadline_ms = cfg->retry.deadline_ms;
@@ -262,8 +290,8 @@ int agent_call_ex(struct flow_run *r, int stage, const char *name, const struct 
 	st->cached_tokens += rep.cached_tokens;
 	st->cost_usd += rep.cost_usd;
 	if (rep.reserved && rc == CONVBI_OK)
-		st->reserved_tokens += (rep.prompt_tokens > 0 ? rep.prompt_tokens : 0) +
-		                       (rep.completion_tokens > 0 ? rep.completion_tokens : 0);
+		st->reserved_tokens +=
+		        (rep.prompt_tokens > 0 ? rep.prompt_tokens : 0) + (rep.completion_tokens > 0 ? rep.completion_tokens : 0);
 	if (rep.nattempts)
 		snprintf(st->endpoint, sizeof st->endpoint, "%s", rep.attempts[rep.nattempts - 1].endpoint);
 	for (size_t i = 0; i < rep.nattempts && t->nattempts < TURN_MAX_ATTEMPTS; i++) {
@@ -292,7 +320,8 @@ int agent_call_ex(struct flow_run *r, int stage, const char *name, const struct 
 		if (r->canceled && rc != CONVBI_ETOOBIG)
 			err_set(&err, CONVBI_ECANCELED, "the question was canceled");
 		else if (rc == CONVBI_ECANCELED)
-			err_set(&err, CONVBI_ETIMEOUT, "the question's deadline passed during the %s stage", flow_stage_name(stage));
+			err_set(&err, CONVBI_ETIMEOUT, "the question's deadline passed during the %s stage",
+			        flow_stage_name(stage));
 		flow_fail(r, &err);
 	}
 	llm_reply_release(&rep);
@@ -312,8 +341,10 @@ int flow_graph(struct buf *out, const char *format)
 	int dot = format && !strcmp(format, "dot");
 	if (format && !dot && strcmp(format, "mermaid"))
 		return CONVBI_EINVAL;
-	int rc = buf_puts(out, dot ? "digraph convbi {\n  rankdir=LR;\n  start [shape=point];\n  done [shape=doublecircle];\n  fail [shape=octagon];\n  start -> intent;\n"
-	                           : "flowchart LR\n  start((start)) --> intent\n");
+	int rc = buf_puts(
+	        out,
+	        dot ? "digraph convbi {\n  rankdir=LR;\n  start [shape=point];\n  done [shape=doublecircle];\n  fail [shape=octagon];\n  start -> intent;\n"
+	            : "flowchart LR\n  start((start)) --> intent\n");
 	for (int s = 0; !rc && s < STAGE_COUNT; s++)
 		for (const struct edge *e = stages[s].edges; !rc && e->label; e++)
 			rc = dot ? buf_printf(out, "  %s -> %s [label=\"%s\"];\n", stages[s].name, node_name(e->to), e->label)

@@ -39,21 +39,21 @@ struct flow_env {
 	struct llm *llm;
 	const struct tmpl_set *prompts;
 	const struct schema *schema;
-	const char *table_list;      /* "customers, orders, ..." for the intent agent */
-	const char *dialect;         /* "SQLite 3.40.1", "PostgreSQL 15.18" for the prompts */
-	struct db *db;               /* the session's read-only connection */
+	const char *table_list; /* "customers, orders, ..." for the intent agent */
+	const char *dialect;    /* "SQLite 3.40.1", "PostgreSQL 15.18" for the prompts */
+	struct db *db;          /* the session's read-only connection */
 	struct exec_limits limits;
 	int max_repairs;
-	size_t schema_budget;        /* bytes of schema text */
+	size_t schema_budget; /* bytes of schema text */
 	int model_review;
 	int stream;
-	int64_t deadline_ms;         /* whole question */
-	const atomic_int *interrupt; /* non-zero = stop (another thread sets it); may be NULL */
-	struct vindex *vindex;       /* value index, or NULL (no grounding) */
-	const char *today;           /* "YYYY-MM-DD" for {{today}} */
-	const char *notes;           /* business notes text, or NULL */
+	int64_t deadline_ms;             /* whole question */
+	const atomic_int *interrupt;     /* non-zero = stop (another thread sets it); may be NULL */
+	struct vindex *vindex;           /* value index, or NULL (no grounding) */
+	const char *today;               /* "YYYY-MM-DD" for {{today}} */
+	const char *notes;               /* business notes text, or NULL */
 	const struct examples *examples; /* verified examples, or NULL */
-	int candidates;              /* SQL candidates voted on by their results; 1 = no vote */
+	int candidates;                  /* SQL candidates voted on by their results; 1 = no vote */
 };
 
 /* Runs the workflow for t (question already set).  Returns t->status. */
@@ -61,8 +61,7 @@ int flow_run(const struct flow_env *env, const struct history *h, struct turn *t
 /* Asks the model to explain sql in plain words (prompts/explain.txt);
  * runs nothing.  t (initialised by the caller) receives the attempts,
  * usage and, on failure, the error; out the text.  Returns t->status. */
-int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, convbi_event_fn cb, void *payload,
-                 struct buf *out);
+int flow_explain(const struct flow_env *env, const char *sql, struct turn *t, convbi_event_fn cb, void *payload, struct buf *out);
 /* The workflow graph, "mermaid" or "dot". */
 int flow_graph(struct buf *out, const char *format);
 

@@ -15,13 +15,13 @@
 #include "util/buf.h"
 
 #define HISTORY_MAX_ENTRIES 64
-#define HISTORY_PART_MAX 600  /* bytes kept of each part of an entry */
+#define HISTORY_PART_MAX 600 /* bytes kept of each part of an entry */
 
 struct history_entry {
-	char *question;    /* owned */
-	char *sql;         /* owned, may be NULL */
-	char *result;      /* owned, may be NULL */
-	char *answer;      /* owned, may be NULL */
+	char *question; /* owned */
+	char *sql;      /* owned, may be NULL */
+	char *result;   /* owned, may be NULL */
+	char *answer;   /* owned, may be NULL */
 };
 
 struct history {

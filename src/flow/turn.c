@@ -96,9 +96,12 @@ static int nonfinite_notes(struct buf *out, const struct table *res, int64_t nr)
 		for (int k = 0, n = 0; !rc && k < 3; k++)
 			if (seen[k])
 				rc = buf_printf(&note, "%s %s", n++ ? "," : "", kinds[k]);
-		if (!rc) rc = buf_puts(&note, " written as null (JSON has no infinity or NaN)");
-		if (!rc && !first) rc = buf_putc(out, ',');
-		if (!rc) rc = buf_json_str(out, note.data, note.len);
+		if (!rc)
+			rc = buf_puts(&note, " written as null (JSON has no infinity or NaN)");
+		if (!rc && !first)
+			rc = buf_putc(out, ',');
+		if (!rc)
+			rc = buf_json_str(out, note.data, note.len);
 		buf_release(&note);
 		first = 0;
 	}
@@ -108,62 +111,96 @@ static int nonfinite_notes(struct buf *out, const struct table *res, int64_t nr)
 int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 {
 	int rc = buf_puts(out, "{\"question\":");
-	if (!rc) rc = str_or_null(out, t->question);
-	if (!rc) rc = buf_puts(out, ",\"standalone_question\":");
-	if (!rc) rc = str_or_null(out, t->standalone);
-	if (!rc) rc = buf_printf(out, ",\"intent\":%s%s%s", t->intent ? "\"" : "", t->intent ? turn_intent_name(t->intent) : "null", t->intent ? "\"" : "");
-	if (!rc) rc = buf_puts(out, ",\"sql\":");
-	if (!rc) rc = str_or_null(out, turn_sql(t));
-	if (!rc) rc = buf_puts(out, ",\"columns\":[");
+	if (!rc)
+		rc = str_or_null(out, t->question);
+	if (!rc)
+		rc = buf_puts(out, ",\"standalone_question\":");
+	if (!rc)
+		rc = str_or_null(out, t->standalone);
+	if (!rc)
+		rc = buf_printf(out, ",\"intent\":%s%s%s", t->intent ? "\"" : "",
+		                t->intent ? turn_intent_name(t->intent) : "null", t->intent ? "\"" : "");
+	if (!rc)
+		rc = buf_puts(out, ",\"sql\":");
+	if (!rc)
+		rc = str_or_null(out, turn_sql(t));
+	if (!rc)
+		rc = buf_puts(out, ",\"columns\":[");
 	const struct table *res = t->result;
 	for (int c = 0; !rc && res && c < res->ncols; c++) {
-		if (c) rc = buf_putc(out, ',');
-		if (!rc) rc = str_or_null(out, res->cols[c].name);
+		if (c)
+			rc = buf_putc(out, ',');
+		if (!rc)
+			rc = str_or_null(out, res->cols[c].name);
 	}
-	if (!rc) rc = buf_puts(out, "],\"rows\":[");
+	if (!rc)
+		rc = buf_puts(out, "],\"rows\":[");
 	int64_t nr = res ? res->nrows : 0;
 	if (max_rows >= 0 && nr > max_rows)
 		nr = max_rows;
 	for (int64_t r = 0; !rc && r < nr; r++) {
 		rc = buf_puts(out, r ? ",[" : "[");
 		for (int c = 0; !rc && c < res->ncols; c++) {
-			if (c) rc = buf_putc(out, ',');
+			if (c)
+				rc = buf_putc(out, ',');
 			const char *v = table_cell(res, r, c);
 			int ty = table_cell_type(res, r, c);
-			if (!rc) rc = !v || (ty == TABLE_REAL && table_nonfinite(v)) ? buf_puts(out, "null")
-			              : ty == TABLE_INT || ty == TABLE_REAL ? buf_puts(out, v) : buf_json_str(out, v, strlen(v));
+			if (!rc)
+				rc = !v || (ty == TABLE_REAL && table_nonfinite(v)) ? buf_puts(out, "null")
+				     : ty == TABLE_INT || ty == TABLE_REAL          ? buf_puts(out, v)
+				                                                    : buf_json_str(out, v, strlen(v));
 		}
-		if (!rc) rc = buf_putc(out, ']');
+		if (!rc)
+			rc = buf_putc(out, ']');
 	}
-	if (!rc) rc = buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"notes\":[", (long long)(res ? res->nrows : 0),
-	                         (res && (res->truncated || nr < res->nrows)) ? "true" : "false");
-	if (!rc) rc = nonfinite_notes(out, res, nr);
-	if (!rc) rc = buf_puts(out, "],\"answer\":");
-	if (!rc) rc = t->status && !t->answer.len ? buf_puts(out, "null") : buf_json_str(out, buf_str(&t->answer), t->answer.len);
-	if (!rc) rc = buf_puts(out, ",\"error\":");
-	const char *emsg = t->err.msg[0] ? t->err.msg : convbi_errstr(t->status);  /* never "" */
-	if (!rc) rc = t->status ? buf_json_str(out, emsg, strlen(emsg)) : buf_puts(out, "null");
-	if (!rc) rc = buf_printf(out, ",\"error_class\":%s%s%s", t->status ? "\"" : "", t->status ? convbi_errname(t->status) : "null", t->status ? "\"" : "");
-	if (!rc) rc = buf_puts(out, ",\"failed_stage\":");
-	if (!rc) rc = str_or_null(out, t->fail_stage[0] ? t->fail_stage : NULL);
-	if (!rc) rc = buf_printf(out, ",\"repairs\":%d,\"candidates\":[", t->repairs);
+	if (!rc)
+		rc = buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"notes\":[", (long long)(res ? res->nrows : 0),
+		                (res && (res->truncated || nr < res->nrows)) ? "true" : "false");
+	if (!rc)
+		rc = nonfinite_notes(out, res, nr);
+	if (!rc)
+		rc = buf_puts(out, "],\"answer\":");
+	if (!rc)
+		rc = t->status && !t->answer.len ? buf_puts(out, "null") : buf_json_str(out, buf_str(&t->answer), t->answer.len);
+	if (!rc)
+		rc = buf_puts(out, ",\"error\":");
+	const char *emsg = t->err.msg[0] ? t->err.msg : convbi_errstr(t->status); /* never "" */
+	if (!rc)
+		rc = t->status ? buf_json_str(out, emsg, strlen(emsg)) : buf_puts(out, "null");
+	if (!rc)
+		rc = buf_printf(out, ",\"error_class\":%s%s%s", t->status ? "\"" : "",
+		                t->status ? convbi_errname(t->status) : "null", t->status ? "\"" : "");
+	if (!rc)
+		rc = buf_puts(out, ",\"failed_stage\":");
+	if (!rc)
+		rc = str_or_null(out, t->fail_stage[0] ? t->fail_stage : NULL);
+	if (!rc)
+		rc = buf_printf(out, ",\"repairs\":%d,\"candidates\":[", t->repairs);
 	for (int i = 0; !rc && i < t->ncand; i++) {
 		rc = buf_puts(out, i ? ",{\"sql\":" : "{\"sql\":");
-		if (!rc) rc = str_or_null(out, t->cand[i].sql);
-		if (!rc) rc = buf_puts(out, ",\"error\":");
-		if (!rc) rc = str_or_null(out, t->cand[i].error);
+		if (!rc)
+			rc = str_or_null(out, t->cand[i].sql);
+		if (!rc)
+			rc = buf_puts(out, ",\"error\":");
+		if (!rc)
+			rc = str_or_null(out, t->cand[i].error);
 		if (!rc && t->vote_first >= 0 && i >= t->vote_first)
-			rc = t->cand[i].group >= 0 ? buf_printf(out, ",\"group\":%d", t->cand[i].group) : buf_puts(out, ",\"group\":null");
-		if (!rc) rc = buf_putc(out, '}');
+			rc = t->cand[i].group >= 0 ? buf_printf(out, ",\"group\":%d", t->cand[i].group)
+			                           : buf_puts(out, ",\"group\":null");
+		if (!rc)
+			rc = buf_putc(out, '}');
 	}
-	if (!rc) rc = buf_putc(out, ']');
+	if (!rc)
+		rc = buf_putc(out, ']');
 	if (!rc && t->vote_first >= 0) { /* which group won, and by how many */
 		int won = t->chosen >= 0 ? t->cand[t->chosen].group : -1, votes = 0;
 		for (int i = t->vote_first; i < t->ncand; i++)
 			votes += won >= 0 && t->cand[i].group == won;
 		rc = buf_printf(out, ",\"vote\":{\"first\":%d,\"candidates\":%d,\"groups\":%d,\"winner\":", t->vote_first,
 		                t->ncand - t->vote_first, t->vote_groups);
-		if (!rc) rc = won >= 0 ? buf_printf(out, "%d,\"votes\":%d}", t->chosen, votes) : buf_puts(out, "null,\"votes\":0}");
+		if (!rc)
+			rc = won >= 0 ? buf_printf(out, "%d,\"votes\":%d}", t->chosen, votes)
+			              : buf_puts(out, "null,\"votes\":0}");
 	}
 	int64_t pt = 0, ct = 0, cached = 0, resv = 0;
 	for (int s = 0; s < STAGE_COUNT; s++) {
@@ -172,35 +209,50 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		cached += t->stage[s].cached_tokens;
 		resv += t->stage[s].reserved_tokens;
 	}
-	if (!rc) rc = buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-	                         "\"cached_tokens\":%lld,\"reserved_tokens\":%lld},\"cost_usd\":%.6f,\"stages\":{",
-	                         (long long)pt, (long long)ct, (long long)(pt + ct), (long long)cached, (long long)resv,
-	                         turn_cost_usd(t));
+	if (!rc)
+		rc = buf_printf(out,
+		                ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+		                "\"cached_tokens\":%lld,\"reserved_tokens\":%lld},\"cost_usd\":%.6f,\"stages\":{",
+		                (long long)pt, (long long)ct, (long long)(pt + ct), (long long)cached, (long long)resv,
+		                turn_cost_usd(t));
 	int first = 1;
 	for (int s = 0; !rc && s < STAGE_COUNT; s++) {
 		const struct stage_stats *st = &t->stage[s];
 		if (!st->ms && !st->calls)
 			continue;
-		rc = buf_printf(out, "%s\"%s\":{\"ms\":%lld,\"calls\":%d,\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
+		rc = buf_printf(out,
+		                "%s\"%s\":{\"ms\":%lld,\"calls\":%d,\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
 		                "\"cost_usd\":%.6f,\"endpoint\":",
-		                first ? "" : ",", flow_stage_name(s), (long long)st->ms, st->calls,
-		                (long long)st->prompt_tokens, (long long)st->completion_tokens, st->cost_usd);
-		if (!rc) rc = str_or_null(out, st->endpoint[0] ? st->endpoint : NULL);
-		if (!rc) rc = buf_putc(out, '}');
+		                first ? "" : ",", flow_stage_name(s), (long long)st->ms, st->calls, (long long)st->prompt_tokens,
+		                (long long)st->completion_tokens, st->cost_usd);
+		if (!rc)
+			rc = str_or_null(out, st->endpoint[0] ? st->endpoint : NULL);
+		if (!rc)
+			rc = buf_putc(out, '}');
 		first = 0;
 	}
-	if (!rc) rc = buf_puts(out, "},\"attempts\":[");
+	if (!rc)
+		rc = buf_puts(out, "},\"attempts\":[");
 	for (int i = 0; !rc && i < t->nattempts; i++) {
 		const struct llm_attempt *a = &t->attempts[i].a;
 		rc = buf_printf(out, "%s{\"stage\":\"%s\",\"endpoint\":", i ? "," : "", flow_stage_name(t->attempts[i].stage));
-		if (!rc) rc = buf_json_str(out, a->endpoint, strlen(a->endpoint));
-		if (!rc) rc = buf_printf(out, ",\"status\":%ld,\"class\":\"%s\",\"error\":", a->status, llm_class_name(a->cls));
-		if (!rc) rc = buf_json_str(out, a->error, strlen(a->error));
-		if (!rc) rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a->wait_ms);
-		if (!rc) rc = str_or_null(out, a->retry_from);
-		if (!rc) rc = llm_attempt_provenance_json(out, a);
-		if (!rc) rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a->elapsed_ms, a->cost_usd);
+		if (!rc)
+			rc = buf_json_str(out, a->endpoint, strlen(a->endpoint));
+		if (!rc)
+			rc = buf_printf(out, ",\"status\":%ld,\"class\":\"%s\",\"error\":", a->status, llm_class_name(a->cls));
+		if (!rc)
+			rc = buf_json_str(out, a->error, strlen(a->error));
+		if (!rc)
+			rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a->wait_ms);
+		if (!rc)
+			rc = str_or_null(out, a->retry_from);
+		if (!rc)
+			rc = llm_attempt_provenance_json(out, a);
+		if (!rc)
+			rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a->elapsed_ms, a->cost_usd);
 	}
-	if (!rc) rc = buf_printf(out, "],\"elapsed_ms\":%lld,\"cpu_us\":%lld}", (long long)t->elapsed_ms, (long long)(t->cpu_ns / 1000));
+	if (!rc)
+		rc = buf_printf(out, "],\"elapsed_ms\":%lld,\"cpu_us\":%lld}", (long long)t->elapsed_ms,
+		                (long long)(t->cpu_ns / 1000));
 	return rc;
 }

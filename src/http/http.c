@@ -20,7 +20,7 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 
-#define HTTP_CACHE_MAX 64  /* idle handles kept for reuse */
+#define HTTP_CACHE_MAX 64 /* idle handles kept for reuse */
 
 struct handle {
 	CURL *easy;
@@ -30,9 +30,9 @@ struct handle {
 
 struct http_client {
 	pthread_mutex_t lock;
-	struct handle *idle;    /* owned free-list */
+	struct handle *idle; /* owned free-list */
 	int nidle;
-	CURLSH *share;          /* DNS + TLS session cache */
+	CURLSH *share; /* DNS + TLS session cache */
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 };
 
@@ -42,7 +42,7 @@ struct transfer {
 	int64_t start_ms;
 	int64_t last_byte_ms;
 	int got_first;
-	int in_interim;   /* current header block belongs to a 1xx response */
+	int in_interim; /* current header block belongs to a 1xx response */
 	int aborted;
 };
 
@@ -209,7 +209,7 @@ static size_t on_body_cb(char *data, size_t size, size_t nmemb, void *userp)
 	mark_byte(t);
 	if (t->call->on_body && t->call->on_body(t->call->payload, t->res->status, data, n)) {
 		t->aborted = 1;
-		return 0;  /* makes libcurl fail with CURLE_WRITE_ERROR */
+		return 0; /* makes libcurl fail with CURLE_WRITE_ERROR */
 	}
 	return n;
 }
@@ -238,8 +238,10 @@ static int map_curl(CURLcode rc, const struct transfer *t)
 
 const char *http_fail_name(int fail)
 {
-	static const char *const names[] = {"none", "connect", "reset", "tls", "connect_timeout",
-		"first_byte_timeout", "idle_timeout", "deadline", "partial", "aborted", "canceled", "transport"};
+	static const char *const names[] = {"none",         "connect",         "reset",
+	                                    "tls",          "connect_timeout", "first_byte_timeout",
+	                                    "idle_timeout", "deadline",        "partial",
+	                                    "aborted",      "canceled",        "transport"};
 	return fail >= 0 && fail <= HTTP_FAIL_OTHER ? names[fail] : "?";
 }
 
@@ -298,7 +300,7 @@ int http_post(struct http_client *c, const struct http_call *call, struct http_r
 	curl_easy_setopt(e, CURLOPT_HTTPHEADER, hdrs);
 	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)(call->connect_timeout_ms > 0 ? call->connect_timeout_ms : 3000));
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)remaining + 1000);  /* backstop only */
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)remaining + 1000); /* backstop only */
 	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header_cb);
 	curl_easy_setopt(e, CURLOPT_HEADERDATA, &t);
 	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body_cb);

@@ -24,30 +24,30 @@
 
 enum http_fail {
 	HTTP_FAIL_NONE,
-	HTTP_FAIL_CONNECT,        /* refused, unreachable, DNS */
-	HTTP_FAIL_RESET,          /* connection reset or closed before a reply */
+	HTTP_FAIL_CONNECT, /* refused, unreachable, DNS */
+	HTTP_FAIL_RESET,   /* connection reset or closed before a reply */
 	HTTP_FAIL_TLS,
 	HTTP_FAIL_CONNECT_TIMEOUT,
 	HTTP_FAIL_FIRST_BYTE_TIMEOUT,
 	HTTP_FAIL_IDLE_TIMEOUT,
 	HTTP_FAIL_DEADLINE,
-	HTTP_FAIL_PARTIAL,        /* body cut before its end */
-	HTTP_FAIL_ABORTED,        /* a callback asked to stop */
+	HTTP_FAIL_PARTIAL, /* body cut before its end */
+	HTTP_FAIL_ABORTED, /* a callback asked to stop */
 	HTTP_FAIL_CANCELED,
 	HTTP_FAIL_OTHER
 };
 
 struct http_call {
-	const char *method;          /* "POST" (NULL means POST) or "GET" (body ignored) */
+	const char *method; /* "POST" (NULL means POST) or "GET" (body ignored) */
 	const char *url;
-	const char *const *headers;  /* "Name: value" lines */
+	const char *const *headers; /* "Name: value" lines */
 	size_t nheaders;
 	const char *body;
 	size_t body_len;
 	int connect_timeout_ms;
 	int first_byte_timeout_ms;
 	int idle_timeout_ms;
-	int64_t deadline_mono_ms;    /* absolute, clock_mono_ms() */
+	int64_t deadline_mono_ms; /* absolute, clock_mono_ms() */
 	/* Each header line of the final response (not 1xx), split. */
 	void (*on_header)(void *payload, const char *name, size_t nlen, const char *value, size_t vlen);
 	/* Body bytes as they arrive, with the final status; non-zero aborts
@@ -59,9 +59,9 @@ struct http_call {
 };
 
 struct http_result {
-	long status;          /* HTTP status, 0 if none received */
-	int fail;             /* enum http_fail */
-	char detail[160];     /* libcurl's text for transport failures */
+	long status;      /* HTTP status, 0 if none received */
+	int fail;         /* enum http_fail */
+	char detail[160]; /* libcurl's text for transport failures */
 	int64_t first_byte_ms;
 	int64_t total_ms;
 };

@@ -141,8 +141,8 @@ static int64_t scan_unit(const char *s, size_t n, size_t *pos)
 		const char *name;
 		int64_t ns;
 	} units[] = {
-		{"ns", 1}, {"us", 1000}, {"\xC2\xB5s", 1000}, {"\xCE\xBCs", 1000},
-		{"ms", NS_PER_MS}, {"s", NS_PER_S}, {"m", 60 * NS_PER_S}, {"h", 3600 * NS_PER_S},
+	        {"ns", 1},         {"us", 1000},    {"\xC2\xB5s", 1000},  {"\xCE\xBCs", 1000},
+	        {"ms", NS_PER_MS}, {"s", NS_PER_S}, {"m", 60 * NS_PER_S}, {"h", 3600 * NS_PER_S},
 	};
 	size_t i = *pos, j = i;
 	while (j < n && (is_alpha(s[j]) || (unsigned char)s[j] >= 0x80))
@@ -253,9 +253,8 @@ static int take_word(struct cursor *c, const char **w, size_t *wl)
 
 static int is_day_name(const char *w, size_t wl)
 {
-	static const char *const days[] = {"mon", "tue", "wed", "thu", "fri", "sat", "sun",
-	                                   "monday", "tuesday", "wednesday", "thursday",
-	                                   "friday", "saturday", "sunday"};
+	static const char *const days[] = {"mon",    "tue",     "wed",       "thu",      "fri",    "sat",      "sun",
+	                                   "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"};
 	for (size_t k = 0; k < sizeof days / sizeof days[0]; k++)
 		if (ieq(w, wl, days[k]))
 			return 1;
@@ -265,8 +264,7 @@ static int is_day_name(const char *w, size_t wl)
 /* 1..12, or 0 for a word that is not a month abbreviation. */
 static int month_of(const char *w, size_t wl)
 {
-	static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun",
-	                                     "jul", "aug", "sep", "oct", "nov", "dec"};
+	static const char *const months[] = {"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"};
 	for (int k = 0; k < 12; k++)
 		if (ieq(w, wl, months[k]))
 			return k + 1;
@@ -282,8 +280,8 @@ static int take_month(struct cursor *c, int *mon)
 
 static int take_time(struct cursor *c, int *h, int *mi, int *sec)
 {
-	return take_int(c, 2, 2, h) && take(c, ':') && take_int(c, 2, 2, mi) && take(c, ':') &&
-	       take_int(c, 2, 2, sec) && *h <= 23 && *mi <= 59 && *sec <= 60;
+	return take_int(c, 2, 2, h) && take(c, ':') && take_int(c, 2, 2, mi) && take(c, ':') && take_int(c, 2, 2, sec) &&
+	       *h <= 23 && *mi <= 59 && *sec <= 60;
 }
 
 static int take_gmt(struct cursor *c)
@@ -345,13 +343,11 @@ int64_t rl_parse_http_date_ms(const char *s, size_t n)
 		} else {
 			return -1;
 		}
-		if (!take(&c, ' ') || !take_time(&c, &h, &mi, &sec) || !take(&c, ' ') ||
-		    !take_gmt(&c))
+		if (!take(&c, ' ') || !take_time(&c, &h, &mi, &sec) || !take(&c, ' ') || !take_gmt(&c))
 			return -1;
 	} else { /* asctime */
-		if (!take(&c, ' ') || !take_month(&c, &mon) || !take_spaces(&c) ||
-		    !take_int(&c, 1, 2, &d) || !take(&c, ' ') || !take_time(&c, &h, &mi, &sec) ||
-		    !take_spaces(&c) || !take_int(&c, 4, 4, &y))
+		if (!take(&c, ' ') || !take_month(&c, &mon) || !take_spaces(&c) || !take_int(&c, 1, 2, &d) || !take(&c, ' ') ||
+		    !take_time(&c, &h, &mi, &sec) || !take_spaces(&c) || !take_int(&c, 4, 4, &y))
 			return -1;
 	}
 	if (c.i != c.n || y < 1970 || y > 9999 || d < 1 || d > days_in_month(y, mon))
@@ -396,8 +392,7 @@ static void set_if(int64_t *field, int64_t v)
 		*field = v;
 }
 
-void rl_feed_header(struct rl_info *r, const char *name, size_t nlen, const char *value,
-                    size_t vlen, int64_t now_wall_ms)
+void rl_feed_header(struct rl_info *r, const char *name, size_t nlen, const char *value, size_t vlen, int64_t now_wall_ms)
 {
 	if (!name || !value)
 		return;
@@ -446,14 +441,13 @@ static int64_t unit_word_ns(const char *w, size_t wl)
 		const char *word;
 		int64_t ns;
 	} words[] = {
-		{"ms", NS_PER_MS}, {"msec", NS_PER_MS}, {"msecs", NS_PER_MS},
-		{"millisecond", NS_PER_MS}, {"milliseconds", NS_PER_MS},
-		{"s", NS_PER_S}, {"sec", NS_PER_S}, {"secs", NS_PER_S},
-		{"second", NS_PER_S}, {"seconds", NS_PER_S},
-		{"min", 60 * NS_PER_S}, {"mins", 60 * NS_PER_S},
-		{"minute", 60 * NS_PER_S}, {"minutes", 60 * NS_PER_S},
-		{"h", 3600 * NS_PER_S}, {"hr", 3600 * NS_PER_S}, {"hrs", 3600 * NS_PER_S},
-		{"hour", 3600 * NS_PER_S}, {"hours", 3600 * NS_PER_S},
+	        {"ms", NS_PER_MS},          {"msec", NS_PER_MS},         {"msecs", NS_PER_MS},
+	        {"millisecond", NS_PER_MS}, {"milliseconds", NS_PER_MS}, {"s", NS_PER_S},
+	        {"sec", NS_PER_S},          {"secs", NS_PER_S},          {"second", NS_PER_S},
+	        {"seconds", NS_PER_S},      {"min", 60 * NS_PER_S},      {"mins", 60 * NS_PER_S},
+	        {"minute", 60 * NS_PER_S},  {"minutes", 60 * NS_PER_S},  {"h", 3600 * NS_PER_S},
+	        {"hr", 3600 * NS_PER_S},    {"hrs", 3600 * NS_PER_S},    {"hour", 3600 * NS_PER_S},
+	        {"hours", 3600 * NS_PER_S},
 	};
 	for (size_t k = 0; k < sizeof words / sizeof words[0]; k++)
 		if (ieq(w, wl, words[k].word))
@@ -507,8 +501,7 @@ static int64_t message_hint(const char *body, size_t len)
 	int64_t best_ms = -1;
 	for (size_t k = 0; k < sizeof phrases / sizeof phrases[0]; k++) {
 		size_t l = strlen(phrases[k]);
-		for (size_t at_ = ci_find(body, len, 0, phrases[k]); at_ < best;
-		     at_ = ci_find(body, len, at_ + 1, phrases[k])) {
+		for (size_t at_ = ci_find(body, len, 0, phrases[k]); at_ < best; at_ = ci_find(body, len, at_ + 1, phrases[k])) {
 			int64_t ms = hint_at(body, len, at_ + l);
 			if (ms >= 0) {
 				best = at_;
@@ -520,18 +513,15 @@ static int64_t message_hint(const char *body, size_t len)
 	return best_ms;
 }
 
-int64_t rl_retry_after_ms(const struct rl_info *r, const char *body, size_t body_len,
-                          enum rl_source *source_out)
+int64_t rl_retry_after_ms(const struct rl_info *r, const char *body, size_t body_len, enum rl_source *source_out)
 {
 	const struct {
 		int64_t v;
 		enum rl_source src;
 	} order[] = {
-		{r->retry_after_ms, RL_SOURCE_RETRY_AFTER_MS},
-		{r->x_ms_retry_after_ms, RL_SOURCE_X_MS_RETRY_AFTER_MS},
-		{r->retry_after, RL_SOURCE_RETRY_AFTER},
-		{r->reset_requests_ms, RL_SOURCE_RESET_REQUESTS},
-		{r->reset_tokens_ms, RL_SOURCE_RESET_TOKENS},
+	        {r->retry_after_ms, RL_SOURCE_RETRY_AFTER_MS}, {r->x_ms_retry_after_ms, RL_SOURCE_X_MS_RETRY_AFTER_MS},
+	        {r->retry_after, RL_SOURCE_RETRY_AFTER},       {r->reset_requests_ms, RL_SOURCE_RESET_REQUESTS},
+	        {r->reset_tokens_ms, RL_SOURCE_RESET_TOKENS},
 	};
 	enum rl_source src = RL_SOURCE_NONE;
 	int64_t ms = -1;

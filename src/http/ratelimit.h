@@ -37,12 +37,12 @@
 
 enum rl_source {
 	RL_SOURCE_NONE = 0,
-	RL_SOURCE_RETRY_AFTER_MS,       /* retry-after-ms */
-	RL_SOURCE_X_MS_RETRY_AFTER_MS,  /* x-ms-retry-after-ms */
-	RL_SOURCE_RETRY_AFTER,          /* retry-after */
-	RL_SOURCE_RESET_REQUESTS,       /* x-ratelimit-reset-requests */
-	RL_SOURCE_RESET_TOKENS,         /* x-ratelimit-reset-tokens */
-	RL_SOURCE_MESSAGE               /* the body / error message text */
+	RL_SOURCE_RETRY_AFTER_MS,      /* retry-after-ms */
+	RL_SOURCE_X_MS_RETRY_AFTER_MS, /* x-ms-retry-after-ms */
+	RL_SOURCE_RETRY_AFTER,         /* retry-after */
+	RL_SOURCE_RESET_REQUESTS,      /* x-ratelimit-reset-requests */
+	RL_SOURCE_RESET_TOKENS,        /* x-ratelimit-reset-tokens */
+	RL_SOURCE_MESSAGE              /* the body / error message text */
 };
 
 struct rl_info {
@@ -67,16 +67,14 @@ void rl_init(struct rl_info *r);
  * unknown, makes a date unusable).  A value that does not parse leaves
  * the field as it was; a repeated header overrides.  Other headers are
  * ignored. */
-void rl_feed_header(struct rl_info *r, const char *name, size_t nlen, const char *value,
-                    size_t vlen, int64_t now_wall_ms);
+void rl_feed_header(struct rl_info *r, const char *name, size_t nlen, const char *value, size_t vlen, int64_t now_wall_ms);
 
 /* The wait in milliseconds asked for by the first source present in the
  * order above, or -1 when none says anything.  body (may be NULL) is the
  * response body or the error message text; only its first
  * RL_MAX_BODY_SCAN bytes are searched.  *source_out (may be NULL) names the
  * source used, RL_SOURCE_NONE with -1. */
-int64_t rl_retry_after_ms(const struct rl_info *r, const char *body, size_t body_len,
-                          enum rl_source *source_out);
+int64_t rl_retry_after_ms(const struct rl_info *r, const char *body, size_t body_len, enum rl_source *source_out);
 
 /* The header name of s ("retry-after-ms", ...), "message" for the body,
  * "none" for RL_SOURCE_NONE or an unknown value.  Static storage. */

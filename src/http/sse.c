@@ -83,8 +83,7 @@ static int field_is(const char *name, size_t nlen, const char *want)
 
 /* Applies one complete line (without its terminator).  Field names are
  * compared byte for byte: the spec makes them case-sensitive. */
-static int process_line(struct sse_parser *p, const char *s, size_t len, sse_event_fn fn,
-                        void *payload)
+static int process_line(struct sse_parser *p, const char *s, size_t len, sse_event_fn fn, void *payload)
 {
 	if (len == 0)
 		return dispatch(p, fn, payload);
@@ -131,8 +130,7 @@ static int process_line(struct sse_parser *p, const char *s, size_t len, sse_eve
 }
 
 /* Scans bytes that are past the BOM check. */
-static int consume(struct sse_parser *p, const char *bytes, size_t n, sse_event_fn fn,
-                   void *payload)
+static int consume(struct sse_parser *p, const char *bytes, size_t n, sse_event_fn fn, void *payload)
 {
 	size_t i = 0;
 	while (i < n) {

@@ -17,12 +17,10 @@ int aoai_url(struct buf *out, const struct ep_cfg *ep)
 {
 	switch (ep->kind) {
 	case EP_AZURE:
-		return buf_printf(out, "%s/openai/deployments/%s/chat/completions?api-version=%s", ep->url,
-		                  ep->deployment, ep->api_version);
-	case EP_AZURE_V1:
-		return buf_printf(out, "%s/openai/v1/chat/completions", ep->url);
-	default:
-		return buf_printf(out, "%s/chat/completions", ep->url);
+		return buf_printf(out, "%s/openai/deployments/%s/chat/completions?api-version=%s", ep->url, ep->deployment,
+		                  ep->api_version);
+	case EP_AZURE_V1: return buf_printf(out, "%s/openai/v1/chat/completions", ep->url);
+	default: return buf_printf(out, "%s/chat/completions", ep->url);
 	}
 }
 
@@ -48,7 +46,9 @@ int aoai_body(struct buf *out, const struct ep_cfg *ep, const struct chat_req *r
 	}
 	if (!rc)
 		rc = buf_putc(out, ']');
-	const char *model = ep->kind == EP_AZURE_V1 ? ep->deployment : ep->kind == EP_OPENAI ? (ep->model ? ep->model : "default") : NULL;
+	const char *model = ep->kind == EP_AZURE_V1 ? ep->deployment
+	                    : ep->kind == EP_OPENAI ? (ep->model ? ep->model : "default")
+	                                            : NULL;
 	if (!rc && model) {
 		rc = buf_puts(out, ",\"model\":");
 		if (!rc)
@@ -108,7 +108,7 @@ static int has_escaped_nul(const char *s, size_t len)
 {
 	for (size_t i = 0; i + 6 <= len; i++)
 		if (s[i] == '\\' && (s[i + 1] == 'u' || s[i + 1] == 'U') && !memcmp(s + i + 2, "0000", 4)) {
-			size_t k = i;  /* an escaped backslash before it makes it literal text */
+			size_t k = i; /* an escaped backslash before it makes it literal text */
 			while (k > 0 && s[k - 1] == '\\')
 				k--;
 			if ((i - k) % 2 == 0)
@@ -124,7 +124,8 @@ static int choices_by_index(const cJSON *choices, const cJSON **out)
 	double key[AOAI_MAX_CHOICES];
 	int n = 0;
 	const cJSON *c;
-	cJSON_ArrayForEach(c, choices) {
+	cJSON_ArrayForEach(c, choices)
+	{
 		if (n == AOAI_MAX_CHOICES)
 			break;
 		const cJSON *ix = cJSON_GetObjectItemCaseSensitive(c, "index");
@@ -165,7 +166,8 @@ int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struc
 	const char *content = jsonx_str(msg, "content");
 	buf_reset(&out->content);
 	if (content && (rc = buf_puts(&out->content, content))) {
-		err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+		err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory",
+		        AOAI_MAX_REPLY_BYTES);
 		goto done;
 	}
 	for (int i = 1; i < nc; i++) { /* the other choices; a filtered or empty one is left out */
@@ -184,8 +186,7 @@ done:
 	return rc;
 }
 
-int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const char **delta, size_t *dlen,
-                     struct err *err)
+int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const char **delta, size_t *dlen, struct err *err)
 {
 	*delta = NULL;
 	*dlen = 0;
@@ -205,7 +206,8 @@ int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const
 	}
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
 	if (e) {
-		rc = err_set(err, CONVBI_EPROTOCOL, "the stream carried an error: %s", jsonx_str(e, "message") ? jsonx_str(e, "message") : "unknown");
+		rc = err_set(err, CONVBI_EPROTOCOL, "the stream carried an error: %s",
+		             jsonx_str(e, "message") ? jsonx_str(e, "message") : "unknown");
 		goto done;
 	}
 	if (jsonx_str(root, "model") && *jsonx_str(root, "model"))
@@ -216,7 +218,7 @@ int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const
 		rc = err_set(err, CONVBI_EPROTOCOL, "a stream chunk has a non-array `choices`");
 		goto done;
 	}
-	const cJSON *c0 = cJSON_GetArrayItem(choices, 0);  /* Azure: first chunk may be empty */
+	const cJSON *c0 = cJSON_GetArrayItem(choices, 0); /* Azure: first chunk may be empty */
 	if (!c0)
 		goto done;
 	copy_str(out->finish_reason, sizeof out->finish_reason, jsonx_str(c0, "finish_reason"));
@@ -225,7 +227,8 @@ int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const
 	if (text && *text) {
 		size_t off = out->content.len;
 		if ((rc = buf_puts(&out->content, text))) {
-			err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+			err_set(err, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory",
+			        AOAI_MAX_REPLY_BYTES);
 			goto done;
 		}
 		*delta = out->content.data + off;

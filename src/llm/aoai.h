@@ -31,36 +31,36 @@
 #include "util/err.h"
 #include "util/limits.h"
 
-#define AOAI_MAX_CHOICES 16              /* choices read from one reply */
+#define AOAI_MAX_CHOICES 16 /* choices read from one reply */
 
 struct chat_msg {
-	const char *role;     /* "system", "user", "assistant" */
+	const char *role; /* "system", "user", "assistant" */
 	const char *content;
 };
 
 struct chat_req {
 	const struct chat_msg *msgs;
 	size_t n;
-	int max_tokens;       /* 0 = not sent */
-	double temperature;   /* < 0 = not sent */
+	int max_tokens;     /* 0 = not sent */
+	double temperature; /* < 0 = not sent */
 	int stream;
-	int choices;          /* `n`; sent only when > 1 */
+	int choices; /* `n`; sent only when > 1 */
 };
 
 struct aoai_reply {
-	struct buf content;        /* owned; the assistant text (the first choice) */
+	struct buf content;                /* owned; the assistant text (the first choice) */
 	char *extra[AOAI_MAX_CHOICES - 1]; /* owned: the other choices' texts, by index */
 	int nextra;
 	char model[96];
 	char finish_reason[32];
-	int64_t prompt_tokens, completion_tokens;  /* -1 = not reported */
-	int64_t cached_tokens;     /* of prompt_tokens, served from the prompt cache; 0 if not reported */
-	int done;                  /* stream: [DONE] seen */
+	int64_t prompt_tokens, completion_tokens; /* -1 = not reported */
+	int64_t cached_tokens;                    /* of prompt_tokens, served from the prompt cache; 0 if not reported */
+	int done;                                 /* stream: [DONE] seen */
 };
 
 struct aoai_error {
-	char code[64];       /* error.code, "" if none */
-	char message[400];   /* error.message, one line, "" if none */
+	char code[64];     /* error.code, "" if none */
+	char message[400]; /* error.message, one line, "" if none */
 };
 
 int aoai_url(struct buf *out, const struct ep_cfg *ep);
@@ -74,8 +74,7 @@ void aoai_reply_release(struct aoai_reply *r);
 int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struct err *err);
 /* Applies one SSE data payload; *delta and *dlen point at the new text inside
  * out->content (dlen 0 if none).  CONVBI_EPROTOCOL when malformed. */
-int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const char **delta,
-                     size_t *dlen, struct err *err);
+int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const char **delta, size_t *dlen, struct err *err);
 /* The numbers in a context-length refusal, 0 when absent.  Azure's two
  * wordings: "This model's maximum context length is N tokens. However,
  * your messages resulted in M tokens." and "... However, you requested M

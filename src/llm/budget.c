@@ -31,7 +31,8 @@ double budget_cost_usd(const struct price_cfg *p, int64_t prompt, int64_t cached
 	prompt = nonneg(prompt);
 	cached = nonneg(cached) < prompt ? nonneg(cached) : prompt;
 	return ((double)(prompt - cached) * p->input + (double)cached * p->cached_input +
-	        (double)nonneg(completion) * p->output) / 1e6;
+	        (double)nonneg(completion) * p->output) /
+	       1e6;
 }
 
 int64_t budget_estimate_uusd(const struct price_cfg *p, int64_t prompt_tokens, int64_t completion_tokens)
@@ -68,8 +69,8 @@ static unsigned slot_of(int scope, int ep)
 	return scope == 0 ? STATE_SET_SLOT : (unsigned)ep;
 }
 
-int budget_reserve(struct budget_hold *out, struct budget_refusal *why, struct state *st, const struct llm_config *cfg,
-                   int ep, int64_t now_ms, int64_t amount_uusd)
+int budget_reserve(struct budget_hold *out, struct budget_refusal *why, struct state *st, const struct llm_config *cfg, int ep,
+                   int64_t now_ms, int64_t amount_uusd)
 {
 	memset(out, 0, sizeof *out);
 	out->ep = ep;
@@ -87,9 +88,9 @@ int budget_reserve(struct budget_hold *out, struct budget_refusal *why, struct s
 				out->reserved[scope][w] = amount_uusd;
 				continue;
 			}
-			budget_settle(st, out, 0);  /* gives back what this call held so far */
+			budget_settle(st, out, 0); /* gives back what this call held so far */
 			out->ep = -1;
-			*why = (struct budget_refusal){scope == 0 ? BUDGET_SET : BUDGET_ENDPOINT, w, limit, spent, amount_uusd,
+			*why = (struct budget_refusal){scope == 0 ? BUDGET_SET : BUDGET_ENDPOINT,   w, limit, spent, amount_uusd,
 			                               state_period_start_ms(w, out->period[w] + 1)};
 			return why->scope;
 		}
@@ -134,11 +135,13 @@ void budget_refusal_msg(char *out, size_t cap, const struct budget_refusal *r, c
 		left_min = 0;
 	char when[64];
 	if (day)
-		snprintf(when, sizeof when, "at 00:00 UTC (in %lld h %lld min)", (long long)(left_min / 60), (long long)(left_min % 60));
+		snprintf(when, sizeof when, "at 00:00 UTC (in %lld h %lld min)", (long long)(left_min / 60),
+		         (long long)(left_min % 60));
 	else
 		snprintf(when, sizeof when, "on the 1st at 00:00 UTC (in %lld d %lld h)", (long long)(left_min / 1440),
 		         (long long)(left_min % 1440 / 60));
-	snprintf(out, cap, "%s %s budget of %s %s (%s of it used or held by calls in flight this %s, UTC, "
+	snprintf(out, cap,
+	         "%s %s budget of %s %s (%s of it used or held by calls in flight this %s, UTC, "
 	         "and this call needs up to %s); it resets %s: raise %sbudget.%s or wait",
 	         who, day ? "daily" : "monthly", limit, r->spent_uusd >= r->limit_uusd ? "is spent" : "cannot cover this call",
 	         spent, day ? "day" : "month", need, when, r->scope == BUDGET_SET ? "" : "the endpoint's ",

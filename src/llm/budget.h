@@ -49,35 +49,35 @@ int64_t budget_estimate_uusd(const struct price_cfg *p, int64_t prompt_tokens, i
  * estimate was est_uusd and actual cost actual_uusd (both > 0, else the
  * scale unchanged). */
 #define BUDGET_SCALE_ONE 1000
-#define BUDGET_SCALE_MAX 100000  /* a 100x undercount is as far as it follows */
+#define BUDGET_SCALE_MAX 100000 /* a 100x undercount is as far as it follows */
 int64_t budget_scale_next(int64_t scale, int64_t est_uusd, int64_t actual_uusd);
 
 enum budget_scope { BUDGET_OK, BUDGET_SET, BUDGET_ENDPOINT };
 
 /* One call's claim on the counters, from budget_reserve to budget_settle. */
 struct budget_hold {
-	int ep;                                   /* endpoint; -1 = nothing to settle */
-	int counted;                              /* a priced endpoint: its cost is counted */
-	uint32_t period[STATE_NSPENDS];           /* the day and month reserved in */
-	int64_t reserved[2][STATE_NSPENDS];       /* micro-USD held: [0] the set, [1] the endpoint */
+	int ep;                             /* endpoint; -1 = nothing to settle */
+	int counted;                        /* a priced endpoint: its cost is counted */
+	uint32_t period[STATE_NSPENDS];     /* the day and month reserved in */
+	int64_t reserved[2][STATE_NSPENDS]; /* micro-USD held: [0] the set, [1] the endpoint */
 };
 
 /* Why a reservation was refused. */
 struct budget_refusal {
-	int scope;            /* BUDGET_SET or BUDGET_ENDPOINT */
-	int which;            /* STATE_SPEND_DAY or STATE_SPEND_MONTH */
-	int64_t limit_uusd;   /* the cap */
-	int64_t spent_uusd;   /* spent (and held by calls in flight) in the period */
-	int64_t need_uusd;    /* what the call would hold */
-	int64_t resets_ms;    /* wall clock: when the period ends */
+	int scope;          /* BUDGET_SET or BUDGET_ENDPOINT */
+	int which;          /* STATE_SPEND_DAY or STATE_SPEND_MONTH */
+	int64_t limit_uusd; /* the cap */
+	int64_t spent_uusd; /* spent (and held by calls in flight) in the period */
+	int64_t need_uusd;  /* what the call would hold */
+	int64_t resets_ms;  /* wall clock: when the period ends */
 };
 
 /* Reserves amount_uusd (the call's estimate) for a call on endpoint ep at
  * now_ms on every capped counter: the configuration's, then the
  * endpoint's.  Returns BUDGET_OK with *out to settle later, or the scope
  * of the first cap it would pass, with *why filled and nothing held. */
-int budget_reserve(struct budget_hold *out, struct budget_refusal *why, struct state *st, const struct llm_config *cfg,
-                   int ep, int64_t now_ms, int64_t amount_uusd);
+int budget_reserve(struct budget_hold *out, struct budget_refusal *why, struct state *st, const struct llm_config *cfg, int ep,
+                   int64_t now_ms, int64_t amount_uusd);
 /* Replaces the hold by the call's actual cost (0 when it failed or never
  * ran) on every counter of the set and the endpoint.  A hold with ep < 0
  * is a no-op. */

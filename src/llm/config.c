@@ -106,8 +106,7 @@ static void shown_value(char *out, size_t cap, const cJSON *v)
 /* Reads the field key of o into *slot when present (null counts as
  * absent): it must be a whole number from min to max.  Returns 0, or -1
  * with the offending value written to shown. */
-static int whole_number(const cJSON *o, const char *key, int64_t min, int64_t max, int *slot, char *shown,
-                        size_t cap)
+static int whole_number(const cJSON *o, const char *key, int64_t min, int64_t max, int *slot, char *shown, size_t cap)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	if (!v || cJSON_IsNull(v))
@@ -140,15 +139,23 @@ const char *config_control_char(const char *s)
  * URL or a log line.  The key is never shown, only named. */
 static int check_one_line(const struct ep_cfg *e, const char *src, struct err *err)
 {
-	const struct { const char *field, *value; } f[] = {
-		{"name", e->name}, {"url", e->url}, {"deployment", e->deployment}, {"model", e->model},
-		{"api_version", e->api_version}, {"spillover_deployment", e->spillover_deployment},
+	const struct {
+		const char *field, *value;
+	} f[] = {
+	        {"name", e->name},
+	        {"url", e->url},
+	        {"deployment", e->deployment},
+	        {"model", e->model},
+	        {"api_version", e->api_version},
+	        {"spillover_deployment", e->spillover_deployment},
 	};
 	const char *what;
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
 		if ((what = config_control_char(f[i].value)))
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s in its `%s`; remove it (these values go into HTTP requests as they are)",
-			               src, i == 0 ? "(unnamed)" : e->name, what, f[i].field);
+			return err_set(
+			        err, CONVBI_ECONFIG,
+			        "%s: endpoint `%s` has %s in its `%s`; remove it (these values go into HTTP requests as they are)",
+			        src, i == 0 ? "(unnamed)" : e->name, what, f[i].field);
 	return CONVBI_OK;
 }
 
@@ -158,8 +165,9 @@ static int set_key(struct ep_cfg *e, const char *key, const char *src, struct er
 {
 	const char *what = config_control_char(key);
 	if (what)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s in its API key; remove it (the key goes into an HTTP header)",
-		               src, e->name, what);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has %s in its API key; remove it (the key goes into an HTTP header)", src,
+		               e->name, what);
 	return secret_set(&e->key, key);
 }
 
@@ -170,18 +178,28 @@ static int check_endpoint(const struct ep_cfg *e, const char *src, struct err *e
 	if (rc)
 		return rc;
 	if (!e->url || !*e->url)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no `url`; add its base URL, e.g. https://NAME.openai.azure.com", src, e->name);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has no `url`; add its base URL, e.g. https://NAME.openai.azure.com", src,
+		               e->name);
 	if (strncmp(e->url, "http://", 7) && strncmp(e->url, "https://", 8)) {
 		char url[256];
 		secret_url_shown(url, sizeof url, e->url);
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has url `%s`; it must start with http:// or https://", src, e->name, url);
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has url `%s`; it must start with http:// or https://", src,
+		               e->name, url);
 	}
 	if (e->kind != EP_OPENAI && (!e->deployment || !*e->deployment))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind %s) has no `deployment`; add the deployment name", src, e->name, config_kind_name(e->kind));
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind %s) has no `deployment`; add the deployment name",
+		               src, e->name, config_kind_name(e->kind));
 	if (e->kind != EP_OPENAI && e->auth.type == AUTH_API_KEY && !secret_is_set(&e->key))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has no API key; set `api_key` or `api_key_env` to a variable that holds it, or an Entra ID `auth`", src, e->name);
+		return err_set(
+		        err, CONVBI_ECONFIG,
+		        "%s: endpoint `%s` has no API key; set `api_key` or `api_key_env` to a variable that holds it, or an Entra ID `auth`",
+		        src, e->name);
 	if (e->spillover_deployment && e->kind == EP_OPENAI)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind openai) has a `spillover_deployment`; spillover is an Azure feature, remove it", src, e->name);
+		return err_set(
+		        err, CONVBI_ECONFIG,
+		        "%s: endpoint `%s` (kind openai) has a `spillover_deployment`; spillover is an Azure feature, remove it",
+		        src, e->name);
 	return CONVBI_OK;
 }
 
@@ -190,7 +208,8 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	int rc;
 	char fallback[32];
 	if (!cJSON_IsObject(o))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoints[%zu] is not an object; write {\"name\": ..., \"url\": ...}", src, idx);
+		return err_set(err, CONVBI_ECONFIG, "%s: endpoints[%zu] is not an object; write {\"name\": ..., \"url\": ...}",
+		               src, idx);
 	const char *name = jsonx_str(o, "name");
 	snprintf(fallback, sizeof fallback, "endpoint-%zu", idx);
 	if ((rc = dup_opt(&e->name, name && *name ? name : fallback)))
@@ -206,7 +225,9 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 			if (!strcmp(kind, kind_names[i]))
 				k = i;
 		if (k < 0)
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has kind `%s`; use \"azure\", \"azure-v1\" or \"openai\"", src, e->name, kind);
+			return err_set(err, CONVBI_ECONFIG,
+			               "%s: endpoint `%s` has kind `%s`; use \"azure\", \"azure-v1\" or \"openai\"", src, e->name,
+			               kind);
 		e->kind = k;
 	}
 	const char *url = jsonx_str(o, "url");
@@ -214,12 +235,13 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 		url = jsonx_str(o, "endpoint");
 	if (url && !(e->url = trim_url(url)))
 		return CONVBI_ENOMEM;
-	if ((rc = dup_opt(&e->deployment, jsonx_str(o, "deployment"))) ||
-	    (rc = dup_opt(&e->model, jsonx_str(o, "model"))))
+	if ((rc = dup_opt(&e->deployment, jsonx_str(o, "deployment"))) || (rc = dup_opt(&e->model, jsonx_str(o, "model"))))
 		return rc;
 	const char *spill = jsonx_str(o, "spillover_deployment");
 	if (spill && !*spill)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has an empty `spillover_deployment`; name a standard deployment or remove it", src, e->name);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has an empty `spillover_deployment`; name a standard deployment or remove it",
+		               src, e->name);
 	if ((rc = dup_opt(&e->spillover_deployment, spill)))
 		return rc;
 	const char *ver = jsonx_str(o, "api_version");
@@ -230,26 +252,34 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	if (key_env) {
 		const char *v = getenv(key_env);
 		if (!v || !*v)
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` reads its key from $%s, which is not set; export it or set `api_key`", src, e->name, key_env);
+			return err_set(err, CONVBI_ECONFIG,
+			               "%s: endpoint `%s` reads its key from $%s, which is not set; export it or set `api_key`",
+			               src, e->name, key_env);
 		key = v;
 	}
 	if (key && (rc = set_key(e, key, src, err)))
 		return rc;
 	if ((rc = config_parse_auth(e, cJSON_GetObjectItemCaseSensitive(o, "auth"), src, err)))
 		return rc;
-	static const struct { const char *key; size_t off; int min, max; const char *hint; } nums[] = {
-		{"priority", offsetof(struct ep_cfg, priority), 0, CONFIG_MAX_PRIORITY, " (0 is tried first)"},
-		{"weight", offsetof(struct ep_cfg, weight), 1, CONFIG_MAX_WEIGHT, ""},
-		{"rpm", offsetof(struct ep_cfg, rpm), 0, CONFIG_MAX_RPM, " (0 = no limit)"},
-		{"tpm", offsetof(struct ep_cfg, tpm), 0, CONFIG_MAX_TPM, " (0 = no limit)"},
-		{"context_window", offsetof(struct ep_cfg, context_window), 0, CONFIG_MAX_CONTEXT_WINDOW, " (tokens; 0 = not said)"},
+	static const struct {
+		const char *key;
+		size_t off;
+		int min, max;
+		const char *hint;
+	} nums[] = {
+	        {"priority", offsetof(struct ep_cfg, priority), 0, CONFIG_MAX_PRIORITY, " (0 is tried first)"},
+	        {"weight", offsetof(struct ep_cfg, weight), 1, CONFIG_MAX_WEIGHT, ""},
+	        {"rpm", offsetof(struct ep_cfg, rpm), 0, CONFIG_MAX_RPM, " (0 = no limit)"},
+	        {"tpm", offsetof(struct ep_cfg, tpm), 0, CONFIG_MAX_TPM, " (0 = no limit)"},
+	        {"context_window", offsetof(struct ep_cfg, context_window), 0, CONFIG_MAX_CONTEXT_WINDOW,
+	         " (tokens; 0 = not said)"},
 	};
 	e->weight = 1;
 	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
 		char shown[64];
 		if (whole_number(o, nums[i].key, nums[i].min, nums[i].max, (int *)((char *)e + nums[i].off), shown, sizeof shown))
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s %s; use a whole number from %d to %d%s", src,
-			               e->name, nums[i].key, shown, nums[i].min, nums[i].max, nums[i].hint);
+			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s %s; use a whole number from %d to %d%s",
+			               src, e->name, nums[i].key, shown, nums[i].min, nums[i].max, nums[i].hint);
 	}
 	if ((rc = config_parse_cost(e, o, src, err)))
 		return rc;
@@ -262,18 +292,23 @@ static int parse_retry(struct retry_cfg *r, const cJSON *o, const char *src, str
 		return CONVBI_OK;
 	if (!cJSON_IsObject(o))
 		return err_set(err, CONVBI_ECONFIG, "%s: `retry` is not an object; write {\"max_attempts\": 6, ...}", src);
-	static const struct { const char *key; size_t off; int min, max; } fields[] = {
-		{"max_attempts", offsetof(struct retry_cfg, max_attempts), 1, 100},
-		{"deadline_ms", offsetof(struct retry_cfg, deadline_ms), 100, 3600000},
-		{"connect_timeout_ms", offsetof(struct retry_cfg, connect_timeout_ms), 10, 600000},
-		{"first_byte_timeout_ms", offsetof(struct retry_cfg, first_byte_timeout_ms), 10, 3600000},
-		{"idle_timeout_ms", offsetof(struct retry_cfg, idle_timeout_ms), 10, 3600000},
+	static const struct {
+		const char *key;
+		size_t off;
+		int min, max;
+	} fields[] = {
+	        {"max_attempts", offsetof(struct retry_cfg, max_attempts), 1, 100},
+	        {"deadline_ms", offsetof(struct retry_cfg, deadline_ms), 100, 3600000},
+	        {"connect_timeout_ms", offsetof(struct retry_cfg, connect_timeout_ms), 10, 600000},
+	        {"first_byte_timeout_ms", offsetof(struct retry_cfg, first_byte_timeout_ms), 10, 3600000},
+	        {"idle_timeout_ms", offsetof(struct retry_cfg, idle_timeout_ms), 10, 3600000},
 	};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		char shown[64];
-		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)r + fields[i].off), shown, sizeof shown))
-			return err_set(err, CONVBI_ECONFIG, "%s: retry.%s is %s; use a whole number from %d to %d", src, fields[i].key,
-			               shown, fields[i].min, fields[i].max);
+		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)r + fields[i].off), shown,
+		                 sizeof shown))
+			return err_set(err, CONVBI_ECONFIG, "%s: retry.%s is %s; use a whole number from %d to %d", src,
+			               fields[i].key, shown, fields[i].min, fields[i].max);
 	}
 	return CONVBI_OK;
 }
@@ -289,19 +324,25 @@ static int parse_state(struct state_cfg *s, const cJSON *o, const char *src, str
 		return err_set(err, CONVBI_ECONFIG, "%s: `state` is not an object; write {\"path\": \"/tmp/convbi-state\"}", src);
 	const char *backend = jsonx_str(o, "backend");
 	if (backend && strcmp(backend, "file") && strcmp(backend, "memory") && strcmp(backend, "redis"))
-		return err_set(err, CONVBI_ECONFIG, "%s: state.backend is `%s`; use \"file\", \"memory\" or \"redis\"", src, backend);
+		return err_set(err, CONVBI_ECONFIG, "%s: state.backend is `%s`; use \"file\", \"memory\" or \"redis\"", src,
+		               backend);
 	if ((rc = dup_opt(&s->backend, backend)) || (rc = dup_opt(&s->path, jsonx_str(o, "path"))) ||
 	    (rc = dup_opt(&s->url, jsonx_str(o, "url"))) || (rc = dup_opt(&s->prefix, jsonx_str(o, "prefix"))))
 		return rc;
-	static const struct { const char *key; size_t off; int min, max; } fields[] = {
-		{"timeout_ms", offsetof(struct state_cfg, redis_timeout_ms), 1, 600000},
-		{"cache_ms", offsetof(struct state_cfg, cache_ms), 0, 3600000},
+	static const struct {
+		const char *key;
+		size_t off;
+		int min, max;
+	} fields[] = {
+	        {"timeout_ms", offsetof(struct state_cfg, redis_timeout_ms), 1, 600000},
+	        {"cache_ms", offsetof(struct state_cfg, cache_ms), 0, 3600000},
 	};
 	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
 		char shown[64];
-		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)s + fields[i].off), shown, sizeof shown))
-			return err_set(err, CONVBI_ECONFIG, "%s: state.%s is %s; use a whole number from %d to %d", src, fields[i].key,
-			               shown, fields[i].min, fields[i].max);
+		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)s + fields[i].off), shown,
+		                 sizeof shown))
+			return err_set(err, CONVBI_ECONFIG, "%s: state.%s is %s; use a whole number from %d to %d", src,
+			               fields[i].key, shown, fields[i].min, fields[i].max);
 	}
 	return CONVBI_OK;
 }
@@ -332,7 +373,8 @@ int config_parse(struct llm_config *out, const char *text, size_t len, const cha
 	}
 	size_t n = (size_t)cJSON_GetArraySize(eps);
 	if (n > CONFIG_MAX_ENDPOINTS) {
-		rc = err_set(err, CONVBI_ECONFIG, "%s has %zu endpoints; at most %d are supported", source, n, CONFIG_MAX_ENDPOINTS);
+		rc = err_set(err, CONVBI_ECONFIG, "%s has %zu endpoints; at most %d are supported", source, n,
+		             CONFIG_MAX_ENDPOINTS);
 		goto done;
 	}
 	if (!(out->eps = xcalloc(n, sizeof *out->eps))) {
@@ -341,13 +383,15 @@ int config_parse(struct llm_config *out, const char *text, size_t len, const cha
 	}
 	size_t i = 0;
 	const cJSON *it;
-	cJSON_ArrayForEach(it, eps) {
+	cJSON_ArrayForEach(it, eps)
+	{
 		out->n = i + 1;
 		if ((rc = parse_endpoint(&out->eps[i], it, i, source, err)))
 			goto done;
 		for (size_t j = 0; j < i; j++)
 			if (!strcmp(out->eps[j].name, out->eps[i].name)) {
-				rc = err_set(err, CONVBI_ECONFIG, "%s: two endpoints are named `%s`; give each a unique name", source, out->eps[i].name);
+				rc = err_set(err, CONVBI_ECONFIG, "%s: two endpoints are named `%s`; give each a unique name",
+				             source, out->eps[i].name);
 				goto done;
 			}
 		i++;
@@ -377,16 +421,19 @@ static int load_file(struct llm_config *out, const char *path, struct err *err)
 	snprintf(src, sizeof src, "config file %s", path);
 	int e = regfile_read(path, CONFIG_MAX_FILE_BYTES, &text, &len, &mode);
 	if (e == REGFILE_NOT_REGULAR)
-		return err_set(err, CONVBI_ECONFIG, "config file %s is %s, not a regular file; give the path of a JSON file to --config or $CONVBI_CONFIG",
-		               path, regfile_kind(mode));
+		return err_set(
+		        err, CONVBI_ECONFIG,
+		        "config file %s is %s, not a regular file; give the path of a JSON file to --config or $CONVBI_CONFIG",
+		        path, regfile_kind(mode));
 	if (e == EFBIG)
-		return err_set(err, CONVBI_ECONFIG, "config file %s is larger than %zu bytes; it should be a small JSON file", path,
-		               CONFIG_MAX_FILE_BYTES);
+		return err_set(err, CONVBI_ECONFIG, "config file %s is larger than %zu bytes; it should be a small JSON file",
+		               path, CONFIG_MAX_FILE_BYTES);
 	if (e == ENOMEM)
 		return err_code(err, CONVBI_ENOMEM);
 	if (e)
-		return err_set(err, CONVBI_ECONFIG, "cannot read config file %s: %s; check the path given to --config or $CONVBI_CONFIG",
-		               path, strerror(e));
+		return err_set(err, CONVBI_ECONFIG,
+		               "cannot read config file %s: %s; check the path given to --config or $CONVBI_CONFIG", path,
+		               strerror(e));
 	int rc = config_parse(out, text, len, src, err);
 	free(text);
 	return rc;
@@ -407,7 +454,9 @@ static int load_env(struct llm_config *out, struct err *err)
 	retry_defaults(&out->retry);
 	out->state.redis_timeout_ms = 250;
 	if (!n)
-		return err_set(err, CONVBI_ENOENDPOINT, "no model endpoint is configured; pass --config FILE, set $CONVBI_CONFIG, or export AZURE_OPENAI_ENDPOINT_0, AZURE_OPENAI_DEPLOYMENT_NAME_0, AZURE_OPENAI_API_KEY_0 (and _1, _2 ...)");
+		return err_set(
+		        err, CONVBI_ENOENDPOINT,
+		        "no model endpoint is configured; pass --config FILE, set $CONVBI_CONFIG, or export AZURE_OPENAI_ENDPOINT_0, AZURE_OPENAI_DEPLOYMENT_NAME_0, AZURE_OPENAI_API_KEY_0 (and _1, _2 ...)");
 	if (!(out->eps = xcalloc(n, sizeof *out->eps)) || !(out->source = xstrdup("environment"))) {
 		config_release(out);
 		return err_code(err, CONVBI_ENOMEM);

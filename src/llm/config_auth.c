@@ -80,23 +80,36 @@ static int is_http_url(const char *u)
 static int check_values(const struct ep_cfg *e, const char *src, struct err *err)
 {
 	const struct auth_cfg *a = &e->auth;
-	const struct { const char *field, *value; } f[] = {
-		{"auth.token_url", a->token_url}, {"auth.client_id", a->client_id}, {"auth.tenant_id", a->tenant_id},
-		{"auth.scope", a->scope}, {"$AZURE_AUTHORITY_HOST", a->authority}, {"$IDENTITY_ENDPOINT", a->identity_endpoint},
-		{"$IDENTITY_HEADER", secret_value(&a->identity_header)}, {"the client secret", secret_value(&a->client_secret)},
+	const struct {
+		const char *field, *value;
+	} f[] = {
+	        {"auth.token_url", a->token_url},
+	        {"auth.client_id", a->client_id},
+	        {"auth.tenant_id", a->tenant_id},
+	        {"auth.scope", a->scope},
+	        {"$AZURE_AUTHORITY_HOST", a->authority},
+	        {"$IDENTITY_ENDPOINT", a->identity_endpoint},
+	        {"$IDENTITY_HEADER", secret_value(&a->identity_header)},
+	        {"the client secret", secret_value(&a->client_secret)},
 	};
 	for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
 		const char *what = config_control_char(f[i].value);
 		if (what)
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s in %s; remove it (it goes into an HTTP request as it is)",
-			               src, e->name, what, f[i].field);
+			return err_set(err, CONVBI_ECONFIG,
+			               "%s: endpoint `%s` has %s in %s; remove it (it goes into an HTTP request as it is)", src,
+			               e->name, what, f[i].field);
 	}
-	const struct { const char *field, *value; } urls[] = {
-		{"auth.token_url", a->token_url}, {"$AZURE_AUTHORITY_HOST", a->authority}, {"$IDENTITY_ENDPOINT", a->identity_endpoint},
+	const struct {
+		const char *field, *value;
+	} urls[] = {
+	        {"auth.token_url", a->token_url},
+	        {"$AZURE_AUTHORITY_HOST", a->authority},
+	        {"$IDENTITY_ENDPOINT", a->identity_endpoint},
 	};
 	for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++)
 		if (urls[i].value && !is_http_url(urls[i].value))
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has %s `%s`; it must start with http:// or https://", src, e->name,
+			return err_set(err, CONVBI_ECONFIG,
+			               "%s: endpoint `%s` has %s `%s`; it must start with http:// or https://", src, e->name,
 			               urls[i].field, urls[i].value);
 	return CONVBI_OK;
 }
@@ -119,16 +132,21 @@ static int read_type_env(struct ep_cfg *e, const cJSON *o, const char *src, stru
 	    (rc = field_or_env(&a->tenant_id, jsonx_str(o, "tenant_id"), "AZURE_TENANT_ID")))
 		return rc;
 	if (!a->client_id)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (auth %s) has no client id; set `auth.client_id` or export AZURE_CLIENT_ID",
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` (auth %s) has no client id; set `auth.client_id` or export AZURE_CLIENT_ID",
 		               src, e->name, type);
 	if (!a->tenant_id && !a->token_url)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (auth %s) has no tenant id; set `auth.tenant_id` or export AZURE_TENANT_ID",
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` (auth %s) has no tenant id; set `auth.tenant_id` or export AZURE_TENANT_ID",
 		               src, e->name, type);
 	if (a->type == AUTH_WORKLOAD_IDENTITY) {
 		const char *file = getenv("AZURE_FEDERATED_TOKEN_FILE");
 		if (!file || !*file)
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` uses workload_identity but $AZURE_FEDERATED_TOKEN_FILE is not set; "
-			               "enable workload identity on the pod (azure.workload.identity/use: \"true\") or choose another auth type", src, e->name);
+			return err_set(
+			        err, CONVBI_ECONFIG,
+			        "%s: endpoint `%s` uses workload_identity but $AZURE_FEDERATED_TOKEN_FILE is not set; "
+			        "enable workload identity on the pod (azure.workload.identity/use: \"true\") or choose another auth type",
+			        src, e->name);
 		const char *host = getenv("AZURE_AUTHORITY_HOST");
 		if (!(a->token_file = xstrdup(file)) || !(a->authority = xstrdup(host && *host ? host : AUTH_DEFAULT_AUTHORITY)))
 			return CONVBI_ENOMEM;
@@ -139,8 +157,10 @@ static int read_type_env(struct ep_cfg *e, const cJSON *o, const char *src, stru
 		var = "AZURE_CLIENT_SECRET";
 	const char *secret = getenv(var);
 	if (!secret || !*secret)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` reads its client secret from $%s, which is not set; export it or name "
-		               "another variable in `auth.client_secret_env`", src, e->name, var);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` reads its client secret from $%s, which is not set; export it or name "
+		               "another variable in `auth.client_secret_env`",
+		               src, e->name, var);
 	if (!(a->authority = xstrdup(AUTH_DEFAULT_AUTHORITY)))
 		return CONVBI_ENOMEM;
 	return secret_set(&a->client_secret, secret);
@@ -154,50 +174,69 @@ int config_parse_auth(struct ep_cfg *e, const cJSON *o, const char *src, struct 
 	if (!o || cJSON_IsNull(o))
 		return CONVBI_OK;
 	if (!cJSON_IsObject(o))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has an `auth` that is not an object; write {\"type\": \"managed_identity\"}",
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has an `auth` that is not an object; write {\"type\": \"managed_identity\"}",
 		               src, e->name);
 	const cJSON *f;
-	cJSON_ArrayForEach(f, o) {
+	cJSON_ArrayForEach(f, o)
+	{
 		int known = 0;
 		for (size_t i = 0; i < sizeof auth_fields / sizeof auth_fields[0] && !known; i++)
 			known = !strcmp(f->string, auth_fields[i]);
 		if (!known)
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has an unknown field `auth.%.40s`; the fields are type, token_url, "
-			               "client_id, tenant_id, client_secret_env and scope", src, e->name, f->string);
+			return err_set(err, CONVBI_ECONFIG,
+			               "%s: endpoint `%s` has an unknown field `auth.%.40s`; the fields are type, token_url, "
+			               "client_id, tenant_id, client_secret_env and scope",
+			               src, e->name, f->string);
 		if (!cJSON_IsString(f))
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has a non-string `auth.%s`; write it as a string", src, e->name, f->string);
+			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has a non-string `auth.%s`; write it as a string",
+			               src, e->name, f->string);
 	}
 	const char *type = jsonx_str(o, "type");
 	if (!type)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has an `auth` without `type`; use \"api_key\", \"managed_identity\", "
-		               "\"workload_identity\" or \"client_secret\"", src, e->name);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has an `auth` without `type`; use \"api_key\", \"managed_identity\", "
+		               "\"workload_identity\" or \"client_secret\"",
+		               src, e->name);
 	a->type = -1;
 	for (int i = 0; i <= AUTH_CLIENT_SECRET; i++)
 		if (!strcmp(type, auth_names[i]))
 			a->type = i;
 	if (a->type < 0) {
 		a->type = AUTH_API_KEY;
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has auth type `%.40s`; use \"api_key\", \"managed_identity\", "
-		               "\"workload_identity\" or \"client_secret\"", src, e->name, type);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has auth type `%.40s`; use \"api_key\", \"managed_identity\", "
+		               "\"workload_identity\" or \"client_secret\"",
+		               src, e->name, type);
 	}
 	if (a->type == AUTH_API_KEY) {
 		if (cJSON_GetArraySize(o) > 1)
-			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has auth type api_key with other `auth` fields; those are for the "
-			               "Entra ID types, remove them or choose one", src, e->name);
+			return err_set(err, CONVBI_ECONFIG,
+			               "%s: endpoint `%s` has auth type api_key with other `auth` fields; those are for the "
+			               "Entra ID types, remove them or choose one",
+			               src, e->name);
 		return CONVBI_OK;
 	}
 	if (e->kind == EP_OPENAI)
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (kind openai) has auth type %s; Entra ID tokens are for Azure endpoints "
-		               "(kind azure or azure-v1), use `api_key` here", src, e->name, type);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` (kind openai) has auth type %s; Entra ID tokens are for Azure endpoints "
+		               "(kind azure or azure-v1), use `api_key` here",
+		               src, e->name, type);
 	if (secret_is_set(&e->key))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has both an API key and auth type %s; remove `api_key`/`api_key_env` "
-		               "(the token replaces the key)", src, e->name, type);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has both an API key and auth type %s; remove `api_key`/`api_key_env` "
+		               "(the token replaces the key)",
+		               src, e->name, type);
 	if (a->type != AUTH_CLIENT_SECRET && jsonx_str(o, "client_secret_env"))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (auth %s) has `auth.client_secret_env`; it belongs to auth type "
-		               "client_secret, remove it", src, e->name, type);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` (auth %s) has `auth.client_secret_env`; it belongs to auth type "
+		               "client_secret, remove it",
+		               src, e->name, type);
 	if (a->type == AUTH_MANAGED_IDENTITY && jsonx_str(o, "tenant_id"))
-		return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` (auth managed_identity) has `auth.tenant_id`; a managed identity "
-		               "belongs to the resource's tenant, remove it", src, e->name);
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` (auth managed_identity) has `auth.tenant_id`; a managed identity "
+		               "belongs to the resource's tenant, remove it",
+		               src, e->name);
 	const char *url = jsonx_str(o, "token_url"), *scope = jsonx_str(o, "scope");
 	if ((url && !(a->token_url = xstrdup(url))) || !(a->scope = xstrdup(scope && *scope ? scope : AUTH_DEFAULT_SCOPE)))
 		return CONVBI_ENOMEM;

@@ -37,29 +37,30 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 
-#define LLM_ERROR_BODY_MAX (64u << 10)  /* error bodies kept for their reason */
-#define LLM_SSE_EVENT_MAX (1u << 20)    /* one SSE event */
+#define LLM_ERROR_BODY_MAX (64u << 10) /* error bodies kept for their reason */
+#define LLM_SSE_EVENT_MAX (1u << 20)   /* one SSE event */
 #define LLM_HEADER_LINE_MAX 1024
 
 struct llm {
-	struct llm_config cfg;      /* owned */
-	struct http_client *http;   /* owned */
-	struct pool *pool;          /* owned */
-	char **urls;                /* owned; per endpoint */
-	char **auth;                /* owned; per endpoint auth header line (secret); "" with a token */
-	char **spill;               /* owned; per endpoint "x-ms-spillover-deployment: D" line, or NULL */
-	struct token_src **srcs;    /* owned; one per distinct Entra ID identity */
+	struct llm_config cfg;    /* owned */
+	struct http_client *http; /* owned */
+	struct pool *pool;        /* owned */
+	char **urls;              /* owned; per endpoint */
+	char **auth;              /* owned; per endpoint auth header line (secret); "" with a token */
+	char **spill;             /* owned; per endpoint "x-ms-spillover-deployment: D" line, or NULL */
+	struct token_src **srcs;  /* owned; one per distinct Entra ID identity */
 	size_t nsrcs;
-	struct token_src **tok;     /* owned array of borrowed srcs: per endpoint, NULL = its key */
+	struct token_src **tok; /* owned array of borrowed srcs: per endpoint, NULL = its key */
 	pthread_mutex_t last_lock;
 	int *last_cls;              /* owned; per endpoint, class of its last attempt here */
 	_Atomic int64_t *est_scale; /* owned; per endpoint, budget_scale_next's calibration of cost estimates */
 	char (*last_err)[200];      /* owned; per endpoint, its last error text */
 };
 
-static const char *const class_names[] = {"ok", "rate_limited", "server_error", "timeout", "transport",
-	"stream_error", "auth", "not_found", "content_filter", "context_length", "bad_request", "protocol",
-	"too_big", "canceled", "deadline", "out_of_memory", "budget"};
+static const char *const class_names[] = {
+        "ok",      "rate_limited", "server_error",   "timeout",        "transport",   "stream_error",
+        "auth",    "not_found",    "content_filter", "context_length", "bad_request", "protocol",
+        "too_big", "canceled",     "deadline",       "out_of_memory",  "budget"};
 
 const char *llm_class_name(int cls)
 {
@@ -185,7 +186,8 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	peps = xcalloc(n, sizeof *peps);
 	char **ident = xcalloc(n, sizeof *ident);
 	char **tok_ident = xcalloc(n, sizeof *tok_ident);
-	if (!l->urls || !l->auth || !peps || !ident || !tok_ident || !l->last_cls || !l->est_scale || !l->last_err || !l->srcs || !l->tok || !l->spill) {
+	if (!l->urls || !l->auth || !peps || !ident || !tok_ident || !l->last_cls || !l->est_scale || !l->last_err || !l->srcs ||
+	    !l->tok || !l->spill) {
 		rc = err_code(err, CONVBI_ENOMEM);
 		goto done;
 	}
@@ -199,7 +201,8 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 			goto nomem;
 		buf_reset(&b);
 		if (e->spillover_deployment && e->kind != EP_OPENAI &&
-		    (buf_printf(&b, "x-ms-spillover-deployment: %s", e->spillover_deployment) || !(l->spill[i] = xstrdup(b.data))))
+		    (buf_printf(&b, "x-ms-spillover-deployment: %s", e->spillover_deployment) ||
+		     !(l->spill[i] = xstrdup(b.data))))
 			goto nomem;
 		buf_reset(&b);
 		if (buf_printf(&b, "%s|%s|%s", e->url, e->deployment ? e->deployment : "", e->model ? e->model : "") ||
@@ -215,7 +218,7 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 	    (rc = pool_open_state(&l->pool, peps, n, st, err)) || (rc = open_tokens(l, &shape, tok_ident, err)))
 		goto done;
 	for (size_t i = 0; i < n; i++) {
-		const char *k = l->tok[i] ? tok_ident[i] : l->auth[i];  /* a token rotates: its identity is the "key" */
+		const char *k = l->tok[i] ? tok_ident[i] : l->auth[i]; /* a token rotates: its identity is the "key" */
 		pool_set_key_fp(l->pool, (int)i, pool_key_fp(ident[i], k, strlen(k)));
 	}
 	*out = l;
@@ -259,15 +262,15 @@ struct attempt_ctx {
 	struct rl_info rl;
 	struct sse_parser sse;
 	struct aoai_reply reply;
-	struct buf body;            /* non-stream body or error body */
-	struct err proto;           /* why our callback aborted */
-	int proto_cls;              /* class for that abort */
-	int is_sse;                 /* response is text/event-stream */
-	int streamed;               /* deltas were given to on_delta */
-	int delta_cancel;           /* on_delta asked to cancel */
-	long status;                /* final HTTP status, once known */
+	struct buf body;  /* non-stream body or error body */
+	struct err proto; /* why our callback aborted */
+	int proto_cls;    /* class for that abort */
+	int is_sse;       /* response is text/event-stream */
+	int streamed;     /* deltas were given to on_delta */
+	int delta_cancel; /* on_delta asked to cancel */
+	long status;      /* final HTTP status, once known */
 	int64_t now_wall;
-	struct llm_attempt *at;     /* where the provenance headers go */
+	struct llm_attempt *at; /* where the provenance headers go */
 };
 
 /* Copies a header value into a provenance field: printable ASCII only, so
@@ -283,12 +286,15 @@ static void keep_header(char *dst, size_t cap, const char *value, size_t vlen)
 static void on_header(void *payload, const char *name, size_t nlen, const char *value, size_t vlen)
 {
 	struct attempt_ctx *a = payload;
-	static const struct { const char *name; size_t off, cap; } prov[] = {
-		{"x-ms-deployment-name", offsetof(struct llm_attempt, deployment), sizeof a->at->deployment},
-		{"x-ms-spillover-from-deployment", offsetof(struct llm_attempt, spillover_from), sizeof a->at->spillover_from},
-		{"x-ms-spillover-error", offsetof(struct llm_attempt, spillover_error), sizeof a->at->spillover_error},
-		{"x-ms-region", offsetof(struct llm_attempt, region), sizeof a->at->region},
-		{"apim-request-id", offsetof(struct llm_attempt, request_id), sizeof a->at->request_id},
+	static const struct {
+		const char *name;
+		size_t off, cap;
+	} prov[] = {
+	        {"x-ms-deployment-name", offsetof(struct llm_attempt, deployment), sizeof a->at->deployment},
+	        {"x-ms-spillover-from-deployment", offsetof(struct llm_attempt, spillover_from), sizeof a->at->spillover_from},
+	        {"x-ms-spillover-error", offsetof(struct llm_attempt, spillover_error), sizeof a->at->spillover_error},
+	        {"x-ms-region", offsetof(struct llm_attempt, region), sizeof a->at->region},
+	        {"apim-request-id", offsetof(struct llm_attempt, request_id), sizeof a->at->request_id},
 	};
 	if (nlen == 12 && !strncasecmp(name, "content-type", 12))
 		a->is_sse = vlen >= 17 && !strncasecmp(value, "text/event-stream", 17);
@@ -334,15 +340,17 @@ static int on_body(void *payload, long status, const char *data, size_t n)
 		if (rc && !a->proto_cls && !a->delta_cancel) {
 			/* The parser itself failed (not our callback). */
 			a->proto_cls = rc == CONVBI_ENOMEM ? LLM_NOMEM : LLM_STREAM_ERROR;
-			err_set(&a->proto, rc, rc == CONVBI_ENOMEM ? "out of memory" : "a stream event exceeds %u bytes", LLM_SSE_EVENT_MAX);
+			err_set(&a->proto, rc, rc == CONVBI_ENOMEM ? "out of memory" : "a stream event exceeds %u bytes",
+			        LLM_SSE_EVENT_MAX);
 		}
 		return rc ? 1 : 0;
 	}
 	int rc = buf_add(&a->body, data, n);
 	if (rc == CONVBI_ETOOBIG && a->status != 200)
-		return 0;  /* keep the head of a huge error body */
+		return 0; /* keep the head of a huge error body */
 	if (rc) {
-		err_set(&a->proto, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory", AOAI_MAX_REPLY_BYTES);
+		err_set(&a->proto, rc, rc == CONVBI_ETOOBIG ? "the model's reply is larger than %zu bytes" : "out of memory",
+		        AOAI_MAX_REPLY_BYTES);
 		a->proto_cls = rc == CONVBI_ETOOBIG ? LLM_TOO_BIG : LLM_NOMEM;
 		return 1;
 	}
@@ -443,12 +451,19 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	if (req->stream)
 		headers[nh++] = "Accept: text/event-stream";
 	struct http_result res;
-	struct http_call call = {
-		.url = l->urls[ep], .headers = headers, .nheaders = nh, .body = body, .body_len = body_len,
-		.connect_timeout_ms = l->cfg.retry.connect_timeout_ms,
-		.first_byte_timeout_ms = l->cfg.retry.first_byte_timeout_ms,
-		.idle_timeout_ms = l->cfg.retry.idle_timeout_ms, .deadline_mono_ms = deadline_mono,
-		.on_header = on_header, .on_body = on_body, .cancel = on_cancel, .payload = &a};
+	struct http_call call = {.url = l->urls[ep],
+	                         .headers = headers,
+	                         .nheaders = nh,
+	                         .body = body,
+	                         .body_len = body_len,
+	                         .connect_timeout_ms = l->cfg.retry.connect_timeout_ms,
+	                         .first_byte_timeout_ms = l->cfg.retry.first_byte_timeout_ms,
+	                         .idle_timeout_ms = l->cfg.retry.idle_timeout_ms,
+	                         .deadline_mono_ms = deadline_mono,
+	                         .on_header = on_header,
+	                         .on_body = on_body,
+	                         .cancel = on_cancel,
+	                         .payload = &a};
 	int hrc = http_post(l->http, &call, &res);
 	int cls = LLM_OK;
 	struct aoai_error ae;
@@ -471,23 +486,26 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	} else if (res.fail) {
 		cls = classify_fail(res.fail);
 		if (cls == LLM_STREAM_ERROR)
-			snprintf(at->error, sizeof at->error, "the %s was cut before its end (%s)", a.is_sse ? "stream" : "reply", res.detail);
+			snprintf(at->error, sizeof at->error, "the %s was cut before its end (%s)", a.is_sse ? "stream" : "reply",
+			         res.detail);
 		else if (res.fail == HTTP_FAIL_FIRST_BYTE_TIMEOUT)
 			snprintf(at->error, sizeof at->error, "no response within %d ms", l->cfg.retry.first_byte_timeout_ms);
 		else if (res.fail == HTTP_FAIL_IDLE_TIMEOUT)
-			snprintf(at->error, sizeof at->error, "the %s stalled for %d ms", a.is_sse ? "stream" : "reply", l->cfg.retry.idle_timeout_ms);
+			snprintf(at->error, sizeof at->error, "the %s stalled for %d ms", a.is_sse ? "stream" : "reply",
+			         l->cfg.retry.idle_timeout_ms);
 		else if (res.fail == HTTP_FAIL_CONNECT || res.fail == HTTP_FAIL_CONNECT_TIMEOUT || res.fail == HTTP_FAIL_TLS) {
 			char where[120];
 			url_origin(where, sizeof where, l->cfg.eps[ep].url);
 			snprintf(at->error, sizeof at->error, "%s%s%s (%s)", http_fail_name(res.fail), res.detail[0] ? ": " : "",
 			         res.detail, where);
 		} else
-			snprintf(at->error, sizeof at->error, "%s%s%s", http_fail_name(res.fail), res.detail[0] ? ": " : "", res.detail);
+			snprintf(at->error, sizeof at->error, "%s%s%s", http_fail_name(res.fail), res.detail[0] ? ": " : "",
+			         res.detail);
 	} else if (res.status != 200) {
 		aoai_parse_error(&ae, buf_str(&a.body), a.body.len);
 		cls = classify_status(res.status, &ae);
 		if (atol(ae.code) == res.status)
-			ae.code[0] = '\0';  /* "HTTP 429 429: ..." says nothing more */
+			ae.code[0] = '\0'; /* "HTTP 429 429: ..." says nothing more */
 		snprintf(at->error, sizeof at->error, "HTTP %ld%s%s%s%s", res.status, ae.code[0] ? " " : "", ae.code,
 		         ae.message[0] ? ": " : "", ae.message);
 	} else if (a.is_sse) {
@@ -529,13 +547,14 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	po->reset_tokens_ms = a.rl.reset_tokens_ms;
 	po->limit_requests = a.rl.limit_requests;
 	po->limit_tokens = a.rl.limit_tokens;
-	po->tokens_bound = cls == LLM_RATE_LIMITED &&
-	                   (strstr(at->error, "token rate limit") || a.rl.remaining_tokens == 0);
+	po->tokens_bound = cls == LLM_RATE_LIMITED && (strstr(at->error, "token rate limit") || a.rl.remaining_tokens == 0);
 	po->auth = cls == LLM_AUTH;
-	po->tokens = a.reply.prompt_tokens >= 0 ? a.reply.prompt_tokens + (a.reply.completion_tokens > 0 ? a.reply.completion_tokens : 0) : 0;
+	po->tokens = a.reply.prompt_tokens >= 0
+	                     ? a.reply.prompt_tokens + (a.reply.completion_tokens > 0 ? a.reply.completion_tokens : 0)
+	                     : 0;
 
 	if (cls == LLM_OK) {
-		*reply_out = a.reply;  /* moves the content buffer */
+		*reply_out = a.reply; /* moves the content buffer */
 		aoai_reply_init(&a.reply);
 	}
 	if (a.streamed && cls != LLM_OK)
@@ -594,7 +613,7 @@ static int attempt_on(struct llm *l, int ep, const struct llm_request *req, cons
 		(*refused)++;
 		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
 			out->attempts[out->nattempts++] = *at;
-		if (req->on_retry)  /* the same endpoint, with a fresh token */
+		if (req->on_retry) /* the same endpoint, with a fresh token */
 			req->on_retry(req->payload, at, 0, l->cfg.eps[ep].name);
 	}
 }
@@ -621,21 +640,27 @@ static void broken_hint(struct llm *l, size_t i, int every, char *msg, size_t ca
 {
 	const struct ep_cfg *e = &l->cfg.eps[i];
 	char fix[ERR_MSG_MAX], url[256];
-	secret_url_shown(url, sizeof url, e->url);  /* never a password or a query's key */
+	secret_url_shown(url, sizeof url, e->url); /* never a password or a query's key */
 	int n = e->auth.type != AUTH_API_KEY
-	        ? snprintf(fix, sizeof fix, "; endpoint `%s` (%s): give its Entra ID identity (%s%s%s) the role \"Cognitive "
-	                   "Services OpenAI User\" on the resource, check the deployment, then run `convbi endpoints --reset %s`",
-	                   e->name, url, config_auth_name(e->auth.type), e->auth.client_id ? ", client id " : "",
-	                   e->auth.client_id ? e->auth.client_id : "", e->name)
+	                ? snprintf(
+	                          fix, sizeof fix,
+	                          "; endpoint `%s` (%s): give its Entra ID identity (%s%s%s) the role \"Cognitive "
+	                          "Services OpenAI User\" on the resource, check the deployment, then run `convbi endpoints --reset %s`",
+	                          e->name, url, config_auth_name(e->auth.type), e->auth.client_id ? ", client id " : "",
+	                          e->auth.client_id ? e->auth.client_id : "", e->name)
 	        : every && l->cfg.n > 1
-	        ? snprintf(fix, sizeof fix, "; endpoint `%s` (%s) and the others: check the keys, deployments and URLs in the "
-	                   "configuration, then clear the shared cooldowns with `convbi endpoints --reset`", e->name, url)
-	        : snprintf(fix, sizeof fix, "; endpoint `%s` (%s): check its key, deployment and URL in the configuration, "
-	                   "then clear the shared cooldown with `convbi endpoints --reset %s`", e->name, url, e->name);
+	                ? snprintf(fix, sizeof fix,
+	                           "; endpoint `%s` (%s) and the others: check the keys, deployments and URLs in the "
+	                           "configuration, then clear the shared cooldowns with `convbi endpoints --reset`",
+	                           e->name, url)
+	                : snprintf(fix, sizeof fix,
+	                           "; endpoint `%s` (%s): check its key, deployment and URL in the configuration, "
+	                           "then clear the shared cooldown with `convbi endpoints --reset %s`",
+	                           e->name, url, e->name);
 	size_t room = cap < ERR_MSG_MAX ? cap : ERR_MSG_MAX;
 	int keep = (int)room - BROKEN_PREFIX_ROOM - n, len = (int)strlen(why);
 	while (len > 0 && (why[len - 1] == '.' || why[len - 1] == ' '))
-		len--;  /* the service's sentence ends where ours goes on */
+		len--; /* the service's sentence ends where ours goes on */
 	keep = keep > 40 ? keep : 40;
 	snprintf(msg, cap, "%.*s%s", len < keep ? len : keep, why, fix);
 }
@@ -673,8 +698,10 @@ static int all_broken(struct llm *l, char *msg, size_t cap)
 			first = i;
 		}
 	}
-	snprintf(why, sizeof why, "every endpoint refused its key or deployment (HTTP 401, 403 or 404) in a recent call "
-	         "and is out for %lld s more", (long long)((soonest - now) / 1000));
+	snprintf(why, sizeof why,
+	         "every endpoint refused its key or deployment (HTTP 401, 403 or 404) in a recent call "
+	         "and is out for %lld s more",
+	         (long long)((soonest - now) / 1000));
 	broken_hint(l, first, 1, msg, cap, why);
 	return 1;
 }
@@ -701,8 +728,10 @@ static void rate_limited_msg(char *out, size_t cap, int64_t wait_ms, int64_t dea
 	int64_t now = clock_wall_ms();
 	wall_str(until, sizeof until, now + wait_ms, now);
 	wall_str(deadline, sizeof deadline, now + deadline_left_ms, now);
-	snprintf(out, cap, "every endpoint is rate limited until %s (%lld ms from now); the call's deadline is %s "
-	         "(%lld ms from now)", until, (long long)wait_ms, deadline, (long long)(deadline_left_ms > 0 ? deadline_left_ms : 0));
+	snprintf(out, cap,
+	         "every endpoint is rate limited until %s (%lld ms from now); the call's deadline is %s "
+	         "(%lld ms from now)",
+	         until, (long long)wait_ms, deadline, (long long)(deadline_left_ms > 0 ? deadline_left_ms : 0));
 }
 
 static int is_retryable(int cls)
@@ -763,10 +792,11 @@ static int context_failover(struct llm *l, int ep, const struct llm_attempt *at,
 	if (!larger) {
 		size_t n = strlen(last_err);
 		if (window > 0)
-			snprintf(last_err + n, cap - n, "; no other endpoint has a context_window above %lld tokens%s", (long long)window,
-			         used > 0 ? " that holds the request" : "");
+			snprintf(last_err + n, cap - n, "; no other endpoint has a context_window above %lld tokens%s",
+			         (long long)window, used > 0 ? " that holds the request" : "");
 		else
-			snprintf(last_err + n, cap - n, "; set `context_window` on the endpoints to let a larger one take such requests");
+			snprintf(last_err + n, cap - n,
+			         "; set `context_window` on the endpoints to let a larger one take such requests");
 		return 0;
 	}
 	*hard |= ~larger;
@@ -777,7 +807,8 @@ static int context_failover(struct llm *l, int ep, const struct llm_attempt *at,
 int llm_retry_text(char *out, size_t size, const struct llm_attempt *a, int restarted_stream, const char *next)
 {
 	int n = next ? snprintf(out, size, "%s%s; retrying on %s", restarted_stream ? "stream restarted: " : "", a->error, next)
-	             : snprintf(out, size, "%s%s; waiting for an endpoint", restarted_stream ? "stream restarted: " : "", a->error);
+	             : snprintf(out, size, "%s%s; waiting for an endpoint", restarted_stream ? "stream restarted: " : "",
+	                        a->error);
 	return n < 0 ? 0 : n > (int)size - 1 ? (int)size - 1 : n;
 }
 
@@ -820,8 +851,8 @@ static int64_t estimate_prompt_tokens(const struct llm_request *req)
 /* Holds the call's estimated cost on ep's budgets; *raw gets the estimate
  * before calibration.  Returns BUDGET_OK, or the scope that refused with
  * its message in msg. */
-static int budget_claim(struct llm *l, int ep, const struct llm_request *req, int64_t prompt_est,
-                        struct budget_hold *hold, int64_t *raw, char *msg, size_t cap)
+static int budget_claim(struct llm *l, int ep, const struct llm_request *req, int64_t prompt_est, struct budget_hold *hold,
+                        int64_t *raw, char *msg, size_t cap)
 {
 	struct budget_refusal why;
 	int64_t now = clock_wall_ms();
@@ -846,10 +877,10 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	int rc = CONVBI_OK, attempts = 0, failed = 0, rounds = 0, last_cls = LLM_OK;
 	int64_t prompt_est = estimate_prompt_tokens(req);
 	int64_t est = prompt_est + (int64_t)(req->choices > 1 ? req->choices : 1) * (req->max_tokens > 0 ? req->max_tokens : 256);
-	uint64_t over = 0;          /* endpoints skipped in this call: over their budget */
-	char over_err[300] = "";    /* why the first of them was */
+	uint64_t over = 0;       /* endpoints skipped in this call: over their budget */
+	char over_err[300] = ""; /* why the first of them was */
 	char last_err[ERR_MSG_MAX] = "";
-	int last_ep = -1;  /* endpoint of the last attempt made */
+	int last_ep = -1; /* endpoint of the last attempt made */
 
 	struct pending_retry pend = {.set = 0};
 	while (failed < l->cfg.retry.max_attempts) {
@@ -863,8 +894,10 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			char prev[sizeof last_err];
 			memcpy(prev, last_err, sizeof prev);
 			if (last_cls == LLM_RATE_LIMITED && strncmp(last_err, "every endpoint is rate limited", 30))
-				snprintf(last_err, sizeof last_err, "every endpoint was rate limited until the call's %d ms "
-				         "deadline passed; last: %s", (int)(deadline - start), prev);
+				snprintf(last_err, sizeof last_err,
+				         "every endpoint was rate limited until the call's %d ms "
+				         "deadline passed; last: %s",
+				         (int)(deadline - start), prev);
 			if (last_cls == LLM_RATE_LIMITED)
 				break;
 			last_cls = LLM_DEADLINE;
@@ -890,7 +923,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (prc == CONVBI_ENOENDPOINT) {
 			if (over && (!attempts || !(hard & ~over))) {
 				last_cls = LLM_BUDGET;
-				snprintf(last_err, sizeof last_err, "every endpoint left is over its budget; first: %s", over_err);
+				snprintf(last_err, sizeof last_err, "every endpoint left is over its budget; first: %s",
+				         over_err);
 			} else if (!last_err[0])
 				snprintf(last_err, sizeof last_err, "no endpoint is usable");
 			break;
@@ -905,7 +939,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			if (now + w > deadline)
 				w = deadline - now;
 			if (last_cls == LLM_OK || last_cls == LLM_RATE_LIMITED) {
-				last_cls = LLM_RATE_LIMITED;  /* if the deadline now passes, this is why */
+				last_cls = LLM_RATE_LIMITED; /* if the deadline now passes, this is why */
 				rate_limited_msg(last_err, sizeof last_err, pick.wait_ms, deadline - now);
 			}
 			tell_retry(req, &pend, NULL);
@@ -935,7 +969,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		int scope = budget_claim(l, pick.ep, req, prompt_est, &hold, &raw_est, why, sizeof why);
 		if (scope != BUDGET_OK) {
 			pool_abandon(l->pool, &pick);
-			if (scope == BUDGET_SET) {  /* the whole purse is empty: no other endpoint helps */
+			if (scope == BUDGET_SET) { /* the whole purse is empty: no other endpoint helps */
 				last_cls = LLM_BUDGET;
 				snprintf(last_err, sizeof last_err, "%s", why);
 				break;
@@ -951,15 +985,20 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		aoai_reply_init(&reply);
 		tell_retry(req, &pend, l->cfg.eps[pick.ep].name);
 		int no_send = 0, refused = 0;
-		int streamed = attempt_on(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply, out, &no_send, &refused);
+		int streamed =
+		        attempt_on(l, pick.ep, req, body.data, body.len, deadline, &at, &po, &reply, out, &no_send, &refused);
 		attempts += refused;
 		const struct price_cfg *price = &l->cfg.eps[pick.ep].price;
-		at.cost_usd = at.cls == LLM_OK ? budget_cost_usd(price, reply.prompt_tokens, reply.cached_tokens, reply.completion_tokens) : 0;
+		at.cost_usd = at.cls == LLM_OK
+		                      ? budget_cost_usd(price, reply.prompt_tokens, reply.cached_tokens, reply.completion_tokens)
+		                      : 0;
 		budget_settle(pool_state(l->pool), &hold, budget_uusd(at.cost_usd));
 		if (at.cls == LLM_OK)
 			atomic_store_explicit(&l->est_scale[pick.ep],
-			                      budget_scale_next(atomic_load_explicit(&l->est_scale[pick.ep], memory_order_relaxed),
-			                                        raw_est, budget_uusd(at.cost_usd)), memory_order_relaxed);
+			                      budget_scale_next(atomic_load_explicit(&l->est_scale[pick.ep],
+			                                                             memory_order_relaxed),
+			                                        raw_est, budget_uusd(at.cost_usd)),
+			                      memory_order_relaxed);
 		po.est_tokens = est;
 		if (at.cls != LLM_CANCELED && at.cls != LLM_DEADLINE && !no_send)
 			remember_outcome(l, pick.ep, &at);
@@ -969,11 +1008,11 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		else
 			pool_abandon(l->pool, &pick);
 		attempts++;
-		failed += at.cls != LLM_RATE_LIMITED;  /* a rate limit is waited out, not counted */
+		failed += at.cls != LLM_RATE_LIMITED; /* a rate limit is waited out, not counted */
 		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
 			out->attempts[out->nattempts++] = at;
 		last_cls = at.cls;
-		last_ep = no_send ? -1 : pick.ep;  /* no token, nothing sent: no key or role to blame */
+		last_ep = no_send ? -1 : pick.ep; /* no token, nothing sent: no key or role to blame */
 		snprintf(last_err, sizeof last_err, "endpoint `%s`: %s", at.endpoint, at.error);
 		if (at.cls == LLM_OK) {
 			out->content = buf_take(&reply.content);
@@ -988,7 +1027,9 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 				break;
 			}
 			snprintf(out->endpoint, sizeof out->endpoint, "%s", at.endpoint);
-			snprintf(out->model, sizeof out->model, "%s", reply.model[0] ? reply.model : (l->cfg.eps[pick.ep].deployment ? l->cfg.eps[pick.ep].deployment : ""));
+			snprintf(out->model, sizeof out->model, "%s",
+			         reply.model[0] ? reply.model
+			                        : (l->cfg.eps[pick.ep].deployment ? l->cfg.eps[pick.ep].deployment : ""));
 			out->prompt_tokens = reply.prompt_tokens;
 			out->completion_tokens = reply.completion_tokens;
 			out->cached_tokens = reply.cached_tokens;
@@ -1014,8 +1055,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (req->on_retry && failed < l->cfg.retry.max_attempts)
 			pend = (struct pending_retry){.set = 1, .at = at, .streamed = streamed};
 	}
-	if (last_cls == LLM_DEADLINE && out->nattempts > 1 &&
-	    out->attempts[out->nattempts - 1].cls == LLM_DEADLINE) {
+	if (last_cls == LLM_DEADLINE && out->nattempts > 1 && out->attempts[out->nattempts - 1].cls == LLM_DEADLINE) {
 		/* the call's deadline cut its last attempt: when every attempt
 		 * before it was rate limited, rate limits are why the call failed */
 		size_t i = 0;
@@ -1025,11 +1065,14 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			char prev[sizeof last_err];
 			memcpy(prev, last_err, sizeof prev);
 			last_cls = LLM_RATE_LIMITED;
-			snprintf(last_err, sizeof last_err, "every endpoint was rate limited until the call's %d ms "
-			         "deadline passed; last: %s", (int)(deadline - start), prev);
+			snprintf(last_err, sizeof last_err,
+			         "every endpoint was rate limited until the call's %d ms "
+			         "deadline passed; last: %s",
+			         (int)(deadline - start), prev);
 		}
 	}
-	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) && all_broken(l, last_err, sizeof last_err))
+	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) &&
+	    all_broken(l, last_err, sizeof last_err))
 		last_cls = LLM_AUTH;
 	else if ((last_cls == LLM_AUTH || last_cls == LLM_NOT_FOUND) && last_ep >= 0) {
 		char why[sizeof l->last_err[0]];
@@ -1062,9 +1105,12 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 
 int llm_attempt_provenance_json(struct buf *out, const struct llm_attempt *a)
 {
-	const struct { const char *key, *value; } f[] = {
-		{"deployment_name", a->deployment}, {"spillover_from_deployment", a->spillover_from},
-		{"spillover_error", a->spillover_error}, {"region", a->region}, {"apim_request_id", a->request_id},
+	const struct {
+		const char *key, *value;
+	} f[] = {
+	        {"deployment_name", a->deployment},      {"spillover_from_deployment", a->spillover_from},
+	        {"spillover_error", a->spillover_error}, {"region", a->region},
+	        {"apim_request_id", a->request_id},
 	};
 	int rc = CONVBI_OK;
 	for (size_t i = 0; !rc && i < sizeof f / sizeof f[0]; i++)
@@ -1081,17 +1127,20 @@ int llm_attempts_json(struct buf *out, const struct llm_attempt *a, size_t n)
 		if (!rc)
 			rc = buf_json_str(out, a[i].endpoint, strlen(a[i].endpoint));
 		if (!rc)
-			rc = buf_printf(out, ",\"status\":%ld,\"class\":\"%s\",\"error\":", a[i].status, llm_class_name(a[i].cls));
+			rc = buf_printf(out, ",\"status\":%ld,\"class\":\"%s\",\"error\":", a[i].status,
+			                llm_class_name(a[i].cls));
 		if (!rc)
 			rc = buf_json_str(out, a[i].error, strlen(a[i].error));
 		if (!rc)
 			rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a[i].wait_ms);
 		if (!rc)
-			rc = a[i].retry_from ? buf_json_str(out, a[i].retry_from, strlen(a[i].retry_from)) : buf_puts(out, "null");
+			rc = a[i].retry_from ? buf_json_str(out, a[i].retry_from, strlen(a[i].retry_from))
+			                     : buf_puts(out, "null");
 		if (!rc)
 			rc = llm_attempt_provenance_json(out, &a[i]);
 		if (!rc)
-			rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a[i].elapsed_ms, a[i].cost_usd);
+			rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a[i].elapsed_ms,
+			                a[i].cost_usd);
 	}
 	if (!rc)
 		rc = buf_putc(out, ']');
@@ -1114,7 +1163,8 @@ int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const
 		rc = r->model[0] ? buf_json_str(out, r->model, strlen(r->model)) : buf_puts(out, "null");
 	long long pt = r->prompt_tokens > 0 ? r->prompt_tokens : 0, ct = r->completion_tokens > 0 ? r->completion_tokens : 0;
 	if (!rc)
-		rc = buf_printf(out, ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
+		rc = buf_printf(out,
+		                ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
 		                "\"cached_tokens\":%lld},\"cost_usd\":%.6f,\"reserved\":%s,\"attempts\":",
 		                pt, ct, pt + ct, (long long)r->cached_tokens, r->cost_usd, r->reserved ? "true" : "false");
 	if (!rc)
@@ -1122,7 +1172,8 @@ int llm_reply_json(struct buf *out, const struct llm_reply *r, int status, const
 	if (!rc)
 		rc = buf_printf(out, ",\"elapsed_ms\":%lld", (long long)r->elapsed_ms);
 	if (!rc && status) {
-		rc = buf_printf(out, ",\"status\":\"%s\",\"error_class\":\"%s\",\"error\":", convbi_errname(status), llm_class_name(r->cls));
+		rc = buf_printf(out, ",\"status\":\"%s\",\"error_class\":\"%s\",\"error\":", convbi_errname(status),
+		                llm_class_name(r->cls));
 		if (!rc)
 			rc = buf_json_str(out, errmsg ? errmsg : "", errmsg ? strlen(errmsg) : 0);
 	}
@@ -1176,9 +1227,10 @@ static int endpoint_json(struct llm *l, size_t i, int64_t now, struct buf *out)
 	if (!rc)
 		rc = buf_json_str(out, e->name, strlen(e->name));
 	if (!rc)
-		rc = buf_printf(out, ",\"kind\":\"%s\",\"auth\":\"%s\",\"url\":", config_kind_name(e->kind), config_auth_name(e->auth.type));
+		rc = buf_printf(out, ",\"kind\":\"%s\",\"auth\":\"%s\",\"url\":", config_kind_name(e->kind),
+		                config_auth_name(e->auth.type));
 	char url[2048];
-	secret_url_shown(url, sizeof url, e->url);  /* never a password or a query's key */
+	secret_url_shown(url, sizeof url, e->url); /* never a password or a query's key */
 	if (!rc)
 		rc = buf_json_str(out, url, strlen(url));
 	if (!rc)
@@ -1189,19 +1241,23 @@ static int endpoint_json(struct llm *l, size_t i, int64_t now, struct buf *out)
 	if (!rc)
 		rc = buf_printf(out, ",\"state_backend\":\"%s\"", pool_backend_status(l->pool));
 	if (!rc)
-		rc = buf_printf(out, ",\"tier\":%d,\"weight\":%d,\"rpm\":%d,\"tpm\":%d,\"cooling_ms\":%lld,\"cooling_until_ms\":%lld,"
-		                "\"cooling_reason\":\"%s\",\"breaker\":\"%s\",\"remaining_requests\":%lld,\"remaining_tokens\":%lld,"
-		                "\"window_requests\":%lld,\"window_tokens\":%lld,"
-		                "\"learned_rpm\":%lld,\"learned_rpm_from\":\"%s\",\"learned_tpm\":%lld,\"learned_tpm_from\":\"%s\","
-		                "\"calls\":%llu,\"ok\":%llu,\"rate_limited\":%llu,\"failures\":%llu",
-		                e->priority, e->weight, e->rpm, e->tpm, (long long)cool, (long long)(cool ? lv.cool_until_ms : 0),
-		                !cool ? "none" : lv.cool_class == POOL_BROKEN ? "auth" : lv.cool_class == POOL_SERVER ? "server" : "rate_limit",
-		                pool_breaker_name(lv.breaker), (long long)lv.remaining_requests, (long long)lv.remaining_tokens,
-		                (long long)lv.window_requests, (long long)lv.window_tokens,
-		                (long long)lv.learned_rpm, pool_learn_from_name(lv.learned_rpm_from),
-		                (long long)lv.learned_tpm, pool_learn_from_name(lv.learned_tpm_from),
-		                (unsigned long long)lv.calls, (unsigned long long)lv.ok,
-		                (unsigned long long)lv.rate_limited, (unsigned long long)lv.failures);
+		rc = buf_printf(
+		        out,
+		        ",\"tier\":%d,\"weight\":%d,\"rpm\":%d,\"tpm\":%d,\"cooling_ms\":%lld,\"cooling_until_ms\":%lld,"
+		        "\"cooling_reason\":\"%s\",\"breaker\":\"%s\",\"remaining_requests\":%lld,\"remaining_tokens\":%lld,"
+		        "\"window_requests\":%lld,\"window_tokens\":%lld,"
+		        "\"learned_rpm\":%lld,\"learned_rpm_from\":\"%s\",\"learned_tpm\":%lld,\"learned_tpm_from\":\"%s\","
+		        "\"calls\":%llu,\"ok\":%llu,\"rate_limited\":%llu,\"failures\":%llu",
+		        e->priority, e->weight, e->rpm, e->tpm, (long long)cool, (long long)(cool ? lv.cool_until_ms : 0),
+		        !cool                          ? "none"
+		        : lv.cool_class == POOL_BROKEN ? "auth"
+		        : lv.cool_class == POOL_SERVER ? "server"
+		                                       : "rate_limit",
+		        pool_breaker_name(lv.breaker), (long long)lv.remaining_requests, (long long)lv.remaining_tokens,
+		        (long long)lv.window_requests, (long long)lv.window_tokens, (long long)lv.learned_rpm,
+		        pool_learn_from_name(lv.learned_rpm_from), (long long)lv.learned_tpm,
+		        pool_learn_from_name(lv.learned_tpm_from), (unsigned long long)lv.calls, (unsigned long long)lv.ok,
+		        (unsigned long long)lv.rate_limited, (unsigned long long)lv.failures);
 	if (!rc && e->price.set)
 		rc = buf_printf(out, ",\"price\":{\"input\":%g,\"cached_input\":%g,\"output\":%g}", e->price.input,
 		                e->price.cached_input, e->price.output);

@@ -24,38 +24,38 @@
 #include "util/err.h"
 
 #define LLM_MAX_ATTEMPTS_RECORDED 32
-#define LLM_MAX_CHOICES AOAI_MAX_CHOICES  /* completions one request may ask for */
+#define LLM_MAX_CHOICES AOAI_MAX_CHOICES /* completions one request may ask for */
 
 /* The class of one attempt's outcome (stable strings in results). */
 enum llm_class {
 	LLM_OK,
-	LLM_RATE_LIMITED,     /* 429 */
-	LLM_SERVER_ERROR,     /* 5xx, 408, 409 */
-	LLM_TIMEOUT,          /* connect, first byte, idle */
-	LLM_TRANSPORT,        /* refused, reset, TLS */
-	LLM_STREAM_ERROR,     /* cut, stalled, malformed chunk */
-	LLM_AUTH,             /* 401, 403 */
-	LLM_NOT_FOUND,        /* 404, DeploymentNotFound */
+	LLM_RATE_LIMITED, /* 429 */
+	LLM_SERVER_ERROR, /* 5xx, 408, 409 */
+	LLM_TIMEOUT,      /* connect, first byte, idle */
+	LLM_TRANSPORT,    /* refused, reset, TLS */
+	LLM_STREAM_ERROR, /* cut, stalled, malformed chunk */
+	LLM_AUTH,         /* 401, 403 */
+	LLM_NOT_FOUND,    /* 404, DeploymentNotFound */
 	LLM_CONTENT_FILTER,
 	LLM_CONTEXT_LENGTH,
-	LLM_BAD_REQUEST,      /* other 4xx */
-	LLM_PROTOCOL,         /* malformed reply */
-	LLM_TOO_BIG,          /* reply over the size cap */
+	LLM_BAD_REQUEST, /* other 4xx */
+	LLM_PROTOCOL,    /* malformed reply */
+	LLM_TOO_BIG,     /* reply over the size cap */
 	LLM_CANCELED,
 	LLM_DEADLINE,
-	LLM_NOMEM,            /* out of memory on our side */
-	LLM_BUDGET            /* a spending budget refused the call (no request sent) */
+	LLM_NOMEM, /* out of memory on our side */
+	LLM_BUDGET /* a spending budget refused the call (no request sent) */
 };
 
 struct llm_attempt {
 	char endpoint[64];
-	long status;             /* HTTP status, 0 = none */
-	int cls;                 /* enum llm_class */
-	char error[200];         /* short description, "" on success */
-	int64_t wait_ms;         /* cooldown set / time waited before it */
-	const char *retry_from;  /* header the retry time came from, or NULL */
+	long status;            /* HTTP status, 0 = none */
+	int cls;                /* enum llm_class */
+	char error[200];        /* short description, "" on success */
+	int64_t wait_ms;        /* cooldown set / time waited before it */
+	const char *retry_from; /* header the retry time came from, or NULL */
 	int64_t elapsed_ms;
-	double cost_usd;         /* what it cost by the endpoint's price (0 unless it succeeded) */
+	double cost_usd; /* what it cost by the endpoint's price (0 unless it succeeded) */
 	/* Provenance from Azure's reply headers, "" when not sent: */
 	char deployment[64];      /* x-ms-deployment-name: the deployment that served it */
 	char spillover_from[64];  /* x-ms-spillover-from-deployment: the one that spilled it */
@@ -67,13 +67,13 @@ struct llm_attempt {
 struct llm_request {
 	const struct chat_msg *msgs;
 	size_t n;
-	int max_tokens;            /* 0 = model default */
-	double temperature;        /* < 0 = model default */
+	int max_tokens;     /* 0 = model default */
+	double temperature; /* < 0 = model default */
 	int stream;
-	int choices;               /* completions wanted (OpenAI's `n`; not with
+	int choices;     /* completions wanted (OpenAI's `n`; not with
 	                              stream); 0 or 1 = one.  An endpoint may
 	                              return fewer: see llm_reply.nextra */
-	int deadline_ms;           /* 0 = the config's retry.deadline_ms */
+	int deadline_ms; /* 0 = the config's retry.deadline_ms */
 	/* Streamed text deltas; non-zero return cancels. */
 	int (*on_delta)(void *payload, const char *text, size_t len);
 	/* Told about each failed attempt once the client knows what comes
@@ -90,26 +90,26 @@ struct llm_request {
 int llm_retry_text(char *out, size_t size, const struct llm_attempt *a, int restarted_stream, const char *next);
 
 struct llm_reply {
-	char *content;              /* owned; the first choice */
+	char *content;                    /* owned; the first choice */
 	char *extra[LLM_MAX_CHOICES - 1]; /* owned: the other choices, in order */
 	int nextra;
-	char endpoint[64];          /* who answered ("" on failure) */
+	char endpoint[64]; /* who answered ("" on failure) */
 	char model[96];
 	int64_t prompt_tokens, completion_tokens;
-	int64_t cached_tokens;      /* of prompt_tokens, from the prompt cache */
-	double cost_usd;            /* by the answering endpoint's price; 0 if reserved or unpriced */
-	int reserved;               /* answered by a reserved (PTU) endpoint */
+	int64_t cached_tokens; /* of prompt_tokens, from the prompt cache */
+	double cost_usd;       /* by the answering endpoint's price; 0 if reserved or unpriced */
+	int reserved;          /* answered by a reserved (PTU) endpoint */
 	struct llm_attempt attempts[LLM_MAX_ATTEMPTS_RECORDED];
 	size_t nattempts;
 	int64_t elapsed_ms;
-	int cls;                    /* class of the final outcome */
-	int64_t context_limit;      /* context-length refusal: the window refused (tokens), 0 = not known */
-	int64_t context_used;       /* ... and the tokens the request took by the service's count, 0 = not said */
+	int cls;               /* class of the final outcome */
+	int64_t context_limit; /* context-length refusal: the window refused (tokens), 0 = not known */
+	int64_t context_used;  /* ... and the tokens the request took by the service's count, 0 = not said */
 };
 
 struct llm;
 
-int llm_open(struct llm **out, struct llm_config *cfg, struct err *err);  /* takes cfg */
+int llm_open(struct llm **out, struct llm_config *cfg, struct err *err); /* takes cfg */
 void llm_close(struct llm *l);
 /* One chat completion.  out is filled also on failure (attempts). */
 int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out, struct err *err);

@@ -41,18 +41,18 @@
 #include "util/alloc.h"
 
 struct pool_tier {
-	uint64_t members;  /* endpoints in this tier */
-	size_t off, len;   /* the tier's WRR cycle: cycle[off .. off+len) */
+	uint64_t members; /* endpoints in this tier */
+	size_t off, len;  /* the tier's WRR cycle: cycle[off .. off+len) */
 };
 
 struct pool {
-	struct state *st;                            /* owned */
-	size_t n;                                    /* endpoints */
-	struct pool_ep_cfg eps[POOL_MAX_ENDPOINTS];  /* name, identity owned (copies) */
+	struct state *st;                           /* owned */
+	size_t n;                                   /* endpoints */
+	struct pool_ep_cfg eps[POOL_MAX_ENDPOINTS]; /* name, identity owned (copies) */
 	unsigned ntiers;
-	struct pool_tier tiers[POOL_MAX_ENDPOINTS];  /* by ascending priority */
-	uint8_t *cycle;                              /* owned: every tier's cycle */
-	uint64_t key_fp[POOL_MAX_ENDPOINTS];         /* our keys' fingerprints, 0 = unknown */
+	struct pool_tier tiers[POOL_MAX_ENDPOINTS]; /* by ascending priority */
+	uint8_t *cycle;                             /* owned: every tier's cycle */
+	uint64_t key_fp[POOL_MAX_ENDPOINTS];        /* our keys' fingerprints, 0 = unknown */
 };
 
 /* Endpoint sets travel as 64-bit masks, bit i = endpoint i. */
@@ -93,16 +93,15 @@ static int64_t rate_tpm(const struct pool_ep_cfg *c, const int64_t *f)
  * wait for it. */
 static int foreign_key_cooldown(uint64_t key_fp, const int64_t *f)
 {
-	return f[STATE_COOL_CLASS] == POOL_BROKEN && f[STATE_KEY_FP] != 0 && key_fp != 0 &&
-	       (uint64_t)f[STATE_KEY_FP] != key_fp;
+	return f[STATE_COOL_CLASS] == POOL_BROKEN && f[STATE_KEY_FP] != 0 && key_fp != 0 && (uint64_t)f[STATE_KEY_FP] != key_fp;
 }
 
 /* Two questions, kept apart on purpose: when do the blockers the caller
  * must respect (cooldown, windows, server budgets) let go -- ready_ms --
  * and is the breaker in the way.  The partial-outage rule may override
  * the second, never the first. */
-static void judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, uint64_t key_fp,
-                  const struct state_snap *s, int64_t now_ms, int64_t est_tokens)
+static void judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, uint64_t key_fp, const struct state_snap *s,
+                  int64_t now_ms, int64_t est_tokens)
 {
 	const int64_t *f = s->f;
 	int64_t ready = now_ms;
@@ -127,11 +126,11 @@ static void judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, uint6
 	int64_t open_until = f[STATE_OPEN_UNTIL];
 	int breaker_blocked = 0, probe = 0;
 	if (open_until > now_ms)
-		breaker_blocked = 1;                   /* open */
+		breaker_blocked = 1; /* open */
 	else if (open_until != 0 && f[STATE_PROBE_UNTIL] > now_ms)
-		breaker_blocked = 1;                   /* half-open, someone is probing */
+		breaker_blocked = 1; /* half-open, someone is probing */
 	else if (open_until != 0)
-		probe = 1;                             /* half-open, the probe is ours to take */
+		probe = 1; /* half-open, the probe is ours to take */
 
 	int free_of_rest = ready <= now_ms;
 	out->usable = free_of_rest && !breaker_blocked;
@@ -142,14 +141,13 @@ static void judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, uint6
 	out->last_fail_ms = f[STATE_LAST_FAIL];
 }
 
-void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
-                const struct state_snap *s, int64_t now_ms, int64_t est_tokens)
+void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, const struct state_snap *s, int64_t now_ms,
+                int64_t est_tokens)
 {
 	judge(out, cfg, 0, s, now_ms, est_tokens);
 }
 
-size_t pool_wrr_cycle(uint8_t *out, size_t cap, const struct pool_ep_cfg *eps, size_t n,
-                      uint64_t members)
+size_t pool_wrr_cycle(uint8_t *out, size_t cap, const struct pool_ep_cfg *eps, size_t n, uint64_t members)
 {
 	int64_t cur[POOL_MAX_ENDPOINTS] = {0};
 	int64_t total = 0;
@@ -211,7 +209,7 @@ int64_t pool_wait(const struct pool_verdict *v, size_t n, uint64_t mask, int64_t
 		if (!(mask & bit((int)i)))
 			continue;
 		int64_t t = v[i].ready_ms;
-		if (v[i].breaker_only)  /* open: until it half-opens; probing: a little while */
+		if (v[i].breaker_only) /* open: until it half-opens; probing: a little while */
 			t = max64(t, v[i].breaker_ms > now_ms ? v[i].breaker_ms : now_ms + 50);
 		if (t < first)
 			first = t;
@@ -248,8 +246,7 @@ static int check_eps(const struct pool_ep_cfg *eps, size_t n, struct err *err)
 	if (n == 0)
 		return err_set(err, CONVBI_ENOENDPOINT, "no endpoints to pick from; configure one");
 	if (n > POOL_MAX_ENDPOINTS)
-		return err_set(err, CONVBI_EINVAL, "%zu endpoints configured; at most %d are supported",
-		               n, POOL_MAX_ENDPOINTS);
+		return err_set(err, CONVBI_EINVAL, "%zu endpoints configured; at most %d are supported", n, POOL_MAX_ENDPOINTS);
 	assert(eps);
 	for (size_t i = 0; i < n; i++) {
 		const struct pool_ep_cfg *e = &eps[i];
@@ -257,12 +254,10 @@ static int check_eps(const struct pool_ep_cfg *eps, size_t n, struct err *err)
 		if (!e->name && !e->identity)
 			return err_set(err, CONVBI_EINVAL, "endpoint %zu has no name; give it one", i);
 		if (e->weight < 1 || e->weight > POOL_MAX_WEIGHT)
-			return err_set(err, CONVBI_EINVAL,
-			               "endpoint `%s` has weight %d; use 1 to %d", name, e->weight,
+			return err_set(err, CONVBI_EINVAL, "endpoint `%s` has weight %d; use 1 to %d", name, e->weight,
 			               POOL_MAX_WEIGHT);
 		if (e->rpm < 0 || e->tpm < 0)
-			return err_set(err, CONVBI_EINVAL,
-			               "endpoint `%s` has a negative rpm or tpm; use 0 for no limit", name);
+			return err_set(err, CONVBI_EINVAL, "endpoint `%s` has a negative rpm or tpm; use 0 for no limit", name);
 	}
 	return CONVBI_OK;
 }
@@ -332,8 +327,7 @@ nomem:
 	return err_set(err, CONVBI_ENOMEM, "out of memory opening the endpoint pool");
 }
 
-int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct state *st,
-                    struct err *err)
+int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct state *st, struct err *err)
 {
 	struct state_shape shape;
 	*out = NULL;
@@ -351,8 +345,7 @@ int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, 
 	return CONVBI_OK;
 }
 
-int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const char *state_path,
-              struct err *err)
+int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const char *state_path, struct err *err)
 {
 	struct state_shape shape;
 	struct state *st = NULL;
@@ -363,8 +356,7 @@ int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const 
 	return rc ? rc : pool_open_state(out, eps, n, st, err);
 }
 
-int pool_open_private(struct pool **out, const struct pool_ep_cfg *eps, size_t n,
-                      struct err *err)
+int pool_open_private(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct err *err)
 {
 	struct state_shape shape;
 	struct state *st = NULL;
@@ -388,15 +380,27 @@ void pool_close(struct pool *p)
 	free(p);
 }
 
-int pool_is_shared(const struct pool *p) { return p && state_is_shared(p->st); }
-const char *pool_backend_status(const struct pool *p) { return p ? state_describe(p->st) : "none"; }
+int pool_is_shared(const struct pool *p)
+{
+	return p && state_is_shared(p->st);
+}
+const char *pool_backend_status(const struct pool *p)
+{
+	return p ? state_describe(p->st) : "none";
+}
 struct state *pool_state(struct pool *p)
 {
 	return p->st;
 }
 
-const char *pool_state_path(const struct pool *p) { return p ? state_path(p->st) : NULL; }
-size_t pool_size(const struct pool *p) { return p ? p->n : 0; }
+const char *pool_state_path(const struct pool *p)
+{
+	return p ? state_path(p->st) : NULL;
+}
+size_t pool_size(const struct pool *p)
+{
+	return p ? p->n : 0;
+}
 
 const char *pool_name(const struct pool *p, int ep)
 {
@@ -559,7 +563,7 @@ static void count_sent(struct pool *p, unsigned e, const struct state_snap *s, i
 	if (!learns(&p->eps[e]))
 		return;
 	if (s->f[STATE_MEAS_SINCE] == 0 && st->ops->cas(st, e, STATE_MEAS_SINCE, 0, now_ms)) {
-		st->ops->store(st, e, STATE_MEAS_ADM, s->f[STATE_ADM]);  /* nothing counted before it */
+		st->ops->store(st, e, STATE_MEAS_ADM, s->f[STATE_ADM]); /* nothing counted before it */
 		st->ops->store(st, e, STATE_MEAS_TOK, s->f[STATE_ADM_TOK]);
 	}
 	st->ops->bump(st, e, STATE_ADM, 1);
@@ -592,7 +596,7 @@ static void learn_owe(struct pool *p, unsigned e, int64_t now_ms, int64_t cool_u
 	if (now_ms < until)
 		return;
 	if (!st->ops->cas(st, e, STATE_LEARN_UNTIL, until, max64(cool_until, now_ms) + POOL_LEARN_EPISODE_MS))
-		return;  /* another process owes it already */
+		return; /* another process owes it already */
 	st->ops->store(st, e, STATE_LEARN_PEND, max64(cool_until, now_ms) << 1 | tokens);
 }
 
@@ -606,7 +610,7 @@ static void learn_settle(struct pool *p, unsigned e, int64_t pend)
 {
 	struct state *st = p->st;
 	if (!st->ops->cas(st, e, STATE_LEARN_PEND, pend, 0))
-		return;  /* another picker settled it */
+		return; /* another picker settled it */
 	int64_t horizon = pend >> 1;
 	int tokens = (int)(pend & 1);
 	double admitted = admitted_rate(st, e, horizon, tokens);
@@ -652,8 +656,7 @@ static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 	for (int tokens = 0; tokens < 2; tokens++) {
 		int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
 		double admitted = admitted_rate(st, e, now_ms, tokens);
-		if ((tokens ? tpm429 : rpm429) &&
-		    admitted >= POOL_LEARN_PRESSING * (double)st->ops->get(st, e, field))
+		if ((tokens ? tpm429 : rpm429) && admitted >= POOL_LEARN_PRESSING * (double)st->ops->get(st, e, field))
 			st->ops->add(st, e, field, step_of(steps, tokens) > 0 ? step_of(steps, tokens) : 1);
 	}
 }
@@ -668,7 +671,6 @@ static int64_t pace_us(int64_t amount, int64_t per_minute, int learned)
 {
 	return (int64_t)((double)amount * 60e6 / (double)per_minute * (learned ? 1.0 : POOL_PACE_MARGIN));
 }
-
 
 /* Claims the next paced slot of a field: free when its theoretical
  * arrival time has passed.  The new time starts from the old one when it
@@ -688,15 +690,13 @@ static int pace_claim(struct state *st, unsigned ep, int field, int64_t now_ms, 
  * judged free) and the window charges.  Returns 1 if all were won; on a
  * lost race gives back what it took and returns 0 (a window was full) or
  * -1 (another picker took the probe: ep is now half-open and busy). */
-static int claim(struct pool *p, int ep, const struct pool_verdict *v,
-                 const struct state_snap *s, int64_t now_ms, int64_t est)
+static int claim(struct pool *p, int ep, const struct pool_verdict *v, const struct state_snap *s, int64_t now_ms, int64_t est)
 {
 	struct state *st = p->st;
 	const struct state_ops *ops = st->ops;
 	const struct pool_ep_cfg *c = &p->eps[ep];
 	int64_t probe_until = now_ms + POOL_PROBE_TIMEOUT_MS;
-	if (v->probe && !ops->cas(st, (unsigned)ep, STATE_PROBE_UNTIL, s->f[STATE_PROBE_UNTIL],
-	                          probe_until))
+	if (v->probe && !ops->cas(st, (unsigned)ep, STATE_PROBE_UNTIL, s->f[STATE_PROBE_UNTIL], probe_until))
 		return -1;
 	int64_t rpm = rate_rpm(c, s->f), tpm = rate_tpm(c, s->f);
 	int by429 = c->rpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 0) == POOL_LEARN_429;
@@ -704,7 +704,7 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v,
 	if (rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, rpm, by429)))
 		goto refused;
 	if (tpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, tpm, tby429)))
-		goto refused;  /* the rpm slot taken is lost: a small, safe waste */
+		goto refused; /* the rpm slot taken is lost: a small, safe waste */
 	ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 	if (est > 0)
 		ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, 0);
@@ -716,8 +716,7 @@ refused:
 	return 0;
 }
 
-int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens,
-              struct pool_pick *out)
+int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out)
 {
 	struct pool_verdict v[POOL_MAX_ENDPOINTS];
 	struct state_snap s[POOL_MAX_ENDPOINTS];
@@ -736,7 +735,7 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 		const struct pool_ep_cfg *c = &p->eps[i];
 		p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		int64_t pend = s[i].f[STATE_LEARN_PEND];
-		if (pend != 0 && (pend >> 1) <= now_ms) {  /* a cooldown ended: its cut is due */
+		if (pend != 0 && (pend >> 1) <= now_ms) { /* a cooldown ended: its cut is due */
 			learn_settle(p, (unsigned)i, pend);
 			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		}
@@ -762,7 +761,7 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 				return CONVBI_OK;
 			}
 			usable &= ~bit(ep);
-			if (won < 0) {  /* lost the probe: a fallback candidate like any busy one */
+			if (won < 0) { /* lost the probe: a fallback candidate like any busy one */
 				v[ep].breaker_only = 1;
 				v[ep].breaker_ms = s[ep].f[STATE_OPEN_UNTIL];
 				breaker_only |= bit(ep);
@@ -840,8 +839,8 @@ uint64_t pool_key_fp(const char *identity, const char *key, size_t key_len)
 	uint64_t h = state_hash(STATE_HASH_INIT, "convbi-key-fp", 13);
 	h = state_hash(h, identity ? identity : "", identity ? strlen(identity) + 1 : 1);
 	h = state_hash(h, key ? key : "", key ? key_len : 0);
-	h = state_hash(h, identity ? identity : "", identity ? strlen(identity) : 0);  /* key both sides */
-	h ^= h >> 31;  /* finish: every input bit reaches every output bit */
+	h = state_hash(h, identity ? identity : "", identity ? strlen(identity) : 0); /* key both sides */
+	h ^= h >> 31; /* finish: every input bit reaches every output bit */
 	h *= 0x7fb5d329728ea185ULL;
 	h ^= h >> 27;
 	return h ? h : 1;
@@ -909,8 +908,7 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 		if (ops->get(st, e, STATE_COOL_CLASS) != POOL_BROKEN)
 			ops->store(st, e, STATE_COOL_CLASS, POOL_BROKEN);
 		break;
-	default:  /* POOL_CLIENT and unknown classes: nothing about health */
-		break;
+	default: /* POOL_CLIENT and unknown classes: nothing about health */ break;
 	}
 	if (o->cls != POOL_OK && o->cls != POOL_CLIENT)
 		count_refused(p, e, o->est_tokens);
@@ -959,7 +957,7 @@ int pool_live_get(struct pool *p, int ep, int64_t now_ms, struct pool_live *out)
 	memset(out, 0, sizeof *out);
 	out->cool_until_ms = f[STATE_COOL_UNTIL];
 	out->breaker_until_ms = f[STATE_OPEN_UNTIL];
-	out->breaker = f[STATE_OPEN_UNTIL] == 0     ? POOL_BREAKER_CLOSED
+	out->breaker = f[STATE_OPEN_UNTIL] == 0       ? POOL_BREAKER_CLOSED
 	               : f[STATE_OPEN_UNTIL] > now_ms ? POOL_BREAKER_OPEN
 	                                              : POOL_BREAKER_HALF_OPEN;
 	out->consecutive_failures = (int)f[STATE_FAIL_STREAK];

@@ -41,15 +41,16 @@
 #define POOL_MAX_WEIGHT 1000
 
 /* Tunables (milliseconds unless said otherwise). */
-#define POOL_COOL_DEFAULT_MS 1000      /* a 429 without a retry time ... */
-#define POOL_COOL_MAX_MS 30000         /* ... doubling per bare 429 up to this */
-#define POOL_BROKEN_COOL_MS 300000     /* 401/403/404: out for 5 minutes */
-#define POOL_BREAKER_THRESHOLD 3       /* consecutive failures that open it */
-#define POOL_BREAKER_PAUSE_MS 2000     /* open this long, doubling per failed probe */
+#define POOL_COOL_DEFAULT_MS 1000  /* a 429 without a retry time ... */
+#define POOL_COOL_MAX_MS 30000     /* ... doubling per bare 429 up to this */
+#define POOL_BROKEN_COOL_MS 300000 /* 401/403/404: out for 5 minutes */
+#define POOL_BREAKER_THRESHOLD 3   /* consecutive failures that open it */
+#define POOL_BREAKER_PAUSE_MS 2000 /* open this long, doubling per failed probe */
 #define POOL_BREAKER_PAUSE_MAX_MS 30000
-#define POOL_PROBE_TIMEOUT_MS 30000    /* a probe not reported by then is presumed dead */
-#define POOL_PACE_MARGIN 1.02           /* rpm/tpm pacing runs 2 % under the budget */
-#define POOL_BUDGET_RESET_DEFAULT_MS 250   /* a server budget without a reset time: look again soon (a 429 then says exactly when) */
+#define POOL_PROBE_TIMEOUT_MS 30000 /* a probe not reported by then is presumed dead */
+#define POOL_PACE_MARGIN 1.02       /* rpm/tpm pacing runs 2 % under the budget */
+#define POOL_BUDGET_RESET_DEFAULT_MS \
+	250 /* a server budget without a reset time: look again soon (a 429 then says exactly when) */
 
 /* Learned quotas (endpoints without a configured rpm/tpm): AIMD, as TCP.
  * The first 429 of a cooldown episode (one per episode, however many
@@ -69,8 +70,8 @@
 #define POOL_LEARN_RUN 40
 #define POOL_LEARN_STEP_DIV 50
 #define POOL_LEARN_MEASURE_MIN_MS 500
-#define POOL_LEARN_EPISODE_MS 1000     /* 429s this long after a cooldown still belong to it */
-#define POOL_LEARN_MEASURE_STALE_MS 30000  /* an older measurement restarts */
+#define POOL_LEARN_EPISODE_MS 1000        /* 429s this long after a cooldown still belong to it */
+#define POOL_LEARN_MEASURE_STALE_MS 30000 /* an older measurement restarts */
 
 /* Where a learned rate came from. */
 enum pool_learn_from { POOL_LEARN_NONE, POOL_LEARN_HEADER, POOL_LEARN_429 };
@@ -78,12 +79,12 @@ enum pool_learn_from { POOL_LEARN_NONE, POOL_LEARN_HEADER, POOL_LEARN_429 };
 enum pool_breaker { POOL_BREAKER_CLOSED, POOL_BREAKER_OPEN, POOL_BREAKER_HALF_OPEN };
 
 struct pool_ep_cfg {
-	const char *name;      /* shown in messages (copied) */
-	const char *identity;  /* url + deployment: keys the endpoint set (copied); NULL = name */
-	int priority;          /* tier, 0 = first */
-	int weight;            /* 1..POOL_MAX_WEIGHT */
-	int rpm;               /* client-side requests per minute, 0 = none: learned */
-	int tpm;               /* client-side tokens per minute, 0 = none: learned */
+	const char *name;     /* shown in messages (copied) */
+	const char *identity; /* url + deployment: keys the endpoint set (copied); NULL = name */
+	int priority;         /* tier, 0 = first */
+	int weight;           /* 1..POOL_MAX_WEIGHT */
+	int rpm;              /* client-side requests per minute, 0 = none: learned */
+	int tpm;              /* client-side tokens per minute, 0 = none: learned */
 };
 
 struct pool;
@@ -98,16 +99,13 @@ struct pool;
  * (pool_is_shared then says 0).  Returns CONVBI_OK, CONVBI_ENOENDPOINT for
  * n = 0, CONVBI_EINVAL for a bad endpoint (message names it),
  * CONVBI_ECONFIG, CONVBI_ENOMEM.  On failure *out is NULL. */
-int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const char *state_path,
-              struct err *err);
+int pool_open(struct pool **out, const struct pool_ep_cfg *eps, size_t n, const char *state_path, struct err *err);
 /* As pool_open, on in-process state only (tests; one-shot tools). */
-int pool_open_private(struct pool **out, const struct pool_ep_cfg *eps, size_t n,
-                      struct err *err);
+int pool_open_private(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct err *err);
 /* As pool_open, on a state the caller opened for pool_shape(eps, n) --
  * another backend, say.  The pool adopts st: pool_close closes it, and so
  * does a failing pool_open_state. */
-int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct state *st,
-                    struct err *err);
+int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct state *st, struct err *err);
 /* The state shape (slots, tiers, set hash) of an endpoint set; checks the
  * endpoints as pool_open does. */
 int pool_shape(struct state_shape *out, const struct pool_ep_cfg *eps, size_t n, struct err *err);
@@ -141,9 +139,9 @@ void pool_set_key_fp(struct pool *p, int ep, uint64_t fp);
 uint64_t pool_key_fp(const char *identity, const char *key, size_t key_len);
 
 struct pool_pick {
-	int ep;           /* endpoint index, -1 if none is usable now */
-	int64_t wait_ms;  /* ep == -1: ms until the earliest may be usable (> 0) */
-	int probe;        /* 1 = this attempt is the breaker's half-open probe */
+	int ep;          /* endpoint index, -1 if none is usable now */
+	int64_t wait_ms; /* ep == -1: ms until the earliest may be usable (> 0) */
+	int probe;       /* 1 = this attempt is the breaker's half-open probe */
 };
 
 /* Picks an endpoint for the next attempt.  exclude: bit i set = don't use
@@ -155,32 +153,31 @@ struct pool_pick {
  * jitter, then pick again); CONVBI_ENOENDPOINT when every endpoint is
  * excluded.  A pick with probe = 1 holds the endpoint's probe slot until
  * its pool_report (or POOL_PROBE_TIMEOUT_MS). */
-int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens,
-              struct pool_pick *out);
+int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out);
 
 enum pool_class {
 	POOL_OK,
-	POOL_RATE_LIMITED,  /* 429 */
-	POOL_SERVER,        /* 5xx, 408, 409 */
-	POOL_TRANSPORT,     /* refused, reset, TLS, timeout */
-	POOL_BROKEN,        /* 401/403/404 */
-	POOL_CLIENT         /* other 400s: says nothing about health */
+	POOL_RATE_LIMITED, /* 429 */
+	POOL_SERVER,       /* 5xx, 408, 409 */
+	POOL_TRANSPORT,    /* refused, reset, TLS, timeout */
+	POOL_BROKEN,       /* 401/403/404 */
+	POOL_CLIENT        /* other 400s: says nothing about health */
 };
 
 struct pool_outcome {
-	int cls;                     /* enum pool_class */
-	int64_t retry_after_ms;      /* relative; -1 = none given */
-	int64_t remaining_requests;  /* server-reported; -1 = unknown */
-	int64_t remaining_tokens;    /* server-reported; -1 = unknown */
-	int64_t reset_requests_ms;   /* relative: until remaining_requests refills; -1 = unknown */
-	int64_t reset_tokens_ms;     /* relative: until remaining_tokens refills; -1 = unknown */
-	int64_t tokens;              /* used, or estimated; statistics only */
-	int probe;                   /* echo of pool_pick.probe */
-	int64_t limit_requests;      /* x-ratelimit-limit-requests; -1 = unknown */
-	int64_t limit_tokens;        /* x-ratelimit-limit-tokens (per minute); -1 = unknown */
-	int tokens_bound;            /* a 429 for tokens, not requests */
-	int auth;                    /* BROKEN for the key (401/403), not the deployment */
-	int64_t est_tokens;          /* the request's estimate (prompt + max_tokens), 0 = unknown */
+	int cls;                    /* enum pool_class */
+	int64_t retry_after_ms;     /* relative; -1 = none given */
+	int64_t remaining_requests; /* server-reported; -1 = unknown */
+	int64_t remaining_tokens;   /* server-reported; -1 = unknown */
+	int64_t reset_requests_ms;  /* relative: until remaining_requests refills; -1 = unknown */
+	int64_t reset_tokens_ms;    /* relative: until remaining_tokens refills; -1 = unknown */
+	int64_t tokens;             /* used, or estimated; statistics only */
+	int probe;                  /* echo of pool_pick.probe */
+	int64_t limit_requests;     /* x-ratelimit-limit-requests; -1 = unknown */
+	int64_t limit_tokens;       /* x-ratelimit-limit-tokens (per minute); -1 = unknown */
+	int tokens_bound;           /* a 429 for tokens, not requests */
+	int auth;                   /* BROKEN for the key (401/403), not the deployment */
+	int64_t est_tokens;         /* the request's estimate (prompt + max_tokens), 0 = unknown */
 };
 
 /* Records how an attempt on ep went (ep out of range: ignored).
@@ -214,22 +211,22 @@ void pool_abandon(struct pool *p, const struct pool_pick *pick);
 struct pool_outcome pool_outcome_of(int cls);
 
 struct pool_live {
-	int64_t cool_until_ms;       /* no calls before this */
-	int cool_class;              /* why: POOL_RATE_LIMITED, POOL_BROKEN or POOL_SERVER */
-	int breaker;                 /* POOL_BREAKER_* */
-	int64_t breaker_until_ms;    /* open until then (0 when closed) */
+	int64_t cool_until_ms;    /* no calls before this */
+	int cool_class;           /* why: POOL_RATE_LIMITED, POOL_BROKEN or POOL_SERVER */
+	int breaker;              /* POOL_BREAKER_* */
+	int64_t breaker_until_ms; /* open until then (0 when closed) */
 	int consecutive_failures;
-	int64_t remaining_requests;  /* server budget in force, -1 = unknown */
+	int64_t remaining_requests; /* server budget in force, -1 = unknown */
 	int64_t remaining_tokens;
-	int64_t budget_reset_ms;     /* when the budgets in force refill, -1 = none */
-	int64_t window_requests;     /* in the client-side minute window */
+	int64_t budget_reset_ms; /* when the budgets in force refill, -1 = none */
+	int64_t window_requests; /* in the client-side minute window */
 	int64_t window_tokens;
 	uint64_t calls, ok, rate_limited, failures;
-	uint64_t tokens;             /* tokens reported */
-	int key_fp_other;            /* an auth cooldown that is for another key than ours */
-	int64_t learned_rpm;         /* 0 = nothing learned (or configured) */
+	uint64_t tokens;     /* tokens reported */
+	int key_fp_other;    /* an auth cooldown that is for another key than ours */
+	int64_t learned_rpm; /* 0 = nothing learned (or configured) */
 	int64_t learned_tpm;
-	int learned_rpm_from;        /* enum pool_learn_from */
+	int learned_rpm_from; /* enum pool_learn_from */
 	int learned_tpm_from;
 };
 /* "none", "header", "429" ("?" for others); static. */
@@ -248,24 +245,23 @@ const char *pool_breaker_name(int breaker);
  * values: no state, no clock. */
 
 struct pool_verdict {
-	int usable;            /* may take the attempt now */
-	int probe;             /* usable as the half-open probe only */
-	int breaker_only;      /* blocked by its breaker alone: partial-outage candidate */
-	int64_t ready_ms;      /* when cooldown, windows and budgets stop blocking (now if none) */
-	int64_t breaker_ms;    /* breaker-blocked: when it opened / opens (fallback order) */
-	int64_t last_fail_ms;  /* fallback tie-break: older first */
+	int usable;           /* may take the attempt now */
+	int probe;            /* usable as the half-open probe only */
+	int breaker_only;     /* blocked by its breaker alone: partial-outage candidate */
+	int64_t ready_ms;     /* when cooldown, windows and budgets stop blocking (now if none) */
+	int64_t breaker_ms;   /* breaker-blocked: when it opened / opens (fallback order) */
+	int64_t last_fail_ms; /* fallback tie-break: older first */
 };
 
 /* Judges one endpoint from a snapshot at now_ms for a request of
  * est_tokens: the configured rpm/tpm pace it, else the learned ones. */
-void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg,
-                const struct state_snap *s, int64_t now_ms, int64_t est_tokens);
+void pool_judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, const struct state_snap *s, int64_t now_ms,
+                int64_t est_tokens);
 /* Writes the smooth weighted round-robin cycle over the endpoints in
  * members (bit i = eps[i]) into out: endpoint indices, sum of their
  * weights long (ties go to the lower index).  Returns the length, or 0 if
  * it exceeds cap or members is empty. */
-size_t pool_wrr_cycle(uint8_t *out, size_t cap, const struct pool_ep_cfg *eps, size_t n,
-                      uint64_t members);
+size_t pool_wrr_cycle(uint8_t *out, size_t cap, const struct pool_ep_cfg *eps, size_t n, uint64_t members);
 /* The endpoint for counter value c: the first in usable at or after
  * position c mod len of the cycle; -1 when none of usable is in it. */
 int pool_wrr_walk(const uint8_t *cycle, size_t len, uint64_t c, uint64_t usable);

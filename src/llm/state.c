@@ -63,32 +63,30 @@ _Static_assert(sizeof(struct state_slot) == 7 * STATE_LINE, "a slot is seven lin
 _Static_assert(sizeof(struct state_spend_line) == STATE_LINE, "the set's spending is one line");
 _Static_assert(sizeof(struct state_counter) == STATE_LINE, "a counter is one line");
 
-#define STATE_OPEN_TRIES 8  /* races lost in a row before giving up */
-#define STATE_REFUSED (-1)  /* open_once: the path holds a file that is not ours */
+#define STATE_OPEN_TRIES 8 /* races lost in a row before giving up */
+#define STATE_REFUSED (-1) /* open_once: the path holds a file that is not ours */
 
 /* Where each field lives in state_slot.word[]: line 0 for what picks
  * read, line 1 for the budgets, line 2 for the statistics. */
 static const unsigned char field_word[STATE_NFIELDS] = {
-	[STATE_COOL_UNTIL] = 0, [STATE_COOL_STREAK] = 1, [STATE_OPEN_UNTIL] = 2,
-	[STATE_PROBE_UNTIL] = 3, [STATE_FAIL_STREAK] = 4, [STATE_PAUSE_LEVEL] = 5,
-	[STATE_LAST_FAIL] = 6, [STATE_REM_REQ] = 8, [STATE_REM_TOK] = 9,
-	[STATE_RESET_REQ] = 10, [STATE_RESET_TOK] = 11, [STATE_CALLS] = 16,
-	[STATE_OK] = 17, [STATE_RATE_LIMITED] = 18, [STATE_FAILURES] = 19,
-	[STATE_TOKENS] = 20, [STATE_PACE_REQ] = 7, [STATE_PACE_TOK] = 12, [STATE_COOL_CLASS] = 13,
-	[STATE_KEY_FP] = 14, [STATE_LEARN_RPM] = 24, [STATE_LEARN_TPM] = 25, [STATE_LEARN_FROM] = 26,
-	[STATE_LEARN_STEP] = 27, [STATE_LEARN_UNTIL] = 28, [STATE_LEARN_RUN] = 29,
-	[STATE_MEAS_SINCE] = 30, [STATE_MEAS_ADM] = 31, [STATE_ADM] = 21, [STATE_ADM_TOK] = 22,
-	[STATE_MEAS_TOK] = 23, [STATE_LEARN_PEND] = 15,
+        [STATE_COOL_UNTIL] = 0,   [STATE_COOL_STREAK] = 1,   [STATE_OPEN_UNTIL] = 2,  [STATE_PROBE_UNTIL] = 3,
+        [STATE_FAIL_STREAK] = 4,  [STATE_PAUSE_LEVEL] = 5,   [STATE_LAST_FAIL] = 6,   [STATE_REM_REQ] = 8,
+        [STATE_REM_TOK] = 9,      [STATE_RESET_REQ] = 10,    [STATE_RESET_TOK] = 11,  [STATE_CALLS] = 16,
+        [STATE_OK] = 17,          [STATE_RATE_LIMITED] = 18, [STATE_FAILURES] = 19,   [STATE_TOKENS] = 20,
+        [STATE_PACE_REQ] = 7,     [STATE_PACE_TOK] = 12,     [STATE_COOL_CLASS] = 13, [STATE_KEY_FP] = 14,
+        [STATE_LEARN_RPM] = 24,   [STATE_LEARN_TPM] = 25,    [STATE_LEARN_FROM] = 26, [STATE_LEARN_STEP] = 27,
+        [STATE_LEARN_UNTIL] = 28, [STATE_LEARN_RUN] = 29,    [STATE_MEAS_SINCE] = 30, [STATE_MEAS_ADM] = 31,
+        [STATE_ADM] = 21,         [STATE_ADM_TOK] = 22,      [STATE_MEAS_TOK] = 23,   [STATE_LEARN_PEND] = 15,
 };
 
 struct state_shm {
-	struct state base;               /* first: the vtable */
-	unsigned char *map;              /* the mapping (owned), map_size bytes */
+	struct state base;  /* first: the vtable */
+	unsigned char *map; /* the mapping (owned), map_size bytes */
 	size_t map_size;
-	struct state_counter *counters;  /* into map: n_tiers */
-	struct state_slot *slots;        /* into map: n_slots */
-	struct state_spend_line *set;    /* into map: the whole set's spending */
-	char *path;                      /* owned; NULL for "memory" */
+	struct state_counter *counters; /* into map: n_tiers */
+	struct state_slot *slots;       /* into map: n_slots */
+	struct state_spend_line *set;   /* into map: the whole set's spending */
+	char *path;                     /* owned; NULL for "memory" */
 };
 
 uint64_t state_hash(uint64_t h, const void *p, size_t n)
@@ -109,10 +107,10 @@ static size_t layout_size(const struct state_shape *s)
 
 static int shape_check(const struct state_shape *s, struct err *err)
 {
-	if (!s || s->n_slots < 1 || s->n_slots > STATE_MAX_SLOTS || s->n_tiers < 1 ||
-	    s->n_tiers > STATE_MAX_TIERS || s->n_tiers > s->n_slots)
-		return err_set(err, CONVBI_EINVAL, "endpoint state needs 1-%d endpoints in 1-%d tiers",
-		               STATE_MAX_SLOTS, STATE_MAX_TIERS);
+	if (!s || s->n_slots < 1 || s->n_slots > STATE_MAX_SLOTS || s->n_tiers < 1 || s->n_tiers > STATE_MAX_TIERS ||
+	    s->n_tiers > s->n_slots)
+		return err_set(err, CONVBI_EINVAL, "endpoint state needs 1-%d endpoints in 1-%d tiers", STATE_MAX_SLOTS,
+		               STATE_MAX_TIERS);
 	return CONVBI_OK;
 }
 
@@ -143,9 +141,18 @@ static uint32_t bucket_epoch(int64_t now_ms)
 	return (uint32_t)((uint64_t)(now_ms < 0 ? 0 : now_ms) / STATE_WINDOW_BUCKET_MS);
 }
 
-static uint32_t bucket_count(uint64_t w) { return (uint32_t)w; }
-static uint32_t bucket_of(uint64_t w) { return (uint32_t)(w >> 32); }
-static uint64_t bucket_pack(uint32_t epoch, uint32_t count) { return (uint64_t)epoch << 32 | count; }
+static uint32_t bucket_count(uint64_t w)
+{
+	return (uint32_t)w;
+}
+static uint32_t bucket_of(uint64_t w)
+{
+	return (uint32_t)(w >> 32);
+}
+static uint64_t bucket_pack(uint32_t epoch, uint32_t count)
+{
+	return (uint64_t)epoch << 32 | count;
+}
 
 /* The sliding sum of one window at now_ms, leaving out the current bucket
  * when skip_current (window_add adds that one itself, under its CAS).  The
@@ -162,8 +169,7 @@ static int64_t window_sum(_Atomic uint64_t *ring, int64_t now_ms, int skip_curre
 			continue;
 		int64_t c = bucket_count(w);
 		if (k == STATE_WINDOW_FULL + 1)
-			c = (c * (STATE_WINDOW_BUCKET_MS - into) + STATE_WINDOW_BUCKET_MS - 1) /
-			    STATE_WINDOW_BUCKET_MS;
+			c = (c * (STATE_WINDOW_BUCKET_MS - into) + STATE_WINDOW_BUCKET_MS - 1) / STATE_WINDOW_BUCKET_MS;
 		sum += c;
 	}
 	return sum;
@@ -201,8 +207,8 @@ static void shm_store(struct state *st, unsigned ep, int field, int64_t v)
 
 static int shm_cas(struct state *st, unsigned ep, int field, int64_t expect, int64_t desired)
 {
-	return atomic_compare_exchange_strong_explicit(word_of(st, ep, field), &expect, desired,
-	                                               memory_order_acq_rel, memory_order_acquire);
+	return atomic_compare_exchange_strong_explicit(word_of(st, ep, field), &expect, desired, memory_order_acq_rel,
+	                                               memory_order_acquire);
 }
 
 static int64_t shm_max(struct state *st, unsigned ep, int field, int64_t v)
@@ -210,8 +216,7 @@ static int64_t shm_max(struct state *st, unsigned ep, int field, int64_t v)
 	_Atomic int64_t *w = word_of(st, ep, field);
 	int64_t cur = atomic_load_explicit(w, memory_order_acquire);
 	while (cur < v)
-		if (atomic_compare_exchange_weak_explicit(w, &cur, v, memory_order_acq_rel,
-		                                          memory_order_acquire))
+		if (atomic_compare_exchange_weak_explicit(w, &cur, v, memory_order_acq_rel, memory_order_acquire))
 			return v;
 	return cur;
 }
@@ -219,8 +224,7 @@ static int64_t shm_max(struct state *st, unsigned ep, int field, int64_t v)
 /* The trap: a bucket may carry an epoch *ahead* of ours when another
  * process's clock runs a little fast; we add to it rather than reset it,
  * so skew never erases another process's charges. */
-static int shm_window_add(struct state *st, unsigned ep, int win, int64_t now_ms, int64_t amount,
-                          int64_t limit)
+static int shm_window_add(struct state *st, unsigned ep, int win, int64_t now_ms, int64_t amount, int64_t limit)
 {
 	assert(ep < st->shape.n_slots && win >= 0 && win < STATE_NWINDOWS);
 	_Atomic uint64_t *ring = shm_of(st)->slots[ep].win[win];
@@ -238,8 +242,8 @@ static int shm_window_add(struct state *st, unsigned ep, int win, int64_t now_ms
 			return 0;
 		int64_t next = cur + amount;
 		next = next < 0 ? 0 : next > UINT32_MAX ? UINT32_MAX : next;
-		if (atomic_compare_exchange_weak_explicit(b, &w, bucket_pack(epoch, (uint32_t)next),
-		                                          memory_order_acq_rel, memory_order_acquire))
+		if (atomic_compare_exchange_weak_explicit(b, &w, bucket_pack(epoch, (uint32_t)next), memory_order_acq_rel,
+		                                          memory_order_acquire))
 			return 1;
 	}
 }
@@ -263,8 +267,7 @@ static int spend_age(uint64_t w, uint32_t period)
 	return (int16_t)(uint16_t)((uint16_t)(w >> 48) - (uint16_t)period);
 }
 
-static int shm_spend_add(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount, int64_t limit,
-                         int64_t *after)
+static int shm_spend_add(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount, int64_t limit, int64_t *after)
 {
 	_Atomic uint64_t *w = spend_word(st, ep, which);
 	uint64_t old = atomic_load_explicit(w, memory_order_acquire);
@@ -386,13 +389,13 @@ static const char *shm_describe(const struct state *st)
 }
 
 static const struct state_ops file_ops = {
-	"file", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_bump, shm_store, shm_cas, shm_max,
-	shm_window_add, shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
+        "file",  shm_describe, shm_counter_next, shm_load,  shm_get,   shm_add,       shm_bump,      shm_store,
+        shm_cas, shm_max,      shm_window_add,   shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
 };
 
 static const struct state_ops memory_ops = {
-	"memory", shm_describe, shm_counter_next, shm_load, shm_get, shm_add, shm_bump, shm_store, shm_cas, shm_max,
-	shm_window_add, shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
+        "memory", shm_describe, shm_counter_next, shm_load,  shm_get,   shm_add,       shm_bump,      shm_store,
+        shm_cas,  shm_max,      shm_window_add,   shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
 };
 
 /* ---- building and checking a layout ----------------------------------- */
@@ -418,8 +421,7 @@ static void header_fill(struct state_header *h, const struct state_shape *s)
 static void layout_attach(struct state_shm *m, const struct state_shape *s, int fresh)
 {
 	m->counters = (struct state_counter *)(m->map + sizeof(struct state_header));
-	m->slots = (struct state_slot *)(m->map + sizeof(struct state_header) +
-	                                 s->n_tiers * sizeof(struct state_counter));
+	m->slots = (struct state_slot *)(m->map + sizeof(struct state_header) + s->n_tiers * sizeof(struct state_counter));
 	m->set = (struct state_spend_line *)(m->slots + s->n_slots);
 	m->base.shape = *s;
 	if (!fresh)
@@ -430,8 +432,7 @@ static void layout_attach(struct state_shm *m, const struct state_shape *s, int 
 
 /* Why the header h (of a file of size bytes) does not fit shape s, or
  * NULL when it does. */
-static const char *header_problem(const struct state_header *h, off_t size,
-                                  const struct state_shape *s)
+static const char *header_problem(const struct state_header *h, off_t size, const struct state_shape *s)
 {
 	if ((size_t)size < sizeof *h || h->magic != STATE_MAGIC)
 		return "not a convbi state file";
@@ -439,8 +440,7 @@ static const char *header_problem(const struct state_header *h, off_t size,
 		return "of another version";
 	if (h->checksum != state_hash(STATE_HASH_INIT, h, offsetof(struct state_header, checksum)))
 		return "damaged (bad header checksum)";
-	if (h->header_size != sizeof *h || h->slot_size != sizeof(struct state_slot) ||
-	    h->bucket_ms != STATE_WINDOW_BUCKET_MS)
+	if (h->header_size != sizeof *h || h->slot_size != sizeof(struct state_slot) || h->bucket_ms != STATE_WINDOW_BUCKET_MS)
 		return "of another layout";
 	if (h->set_hash != s->set_hash || h->n_slots != s->n_slots || h->n_tiers != s->n_tiers)
 		return "for another endpoint set";
@@ -485,13 +485,11 @@ static int map_fd(struct state_shm *m, int fd, size_t size)
 /* Creates a complete state file under a temp name next to path and maps
  * it into m.  On success *tmp_out holds the temp name (caller links or
  * renames, then unlinks).  Returns 0 or an errno. */
-static int build_temp(struct state_shm *m, const char *path, const struct state_shape *s,
-                      char *tmp_out, size_t cap)
+static int build_temp(struct state_shm *m, const char *path, const struct state_shape *s, char *tmp_out, size_t cap)
 {
 	static atomic_uint seq;
 	size_t size = layout_size(s);
-	int n = snprintf(tmp_out, cap, "%s.%ld.%u.tmp", path, (long)getpid(),
-	                 atomic_fetch_add(&seq, 1));
+	int n = snprintf(tmp_out, cap, "%s.%ld.%u.tmp", path, (long)getpid(), atomic_fetch_add(&seq, 1));
 	if (n < 0 || (size_t)n >= cap)
 		return ENAMETOOLONG;
 	int fd = open(tmp_out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -528,8 +526,7 @@ static int same_file(const char *path, const struct stat *st)
  * STATE_REFUSED when the path holds a file that is not ours (*what says
  * what it is), or an errno for a location that cannot be used (*what names
  * the step). */
-static int open_once(struct state_shm *m, const char *path, const struct state_shape *s,
-                     const char **what)
+static int open_once(struct state_shm *m, const char *path, const struct state_shape *s, const char **what)
 {
 	char tmp[4096];
 	struct stat st;
@@ -553,7 +550,7 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 	}
 	if (fd < 0) {
 		*what = "open";
-		if (errno == ELOOP) {  /* it became a link after our lstat */
+		if (errno == ELOOP) { /* it became a link after our lstat */
 			*what = "a symbolic link";
 			return STATE_REFUSED;
 		}
@@ -580,7 +577,7 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 		close(fd);
 		return e;
 	}
-	if (!same_file(path, &st)) {  /* a racing rebuilder replaced it */
+	if (!same_file(path, &st)) { /* a racing rebuilder replaced it */
 		close(fd);
 		return EAGAIN;
 	}
@@ -591,7 +588,7 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 		unlink(tmp);
 		unmap(m);
 	}
-	close(fd);  /* releases the lock */
+	close(fd); /* releases the lock */
 	if (!e)
 		log_warn("endpoint state file %s was %s; rebuilt it", path, why);
 	return e;
@@ -605,8 +602,7 @@ int state_default_path(char *out, size_t cap, const struct state_shape *shape)
 	struct stat st;
 	int n;
 	if (xdg && xdg[0] == '/' && stat(xdg, &st) == 0 && S_ISDIR(st.st_mode)) {
-		n = snprintf(out, cap, "%s/convbi-%016llx.state", xdg,
-		             (unsigned long long)shape->set_hash);
+		n = snprintf(out, cap, "%s/convbi-%016llx.state", xdg, (unsigned long long)shape->set_hash);
 	} else {
 		const char *tmp = getenv("TMPDIR");
 		if (!tmp || tmp[0] != '/')
@@ -617,8 +613,7 @@ int state_default_path(char *out, size_t cap, const struct state_shape *shape)
 	return (n < 0 || (size_t)n >= cap) ? CONVBI_ETOOBIG : CONVBI_OK;
 }
 
-int state_open_file(struct state **out, const char *path, const struct state_shape *shape,
-                    struct err *err)
+int state_open_file(struct state **out, const char *path, const struct state_shape *shape, struct err *err)
 {
 	char def[4096];
 	*out = NULL;
@@ -648,15 +643,14 @@ int state_open_file(struct state **out, const char *path, const struct state_sha
 		shm_close(&m->base);
 		return err_set(err, configured ? CONVBI_ECONFIG : CONVBI_ESTATE,
 		               "endpoint state file %s is %s; convbi never overwrites a file it did not write: "
-		               "set state.path to a new file name", path, what);
+		               "set state.path to a new file name",
+		               path, what);
 	}
 	if (e) {
 		shm_close(&m->base);
 		if (e == EAGAIN)
-			return err_set(err, CONVBI_ESTATE, "endpoint state file %s keeps changing under us",
-			               path);
-		return err_set(err, CONVBI_ESTATE, "cannot %s endpoint state file %s: %s", what, path,
-		               strerror(e));
+			return err_set(err, CONVBI_ESTATE, "endpoint state file %s keeps changing under us", path);
+		return err_set(err, CONVBI_ESTATE, "cannot %s endpoint state file %s: %s", what, path, strerror(e));
 	}
 	*out = &m->base;
 	return CONVBI_OK;
@@ -675,8 +669,7 @@ int state_open_memory(struct state **out, const struct state_shape *shape, struc
 	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED) {
 		free(m);
-		return err_set(err, CONVBI_ENOMEM, "cannot map %zu bytes of endpoint state: %s", size,
-		               strerror(errno));
+		return err_set(err, CONVBI_ENOMEM, "cannot map %zu bytes of endpoint state: %s", size, strerror(errno));
 	}
 	m->base.ops = &memory_ops;
 	m->map = p;
@@ -686,8 +679,7 @@ int state_open_memory(struct state **out, const struct state_shape *shape, struc
 	return CONVBI_OK;
 }
 
-int state_open_path(struct state **out, const char *path, const struct state_shape *shape,
-                    struct err *err)
+int state_open_path(struct state **out, const char *path, const struct state_shape *shape, struct err *err)
 {
 	struct err why = ERR_INIT;
 	int rc = state_open_file(out, path, shape, &why);

@@ -55,38 +55,38 @@
 
 /* The fields of one endpoint slot.  Units in the comments. */
 enum state_field {
-	STATE_COOL_UNTIL,    /* ms: no calls before this (rate limit, broken) */
-	STATE_COOL_STREAK,   /* bare 429s in a row (grows the default cooldown) */
-	STATE_OPEN_UNTIL,    /* ms: breaker; 0 = closed, > now = open, else half-open */
-	STATE_PROBE_UNTIL,   /* ms: half-open probe claimed until then; 0 = free */
-	STATE_FAIL_STREAK,   /* consecutive server/transport failures */
-	STATE_PAUSE_LEVEL,   /* re-opens in a row (doubles the breaker pause) */
-	STATE_LAST_FAIL,     /* ms: last server/transport failure, 0 = never */
-	STATE_REM_REQ,       /* server-reported remaining requests, -1 = unknown */
-	STATE_REM_TOK,       /* server-reported remaining tokens, -1 = unknown */
-	STATE_RESET_REQ,     /* ms: when STATE_REM_REQ stops applying */
-	STATE_RESET_TOK,     /* ms: when STATE_REM_TOK stops applying */
-	STATE_CALLS,         /* attempts reported */
-	STATE_OK,            /* ... that succeeded */
-	STATE_RATE_LIMITED,  /* ... that were 429s */
-	STATE_FAILURES,      /* ... that failed (server, transport, broken) */
-	STATE_TOKENS,        /* tokens reported used */
-	STATE_PACE_REQ,      /* us: rpm pacing, no request before this */
-	STATE_PACE_TOK,      /* us: tpm pacing, no request before this */
-	STATE_COOL_CLASS,    /* pool class that set the latest cooldown (429 or broken) */
-	STATE_KEY_FP,        /* keyed fingerprint of the key an auth cooldown is for, 0 = any */
-	STATE_LEARN_RPM,     /* learned requests per minute, 0 = nothing learned */
-	STATE_LEARN_TPM,     /* learned tokens per minute, 0 = nothing learned */
-	STATE_LEARN_FROM,    /* where they came from: rpm source | tpm source << 8 */
-	STATE_LEARN_STEP,    /* additive increase: rpm step | tpm step << 32 */
-	STATE_LEARN_UNTIL,   /* ms: a 429 before this is of the episode already cut */
-	STATE_LEARN_RUN,     /* paced successes since the last increase */
-	STATE_MEAS_SINCE,    /* ms: start of the admitted-rate measurement, 0 = none */
-	STATE_MEAS_ADM,      /* STATE_ADM at that start */
-	STATE_ADM,           /* requests sent and not refused (+1 at a pick, -1 at a refusal) */
-	STATE_ADM_TOK,       /* their estimated tokens (prompt + max_tokens), likewise */
-	STATE_MEAS_TOK,      /* STATE_ADM_TOK at the measurement's start */
-	STATE_LEARN_PEND,    /* a cut owed: (ms << 1 | tokens), measured to ms (a cooldown's end); 0 = none */
+	STATE_COOL_UNTIL,   /* ms: no calls before this (rate limit, broken) */
+	STATE_COOL_STREAK,  /* bare 429s in a row (grows the default cooldown) */
+	STATE_OPEN_UNTIL,   /* ms: breaker; 0 = closed, > now = open, else half-open */
+	STATE_PROBE_UNTIL,  /* ms: half-open probe claimed until then; 0 = free */
+	STATE_FAIL_STREAK,  /* consecutive server/transport failures */
+	STATE_PAUSE_LEVEL,  /* re-opens in a row (doubles the breaker pause) */
+	STATE_LAST_FAIL,    /* ms: last server/transport failure, 0 = never */
+	STATE_REM_REQ,      /* server-reported remaining requests, -1 = unknown */
+	STATE_REM_TOK,      /* server-reported remaining tokens, -1 = unknown */
+	STATE_RESET_REQ,    /* ms: when STATE_REM_REQ stops applying */
+	STATE_RESET_TOK,    /* ms: when STATE_REM_TOK stops applying */
+	STATE_CALLS,        /* attempts reported */
+	STATE_OK,           /* ... that succeeded */
+	STATE_RATE_LIMITED, /* ... that were 429s */
+	STATE_FAILURES,     /* ... that failed (server, transport, broken) */
+	STATE_TOKENS,       /* tokens reported used */
+	STATE_PACE_REQ,     /* us: rpm pacing, no request before this */
+	STATE_PACE_TOK,     /* us: tpm pacing, no request before this */
+	STATE_COOL_CLASS,   /* pool class that set the latest cooldown (429 or broken) */
+	STATE_KEY_FP,       /* keyed fingerprint of the key an auth cooldown is for, 0 = any */
+	STATE_LEARN_RPM,    /* learned requests per minute, 0 = nothing learned */
+	STATE_LEARN_TPM,    /* learned tokens per minute, 0 = nothing learned */
+	STATE_LEARN_FROM,   /* where they came from: rpm source | tpm source << 8 */
+	STATE_LEARN_STEP,   /* additive increase: rpm step | tpm step << 32 */
+	STATE_LEARN_UNTIL,  /* ms: a 429 before this is of the episode already cut */
+	STATE_LEARN_RUN,    /* paced successes since the last increase */
+	STATE_MEAS_SINCE,   /* ms: start of the admitted-rate measurement, 0 = none */
+	STATE_MEAS_ADM,     /* STATE_ADM at that start */
+	STATE_ADM,          /* requests sent and not refused (+1 at a pick, -1 at a refusal) */
+	STATE_ADM_TOK,      /* their estimated tokens (prompt + max_tokens), likewise */
+	STATE_MEAS_TOK,     /* STATE_ADM_TOK at the measurement's start */
+	STATE_LEARN_PEND,   /* a cut owed: (ms << 1 | tokens), measured to ms (a cooldown's end); 0 = none */
 	STATE_NFIELDS
 };
 
@@ -99,8 +99,8 @@ enum state_window { STATE_WIN_REQ, STATE_WIN_TOK, STATE_NWINDOWS };
  * the day or month changes, and it survives an endpoint's clear (an
  * operator's reset forgets what was learned, not what was spent). */
 enum state_spend { STATE_SPEND_DAY, STATE_SPEND_MONTH, STATE_NSPENDS };
-#define STATE_SET_SLOT 0xffffffffu           /* ep of the spend ops meaning the whole endpoint set */
-#define STATE_SPEND_MAX ((INT64_C(1) << 48) - 1)  /* micro-USD one period can hold (~$281M) */
+#define STATE_SET_SLOT 0xffffffffu               /* ep of the spend ops meaning the whole endpoint set */
+#define STATE_SPEND_MAX ((INT64_C(1) << 48) - 1) /* micro-USD one period can hold (~$281M) */
 
 /* The period of a spend counter at now_ms (Unix ms, UTC): days since
  * 1970-01-01 for STATE_SPEND_DAY, months since January 1970 for
@@ -113,16 +113,16 @@ int64_t state_period_start_ms(int which, uint32_t period);
 /* A point-in-time copy of one slot.  Fields are loaded one by one, so two
  * fields may come from either side of a concurrent update. */
 struct state_snap {
-	int64_t f[STATE_NFIELDS];     /* indexed by enum state_field */
-	int64_t win[STATE_NWINDOWS];  /* sliding-minute sums; 0 unless asked for */
+	int64_t f[STATE_NFIELDS];    /* indexed by enum state_field */
+	int64_t win[STATE_NWINDOWS]; /* sliding-minute sums; 0 unless asked for */
 };
 
 /* What a state is laid out for.  Processes share a state only when the
  * whole shape matches (the file backend checks it on open). */
 struct state_shape {
-	uint32_t n_slots;   /* endpoints, 1..STATE_MAX_SLOTS */
-	uint32_t n_tiers;   /* round-robin counters, 1..STATE_MAX_TIERS */
-	uint64_t set_hash;  /* hash of the endpoint set (identities, tiers, weights) */
+	uint32_t n_slots;  /* endpoints, 1..STATE_MAX_SLOTS */
+	uint32_t n_tiers;  /* round-robin counters, 1..STATE_MAX_TIERS */
+	uint64_t set_hash; /* hash of the endpoint set (identities, tiers, weights) */
 };
 
 struct state;
@@ -130,7 +130,7 @@ struct state;
 /* The operations.  ep is a slot index < n_slots, tier < n_tiers, field an
  * enum state_field, win an enum state_window; the backend asserts them. */
 struct state_ops {
-	const char *name;  /* "file", "memory", ... */
+	const char *name; /* "file", "memory", ... */
 	/* What backs st now, for `convbi endpoints` (static text): the name,
 	 * or for a backend with a fallback which one serves ("redis", "file
 	 * (redis unreachable)").  Thread-safe. */
@@ -156,8 +156,7 @@ struct state_ops {
 	 * take the sliding sum over limit -- except that a charge into an
 	 * empty window is always accepted, so one request larger than the
 	 * whole budget can still go.  Returns 1 when charged. */
-	int (*window_add)(struct state *st, unsigned ep, int win, int64_t now_ms, int64_t amount,
-	                  int64_t limit);
+	int (*window_add)(struct state *st, unsigned ep, int win, int64_t now_ms, int64_t amount, int64_t limit);
 	/* Puts every slot and counter back to fresh. Not atomic as a whole:
 	 * meant for tests and for an operator's "reset". */
 	void (*reset)(struct state *st);
@@ -175,8 +174,8 @@ struct state_ops {
 	 * within 0..STATE_SPEND_MAX.  *after (may be NULL) receives the
 	 * counter's amount afterwards (or as it stands, when refused).  Returns
 	 * 1 when applied, 0 when refused. */
-	int (*spend_add)(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount,
-	                 int64_t limit, int64_t *after);
+	int (*spend_add)(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount, int64_t limit,
+	                 int64_t *after);
 	/* What ep (or STATE_SET_SLOT) spent in period (0 when the counter holds
 	 * an older one). */
 	int64_t (*spend_get)(struct state *st, unsigned ep, int which, uint32_t period);
@@ -186,10 +185,10 @@ struct state_ops {
 /* Every backend's struct begins with this. */
 struct state {
 	const struct state_ops *ops;
-	struct state_shape shape;  /* what it was opened for */
+	struct state_shape shape; /* what it was opened for */
 };
 
-struct state_cfg;  /* llm/config.h */
+struct state_cfg; /* llm/config.h */
 
 /* The state factory: opens the backend the configuration names for shape.
  *   redis   state.backend "redis", or $CONVBI_REDIS_URL set (state_redis.h);
@@ -197,8 +196,7 @@ struct state_cfg;  /* llm/config.h */
  *           to memory with one log_warn when the file cannot be used.
  * cfg NULL means all defaults.  Returns CONVBI_OK, CONVBI_ECONFIG (a bad
  * Redis URL), CONVBI_EINVAL (a bad shape) or CONVBI_ENOMEM. */
-int state_open(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape,
-               struct err *err);
+int state_open(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape, struct err *err);
 /* Opens the file backend at path, or (path NULL) at state_default_path.
  * A missing file is created; one of ours that is damaged, truncated, of
  * an older version or another endpoint set is rebuilt with one log_warn;
@@ -208,13 +206,11 @@ int state_open(struct state **out, const struct state_cfg *cfg, const struct sta
  * that cannot be used falls back to the memory backend with one log_warn.
  * Returns CONVBI_OK (check state_is_shared for which), CONVBI_ENOMEM,
  * CONVBI_ECONFIG, or CONVBI_EINVAL for a bad shape. */
-int state_open_path(struct state **out, const char *path, const struct state_shape *shape,
-                    struct err *err);
+int state_open_path(struct state **out, const char *path, const struct state_shape *shape, struct err *err);
 /* Opens the file backend only: CONVBI_ESTATE (message says why) where
  * state_open_path would fall back.  Still rebuilds a bad file of ours with
  * a warning; refuses any other file as state_open_path does. */
-int state_open_file(struct state **out, const char *path, const struct state_shape *shape,
-                    struct err *err);
+int state_open_file(struct state **out, const char *path, const struct state_shape *shape, struct err *err);
 /* Opens the memory backend: this process only (shared with children it
  * forks afterwards, as it is a shared anonymous mapping). */
 int state_open_memory(struct state **out, const struct state_shape *shape, struct err *err);
@@ -248,21 +244,21 @@ uint64_t state_hash(uint64_t h, const void *p, size_t n);
  * header is written once, into a private temp file, before the file is
  * linked or renamed into place, so no process ever sees a half-built
  * file; after that only the 64-bit atomics below change. */
-#define STATE_MAGIC 0x5441545349425643ULL  /* "CVBISTAT" little-endian */
+#define STATE_MAGIC 0x5441545349425643ULL /* "CVBISTAT" little-endian */
 #define STATE_LINE 64
 
 struct state_header {
-	uint64_t magic;        /* STATE_MAGIC */
-	uint32_t version;      /* STATE_VERSION */
-	uint32_t header_size;  /* sizeof(struct state_header) */
-	uint64_t file_size;    /* bytes of the whole layout */
-	uint64_t set_hash;     /* state_shape.set_hash */
+	uint64_t magic;       /* STATE_MAGIC */
+	uint32_t version;     /* STATE_VERSION */
+	uint32_t header_size; /* sizeof(struct state_header) */
+	uint64_t file_size;   /* bytes of the whole layout */
+	uint64_t set_hash;    /* state_shape.set_hash */
 	uint32_t n_slots;
 	uint32_t n_tiers;
-	uint32_t slot_size;    /* sizeof(struct state_slot) */
-	uint32_t bucket_ms;    /* STATE_WINDOW_BUCKET_MS */
-	int64_t created_ms;    /* wall clock at creation, informational */
-	uint64_t checksum;     /* state_hash of every byte above */
+	uint32_t slot_size; /* sizeof(struct state_slot) */
+	uint32_t bucket_ms; /* STATE_WINDOW_BUCKET_MS */
+	int64_t created_ms; /* wall clock at creation, informational */
+	uint64_t checksum;  /* state_hash of every byte above */
 };
 
 /* One endpoint.  word[] holds the fields (state.c maps each enum

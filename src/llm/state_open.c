@@ -9,8 +9,7 @@
 
 #include <string.h>
 
-int state_open(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape,
-               struct err *err)
+int state_open(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape, struct err *err)
 {
 	static const struct state_cfg defaults;
 	if (!cfg)

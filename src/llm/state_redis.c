@@ -93,15 +93,15 @@
 #include "util/secret.h"
 #include "llm/state_redis_url.h"
 
-#define RS_RETRY_MIN_MS 1000     /* first reconnect attempt after a failure */
-#define RS_RETRY_MAX_MS 4000     /* backoff cap between attempts */
-#define RS_WARN_EVERY_MS 60000   /* at most one fallback warning per minute */
-#define RS_STABLE_MS 10000       /* a connection this old resets the backoff */
-#define RS_PIPELINE_MAX 16       /* unanswered pipelined writes before a drain */
-#define RS_ARGS 8                /* script arguments of a pipelined write */
-#define RS_ARG_LEN 48            /* bytes of one such argument, NUL included */
-#define RS_FIELD_LEN 32          /* a hash field name */
-#define RS_NUM_LEN 24            /* an int64 in decimal */
+#define RS_RETRY_MIN_MS 1000   /* first reconnect attempt after a failure */
+#define RS_RETRY_MAX_MS 4000   /* backoff cap between attempts */
+#define RS_WARN_EVERY_MS 60000 /* at most one fallback warning per minute */
+#define RS_STABLE_MS 10000     /* a connection this old resets the backoff */
+#define RS_PIPELINE_MAX 16     /* unanswered pipelined writes before a drain */
+#define RS_ARGS 8              /* script arguments of a pipelined write */
+#define RS_ARG_LEN 48          /* bytes of one such argument, NUL included */
+#define RS_FIELD_LEN 32        /* a hash field name */
+#define RS_NUM_LEN 24          /* an int64 in decimal */
 #define RS_MAX_ARGV (8 + 2 * STATE_MAX_SLOTS)
 #define RS_WHY_LEN 200
 
@@ -121,124 +121,144 @@
  *          {applied, amount after}; TTL ARGV[2] on SPEND
  *   sget   in SPEND: a = period; the amount of that period (0 if older) */
 static const char rs_script[] =
-	"local k, ks, op = KEYS[1], KEYS[2], ARGV[1]\n"
-	"local function num(f, d)\n"
-	"  local v = redis.call('HGET', k, f)\n"
-	"  if v then return tonumber(v) end\n"
-	"  return d\n"
-	"end\n"
-	"local r\n"
-	"if op == 'next' then\n"
-	"  r = redis.call('HINCRBY', k, ARGV[3], 1) - 1\n"
-	"elseif op == 'add' then\n"
-	"  if ARGV[4] ~= '0' and redis.call('HEXISTS', k, ARGV[3]) == 0 then\n"
-	"    redis.call('HSET', k, ARGV[3], ARGV[4])\n"
-	"  end\n"
-	"  r = redis.call('HINCRBY', k, ARGV[3], ARGV[5]) - tonumber(ARGV[5])\n"
-	"elseif op == 'store' then\n"
-	"  redis.call('HSET', k, ARGV[3], ARGV[5])\n"
-	"  r = 0\n"
-	"elseif op == 'cas' then\n"
-	"  r = 0\n"
-	"  if num(ARGV[3], tonumber(ARGV[4])) == tonumber(ARGV[5]) then\n"
-	"    redis.call('HSET', k, ARGV[3], ARGV[6])\n"
-	"    r = 1\n"
-	"  end\n"
-	"elseif op == 'max' then\n"
-	"  r = num(ARGV[3], tonumber(ARGV[4]))\n"
-	"  if r < tonumber(ARGV[5]) then\n"
-	"    redis.call('HSET', k, ARGV[3], ARGV[5])\n"
-	"    r = tonumber(ARGV[5])\n"
-	"  end\n"
-	"elseif op == 'wadd' then\n"
-	"  local B, FULL, RING = 10000, 5, 8\n"
-	"  local now, amount, limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-	"  if now < 0 then now = 0 end\n"
-	"  local e = math.floor(now / B)\n"
-	"  local function bucket(i)\n"
-	"    local v = redis.call('HGET', k, ARGV[3] .. i)\n"
-	"    if not v then return -1, 0 end\n"
-	"    local be, bc = string.match(v, '^(%d+):(%d+)$')\n"
-	"    if not be then return -1, 0 end\n"
-	"    return tonumber(be), tonumber(bc)\n"
-	"  end\n"
-	"  local others = 0\n"
-	"  if limit > 0 then\n"
-	"    local into = now % B\n"
-	"    for j = 1, FULL + 1 do\n"
-	"      local be, bc = bucket((e - j) % RING)\n"
-	"      if be == e - j then\n"
-	"        if j == FULL + 1 then bc = math.floor((bc * (B - into) + B - 1) / B) end\n"
-	"        others = others + bc\n"
-	"      end\n"
-	"    end\n"
-	"  end\n"
-	"  local idx = e % RING\n"
-	"  local epoch, cur = bucket(idx)\n"
-	"  local ahead = epoch > e\n"
-	"  if epoch ~= e and not ahead then cur = 0 end\n"
-	"  if not ahead then epoch = e end\n"
-	"  if limit > 0 and amount > 0 and others + cur > 0 and others + cur + amount > limit then\n"
-	"    return {0, epoch, cur}\n"
-	"  end\n"
-	"  local n = cur + amount\n"
-	"  if n < 0 then n = 0 elseif n > 4294967295 then n = 4294967295 end\n"
-	"  redis.call('HSET', k, ARGV[3] .. idx, string.format('%d:%d', epoch, n))\n"
-	"  r = {1, epoch, n}\n"
-	"elseif op == 'spend' or op == 'sget' then\n"
-	"  local p = tonumber(ARGV[5])\n"
-	"  local sp, cur = -1, 0\n"
-	"  local v = redis.call('HGET', ks, ARGV[3])\n"
-	"  if v then\n"
-	"    local a, b = string.match(v, '^(%d+):(%d+)$')\n"
-	"    if a then sp, cur = tonumber(a), tonumber(b) end\n"
-	"  end\n"
-	"  if op == 'sget' then\n"
-	"    if sp < p then return 0 end\n"
-	"    return cur\n"
-	"  end\n"
-	"  local amount, limit = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
-	"  if cur == 0 or sp < p then sp, cur = p, 0\n"
-	"  elseif sp > p and amount < 0 then return {1, cur} end\n"
-	"  if limit > 0 and amount > 0 and cur + amount > limit then return {0, cur} end\n"
-	"  local n = cur + amount\n"
-	"  if n < 0 then n = 0 elseif n > 281474976710655 then n = 281474976710655 end\n"
-	"  redis.call('HSET', ks, ARGV[3], string.format('%d:%d', sp, n))\n"
-	"  redis.call('PEXPIRE', ks, ARGV[2])\n"
-	"  return {1, n}\n"
-	"elseif op == 'merge' then\n"
-	"  for i = 3, #ARGV - 1, 2 do\n"
-	"    if num(ARGV[i], 0) < tonumber(ARGV[i + 1]) then\n"
-	"      redis.call('HSET', k, ARGV[i], ARGV[i + 1])\n"
-	"    end\n"
-	"  end\n"
-	"  r = 0\n"
-	"else\n"
-	"  return redis.error_reply('convbi state: unknown op ' .. tostring(op))\n"
-	"end\n"
-	"redis.call('PEXPIRE', k, ARGV[2])\n"
-	"return r\n";
+        "local k, ks, op = KEYS[1], KEYS[2], ARGV[1]\n"
+        "local function num(f, d)\n"
+        "  local v = redis.call('HGET', k, f)\n"
+        "  if v then return tonumber(v) end\n"
+        "  return d\n"
+        "end\n"
+        "local r\n"
+        "if op == 'next' then\n"
+        "  r = redis.call('HINCRBY', k, ARGV[3], 1) - 1\n"
+        "elseif op == 'add' then\n"
+        "  if ARGV[4] ~= '0' and redis.call('HEXISTS', k, ARGV[3]) == 0 then\n"
+        "    redis.call('HSET', k, ARGV[3], ARGV[4])\n"
+        "  end\n"
+        "  r = redis.call('HINCRBY', k, ARGV[3], ARGV[5]) - tonumber(ARGV[5])\n"
+        "elseif op == 'store' then\n"
+        "  redis.call('HSET', k, ARGV[3], ARGV[5])\n"
+        "  r = 0\n"
+        "elseif op == 'cas' then\n"
+        "  r = 0\n"
+        "  if num(ARGV[3], tonumber(ARGV[4])) == tonumber(ARGV[5]) then\n"
+        "    redis.call('HSET', k, ARGV[3], ARGV[6])\n"
+        "    r = 1\n"
+        "  end\n"
+        "elseif op == 'max' then\n"
+        "  r = num(ARGV[3], tonumber(ARGV[4]))\n"
+        "  if r < tonumber(ARGV[5]) then\n"
+        "    redis.call('HSET', k, ARGV[3], ARGV[5])\n"
+        "    r = tonumber(ARGV[5])\n"
+        "  end\n"
+        "elseif op == 'wadd' then\n"
+        "  local B, FULL, RING = 10000, 5, 8\n"
+        "  local now, amount, limit = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+        "  if now < 0 then now = 0 end\n"
+        "  local e = math.floor(now / B)\n"
+        "  local function bucket(i)\n"
+        "    local v = redis.call('HGET', k, ARGV[3] .. i)\n"
+        "    if not v then return -1, 0 end\n"
+        "    local be, bc = string.match(v, '^(%d+):(%d+)$')\n"
+        "    if not be then return -1, 0 end\n"
+        "    return tonumber(be), tonumber(bc)\n"
+        "  end\n"
+        "  local others = 0\n"
+        "  if limit > 0 then\n"
+        "    local into = now % B\n"
+        "    for j = 1, FULL + 1 do\n"
+        "      local be, bc = bucket((e - j) % RING)\n"
+        "      if be == e - j then\n"
+        "        if j == FULL + 1 then bc = math.floor((bc * (B - into) + B - 1) / B) end\n"
+        "        others = others + bc\n"
+        "      end\n"
+        "    end\n"
+        "  end\n"
+        "  local idx = e % RING\n"
+        "  local epoch, cur = bucket(idx)\n"
+        "  local ahead = epoch > e\n"
+        "  if epoch ~= e and not ahead then cur = 0 end\n"
+        "  if not ahead then epoch = e end\n"
+        "  if limit > 0 and amount > 0 and others + cur > 0 and others + cur + amount > limit then\n"
+        "    return {0, epoch, cur}\n"
+        "  end\n"
+        "  local n = cur + amount\n"
+        "  if n < 0 then n = 0 elseif n > 4294967295 then n = 4294967295 end\n"
+        "  redis.call('HSET', k, ARGV[3] .. idx, string.format('%d:%d', epoch, n))\n"
+        "  r = {1, epoch, n}\n"
+        "elseif op == 'spend' or op == 'sget' then\n"
+        "  local p = tonumber(ARGV[5])\n"
+        "  local sp, cur = -1, 0\n"
+        "  local v = redis.call('HGET', ks, ARGV[3])\n"
+        "  if v then\n"
+        "    local a, b = string.match(v, '^(%d+):(%d+)$')\n"
+        "    if a then sp, cur = tonumber(a), tonumber(b) end\n"
+        "  end\n"
+        "  if op == 'sget' then\n"
+        "    if sp < p then return 0 end\n"
+        "    return cur\n"
+        "  end\n"
+        "  local amount, limit = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
+        "  if cur == 0 or sp < p then sp, cur = p, 0\n"
+        "  elseif sp > p and amount < 0 then return {1, cur} end\n"
+        "  if limit > 0 and amount > 0 and cur + amount > limit then return {0, cur} end\n"
+        "  local n = cur + amount\n"
+        "  if n < 0 then n = 0 elseif n > 281474976710655 then n = 281474976710655 end\n"
+        "  redis.call('HSET', ks, ARGV[3], string.format('%d:%d', sp, n))\n"
+        "  redis.call('PEXPIRE', ks, ARGV[2])\n"
+        "  return {1, n}\n"
+        "elseif op == 'merge' then\n"
+        "  for i = 3, #ARGV - 1, 2 do\n"
+        "    if num(ARGV[i], 0) < tonumber(ARGV[i + 1]) then\n"
+        "      redis.call('HSET', k, ARGV[i], ARGV[i + 1])\n"
+        "    end\n"
+        "  end\n"
+        "  r = 0\n"
+        "else\n"
+        "  return redis.error_reply('convbi state: unknown op ' .. tostring(op))\n"
+        "end\n"
+        "redis.call('PEXPIRE', k, ARGV[2])\n"
+        "return r\n";
 
 /* Hash field names of enum state_field: readable in redis-cli. */
 static const char *const field_name[STATE_NFIELDS] = {
-	[STATE_COOL_UNTIL] = "cool_until", [STATE_COOL_STREAK] = "cool_streak",
-	[STATE_OPEN_UNTIL] = "open_until", [STATE_PROBE_UNTIL] = "probe_until",
-	[STATE_FAIL_STREAK] = "fail_streak", [STATE_PAUSE_LEVEL] = "pause_level",
-	[STATE_LAST_FAIL] = "last_fail", [STATE_REM_REQ] = "rem_req", [STATE_REM_TOK] = "rem_tok",
-	[STATE_RESET_REQ] = "reset_req", [STATE_RESET_TOK] = "reset_tok", [STATE_CALLS] = "calls",
-	[STATE_OK] = "ok", [STATE_RATE_LIMITED] = "rate_limited", [STATE_FAILURES] = "failures",
-	[STATE_TOKENS] = "tokens", [STATE_PACE_REQ] = "pace_req", [STATE_PACE_TOK] = "pace_tok", [STATE_COOL_CLASS] = "cool_class",
-	[STATE_KEY_FP] = "key_fp", [STATE_LEARN_RPM] = "learn_rpm", [STATE_LEARN_TPM] = "learn_tpm",
-	[STATE_LEARN_FROM] = "learn_from", [STATE_LEARN_STEP] = "learn_step",
-	[STATE_LEARN_UNTIL] = "learn_until", [STATE_LEARN_RUN] = "learn_run",
-	[STATE_MEAS_SINCE] = "meas_since", [STATE_MEAS_ADM] = "meas_adm", [STATE_ADM] = "adm",
-	[STATE_ADM_TOK] = "adm_tok", [STATE_MEAS_TOK] = "meas_tok", [STATE_LEARN_PEND] = "learn_pend",
+        [STATE_COOL_UNTIL] = "cool_until",
+        [STATE_COOL_STREAK] = "cool_streak",
+        [STATE_OPEN_UNTIL] = "open_until",
+        [STATE_PROBE_UNTIL] = "probe_until",
+        [STATE_FAIL_STREAK] = "fail_streak",
+        [STATE_PAUSE_LEVEL] = "pause_level",
+        [STATE_LAST_FAIL] = "last_fail",
+        [STATE_REM_REQ] = "rem_req",
+        [STATE_REM_TOK] = "rem_tok",
+        [STATE_RESET_REQ] = "reset_req",
+        [STATE_RESET_TOK] = "reset_tok",
+        [STATE_CALLS] = "calls",
+        [STATE_OK] = "ok",
+        [STATE_RATE_LIMITED] = "rate_limited",
+        [STATE_FAILURES] = "failures",
+        [STATE_TOKENS] = "tokens",
+        [STATE_PACE_REQ] = "pace_req",
+        [STATE_PACE_TOK] = "pace_tok",
+        [STATE_COOL_CLASS] = "cool_class",
+        [STATE_KEY_FP] = "key_fp",
+        [STATE_LEARN_RPM] = "learn_rpm",
+        [STATE_LEARN_TPM] = "learn_tpm",
+        [STATE_LEARN_FROM] = "learn_from",
+        [STATE_LEARN_STEP] = "learn_step",
+        [STATE_LEARN_UNTIL] = "learn_until",
+        [STATE_LEARN_RUN] = "learn_run",
+        [STATE_MEAS_SINCE] = "meas_since",
+        [STATE_MEAS_ADM] = "meas_adm",
+        [STATE_ADM] = "adm",
+        [STATE_ADM_TOK] = "adm_tok",
+        [STATE_MEAS_TOK] = "meas_tok",
+        [STATE_LEARN_PEND] = "learn_pend",
 };
 _Static_assert(STATE_NFIELDS == 32, "a state field was added: name it in field_name[]");
 static const char *const window_name[STATE_NWINDOWS] = {"wreq", "wtok"};
 
 struct rs_bucket {
-	int64_t epoch;  /* bucket start / STATE_WINDOW_BUCKET_MS; -1 = empty */
+	int64_t epoch; /* bucket start / STATE_WINDOW_BUCKET_MS; -1 = empty */
 	int64_t count;
 };
 
@@ -251,42 +271,42 @@ struct rs_pending {
 
 /* Every slot as one HGETALL saw it, plus our own writes since. */
 struct rs_snap {
-	int have;            /* the arrays hold a copy */
-	int64_t taken_ms;    /* the caller's now_ms at the fetch */
-	int batch;           /* loads of higher slots at taken_ms may use it */
-	int last_ep;         /* the highest slot served in this batch */
-	pthread_t thread;    /* who fetched it (batches are per thread) */
-	int64_t *f;          /* owned: n_slots * STATE_NFIELDS */
-	struct rs_bucket *win;  /* owned: n_slots * STATE_NWINDOWS * STATE_WINDOW_RING */
+	int have;              /* the arrays hold a copy */
+	int64_t taken_ms;      /* the caller's now_ms at the fetch */
+	int batch;             /* loads of higher slots at taken_ms may use it */
+	int last_ep;           /* the highest slot served in this batch */
+	pthread_t thread;      /* who fetched it (batches are per thread) */
+	int64_t *f;            /* owned: n_slots * STATE_NFIELDS */
+	struct rs_bucket *win; /* owned: n_slots * STATE_NWINDOWS * STATE_WINDOW_RING */
 };
 
 struct state_redis {
-	struct state base;             /* first: the vtable */
-	struct state *local;           /* owned: the fallback (file, else memory) */
-	char *host;                    /* owned */
+	struct state base;   /* first: the vtable */
+	struct state *local; /* owned: the fallback (file, else memory) */
+	char *host;          /* owned */
 	int port, db;
-	char *user;                    /* owned; NULL = default user */
-	struct secret pass;            /* unset = no AUTH */
-	char *key;                     /* owned: the hash */
-	char *spend_key;               /* owned: the spending hash */
-	char *where;                   /* owned: "host:port/db" for messages */
+	char *user;         /* owned; NULL = default user */
+	struct secret pass; /* unset = no AUTH */
+	char *key;          /* owned: the hash */
+	char *spend_key;    /* owned: the spending hash */
+	char *where;        /* owned: "host:port/db" for messages */
 	int timeout_ms, cache_ms;
 	unsigned flags;
-	char ttl_arg[RS_NUM_LEN];      /* ttl_ms in decimal */
-	char spend_ttl_arg[RS_NUM_LEN];  /* STATE_REDIS_SPEND_TTL_MS in decimal */
-	_Atomic int up;                /* 1 while Redis serves: state_describe */
+	char ttl_arg[RS_NUM_LEN];       /* ttl_ms in decimal */
+	char spend_ttl_arg[RS_NUM_LEN]; /* STATE_REDIS_SPEND_TTL_MS in decimal */
+	_Atomic int up;                 /* 1 while Redis serves: state_describe */
 	_Atomic uint64_t local_ops;
 
-	pthread_mutex_t mu;            /* guards everything below */
-	redisContext *c;               /* NULL while down */
-	pid_t pid;                     /* the process c belongs to */
-	char sha[48];                  /* of rs_script, from SCRIPT LOAD */
-	int connecting;                /* a thread is connecting with mu released */
-	int64_t next_try_ms;           /* monotonic: no attempt before */
-	int64_t retry_ms;              /* the next backoff step */
-	int64_t connected_ms;          /* monotonic: when c was made */
-	int64_t last_warn_ms;          /* monotonic; INT64_MIN = never warned */
-	char why[RS_WHY_LEN];          /* the last failure, for the open warning */
+	pthread_mutex_t mu;   /* guards everything below */
+	redisContext *c;      /* NULL while down */
+	pid_t pid;            /* the process c belongs to */
+	char sha[48];         /* of rs_script, from SCRIPT LOAD */
+	int connecting;       /* a thread is connecting with mu released */
+	int64_t next_try_ms;  /* monotonic: no attempt before */
+	int64_t retry_ms;     /* the next backoff step */
+	int64_t connected_ms; /* monotonic: when c was made */
+	int64_t last_warn_ms; /* monotonic; INT64_MIN = never warned */
+	char why[RS_WHY_LEN]; /* the last failure, for the open warning */
 	struct rs_pending pend[RS_PIPELINE_MAX];
 	int npend;
 	struct rs_snap snap;
@@ -350,8 +370,7 @@ static void snap_take_field(struct state_redis *r, const char *name, const char 
 	const char *f = end + 1;
 	for (int w = 0; w < STATE_NWINDOWS; w++) {
 		size_t n = strlen(window_name[w]);
-		if (!strncmp(f, window_name[w], n) && f[n] >= '0' && f[n] < '0' + STATE_WINDOW_RING &&
-		    !f[n + 1]) {
+		if (!strncmp(f, window_name[w], n) && f[n] >= '0' && f[n] < '0' + STATE_WINDOW_RING && !f[n + 1]) {
 			long long e, c;
 			if (sscanf(val, "%lld:%lld", &e, &c) == 2)
 				snap_ring(r, (unsigned)ep, w)[f[n] - '0'] = (struct rs_bucket){e, c};
@@ -397,8 +416,7 @@ static int64_t snap_window_sum(const struct rs_bucket *ring, int64_t now_ms)
 			continue;
 		int64_t c = b->count;
 		if (k == STATE_WINDOW_FULL + 1)
-			c = (c * (STATE_WINDOW_BUCKET_MS - into) + STATE_WINDOW_BUCKET_MS - 1) /
-			    STATE_WINDOW_BUCKET_MS;
+			c = (c * (STATE_WINDOW_BUCKET_MS - into) + STATE_WINDOW_BUCKET_MS - 1) / STATE_WINDOW_BUCKET_MS;
 		sum += c;
 	}
 	return sum;
@@ -425,8 +443,7 @@ static int snap_serves(struct state_redis *r, unsigned ep, int64_t now_ms)
 		return 0;
 	if (r->cache_ms > 0 && now_ms >= s->taken_ms && now_ms - s->taken_ms < r->cache_ms)
 		return 1;
-	return s->batch && now_ms == s->taken_ms && (int)ep > s->last_ep &&
-	       pthread_equal(s->thread, pthread_self());
+	return s->batch && now_ms == s->taken_ms && (int)ep > s->last_ep && pthread_equal(s->thread, pthread_self());
 }
 
 /* ---- the connection -------------------------------------------------------- */
@@ -487,8 +504,7 @@ static redisContext *rs_connect(const struct state_redis *r, char *sha, char *wh
 	int n = 0;
 	char dbs[RS_NUM_LEN];
 	if (secret_is_set(&r->pass)) {
-		const char *argv[3] = {"AUTH", r->user ? r->user : secret_value(&r->pass),
-		                       secret_value(&r->pass)};
+		const char *argv[3] = {"AUTH", r->user ? r->user : secret_value(&r->pass), secret_value(&r->pass)};
 		redisAppendCommandArgv(c, r->user ? 3 : 2, argv, NULL);
 		what[n++] = "authentication failed";
 	}
@@ -557,7 +573,7 @@ static void rs_down(struct state_redis *r, const char *why)
 	atomic_store(&r->up, 0);
 	r->stats.fallbacks++;
 	int64_t now = clock_mono_ms();
-	if (now - r->connected_ms >= RS_STABLE_MS)  /* a flapping server keeps its backoff */
+	if (now - r->connected_ms >= RS_STABLE_MS) /* a flapping server keeps its backoff */
 		r->retry_ms = RS_RETRY_MIN_MS;
 	r->next_try_ms = now + r->retry_ms;
 	r->retry_ms = r->retry_ms * 2 > RS_RETRY_MAX_MS ? RS_RETRY_MAX_MS : r->retry_ms * 2;
@@ -629,8 +645,7 @@ static redisReply *rs_eval(struct state_redis *r, int argc, const char *const *a
  * EVAL in order.  Returns 1 with *out (caller frees; may be NULL when
  * argc = 0), or 0 after rs_down.  An error reply is a failure too: the
  * script never raises one for well-formed input. */
-static int rs_sync(struct state_redis *r, int script, int argc, const char *const *args,
-                   redisReply **out)
+static int rs_sync(struct state_redis *r, int script, int argc, const char *const *args, redisReply **out)
 {
 	int noscript[RS_PIPELINE_MAX + 1];
 	int npend = r->npend, total = npend + (argc > 0);
@@ -752,7 +767,7 @@ static void rs_merge_local(struct state_redis *r)
 }
 
 struct rs_guard {
-	sigset_t old;  /* the signal mask to restore */
+	sigset_t old; /* the signal mask to restore */
 };
 
 /* Enters a Redis section: returns 1 with mu held and a live connection,
@@ -763,7 +778,7 @@ static int rs_begin(struct state_redis *r, struct rs_guard *g, int is_load)
 {
 	sigpipe_block(&g->old);
 	pthread_mutex_lock(&r->mu);
-	if (r->c && r->pid != getpid()) {  /* inherited across fork: not ours to use */
+	if (r->c && r->pid != getpid()) { /* inherited across fork: not ours to use */
 		redisFree(r->c);
 		r->c = NULL;
 		r->npend = 0;
@@ -928,8 +943,8 @@ static int64_t rs_get(struct state *st, unsigned ep, int field)
  * fresh value, then nargs (0-2) numbers.  With result it waits for the
  * integer answer; without, the write is pipelined.  1 when Redis took it,
  * 0 when it has gone down (the caller then uses the local state). */
-static int rs_field_op(struct state_redis *r, const char *op, unsigned ep, int field, int nargs,
-                       int64_t a, int64_t b, int64_t *result)
+static int rs_field_op(struct state_redis *r, const char *op, unsigned ep, int field, int nargs, int64_t a, int64_t b,
+                       int64_t *result)
 {
 	char f[RS_FIELD_LEN], d[RS_NUM_LEN], x[RS_NUM_LEN], y[RS_NUM_LEN];
 	slot_field(f, ep, field);
@@ -1001,7 +1016,7 @@ static int rs_cas(struct state *st, unsigned ep, int field, int64_t expect, int6
 		if (ok && won && r->snap.have)
 			snap_f(r, ep)[field] = desired;
 		else if (ok)
-			snap_clear(r);  /* our copy was wrong about this field */
+			snap_clear(r); /* our copy was wrong about this field */
 		rs_end(r, &g);
 		if (ok)
 			return won != 0;
@@ -1028,8 +1043,7 @@ static int64_t rs_max(struct state *st, unsigned ep, int field, int64_t v)
 
 /* Without a limit the charge always goes through, so it is pipelined;
  * with one, the answer decides the pick and is waited for. */
-static int rs_window_add(struct state *st, unsigned ep, int win, int64_t now_ms, int64_t amount,
-                         int64_t limit)
+static int rs_window_add(struct state *st, unsigned ep, int win, int64_t now_ms, int64_t amount, int64_t limit)
 {
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
@@ -1115,8 +1129,7 @@ static void spend_field(char *out, unsigned ep, int which)
 
 /* Always synchronous: a refusal decides the call, and a settlement is
  * rare enough (one per model call) not to need the pipeline. */
-static int rs_spend_add(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount, int64_t limit,
-                        int64_t *after)
+static int rs_spend_add(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount, int64_t limit, int64_t *after)
 {
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
@@ -1170,7 +1183,7 @@ static int64_t rs_spend_get(struct state *st, unsigned ep, int which, uint32_t p
 static void rs_close(struct state *st)
 {
 	struct state_redis *r = rs_of(st);
-	if (r->c && r->pid == getpid() && r->npend > 0) {  /* let the last writes land */
+	if (r->c && r->pid == getpid() && r->npend > 0) { /* let the last writes land */
 		sigset_t old;
 		sigpipe_block(&old);
 		rs_sync(r, 1, 0, NULL, NULL);
@@ -1194,14 +1207,13 @@ static void rs_close(struct state *st)
 static const char *rs_describe(const struct state *st);
 
 static const struct state_ops redis_ops = {
-	"redis", rs_describe, rs_counter_next, rs_load, rs_get, rs_add, rs_bump, rs_store, rs_cas, rs_max,
-	rs_window_add, rs_reset, rs_clear, rs_spend_add, rs_spend_get, rs_close,
+        "redis", rs_describe, rs_counter_next, rs_load,  rs_get,   rs_add,       rs_bump,      rs_store,
+        rs_cas,  rs_max,      rs_window_add,   rs_reset, rs_clear, rs_spend_add, rs_spend_get, rs_close,
 };
 
 /* ---- opening ------------------------------------------------------------ */
 
-int state_open_redis(struct state **out, const struct state_redis_opts *o,
-                     const struct state_shape *shape, struct err *err)
+int state_open_redis(struct state **out, const struct state_redis_opts *o, const struct state_shape *shape, struct err *err)
 {
 	struct state_redis_url u;
 	struct state_redis *r = NULL;
@@ -1225,8 +1237,7 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
 	    !(r->where = xmalloc(wherelen)) || (u.user[0] && !(r->user = xstrdup(u.user))) ||
 	    (u.pass[0] && secret_set(&r->pass, u.pass)) ||
 	    !(r->snap.f = xcalloc((size_t)shape->n_slots * STATE_NFIELDS, sizeof *r->snap.f)) ||
-	    !(r->snap.win = xcalloc((size_t)shape->n_slots * STATE_NWINDOWS * STATE_WINDOW_RING,
-	                            sizeof *r->snap.win))) {
+	    !(r->snap.win = xcalloc((size_t)shape->n_slots * STATE_NWINDOWS * STATE_WINDOW_RING, sizeof *r->snap.win))) {
 		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening the Redis endpoint state");
 		goto done;
 	}
@@ -1238,8 +1249,7 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
 	r->db = u.db;
 	snprintf(r->key, keylen, "%sstate1:%016llx", prefix, (unsigned long long)shape->set_hash);
 	snprintf(r->spend_key, keylen, "%sspend1:%016llx", prefix, (unsigned long long)shape->set_hash);
-	snprintf(r->where, wherelen, strchr(u.host, ':') ? "[%s]:%d/%d" : "%s:%d/%d", u.host, u.port,
-	         u.db);
+	snprintf(r->where, wherelen, strchr(u.host, ':') ? "[%s]:%d/%d" : "%s:%d/%d", u.host, u.port, u.db);
 	r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : STATE_REDIS_TIMEOUT_MS;
 	r->cache_ms = o->cache_ms > 0 ? o->cache_ms : 0;
 	r->flags = o->flags;
@@ -1253,11 +1263,12 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o,
 	struct rs_guard g;
 	if (rs_begin(r, &g, 0)) {
 		rs_end(r, &g);
-	} else if (!r->stats.fallbacks) {  /* rs_down has not said so already */
+	} else if (!r->stats.fallbacks) { /* rs_down has not said so already */
 		r->last_warn_ms = clock_mono_ms();
-		log_warn("endpoint state: cannot use Redis at %s (%s); using the local state (%s) "
-		         "until it answers",
-		         r->where, r->why, local_name(r));
+		log_warn(
+		        "endpoint state: cannot use Redis at %s (%s); using the local state (%s) "
+		        "until it answers",
+		        r->where, r->why, local_name(r));
 	}
 	*out = &r->base;
 	r = NULL;
@@ -1281,13 +1292,12 @@ done:
 int state_redis_wanted(const struct state_cfg *cfg)
 {
 	const char *env = getenv("CONVBI_REDIS_URL");
-	if (cfg && cfg->backend)  /* an explicit backend wins over the environment */
+	if (cfg && cfg->backend) /* an explicit backend wins over the environment */
 		return !strcmp(cfg->backend, "redis");
 	return env && *env;
 }
 
-int state_redis_open_cfg(struct state **out, const struct state_cfg *cfg,
-                         const struct state_shape *shape, struct err *err)
+int state_redis_open_cfg(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape, struct err *err)
 {
 	struct state_redis_opts o = STATE_REDIS_OPTS_INIT;
 	const char *env = getenv("CONVBI_REDIS_URL");

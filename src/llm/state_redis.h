@@ -26,27 +26,30 @@
 #include "llm/state_redis_url.h"
 #include "util/err.h"
 
-#define STATE_REDIS_TIMEOUT_MS 250        /* default bound on a connect or command */
-#define STATE_REDIS_TTL_MS (3600 * 1000)  /* default: a set unused this long expires */
-#define STATE_REDIS_PREFIX "convbi:"      /* default key prefix */
-#define STATE_REDIS_SPEND_TTL_MS (40LL * 86400 * 1000)  /* spending unused this long expires (> a month) */
+#define STATE_REDIS_TIMEOUT_MS 250                     /* default bound on a connect or command */
+#define STATE_REDIS_TTL_MS (3600 * 1000)               /* default: a set unused this long expires */
+#define STATE_REDIS_PREFIX "convbi:"                   /* default key prefix */
+#define STATE_REDIS_SPEND_TTL_MS (40LL * 86400 * 1000) /* spending unused this long expires (> a month) */
 
 /* Tuning switches, for benchmarks and tests; 0 is the production setting. */
-#define STATE_REDIS_NO_BATCH 0x1     /* every load is its own round trip */
-#define STATE_REDIS_NO_PIPELINE 0x2  /* every write waits for its reply */
+#define STATE_REDIS_NO_BATCH 0x1    /* every load is its own round trip */
+#define STATE_REDIS_NO_PIPELINE 0x2 /* every write waits for its reply */
 
 struct state_redis_opts {
-	const char *url;         /* redis://[[user]:password@]host[:port][/db]; NULL =
+	const char *url;        /* redis://[[user]:password@]host[:port][/db]; NULL =
 	                            $CONVBI_REDIS_URL, else redis://127.0.0.1:6379/0 */
-	const char *prefix;      /* key prefix; NULL = STATE_REDIS_PREFIX */
-	int timeout_ms;          /* bounds every connect and command; <= 0 = default */
-	int cache_ms;            /* serve loads from a snapshot this young (caller's
+	const char *prefix;     /* key prefix; NULL = STATE_REDIS_PREFIX */
+	int timeout_ms;         /* bounds every connect and command; <= 0 = default */
+	int cache_ms;           /* serve loads from a snapshot this young (caller's
 	                            clock); 0 = never: every pick reads Redis */
-	const char *local_path;  /* fallback state file; NULL = state_default_path */
-	int ttl_ms;              /* expiry refreshed by every write; <= 0 = default */
-	unsigned flags;          /* STATE_REDIS_*; 0 */
+	const char *local_path; /* fallback state file; NULL = state_default_path */
+	int ttl_ms;             /* expiry refreshed by every write; <= 0 = default */
+	unsigned flags;         /* STATE_REDIS_*; 0 */
 };
-#define STATE_REDIS_OPTS_INIT {NULL, NULL, 0, 0, NULL, 0, 0}
+#define STATE_REDIS_OPTS_INIT                \
+	{                                    \
+		NULL, NULL, 0, 0, NULL, 0, 0 \
+	}
 
 /* Opens the redis backend for shape.  Opens the local fallback state first
  * (as state_open does, with its warnings), then connects: an unreachable,
@@ -56,8 +59,7 @@ struct state_redis_opts {
  * the password); CONVBI_EINVAL for a bad shape; CONVBI_ENOMEM.  Release
  * with state_close.  Not fork-safe in the usual sense: a child that
  * inherits the state drops the parent's connection and opens its own. */
-int state_open_redis(struct state **out, const struct state_redis_opts *o,
-                     const struct state_shape *shape, struct err *err);
+int state_open_redis(struct state **out, const struct state_redis_opts *o, const struct state_shape *shape, struct err *err);
 
 /* 1 when the configuration asks for the redis backend: state.backend is
  * "redis", or $CONVBI_REDIS_URL is set and not empty (state_open uses it). */
@@ -66,23 +68,22 @@ int state_redis_wanted(const struct state_cfg *cfg);
  * $CONVBI_REDIS_URL when set (so a password can stay out of files), else
  * state.url; prefix, timeout_ms, cache_ms from state; the fallback file at
  * state.path.  What state_open calls for the redis backend. */
-int state_redis_open_cfg(struct state **out, const struct state_cfg *cfg,
-                         const struct state_shape *shape, struct err *err);
+int state_redis_open_cfg(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape, struct err *err);
 
 /* 1 when st is a redis-backend state (serving from Redis or not). */
 int state_is_redis(const struct state *st);
 
 /* Counters since open, for tests and benchmarks. */
 struct state_redis_stats {
-	uint64_t round_trips;     /* synchronous exchanges with the server */
-	uint64_t commands;        /* commands sent, pipelined ones included */
-	uint64_t pipelined;       /* writes sent without waiting for the reply */
-	uint64_t snapshot_loads;  /* loads answered from a snapshot already held */
-	uint64_t evals;           /* EVALs after a NOSCRIPT */
-	uint64_t connects;        /* connection attempts, the first included */
+	uint64_t round_trips;    /* synchronous exchanges with the server */
+	uint64_t commands;       /* commands sent, pipelined ones included */
+	uint64_t pipelined;      /* writes sent without waiting for the reply */
+	uint64_t snapshot_loads; /* loads answered from a snapshot already held */
+	uint64_t evals;          /* EVALs after a NOSCRIPT */
+	uint64_t connects;       /* connection attempts, the first included */
 	uint64_t connect_failures;
-	uint64_t fallbacks;       /* switches from Redis to the local state */
-	uint64_t local_ops;       /* operations served by the local state */
+	uint64_t fallbacks; /* switches from Redis to the local state */
+	uint64_t local_ops; /* operations served by the local state */
 };
 /* Copies the counters; zeros for a state of another backend. */
 void state_redis_stats(const struct state *st, struct state_redis_stats *out);

@@ -69,10 +69,9 @@ int state_redis_url_parse(struct state_redis_url *out, const char *url, struct e
 		               "TLS Redis URLs (rediss://) are not supported; use redis:// (through a "
 		               "TLS tunnel if needed)");
 	if (strncasecmp(url, "redis://", 8))
-		return err_set(err, CONVBI_ECONFIG,
-		               "the Redis URL does not start with redis://; write " URL_FORM);
+		return err_set(err, CONVBI_ECONFIG, "the Redis URL does not start with redis://; write " URL_FORM);
 	const char *p = url + 8;
-	const char *end = p + strcspn(p, "/?#");  /* end of the authority */
+	const char *end = p + strcspn(p, "/?#"); /* end of the authority */
 	const char *at = NULL;
 	for (const char *q = p; q < end; q++)
 		if (*q == '@')
@@ -87,8 +86,7 @@ int state_redis_url_parse(struct state_redis_url *out, const char *url, struct e
 		    pct_decode(out->pass, sizeof out->pass, colon + 1, (size_t)(at - colon - 1)))
 			goto bad_cred;
 		if (!out->pass[0])
-			return err_set(err, CONVBI_ECONFIG,
-			               "the Redis URL has an empty password; drop the '@' part or give one");
+			return err_set(err, CONVBI_ECONFIG, "the Redis URL has an empty password; drop the '@' part or give one");
 		p = at + 1;
 	}
 	const char *host = p, *host_end;
@@ -110,15 +108,13 @@ int state_redis_url_parse(struct state_redis_url *out, const char *url, struct e
 	if (p < end) {
 		long port = *p == ':' ? parse_range(p + 1, (size_t)(end - p - 1), 1, 65535) : -1;
 		if (port < 0)
-			return err_set(err, CONVBI_ECONFIG,
-			               "the Redis URL has a bad port; use a number from 1 to 65535");
+			return err_set(err, CONVBI_ECONFIG, "the Redis URL has a bad port; use a number from 1 to 65535");
 		out->port = (int)port;
 	}
 	if (*end == '/' && end[1]) {
 		long db = parse_range(end + 1, strcspn(end + 1, "?#"), 0, 99999);
 		if (db < 0)
-			return err_set(err, CONVBI_ECONFIG,
-			               "the Redis URL's path is not a database number; write .../0");
+			return err_set(err, CONVBI_ECONFIG, "the Redis URL's path is not a database number; write .../0");
 		out->db = (int)db;
 		end = end + 1 + strcspn(end + 1, "?#");
 	} else if (*end == '/') {
@@ -131,8 +127,7 @@ int state_redis_url_parse(struct state_redis_url *out, const char *url, struct e
 	return CONVBI_OK;
 bad_cred:
 	memset(out, 0, sizeof *out);
-	return err_set(err, CONVBI_ECONFIG,
-	               "the Redis URL's user or password is badly percent-encoded or too long");
+	return err_set(err, CONVBI_ECONFIG, "the Redis URL's user or password is badly percent-encoded or too long");
 bad_host:
 	memset(out->pass, 0, sizeof out->pass);
 	return err_set(err, CONVBI_ECONFIG, "the Redis URL has no usable host; write " URL_FORM);

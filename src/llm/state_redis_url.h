@@ -13,11 +13,11 @@
 #define STATE_REDIS_HOST_MAX 256
 #define STATE_REDIS_CRED_MAX 256
 struct state_redis_url {
-	char host[STATE_REDIS_HOST_MAX];  /* name or address, IPv6 without brackets */
-	int port;                         /* default STATE_REDIS_PORT */
-	int db;                           /* default 0 */
-	char user[STATE_REDIS_CRED_MAX];  /* "" = the default user */
-	char pass[STATE_REDIS_CRED_MAX];  /* "" = no AUTH; percent-decoded */
+	char host[STATE_REDIS_HOST_MAX]; /* name or address, IPv6 without brackets */
+	int port;                        /* default STATE_REDIS_PORT */
+	int db;                          /* default 0 */
+	char user[STATE_REDIS_CRED_MAX]; /* "" = the default user */
+	char pass[STATE_REDIS_CRED_MAX]; /* "" = no AUTH; percent-decoded */
 };
 /* Parses redis://[[user]:password@]host[:port][/db] (user and password
  * percent-encoded, host may be [IPv6]).  Returns CONVBI_OK or

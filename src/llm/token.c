@@ -52,28 +52,28 @@
 #define TOKEN_FILE_MAGIC "convbi-token 1\n"
 #define TOKEN_FILE_MAX_BYTES (TOKEN_MAX_BYTES + 256)
 #define TOKEN_LOCK_POLL_MS 5
-#define REFRESH_SKIPPED 1  /* refresh_shared: another process is refreshing */
+#define REFRESH_SKIPPED 1 /* refresh_shared: another process is refreshing */
 
 struct token_src {
-	const struct auth_cfg *a;    /* borrowed from the llm's config */
-	struct http_client *http;    /* borrowed */
+	const struct auth_cfg *a; /* borrowed from the llm's config */
+	struct http_client *http; /* borrowed */
 	struct retry_cfg retry;
-	char *path;                  /* owned; the cache file, NULL = in-process only */
-	char *lock_path;             /* owned */
-	char *where;                 /* owned; the token endpoint, for messages */
-	pthread_mutex_t mu;          /* guards everything below */
-	pthread_cond_t cv;           /* signalled when a refresh ends; CLOCK_MONOTONIC */
-	int refreshing;              /* a thread of this process is refreshing */
-	struct secret cur;           /* the token in use, "" = none */
-	struct secret prev;          /* the one before (may still be on the wire) */
-	uint64_t cur_fp;             /* fingerprint of cur, 0 = none */
-	int64_t expires_ms;          /* Unix ms */
-	int64_t refresh_ms;          /* Unix ms: refresh from then on */
-	uint64_t rejected_fp;        /* the last token a service refused (401) */
-	int64_t fail_until_mono;     /* a failed refresh is held until then */
-	struct err fail;             /* ... with this message */
-	int file_warned;             /* the cache file problem was logged */
-	atomic_long fetches;         /* tokens fetched from the service */
+	char *path;              /* owned; the cache file, NULL = in-process only */
+	char *lock_path;         /* owned */
+	char *where;             /* owned; the token endpoint, for messages */
+	pthread_mutex_t mu;      /* guards everything below */
+	pthread_cond_t cv;       /* signalled when a refresh ends; CLOCK_MONOTONIC */
+	int refreshing;          /* a thread of this process is refreshing */
+	struct secret cur;       /* the token in use, "" = none */
+	struct secret prev;      /* the one before (may still be on the wire) */
+	uint64_t cur_fp;         /* fingerprint of cur, 0 = none */
+	int64_t expires_ms;      /* Unix ms */
+	int64_t refresh_ms;      /* Unix ms: refresh from then on */
+	uint64_t rejected_fp;    /* the last token a service refused (401) */
+	int64_t fail_until_mono; /* a failed refresh is held until then */
+	struct err fail;         /* ... with this message */
+	int file_warned;         /* the cache file problem was logged */
+	atomic_long fetches;     /* tokens fetched from the service */
 };
 
 static uint64_t fp_of(const char *tok)
@@ -169,7 +169,8 @@ static int read_file(struct token_src *t, struct token_val *v)
 	int used = 0;
 	size_t ml = strlen(TOKEN_FILE_MAGIC);
 	int rc = -1;
-	if (!strncmp(data, TOKEN_FILE_MAGIC, ml) && sscanf(data + ml, "%lld %lld\n%n", &expires, &lifetime, &used) == 2 && used > 0) {
+	if (!strncmp(data, TOKEN_FILE_MAGIC, ml) && sscanf(data + ml, "%lld %lld\n%n", &expires, &lifetime, &used) == 2 &&
+	    used > 0) {
 		char *tok = data + ml + used, *end = strchr(tok, '\n');
 		if (end && end > tok && lifetime > 0) {
 			*end = '\0';
@@ -195,7 +196,8 @@ static void write_file(struct token_src *t, const struct token_val *v)
 		return;
 	}
 	struct buf b = BUF_INIT;
-	int ok = !buf_printf(&b, "%s%lld %lld\n%s\n", TOKEN_FILE_MAGIC, (long long)v->expires_ms, (long long)v->lifetime_ms, v->token);
+	int ok = !buf_printf(&b, "%s%lld %lld\n%s\n", TOKEN_FILE_MAGIC, (long long)v->expires_ms, (long long)v->lifetime_ms,
+	                     v->token);
 	ok = ok && write(fd, b.data, b.len) == (ssize_t)b.len;
 	if (b.data)
 		memset(b.data, 0, b.cap);
@@ -217,7 +219,7 @@ static int on_body(void *payload, long status, const char *data, size_t n)
 {
 	struct fetch_ctx *c = payload;
 	int rc = buf_add(&c->body, data, n);
-	return rc == CONVBI_ETOOBIG ? 0 : rc;  /* keep the head of a huge reply */
+	return rc == CONVBI_ETOOBIG ? 0 : rc; /* keep the head of a huge reply */
 }
 
 /* Worth another try: the service is busy, starting or briefly away. */
@@ -235,14 +237,18 @@ static int read_federated(const struct auth_cfg *a, char **out, struct err *err)
 	if (e == ENOMEM)
 		return err_code(err, CONVBI_ENOMEM);
 	if (e)
-		return err_set(err, CONVBI_EAUTH, "cannot read the federated token file %s ($AZURE_FEDERATED_TOKEN_FILE): %s", a->token_file,
-		               e == REGFILE_NOT_REGULAR ? "not a regular file" : e == EFBIG ? "too large" : strerror(e));
+		return err_set(err, CONVBI_EAUTH, "cannot read the federated token file %s ($AZURE_FEDERATED_TOKEN_FILE): %s",
+		               a->token_file,
+		               e == REGFILE_NOT_REGULAR ? "not a regular file"
+		               : e == EFBIG             ? "too large"
+		                                        : strerror(e));
 	while (len && ((*out)[len - 1] == '\n' || (*out)[len - 1] == '\r' || (*out)[len - 1] == ' '))
 		(*out)[--len] = '\0';
 	if (!len) {
 		free(*out);
 		*out = NULL;
-		return err_set(err, CONVBI_EAUTH, "the federated token file %s ($AZURE_FEDERATED_TOKEN_FILE) is empty", a->token_file);
+		return err_set(err, CONVBI_EAUTH, "the federated token file %s ($AZURE_FEDERATED_TOKEN_FILE) is empty",
+		               a->token_file);
 	}
 	return CONVBI_OK;
 }
@@ -265,11 +271,18 @@ static int fetch(struct token_src *t, int64_t deadline_mono, struct token_val *o
 	rc = CONVBI_EAUTH;
 	for (int i = 0; i < TOKEN_FETCH_TRIES; i++) {
 		const char *headers[2] = {req.header.data, "Accept: application/json"};
-		struct http_call call = {
-			.method = req.get ? "GET" : "POST", .url = req.url.data, .headers = headers, .nheaders = 2,
-			.body = req.body.data, .body_len = req.body.len, .connect_timeout_ms = t->retry.connect_timeout_ms,
-			.first_byte_timeout_ms = t->retry.first_byte_timeout_ms, .idle_timeout_ms = t->retry.idle_timeout_ms,
-			.deadline_mono_ms = deadline_mono, .on_body = on_body, .payload = &c};
+		struct http_call call = {.method = req.get ? "GET" : "POST",
+		                         .url = req.url.data,
+		                         .headers = headers,
+		                         .nheaders = 2,
+		                         .body = req.body.data,
+		                         .body_len = req.body.len,
+		                         .connect_timeout_ms = t->retry.connect_timeout_ms,
+		                         .first_byte_timeout_ms = t->retry.first_byte_timeout_ms,
+		                         .idle_timeout_ms = t->retry.idle_timeout_ms,
+		                         .deadline_mono_ms = deadline_mono,
+		                         .on_body = on_body,
+		                         .payload = &c};
 		struct http_result res;
 		buf_reset(&c.body);
 		int hrc = http_post(t->http, &call, &res);
@@ -322,7 +335,8 @@ static int refresh_shared(struct token_src *t, int may_skip, uint64_t cur_fp, ui
 		if (e == EWOULDBLOCK)
 			return REFRESH_SKIPPED;
 		if (e == ETIMEDOUT)
-			return err_set(err, CONVBI_ETIMEOUT, "the deadline passed while another process fetched the Entra ID token from %s", t->where);
+			return err_set(err, CONVBI_ETIMEOUT,
+			               "the deadline passed while another process fetched the Entra ID token from %s", t->where);
 		warn_file(t, "lock cannot be taken", e);
 		return fetch(t, deadline_mono, out, err);
 	}
@@ -376,7 +390,8 @@ int token_get(struct token_src *t, int64_t deadline_mono, struct buf *header, ui
 	pthread_mutex_lock(&t->mu);
 	for (;;) {
 		int64_t now = clock_wall_ms();
-		if (have_token(t) && (now < t->refresh_ms || (now < usable_until(t) && (t->refreshing || clock_mono_ms() < t->fail_until_mono))))
+		if (have_token(t) &&
+		    (now < t->refresh_ms || (now < usable_until(t) && (t->refreshing || clock_mono_ms() < t->fail_until_mono))))
 			break;
 		if (t->refreshing) {
 			struct timespec ts;
@@ -384,7 +399,8 @@ int token_get(struct token_src *t, int64_t deadline_mono, struct buf *header, ui
 			ts.tv_sec = (time_t)(until / 1000);
 			ts.tv_nsec = (long)(until % 1000) * 1000000L;
 			if (pthread_cond_timedwait(&t->cv, &t->mu, &ts) == ETIMEDOUT && clock_mono_ms() >= deadline_mono) {
-				rc = err_set(err, CONVBI_ETIMEOUT, "the deadline passed while waiting for the Entra ID token from %s", t->where);
+				rc = err_set(err, CONVBI_ETIMEOUT,
+				             "the deadline passed while waiting for the Entra ID token from %s", t->where);
 				goto out;
 			}
 			continue;
@@ -413,7 +429,7 @@ int token_get(struct token_src *t, int64_t deadline_mono, struct buf *header, ui
 			continue;
 		}
 		if (frc == REFRESH_SKIPPED)
-			break;  /* another process is refreshing; ours is still valid */
+			break; /* another process is refreshing; ours is still valid */
 		if (frc == CONVBI_ENOMEM) {
 			rc = err_code(err, frc);
 			goto out;
@@ -485,7 +501,7 @@ int token_src_open(struct token_src **out, const struct auth_cfg *a, const char 
 		if (buf_printf(&p, "%s/convbi-token-%ld-%016llx.tok", cache_dir, (long)geteuid(), (unsigned long long)h) ||
 		    !(t->path = xstrdup(p.data)))
 			rc = CONVBI_ENOMEM;
-		p.len -= 4;  /* the same name ending in .lock */
+		p.len -= 4; /* the same name ending in .lock */
 		if (!rc && (buf_puts(&p, ".lock") || !(t->lock_path = xstrdup(p.data))))
 			rc = CONVBI_ENOMEM;
 		buf_release(&p);

@@ -50,20 +50,20 @@
 #include "util/err.h"
 #include "util/limits.h"
 
-#define TOKEN_REFRESH_MARGIN_MS 300000        /* refresh this long before expiry... */
-#define TOKEN_REFRESH_FRACTION 12             /* ...or 1/12 of the lifetime, when shorter */
-#define TOKEN_FETCH_TRIES 3                   /* per refresh, on 429, 5xx, 404, 410, transport */
-#define TOKEN_FAIL_HOLD_MS 1000               /* a failed refresh is not retried sooner */
+#define TOKEN_REFRESH_MARGIN_MS 300000 /* refresh this long before expiry... */
+#define TOKEN_REFRESH_FRACTION 12      /* ...or 1/12 of the lifetime, when shorter */
+#define TOKEN_FETCH_TRIES 3            /* per refresh, on 429, 5xx, 404, 410, transport */
+#define TOKEN_FAIL_HOLD_MS 1000        /* a failed refresh is not retried sooner */
 #define TOKEN_IMDS_URL "http://169.254.169.254/metadata/identity/oauth2/token"
 
 /* ---- the wire (token_wire.c) -------------------------------------------- */
 
 /* One token request, as token_request builds it. */
 struct token_req {
-	struct buf url;      /* owned */
-	struct buf header;   /* owned; one extra header line, "" if none (may hold a secret) */
-	struct buf body;     /* owned; form body, "" for GET (may hold a secret) */
-	int get;             /* 1 = GET, 0 = POST form */
+	struct buf url;    /* owned */
+	struct buf header; /* owned; one extra header line, "" if none (may hold a secret) */
+	struct buf body;   /* owned; form body, "" for GET (may hold a secret) */
+	int get;           /* 1 = GET, 0 = POST form */
 };
 
 void token_req_init(struct token_req *r);

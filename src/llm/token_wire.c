@@ -23,11 +23,11 @@
 #define IMDS_API_VERSION "2018-02-01"
 #define APP_SERVICE_API_VERSION "2019-08-01"
 #define JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-#define MAX_EXPIRES_S (400LL * 24 * 3600)  /* a lifetime beyond this is a bad reply */
+#define MAX_EXPIRES_S (400LL * 24 * 3600) /* a lifetime beyond this is a bad reply */
 
 void token_req_init(struct token_req *r)
 {
-	buf_init(&r->url, BUF_UNBOUNDED);     /* built from the configuration's bounded values */
+	buf_init(&r->url, BUF_UNBOUNDED); /* built from the configuration's bounded values */
 	buf_init(&r->header, BUF_UNBOUNDED);
 	buf_init(&r->body, BUF_UNBOUNDED);
 	r->get = 0;
@@ -106,7 +106,8 @@ int token_identity(struct buf *out, const struct auth_cfg *a)
 	if (!rc)
 		rc = put_base(out, a);
 	if (!rc)
-		rc = buf_printf(out, "|%s|%s|%s", a->client_id ? a->client_id : "", a->tenant_id ? a->tenant_id : "", a->scope ? a->scope : "");
+		rc = buf_printf(out, "|%s|%s|%s", a->client_id ? a->client_id : "", a->tenant_id ? a->tenant_id : "",
+		                a->scope ? a->scope : "");
 	return rc;
 }
 
@@ -125,8 +126,9 @@ int token_request(struct token_req *out, const struct auth_cfg *a, const char *f
 		if (!rc && a->client_id && !(rc = buf_puts(&out->url, "&client_id=")))
 			rc = put_enc(&out->url, a->client_id);
 		if (!rc)
-			rc = uses_app_service(a) ? buf_printf(&out->header, "X-IDENTITY-HEADER: %s", secret_value(&a->identity_header))
-			                         : buf_puts(&out->header, "Metadata: true");
+			rc = uses_app_service(a)
+			             ? buf_printf(&out->header, "X-IDENTITY-HEADER: %s", secret_value(&a->identity_header))
+			             : buf_puts(&out->header, "Metadata: true");
 		return rc;
 	}
 	out->get = 0;
@@ -206,11 +208,13 @@ int token_parse_reply(struct token_val *out, const char *body, size_t len, int64
 	}
 	for (const unsigned char *p = (const unsigned char *)tok; *p; p++)
 		if (*p <= 0x20 || *p >= 0x7f) {
-			rc = err_set(err, CONVBI_EAUTH, "the token service's access_token holds a character a header cannot carry");
+			rc = err_set(err, CONVBI_EAUTH,
+			             "the token service's access_token holds a character a header cannot carry");
 			goto done;
 		}
 	if (type && strcasecmp(type, "Bearer")) {
-		rc = err_set(err, CONVBI_EAUTH, "the token service issued a token of type `%.40s`; only Bearer tokens are used", type);
+		rc = err_set(err, CONVBI_EAUTH, "the token service issued a token of type `%.40s`; only Bearer tokens are used",
+		             type);
 		goto done;
 	}
 	long long in = seconds_of(root, "expires_in"), on = seconds_of(root, "expires_on");
@@ -221,8 +225,10 @@ int token_parse_reply(struct token_val *out, const char *body, size_t len, int64
 		out->expires_ms = on * 1000;
 		out->lifetime_ms = on * 1000 - now_ms;
 	} else if (on > 0 && on * 1000 <= now_ms) {
-		rc = err_set(err, CONVBI_EAUTH, "the token service issued a token that has already expired (expires_on %lld); check this "
-		             "host's clock", on);
+		rc = err_set(err, CONVBI_EAUTH,
+		             "the token service issued a token that has already expired (expires_on %lld); check this "
+		             "host's clock",
+		             on);
 		goto done;
 	} else {
 		rc = err_set(err, CONVBI_EAUTH, "the token service's reply has no usable expires_in or expires_on");
@@ -263,7 +269,7 @@ void token_error_text(char *out, size_t cap, long status, const char *body, size
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
 		if (cJSON_IsString(e))
 			one_line(code, sizeof code, e->valuestring);
-		else if (cJSON_IsObject(e)) {  /* some proxies answer in the Azure OpenAI shape */
+		else if (cJSON_IsObject(e)) { /* some proxies answer in the Azure OpenAI shape */
 			if (jsonx_str(e, "code"))
 				one_line(code, sizeof code, jsonx_str(e, "code"));
 			if (jsonx_str(e, "message"))

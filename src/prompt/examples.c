@@ -26,9 +26,9 @@
 #include "util/utf8.h"
 #include "util/words.h"
 
-#define SKELETON_TOKENS_MAX 512  /* skeleton tokens kept of one SQL */
-#define SKELETON_MAX_BYTES 8192  /* of one rendered skeleton */
-#define MASK "#"                 /* a run of masked question words */
+#define SKELETON_TOKENS_MAX 512 /* skeleton tokens kept of one SQL */
+#define SKELETON_MAX_BYTES 8192 /* of one rendered skeleton */
+#define MASK "#"                /* a run of masked question words */
 
 /* ---- hashes and feature sets ------------------------------------------------- */
 
@@ -118,8 +118,8 @@ static double jaccard(const uint64_t *a, int na, const uint64_t *b, int nb)
 enum tok_kind { TK_END, TK_WORD, TK_QNAME, TK_STRING, TK_NUMBER, TK_PUNCT };
 
 struct tok {
-	int kind;       /* enum tok_kind */
-	const char *s;  /* the token, quotes included */
+	int kind;      /* enum tok_kind */
+	const char *s; /* the token, quotes included */
 	size_t len;
 };
 
@@ -199,14 +199,18 @@ static int cmp_kw(const void *key, const void *elem)
 /* 1 when the lower-case word w is a keyword of the skeleton. */
 static int is_keyword(const char *w)
 {
-	static const char *const kw[] = { /* sorted */
-		"all", "and", "as", "asc", "between", "by", "case", "collate", "cross", "current_date",
-		"current_time", "current_timestamp", "desc", "distinct", "else", "end", "escape", "except",
-		"exists", "false", "filter", "first", "from", "full", "glob", "group", "having", "in", "inner",
-		"intersect", "is", "isnull", "join", "last", "left", "like", "limit", "natural", "not", "notnull",
-		"null", "nulls", "offset", "on", "or", "order", "outer", "over", "partition", "recursive", "regexp",
-		"right", "rows", "select", "then", "true", "union", "using", "values", "when", "where", "window",
-		"with"};
+	static const char *const kw[] = {/* sorted */
+	                                 "all",       "and",       "as",     "asc",          "between",      "by",
+	                                 "case",      "collate",   "cross",  "current_date", "current_time", "current_timestamp",
+	                                 "desc",      "distinct",  "else",   "end",          "escape",       "except",
+	                                 "exists",    "false",     "filter", "first",        "from",         "full",
+	                                 "glob",      "group",     "having", "in",           "inner",        "intersect",
+	                                 "is",        "isnull",    "join",   "last",         "left",         "like",
+	                                 "limit",     "natural",   "not",    "notnull",      "null",         "nulls",
+	                                 "offset",    "on",        "or",     "order",        "outer",        "over",
+	                                 "partition", "recursive", "regexp", "right",        "rows",         "select",
+	                                 "then",      "true",      "union",  "using",        "values",       "when",
+	                                 "where",     "window",    "with"};
 	return bsearch(w, kw, sizeof kw / sizeof kw[0], sizeof kw[0], cmp_kw) != NULL;
 }
 
@@ -248,7 +252,8 @@ static int skeleton_walk(const char *sql, int (*emit)(const char *text, void *pa
 			continue; /* a final ';' says nothing; "T1.name" is one name */
 		if (is_name) {
 			if (name && t.kind != TK_NUMBER)
-				rc = t.kind == TK_WORD ? name(t.s, t.len, payload) : name(t.s + 1, t.len >= 2 ? t.len - 2 : 0, payload);
+				rc = t.kind == TK_WORD ? name(t.s, t.len, payload)
+				                       : name(t.s + 1, t.len >= 2 ? t.len - 2 : 0, payload);
 			if (!rc && !prev_blank && emit)
 				rc = emit("_", payload);
 			prev_blank = 1;
@@ -363,14 +368,17 @@ static int wordset_has(const struct wordset *ws, uint64_t h)
  * not listed here). */
 static int structural(const char *w)
 {
-	static const char *const list[] = { /* sorted */
-		"above", "after", "ascending", "average", "avg", "before", "below", "between", "biggest",
-		"both", "count", "descending", "different", "distinct", "earliest", "either", "except",
-		"fewer", "first", "greater", "greatest", "highest", "larger", "largest", "last", "latest",
-		"least", "less", "longest", "lowest", "max", "maximum", "min", "minimum", "more", "most",
-		"never", "no", "none", "not", "number", "oldest", "only", "order", "over", "percentage",
-		"ratio", "shortest", "smallest", "sort", "sorted", "sum", "top", "total", "under", "unique",
-		"without", "youngest"};
+	static const char *const list[] = {/* sorted */
+	                                   "above",     "after",    "ascending", "average",    "avg",     "before",
+	                                   "below",     "between",  "biggest",   "both",       "count",   "descending",
+	                                   "different", "distinct", "earliest",  "either",     "except",  "fewer",
+	                                   "first",     "greater",  "greatest",  "highest",    "larger",  "largest",
+	                                   "last",      "latest",   "least",     "less",       "longest", "lowest",
+	                                   "max",       "maximum",  "min",       "minimum",    "more",    "most",
+	                                   "never",     "no",       "none",      "not",        "number",  "oldest",
+	                                   "only",      "order",    "over",      "percentage", "ratio",   "shortest",
+	                                   "smallest",  "sort",     "sorted",    "sum",        "top",     "total",
+	                                   "under",     "unique",   "without",   "youngest"};
 	return words_is_stop(w) || bsearch(w, list, sizeof list / sizeof list[0], sizeof list[0], cmp_kw);
 }
 
@@ -476,8 +484,8 @@ static int load_line(struct examples *ex, const char *path, long line, const cha
 	cJSON *o = jsonx_parse_strict(s, len, &why, &at);
 	int rc = CONVBI_OK;
 	if (!o) {
-		rc = err_set(err, CONVBI_EINVAL, "%s:%ld: the line %s (at byte %zu); write one JSON object per line", path,
-		             line, why, at + 1);
+		rc = err_set(err, CONVBI_EINVAL, "%s:%ld: the line %s (at byte %zu); write one JSON object per line", path, line,
+		             why, at + 1);
 		goto done;
 	}
 	if (!cJSON_IsObject(o)) {
@@ -488,8 +496,10 @@ static int load_line(struct examples *ex, const char *path, long line, const cha
 	const char *q = text_field(o, "question", 1, &bad), *sql = text_field(o, "sql", 1, &bad);
 	const char *db = text_field(o, "db", 0, &bad);
 	if (bad) {
-		rc = err_set(err, CONVBI_EINVAL, "%s:%ld: `%s` is missing or not a non-empty string; give each example "
-		             "{\"question\", \"sql\", \"db\"}", path, line, bad);
+		rc = err_set(err, CONVBI_EINVAL,
+		             "%s:%ld: `%s` is missing or not a non-empty string; give each example "
+		             "{\"question\", \"sql\", \"db\"}",
+		             path, line, bad);
 		goto done;
 	}
 	if (strlen(q) > EXAMPLES_TEXT_MAX_BYTES || strlen(sql) > EXAMPLES_TEXT_MAX_BYTES) {
@@ -516,8 +526,9 @@ int examples_load(struct examples **out, const char *path, struct err *err)
 	mode_t mode = 0;
 	int e = regfile_read(path, EXAMPLES_MAX_BYTES, &text, &len, &mode);
 	if (e == EFBIG)
-		return err_set(err, CONVBI_ETOOBIG, "examples file `%s` is over %zu bytes; keep the verified examples that matter",
-		               path, EXAMPLES_MAX_BYTES);
+		return err_set(err, CONVBI_ETOOBIG,
+		               "examples file `%s` is over %zu bytes; keep the verified examples that matter", path,
+		               EXAMPLES_MAX_BYTES);
 	if (e == ENOMEM)
 		return err_code(err, CONVBI_ENOMEM);
 	if (e)
@@ -526,7 +537,8 @@ int examples_load(struct examples **out, const char *path, struct err *err)
 	size_t badat = 0;
 	if (!utf8_valid(text, len, &badat)) {
 		free(text);
-		return err_set(err, CONVBI_EINVAL, "examples file `%s` is not UTF-8 (byte %zu); save it as UTF-8", path, badat + 1);
+		return err_set(err, CONVBI_EINVAL, "examples file `%s` is not UTF-8 (byte %zu); save it as UTF-8", path,
+		               badat + 1);
 	}
 	struct examples *ex = NULL;
 	int rc = examples_new(&ex);
@@ -574,8 +586,9 @@ int examples_choose(const struct examples *ex, const struct examples_query *q, i
 		rc = skeleton_features(q->draft, &sf, &nsf, &whole);
 	for (size_t i = 0; !rc && i < ex->n; i++) {
 		const struct example *e = &ex->v[i];
-		score[i] = q->exclude_db && !strcmp(e->db, q->exclude_db) ? -1
-		           : jaccard(qf, nqf, e->qf, e->nqf) + (q->draft ? jaccard(sf, nsf, e->sf, e->nsf) : 0);
+		score[i] = q->exclude_db && !strcmp(e->db, q->exclude_db)
+		                   ? -1
+		                   : jaccard(qf, nqf, e->qf, e->nqf) + (q->draft ? jaccard(sf, nsf, e->sf, e->nsf) : 0);
 	}
 	while (!rc && *npicked < k) {
 		size_t best = ex->n;

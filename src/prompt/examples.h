@@ -33,36 +33,36 @@
 
 #include "util/buf.h"
 #include "util/err.h"
-#include "util/limits.h"  /* EXAMPLES_MAX_BYTES, EXAMPLES_TEXT_MAX_BYTES, EXAMPLES_BUDGET_BYTES */
+#include "util/limits.h" /* EXAMPLES_MAX_BYTES, EXAMPLES_TEXT_MAX_BYTES, EXAMPLES_BUDGET_BYTES */
 
-#define EXAMPLES_MAX 100000  /* examples in one file */
-#define EXAMPLES_K 3         /* examples shown per question */
+#define EXAMPLES_MAX 100000 /* examples in one file */
+#define EXAMPLES_K 3        /* examples shown per question */
 
 struct example {
-	char *question;  /* owned */
-	char *sql;       /* owned */
-	char *db;        /* owned; "" when the line names none */
-	uint64_t *qf;    /* owned: sorted features of the masked question */
+	char *question; /* owned */
+	char *sql;      /* owned */
+	char *db;       /* owned; "" when the line names none */
+	uint64_t *qf;   /* owned: sorted features of the masked question */
 	int nqf;
-	uint64_t *sf;    /* owned: sorted features of the SQL skeleton */
+	uint64_t *sf; /* owned: sorted features of the SQL skeleton */
 	int nsf;
-	uint64_t skel;   /* hash of the whole skeleton (equal skeletons, equal hashes) */
+	uint64_t skel; /* hash of the whole skeleton (equal skeletons, equal hashes) */
 };
 
 struct examples {
-	struct example *v;  /* owned array */
+	struct example *v; /* owned array */
 	size_t n, cap;
 };
 
 /* What to choose examples for. */
 struct examples_query {
 	const char *question;
-	const char *const *domain;  /* names and values to mask in the question:
+	const char *const *domain; /* names and values to mask in the question:
 	                               the database's tables and columns and the
 	                               values the question names */
 	size_t ndomain;
-	const char *draft;          /* a first draft of the SQL, or NULL */
-	const char *exclude_db;     /* leave this database's examples out; NULL = none */
+	const char *draft;      /* a first draft of the SQL, or NULL */
+	const char *exclude_db; /* leave this database's examples out; NULL = none */
 };
 
 /* A new, empty set (caller frees with examples_free).  CONVBI_OK or ENOMEM. */

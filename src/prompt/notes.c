@@ -42,7 +42,7 @@ int notes_load(char **out, const char *path, struct err *err)
 }
 
 struct section {
-	size_t off, len;  /* in the notes text */
+	size_t off, len; /* in the notes text */
 	double score;
 	int kept;
 };

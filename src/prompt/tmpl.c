@@ -47,7 +47,7 @@ struct tag {
 	enum tag_kind kind;
 	const char *name; /* points into the text */
 	size_t nlen;
-	size_t end;       /* offset just past the tag */
+	size_t end; /* offset just past the tag */
 };
 
 struct section {
@@ -64,12 +64,12 @@ struct walker {
 	const char *const *allowed; /* NULL = any name */
 	size_t nallowed;
 	/* render mode */
-	struct buf *out;            /* NULL in check mode */
+	struct buf *out; /* NULL in check mode */
 	const struct tmpl_slot *slots;
 	size_t nslots;
 	/* messages */
-	const char *where;          /* file path, or NULL for "line N" */
-	const char *tname;          /* template name, or NULL */
+	const char *where; /* file path, or NULL for "line N" */
+	const char *tname; /* template name, or NULL */
 	struct err *err;
 };
 
@@ -87,8 +87,7 @@ static size_t line_of(const char *text, size_t pos)
 }
 
 /* Sets err to "<where>:<line>: <msg>" (or "line <line>: <msg>"). */
-__attribute__((format(printf, 3, 4))) static int fail(const struct walker *w, size_t pos,
-                                                      const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(const struct walker *w, size_t pos, const char *fmt, ...)
 {
 	char msg[ERR_MSG_MAX];
 	va_list ap;
@@ -133,8 +132,7 @@ static int parse_tag(const struct walker *w, size_t pos, struct tag *t)
 	char near[32];
 	snippet(s, len, pos, near, sizeof near);
 	if (i - start > TMPL_MAX_NAME)
-		return fail(w, pos, "placeholder name longer than %d bytes near \"%s\"; shorten it",
-		            TMPL_MAX_NAME, near);
+		return fail(w, pos, "placeholder name longer than %d bytes near \"%s\"; shorten it", TMPL_MAX_NAME, near);
 	if (i == start || i + 1 >= len || s[i] != '}' || s[i + 1] != '}')
 		return fail(w, pos,
 		            "\"%s\" is not a placeholder; write {{name}} with a name of [a-z0-9_], "
@@ -148,8 +146,7 @@ static int parse_tag(const struct walker *w, size_t pos, struct tag *t)
 
 /* If the section tag [pos, end) stands alone on its line, widens it to the
  * whole line (*from = line start, *to = after the line ending). */
-static int standalone(const char *s, size_t len, size_t pos, size_t end, size_t *from,
-                      size_t *to)
+static int standalone(const char *s, size_t len, size_t pos, size_t end, size_t *from, size_t *to)
 {
 	size_t a = pos;
 	while (a > 0 && (s[a - 1] == ' ' || s[a - 1] == '\t'))
@@ -223,10 +220,11 @@ static int unknown_name(const struct walker *w, size_t pos, const struct tag *t)
 	if (w->tname)
 		snprintf(who, sizeof who, "the %.*s template", TMPL_MAX_NAME, w->tname);
 	if (!w->nallowed)
-		return fail(w, pos, "unknown placeholder {{%s%.*s}}; %s takes no placeholders, remove "
-		            "it", sigil, (int)t->nlen, t->name, who);
-	return fail(w, pos, "unknown placeholder {{%s%.*s}}; %s%s accepts %s", sigil, (int)t->nlen,
-	            t->name, hint, who, list);
+		return fail(w, pos,
+		            "unknown placeholder {{%s%.*s}}; %s takes no placeholders, remove "
+		            "it",
+		            sigil, (int)t->nlen, t->name, who);
+	return fail(w, pos, "unknown placeholder {{%s%.*s}}; %s%s accepts %s", sigil, (int)t->nlen, t->name, hint, who, list);
 }
 
 static int name_allowed(const struct walker *w, const struct tag *t)
@@ -255,8 +253,10 @@ static int emit(const struct walker *w, const char *s, size_t n)
 		return CONVBI_OK;
 	int rc = buf_add(w->out, s, n);
 	if (rc == CONVBI_ETOOBIG)
-		return err_set(w->err, rc, "the rendered prompt exceeds its %zu-byte cap; shorten the "
-		               "inputs or raise the cap", w->out->max);
+		return err_set(w->err, rc,
+		               "the rendered prompt exceeds its %zu-byte cap; shorten the "
+		               "inputs or raise the cap",
+		               w->out->max);
 	return rc ? err_code(w->err, rc) : CONVBI_OK;
 }
 
@@ -269,8 +269,7 @@ static int emit_value(const struct walker *w, const struct tmpl_slot *slot)
 	if (!slot->max_bytes || n <= slot->max_bytes)
 		return emit(w, slot->value, n);
 	size_t cut = slot->max_bytes;
-	for (int back = 0; back < 3 && cut > 0 && ((unsigned char)slot->value[cut] & 0xC0) == 0x80;
-	     back++)
+	for (int back = 0; back < 3 && cut > 0 && ((unsigned char)slot->value[cut] & 0xC0) == 0x80; back++)
 		cut--;
 	int rc = emit(w, slot->value, cut);
 	return rc ? rc : emit(w, TMPL_TRUNCATED_MARK, sizeof TMPL_TRUNCATED_MARK - 1);
@@ -312,21 +311,17 @@ static int walk(const struct walker *w)
 			break;
 		}
 		switch (t.kind) {
-		case TAG_LITERAL:
-			rc = quiet ? CONVBI_OK : emit(w, "{{", 2);
-			break;
-		case TAG_SLOT:
-			rc = quiet ? CONVBI_OK : emit_value(w, find_slot(w, &t));
-			break;
+		case TAG_LITERAL: rc = quiet ? CONVBI_OK : emit(w, "{{", 2); break;
+		case TAG_SLOT: rc = quiet ? CONVBI_OK : emit_value(w, find_slot(w, &t)); break;
 		case TAG_OPEN:
 			for (size_t k = 0; k < depth; k++)
 				if (stack[k].nlen == t.nlen && !memcmp(stack[k].name, t.name, t.nlen))
-					return fail(w, at, "{{#%.*s}} is already open (line %zu); close it "
-					            "with {{/%.*s}} first", (int)t.nlen, t.name,
-					            line_of(s, stack[k].pos), (int)t.nlen, t.name);
+					return fail(w, at,
+					            "{{#%.*s}} is already open (line %zu); close it "
+					            "with {{/%.*s}} first",
+					            (int)t.nlen, t.name, line_of(s, stack[k].pos), (int)t.nlen, t.name);
 			if (depth == TMPL_MAX_DEPTH)
-				return fail(w, at, "sections nest deeper than %d; flatten them",
-				            TMPL_MAX_DEPTH);
+				return fail(w, at, "sections nest deeper than %d; flatten them", TMPL_MAX_DEPTH);
 			stack[depth] = (struct section){t.name, t.nlen, at};
 			if (!quiet && w->out) {
 				const struct tmpl_slot *slot = find_slot(w, &t);
@@ -337,13 +332,15 @@ static int walk(const struct walker *w)
 			break;
 		case TAG_CLOSE:
 			if (!depth)
-				return fail(w, at, "{{/%.*s}} closes no section; remove it or add "
-				            "{{#%.*s}} before it", (int)t.nlen, t.name, (int)t.nlen, t.name);
-			if (stack[depth - 1].nlen != t.nlen ||
-			    memcmp(stack[depth - 1].name, t.name, t.nlen))
-				return fail(w, at, "{{/%.*s}} does not match {{#%.*s}} (line %zu); close "
-				            "that section first", (int)t.nlen, t.name,
-				            (int)stack[depth - 1].nlen, stack[depth - 1].name,
+				return fail(w, at,
+				            "{{/%.*s}} closes no section; remove it or add "
+				            "{{#%.*s}} before it",
+				            (int)t.nlen, t.name, (int)t.nlen, t.name);
+			if (stack[depth - 1].nlen != t.nlen || memcmp(stack[depth - 1].name, t.name, t.nlen))
+				return fail(w, at,
+				            "{{/%.*s}} does not match {{#%.*s}} (line %zu); close "
+				            "that section first",
+				            (int)t.nlen, t.name, (int)stack[depth - 1].nlen, stack[depth - 1].name,
 				            line_of(s, stack[depth - 1].pos));
 			depth--;
 			if (skip_from == depth)
@@ -353,8 +350,10 @@ static int walk(const struct walker *w)
 	}
 	if (!rc && depth) {
 		const struct section *open = &stack[depth - 1];
-		return fail(w, open->pos, "{{#%.*s}} is never closed; add {{/%.*s}} after its "
-		            "text", (int)open->nlen, open->name, (int)open->nlen, open->name);
+		return fail(w, open->pos,
+		            "{{#%.*s}} is never closed; add {{/%.*s}} after its "
+		            "text",
+		            (int)open->nlen, open->name, (int)open->nlen, open->name);
 	}
 	return rc;
 }
@@ -365,10 +364,14 @@ static int check(const struct walker *w)
 {
 	if (w->len > TMPL_MAX_BYTES) {
 		if (w->where)
-			return err_set(w->err, CONVBI_ETEMPLATE, "%s is %zu bytes; the limit is %zu, "
-			               "shorten it", w->where, w->len, TMPL_MAX_BYTES);
-		return err_set(w->err, CONVBI_ETEMPLATE, "the template is %zu bytes; the limit is "
-		               "%zu, shorten it", w->len, TMPL_MAX_BYTES);
+			return err_set(w->err, CONVBI_ETEMPLATE,
+			               "%s is %zu bytes; the limit is %zu, "
+			               "shorten it",
+			               w->where, w->len, TMPL_MAX_BYTES);
+		return err_set(w->err, CONVBI_ETEMPLATE,
+		               "the template is %zu bytes; the limit is "
+		               "%zu, shorten it",
+		               w->len, TMPL_MAX_BYTES);
 	}
 	const unsigned char *u = (const unsigned char *)w->text;
 	for (size_t i = 0; i < w->len;) {
@@ -382,15 +385,13 @@ static int check(const struct walker *w)
 	return walk(w);
 }
 
-int tmpl_check(const char *text, size_t len, const char *const *allowed, size_t nallowed,
-               struct err *err)
+int tmpl_check(const char *text, size_t len, const char *const *allowed, size_t nallowed, struct err *err)
 {
 	struct walker w = {text, len, 1, allowed, nallowed, NULL, NULL, 0, NULL, NULL, err};
 	return check(&w);
 }
 
-int tmpl_render(struct buf *out, const char *text, const struct tmpl_slot *slots, size_t n,
-                struct err *err)
+int tmpl_render(struct buf *out, const char *text, const struct tmpl_slot *slots, size_t n, struct err *err)
 {
 	assert(out && text);
 	struct walker w = {text, strlen(text), 0, NULL, 0, out, slots, n, NULL, NULL, err};
@@ -422,28 +423,29 @@ static int read_file(const char *path, char **text, size_t *len, struct err *err
 	if (!e)
 		return CONVBI_OK;
 	if (e == ENOENT)
-		return err_set(err, CONVBI_ETEMPLATE, "%s is missing; restore it or point "
-		               "prompts_dir at a directory that has it", path);
+		return err_set(err, CONVBI_ETEMPLATE,
+		               "%s is missing; restore it or point "
+		               "prompts_dir at a directory that has it",
+		               path);
 	if (e == EACCES)
-		return err_set(err, CONVBI_ETEMPLATE, "%s is not readable (permission denied); "
-		               "fix its permissions", path);
+		return err_set(err, CONVBI_ETEMPLATE,
+		               "%s is not readable (permission denied); "
+		               "fix its permissions",
+		               path);
 	if (e == REGFILE_NOT_REGULAR)
-		return err_set(err, CONVBI_ETEMPLATE, "%s is %s; it must be a text file", path,
-		               regfile_kind(mode));
+		return err_set(err, CONVBI_ETEMPLATE, "%s is %s; it must be a text file", path, regfile_kind(mode));
 	struct stat st;
 	if (e == EFBIG && stat(path, &st) == 0)
-		return err_set(err, CONVBI_ETEMPLATE, "%s is %lld bytes; the limit is %zu, shorten it",
-		               path, (long long)st.st_size, TMPL_MAX_BYTES);
+		return err_set(err, CONVBI_ETEMPLATE, "%s is %lld bytes; the limit is %zu, shorten it", path,
+		               (long long)st.st_size, TMPL_MAX_BYTES);
 	if (e == EFBIG)
-		return err_set(err, CONVBI_ETEMPLATE, "%s is larger than %zu bytes, the limit; shorten it",
-		               path, TMPL_MAX_BYTES);
+		return err_set(err, CONVBI_ETEMPLATE, "%s is larger than %zu bytes, the limit; shorten it", path, TMPL_MAX_BYTES);
 	if (e == ENOMEM)
 		return err_code(err, CONVBI_ENOMEM);
 	return err_set(err, CONVBI_ETEMPLATE, "cannot read %s (%s); check the path", path, strerror(e));
 }
 
-int tmpl_set_load(struct tmpl_set **out, const char *dir, const struct tmpl_spec *specs, size_t n,
-                  struct err *err)
+int tmpl_set_load(struct tmpl_set **out, const char *dir, const struct tmpl_spec *specs, size_t n, struct err *err)
 {
 	struct tmpl_set *set = NULL;
 	struct buf path = BUF_INIT;
@@ -473,8 +475,9 @@ int tmpl_set_load(struct tmpl_set **out, const char *dir, const struct tmpl_spec
 		if ((rc = read_file(path.data, &text, &len, err)))
 			goto done;
 		static const char *const no_slots[1] = {NULL};
-		struct walker w = {text, len, 1, sp->slots ? sp->slots : no_slots,
-		                   sp->slots ? sp->nslots : 0, NULL, NULL, 0, path.data, sp->name, err};
+		struct walker w = {
+		        text,      len,      1,  sp->slots ? sp->slots : no_slots, sp->slots ? sp->nslots : 0, NULL, NULL, 0,
+		        path.data, sp->name, err};
 		if ((rc = check(&w)))
 			goto done;
 		set->items[k].name = xstrdup(sp->name);

@@ -35,17 +35,17 @@
 /* One template to load: prompts/<name>.txt, whose tags may only name the
  * listed slots. */
 struct tmpl_spec {
-	const char *name;          /* [a-z0-9_]+, also the file's base name */
-	const char *const *slots;  /* allowed slot names */
+	const char *name;         /* [a-z0-9_]+, also the file's base name */
+	const char *const *slots; /* allowed slot names */
 	size_t nslots;
 };
 
 /* One value to render.  A slot the template uses but the caller leaves out
  * renders empty. */
 struct tmpl_slot {
-	const char *name;   /* slot name */
-	const char *value;  /* NUL-terminated UTF-8; NULL renders empty */
-	size_t max_bytes;   /* 0 = no cap; longer values are cut on a UTF-8
+	const char *name;  /* slot name */
+	const char *value; /* NUL-terminated UTF-8; NULL renders empty */
+	size_t max_bytes;  /* 0 = no cap; longer values are cut on a UTF-8
 	                       boundary and TMPL_TRUNCATED_MARK appended */
 };
 
@@ -58,8 +58,7 @@ struct tmpl_set;
  * TMPL_MAX_BYTES, invalid UTF-8 or a bad tag (the message is
  * "<path>:<line>: <problem>; <fix>"); CONVBI_EINVAL for a spec name that is
  * not [a-z0-9_]+; CONVBI_ENOMEM.  On failure *out is NULL. */
-int tmpl_set_load(struct tmpl_set **out, const char *dir, const struct tmpl_spec *specs, size_t n,
-                  struct err *err);
+int tmpl_set_load(struct tmpl_set **out, const char *dir, const struct tmpl_spec *specs, size_t n, struct err *err);
 
 /* Frees a set and its texts.  Accepts NULL. */
 void tmpl_set_free(struct tmpl_set *s);
@@ -72,14 +71,12 @@ const char *tmpl_text(const struct tmpl_set *s, const char *name);
  * CONVBI_OK; CONVBI_ETEMPLATE for a malformed tag or an unbalanced section
  * (the message gives the template line); CONVBI_ETOOBIG if out's cap is
  * reached; CONVBI_ENOMEM.  On failure out is released (buf_release). */
-int tmpl_render(struct buf *out, const char *text, const struct tmpl_slot *slots, size_t n,
-                struct err *err);
+int tmpl_render(struct buf *out, const char *text, const struct tmpl_slot *slots, size_t n, struct err *err);
 
 /* Checks len bytes of template text: size at most TMPL_MAX_BYTES, valid
  * UTF-8 without NUL bytes, well-formed tags, balanced sections, and every
  * slot named in `allowed` (allowed == NULL accepts any well-formed name).
  * Returns CONVBI_OK or CONVBI_ETEMPLATE with "line <n>: <problem>; <fix>". */
-int tmpl_check(const char *text, size_t len, const char *const *allowed, size_t nallowed,
-               struct err *err);
+int tmpl_check(const char *text, size_t len, const char *const *allowed, size_t nallowed, struct err *err);
 
 #endif

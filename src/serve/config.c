@@ -22,43 +22,69 @@
 #define TOKEN_MIN_BYTES 16
 
 enum {
-	OPT_LISTEN = 256, OPT_DB, OPT_CONFIG, OPT_TOKENS, OPT_PROMPTS, OPT_REVIEW, OPT_MAX_REPAIRS, OPT_ROW_CAP,
-	OPT_SQL_TIMEOUT, OPT_MAX_QUESTIONS, OPT_MAX_SESSIONS, OPT_SESSION_IDLE, OPT_QUESTION_TIMEOUT, OPT_ALLOW_HOST,
-	OPT_ALLOW_ORIGIN, OPT_WEB, OPT_HELP, OPT_SQL_MEMORY, OPT_SQL_TEMP, OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_IP,
+	OPT_LISTEN = 256,
+	OPT_DB,
+	OPT_CONFIG,
+	OPT_TOKENS,
+	OPT_PROMPTS,
+	OPT_REVIEW,
+	OPT_MAX_REPAIRS,
+	OPT_ROW_CAP,
+	OPT_SQL_TIMEOUT,
+	OPT_MAX_QUESTIONS,
+	OPT_MAX_SESSIONS,
+	OPT_SESSION_IDLE,
+	OPT_QUESTION_TIMEOUT,
+	OPT_ALLOW_HOST,
+	OPT_ALLOW_ORIGIN,
+	OPT_WEB,
+	OPT_HELP,
+	OPT_SQL_MEMORY,
+	OPT_SQL_TEMP,
+	OPT_MAX_CONNECTIONS,
+	OPT_MAX_CONNECTIONS_PER_IP,
 	OPT_REQUEST_TIMEOUT
 };
 
 static const struct option long_opts[] = {
-	{"listen", required_argument, NULL, OPT_LISTEN}, {"db", required_argument, NULL, OPT_DB},
-	{"config", required_argument, NULL, OPT_CONFIG}, {"tokens", required_argument, NULL, OPT_TOKENS},
-	{"prompts", required_argument, NULL, OPT_PROMPTS}, {"review", no_argument, NULL, OPT_REVIEW},
-	{"max-repairs", required_argument, NULL, OPT_MAX_REPAIRS}, {"row-cap", required_argument, NULL, OPT_ROW_CAP},
-	{"sql-timeout-ms", required_argument, NULL, OPT_SQL_TIMEOUT},
-	{"sql-memory-mb", required_argument, NULL, OPT_SQL_MEMORY}, {"sql-temp-mb", required_argument, NULL, OPT_SQL_TEMP},
-	{"max-questions", required_argument, NULL, OPT_MAX_QUESTIONS},
-	{"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-	{"session-idle-s", required_argument, NULL, OPT_SESSION_IDLE},
-	{"question-timeout-ms", required_argument, NULL, OPT_QUESTION_TIMEOUT},
-	{"allow-host", required_argument, NULL, OPT_ALLOW_HOST}, {"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN},
-	{"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-	{"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_IP},
-	{"request-timeout-s", required_argument, NULL, OPT_REQUEST_TIMEOUT},
-	{"web", required_argument, NULL, OPT_WEB}, {"help", no_argument, NULL, OPT_HELP}, {NULL, 0, NULL, 0},
+        {"listen", required_argument, NULL, OPT_LISTEN},
+        {"db", required_argument, NULL, OPT_DB},
+        {"config", required_argument, NULL, OPT_CONFIG},
+        {"tokens", required_argument, NULL, OPT_TOKENS},
+        {"prompts", required_argument, NULL, OPT_PROMPTS},
+        {"review", no_argument, NULL, OPT_REVIEW},
+        {"max-repairs", required_argument, NULL, OPT_MAX_REPAIRS},
+        {"row-cap", required_argument, NULL, OPT_ROW_CAP},
+        {"sql-timeout-ms", required_argument, NULL, OPT_SQL_TIMEOUT},
+        {"sql-memory-mb", required_argument, NULL, OPT_SQL_MEMORY},
+        {"sql-temp-mb", required_argument, NULL, OPT_SQL_TEMP},
+        {"max-questions", required_argument, NULL, OPT_MAX_QUESTIONS},
+        {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+        {"session-idle-s", required_argument, NULL, OPT_SESSION_IDLE},
+        {"question-timeout-ms", required_argument, NULL, OPT_QUESTION_TIMEOUT},
+        {"allow-host", required_argument, NULL, OPT_ALLOW_HOST},
+        {"allow-origin", required_argument, NULL, OPT_ALLOW_ORIGIN},
+        {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+        {"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_IP},
+        {"request-timeout-s", required_argument, NULL, OPT_REQUEST_TIMEOUT},
+        {"web", required_argument, NULL, OPT_WEB},
+        {"help", no_argument, NULL, OPT_HELP},
+        {NULL, 0, NULL, 0},
 };
 
 /* Flags `convbi mcp` does not take (they are about the HTTP server). */
-static const int http_only[] = {OPT_LISTEN, OPT_TOKENS, OPT_MAX_QUESTIONS, OPT_MAX_SESSIONS, OPT_SESSION_IDLE,
-                                OPT_ALLOW_HOST, OPT_ALLOW_ORIGIN, OPT_WEB, OPT_MAX_CONNECTIONS,
-                                OPT_MAX_CONNECTIONS_PER_IP, OPT_REQUEST_TIMEOUT};
+static const int http_only[] = {
+        OPT_LISTEN,       OPT_TOKENS, OPT_MAX_QUESTIONS,   OPT_MAX_SESSIONS,           OPT_SESSION_IDLE,   OPT_ALLOW_HOST,
+        OPT_ALLOW_ORIGIN, OPT_WEB,    OPT_MAX_CONNECTIONS, OPT_MAX_CONNECTIONS_PER_IP, OPT_REQUEST_TIMEOUT};
 
 static const char serve_usage[] =
-	"usage: convbi serve [--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE]\n"
-	"                    [--prompts DIR] [--review] [--max-repairs N] [--row-cap N] [--sql-timeout-ms N]\n"
-	"                    [--sql-memory-mb N] [--sql-temp-mb N]\n"
-	"                    [--max-questions N] [--max-sessions N] [--session-idle-s N] [--question-timeout-ms N]\n"
-	"                    [--allow-host HOST[:PORT]]... [--allow-origin ORIGIN]...\n"
-	"                    [--max-connections N] [--max-connections-per-ip N] [--request-timeout-s N]\n"
-	"       convbi mcp [--db [NAME=]FILE]... [--config F] [--prompts DIR] [engine options]\n";
+        "usage: convbi serve [--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE]\n"
+        "                    [--prompts DIR] [--review] [--max-repairs N] [--row-cap N] [--sql-timeout-ms N]\n"
+        "                    [--sql-memory-mb N] [--sql-temp-mb N]\n"
+        "                    [--max-questions N] [--max-sessions N] [--session-idle-s N] [--question-timeout-ms N]\n"
+        "                    [--allow-host HOST[:PORT]]... [--allow-origin ORIGIN]...\n"
+        "                    [--max-connections N] [--max-connections-per-ip N] [--request-timeout-s N]\n"
+        "       convbi mcp [--db [NAME=]FILE]... [--config F] [--prompts DIR] [engine options]\n";
 
 static int whole(const char *flag, const char *v, long min, long max, int *out)
 {
@@ -92,7 +118,8 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 	while (!bad && (opt = getopt_long(argc, argv, "+", long_opts, NULL)) != -1) {
 		for (size_t i = 0; mcp && i < sizeof http_only / sizeof http_only[0]; i++)
 			if (opt == http_only[i]) {
-				fprintf(stderr, "convbi: `convbi mcp` does not take %s (it speaks over stdin/stdout); use `convbi serve` for HTTP\n",
+				fprintf(stderr,
+				        "convbi: `convbi mcp` does not take %s (it speaks over stdin/stdout); use `convbi serve` for HTTP\n",
 				        argv[optind - 1]);
 				return SERVE_EXIT_USAGE;
 			}
@@ -113,12 +140,16 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 		case OPT_MAX_REPAIRS: bad = whole("--max-repairs", optarg, 0, 10, &c->max_repairs); break;
 		case OPT_ROW_CAP: bad = whole("--row-cap", optarg, 1, 10000000, &c->row_cap); break;
 		case OPT_SQL_TIMEOUT: bad = whole("--sql-timeout-ms", optarg, 1, 3600000, &c->sql_timeout_ms); break;
-		case OPT_SQL_MEMORY: bad = whole("--sql-memory-mb", optarg, 1, CONVBI_SQL_BUDGET_MAX_MB, &c->sql_memory_mb); break;
+		case OPT_SQL_MEMORY:
+			bad = whole("--sql-memory-mb", optarg, 1, CONVBI_SQL_BUDGET_MAX_MB, &c->sql_memory_mb);
+			break;
 		case OPT_SQL_TEMP: bad = whole("--sql-temp-mb", optarg, 1, CONVBI_SQL_BUDGET_MAX_MB, &c->sql_temp_mb); break;
 		case OPT_MAX_QUESTIONS: bad = whole("--max-questions", optarg, 1, 4096, &c->max_questions); break;
 		case OPT_MAX_SESSIONS: bad = whole("--max-sessions", optarg, 1, 1000000, &c->max_sessions); break;
 		case OPT_SESSION_IDLE: bad = whole("--session-idle-s", optarg, 1, 604800, &c->session_idle_s); break;
-		case OPT_QUESTION_TIMEOUT: bad = whole("--question-timeout-ms", optarg, 1, 3600000, &c->question_timeout_ms); break;
+		case OPT_QUESTION_TIMEOUT:
+			bad = whole("--question-timeout-ms", optarg, 1, 3600000, &c->question_timeout_ms);
+			break;
 		case OPT_MAX_CONNECTIONS: bad = whole("--max-connections", optarg, 1, 100000, &c->max_connections); break;
 		case OPT_MAX_CONNECTIONS_PER_IP:
 			bad = whole("--max-connections-per-ip", optarg, 1, 100000, &c->max_connections_per_ip);
@@ -129,17 +160,17 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 			int host = opt == OPT_ALLOW_HOST;
 			int *n = host ? &c->nallow_hosts : &c->nallow_origins;
 			if (*n == SERVE_ALLOW_MAX) {
-				fprintf(stderr, "convbi: at most %d %s options\n", SERVE_ALLOW_MAX, host ? "--allow-host" : "--allow-origin");
+				fprintf(stderr, "convbi: at most %d %s options\n", SERVE_ALLOW_MAX,
+				        host ? "--allow-host" : "--allow-origin");
 				return SERVE_EXIT_USAGE;
 			}
 			(host ? c->allow_hosts : c->allow_origins)[(*n)++] = optarg;
 			break;
 		}
-		case OPT_HELP:
-			fputs(serve_usage, stdout);
-			exit(SERVE_EXIT_OK);
+		case OPT_HELP: fputs(serve_usage, stdout); exit(SERVE_EXIT_OK);
 		default:
-			fprintf(stderr, "convbi: unknown or incomplete option `%s` for `convbi %s`\n%s", argv[optind - 1], cmd, serve_usage);
+			fprintf(stderr, "convbi: unknown or incomplete option `%s` for `convbi %s`\n%s", argv[optind - 1], cmd,
+			        serve_usage);
 			return SERVE_EXIT_USAGE;
 		}
 	}
@@ -228,10 +259,13 @@ static int parse_db(struct serve_db *d, const char *spec)
 		default_name(spec, &name, &n);
 	if (!valid_name(name, n)) {
 		if (pg && !named) /* never echo a target: it may hold a password */
-			fprintf(stderr, "convbi: --db: the PostgreSQL target's database name is not 1-%d letters, digits, "
-			                "'_' or '-'; write --db NAME=TARGET\n", SERVE_NAME_MAX_BYTES - 1);
+			fprintf(stderr,
+			        "convbi: --db: the PostgreSQL target's database name is not 1-%d letters, digits, "
+			        "'_' or '-'; write --db NAME=TARGET\n",
+			        SERVE_NAME_MAX_BYTES - 1);
 		else
-			fprintf(stderr, "convbi: --db `%.*s`: the name must be 1-%d letters, digits, '_' or '-'; write --db NAME=%s\n",
+			fprintf(stderr,
+			        "convbi: --db `%.*s`: the name must be 1-%d letters, digits, '_' or '-'; write --db NAME=%s\n",
 			        (int)(named ? n : strlen(spec)), spec, SERVE_NAME_MAX_BYTES - 1, pg ? "TARGET" : "FILE");
 		return SERVE_EXIT_USAGE;
 	}
@@ -296,20 +330,21 @@ static int load_tokens(struct server *s, const char *path)
 {
 	int fd;
 	mode_t mode = 0;
-	int e = regfile_open(path, &fd, &mode);  /* a FIFO or device is refused, never waited on */
+	int e = regfile_open(path, &fd, &mode); /* a FIFO or device is refused, never waited on */
 	FILE *f = e ? NULL : fdopen(fd, "r");
 	if (!f) {
 		if (!e)
 			close(fd);
-		fprintf(stderr, "convbi: cannot read the tokens file %s: %s; give a regular file with one token per line\n",
-		        path, regfile_strerror(e ? e : errno, mode));
+		fprintf(stderr, "convbi: cannot read the tokens file %s: %s; give a regular file with one token per line\n", path,
+		        regfile_strerror(e ? e : errno, mode));
 		return SERVE_EXIT_USAGE;
 	}
 	struct stat st;
 	if (fstat(fileno(f), &st) == 0 && (st.st_mode & 077))
 		fprintf(stderr, "convbi: warning: the tokens file %s is readable by other users; chmod 600 it\n", path);
 	if (fstat(fileno(f), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_size > (off_t)TOKENS_FILE_MAX_BYTES)) {
-		fprintf(stderr, "convbi: the tokens file %s is not a regular file of at most %zu bytes\n", path, TOKENS_FILE_MAX_BYTES);
+		fprintf(stderr, "convbi: the tokens file %s is not a regular file of at most %zu bytes\n", path,
+		        TOKENS_FILE_MAX_BYTES);
 		fclose(f);
 		return SERVE_EXIT_USAGE;
 	}
@@ -329,8 +364,8 @@ static int load_tokens(struct server *s, const char *path)
 		for (size_t i = 0; i < n; i++)
 			printable &= tok[i] > 0x20 && tok[i] < 0x7f;
 		if (n < TOKEN_MIN_BYTES || n >= SERVE_TOKEN_MAX_BYTES || !printable) {
-			fprintf(stderr, "convbi: %s line %d: a token must be %d to %d printable characters without spaces\n", path, lineno,
-			        TOKEN_MIN_BYTES, SERVE_TOKEN_MAX_BYTES - 1);
+			fprintf(stderr, "convbi: %s line %d: a token must be %d to %d printable characters without spaces\n",
+			        path, lineno, TOKEN_MIN_BYTES, SERVE_TOKEN_MAX_BYTES - 1);
 			rc = -1;
 			break;
 		}
@@ -344,8 +379,9 @@ static int load_tokens(struct server *s, const char *path)
 		t->len = n;
 		for (char *name; !rc && (name = strtok_r(NULL, " \t\r\n,", &save));) {
 			if (!server_db(s, name)) {
-				fprintf(stderr, "convbi: %s line %d: no database is named `%s`; add --db %s=FILE or fix the line\n", path, lineno,
-				        name, name);
+				fprintf(stderr,
+				        "convbi: %s line %d: no database is named `%s`; add --db %s=FILE or fix the line\n", path,
+				        lineno, name, name);
 				rc = -1;
 				break;
 			}
@@ -383,7 +419,7 @@ int server_token_find(const struct server *s, const char *presented)
 {
 	size_t n = strnlen(presented, SERVE_TOKEN_MAX_BYTES);
 	int found = -1;
-	for (int i = 0; i < s->ntokens; i++)  /* no early exit: every token is compared */
+	for (int i = 0; i < s->ntokens; i++) /* no early exit: every token is compared */
 		if (same_secret(s->tokens[i].secret, s->tokens[i].len, presented, n) && found < 0)
 			found = i;
 	return found;
@@ -423,7 +459,8 @@ int server_setup(struct server *s, const struct serve_config *c)
 		if (rc)
 			return rc;
 		if (server_db(s, d->name)) {
-			fprintf(stderr, "convbi: two databases are named `%s`; write --db NAME=FILE with distinct names\n", d->name);
+			fprintf(stderr, "convbi: two databases are named `%s`; write --db NAME=FILE with distinct names\n",
+			        d->name);
 			free(d->path);
 			d->path = NULL;
 			return SERVE_EXIT_USAGE;

@@ -46,10 +46,10 @@
 
 #include "serve/routes.h"
 
-#define DOOR_PEEK_BUDGET_BYTES (16 * SERVE_HEADERS_MAX_BYTES)  /* looked at per head, over all peeks */
-#define DOOR_TICK_MS 100                                       /* deadline resolution */
+#define DOOR_PEEK_BUDGET_BYTES (16 * SERVE_HEADERS_MAX_BYTES) /* looked at per head, over all peeks */
+#define DOOR_TICK_MS 100                                      /* deadline resolution */
 #define DOOR_EVENTS 64
-#define DOOR_FDS_SPARE 256          /* descriptors kept for databases, the model, logs */
+#define DOOR_FDS_SPARE 256           /* descriptors kept for databases, the model, logs */
 #define DOOR_DRAIN_BYTES (64u << 10) /* unread input read away before a refusal's close */
 #define EV_LISTEN UINT32_MAX
 #define EV_WAKE (UINT32_MAX - 1)
@@ -58,15 +58,15 @@ enum { SLOT_FREE, SLOT_WAITING, SLOT_HANDED };
 
 struct slot {
 	int state;
-	int fd;                      /* WAITING: the socket; HANDED: our dup() of it */
-	int mhd_fd;                  /* HANDED: the descriptor libmicrohttpd holds */
-	int started;                 /* HANDED: libmicrohttpd announced it */
-	int busy;                    /* HANDED: a request is being answered */
-	int reaped;                  /* HANDED: shut down for its deadline */
-	int64_t since_ms;            /* connected (WAITING) */
-	int64_t deadline_ms;         /* the request must be complete by then */
-	size_t peeked;               /* WAITING: bytes looked at so far */
-	unsigned char ip[16];        /* the peer's address, for the per-address cap */
+	int fd;               /* WAITING: the socket; HANDED: our dup() of it */
+	int mhd_fd;           /* HANDED: the descriptor libmicrohttpd holds */
+	int started;          /* HANDED: libmicrohttpd announced it */
+	int busy;             /* HANDED: a request is being answered */
+	int reaped;           /* HANDED: shut down for its deadline */
+	int64_t since_ms;     /* connected (WAITING) */
+	int64_t deadline_ms;  /* the request must be complete by then */
+	size_t peeked;        /* WAITING: bytes looked at so far */
+	unsigned char ip[16]; /* the peer's address, for the per-address cap */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 };
@@ -79,10 +79,10 @@ struct door {
 	pthread_t thread;
 	int started;
 	atomic_int stop;
-	pthread_mutex_t lock;        /* slots, used */
-	struct slot *slots;          /* owned: max_connections of them */
+	pthread_mutex_t lock; /* slots, used */
+	struct slot *slots;   /* owned: max_connections of them */
 	int nslots, used;
-	char head[SERVE_HEADERS_MAX_BYTES + 1];  /* the door thread's peek buffer */
+	char head[SERVE_HEADERS_MAX_BYTES + 1]; /* the door thread's peek buffer */
 };
 
 /* ---- slots --------------------------------------------------------------------- */
@@ -190,11 +190,12 @@ static int check_head(const char *b, size_t n, char *msg, size_t cap, const char
 				if (++digits <= 18)
 					len = len * 10 + (*p - '0');
 				else
-					len = LLONG_MAX;  /* over any limit */
+					len = LLONG_MAX; /* over any limit */
 			}
 			if (digits <= 0 || (seen >= 0 && seen != len)) {
 				snprintf(msg, cap, "%s; send one Content-Length with the body's size in bytes",
-				         digits <= 0 ? "the Content-Length header is not a number of bytes" : "two Content-Length headers differ");
+				         digits <= 0 ? "the Content-Length header is not a number of bytes"
+				                     : "two Content-Length headers differ");
 				*code = "bad_request";
 				return 400;
 			}
@@ -224,7 +225,7 @@ static void hand_over(struct door *dr, struct slot *sl)
 	sl->state = SLOT_HANDED;
 	sl->fd = mine;
 	sl->mhd_fd = fd;
-	sl->deadline_ms = sl->since_ms + (int64_t)dr->s->cfg.request_timeout_s * 1000;  /* the body too */
+	sl->deadline_ms = sl->since_ms + (int64_t)dr->s->cfg.request_timeout_s * 1000; /* the body too */
 	struct sockaddr_storage addr = sl->addr;
 	socklen_t addrlen = sl->addrlen;
 	/* libmicrohttpd announces the connection (door_notify) from this call
@@ -233,7 +234,7 @@ static void hand_over(struct door *dr, struct slot *sl)
 	enum MHD_Result ok = MHD_add_connection(dr->d, fd, (const struct sockaddr *)&addr, addrlen);
 	pthread_mutex_lock(&dr->lock);
 	if (ok != MHD_YES && sl->state == SLOT_HANDED && sl->fd == mine && !sl->started)
-		slot_free(dr, sl);  /* it closed fd; ours goes too */
+		slot_free(dr, sl); /* it closed fd; ours goes too */
 }
 
 /* Looks at what a waiting connection has sent (lock held). */
@@ -242,7 +243,7 @@ static void look(struct door *dr, struct slot *sl)
 	ssize_t n = recv(sl->fd, dr->head, sizeof dr->head, MSG_PEEK | MSG_DONTWAIT);
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
 		epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
-		slot_free(dr, sl);  /* the client left */
+		slot_free(dr, sl); /* the client left */
 		return;
 	}
 	if (n < 0)
@@ -312,14 +313,18 @@ static void accept_all(struct door *dr)
 		if (!sl || from_ip >= dr->s->cfg.max_connections_per_ip) {
 			pthread_mutex_unlock(&dr->lock);
 			if (!sl)
-				snprintf(msg, sizeof msg, "%d connections are open, the most this server keeps; retry later", dr->nslots);
+				snprintf(msg, sizeof msg, "%d connections are open, the most this server keeps; retry later",
+				         dr->nslots);
 			else
-				snprintf(msg, sizeof msg, "%d connections from your address are open, the most it may have; close some or retry later",
-				         from_ip);
+				snprintf(
+				        msg, sizeof msg,
+				        "%d connections from your address are open, the most it may have; close some or retry later",
+				        from_ip);
 			refuse(dr, fd, now, 503, "too_many_connections", msg);
 			continue;
 		}
-		*sl = (struct slot){.state = SLOT_WAITING, .fd = fd, .mhd_fd = -1, .since_ms = now, .addr = addr, .addrlen = addrlen};
+		*sl = (struct slot){
+		        .state = SLOT_WAITING, .fd = fd, .mhd_fd = -1, .since_ms = now, .addr = addr, .addrlen = addrlen};
 		sl->deadline_ms = now + (int64_t)dr->s->cfg.request_timeout_s * 1000;
 		memcpy(sl->ip, ip, 16);
 		dr->used++;
@@ -327,7 +332,7 @@ static void accept_all(struct door *dr)
 		if (epoll_ctl(dr->ep, EPOLL_CTL_ADD, fd, &ev))
 			slot_free(dr, sl);
 		else
-			look(dr, sl);  /* the head may be here already */
+			look(dr, sl); /* the head may be here already */
 		pthread_mutex_unlock(&dr->lock);
 	}
 }
@@ -406,8 +411,9 @@ static int fit_descriptors(int max)
 	}
 	if (rl.rlim_cur < want) {
 		int fit = rl.rlim_cur > 2 * DOOR_FDS_SPARE ? (int)((rl.rlim_cur - DOOR_FDS_SPARE) / 2) : DOOR_FDS_SPARE / 2;
-		serve_log("warning: %d connections need %llu file descriptors and the limit is %llu; serving at most %d (raise ulimit -n)",
-		          max, (unsigned long long)want, (unsigned long long)rl.rlim_cur, fit);
+		serve_log(
+		        "warning: %d connections need %llu file descriptors and the limit is %llu; serving at most %d (raise ulimit -n)",
+		        max, (unsigned long long)want, (unsigned long long)rl.rlim_cur, fit);
 		return fit;
 	}
 	return max;
@@ -431,7 +437,7 @@ struct door *door_new(struct server *s, int lfd)
 	struct epoll_event lev = {EPOLLIN, {.u32 = EV_LISTEN}}, wev = {EPOLLIN, {.u32 = EV_WAKE}};
 	if (!dr->slots || dr->ep < 0 || dr->wake < 0 || epoll_ctl(dr->ep, EPOLL_CTL_ADD, lfd, &lev) ||
 	    epoll_ctl(dr->ep, EPOLL_CTL_ADD, dr->wake, &wev)) {
-		dr->lfd = -1;  /* the caller still owns it */
+		dr->lfd = -1; /* the caller still owns it */
 		door_free(dr);
 		return NULL;
 	}

@@ -15,11 +15,11 @@
 #include "serve/serve.h"
 #include "util/utf8.h"
 
-#define FIELD_SHOWN_BYTES 40  /* of a field name in a message */
+#define FIELD_SHOWN_BYTES 40 /* of a field name in a message */
 
 struct scope {
-	int object;          /* 1 = {, 0 = [ */
-	const char *key;     /* the current key (into the text), NULL = none yet */
+	int object;      /* 1 = {, 0 = [ */
+	const char *key; /* the current key (into the text), NULL = none yet */
 	size_t key_len;
 };
 
@@ -73,14 +73,16 @@ int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *
 	field[0] = '\0';
 	const char *nul = memchr(text, '\0', len);
 	if (nul) {
-		snprintf(msg, cap, "the request holds a NUL byte (at byte %zu); send JSON text without one", (size_t)(nul - text));
+		snprintf(msg, cap, "the request holds a NUL byte (at byte %zu); send JSON text without one",
+		         (size_t)(nul - text));
 		return -1;
 	}
 	for (size_t i = 0; i < len; i++) {
 		char c = text[i];
 		if (c == '{' || c == '[') {
 			if (depth == SERVE_JSON_DEPTH_MAX) {
-				snprintf(msg, cap, "the request nests objects or arrays deeper than %d levels; send a flatter document",
+				snprintf(msg, cap,
+				         "the request nests objects or arrays deeper than %d levels; send a flatter document",
 				         SERVE_JSON_DEPTH_MAX);
 				return -1;
 			}

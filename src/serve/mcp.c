@@ -28,7 +28,8 @@
 #define MCP_MODERN_VERSION "2026-07-28"
 #define MCP_META_VERSION "io.modelcontextprotocol/protocolVersion"
 #define MCP_TABLE_ROWS 50
-#define MCP_LIST_TTL_MS 300000  /* tools never change while the server runs */  /* rows shown in a tool's text; all rows are in structuredContent */
+#define MCP_LIST_TTL_MS \
+	300000 /* tools never change while the server runs */ /* rows shown in a tool's text; all rows are in structuredContent */
 
 /* JSON-RPC and MCP error codes. */
 #define RPC_PARSE_ERROR (-32700)
@@ -40,9 +41,9 @@
 static const char *const legacy_versions[] = {MCP_LEGACY_VERSION, "2025-06-18", "2025-03-26", NULL};
 
 static const char instructions[] =
-	"convbi answers questions about SQL databases. Call list_databases, then ask with a question in plain language; "
-	"pass the returned conversation to ask follow-ups. run_sql runs your own SELECT through the same read-only gate; "
-	"schema shows the tables and columns.";
+        "convbi answers questions about SQL databases. Call list_databases, then ask with a question in plain language; "
+        "pass the returned conversation to ask follow-ups. run_sql runs your own SELECT through the same read-only gate; "
+        "schema shows the tables and columns.";
 
 struct mcp {
 	struct server *s;
@@ -64,35 +65,35 @@ void mcp_free(struct mcp *m)
 /* ---- tools ------------------------------------------------------------------ */
 
 static const char tools_json[] =
-	"[{\"name\":\"ask\",\"title\":\"Ask a question about the data\","
-	"\"description\":\"Answers a question in plain language about a database: writes one read-only SELECT, checks it, runs it "
-	"and answers in words, with the rows, the SQL and a Vega-Lite chart when the result suits one. Pass the conversation from a "
-	"previous result to ask a follow-up.\","
-	"\"inputSchema\":{\"type\":\"object\",\"properties\":{"
-	"\"question\":{\"type\":\"string\",\"description\":\"the question\"},"
-	"\"conversation\":{\"type\":\"string\",\"description\":\"continue this conversation (from an earlier ask result)\"},"
-	"\"db\":{\"type\":\"string\",\"description\":\"database name (see list_databases); default the first\"}},"
-	"\"required\":[\"question\"],\"additionalProperties\":false},"
-	"\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":false,\"openWorldHint\":false}},"
-	"{\"name\":\"run_sql\",\"title\":\"Run a SELECT\","
-	"\"description\":\"Runs one SQL SELECT through the same read-only gate and limits as model-written SQL; returns the rows.\","
-	"\"inputSchema\":{\"type\":\"object\",\"properties\":{"
-	"\"sql\":{\"type\":\"string\",\"description\":\"one SELECT statement\"},"
-	"\"db\":{\"type\":\"string\",\"description\":\"database name; default the first\"}},"
-	"\"required\":[\"sql\"],\"additionalProperties\":false},"
-	"\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
-	"{\"name\":\"schema\",\"title\":\"Show the schema\","
-	"\"description\":\"The tables, columns and sample values of a database, as the SQL writer sees them (narrowed to a question "
-	"when one is given).\","
-	"\"inputSchema\":{\"type\":\"object\",\"properties\":{"
-	"\"db\":{\"type\":\"string\",\"description\":\"database name; default the first\"},"
-	"\"question\":{\"type\":\"string\",\"description\":\"narrow the schema to this question\"}},"
-	"\"additionalProperties\":false},"
-	"\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
-	"{\"name\":\"list_databases\",\"title\":\"List the databases\","
-	"\"description\":\"The databases this server answers questions about.\","
-	"\"inputSchema\":{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false},"
-	"\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}}]";
+        "[{\"name\":\"ask\",\"title\":\"Ask a question about the data\","
+        "\"description\":\"Answers a question in plain language about a database: writes one read-only SELECT, checks it, runs it "
+        "and answers in words, with the rows, the SQL and a Vega-Lite chart when the result suits one. Pass the conversation from a "
+        "previous result to ask a follow-up.\","
+        "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+        "\"question\":{\"type\":\"string\",\"description\":\"the question\"},"
+        "\"conversation\":{\"type\":\"string\",\"description\":\"continue this conversation (from an earlier ask result)\"},"
+        "\"db\":{\"type\":\"string\",\"description\":\"database name (see list_databases); default the first\"}},"
+        "\"required\":[\"question\"],\"additionalProperties\":false},"
+        "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":false,\"openWorldHint\":false}},"
+        "{\"name\":\"run_sql\",\"title\":\"Run a SELECT\","
+        "\"description\":\"Runs one SQL SELECT through the same read-only gate and limits as model-written SQL; returns the rows.\","
+        "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+        "\"sql\":{\"type\":\"string\",\"description\":\"one SELECT statement\"},"
+        "\"db\":{\"type\":\"string\",\"description\":\"database name; default the first\"}},"
+        "\"required\":[\"sql\"],\"additionalProperties\":false},"
+        "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
+        "{\"name\":\"schema\",\"title\":\"Show the schema\","
+        "\"description\":\"The tables, columns and sample values of a database, as the SQL writer sees them (narrowed to a question "
+        "when one is given).\","
+        "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+        "\"db\":{\"type\":\"string\",\"description\":\"database name; default the first\"},"
+        "\"question\":{\"type\":\"string\",\"description\":\"narrow the schema to this question\"}},"
+        "\"additionalProperties\":false},"
+        "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
+        "{\"name\":\"list_databases\",\"title\":\"List the databases\","
+        "\"description\":\"The databases this server answers questions about.\","
+        "\"inputSchema\":{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false},"
+        "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}}]";
 
 /* A tool result: text content plus structuredContent (taken). */
 static cJSON *tool_result(const char *text, cJSON *structured, int is_error)
@@ -138,8 +139,8 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
 	convbi_answer_json(a, &json);
 	convbi_answer_format(a, "markdown", MCP_TABLE_ROWS, &table);
 	cJSON *full = json ? cJSON_Parse(json) : NULL, *st = cJSON_CreateObject();
-	static const char *const keys[] = {"question", "standalone_question", "sql", "columns", "rows", "row_count", "truncated",
-	                                   "answer", "chart"};
+	static const char *const keys[] = {"question",  "standalone_question", "sql",    "columns", "rows",
+	                                   "row_count", "truncated",           "answer", "chart"};
 	for (size_t i = 0; full && i < sizeof keys / sizeof keys[0]; i++) {
 		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(full, keys[i]);
 		if (v)
@@ -161,7 +162,8 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
 		if (table && *table)
 			k += snprintf(text + k, n - (size_t)k, "\n\n%s", table);
 		if (convbi_answer_row_count(a) > MCP_TABLE_ROWS)
-			snprintf(text + k, n - (size_t)k, "\n(%lld rows; all are in structuredContent)", (long long)convbi_answer_row_count(a));
+			snprintf(text + k, n - (size_t)k, "\n(%lld rows; all are in structuredContent)",
+			         (long long)convbi_answer_row_count(a));
 	}
 	cJSON *r = tool_result(text ? text : "", st, rc != 0);
 	free(text);
@@ -193,14 +195,16 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args)
 	struct serve_session *ss = NULL;
 	if (conversation) {
 		if (!(ss = sessions_get(m->s->sessions, conversation, tok)))
-			return tool_error("no such conversation (it may have expired); ask without \"conversation\" to start one");
+			return tool_error(
+			        "no such conversation (it may have expired); ask without \"conversation\" to start one");
 	} else {
 		struct serve_db *db = tool_db(m, tok, args, why, sizeof why);
 		if (!db)
 			return tool_error(why);
 		int rc = sessions_create(m->s->sessions, db, tok, &ss);
 		if (rc)
-			return tool_error(rc == CONVBI_ETOOBIG ? "too many conversations are open; retry later" : convbi_errstr(rc));
+			return tool_error(rc == CONVBI_ETOOBIG ? "too many conversations are open; retry later"
+			                                       : convbi_errstr(rc));
 	}
 	cJSON *r = NULL;
 	if (sessions_begin(m->s->sessions, ss)) {
@@ -381,8 +385,8 @@ static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, int *unknow
 	return NULL;
 }
 
-int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version,
-               const char *header_method, char **reply_out, int *new_session)
+int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version, const char *header_method,
+               char **reply_out, int *new_session)
 {
 	*reply_out = NULL;
 	*new_session = 0;
@@ -400,11 +404,12 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
 	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
 	const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
-	const char *invalid = !cJSON_IsObject(msg) ? (cJSON_IsArray(msg) ? "batches are not part of MCP 2025-11-25; send one object"
-	                                                                   : "send one JSON-RPC 2.0 object")
-	                      : method && !cJSON_IsString(method) ? "\"method\" must be a string"
+	const char *invalid = !cJSON_IsObject(msg)
+	                              ? (cJSON_IsArray(msg) ? "batches are not part of MCP 2025-11-25; send one object"
+	                                                    : "send one JSON-RPC 2.0 object")
+	                      : method && !cJSON_IsString(method)                ? "\"method\" must be a string"
 	                      : id && !cJSON_IsString(id) && !cJSON_IsNumber(id) ? "\"id\" must be a string or a number"
-	                      : NULL;
+	                                                                         : NULL;
 	if (invalid) {
 		char line[200];
 		snprintf(line, sizeof line, "Invalid Request: %s", invalid);
@@ -413,15 +418,16 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 		status = 400;
 		goto done;
 	}
-	if (bad_input) {  /* a NUL or bytes that are not UTF-8 in a string: never echoed, never run */
+	if (bad_input) { /* a NUL or bytes that are not UTF-8 in a string: never echoed, never run */
 		int envelope = !strcmp(field, "id") || !strcmp(field, "method") || !strcmp(field, "jsonrpc");
 		char line[360];
 		snprintf(line, sizeof line, "%s: %s", envelope ? "Invalid Request" : "Invalid params", why);
-		*reply_out = rpc_error(strcmp(field, "id") ? id : NULL, envelope ? RPC_INVALID_REQUEST : RPC_INVALID_PARAMS, line, NULL);
+		*reply_out = rpc_error(strcmp(field, "id") ? id : NULL, envelope ? RPC_INVALID_REQUEST : RPC_INVALID_PARAMS, line,
+		                       NULL);
 		status = 400;
 		goto done;
 	}
-	if (!method || !id) {  /* a notification, or a response to us: acknowledged */
+	if (!method || !id) { /* a notification, or a response to us: acknowledged */
 		status = 202;
 		goto done;
 	}
@@ -439,7 +445,8 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 		goto done;
 	}
 	if (header_version && version && strcmp(header_version, version)) {
-		*reply_out = rpc_error(id, RPC_INVALID_REQUEST, "the MCP-Protocol-Version header differs from params._meta", NULL);
+		*reply_out =
+		        rpc_error(id, RPC_INVALID_REQUEST, "the MCP-Protocol-Version header differs from params._meta", NULL);
 		status = 400;
 		goto done;
 	}
@@ -474,13 +481,13 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 		cJSON_AddStringToObject(result, "instructions", instructions);
 		cJSON_AddNumberToObject(result, "ttlMs", MCP_LIST_TTL_MS);
 		cJSON_AddStringToObject(result, "cacheScope", "public");
-		modern = 1;  /* only modern clients call it; its result has resultType */
+		modern = 1; /* only modern clients call it; its result has resultType */
 	} else if (!strcmp(name, "ping")) {
 		result = cJSON_CreateObject();
 	} else if (!strcmp(name, "tools/list")) {
 		result = cJSON_CreateObject();
 		cJSON_AddItemToObject(result, "tools", cJSON_Parse(tools_json));
-		if (modern) {  /* 2026-07-28 list results are cacheable: both hints are required */
+		if (modern) { /* 2026-07-28 list results are cacheable: both hints are required */
 			cJSON_AddNumberToObject(result, "ttlMs", MCP_LIST_TTL_MS);
 			cJSON_AddStringToObject(result, "cacheScope", "public");
 		}

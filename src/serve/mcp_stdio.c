@@ -59,7 +59,8 @@ int mcp_main(int argc, char **argv)
 		char *reply = NULL;
 		int fresh;
 		if (n == -2) {
-			reply = strdup("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
+			reply =
+			        strdup("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-32700,"
 			               "\"message\":\"Parse error: the message is longer than 1 MiB\"}}");
 		} else {
 			size_t k = strspn(line, " \t\r");

@@ -24,7 +24,7 @@ static const double bucket_le[METRICS_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1,
 
 struct series {
 	char name[METRICS_NAME_BYTES];
-	char labels[METRICS_LABELS_BYTES];  /* `a="x",b="y"` */
+	char labels[METRICS_LABELS_BYTES]; /* `a="x",b="y"` */
 	int histogram;
 	double value;
 	struct histogram h;
@@ -39,13 +39,13 @@ struct metrics {
 static const struct {
 	const char *name, *type, *help;
 } families[] = {
-	{"convbi_http_requests_total", "counter", "HTTP requests by route and status"},
-	{"convbi_http_request_duration_seconds", "histogram", "HTTP request latency by route"},
-	{"convbi_questions_total", "counter", "questions answered, by outcome (ok or the error class)"},
-	{"convbi_question_duration_seconds", "histogram", "whole-question latency"},
-	{"convbi_stage_duration_seconds", "histogram", "workflow stage latency by stage"},
-	{"convbi_endpoint_attempts_total", "counter", "model attempts made by this server, by endpoint and class"},
-	{"convbi_endpoint_attempt_duration_seconds", "histogram", "model attempt latency by endpoint"},
+        {"convbi_http_requests_total", "counter", "HTTP requests by route and status"},
+        {"convbi_http_request_duration_seconds", "histogram", "HTTP request latency by route"},
+        {"convbi_questions_total", "counter", "questions answered, by outcome (ok or the error class)"},
+        {"convbi_question_duration_seconds", "histogram", "whole-question latency"},
+        {"convbi_stage_duration_seconds", "histogram", "workflow stage latency by stage"},
+        {"convbi_endpoint_attempts_total", "counter", "model attempts made by this server, by endpoint and class"},
+        {"convbi_endpoint_attempt_duration_seconds", "histogram", "model attempt latency by endpoint"},
 };
 
 struct metrics *metrics_new(void)
@@ -206,8 +206,8 @@ static void render_series(struct text *t, const struct series *s)
 	}
 	cum += s->h.counts[METRICS_BUCKETS];
 	put(t, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", s->name, s->labels, sep, (unsigned long long)cum);
-	put(t, "%s_sum%s%s%s %.17g\n%s_count%s%s%s %llu\n", s->name, open, s->labels, close, s->h.sum, s->name, open,
-	    s->labels, close, (unsigned long long)s->h.n);
+	put(t, "%s_sum%s%s%s %.17g\n%s_count%s%s%s %llu\n", s->name, open, s->labels, close, s->h.sum, s->name, open, s->labels,
+	    close, (unsigned long long)s->h.n);
 }
 
 /* One gauge or counter family per field of the live endpoint state. */
@@ -216,14 +216,17 @@ static void render_endpoints(struct text *t, const char *endpoints_json)
 	static const struct {
 		const char *field, *name, *type, *help;
 	} fields[] = {
-		{"calls", "convbi_endpoint_calls_total", "counter", "calls to the endpoint from every process on the host"},
-		{"rate_limited", "convbi_endpoint_429_total", "counter", "429 replies from the endpoint (host-wide)"},
-		{"failures", "convbi_endpoint_failures_total", "counter", "failed calls to the endpoint (host-wide)"},
-		{"cooling_ms", "convbi_endpoint_cooldown_seconds", "gauge", "seconds until the endpoint may be called again (0 = usable)"},
-		{"remaining_requests", "convbi_endpoint_remaining_requests", "gauge", "requests left in the window, learned from x-ratelimit headers (-1 = unknown)"},
-		{"remaining_tokens", "convbi_endpoint_remaining_tokens", "gauge", "tokens left in the window, learned from x-ratelimit headers (-1 = unknown)"},
-		{"window_requests", "convbi_endpoint_window_requests", "gauge", "requests sent in the current pacing window"},
-		{"window_tokens", "convbi_endpoint_window_tokens", "gauge", "tokens sent in the current pacing window"},
+	        {"calls", "convbi_endpoint_calls_total", "counter", "calls to the endpoint from every process on the host"},
+	        {"rate_limited", "convbi_endpoint_429_total", "counter", "429 replies from the endpoint (host-wide)"},
+	        {"failures", "convbi_endpoint_failures_total", "counter", "failed calls to the endpoint (host-wide)"},
+	        {"cooling_ms", "convbi_endpoint_cooldown_seconds", "gauge",
+	         "seconds until the endpoint may be called again (0 = usable)"},
+	        {"remaining_requests", "convbi_endpoint_remaining_requests", "gauge",
+	         "requests left in the window, learned from x-ratelimit headers (-1 = unknown)"},
+	        {"remaining_tokens", "convbi_endpoint_remaining_tokens", "gauge",
+	         "tokens left in the window, learned from x-ratelimit headers (-1 = unknown)"},
+	        {"window_requests", "convbi_endpoint_window_requests", "gauge", "requests sent in the current pacing window"},
+	        {"window_tokens", "convbi_endpoint_window_tokens", "gauge", "tokens sent in the current pacing window"},
 	};
 	cJSON *eps = endpoints_json ? cJSON_Parse(endpoints_json) : NULL;
 	if (!cJSON_IsArray(eps)) {
@@ -233,7 +236,8 @@ static void render_endpoints(struct text *t, const char *endpoints_json)
 	for (size_t f = 0; f < sizeof fields / sizeof fields[0]; f++) {
 		put(t, "# HELP %s %s\n# TYPE %s %s\n", fields[f].name, fields[f].help, fields[f].name, fields[f].type);
 		const cJSON *ep;
-		cJSON_ArrayForEach(ep, eps) {
+		cJSON_ArrayForEach(ep, eps)
+		{
 			const cJSON *name = cJSON_GetObjectItemCaseSensitive(ep, "name");
 			const cJSON *v = cJSON_GetObjectItemCaseSensitive(ep, fields[f].field);
 			if (!cJSON_IsString(name) || !cJSON_IsNumber(v))
@@ -244,10 +248,12 @@ static void render_endpoints(struct text *t, const char *endpoints_json)
 			put(t, "%s{endpoint=\"%s\"} %.17g\n", fields[f].name, n, x);
 		}
 	}
-	put(t, "# HELP convbi_endpoint_breaker_open 1 when the endpoint's circuit breaker is open\n"
-	       "# TYPE convbi_endpoint_breaker_open gauge\n");
+	put(t,
+	    "# HELP convbi_endpoint_breaker_open 1 when the endpoint's circuit breaker is open\n"
+	    "# TYPE convbi_endpoint_breaker_open gauge\n");
 	const cJSON *ep;
-	cJSON_ArrayForEach(ep, eps) {
+	cJSON_ArrayForEach(ep, eps)
+	{
 		const cJSON *name = cJSON_GetObjectItemCaseSensitive(ep, "name");
 		const cJSON *br = cJSON_GetObjectItemCaseSensitive(ep, "breaker");
 		if (!cJSON_IsString(name))
@@ -263,8 +269,10 @@ static void render_endpoints(struct text *t, const char *endpoints_json)
 char *metrics_render(struct metrics *m, const char *endpoints_json, int questions_running, int sessions_open)
 {
 	struct text t = {NULL, 0, 0, 0};
-	put(&t, "# HELP convbi_questions_running questions being answered now\n# TYPE convbi_questions_running gauge\n"
-	        "convbi_questions_running %d\n", questions_running);
+	put(&t,
+	    "# HELP convbi_questions_running questions being answered now\n# TYPE convbi_questions_running gauge\n"
+	    "convbi_questions_running %d\n",
+	    questions_running);
 	put(&t, "# HELP convbi_sessions_open open sessions\n# TYPE convbi_sessions_open gauge\nconvbi_sessions_open %d\n",
 	    sessions_open);
 	pthread_mutex_lock(&m->lock);

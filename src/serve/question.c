@@ -18,26 +18,26 @@
 
 #include "serve/serve.h"
 
-#define QUESTION_QUEUE_MAX_BYTES (8u << 20)  /* unread SSE text kept per question */
+#define QUESTION_QUEUE_MAX_BYTES (8u << 20) /* unread SSE text kept per question */
 
 struct question {
 	struct server *s;
-	struct serve_session *ss;       /* borrowed (the caller holds a ref) */
-	char *text;                     /* owned */
+	struct serve_session *ss; /* borrowed (the caller holds a ref) */
+	char *text;               /* owned */
 	int sse;
 	pthread_t thread;
 	int started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	char *out;                      /* owned: queued SSE bytes */
+	char *out; /* owned: queued SSE bytes */
 	size_t out_len, out_cap, out_pos;
 	int overflow;
 	int done;
 	atomic_int canceled;
-	atomic_int conv_ready;          /* the session's conversation is open */
-	char *hint;                     /* owned, may be NULL */
+	atomic_int conv_ready; /* the session's conversation is open */
+	char *hint;            /* owned, may be NULL */
 	int status;
-	char *answer_json;              /* owned */
+	char *answer_json; /* owned */
 };
 
 /* Appends bytes to the SSE queue; past the cap the stream is cut (the
@@ -102,9 +102,18 @@ static int on_event(const convbi_event *ev, void *payload)
 	char *text = strndup(ev->text ? ev->text : "", ev->len);
 	if (o && text) {
 		switch (ev->kind) {
-		case CONVBI_EVENT_STAGE: name = "stage"; cJSON_AddStringToObject(o, "stage", text); break;
-		case CONVBI_EVENT_TOKEN: name = "token"; cJSON_AddStringToObject(o, "text", text); break;
-		case CONVBI_EVENT_SQL: name = "sql"; cJSON_AddStringToObject(o, "sql", text); break;
+		case CONVBI_EVENT_STAGE:
+			name = "stage";
+			cJSON_AddStringToObject(o, "stage", text);
+			break;
+		case CONVBI_EVENT_TOKEN:
+			name = "token";
+			cJSON_AddStringToObject(o, "text", text);
+			break;
+		case CONVBI_EVENT_SQL:
+			name = "sql";
+			cJSON_AddStringToObject(o, "sql", text);
+			break;
 		case CONVBI_EVENT_RETRY:
 			name = "retry";
 			cJSON_AddStringToObject(o, "message", text);

@@ -34,12 +34,21 @@
 static int http_status_of(int code)
 {
 	switch (code) {
-	case CONVBI_EINVAL: case CONVBI_EBADREQUEST: return 400;
+	case CONVBI_EINVAL:
+	case CONVBI_EBADREQUEST: return 400;
 	case CONVBI_ETOOBIG: return 413;
 	case CONVBI_EBUDGET: return 402;
-	case CONVBI_EREJECTED: case CONVBI_ESQL: case CONVBI_EREPAIR: case CONVBI_EFILTERED: case CONVBI_ECONTEXT: return 422;
-	case CONVBI_ENOENDPOINT: case CONVBI_ERATELIMIT: case CONVBI_ECANCELED: return 503;
-	case CONVBI_ELLM: case CONVBI_EAUTH: case CONVBI_EPROTOCOL: return 502;
+	case CONVBI_EREJECTED:
+	case CONVBI_ESQL:
+	case CONVBI_EREPAIR:
+	case CONVBI_EFILTERED:
+	case CONVBI_ECONTEXT: return 422;
+	case CONVBI_ENOENDPOINT:
+	case CONVBI_ERATELIMIT:
+	case CONVBI_ECANCELED: return 503;
+	case CONVBI_ELLM:
+	case CONVBI_EAUTH:
+	case CONVBI_EPROTOCOL: return 502;
 	case CONVBI_ETIMEOUT: return 504;
 	default: return 500;
 	}
@@ -53,14 +62,14 @@ static enum MHD_Result respond_failed_answer(struct request *req, int rc, const 
 	cJSON_AddStringToObject(e, "message", message);
 	cJSON *a = answer_json ? cJSON_Parse(answer_json) : NULL;
 	if (a && !cJSON_HasObjectItem(a, "error_class"))
-		cJSON_Delete(a), a = NULL;  /* an error shape already, not an answer */
+		cJSON_Delete(a), a = NULL; /* an error shape already, not an answer */
 	if (a)
 		cJSON_AddItemToObject(o, "answer", a);
 	char *json = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	int status = http_status_of(rc);
-	enum MHD_Result r = json ? respond(req, status, "application/json", json, strlen(json), status == 503 ? "1" : NULL)
-	                         : MHD_NO;
+	enum MHD_Result r =
+	        json ? respond(req, status, "application/json", json, strlen(json), status == 503 ? "1" : NULL) : MHD_NO;
 	free(json);
 	return r;
 }
@@ -79,18 +88,24 @@ static cJSON *body_object(struct request *req, const char *const *allowed, const
 	cJSON *o = req->len ? cJSON_ParseWithLength(req->body, req->len) : cJSON_CreateObject();
 	if (!cJSON_IsObject(o)) {
 		snprintf(msg, sizeof msg, "the body is %s; send a JSON object, e.g. %s",
-		         !o ? "not valid JSON" : cJSON_IsArray(o) ? "a JSON array" : "a JSON value but not an object", example);
+		         !o                 ? "not valid JSON"
+		         : cJSON_IsArray(o) ? "a JSON array"
+		                            : "a JSON value but not an object",
+		         example);
 		cJSON_Delete(o);
 		*res = respond_error(req, 400, "bad_request", msg);
 		return NULL;
 	}
 	const cJSON *k;
-	cJSON_ArrayForEach(k, o) {
+	cJSON_ArrayForEach(k, o)
+	{
 		int ok = 0;
 		for (const char *const *a = allowed; *a && !ok; a++)
 			ok = k->string && !strcmp(k->string, *a);
 		if (!ok) {
-			snprintf(msg, sizeof msg, "unknown field `%.60s`; this route takes only the fields its documentation lists", k->string ? k->string : "");
+			snprintf(msg, sizeof msg,
+			         "unknown field `%.60s`; this route takes only the fields its documentation lists",
+			         k->string ? k->string : "");
 			cJSON_Delete(o);
 			*res = respond_error(req, 400, "bad_request", msg);
 			return NULL;
@@ -164,7 +179,7 @@ static void give_slot(struct server *s)
 struct watch {
 	int fd;
 	atomic_int gone;
-	convbi_session *conv;   /* set once the conversation is open */
+	convbi_session *conv; /* set once the conversation is open */
 	struct watch *next;
 };
 
@@ -294,7 +309,7 @@ static ssize_t sse_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void sse_free(void *cls)
 {
 	struct sse *x = cls;
-	question_cancel(x->q);  /* a no-op when it finished */
+	question_cancel(x->q); /* a no-op when it finished */
 	question_free(x->q);
 	sessions_end(x->s->sessions, x->ss);
 	sessions_release(x->s->sessions, x->ss);
@@ -326,11 +341,13 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		goto done;
 	}
 	if (!(ss = sessions_get(s->sessions, id, req->token))) {
-		res = respond_error(req, 404, "unknown_session", "no such session (it may have expired); POST /v1/sessions for a new one");
+		res = respond_error(req, 404, "unknown_session",
+		                    "no such session (it may have expired); POST /v1/sessions for a new one");
 		goto done;
 	}
 	if (sessions_begin(s->sessions, ss)) {
-		res = respond_error(req, 409, "session_busy", "this session is answering another question; wait for it or use another session");
+		res = respond_error(req, 409, "session_busy",
+		                    "this session is answering another question; wait for it or use another session");
 		goto done;
 	}
 	if (take_slot(s, req, &res)) {
@@ -339,9 +356,9 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 	}
 	const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept");
 	int sse = accept && strstr(accept, "text/event-stream");
-	if (!sse) {  /* one JSON answer: asked on this connection's thread, no hand-off */
+	if (!sse) { /* one JSON answer: asked on this connection's thread, no hand-off */
 		char *json = NULL;
-		question_open(ss, &json);  /* a failure is reported by question_run_sync */
+		question_open(ss, &json); /* a failure is reported by question_run_sync */
 		free(json);
 		json = NULL;
 		struct watch w = {.fd = req->fd, .conv = ss->conv};
@@ -363,7 +380,8 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 	}
 	{
 		struct sse *x = calloc(1, sizeof *x);
-		struct MHD_Response *r = x ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_BYTES, sse_read, x, sse_free) : NULL;
+		struct MHD_Response *r =
+		        x ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_BYTES, sse_read, x, sse_free) : NULL;
 		if (!r) {
 			question_cancel(q);
 			question_free(q);
@@ -374,7 +392,7 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 			goto done;
 		}
 		*x = (struct sse){s, ss, q, req->fd, serve_now_ms()};
-		ss = NULL;  /* the stream holds the reference now */
+		ss = NULL; /* the stream holds the reference now */
 		MHD_add_response_header(r, "Content-Type", "text/event-stream");
 		MHD_add_response_header(r, "Cache-Control", "no-store");
 		MHD_add_response_header(r, "X-Accel-Buffering", "no");
@@ -434,7 +452,11 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 	if (!rc)
 		res = respond_json(req, 200, json);
 	else
-		res = respond_failed_answer(req, rc, a ? convbi_answer_errmsg(a) : conv ? convbi_session_errmsg(conv) : convbi_errstr(rc), json);
+		res = respond_failed_answer(req, rc,
+		                            a      ? convbi_answer_errmsg(a)
+		                            : conv ? convbi_session_errmsg(conv)
+		                                   : convbi_errstr(rc),
+		                            json);
 	free(json);
 	convbi_answer_free(a);
 	convbi_session_free(conv);
@@ -450,7 +472,8 @@ static enum MHD_Result schema(struct server *s, struct request *req)
 	const char *question = MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, "question");
 	enum MHD_Result res = MHD_YES;
 	if ((name && !utf8_valid(name, strlen(name), NULL)) || (question && !utf8_valid(question, strlen(question), NULL)))
-		return respond_error(req, 400, "bad_request", "`db` and `question` must be UTF-8 text (percent-encoded in the URL)");
+		return respond_error(req, 400, "bad_request",
+		                     "`db` and `question` must be UTF-8 text (percent-encoded in the URL)");
 	struct serve_db *db = usable_db(s, req, name, &res);
 	if (!db)
 		return res;
@@ -538,8 +561,8 @@ static const char *content_type(const char *name)
 static enum MHD_Result static_file(struct server *s, struct request *req, const char *rel)
 {
 	for (const char *p = rel; *p; p++)
-		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' ||
-		      *p == '/' || (*p == '.' && p[1] != '.')))
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		      *p == '_' || *p == '/' || (*p == '.' && p[1] != '.')))
 			return respond_error(req, 404, "not_found", "no such file");
 	char path[PATH_MAX];
 	snprintf(path, sizeof path, "%s/%s", s->web_dir, rel);
@@ -595,8 +618,15 @@ enum MHD_Result routes_dispatch(struct server *s, struct request *req, const cha
 		const char *path;
 		const char *allow;
 	} fixed[] = {
-		{"/", "GET"}, {"/healthz", "GET"}, {"/metrics", "GET"}, {"/v1/openapi.json", "GET"}, {"/v1/databases", "GET"},
-		{"/v1/schema", "GET"}, {"/v1/sql", "POST"}, {"/v1/sessions", "POST"}, {"/mcp", "POST"},
+	        {"/", "GET"},
+	        {"/healthz", "GET"},
+	        {"/metrics", "GET"},
+	        {"/v1/openapi.json", "GET"},
+	        {"/v1/databases", "GET"},
+	        {"/v1/schema", "GET"},
+	        {"/v1/sql", "POST"},
+	        {"/v1/sessions", "POST"},
+	        {"/mcp", "POST"},
 	};
 	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
 		if (strcmp(url, fixed[i].path))
@@ -605,7 +635,8 @@ enum MHD_Result routes_dispatch(struct server *s, struct request *req, const cha
 		int ok = !strcmp(fixed[i].allow, "GET") ? get : post;
 		if (!ok) {
 			req->allow = fixed[i].allow;
-			return respond_error(req, 405, "method_not_allowed", "this path does not take that method; see /v1/openapi.json");
+			return respond_error(req, 405, "method_not_allowed",
+			                     "this path does not take that method; see /v1/openapi.json");
 		}
 		switch (i) {
 		case 0: return static_file(s, req, "index.html");
@@ -642,7 +673,8 @@ enum MHD_Result routes_dispatch(struct server *s, struct request *req, const cha
 			req->route = "/v1/sessions/{id}";
 			if (!del) {
 				req->allow = "DELETE";
-				return respond_error(req, 405, "method_not_allowed", "a session takes DELETE; see /v1/openapi.json");
+				return respond_error(req, 405, "method_not_allowed",
+				                     "a session takes DELETE; see /v1/openapi.json");
 			}
 			if (sessions_close(s->sessions, sid, req->token))
 				return respond_error(req, 404, "unknown_session", "no such session");
@@ -652,7 +684,8 @@ enum MHD_Result routes_dispatch(struct server *s, struct request *req, const cha
 			req->route = "/v1/sessions/{id}/questions";
 			if (!post) {
 				req->allow = "POST";
-				return respond_error(req, 405, "method_not_allowed", "questions are POSTed; see /v1/openapi.json");
+				return respond_error(req, 405, "method_not_allowed",
+				                     "questions are POSTed; see /v1/openapi.json");
 			}
 			return ask(s, req, sid);
 		}

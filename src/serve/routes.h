@@ -11,21 +11,20 @@
 struct request {
 	struct MHD_Connection *conn;
 	int64_t start_ms;
-	const char *route;         /* the route's template, for logs and metrics */
+	const char *route; /* the route's template, for logs and metrics */
 	char method[16];
-	char *body;                /* owned, NUL-terminated */
+	char *body; /* owned, NUL-terminated */
 	size_t len;
 	int too_big, refused;
-	int token;                 /* index into server.tokens, -1 = none */
+	int token; /* index into server.tokens, -1 = none */
 	int status;
-	int fd;                    /* the client's socket, to notice it leaving */
+	int fd; /* the client's socket, to notice it leaving */
 	char origin[256];
 	int origin_ok;
-	const char *allow;         /* for 405: the methods the path takes */
+	const char *allow; /* for 405: the methods the path takes */
 };
 
-enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len,
-                        const char *retry_after);
+enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len, const char *retry_after);
 enum MHD_Result respond_json(struct request *req, int status, const char *json);
 /* The one error shape: {"error":{"code":CODE,"message":MESSAGE}}; 503s
  * carry Retry-After. */

@@ -30,22 +30,22 @@
 #include "convbi/convbi.h"
 
 /* ---- limits ------------------------------------------------------------- */
-#define SERVE_BODY_MAX_BYTES (256u << 10)      /* a request body */
-#define SERVE_QUESTION_MAX_BYTES (16u << 10)   /* one question */
-#define SERVE_SQL_MAX_BYTES (64u << 10)        /* SQL sent to /v1/sql */
-#define SERVE_HEADERS_MAX_BYTES (16u << 10)    /* request target + headers (431 beyond) */
-#define SERVE_JSON_DEPTH_MAX 64                /* nested objects/arrays in a request body */
-#define SERVE_CONN_MEMORY_BYTES (64u << 10)    /* libmicrohttpd's per-connection pool */
+#define SERVE_BODY_MAX_BYTES (256u << 10)    /* a request body */
+#define SERVE_QUESTION_MAX_BYTES (16u << 10) /* one question */
+#define SERVE_SQL_MAX_BYTES (64u << 10)      /* SQL sent to /v1/sql */
+#define SERVE_HEADERS_MAX_BYTES (16u << 10)  /* request target + headers (431 beyond) */
+#define SERVE_JSON_DEPTH_MAX 64              /* nested objects/arrays in a request body */
+#define SERVE_CONN_MEMORY_BYTES (64u << 10)  /* libmicrohttpd's per-connection pool */
 #define SERVE_TOKEN_MAX_BYTES 256
 #define SERVE_TOKENS_MAX 1024
 #define SERVE_DBS_MAX 64
 #define SERVE_NAME_MAX_BYTES 64
 #define SERVE_ALLOW_MAX 16
 #define SERVE_CONNECTIONS_DEFAULT 4096       /* --max-connections */
-#define SERVE_CONNECTIONS_PER_IP_DEFAULT 256  /* --max-connections-per-ip */
-#define SERVE_REQUEST_TIMEOUT_S_DEFAULT 10    /* --request-timeout-s */
-#define SERVE_LOG_LINE_BYTES 1024      /* one log line; longer ones are cut */
-#define SERVE_CONN_IDLE_MS 2000  /* a conversation unused this long gives back its database connection */
+#define SERVE_CONNECTIONS_PER_IP_DEFAULT 256 /* --max-connections-per-ip */
+#define SERVE_REQUEST_TIMEOUT_S_DEFAULT 10   /* --request-timeout-s */
+#define SERVE_LOG_LINE_BYTES 1024            /* one log line; longer ones are cut */
+#define SERVE_CONN_IDLE_MS 2000              /* a conversation unused this long gives back its database connection */
 
 /* Exit codes, as the CLI's. */
 #define SERVE_EXIT_OK 0
@@ -56,37 +56,37 @@
 /* ---- configuration ------------------------------------------------------ */
 struct serve_db {
 	char name[SERVE_NAME_MAX_BYTES];
-	char *path;               /* owned */
-	convbi_engine *engine;    /* owned */
+	char *path;            /* owned */
+	convbi_engine *engine; /* owned */
 };
 
 struct serve_token {
 	char secret[SERVE_TOKEN_MAX_BYTES];
 	size_t len;
-	char *dbs;                /* owned: " a b " (space-delimited names), NULL = every database */
+	char *dbs; /* owned: " a b " (space-delimited names), NULL = every database */
 };
 
 struct serve_config {
-	const char *listen;       /* HOST:PORT */
+	const char *listen; /* HOST:PORT */
 	const char *tokens_path;
 	const char *config_path;
 	const char *prompts_dir;
 	int review, max_repairs, row_cap, sql_timeout_ms;
 	int sql_memory_mb, sql_temp_mb; /* one statement's budgets, -1 = default */
-	int max_questions;        /* concurrent questions */
+	int max_questions;              /* concurrent questions */
 	int max_sessions;
 	int session_idle_s;
 	int question_timeout_ms;
-	int max_connections;      /* open at once, waiting ones included */
+	int max_connections; /* open at once, waiting ones included */
 	int max_connections_per_ip;
-	int request_timeout_s;    /* to deliver a request (head and body) */
+	int request_timeout_s; /* to deliver a request (head and body) */
 	const char *allow_hosts[SERVE_ALLOW_MAX];
 	int nallow_hosts;
 	const char *allow_origins[SERVE_ALLOW_MAX];
 	int nallow_origins;
 	const char *db_specs[SERVE_DBS_MAX];
 	int ndb_specs;
-	const char *web_dir;      /* the page and its assets */
+	const char *web_dir; /* the page and its assets */
 };
 
 /* Parses argv (after the command name) into c.  Returns 0, or prints one
@@ -96,7 +96,7 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp);
 /* ---- metrics ------------------------------------------------------------ */
 #define METRICS_BUCKETS 12
 struct histogram {
-	uint64_t counts[METRICS_BUCKETS + 1];  /* per bucket, last = +Inf */
+	uint64_t counts[METRICS_BUCKETS + 1]; /* per bucket, last = +Inf */
 	double sum;
 	uint64_t n;
 };
@@ -121,7 +121,7 @@ struct door;
 /* A question or SQL run in progress, listed so that Ctrl-C can interrupt
  * it (the caller's storage, linked while it runs). */
 struct serve_run {
-	convbi_session *conv;         /* borrowed */
+	convbi_session *conv; /* borrowed */
 	struct serve_run *next, *prev;
 };
 
@@ -129,19 +129,19 @@ struct server {
 	struct serve_config cfg;
 	struct serve_db dbs[SERVE_DBS_MAX];
 	int ndbs;
-	struct serve_token *tokens;   /* owned; NULL = no auth (loopback only) */
+	struct serve_token *tokens; /* owned; NULL = no auth (loopback only) */
 	int ntokens;
 	struct session_table *sessions;
 	struct metrics *metrics;
 	atomic_int questions_running;
 	atomic_int draining;
-	atomic_int canceling;         /* Ctrl-C: every run is interrupted */
+	atomic_int canceling; /* Ctrl-C: every run is interrupted */
 	pthread_mutex_t runs_lock;
-	struct serve_run *runs;       /* in progress */
-	struct door *door;            /* owned */
-	char web_dir[4096];           /* the page and its assets */
-	struct mcp *mcp;              /* owned */
-	char host[256];               /* what --listen bound */
+	struct serve_run *runs; /* in progress */
+	struct door *door;      /* owned */
+	char web_dir[4096];     /* the page and its assets */
+	struct mcp *mcp;        /* owned */
+	char host[256];         /* what --listen bound */
 	int port;
 	int loopback;
 };
@@ -166,17 +166,17 @@ void server_run_begin(struct server *s, struct serve_run *r, convbi_session *con
 void server_run_end(struct server *s, struct serve_run *r);
 
 /* ---- sessions ----------------------------------------------------------- */
-#define SESSION_ID_BYTES 32       /* hex characters */
+#define SESSION_ID_BYTES 32 /* hex characters */
 
 struct serve_session {
 	char id[SESSION_ID_BYTES + 1];
 	struct serve_db *db;
-	int token;                    /* who created it (-1 without auth) */
-	convbi_session *conv;         /* owned; opened at the first question */
+	int token;            /* who created it (-1 without auth) */
+	convbi_session *conv; /* owned; opened at the first question */
 	int64_t last_used_ms;
-	int busy;                     /* a question is running on it */
-	int awake;                    /* conv holds a database connection */
-	int refs;                     /* borrowed by running requests */
+	int busy;  /* a question is running on it */
+	int awake; /* conv holds a database connection */
+	int refs;  /* borrowed by running requests */
 	int closed;
 };
 
@@ -227,8 +227,8 @@ int question_open(struct serve_session *ss, char **err_json);
  * POST .../questions): opens ss's conversation when needed; *json_out is
  * the answer JSON, or the error shape when the conversation could not be
  * opened (caller frees).  Returns the answer's status. */
-int question_run_sync(struct server *s, struct serve_session *ss, const char *question, const char *hint,
-                      convbi_event_fn cb, void *payload, char **json_out);
+int question_run_sync(struct server *s, struct serve_session *ss, const char *question, const char *hint, convbi_event_fn cb,
+                      void *payload, char **json_out);
 
 /* ---- MCP ---------------------------------------------------------------- */
 struct mcp;
@@ -239,8 +239,8 @@ void mcp_free(struct mcp *m);
  * a notification.  header_version is the HTTP MCP-Protocol-Version header
  * (NULL on stdio).  Returns an HTTP status for the Streamable HTTP
  * transport (200, 202 for notifications, 400 for a bad message). */
-int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version,
-               const char *header_method, char **reply_out, int *new_session);
+int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version, const char *header_method,
+               char **reply_out, int *new_session);
 
 /* ---- request input -------------------------------------------------------- */
 /* Checks JSON text (len bytes) before it is parsed: no NUL byte, raw or as

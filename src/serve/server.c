@@ -58,7 +58,10 @@ void serve_log(const char *fmt, ...)
 	va_start(ap, fmt);
 	int n = vsnprintf(line + sizeof prefix - 1, sizeof line - sizeof prefix, fmt, ap);
 	va_end(ap);
-	size_t len = sizeof prefix - 1 + (n < 0 ? 0 : (size_t)n < sizeof line - sizeof prefix ? (size_t)n : sizeof line - sizeof prefix - 1);
+	size_t len = sizeof prefix - 1 +
+	             (n < 0                                     ? 0
+	              : (size_t)n < sizeof line - sizeof prefix ? (size_t)n
+	                                                        : sizeof line - sizeof prefix - 1);
 	line[len++] = '\n';
 	pthread_mutex_lock(&log_lock);
 	fwrite(line, 1, len, stderr);
@@ -89,8 +92,7 @@ static void cors_headers(struct request *req, struct MHD_Response *r)
 	}
 }
 
-enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len,
-                        const char *retry_after)
+enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len, const char *retry_after)
 {
 	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!r)
@@ -208,7 +210,7 @@ static int origin_allowed(const struct server *s, const char *origin)
 static int public_route(const char *method, const char *url)
 {
 	return !strcmp(url, "/healthz") || (!strcmp(method, "GET") && (!strcmp(url, "/") || !strncmp(url, "/assets/", 8) ||
-	                                                                 !strcmp(url, "/v1/openapi.json")));
+	                                                               !strcmp(url, "/v1/openapi.json")));
 }
 
 static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
@@ -235,8 +237,9 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 	}
 	const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
 	if (!host || !host_allowed(s, host)) {
-		respond_error(req, 403, "forbidden_host",
-		              "the Host header does not name this server; start it with --allow-host NAME for the name clients use");
+		respond_error(
+		        req, 403, "forbidden_host",
+		        "the Host header does not name this server; start it with --allow-host NAME for the name clients use");
 		return 1;
 	}
 	const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
@@ -263,7 +266,8 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 	if (auth && !strncasecmp(auth, "Bearer ", 7))
 		req->token = server_token_find(s, auth + 7);
 	if (req->token < 0) {
-		respond_error(req, 401, "unauthorized", "send `Authorization: Bearer TOKEN` with a token from the server's --tokens file");
+		respond_error(req, 401, "unauthorized",
+		              "send `Authorization: Bearer TOKEN` with a token from the server's --tokens file");
 		return 1;
 	}
 	return 0;
@@ -416,8 +420,10 @@ static int bind_listen(struct server *s, const char *spec)
 	}
 	if (!loopback && !s->cfg.tokens_path) {
 		freeaddrinfo(ai);
-		fprintf(stderr, "convbi: refusing to listen on %s without --tokens: anyone who can reach it could ask questions; "
-		                "give --tokens FILE or listen on 127.0.0.1\n", spec);
+		fprintf(stderr,
+		        "convbi: refusing to listen on %s without --tokens: anyone who can reach it could ask questions; "
+		        "give --tokens FILE or listen on 127.0.0.1\n",
+		        spec);
 		return -2;
 	}
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
@@ -434,7 +440,8 @@ static int bind_listen(struct server *s, const char *spec)
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
 	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	s->port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
+	s->port =
+	        ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port : ((struct sockaddr_in6 *)&ss)->sin6_port);
 	snprintf(s->host, sizeof s->host, "%s", host);
 	s->loopback = loopback;
 	return fd;
@@ -546,7 +553,7 @@ int serve_main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);  /* every thread inherits it; the main thread waits */
+	pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits it; the main thread waits */
 	signal(SIGPIPE, SIG_IGN);
 	int lfd = bind_listen(s, c.listen);
 	rc = lfd == -2 ? SERVE_EXIT_USAGE : lfd < 0 ? SERVE_EXIT_FAIL : server_setup(s, &c);
@@ -564,17 +571,16 @@ int serve_main(int argc, char **argv)
 	s->metrics = metrics_new();
 	struct MHD_Daemon *d = NULL;
 	if (s->sessions && s->metrics && (s->door = door_new(s, lfd)))
-		lfd = -1;  /* the door's now */
+		lfd = -1; /* the door's now */
 	if (s->door)
 		d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
-		                     MHD_USE_ERROR_LOG | MHD_USE_POLL | MHD_USE_NO_LISTEN_SOCKET,
+		                             MHD_USE_ERROR_LOG | MHD_USE_POLL | MHD_USE_NO_LISTEN_SOCKET,
 		                     0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		                     MHD_OPTION_NOTIFY_CONNECTION, door_notify, s->door,
-		                     MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL,
-		                     MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SERVE_CONN_MEMORY_BYTES,
-		                     MHD_OPTION_CONNECTION_LIMIT, (unsigned)door_limit(s->door) + 16,
-		                     MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+		                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, door_notify,
+		                     s->door, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		                     (size_t)SERVE_CONN_MEMORY_BYTES, MHD_OPTION_CONNECTION_LIMIT,
+		                     (unsigned)door_limit(s->door) + 16, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+		                     MHD_OPTION_END);
 	if (!d || door_start(s->door, d)) {
 		fprintf(stderr, "convbi: cannot start the HTTP server on %s\n", c.listen);
 		if (lfd >= 0)
@@ -589,12 +595,12 @@ int serve_main(int argc, char **argv)
 	int sig = 0;
 	while (!(sig = wait_signal(&set, 1000)) || (sig != SIGTERM && sig != SIGINT))
 		if (sessions_expire(s->sessions) > 0)
-			malloc_trim(0);  /* give the closed connections' memory back to the system */
+			malloc_trim(0); /* give the closed connections' memory back to the system */
 	if (sig == SIGTERM)
 		sig = drain(s, &set);
 	if (sig == SIGINT && cancel_all(s)) {
 		fflush(stderr);
-		_exit(SERVE_EXIT_INTERRUPTED);  /* a run that would not stop holds an engine: no teardown */
+		_exit(SERVE_EXIT_INTERRUPTED); /* a run that would not stop holds an engine: no teardown */
 	}
 	/* the answers of the last questions (503 ECANCELED after Ctrl-C) go out
 	 * before libmicrohttpd shuts the connections */

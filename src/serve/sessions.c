@@ -18,7 +18,7 @@
 
 struct session_table {
 	pthread_mutex_t lock;
-	struct serve_session **slots;  /* open addressing, NULL = empty */
+	struct serve_session **slots; /* open addressing, NULL = empty */
 	size_t nslots;
 	int count, max;
 	int64_t idle_ms;
@@ -101,11 +101,11 @@ static int expire_locked(struct session_table *t)
 	for (size_t i = 0; i < t->nslots;) {
 		struct serve_session *ss = t->slots[i];
 		if (ss && !ss->refs && !ss->busy && now - ss->last_used_ms > t->idle_ms) {
-			unlink_session(t, i);  /* a shifted entry may now sit at i: look again */
+			unlink_session(t, i); /* a shifted entry may now sit at i: look again */
 			continue;
 		}
 		if (ss && ss->conv && ss->awake && !ss->refs && !ss->busy && now - ss->last_used_ms > SERVE_CONN_IDLE_MS) {
-			convbi_session_idle(ss->conv);  /* keeps the conversation, gives back the connection */
+			convbi_session_idle(ss->conv); /* keeps the conversation, gives back the connection */
 			ss->awake = 0;
 			closed++;
 		}
@@ -159,9 +159,9 @@ struct serve_session *sessions_get(struct session_table *t, const char *id, int 
 	pthread_mutex_lock(&t->lock);
 	struct serve_session *ss = t->slots[find_slot(t, id)];
 	if (ss && ss->token != token) {
-		ss = NULL;  /* another token's session does not exist for this one */
+		ss = NULL; /* another token's session does not exist for this one */
 	} else if (ss && !ss->busy && !ss->refs && serve_now_ms() - ss->last_used_ms > t->idle_ms) {
-		unlink_session(t, find_slot(t, id));  /* expired */
+		unlink_session(t, find_slot(t, id)); /* expired */
 		ss = NULL;
 	}
 	if (ss) {
@@ -192,7 +192,7 @@ int sessions_close(struct session_table *t, const char *id, int token)
 	size_t i = find_slot(t, id);
 	int rc = -1;
 	if (t->slots[i] && t->slots[i]->token == token) {
-		unlink_session(t, i);  /* a running question finishes first */
+		unlink_session(t, i); /* a running question finishes first */
 		rc = 0;
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -204,7 +204,7 @@ int sessions_begin(struct session_table *t, struct serve_session *ss)
 	pthread_mutex_lock(&t->lock);
 	int rc = ss->busy || ss->closed ? -1 : 0;
 	if (!rc)
-		ss->busy = ss->awake = 1;  /* the question (re)opens the connection */
+		ss->busy = ss->awake = 1; /* the question (re)opens the connection */
 	pthread_mutex_unlock(&t->lock);
 	return rc;
 }

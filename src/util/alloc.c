@@ -9,9 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_long alloc_count;   /* allocations since alloc_fail_at() */
-static atomic_long alloc_fail_n;  /* fail when count reaches this; 0 = off */
-static atomic_int alloc_sticky;   /* keep failing after the first failure */
+static atomic_long alloc_count;  /* allocations since alloc_fail_at() */
+static atomic_long alloc_fail_n; /* fail when count reaches this; 0 = off */
+static atomic_int alloc_sticky;  /* keep failing after the first failure */
 
 static int should_fail(void)
 {

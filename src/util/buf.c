@@ -106,7 +106,7 @@ int buf_vprintf(struct buf *b, const char *fmt, va_list ap)
 		return CONVBI_OK;
 	}
 	if (room)
-		b->data[b->len] = '\0';  /* a refused or regrown append changes nothing yet */
+		b->data[b->len] = '\0'; /* a refused or regrown append changes nothing yet */
 	if (n < 0)
 		return failed(b, CONVBI_EINVAL);
 	int rc = buf_reserve(b, (size_t)n);

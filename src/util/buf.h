@@ -14,20 +14,23 @@
 #include <stddef.h>
 
 struct buf {
-	char *data;  /* owned; NUL-terminated when non-NULL */
-	size_t len;  /* bytes used, not counting the NUL */
-	size_t cap;  /* bytes allocated */
-	size_t max;  /* cap on len, 0 = unbounded */
-	int err;     /* the first failed append's code, kept until reset or release:
+	char *data; /* owned; NUL-terminated when non-NULL */
+	size_t len; /* bytes used, not counting the NUL */
+	size_t cap; /* bytes allocated */
+	size_t max; /* cap on len, 0 = unbounded */
+	int err;    /* the first failed append's code, kept until reset or release:
 	              * builders that append freely check it once at the end */
 };
 
-#define BUF_INIT {NULL, 0, 0, 0, 0}
-#define BUF_UNBOUNDED 0  /* buf_init max: output its inputs already bound (limits.h names the caps) */
+#define BUF_INIT                 \
+	{                        \
+		NULL, 0, 0, 0, 0 \
+	}
+#define BUF_UNBOUNDED 0 /* buf_init max: output its inputs already bound (limits.h names the caps) */
 
 void buf_init(struct buf *b, size_t max);
-void buf_release(struct buf *b);   /* frees, back to BUF_INIT (keeps max) */
-void buf_reset(struct buf *b);     /* len = 0 and err = 0, keeps the allocation */
+void buf_release(struct buf *b); /* frees, back to BUF_INIT (keeps max) */
+void buf_reset(struct buf *b);   /* len = 0 and err = 0, keeps the allocation */
 int buf_reserve(struct buf *b, size_t extra);
 int buf_add(struct buf *b, const void *data, size_t len);
 int buf_puts(struct buf *b, const char *s);

@@ -10,10 +10,22 @@ static int64_t ns_of(clockid_t id)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-int64_t clock_wall_ms(void) { return ns_of(CLOCK_REALTIME) / 1000000; }
-int64_t clock_mono_ms(void) { return ns_of(CLOCK_MONOTONIC) / 1000000; }
-int64_t clock_mono_ns(void) { return ns_of(CLOCK_MONOTONIC); }
-int64_t clock_thread_cpu_ns(void) { return ns_of(CLOCK_THREAD_CPUTIME_ID); }
+int64_t clock_wall_ms(void)
+{
+	return ns_of(CLOCK_REALTIME) / 1000000;
+}
+int64_t clock_mono_ms(void)
+{
+	return ns_of(CLOCK_MONOTONIC) / 1000000;
+}
+int64_t clock_mono_ns(void)
+{
+	return ns_of(CLOCK_MONOTONIC);
+}
+int64_t clock_thread_cpu_ns(void)
+{
+	return ns_of(CLOCK_THREAD_CPUTIME_ID);
+}
 
 void clock_sleep_ms(int64_t ms)
 {

@@ -14,11 +14,17 @@
 #define ERR_MSG_MAX 512
 
 struct err {
-	int code;               /* CONVBI_OK or a CONVBI_E* code */
-	char msg[ERR_MSG_MAX];  /* one line, "" when code is CONVBI_OK */
+	int code;              /* CONVBI_OK or a CONVBI_E* code */
+	char msg[ERR_MSG_MAX]; /* one line, "" when code is CONVBI_OK */
 };
 
-#define ERR_INIT {0, {0}}
+#define ERR_INIT          \
+	{                 \
+		0,        \
+		{         \
+			0 \
+		}         \
+	}
 
 void err_clear(struct err *e);
 /* Sets code and a printf-style message; returns code so that callers can

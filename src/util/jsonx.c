@@ -67,10 +67,9 @@ static size_t nul_offset(const char *text, size_t len)
 		if (c == '"') {
 			in_string = 0;
 		} else if (c == '\\' && i + 1 < len) {
-			if (text[i + 1] == 'u' && i + 5 < len &&
-			    !memcmp(text + i + 2, "0000", 4))
+			if (text[i + 1] == 'u' && i + 5 < len && !memcmp(text + i + 2, "0000", 4))
 				return i;
-			i++;  /* the escaped character */
+			i++; /* the escaped character */
 		}
 	}
 	return len;
@@ -114,7 +113,7 @@ void jsonx_line_col(const char *text, size_t at, int *line, int *col)
 			++*line;
 			*col = 1;
 		} else if (((unsigned char)text[i] & 0xC0) != 0x80) {
-			++*col;  /* columns count characters, not UTF-8 continuation bytes */
+			++*col; /* columns count characters, not UTF-8 continuation bytes */
 		}
 	}
 }

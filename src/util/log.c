@@ -8,7 +8,7 @@
 #include "util/secret.h"
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static log_sink_fn log_sink;     /* NULL = drop */
+static log_sink_fn log_sink; /* NULL = drop */
 static void *log_payload;
 static int log_min = LOG_WARN;
 

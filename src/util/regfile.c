@@ -122,7 +122,7 @@ static int read_fd(int fd, size_t size, size_t max, size_t line_max, char **out,
 				}
 			}
 			if ((got += (size_t)n) > max && !rc)
-				rc = EFBIG;  /* it grew past the limit while we read */
+				rc = EFBIG; /* it grew past the limit while we read */
 		}
 	}
 	if (!data)
@@ -137,8 +137,7 @@ static int read_fd(int fd, size_t size, size_t max, size_t line_max, char **out,
 	return 0;
 }
 
-int regfile_read_lines(const char *path, size_t max, size_t line_max, char **out, size_t *len, mode_t *mode_out,
-                       long *long_line)
+int regfile_read_lines(const char *path, size_t max, size_t line_max, char **out, size_t *len, mode_t *mode_out, long *long_line)
 {
 	int fd;
 	struct stat st;
@@ -152,7 +151,7 @@ int regfile_read_lines(const char *path, size_t max, size_t line_max, char **out
 		close(fd);
 		return rc;
 	}
-	if ((uint64_t)st.st_size > max) {  /* refused before reading a byte */
+	if ((uint64_t)st.st_size > max) { /* refused before reading a byte */
 		close(fd);
 		return EFBIG;
 	}

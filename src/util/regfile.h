@@ -36,8 +36,7 @@ int regfile_read(const char *path, size_t max, char **out, size_t *len, mode_t *
  * read, and the first line longer than line_max bytes stops the read with
  * REGFILE_LONG_LINE and its 1-based number in *long_line; nothing more
  * than line_max + 64 KiB of that line is read, however long it is. */
-int regfile_read_lines(const char *path, size_t max, size_t line_max, char **out, size_t *len, mode_t *mode_out,
-                       long *long_line);
+int regfile_read_lines(const char *path, size_t max, size_t line_max, char **out, size_t *len, mode_t *mode_out, long *long_line);
 
 /* What a non-regular file is, for messages: "a FIFO (named pipe)",
  * "a directory", "a character device", "a block device", "a socket",

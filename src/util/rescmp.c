@@ -73,15 +73,15 @@ int rescmp_sql_orders(const char *sql)
 enum cell_kind { CELL_NULL, CELL_NUM, CELL_TEXT };
 
 struct cell {
-	int kind;          /* enum cell_kind */
-	double num;        /* CELL_NUM */
-	const char *text;  /* borrowed from the result; NULL for CELL_NULL */
+	int kind;         /* enum cell_kind */
+	double num;       /* CELL_NUM */
+	const char *text; /* borrowed from the result; NULL for CELL_NULL */
 };
 
 struct row {
-	struct cell *c;    /* points into the result's cell array */
+	struct cell *c; /* points into the result's cell array */
 	int ncols;
-	int64_t index;     /* the row's position in its result */
+	int64_t index; /* the row's position in its result */
 };
 
 /* A decimal number and nothing else: [+-] digits [. digits] [e [+-] digits]. */
@@ -215,11 +215,14 @@ int rescmp_match(const struct rescmp_result *gold, const struct rescmp_result *p
 			describe_cell(g, sizeof g, &grows[r].c[c]);
 			describe_cell(p, sizeof p, &prows[r].c[c]);
 			if (ordered)
-				snprintf(why, whylen, "row %lld column %d holds the value %s where the gold result has the value %s", r + 1,
+				snprintf(why, whylen,
+				         "row %lld column %d holds the value %s where the gold result has the value %s", r + 1,
 				         c + 1, p, g);
 			else
-				snprintf(why, whylen, "the rows differ (as multisets): column %d holds the value %s in the prediction "
-				         "where the gold result has the value %s", c + 1, p, g);
+				snprintf(why, whylen,
+				         "the rows differ (as multisets): column %d holds the value %s in the prediction "
+				         "where the gold result has the value %s",
+				         c + 1, p, g);
 			rc = 0;
 			break;
 		}

@@ -21,8 +21,8 @@
 #define SECRET_REGISTRY_MAX 256
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *reg_keys[SECRET_REGISTRY_MAX];  /* owned copies */
-static int reg_refs[SECRET_REGISTRY_MAX];     /* secret_set calls not yet forgotten */
+static char *reg_keys[SECRET_REGISTRY_MAX]; /* owned copies */
+static int reg_refs[SECRET_REGISTRY_MAX];   /* secret_set calls not yet forgotten */
 static int reg_n;
 
 static void registry_add(const char *value)
@@ -140,7 +140,7 @@ void secret_url_shown(char *out, size_t cap, const char *url)
 	const char *at = NULL;
 	for (const char *q = p; q < p + host; q++)
 		if (*q == '@')
-			at = q;  /* the last '@': a password may hold one */
+			at = q; /* the last '@': a password may hold one */
 	if (at) {
 		put_cut(out, cap, &len, "***", 3);
 		p = at;

@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 struct secret {
-	char *value_;  /* owned; read only through secret_value() */
+	char *value_; /* owned; read only through secret_value() */
 };
 
 /* Copies value into s and registers it for redaction. */

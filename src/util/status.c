@@ -11,7 +11,8 @@
 CONVBI_API const char *convbi_errstr(int code)
 {
 	switch (code) {
-#define CONVBI_X_(name, num, text) case num: return text;
+#define CONVBI_X_(name, num, text) \
+	case num: return text;
 		CONVBI_STATUS_MAP(CONVBI_X_)
 #undef CONVBI_X_
 	}
@@ -21,7 +22,8 @@ CONVBI_API const char *convbi_errstr(int code)
 CONVBI_API const char *convbi_errname(int code)
 {
 	switch (code) {
-#define CONVBI_X_(name, num, text) case num: return #name;
+#define CONVBI_X_(name, num, text) \
+	case num: return #name;
 		CONVBI_STATUS_MAP(CONVBI_X_)
 #undef CONVBI_X_
 	}

@@ -18,7 +18,10 @@ struct strmap {
 	size_t cap, n;
 };
 
-#define STRMAP_INIT {NULL, 0, 0}
+#define STRMAP_INIT        \
+	{                  \
+		NULL, 0, 0 \
+	}
 
 /* Inserts key -> val.  Returns 0 when inserted, 1 when key was present
  * (its value stays, *old receives it when old != NULL), -1 out of memory. */

@@ -6,13 +6,14 @@
 
 int words_is_stop(const char *w)
 {
-	static const char *const stop[] = {
-		"a", "about", "all", "also", "an", "and", "any", "are", "as", "at", "be", "by", "can", "did", "do",
-		"does", "each", "every", "find", "for", "from", "get", "give", "had", "has", "have", "how", "i",
-		"in", "into", "is", "it", "its", "list", "many", "me", "much", "of", "on", "or", "our", "please",
-		"return", "show", "than", "that", "the", "their", "them", "there", "these", "they", "this", "those",
-		"to", "us", "was", "we", "were", "what", "when", "where", "which", "who", "whom", "whose", "why",
-		"with", "you", "your"};
+	static const char *const stop[] = {"a",    "about", "all",   "also", "an",    "and",    "any",    "are",   "as",
+	                                   "at",   "be",    "by",    "can",  "did",   "do",     "does",   "each",  "every",
+	                                   "find", "for",   "from",  "get",  "give",  "had",    "has",    "have",  "how",
+	                                   "i",    "in",    "into",  "is",   "it",    "its",    "list",   "many",  "me",
+	                                   "much", "of",    "on",    "or",   "our",   "please", "return", "show",  "than",
+	                                   "that", "the",   "their", "them", "there", "these",  "they",   "this",  "those",
+	                                   "to",   "us",    "was",   "we",   "were",  "what",   "when",   "where", "which",
+	                                   "who",  "whom",  "whose", "why",  "with",  "you",    "your"};
 	for (size_t i = 0; i < sizeof stop / sizeof stop[0]; i++)
 		if (!strcmp(w, stop[i]))
 			return 1;

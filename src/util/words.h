@@ -11,16 +11,16 @@
 
 #include <stddef.h>
 
-#define WORDS_MAX 128  /* words kept of one text */
-#define WORD_MAX 32    /* bytes kept of one word */
+#define WORDS_MAX 128 /* words kept of one text */
+#define WORD_MAX 32   /* bytes kept of one word */
 
 struct words {
 	char w[WORDS_MAX][WORD_MAX];
 	int n;
 };
 
-#define WORDS_DROP_STOP 1  /* leave out stop words ("the", "of", "how", ...) and one-letter words */
-#define WORDS_LETTERS 2    /* runs of digits separate words and are not words; words of one letter are dropped */
+#define WORDS_DROP_STOP 1 /* leave out stop words ("the", "of", "how", ...) and one-letter words */
+#define WORDS_LETTERS 2   /* runs of digits separate words and are not words; words of one letter are dropped */
 
 /* Appends the words of s to ws (until WORDS_MAX); flags are WORDS_* bits. */
 void words_split(struct words *ws, const char *s, int flags);

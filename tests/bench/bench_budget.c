@@ -48,7 +48,7 @@
 #define THREADS 4
 #define PROMPT_CHARS 2000
 #define MAX_TOKENS 50
-#define CALLS_CAP 20000  /* per process: a runaway stops here */
+#define CALLS_CAP 20000 /* per process: a runaway stops here */
 
 static char dir[512];
 static struct bench_redis redis;
@@ -59,13 +59,13 @@ enum mode { M_FILE, M_REDIS, M_SEPARATE, NMODES };
 static const char *const mode_name[NMODES] = {"shared file", "shared redis", "separate (per process)"};
 
 struct run {
-	long calls;        /* succeeded */
-	long refused;      /* threads that ended on EBUDGET */
-	long other;        /* other failures */
-	double billed;     /* by the fake */
-	double per_call;   /* billed / calls */
-	double overshoot;  /* billed - budget, >= 0 */
-	double bound;      /* PROCS * THREADS * per_call */
+	long calls;       /* succeeded */
+	long refused;     /* threads that ended on EBUDGET */
+	long other;       /* other failures */
+	double billed;    /* by the fake */
+	double per_call;  /* billed / calls */
+	double overshoot; /* billed - budget, >= 0 */
+	double bound;     /* PROCS * THREADS * per_call */
 	double secs;
 };
 
@@ -95,12 +95,14 @@ static void config_path(char *out, size_t cap, const struct fake *f, enum mode m
 	char extra[1024];
 	snprintf(out, cap, "%s/%s-%d.json", dir, tag, k);
 	if (m == M_REDIS)
-		snprintf(extra, sizeof extra,
-		         "{\"budget\":{\"daily\":%g},\"retry\":{\"deadline_ms\":30000},\"state\":{\"backend\":\"redis\","
-		         "\"url\":\"redis://127.0.0.1:%d/0\",\"prefix\":\"%s:\",\"timeout_ms\":1000,\"path\":\"%s/%s-local-%d.state\"}}",
-		         budget_usd, redis.port, tag, dir, tag, k);
+		snprintf(
+		        extra, sizeof extra,
+		        "{\"budget\":{\"daily\":%g},\"retry\":{\"deadline_ms\":30000},\"state\":{\"backend\":\"redis\","
+		        "\"url\":\"redis://127.0.0.1:%d/0\",\"prefix\":\"%s:\",\"timeout_ms\":1000,\"path\":\"%s/%s-local-%d.state\"}}",
+		        budget_usd, redis.port, tag, dir, tag, k);
 	else
-		snprintf(extra, sizeof extra, "{\"budget\":{\"daily\":%g},\"retry\":{\"deadline_ms\":30000},\"state\":{\"path\":\"%s/%s-%d.state\"}}",
+		snprintf(extra, sizeof extra,
+		         "{\"budget\":{\"daily\":%g},\"retry\":{\"deadline_ms\":30000},\"state\":{\"path\":\"%s/%s-%d.state\"}}",
 		         budget_usd, dir, tag, m == M_SEPARATE ? k : 0);
 	if (fake_write_config(f, out, extra))
 		exit(1);
@@ -170,12 +172,16 @@ int main(int argc, char **argv)
 	cJSON *root = cJSON_CreateObject(), *runs = cJSON_AddArrayToObject(root, "runs");
 	cJSON_AddNumberToObject(root, "processes", PROCS);
 	cJSON_AddNumberToObject(root, "threads_per_process", THREADS);
-	static const struct { const char *name; int token_chars; } regimes[] = {
-		{"estimates hold", 4}, {"estimates low (prompt tokens 2x the estimate)", 2}};
+	static const struct {
+		const char *name;
+		int token_chars;
+	} regimes[] = {{"estimates hold", 4}, {"estimates low (prompt tokens 2x the estimate)", 2}};
 	printf("%d processes x %d threads until the configuration's daily budget of $%.2f runs out "
-	       "(billed by the fake server)\n\n", PROCS, THREADS, budget_usd);
+	       "(billed by the fake server)\n\n",
+	       PROCS, THREADS, budget_usd);
 	printf("| estimates | state | calls | billed | billed / budget | overshoot | calls in flight cost (%d x per call) | "
-	       "overshoot / in flight |\n|---|---|---:|---:|---:|---:|---:|---:|\n", PROCS * THREADS);
+	       "overshoot / in flight |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
+	       PROCS * THREADS);
 	for (size_t g = 0; g < sizeof regimes / sizeof regimes[0]; g++) {
 		struct fake f;
 		if (fake_start(&f, scenario(regimes[g].token_chars)))
@@ -188,8 +194,8 @@ int main(int argc, char **argv)
 			cJSON_AddItemToArray(runs, run_json(regimes[g].name, mode_name[m], &r[m]));
 		}
 		for (int m = 0; m < NMODES; m++) {
-			printf("| %s | %s | %ld | $%.4f | %.2f | $%.4f | $%.4f | %.2f |\n", regimes[g].name, mode_name[m], r[m].calls,
-			       r[m].billed, r[m].billed / budget_usd, r[m].overshoot, r[m].bound,
+			printf("| %s | %s | %ld | $%.4f | %.2f | $%.4f | $%.4f | %.2f |\n", regimes[g].name, mode_name[m],
+			       r[m].calls, r[m].billed, r[m].billed / budget_usd, r[m].overshoot, r[m].bound,
 			       r[m].bound > 0 ? r[m].overshoot / r[m].bound : 0);
 			if (r[m].other)
 				printf("  (%ld calls failed otherwise)\n", r[m].other);

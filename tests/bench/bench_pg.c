@@ -51,7 +51,7 @@
 
 #define FIXTURE SOURCE_DIR "/tests/pg/fixture.sh"
 #define INTROSPECT_RUNS 3
-#define BATCH_TABLES 500   /* tables created per transaction (lock table size) */
+#define BATCH_TABLES 500 /* tables created per transaction (lock table size) */
 
 static char cluster_dir[512];
 static char uri_base[512];
@@ -172,7 +172,7 @@ enum { SQ, PG, NENGINES };
 static const char *const engine_name[NENGINES] = {"SQLite", "PostgreSQL"};
 
 struct samples {
-	double *raw, *ask, *added, *cpu;  /* ms, one per counted question */
+	double *raw, *ask, *added, *cpu; /* ms, one per counted question */
 	int n;
 };
 
@@ -225,7 +225,7 @@ static void bench_db(const char *cfg, const char *db, const struct bench_questio
 		o.db_path = target[e];
 		o.config_path = cfg;
 		o.prompts_dir = SOURCE_DIR "/prompts";
-		o.value_index = 0;  /* SQLite only: both engines do the same work */
+		o.value_index = 0; /* SQLite only: both engines do the same work */
 		if (convbi_engine_open(&eng[e], &o) || convbi_session_new(&ses[e], eng[e])) {
 			fprintf(stderr, "bench_pg: %s on %s: %s\n", db, engine_name[e],
 			        ses[e] ? convbi_session_errmsg(ses[e]) : convbi_engine_errmsg(eng[e]));
@@ -242,7 +242,7 @@ static void bench_db(const char *cfg, const char *db, const struct bench_questio
 		double raw[NENGINES], wall[NENGINES], cpu[NENGINES];
 		int good = 1;
 		for (int k = 0; k < NENGINES; k++) {
-			int e = (j + k) % NENGINES;  /* alternate which engine goes first */
+			int e = (j + k) % NENGINES; /* alternate which engine goes first */
 			raw[e] = e == SQ ? raw_sqlite(lite, qs[j].gold) : raw_pg(pg, qs[j].gold);
 			if (raw[e] < 0) {
 				ov->raw_failed[e]++;
@@ -344,8 +344,8 @@ static int make_wide_sqlite(const char *path, int ntables)
 }
 
 struct introspection {
-	double introspect_ms;  /* db_open + db_introspect, median */
-	double engine_ms;      /* convbi_engine_open, median */
+	double introspect_ms; /* db_open + db_introspect, median */
+	double engine_ms;     /* convbi_engine_open, median */
 	int tables;
 };
 
@@ -405,7 +405,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	setenv("XDG_CACHE_HOME", SCRATCH_DIR "/cache", 1);  /* the SQLite value index's cache */
+	setenv("XDG_CACHE_HOME", SCRATCH_DIR "/cache", 1); /* the SQLite value index's cache */
 	struct bench_oracle oracle;
 	if (bench_oracle_start(&oracle, limit))
 		return 1;
@@ -436,7 +436,8 @@ int main(int argc, char **argv)
 	int wide_ok = !make_wide_pg(ntables) && !make_wide_sqlite(wide_path, ntables);
 	double gen_s = now_s(CLOCK_MONOTONIC) - gen0;
 	if (wide_ok)
-		wide_ok = !time_introspection(wide_path, oracle.config, &in[SQ]) && !time_introspection(wide_uri, oracle.config, &in[PG]);
+		wide_ok = !time_introspection(wide_path, oracle.config, &in[SQ]) &&
+		          !time_introspection(wide_uri, oracle.config, &in[PG]);
 	stop_cluster();
 
 	/* ---- the table ---- */
@@ -466,13 +467,15 @@ int main(int argc, char **argv)
 		printf("\nintrospection of %d generated tables (built in %.0f s), median of %d\n", ntables, gen_s,
 		       INTROSPECT_RUNS);
 		printf("%-24s %12s %12s %12s\n", "", "SQLite", "PostgreSQL", "PG / SQLite");
-		printf("%-24s %10.0f ms %10.0f ms %11.2fx\n", "db_open + introspect", in[SQ].introspect_ms,
-		       in[PG].introspect_ms, in[PG].introspect_ms / in[SQ].introspect_ms);
+		printf("%-24s %10.0f ms %10.0f ms %11.2fx\n", "db_open + introspect", in[SQ].introspect_ms, in[PG].introspect_ms,
+		       in[PG].introspect_ms / in[SQ].introspect_ms);
 		printf("%-24s %10.0f ms %10.0f ms %11.2fx\n", "convbi_engine_open", in[SQ].engine_ms, in[PG].engine_ms,
 		       in[PG].engine_ms / in[SQ].engine_ms);
 		printf("%-24s %13d %12d\n", "tables read", in[SQ].tables, in[PG].tables);
 		printf("target: introspecting 10,000 tables < 2 s on PostgreSQL: %s\n",
-		       in[PG].introspect_ms < 2000 && ntables >= 10000 ? "met" : ntables < 10000 ? "(fewer tables asked)" : "NOT met");
+		       in[PG].introspect_ms < 2000 && ntables >= 10000 ? "met"
+		       : ntables < 10000                               ? "(fewer tables asked)"
+		                                                       : "NOT met");
 	} else {
 		printf("\nintrospection: the generated schema could not be built or read (see above)\n");
 	}
@@ -481,8 +484,9 @@ int main(int argc, char **argv)
 		if (js) {
 			fprintf(js, "{\"questions\":%d,\"counted\":%d", nq, sm[PG].n);
 			for (int e = 0; e < NENGINES; e++)
-				fprintf(js, ",\"%s\":{\"ask_ms_p50\":%.4f,\"query_ms_p50\":%.4f,\"added_ms_p50\":%.4f,\"added_ms_p95\":%.4f,"
-				            "\"cpu_ms_p50\":%.4f,\"introspect_ms\":%.1f,\"engine_open_ms\":%.1f,\"tables\":%d}",
+				fprintf(js,
+				        ",\"%s\":{\"ask_ms_p50\":%.4f,\"query_ms_p50\":%.4f,\"added_ms_p50\":%.4f,\"added_ms_p95\":%.4f,"
+				        "\"cpu_ms_p50\":%.4f,\"introspect_ms\":%.1f,\"engine_open_ms\":%.1f,\"tables\":%d}",
 				        e == SQ ? "sqlite" : "postgresql", med[e][0], med[e][1], med[e][2], p95[e][2], med[e][3],
 				        in[e].introspect_ms, in[e].engine_ms, in[e].tables);
 			fprintf(js, ",\"generated_tables\":%d}\n", ntables);

@@ -66,11 +66,11 @@
 
 #define PROCS 4
 #define MAX_EPS 16
-#define RPS 5          /* part 2: per endpoint, per sliding second */
+#define RPS 5 /* part 2: per endpoint, per sliding second */
 #define QUOTA_EPS 2
 
-static char dir[512];     /* this run's scratch directory */
-static struct bench_redis redis;  /* our redis-server */
+static char dir[512];            /* this run's scratch directory */
+static struct bench_redis redis; /* our redis-server */
 #define redis_port (redis.port)
 
 static void redis_stop(void)
@@ -93,15 +93,14 @@ static void make_eps(int n, int paced)
 	for (int i = 0; i < n; i++) {
 		snprintf(ep_names[i], sizeof ep_names[i], "ep%d", i);
 		snprintf(ep_ids[i], sizeof ep_ids[i], "https://ep%d.example/openai/deployments/gpt", i);
-		eps[i] = (struct pool_ep_cfg){ep_names[i], ep_ids[i], 0, 1 + i % 3,
-		                              paced ? 100000000 : 0, paced ? 2000000000 : 0};
+		eps[i] =
+		        (struct pool_ep_cfg){ep_names[i], ep_ids[i], 0, 1 + i % 3, paced ? 100000000 : 0, paced ? 2000000000 : 0};
 	}
 }
 
 /* Opens a pool for mode on n endpoints; *st_out borrows its state.  tag
  * keeps runs apart (file name, key prefix); local names the fallback. */
-static struct pool *open_mode(enum mode m, int n, const char *tag, const char *local,
-                              struct state **st_out)
+static struct pool *open_mode(enum mode m, int n, const char *tag, const char *local, struct state **st_out)
 {
 	struct state_shape sh;
 	struct state *st = NULL;
@@ -140,11 +139,10 @@ fail:
 	exit(1);
 }
 
-
 struct cost {
-	int64_t median, p99;  /* ns per call */
+	int64_t median, p99; /* ns per call */
 	double calls_per_s;
-	double round_trips;   /* per call (redis modes) */
+	double round_trips; /* per call (redis modes) */
 	long samples, errors;
 };
 
@@ -190,7 +188,7 @@ static struct cost cost_single(enum mode m, int neps, int paced, long n)
 	int64_t *lat = malloc((size_t)n * sizeof *lat);
 	if (!lat)
 		exit(1);
-	timed(p, lat, n / 10 > 0 ? n / 10 : 1);  /* warm-up */
+	timed(p, lat, n / 10 > 0 ? n / 10 : 1); /* warm-up */
 	struct state_redis_stats a, b;
 	state_redis_stats(st, &a);
 	int64_t t = clock_mono_ns();
@@ -245,7 +243,7 @@ static struct cost cost_multi(enum mode m, int neps, long n)
 		}
 	}
 	close(go[0]);
-	clock_sleep_ms(300);  /* every child open, warmed up and blocked */
+	clock_sleep_ms(300); /* every child open, warmed up and blocked */
 	int64_t t = clock_mono_ns();
 	close(go[1]);
 	for (int i = 0; i < PROCS; i++)
@@ -264,17 +262,16 @@ static struct cost cost_multi(enum mode m, int neps, long n)
 /* ---- part 2: quota-bound throughput ------------------------------------------------ */
 
 enum share { S_SEPARATE, S_FILE, S_REDIS, NSHARES };
-static const char *const share_name[NSHARES] = {"separate state per process", "shared file (1 host)",
-                                                "shared redis (fleet)"};
+static const char *const share_name[NSHARES] = {"separate state per process", "shared file (1 host)", "shared redis (fleet)"};
 
 struct tput {
-	long ok, failed;      /* calls */
-	long rate_limited;    /* 429s the server sent */
-	long requests;        /* requests the server saw */
-	double seconds;       /* wall time of the run */
+	long ok, failed;   /* calls */
+	long rate_limited; /* 429s the server sent */
+	long requests;     /* requests the server saw */
+	double seconds;    /* wall time of the run */
 	double ok_per_s;
-	double bound_per_s;   /* the quota */
-	double mean_ms;       /* per successful call, waits included */
+	double bound_per_s; /* the quota */
+	double mean_ms;     /* per successful call, waits included */
 };
 
 /* Writes the harness's config with every endpoint limited to rpm (the
@@ -306,7 +303,7 @@ static int rewrite_rpm(const struct fake *f, const char *path, const char *extra
 
 struct child_result {
 	long ok, failed;
-	int64_t ok_ms;  /* summed wall time of the calls that succeeded */
+	int64_t ok_ms; /* summed wall time of the calls that succeeded */
 };
 
 static struct tput throughput(const struct fake *f, enum share s, int seconds, int rpm)
@@ -409,8 +406,8 @@ static struct tput throughput(const struct fake *f, enum share s, int seconds, i
 
 static void cost_row(const char *what, const struct cost *c)
 {
-	printf("  %-38s %10lld %10lld %10.0f %8.1f %8ld\n", what, (long long)c->median,
-	       (long long)c->p99, c->calls_per_s, c->round_trips, c->samples);
+	printf("  %-38s %10lld %10lld %10.0f %8.1f %8ld\n", what, (long long)c->median, (long long)c->p99, c->calls_per_s,
+	       c->round_trips, c->samples);
 }
 
 static cJSON *cost_json(const char *mode, const char *workers, int neps, const struct cost *c)
@@ -431,8 +428,7 @@ static cJSON *cost_json(const char *mode, const char *workers, int neps, const s
 static void tput_row(const char *what, const struct tput *t)
 {
 	printf("  %-36s %6ld %8.1f %8.0f%% %8ld %8ld %8ld %8.0f\n", what, t->ok, t->ok_per_s,
-	       100.0 * t->ok_per_s / t->bound_per_s, t->rate_limited, t->requests, t->failed,
-	       t->mean_ms);
+	       100.0 * t->ok_per_s / t->bound_per_s, t->rate_limited, t->requests, t->failed, t->mean_ms);
 }
 
 static cJSON *tput_json(const char *what, const struct tput *t)
@@ -485,8 +481,7 @@ int main(int argc, char **argv)
 
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 	printf("pick + report (OK, with budget headers), redis-server 127.0.0.1, %ld CPUs\n", cpus);
-	printf("  %-38s %10s %10s %10s %8s %8s\n", "", "median ns", "p99 ns", "calls/s", "RT/call",
-	       "samples");
+	printf("  %-38s %10s %10s %10s %8s %8s\n", "", "median ns", "p99 ns", "calls/s", "RT/call", "samples");
 	char label[96];
 	for (int m = 0; m < NMODES; m++) {
 		snprintf(label, sizeof label, "%s, 3 eps, 1 proc", mode_name[m]);
@@ -540,20 +535,19 @@ int main(int argc, char **argv)
 		struct tput t[2][NSHARES];
 		for (int paced = 0; paced < 2; paced++)
 			for (int s = 0; s < NSHARES; s++) {
-				clock_sleep_ms(1100);  /* let the quota windows empty */
+				clock_sleep_ms(1100); /* let the quota windows empty */
 				t[paced][s] = throughput(&f, (enum share)s, seconds, paced ? RPS * 60 : 0);
 			}
 		fake_stop(&f);
 		printf("\nquota-bound throughput: %d processes, %d endpoints x %d req/s (bound %d/s), "
 		       "%d s each\n",
 		       PROCS, QUOTA_EPS, RPS, QUOTA_EPS * RPS, seconds);
-		printf("  %-36s %6s %8s %9s %8s %8s %8s %8s\n", "", "ok", "ok/s", "of bound", "429s",
-		       "requests", "failed", "ms/call");
+		printf("  %-36s %6s %8s %9s %8s %8s %8s %8s\n", "", "ok", "ok/s", "of bound", "429s", "requests", "failed",
+		       "ms/call");
 		cJSON *tp = cJSON_AddArrayToObject(root, "throughput");
 		for (int paced = 0; paced < 2; paced++)
 			for (int s = 0; s < NSHARES; s++) {
-				snprintf(label, sizeof label, "%s, %s", paced ? "paced rpm" : "reactive",
-				         share_name[s]);
+				snprintf(label, sizeof label, "%s, %s", paced ? "paced rpm" : "reactive", share_name[s]);
 				tput_row(label, &t[paced][s]);
 				cJSON_AddItemToArray(tp, tput_json(label, &t[paced][s]));
 			}

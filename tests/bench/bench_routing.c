@@ -50,16 +50,15 @@
 #define THREADS 4
 
 static const struct pool_ep_cfg EPS[] = {
-	{"east", "https://east.example/openai/deployments/gpt", 0, 1, 0, 0},
-	{"west", "https://west.example/openai/deployments/gpt", 0, 2, 0, 0},
-	{"north", "https://north.example/openai/deployments/gpt", 0, 3, 0, 0},
+        {"east", "https://east.example/openai/deployments/gpt", 0, 1, 0, 0},
+        {"west", "https://west.example/openai/deployments/gpt", 0, 2, 0, 0},
+        {"north", "https://north.example/openai/deployments/gpt", 0, 3, 0, 0},
 };
 #define NEPS 3
 
-static char shm_path[512], json_path[512];  /* this run's files */
+static char shm_path[512], json_path[512]; /* this run's files */
 
 /* ---- the two ways ----------------------------------------------------------- */
-
 
 static void json_init(void)
 {
@@ -70,8 +69,7 @@ static void json_init(void)
 	}
 	fprintf(f, "{\"counter\":0,\"endpoints\":{");
 	for (int i = 0; i < NEPS; i++)
-		fprintf(f, "%s\"%s\":{\"weight\":%d,\"cool_until\":0}", i ? "," : "", EPS[i].name,
-		        EPS[i].weight);
+		fprintf(f, "%s\"%s\":{\"weight\":%d,\"cool_until\":0}", i ? "," : "", EPS[i].name, EPS[i].weight);
 	fprintf(f, "}}");
 	fclose(f);
 }
@@ -125,7 +123,7 @@ static int flock_call(void)
 struct run {
 	int use_flock;
 	struct pool *p;
-	int64_t *lat;  /* this worker's samples */
+	int64_t *lat; /* this worker's samples */
 	long n;
 	long errors;
 };
@@ -181,7 +179,7 @@ static struct result single(int use_flock, long n)
 {
 	int64_t *lat = malloc((size_t)n * sizeof *lat);
 	struct run r = {use_flock, use_flock ? NULL : open_pool(), lat, n / 10, 0};
-	run_worker(&r);  /* warm-up: page cache, mapping, branch predictors */
+	run_worker(&r); /* warm-up: page cache, mapping, branch predictors */
 	r.n = n;
 	r.errors = 0;
 	int64_t t = clock_mono_ns();
@@ -237,7 +235,7 @@ static struct result multi(int use_flock, long n)
 		}
 	}
 	close(go[0]);
-	clock_sleep_ms(50);  /* let every child open and block */
+	clock_sleep_ms(50); /* let every child open and block */
 	int64_t t = clock_mono_ns();
 	close(go[1]);
 	for (int i = 0; i < PROCS; i++)
@@ -255,8 +253,7 @@ static struct result multi(int use_flock, long n)
 
 static void row(const char *what, const struct result *r)
 {
-	printf("  %-34s %10lld %10lld %12.0f %9ld\n", what, (long long)r->median, (long long)r->p99,
-	       r->ops_per_s, r->samples);
+	printf("  %-34s %10lld %10lld %12.0f %9ld\n", what, (long long)r->median, (long long)r->p99, r->ops_per_s, r->samples);
 }
 
 static void ratio_row(const struct result *shared, const struct result *fl)
@@ -322,8 +319,8 @@ int main(int argc, char **argv)
 	row("flocked JSON file, 8 procs x 4 thr", &fm);
 	ratio_row(&sm, &fm);
 	int t_median = s1.median <= 1000, t_ratio = f1.median >= 50 * s1.median;
-	printf("targets: shared median <= 1000 ns: %s; >= 50x cheaper (median, 1 thread): %s\n",
-	       t_median ? "PASS" : "FAIL", t_ratio ? "PASS" : "FAIL");
+	printf("targets: shared median <= 1000 ns: %s; >= 50x cheaper (median, 1 thread): %s\n", t_median ? "PASS" : "FAIL",
+	       t_ratio ? "PASS" : "FAIL");
 	if (s1.errors + f1.errors + sm.errors + fm.errors)
 		printf("warning: %ld calls picked no endpoint\n", s1.errors + f1.errors + sm.errors + fm.errors);
 

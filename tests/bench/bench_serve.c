@@ -50,16 +50,16 @@
 #define MAX_CLIENTS 64
 #define SESSIONS 10000
 #define ASKED_SESSIONS 200
-#define ROUNDS 10  /* library and serve take turns this many times: load from outside hits both alike */
+#define ROUNDS 10 /* library and serve take turns this many times: load from outside hits both alike */
 #define QUESTION "customers per country?"
 #define QUESTION_JSON "{\"question\":\"customers per country?\"}"
 
 static const char scenario[] =
-	"{\"endpoints\":[{\"name\":\"zero\",\"api_key\":\"k-bench-serve-0a1b2c\",\"deployment\":\"gpt-4o\"}],"
-	"\"rules\":[{\"match\":\"You are the intent classifier\",\"reply\":\"{\\\"intent\\\":\\\"data_question\\\"}\"},"
-	"{\"match\":\"You are the SQL writer\",\"reply\":\"```sql\\nSELECT country_code, count(*) AS n FROM customers GROUP BY 1 ORDER BY 2 DESC LIMIT 8\\n```\"},"
-	"{\"match\":\"You are the answer writer\",\"reply\":\"Most customers are in the United States.\"}],"
-	"\"default_reply\":\"OK\"}";
+        "{\"endpoints\":[{\"name\":\"zero\",\"api_key\":\"k-bench-serve-0a1b2c\",\"deployment\":\"gpt-4o\"}],"
+        "\"rules\":[{\"match\":\"You are the intent classifier\",\"reply\":\"{\\\"intent\\\":\\\"data_question\\\"}\"},"
+        "{\"match\":\"You are the SQL writer\",\"reply\":\"```sql\\nSELECT country_code, count(*) AS n FROM customers GROUP BY 1 ORDER BY 2 DESC LIMIT 8\\n```\"},"
+        "{\"match\":\"You are the answer writer\",\"reply\":\"Most customers are in the United States.\"}],"
+        "\"default_reply\":\"OK\"}";
 
 static double now_ms(void)
 {
@@ -77,24 +77,24 @@ struct body {
  * keep-alive connection and session (serve), set up -- and warmed by one
  * question -- outside the timing. */
 struct client {
-	convbi_session *s;  /* library */
-	CURL *curl;         /* serve over libcurl */
+	convbi_session *s; /* library */
+	CURL *curl;        /* serve over libcurl */
 	struct body b;
 	char url[160];
-	int fd;             /* serve over rawhttp */
-	char *req;          /* owned: the question's request text */
+	int fd;    /* serve over rawhttp */
+	char *req; /* owned: the question's request text */
 	int ready, broken;
 };
 
 struct run {
-	int clients, per_client;  /* questions per client, all rounds together */
-	int round_n, done;        /* this round's questions per client; those before it */
-	double *lat;              /* clients * per_client, ms */
+	int clients, per_client; /* questions per client, all rounds together */
+	int round_n, done;       /* this round's questions per client; those before it */
+	double *lat;             /* clients * per_client, ms */
 	int failures;
 	pthread_mutex_t lock;
 	struct client cl[MAX_CLIENTS];
-	convbi_engine *engine;    /* library */
-	int port;                 /* serve */
+	convbi_engine *engine; /* library */
+	int port;              /* serve */
 };
 
 struct worker {
@@ -126,7 +126,7 @@ static void *lib_worker(void *p)
 		double t0 = now_ms();
 		int rc = convbi_session_ask(c->s, QUESTION, NULL, NULL, NULL, &a);
 		r->lat[w->index * r->per_client + r->done + i] = now_ms() - t0;
-		convbi_answer_free(a);  /* the conversation goes on, as on serve's sessions */
+		convbi_answer_free(a); /* the conversation goes on, as on serve's sessions */
 		bad += rc != CONVBI_OK;
 	}
 	count_failures(r, bad);
@@ -272,7 +272,7 @@ static double run_clients(struct run *r, void *(*fn)(void *))
 	for (int i = 0; i < r->clients; i++) {
 		w[i] = (struct worker){r, i};
 		pthread_create(&t[i], NULL, fn, &w[i]);
-		pthread_setname_np(t[i], fn == lib_worker ? "bench-library" : "bench-http");  /* for perf sched */
+		pthread_setname_np(t[i], fn == lib_worker ? "bench-library" : "bench-http"); /* for perf sched */
 	}
 	for (int i = 0; i < r->clients; i++)
 		pthread_join(t[i], NULL);
@@ -326,9 +326,9 @@ static pid_t start_serve(const char *config, int *port)
 	if (pid == 0) {
 		if (!freopen(log, "w", stderr))
 			_exit(127);
-		const char *bin = getenv("BENCH_SERVE_BIN");  /* another build's convbi, for before/after */
-		execl(bin && *bin ? bin : CONVBI_BIN, "convbi", "serve", "--listen", "127.0.0.1:0", "--config", config, "--db", "shop=" SAMPLE_DB,
-		      "--max-questions", "128", "--max-sessions", "10000", (char *)NULL);
+		const char *bin = getenv("BENCH_SERVE_BIN"); /* another build's convbi, for before/after */
+		execl(bin && *bin ? bin : CONVBI_BIN, "convbi", "serve", "--listen", "127.0.0.1:0", "--config", config, "--db",
+		      "shop=" SAMPLE_DB, "--max-questions", "128", "--max-sessions", "10000", (char *)NULL);
 		_exit(127);
 	}
 	*port = 0;
@@ -369,7 +369,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--client") && i + 1 < argc && !strcmp(argv[i + 1], "curl") && ++i)
 			client = serve_worker;
 		else {
-			fprintf(stderr, "usage: %s [--questions N] [--clients N] [--client raw|curl] [--rounds N] [--no-sessions] [--out FILE]\n", argv[0]);
+			fprintf(stderr,
+			        "usage: %s [--questions N] [--clients N] [--client raw|curl] [--rounds N] [--no-sessions] [--out FILE]\n",
+			        argv[0]);
 			return 2;
 		}
 	}
@@ -412,8 +414,8 @@ int main(int argc, char **argv)
 	FILE *js = out ? fopen(out, "w") : NULL;
 	if (js)
 		fprintf(js, "{\"questions_per_client\":%d,\"levels\":[", per_client);
-	printf("%8s %10s %10s %10s %10s %10s %10s %12s %14s %12s %12s\n", "clients", "lib p50", "lib p99", "serve p50", "serve p99",
-	       "added p50", "added p99", "serve q/s", "q/s ex-model", "added CPU/q", "client CPU/q");
+	printf("%8s %10s %10s %10s %10s %10s %10s %12s %14s %12s %12s\n", "clients", "lib p50", "lib p99", "serve p50",
+	       "serve p99", "added p50", "added p99", "serve q/s", "q/s ex-model", "added CPU/q", "client CPU/q");
 	for (size_t l = 0; l < nlevels; l++) {
 		int n = levels[l] * per_client;
 		struct run lib = base, srv = base;
@@ -424,7 +426,7 @@ int main(int argc, char **argv)
 		srv.port = port;
 		clients_release(&lib);
 		clients_release(&srv);
-		run_clients(&lib, lib_worker);  /* set up and warm: sessions, connections, caches */
+		run_clients(&lib, lib_worker); /* set up and warm: sessions, connections, caches */
 		run_clients(&srv, client);
 		lib.failures = srv.failures = 0;
 		/* the two take turns, in alternating order, so that load from
@@ -447,7 +449,7 @@ int main(int argc, char **argv)
 					srv_ms += run_clients(&srv, client);
 					getrusage(RUSAGE_SELF, &u1);
 					srv_cpu += cpu_s(serve) - c0;
-					client_cpu += rusage_s(&u0, &u1);  /* the HTTP client's own work */
+					client_cpu += rusage_s(&u0, &u1); /* the HTTP client's own work */
 					srv.done += q;
 				}
 			}
@@ -461,16 +463,17 @@ int main(int argc, char **argv)
 		double lp50 = bench_pct(lib.lat, n, 50), lp99 = bench_pct(lib.lat, n, 99);
 		double sp50 = bench_pct(srv.lat, n, 50), sp99 = bench_pct(srv.lat, n, 99);
 		double qps = n / (srv_ms / 1000), ex = srv_ms > lib_ms ? n / ((srv_ms - lib_ms) / 1000) : INFINITY;
-		printf("%8d %8.2fms %8.2fms %8.2fms %8.2fms %8.2fms %8.2fms %12.0f %14.0f %10.3fms %10.3fms%s\n", levels[l], lp50, lp99, sp50,
-		       sp99, sp50 - lp50, sp99 - lp99, qps, ex, added_cpu_ms, client_cpu_ms,
+		printf("%8d %8.2fms %8.2fms %8.2fms %8.2fms %8.2fms %8.2fms %12.0f %14.0f %10.3fms %10.3fms%s\n", levels[l], lp50,
+		       lp99, sp50, sp99, sp50 - lp50, sp99 - lp99, qps, ex, added_cpu_ms, client_cpu_ms,
 		       lib.failures || srv.failures ? "  (failures!)" : "");
 		if (js)
-			fprintf(js, "%s{\"clients\":%d,\"library_p50_ms\":%.3f,\"library_p99_ms\":%.3f,\"serve_p50_ms\":%.3f,"
-			            "\"serve_p99_ms\":%.3f,\"added_p50_ms\":%.3f,\"added_p99_ms\":%.3f,\"serve_qps\":%.1f,"
-			            "\"serve_qps_model_excluded\":%.1f,\"added_cpu_ms_per_question\":%.3f,\"client_cpu_ms_per_question\":%.3f,"
-			            "\"failures\":%d}",
-			        l ? "," : "", levels[l], lp50, lp99, sp50, sp99, sp50 - lp50, sp99 - lp99, qps, isfinite(ex) ? ex : -1,
-			        added_cpu_ms, client_cpu_ms, lib.failures + srv.failures);
+			fprintf(js,
+			        "%s{\"clients\":%d,\"library_p50_ms\":%.3f,\"library_p99_ms\":%.3f,\"serve_p50_ms\":%.3f,"
+			        "\"serve_p99_ms\":%.3f,\"added_p50_ms\":%.3f,\"added_p99_ms\":%.3f,\"serve_qps\":%.1f,"
+			        "\"serve_qps_model_excluded\":%.1f,\"added_cpu_ms_per_question\":%.3f,\"client_cpu_ms_per_question\":%.3f,"
+			        "\"failures\":%d}",
+			        l ? "," : "", levels[l], lp50, lp99, sp50, sp99, sp50 - lp50, sp99 - lp99, qps,
+			        isfinite(ex) ? ex : -1, added_cpu_ms, client_cpu_ms, lib.failures + srv.failures);
 		free(lib.lat);
 		free(srv.lat);
 	}
@@ -486,7 +489,7 @@ int main(int argc, char **argv)
 	struct body b = {NULL, 0};
 	char url[128], qurl[160], id[33];
 	snprintf(url, sizeof url, "http://127.0.0.1:%d/v1/sessions", port);
-	sleep(4);  /* the benchmark's conversations go idle: a clean baseline */
+	sleep(4); /* the benchmark's conversations go idle: a clean baseline */
 	long asked_before = rss_kib(serve);
 	int asked = 0;
 	for (int i = 0; i < ASKED_SESSIONS; i++) {
@@ -495,10 +498,11 @@ int main(int argc, char **argv)
 		snprintf(qurl, sizeof qurl, "http://127.0.0.1:%d/v1/sessions/%s/questions", port, id);
 		asked += post(c, qurl, "{\"question\":\"customers per country?\"}", &b) == 200;
 	}
-	sleep(4);  /* the server closes the connections of conversations idle for 2 s */
+	sleep(4); /* the server closes the connections of conversations idle for 2 s */
 	long asked_after = rss_kib(serve);
 	double per_asked = asked ? (asked_after - asked_before) * 1024.0 / asked : NAN;
-	printf("sessions that asked once, now idle: %d, RSS %ld -> %ld KiB, %.0f bytes each\n", asked, asked_before, asked_after, per_asked);
+	printf("sessions that asked once, now idle: %d, RSS %ld -> %ld KiB, %.0f bytes each\n", asked, asked_before, asked_after,
+	       per_asked);
 	/* idle sessions: RSS per session, then the cap */
 	int open = 0;
 	long before = rss_kib(serve);
@@ -521,10 +525,13 @@ int main(int argc, char **argv)
 		open_now = strtol(strstr(b.data, "\nconvbi_sessions_open ") + 22, NULL, 10);
 	printf("sessions open when the cap answered %ld: %ld\n", over_status, open_now);
 	printf("sessions: %d of %d opened (the cap counts the benchmark's earlier ones), RSS %ld -> %ld KiB, %.0f bytes per idle session; "
-	       "past the cap: HTTP %ld\n", open, SESSIONS, before, after, per, over);
+	       "past the cap: HTTP %ld\n",
+	       open, SESSIONS, before, after, per, over);
 	if (js) {
-		fprintf(js, "],\"asked_sessions\":%d,\"bytes_per_asked_idle_session\":%.0f,\"sessions_opened\":%d,\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,\"bytes_per_idle_session\":%.0f,"
-		            "\"past_cap_status\":%ld,\"sessions_open_at_cap\":%ld}\n", asked, per_asked, open, before, after, per, over, open_now);
+		fprintf(js,
+		        "],\"asked_sessions\":%d,\"bytes_per_asked_idle_session\":%.0f,\"sessions_opened\":%d,\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,\"bytes_per_idle_session\":%.0f,"
+		        "\"past_cap_status\":%ld,\"sessions_open_at_cap\":%ld}\n",
+		        asked, per_asked, open, before, after, per, over, open_now);
 		fclose(js);
 	}
 	free(b.data);

@@ -76,12 +76,7 @@
 static const char *const EP_NAMES[NEPS] = {"east", "west", "north"};
 static const char *const EP_KEYS[NEPS] = {"k-east-7f3a9c1e5b", "k-west-2d8b4f6a0c", "k-north-9e1c3a5b7d"};
 
-enum client {
-	DECLARED,
-	UNDECLARED,
-	LEGACY,
-	NCLIENTS
-};
+enum client { DECLARED, UNDECLARED, LEGACY, NCLIENTS };
 static const char *const CLIENT_NAMES[NCLIENTS] = {"declared", "undeclared", "legacy"};
 
 struct scen {

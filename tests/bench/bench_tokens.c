@@ -52,7 +52,7 @@ struct opts {
 struct result {
 	const char *mode;
 	long fetches;
-	long per_hour[HOURS + 1];  /* the last bucket catches a fetch after the end */
+	long per_hour[HOURS + 1]; /* the last bucket catches a fetch after the end */
 	long calls, failed;
 	double seconds;
 };
@@ -119,7 +119,8 @@ static int run_mode(const struct opts *o, const char *mode, const char *backend,
 	         "{\"entra\": {\"lifetime_s\": %ld, \"latency_ms\": 20},"
 	         " \"endpoints\": [{\"name\": \"east\", \"api_key\": \"k-unused-east\", \"deployment\": \"gpt-4o\", \"local_auth\": false},"
 	         "{\"name\": \"west\", \"api_key\": \"k-unused-west\", \"deployment\": \"gpt-4o\", \"local_auth\": false}],"
-	         " \"default_reply\": \"OK\"}", lifetime_s);
+	         " \"default_reply\": \"OK\"}",
+	         lifetime_s);
 	if (fake_start(&f, scen))
 		return -1;
 	snprintf(cfg, sizeof cfg, "%s/config.json", f.dir);
@@ -128,12 +129,14 @@ static int run_mode(const struct opts *o, const char *mode, const char *backend,
 	         "{\"endpoints\": [{\"name\": \"east\", \"url\": \"http://127.0.0.1:%d\", \"deployment\": \"gpt-4o\", \"auth\": %s},"
 	         "{\"name\": \"west\", \"url\": \"http://127.0.0.1:%d\", \"deployment\": \"gpt-4o\", \"auth\": %s}],"
 	         " \"state\": {\"backend\": \"%s\", \"path\": \"%s/state\"}}",
-	         port, "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%PORT/metadata/identity/oauth2/token\"}",
-	         fake_port(&f, "west"), "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%PORT/metadata/identity/oauth2/token\"}",
+	         port,
+	         "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%PORT/metadata/identity/oauth2/token\"}",
+	         fake_port(&f, "west"),
+	         "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%PORT/metadata/identity/oauth2/token\"}",
 	         backend, f.dir);
 	char port_s[16], *p;
 	snprintf(port_s, sizeof port_s, "%d", port);
-	while ((p = strstr(text, "%PORT"))) {  /* both endpoints' identity asks the one token service */
+	while ((p = strstr(text, "%PORT"))) { /* both endpoints' identity asks the one token service */
 		memmove(p + strlen(port_s), p + 5, strlen(p + 5) + 1);
 		memcpy(p, port_s, strlen(port_s));
 	}
@@ -219,8 +222,9 @@ int main(int argc, char **argv)
 	printf("| client | token fetches | per hour (h1 / h2 / h3) | per hour, mean | calls | failed calls |\n");
 	printf("|---|---|---|---|---|---|\n");
 	for (int i = 0; i < 2; i++)
-		printf("| %s | %ld | %ld / %ld / %ld%s | %.2f | %ld | %ld |\n", r[i].mode, r[i].fetches, r[i].per_hour[0], r[i].per_hour[1],
-		       r[i].per_hour[2], r[i].per_hour[3] ? " (+1 at the end)" : "", (double)r[i].fetches / HOURS, r[i].calls, r[i].failed);
+		printf("| %s | %ld | %ld / %ld / %ld%s | %.2f | %ld | %ld |\n", r[i].mode, r[i].fetches, r[i].per_hour[0],
+		       r[i].per_hour[1], r[i].per_hour[2], r[i].per_hour[3] ? " (+1 at the end)" : "",
+		       (double)r[i].fetches / HOURS, r[i].calls, r[i].failed);
 	printf("| a fetch per call | %ld | | %.0f | %ld | |\n\n", r[0].calls, (double)r[0].calls / HOURS, r[0].calls);
 	long worst = 0;
 	for (int h = 0; h < HOURS; h++)
@@ -230,12 +234,13 @@ int main(int argc, char **argv)
 	       r[0].fetches ? (double)r[0].calls / r[0].fetches : 0);
 	FILE *out = fopen(o.out, "w");
 	if (out) {
-		fprintf(out, "{\"scale\":%d,\"think_ms\":%d,\"processes\":%d,\"callers\":%d,\"hours\":%d,\"runs\":[", o.scale, o.think_ms,
-		        PROCS, CALLERS, HOURS);
+		fprintf(out, "{\"scale\":%d,\"think_ms\":%d,\"processes\":%d,\"callers\":%d,\"hours\":%d,\"runs\":[", o.scale,
+		        o.think_ms, PROCS, CALLERS, HOURS);
 		for (int i = 0; i < 2; i++)
-			fprintf(out, "%s{\"mode\":\"%s\",\"fetches\":%ld,\"per_hour\":[%ld,%ld,%ld],\"calls\":%ld,\"failed\":%ld,\"seconds\":%.1f}",
-			        i ? "," : "", r[i].mode, r[i].fetches, r[i].per_hour[0], r[i].per_hour[1], r[i].per_hour[2], r[i].calls,
-			        r[i].failed, r[i].seconds);
+			fprintf(out,
+			        "%s{\"mode\":\"%s\",\"fetches\":%ld,\"per_hour\":[%ld,%ld,%ld],\"calls\":%ld,\"failed\":%ld,\"seconds\":%.1f}",
+			        i ? "," : "", r[i].mode, r[i].fetches, r[i].per_hour[0], r[i].per_hour[1], r[i].per_hour[2],
+			        r[i].calls, r[i].failed, r[i].seconds);
 		fprintf(out, "]}\n");
 		fclose(out);
 	}

@@ -98,8 +98,9 @@ static int is_ident(sqlite3 *db, const char *name)
 {
 	sqlite3_stmt *st = NULL;
 	int hit = 0;
-	if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_schema s, pragma_table_info(s.name) c WHERE s.type = 'table' "
-	                           "AND (c.name = ?1 COLLATE NOCASE OR s.name = ?1 COLLATE NOCASE) LIMIT 1",
+	if (sqlite3_prepare_v2(db,
+	                       "SELECT 1 FROM sqlite_schema s, pragma_table_info(s.name) c WHERE s.type = 'table' "
+	                       "AND (c.name = ?1 COLLATE NOCASE OR s.name = ?1 COLLATE NOCASE) LIMIT 1",
 	                       -1, &st, NULL) == SQLITE_OK) {
 		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 		hit = sqlite3_step(st) == SQLITE_ROW;
@@ -218,12 +219,13 @@ static void score(struct tally *t, const struct gold *g, const char *text, const
 	}
 }
 
-static double prompt_tokens(const struct tmpl_set *prompts, const char *schema, const char *question,
-                            const char *examples)
+static double prompt_tokens(const struct tmpl_set *prompts, const char *schema, const char *question, const char *examples)
 {
 	struct buf b = BUF_INIT;
 	struct err err = ERR_INIT;
-	struct tmpl_slot slots[] = {{"schema", schema, 0}, {"question", question, 8000}, {"today", "2026-01-01", 16},
+	struct tmpl_slot slots[] = {{"schema", schema, 0},
+	                            {"question", question, 8000},
+	                            {"today", "2026-01-01", 16},
 	                            {"examples", examples, 0}};
 	tmpl_render(&b, tmpl_text(prompts, "sql"), slots, 4, &err);
 	double tokens = (double)b.len / 4.0;
@@ -236,7 +238,7 @@ struct dbctx {
 	char id[128];
 	struct schema *s;
 	struct vindex *v;
-	char **ranges;   /* every column's range, to switch them off for "before" */
+	char **ranges; /* every column's range, to switch them off for "before" */
 	int nranges;
 };
 
@@ -284,8 +286,8 @@ static void report(const char *label, const struct tally *t, cJSON *out)
 	double tr = 100.0 * t->tables_hit / (t->tables ? t->tables : 1), cr = 100.0 * t->cols_hit / (t->cols ? t->cols : 1),
 	       vr = 100.0 * t->lits_hit / (t->lits ? t->lits : 1);
 	double med = bench_pct(t->tokens, t->n, 50), p95 = bench_pct(t->tokens, t->n, 95);
-	printf("| %-22s | %6.1f %% | %6.1f %% | %6.1f %% (%ld/%ld) | %6.0f / %6.0f |\n", label, tr, cr, vr, t->lits_hit,
-	       t->lits, med, p95);
+	printf("| %-22s | %6.1f %% | %6.1f %% | %6.1f %% (%ld/%ld) | %6.0f / %6.0f |\n", label, tr, cr, vr, t->lits_hit, t->lits,
+	       med, p95);
 	cJSON *o = cJSON_AddObjectToObject(out, label);
 	cJSON_AddNumberToObject(o, "table_recall", tr);
 	cJSON_AddNumberToObject(o, "column_recall", cr);
@@ -354,7 +356,8 @@ static unsigned int pick_seed = 12; /* the random picks are the same every run *
 
 static void pick_report(const char *label, const struct pick_tally *t, cJSON *out)
 {
-	double top1 = 100.0 * (double)t->top1 / (double)(t->n ? t->n : 1), any3 = 100.0 * (double)t->any3 / (double)(t->n ? t->n : 1);
+	double top1 = 100.0 * (double)t->top1 / (double)(t->n ? t->n : 1),
+	       any3 = 100.0 * (double)t->any3 / (double)(t->n ? t->n : 1);
 	printf("| %-44s | %6.1f %% | %6.1f %% |\n", label, top1, any3);
 	cJSON *o = cJSON_AddObjectToObject(out, label);
 	cJSON_AddNumberToObject(o, "first_same_skeleton", top1);
@@ -428,7 +431,8 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--misses"))
 			show_misses = 1;
 		else {
-			fprintf(stderr, "usage: context_recall [--spider DIR] [--merged FILE] [--limit N] [--out FILE] [--misses]\n");
+			fprintf(stderr,
+			        "usage: context_recall [--spider DIR] [--merged FILE] [--limit N] [--out FILE] [--misses]\n");
 			return 2;
 		}
 	}
@@ -480,9 +484,8 @@ int main(int argc, char **argv)
 		}
 		int64_t t2 = clock_mono_ms();
 		printf("merged database: %zu tables; schema load %lld ms; index build %lld ms (%lld values, %lld columns)%s\n",
-		       schema_table_count(s), (long long)(t1 - t0), (long long)(t2 - t1),
-		       (long long)vindex_info(v)->values, (long long)vindex_info(v)->columns,
-		       t2 - t1 < 2000 ? "  PASS (< 2 s)" : "  FAIL (>= 2 s)");
+		       schema_table_count(s), (long long)(t1 - t0), (long long)(t2 - t1), (long long)vindex_info(v)->values,
+		       (long long)vindex_info(v)->columns, t2 - t1 < 2000 ? "  PASS (< 2 s)" : "  FAIL (>= 2 s)");
 		cJSON_AddNumberToObject(json, "merged_tables", (double)schema_table_count(s));
 		cJSON_AddNumberToObject(json, "merged_index_build_ms", (double)(t2 - t1));
 		vindex_close(v);
@@ -553,15 +556,16 @@ int main(int argc, char **argv)
 	printf("\nmedian prompt tokens, spider dev: %+.1f %% %s\n", 100 * gs, gs <= 0.15 ? "PASS (<= +15 %)" : "FAIL (> +15 %)");
 	if (merged) {
 		double gm = bench_pct(ma.tokens, ma.n, 50) / bench_pct(mb.tokens, mb.n, 50) - 1;
-		printf("median prompt tokens, merged:     %+.1f %% %s\n", 100 * gm, gm <= 0.15 ? "PASS (<= +15 %)" : "FAIL (> +15 %)");
+		printf("median prompt tokens, merged:     %+.1f %% %s\n", 100 * gm,
+		       gm <= 0.15 ? "PASS (<= +15 %)" : "FAIL (> +15 %)");
 	}
 	bench_sort(sx.tokens, sx.n);
 	printf("\nprompt tokens with the schema text after and 3 examples: median %.0f / p95 %.0f\n",
 	       bench_pct(sx.tokens, sx.n, 50), bench_pct(sx.tokens, sx.n, 95));
 	cJSON_AddNumberToObject(json, "tokens_with_examples_median", bench_pct(sx.tokens, sx.n, 50));
 	cJSON_AddNumberToObject(json, "tokens_with_examples_p95", bench_pct(sx.tokens, sx.n, 95));
-	printf("\nexample selection, %ld questions, pool: the dev questions of the other databases (%zu in all)\n\n",
-	       p_random.n, pool->n);
+	printf("\nexample selection, %ld questions, pool: the dev questions of the other databases (%zu in all)\n\n", p_random.n,
+	       pool->n);
 	printf("| %-44s | first    | any of 3 |\n|---|---|---|\n", "same SQL skeleton as the gold");
 	cJSON *pj = cJSON_AddObjectToObject(json, "example_selection");
 	pick_report("random (seeded)", &p_random, pj);

@@ -43,8 +43,8 @@
 #define APPSVC_PATH "/msi/token"
 #define JWT_BEARER "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
-static const char *const entra_fields[] = {"tenant_id", "client_id", "client_secret", "federated_token",
-	"identity_header", "scope", "lifetime_s", "latency_ms", "comment"};
+static const char *const entra_fields[] = {"tenant_id", "client_id",  "client_secret", "federated_token", "identity_header",
+                                           "scope",     "lifetime_s", "latency_ms",    "comment"};
 
 static int efail(char *msg, size_t mlen, const char *what)
 {
@@ -72,7 +72,8 @@ int entra_load(const cJSON *o, struct entra_cfg *e, char *msg, size_t mlen)
 	if (!cJSON_IsObject(o))
 		return efail(msg, mlen, "must be an object");
 	const cJSON *f;
-	cJSON_ArrayForEach(f, o) {
+	cJSON_ArrayForEach(f, o)
+	{
 		int ok = f->string[0] == '_';
 		for (size_t i = 0; !ok && i < sizeof entra_fields / sizeof *entra_fields; i++)
 			ok = strcmp(f->string, entra_fields[i]) == 0;
@@ -84,7 +85,9 @@ int entra_load(const cJSON *o, struct entra_cfg *e, char *msg, size_t mlen)
 	if (opt_str(o, "tenant_id", &e->tenant_id) || opt_str(o, "client_id", &e->client_id) ||
 	    opt_str(o, "client_secret", &e->client_secret) || opt_str(o, "federated_token", &e->federated_token) ||
 	    opt_str(o, "identity_header", &e->identity_header) || opt_str(o, "scope", &e->scope))
-		return efail(msg, mlen, "tenant_id, client_id, client_secret, federated_token, identity_header and scope are non-empty strings");
+		return efail(
+		        msg, mlen,
+		        "tenant_id, client_id, client_secret, federated_token, identity_header and scope are non-empty strings");
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, "lifetime_s");
 	if (v && (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble > 86400 * 2))
 		return efail(msg, mlen, "`lifetime_s` must be 1 to 172800 seconds");
@@ -126,7 +129,7 @@ static void issue(struct conn *c, char out[FK_TOKEN_LEN + 1], int64_t *exp_ms)
 	long lifetime = c->srv->sc.entra.lifetime_s;
 	pthread_mutex_lock(&t->mu);
 	snprintf(out, FK_TOKEN_LEN + 1, "eyJ0eXAiOiJKV1QifQ.fk%08lx%016llx%016llx", ++t->issued,
-		 (unsigned long long)rng_next(&c->rng), (unsigned long long)rng_next(&c->rng));
+	         (unsigned long long)rng_next(&c->rng), (unsigned long long)rng_next(&c->rng));
 	*exp_ms = wall_ms() + lifetime * 1000;
 	struct issued *slot = &t->ring[t->next];
 	memcpy(slot->tok, out, FK_TOKEN_LEN + 1);
@@ -272,7 +275,8 @@ int entra_serve(struct conn *c, struct request *rq)
 		} else if (strcmp(ver, imds ? "2018-02-01" : "2019-08-01") != 0) {
 			status = 400;
 			mi_error(&b, "invalid_request", "unsupported api-version");
-		} else if (!request_query(rq, "resource", v1, sizeof v1) || (pct_decode(v2, sizeof v2, v1, strlen(v1)), !resource_ok(e, v2))) {
+		} else if (!request_query(rq, "resource", v1, sizeof v1) ||
+		           (pct_decode(v2, sizeof v2, v1, strlen(v1)), !resource_ok(e, v2))) {
 			status = 400;
 			mi_error(&b, "invalid_resource", "the resource is missing or not the configured one");
 		} else if (request_query(rq, "client_id", v1, sizeof v1) && (!e->client_id || strcmp(v1, e->client_id) != 0)) {
@@ -283,10 +287,13 @@ int entra_serve(struct conn *c, struct request *rq)
 			long long on = exp_ms / 1000;
 			sb_printf(&b, "{\"access_token\":\"%s\",", tok);
 			if (imds)
-				sb_printf(&b, "\"refresh_token\":\"\",\"expires_in\":\"%ld\",\"expires_on\":\"%lld\",\"not_before\":\"%lld\",",
-					  e->lifetime_s, on, on - e->lifetime_s);
+				sb_printf(
+				        &b,
+				        "\"refresh_token\":\"\",\"expires_in\":\"%ld\",\"expires_on\":\"%lld\",\"not_before\":\"%lld\",",
+				        e->lifetime_s, on, on - e->lifetime_s);
 			else
-				sb_printf(&b, "\"expires_on\":\"%lld\",\"client_id\":\"%s\",", on, e->client_id ? e->client_id : "system");
+				sb_printf(&b, "\"expires_on\":\"%lld\",\"client_id\":\"%s\",", on,
+				          e->client_id ? e->client_id : "system");
 			sb_puts(&b, "\"resource\":");
 			sb_json(&b, v2, strlen(v2));
 			sb_puts(&b, ",\"token_type\":\"Bearer\"}");
@@ -317,19 +324,22 @@ int entra_serve(struct conn *c, struct request *rq)
 				oauth_error(&b, "invalid_client", 7000215, "Invalid client secret provided.");
 			}
 		} else if (field(form, "client_assertion_type", v1, sizeof v1) && strcmp(v1, JWT_BEARER) == 0 &&
-			   field(form, "client_assertion", v2, sizeof v2)) {
+		           field(form, "client_assertion", v2, sizeof v2)) {
 			if (!e->federated_token || strcmp(v2, e->federated_token) != 0) {
 				status = 400;
-				oauth_error(&b, "invalid_client", 700213, "No matching federated identity record found for presented assertion.");
+				oauth_error(&b, "invalid_client", 700213,
+				            "No matching federated identity record found for presented assertion.");
 			}
 		} else {
 			status = 400;
-			oauth_error(&b, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required.");
+			oauth_error(&b, "invalid_client", 7000216,
+			            "'client_assertion', 'client_secret' or 'request' is required.");
 		}
 		if (status == 200) {
 			issue(c, tok, &exp_ms);
-			sb_printf(&b, "{\"token_type\":\"Bearer\",\"expires_in\":%ld,\"ext_expires_in\":%ld,\"access_token\":\"%s\"}",
-				  e->lifetime_s, e->lifetime_s, tok);
+			sb_printf(&b,
+			          "{\"token_type\":\"Bearer\",\"expires_in\":%ld,\"ext_expires_in\":%ld,\"access_token\":\"%s\"}",
+			          e->lifetime_s, e->lifetime_s, tok);
 		}
 	}
 	reqlog_write(c->srv, c->ep, rq, status, "none", 0);

@@ -44,9 +44,9 @@
 #define FK_MAX_FILE (64u << 20)         /* scenario and map file size cap */
 #define FK_MAX_REPLY_BYTES (256L << 20) /* cap on a rule's reply_bytes */
 #define FK_DEFAULT_API_VERSION "2024-10-21"
-#define FK_MAX_TOKENS 4096              /* issued tokens remembered (a ring) */
-#define FK_TOKEN_LEN 60                 /* an issued token's length */
-#define FK_MAX_SPILLOVER 8              /* spillover deployments per endpoint */
+#define FK_MAX_TOKENS 4096 /* issued tokens remembered (a ring) */
+#define FK_TOKEN_LEN 60    /* an issued token's length */
+#define FK_MAX_SPILLOVER 8 /* spillover deployments per endpoint */
 
 /* ---- util.c ------------------------------------------------------------ */
 
@@ -56,7 +56,10 @@ struct sbuf {
 	size_t cap; /* bytes allocated */
 };
 
-#define SBUF_INIT {NULL, 0, 0}
+#define SBUF_INIT          \
+	{                  \
+		NULL, 0, 0 \
+	}
 
 void *xmalloc(size_t n);
 void *xcalloc(size_t n, size_t size);
@@ -90,12 +93,12 @@ long tokens_of(size_t n);
 
 /* ---- quota.c ----------------------------------------------------------- */
 
-struct rwin {          /* a request window: times of the last `limit` admits */
-	int64_t *t;        /* owned ring of `limit` slots (ms, monotonic) */
-	int limit;         /* 0 = quota off */
-	int head;          /* index of the oldest admit */
-	int n;             /* admits in the ring */
-	int64_t span_ms;   /* window length */
+struct rwin {            /* a request window: times of the last `limit` admits */
+	int64_t *t;      /* owned ring of `limit` slots (ms, monotonic) */
+	int limit;       /* 0 = quota off */
+	int head;        /* index of the oldest admit */
+	int n;           /* admits in the ring */
+	int64_t span_ms; /* window length */
 };
 
 struct tokent {
@@ -103,13 +106,13 @@ struct tokent {
 	long tokens; /* estimated tokens charged */
 };
 
-struct twin {              /* the token window (tpm) */
-	struct tokent *e;      /* owned; live entries are e[head..n) */
+struct twin {             /* the token window (tpm) */
+	struct tokent *e; /* owned; live entries are e[head..n) */
 	size_t head, n, cap;
-	long sum;              /* tokens in e[head..n) */
-	long limit;            /* tokens per span_ms; 0 = quota off */
-	long per_minute;       /* the tpm (what x-ratelimit-limit-tokens says) */
-	int64_t span_ms;       /* window length, 60 s unless the scenario says */
+	long sum;        /* tokens in e[head..n) */
+	long limit;      /* tokens per span_ms; 0 = quota off */
+	long per_minute; /* the tpm (what x-ratelimit-limit-tokens says) */
+	int64_t span_ms; /* window length, 60 s unless the scenario says */
 };
 
 struct quota {
@@ -168,22 +171,20 @@ struct fault {
  * concurrent POST /_fake/faults can free the queue safely. */
 struct fault_hit {
 	enum fault_kind kind;
-	char name[32];    /* "none" when kind == FAULT_NONE */
+	char name[32]; /* "none" when kind == FAULT_NONE */
 	int status;
-	char *body;       /* owned or NULL */
-	char *headers;    /* owned or NULL */
+	char *body;    /* owned or NULL */
+	char *headers; /* owned or NULL */
 	int delay_ms;
 	int after_chunks;
 };
 
 /* Parses a JSON array of fault objects.  On success *out owns the list; on
  * error returns -1 with a one-line message in err and *out = NULL. */
-int fault_parse_list(const char *json, size_t len, struct fault **out, int *nout, char *err,
-		     size_t errlen);
+int fault_parse_list(const char *json, size_t len, struct fault **out, int *nout, char *err, size_t errlen);
 /* The same for an already parsed array (the scenario's "faults"). */
 struct cJSON;
-int fault_parse_array(const struct cJSON *arr, struct fault **out, int *nout, char *err,
-		      size_t errlen);
+int fault_parse_array(const struct cJSON *arr, struct fault **out, int *nout, char *err, size_t errlen);
 /* Draws the fault for the next request from ep's queue (the first entry
  * whose count is not 0, counting it down).  Caller holds ep->mu. */
 struct endpoint;
@@ -194,14 +195,14 @@ void fault_hit_release(struct fault_hit *hit);
 /* ---- scenario.c -------------------------------------------------------- */
 
 struct stats {
-	long requests;     /* model requests (control API excluded) */
-	long ok;           /* replies sent with status 200 */
-	long rate_limited; /* replies sent with status 429 (quota or fault) */
-	long faulted;      /* requests that drew a fault */
-	long prompt_tokens;      /* billed: of the replies sent with status 200 */
-	long cached_tokens;      /* ... of them served from the prompt cache */
+	long requests;      /* model requests (control API excluded) */
+	long ok;            /* replies sent with status 200 */
+	long rate_limited;  /* replies sent with status 429 (quota or fault) */
+	long faulted;       /* requests that drew a fault */
+	long prompt_tokens; /* billed: of the replies sent with status 200 */
+	long cached_tokens; /* ... of them served from the prompt cache */
 	long completion_tokens;
-	double cost_usd;         /* ... at the endpoint's `price` */
+	double cost_usd; /* ... at the endpoint's `price` */
 };
 
 /* How an endpoint treats `n` > 1 (scenario "n"): Azure and OpenAI send n
@@ -209,22 +210,22 @@ struct stats {
 enum n_mode { N_CHOICES, N_IGNORE, N_REJECT };
 
 struct endpoint {
-	char *name;        /* owned: [A-Za-z0-9._-]+, unique */
-	char *api_key;     /* owned: never logged */
-	int local_auth;    /* 1 (default): the key works; 0: keys get 401, only Entra ID tokens */
-	char *region;      /* owned or NULL: sent as x-ms-region */
+	char *name;                    /* owned: [A-Za-z0-9._-]+, unique */
+	char *api_key;                 /* owned: never logged */
+	int local_auth;                /* 1 (default): the key works; 0: keys get 401, only Entra ID tokens */
+	char *region;                  /* owned or NULL: sent as x-ms-region */
 	char *spill[FK_MAX_SPILLOVER]; /* owned: deployments that take spillover */
 	int nspill;
 	long context_window; /* tokens; 0 = no limit */
-	char *deployment;  /* owned */
-	char *model;       /* owned: reported as `model` (default: deployment) */
-	int lat_median_ms; /* latency before a success; 0 = none */
-	int lat_p95_ms;    /* > median: lognormal spread; else constant */
-	int chunk_ms;      /* gap between SSE events */
+	char *deployment;    /* owned */
+	char *model;         /* owned: reported as `model` (default: deployment) */
+	int lat_median_ms;   /* latency before a success; 0 = none */
+	int lat_p95_ms;      /* > median: lognormal spread; else constant */
+	int chunk_ms;        /* gap between SSE events */
 	long cached_tokens;  /* prompt tokens reported as cached (capped at the prompt) */
 	int token_chars;     /* prompt characters per reported token (default 4, as tokens_of) */
 	double price[3];     /* USD per million: input, cached_input, output */
-	int n_mode;        /* enum n_mode: what a request's `n` > 1 gets */
+	int n_mode;          /* enum n_mode: what a request's `n` > 1 gets */
 	int rps, rp10s, rpm;
 	long tpm;
 	int listen_fd;
@@ -245,17 +246,17 @@ struct mapent {
 };
 
 struct rule {
-	char *match;          /* owned: the regex source */
-	pcre2_code *re;       /* owned; matching is thread-safe */
+	char *match;    /* owned: the regex source */
+	pcre2_code *re; /* owned; matching is thread-safe */
 	enum reply_kind kind;
-	char *text;           /* owned: REPLY_TEXT template */
-	struct mapent *map;   /* owned, sorted by key: REPLY_MAP */
+	char *text;         /* owned: REPLY_TEXT template */
+	struct mapent *map; /* owned, sorted by key: REPLY_MAP */
 	size_t nmap;
-	char *map_default;    /* owned or NULL: REPLY_MAP miss */
-	char **seq;           /* owned: REPLY_SEQUENCE templates */
+	char *map_default; /* owned or NULL: REPLY_MAP miss */
+	char **seq;        /* owned: REPLY_SEQUENCE templates */
 	int nseq;
-	int seq_next;         /* guarded by scenario.mu */
-	long reply_bytes;     /* > 0: pad or cut the reply to exactly this */
+	int seq_next;     /* guarded by scenario.mu */
+	long reply_bytes; /* > 0: pad or cut the reply to exactly this */
 };
 
 /* The fake token service's configuration (the scenario's "entra"). */
@@ -272,14 +273,14 @@ struct entra_cfg {
 };
 
 struct scenario {
-	char *dir;             /* owned: the scenario file's directory */
+	char *dir; /* owned: the scenario file's directory */
 	struct entra_cfg entra;
-	struct endpoint *ep;   /* owned array */
+	struct endpoint *ep; /* owned array */
 	int nep;
-	struct rule *rules;    /* owned array, first match wins */
+	struct rule *rules; /* owned array, first match wins */
 	int nrules;
-	char *default_reply;   /* owned */
-	pthread_mutex_t mu;    /* guards rule.seq_next */
+	char *default_reply; /* owned */
+	pthread_mutex_t mu;  /* guards rule.seq_next */
 };
 
 /* Loads and checks a scenario file.  Returns 0, or -1 with one line in err
@@ -290,19 +291,19 @@ void scenario_reset_sequences(struct scenario *sc);
 
 /* ---- reply.c ----------------------------------------------------------- */
 
-struct chat {              /* the parts of a chat request the fake reads */
-	char *prompt;          /* owned: message contents joined with "\n" */
+struct chat {         /* the parts of a chat request the fake reads */
+	char *prompt; /* owned: message contents joined with "\n" */
 	size_t prompt_len;
-	size_t content_chars;  /* sum of the contents' lengths (bytes) */
-	char *last_user;       /* owned: the last user message, "" if none */
-	char *model;           /* owned or NULL */
-	int stream;            /* "stream": true */
-	int include_usage;     /* "stream_options": {"include_usage": true} */
-	long max_tokens;       /* max_tokens / max_completion_tokens, -1 absent */
-	int n;                 /* choices asked for ("n"), 1 when absent */
+	size_t content_chars; /* sum of the contents' lengths (bytes) */
+	char *last_user;      /* owned: the last user message, "" if none */
+	char *model;          /* owned or NULL */
+	int stream;           /* "stream": true */
+	int include_usage;    /* "stream_options": {"include_usage": true} */
+	long max_tokens;      /* max_tokens / max_completion_tokens, -1 absent */
+	int n;                /* choices asked for ("n"), 1 when absent */
 };
 
-#define FK_MAX_CHOICES 128     /* the service refuses a larger `n` */
+#define FK_MAX_CHOICES 128 /* the service refuses a larger `n` */
 
 /* Parses a request body.  Returns 0, or -1 with the OpenAI-style message
  * for a 400 in err; `stream` is filled even on error when readable. */
@@ -322,7 +323,7 @@ struct conn {
 	struct endpoint *ep; /* borrowed: the endpoint whose port was dialled */
 	char *in;            /* owned: received, not yet consumed bytes */
 	size_t in_len, in_cap;
-	struct sbuf out;     /* pending output, sent by http_flush */
+	struct sbuf out; /* pending output, sent by http_flush */
 	uint64_t rng;
 };
 
@@ -332,17 +333,17 @@ struct header {
 };
 
 struct request {
-	char *head;      /* owned: the header block, parsed in place */
-	char *method;    /* into head */
-	char *target;    /* into head: path and query as sent */
-	char *path;      /* owned: target up to '?' */
-	char *query;     /* owned: after '?', "" if none */
+	char *head;   /* owned: the header block, parsed in place */
+	char *method; /* into head */
+	char *target; /* into head: path and query as sent */
+	char *path;   /* owned: target up to '?' */
+	char *query;  /* owned: after '?', "" if none */
 	struct header h[FK_MAX_HEADERS];
 	int nh;
-	char *body;      /* owned, NUL-terminated */
+	char *body; /* owned, NUL-terminated */
 	size_t body_len;
-	int keep_alive;  /* the connection may serve another request */
-	int64_t t_ms;    /* wall time the request was complete */
+	int keep_alive; /* the connection may serve another request */
+	int64_t t_ms;   /* wall time the request was complete */
 };
 
 #define HTTP_GONE (-1) /* the peer closed or the socket failed */
@@ -356,11 +357,10 @@ const char *request_header(const struct request *rq, const char *lname);
 int request_query(const struct request *rq, const char *name, char *out, size_t outlen);
 
 /* Queues a status line and headers (content_length < 0: chunked). */
-void http_head(struct conn *c, const struct request *rq, int status, const char *ctype,
-	       long long content_length, const char *extra);
+void http_head(struct conn *c, const struct request *rq, int status, const char *ctype, long long content_length,
+               const char *extra);
 /* Queues a complete JSON reply and flushes it. Returns 0 or HTTP_GONE. */
-int http_reply(struct conn *c, const struct request *rq, int status, const char *extra,
-	       const char *body, size_t len);
+int http_reply(struct conn *c, const struct request *rq, int status, const char *extra, const char *body, size_t len);
 void http_queue(struct conn *c, const void *p, size_t n);
 void http_chunk(struct conn *c, const void *p, size_t n); /* queues one chunk */
 int http_flush(struct conn *c);
@@ -374,16 +374,16 @@ void http_reset(struct conn *c); /* SO_LINGER {1,0}: RST */
 
 struct issued {
 	char tok[FK_TOKEN_LEN + 1];
-	int64_t exp_ms;  /* Unix ms */
+	int64_t exp_ms; /* Unix ms */
 	int revoked;
 };
 
 struct tokens {
-	pthread_mutex_t mu;   /* guards everything below */
+	pthread_mutex_t mu; /* guards everything below */
 	struct issued ring[FK_MAX_TOKENS];
 	int n, next;
-	long requests;        /* requests to the token paths */
-	long issued;          /* tokens issued */
+	long requests; /* requests to the token paths */
+	long issued;   /* tokens issued */
 };
 
 struct server {
@@ -396,34 +396,32 @@ struct server {
 int reqlog_open(struct server *s, const char *path);
 /* Writes one JSON line for a request; header values of api-key and
  * authorization become "<match>" or "<mismatch>". */
-void reqlog_write(struct server *s, const struct endpoint *ep, const struct request *rq,
-		  int status, const char *fault, int stream);
+void reqlog_write(struct server *s, const struct endpoint *ep, const struct request *rq, int status, const char *fault,
+                  int stream);
 /* Flushes and keeps the log locked: no line can start after this. */
 void reqlog_seal(struct server *s);
 
 /* ---- wire.c ------------------------------------------------------------ */
 
-struct answer {               /* one successful reply, ready to send */
-	const char *text;         /* the assistant's content (choice 0) */
+struct answer {           /* one successful reply, ready to send */
+	const char *text; /* the assistant's content (choice 0) */
 	size_t len;
-	char *const *extra;       /* the other choices' contents (non-stream only) */
+	char *const *extra; /* the other choices' contents (non-stream only) */
 	int nextra;
 	const char *model;
-	int azure;                /* Azure's content-filter annotations */
+	int azure; /* Azure's content-filter annotations */
 	int include_usage;
 	long prompt_tokens;
 	long completion_tokens;
-	long cached_tokens;       /* of prompt_tokens (usage.prompt_tokens_details) */
-	int chunk_ms;             /* gap between SSE events */
-	const char *headers;      /* extra header lines (x-ratelimit-*) */
+	long cached_tokens;  /* of prompt_tokens (usage.prompt_tokens_details) */
+	int chunk_ms;        /* gap between SSE events */
+	const char *headers; /* extra header lines (x-ratelimit-*) */
 };
 
 /* Send a success, applying a stream fault if the request drew one.
  * Return 1 when the connection can serve another request, else 0. */
-int wire_json(struct conn *c, const struct request *rq, const struct answer *a,
-	      const struct fault_hit *hit);
-int wire_stream(struct conn *c, const struct request *rq, const struct answer *a,
-		const struct fault_hit *hit);
+int wire_json(struct conn *c, const struct request *rq, const struct answer *a, const struct fault_hit *hit);
+int wire_stream(struct conn *c, const struct request *rq, const struct answer *a, const struct fault_hit *hit);
 
 /* ---- entra.c ----------------------------------------------------------- */
 

@@ -31,61 +31,61 @@
 
 #define MAX_FAULT_HEADERS 32
 
-#define RATE_MSG                                                                            \
-	"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "          \
-	FK_DEFAULT_API_VERSION " have exceeded call rate limit of your current OpenAI S0 pricing "  \
-	"tier. Please retry after %ld seconds. Please go here: https://aka.ms/oai/quotaincrease if " \
+#define RATE_MSG                                                                                                  \
+	"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version " FK_DEFAULT_API_VERSION \
+	" have exceeded call rate limit of your current OpenAI S0 pricing "                                       \
+	"tier. Please retry after %ld seconds. Please go here: https://aka.ms/oai/quotaincrease if "              \
 	"you would like to further increase the default rate limit."
 
 static const char BARE_RATE_MSG[] = "Rate limit is exceeded. Try again later.";
 static const char DAILY_MSG[] =
-	"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
-	FK_DEFAULT_API_VERSION " have exceeded the daily token quota of your current OpenAI S0 "
-	"pricing tier. Please retry after 86400 seconds. Please go here: "
-	"https://aka.ms/oai/quotaincrease if you would like to further increase the default quota.";
+        "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version " FK_DEFAULT_API_VERSION
+        " have exceeded the daily token quota of your current OpenAI S0 "
+        "pricing tier. Please retry after 86400 seconds. Please go here: "
+        "https://aka.ms/oai/quotaincrease if you would like to further increase the default quota.";
 static const char CONTEXT_MSG[] =
-	"This model's maximum context length is 128000 tokens. However, your messages resulted in "
-	"130000 tokens. Please reduce the length of the messages.";
+        "This model's maximum context length is 128000 tokens. However, your messages resulted in "
+        "130000 tokens. Please reduce the length of the messages.";
 static const char FILTER_MSG[] =
-	"The response was filtered due to the prompt triggering Azure OpenAI's content management "
-	"policy. Please modify your prompt and retry. To learn more about our content filtering "
-	"policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766";
+        "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+        "policy. Please modify your prompt and retry. To learn more about our content filtering "
+        "policies please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766";
 static const char NOT_DEPLOYED_MSG[] =
-	"The API deployment for this resource does not exist. If you created the deployment within "
-	"the last 5 minutes, please wait a moment and try again.";
+        "The API deployment for this resource does not exist. If you created the deployment within "
+        "the last 5 minutes, please wait a moment and try again.";
 static const char DENIED_MSG[] =
-	"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
-	"a valid key for an active subscription and use a correct regional API endpoint for your "
-	"resource.";
+        "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
+        "a valid key for an active subscription and use a correct regional API endpoint for your "
+        "resource.";
 
 static const struct kind_row {
 	const char *name;
 	enum fault_kind kind;
 	int status; /* status faults: the preset status */
 } kinds[] = {
-	{"status", FAULT_STATUS, 0},
-	{"http500", FAULT_STATUS, 500},
-	{"http503", FAULT_STATUS, 503},
-	{"http401", FAULT_STATUS, 401},
-	{"http404", FAULT_STATUS, 404},
-	{"context_length", FAULT_STATUS, 400},
-	{"content_filter", FAULT_STATUS, 400},
-	{"rate_limit", FAULT_STATUS, 429},
-	{"rate_limit_bare", FAULT_STATUS, 429},
-	{"daily_quota", FAULT_STATUS, 429},
-	{"reset", FAULT_RESET, 0},
-	{"hang", FAULT_HANG, 0},
-	{"slow_first_token", FAULT_SLOW_FIRST_TOKEN, 0},
-	{"stream_cut", FAULT_STREAM_CUT, 0},
-	{"stream_stall", FAULT_STREAM_STALL, 0},
-	{"malformed_chunk", FAULT_MALFORMED_CHUNK, 0},
-	{"no_done", FAULT_NO_DONE, 0},
-	{"flap", FAULT_FLAP, 503},
+        {"status", FAULT_STATUS, 0},
+        {"http500", FAULT_STATUS, 500},
+        {"http503", FAULT_STATUS, 503},
+        {"http401", FAULT_STATUS, 401},
+        {"http404", FAULT_STATUS, 404},
+        {"context_length", FAULT_STATUS, 400},
+        {"content_filter", FAULT_STATUS, 400},
+        {"rate_limit", FAULT_STATUS, 429},
+        {"rate_limit_bare", FAULT_STATUS, 429},
+        {"daily_quota", FAULT_STATUS, 429},
+        {"reset", FAULT_RESET, 0},
+        {"hang", FAULT_HANG, 0},
+        {"slow_first_token", FAULT_SLOW_FIRST_TOKEN, 0},
+        {"stream_cut", FAULT_STREAM_CUT, 0},
+        {"stream_stall", FAULT_STREAM_STALL, 0},
+        {"malformed_chunk", FAULT_MALFORMED_CHUNK, 0},
+        {"no_done", FAULT_NO_DONE, 0},
+        {"flap", FAULT_FLAP, 503},
 };
 
 static const char *const known_fields[] = {
-	"kind", "count", "status", "code", "message", "body", "headers", "retry_after_s",
-	"retry_after_ms", "delay_ms", "after_chunks", "down_ms", "comment",
+        "kind",          "count",          "status",   "code",         "message", "body",    "headers",
+        "retry_after_s", "retry_after_ms", "delay_ms", "after_chunks", "down_ms", "comment",
 };
 
 static const char *default_message(int status)
@@ -121,19 +121,20 @@ static void filter_body(struct sbuf *b, const char *message)
 	sb_puts(b, "{\"error\":{\"message\":");
 	sb_json(b, message, strlen(message));
 	sb_printf(b,
-		  ",\"type\":null,\"param\":\"prompt\",\"code\":\"content_filter\",\"status\":400,"
-		  "\"innererror\":{\"code\":\"ResponsibleAIPolicyViolation\",\"content_filter_result\":"
-		  "{\"hate\":%s,\"jailbreak\":{\"filtered\":false,\"detected\":false},\"self_harm\":%s,"
-		  "\"sexual\":%s,\"violence\":{\"filtered\":true,\"severity\":\"medium\"}}}}}",
-		  safe, safe, safe);
+	          ",\"type\":null,\"param\":\"prompt\",\"code\":\"content_filter\",\"status\":400,"
+	          "\"innererror\":{\"code\":\"ResponsibleAIPolicyViolation\",\"content_filter_result\":"
+	          "{\"hate\":%s,\"jailbreak\":{\"filtered\":false,\"detected\":false},\"self_harm\":%s,"
+	          "\"sexual\":%s,\"violence\":{\"filtered\":true,\"severity\":\"medium\"}}}}}",
+	          safe, safe, safe);
 }
 
 static void context_body(struct sbuf *b, const char *message)
 {
 	sb_puts(b, "{\"error\":{\"message\":");
 	sb_json(b, message, strlen(message));
-	sb_puts(b, ",\"type\":\"invalid_request_error\",\"param\":\"messages\","
-		   "\"code\":\"context_length_exceeded\"}}");
+	sb_puts(b,
+	        ",\"type\":\"invalid_request_error\",\"param\":\"messages\","
+	        "\"code\":\"context_length_exceeded\"}}");
 }
 
 /* ---- parsing ------------------------------------------------------------- */
@@ -172,8 +173,7 @@ static char *hlist_take(struct hlist *h)
 	return b.len ? sb_take(&b) : NULL;
 }
 
-static int bad(char *err, size_t errlen, int i, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+static int bad(char *err, size_t errlen, int i, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 static int bad(char *err, size_t errlen, int i, const char *fmt, ...)
 {
@@ -187,14 +187,12 @@ static int bad(char *err, size_t errlen, int i, const char *fmt, ...)
 }
 
 /* Reads an optional integer field in [lo, hi]; keeps *out when absent. */
-static int get_int(const cJSON *o, const char *key, int lo, int hi, int *out, char *err,
-		   size_t errlen, int i)
+static int get_int(const cJSON *o, const char *key, int lo, int hi, int *out, char *err, size_t errlen, int i)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	if (!v)
 		return 0;
-	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo ||
-	    v->valuedouble > hi) {
+	if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < lo || v->valuedouble > hi) {
 		char msg[160];
 		snprintf(msg, sizeof msg, "`%s` must be an integer from %d to %d", key, lo, hi);
 		return bad(err, errlen, i, "%s", msg);
@@ -203,8 +201,7 @@ static int get_int(const cJSON *o, const char *key, int lo, int hi, int *out, ch
 	return 0;
 }
 
-static int get_str(const cJSON *o, const char *key, const char **out, char *err, size_t errlen,
-		   int i)
+static int get_str(const cJSON *o, const char *key, const char **out, char *err, size_t errlen, int i)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	if (!v)
@@ -226,8 +223,7 @@ static int header_ok(const char *name, const char *value)
 }
 
 /* Builds the reply of a status-like fault (status presets and flap). */
-static int build_status(struct fault *f, const cJSON *o, const struct kind_row *k, char *err,
-			size_t errlen, int i)
+static int build_status(struct fault *f, const cJSON *o, const struct kind_row *k, char *err, size_t errlen, int i)
 {
 	const char *code = NULL, *message = NULL, *body = NULL;
 	int retry_ms = -1;
@@ -236,10 +232,8 @@ static int build_status(struct fault *f, const cJSON *o, const struct kind_row *
 	char num[32], msg[512];
 
 	f->status = k->status;
-	if (get_int(o, "status", 100, 599, &f->status, err, errlen, i) ||
-	    get_str(o, "code", &code, err, errlen, i) ||
-	    get_str(o, "message", &message, err, errlen, i) ||
-	    get_str(o, "body", &body, err, errlen, i) ||
+	if (get_int(o, "status", 100, 599, &f->status, err, errlen, i) || get_str(o, "code", &code, err, errlen, i) ||
+	    get_str(o, "message", &message, err, errlen, i) || get_str(o, "body", &body, err, errlen, i) ||
 	    get_int(o, "retry_after_ms", 0, 1000000000, &retry_ms, err, errlen, i))
 		return -1;
 	if (f->status == 0)
@@ -269,7 +263,8 @@ static int build_status(struct fault *f, const cJSON *o, const struct kind_row *
 		return bad(err, errlen, i, "%s", "`headers` must be an object of strings");
 	}
 	const cJSON *hv;
-	cJSON_ArrayForEach(hv, hdrs) {
+	cJSON_ArrayForEach(hv, hdrs)
+	{
 		char val[64];
 		const char *s = hv->valuestring;
 		if (cJSON_IsNumber(hv)) {
@@ -317,7 +312,8 @@ static int parse_one(const cJSON *o, struct fault *f, char *err, size_t errlen, 
 	if (!cJSON_IsObject(o))
 		return bad(err, errlen, i, "%s", "each fault must be an object");
 	const cJSON *field;
-	cJSON_ArrayForEach(field, o) {
+	cJSON_ArrayForEach(field, o)
+	{
 		int known = field->string[0] == '_';
 		for (size_t j = 0; !known && j < sizeof known_fields / sizeof *known_fields; j++)
 			known = strcmp(field->string, known_fields[j]) == 0;
@@ -363,7 +359,8 @@ int fault_parse_array(const cJSON *arr, struct fault **out, int *nout, char *err
 	int n = cJSON_GetArraySize(arr), i = 0;
 	struct fault *list = xcalloc((size_t)n, sizeof *list);
 	const cJSON *o;
-	cJSON_ArrayForEach(o, arr) {
+	cJSON_ArrayForEach(o, arr)
+	{
 		if (parse_one(o, &list[i], err, errlen, i)) {
 			fault_list_free(list, i + 1);
 			return -1;
@@ -375,8 +372,7 @@ int fault_parse_array(const cJSON *arr, struct fault **out, int *nout, char *err
 	return 0;
 }
 
-int fault_parse_list(const char *json, size_t len, struct fault **out, int *nout, char *err,
-		     size_t errlen)
+int fault_parse_list(const char *json, size_t len, struct fault **out, int *nout, char *err, size_t errlen)
 {
 	cJSON *arr = cJSON_ParseWithLength(json, len);
 	if (!arr) {

@@ -264,8 +264,8 @@ int request_query(const struct request *rq, const char *name, char *out, size_t 
 
 /* ---- writing ----------------------------------------------------------- */
 
-void http_head(struct conn *c, const struct request *rq, int status, const char *ctype,
-	       long long content_length, const char *extra)
+void http_head(struct conn *c, const struct request *rq, int status, const char *ctype, long long content_length,
+               const char *extra)
 {
 	char id1[37], id2[37];
 	make_uuid(id1, &c->rng);
@@ -276,14 +276,13 @@ void http_head(struct conn *c, const struct request *rq, int status, const char 
 	else
 		sb_puts(&c->out, "Transfer-Encoding: chunked\r\nCache-Control: no-cache\r\n");
 	sb_printf(&c->out, "Connection: %s\r\napim-request-id: %s\r\nx-request-id: %s\r\n",
-		  rq && rq->keep_alive ? "keep-alive" : "close", id1, id2);
+	          rq && rq->keep_alive ? "keep-alive" : "close", id1, id2);
 	if (extra)
 		sb_puts(&c->out, extra);
 	sb_puts(&c->out, "\r\n");
 }
 
-int http_reply(struct conn *c, const struct request *rq, int status, const char *extra,
-	       const char *body, size_t len)
+int http_reply(struct conn *c, const struct request *rq, int status, const char *extra, const char *body, size_t len)
 {
 	http_head(c, rq, status, "application/json", (long long)len, extra);
 	sb_add(&c->out, body, len);

@@ -51,8 +51,7 @@ static int listen_on(struct endpoint *e)
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	sa.sin_port = 0;
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 1024) ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len)) {
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) || listen(fd, 1024) || getsockname(fd, (struct sockaddr *)&sa, &len)) {
 		close(fd);
 		return -1;
 	}
@@ -157,8 +156,8 @@ int main(int argc, char **argv)
 
 	for (int i = 0; i < srv.sc.nep; i++) {
 		if (listen_on(&srv.sc.ep[i])) {
-			fprintf(stderr, "fake_aoai: cannot listen on 127.0.0.1 for endpoint %s: %s\n",
-				srv.sc.ep[i].name, strerror(errno));
+			fprintf(stderr, "fake_aoai: cannot listen on 127.0.0.1 for endpoint %s: %s\n", srv.sc.ep[i].name,
+			        strerror(errno));
 			return 2;
 		}
 	}
@@ -169,8 +168,7 @@ int main(int argc, char **argv)
 		}
 	}
 	if (write_port_file(port_file)) {
-		fprintf(stderr, "fake_aoai: cannot write the port file %s: %s\n", port_file,
-			strerror(errno));
+		fprintf(stderr, "fake_aoai: cannot write the port file %s: %s\n", port_file, strerror(errno));
 		return 2;
 	}
 

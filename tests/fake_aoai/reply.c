@@ -24,9 +24,9 @@
 #include <string.h>
 
 static const char JSON_PARSE_MSG[] =
-	"We could not parse the JSON body of your request. (HINT: This likely means you aren't "
-	"using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
-	"sent was not valid JSON.)";
+        "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+        "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was "
+        "sent was not valid JSON.)";
 static const char FILLER[] = "The quick brown fox jumps over the lazy dog. ";
 
 /* ---- the request ----------------------------------------------------------- */
@@ -41,7 +41,8 @@ static char *content_text(const cJSON *content)
 		return NULL;
 	struct sbuf b = SBUF_INIT;
 	const cJSON *part;
-	cJSON_ArrayForEach(part, content) {
+	cJSON_ArrayForEach(part, content)
+	{
 		const cJSON *t = cJSON_GetObjectItemCaseSensitive(part, "text");
 		if (cJSON_IsString(t))
 			sb_puts(&b, t->valuestring);
@@ -74,7 +75,7 @@ int chat_parse(struct chat *ch, const char *body, size_t len, char *err, size_t 
 		ch->max_tokens = (long)mt->valuedouble;
 	const cJSON *nc = cJSON_GetObjectItemCaseSensitive(root, "n");
 	if (nc && (!cJSON_IsNumber(nc) || nc->valuedouble < 1 || nc->valuedouble > FK_MAX_CHOICES ||
-		   nc->valuedouble != (double)(int)nc->valuedouble)) {
+	           nc->valuedouble != (double)(int)nc->valuedouble)) {
 		snprintf(err, errlen, "Invalid 'n': an integer from 1 to %d is expected", FK_MAX_CHOICES);
 		goto done;
 	}
@@ -94,7 +95,8 @@ int chat_parse(struct chat *ch, const char *body, size_t len, char *err, size_t 
 		goto done;
 	}
 	const cJSON *m;
-	cJSON_ArrayForEach(m, msgs) {
+	cJSON_ArrayForEach(m, msgs)
+	{
 		if (!cJSON_IsObject(m)) {
 			snprintf(err, errlen, "each of 'messages' must be an object");
 			goto done;
@@ -182,16 +184,12 @@ static int mapent_find(const void *key, const void *ent)
 	return strcmp(key, ((const struct mapent *)ent)->key);
 }
 
-static char *rule_reply(struct scenario *sc, struct rule *r, const struct chat *ch,
-			const struct groups *g)
+static char *rule_reply(struct scenario *sc, struct rule *r, const struct chat *ch, const struct groups *g)
 {
 	switch (r->kind) {
-	case REPLY_TEXT:
-		return expand(r->text, g);
-	case REPLY_ECHO:
-		return xstrdup(ch->last_user);
-	case REPLY_FILL:
-		return xstrdup("");
+	case REPLY_TEXT: return expand(r->text, g);
+	case REPLY_ECHO: return xstrdup(ch->last_user);
+	case REPLY_FILL: return xstrdup("");
 	case REPLY_MAP: {
 		const char *s;
 		size_t len;

@@ -55,8 +55,8 @@ static const char *redact(struct server *s, const struct endpoint *ep, const cha
 	return NULL;
 }
 
-void reqlog_write(struct server *s, const struct endpoint *ep, const struct request *rq,
-		  int status, const char *fault, int stream)
+void reqlog_write(struct server *s, const struct endpoint *ep, const struct request *rq, int status, const char *fault,
+                  int stream)
 {
 	if (!s->log)
 		return;

@@ -59,19 +59,19 @@ enum api_kind { API_NONE, API_AZURE, API_AZURE_V1, API_OPENAI };
 #define LATENCY_CAP_MS 600000
 
 static const char DENIED_MSG[] =
-	"Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
-	"a valid key for an active subscription and use a correct regional API endpoint for your "
-	"resource.";
+        "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide "
+        "a valid key for an active subscription and use a correct regional API endpoint for your "
+        "resource.";
 static const char NOT_DEPLOYED_MSG[] =
-	"The API deployment for this resource does not exist. If you created the deployment within "
-	"the last 5 minutes, please wait a moment and try again.";
+        "The API deployment for this resource does not exist. If you created the deployment within "
+        "the last 5 minutes, please wait a moment and try again.";
 static const char TOKEN_MSG[] =
-	"Unauthorized. Access token is missing, invalid, audience is incorrect "
-	"(https://cognitiveservices.azure.com), or have expired.";
+        "Unauthorized. Access token is missing, invalid, audience is incorrect "
+        "(https://cognitiveservices.azure.com), or have expired.";
 static const char KEY_DISABLED_MSG[] = "Key based authentication is disabled for this resource.";
 static const char OPENAI_KEY_MSG[] =
-	"Incorrect API key provided. You can find your API key at "
-	"https://platform.openai.com/account/api-keys.";
+        "Incorrect API key provided. You can find your API key at "
+        "https://platform.openai.com/account/api-keys.";
 
 static void azure_error(struct sbuf *b, const char *code, const char *msg)
 {
@@ -117,19 +117,19 @@ static void bill(struct endpoint *ep, const struct answer *a)
 	ep->stats.cached_tokens += a->cached_tokens;
 	ep->stats.completion_tokens += a->completion_tokens;
 	ep->stats.cost_usd += ((double)(a->prompt_tokens - a->cached_tokens) * ep->price[0] +
-			       (double)a->cached_tokens * ep->price[1] + (double)a->completion_tokens * ep->price[2]) / 1e6;
+	                       (double)a->cached_tokens * ep->price[1] + (double)a->completion_tokens * ep->price[2]) /
+	                      1e6;
 	pthread_mutex_unlock(&ep->mu);
 }
 
 /* Logs, counts and sends one complete reply; returns 1 to keep the
  * connection. */
-static int finish(struct conn *c, const struct request *rq, int status, const char *headers,
-		  const struct sbuf *body, const char *fault, int stream)
+static int finish(struct conn *c, const struct request *rq, int status, const char *headers, const struct sbuf *body,
+                  const char *fault, int stream)
 {
 	count_status(c->ep, status);
 	reqlog_write(c->srv, c->ep, rq, status, fault, stream);
-	return http_reply(c, rq, status, headers, body->p ? body->p : "", body->len) == 0 &&
-	       rq->keep_alive;
+	return http_reply(c, rq, status, headers, body->p ? body->p : "", body->len) == 0 && rq->keep_alive;
 }
 
 /* ---- control API ----------------------------------------------------------- */
@@ -164,11 +164,12 @@ static int control(struct conn *c, struct request *rq)
 		pthread_mutex_unlock(&ep->mu);
 		long treq, tiss;
 		entra_counts(c->srv, &treq, &tiss);
-		sb_printf(&b, "{\"requests\":%ld,\"ok\":%ld,\"rate_limited\":%ld,\"faulted\":%ld,\"prompt_tokens\":%ld,"
-			  "\"cached_tokens\":%ld,\"completion_tokens\":%ld,\"cost_usd\":%.9f,"
-			  "\"token_requests\":%ld,\"tokens_issued\":%ld}",
-			  st.requests, st.ok, st.rate_limited, st.faulted, st.prompt_tokens, st.cached_tokens,
-			  st.completion_tokens, st.cost_usd, treq, tiss);
+		sb_printf(&b,
+		          "{\"requests\":%ld,\"ok\":%ld,\"rate_limited\":%ld,\"faulted\":%ld,\"prompt_tokens\":%ld,"
+		          "\"cached_tokens\":%ld,\"completion_tokens\":%ld,\"cost_usd\":%.9f,"
+		          "\"token_requests\":%ld,\"tokens_issued\":%ld}",
+		          st.requests, st.ok, st.rate_limited, st.faulted, st.prompt_tokens, st.cached_tokens,
+		          st.completion_tokens, st.cost_usd, treq, tiss);
 	} else if (post && strcmp(rq->path, "/_fake/revoke_tokens") == 0) {
 		entra_revoke(c->srv);
 		sb_puts(&b, "{\"ok\":true}");
@@ -181,8 +182,9 @@ static int control(struct conn *c, struct request *rq)
 		sb_puts(&b, "{\"ok\":true}");
 	} else {
 		status = 404;
-		azure_error(&b, "404", "Unknown control request; use POST /_fake/faults, "
-				       "GET /_fake/stats, POST /_fake/reset or POST /_fake/revoke_tokens.");
+		azure_error(&b, "404",
+		            "Unknown control request; use POST /_fake/faults, "
+		            "GET /_fake/stats, POST /_fake/reset or POST /_fake/revoke_tokens.");
 	}
 	reqlog_write(c->srv, ep, rq, status, "none", 0);
 	int keep = http_reply(c, rq, status, NULL, b.p, b.len) == 0 && rq->keep_alive;
@@ -201,8 +203,7 @@ static enum api_kind api_of(const char *path, const char **dep, size_t *dep_len)
 		return API_AZURE_V1;
 	if (strcmp(path, "/v1/chat/completions") == 0)
 		return API_OPENAI;
-	if (plen > pre + suf && strncmp(path, DEPLOYMENTS_PREFIX, pre) == 0 &&
-	    strcmp(path + plen - suf, CHAT_SUFFIX) == 0) {
+	if (plen > pre + suf && strncmp(path, DEPLOYMENTS_PREFIX, pre) == 0 && strcmp(path + plen - suf, CHAT_SUFFIX) == 0) {
 		*dep = path + pre;
 		*dep_len = plen - pre - suf;
 		if (memchr(*dep, '/', *dep_len) == NULL)
@@ -242,8 +243,7 @@ static const char *bearer_of(const struct request *rq)
 
 /* Azure's authentication: a token the fake issued, else the key (when
  * local auth is on).  Returns 0, or 401 with the body written. */
-static int azure_auth(struct conn *c, const struct request *rq, const struct endpoint *ep, enum api_kind kind,
-		      struct sbuf *b)
+static int azure_auth(struct conn *c, const struct request *rq, const struct endpoint *ep, enum api_kind kind, struct sbuf *b)
 {
 	const char *tok = bearer_of(rq);
 	if (tok && entra_token_state(c->srv, tok) == TOKEN_VALID)
@@ -279,12 +279,15 @@ static void context_error(struct sbuf *b, const struct endpoint *ep, const struc
 	char msg[400];
 	long prompt = tokens_of(ch->content_chars);
 	if (ch->max_tokens < 0)
-		snprintf(msg, sizeof msg, "This model's maximum context length is %ld tokens. However, your messages resulted in %ld "
-			 "tokens. Please reduce the length of the messages.", ep->context_window, prompt);
+		snprintf(msg, sizeof msg,
+		         "This model's maximum context length is %ld tokens. However, your messages resulted in %ld "
+		         "tokens. Please reduce the length of the messages.",
+		         ep->context_window, prompt);
 	else
-		snprintf(msg, sizeof msg, "This model's maximum context length is %ld tokens. However, you requested %ld tokens (%ld "
-			 "in the messages, %ld in the completion). Please reduce the length of the messages or completion.",
-			 ep->context_window, prompt + ch->max_tokens, prompt, ch->max_tokens);
+		snprintf(msg, sizeof msg,
+		         "This model's maximum context length is %ld tokens. However, you requested %ld tokens (%ld "
+		         "in the messages, %ld in the completion). Please reduce the length of the messages or completion.",
+		         ep->context_window, prompt + ch->max_tokens, prompt, ch->max_tokens);
 	openai_error(b, msg, "invalid_request_error", "context_length_exceeded");
 }
 
@@ -307,15 +310,14 @@ static int latency_draw(struct conn *c, const struct endpoint *ep)
 static void ratelimit_headers(struct sbuf *h, const struct quota_verdict *v)
 {
 	if (v->lim_req >= 0)
-		sb_printf(h, "x-ratelimit-limit-requests: %ld\r\nx-ratelimit-remaining-requests: %ld\r\n",
-			  v->lim_req, v->rem_req);
+		sb_printf(h, "x-ratelimit-limit-requests: %ld\r\nx-ratelimit-remaining-requests: %ld\r\n", v->lim_req,
+		          v->rem_req);
 	if (v->lim_tok >= 0)
-		sb_printf(h, "x-ratelimit-limit-tokens: %ld\r\nx-ratelimit-remaining-tokens: %ld\r\n",
-			  v->lim_tok, v->rem_tok);
+		sb_printf(h, "x-ratelimit-limit-tokens: %ld\r\nx-ratelimit-remaining-tokens: %ld\r\n", v->lim_tok, v->rem_tok);
 }
 
-static int rate_limited(struct conn *c, const struct request *rq, const struct quota_verdict *v,
-			const char *apiver, const struct fault_hit *hit, int stream, const char *extra)
+static int rate_limited(struct conn *c, const struct request *rq, const struct quota_verdict *v, const char *apiver,
+                        const struct fault_hit *hit, int stream, const char *extra)
 {
 	struct sbuf h = SBUF_INIT, b = SBUF_INIT;
 	if (extra)
@@ -325,11 +327,11 @@ static int rate_limited(struct conn *c, const struct request *rq, const struct q
 	sb_printf(&h, "retry-after: %ld\r\nretry-after-ms: %lld\r\n", secs, (long long)v->retry_ms);
 	ratelimit_headers(&h, v);
 	snprintf(msg, sizeof msg,
-		 "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version %s "
-		 "have exceeded %s rate limit of your current OpenAI S0 pricing tier. Please retry "
-		 "after %ld seconds. Please go here: https://aka.ms/oai/quotaincrease if you would "
-		 "like to further increase the default rate limit.",
-		 apiver, v->tokens ? "token" : "call", secs);
+	         "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version %s "
+	         "have exceeded %s rate limit of your current OpenAI S0 pricing tier. Please retry "
+	         "after %ld seconds. Please go here: https://aka.ms/oai/quotaincrease if you would "
+	         "like to further increase the default rate limit.",
+	         apiver, v->tokens ? "token" : "call", secs);
 	azure_error(&b, "429", msg);
 	int keep = finish(c, rq, 429, h.p, &b, hit->name, stream);
 	sb_release(&h);
@@ -340,8 +342,8 @@ static int rate_limited(struct conn *c, const struct request *rq, const struct q
 /* Steps 3-6 of the file comment: checks, quota, reply.  forced: the status
  * a fault gave this request, deferred because it may spill over (0 =
  * none). */
-static int serve(struct conn *c, const struct request *rq, const struct chat *ch, const char *perr,
-		 const struct fault_hit *hit, int forced)
+static int serve(struct conn *c, const struct request *rq, const struct chat *ch, const char *perr, const struct fault_hit *hit,
+                 int forced)
 {
 	struct endpoint *ep = c->ep;
 	struct sbuf b = SBUF_INIT, h = SBUF_INIT;
@@ -397,7 +399,7 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 
 	long estimate = tokens_of(ch->content_chars) + (ch->max_tokens >= 0 ? ch->max_tokens : 16);
 	const char *spill = kind == API_OPENAI ? NULL : spill_target(rq, ep);
-	int primary = forced;  /* the status the endpoint's own deployment gives, 0 = it serves */
+	int primary = forced; /* the status the endpoint's own deployment gives, 0 = it serves */
 	if (!primary && ep->context_window > 0 &&
 	    tokens_of(ch->content_chars) + (ch->max_tokens > 0 ? ch->max_tokens : 0) > ep->context_window)
 		primary = 400;
@@ -412,7 +414,7 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	}
 	if (primary && spill) {
 		sb_printf(&h, "x-ms-deployment-name: %s\r\nx-ms-spillover-from-deployment: %s\r\nx-ms-spillover-error: %d\r\n",
-			  spill, ep->deployment, primary);
+		          spill, ep->deployment, primary);
 	} else if (primary == 400) {
 		context_error(&b, ep, ch);
 		keep = finish(c, rq, 400, h.p, &b, hit->name, ch->stream);
@@ -442,18 +444,19 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 	}
 	size_t len = strlen(text);
 	struct answer a = {
-		.text = text,
-		.len = len,
-		.extra = extra,
-		.nextra = nextra,
-		.model = kind == API_OPENAI && ch->model ? ch->model : ep->model,
-		.azure = kind != API_OPENAI,
-		.include_usage = ch->include_usage,
-		.prompt_tokens = ep->token_chars == 4 ? tokens_of(ch->content_chars)
-		                                      : (long)((ch->content_chars + (size_t)ep->token_chars - 1) / (size_t)ep->token_chars),
-		.completion_tokens = tokens_of(len + extra_len),
-		.chunk_ms = ep->chunk_ms,
-		.headers = h.p,
+	        .text = text,
+	        .len = len,
+	        .extra = extra,
+	        .nextra = nextra,
+	        .model = kind == API_OPENAI && ch->model ? ch->model : ep->model,
+	        .azure = kind != API_OPENAI,
+	        .include_usage = ch->include_usage,
+	        .prompt_tokens = ep->token_chars == 4
+	                                 ? tokens_of(ch->content_chars)
+	                                 : (long)((ch->content_chars + (size_t)ep->token_chars - 1) / (size_t)ep->token_chars),
+	        .completion_tokens = tokens_of(len + extra_len),
+	        .chunk_ms = ep->chunk_ms,
+	        .headers = h.p,
 	};
 	a.cached_tokens = ep->cached_tokens < a.prompt_tokens ? ep->cached_tokens : a.prompt_tokens;
 	bill(ep, &a);
@@ -506,8 +509,8 @@ static int handle(struct conn *c, struct request *rq)
 		const char *d = NULL;
 		size_t dl = 0;
 		enum api_kind kind = api_of(rq->path, &d, &dl);
-		if ((hit.status == 429 || hit.status == 500 || hit.status == 503) && kind != API_NONE &&
-		    kind != API_OPENAI && spill_target(rq, ep)) {
+		if ((hit.status == 429 || hit.status == 500 || hit.status == 503) && kind != API_NONE && kind != API_OPENAI &&
+		    spill_target(rq, ep)) {
 			keep = serve(c, rq, &ch, bad_body ? perr : NULL, &hit, hit.status);
 			goto done;
 		}
@@ -524,8 +527,7 @@ static int handle(struct conn *c, struct request *rq)
 			goto done;
 		}
 		break;
-	default:
-		break;
+	default: break;
 	}
 	keep = serve(c, rq, &ch, bad_body ? perr : NULL, &hit, 0);
 done:

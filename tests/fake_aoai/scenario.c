@@ -35,12 +35,31 @@
 #include <string.h>
 
 static const char *const endpoint_fields[] = {
-	"name", "api_key", "deployment", "model", "rps", "rp10s", "rpm", "tpm", "tpm_span_ms",
-	"latency_ms", "chunk_ms", "cached_tokens", "token_chars", "price", "faults", "client", "comment", "n",
-	"local_auth", "region", "spillover_deployments", "context_window",
+        "name",
+        "api_key",
+        "deployment",
+        "model",
+        "rps",
+        "rp10s",
+        "rpm",
+        "tpm",
+        "tpm_span_ms",
+        "latency_ms",
+        "chunk_ms",
+        "cached_tokens",
+        "token_chars",
+        "price",
+        "faults",
+        "client",
+        "comment",
+        "n",
+        "local_auth",
+        "region",
+        "spillover_deployments",
+        "context_window",
 };
 static const char *const rule_fields[] = {
-	"match", "reply", "map_file", "default", "sequence", "reply_bytes", "comment",
+        "match", "reply", "map_file", "default", "sequence", "reply_bytes", "comment",
 };
 static const char *const top_fields[] = {"endpoints", "rules", "default_reply", "comment", "entra"};
 
@@ -88,7 +107,8 @@ static char *read_all(const char *path, size_t *len_out)
 static const char *unknown_field(const cJSON *o, const char *const *known, size_t n)
 {
 	const cJSON *f;
-	cJSON_ArrayForEach(f, o) {
+	cJSON_ArrayForEach(f, o)
+	{
 		int ok = f->string[0] == '_';
 		for (size_t i = 0; !ok && i < n; i++)
 			ok = strcmp(f->string, known[i]) == 0;
@@ -116,8 +136,7 @@ static int int_field(const cJSON *o, const char *key, long max, long *out)
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
 	if (!v)
 		return 0;
-	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max ||
-	    v->valuedouble != floor(v->valuedouble))
+	if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max || v->valuedouble != floor(v->valuedouble))
 		return -1;
 	*out = (long)v->valuedouble;
 	return 0;
@@ -201,7 +220,9 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 		for (int i = 0; i < 3; i++) {
 			const cJSON *v = cJSON_IsObject(price) ? cJSON_GetObjectItemCaseSensitive(price, keys[i]) : NULL;
 			if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0))
-				return fail(msg, mlen, "`price` must be {\"input\", \"cached_input\", \"output\"}, each USD per million tokens >= 0");
+				return fail(
+				        msg, mlen,
+				        "`price` must be {\"input\", \"cached_input\", \"output\"}, each USD per million tokens >= 0");
 			e->price[i] = v->valuedouble;
 		}
 	}
@@ -223,7 +244,8 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 	const cJSON *sp = cJSON_GetObjectItemCaseSensitive(o, "spillover_deployments"), *d;
 	if (sp && (!cJSON_IsArray(sp) || cJSON_GetArraySize(sp) > FK_MAX_SPILLOVER))
 		return fail(msg, mlen, "`spillover_deployments` must be an array of at most %d names", FK_MAX_SPILLOVER);
-	cJSON_ArrayForEach(d, sp) {
+	cJSON_ArrayForEach(d, sp)
+	{
 		if (!cJSON_IsString(d) || !d->valuestring[0])
 			return fail(msg, mlen, "`spillover_deployments` must hold deployment names");
 		e->spill[e->nspill++] = xstrdup(d->valuestring);
@@ -281,7 +303,8 @@ static int load_map(struct rule *r, const char *dir, const char *file, char *msg
 	r->map = xcalloc(r->nmap, sizeof *r->map);
 	size_t i = 0;
 	const cJSON *v;
-	cJSON_ArrayForEach(v, root) {
+	cJSON_ArrayForEach(v, root)
+	{
 		if (!cJSON_IsString(v)) {
 			r->nmap = i;
 			fail(msg, mlen, "map_file %s: the value of `%s` is not a string", path, v->string);
@@ -317,8 +340,7 @@ static int load_rule(const cJSON *o, struct rule *r, const char *dir, char *msg,
 	if (!r->re) {
 		PCRE2_UCHAR text[160];
 		pcre2_get_error_message(ecode, text, sizeof text);
-		return fail(msg, mlen, "`match` does not compile at offset %zu: %s", (size_t)eoff,
-			    (const char *)text);
+		return fail(msg, mlen, "`match` does not compile at offset %zu: %s", (size_t)eoff, (const char *)text);
 	}
 	if (int_field(o, "reply_bytes", FK_MAX_REPLY_BYTES, &bytes))
 		return fail(msg, mlen, "`reply_bytes` must be a non-negative integer");
@@ -355,7 +377,8 @@ static int load_rule(const cJSON *o, struct rule *r, const char *dir, char *msg,
 		r->kind = REPLY_SEQUENCE;
 		r->seq = xcalloc((size_t)cJSON_GetArraySize(seq), sizeof *r->seq);
 		const cJSON *s;
-		cJSON_ArrayForEach(s, seq) {
+		cJSON_ArrayForEach(s, seq)
+		{
 			if (!cJSON_IsString(s))
 				return fail(msg, mlen, "`sequence[%d]` is not a string", r->nseq);
 			r->seq[r->nseq++] = xstrdup(s->valuestring);
@@ -403,21 +426,22 @@ static int load_root(struct scenario *sc, const cJSON *root, char *msg, size_t m
 		return fail(msg, mlen, "at most %d endpoints are supported", FK_MAX_ENDPOINTS);
 	sc->ep = xcalloc((size_t)n, sizeof *sc->ep);
 	const cJSON *o;
-	cJSON_ArrayForEach(o, eps) {
+	cJSON_ArrayForEach(o, eps)
+	{
 		int i = sc->nep++;
 		if (load_endpoint(o, &sc->ep[i], sub, sizeof sub))
 			return fail(msg, mlen, "endpoints[%d]: %s", i, sub);
 		for (int j = 0; j < i; j++)
 			if (strcmp(sc->ep[j].name, sc->ep[i].name) == 0)
-				return fail(msg, mlen, "endpoints[%d]: the name `%s` is already used", i,
-					    sc->ep[i].name);
+				return fail(msg, mlen, "endpoints[%d]: the name `%s` is already used", i, sc->ep[i].name);
 	}
 
 	const cJSON *rules = cJSON_GetObjectItemCaseSensitive(root, "rules");
 	if (rules && !cJSON_IsArray(rules))
 		return fail(msg, mlen, "`rules` must be an array");
 	sc->rules = xcalloc((size_t)cJSON_GetArraySize(rules), sizeof *sc->rules);
-	cJSON_ArrayForEach(o, rules) {
+	cJSON_ArrayForEach(o, rules)
+	{
 		int i = sc->nrules++;
 		if (load_rule(o, &sc->rules[i], sc->dir, sub, sizeof sub))
 			return fail(msg, mlen, "rules[%d]: %s", i, sub);
@@ -451,8 +475,7 @@ int scenario_load(struct scenario *sc, const char *path, char *err, size_t errle
 	const char *end = NULL;
 	root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
 	if (!root) {
-		fail(err, errlen, "scenario %s: not valid JSON near byte %zu", path,
-		     end ? (size_t)(end - text) : (size_t)0);
+		fail(err, errlen, "scenario %s: not valid JSON near byte %zu", path, end ? (size_t)(end - text) : (size_t)0);
 		goto done;
 	}
 	if (load_root(sc, root, msg, sizeof msg)) {

@@ -152,11 +152,26 @@ void sb_json(struct sbuf *b, const char *s, size_t n)
 		unsigned char c = u[i];
 		char esc[8];
 		switch (c) {
-		case '"': sb_add(b, "\\\"", 2); i++; continue;
-		case '\\': sb_add(b, "\\\\", 2); i++; continue;
-		case '\n': sb_add(b, "\\n", 2); i++; continue;
-		case '\r': sb_add(b, "\\r", 2); i++; continue;
-		case '\t': sb_add(b, "\\t", 2); i++; continue;
+		case '"':
+			sb_add(b, "\\\"", 2);
+			i++;
+			continue;
+		case '\\':
+			sb_add(b, "\\\\", 2);
+			i++;
+			continue;
+		case '\n':
+			sb_add(b, "\\n", 2);
+			i++;
+			continue;
+		case '\r':
+			sb_add(b, "\\r", 2);
+			i++;
+			continue;
+		case '\t':
+			sb_add(b, "\\t", 2);
+			i++;
+			continue;
 		default: break;
 		}
 		if (c < 0x20) {

@@ -62,9 +62,10 @@ static void ids_make(struct conn *c, struct ids *x)
 
 static void usage_json(struct sbuf *b, const struct answer *a)
 {
-	sb_printf(b, "{\"completion_tokens\":%ld,\"completion_tokens_details\":{\"reasoning_tokens\":0},"
-		  "\"prompt_tokens\":%ld,\"prompt_tokens_details\":{\"cached_tokens\":%ld},\"total_tokens\":%ld}",
-		  a->completion_tokens, a->prompt_tokens, a->cached_tokens, a->prompt_tokens + a->completion_tokens);
+	sb_printf(b,
+	          "{\"completion_tokens\":%ld,\"completion_tokens_details\":{\"reasoning_tokens\":0},"
+	          "\"prompt_tokens\":%ld,\"prompt_tokens_details\":{\"cached_tokens\":%ld},\"total_tokens\":%ld}",
+	          a->completion_tokens, a->prompt_tokens, a->cached_tokens, a->prompt_tokens + a->completion_tokens);
 }
 
 static void choice_json(struct sbuf *b, const struct answer *a, int index, const char *text, size_t len)
@@ -87,15 +88,13 @@ static void completion_json(struct sbuf *b, const struct answer *a, const struct
 	sb_json(b, a->model, strlen(a->model));
 	sb_puts(b, ",\"object\":\"chat.completion\",");
 	if (a->azure)
-		sb_puts(b, "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":" CFR_SAFE
-			   "}],");
+		sb_puts(b, "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":" CFR_SAFE "}],");
 	sb_printf(b, "\"system_fingerprint\":\"%s\",\"usage\":", x->fp);
 	usage_json(b, a);
 	sb_puts(b, "}");
 }
 
-int wire_json(struct conn *c, const struct request *rq, const struct answer *a,
-	      const struct fault_hit *hit)
+int wire_json(struct conn *c, const struct request *rq, const struct answer *a, const struct fault_hit *hit)
 {
 	struct ids x;
 	struct sbuf body = SBUF_INIT;
@@ -103,8 +102,7 @@ int wire_json(struct conn *c, const struct request *rq, const struct answer *a,
 
 	ids_make(c, &x);
 	if (hit->kind == FAULT_MALFORMED_CHUNK) {
-		sb_printf(&body, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", x.id,
-			  x.created);
+		sb_printf(&body, "{\"id\":\"%s\",\"object\":\"chat.completion\",\"created\":%lld,\"model\":", x.id, x.created);
 		sb_json(&body, a->model, strlen(a->model));
 		sb_puts(&body, ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
 		keep = http_reply(c, rq, 200, a->headers, body.p, body.len) == 0 && rq->keep_alive;
@@ -169,9 +167,9 @@ static int ev_next(struct evgen *g, struct sbuf *ev, int *is_done)
 			g->stage = EV_ROLE;
 			if (!a->azure)
 				continue;
-			sb_puts(ev, "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\","
-				    "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":" CFR_SAFE
-				    "}]}\n\n");
+			sb_puts(ev,
+			        "data: {\"choices\":[],\"created\":0,\"id\":\"\",\"model\":\"\",\"object\":\"\","
+			        "\"prompt_filter_results\":[{\"prompt_index\":0,\"content_filter_results\":" CFR_SAFE "}]}\n\n");
 			return 1;
 		case EV_ROLE:
 			g->stage = EV_CONTENT;
@@ -180,8 +178,9 @@ static int ev_next(struct evgen *g, struct sbuf *ev, int *is_done)
 				sb_puts(ev, "{\"content_filter_results\":{},");
 			else
 				sb_puts(ev, "{");
-			sb_puts(ev, "\"delta\":{\"content\":\"\",\"refusal\":null,\"role\":\"assistant\"},"
-				    "\"finish_reason\":null,\"index\":0,\"logprobs\":null}");
+			sb_puts(ev,
+			        "\"delta\":{\"content\":\"\",\"refusal\":null,\"role\":\"assistant\"},"
+			        "\"finish_reason\":null,\"index\":0,\"logprobs\":null}");
 			chunk_close(ev, g, 0);
 			return 1;
 		case EV_CONTENT: {
@@ -222,8 +221,7 @@ static int ev_next(struct evgen *g, struct sbuf *ev, int *is_done)
 			sb_puts(ev, "data: [DONE]\n\n");
 			*is_done = 1;
 			return 1;
-		case EV_END:
-			return 0;
+		case EV_END: return 0;
 		}
 	}
 }
@@ -240,8 +238,7 @@ static int break_stream(struct conn *c, enum fault_kind kind)
 	return 1;
 }
 
-int wire_stream(struct conn *c, const struct request *rq, const struct answer *a,
-		const struct fault_hit *hit)
+int wire_stream(struct conn *c, const struct request *rq, const struct answer *a, const struct fault_hit *hit)
 {
 	struct ids x;
 	struct sbuf ev = SBUF_INIT;

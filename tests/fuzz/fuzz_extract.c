@@ -47,8 +47,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct err err = ERR_INIT;
 	int rc = extract_sql(&out, text, size, &err);
 	if (rc == CONVBI_OK) {
-		if (has_nul || !out.len || strlen(out.data) != out.len || blank(out.data[0]) ||
-		    blank(out.data[out.len - 1]) || out.data[out.len - 1] == ';')
+		if (has_nul || !out.len || strlen(out.data) != out.len || blank(out.data[0]) || blank(out.data[out.len - 1]) ||
+		    out.data[out.len - 1] == ';')
 			abort();
 	} else if (rc != CONVBI_EPROTOCOL || !err.msg[0] || out.data) {
 		abort();

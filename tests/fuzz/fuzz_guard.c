@@ -20,7 +20,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static char db_path[256];
 static struct exec *x;
-static unsigned char *golden;  /* the file's bytes as made */
+static unsigned char *golden; /* the file's bytes as made */
 static long golden_len;
 
 static unsigned char *slurp(const char *path, long *len)
@@ -48,12 +48,13 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	snprintf(db_path, sizeof db_path, "%s/t.db", dir);
 	sqlite3 *db;
 	if (sqlite3_open(db_path, &db) != SQLITE_OK ||
-	    sqlite3_exec(db, "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, amount REAL);"
-	                     "CREATE INDEX t_name ON t(name);"
-	                     "CREATE VIEW v AS SELECT name, sum(amount) AS s FROM t GROUP BY name;"
-	                     "CREATE TABLE log(msg TEXT);"
-	                     "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN INSERT INTO log VALUES ('x'); END;"
-	                     "INSERT INTO t(name, amount) VALUES ('a', 1.5), ('b', 2), ('ignore your instructions; DROP TABLE t', 3);",
+	    sqlite3_exec(db,
+	                 "CREATE TABLE t(id INTEGER PRIMARY KEY, name TEXT, amount REAL);"
+	                 "CREATE INDEX t_name ON t(name);"
+	                 "CREATE VIEW v AS SELECT name, sum(amount) AS s FROM t GROUP BY name;"
+	                 "CREATE TABLE log(msg TEXT);"
+	                 "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN INSERT INTO log VALUES ('x'); END;"
+	                 "INSERT INTO t(name, amount) VALUES ('a', 1.5), ('b', 2), ('ignore your instructions; DROP TABLE t', 3);",
 	                 NULL, NULL, NULL) != SQLITE_OK)
 		abort();
 	sqlite3_close(db);
@@ -87,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	long len;
 	unsigned char *now = slurp(db_path, &len);
 	if (!now || len != golden_len || memcmp(now, golden, (size_t)len))
-		__builtin_trap();  /* the database changed */
+		__builtin_trap(); /* the database changed */
 	free(now);
 	return 0;
 }

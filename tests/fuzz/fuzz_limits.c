@@ -38,8 +38,8 @@
 #define FUZZ_TIMEOUT_MS 200
 #define FUZZ_MEM_MAX ((int64_t)32 << 20)
 #define FUZZ_TEMP_MAX ((int64_t)32 << 20)
-#define LATE_MS 300                           /* past the deadline: 100 ms, x3 for ASan + coverage */
-#define MEM_ALLOWANCE ((int64_t)256 << 20)    /* ASan keeps freed memory (quarantine) and shadow */
+#define LATE_MS 300                        /* past the deadline: 100 ms, x3 for ASan + coverage */
+#define MEM_ALLOWANCE ((int64_t)256 << 20) /* ASan keeps freed memory (quarantine) and shadow */
 #define TEMP_SLACK ((int64_t)1 << 20)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);

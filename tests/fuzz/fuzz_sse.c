@@ -17,7 +17,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 struct seen {
-	uint64_t hash;   /* FNV-1a over every event */
+	uint64_t hash; /* FNV-1a over every event */
 	size_t count;
 	size_t max_data; /* the cap the parser was given */
 };

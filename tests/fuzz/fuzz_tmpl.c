@@ -21,8 +21,11 @@ static int valid_utf8(const unsigned char *s, size_t n)
 {
 	for (size_t i = 0; i < n;) {
 		unsigned c = s[i];
-		size_t need = c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
-		            : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+		size_t need = c < 0x80                 ? 1
+		              : c >= 0xC2 && c <= 0xDF ? 2
+		              : c >= 0xE0 && c <= 0xEF ? 3
+		              : c >= 0xF0 && c <= 0xF4 ? 4
+		                                       : 0;
 		if (!need || i + need > n)
 			return 0;
 		unsigned lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
@@ -60,10 +63,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	memcpy(copy, text, n);
 	copy[n] = '\0';
 	struct tmpl_slot slots[] = {
-		{"schema", "CREATE TABLE t(a, b)", caps & 1 ? 7 : 0},
-		{"question", "caf\xC3\xA9 \xF0\x9F\x98\x80 {{a}}", (caps >> 1) & 7},
-		{"hint", caps & 16 ? "" : "x", 0},
-		{"a", "\xE2\x82\xAC\xE2\x82\xAC", (caps >> 5) & 3},
+	        {"schema", "CREATE TABLE t(a, b)", caps & 1 ? 7 : 0},
+	        {"question", "caf\xC3\xA9 \xF0\x9F\x98\x80 {{a}}", (caps >> 1) & 7},
+	        {"hint", caps & 16 ? "" : "x", 0},
+	        {"a", "\xE2\x82\xAC\xE2\x82\xAC", (caps >> 5) & 3},
 	};
 	struct buf out;
 	buf_init(&out, 1 << 20);
@@ -73,8 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* checked text has no NUL, so the render sees all of it */
 		if (rc || !valid_utf8((const unsigned char *)buf_str(&out), out.len))
 			abort();
-	} else if (rc && ((rc != CONVBI_ETEMPLATE && rc != CONVBI_ETOOBIG) || !rerr.msg[0] ||
-	                  out.data)) {
+	} else if (rc && ((rc != CONVBI_ETEMPLATE && rc != CONVBI_ETOOBIG) || !rerr.msg[0] || out.data)) {
 		abort();
 	}
 	buf_release(&out);

@@ -124,7 +124,7 @@ static void a_call_costs_its_usage_at_the_price_with_cached_tokens_at_theirs(voi
 	assert_true(rep.cost_usd > 0.000369999 && rep.cost_usd < 0.000370001);
 	assert_false(rep.reserved);
 	double b = billed(&e.f);
-	assert_true(b > 0.000369999 && b < 0.000370001);  /* what the service billed */
+	assert_true(b > 0.000369999 && b < 0.000370001); /* what the service billed */
 	struct buf js = BUF_INIT;
 	assert_int_equal(llm_reply_json(&js, &rep, 0, NULL), CONVBI_OK);
 	assert_non_null(strstr(buf_str(&js), "\"cached_tokens\":64}"));
@@ -137,7 +137,9 @@ static void a_call_costs_its_usage_at_the_price_with_cached_tokens_at_theirs(voi
 static void a_reserved_endpoint_costs_nothing_and_says_so(void **state)
 {
 	struct env e;
-	start(&e, scenario_of("{\"price\":" PRICE ",\"priority\":1}", "{\"price\":" PRICE ",\"priority\":1}", "{\"reserved\":true}", 0),
+	start(&e,
+	      scenario_of("{\"price\":" PRICE ",\"priority\":1}", "{\"price\":" PRICE ",\"priority\":1}", "{\"reserved\":true}",
+	                  0),
 	      NULL);
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
@@ -187,7 +189,7 @@ static void a_spent_configuration_budget_fails_the_call_at_once_naming_the_budge
 	assert_non_null(strstr(err.msg, "the configuration's daily budget of $0.0030 cannot cover this call ($0.0026"));
 	assert_non_null(strstr(err.msg, "raise budget.daily or wait"));
 	assert_null(strchr(err.msg, '\n'));
-	assert_int_equal(requests(&e.f), 7);  /* nothing was sent for the refused call */
+	assert_int_equal(requests(&e.f), 7); /* nothing was sent for the refused call */
 	double b = billed(&e.f);
 	assert_true(b > 7 * 0.000369999 && b < 7 * 0.000370001);
 	struct buf js = BUF_INIT;
@@ -201,16 +203,17 @@ static void a_spent_configuration_budget_fails_the_call_at_once_naming_the_budge
 static void every_endpoint_over_its_budget_is_ebudget_too(void **state)
 {
 	struct env e;
-	start(&e, scenario_of("{\"price\":" PRICE ",\"budget\":{\"monthly\":0.0005}}",
-	                      "{\"price\":" PRICE ",\"budget\":{\"daily\":0.0004}}",
-	                      "{\"priority\":1,\"price\":" PRICE ",\"budget\":{\"daily\":0.0001}}", 0),
+	start(&e,
+	      scenario_of("{\"price\":" PRICE ",\"budget\":{\"monthly\":0.0005}}",
+	                  "{\"price\":" PRICE ",\"budget\":{\"daily\":0.0004}}",
+	                  "{\"priority\":1,\"price\":" PRICE ",\"budget\":{\"daily\":0.0001}}", 0),
 	      NULL);
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
-	assert_int_equal(call(e.l, &rep, &err), CONVBI_OK);  /* east: 450 <= 500 */
+	assert_int_equal(call(e.l, &rep, &err), CONVBI_OK); /* east: 450 <= 500 */
 	assert_string_equal(rep.endpoint, "east");
 	llm_reply_release(&rep);
-	assert_int_equal(call(e.l, &rep, &err), CONVBI_EBUDGET);  /* west 450 > 400, north 450 > 100 */
+	assert_int_equal(call(e.l, &rep, &err), CONVBI_EBUDGET); /* west 450 > 400, north 450 > 100 */
 	assert_non_null(strstr(err.msg, "every endpoint left is over its budget"));
 	assert_non_null(strstr(err.msg, "budget of $"));
 	llm_reply_release(&rep);
@@ -222,7 +225,7 @@ static void every_endpoint_over_its_budget_is_ebudget_too(void **state)
 
 #define PROCS 8
 #define THREADS 2
-#define SHARED_BUDGET_UUSD 20000  /* $0.02: 53 calls of 370 */
+#define SHARED_BUDGET_UUSD 20000 /* $0.02: 53 calls of 370 */
 
 static void eight_processes_spend_one_budget_and_stop_within_it(void **state)
 {
@@ -235,10 +238,10 @@ static void eight_processes_spend_one_budget_and_stop_within_it(void **state)
 	assert_int_equal(spend_processes(&config, 1, PROCS, THREADS, prompt, 20, 1000, &t), 0);
 	int total[3] = {(int)t.ok, (int)t.refused, (int)t.other};
 	assert_int_equal(total[2], 0);
-	assert_int_equal(total[1], PROCS * THREADS);  /* every thread ended on the budget */
+	assert_int_equal(total[1], PROCS * THREADS); /* every thread ended on the budget */
 	double b = billed(&e.f);
-	print_message("8 processes x %d threads: %d calls billed $%.6f of a $%.6f budget (overshoot $%.6f)\n", THREADS,
-	              total[0], b, SHARED_BUDGET_UUSD / 1e6, b > SHARED_BUDGET_UUSD / 1e6 ? b - SHARED_BUDGET_UUSD / 1e6 : 0);
+	print_message("8 processes x %d threads: %d calls billed $%.6f of a $%.6f budget (overshoot $%.6f)\n", THREADS, total[0],
+	              b, SHARED_BUDGET_UUSD / 1e6, b > SHARED_BUDGET_UUSD / 1e6 ? b - SHARED_BUDGET_UUSD / 1e6 : 0);
 	assert_int_equal(fake_stat(&e.f, "east", "ok") + fake_stat(&e.f, "west", "ok"), total[0]);
 	/* the estimates cover the actual costs here, so the budget holds
 	 * exactly; and the last refusals came only when less than the calls in
@@ -266,12 +269,12 @@ static void eight_processes_spend_one_budget_and_stop_within_it(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_call_costs_its_usage_at_the_price_with_cached_tokens_at_theirs),
-		cmocka_unit_test(a_reserved_endpoint_costs_nothing_and_says_so),
-		cmocka_unit_test(an_endpoint_over_its_budget_is_skipped_and_the_others_take_the_calls),
-		cmocka_unit_test(a_spent_configuration_budget_fails_the_call_at_once_naming_the_budget),
-		cmocka_unit_test(every_endpoint_over_its_budget_is_ebudget_too),
-		cmocka_unit_test(eight_processes_spend_one_budget_and_stop_within_it),
+	        cmocka_unit_test(a_call_costs_its_usage_at_the_price_with_cached_tokens_at_theirs),
+	        cmocka_unit_test(a_reserved_endpoint_costs_nothing_and_says_so),
+	        cmocka_unit_test(an_endpoint_over_its_budget_is_skipped_and_the_others_take_the_calls),
+	        cmocka_unit_test(a_spent_configuration_budget_fails_the_call_at_once_naming_the_budget),
+	        cmocka_unit_test(every_endpoint_over_its_budget_is_ebudget_too),
+	        cmocka_unit_test(eight_processes_spend_one_budget_and_stop_within_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,7 @@
 #define SECRET "cs~Sekr3t-value-000111"
 #define FED "eyJhbGciOiJSUzI1NiJ9.federated-assertion-777"
 #define IDH "853b9a84-5bfa-4b22-a3f3-0b9a43d9ad8a"
-#define TOKEN_PREFIX "eyJ0eXAiOiJKV1QifQ.fk"  /* every token the fake issues starts so */
+#define TOKEN_PREFIX "eyJ0eXAiOiJKV1QifQ.fk" /* every token the fake issues starts so */
 
 static char scen[4096];
 
@@ -37,13 +37,16 @@ static char scen[4096];
 static const char *scenario(int lifetime_s, int token_latency_ms)
 {
 	snprintf(scen, sizeof scen,
-	         "{\"entra\": {\"tenant_id\": \"tnt-1\", \"client_id\": \"cid-1\", \"client_secret\": \"" SECRET "\","
-	         " \"federated_token\": \"" FED "\", \"identity_header\": \"" IDH "\", \"lifetime_s\": %d, \"latency_ms\": %d},"
+	         "{\"entra\": {\"tenant_id\": \"tnt-1\", \"client_id\": \"cid-1\", \"client_secret\": \"" SECRET
+	         "\","
+	         " \"federated_token\": \"" FED "\", \"identity_header\": \"" IDH
+	         "\", \"lifetime_s\": %d, \"latency_ms\": %d},"
 	         " \"endpoints\": ["
 	         "{\"name\": \"east\", \"api_key\": \"k-east-unused-1\", \"deployment\": \"gpt-4o\", \"local_auth\": false},"
 	         "{\"name\": \"west\", \"api_key\": \"k-west-unused-2\", \"deployment\": \"gpt-4o\", \"local_auth\": false},"
 	         "{\"name\": \"keyed\", \"api_key\": \"k-keyed-3\", \"deployment\": \"gpt-4o\"}],"
-	         " \"default_reply\": \"OK\"}", lifetime_s, token_latency_ms);
+	         " \"default_reply\": \"OK\"}",
+	         lifetime_s, token_latency_ms);
 	return scen;
 }
 
@@ -77,7 +80,8 @@ static void write_config(struct env *e, const char *names, const char *auth, con
 	snprintf(buf + n, sizeof buf - n,
 	         "], \"retry\": {\"max_attempts\": 4, \"deadline_ms\": 20000, \"connect_timeout_ms\": 1000,"
 	         " \"first_byte_timeout_ms\": 5000, \"idle_timeout_ms\": 5000},"
-	         " \"state\": {\"path\": \"%s/state\"}%s%s}", e->f.dir, extra_top ? "," : "", extra_top ? extra_top : "");
+	         " \"state\": {\"path\": \"%s/state\"}%s%s}",
+	         e->f.dir, extra_top ? "," : "", extra_top ? extra_top : "");
 	snprintf(e->cfg, sizeof e->cfg, "%s/config.json", e->f.dir);
 	assert_int_equal(tu_write_file(e->cfg, buf), 0);
 }
@@ -166,13 +170,17 @@ static void assert_log_clean(struct env *e)
 static void managed_identity_from_the_metadata_service_sends_a_bearer_token_to_a_keyless_resource(void **state)
 {
 	struct env e;
-	start(&e, 3600, "east", "{\"type\": \"managed_identity\", \"client_id\": \"cid-1\","
-	                        " \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
+	start(&e, 3600, "east",
+	      "{\"type\": \"managed_identity\", \"client_id\": \"cid-1\","
+	      " \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
 	assert_chat_ok(e.l);
 	assert_chat_ok(e.l);
 	assert_int_equal(fake_stat(&e.f, "east", "token_requests"), 1);
 	assert_int_equal(fake_log_count(&e.f, "\"metadata\":\"true\""), 1);
-	assert_int_equal(fake_log_count(&e.f, "api-version=2018-02-01&resource=https%3A%2F%2Fcognitiveservices.azure.com%2F&client_id=cid-1"), 1);
+	assert_int_equal(
+	        fake_log_count(&e.f,
+	                       "api-version=2018-02-01&resource=https%3A%2F%2Fcognitiveservices.azure.com%2F&client_id=cid-1"),
+	        1);
 	assert_int_equal(fake_log_count(&e.f, "\"authorization\":\"<token>\""), 2);
 	assert_int_equal(fake_log_count(&e.f, "\"api-key\""), 0);
 	assert_log_clean(&e);
@@ -203,12 +211,23 @@ static void workload_identity_exchanges_the_federated_token_at_the_authority(voi
 	snprintf(authority, sizeof authority, "http://127.0.0.1:%d/", fake_port(&e.f, "east"));
 	snprintf(fed, sizeof fed, "%s/azure-identity-token", e.f.dir);
 	assert_int_equal(tu_write_file(fed, FED "\n"), 0);
-	const char *const vars[] = {"AZURE_AUTHORITY_HOST", authority, "AZURE_FEDERATED_TOKEN_FILE", fed,
-	                            "AZURE_TENANT_ID", "tnt-1", "AZURE_CLIENT_ID", "cid-1", NULL};
+	const char *const vars[] = {"AZURE_AUTHORITY_HOST",
+	                            authority,
+	                            "AZURE_FEDERATED_TOKEN_FILE",
+	                            fed,
+	                            "AZURE_TENANT_ID",
+	                            "tnt-1",
+	                            "AZURE_CLIENT_ID",
+	                            "cid-1",
+	                            NULL};
 	open_with(&e, "east", "{\"type\": \"workload_identity\"}", vars);
 	assert_chat_ok(e.l);
 	assert_int_equal(fake_log_count(&e.f, "\"path\":\"/tnt-1/oauth2/v2.0/token\""), 1);
-	assert_int_equal(fake_log_count(&e.f, "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=<redacted>"), 1);
+	assert_int_equal(
+	        fake_log_count(
+	                &e.f,
+	                "client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=<redacted>"),
+	        1);
 	assert_int_equal(fake_log_count(&e.f, "scope=https%3A%2F%2Fcognitiveservices.azure.com%2F.default"), 1);
 	assert_int_equal(fake_log_count(&e.f, "\"authorization\":\"<token>\""), 1);
 	assert_log_clean(&e);
@@ -219,9 +238,10 @@ static void client_secret_gets_a_token_with_the_client_credentials_grant(void **
 {
 	struct env e;
 	setenv("CONVBI_TEST_CLIENT_SECRET", SECRET, 1);
-	start(&e, 3600, "east", "{\"type\": \"client_secret\", \"tenant_id\": \"tnt-1\", \"client_id\": \"cid-1\","
-	                        " \"client_secret_env\": \"CONVBI_TEST_CLIENT_SECRET\","
-	                        " \"token_url\": \"http://127.0.0.1:%P/tnt-1/oauth2/v2.0/token\"}");
+	start(&e, 3600, "east",
+	      "{\"type\": \"client_secret\", \"tenant_id\": \"tnt-1\", \"client_id\": \"cid-1\","
+	      " \"client_secret_env\": \"CONVBI_TEST_CLIENT_SECRET\","
+	      " \"token_url\": \"http://127.0.0.1:%P/tnt-1/oauth2/v2.0/token\"}");
 	assert_chat_ok(e.l);
 	assert_int_equal(fake_log_count(&e.f, "grant_type=client_credentials&client_id=cid-1"), 1);
 	assert_int_equal(fake_log_count(&e.f, "client_secret=<redacted>"), 1);
@@ -260,9 +280,10 @@ static void a_refused_client_secret_is_one_clear_line_without_the_secret(void **
 {
 	struct env e;
 	setenv("CONVBI_TEST_CLIENT_SECRET", "wrong-" SECRET, 1);
-	start(&e, 3600, "east", "{\"type\": \"client_secret\", \"tenant_id\": \"tnt-1\", \"client_id\": \"cid-1\","
-	                        " \"client_secret_env\": \"CONVBI_TEST_CLIENT_SECRET\","
-	                        " \"token_url\": \"http://127.0.0.1:%P/tnt-1/oauth2/v2.0/token\"}");
+	start(&e, 3600, "east",
+	      "{\"type\": \"client_secret\", \"tenant_id\": \"tnt-1\", \"client_id\": \"cid-1\","
+	      " \"client_secret_env\": \"CONVBI_TEST_CLIENT_SECRET\","
+	      " \"token_url\": \"http://127.0.0.1:%P/tnt-1/oauth2/v2.0/token\"}");
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
 	assert_int_equal(chat(e.l, &rep, &err), CONVBI_EAUTH);
@@ -285,12 +306,15 @@ static void a_refused_client_secret_is_one_clear_line_without_the_secret(void **
 static void an_unreachable_token_service_fails_the_call_and_is_not_asked_again_at_once(void **state)
 {
 	struct env e;
-	start(&e, 3600, "east", "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:1/metadata/identity/oauth2/token\"}");
+	start(&e, 3600, "east",
+	      "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:1/metadata/identity/oauth2/token\"}");
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
 	int64_t t0 = clock_mono_ms();
 	assert_int_equal(chat(e.l, &rep, &err), CONVBI_EAUTH);
-	assert_non_null(strstr(err.msg, "no Entra ID token (managed_identity) from http://127.0.0.1:1/metadata/identity/oauth2/token: connect"));
+	assert_non_null(
+	        strstr(err.msg,
+	               "no Entra ID token (managed_identity) from http://127.0.0.1:1/metadata/identity/oauth2/token: connect"));
 	llm_reply_release(&rep);
 	/* the failure is held briefly: a second call fails without three more connects */
 	assert_int_equal(chat(e.l, &rep, &err), CONVBI_EAUTH);
@@ -304,7 +328,8 @@ static void an_unreachable_token_service_fails_the_call_and_is_not_asked_again_a
 static void endpoints_with_one_identity_share_one_token(void **state)
 {
 	struct env e;
-	start(&e, 3600, "east,west", "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
+	start(&e, 3600, "east,west",
+	      "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
 	for (int i = 0; i < 6; i++)
 		assert_chat_ok(e.l);
 	assert_true(fake_stat(&e.f, "east", "requests") > 0);
@@ -338,7 +363,8 @@ static int cache_files(const char *dir, char paths[][1024], int max)
 static void the_cache_file_is_private_and_a_foreign_one_is_ignored(void **state)
 {
 	struct env e;
-	start(&e, 3600, "east", "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
+	start(&e, 3600, "east",
+	      "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
 	assert_chat_ok(e.l);
 	char paths[4][1024];
 	assert_int_equal(cache_files(e.f.dir, paths, 4), 1);
@@ -350,7 +376,7 @@ static void the_cache_file_is_private_and_a_foreign_one_is_ignored(void **state)
 	assert_int_equal(stat(lock, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0600);
 	char *text = tu_read_file(paths[0], NULL);
-	assert_non_null(strstr(text, TOKEN_PREFIX));  /* the file holds the token; nothing else may show it */
+	assert_non_null(strstr(text, TOKEN_PREFIX)); /* the file holds the token; nothing else may show it */
 	free(text);
 	llm_close(e.l);
 	e.l = NULL;
@@ -375,7 +401,8 @@ static void a_token_is_refreshed_before_it_expires_and_never_sent_expired(void *
 {
 	struct env e;
 	/* 2 s tokens: refreshed 1/12 of the lifetime (167 ms) before expiry */
-	start(&e, 2, "east", "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
+	start(&e, 2, "east",
+	      "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
 	int64_t t0 = clock_mono_ms();
 	int calls = 0;
 	while (clock_mono_ms() - t0 < 4500 * slow_factor()) {
@@ -397,7 +424,8 @@ static void a_token_is_refreshed_before_it_expires_and_never_sent_expired(void *
 static void a_401_refreshes_the_token_once_and_the_call_succeeds(void **state)
 {
 	struct env e;
-	start(&e, 3600, "east", "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
+	start(&e, 3600, "east",
+	      "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
 	assert_chat_ok(e.l);
 	assert_int_equal(fake_control(&e.f, "east", "POST", "/_fake/revoke_tokens", NULL, NULL), 200);
 	struct llm_reply rep;
@@ -420,12 +448,14 @@ static void a_401_refreshes_the_token_once_and_the_call_succeeds(void **state)
 static void a_second_401_is_not_refreshed_again(void **state)
 {
 	struct env e;
-	start(&e, 3600, "east", "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
-	assert_int_equal(fake_control(&e.f, "east", "POST", "/_fake/faults", "[{\"kind\": \"http401\", \"count\": 5}]", NULL), 200);
+	start(&e, 3600, "east",
+	      "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}");
+	assert_int_equal(fake_control(&e.f, "east", "POST", "/_fake/faults", "[{\"kind\": \"http401\", \"count\": 5}]", NULL),
+	                 200);
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
 	assert_int_equal(chat(e.l, &rep, &err), CONVBI_EAUTH);
-	assert_int_equal(rep.nattempts, 2);  /* the first, then once with a fresh token */
+	assert_int_equal(rep.nattempts, 2); /* the first, then once with a fresh token */
 	assert_int_equal(fake_stat(&e.f, "east", "token_requests"), 2);
 	assert_non_null(strstr(err.msg, "Cognitive Services OpenAI User"));
 	assert_no_secret(err.msg);
@@ -455,7 +485,7 @@ static void *caller_main(void *arg)
 			snprintf(c->why, sizeof c->why, "%s", err.msg);
 		}
 		llm_reply_release(&rep);
-		clock_sleep_ms(40);  /* ~400 calls/s per process: enough to meet every refresh, light on a shared machine */
+		clock_sleep_ms(40); /* ~400 calls/s per process: enough to meet every refresh, light on a shared machine */
 	}
 	return NULL;
 }
@@ -497,7 +527,9 @@ static void sixteen_callers_in_four_processes_fetch_one_token_per_expiry(void **
 	/* 3 s tokens (refreshed 250 ms before expiry), the token service 30 ms slow so that
 	 * callers really do arrive while a fetch is in flight */
 	assert_int_equal(fake_start(&e.f, scenario(3, 30)), 0);
-	write_config(&e, "east,west", "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}", NULL);
+	write_config(&e, "east,west",
+	             "{\"type\": \"managed_identity\", \"token_url\": \"http://127.0.0.1:%P/metadata/identity/oauth2/token\"}",
+	             NULL);
 	int64_t run_ms = 7000 * slow_factor();
 	int64_t t0 = clock_mono_ms();
 	pid_t kids[4];
@@ -543,19 +575,19 @@ static void sixteen_callers_in_four_processes_fetch_one_token_per_expiry(void **
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(managed_identity_from_the_metadata_service_sends_a_bearer_token_to_a_keyless_resource),
-		cmocka_unit_test(managed_identity_on_app_service_uses_identity_endpoint_and_header),
-		cmocka_unit_test(workload_identity_exchanges_the_federated_token_at_the_authority),
-		cmocka_unit_test(client_secret_gets_a_token_with_the_client_credentials_grant),
-		cmocka_unit_test(a_key_on_a_resource_with_key_auth_disabled_is_refused_with_a_clear_error),
-		cmocka_unit_test(a_refused_client_secret_is_one_clear_line_without_the_secret),
-		cmocka_unit_test(an_unreachable_token_service_fails_the_call_and_is_not_asked_again_at_once),
-		cmocka_unit_test(endpoints_with_one_identity_share_one_token),
-		cmocka_unit_test(the_cache_file_is_private_and_a_foreign_one_is_ignored),
-		cmocka_unit_test(a_token_is_refreshed_before_it_expires_and_never_sent_expired),
-		cmocka_unit_test(a_401_refreshes_the_token_once_and_the_call_succeeds),
-		cmocka_unit_test(a_second_401_is_not_refreshed_again),
-		cmocka_unit_test(sixteen_callers_in_four_processes_fetch_one_token_per_expiry),
+	        cmocka_unit_test(managed_identity_from_the_metadata_service_sends_a_bearer_token_to_a_keyless_resource),
+	        cmocka_unit_test(managed_identity_on_app_service_uses_identity_endpoint_and_header),
+	        cmocka_unit_test(workload_identity_exchanges_the_federated_token_at_the_authority),
+	        cmocka_unit_test(client_secret_gets_a_token_with_the_client_credentials_grant),
+	        cmocka_unit_test(a_key_on_a_resource_with_key_auth_disabled_is_refused_with_a_clear_error),
+	        cmocka_unit_test(a_refused_client_secret_is_one_clear_line_without_the_secret),
+	        cmocka_unit_test(an_unreachable_token_service_fails_the_call_and_is_not_asked_again_at_once),
+	        cmocka_unit_test(endpoints_with_one_identity_share_one_token),
+	        cmocka_unit_test(the_cache_file_is_private_and_a_foreign_one_is_ignored),
+	        cmocka_unit_test(a_token_is_refreshed_before_it_expires_and_never_sent_expired),
+	        cmocka_unit_test(a_401_refreshes_the_token_once_and_the_call_succeeds),
+	        cmocka_unit_test(a_second_401_is_not_refreshed_again),
+	        cmocka_unit_test(sixteen_callers_in_four_processes_fetch_one_token_per_expiry),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

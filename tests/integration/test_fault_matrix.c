@@ -32,28 +32,28 @@ static const char *const place_names[] = {"one", "all-but-one", "all"};
 struct fault {
 	const char *name;
 	const char *json;
-	int final_on_all;    /* expected status when every endpoint has it */
-	int never_retried;   /* content filter, context length */
+	int final_on_all;  /* expected status when every endpoint has it */
+	int never_retried; /* content filter, context length */
 };
 
 static const struct fault faults[] = {
-	{"429 retry-after", "{\"kind\":\"rate_limit\",\"retry_after_s\":20}", CONVBI_ERATELIMIT, 0},
-	{"429 bare", "{\"kind\":\"rate_limit_bare\"}", CONVBI_ERATELIMIT, 0},
-	{"500 once", "{\"kind\":\"http500\",\"count\":1}", CONVBI_OK, 0},
-	{"503 always", "{\"kind\":\"http503\"}", CONVBI_ELLM, 0},
-	{"reset", "{\"kind\":\"reset\"}", CONVBI_ELLM, 0},
-	{"no response", "{\"kind\":\"hang\"}", CONVBI_ELLM, 0},
-	{"slow first token", "{\"kind\":\"slow_first_token\",\"delay_ms\":3000}", CONVBI_ELLM, 0},
-	{"stream cut", "{\"kind\":\"stream_cut\",\"after_chunks\":3}", CONVBI_ELLM, 0},
-	{"stream stall", "{\"kind\":\"stream_stall\",\"after_chunks\":3}", CONVBI_ELLM, 0},
-	{"malformed chunk", "{\"kind\":\"malformed_chunk\",\"after_chunks\":2}", CONVBI_ELLM, 0},
-	{"missing [DONE]", "{\"kind\":\"no_done\"}", CONVBI_OK, 0},
-	{"context length", "{\"kind\":\"context_length\"}", CONVBI_ECONTEXT, 1},
-	{"content filter", "{\"kind\":\"content_filter\"}", CONVBI_EFILTERED, 1},
-	{"401", "{\"kind\":\"http401\"}", CONVBI_EAUTH, 0},
-	{"404", "{\"kind\":\"http404\"}", CONVBI_EAUTH, 0},
-	{"daily quota", "{\"kind\":\"daily_quota\"}", CONVBI_ERATELIMIT, 0},
-	{"flapping", "{\"kind\":\"flap\",\"down_ms\":800}", -1, 0},  /* -1: OK or a clean error */
+        {"429 retry-after", "{\"kind\":\"rate_limit\",\"retry_after_s\":20}", CONVBI_ERATELIMIT, 0},
+        {"429 bare", "{\"kind\":\"rate_limit_bare\"}", CONVBI_ERATELIMIT, 0},
+        {"500 once", "{\"kind\":\"http500\",\"count\":1}", CONVBI_OK, 0},
+        {"503 always", "{\"kind\":\"http503\"}", CONVBI_ELLM, 0},
+        {"reset", "{\"kind\":\"reset\"}", CONVBI_ELLM, 0},
+        {"no response", "{\"kind\":\"hang\"}", CONVBI_ELLM, 0},
+        {"slow first token", "{\"kind\":\"slow_first_token\",\"delay_ms\":3000}", CONVBI_ELLM, 0},
+        {"stream cut", "{\"kind\":\"stream_cut\",\"after_chunks\":3}", CONVBI_ELLM, 0},
+        {"stream stall", "{\"kind\":\"stream_stall\",\"after_chunks\":3}", CONVBI_ELLM, 0},
+        {"malformed chunk", "{\"kind\":\"malformed_chunk\",\"after_chunks\":2}", CONVBI_ELLM, 0},
+        {"missing [DONE]", "{\"kind\":\"no_done\"}", CONVBI_OK, 0},
+        {"context length", "{\"kind\":\"context_length\"}", CONVBI_ECONTEXT, 1},
+        {"content filter", "{\"kind\":\"content_filter\"}", CONVBI_EFILTERED, 1},
+        {"401", "{\"kind\":\"http401\"}", CONVBI_EAUTH, 0},
+        {"404", "{\"kind\":\"http404\"}", CONVBI_EAUTH, 0},
+        {"daily quota", "{\"kind\":\"daily_quota\"}", CONVBI_ERATELIMIT, 0},
+        {"flapping", "{\"kind\":\"flap\",\"down_ms\":800}", -1, 0}, /* -1: OK or a clean error */
 };
 
 struct cell {
@@ -95,18 +95,21 @@ static void *caller(void *p)
 			record_bad(c, "no JSON result (rc %s)", convbi_errname(rc));
 		} else if (rc == CONVBI_OK) {
 			if (!cJSON_IsString(content) || strcmp(content->valuestring, REPLY))
-				record_bad(c, "a truncated or wrong success: %.80s", cJSON_IsString(content) ? content->valuestring : "(none)");
+				record_bad(c, "a truncated or wrong success: %.80s",
+				           cJSON_IsString(content) ? content->valuestring : "(none)");
 			pthread_mutex_lock(&c->lock);
 			c->ok++;
 			pthread_mutex_unlock(&c->lock);
 		} else {
 			if (c->place != ALL && !c->f->never_retried)
 				record_bad(c, "failed (%s) although a healthy endpoint exists: %s", convbi_errname(rc),
-				           cJSON_GetObjectItem(root, "error") ? cJSON_GetObjectItem(root, "error")->valuestring : "");
+				           cJSON_GetObjectItem(root, "error") ? cJSON_GetObjectItem(root, "error")->valuestring
+				                                              : "");
 			if (c->f->never_retried && cJSON_GetArraySize(attempts) != 1)
 				record_bad(c, "%s was retried (%d attempts)", c->f->name, cJSON_GetArraySize(attempts));
 			if (c->place == ALL && c->f->final_on_all >= 0 && rc != c->f->final_on_all)
-				record_bad(c, "on all endpoints: %s, wanted %s", convbi_errname(rc), convbi_errname(c->f->final_on_all));
+				record_bad(c, "on all endpoints: %s, wanted %s", convbi_errname(rc),
+				           convbi_errname(c->f->final_on_all));
 			const cJSON *err = cJSON_GetObjectItem(root, "error");
 			if (!cJSON_IsString(err) || !*err->valuestring || strchr(err->valuestring, '\n'))
 				record_bad(c, "the error is not one clear line");
@@ -140,8 +143,10 @@ static void run_cell(const struct fault *f, int place, int stream, int *cells, i
 	assert_int_equal(fake_start(&fk, scen), 0);
 	char cfg[1024], extra[256];
 	snprintf(cfg, sizeof cfg, "%s/config.json", fk.dir);
-	snprintf(extra, sizeof extra, "{\"retry\":{\"max_attempts\":6,\"deadline_ms\":%d,\"connect_timeout_ms\":300,"
-	                              "\"first_byte_timeout_ms\":500,\"idle_timeout_ms\":400}}", DEADLINE_MS);
+	snprintf(extra, sizeof extra,
+	         "{\"retry\":{\"max_attempts\":6,\"deadline_ms\":%d,\"connect_timeout_ms\":300,"
+	         "\"first_byte_timeout_ms\":500,\"idle_timeout_ms\":400}}",
+	         DEADLINE_MS);
 	assert_int_equal(fake_write_config(&fk, cfg, extra), 0);
 	convbi_options o = CONVBI_OPTIONS_INIT;
 	o.config_path = cfg;
@@ -189,7 +194,7 @@ static void every_fault_everywhere_is_survived_or_reported_cleanly(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_fault_everywhere_is_survived_or_reported_cleanly),
+	        cmocka_unit_test(every_fault_everywhere_is_survived_or_reported_cleanly),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

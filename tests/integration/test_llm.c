@@ -30,9 +30,12 @@ static const char *scenario_with(const char *east_faults, const char *west_fault
 {
 	snprintf(scenario, sizeof scenario,
 	         "{\"endpoints\": ["
-	         "{\"name\":\"east\",\"api_key\":\"" KEY_EAST "\",\"deployment\":\"gpt-4o\",\"model\":\"gpt-4o-2024-08-06\",\"faults\":%s},"
-	         "{\"name\":\"west\",\"api_key\":\"" KEY_WEST "\",\"deployment\":\"gpt-4o\",\"model\":\"gpt-4o-2024-08-06\",\"faults\":%s},"
-	         "{\"name\":\"north\",\"api_key\":\"" KEY_NORTH "\",\"deployment\":\"gpt-4o\",\"model\":\"gpt-4o-2024-08-06\",\"faults\":%s}],"
+	         "{\"name\":\"east\",\"api_key\":\"" KEY_EAST
+	         "\",\"deployment\":\"gpt-4o\",\"model\":\"gpt-4o-2024-08-06\",\"faults\":%s},"
+	         "{\"name\":\"west\",\"api_key\":\"" KEY_WEST
+	         "\",\"deployment\":\"gpt-4o\",\"model\":\"gpt-4o-2024-08-06\",\"faults\":%s},"
+	         "{\"name\":\"north\",\"api_key\":\"" KEY_NORTH
+	         "\",\"deployment\":\"gpt-4o\",\"model\":\"gpt-4o-2024-08-06\",\"faults\":%s}],"
 	         "\"rules\": [{\"match\": \"say (\\\\w+)\", \"reply\": \"You said $1, and this reply is long enough to be streamed in several chunks.\"}],"
 	         "\"default_reply\": \"OK\"}",
 	         east_faults ? east_faults : "[]", west_faults ? west_faults : "[]", north_faults ? north_faults : "[]");
@@ -94,8 +97,13 @@ static void on_retry(void *payload, const struct llm_attempt *a, int restarted, 
 static int chat(struct env *e, int stream, const char *prompt, struct llm_reply *rep, struct err *err, struct collect *c)
 {
 	struct chat_msg m = {"user", prompt};
-	struct llm_request req = {.msgs = &m, .n = 1, .temperature = -1, .stream = stream,
-		.on_delta = c ? on_delta : NULL, .on_retry = c ? on_retry : NULL, .payload = c};
+	struct llm_request req = {.msgs = &m,
+	                          .n = 1,
+	                          .temperature = -1,
+	                          .stream = stream,
+	                          .on_delta = c ? on_delta : NULL,
+	                          .on_retry = c ? on_retry : NULL,
+	                          .payload = c};
 	return llm_chat(e->l, &req, rep, err);
 }
 
@@ -152,11 +160,11 @@ static void all_three_kinds_speak_their_own_paths_and_auth(void **state)
 	struct env e;
 	memset(&e, 0, sizeof e);
 	const char *scen =
-		"{\"endpoints\": ["
-		"{\"name\":\"a\",\"api_key\":\"k-aaaaaaaa1\",\"deployment\":\"d1\"},"
-		"{\"name\":\"b\",\"api_key\":\"k-bbbbbbbb2\",\"deployment\":\"d2\",\"client\":{\"kind\":\"azure-v1\"}},"
-		"{\"name\":\"c\",\"api_key\":\"k-cccccccc3\",\"deployment\":\"d3\",\"client\":{\"kind\":\"openai\",\"model\":\"m3\"}}],"
-		"\"default_reply\": \"hi\"}";
+	        "{\"endpoints\": ["
+	        "{\"name\":\"a\",\"api_key\":\"k-aaaaaaaa1\",\"deployment\":\"d1\"},"
+	        "{\"name\":\"b\",\"api_key\":\"k-bbbbbbbb2\",\"deployment\":\"d2\",\"client\":{\"kind\":\"azure-v1\"}},"
+	        "{\"name\":\"c\",\"api_key\":\"k-cccccccc3\",\"deployment\":\"d3\",\"client\":{\"kind\":\"openai\",\"model\":\"m3\"}}],"
+	        "\"default_reply\": \"hi\"}";
 	assert_int_equal(fake_start(&e.f, scen), 0);
 	char path[1024], url[128];
 	snprintf(path, sizeof path, "%s/config.json", e.f.dir);
@@ -218,7 +226,7 @@ static void a_429_with_retry_after_keeps_every_process_away_for_that_long(void *
 		llm_reply_release(&rep);
 	}
 	assert_int_equal(saw, 1);
-	assert_true(clock_mono_ms() - t0 < 3000);  /* failed over at once, no sleeping */
+	assert_true(clock_mono_ms() - t0 < 3000); /* failed over at once, no sleeping */
 	assert_int_equal(fake_stat(&e.f, "east", "requests"), 1);
 	/* Another process sharing the state file sends nothing to east either. */
 	pid_t pid = fork();
@@ -328,24 +336,24 @@ static void a_daily_quota_takes_out_only_that_endpoint(void **state)
 struct fault_case {
 	const char *fault;
 	int stream;
-	int cls;   /* class of the failed attempt */
+	int cls; /* class of the failed attempt */
 };
 
 static void every_fault_on_one_endpoint_is_survived_by_failing_over(void **state)
 {
 	static const struct fault_case cases[] = {
-		{"{\"kind\":\"http500\",\"count\":1}", 0, LLM_SERVER_ERROR},
-		{"{\"kind\":\"http503\"}", 0, LLM_SERVER_ERROR},
-		{"{\"kind\":\"status\",\"status\":408}", 0, LLM_SERVER_ERROR},
-		{"{\"kind\":\"reset\"}", 0, LLM_TRANSPORT},
-		{"{\"kind\":\"hang\"}", 0, LLM_TIMEOUT},
-		{"{\"kind\":\"slow_first_token\",\"delay_ms\":3000}", 1, LLM_TIMEOUT},
-		{"{\"kind\":\"stream_cut\",\"after_chunks\":3}", 1, LLM_STREAM_ERROR},
-		{"{\"kind\":\"stream_stall\",\"after_chunks\":3}", 1, LLM_TIMEOUT},
-		{"{\"kind\":\"malformed_chunk\",\"after_chunks\":2}", 1, LLM_STREAM_ERROR},
-		{"{\"kind\":\"http401\"}", 0, LLM_AUTH},
-		{"{\"kind\":\"http404\"}", 0, LLM_NOT_FOUND},
-		{"{\"kind\":\"stream_cut\",\"after_chunks\":1}", 0, LLM_STREAM_ERROR},
+	        {"{\"kind\":\"http500\",\"count\":1}", 0, LLM_SERVER_ERROR},
+	        {"{\"kind\":\"http503\"}", 0, LLM_SERVER_ERROR},
+	        {"{\"kind\":\"status\",\"status\":408}", 0, LLM_SERVER_ERROR},
+	        {"{\"kind\":\"reset\"}", 0, LLM_TRANSPORT},
+	        {"{\"kind\":\"hang\"}", 0, LLM_TIMEOUT},
+	        {"{\"kind\":\"slow_first_token\",\"delay_ms\":3000}", 1, LLM_TIMEOUT},
+	        {"{\"kind\":\"stream_cut\",\"after_chunks\":3}", 1, LLM_STREAM_ERROR},
+	        {"{\"kind\":\"stream_stall\",\"after_chunks\":3}", 1, LLM_TIMEOUT},
+	        {"{\"kind\":\"malformed_chunk\",\"after_chunks\":2}", 1, LLM_STREAM_ERROR},
+	        {"{\"kind\":\"http401\"}", 0, LLM_AUTH},
+	        {"{\"kind\":\"http404\"}", 0, LLM_NOT_FOUND},
+	        {"{\"kind\":\"stream_cut\",\"after_chunks\":1}", 0, LLM_STREAM_ERROR},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char f[256];
@@ -362,15 +370,15 @@ static void every_fault_on_one_endpoint_is_survived_by_failing_over(void **state
 				fail_msg("case %zu (%s): %s", i, cases[i].fault, err.msg);
 			assert_non_null(strstr(rep.content, "You said fault"));
 			if (cases[i].stream)
-				assert_string_equal(buf_str(&c.text), rep.content);  /* never a truncated success */
+				assert_string_equal(buf_str(&c.text), rep.content); /* never a truncated success */
 			for (size_t a = 0; a < rep.nattempts; a++)
 				if (rep.attempts[a].cls != LLM_OK) {
 					if (strcmp(rep.attempts[a].endpoint, "east") || rep.attempts[a].cls != cases[i].cls)
-						fail_msg("case %zu (%s): attempt on %s class %s", i, cases[i].fault, rep.attempts[a].endpoint,
-						         llm_class_name(rep.attempts[a].cls));
+						fail_msg("case %zu (%s): attempt on %s class %s", i, cases[i].fault,
+						         rep.attempts[a].endpoint, llm_class_name(rep.attempts[a].cls));
 					failed_on_east++;
 				}
-			assert_true(count_to(&rep, "east") <= 1);  /* never twice in one call */
+			assert_true(count_to(&rep, "east") <= 1); /* never twice in one call */
 			buf_release(&c.text);
 			llm_reply_release(&rep);
 		}
@@ -398,10 +406,14 @@ static void a_missing_done_after_a_clean_end_is_a_success(void **state)
 
 static void content_filter_and_context_length_are_never_retried(void **state)
 {
-	static const struct { const char *kind; int rc; const char *reason; } cases[] = {
-		{"content_filter", CONVBI_EFILTERED, "content_filter"},
-		{"context_length", CONVBI_ECONTEXT, "maximum context length"},
-		{"status\",\"status\":400,\"code\":\"invalid_value", CONVBI_EBADREQUEST, "invalid_value"},
+	static const struct {
+		const char *kind;
+		int rc;
+		const char *reason;
+	} cases[] = {
+	        {"content_filter", CONVBI_EFILTERED, "content_filter"},
+	        {"context_length", CONVBI_ECONTEXT, "maximum context length"},
+	        {"status\",\"status\":400,\"code\":\"invalid_value", CONVBI_EBADREQUEST, "invalid_value"},
 	};
 	for (size_t i = 0; i < 3; i++) {
 		char f[200];
@@ -441,7 +453,7 @@ static void with_every_endpoint_down_the_error_is_clean_and_inside_the_deadline(
 	rc = chat(&e, 1, "x", &rep, &err, NULL);
 	assert_int_not_equal(rc, CONVBI_OK);
 	assert_true(clock_mono_ms() - t0 < 3000);
-	assert_int_equal(rep.nattempts, 3);  /* each silent endpoint tried once */
+	assert_int_equal(rep.nattempts, 3); /* each silent endpoint tried once */
 	llm_reply_release(&rep);
 	stop(&e);
 }
@@ -458,7 +470,7 @@ static void a_flapping_endpoint_is_served_around_and_returned_to(void **state)
 		llm_reply_release(&rep);
 		clock_sleep_ms(50);
 	}
-	assert_true(fake_stat(&e.f, "east", "ok") > 0);  /* returned after recovery */
+	assert_true(fake_stat(&e.f, "east", "ok") > 0); /* returned after recovery */
 	stop(&e);
 }
 
@@ -486,8 +498,11 @@ static void *hammer(void *p)
 static void sixteen_threads_share_one_client_through_faults(void **state)
 {
 	struct env e;
-	start(&e, scenario_with("[{\"kind\":\"http500\",\"count\":5},{\"kind\":\"reset\",\"count\":5}]",
-	                        "[{\"kind\":\"stream_cut\",\"count\":5}]", "[{\"kind\":\"rate_limit\",\"retry_after_s\":1,\"count\":3}]"), NULL);
+	start(&e,
+	      scenario_with("[{\"kind\":\"http500\",\"count\":5},{\"kind\":\"reset\",\"count\":5}]",
+	                    "[{\"kind\":\"stream_cut\",\"count\":5}]",
+	                    "[{\"kind\":\"rate_limit\",\"retry_after_s\":1,\"count\":3}]"),
+	      NULL);
 	pthread_t th[16];
 	struct thread_arg args[16];
 	for (int i = 0; i < 16; i++) {
@@ -506,20 +521,20 @@ static void sixteen_threads_share_one_client_through_faults(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(a_completion_returns_content_endpoint_model_usage_and_one_attempt),
-		cmocka_unit_test(streaming_delivers_deltas_that_add_up_to_the_content),
-		cmocka_unit_test(all_three_kinds_speak_their_own_paths_and_auth),
-		cmocka_unit_test(a_429_with_retry_after_keeps_every_process_away_for_that_long),
-		cmocka_unit_test(when_every_endpoint_cools_the_call_sleeps_until_the_earliest_is_free),
-		cmocka_unit_test(cooling_past_the_deadline_fails_at_once_with_eratelimit),
-		cmocka_unit_test(a_bare_429_still_fails_over),
-		cmocka_unit_test(a_daily_quota_takes_out_only_that_endpoint),
-		cmocka_unit_test(every_fault_on_one_endpoint_is_survived_by_failing_over),
-		cmocka_unit_test(a_missing_done_after_a_clean_end_is_a_success),
-		cmocka_unit_test(content_filter_and_context_length_are_never_retried),
-		cmocka_unit_test(with_every_endpoint_down_the_error_is_clean_and_inside_the_deadline),
-		cmocka_unit_test(a_flapping_endpoint_is_served_around_and_returned_to),
-		cmocka_unit_test(sixteen_threads_share_one_client_through_faults),
+	        cmocka_unit_test(a_completion_returns_content_endpoint_model_usage_and_one_attempt),
+	        cmocka_unit_test(streaming_delivers_deltas_that_add_up_to_the_content),
+	        cmocka_unit_test(all_three_kinds_speak_their_own_paths_and_auth),
+	        cmocka_unit_test(a_429_with_retry_after_keeps_every_process_away_for_that_long),
+	        cmocka_unit_test(when_every_endpoint_cools_the_call_sleeps_until_the_earliest_is_free),
+	        cmocka_unit_test(cooling_past_the_deadline_fails_at_once_with_eratelimit),
+	        cmocka_unit_test(a_bare_429_still_fails_over),
+	        cmocka_unit_test(a_daily_quota_takes_out_only_that_endpoint),
+	        cmocka_unit_test(every_fault_on_one_endpoint_is_survived_by_failing_over),
+	        cmocka_unit_test(a_missing_done_after_a_clean_end_is_a_success),
+	        cmocka_unit_test(content_filter_and_context_length_are_never_retried),
+	        cmocka_unit_test(with_every_endpoint_down_the_error_is_clean_and_inside_the_deadline),
+	        cmocka_unit_test(a_flapping_endpoint_is_served_around_and_returned_to),
+	        cmocka_unit_test(sixteen_threads_share_one_client_through_faults),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -111,15 +111,14 @@ static void thirty_two_callers_in_four_processes_lose_no_call_to_undeclared_quot
 {
 	(void)state;
 	struct fake f;
-	assert_int_equal(fake_start(&f, "{\"endpoints\":["
-	                                "{\"name\":\"a\",\"api_key\":\"" KEY_A
-	                                "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
-	                                "{\"name\":\"b\",\"api_key\":\"" KEY_B
-	                                "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
-	                                "{\"name\":\"c\",\"api_key\":\"" KEY_C
-	                                "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40}],"
-	                                "\"default_reply\":\"OK\"}"),
-	                 0);
+	assert_int_equal(
+	        fake_start(&f,
+	                   "{\"endpoints\":["
+	                   "{\"name\":\"a\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
+	                   "{\"name\":\"b\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40},"
+	                   "{\"name\":\"c\",\"api_key\":\"" KEY_C "\",\"deployment\":\"gpt-4o\",\"rps\":10,\"latency_ms\":40}],"
+	                   "\"default_reply\":\"OK\"}"),
+	        0);
 	char cfg[1024];
 	write_config(&f, cfg, sizeof cfg, "config.json", NULL);
 	struct tally *t = mmap(NULL, sizeof *t, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -200,7 +199,8 @@ static void learned_rate_converges_within_ten_percent_of_the_true_quota(void **s
 	(void)state;
 	char scen[512];
 	snprintf(scen, sizeof scen,
-	         "{\"endpoints\":[{\"name\":\"solo\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
+	         "{\"endpoints\":[{\"name\":\"solo\",\"api_key\":\"" KEY_A
+	         "\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
 	         "\"latency_ms\":10}],\"default_reply\":\"OK\"}",
 	         TRUE_RPS);
 	struct fake f;
@@ -266,10 +266,11 @@ static void a_fixed_key_works_on_the_first_call_after_the_fix(void **state)
 {
 	(void)state;
 	struct fake f;
-	assert_int_equal(fake_start(&f, "{\"endpoints\":["
-	                                "{\"name\":\"east\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\"},"
-	                                "{\"name\":\"west\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\"}],"
-	                                "\"default_reply\":\"OK\"}"),
+	assert_int_equal(fake_start(&f,
+	                            "{\"endpoints\":["
+	                            "{\"name\":\"east\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\"},"
+	                            "{\"name\":\"west\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\"}],"
+	                            "\"default_reply\":\"OK\"}"),
 	                 0);
 	char good[1024], bad[1024], url[64], msg[1024];
 	write_config(&f, good, sizeof good, "good.json", NULL);

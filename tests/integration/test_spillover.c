@@ -54,13 +54,15 @@ static int chat(struct env *e, const char *prompt, int max_tokens, struct llm_re
 
 /* ---- spillover --------------------------------------------------------------- */
 
-#define PTU "{\"name\": \"ptu\", \"api_key\": \"k-ptu-123456\", \"deployment\": \"gpt-4o-ptu\", \"region\": \"swedencentral\"," \
-            " \"spillover_deployments\": [\"gpt-4o-std\"]"
+#define PTU                                                                                                                 \
+	"{\"name\": \"ptu\", \"api_key\": \"k-ptu-123456\", \"deployment\": \"gpt-4o-ptu\", \"region\": \"swedencentral\"," \
+	" \"spillover_deployments\": [\"gpt-4o-std\"]"
 
 static void the_spillover_deployment_is_sent_and_each_attempt_says_who_served_it(void **state)
 {
 	struct env e;
-	start(&e, "{\"endpoints\": [" PTU ", \"rpm\": 1, \"client\": {\"spillover_deployment\": \"gpt-4o-std\"}}], \"default_reply\": \"OK\"}");
+	start(&e, "{\"endpoints\": [" PTU
+	          ", \"rpm\": 1, \"client\": {\"spillover_deployment\": \"gpt-4o-std\"}}], \"default_reply\": \"OK\"}");
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
 	/* within the PTU's quota: served by it */
@@ -79,8 +81,9 @@ static void the_spillover_deployment_is_sent_and_each_attempt_says_who_served_it
 	assert_string_equal(rep.attempts[0].spillover_error, "429");
 	struct buf j = BUF_INIT;
 	assert_int_equal(llm_reply_json(&j, &rep, CONVBI_OK, NULL), CONVBI_OK);
-	assert_non_null(strstr(j.data, "\"deployment_name\":\"gpt-4o-std\",\"spillover_from_deployment\":\"gpt-4o-ptu\","
-	                               "\"spillover_error\":\"429\",\"region\":\"swedencentral\",\"apim_request_id\":\""));
+	assert_non_null(strstr(j.data,
+	                       "\"deployment_name\":\"gpt-4o-std\",\"spillover_from_deployment\":\"gpt-4o-ptu\","
+	                       "\"spillover_error\":\"429\",\"region\":\"swedencentral\",\"apim_request_id\":\""));
 	buf_release(&j);
 	llm_reply_release(&rep);
 	assert_int_equal(fake_log_count(&e.f, "\"x-ms-spillover-deployment\":\"gpt-4o-std\""), 2);
@@ -90,9 +93,11 @@ static void the_spillover_deployment_is_sent_and_each_attempt_says_who_served_it
 static void a_server_error_spills_over_too_and_without_the_setting_nothing_is_sent(void **state)
 {
 	struct env e;
-	start(&e, "{\"endpoints\": [" PTU ", \"faults\": [{\"kind\": \"http503\", \"count\": 1}], \"client\": {\"spillover_deployment\": \"gpt-4o-std\"}},"
-	          "{\"name\": \"plain\", \"api_key\": \"k-plain-123456\", \"deployment\": \"gpt-4o\", \"rpm\": 1,"
-	          " \"client\": {\"priority\": 1}}], \"default_reply\": \"OK\"}");
+	start(&e,
+	      "{\"endpoints\": [" PTU
+	      ", \"faults\": [{\"kind\": \"http503\", \"count\": 1}], \"client\": {\"spillover_deployment\": \"gpt-4o-std\"}},"
+	      "{\"name\": \"plain\", \"api_key\": \"k-plain-123456\", \"deployment\": \"gpt-4o\", \"rpm\": 1,"
+	      " \"client\": {\"priority\": 1}}], \"default_reply\": \"OK\"}");
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
 	assert_int_equal(chat(&e, "one", 0, &rep, &err), CONVBI_OK);
@@ -111,13 +116,15 @@ static void a_server_error_spills_over_too_and_without_the_setting_nothing_is_se
 static const char *windows_scenario(int configure_small)
 {
 	static char s[4096];
-	snprintf(s, sizeof s,
-	         "{\"endpoints\": ["
-	         "{\"name\": \"small\", \"api_key\": \"k-small-1234\", \"deployment\": \"d\", \"context_window\": 100, \"client\": {%s}},"
-	         "{\"name\": \"same\", \"api_key\": \"k-same-12345\", \"deployment\": \"d\", \"context_window\": 100, \"client\": {\"context_window\": 100, \"priority\": 1}},"
-	         "{\"name\": \"big2\", \"api_key\": \"k-big2-12345\", \"deployment\": \"d\", \"context_window\": 150, \"client\": {\"context_window\": 150, \"priority\": 2}},"
-	         "{\"name\": \"big\", \"api_key\": \"k-big-123456\", \"deployment\": \"d\", \"client\": {\"context_window\": 100000, \"priority\": 3}}],"
-	         " \"default_reply\": \"OK\"}", configure_small ? "\"context_window\": 100" : "");
+	snprintf(
+	        s, sizeof s,
+	        "{\"endpoints\": ["
+	        "{\"name\": \"small\", \"api_key\": \"k-small-1234\", \"deployment\": \"d\", \"context_window\": 100, \"client\": {%s}},"
+	        "{\"name\": \"same\", \"api_key\": \"k-same-12345\", \"deployment\": \"d\", \"context_window\": 100, \"client\": {\"context_window\": 100, \"priority\": 1}},"
+	        "{\"name\": \"big2\", \"api_key\": \"k-big2-12345\", \"deployment\": \"d\", \"context_window\": 150, \"client\": {\"context_window\": 150, \"priority\": 2}},"
+	        "{\"name\": \"big\", \"api_key\": \"k-big-123456\", \"deployment\": \"d\", \"client\": {\"context_window\": 100000, \"priority\": 3}}],"
+	        " \"default_reply\": \"OK\"}",
+	        configure_small ? "\"context_window\": 100" : "");
 	return s;
 }
 
@@ -131,10 +138,10 @@ static char *long_prompt(size_t chars)
 
 static void a_prompt_too_long_fails_over_only_to_a_larger_window_that_holds_it(void **state)
 {
-	for (int configured = 1; configured >= 0; configured--) {  /* the small window configured, or read from the refusal */
+	for (int configured = 1; configured >= 0; configured--) { /* the small window configured, or read from the refusal */
 		struct env e;
 		start(&e, windows_scenario(configured));
-		char *p = long_prompt(640);  /* 160 tokens: too long for 100 and 150 */
+		char *p = long_prompt(640); /* 160 tokens: too long for 100 and 150 */
 		struct llm_reply rep;
 		struct err err = ERR_INIT;
 		assert_int_equal(chat(&e, p, 0, &rep, &err), CONVBI_OK);
@@ -144,8 +151,8 @@ static void a_prompt_too_long_fails_over_only_to_a_larger_window_that_holds_it(v
 		assert_string_equal(llm_class_name(rep.attempts[0].cls), "context_length");
 		assert_string_equal(rep.attempts[1].endpoint, "big");
 		llm_reply_release(&rep);
-		assert_int_equal(fake_stat(&e.f, "same", "requests"), 0);  /* the same window: never */
-		assert_int_equal(fake_stat(&e.f, "big2", "requests"), 0);  /* larger, yet too small for 160 */
+		assert_int_equal(fake_stat(&e.f, "same", "requests"), 0); /* the same window: never */
+		assert_int_equal(fake_stat(&e.f, "big2", "requests"), 0); /* larger, yet too small for 160 */
 		free(p);
 		stop(&e);
 	}
@@ -154,17 +161,18 @@ static void a_prompt_too_long_fails_over_only_to_a_larger_window_that_holds_it(v
 static void without_a_larger_window_the_refusal_is_final_at_once(void **state)
 {
 	struct env e;
-	start(&e, "{\"endpoints\": [{\"name\": \"a\", \"api_key\": \"k-a-1234567\", \"deployment\": \"d\", \"context_window\": 100,"
-	          " \"client\": {\"context_window\": 100}},"
-	          "{\"name\": \"b\", \"api_key\": \"k-b-1234567\", \"deployment\": \"d\", \"context_window\": 100,"
-	          " \"client\": {\"context_window\": 100, \"priority\": 1}}], \"default_reply\": \"OK\"}");
+	start(&e,
+	      "{\"endpoints\": [{\"name\": \"a\", \"api_key\": \"k-a-1234567\", \"deployment\": \"d\", \"context_window\": 100,"
+	      " \"client\": {\"context_window\": 100}},"
+	      "{\"name\": \"b\", \"api_key\": \"k-b-1234567\", \"deployment\": \"d\", \"context_window\": 100,"
+	      " \"client\": {\"context_window\": 100, \"priority\": 1}}], \"default_reply\": \"OK\"}");
 	char *p = long_prompt(800);
 	struct llm_reply rep;
 	struct err err = ERR_INIT;
 	assert_int_equal(chat(&e, p, 50, &rep, &err), CONVBI_ECONTEXT);
 	assert_int_equal(rep.nattempts, 1);
 	assert_int_equal(rep.context_limit, 100);
-	assert_int_equal(rep.context_used, 250);  /* "you requested 250 tokens (200 in the messages, 50 in the completion)" */
+	assert_int_equal(rep.context_used, 250); /* "you requested 250 tokens (200 in the messages, 50 in the completion)" */
 	assert_non_null(strstr(err.msg, "you requested 250 tokens"));
 	assert_non_null(strstr(err.msg, "no other endpoint has a context_window above 100 tokens"));
 	assert_int_equal(fake_stat(&e.f, "b", "requests"), 0);
@@ -192,7 +200,8 @@ static void flow_start(struct flow_env *v, int window)
 	         "\"rules\":[{\"match\":\"You are the intent classifier\",\"reply\":\"{\\\"intent\\\":\\\"data_question\\\","
 	         "\\\"standalone_question\\\":\\\"\\\",\\\"reply\\\":\\\"\\\"}\"},"
 	         "{\"match\":\"You are the answer writer\",\"reply\":\"Here they are.\"}],"
-	         "\"default_reply\":\"```sql\\nSELECT count(*) AS n FROM customers\\n```\"}", window);
+	         "\"default_reply\":\"```sql\\nSELECT count(*) AS n FROM customers\\n```\"}",
+	         window);
 	assert_int_equal(fake_start(&v->f, scen), 0);
 	char cfg[1024];
 	snprintf(cfg, sizeof cfg, "%s/config.json", v->f.dir);
@@ -225,8 +234,8 @@ static int sql_prompts(struct fake *f, long tokens[], long maxtok[], int max)
 		if (cJSON_IsString(b) && strstr(b->valuestring, SQLW) && (body = cJSON_Parse(b->valuestring))) {
 			long chars = 0;
 			const cJSON *m;
-			cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(body, "messages"))
-				chars += (long)strlen(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "content")));
+			cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(body, "messages")) chars +=
+			        (long)strlen(cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(m, "content")));
 			tokens[n] = (chars + 3) / 4;
 			const cJSON *mt = cJSON_GetObjectItemCaseSensitive(body, "max_tokens");
 			maxtok[n++] = cJSON_IsNumber(mt) ? (long)mt->valuedouble : 0;
@@ -279,8 +288,8 @@ static void the_sql_agent_cuts_its_schema_once_when_no_window_is_larger(void **s
 	long tok2[4], mt2[4];
 	assert_int_equal(sql_prompts(&v.f, tok2, mt2, 4), 2);
 	assert_int_equal(tok2[0], tok[0]);
-	assert_true(tok2[1] + mt2[1] <= window);          /* the second fits */
-	assert_true(tok2[1] >= tok[0] - 100 - 250);       /* and lost little more than it had to */
+	assert_true(tok2[1] + mt2[1] <= window);    /* the second fits */
+	assert_true(tok2[1] >= tok[0] - 100 - 250); /* and lost little more than it had to */
 	assert_int_equal(fake_log_count(&v.f, "\"status\":400"), 1);
 	flow_stop(&v);
 
@@ -299,11 +308,11 @@ static void the_sql_agent_cuts_its_schema_once_when_no_window_is_larger(void **s
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(the_spillover_deployment_is_sent_and_each_attempt_says_who_served_it),
-		cmocka_unit_test(a_server_error_spills_over_too_and_without_the_setting_nothing_is_sent),
-		cmocka_unit_test(a_prompt_too_long_fails_over_only_to_a_larger_window_that_holds_it),
-		cmocka_unit_test(without_a_larger_window_the_refusal_is_final_at_once),
-		cmocka_unit_test(the_sql_agent_cuts_its_schema_once_when_no_window_is_larger),
+	        cmocka_unit_test(the_spillover_deployment_is_sent_and_each_attempt_says_who_served_it),
+	        cmocka_unit_test(a_server_error_spills_over_too_and_without_the_setting_nothing_is_sent),
+	        cmocka_unit_test(a_prompt_too_long_fails_over_only_to_a_larger_window_that_holds_it),
+	        cmocka_unit_test(without_a_larger_window_the_refusal_is_final_at_once),
+	        cmocka_unit_test(the_sql_agent_cuts_its_schema_once_when_no_window_is_larger),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

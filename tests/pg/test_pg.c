@@ -32,8 +32,8 @@ static struct {
 	char port[16];
 	char super_uri[512];
 	char ro_uri[512];
-	char *attack;  /* a directory nothing may write into */
-	int slow;      /* instrumented run: scale time bounds */
+	char *attack; /* a directory nothing may write into */
+	int slow;     /* instrumented run: scale time bounds */
 } env;
 
 static void read_env(void)
@@ -97,8 +97,9 @@ static char *scalar(PGconn *c, const char *sql)
 static char *checksum_all(PGconn *c)
 {
 	struct buf out = BUF_INIT;
-	PGresult *r = PQexec(c, "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-	                        "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1");
+	PGresult *r = PQexec(c,
+	                     "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+	                     "WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1");
 	assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
 	for (int i = 0; i < PQntuples(r); i++) {
 		char sql[512];
@@ -118,8 +119,9 @@ static char *write_counters(PGconn *c)
 	/* the user's tables only: pg_stat_database also counts the catalog rows
 	 * autovacuum's ANALYZE updates (pg_class, pg_statistic) whenever it
 	 * likes, which made this check flaky */
-	return scalar(c, "SELECT concat_ws(' ', coalesce(sum(n_tup_ins), 0), coalesce(sum(n_tup_upd), 0), "
-	                 "coalesce(sum(n_tup_del), 0)) FROM pg_stat_user_tables");
+	return scalar(c,
+	              "SELECT concat_ws(' ', coalesce(sum(n_tup_ins), 0), coalesce(sum(n_tup_upd), 0), "
+	              "coalesce(sum(n_tup_del), 0)) FROM pg_stat_user_tables");
 }
 
 /* Waits until no convbi backend is running a query (or, with gone, until
@@ -428,8 +430,9 @@ static void what_a_view_leaves_on_the_session_is_discarded_after_each_run(void *
 	(void)state;
 	PGconn *c = admin();
 	PQclear(PQexec(c, "CREATE OR REPLACE VIEW public.convbi_lock_view AS SELECT pg_advisory_lock(4242)::text AS l"));
-	PQclear(PQexec(c, "CREATE OR REPLACE VIEW public.convbi_path_view AS "
-	                  "SELECT set_config('search_path', 'pg_catalog', false) AS p"));
+	PQclear(PQexec(c,
+	               "CREATE OR REPLACE VIEW public.convbi_path_view AS "
+	               "SELECT set_config('search_path', 'pg_catalog', false) AS p"));
 	PQclear(PQexec(c, "GRANT SELECT ON public.convbi_lock_view, public.convbi_path_view TO reader"));
 	setenv("PGPASSWORD", "reader-secret", 1);
 	struct db *d = open_db(env.ro_uri, NULL);
@@ -546,15 +549,17 @@ static void introspection_reads_schemas_keys_comments_and_values_quoted(void **s
 	struct db *d = open_db(env.super_uri, "Sales, public");
 	char *text = render(d);
 	db_close(d);
-	assert_non_null(strstr(text, "CREATE TABLE \"Sales\".\"Orders\" (\"OrderId\" integer PRIMARY KEY, \"Customer\" bigint "
-	                             "REFERENCES public.customers(id), \"Total Amount\" numeric(10,2), note text);"));
+	assert_non_null(strstr(text,
+	                       "CREATE TABLE \"Sales\".\"Orders\" (\"OrderId\" integer PRIMARY KEY, \"Customer\" bigint "
+	                       "REFERENCES public.customers(id), \"Total Amount\" numeric(10,2), note text);"));
 	assert_non_null(strstr(text, "CREATE VIEW \"Sales\".\"BigOrders\""));
 	assert_non_null(strstr(text, "People and companies who bought at least once"));
 	assert_non_null(strstr(text, "segment text /* consumer, business or wholesale */"));
 	assert_non_null(strstr(text, "rows (estimate)"));
 	assert_non_null(strstr(text, "'gift'"));
-	assert_non_null(strstr(text, "CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES "
-	                             "public.customers(id)"));
+	assert_non_null(strstr(text,
+	                       "CREATE TABLE public.orders (id bigint PRIMARY KEY, customer_id bigint REFERENCES "
+	                       "public.customers(id)"));
 	/* the search path order: Sales first */
 	assert_true(strstr(text, "\"Sales\".\"Orders\"") < strstr(text, "public.customers"));
 	assert_null(strstr(text, "hidden."));
@@ -584,17 +589,17 @@ static void introspection_reads_schemas_keys_comments_and_values_quoted(void **s
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(hostile_corpus_as_superuser_changes_nothing),
-		cmocka_unit_test(a_timed_out_query_stops_and_leaves_no_backend_running),
-		cmocka_unit_test(db_cancel_from_another_thread_stops_the_query_and_leaves_no_backend),
-		cmocka_unit_test(the_cancel_callback_stops_the_query),
-		cmocka_unit_test(the_row_cap_keeps_cap_rows_and_cancels_the_rest),
-		cmocka_unit_test(mem_max_sets_work_mem_and_temp_max_stops_a_spill_with_etoobig),
-		cmocka_unit_test_teardown(a_role_bounds_temporary_files_when_granted_else_by_its_own_setting, reader_restore),
-		cmocka_unit_test_teardown(what_a_view_leaves_on_the_session_is_discarded_after_each_run, reader_restore),
-		cmocka_unit_test(errors_carry_postgresqls_message_and_position),
-		cmocka_unit_test(passwords_come_from_pgpassword_or_pgpass_and_are_never_printed),
-		cmocka_unit_test(introspection_reads_schemas_keys_comments_and_values_quoted),
+	        cmocka_unit_test(hostile_corpus_as_superuser_changes_nothing),
+	        cmocka_unit_test(a_timed_out_query_stops_and_leaves_no_backend_running),
+	        cmocka_unit_test(db_cancel_from_another_thread_stops_the_query_and_leaves_no_backend),
+	        cmocka_unit_test(the_cancel_callback_stops_the_query),
+	        cmocka_unit_test(the_row_cap_keeps_cap_rows_and_cancels_the_rest),
+	        cmocka_unit_test(mem_max_sets_work_mem_and_temp_max_stops_a_spill_with_etoobig),
+	        cmocka_unit_test_teardown(a_role_bounds_temporary_files_when_granted_else_by_its_own_setting, reader_restore),
+	        cmocka_unit_test_teardown(what_a_view_leaves_on_the_session_is_discarded_after_each_run, reader_restore),
+	        cmocka_unit_test(errors_carry_postgresqls_message_and_position),
+	        cmocka_unit_test(passwords_come_from_pgpassword_or_pgpass_and_are_never_printed),
+	        cmocka_unit_test(introspection_reads_schemas_keys_comments_and_values_quoted),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

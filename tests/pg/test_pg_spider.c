@@ -185,10 +185,11 @@ static void gold_queries_valid_in_postgresql_match_sqlite(void **state)
 		table_free(a);
 		table_free(b);
 	}
-	print_message("%d gold queries: %d valid PostgreSQL, %d the same rows, %d differ where the engines define the "
-	              "result differently (LIKE's case; ties and NULLs under ORDER BY ... LIMIT), %d refused by PostgreSQL, %d without a "
-	              "database\n",
-	              total, same + explained + differ, same, explained, pg_refused, no_db);
+	print_message(
+	        "%d gold queries: %d valid PostgreSQL, %d the same rows, %d differ where the engines define the "
+	        "result differently (LIKE's case; ties and NULLs under ORDER BY ... LIMIT), %d refused by PostgreSQL, %d without a "
+	        "database\n",
+	        total, same + explained + differ, same, explained, pg_refused, no_db);
 	for (int i = 0; i < npairs; i++) {
 		db_close(pairs[i].lite);
 		db_close(pairs[i].pg);
@@ -203,7 +204,7 @@ static void gold_queries_valid_in_postgresql_match_sqlite(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(gold_queries_valid_in_postgresql_match_sqlite),
+	        cmocka_unit_test(gold_queries_valid_in_postgresql_match_sqlite),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

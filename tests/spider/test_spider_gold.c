@@ -87,8 +87,8 @@ static void every_spider_gold_query_passes_the_gate_and_runs(void **state)
 	for (int i = 0; i < nopen; i++)
 		exec_close(open[i].x);
 	free(text);
-	print_message("spider gold: %d lines, %d with a database, %d accepted by the gate, %d ran\n", lines, available,
-	              accepted, runnable);
+	print_message("spider gold: %d lines, %d with a database, %d accepted by the gate, %d ran\n", lines, available, accepted,
+	              runnable);
 	assert_int_equal(lines, GOLD_LINES);
 	assert_int_equal(available, GOLD_WITH_DATABASE);
 	assert_int_equal(accepted, available);
@@ -98,7 +98,7 @@ static void every_spider_gold_query_passes_the_gate_and_runs(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_spider_gold_query_passes_the_gate_and_runs),
+	        cmocka_unit_test(every_spider_gold_query_passes_the_gate_and_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

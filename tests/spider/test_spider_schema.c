@@ -27,7 +27,7 @@
 #include "testutil.h"
 
 #define DATABASES SPIDER_DIR "/database"
-#define RECALL_FLOOR 0.95   /* share of gold-query tables kept when they could fit */
+#define RECALL_FLOOR 0.95 /* share of gold-query tables kept when they could fit */
 #define BUDGET_SHARE 0.4
 
 static struct schema *load(const char *path)
@@ -216,9 +216,10 @@ static void a_small_budget_keeps_the_tables_each_spider_question_needs(void **st
 		schema_free(cache[i].s);
 	cJSON_Delete(dev);
 	double recall = needed ? (double)kept / needed : 0;
-	print_message("schema budget: %d questions, %d rendered with tables omitted, %d of them with room for "
-	              "their gold tables; there %ld of %ld gold tables kept (recall %.3f)\n",
-	              questions, squeezed, feasible, kept, needed, recall);
+	print_message(
+	        "schema budget: %d questions, %d rendered with tables omitted, %d of them with room for "
+	        "their gold tables; there %ld of %ld gold tables kept (recall %.3f)\n",
+	        questions, squeezed, feasible, kept, needed, recall);
 	assert_true(squeezed > questions / 2);
 	assert_true(feasible > questions / 2);
 	assert_true(recall >= RECALL_FLOOR);
@@ -227,8 +228,8 @@ static void a_small_budget_keeps_the_tables_each_spider_question_needs(void **st
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(every_spider_database_loads_with_the_tables_and_columns_tables_json_lists),
-		cmocka_unit_test(a_small_budget_keeps_the_tables_each_spider_question_needs),
+	        cmocka_unit_test(every_spider_database_loads_with_the_tables_and_columns_tables_json_lists),
+	        cmocka_unit_test(a_small_budget_keeps_the_tables_each_spider_question_needs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

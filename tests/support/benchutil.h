@@ -20,7 +20,6 @@ double bench_pct(const double *sorted, int n, double p);
  * the endpoint, -1 if none could be picked. */
 int bench_pick_report(struct pool *p);
 
-
 /* Makes a fresh directory SCRATCH_DIR/<name>.XXXXXX into dir.  Returns 0,
  * or -1 after perror. */
 int bench_scratch_dir(char *dir, size_t cap, const char *name);
@@ -28,7 +27,7 @@ int bench_scratch_dir(char *dir, size_t cap, const char *name);
 /* A redis-server of our own on a free loopback port (bench_redis,
  * bench_budget): no persistence, files in dir, killed with its parent. */
 struct bench_redis {
-	int pid;   /* 0 when not running */
+	int pid; /* 0 when not running */
 	int port;
 };
 /* Starts $REDIS_SERVER (default /usr/bin/redis-server) and waits until it
@@ -52,12 +51,12 @@ struct bench_question {
  *                    (a map file), or SELECT 'no gold ...' for none
  *   answer prompt -> a short sentence. */
 struct bench_oracle {
-	struct bench_question *qs;  /* owned: the questions, in dev.json order */
+	struct bench_question *qs; /* owned: the questions, in dev.json order */
 	int n;
 	struct fake fake;
-	char *dir;           /* owned: a scratch directory (map, scenario, config) */
-	char config[1024];   /* a convbi config pointing at the fake */
-	int collisions;      /* questions asked twice with different gold SQL */
+	char *dir;         /* owned: a scratch directory (map, scenario, config) */
+	char config[1024]; /* a convbi config pointing at the fake */
+	int collisions;    /* questions asked twice with different gold SQL */
 };
 
 /* Reads the first limit (< 0 = all) questions and starts the oracle on

@@ -35,8 +35,7 @@ long corpus_load(const char *path, struct corpus_case **out, char *err, size_t e
 		char *colon = strchr(l, ':');
 		if (colon)
 			*colon = '\0';
-		if ((strcmp(l, "reject") && strcmp(l, "limit") && strcmp(l, "fail")) ||
-		    (colon && strcmp(colon + 1, "heavy"))) {
+		if ((strcmp(l, "reject") && strcmp(l, "limit") && strcmp(l, "fail")) || (colon && strcmp(colon + 1, "heavy"))) {
 			snprintf(err, errlen, "%s:%d: unknown expectation `%s%s%s`", path, line, l, colon ? ":" : "",
 			         colon ? colon + 1 : "");
 			goto fail;

@@ -11,11 +11,11 @@
 #include <stddef.h>
 
 struct corpus_case {
-	int line;          /* 1-based line in the file */
-	char kind[8];      /* "reject", "limit" or "fail" */
-	char fixture[16];  /* "" = any database with the concerts tables; else the
+	int line;         /* 1-based line in the file */
+	char kind[8];     /* "reject", "limit" or "fail" */
+	char fixture[16]; /* "" = any database with the concerts tables; else the
 	                      fixture the case needs ("heavy": see test_limits.c) */
-	char *sql;         /* as written, owned */
+	char *sql;        /* as written, owned */
 };
 
 /* Loads every case of the corpus at path.  Returns the number of cases

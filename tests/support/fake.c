@@ -95,8 +95,8 @@ static pid_t spawn(const struct fake *f, const char *ports)
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
 		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		execl(FAKE_AOAI_BIN, "fake_aoai", "--scenario", f->scenario_path, "--port-file", ports,
-		      "--log", f->log_path, (char *)NULL);
+		execl(FAKE_AOAI_BIN, "fake_aoai", "--scenario", f->scenario_path, "--port-file", ports, "--log", f->log_path,
+		      (char *)NULL);
 		dprintf(2, "cannot execute %s: %s\n", FAKE_AOAI_BIN, strerror(errno));
 		_exit(127);
 	}
@@ -124,7 +124,7 @@ static int launch(struct fake *f)
 		if (waitpid(f->pid, &ws, WNOHANG) == f->pid) {
 			f->pid = 0;
 			fprintf(stderr, "fake: the server exited (status %d) before listening\n",
-				WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
+			        WIFEXITED(ws) ? WEXITSTATUS(ws) : 128 + WTERMSIG(ws));
 			echo_server_err(f);
 			goto done;
 		}
@@ -199,8 +199,7 @@ void fake_stop(struct fake *f)
 		while ((r = waitpid(f->pid, &ws, WNOHANG)) == 0 && tu_now_ms() < deadline)
 			usleep(2000);
 		if (r == 0) {
-			fprintf(stderr, "fake: the server ignored SIGTERM for %d ms; killing it\n",
-				STOP_TIMEOUT_MS);
+			fprintf(stderr, "fake: the server ignored SIGTERM for %d ms; killing it\n", STOP_TIMEOUT_MS);
 			kill(f->pid, SIGKILL);
 			waitpid(f->pid, &ws, 0);
 		} else if (r == f->pid && !(WIFEXITED(ws) && WEXITSTATUS(ws) == 0)) {
@@ -230,7 +229,8 @@ int fake_port(const struct fake *f, const char *name)
 static void json_merge(cJSON *dst, const cJSON *src)
 {
 	const cJSON *s;
-	cJSON_ArrayForEach(s, src) {
+	cJSON_ArrayForEach(s, src)
+	{
 		cJSON *d = cJSON_GetObjectItemCaseSensitive(dst, s->string);
 		if (cJSON_IsNull(s)) {
 			cJSON_DeleteItemFromObjectCaseSensitive(dst, s->string);
@@ -263,7 +263,8 @@ int fake_write_config(const struct fake *f, const char *path, const char *extra)
 	}
 	cJSON *list = cJSON_AddArrayToObject(cfg, "endpoints");
 	const cJSON *e;
-	cJSON_ArrayForEach(e, eps) {
+	cJSON_ArrayForEach(e, eps)
+	{
 		const char *name = str_of(e, "name");
 		int port = fake_port(f, name);
 		if (port < 0) {
@@ -358,8 +359,8 @@ static long dechunk(char *p, size_t n)
 	}
 }
 
-int fake_control(const struct fake *f, const char *endpoint, const char *method, const char *path,
-		 const char *body, char **reply_out)
+int fake_control(const struct fake *f, const char *endpoint, const char *method, const char *path, const char *body,
+                 char **reply_out)
 {
 	char head[1024], buf[65536];
 	char *resp = NULL;
@@ -373,9 +374,9 @@ int fake_control(const struct fake *f, const char *endpoint, const char *method,
 		goto done;
 	size_t blen = body ? strlen(body) : 0;
 	int hn = snprintf(head, sizeof head,
-			  "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
-			  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-			  method, path, port, blen);
+	                  "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n"
+	                  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+	                  method, path, port, blen);
 	if (hn < 0 || (size_t)hn >= sizeof head || rawhttp_send_n(fd, head, (size_t)hn) ||
 	    rawhttp_send_n(fd, body ? body : "", blen))
 		goto done;

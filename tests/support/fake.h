@@ -29,11 +29,11 @@ struct fake_endpoint {
 };
 
 struct fake {
-	pid_t pid;            /* the server process; 0 when not running */
-	char *dir;            /* owned: the scratch directory */
-	char *scenario_path;  /* owned: the scenario file the server read */
-	char *log_path;       /* owned: dir/requests.log */
-	char *scenario;       /* owned: the scenario's text */
+	pid_t pid;           /* the server process; 0 when not running */
+	char *dir;           /* owned: the scratch directory */
+	char *scenario_path; /* owned: the scenario file the server read */
+	char *log_path;      /* owned: dir/requests.log */
+	char *scenario;      /* owned: the scenario's text */
 	int nendpoints;
 	struct fake_endpoint ep[FAKE_MAX_ENDPOINTS]; /* in scenario order */
 };
@@ -75,8 +75,8 @@ int fake_write_config(const struct fake *f, const char *path, const char *extra)
  * body sent as application/json when not NULL.  Returns the HTTP status, or
  * -1 on a transport failure (10 s timeout).  *reply_out (when reply_out is
  * not NULL) gets the body, de-chunked, malloc'd; NULL on failure. */
-int fake_control(const struct fake *f, const char *endpoint, const char *method, const char *path,
-		 const char *body, char **reply_out);
+int fake_control(const struct fake *f, const char *endpoint, const char *method, const char *path, const char *body,
+                 char **reply_out);
 
 /* A field of GET /_fake/stats ("requests", "ok", "rate_limited",
  * "faulted") for an endpoint, or -1. */

@@ -219,11 +219,11 @@ int64_t tu_sampler_stop(void)
 static struct {
 	pthread_t thread;
 	pthread_mutex_t lock;
-	pthread_cond_t wake;  /* on CLOCK_MONOTONIC */
-	struct timespec at;   /* the deadline */
-	int stop;             /* 1 = the run ended */
-	int64_t wait;         /* tu_wait_ms(0) when the thread woke; -1 = not reached */
-	int64_t woke_late;    /* ms between the deadline and the thread's wake-up */
+	pthread_cond_t wake; /* on CLOCK_MONOTONIC */
+	struct timespec at;  /* the deadline */
+	int stop;            /* 1 = the run ended */
+	int64_t wait;        /* tu_wait_ms(0) when the thread woke; -1 = not reached */
+	int64_t woke_late;   /* ms between the deadline and the thread's wake-up */
 } dl = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void *deadline_thread(void *p)

@@ -27,11 +27,11 @@
 #define MEASURE_SAMPLE_US 1000 /* between two samples of a process's open files */
 
 struct tu_usage {
-	int status;           /* exit status, 128+N when killed by signal N, -1 = not waited for */
-	int64_t wall_ms;      /* from tu_watch's call to the child's exit */
-	int64_t rss_peak_kb;  /* ru_maxrss */
-	int64_t temp_peak;    /* bytes on disk of open files under the directory, at the highest sample */
-	int64_t wait_ms;      /* run-queue delay of the child's threads, at the last sample */
+	int status;          /* exit status, 128+N when killed by signal N, -1 = not waited for */
+	int64_t wall_ms;     /* from tu_watch's call to the child's exit */
+	int64_t rss_peak_kb; /* ru_maxrss */
+	int64_t temp_peak;   /* bytes on disk of open files under the directory, at the highest sample */
+	int64_t wait_ms;     /* run-queue delay of the child's threads, at the last sample */
 };
 
 /* Samples pid (a child of the caller) until it exits, then reaps it with

@@ -62,9 +62,9 @@ char *rawhttp_request(const char *method, const char *path, const char *headers,
 {
 	char *s = NULL;
 	if (asprintf(&s,
-		     "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json\r\n"
-		     "Content-Length: %zu\r\n\r\n%s",
-		     method, path, headers, strlen(body), body) < 0)
+	             "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%sContent-Type: application/json\r\n"
+	             "Content-Length: %zu\r\n\r\n%s",
+	             method, path, headers, strlen(body), body) < 0)
 		return NULL;
 	return s;
 }
@@ -87,13 +87,13 @@ int rawhttp_header(const struct rawhttp_resp *r, const char *name, char *out, si
 
 /* Parsing state of one read: raw bytes, and how far the body got. */
 struct reader {
-	char *raw;          /* everything received */
+	char *raw; /* everything received */
 	size_t len, cap;
-	size_t body_off;    /* where the body starts in raw; 0 = head not seen */
+	size_t body_off; /* where the body starts in raw; 0 = head not seen */
 	enum { BY_EOF, BY_LENGTH, BY_CHUNKS } framing;
-	size_t length;      /* BY_LENGTH: Content-Length */
-	size_t next;        /* BY_CHUNKS: offset of the next chunk's size line */
-	size_t body_cap;    /* bytes allocated for r->body */
+	size_t length;   /* BY_LENGTH: Content-Length */
+	size_t next;     /* BY_CHUNKS: offset of the next chunk's size line */
+	size_t body_cap; /* bytes allocated for r->body */
 };
 
 static int body_add(struct reader *rd, struct rawhttp_resp *r, const char *p, size_t n)

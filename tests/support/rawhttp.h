@@ -15,10 +15,10 @@
 #include <stdint.h>
 
 struct rawhttp_resp {
-	int status;            /* -1 without a status line */
-	int got_continue;      /* a 1xx interim reply came first */
-	char *head;            /* owned: status line and headers, NULL if none */
-	char *body;            /* owned: de-chunked body so far, NUL-terminated */
+	int status;       /* -1 without a status line */
+	int got_continue; /* a 1xx interim reply came first */
+	char *head;       /* owned: status line and headers, NULL if none */
+	char *body;       /* owned: de-chunked body so far, NUL-terminated */
 	size_t body_len;
 	int complete;          /* Content-Length reached or last chunk seen */
 	int eof;               /* the server closed */

@@ -74,8 +74,8 @@ static _Noreturn void spend_child(const char *config, int threads, const char *p
 	_exit(write(fd, &sum, sizeof sum) == (ssize_t)sizeof sum ? 0 : 4);
 }
 
-int spend_processes(const char *const *configs, int nconfigs, int procs, int threads, const char *prompt,
-                    int max_tokens, long cap, struct spend_total *out)
+int spend_processes(const char *const *configs, int nconfigs, int procs, int threads, const char *prompt, int max_tokens,
+                    long cap, struct spend_total *out)
 {
 	int res[2], rc = 0;
 	memset(out, 0, sizeof *out);

@@ -11,9 +11,9 @@
 #define CONVBI_TESTS_SPEND_H
 
 struct spend_total {
-	long ok;       /* calls that succeeded */
-	long refused;  /* threads that ended on CONVBI_EBUDGET */
-	long other;    /* calls that failed otherwise */
+	long ok;      /* calls that succeeded */
+	long refused; /* threads that ended on CONVBI_EBUDGET */
+	long other;   /* calls that failed otherwise */
 };
 
 /* Runs procs processes of threads threads; process k reads configs[k]
@@ -21,7 +21,7 @@ struct spend_total {
  * max_tokens until CONVBI_EBUDGET, more than 3 other failures, or cap
  * successes.  Returns 0 with *out summed over the processes, or -1 when a
  * process did not report (said on stderr). */
-int spend_processes(const char *const *configs, int nconfigs, int procs, int threads, const char *prompt,
-                    int max_tokens, long cap, struct spend_total *out);
+int spend_processes(const char *const *configs, int nconfigs, int procs, int threads, const char *prompt, int max_tokens,
+                    long cap, struct spend_total *out);
 
 #endif

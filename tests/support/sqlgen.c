@@ -35,17 +35,17 @@ struct gen {
 	struct col cols[COLS_MAX];
 	int ncols;
 	int nsources;
-	int agg_ok;   /* 1 = an aggregate or window function may appear here */
-	int chain;    /* CTEs k0..k<chain-1> exist */
+	int agg_ok; /* 1 = an aggregate or window function may appear here */
+	int chain;  /* CTEs k0..k<chain-1> exist */
 };
 
 /* Writes the argument of an aggregate, where no other aggregate may be. */
-#define AGG_ARG(s, call)          \
-	do {                      \
+#define AGG_ARG(s, call)                \
+	do {                            \
 		int was_ = (s)->agg_ok; \
-		(s)->agg_ok = 0;  \
-		call;             \
-		(s)->agg_ok = was_; \
+		(s)->agg_ok = 0;        \
+		call;                   \
+		(s)->agg_ok = was_;     \
 	} while (0)
 
 /* ---- choices ------------------------------------------------------------------- */
@@ -132,10 +132,20 @@ static void text(struct gen *s, int depth)
 	const char *c;
 	if (depth <= 0) {
 		switch (pick(s->g, 5)) {
-		case 0: if ((c = column(s, K_TEXT))) { put(s, "%s", c); return; } break;
+		case 0:
+			if ((c = column(s, K_TEXT))) {
+				put(s, "%s", c);
+				return;
+			}
+			break;
 		case 1: put(s, "hex(zeroblob(%lld))", size(s) / 2); return;
 		case 2: put(s, "printf('%%.*c', %lld, 'a')", size(s)); return;
-		case 3: if ((c = column(s, K_INT))) { put(s, "CAST(%s AS TEXT)", c); return; } break;
+		case 3:
+			if ((c = column(s, K_INT))) {
+				put(s, "CAST(%s AS TEXT)", c);
+				return;
+			}
+			break;
 		}
 		put(s, "'abc'");
 		return;
@@ -144,27 +154,99 @@ static void text(struct gen *s, int depth)
 	if (!s->agg_ok && (k == 8 || k == 13 || k == 19))
 		k = 23;
 	switch (k) {
-	case 0: put(s, "replace("); text(s, depth - 1); put(s, ", 'a', 'aa')"); return;
-	case 1: put(s, "replace("); text(s, depth - 1); put(s, ", "); text(s, depth - 1); put(s, ", "); text(s, depth - 1); put(s, ")"); return;
-	case 2: put(s, "substr("); text(s, depth - 1); put(s, ", 1, %lld)", size(s)); return;
-	case 3: put(s, "upper("); text(s, depth - 1); put(s, ")"); return;
-	case 4: put(s, "quote("); text(s, depth - 1); put(s, ")"); return;
-	case 5: put(s, "%s(", pick(s->g, 3) == 0 ? "trim" : pick(s->g, 2) ? "ltrim" : "rtrim"); text(s, depth - 1); put(s, ", "); text(s, depth - 1); put(s, ")"); return;
-	case 6: text(s, depth - 1); put(s, " || "); text(s, depth - 1); return;
+	case 0:
+		put(s, "replace(");
+		text(s, depth - 1);
+		put(s, ", 'a', 'aa')");
+		return;
+	case 1:
+		put(s, "replace(");
+		text(s, depth - 1);
+		put(s, ", ");
+		text(s, depth - 1);
+		put(s, ", ");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
+	case 2:
+		put(s, "substr(");
+		text(s, depth - 1);
+		put(s, ", 1, %lld)", size(s));
+		return;
+	case 3:
+		put(s, "upper(");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
+	case 4:
+		put(s, "quote(");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
+	case 5:
+		put(s, "%s(", pick(s->g, 3) == 0 ? "trim" : pick(s->g, 2) ? "ltrim" : "rtrim");
+		text(s, depth - 1);
+		put(s, ", ");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
+	case 6:
+		text(s, depth - 1);
+		put(s, " || ");
+		text(s, depth - 1);
+		return;
 	case 7: json(s, depth - 1); return;
-	case 8: put(s, "group_concat("); AGG_ARG(s, text(s, depth - 1)); put(s, ")"); return;
+	case 8:
+		put(s, "group_concat(");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ")");
+		return;
 	case 9: put(s, "printf('%%*d', %lld, 1)", size(s)); return;
 	case 10: put(s, "format('%%.*f', %lld, 1.5)", size(s)); return;
 	case 11: put(s, "CAST(%s(%lld) AS TEXT)", pick(s->g, 2) ? "randomblob" : "zeroblob", size(s)); return;
 	case 12: put(s, "hex(%s(%lld))", pick(s->g, 2) ? "randomblob" : "zeroblob", size(s)); return;
-	case 13: put(s, "group_concat("); AGG_ARG(s, text(s, depth - 1)); put(s, ") OVER (ORDER BY "); AGG_ARG(s, text(s, depth - 1)); put(s, " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)"); return;
-	case 14: put(s, "json_extract("); json(s, depth - 1); put(s, ", '$.k%lld')", size(s)); return;
-	case 15: put(s, "lower("); text(s, depth - 1); put(s, ")"); return;
-	case 16: put(s, "strftime("); text(s, depth - 1); put(s, ", 'now')"); return;
-	case 17: put(s, "char("); num(s, depth - 1); put(s, ", "); num(s, depth - 1); put(s, ")"); return;
+	case 13:
+		put(s, "group_concat(");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ") OVER (ORDER BY ");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, " ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)");
+		return;
+	case 14:
+		put(s, "json_extract(");
+		json(s, depth - 1);
+		put(s, ", '$.k%lld')", size(s));
+		return;
+	case 15:
+		put(s, "lower(");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
+	case 16:
+		put(s, "strftime(");
+		text(s, depth - 1);
+		put(s, ", 'now')");
+		return;
+	case 17:
+		put(s, "char(");
+		num(s, depth - 1);
+		put(s, ", ");
+		num(s, depth - 1);
+		put(s, ")");
+		return;
 	case 18: put(s, "(SELECT group_concat(t) FROM rows)"); return;
-	case 19: put(s, "max("); AGG_ARG(s, text(s, depth - 1)); put(s, ")"); return;
-	case 20: put(s, "printf('%%s%%s', "); text(s, depth - 1); put(s, ", "); text(s, depth - 1); put(s, ")"); return;
+	case 19:
+		put(s, "max(");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ")");
+		return;
+	case 20:
+		put(s, "printf('%%s%%s', ");
+		text(s, depth - 1);
+		put(s, ", ");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
 	case 21: put(s, "(SELECT s FROM r ORDER BY length(s) DESC LIMIT 1)"); return;
 	default: text(s, 0); return;
 	}
@@ -184,13 +266,51 @@ static void json(struct gen *s, int depth)
 	if (!s->agg_ok && (k == 2 || k == 3))
 		k = 7;
 	switch (k) {
-	case 0: put(s, "json_patch("); json(s, depth - 1); put(s, ", "); json(s, depth - 1); put(s, ")"); return;
-	case 1: put(s, "json_object('k', "); text(s, depth - 1); put(s, ")"); return;
-	case 2: put(s, "json_group_array("); AGG_ARG(s, text(s, depth - 1)); put(s, ")"); return;
-	case 3: put(s, "json_group_object('k' || "); AGG_ARG(s, num(s, depth - 1)); put(s, ", "); AGG_ARG(s, text(s, depth - 1)); put(s, ")"); return;
-	case 4: put(s, "json_set("); json(s, depth - 1); put(s, ", '$.k' || "); num(s, depth - 1); put(s, ", "); text(s, depth - 1); put(s, ")"); return;
-	case 5: put(s, "json_array("); text(s, depth - 1); put(s, ", "); json(s, depth - 1); put(s, ")"); return;
-	case 6: put(s, "json_remove("); json(s, depth - 1); put(s, ", '$.k1', '$.k2')"); return;
+	case 0:
+		put(s, "json_patch(");
+		json(s, depth - 1);
+		put(s, ", ");
+		json(s, depth - 1);
+		put(s, ")");
+		return;
+	case 1:
+		put(s, "json_object('k', ");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
+	case 2:
+		put(s, "json_group_array(");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ")");
+		return;
+	case 3:
+		put(s, "json_group_object('k' || ");
+		AGG_ARG(s, num(s, depth - 1));
+		put(s, ", ");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ")");
+		return;
+	case 4:
+		put(s, "json_set(");
+		json(s, depth - 1);
+		put(s, ", '$.k' || ");
+		num(s, depth - 1);
+		put(s, ", ");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
+	case 5:
+		put(s, "json_array(");
+		text(s, depth - 1);
+		put(s, ", ");
+		json(s, depth - 1);
+		put(s, ")");
+		return;
+	case 6:
+		put(s, "json_remove(");
+		json(s, depth - 1);
+		put(s, ", '$.k1', '$.k2')");
+		return;
 	default: json(s, 0); return;
 	}
 }
@@ -209,14 +329,46 @@ static void num(struct gen *s, int depth)
 	if (!s->agg_ok && k >= 2 && k <= 7 && k != 4)
 		k = 9;
 	switch (k) {
-	case 0: put(s, "length("); text(s, depth - 1); put(s, ")"); return;
-	case 1: put(s, "instr("); text(s, depth - 1); put(s, ", "); text(s, depth - 1); put(s, ")"); return;
+	case 0:
+		put(s, "length(");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
+	case 1:
+		put(s, "instr(");
+		text(s, depth - 1);
+		put(s, ", ");
+		text(s, depth - 1);
+		put(s, ")");
+		return;
 	case 2: put(s, "count(*)"); return;
-	case 3: put(s, "sum(length("); AGG_ARG(s, text(s, depth - 1)); put(s, "))"); return;
-	case 4: put(s, "json_array_length("); json(s, depth - 1); put(s, ")"); return;
-	case 5: put(s, "row_number() OVER (ORDER BY "); AGG_ARG(s, text(s, depth - 1)); put(s, ")"); return;
-	case 6: put(s, "count(DISTINCT "); AGG_ARG(s, text(s, depth - 1)); put(s, ")"); return;
-	case 7: put(s, "sum(length("); AGG_ARG(s, text(s, depth - 1)); put(s, ")) OVER (PARTITION BY "); AGG_ARG(s, text(s, depth - 1)); put(s, ")"); return;
+	case 3:
+		put(s, "sum(length(");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, "))");
+		return;
+	case 4:
+		put(s, "json_array_length(");
+		json(s, depth - 1);
+		put(s, ")");
+		return;
+	case 5:
+		put(s, "row_number() OVER (ORDER BY ");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ")");
+		return;
+	case 6:
+		put(s, "count(DISTINCT ");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ")");
+		return;
+	case 7:
+		put(s, "sum(length(");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ")) OVER (PARTITION BY ");
+		AGG_ARG(s, text(s, depth - 1));
+		put(s, ")");
+		return;
 	default: num(s, 0); return;
 	}
 }
@@ -224,14 +376,51 @@ static void num(struct gen *s, int depth)
 static void cond(struct gen *s, int depth)
 {
 	switch (pick(s->g, 8)) {
-	case 0: text(s, depth); put(s, " GLOB "); pattern(s, depth); return;
-	case 1: text(s, depth); put(s, " LIKE "); pattern(s, depth); return;
-	case 2: put(s, "instr("); text(s, depth); put(s, ", "); text(s, depth); put(s, ") > 0"); return;
-	case 3: text(s, depth); put(s, " = "); text(s, depth); return;
-	case 4: put(s, "length("); text(s, depth); put(s, ") > %lld", size(s)); return;
-	case 5: num(s, 0); put(s, " IN (SELECT "); num(s, depth); put(s, " FROM c)"); return;
-	case 6: text(s, depth); put(s, " IN (SELECT "); text(s, depth); put(s, " FROM rows)"); return;
-	default: text(s, depth); put(s, " LIKE "); pattern(s, depth); put(s, " ESCAPE '!'"); return;
+	case 0:
+		text(s, depth);
+		put(s, " GLOB ");
+		pattern(s, depth);
+		return;
+	case 1:
+		text(s, depth);
+		put(s, " LIKE ");
+		pattern(s, depth);
+		return;
+	case 2:
+		put(s, "instr(");
+		text(s, depth);
+		put(s, ", ");
+		text(s, depth);
+		put(s, ") > 0");
+		return;
+	case 3:
+		text(s, depth);
+		put(s, " = ");
+		text(s, depth);
+		return;
+	case 4:
+		put(s, "length(");
+		text(s, depth);
+		put(s, ") > %lld", size(s));
+		return;
+	case 5:
+		num(s, 0);
+		put(s, " IN (SELECT ");
+		num(s, depth);
+		put(s, " FROM c)");
+		return;
+	case 6:
+		text(s, depth);
+		put(s, " IN (SELECT ");
+		text(s, depth);
+		put(s, " FROM rows)");
+		return;
+	default:
+		text(s, depth);
+		put(s, " LIKE ");
+		pattern(s, depth);
+		put(s, " ESCAPE '!'");
+		return;
 	}
 }
 
@@ -251,16 +440,51 @@ static void source(struct gen *s)
 	if (a)
 		put(s, pick(s->g, 4) ? ", " : " JOIN ");
 	switch (pick(s->g, 10)) {
-	case 9: put(s, "k%d AS s%d", s->chain - 1, a); add_col(s, a, "v", K_INT); return;
-	case 0: put(s, "rows AS s%d", a); add_col(s, a, "id", K_INT); add_col(s, a, "t", K_TEXT); return;
-	case 1: put(s, "big AS s%d", a); add_col(s, a, "id", K_INT); add_col(s, a, "t", K_TEXT); return;
-	case 2: put(s, "js AS s%d", a); add_col(s, a, "id", K_INT); add_col(s, a, "j", K_JSON); return;
-	case 3: put(s, "g AS s%d", a); add_col(s, a, "a", K_TEXT); add_col(s, a, "b", K_TEXT); return;
-	case 4: put(s, "cell AS s%d", a); add_col(s, a, "b", K_BLOB); return;
-	case 5: put(s, "v%d AS s%d", SQLGEN_VIEWS - 1, a); add_col(s, a, "a", K_INT); return;
-	case 6: put(s, "json_each((SELECT j FROM js WHERE id = 1)) AS s%d", a); add_col(s, a, "key", K_TEXT); add_col(s, a, "value", K_INT); return;
-	case 7: put(s, "r AS s%d", a); add_col(s, a, "s", K_TEXT); return;
-	default: put(s, "c AS s%d", a); add_col(s, a, "x", K_INT); return;
+	case 9:
+		put(s, "k%d AS s%d", s->chain - 1, a);
+		add_col(s, a, "v", K_INT);
+		return;
+	case 0:
+		put(s, "rows AS s%d", a);
+		add_col(s, a, "id", K_INT);
+		add_col(s, a, "t", K_TEXT);
+		return;
+	case 1:
+		put(s, "big AS s%d", a);
+		add_col(s, a, "id", K_INT);
+		add_col(s, a, "t", K_TEXT);
+		return;
+	case 2:
+		put(s, "js AS s%d", a);
+		add_col(s, a, "id", K_INT);
+		add_col(s, a, "j", K_JSON);
+		return;
+	case 3:
+		put(s, "g AS s%d", a);
+		add_col(s, a, "a", K_TEXT);
+		add_col(s, a, "b", K_TEXT);
+		return;
+	case 4:
+		put(s, "cell AS s%d", a);
+		add_col(s, a, "b", K_BLOB);
+		return;
+	case 5:
+		put(s, "v%d AS s%d", SQLGEN_VIEWS - 1, a);
+		add_col(s, a, "a", K_INT);
+		return;
+	case 6:
+		put(s, "json_each((SELECT j FROM js WHERE id = 1)) AS s%d", a);
+		add_col(s, a, "key", K_TEXT);
+		add_col(s, a, "value", K_INT);
+		return;
+	case 7:
+		put(s, "r AS s%d", a);
+		add_col(s, a, "s", K_TEXT);
+		return;
+	default:
+		put(s, "c AS s%d", a);
+		add_col(s, a, "x", K_INT);
+		return;
 	}
 }
 
@@ -364,25 +588,25 @@ void sqlgen_select(struct sqlgen *g, char out[SQLGEN_SQL_MAX])
 int sqlgen_fixture(sqlite3 *db)
 {
 	static const char *const script =
-		"BEGIN;"
-		"CREATE TABLE big(id INTEGER PRIMARY KEY, t TEXT);"
-		"INSERT INTO big VALUES (1, printf('%.*c', 16777216, 'a'));"
-		"CREATE TABLE rows(id INTEGER PRIMARY KEY, t TEXT);"
-		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 16384) "
-		"INSERT INTO rows SELECT x, printf('%.*c', 1000, char(97 + x % 26)) FROM c;"
-		"CREATE TABLE js(id INTEGER PRIMARY KEY, j TEXT);"
-		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) "
-		"INSERT INTO js SELECT 1, json_group_object('k' || x, x) FROM c;"
-		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) "
-		"INSERT INTO js SELECT 2, json_group_object('k' || x, -x) FROM c;"
-		/* each row's b costs about 50 ms of replace() at full size */
-		"CREATE TABLE g(id INTEGER PRIMARY KEY, a TEXT, b TEXT GENERATED ALWAYS AS "
-		"(replace(replace(replace(replace(a, 'a', 'aa'), 'a', 'aa'), 'a', 'aa'), 'a', 'aa')) VIRTUAL);"
-		"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 500) "
-		"INSERT INTO g(id, a) SELECT x, printf('%.*c', 20000, 'a') FROM c;"
-		"CREATE TABLE cell(id INTEGER PRIMARY KEY, b BLOB);"
-		"INSERT INTO cell VALUES (1, zeroblob(33554432));"
-		"CREATE VIEW v0 AS SELECT id AS a FROM rows;";
+	        "BEGIN;"
+	        "CREATE TABLE big(id INTEGER PRIMARY KEY, t TEXT);"
+	        "INSERT INTO big VALUES (1, printf('%.*c', 16777216, 'a'));"
+	        "CREATE TABLE rows(id INTEGER PRIMARY KEY, t TEXT);"
+	        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 16384) "
+	        "INSERT INTO rows SELECT x, printf('%.*c', 1000, char(97 + x % 26)) FROM c;"
+	        "CREATE TABLE js(id INTEGER PRIMARY KEY, j TEXT);"
+	        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) "
+	        "INSERT INTO js SELECT 1, json_group_object('k' || x, x) FROM c;"
+	        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 100000) "
+	        "INSERT INTO js SELECT 2, json_group_object('k' || x, -x) FROM c;"
+	        /* each row's b costs about 50 ms of replace() at full size */
+	        "CREATE TABLE g(id INTEGER PRIMARY KEY, a TEXT, b TEXT GENERATED ALWAYS AS "
+	        "(replace(replace(replace(replace(a, 'a', 'aa'), 'a', 'aa'), 'a', 'aa'), 'a', 'aa')) VIRTUAL);"
+	        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 500) "
+	        "INSERT INTO g(id, a) SELECT x, printf('%.*c', 20000, 'a') FROM c;"
+	        "CREATE TABLE cell(id INTEGER PRIMARY KEY, b BLOB);"
+	        "INSERT INTO cell VALUES (1, zeroblob(33554432));"
+	        "CREATE VIEW v0 AS SELECT id AS a FROM rows;";
 	int rc = sqlite3_exec(db, script, NULL, NULL, NULL);
 	for (int i = 1; i < SQLGEN_VIEWS && rc == SQLITE_OK; i++) {
 		char q[128];

@@ -22,13 +22,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define SQLGEN_SQL_MAX 65536/* bytes of one statement, NUL included */
-#define SQLGEN_VIEWS 3000   /* length of the fixture's view chain */
+#define SQLGEN_SQL_MAX 65536 /* bytes of one statement, NUL included */
+#define SQLGEN_VIEWS 3000    /* length of the fixture's view chain */
 
 struct sqlgen {
-	const uint8_t *bytes;  /* choices, or NULL: the PRNG */
+	const uint8_t *bytes; /* choices, or NULL: the PRNG */
 	size_t len, pos;
-	uint64_t state;        /* xorshift64* state */
+	uint64_t state; /* xorshift64* state */
 };
 
 /* Choices from a PRNG seeded with seed (any value). */

@@ -383,8 +383,7 @@ int tu_free_port(void)
 	memset(&a, 0, sizeof a);
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	         getsockname(fd, (struct sockaddr *)&a, &len) == 0;
+	int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0;
 	if (fd >= 0)
 		close(fd);
 	return ok ? ntohs(a.sin_port) : -1;

@@ -26,10 +26,15 @@ static struct ep_cfg ep_of(int kind)
 
 static void each_kind_builds_its_own_url_and_auth_header(void **state)
 {
-	static const struct { int kind; const char *url; const char *auth; } cases[] = {
-		{EP_AZURE, "https://east.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21", "api-key: k-east-0123456789"},
-		{EP_AZURE_V1, "https://east.openai.azure.com/openai/v1/chat/completions", "api-key: k-east-0123456789"},
-		{EP_OPENAI, "https://east.openai.azure.com/chat/completions", "Authorization: Bearer k-east-0123456789"},
+	static const struct {
+		int kind;
+		const char *url;
+		const char *auth;
+	} cases[] = {
+	        {EP_AZURE, "https://east.openai.azure.com/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21",
+	         "api-key: k-east-0123456789"},
+	        {EP_AZURE_V1, "https://east.openai.azure.com/openai/v1/chat/completions", "api-key: k-east-0123456789"},
+	        {EP_OPENAI, "https://east.openai.azure.com/chat/completions", "Authorization: Bearer k-east-0123456789"},
 	};
 	for (size_t i = 0; i < 3; i++) {
 		struct ep_cfg e = ep_of(cases[i].kind);
@@ -66,7 +71,8 @@ static void bodies_escape_text_and_name_the_model_where_the_kind_needs_it(void *
 
 static void a_reply_gives_content_model_and_usage(void **state)
 {
-	const char *body = "{\"id\":\"x\",\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"SELECT 1\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3,\"total_tokens\":15}}";
+	const char *body =
+	        "{\"id\":\"x\",\"model\":\"gpt-4o-2024-08-06\",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":\"SELECT 1\"},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":3,\"total_tokens\":15}}";
 	struct aoai_reply r;
 	struct err err = ERR_INIT;
 	aoai_reply_init(&r);
@@ -100,10 +106,11 @@ static void n_asks_for_choices_which_come_back_in_index_order(void **state)
 	assert_null(strstr(b.data, "\"n\":")); /* one: not sent, as before */
 	buf_release(&b);
 	secret_release(&e.key);
-	const char *body = "{\"choices\":[{\"index\":2,\"message\":{\"content\":\"C\"},\"finish_reason\":\"stop\"},"
-	                   "{\"index\":0,\"message\":{\"content\":\"A\"},\"finish_reason\":\"stop\"},"
-	                   "{\"index\":3,\"message\":{\"content\":\"bad\"},\"finish_reason\":\"content_filter\"},"
-	                   "{\"index\":1,\"message\":{\"content\":\"B\"},\"finish_reason\":\"stop\"}]}";
+	const char *body =
+	        "{\"choices\":[{\"index\":2,\"message\":{\"content\":\"C\"},\"finish_reason\":\"stop\"},"
+	        "{\"index\":0,\"message\":{\"content\":\"A\"},\"finish_reason\":\"stop\"},"
+	        "{\"index\":3,\"message\":{\"content\":\"bad\"},\"finish_reason\":\"content_filter\"},"
+	        "{\"index\":1,\"message\":{\"content\":\"B\"},\"finish_reason\":\"stop\"}]}";
 	struct aoai_reply r;
 	struct err err = ERR_INIT;
 	aoai_reply_init(&r);
@@ -118,13 +125,13 @@ static void n_asks_for_choices_which_come_back_in_index_order(void **state)
 static void stream_chunks_accumulate_and_tolerate_an_empty_first_chunk(void **state)
 {
 	static const char *const chunks[] = {
-		"{\"id\":\"\",\"object\":\"\",\"created\":0,\"model\":\"\",\"prompt_filter_results\":[],\"choices\":[]}",
-		"{\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}",
-		"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}",
-		"{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}",
-		"{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
-		"{\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}",
-		"[DONE]",
+	        "{\"id\":\"\",\"object\":\"\",\"created\":0,\"model\":\"\",\"prompt_filter_results\":[],\"choices\":[]}",
+	        "{\"model\":\"gpt-4o\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\"}}]}",
+	        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Hel\"}}]}",
+	        "{\"choices\":[{\"index\":0,\"delta\":{\"content\":\"lo\"},\"finish_reason\":null}]}",
+	        "{\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}",
+	        "{\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":2}}",
+	        "[DONE]",
 	};
 	struct aoai_reply r;
 	struct err err = ERR_INIT;
@@ -151,7 +158,8 @@ static void stream_chunks_accumulate_and_tolerate_an_empty_first_chunk(void **st
 static void error_bodies_yield_code_and_message(void **state)
 {
 	struct aoai_error e;
-	const char *b1 = "{\"error\":{\"code\":\"content_filter\",\"message\":\"The response was filtered\\nbecause...\",\"innererror\":{\"code\":\"ResponsibleAIPolicyViolation\"}}}";
+	const char *b1 =
+	        "{\"error\":{\"code\":\"content_filter\",\"message\":\"The response was filtered\\nbecause...\",\"innererror\":{\"code\":\"ResponsibleAIPolicyViolation\"}}}";
 	aoai_parse_error(&e, b1, strlen(b1));
 	assert_string_equal(e.code, "content_filter");
 	assert_null(strchr(e.message, '\n'));
@@ -180,13 +188,13 @@ static void backoff_grows_with_jitter_and_respects_its_cap(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(each_kind_builds_its_own_url_and_auth_header),
-		cmocka_unit_test(bodies_escape_text_and_name_the_model_where_the_kind_needs_it),
-		cmocka_unit_test(a_reply_gives_content_model_and_usage),
-		cmocka_unit_test(n_asks_for_choices_which_come_back_in_index_order),
-		cmocka_unit_test(stream_chunks_accumulate_and_tolerate_an_empty_first_chunk),
-		cmocka_unit_test(error_bodies_yield_code_and_message),
-		cmocka_unit_test(backoff_grows_with_jitter_and_respects_its_cap),
+	        cmocka_unit_test(each_kind_builds_its_own_url_and_auth_header),
+	        cmocka_unit_test(bodies_escape_text_and_name_the_model_where_the_kind_needs_it),
+	        cmocka_unit_test(a_reply_gives_content_model_and_usage),
+	        cmocka_unit_test(n_asks_for_choices_which_come_back_in_index_order),
+	        cmocka_unit_test(stream_chunks_accumulate_and_tolerate_an_empty_first_chunk),
+	        cmocka_unit_test(error_bodies_yield_code_and_message),
+	        cmocka_unit_test(backoff_grows_with_jitter_and_respects_its_cap),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

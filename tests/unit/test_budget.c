@@ -23,14 +23,14 @@ static void costs_follow_the_price_and_the_cached_tokens(void **state)
 {
 	/* 1000 prompt tokens, 400 cached, 200 completion */
 	double c = budget_cost_usd(&GPT4O, 1000, 400, 200);
-	assert_true(c > 0.003999999 && c < 0.004000001);  /* 600*2.5 + 400*1.25 + 200*10 = 4000 micro-USD */
+	assert_true(c > 0.003999999 && c < 0.004000001); /* 600*2.5 + 400*1.25 + 200*10 = 4000 micro-USD */
 	assert_int_equal(budget_uusd(c), 4000);
 	assert_true(budget_cost_usd(&GPT4O, 10, 50, -1) * 1e6 > 12.4999 && budget_cost_usd(&GPT4O, 10, 50, -1) * 1e6 < 12.5001);
 	struct price_cfg ptu = {0, 1, 0, 0, 0}, none = {0, 0, 0, 0, 0};
 	assert_true(budget_cost_usd(&ptu, 1000, 0, 1000) == 0);
 	assert_true(budget_cost_usd(&none, 1000, 0, 1000) == 0);
 	/* the estimate: every prompt token at the input price, rounded up */
-	assert_int_equal(budget_estimate_uusd(&GPT4O, 101, 20), 453);  /* 252.5 + 200 */
+	assert_int_equal(budget_estimate_uusd(&GPT4O, 101, 20), 453); /* 252.5 + 200 */
 	assert_int_equal(budget_estimate_uusd(&GPT4O, 0, 0), BUDGET_DEFAULT_COMPLETION * 10);
 	assert_int_equal(budget_estimate_uusd(&ptu, 100, 100), 0);
 	char s[32];
@@ -85,13 +85,13 @@ static void a_call_holds_its_estimate_and_settles_to_its_cost_everywhere(void **
 	struct budget_hold h;
 	struct budget_refusal why;
 	assert_int_equal(budget_reserve(&h, &why, f->st, &f->cfg, 0, NOW, 450), BUDGET_OK);
-	assert_int_equal(spent(f, STATE_SET_SLOT, STATE_SPEND_DAY), 450);     /* capped: held */
-	assert_int_equal(spent(f, STATE_SET_SLOT, STATE_SPEND_MONTH), 0);     /* uncapped: not yet */
+	assert_int_equal(spent(f, STATE_SET_SLOT, STATE_SPEND_DAY), 450); /* capped: held */
+	assert_int_equal(spent(f, STATE_SET_SLOT, STATE_SPEND_MONTH), 0); /* uncapped: not yet */
 	assert_int_equal(spent(f, 0, STATE_SPEND_MONTH), 450);
 	assert_int_equal(spent(f, 0, STATE_SPEND_DAY), 0);
 	budget_settle(f->st, &h, 370);
 	for (int w = 0; w < STATE_NSPENDS; w++) {
-		assert_int_equal(spent(f, STATE_SET_SLOT, w), 370);  /* every counter of the set and the endpoint */
+		assert_int_equal(spent(f, STATE_SET_SLOT, w), 370); /* every counter of the set and the endpoint */
 		assert_int_equal(spent(f, 0, w), 370);
 		assert_int_equal(spent(f, 1, w), 0);
 	}
@@ -138,9 +138,9 @@ static void a_refusal_names_its_budget_and_holds_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(costs_follow_the_price_and_the_cached_tokens),
-		cmocka_unit_test_setup_teardown(a_call_holds_its_estimate_and_settles_to_its_cost_everywhere, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_refusal_names_its_budget_and_holds_nothing, setup, teardown),
+	        cmocka_unit_test(costs_follow_the_price_and_the_cached_tokens),
+	        cmocka_unit_test_setup_teardown(a_call_holds_its_estimate_and_settles_to_its_cost_everywhere, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_refusal_names_its_budget_and_holds_nothing, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

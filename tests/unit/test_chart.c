@@ -57,9 +57,8 @@ static cJSON *chart_of(struct table *t)
 	free(json);
 	assert_non_null(spec);
 	const cJSON *k;
-	cJSON_ArrayForEach(k, spec)
-		assert_true(!strcmp(k->string, "$schema") || !strcmp(k->string, "data") || !strcmp(k->string, "mark") ||
-		            !strcmp(k->string, "encoding"));
+	cJSON_ArrayForEach(k, spec) assert_true(!strcmp(k->string, "$schema") || !strcmp(k->string, "data") ||
+	                                        !strcmp(k->string, "mark") || !strcmp(k->string, "encoding"));
 	assert_string_equal(cJSON_GetObjectItem(spec, "$schema")->valuestring, "https://vega.github.io/schema/vega-lite/v5.json");
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(spec, "data")), 1);
 	assert_true(cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "data"), "values")));
@@ -93,14 +92,15 @@ static void category_and_number_is_a_bar(void **state)
 	assert_string_equal(enc(s, "x", "field"), "country");
 	assert_string_equal(enc(s, "x", "type"), "nominal");
 	assert_string_equal(enc(s, "y", "field"), "n");
-	assert_null(enc(s, "y", "aggregate"));  /* distinct categories: nothing to sum */
+	assert_null(enc(s, "y", "aggregate")); /* distinct categories: nothing to sum */
 	cJSON_Delete(s);
 }
 
 static void long_labels_make_the_bar_horizontal(void **state)
 {
 	static const char *const cols[] = {"product:t", "price:r"};
-	static const char *const cells[] = {"a rather long product name 1", "1.5", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6", "g", "7"};
+	static const char *const cells[] = {
+	        "a rather long product name 1", "1.5", "b", "2", "c", "3", "d", "4", "e", "5", "f", "6", "g", "7"};
 	cJSON *s = chart_of(make(2, cols, 7, cells));
 	assert_string_equal(mark(s), "bar");
 	assert_string_equal(enc(s, "y", "field"), "product");
@@ -128,7 +128,7 @@ static void few_non_negative_parts_are_an_arc(void **state)
 	cJSON_Delete(s);
 	static const char *const neg[] = {"open", "3", "closed", "-5"};
 	s = chart_of(make(2, cols, 2, neg));
-	assert_string_equal(mark(s), "bar");  /* a negative part is no whole */
+	assert_string_equal(mark(s), "bar"); /* a negative part is no whole */
 	cJSON_Delete(s);
 }
 
@@ -141,7 +141,7 @@ static void time_and_number_is_a_line_with_its_time_unit(void **state)
 	assert_string_equal(enc(s, "x", "type"), "temporal");
 	assert_string_equal(enc(s, "x", "timeUnit"), "yearmonth");
 	cJSON_Delete(s);
-	static const char *const mixed[] = {"2024-01-05", "1", "2024", "2"};  /* the coarsest value decides */
+	static const char *const mixed[] = {"2024-01-05", "1", "2024", "2"}; /* the coarsest value decides */
 	s = chart_of(make(2, cols, 2, mixed));
 	assert_string_equal(enc(s, "x", "timeUnit"), "year");
 	cJSON_Delete(s);
@@ -188,7 +188,7 @@ static void field_names_are_escaped_and_values_keep_their_types(void **state)
 	assert_string_equal(enc(s, "x", "field"), "a\\.b\\[0\\]");
 	assert_string_equal(enc(s, "y", "field"), "x\\\\y");
 	const cJSON *values = cJSON_GetObjectItem(cJSON_GetObjectItem(s, "data"), "values");
-	assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(values, 0), "x\\y")));  /* inf is no JSON number */
+	assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(values, 0), "x\\y"))); /* inf is no JSON number */
 	assert_true(cJSON_IsNull(cJSON_GetObjectItem(cJSON_GetArrayItem(values, 1), "x\\y")));
 	assert_true(cJSON_GetObjectItem(cJSON_GetArrayItem(values, 2), "x\\y")->valuedouble == 2.5);
 	assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(values, 0), "a.b[0]")->valuestring, "p");
@@ -204,13 +204,13 @@ static void other_shapes_get_no_chart(void **state)
 	static const char *const text_cells[] = {"x", "y"};
 	assert_null(chart_of(make(2, text, 1, text_cells)));
 	static const char *const num[] = {"a:t", "n:i"};
-	assert_null(chart_of(make(2, num, 0, NULL)));  /* no rows */
+	assert_null(chart_of(make(2, num, 0, NULL))); /* no rows */
 	static const char *const four[] = {"a:t", "b:t", "c:t", "n:i"};
 	static const char *const four_cells[] = {"x", "y", "z", "1"};
 	assert_null(chart_of(make(4, four, 1, four_cells)));
 	static const char *const dup[] = {"n:t", "n:i"};
 	static const char *const dup_cells[] = {"x", "1"};
-	assert_null(chart_of(make(2, dup, 1, dup_cells)));  /* a field must name one column */
+	assert_null(chart_of(make(2, dup, 1, dup_cells))); /* a field must name one column */
 	static const char *const nums[] = {"a:i", "b:i", "c:i"};
 	static const char *const nums_cells[] = {"1", "2", "3"};
 	assert_null(chart_of(make(3, nums, 1, nums_cells)));
@@ -249,16 +249,16 @@ static void every_failed_allocation_ends_in_enomem(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(category_and_number_is_a_bar),
-		cmocka_unit_test(long_labels_make_the_bar_horizontal),
-		cmocka_unit_test(repeated_categories_are_summed),
-		cmocka_unit_test(few_non_negative_parts_are_an_arc),
-		cmocka_unit_test(time_and_number_is_a_line_with_its_time_unit),
-		cmocka_unit_test(a_further_category_is_color),
-		cmocka_unit_test(two_numbers_are_points),
-		cmocka_unit_test(field_names_are_escaped_and_values_keep_their_types),
-		cmocka_unit_test(other_shapes_get_no_chart),
-		cmocka_unit_test(every_failed_allocation_ends_in_enomem),
+	        cmocka_unit_test(category_and_number_is_a_bar),
+	        cmocka_unit_test(long_labels_make_the_bar_horizontal),
+	        cmocka_unit_test(repeated_categories_are_summed),
+	        cmocka_unit_test(few_non_negative_parts_are_an_arc),
+	        cmocka_unit_test(time_and_number_is_a_line_with_its_time_unit),
+	        cmocka_unit_test(a_further_category_is_color),
+	        cmocka_unit_test(two_numbers_are_points),
+	        cmocka_unit_test(field_names_are_escaped_and_values_keep_their_types),
+	        cmocka_unit_test(other_shapes_get_no_chart),
+	        cmocka_unit_test(every_failed_allocation_ends_in_enomem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

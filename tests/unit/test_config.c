@@ -33,13 +33,13 @@ static void full_file_is_read_with_every_field(void **state)
 	struct err err = ERR_INIT;
 	setenv("TEST_EAST_KEY", "sekret-east-0001", 1);
 	const char *text =
-		"{\"endpoints\": [{\"name\": \"east\", \"kind\": \"azure\", \"url\": \"https://east.openai.azure.com/\","
-		" \"deployment\": \"gpt-4o\", \"api_version\": \"2024-10-21\", \"api_key_env\": \"TEST_EAST_KEY\","
-		" \"priority\": 0, \"weight\": 3, \"rpm\": 60, \"tpm\": 1000},"
-		" {\"name\": \"local\", \"kind\": \"openai\", \"url\": \"http://127.0.0.1:8080/v1\", \"model\": \"m\", \"api_key\": \"x\", \"priority\": 1},"
-		" {\"name\": \"v1\", \"kind\": \"azure-v1\", \"url\": \"https://v1.example\", \"deployment\": \"d\", \"api_key\": \"kkkk\"}],"
-		" \"retry\": {\"max_attempts\": 4, \"deadline_ms\": 5000, \"connect_timeout_ms\": 100,"
-		" \"first_byte_timeout_ms\": 200, \"idle_timeout_ms\": 300}, \"state\": {\"path\": \"/tmp/convbi-state\"}}";
+	        "{\"endpoints\": [{\"name\": \"east\", \"kind\": \"azure\", \"url\": \"https://east.openai.azure.com/\","
+	        " \"deployment\": \"gpt-4o\", \"api_version\": \"2024-10-21\", \"api_key_env\": \"TEST_EAST_KEY\","
+	        " \"priority\": 0, \"weight\": 3, \"rpm\": 60, \"tpm\": 1000},"
+	        " {\"name\": \"local\", \"kind\": \"openai\", \"url\": \"http://127.0.0.1:8080/v1\", \"model\": \"m\", \"api_key\": \"x\", \"priority\": 1},"
+	        " {\"name\": \"v1\", \"kind\": \"azure-v1\", \"url\": \"https://v1.example\", \"deployment\": \"d\", \"api_key\": \"kkkk\"}],"
+	        " \"retry\": {\"max_attempts\": 4, \"deadline_ms\": 5000, \"connect_timeout_ms\": 100,"
+	        " \"first_byte_timeout_ms\": 200, \"idle_timeout_ms\": 300}, \"state\": {\"path\": \"/tmp/convbi-state\"}}";
 	assert_int_equal(parse(&c, text, &err), CONVBI_OK);
 	assert_int_equal(c.n, 3);
 	assert_string_equal(c.eps[0].name, "east");
@@ -62,7 +62,8 @@ static void defaults_fill_what_the_file_leaves_out(void **state)
 {
 	struct llm_config c;
 	struct err err = ERR_INIT;
-	assert_int_equal(parse(&c, "{\"endpoints\":[{\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"k123\"}]}", &err), CONVBI_OK);
+	assert_int_equal(parse(&c, "{\"endpoints\":[{\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"k123\"}]}", &err),
+	                 CONVBI_OK);
 	assert_string_equal(c.eps[0].name, "endpoint-0");
 	assert_int_equal(c.eps[0].kind, EP_AZURE);
 	assert_int_equal(c.eps[0].weight, 1);
@@ -95,22 +96,30 @@ static void expect_config_errors(const struct bad_case *cases, size_t n)
 static void every_mistake_gets_one_line_naming_source_endpoint_and_fix(void **state)
 {
 	static const struct bad_case cases[] = {
-		{"not json", "is not valid JSON"},
-		{"[]", "top level must be an object"},
-		{"{}", "has no \"endpoints\" array"},
-		{"{\"endpoints\":[]}", "has no \"endpoints\" array"},
-		{"{\"endpoints\":[1]}", "endpoints[0] is not an object"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"kind\":\"gcp\",\"url\":\"https://a\"}]}", "use \"azure\", \"azure-v1\" or \"openai\""},
-		{"{\"endpoints\":[{\"name\":\"e\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}", "endpoint `e` has no `url`"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"ftp://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}", "must start with http"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"api_key\":\"kkkk\"}]}", "has no `deployment`"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\"}]}", "has no API key"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key_env\":\"CONVBI_TEST_UNSET_VAR\"}]}", "$CONVBI_TEST_UNSET_VAR, which is not set"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"weight\":0}]}", "weight 0"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"weight\":\"x\"}]}", "weight \"x\" (a string); use a whole number from 1 to 1000"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"},{\"name\":\"e\",\"url\":\"https://b\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}", "two endpoints are named `e`"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}],\"retry\":{\"max_attempts\":0}}", "retry.max_attempts"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}],\"state\":{\"backend\":\"etcd\"}}", "state.backend"},
+	        {"not json", "is not valid JSON"},
+	        {"[]", "top level must be an object"},
+	        {"{}", "has no \"endpoints\" array"},
+	        {"{\"endpoints\":[]}", "has no \"endpoints\" array"},
+	        {"{\"endpoints\":[1]}", "endpoints[0] is not an object"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"kind\":\"gcp\",\"url\":\"https://a\"}]}",
+	         "use \"azure\", \"azure-v1\" or \"openai\""},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}", "endpoint `e` has no `url`"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"ftp://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}",
+	         "must start with http"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"api_key\":\"kkkk\"}]}", "has no `deployment`"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\"}]}", "has no API key"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key_env\":\"CONVBI_TEST_UNSET_VAR\"}]}",
+	         "$CONVBI_TEST_UNSET_VAR, which is not set"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"weight\":0}]}",
+	         "weight 0"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"weight\":\"x\"}]}",
+	         "weight \"x\" (a string); use a whole number from 1 to 1000"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"},{\"name\":\"e\",\"url\":\"https://b\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}",
+	         "two endpoints are named `e`"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}],\"retry\":{\"max_attempts\":0}}",
+	         "retry.max_attempts"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}],\"state\":{\"backend\":\"etcd\"}}",
+	         "state.backend"},
 	};
 	unsetenv("CONVBI_TEST_UNSET_VAR");
 	expect_config_errors(cases, sizeof cases / sizeof cases[0]);
@@ -120,18 +129,20 @@ static void prices_reserved_and_budgets_are_read_in_dollars(void **state)
 {
 	struct llm_config c;
 	struct err err = ERR_INIT;
-	const char *text = "{\"endpoints\":[" EP ",\"price\":{\"input\":2.5,\"cached_input\":1.25,\"output\":10},"
-	                   "\"budget\":{\"daily\":5,\"monthly\":100.005}},"
-	                   "{\"name\":\"m\",\"url\":\"https://b\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"price\":{\"input\":0.15,\"output\":0.6}},"
-	                   "{\"name\":\"ptu\",\"url\":\"https://c\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"reserved\":true},"
-	                   "{\"name\":\"ptu2\",\"url\":\"https://d\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"price\":{\"reserved\":true}}],"
-	                   "\"budget\":{\"daily\":20}}";
+	const char *text =
+	        "{\"endpoints\":[" EP
+	        ",\"price\":{\"input\":2.5,\"cached_input\":1.25,\"output\":10},"
+	        "\"budget\":{\"daily\":5,\"monthly\":100.005}},"
+	        "{\"name\":\"m\",\"url\":\"https://b\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"price\":{\"input\":0.15,\"output\":0.6}},"
+	        "{\"name\":\"ptu\",\"url\":\"https://c\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"reserved\":true},"
+	        "{\"name\":\"ptu2\",\"url\":\"https://d\",\"deployment\":\"d\",\"api_key\":\"kkkk\",\"price\":{\"reserved\":true}}],"
+	        "\"budget\":{\"daily\":20}}";
 	assert_int_equal(parse(&c, text, &err), CONVBI_OK);
 	assert_true(c.eps[0].price.set);
 	assert_true(c.eps[0].price.input == 2.5 && c.eps[0].price.cached_input == 1.25 && c.eps[0].price.output == 10);
 	assert_int_equal(c.eps[0].budget.daily_uusd, 5000000);
 	assert_int_equal(c.eps[0].budget.monthly_uusd, 100005000);
-	assert_true(c.eps[1].price.cached_input == 0.15);  /* defaults to input */
+	assert_true(c.eps[1].price.cached_input == 0.15); /* defaults to input */
 	assert_int_equal(c.eps[1].budget.daily_uusd, 0);
 	assert_true(c.eps[2].price.reserved && !c.eps[2].price.set);
 	assert_true(c.eps[3].price.reserved && !c.eps[3].price.set);
@@ -143,19 +154,25 @@ static void prices_reserved_and_budgets_are_read_in_dollars(void **state)
 static void a_budget_that_cannot_be_counted_is_refused(void **state)
 {
 	static const struct bad_case cases[] = {
-		{"{\"endpoints\":[" EP ",\"budget\":{\"daily\":5}}]}", "endpoint `e` has a budget but no price"},
-		{"{\"endpoints\":[" EP "}],\"budget\":{\"monthly\":5}}", "the configuration has a budget but endpoint `e` has no price"},
-		{"{\"endpoints\":[" EP ",\"reserved\":true,\"budget\":{\"daily\":5}}]}", "is reserved (PTU, cost 0)"},
-		{"{\"endpoints\":[" EP ",\"reserved\":true,\"price\":{\"input\":1,\"output\":2}}]}", "both a price and \"reserved\": true"},
-		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1}}]}", "a `price` without `output`"},
-		{"{\"endpoints\":[" EP ",\"price\":{\"input\":-1,\"output\":2}}]}", "price.input -1; use a number of US dollars per million tokens"},
-		{"{\"endpoints\":[" EP ",\"price\":{\"input\":\"1\",\"output\":2}}]}", "price.input \"1\" (a string)"},
-		{"{\"endpoints\":[" EP ",\"price\":5}]}", "a `price` that is not an object"},
-		{"{\"endpoints\":[" EP ",\"reserved\":\"yes\"}]}", "a `reserved` that is not true or false"},
-		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2},\"budget\":{\"daily\":0}}]}", "budget.daily 0; use a positive number"},
-		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2},\"budget\":{}}]}", "an empty `budget`"},
-		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2}}],\"budget\":{\"daily\":1e12}}", "the configuration has budget.daily 1000000000000"},
-		{"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2}}],\"budget\":[1]}", "a `budget` that is not an object"},
+	        {"{\"endpoints\":[" EP ",\"budget\":{\"daily\":5}}]}", "endpoint `e` has a budget but no price"},
+	        {"{\"endpoints\":[" EP "}],\"budget\":{\"monthly\":5}}",
+	         "the configuration has a budget but endpoint `e` has no price"},
+	        {"{\"endpoints\":[" EP ",\"reserved\":true,\"budget\":{\"daily\":5}}]}", "is reserved (PTU, cost 0)"},
+	        {"{\"endpoints\":[" EP ",\"reserved\":true,\"price\":{\"input\":1,\"output\":2}}]}",
+	         "both a price and \"reserved\": true"},
+	        {"{\"endpoints\":[" EP ",\"price\":{\"input\":1}}]}", "a `price` without `output`"},
+	        {"{\"endpoints\":[" EP ",\"price\":{\"input\":-1,\"output\":2}}]}",
+	         "price.input -1; use a number of US dollars per million tokens"},
+	        {"{\"endpoints\":[" EP ",\"price\":{\"input\":\"1\",\"output\":2}}]}", "price.input \"1\" (a string)"},
+	        {"{\"endpoints\":[" EP ",\"price\":5}]}", "a `price` that is not an object"},
+	        {"{\"endpoints\":[" EP ",\"reserved\":\"yes\"}]}", "a `reserved` that is not true or false"},
+	        {"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2},\"budget\":{\"daily\":0}}]}",
+	         "budget.daily 0; use a positive number"},
+	        {"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2},\"budget\":{}}]}", "an empty `budget`"},
+	        {"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2}}],\"budget\":{\"daily\":1e12}}",
+	         "the configuration has budget.daily 1000000000000"},
+	        {"{\"endpoints\":[" EP ",\"price\":{\"input\":1,\"output\":2}}],\"budget\":[1]}",
+	         "a `budget` that is not an object"},
 	};
 	expect_config_errors(cases, sizeof cases / sizeof cases[0]);
 }
@@ -169,7 +186,7 @@ static void seed_environment_variables_are_discovered_until_the_first_gap(void *
 	setenv("AZURE_OPENAI_DEPLOYMENT_NAME_1", "gpt-4o-mini", 1);
 	setenv("AZURE_OPENAI_API_VERSION_1", "2024-06-01", 1);
 	setenv("AZURE_OPENAI_API_KEY_1", "key-one-123", 1);
-	setenv("AZURE_OPENAI_ENDPOINT_3", "https://three.openai.azure.com", 1);  /* after a gap: ignored */
+	setenv("AZURE_OPENAI_ENDPOINT_3", "https://three.openai.azure.com", 1); /* after a gap: ignored */
 	unsetenv("AZURE_OPENAI_ENDPOINT_2");
 	unsetenv("CONVBI_CONFIG");
 	struct llm_config c;
@@ -225,21 +242,25 @@ static void a_missing_file_is_named(void **state)
 static void numbers_must_be_whole_and_in_range_and_strings_whole(void **state)
 {
 	static const struct bad_case cases[] = {
-		{"{\"endpoints\":[" EP ",\"weight\":4294967297}]}", "weight 4294967297; use a whole number from 1 to 1000"},
-		{"{\"endpoints\":[" EP ",\"priority\":4294967296}]}", "priority 4294967296; use a whole number from 0 to 1000"},
-		{"{\"endpoints\":[" EP ",\"weight\":1.9}]}", "weight 1.9; use a whole number from 1 to 1000"},
-		{"{\"endpoints\":[" EP ",\"rpm\":1e12}]}", "rpm 1000000000000; use a whole number from 0 to 100000000"},
-		{"{\"endpoints\":[" EP ",\"tpm\":-1}]}", "tpm -1; use a whole number from 0 to 2000000000"},
-		{"{\"endpoints\":[" EP ",\"priority\":true}]}", "priority true (a boolean)"},
-		{"{\"endpoints\":[" EP "}],\"retry\":{\"deadline_ms\":60000.5}}", "retry.deadline_ms is 60000.5; use a whole number from 100 to 3600000"},
-		{"{\"endpoints\":[" EP "}],\"retry\":{\"max_attempts\":4294967302}}", "retry.max_attempts is 4294967302; use a whole number from 1 to 100"},
-		{"{\"endpoints\":[" EP "}],\"state\":{\"timeout_ms\":0}}", "state.timeout_ms is 0; use a whole number from 1 to 600000"},
-		{"{\"endpoints\":[" EP "}],\"state\":{\"cache_ms\":1e300}}", "state.cache_ms is 1e+300"},
-		{"{\"endpoints\":[" EP "}]} trailing", "has text after the JSON value (line 1, column 82)"},
-		{"{\"endpoints\":[" EP "}]}{}", "has text after the JSON value"},
-		{"{\"endpoints\":[{\"name\":\"e\\u0000x\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}", "holds a NUL character"},
-		{"{\"endpoints\":[" EP ",\"model\":\"m\\u0000\"}]}", "holds a NUL character"},
-		{"{\"endpoints\":[\n" EP ",\n\"weight\": }]}", "is not valid JSON (line 3, column 11)"},
+	        {"{\"endpoints\":[" EP ",\"weight\":4294967297}]}", "weight 4294967297; use a whole number from 1 to 1000"},
+	        {"{\"endpoints\":[" EP ",\"priority\":4294967296}]}", "priority 4294967296; use a whole number from 0 to 1000"},
+	        {"{\"endpoints\":[" EP ",\"weight\":1.9}]}", "weight 1.9; use a whole number from 1 to 1000"},
+	        {"{\"endpoints\":[" EP ",\"rpm\":1e12}]}", "rpm 1000000000000; use a whole number from 0 to 100000000"},
+	        {"{\"endpoints\":[" EP ",\"tpm\":-1}]}", "tpm -1; use a whole number from 0 to 2000000000"},
+	        {"{\"endpoints\":[" EP ",\"priority\":true}]}", "priority true (a boolean)"},
+	        {"{\"endpoints\":[" EP "}],\"retry\":{\"deadline_ms\":60000.5}}",
+	         "retry.deadline_ms is 60000.5; use a whole number from 100 to 3600000"},
+	        {"{\"endpoints\":[" EP "}],\"retry\":{\"max_attempts\":4294967302}}",
+	         "retry.max_attempts is 4294967302; use a whole number from 1 to 100"},
+	        {"{\"endpoints\":[" EP "}],\"state\":{\"timeout_ms\":0}}",
+	         "state.timeout_ms is 0; use a whole number from 1 to 600000"},
+	        {"{\"endpoints\":[" EP "}],\"state\":{\"cache_ms\":1e300}}", "state.cache_ms is 1e+300"},
+	        {"{\"endpoints\":[" EP "}]} trailing", "has text after the JSON value (line 1, column 82)"},
+	        {"{\"endpoints\":[" EP "}]}{}", "has text after the JSON value"},
+	        {"{\"endpoints\":[{\"name\":\"e\\u0000x\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}",
+	         "holds a NUL character"},
+	        {"{\"endpoints\":[" EP ",\"model\":\"m\\u0000\"}]}", "holds a NUL character"},
+	        {"{\"endpoints\":[\n" EP ",\n\"weight\": }]}", "is not valid JSON (line 3, column 11)"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct llm_config c;
@@ -249,7 +270,8 @@ static void numbers_must_be_whole_and_in_range_and_strings_whole(void **state)
 			fail_msg("case %zu: rc %d, message \"%s\"", i, rc, err.msg);
 	}
 	/* a raw NUL byte inside the text: config_parse is given its length */
-	static const char raw[] = "{\"endpoints\":[{\"name\":\"e\0x\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}";
+	static const char raw[] =
+	        "{\"endpoints\":[{\"name\":\"e\0x\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}";
 	struct llm_config c;
 	struct err err = ERR_INIT;
 	assert_int_equal(config_parse(&c, raw, sizeof raw - 1, "config file t.json", &err), CONVBI_ECONFIG);
@@ -266,13 +288,18 @@ static void numbers_must_be_whole_and_in_range_and_strings_whole(void **state)
 static void header_values_with_cr_lf_or_control_characters_are_refused(void **state)
 {
 	static const struct bad_case cases[] = {
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\\r\\nX-Evil: 1\"}]}", "carriage return (CR) in its API key"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\\nX\"}]}", "line feed (LF) in its API key"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\\r\\nX-Evil: 1\",\"api_key\":\"kkkk\"}]}", "in its `deployment`"},
-		{"{\"endpoints\":[" EP ",\"api_version\":\"2024\\n\"}]}", "line feed (LF) in its `api_version`"},
-		{"{\"endpoints\":[" EP ",\"model\":\"m\\u0001\"}]}", "a control character in its `model`"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\\r\\nHost: x\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}", "in its `url`"},
-		{"{\"endpoints\":[{\"name\":\"e\\nfake log line\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}", "endpoints[0] has a line feed (LF) in its `name`"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\\r\\nX-Evil: 1\"}]}",
+	         "carriage return (CR) in its API key"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\\nX\"}]}",
+	         "line feed (LF) in its API key"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\",\"deployment\":\"d\\r\\nX-Evil: 1\",\"api_key\":\"kkkk\"}]}",
+	         "in its `deployment`"},
+	        {"{\"endpoints\":[" EP ",\"api_version\":\"2024\\n\"}]}", "line feed (LF) in its `api_version`"},
+	        {"{\"endpoints\":[" EP ",\"model\":\"m\\u0001\"}]}", "a control character in its `model`"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"url\":\"https://a\\r\\nHost: x\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}",
+	         "in its `url`"},
+	        {"{\"endpoints\":[{\"name\":\"e\\nfake log line\",\"url\":\"https://a\",\"deployment\":\"d\",\"api_key\":\"kkkk\"}]}",
+	         "endpoints[0] has a line feed (LF) in its `name`"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct llm_config c;
@@ -323,10 +350,10 @@ static void the_config_file_must_be_a_small_regular_file(void **state)
 	signal(SIGALRM, on_alarm);
 	alarm(10);
 	const struct bad_case cases[] = {
-		{fifo, "is a FIFO (named pipe), not a regular file"},
-		{"/dev/zero", "is a character device, not a regular file"},
-		{SCRATCH_DIR, "is a directory, not a regular file"},
-		{big, "is larger than 1048576 bytes"},
+	        {fifo, "is a FIFO (named pipe), not a regular file"},
+	        {"/dev/zero", "is a character device, not a regular file"},
+	        {SCRATCH_DIR, "is a directory, not a regular file"},
+	        {big, "is larger than 1048576 bytes"},
 	};
 	int fd = open(big, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 	assert_true(fd >= 0);
@@ -350,8 +377,9 @@ static void the_config_file_must_be_a_small_regular_file(void **state)
 
 static void clear_azure_identity_env(void)
 {
-	const char *vars[] = {"AZURE_CLIENT_ID", "AZURE_TENANT_ID", "AZURE_FEDERATED_TOKEN_FILE", "AZURE_AUTHORITY_HOST",
-	                      "AZURE_CLIENT_SECRET", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "CONVBI_TEST_SECRET"};
+	const char *vars[] = {"AZURE_CLIENT_ID",      "AZURE_TENANT_ID",     "AZURE_FEDERATED_TOKEN_FILE",
+	                      "AZURE_AUTHORITY_HOST", "AZURE_CLIENT_SECRET", "IDENTITY_ENDPOINT",
+	                      "IDENTITY_HEADER",      "CONVBI_TEST_SECRET"};
 	for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
 		unsetenv(vars[i]);
 }
@@ -367,13 +395,14 @@ static void each_auth_type_is_read_with_what_the_environment_adds(void **state)
 	setenv("AZURE_CLIENT_ID", "client-from-env", 1);
 	setenv("IDENTITY_ENDPOINT", "http://localhost:42356/msi/token", 1);
 	setenv("IDENTITY_HEADER", "853b9a84-header", 1);
-	const char *text = "{\"endpoints\":["
-		AZ ",\"api_key\":\"kkkk\"},"
-		"{\"name\":\"mi\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"managed_identity\",\"client_id\":\"uami\"},"
-		" \"spillover_deployment\":\"std\",\"context_window\":128000},"
-		"{\"name\":\"wi\",\"kind\":\"azure-v1\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"workload_identity\"}},"
-		"{\"name\":\"cs\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"client_secret\",\"tenant_id\":\"t1\","
-		" \"client_id\":\"c1\",\"client_secret_env\":\"CONVBI_TEST_SECRET\",\"token_url\":\"http://127.0.0.1:9/tok\",\"scope\":\"https://x/.default\"}}]}";
+	const char *text =
+	        "{\"endpoints\":[" AZ
+	        ",\"api_key\":\"kkkk\"},"
+	        "{\"name\":\"mi\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"managed_identity\",\"client_id\":\"uami\"},"
+	        " \"spillover_deployment\":\"std\",\"context_window\":128000},"
+	        "{\"name\":\"wi\",\"kind\":\"azure-v1\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"workload_identity\"}},"
+	        "{\"name\":\"cs\",\"url\":\"https://a\",\"deployment\":\"d\",\"auth\":{\"type\":\"client_secret\",\"tenant_id\":\"t1\","
+	        " \"client_id\":\"c1\",\"client_secret_env\":\"CONVBI_TEST_SECRET\",\"token_url\":\"http://127.0.0.1:9/tok\",\"scope\":\"https://x/.default\"}}]}";
 	assert_int_equal(parse(&c, text, &err), CONVBI_OK);
 	assert_int_equal(c.eps[0].auth.type, AUTH_API_KEY);
 	assert_null(c.eps[0].spillover_deployment);
@@ -404,28 +433,46 @@ static void each_auth_type_is_read_with_what_the_environment_adds(void **state)
 static void auth_mistakes_get_one_line_each_and_never_the_secret(void **state)
 {
 	static const struct bad_case cases[] = {
-		{"{\"endpoints\":[" AZ ",\"auth\":\"mi\"}]}", "`auth` that is not an object"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{}}]}", "`auth` without `type`"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"kerberos\"}}]}", "auth type `kerberos`; use \"api_key\""},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"clientid\":\"x\"}}]}", "unknown field `auth.clientid`"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_id\":7}}]}", "non-string `auth.client_id`"},
-		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"auth\":{\"type\":\"managed_identity\"}}]}", "both an API key and auth type managed_identity"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"kind\":\"openai\",\"url\":\"https://a\",\"auth\":{\"type\":\"managed_identity\"}}]}", "Entra ID tokens are for Azure endpoints"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"api_key\",\"token_url\":\"http://x\"}}]}", "auth type api_key with other `auth` fields"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"tenant_id\":\"t\"}}]}", "a managed identity belongs to the resource's tenant"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_secret_env\":\"X\"}}]}", "belongs to auth type client_secret"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"token_url\":\"ftp://x\"}}]}", "auth.token_url `ftp://x`; it must start with http"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_id\":\"a\\r\\nX-Evil: 1\"}}]}", "carriage return (CR) in auth.client_id"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"workload_identity\",\"client_id\":\"c\",\"tenant_id\":\"t\"}}]}", "$AZURE_FEDERATED_TOKEN_FILE is not set"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"workload_identity\",\"tenant_id\":\"t\"}}]}", "no client id; set `auth.client_id` or export AZURE_CLIENT_ID"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\"}}]}", "no tenant id; set `auth.tenant_id` or export AZURE_TENANT_ID"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\",\"tenant_id\":\"t\"}}]}", "$AZURE_CLIENT_SECRET, which is not set"},
-		{"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\",\"tenant_id\":\"t\",\"client_secret_env\":\"CONVBI_BAD_SECRET\"}}]}", "carriage return (CR) in the client secret"},
-		{"{\"endpoints\":[{\"name\":\"e\",\"kind\":\"openai\",\"url\":\"https://a\",\"api_key\":\"kkkk\",\"spillover_deployment\":\"s\"}]}", "spillover is an Azure feature"},
-		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"spillover_deployment\":\"\"}]}", "empty `spillover_deployment`"},
-		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"spillover_deployment\":\"s\\n\"}]}", "line feed (LF) in its `spillover_deployment`"},
-		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"context_window\":-5}]}", "context_window -5; use a whole number from 0 to 100000000"},
-		{"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"context_window\":8192.5}]}", "context_window 8192.5"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":\"mi\"}]}", "`auth` that is not an object"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{}}]}", "`auth` without `type`"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"kerberos\"}}]}", "auth type `kerberos`; use \"api_key\""},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"clientid\":\"x\"}}]}",
+	         "unknown field `auth.clientid`"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_id\":7}}]}",
+	         "non-string `auth.client_id`"},
+	        {"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"auth\":{\"type\":\"managed_identity\"}}]}",
+	         "both an API key and auth type managed_identity"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"kind\":\"openai\",\"url\":\"https://a\",\"auth\":{\"type\":\"managed_identity\"}}]}",
+	         "Entra ID tokens are for Azure endpoints"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"api_key\",\"token_url\":\"http://x\"}}]}",
+	         "auth type api_key with other `auth` fields"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"tenant_id\":\"t\"}}]}",
+	         "a managed identity belongs to the resource's tenant"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_secret_env\":\"X\"}}]}",
+	         "belongs to auth type client_secret"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"token_url\":\"ftp://x\"}}]}",
+	         "auth.token_url `ftp://x`; it must start with http"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"managed_identity\",\"client_id\":\"a\\r\\nX-Evil: 1\"}}]}",
+	         "carriage return (CR) in auth.client_id"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"workload_identity\",\"client_id\":\"c\",\"tenant_id\":\"t\"}}]}",
+	         "$AZURE_FEDERATED_TOKEN_FILE is not set"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"workload_identity\",\"tenant_id\":\"t\"}}]}",
+	         "no client id; set `auth.client_id` or export AZURE_CLIENT_ID"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\"}}]}",
+	         "no tenant id; set `auth.tenant_id` or export AZURE_TENANT_ID"},
+	        {"{\"endpoints\":[" AZ ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\",\"tenant_id\":\"t\"}}]}",
+	         "$AZURE_CLIENT_SECRET, which is not set"},
+	        {"{\"endpoints\":[" AZ
+	         ",\"auth\":{\"type\":\"client_secret\",\"client_id\":\"c\",\"tenant_id\":\"t\",\"client_secret_env\":\"CONVBI_BAD_SECRET\"}}]}",
+	         "carriage return (CR) in the client secret"},
+	        {"{\"endpoints\":[{\"name\":\"e\",\"kind\":\"openai\",\"url\":\"https://a\",\"api_key\":\"kkkk\",\"spillover_deployment\":\"s\"}]}",
+	         "spillover is an Azure feature"},
+	        {"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"spillover_deployment\":\"\"}]}", "empty `spillover_deployment`"},
+	        {"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"spillover_deployment\":\"s\\n\"}]}",
+	         "line feed (LF) in its `spillover_deployment`"},
+	        {"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"context_window\":-5}]}",
+	         "context_window -5; use a whole number from 0 to 100000000"},
+	        {"{\"endpoints\":[" AZ ",\"api_key\":\"kkkk\",\"context_window\":8192.5}]}", "context_window 8192.5"},
 	};
 	clear_azure_identity_env();
 	setenv("CONVBI_BAD_SECRET", "top-secret-value\r\nX: y", 1);
@@ -444,19 +491,19 @@ static void auth_mistakes_get_one_line_each_and_never_the_secret(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(full_file_is_read_with_every_field),
-		cmocka_unit_test(defaults_fill_what_the_file_leaves_out),
-		cmocka_unit_test(every_mistake_gets_one_line_naming_source_endpoint_and_fix),
-		cmocka_unit_test(prices_reserved_and_budgets_are_read_in_dollars),
-		cmocka_unit_test(a_budget_that_cannot_be_counted_is_refused),
-		cmocka_unit_test(seed_environment_variables_are_discovered_until_the_first_gap),
-		cmocka_unit_test(nothing_configured_says_what_to_set),
-		cmocka_unit_test(a_missing_file_is_named),
-		cmocka_unit_test(numbers_must_be_whole_and_in_range_and_strings_whole),
-		cmocka_unit_test(header_values_with_cr_lf_or_control_characters_are_refused),
-		cmocka_unit_test(the_config_file_must_be_a_small_regular_file),
-		cmocka_unit_test(each_auth_type_is_read_with_what_the_environment_adds),
-		cmocka_unit_test(auth_mistakes_get_one_line_each_and_never_the_secret),
+	        cmocka_unit_test(full_file_is_read_with_every_field),
+	        cmocka_unit_test(defaults_fill_what_the_file_leaves_out),
+	        cmocka_unit_test(every_mistake_gets_one_line_naming_source_endpoint_and_fix),
+	        cmocka_unit_test(prices_reserved_and_budgets_are_read_in_dollars),
+	        cmocka_unit_test(a_budget_that_cannot_be_counted_is_refused),
+	        cmocka_unit_test(seed_environment_variables_are_discovered_until_the_first_gap),
+	        cmocka_unit_test(nothing_configured_says_what_to_set),
+	        cmocka_unit_test(a_missing_file_is_named),
+	        cmocka_unit_test(numbers_must_be_whole_and_in_range_and_strings_whole),
+	        cmocka_unit_test(header_values_with_cr_lf_or_control_characters_are_refused),
+	        cmocka_unit_test(the_config_file_must_be_a_small_regular_file),
+	        cmocka_unit_test(each_auth_type_is_read_with_what_the_environment_adds),
+	        cmocka_unit_test(auth_mistakes_get_one_line_each_and_never_the_secret),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -27,9 +27,10 @@ static void skeleton_is(const char *sql, const char *want)
 static void skeletons_keep_structure_and_blank_names_aliases_and_literals(void **state)
 {
 	(void)state;
-	skeleton_is("SELECT T1.name, count(*) AS n FROM singer AS T1 JOIN concert AS T2 ON T1.id = T2.singer_id "
-	            "WHERE T1.age > 30 AND T2.year = '2014' GROUP BY T1.name ORDER BY n DESC LIMIT 3;",
-	            "select _ , count ( * ) from _ join _ on _ = _ where _ > _ and _ = _ group by _ order by _ desc limit _");
+	skeleton_is(
+	        "SELECT T1.name, count(*) AS n FROM singer AS T1 JOIN concert AS T2 ON T1.id = T2.singer_id "
+	        "WHERE T1.age > 30 AND T2.year = '2014' GROUP BY T1.name ORDER BY n DESC LIMIT 3;",
+	        "select _ , count ( * ) from _ join _ on _ = _ where _ > _ and _ = _ group by _ order by _ desc limit _");
 	/* aliases written with or without AS, quoting and comments do not matter */
 	skeleton_is("select \"Name\" from singer s -- the names\nwhere s.\"Age\" >= 2.5e1 /* years */",
 	            "select _ from _ where _ >= _");
@@ -47,7 +48,8 @@ static struct examples *pool(void)
 	assert_int_equal(examples_new(&ex), CONVBI_OK);
 	assert_int_equal(examples_add(ex, "What are the names of all ships?", "SELECT name FROM ship", "ship_1"), CONVBI_OK);
 	assert_int_equal(examples_add(ex, "How many singers are older than 30?", "SELECT count(*) FROM singer WHERE age > 30",
-	                              "concert_singer"), CONVBI_OK);
+	                              "concert_singer"),
+	                 CONVBI_OK);
 	assert_int_equal(examples_add(ex, "Show the name of each pet and its owner.",
 	                              "SELECT p.name, o.name FROM pet p JOIN owner o ON o.id = p.owner_id", "pets_1"),
 	                 CONVBI_OK);
@@ -92,7 +94,8 @@ static void a_database_can_be_left_out_and_repeats_are_skipped(void **state)
 	(void)state;
 	struct examples *ex = pool();
 	assert_int_equal(examples_add(ex, "How many singers are older than 30?", "SELECT count(*) FROM singer WHERE age > 30",
-	                              "concert_singer"), CONVBI_OK);
+	                              "concert_singer"),
+	                 CONVBI_OK);
 	struct examples_query q = {"How many heads of the departments are older than 56?", department_words, 6, NULL, NULL};
 	size_t picked[EXAMPLES_K];
 	int n = 0;
@@ -114,13 +117,14 @@ static void rendering_keeps_the_examples_that_fit_whole(void **state)
 	size_t picked[] = {1, 0, 2};
 	struct buf b = BUF_INIT;
 	assert_int_equal(examples_render(&b, ex, picked, 3, 4000), CONVBI_OK);
-	assert_string_equal(buf_str(&b), "Question: How many singers are older than 30?\nSQL: SELECT count(*) FROM singer WHERE age > 30\n"
-	                                 "\nQuestion: What are the names of all ships?\nSQL: SELECT name FROM ship\n"
-	                                 "\nQuestion: Show the name of each pet and its owner.\n"
-	                                 "SQL: SELECT p.name, o.name FROM pet p JOIN owner o ON o.id = p.owner_id\n");
+	assert_string_equal(buf_str(&b),
+	                    "Question: How many singers are older than 30?\nSQL: SELECT count(*) FROM singer WHERE age > 30\n"
+	                    "\nQuestion: What are the names of all ships?\nSQL: SELECT name FROM ship\n"
+	                    "\nQuestion: Show the name of each pet and its owner.\n"
+	                    "SQL: SELECT p.name, o.name FROM pet p JOIN owner o ON o.id = p.owner_id\n");
 	buf_reset(&b);
 	assert_int_equal(examples_render(&b, ex, picked, 3, 130), CONVBI_OK);
-	assert_null(strstr(buf_str(&b), "ships"));  /* the second does not fit: left out whole */
+	assert_null(strstr(buf_str(&b), "ships")); /* the second does not fit: left out whole */
 	assert_non_null(strstr(buf_str(&b), "age > 30"));
 	buf_reset(&b);
 	assert_int_equal(examples_render(&b, ex, picked, 3, 80), CONVBI_OK);
@@ -148,7 +152,8 @@ static void a_file_loads_with_blank_lines_and_without_db(void **state)
 	struct err err = ERR_INIT;
 	assert_int_equal(load_text("{\"question\":\"q1\",\"sql\":\"SELECT 1\",\"db\":\"a\"}\n\n  \n"
 	                           "{\"question\":\"q2\",\"sql\":\"SELECT 2\",\"verdict\":\"ignored\"}",
-	                           &ex, &err), CONVBI_OK);
+	                           &ex, &err),
+	                 CONVBI_OK);
 	assert_int_equal(ex->n, 2);
 	assert_string_equal(ex->v[1].db, "");
 	examples_free(ex);
@@ -157,14 +162,16 @@ static void a_file_loads_with_blank_lines_and_without_db(void **state)
 static void a_bad_file_is_refused_naming_its_line(void **state)
 {
 	(void)state;
-	static const struct { const char *text, *msg; } bad[] = {
-		{"{\"question\":\"q\",\"sql\":\"SELECT 1\"}\nnot json\n", "ex.jsonl:2: the line is not valid JSON"},
-		{"[1, 2]\n", "ex.jsonl:1: the line is not a JSON object"},
-		{"{\"question\":\"q\"}\n", "ex.jsonl:1: `sql` is missing"},
-		{"{\"question\":\"\",\"sql\":\"SELECT 1\"}\n", "ex.jsonl:1: `question` is missing or not a non-empty string"},
-		{"{\"question\":\"q\",\"sql\":\"SELECT 1\",\"db\":7}\n", "ex.jsonl:1: `db` is missing or not"},
-		{"{\"question\":\"q\xff\",\"sql\":\"SELECT 1\"}\n", "is not UTF-8 (byte 15)"},
-		{"{\"question\":\"q\",\"sql\":\"SELECT 1\"} {}\n", "ex.jsonl:1: the line"},
+	static const struct {
+		const char *text, *msg;
+	} bad[] = {
+	        {"{\"question\":\"q\",\"sql\":\"SELECT 1\"}\nnot json\n", "ex.jsonl:2: the line is not valid JSON"},
+	        {"[1, 2]\n", "ex.jsonl:1: the line is not a JSON object"},
+	        {"{\"question\":\"q\"}\n", "ex.jsonl:1: `sql` is missing"},
+	        {"{\"question\":\"\",\"sql\":\"SELECT 1\"}\n", "ex.jsonl:1: `question` is missing or not a non-empty string"},
+	        {"{\"question\":\"q\",\"sql\":\"SELECT 1\",\"db\":7}\n", "ex.jsonl:1: `db` is missing or not"},
+	        {"{\"question\":\"q\xff\",\"sql\":\"SELECT 1\"}\n", "is not UTF-8 (byte 15)"},
+	        {"{\"question\":\"q\",\"sql\":\"SELECT 1\"} {}\n", "ex.jsonl:1: the line"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		struct examples *ex = NULL;
@@ -190,13 +197,13 @@ static void a_bad_file_is_refused_naming_its_line(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(skeletons_keep_structure_and_blank_names_aliases_and_literals),
-		cmocka_unit_test(the_masked_question_finds_the_same_question_about_other_tables),
-		cmocka_unit_test(a_draft_brings_forward_the_example_with_its_skeleton),
-		cmocka_unit_test(a_database_can_be_left_out_and_repeats_are_skipped),
-		cmocka_unit_test(rendering_keeps_the_examples_that_fit_whole),
-		cmocka_unit_test(a_file_loads_with_blank_lines_and_without_db),
-		cmocka_unit_test(a_bad_file_is_refused_naming_its_line),
+	        cmocka_unit_test(skeletons_keep_structure_and_blank_names_aliases_and_literals),
+	        cmocka_unit_test(the_masked_question_finds_the_same_question_about_other_tables),
+	        cmocka_unit_test(a_draft_brings_forward_the_example_with_its_skeleton),
+	        cmocka_unit_test(a_database_can_be_left_out_and_repeats_are_skipped),
+	        cmocka_unit_test(rendering_keeps_the_examples_that_fit_whole),
+	        cmocka_unit_test(a_file_loads_with_blank_lines_and_without_db),
+	        cmocka_unit_test(a_bad_file_is_refused_naming_its_line),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,8 +91,10 @@ static void exec_open_names_the_file_and_the_fix_when_it_cannot_open(void **stat
 	char *missing = in_scratch("missing.sqlite");
 	char *text = in_scratch("notes.txt");
 	char *dir = in_scratch("a-directory");
-	assert_int_equal(tu_write_file(text, "this is not a database, just some text that is long enough "
-	                                     "to fill the header SQLite expects at the start of a file\n"), 0);
+	assert_int_equal(tu_write_file(text,
+	                               "this is not a database, just some text that is long enough "
+	                               "to fill the header SQLite expects at the start of a file\n"),
+	                 0);
 	assert_int_equal(mkdir(dir, 0777), 0);
 
 	const struct {
@@ -100,10 +102,10 @@ static void exec_open_names_the_file_and_the_fix_when_it_cannot_open(void **stat
 		int code;
 		const char *says;
 	} cases[] = {
-		{missing, CONVBI_EDB, "does not exist; check the path"},
-		{text, CONVBI_EDB, "is not a SQLite database"},
-		{dir, CONVBI_EDB, "is a directory; give the path of a SQLite file"},
-		{"", CONVBI_EINVAL, "no database path was given"},
+	        {missing, CONVBI_EDB, "does not exist; check the path"},
+	        {text, CONVBI_EDB, "is not a SQLite database"},
+	        {dir, CONVBI_EDB, "is a directory; give the path of a SQLite file"},
+	        {"", CONVBI_EINVAL, "no database path was given"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct exec *x = (struct exec *)&cases; /* must be reset to NULL */
@@ -203,14 +205,17 @@ static void a_cancel_callback_stops_the_query(void **state)
 /* 4 MB in two cells, about 10 MB at its peak */
 #define SECOND "SELECT hex(zeroblob(999999)) || 'b1', hex(zeroblob(999999)) || 'b2'"
 /* its own budget, and the process's in this test */
-#define SECOND_LIMITS {5000, 1000, 4096, 1 << 20, (int64_t)16 << 20, 0}
+#define SECOND_LIMITS                                           \
+	{                                                       \
+		5000, 1000, 4096, 1 << 20, (int64_t)16 << 20, 0 \
+	}
 #define PROCESS_MAX ((int64_t)24 << 20)
 
 static struct {
 	struct exec *second;
-	int rc;        /* the second query's outcome */
+	int rc; /* the second query's outcome */
 	char msg[256];
-	int ran;       /* 1 once it ran, while the first held its memory */
+	int ran; /* 1 once it ran, while the first held its memory */
 } both;
 
 /* The first query's cancel callback: once it holds 20 MB, the second
@@ -228,8 +233,7 @@ static int hold_and_run_second(void *payload)
 	struct table *t = NULL;
 	/* within its own 16 MB, not beside the first's 20 in 24 */
 	struct exec_limits lim = SECOND_LIMITS;
-	both.rc = exec_run(both.second, SECOND,
-	                   &lim, NULL, NULL, &t, &e);
+	both.rc = exec_run(both.second, SECOND, &lim, NULL, NULL, &t, &e);
 	snprintf(both.msg, sizeof both.msg, "%s", e.msg);
 	table_free(t);
 	both.ran = 1;
@@ -257,8 +261,9 @@ static void queries_at_once_share_one_process_wide_memory_limit(void **state)
 	assert_int_equal(rc, CONVBI_ECANCELED);
 	assert_true(both.ran);
 	assert_int_equal(both.rc, CONVBI_ETOOBIG);
-	assert_string_equal(both.msg, "the queries running at once need more than 24 MB of memory together; try again "
-	                              "when fewer run, or select less");
+	assert_string_equal(both.msg,
+	                    "the queries running at once need more than 24 MB of memory together; try again "
+	                    "when fewer run, or select less");
 	/* alone, the same query fits */
 	struct exec_limits lim = SECOND_LIMITS;
 	t = run_ok(both.second, SECOND, &lim);
@@ -320,7 +325,8 @@ static void long_cells_are_cut_on_a_character_boundary(void **state)
 	(void)state;
 	struct exec *x = open_exec(TEST_DB);
 	struct exec_limits lim = {2000, 1000, 10, 65536, 0, 0};
-	struct table *t = run_ok(x, "SELECT 'aaaaaaaaaaaaaaa', 'short', '\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9'", &lim);
+	struct table *t =
+	        run_ok(x, "SELECT 'aaaaaaaaaaaaaaa', 'short', '\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9'", &lim);
 	assert_string_equal(table_cell(t, 0, 0), "aaaaaaa\xE2\x80\xA6");
 	assert_string_equal(table_cell(t, 0, 1), "short");
 	assert_string_equal(table_cell(t, 0, 2), "\xC3\xA9\xC3\xA9\xC3\xA9\xE2\x80\xA6");
@@ -341,10 +347,18 @@ static void blobs_nulls_and_invalid_utf8_come_back_as_safe_text(void **state)
 	static const struct {
 		const char *text;
 		int type;
-	} want[] = {{"X'00ff'", TABLE_BLOB},          {"<blob 100 bytes>", TABLE_BLOB},
-	            {"A\xEF\xBF\xBD" "B", TABLE_TEXT}, {"A\xEF\xBF\xBD" "B", TABLE_TEXT},
-	            {NULL, TABLE_NULL},                {"1.5", TABLE_REAL},
-	            {"7", TABLE_INT},                  {"Ada Byrne", TABLE_TEXT}};
+	} want[] = {{"X'00ff'", TABLE_BLOB},
+	            {"<blob 100 bytes>", TABLE_BLOB},
+	            {"A\xEF\xBF\xBD"
+	             "B",
+	             TABLE_TEXT},
+	            {"A\xEF\xBF\xBD"
+	             "B",
+	             TABLE_TEXT},
+	            {NULL, TABLE_NULL},
+	            {"1.5", TABLE_REAL},
+	            {"7", TABLE_INT},
+	            {"Ada Byrne", TABLE_TEXT}};
 	assert_int_equal(t->ncols, 8);
 	for (int c = 0; c < 8; c++) {
 		if (want[c].text)
@@ -375,18 +389,22 @@ static void a_schema_function_this_sqlite_lacks_is_named_as_the_schemas(void **s
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	/* made by a program that had its own function; convbi does not have it */
-	assert_int_equal(sqlite3_create_function(db, "app_clean", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, echo_text,
-	                                         NULL, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_exec(db, "CREATE TABLE g (id INTEGER PRIMARY KEY, a TEXT, b TEXT GENERATED ALWAYS AS "
-	                                  "(app_clean(a)) VIRTUAL); INSERT INTO g (a) VALUES ('x');", NULL, NULL, NULL),
+	assert_int_equal(sqlite3_create_function(db, "app_clean", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL, echo_text, NULL,
+	                                         NULL),
+	                 SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	                              "CREATE TABLE g (id INTEGER PRIMARY KEY, a TEXT, b TEXT GENERATED ALWAYS AS "
+	                              "(app_clean(a)) VIRTUAL); INSERT INTO g (a) VALUES ('x');",
+	                              NULL, NULL, NULL),
 	                 SQLITE_OK);
 	sqlite3_close(db);
 	struct exec *x = open_exec(path);
 	struct err e = ERR_INIT;
 	struct table *t = NULL;
 	assert_int_equal(exec_run(x, "SELECT * FROM g", NULL, NULL, NULL, &t, &e), CONVBI_ESQL);
-	assert_string_equal(e.msg, "the database's schema uses app_clean() (in a generated column, view or trigger), "
-	                           "which this SQLite does not have; select columns that do not need it");
+	assert_string_equal(e.msg,
+	                    "the database's schema uses app_clean() (in a generated column, view or trigger), "
+	                    "which this SQLite does not have; select columns that do not need it");
 	t = run_ok(x, "SELECT a FROM g", NULL);
 	assert_string_equal(table_cell(t, 0, 0), "x");
 	table_free(t);
@@ -415,14 +433,33 @@ static void capped_functions_give_exactly_the_builtins_results(void **state)
 {
 	(void)state;
 	static const char *const exprs[] = {
-		"printf('%05.2f|%-6s|%d|%x|%q|%Q|%w', 3.14159, 'ab', 42, 255, 'it''s', NULL, 'a\"b')",
-		"format('%s and %d%%', 'this', 5)", "printf('%.*c', 3, 'x')", "printf('%*d|%-*d|', 6, 42, 4, 7)",
-		"printf('%!.20g', 0.1)", "printf('%,d', 1234567)", "printf(NULL)", "printf('%s')", "printf('%c', 'hello')",
-		"instr('hello', 'l')", "instr(x'010203', x'03')", "instr(NULL, 'a')", "instr('h\xC3\xA9llo', 'l')",
-		"instr(12345, 34)", "replace('a,b,c', ',', '; ')", "replace('abc', '', 'x')", "replace(NULL, 'a', 'b')",
-		"replace(123, 2, 9)", "trim('xxhixx', 'x')", "ltrim('  hi', ' ')", "rtrim('hi!!', '!')",
-		"trim('\xC3\xA9hi\xC3\xA9', '\xC3\xA9')", "typeof(replace(x'00', 'a', 'b'))", "length(randomblob(16))",
-		"zeroblob(4)", "typeof(printf('%d', 1))", "trim('  both  ')",
+	        "printf('%05.2f|%-6s|%d|%x|%q|%Q|%w', 3.14159, 'ab', 42, 255, 'it''s', NULL, 'a\"b')",
+	        "format('%s and %d%%', 'this', 5)",
+	        "printf('%.*c', 3, 'x')",
+	        "printf('%*d|%-*d|', 6, 42, 4, 7)",
+	        "printf('%!.20g', 0.1)",
+	        "printf('%,d', 1234567)",
+	        "printf(NULL)",
+	        "printf('%s')",
+	        "printf('%c', 'hello')",
+	        "instr('hello', 'l')",
+	        "instr(x'010203', x'03')",
+	        "instr(NULL, 'a')",
+	        "instr('h\xC3\xA9llo', 'l')",
+	        "instr(12345, 34)",
+	        "replace('a,b,c', ',', '; ')",
+	        "replace('abc', '', 'x')",
+	        "replace(NULL, 'a', 'b')",
+	        "replace(123, 2, 9)",
+	        "trim('xxhixx', 'x')",
+	        "ltrim('  hi', ' ')",
+	        "rtrim('hi!!', '!')",
+	        "trim('\xC3\xA9hi\xC3\xA9', '\xC3\xA9')",
+	        "typeof(replace(x'00', 'a', 'b'))",
+	        "length(randomblob(16))",
+	        "zeroblob(4)",
+	        "typeof(printf('%d', 1))",
+	        "trim('  both  ')",
 	};
 	struct exec *x = open_exec(TEST_DB);
 	sqlite3 *plain = NULL;
@@ -444,10 +481,10 @@ static void capped_functions_give_exactly_the_builtins_results(void **state)
 		else if (!got || strcmp(got, want))
 			fail_msg("%s: got \"%s\", SQLite says \"%s\"", exprs[i], got ? got : "NULL", want);
 		assert_int_equal(table_cell_type(t, 0, 0), type == SQLITE_INTEGER ? TABLE_INT
-		                                            : type == SQLITE_FLOAT ? TABLE_REAL
-		                                            : type == SQLITE_TEXT  ? TABLE_TEXT
-		                                            : type == SQLITE_BLOB  ? TABLE_BLOB
-		                                                                   : TABLE_NULL);
+		                                           : type == SQLITE_FLOAT ? TABLE_REAL
+		                                           : type == SQLITE_TEXT  ? TABLE_TEXT
+		                                           : type == SQLITE_BLOB  ? TABLE_BLOB
+		                                                                  : TABLE_NULL);
 		sqlite3_finalize(st);
 		table_free(t);
 	}
@@ -462,14 +499,14 @@ static void capped_functions_refuse_runaway_arguments_quickly(void **state)
 		const char *sql;
 		const char *says;
 	} cases[] = {
-		{"SELECT printf('%.*c', 1000000000, 'x')", "printf() field width or precision 1000000000 exceeds"},
-		{"SELECT format('%2000000d', 1)", "format() field width or precision"},
-		{"SELECT printf('%.100000000f', 1.0)", "exceeds the limit of 100000"},
-		{"SELECT instr(replace(hex(zeroblob(100000)), '0', '00000'), hex(zeroblob(10000)) || '1')",
-		 "instr() on arguments of 1000000 and 20001 bytes exceeds the work limit"},
-		{"SELECT replace(hex(zeroblob(1000000)), hex(zeroblob(100000)), 'z')", "replace() on arguments"},
-		{"SELECT trim(hex(zeroblob(1000000)), hex(zeroblob(100000)))", "trim() on arguments"},
-		{"SELECT randomblob(2000000)", "randomblob(2000000) exceeds the 65536-byte limit"},
+	        {"SELECT printf('%.*c', 1000000000, 'x')", "printf() field width or precision 1000000000 exceeds"},
+	        {"SELECT format('%2000000d', 1)", "format() field width or precision"},
+	        {"SELECT printf('%.100000000f', 1.0)", "exceeds the limit of 100000"},
+	        {"SELECT instr(replace(hex(zeroblob(100000)), '0', '00000'), hex(zeroblob(10000)) || '1')",
+	         "instr() on arguments of 1000000 and 20001 bytes exceeds the work limit"},
+	        {"SELECT replace(hex(zeroblob(1000000)), hex(zeroblob(100000)), 'z')", "replace() on arguments"},
+	        {"SELECT trim(hex(zeroblob(1000000)), hex(zeroblob(100000)))", "trim() on arguments"},
+	        {"SELECT randomblob(2000000)", "randomblob(2000000) exceeds the 65536-byte limit"},
 	};
 	struct exec *x = open_exec(TEST_DB);
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -493,10 +530,11 @@ static void a_stored_instruction_to_drop_a_table_changes_nothing_when_selected(v
 	char *path = in_scratch("injected.sqlite");
 	sqlite3 *db = NULL;
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-	char *setup = sqlite3_mprintf("CREATE TABLE x (a); INSERT INTO x VALUES (1);"
-	                              "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
-	                              "INSERT INTO notes (body) VALUES (%Q), ('DELETE FROM x');",
-	                              injection);
+	char *setup = sqlite3_mprintf(
+	        "CREATE TABLE x (a); INSERT INTO x VALUES (1);"
+	        "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT);"
+	        "INSERT INTO notes (body) VALUES (%Q), ('DELETE FROM x');",
+	        injection);
 	assert_int_equal(sqlite3_exec(db, setup, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_free(setup);
 	sqlite3_close(db);
@@ -548,21 +586,21 @@ static void every_failed_allocation_ends_in_enomem(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(exec_open_names_the_file_and_the_fix_when_it_cannot_open),
-		cmocka_unit_test(paths_with_uri_characters_open_as_plain_files),
-		cmocka_unit_test(the_deadline_stops_a_runaway_query_with_a_clear_message),
-		cmocka_unit_test(a_cancel_callback_stops_the_query),
-		cmocka_unit_test(queries_at_once_share_one_process_wide_memory_limit),
-		cmocka_unit_test(the_row_cap_keeps_cap_rows_and_marks_the_table_truncated),
-		cmocka_unit_test(the_result_byte_cap_drops_the_row_that_overflows),
-		cmocka_unit_test(long_cells_are_cut_on_a_character_boundary),
-		cmocka_unit_test(blobs_nulls_and_invalid_utf8_come_back_as_safe_text),
-		cmocka_unit_test(runtime_errors_are_esql_with_sqlites_message),
-		cmocka_unit_test(a_schema_function_this_sqlite_lacks_is_named_as_the_schemas),
-		cmocka_unit_test(capped_functions_give_exactly_the_builtins_results),
-		cmocka_unit_test(capped_functions_refuse_runaway_arguments_quickly),
-		cmocka_unit_test(a_stored_instruction_to_drop_a_table_changes_nothing_when_selected),
-		cmocka_unit_test(every_failed_allocation_ends_in_enomem),
+	        cmocka_unit_test(exec_open_names_the_file_and_the_fix_when_it_cannot_open),
+	        cmocka_unit_test(paths_with_uri_characters_open_as_plain_files),
+	        cmocka_unit_test(the_deadline_stops_a_runaway_query_with_a_clear_message),
+	        cmocka_unit_test(a_cancel_callback_stops_the_query),
+	        cmocka_unit_test(queries_at_once_share_one_process_wide_memory_limit),
+	        cmocka_unit_test(the_row_cap_keeps_cap_rows_and_marks_the_table_truncated),
+	        cmocka_unit_test(the_result_byte_cap_drops_the_row_that_overflows),
+	        cmocka_unit_test(long_cells_are_cut_on_a_character_boundary),
+	        cmocka_unit_test(blobs_nulls_and_invalid_utf8_come_back_as_safe_text),
+	        cmocka_unit_test(runtime_errors_are_esql_with_sqlites_message),
+	        cmocka_unit_test(a_schema_function_this_sqlite_lacks_is_named_as_the_schemas),
+	        cmocka_unit_test(capped_functions_give_exactly_the_builtins_results),
+	        cmocka_unit_test(capped_functions_refuse_runaway_arguments_quickly),
+	        cmocka_unit_test(a_stored_instruction_to_drop_a_table_changes_nothing_when_selected),
+	        cmocka_unit_test(every_failed_allocation_ends_in_enomem),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -36,43 +36,51 @@
 #include "testutil.h"
 
 /* A UTF-8 text with 2- and 3-byte sequences, for the stream splitter. */
-#define UNI "\xc3\xbc" "n" "\xc3\xaf" "c" "\xc3\xb6" "d" "\xc3\xa9" " \xe2\x9c\x93 \xe6\x95\xb0\xe6\x8d\xae"
+#define UNI        \
+	"\xc3\xbc" \
+	"n"        \
+	"\xc3\xaf" \
+	"c"        \
+	"\xc3\xb6" \
+	"d"        \
+	"\xc3\xa9" \
+	" \xe2\x9c\x93 \xe6\x95\xb0\xe6\x8d\xae"
 
 /* Scenario texts use ' for " to stay readable; q() converts. */
 static const char SCENARIO[] =
-	"{'endpoints': ["
-	" {'name':'east','api_key':'k-east-secret-1','deployment':'gpt-4o','model':'gpt-4o-2024-08-06'},"
-	" {'name':'west','api_key':'k-west-secret-2','deployment':'gpt-4o-mini',"
-	"  'client':{'kind':'azure-v1','priority':1,'weight':2}},"
-	" {'name':'faulty','api_key':'k-faulty-secret-3','deployment':'gpt-4o'},"
-	" {'name':'limited','api_key':'k-limited-secret-4','deployment':'gpt-4o','rps':2},"
-	" {'name':'limited10','api_key':'k-limited10-secret-5','deployment':'gpt-4o','rp10s':3},"
-	" {'name':'tokens','api_key':'k-tokens-secret-6','deployment':'gpt-4o','tpm':100},"
-	" {'name':'slow','api_key':'k-slow-secret-7','deployment':'gpt-4o','latency_ms':150,'chunk_ms':30},"
-	" {'name':'spread','api_key':'k-spread-secret-8','deployment':'gpt-4o',"
-	"  'latency_ms':{'median':40,'p95':80}},"
-	" {'name':'tokens10','api_key':'k-tokens10-secret-9','deployment':'gpt-4o','tpm':600,'tpm_span_ms':10000}],"
-	"'rules': ["
-	" {'match':'Question: (.*)','reply':'SELECT $1;'},"
-	" {'match':'seq please','sequence':['one','two','three']},"
-	" {'match':'echo me','reply':{'echo':true}},"
-	" {'match':'big reply','reply':'ab','reply_bytes':100000},"
-	" {'match':'Lookup: ([a-z]+)','map_file':'map.json','default':'no such $1'},"
-	" {'match':'unicode','reply':'" UNI " " UNI "'},"
-	" {'match':'groups (a)(b)?(c)','reply':'[$1|$2|$3|$$|$x]'}],"
-	"'default_reply':'OK'}";
+        "{'endpoints': ["
+        " {'name':'east','api_key':'k-east-secret-1','deployment':'gpt-4o','model':'gpt-4o-2024-08-06'},"
+        " {'name':'west','api_key':'k-west-secret-2','deployment':'gpt-4o-mini',"
+        "  'client':{'kind':'azure-v1','priority':1,'weight':2}},"
+        " {'name':'faulty','api_key':'k-faulty-secret-3','deployment':'gpt-4o'},"
+        " {'name':'limited','api_key':'k-limited-secret-4','deployment':'gpt-4o','rps':2},"
+        " {'name':'limited10','api_key':'k-limited10-secret-5','deployment':'gpt-4o','rp10s':3},"
+        " {'name':'tokens','api_key':'k-tokens-secret-6','deployment':'gpt-4o','tpm':100},"
+        " {'name':'slow','api_key':'k-slow-secret-7','deployment':'gpt-4o','latency_ms':150,'chunk_ms':30},"
+        " {'name':'spread','api_key':'k-spread-secret-8','deployment':'gpt-4o',"
+        "  'latency_ms':{'median':40,'p95':80}},"
+        " {'name':'tokens10','api_key':'k-tokens10-secret-9','deployment':'gpt-4o','tpm':600,'tpm_span_ms':10000}],"
+        "'rules': ["
+        " {'match':'Question: (.*)','reply':'SELECT $1;'},"
+        " {'match':'seq please','sequence':['one','two','three']},"
+        " {'match':'echo me','reply':{'echo':true}},"
+        " {'match':'big reply','reply':'ab','reply_bytes':100000},"
+        " {'match':'Lookup: ([a-z]+)','map_file':'map.json','default':'no such $1'},"
+        " {'match':'unicode','reply':'" UNI " " UNI
+        "'},"
+        " {'match':'groups (a)(b)?(c)','reply':'[$1|$2|$3|$$|$x]'}],"
+        "'default_reply':'OK'}";
 
 static const char *const KEYS[] = {
-	"k-east-secret-1", "k-west-secret-2", "k-faulty-secret-3", "k-limited-secret-4",
-	"k-limited10-secret-5", "k-tokens-secret-6", "k-slow-secret-7", "k-spread-secret-8",
-	"k-tokens10-secret-9",
+        "k-east-secret-1",   "k-west-secret-2", "k-faulty-secret-3", "k-limited-secret-4",  "k-limited10-secret-5",
+        "k-tokens-secret-6", "k-slow-secret-7", "k-spread-secret-8", "k-tokens10-secret-9",
 };
 
 #define AZ_PATH "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
 #define READ_MS 3000
 
-static struct fake F;   /* the shared server */
-static char *F_dir;     /* owned: holds scenario.json and map.json */
+static struct fake F; /* the shared server */
+static char *F_dir;   /* owned: holds scenario.json and map.json */
 
 static char *q(const char *s)
 {
@@ -134,8 +142,8 @@ static char *chat(const char *user, const char *extra)
 }
 
 /* One request on a fresh connection. */
-static void exchange(const char *ep, const char *method, const char *path, const char *headers,
-		     const char *body, struct rawhttp_resp *r)
+static void exchange(const char *ep, const char *method, const char *path, const char *headers, const char *body,
+                     struct rawhttp_resp *r)
 {
 	int fd = dial(fake_port(&F, ep));
 	char *req = request(method, path, headers, body);
@@ -215,16 +223,15 @@ static void azure_path_answers_only_with_the_right_key_deployment_and_version(vo
 		const char *path, *headers, *code;
 		int status;
 	} cases[] = {
-		{AZ_PATH, "api-key: k-east-secret-1\r\n", NULL, 200},
-		{AZ_PATH, "api-key: wrong\r\n", "\"code\":\"401\"", 401},
-		{AZ_PATH, "", "Access denied due to invalid subscription key", 401},
-		{AZ_PATH, "Authorization: Bearer k-east-secret-1\r\n", "\"code\":\"401\"", 401},
-		{"/openai/deployments/nope/chat/completions?api-version=2024-10-21",
-		 "api-key: k-east-secret-1\r\n", "DeploymentNotFound", 404},
-		{"/openai/deployments/gpt-4o/chat/completions", "api-key: k-east-secret-1\r\n",
-		 "Resource not found", 404},
-		{"/openai/deployments/gpt-4o/embeddings?api-version=2024-10-21",
-		 "api-key: k-east-secret-1\r\n", "Resource not found", 404},
+	        {AZ_PATH, "api-key: k-east-secret-1\r\n", NULL, 200},
+	        {AZ_PATH, "api-key: wrong\r\n", "\"code\":\"401\"", 401},
+	        {AZ_PATH, "", "Access denied due to invalid subscription key", 401},
+	        {AZ_PATH, "Authorization: Bearer k-east-secret-1\r\n", "\"code\":\"401\"", 401},
+	        {"/openai/deployments/nope/chat/completions?api-version=2024-10-21", "api-key: k-east-secret-1\r\n",
+	         "DeploymentNotFound", 404},
+	        {"/openai/deployments/gpt-4o/chat/completions", "api-key: k-east-secret-1\r\n", "Resource not found", 404},
+	        {"/openai/deployments/gpt-4o/embeddings?api-version=2024-10-21", "api-key: k-east-secret-1\r\n",
+	         "Resource not found", 404},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -249,11 +256,11 @@ static void azure_v1_path_takes_api_key_or_bearer_and_checks_the_model(void **st
 		const char *headers, *model, *code;
 		int status;
 	} cases[] = {
-		{"api-key: k-west-secret-2\r\n", "gpt-4o-mini", NULL, 200},
-		{"Authorization: Bearer k-west-secret-2\r\n", "gpt-4o-mini", NULL, 200},
-		{"Authorization: Bearer nope\r\n", "gpt-4o-mini", "\"code\":\"401\"", 401},
-		{"api-key: k-west-secret-2\r\n", "gpt-4o", "DeploymentNotFound", 404},
-		{"api-key: k-west-secret-2\r\n", NULL, "DeploymentNotFound", 404},
+	        {"api-key: k-west-secret-2\r\n", "gpt-4o-mini", NULL, 200},
+	        {"Authorization: Bearer k-west-secret-2\r\n", "gpt-4o-mini", NULL, 200},
+	        {"Authorization: Bearer nope\r\n", "gpt-4o-mini", "\"code\":\"401\"", 401},
+	        {"api-key: k-west-secret-2\r\n", "gpt-4o", "DeploymentNotFound", 404},
+	        {"api-key: k-west-secret-2\r\n", NULL, "DeploymentNotFound", 404},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -305,16 +312,18 @@ static void bad_bodies_get_400_411_and_413(void **state)
 	rawhttp_resp_release(&r);
 
 	int fd = dial(fake_port(&F, "east"));
-	send_str(fd, "POST " AZ_PATH " HTTP/1.1\r\nHost: x\r\napi-key: k-east-secret-1\r\n"
-		     "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
+	send_str(fd, "POST " AZ_PATH
+	             " HTTP/1.1\r\nHost: x\r\napi-key: k-east-secret-1\r\n"
+	             "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n");
 	rawhttp_read(fd, READ_MS, &r);
 	assert_int_equal(r.status, 411);
 	rawhttp_resp_release(&r);
 	close(fd);
 
 	fd = dial(fake_port(&F, "east"));
-	send_str(fd, "POST " AZ_PATH " HTTP/1.1\r\nHost: x\r\napi-key: k-east-secret-1\r\n"
-		     "Content-Length: 9437184\r\n\r\n");
+	send_str(fd, "POST " AZ_PATH
+	             " HTTP/1.1\r\nHost: x\r\napi-key: k-east-secret-1\r\n"
+	             "Content-Length: 9437184\r\n\r\n");
 	rawhttp_read(fd, READ_MS, &r);
 	assert_int_equal(r.status, 413);
 	rawhttp_resp_release(&r);
@@ -326,8 +335,10 @@ static void expect_100_continue_gets_an_interim_reply_before_the_body(void **sta
 	(void)state;
 	char *body = chat("Question: expect", ""), *head = NULL;
 	int fd = dial(fake_port(&F, "east"));
-	assert_true(asprintf(&head, "POST " AZ_PATH " HTTP/1.1\r\nHost: x\r\napi-key: k-east-secret-1\r\n"
-				    "Expect: 100-continue\r\nContent-Length: %zu\r\n\r\n", strlen(body)) > 0);
+	assert_true(asprintf(&head,
+	                     "POST " AZ_PATH " HTTP/1.1\r\nHost: x\r\napi-key: k-east-secret-1\r\n"
+	                     "Expect: 100-continue\r\nContent-Length: %zu\r\n\r\n",
+	                     strlen(body)) > 0);
 	send_str(fd, head);
 	char buf[64] = "";
 	struct pollfd p = {fd, POLLIN, 0};
@@ -428,8 +439,7 @@ static void json_reply_is_a_real_chat_completion(void **state)
 	long chars = (long)(strlen("You are a SQL bot.") + strlen(user));
 	assert_int_equal(cJSON_GetObjectItem(u, "prompt_tokens")->valueint, (chars + 3) / 4);
 	assert_int_equal(cJSON_GetObjectItem(u, "completion_tokens")->valueint, ((long)strlen(content) + 3) / 4);
-	assert_int_equal(cJSON_GetObjectItem(u, "total_tokens")->valueint,
-			 (chars + 3) / 4 + ((long)strlen(content) + 3) / 4);
+	assert_int_equal(cJSON_GetObjectItem(u, "total_tokens")->valueint, (chars + 3) / 4 + ((long)strlen(content) + 3) / 4);
 	assert_non_null(cJSON_GetObjectItem(o, "prompt_filter_results"));
 	cJSON_Delete(o);
 	rawhttp_resp_release(&r);
@@ -584,9 +594,9 @@ static void rules_substitute_map_sequence_echo_and_pad(void **state)
 
 	/* content as an array of parts counts too */
 	exchange("east", "POST", AZ_PATH, "api-key: k-east-secret-1\r\n",
-		 "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Question: \"},"
-		 "{\"type\":\"text\",\"text\":\"parts\"}]}]}",
-		 &r);
+	         "{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"Question: \"},"
+	         "{\"type\":\"text\",\"text\":\"parts\"}]}]}",
+	         &r);
 	assert_true(tu_contains(r.body, "SELECT parts;"));
 	rawhttp_resp_release(&r);
 }
@@ -618,8 +628,9 @@ static void rps_quota_answers_429_with_both_retry_headers_then_recovers(void **s
 	assert_true(rawhttp_header(&r, "x-ratelimit-remaining-requests", v, sizeof v));
 	assert_string_equal(v, "0");
 	assert_true(tu_contains(r.body, "\"code\":\"429\""));
-	assert_true(tu_contains(r.body, "exceeded call rate limit of your current OpenAI S0 pricing tier. "
-					"Please retry after 1 seconds."));
+	assert_true(tu_contains(r.body,
+	                        "exceeded call rate limit of your current OpenAI S0 pricing tier. "
+	                        "Please retry after 1 seconds."));
 	rawhttp_resp_release(&r);
 	assert_int_equal(fake_stat(&F, "limited", "rate_limited"), 1);
 	usleep((useconds_t)(ms + 20) * 1000);
@@ -639,8 +650,7 @@ static void rps_quota_answers_429_with_both_retry_headers_then_recovers(void **s
 /* Two requests of 60 estimated tokens against a window of 100: the first
  * goes (40 left, the per-minute limit announced), the second is told to
  * come back when the window has moved on. */
-static void tokens_run_out(const char *name, const char *key, const char *per_minute, int retry_lo_ms,
-                           int retry_hi_ms)
+static void tokens_run_out(const char *name, const char *key, const char *per_minute, int retry_lo_ms, int retry_hi_ms)
 {
 	struct rawhttp_resp r;
 	char v[64];
@@ -704,26 +714,25 @@ static void status_presets_answer_like_azure_and_count_down(void **state)
 		int status;
 		const char *body, *header, *value; /* value NULL: header must be absent */
 	} cases[] = {
-		{"{'kind':'http500','count':1}", 500, "\"code\":\"500\"", NULL, NULL},
-		{"{'kind':'http503','count':1}", 503, "temporarily unable", NULL, NULL},
-		{"{'kind':'http401','count':1}", 401, "Access denied", NULL, NULL},
-		{"{'kind':'http404','count':1}", 404, "DeploymentNotFound", NULL, NULL},
-		{"{'kind':'context_length','count':1}", 400,
-		 "maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.",
-		 NULL, NULL},
-		{"{'kind':'context_length','count':1}", 400, "\"code\":\"context_length_exceeded\"", NULL, NULL},
-		{"{'kind':'content_filter','count':1}", 400, "ResponsibleAIPolicyViolation", NULL, NULL},
-		{"{'kind':'content_filter','count':1}", 400, "\"code\":\"content_filter\"", NULL, NULL},
-		{"{'kind':'rate_limit','count':1}", 429, "Please retry after 20 seconds.", "retry-after", "20"},
-		{"{'kind':'rate_limit','count':1}", 429, "\"code\":\"429\"", "retry-after-ms", "20000"},
-		{"{'kind':'rate_limit','retry_after_s':0.5,'count':1}", 429, "retry after 1 seconds",
-		 "retry-after-ms", "500"},
-		{"{'kind':'rate_limit_bare','count':1}", 429, "Rate limit is exceeded", "retry-after", NULL},
-		{"{'kind':'rate_limit_bare','count':1}", 429, "Try again later", "retry-after-ms", NULL},
-		{"{'kind':'daily_quota','count':1}", 429, "daily token quota", "retry-after", "86400"},
-		{"{'kind':'status','status':408,'code':'Timeout','message':'slow down',"
-		 "'headers':{'x-custom':'yes'},'count':1}", 408, "\"code\":\"Timeout\"", "x-custom", "yes"},
-		{"{'kind':'status','status':409,'count':1}", 409, "\"code\":\"409\"", NULL, NULL},
+	        {"{'kind':'http500','count':1}", 500, "\"code\":\"500\"", NULL, NULL},
+	        {"{'kind':'http503','count':1}", 503, "temporarily unable", NULL, NULL},
+	        {"{'kind':'http401','count':1}", 401, "Access denied", NULL, NULL},
+	        {"{'kind':'http404','count':1}", 404, "DeploymentNotFound", NULL, NULL},
+	        {"{'kind':'context_length','count':1}", 400,
+	         "maximum context length is 128000 tokens. However, your messages resulted in 130000 tokens.", NULL, NULL},
+	        {"{'kind':'context_length','count':1}", 400, "\"code\":\"context_length_exceeded\"", NULL, NULL},
+	        {"{'kind':'content_filter','count':1}", 400, "ResponsibleAIPolicyViolation", NULL, NULL},
+	        {"{'kind':'content_filter','count':1}", 400, "\"code\":\"content_filter\"", NULL, NULL},
+	        {"{'kind':'rate_limit','count':1}", 429, "Please retry after 20 seconds.", "retry-after", "20"},
+	        {"{'kind':'rate_limit','count':1}", 429, "\"code\":\"429\"", "retry-after-ms", "20000"},
+	        {"{'kind':'rate_limit','retry_after_s':0.5,'count':1}", 429, "retry after 1 seconds", "retry-after-ms", "500"},
+	        {"{'kind':'rate_limit_bare','count':1}", 429, "Rate limit is exceeded", "retry-after", NULL},
+	        {"{'kind':'rate_limit_bare','count':1}", 429, "Try again later", "retry-after-ms", NULL},
+	        {"{'kind':'daily_quota','count':1}", 429, "daily token quota", "retry-after", "86400"},
+	        {"{'kind':'status','status':408,'code':'Timeout','message':'slow down',"
+	         "'headers':{'x-custom':'yes'},'count':1}",
+	         408, "\"code\":\"Timeout\"", "x-custom", "yes"},
+	        {"{'kind':'status','status':409,'count':1}", 409, "\"code\":\"409\"", NULL, NULL},
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
@@ -948,8 +957,7 @@ static void port_file_and_config_describe_every_endpoint(void **state)
 	cJSON *cfg = cJSON_Parse(text);
 	cJSON *eps = cJSON_GetObjectItem(cfg, "endpoints");
 	assert_int_equal(cJSON_GetArraySize(eps), 9);
-	static const char *const order[] = {"name", "kind", "url", "deployment", "api_version",
-					    "api_key", "priority", "weight"};
+	static const char *const order[] = {"name", "kind", "url", "deployment", "api_version", "api_key", "priority", "weight"};
 	cJSON *east = cJSON_GetArrayItem(eps, 0), *field = east->child;
 	for (size_t i = 0; i < 8; i++, field = field->next)
 		assert_string_equal(field->string, order[i]);
@@ -986,17 +994,17 @@ static void scenario_errors_exit_2_with_one_line(void **state)
 	static const struct {
 		const char *scenario, *says;
 	} cases[] = {
-		{"{'endpoints': [", "not valid JSON"},
-		{"{'endpoints': [{'name':'a','deployment':'d'}]}", "`api_key` is missing"},
-		{"{'endpoints': [{'name':'a','api_key':'k','deployment':'d','rmp':5}]}", "unknown field `rmp`"},
-		{"{'endpoints': [{'name':'a','api_key':'k','deployment':'d'}],'rules':[{'match':'(','reply':'x'}]}",
-		 "does not compile"},
-		{"{'endpoints': [{'name':'a','api_key':'k','deployment':'d','faults':[{'kind':'boom'}]}]}",
-		 "unknown kind `boom`"},
-		{"{'endpoints': [{'name':'a','api_key':'k','deployment':'d'}],'rules':[{'match':'x','map_file':'none.json'}]}",
-		 "cannot read map_file"},
-		{"{'endpoints': [{'name':'a','api_key':'k','deployment':'d'},{'name':'a','api_key':'k','deployment':'d'}]}",
-		 "already used"},
+	        {"{'endpoints': [", "not valid JSON"},
+	        {"{'endpoints': [{'name':'a','deployment':'d'}]}", "`api_key` is missing"},
+	        {"{'endpoints': [{'name':'a','api_key':'k','deployment':'d','rmp':5}]}", "unknown field `rmp`"},
+	        {"{'endpoints': [{'name':'a','api_key':'k','deployment':'d'}],'rules':[{'match':'(','reply':'x'}]}",
+	         "does not compile"},
+	        {"{'endpoints': [{'name':'a','api_key':'k','deployment':'d','faults':[{'kind':'boom'}]}]}",
+	         "unknown kind `boom`"},
+	        {"{'endpoints': [{'name':'a','api_key':'k','deployment':'d'}],'rules':[{'match':'x','map_file':'none.json'}]}",
+	         "cannot read map_file"},
+	        {"{'endpoints': [{'name':'a','api_key':'k','deployment':'d'},{'name':'a','api_key':'k','deployment':'d'}]}",
+	         "already used"},
 	};
 	(void)state;
 	char *dir = tu_mkdtemp("fake-bad"), *scen = NULL, *ports = NULL;
@@ -1162,8 +1170,8 @@ static void log_records_every_request_and_never_a_key(void **state)
 	for (char *line = strtok(log, "\n"); line; line = strtok(NULL, "\n")) {
 		cJSON *o = cJSON_Parse(line);
 		assert_non_null(o);
-		static const char *const fields[] = {"t_ms", "endpoint", "method", "path", "headers",
-						     "body", "status", "fault", "stream"};
+		static const char *const fields[] = {"t_ms", "endpoint", "method", "path",  "headers",
+		                                     "body", "status",   "fault",  "stream"};
 		for (size_t i = 0; i < sizeof fields / sizeof *fields; i++)
 			assert_non_null(cJSON_GetObjectItem(o, fields[i]));
 		cJSON *h = cJSON_GetObjectItem(o, "headers");
@@ -1196,7 +1204,7 @@ static int group_setup(void **state)
 	if (asprintf(&scen, "%s/scenario.json", F_dir) < 0 || asprintf(&map, "%s/map.json", F_dir) < 0)
 		return -1;
 	int rc = tu_write_file(map, "{\"customers\":\"SELECT * FROM customers;\",\"orders\":\"SELECT 2;\"}") ||
-		 tu_write_file(scen, text) || fake_start_file(&F, scen);
+	         tu_write_file(scen, text) || fake_start_file(&F, scen);
 	free(text);
 	free(scen);
 	free(map);
@@ -1216,32 +1224,32 @@ static int group_teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(azure_path_answers_only_with_the_right_key_deployment_and_version),
-		cmocka_unit_test(azure_v1_path_takes_api_key_or_bearer_and_checks_the_model),
-		cmocka_unit_test(openai_path_needs_bearer_and_reports_the_requested_model),
-		cmocka_unit_test(bad_bodies_get_400_411_and_413),
-		cmocka_unit_test(expect_100_continue_gets_an_interim_reply_before_the_body),
-		cmocka_unit_test(keep_alive_serves_many_requests_and_pipelining_works),
-		cmocka_unit_test(json_reply_is_a_real_chat_completion),
-		cmocka_unit_test(stream_follows_azure_event_order_with_usage_and_done),
-		cmocka_unit_test(latency_and_chunk_gaps_are_applied),
-		cmocka_unit_test(rules_substitute_map_sequence_echo_and_pad),
-		cmocka_unit_test(rps_quota_answers_429_with_both_retry_headers_then_recovers),
-		cmocka_unit_test(rp10s_and_tpm_quotas_count_their_own_windows),
-		cmocka_unit_test_setup(status_presets_answer_like_azure_and_count_down, reset_faulty),
-		cmocka_unit_test_setup(queue_applies_first_live_fault_and_forever_means_forever, reset_faulty),
-		cmocka_unit_test_setup(reset_and_hang_break_the_connection, reset_faulty),
-		cmocka_unit_test_setup(slow_first_token_delays_the_first_byte, reset_faulty),
-		cmocka_unit_test_setup(stream_cut_and_stall_stop_after_the_given_events, reset_faulty),
-		cmocka_unit_test_setup(malformed_chunk_and_no_done_break_the_event_stream, reset_faulty),
-		cmocka_unit_test_setup(flap_answers_503_for_down_ms_then_recovers, reset_faulty),
-		cmocka_unit_test_setup(control_api_rejects_bad_fault_lists_and_unknown_paths, reset_faulty),
-		cmocka_unit_test(port_file_and_config_describe_every_endpoint),
-		cmocka_unit_test(scenario_errors_exit_2_with_one_line),
-		cmocka_unit_test(sigterm_and_sigint_exit_cleanly_with_the_log_intact),
-		cmocka_unit_test(testutil_helpers_do_what_they_say),
-		cmocka_unit_test(serves_32_keep_alive_clients_at_hundreds_per_second),
-		cmocka_unit_test(log_records_every_request_and_never_a_key),
+	        cmocka_unit_test(azure_path_answers_only_with_the_right_key_deployment_and_version),
+	        cmocka_unit_test(azure_v1_path_takes_api_key_or_bearer_and_checks_the_model),
+	        cmocka_unit_test(openai_path_needs_bearer_and_reports_the_requested_model),
+	        cmocka_unit_test(bad_bodies_get_400_411_and_413),
+	        cmocka_unit_test(expect_100_continue_gets_an_interim_reply_before_the_body),
+	        cmocka_unit_test(keep_alive_serves_many_requests_and_pipelining_works),
+	        cmocka_unit_test(json_reply_is_a_real_chat_completion),
+	        cmocka_unit_test(stream_follows_azure_event_order_with_usage_and_done),
+	        cmocka_unit_test(latency_and_chunk_gaps_are_applied),
+	        cmocka_unit_test(rules_substitute_map_sequence_echo_and_pad),
+	        cmocka_unit_test(rps_quota_answers_429_with_both_retry_headers_then_recovers),
+	        cmocka_unit_test(rp10s_and_tpm_quotas_count_their_own_windows),
+	        cmocka_unit_test_setup(status_presets_answer_like_azure_and_count_down, reset_faulty),
+	        cmocka_unit_test_setup(queue_applies_first_live_fault_and_forever_means_forever, reset_faulty),
+	        cmocka_unit_test_setup(reset_and_hang_break_the_connection, reset_faulty),
+	        cmocka_unit_test_setup(slow_first_token_delays_the_first_byte, reset_faulty),
+	        cmocka_unit_test_setup(stream_cut_and_stall_stop_after_the_given_events, reset_faulty),
+	        cmocka_unit_test_setup(malformed_chunk_and_no_done_break_the_event_stream, reset_faulty),
+	        cmocka_unit_test_setup(flap_answers_503_for_down_ms_then_recovers, reset_faulty),
+	        cmocka_unit_test_setup(control_api_rejects_bad_fault_lists_and_unknown_paths, reset_faulty),
+	        cmocka_unit_test(port_file_and_config_describe_every_endpoint),
+	        cmocka_unit_test(scenario_errors_exit_2_with_one_line),
+	        cmocka_unit_test(sigterm_and_sigint_exit_cleanly_with_the_log_intact),
+	        cmocka_unit_test(testutil_helpers_do_what_they_say),
+	        cmocka_unit_test(serves_32_keep_alive_clients_at_hundreds_per_second),
+	        cmocka_unit_test(log_records_every_request_and_never_a_key),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -36,14 +36,14 @@
 #define TEST_DB TEST_DATA_DIR "/concerts.db" /* built from tests/data/concerts.sql */
 #define CORPUS SOURCE_DIR "/tests/data/hostile_sql.txt"
 #define CORPUS_MIN 120
-#define HOSTILE_TIMEOUT_MS 300  /* per statement in the corpus (test_limits.c checks the bounds) */
-#define TIMEOUT_SLACK_MS 700    /* scheduling noise allowed past it (x10 under valgrind) */
+#define HOSTILE_TIMEOUT_MS 300 /* per statement in the corpus (test_limits.c checks the bounds) */
+#define TIMEOUT_SLACK_MS 700   /* scheduling noise allowed past it (x10 under valgrind) */
 
 static struct env {
-	char *dir;       /* scratch directory, removed at the end */
-	char *attack;    /* @DIR@ of the corpus: must stay empty */
-	char *pristine;    /* copy of the concerts test database */
-	char *writable;  /* copy with triggers, a view and FTS */
+	char *dir;      /* scratch directory, removed at the end */
+	char *attack;   /* @DIR@ of the corpus: must stay empty */
+	char *pristine; /* copy of the concerts test database */
+	char *writable; /* copy with triggers, a view and FTS */
 } env;
 
 /* ---- fixtures ------------------------------------------------------------- */
@@ -149,51 +149,51 @@ static const struct message_case {
 	int code;
 	const char *says;
 } message_cases[] = {
-	{"DELETE FROM singer", CONVBI_EREJECTED, "the SQL writes to table `singer` (DELETE); only SELECT is allowed"},
-	{"UPDATE concert SET Year = 1", CONVBI_EREJECTED, "writes to table `concert` (UPDATE)"},
-	{"INSERT INTO stadium (Stadium_ID) VALUES (1)", CONVBI_EREJECTED, "writes to table `stadium` (INSERT)"},
-	{"WITH a AS (SELECT 1) DELETE FROM singer", CONVBI_EREJECTED, "writes to table `singer` (DELETE)"},
-	{"INSERT INTO no_such_table VALUES (1)", CONVBI_EREJECTED, "INSERT statement; only SELECT"},
-	{"DROP TABLE singer", CONVBI_EREJECTED, "the SQL is a DROP statement and changes the schema; only SELECT is allowed"},
-	{"DELETE FROM sqlite_master", CONVBI_EREJECTED, "the SQL is a DELETE statement; only SELECT is allowed"},
-	{"CREATE TEMP TABLE t (a)", CONVBI_EREJECTED, "creates a temporary table or view (CREATE TEMP); use a WITH clause"},
-	{"CREATE TEMP VIEW v AS SELECT 1", CONVBI_EREJECTED, "use a WITH clause instead"},
-	{"CREATE TABLE t (a)", CONVBI_EREJECTED, "the SQL is a CREATE statement and changes the schema"},
-	{"CREATE INDEX i ON singer (Name)", CONVBI_EREJECTED, "the SQL is a CREATE statement"},
-	{"ALTER TABLE singer ADD COLUMN z", CONVBI_EREJECTED, "alters table `singer`"},
-	{"SELECT load_extension('x')", CONVBI_EREJECTED, "function load_extension() is not allowed"},
-	{"SELECT fts3_tokenizer('simple')", CONVBI_EREJECTED, "function fts3_tokenizer() is not allowed"},
-	{"PRAGMA query_only = 0", CONVBI_EREJECTED, "PRAGMA query_only is not allowed"},
-	{"SELECT * FROM pragma_table_info('singer')", CONVBI_EREJECTED, "pragma_*, dbstat and sqlite_stmt are not allowed"},
-	{"SELECT * FROM dbstat", CONVBI_EREJECTED, "not allowed; query the database's own tables"},
-	{"ATTACH 'x.db' AS x", CONVBI_EREJECTED, "attaches database file 'x.db'"},
-	{"DETACH main", CONVBI_EREJECTED, "DETACH"},
-	{"BEGIN", CONVBI_EREJECTED, "transaction control (BEGIN) is not allowed"},
-	{"SAVEPOINT s", CONVBI_EREJECTED, "savepoints"},
-	{"VACUUM INTO 'copy.db'", CONVBI_EREJECTED, "maintenance statements"},
-	{"ANALYZE", CONVBI_EREJECTED, "ANALYZE"},
-	{"EXPLAIN SELECT 1", CONVBI_EREJECTED, "EXPLAIN is not allowed; send the SELECT itself"},
-	{"EXPLAIN QUERY PLAN SELECT 1", CONVBI_EREJECTED, "EXPLAIN is not allowed"},
-	{"SELECT 1; DROP TABLE singer", CONVBI_EREJECTED,
-	 "the SQL has more than one statement (another starts at offset 10); send exactly one SELECT"},
-	{"SELECT ';' ; SELECT 2", CONVBI_EREJECTED, "more than one statement"},
-	{"  -- just a comment", CONVBI_EREJECTED, "the SQL is empty"},
-	{"SELECT * FROM singer WHERE Name = ?", CONVBI_EREJECTED, "has a parameter (?)"},
-	{"SELECT :who", CONVBI_EREJECTED, "has a parameter (:who)"},
-	{"SELECT * FORM singer", CONVBI_ESQL, "near \"FORM\": syntax error at offset 9"},
-	{"/* c */ SELECT * FORM singer", CONVBI_ESQL, "near \"FORM\": syntax error at offset 17"},
-	{"SELECT nope FROM singer", CONVBI_ESQL, "no such column: nope"},
-	{"SELECT * FROM nowhere", CONVBI_ESQL, "no such table: nowhere"},
-	{"SELECT TOP 3 Name FROM singer", CONVBI_ESQL, "hint: SQLite has no TOP; put LIMIT n at the end"},
-	{"SELECT Name FROM singer WHERE Name ILIKE 'j%'", CONVBI_ESQL, "hint: SQLite has no ILIKE"},
-	{"SELECT NOW()", CONVBI_ESQL, "hint: SQLite has no NOW()"},
-	{"SELECT DATEDIFF(day, 1, 2)", CONVBI_ESQL, "julianday"},
-	{"SELECT Age::text FROM singer", CONVBI_ESQL, "CAST(x AS type)"},
-	{"SELECT {{300*(}}1{{300*)}}", CONVBI_ETOOBIG, "simplify the query"},
-	{"SELECT 1{{60* UNION SELECT 1}}", CONVBI_ETOOBIG, "too many terms in compound SELECT"},
-	{"SELECT zeroblob(5000000)", CONVBI_ETOOBIG, "zeroblob(5000000) exceeds the 1048576-byte limit"},
-	{"SELECT randomblob(5000000)", CONVBI_ETOOBIG, "randomblob(5000000) exceeds"},
-	{"SELECT 'a' LIKE '{{1200*%}}'", CONVBI_ETOOBIG, "pattern too complex"},
+        {"DELETE FROM singer", CONVBI_EREJECTED, "the SQL writes to table `singer` (DELETE); only SELECT is allowed"},
+        {"UPDATE concert SET Year = 1", CONVBI_EREJECTED, "writes to table `concert` (UPDATE)"},
+        {"INSERT INTO stadium (Stadium_ID) VALUES (1)", CONVBI_EREJECTED, "writes to table `stadium` (INSERT)"},
+        {"WITH a AS (SELECT 1) DELETE FROM singer", CONVBI_EREJECTED, "writes to table `singer` (DELETE)"},
+        {"INSERT INTO no_such_table VALUES (1)", CONVBI_EREJECTED, "INSERT statement; only SELECT"},
+        {"DROP TABLE singer", CONVBI_EREJECTED, "the SQL is a DROP statement and changes the schema; only SELECT is allowed"},
+        {"DELETE FROM sqlite_master", CONVBI_EREJECTED, "the SQL is a DELETE statement; only SELECT is allowed"},
+        {"CREATE TEMP TABLE t (a)", CONVBI_EREJECTED, "creates a temporary table or view (CREATE TEMP); use a WITH clause"},
+        {"CREATE TEMP VIEW v AS SELECT 1", CONVBI_EREJECTED, "use a WITH clause instead"},
+        {"CREATE TABLE t (a)", CONVBI_EREJECTED, "the SQL is a CREATE statement and changes the schema"},
+        {"CREATE INDEX i ON singer (Name)", CONVBI_EREJECTED, "the SQL is a CREATE statement"},
+        {"ALTER TABLE singer ADD COLUMN z", CONVBI_EREJECTED, "alters table `singer`"},
+        {"SELECT load_extension('x')", CONVBI_EREJECTED, "function load_extension() is not allowed"},
+        {"SELECT fts3_tokenizer('simple')", CONVBI_EREJECTED, "function fts3_tokenizer() is not allowed"},
+        {"PRAGMA query_only = 0", CONVBI_EREJECTED, "PRAGMA query_only is not allowed"},
+        {"SELECT * FROM pragma_table_info('singer')", CONVBI_EREJECTED, "pragma_*, dbstat and sqlite_stmt are not allowed"},
+        {"SELECT * FROM dbstat", CONVBI_EREJECTED, "not allowed; query the database's own tables"},
+        {"ATTACH 'x.db' AS x", CONVBI_EREJECTED, "attaches database file 'x.db'"},
+        {"DETACH main", CONVBI_EREJECTED, "DETACH"},
+        {"BEGIN", CONVBI_EREJECTED, "transaction control (BEGIN) is not allowed"},
+        {"SAVEPOINT s", CONVBI_EREJECTED, "savepoints"},
+        {"VACUUM INTO 'copy.db'", CONVBI_EREJECTED, "maintenance statements"},
+        {"ANALYZE", CONVBI_EREJECTED, "ANALYZE"},
+        {"EXPLAIN SELECT 1", CONVBI_EREJECTED, "EXPLAIN is not allowed; send the SELECT itself"},
+        {"EXPLAIN QUERY PLAN SELECT 1", CONVBI_EREJECTED, "EXPLAIN is not allowed"},
+        {"SELECT 1; DROP TABLE singer", CONVBI_EREJECTED,
+         "the SQL has more than one statement (another starts at offset 10); send exactly one SELECT"},
+        {"SELECT ';' ; SELECT 2", CONVBI_EREJECTED, "more than one statement"},
+        {"  -- just a comment", CONVBI_EREJECTED, "the SQL is empty"},
+        {"SELECT * FROM singer WHERE Name = ?", CONVBI_EREJECTED, "has a parameter (?)"},
+        {"SELECT :who", CONVBI_EREJECTED, "has a parameter (:who)"},
+        {"SELECT * FORM singer", CONVBI_ESQL, "near \"FORM\": syntax error at offset 9"},
+        {"/* c */ SELECT * FORM singer", CONVBI_ESQL, "near \"FORM\": syntax error at offset 17"},
+        {"SELECT nope FROM singer", CONVBI_ESQL, "no such column: nope"},
+        {"SELECT * FROM nowhere", CONVBI_ESQL, "no such table: nowhere"},
+        {"SELECT TOP 3 Name FROM singer", CONVBI_ESQL, "hint: SQLite has no TOP; put LIMIT n at the end"},
+        {"SELECT Name FROM singer WHERE Name ILIKE 'j%'", CONVBI_ESQL, "hint: SQLite has no ILIKE"},
+        {"SELECT NOW()", CONVBI_ESQL, "hint: SQLite has no NOW()"},
+        {"SELECT DATEDIFF(day, 1, 2)", CONVBI_ESQL, "julianday"},
+        {"SELECT Age::text FROM singer", CONVBI_ESQL, "CAST(x AS type)"},
+        {"SELECT {{300*(}}1{{300*)}}", CONVBI_ETOOBIG, "simplify the query"},
+        {"SELECT 1{{60* UNION SELECT 1}}", CONVBI_ETOOBIG, "too many terms in compound SELECT"},
+        {"SELECT zeroblob(5000000)", CONVBI_ETOOBIG, "zeroblob(5000000) exceeds the 1048576-byte limit"},
+        {"SELECT randomblob(5000000)", CONVBI_ETOOBIG, "randomblob(5000000) exceeds"},
+        {"SELECT 'a' LIKE '{{1200*%}}'", CONVBI_ETOOBIG, "pattern too complex"},
 };
 
 /* Expands the corpus notation (corpus.h) into out. */
@@ -231,31 +231,31 @@ static void refusals_say_what_to_change(void **state)
 /* ---- what passes ---------------------------------------------------------------------- */
 
 static const char *const accepted[] = {
-	"SELECT * FROM singer",
-	"select name from singer",
-	"  \n\t/* leading comment */ -- and another\n SELECT 1",
-	"SELECT 1;",
-	"SELECT 1 ;  ;\n -- trailing comment",
-	"SELECT 1 /* unterminated trailing comment",
-	"WITH s AS (SELECT * FROM singer) SELECT count(*) FROM s",
-	"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 10) SELECT sum(x) FROM c",
-	"VALUES (1, 'a'), (2, 'b')",
-	"SELECT Name, rank() OVER (ORDER BY Age DESC) FROM singer",
-	"SELECT Country, avg(Age), group_concat(Name, '; ') FROM singer GROUP BY Country HAVING count(*) > 1",
-	"SELECT date('now'), strftime('%Y', '2020-01-01'), julianday('2020-01-01') - julianday('2019-01-01')",
-	"SELECT sqrt(16), pow(2, 10), ln(1), round(2.5), abs(-3), pi()",
-	"SELECT json_object('a', 1) ->> '$.a', json_extract('{\"b\":2}', '$.b')",
-	"SELECT value FROM json_each('[1,2,3]')",
-	"SELECT * FROM json_tree('{\"a\":[1,2]}')",
-	"SELECT name FROM sqlite_master WHERE type = 'table'",
-	"SELECT * FROM singer WHERE Name LIKE '%a%' ESCAPE '\\' AND Name GLOB '*'",
-	"SELECT CASE WHEN Age > 40 THEN 'old' ELSE 'young' END FROM singer",
-	"SELECT \"Name\", `Age`, [Country] FROM singer",
-	"SELECT s.Name FROM singer AS s JOIN singer_in_concert AS sic ON s.Singer_ID = sic.Singer_ID",
-	"SELECT Name FROM singer EXCEPT SELECT Name FROM singer WHERE Age > 40",
-	"SELECT typeof(1), coalesce(NULL, 2), iif(1, 'y', 'n'), nullif(1, 1), hex(randomblob(4)) IS NOT NULL",
-	"SELECT length(zeroblob(1000)), printf('%05d', 42), substr('abcdef', 2, 3), instr('abc', 'b')",
-	"SELECT 'DELETE FROM singer; DROP TABLE x' AS looks_bad_but_is_a_string",
+        "SELECT * FROM singer",
+        "select name from singer",
+        "  \n\t/* leading comment */ -- and another\n SELECT 1",
+        "SELECT 1;",
+        "SELECT 1 ;  ;\n -- trailing comment",
+        "SELECT 1 /* unterminated trailing comment",
+        "WITH s AS (SELECT * FROM singer) SELECT count(*) FROM s",
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 10) SELECT sum(x) FROM c",
+        "VALUES (1, 'a'), (2, 'b')",
+        "SELECT Name, rank() OVER (ORDER BY Age DESC) FROM singer",
+        "SELECT Country, avg(Age), group_concat(Name, '; ') FROM singer GROUP BY Country HAVING count(*) > 1",
+        "SELECT date('now'), strftime('%Y', '2020-01-01'), julianday('2020-01-01') - julianday('2019-01-01')",
+        "SELECT sqrt(16), pow(2, 10), ln(1), round(2.5), abs(-3), pi()",
+        "SELECT json_object('a', 1) ->> '$.a', json_extract('{\"b\":2}', '$.b')",
+        "SELECT value FROM json_each('[1,2,3]')",
+        "SELECT * FROM json_tree('{\"a\":[1,2]}')",
+        "SELECT name FROM sqlite_master WHERE type = 'table'",
+        "SELECT * FROM singer WHERE Name LIKE '%a%' ESCAPE '\\' AND Name GLOB '*'",
+        "SELECT CASE WHEN Age > 40 THEN 'old' ELSE 'young' END FROM singer",
+        "SELECT \"Name\", `Age`, [Country] FROM singer",
+        "SELECT s.Name FROM singer AS s JOIN singer_in_concert AS sic ON s.Singer_ID = sic.Singer_ID",
+        "SELECT Name FROM singer EXCEPT SELECT Name FROM singer WHERE Age > 40",
+        "SELECT typeof(1), coalesce(NULL, 2), iif(1, 'y', 'n'), nullif(1, 1), hex(randomblob(4)) IS NOT NULL",
+        "SELECT length(zeroblob(1000)), printf('%05d', 42), substr('abcdef', 2, 3), instr('abc', 'b')",
+        "SELECT 'DELETE FROM singer; DROP TABLE x' AS looks_bad_but_is_a_string",
 };
 
 static void read_only_selects_pass_the_gate(void **state)
@@ -281,10 +281,10 @@ static void views_and_virtual_tables_of_the_database_can_be_read(void **state)
 {
 	(void)state;
 	static const char *const sqls[] = {
-		"SELECT Name FROM french ORDER BY Name",
-		"SELECT title FROM docs WHERE docs MATCH 'hello'",
-		"SELECT title, bm25(docs), snippet(docs, 1, '[', ']', '...', 4) FROM docs WHERE docs MATCH 'farewell'",
-		"SELECT highlight(docs, 0, '<', '>') FROM docs WHERE docs MATCH 'world'",
+	        "SELECT Name FROM french ORDER BY Name",
+	        "SELECT title FROM docs WHERE docs MATCH 'hello'",
+	        "SELECT title, bm25(docs), snippet(docs, 1, '[', ']', '...', 4) FROM docs WHERE docs MATCH 'farewell'",
+	        "SELECT highlight(docs, 0, '<', '>') FROM docs WHERE docs MATCH 'world'",
 	};
 	struct exec *x = open_exec(env.writable);
 	for (size_t i = 0; i < sizeof sqls / sizeof sqls[0]; i++) {
@@ -304,9 +304,9 @@ static void views_and_virtual_tables_of_the_database_can_be_read(void **state)
 static void the_authorizer_alone_refuses_writes_prepared_directly(void **state)
 {
 	(void)state;
-	static const char *const writes[] = {"DELETE FROM singer", "UPDATE singer SET Name = 'x'",
-	                                     "CREATE TABLE y (a)", "ATTACH 'z.db' AS z", "PRAGMA query_only = 0",
-	                                     "BEGIN", "SELECT load_extension('x')"};
+	static const char *const writes[] = {"DELETE FROM singer",        "UPDATE singer SET Name = 'x'", "CREATE TABLE y (a)",
+	                                     "ATTACH 'z.db' AS z",        "PRAGMA query_only = 0",        "BEGIN",
+	                                     "SELECT load_extension('x')"};
 	uint64_t before = tu_file_checksum(env.writable);
 	struct exec *x = open_exec(env.writable);
 	sqlite3 *db = exec_sqlite(x);
@@ -383,12 +383,11 @@ static const char *run_case(struct exec *x, const struct corpus_case *c, struct 
 	if (!strcmp(c->kind, "reject"))
 		ok = rc == CONVBI_EREJECTED;
 	else if (!strcmp(c->kind, "limit"))
-		ok = rc == CONVBI_ETIMEOUT || rc == CONVBI_ETOOBIG ||
-		     (rc == CONVBI_OK && (t->truncated || t->cells_cut > 0));
+		ok = rc == CONVBI_ETIMEOUT || rc == CONVBI_ETOOBIG || (rc == CONVBI_OK && (t->truncated || t->cells_cut > 0));
 	else
 		ok = rc != CONVBI_OK;
-	snprintf(why, whylen, "line %d (%s): %s -> %s \"%s\"%s, %lld ms", c->line, c->kind, c->sql,
-	         convbi_errname(rc), e.msg, t && t->truncated ? " truncated" : "", (long long)took);
+	snprintf(why, whylen, "line %d (%s): %s -> %s \"%s\"%s, %lld ms", c->line, c->kind, c->sql, convbi_errname(rc), e.msg,
+	         t && t->truncated ? " truncated" : "", (long long)took);
 	table_free(t);
 	if (rc && (!e.msg[0] || strchr(e.msg, '\n')))
 		return why; /* every refusal carries one line */
@@ -440,8 +439,11 @@ static void hostile_corpus_changes_nothing_in_a_writable_database_with_triggers(
 	sqlite3 *db = NULL;
 	sqlite3_stmt *st = NULL;
 	assert_int_equal(sqlite3_open(env.writable, &db), SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db, "SELECT (SELECT count(*) FROM singer), (SELECT count(*) FROM audit), "
-	                                        "(SELECT count(*) FROM sqlite_master)", -1, &st, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	                                    "SELECT (SELECT count(*) FROM singer), (SELECT count(*) FROM audit), "
+	                                    "(SELECT count(*) FROM sqlite_master)",
+	                                    -1, &st, NULL),
+	                 SQLITE_OK);
 	assert_int_equal(sqlite3_step(st), SQLITE_ROW);
 	assert_int_equal(sqlite3_column_int(st, 0), 6);
 	assert_int_equal(sqlite3_column_int(st, 1), 0);
@@ -479,14 +481,14 @@ static void hostile_refusals_need_no_execution(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(refusals_say_what_to_change),
-		cmocka_unit_test(read_only_selects_pass_the_gate),
-		cmocka_unit_test(views_and_virtual_tables_of_the_database_can_be_read),
-		cmocka_unit_test(the_authorizer_alone_refuses_writes_prepared_directly),
-		cmocka_unit_test(writes_fail_without_the_authorizer_and_with_query_only_off),
-		cmocka_unit_test(hostile_refusals_need_no_execution),
-		cmocka_unit_test(hostile_corpus_changes_nothing_in_a_copy_of_the_test_database),
-		cmocka_unit_test(hostile_corpus_changes_nothing_in_a_writable_database_with_triggers),
+	        cmocka_unit_test(refusals_say_what_to_change),
+	        cmocka_unit_test(read_only_selects_pass_the_gate),
+	        cmocka_unit_test(views_and_virtual_tables_of_the_database_can_be_read),
+	        cmocka_unit_test(the_authorizer_alone_refuses_writes_prepared_directly),
+	        cmocka_unit_test(writes_fail_without_the_authorizer_and_with_query_only_off),
+	        cmocka_unit_test(hostile_refusals_need_no_execution),
+	        cmocka_unit_test(hostile_corpus_changes_nothing_in_a_copy_of_the_test_database),
+	        cmocka_unit_test(hostile_corpus_changes_nothing_in_a_writable_database_with_triggers),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -61,18 +61,18 @@
 #define TIGHT_MEM_MAX ((int64_t)64 << 20)
 #define TIGHT_TEMP_MAX ((int64_t)64 << 20)
 
-#define LATE_MS 100                 /* past the deadline, at most */
+#define LATE_MS 100                   /* past the deadline, at most */
 #define MEM_SLACK ((int64_t)16 << 20) /* RSS beyond SQLite's budget: the copied result (capped), malloc's slack */
 #define TEMP_SLACK ((int64_t)1 << 20) /* file system rounding */
-#define HOSTILE_SECONDS 4           /* of generated statements, by default */
-#define SLOW_TIMEOUT_MS 3000        /* the longest deadline when instrumented */
+#define HOSTILE_SECONDS 4             /* of generated statements, by default */
+#define SLOW_TIMEOUT_MS 3000          /* the longest deadline when instrumented */
 
 static struct env {
-	char *dir;       /* scratch directory, removed at the end */
-	char *tmp;       /* SQLITE_TMPDIR of the children */
-	char *heavy;     /* the fixture database */
-	struct exec *x;  /* opened once on heavy; children inherit it */
-	int slow;        /* 1 = instrumented (the sanitizers; .ci/run keeps this test from valgrind) */
+	char *dir;      /* scratch directory, removed at the end */
+	char *tmp;      /* SQLITE_TMPDIR of the children */
+	char *heavy;    /* the fixture database */
+	struct exec *x; /* opened once on heavy; children inherit it */
+	int slow;       /* 1 = instrumented (the sanitizers; .ci/run keeps this test from valgrind) */
 } env;
 
 /* What the child reports through its pipe. */
@@ -188,7 +188,9 @@ static const char *over_bounds(const struct exec_limits *lim, const struct measu
 	int64_t wait = m->o.wait_ms > 0 ? m->o.wait_ms : 0;
 	int64_t rss = (m->u.rss_peak_kb - m->o.rss_before_kb) * 1024;
 	if (lim->timeout_ms > 0 && m->o.elapsed_ms - wait > lim->timeout_ms + late)
-		snprintf(why, whylen, "took %" PRId64 " ms (%" PRId64 " ms of it waiting for a CPU after the deadline), over %d + %" PRId64 " ms",
+		snprintf(why, whylen,
+		         "took %" PRId64 " ms (%" PRId64 " ms of it waiting for a CPU after the deadline), over %d + %" PRId64
+		         " ms",
 		         m->o.elapsed_ms, wait, lim->timeout_ms, late);
 	else if (rss > mem_allowed)
 		snprintf(why, whylen, "peak RSS grew by %" PRId64 " MB, over %" PRId64 " MB", rss >> 20, mem_allowed >> 20);
@@ -206,9 +208,8 @@ static void print_measured(const char *name, const struct measured *m)
 {
 	print_message("%-44.44s %-10s %5" PRId64 " ms (wait %3" PRId64 ") rss +%4" PRId64 " MB  temp %4" PRId64
 	              " MB  [counted: %" PRId64 " MB, %" PRId64 " MB]\n",
-	              name, convbi_errname(m->o.rc), m->o.elapsed_ms, m->o.wait_ms,
-	              (m->u.rss_peak_kb - m->o.rss_before_kb) >> 10, m->u.temp_peak >> 20, m->o.usage.mem_peak >> 20,
-	              m->o.usage.temp_peak >> 20);
+	              name, convbi_errname(m->o.rc), m->o.elapsed_ms, m->o.wait_ms, (m->u.rss_peak_kb - m->o.rss_before_kb) >> 10,
+	              m->u.temp_peak >> 20, m->o.usage.mem_peak >> 20, m->o.usage.temp_peak >> 20);
 }
 
 static struct exec_limits tight_limits(void)
@@ -277,20 +278,18 @@ static const struct default_case {
 	int timeout_ms;
 	int code; /* expected */
 } default_cases[] = {
-	{"1000 columns of zeroblob(1 MB), 256 MB budget",
-	 "SELECT {{999*zeroblob(1048576), }}zeroblob(1048576)", 5000, CONVBI_ETOOBIG},
-	{"60 json_group_array over 16 MB, 256 MB budget",
-	 "SELECT {{59*length(json_group_array(t || 'x')), }}length(json_group_array(t)) FROM rows", 5000,
-	 CONVBI_ETOOBIG},
-	{"sort of 300,000 4 KB keys, 512 MB disk budget",
-	 "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 300000) "
-	 "SELECT x FROM c ORDER BY hex(zeroblob(2000)) || x DESC",
-	 60000, CONVBI_ETOOBIG}, /* about 1 s; the deadline only has to come after the budget */
-	{"json_patch of two 100,000-key objects",
-	 "SELECT length(json_patch(a.j, b.j)) FROM js AS a, js AS b WHERE a.id = 1 AND b.id = 2", 1000,
-	 CONVBI_ETOOBIG},
-	{"a VIRTUAL generated column costly per row",
-	 "SELECT count(*) FROM g AS a, g AS b WHERE a.b = b.b", 1000, CONVBI_ETIMEOUT},
+        {"1000 columns of zeroblob(1 MB), 256 MB budget", "SELECT {{999*zeroblob(1048576), }}zeroblob(1048576)", 5000,
+         CONVBI_ETOOBIG},
+        {"60 json_group_array over 16 MB, 256 MB budget",
+         "SELECT {{59*length(json_group_array(t || 'x')), }}length(json_group_array(t)) FROM rows", 5000, CONVBI_ETOOBIG},
+        {"sort of 300,000 4 KB keys, 512 MB disk budget",
+         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 300000) "
+         "SELECT x FROM c ORDER BY hex(zeroblob(2000)) || x DESC",
+         60000, CONVBI_ETOOBIG}, /* about 1 s; the deadline only has to come after the budget */
+        {"json_patch of two 100,000-key objects",
+         "SELECT length(json_patch(a.j, b.j)) FROM js AS a, js AS b WHERE a.id = 1 AND b.id = 2", 1000, CONVBI_ETOOBIG},
+        {"a VIRTUAL generated column costly per row", "SELECT count(*) FROM g AS a, g AS b WHERE a.b = b.b", 1000,
+         CONVBI_ETIMEOUT},
 };
 
 static void issue_cases_stay_within_the_default_budgets(void **state)
@@ -357,9 +356,8 @@ static void generated_statements_stay_within_their_bounds(void **state)
 			failures++;
 		}
 	}
-	print_message("%d statements: %d ok, %d rejected, %d SQL errors, %d too big, %d timed out\n", runs,
-	              counts[CONVBI_OK], counts[CONVBI_EREJECTED], counts[CONVBI_ESQL], counts[CONVBI_ETOOBIG],
-	              counts[CONVBI_ETIMEOUT]);
+	print_message("%d statements: %d ok, %d rejected, %d SQL errors, %d too big, %d timed out\n", runs, counts[CONVBI_OK],
+	              counts[CONVBI_EREJECTED], counts[CONVBI_ESQL], counts[CONVBI_ETOOBIG], counts[CONVBI_ETIMEOUT]);
 	assert_int_equal(failures, 0);
 }
 
@@ -373,9 +371,9 @@ int main(void)
 	if (!env.tmp || mkdir(env.tmp, 0700) || setenv("SQLITE_TMPDIR", env.tmp, 1))
 		return 1;
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(hostile_corpus_stays_within_time_memory_and_disk),
-		cmocka_unit_test(issue_cases_stay_within_the_default_budgets),
-		cmocka_unit_test(generated_statements_stay_within_their_bounds),
+	        cmocka_unit_test(hostile_corpus_stays_within_time_memory_and_disk),
+	        cmocka_unit_test(issue_cases_stay_within_the_default_budgets),
+	        cmocka_unit_test(generated_statements_stay_within_their_bounds),
 	};
 	int rc = cmocka_run_group_tests(tests, group_setup, group_teardown);
 	tu_rmtree(env.dir);

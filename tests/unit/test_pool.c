@@ -19,7 +19,7 @@
 #include "llm/state.h"
 #include "util/alloc.h"
 
-#define T0 ((int64_t)1700000000000)  /* a wall-clock instant on a window-bucket boundary */
+#define T0 ((int64_t)1700000000000) /* a wall-clock instant on a window-bucket boundary */
 
 static struct pool *open_pool(const struct pool_ep_cfg *eps, size_t n)
 {
@@ -61,9 +61,9 @@ static struct state_snap fresh_snap(void)
 }
 
 static const struct pool_ep_cfg W123[] = {
-	{"a", "https://a/dep", 0, 1, 0, 0},
-	{"b", "https://b/dep", 0, 2, 0, 0},
-	{"c", "https://c/dep", 0, 3, 0, 0},
+        {"a", "https://a/dep", 0, 1, 0, 0},
+        {"b", "https://b/dep", 0, 2, 0, 0},
+        {"c", "https://c/dep", 0, 3, 0, 0},
 };
 
 /* ---- pure logic ---------------------------------------------------------- */
@@ -85,11 +85,11 @@ static void wrr_walk_skips_unusable_to_the_next_in_the_cycle(void **state)
 {
 	const uint8_t cyc[6] = {2, 1, 0, 2, 1, 2};
 	assert_int_equal(pool_wrr_walk(cyc, 6, 0, 7), 2);
-	assert_int_equal(pool_wrr_walk(cyc, 6, 7, 7), 1);          /* 7 mod 6 = 1 */
+	assert_int_equal(pool_wrr_walk(cyc, 6, 7, 7), 1); /* 7 mod 6 = 1 */
 	assert_int_equal(pool_wrr_walk(cyc, 6, 0, 1u << 0 | 1u << 1), 1);
-	assert_int_equal(pool_wrr_walk(cyc, 6, 4, 1u << 0), 0);    /* wraps round */
+	assert_int_equal(pool_wrr_walk(cyc, 6, 4, 1u << 0), 0); /* wraps round */
 	assert_int_equal(pool_wrr_walk(cyc, 6, 3, 0), -1);
-	assert_int_equal(pool_wrr_walk(cyc, 6, 3, 1u << 5), -1);   /* not in this cycle */
+	assert_int_equal(pool_wrr_walk(cyc, 6, 3, 1u << 5), -1); /* not in this cycle */
 	assert_int_equal(pool_wrr_walk(cyc, 6, UINT64_MAX, 7), cyc[UINT64_MAX % 6]);
 }
 
@@ -109,11 +109,11 @@ static void judge_reads_each_blocker_from_a_snapshot(void **state)
 	assert_false(v.usable);
 	assert_false(v.breaker_only);
 	assert_int_equal(v.ready_ms, T0 + 500);
-	pool_judge(&v, &cfg, &s, T0 + 500, 100);  /* cooldown ends exactly then */
+	pool_judge(&v, &cfg, &s, T0 + 500, 100); /* cooldown ends exactly then */
 	assert_true(v.usable);
 
 	s = fresh_snap();
-	s.f[STATE_PACE_REQ] = (T0 + 1234) * 1000 + 1;  /* rpm pacing: next slot just after */
+	s.f[STATE_PACE_REQ] = (T0 + 1234) * 1000 + 1; /* rpm pacing: next slot just after */
 	pool_judge(&v, &cfg, &s, T0 + 1234, 100);
 	assert_false(v.usable);
 	assert_int_equal(v.ready_ms, T0 + 1235);
@@ -121,7 +121,7 @@ static void judge_reads_each_blocker_from_a_snapshot(void **state)
 	assert_true(v.usable);
 
 	s = fresh_snap();
-	s.f[STATE_PACE_TOK] = (T0 + 40) * 1000;  /* tpm pacing */
+	s.f[STATE_PACE_TOK] = (T0 + 40) * 1000; /* tpm pacing */
 	pool_judge(&v, &cfg, &s, T0, 40);
 	assert_false(v.usable);
 	assert_int_equal(v.ready_ms, T0 + 40);
@@ -165,18 +165,18 @@ static void judge_tells_open_half_open_and_busy_probe_apart(void **state)
 	assert_int_equal(v.breaker_ms, T0 + 2000);
 	assert_int_equal(v.last_fail_ms, T0 - 1);
 
-	pool_judge(&v, &cfg, &s, T0 + 2000, 0);  /* half-open, probe free */
+	pool_judge(&v, &cfg, &s, T0 + 2000, 0); /* half-open, probe free */
 	assert_true(v.usable);
 	assert_true(v.probe);
 
-	s.f[STATE_PROBE_UNTIL] = T0 + 3000;      /* someone is probing */
+	s.f[STATE_PROBE_UNTIL] = T0 + 3000; /* someone is probing */
 	pool_judge(&v, &cfg, &s, T0 + 2500, 0);
 	assert_false(v.usable);
 	assert_true(v.breaker_only);
-	pool_judge(&v, &cfg, &s, T0 + 3000, 0);  /* ... and their claim ran out */
+	pool_judge(&v, &cfg, &s, T0 + 3000, 0); /* ... and their claim ran out */
 	assert_true(v.probe);
 
-	s.f[STATE_COOL_UNTIL] = T0 + 9000;       /* cooling too: not a fallback candidate */
+	s.f[STATE_COOL_UNTIL] = T0 + 9000; /* cooling too: not a fallback candidate */
 	pool_judge(&v, &cfg, &s, T0, 0);
 	assert_false(v.usable);
 	assert_false(v.breaker_only);
@@ -187,10 +187,14 @@ static void fallback_prefers_breaker_opening_soonest_then_oldest_failure(void **
 {
 	struct pool_verdict v[4];
 	memset(v, 0, sizeof v);
-	v[0].breaker_ms = T0 + 3000; v[0].last_fail_ms = T0 - 10;
-	v[1].breaker_ms = T0 + 1000; v[1].last_fail_ms = T0 - 5;
-	v[2].breaker_ms = T0 + 1000; v[2].last_fail_ms = T0 - 50;
-	v[3].breaker_ms = T0 + 500;  v[3].last_fail_ms = T0;
+	v[0].breaker_ms = T0 + 3000;
+	v[0].last_fail_ms = T0 - 10;
+	v[1].breaker_ms = T0 + 1000;
+	v[1].last_fail_ms = T0 - 5;
+	v[2].breaker_ms = T0 + 1000;
+	v[2].last_fail_ms = T0 - 50;
+	v[3].breaker_ms = T0 + 500;
+	v[3].last_fail_ms = T0;
 	assert_int_equal(pool_fallback(v, 4, 0xf), 3);
 	assert_int_equal(pool_fallback(v, 4, 0x7), 2);
 	assert_int_equal(pool_fallback(v, 4, 0x3), 1);
@@ -216,7 +220,7 @@ static void wait_is_the_earliest_ready_endpoint_and_never_zero(void **state)
 static void weights_1_2_3_get_exactly_their_share_of_every_cycle(void **state)
 {
 	struct pool *p = open_pool(W123, 3);
-	for (int warmup = 0; warmup < 7; warmup++) {  /* any starting counter value */
+	for (int warmup = 0; warmup < 7; warmup++) { /* any starting counter value */
 		int n[3] = {0};
 		for (int i = 0; i < 6 * 1000; i++) {
 			int ep = pick(p, T0);
@@ -227,7 +231,7 @@ static void weights_1_2_3_get_exactly_their_share_of_every_cycle(void **state)
 		assert_int_equal(n[0], 1000);
 		assert_int_equal(n[1], 2000);
 		assert_int_equal(n[2], 3000);
-		pick(p, T0);  /* shift the phase by one */
+		pick(p, T0); /* shift the phase by one */
 	}
 	struct pool_live lv;
 	assert_int_equal(pool_live_get(p, 2, T0, &lv), CONVBI_OK);
@@ -239,10 +243,10 @@ static void weights_1_2_3_get_exactly_their_share_of_every_cycle(void **state)
 static void first_tier_is_used_while_any_of_it_is_usable(void **state)
 {
 	const struct pool_ep_cfg eps[] = {
-		{"backup", "u/backup", 1, 5, 0, 0},
-		{"main1", "u/main1", 0, 1, 0, 0},
-		{"main2", "u/main2", 0, 1, 0, 0},
-		{"last", "u/last", 7, 1, 0, 0},
+	        {"backup", "u/backup", 1, 5, 0, 0},
+	        {"main1", "u/main1", 0, 1, 0, 0},
+	        {"main2", "u/main2", 0, 1, 0, 0},
+	        {"last", "u/last", 7, 1, 0, 0},
 	};
 	struct pool *p = open_pool(eps, 4);
 	int n[4] = {0};
@@ -260,7 +264,7 @@ static void first_tier_is_used_while_any_of_it_is_usable(void **state)
 		assert_int_equal(pick(p, T0 + 2), 0);
 	report(p, 0, T0, POOL_BROKEN, -1);
 	assert_int_equal(pick(p, T0 + 3), 3);
-	assert_int_equal(pick(p, T0 + 10000), 1);  /* main1 back: tier 0 again */
+	assert_int_equal(pick(p, T0 + 10000), 1); /* main1 back: tier 0 again */
 	pool_close(p);
 }
 
@@ -307,7 +311,7 @@ static void bare_429s_cool_for_one_second_doubling_to_thirty(void **state)
 		assert_int_equal(lv.cool_until_ms - now, want[i]);
 		now += want[i];
 	}
-	report(p, 1, now, POOL_OK, -1);  /* a success starts the doubling over */
+	report(p, 1, now, POOL_OK, -1); /* a success starts the doubling over */
 	report(p, 1, now, POOL_RATE_LIMITED, -1);
 	pool_live_get(p, 1, now, &lv);
 	assert_int_equal(lv.cool_until_ms - now, 1000);
@@ -321,7 +325,7 @@ static void daily_quota_429_takes_out_that_endpoint_only(void **state)
 	report(p, 1, T0, POOL_RATE_LIMITED, day);
 	int n[3] = {0};
 	for (int64_t t = 0; t < 1000; t++) {
-		int ep = pick(p, T0 + t * 80000);  /* spread over the whole day */
+		int ep = pick(p, T0 + t * 80000); /* spread over the whole day */
 		n[ep]++;
 	}
 	assert_int_equal(n[1], 0);
@@ -342,7 +346,7 @@ static void exclude_mask_is_honoured_and_all_excluded_is_no_endpoint(void **stat
 		assert_true(ep == 0 || ep == 1);
 	}
 	for (int i = 0; i < 10; i++)
-		assert_int_equal(pick_full(p, T0, 0x3 | 0xf0, 0).ep, 2);  /* bits past n ignored */
+		assert_int_equal(pick_full(p, T0, 0x3 | 0xf0, 0).ep, 2); /* bits past n ignored */
 	struct pool_pick k;
 	assert_int_equal(pool_pick(p, T0, 0x7, 0, &k), CONVBI_ENOENDPOINT);
 	assert_int_equal(k.ep, -1);
@@ -359,7 +363,7 @@ static void everything_cooling_gives_the_wait_for_the_earliest(void **state)
 	struct pool_pick k = pick_full(p, T0 + 1000, 0, 0);
 	assert_int_equal(k.ep, -1);
 	assert_int_equal(k.wait_ms, 2000);
-	k = pick_full(p, T0 + 1000, 1u << 1, 0);  /* excluded ones don't count */
+	k = pick_full(p, T0 + 1000, 1u << 1, 0); /* excluded ones don't count */
 	assert_int_equal(k.wait_ms, 6000);
 	assert_int_equal(pick(p, T0 + 3000), 1);
 	pool_close(p);
@@ -456,7 +460,7 @@ static void probe_slot_frees_itself_after_the_probe_timeout(void **state)
 	for (int i = 0; i < 3; i++)
 		report(p, 0, T0, POOL_TRANSPORT, -1);
 	int64_t half = T0 + POOL_BREAKER_PAUSE_MS;
-	struct pool_pick k = pick_full(p, half, 1u << 1, 0);  /* the prober, who then vanishes */
+	struct pool_pick k = pick_full(p, half, 1u << 1, 0); /* the prober, who then vanishes */
 	assert_int_equal(k.ep, 0);
 	assert_true(k.probe);
 	for (int i = 0; i < 10; i++)
@@ -464,7 +468,7 @@ static void probe_slot_frees_itself_after_the_probe_timeout(void **state)
 	k = pick_full(p, half + POOL_PROBE_TIMEOUT_MS, 1u << 1, 0);
 	assert_int_equal(k.ep, 0);
 	assert_true(k.probe);
-	pool_abandon(p, &k);  /* given back at once */
+	pool_abandon(p, &k); /* given back at once */
 	k = pick_full(p, half + POOL_PROBE_TIMEOUT_MS + 1, 1u << 1, 0);
 	assert_true(k.probe);
 	pool_close(p);
@@ -507,12 +511,12 @@ static void partial_outage_rule_waits_for_a_healthy_endpoint_that_frees_soon(voi
 	/* 1 is healthy and free in 5 s: wait for it rather than call 0, which is failing */
 	struct pool_pick k = pick_full(p, T0 + 10, 0, 0);
 	assert_int_equal(k.ep, -1);
-	assert_int_equal(k.wait_ms, 1990);  /* 0's breaker half-opens first (2 s pause) */
+	assert_int_equal(k.wait_ms, 1990); /* 0's breaker half-opens first (2 s pause) */
 	report(p, 1, T0 + 10, POOL_RATE_LIMITED, 60000);
 	/* ... but a long cooldown (past the longest breaker pause) does not hold the call */
 	assert_int_equal(pick(p, T0 + 20), 0);
 	report(p, 0, T0 + 20, POOL_RATE_LIMITED, 90000);
-	k = pick_full(p, T0 + 30, 0, 0);  /* the rule never overrides a cooldown */
+	k = pick_full(p, T0 + 30, 0, 0); /* the rule never overrides a cooldown */
 	assert_int_equal(k.ep, -1);
 	assert_int_equal(k.wait_ms, 59980);
 	assert_int_equal(pick(p, T0 + 60010), 1);
@@ -521,12 +525,12 @@ static void partial_outage_rule_waits_for_a_healthy_endpoint_that_frees_soon(voi
 
 static void rpm_paces_requests_evenly_across_the_minute(void **state)
 {
-	const struct pool_ep_cfg eps[] = {{"solo", "u/solo", 0, 1, 600, 0}};  /* one per 100 ms */
+	const struct pool_ep_cfg eps[] = {{"solo", "u/solo", 0, 1, 600, 0}}; /* one per 100 ms */
 	struct pool *p = open_pool(eps, 1);
 	assert_int_equal(pick(p, T0), 0);
 	struct pool_pick k = pick_full(p, T0 + 50, 0, 0);
 	assert_int_equal(k.ep, -1);
-	assert_int_equal(k.wait_ms, 52);  /* 100 ms x the 2 % margin, from T0 */
+	assert_int_equal(k.wait_ms, 52); /* 100 ms x the 2 % margin, from T0 */
 	assert_int_equal(pick(p, T0 + 102), 0);
 	/* a late picker (within half a slot) does not lose the budget it slept through */
 	assert_int_equal(pick_full(p, T0 + 203, 0, 0).ep, -1);
@@ -545,12 +549,12 @@ static void rpm_paces_requests_evenly_across_the_minute(void **state)
 static void tpm_paces_by_estimated_tokens(void **state)
 {
 	const struct pool_ep_cfg eps[] = {
-		{"small", "u/small", 0, 1, 0, 60000},  /* 1000 tokens a second */
-		{"big", "u/big", 1, 1, 0, 0},
+	        {"small", "u/small", 0, 1, 0, 60000}, /* 1000 tokens a second */
+	        {"big", "u/big", 1, 1, 0, 0},
 	};
 	struct pool *p = open_pool(eps, 2);
 	assert_int_equal(pick_full(p, T0, 0, 600).ep, 0);
-	assert_int_equal(pick_full(p, T0, 0, 600).ep, 1);      /* small is busy for 612 ms: next tier */
+	assert_int_equal(pick_full(p, T0, 0, 600).ep, 1); /* small is busy for 612 ms: next tier */
 	assert_int_equal(pick_full(p, T0 + 611, 0, 10).ep, 1);
 	assert_int_equal(pick_full(p, T0 + 612, 0, 10).ep, 0);
 	struct pool_live lv;
@@ -581,7 +585,7 @@ static void server_budget_blocks_until_its_reset(void **state)
 	assert_true(seen);
 
 	o = pool_outcome_of(POOL_OK);
-	o.remaining_tokens = 300;  /* no reset given: the default applies */
+	o.remaining_tokens = 300; /* no reset given: the default applies */
 	pool_report(p, 1, T0 + 2000, &o);
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(pick_full(p, T0 + 2001, 0, 500).ep, 0);
@@ -603,7 +607,7 @@ static void broken_endpoint_is_out_for_five_minutes(void **state)
 	pool_live_get(p, 1, T0, &lv);
 	assert_int_equal(lv.failures, 1);
 	assert_int_equal(lv.breaker, POOL_BREAKER_CLOSED);
-	assert_int_equal(lv.cool_class, POOL_BROKEN);  /* why it cools, for messages */
+	assert_int_equal(lv.cool_class, POOL_BROKEN); /* why it cools, for messages */
 	report(p, 0, T0, POOL_RATE_LIMITED, 5000);
 	pool_live_get(p, 0, T0, &lv);
 	assert_int_equal(lv.cool_class, POOL_RATE_LIMITED);
@@ -632,7 +636,7 @@ static void client_errors_and_probes_that_are_not_failures_leave_health_alone(vo
 	assert_true(k.probe);
 	struct pool_outcome o = pool_outcome_of(POOL_CLIENT);
 	o.probe = 1;
-	pool_report(p, 0, T0 + 2001, &o);  /* the slot is free again, still half-open */
+	pool_report(p, 0, T0 + 2001, &o); /* the slot is free again, still half-open */
 	pool_live_get(p, 0, T0 + 2001, &lv);
 	assert_int_equal(lv.breaker, POOL_BREAKER_HALF_OPEN);
 	k = pick_full(p, T0 + 2002, 1u << 1, 0);
@@ -677,7 +681,7 @@ static void open_state_adopts_the_state_and_checks_its_shape(void **state)
 	assert_int_equal(pool_open_state(&p, W123, 3, st, &e), CONVBI_EINVAL);
 	assert_null(p);
 	struct pool_ep_cfg other[2] = {W123[0], W123[1]};
-	other[1].weight = 7;  /* same counts, different set */
+	other[1].weight = 7; /* same counts, different set */
 	assert_int_equal(state_open_memory(&st, &shape, &e), CONVBI_OK);
 	assert_int_equal(pool_open_state(&p, other, 2, st, &e), CONVBI_EINVAL);
 	assert_int_equal(state_open_memory(&st, &shape, &e), CONVBI_OK);
@@ -687,7 +691,7 @@ static void open_state_adopts_the_state_and_checks_its_shape(void **state)
 
 	struct state_shape again;
 	assert_int_equal(pool_shape(&again, W123, 2, &e), CONVBI_OK);
-	assert_true(again.set_hash == shape.set_hash);  /* deterministic */
+	assert_true(again.set_hash == shape.set_hash); /* deterministic */
 	other[1] = W123[1];
 	other[1].priority = 1;
 	assert_int_equal(pool_shape(&again, other, 2, &e), CONVBI_OK);
@@ -757,7 +761,7 @@ static void reset_state_forgets_what_was_learned(void **state)
 		assert_int_equal(lv.calls, 0);
 		assert_int_equal(lv.remaining_requests, -1);
 	}
-	assert_int_equal(pick(p, T0), 2);  /* counters back at the start of the cycle */
+	assert_int_equal(pick(p, T0), 2); /* counters back at the start of the cycle */
 	assert_int_equal(pool_live_get(p, 3, T0, &lv), CONVBI_EINVAL);
 	assert_string_equal(pool_breaker_name(POOL_BREAKER_HALF_OPEN), "half_open");
 	assert_string_equal(pool_breaker_name(42), "?");
@@ -796,9 +800,9 @@ static void first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end(v
 		assert_int_equal(pick(p, T0 + 10 * i), 0);
 	for (int i = 0; i < 20; i++)
 		report(p, 0, T0 + 300, POOL_OK, -1);
-	for (int i = 0; i < 3; i++)  /* three processes see the same 429 */
+	for (int i = 0; i < 3; i++) /* three processes see the same 429 */
 		report_429(p, 0, T0 + 230, 770, 0, 0);
-	assert_int_equal(live_of(p, 0, T0 + 999).learned_rpm, 0);  /* owed, not made */
+	assert_int_equal(live_of(p, 0, T0 + 999).learned_rpm, 0); /* owed, not made */
 	assert_int_equal(pick_full(p, T0 + 999, 0, 0).ep, -1);
 	/* the first pick after the cooldown makes the cut: 20 in 1 s -> 1200/min x 0.97 */
 	assert_int_equal(pick(p, T0 + 1000), 0);
@@ -835,7 +839,7 @@ static void a_rate_the_traffic_reached_is_cut_by_five_percent_and_raised_by_step
 			report(p, 0, t, POOL_OK, -1);
 		int64_t now_rate = live_of(p, 0, t).learned_rpm;
 		if (now_rate != rate) {
-			assert_int_equal(now_rate, rate + 1164 / POOL_LEARN_STEP_DIV);  /* additive */
+			assert_int_equal(now_rate, rate + 1164 / POOL_LEARN_STEP_DIV); /* additive */
 			rate = now_rate;
 			if (!raised_at)
 				raised_at = t;
@@ -854,10 +858,10 @@ static void a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted(vo
 	struct pool *p = open_pool(SOLO, 1);
 	for (int i = 0; i < 10; i++)
 		assert_int_equal(pick_full(p, T0 + 20 * i, 0, 1000).ep, 0);
-	report_429(p, 0, T0 + 200, 1800, 1, 1000);  /* 9 x 1000 tokens admitted in 2 s */
+	report_429(p, 0, T0 + 200, 1800, 1, 1000); /* 9 x 1000 tokens admitted in 2 s */
 	assert_int_equal(pick_full(p, T0 + 2000, 0, 1000).ep, 0);
 	struct pool_live lv = live_of(p, 0, T0 + 2000);
-	assert_int_equal(lv.learned_tpm, 261900);  /* 270,000 a minute x 0.97 */
+	assert_int_equal(lv.learned_tpm, 261900); /* 270,000 a minute x 0.97 */
 	assert_int_equal(lv.learned_tpm_from, POOL_LEARN_429);
 	assert_int_equal(lv.learned_rpm, 0);
 	/* paced by tokens: 1000 tokens take 60 s x 1000 / 261900 = 229.1 ms */
@@ -874,8 +878,8 @@ static void callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time(void **st
 	for (int i = 0; i < 21; i++)
 		pick(p, T0 + 10 * i);
 	report_429(p, 0, T0 + 210, 790, 0, 0);
-	assert_int_equal(pick(p, T0 + 1000), 0);  /* learned 1164/min: a slot is 51.5 ms */
-	report_429(p, 0, T0 + 3000, 2000, 0, 0);   /* another episode, cooling till +5000 */
+	assert_int_equal(pick(p, T0 + 1000), 0); /* learned 1164/min: a slot is 51.5 ms */
+	report_429(p, 0, T0 + 3000, 2000, 0, 0); /* another episode, cooling till +5000 */
 	int64_t rate = live_of(p, 0, T0 + 5000).learned_rpm;
 	/* everyone waiting wakes at the cooldown's end: one goes, then one a slot */
 	int went = 0;
@@ -974,7 +978,7 @@ static void a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_t
 	pick_full(p, T0 + 1000, 1u << 1, 0);
 	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164);
 	struct pool_outcome o = pool_outcome_of(POOL_OK);
-	o.remaining_requests = 0;  /* no reset time: the default applies */
+	o.remaining_requests = 0; /* no reset time: the default applies */
 	pool_report(p, 0, T0 + 2000, &o);
 	pool_report(p, 1, T0 + 2000, &o);
 	/* a (learned) goes by its pacing; b (nothing learned) waits for the budget */
@@ -991,7 +995,7 @@ static void an_auth_cooldown_holds_back_only_the_key_it_was_for(void **state)
 	uint64_t wrong = pool_key_fp("u/solo", "k-wrong", 7), right = pool_key_fp("u/solo", "k-right", 7);
 	assert_true(wrong != right && wrong != 0 && right != 0);
 	assert_true(pool_key_fp("u/solo", "k-wrong", 7) == wrong);
-	assert_true(pool_key_fp("u/other", "k-wrong", 7) != wrong);  /* keyed by the endpoint */
+	assert_true(pool_key_fp("u/other", "k-wrong", 7) != wrong); /* keyed by the endpoint */
 	pool_set_key_fp(p, 0, wrong);
 	struct pool_outcome o = pool_outcome_of(POOL_BROKEN);
 	o.auth = 1;
@@ -1004,13 +1008,19 @@ static void an_auth_cooldown_holds_back_only_the_key_it_was_for(void **state)
 	pool_set_key_fp(p, 0, right);
 	assert_true(live_of(p, 0, T0 + 1000).key_fp_other);
 	assert_int_equal(pick(p, T0 + 1000), 0);
-	report(p, 0, T0 + 1100, POOL_OK, -1);  /* and its success ends the cooldown for all */
+	report(p, 0, T0 + 1100, POOL_OK, -1); /* and its success ends the cooldown for all */
 	pool_set_key_fp(p, 0, wrong);
 	assert_int_equal(live_of(p, 0, T0 + 1100).cool_until_ms, 0);
 	/* a missing deployment (404) holds back every key */
-	pool_report(p, 0, T0 + 2000, &(struct pool_outcome){.cls = POOL_BROKEN, .retry_after_ms = -1,
-	            .remaining_requests = -1, .remaining_tokens = -1, .reset_requests_ms = -1,
-	            .reset_tokens_ms = -1, .limit_requests = -1, .limit_tokens = -1});
+	pool_report(p, 0, T0 + 2000,
+	            &(struct pool_outcome){.cls = POOL_BROKEN,
+	                                   .retry_after_ms = -1,
+	                                   .remaining_requests = -1,
+	                                   .remaining_tokens = -1,
+	                                   .reset_requests_ms = -1,
+	                                   .reset_tokens_ms = -1,
+	                                   .limit_requests = -1,
+	                                   .limit_tokens = -1});
 	pool_set_key_fp(p, 0, right);
 	assert_int_equal(pick_full(p, T0 + 2001, 0, 0).ep, -1);
 	pool_close(p);
@@ -1042,45 +1052,45 @@ static void reset_endpoint_clears_that_endpoint_alone(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(wrr_cycle_of_weights_1_2_3_is_smooth_and_exact),
-		cmocka_unit_test(wrr_walk_skips_unusable_to_the_next_in_the_cycle),
-		cmocka_unit_test(judge_reads_each_blocker_from_a_snapshot),
-		cmocka_unit_test(judge_tells_open_half_open_and_busy_probe_apart),
-		cmocka_unit_test(fallback_prefers_breaker_opening_soonest_then_oldest_failure),
-		cmocka_unit_test(wait_is_the_earliest_ready_endpoint_and_never_zero),
-		cmocka_unit_test(weights_1_2_3_get_exactly_their_share_of_every_cycle),
-		cmocka_unit_test(first_tier_is_used_while_any_of_it_is_usable),
-		cmocka_unit_test(cooling_endpoint_is_skipped_until_retry_after_passes),
-		cmocka_unit_test(cooldown_only_ever_grows),
-		cmocka_unit_test(bare_429s_cool_for_one_second_doubling_to_thirty),
-		cmocka_unit_test(daily_quota_429_takes_out_that_endpoint_only),
-		cmocka_unit_test(exclude_mask_is_honoured_and_all_excluded_is_no_endpoint),
-		cmocka_unit_test(everything_cooling_gives_the_wait_for_the_earliest),
-		cmocka_unit_test(three_failures_open_the_breaker_and_a_probe_closes_it),
-		cmocka_unit_test(failed_probes_double_the_pause_up_to_thirty_seconds),
-		cmocka_unit_test(a_success_resets_the_failure_count),
-		cmocka_unit_test(probe_slot_frees_itself_after_the_probe_timeout),
-		cmocka_unit_test(partial_outage_still_offers_the_breaker_opening_soonest),
-		cmocka_unit_test(partial_outage_rule_waits_for_a_healthy_endpoint_that_frees_soon),
-		cmocka_unit_test(rpm_paces_requests_evenly_across_the_minute),
-		cmocka_unit_test(tpm_paces_by_estimated_tokens),
-		cmocka_unit_test(server_budget_blocks_until_its_reset),
-		cmocka_unit_test(broken_endpoint_is_out_for_five_minutes),
-		cmocka_unit_test(client_errors_and_probes_that_are_not_failures_leave_health_alone),
-		cmocka_unit_test(open_checks_the_endpoints),
-		cmocka_unit_test(open_state_adopts_the_state_and_checks_its_shape),
-		cmocka_unit_test(every_failed_allocation_in_open_is_enomem_and_leaks_nothing),
-		cmocka_unit_test(sixty_four_endpoints_in_many_tiers_work),
-		cmocka_unit_test(reset_state_forgets_what_was_learned),
-		cmocka_unit_test(first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end),
-		cmocka_unit_test(a_rate_the_traffic_reached_is_cut_by_five_percent_and_raised_by_steps),
-		cmocka_unit_test(a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted),
-		cmocka_unit_test(callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time),
-		cmocka_unit_test(configured_rates_are_never_learned_or_changed),
-		cmocka_unit_test(rate_limit_headers_seed_the_learned_rates),
-		cmocka_unit_test(a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_teach),
-		cmocka_unit_test(an_auth_cooldown_holds_back_only_the_key_it_was_for),
-		cmocka_unit_test(reset_endpoint_clears_that_endpoint_alone),
+	        cmocka_unit_test(wrr_cycle_of_weights_1_2_3_is_smooth_and_exact),
+	        cmocka_unit_test(wrr_walk_skips_unusable_to_the_next_in_the_cycle),
+	        cmocka_unit_test(judge_reads_each_blocker_from_a_snapshot),
+	        cmocka_unit_test(judge_tells_open_half_open_and_busy_probe_apart),
+	        cmocka_unit_test(fallback_prefers_breaker_opening_soonest_then_oldest_failure),
+	        cmocka_unit_test(wait_is_the_earliest_ready_endpoint_and_never_zero),
+	        cmocka_unit_test(weights_1_2_3_get_exactly_their_share_of_every_cycle),
+	        cmocka_unit_test(first_tier_is_used_while_any_of_it_is_usable),
+	        cmocka_unit_test(cooling_endpoint_is_skipped_until_retry_after_passes),
+	        cmocka_unit_test(cooldown_only_ever_grows),
+	        cmocka_unit_test(bare_429s_cool_for_one_second_doubling_to_thirty),
+	        cmocka_unit_test(daily_quota_429_takes_out_that_endpoint_only),
+	        cmocka_unit_test(exclude_mask_is_honoured_and_all_excluded_is_no_endpoint),
+	        cmocka_unit_test(everything_cooling_gives_the_wait_for_the_earliest),
+	        cmocka_unit_test(three_failures_open_the_breaker_and_a_probe_closes_it),
+	        cmocka_unit_test(failed_probes_double_the_pause_up_to_thirty_seconds),
+	        cmocka_unit_test(a_success_resets_the_failure_count),
+	        cmocka_unit_test(probe_slot_frees_itself_after_the_probe_timeout),
+	        cmocka_unit_test(partial_outage_still_offers_the_breaker_opening_soonest),
+	        cmocka_unit_test(partial_outage_rule_waits_for_a_healthy_endpoint_that_frees_soon),
+	        cmocka_unit_test(rpm_paces_requests_evenly_across_the_minute),
+	        cmocka_unit_test(tpm_paces_by_estimated_tokens),
+	        cmocka_unit_test(server_budget_blocks_until_its_reset),
+	        cmocka_unit_test(broken_endpoint_is_out_for_five_minutes),
+	        cmocka_unit_test(client_errors_and_probes_that_are_not_failures_leave_health_alone),
+	        cmocka_unit_test(open_checks_the_endpoints),
+	        cmocka_unit_test(open_state_adopts_the_state_and_checks_its_shape),
+	        cmocka_unit_test(every_failed_allocation_in_open_is_enomem_and_leaks_nothing),
+	        cmocka_unit_test(sixty_four_endpoints_in_many_tiers_work),
+	        cmocka_unit_test(reset_state_forgets_what_was_learned),
+	        cmocka_unit_test(first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end),
+	        cmocka_unit_test(a_rate_the_traffic_reached_is_cut_by_five_percent_and_raised_by_steps),
+	        cmocka_unit_test(a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted),
+	        cmocka_unit_test(callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time),
+	        cmocka_unit_test(configured_rates_are_never_learned_or_changed),
+	        cmocka_unit_test(rate_limit_headers_seed_the_learned_rates),
+	        cmocka_unit_test(a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_teach),
+	        cmocka_unit_test(an_auth_cooldown_holds_back_only_the_key_it_was_for),
+	        cmocka_unit_test(reset_endpoint_clears_that_endpoint_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

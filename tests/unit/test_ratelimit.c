@@ -31,43 +31,43 @@ struct duration_case {
 };
 
 static const struct duration_case durations[] = {
-	{"a bare integer duration is seconds", "20", 20000},
-	{"a bare fraction duration is seconds", "1.5", 1500},
-	{"a duration of zero is zero", "0", 0},
-	{"a duration in seconds", "1s", 1000},
-	{"a duration in minutes and seconds", "6m0s", 360000},
-	{"a duration in hours minutes and fractional seconds", "1h2m3.5s", 3723500},
-	{"a duration in milliseconds", "250ms", 250},
-	{"a fractional second duration", "0.5s", 500},
-	{"a duration with a leading dot", ".5s", 500},
-	{"a duration with a trailing dot", "5.s", 5000},
-	{"a duration in microseconds rounds up", "1500us", 2},
-	{"a duration with the micro sign", "1\xC2\xB5s", 1},
-	{"a duration with the greek mu", "2000\xCE\xBCs", 2},
-	{"a duration in nanoseconds rounds up", "1ns", 1},
-	{"exactly one millisecond of nanoseconds", "1000000ns", 1},
-	{"one nanosecond over a millisecond rounds up", "1000001ns", 2},
-	{"a tiny fraction of a millisecond rounds up", "0.0001ms", 1},
-	{"digits past nine decimals are ignored", "1.0000000001s", 1000},
-	{"repeated units add up", "1h1h", 7200000},
-	{"fractional minutes", "1.5m", 90000},
-	{"surrounding whitespace and crlf are ignored", " \t2s \r\n", 2000},
-	{"a duration over seven days is capped", "200h", CAP},
-	{"a huge duration is capped without overflow", "99999999999999999999999999s", CAP},
-	{"huge parts added are capped without overflow", "9999999h9999999h9999999h", CAP},
-	{"an empty duration is rejected", "", -1},
-	{"a blank duration is rejected", "  \r\n", -1},
-	{"a negative duration is rejected", "-1s", -1},
-	{"a plus sign is rejected", "+1s", -1},
-	{"an unknown unit is rejected", "1d", -1},
-	{"a unit without a number is rejected", "s", -1},
-	{"a missing last unit is rejected", "1m30", -1},
-	{"two dots are rejected", "1.2.3s", -1},
-	{"words are rejected", "soon", -1},
-	{"a space between number and unit is rejected", "1 s", -1},
-	{"units are case sensitive", "1S", -1},
-	{"a trailing garbage byte is rejected", "1s!", -1},
-	{"a lone dot is rejected", ".", -1},
+        {"a bare integer duration is seconds", "20", 20000},
+        {"a bare fraction duration is seconds", "1.5", 1500},
+        {"a duration of zero is zero", "0", 0},
+        {"a duration in seconds", "1s", 1000},
+        {"a duration in minutes and seconds", "6m0s", 360000},
+        {"a duration in hours minutes and fractional seconds", "1h2m3.5s", 3723500},
+        {"a duration in milliseconds", "250ms", 250},
+        {"a fractional second duration", "0.5s", 500},
+        {"a duration with a leading dot", ".5s", 500},
+        {"a duration with a trailing dot", "5.s", 5000},
+        {"a duration in microseconds rounds up", "1500us", 2},
+        {"a duration with the micro sign", "1\xC2\xB5s", 1},
+        {"a duration with the greek mu", "2000\xCE\xBCs", 2},
+        {"a duration in nanoseconds rounds up", "1ns", 1},
+        {"exactly one millisecond of nanoseconds", "1000000ns", 1},
+        {"one nanosecond over a millisecond rounds up", "1000001ns", 2},
+        {"a tiny fraction of a millisecond rounds up", "0.0001ms", 1},
+        {"digits past nine decimals are ignored", "1.0000000001s", 1000},
+        {"repeated units add up", "1h1h", 7200000},
+        {"fractional minutes", "1.5m", 90000},
+        {"surrounding whitespace and crlf are ignored", " \t2s \r\n", 2000},
+        {"a duration over seven days is capped", "200h", CAP},
+        {"a huge duration is capped without overflow", "99999999999999999999999999s", CAP},
+        {"huge parts added are capped without overflow", "9999999h9999999h9999999h", CAP},
+        {"an empty duration is rejected", "", -1},
+        {"a blank duration is rejected", "  \r\n", -1},
+        {"a negative duration is rejected", "-1s", -1},
+        {"a plus sign is rejected", "+1s", -1},
+        {"an unknown unit is rejected", "1d", -1},
+        {"a unit without a number is rejected", "s", -1},
+        {"a missing last unit is rejected", "1m30", -1},
+        {"two dots are rejected", "1.2.3s", -1},
+        {"words are rejected", "soon", -1},
+        {"a space between number and unit is rejected", "1 s", -1},
+        {"units are case sensitive", "1S", -1},
+        {"a trailing garbage byte is rejected", "1s!", -1},
+        {"a lone dot is rejected", ".", -1},
 };
 
 static void duration_parses_as_expected(void **state)
@@ -79,48 +79,44 @@ static void duration_parses_as_expected(void **state)
 /* ---- HTTP-dates ------------------------------------------------------------------ */
 
 static const struct duration_case dates[] = {
-	{"an imf fixdate parses", "Sun, 06 Nov 1994 08:49:37 GMT", 784111777000},
-	{"an rfc 850 date parses", "Sunday, 06-Nov-94 08:49:37 GMT", 784111777000},
-	{"an asctime date parses", "Sun Nov  6 08:49:37 1994", 784111777000},
-	{"an asctime date with a two digit day parses", "Wed Oct 21 07:28:00 2015", 1445412480000},
-	{"date names are case insensitive", "sun, 06 NOV 1994 08:49:37 gmt", 784111777000},
-	{"a date with surrounding whitespace parses", "  Sun, 06 Nov 1994 08:49:37 GMT\r\n",
-	 784111777000},
-	{"utc is accepted for gmt", "Sun, 06 Nov 1994 08:49:37 UTC", 784111777000},
-	{"the epoch is zero", "Thu, 01 Jan 1970 00:00:00 GMT", 0},
-	{"a leap day in 2024 parses", "Thu, 29 Feb 2024 00:00:00 GMT", 1709164800000},
-	{"a leap day in 2000 parses", "Tue, 29 Feb 2000 12:00:00 GMT", 951825600000},
-	{"the last second of 9999 parses", "Fri, 31 Dec 9999 23:59:59 GMT", 253402300799000},
-	{"a leap second rolls into the next minute", "Sat, 31 Dec 2016 23:59:60 GMT",
-	 1483228800000},
-	{"an rfc 850 year below 70 is in the 2000s", "Monday, 01-Jan-35 00:00:00 GMT",
-	 2051222400000},
-	{"an rfc 850 year of 69 is 2069", "Tuesday, 31-Dec-69 23:59:59 GMT", 3155759999000},
-	{"an rfc 850 date with a four digit year parses", "Sunday, 06-Nov-1994 08:49:37 GMT",
-	 784111777000},
-	{"an rfc 850 year of 70 is 1970", "Thursday, 01-Jan-70 00:00:00 GMT", 0},
-	{"a date before 1970 is rejected", "Wed, 31 Dec 1969 23:59:59 GMT", -1},
-	{"the 29th of february in 2100 is rejected", "Mon, 29 Feb 2100 00:00:00 GMT", -1},
-	{"the 30th of february is rejected", "Fri, 30 Feb 2024 00:00:00 GMT", -1},
-	{"the 31st of april is rejected", "Thu, 31 Apr 2024 00:00:00 GMT", -1},
-	{"day zero is rejected", "Sun, 00 Nov 1994 08:49:37 GMT", -1},
-	{"hour 24 is rejected", "Sun, 06 Nov 1994 24:00:00 GMT", -1},
-	{"minute 60 is rejected", "Sun, 06 Nov 1994 08:60:00 GMT", -1},
-	{"second 61 is rejected", "Sun, 06 Nov 1994 08:49:61 GMT", -1},
-	{"a missing zone is rejected", "Sun, 06 Nov 1994 08:49:37", -1},
-	{"another zone is rejected", "Sun, 06 Nov 1994 08:49:37 PST", -1},
-	{"an unknown day name is rejected", "Xyz, 06 Nov 1994 08:49:37 GMT", -1},
-	{"an unknown month is rejected", "Sun, 06 Foo 1994 08:49:37 GMT", -1},
-	{"a two digit imf year is rejected", "Sun, 06 Nov 94 08:49:37 GMT", -1},
-	{"a three digit rfc 850 year is rejected", "Sunday, 06-Nov-994 08:49:37 GMT", -1},
-	{"a five digit year is rejected", "Sun, 06 Nov 19940 08:49:37 GMT", -1},
-	{"a one digit hour is rejected", "Sun, 06 Nov 1994 8:49:37 GMT", -1},
-	{"trailing garbage after a date is rejected", "Sun, 06 Nov 1994 08:49:37 GMT x", -1},
-	{"an imf date without the comma is rejected", "Sun 06 Nov 1994 08:49:37 GMT", -1},
-	{"an asctime date without a year is rejected", "Sun Nov  6 08:49:37", -1},
-	{"an empty date is rejected", "", -1},
-	{"a number is not a date", "120", -1},
-	{"an iso 8601 date is rejected", "2015-10-21T07:28:00Z", -1},
+        {"an imf fixdate parses", "Sun, 06 Nov 1994 08:49:37 GMT", 784111777000},
+        {"an rfc 850 date parses", "Sunday, 06-Nov-94 08:49:37 GMT", 784111777000},
+        {"an asctime date parses", "Sun Nov  6 08:49:37 1994", 784111777000},
+        {"an asctime date with a two digit day parses", "Wed Oct 21 07:28:00 2015", 1445412480000},
+        {"date names are case insensitive", "sun, 06 NOV 1994 08:49:37 gmt", 784111777000},
+        {"a date with surrounding whitespace parses", "  Sun, 06 Nov 1994 08:49:37 GMT\r\n", 784111777000},
+        {"utc is accepted for gmt", "Sun, 06 Nov 1994 08:49:37 UTC", 784111777000},
+        {"the epoch is zero", "Thu, 01 Jan 1970 00:00:00 GMT", 0},
+        {"a leap day in 2024 parses", "Thu, 29 Feb 2024 00:00:00 GMT", 1709164800000},
+        {"a leap day in 2000 parses", "Tue, 29 Feb 2000 12:00:00 GMT", 951825600000},
+        {"the last second of 9999 parses", "Fri, 31 Dec 9999 23:59:59 GMT", 253402300799000},
+        {"a leap second rolls into the next minute", "Sat, 31 Dec 2016 23:59:60 GMT", 1483228800000},
+        {"an rfc 850 year below 70 is in the 2000s", "Monday, 01-Jan-35 00:00:00 GMT", 2051222400000},
+        {"an rfc 850 year of 69 is 2069", "Tuesday, 31-Dec-69 23:59:59 GMT", 3155759999000},
+        {"an rfc 850 date with a four digit year parses", "Sunday, 06-Nov-1994 08:49:37 GMT", 784111777000},
+        {"an rfc 850 year of 70 is 1970", "Thursday, 01-Jan-70 00:00:00 GMT", 0},
+        {"a date before 1970 is rejected", "Wed, 31 Dec 1969 23:59:59 GMT", -1},
+        {"the 29th of february in 2100 is rejected", "Mon, 29 Feb 2100 00:00:00 GMT", -1},
+        {"the 30th of february is rejected", "Fri, 30 Feb 2024 00:00:00 GMT", -1},
+        {"the 31st of april is rejected", "Thu, 31 Apr 2024 00:00:00 GMT", -1},
+        {"day zero is rejected", "Sun, 00 Nov 1994 08:49:37 GMT", -1},
+        {"hour 24 is rejected", "Sun, 06 Nov 1994 24:00:00 GMT", -1},
+        {"minute 60 is rejected", "Sun, 06 Nov 1994 08:60:00 GMT", -1},
+        {"second 61 is rejected", "Sun, 06 Nov 1994 08:49:61 GMT", -1},
+        {"a missing zone is rejected", "Sun, 06 Nov 1994 08:49:37", -1},
+        {"another zone is rejected", "Sun, 06 Nov 1994 08:49:37 PST", -1},
+        {"an unknown day name is rejected", "Xyz, 06 Nov 1994 08:49:37 GMT", -1},
+        {"an unknown month is rejected", "Sun, 06 Foo 1994 08:49:37 GMT", -1},
+        {"a two digit imf year is rejected", "Sun, 06 Nov 94 08:49:37 GMT", -1},
+        {"a three digit rfc 850 year is rejected", "Sunday, 06-Nov-994 08:49:37 GMT", -1},
+        {"a five digit year is rejected", "Sun, 06 Nov 19940 08:49:37 GMT", -1},
+        {"a one digit hour is rejected", "Sun, 06 Nov 1994 8:49:37 GMT", -1},
+        {"trailing garbage after a date is rejected", "Sun, 06 Nov 1994 08:49:37 GMT x", -1},
+        {"an imf date without the comma is rejected", "Sun 06 Nov 1994 08:49:37 GMT", -1},
+        {"an asctime date without a year is rejected", "Sun Nov  6 08:49:37", -1},
+        {"an empty date is rejected", "", -1},
+        {"a number is not a date", "120", -1},
+        {"an iso 8601 date is rejected", "2015-10-21T07:28:00Z", -1},
 };
 
 static void http_date_parses_as_expected(void **state)
@@ -135,56 +131,43 @@ struct header_case {
 	const char *name;
 	const char *header;
 	const char *value;
-	int64_t wait;          /* rl_retry_after_ms with no body */
+	int64_t wait; /* rl_retry_after_ms with no body */
 	enum rl_source source;
 };
 
 static const struct header_case headers[] = {
-	{"retry-after-ms gives milliseconds", "retry-after-ms", "1500", 1500,
-	 RL_SOURCE_RETRY_AFTER_MS},
-	{"retry-after-ms with a fraction rounds up", "retry-after-ms", "10.2", 11,
-	 RL_SOURCE_RETRY_AFTER_MS},
-	{"header names are case insensitive", "Retry-After-Ms", "7", 7, RL_SOURCE_RETRY_AFTER_MS},
-	{"header names may carry whitespace", " RETRY-AFTER-MS\t", "8", 8,
-	 RL_SOURCE_RETRY_AFTER_MS},
-	{"values may carry whitespace and crlf", "retry-after-ms", "  250 \r\n", 250,
-	 RL_SOURCE_RETRY_AFTER_MS},
-	{"a huge retry-after-ms is capped", "retry-after-ms", "18446744073709551616", CAP,
-	 RL_SOURCE_RETRY_AFTER_MS},
-	{"a negative retry-after-ms is ignored", "retry-after-ms", "-5", -1, RL_SOURCE_NONE},
-	{"a garbage retry-after-ms is ignored", "retry-after-ms", "soon", -1, RL_SOURCE_NONE},
-	{"an empty retry-after-ms is ignored", "retry-after-ms", "", -1, RL_SOURCE_NONE},
-	{"x-ms-retry-after-ms gives milliseconds", "x-ms-retry-after-ms", "3000", 3000,
-	 RL_SOURCE_X_MS_RETRY_AFTER_MS},
-	{"retry-after delta seconds become milliseconds", "retry-after", "120", 120000,
-	 RL_SOURCE_RETRY_AFTER},
-	{"retry-after with fractional seconds", "retry-after", "1.5", 1500, RL_SOURCE_RETRY_AFTER},
-	{"retry-after of zero means now", "Retry-After", "0", 0, RL_SOURCE_RETRY_AFTER},
-	{"retry-after as a future imf date counts from now", "retry-after",
-	 "Wed, 21 Oct 2015 07:28:30 GMT", 30000, RL_SOURCE_RETRY_AFTER},
-	{"retry-after as a future rfc 850 date counts from now", "retry-after",
-	 "Wednesday, 21-Oct-15 07:29:00 GMT", 60000, RL_SOURCE_RETRY_AFTER},
-	{"retry-after as a future asctime date counts from now", "retry-after",
-	 "Wed Oct 21 07:28:05 2015", 5000, RL_SOURCE_RETRY_AFTER},
-	{"retry-after as a past date means now", "retry-after", "Sun, 06 Nov 1994 08:49:37 GMT", 0,
-	 RL_SOURCE_RETRY_AFTER},
-	{"retry-after as a far future date is capped", "retry-after",
-	 "Fri, 31 Dec 9999 23:59:59 GMT", CAP, RL_SOURCE_RETRY_AFTER},
-	{"retry-after as a negative number is ignored", "retry-after", "-1", -1, RL_SOURCE_NONE},
-	{"retry-after as garbage is ignored", "retry-after", "tomorrow", -1, RL_SOURCE_NONE},
-	{"retry-after with a unit is ignored", "retry-after", "20s", -1, RL_SOURCE_NONE},
-	{"x-ratelimit-reset-requests as bare seconds", "x-ratelimit-reset-requests", "20", 20000,
-	 RL_SOURCE_RESET_REQUESTS},
-	{"x-ratelimit-reset-requests as a go duration", "x-ratelimit-reset-requests", "6m0s",
-	 360000, RL_SOURCE_RESET_REQUESTS},
-	{"x-ratelimit-reset-tokens in milliseconds", "x-ratelimit-reset-tokens", "250ms", 250,
-	 RL_SOURCE_RESET_TOKENS},
-	{"x-ratelimit-reset-tokens in hours", "X-RateLimit-Reset-Tokens", "1h2m3.5s", 3723500,
-	 RL_SOURCE_RESET_TOKENS},
-	{"a garbage reset is ignored", "x-ratelimit-reset-tokens", "later", -1, RL_SOURCE_NONE},
-	{"an unrelated header is ignored", "x-request-id", "120", -1, RL_SOURCE_NONE},
-	{"a header name that only starts alike is ignored", "retry-after-msx", "5", -1,
-	 RL_SOURCE_NONE},
+        {"retry-after-ms gives milliseconds", "retry-after-ms", "1500", 1500, RL_SOURCE_RETRY_AFTER_MS},
+        {"retry-after-ms with a fraction rounds up", "retry-after-ms", "10.2", 11, RL_SOURCE_RETRY_AFTER_MS},
+        {"header names are case insensitive", "Retry-After-Ms", "7", 7, RL_SOURCE_RETRY_AFTER_MS},
+        {"header names may carry whitespace", " RETRY-AFTER-MS\t", "8", 8, RL_SOURCE_RETRY_AFTER_MS},
+        {"values may carry whitespace and crlf", "retry-after-ms", "  250 \r\n", 250, RL_SOURCE_RETRY_AFTER_MS},
+        {"a huge retry-after-ms is capped", "retry-after-ms", "18446744073709551616", CAP, RL_SOURCE_RETRY_AFTER_MS},
+        {"a negative retry-after-ms is ignored", "retry-after-ms", "-5", -1, RL_SOURCE_NONE},
+        {"a garbage retry-after-ms is ignored", "retry-after-ms", "soon", -1, RL_SOURCE_NONE},
+        {"an empty retry-after-ms is ignored", "retry-after-ms", "", -1, RL_SOURCE_NONE},
+        {"x-ms-retry-after-ms gives milliseconds", "x-ms-retry-after-ms", "3000", 3000, RL_SOURCE_X_MS_RETRY_AFTER_MS},
+        {"retry-after delta seconds become milliseconds", "retry-after", "120", 120000, RL_SOURCE_RETRY_AFTER},
+        {"retry-after with fractional seconds", "retry-after", "1.5", 1500, RL_SOURCE_RETRY_AFTER},
+        {"retry-after of zero means now", "Retry-After", "0", 0, RL_SOURCE_RETRY_AFTER},
+        {"retry-after as a future imf date counts from now", "retry-after", "Wed, 21 Oct 2015 07:28:30 GMT", 30000,
+         RL_SOURCE_RETRY_AFTER},
+        {"retry-after as a future rfc 850 date counts from now", "retry-after", "Wednesday, 21-Oct-15 07:29:00 GMT", 60000,
+         RL_SOURCE_RETRY_AFTER},
+        {"retry-after as a future asctime date counts from now", "retry-after", "Wed Oct 21 07:28:05 2015", 5000,
+         RL_SOURCE_RETRY_AFTER},
+        {"retry-after as a past date means now", "retry-after", "Sun, 06 Nov 1994 08:49:37 GMT", 0, RL_SOURCE_RETRY_AFTER},
+        {"retry-after as a far future date is capped", "retry-after", "Fri, 31 Dec 9999 23:59:59 GMT", CAP,
+         RL_SOURCE_RETRY_AFTER},
+        {"retry-after as a negative number is ignored", "retry-after", "-1", -1, RL_SOURCE_NONE},
+        {"retry-after as garbage is ignored", "retry-after", "tomorrow", -1, RL_SOURCE_NONE},
+        {"retry-after with a unit is ignored", "retry-after", "20s", -1, RL_SOURCE_NONE},
+        {"x-ratelimit-reset-requests as bare seconds", "x-ratelimit-reset-requests", "20", 20000, RL_SOURCE_RESET_REQUESTS},
+        {"x-ratelimit-reset-requests as a go duration", "x-ratelimit-reset-requests", "6m0s", 360000, RL_SOURCE_RESET_REQUESTS},
+        {"x-ratelimit-reset-tokens in milliseconds", "x-ratelimit-reset-tokens", "250ms", 250, RL_SOURCE_RESET_TOKENS},
+        {"x-ratelimit-reset-tokens in hours", "X-RateLimit-Reset-Tokens", "1h2m3.5s", 3723500, RL_SOURCE_RESET_TOKENS},
+        {"a garbage reset is ignored", "x-ratelimit-reset-tokens", "later", -1, RL_SOURCE_NONE},
+        {"an unrelated header is ignored", "x-request-id", "120", -1, RL_SOURCE_NONE},
+        {"a header name that only starts alike is ignored", "retry-after-msx", "5", -1, RL_SOURCE_NONE},
 };
 
 static void header_gives_the_expected_wait(void **state)
@@ -201,35 +184,34 @@ static void header_gives_the_expected_wait(void **state)
 /* ---- hints in the body ---------------------------------------------------------------- */
 
 static const struct duration_case hints[] = {
-	{"an azure rate limit message gives its seconds",
-	 "{\"error\":{\"code\":\"429\",\"message\":\"Requests to the ChatCompletions_Create Operation "
-	 "under Azure OpenAI API version 2024-02-01 have exceeded token rate limit of your current "
-	 "OpenAI S0 pricing tier. Please retry after 7 seconds. Please go here: "
-	 "https://aka.ms/oai/quotaincrease if you would like to further increase the default rate "
-	 "limit.\"}}", 7000},
-	{"retry after one second", "Please retry after 1 second.", 1000},
-	{"the hint is case insensitive", "RETRY AFTER 2 SECONDS", 2000},
-	{"retry after a fraction of a second", "retry after 0.5 seconds", 500},
-	{"retry after minutes", "Please retry after 2 minutes.", 120000},
-	{"an openai message gives compact seconds",
-	 "Rate limit reached for gpt-4 in organization org-x on tokens per min (TPM): Limit 10000, "
-	 "Used 9800, Requested 500. Please try again in 1.8s. Visit https://platform.openai.com",
-	 1800},
-	{"try again in whole seconds", "Please try again in 20s.", 20000},
-	{"try again in spelled out seconds", "try again in 1.5 seconds", 1500},
-	{"try again in milliseconds", "Please try again in 6ms.", 6},
-	{"try again in minutes and seconds", "Please try again in 1m30s.", 90000},
-	{"try again in an hour", "try again in 1 hour", 3600000},
-	{"retry again in is understood", "Please retry again in 3 seconds", 3000},
-	{"a huge hint is capped", "try again in 99999999999999 seconds", CAP},
-	{"the first usable hint wins", "retry after a while. try again in 3s, or retry after 9s",
-	 3000},
-	{"a hint without a unit is ignored", "retry after 5", -1},
-	{"a hint with words is ignored", "retry after a short while", -1},
-	{"a negative hint is ignored", "retry after -5 seconds", -1},
-	{"a body without a hint gives nothing", "{\"error\":{\"message\":\"Too many requests\"}}",
-	 -1},
-	{"an empty body gives nothing", "", -1},
+        {"an azure rate limit message gives its seconds",
+         "{\"error\":{\"code\":\"429\",\"message\":\"Requests to the ChatCompletions_Create Operation "
+         "under Azure OpenAI API version 2024-02-01 have exceeded token rate limit of your current "
+         "OpenAI S0 pricing tier. Please retry after 7 seconds. Please go here: "
+         "https://aka.ms/oai/quotaincrease if you would like to further increase the default rate "
+         "limit.\"}}",
+         7000},
+        {"retry after one second", "Please retry after 1 second.", 1000},
+        {"the hint is case insensitive", "RETRY AFTER 2 SECONDS", 2000},
+        {"retry after a fraction of a second", "retry after 0.5 seconds", 500},
+        {"retry after minutes", "Please retry after 2 minutes.", 120000},
+        {"an openai message gives compact seconds",
+         "Rate limit reached for gpt-4 in organization org-x on tokens per min (TPM): Limit 10000, "
+         "Used 9800, Requested 500. Please try again in 1.8s. Visit https://platform.openai.com",
+         1800},
+        {"try again in whole seconds", "Please try again in 20s.", 20000},
+        {"try again in spelled out seconds", "try again in 1.5 seconds", 1500},
+        {"try again in milliseconds", "Please try again in 6ms.", 6},
+        {"try again in minutes and seconds", "Please try again in 1m30s.", 90000},
+        {"try again in an hour", "try again in 1 hour", 3600000},
+        {"retry again in is understood", "Please retry again in 3 seconds", 3000},
+        {"a huge hint is capped", "try again in 99999999999999 seconds", CAP},
+        {"the first usable hint wins", "retry after a while. try again in 3s, or retry after 9s", 3000},
+        {"a hint without a unit is ignored", "retry after 5", -1},
+        {"a hint with words is ignored", "retry after a short while", -1},
+        {"a negative hint is ignored", "retry after -5 seconds", -1},
+        {"a body without a hint gives nothing", "{\"error\":{\"message\":\"Too many requests\"}}", -1},
+        {"an empty body gives nothing", "", -1},
 };
 
 static void body_hint_gives_the_expected_wait(void **state)
@@ -246,14 +228,12 @@ static void body_hint_gives_the_expected_wait(void **state)
 
 static void the_first_source_present_wins_for_every_subset(void **state)
 {
-	static const char *const names[5] = {"retry-after-ms", "x-ms-retry-after-ms", "retry-after",
-	                                     "x-ratelimit-reset-requests",
+	static const char *const names[5] = {"retry-after-ms", "x-ms-retry-after-ms", "retry-after", "x-ratelimit-reset-requests",
 	                                     "x-ratelimit-reset-tokens"};
 	static const char *const values[5] = {"1001", "2002", "3", "4s", "5s"};
 	static const int64_t waits[5] = {1001, 2002, 3000, 4000, 5000};
-	static const enum rl_source sources[5] = {
-		RL_SOURCE_RETRY_AFTER_MS, RL_SOURCE_X_MS_RETRY_AFTER_MS, RL_SOURCE_RETRY_AFTER,
-		RL_SOURCE_RESET_REQUESTS, RL_SOURCE_RESET_TOKENS};
+	static const enum rl_source sources[5] = {RL_SOURCE_RETRY_AFTER_MS, RL_SOURCE_X_MS_RETRY_AFTER_MS, RL_SOURCE_RETRY_AFTER,
+	                                          RL_SOURCE_RESET_REQUESTS, RL_SOURCE_RESET_TOKENS};
 	const char *body = "Please retry after 6 seconds.";
 	for (int with_body = 0; with_body < 2; with_body++) {
 		for (unsigned mask = 0; mask < 32; mask++) {
@@ -262,11 +242,9 @@ static void the_first_source_present_wins_for_every_subset(void **state)
 			/* feed in reverse so that arrival order cannot be what decides */
 			for (int k = 4; k >= 0; k--)
 				if (mask & (1u << k))
-					rl_feed_header(&r, names[k], strlen(names[k]), values[k],
-					               strlen(values[k]), NOW);
+					rl_feed_header(&r, names[k], strlen(names[k]), values[k], strlen(values[k]), NOW);
 			enum rl_source src;
-			int64_t got = rl_retry_after_ms(&r, with_body ? body : NULL,
-			                                 with_body ? strlen(body) : 0, &src);
+			int64_t got = rl_retry_after_ms(&r, with_body ? body : NULL, with_body ? strlen(body) : 0, &src);
 			int64_t want = -1;
 			enum rl_source want_src = RL_SOURCE_NONE;
 			for (int k = 0; k < 5; k++) {
@@ -390,26 +368,27 @@ static void null_inputs_are_harmless(void **state)
 	assert_int_equal(rl_parse_http_date_ms("Thu, 01 Jan 1970 00:00:00 GMTX", 29), 0);
 }
 
-#define ROWS(arr, fn)                                                                      \
-	for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)                            \
-		tests[k++] = (struct CMUnitTest){arr[i].name, fn, NULL, NULL, (void *)&arr[i]}
+#define ROWS(arr, fn)                                                \
+	for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)      \
+		tests[k++] = (struct CMUnitTest)                     \
+		{                                                    \
+			arr[i].name, fn, NULL, NULL, (void *)&arr[i] \
+		}
 
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
-		cmocka_unit_test(the_first_source_present_wins_for_every_subset),
-		cmocka_unit_test(counts_are_kept_and_saturate),
-		cmocka_unit_test(a_repeated_header_overrides_and_garbage_keeps_the_old_value),
-		cmocka_unit_test(a_date_needs_a_known_clock),
-		cmocka_unit_test(headers_beat_the_body_hint),
-		cmocka_unit_test(a_hint_past_the_scan_limit_is_not_seen),
-		cmocka_unit_test(source_names_are_the_header_names),
-		cmocka_unit_test(null_inputs_are_harmless),
+	        cmocka_unit_test(the_first_source_present_wins_for_every_subset),
+	        cmocka_unit_test(counts_are_kept_and_saturate),
+	        cmocka_unit_test(a_repeated_header_overrides_and_garbage_keeps_the_old_value),
+	        cmocka_unit_test(a_date_needs_a_known_clock),
+	        cmocka_unit_test(headers_beat_the_body_hint),
+	        cmocka_unit_test(a_hint_past_the_scan_limit_is_not_seen),
+	        cmocka_unit_test(source_names_are_the_header_names),
+	        cmocka_unit_test(null_inputs_are_harmless),
 	};
-	static struct CMUnitTest tests[sizeof durations / sizeof durations[0] +
-	                               sizeof dates / sizeof dates[0] +
-	                               sizeof headers / sizeof headers[0] +
-	                               sizeof hints / sizeof hints[0] +
+	static struct CMUnitTest tests[sizeof durations / sizeof durations[0] + sizeof dates / sizeof dates[0] +
+	                               sizeof headers / sizeof headers[0] + sizeof hints / sizeof hints[0] +
 	                               sizeof fixed / sizeof fixed[0]];
 	size_t k = 0;
 	ROWS(durations, duration_parses_as_expected);

@@ -49,22 +49,22 @@
 #include "util/log.h"
 
 #define T0 ((int64_t)1700000000000)
-#define TIMEOUT_MS 200        /* the bound where a test is about timeouts */
-#define CALM_TIMEOUT_MS 2000  /* elsewhere: a loaded CI box must not fall back */
+#define TIMEOUT_MS 200       /* the bound where a test is about timeouts */
+#define CALM_TIMEOUT_MS 2000 /* elsewhere: a loaded CI box must not fall back */
 
 static const struct pool_ep_cfg W123[] = {
-	{"a", "https://a/dep", 0, 1, 0, 0},
-	{"b", "https://b/dep", 0, 2, 0, 0},
-	{"c", "https://c/dep", 0, 3, 0, 0},
+        {"a", "https://a/dep", 0, 1, 0, 0},
+        {"b", "https://b/dep", 0, 2, 0, 0},
+        {"c", "https://c/dep", 0, 3, 0, 0},
 };
 
-static char dir[512];  /* this run's scratch directory */
+static char dir[512]; /* this run's scratch directory */
 
 /* ---- warnings ---------------------------------------------------------------- */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static int warnings, infos;
-static char warning_text[4096];  /* every warning, one per line */
+static char warning_text[4096]; /* every warning, one per line */
 
 static void sink(int level, const char *line, void *payload)
 {
@@ -102,8 +102,8 @@ static int warnings_now(void)
  * heap, which the child never frees. */
 
 struct child_msg {
-	int status;    /* 0 = all good; else what went wrong */
-	int count[3];  /* picks per endpoint, when the child counts */
+	int status;   /* 0 = all good; else what went wrong */
+	int count[3]; /* picks per endpoint, when the child counts */
 };
 
 static _Noreturn void child_done(int fd, int status, const int *count)
@@ -137,10 +137,10 @@ static int64_t slack(int64_t ms)
 #define MAX_SERVERS 8
 
 struct rsrv {
-	pid_t pid;        /* 0 when not running */
+	pid_t pid; /* 0 when not running */
 	int port;
-	char pass[64];    /* requirepass, "" = none */
-	char dir[600];    /* its directory: redis.log */
+	char pass[64]; /* requirepass, "" = none */
+	char dir[600]; /* its directory: redis.log */
 };
 
 /* Servers alive, by pid (never by pointer: a failed test's struct rsrv
@@ -149,8 +149,7 @@ static pid_t running[MAX_SERVERS];
 
 static const char *redis_server_bin(void)
 {
-	static const char *const where[] = {"/usr/bin/redis-server", "/usr/local/bin/redis-server",
-	                                    "/usr/sbin/redis-server"};
+	static const char *const where[] = {"/usr/bin/redis-server", "/usr/local/bin/redis-server", "/usr/sbin/redis-server"};
 	const char *env = getenv("REDIS_SERVER");
 	if (env && *env)
 		return access(env, X_OK) == 0 ? env : NULL;
@@ -232,9 +231,10 @@ static int srv_try(struct rsrv *s, int port)
 {
 	const char *bin = redis_server_bin();
 	if (!bin)
-		fail_msg("redis-server not found ($REDIS_SERVER, /usr/bin, /usr/local/bin): install it "
-		         "(Debian: apt-get install redis-server); these tests need a real server and "
-		         "never skip");
+		fail_msg(
+		        "redis-server not found ($REDIS_SERVER, /usr/bin, /usr/local/bin): install it "
+		        "(Debian: apt-get install redis-server); these tests need a real server and "
+		        "never skip");
 	char ports[16], log[700];
 	snprintf(ports, sizeof ports, "%d", port);
 	snprintf(log, sizeof log, "%s/redis.log", s->dir);
@@ -249,9 +249,8 @@ static int srv_try(struct rsrv *s, int port)
 			dup2(fd, 1);
 			dup2(fd, 2);
 		}
-		const char *argv[20] = {bin, "--port", ports, "--bind", "127.0.0.1", "--save", "",
-		                        "--appendonly", "no", "--daemonize", "no", "--dir", s->dir,
-		                        "--loglevel", "warning"};
+		const char *argv[20] = {bin,  "--port",      ports, "--bind", "127.0.0.1", "--save",     "",       "--appendonly",
+		                        "no", "--daemonize", "no",  "--dir",  s->dir,      "--loglevel", "warning"};
 		int n = 15;
 		if (s->pass[0]) {
 			argv[n++] = "--requirepass";
@@ -264,7 +263,7 @@ static int srv_try(struct rsrv *s, int port)
 	s->pid = pid;
 	s->port = port;
 	pid_track(pid, 1);
-	for (int i = 0; i < 250; i++) {  /* 5 s */
+	for (int i = 0; i < 250; i++) { /* 5 s */
 		int st;
 		if (waitpid(pid, &st, WNOHANG) == pid) {
 			pid_track(pid, 0);
@@ -305,7 +304,7 @@ static void srv_restart(struct rsrv *s)
 	for (int tries = 0; tries < 50; tries++) {
 		if (srv_try(s, s->port) == 0)
 			return;
-		usleep(100000);  /* the old socket may linger a moment */
+		usleep(100000); /* the old socket may linger a moment */
 	}
 	fail_msg("redis-server would not restart on port %d", s->port);
 }
@@ -394,17 +393,16 @@ static struct state_shape shape_of(const struct pool_ep_cfg *eps, size_t n)
 
 struct rs_open {
 	const char *prefix;
-	const char *cred;   /* "user:pass@" or ":pass@", NULL = none */
+	const char *cred; /* "user:pass@" or ":pass@", NULL = none */
 	int db;
 	int cache_ms;
 	int ttl_ms;
 	unsigned flags;
-	const char *local;  /* fallback file name in dir */
-	int timeout_ms;     /* 0 = CALM_TIMEOUT_MS */
+	const char *local; /* fallback file name in dir */
+	int timeout_ms;    /* 0 = CALM_TIMEOUT_MS */
 };
 
-static struct state *open_state(const struct rsrv *s, const struct rs_open *w,
-                                const struct state_shape *sh)
+static struct state *open_state(const struct rsrv *s, const struct rs_open *w, const struct state_shape *sh)
 {
 	char url[256], path[700];
 	struct state *st = NULL;
@@ -474,12 +472,12 @@ static void snap_equal(const struct state_snap *a, const struct state_snap *b, i
 {
 	for (int f = 0; f < STATE_NFIELDS; f++)
 		if (a->f[f] != b->f[f])
-			fail_msg("step %d: slot %u field %d: memory %lld, redis %lld", step, ep, f,
-			         (long long)a->f[f], (long long)b->f[f]);
+			fail_msg("step %d: slot %u field %d: memory %lld, redis %lld", step, ep, f, (long long)a->f[f],
+			         (long long)b->f[f]);
 	for (int w = 0; w < STATE_NWINDOWS; w++)
 		if (a->win[w] != b->win[w])
-			fail_msg("step %d: slot %u window %d: memory %lld, redis %lld", step, ep, w,
-			         (long long)a->win[w], (long long)b->win[w]);
+			fail_msg("step %d: slot %u window %d: memory %lld, redis %lld", step, ep, w, (long long)a->win[w],
+			         (long long)b->win[w]);
 }
 
 /* Runs the same seeded sequence on memory and on st; every answer must
@@ -487,9 +485,8 @@ static void snap_equal(const struct state_snap *a, const struct state_snap *b, i
 static int differential(struct state *st, uint64_t seed, int steps)
 {
 	static const struct pool_ep_cfg five[] = {
-		{"p", "https://p/d", 0, 1, 0, 0}, {"q", "https://q/d", 0, 2, 0, 0},
-		{"r", "https://r/d", 1, 1, 0, 0}, {"s", "https://s/d", 1, 3, 0, 0},
-		{"t", "https://t/d", 2, 1, 0, 0},
+	        {"p", "https://p/d", 0, 1, 0, 0}, {"q", "https://q/d", 0, 2, 0, 0}, {"r", "https://r/d", 1, 1, 0, 0},
+	        {"s", "https://s/d", 1, 3, 0, 0}, {"t", "https://t/d", 2, 1, 0, 0},
 	};
 	struct state_shape sh = shape_of(five, 5);
 	struct state *mem = NULL;
@@ -505,7 +502,7 @@ static int differential(struct state *st, uint64_t seed, int steps)
 		now += dt;
 		switch (rnd_in(0, 13)) {
 		case 11:
-		case 12: {  /* spending: periods around one day, the set or a slot */
+		case 12: { /* spending: periods around one day, the set or a slot */
 			unsigned who = rnd_in(0, 5) == 5 ? STATE_SET_SLOT : ep;
 			int which = (int)rnd_in(0, 1);
 			uint32_t period = (uint32_t)(20790 + rnd_in(0, 3));
@@ -517,7 +514,7 @@ static int differential(struct state *st, uint64_t seed, int steps)
 			assert_int_equal(a1, a2);
 			uint32_t q = (uint32_t)(20790 + rnd_in(0, 3));
 			assert_int_equal(m->spend_get(mem, who, which, q), r->spend_get(st, who, which, q));
-			if (rnd_in(0, 20) == 0) {  /* a clear keeps what was spent */
+			if (rnd_in(0, 20) == 0) { /* a clear keeps what was spent */
 				m->clear(mem, ep);
 				r->clear(st, ep);
 			}
@@ -529,7 +526,7 @@ static int differential(struct state *st, uint64_t seed, int steps)
 			break;
 		}
 		case 1:
-		case 2: {  /* a pick's run of loads: every slot, one now */
+		case 2: { /* a pick's run of loads: every slot, one now */
 			int windows = (int)rnd_in(0, 1);
 			for (unsigned k = 0; k < 5; k++) {
 				struct state_snap a, b;
@@ -546,14 +543,12 @@ static int differential(struct state *st, uint64_t seed, int steps)
 			snap_equal(&a, &b, i, ep);
 			break;
 		}
-		case 4:
-			assert_int_equal(m->get(mem, ep, field), r->get(st, ep, field));
-			break;
+		case 4: assert_int_equal(m->get(mem, ep, field), r->get(st, ep, field)); break;
 		case 5: {
 			int64_t d = rnd_in(-3, 5);
 			if (rnd_in(0, 1)) {
 				assert_int_equal(m->add(mem, ep, field, d), r->add(st, ep, field, d));
-			} else {  /* the pipelined add */
+			} else { /* the pipelined add */
 				m->bump(mem, ep, field, d);
 				r->bump(st, ep, field, d);
 			}
@@ -569,8 +564,7 @@ static int differential(struct state *st, uint64_t seed, int steps)
 			int64_t cur = m->get(mem, ep, field);
 			int64_t expect = rnd_in(0, 1) ? cur : cur + rnd_in(1, 3);
 			int64_t desired = now + rnd_in(0, 30000);
-			assert_int_equal(m->cas(mem, ep, field, expect, desired),
-			                 r->cas(st, ep, field, expect, desired));
+			assert_int_equal(m->cas(mem, ep, field, expect, desired), r->cas(st, ep, field, expect, desired));
 			break;
 		}
 		case 8: {
@@ -609,25 +603,23 @@ static int differential(struct state *st, uint64_t seed, int steps)
 static void redis_backend_answers_exactly_like_the_memory_backend_in_every_mode(void **state)
 {
 	static const struct pool_ep_cfg five[] = {
-		{"p", "https://p/d", 0, 1, 0, 0}, {"q", "https://q/d", 0, 2, 0, 0},
-		{"r", "https://r/d", 1, 1, 0, 0}, {"s", "https://s/d", 1, 3, 0, 0},
-		{"t", "https://t/d", 2, 1, 0, 0},
+	        {"p", "https://p/d", 0, 1, 0, 0}, {"q", "https://q/d", 0, 2, 0, 0}, {"r", "https://r/d", 1, 1, 0, 0},
+	        {"s", "https://s/d", 1, 3, 0, 0}, {"t", "https://t/d", 2, 1, 0, 0},
 	};
 	static const struct {
 		const char *prefix;
 		int cache_ms;
 		unsigned flags;
 	} modes[] = {
-		{"diff-default:", 0, 0},
-		{"diff-naive:", 0, STATE_REDIS_NO_BATCH | STATE_REDIS_NO_PIPELINE},
-		{"diff-cache:", 1 << 30, 0},  /* one writer: the write-through copy must stay exact */
+	        {"diff-default:", 0, 0},
+	        {"diff-naive:", 0, STATE_REDIS_NO_BATCH | STATE_REDIS_NO_PIPELINE},
+	        {"diff-cache:", 1 << 30, 0}, /* one writer: the write-through copy must stay exact */
 	};
 	struct rsrv s;
 	srv_start(&s);
 	struct state_shape sh = shape_of(five, 5);
 	for (size_t i = 0; i < sizeof modes / sizeof *modes; i++) {
-		struct rs_open w = {.prefix = modes[i].prefix, .cache_ms = modes[i].cache_ms,
-		                    .flags = modes[i].flags};
+		struct rs_open w = {.prefix = modes[i].prefix, .cache_ms = modes[i].cache_ms, .flags = modes[i].flags};
 		struct state *st = open_state(&s, &w, &sh);
 		assert_string_equal(state_describe(st), "redis");
 		differential(st, 0x1234567ULL + i, 2500);
@@ -654,7 +646,7 @@ static void a_pick_costs_two_round_trips_and_its_batch_of_loads_ends_with_the_pi
 	struct pool *p = open_pool(&s, &w, &st);
 	struct state_redis_stats a, b;
 	for (int i = 0; i < 6; i++)
-		pick(p, T0);  /* warm: every endpoint has been picked, its measurement started */
+		pick(p, T0); /* warm: every endpoint has been picked, its measurement started */
 	state_redis_stats(st, &a);
 	assert_true(pick(p, T0 + 1) >= 0);
 	state_redis_stats(st, &b);
@@ -697,7 +689,7 @@ static void processes_sharing_redis_keep_exact_global_round_robin(void **state)
 		assert_int_equal(pipe(res[k]), 0);
 		kids[k] = fork();
 		assert_true(kids[k] >= 0);
-		if (kids[k] == 0) {  /* no cmocka in here: a message on the pipe */
+		if (kids[k] == 0) { /* no cmocka in here: a message on the pipe */
 			int out = res[k][1];
 			close(go[1]);
 			close(res[k][0]);
@@ -718,7 +710,7 @@ static void processes_sharing_redis_keep_exact_global_round_robin(void **state)
 			    pool_open_state(&p, W123, 3, st, &e))
 				child_done(out, 2, NULL);
 			char c;
-			if (read(go[0], &c, 1) != 0)  /* EOF = everyone go */
+			if (read(go[0], &c, 1) != 0) /* EOF = everyone go */
 				child_done(out, 2, NULL);
 			int count[3] = {0, 0, 0};
 			for (int i = 0; i < PICKS; i++) {
@@ -744,9 +736,10 @@ static void processes_sharing_redis_keep_exact_global_round_robin(void **state)
 		struct child_msg m = child_wait(kids[k], res[k][0]);
 		close(res[k][0]);
 		if (m.status)
-			fail_msg("child %d says %d (-1: died, 2: setup, 3: no endpoint, 4: used its local "
-			         "state)",
-			         k, m.status);
+			fail_msg(
+			        "child %d says %d (-1: died, 2: setup, 3: no endpoint, 4: used its local "
+			        "state)",
+			        k, m.status);
 		for (int i = 0; i < 3; i++)
 			total[i] += m.count[i];
 	}
@@ -758,8 +751,7 @@ static void processes_sharing_redis_keep_exact_global_round_robin(void **state)
 	redisContext *c = admin(&s);
 	assert_non_null(c);
 	struct state_shape sh = shape_of(W123, 3);
-	assert_int_equal(cmd_int(c, "HGET rr:state1:%016llx t0", (unsigned long long)sh.set_hash),
-	                 PROCS * PICKS);
+	assert_int_equal(cmd_int(c, "HGET rr:state1:%016llx t0", (unsigned long long)sh.set_hash), PROCS * PICKS);
 	redisFree(c);
 	for (int k = 0; k < PROCS; k++) {
 		char name[32], path[700];
@@ -819,7 +811,7 @@ static void threads_share_one_pool_and_connection_and_keep_exact_round_robin(voi
 		for (int k = 0; k < 3; k++)
 			total[k] += wk[i].count[k];
 	}
-	assert_int_equal(total[0], 100);  /* 600 picks = 100 cycles of 1:2:3 */
+	assert_int_equal(total[0], 100); /* 600 picks = 100 cycles of 1:2:3 */
 	assert_int_equal(total[1], 200);
 	assert_int_equal(total[2], 300);
 	struct state_redis_stats k;
@@ -840,7 +832,7 @@ static void a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once(
 	struct rs_open w = {.prefix = "cool:", .local = "cool-parent"};
 	struct pool *p = open_pool(&s, &w, NULL);
 	int64_t now = clock_wall_ms();
-	assert_true(pick(p, now) >= 0);  /* the parent has looked once */
+	assert_true(pick(p, now) >= 0); /* the parent has looked once */
 	int res[2];
 	assert_int_equal(pipe(res), 0);
 	pid_t kid = fork();
@@ -859,12 +851,11 @@ static void a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once(
 		o.prefix = "cool:";
 		o.local_path = path;
 		o.timeout_ms = CALM_TIMEOUT_MS;
-		if (pool_shape(&sh, W123, 3, &e) || state_open_redis(&st, &o, &sh, &e) ||
-		    pool_open_state(&q, W123, 3, st, &e))
+		if (pool_shape(&sh, W123, 3, &e) || state_open_redis(&st, &o, &sh, &e) || pool_open_state(&q, W123, 3, st, &e))
 			child_done(res[1], 2, NULL);
-		report(q, 2, now, POOL_RATE_LIMITED, 60000);  /* c: 429, retry in 60 s */
+		report(q, 2, now, POOL_RATE_LIMITED, 60000); /* c: 429, retry in 60 s */
 		for (int i = 0; i < POOL_BREAKER_THRESHOLD; i++)
-			report(q, 1, now, POOL_TRANSPORT, -1);  /* b: breaker opens */
+			report(q, 1, now, POOL_TRANSPORT, -1); /* b: breaker opens */
 		int local = 0;
 		struct state_redis_stats k;
 		state_redis_stats(st, &k);
@@ -902,7 +893,7 @@ static void with_cache_ms_own_writes_show_at_once_and_others_within_the_interval
 	struct pool *a = open_pool(&s, &wa, &sa);
 	struct pool *b = open_pool(&s, &wb, NULL);
 	struct pool_live lv;
-	assert_true(pick(a, T0) >= 0);  /* a holds a snapshot taken at T0 */
+	assert_true(pick(a, T0) >= 0); /* a holds a snapshot taken at T0 */
 	report(b, 2, T0, POOL_RATE_LIMITED, 60000);
 	/* a's copy is younger than 500 ms: it does not know yet (the trade-off) */
 	assert_int_equal(pool_live_get(a, 2, T0 + 100, &lv), CONVBI_OK);
@@ -962,8 +953,8 @@ static void redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after
 		int ep = pick(p, now);
 		int64_t took = clock_mono_ms() - t;
 		worst = took > worst ? took : worst;
-		assert_true(ep == 0 || (ep == 2 && picks <= 5));  /* b: carried over; c: cooled below */
-		if (picks == 5) {  /* learned while Redis is away: must reach it later */
+		assert_true(ep == 0 || (ep == 2 && picks <= 5)); /* b: carried over; c: cooled below */
+		if (picks == 5) {                                /* learned while Redis is away: must reach it later */
 			report(p, 2, now, POOL_RATE_LIMITED, 120000);
 			cool_until = now + 120000;
 		} else {
@@ -995,7 +986,7 @@ static void redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after
 	for (int i = 0; i < 6; i++) {
 		int64_t now = clock_wall_ms();
 		int ep = pick(p, now);
-		assert_int_equal(ep, 0);  /* b and c still cool: the local cooldowns were merged */
+		assert_int_equal(ep, 0); /* b and c still cool: the local cooldowns were merged */
 		report(p, ep, now, POOL_OK, -1);
 	}
 	redisContext *c = admin(&s);
@@ -1005,7 +996,7 @@ static void redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after
 	assert_int_equal(cmd_int(c, "HGET %s 1.cool_until", key), b_until);
 	assert_int_equal(cmd_int(c, "HGET %s 2.cool_until", key), cool_until);
 	redisFree(c);
-	assert_int_equal(warnings_now(), 1);  /* the comeback is an info, not a warning */
+	assert_int_equal(warnings_now(), 1); /* the comeback is an info, not a warning */
 	assert_true(infos >= 1);
 	pool_close(p);
 	srv_stop(&s);
@@ -1028,7 +1019,7 @@ static void a_hung_redis_costs_one_timeout_then_picks_go_local_without_waiting(v
 	t = clock_mono_ms();
 	for (int i = 0; i < 50; i++)
 		assert_true(pick(p, clock_wall_ms()) >= 0);
-	assert_true(clock_mono_ms() - t < slack(100));  /* no waiting: the backoff is not due */
+	assert_true(clock_mono_ms() - t < slack(100)); /* no waiting: the backoff is not due */
 	assert_int_equal(warnings_now(), 1);
 	assert_non_null(strstr(warning_text, "no reply within 200 ms"));
 	kill(s.pid, SIGCONT);
@@ -1046,9 +1037,9 @@ static void a_server_gone_between_pipelined_writes_raises_no_sigpipe(void **stat
 	struct state_shape sh = shape_of(W123, 3);
 	struct rs_open w = {.prefix = "pipe:", .local = "pipe-local"};
 	struct state *st = open_state(&s, &w, &sh);
-	st->ops->store(st, 0, STATE_LAST_FAIL, 1);  /* pipelined, reply unread */
+	st->ops->store(st, 0, STATE_LAST_FAIL, 1); /* pipelined, reply unread */
 	srv_kill(&s);
-	for (int i = 0; i < 4; i++) {  /* the first write draws a RST, the next ones EPIPE */
+	for (int i = 0; i < 4; i++) { /* the first write draws a RST, the next ones EPIPE */
 		usleep(30000);
 		st->ops->store(st, 0, STATE_LAST_FAIL, 2 + i);
 	}
@@ -1098,7 +1089,7 @@ static void an_unreachable_redis_at_open_is_a_warning_not_an_error(void **state)
 static void opening_under_failing_allocations_returns_enomem_and_leaks_nothing(void **state)
 {
 	struct rsrv s;
-	srv_start_pass(&s, "enomem-pass");  /* so the password's copy is on the way too */
+	srv_start_pass(&s, "enomem-pass"); /* so the password's copy is on the way too */
 	struct state_shape sh = shape_of(W123, 3);
 	char url[128], path[700];
 	url_of(url, sizeof url, &s, ":enomem-pass@", 0);
@@ -1110,7 +1101,7 @@ static void opening_under_failing_allocations_returns_enomem_and_leaks_nothing(v
 	o.timeout_ms = CALM_TIMEOUT_MS;
 	int failed = 0, n;
 	for (n = 1; n < 200; n++) {
-		struct state *st = (struct state *)&n;  /* must be reset to NULL on failure */
+		struct state *st = (struct state *)&n; /* must be reset to NULL on failure */
 		struct err e = ERR_INIT;
 		alloc_fail_at(n, 1);
 		int rc = state_open_redis(&st, &o, &sh, &e);
@@ -1124,7 +1115,7 @@ static void opening_under_failing_allocations_returns_enomem_and_leaks_nothing(v
 		assert_string_equal(state_describe(st), "redis");
 		st->ops->counter_next(st, 0);
 		state_close(st);
-		if (used < n)  /* every allocation succeeded: done */
+		if (used < n) /* every allocation succeeded: done */
 			break;
 	}
 	assert_true(failed >= 5);
@@ -1153,7 +1144,7 @@ static void auth_by_password_and_by_acl_user_and_a_wrong_password_falls_back_qui
 	struct rs_open wu = {.prefix = "auth:", .cred = "fleet:fleet-pass-42@", .db = 3};
 	st = open_state(&s, &wu, &sh);
 	assert_string_equal(state_describe(st), "redis");
-	assert_int_equal(st->ops->counter_next(st, 0), 0);  /* db 3 is not db 0 */
+	assert_int_equal(st->ops->counter_next(st, 0), 0); /* db 3 is not db 0 */
 	assert_int_equal(st->ops->counter_next(st, 0), 1);
 	redisContext *c3 = admin_db(&s, 3);
 	assert_non_null(c3);
@@ -1194,14 +1185,14 @@ static void two_prefixes_on_one_server_do_not_interfere(void **state)
 	for (int i = 0; i < 5; i++)
 		pick(a, T0);
 	first_b = pick(b, T0);
-	assert_int_equal(first_a, first_b);  /* b's counter did not move with a's */
+	assert_int_equal(first_a, first_b); /* b's counter did not move with a's */
 	report(a, 2, T0, POOL_RATE_LIMITED, 60000);
 	struct pool_live lv;
 	assert_int_equal(pool_live_get(b, 2, T0 + 1, &lv), CONVBI_OK);
 	assert_int_equal(lv.cool_until_ms, 0);
 	assert_int_equal(pool_live_get(a, 2, T0 + 1, &lv), CONVBI_OK);
 	assert_int_equal(lv.cool_until_ms, T0 + 60000);
-	pool_reset_state(b);  /* b's reset leaves a alone */
+	pool_reset_state(b); /* b's reset leaves a alone */
 	assert_int_equal(pool_live_get(a, 2, T0 + 2, &lv), CONVBI_OK);
 	assert_int_equal(lv.cool_until_ms, T0 + 60000);
 	pool_close(a);
@@ -1217,7 +1208,7 @@ static void keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind(void **sta
 	struct rs_open w = {.prefix = "ttl:"};
 	struct state *st = open_state(&s, &w, &sh);
 	st->ops->store(st, 1, STATE_COOL_UNTIL, T0);
-	st->ops->get(st, 1, STATE_COOL_UNTIL);  /* reads behind the pipelined store */
+	st->ops->get(st, 1, STATE_COOL_UNTIL); /* reads behind the pipelined store */
 	redisContext *c = admin(&s);
 	assert_non_null(c);
 	long long pttl = cmd_int(c, "PTTL %s", state_redis_key(st));
@@ -1231,7 +1222,7 @@ static void keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind(void **sta
 	assert_true(pttl > 0 && pttl <= 300);
 	usleep(450 * 1000);
 	assert_int_equal(cmd_int(c, "EXISTS %s", state_redis_key(st)), 0);
-	assert_int_equal(st->ops->counter_next(st, 0), 0);  /* fresh again */
+	assert_int_equal(st->ops->counter_next(st, 0), 0); /* fresh again */
 	assert_int_equal(st->ops->get(st, 0, STATE_REM_REQ), -1);
 	state_close(st);
 	redisFree(c);
@@ -1249,7 +1240,7 @@ static void a_flushed_script_cache_is_answered_with_eval_without_falling_back(vo
 	assert_non_null(c);
 	redisReply *rep = redisCommand(c, "SCRIPT FLUSH");
 	freeReplyObject(rep);
-	st->ops->store(st, 0, STATE_OPEN_UNTIL, 77);  /* pipelined: NOSCRIPT comes back later */
+	st->ops->store(st, 0, STATE_OPEN_UNTIL, 77); /* pipelined: NOSCRIPT comes back later */
 	st->ops->store(st, 1, STATE_OPEN_UNTIL, 78);
 	assert_int_equal(st->ops->add(st, 2, STATE_CALLS, 5), 0);
 	assert_int_equal(st->ops->get(st, 0, STATE_OPEN_UNTIL), 77);
@@ -1304,11 +1295,11 @@ static void a_forked_child_opens_its_own_connection(void **state)
 /* ---- through the LLM door --------------------------------------------------------------- */
 
 static const char scenario3[] =
-	"{\"endpoints\": ["
-	"{\"name\":\"east\",\"api_key\":\"k-east-5c2a9e71d3\",\"deployment\":\"gpt-4o\"},"
-	"{\"name\":\"west\",\"api_key\":\"k-west-0b8d3f6a2e\",\"deployment\":\"gpt-4o\"},"
-	"{\"name\":\"north\",\"api_key\":\"k-north-7e4c1a9b5f\",\"deployment\":\"gpt-4o\"}],"
-	"\"default_reply\": \"OK\"}";
+        "{\"endpoints\": ["
+        "{\"name\":\"east\",\"api_key\":\"k-east-5c2a9e71d3\",\"deployment\":\"gpt-4o\"},"
+        "{\"name\":\"west\",\"api_key\":\"k-west-0b8d3f6a2e\",\"deployment\":\"gpt-4o\"},"
+        "{\"name\":\"north\",\"api_key\":\"k-north-7e4c1a9b5f\",\"deployment\":\"gpt-4o\"}],"
+        "\"default_reply\": \"OK\"}";
 
 static struct llm *llm_on(const struct fake *f, const char *extra)
 {
@@ -1398,10 +1389,10 @@ static void llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_
 			break;
 		usleep(50000);
 	}
-	assert_true(n >= 3);  /* the restarted server carries the state again */
+	assert_true(n >= 3); /* the restarted server carries the state again */
 	assert_int_equal(warnings_now(), 1);
 	assert_int_equal(fake_stat(&f, "east", "requests") + fake_stat(&f, "west", "requests") +
-	                     fake_stat(&f, "north", "requests"),
+	                         fake_stat(&f, "north", "requests"),
 	                 29 + calls);
 	llm_close(l);
 	fake_stop(&f);
@@ -1412,14 +1403,14 @@ static void llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_
  * reply "OK" (1 token), at 1,000 USD per million tokens: 3,000 micro-USD,
  * exactly its estimate. */
 static const char scenario_priced[] =
-	"{\"endpoints\": ["
-	"{\"name\":\"east\",\"api_key\":\"k-east-5c2a9e71d3\",\"deployment\":\"gpt-4o\",\"latency_ms\":5,"
-	"\"price\":{\"input\":1000,\"cached_input\":1000,\"output\":1000},"
-	"\"client\":{\"price\":{\"input\":1000,\"output\":1000}}},"
-	"{\"name\":\"west\",\"api_key\":\"k-west-0b8d3f6a2e\",\"deployment\":\"gpt-4o\",\"latency_ms\":5,"
-	"\"price\":{\"input\":1000,\"cached_input\":1000,\"output\":1000},"
-	"\"client\":{\"price\":{\"input\":1000,\"output\":1000}}}],"
-	"\"default_reply\": \"OK\"}";
+        "{\"endpoints\": ["
+        "{\"name\":\"east\",\"api_key\":\"k-east-5c2a9e71d3\",\"deployment\":\"gpt-4o\",\"latency_ms\":5,"
+        "\"price\":{\"input\":1000,\"cached_input\":1000,\"output\":1000},"
+        "\"client\":{\"price\":{\"input\":1000,\"output\":1000}}},"
+        "{\"name\":\"west\",\"api_key\":\"k-west-0b8d3f6a2e\",\"deployment\":\"gpt-4o\",\"latency_ms\":5,"
+        "\"price\":{\"input\":1000,\"cached_input\":1000,\"output\":1000},"
+        "\"client\":{\"price\":{\"input\":1000,\"output\":1000}}}],"
+        "\"default_reply\": \"OK\"}";
 
 static void processes_sharing_redis_spend_one_budget_kept_in_its_own_hash(void **state)
 {
@@ -1432,7 +1423,7 @@ static void processes_sharing_redis_spend_one_budget_kept_in_its_own_hash(void *
 	         "{\"budget\": {\"daily\": 0.3}, \"state\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:%d/0\", "
 	         "\"prefix\": \"spend:\", \"timeout_ms\": %d}}",
 	         s.port, TIMEOUT_MS);
-	char path[1024];  /* written once here: the children only read it */
+	char path[1024]; /* written once here: the children only read it */
 	snprintf(path, sizeof path, "%s/spend.json", f.dir);
 	assert_int_equal(fake_write_config(&f, path, extra), 0);
 	enum { KIDS = 4 };
@@ -1471,11 +1462,11 @@ static void processes_sharing_redis_spend_one_budget_kept_in_its_own_hash(void *
 		struct child_msg msg = child_wait(pid[k], fds[k]);
 		close(fds[k]);
 		assert_int_equal(msg.status, 0);
-		assert_int_equal(msg.count[1], 1);  /* each ended on the budget */
+		assert_int_equal(msg.count[1], 1); /* each ended on the budget */
 		assert_int_equal(msg.count[2], 0);
 		ok += msg.count[0];
 	}
-	assert_int_equal(ok, 100);  /* $0.30 / $0.003, not a call more or less */
+	assert_int_equal(ok, 100); /* $0.30 / $0.003, not a call more or less */
 	double billed = fake_stat_num(&f, "east", "cost_usd") + fake_stat_num(&f, "west", "cost_usd");
 	assert_true(billed > 0.299999 && billed < 0.300001);
 	/* the spending lives in its own hash, with a TTL longer than a month */
@@ -1535,27 +1526,38 @@ static void convbi_redis_url_in_the_environment_switches_llm_to_redis(void **sta
 
 int main(void)
 {
-	signal(SIGPIPE, SIG_DFL);  /* the backend must cope without help */
+	signal(SIGPIPE, SIG_DFL); /* the backend must cope without help */
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(redis_backend_answers_exactly_like_the_memory_backend_in_every_mode, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_pick_costs_two_round_trips_and_its_batch_of_loads_ends_with_the_pick, setup, teardown),
-		cmocka_unit_test_setup_teardown(processes_sharing_redis_keep_exact_global_round_robin, setup, teardown),
-		cmocka_unit_test_setup_teardown(threads_share_one_pool_and_connection_and_keep_exact_round_robin, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(with_cache_ms_own_writes_show_at_once_and_others_within_the_interval, setup, teardown),
-		cmocka_unit_test_setup_teardown(redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after_restart, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_hung_redis_costs_one_timeout_then_picks_go_local_without_waiting, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_server_gone_between_pipelined_writes_raises_no_sigpipe, setup, teardown),
-		cmocka_unit_test_setup_teardown(an_unreachable_redis_at_open_is_a_warning_not_an_error, setup, teardown),
-		cmocka_unit_test_setup_teardown(opening_under_failing_allocations_returns_enomem_and_leaks_nothing, setup, teardown),
-		cmocka_unit_test_setup_teardown(auth_by_password_and_by_acl_user_and_a_wrong_password_falls_back_quietly, setup, teardown),
-		cmocka_unit_test_setup_teardown(two_prefixes_on_one_server_do_not_interfere, setup, teardown),
-		cmocka_unit_test_setup_teardown(keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_flushed_script_cache_is_answered_with_eval_without_falling_back, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_forked_child_opens_its_own_connection, setup, teardown),
-		cmocka_unit_test_setup_teardown(llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_restart, setup, teardown),
-		cmocka_unit_test_setup_teardown(convbi_redis_url_in_the_environment_switches_llm_to_redis, setup, teardown),
-		cmocka_unit_test_setup_teardown(processes_sharing_redis_spend_one_budget_kept_in_its_own_hash, setup, teardown),
+	        cmocka_unit_test_setup_teardown(redis_backend_answers_exactly_like_the_memory_backend_in_every_mode, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(a_pick_costs_two_round_trips_and_its_batch_of_loads_ends_with_the_pick, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(processes_sharing_redis_keep_exact_global_round_robin, setup, teardown),
+	        cmocka_unit_test_setup_teardown(threads_share_one_pool_and_connection_and_keep_exact_round_robin, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(with_cache_ms_own_writes_show_at_once_and_others_within_the_interval, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(redis_killed_mid_run_never_fails_a_pick_warns_once_and_resumes_after_restart,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_hung_redis_costs_one_timeout_then_picks_go_local_without_waiting, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(a_server_gone_between_pipelined_writes_raises_no_sigpipe, setup, teardown),
+	        cmocka_unit_test_setup_teardown(an_unreachable_redis_at_open_is_a_warning_not_an_error, setup, teardown),
+	        cmocka_unit_test_setup_teardown(opening_under_failing_allocations_returns_enomem_and_leaks_nothing, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(auth_by_password_and_by_acl_user_and_a_wrong_password_falls_back_quietly, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(two_prefixes_on_one_server_do_not_interfere, setup, teardown),
+	        cmocka_unit_test_setup_teardown(keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_flushed_script_cache_is_answered_with_eval_without_falling_back, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(a_forked_child_opens_its_own_connection, setup, teardown),
+	        cmocka_unit_test_setup_teardown(llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_restart,
+	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(convbi_redis_url_in_the_environment_switches_llm_to_redis, setup, teardown),
+	        cmocka_unit_test_setup_teardown(processes_sharing_redis_spend_one_budget_kept_in_its_own_hash, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }

@@ -28,41 +28,41 @@ static void url_parser_accepts_the_documented_forms_and_rejects_the_rest(void **
 {
 	(void)state;
 	static const struct url_case cases[] = {
-		{"redis://127.0.0.1:6379/0", 1, "127.0.0.1", 6379, 0, "", ""},
-		{"redis://localhost", 1, "localhost", 6379, 0, "", ""},
-		{"redis://localhost/", 1, "localhost", 6379, 0, "", ""},
-		{"REDIS://cache.internal:7000/12", 1, "cache.internal", 7000, 12, "", ""},
-		{"redis://:hunter2-pass@10.0.0.5:6380/1", 1, "10.0.0.5", 6380, 1, "", "hunter2-pass"},
-		{"redis://fleet:s3cret@h:1/2", 1, "h", 1, 2, "fleet", "s3cret"},
-		{"redis://fl%65et:p%40ss%3Aw%2Frd@h:65535/3", 1, "h", 65535, 3, "fleet", "p@ss:w/rd"},
-		{"redis://:a@b@h/0", 1, "h", 6379, 0, "", "a@b"},
-		{"redis://[::1]:6390/4", 1, "::1", 6390, 4, "", ""},
-		{"redis://[::1]", 1, "::1", 6379, 0, "", ""},
-		{"redis://h:6379/99999", 1, "h", 6379, 99999, "", ""},
-		{"redis://u%20x:p%25@h", 1, "h", 6379, 0, "u x", "p%"},
-		{"", 0, NULL, 0, 0, NULL, NULL},
-		{"http://h:6379", 0, NULL, 0, 0, NULL, NULL},
-		{"rediss://:topsecret@h:6379", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://:6379/0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://h:0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://h:65536", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://h:63x9", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://h:", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://h/db1", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://h/0?timeout=1", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://onlyuser@h/0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://user:@h/0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://:secret-pw@h:70000/0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://:secret-pw@h/x", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://:secret-pw@/0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://:bad%zzsecret@h/0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://:nul%00secret@h/0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://[::1/0", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://[]:6379", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://h:6379/100000", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://h:6379/0#frag", 0, NULL, 0, 0, NULL, NULL},
-		{"redis://:secret-pw@h:-1/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://127.0.0.1:6379/0", 1, "127.0.0.1", 6379, 0, "", ""},
+	        {"redis://localhost", 1, "localhost", 6379, 0, "", ""},
+	        {"redis://localhost/", 1, "localhost", 6379, 0, "", ""},
+	        {"REDIS://cache.internal:7000/12", 1, "cache.internal", 7000, 12, "", ""},
+	        {"redis://:hunter2-pass@10.0.0.5:6380/1", 1, "10.0.0.5", 6380, 1, "", "hunter2-pass"},
+	        {"redis://fleet:s3cret@h:1/2", 1, "h", 1, 2, "fleet", "s3cret"},
+	        {"redis://fl%65et:p%40ss%3Aw%2Frd@h:65535/3", 1, "h", 65535, 3, "fleet", "p@ss:w/rd"},
+	        {"redis://:a@b@h/0", 1, "h", 6379, 0, "", "a@b"},
+	        {"redis://[::1]:6390/4", 1, "::1", 6390, 4, "", ""},
+	        {"redis://[::1]", 1, "::1", 6379, 0, "", ""},
+	        {"redis://h:6379/99999", 1, "h", 6379, 99999, "", ""},
+	        {"redis://u%20x:p%25@h", 1, "h", 6379, 0, "u x", "p%"},
+	        {"", 0, NULL, 0, 0, NULL, NULL},
+	        {"http://h:6379", 0, NULL, 0, 0, NULL, NULL},
+	        {"rediss://:topsecret@h:6379", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://:6379/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://h:0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://h:65536", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://h:63x9", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://h:", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://h/db1", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://h/0?timeout=1", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://onlyuser@h/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://user:@h/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://:secret-pw@h:70000/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://:secret-pw@h/x", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://:secret-pw@/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://:bad%zzsecret@h/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://:nul%00secret@h/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://[::1/0", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://[]:6379", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://h:6379/100000", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://h:6379/0#frag", 0, NULL, 0, 0, NULL, NULL},
+	        {"redis://:secret-pw@h:-1/0", 0, NULL, 0, 0, NULL, NULL},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		const struct url_case *c = &cases[i];
@@ -81,7 +81,7 @@ static void url_parser_accepts_the_documented_forms_and_rejects_the_rest(void **
 			if (rc != CONVBI_ECONFIG)
 				fail_msg("%s was accepted", c->url);
 			assert_true(strlen(e.msg) > 10);
-			assert_null(strstr(e.msg, "secret"));  /* never repeats the password */
+			assert_null(strstr(e.msg, "secret")); /* never repeats the password */
 		}
 	}
 }
@@ -101,8 +101,8 @@ static void a_refused_url_leaves_no_password_behind(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(url_parser_accepts_the_documented_forms_and_rejects_the_rest),
-		cmocka_unit_test(a_refused_url_leaves_no_password_behind),
+	        cmocka_unit_test(url_parser_accepts_the_documented_forms_and_rejects_the_rest),
+	        cmocka_unit_test(a_refused_url_leaves_no_password_behind),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

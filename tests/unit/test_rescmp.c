@@ -80,10 +80,10 @@ static void only_a_top_level_order_by_orders_the_result(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(numbers_match_within_the_tolerance_whatever_their_spelling),
-		cmocka_unit_test(rows_are_a_multiset_unless_the_result_is_ordered),
-		cmocka_unit_test(shapes_must_agree),
-		cmocka_unit_test(only_a_top_level_order_by_orders_the_result),
+	        cmocka_unit_test(numbers_match_within_the_tolerance_whatever_their_spelling),
+	        cmocka_unit_test(rows_are_a_multiset_unless_the_result_is_ordered),
+	        cmocka_unit_test(shapes_must_agree),
+	        cmocka_unit_test(only_a_top_level_order_by_orders_the_result),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -39,13 +39,13 @@
 #define T0 ((int64_t)1700000000000)
 
 static const struct pool_ep_cfg W123[] = {
-	{"a", "https://a/dep", 0, 1, 0, 0},
-	{"b", "https://b/dep", 0, 2, 0, 0},
-	{"c", "https://c/dep", 0, 3, 0, 0},
+        {"a", "https://a/dep", 0, 1, 0, 0},
+        {"b", "https://b/dep", 0, 2, 0, 0},
+        {"c", "https://c/dep", 0, 3, 0, 0},
 };
 
-static char dir[512];   /* this run's scratch directory */
-static int warnings;    /* log_warn lines since warn_reset */
+static char dir[512]; /* this run's scratch directory */
+static int warnings;  /* log_warn lines since warn_reset */
 static char last_warning[1024];
 
 static void sink(int level, const char *line, void *payload)
@@ -117,8 +117,8 @@ static size_t file_size(const char *path)
 
 static size_t layout_bytes(unsigned slots, unsigned tiers)
 {
-	return sizeof(struct state_header) + tiers * sizeof(struct state_counter) +
-	       slots * sizeof(struct state_slot) + sizeof(struct state_spend_line);
+	return sizeof(struct state_header) + tiers * sizeof(struct state_counter) + slots * sizeof(struct state_slot) +
+	       sizeof(struct state_spend_line);
 }
 
 static void write_bytes(const char *path, const void *p, size_t n)
@@ -144,7 +144,7 @@ static void creates_the_file_and_a_reopen_sees_the_same_state(void **state)
 	assert_int_equal(file_size(path), layout_bytes(3, 1));
 	assert_int_equal(file_size(path) % 64, 0);
 
-	assert_int_equal(pick(a, T0), 2);  /* counter 0: position 0 of c,b,a,c,b,c */
+	assert_int_equal(pick(a, T0), 2); /* counter 0: position 0 of c,b,a,c,b,c */
 	report(a, 1, T0, POOL_RATE_LIMITED, 60000);
 	report(a, 0, T0, POOL_OK, -1);
 
@@ -156,11 +156,11 @@ static void creates_the_file_and_a_reopen_sees_the_same_state(void **state)
 	assert_int_equal(lv.rate_limited, 1);
 	pool_live_get(b, 0, T0, &lv);
 	assert_int_equal(lv.ok, 1);
-	assert_int_equal(pick(b, T0), 0);  /* counter 1 -> b, cooling -> skipped to a */
+	assert_int_equal(pick(b, T0), 0); /* counter 1 -> b, cooling -> skipped to a */
 	pool_close(a);
 	pool_close(b);
 
-	b = open_at(path, W123, 3);  /* the file outlives its openers */
+	b = open_at(path, W123, 3); /* the file outlives its openers */
 	pool_live_get(b, 1, T0, &lv);
 	assert_int_equal(lv.cool_until_ms, T0 + 60000);
 	assert_int_equal(warnings, 0);
@@ -218,8 +218,19 @@ static void *valid_image(const char *path, size_t *n)
 
 /* The first four are files of ours (rebuilt), the rest are not (left
  * alone): BAD_VERSION is a newer convbi's, BAD_OLDER an older one's. */
-enum bad_kind { BAD_TRUNCATED, BAD_CHECKSUM, BAD_OTHER_SET, BAD_OLDER, BAD_FOREIGN, BAD_EMPTY, BAD_VERSION,
-	BAD_GARBAGE, BAD_SYMLINK, BAD_FIFO, BAD_NKINDS };
+enum bad_kind {
+	BAD_TRUNCATED,
+	BAD_CHECKSUM,
+	BAD_OTHER_SET,
+	BAD_OLDER,
+	BAD_FOREIGN,
+	BAD_EMPTY,
+	BAD_VERSION,
+	BAD_GARBAGE,
+	BAD_SYMLINK,
+	BAD_FIFO,
+	BAD_NKINDS
+};
 #define BAD_FIRST_FOREIGN BAD_FOREIGN
 
 static void make_bad(const char *path, int kind)
@@ -228,23 +239,15 @@ static void make_bad(const char *path, int kind)
 	char *img = valid_image(path, &n);
 	struct state_header *h = (struct state_header *)img;
 	switch (kind) {
-	case BAD_FOREIGN:
-		write_bytes(path, "{\"counter\": 7}\n", 15);
-		break;
-	case BAD_EMPTY:
-		write_bytes(path, "", 0);
-		break;
-	case BAD_TRUNCATED:
-		write_bytes(path, img, n / 2);
-		break;
+	case BAD_FOREIGN: write_bytes(path, "{\"counter\": 7}\n", 15); break;
+	case BAD_EMPTY: write_bytes(path, "", 0); break;
+	case BAD_TRUNCATED: write_bytes(path, img, n / 2); break;
 	case BAD_OLDER:
 		h->version = STATE_VERSION - 1;
 		h->checksum = state_hash(STATE_HASH_INIT, h, offsetof(struct state_header, checksum));
 		write_bytes(path, img, n);
 		break;
-	case BAD_FIFO:
-		assert_int_equal(mkfifo(path, 0600), 0);
-		break;
+	case BAD_FIFO: assert_int_equal(mkfifo(path, 0600), 0); break;
 	case BAD_VERSION:
 		h->version = STATE_VERSION + 98;
 		h->checksum = state_hash(STATE_HASH_INIT, h, offsetof(struct state_header, checksum));
@@ -257,7 +260,7 @@ static void make_bad(const char *path, int kind)
 		write_bytes(path, img, n);
 		break;
 	case BAD_CHECKSUM:
-		h->set_hash ^= 1;  /* one bit flipped, checksum left as was */
+		h->set_hash ^= 1; /* one bit flipped, checksum left as was */
 		write_bytes(path, img, n);
 		break;
 	case BAD_OTHER_SET: {
@@ -276,8 +279,8 @@ static void make_bad(const char *path, int kind)
 	free(img);
 }
 
-static const char *const bad_names[BAD_NKINDS] = {"truncated", "checksum", "other_set", "older", "foreign",
-                                                   "empty", "version", "garbage", "symlink", "fifo"};
+static const char *const bad_names[BAD_NKINDS] = {"truncated", "checksum", "other_set", "older",   "foreign",
+                                                  "empty",     "version",  "garbage",   "symlink", "fifo"};
 
 static void bad_files_of_ours_are_rebuilt_with_one_warning(void **state)
 {
@@ -300,7 +303,7 @@ static void bad_files_of_ours_are_rebuilt_with_one_warning(void **state)
 		report(p, 0, T0, POOL_BROKEN, -1);
 
 		warn_reset();
-		struct pool *q = open_at(path, W123, 3);  /* rebuilt once, healthy since */
+		struct pool *q = open_at(path, W123, 3); /* rebuilt once, healthy since */
 		assert_int_equal(warnings, 0);
 		struct pool_live lv;
 		pool_live_get(q, 0, T0, &lv);
@@ -387,7 +390,7 @@ static void a_file_that_is_not_ours_is_never_touched(void **state)
 	int fd = open(target, O_RDONLY);
 	assert_int_equal(read(fd, buf, sizeof buf), 8);
 	close(fd);
-	assert_string_equal(buf, "precious");  /* never followed */
+	assert_string_equal(buf, "precious"); /* never followed */
 }
 
 /* At the default path (nobody chose it) the same refusal falls back to
@@ -467,7 +470,7 @@ static void failed_allocations_opening_a_file_are_enomem_and_leak_nothing(void *
 		alloc_fail_at(n, 1);
 		int rc = pool_open(&p, W123, 3, path, &e);
 		alloc_fail_at(0, 0);
-		assert_int_equal(warnings, 0);  /* no fallback on ENOMEM: the error goes up */
+		assert_int_equal(warnings, 0); /* no fallback on ENOMEM: the error goes up */
 		if (rc == CONVBI_OK) {
 			opened = 1;
 			assert_true(pool_is_shared(p));
@@ -488,32 +491,32 @@ static void windows_count_a_sliding_minute_and_refuse_past_the_limit(void **stat
 	assert_int_equal(state_open_memory(&st, &shape, &e), CONVBI_OK);
 	const struct state_ops *ops = st->ops;
 	struct state_snap s;
-	for (int i = 0; i < 7; i++)  /* one charge of 10 in each of seven buckets */
+	for (int i = 0; i < 7; i++) /* one charge of 10 in each of seven buckets */
 		assert_true(ops->window_add(st, 0, STATE_WIN_TOK, T0 + i * 10000, 10, 0));
 	ops->load(st, 0, T0 + 60000, 1, &s);
-	assert_int_equal(s.win[STATE_WIN_TOK], 70);  /* the oldest still whole at its start */
+	assert_int_equal(s.win[STATE_WIN_TOK], 70); /* the oldest still whole at its start */
 	ops->load(st, 0, T0 + 65000, 1, &s);
 	assert_int_equal(s.win[STATE_WIN_TOK], 65);
 	ops->load(st, 0, T0 + 69999, 1, &s);
-	assert_int_equal(s.win[STATE_WIN_TOK], 61);  /* rounded up */
+	assert_int_equal(s.win[STATE_WIN_TOK], 61); /* rounded up */
 	ops->load(st, 0, T0 + 70000, 1, &s);
 	assert_int_equal(s.win[STATE_WIN_TOK], 60);
 	ops->load(st, 0, T0 + 120000, 1, &s);
-	assert_int_equal(s.win[STATE_WIN_TOK], 10);  /* only the last charge, fading */
+	assert_int_equal(s.win[STATE_WIN_TOK], 10); /* only the last charge, fading */
 	ops->load(st, 0, T0 + 125000, 1, &s);
 	assert_int_equal(s.win[STATE_WIN_TOK], 5);
 	ops->load(st, 0, T0 + 200000, 1, &s);
 	assert_int_equal(s.win[STATE_WIN_TOK], 0);
 	ops->load(st, 1, T0, 1, &s);
-	assert_int_equal(s.win[STATE_WIN_TOK], 0);  /* slots are separate */
+	assert_int_equal(s.win[STATE_WIN_TOK], 0); /* slots are separate */
 
 	assert_true(ops->window_add(st, 1, STATE_WIN_REQ, T0, 2, 3));
 	assert_true(ops->window_add(st, 1, STATE_WIN_REQ, T0 + 1, 1, 3));
 	assert_false(ops->window_add(st, 1, STATE_WIN_REQ, T0 + 2, 1, 3));
-	assert_true(ops->window_add(st, 1, STATE_WIN_REQ, T0 + 3, -1, 3));  /* give one back */
+	assert_true(ops->window_add(st, 1, STATE_WIN_REQ, T0 + 3, -1, 3)); /* give one back */
 	assert_true(ops->window_add(st, 1, STATE_WIN_REQ, T0 + 4, 1, 3));
-	assert_false(ops->window_add(st, 1, STATE_WIN_REQ, T0 + 10000, 1, 3));  /* next bucket */
-	assert_true(ops->window_add(st, 1, STATE_WIN_TOK, T0, 500, 100));  /* empty: oversized ok */
+	assert_false(ops->window_add(st, 1, STATE_WIN_REQ, T0 + 10000, 1, 3)); /* next bucket */
+	assert_true(ops->window_add(st, 1, STATE_WIN_TOK, T0, 500, 100));      /* empty: oversized ok */
 	assert_false(ops->window_add(st, 1, STATE_WIN_TOK, T0, 1, 100));
 
 	assert_int_equal(ops->counter_next(st, 0), 0);
@@ -543,14 +546,14 @@ static void spending_counts_per_period_refuses_past_the_limit_and_survives_a_cle
 	int64_t after = -1;
 	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 600, 1000, &after));
 	assert_int_equal(after, 600);
-	assert_false(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 401, 1000, &after));  /* 1001 > 1000 */
+	assert_false(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 401, 1000, &after)); /* 1001 > 1000 */
 	assert_int_equal(after, 600);
-	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 400, 1000, &after));   /* exactly the limit */
-	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, -150, 0, &after));     /* a settlement gives back */
+	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, 400, 1000, &after)); /* exactly the limit */
+	assert_true(ops->spend_add(st, 0, STATE_SPEND_DAY, d, -150, 0, &after));   /* a settlement gives back */
 	assert_int_equal(after, 850);
 	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d), 850);
-	assert_int_equal(ops->spend_get(st, 1, STATE_SPEND_DAY, d), 0);               /* slots are separate */
-	assert_int_equal(ops->spend_get(st, STATE_SET_SLOT, STATE_SPEND_DAY, d), 0);  /* and so is the set */
+	assert_int_equal(ops->spend_get(st, 1, STATE_SPEND_DAY, d), 0);              /* slots are separate */
+	assert_int_equal(ops->spend_get(st, STATE_SET_SLOT, STATE_SPEND_DAY, d), 0); /* and so is the set */
 	assert_true(ops->spend_add(st, STATE_SET_SLOT, STATE_SPEND_MONTH, m, 7, 0, NULL));
 	assert_int_equal(ops->spend_get(st, STATE_SET_SLOT, STATE_SPEND_MONTH, m), 7);
 	/* the next day starts over; the day before reads as nothing spent */
@@ -574,7 +577,7 @@ static void spending_counts_per_period_refuses_past_the_limit_and_survives_a_cle
 	ops->clear(st, 0);
 	assert_int_equal(ops->get(st, 0, STATE_COOL_UNTIL), 0);
 	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d + 1), 1004);
-	ops->reset(st);  /* a reset is everything */
+	ops->reset(st); /* a reset is everything */
 	assert_int_equal(ops->spend_get(st, 0, STATE_SPEND_DAY, d + 1), 0);
 	assert_int_equal(ops->spend_get(st, STATE_SET_SLOT, STATE_SPEND_MONTH, m), 0);
 	state_close(st);
@@ -592,11 +595,13 @@ static void periods_are_utc_calendar_days_and_months(void **state)
 	assert_int_equal(state_period_start_ms(STATE_SPEND_DAY, 20794), dec7);
 	assert_int_equal(state_period_start_ms(STATE_SPEND_MONTH, (2026 - 1970) * 12 + 11), dec1);
 	assert_int_equal(state_period_start_ms(STATE_SPEND_MONTH, (2027 - 1970) * 12), jan1);
-	assert_int_equal(state_period_start_ms(STATE_SPEND_MONTH, (2024 - 1970) * 12 + 2), INT64_C(1709251200000)); /* 2024-03-01 */
-	assert_int_equal(state_period(STATE_SPEND_MONTH, INT64_C(1709251200000) - 1), (2024 - 1970) * 12 + 1);  /* Feb 29 */
-	for (int64_t t = 0; t < INT64_C(4102444800000); t += INT64_C(86400000) * 13 + 3600000) {  /* to 2100 */
+	assert_int_equal(state_period_start_ms(STATE_SPEND_MONTH, (2024 - 1970) * 12 + 2),
+	                 INT64_C(1709251200000));                                                              /* 2024-03-01 */
+	assert_int_equal(state_period(STATE_SPEND_MONTH, INT64_C(1709251200000) - 1), (2024 - 1970) * 12 + 1); /* Feb 29 */
+	for (int64_t t = 0; t < INT64_C(4102444800000); t += INT64_C(86400000) * 13 + 3600000) {               /* to 2100 */
 		uint32_t p = state_period(STATE_SPEND_MONTH, t);
-		assert_true(state_period_start_ms(STATE_SPEND_MONTH, p) <= t && t < state_period_start_ms(STATE_SPEND_MONTH, p + 1));
+		assert_true(state_period_start_ms(STATE_SPEND_MONTH, p) <= t &&
+		            t < state_period_start_ms(STATE_SPEND_MONTH, p + 1));
 	}
 }
 
@@ -604,7 +609,7 @@ static void periods_are_utc_calendar_days_and_months(void **state)
 
 #define PROCS 8
 #define THREADS 4
-#define PICKS 4800  /* per thread; PROCS*THREADS*PICKS is a multiple of 6 */
+#define PICKS 4800 /* per thread; PROCS*THREADS*PICKS is a multiple of 6 */
 
 struct worker {
 	struct pool *p;
@@ -632,7 +637,7 @@ static void *worker_run(void *arg)
 static void child_picks(const char *path, int fd, int go)
 {
 	char c;
-	if (read(go, &c, 1) < 0)  /* wait for the start: EOF when the parent closes */
+	if (read(go, &c, 1) < 0) /* wait for the start: EOF when the parent closes */
 		_exit(3);
 	struct pool *p = NULL;
 	struct err e = ERR_INIT;
@@ -684,7 +689,7 @@ static void run_children(const char *path, void (*fn)(const char *, int, int), i
 	}
 	close(res[1]);
 	close(go[0]);
-	close(go[1]);  /* start */
+	close(go[1]); /* start */
 	memset(total, 0, nwords * sizeof *total);
 	for (int i = 0; i < PROCS; i++) {
 		int64_t sum[4];
@@ -702,7 +707,7 @@ static void eight_processes_of_four_threads_share_the_cycle_exactly(void **state
 {
 	char path[600];
 	path_of(path, sizeof path, "multi.state");
-	unlink(path);  /* the children race to create it */
+	unlink(path); /* the children race to create it */
 	int64_t total[4];
 	run_children(path, child_picks, total, 4);
 	const int64_t cycles = (int64_t)PROCS * THREADS * PICKS / 6;
@@ -713,7 +718,7 @@ static void eight_processes_of_four_threads_share_the_cycle_exactly(void **state
 
 	warn_reset();
 	struct pool *p = open_at(path, W123, 3);
-	assert_int_equal(warnings, 0);  /* one file, created once, never damaged */
+	assert_int_equal(warnings, 0); /* one file, created once, never damaged */
 	for (int ep = 0; ep < 3; ep++) {
 		struct pool_live lv;
 		pool_live_get(p, ep, clock_wall_ms(), &lv);
@@ -787,7 +792,7 @@ static void a_cooldown_set_in_one_process_is_seen_at_once_by_another(void **stat
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		pool_close(p);  /* the parent's, inherited: unused here */
+		pool_close(p); /* the parent's, inherited: unused here */
 		struct pool *q = NULL;
 		struct err e = ERR_INIT;
 		char c = 0;
@@ -802,7 +807,7 @@ static void a_cooldown_set_in_one_process_is_seen_at_once_by_another(void **stat
 		for (int i = 0; i < 100; i++)
 			if (pick(q, T0 + 1) == 2)
 				_exit(5);
-		report(q, 0, T0, POOL_BROKEN, -1);  /* and back the other way */
+		report(q, 0, T0, POOL_BROKEN, -1); /* and back the other way */
 		if (write(ready[1], "d", 1) != 1)
 			_exit(6);
 		pool_close(q);
@@ -838,7 +843,7 @@ static void exactly_one_process_wins_the_half_open_probe(void **state)
 		pid[i] = fork();
 		assert_true(pid[i] >= 0);
 		if (pid[i] == 0) {
-			pool_close(p);  /* the parent's, inherited: unused here */
+			pool_close(p); /* the parent's, inherited: unused here */
 			struct pool *q = NULL;
 			struct err e = ERR_INIT;
 			char c;
@@ -849,7 +854,7 @@ static void exactly_one_process_wins_the_half_open_probe(void **state)
 				_exit(3);
 			struct pool_pick k;
 			if (pool_pick(q, half, 0, 0, &k) || k.ep != 0)
-				_exit(4);  /* the losers are still offered it: partial outage */
+				_exit(4); /* the losers are still offered it: partial outage */
 			_exit(k.probe ? 10 : 0);
 		}
 	}
@@ -881,17 +886,16 @@ static void a_killed_prober_frees_its_slot_after_the_probe_timeout(void **state)
 	pid_t pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		pool_close(p);  /* the parent's, inherited: unused here */
+		pool_close(p); /* the parent's, inherited: unused here */
 		struct pool *q = NULL;
 		struct err e = ERR_INIT;
 		struct pool_pick k;
-		if (pool_open(&q, W123, 2, path, &e) || pool_pick(q, half, 1u << 1, 0, &k) ||
-		    k.ep != 0 || !k.probe)
+		if (pool_open(&q, W123, 2, path, &e) || pool_pick(q, half, 1u << 1, 0, &k) || k.ep != 0 || !k.probe)
 			_exit(2);
 		if (write(ready[1], "p", 1) != 1)
 			_exit(3);
 		for (;;)
-			pause();  /* probing for ever, until killed */
+			pause(); /* probing for ever, until killed */
 	}
 	char c;
 	assert_int_equal(read(ready[0], &c, 1), 1);
@@ -903,11 +907,11 @@ static void a_killed_prober_frees_its_slot_after_the_probe_timeout(void **state)
 	struct pool_live lv;
 	pool_live_get(p, 0, half + 1, &lv);
 	assert_int_equal(lv.breaker, POOL_BREAKER_HALF_OPEN);
-	for (int i = 0; i < 10; i++)  /* its probe slot is still taken ... */
+	for (int i = 0; i < 10; i++) /* its probe slot is still taken ... */
 		assert_int_equal(pick(p, half + POOL_PROBE_TIMEOUT_MS - 1), 1);
 	struct pool_pick k;
 	assert_int_equal(pool_pick(p, half + POOL_PROBE_TIMEOUT_MS, 1u << 1, 0, &k), CONVBI_OK);
-	assert_int_equal(k.ep, 0);  /* ... until the timeout */
+	assert_int_equal(k.ep, 0); /* ... until the timeout */
 	assert_true(k.probe);
 	struct pool_outcome o = pool_outcome_of(POOL_OK);
 	o.probe = 1;
@@ -930,7 +934,7 @@ static void processes_killed_mid_loop_leave_the_file_consistent(void **state)
 		pid_t pid = fork();
 		assert_true(pid >= 0);
 		if (pid == 0) {
-			pool_close(p);  /* the parent's, inherited: unused here */
+			pool_close(p); /* the parent's, inherited: unused here */
 			struct pool *q = NULL;
 			struct err e = ERR_INIT;
 			if (pool_open(&q, W123, 3, path, &e))
@@ -956,7 +960,7 @@ static void processes_killed_mid_loop_leave_the_file_consistent(void **state)
 	}
 
 	warn_reset();
-	struct pool *q = open_at(path, W123, 3);  /* the header is intact */
+	struct pool *q = open_at(path, W123, 3); /* the header is intact */
 	assert_int_equal(warnings, 0);
 	uint64_t calls = 0, ok = 0;
 	for (int ep = 0; ep < 3; ep++) {
@@ -1011,8 +1015,7 @@ static void the_factory_opens_the_backend_the_configuration_names(void **state)
 	state_close(st);
 
 	warn_reset();
-	struct state_cfg redis = {.backend = "redis", .url = "redis://127.0.0.1:1/0", .path = rpath,
-	                          .redis_timeout_ms = 200};
+	struct state_cfg redis = {.backend = "redis", .url = "redis://127.0.0.1:1/0", .path = rpath, .redis_timeout_ms = 200};
 	assert_int_equal(state_open(&st, &redis, &shape, &e), CONVBI_OK);
 	assert_string_equal(state_describe(st), "file (redis unreachable)");
 	assert_int_equal(warnings, 1);
@@ -1028,23 +1031,23 @@ static void the_factory_opens_the_backend_the_configuration_names(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(creates_the_file_and_a_reopen_sees_the_same_state),
-		cmocka_unit_test(default_path_follows_runtime_dir_and_the_endpoint_set),
-		cmocka_unit_test(bad_files_of_ours_are_rebuilt_with_one_warning),
-		cmocka_unit_test(a_file_that_is_not_ours_is_never_touched),
-		cmocka_unit_test(a_foreign_file_at_the_default_path_falls_back_with_one_warning),
-		cmocka_unit_test(unusable_location_falls_back_to_in_process_state),
-		cmocka_unit_test(failed_allocations_opening_a_file_are_enomem_and_leak_nothing),
-		cmocka_unit_test(windows_count_a_sliding_minute_and_refuse_past_the_limit),
-		cmocka_unit_test(spending_counts_per_period_refuses_past_the_limit_and_survives_a_clear),
-		cmocka_unit_test(periods_are_utc_calendar_days_and_months),
-		cmocka_unit_test(eight_processes_of_four_threads_share_the_cycle_exactly),
-		cmocka_unit_test(eight_processes_reserving_against_one_budget_never_pass_it),
-		cmocka_unit_test(a_cooldown_set_in_one_process_is_seen_at_once_by_another),
-		cmocka_unit_test(exactly_one_process_wins_the_half_open_probe),
-		cmocka_unit_test(a_killed_prober_frees_its_slot_after_the_probe_timeout),
-		cmocka_unit_test(processes_killed_mid_loop_leave_the_file_consistent),
-		cmocka_unit_test(the_factory_opens_the_backend_the_configuration_names),
+	        cmocka_unit_test(creates_the_file_and_a_reopen_sees_the_same_state),
+	        cmocka_unit_test(default_path_follows_runtime_dir_and_the_endpoint_set),
+	        cmocka_unit_test(bad_files_of_ours_are_rebuilt_with_one_warning),
+	        cmocka_unit_test(a_file_that_is_not_ours_is_never_touched),
+	        cmocka_unit_test(a_foreign_file_at_the_default_path_falls_back_with_one_warning),
+	        cmocka_unit_test(unusable_location_falls_back_to_in_process_state),
+	        cmocka_unit_test(failed_allocations_opening_a_file_are_enomem_and_leak_nothing),
+	        cmocka_unit_test(windows_count_a_sliding_minute_and_refuse_past_the_limit),
+	        cmocka_unit_test(spending_counts_per_period_refuses_past_the_limit_and_survives_a_clear),
+	        cmocka_unit_test(periods_are_utc_calendar_days_and_months),
+	        cmocka_unit_test(eight_processes_of_four_threads_share_the_cycle_exactly),
+	        cmocka_unit_test(eight_processes_reserving_against_one_budget_never_pass_it),
+	        cmocka_unit_test(a_cooldown_set_in_one_process_is_seen_at_once_by_another),
+	        cmocka_unit_test(exactly_one_process_wins_the_half_open_probe),
+	        cmocka_unit_test(a_killed_prober_frees_its_slot_after_the_probe_timeout),
+	        cmocka_unit_test(processes_killed_mid_loop_leave_the_file_consistent),
+	        cmocka_unit_test(the_factory_opens_the_backend_the_configuration_names),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -58,32 +58,32 @@ static struct table *sample(void)
 }
 
 static const char golden_aligned[] =
-	"+-----+-----------+-------+-------------------+\n"
-	"| id  |   name    | price |       note        |\n"
-	"+-----+-----------+-------+-------------------+\n"
-	"|   1 | Alice     |   2.5 | a, \"quoted\"\\nline |\n"
-	"|  22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC |  NULL | x|y               |\n"
-	"| 333 |           |  -inf | X'0102ff'         |\n"
-	"+-----+-----------+-------+-------------------+\n"
-	"(3 rows)\n";
+        "+-----+-----------+-------+-------------------+\n"
+        "| id  |   name    | price |       note        |\n"
+        "+-----+-----------+-------+-------------------+\n"
+        "|   1 | Alice     |   2.5 | a, \"quoted\"\\nline |\n"
+        "|  22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC |  NULL | x|y               |\n"
+        "| 333 |           |  -inf | X'0102ff'         |\n"
+        "+-----+-----------+-------+-------------------+\n"
+        "(3 rows)\n";
 
 static const char golden_csv[] =
-	"id,name,price,note\r\n"
-	"1,Alice,2.5,\"a, \"\"quoted\"\"\nline\"\r\n"
-	"22,B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC,,x|y\r\n"
-	"333,\"\",-inf,X'0102ff'\r\n";
+        "id,name,price,note\r\n"
+        "1,Alice,2.5,\"a, \"\"quoted\"\"\nline\"\r\n"
+        "22,B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC,,x|y\r\n"
+        "333,\"\",-inf,X'0102ff'\r\n";
 
 static const char golden_json[] =
-	"[{\"id\":1,\"name\":\"Alice\",\"price\":2.5,\"note\":\"a, \\\"quoted\\\"\\nline\"},\n"
-	"{\"id\":22,\"name\":\"B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC\",\"price\":null,\"note\":\"x|y\"},\n"
-	"{\"id\":333,\"name\":\"\",\"price\":null,\"note\":\"X'0102ff'\"}]\n";
+        "[{\"id\":1,\"name\":\"Alice\",\"price\":2.5,\"note\":\"a, \\\"quoted\\\"\\nline\"},\n"
+        "{\"id\":22,\"name\":\"B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC\",\"price\":null,\"note\":\"x|y\"},\n"
+        "{\"id\":333,\"name\":\"\",\"price\":null,\"note\":\"X'0102ff'\"}]\n";
 
 static const char golden_markdown[] =
-	"| id  |   name    | price |       note        |\n"
-	"|----:|-----------|------:|-------------------|\n"
-	"|   1 | Alice     |   2.5 | a, \"quoted\"\\nline |\n"
-	"|  22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC |  NULL | x\\|y              |\n"
-	"| 333 |           |  -inf | X'0102ff'         |\n";
+        "| id  |   name    | price |       note        |\n"
+        "|----:|-----------|------:|-------------------|\n"
+        "|   1 | Alice     |   2.5 | a, \"quoted\"\\nline |\n"
+        "|  22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC |  NULL | x\\|y              |\n"
+        "| 333 |           |  -inf | X'0102ff'         |\n";
 
 static void each_mode_renders_the_sample_table_exactly(void **state)
 {
@@ -112,20 +112,22 @@ static void aligned_mode_says_how_many_rows_it_left_out(void **state)
 	struct table *t = sample();
 	struct buf b = BUF_INIT;
 	assert_int_equal(table_render(&b, t, TABLE_ALIGNED, 1), CONVBI_OK);
-	assert_string_equal(buf_str(&b), "+----+-------+-------+-------------------+\n"
-	                                 "| id | name  | price |       note        |\n"
-	                                 "+----+-------+-------+-------------------+\n"
-	                                 "|  1 | Alice |   2.5 | a, \"quoted\"\\nline |\n"
-	                                 "+----+-------+-------+-------------------+\n"
-	                                 "(showing 1 of 3 rows)\n");
+	assert_string_equal(buf_str(&b),
+	                    "+----+-------+-------+-------------------+\n"
+	                    "| id | name  | price |       note        |\n"
+	                    "+----+-------+-------+-------------------+\n"
+	                    "|  1 | Alice |   2.5 | a, \"quoted\"\\nline |\n"
+	                    "+----+-------+-------+-------------------+\n"
+	                    "(showing 1 of 3 rows)\n");
 	t->truncated = 1;
 	t->cut = TABLE_CUT_ROWS;
 	buf_reset(&b);
 	assert_int_equal(table_render(&b, t, TABLE_ALIGNED, 0), CONVBI_OK);
-	assert_string_equal(buf_str(&b), "+----+------+-------+------+\n"
-	                                 "| id | name | price | note |\n"
-	                                 "+----+------+-------+------+\n"
-	                                 "(showing 0 of 3 rows; more were left out by the row cap)\n");
+	assert_string_equal(buf_str(&b),
+	                    "+----+------+-------+------+\n"
+	                    "| id | name | price | note |\n"
+	                    "+----+------+-------+------+\n"
+	                    "(showing 0 of 3 rows; more were left out by the row cap)\n");
 	t->cut = TABLE_CUT_BYTES;
 	buf_reset(&b);
 	assert_int_equal(table_render(&b, t, TABLE_ALIGNED, -1), CONVBI_OK);
@@ -156,8 +158,11 @@ static struct table *decimals(void)
 	assert_int_equal(table_new(&t, 2), CONVBI_OK);
 	table_set_column(t, 0, "v", NULL);
 	table_set_column(t, 1, "z", NULL);
-	static const struct { int ty; const char *v; const char *z; } rows[] = {
-		{TABLE_REAL, "1.5", NULL}, {TABLE_REAL, "10.25", "x"}, {TABLE_INT, "3", "y"}};
+	static const struct {
+		int ty;
+		const char *v;
+		const char *z;
+	} rows[] = {{TABLE_REAL, "1.5", NULL}, {TABLE_REAL, "10.25", "x"}, {TABLE_INT, "3", "y"}};
 	for (int r = 0; r < 3; r++) {
 		table_add_row(t);
 		table_set_cell(t, r, 0, rows[r].ty, rows[r].v, strlen(rows[r].v), 0);
@@ -174,14 +179,15 @@ static void the_view_lines_numbers_up_on_the_decimal_point(void **state)
 	struct table_view v = {TABLE_ALIGNED, -1, 0, TABLE_FIT_NONE, 0, 1, 1};
 	struct buf b = BUF_INIT;
 	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
-	assert_string_equal(buf_str(&b), "+-------+------+\n"
-	                                 "|   v   |  z   |\n"
-	                                 "+-------+------+\n"
-	                                 "|  1.5  | NULL |\n"
-	                                 "| 10.25 | x    |\n"
-	                                 "|  3    | y    |\n"
-	                                 "+-------+------+\n"
-	                                 "(3 rows)\n");
+	assert_string_equal(buf_str(&b),
+	                    "+-------+------+\n"
+	                    "|   v   |  z   |\n"
+	                    "+-------+------+\n"
+	                    "|  1.5  | NULL |\n"
+	                    "| 10.25 | x    |\n"
+	                    "|  3    | y    |\n"
+	                    "+-------+------+\n"
+	                    "(3 rows)\n");
 	buf_release(&b);
 	table_free(t);
 }
@@ -232,7 +238,7 @@ static void a_table_wider_than_the_screen_turns_vertical_or_is_cut(void **state)
 	for (const char *line = out; *line; line = strchr(line, '\n') + 1)
 		if (*line == '+' || *line == '|')
 			assert_true(text_width(line, strcspn(line, "\n")) <= 30);
-	v.width = 0;  /* no limit: the whole table */
+	v.width = 0; /* no limit: the whole table */
 	buf_reset(&b);
 	assert_int_equal(table_render_view(&b, t, &v), CONVBI_OK);
 	assert_null(strstr(buf_str(&b), "\xE2\x80\xA6 |"));
@@ -251,10 +257,10 @@ static void an_empty_result_still_shows_its_columns(void **state)
 		enum table_mode mode;
 		const char *want;
 	} cases[] = {
-		{TABLE_ALIGNED, "+---+---+\n| a | b |\n+---+---+\n(0 rows)\n"},
-		{TABLE_CSV, "a,b\r\n"},
-		{TABLE_JSON, "[]\n"},
-		{TABLE_MARKDOWN, "|  a  |  b  |\n|-----|-----|\n"},
+	        {TABLE_ALIGNED, "+---+---+\n| a | b |\n+---+---+\n(0 rows)\n"},
+	        {TABLE_CSV, "a,b\r\n"},
+	        {TABLE_JSON, "[]\n"},
+	        {TABLE_MARKDOWN, "|  a  |  b  |\n|-----|-----|\n"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct buf b = BUF_INIT;
@@ -310,7 +316,7 @@ static void infinite_reals_are_inf_in_text_and_null_in_json(void **state)
 	assert_string_equal(table_cell(t, 0, 0), "inf");
 	assert_string_equal(table_cell(t, 0, 1), "-inf");
 	assert_string_equal(table_cell(t, 0, 2), "nan");
-	assert_string_equal(table_cell(t, 0, 3), "Inf");  /* text is text */
+	assert_string_equal(table_cell(t, 0, 3), "Inf"); /* text is text */
 	assert_true(table_nonfinite(table_cell(t, 0, 0)) && !table_nonfinite("1e308"));
 	struct buf b = BUF_INIT;
 	assert_int_equal(table_render(&b, t, TABLE_JSON, -1), CONVBI_OK);
@@ -320,7 +326,8 @@ static void infinite_reals_are_inf_in_text_and_null_in_json(void **state)
 	assert_string_equal(buf_str(&b), "big,small,nan,text\r\ninf,-inf,nan,Inf\r\n");
 	buf_reset(&b);
 	assert_int_equal(table_render(&b, t, TABLE_ALIGNED, -1), CONVBI_OK);
-	if (!strstr(buf_str(&b), "| inf |  -inf | nan | Inf  |")) fail_msg("%s", buf_str(&b));
+	if (!strstr(buf_str(&b), "| inf |  -inf | nan | Inf  |"))
+		fail_msg("%s", buf_str(&b));
 	buf_release(&b);
 	table_free(t);
 }
@@ -366,7 +373,11 @@ static void the_builder_repairs_utf8_and_cuts_to_the_cell_cap(void **state)
 	(void)state;
 	struct table *t = NULL;
 	assert_int_equal(table_new(&t, 1), CONVBI_OK);
-	assert_int_equal(table_set_column(t, 0, "bad\xff" "name", NULL), CONVBI_OK);
+	assert_int_equal(table_set_column(t, 0,
+	                                  "bad\xff"
+	                                  "name",
+	                                  NULL),
+	                 CONVBI_OK);
 	assert_string_equal(t->cols[0].name, "bad\xEF\xBF\xBDname");
 	assert_int_equal(table_add_row(t), CONVBI_OK);
 	static const struct {
@@ -374,15 +385,17 @@ static void the_builder_repairs_utf8_and_cuts_to_the_cell_cap(void **state)
 		size_t len, cap;
 		const char *out;
 	} cases[] = {
-		{"ok", 2, 0, "ok"},
-		{"\xC3\x28", 2, 0, "\xEF\xBF\xBD("},             /* bad continuation byte */
-		{"\xED\xA0\x80", 3, 0, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* a surrogate */
-		{"\xC0\xAF", 2, 0, "\xEF\xBF\xBD\xEF\xBF\xBD"},  /* overlong '/' */
-		{"a\0b", 3, 0, "a\xEF\xBF\xBD" "b"},             /* NUL inside */
-		{"\xF0\x9F\x98\x80!", 5, 0, "\xF0\x9F\x98\x80!"},  /* a valid emoji */
-		{"abcdefghij", 10, 8, "abcde\xE2\x80\xA6"},
-		{"\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E", 9, 7, "\xE6\x97\xA5\xE2\x80\xA6"},
-		{"abcdef", 6, 2, "ab"},
+	        {"ok", 2, 0, "ok"},
+	        {"\xC3\x28", 2, 0, "\xEF\xBF\xBD("},                            /* bad continuation byte */
+	        {"\xED\xA0\x80", 3, 0, "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* a surrogate */
+	        {"\xC0\xAF", 2, 0, "\xEF\xBF\xBD\xEF\xBF\xBD"},                 /* overlong '/' */
+	        {"a\0b", 3, 0,
+	         "a\xEF\xBF\xBD"
+	         "b"},                                            /* NUL inside */
+	        {"\xF0\x9F\x98\x80!", 5, 0, "\xF0\x9F\x98\x80!"}, /* a valid emoji */
+	        {"abcdefghij", 10, 8, "abcde\xE2\x80\xA6"},
+	        {"\xE6\x97\xA5\xE6\x9C\xAC\xE8\xAA\x9E", 9, 7, "\xE6\x97\xA5\xE2\x80\xA6"},
+	        {"abcdef", 6, 2, "ab"},
 	};
 	int64_t cut = 0;
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -425,11 +438,12 @@ static void the_summary_fits_its_budget_and_keeps_the_row_count(void **state)
 	struct table *t = sample();
 	struct buf b = BUF_INIT;
 	assert_int_equal(table_summary(&b, t, 1000), CONVBI_OK);
-	assert_string_equal(buf_str(&b), "columns: id, name, price, note\n"
-	                                 "rows: 3\n"
-	                                 "1 | Alice | 2.5 | a, \"quoted\"\\nline\n"
-	                                 "22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC | NULL | x|y\n"
-	                                 "333 |  | -inf | X'0102ff'\n");
+	assert_string_equal(buf_str(&b),
+	                    "columns: id, name, price, note\n"
+	                    "rows: 3\n"
+	                    "1 | Alice | 2.5 | a, \"quoted\"\\nline\n"
+	                    "22 | B\xC3\xB6rk \xE6\x97\xA5\xE6\x9C\xAC | NULL | x|y\n"
+	                    "333 |  | -inf | X'0102ff'\n");
 	for (size_t budget = 0; budget < 200; budget += 7) {
 		buf_reset(&b);
 		assert_int_equal(table_summary(&b, t, budget), CONVBI_OK);
@@ -470,14 +484,16 @@ static void display_widths_count_wide_and_combining_characters(void **state)
 		const char *s;
 		size_t width;
 	} cases[] = {
-		{"abc", 3},
-		{"\xC3\xA9t\xC3\xA9", 3},                /* été, precomposed */
-		{"e\xCC\x81", 1},                        /* e + combining acute */
-		{"\xE6\x97\xA5\xE6\x9C\xAC", 4},         /* 日本 */
-		{"\xED\x95\x9C\xEA\xB5\xAD", 4},         /* 한국 */
-		{"\xF0\x9F\x98\x80", 2},                 /* 😀 */
-		{"\xEF\xBC\xA1", 2},                     /* fullwidth A */
-		{"a\xE2\x80\x8B" "b", 2},                /* zero-width space */
+	        {"abc", 3},
+	        {"\xC3\xA9t\xC3\xA9", 3},        /* été, precomposed */
+	        {"e\xCC\x81", 1},                /* e + combining acute */
+	        {"\xE6\x97\xA5\xE6\x9C\xAC", 4}, /* 日本 */
+	        {"\xED\x95\x9C\xEA\xB5\xAD", 4}, /* 한국 */
+	        {"\xF0\x9F\x98\x80", 2},         /* 😀 */
+	        {"\xEF\xBC\xA1", 2},             /* fullwidth A */
+	        {"a\xE2\x80\x8B"
+	         "b",
+	         2}, /* zero-width space */
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
 		assert_int_equal(text_width(cases[i].s, strlen(cases[i].s)), cases[i].width);
@@ -490,8 +506,8 @@ static int build_sample(struct table **out)
 	static const struct {
 		int type;
 		const char *text;
-	} cells[] = {{TABLE_INT, "1"},   {TABLE_TEXT, "Alice"}, {TABLE_REAL, "2.5"},  {TABLE_TEXT, "a\nb"},
-	             {TABLE_INT, "22"},  {TABLE_TEXT, "B\xC3\xB6rk"}, {TABLE_NULL, NULL}, {TABLE_BLOB, "\x01\x02"}};
+	} cells[] = {{TABLE_INT, "1"},  {TABLE_TEXT, "Alice"},       {TABLE_REAL, "2.5"}, {TABLE_TEXT, "a\nb"},
+	             {TABLE_INT, "22"}, {TABLE_TEXT, "B\xC3\xB6rk"}, {TABLE_NULL, NULL},  {TABLE_BLOB, "\x01\x02"}};
 	struct table *t = NULL;
 	int rc = table_new(&t, 4);
 	for (int c = 0; c < 4 && !rc; c++)
@@ -556,23 +572,23 @@ static void every_failed_allocation_ends_in_enomem_with_the_output_untouched(voi
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(each_mode_renders_the_sample_table_exactly),
-		cmocka_unit_test(aligned_mode_says_how_many_rows_it_left_out),
-		cmocka_unit_test(an_empty_result_still_shows_its_columns),
-		cmocka_unit_test(long_cells_and_control_characters_stay_on_one_readable_line),
-		cmocka_unit_test(repeated_column_names_get_distinct_json_keys),
-		cmocka_unit_test(infinite_reals_are_inf_in_text_and_null_in_json),
-		cmocka_unit_test(a_capped_buffer_refuses_the_whole_rendering_and_keeps_its_contents),
-		cmocka_unit_test(the_row_cap_footer_gives_the_total_once_it_is_known),
-		cmocka_unit_test(the_view_lines_numbers_up_on_the_decimal_point),
-		cmocka_unit_test(the_view_styles_null_and_headers_only_with_color),
-		cmocka_unit_test(line_mode_shows_one_column_per_line),
-		cmocka_unit_test(a_table_wider_than_the_screen_turns_vertical_or_is_cut),
-		cmocka_unit_test(the_builder_repairs_utf8_and_cuts_to_the_cell_cap),
-		cmocka_unit_test(column_types_are_shared_mixed_or_null),
-		cmocka_unit_test(the_summary_fits_its_budget_and_keeps_the_row_count),
-		cmocka_unit_test(display_widths_count_wide_and_combining_characters),
-		cmocka_unit_test(every_failed_allocation_ends_in_enomem_with_the_output_untouched),
+	        cmocka_unit_test(each_mode_renders_the_sample_table_exactly),
+	        cmocka_unit_test(aligned_mode_says_how_many_rows_it_left_out),
+	        cmocka_unit_test(an_empty_result_still_shows_its_columns),
+	        cmocka_unit_test(long_cells_and_control_characters_stay_on_one_readable_line),
+	        cmocka_unit_test(repeated_column_names_get_distinct_json_keys),
+	        cmocka_unit_test(infinite_reals_are_inf_in_text_and_null_in_json),
+	        cmocka_unit_test(a_capped_buffer_refuses_the_whole_rendering_and_keeps_its_contents),
+	        cmocka_unit_test(the_row_cap_footer_gives_the_total_once_it_is_known),
+	        cmocka_unit_test(the_view_lines_numbers_up_on_the_decimal_point),
+	        cmocka_unit_test(the_view_styles_null_and_headers_only_with_color),
+	        cmocka_unit_test(line_mode_shows_one_column_per_line),
+	        cmocka_unit_test(a_table_wider_than_the_screen_turns_vertical_or_is_cut),
+	        cmocka_unit_test(the_builder_repairs_utf8_and_cuts_to_the_cell_cap),
+	        cmocka_unit_test(column_types_are_shared_mixed_or_null),
+	        cmocka_unit_test(the_summary_fits_its_budget_and_keeps_the_row_count),
+	        cmocka_unit_test(display_widths_count_wide_and_combining_characters),
+	        cmocka_unit_test(every_failed_allocation_ends_in_enomem_with_the_output_untouched),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

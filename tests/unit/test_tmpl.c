@@ -35,97 +35,113 @@ struct render_case {
 	struct tmpl_slot slots[4]; /* ends at the first NULL name */
 	const char *want;          /* expected output, NULL when rc != OK */
 	int rc;
-	const char *msg;           /* a substring of the error message */
+	const char *msg; /* a substring of the error message */
 };
 
 static const struct render_case renders[] = {
-	{"plain text renders unchanged", "No tags here.\n", {{0}}, "No tags here.\n", 0, NULL},
-	{"an empty template renders empty", "", {{0}}, "", 0, NULL},
-	{"a slot is replaced by its value", "Hello {{name}}!", {{"name", "World", 0}},
-	 "Hello World!", 0, NULL},
-	{"a slot can be used twice", "{{a}}-{{a}}", {{"a", "x", 0}}, "x-x", 0, NULL},
-	{"a slot missing from the list renders empty", "[{{gone}}]", {{"other", "x", 0}}, "[]", 0,
-	 NULL},
-	{"a null value renders empty", "[{{a}}]", {{"a", NULL, 0}}, "[]", 0, NULL},
-	{"the first of two slots with one name wins", "{{a}}", {{"a", "1", 0}, {"a", "2", 0}}, "1",
-	 0, NULL},
-	{"values are not expanded again", "{{a}}", {{"a", "{{b}} {{#c}}", 0}, {"b", "no", 0}},
-	 "{{b}} {{#c}}", 0, NULL},
-	{"a section with a value is kept", "a{{#h}}[{{h}}]{{/h}}b", {{"h", "x", 0}}, "a[x]b", 0,
-	 NULL},
-	{"a section with an empty value is dropped", "a{{#h}}[{{h}}]{{/h}}b", {{"h", "", 0}}, "ab",
-	 0, NULL},
-	{"a section with a null value is dropped", "a{{#h}}[{{h}}]{{/h}}b", {{"h", NULL, 0}}, "ab",
-	 0, NULL},
-	{"a section for a missing slot is dropped", "a{{#h}}[{{h}}]{{/h}}b", {{0}}, "ab", 0, NULL},
-	{"a section may use other slots", "{{#h}}{{q}}{{/h}}", {{"h", "1", 0}, {"q", "Q", 0}}, "Q",
-	 0, NULL},
-	{"nested sections both kept", "{{#a}}A{{#b}}B{{/b}}{{/a}}", {{"a", "1", 0}, {"b", "1", 0}},
-	 "AB", 0, NULL},
-	{"an inner empty section is dropped", "{{#a}}A{{#b}}B{{/b}}{{/a}}",
-	 {{"a", "1", 0}, {"b", "", 0}}, "A", 0, NULL},
-	{"an outer empty section drops its inner one", "{{#a}}A{{#b}}B{{/b}}{{/a}}.",
-	 {{"a", "", 0}, {"b", "1", 0}}, ".", 0, NULL},
-	{"a section can open again after it closes", "{{#a}}1{{/a}}{{#a}}2{{/a}}", {{"a", "y", 0}},
-	 "12", 0, NULL},
-	{"a standalone section line vanishes when kept",
-	 "Q\n{{#hint}}\nHint: {{hint}}\n{{/hint}}\nEnd\n", {{"hint", "use joins", 0}},
-	 "Q\nHint: use joins\nEnd\n", 0, NULL},
-	{"a standalone section line vanishes when dropped",
-	 "Q\n{{#hint}}\nHint: {{hint}}\n{{/hint}}\nEnd\n", {{"hint", "", 0}}, "Q\nEnd\n", 0, NULL},
-	{"standalone lines may be indented and end in crlf",
-	 "Q\r\n  {{#h}}  \r\nH\r\n\t{{/h}}\r\nE", {{"h", "1", 0}}, "Q\r\nH\r\nE", 0, NULL},
-	{"a standalone tag on the last line takes its indentation", "Q\n{{#h}}H\n  {{/h}}",
-	 {{"h", "1", 0}}, "Q\nH\n", 0, NULL},
-	{"a section tag sharing its line is not standalone", "x {{#h}}y{{/h}} z\n",
-	 {{"h", "1", 0}}, "x y z\n", 0, NULL},
-	{"a slot tag alone on its line keeps the line", "a\n{{v}}\nb", {{"v", "", 0}}, "a\n\nb", 0,
-	 NULL},
-	{"four braces are a literal pair", "{{{{literal}}", {{"literal", "no", 0}},
-	 "{{literal}}", 0, NULL},
-	{"closing braces alone are literal", "}} and }", {{0}}, "}} and }", 0, NULL},
-	{"single braces are literal", "{\"sql\": \"...\"} {x}", {{0}}, "{\"sql\": \"...\"} {x}", 0,
-	 NULL},
-	{"a value is cut at its cap", "{{v}}", {{"v", "abcdefgh", 5}}, "abcde" MARK, 0, NULL},
-	{"a value at its cap is not cut", "{{v}}", {{"v", "abcde", 5}}, "abcde", 0, NULL},
-	{"a cap of zero means no cap", "{{v}}", {{"v", "abcdefgh", 0}}, "abcdefgh", 0, NULL},
-	{"a cut never splits a two byte character", "{{v}}", {{"v", "h\xC3\xA9llo", 2}},
-	 "h" MARK, 0, NULL},
-	{"a cut never splits a four byte character", "{{v}}", {{"v", "ab\xF0\x9F\x98\x80z", 5}},
-	 "ab" MARK, 0, NULL},
-	{"a cut after a whole character keeps it", "{{v}}", {{"v", "ab\xF0\x9F\x98\x80z", 6}},
-	 "ab\xF0\x9F\x98\x80" MARK, 0, NULL},
-	{"a capped value still opens its section", "{{#v}}[{{v}}]{{/v}}", {{"v", "xyz", 1}},
-	 "[x" MARK "]", 0, NULL},
-	{"an unclosed section is an error", "a\n{{#h}}x", {{0}}, NULL, CONVBI_ETEMPLATE,
-	 "line 2: {{#h}} is never closed; add {{/h}}"},
-	{"a close without an open is an error", "x {{/h}}", {{0}}, NULL, CONVBI_ETEMPLATE,
-	 "line 1: {{/h}} closes no section"},
-	{"mismatched sections are an error", "{{#a}}\n{{#b}}\n{{/a}}{{/b}}", {{0}}, NULL,
-	 CONVBI_ETEMPLATE, "line 3: {{/a}} does not match {{#b}} (line 2)"},
-	{"a section inside one of the same name is an error", "{{#a}}{{#a}}{{/a}}{{/a}}", {{0}},
-	 NULL, CONVBI_ETEMPLATE, "{{#a}} is already open (line 1)"},
-	{"spaces inside a tag are an error", "{{ name }}", {{0}}, NULL, CONVBI_ETEMPLATE,
-	 "\"{{ name }}\" is not a placeholder"},
-	{"uppercase names are an error", "\n\n{{Name}}", {{0}}, NULL, CONVBI_ETEMPLATE,
-	 "line 3: \"{{Name}}\" is not a placeholder"},
-	{"an empty tag is an error", "{{}}", {{0}}, NULL, CONVBI_ETEMPLATE, "is not a placeholder"},
-	{"an empty section name is an error", "{{#}}", {{0}}, NULL, CONVBI_ETEMPLATE,
-	 "is not a placeholder"},
-	{"an unterminated tag is an error", "text {{name", {{0}}, NULL, CONVBI_ETEMPLATE,
-	 "\"{{name\" is not a placeholder"},
-	{"a tag closed by one brace is an error", "{{name}", {{0}}, NULL, CONVBI_ETEMPLATE,
-	 "is not a placeholder"},
-	{"three braces are an error", "{{{name}}}", {{0}}, NULL, CONVBI_ETEMPLATE,
-	 "write {{name}} with a name of [a-z0-9_], or {{{{ for a literal {{"},
-	{"a name over 64 bytes is an error",
-	 "{{a1234567890123456789012345678901234567890123456789012345678901234}}", {{0}}, NULL,
-	 CONVBI_ETEMPLATE, "longer than 64 bytes"},
-	{"sections nested 17 deep are an error",
-	 "{{#a}}{{#b}}{{#c}}{{#d}}{{#e}}{{#f}}{{#g}}{{#h}}{{#i}}{{#j}}{{#k}}{{#l}}{{#m}}{{#n}}"
-	 "{{#o}}{{#p}}{{#q}}", {{0}}, NULL, CONVBI_ETEMPLATE, "nest deeper than 16"},
-	{"an error inside a dropped section is still found", "{{#a}}{{bad name}}{{/a}}",
-	 {{"a", "", 0}}, NULL, CONVBI_ETEMPLATE, "is not a placeholder"},
+        {"plain text renders unchanged", "No tags here.\n", {{0}}, "No tags here.\n", 0, NULL},
+        {"an empty template renders empty", "", {{0}}, "", 0, NULL},
+        {"a slot is replaced by its value", "Hello {{name}}!", {{"name", "World", 0}}, "Hello World!", 0, NULL},
+        {"a slot can be used twice", "{{a}}-{{a}}", {{"a", "x", 0}}, "x-x", 0, NULL},
+        {"a slot missing from the list renders empty", "[{{gone}}]", {{"other", "x", 0}}, "[]", 0, NULL},
+        {"a null value renders empty", "[{{a}}]", {{"a", NULL, 0}}, "[]", 0, NULL},
+        {"the first of two slots with one name wins", "{{a}}", {{"a", "1", 0}, {"a", "2", 0}}, "1", 0, NULL},
+        {"values are not expanded again", "{{a}}", {{"a", "{{b}} {{#c}}", 0}, {"b", "no", 0}}, "{{b}} {{#c}}", 0, NULL},
+        {"a section with a value is kept", "a{{#h}}[{{h}}]{{/h}}b", {{"h", "x", 0}}, "a[x]b", 0, NULL},
+        {"a section with an empty value is dropped", "a{{#h}}[{{h}}]{{/h}}b", {{"h", "", 0}}, "ab", 0, NULL},
+        {"a section with a null value is dropped", "a{{#h}}[{{h}}]{{/h}}b", {{"h", NULL, 0}}, "ab", 0, NULL},
+        {"a section for a missing slot is dropped", "a{{#h}}[{{h}}]{{/h}}b", {{0}}, "ab", 0, NULL},
+        {"a section may use other slots", "{{#h}}{{q}}{{/h}}", {{"h", "1", 0}, {"q", "Q", 0}}, "Q", 0, NULL},
+        {"nested sections both kept", "{{#a}}A{{#b}}B{{/b}}{{/a}}", {{"a", "1", 0}, {"b", "1", 0}}, "AB", 0, NULL},
+        {"an inner empty section is dropped", "{{#a}}A{{#b}}B{{/b}}{{/a}}", {{"a", "1", 0}, {"b", "", 0}}, "A", 0, NULL},
+        {"an outer empty section drops its inner one", "{{#a}}A{{#b}}B{{/b}}{{/a}}.", {{"a", "", 0}, {"b", "1", 0}}, ".", 0, NULL},
+        {"a section can open again after it closes", "{{#a}}1{{/a}}{{#a}}2{{/a}}", {{"a", "y", 0}}, "12", 0, NULL},
+        {"a standalone section line vanishes when kept",
+         "Q\n{{#hint}}\nHint: {{hint}}\n{{/hint}}\nEnd\n",
+         {{"hint", "use joins", 0}},
+         "Q\nHint: use joins\nEnd\n",
+         0,
+         NULL},
+        {"a standalone section line vanishes when dropped",
+         "Q\n{{#hint}}\nHint: {{hint}}\n{{/hint}}\nEnd\n",
+         {{"hint", "", 0}},
+         "Q\nEnd\n",
+         0,
+         NULL},
+        {"standalone lines may be indented and end in crlf",
+         "Q\r\n  {{#h}}  \r\nH\r\n\t{{/h}}\r\nE",
+         {{"h", "1", 0}},
+         "Q\r\nH\r\nE",
+         0,
+         NULL},
+        {"a standalone tag on the last line takes its indentation", "Q\n{{#h}}H\n  {{/h}}", {{"h", "1", 0}}, "Q\nH\n", 0, NULL},
+        {"a section tag sharing its line is not standalone", "x {{#h}}y{{/h}} z\n", {{"h", "1", 0}}, "x y z\n", 0, NULL},
+        {"a slot tag alone on its line keeps the line", "a\n{{v}}\nb", {{"v", "", 0}}, "a\n\nb", 0, NULL},
+        {"four braces are a literal pair", "{{{{literal}}", {{"literal", "no", 0}}, "{{literal}}", 0, NULL},
+        {"closing braces alone are literal", "}} and }", {{0}}, "}} and }", 0, NULL},
+        {"single braces are literal", "{\"sql\": \"...\"} {x}", {{0}}, "{\"sql\": \"...\"} {x}", 0, NULL},
+        {"a value is cut at its cap", "{{v}}", {{"v", "abcdefgh", 5}}, "abcde" MARK, 0, NULL},
+        {"a value at its cap is not cut", "{{v}}", {{"v", "abcde", 5}}, "abcde", 0, NULL},
+        {"a cap of zero means no cap", "{{v}}", {{"v", "abcdefgh", 0}}, "abcdefgh", 0, NULL},
+        {"a cut never splits a two byte character", "{{v}}", {{"v", "h\xC3\xA9llo", 2}}, "h" MARK, 0, NULL},
+        {"a cut never splits a four byte character", "{{v}}", {{"v", "ab\xF0\x9F\x98\x80z", 5}}, "ab" MARK, 0, NULL},
+        {"a cut after a whole character keeps it", "{{v}}", {{"v", "ab\xF0\x9F\x98\x80z", 6}}, "ab\xF0\x9F\x98\x80" MARK, 0, NULL},
+        {"a capped value still opens its section", "{{#v}}[{{v}}]{{/v}}", {{"v", "xyz", 1}}, "[x" MARK "]", 0, NULL},
+        {"an unclosed section is an error",
+         "a\n{{#h}}x",
+         {{0}},
+         NULL,
+         CONVBI_ETEMPLATE,
+         "line 2: {{#h}} is never closed; add {{/h}}"},
+        {"a close without an open is an error", "x {{/h}}", {{0}}, NULL, CONVBI_ETEMPLATE, "line 1: {{/h}} closes no section"},
+        {"mismatched sections are an error",
+         "{{#a}}\n{{#b}}\n{{/a}}{{/b}}",
+         {{0}},
+         NULL,
+         CONVBI_ETEMPLATE,
+         "line 3: {{/a}} does not match {{#b}} (line 2)"},
+        {"a section inside one of the same name is an error",
+         "{{#a}}{{#a}}{{/a}}{{/a}}",
+         {{0}},
+         NULL,
+         CONVBI_ETEMPLATE,
+         "{{#a}} is already open (line 1)"},
+        {"spaces inside a tag are an error", "{{ name }}", {{0}}, NULL, CONVBI_ETEMPLATE, "\"{{ name }}\" is not a placeholder"},
+        {"uppercase names are an error",
+         "\n\n{{Name}}",
+         {{0}},
+         NULL,
+         CONVBI_ETEMPLATE,
+         "line 3: \"{{Name}}\" is not a placeholder"},
+        {"an empty tag is an error", "{{}}", {{0}}, NULL, CONVBI_ETEMPLATE, "is not a placeholder"},
+        {"an empty section name is an error", "{{#}}", {{0}}, NULL, CONVBI_ETEMPLATE, "is not a placeholder"},
+        {"an unterminated tag is an error", "text {{name", {{0}}, NULL, CONVBI_ETEMPLATE, "\"{{name\" is not a placeholder"},
+        {"a tag closed by one brace is an error", "{{name}", {{0}}, NULL, CONVBI_ETEMPLATE, "is not a placeholder"},
+        {"three braces are an error",
+         "{{{name}}}",
+         {{0}},
+         NULL,
+         CONVBI_ETEMPLATE,
+         "write {{name}} with a name of [a-z0-9_], or {{{{ for a literal {{"},
+        {"a name over 64 bytes is an error",
+         "{{a1234567890123456789012345678901234567890123456789012345678901234}}",
+         {{0}},
+         NULL,
+         CONVBI_ETEMPLATE,
+         "longer than 64 bytes"},
+        {"sections nested 17 deep are an error",
+         "{{#a}}{{#b}}{{#c}}{{#d}}{{#e}}{{#f}}{{#g}}{{#h}}{{#i}}{{#j}}{{#k}}{{#l}}{{#m}}{{#n}}"
+         "{{#o}}{{#p}}{{#q}}",
+         {{0}},
+         NULL,
+         CONVBI_ETEMPLATE,
+         "nest deeper than 16"},
+        {"an error inside a dropped section is still found",
+         "{{#a}}{{bad name}}{{/a}}",
+         {{"a", "", 0}},
+         NULL,
+         CONVBI_ETEMPLATE,
+         "is not a placeholder"},
 };
 
 static void render_gives_the_expected_text(void **state)
@@ -160,39 +176,40 @@ static const char *const sql_slots[] = {"schema", "question", "hint"};
 struct check_case {
 	const char *name;
 	const char *text;
-	size_t len;     /* bytes (the text may hold NUL) */
+	size_t len; /* bytes (the text may hold NUL) */
 	int rc;
 	const char *msg; /* the exact message, or NULL */
 };
 
-#define C(name, text, rc, msg) {name, text, sizeof(text) - 1, rc, msg}
+#define C(name, text, rc, msg)                        \
+	{                                             \
+		name, text, sizeof(text) - 1, rc, msg \
+	}
 
 static const struct check_case checks[] = {
-	C("a template using its slots passes",
-	  "Schema:\n{{schema}}\n{{#hint}}Hint: {{hint}}\n{{/hint}}Q: {{question}}\n", 0, NULL),
-	C("literal braces pass", "{{{{ not a tag }}", 0, NULL),
-	C("valid utf8 of every length passes", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF", 0,
-	  NULL),
-	C("an unknown placeholder is named with a suggestion and the list",
-	  "Schema:\n{{schema}}\n\nQuestion: {{questoin}}\n", CONVBI_ETEMPLATE,
-	  "line 4: unknown placeholder {{questoin}}; did you mean {{question}}? this template "
-	  "accepts {{schema}}, {{question}}, {{hint}}"),
-	C("an unknown placeholder far from every slot has no suggestion", "{{database_dialect}}",
-	  CONVBI_ETEMPLATE, "line 1: unknown placeholder {{database_dialect}}; this template "
-	  "accepts {{schema}}, {{question}}, {{hint}}"),
-	C("an unknown section name is reported", "{{#evidence}}x{{/evidence}}", CONVBI_ETEMPLATE,
-	  NULL),
-	C("a nul byte is rejected", "ab\0c", CONVBI_ETEMPLATE, "line 1: NUL byte in the template; "
-	  "remove it"),
-	C("an overlong encoding is rejected", "ok\n\xC0\x80", CONVBI_ETEMPLATE,
-	  "line 2: invalid UTF-8 (byte 0xc0); save the file as UTF-8"),
-	C("a surrogate is rejected", "\xED\xA0\x80", CONVBI_ETEMPLATE, NULL),
-	C("a code point above the unicode range is rejected", "\xF4\x90\x80\x80", CONVBI_ETEMPLATE,
-	  NULL),
-	C("a byte that never starts utf8 is rejected", "\xF5\x80\x80\x80", CONVBI_ETEMPLATE, NULL),
-	C("a truncated sequence is rejected", "x\xE2\x82", CONVBI_ETEMPLATE, NULL),
-	C("a lone continuation byte is rejected", "\x80", CONVBI_ETEMPLATE, NULL),
-	C("latin1 text is rejected", "caf\xE9", CONVBI_ETEMPLATE, NULL),
+        C("a template using its slots passes", "Schema:\n{{schema}}\n{{#hint}}Hint: {{hint}}\n{{/hint}}Q: {{question}}\n", 0,
+          NULL),
+        C("literal braces pass", "{{{{ not a tag }}", 0, NULL),
+        C("valid utf8 of every length passes", "caf\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80 \xF4\x8F\xBF\xBF", 0, NULL),
+        C("an unknown placeholder is named with a suggestion and the list", "Schema:\n{{schema}}\n\nQuestion: {{questoin}}\n",
+          CONVBI_ETEMPLATE,
+          "line 4: unknown placeholder {{questoin}}; did you mean {{question}}? this template "
+          "accepts {{schema}}, {{question}}, {{hint}}"),
+        C("an unknown placeholder far from every slot has no suggestion", "{{database_dialect}}", CONVBI_ETEMPLATE,
+          "line 1: unknown placeholder {{database_dialect}}; this template "
+          "accepts {{schema}}, {{question}}, {{hint}}"),
+        C("an unknown section name is reported", "{{#evidence}}x{{/evidence}}", CONVBI_ETEMPLATE, NULL),
+        C("a nul byte is rejected", "ab\0c", CONVBI_ETEMPLATE,
+          "line 1: NUL byte in the template; "
+          "remove it"),
+        C("an overlong encoding is rejected", "ok\n\xC0\x80", CONVBI_ETEMPLATE,
+          "line 2: invalid UTF-8 (byte 0xc0); save the file as UTF-8"),
+        C("a surrogate is rejected", "\xED\xA0\x80", CONVBI_ETEMPLATE, NULL),
+        C("a code point above the unicode range is rejected", "\xF4\x90\x80\x80", CONVBI_ETEMPLATE, NULL),
+        C("a byte that never starts utf8 is rejected", "\xF5\x80\x80\x80", CONVBI_ETEMPLATE, NULL),
+        C("a truncated sequence is rejected", "x\xE2\x82", CONVBI_ETEMPLATE, NULL),
+        C("a lone continuation byte is rejected", "\x80", CONVBI_ETEMPLATE, NULL),
+        C("latin1 text is rejected", "caf\xE9", CONVBI_ETEMPLATE, NULL),
 };
 
 static void check_gives_the_expected_verdict(void **state)
@@ -211,8 +228,9 @@ static void check_with_no_slots_rejects_every_placeholder(void **state)
 	static const char *const none[1] = {NULL};
 	struct err err = ERR_INIT;
 	assert_int_equal(tmpl_check("x {{a}}", 7, none, 0, &err), CONVBI_ETEMPLATE);
-	assert_string_equal(err.msg, "line 1: unknown placeholder {{a}}; this template takes no "
-	                             "placeholders, remove it");
+	assert_string_equal(err.msg,
+	                    "line 1: unknown placeholder {{a}}; this template takes no "
+	                    "placeholders, remove it");
 	assert_int_equal(tmpl_check("plain {{{{", 10, none, 0, &err), CONVBI_OK);
 }
 
@@ -313,8 +331,10 @@ static void load_names_the_file_line_and_fix_of_an_unknown_placeholder(void **st
 	struct tmpl_set *set = (struct tmpl_set *)1;
 	struct err err = ERR_INIT;
 	char want[700];
-	snprintf(want, sizeof want, "%s/sql.txt:5: unknown placeholder {{shema}}; did you mean "
-	         "{{schema}}? the sql template accepts {{schema}}, {{question}}", dir);
+	snprintf(want, sizeof want,
+	         "%s/sql.txt:5: unknown placeholder {{shema}}; did you mean "
+	         "{{schema}}? the sql template accepts {{schema}}, {{question}}",
+	         dir);
 	assert_int_equal(tmpl_set_load(&set, dir, &spec, 1, &err), CONVBI_ETEMPLATE);
 	assert_null(set);
 	assert_string_equal(err.msg, want);
@@ -326,8 +346,10 @@ static void load_names_the_path_of_a_missing_file(void **state)
 	struct tmpl_set *set = (struct tmpl_set *)1;
 	struct err err = ERR_INIT;
 	char want[700];
-	snprintf(want, sizeof want, "%s/absent.txt is missing; restore it or point prompts_dir at "
-	         "a directory that has it", dir);
+	snprintf(want, sizeof want,
+	         "%s/absent.txt is missing; restore it or point prompts_dir at "
+	         "a directory that has it",
+	         dir);
 	assert_int_equal(tmpl_set_load(&set, dir, &spec, 1, &err), CONVBI_ETEMPLATE);
 	assert_null(set);
 	assert_string_equal(err.msg, want);
@@ -401,8 +423,10 @@ static void load_names_the_line_of_invalid_utf8(void **state)
 	struct tmpl_set *set = NULL;
 	struct err err = ERR_INIT;
 	char want[700];
-	snprintf(want, sizeof want, "%s/bad.txt:3: invalid UTF-8 (byte 0xe9); save the file as "
-	         "UTF-8", dir);
+	snprintf(want, sizeof want,
+	         "%s/bad.txt:3: invalid UTF-8 (byte 0xe9); save the file as "
+	         "UTF-8",
+	         dir);
 	assert_int_equal(tmpl_set_load(&set, dir, &spec, 1, &err), CONVBI_ETEMPLATE);
 	assert_string_equal(err.msg, want);
 	rm_file("bad.txt");
@@ -415,8 +439,9 @@ static void load_with_no_slot_list_rejects_placeholders(void **state)
 	struct tmpl_set *set = NULL;
 	struct err err = ERR_INIT;
 	assert_int_equal(tmpl_set_load(&set, dir, &spec, 1, &err), CONVBI_ETEMPLATE);
-	assert_non_null(strstr(err.msg, "plain.txt:2: unknown placeholder {{question}}; the plain "
-	                                "template takes no placeholders"));
+	assert_non_null(strstr(err.msg,
+	                       "plain.txt:2: unknown placeholder {{question}}; the plain "
+	                       "template takes no placeholders"));
 	rm_file("plain.txt");
 }
 
@@ -479,32 +504,34 @@ static int remove_dir(void **state)
 	return rmdir(dir);
 }
 
-#define ROWS(arr, fn)                                                                      \
-	for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)                            \
-		tests[k++] = (struct CMUnitTest){arr[i].name, fn, NULL, NULL, (void *)&arr[i]}
+#define ROWS(arr, fn)                                                \
+	for (size_t i = 0; i < sizeof arr / sizeof arr[0]; i++)      \
+		tests[k++] = (struct CMUnitTest)                     \
+		{                                                    \
+			arr[i].name, fn, NULL, NULL, (void *)&arr[i] \
+		}
 
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
-		cmocka_unit_test(check_with_no_slots_rejects_every_placeholder),
-		cmocka_unit_test(check_rejects_a_template_over_the_size_cap),
-		cmocka_unit_test(render_stops_at_the_output_cap_and_releases),
-		cmocka_unit_test(render_appends_to_what_the_buffer_holds),
-		cmocka_unit_test(load_reads_every_template),
-		cmocka_unit_test(load_names_the_file_line_and_fix_of_an_unknown_placeholder),
-		cmocka_unit_test(load_names_the_path_of_a_missing_file),
-		cmocka_unit_test(load_rejects_a_directory_in_place_of_a_file),
-		cmocka_unit_test(load_enforces_the_size_cap_to_the_byte),
-		cmocka_unit_test(load_rejects_a_fifo_in_place_of_a_file_without_blocking),
-		cmocka_unit_test(load_names_the_line_of_invalid_utf8),
-		cmocka_unit_test(load_with_no_slot_list_rejects_placeholders),
-		cmocka_unit_test(load_refuses_a_template_name_that_is_not_a_plain_word),
-		cmocka_unit_test(load_of_nothing_gives_an_empty_set),
-		cmocka_unit_test(load_reports_allocation_failure_at_every_point),
+	        cmocka_unit_test(check_with_no_slots_rejects_every_placeholder),
+	        cmocka_unit_test(check_rejects_a_template_over_the_size_cap),
+	        cmocka_unit_test(render_stops_at_the_output_cap_and_releases),
+	        cmocka_unit_test(render_appends_to_what_the_buffer_holds),
+	        cmocka_unit_test(load_reads_every_template),
+	        cmocka_unit_test(load_names_the_file_line_and_fix_of_an_unknown_placeholder),
+	        cmocka_unit_test(load_names_the_path_of_a_missing_file),
+	        cmocka_unit_test(load_rejects_a_directory_in_place_of_a_file),
+	        cmocka_unit_test(load_enforces_the_size_cap_to_the_byte),
+	        cmocka_unit_test(load_rejects_a_fifo_in_place_of_a_file_without_blocking),
+	        cmocka_unit_test(load_names_the_line_of_invalid_utf8),
+	        cmocka_unit_test(load_with_no_slot_list_rejects_placeholders),
+	        cmocka_unit_test(load_refuses_a_template_name_that_is_not_a_plain_word),
+	        cmocka_unit_test(load_of_nothing_gives_an_empty_set),
+	        cmocka_unit_test(load_reports_allocation_failure_at_every_point),
 	};
-	static struct CMUnitTest tests[sizeof renders / sizeof renders[0] +
-	                               sizeof checks / sizeof checks[0] +
-	                               sizeof fixed / sizeof fixed[0]];
+	static struct CMUnitTest
+	        tests[sizeof renders / sizeof renders[0] + sizeof checks / sizeof checks[0] + sizeof fixed / sizeof fixed[0]];
 	size_t k = 0;
 	ROWS(renders, render_gives_the_expected_text);
 	ROWS(checks, check_gives_the_expected_verdict);

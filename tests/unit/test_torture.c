@@ -27,8 +27,9 @@
 
 typedef int (*path_fn)(void *ctx);
 
-#define EXAMPLES_TEXT "{\"question\":\"How many stores are there?\",\"sql\":\"SELECT count(*) FROM stores\",\"db\":\"shop\"}\n" \
-                      "{\"question\":\"List the names of all singers\",\"sql\":\"SELECT name FROM singer AS s\",\"db\":\"c\"}\n"
+#define EXAMPLES_TEXT                                                                                             \
+	"{\"question\":\"How many stores are there?\",\"sql\":\"SELECT count(*) FROM stores\",\"db\":\"shop\"}\n" \
+	"{\"question\":\"List the names of all singers\",\"sql\":\"SELECT name FROM singer AS s\",\"db\":\"c\"}\n"
 
 struct tally {
 	long runs, nomem, ok;
@@ -37,7 +38,7 @@ struct tally {
 static struct tally torture(const char *name, path_fn fn, void *ctx)
 {
 	struct tally t = {0, 0, 0};
-	alloc_fail_at(LONG_MAX, 0);  /* count only */
+	alloc_fail_at(LONG_MAX, 0); /* count only */
 	int rc = fn(ctx);
 	long total = alloc_fail_at(0, 0);
 	if (rc != CONVBI_OK)
@@ -52,7 +53,8 @@ static struct tally torture(const char *name, path_fn fn, void *ctx)
 		else if (rc == CONVBI_OK)
 			t.ok++;
 		else
-			fail_msg("%s: allocation %ld of %ld failed and the path returned %s, not ENOMEM", name, n, total, convbi_errname(rc));
+			fail_msg("%s: allocation %ld of %ld failed and the path returned %s, not ENOMEM", name, n, total,
+			         convbi_errname(rc));
 	}
 	printf("# %s: %ld allocations, %ld runs: %ld ENOMEM, %ld absorbed\n", name, total, t.runs, t.nomem, t.ok);
 	return t;
@@ -60,9 +62,10 @@ static struct tally torture(const char *name, path_fn fn, void *ctx)
 
 static int path_config(void *ctx)
 {
-	const char *text = "{\"endpoints\":[{\"name\":\"east\",\"url\":\"https://e\",\"deployment\":\"d\",\"api_key\":\"k-torture-1\"},"
-	                   "{\"name\":\"west\",\"kind\":\"openai\",\"url\":\"http://w/v1\",\"model\":\"m\"}],"
-	                   "\"retry\":{\"max_attempts\":3},\"state\":{\"path\":\"/tmp/x\"}}";
+	const char *text =
+	        "{\"endpoints\":[{\"name\":\"east\",\"url\":\"https://e\",\"deployment\":\"d\",\"api_key\":\"k-torture-1\"},"
+	        "{\"name\":\"west\",\"kind\":\"openai\",\"url\":\"http://w/v1\",\"model\":\"m\"}],"
+	        "\"retry\":{\"max_attempts\":3},\"state\":{\"path\":\"/tmp/x\"}}";
 	struct llm_config c;
 	struct err err = ERR_INIT;
 	int rc = config_parse(&c, text, strlen(text), "t", &err);
@@ -80,8 +83,11 @@ static int path_templates(void *ctx)
 		return rc;
 	struct buf out;
 	buf_init(&out, 0);
-	struct tmpl_slot slots[] = {{"schema", "CREATE TABLE t(a)", 0}, {"question", "how many?", 0}, {"error", "no such column", 0},
-	                            {"previous_sql", "SELECT b FROM t", 0}, {"history", "Q1: x", 0}};
+	struct tmpl_slot slots[] = {{"schema", "CREATE TABLE t(a)", 0},
+	                            {"question", "how many?", 0},
+	                            {"error", "no such column", 0},
+	                            {"previous_sql", "SELECT b FROM t", 0},
+	                            {"history", "Q1: x", 0}};
 	rc = tmpl_render(&out, tmpl_text(set, "sql"), slots, 5, &err);
 	buf_release(&out);
 	tmpl_set_free(set);
@@ -90,13 +96,13 @@ static int path_templates(void *ctx)
 
 static int path_extract(void *ctx)
 {
-	static const char reply[] = "Here you go:\n```sql\nSELECT name FROM customers WHERE country = 'FR';\n```\nThis lists them.";
+	static const char reply[] =
+	        "Here you go:\n```sql\nSELECT name FROM customers WHERE country = 'FR';\n```\nThis lists them.";
 	struct buf out;
 	buf_init(&out, 0);
 	struct err err = ERR_INIT;
 	int rc = extract_sql(&out, reply, sizeof reply - 1, &err);
-	if (!rc)
-		{
+	if (!rc) {
 		const char *j = "x {\"a\": [1, {\"b\": \"}\"}]} y";
 		rc = extract_json_object(&out, j, strlen(j));
 	}
@@ -227,10 +233,14 @@ static void pure_paths_return_enomem_at_every_failing_allocation(void **state)
 static void the_public_ask_path_returns_enomem_at_every_failing_allocation(void **state)
 {
 	struct fake f;
-	assert_int_equal(fake_start(&f, "{\"endpoints\":[{\"name\":\"east\",\"api_key\":\"k-torture-east\",\"deployment\":\"gpt-4o\"}],"
-	                                "\"rules\":[{\"match\":\"You are the intent classifier\",\"reply\":\"{\\\"intent\\\":\\\"data_question\\\"}\"},"
-	                                "{\"match\":\"You are the SQL writer\",\"reply\":\"```sql\\nSELECT count(*) FROM customers\\n```\"}],"
-	                                "\"default_reply\":\"There are 200 customers.\"}"), 0);
+	assert_int_equal(
+	        fake_start(
+	                &f,
+	                "{\"endpoints\":[{\"name\":\"east\",\"api_key\":\"k-torture-east\",\"deployment\":\"gpt-4o\"}],"
+	                "\"rules\":[{\"match\":\"You are the intent classifier\",\"reply\":\"{\\\"intent\\\":\\\"data_question\\\"}\"},"
+	                "{\"match\":\"You are the SQL writer\",\"reply\":\"```sql\\nSELECT count(*) FROM customers\\n```\"}],"
+	                "\"default_reply\":\"There are 200 customers.\"}"),
+	        0);
 	struct api_ctx c;
 	snprintf(c.config, sizeof c.config, "%s/config.json", f.dir);
 	snprintf(c.examples, sizeof c.examples, "%s/examples.jsonl", f.dir); /* the SQL prompt's {{examples}} too */
@@ -244,8 +254,8 @@ static void the_public_ask_path_returns_enomem_at_every_failing_allocation(void 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(pure_paths_return_enomem_at_every_failing_allocation),
-		cmocka_unit_test(the_public_ask_path_returns_enomem_at_every_failing_allocation),
+	        cmocka_unit_test(pure_paths_return_enomem_at_every_failing_allocation),
+	        cmocka_unit_test(the_public_ask_path_returns_enomem_at_every_failing_allocation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -31,41 +31,44 @@
 struct utf8_case {
 	const char *bytes;
 	size_t len;
-	size_t want;     /* utf8_decode's length, 0 = invalid */
-	uint32_t cp;     /* the code point when valid */
+	size_t want; /* utf8_decode's length, 0 = invalid */
+	uint32_t cp; /* the code point when valid */
 };
 
-#define U(s, want, cp) {s, sizeof s - 1, want, cp}
+#define U(s, want, cp)                    \
+	{                                 \
+		s, sizeof s - 1, want, cp \
+	}
 
 static const struct utf8_case utf8_cases[] = {
-	U("A", 1, 0x41),
-	U("\x7F", 1, 0x7F),
-	U("\xC2\x80", 2, 0x80),
-	U("\xDF\xBF", 2, 0x7FF),
-	U("\xE0\xA0\x80", 3, 0x800),
-	U("\xED\x9F\xBF", 3, 0xD7FF),          /* the last before the surrogates */
-	U("\xEE\x80\x80", 3, 0xE000),          /* the first after them */
-	U("\xEF\xBF\xBF", 3, 0xFFFF),
-	U("\xF0\x90\x80\x80", 4, 0x10000),
-	U("\xF4\x8F\xBF\xBF", 4, 0x10FFFF),
-	U("\xC0\x80", 0, 0),                   /* overlong NUL */
-	U("\xC1\xBF", 0, 0),                   /* overlong DEL */
-	U("\xE0\x80\x80", 0, 0),               /* overlong 3-byte */
-	U("\xE0\x9F\xBF", 0, 0),
-	U("\xF0\x80\x80\x80", 0, 0),           /* overlong 4-byte */
-	U("\xF0\x8F\xBF\xBF", 0, 0),
-	U("\xED\xA0\x80", 0, 0),               /* U+D800 */
-	U("\xED\xBF\xBF", 0, 0),               /* U+DFFF */
-	U("\xF4\x90\x80\x80", 0, 0),           /* U+110000 */
-	U("\xF5\x80\x80\x80", 0, 0),           /* lead bytes F5..FF */
-	U("\xF7\xBF\xBF\xBF", 0, 0),
-	U("\xFF", 0, 0),
-	U("\x80", 0, 0),                       /* a lone continuation byte */
-	U("\xC3", 0, 0),                       /* truncated */
-	U("\xE2\x82", 0, 0),
-	U("\xF0\x9F\x98", 0, 0),
-	U("\xC3\x28", 0, 0),                   /* bad continuation */
-	U("\xE2\x28\xA1", 0, 0),
+        U("A", 1, 0x41),
+        U("\x7F", 1, 0x7F),
+        U("\xC2\x80", 2, 0x80),
+        U("\xDF\xBF", 2, 0x7FF),
+        U("\xE0\xA0\x80", 3, 0x800),
+        U("\xED\x9F\xBF", 3, 0xD7FF), /* the last before the surrogates */
+        U("\xEE\x80\x80", 3, 0xE000), /* the first after them */
+        U("\xEF\xBF\xBF", 3, 0xFFFF),
+        U("\xF0\x90\x80\x80", 4, 0x10000),
+        U("\xF4\x8F\xBF\xBF", 4, 0x10FFFF),
+        U("\xC0\x80", 0, 0),     /* overlong NUL */
+        U("\xC1\xBF", 0, 0),     /* overlong DEL */
+        U("\xE0\x80\x80", 0, 0), /* overlong 3-byte */
+        U("\xE0\x9F\xBF", 0, 0),
+        U("\xF0\x80\x80\x80", 0, 0), /* overlong 4-byte */
+        U("\xF0\x8F\xBF\xBF", 0, 0),
+        U("\xED\xA0\x80", 0, 0),     /* U+D800 */
+        U("\xED\xBF\xBF", 0, 0),     /* U+DFFF */
+        U("\xF4\x90\x80\x80", 0, 0), /* U+110000 */
+        U("\xF5\x80\x80\x80", 0, 0), /* lead bytes F5..FF */
+        U("\xF7\xBF\xBF\xBF", 0, 0),
+        U("\xFF", 0, 0),
+        U("\x80", 0, 0), /* a lone continuation byte */
+        U("\xC3", 0, 0), /* truncated */
+        U("\xE2\x82", 0, 0),
+        U("\xF0\x9F\x98", 0, 0),
+        U("\xC3\x28", 0, 0), /* bad continuation */
+        U("\xE2\x28\xA1", 0, 0),
 };
 
 static void utf8_decode_is_strict(void **state)
@@ -222,9 +225,16 @@ static void csv_fields_follow_rfc_4180(void **state)
 {
 	(void)state;
 	static const char *const cases[][2] = {
-		{"plain", "plain"}, {"", "\"\""}, {"a,b", "\"a,b\""}, {"say \"hi\"", "\"say \"\"hi\"\"\""},
-		{"two\nlines", "\"two\nlines\""}, {"cr\r", "\"cr\r\""}, {" lead", "\" lead\""}, {"trail ", "\"trail \""},
-		{"\"", "\"\"\"\""}, {"in side", "in side"},
+	        {"plain", "plain"},
+	        {"", "\"\""},
+	        {"a,b", "\"a,b\""},
+	        {"say \"hi\"", "\"say \"\"hi\"\"\""},
+	        {"two\nlines", "\"two\nlines\""},
+	        {"cr\r", "\"cr\r\""},
+	        {" lead", "\" lead\""},
+	        {"trail ", "\"trail \""},
+	        {"\"", "\"\"\"\""},
+	        {"in side", "in side"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
 		struct buf b = BUF_INIT;
@@ -249,8 +259,8 @@ static void a_failed_append_is_remembered_until_reset(void **state)
 	assert_int_equal(b.err, 0);
 	assert_int_equal(buf_puts(&b, "12345"), CONVBI_OK);
 	assert_int_equal(buf_puts(&b, "6789"), CONVBI_ETOOBIG);
-	assert_int_equal(buf_puts(&b, "6"), CONVBI_OK);   /* later appends still work ... */
-	assert_int_equal(b.err, CONVBI_ETOOBIG);          /* ... and the builder still learns of the loss */
+	assert_int_equal(buf_puts(&b, "6"), CONVBI_OK); /* later appends still work ... */
+	assert_int_equal(b.err, CONVBI_ETOOBIG);        /* ... and the builder still learns of the loss */
 	buf_reset(&b);
 	assert_int_equal(b.err, 0);
 	buf_release(&b);
@@ -261,17 +271,17 @@ static void buf_printf_fits_grows_and_refuses_past_max_without_a_trace(void **st
 	(void)state;
 	struct buf b;
 	buf_init(&b, 100);
-	assert_int_equal(buf_printf(&b, "%s-%d", "ab", 7), CONVBI_OK);   /* into a fresh buffer */
-	assert_int_equal(buf_printf(&b, "|%d|", 42), CONVBI_OK);         /* into the room left */
+	assert_int_equal(buf_printf(&b, "%s-%d", "ab", 7), CONVBI_OK); /* into a fresh buffer */
+	assert_int_equal(buf_printf(&b, "|%d|", 42), CONVBI_OK);       /* into the room left */
 	assert_string_equal(buf_str(&b), "ab-7|42|");
 	char big[80];
 	memset(big, 'x', sizeof big - 1);
 	big[sizeof big - 1] = '\0';
-	assert_int_equal(buf_printf(&b, "%s", big), CONVBI_OK);           /* past the room: grown */
+	assert_int_equal(buf_printf(&b, "%s", big), CONVBI_OK); /* past the room: grown */
 	assert_int_equal(b.len, 8 + 79);
-	assert_int_equal(buf_printf(&b, "%s", "0123456789abcdef"), CONVBI_ETOOBIG);  /* fits the room, not max */
+	assert_int_equal(buf_printf(&b, "%s", "0123456789abcdef"), CONVBI_ETOOBIG); /* fits the room, not max */
 	assert_int_equal(b.len, 8 + 79);
-	assert_int_equal(strlen(buf_str(&b)), 8 + 79);                     /* nothing of it is left */
+	assert_int_equal(strlen(buf_str(&b)), 8 + 79); /* nothing of it is left */
 	assert_int_equal(strncmp(buf_str(&b), "ab-7|42|xxx", 11), 0);
 	buf_release(&b);
 }
@@ -319,15 +329,17 @@ static void every_status_has_a_name_and_a_message(void **state)
 static void a_shown_url_never_holds_a_password_or_a_query_value(void **state)
 {
 	(void)state;
-	static const struct { const char *url, *shown; } cases[] = {
-		{"https://east.openai.azure.com", "https://east.openai.azure.com"},
-		{"http://u:p@h:1/x", "http://***@h:1/x"},
-		{"http://u:p@ss@h/", "http://***@h/"},  /* the last '@' ends the user info */
-		{"http://h/p?api-key=K&api-version=2024-10-21&sig=S", "http://h/p?api-key=***&api-version=2024-10-21&sig=***"},
-		{"http://h?tok", "http://h?***"},
-		{"http://h/p#frag", "http://h/p#***"},
-		{"h@x/y?k=v", "***@x/y?k=***"},  /* no scheme */
-		{"http://h/a@b", "http://h/a@b"},  /* an '@' in the path is not user info */
+	static const struct {
+		const char *url, *shown;
+	} cases[] = {
+	        {"https://east.openai.azure.com", "https://east.openai.azure.com"},
+	        {"http://u:p@h:1/x", "http://***@h:1/x"},
+	        {"http://u:p@ss@h/", "http://***@h/"}, /* the last '@' ends the user info */
+	        {"http://h/p?api-key=K&api-version=2024-10-21&sig=S", "http://h/p?api-key=***&api-version=2024-10-21&sig=***"},
+	        {"http://h?tok", "http://h?***"},
+	        {"http://h/p#frag", "http://h/p#***"},
+	        {"h@x/y?k=v", "***@x/y?k=***"},   /* no scheme */
+	        {"http://h/a@b", "http://h/a@b"}, /* an '@' in the path is not user info */
 	};
 	char out[128];
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -335,30 +347,30 @@ static void a_shown_url_never_holds_a_password_or_a_query_value(void **state)
 		assert_string_equal(out, cases[i].shown);
 	}
 	secret_url_shown(out, 12, "http://user:secret@host");
-	assert_string_equal(out, "http://***@");  /* cut, never past the cap */
+	assert_string_equal(out, "http://***@"); /* cut, never past the cap */
 }
 
 int main(void)
 {
 	const struct CMUnitTest utf8[] = {
-		cmocka_unit_test(buf_printf_fits_grows_and_refuses_past_max_without_a_trace),
-		cmocka_unit_test(utf8_decode_is_strict),
-		cmocka_unit_test(utf8_valid_names_the_first_bad_byte),
+	        cmocka_unit_test(buf_printf_fits_grows_and_refuses_past_max_without_a_trace),
+	        cmocka_unit_test(utf8_decode_is_strict),
+	        cmocka_unit_test(utf8_valid_names_the_first_bad_byte),
 	};
 	const struct CMUnitTest files[] = {
-		cmocka_unit_test(regfile_reads_a_regular_file_whole),
-		cmocka_unit_test(regfile_refuses_what_is_not_a_regular_file_without_blocking),
-		cmocka_unit_test(a_huge_file_is_refused_before_a_byte_is_read),
-		cmocka_unit_test(a_line_over_its_limit_stops_the_read),
+	        cmocka_unit_test(regfile_reads_a_regular_file_whole),
+	        cmocka_unit_test(regfile_refuses_what_is_not_a_regular_file_without_blocking),
+	        cmocka_unit_test(a_huge_file_is_refused_before_a_byte_is_read),
+	        cmocka_unit_test(a_line_over_its_limit_stops_the_read),
 	};
 	const struct CMUnitTest bufs[] = {
-		cmocka_unit_test(csv_fields_follow_rfc_4180),
-		cmocka_unit_test(a_failed_append_is_remembered_until_reset),
-		cmocka_unit_test(strmap_keeps_the_first_value_of_a_key),
+	        cmocka_unit_test(csv_fields_follow_rfc_4180),
+	        cmocka_unit_test(a_failed_append_is_remembered_until_reset),
+	        cmocka_unit_test(strmap_keeps_the_first_value_of_a_key),
 	};
 	const struct CMUnitTest status[] = {
-		cmocka_unit_test(every_status_has_a_name_and_a_message),
-		cmocka_unit_test(a_shown_url_never_holds_a_password_or_a_query_value),
+	        cmocka_unit_test(every_status_has_a_name_and_a_message),
+	        cmocka_unit_test(a_shown_url_never_holds_a_password_or_a_query_value),
 	};
 	int failed = cmocka_run_group_tests_name("utf8", utf8, NULL, NULL);
 	failed += cmocka_run_group_tests_name("regfile", files, make_dir, remove_dir);

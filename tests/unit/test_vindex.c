@@ -35,16 +35,16 @@ static void make_db(const char *path, const char *sql)
 
 /* Stations: more than five names, so "Kursk-1" is no generic sample. */
 static const char stations_sql[] =
-	"CREATE TABLE region (id INTEGER PRIMARY KEY, name TEXT, country TEXT);"
-	"INSERT INTO region VALUES (1, 'Alpha', 'Norway'), (2, 'Beta', 'Norway'), (3, 'Gamma', 'Sweden'),"
-	" (4, 'Delta', 'Finland'), (5, 'Epsilon', 'Denmark'), (6, 'Zeta', 'Iceland'), (7, 'Eta', 'Japan'),"
-	" (8, 'Theta', 'United States');"
-	"CREATE TABLE station (id INTEGER PRIMARY KEY, region_id INTEGER REFERENCES region(id), name TEXT,"
-	" code TEXT, opened DATE, power REAL, notes TEXT);"
-	"INSERT INTO station VALUES (1, 1, 'Alta', 'A1', '1971-03-01', 120.5, NULL), (2, 1, 'Bodo', 'B2', '1980-06-30', 80, NULL),"
-	" (3, 2, 'Cora', 'C3', '1999-01-01', 10, NULL), (4, 2, 'Dora', 'D4', '2001-12-31', 55, NULL),"
-	" (5, 3, 'Edda', 'E5', '2010-05-05', 70, NULL), (6, 3, 'Fjord', 'F6', '2012-01-01', 90, NULL),"
-	" (7, 4, 'Kursk-1', 'K7', '2015-07-07', 1000, NULL), (8, 4, 'Volvo Works', 'V8', '2020-02-02', 2.25, NULL);";
+        "CREATE TABLE region (id INTEGER PRIMARY KEY, name TEXT, country TEXT);"
+        "INSERT INTO region VALUES (1, 'Alpha', 'Norway'), (2, 'Beta', 'Norway'), (3, 'Gamma', 'Sweden'),"
+        " (4, 'Delta', 'Finland'), (5, 'Epsilon', 'Denmark'), (6, 'Zeta', 'Iceland'), (7, 'Eta', 'Japan'),"
+        " (8, 'Theta', 'United States');"
+        "CREATE TABLE station (id INTEGER PRIMARY KEY, region_id INTEGER REFERENCES region(id), name TEXT,"
+        " code TEXT, opened DATE, power REAL, notes TEXT);"
+        "INSERT INTO station VALUES (1, 1, 'Alta', 'A1', '1971-03-01', 120.5, NULL), (2, 1, 'Bodo', 'B2', '1980-06-30', 80, NULL),"
+        " (3, 2, 'Cora', 'C3', '1999-01-01', 10, NULL), (4, 2, 'Dora', 'D4', '2001-12-31', 55, NULL),"
+        " (5, 3, 'Edda', 'E5', '2010-05-05', 70, NULL), (6, 3, 'Fjord', 'F6', '2012-01-01', 90, NULL),"
+        " (7, 4, 'Kursk-1', 'K7', '2015-07-07', 1000, NULL), (8, 4, 'Volvo Works', 'V8', '2020-02-02', 2.25, NULL);";
 
 static int setup(void **state)
 {
@@ -144,17 +144,17 @@ static void question_spans_find_values_exactly_by_containment_and_fuzzily(void *
 	open_both(f, &s, &v);
 	struct ground g = GROUND_INIT;
 	assert_int_equal(vindex_match(v, s, "which stations are in japan or the united states", &g, &err), CONVBI_OK);
-	assert_true(grounded_has(&g, "country", "Japan"));          /* case-insensitive */
-	assert_true(grounded_has(&g, "country", "United States"));  /* a two-word span */
+	assert_true(grounded_has(&g, "country", "Japan"));         /* case-insensitive */
+	assert_true(grounded_has(&g, "country", "United States")); /* a two-word span */
 	ground_release(&g);
 	assert_int_equal(vindex_match(v, s, "power of Kursk", &g, &err), CONVBI_OK);
-	assert_true(grounded_has(&g, "name", "Kursk-1"));           /* the stored value contains the span */
+	assert_true(grounded_has(&g, "name", "Kursk-1")); /* the stored value contains the span */
 	ground_release(&g);
 	assert_int_equal(vindex_match(v, s, "stations of the volvo works", &g, &err), CONVBI_OK);
 	assert_true(grounded_has(&g, "name", "Volvo Works"));
 	ground_release(&g);
 	assert_int_equal(vindex_match(v, s, "stations in Finnland", &g, &err), CONVBI_OK);
-	assert_true(grounded_has(&g, "country", "Finland"));        /* a typo */
+	assert_true(grounded_has(&g, "country", "Finland")); /* a typo */
 	ground_release(&g);
 	/* a word naming the schema ("region", "name") fishes for nothing */
 	assert_int_equal(vindex_match(v, s, "region name", &g, &err), CONVBI_OK);
@@ -217,11 +217,11 @@ static void an_unwritable_cache_is_a_clear_error(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(index_lives_in_the_cache_dir_and_never_writes_the_database, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_fresh_index_is_reused_and_a_changed_database_rebuilds_it, setup, teardown),
-		cmocka_unit_test_setup_teardown(question_spans_find_values_exactly_by_containment_and_fuzzily, setup, teardown),
-		cmocka_unit_test_setup_teardown(schema_text_names_matched_values_ahead_of_samples_and_ranges, setup, teardown),
-		cmocka_unit_test_setup_teardown(an_unwritable_cache_is_a_clear_error, setup, teardown),
+	        cmocka_unit_test_setup_teardown(index_lives_in_the_cache_dir_and_never_writes_the_database, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_fresh_index_is_reused_and_a_changed_database_rebuilds_it, setup, teardown),
+	        cmocka_unit_test_setup_teardown(question_spans_find_values_exactly_by_containment_and_fuzzily, setup, teardown),
+	        cmocka_unit_test_setup_teardown(schema_text_names_matched_values_ahead_of_samples_and_ranges, setup, teardown),
+	        cmocka_unit_test_setup_teardown(an_unwritable_cache_is_a_clear_error, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
