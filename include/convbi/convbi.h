@@ -252,6 +252,27 @@ CONVBI_API const char *convbi_session_errmsg(const convbi_session *session);
 CONVBI_API int convbi_session_ask(convbi_session *session, const char *question, const char *hint, convbi_event_fn cb,
                                   void *payload, convbi_answer **out);
 
+/* What one question may set apart from its engine's options (serve's
+ * questions route takes them per request). */
+#define CONVBI_ASK_OPTIONS_VERSION 1
+typedef struct {
+	unsigned int version; /* CONVBI_ASK_OPTIONS_VERSION */
+	const char *today;    /* "YYYY-MM-DD" the prompts call today; NULL =
+	                         the engine's (convbi_options.today) */
+	int candidates;       /* SQL candidates voted on, 1..16; 0 = the
+	                         engine's (convbi_options.candidates) */
+} convbi_ask_options;
+#define CONVBI_ASK_OPTIONS_INIT                     \
+	{                                           \
+		CONVBI_ASK_OPTIONS_VERSION, NULL, 0 \
+	}
+
+/* convbi_session_ask with per-question options (NULL = none).  An invalid
+ * today or candidates fails the question with CONVBI_EINVAL, its message
+ * naming the value; a struct of another version, CONVBI_EMISUSE. */
+CONVBI_API int convbi_session_ask_with(convbi_session *session, const char *question, const char *hint,
+                                       const convbi_ask_options *opts, convbi_event_fn cb, void *payload, convbi_answer **out);
+
 /* Runs SQL written by the caller through the same read-only gate and
  * limits as model-written SQL (no model call, no history).  *out receives
  * an answer with the rows, or with the gate's or SQLite's message, and

@@ -49,6 +49,9 @@ struct convbi_engine {
 	struct examples *examples; /* owned verified examples, or NULL */
 };
 
+/* 1 for a real calendar date written YYYY-MM-DD (today's options). */
+int api_valid_date(const char *s);
+
 struct convbi_session {
 	uint32_t magic;
 	struct err err;

@@ -48,8 +48,7 @@ static const char *resolve_prompts(const char *opt)
 	return CONVBI_PROMPTS_INSTALL_DIR;
 }
 
-/* 1 for a real calendar date written YYYY-MM-DD. */
-static int valid_date(const char *s)
+int api_valid_date(const char *s)
 {
 	static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
 	for (int i = 0; i < 10; i++)
@@ -139,7 +138,7 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	       : opts->version == 3 ? offsetof(convbi_options, sql_memory_mb)
 	                            : sizeof *opts);
 	e->opts.version = CONVBI_OPTIONS_VERSION;
-	if (e->opts.today && !valid_date(e->opts.today)) {
+	if (e->opts.today && !api_valid_date(e->opts.today)) {
 		rc = err_set(&err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", e->opts.today);
 		goto fail;
 	}

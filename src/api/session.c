@@ -235,9 +235,17 @@ CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, co
 CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const char *hint, convbi_event_fn cb, void *payload,
                                   convbi_answer **out)
 {
+	return convbi_session_ask_with(s, question, hint, NULL, cb, payload, out);
+}
+
+CONVBI_API int convbi_session_ask_with(convbi_session *s, const char *question, const char *hint, const convbi_ask_options *ao,
+                                       convbi_event_fn cb, void *payload, convbi_answer **out)
+{
 	if (out)
 		*out = NULL;
 	if (!s || s->magic != SESSION_MAGIC || !question || !out)
+		return CONVBI_EMISUSE;
+	if (ao && (ao->version < 1 || ao->version > CONVBI_ASK_OPTIONS_VERSION))
 		return CONVBI_EMISUSE;
 	convbi_engine *e = s->engine;
 	atomic_store(&s->interrupted, 0);
@@ -251,6 +259,10 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		rc = check_text(&t->err, "hint", hint, HINT_MAX_BYTES);
 	if (rc == CONVBI_EINVAL && hint && !*hint)
 		rc = CONVBI_OK; /* an empty hint is no hint */
+	if (!rc && ao && ao->today && !api_valid_date(ao->today))
+		rc = err_set(&t->err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", ao->today);
+	if (!rc && ao && ao->candidates && (ao->candidates < 1 || ao->candidates > ENGINE_MAX_CANDIDATES))
+		rc = err_set(&t->err, CONVBI_EINVAL, "candidates is %d; use 1 to %d", ao->candidates, ENGINE_MAX_CANDIDATES);
 	if (!rc && (!(t->question = xstrdup(question)) || (hint && *hint && !(t->hint = xstrdup(hint)))))
 		rc = err_code(&t->err, CONVBI_ENOMEM);
 	if (!rc && (rc = wake(s)))
@@ -272,8 +284,9 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 		return rc;
 	}
 	char today[16];
-	if (e->today) {
-		snprintf(today, sizeof today, "%s", e->today);
+	const char *given = ao && ao->today ? ao->today : e->today;
+	if (given) {
+		snprintf(today, sizeof today, "%s", given);
 	} else { /* the local date, read per question: a session may live past midnight */
 		time_t now = time(NULL);
 		struct tm tm;
@@ -297,7 +310,7 @@ CONVBI_API int convbi_session_ask(convbi_session *s, const char *question, const
 	        .today = today,
 	        .notes = e->notes,
 	        .examples = e->examples,
-	        .candidates = e->opts.candidates,
+	        .candidates = ao && ao->candidates ? ao->candidates : e->opts.candidates,
 	};
 	limits_of(&env.limits, e);
 	rc = flow_run(&env, &s->history, t, cb, payload);

@@ -43,7 +43,11 @@ enum {
 	OPT_SQL_TEMP,
 	OPT_MAX_CONNECTIONS,
 	OPT_MAX_CONNECTIONS_PER_IP,
-	OPT_REQUEST_TIMEOUT
+	OPT_REQUEST_TIMEOUT,
+	OPT_TODAY,
+	OPT_NOTES,
+	OPT_EXAMPLES,
+	OPT_CANDIDATES
 };
 
 static const struct option long_opts[] = {
@@ -68,6 +72,10 @@ static const struct option long_opts[] = {
         {"max-connections-per-ip", required_argument, NULL, OPT_MAX_CONNECTIONS_PER_IP},
         {"request-timeout-s", required_argument, NULL, OPT_REQUEST_TIMEOUT},
         {"web", required_argument, NULL, OPT_WEB},
+        {"today", required_argument, NULL, OPT_TODAY},
+        {"notes", required_argument, NULL, OPT_NOTES},
+        {"examples", required_argument, NULL, OPT_EXAMPLES},
+        {"candidates", required_argument, NULL, OPT_CANDIDATES},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -80,7 +88,8 @@ static const int http_only[] = {
 static const char serve_usage[] =
         "usage: convbi serve [--listen HOST:PORT] [--db [NAME=]FILE]... [--config F] [--tokens FILE]\n"
         "                    [--prompts DIR] [--review] [--max-repairs N] [--row-cap N] [--sql-timeout-ms N]\n"
-        "                    [--sql-memory-mb N] [--sql-temp-mb N]\n"
+        "                    [--sql-memory-mb N] [--sql-temp-mb N] [--today YYYY-MM-DD] [--notes F] [--examples F]\n"
+        "                    [--candidates N]\n"
         "                    [--max-questions N] [--max-sessions N] [--session-idle-s N] [--question-timeout-ms N]\n"
         "                    [--allow-host HOST[:PORT]]... [--allow-origin ORIGIN]...\n"
         "                    [--max-connections N] [--max-connections-per-ip N] [--request-timeout-s N]\n"
@@ -103,7 +112,7 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 {
 	memset(c, 0, sizeof *c);
 	c->listen = "127.0.0.1:8765";
-	c->max_repairs = c->row_cap = c->sql_timeout_ms = c->sql_memory_mb = c->sql_temp_mb = -1;
+	c->max_repairs = c->row_cap = c->sql_timeout_ms = c->sql_memory_mb = c->sql_temp_mb = c->candidates = -1;
 	c->max_questions = 16;
 	c->max_sessions = 10000;
 	c->session_idle_s = 900;
@@ -136,6 +145,10 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 		case OPT_TOKENS: c->tokens_path = optarg; break;
 		case OPT_PROMPTS: c->prompts_dir = optarg; break;
 		case OPT_WEB: c->web_dir = optarg; break;
+		case OPT_TODAY: c->today = optarg; break; /* checked by the engine */
+		case OPT_NOTES: c->notes = optarg; break;
+		case OPT_EXAMPLES: c->examples = optarg; break;
+		case OPT_CANDIDATES: bad = whole("--candidates", optarg, 1, SERVE_CANDIDATES_MAX, &c->candidates); break;
 		case OPT_REVIEW: c->review = 1; break;
 		case OPT_MAX_REPAIRS: bad = whole("--max-repairs", optarg, 0, 10, &c->max_repairs); break;
 		case OPT_ROW_CAP: bad = whole("--row-cap", optarg, 1, 10000000, &c->row_cap); break;
@@ -304,6 +317,11 @@ static int open_engine(struct serve_db *d, const struct serve_config *c)
 	o.model_review = c->review;
 	o.stream = 1;
 	o.question_timeout_ms = c->question_timeout_ms;
+	o.today = c->today;
+	o.notes_path = c->notes; /* NULL: DB.notes.md beside this database */
+	o.examples_path = c->examples;
+	if (c->candidates > 0)
+		o.candidates = c->candidates;
 	if (c->max_repairs >= 0)
 		o.max_repairs = c->max_repairs;
 	if (c->row_cap > 0)

@@ -36,6 +36,8 @@ struct question {
 	atomic_int canceled;
 	atomic_int conv_ready; /* the session's conversation is open */
 	char *hint;            /* owned, may be NULL */
+	char today[16];        /* per-request today, "" = the engine's */
+	convbi_ask_options ao; /* per-request options; ao.today points into today */
 	int status;
 	char *answer_json; /* owned */
 };
@@ -173,8 +175,8 @@ int question_open(struct serve_session *ss, char **err_json)
 	return rc;
 }
 
-int question_run_sync(struct server *s, struct serve_session *ss, const char *text, const char *hint, convbi_event_fn cb,
-                      void *payload, char **json_out)
+int question_run_sync(struct server *s, struct serve_session *ss, const char *text, const char *hint,
+                      const convbi_ask_options *ao, convbi_event_fn cb, void *payload, char **json_out)
 {
 	*json_out = NULL;
 	int rc = question_open(ss, json_out);
@@ -183,7 +185,7 @@ int question_run_sync(struct server *s, struct serve_session *ss, const char *te
 	convbi_answer *a = NULL;
 	struct serve_run run;
 	server_run_begin(s, &run, ss->conv);
-	rc = convbi_session_ask(ss->conv, text, hint, cb, payload, &a);
+	rc = convbi_session_ask_with(ss->conv, text, hint, ao, cb, payload, &a);
 	server_run_end(s, &run);
 	if (a)
 		convbi_answer_json(a, json_out);
@@ -204,7 +206,7 @@ static void *worker(void *payload)
 		atomic_store(&q->conv_ready, 1);
 		struct serve_run run;
 		server_run_begin(q->s, &run, q->ss->conv);
-		rc = convbi_session_ask(q->ss->conv, q->text, q->hint, on_event, q, &a);
+		rc = convbi_session_ask_with(q->ss->conv, q->text, q->hint, &q->ao, on_event, q, &a);
 		server_run_end(q->s, &run);
 		if (a)
 			convbi_answer_json(a, &q->answer_json);
@@ -247,7 +249,8 @@ static void *worker(void *payload)
 	return NULL;
 }
 
-struct question *question_start(struct server *s, struct serve_session *ss, const char *text, const char *hint, int sse)
+struct question *question_start(struct server *s, struct serve_session *ss, const char *text, const char *hint,
+                                const convbi_ask_options *ao, int sse)
 {
 	struct question *q = calloc(1, sizeof *q);
 	if (!q || !(q->text = strdup(text)) || (hint && !(q->hint = strdup(hint)))) {
@@ -256,6 +259,9 @@ struct question *question_start(struct server *s, struct serve_session *ss, cons
 		free(q);
 		return NULL;
 	}
+	q->ao = ao ? *ao : (convbi_ask_options)CONVBI_ASK_OPTIONS_INIT;
+	if (ao && ao->today) /* a longer one is not a date: cut, it still fails as one */
+		q->ao.today = strncpy(q->today, ao->today, sizeof q->today - 1);
 	q->s = s;
 	q->ss = ss;
 	q->sse = sse;

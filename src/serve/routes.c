@@ -3,7 +3,7 @@
  *
  *   POST   /v1/sessions                    {"db"?} -> 201 {"session","db"}
  *   DELETE /v1/sessions/{id}               -> 204
- *   POST   /v1/sessions/{id}/questions     {"question","hint"?}: SSE with
+ *   POST   /v1/sessions/{id}/questions     {"question","hint"?,"today"?,"candidates"?}: SSE with
  *          `Accept: text/event-stream`, else one JSON answer
  *   POST   /v1/sql                         {"db"?,"sql"} through the gate
  *   GET    /v1/schema?db=&question=        the schema text the SQL agent gets
@@ -319,17 +319,30 @@ static void sse_free(void *cls)
 
 static enum MHD_Result ask(struct server *s, struct request *req, const char *id)
 {
-	static const char *const keys[] = {"question", "hint", NULL};
+	static const char *const keys[] = {"question", "hint", "today", "candidates", NULL};
 	enum MHD_Result res = MHD_YES;
 	int bad = 0;
 	cJSON *o = body_object(req, keys, "{\"question\": \"...\"}", &res);
 	if (!o)
 		return res;
+	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
 	const char *question = string_field(req, o, "question", &res, &bad);
 	const char *hint = bad ? NULL : string_field(req, o, "hint", &res, &bad);
+	ao.today = bad ? NULL : string_field(req, o, "today", &res, &bad); /* its date is checked by the ask */
 	struct serve_session *ss = NULL;
 	if (bad)
 		goto done;
+	const cJSON *cand = cJSON_GetObjectItemCaseSensitive(o, "candidates");
+	if (cand && !cJSON_IsNull(cand)) {
+		double n = cJSON_IsNumber(cand) ? cand->valuedouble : 0;
+		if (!(n >= 1 && n <= SERVE_CANDIDATES_MAX) || n != (double)(int)n) { /* the range first: no cast of a huge n */
+			char msg[128];
+			snprintf(msg, sizeof msg, "`candidates` must be a whole number from 1 to %d", SERVE_CANDIDATES_MAX);
+			res = respond_error(req, 400, "bad_request", msg);
+			goto done;
+		}
+		ao.candidates = (int)n;
+	}
 	if (!question || !*question) {
 		res = respond_error(req, 400, "bad_request", "the body needs \"question\": the question to answer");
 		goto done;
@@ -363,7 +376,7 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		json = NULL;
 		struct watch w = {.fd = req->fd, .conv = ss->conv};
 		watch_add(&w);
-		int rc = question_run_sync(s, ss, question, hint, watch_client, &w, &json);
+		int rc = question_run_sync(s, ss, question, hint, &ao, watch_client, &w, &json);
 		watch_remove(&w);
 		res = atomic_load(&w.gone) ? (req->status = 499, MHD_NO) : respond_answer(req, rc, json);
 		free(json);
@@ -371,7 +384,7 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		sessions_end(s->sessions, ss);
 		goto done;
 	}
-	struct question *q = question_start(s, ss, question, hint, sse);
+	struct question *q = question_start(s, ss, question, hint, &ao, sse);
 	if (!q) {
 		give_slot(s);
 		sessions_end(s->sessions, ss);

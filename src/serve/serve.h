@@ -41,6 +41,7 @@
 #define SERVE_DBS_MAX 64
 #define SERVE_NAME_MAX_BYTES 64
 #define SERVE_ALLOW_MAX 16
+#define SERVE_CANDIDATES_MAX 16              /* --candidates and a question's "candidates" */
 #define SERVE_CONNECTIONS_DEFAULT 4096       /* --max-connections */
 #define SERVE_CONNECTIONS_PER_IP_DEFAULT 256 /* --max-connections-per-ip */
 #define SERVE_REQUEST_TIMEOUT_S_DEFAULT 10   /* --request-timeout-s */
@@ -86,7 +87,11 @@ struct serve_config {
 	int nallow_origins;
 	const char *db_specs[SERVE_DBS_MAX];
 	int ndb_specs;
-	const char *web_dir; /* the page and its assets */
+	const char *web_dir;  /* the page and its assets */
+	const char *today;    /* --today YYYY-MM-DD, NULL = the local date */
+	const char *notes;    /* --notes F, NULL = DB.notes.md beside each database */
+	const char *examples; /* --examples F, NULL = none */
+	int candidates;       /* --candidates N, -1 = the default */
 };
 
 /* Parses argv (after the command name) into c.  Returns 0, or prints one
@@ -205,9 +210,11 @@ int sessions_expire(struct session_table *t);
 struct question;
 typedef int (*question_alive_fn)(void *payload);
 
-/* Starts answering `question` on ss's conversation on a worker thread.
- * Returns NULL when out of memory.  Events are queued as SSE text. */
-struct question *question_start(struct server *s, struct serve_session *ss, const char *question, const char *hint, int sse);
+/* Starts answering `question` on ss's conversation on a worker thread,
+ * with the request's options ao (may be NULL; copied).  Returns NULL when
+ * out of memory.  Events are queued as SSE text. */
+struct question *question_start(struct server *s, struct serve_session *ss, const char *question, const char *hint,
+                                const convbi_ask_options *ao, int sse);
 /* Copies up to max queued SSE bytes into out, waiting at most wait_ms for
  * some; returns bytes copied, 0 when nothing yet, -1 at the end. */
 long question_read(struct question *q, char *out, size_t max, int wait_ms);
@@ -227,8 +234,8 @@ int question_open(struct serve_session *ss, char **err_json);
  * POST .../questions): opens ss's conversation when needed; *json_out is
  * the answer JSON, or the error shape when the conversation could not be
  * opened (caller frees).  Returns the answer's status. */
-int question_run_sync(struct server *s, struct serve_session *ss, const char *question, const char *hint, convbi_event_fn cb,
-                      void *payload, char **json_out);
+int question_run_sync(struct server *s, struct serve_session *ss, const char *question, const char *hint,
+                      const convbi_ask_options *ao, convbi_event_fn cb, void *payload, char **json_out);
 
 /* ---- MCP ---------------------------------------------------------------- */
 struct mcp;

@@ -356,6 +356,19 @@ static void bad_questions_get_one_clear_line(void **state)
 	assert_non_null(strstr(convbi_answer_errmsg(a), "longer than"));
 	convbi_answer_free(a);
 	free(big);
+	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
+	ao.today = "2026-02-29";
+	assert_int_equal(convbi_session_ask_with(v.s, "How many customers?", NULL, &ao, NULL, NULL, &a), CONVBI_EINVAL);
+	assert_non_null(strstr(convbi_answer_errmsg(a), "`2026-02-29`; give a date as YYYY-MM-DD"));
+	convbi_answer_free(a);
+	ao = (convbi_ask_options)CONVBI_ASK_OPTIONS_INIT;
+	ao.candidates = 17;
+	assert_int_equal(convbi_session_ask_with(v.s, "How many customers?", NULL, &ao, NULL, NULL, &a), CONVBI_EINVAL);
+	assert_non_null(strstr(convbi_answer_errmsg(a), "candidates is 17; use 1 to 16"));
+	convbi_answer_free(a);
+	ao.version = 99;
+	assert_int_equal(convbi_session_ask_with(v.s, "How many customers?", NULL, &ao, NULL, NULL, &a), CONVBI_EMISUSE);
+	assert_null(a);
 	assert_int_equal(fake_stat(&v.f, "east", "requests") + fake_stat(&v.f, "west", "requests"), 0);
 	stop(&v);
 }
