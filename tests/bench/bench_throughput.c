@@ -33,7 +33,11 @@
  * first 5 s (the server's counters, read at 5 s and at the end), failed
  * calls, latency percentiles.  Targets (issue 11, undeclared): 0 failed;
  * >= 0.95 of the bound healthy and one_down (>= 0.90 over the first 150);
- * <= 0.05 429s per success after 5 s; one_slow >= 0.85.  The bound is the
+ * <= 0.05 429s per success after 5 s; one_slow >= 0.85 of the bound.
+ * Beside the quota bound, the achievable bound (achievable_of): what the
+ * callers, closed loops, can carry given each endpoint's latency; it is
+ * lower only for one_slow with 8 callers, where the 0.85 is also judged
+ * against it ("target" says which is which).  The bound is the
  * steady state's: in tpm_bound the first 10-s window admits its budget at
  * once, so a client that bursts can pass it early (no throughput target
  * there, only failures and 429s).
@@ -41,8 +45,10 @@
  * Usage: bench_throughput [--requests N] [--callers 8,24,64]
  *          [--clients declared,undeclared,legacy] [--undeclared]
  *          [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R]
- *          [--out FILE]
- * --undeclared runs the undeclared client alone.
+ *          [--out FILE] [--trace FILE]
+ * --undeclared runs the undeclared client alone; --trace writes, for each
+ * second of each run, every endpoint's answers and 429s and its learned
+ * rate.
  */
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
@@ -64,6 +70,7 @@
 #include "fake.h"
 #include "llm/config.h"
 #include "llm/llm.h"
+#include "util/buf.h"
 
 #define NEPS 3
 #define MAX_CALLERS 256
@@ -95,6 +102,7 @@ static const struct scen SCENS[] = {
 #define NSCENS ((int)(sizeof SCENS / sizeof *SCENS))
 
 static int rps = 10;
+static FILE *trace; /* --trace: one line per second of each run, or NULL */
 
 static double mono_s(void)
 {
@@ -110,11 +118,55 @@ static double bound_of(const struct scen *s)
 	return s->tpm ? live * TPM_RPS : live * rps;
 }
 
+/* Each endpoint's latency, as the scenario gives it to the fake. */
+static int lat_median_ms(const struct scen *s, int ep)
+{
+	return s->slow == ep ? 750 : 150;
+}
+
+static int lat_p95_ms(const struct scen *s, int ep)
+{
+	return s->slow == ep ? 2000 : 400;
+}
+
+/* Requests/s that `callers` closed-loop callers can carry at most: each
+ * caller is busy for an endpoint's mean latency per call (Little's law:
+ * sum over endpoints of rate x mean latency <= callers), and no endpoint
+ * takes more than its quota -- the best is to fill the fastest endpoints
+ * first.  The mean of the fake's lognormal through (median, p95) is
+ * median x exp(sigma^2 / 2), sigma = ln(p95 / median) / 1.645.  The
+ * client's own time per call is left out, so this is a bound, not an
+ * estimate.  Equal to bound_of when the callers are enough. */
+static double achievable_of(const struct scen *s, int callers)
+{
+	int order[NEPS], n = 0;
+	double mean[NEPS];
+	for (int i = 0; i < NEPS; i++) {
+		double sigma = log((double)lat_p95_ms(s, i) / lat_median_ms(s, i)) / 1.6448536269514722;
+		mean[i] = lat_median_ms(s, i) * exp(sigma * sigma / 2) / 1000.0;
+		if (s->down != i)
+			order[n++] = i;
+	}
+	for (int a = 1; a < n; a++) /* fastest first */
+		for (int b = a; b > 0 && mean[order[b]] < mean[order[b - 1]]; b--) {
+			int t = order[b];
+			order[b] = order[b - 1];
+			order[b - 1] = t;
+		}
+	double left = callers, total = 0, quota = bound_of(s) / n;
+	for (int k = 0; k < n && left > 0; k++) {
+		double x = left / mean[order[k]] < quota ? left / mean[order[k]] : quota;
+		total += x;
+		left -= x * mean[order[k]];
+	}
+	return total;
+}
+
 static void scenario_json(const struct scen *s, int declared, char *out, size_t n)
 {
 	size_t off = (size_t)snprintf(out, n, "{\"endpoints\":[");
 	for (int i = 0; i < NEPS; i++) {
-		int med = s->slow == i ? 750 : 150, p95 = s->slow == i ? 2000 : 400;
+		int med = lat_median_ms(s, i), p95 = lat_p95_ms(s, i);
 		int ep_rps = s->tpm ? 2 * TPM_RPS : rps;
 		long tpm = s->tpm ? (long)TPM_RPS * 60 * TPM_EST : 0;
 		char client[128] = "{}";
@@ -319,6 +371,7 @@ static void legacy_caller(struct run *r)
 
 struct result {
 	double bound, wall_s, of_bound, first_of_bound;
+	double achievable, of_achievable; /* achievable_of: what the callers can carry */
 	long http_requests, http_429, http_ok, r429_settled, ok_settled;
 	double per_success_429, per_success_429_settled;
 	int failures;
@@ -332,6 +385,66 @@ static long stat_sum(const struct fake *f, const char *field)
 	for (int i = 0; i < NEPS; i++)
 		sum += fake_stat(f, EP_NAMES[i], field);
 	return sum;
+}
+
+/* --trace: what each second of a run did, per endpoint: answers and 429s
+ * (the server's counts) and the learned rate (the shared state, read
+ * through a client of the parent's own on the same config). */
+struct tracer {
+	struct llm *l; /* owned; NULL = no learned rates (legacy) */
+	long ok[NEPS], r429[NEPS];
+	double next_s;
+};
+
+static void trace_open(struct tracer *t, const struct run *r, const char *label)
+{
+	memset(t, 0, sizeof *t);
+	t->next_s = 1;
+	if (!trace)
+		return;
+	struct llm_config cfg;
+	struct err err = ERR_INIT;
+	if (r->client != LEGACY && (config_load(&cfg, r->config, &err) || llm_open(&t->l, &cfg, &err)))
+		t->l = NULL;
+	fprintf(trace, "# %s\n# t_s  per endpoint: ok/s 429/s learned_rpm\n", label);
+}
+
+static double learned_rpm_of(const char *js, int ep)
+{
+	double v = 0;
+	cJSON *arr = cJSON_Parse(js);
+	const cJSON *o = cJSON_GetArrayItem(arr, ep);
+	const cJSON *n = cJSON_GetObjectItemCaseSensitive(o, "learned_rpm");
+	if (cJSON_IsNumber(n))
+		v = n->valuedouble;
+	cJSON_Delete(arr);
+	return v;
+}
+
+static void trace_tick(struct tracer *t, const struct fake *f, double elapsed_s)
+{
+	if (!trace || elapsed_s < t->next_s)
+		return;
+	t->next_s += 1;
+	struct buf js = BUF_INIT;
+	if (t->l)
+		llm_endpoints_json(t->l, &js);
+	fprintf(trace, "%5.0f", elapsed_s);
+	for (int i = 0; i < NEPS; i++) {
+		long ok = fake_stat(f, EP_NAMES[i], "ok"), r429 = fake_stat(f, EP_NAMES[i], "rate_limited");
+		fprintf(trace, "  %3ld %3ld %5.0f", ok - t->ok[i], r429 - t->r429[i], js.data ? learned_rpm_of(js.data, i) : 0);
+		t->ok[i] = ok;
+		t->r429[i] = r429;
+	}
+	fputc('\n', trace);
+	buf_release(&js);
+}
+
+static void trace_close(struct tracer *t)
+{
+	llm_close(t->l);
+	if (trace)
+		fflush(trace);
 }
 
 static int run_one(const struct scen *s, int client, int callers, int nreq, struct result *res)
@@ -396,6 +509,10 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 			kids[nkids++] = pid;
 	}
 	close(go[0]);
+	struct tracer tr;
+	char label[128];
+	snprintf(label, sizeof label, "%s %d %s", s->name, callers, CLIENT_NAMES[client]);
+	trace_open(&tr, &r, label);
 	usleep(200000); /* let every caller reach its read */
 	double t0 = mono_s();
 	r.sh->t0 = t0;
@@ -415,6 +532,7 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 			res->ok_settled = stat_sum(&f, "ok");
 			settled = 1;
 		}
+		trace_tick(&tr, &f, mono_s() - t0);
 		usleep(20000);
 	}
 	double wall = mono_s() - t0;
@@ -424,6 +542,7 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 	res->http_requests = stat_sum(&f, "requests");
 	res->http_429 = stat_sum(&f, "rate_limited");
 	res->http_ok = stat_sum(&f, "ok");
+	trace_close(&tr);
 	if (!settled) { /* the run took under 5 s: nothing after it */
 		res->r429_settled = res->http_429;
 		res->ok_settled = res->http_ok;
@@ -448,6 +567,8 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 	res->bound = bound_of(s);
 	res->wall_s = nok ? ends[nok - 1] : wall;
 	res->of_bound = nok / res->wall_s / res->bound;
+	res->achievable = achievable_of(s, callers);
+	res->of_achievable = nok / res->wall_s / res->achievable;
 	res->first_of_bound = nok >= FIRST_N ? FIRST_N / ends[FIRST_N - 1] / res->bound : 0;
 	long ok_total = res->http_ok > 0 ? res->http_ok : 1;
 	res->per_success_429 = (double)res->http_429 / (double)ok_total;
@@ -472,6 +593,16 @@ static const char *verdict(int client, const struct scen *s, const struct result
 	else if (!s->tpm) /* tpm_bound: a window's burst at the start; no throughput target */
 		ok = ok && r->of_bound >= 0.95 && r->first_of_bound >= 0.90;
 	return ok ? "PASS" : "MISS";
+}
+
+/* One_slow with fewer callers than the quota needs: the same 0.85 against
+ * what the callers can carry (achievable_of), beside issue 11's own
+ * target against the quota bound.  "" where the two bounds agree. */
+static const char *verdict_achievable(int client, const struct scen *s, const struct result *r)
+{
+	if (client != UNDECLARED || strcmp(s->name, "one_slow") || r->achievable >= r->bound - 1e-9)
+		return "";
+	return r->failures == 0 && r->of_achievable >= 0.85 ? "PASS" : "MISS";
 }
 
 static int parse_list(const char *arg, const char *const *names, int n, int *on)
@@ -507,6 +638,11 @@ int main(int argc, char **argv)
 			rps = atoi(argv[++i]);
 		} else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
 			out = argv[++i];
+		} else if (!strcmp(argv[i], "--trace") && i + 1 < argc) {
+			if (!(trace = fopen(argv[++i], "w"))) {
+				perror(argv[i]);
+				return 2;
+			}
 		} else if (!strcmp(argv[i], "--undeclared")) {
 			client_on[DECLARED] = client_on[LEGACY] = 0;
 			client_on[UNDECLARED] = 1;
@@ -525,7 +661,7 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr,
 			        "usage: %s [--requests N] [--callers 8,24,64] [--clients declared,undeclared,legacy] "
-			        "[--undeclared] [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R] [--out FILE]\n",
+			        "[--undeclared] [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R] [--out FILE] [--trace FILE]\n",
 			        argv[0]);
 			return 2;
 		}
@@ -547,8 +683,9 @@ int main(int argc, char **argv)
 	printf("bench_throughput: %d requests per run, callers as processes, 3 endpoints x %d rps (tpm_bound: %d rps of "
 	       "%d tokens by tpm), latency median 150 ms p95 400 ms\n\n",
 	       nreq, rps, TPM_RPS, TPM_EST);
-	printf("%-9s %7s %-10s %6s %7s %8s %8s %7s %8s %6s %7s %7s %7s %s\n", "scenario", "callers", "client", "bound", "wall_s",
-	       "of_bound", "first150", "429/ok", "429/ok5s", "fails", "p50_ms", "p95_ms", "p99_ms", "target");
+	printf("%-9s %7s %-10s %6s %7s %8s %8s %6s %8s %7s %8s %6s %7s %7s %7s %s\n", "scenario", "callers", "client", "bound",
+	       "wall_s", "of_bound", "first150", "achv", "of_achv", "429/ok", "429/ok5s", "fails", "p50_ms", "p95_ms", "p99_ms",
+	       "target (of bound; of achv)");
 	for (int si = 0; si < NSCENS; si++) {
 		if (!scen_on[si])
 			continue;
@@ -564,10 +701,13 @@ int main(int argc, char **argv)
 					continue;
 				}
 				const char *target = verdict(client, &SCENS[si], &res);
-				printf("%-9s %7d %-10s %6.0f %7.1f %7.1f%% %7.1f%% %7.3f %8.3f %6d %7.0f %7.0f %7.0f %s\n",
+				const char *target_achv = verdict_achievable(client, &SCENS[si], &res);
+				printf("%-9s %7d %-10s %6.0f %7.1f %7.1f%% %7.1f%% %6.1f %7.1f%% %7.3f %8.3f %6d %7.0f %7.0f %7.0f "
+				       "%s%s%s\n",
 				       SCENS[si].name, callers[c], CLIENT_NAMES[client], res.bound, res.wall_s,
-				       100 * res.of_bound, 100 * res.first_of_bound, res.per_success_429,
-				       res.per_success_429_settled, res.failures, res.p50, res.p95, res.p99, target);
+				       100 * res.of_bound, 100 * res.first_of_bound, res.achievable, 100 * res.of_achievable,
+				       res.per_success_429, res.per_success_429_settled, res.failures, res.p50, res.p95, res.p99,
+				       target, *target_achv ? "; " : "", target_achv);
 				if (res.failures && res.first_err[0])
 					printf("          first failure: %.200s\n", res.first_err);
 				fflush(stdout);
@@ -583,6 +723,8 @@ int main(int argc, char **argv)
 				        {"wall_s", res.wall_s},
 				        {"fraction_of_bound", res.of_bound},
 				        {"fraction_of_bound_first150", res.first_of_bound},
+				        {"achievable_rps", res.achievable},
+				        {"fraction_of_achievable", res.of_achievable},
 				        {"http_requests", (double)res.http_requests},
 				        {"http_429", (double)res.http_429},
 				        {"http_ok", (double)res.http_ok},
@@ -597,6 +739,8 @@ int main(int argc, char **argv)
 					cJSON_AddNumberToObject(o, nums[k].name, nums[k].v);
 				if (*target)
 					cJSON_AddStringToObject(o, "target", target);
+				if (*target_achv)
+					cJSON_AddStringToObject(o, "target_achievable", target_achv);
 				cJSON_AddItemToArray(arr, o);
 			}
 		}
