@@ -12,12 +12,23 @@
  * A build writes `<cache>.tmp.<pid>` with journalling off and renames it
  * over the cache when complete.  Readers open the cache read-only with a
  * serialized (FULLMUTEX) connection, so one vindex serves many threads.
+ * Since a cache file is never written in place (a rebuild renames a new
+ * file over it; an open reader keeps the old one), readers open it
+ * immutable=1: no file lock, no hot-journal check and no change check per
+ * query -- they were most of a question's matching cost.  The three
+ * matching statements are prepared once per concurrent matcher and kept
+ * in a small free list (`sets`), not prepared again for every question,
+ * and the rows each lookup gave are remembered (`lookups`, at most
+ * LOOKUP_CACHE_BYTES; all forgotten when full): the spans of a
+ * conversation's questions, and the common words of a database's
+ * questions, come back again and again.
  */
 #include "db/vindex.h"
 
 #include <errno.h>
 #include <glob.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,9 +45,32 @@
 #include "util/clock.h"
 #include "util/words.h"
 
+/* One matcher's prepared statements (on vindex.db), reused question after
+ * question; a statement is used by one thread at a time. */
+struct stmts {
+	sqlite3_stmt *exact, *contains, *fuzzy; /* owned */
+	struct stmts *next;                     /* the free list */
+};
+
+#define LOOKUP_CACHE_BYTES (512u << 10) /* remembered lookups per index, all told */
+#define LOOKUP_BUCKETS 1024
+
+/* One remembered lookup: the rows a matching statement gave for the text
+ * bound to it. */
+struct lookup {
+	struct lookup *next; /* in its bucket */
+	int kind;            /* LOOK_* */
+	size_t keylen, rowslen;
+	char bytes[]; /* the key, then the rows (see fetch) */
+};
+
 struct vindex {
-	sqlite3 *db; /* owned, read-only, serialized */
+	sqlite3 *db; /* owned, read-only, immutable, serialized */
 	struct vindex_info info;
+	pthread_mutex_t lock;                   /* sets, lookups, lookup_bytes */
+	struct stmts *sets;                     /* owned: prepared sets not in use */
+	struct lookup *lookups[LOOKUP_BUCKETS]; /* owned */
+	size_t lookup_bytes;
 };
 
 /* The database's identity: the cache is valid only for the same one. */
@@ -124,12 +158,19 @@ static int cache_fresh(sqlite3 *db, const struct vkey *k)
 	       meta_int(db, "mtime_ns") == k->mtime_ns && meta_int(db, "cookie") == k->cookie;
 }
 
+/* Opens the cache at path read-only and immutable (see the top). */
 static int open_cache(sqlite3 **out, const char *path)
 {
 	*out = NULL;
 	if (access(path, R_OK) != 0)
 		return SQLITE_CANTOPEN;
-	int src = sqlite3_open_v2(path, out, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
+	struct buf uri = BUF_INIT;
+	if (ro_uri(&uri, path) || buf_puts(&uri, "&immutable=1")) {
+		buf_release(&uri);
+		return SQLITE_NOMEM;
+	}
+	int src = sqlite3_open_v2(uri.data, out, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_FULLMUTEX, NULL);
+	buf_release(&uri);
 	if (src == SQLITE_OK)
 		sqlite3_busy_timeout(*out, RO_BUSY_TIMEOUT_MS);
 	return src;
@@ -403,6 +444,7 @@ int vindex_open(struct vindex **out, const char *db_path, const struct schema *s
 		rc = CONVBI_ENOMEM;
 		goto done;
 	}
+	pthread_mutex_init(&v->lock, NULL);
 	snprintf(v->info.path, sizeof v->info.path, "%s", path.data);
 	if (want_build < 2 && open_cache(&v->db, path.data) == SQLITE_OK && cache_fresh(v->db, &k)) {
 		v->info.values = meta_int(v->db, "values");
@@ -431,10 +473,39 @@ done:
 	return CONVBI_OK;
 }
 
+static void stmts_free(struct stmts *st)
+{
+	if (!st)
+		return;
+	sqlite3_finalize(st->exact);
+	sqlite3_finalize(st->contains);
+	sqlite3_finalize(st->fuzzy);
+	free(st);
+}
+
+/* Forgets every remembered lookup (lock held). */
+static void lookups_forget(struct vindex *v)
+{
+	for (int i = 0; i < LOOKUP_BUCKETS; i++)
+		while (v->lookups[i]) {
+			struct lookup *l = v->lookups[i];
+			v->lookups[i] = l->next;
+			free(l);
+		}
+	v->lookup_bytes = 0;
+}
+
 void vindex_close(struct vindex *v)
 {
 	if (!v)
 		return;
+	lookups_forget(v);
+	while (v->sets) {
+		struct stmts *st = v->sets;
+		v->sets = st->next;
+		stmts_free(st);
+	}
+	pthread_mutex_destroy(&v->lock);
 	sqlite3_close(v->db);
 	free(v);
 }
@@ -455,7 +526,8 @@ const struct vindex_info *vindex_info(const struct vindex *v)
 struct span {
 	size_t off, len; /* in the question */
 	int words;
-	int found; /* 1 = an exact or containment match */
+	int found;  /* 1 = an exact or containment match */
+	int absent; /* no stored value contains the span's text at all */
 };
 
 struct found {
@@ -469,6 +541,7 @@ struct matcher {
 	const char *q;
 	struct found f[FOUND_MAX];
 	int n;
+	struct buf rows; /* the current lookup's rows (fetch) */
 };
 
 static int word_byte(unsigned char c)
@@ -512,7 +585,7 @@ static int make_spans(const char *q, struct span *sp)
 						continue;
 				}
 			}
-			sp[n++] = (struct span){off, len, w, 0};
+			sp[n++] = (struct span){off, len, w, 0, 0};
 		}
 	for (const char *p = q; *p && n < SPANS_MAX; p++) {
 		if (*p != '"' && *p != '\'')
@@ -521,18 +594,95 @@ static int make_spans(const char *q, struct span *sp)
 			continue; /* an apostrophe, not a quote */
 		const char *end = strchr(p + 1, *p);
 		if (end && end > p + 1 && end - p <= VINDEX_VALUE_MAX_CHARS * 4) {
-			sp[n++] = (struct span){(size_t)(p + 1 - q), (size_t)(end - p - 1), VINDEX_SPAN_WORDS + 1, 0};
+			sp[n++] = (struct span){(size_t)(p + 1 - q), (size_t)(end - p - 1), VINDEX_SPAN_WORDS + 1, 0, 0};
 			p = end;
 		}
 	}
 	return n;
 }
 
-static int add_found(struct matcher *m, sqlite3_stmt *st, double score, int words)
+/* ---- lookups, remembered ---------------------------------------------------------- */
+
+enum { LOOK_EXACT, LOOK_CONTAINS, LOOK_FUZZY };
+
+/* One row of a lookup: a stored value and where it is. */
+struct row {
+	int complete; /* value, table and column all present */
+	const char *value, *table, *column;
+};
+
+/* The rows statement st (of kind LOOK_*) gives for the text key, into out
+ * (the caller's): per row a flag byte (1 = complete) and the
+ * NUL-terminated value, table and column.  From the remembered lookups
+ * when there, else run and remembered (a failed run is not). */
+static int fetch(struct vindex *v, sqlite3_stmt *st, int kind, const char *key, size_t keylen, struct buf *out)
 {
-	const char *t = (const char *)sqlite3_column_text(st, 1), *c = (const char *)sqlite3_column_text(st, 2),
-	           *v = (const char *)sqlite3_column_text(st, 0);
-	if (!t || !c || !v)
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)kind; /* FNV-1a */
+	for (size_t i = 0; i < keylen; i++)
+		h = (h ^ (unsigned char)key[i]) * 1099511628211ull;
+	struct lookup **bucket = &v->lookups[h % LOOKUP_BUCKETS];
+	buf_reset(out);
+	pthread_mutex_lock(&v->lock);
+	for (struct lookup *l = *bucket; l; l = l->next)
+		if (l->kind == kind && l->keylen == keylen && !memcmp(l->bytes, key, keylen)) {
+			int rc = buf_add(out, l->bytes + keylen, l->rowslen);
+			pthread_mutex_unlock(&v->lock);
+			return rc;
+		}
+	pthread_mutex_unlock(&v->lock);
+	int rc = CONVBI_OK, src;
+	sqlite3_reset(st);
+	sqlite3_bind_text(st, 1, key, (int)keylen, SQLITE_STATIC);
+	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *c[3];
+		for (int k = 0; k < 3; k++)
+			c[k] = (const char *)sqlite3_column_text(st, k);
+		rc = buf_putc(out, (char)(c[0] && c[1] && c[2]));
+		for (int k = 0; k < 3 && !rc; k++)
+			rc = buf_add(out, c[k] ? c[k] : "", (c[k] ? strlen(c[k]) : 0) + 1);
+	}
+	sqlite3_reset(st);
+	if (rc || src != SQLITE_DONE)
+		return rc;
+	size_t need = sizeof(struct lookup) + keylen + out->len;
+	struct lookup *l = need <= LOOKUP_CACHE_BYTES ? xmalloc(need) : NULL;
+	if (!l)
+		return CONVBI_OK; /* not remembered, still answered */
+	*l = (struct lookup){NULL, kind, keylen, out->len};
+	memcpy(l->bytes, key, keylen);
+	if (out->len)
+		memcpy(l->bytes + keylen, out->data, out->len);
+	pthread_mutex_lock(&v->lock);
+	if (v->lookup_bytes + need > LOOKUP_CACHE_BYTES)
+		lookups_forget(v);
+	l->next = *bucket;
+	*bucket = l;
+	v->lookup_bytes += need;
+	pthread_mutex_unlock(&v->lock);
+	return CONVBI_OK;
+}
+
+/* The row at *pos of fetch's output; 0 past the last. */
+static int next_row(const struct buf *b, size_t *pos, struct row *r)
+{
+	if (*pos >= b->len)
+		return 0;
+	const char *p = b->data + *pos;
+	r->complete = *p++;
+	r->value = p;
+	p += strlen(p) + 1;
+	r->table = p;
+	p += strlen(p) + 1;
+	r->column = p;
+	p += strlen(p) + 1;
+	*pos = (size_t)(p - b->data);
+	return 1;
+}
+
+static int add_found(struct matcher *m, const struct row *r, double score, int words)
+{
+	const char *t = r->table, *c = r->column, *v = r->value;
+	if (!r->complete)
 		return CONVBI_OK;
 	for (int i = 0; i < m->n; i++)
 		if (!strcmp(m->f[i].value, v) && !strcmp(m->f[i].column, c) && !strcmp(m->f[i].table, t)) {
@@ -563,18 +713,17 @@ static int add_found(struct matcher *m, sqlite3_stmt *st, double score, int word
 /* Exact, case-insensitive (ASCII, as SQLite's lower()). */
 static int match_exact(struct matcher *m, sqlite3_stmt *st, const char *text, size_t len, double score, int words, int *hit)
 {
-	int rc = CONVBI_OK;
-	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, text, (int)len, SQLITE_TRANSIENT);
-	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-		rc = add_found(m, st, score, words);
+	int rc = fetch(m->v, st, LOOK_EXACT, text, len, &m->rows);
+	struct row r;
+	for (size_t pos = 0; !rc && next_row(&m->rows, &pos, &r);) {
+		rc = add_found(m, &r, score, words);
 		*hit = 1;
 	}
 	return rc;
 }
 
 /* The stored value contains the span, at word boundaries. */
-static int match_contains(struct matcher *m, sqlite3_stmt *st, const char *text, size_t len, int words, int *hit)
+static int match_contains(struct matcher *m, sqlite3_stmt *st, const char *text, size_t len, int words, int *hit, int *absent)
 {
 	struct buf phrase = BUF_INIT;
 	int rc = buf_putc(&phrase, '"');
@@ -582,26 +731,28 @@ static int match_contains(struct matcher *m, sqlite3_stmt *st, const char *text,
 		rc = text[i] == '"' ? buf_puts(&phrase, "\"\"") : buf_putc(&phrase, text[i]);
 	if (!rc)
 		rc = buf_putc(&phrase, '"');
+	if (!rc)
+		rc = fetch(m->v, st, LOOK_CONTAINS, phrase.data, phrase.len, &m->rows);
 	if (rc)
 		goto done;
-	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, phrase.data, (int)phrase.len, SQLITE_STATIC);
-	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-		const char *v = (const char *)sqlite3_column_text(st, 0);
-		size_t vlen = (size_t)sqlite3_column_bytes(st, 0);
-		for (const char *p = v; p && *p && !rc; p++) {
+	*absent = 1;
+	struct row r;
+	for (size_t pos = 0; !rc && next_row(&m->rows, &pos, &r);) {
+		*absent = 0;
+		const char *v = r.value;
+		size_t vlen = strlen(v);
+		for (const char *p = v; *p && !rc; p++) {
 			if (sqlite3_strnicmp(p, text, (int)len) != 0)
 				continue;
 			int left = p == v || !word_byte((unsigned char)p[-1]);
 			int right = !word_byte((unsigned char)p[len]);
 			if (left && right) {
-				rc = add_found(m, st, 0.5 + 0.4 * (double)len / (double)vlen, words);
+				rc = add_found(m, &r, 0.5 + 0.4 * (double)len / (double)vlen, words);
 				*hit = 1;
 				break;
 			}
 		}
 	}
-	sqlite3_reset(st);
 done:
 	buf_release(&phrase);
 	return rc;
@@ -649,17 +800,14 @@ static int match_fuzzy(struct matcher *m, sqlite3_stmt *st, const char *text, si
 		if (plain)
 			rc = buf_printf(&q, "%s\"%s\"", q.len ? " OR " : "", tg[i]);
 	}
-	if (rc || !q.len)
+	if (rc || !q.len || (rc = fetch(m->v, st, LOOK_FUZZY, q.data, q.len, &m->rows)))
 		goto done;
-	sqlite3_reset(st);
-	sqlite3_bind_text(st, 1, q.data, (int)q.len, SQLITE_STATIC);
-	while (!rc && sqlite3_step(st) == SQLITE_ROW) {
-		const char *v = (const char *)sqlite3_column_text(st, 0);
-		double o = v ? overlap(text, len, v, (size_t)sqlite3_column_bytes(st, 0)) : 0;
+	struct row r;
+	for (size_t pos = 0; !rc && next_row(&m->rows, &pos, &r);) {
+		double o = overlap(text, len, r.value, strlen(r.value));
 		if (o >= VINDEX_FUZZY_MIN)
-			rc = add_found(m, st, 0.4 * o, 1);
+			rc = add_found(m, &r, 0.4 * o, 1);
 	}
-	sqlite3_reset(st);
 done:
 	buf_release(&q);
 	return rc;
@@ -688,39 +836,97 @@ static int schema_word(const struct schema *s, const char *w, size_t len)
 	return 0;
 }
 
+/* Best first; the order is total, so the result does not depend on the
+ * order the candidates were found in. */
 static int by_score(const void *pa, const void *pb)
 {
 	const struct found *a = pa, *b = pb;
 	if (a->score != b->score)
 		return a->score > b->score ? -1 : 1;
-	return b->words - a->words;
+	if (a->words != b->words)
+		return b->words - a->words;
+	int c = strcmp(a->table, b->table);
+	if (!c)
+		c = strcmp(a->column, b->column);
+	return c ? c : strcmp(a->value, b->value);
+}
+
+/* 1 when span i lies inside a span known to be contained in no stored
+ * value: the trigram index found no value holding that text, so none
+ * holds a text around it either. */
+static int inside_absent(const struct span *sp, int n, int i)
+{
+	for (int j = 0; j < n; j++)
+		if (j != i && sp[j].absent && sp[j].off >= sp[i].off && sp[j].off + sp[j].len <= sp[i].off + sp[i].len)
+			return 1;
+	return 0;
+}
+
+/* A free prepared set, or a new one; NULL with err set on failure. */
+static struct stmts *stmts_take(struct vindex *v, struct err *err)
+{
+	pthread_mutex_lock(&v->lock);
+	struct stmts *st = v->sets;
+	if (st)
+		v->sets = st->next;
+	pthread_mutex_unlock(&v->lock);
+	if (st)
+		return st;
+	if (!(st = xcalloc(1, sizeof *st))) {
+		err_code(err, CONVBI_ENOMEM);
+		return NULL;
+	}
+	if (sqlite3_prepare_v2(v->db, "SELECT value, tbl, col FROM vals WHERE lower(value) = lower(?1) LIMIT 16", -1, &st->exact,
+	                       NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(v->db,
+	                       "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
+	                       "LIMIT 32",
+	                       -1, &st->contains, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v2(v->db,
+	                       "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
+	                       "ORDER BY rank LIMIT 64",
+	                       -1, &st->fuzzy, NULL) != SQLITE_OK) {
+		err_set(err, CONVBI_EDB, "the value index `%s` cannot be read (%s); rebuild it with `convbi index`", v->info.path,
+		        sqlite3_errmsg(v->db));
+		stmts_free(st);
+		return NULL;
+	}
+	return st;
+}
+
+/* Gives a set back, reset and without bindings (the bound text was the
+ * caller's). */
+static void stmts_give(struct vindex *v, struct stmts *st)
+{
+	if (!st)
+		return;
+	sqlite3_reset(st->exact);
+	sqlite3_reset(st->contains);
+	sqlite3_reset(st->fuzzy);
+	sqlite3_clear_bindings(st->exact);
+	sqlite3_clear_bindings(st->contains);
+	sqlite3_clear_bindings(st->fuzzy);
+	pthread_mutex_lock(&v->lock);
+	st->next = v->sets;
+	v->sets = st;
+	pthread_mutex_unlock(&v->lock);
 }
 
 int vindex_match(struct vindex *v, const struct schema *s, const char *question, struct ground *out, struct err *err)
 {
 	struct span sp[SPANS_MAX];
 	struct matcher *m = xcalloc(1, sizeof *m);
-	sqlite3_stmt *exact = NULL, *contains = NULL, *fuzzy = NULL;
+	struct stmts *st = NULL;
 	int rc = CONVBI_OK;
 	if (!m)
 		return CONVBI_ENOMEM;
 	m->v = v;
 	m->q = question;
-	if (sqlite3_prepare_v2(v->db, "SELECT value, tbl, col FROM vals WHERE lower(value) = lower(?1) LIMIT 16", -1, &exact,
-	                       NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(v->db,
-	                       "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
-	                       "LIMIT "
-	                       "32",
-	                       -1, &contains, NULL) != SQLITE_OK ||
-	    sqlite3_prepare_v2(v->db,
-	                       "SELECT vals.value, tbl, col FROM v JOIN vals ON vals.id = v.rowid WHERE v MATCH ?1 "
-	                       "ORDER BY rank LIMIT 64",
-	                       -1, &fuzzy, NULL) != SQLITE_OK) {
-		rc = err_set(err, CONVBI_EDB, "the value index `%s` cannot be read (%s); rebuild it with `convbi index`",
-		             v->info.path, sqlite3_errmsg(v->db));
+	if (!(st = stmts_take(v, err))) {
+		rc = err->code ? err->code : CONVBI_EDB;
 		goto done;
 	}
+	sqlite3_stmt *exact = st->exact, *contains = st->contains, *fuzzy = st->fuzzy;
 	int n = make_spans(question, sp);
 	for (int i = 0; i < n && !rc; i++) { /* exact first, and the singular of a plural word */
 		const char *text = question + sp[i].off;
@@ -733,9 +939,13 @@ int vindex_match(struct vindex *v, const struct schema *s, const char *question,
 	for (int i = 0; i < n; i++) /* schema words are matched exactly or not at all */
 		if (sp[i].words == 1 && schema_word(s, question + sp[i].off, sp[i].len))
 			sp[i].found = -1;
-	for (int i = 0; i < n && !rc; i++)
-		if (!sp[i].found && sp[i].len >= 4 && sp[i].words <= 3)
-			rc = match_contains(m, contains, question + sp[i].off, sp[i].len, sp[i].words, &sp[i].found);
+	/* shorter spans first: a longer one around a span no value contains
+	 * is not looked up (one index query per span was most of the cost) */
+	for (int w = 1; w <= 3 && !rc; w++)
+		for (int i = 0; i < n && !rc; i++)
+			if (sp[i].words == w && !sp[i].found && sp[i].len >= 4 && !inside_absent(sp, n, i))
+				rc = match_contains(m, contains, question + sp[i].off, sp[i].len, sp[i].words, &sp[i].found,
+				                    &sp[i].absent);
 	for (int i = 0, tries = 0; i < n && !rc && tries < FUZZY_WORDS; i++)
 		if (!sp[i].found && sp[i].len >= 5 && sp[i].words == 1) {
 			int near = 0; /* a word inside a longer span that matched needs no fuzz */
@@ -756,14 +966,13 @@ int vindex_match(struct vindex *v, const struct schema *s, const char *question,
 			rc = ground_add(out, m->f[i].table, m->f[i].column, m->f[i].value, m->f[i].score);
 	}
 done:
-	sqlite3_finalize(exact);
-	sqlite3_finalize(contains);
-	sqlite3_finalize(fuzzy);
+	stmts_give(v, st);
 	for (int i = 0; i < m->n; i++) {
 		free(m->f[i].table);
 		free(m->f[i].column);
 		free(m->f[i].value);
 	}
+	buf_release(&m->rows);
 	free(m);
 	return rc;
 }

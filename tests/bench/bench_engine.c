@@ -16,7 +16,9 @@
  * fresh session per question (outside the timing) so that no history leaks
  * between unrelated questions.  Peak RSS (getrusage ru_maxrss) at the end.
  *
- * Usage: bench_engine [--limit N] [--out FILE]
+ * Usage: bench_engine [--limit N] [--no-value-index] [--out FILE]
+ * (--no-value-index: engines opened with value_index = 0, to see what the
+ * value index costs per question.)
  */
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -51,15 +53,17 @@ static double ts_s(const struct timespec *t)
 
 int main(int argc, char **argv)
 {
-	int limit = -1;
+	int limit = -1, value_index = 1;
 	const char *out = "bench_engine.json";
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--limit") && i + 1 < argc)
 			limit = atoi(argv[++i]);
 		else if (!strcmp(argv[i], "--out") && i + 1 < argc)
 			out = argv[++i];
+		else if (!strcmp(argv[i], "--no-value-index"))
+			value_index = 0;
 		else {
-			fprintf(stderr, "usage: %s [--limit N] [--out FILE]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--limit N] [--no-value-index] [--out FILE]\n", argv[0]);
 			return 2;
 		}
 	}
@@ -84,6 +88,7 @@ int main(int argc, char **argv)
 		o.db_path = dbpath;
 		o.config_path = oracle.config;
 		o.prompts_dir = SOURCE_DIR "/prompts";
+		o.value_index = value_index;
 		convbi_engine *eng = NULL;
 		int rc = convbi_engine_open(&eng, &o);
 		if (rc) {
@@ -146,7 +151,8 @@ int main(int argc, char **argv)
 	double csum = 0;
 	for (int i = 0; i < nrun; i++)
 		csum += cs[i];
-	printf("bench_engine: %d Spider dev questions (%d asked), zero-latency fake server\n", nq, nrun);
+	printf("bench_engine: %d Spider dev questions (%d asked), zero-latency fake server, value index %s\n", nq, nrun,
+	       value_index ? "on" : "off");
 	printf("  answered OK %d, failed %d, engine open failures %d; SQL = gold %d; map misses %d; question map collisions %d; fake requests %ld\n",
 	       nok, nrun - nok, nengine_fail, nsql_match, nmap_miss, oracle.collisions, fake_requests);
 	for (int k = 1; k < 32; k++)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <pthread.h>
 #include <sqlite3.h>
 
 #include "convbi/convbi.h"
@@ -164,6 +165,60 @@ static void question_spans_find_values_exactly_by_containment_and_fuzzily(void *
 	schema_free(s);
 }
 
+/* The rows of every lookup are remembered: asking again, from several
+ * threads at once, finds the same values in the same order. */
+struct again {
+	struct vindex *v;
+	struct schema *s;
+	const char *q;
+	int same;
+	struct ground first;
+};
+
+static void *ask_again(void *p)
+{
+	struct again *a = p;
+	struct err err = ERR_INIT;
+	a->same = 1;
+	for (int k = 0; k < 50; k++) {
+		struct ground g = GROUND_INIT;
+		a->same &= vindex_match(a->v, a->s, a->q, &g, &err) == CONVBI_OK && g.n == a->first.n;
+		for (int i = 0; a->same && i < g.n; i++)
+			a->same &= !strcmp(g.v[i].table, a->first.v[i].table) && !strcmp(g.v[i].column, a->first.v[i].column) &&
+			           !strcmp(g.v[i].value, a->first.v[i].value) && g.v[i].score == a->first.v[i].score;
+		ground_release(&g);
+	}
+	return NULL;
+}
+
+static void a_question_asked_again_finds_the_same_values_from_any_thread(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	open_both(f, &s, &v);
+	static const char *const qs[] = {"stations in Finnland or japan near the volvo works", "power of Kursk"};
+	for (size_t k = 0; k < 2; k++) {
+		struct again a[4];
+		pthread_t t[4];
+		struct ground first = GROUND_INIT;
+		assert_int_equal(vindex_match(v, s, qs[k], &first, &err), CONVBI_OK);
+		assert_true(first.n > 0);
+		for (int i = 0; i < 4; i++) {
+			a[i] = (struct again){v, s, qs[k], 0, first};
+			assert_int_equal(pthread_create(&t[i], NULL, ask_again, &a[i]), 0);
+		}
+		for (int i = 0; i < 4; i++) {
+			pthread_join(t[i], NULL);
+			assert_true(a[i].same);
+		}
+		ground_release(&first);
+	}
+	vindex_close(v);
+	schema_free(s);
+}
+
 static void schema_text_names_matched_values_ahead_of_samples_and_ranges(void **state)
 {
 	struct fx *f = *state;
@@ -220,6 +275,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(index_lives_in_the_cache_dir_and_never_writes_the_database, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_fresh_index_is_reused_and_a_changed_database_rebuilds_it, setup, teardown),
 	        cmocka_unit_test_setup_teardown(question_spans_find_values_exactly_by_containment_and_fuzzily, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_question_asked_again_finds_the_same_values_from_any_thread, setup, teardown),
 	        cmocka_unit_test_setup_teardown(schema_text_names_matched_values_ahead_of_samples_and_ranges, setup, teardown),
 	        cmocka_unit_test_setup_teardown(an_unwritable_cache_is_a_clear_error, setup, teardown),
 	};
