@@ -18,6 +18,7 @@
 #include "convbi/convbi.h"
 #include "db/exec.h"
 #include "db/ro.h"
+#include "db/sqltext.h"
 #include "db/text.h"
 #include "db/views.h"
 #include "util/alloc.h"
@@ -48,14 +49,6 @@ static char *dup_text(const unsigned char *s, size_t len)
 static char *col_dup(sqlite3_stmt *st, int c)
 {
 	return dup_text(sqlite3_column_text(st, c), (size_t)sqlite3_column_bytes(st, c));
-}
-
-static int quote_ident(struct buf *b, const char *name)
-{
-	int rc = buf_putc(b, '"');
-	for (const char *p = name; *p && !rc; p++)
-		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
-	return rc ? rc : buf_putc(b, '"');
 }
 
 static void free_table(struct schema_table *t)
@@ -107,90 +100,85 @@ const struct schema_table *schema_find(const struct schema *s, const char *name)
 
 /* ---- columns and keys -------------------------------------------------------- */
 
-static int load_columns(struct loader *l, struct schema_table *t)
+/* Runs sql, with ?1 bound to `name` when there is one, and hands each row
+ * to `row` until it returns non-zero.  Returns that code, CONVBI_ENOMEM
+ * when SQLite ran out of memory, else CONVBI_OK; *src gets SQLite's last
+ * code (SQLITE_DONE when every row was read), for the caller to judge. */
+static int each_row(struct loader *l, const char *sql, const char *name, int (*row)(void *payload, sqlite3_stmt *st),
+                    void *payload, int *src)
 {
 	sqlite3_stmt *st = NULL;
-	int cap = 0, rc = CONVBI_OK, src;
+	int rc = CONVBI_OK;
 
-	if (t->is_view && views_weight(l->views, t->name) > EXEC_VIEW_REFS_MAX)
-		return CONVBI_OK; /* expanding it is what takes long; the gate refuses it too */
-	/* table_xinfo, not table_info: generated columns are columns too;
-	 * hidden = 1 are a virtual table's hidden columns */
-	src = sqlite3_prepare_v2(l->db,
-	                         "SELECT name, type, \"notnull\", pk, hidden IN (2, 3) FROM "
-	                         "pragma_table_xinfo(?1) WHERE hidden <> 1",
-	                         -1, &st, NULL);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-		if (t->ncols == cap) {
-			cap = cap ? cap * 2 : 8;
-			struct schema_column *p = xrealloc(t->cols, (size_t)cap * sizeof *p);
-			if (!p) {
-				rc = CONVBI_ENOMEM;
-				break;
-			}
-			t->cols = p;
-		}
-		struct schema_column *c = &t->cols[t->ncols];
-		memset(c, 0, sizeof *c);
-		t->ncols++;
-		c->name = col_dup(st, 0);
-		c->type = col_dup(st, 1);
-		c->notnull = sqlite3_column_int(st, 2);
-		c->pk = sqlite3_column_int(st, 3);
-		c->generated = sqlite3_column_int(st, 4);
-		if (!c->name || !c->type) {
-			rc = CONVBI_ENOMEM;
-			break;
-		}
-		src = SQLITE_OK;
+	*src = sqlite3_prepare_v2(l->db, sql, -1, &st, NULL);
+	if (*src == SQLITE_OK && name)
+		*src = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (!rc && *src == SQLITE_OK && (*src = sqlite3_step(st)) == SQLITE_ROW) {
+		rc = row(payload, st);
+		*src = SQLITE_OK;
 	}
-	if (!rc && (src & 0xff) == SQLITE_NOMEM)
+	if (!rc && (*src & 0xff) == SQLITE_NOMEM)
 		rc = CONVBI_ENOMEM;
-	/* any other failure (a broken view) leaves the columns read so far */
 	sqlite3_finalize(st);
 	return rc;
 }
 
+static int column_row(void *payload, sqlite3_stmt *st)
+{
+	struct schema_table *t = payload;
+	struct schema_column *cols = xgrow(t->cols, (size_t)t->ncols, sizeof *cols, 8);
+	if (!cols)
+		return CONVBI_ENOMEM;
+	t->cols = cols;
+	struct schema_column *c = &cols[t->ncols++];
+	memset(c, 0, sizeof *c);
+	c->name = col_dup(st, 0);
+	c->type = col_dup(st, 1);
+	c->notnull = sqlite3_column_int(st, 2);
+	c->pk = sqlite3_column_int(st, 3);
+	c->generated = sqlite3_column_int(st, 4);
+	return c->name && c->type ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
+static int load_columns(struct loader *l, struct schema_table *t)
+{
+	int src;
+	if (t->is_view && views_weight(l->views, t->name) > EXEC_VIEW_REFS_MAX)
+		return CONVBI_OK; /* expanding it is what takes long; the gate refuses it too */
+	/* table_xinfo, not table_info: generated columns are columns too;
+	 * hidden = 1 are a virtual table's hidden columns.  Any failure
+	 * but ENOMEM (a broken view) leaves the columns read so far. */
+	return each_row(l,
+	                "SELECT name, type, \"notnull\", pk, hidden IN (2, 3) FROM "
+	                "pragma_table_xinfo(?1) WHERE hidden <> 1",
+	                t->name, column_row, t, &src);
+}
+
+static int fk_row(void *payload, sqlite3_stmt *st)
+{
+	struct schema_table *t = payload;
+	struct schema_fk *fks = xgrow(t->fks, (size_t)t->nfks, sizeof *fks, 4);
+	if (!fks)
+		return CONVBI_ENOMEM;
+	t->fks = fks;
+	struct schema_fk *f = &fks[t->nfks++];
+	memset(f, 0, sizeof *f);
+	f->id = sqlite3_column_int(st, 0);
+	f->table = col_dup(st, 1);
+	f->from = col_dup(st, 2);
+	f->to = sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : col_dup(st, 3);
+	if (!f->table || !f->from || (sqlite3_column_type(st, 3) != SQLITE_NULL && !f->to))
+		return CONVBI_ENOMEM;
+	return CONVBI_OK;
+}
+
 static int load_fks(struct loader *l, struct schema_table *t)
 {
-	sqlite3_stmt *st = NULL;
-	int cap = 0, rc = CONVBI_OK, src;
-
-	src = sqlite3_prepare_v2(l->db,
-	                         "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) "
-	                         "ORDER BY id, seq",
-	                         -1, &st, NULL);
-	if (src == SQLITE_OK)
-		src = sqlite3_bind_text(st, 1, t->name, -1, SQLITE_STATIC);
-	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-		if (t->nfks == cap) {
-			cap = cap ? cap * 2 : 4;
-			struct schema_fk *p = xrealloc(t->fks, (size_t)cap * sizeof *p);
-			if (!p) {
-				rc = CONVBI_ENOMEM;
-				break;
-			}
-			t->fks = p;
-		}
-		struct schema_fk *f = &t->fks[t->nfks];
-		memset(f, 0, sizeof *f);
-		t->nfks++;
-		f->id = sqlite3_column_int(st, 0);
-		f->table = col_dup(st, 1);
-		f->from = col_dup(st, 2);
-		f->to = sqlite3_column_type(st, 3) == SQLITE_NULL ? NULL : col_dup(st, 3);
-		if (!f->table || !f->from || (sqlite3_column_type(st, 3) != SQLITE_NULL && !f->to)) {
-			rc = CONVBI_ENOMEM;
-			break;
-		}
-		src = SQLITE_OK;
-	}
-	if (!rc && (src & 0xff) == SQLITE_NOMEM)
-		rc = CONVBI_ENOMEM;
-	sqlite3_finalize(st);
-	return rc;
+	int src;
+	return each_row(l,
+	                "SELECT id, \"table\", \"from\", \"to\" FROM pragma_foreign_key_list(?1) "
+	                "ORDER BY id, seq",
+	                t->name, fk_row, t, &src);
 }
 
 /* ---- counts and samples -------------------------------------------------------- */
@@ -212,7 +200,7 @@ static int count_rows(struct loader *l, struct schema_table *t)
 		return CONVBI_OK;
 	rc = buf_puts(&q, "SELECT 1 FROM ");
 	if (!rc)
-		rc = quote_ident(&q, t->name);
+		rc = sql_quote_ident(&q, t->name);
 	if (rc)
 		goto done;
 	l->deadline_ms = min64(now + SCHEMA_COUNT_MS, l->end_ms);
@@ -232,16 +220,18 @@ done:
 	return rc;
 }
 
-/* 1 when a declared type has TEXT affinity (or none, which holds anything). */
-static int texty(const char *type)
+static int has_any(const char *type, const char *const *marks, size_t n)
 {
-	if (!*type)
-		return 1;
-	static const char *const marks[] = {"CHAR", "CLOB", "TEXT"};
-	for (size_t i = 0; i < 3; i++)
+	for (size_t i = 0; i < n; i++)
 		if (strcasestr(type, marks[i]))
 			return 1;
 	return 0;
+}
+
+int schema_type_is_text(const char *type)
+{
+	static const char *const marks[] = {"CHAR", "CLOB", "TEXT"};
+	return !*type || has_any(type, marks, 3);
 }
 
 /* Stores one sample value, cut to SCHEMA_SAMPLE_CHARS characters. */
@@ -324,11 +314,11 @@ static int sample_by_prefix(struct loader *l, struct schema_table *t, struct sch
 	/* typeof() of a stored column does not load the value */
 	rc = buf_puts(&q, "SELECT rowid FROM ");
 	if (!rc)
-		rc = quote_ident(&q, t->name);
+		rc = sql_quote_ident(&q, t->name);
 	if (!rc)
 		rc = buf_puts(&q, " WHERE typeof(");
 	if (!rc)
-		rc = quote_ident(&q, c->name);
+		rc = sql_quote_ident(&q, c->name);
 	if (!rc)
 		rc = buf_printf(&q, ") = 'text' LIMIT %d", SCHEMA_SAMPLE_ROWS);
 	if (rc)
@@ -363,7 +353,7 @@ static int sample_column(struct loader *l, struct schema_table *t, struct schema
 	int64_t now = clock_mono_ms();
 	int rc = CONVBI_OK;
 
-	if (now >= l->end_ms || !texty(c->type) || c->generated)
+	if (now >= l->end_ms || !schema_type_is_text(c->type) || c->generated)
 		return CONVBI_OK; /* a generated value is computed: reading it runs the schema's expression */
 	l->deadline_ms = min64(now + SCHEMA_SAMPLE_MS, l->end_ms);
 	int done = 0;
@@ -371,15 +361,11 @@ static int sample_column(struct loader *l, struct schema_table *t, struct schema
 	if (rc || done)
 		return rc;
 	/* one character more than kept, to know whether a value was cut */
-	rc = buf_printf(&q, "SELECT DISTINCT substr(v, 1, %d) FROM (SELECT ", SCHEMA_SAMPLE_CHARS + 1);
+	rc = buf_printf(&q, "SELECT DISTINCT substr(v, 1, %d) FROM ", SCHEMA_SAMPLE_CHARS + 1);
 	if (!rc)
-		rc = quote_ident(&q, c->name);
+		rc = sql_column_values(&q, t->name, c->name);
 	if (!rc)
-		rc = buf_puts(&q, " AS v FROM ");
-	if (!rc)
-		rc = quote_ident(&q, t->name);
-	if (!rc)
-		rc = buf_printf(&q, ") WHERE typeof(v) = 'text' AND v <> '' LIMIT %d", SCHEMA_SAMPLES);
+		rc = buf_printf(&q, " WHERE typeof(v) = 'text' AND v <> '' LIMIT %d", SCHEMA_SAMPLES);
 	if (rc)
 		goto done;
 	l->deadline_ms = min64(now + SCHEMA_SAMPLE_MS, l->end_ms);
@@ -396,14 +382,6 @@ done:
 /* ---- ranges ---------------------------------------------------------------------- */
 
 #define RANGE_VALUE_CHARS 24 /* characters kept of a bound */
-
-static int has_any(const char *type, const char *const *marks, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcasestr(type, marks[i]))
-			return 1;
-	return 0;
-}
 
 int schema_column_is_key(const struct schema_table *t, const struct schema_column *c)
 {
@@ -444,16 +422,12 @@ static int range_column(struct loader *l, struct schema_table *t, struct schema_
 	int is_num = !is_date && has_any(c->type, numeric, 6);
 	if (now >= l->end_ms || schema_column_is_key(t, c) || (!is_date && !is_num))
 		return CONVBI_OK;
-	rc = buf_puts(&q, "SELECT min(v), max(v) FROM (SELECT ");
+	rc = buf_puts(&q, "SELECT min(v), max(v) FROM ");
 	if (!rc)
-		rc = quote_ident(&q, c->name);
+		rc = sql_column_values(&q, t->name, c->name);
 	if (!rc)
-		rc = buf_puts(&q, " AS v FROM ");
-	if (!rc)
-		rc = quote_ident(&q, t->name);
-	if (!rc)
-		rc = buf_puts(&q, is_date ? ") WHERE typeof(v) IN ('text', 'integer') AND v <> ''"
-		                          : ") WHERE typeof(v) IN ('integer', 'real')");
+		rc = buf_puts(&q, is_date ? " WHERE typeof(v) IN ('text', 'integer') AND v <> ''"
+		                          : " WHERE typeof(v) IN ('integer', 'real')");
 	if (rc)
 		goto done;
 	l->deadline_ms = min64(now + SCHEMA_RANGE_MS, l->end_ms);
@@ -511,50 +485,35 @@ static int is_shadow(const struct schema *s, const char *name)
 	return 0;
 }
 
+static int object_row(void *payload, sqlite3_stmt *st)
+{
+	struct schema *s = payload;
+	const char *name = (const char *)sqlite3_column_text(st, 0);
+	if (!name || is_shadow(s, name))
+		return CONVBI_OK;
+	struct schema_table *tables = xgrow(s->tables, s->ntables, sizeof *tables, 16);
+	if (!tables)
+		return CONVBI_ENOMEM;
+	s->tables = tables;
+	struct schema_table *t = &tables[s->ntables++];
+	memset(t, 0, sizeof *t);
+	t->name = col_dup(st, 0);
+	t->is_view = sqlite3_stricmp((const char *)sqlite3_column_text(st, 1), "view") == 0;
+	t->rows = sqlite3_column_int(st, 2) ? -2 : -1;
+	return t->name ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
 static int load_objects(struct loader *l, struct schema *s)
 {
-	sqlite3_stmt *st = NULL;
-	size_t cap = 0;
-	int rc = CONVBI_OK, src;
-
+	int src;
 	/* virtual tables first (marked rows = -2 while loading) so their
 	 * shadow tables, created after them, can be recognised */
-	src = sqlite3_prepare_v2(l->db,
-	                         "SELECT name, type, sql LIKE 'CREATE VIRTUAL TABLE%' FROM sqlite_schema "
-	                         "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
-	                         "ORDER BY rowid",
-	                         -1, &st, NULL);
-	while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(st, 0);
-		if (!name || is_shadow(s, name)) {
-			src = SQLITE_OK;
-			continue;
-		}
-		if (s->ntables == cap) {
-			cap = cap ? cap * 2 : 16;
-			struct schema_table *p = xrealloc(s->tables, cap * sizeof *p);
-			if (!p) {
-				rc = CONVBI_ENOMEM;
-				break;
-			}
-			s->tables = p;
-		}
-		struct schema_table *t = &s->tables[s->ntables];
-		memset(t, 0, sizeof *t);
-		s->ntables++;
-		t->name = col_dup(st, 0);
-		t->is_view = sqlite3_stricmp((const char *)sqlite3_column_text(st, 1), "view") == 0;
-		t->rows = sqlite3_column_int(st, 2) ? -2 : -1;
-		if (!t->name) {
-			rc = CONVBI_ENOMEM;
-			break;
-		}
-		src = SQLITE_OK;
-	}
-	if (!rc && src != SQLITE_DONE)
-		rc = (src & 0xff) == SQLITE_NOMEM ? CONVBI_ENOMEM : CONVBI_EDB;
-	sqlite3_finalize(st);
-	return rc;
+	int rc = each_row(l,
+	                  "SELECT name, type, sql LIKE 'CREATE VIRTUAL TABLE%' FROM sqlite_schema "
+	                  "WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+	                  "ORDER BY rowid",
+	                  NULL, object_row, s, &src);
+	return rc || src == SQLITE_DONE ? rc : CONVBI_EDB;
 }
 
 int schema_load(struct schema **out, const char *db_path, struct err *err)

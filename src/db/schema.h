@@ -115,6 +115,10 @@ int schema_render(struct buf *out, const struct schema *s, const char *question,
  * a foreign key, or named like one ("id", "x_id", "xId"). */
 int schema_column_is_key(const struct schema_table *t, const struct schema_column *c);
 
+/* 1 when a declared column type has TEXT affinity (or none, which holds
+ * anything): it names CHAR, CLOB or TEXT. */
+int schema_type_is_text(const char *type);
+
 /* Stored values a question names (from the value index, vindex.h). */
 struct ground_value {
 	char *table;  /* owned */

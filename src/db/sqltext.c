@@ -1,4 +1,4 @@
-/* sqltext.c -- SQL comments (see sqltext.h). */
+/* sqltext.c -- SQL comments and quoted identifiers (see sqltext.h). */
 #include "db/sqltext.h"
 
 size_t sql_comment_end(const char *s, size_t len, size_t i)
@@ -17,4 +17,24 @@ size_t sql_comment_end(const char *s, size_t len, size_t i)
 		return i < len ? i + 2 : len;
 	}
 	return i;
+}
+
+int sql_quote_ident(struct buf *b, const char *name)
+{
+	int rc = buf_putc(b, '"');
+	for (const char *p = name; *p && !rc; p++)
+		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
+	return rc ? rc : buf_putc(b, '"');
+}
+
+int sql_column_values(struct buf *b, const char *table, const char *column)
+{
+	int rc = buf_puts(b, "(SELECT ");
+	if (!rc)
+		rc = sql_quote_ident(b, column);
+	if (!rc)
+		rc = buf_puts(b, " AS v FROM ");
+	if (!rc)
+		rc = sql_quote_ident(b, table);
+	return rc ? rc : buf_putc(b, ')');
 }

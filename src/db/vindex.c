@@ -40,6 +40,7 @@
 
 #include "convbi/convbi.h"
 #include "db/ro.h"
+#include "db/sqltext.h"
 #include "db/text.h"
 #include "util/alloc.h"
 #include "util/clock.h"
@@ -190,14 +191,6 @@ static int on_progress(void *p)
 	return clock_mono_ms() >= ((struct builder *)p)->deadline_ms;
 }
 
-static int quote_ident(struct buf *b, const char *name)
-{
-	int rc = buf_putc(b, '"');
-	for (const char *p = name; *p && !rc; p++)
-		rc = *p == '"' ? buf_puts(b, "\"\"") : buf_putc(b, *p);
-	return rc ? rc : buf_putc(b, '"');
-}
-
 /* 1 when the column holds free text: most of its samples were cut. */
 static int free_text(const struct schema_column *c)
 {
@@ -209,15 +202,7 @@ static int free_text(const struct schema_column *c)
 
 static int indexable(const struct schema_table *t, const struct schema_column *c)
 {
-	if (t->is_view || schema_column_is_key(t, c) || free_text(c))
-		return 0;
-	if (!c->type[0])
-		return 1;
-	static const char *const marks[] = {"CHAR", "CLOB", "TEXT"};
-	for (size_t i = 0; i < 3; i++)
-		if (strcasestr(c->type, marks[i]))
-			return 1;
-	return 0;
+	return !t->is_view && !schema_column_is_key(t, c) && !free_text(c) && schema_type_is_text(c->type);
 }
 
 /* Copies one column's distinct short text values into the index.  A scan
@@ -226,15 +211,11 @@ static int index_column(struct builder *b, const struct schema_table *t, const s
 {
 	struct buf q = BUF_INIT;
 	sqlite3_stmt *st = NULL;
-	int rc = buf_puts(&q, "SELECT DISTINCT v FROM (SELECT ");
+	int rc = buf_puts(&q, "SELECT DISTINCT v FROM ");
 	if (!rc)
-		rc = quote_ident(&q, c->name);
+		rc = sql_column_values(&q, t->name, c->name);
 	if (!rc)
-		rc = buf_puts(&q, " AS v FROM ");
-	if (!rc)
-		rc = quote_ident(&q, t->name);
-	if (!rc)
-		rc = buf_printf(&q, ") WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d", VINDEX_VALUE_MAX_CHARS,
+		rc = buf_printf(&q, " WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d", VINDEX_VALUE_MAX_CHARS,
 		                VINDEX_PER_COLUMN);
 	if (rc)
 		goto done;

@@ -45,6 +45,16 @@ void *xrealloc(void *p, size_t n)
 	return should_fail() ? NULL : realloc(p, n ? n : 1);
 }
 
+void *xgrow(void *p, size_t n, size_t size, size_t first)
+{
+	if (n && (n < first || (n & (n - 1))))
+		return p; /* below its capacity: n is not yet a power of two >= first */
+	size_t cap = n ? n * 2 : first;
+	if (cap < n || cap > (size_t)-1 / size)
+		return NULL;
+	return xrealloc(p, cap * size);
+}
+
 char *xstrdup(const char *s)
 {
 	return s ? xstrndup(s, strlen(s)) : NULL;
