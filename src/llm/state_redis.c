@@ -955,54 +955,48 @@ static int rs_field_op(struct state_redis *r, const char *op, unsigned ep, int f
 	return result ? rs_script_int(r, result, 4 + nargs, args) : rs_async(r, 4 + nargs, args);
 }
 
-static int64_t rs_add(struct state *st, unsigned ep, int field, int64_t delta)
+/* What a field operation's answer makes of our snapshot of the field. */
+enum rs_snap_how { SNAP_ANSWER_PLUS_V, SNAP_PLUS_V, SNAP_V, SNAP_ANSWER };
+
+/* One single-argument field operation on Redis (op with v), the snapshot
+ * updated as `how` says.  With answer it waits for the integer answer;
+ * without, the write is pipelined.  1 when Redis took it, 0 when the
+ * caller must apply the operation to the local state instead. */
+static int rs_field(struct state *st, const char *op, unsigned ep, int field, int64_t v, int64_t *answer, enum rs_snap_how how)
 {
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
-	int64_t before = 0;
 	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
-	if (rs_begin(r, &g, 0)) {
-		int ok = rs_field_op(r, "add", ep, field, 1, delta, 0, &before);
-		if (ok && r->snap.have)
-			snap_f(r, ep)[field] = before + delta;
-		rs_end(r, &g);
-		if (ok)
-			return before;
+	if (!rs_begin(r, &g, 0))
+		return 0;
+	int ok = rs_field_op(r, op, ep, field, 1, v, 0, answer);
+	if (ok && r->snap.have) {
+		int64_t *f = &snap_f(r, ep)[field];
+		*f = how == SNAP_ANSWER_PLUS_V ? *answer + v : how == SNAP_PLUS_V ? *f + v : how == SNAP_V ? v : *answer;
 	}
-	return r->local->ops->add(r->local, ep, field, delta);
+	rs_end(r, &g);
+	return ok;
+}
+
+static int64_t rs_add(struct state *st, unsigned ep, int field, int64_t delta)
+{
+	int64_t before = 0;
+	if (rs_field(st, "add", ep, field, delta, &before, SNAP_ANSWER_PLUS_V))
+		return before;
+	return rs_of(st)->local->ops->add(rs_of(st)->local, ep, field, delta);
 }
 
 /* An add whose result nobody waits for: pipelined, as a store is. */
 static void rs_bump(struct state *st, unsigned ep, int field, int64_t delta)
 {
-	struct state_redis *r = rs_of(st);
-	struct rs_guard g;
-	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
-	if (rs_begin(r, &g, 0)) {
-		int ok = rs_field_op(r, "add", ep, field, 1, delta, 0, NULL);
-		if (ok && r->snap.have)
-			snap_f(r, ep)[field] += delta;
-		rs_end(r, &g);
-		if (ok)
-			return;
-	}
-	r->local->ops->bump(r->local, ep, field, delta);
+	if (!rs_field(st, "add", ep, field, delta, NULL, SNAP_PLUS_V))
+		rs_of(st)->local->ops->bump(rs_of(st)->local, ep, field, delta);
 }
 
 static void rs_store(struct state *st, unsigned ep, int field, int64_t v)
 {
-	struct state_redis *r = rs_of(st);
-	struct rs_guard g;
-	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
-	if (rs_begin(r, &g, 0)) {
-		int ok = rs_field_op(r, "store", ep, field, 1, v, 0, NULL);
-		if (ok && r->snap.have)
-			snap_f(r, ep)[field] = v;
-		rs_end(r, &g);
-		if (ok)
-			return;
-	}
-	r->local->ops->store(r->local, ep, field, v);
+	if (!rs_field(st, "store", ep, field, v, NULL, SNAP_V))
+		rs_of(st)->local->ops->store(rs_of(st)->local, ep, field, v);
 }
 
 static int rs_cas(struct state *st, unsigned ep, int field, int64_t expect, int64_t desired)
@@ -1026,19 +1020,10 @@ static int rs_cas(struct state *st, unsigned ep, int field, int64_t expect, int6
 
 static int64_t rs_max(struct state *st, unsigned ep, int field, int64_t v)
 {
-	struct state_redis *r = rs_of(st);
-	struct rs_guard g;
 	int64_t after = 0;
-	assert(ep < st->shape.n_slots && field >= 0 && field < STATE_NFIELDS);
-	if (rs_begin(r, &g, 0)) {
-		int ok = rs_field_op(r, "max", ep, field, 1, v, 0, &after);
-		if (ok && r->snap.have)
-			snap_f(r, ep)[field] = after;
-		rs_end(r, &g);
-		if (ok)
-			return after;
-	}
-	return r->local->ops->max(r->local, ep, field, v);
+	if (rs_field(st, "max", ep, field, v, &after, SNAP_ANSWER))
+		return after;
+	return rs_of(st)->local->ops->max(rs_of(st)->local, ep, field, v);
 }
 
 /* Without a limit the charge always goes through, so it is pipelined;
