@@ -247,28 +247,18 @@ static int copy_row(struct table *t, sqlite3_stmt *st, size_t cell_max)
 	int64_t row = t->nrows - 1;
 	for (int c = 0; c < t->ncols && !rc; c++) {
 		int type = sqlite3_column_type(st, c);
+		int ty = type == SQLITE_INTEGER ? TABLE_INT
+		         : type == SQLITE_FLOAT ? TABLE_REAL
+		         : type == SQLITE_TEXT  ? TABLE_TEXT
+		         : type == SQLITE_BLOB  ? TABLE_BLOB
+		                                : TABLE_NULL;
 		const void *data = NULL;
-		int ty = TABLE_NULL;
-		switch (type) {
-		case SQLITE_INTEGER:
-			ty = TABLE_INT;
-			data = sqlite3_column_text(st, c);
-			break;
-		case SQLITE_FLOAT:
-			ty = TABLE_REAL;
-			data = sqlite3_column_text(st, c);
-			break;
-		case SQLITE_TEXT:
-			ty = TABLE_TEXT;
-			data = sqlite3_column_text(st, c);
-			break;
-		case SQLITE_BLOB:
-			/* a long BLOB is shown by its size alone: never materialise
-			 * it (a zeroblob(N) would take N bytes) */
-			ty = TABLE_BLOB;
+		/* numbers as SQLite prints them; a long BLOB is shown by its size
+		 * alone: never materialise it (a zeroblob(N) would take N bytes) */
+		if (ty == TABLE_BLOB)
 			data = sqlite3_column_bytes(st, c) > TABLE_BLOB_HEX_MAX ? "" : sqlite3_column_blob(st, c);
-			break;
-		}
+		else if (ty != TABLE_NULL)
+			data = sqlite3_column_text(st, c);
 		size_t len = ty == TABLE_NULL ? 0 : (size_t)sqlite3_column_bytes(st, c);
 		if (ty != TABLE_NULL && !data && len)
 			return CONVBI_ENOMEM; /* a conversion failed */

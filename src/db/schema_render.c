@@ -326,6 +326,28 @@ static int grounded(const struct ground *g, const char *table, const char *colum
 	return 0;
 }
 
+/* The separator before a column's tail: " -- " for the first tail of a
+ * table that shows no row count (a counted table or a view has opened
+ * its comment already), else "; ".  Clears *first. */
+static const char *separator(const struct schema_table *t, int *first)
+{
+	const char *sep = *first && !(t->rows >= 0 || t->is_view) ? " -- " : "; ";
+	*first = 0;
+	return sep;
+}
+
+/* Appends the k-th (0-based) value of the column's tail: the first one
+ * opens it with the separator and the column's name. */
+static int value(struct buf *b, const struct schema_table *t, const struct schema_column *col, const char *v, int k, int *first)
+{
+	int rc = k ? buf_putc(b, ',') : buf_puts(b, separator(t, first));
+	if (!rc && !k)
+		rc = ident(b, col->name);
+	if (!rc && !k)
+		rc = buf_puts(b, ": ");
+	return rc ? rc : literal(b, v);
+}
+
 /* The column's tail: matched values (always), then samples and range (when
  * `samples`).  *first says whether a separator is still owed. */
 static int render_values(struct buf *b, const struct schema_table *t, const struct schema_column *col, const struct ground *g,
@@ -335,38 +357,15 @@ static int render_values(struct buf *b, const struct schema_table *t, const stru
 	for (int i = 0; g && i < g->n && !rc; i++) {
 		if (sqlite3_stricmp(g->v[i].table, t->name) || sqlite3_stricmp(g->v[i].column, col->name))
 			continue;
-		if (!k++) {
-			rc = buf_puts(b, *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
-			*first = 0;
-			if (!rc)
-				rc = ident(b, col->name);
-			if (!rc)
-				rc = buf_puts(b, ": ");
-		} else {
-			rc = buf_putc(b, ',');
-		}
-		if (!rc)
-			rc = literal(b, g->v[i].value);
+		rc = value(b, t, col, g->v[i].value, k++, first);
 	}
 	for (int i = 0; samples && i < col->nsamples && !rc; i++) {
 		if (grounded(g, t->name, col->name, col->samples[i]))
 			continue;
-		if (!k++) {
-			rc = buf_puts(b, *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
-			*first = 0;
-			if (!rc)
-				rc = ident(b, col->name);
-			if (!rc)
-				rc = buf_puts(b, ": ");
-		} else {
-			rc = buf_putc(b, ',');
-		}
-		if (!rc)
-			rc = literal(b, col->samples[i]);
+		rc = value(b, t, col, col->samples[i], k++, first);
 	}
 	if (samples && col->range && !rc) {
-		rc = buf_puts(b, k ? " " : *first ? (t->rows >= 0 || t->is_view ? "; " : " -- ") : "; ");
-		*first = 0;
+		rc = buf_puts(b, k ? " " : separator(t, first));
 		if (!rc && k)
 			rc = buf_printf(b, "(%s)", col->range);
 		else if (!rc) /* the name as the samples write it: quoted where it needs it, never raw */
