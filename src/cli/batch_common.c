@@ -16,6 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/print.h"
+#include "util/clock.h"
+
 /* ---- Ctrl-C ----------------------------------------------------------------- */
 
 static volatile sig_atomic_t interrupts;
@@ -31,11 +34,7 @@ static void on_sigint(int sig)
 
 void bulk_catch_sigint(void)
 {
-	struct sigaction sa;
-	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigint;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
+	cli_on_sigint(on_sigint);
 	signal(SIGPIPE, SIG_IGN);
 }
 
@@ -360,11 +359,7 @@ void progress_end(struct progress *p)
 void workers_init(struct workers *w)
 {
 	pthread_mutex_init(&w->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&w->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&w->cv);
 }
 
 void workers_release(struct workers *w)
@@ -424,12 +419,7 @@ int workers_run(struct workers *w, int jobs)
 	int told = 0;
 	pthread_mutex_lock(&w->mu);
 	while (w->running > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += 100 * 1000000L;
-		if (ts.tv_nsec >= 1000000000L)
-			ts.tv_sec++, ts.tv_nsec -= 1000000000L;
-		pthread_cond_timedwait(&w->cv, &w->mu, &ts);
+		clock_cond_wait_ms(&w->cv, &w->mu, 100);
 		int n = bulk_interrupts();
 		if (n > told) {
 			if (w->pg)

@@ -23,13 +23,18 @@ static void on_sigint(int sig)
 	cli_interrupted = 1;
 }
 
-void cli_catch_sigint(void)
+void cli_on_sigint(void (*handler)(int sig))
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_sigint;
+	sa.sa_handler = handler;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGINT, &sa, NULL);
+}
+
+void cli_catch_sigint(void)
+{
+	cli_on_sigint(on_sigint);
 }
 
 static int64_t now_ms(void)

@@ -55,7 +55,10 @@ void print_init(struct print_state *ps);
 void print_release(struct print_state *ps);
 
 extern volatile sig_atomic_t cli_interrupted;
+/* Sets cli_interrupted on SIGINT. */
 void cli_catch_sigint(void);
+/* Installs handler for SIGINT with sigaction (no flags, nothing blocked). */
+void cli_on_sigint(void (*handler)(int sig));
 /* Event callback; payload is a struct print_state.  Cancels on Ctrl-C. */
 int print_event(const convbi_event *ev, void *payload);
 /* Resets the per-question state before an ask. */

@@ -40,17 +40,7 @@ static void *watch(void *p)
 			w->fired = 1;
 			continue;
 		}
-		/* the deadline as an absolute CLOCK_MONOTONIC time */
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		int64_t left = w->deadline_ms - now;
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (long)(left % 1000) * 1000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+		clock_cond_wait_until(&w->wake, &w->lock, w->deadline_ms);
 	}
 	pthread_mutex_unlock(&w->lock);
 	return NULL;
@@ -61,12 +51,7 @@ struct watchdog *watchdog_new(sqlite3 *db)
 	struct watchdog *w = xcalloc(1, sizeof *w);
 	if (!w)
 		return NULL;
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	int bad = pthread_cond_init(&w->wake, &ca);
-	pthread_condattr_destroy(&ca);
-	if (bad) {
+	if (clock_cond_init(&w->wake)) {
 		free(w);
 		return NULL;
 	}

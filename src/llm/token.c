@@ -394,11 +394,8 @@ int token_get(struct token_src *t, int64_t deadline_mono, struct buf *header, ui
 		    (now < t->refresh_ms || (now < usable_until(t) && (t->refreshing || clock_mono_ms() < t->fail_until_mono))))
 			break;
 		if (t->refreshing) {
-			struct timespec ts;
-			int64_t until = deadline_mono;
-			ts.tv_sec = (time_t)(until / 1000);
-			ts.tv_nsec = (long)(until % 1000) * 1000000L;
-			if (pthread_cond_timedwait(&t->cv, &t->mu, &ts) == ETIMEDOUT && clock_mono_ms() >= deadline_mono) {
+			if (clock_cond_wait_until(&t->cv, &t->mu, deadline_mono) == ETIMEDOUT &&
+			    clock_mono_ms() >= deadline_mono) {
 				rc = err_set(err, CONVBI_ETIMEOUT,
 				             "the deadline passed while waiting for the Entra ID token from %s", t->where);
 				goto out;
@@ -484,11 +481,7 @@ int token_src_open(struct token_src **out, const struct auth_cfg *a, const char 
 	t->http = http;
 	t->retry = *retry;
 	pthread_mutex_init(&t->mu, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&t->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&t->cv);
 	atomic_init(&t->fetches, 0);
 	int rc = token_identity(&id, a);
 	if (!rc)

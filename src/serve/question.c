@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "serve/serve.h"
+#include "util/clock.h"
 
 #define QUESTION_QUEUE_MAX_BYTES (8u << 20) /* unread SSE text kept per question */
 
@@ -266,11 +267,7 @@ struct question *question_start(struct server *s, struct serve_session *ss, cons
 	q->ss = ss;
 	q->sse = sse;
 	pthread_mutex_init(&q->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&q->cond, &ca);
-	pthread_condattr_destroy(&ca);
+	clock_cond_init(&q->cond);
 	if (pthread_create(&q->thread, NULL, worker, q)) {
 		q->done = 1;
 		q->status = CONVBI_ENOMEM;
@@ -281,25 +278,11 @@ struct question *question_start(struct server *s, struct serve_session *ss, cons
 	return q;
 }
 
-/* Waits on q->cond until pred holds or wait_ms passes (lock held). */
-static void timed_wait(struct question *q, int wait_ms)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	pthread_cond_timedwait(&q->cond, &q->lock, &ts);
-}
-
 long question_read(struct question *q, char *out, size_t max, int wait_ms)
 {
 	pthread_mutex_lock(&q->lock);
 	if (q->out_pos == q->out_len && !q->done)
-		timed_wait(q, wait_ms);
+		clock_cond_wait_ms(&q->cond, &q->lock, wait_ms);
 	long n = 0;
 	if (q->out_pos < q->out_len && !q->overflow) {
 		size_t k = q->out_len - q->out_pos < max ? q->out_len - q->out_pos : max;

@@ -1,4 +1,5 @@
-/* clock.c -- clock_gettime wrappers (see clock.h). */
+/* clock.c -- clock_gettime wrappers and CLOCK_MONOTONIC condition
+ * variables (see clock.h). */
 #include "util/clock.h"
 
 #include <time.h>
@@ -33,4 +34,30 @@ void clock_sleep_ms(int64_t ms)
 		return;
 	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
 	nanosleep(&ts, NULL);
+}
+
+int clock_cond_init(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	int rc = pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+	return rc;
+}
+
+static int wait_until_ns(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ns)
+{
+	struct timespec ts = {(time_t)(until_ns / 1000000000), (long)(until_ns % 1000000000)};
+	return pthread_cond_timedwait(cv, mu, &ts);
+}
+
+int clock_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ms)
+{
+	return wait_until_ns(cv, mu, until_ms * 1000000);
+}
+
+int clock_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
+{
+	return wait_until_ns(cv, mu, clock_mono_ns() + ms * 1000000);
 }

@@ -8,6 +8,7 @@
 #ifndef CONVBI_UTIL_CLOCK_H
 #define CONVBI_UTIL_CLOCK_H
 
+#include <pthread.h>
 #include <stdint.h>
 
 int64_t clock_wall_ms(void);
@@ -17,5 +18,15 @@ int64_t clock_mono_ns(void);
 int64_t clock_thread_cpu_ns(void);
 /* Sleeps up to ms milliseconds (interrupted early by a signal). */
 void clock_sleep_ms(int64_t ms);
+
+/* Initialises cv so that its timed waits run on CLOCK_MONOTONIC, the
+ * clock of clock_mono_ms (a wall-clock jump then neither cuts a wait
+ * short nor stretches it).  Returns pthread_cond_init's code. */
+int clock_cond_init(pthread_cond_t *cv);
+/* Waits on cv (from clock_cond_init; mu held) until it is signalled or
+ * clock_mono_ms() reaches until_ms, or for ms milliseconds from now.
+ * Returns pthread_cond_timedwait's code (ETIMEDOUT: the time came). */
+int clock_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until_ms);
+int clock_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms);
 
 #endif
