@@ -286,31 +286,43 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	return check_endpoint(e, src, err);
 }
 
+/* A whole-number field of a config section: its key, where it goes in
+ * the section's struct, and its bounds. */
+struct int_field {
+	const char *key;
+	size_t off;
+	int min, max;
+};
+
+/* Reads each of the n fields present in o into the struct at base;
+ * the first out of bounds fails with "<src>: <section>.<key> is ...". */
+static int parse_int_fields(void *base, const struct int_field *fields, size_t n, const cJSON *o, const char *section,
+                            const char *src, struct err *err)
+{
+	for (size_t i = 0; i < n; i++) {
+		char shown[64];
+		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)base + fields[i].off), shown,
+		                 sizeof shown))
+			return err_set(err, CONVBI_ECONFIG, "%s: %s.%s is %s; use a whole number from %d to %d", src, section,
+			               fields[i].key, shown, fields[i].min, fields[i].max);
+	}
+	return CONVBI_OK;
+}
+
 static int parse_retry(struct retry_cfg *r, const cJSON *o, const char *src, struct err *err)
 {
 	if (!o)
 		return CONVBI_OK;
 	if (!cJSON_IsObject(o))
 		return err_set(err, CONVBI_ECONFIG, "%s: `retry` is not an object; write {\"max_attempts\": 6, ...}", src);
-	static const struct {
-		const char *key;
-		size_t off;
-		int min, max;
-	} fields[] = {
+	static const struct int_field fields[] = {
 	        {"max_attempts", offsetof(struct retry_cfg, max_attempts), 1, 100},
 	        {"deadline_ms", offsetof(struct retry_cfg, deadline_ms), 100, 3600000},
 	        {"connect_timeout_ms", offsetof(struct retry_cfg, connect_timeout_ms), 10, 600000},
 	        {"first_byte_timeout_ms", offsetof(struct retry_cfg, first_byte_timeout_ms), 10, 3600000},
 	        {"idle_timeout_ms", offsetof(struct retry_cfg, idle_timeout_ms), 10, 3600000},
 	};
-	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-		char shown[64];
-		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)r + fields[i].off), shown,
-		                 sizeof shown))
-			return err_set(err, CONVBI_ECONFIG, "%s: retry.%s is %s; use a whole number from %d to %d", src,
-			               fields[i].key, shown, fields[i].min, fields[i].max);
-	}
-	return CONVBI_OK;
+	return parse_int_fields(r, fields, sizeof fields / sizeof fields[0], o, "retry", src, err);
 }
 
 static int parse_state(struct state_cfg *s, const cJSON *o, const char *src, struct err *err)
@@ -329,22 +341,11 @@ static int parse_state(struct state_cfg *s, const cJSON *o, const char *src, str
 	if ((rc = dup_opt(&s->backend, backend)) || (rc = dup_opt(&s->path, jsonx_str(o, "path"))) ||
 	    (rc = dup_opt(&s->url, jsonx_str(o, "url"))) || (rc = dup_opt(&s->prefix, jsonx_str(o, "prefix"))))
 		return rc;
-	static const struct {
-		const char *key;
-		size_t off;
-		int min, max;
-	} fields[] = {
+	static const struct int_field fields[] = {
 	        {"timeout_ms", offsetof(struct state_cfg, redis_timeout_ms), 1, 600000},
 	        {"cache_ms", offsetof(struct state_cfg, cache_ms), 0, 3600000},
 	};
-	for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-		char shown[64];
-		if (whole_number(o, fields[i].key, fields[i].min, fields[i].max, (int *)((char *)s + fields[i].off), shown,
-		                 sizeof shown))
-			return err_set(err, CONVBI_ECONFIG, "%s: state.%s is %s; use a whole number from %d to %d", src,
-			               fields[i].key, shown, fields[i].min, fields[i].max);
-	}
-	return CONVBI_OK;
+	return parse_int_fields(s, fields, sizeof fields / sizeof fields[0], o, "state", src, err);
 }
 
 int config_parse(struct llm_config *out, const char *text, size_t len, const char *source, struct err *err)
