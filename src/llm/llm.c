@@ -219,7 +219,7 @@ int llm_open(struct llm **out, struct llm_config *cfg, struct err *err)
 		goto done;
 	for (size_t i = 0; i < n; i++) {
 		const char *k = l->tok[i] ? tok_ident[i] : l->auth[i]; /* a token rotates: its identity is the "key" */
-		pool_set_key_fp(l->pool, (int)i, pool_key_fp(ident[i], k, strlen(k)));
+		pool_set_key(l->pool, (int)i, k, strlen(k));
 	}
 	*out = l;
 	l = NULL;
@@ -549,6 +549,7 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	po->limit_tokens = a.rl.limit_tokens;
 	po->tokens_bound = cls == LLM_RATE_LIMITED && (strstr(at->error, "token rate limit") || a.rl.remaining_tokens == 0);
 	po->auth = cls == LLM_AUTH;
+	po->latency_ms = cls == LLM_OK ? (int64_t)res.total_ms : -1;
 	po->tokens = a.reply.prompt_tokens >= 0
 	                     ? a.reply.prompt_tokens + (a.reply.completion_tokens > 0 ? a.reply.completion_tokens : 0)
 	                     : 0;

@@ -34,6 +34,9 @@
 #include "llm/pool.h"
 
 #include <assert.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -50,9 +53,10 @@ struct pool {
 	size_t n;                                   /* endpoints */
 	struct pool_ep_cfg eps[POOL_MAX_ENDPOINTS]; /* name, identity owned (copies) */
 	unsigned ntiers;
-	struct pool_tier tiers[POOL_MAX_ENDPOINTS]; /* by ascending priority */
-	uint8_t *cycle;                             /* owned: every tier's cycle */
-	uint64_t key_fp[POOL_MAX_ENDPOINTS];        /* our keys' fingerprints, 0 = unknown */
+	struct pool_tier tiers[POOL_MAX_ENDPOINTS];                     /* by ascending priority */
+	uint8_t *cycle;                                                 /* owned: every tier's cycle */
+	unsigned char key_id[POOL_MAX_ENDPOINTS][SHA256_DIGEST_LENGTH]; /* SHA-256 of identity and key: never shared */
+	unsigned char has_key[POOL_MAX_ENDPOINTS];                      /* key_id set */
 };
 
 /* Endpoint sets travel as 64-bit masks, bit i = endpoint i. */
@@ -413,10 +417,46 @@ void pool_reset_state(struct pool *p)
 		p->st->ops->reset(p->st);
 }
 
-void pool_set_key_fp(struct pool *p, int ep, uint64_t fp)
+void pool_set_key(struct pool *p, int ep, const char *key, size_t key_len)
 {
-	if (p && ep >= 0 && (size_t)ep < p->n)
-		p->key_fp[ep] = fp;
+	if (!p || ep < 0 || (size_t)ep >= p->n || !key)
+		return;
+	/* identity, a NUL, the key: no two (identity, key) pairs give one input */
+	const char *id = p->eps[ep].identity;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned len = 0;
+	int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) && EVP_DigestUpdate(ctx, id, strlen(id) + 1) &&
+	         EVP_DigestUpdate(ctx, key, key_len) && EVP_DigestFinal_ex(ctx, p->key_id[ep], &len) &&
+	         len == SHA256_DIGEST_LENGTH;
+	EVP_MD_CTX_free(ctx);
+	p->has_key[ep] = (unsigned char)ok;
+}
+
+uint64_t pool_key_fp(struct pool *p, int ep)
+{
+	unsigned char secret[STATE_SECRET_LEN], mac[EVP_MAX_MD_SIZE];
+	unsigned len = 0;
+	if (!p || ep < 0 || (size_t)ep >= p->n || !p->has_key[ep])
+		return 0;
+	p->st->ops->secret(p->st, secret);
+	int ok = HMAC(EVP_sha256(), secret, (int)sizeof secret, p->key_id[ep], SHA256_DIGEST_LENGTH, mac, &len) != NULL &&
+	         len >= 8;
+	memset(secret, 0, sizeof secret);
+	if (!ok)
+		return 0; /* no fingerprint: the cooldown then holds back every key, as it did before fingerprints */
+	uint64_t fp = 0;
+	for (int i = 0; i < 8; i++)
+		fp = fp << 8 | mac[i];
+	fp &= ~((uint64_t)1 << 63); /* the state word is signed: keep it positive */
+	return fp ? fp : 1;
+}
+
+/* Our key's fingerprint, made only when the snapshot holds an auth
+ * cooldown that names a key (the MAC costs a microsecond, and on Redis
+ * asking for the secret ends a batch of loads). */
+static uint64_t key_fp_if_asked(struct pool *p, int ep, const int64_t *f)
+{
+	return f[STATE_COOL_CLASS] == POOL_BROKEN && f[STATE_KEY_FP] != 0 ? pool_key_fp(p, ep) : 0;
 }
 
 int pool_reset_endpoint(struct pool *p, int ep)
@@ -447,19 +487,20 @@ static void set_from(struct state *st, unsigned ep, int tokens, int from)
 }
 
 /* STATE_LEARN_STEP packs the rpm step in bits 0-31 and the tpm step in
- * 32-62 (kept under 2^31, so the word stays non-negative); the bit work is
- * unsigned, where shifts are defined. */
+ * 32-62 (kept under 2^31, so the word stays non-negative), and
+ * STATE_LEARN_MAX the rates the last cuts were made from, alike; the bit
+ * work is unsigned, where shifts are defined. */
 #define STEP_MAX ((int64_t)0x7fffffff)
 
-static void set_step(struct state *st, unsigned ep, int tokens, int64_t step)
+static void set_half(struct state *st, unsigned ep, int field, int tokens, int64_t step)
 {
 	int shift = tokens ? 32 : 0;
 	uint64_t mask = (uint64_t)0xffffffffu << shift;
 	step = step < 0 ? 0 : step > STEP_MAX ? STEP_MAX : step;
 	for (int i = 0; i < 8; i++) {
-		int64_t old = st->ops->get(st, ep, STATE_LEARN_STEP);
+		int64_t old = st->ops->get(st, ep, field);
 		int64_t v = (int64_t)(((uint64_t)old & ~mask) | (uint64_t)step << shift);
-		if (old == v || st->ops->cas(st, ep, STATE_LEARN_STEP, old, v))
+		if (old == v || st->ops->cas(st, ep, field, old, v))
 			return;
 	}
 }
@@ -622,7 +663,8 @@ static void learn_settle(struct pool *p, unsigned e, int64_t pend)
 	int64_t next = (int64_t)(base * POOL_LEARN_CUT);
 	next = next < 1 ? 1 : next;
 	st->ops->store(st, e, field, next);
-	set_step(st, e, tokens, next / POOL_LEARN_STEP_DIV > 0 ? next / POOL_LEARN_STEP_DIV : 1);
+	set_half(st, e, STATE_LEARN_STEP, tokens, next / POOL_LEARN_STEP_DIV > 0 ? next / POOL_LEARN_STEP_DIV : 1);
+	set_half(st, e, STATE_LEARN_MAX, tokens, (int64_t)base);
 	set_from(st, e, tokens, POOL_LEARN_429);
 	st->ops->store(st, e, STATE_LEARN_RUN, 0);
 	measure_restart(st, e, horizon);
@@ -652,13 +694,58 @@ static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 	int64_t run = st->ops->add(st, e, STATE_LEARN_RUN, 1) + 1;
 	if (run < POOL_LEARN_RUN || !st->ops->cas(st, e, STATE_LEARN_RUN, run, 0))
 		return;
-	int64_t steps = st->ops->get(st, e, STATE_LEARN_STEP);
+	int64_t steps = st->ops->get(st, e, STATE_LEARN_STEP), maxes = st->ops->get(st, e, STATE_LEARN_MAX);
 	for (int tokens = 0; tokens < 2; tokens++) {
 		int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
+		int64_t cur = st->ops->get(st, e, field), step = step_of(steps, tokens) > 0 ? step_of(steps, tokens) : 1;
+		int64_t below = step_of(maxes, tokens) - cur; /* under the rate of the last cut: back there fast */
+		if (below / POOL_LEARN_BACK_DIV > step)
+			step = below / POOL_LEARN_BACK_DIV;
 		double admitted = admitted_rate(st, e, now_ms, tokens);
-		if ((tokens ? tpm429 : rpm429) && admitted >= POOL_LEARN_PRESSING * (double)st->ops->get(st, e, field))
-			st->ops->add(st, e, field, step_of(steps, tokens) > 0 ? step_of(steps, tokens) : 1);
+		if ((tokens ? tpm429 : rpm429) && admitted >= POOL_LEARN_PRESSING * (double)cur)
+			st->ops->add(st, e, field, step);
 	}
+}
+
+/* ---- latency ------------------------------------------------------------ */
+
+/* The moving average latency (us) of a snapshot at now_ms; 0 = unknown
+ * (never measured, or not lately). */
+static int64_t latency_us(const int64_t *f, int64_t now_ms)
+{
+	return f[STATE_LAT_AT] > 0 && now_ms - f[STATE_LAT_AT] <= POOL_LAT_STALE_MS ? f[STATE_LAT_EWMA] : 0;
+}
+
+/* The endpoints of set that are not slow: within POOL_LAT_SLOW of the
+ * quickest known latency among them, or of unknown latency. */
+static uint64_t quick_of(const struct pool *p, const struct state_snap *s, uint64_t set, int64_t now_ms)
+{
+	int64_t best = INT64_MAX;
+	for (size_t i = 0; i < p->n; i++) {
+		int64_t l = (set & bit((int)i)) ? latency_us(s[i].f, now_ms) : 0;
+		if (l > 0 && l < best)
+			best = l;
+	}
+	if (best == INT64_MAX)
+		return set;
+	uint64_t quick = 0;
+	for (size_t i = 0; i < p->n; i++) {
+		int64_t l = (set & bit((int)i)) ? latency_us(s[i].f, now_ms) : -1;
+		if (l == 0 || (l > 0 && (double)l <= POOL_LAT_SLOW * (double)best))
+			quick |= bit((int)i);
+	}
+	return quick;
+}
+
+/* A success's latency into the moving average.  Read, blend, store: two
+ * reports racing lose one sample, which an average can afford. */
+static void latency_note(struct state *st, unsigned e, int64_t now_ms, int64_t latency_ms)
+{
+	int64_t us = latency_ms * 1000, old = st->ops->get(st, e, STATE_LAT_EWMA);
+	int64_t at = st->ops->get(st, e, STATE_LAT_AT);
+	int64_t v = old > 0 && at > 0 && now_ms - at <= POOL_LAT_STALE_MS ? old + (us - old) / POOL_LAT_WEIGHT : us;
+	st->ops->store(st, e, STATE_LAT_EWMA, v > 0 ? v : 1);
+	st->ops->store(st, e, STATE_LAT_AT, now_ms);
 }
 
 /* ---- picking ------------------------------------------------------------ */
@@ -739,21 +826,24 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 			learn_settle(p, (unsigned)i, pend);
 			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		}
-		judge(&v[i], c, p->key_fp[i], &s[i], now_ms, est_tokens);
+		judge(&v[i], c, key_fp_if_asked(p, (int)i, s[i].f), &s[i], now_ms, est_tokens);
 		usable |= v[i].usable ? bit((int)i) : 0;
 		breaker_only |= v[i].breaker_only ? bit((int)i) : 0;
 	}
 
-	/* Each round takes one tier's counter; a lost claim drops that
-	 * endpoint and walks on, so this runs at most n claims. */
+	/* Each round takes one tier's counter and walks its quick endpoints,
+	 * then the slow ones; a lost claim drops that endpoint and walks on,
+	 * so this runs at most n claims. */
 	for (unsigned t = 0; t < p->ntiers; t++) {
 		const struct pool_tier *tier = &p->tiers[t];
 		if (!(usable & tier->members))
 			continue;
 		uint64_t c = p->st->ops->counter_next(p->st, t);
 		const uint8_t *cycle = p->cycle + tier->off;
+		uint64_t quick = quick_of(p, s, usable & tier->members, now_ms);
 		int ep;
-		while ((ep = pool_wrr_walk(cycle, tier->len, c, usable & tier->members)) >= 0) {
+		while ((ep = pool_wrr_walk(cycle, tier->len, c, usable & tier->members & quick)) >= 0 ||
+		       (ep = pool_wrr_walk(cycle, tier->len, c, usable & tier->members)) >= 0) {
 			int won = claim(p, ep, &v[ep], &s[ep], now_ms, est_tokens);
 			if (won > 0) {
 				out->ep = ep;
@@ -834,18 +924,6 @@ static void report_failure(struct pool *p, unsigned ep, int64_t now_ms, int prob
 	}
 }
 
-uint64_t pool_key_fp(const char *identity, const char *key, size_t key_len)
-{
-	uint64_t h = state_hash(STATE_HASH_INIT, "convbi-key-fp", 13);
-	h = state_hash(h, identity ? identity : "", identity ? strlen(identity) + 1 : 1);
-	h = state_hash(h, key ? key : "", key ? key_len : 0);
-	h = state_hash(h, identity ? identity : "", identity ? strlen(identity) : 0); /* key both sides */
-	h ^= h >> 31; /* finish: every input bit reaches every output bit */
-	h *= 0x7fb5d329728ea185ULL;
-	h ^= h >> 27;
-	return h ? h : 1;
-}
-
 void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o)
 {
 	if (!p || !o || ep < 0 || (size_t)ep >= p->n)
@@ -871,6 +949,8 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 			ops->store(st, e, STATE_COOL_UNTIL, 0);
 			ops->store(st, e, STATE_KEY_FP, 0);
 		}
+		if (o->latency_ms > 0)
+			latency_note(st, e, now_ms, o->latency_ms);
 		learn_raise(p, e, now_ms);
 		break;
 	case POOL_RATE_LIMITED: {
@@ -903,7 +983,7 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 		ops->add(st, e, STATE_FAILURES, 1);
 		/* An auth cooldown names the key it is for (a keyed fingerprint,
 		 * never the key): a process whose key differs ignores it. */
-		store_if(st, e, STATE_KEY_FP, o->auth ? (int64_t)p->key_fp[e] : 0);
+		store_if(st, e, STATE_KEY_FP, o->auth ? (int64_t)pool_key_fp(p, ep) : 0);
 		cool(st, e, now_ms + POOL_BROKEN_COOL_MS, POOL_BROKEN);
 		if (ops->get(st, e, STATE_COOL_CLASS) != POOL_BROKEN)
 			ops->store(st, e, STATE_COOL_CLASS, POOL_BROKEN);
@@ -941,7 +1021,7 @@ void pool_abandon(struct pool *p, const struct pool_pick *pick)
 
 struct pool_outcome pool_outcome_of(int cls)
 {
-	struct pool_outcome o = {cls, -1, -1, -1, -1, -1, 0, 0, -1, -1, 0, 0, 0};
+	struct pool_outcome o = {cls, -1, -1, -1, -1, -1, 0, 0, -1, -1, 0, 0, 0, -1};
 	return o;
 }
 
@@ -979,11 +1059,12 @@ int pool_live_get(struct pool *p, int ep, int64_t now_ms, struct pool_live *out)
 	out->failures = (uint64_t)f[STATE_FAILURES];
 	out->tokens = (uint64_t)f[STATE_TOKENS];
 	const struct pool_ep_cfg *c = &p->eps[ep];
-	out->key_fp_other = f[STATE_COOL_UNTIL] > now_ms && foreign_key_cooldown(p->key_fp[ep], f);
+	out->key_fp_other = f[STATE_COOL_UNTIL] > now_ms && foreign_key_cooldown(key_fp_if_asked(p, ep, f), f);
 	out->learned_rpm = c->rpm > 0 ? 0 : f[STATE_LEARN_RPM];
 	out->learned_tpm = c->tpm > 0 ? 0 : f[STATE_LEARN_TPM];
 	out->learned_rpm_from = out->learned_rpm ? learned_from(f[STATE_LEARN_FROM], 0) : POOL_LEARN_NONE;
 	out->learned_tpm_from = out->learned_tpm ? learned_from(f[STATE_LEARN_FROM], 1) : POOL_LEARN_NONE;
+	out->latency_ms = latency_us(f, now_ms) / 1000;
 	return CONVBI_OK;
 }
 

@@ -12,7 +12,14 @@
  * endpoint healthy, any W consecutive picks -- from any number of threads
  * and processes -- give each endpoint exactly its weight.  An unusable
  * endpoint at that position is skipped for the next usable one in the
- * cycle.
+ * cycle.  Quick ones first: while an endpoint of the tier answers (its
+ * successes' moving average latency) more than POOL_LAT_SLOW times
+ * slower than another usable one, the walk skips it, and takes it only
+ * when none of the quick ones is usable now -- so a caller never waits
+ * while an endpoint has a free slot, and never spends a slow endpoint's
+ * latency while a quick one could take the call at once.  A latency not
+ * refreshed for POOL_LAT_STALE_MS is unknown, and unknown is quick: the
+ * endpoint gets a call and is measured again.
  *
  * Usable = not excluded by the caller, not cooling (rate limit, broken
  * key/deployment -- an auth cooldown only for the key it was set for),
@@ -62,16 +69,26 @@
  * (over at least POOL_LEARN_MEASURE_MIN_MS).  Every POOL_LEARN_RUN
  * successes, a rate the traffic presses against (admitted at least
  * POOL_LEARN_PRESSING of it) rises by a fixed step, 1/POOL_LEARN_STEP_DIV
- * of the rate at the cut.  Tokens count as Azure counts them: the
- * request's estimate (prompt + max_tokens). */
+ * of the rate at the cut -- or, while under the rate the last cut was made
+ * from, by 1/POOL_LEARN_BACK_DIV of the distance to it when that is more
+ * (back quickly to where the service last refused, then probe gently, as
+ * TCP CUBIC does).  Tokens count as Azure counts them: the request's
+ * estimate (prompt + max_tokens). */
 #define POOL_LEARN_CUT 0.97
-#define POOL_LEARN_REACHED 0.9
+#define POOL_LEARN_REACHED 0.8
 #define POOL_LEARN_PRESSING 0.8
 #define POOL_LEARN_RUN 40
 #define POOL_LEARN_STEP_DIV 50
+#define POOL_LEARN_BACK_DIV 2
 #define POOL_LEARN_MEASURE_MIN_MS 500
 #define POOL_LEARN_EPISODE_MS 1000        /* 429s this long after a cooldown still belong to it */
 #define POOL_LEARN_MEASURE_STALE_MS 30000 /* an older measurement restarts */
+
+/* Latency (quick endpoints first, see the top): a moving average of the
+ * successes' latency, each new one weighing 1/POOL_LAT_WEIGHT. */
+#define POOL_LAT_SLOW 2.0       /* this many times the quickest usable one's: slow */
+#define POOL_LAT_WEIGHT 8       /* the average's memory, in successes */
+#define POOL_LAT_STALE_MS 10000 /* an average not moved for this long is unknown */
 
 /* Where a learned rate came from. */
 enum pool_learn_from { POOL_LEARN_NONE, POOL_LEARN_HEADER, POOL_LEARN_429 };
@@ -130,13 +147,19 @@ void pool_reset_state(struct pool *p);
 /* The same for endpoint ep alone (cooldowns, breaker, budgets, learned
  * rates, statistics).  Returns CONVBI_OK or CONVBI_EINVAL (out of range). */
 int pool_reset_endpoint(struct pool *p, int ep);
-/* Tells the pool the fingerprint (pool_key_fp) of the key this process
- * uses for endpoint ep; call right after opening, before any pick. */
-void pool_set_key_fp(struct pool *p, int ep, uint64_t fp);
-/* A keyed fingerprint of an endpoint's key: 64 bits of a hash keyed with
- * the endpoint's identity, never 0.  The shared state keeps it with an
- * auth cooldown so that a process holding another key ignores it. */
-uint64_t pool_key_fp(const char *identity, const char *key, size_t key_len);
+/* Tells the pool the key (key_len bytes) this process uses for endpoint
+ * ep; call right after opening, before any pick.  The key is not kept:
+ * only a SHA-256 of the endpoint's identity and the key stays, in this
+ * process's memory, never in the shared state. */
+void pool_set_key(struct pool *p, int ep, const char *key, size_t key_len);
+/* Our key's fingerprint for endpoint ep, as the shared state keeps it
+ * with an auth cooldown so that a process holding another key ignores
+ * that cooldown: the first 63 bits of HMAC-SHA256, keyed by the state's
+ * secret (state_ops.secret: random, made with the state), of that
+ * SHA-256; never 0.  0 when no key was set for ep or the MAC could not be
+ * made (a cooldown then holds back every key).  Processes on one state
+ * agree on it; two states, or the same key at two endpoints, do not. */
+uint64_t pool_key_fp(struct pool *p, int ep);
 
 struct pool_pick {
 	int ep;          /* endpoint index, -1 if none is usable now */
@@ -178,10 +201,12 @@ struct pool_outcome {
 	int tokens_bound;           /* a 429 for tokens, not requests */
 	int auth;                   /* BROKEN for the key (401/403), not the deployment */
 	int64_t est_tokens;         /* the request's estimate (prompt + max_tokens), 0 = unknown */
+	int64_t latency_ms;         /* a success's duration, send to last byte; <= 0 = unknown */
 };
 
 /* Records how an attempt on ep went (ep out of range: ignored).
- *   OK            resets the failure count, closes the breaker, frees the probe;
+ *   OK            resets the failure count, closes the breaker, frees the probe,
+ *                 moves the latency average (latency_ms > 0);
  *   RATE_LIMITED  cools the endpoint for retry_after_ms (atomic max with any
  *                 cooldown already set), or without one for 1 s doubling
  *                 per bare 429 in a row up to 30 s;
@@ -207,7 +232,8 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
  * else.  A no-op for picks without a probe. */
 void pool_abandon(struct pool *p, const struct pool_pick *pick);
 
-/* An outcome with nothing known: cls as given, every number -1, tokens 0. */
+/* An outcome with nothing known: cls as given, every number -1, tokens 0,
+ * latency unknown. */
 struct pool_outcome pool_outcome_of(int cls);
 
 struct pool_live {
@@ -228,6 +254,7 @@ struct pool_live {
 	int64_t learned_tpm;
 	int learned_rpm_from; /* enum pool_learn_from */
 	int learned_tpm_from;
+	int64_t latency_ms; /* the successes' moving average latency, 0 = none lately */
 };
 /* "none", "header", "429" ("?" for others); static. */
 const char *pool_learn_from_name(int from);

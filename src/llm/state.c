@@ -48,6 +48,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -58,8 +59,8 @@
 #include "util/regfile.h"
 
 _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "shared state needs lock-free 64-bit atomics");
-_Static_assert(sizeof(struct state_header) == STATE_LINE, "the header is one line");
-_Static_assert(sizeof(struct state_slot) == 7 * STATE_LINE, "a slot is seven lines");
+_Static_assert(sizeof(struct state_header) == 2 * STATE_LINE, "the header is two lines");
+_Static_assert(sizeof(struct state_slot) == 8 * STATE_LINE, "a slot is eight lines");
 _Static_assert(sizeof(struct state_spend_line) == STATE_LINE, "the set's spending is one line");
 _Static_assert(sizeof(struct state_counter) == STATE_LINE, "a counter is one line");
 
@@ -77,6 +78,7 @@ static const unsigned char field_word[STATE_NFIELDS] = {
         [STATE_LEARN_RPM] = 24,   [STATE_LEARN_TPM] = 25,    [STATE_LEARN_FROM] = 26, [STATE_LEARN_STEP] = 27,
         [STATE_LEARN_UNTIL] = 28, [STATE_LEARN_RUN] = 29,    [STATE_MEAS_SINCE] = 30, [STATE_MEAS_ADM] = 31,
         [STATE_ADM] = 21,         [STATE_ADM_TOK] = 22,      [STATE_MEAS_TOK] = 23,   [STATE_LEARN_PEND] = 15,
+        [STATE_LEARN_MAX] = 32,   [STATE_LAT_EWMA] = 33,     [STATE_LAT_AT] = 34,
 };
 
 struct state_shm {
@@ -388,21 +390,44 @@ static const char *shm_describe(const struct state *st)
 	return st->ops->name;
 }
 
+/* The header is immutable once the file has a name: no atomics needed. */
+static void shm_secret(struct state *st, unsigned char *out)
+{
+	memcpy(out, ((const struct state_header *)shm_of(st)->map)->secret, STATE_SECRET_LEN);
+}
+
 static const struct state_ops file_ops = {
-        "file",  shm_describe, shm_counter_next, shm_load,  shm_get,   shm_add,       shm_bump,      shm_store,
-        shm_cas, shm_max,      shm_window_add,   shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
+        "file",  shm_describe,   shm_counter_next, shm_load,  shm_get,   shm_add,       shm_bump,      shm_store, shm_cas,
+        shm_max, shm_window_add, shm_secret,       shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
 };
 
 static const struct state_ops memory_ops = {
-        "memory", shm_describe, shm_counter_next, shm_load,  shm_get,   shm_add,       shm_bump,      shm_store,
-        shm_cas,  shm_max,      shm_window_add,   shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
+        "memory", shm_describe,   shm_counter_next, shm_load,  shm_get,   shm_add,       shm_bump,      shm_store, shm_cas,
+        shm_max,  shm_window_add, shm_secret,       shm_reset, shm_clear, shm_spend_add, shm_spend_get, shm_close,
 };
 
 /* ---- building and checking a layout ----------------------------------- */
 
-static void header_fill(struct state_header *h, const struct state_shape *s)
+int state_random(unsigned char *out, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = getrandom(out + got, n - got, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+/* Returns 0, or -1 when no secret could be drawn. */
+static int header_fill(struct state_header *h, const struct state_shape *s)
 {
 	memset(h, 0, sizeof *h);
+	if (state_random(h->secret, sizeof h->secret))
+		return -1;
 	h->magic = STATE_MAGIC;
 	h->version = STATE_VERSION;
 	h->header_size = sizeof *h;
@@ -414,20 +439,24 @@ static void header_fill(struct state_header *h, const struct state_shape *s)
 	h->bucket_ms = STATE_WINDOW_BUCKET_MS;
 	h->created_ms = clock_wall_ms();
 	h->checksum = state_hash(STATE_HASH_INIT, h, offsetof(struct state_header, checksum));
+	return 0;
 }
 
 /* Points m at the parts of its mapping; with fresh, writes the header and
- * fresh slots too (only ever on memory no other process can see yet). */
-static void layout_attach(struct state_shm *m, const struct state_shape *s, int fresh)
+ * fresh slots too (only ever on memory no other process can see yet).
+ * Returns 0, or -1 when the fresh header's secret could not be drawn. */
+static int layout_attach(struct state_shm *m, const struct state_shape *s, int fresh)
 {
 	m->counters = (struct state_counter *)(m->map + sizeof(struct state_header));
 	m->slots = (struct state_slot *)(m->map + sizeof(struct state_header) + s->n_tiers * sizeof(struct state_counter));
 	m->set = (struct state_spend_line *)(m->slots + s->n_slots);
 	m->base.shape = *s;
 	if (!fresh)
-		return;
-	header_fill((struct state_header *)m->map, s);
+		return 0;
+	if (header_fill((struct state_header *)m->map, s))
+		return -1;
 	shm_reset(&m->base);
+	return 0;
 }
 
 /* Why the header h (of a file of size bytes) does not fit shape s, or
@@ -503,7 +532,10 @@ static int build_temp(struct state_shm *m, const char *path, const struct state_
 		unlink(tmp_out);
 		return e;
 	}
-	layout_attach(m, s, 1);
+	if (layout_attach(m, s, 1)) {
+		unlink(tmp_out);
+		return EIO;
+	}
 	return 0;
 }
 
@@ -674,7 +706,11 @@ int state_open_memory(struct state **out, const struct state_shape *shape, struc
 	m->base.ops = &memory_ops;
 	m->map = p;
 	m->map_size = size;
-	layout_attach(m, shape, 1);
+	if (layout_attach(m, shape, 1)) {
+		munmap(p, size);
+		free(m);
+		return err_set(err, CONVBI_ESTATE, "cannot draw the endpoint state's secret: %s", strerror(errno));
+	}
 	*out = &m->base;
 	return CONVBI_OK;
 }

@@ -40,7 +40,7 @@
 
 /* Bump whenever the file layout below changes: an older file is rebuilt
  * (a newer one, another convbi's, is left alone). */
-#define STATE_VERSION 6
+#define STATE_VERSION 7
 #define STATE_MAX_SLOTS 64
 #define STATE_MAX_TIERS 64
 
@@ -87,6 +87,9 @@ enum state_field {
 	STATE_ADM_TOK,      /* their estimated tokens (prompt + max_tokens), likewise */
 	STATE_MEAS_TOK,     /* STATE_ADM_TOK at the measurement's start */
 	STATE_LEARN_PEND,   /* a cut owed: (ms << 1 | tokens), measured to ms (a cooldown's end); 0 = none */
+	STATE_LEARN_MAX,    /* the rates the last cuts were made from: rpm | tpm << 32 */
+	STATE_LAT_EWMA,     /* us: moving average of the successful attempts' latency, 0 = none */
+	STATE_LAT_AT,       /* ms: when STATE_LAT_EWMA last moved */
 	STATE_NFIELDS
 };
 
@@ -157,6 +160,12 @@ struct state_ops {
 	 * empty window is always accepted, so one request larger than the
 	 * whole budget can still go.  Returns 1 when charged. */
 	int (*window_add)(struct state *st, unsigned ep, int win, int64_t now_ms, int64_t amount, int64_t limit);
+	/* Copies the state's secret into out: STATE_SECRET_LEN random bytes
+	 * made with the state and kept for its life, the same for every
+	 * process that shares it.  It keys the key fingerprints (pool.h);
+	 * it is never shown.  (Redis: the secret of the backend serving now,
+	 * Redis's or the local fallback's.) */
+	void (*secret)(struct state *st, unsigned char *out);
 	/* Puts every slot and counter back to fresh. Not atomic as a whole:
 	 * meant for tests and for an operator's "reset". */
 	void (*reset)(struct state *st);
@@ -229,16 +238,22 @@ const char *state_path(const struct state *st);
  * 16 hex digits of the set hash.  Returns CONVBI_ETOOBIG if it won't fit. */
 int state_default_path(char *out, size_t cap, const struct state_shape *shape);
 
+/* Bytes of a state's secret (state_ops.secret). */
+#define STATE_SECRET_LEN 32
+/* Fills out with n random bytes from the system's CSPRNG.  Returns 0, or
+ * -1 when none could be had. */
+int state_random(unsigned char *out, size_t n);
+
 /* FNV-1a, 64-bit: continues hash h over n bytes (start with STATE_HASH_INIT). */
 #define STATE_HASH_INIT 0xcbf29ce484222325ULL
 uint64_t state_hash(uint64_t h, const void *p, size_t n);
 
 /* ---- the file layout (for state_*.c only) ------------------------------
  *
- *   offset 0                  struct state_header (64 bytes, immutable)
- *   64                        n_tiers counters, one 64-byte line each
- *   64 + 64*n_tiers           n_slots struct state_slot (448 bytes each)
- *   ... + 448*n_slots         struct state_spend_line: the whole set's spending
+ *   offset 0                  struct state_header (128 bytes, immutable)
+ *   128                       n_tiers counters, one 64-byte line each
+ *   128 + 64*n_tiers          n_slots struct state_slot (512 bytes each)
+ *   ... + 512*n_slots         struct state_spend_line: the whole set's spending
  *
  * Every line is 64-byte aligned (mmap gives a page-aligned base).  The
  * header is written once, into a private temp file, before the file is
@@ -255,21 +270,25 @@ struct state_header {
 	uint64_t set_hash;    /* state_shape.set_hash */
 	uint32_t n_slots;
 	uint32_t n_tiers;
-	uint32_t slot_size; /* sizeof(struct state_slot) */
-	uint32_t bucket_ms; /* STATE_WINDOW_BUCKET_MS */
-	int64_t created_ms; /* wall clock at creation, informational */
-	uint64_t checksum;  /* state_hash of every byte above */
+	uint32_t slot_size;                     /* sizeof(struct state_slot) */
+	uint32_t bucket_ms;                     /* STATE_WINDOW_BUCKET_MS */
+	int64_t created_ms;                     /* wall clock at creation, informational */
+	unsigned char secret[STATE_SECRET_LEN]; /* random at creation: keys the key fingerprints */
+	unsigned char reserved[32];             /* zero */
+	uint64_t checksum;                      /* state_hash of every byte above */
 };
 
 /* One endpoint.  word[] holds the fields (state.c maps each enum
  * state_field to a word): line 0 (words 0-7) is read by every pick and
  * written on failures; line 1 (8-15) takes the budget headers of every
  * reply; line 2 (16-23) the statistics and the admitted counts; line 3
- * (24-31) the learned rates; lines 4-5 the windows; line 6 the spending.  A window
+ * (24-31) the learned rates; line 4 (32-39) the latency and what the
+ * learning remembers of its cuts; lines 5-6 the windows; line 7 the
+ * spending.  A window
  * bucket packs (epoch << 32 | count), epoch = the bucket's start time /
  * STATE_WINDOW_BUCKET_MS, mod 2^32.  A spend word packs (period << 48 |
  * micro-USD), period mod 2^16 (179 years of days). */
-#define STATE_SLOT_WORDS 32
+#define STATE_SLOT_WORDS 40
 struct state_spend_line {
 	_Alignas(STATE_LINE) _Atomic uint64_t spend[STATE_NSPENDS];
 };

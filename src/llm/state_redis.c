@@ -13,6 +13,10 @@
  *                         fresh: 0, or -1 for rem_req and rem_tok
  *   <ep>.wreq<i> .wtok<i> window bucket i of 8, "<epoch>:<count>", the
  *                         same ring as the file backend (state.h)
+ * The secret that keys the key fingerprints (state_ops.secret) lives in
+ * SECRET = <prefix>secret1:<16 hex digits>, 64 hex digits: set once by
+ * the first process that connects (SET NX), its TTL renewed at every
+ * connect (STATE_REDIS_SPEND_TTL_MS), never cleared by a reset.
  * Spending lives apart, in SPEND = <prefix>spend1:<16 hex digits>, whose
  * TTL (STATE_REDIS_SPEND_TTL_MS, 40 days) outlives a month's budget and
  * which an endpoint's clear leaves alone.  Fields "<ep>.day", "<ep>.month",
@@ -28,7 +32,8 @@
  *   SCRIPT LOAD at connect; a NOSCRIPT error (script cache flushed, a
  *     promoted replica) is answered by sending the same call as EVAL;
  *   HGETALL KEY (snapshot), HGET KEY field (get), DEL KEY (reset);
- *   AUTH [user] password and SELECT db at connect.
+ *   AUTH [user] password, SELECT db, SET SECRET hex NX PX ttl, PEXPIRE
+ *   SECRET ttl and GET SECRET at connect.
  *
  * Round trips, measured (tests/bench/bench_redis.c) and minimised without
  * touching the pool:
@@ -253,8 +258,11 @@ static const char *const field_name[STATE_NFIELDS] = {
         [STATE_ADM_TOK] = "adm_tok",
         [STATE_MEAS_TOK] = "meas_tok",
         [STATE_LEARN_PEND] = "learn_pend",
+        [STATE_LEARN_MAX] = "learn_max",
+        [STATE_LAT_EWMA] = "lat_ewma",
+        [STATE_LAT_AT] = "lat_at",
 };
-_Static_assert(STATE_NFIELDS == 32, "a state field was added: name it in field_name[]");
+_Static_assert(STATE_NFIELDS == 35, "a state field was added: name it in field_name[]");
 static const char *const window_name[STATE_NWINDOWS] = {"wreq", "wtok"};
 
 struct rs_bucket {
@@ -289,6 +297,7 @@ struct state_redis {
 	struct secret pass; /* unset = no AUTH */
 	char *key;          /* owned: the hash */
 	char *spend_key;    /* owned: the spending hash */
+	char *secret_key;   /* owned: the secret's string */
 	char *where;        /* owned: "host:port/db" for messages */
 	int timeout_ms, cache_ms;
 	unsigned flags;
@@ -297,16 +306,17 @@ struct state_redis {
 	_Atomic int up;                 /* 1 while Redis serves: state_describe */
 	_Atomic uint64_t local_ops;
 
-	pthread_mutex_t mu;   /* guards everything below */
-	redisContext *c;      /* NULL while down */
-	pid_t pid;            /* the process c belongs to */
-	char sha[48];         /* of rs_script, from SCRIPT LOAD */
-	int connecting;       /* a thread is connecting with mu released */
-	int64_t next_try_ms;  /* monotonic: no attempt before */
-	int64_t retry_ms;     /* the next backoff step */
-	int64_t connected_ms; /* monotonic: when c was made */
-	int64_t last_warn_ms; /* monotonic; INT64_MIN = never warned */
-	char why[RS_WHY_LEN]; /* the last failure, for the open warning */
+	pthread_mutex_t mu;                     /* guards everything below */
+	redisContext *c;                        /* NULL while down */
+	pid_t pid;                              /* the process c belongs to */
+	char sha[48];                           /* of rs_script, from SCRIPT LOAD */
+	unsigned char secret[STATE_SECRET_LEN]; /* SECRET, read at the connect of c */
+	int connecting;                         /* a thread is connecting with mu released */
+	int64_t next_try_ms;                    /* monotonic: no attempt before */
+	int64_t retry_ms;                       /* the next backoff step */
+	int64_t connected_ms;                   /* monotonic: when c was made */
+	int64_t last_warn_ms;                   /* monotonic; INT64_MIN = never warned */
+	char why[RS_WHY_LEN];                   /* the last failure, for the open warning */
 	struct rs_pending pend[RS_PIPELINE_MAX];
 	int npend;
 	struct rs_snap snap;
@@ -482,11 +492,39 @@ static void io_why(char *out, size_t cap, const redisContext *c, int saved_errno
 		snprintf(out, cap, "%s", c->errstr[0] ? c->errstr : "I/O error");
 }
 
-/* Connects and does the handshake (AUTH, SELECT, SCRIPT LOAD, pipelined)
+/* Reads 2 * STATE_SECRET_LEN hex digits into out; 0, or -1 if they are not. */
+static int secret_unhex(unsigned char *out, const redisReply *rep)
+{
+	if (!rep || rep->type != REDIS_REPLY_STRING || rep->len != 2 * STATE_SECRET_LEN)
+		return -1;
+	for (int i = 0; i < STATE_SECRET_LEN; i++) {
+		unsigned v = 0;
+		for (int k = 0; k < 2; k++) {
+			char ch = rep->str[2 * i + k];
+			int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+			if (d < 0)
+				return -1;
+			v = v << 4 | (unsigned)d;
+		}
+		out[i] = (unsigned char)v;
+	}
+	return 0;
+}
+
+/* Connects and does the handshake (AUTH, SELECT, SCRIPT LOAD, the secret:
+ * ours offered with SET NX, then whichever won read back; pipelined)
  * within one timeout_ms.  Reads only what never changes after open, so it
  * runs with the mutex released.  Returns the context, or NULL with why. */
-static redisContext *rs_connect(const struct state_redis *r, char *sha, char *why)
+static redisContext *rs_connect(const struct state_redis *r, char *sha, unsigned char *secret, char *why)
 {
+	unsigned char mine[STATE_SECRET_LEN];
+	char hex[2 * STATE_SECRET_LEN + 1];
+	if (state_random(mine, sizeof mine)) {
+		snprintf(why, RS_WHY_LEN, "cannot draw a secret: %s", strerror(errno));
+		return NULL;
+	}
+	for (int i = 0; i < STATE_SECRET_LEN; i++)
+		snprintf(hex + 2 * i, 3, "%02x", mine[i]);
 	int64_t start = clock_mono_ms();
 	redisContext *c = redisConnectWithTimeout(r->host, r->port, ms_tv(r->timeout_ms));
 	if (!c) {
@@ -500,8 +538,8 @@ static redisContext *rs_connect(const struct state_redis *r, char *sha, char *wh
 	int64_t left = r->timeout_ms - (clock_mono_ms() - start);
 	redisSetTimeout(c, ms_tv(left < 1 ? 1 : left));
 	redisEnableKeepAlive(c);
-	const char *what[3];
-	int n = 0;
+	const char *what[6];
+	int n = 0, nload;
 	char dbs[RS_NUM_LEN];
 	if (secret_is_set(&r->pass)) {
 		const char *argv[3] = {"AUTH", r->user ? r->user : secret_value(&r->pass), secret_value(&r->pass)};
@@ -516,7 +554,17 @@ static redisContext *rs_connect(const struct state_redis *r, char *sha, char *wh
 	}
 	const char *load[3] = {"SCRIPT", "LOAD", rs_script};
 	redisAppendCommandArgv(c, 3, load, NULL);
+	nload = n;
 	what[n++] = "cannot load the state script";
+	const char *offer[6] = {"SET", r->secret_key, hex, "NX", "PX", r->spend_ttl_arg};
+	redisAppendCommandArgv(c, 6, offer, NULL);
+	what[n++] = "cannot set the state's secret";
+	const char *renew[3] = {"PEXPIRE", r->secret_key, r->spend_ttl_arg};
+	redisAppendCommandArgv(c, 3, renew, NULL);
+	what[n++] = "cannot renew the state's secret";
+	const char *read[2] = {"GET", r->secret_key};
+	redisAppendCommandArgv(c, 2, read, NULL);
+	what[n++] = "cannot read the state's secret";
 	for (int i = 0; i < n; i++) {
 		redisReply *rep = NULL;
 		if (redisGetReply(c, (void **)&rep) != REDIS_OK || !rep) {
@@ -526,11 +574,15 @@ static redisContext *rs_connect(const struct state_redis *r, char *sha, char *wh
 		int bad = rep->type == REDIS_REPLY_ERROR;
 		if (bad)
 			snprintf(why, RS_WHY_LEN, "%s: %s", what[i], rep->str);
-		else if (i == n - 1 && (rep->type != REDIS_REPLY_STRING || rep->len >= 48)) {
+		else if (i == nload && (rep->type != REDIS_REPLY_STRING || rep->len >= 48)) {
 			snprintf(why, RS_WHY_LEN, "%s: unexpected reply", what[i]);
 			bad = 1;
-		} else if (i == n - 1)
+		} else if (i == nload)
 			memcpy(sha, rep->str, rep->len + 1);
+		else if (i == n - 1 && secret_unhex(secret, rep)) {
+			snprintf(why, RS_WHY_LEN, "%s: not %d hex digits", what[i], 2 * STATE_SECRET_LEN);
+			bad = 1;
+		}
 		freeReplyObject(rep);
 		if (bad)
 			goto fail;
@@ -795,7 +847,8 @@ static int rs_begin(struct state_redis *r, struct rs_guard *g, int is_load)
 	r->connecting = 1;
 	pthread_mutex_unlock(&r->mu);
 	char sha[48] = "", why[RS_WHY_LEN] = "";
-	redisContext *c = rs_connect(r, sha, why);
+	unsigned char secret[STATE_SECRET_LEN];
+	redisContext *c = rs_connect(r, sha, secret, why);
 	pthread_mutex_lock(&r->mu);
 	r->connecting = 0;
 	r->stats.connects++;
@@ -810,6 +863,7 @@ static int rs_begin(struct state_redis *r, struct rs_guard *g, int is_load)
 	r->pid = getpid();
 	r->connected_ms = clock_mono_ms();
 	memcpy(r->sha, sha, sizeof r->sha);
+	memcpy(r->secret, secret, sizeof r->secret);
 	snap_clear(r);
 	rs_merge_local(r);
 	if (!r->c)
@@ -1183,6 +1237,7 @@ static void rs_close(struct state *st)
 	free(r->user);
 	free(r->key);
 	free(r->spend_key);
+	free(r->secret_key);
 	free(r->where);
 	free(r->snap.f);
 	free(r->snap.win);
@@ -1191,9 +1246,24 @@ static void rs_close(struct state *st)
 
 static const char *rs_describe(const struct state *st);
 
+/* Redis's secret while Redis serves (connecting if it is time to), else
+ * the local state's: the fingerprints compared are then all the local
+ * state's too. */
+static void rs_secret(struct state *st, unsigned char *out)
+{
+	struct state_redis *r = rs_of(st);
+	struct rs_guard g;
+	if (rs_begin(r, &g, 0)) {
+		memcpy(out, r->secret, STATE_SECRET_LEN);
+		rs_end(r, &g);
+		return;
+	}
+	r->local->ops->secret(r->local, out);
+}
+
 static const struct state_ops redis_ops = {
-        "redis", rs_describe, rs_counter_next, rs_load,  rs_get,   rs_add,       rs_bump,      rs_store,
-        rs_cas,  rs_max,      rs_window_add,   rs_reset, rs_clear, rs_spend_add, rs_spend_get, rs_close,
+        "redis", rs_describe,   rs_counter_next, rs_load,  rs_get,   rs_add,       rs_bump,      rs_store, rs_cas,
+        rs_max,  rs_window_add, rs_secret,       rs_reset, rs_clear, rs_spend_add, rs_spend_get, rs_close,
 };
 
 /* ---- opening ------------------------------------------------------------ */
@@ -1219,8 +1289,8 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o, const
 	const char *prefix = o->prefix ? o->prefix : STATE_REDIS_PREFIX;
 	size_t keylen = strlen(prefix) + 32, wherelen = strlen(u.host) + 32;
 	if (!r || !(r->host = xstrdup(u.host)) || !(r->key = xmalloc(keylen)) || !(r->spend_key = xmalloc(keylen)) ||
-	    !(r->where = xmalloc(wherelen)) || (u.user[0] && !(r->user = xstrdup(u.user))) ||
-	    (u.pass[0] && secret_set(&r->pass, u.pass)) ||
+	    !(r->secret_key = xmalloc(keylen)) || !(r->where = xmalloc(wherelen)) ||
+	    (u.user[0] && !(r->user = xstrdup(u.user))) || (u.pass[0] && secret_set(&r->pass, u.pass)) ||
 	    !(r->snap.f = xcalloc((size_t)shape->n_slots * STATE_NFIELDS, sizeof *r->snap.f)) ||
 	    !(r->snap.win = xcalloc((size_t)shape->n_slots * STATE_NWINDOWS * STATE_WINDOW_RING, sizeof *r->snap.win))) {
 		rc = err_set(err, CONVBI_ENOMEM, "out of memory opening the Redis endpoint state");
@@ -1234,6 +1304,7 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o, const
 	r->db = u.db;
 	snprintf(r->key, keylen, "%sstate1:%016llx", prefix, (unsigned long long)shape->set_hash);
 	snprintf(r->spend_key, keylen, "%sspend1:%016llx", prefix, (unsigned long long)shape->set_hash);
+	snprintf(r->secret_key, keylen, "%ssecret1:%016llx", prefix, (unsigned long long)shape->set_hash);
 	snprintf(r->where, wherelen, strchr(u.host, ':') ? "[%s]:%d/%d" : "%s:%d/%d", u.host, u.port, u.db);
 	r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : STATE_REDIS_TIMEOUT_MS;
 	r->cache_ms = o->cache_ms > 0 ? o->cache_ms : 0;
@@ -1264,6 +1335,7 @@ done:
 		free(r->user);
 		free(r->key);
 		free(r->spend_key);
+		free(r->secret_key);
 		free(r->where);
 		free(r->snap.f);
 		free(r->snap.win);

@@ -2,7 +2,8 @@
  *
  * Pure logic first (pool_judge, the WRR cycle and walk, fallback, wait),
  * then pool_pick/pool_report end to end on in-process state
- * (pool_open_private: no files).  Time is passed in -- T0 and offsets from
+ * (pool_open_private: no files; the key fingerprint's one case on state
+ * files under SCRATCH_DIR).  Time is passed in -- T0 and offsets from
  * it -- so nothing here sleeps and every case is exact.
  */
 #include <setjmp.h>
@@ -11,8 +12,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/hmac.h>
+#include <openssl/sha.h>
 
 #include "convbi/convbi.h"
 #include "llm/pool.h"
@@ -992,11 +996,12 @@ static void a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_t
 static void an_auth_cooldown_holds_back_only_the_key_it_was_for(void **state)
 {
 	struct pool *p = open_pool(SOLO, 1);
-	uint64_t wrong = pool_key_fp("u/solo", "k-wrong", 7), right = pool_key_fp("u/solo", "k-right", 7);
+	pool_set_key(p, 0, "k-right", 7);
+	uint64_t right = pool_key_fp(p, 0);
+	pool_set_key(p, 0, "k-wrong", 7);
+	uint64_t wrong = pool_key_fp(p, 0);
 	assert_true(wrong != right && wrong != 0 && right != 0);
-	assert_true(pool_key_fp("u/solo", "k-wrong", 7) == wrong);
-	assert_true(pool_key_fp("u/other", "k-wrong", 7) != wrong); /* keyed by the endpoint */
-	pool_set_key_fp(p, 0, wrong);
+	assert_true(pool_key_fp(p, 0) == wrong); /* the same key, the same fingerprint */
 	struct pool_outcome o = pool_outcome_of(POOL_BROKEN);
 	o.auth = 1;
 	pool_report(p, 0, T0, &o);
@@ -1005,11 +1010,11 @@ static void an_auth_cooldown_holds_back_only_the_key_it_was_for(void **state)
 	assert_int_equal(k.wait_ms, POOL_BROKEN_COOL_MS - 1000);
 	assert_false(live_of(p, 0, T0 + 1000).key_fp_other);
 	/* the fixed key (another process's, as far as the state can tell) goes */
-	pool_set_key_fp(p, 0, right);
+	pool_set_key(p, 0, "k-right", 7);
 	assert_true(live_of(p, 0, T0 + 1000).key_fp_other);
 	assert_int_equal(pick(p, T0 + 1000), 0);
 	report(p, 0, T0 + 1100, POOL_OK, -1); /* and its success ends the cooldown for all */
-	pool_set_key_fp(p, 0, wrong);
+	pool_set_key(p, 0, "k-wrong", 7);
 	assert_int_equal(live_of(p, 0, T0 + 1100).cool_until_ms, 0);
 	/* a missing deployment (404) holds back every key */
 	pool_report(p, 0, T0 + 2000,
@@ -1021,9 +1026,87 @@ static void an_auth_cooldown_holds_back_only_the_key_it_was_for(void **state)
 	                                   .reset_tokens_ms = -1,
 	                                   .limit_requests = -1,
 	                                   .limit_tokens = -1});
-	pool_set_key_fp(p, 0, right);
+	pool_set_key(p, 0, "k-right", 7);
 	assert_int_equal(pick_full(p, T0 + 2001, 0, 0).ep, -1);
 	pool_close(p);
+}
+
+/* The fingerprint as pool.h defines it, made here from the parts. */
+static uint64_t expected_fp(struct pool *p, const char *identity, const char *key)
+{
+	unsigned char secret[STATE_SECRET_LEN], id[SHA256_DIGEST_LENGTH], mac[EVP_MAX_MD_SIZE], in[256];
+	unsigned len = 0;
+	size_t n = strlen(identity) + 1;
+	memcpy(in, identity, n);
+	memcpy(in + n, key, strlen(key));
+	SHA256(in, n + strlen(key), id);
+	pool_state(p)->ops->secret(pool_state(p), secret);
+	assert_non_null(HMAC(EVP_sha256(), secret, (int)sizeof secret, id, sizeof id, mac, &len));
+	uint64_t fp = 0;
+	for (int i = 0; i < 8; i++)
+		fp = fp << 8 | mac[i];
+	return fp & ~((uint64_t)1 << 63);
+}
+
+static int file_holds(const char *path, const void *needle, size_t n)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	static unsigned char buf[1 << 16];
+	size_t got = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	return got >= n && memmem(buf, got, needle, n) != NULL;
+}
+
+static void the_key_fingerprint_is_an_hmac_keyed_by_the_state_secret_and_no_key_reaches_the_file(void **state)
+{
+	char a[512], b[512];
+	snprintf(a, sizeof a, "%s/pool-fp-%ld-a.state", SCRATCH_DIR, (long)getpid());
+	snprintf(b, sizeof b, "%s/pool-fp-%ld-b.state", SCRATCH_DIR, (long)getpid());
+	unlink(a);
+	unlink(b);
+	struct pool *p1 = NULL, *p2 = NULL, *q = NULL;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_open(&p1, SOLO, 1, a, &e), CONVBI_OK);
+	assert_int_equal(pool_open(&p2, SOLO, 1, a, &e), CONVBI_OK); /* another process, as far as the state knows */
+	assert_int_equal(pool_open(&q, SOLO, 1, b, &e), CONVBI_OK);  /* another state */
+	assert_int_equal(pool_key_fp(p1, 0), 0);                     /* no key yet */
+	pool_set_key(p1, 0, "k-fp-secret-1", 13);
+	pool_set_key(p2, 0, "k-fp-secret-1", 13);
+	pool_set_key(q, 0, "k-fp-secret-1", 13);
+	uint64_t fp = pool_key_fp(p1, 0);
+	assert_true(fp == expected_fp(p1, "u/solo", "k-fp-secret-1")); /* HMAC-SHA256 under the state's secret */
+	assert_true(pool_key_fp(p2, 0) == fp);                         /* one state: one fingerprint */
+	assert_true(pool_key_fp(q, 0) != fp);                          /* another state's secret: another one */
+	pool_set_key(p2, 0, "k-fp-secret-2", 13);
+	assert_true(pool_key_fp(p2, 0) != fp); /* another key */
+	unsigned char s1[STATE_SECRET_LEN], s2[STATE_SECRET_LEN], zero[STATE_SECRET_LEN] = {0};
+	pool_state(p1)->ops->secret(pool_state(p1), s1);
+	pool_state(q)->ops->secret(pool_state(q), s2);
+	assert_true(memcmp(s1, s2, sizeof s1) != 0 && memcmp(s1, zero, sizeof s1) != 0);
+
+	/* an auth refusal keeps the fingerprint, never the key */
+	struct pool_outcome o = pool_outcome_of(POOL_BROKEN);
+	o.auth = 1;
+	pool_report(p1, 0, T0, &o);
+	assert_true(live_of(p2, 0, T0 + 1).key_fp_other); /* p2's key differs now */
+	assert_false(live_of(p1, 0, T0 + 1).key_fp_other);
+	assert_false(file_holds(a, "k-fp-secret", 11));
+	unsigned char id[SHA256_DIGEST_LENGTH];
+	char in[32];
+	memcpy(in, "u/solo\0k-fp-secret-1", 20);
+	SHA256((unsigned char *)in, 20, id);
+	assert_false(file_holds(a, id, sizeof id)); /* nor its plain digest */
+	/* whatever a fingerprint field holds (an older convbi's hash, noise),
+	 * it only ever means "another key" */
+	pool_state(p1)->ops->store(pool_state(p1), 0, STATE_KEY_FP, 0x0123456789abcdefLL);
+	assert_true(live_of(p1, 0, T0 + 2).key_fp_other);
+	assert_int_equal(pick(p1, T0 + 2), 0);
+	pool_close(p1);
+	pool_close(p2);
+	pool_close(q);
+	unlink(a);
+	unlink(b);
 }
 
 static void reset_endpoint_clears_that_endpoint_alone(void **state)
@@ -1090,6 +1173,7 @@ int main(void)
 	        cmocka_unit_test(rate_limit_headers_seed_the_learned_rates),
 	        cmocka_unit_test(a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_teach),
 	        cmocka_unit_test(an_auth_cooldown_holds_back_only_the_key_it_was_for),
+	        cmocka_unit_test(the_key_fingerprint_is_an_hmac_keyed_by_the_state_secret_and_no_key_reaches_the_file),
 	        cmocka_unit_test(reset_endpoint_clears_that_endpoint_alone),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

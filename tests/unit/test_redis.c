@@ -1203,6 +1203,89 @@ static void two_prefixes_on_one_server_do_not_interfere(void **state)
 	srv_stop(&s);
 }
 
+/* Every string and hash value under prefix, concatenated (a dump of what
+ * Redis holds for it). */
+static char *dump_prefix(redisContext *c, const char *prefix)
+{
+	size_t cap = 1 << 16, len = 0;
+	char *out = calloc(1, cap);
+	assert_non_null(out);
+	redisReply *keys = redisCommand(c, "KEYS %s*", prefix);
+	assert_true(keys && keys->type == REDIS_REPLY_ARRAY);
+	for (size_t i = 0; i < keys->elements; i++) {
+		const char *k = keys->element[i]->str;
+		redisReply *t = redisCommand(c, "TYPE %s", k);
+		int hash = t && t->type == REDIS_REPLY_STATUS && !strcmp(t->str, "hash");
+		freeReplyObject(t);
+		redisReply *v = hash ? redisCommand(c, "HGETALL %s", k) : redisCommand(c, "GET %s", k);
+		assert_non_null(v);
+		for (size_t j = 0; j < (v->type == REDIS_REPLY_ARRAY ? v->elements : 1); j++) {
+			const redisReply *x = v->type == REDIS_REPLY_ARRAY ? v->element[j] : v;
+			if (x->type == REDIS_REPLY_STRING && len + x->len + 2 < cap) {
+				memcpy(out + len, x->str, x->len);
+				len += x->len;
+				out[len++] = '\n';
+			}
+		}
+		freeReplyObject(v);
+	}
+	freeReplyObject(keys);
+	return out;
+}
+
+static void the_key_fingerprint_secret_lives_in_redis_and_no_key_does(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct rs_open w1 = {.prefix = "fp:", .local = "fp-1"}, w2 = {.prefix = "fp:", .local = "fp-2"};
+	struct rs_open other = {.prefix = "fp-other:", .local = "fp-3"};
+	struct state *st1, *st2, *st3;
+	struct pool *a = open_pool(&s, &w1, &st1), *b = open_pool(&s, &w2, &st2), *c3 = open_pool(&s, &other, &st3);
+	const char *key = "k-redis-fp-4e1b7a";
+	pool_set_key(a, 1, key, strlen(key));
+	pool_set_key(b, 1, key, strlen(key));
+	pool_set_key(c3, 1, key, strlen(key));
+	uint64_t fp = pool_key_fp(a, 1);
+	assert_true(fp != 0 && pool_key_fp(b, 1) == fp); /* one Redis state: one secret, one fingerprint */
+	assert_true(pool_key_fp(c3, 1) != fp);           /* another prefix: another secret */
+	unsigned char s1[STATE_SECRET_LEN], s2[STATE_SECRET_LEN];
+	st1->ops->secret(st1, s1);
+	st2->ops->secret(st2, s2);
+	assert_memory_equal(s1, s2, sizeof s1);
+
+	struct pool_outcome o = pool_outcome_of(POOL_BROKEN);
+	o.auth = 1;
+	pool_report(a, 1, T0, &o);
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(b, 1, T0 + 1, &lv), CONVBI_OK);
+	assert_false(lv.key_fp_other); /* the same key: held back */
+	pool_set_key(b, 1, "k-redis-fp-fixed", 16);
+	assert_int_equal(pool_live_get(b, 1, T0 + 1, &lv), CONVBI_OK);
+	assert_true(lv.key_fp_other); /* a fixed key: free to go */
+
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	char sk[256];
+	const char *hash = strstr(state_redis_key(st1), "state1:");
+	assert_non_null(hash);
+	snprintf(sk, sizeof sk, "fp:secret1:%s", hash + 7);
+	redisReply *r = redisCommand(c, "GET %s", sk);
+	assert_true(r && r->type == REDIS_REPLY_STRING && r->len == 2 * STATE_SECRET_LEN);
+	freeReplyObject(r);
+	assert_true(cmd_int(c, "PTTL %s", sk) > 0);
+	pool_reset_state(a); /* a reset forgets what was learned, not the secret */
+	assert_int_equal(cmd_int(c, "EXISTS %s", sk), 1);
+	pool_report(a, 1, T0 + 2, &o);
+	char *all = dump_prefix(c, "fp:");
+	assert_false(tu_contains(all, "k-redis-fp"));
+	free(all);
+	redisFree(c);
+	pool_close(a);
+	pool_close(b);
+	pool_close(c3);
+	srv_stop(&s);
+}
+
 static void keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind(void **state)
 {
 	struct rsrv s;
@@ -1369,7 +1452,7 @@ static void llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_
 	struct llm *l = llm_on(&f, extra);
 	for (int i = 0; i < 9; i++)
 		assert_int_equal(ask(l), CONVBI_OK);
-	only_key(key, sizeof key, &s, "llm:");
+	only_key(key, sizeof key, &s, "llm:state1:");
 	assert_int_equal(hget(&s, key, "t0"), 9);
 	assert_int_equal(hget(&s, key, "0.ok") + hget(&s, key, "1.ok") + hget(&s, key, "2.ok"), 9);
 
@@ -1508,7 +1591,7 @@ static void convbi_redis_url_in_the_environment_switches_llm_to_redis(void **sta
 	unsetenv("CONVBI_REDIS_URL");
 	redisContext *c = admin_db(&s, 5);
 	assert_non_null(c);
-	redisReply *rep = redisCommand(c, "KEYS env:*");
+	redisReply *rep = redisCommand(c, "KEYS env:state1:*");
 	assert_true(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 1);
 	snprintf(key, sizeof key, "%s", rep->element[0]->str);
 	freeReplyObject(rep);
@@ -1555,6 +1638,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(auth_by_password_and_by_acl_user_and_a_wrong_password_falls_back_quietly, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(two_prefixes_on_one_server_do_not_interfere, setup, teardown),
+	        cmocka_unit_test_setup_teardown(the_key_fingerprint_secret_lives_in_redis_and_no_key_does, setup, teardown),
 	        cmocka_unit_test_setup_teardown(keys_carry_a_ttl_so_a_stopped_fleet_leaves_nothing_behind, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_flushed_script_cache_is_answered_with_eval_without_falling_back, setup,
 	                                        teardown),
