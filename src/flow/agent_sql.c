@@ -161,6 +161,10 @@ static int add_candidate(struct flow_run *r, const struct buf *reply, struct err
 	struct buf sql;
 	buf_init(&sql, SQL_TEXT_MAX_BYTES);
 	int rc = extract_sql(&sql, reply->data, reply->len, why);
+	if (rc == CONVBI_ENOMEM) { /* not the reply's fault: no candidate may go unheard for it */
+		buf_release(&sql);
+		return rc;
+	}
 	struct candidate *c = &t->cand[t->ncand];
 	c->sql = xstrdup(rc ? buf_str(reply) : buf_str(&sql));
 	c->group = -1;

@@ -181,6 +181,8 @@ static int path_examples(void *ctx)
 struct api_ctx {
 	char config[1024];
 	char examples[1024];
+	const struct fake *fake; /* for the vote's path: its sequences restart each run */
+	convbi_engine *engine;   /* the vote's path: opened once (path_api tortures the open) */
 };
 
 /* The whole public path: open an engine, a session, ask, read the JSON. */
@@ -211,6 +213,33 @@ static int path_api(void *ctx)
 	convbi_answer_free(a);
 	convbi_session_free(s);
 	convbi_engine_close(e);
+	return rc;
+}
+
+/* Three candidates in one request (two equal results and one other), each
+ * through the gate and run, grouped and voted on; the answer JSON lists
+ * them.  The fake's sequence restarts first, so every run sees the same
+ * three candidates (the reset allocates nothing of ours). */
+static int path_vote(void *ctx)
+{
+	struct api_ctx *c = ctx;
+	if (fake_control(c->fake, "east", "POST", "/_fake/reset", "{}", NULL) != 200)
+		return CONVBI_EPROTOCOL;
+	convbi_session *s = NULL;
+	convbi_answer *a = NULL;
+	char *js = NULL;
+	int rc = convbi_session_new(&s, c->engine);
+	if (!rc)
+		rc = convbi_session_ask(s, "vote: how many customers?", NULL, NULL, NULL, &a);
+	if (!rc)
+		rc = convbi_answer_json(a, &js);
+	if (!rc && (!strstr(js, "\"rows\":[[200]]") || !strstr(js, "\"groups\":2") || !strstr(js, "\"votes\":2"))) {
+		printf("# unexpected answer: %.900s\n", js);
+		rc = CONVBI_EPROTOCOL;
+	}
+	convbi_free(js);
+	convbi_answer_free(a);
+	convbi_session_free(s);
 	return rc;
 }
 
@@ -251,11 +280,40 @@ static void the_public_ask_path_returns_enomem_at_every_failing_allocation(void 
 	fake_stop(&f);
 }
 
+static void the_vote_path_returns_enomem_at_every_failing_allocation(void **state)
+{
+	struct fake f;
+	assert_int_equal(
+	        fake_start(
+	                &f,
+	                "{\"endpoints\":[{\"name\":\"east\",\"api_key\":\"k-torture-vote\",\"deployment\":\"gpt-4o\"}],"
+	                "\"rules\":[{\"match\":\"You are the intent classifier\",\"reply\":\"{\\\"intent\\\":\\\"data_question\\\"}\"},"
+	                "{\"match\":\"You are the SQL writer\",\"sequence\":[\"```sql\\nSELECT count(*) AS n FROM customers\\n```\","
+	                "\"```sql\\nSELECT 7 AS n\\n```\",\"```sql\\nSELECT 200 AS n\\n```\"]}],"
+	                "\"default_reply\":\"There are 200 customers.\"}"),
+	        0);
+	struct api_ctx c = {.fake = &f};
+	snprintf(c.config, sizeof c.config, "%s/config.json", f.dir);
+	assert_int_equal(fake_write_config(&f, c.config, "{\"retry\":{\"max_attempts\":2,\"deadline_ms\":5000}}"), 0);
+	convbi_options o = CONVBI_OPTIONS_INIT;
+	o.db_path = SAMPLE_DB;
+	o.config_path = c.config;
+	o.prompts_dir = SOURCE_DIR "/prompts";
+	o.candidates = 3;
+	o.value_index = 0;
+	assert_int_equal(convbi_engine_open(&c.engine, &o), CONVBI_OK);
+	struct tally t = torture("session + ask with 3 candidates + vote + answer json", path_vote, &c);
+	assert_true(t.nomem > 0);
+	convbi_engine_close(c.engine);
+	fake_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(pure_paths_return_enomem_at_every_failing_allocation),
 	        cmocka_unit_test(the_public_ask_path_returns_enomem_at_every_failing_allocation),
+	        cmocka_unit_test(the_vote_path_returns_enomem_at_every_failing_allocation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
