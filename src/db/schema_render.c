@@ -1,17 +1,27 @@
 /* schema_render.c -- the schema as prompt text under a byte budget (see
  * schema.h for the format).
  *
- * Each table is rendered twice up front: bare (DDL and row count) and
- * full (plus its sample values).  Then, cheapest loss first:
+ * Each table is rendered three ways up front: full (DDL, row count and
+ * sample values), bare (DDL and row count) and brief (its name and its
+ * columns' names only).  Then, cheapest loss first:
  *   1. everything full, if it fits;
  *   2. else every table bare, upgraded to full in priority order while
  *      the budget allows;
  *   3. else tables kept bare in priority order while they fit (keeping
- *      room for the omitted-tables line), then upgraded as in 2.
+ *      room for the omitted-tables line), then upgraded as in 2;
+ *   4. but when not even half of the bare lines would fit (a schema of
+ *      hundreds of tables), bare only within BARE_SHARE of the room and
+ *      brief beyond it, in priority order; then upgraded as in 2; then,
+ *      with room left, brief ones made bare.  The first tables keep their
+ *      detail while about twice as many as bare lines would allow at least
+ *      name their columns -- where a lexical score is weakest ("stores"
+ *      for a table named shop), breadth is what finds the table.
  * Kept tables are written in their original order.  Priority: the tables
  * relevant to the question (by score), then those on foreign-key paths
  * between two relevant tables, then direct foreign-key neighbours of a
- * relevant table, then the rest, each group by score then original order.
+ * relevant table, then tables two joins from one (a fact table behind a
+ * bridge: cars_data behind car_names), then the rest, each group by score
+ * then original order.
  *
  * Relevance: question words (lower-cased, stop words dropped, plurals
  * stemmed: "countries" -> "country", "boxes" -> "box", "singers" ->
@@ -40,6 +50,9 @@
 #define VALUE_HIT 4.0      /* a stored value the question names (times its match score) */
 #define RELEVANT_MIN 1.0   /* score that makes a table "relevant" */
 #define OMITTED_RESERVE 40 /* room always kept for "-- N more tables omitted" */
+#define TIER_REST 4        /* assign_tiers: tables the question gives no reason to show */
+#define BARE_SHARE 60      /* percent of the room bare tables may fill when not half of them fit */
+#define BRIEF_NOTE " -- names only"
 
 /* ---- words ------------------------------------------------------------------ */
 
@@ -118,18 +131,6 @@ static long table_index(const struct schema *s, const char *name)
 	return -1;
 }
 
-/* 1 when tables a and b are joined by a foreign key either way. */
-static int linked(const struct schema *s, size_t a, size_t b)
-{
-	for (int f = 0; f < s->tables[a].nfks; f++)
-		if (sqlite3_stricmp(s->tables[a].fks[f].table, s->tables[b].name) == 0)
-			return 1;
-	for (int f = 0; f < s->tables[b].nfks; f++)
-		if (sqlite3_stricmp(s->tables[b].fks[f].table, s->tables[a].name) == 0)
-			return 1;
-	return 0;
-}
-
 /* Marks tier 1 on the inner tables of a shortest FK path from a to b. */
 static void mark_path(const struct schema *s, const unsigned char *adj, size_t a, size_t b, int *tier, long *prev, size_t *queue)
 {
@@ -153,8 +154,18 @@ static void mark_path(const struct schema *s, const unsigned char *adj, size_t a
 			tier[v] = 1;
 }
 
+/* 1 when table a is joined by a foreign key to a table of tier t. */
+static int next_to(const unsigned char *adj, size_t n, const int *tier, size_t a, int t)
+{
+	for (size_t b = 0; b < n; b++)
+		if (tier[b] == t && adj[a * n + b])
+			return 1;
+	return 0;
+}
+
 /* Fills tier[]: 0 relevant, 1 on a path between relevant tables, 2 next
- * to a relevant table, 3 the rest.  Returns CONVBI_OK or ENOMEM. */
+ * to a relevant table, 3 next to one of those, 4 the rest.  Returns
+ * CONVBI_OK or ENOMEM. */
 static int assign_tiers(const struct schema *s, const double *score, int *tier)
 {
 	size_t n = s->ntables;
@@ -167,7 +178,7 @@ static int assign_tiers(const struct schema *s, const double *score, int *tier)
 		goto done;
 	}
 	for (size_t a = 0; a < n; a++) {
-		tier[a] = score[a] >= RELEVANT_MIN ? 0 : 3;
+		tier[a] = score[a] >= RELEVANT_MIN ? 0 : TIER_REST;
 		for (int f = 0; f < s->tables[a].nfks; f++) {
 			long b = table_index(s, s->tables[a].fks[f].table);
 			if (b >= 0 && (size_t)b != a)
@@ -179,12 +190,11 @@ static int assign_tiers(const struct schema *s, const double *score, int *tier)
 			if (tier[a] == 0 && tier[b] == 0)
 				mark_path(s, adj, a, b, tier, prev, queue);
 	for (size_t a = 0; a < n; a++)
-		if (tier[a] == 3)
-			for (size_t b = 0; b < n; b++)
-				if (tier[b] == 0 && linked(s, a, b)) {
-					tier[a] = 2;
-					break;
-				}
+		if (tier[a] == TIER_REST && next_to(adj, n, tier, a, 0))
+			tier[a] = 2;
+	for (size_t a = 0; a < n; a++)
+		if (tier[a] == TIER_REST && next_to(adj, n, tier, a, 2))
+			tier[a] = 3;
 done:
 	free(adj);
 	free(prev);
@@ -326,21 +336,21 @@ static int grounded(const struct ground *g, const char *table, const char *colum
 	return 0;
 }
 
-/* The separator before a column's tail: " -- " for the first tail of a
- * table that shows no row count (a counted table or a view has opened
- * its comment already), else "; ".  Clears *first. */
-static const char *separator(const struct schema_table *t, int *first)
+/* The separator before a column's tail: lead for the first tail of a
+ * table (" -- " when nothing has opened the line's comment yet, "; " after
+ * a row count), else "; ".  Clears *first. */
+static const char *separator(const char *lead, int *first)
 {
-	const char *sep = *first && !(t->rows >= 0 || t->is_view) ? " -- " : "; ";
+	const char *sep = *first ? lead : "; ";
 	*first = 0;
 	return sep;
 }
 
 /* Appends the k-th (0-based) value of the column's tail: the first one
  * opens it with the separator and the column's name. */
-static int value(struct buf *b, const struct schema_table *t, const struct schema_column *col, const char *v, int k, int *first)
+static int value(struct buf *b, const char *lead, const struct schema_column *col, const char *v, int k, int *first)
 {
-	int rc = k ? buf_putc(b, ',') : buf_puts(b, separator(t, first));
+	int rc = k ? buf_putc(b, ',') : buf_puts(b, separator(lead, first));
 	if (!rc && !k)
 		rc = ident(b, col->name);
 	if (!rc && !k)
@@ -349,23 +359,24 @@ static int value(struct buf *b, const struct schema_table *t, const struct schem
 }
 
 /* The column's tail: matched values (always), then samples and range (when
- * `samples`).  *first says whether a separator is still owed. */
+ * `samples`).  *first says whether a separator is still owed, lead which
+ * (see separator()). */
 static int render_values(struct buf *b, const struct schema_table *t, const struct schema_column *col, const struct ground *g,
-                         int samples, int *first)
+                         int samples, const char *lead, int *first)
 {
 	int rc = CONVBI_OK, k = 0;
 	for (int i = 0; g && i < g->n && !rc; i++) {
 		if (sqlite3_stricmp(g->v[i].table, t->name) || sqlite3_stricmp(g->v[i].column, col->name))
 			continue;
-		rc = value(b, t, col, g->v[i].value, k++, first);
+		rc = value(b, lead, col, g->v[i].value, k++, first);
 	}
 	for (int i = 0; samples && i < col->nsamples && !rc; i++) {
 		if (grounded(g, t->name, col->name, col->samples[i]))
 			continue;
-		rc = value(b, t, col, col->samples[i], k++, first);
+		rc = value(b, lead, col, col->samples[i], k++, first);
 	}
 	if (samples && col->range && !rc) {
-		rc = buf_puts(b, k ? " " : separator(t, first));
+		rc = buf_puts(b, k ? " " : separator(lead, first));
 		if (!rc && k)
 			rc = buf_printf(b, "(%s)", col->range);
 		else if (!rc) /* the name as the samples write it: quoted where it needs it, never raw */
@@ -505,8 +516,32 @@ static int render_table(struct buf *b, const struct schema_table *t, int samples
 	if (!rc && t->comment)
 		rc = comment(b, t->is_view || t->rows >= 0 ? "; " : " -- ", t->comment, "");
 	int first = !t->comment;
+	const char *lead = t->rows >= 0 || t->is_view ? "; " : " -- ";
 	for (int c = 0; c < t->ncols && !rc; c++)
-		rc = render_values(b, t, &t->cols[c], g, samples, &first);
+		rc = render_values(b, t, &t->cols[c], g, samples, lead, &first);
+	return rc ? rc : buf_putc(b, '\n');
+}
+
+/* The brief form: the table's and its columns' names (and the values the
+ * question names, which are why a table is worth a line at all), for
+ * tables that do not fit with their types and keys. */
+static int render_brief(struct buf *b, const struct schema_table *t, const struct ground *g)
+{
+	int rc = buf_puts(b, t->is_view ? "CREATE VIEW " : "CREATE TABLE ");
+	if (!rc)
+		rc = qualified(b, t->schema, t->name);
+	if (!rc)
+		rc = buf_puts(b, " (");
+	for (int c = 0; c < t->ncols && !rc; c++) {
+		rc = c ? buf_puts(b, ", ") : CONVBI_OK;
+		if (!rc)
+			rc = ident(b, t->cols[c].name);
+	}
+	if (!rc)
+		rc = buf_puts(b, ");" BRIEF_NOTE);
+	int first = 1;
+	for (int c = 0; c < t->ncols && !rc; c++)
+		rc = render_values(b, t, &t->cols[c], g, 0, "; ", &first);
 	return rc ? rc : buf_putc(b, '\n');
 }
 
@@ -516,8 +551,8 @@ struct entry {
 	size_t index; /* in s->tables */
 	int tier;
 	double score;
-	size_t bare, full; /* bytes of the two renderings */
-	int kept, samples;
+	size_t brief, bare, full;   /* bytes of the three renderings */
+	int kept, samples, briefly; /* briefly: kept in the brief form */
 };
 
 static int by_priority(const void *pa, const void *pb)
@@ -610,6 +645,10 @@ int schema_render_grounded(struct buf *out, const struct schema *s, const char *
 		if (!rc)
 			rc = render_table(&tmp, &s->tables[i], 1, g);
 		e[i].full = tmp.len;
+		buf_reset(&tmp);
+		if (!rc)
+			rc = render_brief(&tmp, &s->tables[i], g);
+		e[i].brief = tmp.len;
 	}
 	if (rc)
 		goto done;
@@ -625,22 +664,35 @@ int schema_render_grounded(struct buf *out, const struct schema *s, const char *
 		size_t room = all_bare <= budget_bytes         ? budget_bytes
 		              : budget_bytes > OMITTED_RESERVE ? budget_bytes - OMITTED_RESERVE
 		                                               : 0;
-		for (size_t i = 0; i < n; i++)
-			if (used + e[i].bare <= room) {
+		/* fewer than half the bare lines fit: bare within BARE_SHARE of
+		 * the room, brief beyond it */
+		int wide = all_bare / 2 > room;
+		size_t bare_room = wide ? room / 100 * BARE_SHARE : room;
+		for (size_t i = 0; i < n; i++) {
+			e[i].briefly = wide && used + e[i].bare > bare_room;
+			size_t need = e[i].briefly ? e[i].brief : e[i].bare;
+			if (used + need <= room) {
 				e[i].kept = 1;
-				used += e[i].bare;
+				used += need;
 			}
+		}
 		for (size_t i = 0; i < n; i++)
-			if (e[i].kept && used - e[i].bare + e[i].full <= room) {
+			if (e[i].kept && !e[i].briefly && used - e[i].bare + e[i].full <= room) {
 				e[i].samples = 1;
 				used += e[i].full - e[i].bare;
+			}
+		for (size_t i = 0; i < n; i++) /* room left: the types and keys of the rest */
+			if (e[i].kept && e[i].briefly && used - e[i].brief + e[i].bare <= room) {
+				e[i].briefly = 0;
+				used += e[i].bare - e[i].brief;
 			}
 	}
 	qsort(e, n, sizeof *e, by_index);
 
 	for (size_t i = 0; i < n && !rc; i++)
 		if (e[i].kept)
-			rc = render_table(&acc, &s->tables[e[i].index], e[i].samples, g);
+			rc = e[i].briefly ? render_brief(&acc, &s->tables[e[i].index], g)
+			                  : render_table(&acc, &s->tables[e[i].index], e[i].samples, g);
 	if (!rc && acc.len <= budget_bytes)
 		rc = omitted_line(&acc, s, e, n, budget_bytes - acc.len);
 	if (!rc)

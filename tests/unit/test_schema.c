@@ -4,8 +4,9 @@
  * Against databases built here (tests/data/NAME.sql at build time, or in the
  * test): join paths kept between relevant tables; the exact text of keys,
  * counts and samples; counts cut to a lower bound; samples dropped before
- * tables; shadow tables of FTS hidden; broken views kept.  The checks over
- * the Spider dev set live in tests/spider/test_spider_schema.c.
+ * tables; among hundreds of tables, tables two joins away kept and more
+ * tables named briefly; shadow tables of FTS hidden; broken views kept.
+ * The checks over the Spider dev set live in tests/spider/test_spider_schema.c.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -203,6 +204,51 @@ static void samples_go_before_tables_and_omitted_tables_are_named(void **state)
 	free(path);
 }
 
+/* Hundreds of tables (as in a warehouse, or Spider's databases merged into
+ * one file): a table two joins from the one the question names is kept
+ * ahead of the many a common word touches, and beyond what fits bare the
+ * tables are named with their columns. */
+static void among_hundreds_of_tables_two_joins_away_is_kept_and_more_are_named(void **state)
+{
+	(void)state;
+	struct buf sql = BUF_INIT;
+	for (int i = 0; i < 200; i++) /* first, and each with a "model" column: ahead of the cars by order and score */
+		assert_int_equal(
+		        buf_printf(&sql, "CREATE TABLE filler_%03d (id INTEGER PRIMARY KEY, model TEXT, code TEXT, amount REAL);",
+		                   i),
+		        0);
+	assert_int_equal(
+	        buf_puts(
+	                &sql,
+	                "CREATE TABLE model_list (model_id INTEGER PRIMARY KEY, maker INTEGER, model TEXT UNIQUE);"
+	                "CREATE TABLE car_names (make_id INTEGER PRIMARY KEY, model TEXT REFERENCES model_list(model), make TEXT);"
+	                "CREATE TABLE cars_data (id INTEGER PRIMARY KEY REFERENCES car_names(make_id), mpg REAL, year INTEGER);"),
+	        0);
+	char *path = make_db("hundreds.sqlite", sql.data);
+	buf_release(&sql);
+	struct schema *s = load(path);
+	const size_t budget = 4000;
+	/* "model" names model_list; car_names joins it; cars_data joins car_names */
+	char *text = render(s, "Which model saves the most gasoline, in miles per gallon?", budget);
+	assert_true(shows_table(text, "model_list"));
+	assert_true(shows_table(text, "car_names"));
+	assert_true(shows_table(text, "cars_data"));
+	struct buf line = BUF_INIT;
+	assert_int_equal(schema_render_table(&line, schema_find(s, "filler_000"), 0), CONVBI_OK);
+	int shown = 0;
+	for (const char *p = text; (p = strstr(p, "CREATE TABLE ")); p++)
+		shown++;
+	if ((size_t)shown <= budget / line.len)
+		fail_msg("%d tables shown in %zu bytes; bare lines alone would show %zu:\n%s", shown, budget, budget / line.len,
+		         text);
+	assert_non_null(strstr(text, " (id, model, code, amount); -- names only\n"));
+	assert_non_null(strstr(text, "-- omitted as less relevant: "));
+	buf_release(&line);
+	free(text);
+	schema_free(s);
+	free(path);
+}
+
 static void a_count_cut_by_its_cap_or_time_is_a_lower_bound(void **state)
 {
 	(void)state;
@@ -341,6 +387,7 @@ int main(void)
 	        cmocka_unit_test(foreign_key_paths_between_relevant_tables_are_kept),
 	        cmocka_unit_test(the_full_rendering_shows_keys_counts_and_samples),
 	        cmocka_unit_test(samples_go_before_tables_and_omitted_tables_are_named),
+	        cmocka_unit_test(among_hundreds_of_tables_two_joins_away_is_kept_and_more_are_named),
 	        cmocka_unit_test(a_count_cut_by_its_cap_or_time_is_a_lower_bound),
 	        cmocka_unit_test(shadow_tables_are_hidden_and_broken_views_are_kept),
 	        cmocka_unit_test(schema_load_says_which_file_it_cannot_read),
