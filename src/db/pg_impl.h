@@ -17,6 +17,9 @@
 #define PG_CANCEL_RETRY_MS 200         /* a cancel request is repeated this often until the query ends */
 #define PG_CANCEL_WAIT_MS 5000         /* time for a cancelled query to end before the connection is dropped */
 #define PG_INTROSPECT_TIMEOUT_MS 30000 /* statement_timeout of catalog queries */
+#define PG_RANGE_SCAN_BYTES (4 << 20)  /* a table without statistics scanned for min..max up to this size */
+#define PG_RANGE_QUERY_MS 200          /* statement_timeout of one table's min..max scan */
+#define PG_RANGE_TOTAL_MS 500          /* time for all of them at introspection */
 #define PG_WORK_MEM_SHARES 16          /* a run's mem_max is split over this many sort/hash steps */
 #define PG_WORK_MEM_MIN_KB 64          /* PostgreSQL's smallest work_mem */
 

@@ -11,7 +11,15 @@
  *   keys     pg_constraint's primary and foreign keys, unnested pairwise
  *            (conkey, confkey) so composite keys keep their order;
  *   values   pg_stats.most_common_vals of text columns, as the sample values
- *            SQLite's introspection reads from the data.
+ *            SQLite's introspection reads from the data; and of numeric and
+ *            date-like columns, with histogram_bounds, the range the
+ *            statistics saw ("~min..max": ANALYZE's sample, as of its last
+ *            run -- the text says it is an estimate).
+ * A table the statistics say nothing of (never analysed) and of at most
+ * PG_RANGE_SCAN_BYTES on disk (pg_relation_size) gets its exact min..max
+ * from one scan, under PG_RANGE_QUERY_MS each and PG_RANGE_TOTAL_MS for
+ * all; a bigger one gets no range rather than a guess, and a scan that
+ * fails or times out stops the scans, never the introspection.
  * Only what the role can read appears: tables with SELECT on some column
  * (has_any_column_privilege), columns with SELECT (has_column_privilege),
  * and pg_stats, which filters by privilege itself.  The schemas are those
@@ -23,6 +31,7 @@
  * The catalog queries run in a read-only transaction with their own
  * statement_timeout (PG_INTROSPECT_TIMEOUT_MS), rolled back after.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +40,7 @@
 #include "db/text.h"
 #include "util/alloc.h"
 #include "util/buf.h"
+#include "util/clock.h"
 
 /* The schemas in search-path order, with their position. */
 #define NS_CTE                                                                                            \
@@ -41,7 +51,8 @@
 	"AND NOT c.relispartition AND has_any_column_privilege(c.oid, 'SELECT')) "
 
 static const char tables_sql[] = NS_CTE
-        "SELECT rel.oid, rel.nspname, rel.relname, rel.relkind IN ('v', 'm'), rel.reltuples::float8, d.description "
+        "SELECT rel.oid, rel.nspname, rel.relname, rel.relkind IN ('v', 'm'), rel.reltuples::float8, d.description, "
+        "CASE WHEN rel.relkind IN ('r', 'm') THEN pg_relation_size(rel.oid) ELSE -1 END "
         "FROM rel LEFT JOIN pg_description d ON d.objoid = rel.oid AND d.classoid = 'pg_class'::regclass "
         "AND d.objsubid = 0 ORDER BY rel.ord, rel.relname";
 
@@ -64,9 +75,9 @@ static const char keys_sql[] = NS_CTE
         "WHERE con.contype IN ('p', 'f') ORDER BY con.conrelid, con.contype, con.oid, k.ord";
 
 static const char values_sql[] = NS_CTE
-        "SELECT rel.oid, s.attname, s.most_common_vals::text FROM rel "
+        "SELECT rel.oid, s.attname, s.most_common_vals::text, s.histogram_bounds::text FROM rel "
         "JOIN pg_stats s ON s.schemaname = rel.nspname AND s.tablename = rel.relname "
-        "WHERE s.most_common_vals IS NOT NULL";
+        "WHERE s.most_common_vals IS NOT NULL OR s.histogram_bounds IS NOT NULL";
 
 struct by_oid {
 	unsigned oid;
@@ -77,6 +88,7 @@ struct loader {
 	struct pg *p;
 	struct schema *s;
 	struct by_oid *oids; /* owned, sorted by oid */
+	int64_t *bytes;      /* owned: per table, its size on disk, -1 = not a stored table */
 };
 
 static int cmp_oid(const void *a, const void *b)
@@ -127,7 +139,8 @@ static int load_tables(struct loader *l, struct err *err)
 	int n = PQntuples(res), oom = 0;
 	l->s->tables = xcalloc((size_t)n + 1, sizeof *l->s->tables);
 	l->oids = xcalloc((size_t)n + 1, sizeof *l->oids);
-	if (!l->s->tables || !l->oids)
+	l->bytes = xcalloc((size_t)n + 1, sizeof *l->bytes);
+	if (!l->s->tables || !l->oids || !l->bytes)
 		oom = 1;
 	for (int i = 0; i < n && !oom; i++) {
 		struct schema_table *t = &l->s->tables[i];
@@ -140,6 +153,7 @@ static int load_tables(struct loader *l, struct err *err)
 		t->rows = t->is_view || est < 0 ? -1 : (int64_t)est;
 		t->rows_estimated = t->rows >= 0;
 		t->comment = text_copy(res, i, 5, &oom);
+		l->bytes[i] = strtoll(PQgetvalue(res, i, 6), NULL, 10);
 		if (!t->schema || !t->name)
 			oom = 1;
 	}
@@ -227,6 +241,38 @@ static int is_text_type(const char *type)
 	return !strcmp(type, "text") || !strncmp(type, "character", 9) || !strcmp(type, "citext") || !strcmp(type, "name");
 }
 
+/* Reads the element of an array literal ({a,"b c",NULL}) at *p into v
+ * and moves *p past it; *null says it was NULL.  Returns CONVBI_OK, ENOMEM,
+ * or -1 at the end of the array. */
+static int array_next(const char **p, struct buf *v, int *null)
+{
+	const char *s = *p;
+	int rc = CONVBI_OK;
+	if (!*s || *s == '}')
+		return -1;
+	buf_reset(v);
+	*null = 0;
+	if (*s == '"') {
+		for (s++; *s && *s != '"' && !rc; s++) {
+			if (*s == '\\' && s[1])
+				s++;
+			rc = buf_putc(v, *s);
+		}
+		if (*s == '"')
+			s++;
+	} else {
+		const char *start = s;
+		while (*s && *s != ',' && *s != '}')
+			s++;
+		rc = buf_add(v, start, (size_t)(s - start));
+		*null = s - start == 4 && !strncmp(start, "NULL", 4);
+	}
+	if (*s == ',')
+		s++;
+	*p = s;
+	return rc;
+}
+
 /* Reads up to SCHEMA_SAMPLES elements of an array literal {a,"b c",NULL}
  * into col's samples, each cut to SCHEMA_SAMPLE_CHARS characters. */
 static int add_samples(struct schema_column *col, const char *lit)
@@ -239,27 +285,13 @@ static int add_samples(struct schema_column *col, const char *lit)
 	const char *p = lit + 1;
 	struct buf v;
 	buf_init(&v, BUF_UNBOUNDED);
-	int rc = CONVBI_OK;
-	while (*p && *p != '}' && col->nsamples < SCHEMA_SAMPLES && !rc) {
-		buf_reset(&v);
-		int quoted = *p == '"', null = 0;
-		if (quoted) {
-			for (p++; *p && *p != '"' && !rc; p++) {
-				if (*p == '\\' && p[1])
-					p++;
-				rc = buf_putc(&v, *p);
-			}
-			if (*p == '"')
-				p++;
-		} else {
-			const char *start = p;
-			while (*p && *p != ',' && *p != '}')
-				p++;
-			rc = buf_add(&v, start, (size_t)(p - start));
-			null = p - start == 4 && !strncmp(start, "NULL", 4);
+	int rc = CONVBI_OK, null = 0;
+	while (col->nsamples < SCHEMA_SAMPLES && !rc) {
+		rc = array_next(&p, &v, &null);
+		if (rc < 0) {
+			rc = CONVBI_OK;
+			break;
 		}
-		if (*p == ',')
-			p++;
 		if (rc || null)
 			continue;
 		size_t keep = text_prefix_chars(v.data ? v.data : "", v.len, SCHEMA_SAMPLE_CHARS);
@@ -279,6 +311,176 @@ static int add_samples(struct schema_column *col, const char *lit)
 	return rc;
 }
 
+/* ---- ranges ------------------------------------------------------------------------ */
+
+enum range_kind { RANGE_NONE, RANGE_NUMBER, RANGE_DATE };
+
+/* Numbers and dates get a range, as in SQLite; keys and views do not. */
+static enum range_kind range_kind_of(const struct schema_table *t, const struct schema_column *c)
+{
+	static const char *const numbers[] = {"smallint", "integer", "bigint", "numeric", "real", "double precision"};
+	if (t->is_view || schema_column_is_key(t, c))
+		return RANGE_NONE;
+	for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++)
+		if (!strncmp(c->type, numbers[i], strlen(numbers[i])))
+			return RANGE_NUMBER;
+	return !strcmp(c->type, "date") || !strncmp(c->type, "timestamp", 9) ? RANGE_DATE : RANGE_NONE;
+}
+
+/* 1 for a bound worth showing: a finite number, or a date written
+ * YYYY-MM-DD... (ISO, the default DateStyle; "infinity" and BC dates are
+ * left out). */
+static int usable_bound(enum range_kind k, const char *v)
+{
+	if (k == RANGE_NUMBER) {
+		char *end;
+		double x = strtod(v, &end);
+		return *v && !*end && isfinite(x);
+	}
+	for (int i = 0; i < 10; i++)
+		if (i == 4 || i == 7 ? v[i] != '-' : !(v[i] >= '0' && v[i] <= '9'))
+			return 0;
+	return !v[10] || v[10] == ' ' || v[10] == 'T';
+}
+
+static int bound_cmp(enum range_kind k, const char *a, const char *b)
+{
+	if (k == RANGE_NUMBER) {
+		double x = strtod(a, NULL), y = strtod(b, NULL);
+		return x < y ? -1 : x > y;
+	}
+	return strcmp(a, b);
+}
+
+/* Sets col->range to "[~]min..max", dates quoted as SQLite's are, each
+ * bound cut to SCHEMA_RANGE_CHARS characters. */
+static int set_range(struct schema_column *col, enum range_kind k, const char *lo, const char *hi, int estimate)
+{
+	struct buf r;
+	buf_init(&r, BUF_UNBOUNDED);
+	int rc = buf_puts(&r, estimate ? "~" : "");
+	for (int i = 0; i < 2 && !rc; i++) {
+		const char *v = i ? hi : lo;
+		size_t keep = text_prefix_chars(v, strlen(v), SCHEMA_RANGE_CHARS);
+		rc = buf_printf(&r, k == RANGE_DATE ? "%s'%.*s'" : "%s%.*s", i ? ".." : "", (int)keep, v);
+	}
+	if (!rc && !buf_str(&r))
+		rc = CONVBI_ENOMEM;
+	if (!rc) {
+		free(col->range);
+		col->range = buf_take(&r);
+	}
+	buf_release(&r);
+	return rc ? CONVBI_ENOMEM : CONVBI_OK;
+}
+
+/* The range of the values the statistics saw: the smallest and largest of
+ * the most common values and the histogram's bounds (its first and last
+ * are the smallest and largest of the rest). */
+static int stats_range(struct schema_column *col, enum range_kind k, const char *mcv, const char *hist)
+{
+	struct buf v, lo, hi;
+	buf_init(&v, BUF_UNBOUNDED);
+	buf_init(&lo, BUF_UNBOUNDED);
+	buf_init(&hi, BUF_UNBOUNDED);
+	int rc = CONVBI_OK, any = 0;
+	for (int a = 0; a < 2 && !rc; a++) {
+		const char *p = a ? hist : mcv;
+		if (*p != '{')
+			continue;
+		p++;
+		int null = 0, step;
+		while (!rc && (step = array_next(&p, &v, &null)) != -1) {
+			if ((rc = step) || null || !buf_str(&v) || !usable_bound(k, v.data))
+				continue;
+			if (!any || bound_cmp(k, v.data, lo.data) < 0) {
+				buf_reset(&lo);
+				rc = buf_add(&lo, v.data, v.len);
+			}
+			if (!rc && (!any || bound_cmp(k, v.data, hi.data) > 0)) {
+				buf_reset(&hi);
+				rc = buf_add(&hi, v.data, v.len);
+			}
+			any = 1;
+		}
+	}
+	if (!rc && any)
+		rc = !buf_str(&lo) || !buf_str(&hi) ? CONVBI_ENOMEM : set_range(col, k, lo.data, hi.data, 1);
+	buf_release(&v);
+	buf_release(&lo);
+	buf_release(&hi);
+	return rc;
+}
+
+/* One scan for the exact min..max of a small table's columns that the
+ * statistics left without a range.  Returns CONVBI_OK when it ran, 1
+ * when the server refused or timed out (the scans stop), or ENOMEM. */
+static int scan_table(struct loader *l, struct schema_table *t)
+{
+	struct buf q = BUF_INIT;
+	PGresult *res = NULL;
+	struct err ignored = ERR_INIT;
+	int cols[64], n = 0, rc = buf_puts(&q, "SELECT ");
+	for (int c = 0; c < t->ncols && n < (int)(sizeof cols / sizeof cols[0]) && !rc; c++) {
+		if (t->cols[c].range || range_kind_of(t, &t->cols[c]) == RANGE_NONE)
+			continue;
+		char *id = PQescapeIdentifier(l->p->conn, t->cols[c].name, strlen(t->cols[c].name));
+		rc = id ? buf_printf(&q, "%smin(%s)::text, max(%s)::text", n ? ", " : "", id, id) : CONVBI_ENOMEM;
+		PQfreemem(id);
+		cols[n++] = c;
+	}
+	if (rc || !n)
+		goto done;
+	char *sch = PQescapeIdentifier(l->p->conn, t->schema, strlen(t->schema));
+	char *name = PQescapeIdentifier(l->p->conn, t->name, strlen(t->name));
+	rc = sch && name ? buf_printf(&q, " FROM %s.%s", sch, name) : CONVBI_ENOMEM;
+	PQfreemem(sch);
+	PQfreemem(name);
+	if (rc)
+		goto done;
+	if (pg_exec_ours(l->p, q.data, 0, NULL, PGRES_TUPLES_OK, "reading a range", &res, &ignored)) {
+		rc = ignored.code == CONVBI_ENOMEM ? CONVBI_ENOMEM : 1;
+		goto done;
+	}
+	for (int i = 0; i < n && !rc && PQntuples(res) == 1; i++) {
+		struct schema_column *col = &t->cols[cols[i]];
+		enum range_kind k = range_kind_of(t, col);
+		const char *lo = PQgetvalue(res, 0, 2 * i), *hi = PQgetvalue(res, 0, 2 * i + 1);
+		if (!PQgetisnull(res, 0, 2 * i) && usable_bound(k, lo) && usable_bound(k, hi))
+			rc = set_range(col, k, lo, hi, 0);
+	}
+done:
+	PQclear(res);
+	buf_release(&q);
+	return rc;
+}
+
+/* The scans, in their own read-only transaction, within PG_RANGE_TOTAL_MS. */
+static int scan_ranges(struct loader *l)
+{
+	int64_t end = clock_mono_ms() + PG_RANGE_TOTAL_MS;
+	int began = 0, rc = CONVBI_OK;
+	struct err ignored = ERR_INIT;
+	char timeout[64];
+	snprintf(timeout, sizeof timeout, "SET LOCAL statement_timeout = %d", PG_RANGE_QUERY_MS);
+	for (size_t i = 0; i < l->s->ntables && !rc && clock_mono_ms() < end; i++) {
+		struct schema_table *t = &l->s->tables[i];
+		if (l->bytes[i] <= 0 || l->bytes[i] > PG_RANGE_SCAN_BYTES || t->is_view)
+			continue;
+		if (!began) {
+			began = 1;
+			if (pg_exec_ours(l->p, "BEGIN READ ONLY", 0, NULL, PGRES_COMMAND_OK, "starting a read-only transaction",
+			                 NULL, &ignored) ||
+			    pg_exec_ours(l->p, timeout, 0, NULL, PGRES_COMMAND_OK, "setting the timeout", NULL, &ignored))
+				break;
+		}
+		rc = scan_table(l, t);
+	}
+	if (began)
+		PQclear(PQexec(l->p->conn, "ROLLBACK"));
+	return rc == CONVBI_ENOMEM ? rc : CONVBI_OK;
+}
+
 static int load_values(struct loader *l, struct err *err)
 {
 	PGresult *res = NULL;
@@ -291,6 +493,9 @@ static int load_values(struct loader *l, struct err *err)
 		struct schema_column *col = t ? column_of(t, PQgetvalue(res, i, 1)) : NULL;
 		if (col && !col->samples && is_text_type(col->type))
 			rc = add_samples(col, PQgetvalue(res, i, 2));
+		enum range_kind k = col ? range_kind_of(t, col) : RANGE_NONE;
+		if (!rc && k != RANGE_NONE && !col->range)
+			rc = stats_range(col, k, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
 	}
 	PQclear(res);
 	return rc ? err_set(err, CONVBI_ENOMEM, "out of memory reading the schema") : CONVBI_OK;
@@ -326,7 +531,7 @@ done:
 
 int pg_introspect(struct pg *p, struct schema **out, struct err *err)
 {
-	struct loader l = {p, NULL, NULL};
+	struct loader l = {p, NULL, NULL, NULL};
 	char timeout[64];
 	int rc;
 	*out = NULL;
@@ -341,13 +546,17 @@ int pg_introspect(struct pg *p, struct schema **out, struct err *err)
 	    !(rc = load_keys(&l, err)))
 		rc = load_values(&l, err);
 	PQclear(PQexec(p->conn, "ROLLBACK"));
+	if (!rc && scan_ranges(&l))
+		rc = err_set(err, CONVBI_ENOMEM, "out of memory reading the schema");
 	if (rc)
 		goto fail;
 	free(l.oids);
+	free(l.bytes);
 	*out = l.s;
 	return CONVBI_OK;
 fail:
 	free(l.oids);
+	free(l.bytes);
 	schema_free(l.s);
 	return rc;
 }

@@ -381,8 +381,6 @@ done:
 
 /* ---- ranges ---------------------------------------------------------------------- */
 
-#define RANGE_VALUE_CHARS 24 /* characters kept of a bound */
-
 int schema_column_is_key(const struct schema_table *t, const struct schema_column *c)
 {
 	int npk = 0;
@@ -441,7 +439,7 @@ static int range_column(struct loader *l, struct schema_table *t, struct schema_
 			break;
 		}
 		size_t len = (size_t)sqlite3_column_bytes(st, i);
-		size_t keep = text_prefix_chars((const char *)v, len, RANGE_VALUE_CHARS);
+		size_t keep = text_prefix_chars((const char *)v, len, SCHEMA_RANGE_CHARS);
 		int quoted = sqlite3_column_type(st, i) == SQLITE_TEXT;
 		rc = buf_puts(&r, i ? ".." : "");
 		if (!rc && quoted)

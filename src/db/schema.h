@@ -37,6 +37,7 @@
 #define SCHEMA_SAMPLE_MS 50            /* time to sample one column */
 #define SCHEMA_LOAD_MS 3000            /* time for all counts and samples */
 #define SCHEMA_RANGE_MS 50             /* time to read one column's min..max */
+#define SCHEMA_RANGE_CHARS 24          /* characters kept of a range's bound */
 #define SCHEMA_SAMPLE_ROWS 1000        /* rows looked at for one column's samples */
 #define SCHEMA_VALUE_MAX (1024 * 1024) /* SQLITE_LIMIT_LENGTH of the loader's connection */
 
@@ -50,7 +51,9 @@ struct schema_column {
 	                    characters (a cut one ends in "…") */
 	int nsamples;
 	char *range;   /* owned: "min..max" of a numeric or date-like column
-	                    (keys left out), NULL when not known */
+	                    (keys left out), NULL when not known; "~min..max"
+	                    when read from PostgreSQL's statistics (a sample,
+	                    as of the last ANALYZE), not from the rows */
 	char *comment; /* owned: the column's comment (PostgreSQL), or NULL */
 };
 

@@ -586,6 +586,53 @@ static void introspection_reads_schemas_keys_comments_and_values_quoted(void **s
 	unsetenv("PGPASSWORD");
 }
 
+/* Ranges: from the statistics when the table was analysed (marked "~"),
+ * from one bounded scan when it was not and is small, none when it is
+ * large and unanalysed; keys get none. */
+static void ranges_come_from_statistics_or_a_bounded_scan(void **state)
+{
+	PGconn *c = admin();
+	PGresult *r =
+	        PQexec(c,
+	               "DROP SCHEMA IF EXISTS ranges CASCADE; CREATE SCHEMA ranges;"
+	               "CREATE TABLE ranges.analysed (id int PRIMARY KEY, n int, d date, amount numeric(8,2), at timestamp)"
+	               "  WITH (autovacuum_enabled = false);"
+	               "INSERT INTO ranges.analysed SELECT g, g * 3, date '2024-01-01' + g, g / 4.0,"
+	               "  timestamp '2020-05-01 10:00' + g * interval '1 hour' FROM generate_series(1, 2000) g;"
+	               "ANALYZE ranges.analysed;"
+	               "CREATE TABLE ranges.fresh (id int PRIMARY KEY, n int, d date, label text)"
+	               "  WITH (autovacuum_enabled = false);"
+	               "INSERT INTO ranges.fresh SELECT g, 100 - g, date '2023-03-01' + g, 'x' FROM generate_series(1, 50) g;"
+	               "CREATE TABLE ranges.large (id int PRIMARY KEY, n int, pad text) WITH (autovacuum_enabled = false);"
+	               "INSERT INTO ranges.large SELECT g, g, repeat('p', 100) FROM generate_series(1, 60000) g;");
+	if (PQresultStatus(r) != PGRES_COMMAND_OK)
+		fail_msg("setup: %s", PQresultErrorMessage(r));
+	PQclear(r);
+	char *size = scalar(c, "SELECT pg_relation_size('ranges.large') > 4 * 1024 * 1024");
+	assert_string_equal(size, "t"); /* over PG_RANGE_SCAN_BYTES */
+	free(size);
+	struct db *d = open_db(env.super_uri, "ranges");
+	char *text = render(d);
+	db_close(d);
+	/* analysed: the statistics' range, said to be an estimate */
+	assert_non_null(strstr(text, "n: ~3..6000"));
+	assert_non_null(strstr(text, "d: ~'2024-01-02'..'2029-06-23'"));
+	assert_non_null(strstr(text, "amount: ~0.25..500.00"));
+	assert_non_null(strstr(text, "at: ~'2020-05-01 11:00:00'..'2020-07-23 18:00:00'"));
+	/* never analysed and small: the exact range, from the rows */
+	assert_non_null(strstr(text, "n: 50..99"));
+	assert_non_null(strstr(text, "d: '2023-03-02'..'2023-04-20'"));
+	/* never analysed and large: no range rather than a guess */
+	const char *large = strstr(text, "CREATE TABLE ranges.large");
+	assert_non_null(large);
+	assert_null(strstr(large, ".."));
+	/* a key has none */
+	assert_null(strstr(text, "id: "));
+	free(text);
+	PQclear(PQexec(c, "DROP SCHEMA ranges CASCADE"));
+	PQfinish(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -600,6 +647,7 @@ int main(void)
 	        cmocka_unit_test(errors_carry_postgresqls_message_and_position),
 	        cmocka_unit_test(passwords_come_from_pgpassword_or_pgpass_and_are_never_printed),
 	        cmocka_unit_test(introspection_reads_schemas_keys_comments_and_values_quoted),
+	        cmocka_unit_test(ranges_come_from_statistics_or_a_bounded_scan),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
