@@ -25,55 +25,57 @@ printf '%s\n' '{"question":"How many customers are in each city?","sql":"SELECT 
 mark() { MARK=$(wc -l < "$T/requests.log"); }
 sqlreq() { tail -n +"$((MARK + 1))" "$T/requests.log" | grep "$S" | tail -1; }
 intentreq() { tail -n +"$((MARK + 1))" "$T/requests.log" | grep "$I" | tail -1; }
+# session DB -- opens a session on DB; its id in $SID
+session() {
+  req POST /v1/sessions -d '{"db":"'"$1"'"}'; is 201 "a session on $1"
+  SID=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+}
+# ask JSON -- asks on $SID after a mark
+ask() { mark; req POST "/v1/sessions/$SID/questions" -d "$1"; }
 
 . "$(dirname "$0")/serve_lib.sh"
 
 # ---- serve: the flags --------------------------------------------------------
 serve_start "$T/serve.log" --db shop="$T/shop.db" --db other="$T/other.db" --today 2024-06-15 \
   --examples "$T/ex.jsonl" --candidates 1
-req POST /v1/sessions -d '{"db":"shop"}'; is 201 "a session on shop"
-SID=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
-mark
-req POST "/v1/sessions/$SID/questions" -d '{"question":"what was the revenue last month per customer city?"}'
+session other; OTHER=$SID
+session shop
+ask '{"question":"what was the revenue last month per customer city?"}'
 is 200 "a question"
 contains "$(sqlreq)" "Today is 2024-06-15" "--today reaches the SQL prompt"
 contains "$(intentreq)" "Today is 2024-06-15" "and the intent prompt"
 contains "$(sqlreq)" "Revenue is the **net amount**" "shop's notes beside its database reach the SQL prompt"
 contains "$(sqlreq)" "How many customers are in each city?" "--examples reach the SQL prompt"
-req POST /v1/sessions -d '{"db":"other"}'; is 201 "a session on other"
-SID2=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
-mark
-req POST "/v1/sessions/$SID2/questions" -d '{"question":"what was the revenue last month?"}'
+SHOP=$SID SID=$OTHER
+ask '{"question":"what was the revenue last month?"}'
 is 200 "a question on other"
 lacks "$(sqlreq)" "Business notes" "a database without notes beside it gets none"
+SID=$SHOP
 
 # ---- serve: per request ------------------------------------------------------
-mark
-req POST "/v1/sessions/$SID/questions" -d '{"question":"how many customers?","today":"2025-01-31"}'
+ask '{"question":"how many customers?","today":"2025-01-31"}'
 is 200 "a question with its own today"
 contains "$(sqlreq)" "Today is 2025-01-31" "the request's today wins over --today"
-mark
-req POST "/v1/sessions/$SID/questions" -d '{"question":"how many customers again?"}'
+ask '{"question":"how many customers again?"}'
 contains "$(sqlreq)" "Today is 2024-06-15" "the next question has the server's today again"
-mark
-req POST "/v1/sessions/$SID/questions" -d '{"question":"vote","candidates":3}'
+ask '{"question":"vote","candidates":3}'
 is 200 "a question with three candidates"
 contains "$BODY" '"vote":{' "the answer has the vote"
 contains "$BODY" '"votes":2' "the two equal results win"
 contains "$(sqlreq)" '\"n\":3' "one request asks for three candidates"
-req POST "/v1/sessions/$SID/questions" -d '{"question":"x","candidates":17}'
+ask '{"question":"x","candidates":17}'
 is 400 "17 candidates"
 contains "$BODY" '`candidates` must be a whole number from 1 to 16' "the message names the field and its range"
-req POST "/v1/sessions/$SID/questions" -d '{"question":"x","candidates":1.5}'
+ask '{"question":"x","candidates":1.5}'
 is 400 "a fraction of a candidate"
-req POST "/v1/sessions/$SID/questions" -d '{"question":"x","candidates":1e300}'
+ask '{"question":"x","candidates":1e300}'
 is 400 "a huge number of candidates"
-req POST "/v1/sessions/$SID/questions" -d '{"question":"x","candidates":"2"}'
+ask '{"question":"x","candidates":"2"}'
 is 400 "candidates as a string"
-req POST "/v1/sessions/$SID/questions" -d '{"question":"x","today":"2026-02-30"}'
+ask '{"question":"x","today":"2026-02-30"}'
 is 400 "a date that does not exist"
 contains "$BODY" 'give a date as YYYY-MM-DD' "the message says the format"
-req POST "/v1/sessions/$SID/questions" -d '{"question":"x","today":7}'
+ask '{"question":"x","today":7}'
 is 400 "today as a number"
 contains "$BODY" '`today` must be a string' "the message names the field"
 req POST "/v1/sessions/$SID/questions" -H 'Accept: text/event-stream' -d '{"question":"vote","candidates":3,"today":"2023-03-03"}'
@@ -85,19 +87,15 @@ serve_stop
 # ---- serve: --notes FILE for every database, '' for none, bad values -----------
 serve_start "$T/serve2.log" --db shop="$T/shop.db" --db other="$T/other.db" --notes "$T/own.md"
 for db in shop other; do
-  req POST /v1/sessions -d '{"db":"'$db'"}'
-  S3=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
-  mark
-  req POST "/v1/sessions/$S3/questions" -d '{"question":"how many loyal customers?"}'
+  session $db
+  ask '{"question":"how many loyal customers?"}'
   contains "$(sqlreq)" "zebracorn" "--notes F reaches $db's SQL prompt"
   lacks "$(sqlreq)" "Revenue is the **net amount**" "in place of the notes beside $db"
 done
 serve_stop
 serve_start "$T/serve3.log" --db shop="$T/shop.db" --notes ''
-req POST /v1/sessions -d '{}'
-S3=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
-mark
-req POST "/v1/sessions/$S3/questions" -d '{"question":"what was the revenue last month?"}'
+session shop
+ask '{"question":"what was the revenue last month?"}'
 lacks "$(sqlreq)" "Business notes" "--notes '' turns the notes off"
 serve_stop
 expect_code 2 "serve --today 2026-13-01" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db "$T/shop.db" --today 2026-13-01
