@@ -106,11 +106,13 @@ const struct schema_table *schema_find(const struct schema *s, const char *name)
  * one line per table.  When everything does not fit, sample values are
  * dropped first (kept for the most relevant tables while room remains),
  * then the least relevant tables, and a last line names the omitted
- * tables (or counts them when the names do not fit).  Relevance to
- * question (may be NULL) is word overlap, with plural stemming, between
- * the question and table names, column names and sample values; tables
- * on foreign-key paths between relevant tables and their direct
- * neighbours are kept next.  Returns CONVBI_OK, ENOMEM, or ETOOBIG when
+ * tables (or counts them when the names do not fit).  When not even half
+ * of the tables fit without samples, the less relevant ones that fit are
+ * named with their columns only ("CREATE TABLE t (a, b); -- names only").
+ * Relevance to question (may be NULL) is word overlap, with plural
+ * stemming, between the question and table names, column names and sample
+ * values; tables on foreign-key paths between relevant tables, their
+ * direct neighbours and the neighbours of those are kept next.  Returns CONVBI_OK, ENOMEM, or ETOOBIG when
  * out's own cap is reached (out then keeps what it held). */
 int schema_render(struct buf *out, const struct schema *s, const char *question, size_t budget_bytes);
 
