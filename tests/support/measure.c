@@ -34,6 +34,27 @@ int64_t tu_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+void tu_span_start(struct tu_span *s)
+{
+	s->wait_ms = tu_wait_ms(0);
+	s->t0_ms = tu_mono_ms();
+}
+
+int64_t tu_span_wall_ms(const struct tu_span *s)
+{
+	return tu_mono_ms() - s->t0_ms;
+}
+
+int64_t tu_span_ms(const struct tu_span *s)
+{
+	int64_t wall = tu_span_wall_ms(s);
+	int64_t w = s->wait_ms >= 0 ? tu_wait_ms(0) : -1;
+	int64_t waited = w >= 0 ? w - s->wait_ms : 0; /* < 0 when a waiting thread has exited since */
+	if (waited < 0)
+		waited = 0;
+	return waited < wall ? wall - waited : 0;
+}
+
 static void proc_path(char *out, size_t n, pid_t pid, const char *rest)
 {
 	if (pid)

@@ -68,6 +68,21 @@ int64_t tu_deadline_wait_ms(void);
 /* Monotonic milliseconds. */
 int64_t tu_mono_ms(void);
 
+/* A span of work in this process, for time bounds that must hold on a
+ * loaded machine: tu_span_start notes the time and the run-queue delay
+ * of this process's threads; tu_span_ms returns the wall time since,
+ * less the run-queue delay accrued meanwhile (never below 0 and never
+ * more than the wall time): how long the work ran or slept, not how long
+ * it waited for a CPU that other work held.  Without schedstat it is the
+ * wall time.  tu_span_wall_ms is the plain wall time since the start. */
+struct tu_span {
+	int64_t t0_ms;   /* tu_mono_ms at the start */
+	int64_t wait_ms; /* tu_wait_ms(0) at the start; -1 = not reported */
+};
+void tu_span_start(struct tu_span *s);
+int64_t tu_span_ms(const struct tu_span *s);
+int64_t tu_span_wall_ms(const struct tu_span *s);
+
 /* Samples this process's open files under dir from a thread until
  * tu_sampler_stop, which returns the peak bytes.  One sampler at a time;
  * tu_sampler_start returns 0 or -1. */
