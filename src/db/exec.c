@@ -223,17 +223,17 @@ static int bound_error(struct exec *x, int rc, int late, struct err *err)
 		x->stopped = CONVBI_ETIMEOUT;
 		return stop_error(x, err);
 	}
-	if (membudget_exceeded(x->mem) == 2)
+	if (meter_exceeded(membudget_meter(x->mem)) == 2)
 		return err_set(err, CONVBI_ETOOBIG,
 		               "the queries running at once need more than %lld MB of memory together; try again when "
 		               "fewer run, or select less",
 		               (long long)mb_of(membudget_process_limit()));
-	if (membudget_exceeded(x->mem))
+	if (meter_exceeded(membudget_meter(x->mem)))
 		return err_set(err, CONVBI_ETOOBIG,
 		               "the query needs more than %lld MB of memory; select fewer or shorter columns, aggregate "
 		               "less text or add a LIMIT",
 		               (long long)mb_of(x->mem_limit));
-	if (tempvfs_exceeded(x->temp))
+	if (meter_exceeded(tempvfs_meter(x->temp)))
 		return err_set(err, CONVBI_ETOOBIG,
 		               "the query needs more than %lld MB of temporary storage for sorting and grouping; filter "
 		               "earlier or sort fewer rows",
@@ -279,12 +279,12 @@ static void begin_run(struct exec *x, const struct exec_limits *lim, int (*cance
 	x->timeout_ms = lim->timeout_ms;
 	x->started_ms = clock_mono_ms();
 	x->deadline_ms = lim->timeout_ms > 0 ? x->started_ms + lim->timeout_ms : 0;
-	x->mem_base = membudget_used(x->mem);
+	x->mem_base = meter_used(membudget_meter(x->mem));
 	x->mem_limit = lim->mem_max == 0 ? EXEC_MEM_MAX_DEFAULT : lim->mem_max;
 	x->temp_limit = lim->temp_max == 0 ? EXEC_TEMP_MAX_DEFAULT : lim->temp_max;
-	membudget_reset(x->mem, x->mem_limit > 0 ? x->mem_base + x->mem_limit : 0);
+	meter_reset(membudget_meter(x->mem), x->mem_limit > 0 ? x->mem_base + x->mem_limit : 0);
 	membudget_set_deadline(x->mem, x->deadline_ms);
-	tempvfs_reset(x->temp, x->temp_limit > 0 ? x->temp_limit : 0);
+	meter_reset(tempvfs_meter(x->temp), x->temp_limit > 0 ? x->temp_limit : 0);
 	if (x->deadline_ms)
 		watchdog_arm(x->watchdog, x->deadline_ms);
 	sqlite3_progress_handler(x->db, EXEC_PROGRESS_OPS, progress, x);
@@ -297,8 +297,8 @@ static int end_run(struct exec *x)
 	membudget_set_deadline(x->mem, 0);
 	sqlite3_progress_handler(x->db, 0, NULL, NULL);
 	x->usage.elapsed_ms = clock_mono_ms() - x->started_ms;
-	x->usage.mem_peak = membudget_peak(x->mem) - x->mem_base;
-	x->usage.temp_peak = tempvfs_peak(x->temp);
+	x->usage.mem_peak = meter_peak(membudget_meter(x->mem)) - x->mem_base;
+	x->usage.temp_peak = meter_peak(tempvfs_meter(x->temp));
 	x->usage.mem_counted = membudget_active();
 	x->cancel = NULL;
 	x->cancel_payload = NULL;

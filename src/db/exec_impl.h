@@ -45,7 +45,7 @@ struct exec {
 	int64_t mem_limit;         /* bytes beyond the base, for messages */
 	int64_t temp_limit;        /* bytes, for messages */
 	int64_t started_ms;        /* clock_mono_ms() when the run began */
-	int64_t mem_base;          /* membudget_used() when the run began */
+	int64_t mem_base;          /* the memory meter's use when the run began */
 	struct exec_usage usage;   /* of the last run */
 };
 

@@ -18,10 +18,7 @@
 #include "util/clock.h"
 
 struct membudget {
-	_Atomic int64_t used;        /* bytes charged now */
-	_Atomic int64_t peak;        /* highest `used` since the last reset */
-	_Atomic int64_t limit;       /* bytes; <= 0 = unlimited */
-	atomic_int exceeded;         /* 1 = an allocation was refused */
+	struct meter m;              /* bytes charged; exceeded: 1 by its limit, 2 by the process's */
 	atomic_long refs;            /* 1 for the owner + one per charged block */
 	_Atomic int64_t deadline_ms; /* large allocations fail from then on; 0 = never */
 };
@@ -59,7 +56,7 @@ static int charge_process(struct membudget *b, int64_t n, int64_t lim)
 	int64_t used = atomic_load(&process_used);
 	do {
 		if (plim > 0 && n > 0 && used + n > plim) {
-			atomic_store(&b->exceeded, 2);
+			atomic_store(&b->m.exceeded, 2);
 			return 0;
 		}
 	} while (!atomic_compare_exchange_weak(&process_used, &used, used + n));
@@ -75,27 +72,20 @@ static int charge(struct membudget *b, int64_t n)
 		if (d && clock_mono_ms() >= d)
 			return 0;
 	}
-	int64_t lim = atomic_load(&b->limit);
-	int64_t used = atomic_load(&b->used);
-	do {
-		if (lim > 0 && n > 0 && used + n > lim) {
-			atomic_store(&b->exceeded, 1);
-			return 0;
-		}
-	} while (!atomic_compare_exchange_weak(&b->used, &used, used + n));
-	if (!charge_process(b, n, lim)) {
-		atomic_fetch_sub(&b->used, n);
+	int64_t after;
+	if (!meter_take(&b->m, n, &after))
+		return 0;
+	if (!charge_process(b, n, meter_limit(&b->m))) {
+		meter_give(&b->m, n);
 		return 0;
 	}
-	int64_t peak = atomic_load(&b->peak);
-	while (used + n > peak && !atomic_compare_exchange_weak(&b->peak, &peak, used + n))
-		;
+	meter_raise_peak(&b->m, after);
 	return 1;
 }
 
 static void uncharge(struct membudget *b, int64_t n)
 {
-	atomic_fetch_sub(&b->used, n);
+	meter_give(&b->m, n);
 	atomic_fetch_sub(&process_used, n);
 }
 
@@ -200,10 +190,7 @@ struct membudget *membudget_new(int64_t limit)
 	struct membudget *b = calloc(1, sizeof *b);
 	if (!b)
 		return NULL;
-	atomic_init(&b->used, 0);
-	atomic_init(&b->peak, 0);
-	atomic_init(&b->limit, limit);
-	atomic_init(&b->exceeded, 0);
+	meter_init(&b->m, limit);
 	atomic_init(&b->refs, 1);
 	atomic_init(&b->deadline_ms, 0);
 	return b;
@@ -232,31 +219,9 @@ void membudget_set_deadline(struct membudget *b, int64_t deadline_ms)
 	atomic_store(&b->deadline_ms, deadline_ms);
 }
 
-void membudget_reset(struct membudget *b, int64_t limit)
+struct meter *membudget_meter(struct membudget *b)
 {
-	atomic_store(&b->limit, limit);
-	atomic_store(&b->exceeded, 0);
-	atomic_store(&b->peak, atomic_load(&b->used));
-}
-
-int64_t membudget_used(const struct membudget *b)
-{
-	return atomic_load(&b->used);
-}
-
-int64_t membudget_peak(const struct membudget *b)
-{
-	return atomic_load(&b->peak);
-}
-
-int64_t membudget_limit(const struct membudget *b)
-{
-	return atomic_load(&b->limit);
-}
-
-int membudget_exceeded(const struct membudget *b)
-{
-	return atomic_load(&b->exceeded);
+	return &b->m;
 }
 
 void membudget_set_process_limit(int64_t limit)

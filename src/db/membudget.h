@@ -31,6 +31,8 @@
 
 #include <stdint.h>
 
+#include "db/meter.h"
+
 struct membudget;
 
 /* 1 when SQLite runs on the accounting allocator. */
@@ -49,10 +51,6 @@ void membudget_free(struct membudget *b);
 struct membudget *membudget_enter(struct membudget *b);
 void membudget_leave(struct membudget *previous);
 
-/* Sets the limit (<= 0 = unlimited), clears the exceeded mark and starts
- * a new peak at the current use. */
-void membudget_reset(struct membudget *b, int64_t limit);
-
 /* From deadline_ms on (clock_mono_ms(); 0 = never), allocations of at
  * least MEMBUDGET_LATE_BYTES charged to b fail: every SQL function that
  * builds a large value allocates it, so a run of such calls in straight-
@@ -61,13 +59,11 @@ void membudget_reset(struct membudget *b, int64_t limit);
 #define MEMBUDGET_LATE_BYTES (16 * 1024)
 void membudget_set_deadline(struct membudget *b, int64_t deadline_ms);
 
-/* Bytes charged now, the peak since the last reset, the limit, and
- * whether an allocation was refused since the last reset: 1 by the
- * budget's own limit, 2 by the process-wide one. */
-int64_t membudget_used(const struct membudget *b);
-int64_t membudget_peak(const struct membudget *b);
-int64_t membudget_limit(const struct membudget *b);
-int membudget_exceeded(const struct membudget *b);
+/* The budget's meter (borrowed from b): bytes charged now, the peak and
+ * the limit (meter_reset sets it and starts a new peak), and whether an
+ * allocation was refused since the last reset: 1 by the budget's own
+ * limit, 2 by the process-wide one. */
+struct meter *membudget_meter(struct membudget *b);
 
 /* The process-wide limit (<= 0 = none, the start) and what all budgets
  * hold now. */

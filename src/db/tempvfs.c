@@ -23,10 +23,7 @@ struct tempvfs {
 	sqlite3_vfs vfs;   /* registered; pAppData = this */
 	sqlite3_vfs *real; /* the default VFS */
 	char name[48];
-	_Atomic int64_t used; /* bytes held by open temporary files */
-	_Atomic int64_t peak;
-	_Atomic int64_t limit; /* <= 0 = unlimited */
-	atomic_int exceeded;
+	struct meter m; /* bytes held by open temporary files */
 };
 
 struct tfile {
@@ -52,17 +49,10 @@ static int grow(struct tfile *f, int64_t end)
 	if (end <= f->size)
 		return SQLITE_OK;
 	int64_t more = end - f->size;
-	int64_t lim = atomic_load(&t->limit);
-	int64_t used = atomic_load(&t->used);
-	do {
-		if (lim > 0 && used + more > lim) {
-			atomic_store(&t->exceeded, 1);
-			return SQLITE_FULL;
-		}
-	} while (!atomic_compare_exchange_weak(&t->used, &used, used + more));
-	int64_t peak = atomic_load(&t->peak);
-	while (used + more > peak && !atomic_compare_exchange_weak(&t->peak, &peak, used + more))
-		;
+	int64_t after;
+	if (!meter_take(&t->m, more, &after))
+		return SQLITE_FULL;
+	meter_raise_peak(&t->m, after);
 	f->size = end;
 	return SQLITE_OK;
 }
@@ -70,7 +60,7 @@ static int grow(struct tfile *f, int64_t end)
 static void shrink(struct tfile *f, int64_t end)
 {
 	if (end < f->size) {
-		atomic_fetch_sub(&f->t->used, f->size - end);
+		meter_give(&f->t->m, f->size - end);
 		f->size = end;
 	}
 }
@@ -294,10 +284,7 @@ int tempvfs_new(struct tempvfs **out, int64_t limit, struct err *err)
 		return err_set(err, CONVBI_ENOMEM, "out of memory setting up the temporary-file limit");
 	t->real = real;
 	snprintf(t->name, sizeof t->name, "convbi-temp-%p", (void *)t);
-	atomic_init(&t->used, 0);
-	atomic_init(&t->peak, 0);
-	atomic_init(&t->limit, limit);
-	atomic_init(&t->exceeded, 0);
+	meter_init(&t->m, limit);
 	sqlite3_vfs *v = &t->vfs;
 	v->iVersion = 2;
 	v->szOsFile = (int)sizeof(struct tfile) + real->szOsFile;
@@ -342,24 +329,7 @@ const char *tempvfs_name(const struct tempvfs *t)
 	return t->name;
 }
 
-void tempvfs_reset(struct tempvfs *t, int64_t limit)
+struct meter *tempvfs_meter(struct tempvfs *t)
 {
-	atomic_store(&t->limit, limit);
-	atomic_store(&t->exceeded, 0);
-	atomic_store(&t->peak, atomic_load(&t->used));
-}
-
-int64_t tempvfs_used(const struct tempvfs *t)
-{
-	return atomic_load(&t->used);
-}
-
-int64_t tempvfs_peak(const struct tempvfs *t)
-{
-	return atomic_load(&t->peak);
-}
-
-int tempvfs_exceeded(const struct tempvfs *t)
-{
-	return atomic_load(&t->exceeded);
+	return &t->m;
 }

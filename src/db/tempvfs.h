@@ -17,6 +17,7 @@
 
 #include <stdint.h>
 
+#include "db/meter.h"
 #include "util/err.h"
 
 struct tempvfs;
@@ -33,14 +34,9 @@ void tempvfs_free(struct tempvfs *t);
 /* The name to pass to sqlite3_open_v2, borrowed from t. */
 const char *tempvfs_name(const struct tempvfs *t);
 
-/* Sets the limit, clears the exceeded mark and starts a new peak at the
- * bytes held now. */
-void tempvfs_reset(struct tempvfs *t, int64_t limit);
-
-/* Bytes held by open temporary files now, the peak since the last reset,
- * and whether a write was refused since then. */
-int64_t tempvfs_used(const struct tempvfs *t);
-int64_t tempvfs_peak(const struct tempvfs *t);
-int tempvfs_exceeded(const struct tempvfs *t);
+/* The shim's meter (borrowed from t): bytes held by open temporary
+ * files now, the peak and the limit (meter_reset sets it and starts a new
+ * peak), and whether a write was refused since the last reset. */
+struct meter *tempvfs_meter(struct tempvfs *t);
 
 #endif
