@@ -274,6 +274,27 @@ static int need_llm(convbi_engine *e)
 	return e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;
 }
 
+/* CONVBI_OK, or EDB with the message on the engine when it was opened
+ * without a database. */
+static int need_schema(convbi_engine *e)
+{
+	if (e->schema)
+		return CONVBI_OK;
+	struct err err;
+	engine_fail(e, (err_set(&err, CONVBI_EDB, "the engine has no database; open it with db_path set"), &err));
+	return CONVBI_EDB;
+}
+
+/* Hands b's text to *out unless filling it failed; releases b either
+ * way.  CONVBI_OK, or ENOMEM when filling or handing over failed. */
+static int hand_over(struct buf *b, int failed, char **out)
+{
+	if (!failed)
+		*out = buf_take(b);
+	buf_release(b);
+	return !failed && *out ? CONVBI_OK : CONVBI_ENOMEM;
+}
+
 struct chat_cb {
 	convbi_event_fn cb;
 	void *payload;
@@ -350,12 +371,8 @@ CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const ch
 	buf_init(&b, BUF_UNBOUNDED);
 	int jrc = llm_reply_json(&b, &rep, rc, err.msg);
 	llm_reply_release(&rep);
-	if (jrc) {
-		buf_release(&b);
-		return CONVBI_ENOMEM;
-	}
-	*json_out = buf_take(&b);
-	return *json_out ? rc : CONVBI_ENOMEM;
+	jrc = hand_over(&b, jrc, json_out);
+	return jrc ? jrc : rc;
 }
 
 /* A JSON view of the model client (fn), handed to the caller. */
@@ -370,12 +387,7 @@ static int llm_view(convbi_engine *e, int (*fn)(struct llm *, struct buf *), cha
 		return rc;
 	struct buf b;
 	buf_init(&b, BUF_UNBOUNDED);
-	if (fn(e->llm, &b)) {
-		buf_release(&b);
-		return CONVBI_ENOMEM;
-	}
-	*json_out = buf_take(&b);
-	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+	return hand_over(&b, fn(e->llm, &b), json_out);
 }
 
 CONVBI_API int convbi_engine_endpoints(convbi_engine *e, char **json_out)
@@ -405,8 +417,7 @@ CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *e, const char *name,
 		engine_fail(e, &err);
 		return rc;
 	}
-	*json_out = buf_take(&b);
-	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+	return hand_over(&b, 0, json_out);
 }
 
 CONVBI_API int convbi_engine_schema(convbi_engine *e, const char *question, char **text_out)
@@ -415,26 +426,19 @@ CONVBI_API int convbi_engine_schema(convbi_engine *e, const char *question, char
 		*text_out = NULL;
 	if (!e || e->magic != ENGINE_MAGIC || !text_out)
 		return CONVBI_EMISUSE;
-	if (!e->schema) {
-		struct err err;
-		engine_fail(e, (err_set(&err, CONVBI_EDB, "the engine has no database; open it with db_path set"), &err));
-		return CONVBI_EDB;
-	}
+	int rc = need_schema(e);
+	if (rc)
+		return rc;
 	struct buf b;
 	struct ground g = GROUND_INIT;
 	struct err err = ERR_INIT;
 	buf_init(&b, BUF_UNBOUNDED);
-	int rc = e->vindex && question ? vindex_match(e->vindex, e->schema, question, &g, &err) : CONVBI_OK;
+	rc = e->vindex && question ? vindex_match(e->vindex, e->schema, question, &g, &err) : CONVBI_OK;
 	if (rc == CONVBI_EDB)
 		log_msg(2, "%s", err.msg); /* the schema text without grounding is still right */
 	rc = rc == CONVBI_ENOMEM ? rc : schema_render_grounded(&b, e->schema, question, &g, (size_t)e->opts.schema_tokens * 4);
 	ground_release(&g);
-	if (rc) {
-		buf_release(&b);
-		return CONVBI_ENOMEM;
-	}
-	*text_out = buf_take(&b);
-	return *text_out ? CONVBI_OK : CONVBI_ENOMEM;
+	return hand_over(&b, rc, text_out);
 }
 
 struct index_cb {
@@ -454,11 +458,10 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 		*json_out = NULL;
 	if (!e || e->magic != ENGINE_MAGIC || !json_out)
 		return CONVBI_EMISUSE;
+	int rc = need_schema(e);
+	if (rc)
+		return rc;
 	struct err err = ERR_INIT;
-	if (!e->schema) {
-		engine_fail(e, (err_set(&err, CONVBI_EDB, "the engine has no database; open it with db_path set"), &err));
-		return CONVBI_EDB;
-	}
 	if (db_target_kind(e->db_path) != DB_SQLITE) {
 		engine_fail(e, (err_set(&err, CONVBI_EINVAL,
 		                        "the value index is built for SQLite databases; on PostgreSQL "
@@ -468,7 +471,7 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 	}
 	struct index_cb c = {fn, payload};
 	struct vindex *v = NULL;
-	int rc = vindex_open(&v, e->db_path, e->schema, rebuild ? 2 : 1, fn ? index_progress : NULL, &c, &err);
+	rc = vindex_open(&v, e->db_path, e->schema, rebuild ? 2 : 1, fn ? index_progress : NULL, &c, &err);
 	if (rc) {
 		engine_fail(e, &err);
 		return rc;
@@ -485,11 +488,7 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 		rc = buf_printf(&b, ",\"values\":%lld,\"columns\":%lld,\"build_ms\":%lld,\"partial\":%s,\"built\":%s}",
 		                (long long)i->values, (long long)i->columns, (long long)i->build_ms,
 		                i->partial ? "true" : "false", i->built ? "true" : "false");
-	if (rc || !(*json_out = buf_take(&b))) {
-		buf_release(&b);
-		return CONVBI_ENOMEM;
-	}
-	return CONVBI_OK;
+	return hand_over(&b, rc, json_out);
 }
 
 static int tables_json(struct buf *b, const struct schema *s)
@@ -526,19 +525,12 @@ CONVBI_API int convbi_engine_tables(convbi_engine *e, char **json_out)
 		*json_out = NULL;
 	if (!e || e->magic != ENGINE_MAGIC || !json_out)
 		return CONVBI_EMISUSE;
-	if (!e->schema) {
-		struct err err;
-		engine_fail(e, (err_set(&err, CONVBI_EDB, "the engine has no database; open it with db_path set"), &err));
-		return CONVBI_EDB;
-	}
+	int rc = need_schema(e);
+	if (rc)
+		return rc;
 	struct buf b;
 	buf_init(&b, BUF_UNBOUNDED);
-	if (tables_json(&b, e->schema)) {
-		buf_release(&b);
-		return CONVBI_ENOMEM;
-	}
-	*json_out = buf_take(&b);
-	return *json_out ? CONVBI_OK : CONVBI_ENOMEM;
+	return hand_over(&b, tables_json(&b, e->schema), json_out);
 }
 
 CONVBI_API int convbi_workflow_graph(const char *format, char **text_out)
@@ -553,6 +545,5 @@ CONVBI_API int convbi_workflow_graph(const char *format, char **text_out)
 		buf_release(&b);
 		return rc;
 	}
-	*text_out = buf_take(&b);
-	return *text_out ? CONVBI_OK : CONVBI_ENOMEM;
+	return hand_over(&b, 0, text_out);
 }

@@ -194,6 +194,25 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 	return rc;
 }
 
+/* What every flow run of the session sees: the engine's model, prompts
+ * and schema, the session's connection and interrupt flag, the time and
+ * schema budgets; the rest zero, for the caller to set. */
+static struct flow_env session_env(convbi_session *s)
+{
+	const convbi_engine *e = s->engine;
+	return (struct flow_env){
+	        .llm = e->llm,
+	        .prompts = e->prompts,
+	        .schema = e->schema,
+	        .table_list = e->table_list,
+	        .db = s->db,
+	        .dialect = e->dialect,
+	        .schema_budget = (size_t)e->opts.schema_tokens * 4,
+	        .deadline_ms = e->opts.question_timeout_ms,
+	        .interrupt = &s->interrupted,
+	};
+}
+
 CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, convbi_event_fn cb, void *payload, char **text_out)
 {
 	if (text_out)
@@ -208,17 +227,7 @@ CONVBI_API int convbi_session_explain_sql(convbi_session *s, const char *sql, co
 		s->err = e->llm_err;
 		return e->llm_err.code ? e->llm_err.code : CONVBI_ENOENDPOINT;
 	}
-	struct flow_env env = {
-	        .llm = e->llm,
-	        .prompts = e->prompts,
-	        .schema = e->schema,
-	        .table_list = e->table_list,
-	        .db = s->db,
-	        .dialect = e->dialect,
-	        .schema_budget = (size_t)e->opts.schema_tokens * 4,
-	        .deadline_ms = e->opts.question_timeout_ms,
-	        .interrupt = &s->interrupted,
-	};
+	struct flow_env env = session_env(s);
 	struct turn t;
 	struct buf text;
 	turn_init(&t);
@@ -293,25 +302,15 @@ CONVBI_API int convbi_session_ask_with(convbi_session *s, const char *question, 
 		localtime_r(&now, &tm);
 		strftime(today, sizeof today, "%Y-%m-%d", &tm);
 	}
-	struct flow_env env = {
-	        .llm = e->llm,
-	        .prompts = e->prompts,
-	        .schema = e->schema,
-	        .table_list = e->table_list,
-	        .db = s->db,
-	        .dialect = e->dialect,
-	        .max_repairs = e->opts.max_repairs,
-	        .schema_budget = (size_t)e->opts.schema_tokens * 4,
-	        .model_review = e->opts.model_review,
-	        .stream = e->opts.stream,
-	        .deadline_ms = e->opts.question_timeout_ms,
-	        .interrupt = &s->interrupted,
-	        .vindex = e->vindex,
-	        .today = today,
-	        .notes = e->notes,
-	        .examples = e->examples,
-	        .candidates = ao && ao->candidates ? ao->candidates : e->opts.candidates,
-	};
+	struct flow_env env = session_env(s);
+	env.max_repairs = e->opts.max_repairs;
+	env.model_review = e->opts.model_review;
+	env.stream = e->opts.stream;
+	env.vindex = e->vindex;
+	env.today = today;
+	env.notes = e->notes;
+	env.examples = e->examples;
+	env.candidates = ao && ao->candidates ? ao->candidates : e->opts.candidates;
 	limits_of(&env.limits, e);
 	rc = flow_run(&env, &s->history, t, cb, payload);
 	if (rc == CONVBI_OK)
