@@ -141,16 +141,29 @@ static int choices_by_index(const cJSON *choices, const cJSON **out)
 	return n;
 }
 
+/* The JSON object text holds, or NULL with EPROTOCOL in err: "<what>
+ * contains a NUL character" or "<what> <not_object>". */
+static cJSON *parse_object(const char *text, size_t len, const char *what, const char *not_object, struct err *err)
+{
+	if (has_escaped_nul(text, len)) {
+		err_set(err, CONVBI_EPROTOCOL, "%s contains a NUL character", what);
+		return NULL;
+	}
+	cJSON *root = jsonx_parse(text, len);
+	if (!cJSON_IsObject(root)) {
+		err_set(err, CONVBI_EPROTOCOL, "%s %s", what, not_object);
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
 int aoai_parse_reply(struct aoai_reply *out, const char *body, size_t len, struct err *err)
 {
 	int rc = CONVBI_OK;
-	if (has_escaped_nul(body, len))
-		return err_set(err, CONVBI_EPROTOCOL, "the reply contains a NUL character");
-	cJSON *root = jsonx_parse(body, len);
-	if (!cJSON_IsObject(root)) {
-		rc = err_set(err, CONVBI_EPROTOCOL, "the reply is not a JSON object");
-		goto done;
-	}
+	cJSON *root = parse_object(body, len, "the reply", "is not a JSON object", err);
+	if (!root)
+		return CONVBI_EPROTOCOL;
 	copy_str(out->model, sizeof out->model, jsonx_str(root, "model"));
 	read_usage(out, root);
 	const cJSON *choices = cJSON_GetObjectItemCaseSensitive(root, "choices");
@@ -197,13 +210,9 @@ int aoai_parse_chunk(struct aoai_reply *out, const char *data, size_t len, const
 		return CONVBI_OK;
 	}
 	int rc = CONVBI_OK;
-	if (has_escaped_nul(data, len))
-		return err_set(err, CONVBI_EPROTOCOL, "a stream chunk contains a NUL character");
-	cJSON *root = jsonx_parse(data, len);
-	if (!cJSON_IsObject(root)) {
-		rc = err_set(err, CONVBI_EPROTOCOL, "a stream chunk is not valid JSON");
-		goto done;
-	}
+	cJSON *root = parse_object(data, len, "a stream chunk", "is not valid JSON", err);
+	if (!root)
+		return CONVBI_EPROTOCOL;
 	const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
 	if (e) {
 		rc = err_set(err, CONVBI_EPROTOCOL, "the stream carried an error: %s",

@@ -9,17 +9,25 @@ const char *jsonx_str(const cJSON *obj, const char *key)
 	return cJSON_IsString(it) ? it->valuestring : NULL;
 }
 
-double jsonx_num(const cJSON *obj, const char *key, double def, int *bad)
+/* The member key when it is of the type `is` checks; NULL when it is
+ * missing or null, and also (setting *bad) when it is of another type. */
+static const cJSON *typed(const cJSON *obj, const char *key, cJSON_bool (*is)(const cJSON *), int *bad)
 {
 	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
 	if (!it || cJSON_IsNull(it))
-		return def;
-	if (!cJSON_IsNumber(it)) {
+		return NULL;
+	if (!is(it)) {
 		if (bad)
 			*bad = 1;
-		return def;
+		return NULL;
 	}
-	return it->valuedouble;
+	return it;
+}
+
+double jsonx_num(const cJSON *obj, const char *key, double def, int *bad)
+{
+	const cJSON *it = typed(obj, key, cJSON_IsNumber, bad);
+	return it ? it->valuedouble : def;
 }
 
 int64_t jsonx_int(const cJSON *obj, const char *key, int64_t def, int *bad)
@@ -35,15 +43,8 @@ int64_t jsonx_int(const cJSON *obj, const char *key, int64_t def, int *bad)
 
 int jsonx_bool(const cJSON *obj, const char *key, int def, int *bad)
 {
-	const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-	if (!it || cJSON_IsNull(it))
-		return def;
-	if (!cJSON_IsBool(it)) {
-		if (bad)
-			*bad = 1;
-		return def;
-	}
-	return cJSON_IsTrue(it);
+	const cJSON *it = typed(obj, key, cJSON_IsBool, bad);
+	return it ? cJSON_IsTrue(it) : def;
 }
 
 cJSON *jsonx_parse(const char *text, size_t len)
