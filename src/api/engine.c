@@ -285,6 +285,18 @@ static int need_schema(convbi_engine *e)
 	return CONVBI_EDB;
 }
 
+/* The prologue of an engine call handing back text in *out: clears
+ * *out, fails with EMISUSE for a bad handle, no out or !args_ok, then
+ * with what need (need_llm or need_schema) says. */
+static int engine_enter(convbi_engine *e, int args_ok, char **out, int (*need)(convbi_engine *))
+{
+	if (out)
+		*out = NULL;
+	if (!e || e->magic != ENGINE_MAGIC || !out || !args_ok)
+		return CONVBI_EMISUSE;
+	return need(e);
+}
+
 /* Hands b's text to *out unless filling it failed; releases b either
  * way.  CONVBI_OK, or ENOMEM when filling or handing over failed. */
 static int hand_over(struct buf *b, int failed, char **out)
@@ -341,11 +353,7 @@ static int chat_cancel(void *payload)
 CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const char *prompt, int stream, convbi_event_fn cb,
                                   void *payload, char **json_out)
 {
-	if (json_out)
-		*json_out = NULL;
-	if (!e || e->magic != ENGINE_MAGIC || !prompt || !json_out)
-		return CONVBI_EMISUSE;
-	int rc = need_llm(e);
+	int rc = engine_enter(e, prompt != NULL, json_out, need_llm);
 	if (rc)
 		return rc;
 	struct chat_msg msgs[2];
@@ -378,11 +386,7 @@ CONVBI_API int convbi_engine_chat(convbi_engine *e, const char *system, const ch
 /* A JSON view of the model client (fn), handed to the caller. */
 static int llm_view(convbi_engine *e, int (*fn)(struct llm *, struct buf *), char **json_out)
 {
-	if (json_out)
-		*json_out = NULL;
-	if (!e || e->magic != ENGINE_MAGIC || !json_out)
-		return CONVBI_EMISUSE;
-	int rc = need_llm(e);
+	int rc = engine_enter(e, 1, json_out, need_llm);
 	if (rc)
 		return rc;
 	struct buf b;
@@ -402,11 +406,7 @@ CONVBI_API int convbi_engine_spend(convbi_engine *e, char **json_out)
 
 CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *e, const char *name, char **json_out)
 {
-	if (json_out)
-		*json_out = NULL;
-	if (!e || e->magic != ENGINE_MAGIC || !json_out)
-		return CONVBI_EMISUSE;
-	int rc = need_llm(e);
+	int rc = engine_enter(e, 1, json_out, need_llm);
 	if (rc)
 		return rc;
 	struct buf b;
@@ -422,11 +422,7 @@ CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *e, const char *name,
 
 CONVBI_API int convbi_engine_schema(convbi_engine *e, const char *question, char **text_out)
 {
-	if (text_out)
-		*text_out = NULL;
-	if (!e || e->magic != ENGINE_MAGIC || !text_out)
-		return CONVBI_EMISUSE;
-	int rc = need_schema(e);
+	int rc = engine_enter(e, 1, text_out, need_schema);
 	if (rc)
 		return rc;
 	struct buf b;
@@ -454,11 +450,7 @@ static void index_progress(const struct vindex_progress *p, void *payload)
 
 CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_progress_fn fn, void *payload, char **json_out)
 {
-	if (json_out)
-		*json_out = NULL;
-	if (!e || e->magic != ENGINE_MAGIC || !json_out)
-		return CONVBI_EMISUSE;
-	int rc = need_schema(e);
+	int rc = engine_enter(e, 1, json_out, need_schema);
 	if (rc)
 		return rc;
 	struct err err = ERR_INIT;
@@ -521,11 +513,7 @@ static int tables_json(struct buf *b, const struct schema *s)
 
 CONVBI_API int convbi_engine_tables(convbi_engine *e, char **json_out)
 {
-	if (json_out)
-		*json_out = NULL;
-	if (!e || e->magic != ENGINE_MAGIC || !json_out)
-		return CONVBI_EMISUSE;
-	int rc = need_schema(e);
+	int rc = engine_enter(e, 1, json_out, need_schema);
 	if (rc)
 		return rc;
 	struct buf b;

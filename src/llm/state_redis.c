@@ -1219,6 +1219,21 @@ static int64_t rs_spend_get(struct state *st, unsigned ep, int which, uint32_t p
 	return r->local->ops->spend_get(r->local, ep, which, period);
 }
 
+/* Frees r's own memory: what both closing and a failed open release. */
+static void rs_free(struct state_redis *r)
+{
+	secret_release(&r->pass);
+	free(r->host);
+	free(r->user);
+	free(r->key);
+	free(r->spend_key);
+	free(r->secret_key);
+	free(r->where);
+	free(r->snap.f);
+	free(r->snap.win);
+	free(r);
+}
+
 static void rs_close(struct state *st)
 {
 	struct state_redis *r = rs_of(st);
@@ -1232,16 +1247,7 @@ static void rs_close(struct state *st)
 		redisFree(r->c);
 	state_close(r->local);
 	pthread_mutex_destroy(&r->mu);
-	secret_release(&r->pass);
-	free(r->host);
-	free(r->user);
-	free(r->key);
-	free(r->spend_key);
-	free(r->secret_key);
-	free(r->where);
-	free(r->snap.f);
-	free(r->snap.win);
-	free(r);
+	rs_free(r);
 }
 
 static const char *rs_describe(const struct state *st);
@@ -1330,18 +1336,8 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o, const
 	r = NULL;
 done:
 	memset(&u, 0, sizeof u);
-	if (r) {
-		free(r->host);
-		free(r->user);
-		free(r->key);
-		free(r->spend_key);
-		free(r->secret_key);
-		free(r->where);
-		free(r->snap.f);
-		free(r->snap.win);
-		secret_release(&r->pass);
-		free(r);
-	}
+	if (r)
+		rs_free(r);
 	state_close(local);
 	return rc;
 }
