@@ -12,7 +12,8 @@
  *            (conkey, confkey) so composite keys keep their order;
  *   values   pg_stats.most_common_vals of text columns, as the sample values
  *            SQLite's introspection reads from the data; and of numeric and
- *            date-like columns, with histogram_bounds, the range the
+ *            date-like columns (a date type, or text whose statistics hold
+ *            dates), with histogram_bounds, the range the
  *            statistics saw ("~min..max": ANALYZE's sample, as of its last
  *            run -- the text says it is an estimate).
  * A table the statistics say nothing of (never analysed) and of at most
@@ -343,6 +344,18 @@ static int usable_bound(enum range_kind k, const char *v)
 	return !v[10] || v[10] == ' ' || v[10] == 'T';
 }
 
+/* 1 when the first element of an array literal is a date: a text column
+ * holding dates (as SQLite's date-like columns, by their values). */
+static int first_is_date(const char *lit)
+{
+	struct buf v;
+	buf_init(&v, BUF_UNBOUNDED);
+	int null = 0, yes = *lit == '{' && array_next(&(const char *){lit + 1}, &v, &null) == CONVBI_OK && !null && buf_str(&v) &&
+	                    usable_bound(RANGE_DATE, v.data);
+	buf_release(&v);
+	return yes;
+}
+
 static int bound_cmp(enum range_kind k, const char *a, const char *b)
 {
 	if (k == RANGE_NUMBER) {
@@ -494,8 +507,12 @@ static int load_values(struct loader *l, struct err *err)
 		if (col && !col->samples && is_text_type(col->type))
 			rc = add_samples(col, PQgetvalue(res, i, 2));
 		enum range_kind k = col ? range_kind_of(t, col) : RANGE_NONE;
+		const char *mcv = PQgetvalue(res, i, 2), *hist = PQgetvalue(res, i, 3);
+		if (k == RANGE_NONE && col && is_text_type(col->type) && !t->is_view && !schema_column_is_key(t, col) &&
+		    (first_is_date(mcv) || first_is_date(hist)))
+			k = RANGE_DATE;
 		if (!rc && k != RANGE_NONE && !col->range)
-			rc = stats_range(col, k, PQgetvalue(res, i, 2), PQgetvalue(res, i, 3));
+			rc = stats_range(col, k, mcv, hist);
 	}
 	PQclear(res);
 	return rc ? err_set(err, CONVBI_ENOMEM, "out of memory reading the schema") : CONVBI_OK;

@@ -595,10 +595,12 @@ static void ranges_come_from_statistics_or_a_bounded_scan(void **state)
 	PGresult *r =
 	        PQexec(c,
 	               "DROP SCHEMA IF EXISTS ranges CASCADE; CREATE SCHEMA ranges;"
-	               "CREATE TABLE ranges.analysed (id int PRIMARY KEY, n int, d date, amount numeric(8,2), at timestamp)"
+	               "CREATE TABLE ranges.analysed (id int PRIMARY KEY, n int, d date, amount numeric(8,2), at timestamp,"
+	               "  day text, word text)"
 	               "  WITH (autovacuum_enabled = false);"
 	               "INSERT INTO ranges.analysed SELECT g, g * 3, date '2024-01-01' + g, g / 4.0,"
-	               "  timestamp '2020-05-01 10:00' + g * interval '1 hour' FROM generate_series(1, 2000) g;"
+	               "  timestamp '2020-05-01 10:00' + g * interval '1 hour', (date '2019-12-31' + g)::text, 'w' || g"
+	               "  FROM generate_series(1, 2000) g;"
 	               "ANALYZE ranges.analysed;"
 	               "CREATE TABLE ranges.fresh (id int PRIMARY KEY, n int, d date, label text)"
 	               "  WITH (autovacuum_enabled = false);"
@@ -619,6 +621,8 @@ static void ranges_come_from_statistics_or_a_bounded_scan(void **state)
 	assert_non_null(strstr(text, "d: ~'2024-01-02'..'2029-06-23'"));
 	assert_non_null(strstr(text, "amount: ~0.25..500.00"));
 	assert_non_null(strstr(text, "at: ~'2020-05-01 11:00:00'..'2020-07-23 18:00:00'"));
+	assert_non_null(strstr(text, "day: ~'2020-01-01'..'2025-06-22'")); /* text holding dates */
+	assert_null(strstr(text, "word: ~"));                              /* text that does not */
 	/* never analysed and small: the exact range, from the rows */
 	assert_non_null(strstr(text, "n: 50..99"));
 	assert_non_null(strstr(text, "d: '2023-03-02'..'2023-04-20'"));
