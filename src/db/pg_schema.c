@@ -350,8 +350,9 @@ static int first_is_date(const char *lit)
 {
 	struct buf v;
 	buf_init(&v, BUF_UNBOUNDED);
-	int null = 0, yes = *lit == '{' && array_next(&(const char *){lit + 1}, &v, &null) == CONVBI_OK && !null && buf_str(&v) &&
-	                    usable_bound(RANGE_DATE, v.data);
+	const char *p = lit + 1;
+	int null = 0; /* buf_str, never v.data: an empty element ("") leaves no data */
+	int yes = *lit == '{' && array_next(&p, &v, &null) == CONVBI_OK && !null && usable_bound(RANGE_DATE, buf_str(&v));
 	buf_release(&v);
 	return yes;
 }
@@ -404,7 +405,7 @@ static int stats_range(struct schema_column *col, enum range_kind k, const char 
 		p++;
 		int null = 0, step;
 		while (!rc && (step = array_next(&p, &v, &null)) != -1) {
-			if ((rc = step) || null || !buf_str(&v) || !usable_bound(k, v.data))
+			if ((rc = step) || null || !usable_bound(k, buf_str(&v)))
 				continue;
 			if (!any || bound_cmp(k, v.data, lo.data) < 0) {
 				buf_reset(&lo);
@@ -418,7 +419,7 @@ static int stats_range(struct schema_column *col, enum range_kind k, const char 
 		}
 	}
 	if (!rc && any)
-		rc = !buf_str(&lo) || !buf_str(&hi) ? CONVBI_ENOMEM : set_range(col, k, lo.data, hi.data, 1);
+		rc = set_range(col, k, buf_str(&lo), buf_str(&hi), 1);
 	buf_release(&v);
 	buf_release(&lo);
 	buf_release(&hi);
