@@ -8,10 +8,12 @@
  * endpoint was tried ("soft"), after which a short exponential backoff
  * precedes another round.  Rate-limited endpoints are not excluded here:
  * the pool's shared cooldown keeps every process away from them until the
- * retry time passes.  When the pool says everything is cooling or paced,
- * we sleep until the earliest endpoint frees up (with jitter), if that is
- * within the deadline; otherwise the call fails at once with ERATELIMIT,
- * saying until when and what the deadline is.  A rate limit never spends
+ * retry time passes.  An endpoint held back by its pacing alone hands us
+ * its next slot (pool_pick_ahead): we sleep until it starts and go, unless
+ * the endpoint went cooling meanwhile.  When the pool says everything is
+ * cooling or out of budget, we sleep until the earliest endpoint frees up
+ * (with jitter), if that is within the deadline; otherwise the call fails
+ * at once with ERATELIMIT, saying until when and what the deadline is.  A rate limit never spends
  * the retry budget: max_attempts bounds the attempts that failed
  * otherwise, and 429s and waits are bounded by the deadline alone.
  */
@@ -907,7 +909,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			break;
 		}
 		struct pool_pick pick;
-		int prc = pool_pick(l->pool, clock_wall_ms(), hard | soft | over, est, &pick);
+		int prc = pool_pick_ahead(l->pool, clock_wall_ms(), hard | soft | over, est, &pick);
 		if (prc == CONVBI_ENOENDPOINT && soft) {
 			/* Every endpoint failed once in this call: back off, go round again. */
 			soft = 0;
@@ -949,6 +951,24 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 				break;
 			}
 			continue;
+		}
+		if (pick.at_ms > clock_wall_ms()) { /* a reserved slot: sleep until it starts */
+			int64_t w = pick.at_ms - clock_wall_ms();
+			if (now + w > deadline) {
+				pool_abandon(l->pool, &pick);
+				last_cls = LLM_RATE_LIMITED;
+				rate_limited_msg(last_err, sizeof last_err, w, deadline - now);
+				break;
+			}
+			if (sleep_checking(req, w)) {
+				pool_abandon(l->pool, &pick);
+				last_cls = LLM_CANCELED;
+				break;
+			}
+			if (!pool_confirm(l->pool, &pick, clock_wall_ms())) { /* it went cooling meanwhile */
+				pool_abandon(l->pool, &pick);
+				continue;
+			}
 		}
 		if (!body.len && (rc = aoai_body(&body, &l->cfg.eps[pick.ep], &creq))) {
 			last_cls = LLM_NOMEM;

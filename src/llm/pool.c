@@ -108,13 +108,13 @@ static void judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, uint6
                   int64_t now_ms, int64_t est_tokens)
 {
 	const int64_t *f = s->f;
-	int64_t ready = now_ms;
+	int64_t ready = now_ms, paced = now_ms;
 	if (f[STATE_COOL_UNTIL] > now_ms && !foreign_key_cooldown(key_fp, f))
 		ready = max64(ready, f[STATE_COOL_UNTIL]);
 	if (rate_rpm(cfg, f) > 0 && f[STATE_PACE_REQ] > now_ms * 1000)
-		ready = max64(ready, (f[STATE_PACE_REQ] + 999) / 1000);
+		paced = max64(paced, (f[STATE_PACE_REQ] + 999) / 1000);
 	if (rate_tpm(cfg, f) > 0 && f[STATE_PACE_TOK] > now_ms * 1000)
-		ready = max64(ready, (f[STATE_PACE_TOK] + 999) / 1000);
+		paced = max64(paced, (f[STATE_PACE_TOK] + 999) / 1000);
 	/* A server budget read off a reply is stale by the reply's latency and
 	 * usually comes without a reset time; where the user configured the
 	 * quota, or 429s taught one, the pacing above is the better authority
@@ -136,6 +136,9 @@ static void judge(struct pool_verdict *out, const struct pool_ep_cfg *cfg, uint6
 	else if (open_until != 0)
 		probe = 1; /* half-open, the probe is ours to take */
 
+	out->paced_only = ready <= now_ms && paced > now_ms && !breaker_blocked && !probe;
+	out->paced_ms = paced;
+	ready = max64(ready, paced);
 	int free_of_rest = ready <= now_ms;
 	out->usable = free_of_rest && !breaker_blocked;
 	out->probe = out->usable && probe;
@@ -702,8 +705,15 @@ static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 		if (below / POOL_LEARN_BACK_DIV > step)
 			step = below / POOL_LEARN_BACK_DIV;
 		double admitted = admitted_rate(st, e, now_ms, tokens);
-		if ((tokens ? tpm429 : rpm429) && admitted >= POOL_LEARN_PRESSING * (double)cur)
-			st->ops->add(st, e, field, step);
+		if (!(tokens ? tpm429 : rpm429) || admitted < POOL_LEARN_PRESSING * (double)cur)
+			continue;
+		st->ops->add(st, e, field, step);
+		/* the next step is larger by half, up to a tenth of the rate */
+		int64_t next = step_of(steps, tokens) * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
+		if (next > cur / 10)
+			next = cur / 10;
+		if (next > step_of(steps, tokens))
+			set_half(st, e, STATE_LEARN_STEP, tokens, next);
 	}
 }
 
@@ -759,25 +769,49 @@ static int64_t pace_us(int64_t amount, int64_t per_minute, int learned)
 	return (int64_t)((double)amount * 60e6 / (double)per_minute * (learned ? 1.0 : POOL_PACE_MARGIN));
 }
 
-/* Claims the next paced slot of a field: free when its theoretical
- * arrival time has passed.  The new time starts from the old one when it
- * is recent (within half a slot), so a waiter's wake-up latency is not
- * lost from the budget, and from now otherwise. */
-static int pace_claim(struct state *st, unsigned ep, int field, int64_t now_ms, int64_t slot_us)
+/* Claims the next paced slot of a field, one starting no later than
+ * limit_us (now, or a slot ahead: a reservation); *at_us is raised to the
+ * slot's start.  The new time starts from the old one when it is recent
+ * (within half a slot) or ahead, so a waiter's wake-up latency is not lost
+ * from the budget, and from now otherwise.  A reservation retries a CAS
+ * lost to another claimer (the next slot may still be within the limit). */
+static int pace_claim(struct state *st, unsigned ep, int field, int64_t now_ms, int64_t slot_us, int64_t limit_us, int64_t *at_us)
 {
 	int64_t now_us = now_ms * 1000;
-	int64_t old = st->ops->get(st, ep, field);
-	if (old > now_us)
-		return 0;
-	int64_t start = old >= now_us - slot_us / 2 ? old : now_us;
-	return st->ops->cas(st, ep, field, old, start + slot_us);
+	for (int tries = 0; tries < (limit_us > now_us ? POOL_AHEAD_TRIES : 1); tries++) {
+		int64_t old = st->ops->get(st, ep, field);
+		int64_t start = old >= now_us - slot_us / 2 ? old : now_us;
+		if (start > limit_us)
+			return 0;
+		if (st->ops->cas(st, ep, field, old, start + slot_us)) {
+			*at_us = max64(*at_us, start);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The microseconds one request of est tokens occupies ep's pacing: the
+ * longer of its rpm and tpm slots (0 when it is not paced). */
+static int64_t slot_us_of(const struct pool *p, int ep, const struct state_snap *s, int64_t est)
+{
+	const struct pool_ep_cfg *c = &p->eps[ep];
+	int64_t rpm = rate_rpm(c, s->f), tpm = rate_tpm(c, s->f), slot = 0;
+	int by429 = c->rpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 0) == POOL_LEARN_429;
+	int tby429 = c->tpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 1) == POOL_LEARN_429;
+	if (rpm > 0)
+		slot = pace_us(1, rpm, by429);
+	if (tpm > 0)
+		slot = max64(slot, pace_us(est > 0 ? est : 1, tpm, tby429));
+	return slot;
 }
 
 /* Takes what ep needs for this attempt: the probe slot (CAS from the value
  * judged free) and the window charges.  Returns 1 if all were won; on a
  * lost race gives back what it took and returns 0 (a window was full) or
  * -1 (another picker took the probe: ep is now half-open and busy). */
-static int claim(struct pool *p, int ep, const struct pool_verdict *v, const struct state_snap *s, int64_t now_ms, int64_t est)
+static int claim(struct pool *p, int ep, const struct pool_verdict *v, const struct state_snap *s, int64_t now_ms, int64_t est,
+                 int64_t limit_ms, int64_t *at_ms)
 {
 	struct state *st = p->st;
 	const struct state_ops *ops = st->ops;
@@ -785,13 +819,16 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v, const str
 	int64_t probe_until = now_ms + POOL_PROBE_TIMEOUT_MS;
 	if (v->probe && !ops->cas(st, (unsigned)ep, STATE_PROBE_UNTIL, s->f[STATE_PROBE_UNTIL], probe_until))
 		return -1;
-	int64_t rpm = rate_rpm(c, s->f), tpm = rate_tpm(c, s->f);
+	int64_t rpm = rate_rpm(c, s->f), tpm = rate_tpm(c, s->f), at_us = now_ms * 1000;
 	int by429 = c->rpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 0) == POOL_LEARN_429;
 	int tby429 = c->tpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 1) == POOL_LEARN_429;
-	if (rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, rpm, by429)))
+	int64_t limit_us = limit_ms > INT64_MAX / 1000 ? INT64_MAX : limit_ms * 1000;
+	if (rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, rpm, by429), limit_us, &at_us))
 		goto refused;
-	if (tpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, tpm, tby429)))
+	if (tpm > 0 &&
+	    !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, tpm, tby429), limit_us, &at_us))
 		goto refused; /* the rpm slot taken is lost: a small, safe waste */
+	*at_ms = max64(now_ms, (at_us + 999) / 1000);
 	ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 	if (est > 0)
 		ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, 0);
@@ -803,7 +840,59 @@ refused:
 	return 0;
 }
 
-int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out)
+/* Walks tier t's cycle from counter value c over the endpoints in mask,
+ * claiming each in turn until one is won (1: *out filled) or none is left
+ * (0).  A lost claim drops the endpoint from *usable (and a lost probe
+ * makes it a fallback candidate like any busy one). */
+static int take_now(struct pool *p, unsigned t, uint64_t c, uint64_t mask, struct pool_verdict *v, const struct state_snap *s,
+                    int64_t now_ms, int64_t est, uint64_t *usable, uint64_t *breaker_only, struct pool_pick *out)
+{
+	const struct pool_tier *tier = &p->tiers[t];
+	int ep;
+	while ((ep = pool_wrr_walk(p->cycle + tier->off, tier->len, c, mask & *usable)) >= 0) {
+		int64_t at = now_ms;
+		int won = claim(p, ep, &v[ep], &s[ep], now_ms, est, now_ms, &at);
+		if (won > 0) {
+			out->ep = ep;
+			out->probe = v[ep].probe;
+			out->at_ms = now_ms;
+			return 1;
+		}
+		*usable &= ~bit(ep);
+		if (won < 0) {
+			v[ep].breaker_only = 1;
+			v[ep].breaker_ms = s[ep].f[STATE_OPEN_UNTIL];
+			*breaker_only |= bit(ep);
+		}
+	}
+	return 0;
+}
+
+/* Reserves the earliest paced slot among the endpoints in mask (held back
+ * by their pacing alone), trying them in the order their slots come; with
+ * slots > 0, only a slot starting within that many of the endpoint's own
+ * slots from now.  1 with *out filled (at_ms: the slot's start), else 0. */
+static int reserve(struct pool *p, const struct pool_verdict *v, const struct state_snap *s, uint64_t mask, int64_t now_ms,
+                   int64_t est, int slots, struct pool_pick *out)
+{
+	while (mask) {
+		int ep = -1;
+		for (size_t i = 0; i < p->n; i++)
+			if ((mask & bit((int)i)) && (ep < 0 || v[i].paced_ms < v[ep].paced_ms))
+				ep = (int)i;
+		mask &= ~bit(ep);
+		int64_t limit = slots > 0 ? now_ms + slots * slot_us_of(p, ep, &s[ep], est) / 1000 : INT64_MAX;
+		int64_t at = now_ms;
+		if (claim(p, ep, &v[ep], &s[ep], now_ms, est, limit, &at) > 0) {
+			out->ep = ep;
+			out->at_ms = at;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, int ahead, struct pool_pick *out)
 {
 	struct pool_verdict v[POOL_MAX_ENDPOINTS];
 	struct state_snap s[POOL_MAX_ENDPOINTS];
@@ -811,11 +900,14 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 	out->ep = -1;
 	out->wait_ms = 0;
 	out->probe = 0;
+	out->at_ms = 0;
+	out->made_ms = now_ms;
+	out->est_tokens = est_tokens;
 	uint64_t live = all_of(p->n) & ~exclude;
 	if (!live)
 		return CONVBI_ENOENDPOINT;
 
-	uint64_t usable = 0, breaker_only = 0;
+	uint64_t usable = 0, breaker_only = 0, paced = 0;
 	for (size_t i = 0; i < p->n; i++) {
 		if (!(live & bit((int)i)))
 			continue;
@@ -829,35 +921,40 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 		judge(&v[i], c, key_fp_if_asked(p, (int)i, s[i].f), &s[i], now_ms, est_tokens);
 		usable |= v[i].usable ? bit((int)i) : 0;
 		breaker_only |= v[i].breaker_only ? bit((int)i) : 0;
+		paced |= ahead && v[i].paced_only ? bit((int)i) : 0;
 	}
 
-	/* Each round takes one tier's counter and walks its quick endpoints,
-	 * then the slow ones; a lost claim drops that endpoint and walks on,
-	 * so this runs at most n claims. */
+	/* Each tier in turn: its quick endpoints free now (the tier's counter
+	 * walks them), then -- reserving -- a quick one's slot a few slots
+	 * ahead, then its slow endpoints free now.  A lost claim drops that
+	 * endpoint and goes on, so this runs at most a few claims per
+	 * endpoint. */
 	for (unsigned t = 0; t < p->ntiers; t++) {
-		const struct pool_tier *tier = &p->tiers[t];
-		if (!(usable & tier->members))
+		uint64_t mine = (usable | paced) & p->tiers[t].members;
+		if (!mine)
 			continue;
-		uint64_t c = p->st->ops->counter_next(p->st, t);
-		const uint8_t *cycle = p->cycle + tier->off;
-		uint64_t quick = quick_of(p, s, usable & tier->members, now_ms);
-		int ep;
-		while ((ep = pool_wrr_walk(cycle, tier->len, c, usable & tier->members & quick)) >= 0 ||
-		       (ep = pool_wrr_walk(cycle, tier->len, c, usable & tier->members)) >= 0) {
-			int won = claim(p, ep, &v[ep], &s[ep], now_ms, est_tokens);
-			if (won > 0) {
-				out->ep = ep;
-				out->probe = v[ep].probe;
+		uint64_t quick = quick_of(p, s, mine, now_ms), c = 0;
+		int counted = 0;
+		if (usable & mine & quick) {
+			c = p->st->ops->counter_next(p->st, t);
+			counted = 1;
+			if (take_now(p, t, c, mine & quick, v, s, now_ms, est_tokens, &usable, &breaker_only, out))
 				return CONVBI_OK;
-			}
-			usable &= ~bit(ep);
-			if (won < 0) { /* lost the probe: a fallback candidate like any busy one */
-				v[ep].breaker_only = 1;
-				v[ep].breaker_ms = s[ep].f[STATE_OPEN_UNTIL];
-				breaker_only |= bit(ep);
-			}
+		}
+		if (reserve(p, v, s, paced & mine & quick, now_ms, est_tokens, POOL_AHEAD_SLOTS, out))
+			return CONVBI_OK;
+		if (usable & mine) {
+			if (!counted)
+				c = p->st->ops->counter_next(p->st, t);
+			if (take_now(p, t, c, mine, v, s, now_ms, est_tokens, &usable, &breaker_only, out))
+				return CONVBI_OK;
 		}
 	}
+	/* Reserving, nothing free nor near: the slot that comes first, in the
+	 * first tier that has one. */
+	for (unsigned t = 0; t < p->ntiers; t++)
+		if (reserve(p, v, s, paced & p->tiers[t].members, now_ms, est_tokens, 0, out))
+			return CONVBI_OK;
 
 	/* The partial-outage rule: offer a breaker-blocked endpoint only when
 	 * no other endpoint frees up soon by itself (a rate-limited or paced
@@ -873,10 +970,35 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
 			p->st->ops->window_add(p->st, (unsigned)ep, STATE_WIN_TOK, now_ms, est_tokens, 0);
 		count_sent(p, (unsigned)ep, &s[ep], now_ms, est_tokens);
 		out->ep = ep;
+		out->at_ms = now_ms;
 		return CONVBI_OK;
 	}
 	out->wait_ms = pool_wait(v, p->n, live, now_ms);
 	return CONVBI_OK;
+}
+
+int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out)
+{
+	return pick_impl(p, now_ms, exclude, est_tokens, 0, out);
+}
+
+int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out)
+{
+	return pick_impl(p, now_ms, exclude, est_tokens, 1, out);
+}
+
+int pool_confirm(struct pool *p, const struct pool_pick *pick, int64_t now_ms)
+{
+	struct state_snap s;
+	if (!p || !pick || pick->ep < 0 || (size_t)pick->ep >= p->n)
+		return 0;
+	p->st->ops->load(p->st, (unsigned)pick->ep, now_ms, 0, &s);
+	const int64_t *f = s.f;
+	/* a cooldown set after the reservation was made voids it, even one
+	 * already over: a 429 says the slots queued before it were too close */
+	if (f[STATE_COOL_UNTIL] > pick->made_ms && !foreign_key_cooldown(key_fp_if_asked(p, pick->ep, f), f))
+		return 0;
+	return f[STATE_OPEN_UNTIL] == 0 || pick->probe;
 }
 
 /* ---- reporting ---------------------------------------------------------- */
@@ -968,9 +1090,11 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 		cool(st, e, until, POOL_RATE_LIMITED);
 		learn_owe(p, e, now_ms, until, o->tokens_bound);
 		/* When the cooldown ends, the paced callers go one slot at a
-		 * time from its end, not all at once. */
-		ops->max(st, e, STATE_PACE_REQ, until * 1000);
-		ops->max(st, e, STATE_PACE_TOK, until * 1000);
+		 * time from its end, not all at once; slots reserved beyond it
+		 * were spaced too close (pool_confirm voids them) and start
+		 * over from there. */
+		ops->store(st, e, STATE_PACE_REQ, until * 1000);
+		ops->store(st, e, STATE_PACE_TOK, until * 1000);
 		break;
 	}
 	case POOL_SERVER:
@@ -1015,8 +1139,11 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 
 void pool_abandon(struct pool *p, const struct pool_pick *pick)
 {
-	if (p && pick && pick->probe && pick->ep >= 0 && (size_t)pick->ep < p->n)
+	if (!p || !pick || pick->ep < 0 || (size_t)pick->ep >= p->n)
+		return;
+	if (pick->probe)
 		p->st->ops->store(p->st, (unsigned)pick->ep, STATE_PROBE_UNTIL, 0);
+	count_refused(p, (unsigned)pick->ep, pick->est_tokens); /* never sent: not admitted */
 }
 
 struct pool_outcome pool_outcome_of(int cls)

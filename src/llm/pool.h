@@ -66,20 +66,29 @@
  * traffic reached -- the learned rate itself when the endpoint admitted
  * at least POOL_LEARN_REACHED of it since the last cut, else the rate it
  * admitted, counted at the send and measured up to the cooldown's end
- * (over at least POOL_LEARN_MEASURE_MIN_MS).  Every POOL_LEARN_RUN
+ * (over at least POOL_LEARN_MEASURE_MIN_MS).  (A quota over short
+ * windows refuses a burst even when the traffic averaged well under the
+ * learned rate; only traffic under POOL_LEARN_REACHED of it says the rate
+ * is far off.)  Every POOL_LEARN_RUN
  * successes, a rate the traffic presses against (admitted at least
- * POOL_LEARN_PRESSING of it) rises by a fixed step, 1/POOL_LEARN_STEP_DIV
- * of the rate at the cut -- or, while under the rate the last cut was made
- * from, by 1/POOL_LEARN_BACK_DIV of the distance to it when that is more
- * (back quickly to where the service last refused, then probe gently, as
- * TCP CUBIC does).  Tokens count as Azure counts them: the request's
+ * POOL_LEARN_PRESSING of it) rises by a step: 1/POOL_LEARN_STEP_DIV of
+ * the rate at the cut first, each later step POOL_LEARN_GROW_NUM /
+ * POOL_LEARN_GROW_DEN of the one before (up to a tenth of the rate) until
+ * the next cut -- or, while under the rate the last cut was made from, by
+ * 1/POOL_LEARN_BACK_DIV of the distance to it when that is more.  So the
+ * rate goes back quickly to where the service last refused, probes gently
+ * past it, and faster the longer nothing refuses (TCP CUBIC's shape): a
+ * rate cut too deep, by a burst or a first measurement that caught the
+ * traffic still ramping up, climbs back in seconds, not minutes.  Tokens count as Azure counts them: the request's
  * estimate (prompt + max_tokens). */
 #define POOL_LEARN_CUT 0.97
-#define POOL_LEARN_REACHED 0.8
+#define POOL_LEARN_REACHED 0.5
 #define POOL_LEARN_PRESSING 0.8
 #define POOL_LEARN_RUN 40
-#define POOL_LEARN_STEP_DIV 50
+#define POOL_LEARN_STEP_DIV 100
 #define POOL_LEARN_BACK_DIV 2
+#define POOL_LEARN_GROW_NUM 3
+#define POOL_LEARN_GROW_DEN 2
 #define POOL_LEARN_MEASURE_MIN_MS 500
 #define POOL_LEARN_EPISODE_MS 1000        /* 429s this long after a cooldown still belong to it */
 #define POOL_LEARN_MEASURE_STALE_MS 30000 /* an older measurement restarts */
@@ -89,6 +98,10 @@
 #define POOL_LAT_SLOW 2.0       /* this many times the quickest usable one's: slow */
 #define POOL_LAT_WEIGHT 8       /* the average's memory, in successes */
 #define POOL_LAT_STALE_MS 10000 /* an average not moved for this long is unknown */
+
+/* Reservations (pool_pick_ahead). */
+#define POOL_AHEAD_SLOTS 1 /* a quick endpoint's queue worth joining, in its slots */
+#define POOL_AHEAD_TRIES 4 /* CASes lost to other reservers before trying elsewhere */
 
 /* Where a learned rate came from. */
 enum pool_learn_from { POOL_LEARN_NONE, POOL_LEARN_HEADER, POOL_LEARN_429 };
@@ -162,9 +175,12 @@ void pool_set_key(struct pool *p, int ep, const char *key, size_t key_len);
 uint64_t pool_key_fp(struct pool *p, int ep);
 
 struct pool_pick {
-	int ep;          /* endpoint index, -1 if none is usable now */
-	int64_t wait_ms; /* ep == -1: ms until the earliest may be usable (> 0) */
-	int probe;       /* 1 = this attempt is the breaker's half-open probe */
+	int ep;             /* endpoint index, -1 if none is usable now */
+	int64_t wait_ms;    /* ep == -1: ms until the earliest may be usable (> 0) */
+	int probe;          /* 1 = this attempt is the breaker's half-open probe */
+	int64_t at_ms;      /* ep >= 0: send not before this (wall ms; > now: a reserved slot) */
+	int64_t made_ms;    /* the pick's now_ms */
+	int64_t est_tokens; /* echo of the request's estimate */
 };
 
 /* Picks an endpoint for the next attempt.  exclude: bit i set = don't use
@@ -177,6 +193,25 @@ struct pool_pick {
  * excluded.  A pick with probe = 1 holds the endpoint's probe slot until
  * its pool_report (or POOL_PROBE_TIMEOUT_MS). */
 int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out);
+/* As pool_pick, but an endpoint held back by its pacing alone (no
+ * cooldown, budget or breaker in the way) is not waited for: its next
+ * slot is reserved for this call, and at_ms says when it starts.  So a
+ * caller never polls, and never waits while a slot is free elsewhere:
+ *   1. a quick endpoint free now (see the top);
+ *   2. a quick endpoint's slot starting within POOL_AHEAD_SLOTS of its
+ *      own slots (a short queue keeps it busy, a longer one is better
+ *      spent elsewhere);
+ *   3. a slow endpoint free now;
+ * each tier in turn, then 4. the first slot to come, in the first tier
+ * that has one.  ep = -1 (wait_ms) only when cooldowns, budgets or
+ * breakers hold back every endpoint.  With at_ms > now, sleep until then,
+ * then pool_confirm before sending (pool_abandon when not sending). */
+int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out);
+/* Whether a reserved slot may still be used at now_ms: 0 when its
+ * endpoint was rate limited since the pick (a cooldown set after it, over
+ * or not: the slots queued then were spaced too close) or its breaker
+ * opened (pool_abandon it and pick again), 1 otherwise. */
+int pool_confirm(struct pool *p, const struct pool_pick *pick, int64_t now_ms);
 
 enum pool_class {
 	POOL_OK,
@@ -224,12 +259,14 @@ struct pool_outcome {
  * per-minute form) the learned rpm, and without a limit a remaining count
  * with its reset time seeds a rate nothing else has.  A 429 also moves the
  * endpoint's pacing to the cooldown's end, so the callers waiting for it,
- * in every process, go one paced slot at a time. */
+ * in every process, go one paced slot at a time (slots reserved beyond
+ * that end are void: pool_confirm). */
 void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o);
 
 /* The attempt picked was canceled or never made: gives back its probe
- * slot at once (rather than after POOL_PROBE_TIMEOUT_MS), records nothing
- * else.  A no-op for picks without a probe. */
+ * slot at once (rather than after POOL_PROBE_TIMEOUT_MS) and takes it
+ * off what the endpoint admitted (the learning's count); records nothing
+ * else.  A pacing slot taken is not given back. */
 void pool_abandon(struct pool *p, const struct pool_pick *pick);
 
 /* An outcome with nothing known: cls as given, every number -1, tokens 0,
@@ -275,7 +312,9 @@ struct pool_verdict {
 	int usable;           /* may take the attempt now */
 	int probe;            /* usable as the half-open probe only */
 	int breaker_only;     /* blocked by its breaker alone: partial-outage candidate */
-	int64_t ready_ms;     /* when cooldown, windows and budgets stop blocking (now if none) */
+	int64_t ready_ms;     /* when cooldown, pacing and budgets stop blocking (now if none) */
+	int64_t paced_ms;     /* when pacing alone stops blocking (now if none) */
+	int paced_only;       /* blocked by its pacing alone: a slot may be reserved */
 	int64_t breaker_ms;   /* breaker-blocked: when it opened / opens (fallback order) */
 	int64_t last_fail_ms; /* fallback tie-break: older first */
 };

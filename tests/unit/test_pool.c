@@ -826,31 +826,34 @@ static void first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end(v
 	pool_close(p);
 }
 
-static void a_rate_the_traffic_reached_is_cut_by_five_percent_and_raised_by_steps(void **state)
+static void a_rate_cut_climbs_back_halfway_to_the_cut_then_by_steps_growing_by_half(void **state)
 {
 	struct pool *p = open_pool(SOLO, 1);
 	for (int i = 0; i < 21; i++)
 		pick(p, T0 + 10 * i);
 	report_429(p, 0, T0 + 210, 790, 0, 0);
 	assert_int_equal(pick(p, T0 + 1000), 0);
-	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164);
-	/* callers press on: every pick the pacing allows, each answered */
-	int64_t t = T0 + 1000, raised_at = 0;
-	int64_t rate = 1164;
-	while (t < T0 + 12000) {
+	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164); /* from 1200 admitted */
+	/* callers press on: every pick the pacing allows, each answered; the
+	 * model: halfway back to 1200 while that is more than the step, a
+	 * step of 1164 / POOL_LEARN_STEP_DIV growing by half each raise */
+	int64_t t = T0 + 1000, rate = 1164, step = 1164 / POOL_LEARN_STEP_DIV, raises = 0;
+	while (t < T0 + 14000) {
 		t += 5;
 		if (pick_full(p, t, 0, 0).ep == 0)
 			report(p, 0, t, POOL_OK, -1);
 		int64_t now_rate = live_of(p, 0, t).learned_rpm;
 		if (now_rate != rate) {
-			assert_int_equal(now_rate, rate + 1164 / POOL_LEARN_STEP_DIV); /* additive */
+			int64_t back = (1200 - rate) / POOL_LEARN_BACK_DIV;
+			assert_int_equal(now_rate, rate + (back > step ? back : step));
+			int64_t next = step * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
+			step = next > rate / 10 ? rate / 10 : next;
 			rate = now_rate;
-			if (!raised_at)
-				raised_at = t;
+			raises++;
 		}
 	}
-	assert_true(raised_at > 0 && rate > 1164);
-	/* a 429 while it sends at its learned rate: 0.95 of that rate */
+	assert_true(raises >= 3 && rate > 1200);
+	/* a 429 while it sends at its learned rate: POOL_LEARN_CUT of that rate */
 	report_429(p, 0, t, 50, 0, 0);
 	assert_int_equal(pick(p, t + 50), 0);
 	assert_int_equal(live_of(p, 0, t + 50).learned_rpm, (int64_t)(rate * POOL_LEARN_CUT));
@@ -873,6 +876,92 @@ static void a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted(vo
 	assert_int_equal(k.ep, -1);
 	assert_int_equal(k.wait_ms, 230);
 	assert_int_equal(pick_full(p, T0 + 2230, 0, 1000).ep, 0);
+	pool_close(p);
+}
+
+static struct pool_pick ahead(struct pool *p, int64_t now)
+{
+	struct pool_pick k;
+	assert_int_equal(pool_pick_ahead(p, now, 0, 0, &k), CONVBI_OK);
+	return k;
+}
+
+/* SOLO learns 1164/min (a slot of 51.5 ms) as in the cases above. */
+static struct pool *solo_learned(void)
+{
+	struct pool *p = open_pool(SOLO, 1);
+	for (int i = 0; i < 21; i++)
+		pick(p, T0 + 10 * i);
+	report_429(p, 0, T0 + 210, 790, 0, 0);
+	assert_int_equal(pick(p, T0 + 1000), 0);
+	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164);
+	return p;
+}
+
+static void paced_callers_reserve_the_next_slots_instead_of_polling(void **state)
+{
+	struct pool *p = solo_learned();
+	assert_int_equal(pick_full(p, T0 + 1001, 0, 0).ep, -1); /* pool_pick: wait */
+	int64_t prev = T0 + 1000;
+	for (int i = 0; i < 5; i++) { /* five callers at one instant: five slots, 51.5 ms apart */
+		struct pool_pick k = ahead(p, T0 + 1001);
+		assert_int_equal(k.ep, 0);
+		assert_true(k.at_ms - prev >= 51 && k.at_ms - prev <= 52);
+		assert_true(pool_confirm(p, &k, k.at_ms));
+		prev = k.at_ms;
+	}
+	/* a cooldown voids what was reserved before it, even once it is over */
+	struct pool_pick late = ahead(p, T0 + 1001);
+	report(p, 0, T0 + 1010, POOL_RATE_LIMITED, 100);
+	assert_false(pool_confirm(p, &late, late.at_ms));
+	pool_abandon(p, &late);
+	/* and the queue starts over from the cooldown's end */
+	struct pool_pick k = ahead(p, T0 + 1020);
+	assert_int_equal(k.ep, -1); /* cooling: nothing to reserve */
+	k = ahead(p, T0 + 1110);
+	assert_int_equal(k.ep, 0);
+	assert_true(k.at_ms >= T0 + 1110 && k.at_ms <= T0 + 1162);
+	assert_true(pool_confirm(p, &k, k.at_ms));
+	pool_close(p);
+}
+
+static void ok_in(struct pool *p, int ep, int64_t now, int64_t latency_ms)
+{
+	struct pool_outcome o = pool_outcome_of(POOL_OK);
+	o.latency_ms = latency_ms;
+	pool_report(p, ep, now, &o);
+}
+
+static void quick_endpoints_go_first_and_a_slow_one_takes_what_they_cannot_soon(void **state)
+{
+	static const struct pool_ep_cfg PAIR[] = {{"quick", "u/quick", 0, 1, 600, 0}, {"slow", "u/slow", 0, 1, 0, 0}};
+	struct pool *p = open_pool(PAIR, 2);
+	ok_in(p, 0, T0, 150);
+	ok_in(p, 1, T0, 750); /* 5x slower */
+	assert_int_equal(live_of(p, 1, T0).latency_ms, 750);
+	/* round-robin would alternate; the quick one takes every call it can */
+	struct pool_pick k = ahead(p, T0 + 1);
+	assert_int_equal(k.ep, 0);
+	assert_int_equal(k.at_ms, T0 + 1);
+	/* paced at 600/min (102 ms a slot, with the margin): its next slot is
+	 * near, worth a short wait */
+	k = ahead(p, T0 + 2);
+	assert_int_equal(k.ep, 0);
+	assert_true(k.at_ms > T0 + 2 && k.at_ms <= T0 + 1 + 103);
+	/* the one after is not: the slow one, free now, takes the call */
+	k = ahead(p, T0 + 3);
+	assert_int_equal(k.ep, 1);
+	assert_int_equal(k.at_ms, T0 + 3);
+	/* pool_pick never reserves: the slow one, free now */
+	assert_int_equal(pick(p, T0 + 4), 1);
+	/* a latency not refreshed for POOL_LAT_STALE_MS is unknown: the slow
+	 * one gets its turn again and is measured anew */
+	int64_t later = T0 + POOL_LAT_STALE_MS + 1000;
+	ok_in(p, 0, later, 150);
+	int slow = 0;
+	for (int i = 0; i < 4; i++)
+		slow += pick(p, later + 1000 * i) == 1;
+	assert_true(slow >= 1);
 	pool_close(p);
 }
 
@@ -1166,12 +1255,14 @@ int main(void)
 	        cmocka_unit_test(sixty_four_endpoints_in_many_tiers_work),
 	        cmocka_unit_test(reset_state_forgets_what_was_learned),
 	        cmocka_unit_test(first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end),
-	        cmocka_unit_test(a_rate_the_traffic_reached_is_cut_by_five_percent_and_raised_by_steps),
+	        cmocka_unit_test(a_rate_cut_climbs_back_halfway_to_the_cut_then_by_steps_growing_by_half),
 	        cmocka_unit_test(a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted),
 	        cmocka_unit_test(callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time),
 	        cmocka_unit_test(configured_rates_are_never_learned_or_changed),
 	        cmocka_unit_test(rate_limit_headers_seed_the_learned_rates),
 	        cmocka_unit_test(a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_teach),
+	        cmocka_unit_test(paced_callers_reserve_the_next_slots_instead_of_polling),
+	        cmocka_unit_test(quick_endpoints_go_first_and_a_slow_one_takes_what_they_cannot_soon),
 	        cmocka_unit_test(an_auth_cooldown_holds_back_only_the_key_it_was_for),
 	        cmocka_unit_test(the_key_fingerprint_is_an_hmac_keyed_by_the_state_secret_and_no_key_reaches_the_file),
 	        cmocka_unit_test(reset_endpoint_clears_that_endpoint_alone),
