@@ -209,12 +209,10 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 			rc = err_code(&err, CONVBI_ENOMEM);
 			goto fail;
 		}
-		/* the value index reads a SQLite file; a PostgreSQL schema carries
-		 * pg_stats' frequent values instead (and a URI must not reach a
-		 * message that would print its password) */
-		if (e->opts.value_index && db_target_kind(e->db_path) == DB_SQLITE) {
+		/* vindex's messages name a PostgreSQL database without its password */
+		if (e->opts.value_index) {
 			struct err verr = ERR_INIT;
-			int vrc = vindex_open(&e->vindex, e->db_path, e->schema, 1, NULL, NULL, &verr);
+			int vrc = vindex_open_target(&e->vindex, e->db_path, &e->db_opts, e->schema, 1, NULL, NULL, &verr);
 			if (vrc == CONVBI_ENOMEM) {
 				rc = err_code(&err, vrc);
 				goto fail;
@@ -454,16 +452,9 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 	if (rc)
 		return rc;
 	struct err err = ERR_INIT;
-	if (db_target_kind(e->db_path) != DB_SQLITE) {
-		engine_fail(e, (err_set(&err, CONVBI_EINVAL,
-		                        "the value index is built for SQLite databases; on PostgreSQL "
-		                        "the schema carries pg_stats' frequent values instead"),
-		                &err));
-		return CONVBI_EINVAL;
-	}
 	struct index_cb c = {fn, payload};
 	struct vindex *v = NULL;
-	rc = vindex_open(&v, e->db_path, e->schema, rebuild ? 2 : 1, fn ? index_progress : NULL, &c, &err);
+	rc = vindex_open_target(&v, e->db_path, &e->db_opts, e->schema, rebuild ? 2 : 1, fn ? index_progress : NULL, &c, &err);
 	if (rc) {
 		engine_fail(e, &err);
 		return rc;

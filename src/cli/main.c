@@ -54,7 +54,7 @@ static const struct command commands[] = {
         {"schema", "[--db F] [QUESTION]", "show exactly what the SQL agent is given", cmd_schema, "db schemas config prompts", 0,
          -1},
         {"index", "[--db F] [--rebuild] [--json]", "build the value index of a database ahead of time", cmd_index,
-         "db config prompts rebuild json", 0, 0},
+         "db schemas config prompts rebuild json", 0, 0},
         {"examples", "add --examples F [--db F] QUESTION SQL | import --examples F RESULT.jsonl",
          "add verified question/SQL examples: SQL that passes the gate, or an eval run's correct answers", cmd_examples,
          "db schemas config prompts examples", 2, 3},

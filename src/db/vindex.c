@@ -42,6 +42,7 @@
 #include "db/ro.h"
 #include "db/sqltext.h"
 #include "db/text.h"
+#include "db/vindex_pg.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/words.h"
@@ -74,10 +75,16 @@ struct vindex {
 	size_t lookup_bytes;
 };
 
-/* The database's identity: the cache is valid only for the same one. */
+/* The database's identity: the cache is valid only for the same one.
+ * SQLite: the absolute path, the file's size and mtime, the schema
+ * cookie.  PostgreSQL: the target without its password and the schema
+ * list (path), the statistics' change counter (size), the build's wall
+ * time (mtime_ns), a fingerprint of the introspected schema (cookie) and
+ * the live rows (rows). */
 struct vkey {
 	char path[PATH_MAX];
-	int64_t size, mtime_ns, cookie;
+	int64_t size, mtime_ns, cookie, rows;
+	int pg; /* 1 = a PostgreSQL database */
 };
 
 /* ---- where the cache lives ------------------------------------------------------ */
@@ -92,18 +99,23 @@ static int cache_dir(struct buf *out, struct err *err)
 	return err_set(err, CONVBI_EIO, "no cache directory for the value index; set XDG_CACHE_HOME or HOME");
 }
 
-int vindex_cache_path(struct buf *out, const char *db_path, struct err *err)
+static uint64_t fnv64(uint64_t h, const char *s)
 {
-	char abs[PATH_MAX];
-	if (!realpath(db_path, abs))
-		return err_set(err, CONVBI_EDB, "database `%s` cannot be found (%s); check the path", db_path, strerror(errno));
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (const unsigned char *p = (const unsigned char *)abs; *p; p++)
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
-	const char *base = strrchr(abs, '/') ? strrchr(abs, '/') + 1 : abs;
+	return h;
+}
+
+#define FNV_SEED 1469598103934665603ull
+
+/* `<cache dir>/<prefix><readable part of label>-<fnv64 of key>.vindex` */
+static int cache_file(struct buf *out, const char *prefix, const char *label, const char *key, struct err *err)
+{
+	uint64_t h = fnv64(FNV_SEED, key);
+	const char *base = strrchr(label, '/') ? strrchr(label, '/') + 1 : label;
 	int rc = cache_dir(out, err);
 	if (!rc)
-		rc = buf_putc(out, '/');
+		rc = buf_printf(out, "/%s", prefix);
 	for (int i = 0; base[i] && i < 48 && !rc; i++) /* a readable name, file-safe */
 		rc = buf_putc(out, (base[i] >= 'a' && base[i] <= 'z') || (base[i] >= 'A' && base[i] <= 'Z') ||
 		                                   (base[i] >= '0' && base[i] <= '9') || base[i] == '.' || base[i] == '_'
@@ -112,6 +124,36 @@ int vindex_cache_path(struct buf *out, const char *db_path, struct err *err)
 	return rc ? rc : buf_printf(out, "-%016llx.vindex", (unsigned long long)h);
 }
 
+int vindex_cache_path(struct buf *out, const char *db_path, struct err *err)
+{
+	char abs[PATH_MAX];
+	if (!realpath(db_path, abs))
+		return err_set(err, CONVBI_EDB, "database `%s` cannot be found (%s); check the path", db_path, strerror(errno));
+	return cache_file(out, "", abs, abs, err);
+}
+
+/* The key of a PostgreSQL database: its description (never the password)
+ * and the schema list; the introspected schema's fingerprint; the
+ * statistics' counters. */
+static int read_pg_key(struct vkey *k, struct db *d, const struct db_options *opt, const struct schema *s, struct err *err)
+{
+	const char *schemas = opt && opt->schemas ? opt->schemas : "";
+	if (snprintf(k->path, sizeof k->path, "%s%s%s", db_describe(d), *schemas ? " schemas=" : "", schemas) >=
+	    (int)sizeof k->path)
+		return err_set(err, CONVBI_EINVAL, "the database target is too long for the value index; shorten it");
+	uint64_t h = FNV_SEED;
+	for (size_t i = 0; i < s->ntables; i++) {
+		const struct schema_table *t = &s->tables[i];
+		h = fnv64(fnv64(fnv64(h, t->schema ? t->schema : ""), "."), t->name);
+		h = fnv64(h, t->is_view ? "\nV" : "\nT");
+		for (int c = 0; c < t->ncols; c++)
+			h = fnv64(fnv64(fnv64(fnv64(h, "\t"), t->cols[c].name), " "), t->cols[c].type);
+	}
+	k->cookie = (int64_t)(h >> 2); /* never negative: -1 is "missing" in meta */
+	k->mtime_ns = clock_wall_ms() * 1000000;
+	k->pg = 1;
+	return vindex_pg_changes(d, s, &k->size, &k->rows, err);
+}
 static int read_key(struct vkey *k, const char *db_path, struct err *err)
 {
 	struct stat st;
@@ -146,17 +188,27 @@ static int64_t meta_int(sqlite3 *db, const char *k)
 	return v;
 }
 
-/* 1 when the cache at path was built for key k by this format. */
+/* 1 when the cache at path was built for key k by this format; on
+ * PostgreSQL also not older than VINDEX_PG_MAX_AGE_S and with at most a
+ * tenth of its rows changed since (see vindex.h). */
 static int cache_fresh(sqlite3 *db, const struct vkey *k)
 {
+	if (k->pg) {
+		int64_t built = meta_int(db, "mtime_ns"), then = meta_int(db, "size"), rows = meta_int(db, "rows");
+		if (built < 0 || k->mtime_ns - built > (int64_t)VINDEX_PG_MAX_AGE_S * 1000000000 || k->mtime_ns < built)
+			return 0;
+		if (then < 0 || k->size < then || k->size - then > (rows > 0 ? rows : 0) / 10)
+			return 0;
+	}
 	sqlite3_stmt *q = NULL;
 	int same_path = 0;
 	if (sqlite3_prepare_v2(db, "SELECT v FROM meta WHERE k = 'path'", -1, &q, NULL) == SQLITE_OK &&
 	    sqlite3_step(q) == SQLITE_ROW && sqlite3_column_text(q, 0))
 		same_path = !strcmp((const char *)sqlite3_column_text(q, 0), k->path);
 	sqlite3_finalize(q);
-	return same_path && meta_int(db, "format") == VINDEX_FORMAT && meta_int(db, "size") == k->size &&
-	       meta_int(db, "mtime_ns") == k->mtime_ns && meta_int(db, "cookie") == k->cookie;
+	if (!same_path || meta_int(db, "format") != VINDEX_FORMAT || meta_int(db, "cookie") != k->cookie)
+		return 0;
+	return k->pg || (meta_int(db, "size") == k->size && meta_int(db, "mtime_ns") == k->mtime_ns);
 }
 
 /* Opens the cache at path read-only and immutable (see the top). */
@@ -181,6 +233,9 @@ static int open_cache(sqlite3 **out, const char *path)
 
 struct builder {
 	sqlite3 *src, *dst;
+	struct db *pg; /* borrowed: the PostgreSQL source, or NULL */
+	const struct schema_table *t;
+	const struct schema_column *c;
 	sqlite3_stmt *ins_val, *ins_fts;
 	int64_t deadline_ms, end_ms, next_id;
 	struct vindex_info *info;
@@ -205,6 +260,43 @@ static int indexable(const struct schema_table *t, const struct schema_column *c
 	return !t->is_view && !schema_column_is_key(t, c) && !free_text(c) && schema_type_is_text(c->type);
 }
 
+/* Adds one value of column b->c of table b->t to the index. */
+static int add_value(const char *v, size_t len, void *payload)
+{
+	struct builder *b = payload;
+	if (!text_is_utf8(v, len) || len > INT_MAX)
+		return CONVBI_OK;
+	int64_t id = ++b->next_id;
+	sqlite3_reset(b->ins_val);
+	sqlite3_bind_int64(b->ins_val, 1, id);
+	sqlite3_bind_text(b->ins_val, 2, v, (int)len, SQLITE_TRANSIENT);
+	sqlite3_bind_text(b->ins_val, 3, b->t->name, -1, SQLITE_STATIC);
+	sqlite3_bind_text(b->ins_val, 4, b->c->name, -1, SQLITE_STATIC);
+	sqlite3_reset(b->ins_fts);
+	sqlite3_bind_int64(b->ins_fts, 1, id);
+	sqlite3_bind_text(b->ins_fts, 2, v, (int)len, SQLITE_TRANSIENT);
+	if (sqlite3_step(b->ins_val) != SQLITE_DONE || sqlite3_step(b->ins_fts) != SQLITE_DONE)
+		return CONVBI_EIO;
+	b->info->values++;
+	return CONVBI_OK;
+}
+
+/* The PostgreSQL counterpart of index_column (see vindex_pg.h). */
+static int index_pg_column(struct builder *b, const struct schema_table *t, const struct schema_column *c, struct err *err)
+{
+	int64_t before = b->info->values, now = clock_mono_ms();
+	int64_t left = b->end_ms - now;
+	if (left <= 0)
+		return CONVBI_OK;
+	b->t = t;
+	b->c = c;
+	int rc = vindex_pg_column(b->pg, t, c, (int)(left < VINDEX_COLUMN_MS ? left : VINDEX_COLUMN_MS), add_value, b,
+	                          &b->info->partial, err);
+	if (!rc && b->info->values > before)
+		b->info->columns++;
+	return rc;
+}
+
 /* Copies one column's distinct short text values into the index.  A scan
  * stopped by its deadline keeps what it read and marks the build partial. */
 static int index_column(struct builder *b, const struct schema_table *t, const struct schema_column *c)
@@ -223,28 +315,16 @@ static int index_column(struct builder *b, const struct schema_table *t, const s
 	b->deadline_ms = now + VINDEX_COLUMN_MS < b->end_ms ? now + VINDEX_COLUMN_MS : b->end_ms;
 	if (sqlite3_prepare_v2(b->src, q.data, -1, &st, NULL) != SQLITE_OK)
 		goto done; /* a broken table: nothing to index */
-	int src, n = 0;
+	int src;
+	int64_t before = b->info->values;
+	b->t = t;
+	b->c = c;
 	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(st, 0);
-		int len = sqlite3_column_bytes(st, 0);
-		if (!v || !text_is_utf8(v, (size_t)len))
-			continue;
-		int64_t id = ++b->next_id;
-		sqlite3_reset(b->ins_val);
-		sqlite3_bind_int64(b->ins_val, 1, id);
-		sqlite3_bind_text(b->ins_val, 2, v, len, SQLITE_TRANSIENT);
-		sqlite3_bind_text(b->ins_val, 3, t->name, -1, SQLITE_STATIC);
-		sqlite3_bind_text(b->ins_val, 4, c->name, -1, SQLITE_STATIC);
-		sqlite3_reset(b->ins_fts);
-		sqlite3_bind_int64(b->ins_fts, 1, id);
-		sqlite3_bind_text(b->ins_fts, 2, v, len, SQLITE_TRANSIENT);
-		if (sqlite3_step(b->ins_val) != SQLITE_DONE || sqlite3_step(b->ins_fts) != SQLITE_DONE)
-			rc = CONVBI_EIO;
-		n++;
+		rc = v ? add_value(v, (size_t)sqlite3_column_bytes(st, 0), b) : CONVBI_OK;
 	}
-	if (!rc && n)
+	if (!rc && b->info->values > before)
 		b->info->columns++;
-	b->info->values += n;
 	if (!rc && src != SQLITE_DONE && src != SQLITE_ROW)
 		b->info->partial |= clock_mono_ms() >= b->deadline_ms;
 done:
@@ -258,8 +338,8 @@ static int write_meta(sqlite3 *db, const struct vkey *k, const struct vindex_inf
 	sqlite3_stmt *q = NULL;
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)", -1, &q, NULL) != SQLITE_OK)
 		return CONVBI_EIO;
-	const char *names[] = {"format", "size", "mtime_ns", "cookie", "values", "columns", "build_ms", "partial"};
-	int64_t vals[] = {VINDEX_FORMAT, k->size,       k->mtime_ns,    k->cookie,
+	const char *names[] = {"format", "size", "mtime_ns", "cookie", "rows", "values", "columns", "build_ms", "partial"};
+	int64_t vals[] = {VINDEX_FORMAT, k->size,       k->mtime_ns,    k->cookie,    k->rows,
 	                  info->values,  info->columns, info->build_ms, info->partial};
 	int ok = 1;
 	for (size_t i = 0; i < sizeof names / sizeof names[0] && ok; i++) {
@@ -308,11 +388,11 @@ static void sweep_stale(const char *path)
 }
 
 /* Builds the cache for key k at path (through a temporary file). */
-static int build(const char *path, const char *db_path, const struct vkey *k, const struct schema *s, vindex_progress_fn progress,
-                 void *payload, struct vindex_info *info, struct err *err)
+static int build(const char *path, const char *db_path, struct db *pg, const struct vkey *k, const struct schema *s,
+                 vindex_progress_fn progress, void *payload, struct vindex_info *info, struct err *err)
 {
 	struct buf tmp = BUF_INIT, dir = BUF_INIT;
-	struct builder b = {NULL, NULL, NULL, NULL, 0, 0, 0, info};
+	struct builder b = {NULL, NULL, pg, NULL, NULL, NULL, NULL, 0, 0, 0, info};
 	int64_t start = clock_mono_ms();
 	int rc = cache_dir(&dir, err);
 	if (rc)
@@ -333,12 +413,15 @@ static int build(const char *path, const char *db_path, const struct vkey *k, co
 	if ((rc = buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid())))
 		goto done;
 	unlink(tmp.data);
-	if ((rc = ro_open(&b.src, db_path, err)))
+	if (!pg && (rc = ro_open(&b.src, db_path, err)))
 		goto done;
 	char pragma[64];
 	snprintf(pragma, sizeof pragma, "PRAGMA cache_size=-%d", VINDEX_CACHE_KIB);
-	sqlite3_exec(b.src, pragma, NULL, NULL, NULL);
-	sqlite3_exec(b.src, "PRAGMA temp_store=FILE", NULL, NULL, NULL);
+	if (b.src) {
+		sqlite3_exec(b.src, pragma, NULL, NULL, NULL);
+		sqlite3_exec(b.src, "PRAGMA temp_store=FILE", NULL, NULL, NULL);
+		sqlite3_progress_handler(b.src, 1000, on_progress, &b);
+	}
 	if (sqlite3_open_v2(tmp.data, &b.dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_exec(b.dst, create_sql, NULL, NULL, NULL) != SQLITE_OK ||
 	    sqlite3_prepare_v2(b.dst, "INSERT INTO vals(id, value, tbl, col) VALUES (?1, ?2, ?3, ?4)", -1, &b.ins_val, NULL) !=
@@ -355,7 +438,6 @@ static int build(const char *path, const char *db_path, const struct vkey *k, co
 		for (int c = 0; c < s->tables[i].ncols; c++)
 			ncols += indexable(&s->tables[i], &s->tables[i].cols[c]);
 	b.end_ms = start + VINDEX_BUILD_MS;
-	sqlite3_progress_handler(b.src, 1000, on_progress, &b);
 	for (size_t i = 0; i < s->ntables && !rc; i++) {
 		const struct schema_table *t = &s->tables[i];
 		for (int c = 0; c < t->ncols && !rc; c++) {
@@ -365,7 +447,7 @@ static int build(const char *path, const char *db_path, const struct vkey *k, co
 				info->partial = 1;
 				break;
 			}
-			rc = index_column(&b, t, &t->cols[c]);
+			rc = pg ? index_pg_column(&b, t, &t->cols[c], err) : index_column(&b, t, &t->cols[c]);
 			done_cols++;
 			if (progress) {
 				struct vindex_progress p = {t->name, t->cols[c].name, done_cols,
@@ -412,14 +494,28 @@ done:
 int vindex_open(struct vindex **out, const char *db_path, const struct schema *s, int want_build, vindex_progress_fn progress,
                 void *payload, struct err *err)
 {
+	return vindex_open_target(out, db_path, NULL, s, want_build, progress, payload, err);
+}
+
+int vindex_open_target(struct vindex **out, const char *target, const struct db_options *opt, const struct schema *s,
+                       int want_build, vindex_progress_fn progress, void *payload, struct err *err)
+{
 	struct buf path = BUF_INIT;
-	struct vkey k;
+	struct vkey k = {{0}, 0, 0, 0, 0, 0};
 	struct vindex *v = NULL;
+	struct db *pg = NULL;
+	const char *db_path = target, *name = target; /* name: for messages, never a password */
 	int rc;
 
 	*out = NULL;
-	if ((rc = vindex_cache_path(&path, db_path, err)) || (rc = read_key(&k, db_path, err)))
+	if (db_target_kind(target) == DB_POSTGRES) {
+		if ((rc = db_open(&pg, target, opt, err)) || (rc = read_pg_key(&k, pg, opt, s, err)) ||
+		    (rc = cache_file(&path, "pg-", db_describe(pg), k.path, err)))
+			goto done;
+		name = db_describe(pg);
+	} else if ((rc = vindex_cache_path(&path, db_path, err)) || (rc = read_key(&k, db_path, err))) {
 		goto done;
+	}
 	v = xcalloc(1, sizeof *v);
 	if (!v) {
 		rc = CONVBI_ENOMEM;
@@ -437,15 +533,16 @@ int vindex_open(struct vindex **out, const char *db_path, const struct schema *s
 	v->db = NULL;
 	if (!want_build) {
 		rc = err_set(err, CONVBI_EIO, "the value index of `%s` is missing or stale; build it with `convbi index --db %s`",
-		             db_path, db_path);
+		             name, pg ? "URI" : name);
 		goto done;
 	}
-	if ((rc = build(path.data, db_path, &k, s, progress, payload, &v->info, err)))
+	if ((rc = build(path.data, db_path, pg, &k, s, progress, payload, &v->info, err)))
 		goto done;
 	if (open_cache(&v->db, path.data) != SQLITE_OK)
 		rc = err_set(err, CONVBI_EIO, "cannot open the value index `%s`; check the cache directory", path.data);
 done:
 	buf_release(&path);
+	db_close(pg);
 	if (rc) {
 		vindex_close(v);
 		return rc;

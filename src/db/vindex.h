@@ -18,6 +18,17 @@
  * capped at VINDEX_CACHE_KIB, so memory does not grow with the database.
  * A progress callback hears after each column.
  *
+ * A PostgreSQL database gets the same index, read through db.h (the gate,
+ * a read-only transaction, a statement deadline per column; see
+ * vindex_pg.h) and cached in the same directory as
+ * `pg-<dbname>-<fnv64>.vindex`, the hash taken over the target without its
+ * password (db_describe) and the schema list.  It records a fingerprint
+ * of the introspected schema (tables, columns, types), the statistics'
+ * change counter (pg_stat_user_tables: rows inserted, updated and deleted)
+ * and the live rows, and is rebuilt when the fingerprint changes, when
+ * more than a tenth of the rows changed since the build, when the
+ * counters went back (a statistics reset) or after VINDEX_PG_MAX_AGE_S.
+ *
  * vindex_match splits a question into word spans (1..VINDEX_SPAN_WORDS
  * words, plus anything in quotes) and looks each up: exact and
  * case-insensitive first (also without a plural "s"), then by trigram
@@ -31,6 +42,7 @@
 
 #include <stdint.h>
 
+#include "db/db.h"
 #include "db/schema.h"
 #include "util/buf.h"
 #include "util/err.h"
@@ -45,6 +57,7 @@
 #define VINDEX_MATCH_MAX 24       /* values returned per question */
 #define VINDEX_MATCH_PER_COLUMN 4 /* values returned per column */
 #define VINDEX_FUZZY_MIN 0.5      /* trigram overlap a fuzzy match needs */
+#define VINDEX_PG_MAX_AGE_S 86400 /* a PostgreSQL index is rebuilt after this long */
 
 struct vindex;
 
@@ -83,6 +96,14 @@ int vindex_cache_path(struct buf *out, const char *db_path, struct err *err);
  * NULL on failure.  The user's database is never written. */
 int vindex_open(struct vindex **out, const char *db_path, const struct schema *s, int build, vindex_progress_fn progress,
                 void *payload, struct err *err);
+
+/* vindex_open for any target db_open takes (opt as there, may be NULL):
+ * a SQLite file as above, or a PostgreSQL database (see the top), which
+ * is connected to for the key and the build and closed again.  Messages
+ * name a PostgreSQL database without its password.  Errors as
+ * vindex_open, and EDB when the database cannot be reached. */
+int vindex_open_target(struct vindex **out, const char *target, const struct db_options *opt, const struct schema *s, int build,
+                       vindex_progress_fn progress, void *payload, struct err *err);
 
 /* Closes v; accepts NULL. */
 void vindex_close(struct vindex *v);

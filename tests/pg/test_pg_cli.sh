@@ -19,6 +19,7 @@ start_fake '{"endpoints":[{"name":"east","api_key":"k-pg-1","deployment":"gpt-4o
 write_config "$T/config.json" east:k-pg-1
 SECRET=owner-secret
 DB=$PG_SUPER_URI
+export XDG_CACHE_HOME="$T/cache"
 
 expect_code 0 "ask on PostgreSQL" "$CONVBI" ask --config "$T/config.json" --db "$DB" "how many customers?"
 contains "$OUT" "200" "the count comes from PostgreSQL"
@@ -95,6 +96,40 @@ contains "$ERR" 'database `bad`: cannot connect' "names the database"
 expect_code 2 "an unnamed target without a database name" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" \
   --db "postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT"
 contains "$ERR" "database name is not 1-63 letters, digits, '_' or '-'; write --db NAME=TARGET" "asks for a name"
+
+# the value index on PostgreSQL: 'Cork' is one customer's city, not among
+# pg_stats' frequent values the plain schema text shows
+expect_code 0 "schema without a question" "$CONVBI" schema --db "$DB"
+lacks "$OUT" "'Cork'" "the plain schema text has no 'Cork'"
+expect_code 0 "schema for a question naming a stored value" "$CONVBI" schema --db "$DB" "customers in cork"
+contains "$OUT" "city: 'Cork'," "the value index grounds the city as stored"
+expect_code 0 "index on PostgreSQL" "$CONVBI" index --json --db "$DB"
+contains "$OUT" '"built":false' "the index built by the first use is reused"
+contains "$OUT" "$T/cache/convbi/pg-shop-" "cached under XDG_CACHE_HOME/convbi"
+expect_code 0 "index --rebuild with --schemas" "$CONVBI" index --json --rebuild --db "$DB" --schemas Sales
+contains "$OUT" '"values":2,"columns":1,' "only the Sales schema: note's 'gift' and 'rush'"
+contains "$OUT" '"built":true' "rebuilt"
+PGPASSWORD=reader-secret expect_code 0 "index as the reader" "$CONVBI" index --json --db "$PG_RO_URI"
+ro_index=$(printf '%s' "$OUT" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')
+check "the reader's index holds nothing of the unreadable table" bash -c "test -s '$ro_index' && ! grep -aq do-not-read '$ro_index'"
+pgq() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PGPORT" -U owner -d shop -c "$1"; }
+pgq "DROP SCHEMA IF EXISTS cli_vindex CASCADE; CREATE SCHEMA cli_vindex;
+     CREATE TABLE cli_vindex.t AS SELECT g AS n, CASE WHEN g % 2 = 0 THEN 'alpha' ELSE 'beta' END AS kind
+       FROM generate_series(1, 100) g"
+expect_code 0 "index a schema of 100 rows" "$CONVBI" index --json --db "$DB" --schemas cli_vindex
+contains "$OUT" '"values":2,' "alpha and beta"
+pgq "INSERT INTO cli_vindex.t VALUES (101, 'gamma'), (102, 'gamma')"
+expect_code 0 "2 rows of 100 changed" "$CONVBI" index --json --db "$DB" --schemas cli_vindex
+contains "$OUT" '"built":false' "a few changed rows keep the index"
+pgq "INSERT INTO cli_vindex.t SELECT g, 'gamma' FROM generate_series(103, 120) g"
+expect_code 0 "20 rows of 100 changed" "$CONVBI" index --json --db "$DB" --schemas cli_vindex
+contains "$OUT" '"values":3,' "the stale index was rebuilt with the new value"
+contains "$OUT" '"built":true' "rebuilt"
+pgq "DROP SCHEMA cli_vindex CASCADE"
+for f in "$T"/cache/convbi/*; do
+  check "no password in the cache's name or content ($(basename "$f"))" \
+    bash -c "! grep -aq -e '$SECRET' -e 'reader-secret' '$f' && case '$f' in *secret*) false;; esac"
+done
 
 wrong="postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT/shop"
 expect_code 2 "a wrong password is a usage error" "$CONVBI" ask --config "$T/config.json" --db "$wrong" "x"
