@@ -43,6 +43,7 @@
 #include "db/sqltext.h"
 #include "db/text.h"
 #include "db/vindex_pg.h"
+#include "db/vindex_sqlite.h"
 #include "util/alloc.h"
 #include "util/clock.h"
 #include "util/words.h"
@@ -237,14 +238,9 @@ struct builder {
 	const struct schema_table *t;
 	const struct schema_column *c;
 	sqlite3_stmt *ins_val, *ins_fts;
-	int64_t deadline_ms, end_ms, next_id;
+	int64_t end_ms, next_id;
 	struct vindex_info *info;
 };
-
-static int on_progress(void *p)
-{
-	return clock_mono_ms() >= ((struct builder *)p)->deadline_ms;
-}
 
 /* 1 when the column holds free text: most of its samples were cut. */
 static int free_text(const struct schema_column *c)
@@ -297,39 +293,20 @@ static int index_pg_column(struct builder *b, const struct schema_table *t, cons
 	return rc;
 }
 
-/* Copies one column's distinct short text values into the index.  A scan
- * stopped by its deadline keeps what it read and marks the build partial. */
+/* Copies one column's distinct short text values into the index (see
+ * vindex_sqlite.h). */
 static int index_column(struct builder *b, const struct schema_table *t, const struct schema_column *c)
 {
-	struct buf q = BUF_INIT;
-	sqlite3_stmt *st = NULL;
-	int rc = buf_puts(&q, "SELECT DISTINCT v FROM ");
-	if (!rc)
-		rc = sql_column_values(&q, t->name, c->name);
-	if (!rc)
-		rc = buf_printf(&q, " WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d", VINDEX_VALUE_MAX_CHARS,
-		                VINDEX_PER_COLUMN);
-	if (rc)
-		goto done;
-	int64_t now = clock_mono_ms();
-	b->deadline_ms = now + VINDEX_COLUMN_MS < b->end_ms ? now + VINDEX_COLUMN_MS : b->end_ms;
-	if (sqlite3_prepare_v2(b->src, q.data, -1, &st, NULL) != SQLITE_OK)
-		goto done; /* a broken table: nothing to index */
-	int src;
-	int64_t before = b->info->values;
+	int64_t before = b->info->values, now = clock_mono_ms();
 	b->t = t;
 	b->c = c;
-	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
-		const char *v = (const char *)sqlite3_column_text(st, 0);
-		rc = v ? add_value(v, (size_t)sqlite3_column_bytes(st, 0), b) : CONVBI_OK;
-	}
+	enum vindex_way way;
+	int rc = vindex_sqlite_column(b->src, t, c, now + VINDEX_COLUMN_MS < b->end_ms ? now + VINDEX_COLUMN_MS : b->end_ms,
+	                              add_value, b, &b->info->partial, &way);
+	b->info->seeked += !rc && way == VINDEX_BY_INDEX;
+	b->info->sampled += !rc && way == VINDEX_BY_SAMPLE;
 	if (!rc && b->info->values > before)
 		b->info->columns++;
-	if (!rc && src != SQLITE_DONE && src != SQLITE_ROW)
-		b->info->partial |= clock_mono_ms() >= b->deadline_ms;
-done:
-	sqlite3_finalize(st);
-	buf_release(&q);
 	return rc;
 }
 
@@ -392,7 +369,7 @@ static int build(const char *path, const char *db_path, struct db *pg, const str
                  vindex_progress_fn progress, void *payload, struct vindex_info *info, struct err *err)
 {
 	struct buf tmp = BUF_INIT, dir = BUF_INIT;
-	struct builder b = {NULL, NULL, pg, NULL, NULL, NULL, NULL, 0, 0, 0, info};
+	struct builder b = {NULL, NULL, pg, NULL, NULL, NULL, NULL, 0, 0, info};
 	int64_t start = clock_mono_ms();
 	int rc = cache_dir(&dir, err);
 	if (rc)
@@ -420,7 +397,6 @@ static int build(const char *path, const char *db_path, struct db *pg, const str
 	if (b.src) {
 		sqlite3_exec(b.src, pragma, NULL, NULL, NULL);
 		sqlite3_exec(b.src, "PRAGMA temp_store=FILE", NULL, NULL, NULL);
-		sqlite3_progress_handler(b.src, 1000, on_progress, &b);
 	}
 	if (sqlite3_open_v2(tmp.data, &b.dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK ||
 	    sqlite3_exec(b.dst, create_sql, NULL, NULL, NULL) != SQLITE_OK ||

@@ -12,7 +12,9 @@
  * written to a temporary file and renamed into place, so a reader never
  * sees half an index and a crash leaves the old one.
  *
- * Building is bounded: each column's scan stops after VINDEX_COLUMN_MS,
+ * A column is read the cheapest way (vindex_sqlite.c): through an index on
+ * it, from a saturated sample of a big table, or by a DISTINCT scan.
+ * Building is bounded: each column's read stops after VINDEX_COLUMN_MS,
  * the whole build after VINDEX_BUILD_MS (what was read so far is kept and
  * the index is marked partial), and the source connection's page cache is
  * capped at VINDEX_CACHE_KIB, so memory does not grow with the database.
@@ -72,12 +74,18 @@ struct vindex_progress {
 };
 typedef void (*vindex_progress_fn)(const struct vindex_progress *p, void *payload);
 
+/* Hands one value (len bytes) a source read to the index being built; a
+ * non-zero return stops the column with that code. */
+typedef int (*vindex_value_fn)(const char *v, size_t len, void *payload);
+
 /* What an open index holds. */
 struct vindex_info {
 	char path[4096];  /* the cache file */
 	int64_t values;   /* values indexed */
 	int64_t columns;  /* columns indexed */
 	int64_t build_ms; /* how long the build took (0 = reused) */
+	int64_t seeked;   /* SQLite columns read through an index on them */
+	int64_t sampled;  /* SQLite columns whose values a saturated sample gave */
 	int partial;      /* 1 = a time bound cut the build */
 	int built;        /* 1 = built by this open, 0 = reused */
 };

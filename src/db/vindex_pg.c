@@ -32,8 +32,7 @@ static int quote_literal(struct buf *b, const char *s)
 
 /* Runs one of our statements (its outcome in *ran, the message in err)
  * and hands every non-empty first cell to each; returns each's code. */
-static int run_each(struct db *d, const char *sql, int timeout_ms, vindex_pg_value_fn each, void *payload, int *ran,
-                    struct err *err)
+static int run_each(struct db *d, const char *sql, int timeout_ms, vindex_value_fn each, void *payload, int *ran, struct err *err)
 {
 	struct exec_limits lim = {timeout_ms, VINDEX_PER_COLUMN, VINDEX_VALUE_MAX_CHARS * 4 + 4, VINDEX_PG_RESULT_BYTES, 0, 0};
 	struct table *t = NULL;
@@ -49,7 +48,7 @@ static int run_each(struct db *d, const char *sql, int timeout_ms, vindex_pg_val
 }
 
 int vindex_pg_column(struct db *d, const struct schema_table *t, const struct schema_column *c, int timeout_ms,
-                     vindex_pg_value_fn each, void *payload, int *partial, struct err *err)
+                     vindex_value_fn each, void *payload, int *partial, struct err *err)
 {
 	struct buf q = BUF_INIT;
 	struct err serr = ERR_INIT; /* a column that cannot be read gives nothing */

@@ -14,10 +14,6 @@
 #define VINDEX_PG_SCAN_ROWS 1000000        /* rows one column's DISTINCT scan reads at most */
 #define VINDEX_PG_RESULT_BYTES (16u << 20) /* bytes of one column's values */
 
-/* Called with each value (len bytes, not NUL-terminated for the callee's
- * purposes); a non-zero return stops the column with that code. */
-typedef int (*vindex_pg_value_fn)(const char *v, size_t len, void *payload);
-
 /* Reads column c of table t: its distinct short text values from one
  * bounded scan (at most VINDEX_PG_SCAN_ROWS rows, timeout_ms), plus
  * pg_stats' most common values when the table is bigger than the scan
@@ -25,7 +21,7 @@ typedef int (*vindex_pg_value_fn)(const char *v, size_t len, void *payload);
  * column that cannot be read gives nothing.  Returns CONVBI_OK, ENOMEM,
  * or each's code. */
 int vindex_pg_column(struct db *d, const struct schema_table *t, const struct schema_column *c, int timeout_ms,
-                     vindex_pg_value_fn each, void *payload, int *partial, struct err *err);
+                     vindex_value_fn each, void *payload, int *partial, struct err *err);
 
 /* The rows inserted, updated and deleted in the user tables of the
  * schemas s holds since the statistics were last reset (*changes), and

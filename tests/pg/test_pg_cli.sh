@@ -112,20 +112,23 @@ contains "$OUT" '"built":true' "rebuilt"
 PGPASSWORD=reader-secret expect_code 0 "index as the reader" "$CONVBI" index --json --db "$PG_RO_URI"
 ro_index=$(printf '%s' "$OUT" | sed -n 's/.*"path":"\([^"]*\)".*/\1/p')
 check "the reader's index holds nothing of the unreadable table" bash -c "test -s '$ro_index' && ! grep -aq do-not-read '$ro_index'"
-pgq() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PGPORT" -U owner -d shop -c "$1"; }
-pgq "DROP SCHEMA IF EXISTS cli_vindex CASCADE; CREATE SCHEMA cli_vindex;
-     CREATE TABLE cli_vindex.t AS SELECT g AS n, CASE WHEN g % 2 = 0 THEN 'alpha' ELSE 'beta' END AS kind
-       FROM generate_series(1, 100) g"
-expect_code 0 "index a schema of 100 rows" "$CONVBI" index --json --db "$DB" --schemas cli_vindex
+# staleness, in a database of its own (pg.test_pg checksums every table of shop)
+pgq() { PGOPTIONS="-c client_min_messages=warning" psql -X -q -v ON_ERROR_STOP=1 -h "$PG_SOCKET" -p "$PGPORT" -U owner -d "$1" -c "$2"; }
+pgq postgres "DROP DATABASE IF EXISTS cli_vindex"
+pgq postgres "CREATE DATABASE cli_vindex"
+pgq cli_vindex "CREATE TABLE t AS SELECT g AS n, CASE WHEN g % 2 = 0 THEN 'alpha' ELSE 'beta' END AS kind
+                  FROM generate_series(1, 100) g"
+VDB=$PG_URI_BASE/cli_vindex
+expect_code 0 "index a database of 100 rows" "$CONVBI" index --json --db "$VDB"
 contains "$OUT" '"values":2,' "alpha and beta"
-pgq "INSERT INTO cli_vindex.t VALUES (101, 'gamma'), (102, 'gamma')"
-expect_code 0 "2 rows of 100 changed" "$CONVBI" index --json --db "$DB" --schemas cli_vindex
+pgq cli_vindex "INSERT INTO t VALUES (101, 'gamma'), (102, 'gamma')"
+expect_code 0 "2 rows of 100 changed" "$CONVBI" index --json --db "$VDB"
 contains "$OUT" '"built":false' "a few changed rows keep the index"
-pgq "INSERT INTO cli_vindex.t SELECT g, 'gamma' FROM generate_series(103, 120) g"
-expect_code 0 "20 rows of 100 changed" "$CONVBI" index --json --db "$DB" --schemas cli_vindex
+pgq cli_vindex "INSERT INTO t SELECT g, 'gamma' FROM generate_series(103, 120) g"
+expect_code 0 "20 rows of 100 changed" "$CONVBI" index --json --db "$VDB"
 contains "$OUT" '"values":3,' "the stale index was rebuilt with the new value"
 contains "$OUT" '"built":true' "rebuilt"
-pgq "DROP SCHEMA cli_vindex CASCADE"
+pgq postgres "DROP DATABASE cli_vindex"
 for f in "$T"/cache/convbi/*; do
   check "no password in the cache's name or content ($(basename "$f"))" \
     bash -c "! grep -aq -e '$SECRET' -e 'reader-secret' '$f' && case '$f' in *secret*) false;; esac"

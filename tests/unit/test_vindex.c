@@ -251,6 +251,44 @@ static void schema_text_names_matched_values_ahead_of_samples_and_ranges(void **
 	schema_free(s);
 }
 
+/* A big table (rowids spread over 2,000,000: the sampling threshold is a
+ * span, not a count) read three ways: `status` is saturated in the sample,
+ * `kind` has an index and one rare value, `tag` is distinct per row and
+ * `mixed` holds one value only once among the sampled rows. */
+static void big_columns_are_read_through_an_index_or_a_saturated_sample(void **state)
+{
+	struct fx *f = *state;
+	char path[1100];
+	snprintf(path, sizeof path, "%s/big.db", f->dir);
+	make_db(path,
+	        "CREATE TABLE big (id INTEGER PRIMARY KEY, status TEXT, kind TEXT, tag TEXT, mixed TEXT);"
+	        "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c WHERE i < 20000)"
+	        " INSERT INTO big SELECT i * 100, CASE i % 3 WHEN 0 THEN 'paid' WHEN 1 THEN 'shipped' ELSE 'returned' END,"
+	        " CASE WHEN i = 12345 THEN 'k-rare' ELSE 'k-' || (i % 50) END, 'tag-' || i,"
+	        " CASE WHEN i = 11 THEN 'once' ELSE 'common' END FROM c;"
+	        "INSERT INTO big VALUES (1, 'paid', x'00ff', 'tag-blob', 'common');"
+	        "CREATE INDEX big_kind ON big(kind);");
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	struct ground g = GROUND_INIT;
+	assert_int_equal(schema_load(&s, path, &err), CONVBI_OK);
+	assert_int_equal(vindex_open(&v, path, s, 1, NULL, NULL, &err), CONVBI_OK);
+	const struct vindex_info *i = vindex_info(v);
+	assert_int_equal(i->seeked, 1);  /* kind */
+	assert_int_equal(i->sampled, 1); /* status; tag and mixed have values seen once */
+	assert_false(i->partial);
+	/* 3 statuses, 51 kinds (the BLOB is no text), 20,001 tags, 2 of mixed */
+	assert_int_equal(i->values, 3 + 51 + 20001 + 2);
+	assert_int_equal(vindex_match(v, s, "orders of kind k-rare that were returned, once", &g, &err), CONVBI_OK);
+	assert_true(grounded_has(&g, "kind", "k-rare"));
+	assert_true(grounded_has(&g, "status", "returned"));
+	assert_true(grounded_has(&g, "mixed", "once"));
+	ground_release(&g);
+	vindex_close(v);
+	schema_free(s);
+}
+
 static void an_unwritable_cache_is_a_clear_error(void **state)
 {
 	struct fx *f = *state;
@@ -277,6 +315,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(question_spans_find_values_exactly_by_containment_and_fuzzily, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_question_asked_again_finds_the_same_values_from_any_thread, setup, teardown),
 	        cmocka_unit_test_setup_teardown(schema_text_names_matched_values_ahead_of_samples_and_ranges, setup, teardown),
+	        cmocka_unit_test_setup_teardown(big_columns_are_read_through_an_index_or_a_saturated_sample, setup, teardown),
 	        cmocka_unit_test_setup_teardown(an_unwritable_cache_is_a_clear_error, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,245 @@
+/* vindex_sqlite.c -- what the value index reads from a SQLite database
+ * (see vindex_sqlite.h): one text column's distinct short values, by the
+ * cheapest of three ways.
+ *
+ *   index   when an index starts with the column (the planner SEARCHes it
+ *           for `c > ? ORDER BY c LIMIT 1`), one seek per distinct value:
+ *           exact, and as cheap for 7 million rows as for 700;
+ *   sample  a big rowid table (a rowid span over VINDEX_SAMPLE_MIN_SPAN):
+ *           VINDEX_SAMPLE_WINDOWS windows of VINDEX_SAMPLE_ROWS rowids
+ *           spread evenly from the first row to the last, grouped by value
+ *           with counts.  When every value seen was seen at least twice
+ *           (Good-Turing: the chance that the next row holds a value not
+ *           yet seen is about the share of values seen once, here none)
+ *           the column is saturated -- a status, a channel, a city -- and
+ *           the sample's values are its values; otherwise it is scanned;
+ *   scan    SELECT DISTINCT over the whole column, as far as its deadline.
+ * Memory stays bounded: the group and the DISTINCT keep their b-trees in
+ * SQLite's page cache and temporary files, and at most VINDEX_PER_COLUMN
+ * values reach the caller.  A value a sample misses is one the sample's
+ * 262,144 rows never held, rare by construction; an index on the column
+ * (or `convbi index` on a copy with one) makes it exact.
+ */
+#include "db/vindex_sqlite.h"
+
+#include <string.h>
+
+#include "convbi/convbi.h"
+#include "db/sqltext.h"
+#include "util/clock.h"
+
+#define VINDEX_SAMPLE_WINDOWS 64
+#define VINDEX_SAMPLE_ROWS 4096
+#define VINDEX_SAMPLE_MIN_SPAN ((int64_t)4 * VINDEX_SAMPLE_WINDOWS * VINDEX_SAMPLE_ROWS)
+#define VINDEX_SAMPLE_MIN_VALUES 1000 /* text values a saturated sample holds at least */
+
+static int past_deadline(void *p)
+{
+	return clock_mono_ms() >= *(const int64_t *)p;
+}
+
+/* Characters of UTF-8 text s (len bytes). */
+static size_t utf8_chars(const char *s, size_t len)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++)
+		n += ((unsigned char)s[i] & 0xC0) != 0x80;
+	return n;
+}
+
+/* `SELECT "c" FROM "t"` plus tail. */
+static int column_query(struct buf *q, const char *head, const struct schema_table *t, const struct schema_column *c,
+                        const char *mid, const char *tail)
+{
+	int rc = buf_puts(q, head);
+	if (!rc)
+		rc = sql_quote_ident(q, c->name);
+	if (!rc)
+		rc = buf_puts(q, mid);
+	if (!rc)
+		rc = sql_quote_ident(q, t->name);
+	return rc ? rc : buf_puts(q, tail);
+}
+
+/* 1 when the planner answers st by searching an index. */
+static int searches_index(sqlite3 *db, const char *sql)
+{
+	struct buf q = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int search = 0, other = 0;
+	if (!buf_puts(&q, "EXPLAIN QUERY PLAN ") && !buf_puts(&q, sql) &&
+	    sqlite3_prepare_v2(db, q.data, -1, &st, NULL) == SQLITE_OK)
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			const char *d = (const char *)sqlite3_column_text(st, 3);
+			if (d && !strncmp(d, "SEARCH ", 7) && strstr(d, " INDEX "))
+				search = 1;
+			else
+				other = 1;
+		}
+	sqlite3_finalize(st);
+	buf_release(&q);
+	return search && !other;
+}
+
+/* One seek per distinct text value, through an index on the column.
+ * *used = 0 when no index serves the column. */
+static int by_index(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, vindex_value_fn each, void *payload,
+                    int *used, int *cut)
+{
+	struct buf q = BUF_INIT, last = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int rc = column_query(&q, "SELECT ", t, c, " AS v FROM ", " WHERE v > ?1 ORDER BY v LIMIT 1");
+	*used = 0;
+	if (rc || !searches_index(db, q.data) || sqlite3_prepare_v2(db, q.data, -1, &st, NULL) != SQLITE_OK)
+		goto done;
+	*used = 1;
+	rc = buf_add(&last, "", 1);
+	for (int n = 0; !rc && n < VINDEX_PER_COLUMN;) {
+		sqlite3_reset(st);
+		sqlite3_bind_text(st, 1, last.data, (int)last.len - 1, SQLITE_STATIC);
+		int src = sqlite3_step(st);
+		if (src != SQLITE_ROW) {
+			*cut = src != SQLITE_DONE;
+			break;
+		}
+		if (sqlite3_column_type(st, 0) != SQLITE_TEXT)
+			break; /* BLOBs sort after text: no text is left */
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		if (!v)
+			break;
+		if (utf8_chars(v, len) <= VINDEX_VALUE_MAX_CHARS) {
+			rc = each(v, len, payload);
+			n++;
+		}
+		buf_reset(&last);
+		if (!rc)
+			rc = buf_add(&last, v, len);
+		if (!rc)
+			rc = buf_putc(&last, '\0');
+	}
+done:
+	sqlite3_finalize(st);
+	buf_release(&q);
+	buf_release(&last);
+	return rc;
+}
+
+/* The rowid span of t, or 0 when it has none (a WITHOUT ROWID table, a
+ * column named _rowid_, an empty table). */
+static int64_t rowid_span(sqlite3 *db, const struct schema_table *t, int64_t *first)
+{
+	for (int i = 0; i < t->ncols; i++)
+		if (!sqlite3_stricmp(t->cols[i].name, "_rowid_"))
+			return 0;
+	struct buf q = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int64_t span = 0;
+	/* two subqueries: min and max together in one would scan the table */
+	if (!buf_puts(&q, "SELECT (SELECT min(_rowid_) FROM ") && !sql_quote_ident(&q, t->name) &&
+	    !buf_puts(&q, "), (SELECT max(_rowid_) FROM ") && !sql_quote_ident(&q, t->name) && !buf_putc(&q, ')') &&
+	    sqlite3_prepare_v2(db, q.data, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+		*first = sqlite3_column_int64(st, 0);
+		span = sqlite3_column_int64(st, 1) - *first + 1;
+	}
+	sqlite3_finalize(st);
+	buf_release(&q);
+	return span;
+}
+
+/* The sampled values of a saturated column.  *used = 0 when the table is
+ * small or the sample is not saturated (nothing was handed to each). */
+static int by_sample(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, vindex_value_fn each,
+                     void *payload, int *used)
+{
+	struct buf q = BUF_INIT, vals = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int64_t first = 0, span = rowid_span(db, t, &first);
+	int rc = CONVBI_OK;
+	*used = 0;
+	if (span <= VINDEX_SAMPLE_MIN_SPAN)
+		return CONVBI_OK;
+	rc = column_query(&q,
+	                  "WITH RECURSIVE w(lo) AS (SELECT ?1 UNION ALL SELECT lo + ?2 FROM w WHERE lo + ?2 < ?3) "
+	                  "SELECT v, count(*) FROM w JOIN (SELECT ",
+	                  t, c, " AS v, _rowid_ AS r FROM ", "") ||
+	     buf_printf(&q,
+	                ") ON r >= lo AND r < lo + %d WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d "
+	                "GROUP BY v LIMIT %d",
+	                VINDEX_SAMPLE_ROWS, VINDEX_VALUE_MAX_CHARS, VINDEX_PER_COLUMN + 1);
+	if (rc || sqlite3_prepare_v2(db, q.data, -1, &st, NULL) != SQLITE_OK)
+		goto done;
+	sqlite3_bind_int64(st, 1, first);
+	sqlite3_bind_int64(st, 2, span / VINDEX_SAMPLE_WINDOWS);
+	sqlite3_bind_int64(st, 3, first + span);
+	int64_t values = 0, seen = 0;
+	int src;
+	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		int64_t n = sqlite3_column_int64(st, 1);
+		if (n < 2 || ++values > VINDEX_PER_COLUMN)
+			goto done; /* a value seen once: more are unseen */
+		seen += n;
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		if (v && strlen(v) == len) /* NUL-separated, at most VINDEX_PER_COLUMN short values */
+			rc = buf_add(&vals, v, len + 1);
+	}
+	if (rc || src != SQLITE_DONE || seen < VINDEX_SAMPLE_MIN_VALUES)
+		goto done;
+	*used = 1;
+	for (size_t off = 0; !rc && off < vals.len; off += strlen(vals.data + off) + 1)
+		rc = each(vals.data + off, strlen(vals.data + off), payload);
+done:
+	sqlite3_finalize(st);
+	buf_release(&q);
+	buf_release(&vals);
+	return rc;
+}
+
+/* SELECT DISTINCT over the whole column, as far as the deadline. */
+static int by_scan(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, vindex_value_fn each, void *payload,
+                   int *cut)
+{
+	struct buf q = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int rc = buf_puts(&q, "SELECT DISTINCT v FROM ");
+	if (!rc)
+		rc = sql_column_values(&q, t->name, c->name);
+	if (!rc)
+		rc = buf_printf(&q, " WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d", VINDEX_VALUE_MAX_CHARS,
+		                VINDEX_PER_COLUMN);
+	if (rc || sqlite3_prepare_v2(db, q.data, -1, &st, NULL) != SQLITE_OK)
+		goto done; /* a broken table: nothing to index */
+	int src;
+	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
+		const char *v = (const char *)sqlite3_column_text(st, 0);
+		rc = v ? each(v, (size_t)sqlite3_column_bytes(st, 0), payload) : CONVBI_OK;
+	}
+	if (!rc && src != SQLITE_DONE && src != SQLITE_ROW)
+		*cut = 1;
+done:
+	sqlite3_finalize(st);
+	buf_release(&q);
+	return rc;
+}
+
+int vindex_sqlite_column(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, int64_t deadline_ms,
+                         vindex_value_fn each, void *payload, int *partial, enum vindex_way *way)
+{
+	int used = 0, cut = 0;
+	sqlite3_progress_handler(db, 1000, past_deadline, &deadline_ms);
+	int rc = by_index(db, t, c, each, payload, &used, &cut);
+	*way = VINDEX_BY_INDEX;
+	if (!rc && !used) {
+		rc = by_sample(db, t, c, each, payload, &used);
+		*way = VINDEX_BY_SAMPLE;
+	}
+	if (!rc && !used) {
+		rc = by_scan(db, t, c, each, payload, &cut);
+		*way = VINDEX_BY_SCAN;
+	}
+	sqlite3_progress_handler(db, 0, NULL, NULL);
+	*partial |= cut && clock_mono_ms() >= deadline_ms;
+	return rc;
+}
