@@ -9,7 +9,8 @@
  * neither knows gets UnsupportedProtocolVersionError (-32004) listing the
  * supported ones.  Every tool is read-only (annotations.readOnlyHint):
  *   ask             a question; "conversation" continues one the server
- *                   minted in an earlier result
+ *                   minted in an earlier result; "today" and "candidates"
+ *                   as on serve's questions route
  *   run_sql         caller's SQL through the same read-only gate
  *   schema          the schema text the SQL agent is given
  *   list_databases  the databases this caller may use
@@ -24,6 +25,8 @@
 
 #include "serve/serve.h"
 
+#define TEXT_OF_(x) #x
+#define TEXT_OF(x) TEXT_OF_(x) /* a number macro as a string literal, for tools_json */
 #define MCP_LEGACY_VERSION "2025-11-25"
 #define MCP_MODERN_VERSION "2026-07-28"
 #define MCP_META_VERSION "io.modelcontextprotocol/protocolVersion"
@@ -72,7 +75,11 @@ static const char tools_json[] =
         "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
         "\"question\":{\"type\":\"string\",\"description\":\"the question\"},"
         "\"conversation\":{\"type\":\"string\",\"description\":\"continue this conversation (from an earlier ask result)\"},"
-        "\"db\":{\"type\":\"string\",\"description\":\"database name (see list_databases); default the first\"}},"
+        "\"db\":{\"type\":\"string\",\"description\":\"database name (see list_databases); default the first\"},"
+        "\"today\":{\"type\":\"string\",\"pattern\":\"^[0-9]{4}-[0-9]{2}-[0-9]{2}$\",\"description\":\"the date the "
+        "question calls today (YYYY-MM-DD); default the server's\"},"
+        "\"candidates\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":" TEXT_OF(SERVE_CANDIDATES_MAX) ","
+        "\"description\":\"SQL candidates written and voted on by their results; default the server's\"}},"
         "\"required\":[\"question\"],\"additionalProperties\":false},"
         "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":false,\"openWorldHint\":false}},"
         "{\"name\":\"run_sql\",\"title\":\"Run a SELECT\","
@@ -140,7 +147,7 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
 	convbi_answer_format(a, "markdown", MCP_TABLE_ROWS, &table);
 	cJSON *full = json ? cJSON_Parse(json) : NULL, *st = cJSON_CreateObject();
 	static const char *const keys[] = {"question",  "standalone_question", "sql",    "columns", "rows",
-	                                   "row_count", "truncated",           "answer", "chart"};
+	                                   "row_count", "truncated",           "answer", "chart",   "vote"};
 	for (size_t i = 0; full && i < sizeof keys / sizeof keys[0]; i++) {
 		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(full, keys[i]);
 		if (v)
@@ -184,14 +191,39 @@ static int take_slot(struct server *s)
 	return 0;
 }
 
+/* ask's today and candidates into ao; NULL, or what is wrong with them. */
+static const char *ask_options(const cJSON *args, convbi_ask_options *ao, char *why, size_t cap)
+{
+	const cJSON *today = cJSON_GetObjectItemCaseSensitive(args, "today");
+	const cJSON *cand = cJSON_GetObjectItemCaseSensitive(args, "candidates");
+	if (today && !cJSON_IsNull(today)) {
+		if (!cJSON_IsString(today))
+			return "\"today\" must be a date as YYYY-MM-DD";
+		ao->today = today->valuestring; /* its date is checked by the ask */
+	}
+	if (cand && !cJSON_IsNull(cand)) {
+		double n = cJSON_IsNumber(cand) ? cand->valuedouble : 0;
+		if (!(n >= 1 && n <= SERVE_CANDIDATES_MAX) || n != (double)(int)n) { /* the range first: no cast of a huge n */
+			snprintf(why, cap, "\"candidates\" must be a whole number from 1 to %d", SERVE_CANDIDATES_MAX);
+			return why;
+		}
+		ao->candidates = (int)n;
+	}
+	return NULL;
+}
+
 static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args)
 {
 	const char *question = arg_str(args, "question"), *conversation = arg_str(args, "conversation");
 	char why[200];
+	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
 	if (!question || !*question)
 		return tool_error("ask needs \"question\": the question to answer");
 	if (strlen(question) > SERVE_QUESTION_MAX_BYTES)
 		return tool_error("the question is too long; shorten it");
+	const char *bad = ask_options(args, &ao, why, sizeof why);
+	if (bad)
+		return tool_error(bad);
 	struct serve_session *ss = NULL;
 	if (conversation) {
 		if (!(ss = sessions_get(m->s->sessions, conversation, tok)))
@@ -224,7 +256,7 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args)
 		convbi_answer *a = NULL;
 		struct serve_run run;
 		server_run_begin(m->s, &run, ss->conv);
-		rc = convbi_session_ask(ss->conv, question, NULL, NULL, NULL, &a);
+		rc = convbi_session_ask_with(ss->conv, question, NULL, &ao, NULL, NULL, &a);
 		server_run_end(m->s, &run);
 		metrics_answer(m->s->metrics, a, rc);
 		r = a ? answer_result(a, rc, ss->id) : tool_error(convbi_errstr(rc));

@@ -58,6 +58,21 @@ L6=$(sed -n 6p "$T/raw.out")
 contains "$L6" '"readOnlyHint":true' "tools/list marks readOnlyHint"
 contains "$L6" '"ttlMs":' "a 2026-07-28 tools/list carries ttlMs"
 contains "$L6" '"cacheScope":"public","resultType":"complete"' "and cacheScope and resultType"
+R=$(grep 'You are the SQL writer' "$T/requests.log" | grep '2031-02-03')
+[ "$(printf '%s\n' "$R" | grep -c .)" = 4 ] && ok "ask's today reached the SQL prompt of each client's question" \
+  || bad "SQL requests dated 2031-02-03: $(printf '%s\n' "$R" | grep -c .)"
+contains "$R" '\"n\":2' "ask's candidates reached the SQL request"
+
+# ask's today and candidates are checked like the other tool arguments
+ask_with() { printf '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"ask","arguments":{"question":"q",%s}}}\n' "$1" "$2"; }
+{ ask_with 1 '"candidates":0'; ask_with 2 '"candidates":2.5'; ask_with 3 '"candidates":"2"'; ask_with 4 '"today":5'
+  ask_with 5 '"today":"tomorrow"'; } | "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" > "$T/args.out" 2>>"$T/raw.err"
+for i in 1 2 3; do
+  contains "$(sed -n ${i}p "$T/args.out")" '"candidates\" must be a whole number from 1 to 16"' "a bad candidates is a tool error ($i)"
+done
+contains "$(sed -n 4p "$T/args.out")" '"today\" must be a date as YYYY-MM-DD"' "a today that is no string is a tool error"
+contains "$(sed -n 5p "$T/args.out")" 'today is `tomorrow`; give a date as YYYY-MM-DD' "a today that is no date is a tool error"
+check "every bad argument is an isError result" test "$(grep -c '"isError":true' "$T/args.out")" = 5
 lacks "$R$(cat "$T/raw.err" "$T/serve.log" "$T/node.out")" "$KEY" "no key in any output"
 lacks "$(cat "$T/serve.log" "$T/node.out")" "$TOK" "no token in any output"
 finish

@@ -5,7 +5,7 @@
 // 2026-07-28: it probes with server/discover and then speaks statelessly).
 // For each client and transport: the version it settled on, the four tools
 // and their readOnlyHint, ask (text + structuredContent with rows, SQL and
-// chart), a follow-up in the returned conversation, run_sql (and the gate
+// chart; with today and candidates, the vote), a follow-up in the returned conversation, run_sql (and the gate
 // refusing a write), schema, list_databases.  Usage:
 //   node mcp_test.mjs CONVBI CONFIG DB URL TOKEN
 // Prints "ok - ..." lines and "N passed, N failed"; exits 1 on a failure.
@@ -45,6 +45,13 @@ async function exercise(label, client, wantVersion) {
   check(`${label}: structuredContent has the chart`, sc.chart && sc.chart.mark && sc.chart.mark.type === 'bar', sc.chart);
   check(`${label}: ask mints a conversation`, typeof sc.conversation === 'string' && sc.conversation.length === 32, sc.conversation);
 
+  const askTool = tools.find(t => t.name === 'ask');
+  const props = (askTool && askTool.inputSchema && askTool.inputSchema.properties) || {};
+  check(`${label}: ask takes today and candidates`, props.today && props.today.type === 'string' &&
+        props.candidates && props.candidates.type === 'integer' && props.candidates.maximum === 16, props);
+  const d = await client.callTool({ name: 'ask', arguments: { question: 'customers per country, dated', today: '2031-02-03', candidates: 2 } });
+  check(`${label}: ask with today and candidates votes over two`, d.isError === false && d.structuredContent.vote &&
+        d.structuredContent.vote.candidates === 2, d.structuredContent);
   const f = await client.callTool({ name: 'ask', arguments: { question: 'and by country?', conversation: sc.conversation } });
   check(`${label}: the follow-up continues the conversation`, f.isError === false && f.structuredContent.conversation === sc.conversation &&
         f.structuredContent.standalone_question === 'How many customers per country?', f.structuredContent);
