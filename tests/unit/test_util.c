@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "convbi/convbi.h"
+#include "util/alloc.h"
 #include "util/buf.h"
 #include "util/regfile.h"
 #include "util/secret.h"
@@ -306,6 +307,30 @@ static void strmap_keeps_the_first_value_of_a_key(void **state)
 	strmap_release(&m);
 }
 
+/* ---- xgrow ------------------------------------------------------------------------ */
+
+static void xgrow_doubles_from_first_and_keeps_the_array_when_it_fails(void **state)
+{
+	(void)state;
+	int *v = NULL;
+	alloc_fail_at(1000000, 0); /* count allocations, fail none */
+	for (size_t n = 0; n < 100; n++) {
+		int *p = xgrow(v, n, sizeof *v, 8);
+		assert_non_null(p);
+		v = p;
+		v[n] = (int)n;
+	}
+	/* reallocated at 0, 8, 16, 32 and 64 elements only */
+	assert_int_equal(alloc_fail_at(1, 0), 5);        /* and the next allocation fails */
+	assert_ptr_equal(xgrow(v, 99, sizeof *v, 8), v); /* room: no allocation */
+	assert_null(xgrow(v, 128, sizeof *v, 8));        /* full: the realloc fails */
+	alloc_fail_at(0, 0);
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(v[i], i);             /* still the caller's, whole */
+	assert_null(xgrow(v, (size_t)1 << 62, 16, 8)); /* the size would overflow */
+	free(v);
+}
+
 /* ---- status names --------------------------------------------------------------- */
 
 static void every_status_has_a_name_and_a_message(void **state)
@@ -367,6 +392,7 @@ int main(void)
 	        cmocka_unit_test(csv_fields_follow_rfc_4180),
 	        cmocka_unit_test(a_failed_append_is_remembered_until_reset),
 	        cmocka_unit_test(strmap_keeps_the_first_value_of_a_key),
+	        cmocka_unit_test(xgrow_doubles_from_first_and_keeps_the_array_when_it_fails),
 	};
 	const struct CMUnitTest status[] = {
 	        cmocka_unit_test(every_status_has_a_name_and_a_message),
