@@ -832,7 +832,8 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v, const str
 	ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 	if (est > 0)
 		ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, 0);
-	count_sent(p, (unsigned)ep, s, now_ms, est);
+	if (*at_ms <= now_ms) /* a reservation counts when it is confirmed, at its send */
+		count_sent(p, (unsigned)ep, s, now_ms, est);
 	return 1;
 refused:
 	if (v->probe)
@@ -856,6 +857,7 @@ static int take_now(struct pool *p, unsigned t, uint64_t c, uint64_t mask, struc
 			out->ep = ep;
 			out->probe = v[ep].probe;
 			out->at_ms = now_ms;
+			out->counted = 1;
 			return 1;
 		}
 		*usable &= ~bit(ep);
@@ -886,6 +888,7 @@ static int reserve(struct pool *p, const struct pool_verdict *v, const struct st
 		if (claim(p, ep, &v[ep], &s[ep], now_ms, est, limit, &at) > 0) {
 			out->ep = ep;
 			out->at_ms = at;
+			out->counted = at <= now_ms;
 			return 1;
 		}
 	}
@@ -902,6 +905,7 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 	out->probe = 0;
 	out->at_ms = 0;
 	out->made_ms = now_ms;
+	out->counted = 0;
 	out->est_tokens = est_tokens;
 	uint64_t live = all_of(p->n) & ~exclude;
 	if (!live)
@@ -971,6 +975,7 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 		count_sent(p, (unsigned)ep, &s[ep], now_ms, est_tokens);
 		out->ep = ep;
 		out->at_ms = now_ms;
+		out->counted = 1;
 		return CONVBI_OK;
 	}
 	out->wait_ms = pool_wait(v, p->n, live, now_ms);
@@ -987,7 +992,7 @@ int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t es
 	return pick_impl(p, now_ms, exclude, est_tokens, 1, out);
 }
 
-int pool_confirm(struct pool *p, const struct pool_pick *pick, int64_t now_ms)
+int pool_confirm(struct pool *p, struct pool_pick *pick, int64_t now_ms)
 {
 	struct state_snap s;
 	if (!p || !pick || pick->ep < 0 || (size_t)pick->ep >= p->n)
@@ -998,7 +1003,13 @@ int pool_confirm(struct pool *p, const struct pool_pick *pick, int64_t now_ms)
 	 * already over: a 429 says the slots queued before it were too close */
 	if (f[STATE_COOL_UNTIL] > pick->made_ms && !foreign_key_cooldown(key_fp_if_asked(p, pick->ep, f), f))
 		return 0;
-	return f[STATE_OPEN_UNTIL] == 0 || pick->probe;
+	if (f[STATE_OPEN_UNTIL] != 0 && !pick->probe)
+		return 0;
+	if (!pick->counted) {
+		count_sent(p, (unsigned)pick->ep, &s, now_ms, pick->est_tokens);
+		pick->counted = 1;
+	}
+	return 1;
 }
 
 /* ---- reporting ---------------------------------------------------------- */
@@ -1143,7 +1154,8 @@ void pool_abandon(struct pool *p, const struct pool_pick *pick)
 		return;
 	if (pick->probe)
 		p->st->ops->store(p->st, (unsigned)pick->ep, STATE_PROBE_UNTIL, 0);
-	count_refused(p, (unsigned)pick->ep, pick->est_tokens); /* never sent: not admitted */
+	if (pick->counted) /* never sent: not admitted */
+		count_refused(p, (unsigned)pick->ep, pick->est_tokens);
 }
 
 struct pool_outcome pool_outcome_of(int cls)

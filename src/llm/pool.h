@@ -84,7 +84,7 @@
 #define POOL_LEARN_CUT 0.97
 #define POOL_LEARN_REACHED 0.5
 #define POOL_LEARN_PRESSING 0.8
-#define POOL_LEARN_RUN 40
+#define POOL_LEARN_RUN 30
 #define POOL_LEARN_STEP_DIV 100
 #define POOL_LEARN_BACK_DIV 2
 #define POOL_LEARN_GROW_NUM 3
@@ -180,6 +180,7 @@ struct pool_pick {
 	int probe;          /* 1 = this attempt is the breaker's half-open probe */
 	int64_t at_ms;      /* ep >= 0: send not before this (wall ms; > now: a reserved slot) */
 	int64_t made_ms;    /* the pick's now_ms */
+	int counted;        /* counted as sent (a reservation: once confirmed) */
 	int64_t est_tokens; /* echo of the request's estimate */
 };
 
@@ -210,8 +211,10 @@ int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t es
 /* Whether a reserved slot may still be used at now_ms: 0 when its
  * endpoint was rate limited since the pick (a cooldown set after it, over
  * or not: the slots queued then were spaced too close) or its breaker
- * opened (pool_abandon it and pick again), 1 otherwise. */
-int pool_confirm(struct pool *p, const struct pool_pick *pick, int64_t now_ms);
+ * opened (pool_abandon it and pick again), 1 otherwise -- and then the
+ * request counts as sent (what the learning measures), as a pick free now
+ * does at once. */
+int pool_confirm(struct pool *p, struct pool_pick *pick, int64_t now_ms);
 
 enum pool_class {
 	POOL_OK,
