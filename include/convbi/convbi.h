@@ -223,7 +223,10 @@ typedef void (*convbi_index_progress_fn)(const char *table, const char *column, 
 /* Builds the value index of the engine's database now (as the first
  * question would), or reuses it when it is fresh and rebuild == 0; fn (may
  * be NULL) hears progress.  *json_out (caller frees) describes it:
- * {"path", "values", "columns", "build_ms", "partial", "built"}.  The
+ * {"path", "values", "columns", "sampled" (columns read from a sample
+ * of a big table), "seeked" (columns read through an index on them),
+ * "build_ms", "partial", "built"}; a SQLite file or a PostgreSQL
+ * database.  The
  * database itself is only read.  Not to be called while sessions of this
  * engine are asking.  Errors: CONVBI_EDB (no database), EIO (the cache
  * directory is not writable; the message names it), ENOMEM. */

@@ -468,9 +468,11 @@ CONVBI_API int convbi_engine_index(convbi_engine *e, int rebuild, convbi_index_p
 	if (!rc)
 		rc = buf_json_str(&b, i->path, strlen(i->path));
 	if (!rc)
-		rc = buf_printf(&b, ",\"values\":%lld,\"columns\":%lld,\"build_ms\":%lld,\"partial\":%s,\"built\":%s}",
-		                (long long)i->values, (long long)i->columns, (long long)i->build_ms,
-		                i->partial ? "true" : "false", i->built ? "true" : "false");
+		rc = buf_printf(&b,
+		                ",\"values\":%lld,\"columns\":%lld,\"sampled\":%lld,\"seeked\":%lld,\"build_ms\":%lld,"
+		                "\"partial\":%s,\"built\":%s}",
+		                (long long)i->values, (long long)i->columns, (long long)i->sampled, (long long)i->seeked,
+		                (long long)i->build_ms, i->partial ? "true" : "false", i->built ? "true" : "false");
 	return hand_over(&b, rc, json_out);
 }
 

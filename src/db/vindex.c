@@ -286,8 +286,10 @@ static int index_pg_column(struct builder *b, const struct schema_table *t, cons
 		return CONVBI_OK;
 	b->t = t;
 	b->c = c;
+	int sampled = 0;
 	int rc = vindex_pg_column(b->pg, t, c, (int)(left < VINDEX_COLUMN_MS ? left : VINDEX_COLUMN_MS), add_value, b,
-	                          &b->info->partial, err);
+	                          &b->info->partial, &sampled, err);
+	b->info->sampled += !rc && sampled;
 	if (!rc && b->info->values > before)
 		b->info->columns++;
 	return rc;

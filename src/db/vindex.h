@@ -84,8 +84,9 @@ struct vindex_info {
 	int64_t values;   /* values indexed */
 	int64_t columns;  /* columns indexed */
 	int64_t build_ms; /* how long the build took (0 = reused) */
-	int64_t seeked;   /* SQLite columns read through an index on them */
-	int64_t sampled;  /* SQLite columns whose values a saturated sample gave */
+	int64_t seeked;   /* columns read through an index on them (SQLite) */
+	int64_t sampled;  /* columns read from a sample of a big table: a saturated
+	                     one (SQLite), pg_stats and TABLESAMPLE (PostgreSQL) */
 	int partial;      /* 1 = a time bound cut the build */
 	int built;        /* 1 = built by this open, 0 = reused */
 };

@@ -4,13 +4,16 @@
  *
  * Everything goes through db.h's db_run: the gate, the read-only
  * transaction, the statement deadline, the row and byte caps.  A column's
- * values come from one bounded scan,
+ * values come from one bounded statement under VINDEX_COLUMN_MS:
  *   SELECT DISTINCT v FROM (SELECT "c"::text AS v FROM "s"."t" LIMIT N) ...
- * which reads at most VINDEX_PG_SCAN_ROWS rows of the table (all of a
- * table up to that size) under VINDEX_COLUMN_MS.  A table the planner
- * says is bigger, and a scan that ran out of time, also get the column's
- * most common values from pg_stats (ANALYZE's sample of the whole table:
- * the values a question most likely names), which costs no scan at all.
+ * for a table of at most N = VINDEX_PG_SCAN_ROWS rows (the planner's
+ * estimate), the whole of it; for a bigger one, the column's most common
+ * values from pg_stats (ANALYZE's sample of the whole table: the values a
+ * question most likely names) together with the rows of
+ * `TABLESAMPLE SYSTEM (p)`, pages picked at random over the whole table
+ * to hold about N rows, deduplicated by the server.  When that statement
+ * fails or runs out of time, the most common values alone, which cost no
+ * scan at all.
  */
 #include "db/vindex_pg.h"
 
@@ -20,6 +23,12 @@
 #include "convbi/convbi.h"
 #include "db/sqltext.h"
 #include "db/table.h"
+
+/* A column's most common values as rows v (schema, table and column as
+ * string literals). */
+#define MCV_SQL                                                                                                      \
+	"SELECT unnest(most_common_vals::text::text[]) AS v FROM pg_stats WHERE schemaname = %s AND tablename = %s " \
+	"AND attname = %s"
 
 /* Appends s as a SQL string literal ('' for a quote inside). */
 static int quote_literal(struct buf *b, const char *s)
@@ -48,52 +57,57 @@ static int run_each(struct db *d, const char *sql, int timeout_ms, vindex_value_
 }
 
 int vindex_pg_column(struct db *d, const struct schema_table *t, const struct schema_column *c, int timeout_ms,
-                     vindex_value_fn each, void *payload, int *partial, struct err *err)
+                     vindex_value_fn each, void *payload, int *partial, int *sampled, struct err *err)
 {
-	struct buf q = BUF_INIT;
+	struct buf q = BUF_INIT, id_c = BUF_INIT, id_t = BUF_INIT, lit_s = BUF_INIT, lit_t = BUF_INIT, lit_c = BUF_INIT;
 	struct err serr = ERR_INIT; /* a column that cannot be read gives nothing */
 	int ran = CONVBI_OK;
 	const char *sch = t->schema ? t->schema : "public";
-	int rc = buf_puts(&q, "SELECT DISTINCT v FROM (SELECT ");
-	if (!rc)
-		rc = sql_quote_ident(&q, c->name);
-	if (!rc)
-		rc = buf_puts(&q, "::text AS v FROM ");
-	if (!rc)
-		rc = sql_quote_ident(&q, sch);
-	if (!rc)
-		rc = buf_putc(&q, '.');
-	if (!rc)
-		rc = sql_quote_ident(&q, t->name);
-	if (!rc)
-		rc = buf_printf(&q, " LIMIT %d) s WHERE length(v) BETWEEN 1 AND %d LIMIT %d", VINDEX_PG_SCAN_ROWS,
-		                VINDEX_VALUE_MAX_CHARS, VINDEX_PER_COLUMN);
+	/* the pieces quoted first: "c", "s"."t", and 's', 't', 'c' for pg_stats */
+	int rc = sql_quote_ident(&id_c, c->name);
+	rc = rc ? rc : sql_quote_ident(&id_t, sch);
+	rc = rc ? rc : buf_putc(&id_t, '.');
+	rc = rc ? rc : sql_quote_ident(&id_t, t->name);
+	rc = rc ? rc : quote_literal(&lit_s, sch);
+	rc = rc ? rc : quote_literal(&lit_t, t->name);
+	rc = rc ? rc : quote_literal(&lit_c, c->name);
 	if (rc)
 		goto done;
-	if ((rc = run_each(d, q.data, timeout_ms, each, payload, &ran, &serr)) || ran == CONVBI_ENOMEM)
+	/* a big table: its frequent values, and the rows of a sample of its
+	 * pages (TABLESAMPLE SYSTEM reads only those) spread over all of it */
+	if (t->rows > VINDEX_PG_SCAN_ROWS)
+		rc = buf_printf(&q,
+		                "SELECT DISTINCT v FROM ((" MCV_SQL
+		                ") UNION ALL (SELECT %s::text AS v FROM %s "
+		                "TABLESAMPLE SYSTEM (%.6f) LIMIT %d)) u WHERE length(v) BETWEEN 1 AND %d LIMIT %d",
+		                lit_s.data, lit_t.data, lit_c.data, id_c.data, id_t.data,
+		                100.0 * VINDEX_PG_SCAN_ROWS / (double)t->rows, VINDEX_PG_SCAN_ROWS, VINDEX_VALUE_MAX_CHARS,
+		                VINDEX_PER_COLUMN);
+	else
+		rc = buf_printf(&q,
+		                "SELECT DISTINCT v FROM (SELECT %s::text AS v FROM %s LIMIT %d) u "
+		                "WHERE length(v) BETWEEN 1 AND %d LIMIT %d",
+		                id_c.data, id_t.data, VINDEX_PG_SCAN_ROWS, VINDEX_VALUE_MAX_CHARS, VINDEX_PER_COLUMN);
+	*sampled = 0;
+	if (rc || (rc = run_each(d, q.data, timeout_ms, each, payload, &ran, &serr)) || ran == CONVBI_ENOMEM)
 		goto done;
-	if (!ran && t->rows <= VINDEX_PG_SCAN_ROWS)
-		goto done; /* the scan read the whole table */
+	*sampled = !ran && t->rows > VINDEX_PG_SCAN_ROWS;
+	if (!ran)
+		goto done;
+	/* the read failed or ran out of time: the frequent values alone */
 	*partial |= ran == CONVBI_ETIMEOUT;
 	buf_reset(&q);
-	rc = buf_puts(&q, "SELECT v FROM unnest((SELECT most_common_vals::text::text[] FROM pg_stats WHERE schemaname = ");
+	rc = buf_printf(&q, "SELECT DISTINCT v FROM (" MCV_SQL ") u WHERE length(v) BETWEEN 1 AND %d", lit_s.data, lit_t.data,
+	                lit_c.data, VINDEX_VALUE_MAX_CHARS);
 	if (!rc)
-		rc = quote_literal(&q, sch);
-	if (!rc)
-		rc = buf_puts(&q, " AND tablename = ");
-	if (!rc)
-		rc = quote_literal(&q, t->name);
-	if (!rc)
-		rc = buf_puts(&q, " AND attname = ");
-	if (!rc)
-		rc = quote_literal(&q, c->name);
-	if (!rc)
-		rc = buf_printf(&q, " LIMIT 1)) AS u(v) WHERE length(v) BETWEEN 1 AND %d", VINDEX_VALUE_MAX_CHARS);
-	if (rc)
-		goto done;
-	rc = run_each(d, q.data, timeout_ms, each, payload, &ran, &serr);
+		rc = run_each(d, q.data, timeout_ms, each, payload, &ran, &serr);
 done:
 	buf_release(&q);
+	buf_release(&id_c);
+	buf_release(&id_t);
+	buf_release(&lit_s);
+	buf_release(&lit_t);
+	buf_release(&lit_c);
 	if (!rc && ran == CONVBI_ENOMEM)
 		rc = err_code(err, CONVBI_ENOMEM);
 	return rc;

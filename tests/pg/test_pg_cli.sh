@@ -128,6 +128,15 @@ pgq cli_vindex "INSERT INTO t SELECT g, 'gamma' FROM generate_series(103, 120) g
 expect_code 0 "20 rows of 100 changed" "$CONVBI" index --json --db "$VDB"
 contains "$OUT" '"values":3,' "the stale index was rebuilt with the new value"
 contains "$OUT" '"built":true' "rebuilt"
+# a table bigger than one column's read (200,000 rows): pg_stats' frequent
+# values and a TABLESAMPLE, through the gate
+pgq cli_vindex "CREATE TABLE big AS SELECT g AS n, 'mode ' || (g % 7) AS mode FROM generate_series(1, 300000) g;
+                ANALYZE big"
+expect_code 0 "index with a table of 300,000 rows" "$CONVBI" index --json --rebuild --db "$VDB"
+contains "$OUT" '"values":10,"columns":2,"sampled":1,' "alpha, beta, gamma and the 7 modes, the modes from a sample"
+contains "$OUT" '"partial":false' "within the bounds"
+expect_code 0 "schema names a mode of the big table" "$CONVBI" schema --db "$VDB" "rows in mode 6"
+contains "$OUT" "mode: 'mode 6'" "grounded from the sampled table"
 pgq postgres "DROP DATABASE cli_vindex"
 for f in "$T"/cache/convbi/*; do
   check "no password in the cache's name or content ($(basename "$f"))" \
