@@ -25,6 +25,11 @@ struct cJSON;
  * run can still be killed from the keyboard) and ignores SIGPIPE. */
 void bulk_catch_sigint(void);
 int bulk_interrupts(void);
+/* Reads the output file that --resume continues into *text (malloc'd;
+ * NULL when the file does not exist yet: nothing to resume) and *len.
+ * EXIT_OK, or EXIT_FAIL after saying why, the file called `named` ("the
+ * output", "--out") in the message. */
+int bulk_resume_read(const char *path, const char *named, char **text, size_t *len);
 /* Event callback for convbi_session_ask: cancels the question once Ctrl-C
  * has come twice.  payload is unused. */
 int bulk_event(const convbi_event *ev, void *payload);

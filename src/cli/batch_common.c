@@ -9,6 +9,7 @@
 #include "cli/batch.h"
 
 #include <cjson/cJSON.h>
+#include <errno.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 
 #include "cli/print.h"
 #include "util/clock.h"
+#include "util/limits.h"
+#include "util/regfile.h"
 
 /* ---- Ctrl-C ----------------------------------------------------------------- */
 
@@ -36,6 +39,20 @@ void bulk_catch_sigint(void)
 {
 	cli_on_sigint(on_sigint);
 	signal(SIGPIPE, SIG_IGN);
+}
+
+int bulk_resume_read(const char *path, const char *named, char **text, size_t *len)
+{
+	mode_t mode = 0;
+	*text = NULL;
+	int e = regfile_read(path, INPUT_FILE_MAX_BYTES, text, len, &mode);
+	if (e == ENOENT)
+		return EXIT_OK;
+	if (e) {
+		cli_error("cannot read %s `%s` to resume: %s", named, path, regfile_strerror(e, mode));
+		return EXIT_FAIL;
+	}
+	return EXIT_OK;
 }
 
 int bulk_interrupts(void)

@@ -413,14 +413,8 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 	size_t len = 0, pos = 0;
 	int rc = EXIT_OK, lineno = 0;
 	*empty = 1;
-	mode_t mode = 0;
-	int e = regfile_read(out_path, INPUT_FILE_MAX_BYTES, &text, &len, &mode);
-	if (e == ENOENT)
-		return EXIT_OK;
-	if (e) {
-		cli_error("cannot read the output `%s` to resume: %s", out_path, regfile_strerror(e, mode));
-		return EXIT_FAIL;
-	}
+	if ((rc = bulk_resume_read(out_path, "the output", &text, &len)) || !text)
+		return rc;
 	if (!looks_like_ours(text, len, csv)) {
 		/* never cut or append to a file convbi did not write (a database, a config ...) */
 		cli_error(

@@ -23,6 +23,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli/batch.h"
 #include "cli/eval.h"
 #include "cli/jsonl.h"
 #include "util/regfile.h"
@@ -93,16 +94,11 @@ int eval_resume_load(struct dataset *d, const char *path, unsigned char *kept, i
 {
 	char *text = NULL;
 	size_t len = 0, pos = 0;
-	mode_t mode = 0;
 	int lineno = 0;
 	*nkept = 0;
-	int e = regfile_read(path, INPUT_FILE_MAX_BYTES, &text, &len, &mode);
-	if (e == ENOENT)
-		return EXIT_OK;
-	if (e) {
-		cli_error("cannot read --out `%s` to resume: %s", path, regfile_strerror(e, mode));
-		return EXIT_FAIL;
-	}
+	int rc = bulk_resume_read(path, "--out", &text, &len);
+	if (rc || !text)
+		return rc;
 	size_t n = strlen(eval_line_start);
 	if (len && (memchr(text, '\0', len) || memcmp(text, eval_line_start, len < n ? len : n))) {
 		cli_error(
