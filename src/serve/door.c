@@ -27,19 +27,36 @@
  * connection notifications free the slot; while the server answers a
  * request (door_request_begin .. door_request_end) there is no deadline.
  *
- * The first request of a connection is checked here; the later requests
- * of a keep-alive connection are parsed by libmicrohttpd alone.
+ * The later requests of a keep-alive connection get the same checks: when
+ * a request has been answered, libmicrohttpd's connection thread calls
+ * door_request_end before it reads again, and there (the guard) the next
+ * head is waited for and looked at with MSG_PEEK as above -- 408 when it
+ * is not complete by the deadline (a connection that sent nothing is just
+ * closed), 414/431/400/413 with the JSON shape -- before libmicrohttpd
+ * reads a byte of it.  No thread hand-off: the thread would be waiting for
+ * the request anyway.  The guard needs libmicrohttpd to hold no bytes of
+ * the next request already: the slot counts the bytes of the requests it
+ * let in (`expect`: heads plus Content-Length) and compares them with what
+ * the socket delivered minus what is still unread (TCP_INFO, SIOCINQ).
+ * When it cannot know -- a pipelined request already read, a chunked body
+ * -- the connection is marked `untracked` and its next answer carries
+ * `Connection: close`: the client comes back through the door.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/sockios.h>
+#include <linux/tcp.h> /* tcpi_bytes_received (glibc's netinet/tcp.h lacks it) */
 #include <netinet/in.h>
+#include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -63,6 +80,9 @@ struct slot {
 	int started;          /* HANDED: libmicrohttpd announced it */
 	int busy;             /* HANDED: a request is being answered */
 	int reaped;           /* HANDED: shut down for its deadline */
+	int guarding;         /* HANDED: its thread waits for the next head (door_request_end) */
+	int untracked;        /* HANDED: libmicrohttpd may hold bytes of a request not looked at */
+	uint64_t expect;      /* HANDED: bytes of the requests let in (heads, bodies) */
 	int64_t since_ms;     /* connected (WAITING) */
 	int64_t deadline_ms;  /* the request must be complete by then */
 	size_t peeked;        /* WAITING: bytes looked at so far */
@@ -109,10 +129,10 @@ static void slot_free(struct door *dr, struct slot *sl)
 
 /* ---- refusals --------------------------------------------------------------------- */
 
-/* Answers status with the JSON error shape on a connection libmicrohttpd
- * never saw, then closes it.  The unread request is read away first, so
- * the close sends FIN, not a reset that could destroy the answer. */
-static void refuse(struct door *dr, int fd, int64_t since_ms, int status, const char *code, const char *message)
+/* Answers status with the JSON error shape on fd (the caller closes or
+ * shuts it down).  The unread request is read away first, so the close
+ * sends FIN, not a reset that could destroy the answer. */
+static void answer(struct door *dr, int fd, int64_t since_ms, int status, const char *code, const char *message)
 {
 	char *json = serve_json_error(code, message);
 	char head[320];
@@ -131,19 +151,30 @@ static void refuse(struct door *dr, int fd, int64_t since_ms, int status, const 
 	}
 	if (send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT | (json ? MSG_MORE : 0)) == n && json)
 		send(fd, json, strlen(json), MSG_NOSIGNAL | MSG_DONTWAIT);
-	shutdown(fd, SHUT_WR);
-	close(fd);
 	free(json);
 	double seconds = (double)(serve_now_ms() - since_ms) / 1000;
 	metrics_request(dr->s->metrics, "(connection)", status, seconds);
 	serve_log("(connection) %d %.1f ms %s", status, seconds * 1000, code);
 }
 
+/* answer, then closes a connection libmicrohttpd never saw. */
+static void refuse(struct door *dr, int fd, int64_t since_ms, int status, const char *code, const char *message)
+{
+	answer(dr, fd, since_ms, status, code, message);
+	shutdown(fd, SHUT_WR);
+	close(fd);
+}
+
+static void timeout_message(struct door *dr, char *msg, size_t cap)
+{
+	snprintf(msg, cap, "the request did not arrive within %d s; send the request line and headers at once",
+	         dr->s->cfg.request_timeout_s);
+}
+
 static void refuse_timeout(struct door *dr, int fd, int64_t since_ms)
 {
 	char msg[160];
-	snprintf(msg, sizeof msg, "the request did not arrive within %d s; send the request line and headers at once",
-	         dr->s->cfg.request_timeout_s);
+	timeout_message(dr, msg, sizeof msg);
 	refuse(dr, fd, since_ms, 408, "request_timeout", msg);
 }
 
@@ -163,16 +194,21 @@ static size_t head_length(const char *b, size_t n)
 	return 0;
 }
 
-/* Checks the Content-Length headers of a complete head.  Returns 0, or the
- * status to refuse with (message in msg). */
-static int check_head(const char *b, size_t n, char *msg, size_t cap, const char **code)
+/* Checks the Content-Length headers of a complete head.  Returns 0 with
+ * *body the body's length (-1 when a Transfer-Encoding makes it unknown
+ * here), or the status to refuse with (message in msg). */
+static int check_head(const char *b, size_t n, char *msg, size_t cap, const char **code, long long *body)
 {
 	const char *end = b + n, *line = memchr(b, '\n', n);
 	long long seen = -1;
+	int coded = 0;
 	while (line && ++line < end) {
 		const char *eol = memchr(line, '\n', (size_t)(end - line));
 		if (!eol)
 			break;
+		static const char te[] = "transfer-encoding:";
+		if ((size_t)(eol - line) >= sizeof te - 1 && !strncasecmp(line, te, sizeof te - 1))
+			coded = 1;
 		static const char name[] = "content-length:";
 		if ((size_t)(eol - line) >= sizeof name - 1 && !strncasecmp(line, name, sizeof name - 1)) {
 			const char *v = line + sizeof name - 1, *ve = eol;
@@ -208,11 +244,27 @@ static int check_head(const char *b, size_t n, char *msg, size_t cap, const char
 		}
 		line = eol;
 	}
+	*body = coded ? -1 : seen > 0 ? seen : 0;
 	return 0;
 }
 
-/* Hands a waiting connection to libmicrohttpd (lock held). */
-static void hand_over(struct door *dr, struct slot *sl)
+/* Looks at a peeked head b[0..n) (hl: its length, 0 when incomplete):
+ * returns 0, or the status to refuse with (message in msg, code). */
+static int judge_head(const char *b, size_t n, size_t hl, char *msg, size_t cap, const char **code, long long *body)
+{
+	if (!hl && n > SERVE_HEADERS_MAX_BYTES) {
+		int line_too_long = !memchr(b, '\n', n);
+		snprintf(msg, cap, "the %s exceeds %u bytes; %s", line_too_long ? "request target" : "request head",
+		         SERVE_HEADERS_MAX_BYTES, line_too_long ? "send a shorter URL" : "send fewer or shorter headers");
+		*code = line_too_long ? "uri_too_long" : "headers_too_large";
+		return line_too_long ? 414 : 431;
+	}
+	return hl ? check_head(b, hl, msg, cap, code, body) : 0;
+}
+
+/* Hands a waiting connection, whose first request is body bytes after
+ * a head of hl bytes, to libmicrohttpd (lock held). */
+static void hand_over(struct door *dr, struct slot *sl, size_t hl, long long body)
 {
 	epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
 	int fd = sl->fd, mine = fcntl(fd, F_DUPFD_CLOEXEC, 0);
@@ -226,6 +278,8 @@ static void hand_over(struct door *dr, struct slot *sl)
 	sl->fd = mine;
 	sl->mhd_fd = fd;
 	sl->deadline_ms = sl->since_ms + (int64_t)dr->s->cfg.request_timeout_s * 1000; /* the body too */
+	sl->expect = hl + (uint64_t)(body > 0 ? body : 0);
+	sl->untracked = body < 0;
 	struct sockaddr_storage addr = sl->addr;
 	socklen_t addrlen = sl->addrlen;
 	/* libmicrohttpd announces the connection (door_notify) from this call
@@ -252,16 +306,9 @@ static void look(struct door *dr, struct slot *sl)
 	size_t hl = head_length(dr->head, (size_t)n);
 	char msg[200];
 	const char *code = NULL;
-	int status = 0;
-	if (!hl && (size_t)n > SERVE_HEADERS_MAX_BYTES) {
-		int line_too_long = !memchr(dr->head, '\n', (size_t)n);
-		snprintf(msg, sizeof msg, "the %s exceeds %u bytes; %s", line_too_long ? "request target" : "request head",
-		         SERVE_HEADERS_MAX_BYTES, line_too_long ? "send a shorter URL" : "send fewer or shorter headers");
-		status = line_too_long ? 414 : 431;
-		code = line_too_long ? "uri_too_long" : "headers_too_large";
-	} else if (hl) {
-		status = check_head(dr->head, hl, msg, sizeof msg, &code);
-	} else if (sl->peeked > DOOR_PEEK_BUDGET_BYTES) {
+	long long body = 0;
+	int status = judge_head(dr->head, (size_t)n, hl, msg, sizeof msg, &code, &body);
+	if (!status && !hl && sl->peeked > DOOR_PEEK_BUDGET_BYTES) {
 		epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
 		refuse_timeout(dr, sl->fd, sl->since_ms);
 		sl->fd = -1;
@@ -274,7 +321,7 @@ static void look(struct door *dr, struct slot *sl)
 		sl->fd = -1;
 		slot_free(dr, sl);
 	} else if (hl) {
-		hand_over(dr, sl);
+		hand_over(dr, sl, hl, body);
 	}
 }
 
@@ -350,7 +397,8 @@ static void reap(struct door *dr)
 			refuse_timeout(dr, sl->fd, sl->since_ms);
 			sl->fd = -1;
 			slot_free(dr, sl);
-		} else if (sl->state == SLOT_HANDED && sl->started && !sl->busy && !sl->reaped && now >= sl->deadline_ms) {
+		} else if (sl->state == SLOT_HANDED && sl->started && !sl->busy && !sl->guarding && !sl->reaped &&
+		           now >= sl->deadline_ms) {
 			sl->reaped = 1;
 			shutdown(sl->fd, SHUT_RDWR);
 		}
@@ -477,9 +525,12 @@ void door_stop(struct door *dr)
 		close(dr->lfd);
 	dr->lfd = -1;
 	pthread_mutex_lock(&dr->lock);
-	for (int i = 0; i < dr->nslots; i++)
+	for (int i = 0; i < dr->nslots; i++) {
 		if (dr->slots[i].state == SLOT_WAITING)
 			slot_free(dr, &dr->slots[i]);
+		else if (dr->slots[i].state == SLOT_HANDED && dr->slots[i].guarding)
+			shutdown(dr->slots[i].fd, SHUT_RDWR); /* wakes its guard */
+	}
 	pthread_mutex_unlock(&dr->lock);
 }
 
@@ -532,28 +583,138 @@ static struct slot *slot_of(struct MHD_Connection *c)
 	return ci ? ci->socket_context : NULL;
 }
 
-/* Marks c's request as being answered (no deadline) or answered (the
- * next must come within the timeout). */
-static void mark(struct door *dr, struct MHD_Connection *c, int busy)
+void door_request_begin(struct door *dr, struct MHD_Connection *c)
 {
 	struct slot *sl = slot_of(c);
 	if (!sl)
 		return;
 	pthread_mutex_lock(&dr->lock);
-	sl->busy = busy;
-	if (!busy)
-		sl->deadline_ms = serve_now_ms() + (int64_t)dr->s->cfg.request_timeout_s * 1000;
+	sl->busy = 1;
 	pthread_mutex_unlock(&dr->lock);
 }
 
-void door_request_begin(struct door *dr, struct MHD_Connection *c)
+int door_request_tracked(struct door *dr, struct MHD_Connection *c)
 {
-	mark(dr, c, 1);
+	struct slot *sl = slot_of(c);
+	if (!sl)
+		return 1; /* not one of ours: nothing to guard */
+	pthread_mutex_lock(&dr->lock);
+	int tracked = !sl->untracked;
+	pthread_mutex_unlock(&dr->lock);
+	return tracked;
 }
 
-void door_request_end(struct door *dr, struct MHD_Connection *c)
+/* 1 when libmicrohttpd has read more of fd than the expect bytes of the
+ * requests let in (it holds a pipelined request), 0 when exactly those,
+ * -1 when the socket cannot tell. */
+static int bytes_held(int fd, uint64_t expect)
 {
-	mark(dr, c, 0);
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	int unread = 0;
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received || ioctl(fd, SIOCINQ, &unread) ||
+	    unread < 0)
+		return -1;
+	uint64_t consumed = ti.tcpi_bytes_received - (uint64_t)unread;
+	return consumed > expect ? 1 : consumed == expect ? 0 : -1;
+}
+
+/* Refuses the head waited for on a handed connection: the answer, then
+ * both directions shut, so that libmicrohttpd's next read ends it. */
+static void guard_refuse(struct door *dr, int fd, int64_t since_ms, int status, const char *code, const char *message)
+{
+	answer(dr, fd, since_ms, status, code, message);
+	shutdown(fd, SHUT_RDWR);
+}
+
+/* Waits on the connection's own thread for its next request head, until
+ * deadline_ms, and checks it as look() does the first (see the top).
+ * Returns once libmicrohttpd may read: the head is sane, the client left,
+ * or the connection was refused and shut down. */
+static void guard(struct door *dr, struct slot *sl, int fd, int64_t deadline_ms)
+{
+	char head[SERVE_HEADERS_MAX_BYTES + 1];
+	int64_t since = serve_now_ms();
+	size_t peeked = 0;
+	int lowat = 1;
+	for (;;) {
+		int64_t now = serve_now_ms();
+		struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
+		int r = now < deadline_ms ? poll(&p, 1, (int)(deadline_ms - now)) : 0;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (atomic_load(&dr->stop) || r < 0)
+			break;
+		ssize_t n = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+			break; /* the client left: libmicrohttpd sees it */
+		if (r == 0) {  /* the deadline */
+			char msg[160];
+			timeout_message(dr, msg, sizeof msg);
+			if (n > 0)
+				guard_refuse(dr, fd, since, 408, "request_timeout", msg);
+			else
+				shutdown(fd, SHUT_RDWR); /* an idle keep-alive connection */
+			break;
+		}
+		if (n < 0)
+			continue;
+		peeked += (size_t)n;
+		size_t hl = head_length(head, (size_t)n);
+		char msg[200];
+		const char *code = NULL;
+		long long body = 0;
+		int status = judge_head(head, (size_t)n, hl, msg, sizeof msg, &code, &body);
+		if (status) {
+			guard_refuse(dr, fd, since, status, code, msg);
+			break;
+		}
+		if (hl) {
+			pthread_mutex_lock(&dr->lock);
+			sl->expect += hl + (uint64_t)(body > 0 ? body : 0);
+			sl->untracked |= body < 0;
+			pthread_mutex_unlock(&dr->lock);
+			break;
+		}
+		if (peeked > DOOR_PEEK_BUDGET_BYTES) {
+			char msg2[160];
+			timeout_message(dr, msg2, sizeof msg2);
+			guard_refuse(dr, fd, since, 408, "request_timeout", msg2);
+			break;
+		}
+		/* part of a head: poll again once more than these n bytes are here */
+		lowat = (int)n + 1;
+		setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+	}
+	if (lowat != 1) {
+		lowat = 1;
+		setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+	}
+}
+
+void door_request_end(struct door *dr, struct MHD_Connection *c, int keep_alive)
+{
+	struct slot *sl = slot_of(c);
+	if (!sl)
+		return;
+	pthread_mutex_lock(&dr->lock);
+	sl->busy = 0;
+	sl->deadline_ms = serve_now_ms() + (int64_t)dr->s->cfg.request_timeout_s * 1000;
+	if (keep_alive && !sl->untracked && !sl->reaped && !atomic_load(&dr->stop)) {
+		int held = bytes_held(sl->fd, sl->expect);
+		sl->untracked = held != 0; /* a request it holds goes unchecked: its answer closes */
+		sl->guarding = held == 0;
+	}
+	int guarding = sl->guarding, fd = sl->fd;
+	int64_t deadline = sl->deadline_ms;
+	pthread_mutex_unlock(&dr->lock);
+	if (!guarding)
+		return;
+	guard(dr, sl, fd, deadline);
+	pthread_mutex_lock(&dr->lock);
+	sl->guarding = 0;
+	pthread_mutex_unlock(&dr->lock);
 }
 
 int door_busy_connections(struct door *dr)

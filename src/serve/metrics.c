@@ -23,6 +23,7 @@
 static const double bucket_le[METRICS_BUCKETS] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
 struct series {
+	uint64_t hash; /* of name and labels: compared before the strings */
 	char name[METRICS_NAME_BYTES];
 	char labels[METRICS_LABELS_BYTES]; /* `a="x",b="y"` */
 	int histogram;
@@ -83,15 +84,24 @@ static void label_value(char *out, size_t cap, const char *v)
 	out[k] = '\0';
 }
 
-/* The series (created on first use); NULL when the table is full. */
+/* The series (created on first use); NULL when the table is full.  A
+ * question feeds a dozen series: their names share the prefix `convbi_`,
+ * so the hashes are compared first, not the strings. */
 static struct series *series_of(struct metrics *m, const char *name, const char *labels, int histogram)
 {
+	uint64_t h = 1469598103934665603ull; /* FNV-1a over name, NUL, labels */
+	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	h *= 1099511628211ull;
+	for (const unsigned char *p = (const unsigned char *)labels; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
 	for (int i = 0; i < m->n; i++)
-		if (!strcmp(m->s[i].name, name) && !strcmp(m->s[i].labels, labels))
+		if (m->s[i].hash == h && !strcmp(m->s[i].name, name) && !strcmp(m->s[i].labels, labels))
 			return &m->s[i];
 	if (m->n == METRICS_SERIES_MAX)
 		return NULL;
 	struct series *s = &m->s[m->n++];
+	s->hash = h;
 	snprintf(s->name, sizeof s->name, "%s", name);
 	snprintf(s->labels, sizeof s->labels, "%s", labels);
 	s->histogram = histogram;

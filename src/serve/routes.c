@@ -412,6 +412,8 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
 		if (req->origin_ok && req->origin[0])
 			MHD_add_response_header(r, "Access-Control-Allow-Origin", req->origin);
+		if (!req->keep)
+			MHD_add_response_header(r, "Connection", "close");
 		req->status = 200;
 		res = MHD_queue_response(req->conn, 200, r);
 		MHD_destroy_response(r);
@@ -600,6 +602,8 @@ static enum MHD_Result static_file(struct server *s, struct request *req, const 
 		                        "img-src 'self' data: blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'");
 		MHD_add_response_header(r, "X-Frame-Options", "DENY");
 	}
+	if (!req->keep)
+		MHD_add_response_header(r, "Connection", "close");
 	req->status = 200;
 	enum MHD_Result res = MHD_queue_response(req->conn, 200, r);
 	MHD_destroy_response(r);
@@ -622,6 +626,8 @@ enum MHD_Result routes_dispatch(struct server *s, struct request *req, const cha
 		MHD_add_response_header(r, "Access-Control-Allow-Headers",
 		                        "Authorization, Content-Type, Accept, MCP-Protocol-Version, Mcp-Method, Mcp-Session-Id");
 		MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+		if (!req->keep)
+			MHD_add_response_header(r, "Connection", "close");
 		req->status = 204;
 		enum MHD_Result res = MHD_queue_response(req->conn, 204, r);
 		MHD_destroy_response(r);

@@ -22,6 +22,7 @@ struct request {
 	char origin[256];
 	int origin_ok;
 	const char *allow; /* for 405: the methods the path takes */
+	int keep;          /* the connection stays open after the answer (else `Connection: close`) */
 };
 
 enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len, const char *retry_after);
@@ -49,10 +50,17 @@ void door_stop(struct door *dr);
 void door_free(struct door *dr);
 /* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback (cls = the door). */
 void door_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe);
-/* A request on c is being answered (no deadline) / was answered (the next
- * must be complete within the request timeout). */
+/* A request on c is being answered (no deadline). */
 void door_request_begin(struct door *dr, struct MHD_Connection *c);
-void door_request_end(struct door *dr, struct MHD_Connection *c);
+/* A request on c was answered: the next must be complete within the
+ * request timeout.  With keep_alive (libmicrohttpd keeps the connection)
+ * it waits, on c's thread, for the next request head and checks it as the
+ * first one was (door.c), refusing it in the JSON shape when it fails. */
+void door_request_end(struct door *dr, struct MHD_Connection *c, int keep_alive);
+/* 0 when libmicrohttpd may hold bytes of c's requests the door did not
+ * look at (pipelined, or after a chunked body): the answer must close the
+ * connection. */
+int door_request_tracked(struct door *dr, struct MHD_Connection *c);
 /* Connections whose request is being answered now. */
 int door_busy_connections(struct door *dr);
 

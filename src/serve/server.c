@@ -107,6 +107,8 @@ enum MHD_Result respond(struct request *req, int status, const char *type, const
 		MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"convbi\"");
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED && req->allow)
 		MHD_add_response_header(r, "Allow", req->allow);
+	if (!req->keep)
+		MHD_add_response_header(r, "Connection", "close");
 	req->status = status;
 	enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)status, r);
 	MHD_destroy_response(r);
@@ -304,6 +306,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		req->fd = ci ? ci->connect_fd : -1;
 		snprintf(req->method, sizeof req->method, "%s", method);
+		/* the door checks each next request of a kept connection; one it
+		 * could not see (HTTP/1.0 keep-alive, a pipelined one) closes */
+		const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
+		req->keep = !strcmp(version, MHD_HTTP_VERSION_1_1) && !(connection && strcasestr(connection, "close")) &&
+		            door_request_tracked(s->door, conn);
 		if (target_nul) {
 			target_nul = 0;
 			respond_error(req, 400, "bad_request", "the request target holds %00 (a NUL byte); remove it");
@@ -345,20 +352,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return routes_dispatch(s, req, method, url);
 }
 
+/* The request's metrics and log line, then the door waits here, on the
+ * connection's thread, for the next request of a kept connection. */
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode why)
 {
 	struct server *s = cls;
 	struct request *req = *con_cls;
-	door_request_end(s->door, conn);
-	if (!req)
-		return;
-	double seconds = (double)(serve_now_ms() - req->start_ms) / 1000;
-	metrics_request(s->metrics, req->route, req->status, seconds);
-	serve_log("%s %s %d %.1f ms%s", req->method, req->route, req->status, seconds * 1000,
-	          why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
-	free(req->body);
-	free(req);
-	*con_cls = NULL;
+	int keep = req && req->keep && why == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+	if (req) {
+		double seconds = (double)(serve_now_ms() - req->start_ms) / 1000;
+		metrics_request(s->metrics, req->route, req->status, seconds);
+		serve_log("%s %s %d %.1f ms%s", req->method, req->route, req->status, seconds * 1000,
+		          why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
+		free(req->body);
+		free(req);
+		*con_cls = NULL;
+	}
+	door_request_end(s->door, conn, keep);
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)

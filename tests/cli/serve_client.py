@@ -12,6 +12,11 @@ addresses, malformed heads), and a strict check that output is UTF-8 JSON.
   slowbody PORT SECONDS     a complete head, then the body a byte every 0.2 s
   idle PORT SECONDS         one request, then keep the connection idle
   raw PORT FILE             send FILE's bytes, print the whole response
+  then PORT FILE            on one keep-alive connection: GET /healthz, read
+                            its answer, then send FILE's bytes; print all that
+                            came after the first answer
+  thentrickle PORT SECONDS  GET /healthz, its answer, then a second head one
+                            header line every 0.2 s, as trickle
   jsonlines FILE            every line of FILE is UTF-8 JSON (exit 1 if not)
 """
 import json
@@ -76,6 +81,20 @@ def until_closed(s, seconds, feed):
     print("closed after %.1f s: %s" % (time.time() - t0, first))
 
 
+def first_answer(s):
+    """Sends GET /healthz on s and reads exactly its answer."""
+    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    got = b""
+    while b"\r\n\r\n" not in got:
+        got += s.recv(65536)
+    head, rest = got.split(b"\r\n\r\n", 1)
+    length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    while len(rest) < length:
+        rest += s.recv(65536)
+    if not head.startswith(b"HTTP/1.1 200"):
+        sys.exit("the first answer: " + head.decode("latin1"))
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "slow":
@@ -111,6 +130,18 @@ def main():
         s = connect(port)
         s.sendall(open(sys.argv[3], "rb").read())
         sys.stdout.write(read_all(s).decode("latin1"))
+    elif cmd == "then":
+        port = int(sys.argv[2])
+        s = connect(port)
+        first_answer(s)
+        s.sendall(open(sys.argv[3], "rb").read())
+        sys.stdout.write(read_all(s).decode("latin1"))
+    elif cmd == "thentrickle":
+        port, secs = int(sys.argv[2]), float(sys.argv[3])
+        s = connect(port)
+        first_answer(s)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
+        until_closed(s, secs, lambda s: s.sendall(b"X-a: b\r\n"))
     elif cmd == "jsonlines":
         bad = 0
         for no, line in enumerate(open(sys.argv[2], "rb").read().splitlines(), 1):

@@ -43,6 +43,9 @@ R=$($PY slowbody "$P" 15)
 case "$R" in "closed after "[0-4].*) ok "a body trickled a byte at a time is cut at the deadline ($R)";; *) bad "a trickled body: $R";; esac
 R=$($PY idle "$P" 15)
 case "$R" in "closed after "[0-4].*) ok "an idle keep-alive connection is closed at the deadline ($R)";; *) bad "an idle keep-alive: $R";; esac
+R=$($PY thentrickle "$P" 15)
+case "$R" in "closed after "[0-4].*": HTTP/1.1 408 Request Timeout") ok "a keep-alive connection's second head trickled is cut at the deadline with 408 ($R)";;
+  *) bad "a trickled second head: $R";; esac
 # the caps: 20 per address, 50 in all, each refused with the JSON 503
 python3 - "$P" > "$T/caps.out" <<'EOF'
 import socket, sys
@@ -90,6 +93,20 @@ printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999999
 R=$($PY raw "$P" "$T/cl2.req")
 [ "$(printf '%s' "$R" | grep -c '^HTTP/1.1')" = 1 ] && ok "a huge Content-Length: one status line" || bad "huge Content-Length: $R"
 contains "$R" '{"error":{"code":"too_large"' "a huge Content-Length is a JSON 413"
+# the second request of a keep-alive connection gets the same checks as the first
+R=$($PY then "$P" "$T/cl.req")
+[ "$(printf '%s' "$R" | grep -c '^HTTP/1.1')" = 1 ] && ok "keep-alive, then Content-Length -1: one status line" || bad "keep-alive, then Content-Length -1: $R"
+contains "$R" '{"error":{"code":"bad_request","message":"the Content-Length header is not a number' "keep-alive, then Content-Length -1: the JSON 400"
+R=$($PY then "$P" "$T/long.req")
+contains "$R" '{"error":{"code":"uri_too_long"' "keep-alive, then a 100 KB target: the JSON 414"
+printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: %s\r\n\r\n' "$(head -c 40000 /dev/zero | tr '\0' a)" > "$T/big.req"
+R=$($PY then "$P" "$T/big.req")
+contains "$R" 'HTTP/1.1 431' "keep-alive, then 40 KB of headers: 431"
+contains "$R" '{"error":{"code":"headers_too_large","message":"the request head exceeds' "the door's JSON 431"
+printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /v1/databases HTTP/1.1\r\nHost: localhost\r\n\r\n' > "$T/pipe.req"
+R=$($PY then "$P" "$T/pipe.req")
+[ "$(printf '%s' "$R" | grep -o 'HTTP/1.1 200' | wc -l)" = 2 ] && ok "keep-alive, then two pipelined requests: both answered" || bad "pipelined: $R"
+contains "$R" 'Connection: close' "and the connection closes after what the door could not look at"
 
 # ---- 7, 8: NUL and invalid UTF-8 are refused naming the field; all responses are JSON ------
 : > "$T/responses"
