@@ -42,6 +42,8 @@
 #include "convbi/convbi.h"
 #include "db/schema.h"
 #include "util/alloc.h"
+#include "util/buf.h"
+#include "util/strmap.h"
 #include "util/words.h"
 
 #define TABLE_HIT 8.0
@@ -52,6 +54,7 @@
 #define OMITTED_RESERVE 40 /* room always kept for "-- N more tables omitted" */
 #define TIER_REST 4        /* assign_tiers: tables the question gives no reason to show */
 #define BARE_SHARE 60      /* percent of the room bare tables may fill when not half of them fit */
+#define PATH_ENDS_MAX 64   /* most relevant tables whose FK paths between them rank next */
 #define BRIEF_NOTE " -- names only"
 
 /* ---- words ------------------------------------------------------------------ */
@@ -123,82 +126,193 @@ static int score_tables(const struct schema *s, const char *question, double *sc
 
 /* ---- foreign-key graph --------------------------------------------------------- */
 
-static long table_index(const struct schema *s, const char *name)
+/* The foreign keys as an undirected graph in adjacency lists (each list in
+ * ascending table order, so a breadth-first search finds the same shortest
+ * paths whatever the schema's size): table t's neighbours are
+ * to[first[t] .. first[t + 1] - 1]. */
+struct fk_graph {
+	size_t *first; /* n + 1 offsets into to[] */
+	size_t *to;
+};
+
+static void lower_ascii(char *p)
 {
-	for (size_t i = 0; i < s->ntables; i++)
-		if (sqlite3_stricmp(s->tables[i].name, name) == 0)
-			return (long)i;
-	return -1;
+	for (; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
 }
 
-/* Marks tier 1 on the inner tables of a shortest FK path from a to b. */
-static void mark_path(const struct schema *s, const unsigned char *adj, size_t a, size_t b, int *tier, long *prev, size_t *queue)
+/* Each FK edge (a, b) with a != b, calling add(a, b) and add(b, a) as
+ * edge(g, a, b).  Names match as SQLite's do (ASCII case-insensitive);
+ * a name given to two tables means the first.  Returns ENOMEM or OK. */
+static int each_fk_edge(const struct schema *s, void (*edge)(struct fk_graph *, size_t, size_t), struct fk_graph *g)
 {
-	size_t n = s->ntables, head = 0, tail = 0;
+	struct strmap names = STRMAP_INIT;
+	struct buf key = BUF_INIT;
+	int rc = CONVBI_OK;
+	for (size_t t = 0; t < s->ntables && !rc; t++) {
+		buf_reset(&key);
+		rc = buf_puts(&key, s->tables[t].name) ? CONVBI_ENOMEM : CONVBI_OK;
+		if (!rc) {
+			lower_ascii(key.data);
+			rc = strmap_put(&names, buf_str(&key), (int)t, NULL) < 0 ? CONVBI_ENOMEM : CONVBI_OK;
+		}
+	}
+	for (size_t a = 0; a < s->ntables && !rc; a++)
+		for (int f = 0; f < s->tables[a].nfks && !rc; f++) {
+			int b;
+			buf_reset(&key);
+			if (buf_puts(&key, s->tables[a].fks[f].table)) {
+				rc = CONVBI_ENOMEM;
+				break;
+			}
+			lower_ascii(key.data);
+			if (strmap_get(&names, buf_str(&key), &b) && (size_t)b != a)
+				edge(g, a, (size_t)b);
+		}
+	strmap_release(&names);
+	buf_release(&key);
+	return rc;
+}
+
+static void count_edge(struct fk_graph *g, size_t a, size_t b)
+{
+	g->first[a + 1]++;
+	g->first[b + 1]++;
+}
+
+static void place_edge(struct fk_graph *g, size_t a, size_t b)
+{
+	/* first[] holds each list's next free place while placing */
+	g->to[g->first[a]++] = b;
+	g->to[g->first[b]++] = a;
+}
+
+static int by_size_t(const void *x, const void *y)
+{
+	size_t a = *(const size_t *)x, b = *(const size_t *)y;
+	return (a > b) - (a < b);
+}
+
+static int fk_graph_build(struct fk_graph *g, const struct schema *s)
+{
+	size_t n = s->ntables;
+	g->to = NULL;
+	g->first = xcalloc(n + 2, sizeof *g->first);
+	if (!g->first)
+		return CONVBI_ENOMEM;
+	int rc = each_fk_edge(s, count_edge, g);
+	for (size_t t = 0; t < n && !rc; t++)
+		g->first[t + 1] += g->first[t];
+	if (!rc && !(g->to = xcalloc(g->first[n] + 1, sizeof *g->to)))
+		rc = CONVBI_ENOMEM;
+	if (!rc)
+		rc = each_fk_edge(s, place_edge, g);
+	if (rc)
+		return rc;
+	for (size_t t = n; t > 0; t--) /* back from "next free" to "first" */
+		g->first[t] = g->first[t - 1];
+	g->first[0] = 0;
+	for (size_t t = 0; t < n; t++)
+		qsort(g->to + g->first[t], g->first[t + 1] - g->first[t], sizeof *g->to, by_size_t);
+	return CONVBI_OK;
+}
+
+static void fk_graph_release(struct fk_graph *g)
+{
+	free(g->first);
+	free(g->to);
+}
+
+/* Breadth-first from a: prev[v] is v's predecessor on a shortest path
+ * from a (prev[a] = a), -1 where v cannot be reached. */
+static void shortest_paths_from(const struct fk_graph *g, size_t n, size_t a, long *prev, size_t *queue)
+{
+	size_t head = 0, tail = 0;
 	for (size_t i = 0; i < n; i++)
 		prev[i] = -1;
 	prev[a] = (long)a;
 	queue[tail++] = a;
-	while (head < tail && prev[b] < 0) {
+	while (head < tail) {
 		size_t u = queue[head++];
-		for (size_t v = 0; v < n; v++)
-			if (adj[u * n + v] && prev[v] < 0) {
-				prev[v] = (long)u;
-				queue[tail++] = v;
+		for (size_t k = g->first[u]; k < g->first[u + 1]; k++)
+			if (prev[g->to[k]] < 0) {
+				prev[g->to[k]] = (long)u;
+				queue[tail++] = g->to[k];
 			}
 	}
-	if (prev[b] < 0)
-		return;
-	for (size_t v = (size_t)prev[b]; v != a; v = (size_t)prev[v])
-		if (tier[v] > 1)
-			tier[v] = 1;
 }
 
 /* 1 when table a is joined by a foreign key to a table of tier t. */
-static int next_to(const unsigned char *adj, size_t n, const int *tier, size_t a, int t)
+static int next_to(const struct fk_graph *g, const int *tier, size_t a, int t)
 {
-	for (size_t b = 0; b < n; b++)
-		if (tier[b] == t && adj[a * n + b])
+	for (size_t k = g->first[a]; k < g->first[a + 1]; k++)
+		if (tier[g->to[k]] == t)
 			return 1;
 	return 0;
 }
 
-/* Fills tier[]: 0 relevant, 1 on a path between relevant tables, 2 next
- * to a relevant table, 3 next to one of those, 4 the rest.  Returns
- * CONVBI_OK or ENOMEM. */
+struct ranked {
+	size_t index;
+	double score;
+};
+
+/* Best score first, then table order. */
+static int by_relevance(const void *x, const void *y)
+{
+	const struct ranked *a = x, *b = y;
+	if (a->score != b->score)
+		return a->score < b->score ? 1 : -1;
+	return (a->index > b->index) - (a->index < b->index);
+}
+
+/* Fills tier[]: 0 relevant, 1 on a shortest FK path between two of the
+ * PATH_ENDS_MAX most relevant tables, 2 next to a relevant table, 3 next
+ * to one of those, 4 the rest.  Linear in the schema's tables and keys
+ * times PATH_ENDS_MAX (a question matching every table of thousands does
+ * not make it quadratic).  Returns CONVBI_OK or ENOMEM. */
 static int assign_tiers(const struct schema *s, const double *score, int *tier)
 {
-	size_t n = s->ntables;
-	unsigned char *adj = xcalloc(n * n + 1, 1);
+	size_t n = s->ntables, nrel = 0;
+	struct fk_graph g = {NULL, NULL};
 	long *prev = xcalloc(n + 1, sizeof *prev);
 	size_t *queue = xcalloc(n + 1, sizeof *queue);
-	int rc = CONVBI_OK;
-	if (!adj || !prev || !queue) {
-		rc = CONVBI_ENOMEM;
+	struct ranked *rel = xcalloc(n + 1, sizeof *rel);
+	int rc = prev && queue && rel ? fk_graph_build(&g, s) : CONVBI_ENOMEM;
+	if (rc)
 		goto done;
-	}
 	for (size_t a = 0; a < n; a++) {
 		tier[a] = score[a] >= RELEVANT_MIN ? 0 : TIER_REST;
-		for (int f = 0; f < s->tables[a].nfks; f++) {
-			long b = table_index(s, s->tables[a].fks[f].table);
-			if (b >= 0 && (size_t)b != a)
-				adj[a * n + (size_t)b] = adj[(size_t)b * n + a] = 1;
+		if (!tier[a])
+			rel[nrel++] = (struct ranked){a, score[a]};
+	}
+	qsort(rel, nrel, sizeof *rel, by_relevance);
+	if (nrel > PATH_ENDS_MAX)
+		nrel = PATH_ENDS_MAX;
+	for (size_t i = 0; i < nrel; i++) /* pairs (a < b) in table order */
+		rel[i].score = 0;
+	qsort(rel, nrel, sizeof *rel, by_relevance);
+	for (size_t i = 0; i + 1 < nrel; i++) {
+		size_t a = rel[i].index;
+		shortest_paths_from(&g, n, a, prev, queue);
+		for (size_t j = i + 1; j < nrel; j++) {
+			if (prev[rel[j].index] < 0)
+				continue;
+			for (size_t v = (size_t)prev[rel[j].index]; v != a; v = (size_t)prev[v])
+				if (tier[v] > 1)
+					tier[v] = 1;
 		}
 	}
 	for (size_t a = 0; a < n; a++)
-		for (size_t b = a + 1; b < n; b++)
-			if (tier[a] == 0 && tier[b] == 0)
-				mark_path(s, adj, a, b, tier, prev, queue);
-	for (size_t a = 0; a < n; a++)
-		if (tier[a] == TIER_REST && next_to(adj, n, tier, a, 0))
+		if (tier[a] == TIER_REST && next_to(&g, tier, a, 0))
 			tier[a] = 2;
 	for (size_t a = 0; a < n; a++)
-		if (tier[a] == TIER_REST && next_to(adj, n, tier, a, 2))
+		if (tier[a] == TIER_REST && next_to(&g, tier, a, 2))
 			tier[a] = 3;
 done:
-	free(adj);
+	fk_graph_release(&g);
 	free(prev);
 	free(queue);
+	free(rel);
 	return rc;
 }
 
