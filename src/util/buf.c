@@ -160,6 +160,14 @@ int buf_json_str(struct buf *b, const char *s, size_t len)
 	size_t old = b->len;
 	int rc = buf_putc(b, '"');
 	for (size_t i = 0; !rc && i < len; i++) {
+		size_t run = i; /* a run that needs no escape goes in at once, not a byte at a time */
+		while (run < len && (unsigned char)s[run] >= 0x20 && s[run] != '"' && s[run] != '\\' && s[run] != 0x7f)
+			run++;
+		if (run > i) {
+			rc = buf_add(b, s + i, run - i);
+			i = run - 1;
+			continue;
+		}
 		unsigned char c = (unsigned char)s[i];
 		switch (c) {
 		case '"': rc = buf_add(b, "\\\"", 2); break;

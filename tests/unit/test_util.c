@@ -287,6 +287,24 @@ static void buf_printf_fits_grows_and_refuses_past_max_without_a_trace(void **st
 	buf_release(&b);
 }
 
+static void buf_json_str_escapes_what_json_needs_and_copies_the_rest_as_is(void **state)
+{
+	(void)state;
+	struct buf b = BUF_INIT;
+	static const char in[] = "caf\xc3\xa9 \"q\" a\\b\n\r\t\x01\x7f end";
+	assert_int_equal(buf_json_str(&b, in, sizeof in - 1), CONVBI_OK);
+	assert_string_equal(buf_str(&b), "\"caf\xc3\xa9 \\\"q\\\" a\\\\b\\n\\r\\t\\u0001\\u007f end\"");
+	buf_reset(&b);
+	assert_int_equal(buf_json_str(&b, "x\0y", 3), CONVBI_OK); /* a NUL inside the length is escaped */
+	assert_string_equal(buf_str(&b), "\"x\\u0000y\"");
+	buf_release(&b);
+	buf_init(&b, 8);
+	assert_int_equal(buf_puts(&b, "ab"), CONVBI_OK);
+	assert_int_equal(buf_json_str(&b, "0123456789", 10), CONVBI_ETOOBIG); /* past max: nothing of it stays */
+	assert_string_equal(buf_str(&b), "ab");
+	buf_release(&b);
+}
+
 static void strmap_keeps_the_first_value_of_a_key(void **state)
 {
 	(void)state;
@@ -379,6 +397,7 @@ int main(void)
 {
 	const struct CMUnitTest utf8[] = {
 	        cmocka_unit_test(buf_printf_fits_grows_and_refuses_past_max_without_a_trace),
+	        cmocka_unit_test(buf_json_str_escapes_what_json_needs_and_copies_the_rest_as_is),
 	        cmocka_unit_test(utf8_decode_is_strict),
 	        cmocka_unit_test(utf8_valid_names_the_first_bad_byte),
 	};
