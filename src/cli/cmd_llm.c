@@ -233,6 +233,51 @@ static void print_spend(convbi_engine *e)
 	convbi_free(json);
 }
 
+/* `endpoints --reset --json`: each endpoint reset as `endpoints --json`
+ * shows it now (after the reset), with "cleared": the state it held
+ * before (json, the engine's answer).  Returns a string to free with
+ * cJSON_free, or NULL when out of memory. */
+static char *reset_json(convbi_engine *e, const char *json)
+{
+	static const char *const fields[] = {
+	        "cooling_ms",       "cooling_until_ms", "cooling_reason", "breaker",     "remaining_requests",
+	        "remaining_tokens", "window_requests",  "window_tokens",  "learned_rpm", "learned_rpm_from",
+	        "learned_tpm",      "learned_tpm_from", "calls",          "ok",          "rate_limited",
+	        "failures"};
+	char *after = NULL, *text = NULL;
+	cJSON *before = cJSON_Parse(json), *now = NULL, *out = cJSON_CreateArray();
+	if (!before || !out || convbi_engine_endpoints(e, &after) || !(now = cJSON_Parse(after)))
+		goto done;
+	const cJSON *was;
+	cJSON_ArrayForEach(was, before)
+	{
+		const cJSON *it;
+		cJSON_ArrayForEach(it, now)
+		{
+			if (strcmp(str_of(it, "name"), str_of(was, "name")))
+				continue;
+			cJSON *item = cJSON_Duplicate(it, 1), *cleared = cJSON_CreateObject();
+			if (!item || !cleared || !cJSON_AddItemToObject(item, "cleared", cleared) ||
+			    !cJSON_AddItemToArray(out, item)) {
+				cJSON_Delete(item);
+				goto done;
+			}
+			for (size_t k = 0; k < sizeof fields / sizeof *fields; k++) {
+				const cJSON *v = cJSON_GetObjectItem(was, fields[k]);
+				if (v)
+					cJSON_AddItemToObject(cleared, fields[k], cJSON_Duplicate(v, 1));
+			}
+		}
+	}
+	text = cJSON_PrintUnformatted(out);
+done:
+	cJSON_Delete(before);
+	cJSON_Delete(now);
+	cJSON_Delete(out);
+	convbi_free(after);
+	return text;
+}
+
 int cmd_endpoints(struct cli_opts *o)
 {
 	if (o->nargs && !o->reset) {
@@ -253,7 +298,16 @@ int cmd_endpoints(struct cli_opts *o)
 		convbi_engine_close(e);
 		return rc == CONVBI_EINVAL ? EXIT_USAGE : cli_exit_code(rc);
 	}
-	if (o->json)
+	if (o->json && o->reset) {
+		char *text = reset_json(e, json);
+		if (!text) {
+			cli_error("out of memory writing the reset's JSON");
+			rc = CONVBI_ENOMEM;
+		} else {
+			printf("%s\n", text);
+			cJSON_free(text);
+		}
+	} else if (o->json)
 		printf("%s\n", json);
 	else if (o->reset)
 		print_cleared(json);
@@ -263,7 +317,7 @@ int cmd_endpoints(struct cli_opts *o)
 	}
 	convbi_free(json);
 	convbi_engine_close(e);
-	return EXIT_OK;
+	return cli_exit_code(rc);
 }
 
 int cmd_schema(struct cli_opts *o)

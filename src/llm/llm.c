@@ -1308,10 +1308,28 @@ int llm_endpoints_json(struct llm *l, struct buf *out)
 	return rc;
 }
 
+/* Whether the state in use is the one the configuration names: not the
+ * in-process fallback of an unusable file, nor the local file standing in
+ * for an unreachable Redis.  A reset of a stand-in clears nothing anyone
+ * else sees. */
+static int state_reached(const struct llm *l)
+{
+	const char *b = l->cfg.state.backend;
+	const char *now = pool_backend_status(l->pool);
+	if (b && !strcmp(b, "memory"))
+		return 1;
+	return !strcmp(now, "file") || !strcmp(now, "redis");
+}
+
 int llm_endpoints_reset(struct llm *l, const char *name, struct buf *out, struct err *err)
 {
 	int64_t now = clock_wall_ms();
 	size_t found = 0;
+	if (!state_reached(l))
+		return err_set(err, CONVBI_ESTATE,
+		               "the shared endpoint state is not reachable (in use: %s; the warning above says why); "
+		               "nothing was cleared: fix that and run the reset again",
+		               pool_backend_status(l->pool));
 	int rc = buf_putc(out, '[');
 	for (size_t i = 0; !rc && i < l->cfg.n; i++) {
 		if (name && strcmp(name, l->cfg.eps[i].name))
@@ -1326,6 +1344,11 @@ int llm_endpoints_reset(struct llm *l, const char *name, struct buf *out, struct
 		rc = buf_putc(out, ']');
 	if (rc)
 		return err_code(err, rc);
+	if (found && !state_reached(l)) /* lost on the way */
+		return err_set(err, CONVBI_ESTATE,
+		               "the shared endpoint state became unreachable during the reset (in use: %s); it may be "
+		               "cleared only in part: run the reset again once it is back",
+		               pool_backend_status(l->pool));
 	if (!found) {
 		struct buf names = BUF_INIT;
 		for (size_t i = 0; i < l->cfg.n && !rc; i++)

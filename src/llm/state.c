@@ -18,14 +18,18 @@
  *      racing process got there first, and then we use theirs (step 1).
  *   3. Ours but unusable (our magic and a version we know -- this one or
  *      an older one -- with a bad checksum, another layout or endpoint
- *      set, a wrong size) -> flock(LOCK_EX) it (the only lock, held for
+ *      set, a wrong size; or empty, which is how a user clears one) ->
+ *      flock(LOCK_EX) it (the only lock, held for
  *      the few microseconds of a rebuild, and only among rebuilders),
  *      check the path still names it, build a temp file and rename() it
  *      over, warn once.  A racing rebuilder finds the path renamed and
  *      starts over.
  *   4. Anything else is never touched: a symbolic link, a FIFO, a device
- *      or a directory (never even opened), a file of another user, an
- *      empty file, one without our magic, or one of a newer version.  The
+ *      or a directory (never even opened), a file of another user or one
+ *      every user can write, one without our magic, one of a newer
+ *      version, or one of another endpoint set that holds spending of
+ *      this month (another configuration sharing the path, whose budget a
+ *      rebuild would hand out again).  The
  *      open fails with a message that says so (CONVBI_ECONFIG when the
  *      path was configured, CONVBI_ESTATE for the default path, where
  *      state_open falls back to in-process state).
@@ -33,9 +37,18 @@
  * it has a name.  Temp files of a process killed mid-build are left
  * behind (named <path>.<pid>.<n>.tmp) but never used.
  *
- * Not handled: a process truncating the file under us (another user's
- * tool) would raise SIGBUS in the mapping; convbi itself never truncates a
- * named state file.
+ * A file changed under a process that has it mapped (truncated with
+ * `: > FILE` or `truncate`, removed, replaced) must not crash it: touching
+ * a page past the new end of a file raises SIGBUS.  The guard (below,
+ * "the SIGBUS guard") catches a SIGBUS inside one of our mappings, maps
+ * anonymous memory over that mapping so the access completes, and flags
+ * the state lost; the next operation reopens the path (rebuilding the
+ * file with one warning) and maps it over the same addresses with
+ * MAP_FIXED, so other threads never see the range unmapped.  A change
+ * that raises no SIGBUS (a truncation that keeps the pages we use, a
+ * replacement) is found by comparing the path with the mapped file at
+ * most once a second, in loads.  When the path cannot be reopened the
+ * process goes on in its own memory, with one warning.
  */
 #include "llm/state.h"
 
@@ -46,6 +59,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
@@ -64,8 +78,10 @@ _Static_assert(sizeof(struct state_slot) == 8 * STATE_LINE, "a slot is eight lin
 _Static_assert(sizeof(struct state_spend_line) == STATE_LINE, "the set's spending is one line");
 _Static_assert(sizeof(struct state_counter) == STATE_LINE, "a counter is one line");
 
-#define STATE_OPEN_TRIES 8 /* races lost in a row before giving up */
-#define STATE_REFUSED (-1) /* open_once: the path holds a file that is not ours */
+#define STATE_OPEN_TRIES 8   /* races lost in a row before giving up */
+#define STATE_REFUSED (-1)   /* open_once: the path holds a file that is not ours */
+#define STATE_OTHER_SET (-2) /* ... one of ours holding another endpoint set's spending */
+#define STATE_OPEN_ALL (-3)  /* ... one every user can write */
 
 /* Where each field lives in state_slot.word[]: line 0 for what picks
  * read, line 1 for the budgets, line 2 for the statistics. */
@@ -89,7 +105,19 @@ struct state_shm {
 	struct state_slot *slots;       /* into map: n_slots */
 	struct state_spend_line *set;   /* into map: the whole set's spending */
 	char *path;                     /* owned; NULL for "memory" */
+	/* The file backend's watch over its file (see the top). */
+	unsigned char *fixed_at;  /* map_fd maps here (MAP_FIXED) when set: a reopen */
+	dev_t dev;                /* the mapped file */
+	ino_t ino;                /* ... */
+	_Atomic int lost;         /* raised by the SIGBUS guard or a changed path */
+	_Atomic int recovering;   /* one thread reopens */
+	_Atomic int gone;         /* reopening failed: this process's memory for good */
+	_Atomic int64_t seen_ms;  /* when a load last compared the path (caller's clock) */
+	int guard;                /* index in guards[], -1 = none */
+	_Atomic uint64_t damaged; /* slots warned about (state_damage_warn) */
 };
+
+static void shm_recover(struct state_shm *m);
 
 uint64_t state_hash(uint64_t h, const void *p, size_t n)
 {
@@ -116,14 +144,105 @@ static int shape_check(const struct state_shape *s, struct err *err)
 	return CONVBI_OK;
 }
 
+/* ---- the SIGBUS guard ---------------------------------------------------
+ * A process-wide table of the file mappings in use and one SIGBUS
+ * handler, installed with the first file mapping and chained to whatever
+ * handler was there before (a sanitizer's, say).  A fault at an address
+ * of ours is repaired by mapping private anonymous memory over the whole
+ * mapping -- mmap is a plain system call, safe in a handler -- so the
+ * faulting access is retried there and succeeds; any other fault goes to
+ * the previous handler, or kills the process as it would have. */
+#define STATE_GUARDS 64 /* file states open at once in a process */
+
+struct state_guard {
+	_Atomic(uintptr_t) lo; /* the mapping's first byte, 0 = free */
+	_Atomic(size_t) len;
+	_Atomic(int *) lost; /* the state's flag */
+};
+static struct state_guard guards[STATE_GUARDS];
+static struct sigaction guard_prev;
+static atomic_int guard_installed; /* 0 no, 1 installing, 2 yes */
+
+static void guard_handler(int sig, siginfo_t *si, void *ctx)
+{
+	uintptr_t a = (uintptr_t)si->si_addr;
+	for (int i = 0; i < STATE_GUARDS; i++) {
+		uintptr_t lo = atomic_load(&guards[i].lo);
+		size_t len = atomic_load(&guards[i].len);
+		int *lost = (int *)atomic_load(&guards[i].lost);
+		if (!lo || a < lo || a - lo >= len)
+			continue;
+		if (mmap((void *)lo, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0) == MAP_FAILED)
+			break;
+		if (lost)
+			atomic_fetch_add((_Atomic int *)lost, 1);
+		return;
+	}
+	if (guard_prev.sa_flags & SA_SIGINFO) {
+		guard_prev.sa_sigaction(sig, si, ctx);
+	} else if (guard_prev.sa_handler != SIG_DFL && guard_prev.sa_handler != SIG_IGN) {
+		guard_prev.sa_handler(sig);
+	} else { /* as if we had never been here: the access faults again, and kills */
+		struct sigaction dfl;
+		memset(&dfl, 0, sizeof dfl);
+		dfl.sa_handler = SIG_DFL;
+		sigaction(SIGBUS, &dfl, NULL);
+	}
+}
+
+static void guard_install(void)
+{
+	int expect = 0;
+	if (!atomic_compare_exchange_strong(&guard_installed, &expect, 1))
+		return;
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_sigaction = guard_handler;
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGBUS, &sa, &guard_prev);
+	atomic_store(&guard_installed, 2);
+}
+
+/* Puts m's mapping under the guard (no-op when the table is full: the
+ * load-time path check still finds a change, only a SIGBUS is not caught). */
+static void guard_add(struct state_shm *m)
+{
+	guard_install();
+	for (int i = 0; i < STATE_GUARDS; i++) {
+		uintptr_t expect = 0;
+		if (atomic_compare_exchange_strong(&guards[i].lo, &expect, (uintptr_t)1)) {
+			atomic_store(&guards[i].lost, (int *)&m->lost);
+			atomic_store(&guards[i].len, m->map_size);
+			atomic_store(&guards[i].lo, (uintptr_t)m->map);
+			m->guard = i;
+			return;
+		}
+	}
+}
+
+static void guard_remove(struct state_shm *m)
+{
+	if (m->guard < 0)
+		return;
+	atomic_store(&guards[m->guard].len, 0);
+	atomic_store(&guards[m->guard].lost, NULL);
+	atomic_store(&guards[m->guard].lo, 0);
+	m->guard = -1;
+}
+
 /* ---- the operations ------------------------------------------------------
  * Loads are acquire and writes release/acq_rel: cheap on x86 and ARM, and
  * they keep the pool's two-word protocols readable in order (the breaker
  * stores open_until before it frees the probe slot). */
 
+/* The state behind st, reopened first when its file was lost. */
 static struct state_shm *shm_of(struct state *st)
 {
-	return (struct state_shm *)st;
+	struct state_shm *m = (struct state_shm *)st;
+	if (atomic_load_explicit(&m->lost, memory_order_relaxed))
+		shm_recover(m);
+	return m;
 }
 
 static _Atomic int64_t *word_of(struct state *st, unsigned ep, int field)
@@ -177,12 +296,37 @@ static int64_t window_sum(_Atomic uint64_t *ring, int64_t now_ms, int skip_curre
 	return sum;
 }
 
+static void slot_fresh(struct state_slot *s);
+
+/* Whether the path still names the file we mapped, looked at no more
+ * than once a second of the caller's clock; a change flags the state lost. */
+static void shm_watch(struct state_shm *m, int64_t now_ms)
+{
+	int64_t seen = atomic_load_explicit(&m->seen_ms, memory_order_relaxed);
+	if (!m->path || atomic_load(&m->gone) || (now_ms >= seen && now_ms - seen < 1000))
+		return;
+	if (!atomic_compare_exchange_strong(&m->seen_ms, &seen, now_ms))
+		return;
+	struct stat st;
+	if (lstat(m->path, &st) != 0 || st.st_dev != m->dev || st.st_ino != m->ino || (size_t)st.st_size != m->map_size)
+		atomic_fetch_add(&m->lost, 1);
+}
+
 static void shm_load(struct state *st, unsigned ep, int64_t now_ms, int windows, struct state_snap *out)
 {
 	assert(ep < st->shape.n_slots);
-	struct state_slot *s = &shm_of(st)->slots[ep];
+	shm_watch((struct state_shm *)st, now_ms);
+	struct state_shm *m = shm_of(st);
+	struct state_slot *s = &m->slots[ep];
 	for (int f = 0; f < STATE_NFIELDS; f++)
 		out->f[f] = atomic_load_explicit(&s->word[field_word[f]], memory_order_acquire);
+	const char *bad = state_snap_problem(out, now_ms);
+	if (bad) {
+		state_damage_warn(&m->damaged, m->path ? m->path : "in-process", ep, bad);
+		slot_fresh(s);
+		for (int f = 0; f < STATE_NFIELDS; f++)
+			out->f[f] = atomic_load_explicit(&s->word[field_word[f]], memory_order_acquire);
+	}
 	for (int w = 0; w < STATE_NWINDOWS; w++)
 		out->win[w] = windows ? window_sum(s->win[w], now_ms, 0) : 0;
 }
@@ -236,7 +380,8 @@ static int shm_window_add(struct state *st, unsigned ep, int win, int64_t now_ms
 	uint64_t w = atomic_load_explicit(b, memory_order_acquire);
 	for (;;) {
 		uint32_t epoch = bucket_of(w);
-		int ahead = (int32_t)(epoch - e) > 0;
+		int32_t d = (int32_t)(epoch - e); /* a bucket further ahead is damage, not skew */
+		int ahead = d > 0 && d < STATE_WINDOW_RING;
 		int64_t cur = (epoch == e || ahead) ? bucket_count(w) : 0;
 		if (!ahead)
 			epoch = e;
@@ -263,10 +408,14 @@ static _Atomic uint64_t *spend_word(struct state *st, unsigned ep, int which)
 	return ep == STATE_SET_SLOT ? &m->set->spend[which] : &m->slots[ep].spent.spend[which];
 }
 
-/* > 0 when the word's period is newer than period, < 0 when older. */
+/* > 0 when the word's period is newer than period, < 0 when older.  A
+ * period more than STATE_SPEND_AHEAD ahead is no clock's skew but damage:
+ * it counts as older, so the word is taken over (its amount never read). */
+#define STATE_SPEND_AHEAD 7
 static int spend_age(uint64_t w, uint32_t period)
 {
-	return (int16_t)(uint16_t)((uint16_t)(w >> 48) - (uint16_t)period);
+	int d = (int16_t)(uint16_t)((uint16_t)(w >> 48) - (uint16_t)period);
+	return d > STATE_SPEND_AHEAD ? -1 : d;
 }
 
 static int shm_spend_add(struct state *st, unsigned ep, int which, uint32_t period, int64_t amount, int64_t limit, int64_t *after)
@@ -378,7 +527,8 @@ static void shm_clear(struct state *st, unsigned ep)
 
 static void shm_close(struct state *st)
 {
-	struct state_shm *m = shm_of(st);
+	struct state_shm *m = (struct state_shm *)st;
+	guard_remove(m);
 	if (m->map)
 		munmap(m->map, m->map_size);
 	free(m->path);
@@ -491,23 +641,68 @@ static const char *file_problem(int fd, const struct state_shape *s, struct stat
 		return regfile_kind(st->st_mode);
 	if (st->st_uid != geteuid())
 		return "owned by another user";
+	if (st->st_mode & S_IWOTH)
+		return "writable by every user";
+	if (st->st_size == 0) { /* `: > FILE`, a user's way to clear it: nothing of anyone's to lose */
+		*ours = 1;
+		return "empty";
+	}
 	memset(&h, 0, sizeof h);
 	ssize_t got = pread(fd, &h, sizeof h, 0);
-	if (got != (ssize_t)sizeof h || h.magic != STATE_MAGIC)
-		return (st->st_size == 0) ? "empty, not a convbi state file" : "not a convbi state file";
-	if (h.version == 0 || h.version > STATE_VERSION)
+	if (got < (ssize_t)sizeof h.magic || h.magic != STATE_MAGIC)
+		return "not a convbi state file";
+	if (got >= (ssize_t)offsetof(struct state_header, header_size) && (h.version == 0 || h.version > STATE_VERSION))
 		return "of a newer convbi (another state version)";
 	*ours = 1;
+	if (got != (ssize_t)sizeof h)
+		return "truncated";
 	return header_problem(&h, st->st_size, s);
 }
 
+/* Whether the file of another endpoint set at fd holds spending of this
+ * month, its own or an endpoint's: a budget's record, which a rebuild
+ * would zero (and so hand the budget out again).  Another configuration
+ * sharing the path, most likely: it is refused rather than wiped (see
+ * open_once).  Cooldowns and learned rates are rebuilt over, as before. */
+static int other_set_spent(int fd, const struct stat *st)
+{
+	struct state_header h;
+	if (pread(fd, &h, sizeof h, 0) != (ssize_t)sizeof h || h.n_slots < 1 || h.n_slots > STATE_MAX_SLOTS || h.n_tiers < 1 ||
+	    h.n_tiers > STATE_MAX_TIERS || h.slot_size != sizeof(struct state_slot) || h.header_size != sizeof h)
+		return 0;
+	struct state_shape them = {h.n_slots, h.n_tiers, h.set_hash};
+	if ((uint64_t)st->st_size != layout_size(&them) || h.file_size != layout_size(&them))
+		return 0;
+	uint32_t month = state_period(STATE_SPEND_MONTH, clock_wall_ms());
+	off_t slots = (off_t)(sizeof h + h.n_tiers * sizeof(struct state_counter));
+	for (uint32_t i = 0; i <= h.n_slots; i++) { /* every slot's line, then the set's */
+		struct state_spend_line line;
+		off_t at = i < h.n_slots ? slots + (off_t)i * (off_t)sizeof(struct state_slot) +
+		                                   (off_t)offsetof(struct state_slot, spent)
+		                         : slots + (off_t)h.n_slots * (off_t)sizeof(struct state_slot);
+		if (pread(fd, &line, sizeof line, at) != (ssize_t)sizeof line)
+			return 0;
+		uint64_t w = line.spend[STATE_SPEND_MONTH];
+		if ((w & STATE_SPEND_MAX) && spend_age(w, month) >= 0)
+			return 1;
+	}
+	return 0;
+}
+
+/* Maps fd into m: at m->fixed_at over what is there when set (a reopen),
+ * else anywhere.  Returns 0 or -1 (errno set). */
 static int map_fd(struct state_shm *m, int fd, size_t size)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct stat st;
+	if (fstat(fd, &st) != 0)
+		return -1;
+	void *p = mmap(m->fixed_at, size, PROT_READ | PROT_WRITE, MAP_SHARED | (m->fixed_at ? MAP_FIXED : 0), fd, 0);
 	if (p == MAP_FAILED)
 		return -1;
 	m->map = p;
 	m->map_size = size;
+	m->dev = st.st_dev;
+	m->ino = st.st_ino;
 	return 0;
 }
 
@@ -539,8 +734,14 @@ static int build_temp(struct state_shm *m, const char *path, const struct state_
 	return 0;
 }
 
+/* Undoes map_fd; a reopen's fixed range gets anonymous memory instead,
+ * never a hole another thread could fall into. */
 static void unmap(struct state_shm *m)
 {
+	if (m->map && m->fixed_at) {
+		mmap(m->fixed_at, m->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		return;
+	}
 	if (m->map)
 		munmap(m->map, m->map_size);
 	m->map = NULL;
@@ -601,7 +802,11 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 	if (!ours) {
 		close(fd);
 		*what = why;
-		return STATE_REFUSED;
+		return !strcmp(why, "writable by every user") ? STATE_OPEN_ALL : STATE_REFUSED;
+	}
+	if (!strcmp(why, "for another endpoint set") && other_set_spent(fd, &st)) {
+		close(fd);
+		return STATE_OTHER_SET;
 	}
 	*what = "lock";
 	if (flock(fd, LOCK_EX) != 0) {
@@ -620,8 +825,8 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 		unlink(tmp);
 		unmap(m);
 	}
-	close(fd); /* releases the lock */
-	if (!e)
+	close(fd);              /* releases the lock */
+	if (!e && !m->fixed_at) /* a reopen says it in one line of its own */
 		log_warn("endpoint state file %s was %s; rebuilt it", path, why);
 	return e;
 }
@@ -667,23 +872,37 @@ int state_open_file(struct state **out, const char *path, const struct state_sha
 	}
 	m->base.ops = &file_ops;
 	m->path = copy;
+	m->guard = -1;
 	const char *what = "open";
 	int e = EAGAIN;
 	for (int i = 0; i < STATE_OPEN_TRIES && e == EAGAIN; i++)
 		e = open_once(m, path, shape, &what);
-	if (e == STATE_REFUSED) {
+	int code = configured ? CONVBI_ECONFIG : CONVBI_ESTATE;
+	if (e == STATE_REFUSED || e == STATE_OTHER_SET || e == STATE_OPEN_ALL)
 		shm_close(&m->base);
-		return err_set(err, configured ? CONVBI_ECONFIG : CONVBI_ESTATE,
+	if (e == STATE_REFUSED)
+		return err_set(err, code,
 		               "endpoint state file %s is %s; convbi never overwrites a file it did not write: "
 		               "set state.path to a new file name",
 		               path, what);
-	}
+	if (e == STATE_OTHER_SET)
+		return err_set(err, code,
+		               "endpoint state file %s holds this month's spending of another endpoint set, most "
+		               "likely another configuration's; convbi will not wipe a budget's record: give each "
+		               "configuration its own state.path (or delete the file if that configuration is gone)",
+		               path);
+	if (e == STATE_OPEN_ALL)
+		return err_set(err, code,
+		               "endpoint state file %s is writable by every user, so anyone could stop or steer your "
+		               "model calls through it: chmod o-w %s",
+		               path, path);
 	if (e) {
 		shm_close(&m->base);
 		if (e == EAGAIN)
 			return err_set(err, CONVBI_ESTATE, "endpoint state file %s keeps changing under us", path);
 		return err_set(err, CONVBI_ESTATE, "cannot %s endpoint state file %s: %s", what, path, strerror(e));
 	}
+	guard_add(m);
 	*out = &m->base;
 	return CONVBI_OK;
 }
@@ -704,6 +923,7 @@ int state_open_memory(struct state **out, const struct state_shape *shape, struc
 		return err_set(err, CONVBI_ENOMEM, "cannot map %zu bytes of endpoint state: %s", size, strerror(errno));
 	}
 	m->base.ops = &memory_ops;
+	m->guard = -1;
 	m->map = p;
 	m->map_size = size;
 	if (layout_attach(m, shape, 1)) {
@@ -747,4 +967,88 @@ int state_is_shared(const struct state *st)
 const char *state_path(const struct state *st)
 {
 	return state_is_shared(st) ? ((const struct state_shm *)st)->path : NULL;
+}
+
+/* ---- a file lost under us ----------------------------------------------- */
+
+/* Reopens m's path over its own addresses after the SIGBUS guard or the
+ * path watch flagged the file lost (see the top).  One thread does it;
+ * the others go on meanwhile on what is mapped (anonymous memory after a
+ * SIGBUS).  When the path cannot be used any more, the state stays in
+ * this process's memory for good, made fresh. */
+static void shm_recover(struct state_shm *m)
+{
+	int lost = atomic_load(&m->lost);
+	if (!lost || atomic_exchange(&m->recovering, 1))
+		return;
+	if (atomic_load(&m->gone)) {
+		atomic_store(&m->lost, 0);
+		atomic_store(&m->recovering, 0);
+		return;
+	}
+	struct state_shm t;
+	memset(&t, 0, sizeof t);
+	t.base.ops = m->base.ops;
+	t.fixed_at = m->map;
+	t.guard = -1;
+	const char *what = "open";
+	int e = EAGAIN;
+	for (int i = 0; i < STATE_OPEN_TRIES && e == EAGAIN; i++) {
+		t.map = NULL;
+		e = open_once(&t, m->path, &m->base.shape, &what);
+	}
+	if (e == 0 && t.map == m->map) {
+		m->dev = t.dev;
+		m->ino = t.ino;
+		log_warn("endpoint state file %s was truncated or replaced while in use; %s", m->path,
+		         !strcmp(what, "rebuild")  ? "rebuilt it"
+		         : !strcmp(what, "create") ? "created it again"
+		                                   : "reopened it");
+	} else {
+		/* nothing of the file left mapped: fresh memory of our own */
+		mmap(m->map, m->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+		layout_attach(m, &m->base.shape, 1);
+		atomic_store(&m->gone, 1);
+		log_warn(
+		        "endpoint state file %s was truncated or replaced while in use and cannot be used again (%s); "
+		        "using in-process endpoint state (not shared with other processes)",
+		        m->path, e == STATE_REFUSED || e == STATE_OTHER_SET || e == STATE_OPEN_ALL ? what : strerror(e));
+	}
+	atomic_fetch_sub(&m->lost, lost);
+	atomic_store(&m->recovering, 0);
+}
+
+/* ---- values no process of ours writes ----------------------------------- */
+
+const char *state_snap_problem(const struct state_snap *s, int64_t now_ms)
+{
+	static const int deadlines[] = {STATE_COOL_UNTIL,  STATE_OPEN_UNTIL, STATE_PROBE_UNTIL, STATE_RESET_REQ, STATE_RESET_TOK,
+	                                STATE_LEARN_UNTIL, STATE_LAST_FAIL,  STATE_MEAS_SINCE,  STATE_LAT_AT};
+	static const int counts[] = {STATE_COOL_STREAK,  STATE_FAIL_STREAK, STATE_PAUSE_LEVEL, STATE_CALLS,    STATE_OK,
+	                             STATE_RATE_LIMITED, STATE_FAILURES,    STATE_TOKENS,      STATE_LAT_EWMA, STATE_COOL_CLASS};
+	const int64_t *f = s->f;
+	int64_t ahead = now_ms > INT64_MAX - STATE_AHEAD_MAX_MS ? INT64_MAX : now_ms + STATE_AHEAD_MAX_MS;
+	for (size_t i = 0; i < sizeof deadlines / sizeof *deadlines; i++)
+		if (f[deadlines[i]] < 0 || f[deadlines[i]] > ahead)
+			return "cooldown, breaker or budget time beyond any convbi sets";
+	if (f[STATE_PACE_REQ] < 0 || f[STATE_PACE_TOK] < 0 || f[STATE_PACE_REQ] / 1000 > ahead ||
+	    f[STATE_PACE_TOK] / 1000 > ahead || f[STATE_LEARN_PEND] < 0 || (f[STATE_LEARN_PEND] >> 1) > ahead)
+		return "pacing time beyond any convbi sets";
+	for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
+		if (f[counts[i]] < 0)
+			return "negative count";
+	if (f[STATE_LEARN_RPM] < 0 || f[STATE_LEARN_RPM] > STATE_RATE_MAX || f[STATE_LEARN_TPM] < 0 ||
+	    f[STATE_LEARN_TPM] > STATE_RATE_MAX || f[STATE_LEARN_FROM] < 0 || f[STATE_LEARN_FROM] > 0xffff)
+		return "learned rate out of range";
+	if (f[STATE_REM_REQ] < -1 || f[STATE_REM_TOK] < -1)
+		return "server budget out of range";
+	return NULL;
+}
+
+void state_damage_warn(_Atomic uint64_t *warned, const char *where, unsigned ep, const char *why)
+{
+	uint64_t bit = UINT64_C(1) << (ep % 64);
+	int first = !(atomic_fetch_or(warned, bit) & bit);
+	log_msg(first ? LOG_WARN : LOG_INFO, "endpoint state %s: endpoint %u held an impossible value (%s); cleared it", where,
+	        ep + 1, why);
 }

@@ -207,10 +207,11 @@ struct state_cfg; /* llm/config.h */
  * Redis URL), CONVBI_EINVAL (a bad shape) or CONVBI_ENOMEM. */
 int state_open(struct state **out, const struct state_cfg *cfg, const struct state_shape *shape, struct err *err);
 /* Opens the file backend at path, or (path NULL) at state_default_path.
- * A missing file is created; one of ours that is damaged, truncated, of
- * an older version or another endpoint set is rebuilt with one log_warn;
- * anything else at the path (another program's file, a link, a FIFO, a
- * device, a newer convbi's file) is never touched: CONVBI_ECONFIG when the
+ * A missing file is created; one of ours that is damaged, truncated, empty,
+ * of an older version or of another endpoint set (that spent nothing this month) is
+ * rebuilt with one log_warn; anything else at the path (another program's
+ * file, a link, a FIFO, a device, a newer convbi's file, a file every user
+ * can write, another endpoint set's spending of the month) is never touched: CONVBI_ECONFIG when the
  * path was given, a fallback as below for the default path.  A location
  * that cannot be used falls back to the memory backend with one log_warn.
  * Returns CONVBI_OK (check state_is_shared for which), CONVBI_ENOMEM,
@@ -224,6 +225,23 @@ int state_open_file(struct state **out, const char *path, const struct state_sha
  * forks afterwards, as it is a shared anonymous mapping). */
 int state_open_memory(struct state **out, const struct state_shape *shape, struct err *err);
 void state_close(struct state *st);
+
+/* Bounds on what shared state may hold (any backend).  The state is
+ * shared with every process of the user, and a file or a Redis key can be
+ * damaged or written by others, so every slot a load returns is checked
+ * first: a deadline (cooldown, breaker, budget reset, probe) more than
+ * STATE_AHEAD_MAX_MS past now -- convbi's longest, a daily quota's
+ * cooldown, is under a day -- a time stamp from that far in the future,
+ * a learned rate outside 0..STATE_RATE_MAX, a negative count: that slot
+ * is cleared (as an operator's reset NAME would) with one warning. */
+#define STATE_AHEAD_MAX_MS (INT64_C(2) * 86400000)
+#define STATE_RATE_MAX INT64_C(10000000000) /* requests or tokens per minute */
+/* Why the slot s (loaded at now_ms) cannot be real, or NULL when it can. */
+const char *state_snap_problem(const struct state_snap *s, int64_t now_ms);
+/* Logs that slot ep of the state at where held why and was cleared:
+ * a warning the first time for each slot of *warned (a state's own
+ * bitmask), log_info after. */
+void state_damage_warn(_Atomic uint64_t *warned, const char *where, unsigned ep, const char *why);
 
 /* What backs st now (st->ops->describe); "none" for NULL. */
 const char *state_describe(const struct state *st);

@@ -108,7 +108,7 @@
 #define RS_FIELD_LEN 32        /* a hash field name */
 #define RS_NUM_LEN 24          /* an int64 in decimal */
 #define RS_MAX_ARGV (8 + 2 * STATE_MAX_SLOTS)
-#define RS_WHY_LEN 200
+#define RS_WHY_LEN 512
 
 /* ---- the script ---------------------------------------------------------
  * One script, one op per call.  ARGV: op, ttl_ms, field, default, a, b, c.
@@ -321,6 +321,7 @@ struct state_redis {
 	int npend;
 	struct rs_snap snap;
 	struct state_redis_stats stats;
+	_Atomic uint64_t damaged; /* slots warned about (state_damage_warn) */
 };
 
 static const struct state_ops redis_ops;
@@ -602,7 +603,7 @@ static void carry_to_local(struct state_redis *r)
 		return;
 	for (uint32_t ep = 0; ep < r->base.shape.n_slots; ep++) {
 		int64_t until = snap_f(r, ep)[STATE_COOL_UNTIL];
-		if (until > 0)
+		if (until > 0 && until - r->snap.taken_ms <= STATE_AHEAD_MAX_MS) /* never damage (state.h) */
 			r->local->ops->max(r->local, ep, STATE_COOL_UNTIL, until);
 	}
 }
@@ -691,6 +692,17 @@ static redisReply *rs_eval(struct state_redis *r, int argc, const char *const *a
 	return rs_read(r);
 }
 
+/* What an error reply means for the user: the script never raises one for
+ * what convbi wrote, so the key holds something else (a WRONGTYPE, a
+ * field that is not a number); a reconnect will not mend that. */
+static void error_why(const struct state_redis *r, char *out, size_t cap, const redisReply *rep)
+{
+	snprintf(out, cap,
+	         "error reply: %s -- the key %s holds what convbi did not write; `convbi endpoints --reset` "
+	         "deletes it (or DEL it in redis-cli)",
+	         rep->str, r->key);
+}
+
 /* The synchronous path: sends the command (a script call when script,
  * else argv as given; argc = 0 sends nothing and only drains) behind the
  * pipelined writes, reads their replies and its own, replays NOSCRIPTs as
@@ -718,7 +730,7 @@ static int rs_sync(struct state_redis *r, int script, int argc, const char *cons
 		noscript[i] = is_noscript(rep);
 		if (rep->type == REDIS_REPLY_ERROR && !noscript[i]) {
 			char why[RS_WHY_LEN];
-			snprintf(why, sizeof why, "error reply: %s", rep->str);
+			error_why(r, why, sizeof why, rep);
 			freeReplyObject(rep);
 			rs_down(r, why);
 			goto fail;
@@ -746,7 +758,7 @@ static int rs_sync(struct state_redis *r, int script, int argc, const char *cons
 			goto fail;
 		if (rep->type == REDIS_REPLY_ERROR) {
 			char why[RS_WHY_LEN];
-			snprintf(why, sizeof why, "error reply: %s", rep->str);
+			error_why(r, why, sizeof why, rep);
 			freeReplyObject(rep);
 			rs_down(r, why);
 			goto fail;
@@ -807,7 +819,7 @@ static void rs_merge_local(struct state_redis *r)
 	int n = 2;
 	for (uint32_t ep = 0; ep < r->base.shape.n_slots; ep++) {
 		int64_t until = r->local->ops->get(r->local, ep, STATE_COOL_UNTIL);
-		if (until <= 0)
+		if (until <= 0 || until - clock_wall_ms() > STATE_AHEAD_MAX_MS) /* never damage (state.h) */
 			continue;
 		slot_field(fields[ep], ep, STATE_COOL_UNTIL);
 		num(vals[ep], until);
@@ -945,6 +957,8 @@ static int rs_fetch(struct state_redis *r, int64_t now_ms)
 	return 1;
 }
 
+static void rs_clear(struct state *st, unsigned ep);
+
 static void rs_load(struct state *st, unsigned ep, int64_t now_ms, int windows, struct state_snap *out)
 {
 	struct state_redis *r = rs_of(st);
@@ -960,6 +974,17 @@ static void rs_load(struct state *st, unsigned ep, int64_t now_ms, int windows, 
 			if ((int)ep > r->snap.last_ep)
 				r->snap.last_ep = (int)ep;
 			rs_end(r, &g);
+			const char *bad = state_snap_problem(out, now_ms);
+			if (bad) { /* never used, never carried into the local state: cleared where it lives */
+				char where[600];
+				snprintf(where, sizeof where, "in Redis key %s", r->key);
+				state_damage_warn(&r->damaged, where, ep, bad);
+				rs_clear(st, ep);
+				for (int f = 0; f < STATE_NFIELDS; f++)
+					out->f[f] = fresh_value(f);
+				for (int w = 0; w < STATE_NWINDOWS; w++)
+					out->win[w] = 0;
+			}
 			return;
 		}
 		rs_end(r, &g);

@@ -61,6 +61,16 @@ echo "$OUT" | grep -q '"name":"east"[^}]*"cooling_ms":0,' && ok "east no longer 
 expect_code 0 "endpoints --reset (all)" "$CONVBI" endpoints --config "$C" --reset
 contains "$OUT" 'endpoint `west`: cleared' "a reset without a name clears every endpoint"
 ALL="$ALL$OUT$ERR"
+# --reset --json: each endpoint as it is now, with what it held before under "cleared"
+"$CONVBI" llm --config "$C" "say json" >/dev/null 2>&1 || bad "the call before the JSON reset failed"
+expect_code 0 "endpoints --reset --json" "$CONVBI" endpoints --config "$C" --reset --json
+echo "$OUT" | grep -q '"calls":1,[^}]*}}' && ok "\"cleared\" holds the call counted before" || bad "no cleared calls: $OUT"
+echo "$OUT" | grep -q '^\[{"name":"east"[^{}]*"calls":0,[^{}]*"cleared":{' && ok "the endpoint itself shows the state after the reset" || bad "not the state after: $OUT"
+# a reset that cannot reach the shared state clears nothing and says so (exit 1)
+sed "s#\"path\":\"[^\"]*\"#\"path\":\"$T/no-such-dir/state\"#" "$C" >"$T/unreachable.json"
+expect_code 1 "endpoints --reset on an unreachable state" "$CONVBI" endpoints --config "$T/unreachable.json" --reset
+contains "$ERR" "nothing was cleared" "says nothing was cleared"
+lacks "$OUT" "cleared" "and claims no clearing"
 
 # ask, schema, graph
 expect_code 0 "ask answers" "$CONVBI" ask --config "$C" --db "$SAMPLE_DB" "How many customers?"

@@ -64,7 +64,7 @@ static char dir[512]; /* this run's scratch directory */
 
 static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
 static int warnings, infos;
-static char warning_text[4096]; /* every warning, one per line */
+static char warning_text[16384]; /* every warning, one per line */
 
 static void sink(int level, const char *line, void *payload)
 {
@@ -635,7 +635,14 @@ static void redis_backend_answers_exactly_like_the_memory_backend_in_every_mode(
 			assert_true(k.pipelined > 0 && k.snapshot_loads > 0);
 		state_close(st);
 	}
-	assert_int_equal(warnings_now(), 0);
+	/* the random stores write values no pool writes (a negative count, a
+	 * rate of 1.7e12): both backends clear such a slot at its next load,
+	 * alike, and say so; nothing else may be warned about */
+	pthread_mutex_lock(&log_mu);
+	for (const char *l = warning_text; *l; l = strchr(l, '\n') + 1)
+		if (strncmp(l, "endpoint state ", 15) || !strstr(l, "held an impossible value") || !strchr(l, '\n'))
+			fail_msg("unexpected warning: %.200s", l);
+	pthread_mutex_unlock(&log_mu);
 	srv_stop(&s);
 }
 
@@ -823,6 +830,56 @@ static void threads_share_one_pool_and_connection_and_keep_exact_round_robin(voi
 	struct pool_live lv;
 	assert_int_equal(pool_live_get(p, 2, clock_wall_ms(), &lv), CONVBI_OK);
 	assert_int_equal(lv.ok, 300);
+	pool_close(p);
+	srv_stop(&s);
+}
+
+/* A cooldown no convbi sets, planted in Redis, is cleared where it lives
+ * at the first look -- never used, never carried into the local file and
+ * merged back after a FLUSHALL; a key of the wrong type is named, with
+ * the fix, in the fallback warning. */
+static void impossible_values_in_redis_are_cleared_and_a_wrong_key_is_named(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct rs_open w = {.prefix = "bogus:", .local = "bogus-local"};
+	struct state *st = NULL;
+	struct pool *p = open_pool(&s, &w, &st);
+	int64_t now = clock_wall_ms();
+	assert_true(pick(p, now) >= 0);
+	const char *key = state_redis_key(st);
+	redisContext *c = admin(&s);
+	cmd_int(c, "HSET %s 0.cool_until 99999999999999999 0.calls -5", key);
+	log_reset();
+	for (int i = 0; i < 6; i++)
+		assert_true(pick(p, now + 1 + i) >= 0);
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(p, 0, now + 10, &lv), CONVBI_OK);
+	assert_true(lv.cool_until_ms < now + 10);
+	assert_int_equal(warnings_now(), 1);
+	assert_non_null(strstr(warning_text, "impossible value"));
+	assert_non_null(strstr(warning_text, key));
+	assert_int_equal(cmd_int(c, "HEXISTS %s 0.cool_until", key), 0); /* cleared in Redis itself */
+	struct state_snap f;
+	struct state *local = NULL;
+	struct err e = ERR_INIT;
+	char path[700];
+	local_path(path, sizeof path, "bogus-local");
+	struct state_shape sh = shape_of(W123, 3);
+	assert_int_equal(state_open_file(&local, path, &sh, &e), CONVBI_OK);
+	local->ops->load(local, 0, now + 10, 0, &f);
+	assert_true(f.f[STATE_COOL_UNTIL] < now + STATE_AHEAD_MAX_MS); /* nothing to merge back */
+	state_close(local);
+
+	cmd_int(c, "DEL %s", key); /* a key of the wrong type */
+	cmd_int(c, "SET %s garbage", key);
+	log_reset();
+	assert_true(pick(p, now + 20) >= 0);
+	assert_int_equal(warnings_now(), 1);
+	assert_non_null(strstr(warning_text, "WRONGTYPE"));
+	assert_non_null(strstr(warning_text, key));
+	assert_non_null(strstr(warning_text, "convbi endpoints --reset"));
+	redisFree(c);
 	pool_close(p);
 	srv_stop(&s);
 }
@@ -1623,6 +1680,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(processes_sharing_redis_keep_exact_global_round_robin, setup, teardown),
 	        cmocka_unit_test_setup_teardown(threads_share_one_pool_and_connection_and_keep_exact_round_robin, setup,
 	                                        teardown),
+	        cmocka_unit_test_setup_teardown(impossible_values_in_redis_are_cleared_and_a_wrong_key_is_named, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(with_cache_ms_own_writes_show_at_once_and_others_within_the_interval, setup,

@@ -216,15 +216,18 @@ static void *valid_image(const char *path, size_t *n)
 	return img;
 }
 
-/* The first four are files of ours (rebuilt), the rest are not (left
- * alone): BAD_VERSION is a newer convbi's, BAD_OLDER an older one's. */
+/* The first six are files of ours (rebuilt), the rest are not (left
+ * alone): BAD_VERSION is a newer convbi's, BAD_OLDER an older one's, an
+ * empty file is how a user clears one (`: > FILE`), BAD_SHORT one cut
+ * inside its header. */
 enum bad_kind {
 	BAD_TRUNCATED,
 	BAD_CHECKSUM,
 	BAD_OTHER_SET,
 	BAD_OLDER,
-	BAD_FOREIGN,
 	BAD_EMPTY,
+	BAD_SHORT,
+	BAD_FOREIGN,
 	BAD_VERSION,
 	BAD_GARBAGE,
 	BAD_SYMLINK,
@@ -242,6 +245,7 @@ static void make_bad(const char *path, int kind)
 	case BAD_FOREIGN: write_bytes(path, "{\"counter\": 7}\n", 15); break;
 	case BAD_EMPTY: write_bytes(path, "", 0); break;
 	case BAD_TRUNCATED: write_bytes(path, img, n / 2); break;
+	case BAD_SHORT: write_bytes(path, img, 100); break;
 	case BAD_OLDER:
 		h->version = STATE_VERSION - 1;
 		h->checksum = state_hash(STATE_HASH_INIT, h, offsetof(struct state_header, checksum));
@@ -279,8 +283,8 @@ static void make_bad(const char *path, int kind)
 	free(img);
 }
 
-static const char *const bad_names[BAD_NKINDS] = {"truncated", "checksum", "other_set", "older",   "foreign",
-                                                  "empty",     "version",  "garbage",   "symlink", "fifo"};
+static const char *const bad_names[BAD_NKINDS] = {"truncated", "checksum", "other_set", "older",   "empty", "short",
+                                                  "foreign",   "version",  "garbage",   "symlink", "fifo"};
 
 static void bad_files_of_ours_are_rebuilt_with_one_warning(void **state)
 {
@@ -339,7 +343,7 @@ static void on_alarm(int sig)
 }
 
 /* A file convbi did not write -- the user's database named by mistake,
- * another program's data, an empty file, a newer convbi's state, a link,
+ * another program's data, a newer convbi's state, a link,
  * a FIFO -- is never replaced: a configured path is a clear error, the
  * default path falls back to in-process state with the same words. */
 static void a_file_that_is_not_ours_is_never_touched(void **state)
@@ -391,6 +395,164 @@ static void a_file_that_is_not_ours_is_never_touched(void **state)
 	assert_int_equal(read(fd, buf, sizeof buf), 8);
 	close(fd);
 	assert_string_equal(buf, "precious"); /* never followed */
+}
+
+/* ---- a file changed under its users ---------------------------------------- */
+
+/* `: > FILE` while processes have the file mapped: the next touch of the
+ * mapping would be a SIGBUS.  No process dies; the next operation
+ * rebuilds the file with one warning and every process shares it again. */
+static void a_file_emptied_under_a_running_process_is_rebuilt_not_a_crash(void **state)
+{
+	char path[600];
+	path_of(path, sizeof path, "emptied.state");
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		warn_reset();
+		struct pool *p = open_at(path, W123, 3);
+		report(p, 1, T0, POOL_RATE_LIMITED, 60000);
+		assert_int_equal(truncate(path, 0), 0);
+		int got = pick(p, T0); /* touches the lost pages */
+		struct pool_live lv;
+		pool_live_get(p, 1, T0, &lv);
+		if (warnings != 1 || !strstr(last_warning, "truncated or replaced while in use; rebuilt it"))
+			_exit(10);
+		if (got < 0 || file_size(path) != layout_bytes(3, 1))
+			_exit(11);
+		report(p, 2, T0, POOL_RATE_LIMITED, 30000); /* lands in the rebuilt file */
+		struct pool *q = open_at(path, W123, 3);
+		pool_live_get(q, 2, T0, &lv);
+		if (lv.cool_until_ms != T0 + 30000 || warnings != 1)
+			_exit(12);
+		pool_close(q);
+		pool_close(p);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("child: %s %d", WIFEXITED(status) ? "exit" : "signal",
+		         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+}
+
+/* A truncation that leaves the pages in use mapped (and so raises no
+ * SIGBUS), or another process's rebuild, is seen by the next load a
+ * second later: the process moves to the file at the path. */
+static void a_file_cut_or_replaced_under_a_process_is_followed_within_a_second(void **state)
+{
+	char path[600];
+	path_of(path, sizeof path, "cut.state");
+	warn_reset();
+	struct pool *p = open_at(path, W123, 3);
+	struct pool_live lv;
+	pool_live_get(p, 0, T0, &lv);
+	assert_int_equal(truncate(path, 100), 0);
+	struct pool *q = open_at(path, W123, 3); /* rebuilds it: a file of ours, cut */
+	assert_int_equal(warnings, 1);
+	report(q, 0, T0, POOL_RATE_LIMITED, 60000);
+	assert_int_equal(pick(p, T0 + 1500), 2);
+	pool_live_get(p, 0, T0 + 1500, &lv);
+	assert_int_equal(lv.cool_until_ms, T0 + 60000); /* p sees q's file now */
+	assert_int_equal(warnings, 2);
+	assert_non_null(strstr(last_warning, "reopened it"));
+	pool_close(q);
+	pool_close(p);
+}
+
+/* Slots whose words hold bytes no convbi writes (0x7f..., 0x80...) are
+ * cleared with one warning: no cooldown for ages, no absurd spending. */
+static void impossible_slot_values_are_cleared_with_one_warning(void **state)
+{
+	static const unsigned char fills[] = {0x7f, 0x80, 0xff};
+	for (size_t k = 0; k < sizeof fills; k++) {
+		char path[600];
+		path_of(path, sizeof path, "filled.state");
+		unlink(path);
+		struct pool *p = open_at(path, W123, 3);
+		pool_close(p);
+		size_t slots = sizeof(struct state_header) + sizeof(struct state_counter);
+		unsigned char junk[sizeof(struct state_slot)];
+		memset(junk, fills[k], sizeof junk);
+		int fd = open(path, O_WRONLY);
+		assert_int_equal(pwrite(fd, junk, sizeof junk, (off_t)slots), (ssize_t)sizeof junk);
+		close(fd);
+
+		warn_reset();
+		int64_t now = clock_wall_ms();
+		p = open_at(path, W123, 3);
+		struct pool_live lv;
+		pool_live_get(p, 0, now, &lv);
+		assert_int_equal(warnings, 1);
+		assert_non_null(strstr(last_warning, "impossible value"));
+		assert_true(lv.cool_until_ms <= now);
+		assert_int_equal(lv.learned_rpm, 0);
+		assert_int_equal(lv.calls, 0);
+		struct state *st = pool_state(p);
+		for (int w = 0; w < STATE_NSPENDS; w++)
+			assert_int_equal(st->ops->spend_get(st, 0, w, state_period(w, now)), 0);
+		assert_true(st->ops->window_add(st, 0, STATE_WIN_REQ, now, 1, 10)); /* no phantom bucket */
+		for (int i = 0; i < 6; i++)
+			assert_true(pick(p, now) >= 0);
+		assert_int_equal(warnings, 1);
+		pool_close(p);
+	}
+}
+
+/* A state file every user can write is refused, naming the fix. */
+static void a_state_file_writable_by_others_is_refused_naming_chmod(void **state)
+{
+	char path[600];
+	path_of(path, sizeof path, "open.state");
+	struct pool *p = open_at(path, W123, 3);
+	pool_close(p);
+	assert_int_equal(chmod(path, 0666), 0);
+	struct err e = ERR_INIT;
+	p = (struct pool *)&p;
+	assert_int_equal(pool_open(&p, W123, 3, path, &e), CONVBI_ECONFIG);
+	assert_null(p);
+	assert_non_null(strstr(e.msg, "writable by every user"));
+	assert_non_null(strstr(e.msg, "chmod o-w"));
+	assert_int_equal(chmod(path, 0600), 0);
+	p = open_at(path, W123, 3);
+	pool_close(p);
+}
+
+/* Two configurations on one state.path: the second is refused while the
+ * first's file holds this month's spending (a budget's record), never
+ * wiped; a file of another set without spending is rebuilt as before. */
+static void another_sets_spending_is_refused_not_wiped(void **state)
+{
+	char path[600];
+	path_of(path, sizeof path, "two.state");
+	int64_t now = clock_wall_ms();
+	for (int who = 0; who < 2; who++) { /* the whole set's spending, then one endpoint's */
+		unlink(path);
+		struct pool *yb = open_at(path, W123, 3);
+		struct state *st = pool_state(yb);
+		unsigned ep = who ? 2 : STATE_SET_SLOT;
+		assert_true(st->ops->spend_add(st, ep, STATE_SPEND_MONTH, state_period(STATE_SPEND_MONTH, now), 600000, 0, NULL));
+		pool_close(yb);
+		struct err e = ERR_INIT;
+		struct pool *x = (struct pool *)&x;
+		warn_reset();
+		assert_int_equal(pool_open(&x, W123, 1, path, &e), CONVBI_ECONFIG);
+		assert_non_null(strstr(e.msg, "another endpoint set"));
+		assert_non_null(strstr(e.msg, "its own state.path"));
+		yb = open_at(path, W123, 3);
+		st = pool_state(yb);
+		assert_int_equal(st->ops->spend_get(st, ep, STATE_SPEND_MONTH, state_period(STATE_SPEND_MONTH, now)), 600000);
+		assert_int_equal(warnings, 0);
+		pool_close(yb);
+	}
+	unlink(path);
+	struct pool *yb = open_at(path, W123, 3);
+	report(yb, 0, now, POOL_RATE_LIMITED, 60000);
+	pool_close(yb);
+	struct pool *x = open_at(path, W123, 2);
+	assert_int_equal(warnings, 1);
+	assert_non_null(strstr(last_warning, "another endpoint set; rebuilt it"));
+	pool_close(x);
 }
 
 /* At the default path (nobody chose it) the same refusal falls back to
@@ -1035,6 +1197,11 @@ int main(void)
 	        cmocka_unit_test(default_path_follows_runtime_dir_and_the_endpoint_set),
 	        cmocka_unit_test(bad_files_of_ours_are_rebuilt_with_one_warning),
 	        cmocka_unit_test(a_file_that_is_not_ours_is_never_touched),
+	        cmocka_unit_test(a_file_emptied_under_a_running_process_is_rebuilt_not_a_crash),
+	        cmocka_unit_test(a_file_cut_or_replaced_under_a_process_is_followed_within_a_second),
+	        cmocka_unit_test(impossible_slot_values_are_cleared_with_one_warning),
+	        cmocka_unit_test(a_state_file_writable_by_others_is_refused_naming_chmod),
+	        cmocka_unit_test(another_sets_spending_is_refused_not_wiped),
 	        cmocka_unit_test(a_foreign_file_at_the_default_path_falls_back_with_one_warning),
 	        cmocka_unit_test(unusable_location_falls_back_to_in_process_state),
 	        cmocka_unit_test(failed_allocations_opening_a_file_are_enomem_and_leak_nothing),
