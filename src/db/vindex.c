@@ -22,10 +22,20 @@
  * LOOKUP_CACHE_BYTES; all forgotten when full): the spans of a
  * conversation's questions, and the common words of a database's
  * questions, come back again and again.
+ *
+ * The cache holds the user's data and goes into the SQL writer's prompt,
+ * so it is trusted only when it is the user's own: the folder must belong
+ * to this user and be writable by nobody else (else no index, with a
+ * message naming the fix), and the file must be a regular file of the
+ * user's that nobody else can write.  Anything else at the file's path (a
+ * FIFO, a device, a symbolic link, another user's file) is never opened --
+ * a FIFO would block the open forever -- and is replaced by a new build,
+ * with one warning.  The folder is created 0700, the files 0600.
  */
 #include "db/vindex.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
 #include <pthread.h>
@@ -46,6 +56,7 @@
 #include "db/vindex_sqlite.h"
 #include "util/alloc.h"
 #include "util/clock.h"
+#include "util/log.h"
 #include "util/words.h"
 
 /* One matcher's prepared statements (on vindex.db), reused question after
@@ -212,6 +223,78 @@ static int cache_fresh(sqlite3 *db, const struct vkey *k)
 	return k->pg || (meta_int(db, "size") == k->size && meta_int(db, "mtime_ns") == k->mtime_ns);
 }
 
+/* ---- whose cache it is ------------------------------------------------------------- */
+
+/* CONVBI_OK when dir is missing (a build creates it) or is a folder of
+ * this user's that no other user can write; else EIO naming the fix. */
+static int dir_trusted(const char *dir, struct err *err)
+{
+	struct stat st;
+	if (stat(dir, &st) != 0)
+		return errno == ENOENT || errno == ENOTDIR
+		               ? CONVBI_OK
+		               : err_set(err, CONVBI_EIO,
+		                         "cannot read the cache folder `%s` (%s); set XDG_CACHE_HOME to a folder of your own",
+		                         dir, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		return err_set(err, CONVBI_EIO,
+		               "the cache folder `%s` is not a folder; set XDG_CACHE_HOME to a folder of your own", dir);
+	if (st.st_uid != geteuid())
+		return err_set(err, CONVBI_EIO,
+		               "the cache folder `%s` belongs to another user (uid %ld), so the value index in it is not trusted; "
+		               "set XDG_CACHE_HOME to a folder of your own",
+		               dir, (long)st.st_uid);
+	if (st.st_mode & (S_IWGRP | S_IWOTH))
+		return err_set(err, CONVBI_EIO,
+		               "the cache folder `%s` can be written by other users (mode %03o), so the value index in it is not "
+		               "trusted; run `chmod 700 %s` or set XDG_CACHE_HOME to a private folder",
+		               dir, (unsigned)(st.st_mode & 0777), dir);
+	return CONVBI_OK;
+}
+
+enum { CACHE_MISSING, CACHE_OURS, CACHE_FOREIGN };
+
+/* What is at the cache path: nothing, a regular file of this user's that
+ * no other can write, or something else (why says what).  Only a regular
+ * file is opened, without following a link and without blocking, and
+ * checked again on the open descriptor. */
+static int cache_state(const char *path, char *why, size_t whylen)
+{
+	struct stat st;
+	if (lstat(path, &st) != 0) {
+		if (errno == ENOENT)
+			return CACHE_MISSING;
+		snprintf(why, whylen, "unreadable (%s)", strerror(errno));
+		return CACHE_FOREIGN;
+	}
+	if (S_ISREG(st.st_mode)) {
+		int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+		if (fd < 0 || fstat(fd, &st) != 0) {
+			snprintf(why, whylen, "unreadable (%s)", strerror(errno));
+			if (fd >= 0)
+				close(fd);
+			return CACHE_FOREIGN;
+		}
+		close(fd);
+	}
+	const char *what = S_ISLNK(st.st_mode)                          ? "a symbolic link"
+	                   : S_ISFIFO(st.st_mode)                       ? "a FIFO"
+	                   : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+	                   : S_ISSOCK(st.st_mode)                       ? "a socket"
+	                   : S_ISDIR(st.st_mode)                        ? "a folder"
+	                   : !S_ISREG(st.st_mode)                       ? "not a regular file"
+	                                                                : NULL;
+	if (what)
+		snprintf(why, whylen, "%s", what);
+	else if (st.st_uid != geteuid())
+		snprintf(why, whylen, "owned by another user (uid %ld)", (long)st.st_uid);
+	else if (st.st_mode & (S_IWGRP | S_IWOTH))
+		snprintf(why, whylen, "writable by other users (mode %03o)", (unsigned)(st.st_mode & 0777));
+	else
+		return CACHE_OURS;
+	return CACHE_FOREIGN;
+}
+
 /* Opens the cache at path read-only and immutable (see the top). */
 static int open_cache(sqlite3 **out, const char *path)
 {
@@ -376,22 +459,51 @@ static int build(const char *path, const char *db_path, struct db *pg, const str
 	int rc = cache_dir(&dir, err);
 	if (rc)
 		goto done;
-	for (char *p = dir.data + 1; *p; p++) { /* mkdir -p, private: the values are the user's data */
-		if (*p != '/')
+	int first_errno = 0; /* the first folder that could not be made says why */
+	char *failed = NULL;
+	for (char *p = dir.data + 1;; p++) { /* mkdir -p, private: the values are the user's data */
+		if (*p && *p != '/')
 			continue;
+		char c = *p;
 		*p = '\0';
-		mkdir(dir.data, 0700);
-		*p = '/';
+		if (mkdir(dir.data, 0700) != 0 && errno != EEXIST && !first_errno) {
+			first_errno = errno;
+			failed = xstrdup(dir.data);
+		}
+		*p = c;
+		if (!c)
+			break;
 	}
-	if (mkdir(dir.data, 0700) != 0 && errno != EEXIST) {
-		rc = err_set(err, CONVBI_EIO, "cannot create the cache directory `%s` (%s); set XDG_CACHE_HOME to a writable one",
-		             dir.data, strerror(errno));
+	struct stat st;
+	int serr = stat(dir.data, &st) != 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+	if (serr) {
+		int e = first_errno ? first_errno : serr;
+		if (failed && strcmp(failed, dir.data))
+			rc = err_set(err, CONVBI_EIO,
+			             "cannot create the cache directory `%s` (`%s`: %s); set XDG_CACHE_HOME to a writable one",
+			             dir.data, failed, strerror(e));
+		else
+			rc = err_set(err, CONVBI_EIO,
+			             "cannot create the cache directory `%s` (%s); set XDG_CACHE_HOME to a writable one",
+			             dir.data, strerror(e));
+		free(failed);
 		goto done;
 	}
+	free(failed);
+	if ((rc = dir_trusted(dir.data, err)))
+		goto done;
 	sweep_stale(path);
 	if ((rc = buf_printf(&tmp, "%s.tmp.%ld", path, (long)getpid())))
 		goto done;
 	unlink(tmp.data);
+	int fd = open(tmp.data, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600); /* private from the start */
+	if (fd < 0) {
+		rc = err_set(err, CONVBI_EIO,
+		             "cannot write the value index `%s` (%s); set XDG_CACHE_HOME to a writable directory", tmp.data,
+		             strerror(errno));
+		goto done;
+	}
+	close(fd);
 	if (!pg && (rc = ro_open(&b.src, db_path, err)))
 		goto done;
 	char pragma[64];
@@ -410,7 +522,6 @@ static int build(const char *path, const char *db_path, struct db *pg, const str
 		             b.dst ? sqlite3_errmsg(b.dst) : "out of memory");
 		goto done;
 	}
-	chmod(tmp.data, 0600);
 	size_t ncols = 0, done_cols = 0;
 	for (size_t i = 0; i < s->ntables; i++)
 		for (int c = 0; c < s->tables[i].ncols; c++)
@@ -501,7 +612,17 @@ int vindex_open_target(struct vindex **out, const char *target, const struct db_
 	}
 	pthread_mutex_init(&v->lock, NULL);
 	snprintf(v->info.path, sizeof v->info.path, "%s", path.data);
-	if (want_build < 2 && open_cache(&v->db, path.data) == SQLITE_OK && cache_fresh(v->db, &k)) {
+	char *slash = strrchr(path.data, '/'), why[128];
+	*slash = '\0';
+	rc = dir_trusted(path.data, err);
+	*slash = '/';
+	if (rc)
+		goto done;
+	int state = cache_state(path.data, why, sizeof why);
+	if (state == CACHE_FOREIGN)
+		log_warn("the value index `%s` is %s, so convbi does not read it%s", path.data, why,
+		         want_build ? " and builds a new one in its place" : "");
+	if (want_build < 2 && state == CACHE_OURS && open_cache(&v->db, path.data) == SQLITE_OK && cache_fresh(v->db, &k)) {
 		v->info.values = meta_int(v->db, "values");
 		v->info.columns = meta_int(v->db, "columns");
 		v->info.partial = meta_int(v->db, "partial") > 0;

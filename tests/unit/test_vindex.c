@@ -308,6 +308,97 @@ static void an_unwritable_cache_is_a_clear_error(void **state)
 	schema_free(s);
 }
 
+/* F16: a FIFO, a symbolic link or a file others can write at the cache
+ * path is never opened (a FIFO would block the open forever) and a new
+ * index takes its place. */
+static void odd_files_at_the_cache_path_are_never_opened_and_are_replaced(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	open_both(f, &s, &v);
+	char path[1200], target[1200];
+	snprintf(path, sizeof path, "%s", vindex_info(v)->path);
+	vindex_close(v);
+	snprintf(target, sizeof target, "%s/elsewhere", f->dir);
+	assert_int_equal(tu_write_file(target, "not an index"), 0);
+	uint64_t target_sum = tu_file_checksum(target);
+	for (int kind = 0; kind < 3; kind++) {
+		assert_int_equal(unlink(path), 0);
+		if (kind == 0)
+			assert_int_equal(mkfifo(path, 0600), 0);
+		else if (kind == 1)
+			assert_int_equal(symlink(target, path), 0);
+		else
+			assert_int_equal(tu_copy_file(target, path) == 0 && chmod(path, 0666) == 0, 1);
+		alarm(60); /* a blocked open ends the test here */
+		assert_int_equal(vindex_open(&v, f->db, s, 1, NULL, NULL, &err), CONVBI_OK);
+		alarm(0);
+		assert_true(vindex_info(v)->built);
+		vindex_close(v);
+		struct stat st;
+		assert_int_equal(lstat(path, &st), 0);
+		assert_true(S_ISREG(st.st_mode));
+		assert_int_equal(st.st_mode & 0777, 0600);
+	}
+	assert_int_equal(tu_file_checksum(target), target_sum);
+	schema_free(s);
+}
+
+/* F17: a cache folder others can write, or of another user, is not
+ * trusted: no index, and the message names the fix. */
+static void a_cache_folder_others_control_is_refused(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	open_both(f, &s, &v);
+	char dir[1200];
+	snprintf(dir, sizeof dir, "%s/cache/convbi", f->dir);
+	struct stat st;
+	assert_int_equal(stat(dir, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0700);
+	vindex_close(v);
+	assert_int_equal(chmod(dir, 0777), 0);
+	assert_int_equal(vindex_open(&v, f->db, s, 1, NULL, NULL, &err), CONVBI_EIO);
+	assert_null(v);
+	assert_non_null(strstr(err.msg, "can be written by other users"));
+	assert_non_null(strstr(err.msg, "chmod 700"));
+	assert_int_equal(chmod(dir, 0700), 0);
+	if (geteuid() == 0) { /* only root can give a folder away */
+		assert_int_equal(chown(dir, 65534, 65534), 0);
+		assert_int_equal(vindex_open(&v, f->db, s, 1, NULL, NULL, &err), CONVBI_EIO);
+		assert_null(v);
+		assert_non_null(strstr(err.msg, "belongs to another user"));
+		assert_non_null(strstr(err.msg, "XDG_CACHE_HOME"));
+		assert_int_equal(chown(dir, 0, 0), 0);
+	}
+	assert_int_equal(vindex_open(&v, f->db, s, 1, NULL, NULL, &err), CONVBI_OK);
+	vindex_close(v);
+	schema_free(s);
+}
+
+/* F12: the folder that could not be made, and why, not the leaf's ENOENT. */
+static void a_cache_folder_that_cannot_be_made_names_the_cause(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	char blocker[1100], xdg[1200];
+	snprintf(blocker, sizeof blocker, "%s/blocker", f->dir);
+	assert_int_equal(tu_write_file(blocker, "not a directory"), 0);
+	snprintf(xdg, sizeof xdg, "%s/deeper", blocker);
+	setenv("XDG_CACHE_HOME", xdg, 1);
+	assert_int_equal(schema_load(&s, f->db, &err), CONVBI_OK);
+	assert_int_equal(vindex_open(&v, f->db, s, 1, NULL, NULL, &err), CONVBI_EIO);
+	assert_non_null(strstr(err.msg, "/blocker/deeper`: Not a directory"));
+	assert_null(v);
+	schema_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -318,6 +409,9 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(schema_text_names_matched_values_ahead_of_samples_and_ranges, setup, teardown),
 	        cmocka_unit_test_setup_teardown(big_columns_are_read_through_an_index_or_a_saturated_sample, setup, teardown),
 	        cmocka_unit_test_setup_teardown(an_unwritable_cache_is_a_clear_error, setup, teardown),
+	        cmocka_unit_test_setup_teardown(odd_files_at_the_cache_path_are_never_opened_and_are_replaced, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_cache_folder_others_control_is_refused, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_cache_folder_that_cannot_be_made_names_the_cause, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
