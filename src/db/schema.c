@@ -420,17 +420,30 @@ static int range_column(struct loader *l, struct schema_table *t, struct schema_
 	int is_num = !is_date && has_any(c->type, numeric, 6);
 	if (now >= l->end_ms || schema_column_is_key(t, c) || (!is_date && !is_num))
 		return CONVBI_OK;
-	rc = buf_puts(&q, "SELECT min(v), max(v) FROM ");
-	if (!rc)
-		rc = sql_column_values(&q, t->name, c->name);
-	if (!rc)
-		rc = buf_puts(&q, is_date ? " WHERE typeof(v) IN ('text', 'integer') AND v <> ''"
-		                          : " WHERE typeof(v) IN ('integer', 'real')");
-	if (rc)
-		goto done;
+	/* a date range spans the values that are dates (text a date() reads
+	 * from its first ten characters), never 'not a date' or a number among
+	 * them; a column declared DATE/TIME/YEAR without such text (a year, an
+	 * epoch) spans its integers */
+	static const char *const where[] = {
+	        " WHERE typeof(v) = 'text' AND v GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND "
+	        "date(substr(v, 1, 10)) IS NOT NULL",
+	        " WHERE typeof(v) = 'integer'", " WHERE typeof(v) IN ('integer', 'real')"};
 	l->deadline_ms = min64(now + SCHEMA_RANGE_MS, l->end_ms);
-	if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW ||
-	    sqlite3_column_type(st, 0) == SQLITE_NULL)
+	int from = is_date ? 0 : 2, to = is_num ? 3 : has_any(c->type, dated, 3) ? 2 : 1;
+	for (int w = from; w < to; w++) {
+		buf_reset(&q);
+		sqlite3_finalize(st);
+		st = NULL;
+		if ((rc = buf_puts(&q, "SELECT min(v), max(v) FROM ")) || (rc = sql_column_values(&q, t->name, c->name)) ||
+		    (rc = buf_puts(&q, where[w])))
+			goto done;
+		if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+		    sqlite3_column_type(st, 0) != SQLITE_NULL)
+			break;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (!st)
 		goto done;
 	for (int i = 0; i < 2 && !rc; i++) {
 		const unsigned char *v = sqlite3_column_text(st, i);

@@ -359,25 +359,41 @@ void ground_release(struct ground *g)
 
 /* ---- one table's text ---------------------------------------------------------- */
 
-/* Appends the byte at *p, or a space for a line break or control
- * character (C0, DEL, U+0085, U+2028, U+2029), advancing *p past it: a
- * name or value from the database is data, and must never start a line
- * of the prompt (an injected ```sql block on its own line, say). */
+/* Appends the byte at *p, or a space for a line break, a control
+ * character (C0, DEL, C1 including U+0085, U+2028, U+2029) or an
+ * invisible format character (the bidi controls U+061C, U+200E, U+200F,
+ * U+202A..U+202E, U+2066..U+2069; U+200B, U+2060..U+2064, U+FEFF),
+ * advancing *p past it: a name or value from the database is data, and
+ * must never start a line of the prompt (an injected ```sql block on its
+ * own line, say) nor reorder what a terminal shows after it. */
 static int flat_char(struct buf *b, const char **p)
 {
 	const unsigned char *u = (const unsigned char *)*p;
 	size_t skip = 0;
 	if (*u < 0x20 || *u == 0x7f)
 		skip = 1;
-	else if (u[0] == 0xC2 && u[1] == 0x85)
+	else if ((u[0] == 0xC2 && u[1] >= 0x80 && u[1] <= 0x9F) || (u[0] == 0xD8 && u[1] == 0x9C))
 		skip = 2;
-	else if (u[0] == 0xE2 && u[1] == 0x80 && (u[2] == 0xA8 || u[2] == 0xA9))
+	else if (u[0] == 0xE2 && u[1] == 0x80 && (u[2] == 0x8B || u[2] == 0x8E || u[2] == 0x8F || (u[2] >= 0xA8 && u[2] <= 0xAE)))
+		skip = 3;
+	else if (u[0] == 0xE2 && u[1] == 0x81 && ((u[2] >= 0xA0 && u[2] <= 0xA4) || (u[2] >= 0xA6 && u[2] <= 0xA9)))
+		skip = 3;
+	else if (u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF)
 		skip = 3;
 	if (skip) {
 		*p += skip;
 		return buf_putc(b, ' ');
 	}
 	return buf_putc(b, *(*p)++);
+}
+
+/* s with flat_char applied (a range, already quoted where it needs it). */
+static int flat(struct buf *b, const char *s)
+{
+	int rc = CONVBI_OK;
+	while (*s && !rc)
+		rc = flat_char(b, &s);
+	return rc;
 }
 
 static int ident(struct buf *b, const char *name)
@@ -492,11 +508,11 @@ static int render_values(struct buf *b, const struct schema_table *t, const stru
 	if (samples && col->range && !rc) {
 		rc = buf_puts(b, k ? " " : separator(lead, first));
 		if (!rc && k)
-			rc = buf_printf(b, "(%s)", col->range);
+			rc = buf_putc(b, '(') || flat(b, col->range) || buf_putc(b, ')') ? CONVBI_ENOMEM : CONVBI_OK;
 		else if (!rc) /* the name as the samples write it: quoted where it needs it, never raw */
 			rc = ident(b, col->name);
 		if (!rc && !k)
-			rc = buf_printf(b, ": %s", col->range);
+			rc = buf_puts(b, ": ") || flat(b, col->range) ? CONVBI_ENOMEM : CONVBI_OK;
 	}
 	return rc;
 }

@@ -408,6 +408,37 @@ static void untrusted_names_types_and_values_never_start_a_prompt_line(void **st
 	free(path);
 }
 
+/* F11: bidi and invisible format characters are neutralised like control
+ * characters; a date range spans only the values that are dates. */
+static void bidi_controls_are_neutralised_and_date_ranges_hold_only_dates(void **state)
+{
+	(void)state;
+	char *path = make_db("bidi.sqlite",
+	                     "CREATE TABLE odd (label TEXT, d TEXT, mixed, born DATE);"
+	                     "INSERT INTO odd VALUES ('x\u202Ey', '2020-01-05', '2020-01-01', 1999),"
+	                     " ('a\u2066b\u200Fc\uFEFFd\u00ADe', '2025-12-31', 42, 2004),"
+	                     " ('c1\xC2\x9B"
+	                     "2J', 'not a date', 'abc', NULL);");
+	struct schema *s = load(path);
+	char *text = render(s, NULL, 1 << 16);
+	assert_null(strstr(text, "\xE2\x80\xAE"));
+	assert_null(strstr(text, "\xE2\x81\xA6"));
+	assert_null(strstr(text, "\xE2\x80\x8F"));
+	assert_null(strstr(text, "\xEF\xBB\xBF"));
+	assert_null(strstr(text, "\xC2\x9B"));
+	assert_non_null(strstr(text, "'x y'"));
+	assert_non_null(strstr(text, "'a b c d\u00ADe'")); /* a soft hyphen is visible text */
+	assert_non_null(strstr(text, "'c1 2J'"));
+	assert_non_null(strstr(text, "('2020-01-05'..'2025-12-31')"));
+	assert_non_null(strstr(text, "('2020-01-01'..'2020-01-01')"));
+	assert_null(strstr(text, "not a date')"));
+	assert_null(strstr(text, "'abc')"));
+	assert_non_null(strstr(text, "1999..2004")); /* a DATE column of years spans its integers */
+	free(text);
+	schema_free(s);
+	free(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -420,6 +451,7 @@ int main(void)
 	        cmocka_unit_test(shadow_tables_are_hidden_and_broken_views_are_kept),
 	        cmocka_unit_test(schema_load_says_which_file_it_cannot_read),
 	        cmocka_unit_test(untrusted_names_types_and_values_never_start_a_prompt_line),
+	        cmocka_unit_test(bidi_controls_are_neutralised_and_date_ranges_hold_only_dates),
 	        cmocka_unit_test(every_failed_allocation_ends_in_enomem),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
