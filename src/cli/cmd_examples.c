@@ -11,7 +11,13 @@
  *   add     runs the SQL through the database's read-only gate first
  *           (convbi_session_run_sql): SQL that does not run is refused;
  *   import  takes the `correct` lines of a `convbi eval --out` file (their
- *           predicted SQL returned the gold result) and nothing else.
+ *           predicted SQL returned the gold result) and nothing else, and
+ *           runs each one's SQL through the gate as add does, on the
+ *           database its db_id names: --db's (or the sample's) when the
+ *           names agree, else the line's db_path (written by eval); a line
+ *           whose SQL is refused, whose database is not at hand or whose
+ *           db_id is no plain name is skipped with one line and counted (an
+ *           edited result file must not turn a DELETE into an example).
  * Both append whole lines (one write each, O_APPEND), skip an example the
  * file already has (the same question on the same database), and check
  * first that the file as it stands loads (an engine opened with it).
@@ -207,6 +213,65 @@ done:
 	return rc;
 }
 
+/* 1 when db_id is a plain database name: no path, nothing hidden. */
+static int plain_db_name(const char *db)
+{
+	if (!*db || *db == '.' || strlen(db) > 255)
+		return 0;
+	for (const unsigned char *p = (const unsigned char *)db; *p; p++)
+		if (*p < 0x20 || *p == 0x7f || *p == '/' || *p == '\\')
+			return 0;
+	return 1;
+}
+
+/* The gate for one database at a time: an engine without examples or a
+ * value index, and a session on it, reopened when the database changes. */
+struct gate {
+	char *path; /* owned: the database the engine has open */
+	convbi_engine *e;
+	convbi_session *s;
+};
+
+static void gate_close(struct gate *g)
+{
+	convbi_session_free(g->s);
+	convbi_engine_close(g->e);
+	free(g->path);
+	*g = (struct gate){NULL, NULL, NULL};
+}
+
+/* Runs sql on the database at db through the gate: 0 when it runs, 1
+ * when refused, -1 when the database cannot be opened (why says why). */
+static int gate_check(struct gate *g, const struct cli_opts *o, const char *db, const char *sql, char *why, size_t n)
+{
+	if (!g->path || strcmp(g->path, db)) {
+		gate_close(g);
+		convbi_options opts;
+		cli_engine_options(&opts, o);
+		opts.db_path = db;
+		opts.examples_path = NULL;
+		opts.value_index = 0;
+		g->path = strdup(db);
+		int rc = g->path ? convbi_engine_open(&g->e, &opts) : CONVBI_ENOMEM;
+		if (!rc)
+			rc = convbi_session_new(&g->s, g->e);
+		if (rc) {
+			snprintf(why, n, "%s",
+			         g->s   ? convbi_session_errmsg(g->s)
+			         : g->e ? convbi_engine_errmsg(g->e)
+			                : convbi_errstr(rc));
+			gate_close(g);
+			return -1;
+		}
+	}
+	convbi_answer *a = NULL;
+	int st = convbi_session_run_sql(g->s, sql, &a);
+	if (st)
+		snprintf(why, n, "the SQL does not pass on %s: %s", db, a ? convbi_answer_errmsg(a) : convbi_errstr(st));
+	convbi_answer_free(a);
+	return st ? 1 : 0;
+}
+
 /* examples import RESULT.jsonl: the `correct` lines of an eval run. */
 static int examples_import(struct cli_opts *o, const char *results)
 {
@@ -220,8 +285,15 @@ static int examples_import(struct cli_opts *o, const char *results)
 	}
 	struct strmap keys = STRMAP_INIT;
 	struct buf out = BUF_INIT;
-	long lines = 0, correct = 0, added = 0, known = 0;
+	struct gate g = {NULL, NULL, NULL};
+	const char *own_db = o->db ? o->db : cli_default_db();
+	char *own_name = cli_db_name(own_db), why[512];
+	long lines = 0, correct = 0, added = 0, known = 0, refused = 0;
 	int nl = 1, rc = existing_examples(o->examples, o, &keys, &nl) ? EXIT_USAGE : EXIT_OK;
+	if (!rc && !own_name) {
+		cli_error("out of memory");
+		rc = EXIT_FAIL;
+	}
 	for (char *line = text, *next; !rc && line && *line; line = next) {
 		next = strchr(line, '\n');
 		if (next)
@@ -241,29 +313,51 @@ static int examples_import(struct cli_opts *o, const char *results)
 			rc = EXIT_USAGE;
 		} else if (!strcmp(verdict, "correct") && sql && *sql) {
 			correct++;
-			char *key = cli_example_key(db, q), *ex = example_line(q, sql, db);
-			int put = key ? strmap_put(&keys, key, 1, NULL) : -1;
-			if (put == 0 && ex) {
-				buf_puts(&out, ex);
-				buf_add(&out, "\n", 1);
-				added++;
-			} else if (put == 1) {
-				known++;
+			const char *path = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "db_path"));
+			char *path_name = path ? cli_db_name(path) : NULL;
+			int gated = -2;
+			if (!plain_db_name(db))
+				snprintf(why, sizeof why, "db_id `%s` is not a database name", db);
+			else if (!strcmp(db, own_name))
+				gated = gate_check(&g, o, own_db, sql, why, sizeof why);
+			else if (path_name && !strcmp(path_name, db))
+				gated = gate_check(&g, o, path, sql, why, sizeof why);
+			else
+				snprintf(why, sizeof why,
+				         "its SQL cannot be checked: no database named `%s` at hand; pass that database with --db",
+				         db);
+			free(path_name);
+			if (gated) {
+				refused++;
+				cli_error("%s:%ld: skipped: %s", results, lines, why);
+			} else {
+				char *key = cli_example_key(db, q), *ex = example_line(q, sql, db);
+				int put = key ? strmap_put(&keys, key, 1, NULL) : -1;
+				if (put == 0 && ex) {
+					buf_puts(&out, ex);
+					buf_add(&out, "\n", 1);
+					added++;
+				} else if (put == 1) {
+					known++;
+				}
+				if (put < 0 || !ex || out.err) {
+					cli_error("out of memory");
+					rc = EXIT_FAIL;
+				}
+				free(key);
+				cJSON_free(ex);
 			}
-			if (put < 0 || !ex || out.err) {
-				cli_error("out of memory");
-				rc = EXIT_FAIL;
-			}
-			free(key);
-			cJSON_free(ex);
 		}
 		cJSON_Delete(j);
 	}
 	if (!rc && added && append_lines(o->examples, out.data, out.len, nl))
 		rc = EXIT_USAGE;
 	if (!rc)
-		printf("imported %ld example%s into %s (%ld correct of %ld results; %ld already there)\n", added,
-		       added == 1 ? "" : "s", o->examples, correct, lines, known);
+		printf("imported %ld example%s into %s (%ld correct of %ld results; %ld already there%s)\n", added,
+		       added == 1 ? "" : "s", o->examples, correct, lines, known,
+		       refused ? (snprintf(why, sizeof why, "; %ld skipped, see above", refused), why) : "");
+	gate_close(&g);
+	free(own_name);
 	buf_release(&out);
 	strmap_release(&keys);
 	free(text);

@@ -33,7 +33,8 @@
  * for diffing two runs:
  *   {"index", "id"?, "db_id", "question", "evidence"?, "gold_sql",
  *    "pred_sql", "verdict", "difficulty", "error", "truncated", "tokens",
- *    "calls", "elapsed_ms", "cost_usd"}
+ *    "calls", "elapsed_ms", "cost_usd", "db_path"?}  (db_path: a database
+ *    file's absolute path, where `examples import` gates the SQL)
  * --max-cost USD stops taking questions once those answered have cost USD
  * (the ones in flight finish); --resume continues from --out
  * (eval_resume.c). 
@@ -50,6 +51,7 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <pthread.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -238,6 +240,9 @@ static char *question_line(const struct eq *q)
 	cJSON_AddNumberToObject(o, "calls", q->calls);
 	cJSON_AddNumberToObject(o, "elapsed_ms", (double)q->elapsed_ms);
 	cJSON_AddNumberToObject(o, "cost_usd", q->cost_usd);
+	char abs[PATH_MAX];
+	if (realpath(q->db_path, abs)) /* a file; never a PostgreSQL URI, which may hold a password */
+		cJSON_AddStringToObject(o, "db_path", abs);
 	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	return text;

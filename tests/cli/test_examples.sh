@@ -92,6 +92,24 @@ EOF
 expect_code 0 "examples import" "$CONVBI" examples import --examples "$EX" "$T/result.jsonl"
 contains "$OUT" "imported 1 example into $EX (2 correct of 4 results; 1 already there)" "only new correct answers are imported"
 contains "$(tail -1 "$EX")" '{"question":"How many stores are there?","sql":"SELECT count(id) FROM stores","db":"shop"}' "with the predicted SQL and its database"
+# an edited result file: every line's SQL goes through the gate on its own database (attack3 F9)
+cp "$T/shop.db" "$T/shop2.db"
+cat >"$T/hostile.jsonl" <<EOF
+{"index":0,"db_id":"shop","question":"hostile correct","gold_sql":"DELETE FROM orders","pred_sql":"DELETE FROM orders","verdict":"correct"}
+{"index":1,"db_id":"../../etc","question":"path db","gold_sql":"x","pred_sql":"SELECT 1","verdict":"correct"}
+{"index":2,"db_id":"other","question":"elsewhere","gold_sql":"x","pred_sql":"SELECT 1","verdict":"correct"}
+{"index":3,"db_id":"shop","question":"How many orders are there?","gold_sql":"x","pred_sql":"SELECT count(*) FROM orders","verdict":"correct"}
+{"index":4,"db_id":"shop2","question":"How many stores, again?","gold_sql":"x","pred_sql":"SELECT count(*) FROM stores","verdict":"correct","db_path":"$T/shop2.db"}
+{"index":5,"db_id":"shop2","question":"Nope","gold_sql":"x","pred_sql":"SELECT nope FROM stores","verdict":"correct","db_path":"$T/shop2.db"}
+EOF
+expect_code 0 "examples import gates each line" "$CONVBI" examples import --examples "$EX" --db "$T/shop.db" "$T/hostile.jsonl"
+contains "$OUT" "imported 2 examples into $EX (6 correct of 6 results; 0 already there; 4 skipped, see above)" "refused lines are counted"
+contains "$ERR" "hostile.jsonl:1: skipped: the SQL does not pass on" "a DELETE is refused by the gate"
+contains "$ERR" 'hostile.jsonl:2: skipped: db_id `../../etc` is not a database name' "a path for a db_id is refused"
+contains "$ERR" 'hostile.jsonl:3: skipped: its SQL cannot be checked: no database named `other`' "a line without its database is skipped"
+contains "$ERR" "hostile.jsonl:6: skipped: the SQL does not pass on" "SQL that does not run on the line's db_path is refused"
+lacks "$(cat "$EX")" "DELETE" "no DELETE became an example"
+contains "$(cat "$EX")" '"sql":"SELECT count(*) FROM stores","db":"shop2"' "a line is gated on its db_path"
 echo '{"question": "x"}' > "$T/notresult.jsonl"
 expect_code 2 "a file that is no eval result" "$CONVBI" examples import --examples "$EX" "$T/notresult.jsonl"
 contains "$ERR" "notresult.jsonl:1: not a \`convbi eval --out\` line" "the message names the line"

@@ -36,7 +36,7 @@ check "the oracle scores EX 100% on 200 questions" grep -q '^EX 100.00% (200/200
 check "200 lines in --out, in dataset order" test "$(verdicts "$T/limit.jsonl" | awk '{ print $1 }' | tr '\n' ' ')" = "$(seq -s ' ' 0 199) "
 check "every one correct" test "$(verdicts "$T/limit.jsonl" | grep -c ' correct$')" -eq 200
 check "both endpoints were used" grep -q 'calls per endpoint: east [1-9][0-9]*, west [1-9][0-9]*$' "$T/limit.txt"
-check "a --out line has the fields" grep -q '^{"index":0,"db_id":"concert_singer","question":"How many singers do we have?","gold_sql":"SELECT count(\*) FROM singer","pred_sql":"SELECT count(\*) FROM singer","verdict":"correct","difficulty":"easy","error":null,"truncated":false,"tokens":[0-9]*,"calls":[0-9]*,"elapsed_ms":[0-9]*,"cost_usd":0}$' "$T/limit.jsonl"
+check "a --out line has the fields" grep -q '^{"index":0,"db_id":"concert_singer","question":"How many singers do we have?","gold_sql":"SELECT count(\*) FROM singer","pred_sql":"SELECT count(\*) FROM singer","verdict":"correct","difficulty":"easy","error":null,"truncated":false,"tokens":[0-9]*,"calls":[0-9]*,"elapsed_ms":[0-9]*,"cost_usd":0,"db_path":"/[^"]*/concert_singer.sqlite"}$' "$T/limit.jsonl"
 
 # ---- the oracle on the whole dev set ----------------------------------------------------------------
 "$CONVBI" eval --config "$T/config.json" -j 8 --out "$T/full.jsonl" "$SPIDER_DIR/dev.json" >"$T/full.txt" 2>"$T/full.err"
