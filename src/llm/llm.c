@@ -1325,6 +1325,8 @@ int llm_endpoints_reset(struct llm *l, const char *name, struct buf *out, struct
 {
 	int64_t now = clock_wall_ms();
 	size_t found = 0;
+	struct pool_live probe; /* a round trip: a Redis that stopped answering is found out here */
+	pool_live_get(l->pool, 0, now, &probe);
 	if (!state_reached(l))
 		return err_set(err, CONVBI_ESTATE,
 		               "the shared endpoint state is not reachable (in use: %s; the warning above says why); "

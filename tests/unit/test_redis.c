@@ -45,6 +45,7 @@
 #include "llm/state_redis.h"
 #include "testutil.h"
 #include "util/alloc.h"
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 
@@ -1632,6 +1633,55 @@ static void processes_sharing_redis_spend_one_budget_kept_in_its_own_hash(void *
 	srv_stop(&s);
 }
 
+/* The calls counted in key over W123's three slots (an absent field is 0). */
+static long long calls_in(const struct rsrv *s, const char *key)
+{
+	long long n = 0;
+	for (int ep = 0; ep < 3; ep++) {
+		char field[32];
+		snprintf(field, sizeof field, "%d.calls", ep);
+		long long v = hget(s, key, field);
+		n += v > 0 ? v : 0;
+	}
+	return n;
+}
+
+/* `endpoints --reset` while Redis does not answer clears nothing and says
+ * so: the local stand-in is nobody else's state.  With Redis back it clears. */
+static void a_reset_that_cannot_reach_redis_clears_nothing_and_says_so(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct fake f;
+	assert_int_equal(fake_start(&f, scenario3), 0);
+	char extra[512], key[256];
+	snprintf(extra, sizeof extra,
+	         "{\"state\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:%d/0\", "
+	         "\"prefix\": \"rst:\", \"timeout_ms\": %d}}",
+	         s.port, TIMEOUT_MS);
+	struct llm *l = llm_on(&f, extra);
+	assert_int_equal(ask(l), CONVBI_OK);
+	only_key(key, sizeof key, &s, "rst:state1:");
+	assert_int_equal(calls_in(&s, key), 1);
+	kill(s.pid, SIGSTOP);
+	struct buf b = BUF_INIT;
+	struct err e = ERR_INIT;
+	assert_int_equal(llm_endpoints_reset(l, NULL, &b, &e), CONVBI_ESTATE);
+	assert_non_null(strstr(e.msg, "nothing was cleared"));
+	buf_release(&b);
+	kill(s.pid, SIGCONT);
+	assert_int_equal(calls_in(&s, key), 1);
+	llm_close(l);
+	l = llm_on(&f, extra); /* Redis answers: the reset reaches it */
+	e = (struct err)ERR_INIT;
+	assert_int_equal(llm_endpoints_reset(l, NULL, &b, &e), CONVBI_OK);
+	buf_release(&b);
+	assert_int_equal(calls_in(&s, key), 0);
+	llm_close(l);
+	fake_stop(&f);
+	srv_stop(&s);
+}
+
 static void convbi_redis_url_in_the_environment_switches_llm_to_redis(void **state)
 {
 	struct rsrv s;
@@ -1703,6 +1753,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(a_forked_child_opens_its_own_connection, setup, teardown),
 	        cmocka_unit_test_setup_teardown(llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_restart,
 	                                        setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_reset_that_cannot_reach_redis_clears_nothing_and_says_so, setup, teardown),
 	        cmocka_unit_test_setup_teardown(convbi_redis_url_in_the_environment_switches_llm_to_redis, setup, teardown),
 	        cmocka_unit_test_setup_teardown(processes_sharing_redis_spend_one_budget_kept_in_its_own_hash, setup, teardown),
 	};
