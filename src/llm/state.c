@@ -297,6 +297,7 @@ static int64_t window_sum(_Atomic uint64_t *ring, int64_t now_ms, int skip_curre
 }
 
 static void slot_fresh(struct state_slot *s);
+static const char *file_problem(int fd, const struct state_shape *s, struct stat *st, int *ours);
 
 /* Whether the path still names the file we mapped, looked at no more
  * than once a second of the caller's clock; a change flags the state lost. */
@@ -308,8 +309,19 @@ static void shm_watch(struct state_shm *m, int64_t now_ms)
 	if (!atomic_compare_exchange_strong(&m->seen_ms, &seen, now_ms))
 		return;
 	struct stat st;
-	if (lstat(m->path, &st) != 0 || st.st_dev != m->dev || st.st_ino != m->ino || (size_t)st.st_size != m->map_size)
-		atomic_fetch_add(&m->lost, 1);
+	if (lstat(m->path, &st) == 0 && st.st_dev == m->dev && st.st_ino == m->ino && (size_t)st.st_size == m->map_size)
+		return;
+	/* Another endpoint set's file there now (another configuration on the
+	 * path rebuilt it): following it would rebuild it back and wipe the
+	 * other's state every second.  Ours stays whole; keep it. */
+	int fd = open(m->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+	int ours = 0;
+	const char *why = fd >= 0 ? file_problem(fd, &m->base.shape, &st, &ours) : NULL;
+	if (fd >= 0)
+		close(fd);
+	if (fd >= 0 && ours && why && !strcmp(why, "for another endpoint set"))
+		return;
+	atomic_fetch_add(&m->lost, 1);
 }
 
 static void shm_load(struct state *st, unsigned ep, int64_t now_ms, int windows, struct state_snap *out)

@@ -460,6 +460,31 @@ static void a_file_cut_or_replaced_under_a_process_is_followed_within_a_second(v
 	pool_close(p);
 }
 
+/* Another endpoint set's process rebuilt the path for its set: a process
+ * of the first set keeps its own (now unnamed) file whole rather than
+ * rebuilding the path back every second. */
+static void a_path_rebuilt_for_another_set_is_not_rebuilt_back(void **state)
+{
+	char path[600];
+	path_of(path, sizeof path, "pingpong.state");
+	warn_reset();
+	struct pool *p = open_at(path, W123, 3);
+	report(p, 1, T0, POOL_RATE_LIMITED, 60000);
+	struct pool *q = open_at(path, W123, 2); /* the other set: rebuilt for it */
+	assert_int_equal(warnings, 1);
+	struct stat before, after;
+	assert_int_equal(stat(path, &before), 0);
+	struct pool_live lv;
+	for (int i = 0; i < 3; i++)
+		pool_live_get(p, 1, T0 + 1500 * (i + 1), &lv);
+	assert_int_equal(lv.cool_until_ms, T0 + 60000); /* p's own state, kept */
+	assert_int_equal(stat(path, &after), 0);
+	assert_true(before.st_ino == after.st_ino); /* q's file left alone */
+	assert_int_equal(warnings, 1);
+	pool_close(q);
+	pool_close(p);
+}
+
 /* Slots whose words hold bytes no convbi writes (0x7f..., 0x80...) are
  * cleared with one warning: no cooldown for ages, no absurd spending. */
 static void impossible_slot_values_are_cleared_with_one_warning(void **state)
@@ -1199,6 +1224,7 @@ int main(void)
 	        cmocka_unit_test(a_file_that_is_not_ours_is_never_touched),
 	        cmocka_unit_test(a_file_emptied_under_a_running_process_is_rebuilt_not_a_crash),
 	        cmocka_unit_test(a_file_cut_or_replaced_under_a_process_is_followed_within_a_second),
+	        cmocka_unit_test(a_path_rebuilt_for_another_set_is_not_rebuilt_back),
 	        cmocka_unit_test(impossible_slot_values_are_cleared_with_one_warning),
 	        cmocka_unit_test(a_state_file_writable_by_others_is_refused_naming_chmod),
 	        cmocka_unit_test(another_sets_spending_is_refused_not_wiped),
