@@ -698,9 +698,9 @@ static redisReply *rs_eval(struct state_redis *r, int argc, const char *const *a
 static void error_why(const struct state_redis *r, char *out, size_t cap, const redisReply *rep)
 {
 	snprintf(out, cap,
-	         "error reply: %s -- the key %s holds what convbi did not write; `convbi endpoints --reset` "
-	         "deletes it (or DEL it in redis-cli)",
-	         rep->str, r->key);
+	         "error reply: %s -- the key %s holds what convbi did not write: delete it (redis-cli DEL %s, on "
+	         "%s) and convbi starts it afresh",
+	         rep->str, r->key, r->key, r->where);
 }
 
 /* The synchronous path: sends the command (a script call when script,

@@ -879,7 +879,7 @@ static void impossible_values_in_redis_are_cleared_and_a_wrong_key_is_named(void
 	assert_int_equal(warnings_now(), 1);
 	assert_non_null(strstr(warning_text, "WRONGTYPE"));
 	assert_non_null(strstr(warning_text, key));
-	assert_non_null(strstr(warning_text, "convbi endpoints --reset"));
+	assert_non_null(strstr(warning_text, "redis-cli DEL"));
 	redisFree(c);
 	pool_close(p);
 	srv_stop(&s);
