@@ -1496,18 +1496,25 @@ static long long hget(const struct rsrv *s, const char *key, const char *field)
 	return v;
 }
 
+/* An llm on f's endpoints whose state is Redis s under prefix. */
+static struct llm *llm_on_redis(const struct fake *f, const struct rsrv *s, const char *prefix)
+{
+	char extra[512];
+	snprintf(extra, sizeof extra,
+	         "{\"state\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:%d/0\", "
+	         "\"prefix\": \"%s\", \"timeout_ms\": %d}}",
+	         s->port, prefix, TIMEOUT_MS);
+	return llm_on(f, extra);
+}
+
 static void llm_calls_go_through_redis_never_fail_when_it_dies_and_resume_after_restart(void **state)
 {
 	struct rsrv s;
 	srv_start(&s);
 	struct fake f;
 	assert_int_equal(fake_start(&f, scenario3), 0);
-	char extra[512], key[256];
-	snprintf(extra, sizeof extra,
-	         "{\"state\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:%d/0\", "
-	         "\"prefix\": \"llm:\", \"timeout_ms\": %d}}",
-	         s.port, TIMEOUT_MS);
-	struct llm *l = llm_on(&f, extra);
+	char key[256];
+	struct llm *l = llm_on_redis(&f, &s, "llm:");
 	for (int i = 0; i < 9; i++)
 		assert_int_equal(ask(l), CONVBI_OK);
 	only_key(key, sizeof key, &s, "llm:state1:");
@@ -1654,12 +1661,8 @@ static void a_reset_that_cannot_reach_redis_clears_nothing_and_says_so(void **st
 	srv_start(&s);
 	struct fake f;
 	assert_int_equal(fake_start(&f, scenario3), 0);
-	char extra[512], key[256];
-	snprintf(extra, sizeof extra,
-	         "{\"state\": {\"backend\": \"redis\", \"url\": \"redis://127.0.0.1:%d/0\", "
-	         "\"prefix\": \"rst:\", \"timeout_ms\": %d}}",
-	         s.port, TIMEOUT_MS);
-	struct llm *l = llm_on(&f, extra);
+	char key[256];
+	struct llm *l = llm_on_redis(&f, &s, "rst:");
 	assert_int_equal(ask(l), CONVBI_OK);
 	only_key(key, sizeof key, &s, "rst:state1:");
 	assert_int_equal(calls_in(&s, key), 1);
@@ -1672,7 +1675,7 @@ static void a_reset_that_cannot_reach_redis_clears_nothing_and_says_so(void **st
 	kill(s.pid, SIGCONT);
 	assert_int_equal(calls_in(&s, key), 1);
 	llm_close(l);
-	l = llm_on(&f, extra); /* Redis answers: the reset reaches it */
+	l = llm_on_redis(&f, &s, "rst:"); /* Redis answers: the reset reaches it */
 	e = (struct err)ERR_INIT;
 	assert_int_equal(llm_endpoints_reset(l, NULL, &b, &e), CONVBI_OK);
 	buf_release(&b);
