@@ -549,6 +549,8 @@ static void shm_close(struct state *st)
 
 static const char *shm_describe(const struct state *st)
 {
+	if (atomic_load(&((const struct state_shm *)st)->gone))
+		return "memory (state file lost)";
 	return st->ops->name;
 }
 
@@ -973,7 +975,7 @@ const char *state_describe(const struct state *st)
 
 int state_is_shared(const struct state *st)
 {
-	return st && st->ops == &file_ops;
+	return st && st->ops == &file_ops && !atomic_load(&((const struct state_shm *)st)->gone);
 }
 
 const char *state_path(const struct state *st)

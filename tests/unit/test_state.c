@@ -436,6 +436,40 @@ static void a_file_emptied_under_a_running_process_is_rebuilt_not_a_crash(void *
 		         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 }
 
+/* A file lost under a process whose path then cannot be used (a
+ * directory stands there now): the process goes on in its own memory,
+ * says so once, and no longer calls its state shared. */
+static void a_lost_file_that_cannot_be_reopened_leaves_in_process_state(void **state)
+{
+	char path[600];
+	path_of(path, sizeof path, "lost.state");
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		warn_reset();
+		struct pool *p = open_at(path, W123, 3);
+		assert_int_equal(truncate(path, 0), 0);
+		assert_int_equal(unlink(path), 0);
+		assert_int_equal(mkdir(path, 0700), 0);
+		if (pick(p, T0) < 0 || warnings != 1 || !strstr(last_warning, "cannot be used again"))
+			_exit(10);
+		report(p, 1, T0, POOL_RATE_LIMITED, 60000);
+		struct pool_live lv;
+		pool_live_get(p, 1, T0, &lv);
+		if (lv.cool_until_ms != T0 + 60000 || pool_is_shared(p) || warnings != 1 ||
+		    strcmp(pool_backend_status(p), "memory (state file lost)"))
+			_exit(11);
+		pool_close(p);
+		_exit(0);
+	}
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("child: %s %d", WIFEXITED(status) ? "exit" : "signal",
+		         WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+	rmdir(path);
+}
+
 /* A truncation that leaves the pages in use mapped (and so raises no
  * SIGBUS), or another process's rebuild, is seen by the next load a
  * second later: the process moves to the file at the path. */
@@ -1224,6 +1258,7 @@ int main(void)
 	        cmocka_unit_test(a_file_that_is_not_ours_is_never_touched),
 	        cmocka_unit_test(a_file_emptied_under_a_running_process_is_rebuilt_not_a_crash),
 	        cmocka_unit_test(a_file_cut_or_replaced_under_a_process_is_followed_within_a_second),
+	        cmocka_unit_test(a_lost_file_that_cannot_be_reopened_leaves_in_process_state),
 	        cmocka_unit_test(a_path_rebuilt_for_another_set_is_not_rebuilt_back),
 	        cmocka_unit_test(impossible_slot_values_are_cleared_with_one_warning),
 	        cmocka_unit_test(a_state_file_writable_by_others_is_refused_naming_chmod),
