@@ -5,7 +5,7 @@
 . "$(dirname "$0")/lib.sh"
 K1=k-cli-east-8c2f6e0a4d; K2=k-cli-west-1b3d5f7a9c
 I='You are the intent classifier'; S='You are the SQL writer'; A='You are the answer writer'
-start_fake '{"endpoints":[{"name":"east","api_key":"'$K1'","deployment":"gpt-4o"},{"name":"west","api_key":"'$K2'","deployment":"gpt-4o"}],
+start_fake '{"endpoints":[{"name":"east","api_key":"'$K1'","deployment":"gpt-4o"},{"name":"west","api_key":"'$K2'","deployment":"gpt-4o","latency_ms":300}],
  "rules":[{"match":"'"$I"'[\\s\\S]*User message: and by country","reply":"{\"intent\":\"follow_up\",\"standalone_question\":\"How many customers per country?\"}"},
           {"match":"'"$I"'","reply":"{\"intent\":\"data_question\"}"},
           {"match":"'"$S"'[\\s\\S]*Question: How many customers per country","reply":"```sql\nSELECT country_code, count(*) AS n FROM customers GROUP BY 1 ORDER BY 2 DESC LIMIT 3\n```"},
@@ -27,6 +27,7 @@ contains "$OUT" "you said streaming" "streamed text"
 ALL="$ALL$OUT$ERR"
 
 # A 429 with retry-after 20 on east: every later call, from any process, goes elsewhere.
+# (west answers 300 ms slower, so the client, which prefers quick endpoints, tries east first)
 echo '[{"kind":"rate_limit","retry_after_s":20,"count":1}]' > "$T/f.json"
 curl -s -X POST --data @"$T/f.json" "http://127.0.0.1:$PORT_east/_fake/faults" >/dev/null 2>&1 ||
   printf 'POST /_fake/faults HTTP/1.1\r\nHost: x\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' "$(wc -c <"$T/f.json")" "$(cat "$T/f.json")" > /dev/tcp/127.0.0.1/$PORT_east
