@@ -37,8 +37,10 @@ static char prompt[401];
 /* east and west bill at PRICE with 64 cached tokens; north bills nothing.
  * client_east/west/north are each endpoint's "client" (its configuration);
  * by default east and west are priced and north is a reserved (PTU)
- * deployment in the second tier. */
-static const char *scenario_of(const char *client_east, const char *client_west, const char *client_north, int lat_ms)
+ * deployment in the second tier.  east answers in east_ms, the others in
+ * lat_ms. */
+static const char *scenario_lat(const char *client_east, const char *client_west, const char *client_north, int east_ms,
+                                int lat_ms)
 {
 	snprintf(scenario, sizeof scenario,
 	         "{\"endpoints\": ["
@@ -48,10 +50,15 @@ static const char *scenario_of(const char *client_east, const char *client_west,
 	         ",\"latency_ms\":%d,\"client\":%s},"
 	         "{\"name\":\"north\",\"api_key\":\"k-north-12345\",\"deployment\":\"d\",\"latency_ms\":%d,\"client\":%s}],"
 	         "\"default_reply\": \"" REPLY "\"}",
-	         lat_ms, client_east ? client_east : "{\"price\":" PRICE "}", lat_ms,
+	         east_ms, client_east ? client_east : "{\"price\":" PRICE "}", lat_ms,
 	         client_west ? client_west : "{\"price\":" PRICE "}", lat_ms,
 	         client_north ? client_north : "{\"reserved\":true,\"priority\":1}");
 	return scenario;
+}
+
+static const char *scenario_of(const char *client_east, const char *client_west, const char *client_north, int lat_ms)
+{
+	return scenario_lat(client_east, client_west, client_north, lat_ms, lat_ms);
 }
 
 struct env {
@@ -155,8 +162,11 @@ static void an_endpoint_over_its_budget_is_skipped_and_the_others_take_the_calls
 {
 	struct env e;
 	/* east: $0.002 a day holds four calls of 370 and a fifth (1480 + 450
-	 * <= 2000); a sixth would need 1850 + 450 > 2000 */
-	start(&e, scenario_of("{\"price\":" PRICE ",\"budget\":{\"daily\":0.002}}", NULL, NULL, 0), NULL);
+	 * <= 2000); a sixth would need 1850 + 450 > 2000.  east is the quick
+	 * one (5 ms against west's 150), so routing, which prefers quick
+	 * endpoints, would give it every call: only its budget sends the
+	 * other 15 to west. */
+	start(&e, scenario_lat("{\"price\":" PRICE ",\"budget\":{\"daily\":0.002}}", NULL, NULL, 5, 150), NULL);
 	for (int i = 0; i < 20; i++) {
 		struct llm_reply rep;
 		struct err err = ERR_INIT;
