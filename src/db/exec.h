@@ -69,11 +69,14 @@ struct exec_limits {
 	                       what the connection held before it; 0 = default, < 0 = none */
 	int64_t temp_max;  /* bytes of temporary files (sorters, temporary b-trees);
 	                       0 = default, < 0 = none */
+	int catalog_ok;    /* 1 = one of our own statements that reads the server's
+	                       statistics views (PostgreSQL: pg_stats, pg_stat_user_tables);
+	                       never set for model or caller SQL */
 };
 
-#define EXEC_LIMITS_INIT                                                                   \
-	{                                                                                  \
-		5000, 1000, 4096, 1024 * 1024, EXEC_MEM_MAX_DEFAULT, EXEC_TEMP_MAX_DEFAULT \
+#define EXEC_LIMITS_INIT                                                                      \
+	{                                                                                     \
+		5000, 1000, 4096, 1024 * 1024, EXEC_MEM_MAX_DEFAULT, EXEC_TEMP_MAX_DEFAULT, 0 \
 	}
 
 /* What the last exec_run on a connection used, measured by the limits

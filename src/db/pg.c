@@ -80,6 +80,11 @@ static int search_path_of(struct buf *out, const char *list, struct err *err)
 		if (end - start > 63)
 			return err_set(err, CONVBI_EINVAL, "schema name `%.*s` is longer than 63 bytes; check --schemas",
 			               (int)(end - start) > 80 ? 80 : (int)(end - start), start);
+		if ((end - start >= 3 && !strncmp(start, "pg_", 3)) ||
+		    (end - start == 18 && !strncmp(start, "information_schema", 18)))
+			return err_set(err, CONVBI_EINVAL,
+			               "--schemas names the system schema `%.*s`; list only schemas holding your own tables",
+			               (int)(end - start), start);
 		if (++n > DB_SCHEMAS_MAX)
 			return err_set(err, CONVBI_EINVAL, "--schemas names more than %d schemas; name fewer", DB_SCHEMAS_MAX);
 		if (buf_printf(out, "%s\"", n > 1 ? "," : ""))
@@ -412,7 +417,7 @@ static int map_error(const PGresult *res, const char *sql, int stopped, int time
 static int pg_check(struct db *d, const char *sql, struct err *err)
 {
 	struct pg *p = d->impl;
-	int rc = pg_gate_check(sql, strlen(sql), err);
+	int rc = pg_gate_check(sql, strlen(sql), 0, err);
 	if (rc)
 		return rc;
 	if (PQstatus(p->conn) != CONNECTION_OK && (rc = reconnect(d, err)))
@@ -625,7 +630,7 @@ static int pg_run(struct db *d, const char *sql, const struct exec_limits *lim, 
 	*out = NULL;
 	if (cancel && cancel(cancel_payload))
 		return err_set(err, CONVBI_ECANCELED, "the query was canceled");
-	if ((rc = pg_gate_check(sql, strlen(sql), err)))
+	if ((rc = pg_gate_check(sql, strlen(sql), r.lim->catalog_ok, err)))
 		return rc;
 	if (PQstatus(p->conn) != CONNECTION_OK && (rc = reconnect(d, err)))
 		return rc;

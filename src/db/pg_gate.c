@@ -15,6 +15,14 @@
  *     functions, dblink*, lo_*, pg_read_*, pg_ls_*, pg_sleep*, set_config,
  *     query_to_xml*, nextval/setval and user-defined functions are refused,
  *     the named families with a reason of their own.
+ *   - no relation of a system schema: a name qualified by pg_catalog,
+ *     information_schema or any other pg_* schema, or an unqualified
+ *     name starting with pg_ (PostgreSQL searches pg_catalog first, so
+ *     pg_shadow, pg_settings, pg_stat_activity... resolve there; a user's
+ *     own table called pg_x is reached as public.pg_x);
+ *   - no CURRENT_USER / SESSION_USER / USER / CURRENT_ROLE /
+ *     CURRENT_CATALOG / CURRENT_SCHEMA: the model gets the schema text
+ *     and never needs the server's introspection;
  * COPY, SET, transaction control, DO, CALL, EXPLAIN and every other
  * statement kind are refused by kind.  A second statement ("SELECT 1;
  * COMMIT") is refused here; the extended protocol below would refuse it
@@ -29,6 +37,7 @@
 #include "db/pg_gate.h"
 
 #include <pg_query.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -246,6 +255,11 @@ static const struct {
         {"setval", "changes a sequence"},
         {"pg_advisory", "takes locks"},
         {"pg_try_advisory", "takes locks"},
+        {"pg_", "reads the server's catalogs, settings or files"},
+        {"version", "reads the server's version"},
+        {"inet_", "reads the server's or the client's address"},
+        {"current_", "reads the server's session state"},
+        {"has_", "reads the server's privileges"},
 };
 
 /* The statement kinds a model may produce other than SELECT, named. */
@@ -339,14 +353,64 @@ static int check_func(const cJSON *call, struct err *err)
 	return CONVBI_OK;
 }
 
+/* The one message for every system-catalog / server-introspection read. */
+static int refuse_system(struct err *err, const char *what)
+{
+	return err_set(err, CONVBI_EREJECTED,
+	               "the SQL reads %.140s, which belongs to the server's catalogs or settings; query only the "
+	               "database's own tables listed in the schema",
+	               what);
+}
+
+/* A RangeVar {catalogname, schemaname, relname}: refused when it names a
+ * system schema or, unqualified, a pg_* relation. */
+static int check_relation(const cJSON *rv, struct err *err)
+{
+	const char *schema = jsonx_str(rv, "schemaname");
+	const char *rel = jsonx_str(rv, "relname");
+	if (!rel)
+		rel = "";
+	char what[160];
+	if (schema && (!strncmp(schema, "pg_", 3) || !strcmp(schema, "information_schema"))) {
+		snprintf(what, sizeof what, "`%.64s.%.64s`", schema, rel);
+		return refuse_system(err, what);
+	}
+	if (!schema && !strncmp(rel, "pg_", 3)) {
+		snprintf(what, sizeof what, "`%.64s`", rel);
+		return refuse_system(err, what);
+	}
+	return CONVBI_OK;
+}
+
+/* SQLValueFunction {op}: the date/time ones are fine, the session ones are
+ * server introspection. */
+static int check_value_function(const cJSON *f, struct err *err)
+{
+	static const char *const refused[][2] = {
+	        {"SVFOP_CURRENT_ROLE", "CURRENT_ROLE"},
+	        {"SVFOP_CURRENT_USER", "CURRENT_USER"},
+	        {"SVFOP_USER", "USER"},
+	        {"SVFOP_SESSION_USER", "SESSION_USER"},
+	        {"SVFOP_CURRENT_CATALOG", "CURRENT_CATALOG"},
+	        {"SVFOP_CURRENT_SCHEMA", "CURRENT_SCHEMA"},
+	};
+	const char *op = jsonx_str(f, "op");
+	if (!op)
+		return CONVBI_OK;
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		if (!strcmp(op, refused[i][0]))
+			return refuse_system(err, refused[i][1]);
+	return CONVBI_OK;
+}
+
 /* Walks every node below v.  Object keys name node types and fields. */
-static int walk(const cJSON *v, int depth, struct err *err)
+static int walk(const cJSON *v, int depth, int catalog_ok, struct err *err)
 {
 	if (depth > PG_GATE_DEPTH_MAX)
 		return err_set(err, CONVBI_ETOOBIG, "the SQL is nested more than %d levels deep; simplify it", PG_GATE_DEPTH_MAX);
 	if (cJSON_IsArray(v)) {
 		for (const cJSON *c = v->child; c; c = c->next) {
-			int rc = walk(c, depth + 1, err);
+			int rc = walk(c, depth + 1, catalog_ok, err);
 			if (rc)
 				return rc;
 		}
@@ -373,14 +437,24 @@ static int walk(const cJSON *v, int depth, struct err *err)
 			if (rc)
 				return rc;
 		}
-		int rc = walk(c, depth + 1, err);
+		if (!strcmp(key, "RangeVar") && !catalog_ok) {
+			int rc = check_relation(c, err);
+			if (rc)
+				return rc;
+		}
+		if (!strcmp(key, "SQLValueFunction")) {
+			int rc = check_value_function(c, err);
+			if (rc)
+				return rc;
+		}
+		int rc = walk(c, depth + 1, catalog_ok, err);
 		if (rc)
 			return rc;
 	}
 	return CONVBI_OK;
 }
 
-int pg_gate_check(const char *sql, size_t len, struct err *err)
+int pg_gate_check(const char *sql, size_t len, int catalog_ok, struct err *err)
 {
 	if (len > EXEC_SQL_MAX)
 		return err_set(err, CONVBI_ETOOBIG, "the SQL is %zu bytes; the limit is %d", len, EXEC_SQL_MAX);
@@ -420,7 +494,7 @@ int pg_gate_check(const char *sql, size_t len, struct err *err)
 			             node ? node->string : "empty");
 		goto done;
 	}
-	rc = walk(node, 0, err);
+	rc = walk(node, 0, catalog_ok, err);
 done:
 	cJSON_Delete(root);
 	pg_query_free_parse_result(res);

@@ -43,7 +43,7 @@ static int quote_literal(struct buf *b, const char *s)
  * and hands every non-empty first cell to each; returns each's code. */
 static int run_each(struct db *d, const char *sql, int timeout_ms, vindex_value_fn each, void *payload, int *ran, struct err *err)
 {
-	struct exec_limits lim = {timeout_ms, VINDEX_PER_COLUMN, VINDEX_VALUE_MAX_CHARS * 4 + 4, VINDEX_PG_RESULT_BYTES, 0, 0};
+	struct exec_limits lim = {timeout_ms, VINDEX_PER_COLUMN, VINDEX_VALUE_MAX_CHARS * 4 + 4, VINDEX_PG_RESULT_BYTES, 0, 0, 1};
 	struct table *t = NULL;
 	int rc = CONVBI_OK;
 	*ran = db_run(d, sql, &lim, NULL, NULL, &t, err);
@@ -116,7 +116,7 @@ done:
 int vindex_pg_changes(struct db *d, const struct schema *s, int64_t *changes, int64_t *rows, struct err *err)
 {
 	struct buf q = BUF_INIT;
-	struct exec_limits lim = {VINDEX_COLUMN_MS, 1, 64, 256, 0, 0};
+	struct exec_limits lim = {VINDEX_COLUMN_MS, 1, 64, 256, 0, 0, 1};
 	struct table *t = NULL;
 	int rc = buf_puts(&q,
 	                  "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint, "

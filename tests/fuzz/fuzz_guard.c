@@ -77,7 +77,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rc && (!err.msg[0] || strchr(err.msg, '\n')))
 		__builtin_trap();
 	if (rc == CONVBI_OK && !memchr(data, 0, size)) {
-		struct exec_limits lim = {50, 100, 1024, 64 * 1024, 0, 0};
+		struct exec_limits lim = {50, 100, 1024, 64 * 1024, 0, 0, 0};
 		struct table *t = NULL;
 		rc = exec_run(x, sql, &lim, NULL, NULL, &t, &err);
 		if (rc && (!err.msg[0] || strchr(err.msg, '\n')))

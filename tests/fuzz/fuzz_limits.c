@@ -91,7 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		sqlgen_bytes(&g, data, size);
 		sqlgen_select(&g, sql);
 	}
-	struct exec_limits lim = {FUZZ_TIMEOUT_MS, 100, 1000, 64 * 1024, FUZZ_MEM_MAX, FUZZ_TEMP_MAX};
+	struct exec_limits lim = {FUZZ_TIMEOUT_MS, 100, 1000, 64 * 1024, FUZZ_MEM_MAX, FUZZ_TEMP_MAX, 0};
 	struct table *t = NULL;
 	struct err err = ERR_INIT;
 

@@ -153,7 +153,7 @@ static void the_deadline_stops_a_runaway_query_with_a_clear_message(void **state
 {
 	(void)state;
 	struct exec *x = open_exec(TEST_DB);
-	struct exec_limits lim = {200, 100, 1000, 65536, 0, 0};
+	struct exec_limits lim = {200, 100, 1000, 65536, 0, 0, 0};
 	struct err e = ERR_INIT;
 	struct table *t = NULL;
 	struct tu_span span;
@@ -210,9 +210,9 @@ static void a_cancel_callback_stops_the_query(void **state)
 /* 4 MB in two cells, about 10 MB at its peak */
 #define SECOND "SELECT hex(zeroblob(999999)) || 'b1', hex(zeroblob(999999)) || 'b2'"
 /* its own budget, and the process's in this test */
-#define SECOND_LIMITS                                           \
-	{                                                       \
-		5000, 1000, 4096, 1 << 20, (int64_t)16 << 20, 0 \
+#define SECOND_LIMITS                                              \
+	{                                                          \
+		5000, 1000, 4096, 1 << 20, (int64_t)16 << 20, 0, 0 \
 	}
 #define PROCESS_MAX ((int64_t)24 << 20)
 
@@ -286,7 +286,7 @@ static void the_row_cap_keeps_cap_rows_and_marks_the_table_truncated(void **stat
 {
 	(void)state;
 	struct exec *x = open_exec(TEST_DB);
-	struct exec_limits lim = {2000, 10, 1000, 65536, 0, 0};
+	struct exec_limits lim = {2000, 10, 1000, 65536, 0, 0, 0};
 	struct table *t = run_ok(x, HUNDRED_ROWS "SELECT x FROM c", &lim);
 	assert_int_equal(t->nrows, 10);
 	assert_int_equal(t->truncated, 1);
@@ -315,7 +315,7 @@ static void the_result_byte_cap_drops_the_row_that_overflows(void **state)
 {
 	(void)state;
 	struct exec *x = open_exec(TEST_DB);
-	struct exec_limits lim = {2000, 1000, 1000, 100, 0, 0};
+	struct exec_limits lim = {2000, 1000, 1000, 100, 0, 0, 0};
 	struct table *t = run_ok(x, HUNDRED_ROWS "SELECT printf('%030d', x) FROM c", &lim);
 	assert_int_equal(t->nrows, 3);
 	assert_true(t->bytes <= 100);
@@ -329,7 +329,7 @@ static void long_cells_are_cut_on_a_character_boundary(void **state)
 {
 	(void)state;
 	struct exec *x = open_exec(TEST_DB);
-	struct exec_limits lim = {2000, 1000, 10, 65536, 0, 0};
+	struct exec_limits lim = {2000, 1000, 10, 65536, 0, 0, 0};
 	struct table *t =
 	        run_ok(x, "SELECT 'aaaaaaaaaaaaaaa', 'short', '\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9'", &lim);
 	assert_string_equal(table_cell(t, 0, 0), "aaaaaaa\xE2\x80\xA6");

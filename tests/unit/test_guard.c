@@ -367,7 +367,7 @@ static long load_corpus(struct corpus_case **out)
 /* Runs one case; returns NULL when it behaved, else what went wrong. */
 static const char *run_case(struct exec *x, const struct corpus_case *c, struct buf *sql, char *why, size_t whylen)
 {
-	struct exec_limits lim = {HOSTILE_TIMEOUT_MS, 100, 1000, 64 * 1024, 0, 0};
+	struct exec_limits lim = {HOSTILE_TIMEOUT_MS, 100, 1000, 64 * 1024, 0, 0, 0};
 	struct err e = ERR_INIT;
 	struct table *t = NULL;
 	int rc;

@@ -231,7 +231,7 @@ static void print_measured(const char *name, const struct measured *m)
 
 static struct exec_limits tight_limits(void)
 {
-	struct exec_limits lim = {TIGHT_TIMEOUT_MS, 100, 1000, 64 * 1024, TIGHT_MEM_MAX, TIGHT_TEMP_MAX};
+	struct exec_limits lim = {TIGHT_TIMEOUT_MS, 100, 1000, 64 * 1024, TIGHT_MEM_MAX, TIGHT_TEMP_MAX, 0};
 	return lim;
 }
 
