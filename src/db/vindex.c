@@ -4,7 +4,7 @@
  * The cache file is named after the database's absolute path
  * (`<base>-<fnv64 hex>.vindex`) and holds
  *   meta(k PRIMARY KEY, v)       format, path, size, mtime_ns, cookie,
- *                                values, columns, build_ms, partial
+ *                                changes, values, columns, build_ms, partial
  *   vals(id, value, norm, tbl, col) one row per distinct value per column,
  *                                norm = lower(value), indexed
  *   v                            FTS5 over vals.value, tokenize 'trigram'
@@ -89,14 +89,15 @@ struct vindex {
 
 /* The database's identity: the cache is valid only for the same one.
  * SQLite: the absolute path, the file's size and mtime, the schema
- * cookie.  PostgreSQL: the target without its password and the schema
+ * cookie and changes_of().  PostgreSQL: the target without its password and the schema
  * list (path), the statistics' change counter (size), the build's wall
  * time (mtime_ns), a fingerprint of the introspected schema (cookie) and
  * the live rows (rows). */
 struct vkey {
 	char path[PATH_MAX];
 	int64_t size, mtime_ns, cookie, rows;
-	int pg; /* 1 = a PostgreSQL database */
+	int pg;          /* 1 = a PostgreSQL database */
+	int64_t changes; /* SQLite: what size and mtime miss (changes_of) */
 };
 
 /* ---- where the cache lives ------------------------------------------------------ */
@@ -166,6 +167,41 @@ static int read_pg_key(struct vkey *k, struct db *d, const struct db_options *op
 	k->pg = 1;
 	return vindex_pg_changes(d, s, &k->size, &k->rows, err);
 }
+/* A fingerprint of what changes in a SQLite database when its size and
+ * mtime need not: the header's file change counter (bytes 24..27, bumped
+ * by every committed transaction in rollback mode) and, in WAL mode, the
+ * -wal file's presence, size and mtime and its header (checkpoint
+ * sequence and salts, new after every reset) -- a writer that stays
+ * connected leaves the database file alone until a checkpoint. */
+static int64_t changes_of(const char *path)
+{
+	char wal[PATH_MAX + 8];
+	unsigned char hdr[32];
+	uint64_t h = FNV_SEED;
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0) {
+		ssize_t n = pread(fd, hdr, 4, 24);
+		for (ssize_t i = 0; i < n; i++)
+			h = (h ^ hdr[i]) * 1099511628211ull;
+		close(fd);
+	}
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	if (lstat(wal, &st) == 0 && S_ISREG(st.st_mode)) {
+		int64_t parts[] = {1, (int64_t)st.st_size, (int64_t)st.st_mtim.tv_sec, st.st_mtim.tv_nsec};
+		for (size_t i = 0; i < sizeof parts; i++)
+			h = (h ^ ((const unsigned char *)parts)[i]) * 1099511628211ull;
+		fd = open(wal, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+		if (fd >= 0) {
+			ssize_t n = pread(fd, hdr, sizeof hdr, 0);
+			for (ssize_t i = 0; i < n; i++)
+				h = (h ^ hdr[i]) * 1099511628211ull;
+			close(fd);
+		}
+	}
+	return (int64_t)(h >> 2); /* never negative: -1 is "missing" in meta */
+}
+
 static int read_key(struct vkey *k, const char *db_path, struct err *err)
 {
 	struct stat st;
@@ -174,6 +210,7 @@ static int read_key(struct vkey *k, const char *db_path, struct err *err)
 		return err_set(err, CONVBI_EDB, "database `%s` cannot be found (%s); check the path", db_path, strerror(errno));
 	k->size = (int64_t)st.st_size;
 	k->mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+	k->changes = changes_of(k->path);
 	int rc = ro_open(&db, db_path, err);
 	if (rc)
 		return rc;
@@ -220,7 +257,8 @@ static int cache_fresh(sqlite3 *db, const struct vkey *k)
 	sqlite3_finalize(q);
 	if (!same_path || meta_int(db, "format") != VINDEX_FORMAT || meta_int(db, "cookie") != k->cookie)
 		return 0;
-	return k->pg || (meta_int(db, "size") == k->size && meta_int(db, "mtime_ns") == k->mtime_ns);
+	return k->pg || (meta_int(db, "size") == k->size && meta_int(db, "mtime_ns") == k->mtime_ns &&
+	                 meta_int(db, "changes") == k->changes);
 }
 
 /* ---- whose cache it is ------------------------------------------------------------- */
@@ -400,9 +438,10 @@ static int write_meta(sqlite3 *db, const struct vkey *k, const struct vindex_inf
 	sqlite3_stmt *q = NULL;
 	if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO meta(k, v) VALUES (?1, ?2)", -1, &q, NULL) != SQLITE_OK)
 		return CONVBI_EIO;
-	const char *names[] = {"format", "size", "mtime_ns", "cookie", "rows", "values", "columns", "build_ms", "partial"};
-	int64_t vals[] = {VINDEX_FORMAT, k->size,       k->mtime_ns,    k->cookie,    k->rows,
-	                  info->values,  info->columns, info->build_ms, info->partial};
+	const char *names[] = {"format", "size",    "mtime_ns", "cookie",  "rows",
+	                       "values", "columns", "build_ms", "partial", "changes"};
+	int64_t vals[] = {VINDEX_FORMAT, k->size,       k->mtime_ns,    k->cookie,     k->rows,
+	                  info->values,  info->columns, info->build_ms, info->partial, k->changes};
 	int ok = 1;
 	for (size_t i = 0; i < sizeof names / sizeof names[0] && ok; i++) {
 		sqlite3_reset(q);
@@ -590,7 +629,7 @@ int vindex_open_target(struct vindex **out, const char *target, const struct db_
                        int want_build, vindex_progress_fn progress, void *payload, struct err *err)
 {
 	struct buf path = BUF_INIT;
-	struct vkey k = {{0}, 0, 0, 0, 0, 0};
+	struct vkey k = {{0}, 0, 0, 0, 0, 0, 0};
 	struct vindex *v = NULL;
 	struct db *pg = NULL;
 	const char *db_path = target, *name = target; /* name: for messages, never a password */

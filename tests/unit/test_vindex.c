@@ -2,6 +2,7 @@
  * schema text: matched values ahead of samples, ranges, the cache's
  * location and invalidation, and that the user's database is never
  * written. */
+#include <fcntl.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -399,6 +400,46 @@ static void a_cache_folder_that_cannot_be_made_names_the_cause(void **state)
 	schema_free(s);
 }
 
+/* F7: a change that leaves the database's size and mtime alone -- a
+ * same-size update with the mtime put back, or a WAL writer that stays
+ * connected -- still makes the index stale. */
+static void a_change_without_a_new_size_or_mtime_makes_the_index_stale(void **state)
+{
+	struct fx *f = *state;
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	open_both(f, &s, &v);
+	vindex_close(v);
+	struct stat st0, st1;
+	assert_int_equal(stat(f->db, &st0), 0);
+	make_db(f->db, "UPDATE region SET country = 'Nerway' WHERE country = 'Norway'");
+	struct timespec times[2] = {st0.st_atim, st0.st_mtim};
+	assert_int_equal(utimensat(AT_FDCWD, f->db, times, 0), 0);
+	assert_int_equal(stat(f->db, &st1), 0);
+	assert_int_equal(st0.st_size, st1.st_size);
+	assert_int_equal(vindex_open(&v, f->db, s, 0, NULL, NULL, &err), CONVBI_EIO);
+
+	sqlite3 *w = NULL; /* a writer that stays connected: the row stays in -wal */
+	assert_int_equal(sqlite3_open(f->db, &w), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(w, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(vindex_open(&v, f->db, s, 1, NULL, NULL, &err), CONVBI_OK);
+	vindex_close(v);
+	assert_int_equal(stat(f->db, &st0), 0);
+	assert_int_equal(sqlite3_exec(w, "INSERT INTO region VALUES (9, 'Iota', 'Walrusia')", NULL, NULL, NULL), SQLITE_OK);
+	assert_int_equal(stat(f->db, &st1), 0);
+	assert_int_equal(st0.st_size, st1.st_size);
+	assert_int_equal(vindex_open(&v, f->db, s, 0, NULL, NULL, &err), CONVBI_EIO);
+	assert_int_equal(vindex_open(&v, f->db, s, 1, NULL, NULL, &err), CONVBI_OK);
+	struct ground g = GROUND_INIT;
+	assert_int_equal(vindex_match(v, s, "stations in walrusia", &g, &err), CONVBI_OK);
+	assert_true(grounded_has(&g, "country", "Walrusia"));
+	ground_release(&g);
+	vindex_close(v);
+	sqlite3_close(w);
+	schema_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -412,6 +453,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(odd_files_at_the_cache_path_are_never_opened_and_are_replaced, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_cache_folder_others_control_is_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_cache_folder_that_cannot_be_made_names_the_cause, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_change_without_a_new_size_or_mtime_makes_the_index_stale, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
