@@ -16,7 +16,14 @@
  *   scan    SELECT DISTINCT over the whole column, as far as its deadline.
  * Memory stays bounded: the group and the DISTINCT keep their b-trees in
  * SQLite's page cache and temporary files, and at most VINDEX_PER_COLUMN
- * values reach the caller.  A value a sample misses is one the sample's
+ * values reach the caller.  No cell is loaded whole: the connection's
+ * length limit is VINDEX_CELL_MAX_BYTES while a column is read, so a
+ * statement meeting a bigger text cell fails (SQLITE_TOOBIG) before
+ * reading it -- length() of text would otherwise load a 600 MB cell to
+ * count its characters.  The scan then finds those cells' rowids by
+ * incremental BLOB I/O (which reads a cell's size, not the cell) and runs
+ * again without them; it hands its values over only once it has run
+ * through, so nothing is handed over twice.  A value a sample misses is one the sample's
  * 262,144 rows never held, rare by construction; an index on the column
  * (or `convbi index` on a copy with one) makes it exact.
  */
@@ -31,7 +38,9 @@
 #define VINDEX_SAMPLE_WINDOWS 64
 #define VINDEX_SAMPLE_ROWS 4096
 #define VINDEX_SAMPLE_MIN_SPAN ((int64_t)4 * VINDEX_SAMPLE_WINDOWS * VINDEX_SAMPLE_ROWS)
-#define VINDEX_SAMPLE_MIN_VALUES 1000 /* text values a saturated sample holds at least */
+#define VINDEX_SAMPLE_MIN_VALUES 1000   /* text values a saturated sample holds at least */
+#define VINDEX_CELL_MAX_BYTES (1 << 20) /* a bigger cell is never loaded */
+#define VINDEX_HUGE_MAX 64              /* cells over it a scan goes around */
 
 static int past_deadline(void *p)
 {
@@ -197,30 +206,111 @@ done:
 	return rc;
 }
 
-/* SELECT DISTINCT over the whole column, as far as the deadline. */
-static int by_scan(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, vindex_value_fn each, void *payload,
-                   int *cut)
+/* The rowids of t whose c is text over VINDEX_CELL_MAX_BYTES, as
+ * ",r1,r2..." into list: each cell's size read by incremental BLOB I/O,
+ * never the cell.  CONVBI_OK, EIO when they cannot be listed (no rowid,
+ * more than VINDEX_HUGE_MAX, past the deadline) or ENOMEM. */
+static int huge_rows(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, int64_t deadline_ms,
+                     struct buf *list)
 {
 	struct buf q = BUF_INIT;
 	sqlite3_stmt *st = NULL;
-	int rc = buf_puts(&q, "SELECT DISTINCT v FROM ");
+	sqlite3_blob *blob = NULL;
+	int n = 0, src, rc = buf_puts(&q, "SELECT _rowid_ FROM "); /* typeof() does not load the cell */
 	if (!rc)
+		rc = sql_quote_ident(&q, t->name);
+	if (!rc)
+		rc = buf_puts(&q, " WHERE typeof(");
+	if (!rc)
+		rc = sql_quote_ident(&q, c->name);
+	if (!rc)
+		rc = buf_puts(&q, ") = 'text'");
+	if (rc)
+		goto done;
+	rc = CONVBI_EIO;
+	if (sqlite3_prepare_v2(db, q.data, -1, &st, NULL) != SQLITE_OK)
+		goto done;
+	for (int64_t i = 0; (src = sqlite3_step(st)) == SQLITE_ROW; i++) {
+		sqlite3_int64 r = sqlite3_column_int64(st, 0);
+		if ((blob ? sqlite3_blob_reopen(blob, r) : sqlite3_blob_open(db, "main", t->name, c->name, r, 0, &blob)) !=
+		            SQLITE_OK ||
+		    ((i & 1023) == 0 && clock_mono_ms() >= deadline_ms))
+			goto done;
+		if (sqlite3_blob_bytes(blob) > VINDEX_CELL_MAX_BYTES) {
+			if (++n > VINDEX_HUGE_MAX)
+				goto done;
+			if (buf_printf(list, ",%lld", (long long)r)) {
+				rc = CONVBI_ENOMEM;
+				goto done;
+			}
+		}
+	}
+	rc = src == SQLITE_DONE && n ? CONVBI_OK : CONVBI_EIO;
+done:
+	sqlite3_blob_close(blob);
+	sqlite3_finalize(st);
+	buf_release(&q);
+	return rc;
+}
+
+/* SELECT DISTINCT over the whole column, as far as the deadline, around
+ * the rowids in `without` (",r1,r2..." or ""). *toobig = 1 when it met a
+ * cell over the length limit (nothing is handed over then). */
+static int scan_once(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, const char *without,
+                     vindex_value_fn each, void *payload, int *cut, int *toobig)
+{
+	struct buf q = BUF_INIT, vals = BUF_INIT;
+	sqlite3_stmt *st = NULL;
+	int rc = *without ? column_query(&q, "SELECT DISTINCT v FROM (SELECT ", t, c, " AS v, _rowid_ AS r FROM ", ")")
+	                  : buf_puts(&q, "SELECT DISTINCT v FROM ");
+	if (!rc && !*without)
 		rc = sql_column_values(&q, t->name, c->name);
 	if (!rc)
-		rc = buf_printf(&q, " WHERE typeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d", VINDEX_VALUE_MAX_CHARS,
-		                VINDEX_PER_COLUMN);
+		rc = buf_printf(&q, " WHERE %s%s%stypeof(v) = 'text' AND length(v) BETWEEN 1 AND %d LIMIT %d",
+		                *without ? "r NOT IN (" : "", *without ? without + 1 : "", *without ? ") AND " : "",
+		                VINDEX_VALUE_MAX_CHARS, VINDEX_PER_COLUMN); /* the rowids first: the cells are not read */
+	*toobig = 0;
 	if (rc || sqlite3_prepare_v2(db, q.data, -1, &st, NULL) != SQLITE_OK)
 		goto done; /* a broken table: nothing to index */
 	int src;
 	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(st, 0);
-		rc = v ? each(v, (size_t)sqlite3_column_bytes(st, 0), payload) : CONVBI_OK;
+		size_t len = (size_t)sqlite3_column_bytes(st, 0);
+		if (v && strlen(v) == len) /* NUL-separated, at most VINDEX_PER_COLUMN short values */
+			rc = buf_add(&vals, v, len + 1);
+	}
+	if (!rc && src == SQLITE_TOOBIG) {
+		*toobig = 1;
+		goto done;
 	}
 	if (!rc && src != SQLITE_DONE && src != SQLITE_ROW)
 		*cut = 1;
+	for (size_t off = 0; !rc && off < vals.len; off += strlen(vals.data + off) + 1)
+		rc = each(vals.data + off, strlen(vals.data + off), payload);
 done:
 	sqlite3_finalize(st);
 	buf_release(&q);
+	buf_release(&vals);
+	return rc;
+}
+
+/* SELECT DISTINCT over the whole column, as far as the deadline; around
+ * cells too big to read (see the top). */
+static int by_scan(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, int64_t deadline_ms,
+                   vindex_value_fn each, void *payload, int *cut)
+{
+	struct buf without = BUF_INIT;
+	int toobig = 0, rc = scan_once(db, t, c, "", each, payload, cut, &toobig);
+	if (!rc && toobig) {
+		rc = huge_rows(db, t, c, deadline_ms, &without);
+		if (rc == CONVBI_EIO) /* cannot go around them: the column is left out */
+			*cut = 1;
+		else if (!rc)
+			rc = scan_once(db, t, c, without.data, each, payload, cut, &toobig);
+		*cut |= toobig;
+		rc = rc == CONVBI_EIO ? CONVBI_OK : rc;
+	}
+	buf_release(&without);
 	return rc;
 }
 
@@ -228,6 +318,7 @@ int vindex_sqlite_column(sqlite3 *db, const struct schema_table *t, const struct
                          vindex_value_fn each, void *payload, int *partial, enum vindex_way *way)
 {
 	int used = 0, cut = 0;
+	int limit = sqlite3_limit(db, SQLITE_LIMIT_LENGTH, VINDEX_CELL_MAX_BYTES);
 	sqlite3_progress_handler(db, 1000, past_deadline, &deadline_ms);
 	int rc = by_index(db, t, c, each, payload, &used, &cut);
 	*way = VINDEX_BY_INDEX;
@@ -236,10 +327,11 @@ int vindex_sqlite_column(sqlite3 *db, const struct schema_table *t, const struct
 		*way = VINDEX_BY_SAMPLE;
 	}
 	if (!rc && !used) {
-		rc = by_scan(db, t, c, each, payload, &cut);
+		rc = by_scan(db, t, c, deadline_ms, each, payload, &cut);
 		*way = VINDEX_BY_SCAN;
 	}
 	sqlite3_progress_handler(db, 0, NULL, NULL);
+	sqlite3_limit(db, SQLITE_LIMIT_LENGTH, limit);
 	*partial |= cut && clock_mono_ms() >= deadline_ms;
 	return rc;
 }

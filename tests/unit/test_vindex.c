@@ -440,6 +440,34 @@ static void a_change_without_a_new_size_or_mtime_makes_the_index_stale(void **st
 	schema_free(s);
 }
 
+/* F14: a text cell far over the value cap is never loaded: the build's
+ * memory does not grow with the biggest cell, and the column's short
+ * values are still indexed. */
+static void a_huge_cell_is_never_loaded(void **state)
+{
+	struct fx *f = *state;
+	char path[1100];
+	snprintf(path, sizeof path, "%s/huge.db", f->dir);
+	make_db(path,
+	        "CREATE TABLE h (id INTEGER PRIMARY KEY, t TEXT);"
+	        "INSERT INTO h VALUES (1, replace(hex(zeroblob(16000000)), '0', 'Z'));"
+	        "WITH RECURSIVE c(i) AS (SELECT 2 UNION ALL SELECT i + 1 FROM c WHERE i < 3000)"
+	        " INSERT INTO h SELECT i, 'v' || (i % 37) FROM c;"
+	        "INSERT INTO h VALUES (3001, replace(hex(zeroblob(1000000)), '0', 'Y'));");
+	struct schema *s = NULL;
+	struct vindex *v = NULL;
+	struct err err = ERR_INIT;
+	assert_int_equal(schema_load(&s, path, &err), CONVBI_OK);
+	sqlite3_int64 used = 0, peak = 0;
+	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &used, &peak, 1);
+	assert_int_equal(vindex_open(&v, path, s, 1, NULL, NULL, &err), CONVBI_OK);
+	sqlite3_status64(SQLITE_STATUS_MEMORY_USED, &used, &peak, 0);
+	assert_int_equal(vindex_info(v)->values, 37);
+	assert_true(peak < (sqlite3_int64)12 << 20); /* the 32 MB cell, loaded, would pass it at once */
+	vindex_close(v);
+	schema_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -454,6 +482,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(a_cache_folder_others_control_is_refused, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_cache_folder_that_cannot_be_made_names_the_cause, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_change_without_a_new_size_or_mtime_makes_the_index_stale, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_huge_cell_is_never_loaded, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
