@@ -51,6 +51,9 @@ struct convbi_engine {
 
 /* 1 for a real calendar date written YYYY-MM-DD (today's options). */
 int api_valid_date(const char *s);
+/* Sets err (EINVAL) to why s is no valid today: not written YYYY-MM-DD,
+ * or no real date (2024-02-30); returns EINVAL. */
+int api_date_error(struct err *err, const char *s);
 
 struct convbi_session {
 	uint32_t magic;

@@ -61,6 +61,24 @@ int api_valid_date(const char *s)
 	return m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1] && !(m == 2 && d == 29 && !leap);
 }
 
+int api_date_error(struct err *err, const char *s)
+{
+	static const char *const months[] = {"January", "February", "March",     "April",   "May",      "June",
+	                                     "July",    "August",   "September", "October", "November", "December"};
+	int shaped = strlen(s) == 10;
+	for (int i = 0; i < 10 && shaped; i++)
+		shaped = i == 4 || i == 7 ? s[i] == '-' : s[i] >= '0' && s[i] <= '9';
+	int m = shaped ? atoi(s + 5) : 0;
+	if (!shaped)
+		return err_set(err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", s);
+	if (m < 1 || m > 12)
+		return err_set(err, CONVBI_EINVAL,
+		               "today is `%s`, which is no real date (there is no month %d); give a date as YYYY-MM-DD", s, m);
+	return err_set(err, CONVBI_EINVAL,
+	               "today is `%s`, which is no real date (%s %.4s has no day %d); give a date as YYYY-MM-DD", s,
+	               months[m - 1], s, atoi(s + 8));
+}
+
 /* Loads the business notes: notes_path, else DB.notes.md beside the
  * database (shop.db -> shop.notes.md, else shop.db.notes.md) when it
  * exists; "" means none. */
@@ -139,7 +157,7 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	                            : sizeof *opts);
 	e->opts.version = CONVBI_OPTIONS_VERSION;
 	if (e->opts.today && !api_valid_date(e->opts.today)) {
-		rc = err_set(&err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", e->opts.today);
+		rc = api_date_error(&err, e->opts.today);
 		goto fail;
 	}
 	if (e->opts.candidates < 1 || e->opts.candidates > ENGINE_MAX_CANDIDATES) {
