@@ -311,16 +311,9 @@ static int sample_by_prefix(struct loader *l, struct schema_table *t, struct sch
 	int rc = CONVBI_OK;
 
 	*done = 0;
-	/* typeof() of a stored column does not load the value */
-	rc = buf_puts(&q, "SELECT rowid FROM ");
+	rc = sql_text_rowids(&q, t->name, c->name);
 	if (!rc)
-		rc = sql_quote_ident(&q, t->name);
-	if (!rc)
-		rc = buf_puts(&q, " WHERE typeof(");
-	if (!rc)
-		rc = sql_quote_ident(&q, c->name);
-	if (!rc)
-		rc = buf_printf(&q, ") = 'text' LIMIT %d", SCHEMA_SAMPLE_ROWS);
+		rc = buf_printf(&q, " LIMIT %d", SCHEMA_SAMPLE_ROWS);
 	if (rc)
 		goto out;
 	if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) != SQLITE_OK)

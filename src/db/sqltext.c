@@ -38,3 +38,15 @@ int sql_column_values(struct buf *b, const char *table, const char *column)
 		rc = sql_quote_ident(b, table);
 	return rc ? rc : buf_putc(b, ')');
 }
+
+int sql_text_rowids(struct buf *b, const char *table, const char *column)
+{
+	int rc = buf_puts(b, "SELECT rowid FROM ");
+	if (!rc)
+		rc = sql_quote_ident(b, table);
+	if (!rc)
+		rc = buf_puts(b, " WHERE typeof(");
+	if (!rc)
+		rc = sql_quote_ident(b, column);
+	return rc ? rc : buf_puts(b, ") = 'text'");
+}

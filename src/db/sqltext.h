@@ -22,4 +22,10 @@ int sql_quote_ident(struct buf *b, const char *name);
  * for a query to filter.  Returns CONVBI_OK or the buffer's error. */
 int sql_column_values(struct buf *b, const char *table, const char *column);
 
+/* Appends `SELECT rowid FROM "table" WHERE typeof("column") = 'text'`:
+ * the rows whose column holds text, found without reading any cell
+ * (typeof() of a stored column does not load it).  Returns CONVBI_OK or
+ * the buffer's error. */
+int sql_text_rowids(struct buf *b, const char *table, const char *column);
+
 #endif

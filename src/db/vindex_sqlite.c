@@ -216,15 +216,7 @@ static int huge_rows(sqlite3 *db, const struct schema_table *t, const struct sch
 	struct buf q = BUF_INIT;
 	sqlite3_stmt *st = NULL;
 	sqlite3_blob *blob = NULL;
-	int n = 0, src, rc = buf_puts(&q, "SELECT _rowid_ FROM "); /* typeof() does not load the cell */
-	if (!rc)
-		rc = sql_quote_ident(&q, t->name);
-	if (!rc)
-		rc = buf_puts(&q, " WHERE typeof(");
-	if (!rc)
-		rc = sql_quote_ident(&q, c->name);
-	if (!rc)
-		rc = buf_puts(&q, ") = 'text'");
+	int n = 0, src, rc = sql_text_rowids(&q, t->name, c->name);
 	if (rc)
 		goto done;
 	rc = CONVBI_EIO;
