@@ -217,6 +217,12 @@ CONVBI_API int convbi_engine_spend(convbi_engine *engine, char **json_out);
 CONVBI_API int convbi_engine_endpoints_reset(convbi_engine *engine, const char *name, char **json_out);
 /* The schema text exactly as the SQL agent is given it (caller frees). */
 CONVBI_API int convbi_engine_schema(convbi_engine *engine, const char *question, char **text_out);
+/* What the SQL agent is given for question beside the question (caller
+ * frees): the schema text as convbi_engine_schema gives it, then, under
+ * `-- ` headings, today's date (the today option, else the local date),
+ * the business-notes sections the question gets and the verified examples
+ * its first SQL call is shown.  Runs no model. */
+CONVBI_API int convbi_engine_context(convbi_engine *engine, const char *question, char **text_out);
 /* Progress of a value-index build: after each column read. */
 typedef void (*convbi_index_progress_fn)(const char *table, const char *column, size_t columns_done, size_t columns,
                                          int64_t values, void *payload);

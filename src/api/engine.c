@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -450,6 +451,33 @@ CONVBI_API int convbi_engine_schema(convbi_engine *e, const char *question, char
 		log_msg(2, "%s", err.msg); /* the schema text without grounding is still right */
 	rc = rc == CONVBI_ENOMEM ? rc : schema_render_grounded(&b, e->schema, question, &g, (size_t)e->opts.schema_tokens * 4);
 	ground_release(&g);
+	return hand_over(&b, rc, text_out);
+}
+
+CONVBI_API int convbi_engine_context(convbi_engine *e, const char *question, char **text_out)
+{
+	int rc = engine_enter(e, 1, text_out, need_schema);
+	if (rc)
+		return rc;
+	char today[16];
+	if (e->today) {
+		snprintf(today, sizeof today, "%s", e->today);
+	} else {
+		time_t now = time(NULL);
+		struct tm tm;
+		localtime_r(&now, &tm);
+		strftime(today, sizeof today, "%Y-%m-%d", &tm);
+	}
+	struct flow_env env = {.schema = e->schema,
+	                       .dialect = e->dialect,
+	                       .schema_budget = (size_t)e->opts.schema_tokens * 4,
+	                       .vindex = e->vindex,
+	                       .today = today,
+	                       .notes = e->notes,
+	                       .examples = e->examples};
+	struct buf b;
+	buf_init(&b, BUF_UNBOUNDED);
+	rc = flow_context_text(&env, question ? question : "", &b);
 	return hand_over(&b, rc, text_out);
 }
 

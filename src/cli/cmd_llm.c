@@ -326,8 +326,9 @@ int cmd_schema(struct cli_opts *o)
 	int rc = cli_open_engine(&e, o);
 	if (rc)
 		return rc;
-	char *text = NULL;
-	rc = convbi_engine_schema(e, o->question, &text);
+	char *text = NULL; /* with --today, --notes or --examples: the rest of what the SQL agent is given */
+	rc = o->today || o->notes || o->examples ? convbi_engine_context(e, o->question, &text)
+	                                         : convbi_engine_schema(e, o->question, &text);
 	if (rc)
 		cli_error("%s", convbi_engine_errmsg(e));
 	else

@@ -95,6 +95,46 @@ static int choose_examples(struct flow_run *r, const char *draft)
 	return rc;
 }
 
+/* Appends a part of flow_context_text: a blank line, `-- title` and body
+ * (on the heading's line when it has no line breaks). */
+static int context_part(struct buf *out, const char *title, const char *body)
+{
+	int rc = buf_puts(out, out->len && out->data[out->len - 1] != '\n' ? "\n\n-- " : "\n-- ");
+	if (!rc)
+		rc = buf_printf(out, "%s%s%s", title, strchr(body, '\n') ? ":\n" : ": ", body);
+	return rc || (out->len && out->data[out->len - 1] == '\n') ? rc : buf_putc(out, '\n');
+}
+
+int flow_context_text(const struct flow_env *env, const char *question, struct buf *out)
+{
+	struct turn t;
+	struct flow_run r;
+	struct buf notes = BUF_INIT, ex = BUF_INIT;
+	turn_init(&t);
+	t.standalone = (char *)question; /* borrowed: taken back before turn_release */
+	flow_run_start(&r, env, NULL, &t, NULL, NULL);
+	int rc = flow_schema_text(&r, out);
+	if (!rc && env->today)
+		rc = context_part(out, "today", env->today);
+	if (!rc)
+		rc = notes_text(&r, &notes);
+	if (!rc && notes.len)
+		rc = context_part(out, "business notes the question gets", notes.data);
+	if (!rc && env->examples)
+		rc = choose_examples(&r, NULL);
+	if (!rc && env->examples)
+		rc = examples_render(&ex, env->examples, r.examples, r.nexamples, EXAMPLES_BUDGET_BYTES);
+	if (!rc && ex.len)
+		rc = context_part(out, "verified examples the first SQL call gets (its draft may change them)", ex.data);
+	t.standalone = NULL;
+	turn_release(&t);
+	ground_release(&r.ground);
+	buf_release(&r.reply);
+	buf_release(&notes);
+	buf_release(&ex);
+	return rc;
+}
+
 /* Everything the sql template is rendered with, for one attempt. */
 struct sql_prompt {
 	struct buf schema, hist, notes, examples;

@@ -56,6 +56,13 @@ struct flow_env {
 	int candidates;                  /* SQL candidates voted on by their results; 1 = no vote */
 };
 
+/* Appends what the SQL writer's prompt gets for question beside the
+ * question itself: the schema text (grounded as flow_run grounds it), then
+ * under `-- ` headings today's date (env->today), the business-notes
+ * sections and the verified examples the first SQL call is shown; a part
+ * env has nothing for is left out.  Runs no model.  CONVBI_OK or ENOMEM. */
+int flow_context_text(const struct flow_env *env, const char *question, struct buf *out);
+
 /* Runs the workflow for t (question already set).  Returns t->status. */
 int flow_run(const struct flow_env *env, const struct history *h, struct turn *t, convbi_event_fn cb, void *payload);
 /* Asks the model to explain sql in plain words (prompts/explain.txt);

@@ -45,6 +45,16 @@ expect_code 0 "schema with the question" "$CONVBI" schema --db "$T/shop.db" "how
 contains "$OUT" "name: '$NAME'" "the grounded schema text names the stored value"
 contains "$OUT" "('2023-01-01'..'2025-12-31')" "a date column shows its range after its samples"
 
+# schema takes --today, --notes and --examples and shows what the SQL writer gets with them (attack3 F12)
+printf '{"question":"How many stores are there?","sql":"SELECT count(*) FROM stores","db":"shop"}\n' > "$T/ctx_examples.jsonl"
+expect_code 0 "schema with --today, --notes and --examples" "$CONVBI" schema --db "$T/shop.db" --today 2024-06-15 \
+  --notes "$SOURCE_DIR/data/shop.notes.md" --examples "$T/ctx_examples.jsonl" "what was the revenue of our stores?"
+contains "$OUT" "-- today: 2024-06-15" "the date the prompt calls today"
+contains "$OUT" "Revenue is the **net amount**" "the notes' section the question gets"
+lacks "$OUT" "The return rate is" "and not a section it does not get"
+contains "$OUT" "SQL: SELECT count(*) FROM stores" "the example its first SQL call is shown"
+expect_code 2 "schema with a --today that is no real date" "$CONVBI" schema --db "$T/shop.db" --today 2024-02-30
+contains "$ERR" "today is \`2024-02-30\`, which is no real date (February 2024 has no day 30); give a date as YYYY-MM-DD" "the message says the day does not exist"
 expect_code 2 "a bad --today is refused" "$CONVBI" ask --config "$C" --db "$T/shop.db" --today 2026-02-30 "how many customers?"
 contains "$ERR" "give a date as YYYY-MM-DD" "the message says the format"
 expect_code 0 "ask with --today" "$CONVBI" ask --config "$C" --db "$T/shop.db" --today 2024-06-15 "what was the revenue last month?"
