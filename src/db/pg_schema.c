@@ -35,6 +35,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "convbi/convbi.h"
 #include "db/pg_impl.h"
@@ -42,6 +43,8 @@
 #include "util/alloc.h"
 #include "util/buf.h"
 #include "util/clock.h"
+
+#define PG_RANGE_NUMBER_CHARS 48 /* characters of a number bound, shown whole; longer: no range */
 
 /* The schemas in search-path order, with their position. */
 #define NS_CTE                                                                                            \
@@ -366,16 +369,29 @@ static int bound_cmp(enum range_kind k, const char *a, const char *b)
 	return strcmp(a, b);
 }
 
+/* 1 for an infinity or NaN: a column holding one has no finite range, and
+ * showing the finite values' min..max would say no value lies outside. */
+static int is_unbounded(const char *v)
+{
+	if (*v == '-' || *v == '+')
+		v++;
+	return !strcasecmp(v, "infinity") || !strcasecmp(v, "nan");
+}
+
 /* Sets col->range to "[~]min..max", dates quoted as SQLite's are, each
- * bound cut to SCHEMA_RANGE_CHARS characters. */
+ * date bound cut to SCHEMA_RANGE_CHARS characters.  A number is never cut
+ * (-1e30 cut to 24 digits reads as -1e22): one longer than
+ * PG_RANGE_NUMBER_CHARS leaves the column without a range. */
 static int set_range(struct schema_column *col, enum range_kind k, const char *lo, const char *hi, int estimate)
 {
+	if (k == RANGE_NUMBER && (strlen(lo) > PG_RANGE_NUMBER_CHARS || strlen(hi) > PG_RANGE_NUMBER_CHARS))
+		return CONVBI_OK;
 	struct buf r;
 	buf_init(&r, BUF_UNBOUNDED);
 	int rc = buf_puts(&r, estimate ? "~" : "");
 	for (int i = 0; i < 2 && !rc; i++) {
 		const char *v = i ? hi : lo;
-		size_t keep = text_prefix_chars(v, strlen(v), SCHEMA_RANGE_CHARS);
+		size_t keep = k == RANGE_DATE ? text_prefix_chars(v, strlen(v), SCHEMA_RANGE_CHARS) : strlen(v);
 		rc = buf_printf(&r, k == RANGE_DATE ? "%s'%.*s'" : "%s%.*s", i ? ".." : "", (int)keep, v);
 	}
 	if (!rc && !buf_str(&r))
@@ -397,7 +413,7 @@ static int stats_range(struct schema_column *col, enum range_kind k, const char 
 	buf_init(&v, BUF_UNBOUNDED);
 	buf_init(&lo, BUF_UNBOUNDED);
 	buf_init(&hi, BUF_UNBOUNDED);
-	int rc = CONVBI_OK, any = 0;
+	int rc = CONVBI_OK, any = 0, unbounded = 0;
 	for (int a = 0; a < 2 && !rc; a++) {
 		const char *p = a ? hist : mcv;
 		if (*p != '{')
@@ -405,7 +421,11 @@ static int stats_range(struct schema_column *col, enum range_kind k, const char 
 		p++;
 		int null = 0, step;
 		while (!rc && (step = array_next(&p, &v, &null)) != -1) {
-			if ((rc = step) || null || !usable_bound(k, buf_str(&v)))
+			if ((rc = step) || null)
+				continue;
+			if (is_unbounded(buf_str(&v)))
+				unbounded = 1;
+			if (!usable_bound(k, buf_str(&v)))
 				continue;
 			if (!any || bound_cmp(k, v.data, lo.data) < 0) {
 				buf_reset(&lo);
@@ -418,7 +438,7 @@ static int stats_range(struct schema_column *col, enum range_kind k, const char 
 			any = 1;
 		}
 	}
-	if (!rc && any)
+	if (!rc && any && !unbounded)
 		rc = set_range(col, k, buf_str(&lo), buf_str(&hi), 1);
 	buf_release(&v);
 	buf_release(&lo);
