@@ -14,7 +14,10 @@
  * candidate of the largest group, a tie going to the group seen first.
  * The model review is not asked about a vote's candidates: the vote is the
  * check.  When none ran, the last one's error goes back to the SQL agent as
- * any failure does.
+ * any failure does.  Candidates whose SQL is the same text (leading and
+ * trailing blanks and semicolons aside) run once: a repeat takes the first
+ * one's outcome -- its group, or its error -- without a run of its own (16
+ * equal candidates had cost 16 runs of the query).
  */
 #include <string.h>
 
@@ -171,16 +174,59 @@ static int run_candidate(struct flow_run *r, struct candidate *c, struct err *er
 	return rc;
 }
 
+/* Length of sql without trailing blanks and semicolons; *start skips the
+ * leading blanks. */
+static size_t sql_core(const char *sql, const char **start)
+{
+	while (*sql == ' ' || *sql == '\t' || *sql == '\n' || *sql == '\r')
+		sql++;
+	size_t n = strlen(sql);
+	while (n && strchr(" \t\n\r;", sql[n - 1]))
+		n--;
+	*start = sql;
+	return n;
+}
+
+/* The earlier candidate of this vote with the same SQL as candidate i
+ * among those whose SQL was tried (tried[j] = 1), or NULL. */
+static const struct candidate *same_sql_before(const struct turn *t, const char *tried, int i)
+{
+	const char *a, *b;
+	size_t na = sql_core(t->cand[i].sql, &a);
+	for (int j = t->vote_first; j < i; j++) {
+		const struct candidate *p = &t->cand[j];
+		if (!tried[j])
+			continue; /* a reply without SQL */
+		size_t nb = sql_core(p->sql, &b);
+		if (na == nb && !memcmp(a, b, na))
+			return p;
+	}
+	return NULL;
+}
+
 int agent_vote(struct flow_run *r)
 {
 	struct turn *t = r->turn;
 	struct err err = ERR_INIT;
 	int rep[TURN_MAX_CANDIDATES], size[TURN_MAX_CANDIDATES], ngroups = 0;
+	char tried[TURN_MAX_CANDIDATES] = {0}; /* 1 = its SQL went to the gate */
 	for (int i = t->vote_first; i < t->ncand; i++) {
 		struct candidate *c = &t->cand[i];
 		c->group = -1;
 		if (c->error)
 			continue; /* the reply held no SQL */
+		const struct candidate *twin = same_sql_before(t, tried, i);
+		tried[i] = 1;
+		if (twin) { /* ran (or was refused) already: the same outcome, no second run */
+			c->status = twin->status;
+			if (twin->error && !(c->error = xstrdup(twin->error))) {
+				err_set(&err, CONVBI_ENOMEM, "out of memory");
+				return flow_fail(r, &err);
+			}
+			if (!twin->error && twin->group >= 0)
+				c->group = twin->group, size[twin->group]++;
+			continue;
+		}
 		if (run_candidate(r, c, &err))
 			return flow_fail(r, &err);
 		if (c->error)

@@ -312,6 +312,42 @@ static void the_question_deadline_bounds_the_candidates_runs(void **state)
 	stop(&v);
 }
 
+/* Candidates with the same SQL (blanks and a trailing semicolon aside) run
+ * once and share that run's group: four candidates, two distinct SQLs,
+ * two runs (attack4 F10); every candidate is still listed with its group. */
+static void equal_candidates_run_once_and_share_their_group(void **state)
+{
+	(void)state;
+	struct env v;
+	start_candidates = 4;
+	start(&v,
+	      "{\"match\":\"" SQLW
+	      "\",\"sequence\":[\"```sql\\nSELECT count(*) AS n FROM customers\\n```\","
+	      "\"```sql\\n  SELECT count(*) AS n FROM customers ;\\n```\",\"```sql\\nSELECT 7 AS n\\n```\","
+	      "\"```sql\\nSELECT count(*) AS n FROM customers\\n```\"]}",
+	      NULL, 0, 0);
+	struct events ev = {0};
+	convbi_answer *a = NULL;
+	assert_int_equal(convbi_session_ask(v.s, "How many customers are there?", NULL, on_event, &ev, &a), CONVBI_OK);
+	assert_int_equal(ev.sql_events, 2); /* one run per distinct SQL */
+	assert_string_equal(convbi_answer_cell(a, 0, 0), "200");
+	char *js = NULL;
+	assert_int_equal(convbi_answer_json(a, &js), CONVBI_OK);
+	const char *groups[] = {"\"group\":0", "\"group\":0", "\"group\":1", "\"group\":0"};
+	const char *at = strstr(js, "\"candidates\":[");
+	assert_non_null(at);
+	for (int i = 0; i < 4; i++) {
+		at = strstr(at, groups[i]);
+		if (!at)
+			fail_msg("candidate %d is not listed with %s in: %s", i, groups[i], js);
+		at++;
+	}
+	assert_null(strstr(at, "\"group\":"));
+	convbi_free(js);
+	convbi_answer_free(a);
+	stop(&v);
+}
+
 static void misuse_is_reported_not_crashed(void **state)
 {
 	convbi_answer *a = (convbi_answer *)"garbage-pointer-not-an-answer";
@@ -399,6 +435,7 @@ int main(void)
 	        cmocka_unit_test(the_event_callback_can_cancel_a_question),
 	        cmocka_unit_test(the_question_deadline_bounds_slow_models),
 	        cmocka_unit_test(the_question_deadline_bounds_the_candidates_runs),
+	        cmocka_unit_test(equal_candidates_run_once_and_share_their_group),
 	        cmocka_unit_test(misuse_is_reported_not_crashed),
 	        cmocka_unit_test(bad_questions_get_one_clear_line),
 	        cmocka_unit_test(the_graph_is_printed_from_the_table),
