@@ -65,6 +65,55 @@ void mcp_free(struct mcp *m)
 	free(m);
 }
 
+/* ---- cancellation ------------------------------------------------------------- */
+
+void mcp_cancel_init(struct mcp_cancel *c)
+{
+	pthread_mutex_init(&c->lock, NULL);
+	c->conv = NULL;
+	c->canceled = 0;
+}
+
+void mcp_cancel_destroy(struct mcp_cancel *c)
+{
+	pthread_mutex_destroy(&c->lock);
+}
+
+void mcp_cancel_fire(struct mcp_cancel *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->canceled = 1;
+	if (c->conv)
+		convbi_session_interrupt(c->conv);
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Publishes conv (NULL: the run ended); 1 when the call was canceled. */
+static int cancel_attach(struct mcp_cancel *c, convbi_session *conv)
+{
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->lock);
+	c->conv = conv;
+	int canceled = c->canceled;
+	if (canceled && conv)
+		convbi_session_interrupt(conv);
+	pthread_mutex_unlock(&c->lock);
+	return canceled;
+}
+
+/* The ask's event callback: nonzero stops it (an interrupt that came just
+ * before the ask began is seen here). */
+static int cancel_check(const convbi_event *ev, void *payload)
+{
+	(void)ev;
+	struct mcp_cancel *c = payload;
+	pthread_mutex_lock(&c->lock);
+	int canceled = c->canceled;
+	pthread_mutex_unlock(&c->lock);
+	return canceled;
+}
+
 /* ---- tools ------------------------------------------------------------------ */
 
 static const char tools_json[] =
@@ -212,7 +261,7 @@ static const char *ask_options(const cJSON *args, convbi_ask_options *ao, char *
 	return NULL;
 }
 
-static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args)
+static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_cancel *cancel)
 {
 	const char *question = arg_str(args, "question"), *conversation = arg_str(args, "conversation");
 	char why[200];
@@ -256,7 +305,10 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args)
 		convbi_answer *a = NULL;
 		struct serve_run run;
 		server_run_begin(m->s, &run, ss->conv);
-		rc = convbi_session_ask_with(ss->conv, question, NULL, &ao, NULL, NULL, &a);
+		rc = cancel_attach(cancel, ss->conv)
+		             ? CONVBI_ECANCELED
+		             : convbi_session_ask_with(ss->conv, question, NULL, &ao, cancel ? cancel_check : NULL, cancel, &a);
+		cancel_attach(cancel, NULL);
 		server_run_end(m->s, &run);
 		metrics_answer(m->s->metrics, a, rc);
 		r = a ? answer_result(a, rc, ss->id) : tool_error(convbi_errstr(rc));
@@ -269,7 +321,7 @@ done:
 	return r;
 }
 
-static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args)
+static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args, struct mcp_cancel *cancel)
 {
 	const char *sql = arg_str(args, "sql");
 	char why[200];
@@ -288,7 +340,8 @@ static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args)
 	if (!rc) {
 		struct serve_run run;
 		server_run_begin(m->s, &run, conv);
-		rc = convbi_session_run_sql(conv, sql, &a);
+		rc = cancel_attach(cancel, conv) ? CONVBI_ECANCELED : convbi_session_run_sql(conv, sql, &a);
+		cancel_attach(cancel, NULL);
 		server_run_end(m->s, &run);
 	}
 	cJSON *r = a ? answer_result(a, rc, NULL) : tool_error(conv ? convbi_session_errmsg(conv) : convbi_errstr(rc));
@@ -398,7 +451,7 @@ static cJSON *capabilities(void)
 	return c;
 }
 
-static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, int *unknown)
+static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, struct mcp_cancel *cancel, int *unknown)
 {
 	const char *name = arg_str(params, "name");
 	const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
@@ -406,9 +459,9 @@ static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, int *unknow
 		return tool_error("\"arguments\" must be an object");
 	*unknown = 0;
 	if (name && !strcmp(name, "ask"))
-		return tool_ask(m, tok, args);
+		return tool_ask(m, tok, args, cancel);
 	if (name && !strcmp(name, "run_sql"))
-		return tool_run_sql(m, tok, args);
+		return tool_run_sql(m, tok, args, cancel);
 	if (name && !strcmp(name, "schema"))
 		return tool_schema(m, tok, args);
 	if (name && !strcmp(name, "list_databases"))
@@ -418,7 +471,7 @@ static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, int *unknow
 }
 
 int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version, const char *header_method,
-               char **reply_out, int *new_session)
+               struct mcp_cancel *cancel, char **reply_out, int *new_session)
 {
 	*reply_out = NULL;
 	*new_session = 0;
@@ -525,7 +578,7 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 		}
 	} else if (!strcmp(name, "tools/call")) {
 		int unknown = 0;
-		result = call_tool(m, tok, params, &unknown);
+		result = call_tool(m, tok, params, cancel, &unknown);
 		if (unknown) {
 			*reply_out = rpc_error(id, RPC_INVALID_PARAMS, "Unknown tool: call tools/list for the names", NULL);
 			goto done;

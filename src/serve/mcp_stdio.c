@@ -1,17 +1,193 @@
 /* mcp_stdio.c -- `convbi mcp`: MCP over stdio.  One JSON-RPC message per
  * line on stdin, one reply per line on stdout (nothing else is ever
- * written there), logs on stderr.  Messages are handled in order; a line
- * longer than MCP_LINE_MAX_BYTES is answered with a parse error and
- * skipped.  EOF on stdin ends the server.
+ * written there; replies are written whole under a lock), logs on stderr.
+ * tools/call of ask or run_sql runs on a worker thread (at most MCP_CALLS_MAX at once; the
+ * reader waits for one to end beyond that), so ping, tools/list and
+ * notifications/cancelled are answered while an ask runs; the others are
+ * handled in order on the reader.  notifications/cancelled interrupts the
+ * call of its requestId.  A line longer than MCP_LINE_MAX_BYTES is
+ * answered with a parse error and skipped.  EOF on stdin ends the server
+ * once the running calls are answered (canceled at once when stdout's
+ * reader is gone).
  */
+#include <cjson/cJSON.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "serve/serve.h"
 
 #define MCP_LINE_MAX_BYTES (1u << 20)
+#define MCP_CALLS_MAX 16 /* tools/call running at once on worker threads */
+
+/* A tools/call on its worker thread. */
+struct call {
+	struct stdio_mcp *io;
+	char *text; /* the message */
+	size_t len;
+	char *id; /* its id as JSON text, for notifications/cancelled */
+	struct mcp_cancel cancel;
+	struct call *next;
+};
+
+struct stdio_mcp {
+	struct server *s;
+	pthread_mutex_t lock; /* calls, ncalls, and stdout */
+	pthread_cond_t ended;
+	struct call *calls;
+	int ncalls;
+};
+
+static void write_reply(struct stdio_mcp *io, char *reply)
+{
+	if (!reply)
+		return;
+	pthread_mutex_lock(&io->lock);
+	fputs(reply, stdout);
+	fputc('\n', stdout);
+	fflush(stdout);
+	pthread_mutex_unlock(&io->lock);
+	free(reply);
+}
+
+static void call_free(struct call *c)
+{
+	mcp_cancel_destroy(&c->cancel);
+	free(c->text);
+	free(c->id);
+	free(c);
+}
+
+static void *call_run(void *payload)
+{
+	struct call *c = payload;
+	struct stdio_mcp *io = c->io;
+	char *reply = NULL;
+	int fresh;
+	mcp_handle(io->s->mcp, -1, c->text, c->len, NULL, NULL, &c->cancel, &reply, &fresh);
+	write_reply(io, reply);
+	pthread_mutex_lock(&io->lock);
+	for (struct call **p = &io->calls; *p; p = &(*p)->next)
+		if (*p == c) {
+			*p = c->next;
+			break;
+		}
+	io->ncalls--;
+	pthread_cond_broadcast(&io->ended);
+	pthread_mutex_unlock(&io->lock);
+	call_free(c);
+	return NULL;
+}
+
+/* Starts a tools/call on a worker; 0, or -1 when no thread could start
+ * (the caller handles it in order). */
+static int call_start(struct stdio_mcp *io, const char *text, size_t len, const cJSON *id)
+{
+	struct call *c = calloc(1, sizeof *c);
+	char *t = c ? malloc(len + 1) : NULL;
+	char *idt = t ? cJSON_PrintUnformatted(id) : NULL;
+	if (!idt) {
+		free(t);
+		free(c);
+		return -1;
+	}
+	memcpy(t, text, len);
+	t[len] = '\0';
+	*c = (struct call){.io = io, .text = t, .len = len, .id = idt};
+	mcp_cancel_init(&c->cancel);
+	pthread_mutex_lock(&io->lock);
+	while (io->ncalls >= MCP_CALLS_MAX)
+		pthread_cond_wait(&io->ended, &io->lock);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_t th;
+	c->next = io->calls;
+	io->calls = c;
+	io->ncalls++;
+	int rc = pthread_create(&th, &attr, call_run, c);
+	pthread_attr_destroy(&attr);
+	if (rc) {
+		io->calls = c->next;
+		io->ncalls--;
+	}
+	pthread_mutex_unlock(&io->lock);
+	if (rc)
+		call_free(c);
+	return rc ? -1 : 0;
+}
+
+/* Interrupts the running call whose id is `id` (JSON text); NULL = all. */
+static void calls_cancel(struct stdio_mcp *io, const char *id)
+{
+	pthread_mutex_lock(&io->lock);
+	for (struct call *c = io->calls; c; c = c->next)
+		if (!id || !strcmp(c->id, id))
+			mcp_cancel_fire(&c->cancel);
+	pthread_mutex_unlock(&io->lock);
+}
+
+/* EOF: the calls still running finish and are answered, unless nobody
+ * reads stdout any more (its reader closed the pipe): then they are
+ * canceled at once. */
+static void wait_calls(struct stdio_mcp *io)
+{
+	pthread_mutex_lock(&io->lock);
+	while (io->ncalls > 0) {
+		struct pollfd p = {.fd = fileno(stdout), .events = 0};
+		if (poll(&p, 1, 0) == 1 && (p.revents & (POLLERR | POLLHUP))) {
+			for (struct call *c = io->calls; c; c = c->next)
+				mcp_cancel_fire(&c->cancel);
+		}
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 100 * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&io->ended, &io->lock, &until);
+	}
+	pthread_mutex_unlock(&io->lock);
+}
+
+/* 1 for the tools that may run long (ask, run_sql); the others are
+ * answered in order. */
+static int slow_tool(const cJSON *msg)
+{
+	const cJSON *name = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(msg, "params"), "name");
+	return cJSON_IsString(name) && (!strcmp(name->valuestring, "ask") || !strcmp(name->valuestring, "run_sql"));
+}
+
+/* Handles one message: 1 when it was taken off the reader (a tools/call on
+ * a worker, or notifications/cancelled), 0 when the caller handles it. */
+static int dispatch(struct stdio_mcp *io, const char *text, size_t len)
+{
+	cJSON *msg = cJSON_ParseWithLength(text, len);
+	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
+	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
+	int taken = 0;
+	char why[300], field[64];
+	if (cJSON_IsString(method) && !strcmp(method->valuestring, "notifications/cancelled") && !id) {
+		const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+		const cJSON *rid = cJSON_GetObjectItemCaseSensitive(params, "requestId");
+		char *t = cJSON_IsString(rid) || cJSON_IsNumber(rid) ? cJSON_PrintUnformatted(rid) : NULL;
+		if (t)
+			calls_cancel(io, t);
+		free(t);
+		taken = 1; /* a notification: no reply */
+	} else if (cJSON_IsString(method) && !strcmp(method->valuestring, "tools/call") &&
+	           (cJSON_IsString(id) || cJSON_IsNumber(id)) && slow_tool(msg) &&
+	           !input_check_json(text, len, why, sizeof why, field, sizeof field)) { /* a bad one is answered in order */
+		taken = !call_start(io, text, len, id);
+	}
+	cJSON_Delete(msg);
+	return taken;
+}
 
 /* Reads one line (without its newline) into a buffer of cap bytes; returns
  * its length, -1 at EOF, -2 when it was longer than the cap (the rest of
@@ -52,6 +228,7 @@ int mcp_main(int argc, char **argv)
 	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
 	s->metrics = metrics_new();
 	s->mcp = mcp_new(s);
+	struct stdio_mcp io = {.s = s, .lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER};
 	rc = s->sessions && s->metrics && s->mcp ? SERVE_EXIT_OK : SERVE_EXIT_FAIL;
 	if (!rc)
 		fprintf(stderr, "convbi mcp: ready on stdio (%d database%s)\n", s->ndbs, s->ndbs == 1 ? "" : "s");
@@ -66,16 +243,13 @@ int mcp_main(int argc, char **argv)
 			size_t k = strspn(line, " \t\r");
 			if (!line[k])
 				continue;
-			mcp_handle(s->mcp, -1, line, (size_t)n, NULL, NULL, &reply, &fresh);
+			if (!dispatch(&io, line, (size_t)n))
+				mcp_handle(s->mcp, -1, line, (size_t)n, NULL, NULL, NULL, &reply, &fresh);
 		}
-		if (reply) {
-			fputs(reply, stdout);
-			fputc('\n', stdout);
-			fflush(stdout);
-			free(reply);
-		}
+		write_reply(&io, reply);
 		sessions_expire(s->sessions);
 	}
+	wait_calls(&io);
 	mcp_free(s->mcp);
 	sessions_free(s->sessions);
 	metrics_free(s->metrics);

@@ -179,7 +179,8 @@ static void give_slot(struct server *s)
 struct watch {
 	int fd;
 	atomic_int gone;
-	convbi_session *conv; /* set once the conversation is open */
+	convbi_session *conv;      /* set once the conversation is open */
+	struct mcp_cancel *cancel; /* an MCP call's, instead of conv */
 	struct watch *next;
 };
 
@@ -196,7 +197,9 @@ static void *watchdog_run(void *payload)
 		for (struct watch *w = watched; w; w = w->next)
 			if (!atomic_load(&w->gone) && !client_alive(w->fd)) {
 				atomic_store(&w->gone, 1);
-				if (w->conv)
+				if (w->cancel)
+					mcp_cancel_fire(w->cancel);
+				else if (w->conv)
 					convbi_session_interrupt(w->conv);
 			}
 		pthread_mutex_unlock(&watch_lock);
@@ -550,9 +553,17 @@ static enum MHD_Result mcp_post(struct server *s, struct request *req)
 	const char *method = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Mcp-Method");
 	char *reply = NULL;
 	int new_session = 0;
-	int status = mcp_handle(s->mcp, req->token, req->body ? req->body : "", req->len, version, method, &reply, &new_session);
-	enum MHD_Result res = reply ? respond(req, status, "application/json", reply, strlen(reply), NULL)
-	                            : respond(req, status, NULL, "", 0, NULL);
+	struct mcp_cancel cancel;
+	mcp_cancel_init(&cancel);
+	struct watch w = {.fd = req->fd, .cancel = &cancel}; /* a client that leaves cancels its ask, as on questions */
+	watch_add(&w);
+	int status = mcp_handle(s->mcp, req->token, req->body ? req->body : "", req->len, version, method, &cancel, &reply,
+	                        &new_session);
+	watch_remove(&w);
+	mcp_cancel_destroy(&cancel);
+	enum MHD_Result res = atomic_load(&w.gone) ? (req->status = 499, MHD_NO)
+	                      : reply              ? respond(req, status, "application/json", reply, strlen(reply), NULL)
+	                                           : respond(req, status, NULL, "", 0, NULL);
 	free(reply);
 	return res;
 }

@@ -239,15 +239,27 @@ int question_run_sync(struct server *s, struct serve_session *ss, const char *qu
 
 /* ---- MCP ---------------------------------------------------------------- */
 struct mcp;
+/* Cancels one MCP call from outside: a client that left POST /mcp, or
+ * notifications/cancelled on stdio.  The call publishes the conversation
+ * it runs on; mcp_cancel_fire interrupts it (at once, or as it starts). */
+struct mcp_cancel {
+	pthread_mutex_t lock;
+	convbi_session *conv; /* borrowed, while the call runs on it */
+	int canceled;
+};
+void mcp_cancel_init(struct mcp_cancel *c);
+void mcp_cancel_destroy(struct mcp_cancel *c);
+void mcp_cancel_fire(struct mcp_cancel *c);
 struct mcp *mcp_new(struct server *s);
 void mcp_free(struct mcp *m);
 /* Handles one JSON-RPC message (text, len) from a caller holding token
  * index tok.  *reply_out is the response text (caller frees) or NULL for
  * a notification.  header_version is the HTTP MCP-Protocol-Version header
  * (NULL on stdio).  Returns an HTTP status for the Streamable HTTP
- * transport (200, 202 for notifications, 400 for a bad message). */
+ * transport (200, 202 for notifications, 400 for a bad message).  cancel
+ * (NULL = none) lets the caller stop a running ask or run_sql. */
 int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version, const char *header_method,
-               char **reply_out, int *new_session);
+               struct mcp_cancel *cancel, char **reply_out, int *new_session);
 
 /* ---- request input -------------------------------------------------------- */
 /* Checks JSON text (len bytes) before it is parsed: no NUL byte, raw or as

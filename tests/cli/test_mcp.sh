@@ -12,7 +12,8 @@ N=$BUILD_DIR/node
 KEY=k-mcp-east-3c5e7a9b1d
 TOK=tok-mcp-0f1e2d3c4b5a69788796a5b4
 I='You are the intent classifier'; S='You are the SQL writer'; A='You are the answer writer'
-start_fake '{"endpoints":[{"name":"east","api_key":"'$KEY'","deployment":"gpt-4o"}],
+start_fake '{"endpoints":[{"name":"east","api_key":"'$KEY'","deployment":"gpt-4o"},
+  {"name":"slow","api_key":"k-slow-9a8b","deployment":"gpt-4o","latency_ms":2500}],
  "rules":[{"match":"'"$I"'[\\s\\S]*User message: and by country","reply":"{\"intent\":\"follow_up\",\"standalone_question\":\"How many customers per country?\"}"},
           {"match":"'"$I"'","reply":"{\"intent\":\"data_question\"}"},
           {"match":"'"$S"'","reply":"```sql\nSELECT country_code, count(*) AS n FROM customers GROUP BY 1 ORDER BY 2 DESC LIMIT 8\n```"},
@@ -68,11 +69,48 @@ ask_with() { printf '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"n
 { ask_with 1 '"candidates":0'; ask_with 2 '"candidates":2.5'; ask_with 3 '"candidates":"2"'; ask_with 4 '"today":5'
   ask_with 5 '"today":"tomorrow"'; } | "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" > "$T/args.out" 2>>"$T/raw.err"
 for i in 1 2 3; do
-  contains "$(sed -n ${i}p "$T/args.out")" '"candidates\" must be a whole number from 1 to 16"' "a bad candidates is a tool error ($i)"
+  contains "$(grep "\"id\":$i," "$T/args.out")" '"candidates\" must be a whole number from 1 to 16"' "a bad candidates is a tool error ($i)"
 done
-contains "$(sed -n 4p "$T/args.out")" '"today\" must be a date as YYYY-MM-DD"' "a today that is no string is a tool error"
-contains "$(sed -n 5p "$T/args.out")" 'today is `tomorrow`; give a date as YYYY-MM-DD' "a today that is no date is a tool error"
+contains "$(grep '"id":4,' "$T/args.out")" '"today\" must be a date as YYYY-MM-DD"' "a today that is no string is a tool error"
+contains "$(grep '"id":5,' "$T/args.out")" 'today is `tomorrow`; give a date as YYYY-MM-DD' "a today that is no date is a tool error"
 check "every bad argument is an isError result" test "$(grep -c '"isError":true' "$T/args.out")" = 5
+# A running ask does not block the stdio reader: ping and tools/list are
+# answered first; notifications/cancelled stops the ask before its SQL is
+# asked for (each model call takes 2.5 s); on /mcp a client that leaves
+# cancels its ask (499), as on the questions route (attack4 F6, F7).
+C2=$T/config_slow.json
+write_config "$C2" slow:k-slow-9a8b
+python3 - "$CONVBI" "$C2" "$SAMPLE_DB" > "$T/cancel.out" 2>>"$T/raw.err" <<'PY'
+import json, subprocess, sys, time
+p = subprocess.Popen([sys.argv[1], "mcp", "--config", sys.argv[2], "--db", "shop=" + sys.argv[3]],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def send(o): p.stdin.write(json.dumps(o) + "\n"); p.stdin.flush()
+send({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "ask", "arguments": {"question": "stdio slow zq1"}}})
+send({"jsonrpc": "2.0", "id": 2, "method": "ping"})
+send({"jsonrpc": "2.0", "id": 3, "method": "tools/list"})
+order = [json.loads(p.stdout.readline())["id"] for _ in range(2)]
+send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1, "reason": "test"}})
+r = json.loads(p.stdout.readline())
+p.stdin.close(); p.wait(60)
+print("order", *order, "then", r["id"], "isError", r["result"]["isError"], "exit", p.returncode)
+PY
+contains "$(cat "$T/cancel.out")" "order 2 3 then 1 isError True exit 0" "stdio: ping and tools/list are answered while an ask runs; the canceled ask ends as an error"
+kill "$RUN_PID"; wait "$RUN_PID" 2>/dev/null
+"$CONVBI" serve --listen 127.0.0.1:0 --config "$C2" --db shop="$SAMPLE_DB" --tokens "$T/tokens" 2>"$T/serve2.log" &
+RUN_PID=$!
+for _ in $(seq 200); do PORT2=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve2.log"); [ -n "$PORT2" ] && break; sleep 0.05; done
+python3 - "$PORT2" "$TOK" <<'PY'
+import json, socket, sys, time
+body = json.dumps({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "ask", "arguments": {"question": "http slow zq2"}}})
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(("POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%s\r\nAuthorization: Bearer %s\r\nAccept: application/json, text/event-stream\r\n"
+           "Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (sys.argv[1], sys.argv[2], len(body), body)).encode())
+time.sleep(1); s.close()
+PY
+for _ in $(seq 200); do grep -q 'POST /mcp 499' "$T/serve2.log" && break; sleep 0.05; done
+check "http: a client that leaves POST /mcp cancels its ask (499)" grep -q 'POST /mcp 499' "$T/serve2.log"
+kill "$RUN_PID"; wait "$RUN_PID" 2>/dev/null; RUN_PID=""
+check "no canceled ask went on to ask for its SQL" test "$(grep 'You are the SQL writer' "$T/requests.log" | grep -c 'slow zq')" = 0
 lacks "$R$(cat "$T/raw.err" "$T/serve.log" "$T/node.out")" "$KEY" "no key in any output"
 lacks "$(cat "$T/serve.log" "$T/node.out")" "$TOK" "no token in any output"
 finish
