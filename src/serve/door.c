@@ -17,7 +17,9 @@
  *   - answers 414 when the request line, 431 when the head, exceeds
  *     SERVE_HEADERS_MAX_BYTES, and 400/413 for a Content-Length that is
  *     not a number or is over SERVE_BODY_MAX_BYTES (libmicrohttpd would
- *     answer those in HTML, and 0.9.75 sends its status line twice);
+ *     answer those in HTML, and 0.9.75 sends its status line twice), 400
+ *     for a NUL byte in the head or a second Host, Origin or
+ *     Authorization, 501 for a Transfer-Encoding other than chunked;
  *   - hands the rest to libmicrohttpd (MHD_add_connection).
  * Handed connections stay in their slot ("handed"), holding a dup() of the
  * socket: a request whose body, or a keep-alive connection whose next
@@ -194,28 +196,89 @@ static size_t head_length(const char *b, size_t n)
 	return 0;
 }
 
-/* Checks the Content-Length headers of a complete head.  Returns 0 with
- * *body the body's length (-1 when a Transfer-Encoding makes it unknown
- * here), or the status to refuse with (message in msg). */
+/* 1 when the header line [line, eol) is named `name` (lower case, with
+ * its colon). */
+static int header_is(const char *line, const char *eol, const char *name)
+{
+	size_t k = strlen(name);
+	return (size_t)(eol - line) >= k && !strncasecmp(line, name, k);
+}
+
+/* The value of header line [line, eol) after its k-byte name, without
+ * surrounding blanks: [*v, *ve). */
+static void header_value(const char *line, const char *eol, size_t k, const char **v, const char **ve)
+{
+	*v = line + k;
+	*ve = eol;
+	while (*v < *ve && (**v == ' ' || **v == '\t'))
+		(*v)++;
+	while (*ve > *v && ((*ve)[-1] == '\r' || (*ve)[-1] == ' ' || (*ve)[-1] == '\t'))
+		(*ve)--;
+}
+
+static int refuse_head(char *msg, size_t cap, const char **code, const char *text)
+{
+	snprintf(msg, cap, "%s", text);
+	*code = "bad_request";
+	return 400;
+}
+
+/* Checks the headers of a complete head: no NUL byte (400 naming the
+ * header); one Host, Origin and Authorization at most (400: a proxy that
+ * reads the other one would judge another request); a Transfer-Encoding
+ * other than chunked is 501; Content-Length a number (judged by its value,
+ * leading zeros aside), the same in every copy, at most
+ * SERVE_BODY_MAX_BYTES (413).  Returns 0 with *body the body's length (-1
+ * when a Transfer-Encoding makes it unknown here), or the status to refuse
+ * with (message in msg). */
 static int check_head(const char *b, size_t n, char *msg, size_t cap, const char **code, long long *body)
 {
 	const char *end = b + n, *line = memchr(b, '\n', n);
 	long long seen = -1;
 	int coded = 0;
+	static const char *const once[] = {"host:", "origin:", "authorization:"};
+	int count[3] = {0, 0, 0};
+	if (line && memchr(b, '\0', (size_t)(line - b)))
+		return refuse_head(msg, cap, code, "the request line holds a NUL byte; remove it");
 	while (line && ++line < end) {
 		const char *eol = memchr(line, '\n', (size_t)(end - line));
 		if (!eol)
 			break;
+		const char *v, *ve;
+		if (memchr(line, '\0', (size_t)(eol - line))) {
+			const char *colon = memchr(line, ':', (size_t)(eol - line));
+			size_t k = colon ? (size_t)(colon - line) : 0;
+			char name[48];
+			for (size_t i = 0; i < k && i < sizeof name - 1; i++)
+				name[i] = line[i] > ' ' && line[i] < 127 ? line[i] : '?';
+			name[k < sizeof name - 1 ? k : sizeof name - 1] = '\0';
+			snprintf(msg, cap, "the `%s` header holds a NUL byte; remove it", k ? name : "?");
+			*code = "bad_request";
+			return 400;
+		}
+		for (int i = 0; i < 3; i++)
+			if (header_is(line, eol, once[i]) && ++count[i] > 1) {
+				snprintf(msg, cap, "the request has more than one %s header; send one",
+				         i == 0   ? "Host"
+				         : i == 1 ? "Origin"
+				                  : "Authorization");
+				*code = "bad_request";
+				return 400;
+			}
 		static const char te[] = "transfer-encoding:";
-		if ((size_t)(eol - line) >= sizeof te - 1 && !strncasecmp(line, te, sizeof te - 1))
+		if (header_is(line, eol, te)) {
 			coded = 1;
+			header_value(line, eol, sizeof te - 1, &v, &ve);
+			if (ve - v != 7 || strncasecmp(v, "chunked", 7)) {
+				snprintf(msg, cap,
+				         "only Transfer-Encoding: chunked is supported; send chunked or a Content-Length");
+				*code = "not_implemented";
+				return 501;
+			}
+		}
 		static const char name[] = "content-length:";
-		if ((size_t)(eol - line) >= sizeof name - 1 && !strncasecmp(line, name, sizeof name - 1)) {
-			const char *v = line + sizeof name - 1, *ve = eol;
-			while (v < ve && (*v == ' ' || *v == '\t'))
-				v++;
-			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
-				ve--;
+		if (header_is(line, eol, name)) {
+			header_value(line, eol, sizeof name - 1, &v, &ve);
 			long long len = 0;
 			int digits = 0;
 			for (const char *p = v; p < ve; p++) {
@@ -223,18 +286,20 @@ static int check_head(const char *b, size_t n, char *msg, size_t cap, const char
 					digits = -1;
 					break;
 				}
+				if (digits == 0 && *p == '0' && p + 1 < ve) /* a leading zero: judged by the value */
+					continue;
 				if (++digits <= 18)
 					len = len * 10 + (*p - '0');
 				else
 					len = LLONG_MAX; /* over any limit */
 			}
-			if (digits <= 0 || (seen >= 0 && seen != len)) {
-				snprintf(msg, cap, "%s; send one Content-Length with the body's size in bytes",
-				         digits <= 0 ? "the Content-Length header is not a number of bytes"
-				                     : "two Content-Length headers differ");
-				*code = "bad_request";
-				return 400;
-			}
+			if (digits <= 0 || (seen >= 0 && seen != len))
+				return refuse_head(msg, cap, code,
+				                   digits <= 0
+				                           ? "the Content-Length header is not a number of bytes; send one "
+				                             "Content-Length with the body's size in bytes"
+				                           : "two Content-Length headers differ; send one Content-Length with the "
+				                             "body's size in bytes");
 			if (len > (long long)SERVE_BODY_MAX_BYTES) {
 				snprintf(msg, cap, "the request body is larger than %u bytes; send less", SERVE_BODY_MAX_BYTES);
 				*code = "too_large";

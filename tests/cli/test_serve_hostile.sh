@@ -93,6 +93,35 @@ printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nContent-Length: 999999999999
 R=$($PY raw "$P" "$T/cl2.req")
 [ "$(printf '%s' "$R" | grep -c '^HTTP/1.1')" = 1 ] && ok "a huge Content-Length: one status line" || bad "huge Content-Length: $R"
 contains "$R" '{"error":{"code":"too_large"' "a huge Content-Length is a JSON 413"
+# a NUL in a header, a second Host/Origin/Authorization: 400; leading zeros
+# in Content-Length are judged by the value; an unknown Transfer-Encoding is
+# 501 at once (attack4 F11, F4, F5, F12) -- on a first and a later request
+printf 'GET /v1/databases HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\0.evil.com\r\n\r\n' > "$T/nul1.req"
+printf 'GET /v1/databases HTTP/1.1\r\nHost: localhost\0evil\r\n\r\n' > "$T/nul2.req"
+printf 'GET /v1/databases HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer x\0garbage\r\n\r\n' > "$T/nul3.req"
+printf 'GET /v1/databases HTTP/1.1\r\nHost: localhost\r\nHost: evil.com\r\n\r\n' > "$T/dup1.req"
+printf 'GET /v1/databases HTTP/1.1\r\nHost: localhost\r\nOrigin: http://localhost\r\norigin: http://evil.com\r\n\r\n' > "$T/dup2.req"
+printf 'GET /v1/databases HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer a\r\nAuthorization: Bearer b\r\n\r\n' > "$T/dup3.req"
+printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nContent-Length: 00000000000000000000000000000000010\r\n\r\n{"sql":"s"}' > "$T/zeros.req"
+printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' > "$T/te1.req"
+printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n' > "$T/te2.req"
+for how in raw then; do
+  for f in nul1:Origin nul2:Host nul3:Authorization; do
+    R=$($PY $how "$P" "$T/${f%%:*}.req")
+    contains "$R" '{"error":{"code":"bad_request","message":"the `'"${f#*:}"'` header holds a NUL byte' "$how: a NUL in $f is 400 naming it"
+  done
+  for f in dup1:Host dup2:Origin dup3:Authorization; do
+    R=$($PY $how "$P" "$T/${f%%:*}.req")
+    contains "$R" '"message":"the request has more than one '"${f#*:}"' header' "$how: two ${f#*:} headers are 400"
+  done
+  R=$($PY $how "$P" "$T/zeros.req")
+  lacks "$R" 'too_large' "$how: Content-Length 000...010 is judged as 10, not 413"
+  contains "$R" 'HTTP/1.1 400' "$how: and its 10-byte body is read (not JSON: 400)"
+  for f in te1 te2; do
+    R=$(timeout 5 $PY $how "$P" "$T/$f.req")
+    contains "$R" 'HTTP/1.1 501' "$how: Transfer-Encoding of $f is 501 at once"
+  done
+done
 # the second request of a keep-alive connection gets the same checks as the first
 R=$($PY then "$P" "$T/cl.req")
 [ "$(printf '%s' "$R" | grep -c '^HTTP/1.1')" = 1 ] && ok "keep-alive, then Content-Length -1: one status line" || bad "keep-alive, then Content-Length -1: $R"
