@@ -465,6 +465,16 @@ struct serve_db *server_db(struct server *s, const char *name)
 	return NULL;
 }
 
+struct serve_db *server_db_for(struct server *s, int tok, const char *name)
+{
+	if (name && *name)
+		return server_db(s, name);
+	for (int i = 0; i < s->ndbs; i++)
+		if (server_token_allows(s, tok, &s->dbs[i]))
+			return &s->dbs[i];
+	return server_db(s, NULL);
+}
+
 int server_setup(struct server *s, const struct serve_config *c)
 {
 	s->cfg = *c;

@@ -180,7 +180,7 @@ static const char *arg_str(const cJSON *args, const char *key)
 static struct serve_db *tool_db(struct mcp *m, int tok, const cJSON *args, char *why, size_t cap)
 {
 	const char *name = arg_str(args, "db");
-	struct serve_db *db = server_db(m->s, name);
+	struct serve_db *db = server_db_for(m->s, tok, name);
 	if (!db)
 		snprintf(why, cap, "no database is named `%.64s`; call list_databases", name ? name : "");
 	else if (!server_token_allows(m->s, tok, db))
@@ -282,10 +282,13 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		struct serve_db *db = tool_db(m, tok, args, why, sizeof why);
 		if (!db)
 			return tool_error(why);
-		int rc = sessions_create(m->s->sessions, db, tok, &ss);
+		int token_full = 0;
+		int rc = sessions_create(m->s->sessions, db, tok, &ss, &token_full);
 		if (rc)
-			return tool_error(rc == CONVBI_ETOOBIG ? "too many conversations are open; retry later"
-			                                       : convbi_errstr(rc));
+			return tool_error(rc != CONVBI_ETOOBIG ? convbi_errstr(rc)
+			                  : token_full
+			                          ? "this token holds its share of conversations (--max-sessions); retry later"
+			                          : "too many conversations are open; retry later");
 	}
 	cJSON *r = NULL;
 	if (sessions_begin(m->s->sessions, ss)) {

@@ -134,7 +134,7 @@ static const char *string_field(struct request *req, const cJSON *o, const char 
  * 404/403 and returns NULL when it may not be used. */
 static struct serve_db *usable_db(struct server *s, struct request *req, const char *name, enum MHD_Result *res)
 {
-	struct serve_db *db = server_db(s, name);
+	struct serve_db *db = server_db_for(s, req->token, name);
 	if (!db) {
 		char msg[200];
 		snprintf(msg, sizeof msg, "no database is named `%.64s`; GET /v1/databases lists them", name ? name : "");
@@ -259,11 +259,18 @@ static enum MHD_Result create_session(struct server *s, struct request *req)
 	const char *name = string_field(req, o, "db", &res, &bad);
 	struct serve_db *db = bad ? NULL : usable_db(s, req, name, &res);
 	struct serve_session *ss = NULL;
-	int rc = db ? sessions_create(s->sessions, db, req->token, &ss) : CONVBI_OK;
+	int token_full = 0;
+	int rc = db ? sessions_create(s->sessions, db, req->token, &ss, &token_full) : CONVBI_OK;
 	if (db && rc == CONVBI_ETOOBIG) {
-		char msg[160];
-		snprintf(msg, sizeof msg, "%d sessions are open, the most this server keeps; close one (DELETE) or retry later",
-		         s->cfg.max_sessions);
+		char msg[200];
+		if (token_full)
+			snprintf(msg, sizeof msg,
+			         "this token holds %d sessions, its share of --max-sessions; close one (DELETE) or retry later",
+			         s->cfg.max_sessions_per_token);
+		else
+			snprintf(msg, sizeof msg,
+			         "%d sessions are open, the most this server keeps; close one (DELETE) or retry later",
+			         s->cfg.max_sessions);
 		res = respond_error(req, 503, "too_many_sessions", msg);
 	} else if (db && rc) {
 		res = respond_error(req, 500, convbi_errname(rc), convbi_errstr(rc));

@@ -76,6 +76,7 @@ struct serve_config {
 	int sql_memory_mb, sql_temp_mb; /* one statement's budgets, -1 = default */
 	int max_questions;              /* concurrent questions */
 	int max_sessions;
+	int max_sessions_per_token; /* with two tokens or more: max_sessions / tokens, at least 1 */
 	int session_idle_s;
 	int question_timeout_ms;
 	int max_connections; /* open at once, waiting ones included */
@@ -165,6 +166,9 @@ int server_token_find(const struct server *s, const char *presented);
 int server_token_allows(const struct server *s, int tok, const struct serve_db *db);
 /* The database by name; NULL name = the first one.  NULL when unknown. */
 struct serve_db *server_db(struct server *s, const char *name);
+/* The same for token index tok: NULL name = the first database the token
+ * may use (never one of another tenant's). */
+struct serve_db *server_db_for(struct server *s, int tok, const char *name);
 /* Lists r as running on conv until server_run_end; interrupted at once
  * when the server is canceling (Ctrl-C). */
 void server_run_begin(struct server *s, struct serve_run *r, convbi_session *conv);
@@ -187,9 +191,12 @@ struct serve_session {
 
 struct session_table *sessions_new(int max, int idle_s);
 void sessions_free(struct session_table *t);
+/* Each token (>= 0) may hold at most cap sessions (0 = no cap). */
+void sessions_set_token_cap(struct session_table *t, int cap);
 /* Creates a session; CONVBI_OK, or CONVBI_ETOOBIG when the cap is reached
- * after expiring idle sessions.  *out is borrowed (release it). */
-int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out);
+ * after expiring idle sessions (*token_full: 1 when it is the token's
+ * cap).  *out is borrowed (release it). */
+int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out, int *token_full);
 /* Looks up and borrows a session of `token`; NULL when unknown, expired or
  * another token's. */
 struct serve_session *sessions_get(struct session_table *t, const char *id, int token);

@@ -578,6 +578,10 @@ int serve_main(int argc, char **argv)
 		return rc;
 	}
 	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
+	if (s->sessions && s->ntokens >= 2) { /* one tenant may not take every session */
+		s->cfg.max_sessions_per_token = c.max_sessions / s->ntokens > 0 ? c.max_sessions / s->ntokens : 1;
+		sessions_set_token_cap(s->sessions, s->cfg.max_sessions_per_token);
+	}
 	s->metrics = metrics_new();
 	struct MHD_Daemon *d = NULL;
 	if (s->sessions && s->metrics && (s->door = door_new(s, lfd)))

@@ -3,7 +3,9 @@
  * A session is one conversation: an unguessable id (128 random bits as
  * hex), the database, the token that created it (only that token may use
  * it) and, from its first question on, a convbi_session.  The table is a
- * hash of open addressing over ids, capped at --max-sessions; a session
+ * hash of open addressing over ids, capped at --max-sessions, and with
+ * two tokens or more each token at its share (so that one tenant cannot
+ * take every session); a session
  * idle longer than --session-idle-s is closed when the table needs room
  * and on each sweep.  Requests borrow a session (refs) so that closing it
  * while a question runs frees it only when that question ends.
@@ -21,6 +23,7 @@ struct session_table {
 	struct serve_session **slots; /* open addressing, NULL = empty */
 	size_t nslots;
 	int count, max;
+	int token_cap; /* sessions one token may hold, 0 = no cap */
 	int64_t idle_ms;
 };
 
@@ -122,9 +125,25 @@ int sessions_expire(struct session_table *t)
 	return closed;
 }
 
-int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out)
+void sessions_set_token_cap(struct session_table *t, int cap)
+{
+	pthread_mutex_lock(&t->lock);
+	t->token_cap = cap;
+	pthread_mutex_unlock(&t->lock);
+}
+
+static int token_sessions(const struct session_table *t, int token)
+{
+	int n = 0;
+	for (size_t i = 0; i < t->nslots; i++)
+		n += t->slots[i] && t->slots[i]->token == token;
+	return n;
+}
+
+int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out, int *token_full)
 {
 	*out = NULL;
+	*token_full = 0;
 	unsigned char raw[SESSION_ID_BYTES / 2];
 	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
 		return CONVBI_EIO;
@@ -138,9 +157,11 @@ int sessions_create(struct session_table *t, struct serve_db *db, int token, str
 	ss->last_used_ms = serve_now_ms();
 	ss->refs = 1;
 	pthread_mutex_lock(&t->lock);
-	if (t->count >= t->max)
+	int capped = token >= 0 && t->token_cap > 0;
+	if (t->count >= t->max || (capped && token_sessions(t, token) >= t->token_cap))
 		expire_locked(t);
-	if (t->count >= t->max) {
+	*token_full = capped && token_sessions(t, token) >= t->token_cap;
+	if (t->count >= t->max || *token_full) {
 		pthread_mutex_unlock(&t->lock);
 		free(ss);
 		return CONVBI_ETOOBIG;

@@ -255,5 +255,25 @@ expect_code 2 "a database that does not open" "$CONVBI" serve --listen 127.0.0.1
 expect_code 2 "--max-connections 0" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --max-connections 0
 expect_code 2 "mcp: two databases of one name" "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" --db shop="$SAMPLE_DB"
 
+# ---- tenants: a token whose databases exclude the first gets its own by
+# default, never another tenant's name; one token cannot take every session
+# slot: with two tokens each holds at most half of --max-sessions (attack4 F3, F14)
+cp "$SAMPLE_DB" "$T/shop2.db"
+printf 'tokAAAAAAAAAAAAAAAAAAAAAA shop\ntokBBBBBBBBBBBBBBBBBBBBBB shop2\n' > "$T/tenants"; chmod 600 "$T/tenants"
+serve_start "$T/tenants.log" --db shop="$SAMPLE_DB" --db shop2="$T/shop2.db" --tokens "$T/tenants" --max-sessions 4
+AA=(-H 'Authorization: Bearer tokAAAAAAAAAAAAAAAAAAAAAA'); BB=(-H 'Authorization: Bearer tokBBBBBBBBBBBBBBBBBBBBBB')
+req POST /v1/sessions "${BB[@]}" -d '{}'; is 201 "tenant B without db: a session"
+contains "$BODY" '"db":"shop2"' "on B's own database"
+printf '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"schema","arguments":{}}}' > "$T/tschema.json"
+req POST /mcp "${BB[@]}" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' --data-binary @"$T/tschema.json"
+contains "$BODY" '"db":"shop2"' "mcp without db: B's own database"
+lacks "$BODY" 'shop`' "and no other tenant's name"
+req POST /v1/sessions "${BB[@]}" -d '{}'; is 201 "B's second session"
+req POST /v1/sessions "${BB[@]}" -d '{}'; is 503 "B's third: over its share (2 of 4)"
+contains "$BODY" 'its share of --max-sessions' "the 503 names the share"
+contains "$HDRS" 'Retry-After' "with Retry-After"
+req POST /v1/sessions "${AA[@]}" -d '{}'; is 201 "tenant A still gets a session"
+serve_stop
+
 lacks "$(cat "$T"/*.log "$T/mcp.err")" "$KEY" "the key is in no log"
 finish
