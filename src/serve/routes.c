@@ -327,6 +327,22 @@ static void sse_free(void *cls)
 	free(x);
 }
 
+/* 1 when d is YYYY-MM-DD naming a day that exists (timegm normalises
+ * 2024-02-30 to March: the round trip tells). */
+static int real_date(const char *d)
+{
+	for (int i = 0; i < 10; i++)
+		if (i == 4 || i == 7 ? d[i] != '-' : !(d[i] >= '0' && d[i] <= '9'))
+			return 0;
+	if (d[10])
+		return 0;
+	struct tm tm = {.tm_year = atoi(d) - 1900, .tm_mon = atoi(d + 5) - 1, .tm_mday = atoi(d + 8), .tm_hour = 12};
+	int y = tm.tm_year, m = tm.tm_mon, day = tm.tm_mday;
+	time_t t = timegm(&tm);
+	struct tm back;
+	return t != (time_t)-1 && gmtime_r(&t, &back) && back.tm_year == y && back.tm_mon == m && back.tm_mday == day;
+}
+
 static enum MHD_Result ask(struct server *s, struct request *req, const char *id)
 {
 	static const char *const keys[] = {"question", "hint", "today", "candidates", NULL};
@@ -338,10 +354,14 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
 	const char *question = string_field(req, o, "question", &res, &bad);
 	const char *hint = bad ? NULL : string_field(req, o, "hint", &res, &bad);
-	ao.today = bad ? NULL : string_field(req, o, "today", &res, &bad); /* its date is checked by the ask */
+	ao.today = bad ? NULL : string_field(req, o, "today", &res, &bad);
 	struct serve_session *ss = NULL;
 	if (bad)
 		goto done;
+	if (ao.today && !real_date(ao.today)) { /* up front, as candidates: a 400 before any stream */
+		res = respond_error(req, 400, "bad_request", "`today` is no real date; give a date as YYYY-MM-DD");
+		goto done;
+	}
 	const cJSON *cand = cJSON_GetObjectItemCaseSensitive(o, "candidates");
 	if (cand && !cJSON_IsNull(cand)) {
 		double n = cJSON_IsNumber(cand) ? cand->valuedouble : 0;

@@ -75,6 +75,15 @@ is 400 "candidates as a string"
 ask '{"question":"x","today":"2026-02-30"}'
 is 400 "a date that does not exist"
 contains "$BODY" 'give a date as YYYY-MM-DD' "the message says the format"
+contains "$BODY" '{"error":{"code":"bad_request","message":"`today` is no real date' "bad_request naming today, as candidates (attack4 F1)"
+lacks "$BODY" '"answer"' "and no answer object"
+req POST "/v1/sessions/$SID/questions" -H 'Accept: text/event-stream' -d '{"question":"x","today":"2024-02-30"}'
+is 400 "SSE: a date that does not exist is 400 before the stream"
+contains "$BODY" '{"error":{"code":"bad_request","message":"`today` is no real date' "SSE: the same error shape"
+ask '{"question":"x","today":"2024-13-01"}'
+is 400 "month 13"
+ask '{"question":"x","today":"2024-02-29"}'
+is 200 "a leap day is a real date"
 ask '{"question":"x","today":7}'
 is 400 "today as a number"
 contains "$BODY" '`today` must be a string' "the message names the field"
