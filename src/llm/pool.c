@@ -1005,6 +1005,16 @@ int pool_confirm(struct pool *p, struct pool_pick *pick, int64_t now_ms)
 		return 0;
 	if (f[STATE_OPEN_UNTIL] != 0 && !pick->probe)
 		return 0;
+	/* Woken late: the slots not handed out yet move by the lateness, so
+	 * the late send does not crowd the ones after it into one of the
+	 * service's windows (the cost, the lateness, is ours to bear). */
+	int64_t late_us = (now_ms - pick->at_ms) * 1000;
+	if (pick->at_ms > pick->made_ms && late_us > POOL_LATE_MS * 1000)
+		for (int k = 0; k < 2; k++) {
+			int field = k ? STATE_PACE_TOK : STATE_PACE_REQ;
+			if (f[field] > now_ms * 1000)
+				p->st->ops->add(p->st, (unsigned)pick->ep, field, late_us);
+		}
 	if (!pick->counted) {
 		count_sent(p, (unsigned)pick->ep, &s, now_ms, pick->est_tokens);
 		pick->counted = 1;

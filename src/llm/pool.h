@@ -102,6 +102,7 @@
 /* Reservations (pool_pick_ahead). */
 #define POOL_AHEAD_SLOTS 1 /* a quick endpoint's queue worth joining, in its slots */
 #define POOL_AHEAD_TRIES 4 /* CASes lost to other reservers before trying elsewhere */
+#define POOL_LATE_MS 5     /* a reserved send later than this moves the slots not yet handed out */
 
 /* Where a learned rate came from. */
 enum pool_learn_from { POOL_LEARN_NONE, POOL_LEARN_HEADER, POOL_LEARN_429 };
@@ -213,7 +214,8 @@ int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t es
  * or not: the slots queued then were spaced too close) or its breaker
  * opened (pool_abandon it and pick again), 1 otherwise -- and then the
  * request counts as sent (what the learning measures), as a pick free now
- * does at once. */
+ * does at once, and a caller woken more than POOL_LATE_MS after its slot
+ * moves the slots not yet handed out by its lateness. */
 int pool_confirm(struct pool *p, struct pool_pick *pick, int64_t now_ms);
 
 enum pool_class {

@@ -910,6 +910,13 @@ static void paced_callers_reserve_the_next_slots_instead_of_polling(void **state
 		assert_true(pool_confirm(p, &k, k.at_ms));
 		prev = k.at_ms;
 	}
+	/* a caller woken 30 ms late moves the slots not handed out yet by as
+	 * much: the next reservation starts 30 ms later than it would have */
+	struct pool_pick a = ahead(p, T0 + 1001), b = ahead(p, T0 + 1001);
+	assert_true(pool_confirm(p, &a, a.at_ms + 30));
+	struct pool_pick c = ahead(p, T0 + 1001);
+	assert_true(c.at_ms - b.at_ms >= 51 + 30 && c.at_ms - b.at_ms <= 52 + 30);
+	assert_true(pool_confirm(p, &b, b.at_ms) && pool_confirm(p, &c, c.at_ms));
 	/* a cooldown voids what was reserved before it, even once it is over */
 	struct pool_pick late = ahead(p, T0 + 1001);
 	report(p, 0, T0 + 1010, POOL_RATE_LIMITED, 100);
