@@ -61,6 +61,7 @@
 #include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "serve/routes.h"
@@ -137,12 +138,17 @@ static void slot_free(struct door *dr, struct slot *sl)
 static void answer(struct door *dr, int fd, int64_t since_ms, int status, const char *code, const char *message)
 {
 	char *json = serve_json_error(code, message);
-	char head[320];
+	char head[400], date[64] = "";
 	const char *reason = MHD_get_reason_phrase_for((unsigned)status);
+	time_t now = time(NULL);
+	struct tm tm;
+	if (gmtime_r(&now, &tm))
+		strftime(date, sizeof date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
 	int n = snprintf(head, sizeof head,
-	                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n"
-	                 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s\r\n",
-	                 status, reason && *reason ? reason : "Error", json ? strlen(json) : 0,
+	                 "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n"
+	                 "Connection: close\r\nCache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n"
+	                 "Referrer-Policy: no-referrer\r\n%s\r\n",
+	                 status, reason && *reason ? reason : "Error", date, json ? strlen(json) : 0,
 	                 status == 503 ? "Retry-After: 1\r\n" : "");
 	char sink[4096];
 	for (size_t got = 0; got < DOOR_DRAIN_BYTES;) {

@@ -82,6 +82,8 @@ contains "$BODY" '{"error":{"code":"uri_too_long"' "414 has the JSON shape"
 printf 'GET /v1/schema?question=%s HTTP/1.1\r\nHost: localhost\r\n\r\n' "$(head -c 100000 /dev/zero | tr '\0' a)" > "$T/long.req"
 R=$($PY raw "$P" "$T/long.req")
 contains "$R" '{"error":{"code":"uri_too_long"' "a 100 KB target gets the JSON 414"
+contains "$R" 'Referrer-Policy: no-referrer' "the front door's answers carry Referrer-Policy (attack4 F9)"
+contains "$R" 'Date: ' "and Date"
 req GET /healthz -H "X-Big: $(head -c 20000 /dev/zero | tr '\0' a)"; is 431 "20 KB of headers"
 contains "$BODY" '{"error":{"code":"headers_too_large"' "431 has the JSON shape"
 printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nContent-Length: -1\r\n\r\n{"sql":"SELECT 1"}' > "$T/cl.req"
