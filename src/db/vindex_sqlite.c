@@ -157,6 +157,23 @@ static int64_t rowid_span(sqlite3 *db, const struct schema_table *t, int64_t *fi
 	return span;
 }
 
+/* Keeps v, column 0 of st's row, in vals (NUL-separated, at most
+ * VINDEX_PER_COLUMN short values); a value holding a NUL is skipped. */
+static int keep_value(struct buf *vals, sqlite3_stmt *st, const char *v)
+{
+	size_t len = (size_t)sqlite3_column_bytes(st, 0);
+	return v && strlen(v) == len ? buf_add(vals, v, len + 1) : CONVBI_OK;
+}
+
+/* Hands each value kept in vals to each, in order. */
+static int emit_values(const struct buf *vals, vindex_value_fn each, void *payload)
+{
+	int rc = CONVBI_OK;
+	for (size_t off = 0; !rc && off < vals->len; off += strlen(vals->data + off) + 1)
+		rc = each(vals->data + off, strlen(vals->data + off), payload);
+	return rc;
+}
+
 /* The sampled values of a saturated column.  *used = 0 when the table is
  * small or the sample is not saturated (nothing was handed to each). */
 static int by_sample(sqlite3 *db, const struct schema_table *t, const struct schema_column *c, vindex_value_fn each,
@@ -190,15 +207,13 @@ static int by_sample(sqlite3 *db, const struct schema_table *t, const struct sch
 		if (n < 2 || ++values > VINDEX_PER_COLUMN)
 			goto done; /* a value seen once: more are unseen */
 		seen += n;
-		size_t len = (size_t)sqlite3_column_bytes(st, 0);
-		if (v && strlen(v) == len) /* NUL-separated, at most VINDEX_PER_COLUMN short values */
-			rc = buf_add(&vals, v, len + 1);
+		rc = keep_value(&vals, st, v);
 	}
 	if (rc || src != SQLITE_DONE || seen < VINDEX_SAMPLE_MIN_VALUES)
 		goto done;
 	*used = 1;
-	for (size_t off = 0; !rc && off < vals.len; off += strlen(vals.data + off) + 1)
-		rc = each(vals.data + off, strlen(vals.data + off), payload);
+	if (!rc)
+		rc = emit_values(&vals, each, payload);
 done:
 	sqlite3_finalize(st);
 	buf_release(&q);
@@ -267,9 +282,7 @@ static int scan_once(sqlite3 *db, const struct schema_table *t, const struct sch
 	int src;
 	while (!rc && (src = sqlite3_step(st)) == SQLITE_ROW) {
 		const char *v = (const char *)sqlite3_column_text(st, 0);
-		size_t len = (size_t)sqlite3_column_bytes(st, 0);
-		if (v && strlen(v) == len) /* NUL-separated, at most VINDEX_PER_COLUMN short values */
-			rc = buf_add(&vals, v, len + 1);
+		rc = keep_value(&vals, st, v);
 	}
 	if (!rc && src == SQLITE_TOOBIG) {
 		*toobig = 1;
@@ -277,8 +290,8 @@ static int scan_once(sqlite3 *db, const struct schema_table *t, const struct sch
 	}
 	if (!rc && src != SQLITE_DONE && src != SQLITE_ROW)
 		*cut = 1;
-	for (size_t off = 0; !rc && off < vals.len; off += strlen(vals.data + off) + 1)
-		rc = each(vals.data + off, strlen(vals.data + off), payload);
+	if (!rc)
+		rc = emit_values(&vals, each, payload);
 done:
 	sqlite3_finalize(st);
 	buf_release(&q);
