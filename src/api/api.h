@@ -49,7 +49,7 @@ struct convbi_engine {
 	struct examples *examples; /* owned verified examples, or NULL */
 };
 
-/* 1 for a real calendar date written YYYY-MM-DD (today's options). */
+/* 1 for a real calendar date written YYYY-MM-DD, years 0001..9999 (today's options). */
 int api_valid_date(const char *s);
 /* Sets err (EINVAL) to why s is no valid today: not written YYYY-MM-DD,
  * or no real date (2024-02-30); returns EINVAL. */

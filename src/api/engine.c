@@ -59,7 +59,7 @@ int api_valid_date(const char *s)
 		return 0;
 	int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
 	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	return m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1] && !(m == 2 && d == 29 && !leap);
+	return y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1] && !(m == 2 && d == 29 && !leap);
 }
 
 int api_date_error(struct err *err, const char *s)
@@ -72,6 +72,9 @@ int api_date_error(struct err *err, const char *s)
 	int m = shaped ? atoi(s + 5) : 0;
 	if (!shaped)
 		return err_set(err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", s);
+	if (atoi(s) < 1) /* years run 0001..9999: there is no year 0 */
+		return err_set(err, CONVBI_EINVAL,
+		               "today is `%s`, which is no real date (there is no year 0); give a date as YYYY-MM-DD", s);
 	if (m < 1 || m > 12)
 		return err_set(err, CONVBI_EINVAL,
 		               "today is `%s`, which is no real date (there is no month %d); give a date as YYYY-MM-DD", s, m);

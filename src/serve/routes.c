@@ -327,14 +327,17 @@ static void sse_free(void *cls)
 	free(x);
 }
 
-/* 1 when d is YYYY-MM-DD naming a day that exists (timegm normalises
- * 2024-02-30 to March: the round trip tells). */
+/* 1 when d is YYYY-MM-DD naming a day that exists, in years 0001..9999
+ * (timegm normalises 2024-02-30 to March: the round trip tells; it takes
+ * year 0, which no calendar has). */
 static int real_date(const char *d)
 {
 	for (int i = 0; i < 10; i++)
 		if (i == 4 || i == 7 ? d[i] != '-' : !(d[i] >= '0' && d[i] <= '9'))
 			return 0;
 	if (d[10])
+		return 0;
+	if (atoi(d) < 1)
 		return 0;
 	struct tm tm = {.tm_year = atoi(d) - 1900, .tm_mon = atoi(d + 5) - 1, .tm_mday = atoi(d + 8), .tm_hour = 12};
 	int y = tm.tm_year, m = tm.tm_mon, day = tm.tm_mday;

@@ -55,6 +55,8 @@ lacks "$OUT" "The return rate is" "and not a section it does not get"
 contains "$OUT" "SQL: SELECT count(*) FROM stores" "the example its first SQL call is shown"
 expect_code 2 "schema with a --today that is no real date" "$CONVBI" schema --db "$T/shop.db" --today 2024-02-30
 contains "$ERR" "today is \`2024-02-30\`, which is no real date (February 2024 has no day 30); give a date as YYYY-MM-DD" "the message says the day does not exist"
+expect_code 2 "schema with --today in year 0" "$CONVBI" schema --db "$T/shop.db" --today 0000-01-01
+contains "$ERR" "today is \`0000-01-01\`, which is no real date (there is no year 0); give a date as YYYY-MM-DD" "year 0 is refused in the same words"
 expect_code 2 "a bad --today is refused" "$CONVBI" ask --config "$C" --db "$T/shop.db" --today 2026-02-30 "how many customers?"
 contains "$ERR" "give a date as YYYY-MM-DD" "the message says the format"
 expect_code 0 "ask with --today" "$CONVBI" ask --config "$C" --db "$T/shop.db" --today 2024-06-15 "what was the revenue last month?"

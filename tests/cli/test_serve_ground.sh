@@ -82,6 +82,11 @@ is 400 "SSE: a date that does not exist is 400 before the stream"
 contains "$BODY" '{"error":{"code":"bad_request","message":"`today` is no real date' "SSE: the same error shape"
 ask '{"question":"x","today":"2024-13-01"}'
 is 400 "month 13"
+ask '{"question":"x","today":"0000-01-01"}'
+is 400 "year 0 (there is none)"
+contains "$BODY" '{"error":{"code":"bad_request","message":"`today` is no real date' "year 0 is bad_request naming today"
+ask '{"question":"x","today":"0001-01-01"}'
+is 200 "year 1 is a real date"
 ask '{"question":"x","today":"2024-02-29"}'
 is 200 "a leap day is a real date"
 ask '{"question":"x","today":7}'
@@ -132,5 +137,11 @@ mark
 printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{'"$M"',"name":"ask","arguments":{"question":"how many loyal customers?"}}}' |
   "$CONVBI" mcp --config "$C" --db shop="$T/shop.db" --notes "$T/own.md" >"$T/mcp.out" 2>"$T/mcp.err"
 contains "$(sqlreq)" "zebracorn" "mcp --notes reaches the SQL prompt"
+printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{'"$M"',"name":"ask","arguments":{"question":"x","today":"0000-01-01"}}}' |
+  "$CONVBI" mcp --config "$C" --db shop="$T/shop.db" >"$T/mcp.out" 2>"$T/mcp.err"
+contains "$(cat "$T/mcp.out")" '"isError":true' "mcp: today in year 0 is a tool error"
+contains "$(cat "$T/mcp.out")" 'which is no real date (there is no year 0)' "naming the year"
+expect_code 2 "serve --today 0000-12-31" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db "$T/shop.db" --today 0000-12-31
+contains "$ERR" "there is no year 0" "serve --today in year 0 is refused"
 expect_code 2 "mcp --candidates 99" "$CONVBI" mcp --config "$C" --db "$T/shop.db" --candidates 99
 finish
