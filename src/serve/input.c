@@ -36,6 +36,20 @@ static void field_of(const struct scope *sc, int depth, int is_key, char *field,
 		}
 }
 
+/* The keys from the top down to a string at this scope, joined with dots
+ * ("params.arguments.today"; an array adds nothing): where it is. */
+static void path_of(const struct scope *sc, int depth, char *path, size_t cap)
+{
+	size_t n = 0;
+	path[0] = '\0';
+	for (int d = 1; d <= depth && n < cap; d++)
+		if (sc[d].key) {
+			int shown = sc[d].key_len > FIELD_SHOWN_BYTES ? FIELD_SHOWN_BYTES : (int)sc[d].key_len;
+			int k = snprintf(path + n, cap - n, "%s%.*s", n ? "." : "", shown, sc[d].key);
+			n += k > 0 ? (size_t)k : 0;
+		}
+}
+
 /* Scans the string starting after its opening quote at text[*i]; leaves
  * *i on the closing quote (or at len when it is unterminated).  Returns 0,
  * 1 for an escaped NUL, 2 for bytes that are not UTF-8. */
@@ -65,12 +79,15 @@ static int scan_string(const char *text, size_t len, size_t *i)
 	return problem;
 }
 
-int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *field, size_t field_cap)
+int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *field, size_t field_cap, char *path,
+                     size_t path_cap)
 {
 	struct scope sc[SERVE_JSON_DEPTH_MAX + 1] = {{0}};
 	int depth = 0;
 	char name[FIELD_SHOWN_BYTES + 16];
 	field[0] = '\0';
+	if (path)
+		path[0] = '\0';
 	const char *nul = memchr(text, '\0', len);
 	if (nul) {
 		snprintf(msg, cap, "the request holds a NUL byte (at byte %zu); send JSON text without one",
@@ -100,6 +117,8 @@ int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *
 			int is_key = depth > 0 && sc[depth].object && k < len && text[k] == ':';
 			if (problem) {
 				field_of(sc, depth, is_key, field, field_cap);
+				if (path && !is_key)
+					path_of(sc, depth, path, path_cap);
 				if (is_key)
 					snprintf(name, sizeof name, "a field name");
 				else if (field[0])

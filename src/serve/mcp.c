@@ -454,23 +454,33 @@ static cJSON *capabilities(void)
 	return c;
 }
 
-static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, struct mcp_cancel *cancel, int *unknown)
+/* Runs the tool params names; *unknown = 1 (and NULL) when there is no
+ * such tool.  bad_args: what input_check_json found wrong in the
+ * arguments (a NUL, text not UTF-8), NULL when nothing: like any other bad
+ * argument it is a tool result with isError (MCP 2025-11-25, SEP-1303:
+ * input validation errors are tool execution errors), never run. */
+static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, const char *bad_args, struct mcp_cancel *cancel,
+                        int *unknown)
 {
+	static const char *const tools[] = {"ask", "run_sql", "schema", "list_databases", NULL};
 	const char *name = arg_str(params, "name");
 	const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
+	*unknown = 1;
+	for (int i = 0; name && tools[i]; i++)
+		*unknown &= strcmp(name, tools[i]) != 0;
+	if (*unknown || !name)
+		return NULL;
 	if (args && !cJSON_IsObject(args))
 		return tool_error("\"arguments\" must be an object");
-	*unknown = 0;
-	if (name && !strcmp(name, "ask"))
+	if (bad_args)
+		return tool_error(bad_args);
+	if (!strcmp(name, "ask"))
 		return tool_ask(m, tok, args, cancel);
-	if (name && !strcmp(name, "run_sql"))
+	if (!strcmp(name, "run_sql"))
 		return tool_run_sql(m, tok, args, cancel);
-	if (name && !strcmp(name, "schema"))
+	if (!strcmp(name, "schema"))
 		return tool_schema(m, tok, args);
-	if (name && !strcmp(name, "list_databases"))
-		return tool_list_databases(m, tok);
-	*unknown = 1;
-	return NULL;
+	return tool_list_databases(m, tok);
 }
 
 int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char *header_version, const char *header_method,
@@ -478,8 +488,8 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 {
 	*reply_out = NULL;
 	*new_session = 0;
-	char why[300], field[64];
-	int bad_input = input_check_json(text, len, why, sizeof why, field, sizeof field);
+	char why[300], field[64], path[200];
+	int bad_input = input_check_json(text, len, why, sizeof why, field, sizeof field, path, sizeof path);
 	cJSON *msg = cJSON_ParseWithLength(text, len);
 	if (!msg || (bad_input && !field[0])) {
 		char line[360];
@@ -506,7 +516,15 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 		status = 400;
 		goto done;
 	}
-	if (bad_input) { /* a NUL or bytes that are not UTF-8 in a string: never echoed, never run */
+	/* a NUL or bytes that are not UTF-8 in a string: never echoed, never
+	 * run; in a tool's arguments, a tool error as other bad arguments */
+	const char *bad_args = NULL;
+	if (bad_input && cJSON_IsString(method) && !strcmp(method->valuestring, "tools/call") &&
+	    !strncmp(path, "params.arguments.", 17) && id) {
+		bad_args = why;
+		bad_input = 0;
+	}
+	if (bad_input) {
 		int envelope = !strcmp(field, "id") || !strcmp(field, "method") || !strcmp(field, "jsonrpc");
 		char line[360];
 		snprintf(line, sizeof line, "%s: %s", envelope ? "Invalid Request" : "Invalid params", why);
@@ -581,7 +599,7 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 		}
 	} else if (!strcmp(name, "tools/call")) {
 		int unknown = 0;
-		result = call_tool(m, tok, params, cancel, &unknown);
+		result = call_tool(m, tok, params, bad_args, cancel, &unknown);
 		if (unknown) {
 			*reply_out = rpc_error(id, RPC_INVALID_PARAMS, "Unknown tool: call tools/list for the names", NULL);
 			goto done;

@@ -182,7 +182,8 @@ static int dispatch(struct stdio_mcp *io, const char *text, size_t len)
 		taken = 1; /* a notification: no reply */
 	} else if (cJSON_IsString(method) && !strcmp(method->valuestring, "tools/call") &&
 	           (cJSON_IsString(id) || cJSON_IsNumber(id)) && slow_tool(msg) &&
-	           !input_check_json(text, len, why, sizeof why, field, sizeof field)) { /* a bad one is answered in order */
+	           !input_check_json(text, len, why, sizeof why, field, sizeof field, NULL,
+	                             0)) { /* a bad one is answered in order */
 		taken = !call_start(io, text, len, id);
 	}
 	cJSON_Delete(msg);

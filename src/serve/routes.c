@@ -81,7 +81,7 @@ static enum MHD_Result respond_failed_answer(struct request *req, int rc, const 
 static cJSON *body_object(struct request *req, const char *const *allowed, const char *example, enum MHD_Result *res)
 {
 	char msg[300], field[64];
-	if (req->len && input_check_json(req->body, req->len, msg, sizeof msg, field, sizeof field)) {
+	if (req->len && input_check_json(req->body, req->len, msg, sizeof msg, field, sizeof field, NULL, 0)) {
 		*res = respond_error(req, 400, "bad_request", msg);
 		return NULL;
 	}

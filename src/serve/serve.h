@@ -273,8 +273,10 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
  * \u0000 in a string; strings valid UTF-8; nesting at most
  * SERVE_JSON_DEPTH_MAX.  Returns 0, or -1 with one line in msg (cap bytes)
  * naming the problem and the field, and in field the innermost key around
- * the bad string ("" when none). */
-int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *field, size_t field_cap);
+ * the bad string ("" when none); path (NULL = not wanted) gets the keys
+ * from the top down to it joined with dots ("params.arguments.today"). */
+int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *field, size_t field_cap, char *path,
+                     size_t path_cap);
 
 /* ---- entry points --------------------------------------------------------- */
 int serve_main(int argc, char **argv);

@@ -159,12 +159,22 @@ printf '{"db":"\xc3\x28"}' > "$T/b7"
 send /v1/sessions "$T/b7"; is 400 "a db name that is not UTF-8"
 req DELETE "/v1/sessions/$SID%00x"; is 400 "%00 in the path"
 req POST "/v1/sessions/$SID/questions" -d '{"question":"How many customers are there?"}'; is 200 "the session %00 named is still there"
-# MCP over HTTP: the same refusals, as JSON-RPC errors
+# MCP over HTTP: the same refusals; in a tool's arguments they are tool
+# errors (isError) as any other bad argument (MCP 2025-11-25, SEP-1303)
 printf '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"run_sql","arguments":{"sql":"SELECT \x27\xff\x27"}}}' > "$T/m1"
-send /mcp "$T/m1"; is 400 "MCP run_sql that is not UTF-8 (HTTP)"
-contains "$BODY" '"id":7,"error":{"code":-32602,"message":"Invalid params: `sql` is not valid UTF-8' "a -32602 naming sql"
+send /mcp "$T/m1"; is 200 "MCP run_sql that is not UTF-8 (HTTP)"
+contains "$BODY" '"id":7,"result":{"content":[{"type":"text","text":"`sql` is not valid UTF-8' "a tool error naming sql"
+contains "$BODY" '"isError":true' "with isError"
 printf '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"run_sql","arguments":{"sql":"SELECT 1\\u0000; DELETE FROM customers"}}}' > "$T/m2"
-send /mcp "$T/m2"; is 400 "MCP run_sql with \\u0000 (HTTP)"
+send /mcp "$T/m2"; is 200 "MCP run_sql with \\u0000 (HTTP)"; contains "$BODY" '"isError":true' "a tool error"
+printf '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"ask","arguments":{"question":"hi","today":"2024-01-01\\u0000x"}}}' > "$T/m3"
+send /mcp "$T/m3"; is 200 "MCP ask with \\u0000 in today (HTTP)"
+contains "$BODY" '"id":9,"result":{"content":[{"type":"text","text":"`today` holds a NUL character' "a tool error naming today, as a bad date is"
+contains "$BODY" '"isError":true' "with isError"
+printf '{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"nope","arguments":{"sql":"x\\u0000"}}}' > "$T/m4"
+send /mcp "$T/m4"; contains "$BODY" '"id":10,"error":{"code":-32602,"message":"Unknown tool' "an unknown tool stays a protocol error"
+printf '{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"ask\\u0000","arguments":{}}}' > "$T/m5"
+send /mcp "$T/m5"; is 400 "a NUL in the tool's name"; contains "$BODY" '"id":11,"error":{"code":-32602' "is a protocol error"
 $PY jsonlines "$T/responses" > "$T/json.out" && ok "every response above is UTF-8 JSON" || bad "responses: $(cat "$T/json.out")"
 [ "$(sqlite3 "$SAMPLE_DB" 'SELECT count(*) FROM customers')" = 200 ] && ok "no row was deleted" || bad "rows were deleted"
 
@@ -198,11 +208,11 @@ printf '%s\n' \
 printf '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_sql","arguments":{"sql":"SELECT \x27\xff\xfe\x27 AS v"}}}\n' >> "$T/mcp.in"
 "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" < "$T/mcp.in" > "$T/mcp.out" 2>"$T/mcp.err"
 M=$(cat "$T/mcp.out")
-contains "$(sed -n 1p "$T/mcp.out")" '"id":1,"error":{"code":-32602,"message":"Invalid params: `sql` holds a NUL' "stdio: \\u0000 in run_sql is refused"
+contains "$(sed -n 1p "$T/mcp.out")" '"id":1,"result":{"content":[{"type":"text","text":"`sql` holds a NUL' "stdio: \\u0000 in run_sql is a tool error"
 contains "$(sed -n 2p "$T/mcp.out")" '"id":null,"error":{"code":-32600,"message":"Invalid Request: \"id\" must be a string or a number"' "an object id is named as such"
 contains "$(sed -n 3p "$T/mcp.out")" '"id":null,"error":{"code":-32600,"message":"Invalid Request: `id` holds a NUL' "a NUL in the id"
-contains "$(sed -n 4p "$T/mcp.out")" '"id":3,"error":{"code":-32602,"message":"Invalid params: `conversation` holds a NUL' "a NUL in a conversation id"
-contains "$(sed -n 5p "$T/mcp.out")" '"id":2,"error":{"code":-32602,"message":"Invalid params: `sql` is not valid UTF-8' "stdio: run_sql that is not UTF-8 is refused"
+contains "$(sed -n 4p "$T/mcp.out")" '"id":3,"result":{"content":[{"type":"text","text":"`conversation` holds a NUL' "a NUL in a conversation id: a tool error"
+contains "$(sed -n 5p "$T/mcp.out")" '"id":2,"result":{"content":[{"type":"text","text":"`sql` is not valid UTF-8' "stdio: run_sql that is not UTF-8 is a tool error"
 $PY jsonlines "$T/mcp.out" > "$T/json.out" && ok "every stdio reply is UTF-8 JSON" || bad "stdio replies: $(cat "$T/json.out")"
 
 # ---- 6: Ctrl-C cancels at once and exits 130; a drain answers 503 -------------------------------
