@@ -35,8 +35,17 @@
  * head is waited for and looked at with MSG_PEEK as above -- 408 when it
  * is not complete by the deadline (a connection that sent nothing is just
  * closed), 414/431/400/413 with the JSON shape -- before libmicrohttpd
- * reads a byte of it.  No thread hand-off: the thread would be waiting for
- * the request anyway.  The guard needs libmicrohttpd to hold no bytes of
+ * reads a byte of it.  The thread waits so only DOOR_KEEP_THREAD_MS: a
+ * client that sends its next request at once (a benchmark, a page loading
+ * its assets) keeps its thread and costs nothing more; one that does not
+ * is given back to the door (park): the door's own dup of the socket goes
+ * back into the epoll as a "waiting" slot (`kept`), and libmicrohttpd's
+ * descriptor is swapped (dup2) for a socket whose peer is gone, so its
+ * thread reads an end, closes its connection and exits without the client
+ * noticing.  An idle or trickling keep-alive connection then costs an epoll
+ * entry, as a first head does; its next head is handed over as a new
+ * connection (a new thread).  A kept connection that sends nothing by its
+ * deadline is closed without a 408.  The guard needs libmicrohttpd to hold no bytes of
  * the next request already: the slot counts the bytes of the requests it
  * let in (`expect`: heads plus Content-Length) and compares them with what
  * the socket delivered minus what is still unread (TCP_INFO, SIOCINQ).
@@ -71,6 +80,7 @@
 #define DOOR_EVENTS 64
 #define DOOR_FDS_SPARE 256           /* descriptors kept for databases, the model, logs */
 #define DOOR_DRAIN_BYTES (64u << 10) /* unread input read away before a refusal's close */
+#define DOOR_KEEP_THREAD_MS 250      /* a kept connection's thread waits this long for the next head */
 #define EV_LISTEN UINT32_MAX
 #define EV_WAKE (UINT32_MAX - 1)
 
@@ -78,18 +88,20 @@ enum { SLOT_FREE, SLOT_WAITING, SLOT_HANDED };
 
 struct slot {
 	int state;
-	int fd;               /* WAITING: the socket; HANDED: our dup() of it */
-	int mhd_fd;           /* HANDED: the descriptor libmicrohttpd holds */
-	int started;          /* HANDED: libmicrohttpd announced it */
-	int busy;             /* HANDED: a request is being answered */
-	int reaped;           /* HANDED: shut down for its deadline */
-	int guarding;         /* HANDED: its thread waits for the next head (door_request_end) */
-	int untracked;        /* HANDED: libmicrohttpd may hold bytes of a request not looked at */
-	uint64_t expect;      /* HANDED: bytes of the requests let in (heads, bodies) */
-	int64_t since_ms;     /* connected (WAITING) */
-	int64_t deadline_ms;  /* the request must be complete by then */
-	size_t peeked;        /* WAITING: bytes looked at so far */
-	unsigned char ip[16]; /* the peer's address, for the per-address cap */
+	int fd;                      /* WAITING: the socket; HANDED: our dup() of it */
+	int mhd_fd;                  /* HANDED: the descriptor libmicrohttpd holds */
+	int started;                 /* HANDED: libmicrohttpd announced it */
+	int busy;                    /* HANDED: a request is being answered */
+	int reaped;                  /* HANDED: shut down for its deadline */
+	int guarding;                /* HANDED: its thread waits for the next head (door_request_end) */
+	int untracked;               /* HANDED: libmicrohttpd may hold bytes of a request not looked at */
+	int kept;                    /* WAITING: given back by a keep-alive connection (park): silence is no 408 */
+	struct MHD_Connection *conn; /* HANDED: libmicrohttpd's connection, once announced */
+	uint64_t expect;             /* HANDED: bytes of the requests let in (heads, bodies) */
+	int64_t since_ms;            /* connected (WAITING) */
+	int64_t deadline_ms;         /* the request must be complete by then */
+	size_t peeked;               /* WAITING: bytes looked at so far */
+	unsigned char ip[16];        /* the peer's address, for the per-address cap */
 	struct sockaddr_storage addr;
 	socklen_t addrlen;
 };
@@ -98,6 +110,7 @@ struct door {
 	struct server *s;
 	struct MHD_Daemon *d;
 	int lfd, ep, wake;
+	int dead;                    /* a socket whose peer is gone: park() puts it under libmicrohttpd's descriptor */
 	int64_t accept_paused_until; /* out of descriptors: accept later */
 	pthread_t thread;
 	int started;
@@ -346,6 +359,7 @@ static void hand_over(struct door *dr, struct slot *sl, size_t hl, long long bod
 		return;
 	}
 	sl->state = SLOT_HANDED;
+	sl->kept = 0;
 	sl->fd = mine;
 	sl->mhd_fd = fd;
 	sl->deadline_ms = sl->since_ms + (int64_t)dr->s->cfg.request_timeout_s * 1000; /* the body too */
@@ -465,8 +479,12 @@ static void reap(struct door *dr)
 		struct slot *sl = &dr->slots[i];
 		if (sl->state == SLOT_WAITING && now >= sl->deadline_ms) {
 			epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
-			refuse_timeout(dr, sl->fd, sl->since_ms);
-			sl->fd = -1;
+			if (sl->kept && !sl->peeked) { /* an idle keep-alive connection: just closed */
+				shutdown(sl->fd, SHUT_RDWR);
+			} else {
+				refuse_timeout(dr, sl->fd, sl->since_ms);
+				sl->fd = -1;
+			}
 			slot_free(dr, sl);
 		} else if (sl->state == SLOT_HANDED && sl->started && !sl->busy && !sl->guarding && !sl->reaped &&
 		           now >= sl->deadline_ms) {
@@ -547,14 +565,19 @@ struct door *door_new(struct server *s, int lfd)
 		return NULL;
 	dr->s = s;
 	dr->lfd = lfd;
-	dr->ep = dr->wake = -1;
+	dr->ep = dr->wake = dr->dead = -1;
 	pthread_mutex_init(&dr->lock, NULL);
+	int pair[2];
+	if (!socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair)) {
+		dr->dead = pair[0];
+		close(pair[1]); /* its reads now end at once */
+	}
 	dr->nslots = fit_descriptors(s->cfg.max_connections);
 	dr->slots = calloc((size_t)dr->nslots, sizeof *dr->slots);
 	dr->ep = epoll_create1(EPOLL_CLOEXEC);
 	dr->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	struct epoll_event lev = {EPOLLIN, {.u32 = EV_LISTEN}}, wev = {EPOLLIN, {.u32 = EV_WAKE}};
-	if (!dr->slots || dr->ep < 0 || dr->wake < 0 || epoll_ctl(dr->ep, EPOLL_CTL_ADD, lfd, &lev) ||
+	if (!dr->slots || dr->ep < 0 || dr->wake < 0 || dr->dead < 0 || epoll_ctl(dr->ep, EPOLL_CTL_ADD, lfd, &lev) ||
 	    epoll_ctl(dr->ep, EPOLL_CTL_ADD, dr->wake, &wev)) {
 		dr->lfd = -1; /* the caller still owns it */
 		door_free(dr);
@@ -617,6 +640,8 @@ void door_free(struct door *dr)
 		close(dr->ep);
 	if (dr->wake >= 0)
 		close(dr->wake);
+	if (dr->dead >= 0)
+		close(dr->dead);
 	pthread_mutex_destroy(&dr->lock);
 	free(dr->slots);
 	free(dr);
@@ -633,21 +658,25 @@ void door_notify(void *cls, struct MHD_Connection *c, void **socket_context, enu
 			struct slot *sl = &dr->slots[i];
 			if (sl->state == SLOT_HANDED && !sl->started && sl->mhd_fd == fd) {
 				sl->started = 1;
+				sl->conn = c;
 				*socket_context = sl;
 				break;
 			}
 		}
 		pthread_mutex_unlock(&dr->lock);
 	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && *socket_context) {
+		struct slot *sl = *socket_context;
 		pthread_mutex_lock(&dr->lock);
-		slot_free(dr, *socket_context);
+		if (sl->conn == c) /* else it was parked: the slot is the door's again */
+			slot_free(dr, sl);
 		pthread_mutex_unlock(&dr->lock);
 		*socket_context = NULL;
 	}
 }
 
 /* The slot of a connection libmicrohttpd runs (NULL when the door did not
- * hand it over). */
+ * hand it over).  The callers check under the lock that it is still c's:
+ * a parked connection's slot is the door's (or another connection's). */
 static struct slot *slot_of(struct MHD_Connection *c)
 {
 	const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
@@ -660,7 +689,8 @@ void door_request_begin(struct door *dr, struct MHD_Connection *c)
 	if (!sl)
 		return;
 	pthread_mutex_lock(&dr->lock);
-	sl->busy = 1;
+	if (sl->conn == c)
+		sl->busy = 1;
 	pthread_mutex_unlock(&dr->lock);
 }
 
@@ -670,7 +700,7 @@ int door_request_tracked(struct door *dr, struct MHD_Connection *c)
 	if (!sl)
 		return 1; /* not one of ours: nothing to guard */
 	pthread_mutex_lock(&dr->lock);
-	int tracked = !sl->untracked;
+	int tracked = sl->conn != c || !sl->untracked;
 	pthread_mutex_unlock(&dr->lock);
 	return tracked;
 }
@@ -699,28 +729,72 @@ static void guard_refuse(struct door *dr, int fd, int64_t since_ms, int status, 
 	shutdown(fd, SHUT_RDWR);
 }
 
+/* Gives kept connection c back to the door while it waits for its next
+ * head (see the top): the slot's dup goes into the epoll as a waiting
+ * slot, and libmicrohttpd's descriptor becomes dr->dead, so its thread
+ * reads an end and closes c -- not the client's socket.  Returns 0, or -1
+ * when it stays on this thread (the server stops, epoll refused). */
+static int park(struct door *dr, struct slot *sl, struct MHD_Connection *c, int64_t since, int64_t deadline_ms, size_t peeked)
+{
+	int rc = -1;
+	pthread_mutex_lock(&dr->lock);
+	struct epoll_event ev = {EPOLLIN | EPOLLRDHUP | EPOLLET, {.u32 = (uint32_t)(sl - dr->slots)}};
+	if (!atomic_load(&dr->stop) && sl->conn == c && dup2(dr->dead, sl->mhd_fd) >= 0) {
+		if (epoll_ctl(dr->ep, EPOLL_CTL_ADD, sl->fd, &ev)) {
+			dup2(sl->fd, sl->mhd_fd); /* libmicrohttpd's socket again: it waits here */
+		} else {
+			sl->state = SLOT_WAITING;
+			sl->kept = 1;
+			sl->conn = NULL; /* c's closing notification is no longer this slot's */
+			sl->mhd_fd = -1;
+			sl->started = sl->busy = sl->reaped = sl->guarding = sl->untracked = 0;
+			sl->expect = 0;
+			sl->since_ms = since;
+			sl->deadline_ms = deadline_ms;
+			sl->peeked = peeked;
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&dr->lock);
+	return rc;
+}
+
 /* Waits on the connection's own thread for its next request head, until
- * deadline_ms, and checks it as look() does the first (see the top).
- * Returns once libmicrohttpd may read: the head is sane, the client left,
- * or the connection was refused and shut down. */
-static void guard(struct door *dr, struct slot *sl, int fd, int64_t deadline_ms)
+ * deadline_ms, and checks it as look() does the first (see the top); past
+ * DOOR_KEEP_THREAD_MS the connection is parked in the door instead.
+ * Returns 1 when parked (sl is no longer c's), else 0 once libmicrohttpd
+ * may read: the head is sane, the client left, or the connection was
+ * refused and shut down. */
+static int guard(struct door *dr, struct slot *sl, struct MHD_Connection *c, int fd, int64_t deadline_ms)
 {
 	char head[SERVE_HEADERS_MAX_BYTES + 1];
-	int64_t since = serve_now_ms();
+	int64_t since = serve_now_ms(), park_at = since + DOOR_KEEP_THREAD_MS;
 	size_t peeked = 0;
-	int lowat = 1;
+	int lowat = 1, parked = 0;
 	for (;;) {
-		int64_t now = serve_now_ms();
+		int64_t now = serve_now_ms(), until = park_at < deadline_ms ? park_at : deadline_ms;
 		struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
-		int r = now < deadline_ms ? poll(&p, 1, (int)(deadline_ms - now)) : 0;
+		int r = now < until ? poll(&p, 1, (int)(until - now)) : 0;
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (atomic_load(&dr->stop) || r < 0)
 			break;
 		ssize_t n = recv(fd, head, sizeof head, MSG_PEEK | MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-			break; /* the client left: libmicrohttpd sees it */
-		if (r == 0) {  /* the deadline */
+			break;                                /* the client left: libmicrohttpd sees it */
+		if (r == 0 && serve_now_ms() < deadline_ms) { /* DOOR_KEEP_THREAD_MS: to the door */
+			if (lowat != 1) {
+				lowat = 1;
+				setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
+			}
+			if (!park(dr, sl, c, since, deadline_ms, peeked)) {
+				parked = 1;
+				break;
+			}
+			park_at = INT64_MAX; /* it stays: the deadline as before */
+			continue;
+		}
+		if (r == 0) { /* the deadline */
 			char msg[160];
 			timeout_message(dr, msg, sizeof msg);
 			if (n > 0)
@@ -762,6 +836,7 @@ static void guard(struct door *dr, struct slot *sl, int fd, int64_t deadline_ms)
 		lowat = 1;
 		setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &lowat, sizeof lowat);
 	}
+	return parked;
 }
 
 void door_request_end(struct door *dr, struct MHD_Connection *c, int keep_alive)
@@ -770,6 +845,10 @@ void door_request_end(struct door *dr, struct MHD_Connection *c, int keep_alive)
 	if (!sl)
 		return;
 	pthread_mutex_lock(&dr->lock);
+	if (sl->conn != c) { /* parked: c is closing */
+		pthread_mutex_unlock(&dr->lock);
+		return;
+	}
 	sl->busy = 0;
 	sl->deadline_ms = serve_now_ms() + (int64_t)dr->s->cfg.request_timeout_s * 1000;
 	if (keep_alive && !sl->untracked && !sl->reaped && !atomic_load(&dr->stop)) {
@@ -780,9 +859,8 @@ void door_request_end(struct door *dr, struct MHD_Connection *c, int keep_alive)
 	int guarding = sl->guarding, fd = sl->fd;
 	int64_t deadline = sl->deadline_ms;
 	pthread_mutex_unlock(&dr->lock);
-	if (!guarding)
+	if (!guarding || guard(dr, sl, c, fd, deadline))
 		return;
-	guard(dr, sl, fd, deadline);
 	pthread_mutex_lock(&dr->lock);
 	sl->guarding = 0;
 	pthread_mutex_unlock(&dr->lock);

@@ -17,6 +17,14 @@ addresses, malformed heads), and a strict check that output is UTF-8 JSON.
                             came after the first answer
   thentrickle PORT SECONDS  GET /healthz, its answer, then a second head one
                             header line every 0.2 s, as trickle
+  kept PORT PID N SECONDS   N keep-alive connections (from 127.0.1.10.., 200 an
+                            address): GET /healthz each, its answer, then half a
+                            second head trickled a byte every 0.5 s; prints the
+                            server's "threads T rss KB" 1.5 s after, "healthz
+                            STATUS" of a fresh connection, then after SECONDS
+                            "408s K of N" (how many were answered 408)
+  reuse PORT PAUSE          GET /healthz, PAUSE s idle, GET /v1/databases on the
+                            same connection; prints both status lines
   jsonlines FILE            every line of FILE is UTF-8 JSON (exit 1 if not)
 """
 import json
@@ -95,6 +103,27 @@ def first_answer(s):
         sys.exit("the first answer: " + head.decode("latin1"))
 
 
+def read_answer(s):
+    """Reads one answer with a Content-Length from s; returns its status line."""
+    got = b""
+    while b"\r\n\r\n" not in got:
+        d = s.recv(65536)
+        if not d:
+            return "closed"
+        got += d
+    head, rest = got.split(b"\r\n\r\n", 1)
+    length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    while len(rest) < length:
+        rest += s.recv(65536)
+    return head.split(b"\r\n", 1)[0].decode("latin1")
+
+
+def proc_status(pid):
+    """The server's thread count and resident memory (KB)."""
+    f = dict(l.split(":", 1) for l in open("/proc/%s/status" % pid).read().splitlines() if ":" in l)
+    return "threads %s rss %s" % (f["Threads"].strip(), f["VmRSS"].strip().split()[0])
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "slow":
@@ -142,6 +171,42 @@ def main():
         first_answer(s)
         s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n")
         until_closed(s, secs, lambda s: s.sendall(b"X-a: b\r\n"))
+    elif cmd == "kept":
+        port, pid, n, secs = int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), float(sys.argv[5])
+        socks = [connect(port, "127.0.%d.%d" % (1 + i // 200, 10 + i % 200), timeout=30) for i in range(n)]
+        for s in socks:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        for s in socks:
+            status = read_answer(s)
+            if not status.startswith("HTTP/1.1 200"):
+                sys.exit("a first answer: " + status)
+        for s in socks:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: lo")
+        time.sleep(1.5)
+        print(proc_status(pid))
+        print("healthz %s" % status_of(port))
+        t0 = time.time()
+        while time.time() - t0 < secs:
+            time.sleep(0.5)
+            for s in socks:
+                try:
+                    s.send(b"c")
+                except OSError:
+                    pass
+        got = 0
+        for s in socks:
+            s.settimeout(5)
+            got += read_all(s).startswith(b"HTTP/1.1 408")
+            s.close()
+        print("408s %d of %d" % (got, n))
+    elif cmd == "reuse":
+        port, pause = int(sys.argv[2]), float(sys.argv[3])
+        s = connect(port)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        print(read_answer(s))
+        time.sleep(pause)
+        s.sendall(b"GET /v1/databases HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        print(read_answer(s))
     elif cmd == "jsonlines":
         bad = 0
         for no, line in enumerate(open(sys.argv[2], "rb").read().splitlines(), 1):

@@ -74,6 +74,22 @@ sleep 1.5
 req GET /healthz; is 200 "/healthz answers again once the slow ones are cut"
 serve_stop
 
+# keep-alive connections waiting for their next head hold no thread (attack4
+# F8): 300 of them, each trickling half a second head, leave the server a
+# handful of threads; each still gets its 408 at the deadline, and a client
+# idle between two requests keeps its connection
+serve_start "$T/kept.log" --db shop="$SAMPLE_DB" --request-timeout-s 3 --max-connections-per-ip 200
+R=$($PY kept "$(port_of)" "$SV_PID" 300 2)
+TH=$(printf '%s' "$R" | sed -n 's/^threads \([0-9]*\) .*/\1/p')
+[ -n "$TH" ] && [ "$TH" -lt 60 ] && ok "300 trickling keep-alive connections: $TH threads ($R)" || bad "kept connections: $R"
+contains "$R" "healthz 200" "/healthz answers meanwhile"
+contains "$R" "408s 300 of 300" "each trickled head gets 408 at the deadline"
+R=$($PY reuse "$(port_of)" 0.8)
+[ "$(printf '%s' "$R" | grep -c '^HTTP/1.1 200')" = 2 ] && ok "a connection idle 0.8 s between requests is kept and answered" || bad "reuse: $R"
+R=$(grep -v -E '^convbi serve: (listening on |GET /[a-z0-9/]* [0-9]{3} |\(connection\) 408 )' "$T/kept.log")
+[ -z "$R" ] && ok "the log has the requests and the 408s, nothing from libmicrohttpd" || bad "other log lines: ${R:0:300}"
+serve_stop
+
 # ---- 13: long targets, bad Content-Length: one JSON error ---------------------------------
 serve_start "$T/head.log" --db shop="$SAMPLE_DB"
 P=$(port_of)
