@@ -309,14 +309,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		/* the door checks each next request of a kept connection; one it
 		 * could not see (HTTP/1.0 keep-alive, a pipelined one) closes */
 		const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
-		req->keep = !strcmp(version, MHD_HTTP_VERSION_1_1) && !(connection && strcasestr(connection, "close")) &&
-		            door_request_tracked(s->door, conn);
+		int keep = !strcmp(version, MHD_HTTP_VERSION_1_1) && !(connection && strcasestr(connection, "close")) &&
+		           door_request_tracked(s->door, conn);
+		/* a refusal queued now, before any body is read, makes libmicrohttpd
+		 * close the connection after it: it says so (keep 0), and the door
+		 * does not wait for a next request (the client would see no end) */
 		if (target_nul) {
 			target_nul = 0;
 			respond_error(req, 400, "bad_request", "the request target holds %00 (a NUL byte); remove it");
 			req->refused = 1;
 		} else if (refuse(s, req, method, url)) {
 			req->refused = 1;
+		} else {
+			req->keep = keep;
 		}
 		return MHD_YES;
 	}

@@ -25,6 +25,9 @@ addresses, malformed heads), and a strict check that output is UTF-8 JSON.
                             "408s K of N" (how many were answered 408)
   reuse PORT PAUSE          GET /healthz, PAUSE s idle, GET /v1/databases on the
                             same connection; prints both status lines
+  ends PORT FILE            send FILE's bytes (a keep-alive request), read 3 s at
+                            most; prints the status line and "EOF" when the
+                            server closed the connection, else "open"
   jsonlines FILE            every line of FILE is UTF-8 JSON (exit 1 if not)
 """
 import json
@@ -207,6 +210,21 @@ def main():
         time.sleep(pause)
         s.sendall(b"GET /v1/databases HTTP/1.1\r\nHost: localhost\r\n\r\n")
         print(read_answer(s))
+    elif cmd == "ends":
+        port = int(sys.argv[2])
+        s = connect(port, timeout=3)
+        s.sendall(open(sys.argv[3], "rb").read())
+        got, end = b"", "open"
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    end = "EOF"
+                    break
+                got += d
+        except (socket.timeout, ConnectionResetError):
+            pass
+        print(got.split(b"\r\n", 1)[0].decode("latin1"), end)
     elif cmd == "jsonlines":
         bad = 0
         for no, line in enumerate(open(sys.argv[2], "rb").read().splitlines(), 1):
