@@ -376,12 +376,34 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	door_request_end(s->door, conn, keep);
 }
 
+/* libmicrohttpd's own messages.  Those that repeat what the access line of
+ * the request says -- a client that left mid-answer ends the stream with an
+ * error, which libmicrohttpd reports twice -- are dropped; the rest are
+ * logged in serve's line format, tagged, on one line, with any token cut
+ * out (its messages quote no headers today; this keeps it so); its refusal
+ * of a malformed request becomes a "(connection)" line as the door's. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
+	static const char *const repeats[] = {"Closing connection (application error generating response)",
+	                                      "Application reported internal error, closing connection", NULL};
+	const struct server *s = cls;
 	char line[512];
 	vsnprintf(line, sizeof line, fmt, ap);
-	line[strcspn(line, "\n")] = '\0';
-	serve_log("%s", line);
+	line[strcspn(line, "\r\n")] = '\0';
+	for (int i = 0; repeats[i]; i++)
+		if (!strncmp(line, repeats[i], strlen(repeats[i])))
+			return;
+	static const char refused[] = "Error processing request (HTTP response code is ";
+	if (!strncmp(line, refused, sizeof refused - 1)) { /* it answered a malformed request itself, in HTML */
+		int status = atoi(line + sizeof refused - 1);
+		metrics_request(s->metrics, "(connection)", status, 0);
+		serve_log("(connection) %d libmicrohttpd: a malformed request; closing the connection", status);
+		return;
+	}
+	for (int i = 0; i < s->ntokens; i++)
+		for (char *t; s->tokens[i].len && (t = memmem(line, strlen(line), s->tokens[i].secret, s->tokens[i].len));)
+			memset(t, '*', s->tokens[i].len);
+	serve_log("libmicrohttpd: %s", line);
 }
 
 /* ---- binding ------------------------------------------------------------------- */
@@ -594,7 +616,7 @@ int serve_main(int argc, char **argv)
 	if (s->door)
 		d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
 		                             MHD_USE_ERROR_LOG | MHD_USE_POLL | MHD_USE_NO_LISTEN_SOCKET,
-		                     0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		                     0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
 		                     MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, door_notify,
 		                     s->door, MHD_OPTION_UNESCAPE_CALLBACK, unescape, NULL, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		                     (size_t)SERVE_CONN_MEMORY_BYTES, MHD_OPTION_CONNECTION_LIMIT,

@@ -104,6 +104,13 @@ contains "$M" 'convbi_questions_total{outcome="ECANCELED"} 1' "the disconnect ca
 sleep 0.5
 after=$(grep -c '"endpoint":"east"' "$T/requests.log")
 [ $((after - before)) -le 1 ] && ok "no model call after the client left ($((after - before)))" || bad "$((after - before)) model calls after the client left"
+lacks "$(cat "$T/serve.log")" "Closing connection" "libmicrohttpd's repeat of the early close is not logged (the access line says it)"
+lacks "$(cat "$T/serve.log")" "Application reported internal error" "nor its internal-error line"
+printf 'GET /healthz HTTP/9.9\r\nHost: localhost\r\n\r\n' > "$T/v99.req"
+python3 "$(dirname "$0")/serve_client.py" raw "${SV##*:}" "$T/v99.req" > /dev/null
+for _ in $(seq 40); do grep -q '(connection) 505' "$T/serve.log" && break; sleep 0.05; done
+contains "$(cat "$T/serve.log")" "convbi serve: (connection) 505 libmicrohttpd: a malformed request" "libmicrohttpd's own refusal is one line in the log's format"
+lacks "$(cat "$T/serve.log")" "<html>" "without its HTML"
 
 # The same for a JSON answer, in the middle of a model call: the question
 # ends long before the 8 s model reply would have come.
