@@ -229,15 +229,19 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
 	return r;
 }
 
-static int take_slot(struct server *s)
+/* Takes a question slot for tok; NULL, or the tool error saying why not. */
+static cJSON *take_slot(struct server *s, int tok)
 {
-	if (atomic_load(&s->draining))
-		return -1;
-	if (atomic_fetch_add(&s->questions_running, 1) >= s->cfg.max_questions) {
-		atomic_fetch_sub(&s->questions_running, 1);
-		return -1;
+	int why = server_slot_take(s, tok);
+	if (why == SERVE_SLOT_TOKEN_FULL) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "this token runs its share of --max-questions (%d at once); retry shortly",
+		         s->cfg.max_questions_per_token);
+		return tool_error(msg);
 	}
-	return 0;
+	return why ? tool_error(why == SERVE_SLOT_DRAINING ? "the server is shutting down; retry against another instance"
+	                                                   : "the server is busy (too many questions running); retry shortly")
+	           : NULL;
 }
 
 /* ask's today and candidates into ao; NULL, or what is wrong with them. */
@@ -295,10 +299,8 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		sessions_release(m->s->sessions, ss);
 		return tool_error("this conversation is answering another question; wait for it");
 	}
-	if (take_slot(m->s)) {
-		r = tool_error("the server is busy (too many questions running); retry shortly");
+	if ((r = take_slot(m->s, tok)))
 		goto done;
-	}
 	int rc = ss->conv ? CONVBI_OK : convbi_session_new(&ss->conv, ss->db->engine);
 	if (rc) {
 		r = tool_error(ss->conv ? convbi_session_errmsg(ss->conv) : convbi_errstr(rc));
@@ -317,7 +319,7 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		r = a ? answer_result(a, rc, ss->id) : tool_error(convbi_errstr(rc));
 		convbi_answer_free(a);
 	}
-	atomic_fetch_sub(&m->s->questions_running, 1);
+	server_slot_give(m->s, tok);
 done:
 	sessions_end(m->s->sessions, ss);
 	sessions_release(m->s->sessions, ss);
@@ -335,8 +337,9 @@ static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args, struct mcp
 	struct serve_db *db = tool_db(m, tok, args, why, sizeof why);
 	if (!db)
 		return tool_error(why);
-	if (take_slot(m->s))
-		return tool_error("the server is busy (too many questions running); retry shortly");
+	cJSON *busy = take_slot(m->s, tok);
+	if (busy)
+		return busy;
 	convbi_session *conv = NULL;
 	convbi_answer *a = NULL;
 	int rc = convbi_session_new(&conv, db->engine);
@@ -350,7 +353,7 @@ static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args, struct mcp
 	cJSON *r = a ? answer_result(a, rc, NULL) : tool_error(conv ? convbi_session_errmsg(conv) : convbi_errstr(rc));
 	convbi_answer_free(a);
 	convbi_session_free(conv);
-	atomic_fetch_sub(&m->s->questions_running, 1);
+	server_slot_give(m->s, tok);
 	return r;
 }
 

@@ -148,24 +148,23 @@ static struct serve_db *usable_db(struct server *s, struct request *req, const c
 	return db;
 }
 
-/* Takes a concurrent-question slot; 0, or queues a 503 and returns -1. */
+/* Takes a concurrent-question slot for the request's token; 0, or queues
+ * a 503 and returns -1. */
 static int take_slot(struct server *s, struct request *req, enum MHD_Result *res)
 {
-	if (atomic_load(&s->draining)) {
+	int why = server_slot_take(s, req->token);
+	if (why == SERVE_SLOT_DRAINING) {
 		*res = respond_error(req, 503, "draining", "the server is shutting down; retry against another instance");
-		return -1;
-	}
-	if (atomic_fetch_add(&s->questions_running, 1) >= s->cfg.max_questions) {
-		atomic_fetch_sub(&s->questions_running, 1);
+	} else if (why == SERVE_SLOT_TOKEN_FULL) {
+		char msg[200];
+		snprintf(msg, sizeof msg,
+		         "this token runs its share of --max-questions (%d at once); retry after the Retry-After seconds",
+		         s->cfg.max_questions_per_token);
+		*res = respond_error(req, 503, "busy", msg);
+	} else if (why) {
 		*res = respond_error(req, 503, "busy", "too many questions are running; retry after the Retry-After seconds");
-		return -1;
 	}
-	return 0;
-}
-
-static void give_slot(struct server *s)
-{
-	atomic_fetch_sub(&s->questions_running, 1);
+	return why ? -1 : 0;
 }
 
 /* ---- sessions and questions ------------------------------------------------- */
@@ -322,8 +321,8 @@ static void sse_free(void *cls)
 	question_cancel(x->q); /* a no-op when it finished */
 	question_free(x->q);
 	sessions_end(x->s->sessions, x->ss);
+	server_slot_give(x->s, x->ss->token); /* the session is its token's */
 	sessions_release(x->s->sessions, x->ss);
-	give_slot(x->s);
 	free(x);
 }
 
@@ -413,13 +412,13 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		watch_remove(&w);
 		res = atomic_load(&w.gone) ? (req->status = 499, MHD_NO) : respond_answer(req, rc, json);
 		free(json);
-		give_slot(s);
+		server_slot_give(s, req->token);
 		sessions_end(s->sessions, ss);
 		goto done;
 	}
 	struct question *q = question_start(s, ss, question, hint, &ao, sse);
 	if (!q) {
-		give_slot(s);
+		server_slot_give(s, req->token);
 		sessions_end(s->sessions, ss);
 		res = respond_error(req, 500, "ENOMEM", "out of memory; try again");
 		goto done;
@@ -432,7 +431,7 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 			question_cancel(q);
 			question_free(q);
 			free(x);
-			give_slot(s);
+			server_slot_give(s, req->token);
 			sessions_end(s->sessions, ss);
 			res = MHD_NO;
 			goto done;
@@ -508,7 +507,7 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 	free(json);
 	convbi_answer_free(a);
 	convbi_session_free(conv);
-	give_slot(s);
+	server_slot_give(s, req->token);
 done:
 	cJSON_Delete(o);
 	return res;

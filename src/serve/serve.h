@@ -64,7 +64,8 @@ struct serve_db {
 struct serve_token {
 	char secret[SERVE_TOKEN_MAX_BYTES];
 	size_t len;
-	char *dbs; /* owned: " a b " (space-delimited names), NULL = every database */
+	char *dbs;          /* owned: " a b " (space-delimited names), NULL = every database */
+	atomic_int running; /* its questions and SQL runs now (server_slot_take) */
 };
 
 struct serve_config {
@@ -75,6 +76,7 @@ struct serve_config {
 	int review, max_repairs, row_cap, sql_timeout_ms;
 	int sql_memory_mb, sql_temp_mb; /* one statement's budgets, -1 = default */
 	int max_questions;              /* concurrent questions */
+	int max_questions_per_token;    /* with two tokens or more: max_questions / tokens, at least 1; 0 = none */
 	int max_sessions;
 	int max_sessions_per_token; /* with two tokens or more: max_sessions / tokens, at least 1 */
 	int session_idle_s;
@@ -173,6 +175,14 @@ struct serve_db *server_db_for(struct server *s, int tok, const char *name);
  * when the server is canceling (Ctrl-C). */
 void server_run_begin(struct server *s, struct serve_run *r, convbi_session *conv);
 void server_run_end(struct server *s, struct serve_run *r);
+/* Takes a concurrent-question slot (a question or a SQL run) for token
+ * index tok (-1 = no auth): SERVE_SLOT_OK, or why not -- the server is
+ * draining, --max-questions run, or (two tokens or more) the token runs its
+ * share, max_questions_per_token.  Only atomics: no lock, no system call.
+ * server_slot_give returns it (same tok). */
+enum { SERVE_SLOT_OK, SERVE_SLOT_DRAINING, SERVE_SLOT_BUSY, SERVE_SLOT_TOKEN_FULL };
+int server_slot_take(struct server *s, int tok);
+void server_slot_give(struct server *s, int tok);
 
 /* ---- sessions ----------------------------------------------------------- */
 #define SESSION_ID_BYTES 32 /* hex characters */

@@ -513,6 +513,31 @@ void server_run_end(struct server *s, struct serve_run *r)
 	pthread_mutex_unlock(&s->runs_lock);
 }
 
+int server_slot_take(struct server *s, int tok)
+{
+	if (atomic_load(&s->draining))
+		return SERVE_SLOT_DRAINING;
+	int share = tok >= 0 ? s->cfg.max_questions_per_token : 0;
+	if (share && atomic_fetch_add(&s->tokens[tok].running, 1) >= share) {
+		atomic_fetch_sub(&s->tokens[tok].running, 1);
+		return SERVE_SLOT_TOKEN_FULL;
+	}
+	if (atomic_fetch_add(&s->questions_running, 1) >= s->cfg.max_questions) {
+		atomic_fetch_sub(&s->questions_running, 1);
+		if (share)
+			atomic_fetch_sub(&s->tokens[tok].running, 1);
+		return SERVE_SLOT_BUSY;
+	}
+	return SERVE_SLOT_OK;
+}
+
+void server_slot_give(struct server *s, int tok)
+{
+	atomic_fetch_sub(&s->questions_running, 1);
+	if (tok >= 0 && s->cfg.max_questions_per_token)
+		atomic_fetch_sub(&s->tokens[tok].running, 1);
+}
+
 /* Interrupts every run; returns how many there are.  Called again and
  * again while they end: an ask or run_sql forgets an interrupt that
  * arrived just before it began. */
@@ -605,9 +630,10 @@ int serve_main(int argc, char **argv)
 		return rc;
 	}
 	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
-	if (s->sessions && s->ntokens >= 2) { /* one tenant may not take every session */
+	if (s->sessions && s->ntokens >= 2) { /* one tenant may not take every session, nor every question slot */
 		s->cfg.max_sessions_per_token = c.max_sessions / s->ntokens > 0 ? c.max_sessions / s->ntokens : 1;
 		sessions_set_token_cap(s->sessions, s->cfg.max_sessions_per_token);
+		s->cfg.max_questions_per_token = c.max_questions / s->ntokens > 0 ? c.max_questions / s->ntokens : 1;
 	}
 	s->metrics = metrics_new();
 	struct MHD_Daemon *d = NULL;
