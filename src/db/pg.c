@@ -25,7 +25,10 @@
  *
  * Passwords: libpq reads them from the target, PGPASSWORD or ~/.pgpass;
  * convbi never stores or prints one.  db_describe rebuilds the target
- * from PQconninfoParse without the password.
+ * from PQconninfoParse without the password.  A failed connection names
+ * only the database (its dbname) and libpq's reason without the host,
+ * port or user it quotes: the message may reach an API client of `convbi
+ * serve`, which logs the target (db_describe) for its operator instead.
  *
  * Server messages become ESQL with the position ("... at character 17
  * near `FORM x`") so the repair loop can point the model at it;
@@ -152,6 +155,42 @@ static void first_line(char *dst, size_t cap, const char *msg)
 	dst[n] = '\0';
 }
 
+/* libpq's reason a connection failed, for a message a client may read:
+ * its first line without the "connection to server at "HOST", port N
+ * failed: " (or "on socket ...") lead, the FATAL decoration, or a quoted
+ * name (a host, a user, a database) -- "password authentication failed",
+ * "Connection refused", "database does not exist". */
+static void reason_of(char *dst, size_t cap, const char *msg)
+{
+	char line[300];
+	first_line(line, sizeof line, msg);
+	const char *r = line, *failed = strstr(line, " failed: ");
+	if (!strncmp(line, "connection to server ", 21) && failed)
+		r = failed + 9;
+	if (!strncmp(r, "FATAL:  ", 8))
+		r += 8;
+	size_t n = 0;
+	for (; *r && n + 1 < cap; r++) {
+		if (*r == '"') { /* a quoted name: left out, with the blank before it */
+			const char *close = strchr(r + 1, '"');
+			if (close) {
+				while (n && dst[n - 1] == ' ')
+					n--;
+				r = close;
+				continue;
+			}
+		}
+		dst[n++] = *r;
+	}
+	dst[n] = '\0';
+	static const char for_user[] = " for user"; /* "... failed for user" once the name is gone */
+	size_t k = sizeof for_user - 1;
+	if (n >= k && !strcmp(dst + n - k, for_user))
+		dst[n - k] = '\0';
+	if (!dst[0])
+		snprintf(dst, cap, "no reason given");
+}
+
 static int connect_conn(struct pg *p, const char *describe, struct err *err)
 {
 	/* later keywords override the target's; connect_timeout comes first
@@ -163,14 +202,16 @@ static int connect_conn(struct pg *p, const char *describe, struct err *err)
 		return err_set(err, CONVBI_ENOMEM, "out of memory connecting to `%s`", describe);
 	if (PQstatus(p->conn) != CONNECTION_OK) {
 		char why[300];
-		first_line(why, sizeof why, PQerrorMessage(p->conn));
+		reason_of(why, sizeof why, PQerrorMessage(p->conn));
+		const char *name = PQdb(p->conn) && *PQdb(p->conn) ? PQdb(p->conn) : "?";
 		if (PQconnectionNeedsPassword(p->conn))
 			return err_set(err, CONVBI_EDB,
-			               "database `%s` needs a password; set PGPASSWORD, add it to ~/.pgpass or to the URI",
-			               describe);
+			               "database `%.63s` needs a password; set PGPASSWORD, add it to ~/.pgpass or to the URI",
+			               name);
 		return err_set(err, CONVBI_EDB,
-		               "cannot connect to database `%s` (%s); check the host, port, user and database name", describe,
-		               why);
+		               "cannot connect to database `%.63s` (%s); check that PostgreSQL runs and the target's host, "
+		               "port, user and password",
+		               name, why);
 	}
 	p->cancel = PQgetCancel(p->conn);
 	if (!p->cancel)

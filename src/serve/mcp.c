@@ -303,7 +303,9 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		goto done;
 	int rc = ss->conv ? CONVBI_OK : convbi_session_new(&ss->conv, ss->db->engine);
 	if (rc) {
-		r = tool_error(ss->conv ? convbi_session_errmsg(ss->conv) : convbi_errstr(rc));
+		const char *failed = ss->conv ? convbi_session_errmsg(ss->conv) : convbi_errstr(rc);
+		server_db_failed(ss->db, rc, failed);
+		r = tool_error(failed);
 		convbi_session_free(ss->conv);
 		ss->conv = NULL;
 	} else {
@@ -350,7 +352,9 @@ static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args, struct mcp
 		cancel_attach(cancel, NULL);
 		server_run_end(m->s, &run);
 	}
-	cJSON *r = a ? answer_result(a, rc, NULL) : tool_error(conv ? convbi_session_errmsg(conv) : convbi_errstr(rc));
+	const char *failed = a ? convbi_answer_errmsg(a) : conv ? convbi_session_errmsg(conv) : convbi_errstr(rc);
+	server_db_failed(db, rc, failed);
+	cJSON *r = a ? answer_result(a, rc, NULL) : tool_error(failed);
 	convbi_answer_free(a);
 	convbi_session_free(conv);
 	server_slot_give(m->s, tok);

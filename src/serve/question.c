@@ -169,7 +169,9 @@ int question_open(struct serve_session *ss, char **err_json)
 		return CONVBI_OK;
 	int rc = convbi_session_new(&ss->conv, ss->db->engine);
 	if (rc) {
-		*err_json = serve_json_error(convbi_errname(rc), ss->conv ? convbi_session_errmsg(ss->conv) : convbi_errstr(rc));
+		const char *why = ss->conv ? convbi_session_errmsg(ss->conv) : convbi_errstr(rc);
+		server_db_failed(ss->db, rc, why);
+		*err_json = serve_json_error(convbi_errname(rc), why);
 		convbi_session_free(ss->conv);
 		ss->conv = NULL;
 	}

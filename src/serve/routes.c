@@ -498,12 +498,11 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 		convbi_answer_json(a, &json);
 	if (!rc)
 		res = respond_json(req, 200, json);
-	else
-		res = respond_failed_answer(req, rc,
-		                            a      ? convbi_answer_errmsg(a)
-		                            : conv ? convbi_session_errmsg(conv)
-		                                   : convbi_errstr(rc),
-		                            json);
+	else {
+		const char *why = a ? convbi_answer_errmsg(a) : conv ? convbi_session_errmsg(conv) : convbi_errstr(rc);
+		server_db_failed(db, rc, why);
+		res = respond_failed_answer(req, rc, why, json);
+	}
 	free(json);
 	convbi_answer_free(a);
 	convbi_session_free(conv);

@@ -175,6 +175,10 @@ struct serve_db *server_db_for(struct server *s, int tok, const char *name);
  * when the server is canceling (Ctrl-C). */
 void server_run_begin(struct server *s, struct serve_run *r, convbi_session *conv);
 void server_run_end(struct server *s, struct serve_run *r);
+/* Logs, for the operator, a database failure (CONVBI_EDB: it cannot be
+ * reached) with the database's target (host, port, user; never a
+ * password), which the client's message leaves out.  Other codes: nothing. */
+void server_db_failed(const struct serve_db *db, int rc, const char *message);
 /* Takes a concurrent-question slot (a question or a SQL run) for token
  * index tok (-1 = no auth): SERVE_SLOT_OK, or why not -- the server is
  * draining, --max-questions run, or (two tokens or more) the token runs its

@@ -513,6 +513,12 @@ void server_run_end(struct server *s, struct serve_run *r)
 	pthread_mutex_unlock(&s->runs_lock);
 }
 
+void server_db_failed(const struct serve_db *db, int rc, const char *message)
+{
+	if (rc == CONVBI_EDB)
+		serve_log("database `%s` at %s: %s", db->name, convbi_engine_database(db->engine), message);
+}
+
 int server_slot_take(struct server *s, int tok)
 {
 	if (atomic_load(&s->draining))

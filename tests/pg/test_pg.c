@@ -520,7 +520,10 @@ static void passwords_come_from_pgpassword_or_pgpass_and_are_never_printed(void 
 	snprintf(wrong, sizeof wrong, "postgresql://reader:Wr0ng-Pa55@127.0.0.1:%s/shop", env.port);
 	assert_int_equal(db_open(&d, wrong, NULL, &e), CONVBI_EDB);
 	assert_null(strstr(e.msg, "Wr0ng-Pa55"));
-	assert_non_null(strstr(e.msg, "password authentication failed"));
+	assert_non_null(strstr(e.msg, "cannot connect to database `shop` (password authentication failed)"));
+	assert_null(strstr(e.msg, "reader")); /* no user, host or port: the message may reach a client */
+	assert_null(strstr(e.msg, "127.0.0.1"));
+	assert_null(strstr(e.msg, env.port));
 	char kv[600];
 	snprintf(kv, sizeof kv, "host=127.0.0.1 port=%s dbname=shop user=reader password=Wr0ng-Pa55", env.port);
 	assert_int_equal(db_target_kind(kv), DB_POSTGRES);

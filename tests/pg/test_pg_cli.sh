@@ -96,6 +96,32 @@ contains "$ERR" 'database `bad`: cannot connect' "names the database"
 expect_code 2 "an unnamed target without a database name" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" \
   --db "postgresql://owner:Wr0ng-Pa55@127.0.0.1:$PGPORT"
 contains "$ERR" "database name is not 1-63 letters, digits, '_' or '-'; write --db NAME=TARGET" "asks for a name"
+# PostgreSQL going away under a running serve (a relay to it killed): the
+# clients read the reason without host, port or user; the operator's log
+# names the target (never the password)
+python3 "$SOURCE_DIR/tests/pg/pg_proxy.py" "$T/proxy.port" "$PGPORT" &
+PROXY=$!
+for _ in $(seq 100); do [ -s "$T/proxy.port" ] && break; sleep 0.05; done
+PP=$(cat "$T/proxy.port")
+serve_start "$T/down.log" --db down="host=127.0.0.1 port=$PP dbname=shop user=owner password=$SECRET"
+req POST /v1/sessions -d '{"db":"down"}'; is 201 "a session on PostgreSQL through the relay"
+sid=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+kill "$PROXY"; wait "$PROXY" 2>/dev/null
+printf '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_sql","arguments":{"db":"down","sql":"SELECT 1"}}}' > "$T/down_mcp.json"
+for how in sql question mcp; do
+  case $how in
+    sql) req POST /v1/sql -d '{"db":"down","sql":"SELECT 1 AS x"}';;
+    question) req POST "/v1/sessions/$sid/questions" -d '{"question":"how many customers?"}';;
+    mcp) req POST /mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' --data-binary @"$T/down_mcp.json";;
+  esac
+  contains "$BODY" 'cannot connect to database `shop` (Connection refused)' "$how with PostgreSQL down: the reason"
+  lacks "$BODY" "127.0.0.1" "$how: no host"
+  lacks "$BODY" "$PP" "$how: no port"
+  lacks "$BODY" "owner" "$how: no user"
+done
+serve_stop
+contains "$(cat "$T/down.log")" "database \`down\` at postgresql://owner@127.0.0.1:$PP/shop: cannot connect to database \`shop\` (Connection refused)" "the operator's log names the target"
+lacks "$(cat "$T/down.log")" "$SECRET" "but not its password"
 
 # the value index on PostgreSQL: 'Cork' is one customer's city, not among
 # pg_stats' frequent values the plain schema text shows
