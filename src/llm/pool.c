@@ -37,11 +37,13 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "convbi/convbi.h"
 #include "util/alloc.h"
+#include "util/secret.h"
 
 struct pool_tier {
 	uint64_t members; /* endpoints in this tier */
@@ -57,6 +59,7 @@ struct pool {
 	uint8_t *cycle;                                                 /* owned: every tier's cycle */
 	unsigned char key_id[POOL_MAX_ENDPOINTS][SHA256_DIGEST_LENGTH]; /* SHA-256 of identity and key: never shared */
 	unsigned char has_key[POOL_MAX_ENDPOINTS];                      /* key_id set */
+	char *labels[POOL_MAX_ENDPOINTS]; /* owned: "endpoint NAME (URL)", the state's messages name slots by them */
 };
 
 /* Endpoint sets travel as 64-bit masks, bit i = endpoint i. */
@@ -291,6 +294,25 @@ int pool_shape(struct state_shape *out, const struct pool_ep_cfg *eps, size_t n,
 	return CONVBI_OK;
 }
 
+/* "endpoint NAME (URL)" for c, the URL shown without its secrets (an
+ * identity is "url|deployment|model"); "endpoint NAME" when it has none.
+ * NULL when out of memory. */
+static char *ep_label(const struct pool_ep_cfg *c)
+{
+	char url[512] = "", raw[512];
+	size_t n = strcspn(c->identity, "|");
+	if (strcmp(c->identity, c->name) && n > 0 && n < sizeof raw) {
+		memcpy(raw, c->identity, n);
+		raw[n] = 0;
+		secret_url_shown(url, sizeof url, raw);
+	}
+	size_t cap = strlen(c->name) + strlen(url) + 16;
+	char *out = xmalloc(cap);
+	if (out)
+		snprintf(out, cap, url[0] ? "endpoint %s (%s)" : "endpoint %s", c->name, url);
+	return out;
+}
+
 /* Builds everything but the state: copies, tiers, cycles. */
 static int pool_build(struct pool **out, const struct pool_ep_cfg *eps, size_t n, struct err *err)
 {
@@ -309,7 +331,7 @@ static int pool_build(struct pool **out, const struct pool_ep_cfg *eps, size_t n
 		p->eps[i].name = xstrdup(eps[i].name ? eps[i].name : eps[i].identity);
 		p->eps[i].identity = xstrdup(eps[i].identity ? eps[i].identity : eps[i].name);
 		total += (size_t)eps[i].weight;
-		if (!p->eps[i].name || !p->eps[i].identity)
+		if (!p->eps[i].name || !p->eps[i].identity || !(p->labels[i] = ep_label(&p->eps[i])))
 			goto nomem;
 	}
 	p->cycle = xmalloc(total);
@@ -349,6 +371,7 @@ int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, 
 		return rc;
 	}
 	(*out)->st = st;
+	state_set_labels(st, (const char *const *)(*out)->labels);
 	return CONVBI_OK;
 }
 
@@ -380,6 +403,7 @@ void pool_close(struct pool *p)
 		return;
 	state_close(p->st);
 	for (size_t i = 0; i < p->n; i++) {
+		free(p->labels[i]);
 		free((char *)p->eps[i].name);
 		free((char *)p->eps[i].identity);
 	}

@@ -24,18 +24,24 @@
  *      check the path still names it, build a temp file and rename() it
  *      over, warn once.  A racing rebuilder finds the path renamed and
  *      starts over.
- *   4. Anything else is never touched: a symbolic link, a FIFO, a device
+ *   4. A valid file of another endpoint set (another configuration
+ *      sharing the path) is left whole: this set's state lives beside it,
+ *      at <path>.<16 hex digits of the set hash> (opened by steps 1-5), as
+ *      Redis keys each set's hash by the set hash -- so configurations
+ *      that alternate on one path never wipe each other's cooldowns,
+ *      learned rates or spending.
+ *   5. Anything else is never touched: a symbolic link, a FIFO, a device
  *      or a directory (never even opened), a file of another user or one
  *      every user can write, one without our magic, one of a newer
- *      version, or one of another endpoint set that holds spending of
- *      this month (another configuration sharing the path, whose budget a
- *      rebuild would hand out again).  The
+ *      version, or (at the keyed path, so only by a hash collision) one of
+ *      another endpoint set that holds spending of this month.  The
  *      open fails with a message that says so (CONVBI_ECONFIG when the
  *      path was configured, CONVBI_ESTATE for the default path, where
  *      state_open falls back to in-process state).
  * A file is therefore never seen half-built: its header is written before
- * it has a name.  Temp files of a process killed mid-build are left
- * behind (named <path>.<pid>.<n>.tmp) but never used.
+ * it has a name.  Temp files (<path>.<pid>.<n>.tmp) of a process killed
+ * mid-build are never used, and each open removes those of ours whose
+ * process is gone and that are older than STATE_TMP_STALE_S (clean_stale).
  *
  * A file changed under a process that has it mapped (truncated with
  * `: > FILE` or `truncate`, removed, replaced) must not crash it: touching
@@ -56,14 +62,17 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <signal.h>
+#include <dirent.h>
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "convbi/convbi.h"
@@ -78,10 +87,12 @@ _Static_assert(sizeof(struct state_slot) == 8 * STATE_LINE, "a slot is eight lin
 _Static_assert(sizeof(struct state_spend_line) == STATE_LINE, "the set's spending is one line");
 _Static_assert(sizeof(struct state_counter) == STATE_LINE, "a counter is one line");
 
-#define STATE_OPEN_TRIES 8   /* races lost in a row before giving up */
-#define STATE_REFUSED (-1)   /* open_once: the path holds a file that is not ours */
-#define STATE_OTHER_SET (-2) /* ... one of ours holding another endpoint set's spending */
-#define STATE_OPEN_ALL (-3)  /* ... one every user can write */
+#define STATE_OPEN_TRIES 8    /* races lost in a row before giving up */
+#define STATE_REFUSED (-1)    /* open_once: the path holds a file that is not ours */
+#define STATE_OTHER_SET (-2)  /* ... one of ours holding another endpoint set's spending */
+#define STATE_OPEN_ALL (-3)   /* ... one every user can write */
+#define STATE_OTHER_KEPT (-4) /* ... a valid one of another endpoint set, left whole (open_keyed) */
+#define STATE_TMP_STALE_S 60  /* a temp file this old whose process is gone is a leftover */
 
 /* Where each field lives in state_slot.word[]: line 0 for what picks
  * read, line 1 for the budgets, line 2 for the statistics. */
@@ -104,7 +115,8 @@ struct state_shm {
 	struct state_counter *counters; /* into map: n_tiers */
 	struct state_slot *slots;       /* into map: n_slots */
 	struct state_spend_line *set;   /* into map: the whole set's spending */
-	char *path;                     /* owned; NULL for "memory" */
+	char *path;                     /* owned; NULL for "memory": the file in use (keyed: open_keyed) */
+	char *path_was;                 /* owned: the path before a reopen moved to the keyed one, or NULL */
 	/* The file backend's watch over its file (see the top). */
 	unsigned char *fixed_at;  /* map_fd maps here (MAP_FIXED) when set: a reopen */
 	dev_t dev;                /* the mapped file */
@@ -334,7 +346,7 @@ static void shm_load(struct state *st, unsigned ep, int64_t now_ms, int windows,
 		out->f[f] = atomic_load_explicit(&s->word[field_word[f]], memory_order_acquire);
 	const char *bad = state_snap_problem(out, now_ms);
 	if (bad) {
-		state_damage_warn(&m->damaged, m->path ? m->path : "in-process", ep, bad);
+		state_damage_warn(st, &m->damaged, m->path ? m->path : "in-process", ep, bad);
 		slot_fresh(s);
 		for (int f = 0; f < STATE_NFIELDS; f++)
 			out->f[f] = atomic_load_explicit(&s->word[field_word[f]], memory_order_acquire);
@@ -544,6 +556,7 @@ static void shm_close(struct state *st)
 	if (m->map)
 		munmap(m->map, m->map_size);
 	free(m->path);
+	free(m->path_was);
 	free(m);
 }
 
@@ -771,9 +784,10 @@ static int same_file(const char *path, const struct stat *st)
 /* One pass of the open protocol (see the top of the file).  Returns 0 when
  * m is mapped, EAGAIN when a race was lost and the caller should retry,
  * STATE_REFUSED when the path holds a file that is not ours (*what says
- * what it is), or an errno for a location that cannot be used (*what names
- * the step). */
-static int open_once(struct state_shm *m, const char *path, const struct state_shape *s, const char **what)
+ * what it is), STATE_OTHER_KEPT (keep_other only) for a valid file of
+ * another endpoint set, or an errno for a location that cannot be used
+ * (*what names the step). */
+static int open_once(struct state_shm *m, const char *path, const struct state_shape *s, int keep_other, const char **what)
 {
 	char tmp[4096];
 	struct stat st;
@@ -818,6 +832,10 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 		*what = why;
 		return !strcmp(why, "writable by every user") ? STATE_OPEN_ALL : STATE_REFUSED;
 	}
+	if (!strcmp(why, "for another endpoint set") && keep_other) {
+		close(fd);
+		return STATE_OTHER_KEPT;
+	}
 	if (!strcmp(why, "for another endpoint set") && other_set_spent(fd, &st)) {
 		close(fd);
 		return STATE_OTHER_SET;
@@ -843,6 +861,94 @@ static int open_once(struct state_shm *m, const char *path, const struct state_s
 	if (!e && !m->fixed_at) /* a reopen says it in one line of its own */
 		log_warn("endpoint state file %s was %s; rebuilt it", path, why);
 	return e;
+}
+
+/* The keyed path of shape s beside path: <path>.<16 hex digits>.  Returns
+ * 0, or -1 when it does not fit in cap. */
+static int keyed_path(char *out, size_t cap, const char *path, const struct state_shape *s)
+{
+	int n = snprintf(out, cap, "%s.%016llx", path, (unsigned long long)s->set_hash);
+	return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+/* open_once at path, retrying lost races; where path holds another
+ * endpoint set's valid file, at its keyed path instead (the top, step 4).
+ * *used gets the path opened (path, or keyed, cap bytes). */
+static int open_keyed(struct state_shm *m, const char *path, const struct state_shape *s, const char **what, char *used,
+                      size_t cap)
+{
+	int e = EAGAIN;
+	snprintf(used, cap, "%s", path);
+	for (int i = 0; i < STATE_OPEN_TRIES && e == EAGAIN; i++) {
+		m->map = NULL;
+		e = open_once(m, path, s, 1, what);
+	}
+	if (e != STATE_OTHER_KEPT)
+		return e;
+	if (keyed_path(used, cap, path, s)) {
+		*what = "name";
+		return ENAMETOOLONG;
+	}
+	e = EAGAIN;
+	for (int i = 0; i < STATE_OPEN_TRIES && e == EAGAIN; i++) {
+		m->map = NULL;
+		e = open_once(m, used, s, 0, what);
+	}
+	return e;
+}
+
+/* Whether name is base.<pid>.<n>.tmp (build_temp's form); *pid gets pid. */
+static int tmp_of(const char *name, const char *base, long *pid)
+{
+	size_t bl = strlen(base);
+	if (strncmp(name, base, bl) || name[bl] != '.')
+		return 0;
+	const char *p = name + bl + 1, *q = p;
+	while (*q >= '0' && *q <= '9')
+		q++;
+	if (q == p || q - p > 10 || *q != '.')
+		return 0;
+	*pid = strtol(p, NULL, 10);
+	p = ++q;
+	while (*q >= '0' && *q <= '9')
+		q++;
+	return q > p && !strcmp(q, ".tmp") && *pid > 0;
+}
+
+/* Removes the temp files a killed build left beside path: ours (this
+ * user's regular files, never a link), named as build_temp names them,
+ * older than STATE_TMP_STALE_S, whose process is gone.  A live process's
+ * temp file is never touched (a build takes microseconds, so the age is
+ * a second guard, against a pid seen from another pid namespace). */
+static void clean_stale(const char *path)
+{
+	char dir[4096];
+	const char *slash = strrchr(path, '/');
+	const char *base = slash ? slash + 1 : path;
+	int n = slash ? snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) : snprintf(dir, sizeof dir, ".");
+	if (n < 0 || (size_t)n >= sizeof dir || !*base)
+		return;
+	if (!dir[0])
+		snprintf(dir, sizeof dir, "/");
+	DIR *d = opendir(dir);
+	if (!d)
+		return;
+	time_t now = time(NULL);
+	long pid;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		struct stat st;
+		if (!tmp_of(de->d_name, base, &pid) || pid == (long)getpid() || pid > INT32_MAX)
+			continue;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+		    st.st_uid != geteuid() || now - st.st_mtime < STATE_TMP_STALE_S)
+			continue;
+		if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		if (unlinkat(dirfd(d), de->d_name, 0) == 0)
+			log_info("endpoint state: removed %s/%s, left by a process that is gone", dir, de->d_name);
+	}
+	closedir(d);
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -888,9 +994,17 @@ int state_open_file(struct state **out, const char *path, const struct state_sha
 	m->path = copy;
 	m->guard = -1;
 	const char *what = "open";
-	int e = EAGAIN;
-	for (int i = 0; i < STATE_OPEN_TRIES && e == EAGAIN; i++)
-		e = open_once(m, path, shape, &what);
+	char used[4096];
+	int e = open_keyed(m, path, shape, &what, used, sizeof used);
+	if (strcmp(used, path)) { /* another endpoint set's file is at path: ours is keyed beside it */
+		free(m->path);
+		m->path = xstrdup(used);
+		if (!m->path) {
+			shm_close(&m->base);
+			return err_set(err, CONVBI_ENOMEM, "out of memory opening the endpoint state");
+		}
+		path = used;
+	}
 	int code = configured ? CONVBI_ECONFIG : CONVBI_ESTATE;
 	if (e == STATE_REFUSED || e == STATE_OTHER_SET || e == STATE_OPEN_ALL)
 		shm_close(&m->base);
@@ -916,6 +1030,7 @@ int state_open_file(struct state **out, const char *path, const struct state_sha
 			return err_set(err, CONVBI_ESTATE, "endpoint state file %s keeps changing under us", path);
 		return err_set(err, CONVBI_ESTATE, "cannot %s endpoint state file %s: %s", what, path, strerror(e));
 	}
+	clean_stale(path);
 	guard_add(m);
 	*out = &m->base;
 	return CONVBI_OK;
@@ -1006,10 +1121,16 @@ static void shm_recover(struct state_shm *m)
 	t.fixed_at = m->map;
 	t.guard = -1;
 	const char *what = "open";
-	int e = EAGAIN;
-	for (int i = 0; i < STATE_OPEN_TRIES && e == EAGAIN; i++) {
-		t.map = NULL;
-		e = open_once(&t, m->path, &m->base.shape, &what);
+	char used[4096];
+	int e = open_keyed(&t, m->path, &m->base.shape, &what, used, sizeof used);
+	if (e == 0 && t.map == m->map && strcmp(used, m->path) && !m->path_was) {
+		/* another endpoint set took the path meanwhile: on to our keyed one
+		 * (the old name stays allocated: other threads may be reading it) */
+		char *moved = xstrdup(used);
+		if (moved) {
+			m->path_was = m->path;
+			m->path = moved;
+		}
 	}
 	if (e == 0 && t.map == m->map) {
 		m->dev = t.dev;
@@ -1059,10 +1180,22 @@ const char *state_snap_problem(const struct state_snap *s, int64_t now_ms)
 	return NULL;
 }
 
-void state_damage_warn(_Atomic uint64_t *warned, const char *where, unsigned ep, const char *why)
+void state_set_labels(struct state *st, const char *const *labels)
+{
+	for (; st; st = st->under)
+		st->labels = labels;
+}
+
+void state_damage_warn(const struct state *st, _Atomic uint64_t *warned, const char *where, unsigned ep, const char *why)
 {
 	uint64_t bit = UINT64_C(1) << (ep % 64);
 	int first = !(atomic_fetch_or(warned, bit) & bit);
-	log_msg(first ? LOG_WARN : LOG_INFO, "endpoint state %s: endpoint %u held an impossible value (%s); cleared it", where,
-	        ep + 1, why);
+	char num[32];
+	const char *label = st && st->labels && st->labels[ep] ? st->labels[ep] : NULL;
+	if (!label) {
+		snprintf(num, sizeof num, "endpoint %u", ep + 1);
+		label = num;
+	}
+	log_msg(first ? LOG_WARN : LOG_INFO, "endpoint state %s: %s held an impossible value (%s); cleared it", where, label,
+	        why);
 }

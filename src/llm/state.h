@@ -194,8 +194,15 @@ struct state_ops {
 /* Every backend's struct begins with this. */
 struct state {
 	const struct state_ops *ops;
-	struct state_shape shape; /* what it was opened for */
+	struct state_shape shape;  /* what it was opened for */
+	const char *const *labels; /* per slot, "endpoint NAME (URL)" for messages; NULL = by number (borrowed) */
+	struct state *under;       /* a backend's own fallback state, labelled alike; NULL = none */
 };
+
+/* Names st's slots in its messages (state_set_labels' labels[ep], e.g.
+ * "endpoint a (https://x.openai.azure.com/)": never a key): borrowed, they
+ * must outlive st.  NULL goes back to "endpoint N". */
+void state_set_labels(struct state *st, const char *const *labels);
 
 struct state_cfg; /* llm/config.h */
 
@@ -238,10 +245,10 @@ void state_close(struct state *st);
 #define STATE_RATE_MAX INT64_C(10000000000) /* requests or tokens per minute */
 /* Why the slot s (loaded at now_ms) cannot be real, or NULL when it can. */
 const char *state_snap_problem(const struct state_snap *s, int64_t now_ms);
-/* Logs that slot ep of the state at where held why and was cleared:
- * a warning the first time for each slot of *warned (a state's own
- * bitmask), log_info after. */
-void state_damage_warn(_Atomic uint64_t *warned, const char *where, unsigned ep, const char *why);
+/* Logs that slot ep of st (at where) held why and was cleared, naming the
+ * endpoint by its label (state_set_labels): a warning the first time for
+ * each slot of *warned (a state's own bitmask), log_info after. */
+void state_damage_warn(const struct state *st, _Atomic uint64_t *warned, const char *where, unsigned ep, const char *why);
 
 /* What backs st now (st->ops->describe); "none" for NULL. */
 const char *state_describe(const struct state *st);

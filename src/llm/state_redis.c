@@ -978,7 +978,7 @@ static void rs_load(struct state *st, unsigned ep, int64_t now_ms, int windows, 
 			if (bad) { /* never used, never carried into the local state: cleared where it lives */
 				char where[600];
 				snprintf(where, sizeof where, "in Redis key %s", r->key);
-				state_damage_warn(&r->damaged, where, ep, bad);
+				state_damage_warn(st, &r->damaged, where, ep, bad);
 				rs_clear(st, ep);
 				for (int f = 0; f < STATE_NFIELDS; f++)
 					out->f[f] = fresh_value(f);
@@ -1330,6 +1330,7 @@ int state_open_redis(struct state **out, const struct state_redis_opts *o, const
 	r->base.ops = &redis_ops;
 	r->base.shape = *shape;
 	r->local = local;
+	r->base.under = local;
 	local = NULL;
 	r->port = u.port;
 	r->db = u.db;

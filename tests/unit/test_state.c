@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "convbi/convbi.h"
@@ -216,14 +217,13 @@ static void *valid_image(const char *path, size_t *n)
 	return img;
 }
 
-/* The first six are files of ours (rebuilt), the rest are not (left
+/* The first five are files of ours (rebuilt), the rest are not (left
  * alone): BAD_VERSION is a newer convbi's, BAD_OLDER an older one's, an
  * empty file is how a user clears one (`: > FILE`), BAD_SHORT one cut
  * inside its header. */
 enum bad_kind {
 	BAD_TRUNCATED,
 	BAD_CHECKSUM,
-	BAD_OTHER_SET,
 	BAD_OLDER,
 	BAD_EMPTY,
 	BAD_SHORT,
@@ -267,11 +267,6 @@ static void make_bad(const char *path, int kind)
 		h->set_hash ^= 1; /* one bit flipped, checksum left as was */
 		write_bytes(path, img, n);
 		break;
-	case BAD_OTHER_SET: {
-		struct pool *p = open_at(path, W123, 2);
-		pool_close(p);
-		break;
-	}
 	case BAD_SYMLINK: {
 		char target[700];
 		snprintf(target, sizeof target, "%s.target", path);
@@ -283,8 +278,8 @@ static void make_bad(const char *path, int kind)
 	free(img);
 }
 
-static const char *const bad_names[BAD_NKINDS] = {"truncated", "checksum", "other_set", "older",   "empty", "short",
-                                                  "foreign",   "version",  "garbage",   "symlink", "fifo"};
+static const char *const bad_names[BAD_NKINDS] = {"truncated", "checksum", "older",   "empty",   "short",
+                                                  "foreign",   "version",  "garbage", "symlink", "fifo"};
 
 static void bad_files_of_ours_are_rebuilt_with_one_warning(void **state)
 {
@@ -494,29 +489,102 @@ static void a_file_cut_or_replaced_under_a_process_is_followed_within_a_second(v
 	pool_close(p);
 }
 
-/* Another endpoint set's process rebuilt the path for its set: a process
- * of the first set keeps its own (now unnamed) file whole rather than
- * rebuilding the path back every second. */
-static void a_path_rebuilt_for_another_set_is_not_rebuilt_back(void **state)
+/* The keyed file of set (eps, n) beside path (state.c, open step 4). */
+static void keyed_of(char *out, size_t cap, const char *path, const struct pool_ep_cfg *eps, size_t n)
 {
-	char path[600];
-	path_of(path, sizeof path, "pingpong.state");
+	struct state_shape shape;
+	struct err e = ERR_INIT;
+	assert_int_equal(pool_shape(&shape, eps, n, &e), CONVBI_OK);
+	snprintf(out, cap, "%s.%016llx", path, (unsigned long long)shape.set_hash);
+}
+
+/* Two configurations on one state.path (attack3 F5): each keeps its own
+ * state -- cooldowns, learned rates, spending -- however they alternate
+ * or overlap, with no warning; the first set's file stays at the path,
+ * untouched, and the second's is keyed beside it. */
+static void two_configurations_on_one_path_keep_their_own_state(void **state)
+{
+	char path[600], keyed[700];
+	path_of(path, sizeof path, "shared.state");
+	keyed_of(keyed, sizeof keyed, path, W123, 1);
+	int64_t now = clock_wall_ms();
+	uint32_t month = state_period(STATE_SPEND_MONTH, now);
 	warn_reset();
+	struct pool *yb = open_at(path, W123, 3);
+	struct state *st = pool_state(yb);
+	report(yb, 1, now, POOL_RATE_LIMITED, 60000);
+	assert_true(st->ops->spend_add(st, STATE_SET_SLOT, STATE_SPEND_MONTH, month, 600000, 0, NULL));
+	st->ops->store(st, 2, STATE_LEARN_RPM, 286);
+	struct stat first;
+	assert_int_equal(stat(path, &first), 0);
+	struct pool *live = yb; /* stays open throughout: a process of the first set */
+	for (int round = 0; round < 3; round++) {
+		struct pool *x = open_at(path, W123, 1);
+		assert_string_equal(state_path(pool_state(x)), keyed);
+		struct state *xs = pool_state(x);
+		if (round == 0) {
+			report(x, 0, now, POOL_RATE_LIMITED, 30000);
+			assert_true(xs->ops->spend_add(xs, STATE_SET_SLOT, STATE_SPEND_MONTH, month, 1000, 0, NULL));
+		}
+		struct pool_live lv;
+		pool_live_get(x, 0, now + 1, &lv);
+		assert_int_equal(lv.cool_until_ms, now + 30000); /* x's own, kept */
+		assert_int_equal(xs->ops->spend_get(xs, STATE_SET_SLOT, STATE_SPEND_MONTH, month), 1000);
+		pool_close(x);
+
+		struct pool *y = open_at(path, W123, 3);
+		struct state *ys = pool_state(y);
+		assert_string_equal(state_path(ys), path);
+		pool_live_get(y, 1, now + 1, &lv);
+		assert_int_equal(lv.cool_until_ms, now + 60000);
+		pool_live_get(y, 0, now + 1, &lv);
+		assert_true(lv.cool_until_ms <= now + 1); /* x's cooldown is not the first set's */
+		assert_int_equal(ys->ops->get(ys, 2, STATE_LEARN_RPM), 286);
+		assert_int_equal(ys->ops->spend_get(ys, STATE_SET_SLOT, STATE_SPEND_MONTH, month), 600000);
+		pool_close(y);
+		pool_live_get(live, 1, now + 1500 * (round + 1), &lv); /* the path watch of a running process */
+		assert_int_equal(lv.cool_until_ms, now + 60000);
+	}
+	struct stat last;
+	assert_int_equal(stat(path, &last), 0);
+	assert_true(first.st_ino == last.st_ino); /* never rebuilt */
+	assert_int_equal(warnings, 0);
+	pool_close(live);
+}
+
+/* Temp files a killed build left beside the path (<path>.<pid>.<n>.tmp):
+ * an open removes those of a process that is gone once they are a minute
+ * old, and nothing else -- not a live process's, not a fresh one, not
+ * another name. */
+static void stale_temp_files_of_dead_processes_are_removed(void **state)
+{
+	char path[600], dead_old[700], dead_new[700], live_old[700], other[700];
+	path_of(path, sizeof path, "tmpclean.state");
+	pid_t child = fork();
+	if (child == 0)
+		_exit(0);
+	assert_true(child > 0);
+	assert_int_equal(waitpid(child, NULL, 0), child); /* its pid now names no process */
+	snprintf(dead_old, sizeof dead_old, "%s.%ld.0.tmp", path, (long)child);
+	snprintf(dead_new, sizeof dead_new, "%s.%ld.1.tmp", path, (long)child);
+	snprintf(live_old, sizeof live_old, "%s.%ld.0.tmp", path, (long)getppid());
+	snprintf(other, sizeof other, "%s.%ld.0.tmp.keep", path, (long)child);
+	const char *all[] = {dead_old, dead_new, live_old, other};
+	struct timespec old[2] = {{clock_wall_ms() / 1000 - 3600, 0}, {clock_wall_ms() / 1000 - 3600, 0}};
+	for (int i = 0; i < 4; i++) {
+		write_bytes(all[i], "x", 1);
+		if (i != 1)
+			assert_int_equal(utimensat(AT_FDCWD, all[i], old, 0), 0);
+	}
 	struct pool *p = open_at(path, W123, 3);
-	report(p, 1, T0, POOL_RATE_LIMITED, 60000);
-	struct pool *q = open_at(path, W123, 2); /* the other set: rebuilt for it */
-	assert_int_equal(warnings, 1);
-	struct stat before, after;
-	assert_int_equal(stat(path, &before), 0);
-	struct pool_live lv;
-	for (int i = 0; i < 3; i++)
-		pool_live_get(p, 1, T0 + 1500 * (i + 1), &lv);
-	assert_int_equal(lv.cool_until_ms, T0 + 60000); /* p's own state, kept */
-	assert_int_equal(stat(path, &after), 0);
-	assert_true(before.st_ino == after.st_ino); /* q's file left alone */
-	assert_int_equal(warnings, 1);
-	pool_close(q);
 	pool_close(p);
+	struct stat st;
+	assert_int_equal(lstat(dead_old, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	for (int i = 1; i < 4; i++)
+		assert_int_equal(lstat(all[i], &st), 0);
+	for (int i = 1; i < 4; i++)
+		unlink(all[i]);
 }
 
 /* Slots whose words hold bytes no convbi writes (0x7f..., 0x80...) are
@@ -544,6 +612,7 @@ static void impossible_slot_values_are_cleared_with_one_warning(void **state)
 		pool_live_get(p, 0, now, &lv);
 		assert_int_equal(warnings, 1);
 		assert_non_null(strstr(last_warning, "impossible value"));
+		assert_non_null(strstr(last_warning, "endpoint a (https://a/dep)")); /* named, not "endpoint 1" */
 		assert_true(lv.cool_until_ms <= now);
 		assert_int_equal(lv.learned_rpm, 0);
 		assert_int_equal(lv.calls, 0);
@@ -575,43 +644,6 @@ static void a_state_file_writable_by_others_is_refused_naming_chmod(void **state
 	assert_int_equal(chmod(path, 0600), 0);
 	p = open_at(path, W123, 3);
 	pool_close(p);
-}
-
-/* Two configurations on one state.path: the second is refused while the
- * first's file holds this month's spending (a budget's record), never
- * wiped; a file of another set without spending is rebuilt as before. */
-static void another_sets_spending_is_refused_not_wiped(void **state)
-{
-	char path[600];
-	path_of(path, sizeof path, "two.state");
-	int64_t now = clock_wall_ms();
-	for (int who = 0; who < 2; who++) { /* the whole set's spending, then one endpoint's */
-		unlink(path);
-		struct pool *yb = open_at(path, W123, 3);
-		struct state *st = pool_state(yb);
-		unsigned ep = who ? 2 : STATE_SET_SLOT;
-		assert_true(st->ops->spend_add(st, ep, STATE_SPEND_MONTH, state_period(STATE_SPEND_MONTH, now), 600000, 0, NULL));
-		pool_close(yb);
-		struct err e = ERR_INIT;
-		struct pool *x = (struct pool *)&x;
-		warn_reset();
-		assert_int_equal(pool_open(&x, W123, 1, path, &e), CONVBI_ECONFIG);
-		assert_non_null(strstr(e.msg, "another endpoint set"));
-		assert_non_null(strstr(e.msg, "its own state.path"));
-		yb = open_at(path, W123, 3);
-		st = pool_state(yb);
-		assert_int_equal(st->ops->spend_get(st, ep, STATE_SPEND_MONTH, state_period(STATE_SPEND_MONTH, now)), 600000);
-		assert_int_equal(warnings, 0);
-		pool_close(yb);
-	}
-	unlink(path);
-	struct pool *yb = open_at(path, W123, 3);
-	report(yb, 0, now, POOL_RATE_LIMITED, 60000);
-	pool_close(yb);
-	struct pool *x = open_at(path, W123, 2);
-	assert_int_equal(warnings, 1);
-	assert_non_null(strstr(last_warning, "another endpoint set; rebuilt it"));
-	pool_close(x);
 }
 
 /* At the default path (nobody chose it) the same refusal falls back to
@@ -1259,10 +1291,10 @@ int main(void)
 	        cmocka_unit_test(a_file_emptied_under_a_running_process_is_rebuilt_not_a_crash),
 	        cmocka_unit_test(a_file_cut_or_replaced_under_a_process_is_followed_within_a_second),
 	        cmocka_unit_test(a_lost_file_that_cannot_be_reopened_leaves_in_process_state),
-	        cmocka_unit_test(a_path_rebuilt_for_another_set_is_not_rebuilt_back),
+	        cmocka_unit_test(two_configurations_on_one_path_keep_their_own_state),
+	        cmocka_unit_test(stale_temp_files_of_dead_processes_are_removed),
 	        cmocka_unit_test(impossible_slot_values_are_cleared_with_one_warning),
 	        cmocka_unit_test(a_state_file_writable_by_others_is_refused_naming_chmod),
-	        cmocka_unit_test(another_sets_spending_is_refused_not_wiped),
 	        cmocka_unit_test(a_foreign_file_at_the_default_path_falls_back_with_one_warning),
 	        cmocka_unit_test(unusable_location_falls_back_to_in_process_state),
 	        cmocka_unit_test(failed_allocations_opening_a_file_are_enomem_and_leak_nothing),
