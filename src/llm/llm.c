@@ -1020,7 +1020,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			                                                             memory_order_relaxed),
 			                                        raw_est, budget_uusd(at.cost_usd)),
 			                      memory_order_relaxed);
-		po.est_tokens = est;
+		po.est_tokens = pick.est_tokens; /* as the endpoint charges it */
 		if (at.cls != LLM_CANCELED && at.cls != LLM_DEADLINE && !no_send)
 			remember_outcome(l, pick.ep, &at);
 		po.probe = pick.probe;
@@ -1279,6 +1279,9 @@ static int endpoint_json(struct llm *l, size_t i, int64_t now, struct buf *out)
 		        pool_learn_from_name(lv.learned_rpm_from), (long long)lv.learned_tpm,
 		        pool_learn_from_name(lv.learned_tpm_from), (unsigned long long)lv.calls, (unsigned long long)lv.ok,
 		        (unsigned long long)lv.rate_limited, (unsigned long long)lv.failures);
+	if (!rc) /* tokens charged per estimated token, null until measured */
+		rc = lv.token_charge > 0 ? buf_printf(out, ",\"token_charge\":%.3f", lv.token_charge)
+		                         : buf_puts(out, ",\"token_charge\":null");
 	if (!rc && e->price.set)
 		rc = buf_printf(out, ",\"price\":{\"input\":%g,\"cached_input\":%g,\"output\":%g}", e->price.input,
 		                e->price.cached_input, e->price.output);

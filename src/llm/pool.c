@@ -96,6 +96,21 @@ static int64_t rate_tpm(const struct pool_ep_cfg *c, const int64_t *f)
 	return c->tpm > 0 ? c->tpm : f[STATE_LEARN_TPM];
 }
 
+/* A request's estimate est as endpoint f charges it (pool.h, the token
+ * charge): est x POOL_CHARGE_MARGIN x the measured charge, at least 1 and
+ * never above est. */
+static int64_t charged_est(const int64_t *f, int64_t est)
+{
+	int64_t r = f[STATE_TOK_CHARGE];
+	if (est <= 0 || r <= 0)
+		return est;
+	double k = (double)r * POOL_CHARGE_MARGIN / STATE_CHARGE_ONE;
+	if (k >= 1.0)
+		return est;
+	int64_t v = (int64_t)((double)est * k + 0.999);
+	return v < 1 ? 1 : v;
+}
+
 /* An auth cooldown set for another key than ours: a fixed key need not
  * wait for it. */
 static int foreign_key_cooldown(uint64_t key_fp, const int64_t *f)
@@ -741,6 +756,35 @@ static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 	}
 }
 
+/* ---- the token charge (pool.h) ------------------------------------------ */
+
+/* A success whose reply said the service's token budget (limit L,
+ * remaining R): the charge per estimated token, (L - R) / the endpoint's
+ * sliding minute of raw estimates, into the moving average.  Read, blend,
+ * store: two reports racing lose one sample, which an average can afford. */
+static void charge_note(struct pool *p, unsigned e, int64_t now_ms, const struct pool_outcome *o)
+{
+	struct state *st = p->st;
+	if (o->limit_tokens <= 0 || o->remaining_tokens < 0 || o->remaining_tokens > o->limit_tokens ||
+	    now_ms < st->ops->get(st, e, STATE_LEARN_UNTIL))
+		return;
+	struct state_snap s;
+	st->ops->load(st, e, now_ms, 1, &s);
+	if (s.win[STATE_WIN_REQ] < POOL_CHARGE_MIN_REQ || s.win[STATE_WIN_TOK] <= 0)
+		return;
+	double target = (double)(o->limit_tokens - o->remaining_tokens) / (double)s.win[STATE_WIN_TOK];
+	if (target > 1.0)
+		target = 1.0;
+	if (target < 1.0 / POOL_CHARGE_FLOOR_DIV)
+		target = 1.0 / POOL_CHARGE_FLOOR_DIV;
+	double old = s.f[STATE_TOK_CHARGE] > 0 ? (double)s.f[STATE_TOK_CHARGE] / STATE_CHARGE_ONE : 1.0;
+	double v = target >= old ? target : old + (target - old) / POOL_CHARGE_WEIGHT; /* up at once, down by steps */
+	int64_t next = (int64_t)(v * STATE_CHARGE_ONE + 0.5);
+	next = next < 1 ? 1 : next > STATE_CHARGE_ONE ? STATE_CHARGE_ONE : next;
+	if (next != s.f[STATE_TOK_CHARGE])
+		st->ops->store(st, e, STATE_TOK_CHARGE, next);
+}
+
 /* ---- latency ------------------------------------------------------------ */
 
 /* The moving average latency (us) of a snapshot at now_ms; 0 = unknown
@@ -834,8 +878,8 @@ static int64_t slot_us_of(const struct pool *p, int ep, const struct state_snap 
  * judged free) and the window charges.  Returns 1 if all were won; on a
  * lost race gives back what it took and returns 0 (a window was full) or
  * -1 (another picker took the probe: ep is now half-open and busy). */
-static int claim(struct pool *p, int ep, const struct pool_verdict *v, const struct state_snap *s, int64_t now_ms, int64_t est,
-                 int64_t limit_ms, int64_t *at_ms)
+static int claim(struct pool *p, int ep, const struct pool_verdict *v, const struct state_snap *s, int64_t now_ms, int64_t raw,
+                 int64_t est, int64_t limit_ms, int64_t *at_ms)
 {
 	struct state *st = p->st;
 	const struct state_ops *ops = st->ops;
@@ -854,8 +898,8 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v, const str
 		goto refused; /* the rpm slot taken is lost: a small, safe waste */
 	*at_ms = max64(now_ms, (at_us + 999) / 1000);
 	ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
-	if (est > 0)
-		ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, est, 0);
+	if (raw > 0) /* the raw estimate: the token charge is measured against it */
+		ops->window_add(st, (unsigned)ep, STATE_WIN_TOK, now_ms, raw, 0);
 	if (*at_ms <= now_ms) /* a reservation counts when it is confirmed, at its send */
 		count_sent(p, (unsigned)ep, s, now_ms, est);
 	return 1;
@@ -870,15 +914,17 @@ refused:
  * (0).  A lost claim drops the endpoint from *usable (and a lost probe
  * makes it a fallback candidate like any busy one). */
 static int take_now(struct pool *p, unsigned t, uint64_t c, uint64_t mask, struct pool_verdict *v, const struct state_snap *s,
-                    int64_t now_ms, int64_t est, uint64_t *usable, uint64_t *breaker_only, struct pool_pick *out)
+                    int64_t now_ms, int64_t raw, const int64_t *est, uint64_t *usable, uint64_t *breaker_only,
+                    struct pool_pick *out)
 {
 	const struct pool_tier *tier = &p->tiers[t];
 	int ep;
 	while ((ep = pool_wrr_walk(p->cycle + tier->off, tier->len, c, mask & *usable)) >= 0) {
 		int64_t at = now_ms;
-		int won = claim(p, ep, &v[ep], &s[ep], now_ms, est, now_ms, &at);
+		int won = claim(p, ep, &v[ep], &s[ep], now_ms, raw, est[ep], now_ms, &at);
 		if (won > 0) {
 			out->ep = ep;
+			out->est_tokens = est[ep];
 			out->probe = v[ep].probe;
 			out->at_ms = now_ms;
 			out->counted = 1;
@@ -899,7 +945,7 @@ static int take_now(struct pool *p, unsigned t, uint64_t c, uint64_t mask, struc
  * slots > 0, only a slot starting within that many of the endpoint's own
  * slots from now.  1 with *out filled (at_ms: the slot's start), else 0. */
 static int reserve(struct pool *p, const struct pool_verdict *v, const struct state_snap *s, uint64_t mask, int64_t now_ms,
-                   int64_t est, int slots, struct pool_pick *out)
+                   int64_t raw, const int64_t *est, int slots, struct pool_pick *out)
 {
 	while (mask) {
 		int ep = -1;
@@ -907,10 +953,11 @@ static int reserve(struct pool *p, const struct pool_verdict *v, const struct st
 			if ((mask & bit((int)i)) && (ep < 0 || v[i].paced_ms < v[ep].paced_ms))
 				ep = (int)i;
 		mask &= ~bit(ep);
-		int64_t limit = slots > 0 ? now_ms + slots * slot_us_of(p, ep, &s[ep], est) / 1000 : INT64_MAX;
+		int64_t limit = slots > 0 ? now_ms + slots * slot_us_of(p, ep, &s[ep], est[ep]) / 1000 : INT64_MAX;
 		int64_t at = now_ms;
-		if (claim(p, ep, &v[ep], &s[ep], now_ms, est, limit, &at) > 0) {
+		if (claim(p, ep, &v[ep], &s[ep], now_ms, raw, est[ep], limit, &at) > 0) {
 			out->ep = ep;
+			out->est_tokens = est[ep];
 			out->at_ms = at;
 			out->counted = at <= now_ms;
 			return 1;
@@ -923,6 +970,7 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 {
 	struct pool_verdict v[POOL_MAX_ENDPOINTS];
 	struct state_snap s[POOL_MAX_ENDPOINTS];
+	int64_t est[POOL_MAX_ENDPOINTS]; /* est_tokens as each endpoint charges it */
 	assert(p && out);
 	out->ep = -1;
 	out->wait_ms = 0;
@@ -946,7 +994,8 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 			learn_settle(p, (unsigned)i, pend);
 			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		}
-		judge(&v[i], c, key_fp_if_asked(p, (int)i, s[i].f), &s[i], now_ms, est_tokens);
+		est[i] = charged_est(s[i].f, est_tokens);
+		judge(&v[i], c, key_fp_if_asked(p, (int)i, s[i].f), &s[i], now_ms, est[i]);
 		usable |= v[i].usable ? bit((int)i) : 0;
 		breaker_only |= v[i].breaker_only ? bit((int)i) : 0;
 		paced |= ahead && v[i].paced_only ? bit((int)i) : 0;
@@ -966,22 +1015,22 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 		if (usable & mine & quick) {
 			c = p->st->ops->counter_next(p->st, t);
 			counted = 1;
-			if (take_now(p, t, c, mine & quick, v, s, now_ms, est_tokens, &usable, &breaker_only, out))
+			if (take_now(p, t, c, mine & quick, v, s, now_ms, est_tokens, est, &usable, &breaker_only, out))
 				return CONVBI_OK;
 		}
-		if (reserve(p, v, s, paced & mine & quick, now_ms, est_tokens, POOL_AHEAD_SLOTS, out))
+		if (reserve(p, v, s, paced & mine & quick, now_ms, est_tokens, est, POOL_AHEAD_SLOTS, out))
 			return CONVBI_OK;
 		if (usable & mine) {
 			if (!counted)
 				c = p->st->ops->counter_next(p->st, t);
-			if (take_now(p, t, c, mine, v, s, now_ms, est_tokens, &usable, &breaker_only, out))
+			if (take_now(p, t, c, mine, v, s, now_ms, est_tokens, est, &usable, &breaker_only, out))
 				return CONVBI_OK;
 		}
 	}
 	/* Reserving, nothing free nor near: the slot that comes first, in the
 	 * first tier that has one. */
 	for (unsigned t = 0; t < p->ntiers; t++)
-		if (reserve(p, v, s, paced & p->tiers[t].members, now_ms, est_tokens, 0, out))
+		if (reserve(p, v, s, paced & p->tiers[t].members, now_ms, est_tokens, est, 0, out))
 			return CONVBI_OK;
 
 	/* The partial-outage rule: offer a breaker-blocked endpoint only when
@@ -996,8 +1045,9 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 		p->st->ops->window_add(p->st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 		if (est_tokens > 0)
 			p->st->ops->window_add(p->st, (unsigned)ep, STATE_WIN_TOK, now_ms, est_tokens, 0);
-		count_sent(p, (unsigned)ep, &s[ep], now_ms, est_tokens);
+		count_sent(p, (unsigned)ep, &s[ep], now_ms, est[ep]);
 		out->ep = ep;
+		out->est_tokens = est[ep];
 		out->at_ms = now_ms;
 		out->counted = 1;
 		return CONVBI_OK;
@@ -1119,6 +1169,7 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 		if (o->latency_ms > 0)
 			latency_note(st, e, now_ms, o->latency_ms);
 		learn_raise(p, e, now_ms);
+		charge_note(p, e, now_ms, o);
 		break;
 	case POOL_RATE_LIMITED: {
 		ops->add(st, e, STATE_RATE_LIMITED, 1);
@@ -1238,6 +1289,7 @@ int pool_live_get(struct pool *p, int ep, int64_t now_ms, struct pool_live *out)
 	out->learned_rpm_from = out->learned_rpm ? learned_from(f[STATE_LEARN_FROM], 0) : POOL_LEARN_NONE;
 	out->learned_tpm_from = out->learned_tpm ? learned_from(f[STATE_LEARN_FROM], 1) : POOL_LEARN_NONE;
 	out->latency_ms = latency_us(f, now_ms) / 1000;
+	out->token_charge = f[STATE_TOK_CHARGE] > 0 ? (double)f[STATE_TOK_CHARGE] / STATE_CHARGE_ONE : 0;
 	return CONVBI_OK;
 }
 

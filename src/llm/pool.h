@@ -93,6 +93,32 @@
 #define POOL_LEARN_EPISODE_MS 1000        /* 429s this long after a cooldown still belong to it */
 #define POOL_LEARN_MEASURE_STALE_MS 30000 /* an older measurement restarts */
 
+/* The token charge (attack3 F2): what the service charges a request
+ * against its tokens per minute can be far below the estimate (prompt +
+ * max_tokens, or an assumed 256 when the request sets none, which a
+ * service may not reserve).  A success whose reply carries
+ * x-ratelimit-limit-tokens L and -remaining-tokens R says the service
+ * holds L - R tokens of its minute; over the endpoint's sliding minute of
+ * raw estimates W (STATE_WIN_TOK, every process's), (L - R) / W is the
+ * charge per estimated token.  It is measured only over at least
+ * POOL_CHARGE_MIN_REQ requests and outside a 429 episode (whose refused
+ * requests W still holds), kept within [1/POOL_CHARGE_FLOOR_DIV, 1]; a
+ * higher charge is taken at once (the safe side), a lower one approached
+ * by 1/POOL_CHARGE_WEIGHT of the distance per reply.  Pacing, the
+ * admitted counts and so a learned tpm's cuts then count each request at
+ * its estimate x POOL_CHARGE_MARGIN x that charge, never above the
+ * estimate itself: an endpoint that charges 17 tokens for a request
+ * estimated at 257 is paced by 17 x the margin, not by 257.  The figures
+ * are the service's own count, so the correction brings the pacing up to
+ * the service's limit (less the margin), not past it; a 429 still cuts a
+ * learned rate as before.  (Not above 1: a service whose remaining count
+ * is of a shorter window than its announced minute would read as a higher
+ * charge; 429s correct an estimate that is too low.) */
+#define POOL_CHARGE_MIN_REQ 4
+#define POOL_CHARGE_FLOOR_DIV 64
+#define POOL_CHARGE_WEIGHT 2
+#define POOL_CHARGE_MARGIN 1.25
+
 /* Latency (quick endpoints first, see the top): a moving average of the
  * successes' latency, each new one weighing 1/POOL_LAT_WEIGHT. */
 #define POOL_LAT_SLOW 2.0       /* this many times the quickest usable one's: slow */
@@ -182,7 +208,7 @@ struct pool_pick {
 	int64_t at_ms;      /* ep >= 0: send not before this (wall ms; > now: a reserved slot) */
 	int64_t made_ms;    /* the pick's now_ms */
 	int counted;        /* counted as sent (a reservation: once confirmed) */
-	int64_t est_tokens; /* echo of the request's estimate */
+	int64_t est_tokens; /* ep >= 0: the request's estimate as ep charges it (the token charge); else the estimate */
 };
 
 /* Picks an endpoint for the next attempt.  exclude: bit i set = don't use
@@ -296,7 +322,8 @@ struct pool_live {
 	int64_t learned_tpm;
 	int learned_rpm_from; /* enum pool_learn_from */
 	int learned_tpm_from;
-	int64_t latency_ms; /* the successes' moving average latency, 0 = none lately */
+	int64_t latency_ms;  /* the successes' moving average latency, 0 = none lately */
+	double token_charge; /* tokens charged per estimated token (the token charge), 0 = not measured */
 };
 /* "none", "header", "429" ("?" for others); static. */
 const char *pool_learn_from_name(int from);

@@ -105,7 +105,7 @@ static const unsigned char field_word[STATE_NFIELDS] = {
         [STATE_LEARN_RPM] = 24,   [STATE_LEARN_TPM] = 25,    [STATE_LEARN_FROM] = 26, [STATE_LEARN_STEP] = 27,
         [STATE_LEARN_UNTIL] = 28, [STATE_LEARN_RUN] = 29,    [STATE_MEAS_SINCE] = 30, [STATE_MEAS_ADM] = 31,
         [STATE_ADM] = 21,         [STATE_ADM_TOK] = 22,      [STATE_MEAS_TOK] = 23,   [STATE_LEARN_PEND] = 15,
-        [STATE_LEARN_MAX] = 32,   [STATE_LAT_EWMA] = 33,     [STATE_LAT_AT] = 34,
+        [STATE_LEARN_MAX] = 32,   [STATE_LAT_EWMA] = 33,     [STATE_LAT_AT] = 34,     [STATE_TOK_CHARGE] = 35,
 };
 
 struct state_shm {
@@ -1177,6 +1177,8 @@ const char *state_snap_problem(const struct state_snap *s, int64_t now_ms)
 		return "learned rate out of range";
 	if (f[STATE_REM_REQ] < -1 || f[STATE_REM_TOK] < -1)
 		return "server budget out of range";
+	if (f[STATE_TOK_CHARGE] < 0 || f[STATE_TOK_CHARGE] > STATE_CHARGE_ONE)
+		return "token charge out of range";
 	return NULL;
 }
 

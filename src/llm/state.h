@@ -90,8 +90,12 @@ enum state_field {
 	STATE_LEARN_MAX,    /* the rates the last cuts were made from: rpm | tpm << 32 */
 	STATE_LAT_EWMA,     /* us: moving average of the successful attempts' latency, 0 = none */
 	STATE_LAT_AT,       /* ms: when STATE_LAT_EWMA last moved */
+	STATE_TOK_CHARGE,   /* tokens the service charges per estimated token, x STATE_CHARGE_ONE: a moving
+	                       average (pool.c, charge_note); 0 = not measured (1) */
 	STATE_NFIELDS
 };
+
+#define STATE_CHARGE_ONE 65536 /* STATE_TOK_CHARGE's 1.0 */
 
 /* The two sliding windows of a slot. */
 enum state_window { STATE_WIN_REQ, STATE_WIN_TOK, STATE_NWINDOWS };
@@ -307,8 +311,8 @@ struct state_header {
  * state_field to a word): line 0 (words 0-7) is read by every pick and
  * written on failures; line 1 (8-15) takes the budget headers of every
  * reply; line 2 (16-23) the statistics and the admitted counts; line 3
- * (24-31) the learned rates; line 4 (32-39) the latency and what the
- * learning remembers of its cuts; lines 5-6 the windows; line 7 the
+ * (24-31) the learned rates; line 4 (32-39) the latency, what the
+ * learning remembers of its cuts and the token charge; lines 5-6 the windows; line 7 the
  * spending.  A window
  * bucket packs (epoch << 32 | count), epoch = the bucket's start time /
  * STATE_WINDOW_BUCKET_MS, mod 2^32.  A spend word packs (period << 48 |

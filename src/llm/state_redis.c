@@ -261,8 +261,9 @@ static const char *const field_name[STATE_NFIELDS] = {
         [STATE_LEARN_MAX] = "learn_max",
         [STATE_LAT_EWMA] = "lat_ewma",
         [STATE_LAT_AT] = "lat_at",
+        [STATE_TOK_CHARGE] = "tok_charge",
 };
-_Static_assert(STATE_NFIELDS == 35, "a state field was added: name it in field_name[]");
+_Static_assert(STATE_NFIELDS == 36, "a state field was added: name it in field_name[]");
 static const char *const window_name[STATE_NWINDOWS] = {"wreq", "wtok"};
 
 struct rs_bucket {

@@ -8,6 +8,9 @@
  *     one state file) lose no call;
  *   - the learned request rate of an endpoint ends within 10 % of its
  *     true quota;
+ *   - a request without max_tokens, against a token quota the service
+ *     announces, is paced by what the service charges it, not by its
+ *     estimate (attack3 F2);
  *   - a key refused once (an auth cooldown in the shared state) does not
  *     keep a fixed key out: the first call after the fix is answered; the
  *     refusal names the endpoint, its URL and `convbi endpoints --reset`,
@@ -231,6 +234,60 @@ static void learned_rate_converges_within_ten_percent_of_the_true_quota(void **s
 	fake_stop(&f);
 }
 
+/* ---- the token charge (attack3 F2) ---------------------------------------- */
+
+#define CHARGE_TPM 12000 /* the fake's tokens per sliding minute */
+#define CHARGE_MS 6000   /* how long the callers call */
+#define CHARGE_THREADS 4
+#define CHARGE_RAW_EST 257  /* "ping" (1) + the 256 a request without max_tokens is assumed to use */
+#define CHARGE_FAKE_COST 17 /* what the fake charges it: 1 + its default 16 */
+
+/* A request without max_tokens against a tpm the service announces: the
+ * service charges 17 tokens a call, convbi's estimate is 257.  Paced by
+ * the estimate, 4 callers would get about CHARGE_THREADS + CHARGE_MS /
+ * (257 x 60 s / 12000) = 9 calls in 6 s; following what the service
+ * charges (its x-ratelimit-remaining-tokens) they get several times
+ * that, without a single 429. */
+static void the_token_estimate_follows_what_the_service_charges(void **state)
+{
+	(void)state;
+	char scen[512];
+	snprintf(scen, sizeof scen,
+	         "{\"endpoints\":[{\"name\":\"tok\",\"api_key\":\"" KEY_A
+	         "\",\"deployment\":\"gpt-4o\",\"tpm\":%d,\"latency_ms\":10}],\"default_reply\":\"OK\"}",
+	         CHARGE_TPM);
+	struct fake f;
+	assert_int_equal(fake_start(&f, scen), 0);
+	char cfg[1024];
+	write_config(&f, cfg, sizeof cfg, "config.json", NULL);
+	struct learner l = {engine_on(cfg), tu_now_ms() + CHARGE_MS, 0, 0};
+	pthread_t th[CHARGE_THREADS];
+	for (int i = 0; i < CHARGE_THREADS; i++)
+		pthread_create(&th[i], NULL, keep_calling, &l);
+	for (int i = 0; i < CHARGE_THREADS; i++)
+		pthread_join(th[i], NULL);
+	char *js = NULL;
+	assert_int_equal(convbi_engine_endpoints(l.e, &js), CONVBI_OK);
+	double charge = endpoint_num(js, "tok", "token_charge"), tpm = endpoint_num(js, "tok", "learned_tpm");
+	long r429 = fake_stat(&f, "tok", "rate_limited");
+	int ok = atomic_load(&l.ok);
+	double by_estimate = CHARGE_THREADS + (double)CHARGE_MS / (CHARGE_RAW_EST * 60000.0 / CHARGE_TPM);
+	printf("# %d calls answered in %d ms (the raw estimate allows ~%.0f), %ld 429s; learned tpm %.0f, token "
+	       "charge %.3f (true %.3f)\n",
+	       ok, CHARGE_MS, by_estimate, r429, tpm, charge, (double)CHARGE_FAKE_COST / CHARGE_RAW_EST);
+	convbi_free(js);
+	assert_int_equal(atomic_load(&l.failed), 0);
+	assert_int_equal(r429, 0);
+	assert_true(tpm == CHARGE_TPM);
+	if (charge < 0.5 * CHARGE_FAKE_COST / CHARGE_RAW_EST || charge > 4.0 * CHARGE_FAKE_COST / CHARGE_RAW_EST)
+		fail_msg("token charge %.3f; the service charges %.3f of the estimate", charge,
+		         (double)CHARGE_FAKE_COST / CHARGE_RAW_EST);
+	if (ok < 3 * by_estimate)
+		fail_msg("%d calls answered; paced by the raw estimate ~%.0f, wanted at least 3x that", ok, by_estimate);
+	convbi_engine_close(l.e);
+	fake_stop(&f);
+}
+
 /* ---- keys ----------------------------------------------------------------- */
 
 /* convbi_engine_chat's outcome: its status, and the error text (copied). */
@@ -327,6 +384,7 @@ int main(void)
 	        cmocka_unit_test(thirty_two_callers_in_four_processes_lose_no_call_to_undeclared_quotas),
 	        cmocka_unit_test(learned_rate_converges_within_ten_percent_of_the_true_quota),
 	        cmocka_unit_test(a_fixed_key_works_on_the_first_call_after_the_fix),
+	        cmocka_unit_test(the_token_estimate_follows_what_the_service_charges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
