@@ -102,17 +102,15 @@ CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
 		return CONVBI_EMISUSE;
 	struct buf b;
 	buf_init(&b, BUF_UNBOUNDED);
-	char *chart = NULL;
 	int rc = turn_json(&b, &a->turn, -1);
-	if (!rc && b.len && b.data[b.len - 1] == '}' && !(rc = chart_build(&chart, a->turn.result))) {
+	if (!rc && b.len && b.data[b.len - 1] == '}') {
 		b.len--; /* the chart goes in as the object's last member */
 		rc = buf_puts(&b, ",\"chart\":");
 		if (!rc)
-			rc = buf_puts(&b, chart ? chart : "null");
+			rc = chart_put(&b, a->turn.result);
 		if (!rc)
 			rc = buf_putc(&b, '}');
 	}
-	free(chart);
 	if (rc) {
 		buf_release(&b);
 		*json_out = NULL;

@@ -1,5 +1,5 @@
 /* chart.c -- the chart of an answer: a Vega-Lite v5 spec chosen from the
- * result's column types and built with cJSON from a whitelist.
+ * result's column types and written from a whitelist.
  *
  * The model never writes a chart.  Each column is classified once
  * (number: every non-NULL cell is an INTEGER or REAL; time: every non-NULL
@@ -21,7 +21,6 @@
  * column, `type`, and `timeUnit` / `aggregate` from fixed lists; the rows
  * inline as `data.values`.  Never `url`, `transform`, `params` or `expr`.
  */
-#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -166,60 +165,98 @@ static int field_name(char *out, size_t cap, const char *name)
 	return 0;
 }
 
-static cJSON *channel(const struct table *t, int col, const char *type, const char *time_unit, const char *aggregate)
+/* `"name":` (after a comma unless it is the first) then the channel
+ * {"field","type","timeUnit"?,"aggregate"?,"sort"?,"title"}. */
+static int put_channel(struct buf *b, int *n, const char *name, const struct table *t, int col, const char *type,
+                       const char *time_unit, const char *aggregate)
 {
 	char field[CHART_FIELD_MAX_BYTES];
 	if (field_name(field, sizeof field, t->cols[col].name))
-		return NULL;
-	cJSON *c = cJSON_CreateObject();
-	if (!c || !cJSON_AddStringToObject(c, "field", field) || !cJSON_AddStringToObject(c, "type", type) ||
-	    (time_unit && !cJSON_AddStringToObject(c, "timeUnit", time_unit)) ||
-	    (aggregate && !cJSON_AddStringToObject(c, "aggregate", aggregate)) ||
-	    (!strcmp(type, "nominal") && !cJSON_AddNullToObject(c, "sort")) || /* keep the SQL's order */
-	    !cJSON_AddStringToObject(c, "title", t->cols[col].name)) {
-		cJSON_Delete(c);
-		return NULL;
-	}
-	return c;
+		return CONVBI_EINVAL; /* chart_build made sure it fits */
+	int rc = buf_printf(b, "%s\"%s\":{\"field\":", (*n)++ ? "," : "", name);
+	if (!rc)
+		rc = buf_json_str(b, field, strlen(field));
+	if (!rc)
+		rc = buf_printf(b, ",\"type\":\"%s\"", type);
+	if (!rc && time_unit)
+		rc = buf_printf(b, ",\"timeUnit\":\"%s\"", time_unit);
+	if (!rc && aggregate)
+		rc = buf_printf(b, ",\"aggregate\":\"%s\"", aggregate);
+	if (!rc && !strcmp(type, "nominal"))
+		rc = buf_puts(b, ",\"sort\":null"); /* keep the SQL's order */
+	if (!rc)
+		rc = buf_puts(b, ",\"title\":");
+	if (!rc)
+		rc = buf_json_str(b, t->cols[col].name, strlen(t->cols[col].name));
+	if (!rc)
+		rc = buf_putc(b, '}');
+	return rc;
 }
 
-static int add_channel(cJSON *enc, const char *name, cJSON *c)
+/* 1 when s is a number as JSON writes one (SQLite's text for an INTEGER
+ * or a finite REAL is). */
+static int json_number(const char *s)
 {
-	if (!c)
-		return -1;
-	if (!cJSON_AddItemToObject(enc, name, c)) {
-		cJSON_Delete(c);
-		return -1;
+	const char *p = s + (*s == '-');
+	if (*p == '0')
+		p++;
+	else if (*p >= '1' && *p <= '9')
+		while (*p >= '0' && *p <= '9')
+			p++;
+	else
+		return 0;
+	if (*p == '.') {
+		if (!(*++p >= '0' && *p <= '9'))
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
 	}
-	return 0;
+	if (*p == 'e' || *p == 'E') {
+		p += p[1] == '+' || p[1] == '-' ? 2 : 1;
+		if (!(*p >= '0' && *p <= '9'))
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	return !*p;
 }
 
-static cJSON *values_of(const struct table *t)
+/* A number cell: its text when that is a JSON number, else the value
+ * strtod reads; null when it is not finite (JSON has no inf or NaN). */
+static int put_number(struct buf *b, const char *v)
 {
-	cJSON *values = cJSON_CreateArray();
-	for (int64_t r = 0; values && r < t->nrows; r++) {
-		cJSON *row = cJSON_CreateObject();
-		if (!row || !cJSON_AddItemToArray(values, row)) {
-			cJSON_Delete(row);
-			cJSON_Delete(values);
-			return NULL;
-		}
-		for (int c = 0; c < t->ncols; c++) {
+	double d = strtod(v, NULL);
+	if (!isfinite(d))
+		return buf_puts(b, "null");
+	return json_number(v) ? buf_puts(b, v) : buf_printf(b, "%.17g", d);
+}
+
+/* "values":[{COLUMN: cell, ...}, ...]: the rows inline. */
+static int put_values(struct buf *b, const struct table *t)
+{
+	int rc = buf_puts(b, "\"values\":[");
+	for (int64_t r = 0; !rc && r < t->nrows; r++) {
+		rc = buf_puts(b, r ? ",{" : "{");
+		for (int c = 0; !rc && c < t->ncols; c++) {
 			const char *v = table_cell(t, r, c);
 			int ty = table_cell_type(t, r, c);
-			double d = v && (ty == TABLE_INT || ty == TABLE_REAL) ? strtod(v, NULL) : NAN;
-			cJSON *cell = !v ? cJSON_CreateNull()
-			              : (ty == TABLE_INT || ty == TABLE_REAL)
-			                      ? (isfinite(d) ? cJSON_CreateNumber(d) : cJSON_CreateNull())
-			                      : cJSON_CreateString(v);
-			if (!cell || !cJSON_AddItemToObject(row, t->cols[c].name, cell)) {
-				cJSON_Delete(cell);
-				cJSON_Delete(values);
-				return NULL;
-			}
+			if (c)
+				rc = buf_putc(b, ',');
+			if (!rc)
+				rc = buf_json_str(b, t->cols[c].name, strlen(t->cols[c].name));
+			if (!rc)
+				rc = buf_putc(b, ':');
+			if (!rc)
+				rc = !v                                    ? buf_puts(b, "null")
+				     : ty == TABLE_INT || ty == TABLE_REAL ? put_number(b, v)
+				                                           : buf_json_str(b, v, strlen(v));
 		}
+		if (!rc)
+			rc = buf_putc(b, '}');
 	}
-	return values;
+	if (!rc)
+		rc = buf_putc(b, ']');
+	return rc;
 }
 
 struct pick {
@@ -278,57 +315,49 @@ static void choose(struct pick *p, const struct table *t, const struct column_in
 		                   NULL};
 }
 
-static cJSON *build(const struct table *t, const struct pick *p)
+/* The spec, written as compact JSON straight into b (a cJSON tree and its
+ * printing cost several times more, and serve writes one per answer). */
+static int build(struct buf *b, const struct table *t, const struct pick *p)
 {
-	cJSON *spec = cJSON_CreateObject(), *mark = NULL, *enc = NULL, *data = NULL, *values = NULL;
-	if (!spec || !cJSON_AddStringToObject(spec, "$schema", "https://vega.github.io/schema/vega-lite/v5.json"))
-		goto fail;
-	if (!(data = cJSON_AddObjectToObject(spec, "data")) || !(values = values_of(t)))
-		goto fail;
-	if (!cJSON_AddItemToObject(data, "values", values)) {
-		cJSON_Delete(values);
-		goto fail;
-	}
-	if (!(mark = cJSON_AddObjectToObject(spec, "mark")) || !cJSON_AddStringToObject(mark, "type", p->mark) ||
-	    !cJSON_AddTrueToObject(mark, "tooltip") || (!strcmp(p->mark, "line") && !cJSON_AddTrueToObject(mark, "point")))
-		goto fail;
-	if (!(enc = cJSON_AddObjectToObject(spec, "encoding")))
-		goto fail;
-	int rc = 0;
-	if (p->theta >= 0)
-		rc |= add_channel(enc, "theta", channel(t, p->theta, "quantitative", NULL, NULL));
-	if (p->x >= 0)
-		rc |= add_channel(enc, "x",
-		                  channel(t, p->x, p->x_type, !strcmp(p->x_type, "temporal") ? p->time_unit : NULL,
-		                          !strcmp(p->x_type, "quantitative") && p->y_type && !strcmp(p->y_type, "nominal")
-		                                  ? p->aggregate
-		                                  : NULL));
-	if (p->y >= 0)
-		rc |= add_channel(enc, "y",
-		                  channel(t, p->y, p->y_type, NULL,
-		                          !strcmp(p->y_type, "quantitative") && !strcmp(p->x_type, "nominal") ? p->aggregate
-		                                                                                              : NULL));
-	if (p->color >= 0)
-		rc |= add_channel(enc, "color", channel(t, p->color, "nominal", NULL, NULL));
-	if (p->offset >= 0)
-		rc |= add_channel(enc, "xOffset", channel(t, p->offset, "nominal", NULL, NULL));
-	if (rc)
-		goto fail;
-	return spec;
-fail:
-	cJSON_Delete(spec);
-	return NULL;
+	int rc = buf_puts(b, "{\"$schema\":\"https://vega.github.io/schema/vega-lite/v5.json\",\"data\":{");
+	if (!rc)
+		rc = put_values(b, t);
+	if (!rc)
+		rc = buf_printf(b, "},\"mark\":{\"type\":\"%s\",\"tooltip\":true%s},\"encoding\":{", p->mark,
+		                !strcmp(p->mark, "line") ? ",\"point\":true" : "");
+	int n = 0;
+	if (!rc && p->theta >= 0)
+		rc = put_channel(b, &n, "theta", t, p->theta, "quantitative", NULL, NULL);
+	if (!rc && p->x >= 0)
+		rc = put_channel(b, &n, "x", t, p->x, p->x_type, !strcmp(p->x_type, "temporal") ? p->time_unit : NULL,
+		                 !strcmp(p->x_type, "quantitative") && p->y_type && !strcmp(p->y_type, "nominal") ? p->aggregate
+		                                                                                                  : NULL);
+	if (!rc && p->y >= 0)
+		rc = put_channel(b, &n, "y", t, p->y, p->y_type, NULL,
+		                 !strcmp(p->y_type, "quantitative") && !strcmp(p->x_type, "nominal") ? p->aggregate : NULL);
+	if (!rc && p->color >= 0)
+		rc = put_channel(b, &n, "color", t, p->color, "nominal", NULL, NULL);
+	if (!rc && p->offset >= 0)
+		rc = put_channel(b, &n, "xOffset", t, p->offset, "nominal", NULL, NULL);
+	if (!rc)
+		rc = buf_puts(b, "}}");
+	return rc;
 }
 
-int chart_build(char **out, const struct table *t)
+/* The chart's pick for t; p->mark NULL when the shape suits none. */
+static void pick_of(struct pick *p, const struct table *t)
 {
-	*out = NULL;
+	p->mark = NULL;
 	if (!t || t->nrows < 1 || t->ncols < 2 || t->ncols > 3 || t->nrows > CHART_MAX_ROWS)
-		return CONVBI_OK;
+		return;
 	for (int c = 0; c < t->ncols; c++)
 		for (int d = 0; d < c; d++)
 			if (!strcmp(t->cols[c].name, t->cols[d].name) || !t->cols[c].name[0])
-				return CONVBI_OK; /* a field must name one column */
+				return; /* a field must name one column */
+	char field[CHART_FIELD_MAX_BYTES];
+	for (int c = 0; c < t->ncols; c++)
+		if (field_name(field, sizeof field, t->cols[c].name))
+			return; /* a name too long for a field */
 	struct column_info ci[3];
 	struct kinds k;
 	memset(&k, 0, sizeof k);
@@ -336,14 +365,38 @@ int chart_build(char **out, const struct table *t)
 		classify(&ci[c], t, c);
 		k.first[ci[c].kind][k.n[ci[c].kind]++] = c;
 	}
+	choose(p, t, ci, &k);
+}
+
+int chart_put(struct buf *out, const struct table *t)
+{
 	struct pick p;
-	choose(&p, t, ci, &k);
+	pick_of(&p, t);
 	if (!p.mark)
-		return CONVBI_OK;
-	cJSON *spec = build(t, &p);
-	if (!spec)
-		return CONVBI_ENOMEM;
-	*out = cJSON_PrintUnformatted(spec);
-	cJSON_Delete(spec);
+		return buf_puts(out, "null");
+	size_t old = out->len;
+	/* room for the rows at once: the spec is mostly them */
+	int rc = buf_reserve(out, 512 + (size_t)t->nrows * (size_t)t->ncols * 32);
+	if (!rc)
+		rc = build(out, t, &p);
+	if (rc) {
+		out->len = old;
+		if (out->data)
+			out->data[old] = '\0';
+	}
+	return rc;
+}
+
+int chart_build(char **out, const struct table *t)
+{
+	*out = NULL;
+	struct buf b;
+	buf_init(&b, BUF_UNBOUNDED);
+	int rc = chart_put(&b, t);
+	if (rc || !strcmp(buf_str(&b), "null")) { /* out of memory, or no chart */
+		buf_release(&b);
+		return rc ? CONVBI_ENOMEM : CONVBI_OK;
+	}
+	*out = buf_take(&b);
 	return *out ? CONVBI_OK : CONVBI_ENOMEM;
 }

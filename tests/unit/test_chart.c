@@ -242,7 +242,7 @@ static void every_failed_allocation_ends_in_enomem(void **state)
 		enomem++;
 	}
 	cJSON_InitHooks(NULL);
-	assert_true(enomem > 10);
+	assert_true(enomem >= 1); /* the spec is written into one buffer, reserved at once */
 	table_free(t);
 }
 
