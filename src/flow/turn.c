@@ -74,6 +74,23 @@ static int str_or_null(struct buf *out, const char *s)
 	return s ? buf_json_str(out, s, strlen(s)) : buf_puts(out, "null");
 }
 
+/* A name of ours (no character JSON escapes) in quotes. */
+static int quoted(struct buf *out, const char *s)
+{
+	int rc = buf_putc(out, '"');
+	if (!rc)
+		rc = buf_puts(out, s);
+	return rc ? rc : buf_putc(out, '"');
+}
+
+/* key (its punctuation included) then v: the answer JSON is written once
+ * per question, and printf cost more than the rest of it together. */
+static int int_member(struct buf *out, const char *key, long long v)
+{
+	int rc = buf_puts(out, key);
+	return rc ? rc : buf_put_int(out, v);
+}
+
 /* One note per column whose first nr rows hold an infinite or NaN value,
  * which JSON cannot write: those cells are null in "rows", and the note
  * says what they were ("column `big`: inf, -inf written as null"). */
@@ -118,8 +135,9 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 	if (!rc)
 		rc = str_or_null(out, t->standalone);
 	if (!rc)
-		rc = buf_printf(out, ",\"intent\":%s%s%s", t->intent ? "\"" : "",
-		                t->intent ? turn_intent_name(t->intent) : "null", t->intent ? "\"" : "");
+		rc = buf_puts(out, ",\"intent\":");
+	if (!rc)
+		rc = t->intent ? quoted(out, turn_intent_name(t->intent)) : buf_puts(out, "null");
 	if (!rc)
 		rc = buf_puts(out, ",\"sql\":");
 	if (!rc)
@@ -154,8 +172,12 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 			rc = buf_putc(out, ']');
 	}
 	if (!rc)
-		rc = buf_printf(out, "],\"row_count\":%lld,\"truncated\":%s,\"notes\":[", (long long)(res ? res->nrows : 0),
-		                (res && (res->truncated || nr < res->nrows)) ? "true" : "false");
+		rc = buf_puts(out, "],\"row_count\":");
+	if (!rc)
+		rc = buf_put_int(out, (long long)(res ? res->nrows : 0));
+	if (!rc)
+		rc = buf_puts(out, (res && (res->truncated || nr < res->nrows)) ? ",\"truncated\":true,\"notes\":["
+		                                                                : ",\"truncated\":false,\"notes\":[");
 	if (!rc)
 		rc = nonfinite_notes(out, res, nr);
 	if (!rc)
@@ -168,14 +190,19 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 	if (!rc)
 		rc = t->status ? buf_json_str(out, emsg, strlen(emsg)) : buf_puts(out, "null");
 	if (!rc)
-		rc = buf_printf(out, ",\"error_class\":%s%s%s", t->status ? "\"" : "",
-		                t->status ? convbi_errname(t->status) : "null", t->status ? "\"" : "");
+		rc = buf_puts(out, ",\"error_class\":");
+	if (!rc)
+		rc = t->status ? quoted(out, convbi_errname(t->status)) : buf_puts(out, "null");
 	if (!rc)
 		rc = buf_puts(out, ",\"failed_stage\":");
 	if (!rc)
 		rc = str_or_null(out, t->fail_stage[0] ? t->fail_stage : NULL);
 	if (!rc)
-		rc = buf_printf(out, ",\"repairs\":%d,\"candidates\":[", t->repairs);
+		rc = buf_puts(out, ",\"repairs\":");
+	if (!rc)
+		rc = buf_put_int(out, t->repairs);
+	if (!rc)
+		rc = buf_puts(out, ",\"candidates\":[");
 	for (int i = 0; !rc && i < t->ncand; i++) {
 		rc = buf_puts(out, i ? ",{\"sql\":" : "{\"sql\":");
 		if (!rc)
@@ -210,21 +237,43 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		resv += t->stage[s].reserved_tokens;
 	}
 	if (!rc)
-		rc = buf_printf(out,
-		                ",\"usage\":{\"prompt_tokens\":%lld,\"completion_tokens\":%lld,\"total_tokens\":%lld,"
-		                "\"cached_tokens\":%lld,\"reserved_tokens\":%lld},\"cost_usd\":%.6f,\"stages\":{",
-		                (long long)pt, (long long)ct, (long long)(pt + ct), (long long)cached, (long long)resv,
-		                turn_cost_usd(t));
+		rc = int_member(out, ",\"usage\":{\"prompt_tokens\":", pt);
+	if (!rc)
+		rc = int_member(out, ",\"completion_tokens\":", ct);
+	if (!rc)
+		rc = int_member(out, ",\"total_tokens\":", pt + ct);
+	if (!rc)
+		rc = int_member(out, ",\"cached_tokens\":", cached);
+	if (!rc)
+		rc = int_member(out, ",\"reserved_tokens\":", resv);
+	if (!rc)
+		rc = buf_puts(out, "},\"cost_usd\":");
+	if (!rc)
+		rc = buf_put_fixed(out, turn_cost_usd(t), 6);
+	if (!rc)
+		rc = buf_puts(out, ",\"stages\":{");
 	int first = 1;
 	for (int s = 0; !rc && s < STAGE_COUNT; s++) {
 		const struct stage_stats *st = &t->stage[s];
 		if (!st->ms && !st->calls)
 			continue;
-		rc = buf_printf(out,
-		                "%s\"%s\":{\"ms\":%lld,\"calls\":%d,\"prompt_tokens\":%lld,\"completion_tokens\":%lld,"
-		                "\"cost_usd\":%.6f,\"endpoint\":",
-		                first ? "" : ",", flow_stage_name(s), (long long)st->ms, st->calls, (long long)st->prompt_tokens,
-		                (long long)st->completion_tokens, st->cost_usd);
+		rc = buf_puts(out, first ? "\"" : ",\"");
+		if (!rc)
+			rc = buf_puts(out, flow_stage_name(s));
+		if (!rc)
+			rc = int_member(out, "\":{\"ms\":", st->ms);
+		if (!rc)
+			rc = int_member(out, ",\"calls\":", st->calls);
+		if (!rc)
+			rc = int_member(out, ",\"prompt_tokens\":", st->prompt_tokens);
+		if (!rc)
+			rc = int_member(out, ",\"completion_tokens\":", st->completion_tokens);
+		if (!rc)
+			rc = buf_puts(out, ",\"cost_usd\":");
+		if (!rc)
+			rc = buf_put_fixed(out, st->cost_usd, 6);
+		if (!rc)
+			rc = buf_puts(out, ",\"endpoint\":");
 		if (!rc)
 			rc = str_or_null(out, st->endpoint[0] ? st->endpoint : NULL);
 		if (!rc)
@@ -235,24 +284,45 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		rc = buf_puts(out, "},\"attempts\":[");
 	for (int i = 0; !rc && i < t->nattempts; i++) {
 		const struct llm_attempt *a = &t->attempts[i].a;
-		rc = buf_printf(out, "%s{\"stage\":\"%s\",\"endpoint\":", i ? "," : "", flow_stage_name(t->attempts[i].stage));
+		rc = buf_puts(out, i ? ",{\"stage\":\"" : "{\"stage\":\"");
+		if (!rc)
+			rc = buf_puts(out, flow_stage_name(t->attempts[i].stage));
+		if (!rc)
+			rc = buf_puts(out, "\",\"endpoint\":");
 		if (!rc)
 			rc = buf_json_str(out, a->endpoint, strlen(a->endpoint));
 		if (!rc)
-			rc = buf_printf(out, ",\"status\":%ld,\"class\":\"%s\",\"error\":", a->status, llm_class_name(a->cls));
+			rc = int_member(out, ",\"status\":", a->status);
+		if (!rc)
+			rc = buf_puts(out, ",\"class\":");
+		if (!rc)
+			rc = quoted(out, llm_class_name(a->cls));
+		if (!rc)
+			rc = buf_puts(out, ",\"error\":");
 		if (!rc)
 			rc = buf_json_str(out, a->error, strlen(a->error));
 		if (!rc)
-			rc = buf_printf(out, ",\"wait_ms\":%lld,\"retry_after_source\":", (long long)a->wait_ms);
+			rc = int_member(out, ",\"wait_ms\":", a->wait_ms);
+		if (!rc)
+			rc = buf_puts(out, ",\"retry_after_source\":");
 		if (!rc)
 			rc = str_or_null(out, a->retry_from);
 		if (!rc)
 			rc = llm_attempt_provenance_json(out, a);
 		if (!rc)
-			rc = buf_printf(out, ",\"elapsed_ms\":%lld,\"cost_usd\":%.6f}", (long long)a->elapsed_ms, a->cost_usd);
+			rc = int_member(out, ",\"elapsed_ms\":", a->elapsed_ms);
+		if (!rc)
+			rc = buf_puts(out, ",\"cost_usd\":");
+		if (!rc)
+			rc = buf_put_fixed(out, a->cost_usd, 6);
+		if (!rc)
+			rc = buf_putc(out, '}');
 	}
 	if (!rc)
-		rc = buf_printf(out, "],\"elapsed_ms\":%lld,\"cpu_us\":%lld}", (long long)t->elapsed_ms,
-		                (long long)(t->cpu_ns / 1000));
+		rc = int_member(out, "],\"elapsed_ms\":", t->elapsed_ms);
+	if (!rc)
+		rc = int_member(out, ",\"cpu_us\":", t->cpu_ns / 1000);
+	if (!rc)
+		rc = buf_putc(out, '}');
 	return rc;
 }

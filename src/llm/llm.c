@@ -1135,7 +1135,8 @@ int llm_attempt_provenance_json(struct buf *out, const struct llm_attempt *a)
 	};
 	int rc = CONVBI_OK;
 	for (size_t i = 0; !rc && i < sizeof f / sizeof f[0]; i++)
-		if (f[i].value[0] && !(rc = buf_printf(out, ",\"%s\":", f[i].key)))
+		if (f[i].value[0] && !(rc = buf_puts(out, ",\"")) && !(rc = buf_puts(out, f[i].key)) &&
+		    !(rc = buf_puts(out, "\":")))
 			rc = buf_json_str(out, f[i].value, strlen(f[i].value));
 	return rc;
 }

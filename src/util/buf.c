@@ -5,6 +5,7 @@
  */
 #include "util/buf.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +90,47 @@ int buf_puts(struct buf *b, const char *s)
 int buf_putc(struct buf *b, char c)
 {
 	return buf_add(b, &c, 1);
+}
+
+int buf_put_int(struct buf *b, long long v)
+{
+	char tmp[24], *p = tmp + sizeof tmp;
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* The digits come from v * 10^decimals rounded, which is what printf
+ * writes unless that product lies within rounding error of a tie (or is
+ * too large to hold the error under 10^-6): those go to printf. */
+int buf_put_fixed(struct buf *b, double v, int decimals)
+{
+	static const double scale[] = {1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9};
+	if (decimals < 0 || decimals > 9)
+		return failed(b, CONVBI_EINVAL);
+	double x = v * scale[decimals], ax = x < 0 ? -x : x;
+	unsigned long long whole = ax < 1e9 ? (unsigned long long)ax : 0;
+	double frac = ax - (double)whole;
+	if (!(ax < 1e9) || (frac > 0.5 - 1e-6 && frac < 0.5 + 1e-6))
+		return buf_printf(b, "%.*f", decimals, v);
+	unsigned long long r = whole + (frac > 0.5);
+	char tmp[32], *p = tmp + sizeof tmp;
+	for (int i = 0; i < decimals; i++, r /= 10)
+		*--p = (char)('0' + r % 10);
+	if (decimals)
+		*--p = '.';
+	do {
+		*--p = (char)('0' + r % 10);
+		r /= 10;
+	} while (r);
+	if (signbit(v)) /* as printf: -0.000000 for -0 and what rounds to zero from below */
+		*--p = '-';
+	return buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
 /* One pass when the text fits in the room already allocated (the common

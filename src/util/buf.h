@@ -37,6 +37,11 @@ int buf_puts(struct buf *b, const char *s);
 int buf_putc(struct buf *b, char c);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int buf_vprintf(struct buf *b, const char *fmt, va_list ap);
+/* Appends v in decimal, as printf's %lld writes it, without printf. */
+int buf_put_int(struct buf *b, long long v);
+/* Appends v with `decimals` (0..9) digits after the point, as printf's
+ * "%.*f" writes it, printf's cost only for values near a rounding tie. */
+int buf_put_fixed(struct buf *b, double v, int decimals);
 /* Appends s as one RFC 4180 field: NULL is an empty field, "" is a quoted
  * empty string (told apart from NULL); quoted, quotes doubled, when it
  * holds a comma, a quote, CR or LF or starts or ends with a space. */

@@ -13,6 +13,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,6 +289,45 @@ static void buf_printf_fits_grows_and_refuses_past_max_without_a_trace(void **st
 	buf_release(&b);
 }
 
+/* buf_put_int and buf_put_fixed write what printf's %lld and %.*f write:
+ * the edges, ties and a spread of values from a fixed seed. */
+static void buf_put_int_and_fixed_write_what_printf_writes(void **state)
+{
+	static const long long ints[] = {0, 1, -1, 9, 10, -10, 123456789, LLONG_MAX, LLONG_MIN, LLONG_MIN + 1};
+	static const double reals[] = {0,        -0.0,           0.5,       1.5,       2.5,
+	                               -0.5,     0.0000005,      0.0000015, 0.0000025, -0.0000005,
+	                               1e-9,     -1e-9,          0.1,       0.3,       1.0 / 3,
+	                               2.675,    999999.9999995, 1e9,       -1e9,      123456789.123456,
+	                               1e300,    -1e300,         NAN,       INFINITY,  -INFINITY,
+	                               4.35e-05, 0.000123};
+	char want[400];
+	struct buf b = BUF_INIT;
+	for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++) {
+		buf_reset(&b);
+		assert_int_equal(buf_put_int(&b, ints[i]), CONVBI_OK);
+		snprintf(want, sizeof want, "%lld", ints[i]);
+		assert_string_equal(buf_str(&b), want);
+	}
+	unsigned long long x = 88172645463325252ull; /* xorshift64 */
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		double v = i < (int)(sizeof reals / sizeof reals[0]) ? reals[i]
+		           : i % 3 == 0                              ? (double)(x % 100000000) / 1e7 /* ties at the 6th decimal */
+		           : i % 3 == 1                              ? (double)(int64_t)x / 9.3e9
+		                                                     : (double)(x >> 11) * 0x1p-53 * 0.01;
+		for (int d = 0; d <= 9; d += 3) {
+			buf_reset(&b);
+			assert_int_equal(buf_put_fixed(&b, v, d), CONVBI_OK);
+			snprintf(want, sizeof want, "%.*f", d, v);
+			if (strcmp(buf_str(&b), want))
+				fail_msg("%.17g with %d decimals: %s, printf %s", v, d, buf_str(&b), want);
+		}
+	}
+	buf_release(&b);
+}
+
 static void buf_json_str_escapes_what_json_needs_and_copies_the_rest_as_is(void **state)
 {
 	(void)state;
@@ -398,6 +439,7 @@ int main(void)
 	const struct CMUnitTest utf8[] = {
 	        cmocka_unit_test(buf_printf_fits_grows_and_refuses_past_max_without_a_trace),
 	        cmocka_unit_test(buf_json_str_escapes_what_json_needs_and_copies_the_rest_as_is),
+	        cmocka_unit_test(buf_put_int_and_fixed_write_what_printf_writes),
 	        cmocka_unit_test(utf8_decode_is_strict),
 	        cmocka_unit_test(utf8_valid_names_the_first_bad_byte),
 	};
