@@ -128,42 +128,106 @@ static void count(struct metrics *m, const char *name, const char *labels, doubl
 		s->value += by;
 }
 
+/* Appends s to out[0..*k), cut at cap (NUL included). */
+static void append(char *out, size_t cap, size_t *k, const char *s)
+{
+	size_t n = strlen(s);
+	if (*k + n >= cap)
+		n = cap - 1 - *k;
+	memcpy(out + *k, s, n);
+	*k += n;
+	out[*k] = '\0';
+}
+
+/* `k1="v1"` and, when k2, `,k2="v2"`, the values escaped (label_value);
+ * cut at cap.  Written by hand: a question feeds a dozen series, and
+ * snprintf cost more than the rest of metrics_answer. */
+static void labels_of(char *out, size_t cap, const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	char v[96];
+	size_t k = 0;
+	out[0] = '\0';
+	label_value(v, sizeof v, v1);
+	append(out, cap, &k, k1);
+	append(out, cap, &k, "=\"");
+	append(out, cap, &k, v);
+	append(out, cap, &k, "\"");
+	if (!k2)
+		return;
+	label_value(v, sizeof v, v2);
+	append(out, cap, &k, ",");
+	append(out, cap, &k, k2);
+	append(out, cap, &k, "=\"");
+	append(out, cap, &k, v);
+	append(out, cap, &k, "\"");
+}
+
+/* One series update, its labels written before the lock is taken. */
+struct update {
+	const char *name;
+	char labels[METRICS_LABELS_BYTES];
+	int histogram;
+	double v;
+};
+
+#define METRICS_UPDATES_MAX 24 /* applied under one lock; more wait for the next */
+
+static void apply(struct metrics *m, const struct update *u, int n)
+{
+	pthread_mutex_lock(&m->lock);
+	for (int i = 0; i < n; i++)
+		if (u[i].histogram)
+			observe(m, u[i].name, u[i].labels, u[i].v);
+		else
+			count(m, u[i].name, u[i].labels, u[i].v);
+	pthread_mutex_unlock(&m->lock);
+}
+
 void metrics_request(struct metrics *m, const char *route, int status, double seconds)
 {
-	char r[96], labels[METRICS_LABELS_BYTES];
-	label_value(r, sizeof r, route);
-	pthread_mutex_lock(&m->lock);
-	snprintf(labels, sizeof labels, "route=\"%s\",status=\"%d\"", r, status);
-	count(m, "convbi_http_requests_total", labels, 1);
-	snprintf(labels, sizeof labels, "route=\"%s\"", r);
-	observe(m, "convbi_http_request_duration_seconds", labels, seconds);
-	pthread_mutex_unlock(&m->lock);
+	struct update u[2] = {{"convbi_http_requests_total", "", 0, 1}, {"convbi_http_request_duration_seconds", "", 1, seconds}};
+	char st[16];
+	int k = (int)sizeof st - 1;
+	st[k] = '\0';
+	unsigned x = status < 0 ? 0u : (unsigned)status;
+	do {
+		st[--k] = (char)('0' + x % 10);
+		x /= 10;
+	} while (x && k);
+	labels_of(u[0].labels, sizeof u[0].labels, "route", route, "status", st + k);
+	labels_of(u[1].labels, sizeof u[1].labels, "route", route, NULL, NULL);
+	apply(m, u, 2);
 }
 
 void metrics_answer(struct metrics *m, const convbi_answer *a, int status)
 {
-	char labels[METRICS_LABELS_BYTES], v[96], c[64];
+	struct update u[METRICS_UPDATES_MAX];
 	const char *name, *cls;
 	int64_t ms;
-	pthread_mutex_lock(&m->lock);
-	snprintf(labels, sizeof labels, "outcome=\"%s\"", status ? convbi_errname(status) : "ok");
-	count(m, "convbi_questions_total", labels, 1);
+	int n = 0;
+	u[n] = (struct update){"convbi_questions_total", "", 0, 1};
+	labels_of(u[n++].labels, sizeof u[0].labels, "outcome", status ? convbi_errname(status) : "ok", NULL, NULL);
 	if (a)
-		observe(m, "convbi_question_duration_seconds", "", (double)convbi_answer_elapsed_ms(a) / 1000);
+		u[n++] = (struct update){"convbi_question_duration_seconds", "", 1, (double)convbi_answer_elapsed_ms(a) / 1000};
 	for (int i = 0; a && convbi_answer_stage(a, i, &name, &ms) == CONVBI_OK; i++) {
-		label_value(v, sizeof v, name);
-		snprintf(labels, sizeof labels, "stage=\"%s\"", v);
-		observe(m, "convbi_stage_duration_seconds", labels, (double)ms / 1000);
+		if (n == METRICS_UPDATES_MAX) {
+			apply(m, u, n);
+			n = 0;
+		}
+		u[n] = (struct update){"convbi_stage_duration_seconds", "", 1, (double)ms / 1000};
+		labels_of(u[n++].labels, sizeof u[0].labels, "stage", name, NULL, NULL);
 	}
 	for (int i = 0; a && convbi_answer_attempt(a, i, &name, &cls, &ms) == CONVBI_OK; i++) {
-		label_value(v, sizeof v, name);
-		label_value(c, sizeof c, cls);
-		snprintf(labels, sizeof labels, "endpoint=\"%s\",class=\"%s\"", v, c);
-		count(m, "convbi_endpoint_attempts_total", labels, 1);
-		snprintf(labels, sizeof labels, "endpoint=\"%s\"", v);
-		observe(m, "convbi_endpoint_attempt_duration_seconds", labels, (double)ms / 1000);
+		if (n + 2 > METRICS_UPDATES_MAX) {
+			apply(m, u, n);
+			n = 0;
+		}
+		u[n] = (struct update){"convbi_endpoint_attempts_total", "", 0, 1};
+		labels_of(u[n++].labels, sizeof u[0].labels, "endpoint", name, "class", cls);
+		u[n] = (struct update){"convbi_endpoint_attempt_duration_seconds", "", 1, (double)ms / 1000};
+		labels_of(u[n++].labels, sizeof u[0].labels, "endpoint", name, NULL, NULL);
 	}
-	pthread_mutex_unlock(&m->lock);
+	apply(m, u, n);
 }
 
 /* ---- rendering -------------------------------------------------------------- */
