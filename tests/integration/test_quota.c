@@ -197,6 +197,28 @@ static void *keep_calling(void *arg)
 	return NULL;
 }
 
+/* Starts the fake on scen, then threads callers of "ping" for ms on one
+ * engine of its config (l: the engine and the tallies).  Returns the
+ * endpoints JSON at the end (caller frees). */
+#define MAX_CALLERS 16
+static char *call_for(struct fake *f, const char *scen, int64_t ms, int threads, struct learner *l)
+{
+	assert_true(threads <= MAX_CALLERS);
+	assert_int_equal(fake_start(f, scen), 0);
+	char cfg[1024];
+	write_config(f, cfg, sizeof cfg, "config.json", NULL);
+	l->e = engine_on(cfg);
+	l->until_ms = tu_now_ms() + ms;
+	pthread_t th[MAX_CALLERS];
+	for (int i = 0; i < threads; i++)
+		pthread_create(&th[i], NULL, keep_calling, l);
+	for (int i = 0; i < threads; i++)
+		pthread_join(th[i], NULL);
+	char *js = NULL;
+	assert_int_equal(convbi_engine_endpoints(l->e, &js), CONVBI_OK);
+	return js;
+}
+
 static void learned_rate_converges_within_ten_percent_of_the_true_quota(void **state)
 {
 	(void)state;
@@ -207,17 +229,8 @@ static void learned_rate_converges_within_ten_percent_of_the_true_quota(void **s
 	         "\"latency_ms\":10}],\"default_reply\":\"OK\"}",
 	         TRUE_RPS);
 	struct fake f;
-	assert_int_equal(fake_start(&f, scen), 0);
-	char cfg[1024];
-	write_config(&f, cfg, sizeof cfg, "config.json", NULL);
-	struct learner l = {engine_on(cfg), tu_now_ms() + LEARN_MS, 0, 0};
-	pthread_t th[LEARN_THREADS];
-	for (int i = 0; i < LEARN_THREADS; i++)
-		pthread_create(&th[i], NULL, keep_calling, &l);
-	for (int i = 0; i < LEARN_THREADS; i++)
-		pthread_join(th[i], NULL);
-	char *js = NULL;
-	assert_int_equal(convbi_engine_endpoints(l.e, &js), CONVBI_OK);
+	struct learner l = {NULL, 0, 0, 0};
+	char *js = call_for(&f, scen, LEARN_MS, LEARN_THREADS, &l);
 	double learned = endpoint_num(js, "solo", "learned_rpm"), truth = TRUE_RPS * 60.0;
 	cJSON *arr = cJSON_Parse(js);
 	const cJSON *from = cJSON_GetObjectItem(cJSON_GetArrayItem(arr, 0), "learned_rpm_from");
@@ -257,17 +270,8 @@ static void the_token_estimate_follows_what_the_service_charges(void **state)
 	         "\",\"deployment\":\"gpt-4o\",\"tpm\":%d,\"latency_ms\":10}],\"default_reply\":\"OK\"}",
 	         CHARGE_TPM);
 	struct fake f;
-	assert_int_equal(fake_start(&f, scen), 0);
-	char cfg[1024];
-	write_config(&f, cfg, sizeof cfg, "config.json", NULL);
-	struct learner l = {engine_on(cfg), tu_now_ms() + CHARGE_MS, 0, 0};
-	pthread_t th[CHARGE_THREADS];
-	for (int i = 0; i < CHARGE_THREADS; i++)
-		pthread_create(&th[i], NULL, keep_calling, &l);
-	for (int i = 0; i < CHARGE_THREADS; i++)
-		pthread_join(th[i], NULL);
-	char *js = NULL;
-	assert_int_equal(convbi_engine_endpoints(l.e, &js), CONVBI_OK);
+	struct learner l = {NULL, 0, 0, 0};
+	char *js = call_for(&f, scen, CHARGE_MS, CHARGE_THREADS, &l);
 	double charge = endpoint_num(js, "tok", "token_charge"), tpm = endpoint_num(js, "tok", "learned_tpm");
 	long r429 = fake_stat(&f, "tok", "rate_limited");
 	int ok = atomic_load(&l.ok);

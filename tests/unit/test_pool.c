@@ -879,6 +879,49 @@ static void a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted(vo
 	pool_close(p);
 }
 
+/* A success telling the service's token budget: limit and remaining. */
+static void report_budget(struct pool *p, int64_t now, int64_t limit, int64_t remaining)
+{
+	struct pool_outcome o = pool_outcome_of(POOL_OK);
+	o.limit_tokens = limit;
+	o.remaining_tokens = remaining;
+	pool_report(p, 0, now, &o);
+}
+
+/* The token charge (pool.h): what the service holds of its minute over the
+ * minute's raw estimates, approached by halves going down, taken at once
+ * going up; a request is then counted at estimate x 1.25 x the charge,
+ * never above its estimate; a 429 episode measures nothing. */
+static void the_token_estimate_follows_the_charge_the_service_reports(void **state)
+{
+	struct pool *p = open_pool(SOLO, 1);
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(pick_full(p, T0 + i, 0, 100).est_tokens, 100); /* nothing measured: as estimated */
+	report_budget(p, T0 + 10, 6000000, 6000000 - 40);                       /* 40 of 400 estimated: 0.1 */
+	assert_true(live_of(p, 0, T0 + 10).token_charge > 0.549 && live_of(p, 0, T0 + 10).token_charge < 0.551);
+	report_budget(p, T0 + 11, 6000000, 6000000 - 40);
+	report_budget(p, T0 + 12, 6000000, 6000000 - 40);
+	double c = live_of(p, 0, T0 + 12).token_charge; /* 1 -> 0.55 -> 0.325 -> 0.2125 */
+	assert_true(c > 0.212 && c < 0.213);
+	struct pool_pick k = pick_full(p, T0 + 13, 0, 100);
+	assert_int_equal(k.est_tokens, 27);                          /* ceil(100 x 1.25 x 0.2125) */
+	assert_int_equal(pick_full(p, T0 + 14, 0, 0).est_tokens, 0); /* no estimate: none made up */
+	report_budget(p, T0 + 15, 6000000, 6000000 - 600);           /* 600 of 500 estimated: up at once, to 1 at the most */
+	assert_true(live_of(p, 0, T0 + 15).token_charge == 1.0);
+	assert_int_equal(pick_full(p, T0 + 16, 0, 100).est_tokens, 100);
+	report_429(p, 0, T0 + 17, 1000, 1, 100); /* an episode: its refused requests are in the window */
+	report_budget(p, T0 + 18, 6000000, 6000000 - 10);
+	assert_true(live_of(p, 0, T0 + 18).token_charge == 1.0);
+	pool_close(p);
+	/* too few requests in the minute to say: nothing measured */
+	p = open_pool(SOLO, 1);
+	for (int i = 0; i < POOL_CHARGE_MIN_REQ - 1; i++)
+		pick_full(p, T0 + i, 0, 100);
+	report_budget(p, T0 + 10, 6000000, 6000000 - 10);
+	assert_true(live_of(p, 0, T0 + 10).token_charge == 0);
+	pool_close(p);
+}
+
 static struct pool_pick ahead(struct pool *p, int64_t now)
 {
 	struct pool_pick k;
@@ -1264,6 +1307,7 @@ int main(void)
 	        cmocka_unit_test(first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end),
 	        cmocka_unit_test(a_rate_cut_climbs_back_halfway_to_the_cut_then_by_steps_growing_by_half),
 	        cmocka_unit_test(a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted),
+	        cmocka_unit_test(the_token_estimate_follows_the_charge_the_service_reports),
 	        cmocka_unit_test(callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time),
 	        cmocka_unit_test(configured_rates_are_never_learned_or_changed),
 	        cmocka_unit_test(rate_limit_headers_seed_the_learned_rates),
