@@ -53,6 +53,7 @@
  * -- the connection is marked `untracked` and its next answer carries
  * `Connection: close`: the client comes back through the door.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -332,18 +333,130 @@ static int check_head(const char *b, size_t n, char *msg, size_t cap, const char
 	return 0;
 }
 
-/* Looks at a peeked head b[0..n) (hl: its length, 0 when incomplete):
- * returns 0, or the status to refuse with (message in msg, code). */
-static int judge_head(const char *b, size_t n, size_t hl, char *msg, size_t cap, const char **code, long long *body)
+/* Checks the request line at the start of b[0..n) once it is complete:
+ * `METHOD SP TARGET SP HTTP/1.x` (empty lines before it are skipped, as
+ * libmicrohttpd does).  Returns 0 (sane, or not complete yet), 400 for a
+ * line of another shape (an HTTP/0.9 request, garbage), 505 for a version
+ * other than HTTP/1.0 and 1.1 (the HTTP/2 preface): libmicrohttpd would
+ * answer those in HTML, or not at all. */
+static int check_request_line(const char *b, size_t n, char *msg, size_t cap, const char **code)
 {
-	if (!hl && n > SERVE_HEADERS_MAX_BYTES) {
+	static const char tchar[] = "!#$%&'*+-.^_`|~";
+	size_t i = 0;
+	while (i < n && (b[i] == '\r' || b[i] == '\n'))
+		i++;
+	const char *p = b + i, *eol = memchr(p, '\n', n - i);
+	if (!eol)
+		return 0;
+	if (eol > p && eol[-1] == '\r')
+		eol--;
+	const char *m = p;
+	while (p < eol && (isalnum((unsigned char)*p) || (*p && strchr(tchar, *p))))
+		p++;
+	int sane = p > m && p < eol && *p++ == ' ';
+	const char *t = p;
+	while (sane && p < eol && (unsigned char)*p > ' ' && *p != 0x7f)
+		p++;
+	sane = sane && p > t && p < eol && *p++ == ' ';
+	if (sane && eol - p == 8 && !memcmp(p, "HTTP/", 5) && isdigit((unsigned char)p[5]) && p[6] == '.' &&
+	    isdigit((unsigned char)p[7])) {
+		if (p[5] == '1' && (p[7] == '0' || p[7] == '1'))
+			return 0;
+		snprintf(msg, cap, "%.8s is not supported; send HTTP/1.1", p);
+		*code = "http_version_not_supported";
+		return 505;
+	}
+	return refuse_head(msg, cap, code, "the request line is not `METHOD TARGET HTTP/1.1`; send an HTTP/1.1 request");
+}
+
+/* Walks the chunked body at the start of b[0..n) as libmicrohttpd reads
+ * it (a chunk size of 1 to 15 hex digits, an optional `;extension`, the
+ * line end; the data and its line end; after the last chunk, trailer lines
+ * up to an empty one).  Returns its length when it is all here, 0 when
+ * more is to come, -1 when it is malformed. */
+static long long chunked_length(const char *b, size_t n)
+{
+	size_t i = 0;
+	for (;;) {
+		unsigned long long size = 0;
+		size_t digits = 0;
+		for (; i < n && isxdigit((unsigned char)b[i]); i++, digits++)
+			size = size * 16 + (unsigned)(isdigit((unsigned char)b[i]) ? b[i] - '0' : (b[i] | 0x20) - 'a' + 10);
+		if (digits >= 16 || (i < n && !digits))
+			return -1;
+		const char *eol = memchr(b + i, '\n', n - i);
+		if (!eol)
+			return 0;
+		size_t end = (size_t)(eol - b) - (eol > b + i && eol[-1] == '\r');
+		if (end > i && b[i] != ';')
+			return -1;
+		i = (size_t)(eol - b) + 1;
+		if (!size)
+			break;
+		if (n - i < size + 1 || (b[i + size] == '\r' && n - i < size + 2))
+			return 0;
+		i += (size_t)size;
+		if (b[i] == '\r')
+			i++;
+		if (b[i++] != '\n')
+			return -1;
+	}
+	for (;;) { /* trailers */
+		const char *eol = memchr(b + i, '\n', n - i);
+		if (!eol)
+			return 0;
+		size_t start = i;
+		i = (size_t)(eol - b) + 1;
+		if (i - start <= 2 && (i - start == 1 || b[start] == '\r'))
+			return (long long)i;
+	}
+}
+
+/* 1 when the head b[0..hl) has `Expect: 100-continue`: its client waits
+ * for an interim answer before it sends the body. */
+static int expects_continue(const char *b, size_t hl)
+{
+	static const char name[] = "expect:";
+	for (const char *line = b, *end = b + hl, *eol; (eol = memchr(line, '\n', (size_t)(end - line))); line = eol + 1) {
+		const char *v, *ve;
+		if (!header_is(line, eol, name))
+			continue;
+		header_value(line, eol, sizeof name - 1, &v, &ve);
+		if (ve - v == 12 && !strncasecmp(v, "100-continue", 12))
+			return 1;
+	}
+	return 0;
+}
+
+/* Looks at a peeked head b[0..n) (*hl: its length, 0 when incomplete;
+ * cap: how many bytes the peek could see): returns 0, or the status to
+ * refuse with (message in msg, code).  A chunked body is waited for as
+ * part of the head (*hl set to 0 until it is all here) while it fits in
+ * the peek and no `Expect: 100-continue` holds it back, so a malformed one
+ * gets the JSON 400 rather than libmicrohttpd's HTML. */
+static int judge_head(const char *b, size_t n, size_t cap, size_t *hl, char *msg, size_t msg_cap, const char **code,
+                      long long *body)
+{
+	int status = check_request_line(b, n, msg, msg_cap, code);
+	if (status)
+		return status;
+	if (!*hl && n > SERVE_HEADERS_MAX_BYTES) {
 		int line_too_long = !memchr(b, '\n', n);
 		snprintf(msg, cap, "the %s exceeds %u bytes; %s", line_too_long ? "request target" : "request head",
 		         SERVE_HEADERS_MAX_BYTES, line_too_long ? "send a shorter URL" : "send fewer or shorter headers");
 		*code = line_too_long ? "uri_too_long" : "headers_too_large";
 		return line_too_long ? 414 : 431;
 	}
-	return hl ? check_head(b, hl, msg, cap, code, body) : 0;
+	if (!*hl || (status = check_head(b, *hl, msg, msg_cap, code, body)) || *body >= 0)
+		return status;
+	long long chunks = chunked_length(b + *hl, n - *hl);
+	if (chunks < 0)
+		return refuse_head(msg, msg_cap, code,
+		                   "the chunked body is malformed (a chunk size that is not 1 to 15 hex digits, or a chunk "
+		                   "not ended by CRLF); send valid chunked encoding or a Content-Length");
+	if (!chunks && n < cap && !expects_continue(b, *hl))
+		*hl = 0; /* the rest of the body is on its way */
+	return 0;
 }
 
 /* Hands a waiting connection, whose first request is body bytes after
@@ -392,7 +505,7 @@ static void look(struct door *dr, struct slot *sl)
 	char msg[200];
 	const char *code = NULL;
 	long long body = 0;
-	int status = judge_head(dr->head, (size_t)n, hl, msg, sizeof msg, &code, &body);
+	int status = judge_head(dr->head, (size_t)n, sizeof dr->head, &hl, msg, sizeof msg, &code, &body);
 	if (!status && !hl && sl->peeked > DOOR_PEEK_BUDGET_BYTES) {
 		epoll_ctl(dr->ep, EPOLL_CTL_DEL, sl->fd, NULL);
 		refuse_timeout(dr, sl->fd, sl->since_ms);
@@ -810,7 +923,7 @@ static int guard(struct door *dr, struct slot *sl, struct MHD_Connection *c, int
 		char msg[200];
 		const char *code = NULL;
 		long long body = 0;
-		int status = judge_head(head, (size_t)n, hl, msg, sizeof msg, &code, &body);
+		int status = judge_head(head, (size_t)n, sizeof head, &hl, msg, sizeof msg, &code, &body);
 		if (status) {
 			guard_refuse(dr, fd, since, status, code, msg);
 			break;

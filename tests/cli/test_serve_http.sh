@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# test_serve_http.sh -- `convbi serve`'s HTTP edges found by outside attack
+# #5 (issue 14): malformed request lines, other HTTP versions and broken
+# chunked bodies get the JSON error shape from the front door (F6); the
+# rest of attack5's HTTP findings below, one section each.  Raw-socket
+# clients are in serve_client.py.
+. "$(dirname "$0")/lib.sh"
+PY="python3 $(dirname "$0")/serve_client.py"
+echo "{}" > "$T/sql_map.json"
+launch_map_fake
+C=$T/config.json
+. "$(dirname "$0")/serve_lib.sh"
+port_of() { printf '%s' "${SV##*:}"; }
+
+# ---- F6: the request line, the version, chunked framing: JSON errors ----------------------
+serve_start "$T/f6.log" --db shop="$SAMPLE_DB"
+P=$(port_of)
+printf 'GET /healthz\r\n\r\n' > "$T/http09.req"
+printf 'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' > "$T/h2.req"
+printf 'HELLO\r\n\r\n' > "$T/hello.req"
+printf 'GET /healthz HTTP/1.1 x\r\nHost: localhost\r\n\r\n' > "$T/extra.req"
+printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nabc\r\n0\r\n\r\n' > "$T/chunk1.req"
+printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n' > "$T/chunk2.req"
+printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n17;ext=1\r\n{"sql":"SELECT 7 AS n"}\r\n0\r\n\r\n' > "$T/chunkok.req"
+for how in raw then; do
+  R=$($PY $how "$P" "$T/http09.req")
+  contains "$R" 'HTTP/1.1 400 Bad Request' "$how: an HTTP/0.9 request line is 400"
+  contains "$R" '{"error":{"code":"bad_request","message":"the request line is not `METHOD TARGET HTTP/1.1`' "$how: in the JSON shape"
+  contains "$R" 'X-Content-Type-Options: nosniff' "$how: with the door's headers"
+  R=$($PY $how "$P" "$T/h2.req")
+  contains "$R" 'HTTP/1.1 505 HTTP Version Not Supported' "$how: the HTTP/2 preface is 505"
+  contains "$R" '{"error":{"code":"http_version_not_supported","message":"HTTP/2.0 is not supported; send HTTP/1.1"}}' "$how: in the JSON shape"
+  for f in hello extra; do
+    R=$($PY $how "$P" "$T/$f.req")
+    contains "$R" '"code":"bad_request","message":"the request line is not' "$how: request line $f is a JSON 400"
+  done
+  for f in chunk1 chunk2; do
+    R=$($PY $how "$P" "$T/$f.req")
+    contains "$R" 'HTTP/1.1 400' "$how: $f (a bad chunk size or length) is 400"
+    contains "$R" '{"error":{"code":"bad_request","message":"the chunked body is malformed' "$how: $f in the JSON shape"
+    lacks "$R" '<html>' "$how: $f without libmicrohttpd's HTML"
+  done
+  R=$($PY $how "$P" "$T/chunkok.req")
+  contains "$R" '"rows":[[7]]' "$how: a good chunked body (with an extension) is served"
+done
+# a chunked body that arrives in pieces is waited for, then judged
+python3 - "$P" > "$T/pieces.out" <<'PYEOF'
+import socket, sys, time
+def go(parts):
+    s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
+    for p in parts:
+        s.sendall(p); time.sleep(0.3)
+    out = b""
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        out += d
+    print(out.decode("latin1").replace("\r\n", " "))
+head = b"POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+go([head, b"17\r\n{\"sql\":\"SELECT 8 AS n\"}\r\n", b"0\r\n\r\n"])
+go([head + b"5\r\nhello\r\n", b"zz\r\n0\r\n\r\n"])
+PYEOF
+R=$(sed -n 1p "$T/pieces.out"); contains "$R" '"rows":[[8]]' "a chunked body sent in pieces is served"
+R=$(sed -n 2p "$T/pieces.out"); contains "$R" '"message":"the chunked body is malformed' "a bad chunk in a later piece is the JSON 400"
+req GET /metrics
+lacks "$BODY" 'status="0"' "no request is counted without a status"
+serve_stop
+lacks "$(cat "$T/f6.log")" 'libmicrohttpd' "libmicrohttpd refused none of them itself"
+
+finish
