@@ -213,11 +213,12 @@ static int origin_allowed(const struct server *s, const char *origin)
 	return host_allowed(s, host);
 }
 
-/* Routes reachable without a token: they hold no data. */
+/* Routes reachable without a token: they hold no data, and the page must
+ * load before it can ask for a token.  (/v1/openapi.json is an API route
+ * as the others: it needs the token, as the README says.) */
 static int public_route(const char *method, const char *url)
 {
-	return !strcmp(url, "/healthz") || (!strcmp(method, "GET") && (!strcmp(url, "/") || !strncmp(url, "/assets/", 8) ||
-	                                                               !strcmp(url, "/v1/openapi.json")));
+	return !strcmp(url, "/healthz") || (!strcmp(method, "GET") && (!strcmp(url, "/") || !strncmp(url, "/assets/", 8)));
 }
 
 static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)

@@ -67,4 +67,16 @@ lacks "$BODY" 'status="0"' "no request is counted without a status"
 serve_stop
 lacks "$(cat "$T/f6.log")" 'libmicrohttpd' "libmicrohttpd refused none of them itself"
 
+# ---- F9: with --tokens, /v1/openapi.json needs the token as the other API routes ----------
+printf 'tokAAAAAAAAAAAAAAAAAAAAAA\n' > "$T/tok1"; chmod 600 "$T/tok1"
+serve_start "$T/f9.log" --db shop="$SAMPLE_DB" --tokens "$T/tok1"
+req GET /v1/openapi.json; is 401 "/v1/openapi.json without a token"
+contains "$BODY" '{"error":{"code":"unauthorized"' "in the JSON shape"
+req GET /v1/openapi.json -H 'Authorization: Bearer tokAAAAAAAAAAAAAAAAAAAAAA'; is 200 "with the token"
+contains "$(printf '%s' "$BODY" | tr -d ' ')" '"openapi":"3.1.0"' "the document"
+contains "$(printf '%s' "$BODY" | python3 -c 'import json,sys; print(json.load(sys.stdin)["paths"]["/v1/openapi.json"]["get"])')" "'401'" "which documents the 401"
+req GET /healthz; is 200 "/healthz needs none"
+req GET /; is 200 "nor the page"
+serve_stop
+
 finish
