@@ -26,8 +26,13 @@
  * request, is not complete within --request-timeout-s is shut down
  * through it (the dup keeps the descriptor ours, so a number libmicrohttpd
  * closed and the process reused is never touched).  libmicrohttpd's
- * connection notifications free the slot; while the server answers a
- * request (door_request_begin .. door_request_end) there is no deadline.
+ * connection notifications free the slot.  While the server answers a
+ * request (door_request_begin .. door_request_end) the only deadline is
+ * the client's: an answer whose bytes wait in the socket's send queue
+ * while the client acknowledges none of them for --request-timeout-s (it
+ * stopped reading) is shut down the same way -- a streamed answer would
+ * otherwise hold its connection thread for as long as the client keeps
+ * the socket open (attack5 F1).  The door looks every DOOR_WRITE_CHECK_MS.
  *
  * The later requests of a keep-alive connection get the same checks: when
  * a request has been answered, libmicrohttpd's connection thread calls
@@ -82,6 +87,7 @@
 #define DOOR_FDS_SPARE 256           /* descriptors kept for databases, the model, logs */
 #define DOOR_DRAIN_BYTES (64u << 10) /* unread input read away before a refusal's close */
 #define DOOR_KEEP_THREAD_MS 250      /* a kept connection's thread waits this long for the next head */
+#define DOOR_WRITE_CHECK_MS 500      /* how often an answer's progress is looked at */
 #define EV_LISTEN UINT32_MAX
 #define EV_WAKE (UINT32_MAX - 1)
 
@@ -99,6 +105,9 @@ struct slot {
 	int kept;                    /* WAITING: given back by a keep-alive connection (park): silence is no 408 */
 	struct MHD_Connection *conn; /* HANDED: libmicrohttpd's connection, once announced */
 	uint64_t expect;             /* HANDED: bytes of the requests let in (heads, bodies) */
+	uint64_t acked;              /* HANDED, busy: the answer's bytes the client had acknowledged */
+	int64_t stalled_ms;          /* HANDED, busy: since when it acknowledged none of them, 0 = it takes them */
+	int64_t write_check_ms;      /* HANDED, busy: the next look at that */
 	int64_t since_ms;            /* connected (WAITING) */
 	int64_t deadline_ms;         /* the request must be complete by then */
 	size_t peeked;               /* WAITING: bytes looked at so far */
@@ -582,8 +591,33 @@ static void accept_all(struct door *dr)
 	}
 }
 
+/* 1 when sl is being answered and its client has acknowledged none of
+ * the bytes waiting in the send queue for limit_ms (SIOCOUTQ: bytes sent
+ * or not yet, unacknowledged; tcpi_bytes_acked moves as the client takes
+ * them). */
+static int write_stalled(struct slot *sl, int64_t now, int64_t limit_ms)
+{
+	if (now < sl->write_check_ms)
+		return 0;
+	sl->write_check_ms = now + DOOR_WRITE_CHECK_MS;
+	int queued = 0;
+	struct tcp_info ti;
+	socklen_t len = sizeof ti;
+	if (ioctl(sl->fd, SIOCOUTQ, &queued) || queued <= 0 || getsockopt(sl->fd, IPPROTO_TCP, TCP_INFO, &ti, &len)) {
+		sl->stalled_ms = 0;
+		return 0;
+	}
+	if (!sl->stalled_ms || ti.tcpi_bytes_acked != sl->acked) {
+		sl->acked = ti.tcpi_bytes_acked;
+		sl->stalled_ms = now;
+		return 0;
+	}
+	return now - sl->stalled_ms >= limit_ms;
+}
+
 /* Deadlines: a waiting head gets 408; a handed connection past its
- * deadline and not being answered is shut down. */
+ * deadline and not being answered, or being answered to a client that
+ * stopped reading, is shut down. */
 static void reap(struct door *dr)
 {
 	int64_t now = serve_now_ms();
@@ -603,6 +637,12 @@ static void reap(struct door *dr)
 		           now >= sl->deadline_ms) {
 			sl->reaped = 1;
 			shutdown(sl->fd, SHUT_RDWR);
+		} else if (sl->state == SLOT_HANDED && sl->busy && !sl->reaped &&
+		           write_stalled(sl, now, (int64_t)dr->s->cfg.request_timeout_s * 1000)) {
+			sl->reaped = 1;
+			shutdown(sl->fd, SHUT_RDWR);
+			serve_log("a client took none of its answer for %d s (--request-timeout-s): connection closed",
+			          dr->s->cfg.request_timeout_s);
 		}
 	}
 	pthread_mutex_unlock(&dr->lock);
@@ -802,8 +842,10 @@ void door_request_begin(struct door *dr, struct MHD_Connection *c)
 	if (!sl)
 		return;
 	pthread_mutex_lock(&dr->lock);
-	if (sl->conn == c)
+	if (sl->conn == c) {
 		sl->busy = 1;
+		sl->stalled_ms = sl->write_check_ms = 0;
+	}
 	pthread_mutex_unlock(&dr->lock);
 }
 

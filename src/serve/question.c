@@ -8,6 +8,12 @@
  * `convbi ask --json`, chart included) or `error` with the error shape
  * {"error":{"code","message"}} and the answer.  question_cancel (the
  * client went away, or the server drains) interrupts the ask.
+ *
+ * The question holds its session's question slot (sessions_begin) and a
+ * concurrent-question slot (server_slot_take) from question_start until
+ * its work ends -- the answer is queued, not when the client has read it:
+ * a client that stops reading holds its connection (until the door cuts
+ * the stalled writer) but no question slot (attack5 F1).
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -199,6 +205,21 @@ int question_run_sync(struct server *s, struct serve_session *ss, const char *te
 	return rc;
 }
 
+/* The work has ended: the answer is queued.  Gives the session and the
+ * question slot back; done is set first, under the lock, so that
+ * question_cancel never interrupts a later question of the session. */
+static void finish(struct question *q, int rc)
+{
+	pthread_mutex_lock(&q->lock);
+	q->status = rc;
+	q->done = 1;
+	pthread_cond_broadcast(&q->cond);
+	pthread_mutex_unlock(&q->lock);
+	int tok = q->ss->token; /* the session is its token's */
+	sessions_end(q->s->sessions, q->ss);
+	server_slot_give(q->s, tok);
+}
+
 static void *worker(void *payload)
 {
 	struct question *q = payload;
@@ -244,11 +265,7 @@ static void *worker(void *payload)
 	else
 		free(err_json);
 	convbi_answer_free(a);
-	pthread_mutex_lock(&q->lock);
-	q->status = rc;
-	q->done = 1;
-	pthread_cond_broadcast(&q->cond);
-	pthread_mutex_unlock(&q->lock);
+	finish(q, rc);
 	return NULL;
 }
 
@@ -271,9 +288,8 @@ struct question *question_start(struct server *s, struct serve_session *ss, cons
 	pthread_mutex_init(&q->lock, NULL);
 	clock_cond_init(&q->cond);
 	if (pthread_create(&q->thread, NULL, worker, q)) {
-		q->done = 1;
-		q->status = CONVBI_ENOMEM;
 		q->answer_json = serve_json_error("ENOMEM", "cannot start a worker thread; try again");
+		finish(q, CONVBI_ENOMEM);
 	} else {
 		q->started = 1;
 	}
@@ -301,13 +317,12 @@ long question_read(struct question *q, char *out, size_t max, int wait_ms)
 void question_cancel(struct question *q)
 {
 	atomic_store(&q->canceled, 1);
-	pthread_mutex_lock(&q->lock);
-	int running = !q->done;
-	pthread_mutex_unlock(&q->lock);
 	/* the conversation exists once the worker asked; it is not freed while
-	 * the session is busy, and interrupting is safe from any thread */
-	if (running && atomic_load(&q->conv_ready))
+	 * the session is busy (until done), and interrupting is an atomic store */
+	pthread_mutex_lock(&q->lock);
+	if (!q->done && atomic_load(&q->conv_ready))
 		convbi_session_interrupt(q->ss->conv);
+	pthread_mutex_unlock(&q->lock);
 }
 
 const char *question_answer_json(const struct question *q)

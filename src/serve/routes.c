@@ -319,9 +319,7 @@ static void sse_free(void *cls)
 {
 	struct sse *x = cls;
 	question_cancel(x->q); /* a no-op when it finished */
-	question_free(x->q);
-	sessions_end(x->s->sessions, x->ss);
-	server_slot_give(x->s, x->ss->token); /* the session is its token's */
+	question_free(x->q);   /* it gave the session and the slot back as it ended */
 	sessions_release(x->s->sessions, x->ss);
 	free(x);
 }
@@ -429,10 +427,8 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		        x ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SSE_BLOCK_BYTES, sse_read, x, sse_free) : NULL;
 		if (!r) {
 			question_cancel(q);
-			question_free(q);
+			question_free(q); /* the slots go back with it */
 			free(x);
-			server_slot_give(s, req->token);
-			sessions_end(s->sessions, ss);
 			res = MHD_NO;
 			goto done;
 		}

@@ -232,8 +232,12 @@ struct question;
 typedef int (*question_alive_fn)(void *payload);
 
 /* Starts answering `question` on ss's conversation on a worker thread,
- * with the request's options ao (may be NULL; copied).  Returns NULL when
- * out of memory.  Events are queued as SSE text. */
+ * with the request's options ao (may be NULL; copied).  The caller holds
+ * ss's question slot (sessions_begin) and a concurrent-question slot
+ * (server_slot_take): the question takes them over and gives them back
+ * when its work ends, before its client has read the answer.  Returns
+ * NULL when out of memory (the slots stay the caller's).  Events are
+ * queued as SSE text. */
 struct question *question_start(struct server *s, struct serve_session *ss, const char *question, const char *hint,
                                 const convbi_ask_options *ao, int sse);
 /* Copies up to max queued SSE bytes into out, waiting at most wait_ms for
@@ -244,7 +248,7 @@ void question_cancel(struct question *q);
 /* The finished answer JSON (borrowed) and status. */
 const char *question_answer_json(const struct question *q);
 int question_status(const struct question *q);
-/* Joins the worker and frees everything (the session's slot too). */
+/* Joins the worker and frees everything. */
 void question_free(struct question *q);
 
 /* Opens ss's conversation (a convbi_session) if it has none; on failure
