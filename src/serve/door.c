@@ -485,7 +485,7 @@ static void hand_over(struct door *dr, struct slot *sl, size_t hl, long long bod
 	sl->fd = mine;
 	sl->mhd_fd = fd;
 	sl->deadline_ms = sl->since_ms + (int64_t)dr->s->cfg.request_timeout_s * 1000; /* the body too */
-	sl->expect = hl + (uint64_t)(body > 0 ? body : 0);
+	sl->expect += hl + (uint64_t)(body > 0 ? body : 0); /* a kept one's count goes on: TCP_INFO's does */
 	sl->untracked = body < 0;
 	struct sockaddr_storage addr = sl->addr;
 	socklen_t addrlen = sl->addrlen;
@@ -862,18 +862,28 @@ int door_request_tracked(struct door *dr, struct MHD_Connection *c)
 
 /* 1 when libmicrohttpd has read more of fd than the expect bytes of the
  * requests let in (it holds a pipelined request), 0 when exactly those,
- * -1 when the socket cannot tell. */
+ * -1 when the socket cannot tell.  The unread count is read before and
+ * after TCP_INFO: the client sends its next request as soon as it has the
+ * answer, and bytes arriving between the two readings made them disagree
+ * (the connection was then answered with `Connection: close`, now and then
+ * in a benchmark run); only this thread reads the socket, so equal counts
+ * mean nothing arrived in between. */
 static int bytes_held(int fd, uint64_t expect)
 {
-	struct tcp_info ti;
-	socklen_t len = sizeof ti;
-	int unread = 0;
-	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-	    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received || ioctl(fd, SIOCINQ, &unread) ||
-	    unread < 0)
-		return -1;
-	uint64_t consumed = ti.tcpi_bytes_received - (uint64_t)unread;
-	return consumed > expect ? 1 : consumed == expect ? 0 : -1;
+	for (int tries = 0; tries < 4; tries++) {
+		struct tcp_info ti;
+		socklen_t len = sizeof ti;
+		int before = 0, after = 0;
+		if (ioctl(fd, SIOCINQ, &before) || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+		    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received ||
+		    ioctl(fd, SIOCINQ, &after) || before < 0)
+			return -1;
+		if (before != after)
+			continue; /* bytes came in meanwhile: look again */
+		uint64_t consumed = ti.tcpi_bytes_received - (uint64_t)after;
+		return consumed > expect ? 1 : consumed == expect ? 0 : -1;
+	}
+	return -1;
 }
 
 /* Refuses the head waited for on a handed connection: the answer, then
@@ -903,7 +913,9 @@ static int park(struct door *dr, struct slot *sl, struct MHD_Connection *c, int6
 			sl->conn = NULL; /* c's closing notification is no longer this slot's */
 			sl->mhd_fd = -1;
 			sl->started = sl->busy = sl->reaped = sl->guarding = sl->untracked = 0;
-			sl->expect = 0;
+			/* expect stays: the socket's byte count (TCP_INFO) runs on over the
+			 * requests of its next hand-over (it was reset, and the first
+			 * answer after a park then said Connection: close) */
 			sl->since_ms = since;
 			sl->deadline_ms = deadline_ms;
 			sl->peeked = peeked;

@@ -106,8 +106,9 @@ def first_answer(s):
         sys.exit("the first answer: " + head.decode("latin1"))
 
 
-def read_answer(s):
-    """Reads one answer with a Content-Length from s; returns its status line."""
+def read_answer(s, mark_close=False):
+    """Reads one answer with a Content-Length from s; returns its status line
+    (with " close" after it when mark_close and it says Connection: close)."""
     got = b""
     while b"\r\n\r\n" not in got:
         d = s.recv(65536)
@@ -118,7 +119,8 @@ def read_answer(s):
     length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
     while len(rest) < length:
         rest += s.recv(65536)
-    return head.split(b"\r\n", 1)[0].decode("latin1")
+    closes = any(l.lower().replace(b" ", b"") == b"connection:close" for l in head.split(b"\r\n"))
+    return head.split(b"\r\n", 1)[0].decode("latin1") + (" close" if mark_close and closes else "")
 
 
 def proc_status(pid):
@@ -203,13 +205,15 @@ def main():
             s.close()
         print("408s %d of %d" % (got, n))
     elif cmd == "reuse":
+        # a request, a pause, then three more at once after it: each answer's
+        # status line, and "close" for one that says Connection: close
         port, pause = int(sys.argv[2]), float(sys.argv[3])
         s = connect(port)
-        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        print(read_answer(s))
-        time.sleep(pause)
-        s.sendall(b"GET /v1/databases HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        print(read_answer(s))
+        for i, path in enumerate(["/healthz", "/v1/databases", "/healthz", "/v1/databases"]):
+            if i == 1:
+                time.sleep(pause)
+            s.sendall(b"GET " + path.encode() + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            print(read_answer(s, mark_close=True))
     elif cmd == "ends":
         port = int(sys.argv[2])
         s = connect(port, timeout=3)

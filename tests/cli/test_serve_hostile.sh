@@ -85,7 +85,9 @@ TH=$(printf '%s' "$R" | sed -n 's/^threads \([0-9]*\) .*/\1/p')
 contains "$R" "healthz 200" "/healthz answers meanwhile"
 contains "$R" "408s 300 of 300" "each trickled head gets 408 at the deadline"
 R=$($PY reuse "$(port_of)" 0.8)
-[ "$(printf '%s' "$R" | grep -c '^HTTP/1.1 200')" = 2 ] && ok "a connection idle 0.8 s between requests is kept and answered" || bad "reuse: $R"
+[ "$(printf '%s' "$R" | grep -c '^HTTP/1.1 200 OK$')" = 4 ] &&
+	ok "a connection idle 0.8 s between requests is kept and answered, and stays kept for the next ones" ||
+	bad "reuse (four 200s without Connection: close): $R"
 R=$(grep -v -E '^convbi serve: (listening on |GET /[a-z0-9/]* [0-9]{3} |\(connection\) 408 )' "$T/kept.log")
 [ -z "$R" ] && ok "the log has the requests and the 408s, nothing from libmicrohttpd" || bad "other log lines: ${R:0:300}"
 serve_stop
