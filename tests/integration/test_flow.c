@@ -398,6 +398,10 @@ static void bad_questions_get_one_clear_line(void **state)
 	assert_non_null(strstr(convbi_answer_errmsg(a),
 	                       "`2026-02-29`, which is no real date (February 2026 has no day 29); give a date as YYYY-MM-DD"));
 	convbi_answer_free(a);
+	ao.today = "0000-01-01"; /* years run 0001..9999 */
+	assert_int_equal(convbi_session_ask_with(v.s, "How many customers?", NULL, &ao, NULL, NULL, &a), CONVBI_EINVAL);
+	assert_non_null(strstr(convbi_answer_errmsg(a), "`0000-01-01`, which is no real date (there is no year 0)"));
+	convbi_answer_free(a);
 	ao = (convbi_ask_options)CONVBI_ASK_OPTIONS_INIT;
 	ao.candidates = 17;
 	assert_int_equal(convbi_session_ask_with(v.s, "How many customers?", NULL, &ao, NULL, NULL, &a), CONVBI_EINVAL);
