@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/datadir.h"
 #include "api/api.h"
 #include "db/db.h"
 #include "db/schema.h"
@@ -44,9 +45,7 @@ static const char *resolve_prompts(const char *opt)
 	const char *env = getenv("CONVBI_PROMPTS");
 	if (env && *env)
 		return env;
-	if (access(CONVBI_PROMPTS_SRC_DIR "/sql.txt", R_OK) == 0)
-		return CONVBI_PROMPTS_SRC_DIR;
-	return CONVBI_PROMPTS_INSTALL_DIR;
+	return datadir_path(DATADIR_PROMPTS);
 }
 
 int api_valid_date(const char *s)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "util/datadir.h"
 #include "cli/cli.h"
 
 const char *cli_default_db(void)
@@ -11,9 +12,7 @@ const char *cli_default_db(void)
 	const char *env = getenv("CONVBI_DB");
 	if (env && *env)
 		return env;
-	if (access(CONVBI_SAMPLE_DB_BUILD, R_OK) == 0)
-		return CONVBI_SAMPLE_DB_BUILD;
-	return CONVBI_SAMPLE_DB_INSTALL;
+	return datadir_path(DATADIR_SAMPLE_DB);
 }
 
 void cli_engine_options(convbi_options *o, const struct cli_opts *c)

@@ -6,6 +6,7 @@
  * the device and inode of the output's folder.  Only an existing path can
  * be anything of the user's: a new file is always fine.
  */
+#include "util/datadir.h"
 #include "cli/userfile.h"
 
 #include "util/regfile.h"
@@ -101,7 +102,7 @@ static const char *input_what(const struct stat *st, const char *path, const str
 	snprintf(hist, sizeof hist, "%s/.convbi_history", home ? home : "");
 	if (history && (same_file(st, o->history_file) || (home && *home && same_file(st, hist))))
 		return "the REPL's history file";
-	const char *prompts[] = {o->prompts, getenv("CONVBI_PROMPTS"), CONVBI_PROMPTS_SRC_DIR, CONVBI_PROMPTS_INSTALL_DIR};
+	const char *prompts[] = {o->prompts, getenv("CONVBI_PROMPTS"), datadir_path(DATADIR_PROMPTS)};
 	for (size_t i = 0; i < sizeof prompts / sizeof prompts[0]; i++)
 		if (in_folder(path, prompts[i]))
 			return "a file in the prompts folder";

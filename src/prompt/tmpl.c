@@ -425,7 +425,7 @@ static int read_file(const char *path, char **text, size_t *len, struct err *err
 	if (e == ENOENT)
 		return err_set(err, CONVBI_ETEMPLATE,
 		               "%s is missing; restore it or point "
-		               "prompts_dir at a directory that has it",
+		               "--prompts (prompts_dir, CONVBI_PROMPTS) at a folder that has it",
 		               path);
 	if (e == EACCES)
 		return err_set(err, CONVBI_ETEMPLATE,

@@ -15,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/datadir.h"
 #include "serve/serve.h"
 #include "util/limits.h"
 #include "util/regfile.h"
@@ -479,7 +480,7 @@ int server_setup(struct server *s, const struct serve_config *c)
 {
 	s->cfg = *c;
 	pthread_mutex_init(&s->runs_lock, NULL);
-	const char *sample = access(CONVBI_SAMPLE_DB_BUILD, R_OK) == 0 ? CONVBI_SAMPLE_DB_BUILD : CONVBI_SAMPLE_DB_INSTALL;
+	const char *sample = datadir_path(DATADIR_SAMPLE_DB);
 	int n = c->ndb_specs ? c->ndb_specs : 1;
 	for (int i = 0; i < n; i++) {
 		struct serve_db *d = &s->dbs[s->ndbs];

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/datadir.h"
 #include "serve/routes.h"
 #include "util/utf8.h"
 
@@ -755,7 +756,7 @@ int routes_setup(struct server *s)
 	if (!dir || !*dir)
 		dir = getenv("CONVBI_WEB");
 	if (!dir || !*dir)
-		dir = access(CONVBI_WEB_SRC_DIR "/index.html", R_OK) == 0 ? CONVBI_WEB_SRC_DIR : CONVBI_WEB_INSTALL_DIR;
+		dir = datadir_path(DATADIR_WEB);
 	snprintf(s->web_dir, sizeof s->web_dir, "%s", dir);
 	if (!(s->mcp = mcp_new(s))) {
 		fprintf(stderr, "convbi: out of memory\n");

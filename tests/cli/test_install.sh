@@ -26,6 +26,30 @@ PKG_CONFIG_PATH=$(dirname "$PC") cc -std=c11 -o "$T/ex2" "$SOURCE_DIR/tests/exam
   ok "example builds with pkg-config" || bad "pkg-config build: $(cat "$T/cc.err")"
 echo '#include <convbi/convbi.h>' > "$T/h.c"
 cc -std=c11 -pedantic -Wall -Wextra -Werror -fsyntax-only -I"$P/include" "$T/h.c" 2>"$T/h.err" && ok "the header compiles alone, -std=c11 -pedantic -Werror" || bad "header: $(cat "$T/h.err")"
+# The installed program reads its own share folder, wherever the prefix is
+# (attack6 F2: it read the build tree's prompts and sample database, so it
+# failed on any machine without that tree): a copy moved elsewhere, its
+# sample database replaced and a prompt removed, must show both.
+M=$T/moved
+cp -a "$P" "$M"
+rm "$M/share/convbi/shop.db"
+sqlite3 "$M/share/convbi/shop.db" 'CREATE TABLE moved_install_marker (id INTEGER PRIMARY KEY)'
+expect_code 0 "the moved install's convbi schema runs" env -u CONVBI_PROMPTS -u CONVBI_DB "$M/bin/convbi" schema
+contains "$OUT" "moved_install_marker" "the moved install's default database is its own share/convbi/shop.db"
+rm "$M/share/convbi/prompts/intent.txt"
+printf '{"endpoints":[{"name":"a","endpoint":"http://127.0.0.1:9","deployment":"d","api_key":"k"}]}' >"$T/moved.json"
+expect_code 2 "the moved install without intent.txt refuses to start" env -u CONVBI_PROMPTS -u CONVBI_DB "$M/bin/convbi" --config "$T/moved.json" ask "how many customers?"
+contains "$ERR" "$M/share/convbi/prompts/intent.txt is missing" "the moved install reads its own prompts"
+# serve rewrites its process title (argv[0]): it too finds the moved share folder
+. "$SOURCE_DIR/tests/cli/serve_lib.sh"
+C=$T/moved.json
+CONVBI=$M/bin/convbi serve_start "$T/moved-serve.log" --prompts "$P/share/convbi/prompts"
+req GET "/v1/schema?db=shop"
+contains "$BODY" "moved_install_marker" "the moved install's serve answers from its own sample database"
+req GET "/"
+contains "$BODY" "<!doctype html>" "the moved install's serve answers its own page"
+serve_stop
+expect_code 0 "the example runs against the installed library without CONVBI_PROMPTS" env -u CONVBI_PROMPTS LD_LIBRARY_PATH="$LIBDIR" "$T/ex/example" "$SAMPLE_DB"
 BAD=$(nm -D --defined-only "$LIB" | awk '$2 ~ /[TDBR]/ {print $3}' | grep -v '^convbi_' | grep -v '^_' || true)
 [ -z "$BAD" ] && ok "only convbi_* symbols are exported" || bad "exported non-convbi symbols: $(echo $BAD | head -c 300)"
 finish

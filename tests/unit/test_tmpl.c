@@ -347,8 +347,8 @@ static void load_names_the_path_of_a_missing_file(void **state)
 	struct err err = ERR_INIT;
 	char want[700];
 	snprintf(want, sizeof want,
-	         "%s/absent.txt is missing; restore it or point prompts_dir at "
-	         "a directory that has it",
+	         "%s/absent.txt is missing; restore it or point --prompts "
+	         "(prompts_dir, CONVBI_PROMPTS) at a folder that has it",
 	         dir);
 	assert_int_equal(tmpl_set_load(&set, dir, &spec, 1, &err), CONVBI_ETEMPLATE);
 	assert_null(set);
