@@ -181,18 +181,18 @@ static struct serve_db *tool_db(struct mcp *m, int tok, const cJSON *args, char 
 {
 	const char *name = arg_str(args, "db");
 	struct serve_db *db = server_db_for(m->s, tok, name);
-	if (!db)
+	if (!db || !server_token_allows(m->s, tok, db)) { /* another tenant's: as if it were not there */
 		snprintf(why, cap, "no database is named `%.64s`; call list_databases", name ? name : "");
-	else if (!server_token_allows(m->s, tok, db))
-		snprintf(why, cap, "this token may not use database `%s`", db->name);
-	return db && server_token_allows(m->s, tok, db) ? db : NULL;
+		return NULL;
+	}
+	return db;
 }
 
 /* The answer as text and structuredContent (the answer JSON's fields). */
 static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
 {
 	char *json = NULL, *table = NULL;
-	convbi_answer_json(a, &json);
+	serve_answer_json(a, rc, &json);
 	convbi_answer_format(a, "markdown", MCP_TABLE_ROWS, &table);
 	cJSON *full = json ? cJSON_Parse(json) : NULL, *st = cJSON_CreateObject();
 	static const char *const keys[] = {"question",  "standalone_question", "sql",    "columns", "rows",
@@ -205,14 +205,14 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
 	if (conversation)
 		cJSON_AddStringToObject(st, "conversation", conversation);
 	if (rc) {
-		cJSON_AddStringToObject(st, "error", convbi_answer_errmsg(a));
+		cJSON_AddStringToObject(st, "error", serve_client_errmsg(rc, convbi_answer_errmsg(a)));
 		cJSON_AddStringToObject(st, "error_class", convbi_errname(rc));
 	}
 	size_t n = strlen(convbi_answer_text(a)) + strlen(convbi_answer_sql(a)) + (table ? strlen(table) : 0) +
-	           strlen(convbi_answer_errmsg(a)) + 200;
+	           strlen(convbi_answer_errmsg(a)) + strlen(serve_client_errmsg(rc, "")) + 200;
 	char *text = malloc(n);
 	if (text) {
-		int k = snprintf(text, n, "%s", rc ? convbi_answer_errmsg(a) : convbi_answer_text(a));
+		int k = snprintf(text, n, "%s", rc ? serve_client_errmsg(rc, convbi_answer_errmsg(a)) : convbi_answer_text(a));
 		if (*convbi_answer_sql(a))
 			k += snprintf(text + k, n - (size_t)k, "\n\nSQL:\n```sql\n%s\n```", convbi_answer_sql(a));
 		if (table && *table)

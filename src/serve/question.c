@@ -197,7 +197,7 @@ int question_run_sync(struct server *s, struct serve_session *ss, const char *te
 	rc = convbi_session_ask_with(ss->conv, text, hint, ao, cb, payload, &a);
 	server_run_end(s, &run);
 	if (a)
-		convbi_answer_json(a, json_out);
+		serve_answer_json(a, rc, json_out);
 	if (!*json_out)
 		rc = rc ? rc : CONVBI_ENOMEM;
 	metrics_answer(s->metrics, a, rc);
@@ -233,7 +233,7 @@ static void *worker(void *payload)
 		rc = convbi_session_ask_with(q->ss->conv, q->text, q->hint, &q->ao, on_event, q, &a);
 		server_run_end(q->s, &run);
 		if (a)
-			convbi_answer_json(a, &q->answer_json);
+			serve_answer_json(a, rc, &q->answer_json);
 		if (!q->answer_json)
 			rc = rc ? rc : CONVBI_ENOMEM;
 		metrics_answer(q->s->metrics, a, rc);
@@ -245,7 +245,7 @@ static void *worker(void *payload)
 			emit(q, "done", q->answer_json);
 		} else {
 			cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-			const char *msg = a ? convbi_answer_errmsg(a) : convbi_errstr(rc);
+			const char *msg = a ? serve_client_errmsg(rc, convbi_answer_errmsg(a)) : convbi_errstr(rc);
 			if (err_json) {
 				cJSON *parsed = cJSON_Parse(err_json);
 				cJSON_Delete(o);

@@ -132,18 +132,16 @@ static const char *string_field(struct request *req, const cJSON *o, const char 
 }
 
 /* The database a request names, checked against its token.  Queues the
- * 404/403 and returns NULL when it may not be used. */
+ * 404 and returns NULL when it may not be used: another tenant's database
+ * gets the same answer as one that does not exist, so that a tenant cannot
+ * tell the names of the others'. */
 static struct serve_db *usable_db(struct server *s, struct request *req, const char *name, enum MHD_Result *res)
 {
 	struct serve_db *db = server_db_for(s, req->token, name);
-	if (!db) {
+	if (!db || !server_token_allows(s, req->token, db)) {
 		char msg[200];
 		snprintf(msg, sizeof msg, "no database is named `%.64s`; GET /v1/databases lists them", name ? name : "");
 		*res = respond_error(req, 404, "unknown_database", msg);
-		return NULL;
-	}
-	if (!server_token_allows(s, req->token, db)) {
-		*res = respond_error(req, 403, "forbidden_database", "this token may not use that database");
 		return NULL;
 	}
 	return db;
@@ -492,11 +490,13 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 		server_run_end(s, &run);
 	}
 	if (a)
-		convbi_answer_json(a, &json);
+		serve_answer_json(a, rc, &json);
 	if (!rc)
 		res = respond_json(req, 200, json);
 	else {
-		const char *why = a ? convbi_answer_errmsg(a) : conv ? convbi_session_errmsg(conv) : convbi_errstr(rc);
+		const char *why = a      ? serve_client_errmsg(rc, convbi_answer_errmsg(a))
+		                  : conv ? convbi_session_errmsg(conv)
+		                         : convbi_errstr(rc);
 		server_db_failed(db, rc, why);
 		res = respond_failed_answer(req, rc, why, json);
 	}
@@ -556,8 +556,17 @@ static enum MHD_Result databases(struct server *s, struct request *req)
 	return res;
 }
 
+/* /metrics counts the whole server -- every tenant's sessions and
+ * questions -- so with --tokens it needs a token that may use every
+ * database; a tenant's token gets 403. */
 static enum MHD_Result metrics(struct server *s, struct request *req)
 {
+	for (int i = 0; i < s->ndbs; i++)
+		if (!server_token_allows(s, req->token, &s->dbs[i]))
+			return respond_error(
+			        req, 403, "forbidden",
+			        "/metrics counts every tenant's questions and sessions: it needs a token that may use "
+			        "every database (a --tokens line without database names)");
 	char *eps = NULL;
 	if (s->ndbs)
 		convbi_engine_endpoints(s->dbs[0].engine, &eps);

@@ -179,6 +179,16 @@ void server_run_end(struct server *s, struct serve_run *r);
  * reached) with the database's target (host, port, user; never a
  * password), which the client's message leaves out.  Other codes: nothing. */
 void server_db_failed(const struct serve_db *db, int rc, const char *message);
+/* The message a client (a tenant) may see for a question that failed with
+ * rc: a budget (EBUDGET) or credentials (EAUTH) failure's text describes
+ * the whole configuration -- its budget and spend, an endpoint's URL --
+ * which is the operator's: the client gets a sentence without it.  Other
+ * messages are returned as they are (borrowed). */
+const char *serve_client_errmsg(int rc, const char *message);
+/* convbi_answer_json for a client: the answer's `error` is
+ * serve_client_errmsg's, and the log gets the full message.  Returns
+ * convbi_answer_json's code; *json_out is the caller's. */
+int serve_answer_json(const convbi_answer *a, int rc, char **json_out);
 /* Takes a concurrent-question slot (a question or a SQL run) for token
  * index tok (-1 = no auth): SERVE_SLOT_OK, or why not -- the server is
  * draining, --max-questions run, or (two tokens or more) the token runs its

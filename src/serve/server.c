@@ -25,6 +25,7 @@
  * drain, interrupts every running question and SQL at once and exits 130.
  */
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -523,6 +524,38 @@ void server_db_failed(const struct serve_db *db, int rc, const char *message)
 {
 	if (rc == CONVBI_EDB)
 		serve_log("database `%s` at %s: %s", db->name, convbi_engine_database(db->engine), message);
+}
+
+const char *serve_client_errmsg(int rc, const char *message)
+{
+	switch (rc) {
+	case CONVBI_EBUDGET:
+		return "the server's model budget cannot cover this question now; retry later (the server's log says which "
+		       "budget and when it resets)";
+	case CONVBI_EAUTH:
+		return "the server's model endpoint refused its credentials; the server's operator must fix its "
+		       "configuration (the server's log names the endpoint)";
+	default: return message;
+	}
+}
+
+int serve_answer_json(const convbi_answer *a, int rc, char **json_out)
+{
+	int r = convbi_answer_json(a, json_out);
+	const char *full = convbi_answer_errmsg(a), *shown = serve_client_errmsg(rc, full);
+	if (r || !*json_out || shown == full)
+		return r;
+	serve_log("question failed (%s): %s", convbi_errname(rc), full);
+	cJSON *o = cJSON_Parse(*json_out), *e = cJSON_CreateString(shown);
+	char *text = NULL;
+	if (o && e && cJSON_ReplaceItemInObjectCaseSensitive(o, "error", e))
+		text = cJSON_PrintUnformatted(o);
+	else
+		cJSON_Delete(e); /* not attached */
+	cJSON_Delete(o);
+	free(*json_out);
+	*json_out = text;
+	return text ? CONVBI_OK : CONVBI_ENOMEM;
 }
 
 int server_slot_take(struct server *s, int tok)

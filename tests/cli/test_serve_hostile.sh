@@ -304,14 +304,17 @@ contains "$BODY" 'its share of --max-sessions' "the 503 names the share"
 contains "$HDRS" 'Retry-After' "with Retry-After"
 req POST /v1/sessions "${AA[@]}" -d '{}'; is 201 "tenant A still gets a session"
 serve_stop
-# nor every question slot: with --max-questions 2 and two tokens each runs one at a time
-serve_start "$T/tenantsq.log" --db shop="$SAMPLE_DB" --db shop2="$T/shop2.db" --tokens "$T/tenants" --max-questions 2
+# nor every question slot: with --max-questions 3 and three tokens each runs one at a time
+# (the third, for every database, reads /metrics: a tenant's token may not)
+printf 'tokCCCCCCCCCCCCCCCCCCCCCC\n' >> "$T/tenants"
+CC=(-H 'Authorization: Bearer tokCCCCCCCCCCCCCCCCCCCCCC')
+serve_start "$T/tenantsq.log" --db shop="$SAMPLE_DB" --db shop2="$T/shop2.db" --tokens "$T/tenants" --max-questions 3
 req POST /v1/sessions "${BB[@]}" -d '{}'; SB=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
 slow_model 4000 1
 curl -s -o /dev/null "${BB[@]}" -X POST "$SV/v1/sessions/$SB/questions" -d '{"question":"How many customers are there?"}' &
 QB=$!
-for _ in $(seq 200); do curl -s "${AA[@]}" "$SV/metrics" | grep -q "^convbi_questions_running 1" && break; sleep 0.05; done
-req POST /v1/sql "${BB[@]}" -d '{"sql":"SELECT 1 AS x"}'; is 503 "B's second run while its question runs: over its share (1 of 2)"
+for _ in $(seq 200); do curl -s "${CC[@]}" "$SV/metrics" | grep -q "^convbi_questions_running 1" && break; sleep 0.05; done
+req POST /v1/sql "${BB[@]}" -d '{"sql":"SELECT 1 AS x"}'; is 503 "B's second run while its question runs: over its share (1 of 3)"
 contains "$BODY" 'this token runs its share of --max-questions (1 at once)' "the 503 names the share"
 contains "$HDRS" 'Retry-After' "with Retry-After"
 req POST /v1/sql "${AA[@]}" -d '{"sql":"SELECT 1 AS x"}'; is 200 "tenant A still runs SQL meanwhile"

@@ -79,4 +79,58 @@ req GET /healthz; is 200 "/healthz needs none"
 req GET /; is 200 "nor the page"
 serve_stop
 
+# ---- F8: a tenant cannot tell other tenants' databases from unknown ones; /metrics
+# needs a token for every database; budget and credential failures keep the
+# configuration's figures and URLs for the log ----------------------------------------------
+sqlite3 "$T/bsecret.db" 'CREATE TABLE secret_b(x TEXT)'
+printf 'tokAAAAAAAAAAAAAAAAAAAAAA shop\ntokBBBBBBBBBBBBBBBBBBBBBB bsec\ntokCCCCCCCCCCCCCCCCCCCCCC\n' > "$T/tok3"; chmod 600 "$T/tok3"
+AA=(-H 'Authorization: Bearer tokAAAAAAAAAAAAAAAAAAAAAA'); CC=(-H 'Authorization: Bearer tokCCCCCCCCCCCCCCCCCCCCCC')
+MCPH=(-H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream')
+serve_start "$T/f8.log" --db shop="$SAMPLE_DB" --db bsec="$T/bsecret.db" --tokens "$T/tok3"
+for db in bsec Bsec; do
+  req GET "/v1/schema?db=$db" "${AA[@]}"; is 404 "tenant A: schema of $db"
+  eval "SCHEMA_$db=\$BODY"
+  req POST /v1/sql "${AA[@]}" -d '{"db":"'$db'","sql":"SELECT 1"}'; is 404 "tenant A: SQL on $db"
+  eval "SQL_$db=\$BODY"
+  req POST /v1/sessions "${AA[@]}" -d '{"db":"'$db'"}'; is 404 "tenant A: a session on $db"
+  eval "SESS_$db=\$BODY"
+  req POST /mcp "${AA[@]}" "${MCPH[@]}" -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"run_sql","arguments":{"sql":"SELECT 1","db":"'$db'"}}}'
+  eval "MCP_$db=\$BODY"
+done
+[ "${SCHEMA_bsec//bsec/X}" = "${SCHEMA_Bsec//Bsec/X}" ] && ok "schema: another tenant's database answers as an unknown one ($SCHEMA_bsec)" || bad "schema: $SCHEMA_bsec vs $SCHEMA_Bsec"
+[ "${SQL_bsec//bsec/X}" = "${SQL_Bsec//Bsec/X}" ] && ok "sql: the same" || bad "sql: $SQL_bsec vs $SQL_Bsec"
+[ "${SESS_bsec//bsec/X}" = "${SESS_Bsec//Bsec/X}" ] && ok "sessions: the same" || bad "sessions: $SESS_bsec vs $SESS_Bsec"
+[ "${MCP_bsec//bsec/X}" = "${MCP_Bsec//Bsec/X}" ] && ok "mcp run_sql: the same" || bad "mcp: $MCP_bsec vs $MCP_Bsec"
+req GET /metrics "${AA[@]}"; is 403 "a tenant's token may not read /metrics"
+contains "$BODY" 'it needs a token that may use every database' "and is told which token may"
+req GET /metrics "${CC[@]}"; is 200 "the token for every database reads it"
+serve_stop
+# a spent budget: the client is told so, the figures go to the log
+sed 's/"deployment":"gpt-4o","api_key":"k-a"/&,"price":{"input":100000,"output":100000}/; s/"state":{"path":"[^"]*"}/"budget":{"daily":0.01},"state":{"path":"'"${T//\//\\/}"'\/state-budget"}/' "$C" > "$T/budget.json"
+C0=$C; C=$T/budget.json
+serve_start "$T/f8b.log" --db shop="$SAMPLE_DB"
+req POST /v1/sessions -d '{}'; SID=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+req POST "/v1/sessions/$SID/questions" -d '{"question":"How many customers are there?"}'; is 402 "a question over the budget"
+contains "$BODY" '"code":"EBUDGET","message":"the server'"'"'s model budget cannot cover this question now' "the client is told"
+lacks "$BODY" '0.01' "without the configuration's budget"
+lacks "$BODY" 'budget of' "nor its spend"
+R=$(curl -s -N -H 'Accept: text/event-stream' "$SV/v1/sessions/$SID/questions" -d '{"question":"How many customers are there?"}')
+contains "$R" 'event: error' "streamed: an error event"
+lacks "$R" '0.01' "without the budget"
+req POST /mcp "${MCPH[@]}" -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask","arguments":{"question":"How many customers are there?"}}}'
+contains "$BODY" 'model budget cannot cover this question now' "MCP ask: the same sentence"
+lacks "$BODY" '0.01' "without the budget"
+contains "$(cat "$T/f8b.log")" 'daily budget of $0.01' "the log has the figures"
+serve_stop
+C=$C0
+# rejected credentials: the endpoint's URL stays in the log
+serve_start "$T/f8a.log" --db shop="$SAMPLE_DB"
+curl -s -X POST --data '[{"kind":"http401","count":3}]' "http://127.0.0.1:$PORT_a/_fake/faults" >/dev/null
+req POST /v1/sessions -d '{}'; SID=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+req POST "/v1/sessions/$SID/questions" -d '{"question":"How many customers are there?"}'; is 502 "a question whose endpoint refuses the key"
+contains "$BODY" '"code":"EAUTH","message":"the server'"'"'s model endpoint refused its credentials' "the client is told"
+lacks "$BODY" "127.0.0.1:$PORT_a" "without the endpoint's URL"
+contains "$(cat "$T/f8a.log")" "(http://127.0.0.1:$PORT_a)" "the log names it"
+serve_stop
+
 finish
