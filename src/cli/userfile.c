@@ -12,6 +12,7 @@
 #include "util/regfile.h"
 #include "util/utf8.h"
 
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -20,6 +21,8 @@
 #include <unistd.h>
 
 #define SQLITE_MAGIC "SQLite format 3" /* the first 16 bytes of every SQLite 3 database, NUL included */
+#define STATE_MAGIC_BYTES "CVBISTAT"   /* the first 8 bytes of a convbi endpoint state file (llm/state.h) */
+#define CONFIG_MAX_BYTES (1 << 20)     /* a configuration read for its state.path */
 
 /* 1 when path names the file st describes. */
 static int same_file(const struct stat *st, const char *path)
@@ -44,16 +47,85 @@ static int in_folder(const char *path, const char *dir)
 	return same;
 }
 
-/* 1 when the regular file path starts with SQLite's 16-byte header. */
-static int is_sqlite(const char *path)
+/* 1 when the regular file path starts with the n bytes magic. */
+static int starts_with(const char *path, const char *magic, size_t n)
 {
 	char head[16];
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return 0;
-	ssize_t n = read(fd, head, sizeof head);
+	ssize_t got = read(fd, head, n);
 	close(fd);
-	return n == (ssize_t)sizeof head && !memcmp(head, SQLITE_MAGIC, sizeof head);
+	return got == (ssize_t)n && !memcmp(head, magic, n);
+}
+
+static int is_sqlite(const char *path)
+{
+	return starts_with(path, SQLITE_MAGIC, sizeof SQLITE_MAGIC);
+}
+
+/* 1 when path and other name the same place: the same file name in the
+ * same folder, whether or not the file exists yet. */
+static int same_place(const char *path, const char *other)
+{
+	if (!other || !*other)
+		return 0;
+	const char *a = strrchr(path, '/'), *b = strrchr(other, '/');
+	if (strcmp(a ? a + 1 : path, b ? b + 1 : other))
+		return 0;
+	char *folder = strdup(other);
+	if (!folder)
+		return 0;
+	char *slash = strrchr(folder, '/');
+	const char *dir = !slash ? "." : slash == folder ? "/" : (*slash = '\0', folder);
+	int same = in_folder(path, dir);
+	free(folder);
+	return same;
+}
+
+/* The state.path of the configuration file config (owned), else NULL. */
+static char *configured_state_path(const char *config)
+{
+	char *text = NULL;
+	size_t len = 0;
+	mode_t mode = 0;
+	if (!config || !*config || regfile_read(config, CONFIG_MAX_BYTES, &text, &len, &mode))
+		return NULL;
+	cJSON *root = cJSON_ParseWithLength(text, len);
+	free(text);
+	const cJSON *state = cJSON_GetObjectItemCaseSensitive(root, "state");
+	const cJSON *path = cJSON_GetObjectItemCaseSensitive(state, "path");
+	char *out = cJSON_IsString(path) && *path->valuestring ? strdup(path->valuestring) : NULL;
+	cJSON_Delete(root);
+	return out;
+}
+
+/* What path is among the files that exist, or will, beside the run's
+ * inputs and that no output may take even before they exist: the endpoint
+ * state file the configuration names (the month's spending lives there)
+ * and the database's journal, WAL and shared-memory files (junk there is a
+ * "hot journal" SQLite would roll into the database); else NULL. */
+static const char *place_what(const char *path, const struct cli_opts *o, const char *db)
+{
+	if (!db)
+		db = o->db ? o->db : cli_default_db();
+	static const char *const sidecars[] = {"-journal", "-wal", "-shm"};
+	size_t n = strlen(db);
+	char *side = malloc(n + 16);
+	const char *what = NULL;
+	for (size_t i = 0; side && !what && i < sizeof sidecars / sizeof sidecars[0]; i++) {
+		snprintf(side, n + 16, "%s%s", db, sidecars[i]);
+		if (same_place(path, side))
+			what = "the database's journal, WAL or shared-memory file";
+	}
+	free(side);
+	if (what)
+		return what;
+	char *state = configured_state_path(o->config ? o->config : getenv("CONVBI_CONFIG"));
+	if (state && same_place(path, state))
+		what = "the endpoint state file (state.path; it keeps the budgets' spending)";
+	free(state);
+	return what;
 }
 
 /* 1 when st is one of the notes files the engine reads for db: --notes,
@@ -112,8 +184,13 @@ static const char *input_what(const struct stat *st, const char *path, const str
 const char *userfile_what(const char *path, const struct cli_opts *o, const char *db, const struct userfile_input *more, int n)
 {
 	struct stat st;
-	if (!path || stat(path, &st) != 0)
-		return NULL; /* a new file cannot be anything of the user's */
+	if (!path)
+		return NULL;
+	const char *place = place_what(path, o, db);
+	if (place)
+		return place;
+	if (stat(path, &st) != 0)
+		return NULL; /* any other new file cannot be anything of the user's */
 	if (S_ISDIR(st.st_mode))
 		return "a directory";
 	if (S_ISBLK(st.st_mode))
@@ -123,6 +200,8 @@ const char *userfile_what(const char *path, const struct cli_opts *o, const char
 	const char *what = input_what(&st, path, o, db, more, n, 1);
 	if (!what && S_ISREG(st.st_mode) && is_sqlite(path))
 		what = "a SQLite database";
+	if (!what && S_ISREG(st.st_mode) && starts_with(path, STATE_MAGIC_BYTES, sizeof STATE_MAGIC_BYTES - 1))
+		what = "a convbi endpoint state file";
 	return what;
 }
 

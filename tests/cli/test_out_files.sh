@@ -173,4 +173,28 @@ mkdir "$T/empty"
 expect_code 0 "batch --rows into an empty folder" $TO "$CONVBI" batch --config "$C" --db "$DB" --format csv --rows "$T/empty" --out "$T/coll3.csv" "$T/coll.jsonl"
 check "the rows are there" test -f "$T/empty/x_2F.csv"
 
+# ---- the endpoint state file and the database's journal (attack6 F1, F12) --------------------
+# The state file keeps the month's spending: an output over it handed the budget out again.
+rm -f "$T/state"
+expect_code 2 "ask --out naming state.path before the state file exists" "${ASK[@]}" --out "$T/state" "How many customers are there?"
+contains "$ERR" "is the endpoint state file (state.path" "names the state file"
+check "no file was made at state.path by the refused output" test ! -s "$T/state" -o "$(head -c 8 "$T/state")" = CVBISTAT
+expect_code 0 "a question makes the state file" "${ASK[@]}" "How many customers are there?"
+cp "$T/state" "$T/state.orig"
+expect_code 2 "ask --out naming the state file" "${ASK[@]}" --format csv --out "$T/state" "How many customers are there?"
+expect_code 2 "batch --out naming the state file" $TO "$CONVBI" batch --config "$C" --db "$DB" --out "$T/state" "$T/coll.jsonl"
+contains "$ERR" "--out $T/state is the endpoint state file" "batch names it"
+printf '.once %s\nHow many customers are there?\n.output %s\n' "$T/state" "$T/state" | $TO "$CONVBI" --config "$C" --db "$DB" >"$T/repl.out" 2>"$T/repl.err"
+contains "$(cat "$T/repl.err")" ".once $T/state is the endpoint state file" "the REPL's .once refuses it"
+contains "$(cat "$T/repl.err")" ".output $T/state is the endpoint state file" "the REPL's .output refuses it"
+check "the state file still starts with its magic" test "$(head -c 8 "$T/state")" = CVBISTAT
+cp "$T/state" "$T/other.state"
+expect_code 2 "ask --out naming another convbi state file" "${ASK[@]}" --out "$T/other.state" "How many customers are there?"
+contains "$ERR" "is a convbi endpoint state file" "names what it is"
+expect_code 2 "batch --out naming the database's journal" $TO "$CONVBI" batch --config "$C" --db "$DB" --out "$DB-journal" "$T/coll.jsonl"
+contains "$ERR" "is the database's journal, WAL or shared-memory file" "names the journal"
+check "no journal was made" test ! -e "$DB-journal"
+expect_code 2 "ask --out naming the database's WAL" "${ASK[@]}" --out "$DB-wal" "How many customers are there?"
+check "the database is unchanged" same_db
+
 finish
