@@ -83,7 +83,9 @@ int cmd_ask(struct cli_opts *o)
 		convbi_free(json);
 	} else if (rc == CONVBI_OK) {
 		print_answer(a, &ps);
-		if (o->out && !ps.res.committed) {
+		if (ps.write_failures)
+			rc = CONVBI_EIO; /* print_commit said why */
+		else if (o->out && !ps.res.committed) {
 			if (convbi_answer_column_count(a) == 0)
 				fprintf(stderr, "convbi: the answer has no rows; %s was left as it was\n", o->out);
 			else
@@ -95,6 +97,9 @@ int cmd_ask(struct cli_opts *o)
 	convbi_answer_free(a);
 	convbi_session_free(s);
 	convbi_engine_close(e);
-	print_release(&ps);
+	int written = ps.write_failures;
+	print_release(&ps); /* closes --out: a failure there is a failure too */
+	if (!rc && ps.write_failures > written)
+		rc = CONVBI_EIO;
 	return cli_exit_code(rc);
 }

@@ -9,6 +9,7 @@
  * are joined with spaces; `-` reads it from stdin.  `convbi COMMAND
  * --help` (or `convbi help COMMAND`) shows one command's usage.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -269,9 +270,12 @@ static void log_to_stderr(int level, const char *line, void *payload)
 }
 
 /* Finds the command: the first word that is neither an option nor an
- * option's value; removes it from argv.  NULL when there is none. */
-static const char *take_command(int *argc, char **argv)
+ * option's value; removes it from argv.  NULL when there is none.  *unknown
+ * gets the first long option before it that convbi does not know (the word
+ * after it may have been meant as its value). */
+static const char *take_command(int *argc, char **argv, const char **unknown)
 {
+	*unknown = NULL;
 	for (int i = 1; i < *argc; i++) {
 		const char *a = argv[i];
 		if (!strcmp(a, "--"))
@@ -279,10 +283,15 @@ static const char *take_command(int *argc, char **argv)
 		if (a[0] == '-' && a[1] == '-') {
 			const char *name = a + 2;
 			size_t n = strcspn(name, "=");
+			int known = 0;
 			for (const struct option *o = long_opts; o->name; o++)
-				if (strlen(o->name) == n && !strncmp(o->name, name, n) && o->has_arg == required_argument &&
-				    !name[n])
-					i++;
+				if (strlen(o->name) == n && !strncmp(o->name, name, n)) {
+					known = 1;
+					if (o->has_arg == required_argument && !name[n])
+						i++;
+				}
+			if (!known && !*unknown)
+				*unknown = a;
 			continue;
 		}
 		if (a[0] == '-' && a[1]) {
@@ -361,7 +370,8 @@ int main(int argc, char **argv)
 {
 	convbi_set_log(log_to_stderr, NULL, 2);
 	const struct command *cmd = &commands[0];
-	const char *word = take_command(&argc, argv);
+	const char *unknown_opt = NULL;
+	const char *word = take_command(&argc, argv, &unknown_opt);
 	int help_for = 0;
 	if (word) {
 		cmd = NULL;
@@ -371,6 +381,9 @@ int main(int argc, char **argv)
 		if (!strcmp(word, "help")) {
 			help_for = 1;
 			cmd = &commands[0];
+		} else if (!cmd && unknown_opt) {
+			cli_error("unknown option `%s` (before `%s`); run `convbi help` for the options", unknown_opt, word);
+			return EXIT_USAGE;
 		} else if (!cmd) {
 			cli_error("unknown command `%s`; run `convbi help` for the list (a question goes after `ask`)", word);
 			return EXIT_USAGE;
@@ -519,5 +532,10 @@ int main(int argc, char **argv)
 	}
 	int rc = cmd->run(&o);
 	free(question);
+	if (fflush(stdout) != 0 || ferror(stdout)) { /* results the user never got are a failure */
+		cli_error("writing the standard output failed: %s", strerror(errno ? errno : EIO));
+		if (rc == EXIT_OK)
+			rc = EXIT_FAIL;
+	}
 	return rc;
 }

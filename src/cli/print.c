@@ -93,8 +93,10 @@ FILE *print_sentence_stream(const struct print_state *ps)
 static void output_end(struct print_state *ps)
 {
 	int e = ps->res.f ? resfile_close(&ps->res) : 0;
-	if (e)
+	if (e) {
 		cli_error("writing `%s` failed: %s", ps->out_path, strerror(e));
+		ps->write_failures++;
+	}
 	ps->out = NULL;
 	free(ps->out_path);
 	ps->out_path = NULL;
@@ -126,6 +128,7 @@ int print_commit(struct print_state *ps)
 	int was = ps->res.committed, e = ps->out ? resfile_commit(&ps->res) : 0;
 	if (!e)
 		return 0;
+	ps->write_failures++;
 	cli_error(was ? "writing `%s` failed: %s" : "writing `%s` failed: %s; the file was left as it was", ps->out_path,
 	          strerror(e));
 	return -1;

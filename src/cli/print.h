@@ -45,6 +45,7 @@ struct print_state {
 	const struct cli_opts *opts; /* borrowed: the inputs an output may not be (userfile.h) */
 	const char *db;              /* borrowed: the database the command opened */
 	int once;                    /* close out after the next rows */
+	int write_failures;          /* results that could not be written to out (said on stderr) */
 	int64_t start_ms;            /* the question started (monotonic) */
 	struct term_text text;       /* the streamed sentence, made safe piece by piece */
 	struct term term;

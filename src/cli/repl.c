@@ -259,5 +259,5 @@ int cmd_repl(struct cli_opts *o)
 	convbi_session_free(r.session);
 	convbi_engine_close(r.engine);
 	print_release(&r.ps);
-	return !r.interactive && r.failures ? EXIT_FAIL : EXIT_OK;
+	return !r.interactive && (r.failures || r.ps.write_failures) ? EXIT_FAIL : EXIT_OK;
 }

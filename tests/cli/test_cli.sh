@@ -116,6 +116,8 @@ expect_code 2 "an unknown flag" "$CONVBI" llm --bogus x
 expect_code 2 "a flag of another command" "$CONVBI" graph --db x
 expect_code 2 "an unknown command" "$CONVBI" frobnicate
 mkdir -p "$T/badprompts" && cp "$SOURCE_DIR"/prompts/*.txt "$T/badprompts/" && echo '{{shema}}' >> "$T/badprompts/sql.txt"
+expect_code 2 "a misspelled global option before the command (attack6 F11)" "$CONVBI" --confg x ask hi
+contains "$ERR" "unknown option \`--confg\`" "names the option, not its value as a command"
 expect_code 2 "a template with an unknown placeholder" "$CONVBI" ask --config "$C" --db "$SAMPLE_DB" --prompts "$T/badprompts" "x"
 contains "$ERR" "sql.txt" "the template error names the file"
 

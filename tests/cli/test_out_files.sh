@@ -197,4 +197,14 @@ check "no journal was made" test ! -e "$DB-journal"
 expect_code 2 "ask --out naming the database's WAL" "${ASK[@]}" --out "$DB-wal" "How many customers are there?"
 check "the database is unchanged" same_db
 
+# ---- a result that cannot be written is a failure (attack6 F7) ------------------------------
+for f in table csv json; do
+  expect_code 1 "ask --format $f --out /dev/full" "${ASK[@]}" --format $f --out /dev/full "How many customers are there?"
+  contains "$ERR" "No space left on device" "says why ($f)"
+done
+printf '.output /dev/full\nSELECT 1;\n' | $TO "$CONVBI" --config "$C" --db "$DB" >/dev/null 2>"$T/full.err"
+check "the piped REPL exits 1 when .output cannot be written" test $? = 1
+expect_code 1 "schema to a full standard output" sh -c '"$0" schema --db "$1" >/dev/full' "$CONVBI" "$DB"
+contains "$ERR" "writing the standard output failed" "says so"
+
 finish
