@@ -244,25 +244,16 @@ static cJSON *take_slot(struct server *s, int tok)
 	           : NULL;
 }
 
-/* ask's today and candidates into ao; NULL, or what is wrong with them. */
-static const char *ask_options(const cJSON *args, convbi_ask_options *ao, char *why, size_t cap)
+/* ask's today and candidates into ao (check_args checked their types and
+ * range; the ask checks that today is a real date). */
+static void ask_options(const cJSON *args, convbi_ask_options *ao)
 {
 	const cJSON *today = cJSON_GetObjectItemCaseSensitive(args, "today");
 	const cJSON *cand = cJSON_GetObjectItemCaseSensitive(args, "candidates");
-	if (today && !cJSON_IsNull(today)) {
-		if (!cJSON_IsString(today))
-			return "\"today\" must be a date as YYYY-MM-DD";
-		ao->today = today->valuestring; /* its date is checked by the ask */
-	}
-	if (cand && !cJSON_IsNull(cand)) {
-		double n = cJSON_IsNumber(cand) ? cand->valuedouble : 0;
-		if (!(n >= 1 && n <= SERVE_CANDIDATES_MAX) || n != (double)(int)n) { /* the range first: no cast of a huge n */
-			snprintf(why, cap, "\"candidates\" must be a whole number from 1 to %d", SERVE_CANDIDATES_MAX);
-			return why;
-		}
-		ao->candidates = (int)n;
-	}
-	return NULL;
+	if (cJSON_IsString(today))
+		ao->today = today->valuestring;
+	if (cJSON_IsNumber(cand))
+		ao->candidates = (int)cand->valuedouble;
 }
 
 static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_cancel *cancel)
@@ -274,9 +265,7 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		return tool_error("ask needs \"question\": the question to answer");
 	if (strlen(question) > SERVE_QUESTION_MAX_BYTES)
 		return tool_error("the question is too long; shorten it");
-	const char *bad = ask_options(args, &ao, why, sizeof why);
-	if (bad)
-		return tool_error(bad);
+	ask_options(args, &ao);
 	struct serve_session *ss = NULL;
 	if (conversation) {
 		if (!(ss = sessions_get(m->s->sessions, conversation, tok)))
@@ -461,6 +450,116 @@ static cJSON *capabilities(void)
 	return c;
 }
 
+/* ---- argument checks -------------------------------------------------------- */
+
+/* How a JSON value is called in a message. */
+static const char *kind_of(const cJSON *v)
+{
+	return cJSON_IsString(v)   ? "a string"
+	       : cJSON_IsNumber(v) ? "a number"
+	       : cJSON_IsBool(v)   ? "true or false"
+	       : cJSON_IsNull(v)   ? "null"
+	       : cJSON_IsArray(v)  ? "an array"
+	                           : "an object";
+}
+
+/* An argument name as shown in a message: printable ASCII of at most 64
+ * bytes, else described (it came from the caller). */
+static void shown_name(const char *k, char *out, size_t cap)
+{
+	size_t n = strlen(k), ok = n > 0 && n <= 64;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = k[i] >= 0x20 && k[i] < 0x7f && k[i] != '"' && k[i] != '\\';
+	if (ok)
+		snprintf(out, cap, "\"%s\"", k);
+	else
+		snprintf(out, cap, "(a name of %zu bytes)", n);
+}
+
+/* One argument against its property schema: NULL, or why not (in why). */
+static const char *check_arg(const char *key, const cJSON *prop, const cJSON *v, char *why, size_t cap)
+{
+	const cJSON *type = cJSON_GetObjectItemCaseSensitive(prop, "type");
+	const char *t = cJSON_IsString(type) ? type->valuestring : "";
+	if (!strcmp(t, "string") && !cJSON_IsString(v)) {
+		snprintf(why, cap, "\"%s\" must be a string, not %s%s", key, kind_of(v),
+		         cJSON_IsNull(v) ? "; leave it out for the default" : "");
+		return why;
+	}
+	if (!strcmp(t, "integer")) {
+		const cJSON *lo = cJSON_GetObjectItemCaseSensitive(prop, "minimum");
+		const cJSON *hi = cJSON_GetObjectItemCaseSensitive(prop, "maximum");
+		double n = cJSON_IsNumber(v) ? v->valuedouble : 0;
+		int whole =
+		        cJSON_IsNumber(v) && n >= -1e15 && n <= 1e15 && n == (double)(long long)n; /* range first: no UB cast */
+		if (!whole || (lo && n < lo->valuedouble) || (hi && n > hi->valuedouble)) {
+			if (lo && hi)
+				snprintf(why, cap, "\"%s\" must be a whole number from %.0f to %.0f", key, lo->valuedouble,
+				         hi->valuedouble);
+			else
+				snprintf(why, cap, "\"%s\" must be a whole number", key);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+/* Checks a tool's arguments (NULL = none) against the inputSchema it
+ * declares in tools_json -- the one statement of what each tool takes, so
+ * tools/list and the check cannot disagree: every key a declared property
+ * (additionalProperties is false for every tool), each of its declared
+ * type (and range), every required one present.  NULL, or one line naming
+ * the argument (in why). */
+static const char *check_args(const char *tool, const cJSON *args, char *why, size_t cap)
+{
+	cJSON *all = cJSON_Parse(tools_json), *t = NULL;
+	const char *bad = NULL;
+	char name[80];
+	cJSON_ArrayForEach(t, all)
+	{
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(t, "name");
+		if (cJSON_IsString(n) && !strcmp(n->valuestring, tool))
+			break;
+	}
+	const cJSON *schema = cJSON_GetObjectItemCaseSensitive(t, "inputSchema");
+	const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
+	const cJSON *req = cJSON_GetObjectItemCaseSensitive(schema, "required"), *v;
+	if (!props) {
+		bad = "out of memory; retry";
+		goto done;
+	}
+	cJSON_ArrayForEach(v, args)
+	{
+		const cJSON *prop = cJSON_GetObjectItemCaseSensitive(props, v->string);
+		if (!prop) {
+			shown_name(v->string, name, sizeof name);
+			size_t k = (size_t)snprintf(why, cap, "unknown argument %s; %s takes ", name, tool);
+			const cJSON *p;
+			cJSON_ArrayForEach(p, props) k += (size_t)snprintf(why + k, k < cap ? cap - k : 0, "%s%s",
+			                                                   p == props->child ? "" : ", ", p->string);
+			if (!props->child)
+				snprintf(why + k, k < cap ? cap - k : 0, "no arguments");
+			bad = why;
+			goto done;
+		}
+		if ((bad = check_arg(v->string, prop, v, why, cap)))
+			goto done;
+	}
+	cJSON_ArrayForEach(v, req)
+	{
+		if (cJSON_IsString(v) && !cJSON_GetObjectItemCaseSensitive(args, v->valuestring)) {
+			const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(props, v->valuestring),
+			                                                  "description");
+			snprintf(why, cap, "%s needs \"%s\": %s", tool, v->valuestring, cJSON_IsString(d) ? d->valuestring : "");
+			bad = why;
+			goto done;
+		}
+	}
+done:
+	cJSON_Delete(all);
+	return bad;
+}
+
 /* Runs the tool params names; *unknown = 1 (and NULL) when there is no
  * such tool.  bad_args: what input_check_json found wrong in the
  * arguments (a NUL, text not UTF-8), NULL when nothing: like any other bad
@@ -481,6 +580,10 @@ static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, const char 
 		return tool_error("\"arguments\" must be an object");
 	if (bad_args)
 		return tool_error(bad_args);
+	char why[400];
+	const char *bad = check_args(name, args, why, sizeof why);
+	if (bad)
+		return tool_error(bad);
 	if (!strcmp(name, "ask"))
 		return tool_ask(m, tok, args, cancel);
 	if (!strcmp(name, "run_sql"))

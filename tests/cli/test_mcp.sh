@@ -71,9 +71,33 @@ ask_with() { printf '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"n
 for i in 1 2 3; do
   contains "$(grep "\"id\":$i," "$T/args.out")" '"candidates\" must be a whole number from 1 to 16"' "a bad candidates is a tool error ($i)"
 done
-contains "$(grep '"id":4,' "$T/args.out")" '"today\" must be a date as YYYY-MM-DD"' "a today that is no string is a tool error"
+contains "$(grep '"id":4,' "$T/args.out")" '"today\" must be a string, not a number"' "a today that is no string is a tool error"
 contains "$(grep '"id":5,' "$T/args.out")" 'today is `tomorrow`; give a date as YYYY-MM-DD' "a today that is no date is a tool error"
 check "every bad argument is an isError result" test "$(grep -c '"isError":true' "$T/args.out")" = 5
+# Every tool's arguments are checked against the inputSchema tools/list
+# declares -- type, required, no unknown key -- and a mistake is a tool
+# error naming the argument, never a run on the default database (attack5 F3).
+call() { printf '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"name":"%s","arguments":%s}}\n' "$1" "$2" "$3"; }
+{ call 1 run_sql '{"sql":"select 1","db":5}'; call 2 run_sql '{"sql":"select 1","db":["shop"]}'
+  call 3 schema '{"db":{"x":1}}'; call 4 run_sql '{"sql":"select 1","extra":1}'
+  call 5 ask '{"question":"How many?","conversation":12}'; call 6 ask '{"question":"How many?","bogus":1}'
+  call 7 list_databases '{"x":1}'; call 8 run_sql '{"db":"shop"}'; call 9 run_sql '{"sql":"select 1","db":null}'
+  call 10 run_sql '{"sql":"select 1 as x","db":"shop"}'; call 11 schema '{"question":true}'; } |
+  "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" --db other="$SAMPLE_DB" > "$T/types.out" 2>>"$T/raw.err"
+tool_text() { grep "\"id\":$1," "$T/types.out"; }
+contains "$(tool_text 1)" '"db\" must be a string, not a number' "run_sql db:5 is a tool error naming db"
+contains "$(tool_text 2)" '"db\" must be a string, not an array' "run_sql db:[...] is a tool error naming db"
+contains "$(tool_text 3)" '"db\" must be a string, not an object' "schema db:{...} is a tool error naming db"
+contains "$(tool_text 4)" 'unknown argument \"extra\"; run_sql takes sql, db' "an unknown run_sql argument is named"
+contains "$(tool_text 5)" '"conversation\" must be a string, not a number' "ask conversation:12 is a tool error, no new conversation"
+contains "$(tool_text 6)" 'unknown argument \"bogus\"; ask takes question, conversation, db, today, candidates' "an unknown ask argument is named"
+contains "$(tool_text 7)" 'unknown argument \"x\"; list_databases takes no arguments' "list_databases takes no arguments"
+contains "$(tool_text 8)" 'run_sql needs \"sql\": one SELECT statement' "a missing required argument is named"
+contains "$(tool_text 9)" '"db\" must be a string, not null; leave it out for the default' "db:null is refused, saying to leave it out"
+contains "$(tool_text 11)" '"question\" must be a string, not true or false' "schema question:true is refused"
+check "each of the ten is an isError result" test "$(grep -c '"isError":true' "$T/types.out")" = 10
+contains "$(tool_text 10)" '"isError":false' "a well-typed run_sql still runs"
+check "no conversation was minted by the refused asks" test "$(grep -c '"conversation":"' "$T/types.out")" = 0
 # A running ask does not block the stdio reader: ping and tools/list are
 # answered first; notifications/cancelled stops the ask before its SQL is
 # asked for (each model call takes 2.5 s); on /mcp a client that leaves

@@ -62,6 +62,10 @@ async function exercise(label, client, wantVersion) {
   check(`${label}: run_sql`, r.isError === false && JSON.stringify(r.structuredContent.rows) === '[[200]]', r.structuredContent);
   const w = await client.callTool({ name: 'run_sql', arguments: { sql: 'DELETE FROM customers' } });
   check(`${label}: run_sql refuses a write`, w.isError === true && /only SELECT/.test(w.content[0].text), w);
+  const t = await client.callTool({ name: 'run_sql', arguments: { sql: 'SELECT 1 AS x', db: 5 } });
+  check(`${label}: a wrongly typed argument is a tool error naming it`, t.isError === true && /"db" must be a string/.test(t.content[0].text), t);
+  const u = await client.callTool({ name: 'schema', arguments: { db: 'shop', extra: 1 } });
+  check(`${label}: an undeclared argument is a tool error naming it`, u.isError === true && /unknown argument "extra"/.test(u.content[0].text), u);
   const s = await client.callTool({ name: 'schema', arguments: { db: 'shop' } });
   check(`${label}: schema`, s.isError === false && s.content[0].text.includes('customers'), s.content);
 }
