@@ -48,7 +48,8 @@ enum {
 	OPT_TODAY,
 	OPT_NOTES,
 	OPT_EXAMPLES,
-	OPT_CANDIDATES
+	OPT_CANDIDATES,
+	OPT_MAX_CONVERSATIONS
 };
 
 static const struct option long_opts[] = {
@@ -77,6 +78,7 @@ static const struct option long_opts[] = {
         {"notes", required_argument, NULL, OPT_NOTES},
         {"examples", required_argument, NULL, OPT_EXAMPLES},
         {"candidates", required_argument, NULL, OPT_CANDIDATES},
+        {"max-conversations", required_argument, NULL, OPT_MAX_CONVERSATIONS},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
 };
@@ -91,10 +93,11 @@ static const char serve_usage[] =
         "                    [--prompts DIR] [--review] [--max-repairs N] [--row-cap N] [--sql-timeout-ms N]\n"
         "                    [--sql-memory-mb N] [--sql-temp-mb N] [--today YYYY-MM-DD] [--notes F] [--examples F]\n"
         "                    [--candidates N]\n"
-        "                    [--max-questions N] [--max-sessions N] [--session-idle-s N] [--question-timeout-ms N]\n"
+        "                    [--max-questions N] [--max-sessions N] [--max-conversations N] [--session-idle-s N]\n"
+        "                    [--question-timeout-ms N]\n"
         "                    [--allow-host HOST[:PORT]]... [--allow-origin ORIGIN]...\n"
         "                    [--max-connections N] [--max-connections-per-ip N] [--request-timeout-s N]\n"
-        "       convbi mcp [--db [NAME=]FILE]... [--config F] [--prompts DIR] [engine options]\n";
+        "       convbi mcp [--db [NAME=]FILE]... [--config F] [--prompts DIR] [--max-conversations N] [engine options]\n";
 
 static int whole(const char *flag, const char *v, long min, long max, int *out)
 {
@@ -116,6 +119,7 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 	c->max_repairs = c->row_cap = c->sql_timeout_ms = c->sql_memory_mb = c->sql_temp_mb = c->candidates = -1;
 	c->max_questions = 16;
 	c->max_sessions = 10000;
+	c->max_conversations = 1000;
 	c->session_idle_s = 900;
 	c->question_timeout_ms = 120000;
 	c->max_connections = SERVE_CONNECTIONS_DEFAULT;
@@ -160,6 +164,7 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 		case OPT_SQL_TEMP: bad = whole("--sql-temp-mb", optarg, 1, CONVBI_SQL_BUDGET_MAX_MB, &c->sql_temp_mb); break;
 		case OPT_MAX_QUESTIONS: bad = whole("--max-questions", optarg, 1, 4096, &c->max_questions); break;
 		case OPT_MAX_SESSIONS: bad = whole("--max-sessions", optarg, 1, 1000000, &c->max_sessions); break;
+		case OPT_MAX_CONVERSATIONS: bad = whole("--max-conversations", optarg, 1, 1000000, &c->max_conversations); break;
 		case OPT_SESSION_IDLE: bad = whole("--session-idle-s", optarg, 1, 604800, &c->session_idle_s); break;
 		case OPT_QUESTION_TIMEOUT:
 			bad = whole("--question-timeout-ms", optarg, 1, 3600000, &c->question_timeout_ms);

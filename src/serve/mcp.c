@@ -14,6 +14,10 @@
  *   run_sql         caller's SQL through the same read-only gate
  *   schema          the schema text the SQL agent is given
  *   list_databases  the databases this caller may use
+ *   end_conversation  forgets a conversation
+ * Conversations are kept in their own table (server.conversations, apart
+ * from REST sessions): at most --max-conversations, the least recently
+ * used one closed to make room, idle ones expiring after --session-idle-s.
  * Results are text (the answer, the SQL, a Markdown table) plus
  * structuredContent (question, sql, columns, rows, row_count, truncated,
  * answer, chart, conversation).  A failed tool is a result with isError.
@@ -45,7 +49,7 @@ static const char *const legacy_versions[] = {MCP_LEGACY_VERSION, "2025-06-18", 
 
 static const char instructions[] =
         "convbi answers questions about SQL databases. Call list_databases, then ask with a question in plain language; "
-        "pass the returned conversation to ask follow-ups. run_sql runs your own SELECT through the same read-only gate; "
+        "pass the returned conversation to ask follow-ups, and end_conversation when done with it. run_sql runs your own SELECT through the same read-only gate; "
         "schema shows the tables and columns.";
 
 struct mcp {
@@ -149,6 +153,13 @@ static const char tools_json[] =
         "{\"name\":\"list_databases\",\"title\":\"List the databases\","
         "\"description\":\"The databases this server answers questions about.\","
         "\"inputSchema\":{\"type\":\"object\",\"properties\":{},\"additionalProperties\":false},"
+        "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
+        "{\"name\":\"end_conversation\",\"title\":\"End a conversation\","
+        "\"description\":\"Ends a conversation an earlier ask returned, when no follow-up will come: the server forgets its "
+        "history. Conversations left open end on their own (idle, or the least recently used when too many are open).\","
+        "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
+        "\"conversation\":{\"type\":\"string\",\"description\":\"the conversation to end (from an ask result)\"}},"
+        "\"required\":[\"conversation\"],\"additionalProperties\":false},"
         "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}}]";
 
 /* A tool result: text content plus structuredContent (taken). */
@@ -256,9 +267,16 @@ static void ask_options(const cJSON *args, convbi_ask_options *ao)
 		ao->candidates = (int)cand->valuedouble;
 }
 
+/* An ask: on the conversation named, else on a new one -- taken only once
+ * the question has a slot, and kept (its id in the result) only when the
+ * question was answered, so a refused, failed or canceled ask leaves
+ * nothing behind.  Conversations live in their own table, apart from
+ * REST sessions; a full table closes its least recently used one. */
 static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_cancel *cancel)
 {
+	struct session_table *convs = m->s->conversations;
 	const char *question = arg_str(args, "question"), *conversation = arg_str(args, "conversation");
+	const char *dbname = arg_str(args, "db");
 	char why[200];
 	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
 	if (!question || !*question)
@@ -267,29 +285,41 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		return tool_error("the question is too long; shorten it");
 	ask_options(args, &ao);
 	struct serve_session *ss = NULL;
+	struct serve_db *db = NULL;
 	if (conversation) {
-		if (!(ss = sessions_get(m->s->sessions, conversation, tok)))
+		if (!(ss = sessions_get(convs, conversation, tok)))
 			return tool_error(
-			        "no such conversation (it may have expired); ask without \"conversation\" to start one");
-	} else {
-		struct serve_db *db = tool_db(m, tok, args, why, sizeof why);
-		if (!db)
+			        "no such conversation (it may have expired, been ended, or been closed as the least "
+			        "recently used); ask without \"conversation\" to start one");
+		if (dbname && strcmp(dbname, ss->db->name)) {
+			snprintf(why, sizeof why, "the conversation is on database `%s`; leave \"db\" out to continue it",
+			         ss->db->name);
+			sessions_release(convs, ss);
 			return tool_error(why);
-		int token_full = 0;
-		int rc = sessions_create(m->s->sessions, db, tok, &ss, &token_full);
-		if (rc)
-			return tool_error(rc != CONVBI_ETOOBIG ? convbi_errstr(rc)
-			                  : token_full
-			                          ? "this token holds its share of conversations (--max-sessions); retry later"
-			                          : "too many conversations are open; retry later");
+		}
+	} else if (!(db = tool_db(m, tok, args, why, sizeof why))) {
+		return tool_error(why);
 	}
-	cJSON *r = NULL;
-	if (sessions_begin(m->s->sessions, ss)) {
-		sessions_release(m->s->sessions, ss);
+	cJSON *r = take_slot(m->s, tok);
+	if (r) {
+		sessions_release(convs, ss);
+		return r;
+	}
+	if (!conversation) {
+		int token_full = 0, rc = sessions_create(convs, db, tok, &ss, &token_full);
+		if (rc) {
+			server_slot_give(m->s, tok);
+			return tool_error(
+			        rc == CONVBI_ETOOBIG
+			                ? "every conversation (--max-conversations) is answering a question; retry shortly"
+			                : convbi_errstr(rc));
+		}
+	}
+	if (sessions_begin(convs, ss)) {
+		server_slot_give(m->s, tok);
+		sessions_release(convs, ss);
 		return tool_error("this conversation is answering another question; wait for it");
 	}
-	if ((r = take_slot(m->s, tok)))
-		goto done;
 	int rc = ss->conv ? CONVBI_OK : convbi_session_new(&ss->conv, ss->db->engine);
 	if (rc) {
 		const char *failed = ss->conv ? convbi_session_errmsg(ss->conv) : convbi_errstr(rc);
@@ -307,14 +337,27 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		cancel_attach(cancel, NULL);
 		server_run_end(m->s, &run);
 		metrics_answer(m->s->metrics, a, rc);
-		r = a ? answer_result(a, rc, ss->id) : tool_error(convbi_errstr(rc));
+		r = a ? answer_result(a, rc, conversation || !rc ? ss->id : NULL) : tool_error(convbi_errstr(rc));
 		convbi_answer_free(a);
 	}
 	server_slot_give(m->s, tok);
-done:
-	sessions_end(m->s->sessions, ss);
-	sessions_release(m->s->sessions, ss);
+	sessions_end(convs, ss);
+	if (!conversation && rc)
+		sessions_close(convs, ss->id, tok); /* a new conversation whose first question failed: nothing to continue */
+	sessions_release(convs, ss);
 	return r;
+}
+
+/* Ends a conversation (a question running on it finishes first). */
+static cJSON *tool_end_conversation(struct mcp *m, int tok, const cJSON *args)
+{
+	const char *id = arg_str(args, "conversation");
+	if (!id || sessions_close(m->s->conversations, id, tok))
+		return tool_error("no such conversation (it may have expired or been ended already)");
+	cJSON *st = cJSON_CreateObject();
+	cJSON_AddStringToObject(st, "conversation", id);
+	cJSON_AddBoolToObject(st, "ended", 1);
+	return tool_result("The conversation is ended.", st, 0);
 }
 
 static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args, struct mcp_cancel *cancel)
@@ -568,7 +611,7 @@ done:
 static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, const char *bad_args, struct mcp_cancel *cancel,
                         int *unknown)
 {
-	static const char *const tools[] = {"ask", "run_sql", "schema", "list_databases", NULL};
+	static const char *const tools[] = {"ask", "run_sql", "schema", "list_databases", "end_conversation", NULL};
 	const char *name = arg_str(params, "name");
 	const cJSON *args = cJSON_GetObjectItemCaseSensitive(params, "arguments");
 	*unknown = 1;
@@ -590,6 +633,8 @@ static cJSON *call_tool(struct mcp *m, int tok, const cJSON *params, const char 
 		return tool_run_sql(m, tok, args, cancel);
 	if (!strcmp(name, "schema"))
 		return tool_schema(m, tok, args);
+	if (!strcmp(name, "end_conversation"))
+		return tool_end_conversation(m, tok, args);
 	return tool_list_databases(m, tok);
 }
 

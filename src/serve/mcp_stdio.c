@@ -226,11 +226,13 @@ int mcp_main(int argc, char **argv)
 		free(line);
 		return rc;
 	}
-	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
+	s->conversations = sessions_new(c.max_conversations, c.session_idle_s);
+	if (s->conversations)
+		sessions_set_lru(s->conversations);
 	s->metrics = metrics_new();
 	s->mcp = mcp_new(s);
 	struct stdio_mcp io = {.s = s, .lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER};
-	rc = s->sessions && s->metrics && s->mcp ? SERVE_EXIT_OK : SERVE_EXIT_FAIL;
+	rc = s->conversations && s->metrics && s->mcp ? SERVE_EXIT_OK : SERVE_EXIT_FAIL;
 	if (!rc)
 		fprintf(stderr, "convbi mcp: ready on stdio (%d database%s)\n", s->ndbs, s->ndbs == 1 ? "" : "s");
 	for (long n; !rc && (n = read_line(stdin, line, MCP_LINE_MAX_BYTES)) != -1;) {
@@ -248,11 +250,11 @@ int mcp_main(int argc, char **argv)
 				mcp_handle(s->mcp, -1, line, (size_t)n, NULL, NULL, NULL, &reply, &fresh);
 		}
 		write_reply(&io, reply);
-		sessions_expire(s->sessions);
+		sessions_expire(s->conversations);
 	}
 	wait_calls(&io);
 	mcp_free(s->mcp);
-	sessions_free(s->sessions);
+	sessions_free(s->conversations);
 	metrics_free(s->metrics);
 	server_teardown(s);
 	free(s);

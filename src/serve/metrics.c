@@ -340,7 +340,8 @@ static void render_endpoints(struct text *t, const char *endpoints_json)
 	cJSON_Delete(eps);
 }
 
-char *metrics_render(struct metrics *m, const char *endpoints_json, int questions_running, int sessions_open)
+char *metrics_render(struct metrics *m, const char *endpoints_json, int questions_running, int sessions_open,
+                     int conversations_open)
 {
 	struct text t = {NULL, 0, 0, 0};
 	put(&t,
@@ -349,6 +350,10 @@ char *metrics_render(struct metrics *m, const char *endpoints_json, int question
 	    questions_running);
 	put(&t, "# HELP convbi_sessions_open open sessions\n# TYPE convbi_sessions_open gauge\nconvbi_sessions_open %d\n",
 	    sessions_open);
+	put(&t,
+	    "# HELP convbi_mcp_conversations_open open MCP conversations\n# TYPE convbi_mcp_conversations_open gauge\n"
+	    "convbi_mcp_conversations_open %d\n",
+	    conversations_open);
 	pthread_mutex_lock(&m->lock);
 	for (size_t f = 0; f < sizeof families / sizeof families[0]; f++) {
 		put(&t, "# HELP %s %s\n# TYPE %s %s\n", families[f].name, families[f].help, families[f].name, families[f].type);

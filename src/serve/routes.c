@@ -570,7 +570,8 @@ static enum MHD_Result metrics(struct server *s, struct request *req)
 	char *eps = NULL;
 	if (s->ndbs)
 		convbi_engine_endpoints(s->dbs[0].engine, &eps);
-	char *text = metrics_render(s->metrics, eps, atomic_load(&s->questions_running), sessions_count(s->sessions));
+	char *text = metrics_render(s->metrics, eps, atomic_load(&s->questions_running), sessions_count(s->sessions),
+	                            sessions_count(s->conversations));
 	convbi_free(eps);
 	if (!text)
 		return respond_error(req, 500, "ENOMEM", "out of memory; try again");

@@ -6,7 +6,8 @@
  * databases (one engine each), the tokens, the session table, the metrics
  * and the limits.  Files:
  *   config.c    options, databases, the tokens file, constant-time compare
- *   sessions.c  the session table (ids, idle expiry, cap)
+ *   sessions.c  the session table (ids, idle expiry, cap; LRU for MCP
+ *               conversations)
  *   metrics.c   counters and histograms, the Prometheus text
  *   question.c  one question on a worker thread: events queued for SSE,
  *               a client that goes away interrupts it
@@ -79,6 +80,8 @@ struct serve_config {
 	int max_questions_per_token;    /* with two tokens or more: max_questions / tokens, at least 1; 0 = none */
 	int max_sessions;
 	int max_sessions_per_token; /* with two tokens or more: max_sessions / tokens, at least 1 */
+	int max_conversations;      /* MCP conversations kept (least recently used closed beyond) */
+	int max_conversations_per_token;
 	int session_idle_s;
 	int question_timeout_ms;
 	int max_connections; /* open at once, waiting ones included */
@@ -120,7 +123,8 @@ void metrics_request(struct metrics *m, const char *route, int status, double se
 void metrics_answer(struct metrics *m, const convbi_answer *a, int status);
 /* The Prometheus text exposition (caller frees); endpoints_json is the
  * live endpoint state (convbi_engine_endpoints) or NULL. */
-char *metrics_render(struct metrics *m, const char *endpoints_json, int questions_running, int sessions_open);
+char *metrics_render(struct metrics *m, const char *endpoints_json, int questions_running, int sessions_open,
+                     int conversations_open);
 
 /* ---- the shared server state -------------------------------------------- */
 struct session_table;
@@ -139,7 +143,8 @@ struct server {
 	int ndbs;
 	struct serve_token *tokens; /* owned; NULL = no auth (loopback only) */
 	int ntokens;
-	struct session_table *sessions;
+	struct session_table *sessions;      /* REST sessions */
+	struct session_table *conversations; /* MCP ask's conversations (LRU, --max-conversations) */
 	struct metrics *metrics;
 	atomic_int questions_running;
 	atomic_int draining;
@@ -215,6 +220,10 @@ struct serve_session {
 
 struct session_table *sessions_new(int max, int idle_s);
 void sessions_free(struct session_table *t);
+/* A full table closes its least recently used session that no request
+ * holds to make room (the MCP conversations): sessions_create fails only
+ * when every one is in use. */
+void sessions_set_lru(struct session_table *t);
 /* Each token (>= 0) may hold at most cap sessions (0 = no cap). */
 void sessions_set_token_cap(struct session_table *t, int cap);
 /* Creates a session; CONVBI_OK, or CONVBI_ETOOBIG when the cap is reached

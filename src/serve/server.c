@@ -678,11 +678,17 @@ int serve_main(int argc, char **argv)
 	if (s->sessions && s->ntokens >= 2) { /* one tenant may not take every session, nor every question slot */
 		s->cfg.max_sessions_per_token = c.max_sessions / s->ntokens > 0 ? c.max_sessions / s->ntokens : 1;
 		sessions_set_token_cap(s->sessions, s->cfg.max_sessions_per_token);
+		s->cfg.max_conversations_per_token = c.max_conversations / s->ntokens > 0 ? c.max_conversations / s->ntokens : 1;
 		s->cfg.max_questions_per_token = c.max_questions / s->ntokens > 0 ? c.max_questions / s->ntokens : 1;
+	}
+	s->conversations = sessions_new(c.max_conversations, c.session_idle_s);
+	if (s->conversations) {
+		sessions_set_lru(s->conversations);
+		sessions_set_token_cap(s->conversations, s->cfg.max_conversations_per_token);
 	}
 	s->metrics = metrics_new();
 	struct MHD_Daemon *d = NULL;
-	if (s->sessions && s->metrics && (s->door = door_new(s, lfd)))
+	if (s->sessions && s->conversations && s->metrics && (s->door = door_new(s, lfd)))
 		lfd = -1; /* the door's now */
 	if (s->door)
 		d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_ITC |
@@ -706,7 +712,7 @@ int serve_main(int argc, char **argv)
 	          s->ntokens ? "bearer tokens required" : "loopback only, no tokens");
 	int sig = 0;
 	while (!(sig = wait_signal(&set, 1000)) || (sig != SIGTERM && sig != SIGINT))
-		if (sessions_expire(s->sessions) > 0)
+		if (sessions_expire(s->sessions) + sessions_expire(s->conversations) > 0)
 			malloc_trim(0); /* give the closed connections' memory back to the system */
 	if (sig == SIGTERM)
 		sig = drain(s, &set);
@@ -726,6 +732,7 @@ int serve_main(int argc, char **argv)
 done:
 	door_free(s->door);
 	sessions_free(s->sessions);
+	sessions_free(s->conversations);
 	metrics_free(s->metrics);
 	routes_teardown(s);
 	server_teardown(s);

@@ -7,7 +7,9 @@
  * two tokens or more each token at its share (so that one tenant cannot
  * take every session); a session
  * idle longer than --session-idle-s is closed when the table needs room
- * and on each sweep.  Requests borrow a session (refs) so that closing it
+ * and on each sweep.  A table of MCP conversations (sessions_set_lru) is
+ * never full to a new one: it closes the least recently used conversation
+ * no request holds (of the token, when the token holds its share).  Requests borrow a session (refs) so that closing it
  * while a question runs frees it only when that question ends.
  */
 #include <stdio.h>
@@ -24,6 +26,7 @@ struct session_table {
 	size_t nslots;
 	int count, max;
 	int token_cap; /* sessions one token may hold, 0 = no cap */
+	int lru;       /* full: close the least recently used idle session */
 	int64_t idle_ms;
 };
 
@@ -132,6 +135,31 @@ void sessions_set_token_cap(struct session_table *t, int cap)
 	pthread_mutex_unlock(&t->lock);
 }
 
+void sessions_set_lru(struct session_table *t)
+{
+	pthread_mutex_lock(&t->lock);
+	t->lru = 1;
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Closes the least recently used session that no request holds -- of
+ * `token` when only_token, else of anyone.  0, or -1 when every one is in
+ * use. */
+static int evict_lru_locked(struct session_table *t, int token, int only_token)
+{
+	size_t best = t->nslots;
+	for (size_t i = 0; i < t->nslots; i++) {
+		const struct serve_session *ss = t->slots[i];
+		if (ss && !ss->refs && !ss->busy && (!only_token || ss->token == token) &&
+		    (best == t->nslots || ss->last_used_ms < t->slots[best]->last_used_ms))
+			best = i;
+	}
+	if (best == t->nslots)
+		return -1;
+	unlink_session(t, best);
+	return 0;
+}
+
 static int token_sessions(const struct session_table *t, int token)
 {
 	int n = 0;
@@ -161,6 +189,10 @@ int sessions_create(struct session_table *t, struct serve_db *db, int token, str
 	if (t->count >= t->max || (capped && token_sessions(t, token) >= t->token_cap))
 		expire_locked(t);
 	*token_full = capped && token_sessions(t, token) >= t->token_cap;
+	if (t->lru && *token_full && !evict_lru_locked(t, token, 1))
+		*token_full = 0;
+	if (t->lru && !*token_full && t->count >= t->max)
+		evict_lru_locked(t, token, 0);
 	if (t->count >= t->max || *token_full) {
 		pthread_mutex_unlock(&t->lock);
 		free(ss);

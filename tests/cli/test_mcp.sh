@@ -134,7 +134,51 @@ PY
 for _ in $(seq 200); do grep -q 'POST /mcp 499' "$T/serve2.log" && break; sleep 0.05; done
 check "http: a client that leaves POST /mcp cancels its ask (499)" grep -q 'POST /mcp 499' "$T/serve2.log"
 kill "$RUN_PID"; wait "$RUN_PID" 2>/dev/null; RUN_PID=""
+# MCP conversations (attack5 F4) live apart from REST sessions, at most
+# --max-conversations (the least recently used one is closed for a new
+# one), end with end_conversation, and an ask refused as busy, or canceled,
+# leaves none behind.
+"$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --tokens "$T/tokens" --max-sessions 1 \
+  --max-conversations 2 2>"$T/serve3.log" &
+RUN_PID=$!
+for _ in $(seq 200); do PORT3=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve3.log"); [ -n "$PORT3" ] && break; sleep 0.05; done
+U3=http://127.0.0.1:$PORT3
+hc() { curl -s -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' "$@"; }
+mcp3() { hc "$U3/mcp" -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"'"$1"'","arguments":'"$2"'}}'; }
+conv_of() { printf '%s' "$1" | sed -n 's/.*"conversation":"\([0-9a-f]*\)".*/\1/p'; }
+gauge() { hc "$1/metrics" | sed -n "s/^$2 //p"; }
+for i in 1 2 3 4 5; do A[$i]=$(mcp3 ask '{"question":"customers per country?"}'); done
+check "five independent asks over --max-conversations 2 are all answered" test "$(printf '%s\n' "${A[@]:1}" | grep -c '"isError":false')" = 5
+check "the MCP conversations stay at --max-conversations" test "$(gauge "$U3" convbi_mcp_conversations_open)" = 2
+check "MCP asks open no REST session" test "$(gauge "$U3" convbi_sessions_open)" = 0
+CODE=$(hc -o /dev/null -w '%{http_code}' -X POST "$U3/v1/sessions" -d '{}')
+check "a REST session is still there for the taking after them" test "$CODE" = 201
+R=$(mcp3 ask '{"question":"and by country?","conversation":"'"$(conv_of "${A[5]}")"'"}')
+contains "$R" '"isError":false' "the latest conversation continues"
+R=$(mcp3 ask '{"question":"and by country?","conversation":"'"$(conv_of "${A[1]}")"'"}')
+contains "$R" 'no such conversation' "the least recently used one was closed for a newer one"
+R=$(mcp3 end_conversation '{"conversation":"'"$(conv_of "${A[5]}")"'"}')
+contains "$R" '"ended":true' "end_conversation ends one"
+check "and it is gone" test "$(gauge "$U3" convbi_mcp_conversations_open)" = 1
+contains "$(mcp3 end_conversation '{"conversation":"'"$(conv_of "${A[5]}")"'"}')" '"isError":true' "ending it again is a tool error"
+kill "$RUN_PID"; wait "$RUN_PID" 2>/dev/null
+"$CONVBI" serve --listen 127.0.0.1:0 --config "$C2" --db shop="$SAMPLE_DB" --tokens "$T/tokens" --max-questions 1 2>"$T/serve4.log" &
+RUN_PID=$!
+for _ in $(seq 200); do PORT4=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve4.log"); [ -n "$PORT4" ] && break; sleep 0.05; done
+U4=http://127.0.0.1:$PORT4
+hc "$U4/mcp" -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask","arguments":{"question":"busy zq3"}}}' >/dev/null &
+BG=$!
+for _ in $(seq 200); do [ "$(gauge "$U4" convbi_questions_running)" = 1 ] && break; sleep 0.05; done
+for i in 1 2 3; do
+  contains "$(hc "$U4/mcp" -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"ask","arguments":{"question":"busy zq4"}}}')" \
+    'the server is busy' "an ask beyond --max-questions is refused ($i)"
+done
+check "refused asks leave no conversation (only the running one is open)" test "$(gauge "$U4" convbi_mcp_conversations_open)" = 1
+kill "$BG"; wait "$BG" 2>/dev/null
+for _ in $(seq 200); do [ "$(gauge "$U4" convbi_questions_running)" = 0 ] && break; sleep 0.05; done
+check "a canceled first ask leaves no conversation either" test "$(gauge "$U4" convbi_mcp_conversations_open)" = 0
+kill "$RUN_PID"; wait "$RUN_PID" 2>/dev/null; RUN_PID=""
 check "no canceled ask went on to ask for its SQL" test "$(grep 'You are the SQL writer' "$T/requests.log" | grep -c 'slow zq')" = 0
 lacks "$R$(cat "$T/raw.err" "$T/serve.log" "$T/node.out")" "$KEY" "no key in any output"
-lacks "$(cat "$T/serve.log" "$T/node.out")" "$TOK" "no token in any output"
+lacks "$(cat "$T"/serve*.log "$T/node.out")" "$TOK" "no token in any output"
 finish

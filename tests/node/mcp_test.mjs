@@ -5,7 +5,7 @@
 // 2026-07-28: it probes with server/discover and then speaks statelessly).
 // For each client and transport: the version it settled on, the four tools
 // and their readOnlyHint, ask (text + structuredContent with rows, SQL and
-// chart; with today and candidates, the vote), a follow-up in the returned conversation, run_sql (and the gate
+// chart; with today and candidates, the vote), a follow-up in the returned conversation, end_conversation, run_sql (and the gate
 // refusing a write), schema, list_databases.  Usage:
 //   node mcp_test.mjs CONVBI CONFIG DB URL TOKEN
 // Prints "ok - ..." lines and "N passed, N failed"; exits 1 on a failure.
@@ -30,7 +30,7 @@ async function exercise(label, client, wantVersion) {
   if (wantVersion) check(`${label}: speaks ${wantVersion}`, version === wantVersion, version);
   const { tools } = await client.listTools();
   const names = tools.map(t => t.name).sort();
-  check(`${label}: four tools`, JSON.stringify(names) === '["ask","list_databases","run_sql","schema"]', names);
+  check(`${label}: five tools`, JSON.stringify(names) === '["ask","end_conversation","list_databases","run_sql","schema"]', names);
   check(`${label}: every tool is readOnlyHint`, tools.every(t => t.annotations && t.annotations.readOnlyHint === true), tools.map(t => t.annotations));
 
   const dbs = await client.callTool({ name: 'list_databases', arguments: {} });
@@ -55,6 +55,10 @@ async function exercise(label, client, wantVersion) {
   const f = await client.callTool({ name: 'ask', arguments: { question: 'and by country?', conversation: sc.conversation } });
   check(`${label}: the follow-up continues the conversation`, f.isError === false && f.structuredContent.conversation === sc.conversation &&
         f.structuredContent.standalone_question === 'How many customers per country?', f.structuredContent);
+  const e = await client.callTool({ name: 'end_conversation', arguments: { conversation: sc.conversation } });
+  check(`${label}: end_conversation ends it`, e.isError === false && e.structuredContent.ended === true, e);
+  const h = await client.callTool({ name: 'ask', arguments: { question: 'and by country?', conversation: sc.conversation } });
+  check(`${label}: an ended conversation does not continue`, h.isError === true, h);
   const g = await client.callTool({ name: 'ask', arguments: { question: 'hi', conversation: '0123456789abcdef0123456789abcdef' } });
   check(`${label}: an unknown conversation is a tool error`, g.isError === true, g);
 
