@@ -306,7 +306,7 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		return r;
 	}
 	if (!conversation) {
-		int token_full = 0, rc = sessions_create(convs, db, tok, &ss, &token_full);
+		int token_full = 0, rc = sessions_create(convs, db, tok, &ss, &token_full, NULL);
 		if (rc) {
 			server_slot_give(m->s, tok);
 			return tool_error(

@@ -257,19 +257,25 @@ static enum MHD_Result create_session(struct server *s, struct request *req)
 	const char *name = string_field(req, o, "db", &res, &bad);
 	struct serve_db *db = bad ? NULL : usable_db(s, req, name, &res);
 	struct serve_session *ss = NULL;
-	int token_full = 0;
-	int rc = db ? sessions_create(s->sessions, db, req->token, &ss, &token_full) : CONVBI_OK;
+	int token_full = 0, retry_s = 0;
+	int rc = db ? sessions_create(s->sessions, db, req->token, &ss, &token_full, &retry_s) : CONVBI_OK;
 	if (db && rc == CONVBI_ETOOBIG) {
-		char msg[200];
-		if (token_full)
-			snprintf(msg, sizeof msg,
-			         "this token holds %d sessions, its share of --max-sessions; close one (DELETE) or retry later",
-			         s->cfg.max_sessions_per_token);
-		else
-			snprintf(msg, sizeof msg,
-			         "%d sessions are open, the most this server keeps; close one (DELETE) or retry later",
-			         s->cfg.max_sessions);
-		res = respond_error(req, 503, "too_many_sessions", msg);
+		/* Retry-After: when the idle session that expires first does; none
+		 * when every one is answering (no time can be promised) */
+		char msg[320], after[16];
+		int k = token_full ? snprintf(msg, sizeof msg, "this token holds %d sessions, its share of --max-sessions",
+		                              s->cfg.max_sessions_per_token)
+		                   : snprintf(msg, sizeof msg, "%d sessions are open, the most this server keeps",
+		                              s->cfg.max_sessions);
+		snprintf(msg + k, sizeof msg - (size_t)k,
+		         retry_s ? "; close one you hold (DELETE /v1/sessions/{id}), or retry after the Retry-After seconds, "
+		                   "when the idle one that expires first does"
+		                 : "; every one is answering a question: close one you hold (DELETE /v1/sessions/{id}) once "
+		                   "its answer is in");
+		snprintf(after, sizeof after, "%d", retry_s);
+		char *json = serve_json_error("too_many_sessions", msg);
+		res = json ? respond(req, 503, "application/json", json, strlen(json), retry_s ? after : NULL) : MHD_NO;
+		free(json);
 	} else if (db && rc) {
 		res = respond_error(req, 500, convbi_errname(rc), convbi_errstr(rc));
 	} else if (db) {

@@ -228,8 +228,11 @@ void sessions_set_lru(struct session_table *t);
 void sessions_set_token_cap(struct session_table *t, int cap);
 /* Creates a session; CONVBI_OK, or CONVBI_ETOOBIG when the cap is reached
  * after expiring idle sessions (*token_full: 1 when it is the token's
- * cap).  *out is borrowed (release it). */
-int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out, int *token_full);
+ * cap; *retry_s, when not NULL: seconds until the idle session that
+ * expires first does -- of the token's when it is the token's cap -- or 0
+ * when every one is answering).  *out is borrowed (release it). */
+int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out, int *token_full,
+                    int *retry_s);
 /* Looks up and borrows a session of `token`; NULL when unknown, expired or
  * another token's. */
 struct serve_session *sessions_get(struct session_table *t, const char *id, int token);

@@ -168,10 +168,30 @@ static int token_sessions(const struct session_table *t, int token)
 	return n;
 }
 
-int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out, int *token_full)
+/* Seconds until the first session that could make room expires (of
+ * `token` when only_token): the one idle longest, ceil, at least 1; 0 when
+ * every one is in use (no time can be promised). */
+static int retry_locked(const struct session_table *t, int token, int only_token)
+{
+	int64_t now = serve_now_ms(), best = -1;
+	for (size_t i = 0; i < t->nslots; i++) {
+		const struct serve_session *ss = t->slots[i];
+		if (ss && !ss->refs && !ss->busy && (!only_token || ss->token == token)) {
+			int64_t left = t->idle_ms - (now - ss->last_used_ms);
+			if (best < 0 || left < best)
+				best = left;
+		}
+	}
+	return best < 0 ? 0 : best <= 1000 ? 1 : (int)((best + 999) / 1000);
+}
+
+int sessions_create(struct session_table *t, struct serve_db *db, int token, struct serve_session **out, int *token_full,
+                    int *retry_s)
 {
 	*out = NULL;
 	*token_full = 0;
+	if (retry_s)
+		*retry_s = 0;
 	unsigned char raw[SESSION_ID_BYTES / 2];
 	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
 		return CONVBI_EIO;
@@ -194,6 +214,8 @@ int sessions_create(struct session_table *t, struct serve_db *db, int token, str
 	if (t->lru && !*token_full && t->count >= t->max)
 		evict_lru_locked(t, token, 0);
 	if (t->count >= t->max || *token_full) {
+		if (retry_s)
+			*retry_s = retry_locked(t, token, *token_full);
 		pthread_mutex_unlock(&t->lock);
 		free(ss);
 		return CONVBI_ETOOBIG;

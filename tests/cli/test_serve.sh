@@ -81,7 +81,10 @@ req GET /v1/databases -H "Origin: $SV";                    is 200 "our own Origi
 # caps: the fourth session, and a second question while one runs
 req POST /v1/sessions; req POST /v1/sessions
 req POST /v1/sessions;      is 503 "past the session cap"
-contains "$HDRS" "Retry-After:" "503 has Retry-After"
+RA=$(printf '%s' "$HDRS" | tr -d '\r' | sed -n 's/^Retry-After: //p')
+check "its Retry-After is when the idle session that expires first does (~900 s, not 1: attack5 F12)" \
+  test "${RA:-0}" -ge 850 -a "${RA:-0}" -le 900
+contains "$BODY" 'close one you hold (DELETE /v1/sessions/{id}), or retry after the Retry-After seconds' "the message says how to free one"
 contains "$BODY" '"code":"too_many_sessions"' "the session cap is named"
 curl -s -X POST --data '[{"kind":"slow_first_token","delay_ms":1500,"count":1}]' "http://127.0.0.1:$PORT_east/_fake/faults" >/dev/null
 curl -s -X POST "$SV/v1/sessions/$SID/questions" -d '{"question":"customers per country?"}' >"$T/slow.out" &
@@ -138,6 +141,22 @@ req DELETE "/v1/sessions/$SID";                              is 204 "session del
 req POST "/v1/sessions/$SID/questions" -d '{"question":"hi"}'; is 404 "a deleted session is gone"
 serve_stop
 ALL="$ALL$(cat "$T/serve.log")$M"
+
+# With every session answering no time can be promised: no Retry-After,
+# a message saying how to free one (attack5 F12).
+serve_start "$T/cap1.log" --db shop="$SAMPLE_DB" --max-sessions 1 --session-idle-s 30
+req POST /v1/sessions; SID=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+req POST /v1/sessions; is 503 "a second session past --max-sessions 1"
+contains "$HDRS" "Retry-After: 30" "Retry-After is --session-idle-s for a session idle since just now"
+curl -s -X POST --data '[{"kind":"slow_first_token","delay_ms":1500,"count":1}]' "http://127.0.0.1:$PORT_east/_fake/faults" >/dev/null
+curl -s -X POST "$SV/v1/sessions/$SID/questions" -d '{"question":"customers per country?"}' >/dev/null &
+SLOW=$!
+for _ in $(seq 100); do curl -s "$SV/metrics" | grep -q '^convbi_questions_running 1' && break; sleep 0.02; done
+req POST /v1/sessions; is 503 "past the cap while its one session answers"
+lacks "$HDRS" "Retry-After" "no Retry-After when every session is answering"
+contains "$BODY" 'every one is answering a question: close one you hold (DELETE /v1/sessions/{id}) once its answer is in' "the message says how to free one"
+wait $SLOW
+serve_stop
 
 # Idle sessions expire.
 serve_start "$T/idle.log" --db shop="$SAMPLE_DB" --session-idle-s 1
