@@ -375,6 +375,7 @@ static int load_tokens(struct server *s, const char *path)
 	s->tokens = calloc(SERVE_TOKENS_MAX, sizeof *s->tokens);
 	char line[4096];
 	int lineno = 0, rc = s->tokens ? 0 : -1, oom = !s->tokens;
+	int lines[SERVE_TOKENS_MAX]; /* the line of each token, for a repeated one */
 	while (!rc && fgets(line, sizeof line, f)) {
 		lineno++;
 		char *hash = strchr(line, '#');
@@ -398,6 +399,18 @@ static int load_tokens(struct server *s, const char *path)
 			rc = -1;
 			break;
 		}
+		for (int i = 0; i < s->ntokens; i++)
+			if (s->tokens[i].len == n && !memcmp(s->tokens[i].secret, tok, n)) {
+				fprintf(stderr,
+				        "convbi: %s line %d repeats the token of line %d; give each token once, its databases on "
+				        "its one line\n",
+				        path, lineno, lines[i]);
+				rc = -1;
+				break;
+			}
+		if (rc)
+			break;
+		lines[s->ntokens] = lineno;
 		struct serve_token *t = &s->tokens[s->ntokens++];
 		memcpy(t->secret, tok, n + 1);
 		t->len = n;

@@ -7,9 +7,14 @@
  * pass over the text refuses all three, and objects or arrays nested
  * deeper than SERVE_JSON_DEPTH_MAX, with one line naming the field: the
  * innermost object key around the bad string ("sql", "question", "id").
- * Everything else (syntax) is left to cJSON.
+ * Syntax is left to cJSON; input_parse_json then refuses what cJSON
+ * lets through: text after the value, and a key twice in one object
+ * (cJSON would use the first, a proxy checking the last sees another
+ * request).
  */
+#include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "serve/serve.h"
@@ -141,4 +146,82 @@ int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *
 		}
 	}
 	return 0;
+}
+
+/* ---- parsing ----------------------------------------------------------------- */
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* A key repeated in an object anywhere under o (sorted per object: a
+ * body of 256 KiB holds few enough keys); NULL when none.  -1 in *oom when
+ * out of memory. */
+static const char *repeated_key(const cJSON *o, int *oom)
+{
+	if (!cJSON_IsObject(o) && !cJSON_IsArray(o))
+		return NULL;
+	const cJSON *c;
+	size_t n = 0;
+	cJSON_ArrayForEach(c, o) n++;
+	const char *found = NULL;
+	if (cJSON_IsObject(o) && n > 1) {
+		const char **keys = malloc(n * sizeof *keys);
+		if (!keys) {
+			*oom = 1;
+			return NULL;
+		}
+		size_t k = 0;
+		cJSON_ArrayForEach(c, o) keys[k++] = c->string;
+		qsort(keys, n, sizeof *keys, key_cmp);
+		for (size_t i = 1; i < n && !found; i++)
+			if (!strcmp(keys[i - 1], keys[i]))
+				found = keys[i];
+		free(keys);
+	}
+	cJSON_ArrayForEach(c, o)
+	{
+		if (found || *oom)
+			break;
+		found = repeated_key(c, oom);
+	}
+	return found;
+}
+
+int input_parse_json(const char *text, size_t len, cJSON **out, char *msg, size_t cap)
+{
+	const char *end = NULL;
+	*out = NULL;
+	msg[0] = '\0';
+	cJSON *o = cJSON_ParseWithLengthOpts(text, len, &end, 0);
+	if (!o) {
+		snprintf(msg, cap, "not valid JSON");
+		return INPUT_NOT_JSON;
+	}
+	size_t at = end ? (size_t)(end - text) : len;
+	while (at < len && (text[at] == ' ' || text[at] == '\t' || text[at] == '\n' || text[at] == '\r'))
+		at++;
+	if (at < len) {
+		snprintf(msg, cap, "there is more after the JSON value (at byte %zu); send one JSON value and nothing else", at);
+		cJSON_Delete(o);
+		return INPUT_REFUSED;
+	}
+	int oom = 0;
+	const char *dup = repeated_key(o, &oom);
+	if (dup || oom) {
+		size_t n = strlen(dup ? dup : ""), shown = n > 0 && n <= FIELD_SHOWN_BYTES;
+		for (size_t i = 0; shown && i < n; i++)
+			shown = dup[i] >= 0x20 && dup[i] < 0x7f && dup[i] != '`';
+		if (oom)
+			snprintf(msg, cap, "out of memory; try again");
+		else if (shown)
+			snprintf(msg, cap, "the field `%s` appears twice in one object; send each field once", dup);
+		else
+			snprintf(msg, cap, "a field name appears twice in one object; send each field once");
+		cJSON_Delete(o);
+		return INPUT_REFUSED;
+	}
+	*out = o;
+	return INPUT_OK;
 }

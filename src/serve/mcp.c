@@ -645,10 +645,15 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 	*new_session = 0;
 	char why[300], field[64], path[200];
 	int bad_input = input_check_json(text, len, why, sizeof why, field, sizeof field, path, sizeof path);
-	cJSON *msg = cJSON_ParseWithLength(text, len);
-	if (!msg || (bad_input && !field[0])) {
+	cJSON *msg = NULL;
+	char strict[200] = "";
+	int parsed = bad_input && !field[0] ? INPUT_NOT_JSON : input_parse_json(text, len, &msg, strict, sizeof strict);
+	if (parsed != INPUT_OK) {
 		char line[360];
-		snprintf(line, sizeof line, "Parse error: %s", bad_input ? why : "the message is not JSON");
+		snprintf(line, sizeof line, "Parse error: %s",
+		         bad_input                 ? why
+		         : parsed == INPUT_REFUSED ? strict
+		                                   : "the message is not JSON");
 		*reply_out = rpc_error(NULL, RPC_PARSE_ERROR, line, NULL);
 		cJSON_Delete(msg);
 		return 400;
@@ -657,10 +662,12 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 	const cJSON *id = cJSON_GetObjectItemCaseSensitive(msg, "id");
 	const cJSON *method = cJSON_GetObjectItemCaseSensitive(msg, "method");
 	const cJSON *params = cJSON_GetObjectItemCaseSensitive(msg, "params");
+	const cJSON *jsonrpc = cJSON_GetObjectItemCaseSensitive(msg, "jsonrpc");
 	const char *invalid = !cJSON_IsObject(msg)
 	                              ? (cJSON_IsArray(msg) ? "batches are not part of MCP 2025-11-25; send one object"
 	                                                    : "send one JSON-RPC 2.0 object")
-	                      : method && !cJSON_IsString(method)                ? "\"method\" must be a string"
+	                      : !cJSON_IsString(jsonrpc) || strcmp(jsonrpc->valuestring, "2.0") ? "\"jsonrpc\" must be \"2.0\""
+	                      : method && !cJSON_IsString(method)                               ? "\"method\" must be a string"
 	                      : id && !cJSON_IsString(id) && !cJSON_IsNumber(id) ? "\"id\" must be a string or a number"
 	                                                                         : NULL;
 	if (invalid) {

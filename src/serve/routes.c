@@ -86,7 +86,15 @@ static cJSON *body_object(struct request *req, const char *const *allowed, const
 		*res = respond_error(req, 400, "bad_request", msg);
 		return NULL;
 	}
-	cJSON *o = req->len ? cJSON_ParseWithLength(req->body, req->len) : cJSON_CreateObject();
+	cJSON *o = NULL;
+	if (!req->len)
+		o = cJSON_CreateObject();
+	else if (input_parse_json(req->body, req->len, &o, msg, sizeof msg) == INPUT_REFUSED) {
+		char line[360];
+		snprintf(line, sizeof line, "the body is refused: %s", msg);
+		*res = respond_error(req, 400, "bad_request", line);
+		return NULL;
+	}
 	if (!cJSON_IsObject(o)) {
 		snprintf(msg, sizeof msg, "the body is %s; send a JSON object, e.g. %s",
 		         !o                 ? "not valid JSON"

@@ -318,6 +318,15 @@ int mcp_handle(struct mcp *m, int tok, const char *text, size_t len, const char 
 int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *field, size_t field_cap, char *path,
                      size_t path_cap);
 
+/* Parses JSON text (after input_check_json) into *out (caller deletes):
+ * INPUT_OK; INPUT_NOT_JSON when cJSON does not take it; INPUT_REFUSED for
+ * what cJSON would take but a strict reader does not -- anything but
+ * whitespace after the value, a key twice in one object -- with one line
+ * in msg naming it. */
+enum { INPUT_OK, INPUT_NOT_JSON, INPUT_REFUSED };
+struct cJSON;
+int input_parse_json(const char *text, size_t len, struct cJSON **out, char *msg, size_t cap);
+
 /* ---- entry points --------------------------------------------------------- */
 int serve_main(int argc, char **argv);
 int mcp_main(int argc, char **argv);

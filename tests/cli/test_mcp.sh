@@ -41,11 +41,15 @@ printf '%s\n' \
   '{"jsonrpc":"2.0","method":"notifications/initialized"}' \
   'not json' \
   '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"nope","arguments":{}}}' \
-  '{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{'"$M"'}}' |
+  '{"jsonrpc":"2.0","id":5,"method":"tools/list","params":{'"$M"'}}' \
+  '{"jsonrpc":"1.0","id":6,"method":"ping"}' '{"id":7,"method":"ping"}' '{"jsonrpc":"2.0","id":8,"method":"ping"} x' |
   "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" > "$T/raw.out" 2>"$T/raw.err"; rc=$?
 R=$(cat "$T/raw.out")
 [ $rc = 0 ] && ok "convbi mcp exits 0 at EOF" || bad "convbi mcp exit $rc: $(cat "$T/raw.err")"
-[ "$(wc -l < "$T/raw.out")" = 6 ] && ok "six replies for six requests (none for the notification)" || bad "replies: $R"
+[ "$(wc -l < "$T/raw.out")" = 9 ] && ok "nine replies for nine requests (none for the notification)" || bad "replies: $R"
+contains "$(sed -n 7p "$T/raw.out")" '"id":6,"error":{"code":-32600,"message":"Invalid Request: \"jsonrpc\" must be \"2.0\""' "jsonrpc 1.0 is an invalid request (attack5 F15)"
+contains "$(sed -n 8p "$T/raw.out")" '"id":7,"error":{"code":-32600' "as is a message without jsonrpc"
+contains "$(sed -n 9p "$T/raw.out")" '"code":-32700,"message":"Parse error: there is more after the JSON value' "text after the message is a parse error"
 L1=$(sed -n 1p "$T/raw.out")
 contains "$L1" '"id":1,"result":{"supportedVersions":["2026-07-28","2025-11-25"' "discover lists the versions"
 contains "$L1" '"resultType":"complete"' "discover's result has resultType"

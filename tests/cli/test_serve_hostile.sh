@@ -211,6 +211,21 @@ req POST /v1/sessions -d 'not json'; is 400 "a malformed body on /v1/sessions"
 contains "$BODY" '{\"db\": \"NAME\"}' "the hint shows the sessions body"
 lacks "$BODY" 'question' "and not a question"
 req POST /v1/sql -d '[1]'; is 400 "an array body"; contains "$BODY" 'the body is a JSON array' "it says array"
+# strict JSON (attack5 F15): nothing after the value, no key twice (cJSON
+# would run the first; a proxy checking the last sees another request)
+req POST /v1/sql -d '{"sql":"SELECT 1 AS a"} xyz'; is 400 "text after the body's JSON value"
+contains "$BODY" 'there is more after the JSON value (at byte 24)' "the trailing text is named"
+req POST /v1/sql -d '{"sql":"SELECT 1 AS a"}  '; is 200 "trailing whitespace is fine"
+req POST /v1/sql -d '{"sql":"SELECT 1 AS a","sql":"SELECT 2 AS b"}'; is 400 "a key twice"
+contains "$BODY" 'the field `sql` appears twice in one object' "the repeated key is named"
+req POST /mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+  -d '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"run_sql","arguments":{"sql":"SELECT 1","sql":"SELECT 2"}}}'
+is 400 "MCP: a key twice in the arguments"
+contains "$BODY" '"code":-32700,"message":"Parse error: the field `sql` appears twice' "is a parse error naming it"
+req POST /mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"2.0","id":6,"method":"ping"}]'
+is 400 "MCP: text after the message"
+req POST /mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' -d '{"jsonrpc":"1.0","id":6,"method":"ping"}'
+is 400 "MCP: jsonrpc 1.0"; contains "$BODY" '"id":6,"error":{"code":-32600,"message":"Invalid Request: \"jsonrpc\" must be \"2.0\""' "is an invalid request"
 req POST /v1/sql -d '{"sql":"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 300000) SELECT count(*) AS n FROM c"}'
 is 200 "a slow /v1/sql query"
 MS=$(printf '%s' "$BODY" | sed -n 's/.*"elapsed_ms":\([0-9]*\).*/\1/p')
@@ -280,6 +295,10 @@ expect_code 2 "two databases of one name" "$CONVBI" serve --listen 127.0.0.1:0 -
 expect_code 2 "--db =FILE" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db ="$SAMPLE_DB"
 expect_code 2 "--tokens naming no file" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --tokens /nonexistent/tokens
 expect_code 2 "a token that is too short" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --tokens "$T/tok_short"
+printf 'tok-hostile-dup-0123456789 shop\n# a comment\ntok-hostile-dup-0123456789 shop\n' > "$T/tok_dup"; chmod 600 "$T/tok_dup"
+expect_code 2 "a token repeated in the tokens file (attack5 F15)" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --tokens "$T/tok_dup"
+contains "$ERR" "line 3 repeats the token of line 1; give each token once" "the lines are named"
+lacks "$ERR" "tok-hostile-dup" "and not the token"
 expect_code 2 "a token naming an unknown database" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --tokens "$T/tok_nodb"
 expect_code 2 "a database that does not open" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop=/nonexistent/shop.db
 expect_code 2 "--max-connections 0" "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --max-connections 0
