@@ -724,7 +724,9 @@ static void wall_str(char *out, size_t cap, int64_t wall_ms, int64_t now_ms)
 	snprintf(out, cap, "%s%02d:%02d:%02d.%03d UTC", date, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(wall_ms % 1000));
 }
 
-/* ERATELIMIT's message: until when, and the deadline it would miss. */
+/* ERATELIMIT's message: until when, and the deadline it would miss --
+ * before the wait ends, or too soon after it for an attempt
+ * (LLM_ATTEMPT_MIN_MS). */
 static void rate_limited_msg(char *out, size_t cap, int64_t wait_ms, int64_t deadline_left_ms)
 {
 	char until[48], deadline[48];
@@ -733,8 +735,24 @@ static void rate_limited_msg(char *out, size_t cap, int64_t wait_ms, int64_t dea
 	wall_str(deadline, sizeof deadline, now + deadline_left_ms, now);
 	snprintf(out, cap,
 	         "every endpoint is rate limited until %s (%lld ms from now); the call's deadline is %s "
-	         "(%lld ms from now)",
-	         until, (long long)wait_ms, deadline, (long long)(deadline_left_ms > 0 ? deadline_left_ms : 0));
+	         "(%lld ms from now)%s",
+	         until, (long long)wait_ms, deadline, (long long)(deadline_left_ms > 0 ? deadline_left_ms : 0),
+	         wait_ms < deadline_left_ms && wait_ms + LLM_ATTEMPT_MIN_MS > deadline_left_ms
+	                 ? ", too soon after it for an attempt"
+	                 : "");
+}
+
+/* The wait for an endpoint, when there is time for it: wait_ms with the
+ * jitter that spreads the waiters (backoff_cooling_wait_ms), shortened so
+ * that it ends at least LLM_ATTEMPT_MIN_MS before the deadline (never below
+ * wait_ms itself); -1 when the endpoint frees up too late for an attempt
+ * (the caller fails at once). */
+static int64_t wait_within(int64_t wait_ms, int64_t deadline_left_ms)
+{
+	if (wait_ms + LLM_ATTEMPT_MIN_MS > deadline_left_ms)
+		return -1;
+	int64_t w = backoff_cooling_wait_ms(wait_ms, backoff_random());
+	return w + LLM_ATTEMPT_MIN_MS > deadline_left_ms ? deadline_left_ms - LLM_ATTEMPT_MIN_MS : w;
 }
 
 static int is_retryable(int cls)
@@ -883,7 +901,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	uint64_t over = 0;       /* endpoints skipped in this call: over their budget */
 	char over_err[300] = ""; /* why the first of them was */
 	char last_err[ERR_MSG_MAX] = "";
-	int last_ep = -1; /* endpoint of the last attempt made */
+	int last_ep = -1;    /* endpoint of the last attempt made */
+	int64_t woke_by = 0; /* mono ms the last wait for an endpoint was to end by; 0 = none */
 
 	struct pending_retry pend = {.set = 0};
 	while (failed < l->cfg.retry.max_attempts) {
@@ -896,7 +915,14 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		if (now >= deadline) {
 			char prev[sizeof last_err];
 			memcpy(prev, last_err, sizeof prev);
-			if (last_cls == LLM_RATE_LIMITED && strncmp(last_err, "every endpoint is rate limited", 30))
+			if (last_cls == LLM_RATE_LIMITED && woke_by > 0 && woke_by < deadline)
+				/* the wait was to end in time for an attempt: say what happened */
+				snprintf(last_err, sizeof last_err,
+				         "the wait for a rate-limited endpoint was to end %lld ms before the call's %d ms "
+				         "deadline, but the process woke %lld ms late (a busy machine); last: %s",
+				         (long long)(deadline - woke_by), (int)(deadline - start), (long long)(now - woke_by),
+				         prev);
+			else if (last_cls == LLM_RATE_LIMITED && strncmp(last_err, "every endpoint is rate limited", 30))
 				snprintf(last_err, sizeof last_err,
 				         "every endpoint was rate limited until the call's %d ms "
 				         "deadline passed; last: %s",
@@ -933,14 +959,13 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			break;
 		}
 		if (pick.ep < 0) {
-			int64_t w = backoff_cooling_wait_ms(pick.wait_ms, backoff_random());
-			if (now + pick.wait_ms > deadline) {
+			int64_t w = wait_within(pick.wait_ms, deadline - now);
+			if (w < 0) {
 				last_cls = LLM_RATE_LIMITED;
 				rate_limited_msg(last_err, sizeof last_err, pick.wait_ms, deadline - now);
 				break;
 			}
-			if (now + w > deadline)
-				w = deadline - now;
+			woke_by = now + w;
 			if (last_cls == LLM_OK || last_cls == LLM_RATE_LIMITED) {
 				last_cls = LLM_RATE_LIMITED; /* if the deadline now passes, this is why */
 				rate_limited_msg(last_err, sizeof last_err, pick.wait_ms, deadline - now);
@@ -954,7 +979,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		}
 		if (pick.at_ms > clock_wall_ms()) { /* a reserved slot: sleep until it starts */
 			int64_t w = pick.at_ms - clock_wall_ms();
-			if (now + w > deadline) {
+			if (now + w + LLM_ATTEMPT_MIN_MS > deadline) {
 				pool_abandon(l->pool, &pick);
 				last_cls = LLM_RATE_LIMITED;
 				rate_limited_msg(last_err, sizeof last_err, w, deadline - now);
@@ -1029,6 +1054,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		else
 			pool_abandon(l->pool, &pick);
 		attempts++;
+		woke_by = 0;
 		failed += at.cls != LLM_RATE_LIMITED; /* a rate limit is waited out, not counted */
 		if (out->nattempts < LLM_MAX_ATTEMPTS_RECORDED)
 			out->attempts[out->nattempts++] = at;

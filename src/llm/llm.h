@@ -25,6 +25,11 @@
 
 #define LLM_MAX_ATTEMPTS_RECORDED 32
 #define LLM_MAX_CHOICES AOAI_MAX_CHOICES /* completions one request may ask for */
+/* The least of a call's deadline an attempt needs, in ms: a call waits for
+ * an endpoint to free up (a cooldown, a paced slot) only when this much of
+ * its deadline is left after the wait; otherwise it fails at once with
+ * ERATELIMIT, saying so. */
+#define LLM_ATTEMPT_MIN_MS 100
 
 /* The class of one attempt's outcome (stable strings in results). */
 enum llm_class {

@@ -1,0 +1,132 @@
+/* test_quota_edge.c -- the edges of rate limits and shared quotas (issue 11,
+ * attack6), through the LLM client against the fake Azure OpenAI server:
+ *   - a call whose endpoint frees up too close to its deadline for an
+ *     attempt fails at once, and says so; one with time for an attempt
+ *     waits and makes it (F9);
+ * Each test starts its own fake server and state file and takes a few
+ * seconds at most. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "convbi/convbi.h"
+#include "fake.h"
+#include "llm/config.h"
+#include "llm/llm.h"
+#include "testutil.h"
+#include "util/clock.h"
+
+struct env {
+	struct fake f;
+	struct llm *l;
+};
+
+/* Starts the fake on scen and a client on its config (extra merged over). */
+static void start(struct env *e, const char *scen, const char *extra)
+{
+	memset(e, 0, sizeof *e);
+	assert_int_equal(fake_start(&e->f, scen), 0);
+	char path[1024];
+	snprintf(path, sizeof path, "%s/config.json", e->f.dir);
+	assert_int_equal(fake_write_config(&e->f, path, extra), 0);
+	struct llm_config cfg;
+	struct err err = ERR_INIT;
+	if (config_load(&cfg, path, &err))
+		fail_msg("config: %s", err.msg);
+	if (llm_open(&e->l, &cfg, &err))
+		fail_msg("llm_open: %s", err.msg);
+}
+
+static void stop(struct env *e)
+{
+	llm_close(e->l);
+	fake_stop(&e->f);
+}
+
+/* One call with its own deadline (0 = the configured one). */
+static int chat(struct env *e, int64_t deadline_ms, struct llm_reply *rep, struct err *err)
+{
+	struct chat_msg m = {"user", "hi"};
+	struct llm_request req = {.msgs = &m, .n = 1, .temperature = -1, .deadline_ms = deadline_ms};
+	return llm_chat(e->l, &req, rep, err);
+}
+
+/* An endpoint's numeric field in llm_endpoints_json (-1 if absent). */
+static long long endpoint_field(struct env *e, const char *name, const char *field)
+{
+	struct buf b = BUF_INIT;
+	assert_int_equal(llm_endpoints_json(e->l, &b), CONVBI_OK);
+	char key[96];
+	snprintf(key, sizeof key, "\"name\":\"%s\"", name);
+	const char *at = strstr(b.data, key);
+	long long v = -1;
+	if (at) {
+		snprintf(key, sizeof key, "\"%s\":", field);
+		const char *f = strstr(at, key);
+		if (f)
+			v = strtoll(f + strlen(key), NULL, 10);
+	}
+	buf_release(&b);
+	return v;
+}
+
+/* ---- F9: a wait that ends too close to the deadline ------------------------ */
+
+static void a_call_fails_at_once_when_its_endpoint_frees_too_close_to_the_deadline(void **state)
+{
+	(void)state;
+	struct env e;
+	/* x: out for 30 s; y: out for 2 s once, then answers */
+	start(&e,
+	      "{\"endpoints\":["
+	      "{\"name\":\"x\",\"api_key\":\"k-edge-x-1\",\"deployment\":\"gpt-4o\","
+	      "\"faults\":[{\"kind\":\"rate_limit\",\"retry_after_s\":30}]},"
+	      "{\"name\":\"y\",\"api_key\":\"k-edge-y-1\",\"deployment\":\"gpt-4o\","
+	      "\"faults\":[{\"kind\":\"rate_limit\",\"retry_after_ms\":2000,\"count\":1}]}],"
+	      "\"default_reply\":\"OK\"}",
+	      NULL);
+	struct err err = ERR_INIT;
+	struct llm_reply rep;
+	/* both cool: a short call cannot wait for either */
+	assert_int_equal(chat(&e, 300, &rep, &err), CONVBI_ERATELIMIT);
+	assert_int_equal(rep.nattempts, 2);
+	llm_reply_release(&rep);
+
+	/* y frees 16 ms before this call's deadline: no time for an attempt,
+	 * so the call says so at once rather than sleeping through it */
+	long long cool = endpoint_field(&e, "y", "cooling_ms");
+	assert_true(cool > 1000);
+	int64_t t0 = clock_mono_ms();
+	err_clear(&err);
+	assert_int_equal(chat(&e, cool + 16, &rep, &err), CONVBI_ERATELIMIT);
+	int64_t dt = clock_mono_ms() - t0;
+	print_message("# freed %lld ms before the deadline: failed in %lld ms: %s\n", 16LL, (long long)dt, err.msg);
+	assert_true(dt < cool / 2);
+	assert_int_equal(rep.nattempts, 0);
+	assert_non_null(strstr(err.msg, "too soon after it for an attempt"));
+	llm_reply_release(&rep);
+
+	/* with time for an attempt after the wait, the call waits and makes it */
+	cool = endpoint_field(&e, "y", "cooling_ms");
+	t0 = clock_mono_ms();
+	err_clear(&err);
+	assert_int_equal(chat(&e, cool + 400, &rep, &err), CONVBI_OK);
+	dt = clock_mono_ms() - t0;
+	print_message("# freed 400 ms before the deadline: answered by %s in %lld ms\n", rep.endpoint, (long long)dt);
+	assert_string_equal(rep.endpoint, "y");
+	assert_true(dt >= cool - 50);
+	llm_reply_release(&rep);
+	stop(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(a_call_fails_at_once_when_its_endpoint_frees_too_close_to_the_deadline),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
