@@ -102,7 +102,9 @@ CONVBI_API int convbi_answer_json(const convbi_answer *a, char **json_out)
 		return CONVBI_EMISUSE;
 	struct buf b;
 	buf_init(&b, BUF_UNBOUNDED);
-	int rc = turn_json(&b, &a->turn, -1);
+	int rc = buf_reserve(&b, 4096); /* one allocation for a typical answer, not seven growing ones */
+	if (!rc)
+		rc = turn_json(&b, &a->turn, -1);
 	if (!rc && b.len && b.data[b.len - 1] == '}') {
 		b.len--; /* the chart goes in as the object's last member */
 		rc = buf_puts(&b, ",\"chart\":");
