@@ -24,17 +24,49 @@
 #include "util/alloc.h"
 #include "util/clock.h"
 
+/* The counting/sampling budgets count the loading thread's CPU time, so
+ * that a loaded machine (the thread waiting for a core) reads the same
+ * counts, samples and ranges -- the same schema text, the same prompt -- as
+ * a quiet one; a read waiting on a slow disk spends no CPU, so each budget
+ * also ends after SCHEMA_WALL_FACTOR times its length in wall time. */
+#define SCHEMA_WALL_FACTOR 4
+
 struct loader {
 	sqlite3 *db;
-	struct views *views; /* owned: view weights */
-	int64_t deadline_ms; /* for the query being run */
-	int64_t end_ms;      /* end of the whole counting/sampling budget */
+	struct views *views;      /* owned: view weights */
+	int64_t deadline_ms;      /* for the query being run, in CPU time */
+	int64_t end_ms;           /* end of the whole counting/sampling budget, in CPU time */
+	int64_t wall_deadline_ms; /* the same two in wall (monotonic) time */
+	int64_t wall_end_ms;
 };
+
+static int64_t min64(int64_t a, int64_t b)
+{
+	return a < b ? a : b;
+}
+
+static int64_t work_ms(void)
+{
+	return clock_thread_cpu_ns() / 1000000;
+}
+
+/* 1 when the whole budget is spent. */
+static int loader_spent(const struct loader *l)
+{
+	return work_ms() >= l->end_ms || clock_mono_ms() >= l->wall_end_ms;
+}
+
+/* The next query may take budget_ms (within what is left of the whole). */
+static void loader_allow(struct loader *l, int64_t budget_ms)
+{
+	l->deadline_ms = min64(work_ms() + budget_ms, l->end_ms);
+	l->wall_deadline_ms = min64(clock_mono_ms() + budget_ms * SCHEMA_WALL_FACTOR, l->wall_end_ms);
+}
 
 static int on_progress(void *p)
 {
 	struct loader *l = p;
-	return clock_mono_ms() >= l->deadline_ms;
+	return work_ms() >= l->deadline_ms || clock_mono_ms() >= l->wall_deadline_ms;
 }
 
 /* A repaired, owned copy of SQLite text (NULL in, "" out), or NULL on ENOMEM. */
@@ -183,27 +215,21 @@ static int load_fks(struct loader *l, struct schema_table *t)
 
 /* ---- counts and samples -------------------------------------------------------- */
 
-static int64_t min64(int64_t a, int64_t b)
-{
-	return a < b ? a : b;
-}
-
 static int count_rows(struct loader *l, struct schema_table *t)
 {
 	struct buf q = BUF_INIT;
 	sqlite3_stmt *st = NULL;
-	int64_t now = clock_mono_ms();
 	int rc;
 
 	t->rows = -1;
-	if (now >= l->end_ms)
+	if (loader_spent(l))
 		return CONVBI_OK;
 	rc = buf_puts(&q, "SELECT 1 FROM ");
 	if (!rc)
 		rc = sql_quote_ident(&q, t->name);
 	if (rc)
 		goto done;
-	l->deadline_ms = min64(now + SCHEMA_COUNT_MS, l->end_ms);
+	loader_allow(l, SCHEMA_COUNT_MS);
 	if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) != SQLITE_OK)
 		goto done;
 	int64_t n = 0;
@@ -343,12 +369,11 @@ static int sample_column(struct loader *l, struct schema_table *t, struct schema
 {
 	struct buf q = BUF_INIT;
 	sqlite3_stmt *st = NULL;
-	int64_t now = clock_mono_ms();
 	int rc = CONVBI_OK;
 
-	if (now >= l->end_ms || !schema_type_is_text(c->type) || c->generated)
+	if (loader_spent(l) || !schema_type_is_text(c->type) || c->generated)
 		return CONVBI_OK; /* a generated value is computed: reading it runs the schema's expression */
-	l->deadline_ms = min64(now + SCHEMA_SAMPLE_MS, l->end_ms);
+	loader_allow(l, SCHEMA_SAMPLE_MS);
 	int done = 0;
 	rc = sample_by_prefix(l, t, c, &done);
 	if (rc || done)
@@ -361,7 +386,7 @@ static int sample_column(struct loader *l, struct schema_table *t, struct schema
 		rc = buf_printf(&q, " WHERE typeof(v) = 'text' AND v <> '' LIMIT %d", SCHEMA_SAMPLES);
 	if (rc)
 		goto done;
-	l->deadline_ms = min64(now + SCHEMA_SAMPLE_MS, l->end_ms);
+	loader_allow(l, SCHEMA_SAMPLE_MS);
 	if (sqlite3_prepare_v2(l->db, q.data, -1, &st, NULL) != SQLITE_OK)
 		goto done;
 	while (!rc && c->nsamples < SCHEMA_SAMPLES && sqlite3_step(st) == SQLITE_ROW)
@@ -406,12 +431,11 @@ static int range_column(struct loader *l, struct schema_table *t, struct schema_
 	static const char *const dated[] = {"DATE", "TIME", "YEAR"};
 	struct buf q = BUF_INIT, r = BUF_INIT;
 	sqlite3_stmt *st = NULL;
-	int64_t now = clock_mono_ms();
 	int rc = CONVBI_OK;
 
 	int is_date = has_any(c->type, dated, 3) || (c->nsamples && datelike(c->samples[0]));
 	int is_num = !is_date && has_any(c->type, numeric, 6);
-	if (now >= l->end_ms || schema_column_is_key(t, c) || (!is_date && !is_num))
+	if (loader_spent(l) || schema_column_is_key(t, c) || (!is_date && !is_num))
 		return CONVBI_OK;
 	/* a date range spans the values that are dates (text a date() reads
 	 * from its first ten characters), never 'not a date' or a number among
@@ -421,7 +445,7 @@ static int range_column(struct loader *l, struct schema_table *t, struct schema_
 	        " WHERE typeof(v) = 'text' AND v GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*' AND "
 	        "date(substr(v, 1, 10)) IS NOT NULL",
 	        " WHERE typeof(v) = 'integer'", " WHERE typeof(v) IN ('integer', 'real')"};
-	l->deadline_ms = min64(now + SCHEMA_RANGE_MS, l->end_ms);
+	loader_allow(l, SCHEMA_RANGE_MS);
 	int from = is_date ? 0 : 2, to = is_num ? 3 : has_any(c->type, dated, 3) ? 2 : 1;
 	for (int w = from; w < to; w++) {
 		buf_reset(&q);
@@ -522,7 +546,7 @@ static int load_objects(struct loader *l, struct schema *s)
 
 int schema_load(struct schema **out, const char *db_path, struct err *err)
 {
-	struct loader l = {NULL, NULL, 0, 0};
+	struct loader l = {NULL, NULL, 0, 0, 0, 0};
 	struct schema *s = NULL;
 	int rc;
 
@@ -550,8 +574,10 @@ int schema_load(struct schema **out, const char *db_path, struct err *err)
 	if (rc)
 		goto fail;
 
-	l.end_ms = clock_mono_ms() + SCHEMA_LOAD_MS;
+	l.end_ms = work_ms() + SCHEMA_LOAD_MS;
+	l.wall_end_ms = clock_mono_ms() + SCHEMA_LOAD_MS * SCHEMA_WALL_FACTOR;
 	l.deadline_ms = l.end_ms;
+	l.wall_deadline_ms = l.wall_end_ms;
 	sqlite3_progress_handler(l.db, 1000, on_progress, &l);
 	for (size_t i = 0; i < s->ntables && !rc; i++) {
 		struct schema_table *t = &s->tables[i];
