@@ -41,10 +41,11 @@ struct question {
 	int overflow;
 	int done;
 	atomic_int canceled;
-	atomic_int conv_ready; /* the session's conversation is open */
-	char *hint;            /* owned, may be NULL */
-	char today[16];        /* per-request today, "" = the engine's */
-	convbi_ask_options ao; /* per-request options; ao.today points into today */
+	atomic_int session_closed; /* canceled because its session was closed (DELETE) */
+	atomic_int conv_ready;     /* the session's conversation is open */
+	char *hint;                /* owned, may be NULL */
+	char today[16];            /* per-request today, "" = the engine's */
+	convbi_ask_options ao;     /* per-request options; ao.today points into today */
 	int status;
 	char *answer_json; /* owned */
 };
@@ -245,7 +246,9 @@ static void *worker(void *payload)
 			emit(q, "done", q->answer_json);
 		} else {
 			cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
-			const char *msg = a ? serve_client_errmsg(rc, convbi_answer_errmsg(a)) : convbi_errstr(rc);
+			const char *msg = rc == CONVBI_ECANCELED && atomic_load(&q->session_closed) ? QUESTION_CLOSED_MESSAGE
+			                  : a ? serve_client_errmsg(rc, convbi_answer_errmsg(a))
+			                      : convbi_errstr(rc);
 			if (err_json) {
 				cJSON *parsed = cJSON_Parse(err_json);
 				cJSON_Delete(o);
@@ -269,6 +272,14 @@ static void *worker(void *payload)
 	return NULL;
 }
 
+/* sessions_watch's hook: the session was closed while answering. */
+static void session_closed(void *payload)
+{
+	struct question *q = payload;
+	atomic_store(&q->session_closed, 1);
+	question_cancel(q);
+}
+
 struct question *question_start(struct server *s, struct serve_session *ss, const char *text, const char *hint,
                                 const convbi_ask_options *ao, int sse)
 {
@@ -287,6 +298,7 @@ struct question *question_start(struct server *s, struct serve_session *ss, cons
 	q->sse = sse;
 	pthread_mutex_init(&q->lock, NULL);
 	clock_cond_init(&q->cond);
+	sessions_watch(s->sessions, ss, session_closed, q);
 	if (pthread_create(&q->thread, NULL, worker, q)) {
 		q->answer_json = serve_json_error("ENOMEM", "cannot start a worker thread; try again");
 		finish(q, CONVBI_ENOMEM);

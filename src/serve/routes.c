@@ -185,6 +185,7 @@ static int take_slot(struct server *s, struct request *req, enum MHD_Result *res
 struct watch {
 	int fd;
 	atomic_int gone;
+	atomic_int closed;         /* its session was closed (DELETE) */
 	convbi_session *conv;      /* set once the conversation is open */
 	struct mcp_cancel *cancel; /* an MCP call's, instead of conv */
 	struct watch *next;
@@ -237,7 +238,16 @@ static void watch_remove(struct watch *w)
 static int watch_client(const convbi_event *ev, void *payload)
 {
 	struct watch *w = payload;
-	return atomic_load(&w->gone);
+	return atomic_load(&w->gone) || atomic_load(&w->closed);
+}
+
+/* sessions_watch's hook: the session was closed while answering. */
+static void watch_session_closed(void *payload)
+{
+	struct watch *w = payload;
+	atomic_store(&w->closed, 1);
+	if (w->conv)
+		convbi_session_interrupt(w->conv);
 }
 
 /* 200 with the answer JSON, or the error shape with the answer. */
@@ -419,9 +429,13 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		json = NULL;
 		struct watch w = {.fd = req->fd, .conv = ss->conv};
 		watch_add(&w);
+		sessions_watch(s->sessions, ss, watch_session_closed, &w);
 		int rc = question_run_sync(s, ss, question, hint, &ao, watch_client, &w, &json);
 		watch_remove(&w);
-		res = atomic_load(&w.gone) ? (req->status = 499, MHD_NO) : respond_answer(req, rc, json);
+		res = atomic_load(&w.gone) ? (req->status = 499, MHD_NO)
+		      : rc == CONVBI_ECANCELED && atomic_load(&w.closed)
+		              ? respond_failed_answer(req, rc, QUESTION_CLOSED_MESSAGE, json)
+		              : respond_answer(req, rc, json);
 		free(json);
 		server_slot_give(s, req->token);
 		sessions_end(s->sessions, ss);

@@ -212,10 +212,13 @@ struct serve_session {
 	int token;            /* who created it (-1 without auth) */
 	convbi_session *conv; /* owned; opened at the first question */
 	int64_t last_used_ms;
-	int busy;  /* a question is running on it */
-	int awake; /* conv holds a database connection */
-	int refs;  /* borrowed by running requests */
-	int closed;
+	int busy;                 /* a question is running on it */
+	int awake;                /* conv holds a database connection */
+	int refs;                 /* borrowed by running requests */
+	int closing;              /* closed while busy: unknown to requests, unlinked when the question ends */
+	int closed;               /* out of the table: freed by the last borrower */
+	void (*on_close)(void *); /* while busy: cancels the question (sessions_watch) */
+	void *on_close_arg;
 };
 
 struct session_table *sessions_new(int max, int idle_s);
@@ -237,11 +240,17 @@ int sessions_create(struct session_table *t, struct serve_db *db, int token, str
  * another token's. */
 struct serve_session *sessions_get(struct session_table *t, const char *id, int token);
 void sessions_release(struct session_table *t, struct serve_session *ss);
-/* Marks the session for closing; it is freed when the last borrower
- * releases it.  Returns 0, or -1 when unknown. */
+/* Closes the session; it is freed when the last borrower releases it.  A
+ * session answering a question has it canceled (sessions_watch) and
+ * stays counted, unknown to requests, until the question ends
+ * (sessions_end).  Returns 0, or -1 when unknown. */
 int sessions_close(struct session_table *t, const char *id, int token);
 /* Takes the session's question slot (busy); 0, or -1 when taken. */
 int sessions_begin(struct session_table *t, struct serve_session *ss);
+/* While the session is busy: on_close(arg) cancels its question when the
+ * session is closed (at once when it already was).  It runs under the
+ * table's lock: it may only flag and interrupt.  sessions_end forgets it. */
+void sessions_watch(struct session_table *t, struct serve_session *ss, void (*on_close)(void *), void *arg);
 void sessions_end(struct session_table *t, struct serve_session *ss);
 int sessions_count(struct session_table *t);
 /* Expires idle sessions; closes the database connections of conversations
@@ -249,12 +258,16 @@ int sessions_count(struct session_table *t);
 int sessions_expire(struct session_table *t);
 
 /* ---- questions ---------------------------------------------------------- */
+/* The error message of a question canceled because its session was closed. */
+#define QUESTION_CLOSED_MESSAGE "the session was closed (DELETE) while answering this question; the question was canceled"
+
 /* What a question sends back as it runs (for SSE): events in order. */
 struct question;
 typedef int (*question_alive_fn)(void *payload);
 
 /* Starts answering `question` on ss's conversation on a worker thread,
- * with the request's options ao (may be NULL; copied).  The caller holds
+ * with the request's options ao (may be NULL; copied); closing the session
+ * cancels it (sessions_watch).  The caller holds
  * ss's question slot (sessions_begin) and a concurrent-question slot
  * (server_slot_take): the question takes them over and gives them back
  * when its work ends, before its client has read the answer.  Returns

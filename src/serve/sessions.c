@@ -9,8 +9,13 @@
  * idle longer than --session-idle-s is closed when the table needs room
  * and on each sweep.  A table of MCP conversations (sessions_set_lru) is
  * never full to a new one: it closes the least recently used conversation
- * no request holds (of the token, when the token holds its share).  Requests borrow a session (refs) so that closing it
- * while a question runs frees it only when that question ends.
+ * no request holds (of the token, when the token holds its share).
+ * Requests borrow a session (refs) so that closing it while a question
+ * runs frees it only when that question ends.  Closing a session that is
+ * answering (DELETE) cancels its question through the hook the question
+ * set (sessions_watch); the session is unknown to every request from then
+ * on but stays in the table, counting toward the caps, until the question
+ * has ended (attack5 F2).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,8 +238,8 @@ struct serve_session *sessions_get(struct session_table *t, const char *id, int 
 		return NULL;
 	pthread_mutex_lock(&t->lock);
 	struct serve_session *ss = t->slots[find_slot(t, id)];
-	if (ss && ss->token != token) {
-		ss = NULL; /* another token's session does not exist for this one */
+	if (ss && (ss->token != token || ss->closing)) {
+		ss = NULL; /* another token's session does not exist for this one, nor a closed one */
 	} else if (ss && !ss->busy && !ss->refs && serve_now_ms() - ss->last_used_ms > t->idle_ms) {
 		unlink_session(t, find_slot(t, id)); /* expired */
 		ss = NULL;
@@ -266,8 +271,15 @@ int sessions_close(struct session_table *t, const char *id, int token)
 	pthread_mutex_lock(&t->lock);
 	size_t i = find_slot(t, id);
 	int rc = -1;
-	if (t->slots[i] && t->slots[i]->token == token) {
-		unlink_session(t, i); /* a running question finishes first */
+	struct serve_session *ss = t->slots[i];
+	if (ss && ss->token == token && !ss->closing) {
+		if (ss->busy) { /* canceled; unlinked when it has ended (sessions_end) */
+			ss->closing = 1;
+			if (ss->on_close)
+				ss->on_close(ss->on_close_arg);
+		} else {
+			unlink_session(t, i);
+		}
 		rc = 0;
 	}
 	pthread_mutex_unlock(&t->lock);
@@ -277,18 +289,32 @@ int sessions_close(struct session_table *t, const char *id, int token)
 int sessions_begin(struct session_table *t, struct serve_session *ss)
 {
 	pthread_mutex_lock(&t->lock);
-	int rc = ss->busy || ss->closed ? -1 : 0;
+	int rc = ss->busy || ss->closing || ss->closed ? -1 : 0;
 	if (!rc)
 		ss->busy = ss->awake = 1; /* the question (re)opens the connection */
 	pthread_mutex_unlock(&t->lock);
 	return rc;
 }
 
+void sessions_watch(struct session_table *t, struct serve_session *ss, void (*on_close)(void *), void *arg)
+{
+	pthread_mutex_lock(&t->lock);
+	ss->on_close = on_close;
+	ss->on_close_arg = arg;
+	if (ss->closing)
+		on_close(arg);
+	pthread_mutex_unlock(&t->lock);
+}
+
 void sessions_end(struct session_table *t, struct serve_session *ss)
 {
 	pthread_mutex_lock(&t->lock);
 	ss->busy = 0;
+	ss->on_close = NULL;
+	ss->on_close_arg = NULL;
 	ss->last_used_ms = serve_now_ms();
+	if (ss->closing && !ss->closed) /* the caller holds a reference: not destroyed here */
+		unlink_session(t, find_slot(t, ss->id));
 	pthread_mutex_unlock(&t->lock);
 }
 

@@ -2,11 +2,13 @@
 # test_serve_stream.sh -- how `convbi serve` ends a question's work and its
 # stream (outside attack #5): a client that stops reading an SSE answer
 # holds no --max-questions slot once the answer is queued, and its stalled
-# connection is cut after --request-timeout-s (F1).
+# connection is cut after --request-timeout-s (F1); closing a session that
+# is answering (DELETE) cancels its question, which ends at once (F2).
 . "$(dirname "$0")/lib.sh"
 cat >"$T/sql_map.json" <<'JSON'
 {"bigrows": "```sql\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 5000) SELECT x, printf('%.3000c','a') AS w FROM c\n```",
- "count": "```sql\nSELECT count(*) AS n FROM customers\n```"}
+ "count": "```sql\nSELECT count(*) AS n FROM customers\n```",
+ "slow": "```sql\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c\n```"}
 JSON
 launch_map_fake
 C=$T/config.json
@@ -67,6 +69,42 @@ R=$(cat "$T/noread.out")
 [ "$R" = cut ] && ok "the stalled stream is cut after --request-timeout-s ($R)" || bad "the stalled stream: $R"
 contains "$(cat "$T/noread.log")" "a client took none of its answer for 2 s (--request-timeout-s): connection closed" \
   "the log says why"
+serve_stop
+
+# ---- F2: DELETE of a session that is answering ----------------------------------------
+running() { for _ in $(seq 200); do curl -s "$SV/metrics" | grep -q "^convbi_questions_running $1\$" && return 0; sleep 0.05; done; return 1; }
+serve_start "$T/delete.log" --db shop="$SAMPLE_DB" --sql-timeout-ms 60000 --question-timeout-ms 20000 --max-sessions 1
+S=$(new_session)
+curl -s -o "$T/del.out" -w '%{http_code}' "$SV/v1/sessions/$S/questions" --data '{"question":"slow"}' >"$T/del.code" &
+CP=$!
+check "a slow question runs" running 1
+sleep 0.3
+T0=$(date +%s%N)
+req DELETE "/v1/sessions/$S"
+is 204 "DELETE of the session answering it"
+wait "$CP"
+MS=$((($(date +%s%N) - T0) / 1000000))
+[ "$MS" -lt 10000 ] && ok "the question ends at once ($MS ms after the DELETE, --question-timeout-ms 20000)" || bad "the question ended $MS ms after the DELETE"
+[ "$(cat "$T/del.code")" = 503 ] && ok "its client gets 503" || bad "its client got $(cat "$T/del.code")"
+contains "$(cat "$T/del.out")" '"code":"ECANCELED","message":"the session was closed (DELETE) while answering this question' \
+  "ECANCELED saying the session was closed"
+req POST "/v1/sessions/$S/questions" --data '{"question":"count"}'
+is 404 "the closed session takes no further question"
+check "no question runs" running 0
+req POST /v1/sessions
+is 201 "its place is free for a new session (--max-sessions 1)"
+S=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+curl -sN -H 'Accept: text/event-stream' "$SV/v1/sessions/$S/questions" --data '{"question":"slow"}' >"$T/del.sse" &
+CP=$!
+check "a slow streamed question runs" running 1
+sleep 0.3
+req DELETE "/v1/sessions/$S"
+is 204 "DELETE of the session streaming it"
+wait "$CP"
+R=$(cat "$T/del.sse")
+contains "$R" 'event: error' "the stream ends with an error event"
+contains "$R" '"code":"ECANCELED","message":"the session was closed (DELETE) while answering this question' "saying why"
+check "no question runs after it" running 0
 serve_stop
 
 finish
