@@ -303,22 +303,40 @@ void binput_release(struct binput *in)
 
 /* ---- --resume ------------------------------------------------------------------------ */
 
-static void mark_done(struct binput *in, const char *id)
+/* A result line of the output for id, which recorded question (NULL: not
+ * known): the INPUT's question of that id must be the same one -- an
+ * output written from another question file (or from this one before a
+ * line was inserted, shifting the ids) answers other questions -- else
+ * EXIT_USAGE with one line.  A line that is no failure marks the id done. */
+static int take_answered(struct binput *in, const char *id, const char *question, int failed, const char *out_path, int lineno)
 {
 	int i;
-	if (strmap_get(&in->ids, id, &i))
+	if (!strmap_get(&in->ids, id, &i))
+		return EXIT_OK;
+	if (question && strcmp(question, in->items[i].question)) {
+		cli_error(
+		        "%s:%d answers `%.60s` as id %s, but id %s of INPUT is `%.60s`: this output was written from "
+		        "other questions; give another --out (or resume with the INPUT it was written from)",
+		        out_path, lineno, question, id, id, in->items[i].question);
+		return EXIT_USAGE;
+	}
+	if (!failed)
 		in->items[i].done = 1;
+	return EXIT_OK;
 }
 
 /* One JSON result line: its id text, or NULL when it is not one; *failed
- * says the line records a failure (its "error" is not null). */
-static char *jsonl_id(const char *line, size_t n, int *failed)
+ * says the line records a failure (its "error" is not null); *question
+ * gets its question (owned), NULL when it has none. */
+static char *jsonl_id(const char *line, size_t n, int *failed, char **question)
 {
 	cJSON *o = cJSON_ParseWithLength(line, n);
 	int num;
 	char *id = cJSON_IsObject(o) ? json_key_text(cJSON_GetObjectItemCaseSensitive(o, "id"), &num) : NULL;
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
 	*failed = err && !cJSON_IsNull(err);
+	const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "question");
+	*question = cJSON_IsString(q) ? strdup(q->valuestring) : NULL;
 	cJSON_Delete(o);
 	return id;
 }
@@ -329,12 +347,13 @@ static char *jsonl_id(const char *line, size_t n, int *failed)
  * a line break outside quotes; *pos moves past it), 0 when the data ends
  * first (a torn record), -1 when it is malformed (a quote followed by
  * something other than a comma or a line break). */
-static int csv_record(const char *s, size_t len, size_t *pos, char **first, int nonempty, int *set, int *nfields)
+static int csv_record(const char *s, size_t len, size_t *pos, char **first, char **second, int nonempty, int *set, int *nfields)
 {
 	struct buf f = BUF_INIT;
 	size_t i = *pos;
 	int rc = 0;
 	*first = NULL;
+	*second = NULL;
 	*nfields = 0;
 	*set = 0;
 	for (;;) {
@@ -361,7 +380,7 @@ static int csv_record(const char *s, size_t len, size_t *pos, char **first, int 
 		}
 		if (++*nfields == nonempty)
 			*set = f.len > 0;
-		if (*nfields == 1 && !(*first = strdup(buf_str(&f)))) {
+		if ((*nfields == 1 && !(*first = strdup(buf_str(&f)))) || (*nfields == 2 && !(*second = strdup(buf_str(&f))))) {
 			rc = -1;
 			goto done;
 		}
@@ -381,10 +400,12 @@ static int csv_record(const char *s, size_t len, size_t *pos, char **first, int 
 	}
 done:
 	buf_release(&f);
-	if (rc == 1)
+	if (rc == 1) {
 		*pos = i;
-	else
+	} else {
 		free(*first), *first = NULL;
+		free(*second), *second = NULL;
+	}
 	return rc;
 }
 
@@ -426,15 +447,16 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 	}
 	while (pos < len) {
 		size_t start = pos;
-		char *id = NULL;
+		char *id = NULL, *question = NULL;
 		int whole;      /* 1 complete, 0 torn (the data ends inside it), -1 malformed */
 		int failed = 0; /* the line records a failure: ask it again */
 		lineno++;
 		if (csv) {
 			int nf;
-			whole = csv_record(text, len, &pos, &id, CSV_ERROR_FIELD, &failed, &nf);
+			whole = csv_record(text, len, &pos, &id, &question, CSV_ERROR_FIELD, &failed, &nf);
 			if (whole == 1 && lineno == 1 && !strcmp(id, "id")) {
 				free(id);
+				free(question);
 				continue; /* the header */
 			}
 			if (whole == 1 && nf != CSV_FIELDS && nf != CSV_FIELDS_OLD)
@@ -446,17 +468,20 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 				pos = (size_t)(nl - text) + 1;
 				if (is_blank(text + start, pos - start - 1))
 					continue;
-				if (!(id = jsonl_id(text + start, pos - start - 1, &failed)))
+				if (!(id = jsonl_id(text + start, pos - start - 1, &failed, &question)))
 					whole = -1;
 			}
 		}
 		if (whole == 1) {
-			if (!failed)
-				mark_done(in, id);
+			rc = take_answered(in, id, question, failed, out_path, lineno);
 			free(id);
+			free(question);
+			if (rc)
+				goto done;
 			continue;
 		}
 		free(id);
+		free(question);
 		if (whole < 0 && pos < len) {
 			cli_error("%s:%d: not a result line of `convbi batch`; remove the line or write to another --out",
 			          out_path, lineno);

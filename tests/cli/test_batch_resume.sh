@@ -108,4 +108,20 @@ check "every CSV id exactly once" test "$(sed -n 's/^\([0-9]*\),Question number 
 check "the torn id ($last_id) is whole again" grep -q "^$last_id,Question number $last_id,data_question," "$CSV"
 check "10 records end in CRLF outside quotes" test "$(grep -c '[0-9]'$'\r''$' "$CSV")" -eq 10
 
+# ---- a changed INPUT is not "already answered" (attack6 F6) ---------------------------------
+# The output answers "Question number 1..N"; resumed with another question
+# file (or this one with a line inserted, every later id shifted), it must
+# not call those questions answered.
+for i in $(seq $N); do echo "Other question $i"; done >"$T/other.txt"
+JL=$T/out.jsonl
+cp "$JL" "$T/out.before"
+expect_code 2 "--resume with another question file" "$CONVBI" batch --db "$SAMPLE_DB" --config "$T/config.json" --resume --out "$JL" "$T/other.txt"
+contains "$ERR" "answers \`Question number " "names the stored question"
+contains "$ERR" "of INPUT is \`Other question " "and the INPUT's"
+check "the output is unchanged" cmp -s "$JL" "$T/out.before"
+{ echo "Question number 0"; cat "$T/questions.txt"; } >"$T/shifted.txt"
+expect_code 2 "--resume after a line was inserted in INPUT" "$CONVBI" batch --db "$SAMPLE_DB" --config "$T/config.json" --resume --out "$JL" "$T/shifted.txt"
+expect_code 2 "--resume of the CSV with another question file" "$CONVBI" batch --db "$SAMPLE_DB" --config "$T/config.json" --format csv --rows "$T/rows-other" --resume --out "$CSV" "$T/other.txt"
+contains "$ERR" "of INPUT is \`Other question " "the CSV too"
+
 finish
