@@ -537,8 +537,18 @@ static int run_attempt(struct llm *l, int ep, const struct llm_request *req, con
 	enum rl_source src = RL_SOURCE_NONE;
 	int64_t retry = rl_retry_after_ms(&a.rl, buf_str(&a.body), a.body.len, &src);
 	if (cls == LLM_RATE_LIMITED && retry >= 0) {
-		at->wait_ms = retry;
+		at->wait_ms = retry < STATE_WAIT_MAX_MS ? retry : STATE_WAIT_MAX_MS; /* as pool_report keeps it */
 		at->retry_from = rl_source_name(src);
+		if (retry > STATE_WAIT_MAX_MS) { /* said even when the service's text fills the line */
+			char note[120];
+			int k = snprintf(note, sizeof note,
+			                 "; the service asks for a wait of %.1f days%s: out for %d days, the longest convbi "
+			                 "keeps, then asked again",
+			                 (double)retry / 86400000.0, retry >= RL_MAX_WAIT_MS ? " or more" : "",
+			                 (int)(STATE_WAIT_MAX_MS / 86400000));
+			size_t n = strlen(at->error), room = sizeof at->error - 1 - (size_t)k;
+			snprintf(at->error + (n < room ? n : room), sizeof at->error - (n < room ? n : room), "%s", note);
+		}
 	}
 	memset(po, 0, sizeof *po);
 	po->cls = pool_class_of(cls);

@@ -561,7 +561,8 @@ static int64_t implied_limit(int64_t remaining, int64_t reset_ms)
 {
 	if (remaining < 1 || reset_ms < 0 || reset_ms >= 60000)
 		return -1;
-	return (int64_t)((double)remaining * 60000.0 / (double)(60000 - reset_ms));
+	double limit = (double)remaining * 60000.0 / (double)(60000 - reset_ms);
+	return limit < (double)STATE_RATE_MAX ? (int64_t)limit : STATE_RATE_MAX;
 }
 
 /* The budgets the service announces: x-ratelimit-limit-tokens is a
@@ -746,6 +747,8 @@ static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 		double admitted = admitted_rate(st, e, now_ms, tokens);
 		if (!(tokens ? tpm429 : rpm429) || admitted < POOL_LEARN_PRESSING * (double)cur)
 			continue;
+		if (step > STATE_RATE_MAX - cur) /* never past what the state holds */
+			step = STATE_RATE_MAX - cur;
 		st->ops->add(st, e, field, step);
 		/* the next step is larger by half, up to a tenth of the rate */
 		int64_t next = step_of(steps, tokens) * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
@@ -1141,10 +1144,30 @@ static void report_failure(struct pool *p, unsigned ep, int64_t now_ms, int prob
 	}
 }
 
-void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o)
+/* What a service said, within what the state holds (state.h,
+ * STATE_WAIT_MAX_MS and STATE_RATE_MAX): a wait of days longer, or a limit
+ * past any real one, is kept at the bound, never stored for the state's
+ * check to clear (and the endpoint to be called again at once). */
+static struct pool_outcome outcome_within_bounds(const struct pool_outcome *in)
 {
-	if (!p || !o || ep < 0 || (size_t)ep >= p->n)
+	struct pool_outcome o = *in;
+	int64_t *waits[] = {&o.retry_after_ms, &o.reset_requests_ms, &o.reset_tokens_ms};
+	int64_t *counts[] = {&o.remaining_requests, &o.remaining_tokens, &o.limit_requests, &o.limit_tokens};
+	for (size_t i = 0; i < sizeof waits / sizeof *waits; i++)
+		if (*waits[i] > STATE_WAIT_MAX_MS)
+			*waits[i] = STATE_WAIT_MAX_MS;
+	for (size_t i = 0; i < sizeof counts / sizeof *counts; i++)
+		if (*counts[i] > STATE_RATE_MAX)
+			*counts[i] = STATE_RATE_MAX;
+	return o;
+}
+
+void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *reported)
+{
+	if (!p || !reported || ep < 0 || (size_t)ep >= p->n)
 		return;
+	struct pool_outcome within = outcome_within_bounds(reported);
+	const struct pool_outcome *o = &within;
 	struct state *st = p->st;
 	const struct state_ops *ops = st->ops;
 	unsigned e = (unsigned)ep;

@@ -291,7 +291,9 @@ struct pool_outcome {
  * with its reset time seeds a rate nothing else has.  A 429 also moves the
  * endpoint's pacing to the cooldown's end, so the callers waiting for it,
  * in every process, go one paced slot at a time (slots reserved beyond
- * that end are void: pool_confirm). */
+ * that end are void: pool_confirm).  A wait past STATE_WAIT_MAX_MS (a
+ * cooldown, a budget's reset) and a count past STATE_RATE_MAX are taken at
+ * those bounds (state.h). */
 void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outcome *o);
 
 /* The attempt picked was canceled or never made: gives back its probe

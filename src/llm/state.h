@@ -241,11 +241,21 @@ void state_close(struct state *st);
  * shared with every process of the user, and a file or a Redis key can be
  * damaged or written by others, so every slot a load returns is checked
  * first: a deadline (cooldown, breaker, budget reset, probe) more than
- * STATE_AHEAD_MAX_MS past now -- convbi's longest, a daily quota's
- * cooldown, is under a day -- a time stamp from that far in the future,
+ * STATE_AHEAD_MAX_MS past now, a time stamp from that far in the future,
  * a learned rate outside 0..STATE_RATE_MAX, a negative count: that slot
- * is cleared (as an operator's reset NAME would) with one warning. */
-#define STATE_AHEAD_MAX_MS (INT64_C(2) * 86400000)
+ * is cleared (as an operator's reset NAME would) with one warning.
+ *
+ * What a service asks for is clamped to the same bounds where it is read
+ * (pool_report), so the check never fires on convbi's own writes: a wait
+ * (retry-after and the like, a budget's reset) keeps an endpoint out for
+ * at most STATE_WAIT_MAX_MS -- a daily quota's day fits; a service asking
+ * for days more (a monthly quota, a suspended deployment) is asked again
+ * after two -- and a rate or limit is at most STATE_RATE_MAX.  The check
+ * allows an hour more than the longest wait: the learning episode and the
+ * pacing that follow a cooldown's end, and the clocks of hosts sharing a
+ * Redis state. */
+#define STATE_WAIT_MAX_MS (INT64_C(2) * 86400000)
+#define STATE_AHEAD_MAX_MS (STATE_WAIT_MAX_MS + INT64_C(3600000))
 #define STATE_RATE_MAX INT64_C(10000000000) /* requests or tokens per minute */
 /* Why the slot s (loaded at now_ms) cannot be real, or NULL when it can. */
 const char *state_snap_problem(const struct state_snap *s, int64_t now_ms);

@@ -3,6 +3,10 @@
  *   - a call whose endpoint frees up too close to its deadline for an
  *     attempt fails at once, and says so; one with time for an attempt
  *     waits and makes it (F9);
+ *   - a service asking for a wait of days (a retry-after of 3 days, a date
+ *     years ahead) or announcing an impossible limit has the endpoint out
+ *     for the longest wait the state keeps, never a value the state's own
+ *     check then clears, calling the endpoint again at once (F10);
  * Each test starts its own fake server and state file and takes a few
  * seconds at most. */
 #include <setjmp.h>
@@ -17,8 +21,10 @@
 #include "fake.h"
 #include "llm/config.h"
 #include "llm/llm.h"
+#include "llm/state.h"
 #include "testutil.h"
 #include "util/clock.h"
+#include "util/log.h"
 
 struct env {
 	struct fake f;
@@ -123,10 +129,78 @@ static void a_call_fails_at_once_when_its_endpoint_frees_too_close_to_the_deadli
 	stop(&e);
 }
 
+/* ---- F10: a service asking for days --------------------------------------- */
+
+struct seen {
+	int impossible; /* warnings of an "impossible value" in the state */
+	char first[300];
+};
+
+static void keep_warning(int level, const char *line, void *payload)
+{
+	struct seen *s = payload;
+	(void)level;
+	if (strstr(line, "impossible value") && !s->impossible++)
+		snprintf(s->first, sizeof s->first, "%s", line);
+}
+
+static void a_wait_of_days_keeps_the_endpoint_out_for_the_longest_wait_the_state_keeps(void **state)
+{
+	(void)state;
+	struct env e;
+	struct seen seen = {0};
+	log_set_sink(keep_warning, &seen, LOG_INFO);
+	start(&e,
+	      "{\"endpoints\":["
+	      "{\"name\":\"h1\",\"api_key\":\"k-edge-h1\",\"deployment\":\"gpt-4o\",\"faults\":[{\"kind\":\"status\","
+	      "\"status\":429,\"message\":\"Too many\",\"headers\":{\"retry-after\":\"999999999\"},\"count\":1}]},"
+	      "{\"name\":\"h2\",\"api_key\":\"k-edge-h2\",\"deployment\":\"gpt-4o\",\"faults\":[{\"kind\":\"status\","
+	      "\"status\":429,\"message\":\"Too many\",\"headers\":{\"retry-after\":\"259200\"},\"count\":1}]},"
+	      "{\"name\":\"h3\",\"api_key\":\"k-edge-h3\",\"deployment\":\"gpt-4o\",\"faults\":[{\"kind\":\"status\","
+	      "\"status\":429,\"message\":\"Too many\",\"headers\":{\"retry-after\":\"Wed, 21 Oct 2099 07:28:00 GMT\"},"
+	      "\"count\":1}]},"
+	      "{\"name\":\"h4\",\"api_key\":\"k-edge-h4\",\"deployment\":\"gpt-4o\",\"faults\":[{\"kind\":\"status\","
+	      "\"status\":429,\"message\":\"Too many\",\"headers\":{\"x-ratelimit-reset-requests\":\"1h30m\","
+	      "\"x-ratelimit-limit-requests\":\"1000000000000\",\"x-ratelimit-remaining-requests\":\"0\"},\"count\":1}]},"
+	      "{\"name\":\"ok\",\"api_key\":\"k-edge-ok\",\"deployment\":\"gpt-4o\",\"client\":{\"priority\":1}}],"
+	      "\"default_reply\":\"OK\"}",
+	      NULL);
+	struct err err = ERR_INIT;
+	int asked = 0;
+	for (int i = 0; i < 6; i++) {
+		struct llm_reply rep;
+		err_clear(&err);
+		assert_int_equal(chat(&e, 0, &rep, &err), CONVBI_OK);
+		assert_string_equal(rep.endpoint, "ok");
+		for (size_t k = 0; k < rep.nattempts; k++)
+			if (strstr(rep.attempts[k].error, "the service asks for a wait of")) {
+				print_message("# %s: %s\n", rep.attempts[k].endpoint, rep.attempts[k].error);
+				assert_int_equal(rep.attempts[k].wait_ms, STATE_WAIT_MAX_MS);
+				asked++;
+			}
+		llm_reply_release(&rep);
+	}
+	log_set_sink(NULL, NULL, LOG_WARN);
+	if (seen.impossible)
+		fail_msg("the state's check cleared what the client wrote: %s", seen.first);
+	assert_int_equal(asked, 3); /* h1, h2, h3; h4's 1h30m is kept as it is */
+	const char *out[] = {"h1", "h2", "h3", "h4"};
+	for (int i = 0; i < 4; i++) {
+		long long cool = endpoint_field(&e, out[i], "cooling_ms");
+		print_message("# %s: %ld request(s), cooling %lld ms\n", out[i], fake_stat(&e.f, out[i], "requests"), cool);
+		assert_int_equal(fake_stat(&e.f, out[i], "requests"), 1); /* never called again */
+		assert_true(cool > (i < 3 ? STATE_WAIT_MAX_MS - 60000 : 5400000 - 60000));
+		assert_true(cool <= (i < 3 ? STATE_WAIT_MAX_MS : 5400000));
+	}
+	assert_int_equal(endpoint_field(&e, "h4", "learned_rpm"), STATE_RATE_MAX);
+	stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(a_call_fails_at_once_when_its_endpoint_frees_too_close_to_the_deadline),
+	        cmocka_unit_test(a_wait_of_days_keeps_the_endpoint_out_for_the_longest_wait_the_state_keeps),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
