@@ -470,6 +470,7 @@ int cmd_batch(struct cli_opts *o)
 		fprintf(stderr,
 		        "convbi: batch: the CSV has one line per question; add --rows DIR to save each question's "
 		        "rows as DIR/<id>.csv\n");
+	bulk_catch_sigint(); /* from the start: reading a big INPUT and opening the databases take a while */
 	if ((rc = binput_load(&b.in, o->args[0], o->limit)))
 		goto done;
 	if (o->out && (rc = out_is_no_input(&b)))
@@ -500,6 +501,11 @@ int cmd_batch(struct cli_opts *o)
 	}
 	if ((rc = open_engines(&b)))
 		goto done;
+	if (bulk_interrupts()) {
+		cli_error("interrupted before any question was asked");
+		rc = EXIT_INTERRUPTED;
+		goto done;
+	}
 	int e = outfile_open(&b.out, o->out, !o->resume);
 	if (e) {
 		cli_error("cannot open the output `%s`: %s", o->out, strerror(e));

@@ -241,6 +241,11 @@ int binput_load(struct binput *in, const char *path, long limit)
 			break;
 	}
 	while (p < end && (limit < 0 || in->n < limit)) {
+		if (!(lineno & 1023) && bulk_interrupts()) { /* a big INPUT takes a while: Ctrl-C stops it at once */
+			cli_error("interrupted while reading INPUT (line %d); nothing was asked", lineno);
+			rc = EXIT_INTERRUPTED;
+			goto done;
+		}
 		const char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		const char *line = p;
