@@ -3,7 +3,9 @@
 # stream (outside attack #5): a client that stops reading an SSE answer
 # holds no --max-questions slot once the answer is queued, and its stalled
 # connection is cut after --request-timeout-s (F1); closing a session that
-# is answering (DELETE) cancels its question, which ends at once (F2).
+# is answering (DELETE) cancels its question, which ends at once (F2); a NUL
+# in a model reply (answer text or SQL) is refused as malformed, visibly,
+# never cut (F16).
 . "$(dirname "$0")/lib.sh"
 cat >"$T/sql_map.json" <<'JSON'
 {"bigrows": "```sql\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 5000) SELECT x, printf('%.3000c','a') AS w FROM c\n```",
@@ -69,6 +71,35 @@ R=$(cat "$T/noread.out")
 [ "$R" = cut ] && ok "the stalled stream is cut after --request-timeout-s ($R)" || bad "the stalled stream: $R"
 contains "$(cat "$T/noread.log")" "a client took none of its answer for 2 s (--request-timeout-s): connection closed" \
   "the log says why"
+serve_stop
+
+# ---- F16: a model reply holding a NUL ------------------------------------------------
+# status faults send replies as written: the intent, then the SQL (or a SQL
+# reply with \u0000), then a streamed answer whose second chunk holds one
+cat >"$T/nul_answer.json" <<'EOF'
+[{"kind":"status","status":200,"count":1,"body":"{\"choices\":[{\"message\":{\"content\":\"{\\\"intent\\\":\\\"data_question\\\"}\"}}]}"},
+ {"kind":"status","status":200,"count":1,"body":"{\"choices\":[{\"message\":{\"content\":\"```sql\\nSELECT 1 AS one\\n```\"}}]}"},
+ {"kind":"status","status":200,"count":1,"headers":{"Content-Type":"text/event-stream"},
+  "body":"data: {\"choices\":[{\"delta\":{\"content\":\"A\"}}]}\n\ndata: {\"choices\":[{\"delta\":{\"content\":\"\\u0000B C\"}}]}\n\ndata: [DONE]\n\n"}]
+EOF
+cat >"$T/nul_sql.json" <<'EOF'
+[{"kind":"status","status":200,"count":1,"body":"{\"choices\":[{\"message\":{\"content\":\"{\\\"intent\\\":\\\"data_question\\\"}\"}}]}"},
+ {"kind":"status","status":200,"body":"{\"choices\":[{\"message\":{\"content\":\"```sql\\nSELECT 'a' AS \\\"col\\u0000x\\\"\\n```\"}}]}"}]
+EOF
+faults() { curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary "@$1" "http://127.0.0.1:$PORT_a/_fake/faults"; }
+serve_start "$T/nul.log" --db shop="$SAMPLE_DB"
+S=$(new_session)
+[ "$(faults "$T/nul_answer.json")" = 200 ] || bad "the fake took no faults"
+R=$(curl -sN -H 'Accept: text/event-stream' "$SV/v1/sessions/$S/questions" --data '{"question":"nul"}')
+contains "$R" 'a stream chunk contains a NUL character' "a NUL in a streamed answer is refused, and the stream says so"
+contains "$R" '"answer":"Here is the answer."' "the answer is the restarted stream's, whole"
+lacks "$R" '"answer":"A"' "never the text cut at the NUL"
+[ "$(faults "$T/nul_sql.json")" = 200 ] || bad "the fake took no faults"
+req POST "/v1/sessions/$S/questions" --data '{"question":"nul"}'
+contains "$BODY" 'contains a NUL character' "a NUL in the model's SQL is refused, saying so"
+contains "$BODY" '"sql":null' "no SQL cut at the NUL is run"
+echo '[]' > "$T/nofaults.json"
+[ "$(faults "$T/nofaults.json")" = 200 ] || bad "faults cleared"
 serve_stop
 
 # ---- F2: DELETE of a session that is answering ----------------------------------------

@@ -74,6 +74,11 @@ void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(print
 /* Appends s[0..n) as a quoted JSON string; invalid UTF-8 becomes U+FFFD so
  * the output is always valid JSON. */
 void sb_json(struct sbuf *b, const char *s, size_t n);
+/* The offset + 1 of the first escaped NUL (\u0000, not after an escaped
+ * backslash) in JSON text, else 0: cJSON would end that string there, so
+ * the fake refuses scenarios and fault lists holding one rather than send
+ * a cut reply (attack5 F16). */
+size_t json_escaped_nul(const char *s, size_t n);
 void sb_reset(struct sbuf *b);
 /* Hands the bytes to the caller (who frees them); "" for an empty buffer. */
 char *sb_take(struct sbuf *b);

@@ -374,7 +374,17 @@ int fault_parse_array(const cJSON *arr, struct fault **out, int *nout, char *err
 
 int fault_parse_list(const char *json, size_t len, struct fault **out, int *nout, char *err, size_t errlen)
 {
-	cJSON *arr = cJSON_ParseWithLength(json, len);
+	size_t nul = json_escaped_nul(json, len);
+	cJSON *arr = nul ? NULL : cJSON_ParseWithLength(json, len);
+	if (nul) {
+		*out = NULL;
+		*nout = 0;
+		snprintf(
+		        err, errlen,
+		        "\\u0000 at byte %zu: the fake's strings end at a NUL; in a body write the JSON escape itself (\\\\u0000)",
+		        nul - 1);
+		return -1;
+	}
 	if (!arr) {
 		*out = NULL;
 		*nout = 0;

@@ -294,6 +294,13 @@ static int load_map(struct rule *r, const char *dir, const char *file, char *msg
 		fail(msg, mlen, "cannot read map_file %s: %s", path, strerror(errno));
 		goto done;
 	}
+	size_t nul = json_escaped_nul(text, len);
+	if (nul) {
+		fail(msg, mlen,
+		     "map_file %s: \\u0000 at byte %zu: the fake's strings end at a NUL; send one with a status fault's body",
+		     path, nul - 1);
+		goto done;
+	}
 	root = cJSON_ParseWithLength(text, len);
 	if (!cJSON_IsObject(root)) {
 		fail(msg, mlen, "map_file %s must hold one JSON object of strings", path);
@@ -470,6 +477,14 @@ int scenario_load(struct scenario *sc, const char *path, char *err, size_t errle
 	char *text = read_all(path, &len);
 	if (!text) {
 		fail(err, errlen, "scenario %s: cannot read it: %s", path, strerror(errno));
+		goto done;
+	}
+	size_t nul = json_escaped_nul(text, len);
+	if (nul) {
+		fail(err, errlen,
+		     "scenario %s: \\u0000 at byte %zu: the fake's strings end at a NUL; send one with a status fault's body "
+		     "(\\\\u0000 there is the JSON escape itself)",
+		     path, nul - 1);
 		goto done;
 	}
 	const char *end = NULL;

@@ -132,6 +132,17 @@ int utf8_seq_len(const unsigned char *s, size_t n)
 	return len;
 }
 
+size_t json_escaped_nul(const char *s, size_t n)
+{
+	for (size_t i = 0; i + 6 <= n; i++)
+		if (s[i] == '\\') {
+			if ((s[i + 1] == 'u' || s[i + 1] == 'U') && !memcmp(s + i + 2, "0000", 4))
+				return i + 1;
+			i++; /* the escaped character: an escaped backslash is no escape start */
+		}
+	return 0;
+}
+
 void sb_json(struct sbuf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";

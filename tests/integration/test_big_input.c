@@ -140,8 +140,7 @@ static void huge_and_nul_laden_model_replies_fail_cleanly(void **state)
 	                &f,
 	                "{\"endpoints\":[{\"name\":\"east\",\"api_key\":\"k-big-east-1234\",\"deployment\":\"gpt-4o\"}],"
 	                "\"rules\":[{\"match\":\"You are the intent classifier\",\"reply\":\"{\\\"intent\\\":\\\"data_question\\\"}\"},"
-	                "{\"match\":\"You are the SQL writer[\\\\s\\\\S]*Question: huge\",\"reply\":\"SELECT \",\"reply_bytes\":9437184},"
-	                "{\"match\":\"You are the SQL writer[\\\\s\\\\S]*Question: nul\",\"reply\":\"```sql\\nSELECT 1\\u0000; DROP TABLE customers\\n```\"}],"
+	                "{\"match\":\"You are the SQL writer[\\\\s\\\\S]*Question: huge\",\"reply\":\"SELECT \",\"reply_bytes\":9437184}],"
 	                "\"default_reply\":\"fine\"}"),
 	        0);
 	char cfg[1024];

@@ -932,6 +932,17 @@ static void control_api_rejects_bad_fault_lists_and_unknown_paths(void **state)
 	assert_int_equal(fake_control(&F, "faulty", "POST", "/_fake/faults", "[{\"kind\":\"meteor\"}]", &reply), 400);
 	assert_true(tu_contains(reply, "unknown kind `meteor`"));
 	free(reply);
+	/* a \u0000 would end the fake's string there: refused, not sent cut
+	 * (attack5 F16); the escape itself in a body is text and goes out whole */
+	assert_int_equal(fake_control(&F, "faulty", "POST", "/_fake/faults",
+	                              "[{\"kind\":\"status\",\"status\":200,\"body\":\"A\\u0000B\"}]", &reply),
+	                 400);
+	assert_true(tu_contains(reply, "\\u0000 at byte 40: the fake's strings end at a NUL"));
+	free(reply);
+	assert_int_equal(fake_control(&F, "faulty", "POST", "/_fake/faults",
+	                              "[{\"kind\":\"status\",\"status\":200,\"count\":0,\"body\":\"A\\\\u0000B\"}]", &reply),
+	                 200);
+	free(reply);
 	assert_int_equal(control("faulty", "GET", "/_fake/nothing", NULL), 404);
 	assert_int_equal(fake_stat(&F, "faulty", "no_such_field"), -1);
 }
