@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -112,6 +113,56 @@ static int whole(const char *flag, const char *v, long min, long max, int *out)
 	return 0;
 }
 
+/* 1 when [p, end) is a port: 1 to 65535 in digits. */
+static int is_port(const char *p, const char *end)
+{
+	long port = 0;
+	if (p == end || end - p > 5)
+		return 0;
+	for (; p < end; p++) {
+		if (*p < '0' || *p > '9')
+			return 0;
+		port = port * 10 + (*p - '0');
+	}
+	return port >= 1 && port <= 65535;
+}
+
+/* 0 when v is a HOST, HOST:PORT or [V6]:PORT (origin 0: for --allow-host)
+ * or an origin as a browser sends it, http:// or https:// and such a host,
+ * nothing after (origin 1: --allow-origin); else prints one line naming
+ * the problem and returns -1.  `null` and `*` are refused: a sandboxed
+ * frame or a file: page, which any site can open, sends `Origin: null`,
+ * and neither option takes patterns. */
+static int check_allowed(const char *v, int origin)
+{
+	const char *flag = origin ? "--allow-origin" : "--allow-host";
+	if (origin && !strcmp(v, "null")) {
+		fprintf(stderr,
+		        "convbi: --allow-origin null would let every web site call the API (any site can open a sandboxed "
+		        "frame or a file: page, which send `Origin: null`); serve the dashboard from an http(s) origin and "
+		        "allow that one\n");
+		return -1;
+	}
+	if (strchr(v, '*')) {
+		fprintf(stderr, "convbi: %s `%s`: patterns are not taken; give each %s, e.g. %s\n", flag, v,
+		        origin ? "origin as scheme://host[:port]" : "host name",
+		        origin ? "https://bi.example.com" : "bi.example.com");
+		return -1;
+	}
+	size_t scheme = !origin ? 0 : !strncasecmp(v, "http://", 7) ? 7 : !strncasecmp(v, "https://", 8) ? 8 : 0;
+	const char *h = v + scheme, *end = h + strlen(h);
+	const char *host_end = h[0] == '[' ? strchr(h, ']') : h + strcspn(h, ":");
+	int ok = (!origin || scheme) && host_end && host_end > h + (h[0] == '[') && !strpbrk(h, "/@?#\\ \t") &&
+	         (h[0] != '[' || ++host_end) && (*host_end == '\0' || (*host_end == ':' && is_port(host_end + 1, end)));
+	if (!ok) {
+		fprintf(stderr, "convbi: %s `%s` is not %s; give %s, e.g. %s\n", flag, v, origin ? "an origin" : "a host name",
+		        origin ? "scheme://host[:port] as a browser sends it (http or https, no path)" : "HOST or HOST:PORT",
+		        origin ? "https://bi.example.com" : "bi.example.com");
+		return -1;
+	}
+	return 0;
+}
+
 int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 {
 	memset(c, 0, sizeof *c);
@@ -183,6 +234,8 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 				        host ? "--allow-host" : "--allow-origin");
 				return SERVE_EXIT_USAGE;
 			}
+			if (check_allowed(optarg, !host))
+				return SERVE_EXIT_USAGE;
 			(host ? c->allow_hosts : c->allow_origins)[(*n)++] = optarg;
 			break;
 		}

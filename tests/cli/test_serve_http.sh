@@ -133,4 +133,18 @@ lacks "$BODY" "127.0.0.1:$PORT_a" "without the endpoint's URL"
 contains "$(cat "$T/f8a.log")" "(http://127.0.0.1:$PORT_a)" "the log names it"
 serve_stop
 
+# ---- F7: --allow-origin takes origins only: null, * and scheme-less values exit 2 -------------
+for o in null '*' evil.com 'http://evil.com/' 'ftp://evil.com' 'http://a@evil.com' 'http://evil.com:0'; do
+  expect_code 2 "--allow-origin $o is refused" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --allow-origin "$o"
+  [ "$(printf '%s\n' "$ERR" | wc -l)" = 1 ] && contains "$ERR" "convbi: --allow-origin" "with one line naming the option ($ERR)" || bad "$o: $ERR"
+done
+contains "$(timeout 1 "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --allow-origin null 2>&1)" "every web site" "null: says why"
+expect_code 2 "--allow-host * is refused" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --allow-host '*'
+contains "$ERR" "patterns are not taken" "and says why"
+serve_start "$T/f7.log" --db shop="$SAMPLE_DB" --allow-origin https://bi.example.com --allow-origin 'http://[::1]:8080' --allow-host bi.example.com:443
+req GET /v1/databases -H 'Origin: https://bi.example.com'; is 200 "a real origin is taken"
+contains "$HDRS" 'Access-Control-Allow-Origin: https://bi.example.com' "with CORS"
+req GET /v1/databases -H 'Origin: null'; is 403 "Origin: null is refused"
+serve_stop
+
 finish
