@@ -106,8 +106,10 @@ S=$(curl -s -X POST "$SV/v1/sessions" -d '{"db":"shop"}' | sed 's/.*"session":"\
 req POST "/v1/sessions/$S/questions" -d '{"question":"how many customers?"}'
 is 402 "a spent budget is 402 in the API"
 contains "$BODY" '"code":"EBUDGET"' "with the code EBUDGET"
-contains "$BODY" "daily budget of \$0.0001" "and the message naming the budget"
+lacks "$BODY" "\$0.0001" "the API client is not told the server's budget (attack5 F8)"
+contains "$BODY" "the server's log says which budget" "it is told where the operator finds it"
 serve_stop
+contains "$(cat "$T/serve-b.log")" "daily budget of \$0.0001" "the server's log names the budget"
 
 # ---- batch --max-cost and --resume ----------------------------------------------
 for i in $(seq 1 8); do echo "how many customers, take $i?"; done >"$T/q.txt"
