@@ -338,6 +338,10 @@ static int parse_state(struct state_cfg *s, const cJSON *o, const char *src, str
 	if (backend && strcmp(backend, "file") && strcmp(backend, "memory") && strcmp(backend, "redis"))
 		return err_set(err, CONVBI_ECONFIG, "%s: state.backend is `%s`; use \"file\", \"memory\" or \"redis\"", src,
 		               backend);
+	int bad = 0;
+	s->local_budgets = jsonx_bool(o, "local_budgets", 0, &bad);
+	if (bad)
+		return err_set(err, CONVBI_ECONFIG, "%s: state.local_budgets is not true or false; write true or false", src);
 	if ((rc = dup_opt(&s->backend, backend)) || (rc = dup_opt(&s->path, jsonx_str(o, "path"))) ||
 	    (rc = dup_opt(&s->url, jsonx_str(o, "url"))) || (rc = dup_opt(&s->prefix, jsonx_str(o, "prefix"))))
 		return rc;

@@ -103,7 +103,8 @@ struct state_cfg {
 	char *url;     /* owned; redis URL */
 	char *prefix;  /* owned; redis key prefix */
 	int redis_timeout_ms;
-	int cache_ms; /* redis: client-side cooldown cache interval */
+	int cache_ms;      /* redis: client-side cooldown cache interval */
+	int local_budgets; /* 1: budgets may be this process's alone when the state file cannot be used */
 };
 
 struct llm_config {

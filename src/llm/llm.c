@@ -887,6 +887,23 @@ static int budget_claim(struct llm *l, int ep, const struct llm_request *req, in
 {
 	struct budget_refusal why;
 	int64_t now = clock_wall_ms();
+	const char *unshared = state_unshared(pool_state(l->pool));
+	if (unshared && !l->cfg.state.local_budgets) {
+		/* a budget kept in this process's memory alone is a whole budget per process (attack6 F5) */
+		const struct budget_cfg *set = &l->cfg.budget, *own = &l->cfg.eps[ep].budget;
+		int scope = set->daily_uusd || set->monthly_uusd   ? BUDGET_SET
+		            : own->daily_uusd || own->monthly_uusd ? BUDGET_ENDPOINT
+		                                                   : BUDGET_OK;
+		if (scope != BUDGET_OK) {
+			snprintf(msg, cap,
+			         "%s%s%s budget is shared through the endpoint state, which this process cannot use (%s); "
+			         "give state.path a file this user can write, or set state.local_budgets to true to let "
+			         "each process spend that budget on its own",
+			         scope == BUDGET_SET ? "the configuration's" : "endpoint `",
+			         scope == BUDGET_SET ? "" : l->cfg.eps[ep].name, scope == BUDGET_SET ? "" : "`'s", unshared);
+			return scope;
+		}
+	}
 	int choices = req->choices > 1 ? req->choices : 1; /* each choice is billed its completion */
 	int64_t completion = (req->max_tokens > 0 ? req->max_tokens : BUDGET_DEFAULT_COMPLETION) * (int64_t)choices;
 	*raw = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, completion);
@@ -908,8 +925,8 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	int rc = CONVBI_OK, attempts = 0, failed = 0, rounds = 0, last_cls = LLM_OK;
 	int64_t prompt_est = estimate_prompt_tokens(req);
 	int64_t est = prompt_est + (int64_t)(req->choices > 1 ? req->choices : 1) * (req->max_tokens > 0 ? req->max_tokens : 256);
-	uint64_t over = 0;       /* endpoints skipped in this call: over their budget */
-	char over_err[300] = ""; /* why the first of them was */
+	uint64_t over = 0;               /* endpoints skipped in this call: over their budget */
+	char over_err[ERR_MSG_MAX] = ""; /* why the first of them was */
 	char last_err[ERR_MSG_MAX] = "";
 	int last_ep = -1;    /* endpoint of the last attempt made */
 	int64_t woke_by = 0; /* mono ms the last wait for an endpoint was to end by; 0 = none */
@@ -1020,7 +1037,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			}
 		}
 		struct budget_hold hold;
-		char why[300];
+		char why[ERR_MSG_MAX];
 		int64_t raw_est = 0;
 		int scope = budget_claim(l, pick.ep, req, prompt_est, &hold, &raw_est, why, sizeof why);
 		if (scope != BUDGET_OK) {

@@ -118,15 +118,17 @@ struct state_shm {
 	char *path;                     /* owned; NULL for "memory": the file in use (keyed: open_keyed) */
 	char *path_was;                 /* owned: the path before a reopen moved to the keyed one, or NULL */
 	/* The file backend's watch over its file (see the top). */
-	unsigned char *fixed_at;  /* map_fd maps here (MAP_FIXED) when set: a reopen */
-	dev_t dev;                /* the mapped file */
-	ino_t ino;                /* ... */
-	_Atomic int lost;         /* raised by the SIGBUS guard or a changed path */
-	_Atomic int recovering;   /* one thread reopens */
-	_Atomic int gone;         /* reopening failed: this process's memory for good */
-	_Atomic int64_t seen_ms;  /* when a load last compared the path (caller's clock) */
-	int guard;                /* index in guards[], -1 = none */
-	_Atomic uint64_t damaged; /* slots warned about (state_damage_warn) */
+	unsigned char *fixed_at;    /* map_fd maps here (MAP_FIXED) when set: a reopen */
+	dev_t dev;                  /* the mapped file */
+	ino_t ino;                  /* ... */
+	_Atomic int lost;           /* raised by the SIGBUS guard or a changed path */
+	_Atomic int recovering;     /* one thread reopens */
+	_Atomic int gone;           /* reopening failed: this process's memory for good */
+	_Atomic int64_t seen_ms;    /* when a load last compared the path (caller's clock) */
+	int guard;                  /* index in guards[], -1 = none */
+	_Atomic uint64_t damaged;   /* slots warned about (state_damage_warn) */
+	char unshared[ERR_MSG_MAX]; /* why this is the memory that stands in for a file that cannot be used
+	                               (written before it serves, or before gone is raised); "" = none */
 };
 
 static void shm_recover(struct state_shm *m);
@@ -1074,7 +1076,10 @@ int state_open_path(struct state **out, const char *path, const struct state_sha
 		return rc;
 	}
 	log_warn("%s; using in-process endpoint state (not shared with other processes)", why.msg);
-	return state_open_memory(out, shape, err);
+	rc = state_open_memory(out, shape, err);
+	if (!rc)
+		snprintf(((struct state_shm *)*out)->unshared, sizeof((struct state_shm *)*out)->unshared, "%s", why.msg);
+	return rc;
 }
 
 void state_close(struct state *st)
@@ -1091,6 +1096,16 @@ const char *state_describe(const struct state *st)
 int state_is_shared(const struct state *st)
 {
 	return st && st->ops == &file_ops && !atomic_load(&((const struct state_shm *)st)->gone);
+}
+
+const char *state_unshared(const struct state *st)
+{
+	if (!st || (st->ops != &memory_ops && st->ops != &file_ops))
+		return NULL;
+	const struct state_shm *m = (const struct state_shm *)st;
+	if (st->ops == &file_ops && !atomic_load(&m->gone))
+		return NULL;
+	return m->unshared[0] ? m->unshared : NULL;
 }
 
 const char *state_path(const struct state *st)
@@ -1143,11 +1158,11 @@ static void shm_recover(struct state_shm *m)
 		/* nothing of the file left mapped: fresh memory of our own */
 		mmap(m->map, m->map_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
 		layout_attach(m, &m->base.shape, 1);
+		snprintf(m->unshared, sizeof m->unshared,
+		         "endpoint state file %s was truncated or replaced while in use and cannot be used again (%s)", m->path,
+		         e == STATE_REFUSED || e == STATE_OTHER_SET || e == STATE_OPEN_ALL ? what : strerror(e));
 		atomic_store(&m->gone, 1);
-		log_warn(
-		        "endpoint state file %s was truncated or replaced while in use and cannot be used again (%s); "
-		        "using in-process endpoint state (not shared with other processes)",
-		        m->path, e == STATE_REFUSED || e == STATE_OTHER_SET || e == STATE_OPEN_ALL ? what : strerror(e));
+		log_warn("%s; using in-process endpoint state (not shared with other processes)", m->unshared);
 	}
 	atomic_fetch_sub(&m->lost, lost);
 	atomic_store(&m->recovering, 0);

@@ -268,6 +268,13 @@ void state_damage_warn(const struct state *st, _Atomic uint64_t *warned, const c
 const char *state_describe(const struct state *st);
 /* 1 for the file backend (shared across processes), 0 otherwise. */
 int state_is_shared(const struct state *st);
+/* Why st is this process's own memory standing in for a state file that
+ * cannot be used -- at open (state_open_path's fallback) or since the
+ * file was lost in use -- naming the file and the reason (borrowed from
+ * st); NULL when st is what was asked for (a usable file, Redis, the
+ * memory backend chosen).  What is kept to be shared, budgets above all,
+ * is then this process's alone. */
+const char *state_unshared(const struct state *st);
 /* The file's path (borrowed from st), or NULL when not file-backed. */
 const char *state_path(const struct state *st);
 

@@ -7,6 +7,10 @@
  *     years ahead) or announcing an impossible limit has the endpoint out
  *     for the longest wait the state keeps, never a value the state's own
  *     check then clears, calling the endpoint again at once (F10);
+ *   - with a budget configured, a process whose state file cannot be used
+ *     spends nothing (unless state.local_budgets allows a budget of its
+ *     own) and says which file and what to do; without one it goes on
+ *     in its own memory (F5);
  * Each test starts its own fake server and state file and takes a few
  * seconds at most. */
 #include <setjmp.h>
@@ -196,11 +200,83 @@ static void a_wait_of_days_keeps_the_endpoint_out_for_the_longest_wait_the_state
 	stop(&e);
 }
 
+/* ---- F5: a budget and a state file that cannot be used --------------------- */
+
+/* A call on a fresh client for the fake's config with extra merged over. */
+static int call_with(struct fake *f, const char *extra, struct err *err)
+{
+	char path[1024];
+	snprintf(path, sizeof path, "%s/config-f5.json", f->dir);
+	assert_int_equal(fake_write_config(f, path, extra), 0);
+	struct llm_config cfg;
+	struct llm *l = NULL;
+	err_clear(err);
+	if (config_load(&cfg, path, err))
+		fail_msg("config: %s", err->msg);
+	if (llm_open(&l, &cfg, err))
+		fail_msg("llm_open: %s", err->msg);
+	struct chat_msg m = {"user", "hi"};
+	struct llm_request req = {.msgs = &m, .n = 1, .temperature = -1, .max_tokens = 16};
+	struct llm_reply rep;
+	int rc = llm_chat(l, &req, &rep, err);
+	llm_reply_release(&rep);
+	llm_close(l);
+	return rc;
+}
+
+static void a_budget_is_not_spent_per_process_when_the_state_file_cannot_be_used(void **state)
+{
+	(void)state;
+	struct fake f;
+	assert_int_equal(fake_start(&f,
+	                            "{\"endpoints\":[{\"name\":\"a\",\"api_key\":\"k-edge-a-5\",\"deployment\":\"d\","
+	                            "\"client\":{\"price\":{\"input\":2.5,\"output\":10}}}],"
+	                            "\"default_reply\":\"OK\"}"),
+	                 0);
+	/* the state's folder is a regular file: no process can open the state */
+	char blocker[1024], extra[3072];
+	snprintf(blocker, sizeof blocker, "%s/not-a-folder", f.dir);
+	FILE *fp = fopen(blocker, "w");
+	assert_non_null(fp);
+	fclose(fp);
+	struct err err = ERR_INIT;
+	log_set_sink(NULL, NULL, LOG_ERROR); /* the fallback's warning is expected */
+
+	/* the configuration's budget: refused, nothing sent, the file and the fix named */
+	snprintf(extra, sizeof extra, "{\"budget\":{\"daily\":5},\"state\":{\"path\":\"%s/s.state\"}}", blocker);
+	assert_int_equal(call_with(&f, extra, &err), CONVBI_EBUDGET);
+	print_message("# %s\n", err.msg);
+	assert_non_null(strstr(err.msg, "no model call was made"));
+	assert_non_null(strstr(err.msg, blocker));
+	assert_non_null(strstr(err.msg, "state.local_budgets"));
+	/* an endpoint's budget alike */
+	snprintf(extra, sizeof extra,
+	         "{\"endpoints\":[{\"name\":\"a\",\"kind\":\"azure\",\"url\":\"http://127.0.0.1:%d\",\"deployment\":\"d\","
+	         "\"api_key\":\"k-edge-a-5\",\"price\":{\"input\":2.5,\"output\":10},\"budget\":{\"monthly\":5}}],"
+	         "\"state\":{\"path\":\"%s/s.state\"}}",
+	         fake_port(&f, "a"), blocker);
+	assert_int_equal(call_with(&f, extra, &err), CONVBI_EBUDGET);
+	assert_non_null(strstr(err.msg, "endpoint `a`'s budget"));
+	assert_int_equal(fake_stat(&f, "a", "requests"), 0);
+
+	/* opted in: a budget of its own */
+	snprintf(extra, sizeof extra, "{\"budget\":{\"daily\":5},\"state\":{\"path\":\"%s/s.state\",\"local_budgets\":true}}",
+	         blocker);
+	assert_int_equal(call_with(&f, extra, &err), CONVBI_OK);
+	/* no budget: in-process state, as before */
+	snprintf(extra, sizeof extra, "{\"state\":{\"path\":\"%s/s.state\"}}", blocker);
+	assert_int_equal(call_with(&f, extra, &err), CONVBI_OK);
+	assert_int_equal(fake_stat(&f, "a", "requests"), 2);
+	log_set_sink(NULL, NULL, LOG_WARN);
+	fake_stop(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(a_call_fails_at_once_when_its_endpoint_frees_too_close_to_the_deadline),
 	        cmocka_unit_test(a_wait_of_days_keeps_the_endpoint_out_for_the_longest_wait_the_state_keeps),
+	        cmocka_unit_test(a_budget_is_not_spent_per_process_when_the_state_file_cannot_be_used),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
