@@ -116,6 +116,9 @@ typedef struct {
 	const char *text;     /* event text (borrowed, valid during the call) */
 	size_t len;           /* bytes in text */
 	const char *endpoint; /* endpoint name for RETRY events, else NULL */
+	int restarted;        /* RETRY: 1 when the failed attempt had streamed
+	                         TOKEN events -- that text is void: the answer
+	                         starts over from its first token; else 0 */
 } convbi_event;
 
 /* Called from the thread that asked; a non-zero return cancels the

@@ -336,7 +336,7 @@ struct chat_cb {
 static int chat_delta(void *payload, const char *text, size_t len)
 {
 	struct chat_cb *c = payload;
-	convbi_event ev = {CONVBI_EVENT_TOKEN, "chat", text, len, NULL};
+	convbi_event ev = {CONVBI_EVENT_TOKEN, "chat", text, len, NULL, 0};
 	c->last_event_ms = clock_mono_ms();
 	if (c->cb && c->cb(&ev, c->payload))
 		c->canceled = 1;
@@ -348,7 +348,7 @@ static void chat_retry(void *payload, const struct llm_attempt *a, int restarted
 	struct chat_cb *c = payload;
 	char text[400];
 	int n = llm_retry_text(text, sizeof text, a, restarted, next);
-	convbi_event ev = {CONVBI_EVENT_RETRY, "chat", text, (size_t)n, a->endpoint};
+	convbi_event ev = {CONVBI_EVENT_RETRY, "chat", text, (size_t)n, a->endpoint, restarted};
 	c->last_event_ms = clock_mono_ms();
 	if (c->cb && c->cb(&ev, c->payload))
 		c->canceled = 1;
@@ -361,7 +361,7 @@ static int chat_cancel(void *payload)
 	struct chat_cb *c = payload;
 	int64_t now = clock_mono_ms();
 	if (c->cb && !c->canceled && now - c->last_event_ms >= CONVBI_PROGRESS_MS) {
-		convbi_event ev = {CONVBI_EVENT_PROGRESS, "chat", "", 0, NULL};
+		convbi_event ev = {CONVBI_EVENT_PROGRESS, "chat", "", 0, NULL, 0};
 		c->last_event_ms = now;
 		if (c->cb(&ev, c->payload))
 			c->canceled = 1;

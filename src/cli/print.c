@@ -197,7 +197,7 @@ int print_event(const convbi_event *ev, void *payload)
 		break;
 	case CONVBI_EVENT_RETRY:
 		spinner_clear(&ps->spin);
-		if (ps->streamed && strstr(ev->text, "stream restarted")) {
+		if (ps->streamed && ev->restarted) {
 			term_text_end(&ps->text, sentence);
 			fputs("\n[the answer is being restarted on another endpoint]\n", sentence);
 			ps->streamed = 0;

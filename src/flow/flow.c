@@ -97,17 +97,22 @@ int flow_prompts_load(struct tmpl_set **out, const char *dir, struct err *err)
 	return tmpl_set_load(out, dir, specs, n, err);
 }
 
-int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint)
+static int emit_event(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint, int restarted)
 {
 	if (r->env->interrupt && atomic_load(r->env->interrupt))
 		r->canceled = 1;
 	if (!r->cb || r->canceled)
 		return r->canceled;
-	convbi_event ev = {kind, flow_stage_name(r->stage), text ? text : "", text ? len : 0, endpoint};
+	convbi_event ev = {kind, flow_stage_name(r->stage), text ? text : "", text ? len : 0, endpoint, restarted};
 	r->last_event_ms = clock_mono_ms();
 	if (r->cb(&ev, r->payload))
 		r->canceled = 1;
 	return r->canceled;
+}
+
+int flow_emit(struct flow_run *r, int kind, const char *text, size_t len, const char *endpoint)
+{
+	return emit_event(r, kind, text, len, endpoint, 0);
 }
 
 int flow_poll(struct flow_run *r)
@@ -230,7 +235,7 @@ static void run_retry(void *payload, const struct llm_attempt *a, int restarted_
 	struct flow_run *r = payload;
 	char text[400];
 	int n = llm_retry_text(text, sizeof text, a, restarted_stream, next);
-	flow_emit(r, CONVBI_EVENT_RETRY, text, (size_t)n, a->endpoint);
+	emit_event(r, CONVBI_EVENT_RETRY, text, (size_t)n, a->endpoint, restarted_stream);
 }
 
 int agent_call(struct flow_run *r, int stage, const char *name, const struct tmpl_slot *slots, size_t n, int stream,

@@ -129,6 +129,7 @@ static int on_event(const convbi_event *ev, void *payload)
 			cJSON_AddStringToObject(o, "message", text);
 			if (ev->endpoint)
 				cJSON_AddStringToObject(o, "endpoint", ev->endpoint);
+			cJSON_AddBoolToObject(o, "restarted", ev->restarted); /* true: drop the tokens so far */
 			break;
 		}
 		if (name && ev->stage && ev->kind != CONVBI_EVENT_STAGE)

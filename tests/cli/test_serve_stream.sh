@@ -5,7 +5,8 @@
 # connection is cut after --request-timeout-s (F1); closing a session that
 # is answering (DELETE) cancels its question, which ends at once (F2); a NUL
 # in a model reply (answer text or SQL) is refused as malformed, visibly,
-# never cut (F16).
+# never cut (F16); a retry event says whether the tokens streamed so far
+# are void (restarted) (F5).
 . "$(dirname "$0")/lib.sh"
 cat >"$T/sql_map.json" <<'JSON'
 {"bigrows": "```sql\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c LIMIT 5000) SELECT x, printf('%.3000c','a') AS w FROM c\n```",
@@ -92,12 +93,17 @@ S=$(new_session)
 [ "$(faults "$T/nul_answer.json")" = 200 ] || bad "the fake took no faults"
 R=$(curl -sN -H 'Accept: text/event-stream' "$SV/v1/sessions/$S/questions" --data '{"question":"nul"}')
 contains "$R" 'a stream chunk contains a NUL character' "a NUL in a streamed answer is refused, and the stream says so"
+R1=$(printf '%s\n' "$R" | grep -A1 '^event: retry' | grep '^data:')
+contains "$R1" '"restarted":true' "the retry event after streamed tokens says restarted: drop them (F5)"
 contains "$R" '"answer":"Here is the answer."' "the answer is the restarted stream's, whole"
 lacks "$R" '"answer":"A"' "never the text cut at the NUL"
 [ "$(faults "$T/nul_sql.json")" = 200 ] || bad "the fake took no faults"
-req POST "/v1/sessions/$S/questions" --data '{"question":"nul"}'
-contains "$BODY" 'contains a NUL character' "a NUL in the model's SQL is refused, saying so"
-contains "$BODY" '"sql":null' "no SQL cut at the NUL is run"
+R=$(curl -sN -H 'Accept: text/event-stream' "$SV/v1/sessions/$S/questions" --data '{"question":"nul"}')
+contains "$R" 'contains a NUL character' "a NUL in the model's SQL is refused, saying so"
+contains "$R" '"sql":null' "no SQL cut at the NUL is run"
+R1=$(printf '%s\n' "$R" | grep -A1 '^event: retry' | grep '^data:')
+contains "$R1" '"restarted":false' "a retry before any token says restarted false (F5)"
+lacks "$R1" '"restarted":true' "and never true"
 echo '[]' > "$T/nofaults.json"
 [ "$(faults "$T/nofaults.json")" = 200 ] || bad "faults cleared"
 serve_stop

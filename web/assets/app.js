@@ -113,7 +113,10 @@ async function ask(question) {
     }
     await readEvents(r, async (name, data) => {
       if (name === 'stage') status(data.stage + '…');
-      else if (name === 'retry') status('retrying: ' + data.message);
+      else if (name === 'retry') {
+        status('retrying: ' + data.message);
+        if (data.restarted) $('answer').textContent = ''; // the tokens so far are void: the answer starts over
+      }
       else if (name === 'sql') { $('sql').value = data.sql; $('sql-box').hidden = false; }
       else if (name === 'token') $('answer').textContent += data.text;
       else if (name === 'rows') showTable(data.columns, data.rows);
