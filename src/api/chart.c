@@ -193,34 +193,6 @@ static int put_channel(struct buf *b, int *n, const char *name, const struct tab
 	return rc;
 }
 
-/* 1 when s is a number as JSON writes one (SQLite's text for an INTEGER
- * or a finite REAL is). */
-static int json_number(const char *s)
-{
-	const char *p = s + (*s == '-');
-	if (*p == '0')
-		p++;
-	else if (*p >= '1' && *p <= '9')
-		while (*p >= '0' && *p <= '9')
-			p++;
-	else
-		return 0;
-	if (*p == '.') {
-		if (!(*++p >= '0' && *p <= '9'))
-			return 0;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	if (*p == 'e' || *p == 'E') {
-		p += p[1] == '+' || p[1] == '-' ? 2 : 1;
-		if (!(*p >= '0' && *p <= '9'))
-			return 0;
-		while (*p >= '0' && *p <= '9')
-			p++;
-	}
-	return !*p;
-}
-
 /* A number cell: its text when that is a JSON number, else the value
  * strtod reads; null when it is not finite (JSON has no inf or NaN). */
 static int put_number(struct buf *b, const char *v)
@@ -228,7 +200,7 @@ static int put_number(struct buf *b, const char *v)
 	double d = strtod(v, NULL);
 	if (!isfinite(d))
 		return buf_puts(b, "null");
-	return json_number(v) ? buf_puts(b, v) : buf_printf(b, "%.17g", d);
+	return table_json_number(v) ? buf_puts(b, v) : buf_printf(b, "%.17g", d);
 }
 
 /* "values":[{COLUMN: cell, ...}, ...]: the rows inline. */

@@ -99,6 +99,9 @@ int table_set_cell(struct table *t, int64_t row, int col, int type, const void *
 /* 1 when a REAL cell's text is "inf", "-inf" or "nan": JSON has no such
  * number, so JSON renderings write null (and the answer JSON a note). */
 int table_nonfinite(const char *cell);
+/* 1 when cell is a number as JSON writes one (SQLite's text for an INTEGER
+ * or a finite REAL is; "Inf" and "-Inf" are not). */
+int table_json_number(const char *cell);
 
 /* Removes the last row (used when it overflowed a byte cap). */
 void table_pop_row(struct table *t);

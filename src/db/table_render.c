@@ -408,8 +408,7 @@ static int render_csv(struct buf *b, const struct table *t, int64_t shown)
 
 /* ---- JSON ----------------------------------------------------------------- */
 
-/* 1 when s is a JSON number (SQLite can print "Inf" or "-Inf"). */
-static int is_json_number(const char *s)
+int table_json_number(const char *s)
 {
 	const char *p = s;
 	if (*p == '-')
@@ -488,7 +487,7 @@ static int render_json(struct buf *b, const struct table *t, int64_t shown)
 				break;
 			if (!s || (ty == TABLE_REAL && table_nonfinite(s)))
 				rc = buf_puts(b, "null"); /* JSON has no infinity or NaN */
-			else if ((ty == TABLE_INT || ty == TABLE_REAL) && is_json_number(s))
+			else if ((ty == TABLE_INT || ty == TABLE_REAL) && table_json_number(s))
 				rc = buf_puts(b, s);
 			else
 				rc = buf_json_str(b, s, strlen(s));
