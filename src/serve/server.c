@@ -39,6 +39,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -156,27 +157,41 @@ int client_alive(int fd)
 
 /* ---- security checks -------------------------------------------------------- */
 
-static int host_matches(const char *allowed, const char *host, int port)
+/* The length of HOST[:PORT] h without a port of 80, http's default:
+ * `name:80` is `name`. */
+static size_t without_port_80(const char *h)
 {
-	size_t n = strlen(allowed);
-	if (!strcmp(allowed, host))
-		return 1;
-	/* an allowed name without a port matches it on our port */
-	char with_port[300];
-	snprintf(with_port, sizeof with_port, "%s:%d", allowed, port);
-	return !strchr(allowed + (allowed[0] == '[' ? n - 1 : 0), ':') && !strcmp(with_port, host);
+	size_t n = strlen(h);
+	return n > 3 && !strcmp(h + n - 3, ":80") && (h[0] != '[' || h[n - 4] == ']') ? n - 3 : n;
 }
 
-static int host_allowed(const struct server *s, const char *host)
+/* Host names compare case-insensitively (RFC 3986 3.2.2, RFC 9110 4.2.3:
+ * clients other than browsers may send BI.EXAMPLE.COM); in a Host header
+ * (header 1) a port of 80 is as none -- an Origin's port is always written
+ * by origin_allowed, and must be ours. */
+static int host_matches(const char *allowed, const char *host, int port, int header)
+{
+	size_t n = strlen(allowed), an = header ? without_port_80(allowed) : n,
+	       hn = header ? without_port_80(host) : strlen(host);
+	if (an == hn && !strncasecmp(allowed, host, an))
+		return 1;
+	/* an allowed name without a port matches it on our port */
+	char ours[16];
+	int k = snprintf(ours, sizeof ours, ":%d", port);
+	return !strchr(allowed + (allowed[0] == '[' ? n - 1 : 0), ':') && hn == n + (size_t)k && !strncasecmp(allowed, host, n) &&
+	       !strcmp(host + n, ours);
+}
+
+static int host_allowed(const struct server *s, const char *host, int header)
 {
 	static const char *const loopback[] = {"localhost", "127.0.0.1", "[::1]"};
 	for (size_t i = 0; i < sizeof loopback / sizeof loopback[0]; i++)
-		if (host_matches(loopback[i], host, s->port))
+		if (host_matches(loopback[i], host, s->port, header))
 			return 1;
-	if (host_matches(s->host, host, s->port))
+	if (host_matches(s->host, host, s->port, header))
 		return 1;
 	for (int i = 0; i < s->cfg.nallow_hosts; i++)
-		if (host_matches(s->cfg.allow_hosts[i], host, s->port))
+		if (host_matches(s->cfg.allow_hosts[i], host, s->port, header))
 			return 1;
 	return 0;
 }
@@ -189,10 +204,10 @@ static int host_allowed(const struct server *s, const char *host)
  * http://localhost:8765, and is refused. */
 static int origin_allowed(const struct server *s, const char *origin)
 {
-	for (int i = 0; i < s->cfg.nallow_origins; i++)
-		if (!strcmp(s->cfg.allow_origins[i], origin))
+	for (int i = 0; i < s->cfg.nallow_origins; i++) /* scheme and host are case-insensitive */
+		if (!strcasecmp(s->cfg.allow_origins[i], origin))
 			return 1;
-	if (strncmp(origin, "http://", 7))
+	if (strncasecmp(origin, "http://", 7))
 		return 0;
 	const char *h = origin + 7;
 	const char *end = h[0] == '[' ? strchr(h, ']') : h;
@@ -211,7 +226,7 @@ static int origin_allowed(const struct server *s, const char *origin)
 		return 0;
 	char host[300];
 	snprintf(host, sizeof host, "%.*s:%ld", (int)hn, h, port);
-	return host_allowed(s, host);
+	return host_allowed(s, host, 0);
 }
 
 /* Routes reachable without a token: they hold no data, and the page must
@@ -245,7 +260,7 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 		return 1;
 	}
 	const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
-	if (!host || !host_allowed(s, host)) {
+	if (!host || !host_allowed(s, host, 1)) {
 		respond_error(
 		        req, 403, "forbidden_host",
 		        "the Host header does not name this server; start it with --allow-host NAME for the name clients use");
@@ -428,6 +443,11 @@ static int bind_listen(struct server *s, const char *spec)
 	size_t hn = (size_t)(colon - spec);
 	if (hn >= sizeof host) {
 		fprintf(stderr, "convbi: --listen: the host name is too long\n");
+		return -2;
+	}
+	if (spec[0] != '[' && memchr(spec, ':', hn)) { /* ::1:8765 -- which colon ends the address? */
+		fprintf(stderr, "convbi: --listen `%s`: write an IPv6 address in brackets, e.g. [%.*s]:%s\n", spec, (int)hn, spec,
+		        colon + 1);
 		return -2;
 	}
 	memcpy(host, spec, hn);

@@ -147,4 +147,26 @@ contains "$HDRS" 'Access-Control-Allow-Origin: https://bi.example.com' "with COR
 req GET /v1/databases -H 'Origin: null'; is 403 "Origin: null is refused"
 serve_stop
 
+# ---- F18: host names compare case-insensitively, port 80 as none; --listen ::1:PORT ---------
+serve_start "$T/f18.log" --db shop="$SAMPLE_DB" --allow-host bi.example.com --allow-origin https://BI.example.com
+P=$(port_of)
+for h in "BI.EXAMPLE.COM:$P" "LOCALHOST:$P" "bi.example.com:80" "Bi.Example.Com" "localhost:80"; do
+  req GET /v1/databases -H "Host: $h"; is 200 "Host: $h names this server"
+done
+for h in "bi.example.com:81" "bi.example.com.evil:$P" "bi.example.co:$P" "bi.example.com:$P$P"; do
+  req GET /v1/databases -H "Host: $h"; is 403 "Host: $h does not"
+done
+req GET /v1/databases -H "Origin: HTTP://LOCALHOST:$P"; is 200 "Origin HTTP://LOCALHOST:$P is ours"
+req GET /v1/databases -H "Origin: https://bi.EXAMPLE.com"; is 200 "an --allow-origin in other case"
+req GET /v1/databases -H "Origin: https://bi.example.com:8443"; is 403 "but not on another port"
+serve_stop
+expect_code 2 "--listen ::1:PORT is ambiguous" timeout 5 "$CONVBI" serve --listen '::1:0' --config "$C" --db shop="$SAMPLE_DB"
+contains "$ERR" 'write an IPv6 address in brackets, e.g. [::1]:0' "the fix is named"
+if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0))' 2>/dev/null; then
+  "$CONVBI" serve --listen '[::1]:0' --config "$C" --db shop="$SAMPLE_DB" 2>"$T/v6.log" & V6=$!
+  for _ in $(seq 100); do grep -q listening "$T/v6.log" && break; sleep 0.05; done
+  kill "$V6"; wait "$V6"
+  contains "$(cat "$T/v6.log")" 'listening on http://[::1]:' "[::1]:PORT prints a URL that works"
+fi
+
 finish
