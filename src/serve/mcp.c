@@ -309,10 +309,12 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		int token_full = 0, rc = sessions_create(convs, db, tok, &ss, &token_full, NULL);
 		if (rc) {
 			server_slot_give(m->s, tok);
-			return tool_error(
-			        rc == CONVBI_ETOOBIG
-			                ? "every conversation (--max-conversations) is answering a question; retry shortly"
-			                : convbi_errstr(rc));
+			return tool_error(rc != CONVBI_ETOOBIG ? convbi_errstr(rc)
+			                  : token_full
+			                          ? "every conversation this token holds (its share of --max-conversations) "
+			                            "is answering a question; retry shortly"
+			                          : "every conversation (--max-conversations) is answering a question; retry "
+			                            "shortly");
 		}
 	}
 	if (sessions_begin(convs, ss)) {

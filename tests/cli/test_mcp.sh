@@ -166,6 +166,21 @@ contains "$R" '"ended":true' "end_conversation ends one"
 check "and it is gone" test "$(gauge "$U3" convbi_mcp_conversations_open)" = 1
 contains "$(mcp3 end_conversation '{"conversation":"'"$(conv_of "${A[5]}")"'"}')" '"isError":true' "ending it again is a tool error"
 kill "$RUN_PID"; wait "$RUN_PID" 2>/dev/null
+# with two tokens each holds its share: A's asks close A's own least
+# recently used conversation, never B's
+TOK2=tok-mcp-b-9a8b7c6d5e4f3a2b1c0d
+printf '%s\n%s\n' "$TOK" "$TOK2" > "$T/tokens2"; chmod 600 "$T/tokens2"
+"$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --tokens "$T/tokens2" --max-conversations 2 \
+  2>"$T/serve5.log" &
+RUN_PID=$!
+for _ in $(seq 200); do PORT5=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve5.log"); [ -n "$PORT5" ] && break; sleep 0.05; done
+U3=http://127.0.0.1:$PORT5
+B1=$(TOK=$TOK2 mcp3 ask '{"question":"customers per country?"}')
+for i in 1 2 3; do mcp3 ask '{"question":"customers per country?"}' >/dev/null; done
+R=$(TOK=$TOK2 mcp3 ask '{"question":"and by country?","conversation":"'"$(conv_of "$B1")"'"}')
+contains "$R" '"isError":false' "tenant B's conversation outlives tenant A's asks (a share per token)"
+check "two conversations open: one each" test "$(gauge "$U3" convbi_mcp_conversations_open)" = 2
+kill "$RUN_PID"; wait "$RUN_PID" 2>/dev/null
 "$CONVBI" serve --listen 127.0.0.1:0 --config "$C2" --db shop="$SAMPLE_DB" --tokens "$T/tokens" --max-questions 1 2>"$T/serve4.log" &
 RUN_PID=$!
 for _ in $(seq 200); do PORT4=$(sed -n 's/.*127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/serve4.log"); [ -n "$PORT4" ] && break; sleep 0.05; done
