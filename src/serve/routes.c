@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -250,6 +251,38 @@ static void watch_session_closed(void *payload)
 		convbi_session_interrupt(w->conv);
 }
 
+/* The weight (q, in thousandths) that Accept header a gives media type
+ * `type` by name -- type/subtype compared case-insensitively, whole, so
+ * that text/event-streamx is not it -- or -1 when it does not name it. */
+static int accept_q(const char *a, const char *type)
+{
+	size_t tn = strlen(type);
+	for (const char *p = a; *p;) {
+		p += strspn(p, " \t,");
+		size_t len = strcspn(p, ",");
+		const char *end = p + len, *name_end = p + strcspn(p, ";, \t");
+		if (name_end > end)
+			name_end = end;
+		if ((size_t)(name_end - p) == tn && !strncasecmp(p, type, tn)) {
+			int q = 1000;
+			for (const char *m = name_end; m < end && (m = memchr(m, ';', (size_t)(end - m)));) {
+				m += 1 + strspn(m + 1, " \t");
+				if ((*m | 0x20) != 'q' || m[1] != '=')
+					continue;
+				m += 2;
+				q = *m == '1' ? 1000 : 0; /* a qvalue: 0[.ddd] or 1[.000] */
+				if (*m == '0' && m[1] == '.')
+					for (int i = 0, scale = 100; i < 3 && m[2 + i] >= '0' && m[2 + i] <= '9';
+					     i++, scale /= 10)
+						q += (m[2 + i] - '0') * scale;
+			}
+			return q;
+		}
+		p = end;
+	}
+	return -1;
+}
+
 /* 200 with the answer JSON, or the error shape with the answer. */
 static enum MHD_Result respond_answer(struct request *req, int rc, const char *json)
 {
@@ -421,7 +454,9 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		goto done;
 	}
 	const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Accept");
-	int sse = accept && strstr(accept, "text/event-stream");
+	/* a stream when the client takes one (q > 0) no less than JSON */
+	int sse_q = accept ? accept_q(accept, "text/event-stream") : -1;
+	int sse = sse_q > 0 && sse_q >= accept_q(accept, "application/json");
 	if (!sse) { /* one JSON answer: asked on this connection's thread, no hand-off */
 		char *json = NULL;
 		question_open(ss, &json); /* a failure is reported by question_run_sync */

@@ -169,4 +169,24 @@ if python3 -c 'import socket; s=socket.socket(socket.AF_INET6); s.bind(("::1", 0
   contains "$(cat "$T/v6.log")" 'listening on http://[::1]:' "[::1]:PORT prints a URL that works"
 fi
 
+# ---- F19: Accept is parsed: case-insensitive types, q=0 refuses, look-alikes are not it -------
+serve_start "$T/f19.log" --db shop="$SAMPLE_DB"
+req POST /v1/sessions -d '{}'; SID=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+while IFS='|' read -r accept want; do
+  type=$(curl -s -o /dev/null -D - -H "Accept: $accept" "$SV/v1/sessions/$SID/questions" -d '{"question":"How many customers are there?"}' |
+         tr -d '\r' | sed -n 's/^[Cc]ontent-[Tt]ype: //p')
+  [ "$type" = "$want" ] && ok "Accept: $accept -> $want" || bad "Accept: $accept -> $type, wanted $want"
+done <<'LIST'
+text/event-stream|text/event-stream
+TEXT/EVENT-STREAM|text/event-stream
+text/event-stream;q=0, application/json|application/json
+text/event-stream ; q=0|application/json
+text/event-streamx|application/json
+application/json, text/event-stream|text/event-stream
+text/event-stream;q=0.5, application/json|application/json
+application/json;q=0.2, text/event-stream;q=0.9|text/event-stream
+*/*|application/json
+LIST
+serve_stop
+
 finish
