@@ -9,6 +9,13 @@
  * answered with a parse error and skipped.  EOF on stdin ends the server
  * once the running calls are answered (canceled at once when stdout's
  * reader is gone).
+ *
+ * Signals: SIGTERM and SIGINT (Ctrl-C) cancel every running call at once;
+ * each is answered (the canceled tool result, ECANCELED) within
+ * MCP_CANCEL_WAIT_MS, then the process exits -- 0 after SIGTERM when every
+ * call was answered (1 when one was not), 130 after SIGINT (attack5 F11).
+ * A thread of its own waits for them (sigwait); every other thread has
+ * them blocked.
  */
 #include <cjson/cJSON.h>
 #include <poll.h>
@@ -22,7 +29,8 @@
 #include "serve/serve.h"
 
 #define MCP_LINE_MAX_BYTES (1u << 20)
-#define MCP_CALLS_MAX 16 /* tools/call running at once on worker threads */
+#define MCP_CALLS_MAX 16        /* tools/call running at once on worker threads */
+#define MCP_CANCEL_WAIT_MS 5000 /* on SIGTERM/SIGINT: how long canceled calls get to answer */
 
 /* A tools/call on its worker thread. */
 struct call {
@@ -40,6 +48,7 @@ struct stdio_mcp {
 	pthread_cond_t ended;
 	struct call *calls;
 	int ncalls;
+	int stopping; /* a signal came: calls are canceled as they start */
 };
 
 static void write_reply(struct stdio_mcp *io, char *reply)
@@ -106,6 +115,8 @@ static int call_start(struct stdio_mcp *io, const char *text, size_t len, const 
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_t th;
+	if (io->stopping)
+		mcp_cancel_fire(&c->cancel); /* answered at once, as canceled */
 	c->next = io->calls;
 	io->calls = c;
 	io->ncalls++;
@@ -153,6 +164,36 @@ static void wait_calls(struct stdio_mcp *io)
 		pthread_cond_timedwait(&io->ended, &io->lock, &until);
 	}
 	pthread_mutex_unlock(&io->lock);
+}
+
+/* Waits for SIGTERM or SIGINT (blocked in every thread), cancels the
+ * running calls, waits for their answers, then ends the process. */
+static void *signal_run(void *payload)
+{
+	struct stdio_mcp *io = payload;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	int sig = 0;
+	while (sigwait(&set, &sig) || (sig != SIGTERM && sig != SIGINT))
+		;
+	pthread_mutex_lock(&io->lock);
+	io->stopping = 1;
+	int n = io->ncalls;
+	for (struct call *c = io->calls; c; c = c->next)
+		mcp_cancel_fire(&c->cancel);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += MCP_CANCEL_WAIT_MS / 1000;
+	while (io->ncalls > 0 && pthread_cond_timedwait(&io->ended, &io->lock, &until) == 0)
+		;
+	fflush(stdout); /* under the lock: no reply is half written */
+	fprintf(stderr, "convbi mcp: %s: %d call(s) in flight canceled and answered%s; exiting\n",
+	        sig == SIGINT ? "interrupted" : "terminated", n - (io->ncalls < n ? io->ncalls : n),
+	        io->ncalls ? ", the others did not stop in time" : "");
+	_exit(sig == SIGINT ? SERVE_EXIT_INTERRUPTED : io->ncalls ? SERVE_EXIT_FAIL : SERVE_EXIT_OK);
+	return NULL;
 }
 
 /* 1 for the tools that may run long (ask, run_sql); the others are
@@ -216,6 +257,11 @@ int mcp_main(int argc, char **argv)
 	if (rc)
 		return rc;
 	signal(SIGPIPE, SIG_IGN);
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL); /* before any thread: signal_run takes them */
 	struct server *s = calloc(1, sizeof *s);
 	char *line = malloc(MCP_LINE_MAX_BYTES);
 	rc = !s || !line ? SERVE_EXIT_FAIL : server_setup(s, &c);
@@ -233,6 +279,11 @@ int mcp_main(int argc, char **argv)
 	s->mcp = mcp_new(s);
 	struct stdio_mcp io = {.s = s, .lock = PTHREAD_MUTEX_INITIALIZER, .ended = PTHREAD_COND_INITIALIZER};
 	rc = s->conversations && s->metrics && s->mcp ? SERVE_EXIT_OK : SERVE_EXIT_FAIL;
+	pthread_t sig_thread;
+	if (!rc && pthread_create(&sig_thread, NULL, signal_run, &io))
+		rc = SERVE_EXIT_FAIL;
+	else if (!rc)
+		pthread_detach(sig_thread);
 	if (!rc)
 		fprintf(stderr, "convbi mcp: ready on stdio (%d database%s)\n", s->ndbs, s->ndbs == 1 ? "" : "s");
 	for (long n; !rc && (n = read_line(stdin, line, MCP_LINE_MAX_BYTES)) != -1;) {
