@@ -439,6 +439,12 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		res = respond_error(req, 413, "too_large", msg);
 		goto done;
 	}
+	if (s->no_model) { /* no Retry-After: retrying will not help */
+		char *json = serve_json_error("ENOENDPOINT", SERVE_NO_MODEL_MESSAGE);
+		res = json ? respond(req, 503, "application/json", json, strlen(json), NULL) : MHD_NO;
+		free(json);
+		goto done;
+	}
 	if (!(ss = sessions_get(s->sessions, id, req->token))) {
 		res = respond_error(req, 404, "unknown_session",
 		                    "no such session (it may have expired); POST /v1/sessions for a new one");
@@ -770,7 +776,10 @@ enum MHD_Result routes_dispatch(struct server *s, struct request *req, const cha
 		case 0: return static_file(s, req, "index.html");
 		case 1:
 			return atomic_load(&s->draining) ? respond_json(req, 503, "{\"status\":\"draining\"}")
-			                                 : respond_json(req, 200, "{\"status\":\"ok\"}");
+			       : s->no_model
+			               ? respond_json(req, 503,
+			                              "{\"status\":\"no_model\",\"message\":\"" SERVE_NO_MODEL_MESSAGE "\"}")
+			               : respond_json(req, 200, "{\"status\":\"ok\"}");
 		case 2: return metrics(s, req);
 		case 3: return static_file(s, req, "openapi.json");
 		case 4: return databases(s, req);

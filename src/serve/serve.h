@@ -157,6 +157,7 @@ struct server {
 	char host[256];         /* what --listen bound */
 	int port;
 	int loopback;
+	int no_model; /* no model endpoint is configured: questions get 503, /healthz too */
 };
 
 /* Opens the databases' engines (one per --db; the bundled sample when
@@ -339,6 +340,11 @@ int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *
 enum { INPUT_OK, INPUT_NOT_JSON, INPUT_REFUSED };
 struct cJSON;
 int input_parse_json(const char *text, size_t len, struct cJSON **out, char *msg, size_t cap);
+
+/* What a question (and /healthz) says when no model endpoint is configured. */
+#define SERVE_NO_MODEL_MESSAGE                                                                                          \
+	"this server has no model endpoint configured, so it cannot answer questions; its operator must start it with " \
+	"--config FILE (or $CONVBI_CONFIG); /v1/sql and /v1/schema work without one"
 
 /* ---- entry points --------------------------------------------------------- */
 int serve_main(int argc, char **argv);

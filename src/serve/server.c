@@ -694,6 +694,9 @@ int serve_main(int argc, char **argv)
 		free(s);
 		return rc;
 	}
+	char *eps = NULL; /* is there a model to ask? */
+	s->no_model = s->ndbs && convbi_engine_endpoints(s->dbs[0].engine, &eps) == CONVBI_ENOENDPOINT;
+	convbi_free(eps);
 	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
 	if (s->sessions && s->ntokens >= 2) { /* one tenant may not take every session, nor every question slot */
 		s->cfg.max_sessions_per_token = c.max_sessions / s->ntokens > 0 ? c.max_sessions / s->ntokens : 1;
@@ -730,6 +733,11 @@ int serve_main(int argc, char **argv)
 	}
 	serve_log("listening on http://%s:%d (%d database%s, %s)", s->host, s->port, s->ndbs, s->ndbs == 1 ? "" : "s",
 	          s->ntokens ? "bearer tokens required" : "loopback only, no tokens");
+	if (s->no_model)
+		serve_log(
+		        "warning: no model endpoint is configured (give --config FILE, $CONVBI_CONFIG or the "
+		        "AZURE_OPENAI_ENDPOINT_0... variables): questions and MCP ask fail with ENOENDPOINT and /healthz "
+		        "answers 503 no_model; /v1/sql and /v1/schema work");
 	int sig = 0;
 	while (!(sig = wait_signal(&set, 1000)) || (sig != SIGTERM && sig != SIGINT))
 		if (sessions_expire(s->sessions) + sessions_expire(s->conversations) > 0)

@@ -189,4 +189,23 @@ application/json;q=0.2, text/event-stream;q=0.9|text/event-stream
 LIST
 serve_stop
 
+# ---- F13: no model endpoint: a warning at start, /healthz 503 no_model, questions say why -----
+env -u CONVBI_CONFIG -u AZURE_OPENAI_ENDPOINT_0 -u AZURE_OPENAI_ENDPOINT_1 "$CONVBI" serve --listen 127.0.0.1:0 --db shop="$SAMPLE_DB" 2>"$T/f13.log" &
+SV_PID=$!; RUN_PID=$SV_PID
+for _ in $(seq 200); do grep -q 'listening on' "$T/f13.log" && break; sleep 0.05; done
+SV=http://127.0.0.1:$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$T/f13.log")
+contains "$(cat "$T/f13.log")" 'warning: no model endpoint is configured' "serve warns at start"
+req GET /healthz; is 503 "/healthz says it cannot answer questions"
+contains "$BODY" '"status":"no_model"' "as no_model"
+req POST /v1/sessions -d '{}'; SID=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+req POST "/v1/sessions/$SID/questions" -d '{"question":"How many customers are there?"}'; is 503 "a question"
+contains "$BODY" '"code":"ENOENDPOINT","message":"this server has no model endpoint configured' "is told why"
+lacks "$HDRS" 'Retry-After' "without a Retry-After that would not help"
+req POST /v1/sql -d '{"sql":"SELECT 1 AS x"}'; is 200 "/v1/sql works"
+serve_stop
+serve_start "$T/f13b.log" --db shop="$SAMPLE_DB"
+lacks "$(cat "$T/f13b.log")" 'warning' "with a model: no warning"
+req GET /healthz; is 200 "and /healthz ok"
+serve_stop
+
 finish
