@@ -4,16 +4,10 @@
 // fails here, so nothing replaces that text afterwards (a `done` would):
 // the answer box must be empty, not the cut text.
 // Usage: node page_restart_test.mjs CHROMIUM URL FAULTS_URL FAULTS_JSON
-import puppeteer from 'puppeteer-core';
+import { check, launch, finish } from './page_lib.mjs';
 
 const [chromium, url, faultsUrl, faults] = process.argv.slice(2);
-let passed = 0, failed = 0;
-const check = (what, cond, detail) => {
-  if (cond) { passed++; console.log(`ok - ${what}`); }
-  else { failed++; console.log(`FAIL - ${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail).slice(0, 400)}`); }
-};
-const browser = await puppeteer.launch({ executablePath: chromium, headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'] });
+const browser = await launch(chromium);
 try {
   const page = await browser.newPage();
   const errors = [];
@@ -44,5 +38,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -4,16 +4,10 @@
 // the answer, the SQL, the table and the chart's SVG (with marks) are there;
 // then edits the SQL and re-runs it through /v1/sql.
 // Usage: node page_test.mjs CHROMIUM URL SCREENSHOT
-import puppeteer from 'puppeteer-core';
+import { check, launch, finish } from './page_lib.mjs';
 
 const [chromium, url, shot] = process.argv.slice(2);
-let passed = 0, failed = 0;
-const check = (what, cond, detail) => {
-  if (cond) { passed++; console.log(`ok - ${what}`); }
-  else { failed++; console.log(`FAIL - ${what}${detail === undefined ? '' : ': ' + JSON.stringify(detail).slice(0, 400)}`); }
-};
-const browser = await puppeteer.launch({ executablePath: chromium, headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'] });
+const browser = await launch(chromium);
 try {
   const page = await browser.newPage();
   await page.setViewport({ width: 1200, height: 1100 });
@@ -50,5 +44,4 @@ try {
 } finally {
   await browser.close();
 }
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();
