@@ -684,39 +684,94 @@ static void learn_owe(struct pool *p, unsigned e, int64_t now_ms, int64_t cool_u
 	st->ops->store(st, e, STATE_LEARN_PEND, max64(cool_until, now_ms) << 1 | tokens);
 }
 
+/* The successes a run of raises takes: about a second of traffic at the
+ * request rate rpm while the rate is probed, about three otherwise --
+ * POOL_LEARN_RUN at 600 a minute and more -- and at least
+ * POOL_LEARN_RUN_PROBE.  A run counts up to POOL_LEARN_RUN from this much
+ * less (its head start). */
+static int64_t run_head(int64_t rpm, int probe)
+{
+	if (rpm <= 0)
+		return 0; /* no request rate known: the usual run */
+	int64_t n = rpm / (probe ? 60 : 20);
+	n = n < POOL_LEARN_RUN_PROBE ? POOL_LEARN_RUN_PROBE : n > POOL_LEARN_RUN ? POOL_LEARN_RUN : n;
+	return POOL_LEARN_RUN - n;
+}
+
+/* The request rate that times an endpoint's runs: configured or learned. */
+static int64_t run_rpm(struct state *st, unsigned e, const struct pool_ep_cfg *c)
+{
+	return c->rpm > 0 ? c->rpm : st->ops->get(st, e, STATE_LEARN_RPM);
+}
+
+/* 1 when a learned rate is probed, not nudged: its last cut was not from
+ * the rate itself, and says so by leaving no rate in STATE_LEARN_MAX
+ * (maxes, as that word holds it) for "back" to climb to. */
+static int probing(int64_t maxes, int tokens)
+{
+	return step_of(maxes, tokens) == 0;
+}
+
 /* The cut owed (pend, as STATE_LEARN_PEND holds it), made once by the
- * first picker after the cooldown: the learned rate goes to
- * POOL_LEARN_CUT of the rate the traffic reached -- the learned rate
- * itself when the endpoint admitted at least POOL_LEARN_REACHED of it
- * since the last cut, else what it admitted (the first cut, or a rate the
- * traffic never got near). */
+ * first picker after the cooldown (pool.h tells the rules): a floor to
+ * probe from when the traffic never tested the rate, back before the
+ * last probe's step when a probe went past the quota, else POOL_LEARN_CUT
+ * of the rate. */
 static void learn_settle(struct pool *p, unsigned e, int64_t pend)
 {
 	struct state *st = p->st;
+	const struct pool_ep_cfg *c = &p->eps[e];
 	if (!st->ops->cas(st, e, STATE_LEARN_PEND, pend, 0))
 		return; /* another picker settled it */
 	int64_t horizon = pend >> 1;
 	int tokens = (int)(pend & 1);
-	double admitted = admitted_rate(st, e, horizon, tokens);
-	if (admitted <= 0)
-		return;
 	int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
 	int64_t cur = st->ops->get(st, e, field);
-	double base = cur > 0 && admitted >= POOL_LEARN_REACHED * (double)cur ? (double)cur : admitted;
-	int64_t next = (int64_t)(base * POOL_LEARN_CUT);
+	double admitted = admitted_rate(st, e, horizon, tokens);
+	if (admitted <= 0 && cur <= 0)
+		return;
+	int reached = cur > 0 && (admitted <= 0 || admitted >= POOL_LEARN_REACHED * (double)cur);
+	int64_t was_step = step_of(st->ops->get(st, e, STATE_LEARN_STEP), tokens);
+	int64_t base, next, step;
+	int probe;
+	if (!reached) { /* a floor: the traffic's rate (first cut), or half the rate */
+		base = (int64_t)(cur > 0 ? POOL_LEARN_SPARSE * (double)cur : admitted);
+		next = (int64_t)((double)base * POOL_LEARN_CUT);
+		step = next / POOL_LEARN_PROBE_DIV;
+		probe = 1;
+	} else if (probing(st->ops->get(st, e, STATE_LEARN_MAX), tokens)) {
+		/* a probe went past the quota: back to the rate before its step
+		 * (half the one stored for the next), the next step a quarter of it */
+		int64_t last = was_step / 2 < cur ? was_step / 2 : cur / 2;
+		base = next = cur - last;
+		step = last / 4;
+		probe = step >= next / POOL_LEARN_PROBE_DIV && step > 0;
+		if (!probe)
+			step = next / POOL_LEARN_STEP_DIV;
+	} else {
+		base = cur;
+		next = (int64_t)((double)base * POOL_LEARN_CUT);
+		step = next / POOL_LEARN_STEP_DIV;
+		probe = 0;
+	}
 	next = next < 1 ? 1 : next;
 	st->ops->store(st, e, field, next);
-	set_half(st, e, STATE_LEARN_STEP, tokens, next / POOL_LEARN_STEP_DIV > 0 ? next / POOL_LEARN_STEP_DIV : 1);
-	set_half(st, e, STATE_LEARN_MAX, tokens, (int64_t)base);
+	set_half(st, e, STATE_LEARN_STEP, tokens, step > 0 ? step : 1);
+	set_half(st, e, STATE_LEARN_MAX, tokens, probe ? 0 : base);
 	set_from(st, e, tokens, POOL_LEARN_429);
-	st->ops->store(st, e, STATE_LEARN_RUN, 0);
+	st->ops->store(st, e, STATE_LEARN_RUN, run_head(run_rpm(st, e, c), probe));
 	measure_restart(st, e, horizon);
 }
 
-/* A success: every POOL_LEARN_RUN of them, a rate learned from 429s that
- * the traffic is actually pressing against (the endpoint admitted at
- * least POOL_LEARN_PRESSING of it since the last cut) goes up by its
- * step.  A measurement gone stale (no traffic for a while) starts over. */
+/* A success: every run of them (run_head), a rate learned from 429s that
+ * the traffic is actually pressing against goes up by its step -- unless
+ * a cut is owed.  Gently (the traffic admitted at least
+ * POOL_LEARN_PRESSING of the rate since the last cut): halfway back to
+ * the rate of the last cut while that is more than the step, else the
+ * step, which grows by half (by one at least) up to a tenth of the rate.
+ * Probing (the same, measured since the last raise, the measurement
+ * restarting at each): by the step, which then doubles.  A
+ * measurement gone stale (no traffic for a while) starts over. */
 static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 {
 	struct state *st = p->st;
@@ -738,25 +793,38 @@ static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 	if (run < POOL_LEARN_RUN || !st->ops->cas(st, e, STATE_LEARN_RUN, run, 0))
 		return;
 	int64_t steps = st->ops->get(st, e, STATE_LEARN_STEP), maxes = st->ops->get(st, e, STATE_LEARN_MAX);
-	for (int tokens = 0; tokens < 2; tokens++) {
+	int probed = 0, raised = 0;
+	for (int tokens = 0; tokens < 2 && st->ops->get(st, e, STATE_LEARN_PEND) == 0; tokens++) {
 		int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
-		int64_t cur = st->ops->get(st, e, field), step = step_of(steps, tokens) > 0 ? step_of(steps, tokens) : 1;
-		int64_t below = step_of(maxes, tokens) - cur; /* under the rate of the last cut: back there fast */
-		if (below / POOL_LEARN_BACK_DIV > step)
-			step = below / POOL_LEARN_BACK_DIV;
-		double admitted = admitted_rate(st, e, now_ms, tokens);
-		if (!(tokens ? tpm429 : rpm429) || admitted < POOL_LEARN_PRESSING * (double)cur)
+		if (!(tokens ? tpm429 : rpm429))
 			continue;
+		int64_t cur = st->ops->get(st, e, field), was = step_of(steps, tokens) > 0 ? step_of(steps, tokens) : 1;
+		int probe = probing(maxes, tokens);
+		probed |= probe;
+		double admitted = admitted_rate(st, e, now_ms, tokens);
+		if (admitted < POOL_LEARN_PRESSING * (double)cur)
+			continue;
+		int64_t step = was, next = was;
+		if (probe) {
+			next = was * 2;
+		} else {
+			int64_t below = step_of(maxes, tokens) - cur; /* under the rate of the last cut: back there fast */
+			if (below / POOL_LEARN_BACK_DIV > step)
+				step = below / POOL_LEARN_BACK_DIV;
+			next = was * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
+			next = next > was ? next : was + 1;
+			next = next > (cur + step) / 10 ? (cur + step) / 10 : next;
+		}
 		if (step > STATE_RATE_MAX - cur) /* never past what the state holds */
 			step = STATE_RATE_MAX - cur;
 		st->ops->add(st, e, field, step);
-		/* the next step is larger by half, up to a tenth of the rate */
-		int64_t next = step_of(steps, tokens) * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
-		if (next > cur / 10)
-			next = cur / 10;
-		if (next > step_of(steps, tokens))
+		raised = 1;
+		if (next > was)
 			set_half(st, e, STATE_LEARN_STEP, tokens, next);
 	}
+	if (probed && raised)
+		measure_restart(st, e, now_ms);
+	st->ops->add(st, e, STATE_LEARN_RUN, run_head(run_rpm(st, e, c), probed));
 }
 
 /* ---- the token charge (pool.h) ------------------------------------------ */

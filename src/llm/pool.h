@@ -62,30 +62,45 @@
 /* Learned quotas (endpoints without a configured rpm/tpm): AIMD, as TCP.
  * The first 429 of a cooldown episode (one per episode, however many
  * processes see its 429s) owes a cut, made by the first pick after the
- * cooldown: the learned rate goes to POOL_LEARN_CUT times the rate the
- * traffic reached -- the learned rate itself when the endpoint admitted
- * at least POOL_LEARN_REACHED of it since the last cut, else the rate it
- * admitted, counted at the send and measured up to the cooldown's end
- * (over at least POOL_LEARN_MEASURE_MIN_MS).  (A quota over short
- * windows refuses a burst even when the traffic averaged well under the
- * learned rate; only traffic under POOL_LEARN_REACHED of it says the rate
- * is far off.)  Every POOL_LEARN_RUN
- * successes, a rate the traffic presses against (admitted at least
- * POOL_LEARN_PRESSING of it) rises by a step: 1/POOL_LEARN_STEP_DIV of
- * the rate at the cut first, each later step POOL_LEARN_GROW_NUM /
- * POOL_LEARN_GROW_DEN of the one before (up to a tenth of the rate) until
- * the next cut -- or, while under the rate the last cut was made from, by
- * 1/POOL_LEARN_BACK_DIV of the distance to it when that is more.  So the
- * rate goes back quickly to where the service last refused, probes gently
- * past it, and faster the longer nothing refuses (TCP CUBIC's shape): a
- * rate cut too deep, by a burst or a first measurement that caught the
- * traffic still ramping up, climbs back in seconds, not minutes.  Tokens count as Azure counts them: the request's
- * estimate (prompt + max_tokens). */
+ * cooldown.  When the endpoint admitted at least POOL_LEARN_REACHED of the
+ * learned rate since the last cut, the rate goes to POOL_LEARN_CUT of
+ * itself.  (A quota over short windows refuses a burst even when the
+ * traffic averaged well under the learned rate.)  Otherwise the traffic
+ * never tested the rate, and what the cut finds is a floor, not the
+ * quota: the first cut goes to POOL_LEARN_CUT of the rate the endpoint
+ * admitted (counted at the send, measured up to the cooldown's end over
+ * at least POOL_LEARN_MEASURE_MIN_MS: one window's burst over a longer
+ * span, or an endpoint's share of the traffic), a later one halves the
+ * rate (POOL_LEARN_SPARSE).  A floor is probed, as TCP's slow start
+ * does: after each run of about a second of its traffic that kept up
+ * with it (admitted at least POOL_LEARN_PRESSING of it) the rate rises
+ * by a step, 1/POOL_LEARN_PROBE_DIV of it first and doubling each time;
+ * a 429 then means the last step went past the quota: back to the rate
+ * before it, the next step a quarter of it, and so on until
+ * the step is under 1/POOL_LEARN_PROBE_DIV of the rate.  From there, and
+ * after every cut from the rate itself, the rate climbs gently: after a
+ * run of about three seconds of traffic (POOL_LEARN_RUN successes at 600
+ * a minute and more, at least POOL_LEARN_RUN_PROBE) that presses against
+ * it (admitted at least POOL_LEARN_PRESSING of it), by a step of
+ * 1/POOL_LEARN_STEP_DIV of the rate at the cut first, each later step
+ * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN of the one before (by one at
+ * least, up to a tenth of the rate) until the next cut -- or, while under
+ * the rate the last cut was made from, by 1/POOL_LEARN_BACK_DIV of the
+ * distance to it when that is more.  So the rate goes back quickly to
+ * where the service last refused, probes gently past it, and faster the
+ * longer nothing refuses (TCP CUBIC's shape); a rate cut far too deep, by
+ * a burst or a first measurement that caught the traffic still ramping
+ * up, is back near the quota in seconds, not minutes (attack3 F1).
+ * Tokens count as Azure counts them: the request's estimate (prompt +
+ * max_tokens). */
 #define POOL_LEARN_CUT 0.97
 #define POOL_LEARN_REACHED 0.5
 #define POOL_LEARN_PRESSING 0.8
 #define POOL_LEARN_RUN 30
 #define POOL_LEARN_STEP_DIV 100
+#define POOL_LEARN_SPARSE 0.5
+#define POOL_LEARN_PROBE_DIV 10
+#define POOL_LEARN_RUN_PROBE 3
 #define POOL_LEARN_BACK_DIV 2
 #define POOL_LEARN_GROW_NUM 3
 #define POOL_LEARN_GROW_DEN 2

@@ -292,6 +292,66 @@ static void the_token_estimate_follows_what_the_service_charges(void **state)
 	fake_stop(&f);
 }
 
+/* A first measurement that spans more than the service's window (one call,
+ * a second of nothing, then callers pressing on) admits a window's worth
+ * over twice its length: the first cut lands near half the true quota
+ * (at most (1 + TRUE_RPS) per 2 s, whatever the load).  That is a floor,
+ * not the quota (attack3 F1: several endpoints sharing the load each
+ * learned 40-60 % of theirs and climbed ~1 % per 10 s): the rate is
+ * probed upwards and is within 10 % of the quota within PROBE_MS. */
+#define PROBE_MS 15000
+
+static void a_first_cut_from_a_long_measurement_climbs_to_the_true_quota_in_seconds(void **state)
+{
+	(void)state;
+	char scen[512];
+	snprintf(scen, sizeof scen,
+	         "{\"endpoints\":[{\"name\":\"solo\",\"api_key\":\"" KEY_A
+	         "\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
+	         "\"latency_ms\":10}],\"default_reply\":\"OK\"}",
+	         TRUE_RPS);
+	struct fake f;
+	assert_int_equal(fake_start(&f, scen), 0);
+	char cfg[1024];
+	write_config(&f, cfg, sizeof cfg, "config.json", NULL);
+	convbi_engine *e = engine_on(cfg);
+	char *js = NULL;
+	assert_int_equal(convbi_engine_chat(e, NULL, "ping", 0, NULL, NULL, &js), CONVBI_OK);
+	convbi_free(js);
+	usleep(1000 * 1000);
+	int64_t t0 = tu_now_ms();
+	struct learner l = {e, t0 + PROBE_MS, 0, 0};
+	pthread_t th[LEARN_THREADS];
+	for (int i = 0; i < LEARN_THREADS; i++)
+		pthread_create(&th[i], NULL, keep_calling, &l);
+	double truth = TRUE_RPS * 60.0, first = 0, learned = 0;
+	int64_t within_ms = -1;
+	while (tu_now_ms() < l.until_ms) {
+		usleep(50 * 1000);
+		assert_int_equal(convbi_engine_endpoints(e, &js), CONVBI_OK);
+		learned = endpoint_num(js, "solo", "learned_rpm");
+		convbi_free(js);
+		if (first == 0 && learned > 0)
+			first = learned;
+		if (first > 0 && within_ms < 0 && learned >= 0.9 * truth && learned <= 1.1 * truth) {
+			within_ms = tu_now_ms() - t0;
+			l.until_ms = tu_now_ms(); /* the callers stop */
+		}
+	}
+	for (int i = 0; i < LEARN_THREADS; i++)
+		pthread_join(th[i], NULL);
+	printf("# first cut %.0f rpm for a true %.0f rpm; within 10 %% after %lld ms (%.0f rpm); %d calls answered, %ld 429s\n",
+	       first, truth, (long long)within_ms, learned, atomic_load(&l.ok), fake_stat(&f, "solo", "rate_limited"));
+	assert_int_equal(atomic_load(&l.failed), 0);
+	if (first <= 0 || first > 0.6 * truth)
+		fail_msg("the first cut was %.0f rpm: the setup meant it at most ~%.0f", first, 0.55 * truth);
+	if (within_ms < 0)
+		fail_msg("learned %.0f rpm after %d ms from a first cut of %.0f; the true quota is %.0f rpm (wanted within 10 %%)",
+		         learned, PROBE_MS, first, truth);
+	convbi_engine_close(e);
+	fake_stop(&f);
+}
+
 /* ---- keys ----------------------------------------------------------------- */
 
 /* convbi_engine_chat's outcome: its status, and the error text (copied). */
@@ -387,6 +447,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(thirty_two_callers_in_four_processes_lose_no_call_to_undeclared_quotas),
 	        cmocka_unit_test(learned_rate_converges_within_ten_percent_of_the_true_quota),
+	        cmocka_unit_test(a_first_cut_from_a_long_measurement_climbs_to_the_true_quota_in_seconds),
 	        cmocka_unit_test(a_fixed_key_works_on_the_first_call_after_the_fix),
 	        cmocka_unit_test(the_token_estimate_follows_what_the_service_charges),
 	};

@@ -826,7 +826,65 @@ static void first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end(v
 	pool_close(p);
 }
 
-static void a_rate_cut_climbs_back_halfway_to_the_cut_then_by_steps_growing_by_half(void **state)
+/* Callers pressing on an endpoint from t to until: every pick the pacing
+ * allows (one each 5 ms at most), each answered at once.  Each change of
+ * the learned rate is checked against the gentle climb -- halfway back to
+ * the rate of the last cut (max) while that is more than the step, else
+ * the step, which then grows by half (by one at least) up to a tenth of
+ * the rate; returns the raises. */
+static int press_gently(struct pool *p, int64_t t, int64_t until, int64_t *rate, int64_t *step, int64_t max)
+{
+	int raises = 0;
+	while (t < until) {
+		t += 5;
+		if (pick_full(p, t, 0, 0).ep == 0)
+			report(p, 0, t, POOL_OK, -1);
+		int64_t now_rate = live_of(p, 0, t).learned_rpm;
+		if (now_rate == *rate)
+			continue;
+		int64_t back = (max - *rate) / POOL_LEARN_BACK_DIV, applied = back > *step ? back : *step;
+		assert_int_equal(now_rate, *rate + applied);
+		int64_t next = *step * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
+		next = next > *step ? next : *step + 1;
+		next = next > now_rate / 10 ? now_rate / 10 : next;
+		*step = next > *step ? next : *step;
+		*rate = now_rate;
+		raises++;
+	}
+	return raises;
+}
+
+/* Presses on (as above) from *t until the learned rate moves; returns the
+ * new rate, *t the time it moved. */
+static int64_t press_until_raised(struct pool *p, int64_t *t)
+{
+	int64_t was = live_of(p, 0, *t).learned_rpm;
+	for (int64_t end = *t + 10000; *t < end;) {
+		*t += 5;
+		if (pick_full(p, *t, 0, 0).ep == 0)
+			report(p, 0, *t, POOL_OK, -1);
+		int64_t now_rate = live_of(p, 0, *t).learned_rpm;
+		if (now_rate != was)
+			return now_rate;
+	}
+	return was;
+}
+
+/* A 429 at *t (a 50 ms cooldown; moved past the last one's episode, as
+ * a 429 within it cuts nothing) and the pick after it; the learned rate
+ * then. */
+static int64_t refused_at(struct pool *p, int64_t *t, int64_t *episode_end)
+{
+	if (*t < *episode_end)
+		*t = *episode_end;
+	*episode_end = *t + 50 + POOL_LEARN_EPISODE_MS;
+	report_429(p, 0, *t, 50, 0, 0);
+	*t += 50;
+	assert_int_equal(pick(p, *t), 0);
+	return live_of(p, 0, *t).learned_rpm;
+}
+
+static void a_first_cut_is_a_floor_probed_by_doubling_steps_then_a_search_then_gently(void **state)
 {
 	struct pool *p = open_pool(SOLO, 1);
 	for (int i = 0; i < 21; i++)
@@ -834,29 +892,55 @@ static void a_rate_cut_climbs_back_halfway_to_the_cut_then_by_steps_growing_by_h
 	report_429(p, 0, T0 + 210, 790, 0, 0);
 	assert_int_equal(pick(p, T0 + 1000), 0);
 	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164); /* from 1200 admitted */
-	/* callers press on: every pick the pacing allows, each answered; the
-	 * model: halfway back to 1200 while that is more than the step, a
-	 * step of 1164 / POOL_LEARN_STEP_DIV growing by half each raise */
-	int64_t t = T0 + 1000, rate = 1164, step = 1164 / POOL_LEARN_STEP_DIV, raises = 0;
-	while (t < T0 + 14000) {
-		t += 5;
-		if (pick_full(p, t, 0, 0).ep == 0)
-			report(p, 0, t, POOL_OK, -1);
-		int64_t now_rate = live_of(p, 0, t).learned_rpm;
-		if (now_rate != rate) {
-			int64_t back = (1200 - rate) / POOL_LEARN_BACK_DIV;
-			assert_int_equal(now_rate, rate + (back > step ? back : step));
-			int64_t next = step * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
-			step = next > rate / 10 ? rate / 10 : next;
-			rate = now_rate;
-			raises++;
-		}
+	int64_t ep_end = T0 + 2000;
+	/* a floor: it rises after about a second of traffic that keeps up
+	 * (1164 / 60 = 19 successes) by a tenth, then by steps doubling */
+	int64_t t = T0 + 1000;
+	assert_int_equal(press_until_raised(p, &t), 1164 + 116);
+	assert_true(t - (T0 + 1000) < 1250);
+	int64_t t1 = t;
+	assert_int_equal(press_until_raised(p, &t), 1280 + 232);
+	assert_true(t - t1 < 1250);
+	assert_int_equal(press_until_raised(p, &t), 1512 + 464);
+	assert_int_equal(press_until_raised(p, &t), 1976 + 928);
+	/* a 429: the last step went past the quota -- back before it, the
+	 * next step a quarter of it (232, a tenth of the rate or more) */
+	assert_int_equal(refused_at(p, &t, &ep_end), 1976);
+	assert_int_equal(press_until_raised(p, &t), 1976 + 232);
+	/* and again: back, the next step (58) under a tenth of the rate ends
+	 * the search; the gentle climb -- steps of 1 % growing by half, a run
+	 * of POOL_LEARN_RUN successes -- from there */
+	assert_int_equal(refused_at(p, &t, &ep_end), 1976);
+	int64_t rate = 1976, step = 1976 / POOL_LEARN_STEP_DIV;
+	assert_true(press_gently(p, t, t + 6000, &rate, &step, 1976) >= 3 && rate > 1976);
+	/* a 429 now, the traffic at the rate: POOL_LEARN_CUT of the rate */
+	t += 6000;
+	assert_int_equal(refused_at(p, &t, &ep_end), (int64_t)((double)rate * POOL_LEARN_CUT));
+	pool_close(p);
+}
+
+/* A 429 while the traffic stayed under half the learned rate (a burst,
+ * or an endpoint given little of the traffic) halves the rate -- not to
+ * the traffic's rate -- and probes it. */
+static void a_429_under_sparse_traffic_halves_the_rate_and_probes_it(void **state)
+{
+	struct pool *p = open_pool(SOLO, 1);
+	for (int i = 0; i < 21; i++)
+		pick(p, T0 + 10 * i);
+	report_429(p, 0, T0 + 210, 790, 0, 0);
+	assert_int_equal(pick(p, T0 + 1000), 0);
+	int64_t t = T0 + 1000, ep_end = T0 + 2000;
+	assert_int_equal(press_until_raised(p, &t), 1280);
+	assert_int_equal(refused_at(p, &t, &ep_end), 1164); /* back before the step: gently from there */
+	/* 4 s of 2 calls a second (120/min, a tenth of the rate), then a 429 */
+	for (int i = 0; i < 8; i++) {
+		t += 500;
+		assert_int_equal(pick(p, t), 0);
+		report(p, 0, t, POOL_OK, -1);
 	}
-	assert_true(raises >= 3 && rate > 1200);
-	/* a 429 while it sends at its learned rate: POOL_LEARN_CUT of that rate */
-	report_429(p, 0, t, 50, 0, 0);
-	assert_int_equal(pick(p, t + 50), 0);
-	assert_int_equal(live_of(p, 0, t + 50).learned_rpm, (int64_t)(rate * POOL_LEARN_CUT));
+	int64_t half = (int64_t)((double)(int64_t)(1164 * POOL_LEARN_SPARSE) * POOL_LEARN_CUT);
+	assert_int_equal(refused_at(p, &t, &ep_end), half);
+	assert_int_equal(press_until_raised(p, &t), half + half / POOL_LEARN_PROBE_DIV);
 	pool_close(p);
 }
 
@@ -1305,7 +1389,8 @@ int main(void)
 	        cmocka_unit_test(sixty_four_endpoints_in_many_tiers_work),
 	        cmocka_unit_test(reset_state_forgets_what_was_learned),
 	        cmocka_unit_test(first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end),
-	        cmocka_unit_test(a_rate_cut_climbs_back_halfway_to_the_cut_then_by_steps_growing_by_half),
+	        cmocka_unit_test(a_first_cut_is_a_floor_probed_by_doubling_steps_then_a_search_then_gently),
+	        cmocka_unit_test(a_429_under_sparse_traffic_halves_the_rate_and_probes_it),
 	        cmocka_unit_test(a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted),
 	        cmocka_unit_test(the_token_estimate_follows_the_charge_the_service_reports),
 	        cmocka_unit_test(callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time),
