@@ -35,20 +35,27 @@ struct env {
 	struct llm *l;
 };
 
+/* A client on the fake's config written to f->dir/name with extra merged
+ * over it; fails the test when it cannot open. */
+static struct llm *client_on(const struct fake *f, const char *name, const char *extra)
+{
+	char path[1024];
+	struct llm_config cfg;
+	struct llm *l = NULL;
+	struct err err = ERR_INIT;
+	snprintf(path, sizeof path, "%s/%s", f->dir, name);
+	assert_int_equal(fake_write_config(f, path, extra), 0);
+	if (config_load(&cfg, path, &err) || llm_open(&l, &cfg, &err))
+		fail_msg("%s: %s", path, err.msg);
+	return l;
+}
+
 /* Starts the fake on scen and a client on its config (extra merged over). */
 static void start(struct env *e, const char *scen, const char *extra)
 {
 	memset(e, 0, sizeof *e);
 	assert_int_equal(fake_start(&e->f, scen), 0);
-	char path[1024];
-	snprintf(path, sizeof path, "%s/config.json", e->f.dir);
-	assert_int_equal(fake_write_config(&e->f, path, extra), 0);
-	struct llm_config cfg;
-	struct err err = ERR_INIT;
-	if (config_load(&cfg, path, &err))
-		fail_msg("config: %s", err.msg);
-	if (llm_open(&e->l, &cfg, &err))
-		fail_msg("llm_open: %s", err.msg);
+	e->l = client_on(&e->f, "config.json", extra);
 }
 
 static void stop(struct env *e)
@@ -205,19 +212,11 @@ static void a_wait_of_days_keeps_the_endpoint_out_for_the_longest_wait_the_state
 /* A call on a fresh client for the fake's config with extra merged over. */
 static int call_with(struct fake *f, const char *extra, struct err *err)
 {
-	char path[1024];
-	snprintf(path, sizeof path, "%s/config-f5.json", f->dir);
-	assert_int_equal(fake_write_config(f, path, extra), 0);
-	struct llm_config cfg;
-	struct llm *l = NULL;
-	err_clear(err);
-	if (config_load(&cfg, path, err))
-		fail_msg("config: %s", err->msg);
-	if (llm_open(&l, &cfg, err))
-		fail_msg("llm_open: %s", err->msg);
+	struct llm *l = client_on(f, "config-f5.json", extra);
 	struct chat_msg m = {"user", "hi"};
 	struct llm_request req = {.msgs = &m, .n = 1, .temperature = -1, .max_tokens = 16};
 	struct llm_reply rep;
+	err_clear(err);
 	int rc = llm_chat(l, &req, &rep, err);
 	llm_reply_release(&rep);
 	llm_close(l);
