@@ -37,6 +37,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,8 @@
 #include "convbi/convbi.h"
 #include "util/alloc.h"
 #include "util/secret.h"
+
+#define POOL_SEEN_FIELDS 5 /* learned figures remembered per endpoint (seen_fields) */
 
 struct pool_tier {
 	uint64_t members; /* endpoints in this tier */
@@ -60,7 +63,15 @@ struct pool {
 	unsigned char key_id[POOL_MAX_ENDPOINTS][SHA256_DIGEST_LENGTH]; /* SHA-256 of identity and key: never shared */
 	unsigned char has_key[POOL_MAX_ENDPOINTS];                      /* key_id set */
 	char *labels[POOL_MAX_ENDPOINTS]; /* owned: "endpoint NAME (URL)", the state's messages name slots by them */
+	/* What this process last saw learned (learned_seen), put back when the state is renewed */
+	_Atomic int64_t seen[POOL_MAX_ENDPOINTS][POOL_SEEN_FIELDS]; /* by seen_fields[]; 0 = nothing seen */
+	_Atomic int64_t seen_cool[POOL_MAX_ENDPOINTS];              /* ms: the latest rate-limit cooldown seen */
+	_Atomic uint32_t seen_renewed;                              /* st->renewed when last put back */
 };
+
+/* The learned figures a renewed state gets back (learned_seen). */
+static const int seen_fields[POOL_SEEN_FIELDS] = {STATE_LEARN_RPM, STATE_LEARN_TPM, STATE_LEARN_FROM, STATE_LEARN_STEP,
+                                                  STATE_LEARN_MAX};
 
 /* Endpoint sets travel as 64-bit masks, bit i = endpoint i. */
 static uint64_t bit(int i)
@@ -897,6 +908,55 @@ static void latency_note(struct state *st, unsigned e, int64_t now_ms, int64_t l
 	st->ops->store(st, e, STATE_LAT_AT, now_ms);
 }
 
+/* ---- a renewed state (attack6 F8) ---------------------------------------------
+ * A state file rebuilt, created again or replaced under running processes
+ * (state.h, renewed) starts with nothing learned: its callers would go
+ * unpaced, burst, and have the burst's rate taken for the quota -- 5-25x
+ * over it.  So each process remembers the learned figures it last loaded
+ * (nonzero ones only: a zero may be a slot half rebuilt) and, when it finds
+ * the state renewed, puts them back into every slot that has learned
+ * nothing since (a CAS from 0 per field: the first process to do it wins,
+ * and whatever was learned meanwhile stays).  An operator's reset does not
+ * renew the state: what it clears stays cleared. */
+
+static void cool(struct state *st, unsigned ep, int64_t until, int cls);
+
+/* Remembers the learned figures of the snapshot of ep, and its rate-limit
+ * cooldown (the service's window: the callers it holds back would go at
+ * once into a rebuilt file). */
+static void learned_seen(struct pool *p, int ep, const struct state_snap *s)
+{
+	for (int k = 0; k < POOL_SEEN_FIELDS; k++) {
+		int64_t v = s->f[seen_fields[k]];
+		if (v > 0 && atomic_load_explicit(&p->seen[ep][k], memory_order_relaxed) != v)
+			atomic_store_explicit(&p->seen[ep][k], v, memory_order_relaxed);
+	}
+	int64_t until = s->f[STATE_COOL_UNTIL];
+	if (s->f[STATE_COOL_CLASS] == POOL_RATE_LIMITED && until > atomic_load_explicit(&p->seen_cool[ep], memory_order_relaxed))
+		atomic_store_explicit(&p->seen_cool[ep], until, memory_order_relaxed);
+}
+
+/* When the state was renewed since we last looked, puts back what we saw
+ * learned; returns 1 when it did (snapshots taken before are stale). */
+static int learned_restore(struct pool *p, int64_t now_ms)
+{
+	uint32_t was = atomic_load(&p->seen_renewed), now = atomic_load(&p->st->renewed);
+	if (was == now || !atomic_compare_exchange_strong(&p->seen_renewed, &was, now))
+		return 0;
+	for (size_t i = 0; i < p->n; i++)
+		for (int k = 0; k < POOL_SEEN_FIELDS; k++) {
+			int64_t v = atomic_load_explicit(&p->seen[i][k], memory_order_relaxed);
+			if (v > 0)
+				p->st->ops->cas(p->st, (unsigned)i, seen_fields[k], 0, v);
+		}
+	for (size_t i = 0; i < p->n; i++) {
+		int64_t until = atomic_load_explicit(&p->seen_cool[i], memory_order_relaxed);
+		if (until > now_ms)
+			cool(p->st, (unsigned)i, until, POOL_RATE_LIMITED); /* raises only */
+	}
+	return 1;
+}
+
 /* ---- picking ------------------------------------------------------------ */
 
 /* Microseconds that `amount` requests or tokens occupy under a per-minute
@@ -1065,6 +1125,9 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 			learn_settle(p, (unsigned)i, pend);
 			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		}
+		if (learned_restore(p, now_ms)) /* the state was renewed under this load: look again */
+			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
+		learned_seen(p, (int)i, &s[i]);
 		est[i] = charged_est(s[i].f, est_tokens);
 		judge(&v[i], c, key_fp_if_asked(p, (int)i, s[i].f), &s[i], now_ms, est[i]);
 		usable |= v[i].usable ? bit((int)i) : 0;
@@ -1143,6 +1206,9 @@ int pool_confirm(struct pool *p, struct pool_pick *pick, int64_t now_ms)
 	if (!p || !pick || pick->ep < 0 || (size_t)pick->ep >= p->n)
 		return 0;
 	p->st->ops->load(p->st, (unsigned)pick->ep, now_ms, 0, &s);
+	if (learned_restore(p, now_ms))
+		p->st->ops->load(p->st, (unsigned)pick->ep, now_ms, 0, &s);
+	learned_seen(p, pick->ep, &s);
 	const int64_t *f = s.f;
 	/* a cooldown set after the reservation was made voids it, even one
 	 * already over: a 429 says the slots queued before it were too close */
@@ -1322,6 +1388,7 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 	if (o->limit_requests > 0 || o->limit_tokens > 0 || (o->remaining_requests > 0 && o->reset_requests_ms >= 0) ||
 	    (o->remaining_tokens > 0 && o->reset_tokens_ms >= 0))
 		learn_from_headers(p, e, o);
+	learned_restore(p, now_ms); /* a caller that reports and leaves still puts back what it saw */
 }
 
 void pool_abandon(struct pool *p, const struct pool_pick *pick)

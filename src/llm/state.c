@@ -1164,6 +1164,7 @@ static void shm_recover(struct state_shm *m)
 		atomic_store(&m->gone, 1);
 		log_warn("%s; using in-process endpoint state (not shared with other processes)", m->unshared);
 	}
+	atomic_fetch_add(&m->base.renewed, 1); /* after the new store is in place */
 	atomic_fetch_sub(&m->lost, lost);
 	atomic_store(&m->recovering, 0);
 }

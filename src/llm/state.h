@@ -201,6 +201,9 @@ struct state {
 	struct state_shape shape;  /* what it was opened for */
 	const char *const *labels; /* per slot, "endpoint NAME (URL)" for messages; NULL = by number (borrowed) */
 	struct state *under;       /* a backend's own fallback state, labelled alike; NULL = none */
+	_Atomic uint32_t renewed;  /* bumped after the backend put a new store in place of one lost in use (a file
+	                              rebuilt, created again or reopened, or this process's memory): what was learned
+	                              there is gone, and whoever remembers it may put it back (pool.c) */
 };
 
 /* Names st's slots in its messages (state_set_labels' labels[ep], e.g.

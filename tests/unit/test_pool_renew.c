@@ -1,0 +1,136 @@
+/* test_pool_renew.c -- a state file rebuilt under running processes keeps
+ * what limits their pacing (attack6 F8).
+ *
+ * A file removed, cut or replaced while processes use it is rebuilt (or
+ * reopened) by the next of them to look; it starts with nothing learned.
+ * A process that saw learned rates puts them back, so the callers stay
+ * paced -- and out of an endpoint that is cooling -- instead of bursting
+ * and having the burst taken for the quota; an
+ * operator's reset is not a rebuild, and what it clears stays cleared.
+ * Real files under SCRATCH_DIR; times stepped by hand. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "convbi/convbi.h"
+#include "llm/pool.h"
+#include "llm/state.h"
+#include "util/log.h"
+
+#ifndef SCRATCH_DIR
+#define SCRATCH_DIR "/tmp"
+#endif
+
+#define T0 ((int64_t)1700000000000)
+
+static const struct pool_ep_cfg EPS[] = {
+        {"a", "http://a.example|d|", 0, 1, 0, 0},
+        {"b", "http://b.example|d|", 0, 1, 0, 0},
+};
+
+static void quiet(int level, const char *line, void *payload)
+{
+	(void)level;
+	(void)line;
+	(*(int *)payload)++;
+}
+
+static struct pool *open_at(const char *path)
+{
+	struct pool *p = NULL;
+	struct err err = ERR_INIT;
+	if (pool_open(&p, EPS, 2, path, &err))
+		fail_msg("pool_open: %s", err.msg);
+	assert_true(pool_is_shared(p));
+	return p;
+}
+
+/* A pick and its success at now_ms; the endpoint picked. */
+static int pick_ok(struct pool *p, int64_t now_ms)
+{
+	struct pool_pick pk;
+	assert_int_equal(pool_pick(p, now_ms, 0, 100, &pk), CONVBI_OK);
+	if (pk.ep >= 0) {
+		struct pool_outcome o = pool_outcome_of(POOL_OK);
+		pool_report(p, pk.ep, now_ms, &o);
+	}
+	return pk.ep;
+}
+
+static int64_t learned_rpm(struct pool *p, int ep, int64_t now_ms, int *from)
+{
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(p, ep, now_ms, &lv), CONVBI_OK);
+	if (from)
+		*from = lv.learned_rpm_from;
+	return lv.learned_rpm;
+}
+
+static void a_rebuilt_state_file_gets_back_the_rates_its_processes_learned(void **state)
+{
+	(void)state;
+	char path[600];
+	int warnings = 0;
+	snprintf(path, sizeof path, "%s/renew-%d.state", SCRATCH_DIR, (int)getpid());
+	unlink(path);
+	log_set_sink(quiet, &warnings, LOG_WARN);
+	struct pool *p = open_at(path);
+	struct state *st = pool_state(p);
+	/* what 429s taught: a paces at 600 rpm, b at 30 (its step and last cut too) */
+	st->ops->store(st, 0, STATE_LEARN_RPM, 600);
+	st->ops->store(st, 1, STATE_LEARN_RPM, 30);
+	for (unsigned ep = 0; ep < 2; ep++) {
+		st->ops->store(st, ep, STATE_LEARN_FROM, POOL_LEARN_429);
+		st->ops->store(st, ep, STATE_LEARN_STEP, 6);
+		st->ops->store(st, ep, STATE_LEARN_MAX, 620);
+	}
+	struct pool_outcome limited = pool_outcome_of(POOL_RATE_LIMITED);
+	limited.retry_after_ms = 60000; /* and b is out for the service's minute */
+	pool_report(p, 1, T0, &limited);
+	assert_int_equal(pick_ok(p, T0), 0); /* this process sees them */
+
+	/* the file is removed under it: the next look (a second on) makes it again */
+	assert_int_equal(unlink(path), 0);
+	assert_true(pick_ok(p, T0 + 1500) >= 0);
+	assert_int_equal(warnings, 1); /* "... created it again" */
+	assert_int_equal(access(path, F_OK), 0);
+	int from = 0;
+	assert_int_equal(learned_rpm(p, 0, T0 + 1500, &from), 600);
+	assert_int_equal(from, POOL_LEARN_429);
+	assert_int_equal(learned_rpm(p, 1, T0 + 1500, NULL), 30);
+	assert_int_equal(st->ops->get(st, 0, STATE_LEARN_STEP), 6);
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(p, 1, T0 + 1500, &lv), CONVBI_OK);
+	assert_int_equal(lv.cool_until_ms, T0 + 60000);
+	assert_int_equal(lv.cool_class, POOL_RATE_LIMITED);
+
+	/* and a process that opens the new file finds them there */
+	struct pool *q = open_at(path);
+	assert_int_equal(learned_rpm(q, 0, T0 + 1600, NULL), 600);
+
+	/* what an operator's reset clears stays cleared */
+	assert_int_equal(pool_reset_endpoint(q, 0), CONVBI_OK);
+	assert_true(pick_ok(p, T0 + 1700) >= 0);
+	assert_true(pick_ok(p, T0 + 3000) >= 0);
+	assert_int_equal(learned_rpm(p, 0, T0 + 3000, NULL), 0);
+	assert_int_equal(learned_rpm(p, 1, T0 + 3000, NULL), 30);
+	pool_close(q);
+	pool_close(p);
+	log_set_sink(NULL, NULL, LOG_WARN);
+	unlink(path);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(a_rebuilt_state_file_gets_back_the_rates_its_processes_learned),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
