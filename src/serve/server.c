@@ -493,7 +493,7 @@ static int bind_listen(struct server *s, const char *spec)
 	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 	if (fd >= 0)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, 128)) {
+	if (fd < 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, SOMAXCONN)) {
 		fprintf(stderr, "convbi: cannot listen on %s: %s\n", spec, strerror(errno));
 		if (fd >= 0)
 			close(fd);
