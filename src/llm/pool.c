@@ -47,6 +47,7 @@
 #include "util/secret.h"
 
 #define POOL_SEEN_FIELDS 5 /* learned figures remembered per endpoint (seen_fields) */
+#define POOL_OWED_FIELDS 5 /* a cut owed: pend, episode end, measured since, admitted, their tokens */
 
 struct pool_tier {
 	uint64_t members; /* endpoints in this tier */
@@ -64,9 +65,10 @@ struct pool {
 	unsigned char has_key[POOL_MAX_ENDPOINTS];                      /* key_id set */
 	char *labels[POOL_MAX_ENDPOINTS]; /* owned: "endpoint NAME (URL)", the state's messages name slots by them */
 	/* What this process last saw learned (learned_seen), put back when the state is renewed */
-	_Atomic int64_t seen[POOL_MAX_ENDPOINTS][POOL_SEEN_FIELDS]; /* by seen_fields[]; 0 = nothing seen */
-	_Atomic int64_t seen_cool[POOL_MAX_ENDPOINTS];              /* ms: the latest rate-limit cooldown seen */
-	_Atomic uint32_t seen_renewed;                              /* st->renewed when last put back */
+	_Atomic int64_t seen[POOL_MAX_ENDPOINTS][POOL_SEEN_FIELDS];      /* by seen_fields[]; 0 = nothing seen */
+	_Atomic int64_t seen_cool[POOL_MAX_ENDPOINTS];                   /* ms: the latest rate-limit cooldown seen */
+	_Atomic int64_t seen_owed[POOL_MAX_ENDPOINTS][POOL_OWED_FIELDS]; /* the cut owed last seen (learned_seen) */
+	_Atomic uint32_t seen_renewed;                                   /* st->renewed when last put back */
 };
 
 /* The learned figures a renewed state gets back (learned_seen). */
@@ -916,7 +918,11 @@ static void latency_note(struct state *st, unsigned e, int64_t now_ms, int64_t l
  * (nonzero ones only: a zero may be a slot half rebuilt) and, when it finds
  * the state renewed, puts them back into every slot that has learned
  * nothing since (a CAS from 0 per field: the first process to do it wins,
- * and whatever was learned meanwhile stays).  An operator's reset does not
+ * and whatever was learned meanwhile stays), with the rate-limit
+ * cooldowns it saw and the cut it saw owed (a first cut is owed for a
+ * whole cooldown -- a minute, for a per-minute quota -- and made from what
+ * the endpoint admitted since the measurement began: made from the
+ * rebuilt file's few seconds instead, it takes a burst for the rate).  An operator's reset does not
  * renew the state: what it clears stays cleared. */
 
 static void cool(struct state *st, unsigned ep, int64_t until, int cls);
@@ -934,6 +940,37 @@ static void learned_seen(struct pool *p, int ep, const struct state_snap *s)
 	int64_t until = s->f[STATE_COOL_UNTIL];
 	if (s->f[STATE_COOL_CLASS] == POOL_RATE_LIMITED && until > atomic_load_explicit(&p->seen_cool[ep], memory_order_relaxed))
 		atomic_store_explicit(&p->seen_cool[ep], until, memory_order_relaxed);
+	/* a cut owed, with what it is to be measured by (0: none owed) */
+	const int64_t owed[POOL_OWED_FIELDS] = {s->f[STATE_LEARN_PEND], s->f[STATE_LEARN_UNTIL], s->f[STATE_MEAS_SINCE],
+	                                        s->f[STATE_ADM] - s->f[STATE_MEAS_ADM],
+	                                        s->f[STATE_ADM_TOK] - s->f[STATE_MEAS_TOK]};
+	for (int k = 0; k < POOL_OWED_FIELDS; k++)
+		if (atomic_load_explicit(&p->seen_owed[ep][k], memory_order_relaxed) != owed[k])
+			atomic_store_explicit(&p->seen_owed[ep][k], owed[k], memory_order_relaxed);
+}
+
+/* Puts back into ep the cut owed that we saw (learned_seen), unless the
+ * slot owes one already: the measurement it is to be made from starts
+ * where it started, with what was admitted since then counted in. */
+static void owed_restore(struct pool *p, unsigned ep)
+{
+	struct state *st = p->st;
+	int64_t owed[POOL_OWED_FIELDS];
+	for (int k = 0; k < POOL_OWED_FIELDS; k++)
+		owed[k] = atomic_load_explicit(&p->seen_owed[ep][k], memory_order_relaxed);
+	if (owed[0] == 0 || owed[2] <= 0 || !st->ops->cas(st, ep, STATE_LEARN_PEND, 0, owed[0]))
+		return;
+	st->ops->max(st, ep, STATE_LEARN_UNTIL, owed[1]);
+	int64_t since = st->ops->get(st, ep, STATE_MEAS_SINCE);
+	if (since == 0 || since > owed[2]) {
+		if (since == 0) { /* nothing counted in this slot before it */
+			st->ops->store(st, ep, STATE_MEAS_ADM, st->ops->get(st, ep, STATE_ADM));
+			st->ops->store(st, ep, STATE_MEAS_TOK, st->ops->get(st, ep, STATE_ADM_TOK));
+		}
+		st->ops->store(st, ep, STATE_MEAS_SINCE, owed[2]);
+		st->ops->add(st, ep, STATE_MEAS_ADM, -owed[3]);
+		st->ops->add(st, ep, STATE_MEAS_TOK, -owed[4]);
+	}
 }
 
 /* When the state was renewed since we last looked, puts back what we saw
@@ -953,6 +990,7 @@ static int learned_restore(struct pool *p, int64_t now_ms)
 		int64_t until = atomic_load_explicit(&p->seen_cool[i], memory_order_relaxed);
 		if (until > now_ms)
 			cool(p->st, (unsigned)i, until, POOL_RATE_LIMITED); /* raises only */
+		owed_restore(p, (unsigned)i);
 	}
 	return 1;
 }
@@ -1120,13 +1158,13 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 			continue;
 		const struct pool_ep_cfg *c = &p->eps[i];
 		p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
+		if (learned_restore(p, now_ms)) /* the state was renewed under this load: look again */
+			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		int64_t pend = s[i].f[STATE_LEARN_PEND];
 		if (pend != 0 && (pend >> 1) <= now_ms) { /* a cooldown ended: its cut is due */
 			learn_settle(p, (unsigned)i, pend);
 			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		}
-		if (learned_restore(p, now_ms)) /* the state was renewed under this load: look again */
-			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		learned_seen(p, (int)i, &s[i]);
 		est[i] = charged_est(s[i].f, est_tokens);
 		judge(&v[i], c, key_fp_if_asked(p, (int)i, s[i].f), &s[i], now_ms, est[i]);

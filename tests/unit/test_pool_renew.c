@@ -127,10 +127,49 @@ static void a_rebuilt_state_file_gets_back_the_rates_its_processes_learned(void 
 	unlink(path);
 }
 
+/* The first cut is owed for the whole cooldown and measured over it: a
+ * rebuild meanwhile keeps it owed, and it is made from what the endpoint
+ * admitted since its measurement began, not from the rebuilt file's burst. */
+static void a_cut_owed_when_the_file_is_rebuilt_is_still_made_from_its_measurement(void **state)
+{
+	(void)state;
+	char path[600];
+	int warnings = 0;
+	snprintf(path, sizeof path, "%s/renew-owed-%d.state", SCRATCH_DIR, (int)getpid());
+	unlink(path);
+	log_set_sink(quiet, &warnings, LOG_WARN);
+	struct pool *p = open_at(path);
+	struct state *st = pool_state(p);
+	/* 120 requests admitted by a from T0 on, then a 429 asking for the rest of the minute */
+	assert_int_equal(pick_ok(p, T0), 0);
+	st->ops->add(st, 0, STATE_ADM, 119);
+	struct pool_outcome limited = pool_outcome_of(POOL_RATE_LIMITED);
+	limited.retry_after_ms = 53000;
+	pool_report(p, 0, T0 + 7000, &limited);
+	assert_int_equal(pick_ok(p, T0 + 7100), 1); /* sees the cut owed */
+
+	assert_int_equal(unlink(path), 0);
+	assert_int_equal(pick_ok(p, T0 + 9000), 1); /* makes the file again */
+	assert_int_equal(warnings, 1);
+	/* another process bursts into the new file when the cooldown ends */
+	struct pool *q = open_at(path);
+	assert_true(pick_ok(q, T0 + 60000) >= 0);
+	int from = 0;
+	int64_t rpm = learned_rpm(q, 0, T0 + 60000, &from);
+	print_message("# learned after the rebuild: %lld rpm (the endpoint admitted 120 in the minute)\n", (long long)rpm);
+	assert_int_equal(from, POOL_LEARN_429);
+	assert_in_range(rpm, 100, 125);
+	pool_close(q);
+	pool_close(p);
+	log_set_sink(NULL, NULL, LOG_WARN);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(a_rebuilt_state_file_gets_back_the_rates_its_processes_learned),
+	        cmocka_unit_test(a_cut_owed_when_the_file_is_rebuilt_is_still_made_from_its_measurement),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
