@@ -157,7 +157,9 @@ void print_endpoints(const char *json, FILE *f)
 	{
 		char cooling[32] = "-";
 		double ms = num_of(it, "cooling_ms");
-		if (ms > 0)
+		if (ms >= 3600000) /* a daily quota's, a service's wait of days: in hours */
+			snprintf(cooling, sizeof cooling, "%.1fh", ms / 3600000.0);
+		else if (ms > 0)
 			snprintf(cooling, sizeof cooling, "%.1fs", ms / 1000.0);
 		char rr[24] = "-", rt[24] = "-", lr[32], lt[32];
 		double v = num_of(it, "remaining_requests");

@@ -4,7 +4,7 @@
 # `eval --dataset foo DIR` names the unknown dataset before looking at DIR;
 # `help nope` says there is no such command and exits 2; a daily quota's
 # 429 (Retry-After: one day) says until which date and time, not only the
-# time of day.
+# time of day, and `endpoints` shows its cooldown in hours.
 . "$(dirname "$0")/lib.sh"
 K=k-msg-4d7b2a9e
 start_fake '{"endpoints":[{"name":"east","api_key":"'$K'","deployment":"gpt-4o","faults":[{"kind":"daily_quota","count":-1}]}],"default_reply":"hi"}'
@@ -27,4 +27,6 @@ case "$ERR" in
   *) bad "the message gives no date for tomorrow ($tomorrow): $ERR";;
 esac
 lacks "$ERR" "$K" "and no key"
+expect_code 0 "endpoints after the daily quota's 429" "$CONVBI" endpoints --config "$T/c.json"
+contains "$OUT" " 24.0h " "a cooldown of a day reads in hours (attack6 F10), not 86399.9s"
 finish
