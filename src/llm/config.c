@@ -217,6 +217,24 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	const char *what = config_control_char(e->name);
 	if (what)
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoints[%zu] has %s in its `name`; remove it", src, idx, what);
+	/* a misspelt field (`api-key`, `deploymnet`) would be dropped without a word */
+	static const char *const fields[] = {
+	        "name",        "kind",           "url",         "endpoint", "deployment", "model",  "spillover_deployment",
+	        "api_version", "api_key",        "api_key_env", "auth",     "priority",   "weight", "rpm",
+	        "tpm",         "context_window", "price",       "reserved", "budget"};
+	const cJSON *f;
+	cJSON_ArrayForEach(f, o)
+	{
+		int known = 0;
+		for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !known; i++)
+			known = !strcmp(f->string, fields[i]);
+		if (!known)
+			return err_set(err, CONVBI_ECONFIG,
+			               "%s: endpoint `%s` has an unknown field `%.40s`; remove it or correct its name (the fields "
+			               "are name, kind, url, deployment, model, spillover_deployment, api_version, api_key, "
+			               "api_key_env, auth, priority, weight, rpm, tpm, context_window, price, reserved, budget)",
+			               src, e->name, f->string);
+	}
 	const char *kind = jsonx_str(o, "kind");
 	e->kind = EP_AZURE;
 	if (kind) {
@@ -373,7 +391,10 @@ int config_parse(struct llm_config *out, const char *text, size_t len, const cha
 	}
 	const cJSON *eps = cJSON_GetObjectItemCaseSensitive(root, "endpoints");
 	if (!cJSON_IsArray(eps) || cJSON_GetArraySize(eps) == 0) {
-		rc = err_set(err, CONVBI_ECONFIG, "%s has no \"endpoints\" array; add at least one endpoint", source);
+		rc = err_set(err, CONVBI_ECONFIG,
+		             cJSON_IsArray(eps) ? "%s: its \"endpoints\" array is empty; add at least one endpoint"
+		                                : "%s has no \"endpoints\" array; add at least one endpoint",
+		             source);
 		goto done;
 	}
 	size_t n = (size_t)cJSON_GetArraySize(eps);

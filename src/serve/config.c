@@ -393,9 +393,14 @@ static int open_engine(struct serve_db *d, const struct serve_config *c)
 		o.sql_temp_mb = c->sql_temp_mb;
 	int rc = convbi_engine_open(&d->engine, &o);
 	if (rc) {
-		/* the message names the file or the server, never a password */
-		fprintf(stderr, "convbi: database `%s`: %s\n", d->name,
-		        d->engine ? convbi_engine_errmsg(d->engine) : convbi_errstr(rc));
+		/* the message names the file or the server, never a password; only
+		 * a database's own failure is put on the database (a bad --config,
+		 * --notes or --today is no database's) */
+		const char *why = d->engine ? convbi_engine_errmsg(d->engine) : convbi_errstr(rc);
+		if (rc == CONVBI_EDB)
+			fprintf(stderr, "convbi: database `%s`: %s\n", d->name, why);
+		else
+			fprintf(stderr, "convbi: %s\n", why);
 		return exit_code_of(rc);
 	}
 	return 0;

@@ -208,4 +208,21 @@ lacks "$(cat "$T/f13b.log")" 'warning' "with a model: no warning"
 req GET /healthz; is 200 "and /healthz ok"
 serve_stop
 
+# ---- F14: configuration errors name the configuration, not a database; unknown fields refused ----
+expect_code 2 "a --config that does not exist" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --config "$T/my-endpoints.json" --db shop="$SAMPLE_DB"
+contains "$ERR" "convbi: cannot read config file $T/my-endpoints.json" "names the config file"
+lacks "$ERR" 'database `shop`' "and blames no database"
+sed 's/"api_key":"k-a"/&,"bogus":1/' "$C" > "$T/bogus.json"
+expect_code 2 "an endpoint's unknown field" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --config "$T/bogus.json" --db shop="$SAMPLE_DB"
+contains "$ERR" 'endpoint `a` has an unknown field `bogus`; remove it or correct its name' "names the field and the fix"
+expect_code 2 "ask: the same" "$CONVBI" ask --config "$T/bogus.json" --db "$SAMPLE_DB" "How many customers are there?"
+contains "$ERR" 'unknown field `bogus`' "the CLI says so too"
+printf '{"endpoints":[]}' > "$T/empty.json"
+expect_code 2 "an empty endpoints array" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --config "$T/empty.json" --db shop="$SAMPLE_DB"
+contains "$ERR" 'its "endpoints" array is empty' "is called empty"
+expect_code 2 "a bad --today" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$SAMPLE_DB" --today 2020-13-01
+lacks "$ERR" 'database `shop`' "is no database's error"
+expect_code 2 "a database that does not exist" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$T/nope.db"
+contains "$ERR" 'database `shop`' "is the database's"
+
 finish
