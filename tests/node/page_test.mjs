@@ -1,6 +1,8 @@
 // page_test.mjs -- drives the page at GET / in headless Chromium (Debian's
 // `chromium`, through the pinned puppeteer-core): asks a question, waits for
 // the done event (body[data-state=done]), takes a screenshot, and checks that
+// (a question in the URL, ?q=, only fills the box: nothing is asked before the
+// user presses Ask -- a link from any site must not spend the model);
 // the answer, the SQL, the table and the chart's SVG (with marks) are there;
 // then edits the SQL and re-runs it through /v1/sql.
 // Usage: node page_test.mjs CHROMIUM URL SCREENSHOT
@@ -15,7 +17,14 @@ try {
   page.on('request', r => { if (!r.url().startsWith(new URL(url).origin)) external.push(r.url()); });
   const errors = [];
   page.on('pageerror', e => errors.push(String(e)));
-  await page.goto(url + '?q=' + encodeURIComponent('customers per country?'));
+  const posts = [];
+  page.on('request', r => { if (r.method() === 'POST') posts.push(new URL(r.url()).pathname); });
+  await page.goto(url + '?q=' + encodeURIComponent('customers per country?'), { waitUntil: 'networkidle0' });
+  await new Promise(r => setTimeout(r, 500));
+  check('?q= fills the question box', (await page.$eval('#question', e => e.value)) === 'customers per country?');
+  const before = await page.$eval('body', b => b.dataset.state);
+  check('and asks nothing on load', posts.length === 0 && before !== 'asking' && before !== 'done', { posts, before });
+  await page.click('#ask button[type="submit"]');
   await page.waitForSelector('body[data-state="done"], body[data-state="error"]', { timeout: 60000 });
   const state = await page.$eval('body', b => b.dataset.state);
   check('the page received the done event', state === 'done', await page.$eval('#status', e => e.textContent));

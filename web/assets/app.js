@@ -151,5 +151,7 @@ window.addEventListener('DOMContentLoaded', async () => {
   await loadDatabases();
   const params = new URLSearchParams(location.search);
   if (params.get('db')) $('db').value = params.get('db');
-  if (params.get('q')) { $('question').value = params.get('q'); ask(params.get('q')); }
+  // ?q= only fills the box: a link from any site must not make the browser
+  // ask (model calls, cost) without the user pressing Ask
+  if (params.get('q')) $('question').value = params.get('q');
 });
