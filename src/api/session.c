@@ -166,7 +166,7 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 	if (!s || s->magic != SESSION_MAGIC || !sql || !out)
 		return CONVBI_EMISUSE;
 	atomic_store(&s->interrupted, 0);
-	int64_t start = clock_mono_ms();
+	int64_t start = clock_mono_ms(), cpu0 = clock_thread_cpu_ns(); /* the statement runs on this thread */
 	convbi_answer *a = answer_new();
 	if (!a)
 		return CONVBI_ENOMEM;
@@ -191,6 +191,7 @@ CONVBI_API int convbi_session_run_sql(convbi_session *s, const char *sql, convbi
 	}
 	t->status = rc;
 	t->elapsed_ms = clock_mono_ms() - start;
+	t->cpu_ns = clock_thread_cpu_ns() - cpu0;
 	return rc;
 }
 

@@ -23,6 +23,8 @@
  */
 #include "db/exec.h"
 
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -241,6 +243,23 @@ static int bound_error(struct exec *x, int rc, int late, struct err *err)
 	return rc;
 }
 
+/* A REAL's text: the shortest of %.15g, %.16g and %.17g that reads back
+ * as the same double -- SQLite's own text stops at 15 digits, so 0.1+0.2
+ * showed as 0.3 and 2^53 as 9007199254740990.0, values a client could not
+ * filter on again -- with ".0" when it looks whole, as SQLite writes a
+ * REAL.  Returns its length in out (at least EXEC_REAL_TEXT_BYTES). */
+#define EXEC_REAL_TEXT_BYTES 32
+static size_t real_text(char *out, double d)
+{
+	int n = 0;
+	for (int digits = 15; digits <= 17; digits++)
+		if ((n = snprintf(out, EXEC_REAL_TEXT_BYTES, "%.*g", digits, d)) > 0 && strtod(out, NULL) == d)
+			break;
+	if (n > 0 && n < EXEC_REAL_TEXT_BYTES - 2 && !strpbrk(out, ".e"))
+		memcpy(out + n, ".0", 3), n += 2;
+	return n > 0 ? (size_t)n : 0;
+}
+
 static int copy_row(struct table *t, sqlite3_stmt *st, size_t cell_max)
 {
 	int rc = table_add_row(t);
@@ -253,13 +272,20 @@ static int copy_row(struct table *t, sqlite3_stmt *st, size_t cell_max)
 		         : type == SQLITE_BLOB  ? TABLE_BLOB
 		                                : TABLE_NULL;
 		const void *data = NULL;
-		/* numbers as SQLite prints them; a long BLOB is shown by its size
-		 * alone: never materialise it (a zeroblob(N) would take N bytes) */
-		if (ty == TABLE_BLOB)
+		char real[EXEC_REAL_TEXT_BYTES];
+		double d = ty == TABLE_REAL ? sqlite3_column_double(st, c) : 0;
+		size_t len = 0;
+		/* integers as SQLite prints them, reals so that they read back the
+		 * same; a long BLOB is shown by its size alone: never materialise
+		 * it (a zeroblob(N) would take N bytes) */
+		if (ty == TABLE_REAL && isfinite(d) && (len = real_text(real, d)))
+			data = real;
+		else if (ty == TABLE_BLOB)
 			data = sqlite3_column_bytes(st, c) > TABLE_BLOB_HEX_MAX ? "" : sqlite3_column_blob(st, c);
 		else if (ty != TABLE_NULL)
 			data = sqlite3_column_text(st, c);
-		size_t len = ty == TABLE_NULL ? 0 : (size_t)sqlite3_column_bytes(st, c);
+		if (data != real)
+			len = ty == TABLE_NULL ? 0 : (size_t)sqlite3_column_bytes(st, c);
 		if (ty != TABLE_NULL && !data && len)
 			return CONVBI_ENOMEM; /* a conversion failed */
 		/* only a prefix is needed when the cell will be cut anyway */

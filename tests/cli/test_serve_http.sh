@@ -6,7 +6,7 @@
 # clients are in serve_client.py.
 . "$(dirname "$0")/lib.sh"
 PY="python3 $(dirname "$0")/serve_client.py"
-echo "{}" > "$T/sql_map.json"
+printf '{"How many customers are there?": "```sql\\nSELECT 0.1+0.2 AS v\\n```"}' > "$T/sql_map.json"
 launch_map_fake
 C=$T/config.json
 . "$(dirname "$0")/serve_lib.sh"
@@ -122,16 +122,19 @@ contains "$BODY" 'model budget cannot cover this question now' "MCP ask: the sam
 lacks "$BODY" '0.01' "without the budget"
 contains "$(cat "$T/f8b.log")" 'daily budget of $0.01' "the log has the figures"
 serve_stop
-C=$C0
-# rejected credentials: the endpoint's URL stays in the log
+# rejected credentials: the endpoint's URL stays in the log (a state of its
+# own: the endpoint's cooldown stays there)
+sed 's/"state":{"path":"[^"]*"}/"state":{"path":"'"${T//\//\\/}"'\/state-auth"}/' "$C0" > "$T/auth.json"
+C=$T/auth.json
 serve_start "$T/f8a.log" --db shop="$SAMPLE_DB"
-curl -s -X POST --data '[{"kind":"http401","count":3}]' "http://127.0.0.1:$PORT_a/_fake/faults" >/dev/null
+curl -s -X POST --data '[{"kind":"http401","count":1}]' "http://127.0.0.1:$PORT_a/_fake/faults" >/dev/null
 req POST /v1/sessions -d '{}'; SID=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
 req POST "/v1/sessions/$SID/questions" -d '{"question":"How many customers are there?"}'; is 502 "a question whose endpoint refuses the key"
 contains "$BODY" '"code":"EAUTH","message":"the server'"'"'s model endpoint refused its credentials' "the client is told"
 lacks "$BODY" "127.0.0.1:$PORT_a" "without the endpoint's URL"
 contains "$(cat "$T/f8a.log")" "(http://127.0.0.1:$PORT_a)" "the log names it"
 serve_stop
+C=$C0
 
 # ---- F7: --allow-origin takes origins only: null, * and scheme-less values exit 2 -------------
 for o in null '*' evil.com 'http://evil.com/' 'ftp://evil.com' 'http://a@evil.com' 'http://evil.com:0'; do
@@ -224,5 +227,21 @@ expect_code 2 "a bad --today" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --c
 lacks "$ERR" 'database `shop`' "is no database's error"
 expect_code 2 "a database that does not exist" timeout 5 "$CONVBI" serve --listen 127.0.0.1:0 --config "$C" --db shop="$T/nope.db"
 contains "$ERR" 'database `shop`' "is the database's"
+
+# ---- F10: REALs are printed so that they read back the same; /v1/sql measures its CPU ----------
+serve_start "$T/f10.log" --db shop="$SAMPLE_DB"
+req POST /v1/sql -d '{"sql":"SELECT 0.1+0.2 = 0.3 AS eq, 0.1+0.2 AS v, 9007199254740993.0 AS big, 1.0/3 AS third, 2.5 AS h, 100.0 AS w, 1e300 AS e"}'
+contains "$BODY" '"rows":[[0,0.30000000000000004,9007199254740992.0,0.3333333333333333,2.5,100.0,1e+300]]' "REALs round-trip, short ones stay short"
+printf '%s' "$BODY" | python3 -c 'import json,sys; r=json.load(sys.stdin)["rows"][0]; sys.exit(0 if r[1]==0.1+0.2 and r[2]==float(2**53) and r[3]==1.0/3 else 1)' &&
+  ok "a client reads back the very doubles" || bad "doubles: $BODY"
+req POST /v1/sql -d '{"sql":"SELECT v FROM (SELECT 0.1+0.2 AS v) WHERE v = 0.30000000000000004"}'
+contains "$BODY" '"row_count":1' "filtering on a shown value finds its row"
+req POST /v1/sql -d '{"sql":"WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c WHERE x < 1000000) SELECT count(*) AS n FROM c"}'
+CPU=$(printf '%s' "$BODY" | sed -n 's/.*"cpu_us":\([0-9]*\).*/\1/p')
+[ "${CPU:-0}" -gt 10000 ] && ok "/v1/sql reports the CPU its statement burned (${CPU} us)" || bad "cpu_us: ${BODY:0:300}"
+S=$(curl -s -X POST "$SV/v1/sessions" -d '{}' | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+R=$(curl -s -N -H 'Accept: text/event-stream' "$SV/v1/sessions/$S/questions" -d '{"question":"How many customers are there?"}')
+contains "$R" '0.30000000000000004' "questions' rows too"
+serve_stop
 
 finish
