@@ -135,6 +135,20 @@ const char *config_control_char(const char *s)
 	return NULL;
 }
 
+const char *config_unknown_field(const cJSON *o, const char *const *fields, size_t n)
+{
+	const cJSON *f;
+	cJSON_ArrayForEach(f, o)
+	{
+		size_t i = 0;
+		while (i < n && strcmp(f->string, fields[i]))
+			i++;
+		if (i == n)
+			return f->string;
+	}
+	return NULL;
+}
+
 /* Refuses control characters in every value that reaches a header, the
  * URL or a log line.  The key is never shown, only named. */
 static int check_one_line(const struct ep_cfg *e, const char *src, struct err *err)
@@ -217,24 +231,17 @@ static int parse_endpoint(struct ep_cfg *e, const cJSON *o, size_t idx, const ch
 	const char *what = config_control_char(e->name);
 	if (what)
 		return err_set(err, CONVBI_ECONFIG, "%s: endpoints[%zu] has %s in its `name`; remove it", src, idx, what);
-	/* a misspelt field (`api-key`, `deploymnet`) would be dropped without a word */
 	static const char *const fields[] = {
 	        "name",        "kind",           "url",         "endpoint", "deployment", "model",  "spillover_deployment",
 	        "api_version", "api_key",        "api_key_env", "auth",     "priority",   "weight", "rpm",
 	        "tpm",         "context_window", "price",       "reserved", "budget"};
-	const cJSON *f;
-	cJSON_ArrayForEach(f, o)
-	{
-		int known = 0;
-		for (size_t i = 0; i < sizeof fields / sizeof fields[0] && !known; i++)
-			known = !strcmp(f->string, fields[i]);
-		if (!known)
-			return err_set(err, CONVBI_ECONFIG,
-			               "%s: endpoint `%s` has an unknown field `%.40s`; remove it or correct its name (the fields "
-			               "are name, kind, url, deployment, model, spillover_deployment, api_version, api_key, "
-			               "api_key_env, auth, priority, weight, rpm, tpm, context_window, price, reserved, budget)",
-			               src, e->name, f->string);
-	}
+	const char *unknown = config_unknown_field(o, fields, sizeof fields / sizeof fields[0]);
+	if (unknown)
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has an unknown field `%.40s`; remove it or correct its name (the fields "
+		               "are name, kind, url, deployment, model, spillover_deployment, api_version, api_key, "
+		               "api_key_env, auth, priority, weight, rpm, tpm, context_window, price, reserved, budget)",
+		               src, e->name, unknown);
 	const char *kind = jsonx_str(o, "kind");
 	e->kind = EP_AZURE;
 	if (kind) {

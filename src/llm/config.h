@@ -149,6 +149,9 @@ const char *config_auth_name(int type);
 /* The name of the first control character in s ("a line feed (LF)"), or
  * NULL when there is none (NULL s has none). */
 const char *config_control_char(const char *s);
+/* The name of the first member of object o that is none of the n names in
+ * fields (a misspelt field would be dropped without a word), or NULL. */
+const char *config_unknown_field(const struct cJSON *o, const char *const *fields, size_t n);
 /* Reads the endpoint's "auth" object (o may be NULL: api_key) and what its
  * type takes from the environment; src names the file in messages.
  * CONVBI_ECONFIG with one line naming the endpoint and the fix. */

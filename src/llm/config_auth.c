@@ -177,17 +177,15 @@ int config_parse_auth(struct ep_cfg *e, const cJSON *o, const char *src, struct 
 		return err_set(err, CONVBI_ECONFIG,
 		               "%s: endpoint `%s` has an `auth` that is not an object; write {\"type\": \"managed_identity\"}",
 		               src, e->name);
+	const char *unknown = config_unknown_field(o, auth_fields, sizeof auth_fields / sizeof auth_fields[0]);
+	if (unknown)
+		return err_set(err, CONVBI_ECONFIG,
+		               "%s: endpoint `%s` has an unknown field `auth.%.40s`; the fields are type, token_url, "
+		               "client_id, tenant_id, client_secret_env and scope",
+		               src, e->name, unknown);
 	const cJSON *f;
 	cJSON_ArrayForEach(f, o)
 	{
-		int known = 0;
-		for (size_t i = 0; i < sizeof auth_fields / sizeof auth_fields[0] && !known; i++)
-			known = !strcmp(f->string, auth_fields[i]);
-		if (!known)
-			return err_set(err, CONVBI_ECONFIG,
-			               "%s: endpoint `%s` has an unknown field `auth.%.40s`; the fields are type, token_url, "
-			               "client_id, tenant_id, client_secret_env and scope",
-			               src, e->name, f->string);
 		if (!cJSON_IsString(f))
 			return err_set(err, CONVBI_ECONFIG, "%s: endpoint `%s` has a non-string `auth.%s`; write it as a string",
 			               src, e->name, f->string);
