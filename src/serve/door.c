@@ -20,6 +20,13 @@
  *     answer those in HTML, and 0.9.75 sends its status line twice), 400
  *     for a NUL byte in the head or a second Host, Origin or
  *     Authorization, 501 for a Transfer-Encoding other than chunked;
+ *   - answers 400 for a request line that is not `METHOD TARGET
+ *     HTTP/1.x` (HTTP/0.9, garbage) and 505 for another version (the
+ *     HTTP/2 preface) as soon as the line is complete, and 400 for a
+ *     malformed chunked body: a chunked body is waited for with its head
+ *     while both fit in the peek buffer (not behind Expect: 100-continue,
+ *     whose client waits for the server) -- libmicrohttpd would answer
+ *     those in HTML, or not at all;
  *   - hands the rest to libmicrohttpd (MHD_add_connection).
  * Handed connections stay in their slot ("handed"), holding a dup() of the
  * socket: a request whose body, or a keep-alive connection whose next
