@@ -830,7 +830,8 @@ static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 		}
 		if (step > STATE_RATE_MAX - cur) /* never past what the state holds */
 			step = STATE_RATE_MAX - cur;
-		st->ops->add(st, e, field, step);
+		if (!st->ops->cas(st, e, field, cur, cur + step))
+			continue; /* a cut or another raise came between: what was read is stale */
 		raised = 1;
 		if (next > was)
 			set_half(st, e, STATE_LEARN_STEP, tokens, next);

@@ -76,7 +76,7 @@
  * with it (admitted at least POOL_LEARN_PRESSING of it) the rate rises
  * by a step, 1/POOL_LEARN_PROBE_DIV of it first and doubling each time;
  * a 429 then means the last step went past the quota: back to the rate
- * before it, the next step a quarter of it, and so on until
+ * before it, the next step a quarter of the last, and so on until
  * the step is under 1/POOL_LEARN_PROBE_DIV of the rate.  From there, and
  * after every cut from the rate itself, the rate climbs gently: after a
  * run of about three seconds of traffic (POOL_LEARN_RUN successes at 600
