@@ -953,13 +953,15 @@ static void learned_seen(struct pool *p, int ep, const struct state_snap *s)
 /* Puts back into ep the cut owed that we saw (learned_seen), unless the
  * slot owes one already: the measurement it is to be made from starts
  * where it started, with what was admitted since then counted in. */
-static void owed_restore(struct pool *p, unsigned ep)
+static void owed_restore(struct pool *p, unsigned ep, int64_t now_ms)
 {
 	struct state *st = p->st;
 	int64_t owed[POOL_OWED_FIELDS];
 	for (int k = 0; k < POOL_OWED_FIELDS; k++)
 		owed[k] = atomic_load_explicit(&p->seen_owed[ep][k], memory_order_relaxed);
-	if (owed[0] == 0 || owed[2] <= 0 || !st->ops->cas(st, ep, STATE_LEARN_PEND, 0, owed[0]))
+	/* one whose cooldown ended long ago was settled in the old file, or is stale */
+	if (owed[0] == 0 || owed[2] <= 0 || (owed[0] >> 1) < now_ms - POOL_LEARN_MEASURE_STALE_MS ||
+	    !st->ops->cas(st, ep, STATE_LEARN_PEND, 0, owed[0]))
 		return;
 	st->ops->max(st, ep, STATE_LEARN_UNTIL, owed[1]);
 	int64_t since = st->ops->get(st, ep, STATE_MEAS_SINCE);
@@ -991,7 +993,7 @@ static int learned_restore(struct pool *p, int64_t now_ms)
 		int64_t until = atomic_load_explicit(&p->seen_cool[i], memory_order_relaxed);
 		if (until > now_ms)
 			cool(p->st, (unsigned)i, until, POOL_RATE_LIMITED); /* raises only */
-		owed_restore(p, (unsigned)i);
+		owed_restore(p, (unsigned)i, now_ms);
 	}
 	return 1;
 }

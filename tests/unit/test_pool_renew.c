@@ -160,6 +160,17 @@ static void a_cut_owed_when_the_file_is_rebuilt_is_still_made_from_its_measureme
 	assert_int_equal(from, POOL_LEARN_429);
 	assert_in_range(rpm, 100, 125);
 	pool_close(q);
+
+	/* a cut seen owed long before a rebuild is not made again from it */
+	pool_report(p, 0, T0 + 61000, &limited); /* owed until T0 + 114000 */
+	assert_true(pick_ok(p, T0 + 61100) >= 0);
+	assert_true(st->ops->get(st, 0, STATE_LEARN_PEND) != 0);
+	rpm = learned_rpm(p, 0, T0 + 61100, NULL);
+	assert_int_equal(unlink(path), 0);
+	assert_true(pick_ok(p, T0 + 114000 + 60000) >= 0);
+	assert_int_equal(warnings, 2);
+	assert_int_equal(st->ops->get(st, 0, STATE_LEARN_PEND), 0);
+	assert_int_equal(learned_rpm(p, 0, T0 + 174000, NULL), rpm); /* put back, and not cut again */
 	pool_close(p);
 	log_set_sink(NULL, NULL, LOG_WARN);
 	unlink(path);
