@@ -380,7 +380,11 @@ static int out_is_no_input(const struct batch *b)
 static int open_engines(struct batch *b)
 {
 	char msg[512];
+	const char *last_db = NULL; /* most conversations name the database the one before did */
+	convbi_engine *last = NULL;
 	for (int i = 0; i < b->in.nconvs; i++) {
+		if (!(i & 1023) && bulk_interrupts())
+			return EXIT_INTERRUPTED; /* the caller says so */
 		struct bconv *c = &b->in.convs[i];
 		const struct bitem *first = &b->in.items[c->items[0]];
 		int pending = 0;
@@ -389,7 +393,13 @@ static int open_engines(struct batch *b)
 		if (!pending)
 			continue;
 		const char *db = first->db ? first->db : b->o->db ? b->o->db : cli_default_db();
+		if (last && !strcmp(db, last_db)) { /* engines_get resolves the path: a million realpath calls took 26 s */
+			c->engine = last;
+			continue;
+		}
 		int rc = engines_get(&b->engines, b->o, db, &c->engine, msg, sizeof msg);
+		last = rc ? NULL : c->engine;
+		last_db = db;
 		if (rc) {
 			if (first->db)
 				cli_error("%s:%d: %s", b->in.path, first->line, msg);
@@ -479,6 +489,8 @@ int cmd_batch(struct cli_opts *o)
 		goto done;
 	if (o->resume && (rc = resume_scan(&b.in, o->out, b.csv, &empty)))
 		goto done;
+	if (!o->resume && o->out && (rc = out_check_fresh(o->out, b.csv)))
+		goto done;
 	int64_t pending = 0;
 	for (int i = 0; i < b.in.n; i++)
 		pending += !b.in.items[i].done;
@@ -499,9 +511,9 @@ int cmd_batch(struct cli_opts *o)
 			        "earlier turns' history\n",
 			        split, split == 1 ? "" : "s", split == 1 ? "its" : "their");
 	}
-	if ((rc = open_engines(&b)))
+	if ((rc = open_engines(&b)) && rc != EXIT_INTERRUPTED)
 		goto done;
-	if (bulk_interrupts()) {
+	if (rc || bulk_interrupts()) {
 		cli_error("interrupted before any question was asked");
 		rc = EXIT_INTERRUPTED;
 		goto done;

@@ -188,6 +188,11 @@ struct binput {
 	struct strmap ids; /* id text -> index in items */
 };
 
+/* Before a run that is no --resume: an existing, non-empty OUT must be an
+ * earlier run's results (its first line as batch writes it), else
+ * EXIT_USAGE with one line -- a file of the user's is never emptied. */
+int out_check_fresh(const char *out_path, int csv);
+
 /* Reads INPUT (at most limit questions when limit >= 0), checks every
  * line and groups the lines into conversations.  Returns EXIT_OK, or
  * EXIT_USAGE after printing one line that names INPUT:LINE and the fix. */

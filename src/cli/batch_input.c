@@ -27,6 +27,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/batch.h"
@@ -431,6 +432,30 @@ static int looks_like_ours(const char *text, size_t len, int csv)
 	const char *want = csv ? header : first;
 	size_t n = strlen(want);
 	return len == 0 || !memcmp(text, want, len < n ? len : n);
+}
+
+int out_check_fresh(const char *out_path, int csv)
+{
+	struct stat st;
+	if (stat(out_path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size == 0)
+		return EXIT_OK; /* new, empty, or a FIFO or device: nothing there to keep */
+	char head[4096];
+	ssize_t n = -1;
+	int fd = open(out_path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+	if (fd >= 0) {
+		n = read(fd, head, sizeof head);
+		close(fd);
+	}
+	/* only the first line counts: the prefix read may end inside a character */
+	const char *nl = n > 0 ? memchr(head, '\n', (size_t)n) : NULL;
+	size_t len = n > 0 ? (nl ? (size_t)(nl - head) : (size_t)n) : 0;
+	if (n > 0 && len > 0 && (nl || len < sizeof head) && looks_like_ours(head, len, csv))
+		return EXIT_OK; /* an earlier run's results: written over, as asked */
+	cli_error(
+	        "--out %s exists and is not a %s result file of `convbi batch`; convbi would overwrite it: give "
+	        "another --out (or --resume to continue a file convbi wrote)",
+	        out_path, csv ? "CSV" : "JSONL");
+	return EXIT_USAGE;
 }
 
 int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)

@@ -121,6 +121,15 @@ static const char *place_what(const char *path, const struct cli_opts *o, const 
 	free(side);
 	if (what)
 		return what;
+	size_t pn = strlen(path);
+	for (size_t i = 0; i < sizeof sidecars / sizeof sidecars[0]; i++) { /* any database's, not only the run's */
+		size_t k = strlen(sidecars[i]);
+		char *base = pn > k && !strcmp(path + pn - k, sidecars[i]) ? strndup(path, pn - k) : NULL;
+		int of_db = base && is_sqlite(base);
+		free(base);
+		if (of_db)
+			return "the journal, WAL or shared-memory file of a SQLite database";
+	}
 	char *state = configured_state_path(o->config ? o->config : getenv("CONVBI_CONFIG"));
 	if (state && same_place(path, state))
 		what = "the endpoint state file (state.path; it keeps the budgets' spending)";

@@ -195,6 +195,10 @@ expect_code 2 "batch --out naming the database's journal" $TO "$CONVBI" batch --
 contains "$ERR" "is the database's journal, WAL or shared-memory file" "names the journal"
 check "no journal was made" test ! -e "$DB-journal"
 expect_code 2 "ask --out naming the database's WAL" "${ASK[@]}" --out "$DB-wal" "How many customers are there?"
+cp "$SAMPLE_DB" "$T/other.db"
+expect_code 2 "batch --out naming another database's journal" $TO "$CONVBI" batch --config "$C" --db "$DB" --out "$T/other.db-journal" "$T/coll.jsonl"
+contains "$ERR" "of a SQLite database" "names what it is"
+check "no journal was made beside the other database" test ! -e "$T/other.db-journal"
 check "the database is unchanged" same_db
 
 # ---- a result that cannot be written is a failure (attack6 F7) ------------------------------
@@ -206,5 +210,20 @@ printf '.output /dev/full\nSELECT 1;\n' | $TO "$CONVBI" --config "$C" --db "$DB"
 check "the piped REPL exits 1 when .output cannot be written" test $? = 1
 expect_code 1 "schema to a full standard output" sh -c '"$0" schema --db "$1" >/dev/full' "$CONVBI" "$DB"
 contains "$ERR" "writing the standard output failed" "says so"
+
+# ---- batch --out never empties a file convbi did not write (attack7 N2) -----------------------
+printf 'precious\n' >"$T/keep.jsonl"
+expect_code 2 "batch --out over a file of the user's" $TO "$CONVBI" batch --config "$C" --db "$DB" --out "$T/keep.jsonl" "$T/coll.jsonl"
+contains "$ERR" "exists and is not a JSONL result file of \`convbi batch\`" "says why"
+check "the user's file is unchanged" test "$(cat "$T/keep.jsonl")" = precious
+printf 'a,b\r\n1,2\r\n' >"$T/keep.csv"
+expect_code 2 "batch --format csv --out over a CSV of the user's" $TO "$CONVBI" batch --config "$C" --db "$DB" --format csv --rows "$T/rows-keep" --out "$T/keep.csv" "$T/coll.jsonl"
+check "the user's CSV is unchanged" cmp -s "$T/keep.csv" <(printf 'a,b\r\n1,2\r\n')
+head -c 3000 /dev/urandom >"$T/blob.bin"
+cp "$T/blob.bin" "$T/blob.orig"
+expect_code 2 "batch --out over a binary file (an installed library, say)" $TO "$CONVBI" batch --config "$C" --db "$DB" --out "$T/blob.bin" "$T/coll.jsonl"
+check "the binary file is unchanged" cmp -s "$T/blob.bin" "$T/blob.orig"
+expect_code 0 "batch --out over its own earlier results" $TO "$CONVBI" batch --config "$C" --db "$DB" --out "$T/again.jsonl" "$T/coll.jsonl"
+expect_code 0 "batch --out over its own earlier results, again" $TO "$CONVBI" batch --config "$C" --db "$DB" --out "$T/again.jsonl" "$T/coll.jsonl"
 
 finish
