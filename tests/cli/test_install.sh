@@ -37,7 +37,7 @@ sqlite3 "$M/share/convbi/shop.db" 'CREATE TABLE moved_install_marker (id INTEGER
 expect_code 0 "the moved install's convbi schema runs" env -u CONVBI_PROMPTS -u CONVBI_DB "$M/bin/convbi" schema
 contains "$OUT" "moved_install_marker" "the moved install's default database is its own share/convbi/shop.db"
 rm "$M/share/convbi/prompts/intent.txt"
-printf '{"endpoints":[{"name":"a","endpoint":"http://127.0.0.1:9","deployment":"d","api_key":"k"}]}' >"$T/moved.json"
+printf '{"endpoints":[{"name":"a","url":"http://127.0.0.1:9","deployment":"d","api_key":"k"}]}' >"$T/moved.json"
 expect_code 2 "the moved install without intent.txt refuses to start" env -u CONVBI_PROMPTS -u CONVBI_DB "$M/bin/convbi" --config "$T/moved.json" ask "how many customers?"
 contains "$ERR" "$M/share/convbi/prompts/intent.txt is missing" "the moved install reads its own prompts"
 # serve rewrites its process title (argv[0]): it too finds the moved share folder
