@@ -118,6 +118,30 @@ static int cancel_check(const convbi_event *ev, void *payload)
 	return canceled;
 }
 
+/* An ask's stop: its MCP call's (notifications/cancelled, its client gone,
+ * a signal) or its conversation ended under it (end_conversation). */
+struct ask_stop {
+	struct mcp_cancel *call; /* may be NULL */
+	convbi_session *conv;
+	atomic_int ended;
+};
+
+static int ask_check(const convbi_event *ev, void *payload)
+{
+	struct ask_stop *st = payload;
+	return atomic_load(&st->ended) || (st->call && cancel_check(ev, st->call));
+}
+
+/* sessions_watch's hook: the conversation was ended while answering. */
+static void conversation_ended(void *payload)
+{
+	struct ask_stop *st = payload;
+	atomic_store(&st->ended, 1);
+	convbi_session_interrupt(st->conv);
+}
+
+#define ASK_ENDED_MESSAGE "the conversation was ended (end_conversation) while answering this question; the question was canceled"
+
 /* ---- tools ------------------------------------------------------------------ */
 
 static const char tools_json[] =
@@ -156,7 +180,8 @@ static const char tools_json[] =
         "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
         "{\"name\":\"end_conversation\",\"title\":\"End a conversation\","
         "\"description\":\"Ends a conversation an earlier ask returned, when no follow-up will come: the server forgets its "
-        "history. Conversations left open end on their own (idle, or the least recently used when too many are open).\","
+        "history; an ask running on it is canceled. Conversations left open end on their own (idle, or the least "
+        "recently used when too many are open).\","
         "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
         "\"conversation\":{\"type\":\"string\",\"description\":\"the conversation to end (from an ask result)\"}},"
         "\"required\":[\"conversation\"],\"additionalProperties\":false},"
@@ -199,8 +224,9 @@ static struct serve_db *tool_db(struct mcp *m, int tok, const cJSON *args, char 
 	return db;
 }
 
-/* The answer as text and structuredContent (the answer JSON's fields). */
-static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
+/* The answer as text and structuredContent (the answer JSON's fields);
+ * errmsg (may be NULL) instead of the answer's error. */
+static cJSON *answer_result(convbi_answer *a, int rc, const char *errmsg, const char *conversation)
 {
 	char *json = NULL, *table = NULL;
 	serve_answer_json(a, rc, &json);
@@ -215,15 +241,17 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *conversation)
 	}
 	if (conversation)
 		cJSON_AddStringToObject(st, "conversation", conversation);
+	if (rc && !errmsg)
+		errmsg = serve_client_errmsg(rc, convbi_answer_errmsg(a));
 	if (rc) {
-		cJSON_AddStringToObject(st, "error", serve_client_errmsg(rc, convbi_answer_errmsg(a)));
+		cJSON_AddStringToObject(st, "error", errmsg);
 		cJSON_AddStringToObject(st, "error_class", convbi_errname(rc));
 	}
 	size_t n = strlen(convbi_answer_text(a)) + strlen(convbi_answer_sql(a)) + (table ? strlen(table) : 0) +
-	           strlen(convbi_answer_errmsg(a)) + strlen(serve_client_errmsg(rc, "")) + 200;
+	           (rc ? strlen(errmsg) : 0) + 200;
 	char *text = malloc(n);
 	if (text) {
-		int k = snprintf(text, n, "%s", rc ? serve_client_errmsg(rc, convbi_answer_errmsg(a)) : convbi_answer_text(a));
+		int k = snprintf(text, n, "%s", rc ? errmsg : convbi_answer_text(a));
 		if (*convbi_answer_sql(a))
 			k += snprintf(text + k, n - (size_t)k, "\n\nSQL:\n```sql\n%s\n```", convbi_answer_sql(a));
 		if (table && *table)
@@ -271,7 +299,8 @@ static void ask_options(const cJSON *args, convbi_ask_options *ao)
  * the question has a slot, and kept (its id in the result) only when the
  * question was answered, so a refused, failed or canceled ask leaves
  * nothing behind.  Conversations live in their own table, apart from
- * REST sessions; a full table closes its least recently used one. */
+ * REST sessions; a full table closes its least recently used one.  Ending
+ * the conversation while it answers cancels the ask (attack7 N1). */
 static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_cancel *cancel)
 {
 	struct session_table *convs = m->s->conversations;
@@ -284,6 +313,7 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 	if (strlen(question) > SERVE_QUESTION_MAX_BYTES)
 		return tool_error("the question is too long; shorten it");
 	ask_options(args, &ao);
+	struct ask_stop stop = {.call = cancel};
 	struct serve_session *ss = NULL;
 	struct serve_db *db = NULL;
 	if (conversation) {
@@ -332,14 +362,18 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 	} else {
 		convbi_answer *a = NULL;
 		struct serve_run run;
+		stop.conv = ss->conv;
+		sessions_watch(convs, ss, conversation_ended, &stop); /* forgotten by sessions_end */
 		server_run_begin(m->s, &run, ss->conv);
 		rc = cancel_attach(cancel, ss->conv)
 		             ? CONVBI_ECANCELED
-		             : convbi_session_ask_with(ss->conv, question, NULL, &ao, cancel ? cancel_check : NULL, cancel, &a);
+		             : convbi_session_ask_with(ss->conv, question, NULL, &ao, ask_check, &stop, &a);
 		cancel_attach(cancel, NULL);
 		server_run_end(m->s, &run);
 		metrics_answer(m->s->metrics, a, rc);
-		r = a ? answer_result(a, rc, conversation || !rc ? ss->id : NULL) : tool_error(convbi_errstr(rc));
+		const char *ended = rc == CONVBI_ECANCELED && atomic_load(&stop.ended) ? ASK_ENDED_MESSAGE : NULL;
+		r = a ? answer_result(a, rc, ended, conversation || !rc ? ss->id : NULL)
+		      : tool_error(ended ? ended : convbi_errstr(rc));
 		convbi_answer_free(a);
 	}
 	server_slot_give(m->s, tok);
@@ -350,7 +384,8 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 	return r;
 }
 
-/* Ends a conversation (a question running on it finishes first). */
+/* Ends a conversation; an ask running on it is canceled (its caller gets
+ * an isError result, ECANCELED) and it is unknown from now on. */
 static cJSON *tool_end_conversation(struct mcp *m, int tok, const cJSON *args)
 {
 	const char *id = arg_str(args, "conversation");
@@ -388,7 +423,7 @@ static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args, struct mcp
 	}
 	const char *failed = a ? convbi_answer_errmsg(a) : conv ? convbi_session_errmsg(conv) : convbi_errstr(rc);
 	server_db_failed(db, rc, failed);
-	cJSON *r = a ? answer_result(a, rc, NULL) : tool_error(failed);
+	cJSON *r = a ? answer_result(a, rc, NULL, NULL) : tool_error(failed);
 	convbi_answer_free(a);
 	convbi_session_free(conv);
 	server_slot_give(m->s, tok);

@@ -16,6 +16,7 @@ start_fake '{"endpoints":[{"name":"east","api_key":"'$KEY'","deployment":"gpt-4o
   {"name":"slow","api_key":"k-slow-9a8b","deployment":"gpt-4o","latency_ms":2500}],
  "rules":[{"match":"'"$I"'[\\s\\S]*User message: and by country","reply":"{\"intent\":\"follow_up\",\"standalone_question\":\"How many customers per country?\"}"},
           {"match":"'"$I"'","reply":"{\"intent\":\"data_question\"}"},
+          {"match":"'"$S"'[\\s\\S]*count forever","reply":"```sql\nWITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x+1 FROM c) SELECT count(*) AS n FROM c\n```"},
           {"match":"'"$S"'","reply":"```sql\nSELECT country_code, count(*) AS n FROM customers GROUP BY 1 ORDER BY 2 DESC LIMIT 8\n```"},
           {"match":"'"$A"'","reply":"Most customers are in the United States."}],
  "default_reply":"OK"}'
@@ -165,7 +166,53 @@ R=$(mcp3 end_conversation '{"conversation":"'"$(conv_of "${A[5]}")"'"}')
 contains "$R" '"ended":true' "end_conversation ends one"
 check "and it is gone" test "$(gauge "$U3" convbi_mcp_conversations_open)" = 1
 contains "$(mcp3 end_conversation '{"conversation":"'"$(conv_of "${A[5]}")"'"}')" '"isError":true' "ending it again is a tool error"
+# Ending a conversation whose ask is running (its SQL counts forever)
+# cancels that ask at once: its caller gets isError, ECANCELED, saying why,
+# and the conversation is gone (attack7 N1).
+ENDED='the conversation was ended (end_conversation) while answering this question'
+CV=$(conv_of "$(mcp3 ask '{"question":"customers per country?"}')")
+OPEN=$(gauge "$U3" convbi_mcp_conversations_open)
+mcp3 ask '{"question":"count forever zq5","conversation":"'"$CV"'"}' > "$T/ended.out" &
+BG=$!
+for _ in $(seq 200); do grep "$S" "$T/requests.log" | grep -q 'count forever zq5' && break; sleep 0.05; done
+sleep 0.5 # the SQL runs
+contains "$(mcp3 end_conversation '{"conversation":"'"$CV"'"}')" '"ended":true' "http: end_conversation of an answering conversation"
+wait "$BG"
+R=$(cat "$T/ended.out")
+contains "$R" '"isError":true' "http: its running ask is answered as an error"
+contains "$R" '"error_class":"ECANCELED"' "http: canceled (ECANCELED)"
+contains "$R" "$ENDED" "http: saying the conversation was ended"
+contains "$(mcp3 ask '{"question":"and by country?","conversation":"'"$CV"'"}')" 'no such conversation' "http: the ended conversation cannot be continued"
+check "http: it is no longer counted" test "$(gauge "$U3" convbi_mcp_conversations_open)" = $((OPEN - 1))
+check "http: no question runs on" test "$(gauge "$U3" convbi_questions_running)" = 0
 kill "$RUN_PID"; wait "$RUN_PID" 2>/dev/null
+python3 - "$CONVBI" "$C" "$SAMPLE_DB" "$T/requests.log" > "$T/ended_stdio.out" 2>>"$T/raw.err" <<'PY'
+import json, subprocess, sys, time
+p = subprocess.Popen([sys.argv[1], "mcp", "--config", sys.argv[2], "--db", "shop=" + sys.argv[3]],
+                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def send(o): p.stdin.write(json.dumps(o) + "\n"); p.stdin.flush()
+def call(i, name, args): send({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": name, "arguments": args}})
+call(1, "ask", {"question": "customers per country?"})
+conv = json.loads(p.stdout.readline())["result"]["structuredContent"]["conversation"]
+call(2, "ask", {"question": "count forever zq6", "conversation": conv})
+for _ in range(200):
+    if any("SQL writer" in l and "count forever zq6" in l for l in open(sys.argv[4])): break
+    time.sleep(0.05)
+time.sleep(0.5)  # the SQL runs
+call(3, "end_conversation", {"conversation": conv})
+got = {}
+for _ in range(2):
+    r = json.loads(p.stdout.readline()); got[r["id"]] = r["result"]
+call(4, "ask", {"question": "and by country?", "conversation": conv})
+again = json.loads(p.stdout.readline())["result"]
+p.stdin.close(); p.wait(60)
+print("ended", got[3]["structuredContent"].get("ended"), "ask isError", got[2]["isError"],
+      got[2]["structuredContent"].get("error_class"), got[2]["content"][0]["text"])
+print("again", again["isError"], again["content"][0]["text"])
+PY
+R=$(cat "$T/ended_stdio.out")
+contains "$R" "ended True ask isError True ECANCELED $ENDED" "stdio: end_conversation cancels the conversation's running ask"
+contains "$R" "again True no such conversation" "stdio: the ended conversation cannot be continued"
 # with two tokens each holds its share: A's asks close A's own least
 # recently used conversation, never B's
 TOK2=tok-mcp-b-9a8b7c6d5e4f3a2b1c0d
