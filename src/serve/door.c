@@ -18,8 +18,9 @@
  *     SERVE_HEADERS_MAX_BYTES, and 400/413 for a Content-Length that is
  *     not a number or is over SERVE_BODY_MAX_BYTES (libmicrohttpd would
  *     answer those in HTML, and 0.9.75 sends its status line twice), 400
- *     for a NUL byte in the head or a second Host, Origin or
- *     Authorization, 501 for a Transfer-Encoding other than chunked;
+ *     for a NUL byte in the head, no Host header, a blank before a
+ *     header's colon or a second Host, Origin or Authorization, 501 for
+ *     a Transfer-Encoding other than chunked;
  *   - answers 400 for a request line that is not `METHOD TARGET
  *     HTTP/1.x` (HTTP/0.9, garbage) and 505 for another version (the
  *     HTTP/2 preface) as soon as the line is complete, and 400 for a
@@ -260,8 +261,11 @@ static int refuse_head(char *msg, size_t cap, const char **code, const char *tex
 }
 
 /* Checks the headers of a complete head: no NUL byte (400 naming the
- * header); one Host, Origin and Authorization at most (400: a proxy that
- * reads the other one would judge another request); a Transfer-Encoding
+ * header); no blank between a header's name and its colon (400, RFC 9112
+ * 5.1: `Host : x` is no Host header to libmicrohttpd, another to a proxy);
+ * one Host, Origin and Authorization (400: none is no request for this
+ * server, HTTP/1.0 included -- the Host allow-list; a proxy that reads the
+ * other one of two would judge another request); a Transfer-Encoding
  * other than chunked is 501; Content-Length a number (judged by its value,
  * leading zeros aside), the same in every copy, at most
  * SERVE_BODY_MAX_BYTES (413).  Returns 0 with *body the body's length (-1
@@ -281,14 +285,22 @@ static int check_head(const char *b, size_t n, char *msg, size_t cap, const char
 		if (!eol)
 			break;
 		const char *v, *ve;
-		if (memchr(line, '\0', (size_t)(eol - line))) {
-			const char *colon = memchr(line, ':', (size_t)(eol - line));
+		const char *colon = memchr(line, ':', (size_t)(eol - line));
+		int nul = memchr(line, '\0', (size_t)(eol - line)) != NULL;
+		int blank = !nul && colon && colon > line && (colon[-1] == ' ' || colon[-1] == '\t') && line[0] != ' ' &&
+		            line[0] != '\t'; /* not a folded line's */
+		if (nul || blank) {
 			size_t k = colon ? (size_t)(colon - line) : 0;
+			while (blank && k > 0 && (line[k - 1] == ' ' || line[k - 1] == '\t'))
+				k--;
 			char name[48];
 			for (size_t i = 0; i < k && i < sizeof name - 1; i++)
 				name[i] = line[i] > ' ' && line[i] < 127 ? line[i] : '?';
 			name[k < sizeof name - 1 ? k : sizeof name - 1] = '\0';
-			snprintf(msg, cap, "the `%s` header holds a NUL byte; remove it", k ? name : "?");
+			snprintf(msg, cap,
+			         nul ? "the `%s` header holds a NUL byte; remove it"
+			             : "the `%s` header has a blank between its name and its colon; remove it (RFC 9112 5.1)",
+			         k ? name : "?");
 			*code = "bad_request";
 			return 400;
 		}
@@ -345,6 +357,8 @@ static int check_head(const char *b, size_t n, char *msg, size_t cap, const char
 		}
 		line = eol;
 	}
+	if (!count[0])
+		return refuse_head(msg, cap, code, SERVE_NO_HOST_MESSAGE);
 	*body = coded ? -1 : seen > 0 ? seen : 0;
 	return 0;
 }

@@ -5,7 +5,8 @@
  * raw NUL, and keeps bytes that are not UTF-8 as they are (and then prints
  * them back into a response that is no longer valid JSON).  One lexical
  * pass over the text refuses all three, and objects or arrays nested
- * deeper than SERVE_JSON_DEPTH_MAX, with one line naming the field: the
+ * deeper than SERVE_JSON_DEPTH_MAX, and a leading byte order mark (RFC
+ * 8259 8.1), with one line naming the field: the
  * innermost object key around the bad string ("sql", "question", "id").
  * Syntax is left to cJSON; input_parse_json then refuses what cJSON
  * lets through: text after the value, and a key twice in one object
@@ -93,6 +94,12 @@ int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *
 	field[0] = '\0';
 	if (path)
 		path[0] = '\0';
+	if (len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3)) {
+		snprintf(msg, cap,
+		         "the request starts with a byte order mark (BOM, bytes EF BB BF), which JSON text must not "
+		         "(RFC 8259 8.1); send the JSON without it");
+		return -1;
+	}
 	const char *nul = memchr(text, '\0', len);
 	if (nul) {
 		snprintf(msg, cap, "the request holds a NUL byte (at byte %zu); send JSON text without one",
@@ -140,9 +147,13 @@ int input_check_json(const char *text, size_t len, char *msg, size_t cap, char *
 				sc[depth].key = text + start;
 				sc[depth].key_len = i - start;
 			}
-		} else if ((unsigned char)c >= 0x80 && !utf8_decode((const unsigned char *)text + i, len - i, NULL)) {
-			snprintf(msg, cap, "the request is not valid UTF-8 (byte %zu); send UTF-8 JSON", i);
-			return -1;
+		} else if ((unsigned char)c >= 0x80) { /* outside a string: cJSON refuses it, but not as UTF-8 */
+			size_t k = utf8_decode((const unsigned char *)text + i, len - i, NULL);
+			if (!k) {
+				snprintf(msg, cap, "the request is not valid UTF-8 (byte %zu); send UTF-8 JSON", i);
+				return -1;
+			}
+			i += k - 1;
 		}
 	}
 	return 0;

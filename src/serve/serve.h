@@ -49,6 +49,10 @@
 #define SERVE_LOG_LINE_BYTES 1024            /* one log line; longer ones are cut */
 #define SERVE_CONN_IDLE_MS 2000              /* a conversation unused this long gives back its database connection */
 
+/* A request without a Host header (400, HTTP/1.0 too: the Host allow-list). */
+#define SERVE_NO_HOST_MESSAGE \
+	"the request has no Host header; send `Host: NAME[:PORT]` naming this server (HTTP/1.0 requests too)"
+
 /* Exit codes, as the CLI's. */
 #define SERVE_EXIT_OK 0
 #define SERVE_EXIT_FAIL 1

@@ -196,16 +196,29 @@ static int host_allowed(const struct server *s, const char *host, int header)
 	return 0;
 }
 
+/* The length of origin o without its scheme's default port (http 80,
+ * https 443): `http://x.com:80` is `http://x.com`. */
+static size_t origin_length(const char *o)
+{
+	size_t n = strlen(o);
+	if (n > 10 && !strncasecmp(o, "http://", 7) && !strcmp(o + n - 3, ":80"))
+		return n - 3;
+	if (n > 12 && !strncasecmp(o, "https://", 8) && !strcmp(o + n - 4, ":443"))
+		return n - 4;
+	return n;
+}
+
 /* A browser's Origin ("scheme://host[:port]") is allowed when it equals an
- * --allow-origin, or when it is this server's own origin: http (the only
+ * --allow-origin (a default port written or not), or when it is this server's own origin: http (the only
  * scheme it serves), and a host and port -- the port written, else 80 --
  * that name it as a Host header would.  A page at http://localhost (port
  * 80) or https://localhost:8765 is another origin than the server on
  * http://localhost:8765, and is refused. */
 static int origin_allowed(const struct server *s, const char *origin)
 {
+	size_t on = origin_length(origin);
 	for (int i = 0; i < s->cfg.nallow_origins; i++) /* scheme and host are case-insensitive */
-		if (!strcasecmp(s->cfg.allow_origins[i], origin))
+		if (origin_length(s->cfg.allow_origins[i]) == on && !strncasecmp(s->cfg.allow_origins[i], origin, on))
 			return 1;
 	if (strncasecmp(origin, "http://", 7))
 		return 0;
@@ -260,7 +273,11 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 		return 1;
 	}
 	const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
-	if (!host || !host_allowed(s, host, 1)) {
+	if (!host) { /* the door refuses it first, unless pipelined */
+		respond_error(req, 400, "bad_request", SERVE_NO_HOST_MESSAGE);
+		return 1;
+	}
+	if (!host_allowed(s, host, 1)) {
 		respond_error(
 		        req, 403, "forbidden_host",
 		        "the Host header does not name this server; start it with --allow-host NAME for the name clients use");

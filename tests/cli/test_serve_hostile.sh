@@ -193,6 +193,20 @@ printf '{"jsonrpc":"2.0","id":10,"method":"tools/call","params":{"name":"nope","
 send /mcp "$T/m4"; contains "$BODY" '"id":10,"error":{"code":-32602,"message":"Unknown tool' "an unknown tool stays a protocol error"
 printf '{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"ask\\u0000","arguments":{}}}' > "$T/m5"
 send /mcp "$T/m5"; is 400 "a NUL in the tool's name"; contains "$BODY" '"id":11,"error":{"code":-32602' "is a protocol error"
+# a body starting with a byte order mark is named as one on every route,
+# not called "not valid UTF-8" (JSON text must not start with one, RFC 8259)
+BOM='the request starts with a byte order mark (BOM, bytes EF BB BF)'
+printf '\xef\xbb\xbf{"sql":"SELECT 1 AS a"}' > "$T/bom1"
+send /v1/sql "$T/bom1"; is 400 "/v1/sql: a BOM before the JSON"; contains "$BODY" "$BOM" "/v1/sql: the BOM is named"
+printf '\xef\xbb\xbf{}' > "$T/bom2"
+send /v1/sessions "$T/bom2"; is 400 "/v1/sessions: a BOM before the JSON"; contains "$BODY" "$BOM" "/v1/sessions: the BOM is named"
+printf '\xef\xbb\xbf{"question":"How many customers are there?"}' > "$T/bom3"
+send "/v1/sessions/$SID/questions" "$T/bom3"; is 400 "questions: a BOM before the JSON"; contains "$BODY" "$BOM" "questions: the BOM is named"
+printf '\xef\xbb\xbf{"jsonrpc":"2.0","id":12,"method":"ping"}' > "$T/bom4"
+send /mcp "$T/bom4"; is 400 "/mcp: a BOM before the message"
+contains "$BODY" '"code":-32700,"message":"Parse error: '"$BOM" "/mcp: a parse error naming the BOM"
+printf '{"sql":\xc3\xa9}' > "$T/b8"
+send /v1/sql "$T/b8"; is 400 "a UTF-8 letter outside a string"; lacks "$BODY" 'UTF-8' "is no UTF-8 problem"
 $PY jsonlines "$T/responses" > "$T/json.out" && ok "every response above is UTF-8 JSON" || bad "responses: $(cat "$T/json.out")"
 [ "$(sqlite3 "$SAMPLE_DB" 'SELECT count(*) FROM customers')" = 200 ] && ok "no row was deleted" || bad "rows were deleted"
 
@@ -239,6 +253,7 @@ printf '%s\n' \
   '{"jsonrpc":"2.0","id":"x\u0000y","method":"ping"}' \
   '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"ask","arguments":{"question":"hi","conversation":"ab\u0000cd"}}}' > "$T/mcp.in"
 printf '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_sql","arguments":{"sql":"SELECT \x27\xff\xfe\x27 AS v"}}}\n' >> "$T/mcp.in"
+printf '\xef\xbb\xbf{"jsonrpc":"2.0","id":4,"method":"ping"}\n' >> "$T/mcp.in"
 "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" < "$T/mcp.in" > "$T/mcp.out" 2>"$T/mcp.err"
 M=$(cat "$T/mcp.out")
 contains "$(sed -n 1p "$T/mcp.out")" '"id":1,"result":{"content":[{"type":"text","text":"`sql` holds a NUL' "stdio: \\u0000 in run_sql is a tool error"
@@ -246,6 +261,7 @@ contains "$(sed -n 2p "$T/mcp.out")" '"id":null,"error":{"code":-32600,"message"
 contains "$(sed -n 3p "$T/mcp.out")" '"id":null,"error":{"code":-32600,"message":"Invalid Request: `id` holds a NUL' "a NUL in the id"
 contains "$(sed -n 4p "$T/mcp.out")" '"id":3,"result":{"content":[{"type":"text","text":"`conversation` holds a NUL' "a NUL in a conversation id: a tool error"
 contains "$(sed -n 5p "$T/mcp.out")" '"id":2,"result":{"content":[{"type":"text","text":"`sql` is not valid UTF-8' "stdio: run_sql that is not UTF-8 is a tool error"
+contains "$(sed -n 6p "$T/mcp.out")" '"code":-32700,"message":"Parse error: the request starts with a byte order mark' "stdio: a BOM is named"
 $PY jsonlines "$T/mcp.out" > "$T/json.out" && ok "every stdio reply is UTF-8 JSON" || bad "stdio replies: $(cat "$T/json.out")"
 
 # ---- 6: Ctrl-C cancels at once and exits 130; a drain answers 503 -------------------------------

@@ -21,6 +21,11 @@ printf 'HELLO\r\n\r\n' > "$T/hello.req"
 printf 'GET /healthz HTTP/1.1 x\r\nHost: localhost\r\n\r\n' > "$T/extra.req"
 printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\nzz\r\nabc\r\n0\r\n\r\n' > "$T/chunk1.req"
 printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3\r\nabcdef\r\n0\r\n\r\n' > "$T/chunk2.req"
+# attack7 N6: no Host (HTTP/1.1 or 1.0) and a blank before a header's colon are 400
+printf 'GET /healthz HTTP/1.1\r\n\r\n' > "$T/nohost11.req"
+printf 'GET /healthz HTTP/1.0\r\n\r\n' > "$T/nohost10.req"
+printf 'GET /healthz HTTP/1.1\r\nHost : localhost\r\n\r\n' > "$T/hostsp.req"
+printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\nAccept\t: */*\r\n\r\n' > "$T/accsp.req"
 printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n17;ext=1\r\n{"sql":"SELECT 7 AS n"}\r\n0\r\n\r\n' > "$T/chunkok.req"
 for how in raw then; do
   R=$($PY $how "$P" "$T/http09.req")
@@ -42,7 +47,19 @@ for how in raw then; do
   done
   R=$($PY $how "$P" "$T/chunkok.req")
   contains "$R" '"rows":[[7]]' "$how: a good chunked body (with an extension) is served"
+  for f in nohost11 nohost10; do
+    R=$($PY $how "$P" "$T/$f.req")
+    contains "$R" '400 Bad Request' "$how: $f: a request without Host is 400"
+    contains "$R" '{"error":{"code":"bad_request","message":"the request has no Host header; send `Host: NAME[:PORT]`' "$how: $f: naming it"
+  done
+  R=$($PY $how "$P" "$T/hostsp.req")
+  contains "$R" '400 Bad Request' "$how: Host with a blank before its colon is 400 (RFC 9112 5.1)"
+  contains "$R" '"message":"the `Host` header has a blank between its name and its colon' "$how: naming it"
+  contains "$($PY $how "$P" "$T/accsp.req")" '"message":"the `Accept` header has a blank between' "$how: so is any header's"
 done
+printf 'GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\nGET /healthz HTTP/1.1\r\n\r\n' > "$T/nohostpipe.req"
+R=$($PY raw "$P" "$T/nohostpipe.req")
+contains "$R" '"message":"the request has no Host header' "a pipelined request without Host is 400 too"
 # a chunked body that arrives in pieces is waited for, then judged
 python3 - "$P" > "$T/pieces.out" <<'PYEOF'
 import socket, sys, time
@@ -151,7 +168,8 @@ req GET /v1/databases -H 'Origin: null'; is 403 "Origin: null is refused"
 serve_stop
 
 # ---- F18: host names compare case-insensitively, port 80 as none; --listen ::1:PORT ---------
-serve_start "$T/f18.log" --db shop="$SAMPLE_DB" --allow-host bi.example.com --allow-origin https://BI.example.com
+serve_start "$T/f18.log" --db shop="$SAMPLE_DB" --allow-host bi.example.com --allow-origin https://BI.example.com \
+  --allow-origin HTTP://X.COM --allow-origin http://y.com:80
 P=$(port_of)
 for h in "BI.EXAMPLE.COM:$P" "LOCALHOST:$P" "bi.example.com:80" "Bi.Example.Com" "localhost:80"; do
   req GET /v1/databases -H "Host: $h"; is 200 "Host: $h names this server"
@@ -162,6 +180,13 @@ done
 req GET /v1/databases -H "Origin: HTTP://LOCALHOST:$P"; is 200 "Origin HTTP://LOCALHOST:$P is ours"
 req GET /v1/databases -H "Origin: https://bi.EXAMPLE.com"; is 200 "an --allow-origin in other case"
 req GET /v1/databases -H "Origin: https://bi.example.com:8443"; is 403 "but not on another port"
+# an origin's default port is as none, in the Origin and in --allow-origin (attack7 N6)
+req GET /v1/databases -H "Origin: https://bi.example.com:443"; is 200 "https://...:443 is the --allow-origin without a port"
+req GET /v1/databases -H "Origin: http://X.com:80"; is 200 "http://...:80 is the --allow-origin without a port"
+req GET /v1/databases -H "Origin: http://y.com"; is 200 "an --allow-origin with :80 takes the origin without it"
+for o in http://x.com:443 https://x.com http://x.com:8080 https://bi.example.com:80; do
+  req GET /v1/databases -H "Origin: $o"; is 403 "Origin $o is another origin"
+done
 serve_stop
 expect_code 2 "--listen ::1:PORT is ambiguous" timeout 5 "$CONVBI" serve --listen '::1:0' --config "$C" --db shop="$SAMPLE_DB"
 contains "$ERR" 'write an IPv6 address in brackets, e.g. [::1]:0' "the fix is named"
