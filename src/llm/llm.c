@@ -962,7 +962,10 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			break;
 		}
 		struct pool_pick pick;
-		int prc = pool_pick_ahead(l->pool, clock_wall_ms(), hard | soft | over, est, &pick);
+		int64_t wall = clock_wall_ms();
+		/* no slot this call cannot use is reserved: it would push every later caller's out (attack8 N1) */
+		int prc = pool_pick_ahead(l->pool, wall, hard | soft | over, est, wall + (deadline - now) - LLM_ATTEMPT_MIN_MS,
+		                          &pick);
 		if (prc == CONVBI_ENOENDPOINT && soft) {
 			/* Every endpoint failed once in this call: back off, go round again. */
 			soft = 0;

@@ -1015,7 +1015,8 @@ static int64_t pace_us(int64_t amount, int64_t per_minute, int learned)
  * (within half a slot) or ahead, so a waiter's wake-up latency is not lost
  * from the budget, and from now otherwise.  A reservation retries a CAS
  * lost to another claimer (the next slot may still be within the limit). */
-static int pace_claim(struct state *st, unsigned ep, int field, int64_t now_ms, int64_t slot_us, int64_t limit_us, int64_t *at_us)
+static int pace_claim(struct state *st, unsigned ep, int field, int64_t now_ms, int64_t slot_us, int64_t limit_us, int64_t *at_us,
+                      int64_t taken[2])
 {
 	int64_t now_us = now_ms * 1000;
 	for (int tries = 0; tries < (limit_us > now_us ? POOL_AHEAD_TRIES : 1); tries++) {
@@ -1025,10 +1026,18 @@ static int pace_claim(struct state *st, unsigned ep, int field, int64_t now_ms, 
 			return 0;
 		if (st->ops->cas(st, ep, field, old, start + slot_us)) {
 			*at_us = max64(*at_us, start);
+			taken[0] = old;
+			taken[1] = start + slot_us;
 			return 1;
 		}
 	}
 	return 0;
+}
+
+/* Gives back a slot pace_claim took, while it is still the last one. */
+static void pace_unclaim(struct state *st, unsigned ep, int field, const int64_t taken[2])
+{
+	st->ops->cas(st, ep, field, taken[1], taken[0]);
 }
 
 /* The microseconds one request of est tokens occupies ep's pacing: the
@@ -1063,11 +1072,15 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v, const str
 	int by429 = c->rpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 0) == POOL_LEARN_429;
 	int tby429 = c->tpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 1) == POOL_LEARN_429;
 	int64_t limit_us = limit_ms > INT64_MAX / 1000 ? INT64_MAX : limit_ms * 1000;
-	if (rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, rpm, by429), limit_us, &at_us))
+	int64_t req_taken[2], tok_taken[2];
+	if (rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, rpm, by429), limit_us, &at_us, req_taken))
 		goto refused;
-	if (tpm > 0 &&
-	    !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, tpm, tby429), limit_us, &at_us))
-		goto refused; /* the rpm slot taken is lost: a small, safe waste */
+	if (tpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, tpm, tby429), limit_us,
+	                           &at_us, tok_taken)) {
+		if (rpm > 0) /* the rpm slot goes back unless another claimer took the next one meanwhile */
+			pace_unclaim(st, (unsigned)ep, STATE_PACE_REQ, req_taken);
+		goto refused;
+	}
 	*at_ms = max64(now_ms, (at_us + 999) / 1000);
 	ops->window_add(st, (unsigned)ep, STATE_WIN_REQ, now_ms, 1, 0);
 	if (raw > 0) /* the raw estimate: the token charge is measured against it */
@@ -1117,7 +1130,7 @@ static int take_now(struct pool *p, unsigned t, uint64_t c, uint64_t mask, struc
  * slots > 0, only a slot starting within that many of the endpoint's own
  * slots from now.  1 with *out filled (at_ms: the slot's start), else 0. */
 static int reserve(struct pool *p, const struct pool_verdict *v, const struct state_snap *s, uint64_t mask, int64_t now_ms,
-                   int64_t raw, const int64_t *est, int slots, struct pool_pick *out)
+                   int64_t raw, const int64_t *est, int slots, int64_t latest_ms, struct pool_pick *out)
 {
 	while (mask) {
 		int ep = -1;
@@ -1126,6 +1139,8 @@ static int reserve(struct pool *p, const struct pool_verdict *v, const struct st
 				ep = (int)i;
 		mask &= ~bit(ep);
 		int64_t limit = slots > 0 ? now_ms + slots * slot_us_of(p, ep, &s[ep], est[ep]) / 1000 : INT64_MAX;
+		if (limit > latest_ms)
+			limit = latest_ms;
 		int64_t at = now_ms;
 		if (claim(p, ep, &v[ep], &s[ep], now_ms, raw, est[ep], limit, &at) > 0) {
 			out->ep = ep;
@@ -1138,7 +1153,8 @@ static int reserve(struct pool *p, const struct pool_verdict *v, const struct st
 	return 0;
 }
 
-static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, int ahead, struct pool_pick *out)
+static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, int ahead, int64_t latest_ms,
+                     struct pool_pick *out)
 {
 	struct pool_verdict v[POOL_MAX_ENDPOINTS];
 	struct state_snap s[POOL_MAX_ENDPOINTS];
@@ -1193,7 +1209,7 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 			if (take_now(p, t, c, mine & quick, v, s, now_ms, est_tokens, est, &usable, &breaker_only, out))
 				return CONVBI_OK;
 		}
-		if (reserve(p, v, s, paced & mine & quick, now_ms, est_tokens, est, POOL_AHEAD_SLOTS, out))
+		if (reserve(p, v, s, paced & mine & quick, now_ms, est_tokens, est, POOL_AHEAD_SLOTS, latest_ms, out))
 			return CONVBI_OK;
 		if (usable & mine) {
 			if (!counted)
@@ -1205,7 +1221,7 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 	/* Reserving, nothing free nor near: the slot that comes first, in the
 	 * first tier that has one. */
 	for (unsigned t = 0; t < p->ntiers; t++)
-		if (reserve(p, v, s, paced & p->tiers[t].members, now_ms, est_tokens, est, 0, out))
+		if (reserve(p, v, s, paced & p->tiers[t].members, now_ms, est_tokens, est, 0, latest_ms, out))
 			return CONVBI_OK;
 
 	/* The partial-outage rule: offer a breaker-blocked endpoint only when
@@ -1233,12 +1249,13 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 
 int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out)
 {
-	return pick_impl(p, now_ms, exclude, est_tokens, 0, out);
+	return pick_impl(p, now_ms, exclude, est_tokens, 0, INT64_MAX, out);
 }
 
-int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out)
+int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, int64_t latest_ms,
+                    struct pool_pick *out)
 {
-	return pick_impl(p, now_ms, exclude, est_tokens, 1, out);
+	return pick_impl(p, now_ms, exclude, est_tokens, 1, latest_ms, out);
 }
 
 int pool_confirm(struct pool *p, struct pool_pick *pick, int64_t now_ms)

@@ -248,8 +248,13 @@ int pool_pick(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_toke
  * each tier in turn, then 4. the first slot to come, in the first tier
  * that has one.  ep = -1 (wait_ms) only when cooldowns, budgets or
  * breakers hold back every endpoint.  With at_ms > now, sleep until then,
- * then pool_confirm before sending (pool_abandon when not sending). */
-int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, struct pool_pick *out);
+ * then pool_confirm before sending (pool_abandon when not sending).
+ * latest_ms: the latest start the caller can use (its deadline less an
+ * attempt's least time): a slot starting later is not reserved -- nothing
+ * is taken, and ep = -1 with wait_ms until the next slot -- so a call that
+ * cannot use it does not push every later caller's slot out. */
+int pool_pick_ahead(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t est_tokens, int64_t latest_ms,
+                    struct pool_pick *out);
 /* Whether a reserved slot may still be used at now_ms: 0 when its
  * endpoint was rate limited since the pick (a cooldown set after it, over
  * or not: the slots queued then were spaced too close) or its breaker

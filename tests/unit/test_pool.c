@@ -1009,7 +1009,7 @@ static void the_token_estimate_follows_the_charge_the_service_reports(void **sta
 static struct pool_pick ahead(struct pool *p, int64_t now)
 {
 	struct pool_pick k;
-	assert_int_equal(pool_pick_ahead(p, now, 0, 0, &k), CONVBI_OK);
+	assert_int_equal(pool_pick_ahead(p, now, 0, 0, INT64_MAX, &k), CONVBI_OK);
 	return k;
 }
 
@@ -1023,6 +1023,33 @@ static struct pool *solo_learned(void)
 	assert_int_equal(pick(p, T0 + 1000), 0);
 	assert_int_equal(live_of(p, 0, T0 + 1000).learned_rpm, 1164);
 	return p;
+}
+
+static const struct pool_ep_cfg RPM6[] = {{"six", "u/six", 0, 1, 6, 0}}; /* told: one request per 10 s */
+
+/* attack8 N1: a caller whose deadline ends before the next slot took it
+ * anyway, so each refused call pushed the next caller's slot 10 s further
+ * out (a lone call then failed for 78 minutes).  Now nothing is reserved
+ * past latest_ms. */
+static void a_slot_past_the_callers_deadline_is_not_reserved(void **state)
+{
+	(void)state;
+	struct pool *p = open_pool(RPM6, 1);
+	struct pool_pick k;
+	assert_int_equal(pool_pick_ahead(p, T0, 0, 0, T0 + 8000, &k), CONVBI_OK);
+	assert_int_equal(k.ep, 0);
+	assert_true(k.at_ms <= T0);   /* the first slot is now */
+	for (int i = 0; i < 5; i++) { /* five callers whose deadline ends before the next slot */
+		assert_int_equal(pool_pick_ahead(p, T0 + 1, 0, 0, T0 + 8000, &k), CONVBI_OK);
+		assert_int_equal(k.ep, -1);
+		assert_true(k.wait_ms > 8000 && k.wait_ms <= 10500); /* a slot is 10 s and pacing's margin */
+	}
+	/* they took nothing: a caller that can wait gets the very next slot */
+	assert_int_equal(pool_pick_ahead(p, T0 + 1, 0, 0, INT64_MAX, &k), CONVBI_OK);
+	assert_int_equal(k.ep, 0);
+	assert_true(k.at_ms >= T0 + 9990 && k.at_ms <= T0 + 10500);
+	pool_abandon(p, &k);
+	pool_close(p);
 }
 
 static void paced_callers_reserve_the_next_slots_instead_of_polling(void **state)
@@ -1398,6 +1425,7 @@ int main(void)
 	        cmocka_unit_test(rate_limit_headers_seed_the_learned_rates),
 	        cmocka_unit_test(a_spent_budget_holds_back_only_an_endpoint_whose_rate_429s_did_not_teach),
 	        cmocka_unit_test(paced_callers_reserve_the_next_slots_instead_of_polling),
+	        cmocka_unit_test(a_slot_past_the_callers_deadline_is_not_reserved),
 	        cmocka_unit_test(quick_endpoints_go_first_and_a_slow_one_takes_what_they_cannot_soon),
 	        cmocka_unit_test(an_auth_cooldown_holds_back_only_the_key_it_was_for),
 	        cmocka_unit_test(the_key_fingerprint_is_an_hmac_keyed_by_the_state_secret_and_no_key_reaches_the_file),
