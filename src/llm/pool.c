@@ -1060,7 +1060,7 @@ static int64_t slot_us_of(const struct pool *p, int ep, const struct state_snap 
  * lost race gives back what it took and returns 0 (a window was full) or
  * -1 (another picker took the probe: ep is now half-open and busy). */
 static int claim(struct pool *p, int ep, const struct pool_verdict *v, const struct state_snap *s, int64_t now_ms, int64_t raw,
-                 int64_t est, int64_t limit_ms, int64_t *at_ms)
+                 int64_t est, int64_t limit_ms, int64_t *at_ms, int64_t taken[2][2])
 {
 	struct state *st = p->st;
 	const struct state_ops *ops = st->ops;
@@ -1072,7 +1072,8 @@ static int claim(struct pool *p, int ep, const struct pool_verdict *v, const str
 	int by429 = c->rpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 0) == POOL_LEARN_429;
 	int tby429 = c->tpm == 0 && learned_from(s->f[STATE_LEARN_FROM], 1) == POOL_LEARN_429;
 	int64_t limit_us = limit_ms > INT64_MAX / 1000 ? INT64_MAX : limit_ms * 1000;
-	int64_t req_taken[2], tok_taken[2];
+	int64_t *req_taken = taken[0], *tok_taken = taken[1];
+	req_taken[0] = req_taken[1] = tok_taken[0] = tok_taken[1] = 0; /* 0, 0: nothing taken */
 	if (rpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_REQ, now_ms, pace_us(1, rpm, by429), limit_us, &at_us, req_taken))
 		goto refused;
 	if (tpm > 0 && !pace_claim(st, (unsigned)ep, STATE_PACE_TOK, now_ms, pace_us(est > 0 ? est : 1, tpm, tby429), limit_us,
@@ -1106,7 +1107,7 @@ static int take_now(struct pool *p, unsigned t, uint64_t c, uint64_t mask, struc
 	int ep;
 	while ((ep = pool_wrr_walk(p->cycle + tier->off, tier->len, c, mask & *usable)) >= 0) {
 		int64_t at = now_ms;
-		int won = claim(p, ep, &v[ep], &s[ep], now_ms, raw, est[ep], now_ms, &at);
+		int won = claim(p, ep, &v[ep], &s[ep], now_ms, raw, est[ep], now_ms, &at, out->pace_taken);
 		if (won > 0) {
 			out->ep = ep;
 			out->est_tokens = est[ep];
@@ -1142,7 +1143,7 @@ static int reserve(struct pool *p, const struct pool_verdict *v, const struct st
 		if (limit > latest_ms)
 			limit = latest_ms;
 		int64_t at = now_ms;
-		if (claim(p, ep, &v[ep], &s[ep], now_ms, raw, est[ep], limit, &at) > 0) {
+		if (claim(p, ep, &v[ep], &s[ep], now_ms, raw, est[ep], limit, &at, out->pace_taken) > 0) {
 			out->ep = ep;
 			out->est_tokens = est[ep];
 			out->at_ms = at;
@@ -1167,6 +1168,7 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 	out->made_ms = now_ms;
 	out->counted = 0;
 	out->est_tokens = est_tokens;
+	memset(out->pace_taken, 0, sizeof out->pace_taken);
 	uint64_t live = all_of(p->n) & ~exclude;
 	if (!live)
 		return CONVBI_ENOENDPOINT;
@@ -1457,6 +1459,11 @@ void pool_abandon(struct pool *p, const struct pool_pick *pick)
 		p->st->ops->store(p->st, (unsigned)pick->ep, STATE_PROBE_UNTIL, 0);
 	if (pick->counted) /* never sent: not admitted */
 		count_refused(p, (unsigned)pick->ep, pick->est_tokens);
+	else if (pick->at_ms > pick->made_ms) { /* a reservation given up (Ctrl-C, a cooldown): its slots go back */
+		for (int f = 1; f >= 0; f--)    /* while each is still the last one: nobody reserved after it */
+			if (pick->pace_taken[f][1])
+				pace_unclaim(p->st, (unsigned)pick->ep, f ? STATE_PACE_TOK : STATE_PACE_REQ, pick->pace_taken[f]);
+	}
 }
 
 struct pool_outcome pool_outcome_of(int cls)

@@ -217,13 +217,14 @@ void pool_set_key(struct pool *p, int ep, const char *key, size_t key_len);
 uint64_t pool_key_fp(struct pool *p, int ep);
 
 struct pool_pick {
-	int ep;             /* endpoint index, -1 if none is usable now */
-	int64_t wait_ms;    /* ep == -1: ms until the earliest may be usable (> 0) */
-	int probe;          /* 1 = this attempt is the breaker's half-open probe */
-	int64_t at_ms;      /* ep >= 0: send not before this (wall ms; > now: a reserved slot) */
-	int64_t made_ms;    /* the pick's now_ms */
-	int counted;        /* counted as sent (a reservation: once confirmed) */
-	int64_t est_tokens; /* ep >= 0: the request's estimate as ep charges it (the token charge); else the estimate */
+	int ep;                   /* endpoint index, -1 if none is usable now */
+	int64_t wait_ms;          /* ep == -1: ms until the earliest may be usable (> 0) */
+	int probe;                /* 1 = this attempt is the breaker's half-open probe */
+	int64_t at_ms;            /* ep >= 0: send not before this (wall ms; > now: a reserved slot) */
+	int64_t made_ms;          /* the pick's now_ms */
+	int counted;              /* counted as sent (a reservation: once confirmed) */
+	int64_t est_tokens;       /* ep >= 0: the request's estimate as ep charges it (the token charge); else the estimate */
+	int64_t pace_taken[2][2]; /* the request and token pacing fields before and after this pick's claim (0, 0: none) */
 };
 
 /* Picks an endpoint for the next attempt.  exclude: bit i set = don't use

@@ -1048,7 +1048,20 @@ static void a_slot_past_the_callers_deadline_is_not_reserved(void **state)
 	assert_int_equal(pool_pick_ahead(p, T0 + 1, 0, 0, INT64_MAX, &k), CONVBI_OK);
 	assert_int_equal(k.ep, 0);
 	assert_true(k.at_ms >= T0 + 9990 && k.at_ms <= T0 + 10500);
+	/* attack8 N2: callers that give up waiting (Ctrl-C) give their slots
+	 * back, the last first, so the next caller is not queued behind them */
+	struct pool_pick w1, w2;
+	assert_int_equal(pool_pick_ahead(p, T0 + 2, 0, 0, INT64_MAX, &w1), CONVBI_OK);
+	assert_int_equal(pool_pick_ahead(p, T0 + 2, 0, 0, INT64_MAX, &w2), CONVBI_OK);
+	assert_true(w1.at_ms > k.at_ms && w2.at_ms > w1.at_ms); /* 20 s and 30 s out */
+	pool_abandon(p, &w2);
+	pool_abandon(p, &w1);
 	pool_abandon(p, &k);
+	struct pool_pick n;
+	assert_int_equal(pool_pick_ahead(p, T0 + 3, 0, 0, INT64_MAX, &n), CONVBI_OK);
+	assert_int_equal(n.ep, 0);
+	assert_true(n.at_ms >= T0 + 9990 && n.at_ms <= T0 + 10500); /* the first free slot again, not 40 s out */
+	pool_abandon(p, &n);
 	pool_close(p);
 }
 
