@@ -380,8 +380,6 @@ static int out_is_no_input(const struct batch *b)
 static int open_engines(struct batch *b)
 {
 	char msg[512];
-	const char *last_db = NULL; /* most conversations name the database the one before did */
-	convbi_engine *last = NULL;
 	for (int i = 0; i < b->in.nconvs; i++) {
 		if (!(i & 1023) && bulk_interrupts())
 			return EXIT_INTERRUPTED; /* the caller says so */
@@ -393,13 +391,7 @@ static int open_engines(struct batch *b)
 		if (!pending)
 			continue;
 		const char *db = first->db ? first->db : b->o->db ? b->o->db : cli_default_db();
-		if (last && !strcmp(db, last_db)) { /* engines_get resolves the path: a million realpath calls took 26 s */
-			c->engine = last;
-			continue;
-		}
 		int rc = engines_get(&b->engines, b->o, db, &c->engine, msg, sizeof msg);
-		last = rc ? NULL : c->engine;
-		last_db = db;
 		if (rc) {
 			if (first->db)
 				cli_error("%s:%d: %s", b->in.path, first->line, msg);

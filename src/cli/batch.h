@@ -48,12 +48,14 @@ struct engines {
 	struct strmap idx;    /* key -> index in v */
 	struct engine_ent *v; /* owned array */
 	int n, cap;
-	int checked; /* the endpoint configuration was checked */
+	int checked;     /* the endpoint configuration was checked */
+	char *last_path; /* owned: the path text of the last lookup, which ... */
+	int last;        /* ... found v[last] (most callers ask for one file again and again) */
 };
 
-#define ENGINES_INIT                       \
-	{                                  \
-		STRMAP_INIT, NULL, 0, 0, 0 \
+#define ENGINES_INIT                                 \
+	{                                            \
+		STRMAP_INIT, NULL, 0, 0, 0, NULL, -1 \
 	}
 
 /* The engine for database path, opened (with the command line's options)
