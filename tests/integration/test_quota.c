@@ -219,15 +219,21 @@ static char *call_for(struct fake *f, const char *scen, int64_t ms, int threads,
 	return js;
 }
 
-static void learned_rate_converges_within_ten_percent_of_the_true_quota(void **state)
+/* One endpoint admitting TRUE_RPS requests a second, answering in 10 ms. */
+static void solo_scenario(char *scen, size_t cap)
 {
-	(void)state;
-	char scen[512];
-	snprintf(scen, sizeof scen,
+	snprintf(scen, cap,
 	         "{\"endpoints\":[{\"name\":\"solo\",\"api_key\":\"" KEY_A
 	         "\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
 	         "\"latency_ms\":10}],\"default_reply\":\"OK\"}",
 	         TRUE_RPS);
+}
+
+static void learned_rate_converges_within_ten_percent_of_the_true_quota(void **state)
+{
+	(void)state;
+	char scen[512];
+	solo_scenario(scen, sizeof scen);
 	struct fake f;
 	struct learner l = {NULL, 0, 0, 0};
 	char *js = call_for(&f, scen, LEARN_MS, LEARN_THREADS, &l);
@@ -305,11 +311,7 @@ static void a_first_cut_from_a_long_measurement_climbs_to_the_true_quota_in_seco
 {
 	(void)state;
 	char scen[512];
-	snprintf(scen, sizeof scen,
-	         "{\"endpoints\":[{\"name\":\"solo\",\"api_key\":\"" KEY_A
-	         "\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
-	         "\"latency_ms\":10}],\"default_reply\":\"OK\"}",
-	         TRUE_RPS);
+	solo_scenario(scen, sizeof scen);
 	struct fake f;
 	assert_int_equal(fake_start(&f, scen), 0);
 	char cfg[1024];
