@@ -366,6 +366,18 @@ static char *join_words(char **words, int n)
 	return s;
 }
 
+/* Output the user never got (a full disk, a closed pipe) is a failure, even
+ * of --help or --version: the exit status says so. */
+static int stdout_checked(int rc)
+{
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		cli_error("writing the standard output failed: %s", strerror(errno ? errno : EIO));
+		if (rc == EXIT_OK)
+			rc = EXIT_FAIL;
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	convbi_set_log(log_to_stderr, NULL, 2);
@@ -416,11 +428,11 @@ int main(int argc, char **argv)
 		}
 		if (c == OPT_HELP) {
 			usage(stdout, word && !help_for ? cmd : NULL);
-			return EXIT_OK;
+			return stdout_checked(EXIT_OK);
 		}
 		if (c == OPT_VERSION) {
 			printf("convbi %s\n", convbi_version());
-			return EXIT_OK;
+			return stdout_checked(EXIT_OK);
 		}
 		if (help_for)
 			continue;
@@ -509,7 +521,7 @@ int main(int argc, char **argv)
 			return EXIT_USAGE;
 		}
 		usage(stdout, only);
-		return EXIT_OK;
+		return stdout_checked(EXIT_OK);
 	}
 	if (o.nargs < cmd->min_args || (cmd->max_args >= 0 && o.nargs > cmd->max_args)) {
 		cli_error("`convbi %s` takes %s; usage: convbi %s %s", cmd->name,
@@ -532,10 +544,5 @@ int main(int argc, char **argv)
 	}
 	int rc = cmd->run(&o);
 	free(question);
-	if (fflush(stdout) != 0 || ferror(stdout)) { /* results the user never got are a failure */
-		cli_error("writing the standard output failed: %s", strerror(errno ? errno : EIO));
-		if (rc == EXIT_OK)
-			rc = EXIT_FAIL;
-	}
-	return rc;
+	return stdout_checked(rc);
 }

@@ -209,6 +209,9 @@ done
 printf '.output /dev/full\nSELECT 1;\n' | $TO "$CONVBI" --config "$C" --db "$DB" >/dev/null 2>"$T/full.err"
 check "the piped REPL exits 1 when .output cannot be written" test $? = 1
 expect_code 1 "schema to a full standard output" sh -c '"$0" schema --db "$1" >/dev/full' "$CONVBI" "$DB"
+expect_code 1 "--version to a full standard output" sh -c '"$0" --version >/dev/full' "$CONVBI"
+expect_code 1 "--help to a full standard output" sh -c '"$0" --help >/dev/full' "$CONVBI"
+expect_code 1 "help ask to a full standard output" sh -c '"$0" help ask >/dev/full' "$CONVBI"
 contains "$ERR" "writing the standard output failed" "says so"
 
 # ---- batch --out never empties a file convbi did not write (attack7 N2) -----------------------
