@@ -310,20 +310,34 @@ void binput_release(struct binput *in)
 /* ---- --resume ------------------------------------------------------------------------ */
 
 /* A result line of the output for id, which recorded question (NULL: not
- * known): the INPUT's question of that id must be the same one -- an
- * output written from another question file (or from this one before a
- * line was inserted, shifting the ids) answers other questions -- else
- * EXIT_USAGE with one line.  A line that is no failure marks the id done. */
-static int take_answered(struct binput *in, const char *id, const char *question, int failed, const char *out_path, int lineno)
+ * known) asked of db (NULL: --db; ANY_DB: not recorded, as in CSV): the
+ * INPUT's question of that id must be the same one, asked of the same
+ * database -- an output written from another question file (or from this
+ * one before a line was inserted, shifting the ids, or before its db
+ * changed) answers other questions -- else EXIT_USAGE with one line.  A
+ * line that is no failure marks the id done. */
+static const char ANY_DB[] = "";
+
+static int take_answered(struct binput *in, const char *id, const char *question, const char *db, int failed,
+                         const char *out_path, int lineno)
 {
 	int i;
 	if (!strmap_get(&in->ids, id, &i))
 		return EXIT_OK;
-	if (question && strcmp(question, in->items[i].question)) {
+	const struct bitem *it = &in->items[i];
+	if (question && strcmp(question, it->question)) {
 		cli_error(
 		        "%s:%d answers `%.60s` as id %s, but id %s of INPUT is `%.60s`: this output was written from "
 		        "other questions; give another --out (or resume with the INPUT it was written from)",
-		        out_path, lineno, question, id, id, in->items[i].question);
+		        out_path, lineno, question, id, id, it->question);
+		return EXIT_USAGE;
+	}
+	if (db != ANY_DB && (db ? !it->db || strcmp(db, it->db) : it->db != NULL)) {
+		cli_error(
+		        "%s:%d answers id %s from %s%s%s, but INPUT now asks it of %s%s%s: this output was written for "
+		        "another database; give another --out (or resume with the INPUT it was written from)",
+		        out_path, lineno, id, db ? "`" : "", db ? db : "--db's database", db ? "`" : "", it->db ? "`" : "",
+		        it->db ? it->db : "--db's database", it->db ? "`" : "");
 		return EXIT_USAGE;
 	}
 	if (!failed)
@@ -331,18 +345,25 @@ static int take_answered(struct binput *in, const char *id, const char *question
 	return EXIT_OK;
 }
 
-/* One JSON result line: its id text, or NULL when it is not one; *failed
- * says the line records a failure (its "error" is not null); *question
- * gets its question (owned), NULL when it has none. */
-static char *jsonl_id(const char *line, size_t n, int *failed, char **question)
+/* One JSON result line: its id text, or NULL when it is not one of ours
+ * (every line batch writes has an "error", and an "answer" unless the
+ * error is set); *failed says the line records a failure (its "error" is
+ * not null); *question gets its question and *db its "db" (owned), NULL
+ * when it has none. */
+static char *jsonl_id(const char *line, size_t n, int *failed, char **question, char **db)
 {
 	cJSON *o = cJSON_ParseWithLength(line, n);
 	int num;
 	char *id = cJSON_IsObject(o) ? json_key_text(cJSON_GetObjectItemCaseSensitive(o, "id"), &num) : NULL;
 	const cJSON *err = cJSON_GetObjectItemCaseSensitive(o, "error");
+	const cJSON *answer = cJSON_GetObjectItemCaseSensitive(o, "answer");
 	*failed = err && !cJSON_IsNull(err);
+	if (!(cJSON_IsNull(err) && answer) && !cJSON_IsString(err))
+		free(id), id = NULL; /* no outcome recorded: not a line of ours */
 	const cJSON *q = cJSON_GetObjectItemCaseSensitive(o, "question");
 	*question = cJSON_IsString(q) ? strdup(q->valuestring) : NULL;
+	const cJSON *d = cJSON_GetObjectItemCaseSensitive(o, "db");
+	*db = cJSON_IsString(d) ? strdup(d->valuestring) : NULL;
 	cJSON_Delete(o);
 	return id;
 }
@@ -477,7 +498,7 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 	}
 	while (pos < len) {
 		size_t start = pos;
-		char *id = NULL, *question = NULL;
+		char *id = NULL, *question = NULL, *db = NULL;
 		int whole;      /* 1 complete, 0 torn (the data ends inside it), -1 malformed */
 		int failed = 0; /* the line records a failure: ask it again */
 		lineno++;
@@ -498,27 +519,29 @@ int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 				pos = (size_t)(nl - text) + 1;
 				if (is_blank(text + start, pos - start - 1))
 					continue;
-				if (!(id = jsonl_id(text + start, pos - start - 1, &failed, &question)))
+				if (!(id = jsonl_id(text + start, pos - start - 1, &failed, &question, &db)))
 					whole = -1;
 			}
 		}
 		if (whole == 1) {
-			rc = take_answered(in, id, question, failed, out_path, lineno);
+			rc = take_answered(in, id, question, csv ? ANY_DB : db, failed, out_path, lineno);
 			free(id);
 			free(question);
+			free(db);
 			if (rc)
 				goto done;
 			continue;
 		}
 		free(id);
 		free(question);
-		if (whole < 0 && pos < len) {
+		free(db);
+		if (whole < 0) { /* a whole line we did not write, even the last one: never cut */
 			cli_error("%s:%d: not a result line of `convbi batch`; remove the line or write to another --out",
 			          out_path, lineno);
 			rc = EXIT_USAGE;
 			goto done;
 		}
-		pos = start; /* torn, or damaged and last: cut it off */
+		pos = start; /* torn: cut it off */
 		break;
 	}
 	if (pos < len && (rc = outfile_cut_torn(out_path, pos, len)))

@@ -102,6 +102,20 @@ expect_code 2 "eval on a question file that is a FIFO" $TO "$CONVBI" eval --conf
 contains "$ERR" "a FIFO (named pipe), not a regular file" "says what it is"
 expect_code 0 "a fresh --out still works" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/fresh.jsonl" "$T/q.txt"
 expect_code 0 "and --resume on it" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$T/fresh.jsonl" "$T/q.txt"
+# a line answers a question only when it was asked of the same database (attack7 N4)
+printf '{"id":"q1","question":"How many customers are there?"}\n' >"$T/j_a.jsonl"
+printf '{"id":"q1","question":"How many customers are there?","db":"%s"}\n' "$T/wal-less.db" >"$T/j_d.jsonl"
+expect_code 0 "batch over a JSONL INPUT" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --out "$T/jj.jsonl" "$T/j_a.jsonl"
+cp "$T/jj.jsonl" "$T/jj.orig"
+expect_code 2 "--resume when INPUT now names another db for an answered id" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$T/jj.jsonl" "$T/j_d.jsonl"
+contains "$ERR" "$T/jj.jsonl:1 answers id q1 from --db's database, but INPUT now asks it of \`$T/wal-less.db\`" "names both databases"
+check "the output is unchanged" cmp -s "$T/jj.jsonl" "$T/jj.orig"
+# a hand-written line with no answer and no error is not a result line, even as the last one
+printf '{"id":1,"question":"How many customers are there?"}\n' >"$T/mine.jsonl"
+cp "$T/mine.jsonl" "$T/mine.orig"
+expect_code 2 "--resume on a hand-written line without an answer" $TO "$CONVBI" batch --config "$T/config.json" --db "$DB" --resume --out "$T/mine.jsonl" "$T/q.txt"
+contains "$ERR" "$T/mine.jsonl:1: not a result line of \`convbi batch\`" "says which line is not ours"
+check "the user's line is not cut" cmp -s "$T/mine.jsonl" "$T/mine.orig"
 
 # ---- a WAL-mode database: no -wal or -shm appears beside it ---------------------------------
 mkdir "$T/wal" && cp "$DB" "$T/wal/shop.db"
