@@ -323,9 +323,15 @@ static void run_conv(struct batch *b, struct bconv *c)
 		convbi_answer *a = NULL;
 		int rc = src ? src : convbi_session_ask(s, it->question, NULL, bulk_event, NULL, &a);
 		if (rc == CONVBI_ECANCELED && bulk_interrupts() >= 2) {
+			/* not written (--resume asks it again), but the calls it made are counted */
+			char *json = NULL;
+			cJSON *spent = a && convbi_answer_json(a, &json) == CONVBI_OK ? cJSON_Parse(json) : NULL;
 			pthread_mutex_lock(&b->w.mu);
 			b->canceled++;
+			runstats_add_spend(&b->st, spent);
 			pthread_mutex_unlock(&b->w.mu);
+			cJSON_Delete(spent);
+			convbi_free(json);
 		} else {
 			/* without a session every question says why, as an answer would */
 			record(b, it, a, rc, src ? convbi_session_errmsg(s) : NULL);

@@ -102,6 +102,9 @@ void runstats_print_stopped(const struct runstats *s, double max_cost, int64_t n
 /* Adds one finished question: its status and the attempts and usage of
  * its answer JSON (which may be NULL). */
 void runstats_add(struct runstats *s, int status, const struct cJSON *answer);
+/* Adds only what an answer spent (attempts, tokens, cost): a question
+ * canceled part-way made calls though it is not finished. */
+void runstats_add_spend(struct runstats *s, const struct cJSON *answer);
 /* {"east": {"attempts": 2, "rate_limited": 1, "cost_usd": 0.0012}, ...} for one answer JSON;
  * NULL without memory.  Caller deletes. */
 struct cJSON *attempts_per_endpoint(const struct cJSON *answer);

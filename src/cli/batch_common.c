@@ -229,6 +229,11 @@ void runstats_add(struct runstats *s, int status, const cJSON *answer)
 		if (status > 0 && status < RUNSTATS_MAX_STATUS)
 			s->by_status[status]++;
 	}
+	runstats_add_spend(s, answer);
+}
+
+void runstats_add_spend(struct runstats *s, const cJSON *answer)
+{
 	const cJSON *usage = cJSON_GetObjectItemCaseSensitive(answer, "usage");
 	s->prompt_tokens += num_of(usage, "prompt_tokens");
 	s->completion_tokens += num_of(usage, "completion_tokens");

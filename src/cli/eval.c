@@ -180,6 +180,8 @@ static int run_one(struct eval *ev, struct eq *q, int qi, char **json_out)
 	status = convbi_session_ask(s, q->question, q->evidence, bulk_event, NULL, &a);
 	if (status == CONVBI_ECANCELED && bulk_interrupts() >= 2) {
 		q->verdict = V_PENDING;
+		if (a)
+			convbi_answer_json(a, json_out); /* not settled, but the calls it made count */
 		goto done;
 	}
 	if (!a) {
@@ -300,6 +302,8 @@ static void run_task(void *ctx, int i)
 	ev->done[i] = 1;
 	if (q->verdict != V_PENDING)
 		runstats_add(&ev->st, status, ans);
+	else
+		runstats_add_spend(&ev->st, ans);
 	if (ev->o->verbose && q->verdict != V_PENDING && q->verdict != V_CORRECT) {
 		progress_end(&ev->pg);
 		term_printf(stderr, "convbi: eval: #%d %s: %s: %s\n", q->index, q->db_id, verdict_names[q->verdict],

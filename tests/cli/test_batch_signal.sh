@@ -98,6 +98,8 @@ check "it says it cancels" grep -q "canceling the questions in flight" "$T/two.e
 check "no canceled question is written" test ! -s "$OUT"
 check "the summary counts them as not run" grep -q "$N not run (canceled or interrupted)" "$T/two.err"
 check "no new question started after the first Ctrl-C" test "$(intents_seen)" -eq 3
+# the canceled questions' calls are in the summary (attack7 N5: "calls per endpoint: none")
+check "the summary counts the calls the canceled questions made" grep -Eq "calls per endpoint: [a-z]+ [1-9]" "$T/two.err"
 "$CONVBI" batch --db "$SAMPLE_DB" --config "$T/quick.json" -j 6 --resume --out "$OUT" "$T/questions.txt" 2>"$T/two2.err"
 rc=$?
 check "--resume after two Ctrl-C exits 0 (got $rc)" test "$rc" -eq 0
