@@ -283,6 +283,10 @@ int binput_load(struct binput *in, const char *path, long limit)
 			goto done;
 		rc = EXIT_USAGE;
 	}
+	if (in->n == 0 && limit == 0) {
+		cli_error("--limit 0 selects no question of INPUT; give --limit 1 or more, or leave it out");
+		goto done;
+	}
 	if (in->n == 0) {
 		cli_error("INPUT `%s` holds no question; write one question per line (or JSON lines)", path);
 		goto done;

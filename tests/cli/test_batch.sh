@@ -170,6 +170,7 @@ check "without --db the sample database is used, as in ask (got $rc)" test "$rc"
 check "without --db every question is answered" test "$(grep -c '"error":null' "$T/nodb.out")" -eq 2
 usage "a bad --format" "--format takes jsonl or csv" --db "$SAMPLE_DB" --format xml "$T/fields.txt"
 usage "--resume without --out" "--resume needs --out" --db "$SAMPLE_DB" --resume "$T/fields.txt"
+usage "--limit 0" "--limit 0 selects no question of INPUT; give --limit 1 or more" --db "$SAMPLE_DB" --config "$T/fast.json" --limit 0 "$T/fields.txt"
 usage "a missing database" "does not exist" --db "$T/missing.db" --config "$T/fast.json" "$T/fields.txt"
 printf '{"question": "q", "db": "%s"}\n' "$T/other-missing.db" >"$T/baddb.jsonl"
 usage "a missing per-line db" "baddb.jsonl:1: .*does not exist" --db "$SAMPLE_DB" --config "$T/fast.json" "$T/baddb.jsonl"
