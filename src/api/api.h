@@ -49,10 +49,9 @@ struct convbi_engine {
 	struct examples *examples; /* owned verified examples, or NULL */
 };
 
-/* 1 for a real calendar date written YYYY-MM-DD, years 0001..9999 (today's options). */
-int api_valid_date(const char *s);
-/* Sets err (EINVAL) to why s is no valid today: not written YYYY-MM-DD,
- * or no real date (2024-02-30); returns EINVAL. */
+/* CONVBI_OK when s is a real date written YYYY-MM-DD (clock_date_check's
+ * rule, years 0001..9999); else sets err (EINVAL) to why s is no valid
+ * today and returns EINVAL. */
 int api_date_error(struct err *err, const char *s);
 
 struct convbi_session {

@@ -48,38 +48,10 @@ static const char *resolve_prompts(const char *opt)
 	return datadir_path(DATADIR_PROMPTS);
 }
 
-int api_valid_date(const char *s)
-{
-	static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	for (int i = 0; i < 10; i++)
-		if (i == 4 || i == 7 ? s[i] != '-' : !(s[i] >= '0' && s[i] <= '9'))
-			return 0;
-	if (s[10])
-		return 0;
-	int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
-	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-	return y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= days[m - 1] && !(m == 2 && d == 29 && !leap);
-}
-
 int api_date_error(struct err *err, const char *s)
 {
-	static const char *const months[] = {"January", "February", "March",     "April",   "May",      "June",
-	                                     "July",    "August",   "September", "October", "November", "December"};
-	int shaped = strlen(s) == 10;
-	for (int i = 0; i < 10 && shaped; i++)
-		shaped = i == 4 || i == 7 ? s[i] == '-' : s[i] >= '0' && s[i] <= '9';
-	int m = shaped ? atoi(s + 5) : 0;
-	if (!shaped)
-		return err_set(err, CONVBI_EINVAL, "today is `%.40s`; give a date as YYYY-MM-DD", s);
-	if (atoi(s) < 1) /* years run 0001..9999: there is no year 0 */
-		return err_set(err, CONVBI_EINVAL,
-		               "today is `%s`, which is no real date (there is no year 0); give a date as YYYY-MM-DD", s);
-	if (m < 1 || m > 12)
-		return err_set(err, CONVBI_EINVAL,
-		               "today is `%s`, which is no real date (there is no month %d); give a date as YYYY-MM-DD", s, m);
-	return err_set(err, CONVBI_EINVAL,
-	               "today is `%s`, which is no real date (%s %.4s has no day %d); give a date as YYYY-MM-DD", s,
-	               months[m - 1], s, atoi(s + 8));
+	char why[200];
+	return clock_date_check(s, "today", why, sizeof why) ? err_set(err, CONVBI_EINVAL, "%s", why) : CONVBI_OK;
 }
 
 /* Loads the business notes: notes_path, else DB.notes.md beside the
@@ -159,10 +131,8 @@ CONVBI_API int convbi_engine_open(convbi_engine **out, const convbi_options *opt
 	       : opts->version == 3 ? offsetof(convbi_options, sql_memory_mb)
 	                            : sizeof *opts);
 	e->opts.version = CONVBI_OPTIONS_VERSION;
-	if (e->opts.today && !api_valid_date(e->opts.today)) {
-		rc = api_date_error(&err, e->opts.today);
+	if (e->opts.today && (rc = api_date_error(&err, e->opts.today)))
 		goto fail;
-	}
 	if (e->opts.candidates < 1 || e->opts.candidates > ENGINE_MAX_CANDIDATES) {
 		rc = err_set(&err, CONVBI_EINVAL, "candidates is %d; use 1 to %d", e->opts.candidates, ENGINE_MAX_CANDIDATES);
 		goto fail;

@@ -269,7 +269,7 @@ CONVBI_API int convbi_session_ask_with(convbi_session *s, const char *question, 
 		rc = check_text(&t->err, "hint", hint, HINT_MAX_BYTES);
 	if (rc == CONVBI_EINVAL && hint && !*hint)
 		rc = CONVBI_OK; /* an empty hint is no hint */
-	if (!rc && ao && ao->today && !api_valid_date(ao->today))
+	if (!rc && ao && ao->today)
 		rc = api_date_error(&t->err, ao->today);
 	if (!rc && ao && ao->candidates && (ao->candidates < 1 || ao->candidates > ENGINE_MAX_CANDIDATES))
 		rc = err_set(&t->err, CONVBI_EINVAL, "candidates is %d; use 1 to %d", ao->candidates, ENGINE_MAX_CANDIDATES);

@@ -12,6 +12,9 @@
  * lets through: text after the value, and a key twice in one object
  * (cJSON would use the first, a proxy checking the last sees another
  * request).
+ * The fields' rules -- types, null, a question's options -- are here too,
+ * one statement of them for REST and MCP (input_field_problem,
+ * input_question).
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -19,6 +22,7 @@
 #include <string.h>
 
 #include "serve/serve.h"
+#include "util/clock.h"
 #include "util/utf8.h"
 
 #define FIELD_SHOWN_BYTES 40 /* of a field name in a message */
@@ -235,4 +239,74 @@ int input_parse_json(const char *text, size_t len, cJSON **out, char *msg, size_
 	}
 	*out = o;
 	return INPUT_OK;
+}
+
+/* ---- fields ------------------------------------------------------------------ */
+
+/* How a JSON value is called in a message. */
+static const char *kind_of(const cJSON *v)
+{
+	return cJSON_IsString(v)   ? "a string"
+	       : cJSON_IsNumber(v) ? "a number"
+	       : cJSON_IsBool(v)   ? "true or false"
+	       : cJSON_IsNull(v)   ? "null"
+	       : cJSON_IsArray(v)  ? "an array"
+	                           : "an object";
+}
+
+const char *input_field_problem(const char *key, const cJSON *v, const char *type, double lo, double hi, int optional, char *why,
+                                size_t cap)
+{
+	const char *leave = cJSON_IsNull(v) && optional ? "; leave it out for the default" : "";
+	if (!strcmp(type, "string") && !cJSON_IsString(v)) {
+		snprintf(why, cap, "\"%s\" must be a string, not %s%s", key, kind_of(v), leave);
+		return why;
+	}
+	if (!strcmp(type, "integer")) {
+		double n = cJSON_IsNumber(v) ? v->valuedouble : 0;
+		int whole =
+		        cJSON_IsNumber(v) && n >= -1e15 && n <= 1e15 && n == (double)(long long)n; /* range first: no UB cast */
+		if (!whole || (lo <= hi && (n < lo || n > hi))) {
+			char what[40];
+			if (cJSON_IsNumber(v))
+				snprintf(what, sizeof what, "%.15g", n);
+			else
+				snprintf(what, sizeof what, "%s", kind_of(v));
+			if (lo <= hi)
+				snprintf(why, cap, "\"%s\" must be a whole number from %.0f to %.0f, not %s%s", key, lo, hi, what,
+				         leave);
+			else
+				snprintf(why, cap, "\"%s\" must be a whole number, not %s%s", key, what, leave);
+			return why;
+		}
+	}
+	return NULL;
+}
+
+int input_question(const cJSON *o, struct input_question *out, char *why, size_t cap)
+{
+	static const char *const strings[] = {"question", "hint", "today"};
+	const char **into[] = {&out->question, &out->hint, &out->today};
+	*out = (struct input_question){0};
+	for (size_t i = 0; i < sizeof strings / sizeof strings[0]; i++) {
+		const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, strings[i]);
+		if (v && input_field_problem(strings[i], v, "string", 1, 0, i > 0, why, cap))
+			return 400;
+		*into[i] = v ? v->valuestring : NULL;
+	}
+	const cJSON *cand = cJSON_GetObjectItemCaseSensitive(o, "candidates");
+	if (cand && input_field_problem("candidates", cand, "integer", 1, SERVE_CANDIDATES_MAX, 1, why, cap))
+		return 400;
+	out->candidates = cand ? (int)cand->valuedouble : 0;
+	if (!out->question || !*out->question) {
+		snprintf(why, cap, "\"question\" is needed: the question to answer");
+		return 400;
+	}
+	if (strlen(out->question) > SERVE_QUESTION_MAX_BYTES || (out->hint && strlen(out->hint) > SERVE_QUESTION_MAX_BYTES)) {
+		snprintf(why, cap, "the question or hint is longer than %u bytes; shorten it", SERVE_QUESTION_MAX_BYTES);
+		return 413;
+	}
+	if (out->today && clock_date_check(out->today, "today", why, cap))
+		return 400;
+	return 0;
 }

@@ -30,7 +30,11 @@
 #include "serve/serve.h"
 
 #define TEXT_OF_(x) #x
-#define TEXT_OF(x) TEXT_OF_(x) /* a number macro as a string literal, for tools_json */
+#define TEXT_OF(x) TEXT_OF_(x)        /* a number macro as a string literal, for tools_json */
+#define MCP_QUESTION_MAX_TEXT "16384" /* SERVE_QUESTION_MAX_BYTES, for tools_json */
+_Static_assert(SERVE_QUESTION_MAX_BYTES == 16384, "MCP_QUESTION_MAX_TEXT is SERVE_QUESTION_MAX_BYTES");
+#define MCP_SQL_MAX_TEXT "65536" /* SERVE_SQL_MAX_BYTES, for tools_json */
+_Static_assert(SERVE_SQL_MAX_BYTES == 65536, "MCP_SQL_MAX_TEXT is SERVE_SQL_MAX_BYTES");
 #define MCP_LEGACY_VERSION "2025-11-25"
 #define MCP_MODERN_VERSION "2026-07-28"
 #define MCP_META_VERSION "io.modelcontextprotocol/protocolVersion"
@@ -150,11 +154,14 @@ static const char tools_json[] =
         "and answers in words, with the rows, the SQL and a Vega-Lite chart when the result suits one. Pass the conversation from a "
         "previous result to ask a follow-up.\","
         "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
-        "\"question\":{\"type\":\"string\",\"description\":\"the question\"},"
+        "\"question\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":" MCP_QUESTION_MAX_TEXT ","
+        "\"description\":\"the question to answer\"},"
+        "\"hint\":{\"type\":\"string\",\"maxLength\":" MCP_QUESTION_MAX_TEXT ","
+        "\"description\":\"extra evidence for the SQL writer\"},"
         "\"conversation\":{\"type\":\"string\",\"description\":\"continue this conversation (from an earlier ask result)\"},"
         "\"db\":{\"type\":\"string\",\"description\":\"database name (see list_databases); default the first\"},"
         "\"today\":{\"type\":\"string\",\"pattern\":\"^[0-9]{4}-[0-9]{2}-[0-9]{2}$\",\"description\":\"the date the "
-        "question calls today (YYYY-MM-DD); default the server's\"},"
+        "question calls today (YYYY-MM-DD, a real date of years 0001..9999); default the server's\"},"
         "\"candidates\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":" TEXT_OF(SERVE_CANDIDATES_MAX) ","
         "\"description\":\"SQL candidates written and voted on by their results; default the server's\"}},"
         "\"required\":[\"question\"],\"additionalProperties\":false},"
@@ -162,7 +169,7 @@ static const char tools_json[] =
         "{\"name\":\"run_sql\",\"title\":\"Run a SELECT\","
         "\"description\":\"Runs one SQL SELECT through the same read-only gate and limits as model-written SQL; returns the rows.\","
         "\"inputSchema\":{\"type\":\"object\",\"properties\":{"
-        "\"sql\":{\"type\":\"string\",\"description\":\"one SELECT statement\"},"
+        "\"sql\":{\"type\":\"string\",\"minLength\":1,\"maxLength\":" MCP_SQL_MAX_TEXT ",\"description\":\"one SELECT statement\"},"
         "\"db\":{\"type\":\"string\",\"description\":\"database name; default the first\"}},"
         "\"required\":[\"sql\"],\"additionalProperties\":false},"
         "\"annotations\":{\"readOnlyHint\":true,\"destructiveHint\":false,\"idempotentHint\":true,\"openWorldHint\":false}},"
@@ -283,18 +290,6 @@ static cJSON *take_slot(struct server *s, int tok)
 	           : NULL;
 }
 
-/* ask's today and candidates into ao (check_args checked their types and
- * range; the ask checks that today is a real date). */
-static void ask_options(const cJSON *args, convbi_ask_options *ao)
-{
-	const cJSON *today = cJSON_GetObjectItemCaseSensitive(args, "today");
-	const cJSON *cand = cJSON_GetObjectItemCaseSensitive(args, "candidates");
-	if (cJSON_IsString(today))
-		ao->today = today->valuestring;
-	if (cJSON_IsNumber(cand))
-		ao->candidates = (int)cand->valuedouble;
-}
-
 /* An ask: on the conversation named, else on a new one -- taken only once
  * the question has a slot, and kept (its id in the result) only when the
  * question was answered, so a refused, failed or canceled ask leaves
@@ -304,15 +299,14 @@ static void ask_options(const cJSON *args, convbi_ask_options *ao)
 static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_cancel *cancel)
 {
 	struct session_table *convs = m->s->conversations;
-	const char *question = arg_str(args, "question"), *conversation = arg_str(args, "conversation");
-	const char *dbname = arg_str(args, "db");
+	const char *conversation = arg_str(args, "conversation"), *dbname = arg_str(args, "db");
 	char why[200];
+	struct input_question in;
+	if (input_question(args, &in, why, sizeof why))
+		return tool_error(why);
 	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
-	if (!question || !*question)
-		return tool_error("ask needs \"question\": the question to answer");
-	if (strlen(question) > SERVE_QUESTION_MAX_BYTES)
-		return tool_error("the question is too long; shorten it");
-	ask_options(args, &ao);
+	ao.today = in.today;
+	ao.candidates = in.candidates;
 	struct ask_stop stop = {.call = cancel};
 	struct serve_session *ss = NULL;
 	struct serve_db *db = NULL;
@@ -367,7 +361,7 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		server_run_begin(m->s, &run, ss->conv);
 		rc = cancel_attach(cancel, ss->conv)
 		             ? CONVBI_ECANCELED
-		             : convbi_session_ask_with(ss->conv, question, NULL, &ao, ask_check, &stop, &a);
+		             : convbi_session_ask_with(ss->conv, in.question, in.hint, &ao, ask_check, &stop, &a);
 		cancel_attach(cancel, NULL);
 		server_run_end(m->s, &run);
 		metrics_answer(m->s->metrics, a, rc);
@@ -402,9 +396,9 @@ static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args, struct mcp
 	const char *sql = arg_str(args, "sql");
 	char why[200];
 	if (!sql || !*sql)
-		return tool_error("run_sql needs \"sql\": one SELECT statement");
+		return tool_error(SERVE_NO_SQL_MESSAGE);
 	if (strlen(sql) > SERVE_SQL_MAX_BYTES)
-		return tool_error("the SQL is too long; shorten it");
+		return tool_error(SERVE_SQL_TOO_LONG_MESSAGE);
 	struct serve_db *db = tool_db(m, tok, args, why, sizeof why);
 	if (!db)
 		return tool_error(why);
@@ -532,17 +526,6 @@ static cJSON *capabilities(void)
 
 /* ---- argument checks -------------------------------------------------------- */
 
-/* How a JSON value is called in a message. */
-static const char *kind_of(const cJSON *v)
-{
-	return cJSON_IsString(v)   ? "a string"
-	       : cJSON_IsNumber(v) ? "a number"
-	       : cJSON_IsBool(v)   ? "true or false"
-	       : cJSON_IsNull(v)   ? "null"
-	       : cJSON_IsArray(v)  ? "an array"
-	                           : "an object";
-}
-
 /* An argument name as shown in a message: printable ASCII of at most 64
  * bytes, else described (it came from the caller). */
 static void shown_name(const char *k, char *out, size_t cap)
@@ -556,32 +539,15 @@ static void shown_name(const char *k, char *out, size_t cap)
 		snprintf(out, cap, "(a name of %zu bytes)", n);
 }
 
-/* One argument against its property schema: NULL, or why not (in why). */
-static const char *check_arg(const char *key, const cJSON *prop, const cJSON *v, char *why, size_t cap)
+/* One argument against its property schema: NULL, or why not (in why):
+ * input_field_problem's rule, REST's too. */
+static const char *check_arg(const char *key, const cJSON *prop, const cJSON *v, int optional, char *why, size_t cap)
 {
 	const cJSON *type = cJSON_GetObjectItemCaseSensitive(prop, "type");
-	const char *t = cJSON_IsString(type) ? type->valuestring : "";
-	if (!strcmp(t, "string") && !cJSON_IsString(v)) {
-		snprintf(why, cap, "\"%s\" must be a string, not %s%s", key, kind_of(v),
-		         cJSON_IsNull(v) ? "; leave it out for the default" : "");
-		return why;
-	}
-	if (!strcmp(t, "integer")) {
-		const cJSON *lo = cJSON_GetObjectItemCaseSensitive(prop, "minimum");
-		const cJSON *hi = cJSON_GetObjectItemCaseSensitive(prop, "maximum");
-		double n = cJSON_IsNumber(v) ? v->valuedouble : 0;
-		int whole =
-		        cJSON_IsNumber(v) && n >= -1e15 && n <= 1e15 && n == (double)(long long)n; /* range first: no UB cast */
-		if (!whole || (lo && n < lo->valuedouble) || (hi && n > hi->valuedouble)) {
-			if (lo && hi)
-				snprintf(why, cap, "\"%s\" must be a whole number from %.0f to %.0f", key, lo->valuedouble,
-				         hi->valuedouble);
-			else
-				snprintf(why, cap, "\"%s\" must be a whole number", key);
-			return why;
-		}
-	}
-	return NULL;
+	const cJSON *lo = cJSON_GetObjectItemCaseSensitive(prop, "minimum");
+	const cJSON *hi = cJSON_GetObjectItemCaseSensitive(prop, "maximum");
+	return input_field_problem(key, v, cJSON_IsString(type) ? type->valuestring : "", lo ? lo->valuedouble : 1,
+	                           hi ? hi->valuedouble : 0, optional, why, cap);
 }
 
 /* Checks a tool's arguments (NULL = none) against the inputSchema it
@@ -622,7 +588,10 @@ static const char *check_args(const char *tool, const cJSON *args, char *why, si
 			bad = why;
 			goto done;
 		}
-		if ((bad = check_arg(v->string, prop, v, why, cap)))
+		int optional = 1;
+		const cJSON *r;
+		cJSON_ArrayForEach(r, req) optional = optional && !(cJSON_IsString(r) && !strcmp(r->valuestring, v->string));
+		if ((bad = check_arg(v->string, prop, v, optional, why, cap)))
 			goto done;
 	}
 	cJSON_ArrayForEach(v, req)
@@ -630,7 +599,7 @@ static const char *check_args(const char *tool, const cJSON *args, char *why, si
 		if (cJSON_IsString(v) && !cJSON_GetObjectItemCaseSensitive(args, v->valuestring)) {
 			const cJSON *d = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(props, v->valuestring),
 			                                                  "description");
-			snprintf(why, cap, "%s needs \"%s\": %s", tool, v->valuestring, cJSON_IsString(d) ? d->valuestring : "");
+			snprintf(why, cap, "\"%s\" is needed: %s", v->valuestring, cJSON_IsString(d) ? d->valuestring : "");
 			bad = why;
 			goto done;
 		}

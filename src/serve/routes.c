@@ -124,15 +124,16 @@ static cJSON *body_object(struct request *req, const char *const *allowed, const
 	return o;
 }
 
-/* A string field: NULL when missing; queues a 400 when not a string. */
-static const char *string_field(struct request *req, const cJSON *o, const char *key, enum MHD_Result *res, int *bad)
+/* A string field: NULL when missing; queues a 400 when not a string
+ * (null too: input_field_problem's rule, MCP's). */
+static const char *string_field(struct request *req, const cJSON *o, const char *key, int optional, enum MHD_Result *res,
+                                int *bad)
 {
 	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-	if (!v || cJSON_IsNull(v))
+	char msg[128];
+	if (!v)
 		return NULL;
-	if (!cJSON_IsString(v)) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "`%s` must be a string", key);
+	if (input_field_problem(key, v, "string", 1, 0, optional, msg, sizeof msg)) {
 		*res = respond_error(req, 400, "bad_request", msg);
 		*bad = 1;
 		return NULL;
@@ -305,7 +306,7 @@ static enum MHD_Result create_session(struct server *s, struct request *req)
 	cJSON *o = body_object(req, keys, "{\"db\": \"NAME\"} or nothing for the first database", &res);
 	if (!o)
 		return res;
-	const char *name = string_field(req, o, "db", &res, &bad);
+	const char *name = string_field(req, o, "db", 1, &res, &bad);
 	struct serve_db *db = bad ? NULL : usable_db(s, req, name, &res);
 	struct serve_session *ss = NULL;
 	int token_full = 0, retry_s = 0;
@@ -380,65 +381,25 @@ static void sse_free(void *cls)
 	free(x);
 }
 
-/* 1 when d is YYYY-MM-DD naming a day that exists, in years 0001..9999
- * (timegm normalises 2024-02-30 to March: the round trip tells; it takes
- * year 0, which no calendar has). */
-static int real_date(const char *d)
-{
-	for (int i = 0; i < 10; i++)
-		if (i == 4 || i == 7 ? d[i] != '-' : !(d[i] >= '0' && d[i] <= '9'))
-			return 0;
-	if (d[10])
-		return 0;
-	if (atoi(d) < 1)
-		return 0;
-	struct tm tm = {.tm_year = atoi(d) - 1900, .tm_mon = atoi(d + 5) - 1, .tm_mday = atoi(d + 8), .tm_hour = 12};
-	int y = tm.tm_year, m = tm.tm_mon, day = tm.tm_mday;
-	time_t t = timegm(&tm);
-	struct tm back;
-	return t != (time_t)-1 && gmtime_r(&t, &back) && back.tm_year == y && back.tm_mon == m && back.tm_mday == day;
-}
-
 static enum MHD_Result ask(struct server *s, struct request *req, const char *id)
 {
 	static const char *const keys[] = {"question", "hint", "today", "candidates", NULL};
 	enum MHD_Result res = MHD_YES;
-	int bad = 0;
 	cJSON *o = body_object(req, keys, "{\"question\": \"...\"}", &res);
 	if (!o)
 		return res;
-	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
-	const char *question = string_field(req, o, "question", &res, &bad);
-	const char *hint = bad ? NULL : string_field(req, o, "hint", &res, &bad);
-	ao.today = bad ? NULL : string_field(req, o, "today", &res, &bad);
+	struct input_question in;
 	struct serve_session *ss = NULL;
-	if (bad)
-		goto done;
-	if (ao.today && !real_date(ao.today)) { /* up front, as candidates: a 400 before any stream */
-		res = respond_error(req, 400, "bad_request", "`today` is no real date; give a date as YYYY-MM-DD");
-		goto done;
-	}
-	const cJSON *cand = cJSON_GetObjectItemCaseSensitive(o, "candidates");
-	if (cand && !cJSON_IsNull(cand)) {
-		double n = cJSON_IsNumber(cand) ? cand->valuedouble : 0;
-		if (!(n >= 1 && n <= SERVE_CANDIDATES_MAX) || n != (double)(int)n) { /* the range first: no cast of a huge n */
-			char msg[128];
-			snprintf(msg, sizeof msg, "`candidates` must be a whole number from 1 to %d", SERVE_CANDIDATES_MAX);
-			res = respond_error(req, 400, "bad_request", msg);
-			goto done;
-		}
-		ao.candidates = (int)n;
-	}
-	if (!question || !*question) {
-		res = respond_error(req, 400, "bad_request", "the body needs \"question\": the question to answer");
+	char why[200];
+	int status = input_question(o, &in, why, sizeof why); /* up front, as MCP's: a 400 before any stream */
+	if (status) {
+		res = respond_error(req, status, status == 413 ? "too_large" : "bad_request", why);
 		goto done;
 	}
-	if (strlen(question) > SERVE_QUESTION_MAX_BYTES || (hint && strlen(hint) > SERVE_QUESTION_MAX_BYTES)) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "the question or hint is longer than %u bytes; shorten it", SERVE_QUESTION_MAX_BYTES);
-		res = respond_error(req, 413, "too_large", msg);
-		goto done;
-	}
+	const char *question = in.question, *hint = in.hint;
+	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
+	ao.today = in.today;
+	ao.candidates = in.candidates;
 	if (s->no_model) { /* no Retry-After: retrying will not help */
 		char *json = serve_json_error("ENOENDPOINT", SERVE_NO_MODEL_MESSAGE);
 		res = json ? respond(req, 503, "application/json", json, strlen(json), NULL) : MHD_NO;
@@ -531,19 +492,17 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 	cJSON *o = body_object(req, keys, "{\"sql\": \"SELECT ...\"}", &res);
 	if (!o)
 		return res;
-	const char *name = string_field(req, o, "db", &res, &bad);
-	const char *sql = bad ? NULL : string_field(req, o, "sql", &res, &bad);
+	const char *name = string_field(req, o, "db", 1, &res, &bad);
+	const char *sql = bad ? NULL : string_field(req, o, "sql", 0, &res, &bad);
 	struct serve_db *db = NULL;
 	if (bad)
 		goto done;
 	if (!sql || !*sql) {
-		res = respond_error(req, 400, "bad_request", "the body needs \"sql\": one SELECT statement");
+		res = respond_error(req, 400, "bad_request", SERVE_NO_SQL_MESSAGE);
 		goto done;
 	}
 	if (strlen(sql) > SERVE_SQL_MAX_BYTES) {
-		char msg[128];
-		snprintf(msg, sizeof msg, "the SQL is longer than %u bytes; shorten it", SERVE_SQL_MAX_BYTES);
-		res = respond_error(req, 413, "too_large", msg);
+		res = respond_error(req, 413, "too_large", SERVE_SQL_TOO_LONG_MESSAGE);
 		goto done;
 	}
 	if (!(db = usable_db(s, req, name, &res)) || take_slot(s, req, &res))

@@ -345,6 +345,36 @@ enum { INPUT_OK, INPUT_NOT_JSON, INPUT_REFUSED };
 struct cJSON;
 int input_parse_json(const char *text, size_t len, struct cJSON **out, char *msg, size_t cap);
 
+/* Why a field's value v is not of the JSON type it must have -- "string",
+ * or "integer" from lo to hi (lo > hi: any whole number) -- in why (cap
+ * bytes), NULL when it is.  null is a value of no type: an optional field
+ * is left out for its default (the message says so when optional).  The
+ * one type rule of REST bodies and MCP arguments (mcp.c checks each
+ * argument against its inputSchema with it). */
+const char *input_field_problem(const char *key, const struct cJSON *v, const char *type, double lo, double hi, int optional,
+                                char *why, size_t cap);
+
+/* A question's fields: REST's questions body and MCP ask's arguments
+ * alike, borrowed from the object read. */
+struct input_question {
+	const char *question;
+	const char *hint;  /* NULL = none */
+	const char *today; /* NULL = the server's; else a real date */
+	int candidates;    /* 0 = the server's; else 1..SERVE_CANDIDATES_MAX */
+};
+
+/* Reads a question's fields (question, hint, today, candidates) from o
+ * into *out, each checked by one rule for both transports: its type
+ * (input_field_problem), a question given, question and hint at most
+ * SERVE_QUESTION_MAX_BYTES, today a real date (clock_date_check).  Other
+ * keys are the caller's.  Returns 0, or 400 (413 for a length) with one
+ * line in why. */
+int input_question(const struct cJSON *o, struct input_question *out, char *why, size_t cap);
+
+/* What REST's /v1/sql and MCP's run_sql say to no SQL, and to too much. */
+#define SERVE_NO_SQL_MESSAGE "\"sql\" is needed: one SELECT statement"
+#define SERVE_SQL_TOO_LONG_MESSAGE "the SQL is longer than 65536 bytes; shorten it"
+
 /* What a question (and /healthz) says when no model endpoint is configured. */
 #define SERVE_NO_MODEL_MESSAGE                                                                                          \
 	"this server has no model endpoint configured, so it cannot answer questions; its operator must start it with " \

@@ -2,6 +2,9 @@
  * variables (see clock.h). */
 #include "util/clock.h"
 
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 static int64_t ns_of(clockid_t id)
@@ -60,4 +63,31 @@ int clock_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t until
 int clock_cond_wait_ms(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t ms)
 {
 	return wait_until_ns(cv, mu, clock_mono_ns() + ms * 1000000);
+}
+
+int clock_date_check(const char *s, const char *name, char *why, size_t cap)
+{
+	static const int days[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	static const char *const months[] = {"January", "February", "March",     "April",   "May",      "June",
+	                                     "July",    "August",   "September", "October", "November", "December"};
+	int shaped = strlen(s) == 10;
+	for (int i = 0; i < 10 && shaped; i++)
+		shaped = i == 4 || i == 7 ? s[i] == '-' : s[i] >= '0' && s[i] <= '9';
+	if (!shaped) {
+		snprintf(why, cap, "%s is `%.40s`; give a date as YYYY-MM-DD", name, s);
+		return -1;
+	}
+	int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+	int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+	if (y < 1) /* years run 0001..9999: there is no year 0 */
+		snprintf(why, cap, "%s is `%s`, which is no real date (there is no year 0); give a date as YYYY-MM-DD", name, s);
+	else if (m < 1 || m > 12)
+		snprintf(why, cap, "%s is `%s`, which is no real date (there is no month %d); give a date as YYYY-MM-DD", name, s,
+		         m);
+	else if (d < 1 || d > days[m - 1] || (m == 2 && d == 29 && !leap))
+		snprintf(why, cap, "%s is `%s`, which is no real date (%s %.4s has no day %d); give a date as YYYY-MM-DD", name,
+		         s, months[m - 1], s, d);
+	else
+		return 0;
+	return -1;
 }

@@ -9,6 +9,7 @@
 #define CONVBI_UTIL_CLOCK_H
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 
 int64_t clock_wall_ms(void);
@@ -18,6 +19,13 @@ int64_t clock_mono_ns(void);
 int64_t clock_thread_cpu_ns(void);
 /* Sleeps up to ms milliseconds (interrupted early by a signal). */
 void clock_sleep_ms(int64_t ms);
+
+/* 0 when s is a real calendar date written YYYY-MM-DD, years 0001..9999;
+ * else -1 with one line in why saying what is wrong with it, named as
+ * `name` ("today is `2024-02-30`, which is no real date (February 2024
+ * has no day 30); give a date as YYYY-MM-DD").  The one rule of every
+ * today: the engine's option, a question's, serve's and MCP's. */
+int clock_date_check(const char *s, const char *name, char *why, size_t cap);
 
 /* Initialises cv so that its timed waits run on CLOCK_MONOTONIC, the
  * clock of clock_mono_ms (a wall-clock jump then neither cuts a wait

@@ -74,7 +74,7 @@ ask_with() { printf '{"jsonrpc":"2.0","id":%s,"method":"tools/call","params":{"n
 { ask_with 1 '"candidates":0'; ask_with 2 '"candidates":2.5'; ask_with 3 '"candidates":"2"'; ask_with 4 '"today":5'
   ask_with 5 '"today":"tomorrow"'; } | "$CONVBI" mcp --config "$C" --db shop="$SAMPLE_DB" > "$T/args.out" 2>>"$T/raw.err"
 for i in 1 2 3; do
-  contains "$(grep "\"id\":$i," "$T/args.out")" '"candidates\" must be a whole number from 1 to 16"' "a bad candidates is a tool error ($i)"
+  contains "$(grep "\"id\":$i," "$T/args.out")" '"candidates\" must be a whole number from 1 to 16, not ' "a bad candidates is a tool error ($i)"
 done
 contains "$(grep '"id":4,' "$T/args.out")" '"today\" must be a string, not a number"' "a today that is no string is a tool error"
 contains "$(grep '"id":5,' "$T/args.out")" 'today is `tomorrow`; give a date as YYYY-MM-DD' "a today that is no date is a tool error"
@@ -95,9 +95,9 @@ contains "$(tool_text 2)" '"db\" must be a string, not an array' "run_sql db:[..
 contains "$(tool_text 3)" '"db\" must be a string, not an object' "schema db:{...} is a tool error naming db"
 contains "$(tool_text 4)" 'unknown argument \"extra\"; run_sql takes sql, db' "an unknown run_sql argument is named"
 contains "$(tool_text 5)" '"conversation\" must be a string, not a number' "ask conversation:12 is a tool error, no new conversation"
-contains "$(tool_text 6)" 'unknown argument \"bogus\"; ask takes question, conversation, db, today, candidates' "an unknown ask argument is named"
+contains "$(tool_text 6)" 'unknown argument \"bogus\"; ask takes question, hint, conversation, db, today, candidates' "an unknown ask argument is named"
 contains "$(tool_text 7)" 'unknown argument \"x\"; list_databases takes no arguments' "list_databases takes no arguments"
-contains "$(tool_text 8)" 'run_sql needs \"sql\": one SELECT statement' "a missing required argument is named"
+contains "$(tool_text 8)" '\"sql\" is needed: one SELECT statement' "a missing required argument is named"
 contains "$(tool_text 9)" '"db\" must be a string, not null; leave it out for the default' "db:null is refused, saying to leave it out"
 contains "$(tool_text 11)" '"question\" must be a string, not true or false' "schema question:true is refused"
 check "each of the ten is an isError result" test "$(grep -c '"isError":true' "$T/types.out")" = 10

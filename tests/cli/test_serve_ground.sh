@@ -65,7 +65,7 @@ contains "$BODY" '"votes":2' "the two equal results win"
 contains "$(sqlreq)" '\"n\":3' "one request asks for three candidates"
 ask '{"question":"x","candidates":17}'
 is 400 "17 candidates"
-contains "$BODY" '`candidates` must be a whole number from 1 to 16' "the message names the field and its range"
+contains "$BODY" '\"candidates\" must be a whole number from 1 to 16, not 17' "the message names the field, its range and the value"
 ask '{"question":"x","candidates":1.5}'
 is 400 "a fraction of a candidate"
 ask '{"question":"x","candidates":1e300}'
@@ -75,23 +75,23 @@ is 400 "candidates as a string"
 ask '{"question":"x","today":"2026-02-30"}'
 is 400 "a date that does not exist"
 contains "$BODY" 'give a date as YYYY-MM-DD' "the message says the format"
-contains "$BODY" '{"error":{"code":"bad_request","message":"`today` is no real date' "bad_request naming today, as candidates (attack4 F1)"
+contains "$BODY" '{"error":{"code":"bad_request","message":"today is `2026-02-30`, which is no real date (February 2026 has no day 30)' "bad_request naming today and why, as candidates (attack4 F1) and as MCP"
 lacks "$BODY" '"answer"' "and no answer object"
 req POST "/v1/sessions/$SID/questions" -H 'Accept: text/event-stream' -d '{"question":"x","today":"2024-02-30"}'
 is 400 "SSE: a date that does not exist is 400 before the stream"
-contains "$BODY" '{"error":{"code":"bad_request","message":"`today` is no real date' "SSE: the same error shape"
+contains "$BODY" '{"error":{"code":"bad_request","message":"today is `2024-02-30`, which is no real date' "SSE: the same error shape"
 ask '{"question":"x","today":"2024-13-01"}'
 is 400 "month 13"
 ask '{"question":"x","today":"0000-01-01"}'
 is 400 "year 0 (there is none)"
-contains "$BODY" '{"error":{"code":"bad_request","message":"`today` is no real date' "year 0 is bad_request naming today"
+contains "$BODY" '{"error":{"code":"bad_request","message":"today is `0000-01-01`, which is no real date (there is no year 0)' "year 0 is bad_request naming today"
 ask '{"question":"x","today":"0001-01-01"}'
 is 200 "year 1 is a real date"
 ask '{"question":"x","today":"2024-02-29"}'
 is 200 "a leap day is a real date"
 ask '{"question":"x","today":7}'
 is 400 "today as a number"
-contains "$BODY" '`today` must be a string' "the message names the field"
+contains "$BODY" '\"today\" must be a string, not a number' "the message names the field"
 req POST "/v1/sessions/$SID/questions" -H 'Accept: text/event-stream' -d '{"question":"vote","candidates":3,"today":"2023-03-03"}'
 is 200 "SSE with per-request options"
 contains "$BODY" 'event: done' "the stream finishes"
