@@ -574,6 +574,9 @@ int server_setup(struct server *s, const struct serve_config *c)
 		if ((rc = open_engine(d, c)))
 			return rc;
 	}
+	char *eps = NULL; /* is there a model to ask? (one config: every engine's is the same) */
+	s->no_model = s->ndbs && convbi_engine_endpoints(s->dbs[0].engine, &eps) == CONVBI_ENOENDPOINT;
+	convbi_free(eps);
 	return c->tokens_path ? load_tokens(s, c->tokens_path) : SERVE_EXIT_OK;
 }
 

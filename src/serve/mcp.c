@@ -248,6 +248,8 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *errmsg, const 
 	}
 	if (conversation)
 		cJSON_AddStringToObject(st, "conversation", conversation);
+	if (rc == CONVBI_ENOENDPOINT && !errmsg)
+		errmsg = SERVE_MCP_NO_MODEL_MESSAGE;
 	if (rc && !errmsg)
 		errmsg = serve_client_errmsg(rc, convbi_answer_errmsg(a));
 	if (rc) {
@@ -304,6 +306,12 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 	struct input_question in;
 	if (input_question(args, &in, why, sizeof why))
 		return tool_error(why);
+	if (m->s->no_model) { /* as REST's questions: up front, before a slot or a conversation is taken */
+		cJSON *r = tool_error(SERVE_MCP_NO_MODEL_MESSAGE);
+		cJSON_AddStringToObject(cJSON_GetObjectItemCaseSensitive(r, "structuredContent"), "error_class",
+		                        convbi_errname(CONVBI_ENOENDPOINT));
+		return r;
+	}
 	convbi_ask_options ao = CONVBI_ASK_OPTIONS_INIT;
 	ao.today = in.today;
 	ao.candidates = in.candidates;

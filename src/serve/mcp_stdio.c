@@ -286,6 +286,11 @@ int mcp_main(int argc, char **argv)
 		pthread_detach(sig_thread);
 	if (!rc)
 		fprintf(stderr, "convbi mcp: ready on stdio (%d database%s)\n", s->ndbs, s->ndbs == 1 ? "" : "s");
+	if (!rc && s->no_model)
+		fprintf(stderr,
+		        "convbi mcp: warning: no model endpoint is configured (give --config FILE, $CONVBI_CONFIG or the "
+		        "AZURE_OPENAI_ENDPOINT_0... variables): ask fails with ENOENDPOINT; run_sql, schema and "
+		        "list_databases work\n");
 	for (long n; !rc && (n = read_line(stdin, line, MCP_LINE_MAX_BYTES)) != -1;) {
 		char *reply = NULL;
 		int fresh;

@@ -375,10 +375,17 @@ int input_question(const struct cJSON *o, struct input_question *out, char *why,
 #define SERVE_NO_SQL_MESSAGE "\"sql\" is needed: one SELECT statement"
 #define SERVE_SQL_TOO_LONG_MESSAGE "the SQL is longer than 65536 bytes; shorten it"
 
-/* What a question (and /healthz) says when no model endpoint is configured. */
+/* What a question (and /healthz) says when no model endpoint is configured:
+ * what is missing, and the operator's fix -- to a REST client, and to an
+ * MCP client (serve's /mcp and convbi mcp) -- never the command line's
+ * wording for a user who can pass flags. */
 #define SERVE_NO_MODEL_MESSAGE                                                                                          \
 	"this server has no model endpoint configured, so it cannot answer questions; its operator must start it with " \
-	"--config FILE (or $CONVBI_CONFIG); /v1/sql and /v1/schema work without one"
+	"--config FILE naming the model endpoints (or $CONVBI_CONFIG); /v1/sql and /v1/schema work without one"
+#define SERVE_MCP_NO_MODEL_MESSAGE                                                                                 \
+	"this MCP server has no model endpoint configured, so ask cannot answer questions; its operator must add " \
+	"--config FILE naming the model endpoints to the command that starts it (convbi mcp, or convbi serve for " \
+	"/mcp) or set $CONVBI_CONFIG; run_sql, schema and list_databases work without one"
 
 /* ---- entry points --------------------------------------------------------- */
 int serve_main(int argc, char **argv);

@@ -572,6 +572,7 @@ const char *serve_client_errmsg(int rc, const char *message)
 	case CONVBI_EAUTH:
 		return "the server's model endpoint refused its credentials; the server's operator must fix its "
 		       "configuration (the server's log names the endpoint)";
+	case CONVBI_ENOENDPOINT: return SERVE_NO_MODEL_MESSAGE; /* not the library's words for a command-line user */
 	default: return message;
 	}
 }
@@ -711,9 +712,6 @@ int serve_main(int argc, char **argv)
 		free(s);
 		return rc;
 	}
-	char *eps = NULL; /* is there a model to ask? */
-	s->no_model = s->ndbs && convbi_engine_endpoints(s->dbs[0].engine, &eps) == CONVBI_ENOENDPOINT;
-	convbi_free(eps);
 	s->sessions = sessions_new(c.max_sessions, c.session_idle_s);
 	if (s->sessions && s->ntokens >= 2) { /* one tenant may not take every session, nor every question slot */
 		s->cfg.max_sessions_per_token = c.max_sessions / s->ntokens > 0 ? c.max_sessions / s->ntokens : 1;

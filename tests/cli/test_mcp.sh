@@ -33,6 +33,17 @@ node "$N/mcp_test.mjs" "$CONVBI" "$C" "$SAMPLE_DB" "http://127.0.0.1:$PORT/mcp" 
 grep -v '^ok' "$T/node.out" | head -30
 [ $rc = 0 ] && ok "the SDK clients pass over stdio and HTTP ($(tail -1 "$T/node.out"))" || bad "SDK clients: $(tail -1 "$T/node.out")"
 
+# No model endpoint: ask says what is missing and the operator's fix, in an
+# MCP client's terms (not the command line's "pass --config"); run_sql works.
+printf '%s\n' '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask","arguments":{"question":"How many customers are there?"}}}' \
+  '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"run_sql","arguments":{"sql":"SELECT 1 AS x"}}}' |
+  env -u CONVBI_CONFIG -u AZURE_OPENAI_ENDPOINT_0 "$CONVBI" mcp --db shop="$SAMPLE_DB" > "$T/nomodel.out" 2>"$T/nomodel.err"
+contains "$(sed -n 1p "$T/nomodel.out")" '"text":"this MCP server has no model endpoint configured, so ask cannot answer questions; its operator must add --config FILE naming the model endpoints to the command that starts it' "no model: ask tells the client what is missing and the operator's fix"
+contains "$(sed -n 1p "$T/nomodel.out")" '"error_class":"ENOENDPOINT"},"isError":true' "as an isError tool result"
+lacks "$(cat "$T/nomodel.out")" 'pass --config' "in no command-line user's words"
+contains "$(sed -n 2p "$T/nomodel.out")" '"rows":[[1]]' "run_sql works without a model"
+contains "$(cat "$T/nomodel.err")" 'convbi mcp: warning: no model endpoint is configured' "convbi mcp warns its operator at start"
+
 # Raw JSON-RPC over stdio.
 M='"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}'
 printf '%s\n' \

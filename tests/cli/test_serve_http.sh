@@ -229,6 +229,17 @@ req POST /v1/sessions -d '{}'; SID=$(printf '%s' "$BODY" | sed -n 's/.*"session"
 req POST "/v1/sessions/$SID/questions" -d '{"question":"How many customers are there?"}'; is 503 "a question"
 contains "$BODY" '"code":"ENOENDPOINT","message":"this server has no model endpoint configured' "is told why"
 lacks "$HDRS" 'Retry-After' "without a Retry-After that would not help"
+contains "$BODY" 'its operator must start it with --config FILE naming the model endpoints' "and what the operator must do"
+lacks "$BODY" 'pass --config' "in no command-line user's words"
+req POST "/v1/sessions/$SID/questions" -H 'Accept: text/event-stream' -d '{"question":"How many customers are there?"}'
+is 503 "a question asking for a stream"
+contains "$BODY" '"code":"ENOENDPOINT","message":"this server has no model endpoint configured' "is told the same, in the JSON error shape"
+req POST /mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+  -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"ask","arguments":{"question":"How many customers are there?"}}}'
+is 200 "an MCP ask"
+contains "$BODY" '"text":"this MCP server has no model endpoint configured, so ask cannot answer questions; its operator must add --config FILE' "gets what is missing and the operator's fix"
+contains "$BODY" '"error_class":"ENOENDPOINT"},"isError":true' "as an isError tool result classed ENOENDPOINT"
+lacks "$BODY" 'pass --config' "in no command-line user's words"
 req POST /v1/sql -d '{"sql":"SELECT 1 AS x"}'; is 200 "/v1/sql works"
 serve_stop
 serve_start "$T/f13b.log" --db shop="$SAMPLE_DB"
