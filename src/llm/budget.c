@@ -84,17 +84,33 @@ int budget_reserve(struct budget_hold *out, struct budget_refusal *why, struct s
 			int64_t limit = limit_of(cap_of(cfg, scope, ep), w), spent = 0;
 			if (!limit)
 				continue;
-			if (st->ops->spend_add(st, slot_of(scope, ep), w, out->period[w], amount_uusd, limit, &spent)) {
+			unsigned slot = slot_of(scope, ep);
+			/* held before spent, and given back after: a reader may take too
+			 * much of a counter for held (and wait), never too little */
+			st->ops->spend_add(st, slot, STATE_HELD + w, out->period[w], amount_uusd, 0, NULL);
+			if (st->ops->spend_add(st, slot, w, out->period[w], amount_uusd, limit, &spent)) {
 				out->reserved[scope][w] = amount_uusd;
 				continue;
 			}
+			st->ops->spend_add(st, slot, STATE_HELD + w, out->period[w], -amount_uusd, 0, NULL);
 			budget_settle(st, out, 0); /* gives back what this call held so far */
 			out->ep = -1;
-			*why = (struct budget_refusal){scope == 0 ? BUDGET_SET : BUDGET_ENDPOINT,   w, limit, spent, amount_uusd,
+			int64_t held = st->ops->spend_get(st, slot, STATE_HELD + w, out->period[w]);
+			*why = (struct budget_refusal){scope == 0 ? BUDGET_SET : BUDGET_ENDPOINT,
+			                               w,
+			                               limit,
+			                               spent,
+			                               held < spent ? held : spent,
+			                               amount_uusd,
 			                               state_period_start_ms(w, out->period[w] + 1)};
 			return why->scope;
 		}
 	return BUDGET_OK;
+}
+
+int budget_held_only(const struct budget_refusal *r)
+{
+	return r->held_uusd > 0 && r->spent_uusd - r->held_uusd + r->need_uusd <= r->limit_uusd;
 }
 
 void budget_settle(struct state *st, const struct budget_hold *h, int64_t actual_uusd)
@@ -107,6 +123,8 @@ void budget_settle(struct state *st, const struct budget_hold *h, int64_t actual
 			int64_t delta = h->counted ? actual_uusd - held : -held;
 			if (delta)
 				st->ops->spend_add(st, slot_of(scope, h->ep), w, h->period[w], delta, 0, NULL);
+			if (held) /* after the spending (see budget_reserve) */
+				st->ops->spend_add(st, slot_of(scope, h->ep), STATE_HELD + w, h->period[w], -held, 0, NULL);
 		}
 }
 
@@ -140,6 +158,18 @@ void budget_refusal_msg(char *out, size_t cap, const struct budget_refusal *r, c
 	else
 		snprintf(when, sizeof when, "on the 1st at 00:00 UTC (in %lld d %lld h)", (long long)(left_min / 1440),
 		         (long long)(left_min % 1440 / 60));
+	if (budget_held_only(r)) {
+		char held[32];
+		budget_usd_str(held, sizeof held, r->held_uusd);
+		budget_usd_str(spent, sizeof spent, r->spent_uusd - r->held_uusd);
+		snprintf(out, cap,
+		         "%s %s budget of %s could not cover this call before its deadline: calls in flight held %s "
+		         "of it (%s is spent this %s, UTC, and this call needs up to %s) and did not settle in time; "
+		         "retry, give the call a longer deadline (retry.deadline_ms) or raise %sbudget.%s",
+		         who, day ? "daily" : "monthly", limit, held, spent, day ? "day" : "month", need,
+		         r->scope == BUDGET_SET ? "" : "the endpoint's ", day ? "daily" : "monthly");
+		return;
+	}
 	snprintf(out, cap,
 	         "%s %s budget of %s %s (%s of it used or held by calls in flight this %s, UTC, "
 	         "and this call needs up to %s); it resets %s: raise %sbudget.%s or wait",

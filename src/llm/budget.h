@@ -68,16 +68,24 @@ struct budget_refusal {
 	int which;          /* STATE_SPEND_DAY or STATE_SPEND_MONTH */
 	int64_t limit_uusd; /* the cap */
 	int64_t spent_uusd; /* spent (and held by calls in flight) in the period */
+	int64_t held_uusd;  /* ... of which held by calls in flight */
 	int64_t need_uusd;  /* what the call would hold */
 	int64_t resets_ms;  /* wall clock: when the period ends */
 };
 
 /* Reserves amount_uusd (the call's estimate) for a call on endpoint ep at
  * now_ms on every capped counter: the configuration's, then the
- * endpoint's.  Returns BUDGET_OK with *out to settle later, or the scope
- * of the first cap it would pass, with *why filled and nothing held. */
+ * endpoint's, and counts it held there until settled.  Returns BUDGET_OK
+ * with *out to settle later, or the scope of the first cap it would pass,
+ * with *why filled and nothing held (budget_held_only tells whether only
+ * holds of calls in flight were in the way). */
 int budget_reserve(struct budget_hold *out, struct budget_refusal *why, struct state *st, const struct llm_config *cfg, int ep,
                    int64_t now_ms, int64_t amount_uusd);
+/* 1 when the refusal r would not have happened without the holds of
+ * calls in flight: what is spent plus this call's need fits the cap, so
+ * the call can be covered once they settle (the caller may wait for
+ * that); 0 when it truly cannot be covered this period. */
+int budget_held_only(const struct budget_refusal *r);
 /* Replaces the hold by the call's actual cost (0 when it failed or never
  * ran) on every counter of the set and the endpoint.  A hold with ep < 0
  * is a no-op. */
@@ -86,8 +94,9 @@ void budget_settle(struct state *st, const struct budget_hold *h, int64_t actual
  * budget of $20.00 cannot cover this call ($19.9961 of it used or held by
  * calls in flight this day, UTC, and this call needs up to $0.0125); it
  * resets at 00:00 UTC (in 3 h 12 min): raise budget.daily or wait" ("is
- * spent" once nothing is left).  ep_name names the endpoint
- * for BUDGET_ENDPOINT. */
+ * spent" once nothing is left); for a refusal budget_held_only, that the
+ * holds of calls in flight were in the way until the call's deadline.
+ * ep_name names the endpoint for BUDGET_ENDPOINT. */
 void budget_refusal_msg(char *out, size_t cap, const struct budget_refusal *r, const char *ep_name, int64_t now_ms);
 /* "$12.34" for a money amount in micro-USD: cents, or more digits below a
  * dollar so that small amounts stay visible. */

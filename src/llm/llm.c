@@ -42,6 +42,7 @@
 #define LLM_ERROR_BODY_MAX (64u << 10) /* error bodies kept for their reason */
 #define LLM_SSE_EVENT_MAX (1u << 20)   /* one SSE event */
 #define LLM_HEADER_LINE_MAX 1024
+#define LLM_BUDGET_POLL_MS 50 /* a wait for holds of calls in flight asks the budget again after 50-100 ms */
 
 struct llm {
 	struct llm_config cfg;    /* owned */
@@ -881,10 +882,12 @@ static int64_t estimate_prompt_tokens(const struct llm_request *req)
 
 /* Holds the call's estimated cost on ep's budgets; *raw gets the estimate
  * before calibration.  Returns BUDGET_OK, or the scope that refused with
- * its message in msg. */
+ * its message in msg and *held_only 1 when only the holds of calls in
+ * flight were in the way (budget_held_only: worth waiting for). */
 static int budget_claim(struct llm *l, int ep, const struct llm_request *req, int64_t prompt_est, struct budget_hold *hold,
-                        int64_t *raw, char *msg, size_t cap)
+                        int64_t *raw, int *held_only, char *msg, size_t cap)
 {
+	*held_only = 0;
 	struct budget_refusal why;
 	int64_t now = clock_wall_ms();
 	const char *unshared = state_unshared(pool_state(l->pool));
@@ -909,9 +912,25 @@ static int budget_claim(struct llm *l, int ep, const struct llm_request *req, in
 	*raw = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, completion);
 	int64_t need = *raw * atomic_load_explicit(&l->est_scale[ep], memory_order_relaxed) / BUDGET_SCALE_ONE;
 	int scope = budget_reserve(hold, &why, pool_state(l->pool), &l->cfg, ep, now, need);
-	if (scope != BUDGET_OK)
+	if (scope != BUDGET_OK) {
+		*held_only = budget_held_only(&why);
 		budget_refusal_msg(msg, cap, &why, l->cfg.eps[ep].name, now);
+	}
 	return scope;
+}
+
+/* Waits a moment for the holds of calls in flight to settle when only they
+ * keep a budget from covering this call (attack8 N5): LLM_BUDGET_POLL_MS
+ * and a jitter, the next pick asks the shared state again.  Returns 0 to
+ * go round again, 1 when there is no time left for an attempt after the
+ * wait (the call fails with the budget's message), 2 when canceled. */
+static int budget_wait(const struct llm_request *req, int64_t deadline)
+{
+	int64_t left = deadline - clock_mono_ms() - LLM_ATTEMPT_MIN_MS;
+	if (left <= 0)
+		return 1;
+	int64_t w = LLM_BUDGET_POLL_MS + (int64_t)(backoff_random() % LLM_BUDGET_POLL_MS);
+	return sleep_checking(req, w < left ? w : left) ? 2 : 0;
 }
 
 int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out, struct err *err)
@@ -926,6 +945,7 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 	int64_t prompt_est = estimate_prompt_tokens(req);
 	int64_t est = prompt_est + (int64_t)(req->choices > 1 ? req->choices : 1) * (req->max_tokens > 0 ? req->max_tokens : 256);
 	uint64_t over = 0;               /* endpoints skipped in this call: over their budget */
+	uint64_t over_held = 0;          /* ... of them, only while calls in flight hold it (budget_wait) */
 	char over_err[ERR_MSG_MAX] = ""; /* why the first of them was */
 	char last_err[ERR_MSG_MAX] = "";
 	int last_ep = -1;    /* endpoint of the last attempt made */
@@ -978,6 +998,20 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 				break;
 			}
 			continue;
+		}
+		if (prc == CONVBI_ENOENDPOINT && over_held) {
+			/* endpoints out only while calls in flight hold their budgets: wait for those */
+			int waited = budget_wait(req, deadline);
+			if (waited == 2) {
+				last_cls = LLM_CANCELED;
+				snprintf(last_err, sizeof last_err, "canceled by the caller");
+				break;
+			}
+			if (!waited) {
+				over &= ~over_held;
+				over_held = 0;
+				continue;
+			}
 		}
 		if (prc == CONVBI_ENOENDPOINT) {
 			if (over && (!attempts || !(hard & ~over))) {
@@ -1042,17 +1076,26 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 		struct budget_hold hold;
 		char why[ERR_MSG_MAX];
 		int64_t raw_est = 0;
-		int scope = budget_claim(l, pick.ep, req, prompt_est, &hold, &raw_est, why, sizeof why);
+		int held_only = 0;
+		int scope = budget_claim(l, pick.ep, req, prompt_est, &hold, &raw_est, &held_only, why, sizeof why);
 		if (scope != BUDGET_OK) {
 			pool_abandon(l->pool, &pick);
-			if (scope == BUDGET_SET) { /* the whole purse is empty: no other endpoint helps */
+			if (scope == BUDGET_SET) { /* the whole purse is empty (or held): no other endpoint helps */
 				last_cls = LLM_BUDGET;
 				snprintf(last_err, sizeof last_err, "%s", why);
-				break;
+				int waited = held_only ? budget_wait(req, deadline) : 1;
+				if (waited == 2) {
+					last_cls = LLM_CANCELED;
+					snprintf(last_err, sizeof last_err, "canceled by the caller");
+				}
+				if (waited)
+					break;
+				continue;
 			}
 			if (!over)
 				snprintf(over_err, sizeof over_err, "%s", why);
 			over |= 1ull << pick.ep;
+			over_held |= held_only ? 1ull << pick.ep : 0;
 			continue;
 		}
 		struct llm_attempt at;

@@ -429,7 +429,7 @@ static int shm_window_add(struct state *st, unsigned ep, int win, int64_t now_ms
 
 static _Atomic uint64_t *spend_word(struct state *st, unsigned ep, int which)
 {
-	assert(which >= 0 && which < STATE_NSPENDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
+	assert(which >= 0 && which < STATE_NSPEND_WORDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
 	struct state_shm *m = shm_of(st);
 	return ep == STATE_SET_SLOT ? &m->set->spend[which] : &m->slots[ep].spent.spend[which];
 }
@@ -536,10 +536,10 @@ static void shm_reset(struct state *st)
 		atomic_store_explicit(&m->counters[t].value, 0, memory_order_relaxed);
 	for (uint32_t i = 0; i < st->shape.n_slots; i++) {
 		slot_fresh(&m->slots[i]);
-		for (int k = 0; k < STATE_NSPENDS; k++)
+		for (int k = 0; k < STATE_NSPEND_WORDS; k++)
 			atomic_store_explicit(&m->slots[i].spent.spend[k], 0, memory_order_relaxed);
 	}
-	for (int k = 0; k < STATE_NSPENDS; k++)
+	for (int k = 0; k < STATE_NSPEND_WORDS; k++)
 		atomic_store_explicit(&m->set->spend[k], 0, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 }

@@ -106,6 +106,14 @@ enum state_window { STATE_WIN_REQ, STATE_WIN_TOK, STATE_NWINDOWS };
  * the day or month changes, and it survives an endpoint's clear (an
  * operator's reset forgets what was learned, not what was spent). */
 enum state_spend { STATE_SPEND_DAY, STATE_SPEND_MONTH, STATE_NSPENDS };
+/* Beside each spend counter, the part of it held by calls in flight (their
+ * estimates, budget_reserve to budget_settle), counted alike: so a refusal
+ * can tell a budget spent from one only held (a caller then waits for the
+ * holds to settle instead of failing).  Pass STATE_HELD + STATE_SPEND_DAY
+ * (or _MONTH) as `which` to the spend ops.  A state made before these
+ * existed reads 0 held: refusals are then taken as spent, as they were. */
+#define STATE_HELD STATE_NSPENDS
+#define STATE_NSPEND_WORDS (2 * STATE_NSPENDS)
 #define STATE_SET_SLOT 0xffffffffu               /* ep of the spend ops meaning the whole endpoint set */
 #define STATE_SPEND_MAX ((INT64_C(1) << 48) - 1) /* micro-USD one period can hold (~$281M) */
 
@@ -178,7 +186,7 @@ struct state_ops {
 	void (*clear)(struct state *st, unsigned ep);
 	/* Adds amount micro-USD (negative: gives back) to what ep -- or the
 	 * whole set, ep = STATE_SET_SLOT -- spent in period of which (enum
-	 * state_spend), atomically: a counter holding an older period starts
+	 * state_spend, or STATE_HELD + it for the part held), atomically: a counter holding an older period starts
 	 * over at 0; one holding a newer period (another process's clock ran
 	 * ahead, or a call that began before midnight settles after it) takes
 	 * positive amounts and ignores negative ones, so a period's spending is
@@ -339,7 +347,7 @@ struct state_header {
  * micro-USD), period mod 2^16 (179 years of days). */
 #define STATE_SLOT_WORDS 40
 struct state_spend_line {
-	_Alignas(STATE_LINE) _Atomic uint64_t spend[STATE_NSPENDS];
+	_Alignas(STATE_LINE) _Atomic uint64_t spend[STATE_NSPEND_WORDS]; /* spent and held, then held */
 };
 struct state_slot {
 	_Alignas(STATE_LINE) _Atomic int64_t word[STATE_SLOT_WORDS];

@@ -20,7 +20,8 @@
  * Spending lives apart, in SPEND = <prefix>spend1:<16 hex digits>, whose
  * TTL (STATE_REDIS_SPEND_TTL_MS, 40 days) outlives a month's budget and
  * which an endpoint's clear leaves alone.  Fields "<ep>.day", "<ep>.month",
- * "set.day", "set.month", each "<period>:<micro-USD>".
+ * "set.day", "set.month", each "<period>:<micro-USD>", and beside each the
+ * part held by calls in flight ("<ep>.held_day", ..., state.h STATE_HELD).
  * Numbers travel as decimal strings; the scripts compare them as Lua
  * doubles, exact below 2^53: every counter and timestamp the pool keeps,
  * pacing's microsecond times included (2^53 us is the year 2255).
@@ -1186,10 +1187,11 @@ static void rs_clear(struct state *st, unsigned ep)
 
 static void spend_field(char *out, unsigned ep, int which)
 {
+	static const char *const name[STATE_NSPEND_WORDS] = {"day", "month", "held_day", "held_month"};
 	if (ep == STATE_SET_SLOT)
-		snprintf(out, RS_FIELD_LEN, "set.%s", which == STATE_SPEND_DAY ? "day" : "month");
+		snprintf(out, RS_FIELD_LEN, "set.%s", name[which]);
 	else
-		snprintf(out, RS_FIELD_LEN, "%u.%s", ep, which == STATE_SPEND_DAY ? "day" : "month");
+		snprintf(out, RS_FIELD_LEN, "%u.%s", ep, name[which]);
 }
 
 /* Always synchronous: a refusal decides the call, and a settlement is
@@ -1198,7 +1200,7 @@ static int rs_spend_add(struct state *st, unsigned ep, int which, uint32_t perio
 {
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
-	assert(which >= 0 && which < STATE_NSPENDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
+	assert(which >= 0 && which < STATE_NSPEND_WORDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
 	if (rs_begin(r, &g, 0)) {
 		char f[RS_FIELD_LEN], p[RS_NUM_LEN], a[RS_NUM_LEN], l[RS_NUM_LEN];
 		spend_field(f, ep, which);
@@ -1230,7 +1232,7 @@ static int64_t rs_spend_get(struct state *st, unsigned ep, int which, uint32_t p
 {
 	struct state_redis *r = rs_of(st);
 	struct rs_guard g;
-	assert(which >= 0 && which < STATE_NSPENDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
+	assert(which >= 0 && which < STATE_NSPEND_WORDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
 	if (rs_begin(r, &g, 0)) {
 		char f[RS_FIELD_LEN], p[RS_NUM_LEN];
 		spend_field(f, ep, which);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
@@ -231,6 +232,101 @@ static void every_endpoint_over_its_budget_is_ebudget_too(void **state)
 	stop(&e);
 }
 
+/* ---- calls in flight ------------------------------------------------------ */
+
+struct caller {
+	struct llm *l;
+	int deadline_ms; /* 0: the configuration's; > 0 also starts the call 200 ms after the others */
+	pthread_barrier_t *go;
+	int rc;
+	int64_t took_ms;
+	struct err err;
+};
+
+static void *caller_main(void *arg)
+{
+	struct caller *c = arg;
+	struct chat_msg m = {"user", prompt};
+	struct llm_request req = {.msgs = &m, .n = 1, .max_tokens = 20, .temperature = -1, .deadline_ms = c->deadline_ms};
+	struct llm_reply rep;
+	pthread_barrier_wait(c->go);
+	if (c->deadline_ms)
+		clock_sleep_ms(200);
+	int64_t t0 = clock_mono_ms();
+	c->rc = llm_chat(c->l, &req, &rep, &c->err);
+	c->took_ms = clock_mono_ms() - t0;
+	llm_reply_release(&rep);
+	return NULL;
+}
+
+/* n callers at once, the i-th with deadline_ms[i] (NULL: the configuration's) */
+static int callers(struct llm *l, struct caller *c, int n, const int *deadline_ms)
+{
+	pthread_t t[16];
+	pthread_barrier_t go;
+	pthread_barrier_init(&go, NULL, (unsigned)n);
+	for (int i = 0; i < n; i++) {
+		c[i] = (struct caller){.l = l, .deadline_ms = deadline_ms ? deadline_ms[i] : 0, .go = &go, .err = ERR_INIT};
+		pthread_create(&t[i], NULL, caller_main, &c[i]);
+	}
+	int ok = 0;
+	for (int i = 0; i < n; i++) {
+		pthread_join(t[i], NULL);
+		ok += c[i].rc == CONVBI_OK;
+	}
+	pthread_barrier_destroy(&go);
+	return ok;
+}
+
+/* attack8 N5: a budget held by calls in flight, not spent, makes the next
+ * caller wait for them to settle instead of failing at once.  $0.003 holds
+ * six estimates of 450 at once (a seventh: 3150 > 3000) but covers seven
+ * calls of 370 (2590); the eighth can never be covered (2590 + 450). */
+static void callers_wait_for_holds_to_settle_and_only_a_spent_budget_refuses(void **state)
+{
+	struct env e;
+	start(&e, scenario_of(NULL, NULL, NULL, 300), "{\"budget\":{\"daily\":0.003}}");
+	struct caller c[8];
+	int ok = callers(e.l, c, 8, NULL);
+	int refused = 0;
+	for (int i = 0; i < 8; i++)
+		if (c[i].rc) {
+			refused++;
+			assert_int_equal(c[i].rc, CONVBI_EBUDGET);
+			if (!strstr(c[i].err.msg, "cannot cover this call ($0.0026"))
+				fail_msg("refused as: %s", c[i].err.msg);
+		}
+	print_message("8 callers at once on a budget of 7 calls (6 estimates): %d answered, %d refused\n", ok, refused);
+	assert_int_equal(ok, 7);
+	assert_int_equal(refused, 1);
+	double b = billed(&e.f);
+	assert_true(b > 7 * 0.000369999 && b < 7 * 0.000370001);
+	stop(&e);
+}
+
+/* Holds that do not settle before the caller's deadline: it fails then,
+ * saying the calls in flight held the budget, not that it is spent. */
+static void holds_that_outlast_the_deadline_fail_the_call_naming_them(void **state)
+{
+	struct env e;
+	/* $0.0006: one estimate of 450 held, the second (900 > 600) must wait */
+	start(&e, scenario_of(NULL, NULL, NULL, 1500), "{\"budget\":{\"daily\":0.0006}}");
+	struct caller c[2];
+	int deadlines[2] = {0, 700};
+	int ok = callers(e.l, c, 2, deadlines);
+	assert_int_equal(ok, 1);
+	int late = 1;
+	assert_int_equal(c[late].rc, CONVBI_EBUDGET);
+	print_message("refused after %lld ms: %s\n", (long long)c[late].took_ms, c[late].err.msg);
+	assert_true(c[late].took_ms >= 400); /* it waited for the hold, within its 700 ms */
+	assert_non_null(
+	        strstr(c[late].err.msg, "could not cover this call before its deadline: calls in flight held $0.0004 of it"));
+	assert_non_null(strstr(c[late].err.msg, "$0.00 is spent this day"));
+	assert_null(strchr(c[late].err.msg, '\n'));
+	assert_int_equal(requests(&e.f), 1);
+	stop(&e);
+}
+
 /* ---- many processes ------------------------------------------------------ */
 
 #define PROCS 8
@@ -284,6 +380,8 @@ int main(void)
 	        cmocka_unit_test(an_endpoint_over_its_budget_is_skipped_and_the_others_take_the_calls),
 	        cmocka_unit_test(a_spent_configuration_budget_fails_the_call_at_once_naming_the_budget),
 	        cmocka_unit_test(every_endpoint_over_its_budget_is_ebudget_too),
+	        cmocka_unit_test(callers_wait_for_holds_to_settle_and_only_a_spent_budget_refuses),
+	        cmocka_unit_test(holds_that_outlast_the_deadline_fail_the_call_naming_them),
 	        cmocka_unit_test(eight_processes_spend_one_budget_and_stop_within_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
