@@ -100,6 +100,7 @@ void llm_close(struct llm *l)
 	free((void *)l->est_scale);
 	free(l->last_err);
 	pthread_mutex_destroy(&l->last_lock);
+	pool_leave(l->pool, clock_wall_ms());
 	pool_close(l->pool);
 	http_client_free(l->http);
 	config_release(&l->cfg);

@@ -976,6 +976,19 @@ static void owed_restore(struct pool *p, unsigned ep, int64_t now_ms)
 	}
 }
 
+/* Puts back into ep's field a rate we saw learned: the first process to
+ * look seeds it; a rate there already (seeded, or learned in the renewed
+ * state from a burst) is only ever lowered to ours -- never above what any
+ * process that saw it knew. */
+static void rate_restore(struct state *st, unsigned ep, int field, int64_t v)
+{
+	for (int tries = 0; tries < 8; tries++) {
+		int64_t cur = st->ops->get(st, ep, field);
+		if ((cur > 0 && cur <= v) || st->ops->cas(st, ep, field, cur, v))
+			return;
+	}
+}
+
 /* When the state was renewed since we last looked, puts back what we saw
  * learned; returns 1 when it did (snapshots taken before are stale). */
 static int learned_restore(struct pool *p, int64_t now_ms)
@@ -986,7 +999,9 @@ static int learned_restore(struct pool *p, int64_t now_ms)
 	for (size_t i = 0; i < p->n; i++)
 		for (int k = 0; k < POOL_SEEN_FIELDS; k++) {
 			int64_t v = atomic_load_explicit(&p->seen[i][k], memory_order_relaxed);
-			if (v > 0)
+			if (v > 0 && (seen_fields[k] == STATE_LEARN_RPM || seen_fields[k] == STATE_LEARN_TPM))
+				rate_restore(p->st, (unsigned)i, seen_fields[k], v);
+			else if (v > 0)
 				p->st->ops->cas(p->st, (unsigned)i, seen_fields[k], 0, v);
 		}
 	for (size_t i = 0; i < p->n; i++) {
@@ -996,6 +1011,20 @@ static int learned_restore(struct pool *p, int64_t now_ms)
 		owed_restore(p, (unsigned)i, now_ms);
 	}
 	return 1;
+}
+
+void pool_leave(struct pool *p, int64_t now_ms)
+{
+	int saw = 0;
+	for (size_t i = 0; p && i < p->n; i++)
+		saw |= atomic_load_explicit(&p->seen[i][0], memory_order_relaxed) > 0 ||
+		       atomic_load_explicit(&p->seen[i][1], memory_order_relaxed) > 0;
+	if (!saw || !state_is_shared(p->st))
+		return;
+	struct state_snap s;
+	state_recheck(p->st);
+	p->st->ops->load(p->st, 0, now_ms, 0, &s); /* reopens a file lost since the last look */
+	learned_restore(p, now_ms);
 }
 
 /* ---- picking ------------------------------------------------------------ */

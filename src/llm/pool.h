@@ -181,6 +181,13 @@ int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, 
 /* The state shape (slots, tiers, set hash) of an endpoint set; checks the
  * endpoints as pool_open does. */
 int pool_shape(struct state_shape *out, const struct pool_ep_cfg *eps, size_t n, struct err *err);
+/* Before a process goes: when the state file was removed or replaced
+ * since its last look (a look is at most once a second, and a call may
+ * sleep seconds for its paced slot), reopens it and puts back what this
+ * process saw learned, so a file created again by processes that started
+ * after the removal is paced by what the running ones knew (attack8 F8).
+ * Nothing for a process that learned nothing, or another backend. */
+void pool_leave(struct pool *p, int64_t now_ms);
 void pool_close(struct pool *p);
 
 /* 1 when the state is shared with other processes (file-backed). */

@@ -1093,6 +1093,12 @@ const char *state_describe(const struct state *st)
 	return st ? st->ops->describe(st) : "none";
 }
 
+void state_recheck(struct state *st)
+{
+	if (st && st->ops == &file_ops)
+		atomic_store(&((struct state_shm *)st)->seen_ms, 0);
+}
+
 int state_is_shared(const struct state *st)
 {
 	return st && st->ops == &file_ops && !atomic_load(&((const struct state_shm *)st)->gone);

@@ -275,6 +275,11 @@ const char *state_snap_problem(const struct state_snap *s, int64_t now_ms);
  * each slot of *warned (a state's own bitmask), log_info after. */
 void state_damage_warn(const struct state *st, _Atomic uint64_t *warned, const char *where, unsigned ep, const char *why);
 
+/* Makes st's next load compare its path with the file it has mapped,
+ * however recent the last look (the file backend looks at most once a
+ * second); nothing for other backends. */
+void state_recheck(struct state *st);
+
 /* What backs st now (st->ops->describe); "none" for NULL. */
 const char *state_describe(const struct state *st);
 /* 1 for the file backend (shared across processes), 0 otherwise. */

@@ -176,11 +176,69 @@ static void a_cut_owed_when_the_file_is_rebuilt_is_still_made_from_its_measureme
 	unlink(path);
 }
 
+/* attack8 F8: the file removed under running processes and created again
+ * by one that started after -- which knows nothing and takes its burst
+ * for the quota -- before any running one looked.  Each running process
+ * puts back what it knew when it looks or leaves (a call may sleep
+ * seconds for its paced slot, then go): the first seeds the file, and a
+ * rate there already is only lowered -- never above what any of them knew. */
+static void a_file_created_again_by_a_newcomer_gets_what_the_running_processes_knew(void **state)
+{
+	(void)state;
+	char path[600];
+	int warnings = 0;
+	snprintf(path, sizeof path, "%s/renew-new-%d.state", SCRATCH_DIR, (int)getpid());
+	unlink(path);
+	log_set_sink(quiet, &warnings, LOG_WARN);
+	struct pool *p = open_at(path), *p2 = open_at(path);
+	struct state *st = pool_state(p);
+	st->ops->store(st, 0, STATE_LEARN_RPM, 600);
+	st->ops->store(st, 1, STATE_LEARN_RPM, 30);
+	st->ops->store(st, 0, STATE_LEARN_FROM, POOL_LEARN_429);
+	st->ops->store(st, 0, STATE_LEARN_STEP, 6);
+	assert_true(pick_ok(p, T0) >= 0); /* p knows 600 */
+	st->ops->store(st, 0, STATE_LEARN_RPM, 500);
+	assert_true(pick_ok(p2, T0 + 10) >= 0); /* p2 knows 500, after a cut */
+
+	assert_int_equal(unlink(path), 0);
+	struct pool *q = open_at(path); /* the newcomer makes a fresh file, silently */
+	assert_int_equal(warnings, 0);
+	assert_int_equal(learned_rpm(q, 0, T0 + 100, NULL), 0);
+	struct state *qs = pool_state(q);
+	qs->ops->store(qs, 0, STATE_LEARN_RPM, 1200); /* what its burst taught it */
+
+	pool_leave(p, T0 + 200);       /* 200 ms after its last look: it looks again as it goes */
+	assert_int_equal(warnings, 1); /* "... reopened it" */
+	int from = 0;
+	assert_int_equal(learned_rpm(q, 0, T0 + 300, &from), 600);
+	assert_int_equal(from, POOL_LEARN_429);
+	assert_int_equal(learned_rpm(q, 1, T0 + 300, NULL), 30);
+	assert_int_equal(qs->ops->get(qs, 0, STATE_LEARN_STEP), 6);
+	pool_leave(p2, T0 + 300); /* knew less: lowers it */
+	assert_int_equal(learned_rpm(q, 0, T0 + 400, NULL), 500);
+	assert_int_equal(learned_rpm(q, 1, T0 + 400, NULL), 30);
+	pool_close(p);
+	pool_close(p2);
+
+	/* a process that leaves with nothing renewed changes nothing */
+	struct pool *r = open_at(path);
+	assert_true(pick_ok(r, T0 + 500) >= 0);
+	qs->ops->store(qs, 0, STATE_LEARN_RPM, 540); /* learned since */
+	pool_leave(r, T0 + 600);
+	assert_int_equal(learned_rpm(q, 0, T0 + 700, NULL), 540);
+	assert_int_equal(warnings, 2); /* p's and p2's "reopened it" */
+	pool_close(r);
+	pool_close(q);
+	log_set_sink(NULL, NULL, LOG_WARN);
+	unlink(path);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(a_rebuilt_state_file_gets_back_the_rates_its_processes_learned),
 	        cmocka_unit_test(a_cut_owed_when_the_file_is_rebuilt_is_still_made_from_its_measurement),
+	        cmocka_unit_test(a_file_created_again_by_a_newcomer_gets_what_the_running_processes_knew),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
