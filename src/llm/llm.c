@@ -891,22 +891,31 @@ static int budget_claim(struct llm *l, int ep, const struct llm_request *req, in
 	*held_only = 0;
 	struct budget_refusal why;
 	int64_t now = clock_wall_ms();
+	const struct budget_cfg *set = &l->cfg.budget, *own = &l->cfg.eps[ep].budget;
+	int capped = set->daily_uusd || set->monthly_uusd   ? BUDGET_SET
+	             : own->daily_uusd || own->monthly_uusd ? BUDGET_ENDPOINT
+	                                                    : BUDGET_OK;
+	const char *who = capped == BUDGET_SET ? "the configuration's" : "endpoint `";
+	const char *name = capped == BUDGET_SET ? "" : l->cfg.eps[ep].name, *of = capped == BUDGET_SET ? "" : "`'s";
 	const char *unshared = state_unshared(pool_state(l->pool));
-	if (unshared && !l->cfg.state.local_budgets) {
+	char away[ERR_MSG_MAX];
+	if (capped != BUDGET_OK && !l->cfg.state.local_budgets && unshared) {
 		/* a budget kept in this process's memory alone is a whole budget per process (attack6 F5) */
-		const struct budget_cfg *set = &l->cfg.budget, *own = &l->cfg.eps[ep].budget;
-		int scope = set->daily_uusd || set->monthly_uusd   ? BUDGET_SET
-		            : own->daily_uusd || own->monthly_uusd ? BUDGET_ENDPOINT
-		                                                   : BUDGET_OK;
-		if (scope != BUDGET_OK) {
-			snprintf(msg, cap,
-			         "%s%s%s budget is shared through the endpoint state, which this process cannot use (%s); "
-			         "give state.path a file this user can write, or set state.local_budgets to true to let "
-			         "each process spend that budget on its own",
-			         scope == BUDGET_SET ? "the configuration's" : "endpoint `",
-			         scope == BUDGET_SET ? "" : l->cfg.eps[ep].name, scope == BUDGET_SET ? "" : "`'s", unshared);
-			return scope;
-		}
+		snprintf(msg, cap,
+		         "%s%s%s budget is shared through the endpoint state, which this process cannot use (%s); "
+		         "give state.path a file this user can write, or set state.local_budgets to true to let "
+		         "each process spend that budget on its own",
+		         who, name, of, unshared);
+		return capped;
+	}
+	if (capped != BUDGET_OK && !l->cfg.state.local_budgets && state_away(pool_state(l->pool), away, sizeof away)) {
+		/* the fleet's spending is in Redis: the local fallback would start this host's from nothing */
+		snprintf(msg, cap,
+		         "%s%s%s budget is shared through Redis, and %s; start Redis or fix state.url "
+		         "($CONVBI_REDIS_URL), or set state.local_budgets to true to let each host spend that "
+		         "budget from its local state while Redis is away",
+		         who, name, of, away);
+		return capped;
 	}
 	int choices = req->choices > 1 ? req->choices : 1; /* each choice is billed its completion */
 	int64_t completion = (req->max_tokens > 0 ? req->max_tokens : BUDGET_DEFAULT_COMPLETION) * (int64_t)choices;

@@ -291,6 +291,11 @@ int state_is_shared(const struct state *st);
  * memory backend chosen).  What is kept to be shared, budgets above all,
  * is then this process's alone. */
 const char *state_unshared(const struct state *st);
+/* Why st, a state shared by a fleet (Redis), serves from this host's own
+ * fallback now (written into out, returned), or NULL when it serves as
+ * asked or is not such a state: what is kept to be shared, budgets above
+ * all, is then this host's alone -- and what the fleet spent is not in it. */
+const char *state_away(const struct state *st, char *out, size_t cap);
 /* The file's path (borrowed from st), or NULL when not file-backed. */
 const char *state_path(const struct state *st);
 

@@ -21,3 +21,8 @@ int state_open(struct state **out, const struct state_cfg *cfg, const struct sta
 		return state_redis_open_cfg(out, cfg, shape, err);
 	return state_open_path(out, cfg->path, shape, err);
 }
+
+const char *state_away(const struct state *st, char *out, size_t cap)
+{
+	return state_redis_away(st, out, cap);
+}

@@ -1421,6 +1421,17 @@ void state_redis_stats(const struct state *st, struct state_redis_stats *out)
 	out->local_ops = atomic_load(&r->local_ops);
 }
 
+const char *state_redis_away(const struct state *st, char *out, size_t cap)
+{
+	if (!state_is_redis(st) || atomic_load(&((const struct state_redis *)st)->up))
+		return NULL;
+	struct state_redis *r = (struct state_redis *)st;
+	pthread_mutex_lock(&r->mu);
+	snprintf(out, cap, "Redis at %s cannot be reached (%s)", r->where, r->why[0] ? r->why : "not connected");
+	pthread_mutex_unlock(&r->mu);
+	return out;
+}
+
 const char *state_redis_key(const struct state *st)
 {
 	return state_is_redis(st) ? ((const struct state_redis *)st)->key : NULL;

@@ -19,6 +19,7 @@
 #ifndef CONVBI_LLM_STATE_REDIS_H
 #define CONVBI_LLM_STATE_REDIS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "llm/config.h"
@@ -89,5 +90,9 @@ struct state_redis_stats {
 void state_redis_stats(const struct state *st, struct state_redis_stats *out);
 /* The Redis key holding st's state (borrowed), or NULL for other backends. */
 const char *state_redis_key(const struct state *st);
+/* When st is a redis-backend state serving from its local fallback now,
+ * writes why into out ("Redis at 127.0.0.1:6379/0 cannot be reached
+ * (Connection refused)") and returns out; else NULL. */
+const char *state_redis_away(const struct state *st, char *out, size_t cap);
 
 #endif

@@ -1641,6 +1641,71 @@ static void processes_sharing_redis_spend_one_budget_kept_in_its_own_hash(void *
 	srv_stop(&s);
 }
 
+/* A budget with Redis away: the fleet's spending is in Redis, and the local
+ * fallback would start this host's from nothing -- a whole budget more.  So
+ * a call is refused with one line naming Redis and the fix, unless
+ * state.local_budgets accepts the local count; with Redis back, calls go. */
+/* A call of scenario_priced's: 3,000 micro-USD. */
+static int ask_priced(struct llm *l, struct err *e)
+{
+	struct chat_msg m = {"user", "hello"};
+	struct llm_request req = {.msgs = &m, .n = 1, .max_tokens = 1, .temperature = -1};
+	struct llm_reply rep;
+	*e = (struct err)ERR_INIT;
+	int rc = llm_chat(l, &req, &rep, e);
+	llm_reply_release(&rep);
+	return rc;
+}
+
+#define AWAY_CONFIG                                                                    \
+	"{\"budget\": {\"daily\": 0.3}, \"state\": {\"backend\": \"redis\", \"url\": " \
+	"\"redis://127.0.0.1:%d/0\", \"prefix\": \"away:\", \"timeout_ms\": %d, \"path\": \"%s\"%s}}"
+
+static void a_budget_is_never_spent_from_the_local_fallback_while_redis_is_away(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct fake f;
+	assert_int_equal(fake_start(&f, scenario_priced), 0);
+	char extra[1024], local[600];
+	local_path(local, sizeof local, "away.state");
+	snprintf(extra, sizeof extra, AWAY_CONFIG, s.port, TIMEOUT_MS, local, "");
+	struct llm *l = llm_on(&f, extra);
+	struct err e = ERR_INIT;
+	assert_int_equal(ask_priced(l, &e), CONVBI_OK);
+
+	srv_kill(&s);
+	assert_int_equal(ask_priced(l, &e), CONVBI_EBUDGET);
+	print_message("%s\n", e.msg);
+	char want[160];
+	snprintf(want, sizeof want,
+	         "the configuration's budget is shared through Redis, and Redis at 127.0.0.1:%d/0 cannot be reached (", s.port);
+	assert_non_null(strstr(e.msg, "no model call was made: "));
+	assert_non_null(strstr(e.msg, want));
+	assert_non_null(strstr(e.msg, "set state.local_budgets to true"));
+	assert_null(strchr(e.msg, '\n'));
+	assert_int_equal(fake_stat(&f, "east", "requests") + fake_stat(&f, "west", "requests"), 1);
+	llm_close(l);
+	l = llm_on(&f, extra); /* a process that starts while Redis is away: the same */
+	assert_int_equal(ask_priced(l, &e), CONVBI_EBUDGET);
+	llm_close(l);
+
+	/* accepted: each host counts in its local file meanwhile */
+	char extra_lb[1024];
+	snprintf(extra_lb, sizeof extra_lb, AWAY_CONFIG, s.port, TIMEOUT_MS, local, ", \"local_budgets\": true");
+	struct llm *lb = llm_on(&f, extra_lb);
+	assert_int_equal(ask_priced(lb, &e), CONVBI_OK);
+	llm_close(lb);
+
+	srv_restart(&s);
+	l = llm_on(&f, extra);
+	assert_int_equal(ask_priced(l, &e), CONVBI_OK);
+	llm_close(l);
+	assert_int_equal(fake_stat(&f, "east", "requests") + fake_stat(&f, "west", "requests"), 3);
+	fake_stop(&f);
+	srv_stop(&s);
+}
+
 /* The calls counted in key over W123's three slots (an absent field is 0). */
 static long long calls_in(const struct rsrv *s, const char *key)
 {
@@ -1760,6 +1825,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(a_reset_that_cannot_reach_redis_clears_nothing_and_says_so, setup, teardown),
 	        cmocka_unit_test_setup_teardown(convbi_redis_url_in_the_environment_switches_llm_to_redis, setup, teardown),
 	        cmocka_unit_test_setup_teardown(processes_sharing_redis_spend_one_budget_kept_in_its_own_hash, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_budget_is_never_spent_from_the_local_fallback_while_redis_is_away, setup,
+	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, setup_group, teardown_group);
 }
