@@ -64,6 +64,7 @@ struct batch {
 	struct binput in;
 	int csv; /* --format csv */
 	struct engines engines;
+	convbi_engine **dbeng; /* owned array, borrowed engines: [d] for in's db index d (0: --db) */
 	struct outfile out;
 	struct workers w; /* w.mu guards everything below */
 	int canceled;     /* questions canceled by the second Ctrl-C */
@@ -116,7 +117,7 @@ static cJSON *id_value(const char *text, int num)
 
 /* The result object for one question: id first, then the answer's fields.
  * Returns NULL without memory. */
-static cJSON *result_object(const struct bitem *it, const convbi_answer *a, cJSON *ans, int status, const char *errmsg,
+static cJSON *result_object(const struct bview *it, const convbi_answer *a, cJSON *ans, int status, const char *errmsg,
                             int row_cap)
 {
 	cJSON *line = cJSON_CreateObject();
@@ -163,7 +164,7 @@ static const char *str_of(const cJSON *o, const char *key)
 	return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-static void csv_line(struct buf *t, const struct bitem *it, const cJSON *line)
+static void csv_line(struct buf *t, const struct bview *it, const cJSON *line)
 {
 	const cJSON *ms = cJSON_GetObjectItemCaseSensitive(line, "elapsed_ms");
 	buf_csv_field(t, it->id);
@@ -186,7 +187,7 @@ static void csv_line(struct buf *t, const struct bitem *it, const cJSON *line)
  * ROWS_NAME_MAX is cut and ends in "~L<input line>" instead ('~' is
  * always escaped otherwise); an empty id is "_". */
 #define ROWS_NAME_MAX 200 /* bytes of a rows file's name before ".csv" */
-static void rows_path(char *out, size_t n, const char *dir, const struct bitem *it)
+static void rows_path(char *out, size_t n, const char *dir, const struct bview *it)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char name[ROWS_NAME_MAX + 4];
@@ -212,7 +213,7 @@ static void rows_path(char *out, size_t n, const char *dir, const struct bitem *
 
 /* --rows DIR: the answer's rows as RFC 4180 CSV in their own file,
  * written aside and renamed so a reader never sees half a file. */
-static void save_rows(struct batch *b, const struct bitem *it, const convbi_answer *a)
+static void save_rows(struct batch *b, const struct bview *it, const convbi_answer *a)
 {
 	char path[4096];
 	char *text = NULL;
@@ -269,7 +270,7 @@ static int rows_dir_ready(const char *dir)
 
 /* Writes one finished question and counts it.  Without an answer (no
  * session, no memory) errmsg says what went wrong. */
-static void record(struct batch *b, const struct bitem *it, const convbi_answer *a, int status, const char *errmsg)
+static void record(struct batch *b, const struct bview *it, const convbi_answer *a, int status, const char *errmsg)
 {
 	char *json = NULL;
 	cJSON *ans = NULL, *line = NULL;
@@ -312,16 +313,18 @@ static void record(struct batch *b, const struct bitem *it, const convbi_answer 
 
 /* ---- workers ---------------------------------------------------------------------- */
 
-static void run_conv(struct batch *b, struct bconv *c)
+/* Answers the conversation that item head starts, in order, on one session. */
+static void run_conv(struct batch *b, int head)
 {
 	convbi_session *s = NULL;
-	int src = convbi_session_new(&s, c->engine);
-	for (int k = 0; k < c->n && !stopping(b); k++) {
-		struct bitem *it = &b->in.items[c->items[k]];
-		if (it->done)
+	int src = convbi_session_new(&s, b->dbeng[binput_db_of(&b->in, head)]);
+	for (int i = head; i >= 0 && !stopping(b); i = binput_next(&b->in, i)) {
+		if (b->in.items[i].done)
 			continue;
+		struct bview it;
+		binput_view(&b->in, i, &it);
 		convbi_answer *a = NULL;
-		int rc = src ? src : convbi_session_ask(s, it->question, NULL, bulk_event, NULL, &a);
+		int rc = src ? src : convbi_session_ask(s, it.question, NULL, bulk_event, NULL, &a);
 		if (rc == CONVBI_ECANCELED && bulk_interrupts() >= 2) {
 			/* not written (--resume asks it again), but the calls it made are counted */
 			char *json = NULL;
@@ -334,18 +337,20 @@ static void run_conv(struct batch *b, struct bconv *c)
 			convbi_free(json);
 		} else {
 			/* without a session every question says why, as an answer would */
-			record(b, it, a, rc, src ? convbi_session_errmsg(s) : NULL);
+			record(b, &it, a, rc, src ? convbi_session_errmsg(s) : NULL);
 		}
 		convbi_answer_free(a);
 	}
 	convbi_session_free(s);
 }
 
-/* A worker's task: one conversation. */
+/* A worker's task: one item of INPUT, which runs its conversation when it
+ * starts one (the others are run by their conversation's first). */
 static void run_task(void *ctx, int task)
 {
 	struct batch *b = ctx;
-	run_conv(b, &b->in.convs[task]);
+	if (binput_head(&b->in, task))
+		run_conv(b, task);
 }
 
 /* Under w.mu, every 100 ms and at the end: the progress bar. */
@@ -367,40 +372,47 @@ static void tick(void *ctx, int final)
  * question runs.  Returns EXIT_OK or EXIT_USAGE after one line. */
 static int out_is_no_input(const struct batch *b)
 {
-	struct userfile_input *more = calloc((size_t)b->in.n + 1, sizeof *more);
+	struct userfile_input *more = calloc((size_t)b->in.ndbs + 1, sizeof *more);
 	if (!more) {
 		cli_error("out of memory");
 		return EXIT_FAIL;
 	}
 	more[0] = (struct userfile_input){b->in.path, "INPUT"};
-	for (int i = 0; i < b->in.n; i++)
-		more[i + 1] = (struct userfile_input){b->in.items[i].db, "a database named by INPUT"};
-	int rc = userfile_check("--out", b->o->out, b->o, NULL, more, b->in.n + 1);
+	for (int d = 1; d <= b->in.ndbs; d++)
+		more[d] = (struct userfile_input){binput_db_path(&b->in, d), "a database named by INPUT"};
+	int rc = userfile_check("--out", b->o->out, b->o, NULL, more, b->in.ndbs + 1);
 	free(more);
 	return rc;
 }
 
 /* ---- the command -------------------------------------------------------------------- */
 
-/* Opens one engine per database the pending questions use. */
+/* Opens one engine per database the pending questions use, in the order
+ * of their first pending conversation (whose line a failure names). */
 static int open_engines(struct batch *b)
 {
 	char msg[512];
-	for (int i = 0; i < b->in.nconvs; i++) {
+	if (!(b->dbeng = calloc((size_t)b->in.ndbs + 1, sizeof *b->dbeng))) {
+		cli_error("out of memory");
+		return EXIT_FAIL;
+	}
+	for (int i = 0; i < b->in.n; i++) {
 		if (!(i & 1023) && bulk_interrupts())
 			return EXIT_INTERRUPTED; /* the caller says so */
-		struct bconv *c = &b->in.convs[i];
-		const struct bitem *first = &b->in.items[c->items[0]];
+		int d = binput_db_of(&b->in, i);
+		if (b->dbeng[d] || !binput_head(&b->in, i))
+			continue;
 		int pending = 0;
-		for (int k = 0; k < c->n && !pending; k++)
-			pending = !b->in.items[c->items[k]].done;
+		for (int k = i; k >= 0 && !pending; k = binput_next(&b->in, k))
+			pending = !b->in.items[k].done;
 		if (!pending)
 			continue;
-		const char *db = first->db ? first->db : b->o->db ? b->o->db : cli_default_db();
-		int rc = engines_get(&b->engines, b->o, db, &c->engine, msg, sizeof msg);
+		const char *first = binput_db_path(&b->in, d);
+		const char *db = first ? first : b->o->db ? b->o->db : cli_default_db();
+		int rc = engines_get(&b->engines, b->o, db, &b->dbeng[d], msg, sizeof msg);
 		if (rc) {
-			if (first->db)
-				cli_error("%s:%d: %s", b->in.path, first->line, msg);
+			if (first)
+				cli_error("%s:%d: %s", b->in.path, (int)b->in.items[i].line, msg);
 			else
 				cli_error("%s", msg);
 			return rc == CONVBI_ENOMEM ? EXIT_FAIL : EXIT_USAGE;
@@ -432,7 +444,7 @@ static int run(struct batch *b, int64_t pending)
 {
 	progress_init(&b->pg, "batch");
 	runstats_init(&b->st, pending);
-	b->w.ntasks = b->in.nconvs;
+	b->w.ntasks = b->in.n;
 	b->w.ctx = b;
 	b->w.run = run_task;
 	b->w.stopping = output_failed;
@@ -496,12 +508,11 @@ int cmd_batch(struct cli_opts *o)
 		fprintf(stderr, "convbi: batch: resuming %s: %lld of %d questions already answered, %lld to go\n", o->out,
 		        (long long)(b.in.n - pending), b.in.n, (long long)pending);
 		int split = 0;
-		for (int i = 0; i < b.in.nconvs; i++) {
-			const struct bconv *c = &b.in.convs[i];
-			int done = 0;
-			for (int k = 0; k < c->n; k++)
-				done += b.in.items[c->items[k]].done;
-			split += done > 0 && done < c->n;
+		for (int i = 0; i < b.in.n; i++) {
+			int done = 0, n = 0;
+			for (int k = binput_head(&b.in, i) ? i : -1; k >= 0; k = binput_next(&b.in, k), n++)
+				done += b.in.items[k].done;
+			split += done > 0 && done < n;
 		}
 		if (split)
 			fprintf(stderr,
@@ -538,6 +549,7 @@ done:
 	if (b.out.fd >= 0)
 		outfile_close(&b.out);
 	engines_close(&b.engines);
+	free(b.dbeng);
 	binput_release(&b.in);
 	workers_release(&b.w);
 	return rc;

@@ -166,32 +166,73 @@ void workers_notify(struct workers *w);
 
 /* ---- batch input (batch_input.c) ------------------------------------------------ */
 
+/* INPUT's strings live in INPUT's own text, which binput keeps: a
+ * question of a text INPUT is its trimmed line ended in place; the values
+ * of a JSON line are decoded into the line's own bytes (a decoded string
+ * is always shorter than its JSON).  A string is named by a 32-bit ref:
+ * its offset in binput.text, or with BREF_SPILL set in binput.spill (a
+ * number id reformatted longer than its line holds).  Per question that
+ * is 8 bytes, plus 16 for JSON lines and an id index of 4-8 bytes: a big
+ * INPUT costs about its own size once more at most. */
+#define BREF_SPILL 0x80000000u
+
 struct bitem {
-	char *id;        /* owned: the id's text (see json_key_text) */
-	int id_num;      /* write the id as a JSON number */
-	char *question;  /* owned */
-	char *session;   /* owned, or NULL: a conversation of its own */
-	int session_num; /* write the session as a JSON number */
-	char *db;        /* owned, or NULL for --db: the database as given */
-	int line;        /* 1-based line of INPUT */
-	int done;        /* already in the output (--resume) */
+	uint32_t question;  /* ref */
+	uint32_t line : 31; /* 1-based line of INPUT */
+	uint32_t done : 1;  /* already in the output (--resume) */
 };
 
-struct bconv {      /* one conversation: answered in order, one session */
-	int *items; /* owned: indexes into binput.items, input order */
-	int n, cap;
-	convbi_engine *engine; /* borrowed from the engine cache */
+struct bitem_json {               /* what a JSON line may add; index 0 also means "none" */
+	uint32_t id;              /* ref, 0: the line number */
+	uint32_t session;         /* ref, 0: a conversation of its own */
+	uint32_t next;            /* the conversation's next item, 0: none (item 0 starts one) */
+	uint32_t db : 29;         /* index in binput.dbs, 0: --db */
+	uint32_t id_num : 1;      /* write the id as a JSON number */
+	uint32_t session_num : 1; /* write the session as a JSON number */
+	uint32_t head : 1;        /* starts its conversation */
+};
+
+/* An open-addressing table of item (or db) indexes, keyed by a string
+ * that the table's user derives from the index. */
+struct bindex {
+	uint32_t *slot; /* owned: index + 1, 0 empty; cap a power of two */
+	size_t cap, n;
 };
 
 struct binput {
-	const char *path;    /* borrowed: INPUT */
-	int jsonl;           /* INPUT is JSON lines (else one question a line) */
-	struct bitem *items; /* owned array */
+	const char *path;        /* borrowed: INPUT */
+	int jsonl;               /* INPUT is JSON lines (else one question a line) */
+	char *text;              /* owned: INPUT's bytes, the strings ended in place */
+	struct buf spill;        /* strings that did not fit in their line */
+	struct bitem *items;     /* owned array, input order */
+	struct bitem_json *json; /* owned array beside items, JSON lines only */
 	int n, cap;
-	struct bconv *convs; /* owned array */
-	int nconvs, capconvs;
-	struct strmap ids; /* id text -> index in items */
+	struct bindex ids; /* JSON lines: id -> item */
+	uint32_t *dbs;     /* owned: the distinct `db` refs, dbs[1..ndbs] */
+	int ndbs, capdbs;
+	struct bindex db_index; /* db text -> index in dbs */
 };
+
+/* One question, read: pointers into binput (valid while it lives) or idbuf. */
+struct bview {
+	const char *id;
+	int id_num;
+	const char *question;
+	const char *session; /* NULL: a conversation of its own */
+	int session_num;
+	const char *db; /* NULL: --db */
+	int line;
+	char idbuf[16]; /* the line number as id text */
+};
+
+void binput_view(const struct binput *in, int i, struct bview *out);
+/* 1 when item i starts a conversation; binput_next gives the item after
+ * i in its conversation, -1 after the last. */
+int binput_head(const struct binput *in, int i);
+int binput_next(const struct binput *in, int i);
+/* The db index of item i (0: --db) and the path of db index d. */
+int binput_db_of(const struct binput *in, int i);
+const char *binput_db_path(const struct binput *in, int d);
 
 /* Before a run that is no --resume: an existing, non-empty OUT must be an
  * earlier run's results (its first line as batch writes it), else

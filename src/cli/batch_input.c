@@ -13,6 +13,15 @@
  * database.  Any problem stops the run before it starts, with one line
  * naming INPUT:LINE and the fix.
  *
+ * Memory: INPUT's text is kept and its strings live in it (batch.h,
+ * BREF_SPILL): a text line's question is ended in place, a JSON line's
+ * values are decoded over the line's own bytes.  An item is 8 bytes (16
+ * more for JSON lines: id, session, next item of its conversation, db
+ * index); a conversation is a chain of items, not an array; a text
+ * INPUT's ids are its line numbers, found by bisection; JSON lines' ids,
+ * their sessions (while reading) and their databases are tables of
+ * 32-bit item indexes keyed by the text the item points to.
+ *
  * The resume scan reads the previous output back: every complete line (a
  * JSON object with an "id", or a CSV record whose first field is the id)
  * that records an answer counts as done; a line that records a failure
@@ -34,7 +43,8 @@
 #include "util/regfile.h"
 #include "util/utf8.h"
 
-#define SESSION_KEY_MAX 1024 /* bytes of a session's text */
+#define SESSION_KEY_MAX 1024               /* bytes of a session's text */
+#define SPILL_MAX ((size_t)BREF_SPILL - 1) /* bytes of binput.spill: a ref holds the offset */
 
 static int ends_with(const char *s, const char *suffix)
 {
@@ -56,51 +66,142 @@ static int oom(void)
 	return EXIT_FAIL;
 }
 
-/* Returns the conversation for a session text (NULL: a new one). */
-static struct bconv *conv_for(struct binput *in, struct strmap *sessions, const char *session, int *first_item)
+/* ---- strings and the index --------------------------------------------------------- */
+
+static const char *bstr(const struct binput *in, uint32_t ref)
 {
-	int idx;
-	*first_item = -1;
-	if (session && strmap_get(sessions, session, &idx)) {
-		*first_item = in->convs[idx].items[0];
-		return &in->convs[idx];
-	}
-	if (in->nconvs == in->capconvs) {
-		int cap = in->capconvs ? in->capconvs * 2 : 64;
-		struct bconv *v = realloc(in->convs, (size_t)cap * sizeof *v);
-		if (!v)
-			return NULL;
-		in->convs = v;
-		in->capconvs = cap;
-	}
-	struct bconv *c = &in->convs[in->nconvs];
-	memset(c, 0, sizeof *c);
-	if (session && strmap_put(sessions, session, in->nconvs, NULL) < 0)
-		return NULL;
-	in->nconvs++;
-	return c;
+	return ref & BREF_SPILL ? in->spill.data + (ref & ~BREF_SPILL) : in->text + ref;
 }
 
-static int conv_add(struct bconv *c, int item)
+/* The id text of item i: its `id`, else its line number written into tmp. */
+static const char *id_text(const struct binput *in, int i, char tmp[16], int *num)
 {
-	if (c->n == c->cap) {
-		int cap = c->cap ? c->cap * 2 : 4;
-		int *v = realloc(c->items, (size_t)cap * sizeof *v);
-		if (!v)
-			return -1;
-		c->items = v;
-		c->cap = cap;
+	const struct bitem_json *x = in->json ? &in->json[i] : NULL;
+	if (x && x->id) {
+		*num = x->id_num;
+		return bstr(in, x->id);
 	}
-	c->items[c->n++] = item;
+	snprintf(tmp, 16, "%d", (int)in->items[i].line);
+	*num = 1;
+	return tmp;
+}
+
+/* The key an index derives from its value v (tmp: room for a number). */
+typedef const char *bindex_key(const struct binput *in, uint32_t v, char tmp[16]);
+
+static const char *id_key(const struct binput *in, uint32_t v, char tmp[16])
+{
+	int num;
+	return id_text(in, (int)v, tmp, &num);
+}
+
+static const char *session_key(const struct binput *in, uint32_t v, char tmp[16])
+{
+	(void)tmp;
+	return bstr(in, in->json[v].session);
+}
+
+static const char *db_key(const struct binput *in, uint32_t v, char tmp[16])
+{
+	(void)tmp;
+	return bstr(in, in->dbs[v]);
+}
+
+/* The slot of key: the one holding it, or the empty one where it goes.
+ * The table has a free slot (bindex_grow keeps it at most 3/4 full). */
+static uint32_t *bindex_slot(const struct binput *in, const struct bindex *x, bindex_key *key_of, const char *key)
+{
+	char tmp[16];
+	size_t i = (size_t)strmap_hash(key) & (x->cap - 1);
+	while (x->slot[i] && strcmp(key_of(in, x->slot[i] - 1, tmp), key))
+		i = (i + 1) & (x->cap - 1);
+	return &x->slot[i];
+}
+
+/* Makes room for one more entry; 0, or -1 without memory. */
+static int bindex_grow(const struct binput *in, struct bindex *x, bindex_key *key_of)
+{
+	if ((x->n + 1) * 4 <= x->cap * 3)
+		return 0;
+	struct bindex y = {NULL, x->cap ? x->cap * 2 : 1024, x->n};
+	if (!(y.slot = calloc(y.cap, sizeof *y.slot)))
+		return -1;
+	char tmp[16];
+	for (size_t i = 0; i < x->cap; i++)
+		if (x->slot[i])
+			*bindex_slot(in, &y, key_of, key_of(in, x->slot[i] - 1, tmp)) = x->slot[i];
+	free(x->slot);
+	*x = y;
 	return 0;
 }
 
-/* Fills it from one JSON line; 0, or -1 after printing the problem. */
-static int parse_json_line(struct binput *in, struct bitem *it, const char *line, size_t len)
+static void bindex_release(struct bindex *x)
 {
+	free(x->slot);
+	memset(x, 0, sizeof *x);
+}
+
+/* ---- reading INPUT ------------------------------------------------------------------ */
+
+/* Where a JSON line's decoded values go: the line's own bytes and the one
+ * after them (its '\n', or the text's final NUL). */
+struct room {
+	char *p, *end;
+};
+
+/* Keeps s (and its NUL) in the line when it fits, else in the spill;
+ * *ref names it.  0, or -1 without memory. */
+static int keep_str(struct binput *in, struct room *r, const char *s, uint32_t *ref)
+{
+	size_t n = strlen(s) + 1;
+	if (n <= (size_t)(r->end - r->p)) {
+		memcpy(r->p, s, n); /* s is cJSON's copy: the line's text is no longer read */
+		*ref = (uint32_t)(r->p - in->text);
+		r->p += n;
+		return 0;
+	}
+	size_t at = in->spill.len;
+	if (at + n > SPILL_MAX || buf_add(&in->spill, s, n))
+		return -1;
+	*ref = BREF_SPILL | (uint32_t)at;
+	return 0;
+}
+
+/* The index in in->dbs of the database path at ref, added when new; -1
+ * without memory. */
+static int db_index(struct binput *in, uint32_t ref)
+{
+	if (bindex_grow(in, &in->db_index, db_key))
+		return -1;
+	uint32_t *slot = bindex_slot(in, &in->db_index, db_key, bstr(in, ref));
+	if (*slot)
+		return (int)*slot - 1;
+	if (in->ndbs + 1 >= in->capdbs) {
+		int cap = in->capdbs ? in->capdbs * 2 : 16;
+		uint32_t *v = realloc(in->dbs, (size_t)cap * sizeof *v);
+		if (!v)
+			return -1;
+		in->dbs = v;
+		in->capdbs = cap;
+	}
+	in->dbs[++in->ndbs] = ref;
+	*slot = (uint32_t)in->ndbs + 1;
+	in->db_index.n++;
+	return in->ndbs;
+}
+
+/* Fills item i from one JSON line (line, len bytes; the byte after it is
+ * writable), decoding its values into the line; 0, or -1 after printing
+ * the problem. */
+static int parse_json_line(struct binput *in, int i, char *line, size_t len)
+{
+	struct bitem *it = &in->items[i];
+	struct bitem_json *x = &in->json[i];
+	struct room r = {line, line + len + 1};
 	const char *end = NULL;
+	char *id = NULL, *session = NULL;
+	int id_num = 0, session_num = 0, rc = -1;
 	cJSON *o = cJSON_ParseWithLengthOpts(line, len, &end, 0);
-	int rc = -1;
 	if (!cJSON_IsObject(o)) {
 		cli_error("%s:%d: not a JSON object; write one {\"question\": \"...\"} object per line", in->path, it->line);
 		goto done;
@@ -114,111 +215,131 @@ static int parse_json_line(struct binput *in, struct bitem *it, const char *line
 		cli_error("%s:%d: `question` is missing, empty or not a string; add \"question\": \"...\"", in->path, it->line);
 		goto done;
 	}
-	const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-	if (id && !cJSON_IsNull(id)) {
-		if (!(it->id = json_key_text(id, &it->id_num)) || !it->id[0]) {
+	const cJSON *idv = cJSON_GetObjectItemCaseSensitive(o, "id");
+	if (idv && !cJSON_IsNull(idv)) {
+		if (!(id = json_key_text(idv, &id_num)) || !id[0]) {
 			cli_error("%s:%d: `id` must be a non-empty string or a number", in->path, it->line);
 			goto done;
 		}
 	}
 	const cJSON *db = cJSON_GetObjectItemCaseSensitive(o, "db");
-	if (db && !cJSON_IsNull(db)) {
-		if (!cJSON_IsString(db) || !db->valuestring[0]) {
-			cli_error("%s:%d: `db` must be the path of a SQLite file", in->path, it->line);
-			goto done;
-		}
-		if (!(it->db = strdup(db->valuestring))) {
-			oom();
-			goto done;
-		}
+	if (db && !cJSON_IsNull(db) && (!cJSON_IsString(db) || !db->valuestring[0])) {
+		cli_error("%s:%d: `db` must be the path of a SQLite file", in->path, it->line);
+		goto done;
 	}
 	const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "session");
 	if (s && !cJSON_IsNull(s)) {
-		if (!(it->session = json_key_text(s, &it->session_num)) || !it->session[0] ||
-		    strlen(it->session) > SESSION_KEY_MAX) {
+		if (!(session = json_key_text(s, &session_num)) || !session[0] || strlen(session) > SESSION_KEY_MAX) {
 			cli_error("%s:%d: `session` must be a non-empty string (at most %d bytes) or a number", in->path,
 			          it->line, SESSION_KEY_MAX);
 			goto done;
 		}
 	}
-	if (!(it->question = strdup(q->valuestring))) {
+	/* the question first: it always fits, so no other value is at offset 0 */
+	uint32_t dbref = 0;
+	int d = 0;
+	if (keep_str(in, &r, q->valuestring, &it->question) || (id && keep_str(in, &r, id, &x->id)) ||
+	    (session && keep_str(in, &r, session, &x->session)) ||
+	    (cJSON_IsString(db) && (keep_str(in, &r, db->valuestring, &dbref) || (d = db_index(in, dbref)) < 0))) {
 		oom();
 		goto done;
 	}
+	x->db = (uint32_t)d;
+	x->id_num = id_num ? 1u : 0u;
+	x->session_num = session_num ? 1u : 0u;
 	rc = 0;
 done:
+	free(id);
+	free(session);
 	cJSON_Delete(o);
 	return rc;
 }
 
-static int add_item(struct binput *in, struct strmap *sessions, struct bitem *it)
+/* Room for one more item; 0, or -1 without memory. */
+static int items_grow(struct binput *in)
 {
-	char num[32];
-	if (!it->id) {
-		snprintf(num, sizeof num, "%d", it->line);
-		it->id_num = 1;
-		if (!(it->id = strdup(num)))
-			return oom();
+	if (in->n < in->cap)
+		return 0;
+	int cap = in->cap ? in->cap * 2 : 256;
+	struct bitem *v = realloc(in->items, (size_t)cap * sizeof *v);
+	if (!v)
+		return -1;
+	in->items = v;
+	if (in->jsonl) {
+		struct bitem_json *j = realloc(in->json, (size_t)cap * sizeof *j);
+		if (!j)
+			return -1;
+		in->json = j;
 	}
-	int prev;
-	int rc = strmap_put(&in->ids, it->id, in->n, &prev);
-	if (rc < 0)
-		return oom();
-	if (rc == 1) {
-		cli_error("%s:%d: id `%s` is already used on line %d; give every line its own id", in->path, it->line, it->id,
-		          in->items[prev].line);
-		return EXIT_USAGE;
-	}
-	int first;
-	struct bconv *c = conv_for(in, sessions, it->session, &first);
-	if (!c)
-		return oom();
-	if (first >= 0) {
-		const char *a = in->items[first].db, *b = it->db;
-		if ((a || b) && (!a || !b || strcmp(a, b))) {
-			cli_error("%s:%d: session `%s` uses database `%s` since line %d; a session keeps one database", in->path,
-			          it->line, it->session, a ? a : "(--db)", in->items[first].line);
-			return EXIT_USAGE;
-		}
-	}
-	if (in->n == in->cap) {
-		int cap = in->cap ? in->cap * 2 : 256;
-		struct bitem *v = realloc(in->items, (size_t)cap * sizeof *v);
-		if (!v)
-			return oom();
-		in->items = v;
-		in->cap = cap;
-	}
-	if (conv_add(c, in->n))
-		return oom();
-	in->items[in->n++] = *it;
-	memset(it, 0, sizeof *it);
-	return EXIT_OK;
+	in->cap = cap;
+	return 0;
 }
 
-static void item_release(struct bitem *it)
+/* Checks item in->n (filled) and takes it: its id is new, and a session's
+ * later line keeps the database of its first.  A session's items form a
+ * ring while reading (the last one's next is the first, `sessions` maps
+ * the session to its last item); binput_load opens the rings at the end. */
+static int add_item(struct binput *in, struct bindex *sessions)
 {
-	free(it->id);
-	free(it->question);
-	free(it->session);
-	free(it->db);
-	memset(it, 0, sizeof *it);
+	int i = in->n;
+	struct bitem_json *x = in->json ? &in->json[i] : NULL;
+	if (x) {
+		char tmp[16];
+		int num;
+		const char *id = id_text(in, i, tmp, &num);
+		if (bindex_grow(in, &in->ids, id_key))
+			return oom();
+		uint32_t *slot = bindex_slot(in, &in->ids, id_key, id);
+		if (*slot) {
+			cli_error("%s:%d: id `%s` is already used on line %d; give every line its own id", in->path,
+			          (int)in->items[i].line, id, (int)in->items[*slot - 1].line);
+			return EXIT_USAGE;
+		}
+		x->next = 0;
+		x->head = 1;
+		if (x->session) {
+			const char *s = bstr(in, x->session);
+			if (bindex_grow(in, sessions, session_key))
+				return oom();
+			uint32_t *tail = bindex_slot(in, sessions, session_key, s);
+			if (*tail) {
+				uint32_t last = *tail - 1, first = in->json[last].next;
+				if (in->json[first].db != x->db) {
+					const char *a = binput_db_path(in, (int)in->json[first].db);
+					cli_error(
+					        "%s:%d: session `%s` uses database `%s` since line %d; a session keeps one "
+					        "database",
+					        in->path, (int)in->items[i].line, s, a ? a : "(--db)",
+					        (int)in->items[first].line);
+					return EXIT_USAGE;
+				}
+				x->next = first;
+				x->head = 0;
+				in->json[last].next = (uint32_t)i;
+			} else {
+				x->next = (uint32_t)i;
+				sessions->n++;
+			}
+			*tail = (uint32_t)i + 1;
+		}
+		*slot = (uint32_t)i + 1; /* last: bindex_slot above read the table without item i */
+		in->ids.n++;
+	}
+	in->n++;
+	return EXIT_OK;
 }
 
 int binput_load(struct binput *in, const char *path, long limit)
 {
-	char *text = NULL;
 	size_t len = 0;
-	struct strmap sessions = STRMAP_INIT;
+	struct bindex sessions = {NULL, 0, 0};
 	int rc = EXIT_USAGE, lineno = 0;
-	struct bitem it;
 
 	memset(in, 0, sizeof *in);
-	memset(&it, 0, sizeof it);
 	in->path = path;
 	mode_t mode = 0;
 	long long_line = 0;
-	int e = regfile_read_lines(path, INPUT_FILE_MAX_BYTES, INPUT_LINE_MAX_BYTES, &text, &len, &mode, &long_line);
+	int e = regfile_read_lines(path, INPUT_FILE_MAX_BYTES, INPUT_LINE_MAX_BYTES, &in->text, &len, &mode, &long_line);
 	if (e == REGFILE_LONG_LINE) {
 		cli_error(
 		        "%s:%ld: the line is longer than %zu bytes; put one question per line (a question is at most %zu "
@@ -231,7 +352,7 @@ int binput_load(struct binput *in, const char *path, long limit)
 		          e == EFBIG ? "larger than 1 GiB" : regfile_strerror(e, mode));
 		goto done;
 	}
-	const char *p = text, *end = text + len;
+	char *p = in->text, *end = in->text + len; /* *end is the text's NUL */
 	if (len >= 3 && !memcmp(p, "\xEF\xBB\xBF", 3))
 		p += 3; /* a UTF-8 byte order mark */
 	in->jsonl = ends_with(path, ".jsonl") || ends_with(path, ".ndjson");
@@ -247,9 +368,9 @@ int binput_load(struct binput *in, const char *path, long limit)
 			rc = EXIT_INTERRUPTED;
 			goto done;
 		}
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		char *nl = memchr(p, '\n', (size_t)(end - p));
 		size_t n = nl ? (size_t)(nl - p) : (size_t)(end - p);
-		const char *line = p;
+		char *line = p;
 		p = nl ? nl + 1 : end;
 		lineno++;
 		if (n && line[n - 1] == '\r')
@@ -265,21 +386,26 @@ int binput_load(struct binput *in, const char *path, long limit)
 			cli_error("%s:%d: the line holds a NUL byte; remove it", path, lineno);
 			goto done;
 		}
-		it.line = lineno;
+		if (items_grow(in)) {
+			rc = oom();
+			goto done;
+		}
+		struct bitem *it = &in->items[in->n];
+		memset(it, 0, sizeof *it);
+		it->line = (uint32_t)lineno;
 		if (in->jsonl) {
-			if (parse_json_line(in, &it, line, n))
+			memset(&in->json[in->n], 0, sizeof in->json[in->n]);
+			if (parse_json_line(in, in->n, line, n))
 				goto done;
 		} else {
 			while (*line == ' ' || *line == '\t')
 				line++, n--;
 			while (n && (line[n - 1] == ' ' || line[n - 1] == '\t'))
 				n--;
-			if (!(it.question = strndup(line, n))) {
-				rc = oom();
-				goto done;
-			}
+			line[n] = '\0'; /* over the line's end, its '\r' or '\n', or a blank */
+			it->question = (uint32_t)(line - in->text);
 		}
-		if ((rc = add_item(in, &sessions, &it)) != EXIT_OK)
+		if ((rc = add_item(in, &sessions)) != EXIT_OK)
 			goto done;
 		rc = EXIT_USAGE;
 	}
@@ -291,24 +417,86 @@ int binput_load(struct binput *in, const char *path, long limit)
 		cli_error("INPUT `%s` holds no question; write one question per line (or JSON lines)", path);
 		goto done;
 	}
+	for (size_t i = 0; i < sessions.cap; i++) /* open the rings: a conversation ends at its last item */
+		if (sessions.slot[i])
+			in->json[sessions.slot[i] - 1].next = 0;
 	rc = EXIT_OK;
 done:
-	item_release(&it);
-	strmap_release(&sessions);
-	free(text);
+	bindex_release(&sessions);
 	return rc;
 }
 
 void binput_release(struct binput *in)
 {
-	for (int i = 0; i < in->n; i++)
-		item_release(&in->items[i]);
+	free(in->text);
+	buf_release(&in->spill);
 	free(in->items);
-	for (int i = 0; i < in->nconvs; i++)
-		free(in->convs[i].items);
-	free(in->convs);
-	strmap_release(&in->ids);
+	free(in->json);
+	bindex_release(&in->ids);
+	free(in->dbs);
+	bindex_release(&in->db_index);
 	memset(in, 0, sizeof *in);
+}
+
+void binput_view(const struct binput *in, int i, struct bview *out)
+{
+	const struct bitem_json *x = in->json ? &in->json[i] : NULL;
+	out->question = bstr(in, in->items[i].question);
+	out->line = (int)in->items[i].line;
+	out->id = id_text(in, i, out->idbuf, &out->id_num);
+	out->session = x && x->session ? bstr(in, x->session) : NULL;
+	out->session_num = x ? x->session_num : 0;
+	out->db = binput_db_path(in, binput_db_of(in, i));
+}
+
+int binput_head(const struct binput *in, int i)
+{
+	return !in->json || in->json[i].head;
+}
+
+int binput_next(const struct binput *in, int i)
+{
+	return in->json && in->json[i].next ? (int)in->json[i].next : -1;
+}
+
+int binput_db_of(const struct binput *in, int i)
+{
+	return in->json ? (int)in->json[i].db : 0;
+}
+
+const char *binput_db_path(const struct binput *in, int d)
+{
+	return d ? bstr(in, in->dbs[d]) : NULL;
+}
+
+/* The item whose id is text, or -1.  A text INPUT's ids are its line
+ * numbers: found by bisection, without an index. */
+static int find_id(const struct binput *in, const char *id)
+{
+	if (in->json) {
+		if (!in->ids.cap)
+			return -1;
+		uint32_t v = *bindex_slot(in, &in->ids, id_key, id);
+		return (int)v - 1;
+	}
+	long line = 0;
+	for (const char *s = id; *s; s++) {
+		if (*s < '0' || *s > '9' || (s == id && *s == '0') || s - id >= 10)
+			return -1;
+		line = line * 10 + (*s - '0');
+	}
+	int lo = 0, hi = in->n - 1;
+	while (lo <= hi) {
+		int mid = lo + (hi - lo) / 2;
+		long l = (long)in->items[mid].line;
+		if (l == line)
+			return mid;
+		if (l < line)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -1;
 }
 
 /* ---- --resume ------------------------------------------------------------------------ */
@@ -325,23 +513,24 @@ static const char ANY_DB[] = "";
 static int take_answered(struct binput *in, const char *id, const char *question, const char *db, int failed,
                          const char *out_path, int lineno)
 {
-	int i;
-	if (!strmap_get(&in->ids, id, &i))
+	int i = find_id(in, id);
+	if (i < 0)
 		return EXIT_OK;
-	const struct bitem *it = &in->items[i];
-	if (question && strcmp(question, it->question)) {
+	struct bview it;
+	binput_view(in, i, &it);
+	if (question && strcmp(question, it.question)) {
 		cli_error(
 		        "%s:%d answers `%.60s` as id %s, but id %s of INPUT is `%.60s`: this output was written from "
 		        "other questions; give another --out (or resume with the INPUT it was written from)",
-		        out_path, lineno, question, id, id, it->question);
+		        out_path, lineno, question, id, id, it.question);
 		return EXIT_USAGE;
 	}
-	if (db != ANY_DB && (db ? !it->db || strcmp(db, it->db) : it->db != NULL)) {
+	if (db != ANY_DB && (db ? !it.db || strcmp(db, it.db) : it.db != NULL)) {
 		cli_error(
 		        "%s:%d answers id %s from %s%s%s, but INPUT now asks it of %s%s%s: this output was written for "
 		        "another database; give another --out (or resume with the INPUT it was written from)",
-		        out_path, lineno, id, db ? "`" : "", db ? db : "--db's database", db ? "`" : "", it->db ? "`" : "",
-		        it->db ? it->db : "--db's database", it->db ? "`" : "");
+		        out_path, lineno, id, db ? "`" : "", db ? db : "--db's database", db ? "`" : "", it.db ? "`" : "",
+		        it.db ? it.db : "--db's database", it.db ? "`" : "");
 		return EXIT_USAGE;
 	}
 	if (!failed)

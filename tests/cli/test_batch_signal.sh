@@ -106,12 +106,12 @@ check "--resume after two Ctrl-C exits 0 (got $rc)" test "$rc" -eq 0
 check "every id exactly once after resuming" every_id_once "$OUT"
 
 # ---- Ctrl-C while a big INPUT is read (attack6 F4) ------------------------------------------
-# 2,000,000 questions take seconds to read: the first Ctrl-C stops there,
-# exit 130, nothing asked and no output made (it had been lost, and a run of
-# days began).
-python3 -c "import sys; sys.stdout.write('How many customers are there?\\n' * 2000000)" >"$T/big.txt"
+# 2,000,000 JSON lines take seconds to read (a text INPUT of as many lines
+# is read in 0.2 s): the first Ctrl-C stops there, exit 130, nothing asked
+# and no output made (it had been lost, and a run of days began).
+python3 -c "import sys; sys.stdout.write('{\"question\": \"How many customers are there?\"}\\n' * 2000000)" >"$T/big.jsonl"
 BIGOUT=$T/big.out
-"$CONVBI" batch --db "$SAMPLE_DB" --config "$T/quick.json" --out "$BIGOUT" "$T/big.txt" 2>"$T/big.err" &
+"$CONVBI" batch --db "$SAMPLE_DB" --config "$T/quick.json" --out "$BIGOUT" "$T/big.jsonl" 2>"$T/big.err" &
 RUN_PID=$!
 sleep 0.3
 t0=$(date +%s%N)
@@ -123,6 +123,6 @@ check "Ctrl-C while reading a big INPUT exits 130 (got $rc)" test "$rc" = 130
 check "and at once ($ms ms)" test "$ms" -lt 3000
 check "saying nothing was asked" grep -q "nothing was asked\|before any question was asked" "$T/big.err"
 check "and making no output" test ! -e "$BIGOUT"
-rm -f "$T/big.txt"
+rm -f "$T/big.jsonl"
 
 finish
