@@ -27,7 +27,8 @@
  *     malformed chunked body: a chunked body is waited for with its head
  *     while both fit in the peek buffer (not behind Expect: 100-continue,
  *     whose client waits for the server) -- libmicrohttpd would answer
- *     those in HTML, or not at all;
+ *     those in HTML, or not at all (past that, server.c answers its
+ *     refusal of the body in the JSON shape in its place: door_write_error);
  *   - hands the rest to libmicrohttpd (MHD_add_connection).
  * Handed connections stay in their slot ("handed"), holding a dup() of the
  * socket: a request whose body, or a keep-alive connection whose next
@@ -163,10 +164,7 @@ static void slot_free(struct door *dr, struct slot *sl)
 
 /* ---- refusals --------------------------------------------------------------------- */
 
-/* Answers status with the JSON error shape on fd (the caller closes or
- * shuts it down).  The unread request is read away first, so the close
- * sends FIN, not a reset that could destroy the answer. */
-static void answer(struct door *dr, int fd, int64_t since_ms, int status, const char *code, const char *message)
+void door_write_error(int fd, int status, const char *code, const char *message)
 {
 	char *json = serve_json_error(code, message);
 	char head[400], date[64] = "";
@@ -191,6 +189,12 @@ static void answer(struct door *dr, int fd, int64_t since_ms, int status, const 
 	if (send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT | (json ? MSG_MORE : 0)) == n && json)
 		send(fd, json, strlen(json), MSG_NOSIGNAL | MSG_DONTWAIT);
 	free(json);
+}
+
+/* door_write_error, counted and logged as a refusal of the connection. */
+static void answer(struct door *dr, int fd, int64_t since_ms, int status, const char *code, const char *message)
+{
+	door_write_error(fd, status, code, message);
 	double seconds = (double)(serve_now_ms() - since_ms) / 1000;
 	metrics_request(dr->s->metrics, "(connection)", status, seconds);
 	serve_log("(connection) %d %.1f ms %s", status, seconds * 1000, code);
@@ -481,9 +485,7 @@ static int judge_head(const char *b, size_t n, size_t cap, size_t *hl, char *msg
 		return status;
 	long long chunks = chunked_length(b + *hl, n - *hl);
 	if (chunks < 0)
-		return refuse_head(msg, msg_cap, code,
-		                   "the chunked body is malformed (a chunk size that is not 1 to 15 hex digits, or a chunk "
-		                   "not ended by CRLF); send valid chunked encoding or a Content-Length");
+		return refuse_head(msg, msg_cap, code, SERVE_BAD_CHUNKS_MESSAGE);
 	if (!chunks && n < cap && !expects_continue(b, *hl))
 		*hl = 0; /* the rest of the body is on its way */
 	return 0;

@@ -48,6 +48,11 @@ int door_start(struct door *dr, struct MHD_Daemon *d);
 void door_stop(struct door *dr);
 /* Frees it, after MHD_stop_daemon (it takes NULL). */
 void door_free(struct door *dr);
+/* Writes status with the JSON error shape on fd, with Connection: close
+ * (the caller closes or shuts it down).  The unread request is read away
+ * first, so the close sends FIN, not a reset that could destroy the
+ * answer. */
+void door_write_error(int fd, int status, const char *code, const char *message);
 /* libmicrohttpd's MHD_OPTION_NOTIFY_CONNECTION callback (cls = the door). */
 void door_notify(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode toe);
 /* A request on c is being answered (no deadline). */

@@ -371,6 +371,12 @@ struct input_question {
  * line in why. */
 int input_question(const struct cJSON *o, struct input_question *out, char *why, size_t cap);
 
+/* What a malformed chunked request body gets (400), from the front door
+ * or, past what it looks at, from the server's answer in its place. */
+#define SERVE_BAD_CHUNKS_MESSAGE                                                                                      \
+	"the chunked body is malformed (a chunk size that is not 1 to 15 hex digits, or a chunk not ended by CRLF); " \
+	"send valid chunked encoding or a Content-Length"
+
 /* What REST's /v1/sql and MCP's run_sql say to no SQL, and to too much. */
 #define SERVE_NO_SQL_MESSAGE "\"sql\" is needed: one SELECT statement"
 #define SERVE_SQL_TOO_LONG_MESSAGE "the SQL is longer than 65536 bytes; shorten it"

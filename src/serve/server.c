@@ -320,6 +320,14 @@ static int refuse(struct server *s, struct request *req, const char *method, con
  * clears the flag. */
 static _Thread_local int target_nul;
 
+/* The request this connection's thread reads the body of, from its
+ * first call of on_request to on_completed (libmicrohttpd runs a thread
+ * per connection): NULL while it reads a head. */
+static _Thread_local struct request *thread_request;
+/* 1 once its refusal of the body was answered in its place: its failing
+ * to send its own answer then is no news for the log. */
+static _Thread_local int answered_in_place;
+
 static size_t unescape(void *cls, struct MHD_Connection *c, char *text)
 {
 	size_t n = MHD_http_unescape(text);
@@ -345,6 +353,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 		req->fd = ci ? ci->connect_fd : -1;
 		snprintf(req->method, sizeof req->method, "%s", method);
+		thread_request = req;
 		/* the door checks each next request of a kept connection; one it
 		 * could not see (HTTP/1.0 keep-alive, a pipelined one) closes */
 		const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Connection");
@@ -403,6 +412,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	struct server *s = cls;
 	struct request *req = *con_cls;
 	int keep = req && req->keep && why == MHD_REQUEST_TERMINATED_COMPLETED_OK;
+	thread_request = NULL;
+	answered_in_place = 0;
 	if (req) {
 		double seconds = (double)(serve_now_ms() - req->start_ms) / 1000;
 		metrics_request(s->metrics, req->route, req->status, seconds);
@@ -421,6 +432,30 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
  * logged in serve's line format, tagged, on one line, with any token cut
  * out (its messages quote no headers today; this keeps it so); its refusal
  * of a malformed request becomes a "(connection)" line as the door's. */
+/* libmicrohttpd refuses a request's body itself -- its chunk framing past
+ * what the front door looked at (16 KiB with the head, or behind Expect:
+ * 100-continue), a chunk size over its limit, trailers -- and says so
+ * (line) just before it queues its HTML answer, on the connection's
+ * thread.  The request gets our answer in the JSON shape instead, and the
+ * connection is shut for writing: libmicrohttpd's answer goes nowhere and
+ * it closes the connection. */
+static void answer_body_refusal(struct request *req, int status, const char *line)
+{
+	char msg[128];
+	snprintf(msg, sizeof msg, "the request body is larger than %u bytes; send less", SERVE_BODY_MAX_BYTES);
+	if (status == 413) /* a chunk size over libmicrohttpd's limit */
+		door_write_error(req->fd, 413, "too_large", msg);
+	else if (status == 400 && strstr(line, "chunk"))
+		door_write_error(req->fd, 400, "bad_request", SERVE_BAD_CHUNKS_MESSAGE);
+	else
+		door_write_error(req->fd, status, status == 431 ? "headers_too_large" : "bad_request",
+		                 "the request is malformed after its head (its chunked body or trailers); send valid HTTP/1.1");
+	shutdown(req->fd, SHUT_WR);
+	req->status = status;
+	thread_request = NULL;
+	answered_in_place = 1;
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	static const char *const repeats[] = {"Closing connection (application error generating response)",
@@ -432,9 +467,15 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
 	for (int i = 0; repeats[i]; i++)
 		if (!strncmp(line, repeats[i], strlen(repeats[i])))
 			return;
+	if (answered_in_place && !strncmp(line, "Failed to send the response", 27))
+		return;
 	static const char refused[] = "Error processing request (HTTP response code is ";
-	if (!strncmp(line, refused, sizeof refused - 1)) { /* it answered a malformed request itself, in HTML */
+	if (!strncmp(line, refused, sizeof refused - 1)) { /* it answers a malformed request itself, in HTML */
 		int status = atoi(line + sizeof refused - 1);
+		if (thread_request && thread_request->fd >= 0) { /* the JSON shape instead */
+			answer_body_refusal(thread_request, status, line);
+			return;
+		}
 		metrics_request(s->metrics, "(connection)", status, 0);
 		serve_log("(connection) %d libmicrohttpd: a malformed request; closing the connection", status);
 		return;
