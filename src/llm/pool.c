@@ -1019,7 +1019,7 @@ void pool_leave(struct pool *p, int64_t now_ms)
 	for (size_t i = 0; p && i < p->n; i++)
 		saw |= atomic_load_explicit(&p->seen[i][0], memory_order_relaxed) > 0 ||
 		       atomic_load_explicit(&p->seen[i][1], memory_order_relaxed) > 0;
-	if (!saw || !state_is_shared(p->st))
+	if (!saw)
 		return;
 	struct state_snap s;
 	state_recheck(p->st);

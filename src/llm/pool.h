@@ -183,10 +183,11 @@ int pool_open_state(struct pool **out, const struct pool_ep_cfg *eps, size_t n, 
 int pool_shape(struct state_shape *out, const struct pool_ep_cfg *eps, size_t n, struct err *err);
 /* Before a process goes: when the state file was removed or replaced
  * since its last look (a look is at most once a second, and a call may
- * sleep seconds for its paced slot), reopens it and puts back what this
- * process saw learned, so a file created again by processes that started
- * after the removal is paced by what the running ones knew (attack8 F8).
- * Nothing for a process that learned nothing, or another backend. */
+ * sleep seconds for its paced slot), or the Redis hash flushed, reopens
+ * it and puts back what this process saw learned, so a state created
+ * again by processes that started after the loss is paced by what the
+ * running ones knew (attack8 F8).  One load; nothing for a process that
+ * saw nothing learned. */
 void pool_leave(struct pool *p, int64_t now_ms);
 void pool_close(struct pool *p);
 

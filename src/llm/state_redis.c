@@ -123,8 +123,11 @@
  *          {charged, epoch, count} of the current bucket
  *   merge  ARGV[3..] = field, value pairs, each raised to value (max)
  *   spend  in SPEND: field = "<ep>.day" ..., a = period, b = micro-USD,
- *          c = limit; the file backend's shm_spend_add, returning
- *          {applied, amount after}; TTL ARGV[2] on SPEND
+ *          c = limit, d = floor; the file backend's shm_spend_add, returning
+ *          {applied, amount after}; TTL ARGV[2] on SPEND.  A field absent
+ *          (flushed, expired) starts from the floor: what this process
+ *          last saw it hold in that period (rs_spend_add)
+ *   born   HSETNX field a: the hash's birth mark (born_check)
  *   sget   in SPEND: a = period; the amount of that period (0 if older) */
 static const char rs_script[] =
         "local k, ks, op = KEYS[1], KEYS[2], ARGV[1]\n"
@@ -206,12 +209,15 @@ static const char rs_script[] =
         "  local amount, limit = tonumber(ARGV[6]), tonumber(ARGV[7])\n"
         "  if cur == 0 or sp < p then sp, cur = p, 0\n"
         "  elseif sp > p and amount < 0 then return {1, cur} end\n"
+        "  if not v and tonumber(ARGV[8]) > 0 then sp, cur = p, tonumber(ARGV[8]) end\n"
         "  if limit > 0 and amount > 0 and cur + amount > limit then return {0, cur} end\n"
         "  local n = cur + amount\n"
         "  if n < 0 then n = 0 elseif n > 281474976710655 then n = 281474976710655 end\n"
         "  redis.call('HSET', ks, ARGV[3], string.format('%d:%d', sp, n))\n"
         "  redis.call('PEXPIRE', ks, ARGV[2])\n"
         "  return {1, n}\n"
+        "elseif op == 'born' then\n"
+        "  r = redis.call('HSETNX', k, ARGV[3], ARGV[5])\n"
         "elseif op == 'merge' then\n"
         "  for i = 3, #ARGV - 1, 2 do\n"
         "    if num(ARGV[i], 0) < tonumber(ARGV[i + 1]) then\n"
@@ -286,6 +292,7 @@ struct rs_snap {
 	int batch;             /* loads of higher slots at taken_ms may use it */
 	int last_ep;           /* the highest slot served in this batch */
 	pthread_t thread;      /* who fetched it (batches are per thread) */
+	int64_t born;          /* the hash's birth mark ("born"), 0 = none */
 	int64_t *f;            /* owned: n_slots * STATE_NFIELDS */
 	struct rs_bucket *win; /* owned: n_slots * STATE_NWINDOWS * STATE_WINDOW_RING */
 };
@@ -322,6 +329,12 @@ struct state_redis {
 	struct rs_pending pend[RS_PIPELINE_MAX];
 	int npend;
 	struct rs_snap snap;
+	int64_t born; /* the hash's birth mark we last saw, 0 = none yet (born_check) */
+	struct {
+		uint32_t period;
+		int64_t amount;
+	} spent_seen[STATE_MAX_SLOTS + 1][STATE_NSPENDS]; /* what each spend counter (the set's last) held at our
+	                                                     last look: its floor when the spending is flushed */
 	struct state_redis_stats stats;
 	_Atomic uint64_t damaged; /* slots warned about (state_damage_warn) */
 };
@@ -409,11 +422,15 @@ static int snap_parse(struct state_redis *r, const redisReply *rep)
 			for (int i = 0; i < STATE_WINDOW_RING; i++)
 				snap_ring(r, ep, w)[i] = (struct rs_bucket){-1, 0};
 	}
+	r->snap.born = 0;
 	for (size_t i = 0; i < rep->elements; i += 2) {
 		const redisReply *k = rep->element[i], *v = rep->element[i + 1];
 		if (k->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
 			return -1;
-		snap_take_field(r, k->str, v->str);
+		if (!strcmp(k->str, "born"))
+			r->snap.born = strtoll(v->str, NULL, 10);
+		else
+			snap_take_field(r, k->str, v->str);
 	}
 	return 0;
 }
@@ -939,6 +956,32 @@ static uint64_t rs_counter_next(struct state *st, unsigned tier)
 	return r->local->ops->counter_next(r->local, tier);
 }
 
+/* The hash's birth mark, after a fetch: a hash flushed, expired or
+ * deleted under running processes comes back without the mark we saw (or
+ * with another one), and starts with nothing learned -- renewed, as a
+ * file created again is (state.h), so the pool puts back what it knew
+ * (attack8 F8).  A hash without a mark gets one (HSETNX: the first
+ * process wins; a loser adopts the winner's at its next fetch). */
+static void born_check(struct state_redis *r, int64_t now_ms)
+{
+	int64_t b = r->snap.born;
+	if (b != 0 && b == r->born)
+		return;
+	if (r->born != 0)
+		atomic_fetch_add(&r->base.renewed, 1);
+	r->born = b;
+	if (b != 0)
+		return;
+	unsigned char rnd[2] = {0, 0};
+	state_random(rnd, sizeof rnd);
+	int64_t mark = (now_ms > 0 ? now_ms : 1) * 1000 + (rnd[0] << 8 | rnd[1]) % 1000, set = 0;
+	char m[RS_NUM_LEN];
+	num(m, mark);
+	const char *args[] = {"born", r->ttl_arg, "born", "0", m};
+	if (rs_script_int(r, &set, 5, args) && set)
+		r->born = mark;
+}
+
 static int rs_fetch(struct state_redis *r, int64_t now_ms)
 {
 	const char *args[] = {"HGETALL", r->key};
@@ -956,6 +999,7 @@ static int rs_fetch(struct state_redis *r, int64_t now_ms)
 	r->snap.batch = !(r->flags & STATE_REDIS_NO_BATCH);
 	r->snap.last_ep = -1;
 	r->snap.thread = pthread_self();
+	born_check(r, now_ms);
 	return 1;
 }
 
@@ -1155,6 +1199,8 @@ static void rs_reset(struct state *st)
 		const char *args[] = {"DEL", r->key, r->spend_key};
 		rs_sync(r, 0, 3, args, NULL);
 		snap_clear(r);
+		r->born = 0; /* our own reset renews nothing for us (others take it for a flush) */
+		memset(r->spent_seen, 0, sizeof r->spent_seen);
 		rs_end(r, &g);
 	}
 	r->local->ops->reset(r->local);
@@ -1202,14 +1248,18 @@ static int rs_spend_add(struct state *st, unsigned ep, int which, uint32_t perio
 	struct rs_guard g;
 	assert(which >= 0 && which < STATE_NSPEND_WORDS && (ep == STATE_SET_SLOT || ep < st->shape.n_slots));
 	if (rs_begin(r, &g, 0)) {
-		char f[RS_FIELD_LEN], p[RS_NUM_LEN], a[RS_NUM_LEN], l[RS_NUM_LEN];
+		char f[RS_FIELD_LEN], p[RS_NUM_LEN], a[RS_NUM_LEN], l[RS_NUM_LEN], fl[RS_NUM_LEN];
 		spend_field(f, ep, which);
 		num(p, period);
 		num(a, amount);
 		num(l, limit);
-		const char *args[] = {"spend", r->spend_ttl_arg, f, "0", p, a, l};
+		/* spent (and held) as we last saw it: a flushed counter starts from there, never from 0 */
+		unsigned slot = ep == STATE_SET_SLOT ? st->shape.n_slots : ep;
+		int spent = which < STATE_NSPENDS;
+		num(fl, spent && r->spent_seen[slot][which].period == period ? r->spent_seen[slot][which].amount : 0);
+		const char *args[] = {"spend", r->spend_ttl_arg, f, "0", p, a, l, fl};
 		redisReply *rep = NULL;
-		int ok = rs_sync(r, 1, 7, args, &rep), applied = 1;
+		int ok = rs_sync(r, 1, 8, args, &rep), applied = 1;
 		if (ok && (!rep || rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
 		           rep->element[0]->type != REDIS_REPLY_INTEGER || rep->element[1]->type != REDIS_REPLY_INTEGER)) {
 			rs_down(r, "unexpected reply to the state script");
@@ -1219,6 +1269,10 @@ static int rs_spend_add(struct state *st, unsigned ep, int which, uint32_t perio
 			applied = rep->element[0]->integer != 0;
 			if (after)
 				*after = rep->element[1]->integer;
+			if (spent) {
+				r->spent_seen[slot][which].period = period;
+				r->spent_seen[slot][which].amount = rep->element[1]->integer;
+			}
 		}
 		freeReplyObject(rep);
 		rs_end(r, &g);

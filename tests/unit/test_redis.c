@@ -1262,6 +1262,62 @@ static void two_prefixes_on_one_server_do_not_interfere(void **state)
 	srv_stop(&s);
 }
 
+static int64_t learned_of(struct pool *p, int ep, int64_t now)
+{
+	struct pool_live lv;
+	assert_int_equal(pool_live_get(p, ep, now, &lv), CONVBI_OK);
+	return lv.learned_rpm;
+}
+
+/* attack8 F8 for Redis: a FLUSHALL, or the keys expiring, under running
+ * processes.  A process that notices its hash gone (its birth mark gone or
+ * another's) puts back what it saw learned -- where another learned more
+ * meanwhile, it lowers it, never raises it -- and a spending counter gone
+ * starts from what it last saw there, never from 0. */
+static void a_flushed_redis_gets_back_the_rates_and_spending_its_processes_knew(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct rs_open w = {.prefix = "flush:", .local = "flush"};
+	struct state *sa, *sb;
+	struct pool *a = open_pool(&s, &w, &sa);
+	sa->ops->store(sa, 0, STATE_LEARN_RPM, 600);
+	sa->ops->store(sa, 0, STATE_LEARN_FROM, POOL_LEARN_429);
+	sa->ops->store(sa, 1, STATE_LEARN_RPM, 30);
+	uint32_t day = state_period(STATE_SPEND_DAY, clock_wall_ms());
+	int64_t after = 0;
+	assert_int_equal(sa->ops->spend_add(sa, STATE_SET_SLOT, STATE_SPEND_DAY, day, 5000, 20000, &after), 1);
+	assert_true(pick(a, T0) >= 0); /* a sees them */
+
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	freeReplyObject(redisCommand(c, "FLUSHALL"));
+	struct pool *b = open_pool(&s, &w, &sb); /* a newcomer finds nothing */
+	assert_true(pick(b, T0 + 10) >= 0);
+	assert_int_equal(learned_of(b, 0, T0 + 10), 0);
+	sb->ops->store(sb, 0, STATE_LEARN_RPM, 1200); /* what its burst taught it */
+
+	assert_true(pick(a, T0 + 20) >= 0); /* a notices, and puts back what it knew */
+	assert_int_equal(learned_of(b, 0, T0 + 30), 600);
+	assert_int_equal(learned_of(b, 1, T0 + 30), 30);
+	assert_int_equal(sb->ops->get(sb, 0, STATE_LEARN_FROM), POOL_LEARN_429);
+	/* the spending: a's next charge counts from what it saw, and b sees it */
+	assert_int_equal(sa->ops->spend_add(sa, STATE_SET_SLOT, STATE_SPEND_DAY, day, 100, 20000, &after), 1);
+	assert_int_equal(after, 5100);
+	assert_int_equal(sb->ops->spend_get(sb, STATE_SET_SLOT, STATE_SPEND_DAY, day), 5100);
+
+	/* the hash expiring (deleted) while a sleeps for its call: a puts it back as it goes */
+	assert_true(cmd_int(c, "DEL %s", state_redis_key(sa)) == 1);
+	pool_leave(a, T0 + 40);
+	char field[32];
+	snprintf(field, sizeof field, "0.learn_rpm");
+	assert_int_equal(cmd_int(c, "HGET %s %s", state_redis_key(sa), field), 600);
+	redisFree(c);
+	pool_close(a);
+	pool_close(b);
+	srv_stop(&s);
+}
+
 /* Every string and hash value under prefix, concatenated (a dump of what
  * Redis holds for it). */
 static char *dump_prefix(redisContext *c, const char *prefix)
@@ -1826,6 +1882,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(convbi_redis_url_in_the_environment_switches_llm_to_redis, setup, teardown),
 	        cmocka_unit_test_setup_teardown(processes_sharing_redis_spend_one_budget_kept_in_its_own_hash, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_budget_is_never_spent_from_the_local_fallback_while_redis_is_away, setup,
+	                                        teardown),
+	        cmocka_unit_test_setup_teardown(a_flushed_redis_gets_back_the_rates_and_spending_its_processes_knew, setup,
 	                                        teardown),
 	};
 	return cmocka_run_group_tests(tests, setup_group, teardown_group);
