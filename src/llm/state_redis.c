@@ -13,6 +13,8 @@
  *                         fresh: 0, or -1 for rem_req and rem_tok
  *   <ep>.wreq<i> .wtok<i> window bucket i of 8, "<epoch>:<count>", the
  *                         same ring as the file backend (state.h)
+ *   born                  the hash's birth mark, set by the first fetch
+ *                         that finds none (born_check)
  * The secret that keys the key fingerprints (state_ops.secret) lives in
  * SECRET = <prefix>secret1:<16 hex digits>, 64 hex digits: set once by
  * the first process that connects (SET NX), its TTL renewed at every
@@ -66,8 +68,11 @@
  * other threads keep going on the local state; connect plus handshake fit
  * in one timeout_ms.  On success the local cooldowns are merged into
  * Redis (max) and Redis serves again.  What Redis held and the local state
- * did not see is not reconciled beyond that: a restarted server starts
- * fresh, which the pool handles like a fresh file.
+ * did not see is not reconciled beyond that.  A restarted, flushed or
+ * expired hash comes back without the birth mark a process saw there
+ * (born_check): the state is renewed for it, as a file created again is,
+ * and the pool puts back what it knew; a spending counter found gone
+ * starts from what this process last saw in it (rs_spend_add).
  *
  * Traps: hiredis writes with write(2), so a peer that went away raises
  * SIGPIPE; every section that touches the socket blocks SIGPIPE in the
