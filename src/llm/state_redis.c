@@ -61,7 +61,8 @@
  * switches every operation to the local state (rs_down) with one log_warn
  * (at most one a minute; later ones are log_info).  The cooldowns of the
  * last snapshot are carried into the local state so the fallback does not
- * start blind.  A connection attempt is made lazily by the next operation,
+ * start blind, and the state counts as renewed (state.h), so the pool puts
+ * back the learned rates it saw.  A connection attempt is made lazily by the next operation,
  * at most once a second (then every 2 s, 4 s; the backoff starts over only
  * once a connection has served RS_STABLE_MS, so a server that accepts and
  * then fails every time is not hammered), with the mutex released so
@@ -643,6 +644,7 @@ static const char *local_name(const struct state_redis *r)
 static void rs_down(struct state_redis *r, const char *why)
 {
 	carry_to_local(r);
+	atomic_fetch_add(&r->base.renewed, 1); /* the local state knows no learned rates: the pool puts back its own */
 	redisFree(r->c);
 	r->c = NULL;
 	r->npend = 0;

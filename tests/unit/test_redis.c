@@ -1273,7 +1273,8 @@ static int64_t learned_of(struct pool *p, int ep, int64_t now)
  * processes.  A process that notices its hash gone (its birth mark gone or
  * another's) puts back what it saw learned -- where another learned more
  * meanwhile, it lowers it, never raises it -- and a spending counter gone
- * starts from what it last saw there, never from 0. */
+ * starts from what it last saw there, never from 0.  Likewise the local
+ * state a process falls back to when Redis goes. */
 static void a_flushed_redis_gets_back_the_rates_and_spending_its_processes_knew(void **state)
 {
 	struct rsrv s;
@@ -1313,8 +1314,16 @@ static void a_flushed_redis_gets_back_the_rates_and_spending_its_processes_knew(
 	snprintf(field, sizeof field, "0.learn_rpm");
 	assert_int_equal(cmd_int(c, "HGET %s %s", state_redis_key(sa), field), 600);
 	redisFree(c);
-	pool_close(a);
 	pool_close(b);
+
+	/* Redis gone: the local fallback, which never saw them, gets the rates too */
+	srv_kill(&s);
+	log_reset();
+	assert_true(pick(a, T0 + 50) >= 0);
+	assert_int_equal(warnings_now(), 1); /* the fallback's */
+	assert_int_equal(sa->under->ops->get(sa->under, 0, STATE_LEARN_RPM), 600);
+	assert_int_equal(learned_of(a, 1, T0 + 60), 30);
+	pool_close(a);
 	srv_stop(&s);
 }
 
