@@ -236,6 +236,31 @@ static int map_curl(CURLcode rc, const struct transfer *t)
 	}
 }
 
+/* What went wrong in a user's words -- never libcurl's ("Transferred a
+ * partial file"), which reaches retry events, error lines and MCP
+ * results through the detail text.  Codes not listed keep libcurl's text
+ * (they are not the network failing: a bad option, out of memory). */
+static const char *plain_detail(CURLcode rc, const struct transfer *t)
+{
+	switch (rc) {
+	case CURLE_COULDNT_RESOLVE_HOST: return "the endpoint's host name could not be resolved";
+	case CURLE_COULDNT_RESOLVE_PROXY: return "the proxy's host name could not be resolved";
+	case CURLE_COULDNT_CONNECT: return "the endpoint refused the connection or could not be reached";
+	case CURLE_OPERATION_TIMEDOUT: return "the endpoint took too long";
+	case CURLE_GOT_NOTHING: return "the endpoint closed the connection without replying";
+	case CURLE_SEND_ERROR: return "the connection broke while the request was sent";
+	case CURLE_RECV_ERROR: return t->res->status ? "the connection broke mid-reply" : "the connection broke before a reply";
+	case CURLE_PARTIAL_FILE: return "the endpoint closed the connection mid-reply";
+	case CURLE_WRITE_ERROR: return "the reply could not be kept";
+	case CURLE_SSL_CONNECT_ERROR: return "the TLS handshake with the endpoint failed";
+	case CURLE_PEER_FAILED_VERIFICATION: return "the endpoint's TLS certificate is not trusted";
+	case CURLE_SSL_CERTPROBLEM: return "the client TLS certificate could not be used";
+	case CURLE_SSL_CIPHER: return "the endpoint and convbi share no TLS cipher";
+	case CURLE_SSL_CACERT_BADFILE: return "the trusted CA certificates could not be read";
+	default: return curl_easy_strerror(rc);
+	}
+}
+
 const char *http_fail_name(int fail)
 {
 	static const char *const names[] = {"none",         "connect",         "reset",
@@ -347,7 +372,7 @@ int http_post(struct http_client *c, const struct http_call *call, struct http_r
 	}
 	if (res->fail) {
 		if (!own_fail)
-			strncpy(res->detail, curl_easy_strerror(result), sizeof res->detail - 1);
+			strncpy(res->detail, plain_detail(result, &t), sizeof res->detail - 1);
 		rc = CONVBI_ELLM;
 	}
 done:

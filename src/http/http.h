@@ -10,7 +10,8 @@
  * broken or hung socket is never reused.  DNS and TLS sessions are shared.
  *
  * Foreign errors are mapped here: CURLcode -> enum http_fail plus a short
- * detail text (never containing headers, hence never a key).
+ * detail text in plain words, not libcurl's (never containing headers,
+ * hence never a key).
  */
 #ifndef CONVBI_HTTP_HTTP_H
 #define CONVBI_HTTP_HTTP_H
@@ -61,7 +62,7 @@ struct http_call {
 struct http_result {
 	long status;      /* HTTP status, 0 if none received */
 	int fail;         /* enum http_fail */
-	char detail[160]; /* libcurl's text for transport failures */
+	char detail[160]; /* what a transport failure was, in plain words */
 	int64_t first_byte_ms;
 	int64_t total_ms;
 };

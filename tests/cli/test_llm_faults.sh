@@ -51,4 +51,23 @@ sed -i 's/"api_key":"'$K2'"}/"api_key":"'$K2'","priority":1}/' "$T/c.json"   # a
 [ $rc = 0 ] && grep -q "$REPLY" "$T/o" && ok "fail-over: answered by b" || bad "fail-over: rc $rc $(cat "$T/o" "$T/e")"
 grep -q '^convbi: a: .*503.*; retrying on b$' "$T/e" && ok "-v says a failed and the call goes on to b" ||
   bad "no 'a: ...; retrying on b' line: $(cat "$T/e")"
+
+# ---- transport failures are told in plain words, never libcurl's ----------------------------
+[ -n "$FAKE_PID" ] && { kill "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null; }
+rm -f "$T/state"
+start_fake '{"endpoints":[{"name":"a","api_key":"'$K1'","deployment":"gpt-4o","faults":[{"kind":"stream_cut","after_chunks":2,"count":1}]},{"name":"b","api_key":"'$K2'","deployment":"gpt-4o","faults":[{"kind":"reset"}]}],"default_reply":"'"$REPLY"'"}'
+write_config "$T/c.json" a:$K1
+"$CONVBI" llm --config "$T/c.json" -v --stream "hello" >"$T/o" 2>"$T/e"
+contains "$(cat "$T/e")" 'a: the stream was cut before its end (the endpoint closed the connection mid-reply)' "a cut stream is told in plain words"
+write_config "$T/c.json" b:$K2; rm -f "$T/state"
+"$CONVBI" llm --config "$T/c.json" "hello" >"$T/o" 2>"$T/e"
+contains "$(cat "$T/e")" 'reset: the connection broke before a reply' "a reset connection too"
+sed 's|"url":"[^"]*"|"url":"http://127.0.0.1:1"|' "$T/c.json" > "$T/closed.json"; rm -f "$T/state"
+"$CONVBI" llm --config "$T/closed.json" "hello" >"$T/o" 2>"$T/e"
+contains "$(cat "$T/e")" 'connect: the endpoint refused the connection or could not be reached (http://127.0.0.1:1)' "and a refused connection"
+for f in e o; do
+  for w in 'Transferred a partial file' 'Failure when receiving' "Couldn't connect" 'Server returned nothing'; do
+    lacks "$(cat "$T/$f")" "$w" "no libcurl wording ($w) in std$([ $f = e ] && echo err || echo out)"
+  done
+done
 finish

@@ -104,6 +104,15 @@ contains "$R" '"sql":null' "no SQL cut at the NUL is run"
 R1=$(printf '%s\n' "$R" | grep -A1 '^event: retry' | grep '^data:')
 contains "$R1" '"restarted":false' "a retry before any token says restarted false (F5)"
 lacks "$R1" '"restarted":true' "and never true"
+# the endpoint closing the stream mid-answer: the retry event says so in
+# plain words, not libcurl's ("Transferred a partial file")
+echo '[{"kind":"stream_cut","count":1,"after_chunks":2}]' > "$T/cut.json"
+[ "$(faults "$T/cut.json")" = 200 ] || bad "the fake took no faults"
+R=$(curl -sN -H 'Accept: text/event-stream' "$SV/v1/sessions/$S/questions" --data '{"question":"nul"}')
+R1=$(printf '%s\n' "$R" | grep -A1 '^event: retry' | grep '^data:')
+contains "$R1" 'was cut before its end (the endpoint closed the connection mid-reply)' "a cut stream's retry event says what happened in plain words"
+lacks "$R" 'Transferred a partial file' "never libcurl's words"
+contains "$R" '"answer":"Here is the answer."' "and the answer comes whole"
 echo '[]' > "$T/nofaults.json"
 [ "$(faults "$T/nofaults.json")" = 200 ] || bad "faults cleared"
 serve_stop
