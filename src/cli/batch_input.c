@@ -22,14 +22,16 @@
  * their sessions (while reading) and their databases are tables of
  * 32-bit item indexes keyed by the text the item points to.
  *
- * The resume scan reads the previous output back: every complete line (a
- * JSON object with an "id", or a CSV record whose first field is the id)
- * that records an answer counts as done; a line that records a failure
- * ("error" not null, a non-empty error field) does not, so the question
- * is asked again.  Lines are only ever written whole, so the one damage a
- * crash can leave is a torn last line; it is cut off (ftruncate) so that
- * the next line does not glue onto it.  Damage anywhere else was not made
- * by us and is reported instead of guessed at.
+ * The resume scan reads the previous output back a chunk at a time (it
+ * may be far larger than INPUT; one record at most is held): every
+ * complete line (a JSON object with an "id", or a CSV record whose first
+ * field is the id) that records an answer counts as done; a line that
+ * records a failure ("error" not null, a non-empty error field) does
+ * not, so the question is asked again.  Lines are only ever written
+ * whole, so the one damage a crash can leave is a torn last line; it is
+ * cut off (ftruncate) so that the next line does not glue onto it.
+ * Damage anywhere else was not made by us and is reported instead of
+ * guessed at.
  */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -633,19 +635,21 @@ done:
 #define CSV_FIELDS_OLD 8  /* a file written before cost_usd */
 #define CSV_ERROR_FIELD 6 /* id,question,intent,sql,answer,error,... */
 
-/* 1 when text could be (a prefix of) our output: valid UTF-8 without NUL,
- * starting with the CSV header or a JSON line whose first key is "id" --
- * the way record() writes every line.  An empty file is ours to fill. */
-static int looks_like_ours(const char *text, size_t len, int csv)
+/* 1 when the file's first len bytes could start our output: the CSV
+ * header or a JSON line whose first key is "id" -- the way record()
+ * writes every line.  An empty file is ours to fill. */
+static int starts_ours(const char *text, size_t len, int csv)
 {
-	static const char header[] = "id,question,";
-	static const char first[] = "{\"id\":";
-	size_t bad;
-	if (memchr(text, '\0', len) || !utf8_valid(text, len, &bad))
-		return 0;
-	const char *want = csv ? header : first;
+	const char *want = csv ? "id,question," : "{\"id\":";
 	size_t n = strlen(want);
-	return len == 0 || !memcmp(text, want, len < n ? len : n);
+	return !memcmp(text, want, len < n ? len : n);
+}
+
+/* 1 when text is valid UTF-8 without NUL, as every line we write. */
+static int text_ours(const char *text, size_t len)
+{
+	size_t bad;
+	return !memchr(text, '\0', len) && utf8_valid(text, len, &bad);
 }
 
 int out_check_fresh(const char *out_path, int csv)
@@ -663,7 +667,7 @@ int out_check_fresh(const char *out_path, int csv)
 	/* only the first line counts: the prefix read may end inside a character */
 	const char *nl = n > 0 ? memchr(head, '\n', (size_t)n) : NULL;
 	size_t len = n > 0 ? (nl ? (size_t)(nl - head) : (size_t)n) : 0;
-	if (n > 0 && len > 0 && (nl || len < sizeof head) && looks_like_ours(head, len, csv))
+	if (n > 0 && len > 0 && (nl || len < sizeof head) && text_ours(head, len) && starts_ours(head, len, csv))
 		return EXIT_OK; /* an earlier run's results: written over, as asked */
 	cli_error(
 	        "--out %s exists and is not a %s result file of `convbi batch`; convbi would overwrite it: give "
@@ -672,75 +676,145 @@ int out_check_fresh(const char *out_path, int csv)
 	return EXIT_USAGE;
 }
 
+/* The previous output, read a chunk at a time: buf[start, end) holds the
+ * bytes not yet scanned, buf[0] being at file offset base.  A record must
+ * fit in RESUME_RECORD_MAX bytes (a result line holds at most 1 MB of
+ * rows), so the scan holds that at most, never the whole file. */
+#define RESUME_CHUNK ((size_t)1 << 20)
+#define RESUME_RECORD_MAX ((size_t)64 << 20)
+
+struct reader {
+	int fd;
+	char *buf; /* owned, NUL-terminated at end */
+	size_t cap, start, end;
+	uint64_t base; /* file offset of buf[0] */
+	int eof;       /* the last read found the end */
+};
+
+/* Reads more: moves the unscanned bytes to the front and fills the rest,
+ * growing the buffer when one record holds most of it.  Returns 0, -1
+ * when a record would pass RESUME_RECORD_MAX, or an errno value. */
+static int reader_fill(struct reader *r)
+{
+	size_t have = r->end - r->start;
+	memmove(r->buf, r->buf + r->start, have);
+	r->base += r->start;
+	r->start = 0;
+	r->end = have;
+	if (r->cap - r->end < RESUME_CHUNK / 2) {
+		if (r->cap >= RESUME_RECORD_MAX)
+			return -1;
+		size_t cap = r->cap ? r->cap * 2 : RESUME_CHUNK;
+		char *b = realloc(r->buf, cap + 1);
+		if (!b)
+			return ENOMEM;
+		r->buf = b;
+		r->cap = cap;
+	}
+	ssize_t n;
+	while ((n = read(r->fd, r->buf + r->end, r->cap - r->end)) < 0 && errno == EINTR)
+		;
+	if (n < 0)
+		return errno;
+	r->eof = n == 0;
+	r->end += (size_t)n;
+	r->buf[r->end] = '\0';
+	return 0;
+}
+
+static int not_our_line(const char *out_path, int lineno)
+{
+	cli_error("%s:%d: not a result line of `convbi batch`; remove the line or write to another --out", out_path, lineno);
+	return EXIT_USAGE;
+}
+
 int resume_scan(struct binput *in, const char *out_path, int csv, int *empty)
 {
-	char *text = NULL;
-	size_t len = 0, pos = 0;
-	int rc = EXIT_OK, lineno = 0;
+	struct reader r = {-1, NULL, 0, 0, 0, 0, 0};
+	mode_t mode = 0;
+	int rc = EXIT_OK, lineno = 0, ours = 1;
 	*empty = 1;
-	if ((rc = bulk_resume_read(out_path, "the output", &text, &len)) || !text)
-		return rc;
-	if (!looks_like_ours(text, len, csv)) {
-		/* never cut or append to a file convbi did not write (a database, a config ...) */
+	int e = regfile_open(out_path, &r.fd, &mode);
+	if (e == ENOENT)
+		return EXIT_OK; /* nothing to resume */
+	if (!e)
+		e = reader_fill(&r);
+	if (e) {
+		cli_error("cannot read the output `%s` to resume: %s", out_path, regfile_strerror(e, mode));
+		rc = EXIT_FAIL;
+		goto done;
+	}
+	ours = starts_ours(r.buf, r.end, csv);
+	while (ours && (r.start < r.end || !r.eof)) {
+		size_t start = r.start, pos = r.start;
+		char *id = NULL, *question = NULL, *db = NULL;
+		int whole;      /* 1 complete, 0 torn (the data ends inside it), -1 malformed */
+		int failed = 0; /* the line records a failure: ask it again */
+		int nf = 0;
+		if (csv) {
+			whole = csv_record(r.buf, r.end, &pos, &id, &question, CSV_ERROR_FIELD, &failed, &nf);
+		} else {
+			const char *nl = memchr(r.buf + start, '\n', r.end - start);
+			whole = nl != NULL;
+			pos = nl ? (size_t)(nl - r.buf) + 1 : r.end;
+		}
+		if (whole == 0 && !r.eof) { /* the record goes on past what was read */
+			if ((e = reader_fill(&r)) > 0) {
+				cli_error("cannot read the output `%s` to resume: %s", out_path, strerror(e));
+				rc = EXIT_FAIL;
+				goto done;
+			}
+			if (e < 0) {
+				rc = not_our_line(out_path, lineno + 1); /* longer than any line of ours */
+				goto done;
+			}
+			continue;
+		}
+		/* valid UTF-8 without NUL, the torn tail too: else never cut or append to it (a database, a config ...) */
+		if (!text_ours(r.buf + start, (whole == 1 ? pos : r.end) - start)) {
+			free(id), free(question);
+			ours = 0;
+			break;
+		}
+		lineno++;
+		if (whole == 0) /* torn: cut off below */
+			break;
+		r.start = pos;
+		if (whole == 1 && csv && lineno == 1 && !strcmp(id, "id")) {
+			free(id), free(question);
+			continue; /* the header */
+		}
+		if (whole == 1 && csv && nf != CSV_FIELDS && nf != CSV_FIELDS_OLD)
+			whole = -1;
+		if (!csv) {
+			if (is_blank(r.buf + start, pos - start - 1))
+				continue;
+			if (!(id = jsonl_id(r.buf + start, pos - start - 1, &failed, &question, &db)))
+				whole = -1;
+		}
+		if (whole == 1)
+			rc = take_answered(in, id, question, csv ? ANY_DB : db, failed, out_path, lineno);
+		else /* a whole line we did not write, even the last one: never cut */
+			rc = not_our_line(out_path, lineno);
+		free(id), free(question), free(db);
+		if (rc)
+			goto done;
+	}
+	if (!ours) {
 		cli_error(
 		        "`%s` is not a %s result file of `convbi batch`; --resume only continues a file convbi wrote: "
 		        "give another --out",
 		        out_path, csv ? "CSV" : "JSONL");
-		free(text);
-		return EXIT_USAGE;
-	}
-	while (pos < len) {
-		size_t start = pos;
-		char *id = NULL, *question = NULL, *db = NULL;
-		int whole;      /* 1 complete, 0 torn (the data ends inside it), -1 malformed */
-		int failed = 0; /* the line records a failure: ask it again */
-		lineno++;
-		if (csv) {
-			int nf;
-			whole = csv_record(text, len, &pos, &id, &question, CSV_ERROR_FIELD, &failed, &nf);
-			if (whole == 1 && lineno == 1 && !strcmp(id, "id")) {
-				free(id);
-				free(question);
-				continue; /* the header */
-			}
-			if (whole == 1 && nf != CSV_FIELDS && nf != CSV_FIELDS_OLD)
-				whole = -1;
-		} else {
-			const char *nl = memchr(text + pos, '\n', len - pos);
-			whole = nl != NULL;
-			if (nl) {
-				pos = (size_t)(nl - text) + 1;
-				if (is_blank(text + start, pos - start - 1))
-					continue;
-				if (!(id = jsonl_id(text + start, pos - start - 1, &failed, &question, &db)))
-					whole = -1;
-			}
-		}
-		if (whole == 1) {
-			rc = take_answered(in, id, question, csv ? ANY_DB : db, failed, out_path, lineno);
-			free(id);
-			free(question);
-			free(db);
-			if (rc)
-				goto done;
-			continue;
-		}
-		free(id);
-		free(question);
-		free(db);
-		if (whole < 0) { /* a whole line we did not write, even the last one: never cut */
-			cli_error("%s:%d: not a result line of `convbi batch`; remove the line or write to another --out",
-			          out_path, lineno);
-			rc = EXIT_USAGE;
-			goto done;
-		}
-		pos = start; /* torn: cut it off */
-		break;
-	}
-	if (pos < len && (rc = outfile_cut_torn(out_path, pos, len)))
+		rc = EXIT_USAGE;
 		goto done;
-	*empty = pos == 0;
+	}
+	uint64_t keep = r.base + r.start, size = r.base + r.end;
+	if (keep < size && (rc = outfile_cut_torn(out_path, (size_t)keep, (size_t)size)))
+		goto done;
+	*empty = keep == 0;
 done:
-	free(text);
+	if (r.fd >= 0)
+		close(r.fd);
+	free(r.buf);
 	return rc;
 }

@@ -13,9 +13,12 @@
 # a line-number id that another line's `id` took, a session that changes
 # its database, blank lines and --resume on a text INPUT (ids are line
 # numbers), sessions interleaved.
-# Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB.
+# --resume reads the output back a chunk at a time: over 1,000,000 lines
+# (100 MB) it holds no more than the INPUT run did; records across chunk
+# boundaries, CSV records with line breaks, torn last lines cut.
+# Environment (from CTest): CONVBI FAKE_AOAI BUILD_DIR SAMPLE_DB MEASURE.
 . "$(dirname "$0")/lib.sh"
-: "${SAMPLE_DB:?}"
+: "${SAMPLE_DB:?}" "${MEASURE:?}"
 
 # ---- the peak memory of a big INPUT ------------------------------------------------------------
 printf '{"endpoints":[{"name":"dead","kind":"azure","url":"http://127.0.0.1:1","deployment":"gpt-4o","api_key":"k-dead"}],"state":{"path":"%s/state"}}' "$T" >"$T/dead.json"
@@ -54,7 +57,29 @@ for f in big.txt big.jsonl; do
 		bad "$f: peak memory ${HWM:-?} kB > ${limit} kB (3x its ${size_kb} kB); $(tail -n 3 "$T/big.err")"
 	fi
 done
-rm -f "$T/big.txt" "$T/big.jsonl" "$T/big.out"
+
+# --resume reads the output a chunk at a time, never whole: 1,000,000 answered lines (100 MB, lines
+# across every chunk boundary) and a torn last line; then a CSV output whose quoted fields hold
+# line breaks (CRLF records across chunk boundaries), with --limit
+awk 'BEGIN { for (i = 1; i <= 1000000; i++) printf "{\"id\":%d,\"question\":\"How many customers in city %d?\",\"answer\":\"There are 200.\",\"error\":null}\n", i, i; printf "{\"id\":1000001,\"quest" }' >"$T/big.out"
+size=$(stat -c %s "$T/big.out")
+mkdir -p "$T/tmp"
+expect_code 0 "--resume over 1,000,000 answered lines" "$MEASURE" "$T/tmp" "$T/m" -- "$CONVBI" batch --config "$T/dead.json" --db "$SAMPLE_DB" --resume --out "$T/big.out" "$T/big.txt"
+contains "$ERR" "1000000 of 1000000 questions already answered, 0 to go" "finds every id"
+contains "$ERR" "dropped a torn last line (20 bytes)" "cuts the torn last line"
+check "the file ends at the last whole line" test "$(stat -c %s "$T/big.out")" = $((size - 20))
+rss=$(sed -n 's/.*rss_kb=\([0-9]*\).*/\1/p' "$T/m")
+limit=$((3 * $(stat -c %s "$T/big.txt") / 1024))
+[ -n "${CONVBI_VALGRIND:-}" ] && limit=$((2 * limit + 256 * 1024))
+if [ -n "$rss" ] && [ "$rss" -le "$limit" ]; then ok "peak memory ${rss} kB <= ${limit} kB: the output is not held"; else bad "peak memory ${rss:-?} kB > ${limit} kB ($(cat "$T/m"))"; fi
+awk 'BEGIN { printf "id,question,intent,sql,answer,error,error_class,elapsed_ms,cost_usd\r\n"
+	for (i = 1; i <= 20000; i++) printf "%d,How many customers in city %d?,data_question,\"SELECT\ncount(*)\",\"There are\r\n\"\"200\"\", %060d.\",,,5,0.000000\r\n", i, i, i
+	printf "20001,How many customers in city 20001?,data_question,\"SELECT\n" }' >"$T/big.csv"
+size=$(stat -c %s "$T/big.csv")
+expect_code 0 "--resume over a CSV of multi-line records" "$CONVBI" batch --config "$T/dead.json" --db "$SAMPLE_DB" --format csv --limit 20000 --resume --out "$T/big.csv" "$T/big.txt"
+contains "$ERR" "20000 of 20000 questions already answered, 0 to go" "finds every id"
+check "the file ends at the last whole record" test "$(stat -c %s "$T/big.csv")" = $((size - 62))
+rm -f "$T/big.txt" "$T/big.jsonl" "$T/big.out" "$T/big.csv"
 
 # ---- shapes of INPUT ----------------------------------------------------------------------------
 echo "{}" >"$T/sql_map.json"
