@@ -15,9 +15,12 @@
 #include "cli/repl.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -33,17 +36,49 @@ static void keep_last(struct repl *r, convbi_answer *a)
 	r->last = a;
 }
 
+/* SQL in hand has no event callback to say "cancel" through: while it
+ * runs, a watcher passes a Ctrl-C on to the session (the statement stops
+ * at its next progress check). */
+struct sql_watch {
+	convbi_session *session;
+	atomic_int done;
+};
+
+static void *watch_sigint(void *arg)
+{
+	struct sql_watch *w = arg;
+	struct timespec tick = {0, 20 * 1000 * 1000};
+	while (!atomic_load(&w->done)) {
+		if (cli_interrupted) {
+			convbi_session_interrupt(w->session);
+			break;
+		}
+		nanosleep(&tick, NULL);
+	}
+	return NULL;
+}
+
 void repl_run_sql(struct repl *r, const char *sql)
 {
 	convbi_answer *a = NULL;
 	print_begin(&r->ps);
+	cli_interrupted = 0;
+	struct sql_watch w = {r->session, 0};
+	pthread_t watcher;
+	int watching = pthread_create(&watcher, NULL, watch_sigint, &w) == 0;
 	int rc = convbi_session_run_sql(r->session, sql, &a);
+	atomic_store(&w.done, 1);
+	if (watching)
+		pthread_join(watcher, NULL);
 	if (rc == CONVBI_OK) {
 		print_rows(a, &r->ps);
+	} else if (rc == CONVBI_ECANCELED) {
+		cli_error("canceled"); /* Ctrl-C is the user's choice, not a failure */
 	} else {
 		cli_error("%s", a ? convbi_answer_errmsg(a) : convbi_errstr(rc));
 		r->failures++;
 	}
+	cli_interrupted = 0;
 	if (r->ps.once) /* .once is for this result, even one that failed */
 		print_redirect(&r->ps, NULL, NULL, 0);
 	keep_last(r, a);

@@ -31,4 +31,27 @@ elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
 contains "$(cat "$T/err")" "canceled" "the question was canceled"
 contains "$(cat "$T/out")" "CREATE TABLE" "the next line was still served"
 [ "$elapsed" -lt 3000 ] && ok "canceled at once (${elapsed} ms from Ctrl-C to exit, the model takes 4000)" || bad "took ${elapsed} ms from Ctrl-C"
+
+# SQL in hand (attack9 F1): Ctrl-C stops the statement at once, not at its
+# time limit (60 s here), and the REPL goes on
+rm -f "$T/in"; mkfifo "$T/in"
+"$CONVBI" repl --config "$C" --db "$SAMPLE_DB" --sql-timeout-ms 60000 <"$T/in" >"$T/out2" 2>"$T/err2" &
+pid=$!
+exec 3>"$T/in"
+echo "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r) SELECT count(*) FROM r" >&3
+sleep 1.5
+start=$(date +%s%N)
+kill -INT "$pid"
+sleep 0.5
+kill -0 "$pid" 2>/dev/null && ok "the REPL survives Ctrl-C during SQL" || bad "the REPL died on Ctrl-C during SQL"
+echo "SELECT 41 + 1 AS answer;" >&3
+echo ".quit" >&3
+exec 3>&-
+wait "$pid"; rc=$?
+elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
+[ $rc = 0 ] && ok "the REPL exits 0 after .quit (a canceled statement is no failure)" || bad "exit $rc"
+contains "$(cat "$T/err2")" "canceled" "the statement was canceled"
+lacks "$(cat "$T/err2")" "ran longer than" "not stopped by its time limit"
+contains "$(cat "$T/out2")" "42" "the next SQL line was still run"
+[ "$elapsed" -lt 10000 ] && ok "canceled at once (${elapsed} ms from Ctrl-C to exit, the limit is 60 s)" || bad "took ${elapsed} ms from Ctrl-C"
 finish
