@@ -697,10 +697,12 @@ struct reader {
 static int reader_fill(struct reader *r)
 {
 	size_t have = r->end - r->start;
-	memmove(r->buf, r->buf + r->start, have);
-	r->base += r->start;
-	r->start = 0;
-	r->end = have;
+	if (r->start) {
+		memmove(r->buf, r->buf + r->start, have);
+		r->base += r->start;
+		r->start = 0;
+		r->end = have;
+	}
 	if (r->cap - r->end < RESUME_CHUNK / 2) {
 		if (r->cap >= RESUME_RECORD_MAX)
 			return -1;
