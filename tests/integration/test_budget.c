@@ -304,6 +304,31 @@ static void callers_wait_for_holds_to_settle_and_only_a_spent_budget_refuses(voi
 	stop(&e);
 }
 
+/* The same for endpoints' budgets: east and west ($0.00085 each) hold one
+ * estimate (450; two: 900) but cover a second call after the first
+ * settles (370 + 450); north's budget ($0.0001) never covers one.  Four
+ * callers at once: two go, two wait for the holds rather than fail with
+ * "every endpoint left is over its budget". */
+static void callers_wait_for_holds_on_endpoint_budgets_too(void **state)
+{
+	struct env e;
+	start(&e,
+	      scenario_of("{\"price\":" PRICE ",\"budget\":{\"daily\":0.00085}}",
+	                  "{\"price\":" PRICE ",\"budget\":{\"daily\":0.00085}}",
+	                  "{\"priority\":1,\"price\":" PRICE ",\"budget\":{\"daily\":0.0001}}", 300),
+	      NULL);
+	struct caller c[4];
+	int ok = callers(e.l, c, 4, NULL);
+	for (int i = 0; i < 4; i++)
+		if (c[i].rc)
+			fail_msg("caller %d: %s", i, c[i].err.msg);
+	assert_int_equal(ok, 4);
+	assert_int_equal(fake_stat(&e.f, "east", "ok"), 2);
+	assert_int_equal(fake_stat(&e.f, "west", "ok"), 2);
+	assert_int_equal(requests(&e.f), 4);
+	stop(&e);
+}
+
 /* Holds that do not settle before the caller's deadline: it fails then,
  * saying the calls in flight held the budget, not that it is spent. */
 static void holds_that_outlast_the_deadline_fail_the_call_naming_them(void **state)
@@ -382,6 +407,7 @@ int main(void)
 	        cmocka_unit_test(every_endpoint_over_its_budget_is_ebudget_too),
 	        cmocka_unit_test(callers_wait_for_holds_to_settle_and_only_a_spent_budget_refuses),
 	        cmocka_unit_test(holds_that_outlast_the_deadline_fail_the_call_naming_them),
+	        cmocka_unit_test(callers_wait_for_holds_on_endpoint_budgets_too),
 	        cmocka_unit_test(eight_processes_spend_one_budget_and_stop_within_it),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
