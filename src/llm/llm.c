@@ -721,6 +721,55 @@ static int all_broken(struct llm *l, char *msg, size_t cap)
 	return 1;
 }
 
+/* When a call ends without an answer and every endpoint is out for a
+ * reason other than a rate limit -- some refused their key or deployment
+ * (BROKEN), the rest are down (breaker open, or cooling after a 5xx) --
+ * "rate limited" would send the operator chasing quotas: say what each
+ * endpoint is out for, with the fix of the first broken one.  Returns the
+ * class to report (LLM_AUTH when one is broken, else LLM_TRANSPORT) and
+ * fills msg, or 0 (msg untouched) when an endpoint is rate limited, paced
+ * or usable, or none is broken. */
+static int out_not_rate_limited(struct llm *l, char *msg, size_t cap)
+{
+	char why[ERR_MSG_MAX] = "";
+	size_t n = 0, first_broken = l->cfg.n;
+	int64_t now = clock_wall_ms();
+	for (size_t i = 0; i < l->cfg.n; i++) {
+		struct pool_live lv;
+		memset(&lv, 0, sizeof lv);
+		pool_live_get(l->pool, (int)i, now, &lv);
+		int broken = lv.cool_until_ms > now && lv.cool_class == POOL_BROKEN && !lv.key_fp_other;
+		int down = (lv.breaker == POOL_BREAKER_OPEN && lv.breaker_until_ms > now) ||
+		           (lv.cool_until_ms > now && lv.cool_class == POOL_SERVER);
+		if (!broken && !down)
+			return 0; /* rate limited, paced or free: not this case */
+		char last[sizeof l->last_err[0]];
+		pthread_mutex_lock(&l->last_lock);
+		memcpy(last, l->last_err[i], sizeof last);
+		pthread_mutex_unlock(&l->last_lock);
+		if (broken && first_broken == l->cfg.n)
+			first_broken = i;
+		int64_t until = broken                                   ? lv.cool_until_ms
+		                : lv.breaker_until_ms > lv.cool_until_ms ? lv.breaker_until_ms
+		                                                         : lv.cool_until_ms;
+		int w = snprintf(why + n, sizeof why - n, "%s`%s` %s (%.60s%s), out for %lld s more", n ? "; " : "",
+		                 l->cfg.eps[i].name, broken ? "refused its key or deployment" : "is down",
+		                 last[0]  ? last
+		                 : broken ? "HTTP 401, 403 or 404"
+		                          : "failing",
+		                 strlen(last) > 60 ? "..." : "", (long long)((until - now + 999) / 1000));
+		if (w < 0 || (size_t)w >= sizeof why - n)
+			break;
+		n += (size_t)w;
+	}
+	if (first_broken == l->cfg.n)
+		return 0;
+	char text[ERR_MSG_MAX];
+	snprintf(text, sizeof text, "every endpoint is out, none for a rate limit: %s", why);
+	broken_hint(l, first_broken, 0, msg, cap, text);
+	return LLM_AUTH;
+}
+
 /* "21:03:04.123 UTC" for a wall-clock time in ms, with its date in front
  * ("2026-12-08 21:03:04.123 UTC") when that is not today's (UTC) at now_ms:
  * a daily quota's reset is tomorrow. */
@@ -1201,9 +1250,14 @@ int llm_chat(struct llm *l, const struct llm_request *req, struct llm_reply *out
 			         (int)(deadline - start), prev);
 		}
 	}
+	int out_cls;
 	if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_OK || last_cls == LLM_DEADLINE) &&
 	    all_broken(l, last_err, sizeof last_err))
 		last_cls = LLM_AUTH;
+	else if ((last_cls == LLM_RATE_LIMITED || last_cls == LLM_TRANSPORT || last_cls == LLM_SERVER_ERROR ||
+	          last_cls == LLM_TIMEOUT) &&
+	         (out_cls = out_not_rate_limited(l, last_err, sizeof last_err)))
+		last_cls = out_cls;
 	else if ((last_cls == LLM_AUTH || last_cls == LLM_NOT_FOUND) && last_ep >= 0) {
 		char why[sizeof l->last_err[0]];
 		pthread_mutex_lock(&l->last_lock);

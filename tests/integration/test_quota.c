@@ -385,6 +385,47 @@ static void with_wrong_keys(const char *path)
 	free(text);
 }
 
+/* One endpoint refusing its key, the other down (attack9 F3): the call
+ * names the refusal and its fix, never "every endpoint is rate limited"
+ * (no 429 was ever sent), in the process that saw it and in the next. */
+static void a_refused_key_beside_a_down_endpoint_is_named_not_rate_limited(void **state)
+{
+	(void)state;
+	struct fake f;
+	assert_int_equal(fake_start(&f,
+	                            "{\"endpoints\":["
+	                            "{\"name\":\"east\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\"},"
+	                            "{\"name\":\"west\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\"}],"
+	                            "\"default_reply\":\"OK\"}"),
+	                 0);
+	char cfg[1024], west[64], msg[1024];
+	write_config(&f, cfg, sizeof cfg, "mixed.json", NULL);
+	char *text = tu_read_file(cfg, NULL);
+	assert_non_null(text);
+	char *at = strstr(text, KEY_A);
+	assert_non_null(at);
+	memcpy(at, "k-wrong-", 8); /* east: 401 */
+	snprintf(west, sizeof west, "http://127.0.0.1:%d\"", fake_port(&f, "west"));
+	assert_non_null(at = strstr(text, west));
+	memcpy(at, "http://127.0.0.1:1\"", strlen("http://127.0.0.1:1\""));
+	memset(at + strlen("http://127.0.0.1:1\""), ' ', strlen(west) - strlen("http://127.0.0.1:1\"")); /* west: down */
+	assert_int_equal(tu_write_file(cfg, text), 0);
+	free(text);
+	for (int round = 0; round < 2; round++) {
+		convbi_engine *e = engine_on(cfg);
+		int rc = chat_once(e, msg, sizeof msg);
+		printf("# call %d: %s\n", round + 1, msg);
+		assert_int_not_equal(rc, CONVBI_OK);
+		assert_int_not_equal(rc, CONVBI_ERATELIMIT);
+		assert_false(tu_contains(msg, "rate limited until"));
+		assert_true(tu_contains(msg, "`east` refused its key or deployment"));
+		assert_true(tu_contains(msg, "`west` is down"));
+		assert_true(tu_contains(msg, "convbi endpoints --reset east"));
+		convbi_engine_close(e);
+	}
+	fake_stop(&f);
+}
+
 static void a_fixed_key_works_on_the_first_call_after_the_fix(void **state)
 {
 	(void)state;
@@ -451,6 +492,7 @@ int main(void)
 	        cmocka_unit_test(learned_rate_converges_within_ten_percent_of_the_true_quota),
 	        cmocka_unit_test(a_first_cut_from_a_long_measurement_climbs_to_the_true_quota_in_seconds),
 	        cmocka_unit_test(a_fixed_key_works_on_the_first_call_after_the_fix),
+	        cmocka_unit_test(a_refused_key_beside_a_down_endpoint_is_named_not_rate_limited),
 	        cmocka_unit_test(the_token_estimate_follows_what_the_service_charges),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
