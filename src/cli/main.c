@@ -9,6 +9,7 @@
  * are joined with spaces; `-` reads it from stdin.  `convbi COMMAND
  * --help` (or `convbi help COMMAND`) shows one command's usage.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
@@ -366,6 +367,28 @@ static char *join_words(char **words, int n)
 	return s;
 }
 
+/* A value that is itself an option (`--out --json`: the file name was
+ * forgotten, and a file named --json would be written), or an empty one
+ * where a name is needed, is refused up front with one line: else the
+ * model is paid and the SQL run before the mistake shows.  Returns c, or
+ * '?' after saying why. */
+static int option_value_checked(int c, const char *value)
+{
+	const char *flag = flag_name(c);
+	if (value[0] == '-' && (isalpha((unsigned char)value[1]) || (value[1] == '-' && isalpha((unsigned char)value[2])))) {
+		cli_error(
+		        "--%s takes a value, not the option `%s`: give the value right after --%s (for a file of that name, "
+		        "write ./%s)",
+		        flag, value, flag, value);
+		return '?';
+	}
+	if (!*value && c != OPT_HISTORY_FILE && c != OPT_NOTES && c != OPT_EXAMPLES) { /* '' turns these off */
+		cli_error("--%s takes a value, not an empty one", flag);
+		return '?';
+	}
+	return c;
+}
+
 /* Output the user never got (a full disk, a closed pipe) is a failure, even
  * of --help or --version: the exit status says so. */
 static int stdout_checked(int rc)
@@ -436,6 +459,8 @@ int main(int argc, char **argv)
 		}
 		if (help_for)
 			continue;
+		if (optarg && (c = option_value_checked(c, optarg)) == '?')
+			return EXIT_USAGE;
 		if (!accepts(cmd, flag_name(c))) {
 			cli_error("`convbi %s` does not take --%s; usage: convbi %s %s", cmd->name, flag_name(c), cmd->name,
 			          cmd->usage);

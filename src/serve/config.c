@@ -8,6 +8,7 @@
  * line number.
  */
 #include <errno.h>
+#include <ctype.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,23 @@ int serve_parse_args(struct serve_config *c, int argc, char **argv, int mcp)
 				        argv[optind - 1]);
 				return SERVE_EXIT_USAGE;
 			}
+		const char *flag = "the option";
+		for (size_t i = 0; long_opts[i].name; i++)
+			if (long_opts[i].val == opt)
+				flag = long_opts[i].name;
+		if (optarg && optarg[0] == '-' &&
+		    (isalpha((unsigned char)optarg[1]) || (optarg[1] == '-' && isalpha((unsigned char)optarg[2])))) {
+			/* `--tokens --listen ...`: the value was forgotten */
+			fprintf(stderr,
+			        "convbi: --%s takes a value, not the option `%s`: give the value right after it (for a file of "
+			        "that name, write ./%s)\n",
+			        flag, optarg, optarg);
+			return SERVE_EXIT_USAGE;
+		}
+		if (optarg && !*optarg && opt != OPT_NOTES && opt != OPT_EXAMPLES) { /* '' turns these off */
+			fprintf(stderr, "convbi: --%s takes a value, not an empty one\n", flag);
+			return SERVE_EXIT_USAGE;
+		}
 		switch (opt) {
 		case OPT_LISTEN: c->listen = optarg; break;
 		case OPT_DB:

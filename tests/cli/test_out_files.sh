@@ -209,6 +209,14 @@ done
 printf '.output /dev/full\nSELECT 1;\n' | $TO "$CONVBI" --config "$C" --db "$DB" >/dev/null 2>"$T/full.err"
 check "the piped REPL exits 1 when .output cannot be written" test $? = 1
 expect_code 1 "schema to a full standard output" sh -c '"$0" schema --db "$1" >/dev/full' "$CONVBI" "$DB"
+# a forgotten value (attack9 F9): refused before any model call, no file named --json
+expect_code 2 "ask --out --json" "${ASK[@]}" --out --json "How many customers are there?"
+contains "$ERR" "--out takes a value, not the option \`--json\`" "says the value is missing"
+check "no file named --json was written" test ! -e ./--json -a ! -e "$T/--json"
+expect_code 2 "ask --out ''" "${ASK[@]}" --out "" "How many customers are there?"
+contains "$ERR" "--out takes a value, not an empty one" "says it is empty"
+expect_code 2 "serve --tokens --listen" $TO "$CONVBI" serve --tokens --listen 127.0.0.1:0
+contains "$ERR" "--tokens takes a value, not the option \`--listen\`" "serve says so too"
 expect_code 1 "--version to a full standard output" sh -c '"$0" --version >/dev/full' "$CONVBI"
 expect_code 1 "--help to a full standard output" sh -c '"$0" --help >/dev/full' "$CONVBI"
 expect_code 1 "help ask to a full standard output" sh -c '"$0" help ask >/dev/full' "$CONVBI"
