@@ -612,8 +612,9 @@ static enum MHD_Result metrics(struct server *s, struct request *req)
 
 static enum MHD_Result mcp_post(struct server *s, struct request *req)
 {
-	const char *version = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "MCP-Protocol-Version");
-	const char *method = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Mcp-Method");
+	char vbuf[64], mbuf[64];
+	const char *version = serve_header(req->conn, "MCP-Protocol-Version", vbuf, sizeof vbuf);
+	const char *method = serve_header(req->conn, "Mcp-Method", mbuf, sizeof mbuf);
 	char *reply = NULL;
 	int new_session = 0;
 	struct mcp_cancel cancel;

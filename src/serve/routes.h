@@ -32,6 +32,12 @@ enum MHD_Result respond_json(struct request *req, int status, const char *json);
 enum MHD_Result respond_error(struct request *req, int status, const char *code, const char *message);
 /* 0 once the peer has closed the connection. */
 int client_alive(int fd);
+/* Request header `name` without leading and trailing blanks (RFC 9110
+ * 5.5: SP and HTAB around a field value are no part of it; libmicrohttpd
+ * drops only the leading ones): the value itself when it ends in none,
+ * else a trimmed copy in buf (cap bytes; a value too long for it is
+ * returned as sent).  NULL when the request has no such header. */
+const char *serve_header(struct MHD_Connection *c, const char *name, char *buf, size_t cap);
 
 /* ---- the front door (door.c) ---------------------------------------------- */
 /* A door on the listening socket lfd (taken on success), sized by

@@ -242,6 +242,24 @@ static int origin_allowed(const struct server *s, const char *origin)
 	return host_allowed(s, host, 0);
 }
 
+const char *serve_header(struct MHD_Connection *c, const char *name, char *buf, size_t cap)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, name);
+	if (!v)
+		return NULL;
+	v += strspn(v, " \t");
+	size_t n = strlen(v);
+	if (!n || (v[n - 1] != ' ' && v[n - 1] != '\t'))
+		return v;
+	while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+		n--;
+	if (n >= cap)
+		return v;
+	memcpy(buf, v, n);
+	buf[n] = '\0';
+	return buf;
+}
+
 /* Routes reachable without a token: they hold no data, and the page must
  * load before it can ask for a token.  (/v1/openapi.json is an API route
  * as the others: it needs the token, as the README says.) */
@@ -272,7 +290,8 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 		respond_error(req, 431, "headers_too_large", msg);
 		return 1;
 	}
-	const char *host = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Host");
+	char value[SERVE_TOKEN_MAX_BYTES + 16]; /* a Host, Origin or Authorization to trim (longer ones pass no check) */
+	const char *host = serve_header(req->conn, "Host", value, sizeof value);
 	if (!host) { /* the door refuses it first, unless pipelined */
 		respond_error(req, 400, "bad_request", SERVE_NO_HOST_MESSAGE);
 		return 1;
@@ -283,7 +302,7 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 		        "the Host header does not name this server; start it with --allow-host NAME for the name clients use");
 		return 1;
 	}
-	const char *origin = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Origin");
+	const char *origin = serve_header(req->conn, "Origin", value, sizeof value);
 	if (origin) {
 		if (!origin_allowed(s, origin)) {
 			respond_error(req, 403, "forbidden_origin",
@@ -303,7 +322,7 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 	req->token = -1;
 	if (!s->ntokens || public_route(method, url))
 		return 0;
-	const char *auth = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Authorization");
+	const char *auth = serve_header(req->conn, "Authorization", value, sizeof value);
 	if (auth && !strncasecmp(auth, "Bearer ", 7))
 		req->token = server_token_find(s, auth + 7);
 	if (req->token < 0) {
