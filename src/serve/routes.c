@@ -204,7 +204,9 @@ static void *watchdog_run(void *payload)
 	while (!atomic_load(&watchdog_stop)) {
 		pthread_mutex_lock(&watch_lock);
 		for (struct watch *w = watched; w; w = w->next)
-			if (!atomic_load(&w->gone) && !client_alive(w->fd)) {
+			if (atomic_load(&w->gone) && !w->cancel && w->conv)
+				convbi_session_interrupt(w->conv); /* again: a run that began after the first clears it */
+			else if (!atomic_load(&w->gone) && !client_alive(w->fd)) {
 				atomic_store(&w->gone, 1);
 				if (w->cancel)
 					mcp_cancel_fire(w->cancel);
@@ -512,14 +514,19 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 	char *json = NULL;
 	struct serve_run run;
 	int rc = convbi_session_new(&conv, db->engine);
+	struct watch w = {.fd = req->fd, .conv = conv}; /* a client that leaves stops its statement, as on questions */
 	if (!rc) {
 		server_run_begin(s, &run, conv);
+		watch_add(&w);
 		rc = convbi_session_run_sql(conv, sql, &a);
+		watch_remove(&w);
 		server_run_end(s, &run);
 	}
 	if (a)
 		serve_answer_json(a, rc, &json);
-	if (!rc)
+	if (atomic_load(&w.gone))
+		res = (req->status = 499, MHD_NO);
+	else if (!rc)
 		res = respond_json(req, 200, json);
 	else {
 		const char *why = a      ? serve_client_errmsg(rc, convbi_answer_errmsg(a))

@@ -33,4 +33,21 @@ printf 'GET /v1/databases HTTP/1.1\r\nHost: evil.example:%s \r\nAuthorization: B
 contains "$($PY raw "$P" "$T/owshost.req")" '403 Forbidden' "a foreign Host with a blank after it is still 403"
 serve_stop
 
+# ---- F3: a /v1/sql client that leaves stops its statement and frees its slot --------------
+serve_start "$T/f3.log" --db shop="$SAMPLE_DB" --max-questions 1 --sql-timeout-ms 60000
+LONG='{"sql":"WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r) SELECT count(*) FROM r"}'
+curl -s -m 1 "$SV/v1/sql" -d "$LONG" > /dev/null
+freed=""
+for _ in $(seq 100); do # up to 20 s (the machine is loaded); the statement's own limit is 60 s
+  req POST /v1/sql -d '{"sql":"SELECT 1 AS n"}'
+  [ "$CODE" = 200 ] && { freed=1; break; }
+  sleep 0.2
+done
+[ -n "$freed" ] && ok "the slot of a /v1/sql client that left is free again" || bad "the slot is still held: HTTP $CODE ${BODY:0:200}"
+req GET /metrics
+contains "$BODY" "convbi_questions_running 0" "no SQL runs for nobody"
+serve_stop
+contains "$(cat "$T/f3.log")" 'POST /v1/sql 499' "the log says the client closed the connection early"
+lacks "$(cat "$T/f3.log")" 'POST /v1/sql 504' "the statement did not run to its deadline"
+
 finish
