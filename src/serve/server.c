@@ -320,7 +320,12 @@ static int refuse(struct server *s, struct request *req, const char *method, con
 		return 1;
 	}
 	req->token = -1;
-	if (!s->ntokens || public_route(method, url))
+	/* a browser sends a CORS preflight without credentials (Fetch): one from
+	 * an allowed Origin is answered without a token -- routes_dispatch's
+	 * fixed 204 names no data -- and the request it clears is judged then */
+	int preflight = req->origin_ok && !strcmp(method, "OPTIONS") &&
+	                MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
+	if (!s->ntokens || public_route(method, url) || preflight)
 		return 0;
 	const char *auth = serve_header(req->conn, "Authorization", value, sizeof value);
 	if (auth && !strncasecmp(auth, "Bearer ", 7))

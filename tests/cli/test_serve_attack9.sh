@@ -50,4 +50,54 @@ serve_stop
 contains "$(cat "$T/f3.log")" 'POST /v1/sql 499' "the log says the client closed the connection early"
 lacks "$(cat "$T/f3.log")" 'POST /v1/sql 504' "the statement did not run to its deadline"
 
+# ---- F1: a CORS preflight from an allowed origin needs no token -------------------------
+O=https://bi.example.com
+serve_start "$T/f1.log" --db shop="$SAMPLE_DB" --tokens "$T/tokens" --allow-origin "$O"
+for path in /v1/sql /v1/sessions /mcp /v1/databases; do
+  req OPTIONS "$path" -H "Origin: $O" -H 'Access-Control-Request-Method: POST' \
+    -H 'Access-Control-Request-Headers: authorization, content-type'
+  is 204 "a preflight of $path from the allowed origin, without a token"
+  contains "$HDRS" "Access-Control-Allow-Origin: $O" "$path: it allows the origin"
+  contains "$HDRS" "Access-Control-Allow-Headers: Authorization, Content-Type" "$path: and the Authorization header"
+  [ -z "$BODY" ] && ok "$path: with no body" || bad "$path: the preflight has a body: $BODY"
+done
+req OPTIONS /v1/sql -H 'Origin: https://evil.example.com' -H 'Access-Control-Request-Method: POST'
+is 403 "a preflight from another origin is refused"
+lacks "$HDRS" "Access-Control-Allow" "without CORS headers"
+req OPTIONS /v1/sql -H "Origin: $O"
+is 401 "an OPTIONS that is no preflight (no Access-Control-Request-Method) needs the token"
+req OPTIONS /v1/sql -H 'Access-Control-Request-Method: POST'
+is 401 "so does one without an Origin"
+req POST /v1/sql -H "Origin: $O" -d '{"sql":"SELECT 1 AS n"}'
+is 401 "the request the preflight clears needs the token"
+req POST /v1/sql -H "Origin: $O" -H "Authorization: Bearer $TOK" -d '{"sql":"SELECT 1 AS n"}'
+is 200 "and is served with it"
+contains "$HDRS" "Access-Control-Allow-Origin: $O" "with CORS"
+serve_stop
+# in a browser: a page on the allowed origin fetches with the token
+CHROMIUM=$(command -v chromium || command -v chromium-browser || true)
+[ -n "$CHROMIUM" ] || { bad "chromium is missing: run .ci/deps"; finish; exit 1; }
+mkdir -p "$T/site"
+python3 -m http.server 0 --bind 127.0.0.1 --directory "$T/site" > "$T/site.log" 2>&1 &
+SITE_PID=$!
+SP=""
+for _ in $(seq 200); do SP=$(sed -n 's/.*port \([0-9]*\).*/\1/p' "$T/site.log" | head -1); [ -n "$SP" ] && break; sleep 0.05; done
+[ -n "$SP" ] || { bad "the page's web server did not start: $(cat "$T/site.log")"; kill "$SITE_PID"; finish; exit 1; }
+serve_start "$T/f1b.log" --db shop="$SAMPLE_DB" --tokens "$T/tokens" --allow-origin "http://127.0.0.1:$SP"
+cat > "$T/site/index.html" <<HTML
+<html><body><div id="out">pending</div><script>
+fetch("$SV/v1/sql", {method: "POST", headers: {"Authorization": "Bearer $TOK", "Content-Type": "application/json"},
+  body: JSON.stringify({sql: "SELECT 6*7 AS n"})})
+ .then(r => r.text()).then(t => { document.getElementById("out").textContent = "OK " + t })
+ .catch(e => { document.getElementById("out").textContent = "FAILED " + e });
+</script></body></html>
+HTML
+DOM=$(timeout 60 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --no-first-run \
+  --user-data-dir="$T/chrome" --virtual-time-budget=10000 --dump-dom "http://127.0.0.1:$SP/index.html" 2>/dev/null)
+kill "$SITE_PID" 2>/dev/null; wait "$SITE_PID" 2>/dev/null
+contains "$DOM" 'OK {"' "Chromium: a page on the allowed origin POSTs /v1/sql with its token"
+contains "$DOM" '"rows":[[42]]' "and reads the rows"
+serve_stop
+contains "$(cat "$T/f1b.log")" 'OPTIONS preflight 204' "the browser's preflight was answered 204"
+
 finish
