@@ -700,6 +700,7 @@ static void *door_run(void *payload)
 		}
 		if (serve_now_ms() >= next_reap) {
 			reap(dr);
+			serve_log_flush(); /* the access lines of the last tick */
 			next_reap = serve_now_ms() + DOOR_TICK_MS;
 		}
 	}
@@ -885,21 +886,30 @@ int door_request_tracked(struct door *dr, struct MHD_Connection *c)
 
 /* 1 when libmicrohttpd has read more of fd than the expect bytes of the
  * requests let in (it holds a pipelined request), 0 when exactly those,
- * -1 when the socket cannot tell.  The unread count is read before and
- * after TCP_INFO: the client sends its next request as soon as it has the
- * answer, and bytes arriving between the two readings made them disagree
- * (the connection was then answered with `Connection: close`, now and then
- * in a benchmark run); only this thread reads the socket, so equal counts
- * mean nothing arrived in between. */
-static int bytes_held(int fd, uint64_t expect)
+ * -1 when the socket cannot tell; *unread is the socket's unread count.
+ * Consumed = received (TCP_INFO) - unread (SIOCINQ), read at two instants:
+ * the client sends its next request as soon as it has the answer.  With
+ * the unread count read first, bytes arriving in between can only make
+ * consumed look larger (only this thread reads the socket), and
+ * libmicrohttpd has read at least the expect bytes of the requests it
+ * answered: so an equal count is exact, and the common case costs two
+ * system calls.  Otherwise the unread count is read again after TCP_INFO
+ * (bytes arriving between the readings made them disagree: the
+ * connection was then answered with `Connection: close`, now and then in
+ * a benchmark run); equal counts mean nothing arrived in between. */
+static int bytes_held(int fd, uint64_t expect, int *unread)
 {
 	for (int tries = 0; tries < 4; tries++) {
 		struct tcp_info ti;
 		socklen_t len = sizeof ti;
 		int before = 0, after = 0;
-		if (ioctl(fd, SIOCINQ, &before) || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
-		    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received ||
-		    ioctl(fd, SIOCINQ, &after) || before < 0)
+		if (ioctl(fd, SIOCINQ, &before) || before < 0 || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) ||
+		    len < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+			return -1;
+		*unread = before;
+		if (ti.tcpi_bytes_received - (uint64_t)before == expect)
+			return 0;
+		if (ioctl(fd, SIOCINQ, &after))
 			return -1;
 		if (before != after)
 			continue; /* bytes came in meanwhile: look again */
@@ -952,10 +962,11 @@ static int park(struct door *dr, struct slot *sl, struct MHD_Connection *c, int6
 /* Waits on the connection's own thread for its next request head, until
  * deadline_ms, and checks it as look() does the first (see the top); past
  * DOOR_KEEP_THREAD_MS the connection is parked in the door instead.
- * Returns 1 when parked (sl is no longer c's), else 0 once libmicrohttpd
+ * ready: bytes of it are in the socket already (no poll before the first
+ * look).  Returns 1 when parked (sl is no longer c's), else 0 once libmicrohttpd
  * may read: the head is sane, the client left, or the connection was
  * refused and shut down. */
-static int guard(struct door *dr, struct slot *sl, struct MHD_Connection *c, int fd, int64_t deadline_ms)
+static int guard(struct door *dr, struct slot *sl, struct MHD_Connection *c, int fd, int64_t deadline_ms, int ready)
 {
 	char head[SERVE_HEADERS_MAX_BYTES + 1];
 	int64_t since = serve_now_ms(), park_at = since + DOOR_KEEP_THREAD_MS;
@@ -964,7 +975,8 @@ static int guard(struct door *dr, struct slot *sl, struct MHD_Connection *c, int
 	for (;;) {
 		int64_t now = serve_now_ms(), until = park_at < deadline_ms ? park_at : deadline_ms;
 		struct pollfd p = {fd, POLLIN | POLLRDHUP, 0};
-		int r = now < until ? poll(&p, 1, (int)(until - now)) : 0;
+		int r = ready ? 1 : now < until ? poll(&p, 1, (int)(until - now)) : 0;
+		ready = 0; /* bytes were there already: the first look needs no poll */
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (atomic_load(&dr->stop) || r < 0)
@@ -1041,15 +1053,22 @@ void door_request_end(struct door *dr, struct MHD_Connection *c, int keep_alive)
 	}
 	sl->busy = 0;
 	sl->deadline_ms = serve_now_ms() + (int64_t)dr->s->cfg.request_timeout_s * 1000;
-	if (keep_alive && !sl->untracked && !sl->reaped && !atomic_load(&dr->stop)) {
-		int held = bytes_held(sl->fd, sl->expect);
-		sl->untracked = held != 0; /* a request it holds goes unchecked: its answer closes */
-		sl->guarding = held == 0;
-	}
-	int guarding = sl->guarding, fd = sl->fd;
+	int check = keep_alive && !sl->untracked && !sl->reaped && !atomic_load(&dr->stop), fd = sl->fd;
+	uint64_t expect = sl->expect;
 	int64_t deadline = sl->deadline_ms;
 	pthread_mutex_unlock(&dr->lock);
-	if (!guarding || guard(dr, sl, c, fd, deadline))
+	/* the socket is looked at without the lock: every connection's thread
+	 * takes it, and its system calls made them queue (fd stays open: the
+	 * slot is freed only when this connection closes, on this thread) */
+	int unread = 0, held = check ? bytes_held(fd, expect, &unread) : -1;
+	pthread_mutex_lock(&dr->lock);
+	if (check) {
+		sl->untracked = held != 0; /* a request it holds goes unchecked: its answer closes */
+		sl->guarding = held == 0 && !atomic_load(&dr->stop);
+	}
+	int guarding = sl->guarding;
+	pthread_mutex_unlock(&dr->lock);
+	if (!guarding || guard(dr, sl, c, fd, deadline, unread > 0))
 		return;
 	pthread_mutex_lock(&dr->lock);
 	sl->guarding = 0;

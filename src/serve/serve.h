@@ -399,6 +399,10 @@ int mcp_main(int argc, char **argv);
 
 /* Small helpers (server.c). */
 void serve_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A request's access line: gathered, written within DOOR_TICK_MS (the
+ * door calls serve_log_flush), before any serve_log line and at exit. */
+void serve_log_access(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void serve_log_flush(void);
 int64_t serve_now_ms(void);
 /* Appends JSON string text of s to a growable heap string; NULL on OOM. */
 char *serve_json_error(const char *code, const char *message);
