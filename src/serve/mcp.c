@@ -232,8 +232,10 @@ static struct serve_db *tool_db(struct mcp *m, int tok, const cJSON *args, char 
 }
 
 /* The answer as text and structuredContent (the answer JSON's fields);
- * errmsg (may be NULL) instead of the answer's error. */
-static cJSON *answer_result(convbi_answer *a, int rc, const char *errmsg, const char *conversation)
+ * errmsg (may be NULL) instead of the answer's error; an ERATELIMIT
+ * failure's retry_after_s says when engine's first endpoint is usable
+ * again, as a REST answer's Retry-After. */
+static cJSON *answer_result(convbi_answer *a, int rc, const char *errmsg, const char *conversation, convbi_engine *engine)
 {
 	char *json = NULL, *table = NULL;
 	serve_answer_json(a, rc, &json);
@@ -255,6 +257,8 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *errmsg, const 
 	if (rc) {
 		cJSON_AddStringToObject(st, "error", errmsg);
 		cJSON_AddStringToObject(st, "error_class", convbi_errname(rc));
+		if (rc == CONVBI_ERATELIMIT)
+			cJSON_AddNumberToObject(st, "retry_after_s", serve_rate_limit_retry_s(engine));
 	}
 	size_t n = strlen(convbi_answer_text(a)) + strlen(convbi_answer_sql(a)) + (table ? strlen(table) : 0) +
 	           (rc ? strlen(errmsg) : 0) + 200;
@@ -374,7 +378,7 @@ static cJSON *tool_ask(struct mcp *m, int tok, const cJSON *args, struct mcp_can
 		server_run_end(m->s, &run);
 		metrics_answer(m->s->metrics, a, rc);
 		const char *ended = rc == CONVBI_ECANCELED && atomic_load(&stop.ended) ? ASK_ENDED_MESSAGE : NULL;
-		r = a ? answer_result(a, rc, ended, conversation || !rc ? ss->id : NULL)
+		r = a ? answer_result(a, rc, ended, conversation || !rc ? ss->id : NULL, ss->db->engine)
 		      : tool_error(ended ? ended : convbi_errstr(rc));
 		convbi_answer_free(a);
 	}
@@ -425,7 +429,7 @@ static cJSON *tool_run_sql(struct mcp *m, int tok, const cJSON *args, struct mcp
 	}
 	const char *failed = a ? convbi_answer_errmsg(a) : conv ? convbi_session_errmsg(conv) : convbi_errstr(rc);
 	server_db_failed(db, rc, failed);
-	cJSON *r = a ? answer_result(a, rc, NULL, NULL) : tool_error(failed);
+	cJSON *r = a ? answer_result(a, rc, NULL, NULL, db->engine) : tool_error(failed);
 	convbi_answer_free(a);
 	convbi_session_free(conv);
 	server_slot_give(m->s, tok);

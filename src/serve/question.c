@@ -257,6 +257,8 @@ static void *worker(void *payload)
 			} else if (e) {
 				cJSON_AddStringToObject(e, "code", convbi_errname(rc));
 				cJSON_AddStringToObject(e, "message", msg);
+				if (rc == CONVBI_ERATELIMIT) /* as a REST answer's Retry-After */
+					cJSON_AddNumberToObject(e, "retry_after_s", serve_rate_limit_retry_s(q->ss->db->engine));
 				if (answer)
 					cJSON_AddItemToObject(o, "answer", cJSON_Duplicate(answer, 1));
 			}

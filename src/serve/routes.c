@@ -56,8 +56,11 @@ static int http_status_of(int code)
 	}
 }
 
-/* {"error":{"code","message"},"answer":ANSWER} for a failed answer. */
-static enum MHD_Result respond_failed_answer(struct request *req, int rc, const char *message, const char *answer_json)
+/* {"error":{"code","message"},"answer":ANSWER} for a failed answer; a 503
+ * says when to retry: ERATELIMIT when engine's first endpoint is usable
+ * again, else in a second. */
+static enum MHD_Result respond_failed_answer(struct request *req, int rc, const char *message, const char *answer_json,
+                                             convbi_engine *engine)
 {
 	cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
 	cJSON_AddStringToObject(e, "code", convbi_errname(rc));
@@ -70,8 +73,10 @@ static enum MHD_Result respond_failed_answer(struct request *req, int rc, const 
 	char *json = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	int status = http_status_of(rc);
+	char retry[16];
+	snprintf(retry, sizeof retry, "%d", rc == CONVBI_ERATELIMIT ? serve_rate_limit_retry_s(engine) : 1);
 	enum MHD_Result r =
-	        json ? respond(req, status, "application/json", json, strlen(json), status == 503 ? "1" : NULL) : MHD_NO;
+	        json ? respond(req, status, "application/json", json, strlen(json), status == 503 ? retry : NULL) : MHD_NO;
 	free(json);
 	return r;
 }
@@ -287,7 +292,7 @@ static int accept_q(const char *a, const char *type)
 }
 
 /* 200 with the answer JSON, or the error shape with the answer. */
-static enum MHD_Result respond_answer(struct request *req, int rc, const char *json)
+static enum MHD_Result respond_answer(struct request *req, int rc, const char *json, convbi_engine *engine)
 {
 	if (!rc)
 		return respond_json(req, 200, json);
@@ -295,7 +300,8 @@ static enum MHD_Result respond_answer(struct request *req, int rc, const char *j
 	const cJSON *msg = cJSON_GetObjectItemCaseSensitive(a, "error");
 	if (cJSON_IsObject(msg))
 		msg = cJSON_GetObjectItemCaseSensitive(msg, "message");
-	enum MHD_Result res = respond_failed_answer(req, rc, cJSON_IsString(msg) ? msg->valuestring : convbi_errstr(rc), json);
+	enum MHD_Result res =
+	        respond_failed_answer(req, rc, cJSON_IsString(msg) ? msg->valuestring : convbi_errstr(rc), json, engine);
 	cJSON_Delete(a);
 	return res;
 }
@@ -438,8 +444,8 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		watch_remove(&w);
 		res = atomic_load(&w.gone) ? (req->status = 499, MHD_NO)
 		      : rc == CONVBI_ECANCELED && atomic_load(&w.closed)
-		              ? respond_failed_answer(req, rc, QUESTION_CLOSED_MESSAGE, json)
-		              : respond_answer(req, rc, json);
+		              ? respond_failed_answer(req, rc, QUESTION_CLOSED_MESSAGE, json, NULL)
+		              : respond_answer(req, rc, json, ss->db->engine);
 		free(json);
 		server_slot_give(s, req->token);
 		sessions_end(s->sessions, ss);
@@ -533,7 +539,7 @@ static enum MHD_Result run_sql(struct server *s, struct request *req)
 		                  : conv ? convbi_session_errmsg(conv)
 		                         : convbi_errstr(rc);
 		server_db_failed(db, rc, why);
-		res = respond_failed_answer(req, rc, why, json);
+		res = respond_failed_answer(req, rc, why, json, db->engine);
 	}
 	free(json);
 	convbi_answer_free(a);

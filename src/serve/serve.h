@@ -195,6 +195,12 @@ void server_db_failed(const struct serve_db *db, int rc, const char *message);
  * which is the operator's: the client gets a sentence without it.  Other
  * messages are returned as they are (borrowed). */
 const char *serve_client_errmsg(int rc, const char *message);
+/* Retry-After for a question that failed with ERATELIMIT on engine e: the
+ * seconds until the first of its endpoints stops cooling down (rounded
+ * up; 1 when none is cooling, at most SERVE_RETRY_AFTER_MAX_S) -- a daily
+ * quota's 429 is a day, not a second. */
+#define SERVE_RETRY_AFTER_MAX_S 86400
+int serve_rate_limit_retry_s(convbi_engine *e);
 /* convbi_answer_json for a client: the answer's `error` is
  * serve_client_errmsg's, and the log gets the full message.  Returns
  * convbi_answer_json's code; *json_out is the caller's. */

@@ -698,6 +698,26 @@ const char *serve_client_errmsg(int rc, const char *message)
 	}
 }
 
+int serve_rate_limit_retry_s(convbi_engine *e)
+{
+	char *json = NULL;
+	long long least = -1;
+	if (e && !convbi_engine_endpoints(e, &json) && json) {
+		cJSON *eps = cJSON_Parse(json), *ep;
+		cJSON_ArrayForEach(ep, eps)
+		{
+			const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ep, "cooling_ms");
+			long long v = cJSON_IsNumber(ms) && ms->valuedouble > 0 ? (long long)ms->valuedouble : 0;
+			if (least < 0 || v < least)
+				least = v;
+		}
+		cJSON_Delete(eps);
+	}
+	free(json);
+	long long sec = least > 0 ? (least + 999) / 1000 : 1;
+	return sec > SERVE_RETRY_AFTER_MAX_S ? SERVE_RETRY_AFTER_MAX_S : (int)sec;
+}
+
 int serve_answer_json(const convbi_answer *a, int rc, char **json_out)
 {
 	int r = convbi_answer_json(a, json_out);

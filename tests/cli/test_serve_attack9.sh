@@ -100,4 +100,37 @@ contains "$DOM" '"rows":[[42]]' "and reads the rows"
 serve_stop
 contains "$(cat "$T/f1b.log")" 'OPTIONS preflight 204' "the browser's preflight was answered 204"
 
+# ---- F5: ERATELIMIT's Retry-After says when the first endpoint is usable again ------------
+fault() { curl -s -X POST --data "$1" "http://127.0.0.1:$PORT_a/_fake/faults" > /dev/null; }
+ask_q() { # [curl args...]: a new session's question; sets CODE, BODY, HDRS
+  req POST /v1/sessions -d '{}'
+  local sid; sid=$(printf '%s' "$BODY" | sed -n 's/.*"session":"\([0-9a-f]*\)".*/\1/p')
+  req POST "/v1/sessions/$sid/questions" -d '{"question":"How many customers are there?"}' "$@"
+}
+retry_after() { printf '%s' "$HDRS" | tr -d '\r' | sed -n 's/^Retry-After: //p'; }
+serve_start "$T/f5.log" --db shop="$SAMPLE_DB"
+fault '[{"kind":"daily_quota","count":1}]'
+ask_q
+is 503 "a question every endpoint's daily quota refuses"
+contains "$BODY" '"code":"ERATELIMIT"' "is ERATELIMIT"
+ra=$(retry_after)
+[ -n "$ra" ] && [ "$ra" -ge 86000 ] && [ "$ra" -le 86400 ] && ok "Retry-After is the day of the quota's reset ($ra s)" || bad "Retry-After $ra, wanted about 86400"
+ask_q -H 'Accept: text/event-stream'
+contains "$BODY" '"code":"ERATELIMIT"' "SSE: the error event is ERATELIMIT"
+contains "$BODY" '"retry_after_s":86' "SSE: it says when to retry"
+printf '{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"ask","arguments":{"question":"How many customers are there?"}}}' > "$T/mask"
+req POST /mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+  -H 'MCP-Protocol-Version: 2025-11-25' --data-binary @"$T/mask"
+contains "$BODY" '"error_class":"ERATELIMIT"' "MCP over HTTP: ask fails ERATELIMIT"
+contains "$BODY" '"retry_after_s":86' "MCP: its structuredContent says when to retry"
+"$CONVBI" --config "$C" endpoints --reset > /dev/null 2>&1
+fault '[{"kind":"rate_limit","retry_after_s":300,"count":1}]'
+ask_q
+is 503 "a question whose endpoint got a 429 for 300 s"
+ra=$(retry_after)
+[ -n "$ra" ] && [ "$ra" -ge 240 ] && [ "$ra" -le 300 ] && ok "Retry-After is the endpoint's cooldown ($ra s)" || bad "Retry-After $ra, wanted about 300"
+"$CONVBI" --config "$C" endpoints --reset > /dev/null 2>&1
+fault '[]'
+serve_stop
+
 finish
