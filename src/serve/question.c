@@ -126,7 +126,8 @@ static int on_event(const convbi_event *ev, void *payload)
 			break;
 		case CONVBI_EVENT_RETRY:
 			name = "retry";
-			cJSON_AddStringToObject(o, "message", text);
+			char shown[1024]; /* an endpoint it could not reach is named, not its URL */
+			cJSON_AddStringToObject(o, "message", serve_client_url_free(text, shown, sizeof shown));
 			if (ev->endpoint)
 				cJSON_AddStringToObject(o, "endpoint", ev->endpoint);
 			cJSON_AddBoolToObject(o, "restarted", ev->restarted); /* true: drop the tokens so far */

@@ -193,8 +193,14 @@ void server_db_failed(const struct serve_db *db, int rc, const char *message);
  * rc: a budget (EBUDGET) or credentials (EAUTH) failure's text describes
  * the whole configuration -- its budget and spend, an endpoint's URL --
  * which is the operator's: the client gets a sentence without it.  Other
- * messages are returned as they are (borrowed). */
+ * messages are returned as they are (borrowed), but for the URLs in them
+ * (serve_client_url_free: then in a buffer of the thread's, good until its
+ * next call) -- SQL errors (ESQL, EREJECTED, EREPAIR) as they are. */
 const char *serve_client_errmsg(int rc, const char *message);
+/* text without URLs (a model endpoint's, a token or state server's: the
+ * operator's; an endpoint is named by its configured name): text itself
+ * when it holds none, else buf (cap bytes) with each left out. */
+const char *serve_client_url_free(const char *text, char *buf, size_t cap);
 /* Retry-After for a question that failed with ERATELIMIT on engine e: the
  * seconds until the first of its endpoints stops cooling down (rounded
  * up; 1 when none is cooling, at most SERVE_RETRY_AFTER_MAX_S) -- a daily

@@ -684,6 +684,55 @@ void server_db_failed(const struct serve_db *db, int rc, const char *message)
 		serve_log("database `%s` at %s: %s", db->name, convbi_engine_database(db->engine), message);
 }
 
+/* Writes text to out (cap bytes) with every URL (`scheme://...`, as the
+ * model client names an endpoint it could not reach, a token or state
+ * server) left out: a URL in parentheses goes with them, another becomes
+ * URL_HIDDEN.  Returns 1 when one was there. */
+#define URL_HIDDEN "(a URL: see the server's log)"
+static int without_urls(const char *text, char *out, size_t cap)
+{
+	size_t k = 0;
+	int found = 0;
+	for (const char *p = text; *p && k + 1 < cap;) {
+		const char *sep = strstr(p, "://"), *start = sep;
+		while (start && start > p && (isalnum((unsigned char)start[-1]) || strchr("+.-", start[-1])))
+			start--;
+		if (!sep || start == sep || !isalpha((unsigned char)*start)) {
+			size_t n = sep ? (size_t)(sep + 3 - p) : strlen(p);
+			n = n < cap - 1 - k ? n : cap - 1 - k;
+			memcpy(out + k, p, n);
+			k += n;
+			p += n;
+			continue;
+		}
+		const char *end = sep + 3 + strcspn(sep + 3, " \t\n\"'<>()[]{},;`");
+		size_t n = (size_t)(start - p);
+		int paren = start > p && start[-1] == '(' && *end == ')';
+		if (paren) { /* " (URL)" goes whole */
+			n--;
+			while (n && p[n - 1] == ' ')
+				n--;
+			end++;
+		}
+		n = n < cap - 1 - k ? n : cap - 1 - k;
+		memcpy(out + k, p, n);
+		k += n;
+		if (!paren) {
+			int w = snprintf(out + k, cap - k, "%s", URL_HIDDEN);
+			k += w > 0 && (size_t)w < cap - k ? (size_t)w : cap - 1 - k;
+		}
+		p = end;
+		found = 1;
+	}
+	out[k < cap ? k : cap - 1] = '\0';
+	return found;
+}
+
+const char *serve_client_url_free(const char *text, char *buf, size_t cap)
+{
+	return text && strstr(text, "://") && without_urls(text, buf, cap) ? buf : text;
+}
+
 const char *serve_client_errmsg(int rc, const char *message)
 {
 	switch (rc) {
@@ -694,7 +743,13 @@ const char *serve_client_errmsg(int rc, const char *message)
 		return "the server's model endpoint refused its credentials; the server's operator must fix its "
 		       "configuration (the server's log names the endpoint)";
 	case CONVBI_ENOENDPOINT: return SERVE_NO_MODEL_MESSAGE; /* not the library's words for a command-line user */
-	default: return message;
+	case CONVBI_ESQL:                                       /* the SQL's own text: not the operator's */
+	case CONVBI_EREJECTED:
+	case CONVBI_EREPAIR: return message;
+	default: { /* an endpoint is named by its name only */
+		static _Thread_local char shown[2048];
+		return serve_client_url_free(message, shown, sizeof shown);
+	}
 	}
 }
 
@@ -721,16 +776,37 @@ int serve_rate_limit_retry_s(convbi_engine *e)
 int serve_answer_json(const convbi_answer *a, int rc, char **json_out)
 {
 	int r = convbi_answer_json(a, json_out);
-	const char *full = convbi_answer_errmsg(a), *shown = serve_client_errmsg(rc, full);
-	if (r || !*json_out || shown == full)
+	const char *full = convbi_answer_errmsg(a), *shown = serve_client_errmsg(rc, full), *outcome;
+	/* a failed attempt's error may name a URL too (before a good one as well) */
+	int failed = 0;
+	for (int i = 0; !failed && !convbi_answer_attempt(a, i, NULL, &outcome, NULL); i++)
+		failed = strcmp(outcome, "ok") != 0;
+	if (r || !*json_out || (shown == full && !(failed && strstr(*json_out, "://"))))
 		return r;
-	serve_log("question failed (%s): %s", convbi_errname(rc), full);
-	cJSON *o = cJSON_Parse(*json_out), *e = cJSON_CreateString(shown);
+	cJSON *o = cJSON_Parse(*json_out), *e = shown == full ? NULL : cJSON_CreateString(shown), *at;
+	int changed = 0;
+	if (shown != full) {
+		serve_log("question failed (%s): %s", convbi_errname(rc), full);
+		if (o && e && cJSON_ReplaceItemInObjectCaseSensitive(o, "error", e))
+			changed = 1;
+		else
+			cJSON_Delete(e); /* not attached */
+	}
+	cJSON_ArrayForEach(at, cJSON_GetObjectItemCaseSensitive(o, "attempts"))
+	{
+		const cJSON *err = cJSON_GetObjectItemCaseSensitive(at, "error");
+		char buf[1024];
+		const char *msg = cJSON_IsString(err) ? err->valuestring : NULL,
+		           *clean = serve_client_url_free(msg, buf, sizeof buf);
+		if (clean != msg && cJSON_ReplaceItemInObjectCaseSensitive(at, "error", cJSON_CreateString(clean)))
+			changed = 1;
+	}
 	char *text = NULL;
-	if (o && e && cJSON_ReplaceItemInObjectCaseSensitive(o, "error", e))
-		text = cJSON_PrintUnformatted(o);
-	else
-		cJSON_Delete(e); /* not attached */
+	if (!changed) {
+		cJSON_Delete(o);
+		return r;
+	}
+	text = cJSON_PrintUnformatted(o);
 	cJSON_Delete(o);
 	free(*json_out);
 	*json_out = text;

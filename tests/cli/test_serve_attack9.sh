@@ -133,4 +133,32 @@ ra=$(retry_after)
 fault '[]'
 serve_stop
 
+# ---- F10: a model endpoint that cannot be reached is named, never its URL ----------------
+CI=$T/config_int.json
+printf '{"endpoints":[{"name":"prod-east","kind":"azure","url":"http://secret-host.localhost:1","deployment":"gpt-4o","api_key":"k"}],"retry":{"max_attempts":2,"connect_timeout_ms":500,"deadline_ms":3000},"state":{"path":"%s/state_int"}}' "$T" > "$CI"
+C0=$C; C=$CI
+serve_start "$T/f10.log" --db shop="$SAMPLE_DB"
+ALL=""
+ask_q
+is 502 "a question whose endpoint cannot be reached"
+contains "$BODY" '"code":"ELLM"' "is ELLM"
+contains "$BODY" 'endpoint `prod-east`' "the message names the endpoint by its name"
+contains "$BODY" '"attempts":[{' "the answer lists the attempts"
+lacks "$BODY" "secret-host" "the answer and its attempts name no host"
+printf '%s\n' "$BODY" > "$T/f10_rest.json"
+ask_q -H 'Accept: text/event-stream'
+contains "$BODY" 'event: retry' "SSE: a retry event"
+contains "$BODY" 'event: error' "SSE: the error event"
+lacks "$(printf '%s' "$BODY" | grep -A1 '^event: retry')" "secret-host" "SSE: the retry events name no host"
+lacks "$(printf '%s' "$BODY" | grep -A1 '^event: error')" "secret-host" "SSE: nor the error event"
+req POST /mcp -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+  -H 'MCP-Protocol-Version: 2025-11-25' --data-binary @"$T/mask"
+contains "$BODY" '"error_class":"ELLM"' "MCP over HTTP: ask fails ELLM"
+lacks "$BODY" "secret-host" "MCP: the tool result names no host"
+lacks "$ALL" "secret-host" "no answer, event or tool result names the endpoint's host"
+lacks "$ALL" "localhost:1" "nor its URL"
+serve_stop
+contains "$(cat "$T/f10.log")" "http://secret-host.localhost:1" "the operator's log keeps the URL"
+C=$C0
+
 finish
