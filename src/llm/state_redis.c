@@ -610,6 +610,13 @@ static redisContext *rs_connect(const struct state_redis *r, char *sha, unsigned
 			bad = 1;
 		}
 		freeReplyObject(rep);
+		if (bad && i > nload) { /* the secret's key holds what convbi did not write */
+			size_t len = strlen(why);
+			snprintf(why + len, RS_WHY_LEN - len,
+			         " -- the key %s holds what convbi did not write: delete it (redis-cli DEL %s, on %s) "
+			         "and convbi sets a new secret",
+			         r->secret_key, r->secret_key, r->where);
+		}
 		if (bad)
 			goto fail;
 	}
@@ -718,15 +725,37 @@ static redisReply *rs_eval(struct state_redis *r, int argc, const char *const *a
 	return rs_read(r);
 }
 
+/* Points out[] at the arguments of pipelined write i; returns their count. */
+static int pend_args(const struct state_redis *r, int i, const char **out)
+{
+	for (int j = 0; j < r->pend[i].argc; j++)
+		out[j] = r->pend[i].arg[j];
+	return r->pend[i].argc;
+}
+
+/* The key a command touches, so that an error reply names the right one:
+ * a script call's spend and sget ops work in SPEND and every other op in
+ * KEY; a plain command (HGETALL, HGET) names its key in argv[1].  The
+ * trap: blaming KEY for a foreign SPEND sends the operator to delete the
+ * fleet's state, which mends nothing (attack9 F4). */
+static const char *cmd_key(const struct state_redis *r, int script, int argc, const char *const *args)
+{
+	if (!script)
+		return argc > 1 ? args[1] : r->key;
+	if (argc > 0 && (!strcmp(args[0], "spend") || !strcmp(args[0], "sget")))
+		return r->spend_key;
+	return r->key;
+}
+
 /* What an error reply means for the user: the script never raises one for
  * what convbi wrote, so the key holds something else (a WRONGTYPE, a
  * field that is not a number); a reconnect will not mend that. */
-static void error_why(const struct state_redis *r, char *out, size_t cap, const redisReply *rep)
+static void error_why(const struct state_redis *r, const char *key, char *out, size_t cap, const redisReply *rep)
 {
 	snprintf(out, cap,
 	         "error reply: %s -- the key %s holds what convbi did not write: delete it (redis-cli DEL %s, on "
 	         "%s) and convbi starts it afresh",
-	         rep->str, r->key, r->key, r->where);
+	         rep->str, key, key, r->where);
 }
 
 /* The synchronous path: sends the command (a script call when script,
@@ -756,7 +785,10 @@ static int rs_sync(struct state_redis *r, int script, int argc, const char *cons
 		noscript[i] = is_noscript(rep);
 		if (rep->type == REDIS_REPLY_ERROR && !noscript[i]) {
 			char why[RS_WHY_LEN];
-			error_why(r, why, sizeof why, rep);
+			const char *pargs[RS_ARGS];
+			const char *key =
+			        i < npend ? cmd_key(r, 1, pend_args(r, i, pargs), pargs) : cmd_key(r, script, argc, args);
+			error_why(r, key, why, sizeof why, rep);
 			freeReplyObject(rep);
 			rs_down(r, why);
 			goto fail;
@@ -774,17 +806,15 @@ static int rs_sync(struct state_redis *r, int script, int argc, const char *cons
 		const char *const *a = args;
 		int n = argc;
 		if (i < npend) {
-			for (int j = 0; j < r->pend[i].argc; j++)
-				pargs[j] = r->pend[i].arg[j];
+			n = pend_args(r, i, pargs);
 			a = pargs;
-			n = r->pend[i].argc;
 		}
 		redisReply *rep = rs_eval(r, n, a);
 		if (!rep)
 			goto fail;
 		if (rep->type == REDIS_REPLY_ERROR) {
 			char why[RS_WHY_LEN];
-			error_why(r, why, sizeof why, rep);
+			error_why(r, cmd_key(r, 1, n, a), why, sizeof why, rep);
 			freeReplyObject(rep);
 			rs_down(r, why);
 			goto fail;

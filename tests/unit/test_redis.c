@@ -886,6 +886,67 @@ static void impossible_values_in_redis_are_cleared_and_a_wrong_key_is_named(void
 	srv_stop(&s);
 }
 
+/* A foreign value in the spending hash or the secret is named as such:
+ * blaming the state hash sent the operator to delete the fleet's state,
+ * and the warning came back unchanged (attack9 F4). */
+static void a_foreign_spend_or_secret_key_is_named_never_the_state_key(void **state)
+{
+	struct rsrv s;
+	srv_start(&s);
+	struct rs_open w = {.prefix = "alien:", .local = "alien-local"};
+	struct state *st = NULL;
+	struct pool *p = open_pool(&s, &w, &st);
+	assert_true(pick(p, T0) >= 0);
+	char key[256], spend[256], secret[256];
+	snprintf(key, sizeof key, "%s", state_redis_key(st));
+	const char *hash = strstr(key, "state1:");
+	assert_non_null(hash);
+	snprintf(spend, sizeof spend, "alien:spend1:%s", hash + 7);
+	snprintf(secret, sizeof secret, "alien:secret1:%s", hash + 7);
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	uint32_t day = state_period(STATE_SPEND_DAY, clock_wall_ms());
+	int64_t after = 0;
+	assert_int_equal(st->ops->spend_add(st, STATE_SET_SLOT, STATE_SPEND_DAY, day, 100, 0, &after), 1);
+	assert_int_equal(cmd_int(c, "DEL %s", spend), 1);
+	cmd_int(c, "SET %s string", spend); /* the spending hash now holds a string */
+	log_reset();
+	st->ops->spend_add(st, STATE_SET_SLOT, STATE_SPEND_DAY, day, 100, 0, &after);
+	assert_int_equal(warnings_now(), 1);
+	assert_non_null(strstr(warning_text, "WRONGTYPE"));
+	char fix[300];
+	snprintf(fix, sizeof fix, "redis-cli DEL %s,", spend);
+	assert_non_null(strstr(warning_text, fix));
+	assert_null(strstr(warning_text, key)); /* the state hash is fine: never blamed */
+	assert_int_equal(cmd_int(c, "EXISTS %s", key), 1);
+	pool_close(p);
+
+	/* the secret: a string that is not 64 hex digits, then a hash */
+	cmd_int(c, "DEL %s", spend);
+	const char *const bad[] = {"SET %s not-hex", "HSET %s f v"};
+	for (int i = 0; i < 2; i++) {
+		cmd_int(c, "DEL %s", secret);
+		cmd_int(c, bad[i], secret);
+		log_reset();
+		p = open_pool(&s, &w, &st);
+		assert_int_equal(warnings_now(), 1);
+		assert_non_null(strstr(warning_text, i ? "WRONGTYPE" : "not 64 hex digits"));
+		snprintf(fix, sizeof fix, "redis-cli DEL %s,", secret);
+		assert_non_null(strstr(warning_text, fix));
+		assert_null(strstr(warning_text, key));
+		pool_close(p);
+	}
+	cmd_int(c, "DEL %s", secret); /* the fix: the next process sets a new one and uses Redis */
+	log_reset();
+	p = open_pool(&s, &w, &st);
+	assert_true(pick(p, T0 + 1) >= 0);
+	assert_int_equal(warnings_now(), 0);
+	assert_string_equal(state_describe(st), "redis");
+	redisFree(c);
+	pool_close(p);
+	srv_stop(&s);
+}
+
 static void a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once(void **state)
 {
 	struct rsrv s;
@@ -1865,6 +1926,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(threads_share_one_pool_and_connection_and_keep_exact_round_robin, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(impossible_values_in_redis_are_cleared_and_a_wrong_key_is_named, setup, teardown),
+	        cmocka_unit_test_setup_teardown(a_foreign_spend_or_secret_key_is_named_never_the_state_key, setup, teardown),
 	        cmocka_unit_test_setup_teardown(a_cooldown_or_breaker_set_by_one_process_is_seen_by_another_at_once, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(with_cache_ms_own_writes_show_at_once_and_others_within_the_interval, setup,
