@@ -316,8 +316,15 @@ CONVBI_API const char *convbi_answer_column_name(const convbi_answer *answer, in
 CONVBI_API int64_t convbi_answer_row_count(const convbi_answer *answer);
 /* Cell text, NULL for SQL NULL or out of range. */
 CONVBI_API const char *convbi_answer_cell(const convbi_answer *answer, int64_t row, int col);
-/* 1 when the row cap cut the result. */
+/* 1 when a cap cut the result: the row cap or the result size cap. */
 CONVBI_API int convbi_answer_truncated(const convbi_answer *answer);
+/* The rows the query returned in all: convbi_answer_row_count when the
+ * result is whole; when a cap cut it, the rows counted past the cap (the
+ * count is bounded in time, within the query's own limits; the query is
+ * never run twice).  *exact (may be NULL) is 1 for a full count, 0 when
+ * the count stopped and the total is a lower bound ("at least").  0 when
+ * no query ran. */
+CONVBI_API int64_t convbi_answer_total_rows(const convbi_answer *answer, int *exact);
 CONVBI_API int64_t convbi_answer_tokens(const convbi_answer *answer);
 /* What the question's model calls cost in US dollars, by each answering
  * endpoint's configured price (0 for reserved or unpriced endpoints). */
@@ -352,8 +359,10 @@ typedef struct {
  * CONVBI_EINVAL for an unknown mode or version. */
 CONVBI_API int convbi_answer_format_view(const convbi_answer *answer, const convbi_view *view, char **text_out);
 /* The whole answer as one JSON object (question, intent, sql, columns,
- * rows, truncated, answer, error, error_class, usage, stages, attempts,
- * elapsed_ms); caller frees. */
+ * rows, row_count, truncated, notes, total_rows, total_rows_exact,
+ * truncated_by, answer, error, error_class, usage, stages, attempts,
+ * elapsed_ms, chart); caller frees.  A cut result has a note saying by
+ * which cap and the total. */
 CONVBI_API int convbi_answer_json(const convbi_answer *answer, char **json_out);
 /* The answer's accounting one item at a time, as "stages" and "attempts"
  * in that JSON, for metrics without serialising the answer.  Stage i (from

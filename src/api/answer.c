@@ -81,6 +81,12 @@ CONVBI_API int convbi_answer_truncated(const convbi_answer *a)
 	return OK_ANSWER(a) && a->turn.result ? a->turn.result->truncated : 0;
 }
 
+CONVBI_API int64_t convbi_answer_total_rows(const convbi_answer *a, int *exact)
+{
+	const struct table *t = OK_ANSWER(a) ? a->turn.result : NULL;
+	return table_total(t, exact);
+}
+
 CONVBI_API int64_t convbi_answer_tokens(const convbi_answer *a)
 {
 	return OK_ANSWER(a) ? turn_tokens(&a->turn) : 0;

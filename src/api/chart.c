@@ -19,7 +19,17 @@
  * The spec holds only what the whitelist allows: `mark` bar/line/area/arc/
  * point; encodings x, y, color, theta, xOffset with `field` naming a result
  * column, `type`, and `timeUnit` / `aggregate` from fixed lists; the rows
- * inline as `data.values`.  Never `url`, `transform`, `params` or `expr`.
+ * inline as `data.values`; `title` and `description` only in our own
+ * words and numbers (never a cell's text or a column's name).  Never
+ * `url`, `transform`, `params` or `expr`.
+ *
+ * Bounds: the chart takes the first rows of the result, at most
+ * CHART_MAX_ROWS of them holding at most CHART_MAX_BYTES of cell text
+ * (chart_rows); the kinds and the choice see only those rows.  When they
+ * are fewer than the query returned (a cap cut the result, or the chart's
+ * own bounds did), the title says "First N of M rows" (M "at least" when
+ * the count stopped: table_total), the description why, and no arc is
+ * drawn (parts of a whole need the whole).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -244,7 +254,7 @@ struct kinds {
 	int first[4][3];
 };
 
-static void choose(struct pick *p, const struct table *t, const struct column_info *ci, const struct kinds *k)
+static void choose(struct pick *p, const struct table *t, const struct column_info *ci, const struct kinds *k, int whole)
 {
 	*p = (struct pick){NULL, -1, -1, -1, -1, -1, NULL, NULL, NULL, NULL};
 	int nn = k->n[KIND_NUMBER], nt = k->n[KIND_TIME], nc = k->n[KIND_CATEGORY];
@@ -258,7 +268,8 @@ static void choose(struct pick *p, const struct table *t, const struct column_in
 	}
 	if (nt == 0 && nn == 1 && nc == 1) {
 		int cc = k->first[KIND_CATEGORY][0], nc0 = k->first[KIND_NUMBER][0];
-		if (t->nrows >= 2 && t->nrows <= CHART_ARC_MAX_PARTS && ci[cc].distinct == t->nrows && !ci[nc0].negative) {
+		if (whole && t->nrows >= 2 && t->nrows <= CHART_ARC_MAX_PARTS && ci[cc].distinct == t->nrows &&
+		    !ci[nc0].negative) {
 			*p = (struct pick){"arc", -1, -1, cc, nc0, -1, NULL, NULL, NULL, NULL};
 			return;
 		}
@@ -287,11 +298,51 @@ static void choose(struct pick *p, const struct table *t, const struct column_in
 		                   NULL};
 }
 
-/* The spec, written as compact JSON straight into b (a cJSON tree and its
- * printing cost several times more, and serve writes one per answer). */
-static int build(struct buf *b, const struct table *t, const struct pick *p)
+/* `"title":...,"description":...,` for a chart of fewer rows (t, the
+ * chart's) than the query returned (whole, the result): how many of how
+ * many, and why. */
+static int put_partial(struct buf *b, const struct table *t, const struct table *whole)
 {
-	int rc = buf_puts(b, "{\"$schema\":\"https://vega.github.io/schema/vega-lite/v5.json\",\"data\":{");
+	int exact;
+	int64_t total = table_total(whole, &exact);
+	struct buf text = BUF_INIT;
+	int rc = buf_printf(&text, "First %lld of %s%lld rows", (long long)t->nrows, exact ? "" : "at least ", (long long)total);
+	if (!rc)
+		rc = buf_puts(b, "\"title\":");
+	if (!rc)
+		rc = buf_json_str(b, text.data, text.len);
+	buf_reset(&text);
+	if (!rc)
+		rc = buf_printf(&text, "Only the first %lld rows are charted", (long long)t->nrows);
+	if (!rc && t->nrows < whole->nrows)
+		rc = buf_printf(&text, " (a chart holds at most %d rows and %d KB of values)", CHART_MAX_ROWS,
+		                CHART_MAX_BYTES >> 10);
+	if (!rc && whole->truncated)
+		rc = buf_puts(&text, "; ");
+	if (!rc)
+		rc = table_cut_sentence(&text, whole);
+	if (!rc)
+		rc = buf_puts(&text, ".");
+	if (!rc)
+		rc = buf_puts(b, ",\"description\":");
+	if (!rc)
+		rc = buf_json_str(b, text.data, text.len);
+	if (!rc)
+		rc = buf_putc(b, ',');
+	buf_release(&text);
+	return rc;
+}
+
+/* The spec, written as compact JSON straight into b (a cJSON tree and its
+ * printing cost several times more, and serve writes one per answer).
+ * t holds the chart's rows, whole the result they were taken from. */
+static int build(struct buf *b, const struct table *t, const struct table *whole, const struct pick *p)
+{
+	int rc = buf_puts(b, "{\"$schema\":\"https://vega.github.io/schema/vega-lite/v5.json\",");
+	if (!rc && t->nrows < table_total(whole, NULL))
+		rc = put_partial(b, t, whole);
+	if (!rc)
+		rc = buf_puts(b, "\"data\":{");
 	if (!rc)
 		rc = put_values(b, t);
 	if (!rc)
@@ -316,11 +367,33 @@ static int build(struct buf *b, const struct table *t, const struct pick *p)
 	return rc;
 }
 
-/* The chart's pick for t; p->mark NULL when the shape suits none. */
-static void pick_of(struct pick *p, const struct table *t)
+/* How many of t's first rows a chart carries: at most CHART_MAX_ROWS,
+ * holding at most CHART_MAX_BYTES of cell text together. */
+static int64_t chart_rows(const struct table *t)
+{
+	size_t bytes = 0;
+	int64_t n = 0;
+	for (; n < t->nrows && n < CHART_MAX_ROWS; n++) {
+		for (int c = 0; c < t->ncols; c++) {
+			const char *v = table_cell(t, n, c);
+			bytes += v ? strlen(v) : 0;
+		}
+		if (bytes > CHART_MAX_BYTES)
+			break;
+	}
+	return n;
+}
+
+/* The chart's pick for t, the rows it charts (*rows: t's first rows, the
+ * same cells, borrowed); p->mark NULL when the shape suits none. */
+static void pick_of(struct pick *p, struct table *rows, const struct table *t)
 {
 	p->mark = NULL;
-	if (!t || t->nrows < 1 || t->ncols < 2 || t->ncols > 3 || t->nrows > CHART_MAX_ROWS)
+	if (!t || t->ncols < 2 || t->ncols > 3)
+		return;
+	*rows = *t; /* a view: the cells are row-major, so the first rows are a prefix */
+	rows->nrows = chart_rows(t);
+	if (rows->nrows < 1)
 		return;
 	for (int c = 0; c < t->ncols; c++)
 		for (int d = 0; d < c; d++)
@@ -334,23 +407,24 @@ static void pick_of(struct pick *p, const struct table *t)
 	struct kinds k;
 	memset(&k, 0, sizeof k);
 	for (int c = 0; c < t->ncols; c++) {
-		classify(&ci[c], t, c);
+		classify(&ci[c], rows, c);
 		k.first[ci[c].kind][k.n[ci[c].kind]++] = c;
 	}
-	choose(p, t, ci, &k);
+	choose(p, rows, ci, &k, rows->nrows == table_total(t, NULL));
 }
 
 int chart_put(struct buf *out, const struct table *t)
 {
 	struct pick p;
-	pick_of(&p, t);
+	struct table rows;
+	pick_of(&p, &rows, t);
 	if (!p.mark)
 		return buf_puts(out, "null");
 	size_t old = out->len;
 	/* room for the rows at once: the spec is mostly them */
-	int rc = buf_reserve(out, 512 + (size_t)t->nrows * (size_t)t->ncols * 32);
+	int rc = buf_reserve(out, 1024 + (size_t)rows.nrows * (size_t)rows.ncols * 32);
 	if (!rc)
-		rc = build(out, t, &p);
+		rc = build(out, &rows, t, &p);
 	if (rc) {
 		out->len = old;
 		if (out->data)

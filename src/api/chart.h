@@ -5,8 +5,13 @@
 #include "db/table.h"
 #include "util/buf.h"
 
-/* Results with more rows than this get no chart (the spec inlines them). */
+/* A chart inlines at most the first CHART_MAX_ROWS rows of a result, and
+ * no more of them than hold CHART_MAX_BYTES bytes of cell text together:
+ * the spec repeats the rows it shows, so a result at the 1 MB size cap
+ * would otherwise double the answer (attack9 F7).  A chart of fewer rows
+ * than the query returned says so in its title and description. */
 #define CHART_MAX_ROWS 1000
+#define CHART_MAX_BYTES (64 << 10)
 
 /* The Vega-Lite v5 spec for t as compact JSON in *out (caller frees with
  * free), or *out = NULL when the result's shape suits no chart.  Returns

@@ -392,9 +392,13 @@ void print_rows(const convbi_answer *a, struct print_state *ps)
 		    ps->mode != PRINT_LINE)
 			fprintf(stderr, "convbi: showing %lld of %lld rows (.maxrows)\n", (long long)ps->maxrows,
 			        (long long)convbi_answer_row_count(a));
+		int exact = 0;
+		int64_t total = convbi_answer_total_rows(a, &exact);
 		if (convbi_answer_truncated(a) && ps->mode != PRINT_TABLE && ps->mode != PRINT_LINE)
-			fprintf(stderr, "convbi: %lld rows kept; more were left out by the row cap (raise --row-cap)\n",
-			        (long long)convbi_answer_row_count(a));
+			fprintf(stderr,
+			        "convbi: %lld rows kept of %s%lld the query returned; a cap left out the rest (--row-cap, "
+			        "or the 1 MB result size cap: select fewer or shorter columns)\n",
+			        (long long)convbi_answer_row_count(a), exact ? "" : "at least ", (long long)total);
 		free(safe);
 	}
 	convbi_free(text);

@@ -16,8 +16,8 @@
  * and sqlite3_step under a progress handler that polls the cancel callback
  * and the deadline every EXEC_PROGRESS_OPS instructions (the authorizer
  * checks both during prepare).  Rows are copied as they come; the row cap
- * stops the statement at cap+1 rows, the byte cap drops the row that
- * overflowed.  Whatever SQLite reports when a bound stopped it (INTERRUPT,
+ * stops the copy at cap+1 rows, the byte cap drops the row that
+ * overflowed; either way the rest are then only counted (count_rest).  Whatever SQLite reports when a bound stopped it (INTERRUPT,
  * NOMEM, FULL), the bound that was hit decides the error: cancel, then
  * deadline, then memory, then disk.
  */
@@ -182,11 +182,14 @@ static int progress(void *p)
 	return 0;
 }
 
-/* After the row cap: steps through the rows left, copying nothing, so that
- * the answer can say "1000 of 12345"; at most EXEC_COUNT_MS and never past
- * the statement's own deadline.  -1 when it ran out of time (or failed):
- * the kept rows stand either way. */
-static int64_t count_rest(struct exec *x, sqlite3_stmt *st, int64_t seen)
+/* After a cap (rows or bytes): steps through the rows left, copying
+ * nothing, so that the answer can say "1000 of 12345"; at most
+ * EXEC_COUNT_MS and never past the statement's own deadline, within the
+ * same memory and temporary-storage budgets (the statement is the same:
+ * nothing runs twice).  Sets t->total_rows to the rows seen, with
+ * total_partial when it ran out of time or failed: a lower bound.  The
+ * kept rows stand either way. */
+static void count_rest(struct exec *x, sqlite3_stmt *st, struct table *t, int64_t seen)
 {
 	int64_t until = clock_mono_ms() + EXEC_COUNT_MS;
 	if (!x->deadline_ms || until < x->deadline_ms)
@@ -195,7 +198,8 @@ static int64_t count_rest(struct exec *x, sqlite3_stmt *st, int64_t seen)
 	while ((src = sqlite3_step(st)) == SQLITE_ROW)
 		seen++;
 	x->stopped = 0;
-	return src == SQLITE_DONE ? seen : -1;
+	t->total_rows = seen;
+	t->total_partial = src != SQLITE_DONE;
 }
 
 static int stop_error(struct exec *x, struct err *err)
@@ -373,7 +377,7 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 		if (lim->row_cap > 0 && t->nrows >= lim->row_cap) {
 			t->truncated = 1;
 			t->cut = TABLE_CUT_ROWS;
-			t->total_rows = count_rest(x, st, t->nrows + 1);
+			count_rest(x, st, t, t->nrows + 1);
 			break;
 		}
 		rc = copy_row(t, st, lim->cell_max);
@@ -385,6 +389,7 @@ int exec_run(struct exec *x, const char *sql, const struct exec_limits *lim, int
 			table_pop_row(t);
 			t->truncated = 1;
 			t->cut = TABLE_CUT_BYTES;
+			count_rest(x, st, t, t->nrows + 1);
 			break;
 		}
 	}

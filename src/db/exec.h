@@ -58,7 +58,7 @@
 #define EXEC_PROCESS_MEM_MAX \
 	((int64_t)1 << 30) /* SQLite memory of all connections' statements
                                                        together, or one statement's own budget when larger */
-#define EXEC_COUNT_MS 1000 /* counting the rows past the row cap, at most */
+#define EXEC_COUNT_MS 1000 /* counting the rows past a cap (rows or bytes), at most */
 
 struct exec_limits {
 	int timeout_ms;    /* wall time for one statement, prepare included; 0 = none */

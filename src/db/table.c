@@ -179,6 +179,15 @@ int table_set_cell(struct table *t, int64_t row, int col, int type, const void *
 	return CONVBI_OK;
 }
 
+int64_t table_total(const struct table *t, int *exact)
+{
+	int whole = !t || !t->truncated;
+	int64_t n = !t ? 0 : whole ? t->nrows : t->total_rows > t->nrows ? t->total_rows : t->nrows + 1;
+	if (exact)
+		*exact = whole || (t->total_rows > t->nrows && !t->total_partial);
+	return n;
+}
+
 void table_pop_row(struct table *t)
 {
 	if (!t || t->nrows == 0)

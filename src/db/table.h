@@ -72,8 +72,11 @@ struct table {
 	size_t bytes;         /* total bytes of all cell texts */
 	int truncated;        /* 1 = rows were left out; see cut */
 	int cut;              /* enum table_cut */
-	int64_t total_rows;   /* TABLE_CUT_ROWS: the rows the query returned,
-	                               counted past the cap; -1 = not known */
+	int64_t total_rows;   /* truncated: the rows the query returned, counted
+	                         past the cap (the row cut by the byte cap
+	                         included); -1 = not counted */
+	int total_partial;    /* counting stopped early (its time bound, an
+	                         error): total_rows is a lower bound */
 	int64_t cells_cut;    /* cells shortened to the cell cap */
 };
 
@@ -102,6 +105,19 @@ int table_nonfinite(const char *cell);
 /* 1 when cell is a number as JSON writes one (SQLite's text for an INTEGER
  * or a finite REAL is; "Inf" and "-Inf" are not). */
 int table_json_number(const char *cell);
+
+/* The rows the query returned in all: nrows when t is whole; when rows
+ * were cut, the count made past the cap, or nrows + 1 (a cap stopped at a
+ * further row) when none was made.  *exact (may be NULL) is 1 for a full
+ * count, 0 for a lower bound ("at least").  0 for NULL. */
+int64_t table_total(const struct table *t, int *exact);
+
+/* Appends one sentence saying that rows were cut, by which cap, and the
+ * total ("the query returned 2000 rows; the first 1000 are kept, cut by
+ * the row cap"; "at least 5437" when counting stopped); nothing when t is
+ * whole.  The same words in every JSON answer.  Returns CONVBI_OK or an
+ * error of out. */
+int table_cut_sentence(struct buf *out, const struct table *t);
 
 /* Removes the last row (used when it overflowed a byte cap). */
 void table_pop_row(struct table *t);

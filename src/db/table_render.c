@@ -158,6 +158,21 @@ static int put_cell(struct buf *b, const char *s, size_t width, char align, int 
 
 /* ---- ALIGNED and MARKDOWN ----------------------------------------------- */
 
+static const char *cap_name(const struct table *t)
+{
+	return t->cut == TABLE_CUT_BYTES ? "result size cap" : "row cap";
+}
+
+int table_cut_sentence(struct buf *out, const struct table *t)
+{
+	if (!t || !t->truncated)
+		return CONVBI_OK;
+	int exact;
+	int64_t total = table_total(t, &exact);
+	return buf_printf(out, "the query returned %s%lld rows; the first %lld are kept, cut by the %s", exact ? "" : "at least ",
+	                  (long long)total, (long long)t->nrows, cap_name(t));
+}
+
 static int footer(struct buf *b, const struct table *t, int64_t shown, int hidden_cols)
 {
 	int rc;
@@ -165,8 +180,9 @@ static int footer(struct buf *b, const struct table *t, int64_t shown, int hidde
 		rc = buf_printf(b, "(showing %lld of %lld rows", (long long)shown, (long long)t->nrows);
 	else
 		rc = buf_printf(b, "(%lld row%s", (long long)t->nrows, t->nrows == 1 ? "" : "s");
-	if (!rc && t->truncated && t->cut == TABLE_CUT_ROWS && t->total_rows > t->nrows)
-		rc = buf_printf(b, "; the query returned %lld, cut by the row cap", (long long)t->total_rows);
+	if (!rc && t->truncated && t->total_rows > t->nrows)
+		rc = buf_printf(b, "; the query returned %s%lld, cut by the %s", t->total_partial ? "at least " : "",
+		                (long long)t->total_rows, cap_name(t));
 	else if (!rc && t->truncated)
 		rc = buf_puts(b, t->cut == TABLE_CUT_BYTES ? "; more were left out by the result size cap"
 		                                           : "; more were left out by the row cap");

@@ -30,19 +30,24 @@ int agent_answer(struct flow_run *r)
 	const struct table *res = t->result;
 	struct buf rows;
 	buf_init(&rows, ANSWER_ROWS_MAX_BYTES);
-	char count[32], truncated[160] = "", notes[300] = "";
+	char count[32], truncated[200] = "", notes[300] = "";
 	snprintf(count, sizeof count, "%lld", (long long)res->nrows);
 	if (table_render(&rows, res, TABLE_MARKDOWN, ANSWER_ROWS) == CONVBI_ETOOBIG) {
 		buf_reset(&rows);
 		table_render(&rows, res, TABLE_MARKDOWN, 5);
 	}
-	if (res->truncated)
-		snprintf(truncated, sizeof truncated, "cut at %lld rows by the row cap; more rows exist", (long long)res->nrows);
-	else if (res->nrows > ANSWER_ROWS)
+	if (res->truncated) { /* the same sentence as the answer JSON's note */
+		struct buf cut = BUF_INIT;
+		if (!table_cut_sentence(&cut, res))
+			snprintf(truncated, sizeof truncated, "%s", buf_str(&cut));
+		buf_release(&cut);
+	} else if (res->nrows > ANSWER_ROWS)
 		snprintf(truncated, sizeof truncated, "only the first %d shown", ANSWER_ROWS);
 	size_t nl = 0;
 	if (res->truncated)
-		nl += (size_t)snprintf(notes + nl, sizeof notes - nl, "Say that the result was cut by the row cap. ");
+		nl += (size_t)snprintf(notes + nl, sizeof notes - nl,
+		                       "Say that the result was cut by the %s and give the total. ",
+		                       res->cut == TABLE_CUT_BYTES ? "result size cap" : "row cap");
 	if (has_nulls(res) && nl < sizeof notes)
 		nl += (size_t)snprintf(notes + nl, sizeof notes - nl, "Some values are NULL (unknown); say so where it matters.");
 	struct tmpl_slot slots[] = {

@@ -94,9 +94,9 @@ static int int_member(struct buf *out, const char *key, long long v)
 /* One note per column whose first nr rows hold an infinite or NaN value,
  * which JSON cannot write: those cells are null in "rows", and the note
  * says what they were ("column `big`: inf, -inf written as null"). */
-static int nonfinite_notes(struct buf *out, const struct table *res, int64_t nr)
+static int nonfinite_notes(struct buf *out, const struct table *res, int64_t nr, int first)
 {
-	int rc = CONVBI_OK, first = 1;
+	int rc = CONVBI_OK;
 	static const char *const kinds[] = {"inf", "-inf", "nan"};
 	for (int c = 0; !rc && res && c < res->ncols; c++) {
 		int seen[3] = {0, 0, 0}, any = 0;
@@ -122,6 +122,41 @@ static int nonfinite_notes(struct buf *out, const struct table *res, int64_t nr)
 		buf_release(&note);
 		first = 0;
 	}
+	return rc;
+}
+
+/* The note of a cut result: table_cut_sentence as a JSON string. */
+static int cut_note(struct buf *out, const struct table *res)
+{
+	if (!res || !res->truncated)
+		return CONVBI_OK;
+	struct buf note = BUF_INIT;
+	int rc = table_cut_sentence(&note, res);
+	if (!rc)
+		rc = buf_json_str(out, note.data, note.len);
+	buf_release(&note);
+	return rc;
+}
+
+/* `],"total_rows":N,"total_rows_exact":B,"truncated_by":W` closing the
+ * notes: how many rows the query returned in all (a lower bound when the
+ * count stopped) and which cap cut them; null, false, null without a
+ * result. */
+static int total_members(struct buf *out, const struct table *res)
+{
+	int exact = 0;
+	int64_t total = table_total(res, &exact);
+	int rc = buf_puts(out, "],\"total_rows\":");
+	if (!rc)
+		rc = res ? buf_put_int(out, (long long)total) : buf_puts(out, "null");
+	if (!rc)
+		rc = buf_puts(out, res && exact ? ",\"total_rows_exact\":true" : ",\"total_rows_exact\":false");
+	if (!rc)
+		rc = buf_puts(out, ",\"truncated_by\":");
+	if (!rc)
+		rc = buf_puts(out, !res || !res->truncated       ? "null"
+		                   : res->cut == TABLE_CUT_BYTES ? "\"result_size_cap\""
+		                                                 : "\"row_cap\"");
 	return rc;
 }
 
@@ -179,9 +214,13 @@ int turn_json(struct buf *out, const struct turn *t, int64_t max_rows)
 		rc = buf_puts(out, (res && (res->truncated || nr < res->nrows)) ? ",\"truncated\":true,\"notes\":["
 		                                                                : ",\"truncated\":false,\"notes\":[");
 	if (!rc)
-		rc = nonfinite_notes(out, res, nr);
+		rc = cut_note(out, res);
 	if (!rc)
-		rc = buf_puts(out, "],\"answer\":");
+		rc = nonfinite_notes(out, res, nr, !(res && res->truncated));
+	if (!rc)
+		rc = total_members(out, res);
+	if (!rc)
+		rc = buf_puts(out, ",\"answer\":");
 	if (!rc)
 		rc = t->status && !t->answer.len ? buf_puts(out, "null") : buf_json_str(out, buf_str(&t->answer), t->answer.len);
 	if (!rc)

@@ -20,7 +20,8 @@
  * used one closed to make room, idle ones expiring after --session-idle-s.
  * Results are text (the answer, the SQL, a Markdown table) plus
  * structuredContent (question, sql, columns, rows, row_count, truncated,
- * answer, chart, conversation).  A failed tool is a result with isError.
+ * notes, total_rows, total_rows_exact, truncated_by, answer, chart,
+ * conversation); a cut result's text ends with the note giving the total.  A failed tool is a result with isError.
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -241,8 +242,9 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *errmsg, const 
 	serve_answer_json(a, rc, &json);
 	convbi_answer_format(a, "markdown", MCP_TABLE_ROWS, &table);
 	cJSON *full = json ? cJSON_Parse(json) : NULL, *st = cJSON_CreateObject();
-	static const char *const keys[] = {"question",  "standalone_question", "sql",    "columns", "rows",
-	                                   "row_count", "truncated",           "answer", "chart",   "vote"};
+	static const char *const keys[] = {
+	        "question",   "standalone_question", "sql",          "columns", "rows",  "row_count", "truncated", "notes",
+	        "total_rows", "total_rows_exact",    "truncated_by", "answer",  "chart", "vote"};
 	for (size_t i = 0; full && i < sizeof keys / sizeof keys[0]; i++) {
 		cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(full, keys[i]);
 		if (v)
@@ -260,8 +262,10 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *errmsg, const 
 		if (rc == CONVBI_ERATELIMIT)
 			cJSON_AddNumberToObject(st, "retry_after_s", serve_rate_limit_retry_s(engine));
 	}
+	const cJSON *cut = convbi_answer_truncated(a) ? cJSON_GetArrayItem(cJSON_GetObjectItem(st, "notes"), 0) : NULL;
+	const char *cut_note = cJSON_IsString(cut) ? cut->valuestring : NULL; /* the cut and the total */
 	size_t n = strlen(convbi_answer_text(a)) + strlen(convbi_answer_sql(a)) + (table ? strlen(table) : 0) +
-	           (rc ? strlen(errmsg) : 0) + 200;
+	           (rc ? strlen(errmsg) : 0) + (cut_note ? strlen(cut_note) : 0) + 200;
 	char *text = malloc(n);
 	if (text) {
 		int k = snprintf(text, n, "%s", rc ? errmsg : convbi_answer_text(a));
@@ -269,7 +273,9 @@ static cJSON *answer_result(convbi_answer *a, int rc, const char *errmsg, const 
 			k += snprintf(text + k, n - (size_t)k, "\n\nSQL:\n```sql\n%s\n```", convbi_answer_sql(a));
 		if (table && *table)
 			k += snprintf(text + k, n - (size_t)k, "\n\n%s", table);
-		if (convbi_answer_row_count(a) > MCP_TABLE_ROWS)
+		if (cut_note)
+			snprintf(text + k, n - (size_t)k, "\n(%s; the rows kept are in structuredContent)", cut_note);
+		else if (convbi_answer_row_count(a) > MCP_TABLE_ROWS)
 			snprintf(text + k, n - (size_t)k, "\n(%lld rows; all are in structuredContent)",
 			         (long long)convbi_answer_row_count(a));
 	}

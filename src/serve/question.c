@@ -144,14 +144,16 @@ static int on_event(const convbi_event *ev, void *payload)
 	return atomic_load(&q->canceled);
 }
 
-/* The `rows` event: columns, rows, row_count, truncated of the answer. */
+/* The `rows` event: columns, rows, row_count, truncated, total_rows,
+ * total_rows_exact and truncated_by of the answer. */
 static void emit_rows(struct question *q, const cJSON *answer)
 {
 	const cJSON *cols = cJSON_GetObjectItemCaseSensitive(answer, "columns");
 	if (!cJSON_GetArraySize(cols))
 		return;
 	cJSON *o = cJSON_CreateObject();
-	static const char *const keys[] = {"columns", "rows", "row_count", "truncated"};
+	static const char *const keys[] = {"columns",          "rows",        "row_count", "truncated", "total_rows",
+	                                   "total_rows_exact", "truncated_by"};
 	for (size_t i = 0; o && i < sizeof keys / sizeof keys[0]; i++) {
 		const cJSON *v = cJSON_GetObjectItemCaseSensitive(answer, keys[i]);
 		if (v)

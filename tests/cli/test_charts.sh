@@ -48,6 +48,10 @@ chart "two numbers and a category" "SELECT unit_price, cost, CASE WHEN active TH
 chart "repeated categories" "SELECT c.country_code, o.id AS n FROM orders o JOIN customers c ON c.id = o.customer_id LIMIT 30" '"aggregate":"sum"'
 chart "a dot in a column name" "SELECT country_code AS \"c.code\", count(*) AS \"n[1]\" FROM customers GROUP BY 1 LIMIT 8" \
   '"field":"c\\.code"' '"field":"n\\[1\\]"'
+chart "a result cut by the row cap" "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r WHERE i<2000) SELECT i, i % 7 AS m FROM r" \
+  '"mark":{"type":"point"' '"title":"First 1000 of 2000 rows"' '"description":"Only the first 1000 rows are charted; the query returned 2000 rows'
+chart "a result at the size cap" "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM r WHERE i<5000) SELECT printf('%.*c', 4000, 'x') || i AS label, i AS n FROM r" \
+  '"mark":{"type":"bar"' '"title":"First 16 of 5000 rows"' 'a chart holds at most 1000 rows and 64 KB of values'
 chart "one column" "SELECT count(*) AS n FROM customers" none
 chart "text only" "SELECT name, country_code FROM customers LIMIT 5" none
 chart "no rows" "SELECT country_code, count(*) FROM customers WHERE 0 GROUP BY 1" none

@@ -70,6 +70,9 @@ static void a_result_of_millions_of_rows_is_capped(void **state)
 	assert_int_equal(rc, CONVBI_OK);
 	assert_int_equal(convbi_answer_row_count(a), 500);
 	assert_true(convbi_answer_truncated(a));
+	int exact = -1;
+	int64_t total = convbi_answer_total_rows(a, &exact); /* counted within a second, or "at least" */
+	assert_true(exact ? total == 5000000 : total > 500 && total < 5000000);
 	assert_true(tu_now_ms() - t0 < 5000);
 	convbi_answer_free(a);
 	/* an endless one is stopped by the time limit */

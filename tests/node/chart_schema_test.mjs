@@ -1,7 +1,7 @@
 // chart_schema_test.mjs -- validates chart specs against the Vega-Lite v5
 // JSON schema shipped in the pinned `vega-lite` npm package (ajv, draft-07),
 // and checks the whitelist: only the allowed marks, channels and keys, data
-// inline, never url/transform/params/expr.  Usage: node chart_schema_test.mjs
+// inline, title and description plain strings, never url/transform/params/expr.  Usage: node chart_schema_test.mjs
 // FILE, where FILE holds one line per case: `NAME<TAB>SPEC-JSON`.
 // Prints "ok - ..." lines and "N passed, N failed"; exits 1 on a failure.
 import { readFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ const CHANNELS = ['x', 'y', 'color', 'theta', 'xOffset'];
 const CHANNEL_KEYS = ['field', 'type', 'timeUnit', 'aggregate', 'sort', 'title'];
 const TIME_UNITS = ['year', 'yearmonth', 'yearmonthdate'];
 const AGGREGATES = ['sum'];
-const TOP = ['$schema', 'data', 'mark', 'encoding'];
+const TOP = ['$schema', 'data', 'mark', 'encoding', 'title', 'description'];
 
 let passed = 0, failed = 0;
 const check = (what, cond, detail) => {
@@ -34,6 +34,8 @@ for (const line of readFileSync(process.argv[2], 'utf8').split('\n').filter(Bool
   check(`${name}: valid Vega-Lite v5`, validate(spec), validate.errors);
   check(`${name}: v5 $schema`, spec.$schema === 'https://vega.github.io/schema/vega-lite/v5.json', spec.$schema);
   check(`${name}: only whitelisted top-level keys`, Object.keys(spec).every(k => TOP.includes(k)), Object.keys(spec));
+  for (const k of ['title', 'description'])
+    if (k in spec) check(`${name}: ${k} is plain text`, typeof spec[k] === 'string', spec[k]);
   check(`${name}: inline data only`, Object.keys(spec.data).join() === 'values' && Array.isArray(spec.data.values), spec.data);
   check(`${name}: a whitelisted mark`, MARKS.includes(spec.mark.type), spec.mark);
   const enc = spec.encoding;

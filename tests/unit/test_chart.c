@@ -1,6 +1,8 @@
 /* test_chart.c -- the chart an answer gets (src/api/chart.c): the mark and
  * encodings chosen for every result shape, the whitelist (only mark,
- * encoding, data.values and $schema; never url/transform/params/expr),
+ * encoding, data.values, $schema and our own title and description; never
+ * url/transform/params/expr), the rows a chart carries (bounded in number
+ * and bytes, a cut result's chart titled "First N of M rows"),
  * field names escaped for Vega-Lite, NULL and non-finite cells, results
  * that get no chart, and every failed allocation ending in ENOMEM.
  */
@@ -57,8 +59,13 @@ static cJSON *chart_of(struct table *t)
 	free(json);
 	assert_non_null(spec);
 	const cJSON *k;
-	cJSON_ArrayForEach(k, spec) assert_true(!strcmp(k->string, "$schema") || !strcmp(k->string, "data") ||
-	                                        !strcmp(k->string, "mark") || !strcmp(k->string, "encoding"));
+	cJSON_ArrayForEach(k, spec)
+	{
+		assert_true(!strcmp(k->string, "$schema") || !strcmp(k->string, "data") || !strcmp(k->string, "mark") ||
+		            !strcmp(k->string, "encoding") || !strcmp(k->string, "title") || !strcmp(k->string, "description"));
+		if (!strcmp(k->string, "title") || !strcmp(k->string, "description"))
+			assert_true(cJSON_IsString(k)); /* plain text, never a signal or an expression */
+	}
 	assert_string_equal(cJSON_GetObjectItem(spec, "$schema")->valuestring, "https://vega.github.io/schema/vega-lite/v5.json");
 	assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(spec, "data")), 1);
 	assert_true(cJSON_IsArray(cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "data"), "values")));
@@ -219,6 +226,121 @@ static void other_shapes_get_no_chart(void **state)
 	assert_null(json);
 }
 
+static const char *text_of(const cJSON *spec, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItem(spec, key);
+	return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static int values_of(const cJSON *spec)
+{
+	return cJSON_GetArraySize(cJSON_GetObjectItem(cJSON_GetObjectItem(spec, "data"), "values"));
+}
+
+/* A table of n rows "label<i>" (padded with x to label_bytes), i. */
+static struct table *numbered(int n, size_t label_bytes)
+{
+	struct table *t = NULL;
+	assert_int_equal(table_new(&t, 2), CONVBI_OK);
+	assert_int_equal(table_set_column(t, 0, "label", NULL), CONVBI_OK);
+	assert_int_equal(table_set_column(t, 1, "n", NULL), CONVBI_OK);
+	char *label = malloc(label_bytes + 32);
+	assert_non_null(label);
+	for (int r = 0; r < n; r++) {
+		int len = snprintf(label, label_bytes + 32, "label%d", r);
+		while ((size_t)len < label_bytes)
+			label[len++] = 'x';
+		char num[32];
+		int nl = snprintf(num, sizeof num, "%d", r);
+		assert_int_equal(table_add_row(t), CONVBI_OK);
+		assert_int_equal(table_set_cell(t, r, 0, TABLE_TEXT, label, (size_t)len, 0), CONVBI_OK);
+		assert_int_equal(table_set_cell(t, r, 1, TABLE_INT, num, (size_t)nl, 0), CONVBI_OK);
+	}
+	free(label);
+	return t;
+}
+
+/* attack9 F7: the chart repeated every row of a result at the row cap or
+ * the 1 MB size cap, doubling the answer, and never said the rows were
+ * only the first ones. */
+static void a_cut_result_charts_its_first_rows_and_says_of_how_many(void **state)
+{
+	struct table *t = numbered(CHART_MAX_ROWS, 4);
+	t->truncated = 1;
+	t->cut = TABLE_CUT_ROWS;
+	t->total_rows = 2000;
+	cJSON *s = chart_of(t);
+	assert_string_equal(mark(s), "bar");
+	assert_int_equal(values_of(s), CHART_MAX_ROWS);
+	assert_string_equal(text_of(s, "title"), "First 1000 of 2000 rows");
+	assert_string_equal(text_of(s, "description"),
+	                    "Only the first 1000 rows are charted; the query returned 2000 rows; "
+	                    "the first 1000 are kept, cut by the row cap.");
+	cJSON_Delete(s);
+
+	t = numbered(CHART_MAX_ROWS, 4); /* counting stopped: a lower bound */
+	t->truncated = 1;
+	t->cut = TABLE_CUT_ROWS;
+	t->total_rows = 123456;
+	t->total_partial = 1;
+	s = chart_of(t);
+	assert_string_equal(text_of(s, "title"), "First 1000 of at least 123456 rows");
+	cJSON_Delete(s);
+
+	t = numbered(10, 4); /* not counted at all: at least one more row */
+	t->truncated = 1;
+	t->cut = TABLE_CUT_BYTES;
+	s = chart_of(t);
+	assert_string_equal(text_of(s, "title"), "First 10 of at least 11 rows");
+	assert_non_null(strstr(text_of(s, "description"), "cut by the result size cap"));
+	cJSON_Delete(s);
+}
+
+static void a_chart_carries_a_bounded_number_of_rows_and_bytes(void **state)
+{
+	cJSON *s = chart_of(numbered(CHART_MAX_ROWS + 500, 4)); /* a whole result past the bound */
+	assert_int_equal(values_of(s), CHART_MAX_ROWS);
+	assert_string_equal(text_of(s, "title"), "First 1000 of 1500 rows");
+	assert_non_null(strstr(text_of(s, "description"), "a chart holds at most 1000 rows and 64 KB of values"));
+	cJSON_Delete(s);
+
+	struct table *t = numbered(261, 4000); /* the 1 MB cap's worth of 4 KB labels */
+	t->truncated = 1;
+	t->cut = TABLE_CUT_BYTES;
+	t->total_rows = 5000;
+	char *json = NULL;
+	assert_int_equal(chart_build(&json, t), CONVBI_OK);
+	assert_true(strlen(json) < CHART_MAX_BYTES + 4096); /* not the result again */
+	free(json);
+	s = chart_of(t);
+	int n = values_of(s);
+	assert_int_equal(n, CHART_MAX_BYTES / (4000 + 3)); /* the rows whose cells fit in 64 KB */
+	char title[64];
+	snprintf(title, sizeof title, "First %d of 5000 rows", n);
+	assert_string_equal(text_of(s, "title"), title);
+	cJSON_Delete(s);
+
+	s = chart_of(numbered(CHART_MAX_ROWS, 4)); /* whole and within bounds: as before, no title */
+	assert_int_equal(values_of(s), CHART_MAX_ROWS);
+	assert_null(cJSON_GetObjectItem(s, "title"));
+	assert_null(cJSON_GetObjectItem(s, "description"));
+	cJSON_Delete(s);
+}
+
+static void parts_of_a_cut_result_are_no_arc(void **state)
+{
+	static const char *const cols[] = {"status:t", "n:i"};
+	static const char *const cells[] = {"open", "3", "closed", "5", "lost", "0"};
+	struct table *t = make(2, cols, 3, cells);
+	t->truncated = 1;
+	t->cut = TABLE_CUT_ROWS;
+	t->total_rows = 9;
+	cJSON *s = chart_of(t);
+	assert_string_equal(mark(s), "bar"); /* parts of a whole need the whole */
+	assert_string_equal(text_of(s, "title"), "First 3 of 9 rows");
+	cJSON_Delete(s);
+}
+
 static void every_failed_allocation_ends_in_enomem(void **state)
 {
 	static const char *const cols[] = {"c:t", "n:i"};
@@ -258,6 +380,9 @@ int main(void)
 	        cmocka_unit_test(two_numbers_are_points),
 	        cmocka_unit_test(field_names_are_escaped_and_values_keep_their_types),
 	        cmocka_unit_test(other_shapes_get_no_chart),
+	        cmocka_unit_test(a_cut_result_charts_its_first_rows_and_says_of_how_many),
+	        cmocka_unit_test(a_chart_carries_a_bounded_number_of_rows_and_bytes),
+	        cmocka_unit_test(parts_of_a_cut_result_are_no_arc),
 	        cmocka_unit_test(every_failed_allocation_ends_in_enomem),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

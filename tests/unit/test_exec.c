@@ -292,6 +292,8 @@ static void the_row_cap_keeps_cap_rows_and_marks_the_table_truncated(void **stat
 	assert_int_equal(t->truncated, 1);
 	assert_int_equal(t->cut, TABLE_CUT_ROWS);
 	assert_string_equal(table_cell(t, 9, 0), "10");
+	assert_int_equal(t->total_rows, 100); /* the rest counted, not copied */
+	assert_int_equal(t->total_partial, 0);
 	table_free(t);
 
 	lim.row_cap = 6; /* exactly the table: nothing left out */
@@ -307,6 +309,11 @@ static void the_row_cap_keeps_cap_rows_and_marks_the_table_truncated(void **stat
 	t = run_ok(x, "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT x FROM c", NULL);
 	assert_int_equal(t->nrows, 1000);
 	assert_int_equal(t->truncated, 1);
+	assert_int_equal(t->total_partial, 1); /* endless: counting stopped at EXEC_COUNT_MS */
+	assert_true(t->total_rows > 1000);
+	int exact = 1;
+	assert_int_equal(table_total(t, &exact), t->total_rows);
+	assert_int_equal(exact, 0);
 	table_free(t);
 	exec_close(x);
 }
@@ -321,6 +328,11 @@ static void the_result_byte_cap_drops_the_row_that_overflows(void **state)
 	assert_true(t->bytes <= 100);
 	assert_int_equal(t->truncated, 1);
 	assert_int_equal(t->cut, TABLE_CUT_BYTES);
+	assert_int_equal(t->total_rows, 100); /* the byte cap counts the rest too (attack9 F7) */
+	assert_int_equal(t->total_partial, 0);
+	int exact = 0;
+	assert_int_equal(table_total(t, &exact), 100);
+	assert_int_equal(exact, 1);
 	table_free(t);
 	exec_close(x);
 }
