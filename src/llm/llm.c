@@ -957,15 +957,9 @@ static int budget_claim(struct llm *l, int ep, const struct llm_request *req, in
 		         who, name, of, unshared);
 		return capped;
 	}
-	if (capped != BUDGET_OK && !l->cfg.state.local_budgets && state_away(pool_state(l->pool), away, sizeof away)) {
-		/* the fleet's spending is in Redis: the local fallback would start this host's from nothing */
-		snprintf(msg, cap,
-		         "%s%s%s budget is shared through Redis, and %s; start Redis or fix state.url "
-		         "($CONVBI_REDIS_URL), or set state.local_budgets to true to let each host spend that "
-		         "budget from its local state while Redis is away",
-		         who, name, of, away);
-		return capped;
-	}
+	int fleet = capped != BUDGET_OK && !l->cfg.state.local_budgets;
+	if (fleet && state_away(pool_state(l->pool), away, sizeof away))
+		goto away;
 	int choices = req->choices > 1 ? req->choices : 1; /* each choice is billed its completion */
 	int64_t completion = (req->max_tokens > 0 ? req->max_tokens : BUDGET_DEFAULT_COMPLETION) * (int64_t)choices;
 	*raw = budget_estimate_uusd(&l->cfg.eps[ep].price, prompt_est, completion);
@@ -975,7 +969,21 @@ static int budget_claim(struct llm *l, int ep, const struct llm_request *req, in
 		*held_only = budget_held_only(&why);
 		budget_refusal_msg(msg, cap, &why, l->cfg.eps[ep].name, now);
 	}
+	if (scope == BUDGET_OK && fleet && state_away(pool_state(l->pool), away, sizeof away)) {
+		/* Redis failed during the reservation itself (a spending key of the
+		 * wrong type, a drop): it was made in the local fallback */
+		budget_settle(pool_state(l->pool), hold, 0);
+		goto away;
+	}
 	return scope;
+away:
+	/* the fleet's spending is in Redis: the local fallback would start this host's from nothing */
+	snprintf(msg, cap,
+	         "%s%s%s budget is shared through Redis, and %s; start Redis or fix state.url "
+	         "($CONVBI_REDIS_URL), or set state.local_budgets to true to let each host spend that "
+	         "budget from its local state while Redis is away",
+	         who, name, of, away);
+	return capped;
 }
 
 /* Waits a moment for the holds of calls in flight to settle when only they

@@ -1828,6 +1828,23 @@ static void a_budget_is_never_spent_from_the_local_fallback_while_redis_is_away(
 	assert_int_equal(ask_priced(l, &e), CONVBI_OK);
 	llm_close(l);
 	assert_int_equal(fake_stat(&f, "east", "requests") + fake_stat(&f, "west", "requests"), 3);
+
+	/* Redis up, but the spending hash holds something convbi did not write:
+	 * the reservation itself fails over to the local fallback, and the call
+	 * is refused all the same, never spent from there (attack9 F4's budget) */
+	char spend[256];
+	only_key(spend, sizeof spend, &s, "away:spend1:");
+	redisContext *c = admin(&s);
+	assert_non_null(c);
+	cmd_int(c, "DEL %s", spend);
+	cmd_int(c, "SET %s string", spend);
+	l = llm_on(&f, extra);
+	assert_int_equal(ask_priced(l, &e), CONVBI_EBUDGET);
+	print_message("%s\n", e.msg);
+	assert_non_null(strstr(e.msg, "budget is shared through Redis"));
+	assert_int_equal(fake_stat(&f, "east", "requests") + fake_stat(&f, "west", "requests"), 3);
+	llm_close(l);
+	redisFree(c);
 	fake_stop(&f);
 	srv_stop(&s);
 }
