@@ -19,7 +19,8 @@
  *     not a number or is over SERVE_BODY_MAX_BYTES (libmicrohttpd would
  *     answer those in HTML, and 0.9.75 sends its status line twice), 400
  *     for a NUL byte in the head, no Host header, a blank before a
- *     header's colon or a second Host, Origin or Authorization, 501 for
+ *     header's colon, a Content-Length or Transfer-Encoding ending in a
+ *     blank, or a second Host, Origin or Authorization, 501 for
  *     a Transfer-Encoding other than chunked;
  *   - answers 400 for a request line that is not `METHOD TARGET
  *     HTTP/1.x` (HTTP/0.9, garbage) and 505 for another version (the
@@ -257,6 +258,16 @@ static void header_value(const char *line, const char *eol, size_t k, const char
 		(*ve)--;
 }
 
+/* 1 when a blank ends header line [line, eol): libmicrohttpd takes no
+ * Content-Length or Transfer-Encoding with one (an HTML 400, a body it
+ * waits for), so the door refuses those itself. */
+static int trailing_blank(const char *eol)
+{
+	if (eol[-1] == '\r')
+		eol--;
+	return eol[-1] == ' ' || eol[-1] == '\t';
+}
+
 static int refuse_head(char *msg, size_t cap, const char **code, const char *text)
 {
 	snprintf(msg, cap, "%s", text);
@@ -318,6 +329,12 @@ static int check_head(const char *b, size_t n, char *msg, size_t cap, const char
 				return 400;
 			}
 		static const char te[] = "transfer-encoding:";
+		if ((header_is(line, eol, te) || header_is(line, eol, "content-length:")) && trailing_blank(eol)) {
+			snprintf(msg, cap, "the `%s` header ends in a blank; send its value without one",
+			         header_is(line, eol, te) ? "Transfer-Encoding" : "Content-Length");
+			*code = "bad_request";
+			return 400;
+		}
 		if (header_is(line, eol, te)) {
 			coded = 1;
 			header_value(line, eol, sizeof te - 1, &v, &ve);

@@ -31,6 +31,23 @@ printf 'GET /v1/databases HTTP/1.1\r\nHost: localhost:%s\r\nAuthorization: Beare
 contains "$($PY raw "$P" "$T/owsbad.req")" '401 Unauthorized' "a wrong token with a blank after it is still 401"
 printf 'GET /v1/databases HTTP/1.1\r\nHost: evil.example:%s \r\nAuthorization: Bearer %s\r\nConnection: close\r\n\r\n' "$P" "$TOK" > "$T/owshost.req"
 contains "$($PY raw "$P" "$T/owshost.req")" '403 Forbidden' "a foreign Host with a blank after it is still 403"
+# libmicrohttpd takes no Content-Length or Transfer-Encoding ending in a blank (an HTML 400, a
+# chunked body it does not see): the door refuses them in the JSON shape, naming the header
+B='{"sql":"SELECT 7 AS n"}'
+printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nContent-Length: %d \r\nConnection: close\r\n\r\n%s' "$TOK" ${#B} "$B" > "$T/owscl.req"
+printf 'POST /v1/sql HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer %s\r\nTransfer-Encoding: chunked\t\r\nConnection: close\r\n\r\n%x\r\n%s\r\n0\r\n\r\n' "$TOK" ${#B} "$B" > "$T/owste.req"
+for f in cl te; do
+  R=$($PY raw "$P" "$T/ows$f.req")
+  contains "$R" '400 Bad Request' "$f ending in a blank is 400"
+  contains "$R" 'header ends in a blank; send its value without one' "$f: in the JSON shape, naming it"
+  lacks "$R" '<html>' "$f: without libmicrohttpd's HTML"
+done
+# MCP's own headers are trimmed too
+printf '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"list_databases","arguments":{}}}' > "$T/mlist"
+req POST /mcp -H "Authorization: Bearer $TOK" -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+  -H 'MCP-Protocol-Version: 2025-11-25 ' -H 'Mcp-Method: tools/call ' --data-binary @"$T/mlist"
+is 200 "MCP-Protocol-Version and Mcp-Method with a blank after them"
+contains "$BODY" '"isError":false' "are the version and method they name"
 serve_stop
 
 # ---- F3: a /v1/sql client that leaves stops its statement and frees its slot --------------
