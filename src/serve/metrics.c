@@ -84,17 +84,24 @@ static void label_value(char *out, size_t cap, const char *v)
 	out[k] = '\0';
 }
 
-/* The series (created on first use); NULL when the table is full.  A
- * question feeds a dozen series: their names share the prefix `convbi_`,
- * so the hashes are compared first, not the strings. */
-static struct series *series_of(struct metrics *m, const char *name, const char *labels, int histogram)
+/* FNV-1a over name, NUL, labels: a series' key, compared before the
+ * strings (a question feeds a dozen series whose names share the prefix
+ * `convbi_`).  Computed before the lock is taken. */
+static uint64_t series_hash(const char *name, const char *labels)
 {
-	uint64_t h = 1469598103934665603ull; /* FNV-1a over name, NUL, labels */
+	uint64_t h = 1469598103934665603ull;
 	for (const unsigned char *p = (const unsigned char *)name; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
 	h *= 1099511628211ull;
 	for (const unsigned char *p = (const unsigned char *)labels; *p; p++)
 		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+/* The series of hash h (series_hash of name and labels), created on first
+ * use; NULL when the table is full. */
+static struct series *series_of(struct metrics *m, uint64_t h, const char *name, const char *labels, int histogram)
+{
 	for (int i = 0; i < m->n; i++)
 		if (m->s[i].hash == h && !strcmp(m->s[i].name, name) && !strcmp(m->s[i].labels, labels))
 			return &m->s[i];
@@ -108,9 +115,9 @@ static struct series *series_of(struct metrics *m, const char *name, const char 
 	return s;
 }
 
-static void observe(struct metrics *m, const char *name, const char *labels, double v)
+static void observe(struct metrics *m, uint64_t h, const char *name, const char *labels, double v)
 {
-	struct series *s = series_of(m, name, labels, 1);
+	struct series *s = series_of(m, h, name, labels, 1);
 	if (!s)
 		return;
 	int b = 0;
@@ -121,9 +128,9 @@ static void observe(struct metrics *m, const char *name, const char *labels, dou
 	s->h.n++;
 }
 
-static void count(struct metrics *m, const char *name, const char *labels, double by)
+static void count(struct metrics *m, uint64_t h, const char *name, const char *labels, double by)
 {
-	struct series *s = series_of(m, name, labels, 0);
+	struct series *s = series_of(m, h, name, labels, 0);
 	if (s)
 		s->value += by;
 }
@@ -174,12 +181,15 @@ struct update {
 
 static void apply(struct metrics *m, const struct update *u, int n)
 {
+	uint64_t h[METRICS_UPDATES_MAX];
+	for (int i = 0; i < n; i++)
+		h[i] = series_hash(u[i].name, u[i].labels);
 	pthread_mutex_lock(&m->lock);
 	for (int i = 0; i < n; i++)
 		if (u[i].histogram)
-			observe(m, u[i].name, u[i].labels, u[i].v);
+			observe(m, h[i], u[i].name, u[i].labels, u[i].v);
 		else
-			count(m, u[i].name, u[i].labels, u[i].v);
+			count(m, h[i], u[i].name, u[i].labels, u[i].v);
 	pthread_mutex_unlock(&m->lock);
 }
 

@@ -442,10 +442,14 @@ static enum MHD_Result ask(struct server *s, struct request *req, const char *id
 		sessions_watch(s->sessions, ss, watch_session_closed, &w);
 		int rc = question_run_sync(s, ss, question, hint, &ao, watch_client, &w, &json);
 		watch_remove(&w);
-		res = atomic_load(&w.gone) ? (req->status = 499, MHD_NO)
-		      : rc == CONVBI_ECANCELED && atomic_load(&w.closed)
-		              ? respond_failed_answer(req, rc, QUESTION_CLOSED_MESSAGE, json, NULL)
-		              : respond_answer(req, rc, json, ss->db->engine);
+		if (atomic_load(&w.gone))
+			res = (req->status = 499, MHD_NO);
+		else if (rc == CONVBI_ECANCELED && atomic_load(&w.closed))
+			res = respond_failed_answer(req, rc, QUESTION_CLOSED_MESSAGE, json, NULL);
+		else if (!rc && json)
+			res = respond_json_owned(req, 200, json), json = NULL; /* the answer goes out as it is */
+		else
+			res = respond_answer(req, rc, json, ss->db->engine);
 		free(json);
 		server_slot_give(s, req->token);
 		sessions_end(s->sessions, ss);

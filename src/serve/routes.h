@@ -27,6 +27,9 @@ struct request {
 
 enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len, const char *retry_after);
 enum MHD_Result respond_json(struct request *req, int status, const char *json);
+/* respond_json handing json (malloc'd) to libmicrohttpd: no copy; freed
+ * with the response. */
+enum MHD_Result respond_json_owned(struct request *req, int status, char *json);
 /* The one error shape: {"error":{"code":CODE,"message":MESSAGE}}; 503s
  * carry Retry-After. */
 enum MHD_Result respond_error(struct request *req, int status, const char *code, const char *message);

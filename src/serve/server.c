@@ -155,9 +155,10 @@ static void cors_headers(struct request *req, struct MHD_Response *r)
 	}
 }
 
-enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len, const char *retry_after)
+/* Queues response r (the caller's reference is dropped) with the headers
+ * every answer carries. */
+static enum MHD_Result queue(struct request *req, int status, struct MHD_Response *r, const char *type, const char *retry_after)
 {
-	struct MHD_Response *r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!r)
 		return MHD_NO;
 	common_headers(r);
@@ -176,6 +177,19 @@ enum MHD_Result respond(struct request *req, int status, const char *type, const
 	enum MHD_Result rc = MHD_queue_response(req->conn, (unsigned)status, r);
 	MHD_destroy_response(r);
 	return rc;
+}
+
+enum MHD_Result respond(struct request *req, int status, const char *type, const char *body, size_t len, const char *retry_after)
+{
+	return queue(req, status, MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY), type, retry_after);
+}
+
+enum MHD_Result respond_json_owned(struct request *req, int status, char *json)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(strlen(json), json, MHD_RESPMEM_MUST_FREE);
+	if (!r)
+		free(json);
+	return queue(req, status, r, "application/json", NULL);
 }
 
 enum MHD_Result respond_json(struct request *req, int status, const char *json)
