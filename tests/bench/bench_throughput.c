@@ -25,16 +25,29 @@
  * tokens, max_tokens 100, with rps 2x that; the fake evaluates the tpm
  * over 10-s windows, as Azure evaluates requests, so that tokens bind in
  * a run shorter than minutes -- over a 60-s window the first minute's
- * budget would go in one burst and nothing would bind).
+ * budget would go in one burst and nothing would bind).  And the 429s
+ * the field sends (issue 11, attack8 N3/N4): bare (healthy, but no reply
+ * carries x-ratelimit-*, and a 429 says `retry-after` in whole seconds
+ * alone, as a plain API Management 429 does), bare_down (the same, one
+ * endpoint down), bare_minute (bare, each endpoint's quota per sliding
+ * minute -- half the usual rate, so a run outlasts the first minute's
+ * burst), bare_change (bare, the quota cut to half at 15 s and raised to
+ * twice the first at 30 s, by the fake's /_fake/quota: the phases'
+ * answers over what the callers can carry under each quota are printed
+ * below the row).
  *
  * Reported per run: the quota bound (requests/s the endpoints that can
  * answer admit), answered requests/s over it for the whole run and for
  * the first 150 answers, HTTP 429s per success overall and after the
  * first 5 s (the server's counters, read at 5 s and at the end), failed
- * calls, latency percentiles.  Targets (issue 11, undeclared): 0 failed;
+ * calls, latency percentiles, and (undeclared) the learned request rates
+ * at the end over the quota then (least-most over the endpoints: within
+ * 10 % is the target's "converged").  Targets (issue 11, undeclared): 0 failed;
  * >= 0.95 of the bound healthy and one_down (>= 0.90 over the first 150);
- * <= 0.05 429s per success after 5 s; one_slow >= 0.85 of the bound.
- * Beside the quota bound, the achievable bound (achievable_of): what the
+ * <= 0.05 429s per success after 5 s; one_slow >= 0.85 of the bound;
+ * the bare scenarios as their headered twins, bare_change >= 0.90 of what
+ * the callers can carry (8 callers cannot carry the raised quota).
+ * Beside the quota bound, the achievable bound (achievable_at): what the
  * callers, closed loops, can carry given each endpoint's latency; it is
  * lower only for one_slow with 8 callers, where the 0.85 is also judged
  * against it ("target" says which is which).  The bound is the
@@ -44,7 +57,8 @@
  *
  * Usage: bench_throughput [--requests N] [--callers 8,24,64]
  *          [--clients declared,undeclared,legacy] [--undeclared]
- *          [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R]
+ *          [--scenarios healthy,one_down,one_slow,tpm_bound,bare,bare_down,
+ *           bare_minute,bare_change] [--rps R]
  *          [--out FILE] [--trace FILE]
  * --undeclared runs the undeclared client alone; --trace writes, for each
  * second of each run, every endpoint's answers and 429s and its learned
@@ -88,16 +102,18 @@ static const char *const CLIENT_NAMES[NCLIENTS] = {"declared", "undeclared", "le
 
 struct scen {
 	const char *name;
-	int down; /* endpoint answering 503, or -1 */
-	int slow; /* endpoint 5x slower, or -1 */
-	int tpm;  /* tokens, not requests, bind */
+	int down;   /* endpoint answering 503, or -1 */
+	int slow;   /* endpoint 5x slower, or -1 */
+	int tpm;    /* tokens, not requests, bind */
+	int bare;   /* no x-ratelimit-* headers: a 429 says retry-after (whole seconds) alone */
+	int minute; /* the quota is per sliding minute (rpm), not per second */
+	int change; /* the quota changes mid-run (ep_rps_at) */
 };
 
 static const struct scen SCENS[] = {
-        {"healthy", -1, -1, 0},
-        {"one_down", 0, -1, 0},
-        {"one_slow", -1, 0, 0},
-        {"tpm_bound", -1, -1, 1},
+        {"healthy", -1, -1, 0, 0, 0, 0},     {"one_down", 0, -1, 0, 0, 0, 0},     {"one_slow", -1, 0, 0, 0, 0, 0},
+        {"tpm_bound", -1, -1, 1, 0, 0, 0},   {"bare", -1, -1, 0, 1, 0, 0},        {"bare_down", 0, -1, 0, 1, 0, 0},
+        {"bare_minute", -1, -1, 0, 1, 1, 0}, {"bare_change", -1, -1, 0, 1, 0, 1},
 };
 #define NSCENS ((int)(sizeof SCENS / sizeof *SCENS))
 
@@ -111,11 +127,31 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Requests/s the endpoints that can answer admit. */
-static double bound_of(const struct scen *s)
+/* bare_change: the quota from CHANGE_LOW_S cut to half, from
+ * CHANGE_HIGH_S raised to twice the first (a cut, then a raise past it,
+ * as an operator changes a deployment's quota). */
+#define CHANGE_LOW_S 15.0
+#define CHANGE_HIGH_S 30.0
+
+/* Requests/s one endpoint admits at t s into the run (its steady state:
+ * bare_minute's per-minute quota admits a minute's budget in a burst). */
+static double ep_rps_at(const struct scen *s, double t)
 {
-	int live = NEPS - (s->down >= 0);
-	return s->tpm ? live * TPM_RPS : live * rps;
+	if (s->tpm)
+		return TPM_RPS;
+	if (s->minute) /* half as much, so that a run outlasts the first minute's burst by a few windows */
+		return rps / 2.0;
+	if (s->change && t >= CHANGE_HIGH_S)
+		return 2.0 * rps;
+	if (s->change && t >= CHANGE_LOW_S)
+		return rps / 2.0;
+	return rps;
+}
+
+/* Requests/s the endpoints that can answer admit at t. */
+static double bound_at(const struct scen *s, double t)
+{
+	return (NEPS - (s->down >= 0)) * ep_rps_at(s, t);
 }
 
 /* Each endpoint's latency, as the scenario gives it to the fake. */
@@ -129,15 +165,15 @@ static int lat_p95_ms(const struct scen *s, int ep)
 	return s->slow == ep ? 2000 : 400;
 }
 
-/* Requests/s that `callers` closed-loop callers can carry at most: each
- * caller is busy for an endpoint's mean latency per call (Little's law:
- * sum over endpoints of rate x mean latency <= callers), and no endpoint
- * takes more than its quota -- the best is to fill the fastest endpoints
- * first.  The mean of the fake's lognormal through (median, p95) is
- * median x exp(sigma^2 / 2), sigma = ln(p95 / median) / 1.645.  The
- * client's own time per call is left out, so this is a bound, not an
- * estimate.  Equal to bound_of when the callers are enough. */
-static double achievable_of(const struct scen *s, int callers)
+/* Requests/s that `callers` closed-loop callers can carry at most at t:
+ * each caller is busy for an endpoint's mean latency per call (Little's
+ * law: sum over endpoints of rate x mean latency <= callers), and no
+ * endpoint takes more than its quota -- the best is to fill the fastest
+ * endpoints first.  The mean of the fake's lognormal through (median,
+ * p95) is median x exp(sigma^2 / 2), sigma = ln(p95 / median) / 1.645.
+ * The client's own time per call is left out, so this is a bound, not an
+ * estimate.  Equal to bound_at when the callers are enough. */
+static double achievable_at(const struct scen *s, int callers, double t)
 {
 	int order[NEPS], n = 0;
 	double mean[NEPS];
@@ -149,11 +185,11 @@ static double achievable_of(const struct scen *s, int callers)
 	}
 	for (int a = 1; a < n; a++) /* fastest first */
 		for (int b = a; b > 0 && mean[order[b]] < mean[order[b - 1]]; b--) {
-			int t = order[b];
+			int swap = order[b];
 			order[b] = order[b - 1];
-			order[b - 1] = t;
+			order[b - 1] = swap;
 		}
-	double left = callers, total = 0, quota = bound_of(s) / n;
+	double left = callers, total = 0, quota = ep_rps_at(s, t);
 	for (int k = 0; k < n && left > 0; k++) {
 		double x = left / mean[order[k]] < quota ? left / mean[order[k]] : quota;
 		total += x;
@@ -162,24 +198,37 @@ static double achievable_of(const struct scen *s, int callers)
 	return total;
 }
 
+/* Requests the bound admits over [0, t] (callers = 0), or the callers can
+ * carry (callers > 0): the rates above summed in 10-ms steps. */
+static double admitted_by(const struct scen *s, int callers, double t)
+{
+	double sum = 0;
+	for (double u = 0; u < t; u += 0.01) {
+		double dt = t - u < 0.01 ? t - u : 0.01;
+		sum += (callers > 0 ? achievable_at(s, callers, u) : bound_at(s, u)) * dt;
+	}
+	return sum;
+}
+
 static void scenario_json(const struct scen *s, int declared, char *out, size_t n)
 {
 	size_t off = (size_t)snprintf(out, n, "{\"endpoints\":[");
 	for (int i = 0; i < NEPS; i++) {
 		int med = lat_median_ms(s, i), p95 = lat_p95_ms(s, i);
-		int ep_rps = s->tpm ? 2 * TPM_RPS : rps;
+		int ep_rps = s->tpm ? 2 * TPM_RPS : s->minute ? 0 : rps;
 		long tpm = s->tpm ? (long)TPM_RPS * 60 * TPM_EST : 0;
 		char client[128] = "{}";
 		if (declared && s->tpm)
 			snprintf(client, sizeof client, "{\"tpm\":%ld}", tpm);
 		else if (declared)
-			snprintf(client, sizeof client, "{\"rpm\":%d}", ep_rps * 60);
+			snprintf(client, sizeof client, "{\"rpm\":%d}", (int)(ep_rps_at(s, 0) * 60));
 		off += (size_t)snprintf(
 		        out + off, n - off,
-		        "%s{\"name\":\"%s\",\"api_key\":\"%s\",\"deployment\":\"gpt-4o\",\"rps\":%d,"
-		        "\"tpm\":%ld,\"tpm_span_ms\":10000,\"latency_ms\":{\"median\":%d,\"p95\":%d},\"faults\":%s,\"client\":%s}",
-		        i ? "," : "", EP_NAMES[i], EP_KEYS[i], ep_rps, tpm, med, p95,
-		        s->down == i ? "[{\"kind\":\"http503\"}]" : "[]", client);
+		        "%s{\"name\":\"%s\",\"api_key\":\"%s\",\"deployment\":\"gpt-4o\",\"rps\":%d,\"rpm\":%d,"
+		        "\"ratelimit_headers\":%s,\"tpm\":%ld,\"tpm_span_ms\":10000,\"latency_ms\":{\"median\":%d,\"p95\":%d},"
+		        "\"faults\":%s,\"client\":%s}",
+		        i ? "," : "", EP_NAMES[i], EP_KEYS[i], ep_rps, s->minute ? (int)(ep_rps_at(s, 0) * 60) : 0,
+		        s->bare ? "false" : "true", tpm, med, p95, s->down == i ? "[{\"kind\":\"http503\"}]" : "[]", client);
 	}
 	snprintf(out + off, n - off, "],\"rules\":[],\"default_reply\":\"OK\"}");
 }
@@ -371,7 +420,9 @@ static void legacy_caller(struct run *r)
 
 struct result {
 	double bound, wall_s, of_bound, first_of_bound;
-	double achievable, of_achievable; /* achievable_of: what the callers can carry */
+	double achievable, of_achievable; /* achievable_at: what the callers can carry */
+	double phase[3];                  /* bare_change: of the achievable before the cut, while cut, raised */
+	double learned_lo, learned_hi;    /* undeclared: the learned rpm at the end over the quota's, least and most; 0 = none */
 	long http_requests, http_429, http_ok, r429_settled, ok_settled;
 	double per_success_429, per_success_429_settled;
 	int failures;
@@ -447,6 +498,31 @@ static void trace_close(struct tracer *t)
 		fflush(trace);
 }
 
+/* The learned request rates at the end of a run (the shared state, read
+ * through a client of the parent's own) over the quota then, least and
+ * most over the endpoints that answer. */
+static void learned_at_end(const struct run *r, double quota_rpm, struct result *res)
+{
+	struct llm_config cfg;
+	struct llm *l = NULL;
+	struct err err = ERR_INIT;
+	struct buf js = BUF_INIT;
+	if (config_load(&cfg, r->config, &err) || llm_open(&l, &cfg, &err))
+		return;
+	llm_endpoints_json(l, &js);
+	for (int i = 0; i < NEPS && js.data; i++) {
+		if (r->s->down == i)
+			continue;
+		double v = learned_rpm_of(js.data, i) / quota_rpm;
+		if (res->learned_lo == 0 || v < res->learned_lo)
+			res->learned_lo = v;
+		if (v > res->learned_hi)
+			res->learned_hi = v;
+	}
+	buf_release(&js);
+	llm_close(l);
+}
+
 static int run_one(const struct scen *s, int client, int callers, int nreq, struct result *res)
 {
 	char scen[4096];
@@ -517,8 +593,16 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 	double t0 = mono_s();
 	r.sh->t0 = t0;
 	close(go[1]); /* go */
-	int settled = 0;
+	int settled = 0, phase = 0;
 	while (atomic_load(&r.sh->done) < nreq) {
+		double el = mono_s() - t0;
+		if (s->change && phase < 2 && el >= (phase ? CHANGE_HIGH_S : CHANGE_LOW_S)) {
+			char q[64];
+			phase++;
+			snprintf(q, sizeof q, "{\"rps\":%d}", (int)ep_rps_at(s, el));
+			for (int i = 0; i < NEPS; i++)
+				fake_control(&f, EP_NAMES[i], "POST", "/_fake/quota", q, NULL);
+		}
 		for (int k = 0; k < nkids; k++)
 			if (kids[k] && waitpid(kids[k], NULL, WNOHANG) == kids[k])
 				kids[k] = 0;
@@ -543,6 +627,8 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 	res->http_429 = stat_sum(&f, "rate_limited");
 	res->http_ok = stat_sum(&f, "ok");
 	trace_close(&tr);
+	if (client == UNDECLARED && !s->tpm)
+		learned_at_end(&r, ep_rps_at(s, mono_s() - t0) * 60, res);
 	if (!settled) { /* the run took under 5 s: nothing after it */
 		res->r429_settled = res->http_429;
 		res->ok_settled = res->http_ok;
@@ -564,12 +650,22 @@ static int run_one(const struct scen *s, int client, int callers, int nreq, stru
 	res->p50 = bench_pct(lat, n, 50) * 1000;
 	res->p95 = bench_pct(lat, n, 95) * 1000;
 	res->p99 = bench_pct(lat, n, 99) * 1000;
-	res->bound = bound_of(s);
 	res->wall_s = nok ? ends[nok - 1] : wall;
-	res->of_bound = nok / res->wall_s / res->bound;
-	res->achievable = achievable_of(s, callers);
-	res->of_achievable = nok / res->wall_s / res->achievable;
-	res->first_of_bound = nok >= FIRST_N ? FIRST_N / ends[FIRST_N - 1] / res->bound : 0;
+	res->bound = admitted_by(s, 0, res->wall_s) / res->wall_s; /* the mean, where the quota changes */
+	res->of_bound = nok / admitted_by(s, 0, res->wall_s);
+	res->achievable = admitted_by(s, callers, res->wall_s) / res->wall_s;
+	res->of_achievable = nok / admitted_by(s, callers, res->wall_s);
+	res->first_of_bound = nok >= FIRST_N ? FIRST_N / admitted_by(s, 0, ends[FIRST_N - 1]) : 0;
+	if (s->change) /* each phase's answers over what its quota admits (the achievable, the callers being few) */
+		for (int k = 0; k < 3; k++) {
+			double a = k == 0 ? 0 : k == 1 ? CHANGE_LOW_S : CHANGE_HIGH_S;
+			double b = k == 0 ? CHANGE_LOW_S : k == 1 ? CHANGE_HIGH_S : res->wall_s;
+			int in = 0;
+			for (int i = 0; i < nok; i++)
+				in += ends[i] >= a && ends[i] < b;
+			double can = admitted_by(s, callers, b) - admitted_by(s, callers, a);
+			res->phase[k] = b > a && can > 0 ? in / can : 0;
+		}
 	long ok_total = res->http_ok > 0 ? res->http_ok : 1;
 	res->per_success_429 = (double)res->http_429 / (double)ok_total;
 	long ok_after = res->http_ok - res->ok_settled;
@@ -590,13 +686,15 @@ static const char *verdict(int client, const struct scen *s, const struct result
 	int ok = r->failures == 0 && r->per_success_429_settled <= 0.05;
 	if (!strcmp(s->name, "one_slow"))
 		ok = ok && r->of_bound >= 0.85;
+	else if (s->change) /* the raised quota is more than 8 callers carry: judged by what they can */
+		ok = ok && r->of_achievable >= 0.90;
 	else if (!s->tpm) /* tpm_bound: a window's burst at the start; no throughput target */
 		ok = ok && r->of_bound >= 0.95 && r->first_of_bound >= 0.90;
 	return ok ? "PASS" : "MISS";
 }
 
 /* One_slow with fewer callers than the quota needs: the same 0.85 against
- * what the callers can carry (achievable_of), beside issue 11's own
+ * what the callers can carry (achievable_at), beside issue 11's own
  * target against the quota bound.  "" where the two bounds agree. */
 static const char *verdict_achievable(int client, const struct scen *s, const struct result *r)
 {
@@ -626,11 +724,13 @@ static int parse_list(const char *arg, const char *const *names, int n, int *on)
 int main(int argc, char **argv)
 {
 	int nreq = 2000, ncallers = 3, callers[8] = {8, 24, 64};
-	int client_on[NCLIENTS] = {1, 1, 1}, scen_on[NSCENS] = {1, 1, 1, 1};
+	int client_on[NCLIENTS] = {1, 1, 1}, scen_on[NSCENS];
 	const char *out = "bench_throughput.json";
 	const char *scen_names[NSCENS];
-	for (int i = 0; i < NSCENS; i++)
+	for (int i = 0; i < NSCENS; i++) {
 		scen_names[i] = SCENS[i].name;
+		scen_on[i] = 1;
+	}
 	for (int i = 1; i < argc; i++) {
 		if (!strcmp(argv[i], "--requests") && i + 1 < argc) {
 			nreq = atoi(argv[++i]);
@@ -661,7 +761,7 @@ int main(int argc, char **argv)
 		} else {
 			fprintf(stderr,
 			        "usage: %s [--requests N] [--callers 8,24,64] [--clients declared,undeclared,legacy] "
-			        "[--undeclared] [--scenarios healthy,one_down,one_slow,tpm_bound] [--rps R] [--out FILE] [--trace FILE]\n",
+			        "[--undeclared] [--scenarios healthy,one_down,one_slow,tpm_bound,bare,bare_down,bare_minute,bare_change] [--rps R] [--out FILE] [--trace FILE]\n",
 			        argv[0]);
 			return 2;
 		}
@@ -683,9 +783,9 @@ int main(int argc, char **argv)
 	printf("bench_throughput: %d requests per run, callers as processes, 3 endpoints x %d rps (tpm_bound: %d rps of "
 	       "%d tokens by tpm), latency median 150 ms p95 400 ms\n\n",
 	       nreq, rps, TPM_RPS, TPM_EST);
-	printf("%-9s %7s %-10s %6s %7s %8s %8s %6s %8s %7s %8s %6s %7s %7s %7s %s\n", "scenario", "callers", "client", "bound",
-	       "wall_s", "of_bound", "first150", "achv", "of_achv", "429/ok", "429/ok5s", "fails", "p50_ms", "p95_ms", "p99_ms",
-	       "target (of bound; of achv)");
+	printf("%-11s %7s %-10s %6s %7s %8s %8s %6s %8s %7s %8s %6s %7s %7s %7s %-11s %s\n", "scenario", "callers", "client",
+	       "bound", "wall_s", "of_bound", "first150", "achv", "of_achv", "429/ok", "429/ok5s", "fails", "p50_ms", "p95_ms",
+	       "p99_ms", "learned/q", "target (of bound; of achv)");
 	for (int si = 0; si < NSCENS; si++) {
 		if (!scen_on[si])
 			continue;
@@ -702,12 +802,20 @@ int main(int argc, char **argv)
 				}
 				const char *target = verdict(client, &SCENS[si], &res);
 				const char *target_achv = verdict_achievable(client, &SCENS[si], &res);
-				printf("%-9s %7d %-10s %6.0f %7.1f %7.1f%% %7.1f%% %6.1f %7.1f%% %7.3f %8.3f %6d %7.0f %7.0f %7.0f "
-				       "%s%s%s\n",
+				char learned[32] = "-";
+				if (res.learned_hi > 0)
+					snprintf(learned, sizeof learned, "%.2f-%.2f", res.learned_lo, res.learned_hi);
+				printf("%-11s %7d %-10s %6.0f %7.1f %7.1f%% %7.1f%% %6.1f %7.1f%% %7.3f %8.3f %6d %7.0f %7.0f %7.0f "
+				       "%-11s %s%s%s\n",
 				       SCENS[si].name, callers[c], CLIENT_NAMES[client], res.bound, res.wall_s,
 				       100 * res.of_bound, 100 * res.first_of_bound, res.achievable, 100 * res.of_achievable,
 				       res.per_success_429, res.per_success_429_settled, res.failures, res.p50, res.p95, res.p99,
-				       target, *target_achv ? "; " : "", target_achv);
+				       learned, target, *target_achv ? "; " : "", target_achv);
+				if (SCENS[si].change)
+					printf("          of the achievable: %.1f%% before the cut, %.1f%% cut to half at %.0f s, "
+					       "%.1f%% raised to twice at %.0f s\n",
+					       100 * res.phase[0], 100 * res.phase[1], CHANGE_LOW_S, 100 * res.phase[2],
+					       CHANGE_HIGH_S);
 				if (res.failures && res.first_err[0])
 					printf("          first failure: %.200s\n", res.first_err);
 				fflush(stdout);
@@ -734,9 +842,15 @@ int main(int argc, char **argv)
 				        {"p50_ms", res.p50},
 				        {"p95_ms", res.p95},
 				        {"p99_ms", res.p99},
+				        {"learned_over_quota_min", res.learned_lo},
+				        {"learned_over_quota_max", res.learned_hi},
 				};
 				for (size_t k = 0; k < sizeof nums / sizeof *nums; k++)
 					cJSON_AddNumberToObject(o, nums[k].name, nums[k].v);
+				if (SCENS[si].change)
+					for (int k = 0; k < 3; k++)
+						cJSON_AddNumberToObject(o, (const char *[]){"before_cut", "cut", "raised"}[k],
+						                        res.phase[k]);
 				if (*target)
 					cJSON_AddStringToObject(o, "target", target);
 				if (*target_achv)

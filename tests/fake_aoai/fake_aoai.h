@@ -140,6 +140,9 @@ struct quota_verdict {
 void quota_init(struct quota *q, int rps, int rp10s, int rpm, long tpm, int64_t tpm_span_ms);
 void quota_release(struct quota *q);
 void quota_reset(struct quota *q);
+/* Changes the request windows' limits while they run (-1 = leave that
+ * window as it is, 0 = off); each keeps its youngest admits that fit. */
+void quota_set(struct quota *q, int rps, int rp10s, int rpm);
 /* Admits (and charges) one request of `tokens` at now_ms, or refuses it and
  * says when to retry.  Caller holds the endpoint's mutex. */
 void quota_take(struct quota *q, int64_t now_ms, long tokens, struct quota_verdict *v);
@@ -233,6 +236,7 @@ struct endpoint {
 	int n_mode;          /* enum n_mode: what a request's `n` > 1 gets */
 	int rps, rp10s, rpm;
 	long tpm;
+	int rl_headers; /* 1 (default): x-ratelimit-* and retry-after-ms; 0: a 429 says retry-after alone */
 	int listen_fd;
 	int port;
 	pthread_t acceptor;

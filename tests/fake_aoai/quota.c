@@ -15,6 +15,10 @@
  * tokens).  A request is admitted only if it fits every window at once, and
  * only an admitted request is charged (Azure does not charge a 429).
  *
+ * A request window's limit may change while it runs (quota_set: a quota
+ * raised or cut, as an operator does): the ring keeps its youngest admits
+ * that fit the new limit, so a cut binds at once and a raise frees slots.
+ *
  * Pure bookkeeping: times come from the caller (monotonic ms) and callers
  * hold the endpoint's mutex.
  */
@@ -48,6 +52,28 @@ void quota_release(struct quota *q)
 		free(q->req[i].t);
 	free(q->tok.e);
 	memset(q, 0, sizeof *q);
+}
+
+/* Moves window w to limit, keeping its youngest admits (as many as fit). */
+static void rwin_set(struct rwin *w, int limit)
+{
+	int64_t *t = limit > 0 ? xcalloc((size_t)limit, sizeof(int64_t)) : NULL;
+	int keep = w->n < limit ? w->n : limit;
+	for (int i = 0; i < keep; i++)
+		t[i] = w->t[(w->head + w->n - keep + i) % w->limit];
+	free(w->t);
+	w->t = t;
+	w->limit = limit;
+	w->head = 0;
+	w->n = keep;
+}
+
+void quota_set(struct quota *q, int rps, int rp10s, int rpm)
+{
+	const int limits[3] = {rps, rp10s, rpm};
+	for (int i = 0; i < 3; i++)
+		if (limits[i] >= 0 && limits[i] != q->req[i].limit)
+			rwin_set(&q->req[i], limits[i]);
 }
 
 void quota_reset(struct quota *q)

@@ -19,7 +19,9 @@
  *      anything else is 404 "Resource not found", another method 405;
  *   4. a body that is not a chat request is 400 (OpenAI-style error);
  *   5. quotas: refused → 429 with Azure's body, retry-after (whole seconds,
- *      rounded up), retry-after-ms (exact), x-ratelimit-* headers;
+ *      rounded up), retry-after-ms (exact), x-ratelimit-* headers -- or,
+ *      with "ratelimit_headers": false, retry-after alone (and no
+ *      x-ratelimit-* on a success either);
  *   6. the rules pick the text, the latency is slept, wire.c sends it.
  *   Azure kinds also take `Authorization: Bearer T` with a token the fake
  *   token service issued (entra.c); an endpoint with "local_auth": false
@@ -40,12 +42,15 @@
  *   POST /_fake/faults (JSON array: replaces the queue), GET /_fake/stats
  *   (also the server-wide token_requests and tokens_issued),
  *   POST /_fake/reset (stats, quota windows and all rules' sequences),
+ *   POST /_fake/quota ({"rps"?, "rp10s"?, "rpm"?}: the request quotas
+ *   from now on, 0 = off; the windows keep their youngest admits),
  *   POST /_fake/revoke_tokens (every token issued so far gets 401).
  * Every request is logged once, when its status is decided and before the
  * body goes out, so a test sees the line even while a stream stalls.
  */
 #include "fake_aoai.h"
 
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -173,6 +178,29 @@ static int control(struct conn *c, struct request *rq)
 	} else if (post && strcmp(rq->path, "/_fake/revoke_tokens") == 0) {
 		entra_revoke(c->srv);
 		sb_puts(&b, "{\"ok\":true}");
+	} else if (post && strcmp(rq->path, "/_fake/quota") == 0) {
+		long lim[3] = {-1, -1, -1};
+		static const char *const keys[3] = {"rps", "rp10s", "rpm"};
+		cJSON *j = cJSON_ParseWithLength(rq->body, rq->body_len);
+		int bad = !cJSON_IsObject(j);
+		for (int i = 0; i < 3 && !bad; i++) {
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, keys[i]);
+			if (v && (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 10000000))
+				bad = 1;
+			else if (v)
+				lim[i] = (long)v->valuedouble;
+		}
+		cJSON_Delete(j);
+		if (bad) {
+			status = 400;
+			azure_error(&b, "BadQuota",
+			            "Send {\"rps\", \"rp10s\", \"rpm\"}: each optional, 0 to 10000000 (0 = off).");
+		} else {
+			pthread_mutex_lock(&ep->mu);
+			quota_set(&ep->quota, (int)lim[0], (int)lim[1], (int)lim[2]);
+			pthread_mutex_unlock(&ep->mu);
+			sb_puts(&b, "{\"ok\":true}");
+		}
 	} else if (post && strcmp(rq->path, "/_fake/reset") == 0) {
 		pthread_mutex_lock(&ep->mu);
 		memset(&ep->stats, 0, sizeof ep->stats);
@@ -184,7 +212,7 @@ static int control(struct conn *c, struct request *rq)
 		status = 404;
 		azure_error(&b, "404",
 		            "Unknown control request; use POST /_fake/faults, "
-		            "GET /_fake/stats, POST /_fake/reset or POST /_fake/revoke_tokens.");
+		            "GET /_fake/stats, POST /_fake/quota, POST /_fake/reset or POST /_fake/revoke_tokens.");
 	}
 	reqlog_write(c->srv, ep, rq, status, "none", 0);
 	int keep = http_reply(c, rq, status, NULL, b.p, b.len) == 0 && rq->keep_alive;
@@ -307,8 +335,10 @@ static int latency_draw(struct conn *c, const struct endpoint *ep)
 	return ms > LATENCY_CAP_MS ? LATENCY_CAP_MS : (int)lround(ms);
 }
 
-static void ratelimit_headers(struct sbuf *h, const struct quota_verdict *v)
+static void ratelimit_headers(struct sbuf *h, const struct endpoint *ep, const struct quota_verdict *v)
 {
+	if (!ep->rl_headers)
+		return;
 	if (v->lim_req >= 0)
 		sb_printf(h, "x-ratelimit-limit-requests: %ld\r\nx-ratelimit-remaining-requests: %ld\r\n", v->lim_req,
 		          v->rem_req);
@@ -324,8 +354,11 @@ static int rate_limited(struct conn *c, const struct request *rq, const struct q
 		sb_puts(&h, extra);
 	char msg[512];
 	long secs = (long)((v->retry_ms + 999) / 1000);
-	sb_printf(&h, "retry-after: %ld\r\nretry-after-ms: %lld\r\n", secs, (long long)v->retry_ms);
-	ratelimit_headers(&h, v);
+	if (c->ep->rl_headers)
+		sb_printf(&h, "retry-after: %ld\r\nretry-after-ms: %lld\r\n", secs, (long long)v->retry_ms);
+	else
+		sb_printf(&h, "retry-after: %ld\r\n", secs);
+	ratelimit_headers(&h, c->ep, v);
 	snprintf(msg, sizeof msg,
 	         "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version %s "
 	         "have exceeded %s rate limit of your current OpenAI S0 pricing tier. Please retry "
@@ -423,7 +456,7 @@ static int serve(struct conn *c, const struct request *rq, const struct chat *ch
 		keep = rate_limited(c, rq, &v, apiver, hit, ch->stream, h.p);
 		goto done;
 	} else {
-		ratelimit_headers(&h, &v);
+		ratelimit_headers(&h, ep, &v);
 		if (kind != API_OPENAI)
 			sb_printf(&h, "x-ms-deployment-name: %s\r\n", ep->deployment);
 	}

@@ -10,6 +10,9 @@
  *                   "n"? ("choices" default, "ignore", "reject": how a request's
  *                   n > 1 is served),
  *                   "local_auth"? (false: keys refused, Entra ID tokens only),
+ *                   "ratelimit_headers"? (false: no x-ratelimit-* on any reply,
+ *                   and a 429 says `retry-after` in whole seconds alone, as
+ *                   a plain API Management 429 does),
  *                   "region"? (x-ms-region), "spillover_deployments"? [names
  *                   that take spillover], "context_window"? (tokens)}],
  *    "rules": [{"match": regex, one of "reply" (string or {"echo": true}) |
@@ -54,6 +57,7 @@ static const char *const endpoint_fields[] = {
         "comment",
         "n",
         "local_auth",
+        "ratelimit_headers",
         "region",
         "spillover_deployments",
         "context_window",
@@ -237,6 +241,10 @@ static int load_endpoint(const cJSON *o, struct endpoint *e, char *msg, size_t m
 	if (la && !cJSON_IsBool(la))
 		return fail(msg, mlen, "`local_auth` must be true or false");
 	e->local_auth = !la || cJSON_IsTrue(la);
+	const cJSON *rh = cJSON_GetObjectItemCaseSensitive(o, "ratelimit_headers");
+	if (rh && !cJSON_IsBool(rh))
+		return fail(msg, mlen, "`ratelimit_headers` must be true or false");
+	e->rl_headers = !rh || cJSON_IsTrue(rh);
 	if (str_field(o, "region", 0, &e->region))
 		return fail(msg, mlen, "`region` must be a string");
 	if (int_field(o, "context_window", 100000000L, &e->context_window))
