@@ -14,6 +14,7 @@
 #include <cjson/cJSON.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,39 +196,75 @@ struct watch {
 	atomic_int closed;         /* its session was closed (DELETE) */
 	convbi_session *conv;      /* set once the conversation is open */
 	struct mcp_cancel *cancel; /* an MCP call's, instead of conv */
+	uint64_t id;               /* set by watch_add: tells a later watch at the same address apart */
 	struct watch *next;
 };
 
 static pthread_mutex_t watch_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct watch *watched;
+static uint64_t watch_ids; /* under watch_lock */
 static pthread_t watchdog;
 static atomic_int watchdog_stop;
 static int watchdog_started;
 
+/* The sockets are looked at without the lock (watch_add and watch_remove
+ * take it on every question's thread): the watched fds and ids are copied,
+ * polled, and a verdict applies only to a watch still there under its id. */
 static void *watchdog_run(void *payload)
 {
+	(void)payload;
+	struct seen {
+		struct watch *w;
+		uint64_t id;
+		int fd;
+	} *seen = NULL;
+	size_t cap = 0;
 	while (!atomic_load(&watchdog_stop)) {
+		size_t n = 0;
 		pthread_mutex_lock(&watch_lock);
-		for (struct watch *w = watched; w; w = w->next)
+		for (struct watch *w = watched; w; w = w->next) {
 			if (atomic_load(&w->gone) && !w->cancel && w->conv)
 				convbi_session_interrupt(w->conv); /* again: a run that began after the first clears it */
-			else if (!atomic_load(&w->gone) && !client_alive(w->fd)) {
-				atomic_store(&w->gone, 1);
-				if (w->cancel)
-					mcp_cancel_fire(w->cancel);
-				else if (w->conv)
-					convbi_session_interrupt(w->conv);
+			if (atomic_load(&w->gone))
+				continue;
+			if (n == cap) { /* rare: grows to the most questions ever watched at once */
+				struct seen *more = realloc(seen, (cap ? 2 * cap : 64) * sizeof *seen);
+				if (!more)
+					break; /* the rest are looked at when memory allows */
+				seen = more;
+				cap = cap ? 2 * cap : 64;
 			}
+			seen[n++] = (struct seen){w, w->id, w->fd};
+		}
 		pthread_mutex_unlock(&watch_lock);
+		size_t left = 0;
+		for (size_t i = 0; i < n; i++)
+			if (!client_alive(seen[i].fd))
+				seen[left++] = seen[i];
+		if (left) {
+			pthread_mutex_lock(&watch_lock);
+			for (struct watch *w = watched; w; w = w->next)
+				for (size_t i = 0; i < left; i++)
+					if (seen[i].w == w && seen[i].id == w->id && !atomic_load(&w->gone)) {
+						atomic_store(&w->gone, 1);
+						if (w->cancel)
+							mcp_cancel_fire(w->cancel);
+						else if (w->conv)
+							convbi_session_interrupt(w->conv);
+					}
+			pthread_mutex_unlock(&watch_lock);
+		}
 		struct timespec ts = {0, WATCH_POLL_MS * 1000000L};
 		nanosleep(&ts, NULL);
 	}
+	free(seen);
 	return NULL;
 }
 
 static void watch_add(struct watch *w)
 {
 	pthread_mutex_lock(&watch_lock);
+	w->id = ++watch_ids;
 	w->next = watched;
 	watched = w;
 	pthread_mutex_unlock(&watch_lock);
