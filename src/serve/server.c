@@ -103,32 +103,39 @@ void serve_log_flush(void)
 	pthread_mutex_unlock(&log_lock);
 }
 
-void serve_log(const char *fmt, ...)
+/* One line into the log: an access line is gathered with the others
+ * (written per 4 KiB or door tick), any other line flushes them and is
+ * written at once, so the order holds. */
+static void log_line(int access, const char *fmt, va_list ap)
 {
 	char line[SERVE_LOG_LINE_BYTES];
+	size_t len = log_format(line, fmt, ap);
+	pthread_mutex_lock(&log_lock);
+	if (!access || log_len + len > sizeof log_buf)
+		log_flush_locked();
+	if (access) {
+		memcpy(log_buf + log_len, line, len);
+		log_len += len;
+	} else {
+		log_write(line, len);
+	}
+	pthread_mutex_unlock(&log_lock);
+}
+
+void serve_log(const char *fmt, ...)
+{
 	va_list ap;
 	va_start(ap, fmt);
-	size_t len = log_format(line, fmt, ap);
+	log_line(0, fmt, ap);
 	va_end(ap);
-	pthread_mutex_lock(&log_lock);
-	log_flush_locked();
-	log_write(line, len);
-	pthread_mutex_unlock(&log_lock);
 }
 
 void serve_log_access(const char *fmt, ...)
 {
-	char line[SERVE_LOG_LINE_BYTES];
 	va_list ap;
 	va_start(ap, fmt);
-	size_t len = log_format(line, fmt, ap);
+	log_line(1, fmt, ap);
 	va_end(ap);
-	pthread_mutex_lock(&log_lock);
-	if (log_len + len > sizeof log_buf)
-		log_flush_locked();
-	memcpy(log_buf + log_len, line, len);
-	log_len += len;
-	pthread_mutex_unlock(&log_lock);
 }
 
 int64_t serve_now_ms(void)

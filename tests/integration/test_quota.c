@@ -385,6 +385,15 @@ static void with_wrong_keys(const char *path)
 	free(text);
 }
 
+/* Two endpoints that answer "OK", each with its own key. */
+#define EAST_WEST_SCENARIO                        \
+	"{\"endpoints\":["                        \
+	"{\"name\":\"east\",\"api_key\":\"" KEY_A \
+	"\",\"deployment\":\"gpt-4o\"},"          \
+	"{\"name\":\"west\",\"api_key\":\"" KEY_B \
+	"\",\"deployment\":\"gpt-4o\"}],"         \
+	"\"default_reply\":\"OK\"}"
+
 /* One endpoint refusing its key, the other down (attack9 F3): the call
  * names the refusal and its fix, never "every endpoint is rate limited"
  * (no 429 was ever sent), in the process that saw it and in the next. */
@@ -392,12 +401,7 @@ static void a_refused_key_beside_a_down_endpoint_is_named_not_rate_limited(void 
 {
 	(void)state;
 	struct fake f;
-	assert_int_equal(fake_start(&f,
-	                            "{\"endpoints\":["
-	                            "{\"name\":\"east\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\"},"
-	                            "{\"name\":\"west\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\"}],"
-	                            "\"default_reply\":\"OK\"}"),
-	                 0);
+	assert_int_equal(fake_start(&f, EAST_WEST_SCENARIO), 0);
 	char cfg[1024], west[64], msg[1024];
 	write_config(&f, cfg, sizeof cfg, "mixed.json", NULL);
 	char *text = tu_read_file(cfg, NULL);
@@ -430,12 +434,7 @@ static void a_fixed_key_works_on_the_first_call_after_the_fix(void **state)
 {
 	(void)state;
 	struct fake f;
-	assert_int_equal(fake_start(&f,
-	                            "{\"endpoints\":["
-	                            "{\"name\":\"east\",\"api_key\":\"" KEY_A "\",\"deployment\":\"gpt-4o\"},"
-	                            "{\"name\":\"west\",\"api_key\":\"" KEY_B "\",\"deployment\":\"gpt-4o\"}],"
-	                            "\"default_reply\":\"OK\"}"),
-	                 0);
+	assert_int_equal(fake_start(&f, EAST_WEST_SCENARIO), 0);
 	char good[1024], bad[1024], url[64], msg[1024];
 	write_config(&f, good, sizeof good, "good.json", NULL);
 	write_config(&f, bad, sizeof bad, "bad.json", NULL);
