@@ -63,13 +63,11 @@
  * The first 429 of a cooldown episode (one per episode, however many
  * processes see its 429s) owes a cut, made by the first pick after the
  * cooldown, from what the endpoint admitted (counted at the send) since
- * the last cut or raise: up to the 429 itself when a rate is known,
- * saying nothing over less than POOL_LEARN_MEASURE_CUT_MS, the waits that
- * later 429s of an episode imposed not counted (their cooldowns move the
- * measurement's start); up to the cooldown's end for the first cut (a
- * window's burst over the window), a cooldown of whole seconds not
- * counting its last POOL_LEARN_ROUND_MS (a plain `retry-after: 1` may
- * overstate the wait by that much).  The first
+ * the last cut or raise: up to the 429 when a rate is known, a cooldown of
+ * whole seconds not counting its last POOL_LEARN_ROUND_MS (a plain
+ * `retry-after: 1` may overstate the wait by that much), and saying
+ * nothing over less than POOL_LEARN_MEASURE_CUT_MS; up to the cooldown's
+ * end for the first cut (a window's burst over the window).  The first
  * cut, with nothing learned, is a floor: POOL_LEARN_CUT of what the
  * endpoint admitted.  A floor is probed, as TCP's slow start does: after
  * each run of about a second of its traffic that kept up with it
