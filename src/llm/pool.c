@@ -620,21 +620,11 @@ static void learn_from_headers(struct pool *p, unsigned e, const struct pool_out
  * to say.  "Admitted" counts at the send (STATE_ADM: +1 at a pick, -1 at
  * a refusal), so a request on its way counts from the instant it went,
  * as it does at the service.  A cut measures up to the end of the
- * cooldown the 429 asked for (until_ms; the 429 came at at_ms): the
- * service's window has admitted what it admits until then, so a burst at
- * the start of a window is not taken for the rate (a window of L per W
- * admits L in an instant, then nothing until W has passed).  But a
- * retry-after in whole seconds (a plain 429 says `retry-after: 1`, and
- * one without a retry time cools for whole seconds too) may overstate the
- * wait by up to POOL_LEARN_ROUND_MS, and a span of a few seconds would
- * take that second of our own waiting for the service's refusal: so a
- * cooldown of whole seconds counts a second less, where what remains is
- * long enough to say (an exact retry-after-ms counts as it is).  When a
- * rate is known already (known), a span under POOL_LEARN_MEASURE_CUT_MS
- * does not say (-1): the second of our own waiting, or the first second
- * after a cooldown while the callers come back, would pass for a rate far
- * under the quota. */
-static double admitted_rate(struct state *st, unsigned e, int64_t at_ms, int64_t until_ms, int tokens, int known)
+ * cooldown the 429 asked for: the service's window has admitted what it
+ * admits until then, so a burst at the start of a window is not taken for
+ * the rate (a window of L per W admits L in an instant, then nothing until
+ * W has passed). */
+static double admitted_rate(struct state *st, unsigned e, int64_t until_ms, int tokens)
 {
 	int64_t since = st->ops->get(st, e, STATE_MEAS_SINCE);
 	int64_t n = st->ops->get(st, e, STATE_ADM) - st->ops->get(st, e, STATE_MEAS_ADM);
@@ -642,16 +632,7 @@ static double admitted_rate(struct state *st, unsigned e, int64_t at_ms, int64_t
 		return -1;
 	if (tokens)
 		n = st->ops->get(st, e, STATE_ADM_TOK) - st->ops->get(st, e, STATE_MEAS_TOK);
-	if (known) { /* paced traffic: up to the 429 itself */
-		if (at_ms - since < POOL_LEARN_MEASURE_CUT_MS)
-			return -1;
-		return (double)n * 60000.0 / (double)(at_ms - since);
-	}
-	int64_t cool = until_ms - (at_ms > since ? at_ms : since);
-	int64_t span = until_ms - since - (cool > 0 && cool % 1000 == 0 ? POOL_LEARN_ROUND_MS : 0);
-	if (span < POOL_LEARN_MEASURE_MIN_MS)
-		span = until_ms - since;
-	return (double)n * 60000.0 / (double)span;
+	return (double)n * 60000.0 / (double)(until_ms - since);
 }
 
 /* Restarts the admitted-rate measurement from since_ms: for a cut, the
@@ -701,52 +682,19 @@ static void count_refused(struct pool *p, unsigned e, int64_t est)
 /* The first 429 of an episode (one per cooldown, however many processes
  * see its 429s) owes a cut, made when the cooldown ends (learn_settle):
  * by then every request sent before it has been answered or is on its
- * way to an answer that counts.  STATE_LEARN_PEND keeps the 429's time,
- * STATE_LEARN_UNTIL the cooldown's end (pend_due). */
-static int64_t pace_us(int64_t amount, int64_t per_minute, int learned);
-
-static int learn_owe(struct pool *p, unsigned e, int64_t now_ms, int64_t cool_until, int tokens, int64_t est)
+ * way to an answer that counts. */
+static void learn_owe(struct pool *p, unsigned e, int64_t now_ms, int64_t cool_until, int tokens)
 {
 	struct state *st = p->st;
 	const struct pool_ep_cfg *c = &p->eps[e];
 	if ((tokens ? c->tpm : c->rpm) > 0)
-		return 0;
+		return;
 	int64_t until = st->ops->get(st, e, STATE_LEARN_UNTIL);
 	if (now_ms < until)
-		return 0;
-	if (!st->ops->cas(st, e, STATE_LEARN_UNTIL, until, max64(cool_until, now_ms) + POOL_LEARN_EPISODE_MS))
-		return 0; /* another process owes it already */
-	/* Were callers queued for the pacing (its next free slot more than
-	 * POOL_LEARN_QUEUED slots ahead)?  Then the traffic pressed the rate,
-	 * and what the endpoint admitted under it is what the service let
-	 * through; else the callers did not fill the rate, and what was
-	 * admitted says how many they were, not the quota.  The answer rides
-	 * in the lowest bit of the 429's time. */
-	int64_t rate = st->ops->get(st, e, tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM);
-	int64_t pace = st->ops->get(st, e, tokens ? STATE_PACE_TOK : STATE_PACE_REQ);
-	int pressed = rate > 0 && pace > now_ms * 1000 + POOL_LEARN_QUEUED * pace_us(tokens && est > 0 ? est : 1, rate, 1);
-	st->ops->store(st, e, STATE_LEARN_PEND, ((now_ms & ~(int64_t)1) | pressed) << 1 | tokens);
-	return 1;
-}
-
-/* A 429 that owes no cut (its episode's cut is owed or made) still holds
- * every caller for its cooldown: the measurement a later cut or raise
- * reads starts that much later (wait_ms, what the cooldown grew by), so
- * that our own waits do not pass for a rate the endpoint would not admit.
- * Nothing moves while a cut is owed (its measurement ends at its 429). */
-static void measure_wait(struct pool *p, unsigned e, int64_t wait_ms)
-{
-	struct state *st = p->st;
-	if (wait_ms <= 0 || !learns(&p->eps[e]) || st->ops->get(st, e, STATE_LEARN_PEND) != 0 ||
-	    st->ops->get(st, e, STATE_MEAS_SINCE) <= 0)
 		return;
-	st->ops->add(st, e, STATE_MEAS_SINCE, wait_ms);
-}
-
-/* When the cut owed in f is due: the end of the cooldown of its 429. */
-static int64_t pend_due(const int64_t *f)
-{
-	return max64(f[STATE_LEARN_UNTIL] - POOL_LEARN_EPISODE_MS, f[STATE_LEARN_PEND] >> 1);
+	if (!st->ops->cas(st, e, STATE_LEARN_UNTIL, until, max64(cool_until, now_ms) + POOL_LEARN_EPISODE_MS))
+		return; /* another process owes it already */
+	st->ops->store(st, e, STATE_LEARN_PEND, max64(cool_until, now_ms) << 1 | tokens);
 }
 
 /* The successes a run of raises takes: about a second of traffic at the
@@ -781,28 +729,22 @@ static int probing(int64_t maxes, int tokens)
  * first picker after the cooldown (pool.h tells the rules): a floor to
  * probe from when the traffic never tested the rate, back before the
  * last probe's step when a probe went past the quota, else POOL_LEARN_CUT
- * of what the endpoint admitted (never above the rate), which is the
- * ceiling the rate then climbs back to. */
+ * of the rate. */
 static void learn_settle(struct pool *p, unsigned e, int64_t pend)
 {
 	struct state *st = p->st;
 	const struct pool_ep_cfg *c = &p->eps[e];
 	if (!st->ops->cas(st, e, STATE_LEARN_PEND, pend, 0))
 		return; /* another picker settled it */
-	int64_t at = pend >> 1;
-	int pressed = (int)(at & 1); /* learn_owe */
-	int64_t horizon = max64(st->ops->get(st, e, STATE_LEARN_UNTIL) - POOL_LEARN_EPISODE_MS, at);
+	int64_t horizon = pend >> 1;
 	int tokens = (int)(pend & 1);
 	int field = tokens ? STATE_LEARN_TPM : STATE_LEARN_RPM;
 	int64_t cur = st->ops->get(st, e, field);
-	double admitted = admitted_rate(st, e, at, horizon, tokens, cur > 0);
+	double admitted = admitted_rate(st, e, horizon, tokens);
 	if (admitted <= 0 && cur <= 0)
 		return;
-	/* callers queued for the rate pressed it, whatever the measurement
-	 * (which holds our own waits for 429s) says */
-	int reached = cur > 0 && (admitted <= 0 || pressed || admitted >= POOL_LEARN_REACHED * (double)cur);
+	int reached = cur > 0 && (admitted <= 0 || admitted >= POOL_LEARN_REACHED * (double)cur);
 	int64_t was_step = step_of(st->ops->get(st, e, STATE_LEARN_STEP), tokens);
-	int64_t last = was_step / 2 < cur ? was_step / 2 : cur / 2; /* a probe's last step (the stored one is the next) */
 	int64_t base, next, step;
 	int probe;
 	if (!reached) { /* a floor: the traffic's rate (first cut), or half the rate */
@@ -810,32 +752,18 @@ static void learn_settle(struct pool *p, unsigned e, int64_t pend)
 		next = (int64_t)((double)base * POOL_LEARN_CUT);
 		step = next / POOL_LEARN_PROBE_DIV;
 		probe = 1;
-	} else if (probing(st->ops->get(st, e, STATE_LEARN_MAX), tokens) && (admitted <= 0 || admitted >= (double)(cur - last))) {
-		/* a probe went past the quota, the rate before its step admitted:
-		 * back under there, the next step a quarter of the last */
-		base = cur - last;
-		next = (int64_t)((double)base * POOL_LEARN_CUT);
+	} else if (probing(st->ops->get(st, e, STATE_LEARN_MAX), tokens)) {
+		/* a probe went past the quota: back to the rate before its step
+		 * (half the one stored for the next), the next step a quarter of it */
+		int64_t last = was_step / 2 < cur ? was_step / 2 : cur / 2;
+		base = next = cur - last;
 		step = last / 4;
 		probe = step >= next / POOL_LEARN_PROBE_DIV && step > 0;
-		if (!probe) /* the search ends: the ceiling is the rate before the step */
+		if (!probe)
 			step = next / POOL_LEARN_STEP_DIV;
 	} else {
-		/* refused at the rate: that is about the quota, the ceiling to
-		 * climb back to -- unless the endpoint admitted clearly less
-		 * (POOL_LEARN_ABOVE) while callers queued for the rate
-		 * (learn_owe): the rate had climbed past the quota, or the
-		 * quota was cut, and the cut is from what it admitted (not under
-		 * POOL_LEARN_DEEP of the rate), the ceiling what it admitted but
-		 * not under POOL_LEARN_FLOOR of the rate (several 429s in a row
-		 * waited whole seconds each, and the measurement holds those
-		 * waits: a ceiling too low would be climbed past only slowly) */
-		double from = cur;
 		base = cur;
-		if (pressed && admitted > 0 && admitted < POOL_LEARN_ABOVE * (double)cur) { /* it counts our own waits too */
-			from = admitted > POOL_LEARN_DEEP * (double)cur ? admitted : POOL_LEARN_DEEP * (double)cur;
-			base = (int64_t)(admitted > POOL_LEARN_FLOOR * (double)cur ? admitted : POOL_LEARN_FLOOR * (double)cur);
-		}
-		next = (int64_t)(from * POOL_LEARN_CUT);
+		next = (int64_t)((double)base * POOL_LEARN_CUT);
 		step = next / POOL_LEARN_STEP_DIV;
 		probe = 0;
 	}
@@ -849,18 +777,14 @@ static void learn_settle(struct pool *p, unsigned e, int64_t pend)
 }
 
 /* A success: every run of them (run_head), a rate learned from 429s that
- * the traffic is actually pressing against goes up -- unless a cut is
- * owed, and while the traffic admitted at least POOL_LEARN_PRESSING of
- * the rate since the last cut or raise (each restarts the measurement, so
- * that a cut measures the rate as it was when the service refused).
- * Gently, in TCP CUBIC's shape around the ceiling (the
- * rate of the last cut, STATE_LEARN_MAX): halfway back to just under it
- * (1/POOL_LEARN_PLATEAU_DIV under, POOL_LEARN_BACK_DIV); from there, by the step, which grows by half (by one
- * at least) up to a tenth of the rate -- a plateau first, then faster the
- * longer nothing refuses; and once POOL_LEARN_FREE_DIV past the ceiling
- * without a 429 the ceiling is gone (a raised quota): the rate is probed.
- * Probing: by the step, which then doubles.  A measurement gone stale
- * (no traffic for a while) starts over. */
+ * the traffic is actually pressing against goes up by its step -- unless
+ * a cut is owed.  Gently (the traffic admitted at least
+ * POOL_LEARN_PRESSING of the rate since the last cut): halfway back to
+ * the rate of the last cut while that is more than the step, else the
+ * step, which grows by half (by one at least) up to a tenth of the rate.
+ * Probing (the same, measured since the last raise, the measurement
+ * restarting at each): by the step, which then doubles.  A
+ * measurement gone stale (no traffic for a while) starts over. */
 static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 {
 	struct state *st = p->st;
@@ -889,37 +813,30 @@ static void learn_raise(struct pool *p, unsigned e, int64_t now_ms)
 			continue;
 		int64_t cur = st->ops->get(st, e, field), was = step_of(steps, tokens) > 0 ? step_of(steps, tokens) : 1;
 		int probe = probing(maxes, tokens);
-		double admitted = admitted_rate(st, e, now_ms, now_ms, tokens, 0);
+		probed |= probe;
+		double admitted = admitted_rate(st, e, now_ms, tokens);
 		if (admitted < POOL_LEARN_PRESSING * (double)cur)
 			continue;
-		int64_t step = was, next = was, ceiling = step_of(maxes, tokens);
+		int64_t step = was, next = was;
 		if (probe) {
 			next = was * 2;
-		} else if (cur < ceiling - ceiling / POOL_LEARN_PLATEAU_DIV) { /* back under the ceiling; the step waits there */
-			int64_t to = ceiling - ceiling / POOL_LEARN_PLATEAU_DIV;
-			step = (to - cur) / POOL_LEARN_BACK_DIV;
-			step = step < 1 ? to - cur : step;
 		} else {
+			int64_t below = step_of(maxes, tokens) - cur; /* under the rate of the last cut: back there fast */
+			if (below / POOL_LEARN_BACK_DIV > step)
+				step = below / POOL_LEARN_BACK_DIV;
 			next = was * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
 			next = next > was ? next : was + 1;
 			next = next > (cur + step) / 10 ? (cur + step) / 10 : next;
-			if (cur + step >= ceiling + ceiling / POOL_LEARN_FREE_DIV) { /* no ceiling any more: probe */
-				probe = 1;
-				next = (cur + step) / POOL_LEARN_PROBE_DIV;
-			}
 		}
-		probed |= probe;
 		if (step > STATE_RATE_MAX - cur) /* never past what the state holds */
 			step = STATE_RATE_MAX - cur;
 		if (!st->ops->cas(st, e, field, cur, cur + step))
 			continue; /* a cut or another raise came between: what was read is stale */
 		raised = 1;
-		if (probe && !probing(maxes, tokens))
-			set_half(st, e, STATE_LEARN_MAX, tokens, 0);
-		if (next != was)
+		if (next > was)
 			set_half(st, e, STATE_LEARN_STEP, tokens, next);
 	}
-	if (raised) /* the next raise, or cut, measures the rate as it is now */
+	if (probed && raised)
 		measure_restart(st, e, now_ms);
 	st->ops->add(st, e, STATE_LEARN_RUN, run_head(run_rpm(st, e, c), probed));
 }
@@ -1294,7 +1211,7 @@ static int pick_impl(struct pool *p, int64_t now_ms, uint64_t exclude, int64_t e
 		if (learned_restore(p, now_ms)) /* the state was renewed under this load: look again */
 			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		int64_t pend = s[i].f[STATE_LEARN_PEND];
-		if (pend != 0 && pend_due(s[i].f) <= now_ms) { /* a cooldown ended: its cut is due */
+		if (pend != 0 && (pend >> 1) <= now_ms) { /* a cooldown ended: its cut is due */
 			learn_settle(p, (unsigned)i, pend);
 			p->st->ops->load(p->st, (unsigned)i, now_ms, c->rpm > 0 || c->tpm > 0, &s[i]);
 		}
@@ -1512,10 +1429,8 @@ void pool_report(struct pool *p, int ep, int64_t now_ms, const struct pool_outco
 				d *= 2;
 			until = now_ms + (d < POOL_COOL_MAX_MS ? d : POOL_COOL_MAX_MS);
 		}
-		int64_t cooled = max64(st->ops->get(st, e, STATE_COOL_UNTIL), now_ms);
 		cool(st, e, until, POOL_RATE_LIMITED);
-		if (!learn_owe(p, e, now_ms, until, o->tokens_bound, o->est_tokens))
-			measure_wait(p, e, until - cooled);
+		learn_owe(p, e, now_ms, until, o->tokens_bound);
 		/* When the cooldown ends, the paced callers go one slot at a
 		 * time from its end, not all at once; slots reserved beyond it
 		 * were spaced too close (pool_confirm voids them) and start
@@ -1625,7 +1540,6 @@ int pool_live_get(struct pool *p, int ep, int64_t now_ms, struct pool_live *out)
 	out->learned_tpm = c->tpm > 0 ? 0 : f[STATE_LEARN_TPM];
 	out->learned_rpm_from = out->learned_rpm ? learned_from(f[STATE_LEARN_FROM], 0) : POOL_LEARN_NONE;
 	out->learned_tpm_from = out->learned_tpm ? learned_from(f[STATE_LEARN_FROM], 1) : POOL_LEARN_NONE;
-	out->learned_rpm_ceiling = out->learned_rpm_from == POOL_LEARN_429 ? step_of(f[STATE_LEARN_MAX], 0) : 0;
 	out->latency_ms = latency_us(f, now_ms) / 1000;
 	out->token_charge = f[STATE_TOK_CHARGE] > 0 ? (double)f[STATE_TOK_CHARGE] / STATE_CHARGE_ONE : 0;
 	return CONVBI_OK;

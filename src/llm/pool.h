@@ -62,49 +62,42 @@
 /* Learned quotas (endpoints without a configured rpm/tpm): AIMD, as TCP.
  * The first 429 of a cooldown episode (one per episode, however many
  * processes see its 429s) owes a cut, made by the first pick after the
- * cooldown, from what the endpoint admitted (counted at the send) since
- * the last cut or raise: up to the 429 when a rate is known, a cooldown of
- * whole seconds not counting its last POOL_LEARN_ROUND_MS (a plain
- * `retry-after: 1` may overstate the wait by that much), and saying
- * nothing over less than POOL_LEARN_MEASURE_CUT_MS; up to the cooldown's
- * end for the first cut (a window's burst over the window).  The first
- * cut, with nothing learned, is a floor: POOL_LEARN_CUT of what the
- * endpoint admitted.  A floor is probed, as TCP's slow start does: after
- * each run of about a second of its traffic that kept up with it
- * (admitted at least POOL_LEARN_PRESSING of it: a step well past the
- * quota stops the climb) the rate rises by a step,
- * 1/POOL_LEARN_PROBE_DIV of it first and doubling each time; a 429 then
- * means the last step went past the quota: back to POOL_LEARN_CUT of the
- * rate before it, the next step a quarter of the last, and so on until
- * the step is under 1/POOL_LEARN_PROBE_DIV of the rate; the rate before
- * the step is then the ceiling.  A later 429 cuts to POOL_LEARN_CUT of
- * the rate, or of what the endpoint admitted when that was under
- * POOL_LEARN_ABOVE of the rate while callers queued for it (its pacing
- * POOL_LEARN_QUEUED slots ahead; not under POOL_LEARN_DEEP of it), and the
- * rate of the cut (what was admitted, not under POOL_LEARN_FLOOR of the
- * rate) is the ceiling; a 429 when the endpoint admitted under
- * POOL_LEARN_REACHED of the rate (a burst, or an endpoint given a share
- * of the traffic) halves the rate (POOL_LEARN_SPARSE), a floor again.
- * Under a ceiling the rate climbs after each run of about three seconds
- * of traffic (POOL_LEARN_RUN successes at 600 a minute and more, at least
- * POOL_LEARN_RUN_PROBE) that presses against it (POOL_LEARN_PRESSING): halfway
- * (POOL_LEARN_BACK_DIV) back to 1/POOL_LEARN_PLATEAU_DIV under the
- * ceiling, then by a step of 1/POOL_LEARN_STEP_DIV of the rate at the cut,
- * each later step POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN of the one
- * before (by one at least, up to a tenth of the rate); once
- * 1/POOL_LEARN_FREE_DIV past the ceiling without a 429 the ceiling is gone
- * (a raised quota) and the rate is probed as a floor is.  So the rate goes
- * back quickly to just under where the service last refused, stays there,
- * then probes past it faster the longer nothing refuses (TCP CUBIC's
- * shape); a rate cut far too deep is back near the quota in seconds, not
- * minutes (attack3 F1), and one far above it comes down in a cut or two,
- * not one 3 % cut a 429 (attack8 N3, N4).  Tokens count as Azure counts
- * them: the request's estimate (prompt + max_tokens). */
+ * cooldown.  When the endpoint admitted at least POOL_LEARN_REACHED of the
+ * learned rate since the last cut, the rate goes to POOL_LEARN_CUT of
+ * itself.  (A quota over short windows refuses a burst even when the
+ * traffic averaged well under the learned rate.)  Otherwise the traffic
+ * never tested the rate, and what the cut finds is a floor, not the
+ * quota: the first cut goes to POOL_LEARN_CUT of the rate the endpoint
+ * admitted (counted at the send, measured up to the cooldown's end over
+ * at least POOL_LEARN_MEASURE_MIN_MS: one window's burst over a longer
+ * span, or an endpoint's share of the traffic), a later one halves the
+ * rate (POOL_LEARN_SPARSE).  A floor is probed, as TCP's slow start
+ * does: after each run of about a second of its traffic that kept up
+ * with it (admitted at least POOL_LEARN_PRESSING of it) the rate rises
+ * by a step, 1/POOL_LEARN_PROBE_DIV of it first and doubling each time;
+ * a 429 then means the last step went past the quota: back to the rate
+ * before it, the next step a quarter of the last, and so on until
+ * the step is under 1/POOL_LEARN_PROBE_DIV of the rate.  From there, and
+ * after every cut from the rate itself, the rate climbs gently: after a
+ * run of about three seconds of traffic (POOL_LEARN_RUN successes at 600
+ * a minute and more, at least POOL_LEARN_RUN_PROBE) that presses against
+ * it (admitted at least POOL_LEARN_PRESSING of it), by a step of
+ * 1/POOL_LEARN_STEP_DIV of the rate at the cut first, each later step
+ * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN of the one before (by one at
+ * least, up to a tenth of the rate) until the next cut -- or, while under
+ * the rate the last cut was made from, by 1/POOL_LEARN_BACK_DIV of the
+ * distance to it when that is more.  So the rate goes back quickly to
+ * where the service last refused, probes gently past it, and faster the
+ * longer nothing refuses (TCP CUBIC's shape); a rate cut far too deep, by
+ * a burst or a first measurement that caught the traffic still ramping
+ * up, is back near the quota in seconds, not minutes (attack3 F1).
+ * Tokens count as Azure counts them: the request's estimate (prompt +
+ * max_tokens). */
 #define POOL_LEARN_CUT 0.97
 #define POOL_LEARN_REACHED 0.5
 #define POOL_LEARN_PRESSING 0.8
 #define POOL_LEARN_RUN 30
-#define POOL_LEARN_STEP_DIV 200
+#define POOL_LEARN_STEP_DIV 100
 #define POOL_LEARN_SPARSE 0.5
 #define POOL_LEARN_PROBE_DIV 10
 #define POOL_LEARN_RUN_PROBE 3
@@ -112,14 +105,6 @@
 #define POOL_LEARN_GROW_NUM 3
 #define POOL_LEARN_GROW_DEN 2
 #define POOL_LEARN_MEASURE_MIN_MS 500
-#define POOL_LEARN_MEASURE_CUT_MS 2000    /* the least span a cut from a known rate measures */
-#define POOL_LEARN_ROUND_MS 1000          /* a cooldown's part not counted in a cut's measurement */
-#define POOL_LEARN_FREE_DIV 20            /* this far past the ceiling without a 429: probed */
-#define POOL_LEARN_PLATEAU_DIV 64         /* the climb back stops this far under the ceiling */
-#define POOL_LEARN_QUEUED 2               /* a pacing this many slots ahead at a 429: the callers pressed the rate */
-#define POOL_LEARN_ABOVE 0.9              /* a cut admitted under this much of the rate: from what it admitted ... */
-#define POOL_LEARN_DEEP 0.6               /* ... but not under this much of the rate */
-#define POOL_LEARN_FLOOR 0.85             /* its ceiling: what it admitted, not under this much of the rate */
 #define POOL_LEARN_EPISODE_MS 1000        /* 429s this long after a cooldown still belong to it */
 #define POOL_LEARN_MEASURE_STALE_MS 30000 /* an older measurement restarts */
 
@@ -368,9 +353,8 @@ struct pool_live {
 	int64_t learned_tpm;
 	int learned_rpm_from; /* enum pool_learn_from */
 	int learned_tpm_from;
-	int64_t learned_rpm_ceiling; /* learned from 429s: the rate of the last cut it climbs back to, 0 = probing */
-	int64_t latency_ms;          /* the successes' moving average latency, 0 = none lately */
-	double token_charge;         /* tokens charged per estimated token (the token charge), 0 = not measured */
+	int64_t latency_ms;  /* the successes' moving average latency, 0 = none lately */
+	double token_charge; /* tokens charged per estimated token (the token charge), 0 = not measured */
 };
 /* "none", "header", "429" ("?" for others); static. */
 const char *pool_learn_from_name(int from);

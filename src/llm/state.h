@@ -86,7 +86,7 @@ enum state_field {
 	STATE_ADM,          /* requests sent and not refused (+1 at a pick, -1 at a refusal) */
 	STATE_ADM_TOK,      /* their estimated tokens (prompt + max_tokens), likewise */
 	STATE_MEAS_TOK,     /* STATE_ADM_TOK at the measurement's start */
-	STATE_LEARN_PEND,   /* a cut owed: (ms << 1 | tokens), ms the 429's (due: LEARN_UNTIL); 0 = none */
+	STATE_LEARN_PEND,   /* a cut owed: (ms << 1 | tokens), measured to ms (a cooldown's end); 0 = none */
 	STATE_LEARN_MAX,    /* the rates the last cuts were made from: rpm | tpm << 32 */
 	STATE_LAT_EWMA,     /* us: moving average of the successful attempts' latency, 0 = none */
 	STATE_LAT_AT,       /* ms: when STATE_LAT_EWMA last moved */

@@ -828,33 +828,26 @@ static void first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end(v
 
 /* Callers pressing on an endpoint from t to until: every pick the pacing
  * allows (one each 5 ms at most), each answered at once.  Each change of
- * the learned rate is checked against the gentle climb around the ceiling
- * max (the rate of the last cut): halfway back to 1/POOL_LEARN_PLATEAU_DIV
- * under it (the rest of the way when that is under one); from there, the
- * step, which then grows
- * by half (by one at least) up to a tenth of the rate.  Stops once the
- * rate is POOL_LEARN_FREE_DIV past the ceiling (from there it is probed);
- * returns the raises, *t where it stopped. */
-static int press_gently(struct pool *p, int64_t *t, int64_t until, int64_t *rate, int64_t *step, int64_t max)
+ * the learned rate is checked against the gentle climb -- halfway back to
+ * the rate of the last cut (max) while that is more than the step, else
+ * the step, which then grows by half (by one at least) up to a tenth of
+ * the rate; returns the raises. */
+static int press_gently(struct pool *p, int64_t t, int64_t until, int64_t *rate, int64_t *step, int64_t max)
 {
 	int raises = 0;
-	while (*t < until && *rate < max + max / POOL_LEARN_FREE_DIV) {
-		*t += 5;
-		if (pick_full(p, *t, 0, 0).ep == 0)
-			report(p, 0, *t, POOL_OK, -1);
-		int64_t now_rate = live_of(p, 0, *t).learned_rpm;
+	while (t < until) {
+		t += 5;
+		if (pick_full(p, t, 0, 0).ep == 0)
+			report(p, 0, t, POOL_OK, -1);
+		int64_t now_rate = live_of(p, 0, t).learned_rpm;
 		if (now_rate == *rate)
 			continue;
-		int64_t applied = *step, to = max - max / POOL_LEARN_PLATEAU_DIV;
-		if (*rate < to) {
-			applied = (to - *rate) / POOL_LEARN_BACK_DIV;
-			applied = applied < 1 ? to - *rate : applied;
-		} else {
-			int64_t next = *step * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
-			next = next > *step ? next : *step + 1;
-			*step = next > (*rate + applied) / 10 ? (*rate + applied) / 10 : next;
-		}
+		int64_t back = (max - *rate) / POOL_LEARN_BACK_DIV, applied = back > *step ? back : *step;
 		assert_int_equal(now_rate, *rate + applied);
+		int64_t next = *step * POOL_LEARN_GROW_NUM / POOL_LEARN_GROW_DEN;
+		next = next > *step ? next : *step + 1;
+		next = next > now_rate / 10 ? now_rate / 10 : next;
+		*step = next > *step ? next : *step;
 		*rate = now_rate;
 		raises++;
 	}
@@ -910,158 +903,19 @@ static void a_first_cut_is_a_floor_probed_by_doubling_steps_then_a_search_then_g
 	assert_true(t - t1 < 1250);
 	assert_int_equal(press_until_raised(p, &t), 1512 + 464);
 	assert_int_equal(press_until_raised(p, &t), 1976 + 928);
-	/* a 429: the last step went past the quota -- back under the rate
-	 * before it (POOL_LEARN_CUT of it), the next step a quarter of it
-	 * (232, a tenth of the rate or more) */
-	int64_t under = (int64_t)(1976 * POOL_LEARN_CUT);
-	assert_int_equal(refused_at(p, &t, &ep_end), under);
-	assert_int_equal(press_until_raised(p, &t), under + 232);
+	/* a 429: the last step went past the quota -- back before it, the
+	 * next step a quarter of it (232, a tenth of the rate or more) */
+	assert_int_equal(refused_at(p, &t, &ep_end), 1976);
+	assert_int_equal(press_until_raised(p, &t), 1976 + 232);
 	/* and again: back, the next step (58) under a tenth of the rate ends
-	 * the search; the rate before the step is the ceiling of the gentle
-	 * climb from there -- halfway back to just under it, then steps from
-	 * 1/POOL_LEARN_STEP_DIV of the rate growing by half, a run of
-	 * POOL_LEARN_RUN successes each */
-	int64_t before = under + 232 - 232;
-	assert_int_equal(refused_at(p, &t, &ep_end), (int64_t)((double)before * POOL_LEARN_CUT));
-	assert_int_equal(live_of(p, 0, t).learned_rpm_ceiling, before);
-	int64_t rate = (int64_t)((double)before * POOL_LEARN_CUT), step = rate / POOL_LEARN_STEP_DIV;
-	assert_true(press_gently(p, &t, t + 20000, &rate, &step, before) >= 3 && rate > before);
-	/* a 429 now, the traffic at the rate: POOL_LEARN_CUT of what the
-	 * endpoint admitted since the last raise (the pacing at the rate, as
-	 * picks 5 ms apart can follow it), never above the rate */
-	int64_t cut = refused_at(p, &t, &ep_end);
-	assert_true(cut <= (int64_t)((double)rate * POOL_LEARN_CUT) && cut >= (int64_t)(0.8 * (double)rate * POOL_LEARN_CUT));
-	/* the rate of the cut is the ceiling: back halfway, then the plateau's
-	 * small steps, and POOL_LEARN_FREE_DIV past it without a 429 the
-	 * ceiling is gone -- a raised quota -- and the rate is probed: by a
-	 * tenth of it, then doubling */
-	int64_t ceiling = live_of(p, 0, t).learned_rpm_ceiling;
-	assert_true(ceiling > cut && ceiling <= rate);
-	rate = cut;
-	step = cut / POOL_LEARN_STEP_DIV;
-	int64_t started = t;
-	press_gently(p, &t, t + 60000, &rate, &step, ceiling);
-	assert_true(rate >= ceiling + ceiling / POOL_LEARN_FREE_DIV);
-	assert_true(t - started < 30000); /* runs of 30 successes at ~2000/min: about a second each */
-	int64_t probed = press_until_raised(p, &t);
-	assert_int_equal(probed, rate + rate / POOL_LEARN_PROBE_DIV);
-	assert_int_equal(press_until_raised(p, &t), probed + 2 * (rate / POOL_LEARN_PROBE_DIV));
-	pool_close(p);
-}
-
-static struct pool *solo_learned(void);
-static struct pool_pick ahead(struct pool *p, int64_t now);
-
-/* The request sent at `at` refused by a 429 (a whole second's cooldown),
- * with callers queued behind it for the pacing or not (queued: two
- * reservations ahead, given up at the 429, as pool_confirm voids them);
- * then the pick after the cooldown. */
-static void refused_queued(struct pool *p, int64_t at, int queued)
-{
-	struct pool_pick sent = ahead(p, at), k[2];
-	assert_true(sent.ep == 0 && sent.at_ms == at);
-	for (int i = 0; i < (queued ? 2 : 0); i++)
-		k[i] = ahead(p, at);
-	report_429(p, 0, at, 1000, 0, 0);
-	for (int i = 0; i < (queued ? 2 : 0); i++) {
-		assert_false(pool_confirm(p, &k[i], k[i].at_ms));
-		pool_abandon(p, &k[i]);
-	}
-	assert_int_equal(pick(p, at + 1000), 0);
-}
-
-/* Bare 429s (attack8 N3): `retry-after: 1` and nothing else, from a
- * service that would admit again sooner.  A 429 just after a probe's step
- * goes back before the step -- the second of cooldown is not taken for a
- * rate far under the quota (it was halved, then probed past the quota
- * again, sawing between half and 1.4 times it). */
-static void a_probe_refused_at_once_with_a_whole_second_goes_back_before_its_step(void **state)
-{
-	struct pool *p = solo_learned();
-	int64_t t = T0 + 1000;
-	assert_int_equal(press_until_raised(p, &t), 1164 + 116);
-	t += 200; /* the 429 comes 200 ms after the step, cooling a whole second */
-	report_429(p, 0, t, 1000, 0, 0);
-	assert_int_equal(pick(p, t + 1000), 0);
-	assert_int_equal(live_of(p, 0, t + 1000).learned_rpm, (int64_t)(1164 * POOL_LEARN_CUT));
-	pool_close(p);
-}
-
-/* A 429 when the rate had climbed past what the endpoint admits (a
- * quota cut, or a rate climbed in a second window): the cut goes to
- * POOL_LEARN_CUT of what it admitted -- measured to the 429, a whole
- * second of cooldown not counted -- not to POOL_LEARN_CUT of the rate,
- * which would take 429 after 429 to come down; though not under
- * POOL_LEARN_FLOOR of the rate (the measurement holds our own waits for
- * 429s too).  What it admitted is the ceiling.  Only when callers queued
- * for the rate: else they did not fill it. */
-static void a_cut_goes_to_what_the_endpoint_admitted_when_the_rate_was_above_it(void **state)
-{
-	struct pool *p = solo_learned();
-	int64_t t = T0 + 1000, ep_end = T0 + 2000;
-	assert_int_equal(press_until_raised(p, &t), 1164 + 116);
-	int64_t rate = refused_at(p, &t, &ep_end); /* the search ends: gently from here */
-	assert_int_equal(rate, (int64_t)(1164 * POOL_LEARN_CUT));
-	/* 1034/min: over 0.85 of the rate, and under 0.9 of it once it has
-	 * climbed back (each raise restarts the measurement) -- for 2.5 s
-	 * after the last raise */
-	int64_t since = t, end = since + 20000;
-	int n = 1; /* refused_at's pick */
-	for (t += 58; t < end; t += 58) {
-		assert_int_equal(pick(p, t), 0);
-		report(p, 0, t, POOL_OK, -1);
-		n++;
-		if (live_of(p, 0, t).learned_rpm != rate) {
-			rate = live_of(p, 0, t).learned_rpm;
-			since = t;
-			n = 0;
-			end = t + 2500;
-		}
-	}
-	int64_t at = t;
-	refused_queued(p, at, 1);
-	int64_t admitted = (int64_t)n * 60000 / (at - since);
-	assert_true(admitted < POOL_LEARN_ABOVE * (double)rate);
-	struct pool_live lv = live_of(p, 0, at + 1000);
-	assert_true(lv.learned_rpm <= (int64_t)(POOL_LEARN_ABOVE * (double)rate * POOL_LEARN_CUT) &&
-	            lv.learned_rpm >= (int64_t)(POOL_LEARN_DEEP * (double)rate * POOL_LEARN_CUT));
-	assert_true(lv.learned_rpm_ceiling >= (int64_t)(POOL_LEARN_FLOOR * (double)rate) &&
-	            lv.learned_rpm_ceiling < (int64_t)(POOL_LEARN_ABOVE * (double)rate));
-	/* the same at 0.72 of the rate, under POOL_LEARN_FLOOR (and under
-	 * POOL_LEARN_PRESSING: no raise): the cut is from what it admitted,
-	 * the ceiling POOL_LEARN_FLOOR of the rate */
-	rate = lv.learned_rpm;
-	since = at + 1000;
-	n = 1; /* refused_queued's pick after the cooldown */
-	int64_t gap = (int64_t)(60000 / (0.72 * (double)rate));
-	for (t = since + gap; t < since + 3000; t += gap) {
-		assert_int_equal(pick(p, t), 0);
-		report(p, 0, t, POOL_OK, -1);
-		n++;
-	}
-	at = t;
-	refused_queued(p, at, 1);
-	admitted = (int64_t)n * 60000 / (at - since);
-	assert_true(admitted < POOL_LEARN_FLOOR * (double)rate && admitted > POOL_LEARN_DEEP * (double)rate);
-	lv = live_of(p, 0, at + 1000);
-	assert_true(lv.learned_rpm <= (int64_t)(POOL_LEARN_FLOOR * (double)rate * POOL_LEARN_CUT) &&
-	            lv.learned_rpm >= (int64_t)(POOL_LEARN_DEEP * (double)rate * POOL_LEARN_CUT));
-	assert_int_equal(lv.learned_rpm_ceiling, (int64_t)(POOL_LEARN_FLOOR * (double)rate));
-	/* the same with nobody queued for the rate: the callers did not fill
-	 * it, and what it admitted is how many they were, not the quota --
-	 * POOL_LEARN_CUT of the rate, which is the ceiling */
-	rate = lv.learned_rpm;
-	since = at + 1000;
-	gap = (int64_t)(60000 / (0.7 * (double)rate));
-	for (t = since + gap; t < since + 3000; t += gap) {
-		assert_int_equal(pick(p, t), 0);
-		report(p, 0, t, POOL_OK, -1);
-	}
-	at = t;
-	refused_queued(p, at, 0);
-	lv = live_of(p, 0, at + 1000);
-	assert_int_equal(lv.learned_rpm, (int64_t)((double)rate * POOL_LEARN_CUT));
-	assert_int_equal(lv.learned_rpm_ceiling, rate);
+	 * the search; the gentle climb -- steps of 1 % growing by half, a run
+	 * of POOL_LEARN_RUN successes -- from there */
+	assert_int_equal(refused_at(p, &t, &ep_end), 1976);
+	int64_t rate = 1976, step = 1976 / POOL_LEARN_STEP_DIV;
+	assert_true(press_gently(p, t, t + 6000, &rate, &step, 1976) >= 3 && rate > 1976);
+	/* a 429 now, the traffic at the rate: POOL_LEARN_CUT of the rate */
+	t += 6000;
+	assert_int_equal(refused_at(p, &t, &ep_end), (int64_t)((double)rate * POOL_LEARN_CUT));
 	pool_close(p);
 }
 
@@ -1077,14 +931,14 @@ static void a_429_under_sparse_traffic_halves_the_rate_and_probes_it(void **stat
 	assert_int_equal(pick(p, T0 + 1000), 0);
 	int64_t t = T0 + 1000, ep_end = T0 + 2000;
 	assert_int_equal(press_until_raised(p, &t), 1280);
-	assert_int_equal(refused_at(p, &t, &ep_end), (int64_t)(1164 * POOL_LEARN_CUT)); /* back under the step: gently */
+	assert_int_equal(refused_at(p, &t, &ep_end), 1164); /* back before the step: gently from there */
 	/* 4 s of 2 calls a second (120/min, a tenth of the rate), then a 429 */
 	for (int i = 0; i < 8; i++) {
 		t += 500;
 		assert_int_equal(pick(p, t), 0);
 		report(p, 0, t, POOL_OK, -1);
 	}
-	int64_t half = (int64_t)((double)(int64_t)((int64_t)(1164 * POOL_LEARN_CUT) * POOL_LEARN_SPARSE) * POOL_LEARN_CUT);
+	int64_t half = (int64_t)((double)(int64_t)(1164 * POOL_LEARN_SPARSE) * POOL_LEARN_CUT);
 	assert_int_equal(refused_at(p, &t, &ep_end), half);
 	assert_int_equal(press_until_raised(p, &t), half + half / POOL_LEARN_PROBE_DIV);
 	pool_close(p);
@@ -1577,8 +1431,6 @@ int main(void)
 	        cmocka_unit_test(first_cut_is_to_what_the_endpoint_admitted_up_to_the_cooldowns_end),
 	        cmocka_unit_test(a_first_cut_is_a_floor_probed_by_doubling_steps_then_a_search_then_gently),
 	        cmocka_unit_test(a_429_under_sparse_traffic_halves_the_rate_and_probes_it),
-	        cmocka_unit_test(a_probe_refused_at_once_with_a_whole_second_goes_back_before_its_step),
-	        cmocka_unit_test(a_cut_goes_to_what_the_endpoint_admitted_when_the_rate_was_above_it),
 	        cmocka_unit_test(a_token_429_cuts_the_learned_tpm_by_the_estimated_tokens_admitted),
 	        cmocka_unit_test(the_token_estimate_follows_the_charge_the_service_reports),
 	        cmocka_unit_test(callers_waiting_for_a_cooldown_go_one_paced_slot_at_a_time),
